@@ -50,6 +50,7 @@ from torchrl_reg.recipe_utils import (
     linear_schedule,
     load_checkpoint,
     load_collector_state,
+    load_replay_buffer_state,
     make_collector,
     make_env,
     make_logger,
@@ -59,6 +60,7 @@ from torchrl_reg.recipe_utils import (
     num_actions,
     plot_learning_curve,
     register_schema,
+    replay_buffer_state,
     resolve_run_dir,
     rng_state,
     sample_minibatches,
@@ -216,7 +218,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
                 "loss_module": loss_module.state_dict(),
                 "policy": policy.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "replay_buffer": replay_buffer.state_dict(),
+                "replay_buffer": replay_buffer_state(replay_buffer),
                 "collector": collector_state(collector),
                 "tracker": tracker.state_dict(),
                 "rng": rng_state(),
@@ -235,7 +237,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         loss_module.load_state_dict(state["loss_module"])
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
-        replay_buffer.load_state_dict(state["replay_buffer"])
+        load_replay_buffer_state(replay_buffer, state["replay_buffer"])
         load_collector_state(collector, state["collector"])
         tracker.load_state_dict(state["tracker"])
         set_rng_state(state["rng"])
