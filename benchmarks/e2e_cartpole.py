@@ -41,7 +41,7 @@ def run_one(impl: str, target: str, seed: int, frames: int, extra: list[str]) ->
                    "--total-timesteps", str(frames), "--json", str(out_json)]
         else:
             cmd = [sys.executable, "recipes/m_dqn.py", f"loss={target}", f"seed={seed}",
-                   f"collector.total_frames={frames}", f"run_dir={tmp}/run", "eval.interval=0", "eval.episodes=0",
+                   f"collector.total_frames={frames}", f"hydra.run.dir={tmp}/run", "eval.interval=0", "eval.episodes=0",
                    "logger.progress_bar=false", *extra]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         cpu0, t0 = _cpu_children(), time.perf_counter()
@@ -125,7 +125,7 @@ def plot(runs: list[dict], rows: list[dict], path: Path) -> None:
     ax2.bar(xs - 0.2, [x["baseline_wall_s"] for x in rows], 0.4, color=colors["baseline"], label="plain PyTorch baseline")
     ax2.bar(xs + 0.2, [x["recipe_wall_s"] for x in rows], 0.4, color=colors["recipe"], label="recipes/m_dqn.py")
     for i, x in enumerate(rows):
-        ax2.text(i + 0.2, x["recipe_wall_s"], f"{x['wall_ratio']:.2f}x", ha="center", va="bottom", fontsize=8)
+        ax2.text(i + 0.2, x["recipe_wall_s"], f"{x['wall_ratio']:.2f}x wall\n{x['cpu_ratio']:.2f}x CPU", ha="center", va="bottom", fontsize=8)
     ax2.set_xticks(xs, labels)
     ax2.set_ylabel("wall-clock of the whole run (s)")
     ax2.set_title("same schedule, back-to-back runs (2 shared cores)")

@@ -188,8 +188,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         if cfg.optim.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(loss_module.parameters(), cfg.optim.max_grad_norm)
         optimizer.step()
-        # Last, so that torch.compile traces loss, backward and step before this graph break.
-        optimizer.zero_grad(set_to_none=True)
+        # Last, so that torch.compile traces loss, backward and step before this graph break;
+        # zeroed in place, so the compiled step sees the same gradient tensors every call.
+        optimizer.zero_grad(set_to_none=False)
         return out.detach()
 
     if cfg.compile:
@@ -204,20 +205,19 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     eval_frames: list[int] = []
     eval_returns: list[float] = []
     logged_episodes = 0
-    # Loss outputs since the last log line: kept as a list (summed when logged or checkpointed)
-    # because adding every entry at every update costs more than the update's bookkeeping.
-    # A resumed run carries the values of the interrupted one, stacked per key, so that its
-    # logged means are bit-identical to those of an uninterrupted run.
+    # Loss outputs since the last log line, kept as a list and averaged when logged (adding every
+    # entry at every update costs more than the rest of the update's bookkeeping). A resumed run
+    # carries those of the interrupted one, stacked per key, so its logged means are bit-identical.
     pending_outputs: list = []
     carried_outputs: dict[str, torch.Tensor] = {}
 
     def outputs_since_log() -> dict[str, torch.Tensor]:
-        if not pending_outputs:
-            return dict(carried_outputs)
-        return {
-            key: torch.cat([carried_outputs.get(key, torch.zeros(0)), torch.stack([o.get(key) for o in pending_outputs])])
-            for key in pending_outputs[0].keys()
-        }
+        values = {key: [value] for key, value in carried_outputs.items()}
+        if pending_outputs:
+            for key in pending_outputs[0].keys():
+                values.setdefault(key, []).append(torch.stack([out.get(key) for out in pending_outputs]))
+        return {key: torch.cat(parts) for key, parts in values.items()}
+
     elapsed_before = 0.0
     checkpoint_path = run_dir / CHECKPOINT_NAME
 
