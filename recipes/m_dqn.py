@@ -182,16 +182,20 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     logger = make_logger(cfg.logger, run_dir, exp_name=run_dir.name)
     tracker = EpisodeTracker(cfg.collector.num_envs)
 
+    # Read once: an OmegaConf attribute lookup costs more than a small tensor op.
+    max_grad_norm, prioritized = cfg.optim.max_grad_norm, cfg.buffer.prioritized
+
     def update(batch):
         out = loss_module(batch)
         out["loss"].backward()
-        if cfg.optim.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), cfg.optim.max_grad_norm)
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
         optimizer.step()
-        # Last, so that torch.compile traces loss, backward and step before this graph break;
+        out = out.detach()
+        # Last, so that torch.compile traces everything above before this graph break;
         # zeroed in place, so the compiled step sees the same gradient tensors every call.
         optimizer.zero_grad(set_to_none=False)
-        return out.detach()
+        return out
 
     if cfg.compile:
         update = torch.compile(update)
@@ -299,7 +303,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         if num_updates > 0:
             for batch in sample_minibatches(replay_buffer, num_updates):
                 out = update(batch)
-                if cfg.buffer.prioritized:
+                if prioritized:
                     replay_buffer.update_tensordict_priority(batch)
                 updates += 1
                 if updates % target_every == 0:
