@@ -186,3 +186,19 @@ def test_bad_loss_for_beta_update():
 def test_bad_prior(rho, match):
     with pytest.raises(ValueError, match=match):
         F.check_prior(rho, 3 if match.startswith("shape") else None)
+
+
+def test_prior_update_batched_priors():
+    rho = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    pi = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    torch.testing.assert_close(F.prior_update(rho, pi, 0.5), torch.tensor([[0.75, 0.25], [0.5, 0.5]]))
+    with pytest.raises(ValueError, match="pi must have shape"):
+        F.prior_update(rho, torch.ones(2, 3, 4, 2) / 2, 0.5)
+
+
+def test_prior_update_never_underflows_to_zero_or_subnormal():
+    rho = torch.tensor([0.5, 0.5, 0.0])
+    pi = torch.tensor([1.0, 0.0, 0.0]).expand(20000, 3)
+    new = F.prior_update(rho, pi, 0.01)  # 0.5 * 0.99 ** 20000 ~ 1e-88 underflows float32
+    assert new[1].item() == torch.finfo(torch.float32).tiny
+    assert new[2].item() == 0.0  # excluded on purpose: stays excluded

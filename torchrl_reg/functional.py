@@ -347,23 +347,37 @@ def kl_to_prior(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor
 
 def prior_update(rho: torch.Tensor, pi: torch.Tensor, prior_lr: float) -> torch.Tensor:
     r"""Prior update of [MIRL] (slides "MIRL: 1. Tabular setting" and Algorithm 1, line 5),
-    applied for each row ``pi_i = pi(.|s_i)`` of ``pi`` (shape ``[N, A]`` or ``[A]``) in order:
+    applied for the states ``s_1 .. s_N`` in order:
 
     .. math:: \rho_{i+1}(a) = (1 - \alpha_\rho)\, \rho_i(a) + \alpha_\rho\, \pi_i(a|s_i)
               \quad \text{for every action } a
 
-    In closed form over the N rows: ``(1-a)^N rho + a * sum_i (1-a)^(N-1-i) pi_i`` (weights in
-    float64). Every action is updated, so ``rho`` stays a distribution (a convex combination of
-    distributions); the result is renormalized only to absorb float rounding over long runs.
-    On a stream of states it converges to the action marginal ``sum_s nu(s) pi(a|s)``.
+    ``rho`` has shape ``[..., A]``; ``pi`` is ``[..., A]`` (one state per prior) or
+    ``[..., N, A]`` (N states in order). In closed form over the N states:
+    ``(1-a)^N rho + a * sum_i (1-a)^(N-1-i) pi_i`` (weights in float64). Every action is
+    updated, so ``rho`` stays a distribution (a convex combination of distributions); the result
+    is renormalized only to absorb float rounding over long runs, and positive entries are kept
+    at or above the smallest normal float of ``rho``'s dtype. On a stream of states it converges
+    to the action marginal ``sum_s nu(s) pi(a|s)``.
     """
     prior_lr = check_rate("prior_lr", prior_lr)
-    pi = pi.reshape(-1, pi.shape[-1]).double()
-    n = pi.shape[0]
+    if pi.ndim == rho.ndim:
+        pi = pi.unsqueeze(-2)
+    if pi.ndim != rho.ndim + 1 or pi.shape[-1] != rho.shape[-1]:
+        raise ValueError(
+            f"pi must have shape [..., A] or [..., N, A] matching rho of shape {list(rho.shape)}, "
+            f"got {list(pi.shape)}"
+        )
+    n = pi.shape[-2]
     decay = 1.0 - prior_lr
     weights = prior_lr * decay ** torch.arange(n - 1, -1, -1, dtype=torch.float64, device=pi.device)
-    new = decay**n * rho.double() + (weights.unsqueeze(-1) * pi).sum(0)
-    return (new / new.sum()).to(rho.dtype)
+    new = decay**n * rho.double() + (weights.unsqueeze(-1) * pi.double()).sum(-2)
+    new = new / new.sum(-1, keepdim=True)
+    # Mass that decays geometrically would become subnormal (slow arithmetic) then exactly 0
+    # (the action could never come back); keep it at the smallest normal number instead. Exact
+    # zeros of the prior (actions excluded on purpose) stay 0.
+    tiny = torch.finfo(rho.dtype).tiny
+    return torch.where(new > 0, new.to(rho.dtype).clamp_min(tiny), torch.zeros((), dtype=rho.dtype, device=rho.device))
 
 
 def adaptive_beta_update(beta: float, loss: float, beta_lr: float) -> float:
