@@ -18,7 +18,6 @@ import torch
 
 from torchrl_reg.tabular.algorithms import (
     advantage_learning,
-    greedy_policy,
     implicit_q_dp,
     mirror_descent_vi,
     munchausen_vi,
@@ -204,11 +203,17 @@ class TestErrorPropagation:
     @pytest.mark.parametrize("sigma", [0.0, 0.5, 2.0])
     @pytest.mark.parametrize("kl_coef", [0.1, 1.0])
     @pytest.mark.parametrize("name", ["garnet-a", "grid"])
-    def test_kl_only_bound_holds(self, name, kl_coef, sigma):
-        # [IQ] Theorem 2 case 2 / [MRL] slide bound, for MD-VI(lambda, 0) = M-VI(1, lambda) = IQ-DP(1, lambda).
+    @pytest.mark.parametrize("scheme", ["iq_dp", "munchausen_vi", "md_vi"])
+    def test_kl_only_bound_holds(self, scheme, name, kl_coef, sigma):
+        # [IQ] Theorem 2 case 2 / [MRL] slide bound, for IQ-DP(1, lambda) = M-VI(1, lambda) = MD-VI(lambda, 0).
         mdp = MDPS[name]()
         errors = _errors(mdp, 300, sigma, seed=1)
-        result = mirror_descent_vi(mdp, kl_coef=kl_coef, entropy_coef=0.0, num_iterations=300, errors=errors)
+        if scheme == "iq_dp":
+            result = implicit_q_dp(mdp, alpha=1.0, tau=kl_coef, num_iterations=300, errors=errors)
+        elif scheme == "munchausen_vi":
+            result = munchausen_vi(mdp, alpha=1.0, tau=kl_coef, num_iterations=300, errors=errors)
+        else:
+            result = mirror_descent_vi(mdp, kl_coef=kl_coef, entropy_coef=0.0, num_iterations=300, errors=errors)
         gap = _q_star_errors(mdp, regularized_optimum(mdp).q, result.policies)
         bound = kl_only_mdvi_bound(
             errors, gamma=mdp.gamma, r_max=mdp.r_max, kl_coef=kl_coef, num_actions=mdp.num_actions
@@ -233,6 +238,7 @@ class TestErrorPropagation:
             bound = entropy_kl_mdvi_bound(errors, alpha=alpha, gamma=mdp.gamma)
             assert (gap[converged:] <= bound[converged:]).all()
 
+    @pytest.mark.slow
     def test_kl_only_keeps_converging_while_vi_plateaus(self):
         # i.i.d. zero-mean errors: the KL-only bound depends on the norm of the average error
         # (-> 0 like 1/sqrt(k)), the VI bound on an average of error norms (a floor).
