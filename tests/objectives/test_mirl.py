@@ -236,6 +236,20 @@ def test_update_prior_stays_normalized_and_uses_online_network_without_action_va
     torch.testing.assert_close(rho.double(), expected, rtol=1e-5, atol=1e-7)
 
 
+def test_update_prior_takes_collector_batches_in_time_order():
+    """A [num_envs, T] batch is used as s_(0,0), s_(1,0), s_(0,1), s_(1,1), ... (time-major)."""
+    q = torch.tensor([[[2.0, 0.0], [0.0, 0.0], [0.0, 3.0]], [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]])
+    loss = MIRLLoss(nn.Linear(N_OBS, 2), action_space="categorical", num_actions=2, beta=1.0, prior_lr=0.5)
+    rho = loss.update_prior(TensorDict({"action_value": q}, [2, 3])).double()
+    expected = [0.5, 0.5]
+    for t in range(3):
+        # pi from the prior at the start of the batch (uniform): softmax(q)
+        for e in range(2):
+            pi = [math.exp(x) / sum(math.exp(y) for y in q[e, t].tolist()) for x in q[e, t].tolist()]
+            expected = [0.5 * r + 0.5 * p for r, p in zip(expected, pi)]
+    torch.testing.assert_close(rho, torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-7)
+
+
 def _stream_batch(states: torch.Tensor, q: torch.Tensor, repeats: int) -> TensorDict:
     """The state stream 0, 1, 1, 2, 3, 3, 3, 3 (frequencies nu = (1, 2, 1, 4) / 8), repeated, with the
     acting network's q-values stored as a collector stores them."""

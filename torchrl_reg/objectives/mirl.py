@@ -213,10 +213,11 @@ class MIRLLoss(RegularizedDQNLossBase):
 
         Uses the batch's ``action_value`` (written by the acting :class:`QValueActor`: the q-values
         of the online network when the state was collected) or, if absent, evaluates the online
-        network on the batch's observations. ``pi(.|s_i)`` of all states is computed with the prior
-        at the start of the batch; the updates are then applied in the order of the flattened batch,
-        which differs from updating ``pi`` between states by ``O((N * prior_lr) ** 2)``. Returns the
-        new prior (unchanged when ``learn_prior=False``).
+        network on the batch's observations. ``pi(.|s_i)`` of all N states is computed with the prior
+        at the start of the batch and the updates are applied in time order (the last batch dimension
+        is time, as in TorchRL collectors' ``[num_envs, T]`` batches); this differs from recomputing
+        ``pi`` after each state by ``O((N * prior_lr) ** 2)``. Returns the new prior (unchanged when
+        ``learn_prior=False``).
         """
         if not self.learn_prior:
             return self.prior.rho
@@ -225,6 +226,9 @@ class MIRLLoss(RegularizedDQNLossBase):
             inputs = tensordict.select(*self._q_network.in_keys).clone(False)
             with self.value_network_params.to_module(self.value_network, preserve_module_state=False):
                 q = self._q_network(inputs).get(self.tensor_keys.action_value)
+        if q.ndim > 2:
+            # Collector batches are [..., time]: take the states in time order.
+            q = q.movedim(-2, 0)
         pi = self.prior.policy(q.reshape(-1, q.shape[-1]))
         self.prior.rho.copy_(F.prior_update(self.prior.rho, pi, self.prior_lr))
         return self.prior.rho
