@@ -190,10 +190,8 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
             if run.updates % target_every == 0:
                 target_updater.step()
 
-        scalars = {"epsilon": float(exploration.eps)}
-        if mirl:
-            scalars["beta"] = float(loss_module.prior.beta)
-        if run.end_batch(batch_frames, **scalars):
+        # beta, the prior's entropy and KL(pi || rho) are logged from the loss outputs.
+        if run.end_batch(batch_frames, epsilon=float(exploration.eps)):
             break
     final = {"prior": loss_module.prior.rho.tolist(), "beta": float(loss_module.prior.beta)} if mirl else {}
     return run.finish(**final)
