@@ -1,0 +1,142 @@
+"""One sweep task as it runs on a node: train, and on a stop signal checkpoint and (maybe) requeue.
+
+Signals, chosen deliberately (submitit's defaults would interrupt training mid-step):
+
+* SIGUSR2 is what submitit asks SLURM to send ``signal_delay_s`` before the time limit
+  (``#SBATCH --signal=USR2@...``); some clusters also send it on preemption
+  (``PreemptParameters=send_user_signal``). SIGUSR1 is the conventional user signal
+  (``scancel --signal=USR1``). Both mean "you will be stopped, come back later": the training
+  loop checkpoints at its next batch boundary, then the task requeues itself with
+  ``scontrol requeue`` through submitit's own checkpoint-and-requeue logic (which also counts
+  time-outs against ``max_num_timeout``).
+* SIGTERM is what SLURM sends when it ends the job itself: ``scontrol requeue``, preemption, or
+  ``scancel``. The loop checkpoints and the task exits without requeueing: SLURM already
+  requeues the job when that is what was asked (requeue, ``PreemptMode=REQUEUE``), and a job
+  that requeued itself after SIGTERM would survive the user's own ``scancel`` (a cancelled job
+  can be requeued). ``python -m torchrl_reg.sweep --resume`` resubmits anything left unfinished.
+
+submitit installs its handlers before calling the task (SIGUSR2: checkpoint and requeue inside
+the handler; SIGTERM: ignored); :meth:`SweepTask.__call__` replaces them with handlers that
+only set the recipe's stop flag, so the checkpoint is always written from the training loop.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SweepTask", "REQUEUE_SIGNALS", "STOP_SIGNALS", "SWEEP_FILE", "read_sweep_file"]
+
+SWEEP_FILE = "sweep.json"
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGTERM, *REQUEUE_SIGNALS)
+
+_received: list[int] = []
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    from torchrl_reg.recipe_utils.stop import request_stop
+
+    _received.append(signum)
+    request_stop()
+
+
+def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: not a sweep directory made by torchrl_reg.sweep")
+    return json.loads(path.read_text())
+
+
+def _log(message: str) -> None:
+    print(f"[torchrl_reg.sweep {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class SweepTask:
+    """Callable that runs task ``index`` of the sweep stored in ``sweep_dir`` (pickled by submitit).
+
+    It holds only two small values; the task's config is read from ``sweep.json`` when it runs,
+    so a requeued task runs the very config that was validated at submission.
+    """
+
+    def __init__(self, sweep_dir: str, index: int):
+        self.sweep_dir = str(sweep_dir)
+        self.index = int(index)
+
+    def __repr__(self) -> str:
+        return f"SweepTask({self.sweep_dir!r}, {self.index})"
+
+    def __call__(self) -> dict[str, Any]:
+        from omegaconf import OmegaConf
+
+        from torchrl_reg.sweep.spec import Recipe, Task
+
+        started = time.time()
+        _received.clear()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, _on_stop_signal)
+        sweep = read_sweep_file(self.sweep_dir)
+        task = Task.from_json(sweep["tasks"][self.index])
+        run_dir = Path(task.run_dir)
+        checkpoint = run_dir / "checkpoint.pt"
+        _log(
+            f"task {task.index} ({' '.join(task.overrides) or 'no overrides'}) in {run_dir}: "
+            + ("resuming from its checkpoint" if checkpoint.exists() else "starting")
+        )
+        recipe = Recipe.from_path(sweep["recipe"])
+        metrics = recipe.module().train(OmegaConf.create(task.config))
+        status = metrics.get("status")
+        _log(f"task {task.index} returned status={status!r} after {time.time() - started:.0f} s")
+        if status == "interrupted":
+            self._after_interrupt(started)
+        return metrics
+
+    def checkpoint(self) -> Any:
+        """For submitit's requeue: the training state is in the run directory, so resubmit as is."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self)
+
+    def _after_interrupt(self, started: float) -> None:
+        executor = os.environ.get("SUBMITIT_EXECUTOR")
+        requeue_signals = [s for s in _received if s in REQUEUE_SIGNALS]
+        if executor != "slurm":
+            # Run by the local executor (or by hand): nothing can requeue it, --resume continues it.
+            return
+        if not requeue_signals:
+            _log(f"stopped by {_signal_names(_received)}: checkpoint written, exiting without requeueing")
+            sys.exit(-1)
+        from submitit import JobEnvironment
+        from submitit.core.job_environment import SignalHandler
+        from submitit.core.utils import DelayedSubmission
+
+        env = JobEnvironment()
+        paths = env.paths
+        delayed = DelayedSubmission.load(paths.submitted_pickle)
+        handler = SignalHandler(env, paths, delayed)
+        handler._start_time = started
+        _log(f"stopped by {_signal_names(_received)}: checkpoint written, requeueing")
+        # submitit's own logic, from the main thread: time-out accounting, dump, scontrol requeue, exit.
+        handler.checkpoint_and_try_requeue(requeue_signals[-1])
+
+
+def _signal_names(signums: list[int]) -> str:
+    return ", ".join(signal.Signals(s).name for s in dict.fromkeys(signums)) or "a stop request"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m torchrl_reg.sweep.task SWEEP_DIR INDEX``: what the local executor runs per task."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m torchrl_reg.sweep.task SWEEP_DIR INDEX", file=sys.stderr)
+        return 2
+    metrics = SweepTask(args[0], int(args[1]))()
+    return 0 if metrics.get("status") == "completed" else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
