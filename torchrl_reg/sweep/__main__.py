@@ -18,7 +18,7 @@ from torchrl_reg.sweep.launch import (
     unfinished_tasks,
 )
 from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
-from torchrl_reg.sweep.task import SWEEP_FILE, read_sweep_file
+from torchrl_reg.sweep.task import read_sweep_file
 
 USAGE = """\
 python -m torchrl_reg.sweep RECIPE [OVERRIDE ...] [options] [--slurm.KEY=VALUE ...]

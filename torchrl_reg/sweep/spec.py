@@ -36,8 +36,8 @@ class Recipe:
 
     The contract of ``torchrl_reg.recipe_utils``: ``@hydra.main(config_path="conf",
     config_name="<name>")``, a ``train(cfg) -> dict`` callable programmatically, a schema
-    registered in Hydra's ConfigStore when the module is imported, and range checks run before
-    anything is built.
+    registered in Hydra's ConfigStore when the module is imported, and ``validate(cfg)`` running
+    every check ``train`` runs before it builds anything.
     """
 
     path: Path
@@ -81,14 +81,15 @@ class Recipe:
             del sys.modules[mod_name]
             raise
         if not callable(getattr(module, "train", None)):
+            del sys.modules[mod_name]
             raise SweepError(f"recipe {self.path} defines no train(cfg) function")
         return module
 
     def validate(self, cfg: DictConfig) -> None:
-        """The recipe's own checks (every range check ``train`` runs before building anything)."""
-        validator = getattr(self.module(), "validate_config", None)
-        if validator is None:
-            from torchrl_reg.recipe_utils.config import validate_recipe_config as validator
+        """The recipe's ``validate(cfg)``: schema and every range check ``train`` runs before building anything."""
+        validator = getattr(self.module(), "validate", None)
+        if not callable(validator):
+            raise SweepError(f"recipe {self.path} defines no validate(cfg) function")
         validator(cfg)
 
 
@@ -180,6 +181,18 @@ def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
     return [list(combo) for combo in itertools.product(*columns)], swept
 
 
+def _error_message(err: BaseException) -> str:
+    """The error and its causes on one line (Hydra puts the useful part in the cause)."""
+    parts = []
+    cause: BaseException | None = err
+    while cause is not None:
+        text = " ".join(str(cause).split())
+        if text and text not in parts:
+            parts.append(text)
+        cause = cause.__cause__
+    return ": ".join(parts) or type(err).__name__
+
+
 def _task_name(index: int, width: int, overrides: Sequence[str], swept: Sequence[str]) -> str:
     parts = []
     for o in overrides:
@@ -193,8 +206,8 @@ def _task_name(index: int, width: int, overrides: Sequence[str], swept: Sequence
 def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) -> tuple[list[Task], list[str]]:
     """Expand, compose and validate every task; raises :class:`SweepError` listing all failures.
 
-    Each task's config is composed with Hydra's compose API (``run_dir`` set to its own directory
-    under ``sweep_dir``), so unknown keys and ill-typed values fail exactly as they would on the
+    Each task's config is composed with Hydra's compose API (then ``run_dir`` is set to its own
+    directory under ``sweep_dir``), so unknown keys and ill-typed values fail exactly as they would on the
     command line, then checked by the recipe's validator. Identical tasks are refused.
     """
     from hydra import compose, initialize_config_dir
@@ -214,11 +227,13 @@ def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) 
                 name = _task_name(i, width, combo, swept)
                 run_dir = sweep_dir / name
                 try:
-                    cfg = compose(config_name=recipe.name, overrides=[*combo, f"run_dir={run_dir}"])
+                    cfg = compose(config_name=recipe.name, overrides=combo)
+                    # Set after composing: a path is not always a valid override value (',', '=').
+                    cfg.run_dir = str(run_dir)
                     recipe.validate(cfg)
                     container = OmegaConf.to_container(cfg, resolve=True)
                 except Exception as err:  # noqa: BLE001 - Hydra, OmegaConf and validators raise many types
-                    message = " ".join(str(err).split()) or type(err).__name__
+                    message = _error_message(err)
                     failures.setdefault(message, []).append(i)
                     continue
                 assert isinstance(container, dict)

@@ -35,14 +35,35 @@ SWEEP_FILE = "sweep.json"
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 STOP_SIGNALS = (signal.SIGTERM, *REQUEUE_SIGNALS)
 
-_received: list[int] = []
 
+class _SignalLog:
+    """Records which signals arrive while it is open, whichever Python handler runs for them.
 
-def _on_stop_signal(signum: int, frame: object) -> None:
-    from torchrl_reg.recipe_utils.stop import request_stop
+    ``train`` installs its own handlers for SIGTERM and SIGUSR1 (they set the stop flag), so the
+    task cannot learn from handlers of its own which signal stopped the loop; Python writes the
+    number of every signal it handles to the wakeup file descriptor, read here.
+    """
 
-    _received.append(signum)
-    request_stop()
+    def __enter__(self) -> "_SignalLog":
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._seen: list[int] = []
+        return self
+
+    def received(self) -> list[int]:
+        try:
+            self._seen.extend(os.read(self._read, 65536))
+        except BlockingIOError:
+            pass
+        return list(self._seen)
+
+    def __exit__(self, *exc: object) -> None:
+        self.received()
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._read)
+        os.close(self._write)
 
 
 def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
@@ -73,26 +94,28 @@ class SweepTask:
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
+        from torchrl_reg.recipe_utils.stop import install_stop_signal_handlers
         from torchrl_reg.sweep.spec import Recipe, Task
 
         started = time.time()
-        _received.clear()
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, _on_stop_signal)
-        sweep = read_sweep_file(self.sweep_dir)
-        task = Task.from_json(sweep["tasks"][self.index])
-        run_dir = Path(task.run_dir)
-        checkpoint = run_dir / "checkpoint.pt"
-        _log(
-            f"task {task.index} ({' '.join(task.overrides) or 'no overrides'}) in {run_dir}: "
-            + ("resuming from its checkpoint" if checkpoint.exists() else "starting")
-        )
-        recipe = Recipe.from_path(sweep["recipe"])
-        metrics = recipe.module().train(OmegaConf.create(task.config))
+        # Replaces submitit's handlers (SIGUSR2: requeue from inside the handler, SIGTERM: ignored).
+        install_stop_signal_handlers(STOP_SIGNALS)
+        _start_resource_tracker_deaf_to_user_signals()
+        with _SignalLog() as signals:
+            sweep = read_sweep_file(self.sweep_dir)
+            task = Task.from_json(sweep["tasks"][self.index])
+            run_dir = Path(task.run_dir)
+            _log(
+                f"task {task.index} ({' '.join(task.overrides) or 'no overrides'}) in {run_dir}: "
+                + ("resuming from its checkpoint" if (run_dir / "checkpoint.pt").exists() else "starting")
+            )
+            recipe = Recipe.from_path(sweep["recipe"])
+            metrics = recipe.module().train(OmegaConf.create(task.config))
+            received = signals.received()
         status = metrics.get("status")
         _log(f"task {task.index} returned status={status!r} after {time.time() - started:.0f} s")
         if status == "interrupted":
-            self._after_interrupt(started)
+            self._after_interrupt(started, received)
         return metrics
 
     def checkpoint(self) -> Any:
@@ -101,31 +124,48 @@ class SweepTask:
 
         return DelayedSubmission(self)
 
-    def _after_interrupt(self, started: float) -> None:
-        executor = os.environ.get("SUBMITIT_EXECUTOR")
-        requeue_signals = [s for s in _received if s in REQUEUE_SIGNALS]
-        if executor != "slurm":
-            # Run by the local executor (or by hand): nothing can requeue it, --resume continues it.
+    def _after_interrupt(self, started: float, received: list[int]) -> None:
+        if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+            # Run by the local executor (or by hand): nothing requeues it; --resume continues it.
             return
+        requeue_signals = [s for s in received if s in REQUEUE_SIGNALS]
         if not requeue_signals:
-            _log(f"stopped by {_signal_names(_received)}: checkpoint written, exiting without requeueing")
+            _log(f"stopped by {_signal_names(received)}: checkpoint written, exiting without requeueing")
             sys.exit(-1)
         from submitit import JobEnvironment
         from submitit.core.job_environment import SignalHandler
         from submitit.core.utils import DelayedSubmission
 
         env = JobEnvironment()
-        paths = env.paths
-        delayed = DelayedSubmission.load(paths.submitted_pickle)
-        handler = SignalHandler(env, paths, delayed)
+        handler = SignalHandler(env, env.paths, DelayedSubmission.load(env.paths.submitted_pickle))
+        # Time-out accounting measures the run time from the task's start, as submitit's handler does.
         handler._start_time = started
-        _log(f"stopped by {_signal_names(_received)}: checkpoint written, requeueing")
-        # submitit's own logic, from the main thread: time-out accounting, dump, scontrol requeue, exit.
+        _log(f"stopped by {_signal_names(received)}: checkpoint written, requeueing")
+        # submitit's own logic, from the main loop instead of a signal handler: count a time-out
+        # against max_num_timeout, dump self.checkpoint(), scontrol requeue, exit.
         handler.checkpoint_and_try_requeue(requeue_signals[-1])
 
 
 def _signal_names(signums: list[int]) -> str:
-    return ", ".join(signal.Signals(s).name for s in dict.fromkeys(signums)) or "a stop request"
+    names = [signal.Signals(s).name for s in dict.fromkeys(signums) if s in STOP_SIGNALS]
+    return ", ".join(names) or "a stop request"
+
+
+def _start_resource_tracker_deaf_to_user_signals() -> None:
+    """Start multiprocessing's resource tracker now, with SIGUSR1/SIGUSR2 blocked in it.
+
+    SLURM delivers a job's signals to every process of the step. The tracker (a helper process
+    that shared-memory users such as torch start on demand) ignores SIGINT and SIGTERM but dies
+    on SIGUSR1/SIGUSR2, leaking its shared memory segments; a blocked signal mask is inherited
+    by the child, so the one started here survives them.
+    """
+    from multiprocessing import resource_tracker
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, REQUEUE_SIGNALS)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
