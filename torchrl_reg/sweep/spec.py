@@ -129,7 +129,7 @@ def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
     quoting keeps commas (``x='a,b'``). ``interval()`` and ``glob()`` sweeps are refused.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException, OverrideParseException
+    from hydra.errors import HydraException
 
     parser = OverridesParser.create()
     problems: list[str] = []
@@ -139,7 +139,7 @@ def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
     for arg in args:
         try:
             override = parser.parse_override(arg)
-        except OverrideParseException as err:
+        except HydraException as err:
             problems.append(f"cannot parse override {arg!r}: {str(err).strip().splitlines()[0]}")
             continue
         key = _override_key(override)
