@@ -13,6 +13,7 @@ import pytest
 import torch
 from sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
 
+from torchrl_reg.report.summary import main as report_main
 from torchrl_reg.sweep.__main__ import main
 from torchrl_reg.sweep.launch import create_sweep
 from torchrl_reg.sweep.task import read_sweep_file
@@ -42,21 +43,43 @@ def _last_step(csv_path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_local_executor_runs_the_sweep(tmp_path, capsys):
+def test_local_sweep_ctrl_c_resume_and_report(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    args = [str(RECIPE), "loss=m_dqn,dqn", "collector.total_frames=1280", *TINY]
-    assert main([*args, "--executor", "local", "--parallel", "2", "--dir", str(sweep_dir)]) == 0
-    out = capsys.readouterr().out
-    assert "running 2 tasks locally, 2 at a time" in out and "2 completed" in out
+    args = [str(RECIPE), "loss=m_dqn,dqn", "collector.total_frames=3200", *TINY]
+    front = subprocess.Popen(
+        [sys.executable, "-m", "torchrl_reg.sweep", *args, "--executor", "local", "--parallel", "2", "--dir", str(sweep_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=task_env(),
+    )
+    _wait_for(lambda: (sweep_dir / "000_loss=m_dqn" / "checkpoint.pt").exists(), 120, "task 0 to checkpoint")
+    front.send_signal(signal.SIGINT)  # Ctrl-C: every running task checkpoints and stops
+    out, _ = front.communicate(timeout=120)
+    assert front.returncode == 1, out
+    assert "task 000_loss=m_dqn: interrupted" in out and f"continue with: python -m torchrl_reg.sweep --resume {sweep_dir}" in out
+    assert json.loads((sweep_dir / "000_loss=m_dqn" / "metrics.json").read_text())["status"] == "interrupted"
+
+    assert main(["--resume", str(sweep_dir), "--executor", "local", "--parallel", "2"]) == 0
+    assert "2 completed" in capsys.readouterr().out
+    finals = {}
     for task in read_sweep_file(sweep_dir)["tasks"]:
         run_dir = Path(task["run_dir"])
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert metrics["status"] == "completed" and metrics["frames"] == 1280
+        assert metrics["status"] == "completed" and metrics["frames"] == 3200
         assert metrics["loss"] == task["config"]["loss"]["name"]
-        assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoint.pt").is_file()
+        assert (run_dir / "config.yaml").is_file() and (run_dir / "learning_curve.png").is_file()
+        assert_logged_once(run_dir)
+        finals[f"loss.name={metrics['loss']}"] = metrics["final_return"]
     assert main(["--status", str(sweep_dir)]) == 0
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 0
     assert "nothing to resume: every task is completed" in capsys.readouterr().out
+
+    assert report_main([str(sweep_dir), "--reps", "100"]) == 0
+    results = json.loads((sweep_dir / "report" / "results.json").read_text())
+    assert results["runs_completed"] == 2 and results["missing_or_failed"] == []
+    assert {r["method"]: r["mean"] for r in results["per_env"]} == pytest.approx(finals)
+    assert (sweep_dir / "report" / "curves_CartPole-v1.png").is_file()
 
 
 @pytest.mark.slow
