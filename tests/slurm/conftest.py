@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 import pytest
-from sweep_testlib import CLUSTER_SCRIPT
+from tests.slurm.sweep_testlib import CLUSTER_SCRIPT
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweep_testlib import CLUSTER_SCRIPT, RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
+from tests.slurm.sweep_testlib import CLUSTER_SCRIPT, RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
 
 from torchrl_reg.sweep.task import read_sweep_file
 

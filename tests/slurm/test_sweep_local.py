@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
+from tests.slurm.sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
 
 from torchrl_reg.report.summary import main as report_main
 from torchrl_reg.sweep.__main__ import main

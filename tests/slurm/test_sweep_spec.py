@@ -7,7 +7,7 @@ from torchrl_reg.sweep.__main__ import main
 from torchrl_reg.sweep.launch import SlurmResources
 from torchrl_reg.sweep.spec import Recipe, SweepError, expand_overrides, plan_tasks
 
-from sweep_testlib import RECIPE, TINY
+from tests.slurm.sweep_testlib import RECIPE, TINY
 
 
 def test_cartesian_product_in_hydra_order():
