@@ -74,7 +74,9 @@ def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
 
 
 def _log(message: str) -> None:
-    print(f"[torchrl_reg.sweep {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
+    print(f"[torchrl_reg.sweep {stamp}] {message}", flush=True)
 
 
 class SweepTask:
