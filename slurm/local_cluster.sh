@@ -149,6 +149,9 @@ wait_for_node() {
 
 cmd_start() {
     need_root
+    # Two callers starting at once (e.g. test workers) must not both write the config and the daemons.
+    exec 9>/run/torchrl_reg_local_cluster.lock
+    flock 9
     install_packages
     local old_conf=""
     [[ -e $CONF ]] && old_conf=$(cat "$CONF")

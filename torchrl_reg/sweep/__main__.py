@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                     # A fresh sweep whose array sbatch refused: leave nothing behind.
                     shutil.rmtree(sweep_dir, ignore_errors=True)
                 raise
-            print(f"submitted {len(indices)} tasks as SLURM array {submission['array_job_id']}; sweep dir {sweep_dir}")
+            what = f"{len(indices)} tasks as SLURM array" if len(indices) > 1 else "1 task as SLURM job"
+            print(f"submitted {what} {submission['array_job_id']}; sweep dir {sweep_dir}")
             print(f"  status: python -m torchrl_reg.sweep --status {sweep_dir}")
             print(f"  report: python -m torchrl_reg.report {sweep_dir}")
             if args.wait:

@@ -67,6 +67,7 @@ class _SignalLog:
 
 
 def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
+    """The contents of ``<sweep_dir>/sweep.json`` (written by :func:`torchrl_reg.sweep.launch.create_sweep`)."""
     path = Path(sweep_dir) / SWEEP_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: not a sweep directory made by torchrl_reg.sweep")
