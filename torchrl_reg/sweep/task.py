@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -146,7 +147,12 @@ class SweepTask:
         _log(f"stopped by {_signal_names(received)}: checkpoint written, requeueing")
         # submitit's own logic, from the main loop instead of a signal handler: count a time-out
         # against max_num_timeout, dump self.checkpoint(), scontrol requeue, exit.
-        handler.checkpoint_and_try_requeue(requeue_signals[-1])
+        try:
+            handler.checkpoint_and_try_requeue(requeue_signals[-1])
+        except subprocess.CalledProcessError as err:
+            # e.g. a preemption that sent SIGUSR2 and already requeued the job (PreemptMode=REQUEUE)
+            _log(f"scontrol requeue failed ({err}); the checkpoint is written, --resume continues the task")
+            sys.exit(-1)
 
 
 def _signal_names(signums: list[int]) -> str:
