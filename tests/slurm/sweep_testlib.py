@@ -10,8 +10,10 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "m_dqn.py"
 CLUSTER_SCRIPT = REPO / "slurm" / "local_cluster.sh"
 
-# CartPole, 16 envs x 20 steps per batch: a few seconds of training, a checkpoint every 2 batches.
+# CartPole preset (64 envs x 10 steps per batch): seconds of training, a checkpoint every batch;
+# no torch.compile, whose compile time would dwarf such runs.
 TINY = [
+    "compile=false",
     "optim.learning_starts=640",
     "eval.interval=3200",
     "eval.episodes=2",

@@ -88,10 +88,10 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     stopped by SIGUSR1 (checkpoint at the batch boundary, exit), one SIGKILLed between checkpoints.
     After --resume, both must equal the uninterrupted run exactly, CSV logs included."""
     sweep_dir = tmp_path / "sweep"
-    # Checkpoints every 1280 frames, CSV rows every 320: a kill between checkpoints leaves rows that
-    # the resumed run must drop and log again.
+    # Checkpoints every 1280 frames, CSV rows every batch (640 frames): a kill between checkpoints
+    # leaves rows that the resumed run must drop and log again.
     tiny = [o for o in TINY if not o.startswith(("checkpoint.interval=", "logger.interval="))]
-    overrides = ["logger.project=a,b,c", "collector.total_frames=4800", *tiny, "checkpoint.interval=1280", "logger.interval=320"]
+    overrides = ["logger.project=a,b,c", "collector.total_frames=5120", *tiny, "checkpoint.interval=1280", "logger.interval=320"]
     create_sweep(RECIPE, overrides, sweep_dir, "test")
     run_dirs = [Path(t["run_dir"]) for t in read_sweep_file(sweep_dir)["tasks"]]
     checkpoints = [d / "checkpoint.pt" for d in run_dirs]
@@ -110,12 +110,12 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     stopped.send_signal(signal.SIGUSR1)
     assert stopped.wait(60) == 3, (tmp_path / "task1.log").read_text()
     metrics = json.loads((run_dirs[1] / "metrics.json").read_text())
-    assert metrics["status"] == "interrupted" and 1280 <= metrics["frames"] < 4800
+    assert metrics["status"] == "interrupted" and 1280 <= metrics["frames"] < 5120
 
     # Task 0 never started: --resume runs it uninterrupted, next to the two resumed ones.
     assert main(["--resume", str(sweep_dir), "--executor", "local", "--parallel", "3"]) == 0
     reference = comparable_metrics(run_dirs[0])
-    assert reference["status"] == "completed" and reference["frames"] == 4800
+    assert reference["status"] == "completed" and reference["frames"] == 5120
     for run_dir in run_dirs[1:]:
         assert comparable_metrics(run_dir) == reference
         assert csv_logs(run_dir) == csv_logs(run_dirs[0])
