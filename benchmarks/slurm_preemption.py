@@ -79,7 +79,7 @@ def _comparable(run_dir: Path) -> tuple[dict, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--frames", type=int, default=9600, help="frames per run (multiple of 320)")
+    parser.add_argument("--frames", type=int, default=9600, help="frames per run (a multiple of 640)")
     parser.add_argument("--dir", help="sweep directory (default: a temporary one)")
     args = parser.parse_args()
     command = shlex.join(["python", "benchmarks/slurm_preemption.py", *sys.argv[1:]])
@@ -90,6 +90,8 @@ def main() -> None:
         "env=cartpole,minatar",
         "logger.project=uninterrupted,interrupted",
         f"collector.total_frames={args.frames}",
+        # torch.compile (on in the CartPole preset) would add its compile time to every restart.
+        "compile=false",
         "logger.progress_bar=false",
         "logger.interval=320",
         "checkpoint.interval=3200",
