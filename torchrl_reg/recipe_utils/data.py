@@ -50,6 +50,7 @@ def make_collector(
         storing_device=device if on_accelerator else None,
         track_traj_ids=False,
         trust_policy=True,
+        auto_register_policy_transforms=False,
     )
 
 
