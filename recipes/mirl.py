@@ -169,8 +169,8 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         return loss_module.prior.greedy_action(q) if mirl else q.argmax(-1)
 
     run = RecipeRun(
-        cfg, run_dir, collector=collector, greedy=greedy, device=device,
-        stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer, "replay_buffer": replay_buffer},
+        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
+        stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
         title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": cfg.loss.name},
     )
     for data in collector:

@@ -62,7 +62,7 @@ def test_presets():
     assert compose("loss.prior_lr=3e-4").loss.prior_lr == 3e-4  # the command line wins
 
 
-def _check_run(run_dir: Path, metrics: dict, loss: str, read_checkpoint: bool = True) -> None:
+def _check_run(run_dir: Path, metrics: dict, loss: str) -> None:
     for name in ("config.yaml", "checkpoint.pt", "metrics.json", "learning_curve.png"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "metrics.json").read_text())["frames"] == metrics["frames"] == 240
@@ -71,7 +71,6 @@ def _check_run(run_dir: Path, metrics: dict, loss: str, read_checkpoint: bool = 
     if loss != "dqn":
         assert (run_dir / "csv" / "scalars" / "train" / "beta.csv").is_file()
         assert sum(metrics["prior"]) == pytest.approx(1.0, abs=1e-5)
-    if loss != "dqn" and read_checkpoint:
         saved = load_checkpoint(run_dir / "checkpoint.pt")["loss_module"]
         assert saved["prior.rho"].tolist() == pytest.approx(metrics["prior"])
         assert saved["prior.beta"].item() == pytest.approx(metrics["beta"])
@@ -104,16 +103,12 @@ def test_smoke_pixel_presets(env, tmp_path):
 @pytest.mark.slow
 def test_smoke_prioritized_replay(tmp_path):
     metrics = mirl.train(compose("buffer=prioritized", *SMALL, f"run_dir={tmp_path}"))
-    # recipe_utils.load_checkpoint (weights_only=True) cannot read a prioritized buffer's state in
-    # torchrl 0.14.1 (SumSegmentTreeFp32 is not an allowed global): reported to the lead.
-    _check_run(tmp_path, metrics, "mirl", read_checkpoint=False)
+    _check_run(tmp_path, metrics, "mirl")
 
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_run_reproduces_the_uninterrupted_run_with_its_prior(tmp_path):
-    # Uniform replay: a prioritized buffer's checkpoint does not load with recipe_utils'
-    # weights_only=True in torchrl 0.14.1 (SumSegmentTreeFp32 is not an allowed global).
-    overrides = [*SMALL, "collector.total_frames=400"]
+    overrides = [*SMALL, "collector.total_frames=400", "buffer=prioritized"]
     full = mirl.train(compose(*overrides, f"run_dir={tmp_path / 'full'}"))
     request_stop_at(150)
     part = mirl.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
@@ -121,6 +116,11 @@ def test_interrupted_and_resumed_run_reproduces_the_uninterrupted_run_with_its_p
     resumed = mirl.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
     for key in ("frames", "updates", "final_return", "episodes", "eval_returns", "prior", "beta"):
         assert resumed[key] == full[key], key
+    logs = {}
+    for name in ("full", "resumed"):
+        root = tmp_path / name / "csv" / "scalars"
+        logs[name] = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.csv"))}
+    assert logs["resumed"] == logs["full"]  # nothing logged twice, bit-identical means
 
 
 @pytest.mark.parametrize(

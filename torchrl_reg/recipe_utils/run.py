@@ -7,9 +7,9 @@ log, any extra scalars), the progress bar, checkpoints and resume (the run-direc
 :mod:`torchrl_reg.recipe_utils`), stop requests, and the final ``metrics.json`` and
 ``learning_curve.png``. A recipe's loop then reads::
 
-    run = RecipeRun(cfg, run_dir, collector=collector, greedy=greedy, device=device,
-                    stateful={"loss_module": loss, "policy": policy, "optimizer": optim,
-                              "replay_buffer": rb}, title="...", extra_metrics={...})
+    run = RecipeRun(cfg, run_dir, collector=collector, replay_buffer=rb, greedy=greedy, device=device,
+                    stateful={"loss_module": loss, "policy": policy, "optimizer": optim},
+                    title="...", extra_metrics={...})
     for data in collector:
         batch_frames = run.observe(data)          # frames, episodes, reward checks / clipping
         rb.extend(...)
@@ -31,12 +31,15 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 from torchrl.collectors import Collector
+from torchrl.data import ReplayBuffer
 
 from torchrl_reg.recipe_utils.checkpoint import (
     CHECKPOINT_NAME,
     collector_state,
     load_checkpoint,
     load_collector_state,
+    load_replay_buffer_state,
+    replay_buffer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -100,10 +103,11 @@ class RecipeRun:
 
     Keyword Args:
         collector: the TorchRL collector (its carrier and env state go in the checkpoint).
+        replay_buffer: the replay buffer (its contents and sampler state go in the checkpoint).
         greedy: ``observation batch -> action batch`` used by the evaluation episodes.
         device: where evaluation observations go.
         stateful: objects with ``state_dict``/``load_state_dict`` saved in the checkpoint under
-            their names (loss module with its buffers, policy, optimizer, replay buffer, ...).
+            their names (loss module with its buffers, policy, optimizer, ...).
         title: title of ``learning_curve.png``.
         extra_metrics: added to ``metrics.json`` (e.g. the loss name).
 
@@ -116,6 +120,7 @@ class RecipeRun:
         run_dir: Path,
         *,
         collector: Collector,
+        replay_buffer: ReplayBuffer,
         greedy: Callable[[torch.Tensor], torch.Tensor],
         device: torch.device,
         stateful: Mapping[str, Any],
@@ -125,6 +130,7 @@ class RecipeRun:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.collector = collector
+        self.replay_buffer = replay_buffer
         self.greedy = greedy
         self.device = device
         self.stateful = dict(stateful)
@@ -136,8 +142,12 @@ class RecipeRun:
         self.eval_frames: list[int] = []
         self.eval_returns: list[float] = []
         self.logged_episodes = 0
-        self.stats: dict[str, torch.Tensor] = {}
-        self.stats_count = 0
+        # Loss outputs since the last log line, kept as a list and summed only when logged or
+        # checkpointed (adding every entry at every update costs more than the update's
+        # bookkeeping); a resumed run carries the interrupted one's values, stacked per key, so
+        # that its logged means are bit-identical to an uninterrupted run's.
+        self.pending_outputs: list[TensorDictBase] = []
+        self.carried_outputs: dict[str, torch.Tensor] = {}
         self.elapsed_before = 0.0
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
         self.status = "completed"
@@ -155,14 +165,14 @@ class RecipeRun:
                 "frames": self.frames,
                 "updates": self.updates,
                 **{name: obj.state_dict() for name, obj in self.stateful.items()},
+                "replay_buffer": replay_buffer_state(self.replay_buffer),
                 "collector": collector_state(self.collector),
                 "tracker": self.tracker.state_dict(),
                 "rng": rng_state(),
                 "eval_frames": self.eval_frames,
                 "eval_returns": self.eval_returns,
                 "logged_episodes": self.logged_episodes,
-                "stats": self.stats,
-                "stats_count": self.stats_count,
+                "outputs_since_log": self.outputs_since_log(),
                 "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
             },
         )
@@ -172,11 +182,12 @@ class RecipeRun:
         self.frames, self.updates = state["frames"], state["updates"]
         for name, obj in self.stateful.items():
             obj.load_state_dict(state[name])
+        load_replay_buffer_state(self.replay_buffer, state["replay_buffer"])
         load_collector_state(self.collector, state["collector"])
         self.tracker.load_state_dict(state["tracker"])
         set_rng_state(state["rng"])
         self.eval_frames, self.eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
-        self.logged_episodes, self.stats, self.stats_count = state["logged_episodes"], state["stats"], state["stats_count"]
+        self.logged_episodes, self.carried_outputs = state["logged_episodes"], state["outputs_since_log"]
         self.elapsed_before = state["elapsed"]
         truncate_csv_logs(self.run_dir, self.frames)
 
@@ -198,11 +209,20 @@ class RecipeRun:
         return max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
 
     def record(self, out: TensorDictBase) -> None:
-        """Count one update and accumulate its (detached) outputs for the next log."""
+        """Count one update and keep its (detached) outputs for the next log."""
         self.updates += 1
-        for key, value in out.items():
-            self.stats[key] = self.stats.get(key, 0.0) + value.detach()
-        self.stats_count += 1
+        self.pending_outputs.append(out.detach())
+
+    def outputs_since_log(self) -> dict[str, torch.Tensor]:
+        """Every loss output since the last log line, stacked per key."""
+        if not self.pending_outputs:
+            return dict(self.carried_outputs)
+        return {
+            key: torch.cat(
+                [self.carried_outputs.get(key, torch.zeros(0)), torch.stack([o.get(key) for o in self.pending_outputs])]
+            )
+            for key in self.pending_outputs[0].keys()
+        }
 
     def evaluate(self) -> None:
         """Greedy evaluation episodes (``cfg.eval``), logged under ``eval/return``."""
@@ -227,9 +247,9 @@ class RecipeRun:
             if new_returns:
                 self.logger.log_scalar("train/episode_return", sum(new_returns) / len(new_returns), step=frames)
             self.logged_episodes = len(self.tracker.returns)
-            for key, total in self.stats.items():
-                self.logger.log_scalar(f"train/{key}", float(total) / self.stats_count, step=frames)
-            self.stats, self.stats_count = {}, 0
+            for key, values in self.outputs_since_log().items():
+                self.logger.log_scalar(f"train/{key}", float(values.mean()), step=frames)
+            self.pending_outputs, self.carried_outputs = [], {}
             for key, value in scalars.items():
                 self.logger.log_scalar(f"train/{key}", float(value), step=frames)
         self.pbar.update(batch_frames, ret=mean_last(self.tracker.returns), **scalars)
