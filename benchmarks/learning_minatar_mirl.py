@@ -129,7 +129,8 @@ def _plot(results: list[dict], path: Path) -> None:
         ax.set_title(f"MinAtar {game}")
         ax.set_xlabel("agent steps")
         ax.set_ylabel("training episode return")
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
