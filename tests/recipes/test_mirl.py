@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hydra.errors import ConfigCompositionException
 
 from recipes import mirl
@@ -147,17 +146,3 @@ def test_unknown_keys_are_refused(tmp_path):
         compose("loss.tau=0.03")
     with pytest.raises(ValueError, match=r"invalid config entry 'loss.alpha'.*Accepted keys.*'prior_lr'"):
         mirl.train({"loss": {"alpha": 0.9}, "run_dir": str(tmp_path)})
-
-
-def test_greedy_evaluation_policy_is_argmax_of_prior_weighted_policy(tmp_path):
-    """The recipe's evaluation acts with argmax pi: checked on a run's saved prior and network."""
-    metrics = mirl.train(compose(*SMALL, "collector.total_frames=80", "eval.episodes=0", f"run_dir={tmp_path}"))
-    assert metrics["status"] == "completed"
-    state = load_checkpoint(tmp_path / "checkpoint.pt")["loss_module"]
-    rho, beta = state["prior.rho"], state["prior.beta"]
-    q = torch.tensor([[1.0, 1.2], [0.0, -0.1]])
-    expected = (torch.log(rho) + beta * q).argmax(-1)
-    from torchrl_reg.modules.mirl import ActionPrior
-
-    prior = ActionPrior(2, beta=float(beta), rho=rho)
-    assert torch.equal(prior.greedy_action(q), expected)
