@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import TensorDictModule
-from tensordict.utils import NestedKey
+from tensordict.utils import NestedKey, unravel_key_list
 from torch import nn
 from torchrl.data.tensor_specs import TensorSpec
 from torchrl.data.utils import _find_action_space
@@ -258,16 +258,16 @@ class IQNLoss(LossModule):
         self.__dict__["quantile_network"] = quantile_network
         self.observation_key = value_network.in_keys[0]
         if action_space is None:
-            action_space = getattr(value_network, "spec", None) or getattr(value_network, "action_space", None)
+            action_space = getattr(value_network, "action_space", None) or getattr(value_network, "spec", None)
         if action_space is None:
             raise ValueError(
                 "the action space could not be read from value_network; pass action_space='one-hot' "
                 "or 'categorical' (or the action spec)"
             )
         self.action_space = _find_action_space(action_space)
-        if self.action_space not in ("one-hot", "categorical"):
+        if self.action_space not in ("one_hot", "categorical"):
             raise ValueError(
-                f"{type(self).__name__} supports 'one-hot' and 'categorical' actions, got {self.action_space!r}"
+                f"{type(self).__name__} supports one-hot and categorical actions, got {self.action_space!r}"
             )
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
@@ -292,7 +292,7 @@ class IQNLoss(LossModule):
             self.observation_key,
             ("next", self.observation_key),
         ]
-        self._in_keys = list(dict.fromkeys(keys))
+        self._in_keys = list(dict.fromkeys(unravel_key_list(keys)))
 
     @property
     def in_keys(self) -> list[NestedKey]:
