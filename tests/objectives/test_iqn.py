@@ -209,9 +209,9 @@ def test_munchausen_bonus_comes_from_the_target_network():
     before = loss(data.clone())
     _perturb(actor, scale=3.0)  # online only
     after = loss(data.clone())
-    for key in ("munchausen_bonus", "target_value", "policy_entropy", "action_gap"):
+    for key in ("munchausen_bonus", "entropy", "clip_fraction"):
         torch.testing.assert_close(after[key], before[key])
-    assert not torch.allclose(after["quantile_value"], before["quantile_value"])
+    assert not torch.allclose(after["q_value"], before["q_value"])
     with torch.no_grad():
         for p in loss.target_value_network_params.values(True, True):
             p.add_(1.0)
@@ -368,7 +368,7 @@ def test_independent_fractions_false_shares_one_draw():
         ({"num_quantiles": 2.5}, "num_quantiles"),
         ({"kappa": 0.0}, "kappa"),
         ({"kappa": -1.0}, "kappa"),
-        ({"alpha": 1.5}, r"alpha must be in \[0, 1\]"),
+        ({"alpha": 1.5}, r"alpha must lie in \[0, 1\]"),
         ({"tau": 0.0}, "tau"),
         ({"clip_value_min": 0.5, "clip_value_max": 0.0}, "clip_value_min"),
         ({"reduction": "avg"}, "reduction"),

@@ -36,15 +36,9 @@ from torchrl.objectives.common import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator
 from torchrl.objectives.value import ValueEstimatorBase
 
-from torchrl_reg.functional import (
-    action_gap,
-    boltzmann_policy,
-    check_tau,
-    munchausen_bonus,
-    policy_entropy,
-    scaled_log_policy,
-)
+from torchrl_reg import functional as F
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, sample_fractions
+from torchrl_reg.objectives.common import check_unit_interval
 
 __all__ = [
     "quantile_huber_loss",
@@ -113,9 +107,9 @@ def munchausen_iqn_next_quantiles(q_t: torch.Tensor, theta_t: torch.Tensor, *, t
     policy), ``theta_t`` ``[..., N', A]`` the target quantiles. Returns ``[..., N']``. This is
     not ``tau * logsumexp(theta_j / tau)``: the policy comes from the mean, not from ``theta_j``.
     """
-    pi = boltzmann_policy(q_t, tau).unsqueeze(-2)
-    log_pi = scaled_log_policy(q_t, tau).unsqueeze(-2)
-    return (pi * (theta_t - log_pi)).sum(-1)
+    log_pi = F.scaled_log_policy(q_t, tau)
+    pi = (log_pi / tau).exp()
+    return (pi.unsqueeze(-2) * (theta_t - log_pi.unsqueeze(-2))).sum(-1)
 
 
 def _check_count(name: str, value: int) -> int:
@@ -207,7 +201,7 @@ class IQNLoss(LossModule):
     default_keys = _AcceptedKeys
     default_value_estimator = ValueEstimators.TD0
     SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
-    out_keys = ["loss", "quantile_value", "target_value"]
+    out_keys = ["loss", "td_error", "q_value", "action_gap"]
 
     value_network: TensorDictModule
     value_network_params: TensorDictParams
@@ -300,14 +294,19 @@ class IQNLoss(LossModule):
             self._set_in_keys()
         return self._in_keys
 
-    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> None:
-        """Set the discount: ``loss.make_value_estimator(gamma=0.99)`` (TD(0) only)."""
+    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> IQNLoss:
+        """Set the discount: ``loss.make_value_estimator(gamma=0.99)`` (TD(0) only; n-step
+        returns come from TorchRL's ``MultiStepTransform``)."""
         if value_type is None:
             value_type = self.default_value_estimator
         if isinstance(value_type, ValueEstimatorBase) or (
             isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
         ):
-            return LossModule.make_value_estimator(self, value_type, **hyperparams)
+            LossModule.make_value_estimator(self, value_type, **hyperparams)
+            self._forward_value_estimator_keys()
+            return self
+        # The loss hands the estimator its next-state samples, so the estimator never calls a network.
+        hyperparams.setdefault("value_network", None)
         dispatch_value_estimator(
             self,
             value_type,
@@ -323,6 +322,7 @@ class IQNLoss(LossModule):
             },
             **hyperparams,
         )
+        return self
 
     def _fractions(self, batch: int, n: int, device: torch.device) -> torch.Tensor:
         return sample_fractions((batch,), n, independent=self.independent_fractions, device=device)
@@ -368,9 +368,10 @@ class IQNLoss(LossModule):
         target = self._bootstrap(data, next_quantiles, bonus)  # [B, N']
 
         loss = quantile_huber_loss(quantiles_tm1, target, fractions, self.kappa)  # [B]
+        priority = loss.detach()
         tensordict.set(
             self.tensor_keys.priority,
-            loss.detach().reshape(*batch_shape, 1).to(tensordict.device or loss.device),
+            priority.reshape(*batch_shape, 1).to(tensordict.device or loss.device),
             inplace=True,
         )
         weights = None
@@ -379,11 +380,13 @@ class IQNLoss(LossModule):
         loss = self._reduce_loss(loss, weights=weights)
         if self.reduction == "none":
             loss = loss.reshape(batch_shape)
+        q_tm1 = quantiles.detach().mean(-2)  # online Q(s, .) from the N online samples
         out = TensorDict(
             loss=loss,
-            quantile_value=quantiles_tm1.detach().mean(),
-            target_value=target.mean(),
-            **{k: v.detach() for k, v in diagnostics.items()},
+            td_error=priority.mean(),
+            q_value=quantiles_tm1.detach().mean(),
+            action_gap=F.action_gap(q_tm1).mean(),
+            **diagnostics,
         )
         self._clear_weakrefs(tensordict, out, "value_network_params", "target_value_network_params")
         return out
@@ -427,20 +430,13 @@ class MunchausenIQNLoss(IQNLoss):
         clip_value_max: upper clip (0.0 as in the paper and official M-IQN).
         **kwargs: as :class:`IQNLoss`.
 
-    Besides ``loss`` the output holds detached diagnostics: ``munchausen_bonus`` (mean),
-    ``clip_fraction`` (share of ``tau ln pi(a|s)`` below ``l0``), ``policy_entropy`` and
-    ``action_gap`` of the target policy at ``s'``.
+    Outputs ``loss`` and detached diagnostics: ``munchausen_bonus`` (mean bonus),
+    ``clip_fraction`` (share of ``tau ln pi(a|s)`` outside the clip bounds), ``entropy`` (of the
+    target policy at ``s``), ``action_gap`` (online, at ``s``), ``td_error`` (mean priority) and
+    ``q_value``, the names :class:`~torchrl_reg.objectives.munchausen.MunchausenDQNLoss` uses.
     """
 
-    out_keys = [
-        "loss",
-        "quantile_value",
-        "target_value",
-        "munchausen_bonus",
-        "clip_fraction",
-        "policy_entropy",
-        "action_gap",
-    ]
+    out_keys = ["loss", "td_error", "q_value", "action_gap", "munchausen_bonus", "clip_fraction", "entropy"]
 
     def __init__(
         self,
@@ -452,10 +448,8 @@ class MunchausenIQNLoss(IQNLoss):
         clip_value_max: float = 0.0,
         **kwargs,
     ) -> None:
-        alpha = float(alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got alpha={alpha}")
-        tau = check_tau(tau)
+        alpha = check_unit_interval("alpha", alpha)
+        tau = F.check_tau(tau)
         clip_value_min, clip_value_max = float(clip_value_min), float(clip_value_max)
         if not clip_value_min <= clip_value_max:
             raise ValueError(
@@ -480,19 +474,15 @@ class MunchausenIQNLoss(IQNLoss):
         theta_t = net.quantiles_from_features(
             features[batch:], self._fractions(batch, self.num_target_quantiles, device)
         )
-        bonus = munchausen_bonus(
-            q_tm1,
-            action,
-            alpha=self.alpha,
-            tau=self.tau,
-            clip_value_min=self.clip_value_min,
-            clip_value_max=self.clip_value_max,
+        log_pi = F.scaled_log_policy(q_tm1, self.tau)
+        log_pi_a = log_pi.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        bonus = F.clipped_munchausen_term(
+            log_pi_a, alpha=self.alpha, clip_value_min=self.clip_value_min, clip_value_max=self.clip_value_max
         )
-        log_pi_a = scaled_log_policy(q_tm1, self.tau).gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        clipped = (log_pi_a < self.clip_value_min) | (log_pi_a > self.clip_value_max)
         diagnostics = {
             "munchausen_bonus": bonus.mean(),
-            "clip_fraction": (log_pi_a < self.clip_value_min).float().mean(),
-            "policy_entropy": policy_entropy(q_t, self.tau).mean(),
-            "action_gap": action_gap(q_t).mean(),
+            "clip_fraction": clipped.float().mean(),
+            "entropy": -((log_pi / self.tau).exp() * log_pi).sum(-1).mean() / self.tau,
         }
         return munchausen_iqn_next_quantiles(q_t, theta_t, tau=self.tau), bonus, diagnostics
