@@ -29,10 +29,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.utils import NestedKey, unravel_key
 from torchrl.data import TensorDictReplayBuffer
 from torchrl.data.replay_buffers.samplers import Sampler
@@ -49,9 +50,10 @@ _PAD = -1  # frame id of a zero frame
 class _Lane:
     """Frame ids of the recent steps of one trajectory (step index -> frame id)."""
 
-    __slots__ = ("t", "first", "ids")
+    __slots__ = ("t", "first", "ids", "after_done")
 
-    def __init__(self) -> None:
+    def __init__(self, after_done: bool = False) -> None:
+        self.after_done = after_done  # its next step starts an episode: the history must be padding
         self.t = 0
         self.first = _PAD  # id of the trajectory's first frame ("same" padding)
         self.ids: dict[int, int] = {}
@@ -73,7 +75,7 @@ class FrameStackStorage(Storage):
             is enough as long as episodes average at least 32 steps (Atari episodes are hundreds
             to thousands of agent steps). Reading a transition whose frames were overwritten
             raises with this advice.
-        storage: ``"memory"`` (:class:`~torchrl.data.LazyTensorStorage`) or ``"memmap"``
+        storage: ``"tensor"`` (in memory, :class:`~torchrl.data.LazyTensorStorage`) or ``"memmap"``
             (:class:`~torchrl.data.LazyMemmapStorage`).
         scratch_dir: directory for the memory-mapped files (``storage="memmap"``); a temporary
             directory when omitted.
@@ -110,7 +112,7 @@ class FrameStackStorage(Storage):
         frame_stack: int = 4,
         padding: str = "same",
         frame_capacity: int | None = None,
-        storage: str = "memory",
+        storage: str = "tensor",
         scratch_dir: str | os.PathLike | None = None,
         device: torch.device | str = "cpu",
         traj_key: NestedKey | None = ("collector", "traj_ids"),
@@ -127,8 +129,8 @@ class FrameStackStorage(Storage):
             raise ValueError(f"padding must be one of {_PADDINGS}, got padding={padding!r}")
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got num_envs={num_envs!r}")
-        if storage not in ("memory", "memmap"):
-            raise ValueError(f"storage must be 'memory' or 'memmap', got storage={storage!r}")
+        if storage not in ("tensor", "memmap"):
+            raise ValueError(f"storage must be 'tensor' or 'memmap', got storage={storage!r}")
         if frame_capacity is None:
             frame_capacity = max_size + max_size // 32 + 1024
         if isinstance(frame_capacity, bool) or not isinstance(frame_capacity, int) or frame_capacity < max_size + frame_stack:
@@ -204,7 +206,8 @@ class FrameStackStorage(Storage):
     def get(self, index: int | Sequence[int] | torch.Tensor | slice) -> TensorDictBase:
         rows = self._rows.get(index)
         frame_ids = rows.get(_FRAME_IDS)
-        rows = rows.exclude(_FRAME_IDS)
+        # A fresh (unlocked) structure: memory-mapped storages hand out locked tensordicts.
+        rows = rows.exclude(_FRAME_IDS).clone(recurse=False)
         obs, next_obs = self._stacks(frame_ids)
         rows.set(self.pixel_key, obs)
         rows.set(self.next_pixel_key, next_obs)
@@ -223,17 +226,17 @@ class FrameStackStorage(Storage):
         self._load_meta(state_dict["meta"])
 
     def dumps(self, path: str | os.PathLike) -> None:
-        os.makedirs(path, exist_ok=True)
-        self._rows.dumps(os.path.join(path, "rows"))
-        self._frames.dumps(os.path.join(path, "frames"))
-        with open(os.path.join(path, "frame_stack.json"), "w") as f:
-            json.dump(self._meta(), f)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self._rows.dumps(path / "rows")
+        self._frames.dumps(path / "frames")
+        (path / "frame_stack.json").write_text(json.dumps(self._meta()))
 
     def loads(self, path: str | os.PathLike) -> None:
-        self._rows.loads(os.path.join(path, "rows"))
-        self._frames.loads(os.path.join(path, "frames"))
-        with open(os.path.join(path, "frame_stack.json")) as f:
-            self._load_meta(json.load(f))
+        path = Path(path)
+        self._rows.loads(path / "rows")
+        self._frames.loads(path / "frames")
+        self._load_meta(json.loads((path / "frame_stack.json").read_text()))
         self._bump_mutation_revision()
 
     def _empty(self) -> None:
@@ -295,8 +298,10 @@ class FrameStackStorage(Storage):
                 )
             block = steps // self.num_envs
             traj = [r // block for r in range(steps)]
+            lanes_persist = True
         else:
             traj = traj.reshape(steps).tolist()
+            lanes_persist = False
         horizon = data.get(self.steps_to_next_obs_key, None)
         horizon = [1] * steps if horizon is None else horizon.reshape(steps).tolist()
         done = data.get(self.done_key, None)
@@ -307,9 +312,16 @@ class FrameStackStorage(Storage):
             lane = self._lanes.get(traj[r])
             if lane is None:
                 lane = self._lanes[traj[r]] = _Lane()
+            if lane.t == 0 and 0 not in lane.ids:
                 lane.first = lane.ids[0] = self._new_frame(obs[r, -1], pending)
-                # A trajectory caught mid-episode has real frames where padding would be.
                 if not self._history_is_padding(obs[r]):
+                    if lane.after_done:
+                        raise ValueError(
+                            f"FrameStackStorage: step {r} of this batch starts an episode but its stack is not "
+                            f"padded with padding={self.padding!r}; pass the padding the environment uses "
+                            "('same' repeats the first frame, 'zeros' pads with zeros)"
+                        )
+                    # A trajectory caught mid-episode has real frames where padding would be.
                     for j in range(stack - 1):
                         lane.ids[j - stack + 1] = self._new_frame(obs[r, j], pending)
             t, k = lane.t, int(horizon[r])
@@ -322,14 +334,17 @@ class FrameStackStorage(Storage):
             first = lane.first if self.padding == "same" else _PAD
             ids[r, :stack] = torch.tensor([lane.ids.get(u, first) for u in range(t - stack + 1, t + 1)])
             ids[r, stack:] = torch.tensor([lane.ids.get(u, first) for u in range(t + k - stack + 1, t + k + 1)])
-            if done[r]:
+            if done[r] and lanes_persist:
+                self._lanes[traj[r]] = _Lane(after_done=True)
+            elif done[r]:
                 del self._lanes[traj[r]]
             else:
                 lane.t = t + 1
                 lane.ids.pop(t - stack + 1, None)
         if pending:
             slots = torch.arange(self._frames_written, self._frames_written + len(pending)) % self.frame_capacity
-            self._frames.set(slots, torch.stack(pending).to(self.device))
+            frames = torch.stack(pending).to(self.device)
+            self._frames.set(slots, TensorDict({"frame": frames}, batch_size=[len(pending)]))
             self._frames_written += len(pending)
         return ids
 
@@ -344,7 +359,7 @@ class FrameStackStorage(Storage):
                 "storage with a larger frame_capacity (max_size * (1 + 1 / shortest mean episode length))."
             )
         slots = torch.where(real, frame_ids, 0).remainder(self.frame_capacity)
-        frames = self._frames.get(slots.reshape(-1).to(self.device))
+        frames = self._frames.get(slots.reshape(-1).to(self.device)).get("frame")
         frames = frames.reshape(*frame_ids.shape, *frames.shape[1:])
         if not real.all():
             frames = frames * real.to(self.device).reshape(*real.shape, 1, 1).to(frames.dtype)
@@ -355,15 +370,17 @@ class FrameStackStorage(Storage):
         return {
             "frames_written": self._frames_written,
             "frame_shape": None if self._frame_shape is None else list(self._frame_shape),
-            "lanes": {str(k): [lane.t, lane.first, sorted(lane.ids.items())] for k, lane in self._lanes.items()},
+            "lanes": {
+                str(k): [lane.t, lane.first, lane.after_done, sorted(lane.ids.items())] for k, lane in self._lanes.items()
+            },
         }
 
     def _load_meta(self, meta: dict[str, Any]) -> None:
         self._frames_written = int(meta["frames_written"])
         self._frame_shape = None if meta["frame_shape"] is None else tuple(meta["frame_shape"])
         self._lanes = {}
-        for key, (t, first, ids) in meta["lanes"].items():
-            lane = _Lane()
+        for key, (t, first, after_done, ids) in meta["lanes"].items():
+            lane = _Lane(bool(after_done))
             lane.t, lane.first = int(t), int(first)
             lane.ids = {int(u): int(i) for u, i in ids}
             self._lanes[int(key)] = lane
