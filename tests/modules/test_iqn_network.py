@@ -74,8 +74,8 @@ def test_torsos_reject_wrong_observation_shapes():
     with pytest.raises(ValueError, match=r"\(4, 84, 84\).*\(2, 3, 84, 84\)"):
         net(torch.zeros(2, 3, 84, 84, dtype=torch.uint8))
     minatar = MinAtarTorso(in_channels=4)
-    with pytest.raises(ValueError, match=r"\(10, 10, 4\)"):
-        minatar(torch.zeros(2, 4, 10, 10))
+    with pytest.raises(ValueError, match=r"\(4, 10, 10\)"):
+        minatar(torch.zeros(2, 10, 10, 4))
 
 
 def test_minatar_network_is_revisiting_rainbow():
@@ -83,7 +83,7 @@ def test_minatar_network_is_revisiting_rainbow():
     assert net.feature_dim == 16 * 10 * 10
     # no hidden layer after the Hadamard product: one linear layer to the actions
     assert [type(m).__name__ for m in net.head] == ["Linear"]
-    obs = torch.rand(3, 10, 10, 7) > 0.5
+    obs = torch.rand(3, 7, 10, 10) > 0.5
     assert net(obs).shape == (3, 6)
 
 

@@ -81,23 +81,24 @@ class CosineQuantileEmbedding(nn.Module):
 class MinAtarTorso(nn.Module):
     """Revisiting Rainbow's MinAtar torso: ``Conv(16, 3x3, stride 1, same padding) -> ReLU -> flatten``.
 
-    Takes MinAtar observations ``[..., height, width, channels]`` (channels last, as the
-    MinAtar gymnasium envs emit them; bool or float) and returns ``[..., 16 * height * width]``.
+    Takes channels-first MinAtar grids ``[..., channels, height, width]`` (what the recipes' MinAtar
+    envs emit; any dtype) and returns ``[..., 16 * height * width]``. Flax's default "SAME"
+    padding keeps the 10x10 grid (1600 features).
     """
 
     def __init__(self, in_channels: int, height: int = 10, width: int = 10) -> None:
         super().__init__()
         self.obs_shape = (
+            _check_positive_int("in_channels", in_channels),
             _check_positive_int("height", height),
             _check_positive_int("width", width),
-            _check_positive_int("in_channels", in_channels),
         )
         self.conv = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1)
         self.out_features = 16 * height * width
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        batch_shape = _check_obs_shape(obs, self.obs_shape, "MinAtarTorso", "[..., height, width, channels]")
-        x = obs.reshape(-1, *self.obs_shape).permute(0, 3, 1, 2).to(self.conv.weight.dtype)
+        batch_shape = _check_obs_shape(obs, self.obs_shape, "MinAtarTorso", "[..., channels, height, width]")
+        x = obs.reshape(-1, *self.obs_shape).to(self.conv.weight.dtype)
         return torch.relu(self.conv(x)).reshape(*batch_shape, self.out_features)
 
 
