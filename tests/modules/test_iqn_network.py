@@ -113,3 +113,13 @@ def test_qvalue_actor_with_a_real_collector():
     assert data["action_value"].shape == (20, 2)
     # the greedy action is the argmax of the mean over K quantiles
     torch.testing.assert_close(data["action"].argmax(-1), data["action_value"].argmax(-1))
+
+
+@pytest.mark.parametrize("hidden", [(), (8,)])
+def test_action_values_are_the_mean_of_the_quantiles(hidden):
+    # without a hidden layer the mean is taken inside the affine head: same numbers
+    net = ImplicitQuantileNetwork.mlp(4, 3, num_cells=(16,), hidden_sizes=hidden)
+    features = net.features(torch.randn(5, 4))
+    for fractions in (torch.rand(5, 7), torch.rand(7)):
+        expected = net.quantiles_from_features(features, fractions).mean(-2)
+        torch.testing.assert_close(net.action_values_from_features(features, fractions), expected)

@@ -214,6 +214,7 @@ class ImplicitQuantileNetwork(nn.Module):
             width = h
         layers.append(nn.Linear(width, num_actions))
         self.head = nn.Sequential(*layers)
+        self._affine_head = not hidden_sizes
 
     @classmethod
     def nature(
@@ -300,6 +301,10 @@ class ImplicitQuantileNetwork(nn.Module):
         self, features: torch.Tensor, fractions: torch.Tensor
     ) -> torch.Tensor:
         """``Q(s, a) = 1/K sum_k Z_{tau_k}(s, a)`` for the given ``K`` fractions: ``[*batch, num_actions]``."""
+        if self._affine_head:
+            # With no hidden layer f is affine, so the mean over fractions moves inside it:
+            # 1/K sum_k f(psi * phi_k) = f(psi * 1/K sum_k phi_k), one head row per state.
+            return self.head(features * self.embedding(fractions).mean(-2))
         return self.quantiles_from_features(features, fractions).mean(-2)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
