@@ -87,7 +87,7 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
-from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything, select_device
+from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device
 from torchrl_reg.recipe_utils.stop import clear_stop, install_stop_signal_handlers, request_stop, stop_requested
 
 __all__ = [
@@ -135,6 +135,7 @@ __all__ = [
     "register_schema",
     "request_stop",
     "resolve_run_dir",
+    "crossed",
     "rng_state",
     "sample_minibatches",
     "save_checkpoint",
