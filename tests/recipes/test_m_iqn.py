@@ -87,6 +87,11 @@ def test_bad_input_fails_before_training(override, match, tmp_path):
         train(_cfg(env, tmp_path, override))
 
 
+def test_unknown_atari_game_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"valid games: \[.*'Breakout'.*'Pong'"):
+        train(_cfg("atari", tmp_path, "env.name=Pongg"))
+
+
 def test_bad_frame_size_for_the_nature_cnn(tmp_path):
     with pytest.raises(ValueError, match="36x36"):
         train(_cfg("atari", tmp_path, "env.screen_size=32"))
