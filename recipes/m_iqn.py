@@ -55,6 +55,7 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     crossed,
     evaluate,
     install_stop_signal_handlers,
+    linear_schedule,
     load_checkpoint,
     load_collector_state,
     make_collector,
@@ -296,7 +297,10 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
         progress["frames"] += batch_frames
         frames = progress["frames"]
-        exploration.step(batch_frames)
+        # Closed form: EGreedyModule.step loops in Python once per frame.
+        exploration.eps.fill_(
+            linear_schedule(cfg.exploration.eps_init, cfg.exploration.eps_end, cfg.exploration.annealing_frames, frames)
+        )
 
         # One update per frames_per_update frames collected after learning_starts.
         num_updates = max(frames - cfg.optim.learning_starts, 0) // cfg.optim.frames_per_update - progress["updates"]
