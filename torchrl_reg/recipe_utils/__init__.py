@@ -91,7 +91,7 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
-from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything, select_device
+from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device
 from torchrl_reg.recipe_utils.stop import (
     clear_stop,
     install_stop_signal_handlers,
@@ -149,6 +149,7 @@ __all__ = [
     "request_stop",
     "request_stop_at",
     "resolve_run_dir",
+    "crossed",
     "rng_state",
     "sample_minibatches",
     "save_checkpoint",
