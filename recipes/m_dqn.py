@@ -19,10 +19,7 @@ checkpoint.pt, metrics.json, learning_curve.png, resume, stop signals) is docume
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -35,44 +32,27 @@ from torchrl.objectives import DQNLoss, HardUpdate
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.recipe_utils import (
-    CHECKPOINT_NAME,
     TRANSITION_KEYS,
-    EpisodeTracker,
-    ProgressBar,
     RecipeConfig,
+    RecipeRun,
     check_choice,
     check_discrete_action_spec,
     check_range,
-    clear_stop,
-    collector_state,
-    evaluate,
     install_stop_signal_handlers,
     linear_schedule,
-    load_checkpoint,
-    load_collector_state,
-    load_replay_buffer_state,
     make_collector,
     make_env,
-    make_logger,
     make_q_network,
     make_replay_buffer,
-    mean_last,
+    make_update,
     num_actions,
-    plot_learning_curve,
     register_schema,
-    replay_buffer_state,
     resolve_run_dir,
-    rng_state,
     sample_minibatches,
-    save_checkpoint,
     seed_everything,
     select_device,
-    set_rng_state,
-    stop_requested,
     structured,
-    truncate_csv_logs,
     validate_recipe_config,
-    write_json,
 )
 
 LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
@@ -144,11 +124,6 @@ def make_loss(cfg: DictConfig, actor: QValueActor):
     return loss
 
 
-def crossed(interval: int, frames: int, batch_frames: int) -> bool:
-    """Whether the last batch crossed a multiple of ``interval`` frames (0: never)."""
-    return interval > 0 and frames // interval > (frames - batch_frames) // interval
-
-
 def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
     cfg = validate(cfg)
@@ -177,190 +152,52 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     target_updater = HardUpdate(loss_module, value_network_update_interval=0)
     target_every = cfg.optim.target_update_interval // cfg.optim.frames_per_update
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-    replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+    replay_buffer = make_replay_buffer(
+        cfg.buffer,
+        device=device,
+        scratch_dir=run_dir / "replay",
+        frame_stack=cfg.env.frame_stack,
+        num_envs=cfg.collector.num_envs,
+    )
     collector = make_collector(env, policy, cfg.collector, device=device)
-    logger = make_logger(cfg.logger, run_dir, exp_name=run_dir.name)
-    tracker = EpisodeTracker(cfg.collector.num_envs)
-
-    # Read once: an OmegaConf attribute lookup costs more than a small tensor op.
-    max_grad_norm, prioritized = cfg.optim.max_grad_norm, cfg.buffer.prioritized
-
-    def update(batch):
-        out = loss_module(batch)
-        out["loss"].backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
-        optimizer.step()
-        out = out.detach()
-        # Last, so that torch.compile traces everything above before this graph break;
-        # zeroed in place, so the compiled step sees the same gradient tensors every call.
-        optimizer.zero_grad(set_to_none=False)
-        return out
-
-    if cfg.compile:
-        update = torch.compile(update)
+    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
 
     @torch.no_grad()
     def greedy(obs: torch.Tensor) -> torch.Tensor:
         return q_net(obs).argmax(-1)
 
-    # Everything below that changes during training is in the checkpoint.
-    frames = updates = 0
-    eval_frames: list[int] = []
-    eval_returns: list[float] = []
-    logged_episodes = 0
-    # Loss outputs since the last log line, kept as a list and averaged when logged (adding every
-    # entry at every update costs more than the rest of the update's bookkeeping). A resumed run
-    # carries those of the interrupted one, stacked per key, so its logged means are bit-identical.
-    pending_outputs: list = []
-    carried_outputs: dict[str, torch.Tensor] = {}
-
-    def outputs_since_log() -> dict[str, torch.Tensor]:
-        values = {key: [value] for key, value in carried_outputs.items()}
-        if pending_outputs:
-            for key in pending_outputs[0].keys():
-                values.setdefault(key, []).append(torch.stack([out.get(key) for out in pending_outputs]))
-        return {key: torch.cat(parts) for key, parts in values.items()}
-
-    elapsed_before = 0.0
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "frames": frames,
-                "updates": updates,
-                "loss_module": loss_module.state_dict(),
-                "policy": policy.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "replay_buffer": replay_buffer_state(replay_buffer),
-                "collector": collector_state(collector),
-                "tracker": tracker.state_dict(),
-                "rng": rng_state(),
-                "eval_frames": eval_frames,
-                "eval_returns": eval_returns,
-                "logged_episodes": logged_episodes,
-                "outputs_since_log": outputs_since_log(),
-                "elapsed": elapsed_before + time.perf_counter() - t_start,
-            },
-        )
-
-    if checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        frames, updates = state["frames"], state["updates"]
-        loss_module.load_state_dict(state["loss_module"])
-        policy.load_state_dict(state["policy"])
-        optimizer.load_state_dict(state["optimizer"])
-        load_replay_buffer_state(replay_buffer, state["replay_buffer"])
-        load_collector_state(collector, state["collector"])
-        tracker.load_state_dict(state["tracker"])
-        set_rng_state(state["rng"])
-        eval_frames, eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
-        logged_episodes, carried_outputs = state["logged_episodes"], state["outputs_since_log"]
-        elapsed_before = state["elapsed"]
-        truncate_csv_logs(run_dir, frames)
-
-    def run_eval() -> None:
-        returns = evaluate(
-            cfg.env,
-            greedy,
-            episodes=cfg.eval.episodes,
-            seed=cfg.seed + 1_000_000,
-            epsilon=cfg.eval.epsilon,
-            max_steps=cfg.eval.max_steps,
-            device=device,
-        )
-        eval_frames.append(frames)
-        eval_returns.append(sum(returns) / len(returns))
-        if logger is not None:
-            logger.log_scalar("eval/return", eval_returns[-1], step=frames)
-
-    pbar = ProgressBar(cfg.collector.total_frames, initial=frames, enabled=cfg.logger.progress_bar)
-    t_start = time.perf_counter()
-    status = "completed"
+    # Counters, episode returns, evaluation, logs, checkpoints, resume and stop requests.
+    run = RecipeRun(
+        cfg,
+        run_dir,
+        collector=collector,
+        replay_buffer=replay_buffer,
+        greedy=greedy,
+        device=device,
+        stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
+        title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})",
+        extra_metrics={"loss": cfg.loss.name},
+    )
+    # Read once: an OmegaConf attribute lookup costs more than a small tensor op.
+    prioritized, schedule = cfg.buffer.prioritized, cfg.exploration
     for data in collector:
-        batch_frames = data.numel()
-        reward = data.get(("next", "reward"))
-        if not bool(torch.isfinite(reward).all()):
-            bad = reward[~torch.isfinite(reward)][0].item()
-            raise ValueError(
-                f"env {cfg.env.name!r} returned a non-finite reward ({bad}) within frames "
-                f"{frames}-{frames + batch_frames}; rewards must be finite numbers"
-            )
-        tracker.update(data, frames)
-        if cfg.env.reward_clip is not None:
-            reward.clamp_(-cfg.env.reward_clip, cfg.env.reward_clip)
+        batch_frames = run.observe(data)  # non-finite rewards refused, raw returns tracked, then clipped
         replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
-        frames += batch_frames
         # Closed form (CleanRL's schedule): EGreedyModule.step loops in Python once per frame.
         exploration.eps.fill_(
-            linear_schedule(cfg.exploration.eps_init, cfg.exploration.eps_end, cfg.exploration.annealing_frames, frames)
+            linear_schedule(schedule.eps_init, schedule.eps_end, schedule.annealing_frames, run.frames)
         )
-
-        # One update per frames_per_update frames collected after learning_starts.
-        num_updates = max(frames - cfg.optim.learning_starts, 0) // cfg.optim.frames_per_update - updates
-        if num_updates > 0:
-            for batch in sample_minibatches(replay_buffer, num_updates):
-                out = update(batch)
-                if prioritized:
-                    replay_buffer.update_tensordict_priority(batch)
-                updates += 1
-                if updates % target_every == 0:
-                    target_updater.step()
-                pending_outputs.append(out)
-
-        if crossed(cfg.eval.interval, frames, batch_frames):
-            run_eval()
-        if crossed(cfg.logger.interval, frames, batch_frames) and logger is not None:
-            new_returns = tracker.returns[logged_episodes:]
-            if new_returns:
-                logger.log_scalar("train/episode_return", sum(new_returns) / len(new_returns), step=frames)
-            logged_episodes = len(tracker.returns)
-            for key, values in outputs_since_log().items():
-                logger.log_scalar(f"train/{key}", float(values.mean()), step=frames)
-            pending_outputs, carried_outputs = [], {}
-            logger.log_scalar("train/epsilon", float(exploration.eps), step=frames)
-        pbar.update(batch_frames, ret=mean_last(tracker.returns), eps=float(exploration.eps))
-        if stop_requested(frames):
-            status = "interrupted"
-            checkpoint()
-            clear_stop()
+        # One update per optim.frames_per_update frames collected after optim.learning_starts.
+        for batch in sample_minibatches(replay_buffer, run.updates_due()):
+            out = update(batch)
+            if prioritized:
+                replay_buffer.update_tensordict_priority(batch)
+            run.record(out)
+            if run.updates % target_every == 0:
+                target_updater.step()
+        if run.end_batch(batch_frames, epsilon=float(exploration.eps)):
             break
-        if crossed(cfg.checkpoint.interval, frames, batch_frames):
-            checkpoint()
-    pbar.close()
-    if status == "completed" and (not eval_frames or eval_frames[-1] != frames) and cfg.eval.episodes > 0:
-        run_eval()
-    if status == "completed":
-        checkpoint()
-    collector.shutdown()
-    wall_time = elapsed_before + time.perf_counter() - t_start
-    metrics = {
-        "status": status,
-        "frames": frames,
-        "updates": updates,
-        "wall_time_s": wall_time,
-        "steps_per_s": frames / wall_time if wall_time > 0 else math.nan,
-        "final_return": mean_last(tracker.returns, 100),
-        "episodes": len(tracker.returns),
-        "eval_frames": eval_frames,
-        "eval_returns": eval_returns,
-        "loss": cfg.loss.name,
-        "env": cfg.env.name,
-        "seed": cfg.seed,
-        "run_dir": str(run_dir),
-    }
-    write_json(run_dir / "metrics.json", metrics)
-    plot_learning_curve(
-        run_dir / "learning_curve.png",
-        tracker.end_frames,
-        tracker.returns,
-        eval_frames,
-        eval_returns,
-        title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})",
-    )
-    return metrics
+    return run.finish()
 
 
 @hydra.main(config_path="conf", config_name="m_dqn", version_base=None)

@@ -2,7 +2,10 @@
 
 The training loop itself stays in each recipe's ``train`` (CleanRL-style: read it top to bottom);
 this package only builds the parts: env presets, networks, collector, replay buffer, loggers,
-progress bar, evaluation, checkpoints, seeding, devices and config checks.
+progress bar, evaluation, checkpoints, seeding, devices and config checks, plus
+:class:`RecipeRun`, the bookkeeping around a replay-based loop (counters, reward checks, episode
+returns, evaluation, logs, checkpoints, resume, stop, final metrics), and :func:`make_update`,
+the (optionally compiled) gradient step.
 
 Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
 
@@ -91,6 +94,7 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
+from torchrl_reg.recipe_utils.run import RecipeRun, check_finite_rewards, make_update
 from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device
 from torchrl_reg.recipe_utils.stop import (
     clear_stop,
@@ -116,10 +120,12 @@ __all__ = [
     "NetworkConfig",
     "OptimConfig",
     "ProgressBar",
+    "RecipeRun",
     "RecipeConfig",
     "TRANSITION_KEYS",
     "check_choice",
     "check_discrete_action_spec",
+    "check_finite_rewards",
     "check_multiple",
     "check_nonnegative_int",
     "check_positive_int",
@@ -139,6 +145,7 @@ __all__ = [
     "make_logger",
     "make_q_network",
     "make_replay_buffer",
+    "make_update",
     "make_single_env",
     "make_vector_env",
     "mean_last",

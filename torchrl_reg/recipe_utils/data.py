@@ -103,6 +103,8 @@ def sample_minibatches(buffer: TensorDictReplayBuffer, num: int) -> Iterator[Ten
     overhead. Prioritized replay draws one at a time, after the previous update has written its
     priorities back (``buffer.update_tensordict_priority``).
     """
+    if num <= 0:
+        return
     if isinstance(buffer.sampler, PrioritizedSampler):
         for _ in range(num):
             yield buffer.sample()

@@ -54,14 +54,10 @@ from torchrl_reg.recipe_utils.loggers import (
     truncate_csv_logs,
     write_json,
 )
+from torchrl_reg.recipe_utils.runtime import crossed
 from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
 
-__all__ = ["RecipeRun", "crossed", "check_finite_rewards", "make_update"]
-
-
-def crossed(interval: int, frames: int, batch_frames: int) -> bool:
-    """Whether the last batch crossed a multiple of ``interval`` frames (0: never)."""
-    return interval > 0 and frames // interval > (frames - batch_frames) // interval
+__all__ = ["RecipeRun", "check_finite_rewards", "make_update"]
 
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
@@ -79,7 +75,11 @@ def make_update(
     loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None, compile: bool
 ) -> Callable[[TensorDictBase], TensorDictBase]:
     """One gradient step on a minibatch (loss, backward, optional norm clipping, optimizer step),
-    returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``."""
+    returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``.
+
+    The whole step is one function so that ``torch.compile`` fuses the loss, its backward and
+    the optimizer step; with a tiny network most of an eager update is Python overhead.
+    """
 
     def update(batch: TensorDictBase) -> TensorDictBase:
         out = loss_module(batch)
@@ -87,9 +87,11 @@ def make_update(
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
         optimizer.step()
-        # Last, so that torch.compile traces loss, backward and step before this graph break.
-        optimizer.zero_grad(set_to_none=True)
-        return out.detach()
+        out = out.detach()
+        # Last, so that torch.compile traces everything above before this graph break; zeroed
+        # in place, so the compiled step sees the same gradient tensors at every call.
+        optimizer.zero_grad(set_to_none=False)
+        return out
 
     return torch.compile(update) if compile else update
 
@@ -209,20 +211,17 @@ class RecipeRun:
         return max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
 
     def record(self, out: TensorDictBase) -> None:
-        """Count one update and keep its (detached) outputs for the next log."""
+        """Count one update and keep its outputs (detached, as :func:`make_update` returns them) for the next log."""
         self.updates += 1
-        self.pending_outputs.append(out.detach())
+        self.pending_outputs.append(out)
 
     def outputs_since_log(self) -> dict[str, torch.Tensor]:
         """Every loss output since the last log line, stacked per key."""
-        if not self.pending_outputs:
-            return dict(self.carried_outputs)
-        return {
-            key: torch.cat(
-                [self.carried_outputs.get(key, torch.zeros(0)), torch.stack([o.get(key) for o in self.pending_outputs])]
-            )
-            for key in self.pending_outputs[0].keys()
-        }
+        values = {key: [value] for key, value in self.carried_outputs.items()}
+        if self.pending_outputs:
+            for key in self.pending_outputs[0].keys():
+                values.setdefault(key, []).append(torch.stack([out.get(key) for out in self.pending_outputs]))
+        return {key: torch.cat(parts) for key, parts in values.items()}
 
     def evaluate(self) -> None:
         """Greedy evaluation episodes (``cfg.eval``), logged under ``eval/return``."""
