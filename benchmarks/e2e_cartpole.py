@@ -146,12 +146,14 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.summarize:
         invocation = "python benchmarks/e2e_cartpole.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         for i, seed in enumerate(args.seeds):
             order = ("baseline", "recipe") if i % 2 == 0 else ("recipe", "baseline")
             for impl in order:
                 result = run_one(impl, args.target, seed, args.frames, args.recipe_overrides)
                 result["frames_budget"] = args.frames
                 result["benchmark_command"] = invocation
+                result["git_commit"] = commit
                 name = f"run_{args.target}_{args.frames}_seed{seed}_{impl}.json"
                 (OUT / name).write_text(json.dumps(result) + "\n")
                 print(f"{impl} {args.target} seed {seed}: {result['wall_time_s']:.1f}s wall, "
