@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import distributions as D, nn
-from torchrl.data import Categorical as CategoricalSpec, OneHot as OneHotSpec, TensorSpec
+from torchrl.data import Categorical as CategoricalSpec, OneHot as OneHotSpec, TensorSpec, Unbounded as UnboundedSpec
 from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal
 
 __all__ = [
@@ -149,6 +149,10 @@ class FactorizedCategorical(D.Distribution):
 
 def _box_bounds(action_spec: TensorSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Finite ``(low, high)`` of a 1-d continuous bounded action spec, or a ValueError naming the problem."""
+    if isinstance(action_spec, UnboundedSpec):
+        raise ValueError(
+            f"the multicategorical policy needs finite action bounds, got an unbounded spec {type(action_spec).__name__}"
+        )
     space = getattr(action_spec, "space", None)
     low, high = getattr(space, "low", None), getattr(space, "high", None)
     if low is None or high is None or not torch.as_tensor(low).is_floating_point():
@@ -160,7 +164,8 @@ def _box_bounds(action_spec: TensorSpec) -> tuple[torch.Tensor, torch.Tensor]:
     low, high = torch.as_tensor(low), torch.as_tensor(high)
     if low.ndim != 1:
         raise ValueError(f"the action spec must be a vector of shape [d], got shape {tuple(low.shape)}")
-    if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+    # Specs stand for "unbounded" with +-float max, whose width overflows.
+    if not torch.isfinite(high - low).all():
         raise ValueError(
             f"the multicategorical policy needs finite action bounds, got low={low.tolist()}, high={high.tolist()}"
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, dispatch
-from tensordict.utils import NestedKey
+from tensordict.utils import NestedKey, unravel_key
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
@@ -161,16 +161,14 @@ class ImplicitQLoss(LossModule):
         self.convert_to_functional(value_network, "value_network", create_target_params=True)
 
     def _set_in_keys(self) -> None:
+        next_keys = (self.tensor_keys.reward, self.tensor_keys.done, self.tensor_keys.terminated)
         keys = [
             self.tensor_keys.action,
-            ("next", self.tensor_keys.reward),
-            ("next", self.tensor_keys.done),
-            ("next", self.tensor_keys.terminated),
             *self.policy_network.in_keys,
             *self.value_network.in_keys,
-            *[("next", key) for key in self.value_network.in_keys],
+            *[("next", key) for key in (*next_keys, *self.value_network.in_keys)],
         ]
-        self._in_keys = list(dict.fromkeys(keys))
+        self._in_keys = list(dict.fromkeys(unravel_key(key) for key in keys))
 
     @property
     def in_keys(self) -> list[NestedKey]:
