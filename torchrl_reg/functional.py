@@ -26,8 +26,10 @@ import torch
 __all__ = [
     "check_tau",
     "boltzmann_policy",
+    "soft_value_and_scaled_log_policy",
     "scaled_log_policy",
     "soft_value",
+    "clipped_munchausen_term",
     "munchausen_bonus",
     "soft_q_target",
     "munchausen_target",
@@ -53,20 +55,29 @@ def _gather(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return x.gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
 
 
-def scaled_log_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
-    r"""Scaled log-policy of the Boltzmann policy, ``tau * ln softmax(q / tau)``.
+def soft_value_and_scaled_log_policy(q: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Soft value and scaled log-policy of the Boltzmann policy, in one stable pass.
 
+    .. math:: V(s) = \max_b q(s,b) + \tau \ln \sum_b \exp\frac{q(s,b) - \max_c q(s,c)}{\tau}
     .. math:: \tau \ln \pi(a|s) = q(s,a) - \max_b q(s,b)
               - \tau \ln \sum_b \exp\frac{q(s,b) - \max_c q(s,c)}{\tau}
 
-    [MRL], slide "Increasing the action gap" (rewriting of the Munchausen term).
-    Subtracting the max first keeps the result finite and exact to float
-    precision; computing ``q / tau`` first would lose the small differences of
-    large q-values.
+    so that :math:`\tau \ln \pi = q - V` ([MRL], slide "Increasing the action gap";
+    [MaxEnt], soft Q-iteration). Subtracting the max first keeps both finite; the
+    log-policy is formed from ``q - max q`` (exact) rather than ``q - V`` (which would
+    lose the small differences of large q-values in float32).
     """
     tau = check_tau(tau)
-    advantage = q - q.max(dim=-1, keepdim=True).values
-    return advantage - tau * torch.logsumexp(advantage / tau, dim=-1, keepdim=True)
+    q_max = q.max(dim=-1, keepdim=True).values
+    advantage = q - q_max
+    soft_part = tau * torch.logsumexp(advantage / tau, dim=-1, keepdim=True)
+    return (q_max + soft_part).squeeze(-1), advantage - soft_part
+
+
+def scaled_log_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
+    r"""Scaled log-policy ``tau * ln softmax(q / tau)`` in the stable form of
+    :func:`soft_value_and_scaled_log_policy` ([MRL], "Increasing the action gap")."""
+    return soft_value_and_scaled_log_policy(q, tau)[1]
 
 
 def boltzmann_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
@@ -83,9 +94,14 @@ def soft_value(q: torch.Tensor, tau: float) -> torch.Tensor:
     the bootstrap of the Soft-DQN and M-DQN targets ([MRL], "Case study: DQN"),
     at the cost of one logsumexp.
     """
-    tau = check_tau(tau)
-    q_max = q.max(dim=-1).values
-    return q_max + tau * torch.logsumexp((q - q_max.unsqueeze(-1)) / tau, dim=-1)
+    return soft_value_and_scaled_log_policy(q, tau)[0]
+
+
+def clipped_munchausen_term(
+    scaled_log_pi_a: torch.Tensor, *, alpha: float, clip_value_min: float = -1.0, clip_value_max: float = 0.0
+) -> torch.Tensor:
+    """``alpha * clip(tau ln pi(a|s), l0, u)`` from the scaled log-policy of the taken action ([MRL])."""
+    return alpha * scaled_log_pi_a.clamp(clip_value_min, clip_value_max)
 
 
 def munchausen_bonus(
@@ -104,8 +120,8 @@ def munchausen_bonus(
     ``l0 = -1``; the official M-DQN code clips to ``[l0, 1]`` (the upper bound is
     inactive since ``tau ln pi <= 0``).
     """
-    log_pi = _gather(scaled_log_policy(q_tm1, tau), a_tm1)
-    return alpha * log_pi.clamp(clip_value_min, clip_value_max)
+    log_pi_a = _gather(scaled_log_policy(q_tm1, tau), a_tm1)
+    return clipped_munchausen_term(log_pi_a, alpha=alpha, clip_value_min=clip_value_min, clip_value_max=clip_value_max)
 
 
 def soft_q_target(

@@ -1,0 +1,163 @@
+"""Update cost: one optimizer step of MunchausenDQNLoss vs TorchRL's DQNLoss.
+
+Same network, same batch, same loss function (Huber), same optimizer; each repeat times
+``--steps`` updates of each loss back to back (order alternating between repeats) and the
+median of the per-repeat ratios is reported. Issue 2, section 7: target ratio <= 1.10.
+
+    python benchmarks/update_cost.py --repeats 15 --steps 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from torch import nn
+from torchrl.data import Categorical
+from torchrl.modules import QValueActor
+from torchrl.objectives import DQNLoss, SoftUpdate
+
+from torchrl_reg.objectives import MunchausenDQNLoss
+
+RESULTS = Path(__file__).parent / "results" / "update_cost"
+
+
+def cartpole_net() -> tuple[nn.Module, tuple[int, ...], int, int]:
+    return nn.Sequential(nn.Linear(4, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 2)), (4,), 2, 128
+
+
+def minatar_net() -> tuple[nn.Module, tuple[int, ...], int, int]:
+    net = nn.Sequential(
+        nn.Conv2d(4, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 6)
+    )
+    return net, (4, 10, 10), 6, 32
+
+
+def nature_net() -> tuple[nn.Module, tuple[int, ...], int, int]:
+    net = nn.Sequential(
+        nn.Conv2d(4, 32, 8, stride=4), nn.ReLU(),
+        nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, 18),
+    )
+    return net, (4, 84, 84), 18, 32
+
+
+NETWORKS = {"cartpole_mlp": cartpole_net, "minatar_conv": minatar_net, "atari_nature_cnn": nature_net}
+
+
+def make_step(kind: str, net_fn, seed: int):
+    torch.manual_seed(seed)
+    net, obs_shape, num_actions, batch = net_fn()
+    spec = Categorical(num_actions)
+    actor = QValueActor(net, in_keys=["observation"], spec=spec)
+    if kind == "dqn":
+        loss = DQNLoss(actor, action_space=spec, loss_function="smooth_l1", delay_value=True)
+    else:
+        loss = MunchausenDQNLoss(actor, loss_function="smooth_l1")
+    loss.make_value_estimator(gamma=0.99)
+    updater = SoftUpdate(loss, eps=0.995)
+    optim = torch.optim.Adam(loss.parameters(), lr=1e-4)
+    data = TensorDict(
+        {
+            "observation": torch.rand(batch, *obs_shape),
+            "action": spec.rand((batch,)),
+            ("next", "observation"): torch.rand(batch, *obs_shape),
+            ("next", "reward"): torch.randn(batch, 1),
+            ("next", "done"): torch.rand(batch, 1) < 0.05,
+        },
+        [batch],
+    )
+    data["next", "terminated"] = data["next", "done"].clone()
+
+    def step() -> None:
+        out = loss(data)
+        optim.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optim.step()
+        updater.step()
+
+    return step
+
+
+def time_steps(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=200, help="updates per timing (scaled down for big nets)")
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="No target network updater")
+    results = {}
+    for name in args.networks:
+        steps = {"dqn": make_step("dqn", NETWORKS[name], 0), "m_dqn": make_step("m_dqn", NETWORKS[name], 0)}
+        n = args.steps if name != "atari_nature_cnn" else max(args.steps // 10, 5)
+        for step in steps.values():
+            time_steps(step, max(n // 5, 2))
+        times = {"dqn": [], "m_dqn": []}
+        for r in range(args.repeats):
+            order = ("dqn", "m_dqn") if r % 2 == 0 else ("m_dqn", "dqn")
+            for kind in order:
+                times[kind].append(time_steps(steps[kind], n))
+        ratios = [m / d for m, d in zip(times["m_dqn"], times["dqn"])]
+        results[name] = {
+            "ms_per_update_dqn_median": 1e3 * statistics.median(times["dqn"]),
+            "ms_per_update_m_dqn_median": 1e3 * statistics.median(times["m_dqn"]),
+            "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "updates_per_timing": n,
+        }
+        print(name, json.dumps(results[name]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "command": "python " + " ".join(sys.argv),
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
+        "target_ratio": 1.10,
+        "results": results,
+    }
+    (RESULTS / "update_cost.json").write_text(json.dumps(payload, indent=2))
+    plot(results, RESULTS / "update_cost.png")
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ratios = [results[n]["ratio_median"] for n in names]
+    lows = [results[n]["ratio_median"] - results[n]["ratio_min"] for n in names]
+    highs = [results[n]["ratio_max"] - results[n]["ratio_median"] for n in names]
+    ax.bar(names, ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
+    ax.axhline(1.10, color="tab:red", ls="--", label="target 1.10")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_ylabel("M-DQN step / DQN step (median)")
+    ax.set_title("Update cost, MunchausenDQNLoss vs torchrl DQNLoss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

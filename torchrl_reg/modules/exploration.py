@@ -1,0 +1,98 @@
+"""Exploration modules for Q-value actors.
+
+* :class:`BoltzmannExploration` samples ``a ~ softmax(q / tau)`` (the stochastic policy of
+  soft Q-learning and Munchausen RL, [MRL] slide "Case study: DQN"); it acts greedily when
+  TorchRL's exploration type is deterministic (``set_exploration_type(ExplorationType.DETERMINISTIC)``),
+  which is how evaluation is run.
+* :class:`AnnealedEpsilonGreedy` is TorchRL's :class:`~torchrl.modules.EGreedyModule` with a
+  linear schedule from ``eps_init`` to ``eps_end`` over ``annealing_num_steps`` environment
+  steps (call ``.step(frames)`` after each collected batch), greedy under deterministic
+  exploration.
+"""
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from tensordict.utils import NestedKey
+from torchrl.data.tensor_specs import TensorSpec
+from torchrl.envs.utils import ExplorationType, exploration_type
+from torchrl.modules import EGreedyModule
+
+from torchrl_reg import functional as F
+
+__all__ = ["BoltzmannExploration", "AnnealedEpsilonGreedy"]
+
+
+class BoltzmannExploration(TensorDictModuleBase):
+    """Replace the greedy action of a Q-value actor by a sample of ``softmax(q / tau)``.
+
+    Append it to a :class:`~torchrl.modules.QValueActor`:
+    ``TensorDictSequential(actor, BoltzmannExploration(spec, tau=0.03))``.
+
+    Args:
+        spec (TensorSpec): the action spec (``Categorical`` or ``OneHot``).
+        tau (float): temperature > 0.
+
+    Keyword Args:
+        action_key (NestedKey): action written by the actor. Defaults to ``"action"``.
+        action_value_key (NestedKey): action values written by the actor. Defaults to ``"action_value"``.
+    """
+
+    def __init__(
+        self,
+        spec: TensorSpec,
+        tau: float,
+        *,
+        action_key: NestedKey = "action",
+        action_value_key: NestedKey = "action_value",
+    ) -> None:
+        super().__init__()
+        self.tau = F.check_tau(tau)
+        self.spec = spec
+        self.action_key = action_key
+        self.action_value_key = action_value_key
+        self.in_keys = [action_value_key]
+        self.out_keys = [action_key]
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        if exploration_type() in (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN):
+            return tensordict
+        q = tensordict.get(self.action_value_key)
+        pi = F.boltzmann_policy(q, self.tau)
+        index = torch.multinomial(pi.reshape(-1, pi.shape[-1]), 1).reshape(pi.shape[:-1])
+        action = tensordict.get(self.action_key)
+        if action.shape == q.shape:  # one-hot
+            action = torch.nn.functional.one_hot(index, q.shape[-1]).to(action.dtype)
+        else:
+            action = index.view(action.shape).to(action.dtype)
+        tensordict.set(self.action_key, action)
+        return tensordict
+
+
+class AnnealedEpsilonGreedy(EGreedyModule):
+    """Epsilon-greedy with linear annealing (TorchRL's ``EGreedyModule``), argument-checked.
+
+    Args:
+        spec (TensorSpec): the action spec.
+        eps_init (float): initial epsilon in [0, 1]. Default 1.0.
+        eps_end (float): final epsilon in [0, 1]. Default 0.01 (Atari protocol).
+        annealing_num_steps (int): environment steps of the linear schedule (> 0).
+    """
+
+    def __init__(
+        self,
+        spec: TensorSpec,
+        eps_init: float = 1.0,
+        eps_end: float = 0.01,
+        annealing_num_steps: int = 250_000,
+        **kwargs,
+    ) -> None:
+        for name, value in (("eps_init", eps_init), ("eps_end", eps_end)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {name}={value}")
+        if int(annealing_num_steps) < 1:
+            raise ValueError(f"annealing_num_steps must be >= 1, got annealing_num_steps={annealing_num_steps}")
+        super().__init__(
+            spec, eps_init=eps_init, eps_end=eps_end, annealing_num_steps=int(annealing_num_steps), **kwargs
+        )

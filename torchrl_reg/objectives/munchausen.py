@@ -1,0 +1,185 @@
+"""Munchausen-DQN, Soft-DQN and (persistent) advantage learning as TorchRL losses.
+
+Paper: ``shared/papers/munchausen-rl-slides.txt`` (Vieillard, Pietquin, Geist, NeurIPS 2020),
+slides "Case study: DQN" (targets) and "Increasing the action gap" (tau -> 0 limit);
+advantage learning: Bellemare et al. 2016, "Increasing the Action Gap".
+"""
+from __future__ import annotations
+
+from torch import nn
+from torchrl.data.tensor_specs import TensorSpec
+from torchrl.modules.tensordict_module.actors import QValueActor
+
+from torchrl_reg import functional as F
+from torchrl_reg.objectives.common import RegularizedDQNLossBase, check_unit_interval
+
+__all__ = ["MunchausenDQNLoss", "AdvantageLearningLoss"]
+
+
+class MunchausenDQNLoss(RegularizedDQNLossBase):
+    r"""Munchausen-DQN loss ([MRL] slide "Case study: DQN").
+
+    Regresses :math:`q_\theta(s_t, a_t)` on
+
+    .. math::
+        r_t + \alpha\,\mathrm{clip}(\tau \ln \pi_{\bar\theta}(a_t|s_t), l_0, u)
+        + \gamma \sum_{a'} \pi_{\bar\theta}(a'|s_{t+1})
+          \bigl(q_{\bar\theta}(s_{t+1}, a') - \tau \ln \pi_{\bar\theta}(a'|s_{t+1})\bigr),
+        \qquad \pi_{\bar\theta} = \mathrm{softmax}(q_{\bar\theta} / \tau)
+
+    Both log-policies come from the **target** network :math:`\bar\theta` (as in the
+    official code); the soft bootstrap is computed as ``tau * logsumexp(q / tau)``
+    (same value, one op). ``alpha = 0`` is Soft-DQN. With
+    :class:`~torchrl.envs.transforms.MultiStep`, the bonus is taken at ``s_t`` only
+    and the bootstrap is discounted by ``gamma ** steps_to_next_obs``.
+
+    Args:
+        value_network (QValueActor or nn.Module): the Q-value network.
+
+    Keyword Args:
+        alpha (float): Munchausen scaling in [0, 1]. Default 0.9 (paper).
+        tau (float): entropy temperature > 0. Default 0.03 (paper).
+        clip_value_min (float): lower clip ``l0`` of ``tau ln pi``. Default -1 (paper).
+        clip_value_max (float): upper clip ``u``. Default 0 (paper, official M-IQN); the official
+            M-DQN code uses 1, which is inactive since ``tau ln pi <= 0``.
+        loss_function (str): ``"smooth_l1"`` (Huber, the official code; default), ``"l2"`` or ``"l1"``.
+        delay_value (bool): keep target parameters (update them with ``SoftUpdate``/``HardUpdate``).
+            Default ``True``; ``False`` uses the detached online parameters as target.
+        action_space (str or TensorSpec): ``"categorical"`` or ``"one-hot"`` (or the spec); inferred
+            from a :class:`QValueActor` if omitted.
+        reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``.
+
+    gamma is given to the value estimator: ``loss.make_value_estimator(gamma=0.99)``.
+
+    Outputs ``loss`` and detached diagnostics: ``munchausen_bonus`` (mean bonus),
+    ``clip_fraction`` (fraction of ``tau ln pi(a_t|s_t)`` outside the clip bounds),
+    ``entropy`` (entropy of the target policy at ``s_t``), ``action_gap``, ``td_error``, ``q_value``.
+
+    Examples:
+        >>> import torch
+        >>> from torchrl.data import Categorical
+        >>> from torchrl.modules import MLP, QValueActor
+        >>> from torchrl.objectives import HardUpdate
+        >>> from tensordict import TensorDict
+        >>> spec = Categorical(2)
+        >>> actor = QValueActor(MLP(in_features=4, out_features=2, num_cells=[32]),
+        ...                     in_keys=["observation"], spec=spec)
+        >>> loss = MunchausenDQNLoss(actor, alpha=0.9, tau=0.03)
+        >>> loss.make_value_estimator(gamma=0.99)
+        >>> updater = HardUpdate(loss, value_network_update_interval=100)
+        >>> data = TensorDict({
+        ...     "observation": torch.randn(8, 4), "action": spec.rand((8,)),
+        ...     ("next", "observation"): torch.randn(8, 4),
+        ...     ("next", "reward"): torch.randn(8, 1),
+        ...     ("next", "done"): torch.zeros(8, 1, dtype=torch.bool),
+        ...     ("next", "terminated"): torch.zeros(8, 1, dtype=torch.bool)}, [8])
+        >>> sorted(loss(data).keys())
+        ['action_gap', 'clip_fraction', 'entropy', 'loss', 'munchausen_bonus', 'q_value', 'td_error']
+    """
+
+    def __init__(
+        self,
+        value_network: QValueActor | nn.Module,
+        *,
+        alpha: float = 0.9,
+        tau: float = 0.03,
+        clip_value_min: float = -1.0,
+        clip_value_max: float = 0.0,
+        loss_function: str = "smooth_l1",
+        delay_value: bool = True,
+        action_space: str | TensorSpec | None = None,
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
+    ) -> None:
+        self.alpha = check_unit_interval("alpha", alpha)
+        self.tau = F.check_tau(tau)
+        if not float(clip_value_min) <= float(clip_value_max):
+            raise ValueError(
+                "clip_value_min must be <= clip_value_max, got "
+                f"clip_value_min={clip_value_min}, clip_value_max={clip_value_max}"
+            )
+        self.clip_value_min = float(clip_value_min)
+        self.clip_value_max = float(clip_value_max)
+        super().__init__(
+            value_network,
+            loss_function=loss_function,
+            delay_value=delay_value,
+            action_space=action_space,
+            reduction=reduction,
+            use_prioritized_weights=use_prioritized_weights,
+        )
+
+    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+        batch = a_tm1.shape[0]
+        # One stable pass gives tau*ln(pi) at s_t and the soft value tau*logsumexp(q/tau) at s_{t+n}.
+        soft_v, log_pi = F.soft_value_and_scaled_log_policy(q_target, self.tau)
+        log_pi = log_pi[:batch]
+        log_pi_a = log_pi.gather(-1, a_tm1.unsqueeze(-1)).squeeze(-1)
+        bonus = F.clipped_munchausen_term(
+            log_pi_a, alpha=self.alpha, clip_value_min=self.clip_value_min, clip_value_max=self.clip_value_max
+        )
+        clipped = (log_pi_a < self.clip_value_min) | (log_pi_a > self.clip_value_max)
+        diagnostics = {
+            "munchausen_bonus": bonus.mean(),
+            "clip_fraction": clipped.float().mean(),
+            "entropy": -((log_pi / self.tau).exp() * log_pi).sum(-1).mean() / self.tau,
+        }
+        return soft_v[batch:], bonus, diagnostics
+
+
+class AdvantageLearningLoss(RegularizedDQNLossBase):
+    r"""Advantage learning (AL) and persistent advantage learning (PAL) losses.
+
+    AL ([AL]; the :math:`\tau \to 0` limit of M-DQN, [MRL] slide "Increasing the action gap")
+    regresses :math:`q_\theta(s_t, a_t)` on
+
+    .. math:: r_t + \alpha\bigl(q_{\bar\theta}(s_t, a_t) - \max_a q_{\bar\theta}(s_t, a)\bigr)
+              + \gamma \max_{a'} q_{\bar\theta}(s_{t+1}, a')
+
+    and PAL (``persistent=True``) on
+    :math:`\max\{\mathcal{T}_{AL} q,\; \mathcal{T} q - \alpha(\max_a q_{\bar\theta}(s_{t+1}, a)
+    - q_{\bar\theta}(s_{t+1}, a_t))\}`. The correction uses the target network, as in
+    Bellemare et al.'s DQN implementation. ``alpha = 0`` is DQN.
+
+    Keyword Args:
+        alpha (float): advantage-learning coefficient in [0, 1]. Default 0.9.
+        persistent (bool): PAL instead of AL. Default ``False``.
+        loss_function, delay_value, action_space, reduction: as :class:`MunchausenDQNLoss`.
+
+    Outputs ``loss`` and detached diagnostics ``advantage_bonus``, ``action_gap``, ``td_error``, ``q_value``.
+    """
+
+    def __init__(
+        self,
+        value_network: QValueActor | nn.Module,
+        *,
+        alpha: float = 0.9,
+        persistent: bool = False,
+        loss_function: str = "smooth_l1",
+        delay_value: bool = True,
+        action_space: str | TensorSpec | None = None,
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
+    ) -> None:
+        self.alpha = check_unit_interval("alpha", alpha)
+        self.persistent = bool(persistent)
+        super().__init__(
+            value_network,
+            loss_function=loss_function,
+            delay_value=delay_value,
+            action_space=action_space,
+            reduction=reduction,
+            use_prioritized_weights=use_prioritized_weights,
+        )
+
+    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+        batch = a_tm1.shape[0]
+        q_tm1_target, q_t_target = q_target[:batch], q_target[batch:]
+        if self.persistent:
+            bonus = F.persistent_advantage_learning_bonus(
+                q_tm1_target, a_tm1, q_t_target, not_terminal_t, alpha=self.alpha
+            )
+        else:
+            bonus = F.advantage_learning_bonus(q_tm1_target, a_tm1, alpha=self.alpha)
+        return q_t_target.max(dim=-1).values, bonus, {"advantage_bonus": bonus.mean()}
+
