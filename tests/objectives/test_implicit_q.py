@@ -129,7 +129,7 @@ def test_loss_and_gradients_match_eq2_computed_by_hand(alpha, bootstrap, steps):
     out["loss"].backward()
     for p, g in zip(params, expected_grads):
         torch.testing.assert_close(p.grad, g)
-    torch.testing.assert_close(data["td_error"], (y - q).abs().detach())
+    torch.testing.assert_close(data["td_error"], (y - q).detach().pow(2).unsqueeze(-1))
     torch.testing.assert_close(out["implicit_q"], q.mean().detach())
     torch.testing.assert_close(out["state_value"], vnet(data["observation"]).mean().detach())
     torch.testing.assert_close(out["log_pi"], _log_pi(pnet, data["observation"], index).mean().detach())
@@ -153,7 +153,7 @@ def test_terminated_cuts_the_bootstrap_and_truncated_does_not():
     r = data["next", "reward"].squeeze(-1)
     v_next = vnet_bar(data["next", "observation"]).squeeze(-1).detach()
     expected_y = torch.where(data["next", "terminated"].squeeze(-1), r, r + 0.5 * v_next)
-    torch.testing.assert_close(data["td_error"], (expected_y - q).abs())
+    torch.testing.assert_close(data["td_error"], (expected_y - q).pow(2).unsqueeze(-1))
     assert data["next", "done"][2] and not data["next", "terminated"][2]
 
 
@@ -241,7 +241,7 @@ def test_nested_keys_through_set_keys():
     loss.set_keys(action=("agent", "action"), reward=("agent", "reward"), priority=("agent", "td_error"))
     out = loss(nested)
     torch.testing.assert_close(out["loss"], ((y - q) ** 2).mean())
-    torch.testing.assert_close(nested["agent", "td_error"], (y - q).abs().detach())
+    torch.testing.assert_close(nested["agent", "td_error"], (y - q).detach().pow(2).unsqueeze(-1))
     assert ("agent", "action") in loss.in_keys and ("next", "agent", "reward") in loss.in_keys
 
 
@@ -264,11 +264,12 @@ def test_gaussian_and_categorical_policies_train_through_the_loss():
         ({"tau": 0.0}, "tau"),
         ({"tau": -0.1}, "tau"),
         ({"tau": float("inf")}, "tau"),
-        ({"alpha": 1.0}, r"alpha must be in \[0, 1\)"),
-        ({"alpha": -0.1}, r"alpha must be in \[0, 1\)"),
+        ({"alpha": 1.0}, r"alpha must lie in \[0, 1\)"),
+        ({"alpha": -0.1}, r"alpha must lie in \[0, 1\)"),
         ({"bootstrap": "residual"}, "bootstrap"),
         ({"loss_function": "huber"}, "loss_function"),
         ({"reduction": "avg"}, "reduction"),
+        ({"use_prioritized_weights": "yes"}, "use_prioritized_weights"),
     ],
 )
 def test_bad_hyperparameters_raise_at_construction(kwargs, match):

@@ -14,8 +14,10 @@ from tensordict.utils import NestedKey, unravel_key
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
+from torchrl.objectives.value import ValueEstimatorBase
 
 from torchrl_reg.functional import check_tau
+from torchrl_reg.objectives.common import check_unit_interval
 
 __all__ = ["ImplicitQLoss"]
 
@@ -76,7 +78,8 @@ class ImplicitQLoss(LossModule):
     otherwise the one-sample estimate :math:`-\ln\pi_\theta(a'|s_t)`, :math:`a'\sim\pi_\theta`),
     ``"log_pi"`` (:math:`\ln\pi_\theta(a_t|s_t)`), ``"state_value"`` (:math:`V_\phi(s_t)`),
     ``"implicit_q"`` (:math:`Q_{\theta,\phi}(s_t,a_t)`) and ``"td_error"``
-    (:math:`|y_t - Q_{\theta,\phi}(s_t,a_t)|`, also written in place under the priority key).
+    (:math:`(y_t - Q_{\theta,\phi}(s_t,a_t))^2`, also written in place, shape ``[..., 1]``, under
+    the priority key, as by TorchRL's ``DQNLoss``).
 
     Examples:
         >>> from torchrl.modules import MLP, ValueOperator
@@ -100,8 +103,10 @@ class ImplicitQLoss(LossModule):
             action: the action taken, scored by the policy. Defaults to ``"action"``.
             value: the state value written by the value network. Defaults to ``"state_value"``.
             reward, done, terminated: read under ``"next"``.
-            priority: where ``|td_error|`` is written in place. Defaults to ``"td_error"``.
+            priority: where the squared TD error is written in place. Defaults to ``"td_error"``.
             priority_weight: importance weights of a prioritized buffer. Defaults to ``"priority_weight"``.
+            steps_to_next_obs: number of steps to the bootstrap state, written by
+                :class:`~torchrl.envs.transforms.MultiStep`. Defaults to ``"steps_to_next_obs"``.
         """
 
         action: NestedKey = "action"
@@ -111,6 +116,7 @@ class ImplicitQLoss(LossModule):
         terminated: NestedKey = "terminated"
         priority: NestedKey = "td_error"
         priority_weight: NestedKey = "priority_weight"
+        steps_to_next_obs: NestedKey = "steps_to_next_obs"
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
@@ -138,9 +144,7 @@ class ImplicitQLoss(LossModule):
         use_prioritized_weights: str | bool = "auto",
     ) -> None:
         tau = check_tau(tau)
-        alpha = float(alpha)
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1) (0 is IQ, 0.9 the paper's M-IQ), got alpha={alpha}")
+        alpha = check_unit_interval("alpha", alpha, closed_right=False)
         if bootstrap not in _BOOTSTRAPS:
             raise ValueError(f"bootstrap must be one of {_BOOTSTRAPS}, got bootstrap={bootstrap!r}")
         if loss_function not in _LOSS_FUNCTIONS:
@@ -149,6 +153,10 @@ class ImplicitQLoss(LossModule):
             reduction = "mean"
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got reduction={reduction!r}")
+        if use_prioritized_weights not in (True, False, "auto"):
+            raise ValueError(
+                f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}"
+            )
         super().__init__()
         self._in_keys = None
         self.tau = tau
@@ -176,24 +184,40 @@ class ImplicitQLoss(LossModule):
             self._set_in_keys()
         return self._in_keys
 
+    def _estimator_keys(self) -> dict[str, NestedKey]:
+        keys = self.tensor_keys
+        return {
+            "value": keys.value,
+            "reward": keys.reward,
+            "done": keys.done,
+            "terminated": keys.terminated,
+            "steps_to_next_obs": keys.steps_to_next_obs,
+        }
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        if self._value_estimator is not None:
+            self._value_estimator.set_keys(**self._estimator_keys())
+        self._set_in_keys()
+
     def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> ImplicitQLoss:
-        value_type, hp = self._prepare_value_estimator_kwargs(value_type, **hyperparams)
+        """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
+
+        TD(0) only: n-step returns come from :class:`~torchrl.envs.transforms.MultiStep`.
+        A :class:`~torchrl.objectives.value.ValueEstimatorBase` instance or subclass is accepted, as in TorchRL.
+        """
         if value_type is None:
+            value_type = self.default_value_estimator
+        if isinstance(value_type, ValueEstimatorBase) or (
+            isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
+        ):
+            LossModule.make_value_estimator(self, value_type, **hyperparams)
+            self._value_estimator.set_keys(**self._estimator_keys())
             return self
-        # The next-state value is computed by the loss (target or online parameters)
-        # and handed to the estimator, which only applies gamma ** n and the terminal mask.
+        # The loss computes the next-state value itself (target or online parameters) and hands
+        # it to the estimator, which only applies gamma ** n and the terminal mask.
+        hyperparams.setdefault("value_network", None)
         dispatch_value_estimator(
-            self,
-            value_type,
-            supported=self.SUPPORTED_VALUE_ESTIMATORS,
-            tensor_keys={
-                "value": self.tensor_keys.value,
-                "reward": self.tensor_keys.reward,
-                "done": self.tensor_keys.done,
-                "terminated": self.tensor_keys.terminated,
-            },
-            value_network=None,
-            **hp,
+            self, value_type, supported=self.SUPPORTED_VALUE_ESTIMATORS, tensor_keys=self._estimator_keys(), **hyperparams
         )
         return self
 
@@ -222,7 +246,7 @@ class ImplicitQLoss(LossModule):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Eq. (2) on a batch of transitions; writes ``|td_error|`` in place under the priority key."""
+        """Eq. (2) on a batch of transitions; writes the squared TD error in place under the priority key."""
         action = tensordict.get(self.tensor_keys.action)
         next_td = tensordict.get("next")
         log_pi, dist = self._log_prob(self.policy_network_params, tensordict, action)
@@ -241,9 +265,11 @@ class ImplicitQLoss(LossModule):
 
         loss = distance_loss(implicit_q, target, self.loss_function)
         with torch.no_grad():
-            td_error = (target - implicit_q).abs()
-        tensordict.set(self.tensor_keys.priority, td_error.to(tensordict.device or td_error.device), inplace=True)
-        weights = self._maybe_get_priority_weight(tensordict)
+            td_error = (target - implicit_q).pow(2)
+        tensordict.set(self.tensor_keys.priority, td_error.unsqueeze(-1), inplace=True)
+        weights = None
+        if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in tensordict.keys(True):
+            weights = tensordict.get(self.tensor_keys.priority_weight).view(loss.shape)
         loss = self._reduce_loss(loss, tensordict=tensordict, weights=weights)
 
         with torch.no_grad():
