@@ -22,6 +22,8 @@ from torchrl_reg.modules.policies import (
     tanh_normal_policy,
 )
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+from torchrl_reg.tabular.algorithms import implicit_q_dp
+from torchrl_reg.tabular.mdp import garnet
 
 OBS, D, N, B = 3, 2, 4, 6
 LOW, HIGH = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 3.0])
@@ -283,48 +285,33 @@ def test_only_td0_value_estimator():
         loss.make_value_estimator(ValueEstimators.TD1)
 
 
-def _iq_dp(transitions, rewards, gamma, log_pi, v, *, alpha, tau, num_iterations):
-    """IQ-DP, [IQ] Eq. (3), solved in closed form: Q = r + alpha tau ln pi_{k+1} + gamma P V_k,
-    V_{k+1} = tau logsumexp(Q / tau), ln pi_{k+2} = (Q - V_{k+1}) / tau."""
-    iterates = []
-    for _ in range(num_iterations):
-        q = rewards + alpha * tau * log_pi + gamma * transitions @ v
-        v = tau * torch.logsumexp(q / tau, -1)
-        log_pi = (q - v.unsqueeze(-1)) / tau
-        iterates.append((log_pi.exp(), v))
-    return iterates
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.9])
-def test_tabular_full_batch_fitting_follows_iq_dp(alpha):
-    """With tabular networks and the whole MDP as one weighted batch, minimizing Eq. (2) to zero
-    and copying the targets is one step of IQ-DP (Eq. 3): the iterates must match it."""
+def test_tabular_full_batch_fitting_follows_the_iq_dp_oracle(alpha):
+    """With tabular networks and the whole MDP as one weighted batch, minimizing Eq. (2) and then
+    copying the targets is one step of IQ-DP (Eq. 3): the iterates must match the tabular oracle."""
+    num_iterations, tau = 3, 0.5
+    mdp = garnet(4, 3, branching=2, gamma=0.8, seed=5)
+    num_states, num_actions = mdp.num_states, mdp.num_actions
     torch.manual_seed(5)
-    num_states, num_actions, gamma, tau = 4, 3, 0.8, 0.5
-    transitions = torch.rand(num_states, num_actions, num_states, dtype=torch.float64)
-    transitions[transitions < 0.4] = 0.0
-    transitions[..., 0] += 0.05  # every row reaches at least one state
-    transitions /= transitions.sum(-1, keepdim=True)
-    rewards = torch.randn(num_states, num_actions, dtype=torch.float64)
-
     policy = categorical_policy(num_states, OneHot(num_actions), num_cells=()).double()
     value = ValueOperator(nn.Linear(num_states, 1), in_keys=["observation"]).double()
     loss = ImplicitQLoss(policy, value, tau=tau, alpha=alpha)
-    loss.make_value_estimator(gamma=gamma)
+    loss.make_value_estimator(gamma=mdp.gamma)
 
     # One transition per (s, a, s') weighted by P(s'|s, a): the weighted least-squares
     # minimizer of Eq. (2) is then the expectation over s' of Eq. (3).
-    s, a, s_next = transitions.nonzero(as_tuple=True)
+    s, a, s_next = mdp.transitions.nonzero(as_tuple=True)
     eye = torch.eye(num_states, dtype=torch.float64)
     data = TensorDict(
         {
             "observation": eye[s],
             "action": torch.eye(num_actions, dtype=torch.float64)[a],
-            "priority_weight": transitions[s, a, s_next],
+            "priority_weight": mdp.transitions[s, a, s_next],
             "next": {
                 "observation": eye[s_next],
-                "reward": rewards[s, a].unsqueeze(-1),
+                "reward": mdp.rewards[s, a].unsqueeze(-1),
                 "done": torch.zeros(len(s), 1, dtype=torch.bool),
                 "terminated": torch.zeros(len(s), 1, dtype=torch.bool),
             },
@@ -337,8 +324,8 @@ def test_tabular_full_batch_fitting_follows_iq_dp(alpha):
             out = policy(TensorDict({"observation": eye}, [num_states]))
             return torch.log_softmax(out["logits"], -1), value(out)["state_value"].squeeze(-1)
 
-    log_pi_1, v_0 = tables()
-    expected = _iq_dp(transitions, rewards, gamma, log_pi_1, v_0, alpha=alpha, tau=tau, num_iterations=3)
+    log_pi_1, v_0 = tables()  # the initial (target) networks are pi_1 and V_0
+    oracle = implicit_q_dp(mdp, alpha=alpha, tau=tau, num_iterations=num_iterations + 1, q0=tau * log_pi_1 + v_0.unsqueeze(-1))
     optim = torch.optim.LBFGS(
         loss.parameters(), lr=1, max_iter=100, tolerance_grad=1e-13, tolerance_change=0.0,
         line_search_fn="strong_wolfe",
@@ -350,10 +337,11 @@ def test_tabular_full_batch_fitting_follows_iq_dp(alpha):
         out.backward()
         return out
 
-    for pi_expected, v_expected in expected:
+    for k in range(num_iterations):
         optim.step(closure)
-        log_pi, v = tables()
-        torch.testing.assert_close(log_pi.exp(), pi_expected, atol=1e-6, rtol=0)
-        torch.testing.assert_close(v, v_expected, atol=1e-6, rtol=0)
+        log_pi, v = tables()  # pi_{k+2} and V_{k+1}
+        torch.testing.assert_close(log_pi.exp(), oracle.policies[k + 1], atol=1e-6, rtol=0)
+        torch.testing.assert_close(v, oracle.values[k], atol=1e-6, rtol=0)
+        torch.testing.assert_close(tau * log_pi + v.unsqueeze(-1), oracle.q[k], atol=1e-6, rtol=0)
         loss.target_policy_network_params.data.copy_(loss.policy_network_params.data)
         loss.target_value_network_params.data.copy_(loss.value_network_params.data)
