@@ -11,7 +11,6 @@ import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, dispatch
 from tensordict.utils import NestedKey, unravel_key
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
 from torchrl.objectives.value import ValueEstimatorBase
@@ -241,8 +240,7 @@ class ImplicitQLoss(LossModule):
             return dist.entropy()
         except NotImplementedError:
             # No closed form (tanh-Gaussian): one-sample Monte-Carlo estimate.
-            with set_exploration_type(ExplorationType.RANDOM):
-                return -dist.log_prob(dist.sample())
+            return -dist.log_prob(dist.sample())
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
