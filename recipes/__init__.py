@@ -1,0 +1,1 @@
+"""Runnable recipes (one script per method); ``recipes.<name>.train(cfg)`` runs one programmatically."""

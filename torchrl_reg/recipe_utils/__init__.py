@@ -1,0 +1,150 @@
+"""Shared building blocks of the torchrl_reg recipes (``recipes/<name>.py``).
+
+The training loop itself stays in each recipe's ``train`` (CleanRL-style: read it top to bottom);
+this package only builds the parts: env presets, networks, collector, replay buffer, loggers,
+progress bar, evaluation, checkpoints, seeding, devices and config checks.
+
+Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
+
+* A recipe is ``recipes/<name>.py`` with
+  ``@hydra.main(config_path="conf", config_name="<name>", version_base=None)`` whose body calls a
+  plain ``train(cfg) -> dict``, callable programmatically, returning the final metrics.
+* Its config schema is a dataclass inheriting :class:`RecipeConfig`, registered with
+  :func:`register_schema` and listed first in ``recipes/conf/<name>.yaml``'s defaults; groups
+  ``env``, ``loss``, ``collector``, ``buffer``, ``optim``, ``logger`` compose on top of it, so
+  unknown keys and ill-typed values are refused by Hydra. ``train`` also accepts a plain dict
+  (checked by :func:`structured`) and runs every range check before building anything.
+* The run directory is Hydra's output directory (or ``cfg.run_dir`` when given). It holds the
+  resolved ``config.yaml``, the CSV logs (``csv/scalars/**.csv``, rows ``step,value``),
+  ``checkpoint.pt``, ``metrics.json`` (final) and ``learning_curve.png``.
+* If ``<run_dir>/checkpoint.pt`` exists at start, the run resumes from it. Checkpoints are
+  written atomically (temp file + ``os.replace``) every ``checkpoint.interval`` frames, at the
+  end, and when a stop is requested.
+* :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
+  (SIGTERM and SIGUSR1 set the flag). The loop polls the flag once per collector batch, writes a
+  checkpoint and ``train`` returns ``metrics["status"] == "interrupted"``; a normal end gives
+  ``"completed"``.
+* A checkpoint holds everything needed to continue exactly: networks, target networks,
+  optimizer, loss buffers, replay buffer contents, collector carrier and env state (pickled
+  gymnasium envs, ALE snapshots included), RNG states (torch, numpy, python, envs), exploration
+  schedule, counters, episode and evaluation history. On CPU with a fixed seed, a run that is
+  stopped and resumed gives the same metrics as the uninterrupted run, and nothing is logged
+  twice (CSV rows after the checkpoint's frame count are dropped on resume).
+* ``metrics.json`` holds at least ``status``, ``frames``, ``wall_time_s``, ``steps_per_s``,
+  ``final_return`` (mean of the last 100 training episodes, raw env reward), ``episodes``,
+  ``eval_frames`` and ``eval_returns``.
+"""
+from __future__ import annotations
+
+from torchrl_reg.recipe_utils.checkpoint import (
+    CHECKPOINT_NAME,
+    collector_state,
+    load_checkpoint,
+    load_collector_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from torchrl_reg.recipe_utils.config import (
+    BufferConfig,
+    CheckpointConfig,
+    CollectorConfig,
+    EnvConfig,
+    EvalConfig,
+    ExplorationConfig,
+    LoggerConfig,
+    NetworkConfig,
+    OptimConfig,
+    RecipeConfig,
+    check_choice,
+    check_multiple,
+    check_nonnegative_int,
+    check_positive_int,
+    check_range,
+    compose_config,
+    register_schema,
+    structured,
+    validate_recipe_config,
+)
+from torchrl_reg.recipe_utils.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
+from torchrl_reg.recipe_utils.envs import (
+    check_discrete_action_spec,
+    get_env_state,
+    make_env,
+    make_single_env,
+    make_vector_env,
+    num_actions,
+    set_env_state,
+)
+from torchrl_reg.recipe_utils.evaluation import evaluate
+from torchrl_reg.recipe_utils.loggers import (
+    EpisodeTracker,
+    ProgressBar,
+    make_logger,
+    mean_last,
+    plot_learning_curve,
+    truncate_csv_logs,
+    write_json,
+)
+from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
+from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything, select_device
+from torchrl_reg.recipe_utils.stop import clear_stop, install_stop_signal_handlers, request_stop, stop_requested
+
+__all__ = [
+    "BufferConfig",
+    "CHECKPOINT_NAME",
+    "CheckpointConfig",
+    "CollectorConfig",
+    "EnvConfig",
+    "EpisodeTracker",
+    "EvalConfig",
+    "ExplorationConfig",
+    "LoggerConfig",
+    "MLPQNet",
+    "MinAtarQNet",
+    "NatureQNet",
+    "NetworkConfig",
+    "OptimConfig",
+    "ProgressBar",
+    "RecipeConfig",
+    "TRANSITION_KEYS",
+    "check_choice",
+    "check_discrete_action_spec",
+    "check_multiple",
+    "check_nonnegative_int",
+    "check_positive_int",
+    "check_range",
+    "clear_stop",
+    "collector_state",
+    "compose_config",
+    "evaluate",
+    "get_env_state",
+    "install_stop_signal_handlers",
+    "load_checkpoint",
+    "load_collector_state",
+    "make_collector",
+    "make_env",
+    "make_logger",
+    "make_q_network",
+    "make_replay_buffer",
+    "make_single_env",
+    "make_vector_env",
+    "mean_last",
+    "num_actions",
+    "plot_learning_curve",
+    "register_schema",
+    "request_stop",
+    "resolve_run_dir",
+    "rng_state",
+    "sample_minibatches",
+    "save_checkpoint",
+    "seed_everything",
+    "select_device",
+    "set_env_state",
+    "set_rng_state",
+    "stop_requested",
+    "structured",
+    "truncate_csv_logs",
+    "validate_recipe_config",
+    "write_json",
+]

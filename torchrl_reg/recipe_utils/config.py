@@ -1,0 +1,311 @@
+"""Config schemas shared by every recipe, and the checks that run before training starts.
+
+BenchMARL-style: each config group (``env``, ``collector``, ``buffer``, ``optim``, ``logger``) has
+a dataclass schema here; a recipe defines its own loss dataclass and a top-level dataclass that
+inherits :class:`RecipeConfig`, and registers the latter in Hydra's ConfigStore with
+:func:`register_schema`. Its primary YAML lists that schema first in its defaults, so every
+YAML and every command-line override is type-checked against it and unknown keys are refused.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+__all__ = [
+    "EnvConfig",
+    "NetworkConfig",
+    "CollectorConfig",
+    "BufferConfig",
+    "OptimConfig",
+    "ExplorationConfig",
+    "EvalConfig",
+    "CheckpointConfig",
+    "LoggerConfig",
+    "RecipeConfig",
+    "register_schema",
+    "compose_config",
+    "structured",
+    "check_choice",
+    "check_range",
+    "check_positive_int",
+    "check_nonnegative_int",
+    "check_multiple",
+    "validate_recipe_config",
+]
+
+ENV_FAMILIES = ("classic", "minatar", "atari")
+NETWORKS = ("mlp", "minatar_conv", "nature_cnn")
+LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
+STORAGES = ("tensor", "memmap")
+
+
+@dataclass
+class EnvConfig:
+    """Which environment and how it is preprocessed (see :mod:`torchrl_reg.recipe_utils.envs`)."""
+
+    family: str = "classic"
+    name: str = "CartPole-v1"
+    sticky_action_prob: float = 0.0
+    frame_skip: int = 1
+    frame_stack: int = 1
+    screen_size: int = 84
+    max_episode_steps: Optional[int] = None
+    reward_clip: Optional[float] = None
+
+
+@dataclass
+class NetworkConfig:
+    """Q-network body: ``mlp`` (hidden sizes), ``minatar_conv`` or ``nature_cnn``."""
+
+    kind: str = "mlp"
+    hidden: List[int] = field(default_factory=lambda: [120, 84])
+
+
+@dataclass
+class CollectorConfig:
+    """``num_envs`` vectorized envs step together; one batch is ``frames_per_batch`` frames."""
+
+    total_frames: int = 500_000
+    num_envs: int = 16
+    frames_per_batch: int = 320
+
+
+@dataclass
+class BufferConfig:
+    """Replay buffer: uniform or prioritized (Schaul et al. 2016, ``priority_alpha``/``priority_beta``)."""
+
+    size: int = 10_000
+    batch_size: int = 128
+    prioritized: bool = False
+    priority_alpha: float = 0.6
+    priority_beta: float = 0.4
+    storage: str = "tensor"
+
+
+@dataclass
+class OptimConfig:
+    """Adam and the update schedule, all counted in environment frames (agent steps)."""
+
+    lr: float = 2.5e-4
+    eps: float = 1e-8
+    max_grad_norm: Optional[float] = None
+    learning_starts: int = 10_000
+    frames_per_update: int = 10
+    target_update_interval: int = 500
+
+
+@dataclass
+class ExplorationConfig:
+    """Epsilon-greedy annealed linearly from ``eps_init`` to ``eps_end`` over ``annealing_frames``."""
+
+    eps_init: float = 1.0
+    eps_end: float = 0.05
+    annealing_frames: int = 250_000
+
+
+@dataclass
+class EvalConfig:
+    """Greedy evaluation every ``interval`` frames (0: only at the end) on ``episodes`` episodes."""
+
+    interval: int = 50_000
+    episodes: int = 10
+    epsilon: float = 0.0
+    max_steps: int = 27_000
+
+
+@dataclass
+class CheckpointConfig:
+    """``checkpoint.pt`` is written every ``interval`` frames (0: only at the end and on stop)."""
+
+    interval: int = 100_000
+
+
+@dataclass
+class LoggerConfig:
+    """TorchRL logger backend; ``interval`` is in frames; ``progress_bar`` shows a tqdm bar."""
+
+    backend: str = "csv"
+    project: str = "torchrl_reg"
+    interval: int = 10_000
+    progress_bar: bool = True
+
+
+@dataclass
+class RecipeConfig:
+    """Fields every recipe shares; a recipe adds its ``loss`` (and anything else) in a subclass."""
+
+    seed: int = 0
+    device: str = "auto"
+    run_dir: Optional[str] = None
+    compile: bool = False
+    num_threads: int = 1
+    env: EnvConfig = field(default_factory=EnvConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def register_schema(name: str, node: type) -> None:
+    """Store ``node`` (a dataclass) in Hydra's ConfigStore as ``<name>_schema``; list it first in the defaults."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=f"{name}_schema", node=node)
+
+
+def compose_config(config_dir: str | Path, config_name: str, overrides: Iterable[str] = ()) -> DictConfig:
+    """Compose a recipe config without running it (tests, notebooks); the schema must be registered."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def _accepted_keys(schema: type) -> list[str]:
+    return [f.name for f in fields(schema)]
+
+
+def _schema_at(schema: type, dotted_key: str) -> type:
+    """The dataclass that holds the last component of ``dotted_key`` (for error messages)."""
+    for part in dotted_key.split(".")[:-1]:
+        sub = {f.name: f for f in fields(schema)}.get(part)
+        if sub is None or sub.default_factory is MISSING or not is_dataclass(sub.default_factory()):
+            break
+        schema = type(sub.default_factory())
+    return schema
+
+
+def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+    """Merge ``cfg`` onto the ``schema`` dataclass: refuses unknown keys and ill-typed values.
+
+    Hydra already does this for configs composed from YAML; this covers ``train(cfg)`` called
+    with a plain dict or a config built by hand.
+    """
+    if not is_dataclass(schema):
+        raise TypeError(f"schema must be a dataclass type, got {schema!r}")
+    base = OmegaConf.structured(schema)
+    try:
+        merged = OmegaConf.merge(base, cfg)
+    except OmegaConfBaseException as err:
+        key = str(getattr(err, "full_key", None) or getattr(err, "key", None) or "")
+        raise ValueError(
+            f"invalid config entry {key!r}: {getattr(err, 'msg', err)}. "
+            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, key))}"
+        ) from None
+    OmegaConf.set_struct(merged, True)
+    return merged
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {name}={value!r}")
+
+
+def check_range(
+    name: str,
+    value: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number in the given interval."""
+    lo_b, hi_b = ("[" if low_inclusive else "("), ("]" if high_inclusive else ")")
+    interval = f"{lo_b}{low}, {high}{hi_b}"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in {interval}, got {name}={value!r}") from None
+    ok = math.isfinite(v)
+    ok = ok and (v >= low if low_inclusive else v > low)
+    ok = ok and (v <= high if high_inclusive else v < high)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number in {interval}, got {name}={value!r}")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+
+
+def check_nonnegative_int(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {name}={value!r}")
+
+
+def check_multiple(name: str, value: int, of_name: str, of: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is a multiple of ``of``."""
+    if value % of:
+        raise ValueError(f"{name} must be a multiple of {of_name}={of}, got {name}={value}")
+
+
+def validate_recipe_config(cfg: DictConfig) -> None:
+    """Range checks for the shared groups; raises ``ValueError`` naming the value and the accepted range."""
+    check_nonnegative_int("seed", cfg.seed)
+    check_positive_int("num_threads", cfg.num_threads)
+    check_choice("env.family", cfg.env.family, ENV_FAMILIES)
+    check_range("env.sticky_action_prob", cfg.env.sticky_action_prob, 0.0, 1.0)
+    check_positive_int("env.frame_skip", cfg.env.frame_skip)
+    check_positive_int("env.frame_stack", cfg.env.frame_stack)
+    check_positive_int("env.screen_size", cfg.env.screen_size)
+    if cfg.env.max_episode_steps is not None:
+        check_positive_int("env.max_episode_steps", cfg.env.max_episode_steps)
+    if cfg.env.reward_clip is not None:
+        check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
+    check_choice("network.kind", cfg.network.kind, NETWORKS)
+    for width in cfg.network.hidden:
+        check_positive_int("network.hidden[i]", width)
+
+    c = cfg.collector
+    check_positive_int("collector.total_frames", c.total_frames)
+    check_positive_int("collector.num_envs", c.num_envs)
+    check_positive_int("collector.frames_per_batch", c.frames_per_batch)
+    check_multiple("collector.frames_per_batch", c.frames_per_batch, "collector.num_envs", c.num_envs)
+
+    b = cfg.buffer
+    check_positive_int("buffer.size", b.size)
+    check_positive_int("buffer.batch_size", b.batch_size)
+    check_range("buffer.priority_alpha", b.priority_alpha, 0.0)
+    check_range("buffer.priority_beta", b.priority_beta, 0.0, 1.0)
+    check_choice("buffer.storage", b.storage, STORAGES)
+
+    o = cfg.optim
+    check_range("optim.lr", o.lr, 0.0, low_inclusive=False)
+    check_range("optim.eps", o.eps, 0.0)
+    if o.max_grad_norm is not None:
+        check_range("optim.max_grad_norm", o.max_grad_norm, 0.0, low_inclusive=False)
+    check_nonnegative_int("optim.learning_starts", o.learning_starts)
+    check_positive_int("optim.frames_per_update", o.frames_per_update)
+    check_positive_int("optim.target_update_interval", o.target_update_interval)
+    check_multiple("collector.frames_per_batch", c.frames_per_batch, "optim.frames_per_update", o.frames_per_update)
+    check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
+
+    e = cfg.exploration
+    check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
+    check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
+    check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
+
+    check_nonnegative_int("eval.interval", cfg.eval.interval)
+    check_nonnegative_int("eval.episodes", cfg.eval.episodes)
+    check_range("eval.epsilon", cfg.eval.epsilon, 0.0, 1.0)
+    check_positive_int("eval.max_steps", cfg.eval.max_steps)
+    check_nonnegative_int("checkpoint.interval", cfg.checkpoint.interval)
+    check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
+    check_positive_int("logger.interval", cfg.logger.interval)

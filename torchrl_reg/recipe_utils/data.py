@@ -1,0 +1,91 @@
+"""Collector and replay buffer builders (TorchRL ``Collector``, ``TensorDictReplayBuffer``)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.data import LazyMemmapStorage, LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
+from torchrl.envs import EnvBase
+
+__all__ = ["make_collector", "make_replay_buffer", "sample_minibatches", "TRANSITION_KEYS"]
+
+#: What a one-step Q-learning loss reads; everything else the collector produces is not stored.
+TRANSITION_KEYS: tuple = (
+    "observation",
+    "action",
+    ("next", "observation"),
+    ("next", "reward"),
+    ("next", "done"),
+    ("next", "terminated"),
+    ("next", "truncated"),
+)
+
+
+def make_collector(
+    env: EnvBase,
+    policy: Callable,
+    cfg: Any,
+    *,
+    device: torch.device | str = "cpu",
+    total_frames: int | None = None,
+) -> Collector:
+    """A single-process TorchRL ``Collector`` over the (vectorized, CPU) ``env``.
+
+    ``cfg`` is a :class:`~torchrl_reg.recipe_utils.config.CollectorConfig`. The policy runs and the
+    batches are stored on ``device``. Trajectory ids are not tracked (Q-learning does not use
+    them, and they cost time at every step).
+    """
+    device = torch.device(device)
+    on_accelerator = device.type != "cpu"
+    return Collector(
+        env,
+        policy,
+        frames_per_batch=cfg.frames_per_batch,
+        total_frames=cfg.total_frames if total_frames is None else total_frames,
+        policy_device=device if on_accelerator else None,
+        storing_device=device if on_accelerator else None,
+        track_traj_ids=False,
+        trust_policy=True,
+    )
+
+
+def make_replay_buffer(
+    cfg: Any, *, device: torch.device | str = "cpu", scratch_dir: str | Path | None = None
+) -> TensorDictReplayBuffer:
+    """Uniform or prioritized replay of ``cfg.size`` transitions (:class:`~torchrl_reg.recipe_utils.config.BufferConfig`).
+
+    Prioritized replay (Schaul et al. 2016) reads the priority from ``"td_error"``, the key TorchRL
+    losses write in place; ``priority_beta`` is the importance-sampling exponent.
+    ``cfg.storage="memmap"`` keeps the transitions in memory-mapped files under ``scratch_dir``.
+    """
+    if cfg.storage == "memmap":
+        storage = LazyMemmapStorage(cfg.size, scratch_dir=None if scratch_dir is None else str(scratch_dir), device=device)
+    else:
+        storage = LazyTensorStorage(cfg.size, device=device)
+    if cfg.prioritized:
+        sampler = PrioritizedSampler(cfg.size, alpha=cfg.priority_alpha, beta=cfg.priority_beta)
+    else:
+        sampler = RandomSampler()
+    return TensorDictReplayBuffer(
+        storage=storage, sampler=sampler, batch_size=cfg.batch_size, priority_key="td_error"
+    )
+
+
+def sample_minibatches(buffer: TensorDictReplayBuffer, num: int) -> Iterator[TensorDictBase]:
+    """The ``num`` minibatches of one iteration's ``num`` updates, drawn lazily as the loop asks.
+
+    Uniform replay draws all of them in one call: the buffer does not change between these
+    updates, so this is the distribution of ``num`` separate calls without ``num`` times the
+    overhead. Prioritized replay draws one at a time, after the previous update has written its
+    priorities back (``buffer.update_tensordict_priority``).
+    """
+    if isinstance(buffer.sampler, PrioritizedSampler):
+        for _ in range(num):
+            yield buffer.sample()
+        return
+    batch_size = buffer.batch_size
+    yield from buffer.sample(batch_size * num).reshape(num, batch_size).unbind(0)

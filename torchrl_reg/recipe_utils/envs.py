@@ -1,0 +1,248 @@
+"""Environment presets: classic control, MinAtar and Atari, vectorized and wrapped for TorchRL.
+
+Every env is a gymnasium ``SyncVectorEnv`` of ``num_envs`` copies (one process: the per-step
+TensorDict overhead is paid once for all copies) with ``AutoresetMode.DISABLED``, wrapped in
+TorchRL's :class:`~torchrl.envs.GymWrapper`, which then resets finished copies the TorchRL way
+(the true last observation of a truncated episode is kept in ``("next", "observation")``).
+
+Families (``EnvConfig.family``):
+
+* ``classic``: any gymnasium id with a vector observation (``CartPole-v1``, ``Acrobot-v1``).
+* ``minatar``: ``MinAtar/<Game>-v0`` (full action set), observation transposed to channels-first
+  ``uint8`` (C, 10, 10); sticky actions are MinAtar's own (``sticky_action_prob``, 0.1 in
+  Revisiting Rainbow).
+* ``atari``: ALE v5 with the Machado et al. (2018) / Dopamine protocol: sticky actions 0.25,
+  frame skip 4 with a max-pool over the last two frames, grayscale, 84x84 area resize, 4-frame
+  stack, life loss not terminal, episodes capped at 27k agent steps (108k frames). Rewards are
+  returned raw; the recipe clips them for learning only (``EnvConfig.reward_clip``), so that the
+  logged returns are game scores.
+"""
+from __future__ import annotations
+
+import pickle
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torchrl.data import Categorical, OneHot
+from torchrl.envs import EnvBase, GymWrapper
+
+from torchrl_reg.recipe_utils.config import ENV_FAMILIES, check_choice
+
+__all__ = [
+    "AtariPreprocessing",
+    "MinAtarChannelsFirst",
+    "make_single_env",
+    "make_vector_env",
+    "make_env",
+    "check_discrete_action_spec",
+    "num_actions",
+    "get_env_state",
+    "set_env_state",
+]
+
+MINATAR_GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
+
+
+def _area_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Row-stochastic ``(n_out, n_in)`` matrix averaging input pixels by overlap (OpenCV's INTER_AREA)."""
+    scale = n_in / n_out
+    w = np.zeros((n_out, n_in), dtype=np.float32)
+    for i in range(n_out):
+        lo, hi = i * scale, (i + 1) * scale
+        for j in range(int(np.floor(lo)), min(int(np.ceil(hi)), n_in)):
+            w[i, j] = min(hi, j + 1) - max(lo, j)
+    return w / scale
+
+
+class AtariPreprocessing(gym.Wrapper):
+    """ALE v5 env with Dopamine's preprocessing (Machado et al. 2018 protocol).
+
+    Frame skip ``frame_skip`` with the max of the last two raw frames (removes flicker), rewards
+    summed over the skipped frames, grayscale, area resize to ``screen_size`` x ``screen_size``.
+    Sticky actions are ALE's own (``repeat_action_probability``), applied at every raw frame.
+
+    Pickling saves the emulator state with its RNG (``cloneState(include_rng=True)``), because the
+    ALE object itself does not survive a pickle round trip; this is what lets a checkpoint resume
+    an Atari run exactly.
+    """
+
+    def __init__(self, env_id: str, *, sticky_action_prob: float = 0.25, frame_skip: int = 4, screen_size: int = 84):
+        import ale_py
+
+        gym.register_envs(ale_py)
+        self._kwargs = dict(
+            env_id=env_id, sticky_action_prob=sticky_action_prob, frame_skip=frame_skip, screen_size=screen_size
+        )
+        env = gym.make(
+            env_id,
+            frameskip=1,
+            repeat_action_probability=sticky_action_prob,
+            full_action_space=False,
+            obs_type="grayscale",
+            max_num_frames_per_episode=None,
+            disable_env_checker=True,
+        )
+        super().__init__(env)
+        self.frame_skip = frame_skip
+        self.screen_size = screen_size
+        h, w = env.observation_space.shape
+        self._rows = _area_resize_matrix(h, screen_size)
+        self._cols = _area_resize_matrix(w, screen_size).T.copy()
+        self._buffer = np.zeros((2, h, w), dtype=np.uint8)
+        self.observation_space = gym.spaces.Box(0, 255, (screen_size, screen_size), dtype=np.uint8)
+
+    def _observation(self) -> np.ndarray:
+        frame = np.maximum(self._buffer[0], self._buffer[1]).astype(np.float32)
+        return np.rint(self._rows @ frame @ self._cols).astype(np.uint8)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(**kwargs)
+        self._buffer[0] = obs
+        self._buffer[1] = obs
+        return self._observation(), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        total = 0.0
+        terminated = truncated = False
+        info: dict = {}
+        for i in range(self.frame_skip):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if i >= self.frame_skip - 2:
+                self._buffer[i - (self.frame_skip - 2)] = obs
+            if terminated or truncated:
+                # The pool then holds the last frame twice (Dopamine does the same).
+                self._buffer[0] = self._buffer[1] = obs
+                break
+        return self._observation(), total, terminated, truncated, info
+
+    def __getstate__(self) -> dict:
+        ale = self.env.unwrapped.ale
+        return {
+            "kwargs": self._kwargs,
+            "ale_state": pickle.dumps(ale.cloneState(include_rng=True)),
+            "buffer": self._buffer.copy(),
+            "np_random": self.env.unwrapped.np_random.bit_generator.state,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state["kwargs"])
+        self.env.reset()
+        self.env.unwrapped.ale.restoreState(pickle.loads(state["ale_state"]))
+        self.env.unwrapped.np_random.bit_generator.state = state["np_random"]
+        self._buffer[:] = state["buffer"]
+
+
+class MinAtarChannelsFirst(gym.ObservationWrapper):
+    """MinAtar's ``(10, 10, C)`` boolean grid as a channels-first ``uint8`` array (what Conv2d expects)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        h, w, c = env.observation_space.shape
+        self.observation_space = gym.spaces.Box(0, 1, (c, h, w), dtype=np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(observation.transpose(2, 0, 1), dtype=np.uint8)
+
+
+def _minatar_id(name: str) -> str:
+    game = name.split("/")[-1].split("-")[0]
+    matches = [g for g in MINATAR_GAMES if g.lower() == game.replace("_", "").lower()]
+    if not matches:
+        raise ValueError(f"env.name must name a MinAtar game, one of {list(MINATAR_GAMES)}, got env.name={name!r}")
+    return f"MinAtar/{matches[0]}-v0"
+
+
+def _atari_id(name: str) -> str:
+    import ale_py
+
+    gym.register_envs(ale_py)
+    env_id = name if name.startswith("ALE/") else f"ALE/{name}-v5"
+    if env_id not in gym.registry:
+        raise ValueError(f"env.name must be an ALE game such as 'Pong' or 'ALE/Pong-v5', got env.name={name!r}")
+    return env_id
+
+
+def make_single_env(cfg: Any) -> gym.Env:
+    """One gymnasium env for ``cfg`` (an :class:`~torchrl_reg.recipe_utils.config.EnvConfig`)."""
+    check_choice("env.family", cfg.family, ENV_FAMILIES)
+    if cfg.family == "classic":
+        if cfg.name not in gym.registry:
+            raise ValueError(f"env.name must be a registered gymnasium id such as 'CartPole-v1', got env.name={cfg.name!r}")
+        env = gym.make(cfg.name, disable_env_checker=True)
+    elif cfg.family == "minatar":
+        import minatar.gym
+
+        minatar.gym.register_envs()
+        env = gym.make(_minatar_id(cfg.name), sticky_action_prob=cfg.sticky_action_prob, disable_env_checker=True)
+        env = MinAtarChannelsFirst(env)
+    else:
+        env = AtariPreprocessing(
+            _atari_id(cfg.name),
+            sticky_action_prob=cfg.sticky_action_prob,
+            frame_skip=cfg.frame_skip,
+            screen_size=cfg.screen_size,
+        )
+        if cfg.frame_stack > 1:
+            env = gym.wrappers.FrameStackObservation(env, cfg.frame_stack, padding_type="zero")
+    if cfg.max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, cfg.max_episode_steps)
+    return env
+
+
+def make_vector_env(cfg: Any, num_envs: int) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies stepped in this process, without gymnasium's own autoreset."""
+    return gym.vector.SyncVectorEnv(
+        [partial(make_single_env, cfg)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
+    )
+
+
+def make_env(cfg: Any, *, num_envs: int, seed: int | None = None, device: torch.device | str = "cpu") -> EnvBase:
+    """The TorchRL env of a recipe: batch size ``[num_envs]``, categorical actions, seeded with ``seed``.
+
+    Copy ``i`` is seeded with ``seed + i`` (gymnasium's vector convention).
+    """
+    env = GymWrapper(make_vector_env(cfg, num_envs), categorical_action_encoding=True, device=device)
+    if seed is not None:
+        env.set_seed(seed)
+    return env
+
+
+def check_discrete_action_spec(env: EnvBase) -> None:
+    """Raise ``ValueError`` unless the env has one discrete (categorical or one-hot) action."""
+    spec = env.action_spec_unbatched
+    if not isinstance(spec, (Categorical, OneHot)):
+        raise ValueError(
+            f"this recipe needs a discrete action space (Categorical or OneHot spec), "
+            f"got action_spec={type(spec).__name__} with shape {tuple(spec.shape)} and dtype {spec.dtype}"
+        )
+
+
+def num_actions(env: EnvBase) -> int:
+    """Number of discrete actions of ``env``."""
+    spec = env.action_spec_unbatched
+    return int(spec.n if isinstance(spec, Categorical) else spec.shape[-1])
+
+
+def _vector_env(env: EnvBase) -> gym.vector.SyncVectorEnv:
+    base = env.base_env if hasattr(env, "base_env") else env
+    return base._env
+
+
+def get_env_state(env: EnvBase) -> bytes:
+    """Pickled state of every sub-env (physics, emulator, RNGs, wrappers) of a :func:`make_env` env."""
+    return pickle.dumps(_vector_env(env).envs)
+
+
+def set_env_state(env: EnvBase, state: bytes) -> None:
+    """Restore the sub-envs saved by :func:`get_env_state` (the bytes must come from a trusted checkpoint)."""
+    venv = _vector_env(env)
+    envs = pickle.loads(state)
+    if len(envs) != len(venv.envs):
+        raise ValueError(f"checkpoint holds {len(envs)} envs, this run has collector.num_envs={len(venv.envs)}")
+    for old in venv.envs:
+        old.close()
+    venv.envs = envs

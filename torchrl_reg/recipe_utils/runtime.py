@@ -1,0 +1,49 @@
+"""Seeding, device selection and the run directory."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "select_device", "resolve_run_dir"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and every CUDA device)."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``"auto"`` gives ``cuda`` when available and ``cpu`` otherwise; any torch device string is accepted."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto")
+    return device
+
+
+def resolve_run_dir(run_dir: str | None) -> Path:
+    """The run directory: ``run_dir`` when given, else Hydra's output directory, else the working directory.
+
+    Hydra's output directory is only known inside a ``@hydra.main`` call; a programmatic
+    ``train(cfg)`` passes ``run_dir`` explicitly (or runs in the current directory).
+    """
+    if run_dir is not None:
+        path = Path(run_dir)
+    else:
+        from hydra.core.hydra_config import HydraConfig
+
+        path = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(os.getcwd())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
