@@ -39,7 +39,7 @@ __all__ = [
     "validate_recipe_config",
 ]
 
-ENV_FAMILIES = ("classic", "minatar", "atari")
+ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
 NETWORKS = ("mlp", "minatar_conv", "nature_cnn")
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 STORAGES = ("tensor", "memmap")
