@@ -1,8 +1,8 @@
 """torchrl_reg: regularized reinforcement learning for TorchRL."""
 from __future__ import annotations
 
-from torchrl_reg import functional, modules, objectives, value
+from torchrl_reg import functional, modules, objectives, tabular, value
 
 __version__ = "0.1.0"
 
-__all__ = ["functional", "modules", "objectives", "value", "__version__"]
+__all__ = ["functional", "modules", "objectives", "tabular", "value", "__version__"]

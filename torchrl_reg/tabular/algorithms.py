@@ -25,8 +25,9 @@ bounds of :mod:`torchrl_reg.tabular.theory` are indexed the same way.
 
 The equations reuse :mod:`torchrl_reg.functional` (one equation, one implementation): the
 Boltzmann greedy step is :func:`~torchrl_reg.functional.scaled_log_policy`, the soft bootstrap
-:func:`~torchrl_reg.functional.soft_value`, the Munchausen and advantage-learning corrections
-:func:`~torchrl_reg.functional.munchausen_bonus`,
+:func:`~torchrl_reg.functional.soft_value` (both in one pass by
+:func:`~torchrl_reg.functional.soft_value_and_scaled_log_policy`), the Munchausen and
+advantage-learning corrections :func:`~torchrl_reg.functional.clipped_munchausen_term`,
 :func:`~torchrl_reg.functional.advantage_learning_bonus` and
 :func:`~torchrl_reg.functional.persistent_advantage_learning_bonus`. MD-VI is written literally
 (inner product, KL and entropy terms) so that it checks, rather than repeats, the Munchausen
@@ -42,10 +43,11 @@ import torch
 from torchrl_reg.functional import (
     advantage_learning_bonus,
     check_tau,
-    munchausen_bonus,
+    clipped_munchausen_term,
     persistent_advantage_learning_bonus,
     scaled_log_policy,
     soft_value,
+    soft_value_and_scaled_log_policy,
 )
 from torchrl_reg.tabular.mdp import FiniteMDP
 
@@ -372,10 +374,11 @@ def munchausen_vi(
     q = _initial_q(mdp, q0)
     policies, qs = [], []
     for k in range(num_iterations):
-        policies.append(torch.exp(scaled_log_policy(q, tau) / tau))
-        bonus = munchausen_bonus(*_all_actions(q), alpha=alpha, tau=tau, clip_value_min=low, clip_value_max=high)
-        # <pi, q - tau ln pi> with pi = softmax(q / tau) is exactly the soft value (functional.soft_value).
-        q = _add_error(mdp.rewards + bonus + mdp.gamma * mdp.expected_next(soft_value(q, tau)), errors, k)
+        # <pi, q - tau ln pi> with pi = softmax(q / tau) is exactly the soft value.
+        v, scaled_log_pi = soft_value_and_scaled_log_policy(q, tau)
+        policies.append(torch.exp(scaled_log_pi / tau))
+        bonus = clipped_munchausen_term(scaled_log_pi, alpha=alpha, clip_value_min=low, clip_value_max=high)
+        q = _add_error(mdp.rewards + bonus + mdp.gamma * mdp.expected_next(v), errors, k)
         qs.append(q)
     return DPResult(torch.stack(policies), torch.stack(qs))
 
@@ -407,12 +410,12 @@ def implicit_q_dp(
     tau = check_tau(tau)
     errors = _check_errors(mdp, errors, num_iterations)
     q = _initial_q(mdp, q0)
-    log_pi, v = scaled_log_policy(q, tau) / tau, soft_value(q, tau)
+    v, scaled_log_pi = soft_value_and_scaled_log_policy(q, tau)
     policies, qs, values = [], [], []
     for k in range(num_iterations):
-        policies.append(log_pi.exp())
-        q = _add_error(mdp.rewards + alpha * tau * log_pi + mdp.gamma * mdp.expected_next(v), errors, k)
-        log_pi, v = scaled_log_policy(q, tau) / tau, soft_value(q, tau)
+        policies.append(torch.exp(scaled_log_pi / tau))
+        q = _add_error(mdp.rewards + alpha * scaled_log_pi + mdp.gamma * mdp.expected_next(v), errors, k)
+        v, scaled_log_pi = soft_value_and_scaled_log_policy(q, tau)
         qs.append(q)
         values.append(v)
     return DPResult(torch.stack(policies), torch.stack(qs), torch.stack(values))
