@@ -47,6 +47,7 @@ from torchrl_reg.recipe_utils import (
     collector_state,
     evaluate,
     install_stop_signal_handlers,
+    linear_schedule,
     load_checkpoint,
     load_collector_state,
     make_collector,
@@ -151,7 +152,6 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     cfg = validate(cfg)
     run_dir = resolve_run_dir(cfg.run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    clear_stop()
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
@@ -182,12 +182,13 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
     def update(batch):
         out = loss_module(batch)
-        optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if cfg.optim.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(loss_module.parameters(), cfg.optim.max_grad_norm)
         optimizer.step()
-        return out
+        # Last, so that torch.compile traces loss, backward and step before this graph break.
+        optimizer.zero_grad(set_to_none=True)
+        return out.detach()
 
     if cfg.compile:
         update = torch.compile(update)
@@ -275,7 +276,10 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
             reward.clamp_(-cfg.env.reward_clip, cfg.env.reward_clip)
         replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
         frames += batch_frames
-        exploration.step(batch_frames)
+        # Closed form (CleanRL's schedule): EGreedyModule.step loops in Python once per frame.
+        exploration.eps.fill_(
+            linear_schedule(cfg.exploration.eps_init, cfg.exploration.eps_end, cfg.exploration.annealing_frames, frames)
+        )
 
         # One update per frames_per_update frames collected after learning_starts.
         num_updates = max(frames - cfg.optim.learning_starts, 0) // cfg.optim.frames_per_update - updates
@@ -288,7 +292,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
                 if updates % target_every == 0:
                     target_updater.step()
                 for key, value in out.items():
-                    stats[key] = stats.get(key, 0.0) + value.detach()
+                    stats[key] = stats.get(key, 0.0) + value
                 stats_count += 1
 
         if crossed(cfg.eval.interval, frames, batch_frames):
@@ -303,9 +307,10 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
             stats, stats_count = {}, 0
             logger.log_scalar("train/epsilon", float(exploration.eps), step=frames)
         pbar.update(batch_frames, ret=mean_last(tracker.returns), eps=float(exploration.eps))
-        if stop_requested():
+        if stop_requested(frames):
             status = "interrupted"
             checkpoint()
+            clear_stop()
             break
         if crossed(cfg.checkpoint.interval, frames, batch_frames):
             checkpoint()

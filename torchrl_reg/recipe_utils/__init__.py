@@ -21,9 +21,10 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   written atomically (temp file + ``os.replace``) every ``checkpoint.interval`` frames, at the
   end, and when a stop is requested.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
-  (SIGTERM and SIGUSR1 set the flag). The loop polls the flag once per collector batch, writes a
-  checkpoint and ``train`` returns ``metrics["status"] == "interrupted"``; a normal end gives
-  ``"completed"``.
+  (SIGTERM and SIGUSR1 set the flag); :func:`request_stop_at` stops at a given frame count. The
+  loop polls ``stop_requested(frames)`` once per collector batch, writes a checkpoint, clears the
+  flag (:func:`clear_stop`) and ``train`` returns ``metrics["status"] == "interrupted"``; a normal
+  end gives ``"completed"``. A stop requested before ``train`` starts stops it at its first batch.
 * A checkpoint holds everything needed to continue exactly: networks, target networks,
   optimizer, loss buffers, replay buffer contents, collector carrier and env state (pickled
   gymnasium envs, ALE snapshots included), RNG states (torch, numpy, python, envs), exploration
@@ -62,6 +63,7 @@ from torchrl_reg.recipe_utils.config import (
     check_positive_int,
     check_range,
     compose_config,
+    linear_schedule,
     register_schema,
     structured,
     validate_recipe_config,
@@ -88,7 +90,13 @@ from torchrl_reg.recipe_utils.loggers import (
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
 from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything, select_device
-from torchrl_reg.recipe_utils.stop import clear_stop, install_stop_signal_handlers, request_stop, stop_requested
+from torchrl_reg.recipe_utils.stop import (
+    clear_stop,
+    install_stop_signal_handlers,
+    request_stop,
+    request_stop_at,
+    stop_requested,
+)
 
 __all__ = [
     "BufferConfig",
@@ -122,6 +130,7 @@ __all__ = [
     "install_stop_signal_handlers",
     "load_checkpoint",
     "load_collector_state",
+    "linear_schedule",
     "make_collector",
     "make_env",
     "make_logger",
@@ -134,6 +143,7 @@ __all__ = [
     "plot_learning_curve",
     "register_schema",
     "request_stop",
+    "request_stop_at",
     "resolve_run_dir",
     "rng_state",
     "sample_minibatches",

@@ -37,6 +37,7 @@ __all__ = [
     "check_nonnegative_int",
     "check_multiple",
     "validate_recipe_config",
+    "linear_schedule",
 ]
 
 ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
@@ -201,7 +202,7 @@ def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
     except OmegaConfBaseException as err:
         key = str(getattr(err, "full_key", None) or getattr(err, "key", None) or "")
         raise ValueError(
-            f"invalid config entry {key!r}: {getattr(err, 'msg', err)}. "
+            f"invalid config entry {key!r}: {str(getattr(err, 'msg', err)).splitlines()[0]}. "
             f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, key))}"
         ) from None
     OmegaConf.set_struct(merged, True)
@@ -309,3 +310,10 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_nonnegative_int("checkpoint.interval", cfg.checkpoint.interval)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
     check_positive_int("logger.interval", cfg.logger.interval)
+
+
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` moved linearly to ``end`` over ``duration`` steps, then held (CleanRL's epsilon schedule)."""
+    if t >= duration:
+        return end
+    return start + (end - start) * t / duration

@@ -88,4 +88,7 @@ def sample_minibatches(buffer: TensorDictReplayBuffer, num: int) -> Iterator[Ten
             yield buffer.sample()
         return
     batch_size = buffer.batch_size
-    yield from buffer.sample(batch_size * num).reshape(num, batch_size).unbind(0)
+    batches = buffer.sample(batch_size * num).reshape(num, batch_size)
+    # Indexing (not unbind) gives each minibatch the same strides, so a compiled update is reused.
+    for k in range(num):
+        yield batches[k]

@@ -231,10 +231,12 @@ def make_single_env(cfg: Any) -> gym.Env:
             raise ValueError(f"env.name must be a registered gymnasium id such as 'CartPole-v1', got env.name={cfg.name!r}")
         env = gym.make(cfg.name, disable_env_checker=True) if cfg.family == "classic" else MujocoFloat32(cfg.name)
     elif cfg.family == "minatar":
-        import minatar.gym
+        env_id = _minatar_id(cfg.name)
+        if env_id not in gym.registry:
+            import minatar.gym
 
-        minatar.gym.register_envs()
-        env = gym.make(_minatar_id(cfg.name), sticky_action_prob=cfg.sticky_action_prob, disable_env_checker=True)
+            minatar.gym.register_envs()
+        env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, disable_env_checker=True)
         env = MinAtarChannelsFirst(env)
     else:
         env = AtariPreprocessing(

@@ -11,24 +11,34 @@ import signal
 import threading
 from collections.abc import Iterable
 
-__all__ = ["request_stop", "stop_requested", "clear_stop", "install_stop_signal_handlers"]
+__all__ = ["request_stop", "request_stop_at", "stop_requested", "clear_stop", "install_stop_signal_handlers"]
 
 _STOP = threading.Event()
+_STOP_AT: list[int] = []
 
 
 def request_stop() -> None:
-    """Ask the running training loop to checkpoint and return at its next batch boundary."""
+    """Ask the (running or next) training loop to checkpoint and return at its next batch boundary."""
     _STOP.set()
 
 
-def stop_requested() -> bool:
-    """Whether a stop was requested since the last :func:`clear_stop`."""
-    return _STOP.is_set()
+def request_stop_at(frames: int) -> None:
+    """Ask the training loop to stop at the first batch boundary at or after ``frames`` frames
+    (deterministic stops, e.g. to test resuming, or to split a long run into fixed chunks)."""
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+        raise ValueError(f"frames must be an integer >= 0, got frames={frames!r}")
+    _STOP_AT[:] = [frames]
+
+
+def stop_requested(frames: int | None = None) -> bool:
+    """Whether a stop was requested (by a call, a signal, or :func:`request_stop_at` once ``frames`` reached it)."""
+    return _STOP.is_set() or (frames is not None and bool(_STOP_AT) and frames >= _STOP_AT[0])
 
 
 def clear_stop() -> None:
-    """Reset the flag; ``train`` calls it when it starts so that one stop ends one run."""
+    """Reset the flag; the loop calls it once it has acted on a stop, so that one stop ends one run."""
     _STOP.clear()
+    _STOP_AT.clear()
 
 
 def _handler(signum: int, frame: object) -> None:

@@ -1,0 +1,168 @@
+"""Episode tracking, schedules, checkpoints, CSV truncation, evaluation, config checks, stop flag."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+import numpy as np
+import pytest
+import torch
+from tensordict import TensorDict
+
+from torchrl_reg.recipe_utils import (
+    EnvConfig,
+    EpisodeTracker,
+    RecipeConfig,
+    clear_stop,
+    evaluate,
+    install_stop_signal_handlers,
+    linear_schedule,
+    load_checkpoint,
+    make_replay_buffer,
+    mean_last,
+    request_stop,
+    request_stop_at,
+    rng_state,
+    sample_minibatches,
+    save_checkpoint,
+    set_rng_state,
+    stop_requested,
+    structured,
+    truncate_csv_logs,
+    validate_recipe_config,
+)
+from torchrl_reg.recipe_utils.config import BufferConfig
+
+
+def test_episode_tracker_matches_naive_loop():
+    rng = np.random.default_rng(0)
+    num_envs, steps, batches = 3, 5, 4
+    tracker = EpisodeTracker(num_envs)
+    naive_running = [0.0] * num_envs
+    naive_returns, naive_frames = [], []
+    frames = 0
+    for _ in range(batches):
+        reward = rng.integers(-2, 3, size=(num_envs, steps)).astype(np.float32)
+        done = rng.random((num_envs, steps)) < 0.3
+        data = TensorDict(
+            {"next": {"reward": torch.from_numpy(reward)[..., None], "done": torch.from_numpy(done)[..., None]}},
+            [num_envs, steps],
+        )
+        tracker.update(data, frames)
+        for t in range(steps):
+            for i in range(num_envs):
+                naive_running[i] += reward[i, t]
+                if done[i, t]:
+                    naive_returns.append(naive_running[i])
+                    naive_frames.append(frames + (t + 1) * num_envs)
+                    naive_running[i] = 0.0
+        frames += num_envs * steps
+    assert tracker.returns == naive_returns
+    assert tracker.end_frames == naive_frames
+    assert tracker.running_return.tolist() == naive_running
+    clone = EpisodeTracker(num_envs)
+    clone.load_state_dict(tracker.state_dict())
+    assert clone.returns == tracker.returns and clone.lengths == tracker.lengths
+
+
+def test_mean_last_and_linear_schedule():
+    assert mean_last([1.0, 2.0, 3.0, 4.0], 2) == 3.5
+    assert np.isnan(mean_last([], 100))
+    # CleanRL: epsilon 1 -> 0.05 over 250k steps.
+    assert linear_schedule(1.0, 0.05, 250_000, 0) == 1.0
+    assert linear_schedule(1.0, 0.05, 250_000, 125_000) == pytest.approx(0.525)
+    assert linear_schedule(1.0, 0.05, 250_000, 10**6) == 0.05
+    assert linear_schedule(1.0, 0.05, 0, 3) == 0.05
+
+
+def test_checkpoint_atomic_and_rng_round_trip(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    state = rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    save_checkpoint(path, {"rng": state, "blob": b"\x00\x01", "x": torch.arange(3)})
+    assert path.exists() and not (tmp_path / "checkpoint.pt.tmp").exists()
+    loaded = load_checkpoint(path)
+    assert loaded["blob"] == b"\x00\x01"
+    set_rng_state(loaded["rng"])
+    again = (random.random(), np.random.rand(), torch.rand(3))
+    assert again[0] == expected[0] and again[1] == expected[1]
+    torch.testing.assert_close(again[2], expected[2])
+
+
+def test_truncate_csv_logs(tmp_path):
+    d = tmp_path / "csv" / "scalars" / "train"
+    d.mkdir(parents=True)
+    (d / "loss.csv").write_text("100,1.0\n200,2.0\n300,3.0\n")
+    truncate_csv_logs(tmp_path, 200)
+    assert (d / "loss.csv").read_text() == "100,1.0\n200,2.0\n"
+
+
+def test_uniform_minibatches_one_call_and_prioritized_one_at_a_time():
+    data = TensorDict({"observation": torch.arange(50.0)[:, None], "td_error": torch.ones(50, 1)}, [50])
+    buffer = make_replay_buffer(BufferConfig(size=50, batch_size=8))
+    buffer.extend(data)
+    batches = list(sample_minibatches(buffer, 4))
+    assert len(batches) == 4 and all(b.shape == torch.Size([8]) for b in batches)
+    prioritized = make_replay_buffer(BufferConfig(size=50, batch_size=8, prioritized=True))
+    prioritized.extend(data)
+    for batch in sample_minibatches(prioritized, 3):
+        assert "priority_weight" in batch.keys() and batch.shape == torch.Size([8])
+        batch.set("td_error", torch.zeros(8, 1))
+        prioritized.update_tensordict_priority(batch)
+
+
+def test_evaluate_is_deterministic_and_leaves_global_rng_alone():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    always_left = lambda obs: torch.zeros(obs.shape[0], dtype=torch.long)  # noqa: E731
+    a = evaluate(EnvConfig(), always_left, episodes=3, seed=7, epsilon=0.5, max_steps=500)
+    b = evaluate(EnvConfig(), always_left, episodes=3, seed=7, epsilon=0.5, max_steps=500)
+    assert a == b and len(a) == 3 and all(r >= 1 for r in a)
+    assert torch.equal(before, torch.get_rng_state())
+    capped = evaluate(EnvConfig(), always_left, episodes=2, seed=7, max_steps=3)
+    assert capped == [3.0, 3.0]
+
+
+def test_structured_refuses_unknown_and_ill_typed_keys():
+    with pytest.raises(ValueError, match=r"'optim.learning_rate'.*Accepted keys.*'lr'"):
+        structured({"optim": {"learning_rate": 1e-3}}, RecipeConfig)
+    with pytest.raises(ValueError, match="collector.num_envs"):
+        structured({"collector": {"num_envs": "many"}}, RecipeConfig)
+    cfg = structured({"seed": 3}, RecipeConfig)
+    validate_recipe_config(cfg)
+    assert cfg.seed == 3 and cfg.env.name == "CartPole-v1"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"collector": {"frames_per_batch": 100, "num_envs": 16}}, "multiple of collector.num_envs=16"),
+        ({"optim": {"lr": -1.0}}, r"optim.lr must be a finite number in \(0.0, inf\]"),
+        ({"env": {"sticky_action_prob": 1.5}}, r"env.sticky_action_prob must be a finite number in \[0.0, 1.0\]"),
+        ({"logger": {"backend": "mlflow"}}, "logger.backend must be one of"),
+        ({"optim": {"target_update_interval": 505}}, "multiple of optim.frames_per_update=10"),
+    ],
+)
+def test_range_checks_name_value_and_range(override, message):
+    with pytest.raises(ValueError, match=message):
+        validate_recipe_config(structured(override, RecipeConfig))
+
+
+def test_stop_flag_signals_and_frame_target():
+    clear_stop()
+    previous = install_stop_signal_handlers()
+    try:
+        assert not stop_requested()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert stop_requested()
+        clear_stop()
+        request_stop_at(100)
+        assert not stop_requested(99) and stop_requested(100)
+        clear_stop()
+        request_stop()
+        assert stop_requested(0)
+    finally:
+        clear_stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
