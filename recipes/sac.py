@@ -32,7 +32,6 @@ from torchrl_reg.recipe_utils import (
     check_choice,
     check_positive_int,
     check_range,
-    clear_stop,
     install_stop_signal_handlers,
     make_env,
     register_schema,
@@ -86,7 +85,6 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     cfg = validate(cfg)
     run_dir = resolve_run_dir(cfg.run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    clear_stop()
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
@@ -116,13 +114,14 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
     def update(batch):
         out = loss_module(batch)
-        optimizer.zero_grad(set_to_none=True)
         sum(out[key] for key in SAC_LOSS_KEYS).backward()
         if cfg.optim.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(loss_module.parameters(), cfg.optim.max_grad_norm)
         optimizer.step()
+        # Last, so that torch.compile traces loss, backward and step before this graph break.
+        optimizer.zero_grad(set_to_none=True)
         target_updater.step()
-        return out
+        return out.detach()
 
     if cfg.compile:
         update = torch.compile(update)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from recipes import iq, sac
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint
+from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 MUJOCO = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
@@ -124,11 +124,13 @@ def test_iq_smoke_on_mujoco(tmp_path, env):
 
 @pytest.mark.slow
 def test_stopped_and_resumed_run_matches_the_uninterrupted_one(tmp_path):
-    """A run checkpointed at 150 frames and continued to 300 (MuJoCo physics, replay, RNGs restored)
+    """A run stopped at 200 frames and resumed (MuJoCo physics, replay, RNGs, optimizer restored)
     ends exactly where the uninterrupted 300-frame run ends."""
     full = iq.train(compose_config(CONF, "iq", _tiny(tmp_path / "full", env="hopper")))
     part = tmp_path / "part"
-    iq.train(compose_config(CONF, "iq", _tiny(part, env="hopper", **{"collector.total_frames": "150"})))
+    request_stop_at(200)
+    stopped = iq.train(compose_config(CONF, "iq", _tiny(part, env="hopper")))
+    assert stopped["status"] == "interrupted" and stopped["frames"] == 200
     resumed = iq.train(compose_config(CONF, "iq", _tiny(part, env="hopper")))
     for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_return"):
         assert resumed[key] == full[key] or (key == "final_return" and full[key] != full[key]), key

@@ -41,7 +41,7 @@ from torchrl_reg.recipe_utils.loggers import (
     truncate_csv_logs,
     write_json,
 )
-from torchrl_reg.recipe_utils.stop import stop_requested
+from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
 
 __all__ = ["CONTROL_FAMILIES", "check_control_config", "crossed", "deterministic_actor", "run_off_policy"]
 
@@ -100,7 +100,7 @@ def run_off_policy(
         env: the TorchRL env from :func:`~torchrl_reg.recipe_utils.envs.make_env`.
         policy: the exploration policy run by the collector.
         update: one gradient step (and target-network update) on a minibatch; returns the loss
-            module's output, whose scalars are averaged and logged as ``train/<key>``.
+            module's output, detached, whose scalars are averaged and logged as ``train/<key>``.
         act: the evaluation policy, observation batch -> action batch.
         stateful: everything else that changes during training and has ``state_dict`` /
             ``load_state_dict`` (loss module, optimizer, policy), saved in the checkpoint.
@@ -201,7 +201,7 @@ def run_off_policy(
                     replay_buffer.update_tensordict_priority(batch)
                 updates += 1
                 for key, value in out.items():
-                    stats[key] = stats.get(key, 0.0) + value.detach()
+                    stats[key] = stats.get(key, 0.0) + value
                 stats_count += 1
             update_time += time.perf_counter() - t_update
 
@@ -216,9 +216,10 @@ def run_off_policy(
                 logger.log_scalar(f"train/{key}", float(total) / stats_count, step=frames)
             stats, stats_count = {}, 0
         pbar.update(batch_frames, ret=mean_last(tracker.returns))
-        if stop_requested():
+        if stop_requested(frames):
             status = "interrupted"
             checkpoint()
+            clear_stop()
             break
         if crossed(cfg.checkpoint.interval, frames, batch_frames):
             checkpoint()
