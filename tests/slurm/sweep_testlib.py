@@ -1,0 +1,49 @@
+"""Helpers of the sweep and SLURM tests: the real m_dqn recipe with a budget of seconds, and ways
+to compare two runs."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "m_dqn.py"
+CLUSTER_SCRIPT = REPO / "slurm" / "local_cluster.sh"
+
+# CartPole preset (64 envs x 10 steps per batch): seconds of training, a checkpoint every batch;
+# no torch.compile, whose compile time would dwarf such runs.
+TINY = [
+    "compile=false",
+    "optim.learning_starts=640",
+    "eval.interval=3200",
+    "eval.episodes=2",
+    "checkpoint.interval=640",
+    "logger.interval=640",
+    "num_threads=1",
+]
+
+# Comparing two runs: everything in metrics.json except where and how fast they ran.
+UNTIMED = ("wall_time_s", "steps_per_s", "run_dir")
+
+
+def comparable_metrics(run_dir: Path) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k not in UNTIMED}
+
+
+def csv_logs(run_dir: Path) -> dict[str, list[str]]:
+    root = run_dir / "csv" / "scalars"
+    return {str(p.relative_to(root)): p.read_text().splitlines() for p in sorted(root.rglob("*.csv"))}
+
+
+def assert_logged_once(run_dir: Path) -> None:
+    """Every CSV scalar has strictly increasing steps: nothing was logged twice."""
+    for name, lines in csv_logs(run_dir).items():
+        steps = [int(line.split(",")[0]) for line in lines]
+        assert steps == sorted(set(steps)), f"{run_dir.name}/{name} logs a step twice: {steps}"
+
+
+def task_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env

@@ -1,0 +1,116 @@
+"""A real sweep on the local SLURM cluster: one sbatch array of 4 m_dqn tasks, two of them
+interrupted while training (``scontrol requeue`` -> SIGTERM, and the SIGUSR2 that SLURM sends
+before a time limit), all four finishing with the same results as their uninterrupted twins."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.slurm.sweep_testlib import CLUSTER_SCRIPT, RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
+
+from torchrl_reg.sweep.task import read_sweep_file
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+FRAMES = 9600
+
+
+def _sweep(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "torchrl_reg.sweep", *args], capture_output=True, text=True, env=task_env(), cwd=cwd, timeout=300
+    )
+
+
+def _queue(array_job_id: str) -> dict[str, str]:
+    out = subprocess.run(["squeue", "-h", "-r", "-j", array_job_id, "-o", "%i %A %T"], capture_output=True, text=True)
+    return {line.split()[0]: line.split()[1] for line in out.stdout.splitlines()}
+
+
+def _step_pids(job_id: str) -> list[int]:
+    """Processes of the job's steps (what ``#SBATCH --signal`` signals), without the batch shell."""
+    out = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in out.splitlines()[1:]]
+    return [int(r[0]) for r in rows if len(r) >= 3 and r[2] != "batch"]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_cluster_status_reports_a_usable_node(slurm_cluster):
+    status = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "slurmctld: running" in status.stdout and "slurmd: running" in status.stdout
+
+
+def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    # Tasks 0 and 1 start first (2 CPU slots); 2 and 3 are their twins (logger.progress_bar only
+    # changes what is printed), so they give the uninterrupted result to compare with.
+    args = [str(RECIPE), "logger.progress_bar=true,false", "seed=0,1", f"collector.total_frames={FRAMES}", *TINY]
+    submitted = _sweep([*args, "--executor", "slurm", "--dir", str(sweep_dir), "--slurm.cpus_per_task=1",
+                        "--slurm.time_min=10", "--slurm.signal_delay_s=60"], tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    sweep = read_sweep_file(sweep_dir)
+    array = sweep["submissions"][0]["array_job_id"]
+    assert f"submitted 4 tasks as SLURM array {array}" in submitted.stdout
+    script = next((sweep_dir / "slurm").rglob("*_submission.sh")).read_text()
+    assert "#SBATCH --array=0-3%4" in script and "#SBATCH --signal=USR2@60" in script
+    run_dirs = [Path(t["run_dir"]) for t in sweep["tasks"]]
+
+    try:
+        for i in (0, 1):
+            _wait_for((run_dirs[i] / "checkpoint.pt").exists, 240, f"task {i} to checkpoint")
+        assert not (run_dirs[0] / "metrics.json").exists() and not (run_dirs[1] / "metrics.json").exists()
+        # What an admin or a preempting scheduler does: SLURM sends SIGTERM and requeues the task.
+        subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=60)
+        # What SLURM sends signal_delay_s before the time limit (to every process of the job's
+        # steps, not the batch shell); the task requeues itself. Sent with kill: slurm 22.05's
+        # `scancel --signal` on an array task reports "Job can not be altered now" even when it
+        # delivered the signal, and its retries then hit the requeued task while it starts.
+        for pid in _step_pids(_queue(array)[f"{array}_1"]):
+            os.kill(pid, signal.SIGUSR2)
+        _wait_for(lambda: not _queue(array), 300, "every task to leave the queue")
+    finally:
+        subprocess.run(["scancel", array], timeout=60)
+
+    status = _sweep(["--status", str(sweep_dir)], tmp_path)
+    assert status.returncode == 0 and "4 completed" in status.stdout, status.stdout
+    for run_dir in run_dirs:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["frames"] == FRAMES
+        assert_logged_once(run_dir)
+    for interrupted, twin in ((0, 2), (1, 3)):
+        assert comparable_metrics(run_dirs[interrupted]) == comparable_metrics(run_dirs[twin])
+        assert csv_logs(run_dirs[interrupted]) == csv_logs(run_dirs[twin])
+
+    logs = {i: Path(info["stdout"]).read_text() for i, info in sweep["submissions"][0]["tasks"].items()}
+    assert "stopped by SIGTERM: checkpoint written, exiting without requeueing" in logs["0"]
+    assert "stopped by SIGUSR2: checkpoint written, requeueing" in logs["1"]
+    for i in ("0", "1"):
+        assert logs[i].count("resuming from its checkpoint") == 1 and "returned status='completed'" in logs[i]
+        shown = subprocess.run(["scontrol", "show", "job", f"{array}_{i}"], capture_output=True, text=True).stdout
+        assert "Restarts=1" in shown
+    for i in ("2", "3"):
+        assert "resuming" not in logs[i]
+
+
+def test_sbatch_refusal_submits_nothing(slurm_cluster, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    before = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+    refused = _sweep([str(RECIPE), "seed=0,1", *TINY, "--executor", "slurm", "--dir", str(sweep_dir),
+                      "--slurm.partition=no_such_partition"], tmp_path)
+    assert refused.returncode == 2
+    assert "sbatch refused the sweep, nothing was submitted" in refused.stderr and "partition" in refused.stderr.lower()
+    assert not sweep_dir.exists()
+    assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout == before

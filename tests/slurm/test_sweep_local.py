@@ -1,0 +1,158 @@
+"""Sweeps without SLURM, and preemption safety of real m_dqn runs: stop signals, SIGKILL, resume."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tests.slurm.sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
+
+from torchrl_reg.report.summary import main as report_main
+from torchrl_reg.sweep.__main__ import main
+from torchrl_reg.sweep.launch import create_sweep
+from torchrl_reg.sweep.task import read_sweep_file
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _start_task(sweep_dir: Path, index: int, log_dir: Path) -> subprocess.Popen:
+    out = open(log_dir / f"task{index}.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "torchrl_reg.sweep.task", str(sweep_dir), str(index)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=task_env(),
+    )
+
+
+def _last_step(csv_path: Path) -> int:
+    complete_rows = [line for line in csv_path.read_text().split("\n")[:-1] if line] if csv_path.exists() else []
+    return int(complete_rows[-1].split(",")[0]) if complete_rows else -1
+
+
+@pytest.mark.slow
+def test_local_sweep_ctrl_c_resume_and_report(tmp_path, capsys):
+    sweep_dir = tmp_path / "sweep"
+    args = [str(RECIPE), "loss=m_dqn,dqn", "collector.total_frames=3200", *TINY]
+    front = subprocess.Popen(
+        [sys.executable, "-m", "torchrl_reg.sweep", *args, "--executor", "local", "--parallel", "2", "--dir", str(sweep_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=task_env(),
+    )
+    _wait_for(lambda: (sweep_dir / "000_loss=m_dqn" / "checkpoint.pt").exists(), 120, "task 0 to checkpoint")
+    front.send_signal(signal.SIGINT)  # Ctrl-C: every running task checkpoints and stops
+    out, _ = front.communicate(timeout=120)
+    assert front.returncode == 1, out
+    assert "task 000_loss=m_dqn: interrupted" in out and f"continue with: python -m torchrl_reg.sweep --resume {sweep_dir}" in out
+    assert json.loads((sweep_dir / "000_loss=m_dqn" / "metrics.json").read_text())["status"] == "interrupted"
+
+    assert main(["--resume", str(sweep_dir), "--executor", "local", "--parallel", "2"]) == 0
+    assert "2 completed" in capsys.readouterr().out
+    finals = {}
+    for task in read_sweep_file(sweep_dir)["tasks"]:
+        run_dir = Path(task["run_dir"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["status"] == "completed" and metrics["frames"] == 3200
+        assert metrics["loss"] == task["config"]["loss"]["name"]
+        assert (run_dir / "config.yaml").is_file() and (run_dir / "learning_curve.png").is_file()
+        assert_logged_once(run_dir)
+        finals[f"loss.name={metrics['loss']}"] = metrics["final_return"]
+    assert main(["--status", str(sweep_dir)]) == 0
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 0
+    assert "nothing to resume: every task is completed" in capsys.readouterr().out
+
+    assert report_main([str(sweep_dir), "--reps", "100"]) == 0
+    results = json.loads((sweep_dir / "report" / "results.json").read_text())
+    assert results["runs_completed"] == 2 and results["missing_or_failed"] == []
+    assert {r["method"]: r["mean"] for r in results["per_env"]} == pytest.approx(finals)
+    assert (sweep_dir / "report" / "curves_CartPole-v1.png").is_file()
+
+
+@pytest.mark.slow
+def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
+    """Three runs of one config (logger.project is unused by the CSV logger): one uninterrupted, one
+    stopped by SIGUSR1 (checkpoint at the batch boundary, exit), one SIGKILLed between checkpoints.
+    After --resume, both must equal the uninterrupted run exactly, CSV logs included."""
+    sweep_dir = tmp_path / "sweep"
+    # Checkpoints every 1280 frames, CSV rows every batch (640 frames): a kill between checkpoints
+    # leaves rows that the resumed run must drop and log again.
+    tiny = [o for o in TINY if not o.startswith(("checkpoint.interval=", "logger.interval="))]
+    overrides = ["logger.project=a,b,c", "collector.total_frames=5120", *tiny, "checkpoint.interval=1280", "logger.interval=320"]
+    create_sweep(RECIPE, overrides, sweep_dir, "test")
+    run_dirs = [Path(t["run_dir"]) for t in read_sweep_file(sweep_dir)["tasks"]]
+    checkpoints = [d / "checkpoint.pt" for d in run_dirs]
+
+    killed = _start_task(sweep_dir, 2, tmp_path)
+    _wait_for(checkpoints[2].exists, 120, "the first checkpoint of task 2")
+    epsilon_log = run_dirs[2] / "csv" / "scalars" / "train" / "epsilon.csv"
+    _wait_for(lambda: _last_step(epsilon_log) > 1280, 60, "a CSV row after the checkpoint")
+    killed.kill()
+    assert killed.wait(60) == -signal.SIGKILL
+    assert torch.load(checkpoints[2], weights_only=True)["frames"] == 1280
+    assert not (run_dirs[2] / "metrics.json").exists()
+
+    stopped = _start_task(sweep_dir, 1, tmp_path)
+    _wait_for(checkpoints[1].exists, 120, "the first checkpoint of task 1")
+    stopped.send_signal(signal.SIGUSR1)
+    assert stopped.wait(60) == 3, (tmp_path / "task1.log").read_text()
+    metrics = json.loads((run_dirs[1] / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and 1280 <= metrics["frames"] < 5120
+
+    # Task 0 never started: --resume runs it uninterrupted, next to the two resumed ones.
+    assert main(["--resume", str(sweep_dir), "--executor", "local", "--parallel", "3"]) == 0
+    reference = comparable_metrics(run_dirs[0])
+    assert reference["status"] == "completed" and reference["frames"] == 5120
+    for run_dir in run_dirs[1:]:
+        assert comparable_metrics(run_dir) == reference
+        assert csv_logs(run_dir) == csv_logs(run_dirs[0])
+        assert_logged_once(run_dir)
+    logs = {i: Path(info["stdout"]).read_text() for i, info in read_sweep_file(sweep_dir)["submissions"][-1]["tasks"].items()}
+    assert "starting" in logs["0"] and "resuming from its checkpoint" not in logs["0"]
+    assert "resuming from its checkpoint" in logs["1"] and "resuming from its checkpoint" in logs["2"]
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, torch
+    from torchrl_reg.recipe_utils.checkpoint import save_checkpoint
+    path, i = sys.argv[1], 0
+    while True:
+        i += 1
+        save_checkpoint(path, {"step": i, "weights": torch.full((12_500_000,), float(i))})
+    """
+)
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    tmp = tmp_path / "checkpoint.pt.tmp"
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=task_env())
+        try:
+            _wait_for(path.exists, 120, "a first checkpoint")
+            _wait_for(tmp.exists, 60, "a checkpoint write in progress")
+            proc.kill()
+        finally:
+            proc.kill()
+            proc.wait()
+        complete = path.stat().st_size
+        if tmp.exists() and tmp.stat().st_size < complete:
+            break
+    assert tmp.exists() and tmp.stat().st_size < complete, "never killed the writer mid-write"
+    state = torch.load(path, weights_only=True)
+    assert state["step"] >= 1
+    assert torch.equal(state["weights"], torch.full((12_500_000,), float(state["step"])))

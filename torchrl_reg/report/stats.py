@@ -1,0 +1,163 @@
+"""Aggregate estimators and stratified-bootstrap confidence intervals for RL results.
+
+Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the Statistical Precipice"
+(NeurIPS; the ``rliable`` library): report the interquartile mean (IQM), mean, median and optimality
+gap of normalized scores across runs and tasks, each with a 95% percentile confidence interval from a
+*stratified* bootstrap (runs are resampled with replacement within each task, never across tasks),
+and the average probability of improvement P(X > Y) between two methods.
+
+Scores are given per task as a list of 1-D arrays, one array of per-run scores for each task, so a
+task may have fewer runs than another (a missing seed). With equal run counts the estimators equal
+rliable's on the ``(num_runs, num_tasks)`` matrix. Every estimator is vectorized over leading axes:
+an array of shape ``(reps, n_runs)`` per task yields ``reps`` values at once, which is how the
+bootstrap evaluates its resamples.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats as _scipy_stats
+
+__all__ = [
+    "interquartile_mean",
+    "aggregate_mean",
+    "aggregate_median",
+    "optimality_gap",
+    "probability_of_improvement",
+    "stratified_bootstrap_ci",
+    "stratified_bootstrap_ci_two_sample",
+    "ESTIMATORS",
+]
+
+TaskScores = Sequence[np.ndarray]
+"""One array per task whose last axis holds the runs' scores on that task."""
+
+
+def _as_tasks(scores: TaskScores) -> list[np.ndarray]:
+    tasks = [np.asarray(s, dtype=np.float64) for s in scores]
+    if not tasks:
+        raise ValueError("scores must hold at least one task, got an empty list")
+    for t, s in enumerate(tasks):
+        if s.shape[-1] == 0:
+            raise ValueError(f"task {t} has no runs: every task needs at least one score")
+    return tasks
+
+
+def _task_means(tasks: list[np.ndarray]) -> np.ndarray:
+    return np.stack([s.mean(axis=-1) for s in tasks], axis=-1)
+
+
+def interquartile_mean(scores: TaskScores) -> np.ndarray:
+    """IQM: the mean of the middle 50% of all run scores pooled across tasks.
+
+    ``scipy.stats.trim_mean(x, 0.25)`` on the pooled runs, as ``rliable.metrics.aggregate_iqm``:
+    ``floor(0.25 * n)`` scores are cut from each end of the ``n`` pooled scores.
+    """
+    pooled = np.concatenate(_as_tasks(scores), axis=-1)
+    return np.asarray(_scipy_stats.trim_mean(pooled, proportiontocut=0.25, axis=-1))
+
+
+def aggregate_mean(scores: TaskScores) -> np.ndarray:
+    """Mean over tasks of each task's mean over runs."""
+    return _task_means(_as_tasks(scores)).mean(axis=-1)
+
+
+def aggregate_median(scores: TaskScores) -> np.ndarray:
+    """Median over tasks of each task's mean over runs."""
+    return np.median(_task_means(_as_tasks(scores)), axis=-1)
+
+
+def optimality_gap(scores: TaskScores, gamma: float = 1.0) -> np.ndarray:
+    """``gamma - mean(min(score, gamma))``: how far normalized scores fall short of ``gamma``.
+
+    Averaged per task then across tasks (rliable pools all runs; identical with equal run counts).
+    """
+    tasks = _as_tasks(scores)
+    return gamma - _task_means([np.minimum(s, gamma) for s in tasks]).mean(axis=-1)
+
+
+def probability_of_improvement(scores_x: TaskScores, scores_y: TaskScores) -> np.ndarray:
+    """Average over tasks of P(X_m > Y_m), ties counting one half.
+
+    For one task, P(X > Y) is the Mann-Whitney U statistic of X against Y divided by ``n * m``:
+    the fraction of (run of X, run of Y) pairs in which X scores higher. Scores need no
+    normalization (only their order within a task matters).
+    """
+    xs, ys = _as_tasks(scores_x), _as_tasks(scores_y)
+    if len(xs) != len(ys):
+        raise ValueError(f"both methods need the same tasks, got {len(xs)} and {len(ys)} tasks")
+    per_task = []
+    for x, y in zip(xs, ys):
+        diff = x[..., :, None] - y[..., None, :]
+        per_task.append((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
+    return np.stack(per_task, axis=-1).mean(axis=-1)
+
+
+ESTIMATORS: dict[str, Callable[[TaskScores], np.ndarray]] = {
+    "IQM": interquartile_mean,
+    "Mean": aggregate_mean,
+    "Median": aggregate_median,
+    "Optimality gap": optimality_gap,
+}
+
+
+def _check_ci_args(reps: int, confidence: float) -> None:
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"reps must be an integer >= 1, got reps={reps!r}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got confidence={confidence!r}")
+
+
+def _resample(tasks: list[np.ndarray], reps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``reps`` resamples of each task's runs, with replacement, within that task only."""
+    return [s[rng.integers(0, s.shape[-1], size=(reps, s.shape[-1]))] for s in tasks]
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def stratified_bootstrap_ci(
+    scores: TaskScores,
+    statistic: Callable[[TaskScores], np.ndarray],
+    *,
+    reps: int = 50_000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, float, float]:
+    """``(point estimate, low, high)``: percentile interval of ``statistic`` under a stratified bootstrap.
+
+    Each of ``reps`` resamples draws, for every task independently, as many runs as that task has,
+    with replacement from that task's runs (rliable's ``StratifiedBootstrap`` with
+    ``method="percentile"``). ``statistic`` must be vectorized like the estimators of this module.
+    """
+    _check_ci_args(reps, confidence)
+    tasks = _as_tasks(scores)
+    point = float(statistic(tasks))
+    values = np.asarray(statistic(_resample(tasks, reps, np.random.default_rng(seed))))
+    return (point, *_percentile_interval(values, confidence))
+
+
+def stratified_bootstrap_ci_two_sample(
+    scores_x: TaskScores,
+    scores_y: TaskScores,
+    statistic: Callable[[TaskScores, TaskScores], np.ndarray] = probability_of_improvement,
+    *,
+    reps: int = 50_000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, float, float]:
+    """As :func:`stratified_bootstrap_ci` for a statistic of two methods, resampled independently.
+
+    rliable's ``StratifiedIndependentBootstrap``: the runs of X and the runs of Y are resampled
+    separately within each task.
+    """
+    _check_ci_args(reps, confidence)
+    xs, ys = _as_tasks(scores_x), _as_tasks(scores_y)
+    point = float(statistic(xs, ys))
+    rng = np.random.default_rng(seed)
+    values = np.asarray(statistic(_resample(xs, reps, rng), _resample(ys, reps, rng)))
+    return (point, *_percentile_interval(values, confidence))

@@ -1,0 +1,351 @@
+"""Turn finished runs into tables, learning-curve plots and a Markdown summary.
+
+Per environment: raw final scores per method (runs, mean, std, IQM with a 95% bootstrap CI).
+Across environments: IQM, mean, median and optimality gap of normalized scores with stratified
+bootstrap 95% CIs, and the probability of improvement between every pair of methods
+(Agarwal et al. 2021; see :mod:`torchrl_reg.report.stats`). Runs that did not complete are left
+out of every number and listed with their log files.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from torchrl_reg.report.runs import Run, collect_runs, final_score, method_labels, read_curve
+from torchrl_reg.report.stats import (
+    ESTIMATORS,
+    interquartile_mean,
+    probability_of_improvement,
+    stratified_bootstrap_ci,
+    stratified_bootstrap_ci_two_sample,
+)
+
+__all__ = ["make_report", "normalize"]
+
+
+def normalize(scores: dict[str, np.ndarray], reference: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """``(score - low) / (high - low)`` per environment, with ``(low, high)`` from ``reference``."""
+    out = {}
+    for env, s in scores.items():
+        low, high = reference[env]
+        if not high > low:
+            raise ValueError(f"reference scores of {env} must satisfy low < high, got low={low}, high={high}")
+        out[env] = (s - low) / (high - low)
+    return out
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "nan"
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def _ci(point: float, low: float, high: float) -> str:
+    return f"{_fmt(point)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "env"
+
+
+def _plot_curves(path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int) -> None:
+    """IQM over runs per method, with a 95% bootstrap band, on a common frame grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for method, runs in sorted(curves.items()):
+        runs = [(x, y) for x, y in runs if len(x) > 0]
+        if not runs:
+            continue
+        start = max(x[0] for x, _ in runs)
+        stop = min(x[-1] for x, _ in runs)
+        if stop < start:
+            continue
+        grid = np.unique(np.concatenate([x[(x >= start) & (x <= stop)] for x, _ in runs]))
+        if len(grid) > 200:
+            grid = np.linspace(start, stop, 200)
+        table = np.stack([np.interp(grid, x, y) for x, y in runs])  # (runs, points)
+        mid, low, high = [], [], []
+        for j in range(len(grid)):
+            p, lo, hi = stratified_bootstrap_ci([table[:, j]], interquartile_mean, reps=reps, seed=j)
+            mid.append(p)
+            low.append(lo)
+            high.append(hi)
+        line = ax.plot(grid, mid, lw=1.8, label=f"{method} ({len(runs)} runs)")
+        ax.fill_between(grid, low, high, color=line[0].get_color(), alpha=0.2)
+    ax.set_xlabel("environment frames")
+    ax.set_ylabel(curve if curve != "eval" else "evaluation return")
+    ax.set_title(f"{env}: IQM over runs, 95% bootstrap CI")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_aggregate(path: Path, aggregate: dict[str, dict[str, list[float]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = sorted(aggregate)
+    fig, axes = plt.subplots(1, len(ESTIMATORS), figsize=(3.2 * len(ESTIMATORS), 0.6 * len(methods) + 1.2), dpi=100)
+    for ax, name in zip(np.atleast_1d(axes), ESTIMATORS):
+        for k, m in enumerate(methods):
+            p, lo, hi = aggregate[m][name]
+            ax.errorbar([p], [k], xerr=[[p - lo], [hi - p]], fmt="o", capsize=4)
+        ax.set_yticks(range(len(methods)))
+        ax.set_yticklabels(methods if name == next(iter(ESTIMATORS)) else [""] * len(methods), fontsize=8)
+        ax.set_title(name)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("normalized scores, 95% stratified bootstrap CIs", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def make_report(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    metric: str = "final_return",
+    curve: str = "train/episode_return",
+    env_key: str = "env.name",
+    method_keys: Sequence[str] | None = None,
+    reference_scores: dict[str, tuple[float, float]] | None = None,
+    reps: int = 50_000,
+    curve_reps: int = 2_000,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Write ``summary.md``, ``results.json`` and the PNG plots to ``out_dir``; returns the results."""
+    runs = collect_runs(paths)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = method_labels(runs, env_key, method_keys)
+
+    done: list[tuple[Run, str]] = []
+    problems: list[dict[str, Any]] = []
+    for run, label in zip(runs, labels):
+        score = final_score(run, metric) if run.status == "completed" else math.nan
+        if run.status == "completed" and math.isfinite(score):
+            done.append((run, label))
+            continue
+        reason = run.status if run.status != "completed" else f"no finite {metric!r} in metrics.json"
+        problems.append(
+            {"run_dir": str(run.run_dir), "method": label, "status": reason, "queue": run.queue, "logs": run.logs}
+        )
+
+    envs = sorted({str(r.value(env_key)) for r, _ in done})
+    methods = sorted({m for _, m in done})
+    scores: dict[str, dict[str, np.ndarray]] = {m: {} for m in methods}
+    for env in envs:
+        for m in methods:
+            s = [final_score(r, metric) for r, label in done if label == m and str(r.value(env_key)) == env]
+            if s:
+                scores[m][env] = np.asarray(s)
+
+    per_env = []
+    for env in envs:
+        for m in methods:
+            if env not in scores[m]:
+                continue
+            s = scores[m][env]
+            per_env.append(
+                {
+                    "env": env,
+                    "method": m,
+                    "runs": int(len(s)),
+                    "mean": float(s.mean()),
+                    "std": float(s.std(ddof=1)) if len(s) > 1 else math.nan,
+                    "iqm": stratified_bootstrap_ci([s], interquartile_mean, reps=reps),
+                }
+            )
+
+    # Aggregates use the environments every method ran on, normalized per environment.
+    common = [e for e in envs if all(e in scores[m] for m in methods)]
+    if reference_scores is not None:
+        missing = [e for e in common if e not in reference_scores]
+        if missing:
+            raise ValueError(f"reference scores are missing for {missing}; give [low, high] for every environment")
+        reference = {e: tuple(reference_scores[e]) for e in common}
+        normalization = "(score - low) / (high - low) with the given reference scores"
+    else:
+        reference = {}
+        for e in common:
+            pooled = np.concatenate([scores[m][e] for m in methods])
+            low, high = float(pooled.min()), float(pooled.max())
+            reference[e] = (low, high if high > low else low + 1.0)
+        normalization = (
+            "min-max over all runs of all methods on that environment (relative scores: 0 is the worst "
+            "run, 1 the best; give --reference-scores for absolute ones)"
+        )
+    aggregate: dict[str, dict[str, list[float]]] = {}
+    if common:
+        for m in methods:
+            normalized = normalize({e: scores[m][e] for e in common}, reference)
+            tasks = [normalized[e] for e in common]
+            aggregate[m] = {name: list(stratified_bootstrap_ci(tasks, fn, reps=reps)) for name, fn in ESTIMATORS.items()}
+    improvement = []
+    for x, y in combinations(methods, 2):
+        shared = [e for e in envs if e in scores[x] and e in scores[y]]
+        if shared:
+            p = stratified_bootstrap_ci_two_sample(
+                [scores[x][e] for e in shared], [scores[y][e] for e in shared], probability_of_improvement, reps=reps
+            )
+            improvement.append({"x": x, "y": y, "envs": len(shared), "p": list(p)})
+
+    curve_files = {}
+    for env in envs:
+        curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for r, m in done:
+            if str(r.value(env_key)) == env:
+                curves.setdefault(m, []).append(read_curve(r, curve))
+        if any(len(x) for runs_ in curves.values() for x, _ in runs_):
+            name = f"curves_{_slug(env)}.png"
+            _plot_curves(out_dir / name, env, curves, curve, curve_reps)
+            curve_files[env] = name
+    if aggregate:
+        _plot_aggregate(out_dir / "aggregate.png", aggregate)
+
+    results = {
+        "command": command,
+        "inputs": [str(Path(p).resolve()) for p in paths],
+        "metric": metric,
+        "curve": curve,
+        "env_key": env_key,
+        "runs_expected": len(runs),
+        "runs_completed": len(done),
+        "per_env": per_env,
+        "normalization": normalization,
+        "reference": {e: list(v) for e, v in reference.items()},
+        "aggregate_envs": common,
+        "aggregate": aggregate,
+        "probability_of_improvement": improvement,
+        "curves": curve_files,
+        "missing_or_failed": problems,
+        "bootstrap_reps": reps,
+    }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+    (out_dir / "summary.md").write_text(_markdown(results, methods, envs))
+    return results
+
+
+def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
+    lines = ["# Results", ""]
+    if res["command"]:
+        lines += [f"Made by `{res['command']}`.", ""]
+    lines += [
+        f"{res['runs_completed']} of {res['runs_expected']} runs completed"
+        + (f"; {len(res['missing_or_failed'])} missing or failed (listed at the end)." if res["missing_or_failed"] else "."),
+        f"Final score: `{res['metric']}` from each run's metrics.json"
+        + (" (mean return of the last 100 training episodes)." if res["metric"] == "final_return" else "."),
+        f"Confidence intervals: 95% percentile intervals of {res['bootstrap_reps']} stratified bootstrap resamples "
+        "(runs resampled within each environment; Agarwal et al. 2021).",
+        "",
+        "## Per environment",
+        "",
+        "| env | method | runs | mean | std | IQM [95% CI] |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in res["per_env"]:
+        lines.append(
+            f"| {row['env']} | {row['method']} | {row['runs']} | {_fmt(row['mean'])} | {_fmt(row['std'])} | {_ci(*row['iqm'])} |"
+        )
+    if res["aggregate"]:
+        lines += [
+            "",
+            f"## Aggregate over {len(res['aggregate_envs'])} environments",
+            "",
+            f"Normalized per environment: {res['normalization']}.",
+            "",
+            "| method | " + " | ".join(f"{name} [95% CI]" for name in ESTIMATORS) + " |",
+            "| --- |" + " --- |" * len(ESTIMATORS),
+        ]
+        for m in methods:
+            lines.append(f"| {m} | " + " | ".join(_ci(*res["aggregate"][m][name]) for name in ESTIMATORS) + " |")
+        lines += ["", "![aggregate](aggregate.png)"]
+        skipped = [e for e in envs if e not in res["aggregate_envs"]]
+        if skipped:
+            lines += ["", f"Left out of the aggregate (not run by every method): {', '.join(skipped)}."]
+    if res["probability_of_improvement"]:
+        lines += [
+            "",
+            "## Probability of improvement",
+            "",
+            "P(X > Y): chance that a run of X scores higher than a run of Y on the same environment, averaged "
+            "over environments.",
+            "",
+            "| X | Y | envs | P(X > Y) [95% CI] |",
+            "| --- | --- | ---: | --- |",
+        ]
+        for row in res["probability_of_improvement"]:
+            lines.append(f"| {row['x']} | {row['y']} | {row['envs']} | {_ci(*row['p'])} |")
+    if res["curves"]:
+        lines += ["", "## Learning curves", "", f"`{res['curve']}`, IQM over runs with a 95% bootstrap band.", ""]
+        for env, name in res["curves"].items():
+            lines += [f"![{env}]({name})", ""]
+    if res["missing_or_failed"]:
+        lines += ["", "## Missing or failed runs", "", "| run | method | status | logs |", "| --- | --- | --- | --- |"]
+        for p in res["missing_or_failed"]:
+            status = p["status"] + (f" ({p['queue'].lower()} in SLURM)" if p["queue"] else "")
+            logs = "<br>".join(f"`{x}`" for x in p["logs"]) or "-"
+            lines.append(f"| `{p['run_dir']}` | {p['method']} | {status} | {logs} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m torchrl_reg.report",
+        description="Tables (mean, std, IQM, optimality gap with stratified-bootstrap CIs), probability of "
+        "improvement, learning curves and a Markdown summary of finished sweeps or runs.",
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep directories, run directories, or folders holding them")
+    parser.add_argument("--out", help="output directory (default: <first RUN_DIR>/report)")
+    parser.add_argument("--metric", default="final_return",
+                        help="final score: a number in metrics.json (default final_return) or last_eval")
+    parser.add_argument("--curve", default="train/episode_return",
+                        help="learning curve: a CSV scalar name (default train/episode_return) or eval")
+    parser.add_argument("--env-key", default="env.name", help="config key naming the environment (default env.name)")
+    parser.add_argument("--method-keys", help="comma-separated config keys naming a method (default: those that vary)")
+    parser.add_argument("--reference-scores", help='JSON file {"<env>": [low, high], ...} for normalization')
+    parser.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples for the tables (default 50000)")
+    args = parser.parse_args(argv)
+    reference = None
+    if args.reference_scores:
+        reference = {k: tuple(v) for k, v in json.loads(Path(args.reference_scores).read_text()).items()}
+    out = args.out or str(Path(args.run_dirs[0]) / "report")
+    try:
+        res = make_report(
+            args.run_dirs,
+            out,
+            metric=args.metric,
+            curve=args.curve,
+            env_key=args.env_key,
+            method_keys=args.method_keys.split(",") if args.method_keys else None,
+            reference_scores=reference,
+            reps=args.reps,
+            command=shlex.join([sys.executable, "-m", "torchrl_reg.report", *argv]),
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{res['runs_completed']} of {res['runs_expected']} runs completed; report in {Path(out).resolve() / 'summary.md'}")
+    for p in res["missing_or_failed"]:
+        print(f"  {p['status']}: {p['run_dir']}" + (f" (logs: {' '.join(p['logs'])})" if p["logs"] else ""))
+    return 0

@@ -1,0 +1,176 @@
+"""Command line of :mod:`torchrl_reg.sweep`; ``python -m torchrl_reg.sweep --help``."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from torchrl_reg.sweep.launch import (
+    SlurmResources,
+    create_sweep,
+    run_local,
+    submit_slurm,
+    sweep_status,
+    unfinished_tasks,
+)
+from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
+from torchrl_reg.sweep.task import read_sweep_file
+
+USAGE = """\
+python -m torchrl_reg.sweep RECIPE [OVERRIDE ...] [options] [--slurm.KEY=VALUE ...]
+       python -m torchrl_reg.sweep --resume SWEEP_DIR [options] [--slurm.KEY=VALUE ...]
+       python -m torchrl_reg.sweep --status SWEEP_DIR"""
+
+EPILOG = """\
+Overrides use Hydra's syntax; comma lists, range() and choice() sweep and the sweep is their
+cartesian product, e.g.  recipes/m_dqn.py loss=m_dqn,dqn env=cartpole,acrobot seed=range(0,3)
+Every task's config is composed and validated before anything is submitted.
+
+SLURM resources per task (--slurm.KEY=VALUE): partition, account, qos, constraint, exclude,
+nodelist, cpus_per_task (2), gpus_per_node (0), gres (e.g. gpu:a100:1), mem_gb, time_min (60),
+signal_delay_s (120: SIGUSR2 this long before the limit -> checkpoint + requeue), max_timeouts
+(10), job_name, setup (shell line run before the task; repeatable), additional.OPTION (any sbatch
+option, e.g. --slurm.additional.mail-type=END).
+"""
+
+
+def _split_slurm_args(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    rest, items = [], []
+    for arg in argv:
+        if arg.startswith("--slurm."):
+            key, sep, value = arg[len("--slurm."):].partition("=")
+            if not sep or not key:
+                raise SweepError(f"{arg}: write SLURM resources as --slurm.KEY=VALUE")
+            items.append((key, value))
+        else:
+            rest.append(arg)
+    return rest, items
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m torchrl_reg.sweep",
+        usage=USAGE,
+        description="Run a recipe over the cartesian product of Hydra overrides, as one SLURM array or locally.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("recipe", nargs="?", help="recipes/<name>.py")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides; comma lists, range() and choice() sweep")
+    p.add_argument("--executor", choices=("auto", "slurm", "local"), default="auto",
+                   help="slurm: one sbatch array through submitit; local: processes on this machine; "
+                        "auto (default): slurm when sbatch is on PATH")
+    p.add_argument("--dir", help="sweep directory (default: sweeps/<recipe>/<date>_<time>); on SLURM it must "
+                                 "be on a filesystem the compute nodes share")
+    p.add_argument("--parallel", type=int, help="tasks running at once (default: 256 on SLURM, 1 locally)")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the tasks; submit nothing")
+    p.add_argument("--wait", action="store_true", help="SLURM: wait until no task is queued or running")
+    p.add_argument("--resume", metavar="SWEEP_DIR", help="resubmit the unfinished tasks of a sweep")
+    p.add_argument("--status", metavar="SWEEP_DIR", help="print the state of every task of a sweep")
+    return p
+
+
+def _print_status(sweep_dir: str) -> int:
+    rows = sweep_status(sweep_dir)
+    width = max(len(r["name"]) for r in rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        state = r["status"] + (f" ({r['queue'].lower()})" if r["queue"] else "")
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        print(f"{r['name']:<{width}}  {state:<24} job {r['job_id'] or '-'}")
+    print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    for r in rows:
+        if r["status"] != "completed" and r["queue"] is None and r["stderr"]:
+            print(f"  {r['name']}: logs {r['stdout']} {r['stderr']}")
+    return 0 if counts.get("completed", 0) == len(rows) else 1
+
+
+def _wait_for_queue(sweep_dir: str) -> None:
+    while any(r["queue"] is not None for r in sweep_status(sweep_dir)):
+        time.sleep(5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = shlex.join([sys.executable, "-m", "torchrl_reg.sweep", *argv])
+    try:
+        rest, slurm_items = _split_slurm_args(argv)
+        args = _parser().parse_intermixed_args(rest)
+        if args.status:
+            return _print_status(args.status)
+        if args.parallel is not None and args.parallel < 1:
+            raise SweepError(f"--parallel={args.parallel}: must be an integer >= 1")
+        executor = args.executor
+        if executor == "auto":
+            executor = "slurm" if shutil.which("sbatch") else "local"
+        if executor == "slurm" and not shutil.which("sbatch"):
+            raise SweepError("--executor slurm: sbatch is not on PATH (no SLURM here); use --executor local")
+        if executor == "local" and slurm_items:
+            raise SweepError("--slurm.* resources given with the local executor: drop them or use --executor slurm")
+        resources = SlurmResources.from_items(slurm_items)
+        parallel = args.parallel or (256 if executor == "slurm" else 1)
+
+        if args.resume:
+            if args.recipe or args.overrides:
+                raise SweepError("--resume takes the sweep directory only: its recipe and overrides are in sweep.json")
+            sweep_dir = str(Path(args.resume).resolve())
+            indices, queued = unfinished_tasks(sweep_dir)
+            if queued:
+                print(f"{len(queued)} unfinished tasks are still queued or running in SLURM; leaving them: {queued}")
+            if not indices:
+                print("nothing to resume: every task is completed" + (" or still queued" if queued else ""))
+                return 0
+        else:
+            if not args.recipe:
+                raise SweepError("give a recipe (recipes/<name>.py), --resume SWEEP_DIR or --status SWEEP_DIR")
+            recipe = Recipe.from_path(args.recipe)
+            sweep_dir = args.dir or str(Path("sweeps") / recipe.name / time.strftime("%Y-%m-%d_%H-%M-%S"))
+            if args.dry_run:
+                tasks, swept = plan_tasks(recipe, args.overrides, sweep_dir)
+                for t in tasks:
+                    print(f"{t.name}: {' '.join(t.overrides) or '(defaults)'}")
+                print(f"{len(tasks)} valid tasks (swept: {', '.join(swept) or 'nothing'}); dry run, nothing submitted")
+                return 0
+            create_sweep(recipe.path, args.overrides, sweep_dir, command)
+            sweep_dir = str(Path(sweep_dir).resolve())
+            indices = [t["index"] for t in read_sweep_file(sweep_dir)["tasks"]]
+
+        if executor == "slurm":
+            try:
+                submission = submit_slurm(sweep_dir, indices, resources, parallel)
+            except SweepError:
+                if not args.resume:
+                    # A fresh sweep whose array sbatch refused: leave nothing behind.
+                    shutil.rmtree(sweep_dir, ignore_errors=True)
+                raise
+            what = f"{len(indices)} tasks as SLURM array" if len(indices) > 1 else "1 task as SLURM job"
+            print(f"submitted {what} {submission['array_job_id']}; sweep dir {sweep_dir}")
+            print(f"  status: python -m torchrl_reg.sweep --status {sweep_dir}")
+            print(f"  report: python -m torchrl_reg.report {sweep_dir}")
+            if args.wait:
+                _wait_for_queue(sweep_dir)
+                return _print_status(sweep_dir)
+            return 0
+        print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
+        codes = run_local(sweep_dir, indices, parallel)
+        status = _print_status(sweep_dir)
+        if len(codes) < len(indices) or any(c != 0 for c in codes.values()):
+            print(f"continue with: python -m torchrl_reg.sweep --resume {sweep_dir} --executor local")
+        return status
+    except SweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

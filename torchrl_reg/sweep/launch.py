@@ -1,0 +1,339 @@
+"""Create a sweep directory, submit its tasks as one SLURM array (submitit) or run them locally.
+
+A sweep directory holds ``sweep.json`` (recipe, command, every task's overrides, run directory
+and resolved config, every submission with its job ids and log paths), one run directory per
+task (named after its index and swept values) and the scheduler logs (``slurm/`` or ``local/``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torchrl_reg
+from torchrl_reg.sweep.spec import Recipe, SweepError, Task, plan_tasks
+from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file
+
+__all__ = [
+    "SlurmResources",
+    "create_sweep",
+    "submit_slurm",
+    "run_local",
+    "task_status",
+    "sweep_status",
+    "unfinished_tasks",
+    "slurm_queue",
+]
+
+# Where the torchrl_reg package lives, so that tasks import this very copy (it need not be installed).
+PACKAGE_ROOT = str(Path(torchrl_reg.__file__).resolve().parent.parent)
+
+
+@dataclass
+class SlurmResources:
+    """Resources of each array task, as ``--slurm.<field>=<value>`` on the command line.
+
+    ``gpus_per_node`` asks for generic GPUs (``--gpus-per-node``); ``gres`` gives the gres string
+    itself (e.g. ``gpu:a100:1``) where a cluster wants typed GPUs. ``signal_delay_s``: SLURM sends
+    SIGUSR2 that long before ``time_min`` runs out, so the task checkpoints and requeues itself;
+    ``max_timeouts`` bounds how often it may do so. ``setup``: shell lines run before the task
+    (``module load ...``; repeat the flag for several). ``additional``: any other sbatch option,
+    ``--slurm.additional.<option>=<value>``.
+    """
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    exclude: str | None = None
+    nodelist: str | None = None
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    gres: str | None = None
+    mem_gb: float | None = None
+    time_min: int = 60
+    signal_delay_s: int = 120
+    max_timeouts: int = 10
+    job_name: str | None = None
+    setup: list[str] = field(default_factory=list)
+    additional: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_items(cls, items: Sequence[tuple[str, str]]) -> "SlurmResources":
+        """Build from ``(key, value)`` string pairs; unknown keys and bad values raise :class:`SweepError`."""
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {"setup": [], "additional": {}}
+        problems = []
+        for key, raw in items:
+            if key.startswith("additional."):
+                values["additional"][key.split(".", 1)[1]] = raw
+                continue
+            if key not in kinds:
+                problems.append(f"--slurm.{key}: unknown resource; accepted: {', '.join(sorted(kinds))}")
+                continue
+            kind = kinds[key]
+            try:
+                if key == "setup":
+                    values["setup"].append(raw)
+                elif kind.startswith("int"):
+                    values[key] = int(raw)
+                elif kind.startswith("float"):
+                    values[key] = float(raw)
+                else:
+                    values[key] = raw
+            except ValueError:
+                problems.append(f"--slurm.{key}={raw}: expected {kind.split(' ')[0]}")
+        if problems:
+            raise SweepError("invalid SLURM resources:\n  - " + "\n  - ".join(problems))
+        resources = cls(**values)
+        resources.check()
+        return resources
+
+    def check(self) -> None:
+        problems = []
+        for name, low in (("cpus_per_task", 1), ("gpus_per_node", 0), ("time_min", 1), ("signal_delay_s", 0), ("max_timeouts", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problems.append(f"--slurm.{name}={value!r}: must be an integer >= {low}")
+        if self.mem_gb is not None and not self.mem_gb > 0:
+            problems.append(f"--slurm.mem_gb={self.mem_gb!r}: must be > 0")
+        if self.signal_delay_s >= 60 * self.time_min:
+            problems.append(
+                f"--slurm.signal_delay_s={self.signal_delay_s} must be shorter than the time limit "
+                f"--slurm.time_min={self.time_min} ({60 * self.time_min} s)"
+            )
+        if self.gpus_per_node and self.gres:
+            problems.append("give GPUs either as --slurm.gpus_per_node or as --slurm.gres, not both")
+        if problems:
+            raise SweepError("invalid SLURM resources:\n  - " + "\n  - ".join(problems))
+
+    def executor_parameters(self, job_name: str, parallel: int) -> dict[str, Any]:
+        """Keyword arguments of ``submitit.SlurmExecutor.update_parameters``."""
+        params: dict[str, Any] = {
+            "job_name": self.job_name or job_name,
+            "time": self.time_min,
+            "cpus_per_task": self.cpus_per_task,
+            "signal_delay_s": self.signal_delay_s,
+            "array_parallelism": parallel,
+            # SLURM's own requeues (scontrol requeue, PreemptMode=REQUEUE) need a requeueable job,
+            # which clusters with JobRequeue=0 only grant on request.
+            "additional_parameters": {"requeue": True, **self.additional},
+            "setup": [f"export PYTHONPATH={shlex.quote(PACKAGE_ROOT)}${{PYTHONPATH:+:$PYTHONPATH}}", *self.setup],
+        }
+        for name in ("partition", "account", "qos", "constraint", "exclude", "nodelist", "gres"):
+            if getattr(self, name) is not None:
+                params[name] = getattr(self, name)
+        if self.gpus_per_node:
+            params["gpus_per_node"] = self.gpus_per_node
+        if self.mem_gb is not None:
+            params["mem"] = f"{int(self.mem_gb * 1024)}MB"
+        return params
+
+
+def _write_sweep_file(sweep_dir: Path, sweep: dict[str, Any]) -> None:
+    tmp = sweep_dir / (SWEEP_FILE + ".tmp")
+    tmp.write_text(json.dumps(sweep, indent=1) + "\n")
+    os.replace(tmp, sweep_dir / SWEEP_FILE)
+
+
+def create_sweep(recipe_path: str | Path, overrides: Sequence[str], sweep_dir: str | Path, command: str) -> dict[str, Any]:
+    """Validate every task and write ``<sweep_dir>/sweep.json``; raises :class:`SweepError` first if any is invalid."""
+    recipe = Recipe.from_path(recipe_path)
+    sweep_dir = Path(sweep_dir).resolve()
+    if (sweep_dir / SWEEP_FILE).exists():
+        raise SweepError(f"{sweep_dir} already holds a sweep: continue it with --resume {sweep_dir}, or choose another --dir")
+    tasks, swept = plan_tasks(recipe, overrides, sweep_dir)
+    sweep = {
+        "recipe": str(recipe.path),
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "overrides": list(overrides),
+        "swept_keys": swept,
+        "tasks": [t.to_json() for t in tasks],
+        "submissions": [],
+    }
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _write_sweep_file(sweep_dir, sweep)
+    return sweep
+
+
+def _record_submission(sweep_dir: Path, submission: dict[str, Any]) -> None:
+    sweep = read_sweep_file(sweep_dir)
+    sweep["submissions"].append(submission)
+    _write_sweep_file(sweep_dir, sweep)
+
+
+def submit_slurm(sweep_dir: str | Path, indices: Sequence[int], resources: SlurmResources, parallel: int) -> dict[str, Any]:
+    """Submit the tasks ``indices`` as one SLURM array through submitit; returns the recorded submission."""
+    import submitit
+
+    sweep_dir = Path(sweep_dir).resolve()
+    sweep = read_sweep_file(sweep_dir)
+    executor = submitit.SlurmExecutor(folder=sweep_dir / "slurm" / "%j", max_num_timeout=resources.max_timeouts)
+    executor.update_parameters(**resources.executor_parameters(Path(sweep["recipe"]).stem, parallel))
+    try:
+        with executor.batch():
+            jobs = [executor.submit(SweepTask(str(sweep_dir), i)) for i in indices]
+    except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
+        raise SweepError(f"sbatch refused the sweep, nothing was submitted:\n{err}") from None
+    submission = {
+        "executor": "slurm",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "array_job_id": jobs[0].job_id.split("_")[0],
+        "resources": dataclasses.asdict(resources),
+        "tasks": {
+            str(i): {"job_id": job.job_id, "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
+            for i, job in zip(indices, jobs)
+        },
+    }
+    _record_submission(sweep_dir, submission)
+    return submission
+
+
+def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, quiet: bool = False) -> dict[int, int]:
+    """Run the tasks here, ``parallel`` at a time, each in its own process; returns their exit codes.
+
+    Ctrl-C (or SIGTERM) asks every running task to checkpoint and stop, and starts no new one;
+    ``--resume`` continues the sweep later. Exit code 0: completed, 3: interrupted.
+    """
+    sweep_dir = Path(sweep_dir).resolve()
+    sweep = read_sweep_file(sweep_dir)
+    log_dir = sweep_dir / "local"
+    log_dir.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    submission = {"executor": "local", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {}}
+    for i in indices:
+        submission["tasks"][str(i)] = {
+            "job_id": None,
+            "stdout": str(log_dir / f"{i}_log.out"),
+            "stderr": str(log_dir / f"{i}_log.err"),
+        }
+    _record_submission(sweep_dir, submission)
+
+    pending = list(indices)
+    running: dict[int, subprocess.Popen] = {}
+    codes: dict[int, int] = {}
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in running.values():
+            proc.send_signal(signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while pending or running:
+            while pending and len(running) < parallel and not stopping:
+                i = pending.pop(0)
+                logs = submission["tasks"][str(i)]
+                with open(logs["stdout"], "a") as out, open(logs["stderr"], "a") as err:
+                    running[i] = subprocess.Popen(
+                        [sys.executable, "-u", "-m", "torchrl_reg.sweep.task", str(sweep_dir), str(i)],
+                        stdout=out,
+                        stderr=err,
+                        env=env,
+                        # Its own session: the terminal's Ctrl-C reaches only this loop, which asks
+                        # each task to checkpoint instead of killing it mid-write.
+                        start_new_session=True,
+                    )
+            time.sleep(0.2)
+            for i, proc in list(running.items()):
+                if proc.poll() is not None:
+                    codes[i] = proc.returncode
+                    del running[i]
+                    if not quiet:
+                        word = {0: "completed", 3: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})")
+                        task = sweep["tasks"][i]
+                        print(f"[{len(codes)}/{len(indices)}] task {task['name']}: {word}", flush=True)
+            if stopping and not running:
+                break
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return codes
+
+
+def task_status(task: dict[str, Any]) -> str:
+    """``completed``, ``interrupted``, ``started`` (has a checkpoint, no final metrics) or ``not started``."""
+    run_dir = Path(task["run_dir"])
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        try:
+            status = json.loads(metrics.read_text()).get("status", "unknown")
+        except json.JSONDecodeError:
+            status = "unknown"
+        if status in ("completed", "interrupted"):
+            return status
+    if (run_dir / "checkpoint.pt").is_file():
+        return "started"
+    return "not started"
+
+
+def slurm_queue(job_ids: Sequence[str]) -> dict[str, str]:
+    """State (``PENDING``, ``RUNNING``, ...) of every array task of ``job_ids`` still known to squeue."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-o", "%i %T", "-j", ",".join(sorted(set(job_ids)))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    states = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            states[parts[0]] = parts[1]
+    return states
+
+
+def sweep_status(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per task: index, name, run dir, status, its latest job id, queue state and log paths."""
+    sweep = read_sweep_file(sweep_dir)
+    latest: dict[int, dict[str, Any]] = {}
+    for submission in sweep["submissions"]:
+        for i, info in submission["tasks"].items():
+            latest[int(i)] = {**info, "executor": submission["executor"]}
+    queue = slurm_queue(
+        [s["array_job_id"] for s in sweep["submissions"] if s["executor"] == "slurm"]
+    )
+    rows = []
+    for task in sweep["tasks"]:
+        info = latest.get(task["index"], {})
+        rows.append(
+            {
+                "index": task["index"],
+                "name": task["name"],
+                "run_dir": task["run_dir"],
+                "status": task_status(task),
+                "job_id": info.get("job_id"),
+                "queue": queue.get(str(info.get("job_id"))),
+                "stdout": info.get("stdout"),
+                "stderr": info.get("stderr"),
+            }
+        )
+    return rows
+
+
+def unfinished_tasks(sweep_dir: str | Path) -> tuple[list[int], list[int]]:
+    """``(to_resubmit, still_queued)``: tasks not completed, split by whether SLURM still holds them."""
+    to_resubmit, queued = [], []
+    for row in sweep_status(sweep_dir):
+        if row["status"] == "completed":
+            continue
+        (queued if row["queue"] is not None else to_resubmit).append(row["index"])
+    return to_resubmit, queued

@@ -1,0 +1,260 @@
+"""What a sweep is: a recipe, the cartesian product of its overrides, one validated config per task.
+
+Everything here runs on the submitting machine before anything is submitted: the overrides are
+parsed with Hydra's own override grammar (``a=1,2``, ``range(0,3)``, ``choice(x,y)``, quoting),
+expanded like Hydra's basic sweeper does for ``--multirun``, and every task's config is composed
+with Hydra's compose API against the recipe's schema and checked by the recipe's validator. Any
+problem raises :class:`SweepError` listing every failing task, so nothing half-valid is submitted.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = ["SweepError", "Recipe", "Task", "expand_overrides", "plan_tasks"]
+
+# Keys the sweep sets itself, one value per task.
+RESERVED_KEYS = ("run_dir",)
+
+
+class SweepError(ValueError):
+    """A sweep that must not be submitted; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe script ``recipes/<name>.py`` with its Hydra config ``recipes/conf/<name>.yaml``.
+
+    The contract of ``torchrl_reg.recipe_utils``: ``@hydra.main(config_path="conf",
+    config_name="<name>")``, a ``train(cfg) -> dict`` callable programmatically, a schema
+    registered in Hydra's ConfigStore when the module is imported, and ``validate(cfg)`` running
+    every check ``train`` runs before it builds anything.
+    """
+
+    path: Path
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "Recipe":
+        p = Path(path).expanduser().resolve()
+        if p.suffix != ".py" or not p.is_file():
+            raise SweepError(f"recipe must be an existing recipes/<name>.py script, got {str(path)!r}")
+        recipe = cls(p)
+        if not (recipe.config_dir / f"{recipe.name}.yaml").is_file():
+            raise SweepError(
+                f"recipe {p.name} has no config {recipe.config_dir / (recipe.name + '.yaml')} "
+                "(a recipe's primary config is conf/<name>.yaml next to it)"
+            )
+        return recipe
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def config_dir(self) -> Path:
+        return self.path.parent / "conf"
+
+    def module(self) -> ModuleType:
+        """Import the script as a module (once per process), as ``python recipes/<name>.py`` would see it."""
+        mod_name = f"_torchrl_reg_recipe_{self.name}"
+        if mod_name in sys.modules:
+            return sys.modules[mod_name]
+        # A script run directly has its own directory first on sys.path; keep that true here.
+        if str(self.path.parent) not in sys.path:
+            sys.path.insert(0, str(self.path.parent))
+        spec = importlib.util.spec_from_file_location(mod_name, self.path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[mod_name]
+            raise
+        if not callable(getattr(module, "train", None)):
+            del sys.modules[mod_name]
+            raise SweepError(f"recipe {self.path} defines no train(cfg) function")
+        return module
+
+    def validate(self, cfg: DictConfig) -> None:
+        """The recipe's ``validate(cfg)``: schema and every range check ``train`` runs before building anything."""
+        validator = getattr(self.module(), "validate", None)
+        if not callable(validator):
+            raise SweepError(f"recipe {self.path} defines no validate(cfg) function")
+        validator(cfg)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run of a sweep: its overrides, its run directory and its composed, resolved config."""
+
+    index: int
+    name: str
+    overrides: tuple[str, ...]
+    run_dir: str
+    config: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "overrides": list(self.overrides),
+            "run_dir": self.run_dir,
+            "config": self.config,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Task":
+        return cls(d["index"], d["name"], tuple(d["overrides"]), d["run_dir"], d["config"])
+
+
+def _override_key(override: Any) -> str:
+    return override.key_or_group if override.package is None else f"{override.key_or_group}@{override.package}"
+
+
+def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
+    """The cartesian product of Hydra sweep overrides, in Hydra's order (the last key varies fastest).
+
+    Returns ``(tasks, swept_keys)``: one list of plain overrides per task, and the keys that take
+    more than one value. ``seed=0,1,2``, ``seed=range(0,3)`` and ``env=choice(a,b)`` sweep;
+    quoting keeps commas (``x='a,b'``). ``interval()`` and ``glob()`` sweeps are refused.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    problems: list[str] = []
+    columns: list[list[str]] = []
+    swept: list[str] = []
+    seen: dict[str, str] = {}
+    for arg in args:
+        try:
+            override = parser.parse_override(arg)
+        except HydraException as err:
+            problems.append(f"cannot parse override {arg!r}: {str(err).strip().splitlines()[0]}")
+            continue
+        key = _override_key(override)
+        if key in seen:
+            problems.append(f"{key!r} is given twice ({seen[key]!r} and {arg!r}): give it once, with all its values")
+            continue
+        seen[key] = arg
+        if key.split(".")[0] == "hydra":
+            problems.append(
+                f"{arg!r}: hydra.* overrides are not used by sweeps (each task's run directory is "
+                "<sweep dir>/<task name>; set the sweep directory with --dir)"
+            )
+            continue
+        if key in RESERVED_KEYS:
+            problems.append(f"{arg!r}: {key} is set by the sweep (one run directory per task under --dir)")
+            continue
+        prefix = override.get_key_element()
+        if override.is_sweep_override():
+            try:
+                values = list(override.sweep_string_iterator())
+            except HydraException:
+                problems.append(
+                    f"{arg!r}: only list sweeps (a=1,2), range() and choice() can be expanded, "
+                    f"not {override.value_type.name.lower()}"
+                )
+                continue
+            if not values:
+                problems.append(f"{arg!r} gives {key} no value at all: the sweep would be empty")
+                continue
+            columns.append([f"{prefix}={v}" for v in values])
+            if len(values) > 1:
+                swept.append(key)
+        elif override.is_delete():
+            columns.append([arg])
+        else:
+            columns.append([f"{prefix}={override.get_value_element_as_str()}"])
+    if problems:
+        raise SweepError("invalid overrides:\n  - " + "\n  - ".join(problems))
+    return [list(combo) for combo in itertools.product(*columns)], swept
+
+
+def _error_message(err: BaseException) -> str:
+    """The error and its causes on one line (Hydra puts the useful part in the cause)."""
+    parts = []
+    cause: BaseException | None = err
+    while cause is not None:
+        text = " ".join(str(cause).split())
+        if text and text not in parts:
+            parts.append(text)
+        cause = cause.__cause__
+    return ": ".join(parts) or type(err).__name__
+
+
+def _task_name(index: int, width: int, overrides: Sequence[str], swept: Sequence[str]) -> str:
+    parts = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key in swept:
+            parts.append(o.lstrip("+~"))
+    label = re.sub(r"[^A-Za-z0-9._=,+-]", "_", ",".join(parts))[:120]
+    return f"{index:0{width}d}" + (f"_{label}" if label else "")
+
+
+def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) -> tuple[list[Task], list[str]]:
+    """Expand, compose and validate every task; raises :class:`SweepError` listing all failures.
+
+    Each task's config is composed with Hydra's compose API (then ``run_dir`` is set to its own
+    directory under ``sweep_dir``), so unknown keys and ill-typed values fail exactly as they would on the
+    command line, then checked by the recipe's validator. Identical tasks are refused.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    combos, swept = expand_overrides(overrides)
+    sweep_dir = Path(sweep_dir).resolve()
+    width = max(3, len(str(len(combos) - 1)))
+    recipe.module()  # registers the recipe's schema in Hydra's ConfigStore
+    tasks: list[Task] = []
+    failures: dict[str, list[int]] = {}
+    configs_seen: dict[str, int] = {}
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(recipe.config_dir), version_base=None):
+            for i, combo in enumerate(combos):
+                name = _task_name(i, width, combo, swept)
+                run_dir = sweep_dir / name
+                try:
+                    cfg = compose(config_name=recipe.name, overrides=combo)
+                    # Set after composing: a path is not always a valid override value (',', '=').
+                    cfg.run_dir = str(run_dir)
+                    recipe.validate(cfg)
+                    container = OmegaConf.to_container(cfg, resolve=True)
+                except Exception as err:  # noqa: BLE001 - Hydra, OmegaConf and validators raise many types
+                    message = _error_message(err)
+                    failures.setdefault(message, []).append(i)
+                    continue
+                assert isinstance(container, dict)
+                fingerprint = OmegaConf.to_yaml({k: v for k, v in container.items() if k != "run_dir"})
+                if fingerprint in configs_seen:
+                    failures.setdefault(
+                        f"gives the same config as task {configs_seen[fingerprint]}: a sweep runs each config once",
+                        [],
+                    ).append(i)
+                    continue
+                configs_seen[fingerprint] = i
+                tasks.append(Task(i, name, tuple(combo), str(run_dir), container))
+    finally:
+        GlobalHydra.instance().clear()
+    if failures:
+        lines = []
+        for message, indices in failures.items():
+            first = " ".join(combos[indices[0]]) or "(no overrides)"
+            where = f"task {indices[0]} ({first})"
+            if len(indices) > 1:
+                where = f"{len(indices)} tasks, e.g. {where}"
+            lines.append(f"{where}: {message}")
+        raise SweepError(f"{sum(map(len, failures.values()))} of {len(combos)} tasks are invalid:\n  - " + "\n  - ".join(lines))
+    return tasks, swept
