@@ -50,6 +50,7 @@ from torchrl_reg.recipe_utils import (
     linear_schedule,
     load_checkpoint,
     load_collector_state,
+    load_replay_buffer_state,
     make_collector,
     make_env,
     make_logger,
@@ -59,6 +60,7 @@ from torchrl_reg.recipe_utils import (
     num_actions,
     plot_learning_curve,
     register_schema,
+    replay_buffer_state,
     resolve_run_dir,
     rng_state,
     sample_minibatches,
@@ -202,8 +204,20 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     eval_frames: list[int] = []
     eval_returns: list[float] = []
     logged_episodes = 0
-    stats: dict[str, torch.Tensor] = {}
-    stats_count = 0
+    # Loss outputs since the last log line: kept as a list (summed when logged or checkpointed)
+    # because adding every entry at every update costs more than the update's bookkeeping.
+    # A resumed run carries the values of the interrupted one, stacked per key, so that its
+    # logged means are bit-identical to those of an uninterrupted run.
+    pending_outputs: list = []
+    carried_outputs: dict[str, torch.Tensor] = {}
+
+    def outputs_since_log() -> dict[str, torch.Tensor]:
+        if not pending_outputs:
+            return dict(carried_outputs)
+        return {
+            key: torch.cat([carried_outputs.get(key, torch.zeros(0)), torch.stack([o.get(key) for o in pending_outputs])])
+            for key in pending_outputs[0].keys()
+        }
     elapsed_before = 0.0
     checkpoint_path = run_dir / CHECKPOINT_NAME
 
@@ -216,15 +230,14 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
                 "loss_module": loss_module.state_dict(),
                 "policy": policy.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "replay_buffer": replay_buffer.state_dict(),
+                "replay_buffer": replay_buffer_state(replay_buffer),
                 "collector": collector_state(collector),
                 "tracker": tracker.state_dict(),
                 "rng": rng_state(),
                 "eval_frames": eval_frames,
                 "eval_returns": eval_returns,
                 "logged_episodes": logged_episodes,
-                "stats": stats,
-                "stats_count": stats_count,
+                "outputs_since_log": outputs_since_log(),
                 "elapsed": elapsed_before + time.perf_counter() - t_start,
             },
         )
@@ -235,12 +248,12 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         loss_module.load_state_dict(state["loss_module"])
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
-        replay_buffer.load_state_dict(state["replay_buffer"])
+        load_replay_buffer_state(replay_buffer, state["replay_buffer"])
         load_collector_state(collector, state["collector"])
         tracker.load_state_dict(state["tracker"])
         set_rng_state(state["rng"])
         eval_frames, eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
-        logged_episodes, stats, stats_count = state["logged_episodes"], state["stats"], state["stats_count"]
+        logged_episodes, carried_outputs = state["logged_episodes"], state["outputs_since_log"]
         elapsed_before = state["elapsed"]
         truncate_csv_logs(run_dir, frames)
 
@@ -291,9 +304,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
                 updates += 1
                 if updates % target_every == 0:
                     target_updater.step()
-                for key, value in out.items():
-                    stats[key] = stats.get(key, 0.0) + value
-                stats_count += 1
+                pending_outputs.append(out)
 
         if crossed(cfg.eval.interval, frames, batch_frames):
             run_eval()
@@ -302,9 +313,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
             if new_returns:
                 logger.log_scalar("train/episode_return", sum(new_returns) / len(new_returns), step=frames)
             logged_episodes = len(tracker.returns)
-            for key, total in stats.items():
-                logger.log_scalar(f"train/{key}", float(total) / stats_count, step=frames)
-            stats, stats_count = {}, 0
+            for key, values in outputs_since_log().items():
+                logger.log_scalar(f"train/{key}", float(values.mean()), step=frames)
+            pending_outputs, carried_outputs = [], {}
             logger.log_scalar("train/epsilon", float(exploration.eps), step=frames)
         pbar.update(batch_frames, ret=mean_last(tracker.returns), eps=float(exploration.eps))
         if stop_requested(frames):

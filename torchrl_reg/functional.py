@@ -14,6 +14,9 @@ References (papers in ``shared/papers``):
   value ``V(s) = tau * log sum_a exp(Q(s, a) / tau)``.
 * [AL] Bellemare et al. 2016, Increasing the Action Gap: advantage learning and
   persistent advantage learning.
+* [MIRL] Grau-Moya, Leibfried, Vrancx. Soft Q-learning with mutual-information
+  regularization (slides, ``mirl-soft-q-mutual-information-slides.txt``): soft
+  backup with a learned action prior ``rho``, the prior and ``beta`` updates.
 
 Every function is written in the numerically stable form (max subtracted before
 ``exp``) so that it stays finite in float32 for ``tau`` from 1e-4 to 10 and
@@ -39,6 +42,16 @@ __all__ = [
     "persistent_advantage_learning_target",
     "action_gap",
     "policy_entropy",
+    "check_beta",
+    "check_rate",
+    "check_prior",
+    "prior_soft_value",
+    "prior_log_policy",
+    "prior_boltzmann_policy",
+    "prior_soft_q_target",
+    "kl_to_prior",
+    "prior_update",
+    "adaptive_beta_update",
 ]
 
 
@@ -238,3 +251,163 @@ def policy_entropy(q: torch.Tensor, tau: float) -> torch.Tensor:
     """Entropy of ``softmax(q / tau)`` in nats, from the stable log-policy."""
     log_pi = scaled_log_policy(q, tau) / check_tau(tau)
     return -(log_pi.exp() * log_pi).sum(-1)
+
+
+# --- MIRL: soft Q-learning with a learned action prior rho and inverse temperature beta ----------
+#
+# [MIRL] writes the temperature as an inverse ``beta = 1 / tau``. The prior-weighted soft
+# quantities are the uniform-prior ones of q shifted by ``tau * ln rho``:
+#     (1/beta) ln sum_a rho(a) exp(beta q(a)) = soft_value(q + ln(rho) / beta, tau=1/beta),
+# so they reuse the stable implementations above (one equation, one implementation).
+
+
+def check_beta(beta: float) -> float:
+    """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0."""
+    beta = float(beta)
+    if not beta > 0 or beta == float("inf"):
+        raise ValueError(f"beta must be a finite number > 0, got beta={beta}")
+    return beta
+
+
+def check_rate(name: str, value: float) -> float:
+    """Return an exponential-averaging rate (``alpha_rho``, ``alpha_beta`` of [MIRL]) if it lies in (0, 1]."""
+    value = float(value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must lie in (0, 1], got {name}={value}")
+    return value
+
+
+def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: float = 1e-4) -> torch.Tensor:
+    """Return ``rho`` if it is a distribution over actions: 1-D, finite, >= 0, summing to 1 (within ``atol``)."""
+    rho = torch.as_tensor(rho)
+    if rho.ndim != 1 or (num_actions is not None and rho.shape[0] != num_actions):
+        expected = f"[{num_actions}]" if num_actions is not None else "[num_actions]"
+        raise ValueError(f"the prior rho must be a 1-D tensor of shape {expected}, got shape {list(rho.shape)}")
+    if not rho.is_floating_point():
+        raise ValueError(f"the prior rho must be a floating-point tensor, got dtype {rho.dtype}")
+    total = float(rho.double().sum())
+    if not bool(torch.isfinite(rho).all()) or bool((rho < 0).any()) or abs(total - 1.0) > atol:
+        raise ValueError(
+            "the prior rho must be a probability distribution over actions (finite, >= 0, summing to 1), "
+            f"got min={float(rho.min())}, sum={total}"
+        )
+    return rho
+
+
+def _tau_and_shifted_q(q: torch.Tensor, rho: torch.Tensor, beta: float) -> tuple[float, torch.Tensor]:
+    """``tau = 1 / beta`` and ``q + tau * ln rho``: the prior-weighted problem as a uniform-prior one."""
+    tau = 1.0 / check_beta(beta)
+    return tau, q + tau * torch.log(rho.to(q.dtype))
+
+
+def prior_soft_value(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+    r"""Prior-weighted soft value ([MIRL], slide "MIRL: 1. Tabular setting", the backup
+    :math:`T^\rho_{soft}` and Eq. (13)):
+
+    .. math:: V(s) = \frac{1}{\beta} \ln \sum_a \rho(a) \exp(\beta\, q(s, a))
+                   = \max_a q(s, a) + \frac{1}{\beta} \ln \sum_a \rho(a) \exp(\beta (q(s,a) - \max_b q(s,b)))
+
+    Computed as ``soft_value(q + ln(rho) / beta, tau=1/beta)``. With a uniform prior
+    ``rho = 1/|A|`` it equals ``soft_value(q, tau=1/beta) - ln|A| / beta``: MIRL's
+    KL-to-prior regularizer is the entropy regularizer of Soft-DQN minus the constant
+    ``ln|A| / beta`` per step (``KL(pi || uniform) = ln|A| - H(pi)``). Actions with
+    ``rho(a) = 0`` are excluded.
+    """
+    tau, shifted = _tau_and_shifted_q(q, rho, beta)
+    return soft_value(shifted, tau)
+
+
+def prior_log_policy(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+    r"""``ln pi(a|s)`` of the prior-weighted Boltzmann policy ``pi(a|s) ∝ rho(a) exp(beta q(s, a))``
+    ([MIRL], slide "What is an optimal policy for a fixed action prior?"), in the stable form
+    ``beta * scaled_log_policy(q + ln(rho) / beta, tau=1/beta)``."""
+    tau, shifted = _tau_and_shifted_q(q, rho, beta)
+    return scaled_log_policy(shifted, tau) / tau
+
+
+def prior_boltzmann_policy(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+    r"""Prior-weighted Boltzmann policy ``pi(a|s) = rho(a) exp(beta q(s,a)) / sum_b rho(b) exp(beta q(s,b))``
+    ([MIRL], the optimal policy for a fixed prior); uniform ``rho`` gives ``boltzmann_policy(q, 1/beta)``."""
+    tau, shifted = _tau_and_shifted_q(q, rho, beta)
+    return boltzmann_policy(shifted, tau)
+
+
+def prior_soft_q_target(
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t: torch.Tensor,
+    rho: torch.Tensor,
+    *,
+    beta: float,
+) -> torch.Tensor:
+    r"""MIRL regression target ([MIRL], Eq. (13) and the backup :math:`T^\rho_{soft}`):
+
+    .. math:: r_t + \gamma \frac{1}{\beta} \ln \sum_{a'} \rho(a') \exp(\beta\, q_{\bar\theta}(s_{t+1}, a'))
+
+    ``discount_t`` is ``gamma ** n * (1 - terminated)``. With a uniform prior this is
+    ``soft_q_target(r_t, discount_t, q_t, tau=1/beta) - discount_t * ln|A| / beta``.
+    """
+    return r_t + discount_t * prior_soft_value(q_t, rho, beta)
+
+
+def kl_to_prior(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+    r"""``KL(pi(.|s) || rho)`` for ``pi ∝ rho exp(beta q)``. Averaged over states visited by ``pi``
+    while ``rho`` is their action marginal, it is the mutual information ``I(S; A)`` that MIRL
+    penalizes ([MIRL], slide "One-step decision-making")."""
+    log_pi = prior_log_policy(q, rho, beta)
+    pi = log_pi.exp()
+    # Actions outside the prior's support have pi = 0 and contribute 0 (not 0 * (-inf + inf)).
+    terms = torch.where(pi > 0, pi * (log_pi - torch.log(rho.to(q.dtype))), torch.zeros_like(pi))
+    return terms.sum(-1)
+
+
+def prior_update(rho: torch.Tensor, pi: torch.Tensor, prior_lr: float) -> torch.Tensor:
+    r"""Prior update of [MIRL] (slides "MIRL: 1. Tabular setting" and Algorithm 1, line 5),
+    applied for the states ``s_1 .. s_N`` in order:
+
+    .. math:: \rho_{i+1}(a) = (1 - \alpha_\rho)\, \rho_i(a) + \alpha_\rho\, \pi_i(a|s_i)
+              \quad \text{for every action } a
+
+    ``rho`` has shape ``[..., A]``; ``pi`` is ``[..., A]`` (one state per prior) or
+    ``[..., N, A]`` (N states in order). In closed form over the N states:
+    ``(1-a)^N rho + a * sum_i (1-a)^(N-1-i) pi_i`` (weights in float64). Every action is
+    updated, so ``rho`` stays a distribution (a convex combination of distributions); the result
+    is renormalized only to absorb float rounding over long runs, and positive entries are kept
+    at or above the smallest normal float of ``rho``'s dtype. On a stream of states it converges
+    to the action marginal ``sum_s nu(s) pi(a|s)``.
+    """
+    prior_lr = check_rate("prior_lr", prior_lr)
+    if pi.ndim == rho.ndim:
+        pi = pi.unsqueeze(-2)
+    if pi.ndim != rho.ndim + 1 or pi.shape[-1] != rho.shape[-1]:
+        raise ValueError(
+            f"pi must have shape [..., A] or [..., N, A] matching rho of shape {list(rho.shape)}, "
+            f"got {list(pi.shape)}"
+        )
+    n = pi.shape[-2]
+    decay = 1.0 - prior_lr
+    weights = prior_lr * decay ** torch.arange(n - 1, -1, -1, dtype=torch.float64, device=pi.device)
+    new = decay**n * rho.double() + (weights.unsqueeze(-1) * pi.double()).sum(-2)
+    new = new / new.sum(-1, keepdim=True)
+    # Mass that decays geometrically would become subnormal (slow arithmetic) then exactly 0
+    # (the action could never come back); keep it at the smallest normal number instead. Exact
+    # zeros of the prior (actions excluded on purpose) stay 0.
+    tiny = torch.finfo(rho.dtype).tiny
+    return torch.where(new > 0, new.to(rho.dtype).clamp_min(tiny), torch.zeros((), dtype=rho.dtype, device=rho.device))
+
+
+def adaptive_beta_update(beta: float, loss: float, beta_lr: float) -> float:
+    r"""Adaptive inverse temperature of [MIRL] (slide "2. High-dimensional state space",
+    Algorithm 1, line 8):
+
+    .. math:: \beta_{i+1} = (1 - \alpha_\beta)\, \beta_i + \alpha_\beta \frac{1}{L(\theta_i, \rho_{i+1})}
+
+    ``L`` is the current (positive) value of the Eq. (13) loss; beta grows as the fit
+    improves. A zero loss gives ``inf``: callers bound beta (see ``MIRLLoss``).
+    """
+    beta_lr = check_rate("beta_lr", beta_lr)
+    loss = float(loss)
+    if not loss >= 0 or loss == float("inf"):
+        raise ValueError(f"the loss driving the beta update must be finite and >= 0, got loss={loss}")
+    inverse = float("inf") if loss == 0 else 1.0 / loss
+    return (1.0 - beta_lr) * check_beta(beta) + beta_lr * inverse

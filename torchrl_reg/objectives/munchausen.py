@@ -65,7 +65,7 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
         >>> actor = QValueActor(MLP(in_features=4, out_features=2, num_cells=[32]),
         ...                     in_keys=["observation"], spec=spec)
         >>> loss = MunchausenDQNLoss(actor, alpha=0.9, tau=0.03)
-        >>> loss.make_value_estimator(gamma=0.99)
+        >>> _ = loss.make_value_estimator(gamma=0.99)
         >>> updater = HardUpdate(loss, value_network_update_interval=100)
         >>> data = TensorDict({
         ...     "observation": torch.randn(8, 4), "action": spec.rand((8,)),

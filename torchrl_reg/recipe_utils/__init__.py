@@ -42,6 +42,8 @@ from torchrl_reg.recipe_utils.checkpoint import (
     collector_state,
     load_checkpoint,
     load_collector_state,
+    load_replay_buffer_state,
+    replay_buffer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -89,7 +91,7 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
-from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything, select_device
+from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device
 from torchrl_reg.recipe_utils.stop import (
     clear_stop,
     install_stop_signal_handlers,
@@ -130,6 +132,7 @@ __all__ = [
     "install_stop_signal_handlers",
     "load_checkpoint",
     "load_collector_state",
+    "load_replay_buffer_state",
     "linear_schedule",
     "make_collector",
     "make_env",
@@ -142,9 +145,11 @@ __all__ = [
     "num_actions",
     "plot_learning_curve",
     "register_schema",
+    "replay_buffer_state",
     "request_stop",
     "request_stop_at",
     "resolve_run_dir",
+    "crossed",
     "rng_state",
     "sample_minibatches",
     "save_checkpoint",

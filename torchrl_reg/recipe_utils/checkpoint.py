@@ -5,11 +5,13 @@ numbers, strings, bytes and containers of them, so that it loads with
 ``torch.load(weights_only=True)``. The one exception is the env state: gymnasium envs (physics
 state, MinAtar grids, ALE emulator snapshots, their RNGs, wrapper counters) have no tensor form,
 so they are pickled into a ``bytes`` entry and unpickled by :func:`set_env_state` — only load
-checkpoints you wrote yourself.
+checkpoints you wrote yourself. The same holds for the sampler state of the replay buffer (a
+prioritized sampler keeps C++ segment trees).
 """
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 from torchrl.collectors import Collector
+from torchrl.data import ReplayBuffer
 
 from torchrl_reg.recipe_utils.envs import get_env_state, set_env_state
 
@@ -25,6 +28,8 @@ __all__ = [
     "CHECKPOINT_NAME",
     "save_checkpoint",
     "load_checkpoint",
+    "replay_buffer_state",
+    "load_replay_buffer_state",
     "rng_state",
     "set_rng_state",
     "collector_state",
@@ -45,6 +50,24 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def replay_buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
+    """``buffer.state_dict()`` with the sampler state pickled to bytes.
+
+    The storage (the transitions) stays tensors; a prioritized sampler's state holds TorchRL's
+    C++ sum/min segment trees, which ``weights_only`` loading refuses.
+    """
+    state = dict(buffer.state_dict())
+    state["_sampler"] = pickle.dumps(state["_sampler"])
+    return state
+
+
+def load_replay_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
+    """Inverse of :func:`replay_buffer_state` (the bytes must come from a trusted checkpoint)."""
+    state = dict(state)
+    state["_sampler"] = pickle.loads(state["_sampler"])
+    buffer.load_state_dict(state)
 
 
 def rng_state() -> dict[str, Any]:

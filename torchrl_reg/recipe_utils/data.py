@@ -50,28 +50,48 @@ def make_collector(
         storing_device=device if on_accelerator else None,
         track_traj_ids=False,
         trust_policy=True,
+        auto_register_policy_transforms=False,
     )
 
 
 def make_replay_buffer(
-    cfg: Any, *, device: torch.device | str = "cpu", scratch_dir: str | Path | None = None
+    cfg: Any,
+    *,
+    device: torch.device | str = "cpu",
+    scratch_dir: str | Path | None = None,
+    frame_stack: int = 1,
+    num_envs: int = 1,
 ) -> TensorDictReplayBuffer:
     """Uniform or prioritized replay of ``cfg.size`` transitions (:class:`~torchrl_reg.recipe_utils.config.BufferConfig`).
 
     Prioritized replay (Schaul et al. 2016) reads the priority from ``"td_error"``, the key TorchRL
     losses write in place; ``priority_beta`` is the importance-sampling exponent.
     ``cfg.storage="memmap"`` keeps the transitions in memory-mapped files under ``scratch_dir``.
+    ``cfg.dedup_frames`` with ``frame_stack > 1`` stores each frame once
+    (:class:`~torchrl_reg.data.FrameStackStorage`; batches are ``[num_envs, T]`` collector data
+    flattened with ``reshape(-1)``, stacks padded with zeros as the recipes' Atari envs do).
     """
+    sampler = PrioritizedSampler(cfg.size, alpha=cfg.priority_alpha, beta=cfg.priority_beta) if cfg.prioritized else None
+    if cfg.dedup_frames and frame_stack > 1:
+        from torchrl_reg.data import frame_stack_replay_buffer
+
+        return frame_stack_replay_buffer(
+            cfg.size,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            frame_stack=frame_stack,
+            num_envs=num_envs,
+            padding="zeros",
+            storage=cfg.storage,
+            scratch_dir=None if scratch_dir is None else str(scratch_dir),
+            device=device,
+        )
     if cfg.storage == "memmap":
         storage = LazyMemmapStorage(cfg.size, scratch_dir=None if scratch_dir is None else str(scratch_dir), device=device)
     else:
         storage = LazyTensorStorage(cfg.size, device=device)
-    if cfg.prioritized:
-        sampler = PrioritizedSampler(cfg.size, alpha=cfg.priority_alpha, beta=cfg.priority_beta)
-    else:
-        sampler = RandomSampler()
     return TensorDictReplayBuffer(
-        storage=storage, sampler=sampler, batch_size=cfg.batch_size, priority_key="td_error"
+        storage=storage, sampler=sampler or RandomSampler(), batch_size=cfg.batch_size, priority_key="td_error"
     )
 
 

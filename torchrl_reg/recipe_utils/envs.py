@@ -219,7 +219,11 @@ def _atari_id(name: str) -> str:
     gym.register_envs(ale_py)
     env_id = name if name.startswith("ALE/") else f"ALE/{name}-v5"
     if env_id not in gym.registry:
-        raise ValueError(f"env.name must be an ALE game such as 'Pong' or 'ALE/Pong-v5', got env.name={name!r}")
+        games = sorted(k[4:-3] for k in gym.registry if k.startswith("ALE/") and k.endswith("-v5"))
+        raise ValueError(
+            f"env.name must be an ALE game such as 'Pong' or 'ALE/Pong-v5', got env.name={name!r}; "
+            f"valid games: {games}"
+        )
     return env_id
 
 

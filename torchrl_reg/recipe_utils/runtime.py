@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "select_device", "resolve_run_dir"]
+__all__ = ["seed_everything", "select_device", "resolve_run_dir", "crossed"]
+
+
+def crossed(interval: int, frames: int, batch_frames: int) -> bool:
+    """Whether the last batch of ``batch_frames`` frames crossed a multiple of ``interval`` frames (0: never)."""
+    return interval > 0 and frames // interval > (frames - batch_frames) // interval
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,158 @@
+"""Update cost: one optimizer step of MunchausenIQNLoss vs IQNLoss on the same network and batch.
+
+Networks: Revisiting Rainbow's MinAtar IQN (N = N' = K = 32, 4 channels, 6 actions) and the
+Atari IQN (Nature CNN, N = N' = 64, K = 32, 18 actions), batch 32, Adam, HardUpdate. Each repeat
+times ``--steps`` updates of each loss back to back (order alternating between repeats); the
+median (and quartiles) of the per-repeat ratios is reported, for fractions drawn per transition (IQN paper,
+Dopamine TF) and shared by the batch (Dopamine JAX / Revisiting Rainbow). Issue 4, section 7:
+target ratio <= 1.10.
+
+    python benchmarks/iqn_update_cost.py --repeats 11 --steps 20
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from torchrl.data import Categorical
+from torchrl.modules import QValueActor
+from torchrl.objectives import HardUpdate
+
+from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
+from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
+
+RESULTS = Path(__file__).parent / "results" / "iqn"
+
+SETUPS = {
+    # name: (network factory, observation shape, obs dtype, actions, N, N', K)
+    "minatar_iqn": (lambda: ImplicitQuantileNetwork.minatar(4, 6), (4, 10, 10), torch.float32, 6, 32, 32, 32),
+    "atari_nature_iqn": (lambda: ImplicitQuantileNetwork.nature(18), (4, 84, 84), torch.uint8, 18, 64, 64, 32),
+}
+
+
+def make_step(kind: str, setup: str, independent: bool, batch: int = 32):
+    factory, obs_shape, dtype, num_actions, n, n_prime, k = SETUPS[setup]
+    torch.manual_seed(0)
+    spec = Categorical(num_actions)
+    actor = QValueActor(factory(), in_keys=["observation"], spec=spec)
+    cls = MunchausenIQNLoss if kind == "m_iqn" else IQNLoss
+    loss = cls(actor, num_quantiles=n, num_target_quantiles=n_prime, num_policy_quantiles=k,
+               independent_fractions=independent)
+    loss.make_value_estimator(gamma=0.99)
+    updater = HardUpdate(loss, value_network_update_interval=1000)
+    optim = torch.optim.Adam(loss.parameters(), lr=5e-5, eps=3.125e-4)
+
+    def obs() -> torch.Tensor:
+        if dtype == torch.uint8:
+            return torch.randint(0, 256, (batch, *obs_shape), dtype=torch.uint8)
+        return (torch.rand(batch, *obs_shape) < 0.1).float()
+
+    data = TensorDict(
+        {
+            "observation": obs(),
+            "action": spec.rand((batch,)),
+            ("next", "observation"): obs(),
+            ("next", "reward"): torch.randn(batch, 1),
+            ("next", "done"): torch.rand(batch, 1) < 0.05,
+        },
+        [batch],
+    )
+    data["next", "terminated"] = data["next", "done"].clone()
+
+    def step() -> None:
+        out = loss(data)
+        optim.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optim.step()
+        updater.step()
+
+    return step
+
+
+def time_steps(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--steps", type=int, default=20, help="updates per timing (a quarter for the Nature CNN)")
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="No target network updater")
+    results = {}
+    for setup in args.setups:
+        for independent in (True, False):
+            name = f"{setup}/{'per_transition' if independent else 'shared'}_fractions"
+            steps = {kind: make_step(kind, setup, independent) for kind in ("iqn", "m_iqn")}
+            n = args.steps if setup == "minatar_iqn" else max(args.steps // 4, 3)
+            for step in steps.values():
+                time_steps(step, 2)
+            times = {"iqn": [], "m_iqn": []}
+            for r in range(args.repeats):
+                for kind in ("iqn", "m_iqn") if r % 2 == 0 else ("m_iqn", "iqn"):
+                    times[kind].append(time_steps(steps[kind], n))
+            ratios = [m / i for m, i in zip(times["m_iqn"], times["iqn"])]
+            results[name] = {
+                "ms_per_update_iqn_median": 1e3 * statistics.median(times["iqn"]),
+                "ms_per_update_m_iqn_median": 1e3 * statistics.median(times["m_iqn"]),
+                "ratio_median": statistics.median(ratios),
+                "ratio_q25": statistics.quantiles(ratios, n=4)[0],
+                "ratio_q75": statistics.quantiles(ratios, n=4)[2],
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "updates_per_timing": n,
+            }
+            print(name, json.dumps(results[name]), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "command": "python " + " ".join(sys.argv),
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "batch": 32,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
+        "target_ratio": 1.10,
+        "results": results,
+    }
+    (RESULTS / "update_cost.json").write_text(json.dumps(payload, indent=2))
+    plot(results, RESULTS / "update_cost.png")
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ratios = [results[n]["ratio_median"] for n in names]
+    lows = [results[n]["ratio_median"] - results[n]["ratio_q25"] for n in names]
+    highs = [results[n]["ratio_q75"] - results[n]["ratio_median"] for n in names]
+    ax.bar([n.replace("/", "\n") for n in names], ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
+    ax.axhline(1.10, color="tab:red", ls="--", label="target 1.10")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_ylabel("M-IQN step / IQN step\n(median, bars: quartiles)")
+    ax.set_title("Update cost, MunchausenIQNLoss vs IQNLoss (batch 32)")
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""recipes/m_dqn.py: every config loads, smoke runs of every env preset and loss, resume, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+
+from recipes import m_dqn
+from torchrl_reg.recipe_utils import clear_stop, compose_config, request_stop_at
+
+CONF = Path(m_dqn.__file__).parent / "conf"
+ENVS = ("cartpole", "acrobot", "minatar", "atari")
+LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
+
+# A few hundred frames: 4 envs, 40 frames per batch, updates from frame 80 on.
+SMALL = [
+    "compile=false",
+    "collector.total_frames=240",
+    "collector.num_envs=4",
+    "collector.frames_per_batch=40",
+    "optim.learning_starts=80",
+    "optim.frames_per_update=4",
+    "optim.target_update_interval=40",
+    "buffer.size=500",
+    "buffer.batch_size=16",
+    "buffer.storage=tensor",
+    "exploration.annealing_frames=200",
+    "eval.interval=120",
+    "eval.episodes=2",
+    "eval.max_steps=50",
+    "checkpoint.interval=120",
+    "logger.interval=80",
+    "logger.progress_bar=false",
+]
+
+
+def compose(*overrides: str):
+    return compose_config(CONF, "m_dqn", overrides)
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_config_composes_and_validates(env, loss):
+    cfg = m_dqn.validate(compose(f"env={env}", f"loss={loss}"))
+    assert cfg.loss.name == loss
+    if loss == "soft_dqn":
+        assert cfg.loss.alpha == 0.0
+
+
+@pytest.mark.parametrize("group, choices", [("buffer", ["uniform", "prioritized"]), ("logger", ["csv", "tensorboard", "wandb", "none"])])
+def test_other_groups_compose(group, choices):
+    for choice in choices:
+        m_dqn.validate(compose(f"{group}={choice}"))
+
+
+def test_presets_carry_their_published_hyperparameters():
+    cartpole = compose()  # the default: M-DQN on CartPole-v1 with CleanRL's DQN schedule
+    assert (cartpole.env.name, cartpole.loss.name) == ("CartPole-v1", "m_dqn")
+    assert (cartpole.loss.alpha, cartpole.loss.tau, cartpole.loss.clip_value_min) == (0.9, 0.03, -1.0)
+    assert (cartpole.collector.total_frames, cartpole.optim.lr, cartpole.buffer.size, cartpole.buffer.batch_size) == (
+        500_000, 2.5e-4, 10_000, 128)
+    assert (cartpole.optim.learning_starts, cartpole.optim.frames_per_update, cartpole.optim.target_update_interval) == (
+        10_000, 10, 500)
+    assert (cartpole.exploration.eps_end, cartpole.exploration.annealing_frames, cartpole.loss.loss_function) == (
+        0.05, 250_000, "l2")
+    assert list(cartpole.network.hidden) == [120, 84]
+    assert compose("env=acrobot").env.name == "Acrobot-v1"
+    minatar = compose("env=minatar")
+    assert (minatar.env.sticky_action_prob, minatar.buffer.size, minatar.buffer.batch_size) == (0.1, 100_000, 32)
+    assert (minatar.optim.frames_per_update, minatar.optim.target_update_interval, minatar.optim.learning_starts) == (4, 1000, 1000)
+    assert (minatar.network.kind, minatar.loss.loss_function) == ("minatar_conv", "l2")
+    atari = compose("env=atari")
+    assert (atari.env.sticky_action_prob, atari.env.frame_skip, atari.env.frame_stack, atari.env.max_episode_steps) == (
+        0.25, 4, 4, 27_000)
+    assert (atari.optim.lr, atari.optim.eps, atari.buffer.size, atari.optim.learning_starts) == (5e-5, 3.125e-4, 1_000_000, 20_000)
+    assert (atari.optim.target_update_interval, atari.exploration.eps_end, atari.eval.epsilon) == (8000, 0.01, 0.001)
+    assert (atari.network.kind, atari.loss.loss_function, atari.env.reward_clip) == ("nature_cnn", "smooth_l1", 1.0)
+    # A command-line override still wins over the preset.
+    assert compose("optim.lr=1e-3").optim.lr == 1e-3
+
+
+def _check_run_dir(run_dir: Path, metrics: dict) -> None:
+    for name in ("config.yaml", "checkpoint.pt", "metrics.json", "learning_curve.png"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "csv" / "scalars" / "train" / "loss.csv").is_file()
+    assert json.loads((run_dir / "metrics.json").read_text())["frames"] == metrics["frames"]
+    assert metrics["status"] == "completed" and metrics["frames"] == 240
+    assert metrics["updates"] == (240 - 80) // 4
+    assert metrics["eval_frames"] == [120, 240]
+    assert all(np.isfinite(metrics["eval_returns"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ENVS)
+def test_smoke_every_env_preset(env, tmp_path):
+    overrides = [f"env={env}", *SMALL, f"run_dir={tmp_path}"]
+    if env == "minatar":
+        overrides.append("env.name=Asterix")
+    if env == "atari":
+        overrides += ["collector.num_envs=2", "eval.episodes=1", "eval.max_steps=20"]
+    metrics = m_dqn.train(compose(*overrides))
+    _check_run_dir(tmp_path, metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", LOSSES)
+def test_smoke_every_loss(loss, tmp_path):
+    metrics = m_dqn.train(compose(f"loss={loss}", *SMALL, f"run_dir={tmp_path}"))
+    _check_run_dir(tmp_path, metrics)
+
+
+@pytest.mark.slow
+def test_smoke_prioritized_replay_and_compile(tmp_path):
+    metrics = m_dqn.train(compose("buffer=prioritized", *SMALL, "compile=true", f"run_dir={tmp_path}"))
+    _check_run_dir(tmp_path, metrics)
+
+
+def _logs(run_dir: Path) -> dict[str, str]:
+    root = run_dir / "csv" / "scalars"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.csv"))}
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_reproduces_the_uninterrupted_run(tmp_path):
+    overrides = [*SMALL, "collector.total_frames=400", "buffer=prioritized"]
+    full = m_dqn.train(compose(*overrides, f"run_dir={tmp_path / 'full'}"))
+
+    request_stop_at(150)
+    part = m_dqn.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
+    assert part["status"] == "interrupted" and part["frames"] == 160
+    resumed = m_dqn.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
+    assert resumed["status"] == "completed"
+    for key in ("frames", "updates", "final_return", "episodes", "eval_frames", "eval_returns"):
+        assert resumed[key] == full[key], key
+    assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # nothing logged twice
+
+
+def test_stop_before_start_interrupts_at_first_batch(tmp_path):
+    clear_stop()
+    request_stop_at(0)
+    metrics = m_dqn.train(compose(*SMALL, f"run_dir={tmp_path}"))
+    assert metrics["status"] == "interrupted" and metrics["frames"] == 40
+    assert (tmp_path / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("loss.alpha=1.5", r"loss.alpha must be a finite number in \[0.0, 1.0\], got loss.alpha=1.5"),
+        ("loss.alpha=-0.1", r"loss.alpha must be a finite number in \[0.0, 1.0\]"),
+        ("loss.tau=0", r"loss.tau must be a finite number in \(0.0, inf\], got loss.tau=0.0"),
+        ("loss.tau=-1", r"loss.tau must be a finite number in \(0.0, inf\]"),
+        ("loss.clip_value_min=0.5", "loss.clip_value_min must be <= loss.clip_value_max, got loss.clip_value_min=0.5"),
+        ("loss.gamma=1.2", r"loss.gamma must be a finite number in \[0.0, 1.0\]"),
+        ("loss.name=c51", r"loss.name must be one of \['m_dqn', 'soft_dqn', 'al', 'pal', 'dqn'\], got loss.name='c51'"),
+        ("loss.loss_function=huber", "loss.loss_function must be one of"),
+        ("env.family=mujoco", "env.family must be one of"),
+        ("collector.num_envs=0", "collector.num_envs must be an integer >= 1, got collector.num_envs=0"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_is_built(override, message, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        m_dqn.train(compose(override, f"run_dir={run_dir}"))
+    assert not run_dir.exists()
+
+
+def test_unknown_keys_and_presets_are_refused(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="loss.temperature"):
+        compose("loss.temperature=1")
+    with pytest.raises(MissingConfigException, match="env/mountaincar"):
+        compose("env=mountaincar")
+    with pytest.raises(MissingConfigException, match="loss/c51"):
+        compose("loss=c51")
+    with pytest.raises(ValueError, match=r"invalid config entry 'loss.temperature'.*Accepted keys.*'tau'"):
+        m_dqn.train({"loss": {"temperature": 1.0}, "run_dir": str(tmp_path)})
+
+
+def test_non_discrete_action_space_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="discrete action space"):
+        m_dqn.train(compose("env.name=Pendulum-v1", *SMALL, f"run_dir={tmp_path}"))
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+class NaNRewardCartPole(gym.Wrapper):
+    """CartPole whose 5th reward is NaN: a broken env as a user may write one."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.t = 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        return obs, float("nan") if self.t == 5 else reward, terminated, truncated, info
+
+
+def test_non_finite_rewards_are_refused_before_any_update(tmp_path):
+    if "NaNRewardCartPole-v0" not in gym.registry:
+        gym.register("NaNRewardCartPole-v0", entry_point=NaNRewardCartPole)
+    with pytest.raises(ValueError, match=r"non-finite reward \(nan\) within frames 0-40; rewards must be finite"):
+        m_dqn.train(compose("env.name=NaNRewardCartPole-v0", *SMALL, f"run_dir={tmp_path}"))
+    assert not (tmp_path / "checkpoint.pt").exists()

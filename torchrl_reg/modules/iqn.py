@@ -1,0 +1,314 @@
+"""Implicit quantile network (IQN) and its state torsos.
+
+References:
+
+* [IQN] Dabney, Ostrovski, Silver, Munos. Implicit Quantile Networks for
+  Distributional Reinforcement Learning, ICML 2018 (arXiv:1806.06923), Sec. 3:
+  ``Z_tau(x, a) ~ f(psi(x) * phi(tau))_a`` with the cosine embedding
+  ``phi_j(tau) = ReLU(sum_i cos(pi i tau) w_ij + b_j)`` and the policy
+  ``argmax_a 1/K sum_k Z_{tau_k}(x, a)`` over ``K`` sampled fractions.
+* [MRL] ``munchausen-rl-slides.txt``, slide "Case study: IQN" (M-IQN uses the same
+  network; its softmax policy is taken over the mean of the ``K`` quantiles).
+* Revisiting Rainbow (Obando-Ceron & Castro 2021): the MinAtar torso, one
+  ``Conv(16, 3x3)`` layer followed directly by the quantile embedding product and a
+  linear layer to the actions.
+
+Fractions are drawn uniformly in ``[0, 1)``. A draw is either one set per
+transition (``[*batch, n]``, as in [IQN] and Dopamine's TensorFlow agents) or one set
+for the whole batch (``[n]``, as in Dopamine's JAX agents used by Revisiting
+Rainbow): both shapes are accepted wherever fractions are.
+
+The cosine frequencies are ``pi * i`` for ``i = 1..embedding_dim`` as in Dopamine
+(the paper's ``i = 0`` term is a constant, which the bias already provides).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CosineQuantileEmbedding",
+    "MinAtarTorso",
+    "NatureCNNTorso",
+    "ImplicitQuantileNetwork",
+    "sample_fractions",
+]
+
+
+def _check_positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+    return value
+
+
+def sample_fractions(
+    batch_shape: Sequence[int] | torch.Size,
+    num_fractions: int,
+    *,
+    independent: bool = True,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Quantile fractions ``tau ~ U[0, 1)``: ``[*batch_shape, n]`` if ``independent`` else ``[n]``."""
+    _check_positive_int("num_fractions", num_fractions)
+    shape = (*batch_shape, num_fractions) if independent else (num_fractions,)
+    return torch.rand(shape, device=device, generator=generator)
+
+
+class CosineQuantileEmbedding(nn.Module):
+    r"""Cosine embedding of quantile fractions ([IQN], Sec. 3):
+
+    .. math:: \phi_j(\tau) = \mathrm{ReLU}\Big(\sum_{i=1}^{n} \cos(\pi i \tau)\, w_{ij} + b_j\Big)
+
+    Maps fractions of any shape ``[...]`` to ``[..., out_features]``.
+    """
+
+    def __init__(self, out_features: int, embedding_dim: int = 64) -> None:
+        super().__init__()
+        self.embedding_dim = _check_positive_int("embedding_dim", embedding_dim)
+        self.linear = nn.Linear(embedding_dim, _check_positive_int("out_features", out_features))
+
+    def forward(self, fractions: torch.Tensor) -> torch.Tensor:
+        # The frequencies are rebuilt on the fly rather than kept as a buffer so that
+        # the module's TensorDict parameters (and target copies) hold weights only.
+        i = torch.arange(1, self.embedding_dim + 1, device=fractions.device, dtype=fractions.dtype)
+        return torch.relu(self.linear(torch.cos(fractions.unsqueeze(-1) * (math.pi * i))))
+
+
+class MinAtarTorso(nn.Module):
+    """Revisiting Rainbow's MinAtar torso: ``Conv(16, 3x3, stride 1, same padding) -> ReLU -> flatten``.
+
+    Takes channels-first MinAtar grids ``[..., channels, height, width]`` (what the recipes' MinAtar
+    envs emit; any dtype) and returns ``[..., 16 * height * width]``. Flax's default "SAME"
+    padding keeps the 10x10 grid (1600 features).
+    """
+
+    def __init__(self, in_channels: int, height: int = 10, width: int = 10) -> None:
+        super().__init__()
+        self.obs_shape = (
+            _check_positive_int("in_channels", in_channels),
+            _check_positive_int("height", height),
+            _check_positive_int("width", width),
+        )
+        self.conv = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1)
+        self.out_features = 16 * height * width
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch_shape = _check_obs_shape(obs, self.obs_shape, "MinAtarTorso", "[..., channels, height, width]")
+        x = obs.reshape(-1, *self.obs_shape).to(self.conv.weight.dtype)
+        return torch.relu(self.conv(x)).reshape(*batch_shape, self.out_features)
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size - kernel) // stride + 1
+
+
+class NatureCNNTorso(nn.Module):
+    """Nature-DQN convolutional torso (Mnih et al. 2015), as used by IQN and M-IQN on Atari.
+
+    ``Conv(32, 8x8, /4) -> ReLU -> Conv(64, 4x4, /2) -> ReLU -> Conv(64, 3x3, /1) -> ReLU -> flatten``
+    on stacked frames ``[..., frame_stack, height, width]`` (uint8 pixels are scaled by 1/255).
+    Frames must be at least 36x36 (84x84 gives 3136 features).
+    """
+
+    MIN_FRAME_SIZE = 36
+
+    def __init__(self, frame_stack: int = 4, frame_size: tuple[int, int] = (84, 84)) -> None:
+        super().__init__()
+        _check_positive_int("frame_stack", frame_stack)
+        height, width = (int(s) for s in frame_size)
+        if min(height, width) < self.MIN_FRAME_SIZE:
+            raise ValueError(
+                f"NatureCNNTorso needs frames of at least {self.MIN_FRAME_SIZE}x{self.MIN_FRAME_SIZE} "
+                f"(its three convolutions leave no feature map otherwise), got frame_size={tuple(frame_size)}"
+            )
+        self.obs_shape = (frame_stack, height, width)
+        self.convs = nn.Sequential(
+            nn.Conv2d(frame_stack, 32, kernel_size=8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        h = _conv_out(_conv_out(_conv_out(height, 8, 4), 4, 2), 3, 1)
+        w = _conv_out(_conv_out(_conv_out(width, 8, 4), 4, 2), 3, 1)
+        self.out_features = 64 * h * w
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        batch_shape = _check_obs_shape(obs, self.obs_shape, "NatureCNNTorso", "[..., frame_stack, height, width]")
+        x = obs.reshape(-1, *self.obs_shape)
+        x = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float32)
+        return self.convs(x).reshape(*batch_shape, self.out_features)
+
+
+def _check_obs_shape(obs: torch.Tensor, obs_shape: tuple[int, ...], who: str, layout: str) -> torch.Size:
+    n = len(obs_shape)
+    if obs.ndim < n or tuple(obs.shape[obs.ndim - n :]) != obs_shape:
+        raise ValueError(
+            f"{who} was built for observations {layout} = {obs_shape}, got a tensor of shape "
+            f"{tuple(obs.shape)}; rebuild the torso with the environment's frame size and stack size"
+        )
+    return obs.shape[: obs.ndim - n]
+
+
+class ImplicitQuantileNetwork(nn.Module):
+    r"""Implicit quantile network ([IQN], Sec. 3): ``Z_tau(s, .) = f(psi(s) * phi(tau))``.
+
+    Args:
+        torso: the state network ``psi``; maps observations ``[*batch, *obs_shape]`` to
+            features ``[*batch, feature_dim]`` (:class:`NatureCNNTorso`, :class:`MinAtarTorso`,
+            a :class:`torchrl.modules.MLP` with ``activate_last_layer=True``, ...).
+        num_actions: number of discrete actions.
+
+    Keyword Args:
+        feature_dim: width of the torso's output; read from ``torso.out_features`` when omitted.
+        embedding_dim: number of cosines in the fraction embedding (64 in [IQN]).
+        hidden_sizes: hidden layers of ``f`` after the Hadamard product ((512,) on Atari;
+            () for Revisiting Rainbow's MinAtar network).
+        num_policy_quantiles: ``K``, the number of fractions averaged by :meth:`forward`
+            to give action values (32 in [IQN]).
+
+    Calling the module returns action values ``Q(s, a) = 1/K sum_k Z_{tau_k}(s, a)`` with
+    freshly sampled fractions, so it plugs into :class:`torchrl.modules.QValueActor` (greedy
+    action from the mean) and TorchRL collectors. The losses call :meth:`features` and
+    :meth:`quantiles_from_features` to evaluate chosen fraction sets without repeating the torso.
+
+    Examples:
+        >>> from torchrl.modules import QValueActor
+        >>> net = ImplicitQuantileNetwork.minatar(in_channels=4, num_actions=6)
+        >>> actor = QValueActor(net, in_keys=["observation"], spec=env.action_spec)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        torso: nn.Module,
+        num_actions: int,
+        *,
+        feature_dim: int | None = None,
+        embedding_dim: int = 64,
+        hidden_sizes: Sequence[int] = (512,),
+        num_policy_quantiles: int = 32,
+    ) -> None:
+        super().__init__()
+        if feature_dim is None:
+            feature_dim = getattr(torso, "out_features", None)
+            if not isinstance(feature_dim, int):
+                raise ValueError(
+                    "feature_dim was not given and the torso has no integer `out_features` attribute; "
+                    f"pass feature_dim= (the width of the torso's output) for torso {type(torso).__name__}"
+                )
+        self.torso = torso
+        self.feature_dim = _check_positive_int("feature_dim", feature_dim)
+        self.num_actions = _check_positive_int("num_actions", num_actions)
+        self.num_policy_quantiles = _check_positive_int("num_policy_quantiles", num_policy_quantiles)
+        self.embedding = CosineQuantileEmbedding(feature_dim, embedding_dim)
+        layers: list[nn.Module] = []
+        width = feature_dim
+        for h in hidden_sizes:
+            layers += [nn.Linear(width, _check_positive_int("hidden size", h)), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, num_actions))
+        self.head = nn.Sequential(*layers)
+        self._affine_head = not hidden_sizes
+
+    @classmethod
+    def nature(
+        cls,
+        num_actions: int,
+        *,
+        frame_stack: int = 4,
+        frame_size: tuple[int, int] = (84, 84),
+        embedding_dim: int = 64,
+        num_policy_quantiles: int = 32,
+    ) -> ImplicitQuantileNetwork:
+        """The Atari network of [IQN] and M-IQN: Nature CNN, embedding 64, one 512 hidden layer."""
+        return cls(
+            NatureCNNTorso(frame_stack, frame_size),
+            num_actions,
+            embedding_dim=embedding_dim,
+            hidden_sizes=(512,),
+            num_policy_quantiles=num_policy_quantiles,
+        )
+
+    @classmethod
+    def minatar(
+        cls,
+        in_channels: int,
+        num_actions: int,
+        *,
+        embedding_dim: int = 64,
+        num_policy_quantiles: int = 32,
+    ) -> ImplicitQuantileNetwork:
+        """Revisiting Rainbow's MinAtar IQN: ``Conv(16, 3x3)`` torso, embedding 64, no hidden layer."""
+        return cls(
+            MinAtarTorso(in_channels),
+            num_actions,
+            embedding_dim=embedding_dim,
+            hidden_sizes=(),
+            num_policy_quantiles=num_policy_quantiles,
+        )
+
+    @classmethod
+    def mlp(
+        cls,
+        in_features: int,
+        num_actions: int,
+        *,
+        num_cells: Sequence[int] = (128, 128),
+        embedding_dim: int = 64,
+        hidden_sizes: Sequence[int] = (),
+        num_policy_quantiles: int = 32,
+    ) -> ImplicitQuantileNetwork:
+        """An MLP torso for vector observations (CartPole and other classic-control tasks)."""
+        from torchrl.modules import MLP
+
+        num_cells = [_check_positive_int("num_cells", c) for c in num_cells]
+        if not num_cells:
+            raise ValueError("num_cells must name at least one layer, got num_cells=()")
+        torso = MLP(
+            in_features=_check_positive_int("in_features", in_features),
+            out_features=num_cells[-1],
+            num_cells=num_cells[:-1],
+            activate_last_layer=True,
+        )
+        return cls(
+            torso,
+            num_actions,
+            feature_dim=num_cells[-1],
+            embedding_dim=embedding_dim,
+            hidden_sizes=hidden_sizes,
+            num_policy_quantiles=num_policy_quantiles,
+        )
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """State features ``psi(s)``: ``[*batch, feature_dim]``."""
+        return self.torso(obs)
+
+    def quantiles_from_features(self, features: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+        """Quantile values ``Z_tau(s, a)`` for fractions ``[*batch, n]`` or ``[n]``: ``[*batch, n, num_actions]``."""
+        return self.head(features.unsqueeze(-2) * self.embedding(fractions))
+
+    def quantile_values(self, obs: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+        """Quantile values at the given fractions, from observations: ``[*batch, n, num_actions]``."""
+        return self.quantiles_from_features(self.features(obs), fractions)
+
+    def action_values_from_features(
+        self, features: torch.Tensor, fractions: torch.Tensor
+    ) -> torch.Tensor:
+        """``Q(s, a) = 1/K sum_k Z_{tau_k}(s, a)`` for the given ``K`` fractions: ``[*batch, num_actions]``."""
+        if self._affine_head:
+            # With no hidden layer f is affine, so the mean over fractions moves inside it:
+            # 1/K sum_k f(psi * phi_k) = f(psi * 1/K sum_k phi_k), one head row per state.
+            return self.head(features * self.embedding(fractions).mean(-2))
+        return self.quantiles_from_features(features, fractions).mean(-2)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Action values from ``num_policy_quantiles`` freshly sampled fractions per state."""
+        features = self.features(obs)
+        fractions = sample_fractions(features.shape[:-1], self.num_policy_quantiles, device=features.device)
+        return self.action_values_from_features(features, fractions)

@@ -1,0 +1,298 @@
+"""Bookkeeping of a replay-based recipe run, so that each recipe's loop shows only its algorithm.
+
+:class:`RecipeRun` does what every Q-learning recipe does around its updates, as ``recipes/m_dqn.py``
+does it inline: counting frames and updates, checking and clipping rewards, tracking episodes,
+periodic greedy evaluation, logging (training return, the loss outputs averaged since the last
+log, any extra scalars), the progress bar, checkpoints and resume (the run-directory contract of
+:mod:`torchrl_reg.recipe_utils`), stop requests, and the final ``metrics.json`` and
+``learning_curve.png``. A recipe's loop then reads::
+
+    run = RecipeRun(cfg, run_dir, collector=collector, replay_buffer=rb, greedy=greedy, device=device,
+                    stateful={"loss_module": loss, "policy": policy, "optimizer": optim},
+                    title="...", extra_metrics={...})
+    for data in collector:
+        batch_frames = run.observe(data)          # frames, episodes, reward checks / clipping
+        rb.extend(...)
+        for batch in sample_minibatches(rb, run.updates_due()):
+            out = update(batch)
+            run.record(out)                       # one update done, its outputs logged later
+        if run.end_batch(batch_frames, epsilon=...):   # eval, logs, progress, checkpoint, stop
+            break
+    return run.finish()
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.data import ReplayBuffer
+
+from torchrl_reg.recipe_utils.checkpoint import (
+    CHECKPOINT_NAME,
+    collector_state,
+    load_checkpoint,
+    load_collector_state,
+    load_replay_buffer_state,
+    replay_buffer_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from torchrl_reg.recipe_utils.evaluation import evaluate
+from torchrl_reg.recipe_utils.loggers import (
+    EpisodeTracker,
+    ProgressBar,
+    make_logger,
+    mean_last,
+    plot_learning_curve,
+    truncate_csv_logs,
+    write_json,
+)
+from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
+
+__all__ = ["RecipeRun", "crossed", "check_finite_rewards", "make_update"]
+
+
+def crossed(interval: int, frames: int, batch_frames: int) -> bool:
+    """Whether the last batch crossed a multiple of ``interval`` frames (0: never)."""
+    return interval > 0 and frames // interval > (frames - batch_frames) // interval
+
+
+def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
+    """Raise ``ValueError`` naming the env and the frames if a collected reward is NaN or inf."""
+    reward = data.get(("next", "reward"))
+    if not bool(torch.isfinite(reward).all()):
+        bad = reward[~torch.isfinite(reward)][0].item()
+        raise ValueError(
+            f"env {env_name!r} returned a non-finite reward ({bad}) within frames "
+            f"{frames}-{frames + data.numel()}; rewards must be finite numbers"
+        )
+
+
+def make_update(
+    loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None, compile: bool
+) -> Callable[[TensorDictBase], TensorDictBase]:
+    """One gradient step on a minibatch (loss, backward, optional norm clipping, optimizer step),
+    returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``."""
+
+    def update(batch: TensorDictBase) -> TensorDictBase:
+        out = loss_module(batch)
+        out["loss"].backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
+        optimizer.step()
+        # Last, so that torch.compile traces loss, backward and step before this graph break.
+        optimizer.zero_grad(set_to_none=True)
+        return out.detach()
+
+    return torch.compile(update) if compile else update
+
+
+class RecipeRun:
+    """Counters, logs, evaluation, checkpoints and final metrics of one recipe run.
+
+    Args:
+        cfg: the validated recipe config (a :class:`~torchrl_reg.recipe_utils.config.RecipeConfig`).
+        run_dir: the run directory.
+
+    Keyword Args:
+        collector: the TorchRL collector (its carrier and env state go in the checkpoint).
+        replay_buffer: the replay buffer (its contents and sampler state go in the checkpoint).
+        greedy: ``observation batch -> action batch`` used by the evaluation episodes.
+        device: where evaluation observations go.
+        stateful: objects with ``state_dict``/``load_state_dict`` saved in the checkpoint under
+            their names (loss module with its buffers, policy, optimizer, ...).
+        title: title of ``learning_curve.png``.
+        extra_metrics: added to ``metrics.json`` (e.g. the loss name).
+
+    If ``<run_dir>/checkpoint.pt`` exists, everything is restored from it at construction.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        run_dir: Path,
+        *,
+        collector: Collector,
+        replay_buffer: ReplayBuffer,
+        greedy: Callable[[torch.Tensor], torch.Tensor],
+        device: torch.device,
+        stateful: Mapping[str, Any],
+        title: str,
+        extra_metrics: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.collector = collector
+        self.replay_buffer = replay_buffer
+        self.greedy = greedy
+        self.device = device
+        self.stateful = dict(stateful)
+        self.title = title
+        self.extra_metrics = dict(extra_metrics or {})
+        self.logger = make_logger(cfg.logger, self.run_dir, exp_name=self.run_dir.name)
+        self.tracker = EpisodeTracker(cfg.collector.num_envs)
+        self.frames = self.updates = 0
+        self.eval_frames: list[int] = []
+        self.eval_returns: list[float] = []
+        self.logged_episodes = 0
+        # Loss outputs since the last log line, kept as a list and summed only when logged or
+        # checkpointed (adding every entry at every update costs more than the update's
+        # bookkeeping); a resumed run carries the interrupted one's values, stacked per key, so
+        # that its logged means are bit-identical to an uninterrupted run's.
+        self.pending_outputs: list[TensorDictBase] = []
+        self.carried_outputs: dict[str, torch.Tensor] = {}
+        self.elapsed_before = 0.0
+        self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
+        self.status = "completed"
+        if self.checkpoint_path.exists():
+            self._resume()
+        self.pbar = ProgressBar(cfg.collector.total_frames, initial=self.frames, enabled=cfg.logger.progress_bar)
+        self.t_start = time.perf_counter()
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` atomically with everything needed to continue exactly."""
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "frames": self.frames,
+                "updates": self.updates,
+                **{name: obj.state_dict() for name, obj in self.stateful.items()},
+                "replay_buffer": replay_buffer_state(self.replay_buffer),
+                "collector": collector_state(self.collector),
+                "tracker": self.tracker.state_dict(),
+                "rng": rng_state(),
+                "eval_frames": self.eval_frames,
+                "eval_returns": self.eval_returns,
+                "logged_episodes": self.logged_episodes,
+                "outputs_since_log": self.outputs_since_log(),
+                "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
+            },
+        )
+
+    def _resume(self) -> None:
+        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        self.frames, self.updates = state["frames"], state["updates"]
+        for name, obj in self.stateful.items():
+            obj.load_state_dict(state[name])
+        load_replay_buffer_state(self.replay_buffer, state["replay_buffer"])
+        load_collector_state(self.collector, state["collector"])
+        self.tracker.load_state_dict(state["tracker"])
+        set_rng_state(state["rng"])
+        self.eval_frames, self.eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
+        self.logged_episodes, self.carried_outputs = state["logged_episodes"], state["outputs_since_log"]
+        self.elapsed_before = state["elapsed"]
+        truncate_csv_logs(self.run_dir, self.frames)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def observe(self, data: TensorDictBase) -> int:
+        """Account for a collected batch: checks rewards, tracks episodes (raw reward), clips the
+        reward in place if ``env.reward_clip`` is set, advances the frame count; returns its frames."""
+        batch_frames = data.numel()
+        check_finite_rewards(data, self.cfg.env.name, self.frames)
+        self.tracker.update(data, self.frames)
+        if self.cfg.env.reward_clip is not None:
+            data.get(("next", "reward")).clamp_(-self.cfg.env.reward_clip, self.cfg.env.reward_clip)
+        self.frames += batch_frames
+        return batch_frames
+
+    def updates_due(self) -> int:
+        """Updates owed after this batch: one per ``optim.frames_per_update`` frames after ``learning_starts``."""
+        optim = self.cfg.optim
+        return max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
+
+    def record(self, out: TensorDictBase) -> None:
+        """Count one update and keep its (detached) outputs for the next log."""
+        self.updates += 1
+        self.pending_outputs.append(out.detach())
+
+    def outputs_since_log(self) -> dict[str, torch.Tensor]:
+        """Every loss output since the last log line, stacked per key."""
+        if not self.pending_outputs:
+            return dict(self.carried_outputs)
+        return {
+            key: torch.cat(
+                [self.carried_outputs.get(key, torch.zeros(0)), torch.stack([o.get(key) for o in self.pending_outputs])]
+            )
+            for key in self.pending_outputs[0].keys()
+        }
+
+    def evaluate(self) -> None:
+        """Greedy evaluation episodes (``cfg.eval``), logged under ``eval/return``."""
+        cfg = self.cfg
+        returns = evaluate(
+            cfg.env, self.greedy, episodes=cfg.eval.episodes, seed=cfg.seed + 1_000_000,
+            epsilon=cfg.eval.epsilon, max_steps=cfg.eval.max_steps, device=self.device,
+        )
+        self.eval_frames.append(self.frames)
+        self.eval_returns.append(sum(returns) / len(returns))
+        if self.logger is not None:
+            self.logger.log_scalar("eval/return", self.eval_returns[-1], step=self.frames)
+
+    def end_batch(self, batch_frames: int, **scalars: float) -> bool:
+        """Evaluate, log (with ``scalars`` under ``train/``), advance the progress bar, checkpoint on
+        schedule; on a stop request write a checkpoint and return ``True`` (the loop breaks)."""
+        cfg, frames = self.cfg, self.frames
+        if crossed(cfg.eval.interval, frames, batch_frames):
+            self.evaluate()
+        if crossed(cfg.logger.interval, frames, batch_frames) and self.logger is not None:
+            new_returns = self.tracker.returns[self.logged_episodes:]
+            if new_returns:
+                self.logger.log_scalar("train/episode_return", sum(new_returns) / len(new_returns), step=frames)
+            self.logged_episodes = len(self.tracker.returns)
+            for key, values in self.outputs_since_log().items():
+                self.logger.log_scalar(f"train/{key}", float(values.mean()), step=frames)
+            self.pending_outputs, self.carried_outputs = [], {}
+            for key, value in scalars.items():
+                self.logger.log_scalar(f"train/{key}", float(value), step=frames)
+        self.pbar.update(batch_frames, ret=mean_last(self.tracker.returns), **scalars)
+        if stop_requested(frames):
+            self.status = "interrupted"
+            self.checkpoint()
+            clear_stop()
+            return True
+        if crossed(cfg.checkpoint.interval, frames, batch_frames):
+            self.checkpoint()
+        return False
+
+    def finish(self, **extra_metrics: Any) -> dict[str, Any]:
+        """Final evaluation and checkpoint (completed runs), ``metrics.json`` (with ``extra_metrics``)
+        and ``learning_curve.png``; returns the metrics."""
+        self.pbar.close()
+        cfg = self.cfg
+        completed = self.status == "completed"
+        if completed and cfg.eval.episodes > 0 and (not self.eval_frames or self.eval_frames[-1] != self.frames):
+            self.evaluate()
+        if completed:
+            self.checkpoint()
+        self.collector.shutdown()
+        wall_time = self.elapsed_before + time.perf_counter() - self.t_start
+        metrics = {
+            "status": self.status,
+            "frames": self.frames,
+            "updates": self.updates,
+            "wall_time_s": wall_time,
+            "steps_per_s": self.frames / wall_time if wall_time > 0 else math.nan,
+            "final_return": mean_last(self.tracker.returns, 100),
+            "episodes": len(self.tracker.returns),
+            "eval_frames": self.eval_frames,
+            "eval_returns": self.eval_returns,
+            "env": cfg.env.name,
+            "seed": cfg.seed,
+            "run_dir": str(self.run_dir),
+            **self.extra_metrics,
+            **extra_metrics,
+        }
+        write_json(self.run_dir / "metrics.json", metrics)
+        plot_learning_curve(
+            self.run_dir / "learning_curve.png", self.tracker.end_frames, self.tracker.returns,
+            self.eval_frames, self.eval_returns, title=self.title,
+        )
+        return metrics
