@@ -17,12 +17,15 @@ Trust-PCL (``trust_pcl``) and PCL (``pcl``), which bootstrap on the online value
 The loop: collect with the stochastic policy (from the first frame: a fresh multicategorical
 policy is close to uniform over the grid), store, and after ``optim.learning_starts`` frames do one
 update per ``optim.frames_per_update`` frames; evaluate the deterministic policy (per-dimension
-argmax). The loop, logging, checkpoints and resume are
-:func:`~torchrl_reg.recipe_utils.off_policy.run_off_policy`; the algorithm is ``update`` below.
+argmax). Counters, logs, evaluation, checkpoints and resume are
+:class:`~torchrl_reg.recipe_utils.run.RecipeRun`'s; ``updates_per_s`` in the metrics is measured
+over this process's updates.
 ``recipes/sac.py`` runs TorchRL's SAC with the same presets for side-by-side comparisons.
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,15 +42,20 @@ from torchrl_reg.recipe_utils import (
     check_choice,
     check_positive_int,
     check_range,
+    TRANSITION_KEYS,
     install_stop_signal_handlers,
+    make_collector,
     make_env,
+    make_replay_buffer,
     register_schema,
     resolve_run_dir,
     seed_everything,
     select_device,
+    sample_minibatches,
     structured,
 )
-from torchrl_reg.recipe_utils.off_policy import check_control_config, deterministic_actor, run_off_policy
+from torchrl_reg.recipe_utils.control import check_control_config, deterministic_actor
+from torchrl_reg.recipe_utils.run import RecipeRun, make_update
 
 POLICIES = ("multicategorical", "gaussian")
 BOOTSTRAPS = ("target", "online")
@@ -143,34 +151,33 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     target_updater = SoftUpdate(loss_module, tau=cfg.loss.polyak)
     # One optimizer over both networks: Eq. (2) is a single loss of (theta, phi).
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-
-    def update(batch):
-        out = loss_module(batch)
-        out["loss"].backward()
-        if cfg.optim.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), cfg.optim.max_grad_norm)
-        optimizer.step()
-        # Last, so that torch.compile traces loss, backward and step before this graph break.
-        optimizer.zero_grad(set_to_none=True)
-        target_updater.step()
-        return out.detach()
-
-    if cfg.compile:
-        update = torch.compile(update)
+    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
+    replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+    collector = make_collector(env, policy, cfg.collector, device=device)
 
     name = method_name(cfg.loss)
-    return run_off_policy(
-        cfg,
-        run_dir=run_dir,
-        env=env,
-        policy=policy,
-        update=update,
-        act=deterministic_actor(policy),
-        stateful={"loss_module": loss_module, "optimizer": optimizer},
-        device=device,
+    run = RecipeRun(
+        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
+        device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
         title=f"{name} ({cfg.policy.kind}) on {cfg.env.name} (seed {cfg.seed})",
         extra_metrics={"loss": name, "policy": cfg.policy.kind},
     )
+    update_time, session_updates = 0.0, 0
+    for data in collector:
+        batch_frames = run.observe(data)
+        replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
+        t_update = time.perf_counter()
+        for batch in sample_minibatches(replay_buffer, run.updates_due()):
+            out = update(batch)  # Eq. (2): one step on both networks
+            target_updater.step()  # Polyak averaging of both target networks
+            if cfg.buffer.prioritized:
+                replay_buffer.update_tensordict_priority(batch)
+            run.record(out)
+            session_updates += 1
+        update_time += time.perf_counter() - t_update
+        if run.end_batch(batch_frames):
+            break
+    return run.finish(updates_per_s=session_updates / update_time if update_time > 0 else math.nan)
 
 
 @hydra.main(config_path="conf", config_name="iq", version_base=None)

@@ -17,6 +17,8 @@ the three-optimizer update of the paper with one backward pass.
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -32,15 +34,20 @@ from torchrl_reg.recipe_utils import (
     check_choice,
     check_positive_int,
     check_range,
+    TRANSITION_KEYS,
     install_stop_signal_handlers,
+    make_collector,
     make_env,
+    make_replay_buffer,
     register_schema,
     resolve_run_dir,
     seed_everything,
     select_device,
+    sample_minibatches,
     structured,
 )
-from torchrl_reg.recipe_utils.off_policy import check_control_config, deterministic_actor, run_off_policy
+from torchrl_reg.recipe_utils.control import check_control_config, deterministic_actor
+from torchrl_reg.recipe_utils.run import RecipeRun
 
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
 SAC_LOSS_KEYS = ("loss_actor", "loss_qvalue", "loss_alpha")
@@ -120,24 +127,34 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         optimizer.step()
         # Last, so that torch.compile traces loss, backward and step before this graph break.
         optimizer.zero_grad(set_to_none=True)
-        target_updater.step()
         return out.detach()
 
     if cfg.compile:
         update = torch.compile(update)
+    replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+    collector = make_collector(env, actor, cfg.collector, device=device)
 
-    return run_off_policy(
-        cfg,
-        run_dir=run_dir,
-        env=env,
-        policy=actor,
-        update=update,
-        act=deterministic_actor(actor),
-        stateful={"loss_module": loss_module, "optimizer": optimizer},
-        device=device,
-        title=f"SAC on {cfg.env.name} (seed {cfg.seed})",
-        extra_metrics={"loss": "sac", "policy": "gaussian"},
+    run = RecipeRun(
+        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(actor),
+        device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
+        title=f"SAC on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": "sac", "policy": "gaussian"},
     )
+    update_time, session_updates = 0.0, 0
+    for data in collector:
+        batch_frames = run.observe(data)
+        replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
+        t_update = time.perf_counter()
+        for batch in sample_minibatches(replay_buffer, run.updates_due()):
+            out = update(batch)  # actor, twin critics and temperature
+            target_updater.step()  # Polyak averaging of the target critics
+            if cfg.buffer.prioritized:
+                replay_buffer.update_tensordict_priority(batch)
+            run.record(out)
+            session_updates += 1
+        update_time += time.perf_counter() - t_update
+        if run.end_batch(batch_frames):
+            break
+    return run.finish(updates_per_s=session_updates / update_time if update_time > 0 else math.nan)
 
 
 @hydra.main(config_path="conf", config_name="sac", version_base=None)

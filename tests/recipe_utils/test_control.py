@@ -9,7 +9,7 @@ import torch
 
 from torchrl_reg.recipe_utils import EnvConfig, RecipeConfig, evaluate, make_env, make_single_env, structured
 from torchrl_reg.recipe_utils.envs import MujocoFloat32
-from torchrl_reg.recipe_utils.off_policy import check_control_config, crossed
+from torchrl_reg.recipe_utils.control import check_control_config
 
 
 def test_mujoco_family_gives_float32_observations_and_box_actions():
@@ -59,6 +59,3 @@ def test_control_config_checks():
     with pytest.raises(ValueError, match="env.family"):
         check_control_config(cfg)
 
-
-def test_crossed():
-    assert crossed(100, 100, 50) and not crossed(100, 150, 50) and crossed(100, 250, 200) and not crossed(0, 100, 100)
