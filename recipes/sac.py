@@ -30,20 +30,20 @@ from torchrl.objectives import SACLoss, SoftUpdate
 
 from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.recipe_utils import (
+    TRANSITION_KEYS,
     RecipeConfig,
     check_choice,
     check_positive_int,
     check_range,
-    TRANSITION_KEYS,
     install_stop_signal_handlers,
     make_collector,
     make_env,
     make_replay_buffer,
     register_schema,
     resolve_run_dir,
+    sample_minibatches,
     seed_everything,
     select_device,
-    sample_minibatches,
     structured,
 )
 from torchrl_reg.recipe_utils.control import check_control_config, deterministic_actor
