@@ -89,7 +89,7 @@ def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="registered gymnasium id"):
         make_single_env(EnvConfig(name="NoSuchEnv-v9"))
     with pytest.raises(ValueError, match="env.family"):
-        make_single_env(EnvConfig(family="mujoco"))
+        make_single_env(EnvConfig(family="robotics"))
 
 
 def test_vector_env_batch_spec_and_state_round_trip():

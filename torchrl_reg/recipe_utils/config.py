@@ -40,7 +40,7 @@ __all__ = [
     "linear_schedule",
 ]
 
-ENV_FAMILIES = ("classic", "minatar", "atari")
+ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
 NETWORKS = ("mlp", "minatar_conv", "nature_cnn")
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 STORAGES = ("tensor", "memmap")

@@ -16,6 +16,8 @@ Families (``EnvConfig.family``):
   stack, life loss not terminal, episodes capped at 27k agent steps (108k frames). Rewards are
   returned raw; the recipe clips them for learning only (``EnvConfig.reward_clip``), so that the
   logged returns are game scores.
+* ``mujoco``: gymnasium MuJoCo ids (``HalfCheetah-v5``, ``Humanoid-v5``), observations cast to
+  float32; pickling keeps the exact simulation state (:class:`MujocoFloat32`).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from torchrl_reg.recipe_utils.config import ENV_FAMILIES, check_choice
 __all__ = [
     "AtariPreprocessing",
     "MinAtarChannelsFirst",
+    "MujocoFloat32",
     "make_single_env",
     "make_vector_env",
     "make_env",
@@ -148,6 +151,60 @@ class MinAtarChannelsFirst(gym.ObservationWrapper):
         return np.ascontiguousarray(observation.transpose(2, 0, 1), dtype=np.uint8)
 
 
+class MujocoFloat32(gym.ObservationWrapper):
+    """A gymnasium MuJoCo env with float32 observations whose pickle continues the same trajectory.
+
+    Gymnasium's MuJoCo envs pickle by constructor arguments only (a fresh simulation); this one
+    also saves MuJoCo's full integration state (``mj_getState``: qpos, qvel, actuator state,
+    warm start, time), the env's RNG and the time-limit counter, so a checkpointed run resumes
+    bit for bit.
+    """
+
+    def __init__(self, env_id: str):
+        super().__init__(gym.make(env_id, disable_env_checker=True))
+        self._env_id = env_id
+        space = self.env.observation_space
+        self.observation_space = gym.spaces.Box(space.low, space.high, space.shape, dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return observation.astype(np.float32)
+
+    def _time_limit(self) -> gym.wrappers.TimeLimit | None:
+        env = self.env
+        while isinstance(env, gym.Wrapper):
+            if isinstance(env, gym.wrappers.TimeLimit):
+                return env
+            env = env.env
+        return None
+
+    def __getstate__(self) -> dict:
+        import mujoco
+
+        sim = self.env.unwrapped
+        physics = np.empty(mujoco.mj_stateSize(sim.model, mujoco.mjtState.mjSTATE_INTEGRATION))
+        mujoco.mj_getState(sim.model, sim.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
+        time_limit = self._time_limit()
+        return {
+            "env_id": self._env_id,
+            "physics": physics,
+            "np_random": sim.np_random.bit_generator.state,
+            "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        import mujoco
+
+        self.__init__(state["env_id"])
+        self.env.reset()
+        sim = self.env.unwrapped
+        mujoco.mj_setState(sim.model, sim.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_forward(sim.model, sim.data)
+        sim.np_random.bit_generator.state = state["np_random"]
+        time_limit = self._time_limit()
+        if time_limit is not None:
+            time_limit._elapsed_steps = state["elapsed_steps"]
+
+
 def _minatar_id(name: str) -> str:
     game = name.split("/")[-1].split("-")[0]
     matches = [g for g in MINATAR_GAMES if g.lower() == game.replace("_", "").lower()]
@@ -173,10 +230,10 @@ def _atari_id(name: str) -> str:
 def make_single_env(cfg: Any) -> gym.Env:
     """One gymnasium env for ``cfg`` (an :class:`~torchrl_reg.recipe_utils.config.EnvConfig`)."""
     check_choice("env.family", cfg.family, ENV_FAMILIES)
-    if cfg.family == "classic":
+    if cfg.family in ("classic", "mujoco"):
         if cfg.name not in gym.registry:
             raise ValueError(f"env.name must be a registered gymnasium id such as 'CartPole-v1', got env.name={cfg.name!r}")
-        env = gym.make(cfg.name, disable_env_checker=True)
+        env = gym.make(cfg.name, disable_env_checker=True) if cfg.family == "classic" else MujocoFloat32(cfg.name)
     elif cfg.family == "minatar":
         env_id = _minatar_id(cfg.name)
         if env_id not in gym.registry:

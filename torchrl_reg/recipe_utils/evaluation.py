@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -26,8 +27,8 @@ def evaluate(
     """Raw returns of ``episodes`` episodes played by ``act`` (observation batch -> action batch).
 
     Each episode runs on its own env copy (seeded ``seed + i``), all advanced together so that
-    ``act`` sees one batch per step. With probability ``epsilon`` an action is replaced by a
-    uniformly random one (Dopamine evaluates Atari agents with epsilon 0.001). Episodes still
+    ``act`` sees one batch per step (discrete or Box actions). With probability ``epsilon`` an
+    action is replaced by a uniformly random one (Dopamine evaluates Atari agents with epsilon 0.001). Episodes still
     running after ``max_steps`` steps are cut there. Nothing here touches the global RNGs, so an
     evaluation does not change the training run it is part of.
     """
@@ -46,10 +47,16 @@ def evaluate(
         if epsilon > 0:
             explore = rng.random(len(active)) < epsilon
             for k in np.flatnonzero(explore):
-                actions[k] = rng.integers(envs[active[k]].action_space.n)
+                space = envs[active[k]].action_space
+                if isinstance(space, gym.spaces.Discrete):
+                    actions[k] = rng.integers(space.n)
+                else:
+                    actions[k] = rng.uniform(space.low, space.high).astype(space.dtype)
         still = []
         for k, i in enumerate(active):
-            obs[i], reward, terminated, truncated, _ = envs[i].step(actions[k].item())
+            # Discrete actions go to gymnasium as python ints, Box actions as arrays.
+            action = actions[k].item() if actions[k].ndim == 0 else actions[k]
+            obs[i], reward, terminated, truncated, _ = envs[i].step(action)
             returns[i] += float(reward)
             if not (terminated or truncated):
                 still.append(i)

@@ -1,0 +1,192 @@
+"""Update throughput: one ImplicitQLoss update vs one TorchRL SACLoss update (actor + critic + alpha).
+
+Same batch (256 transitions of a MuJoCo-sized task), SAC's architecture (2x256 MLPs), Adam 3e-4,
+Polyak targets (``SoftUpdate(eps=0.995)``) for both. IQ: a multicategorical policy
+(``num_bins`` per dimension) and a state-value network trained by one loss, one optimizer
+([IQ] Eq. 2). SAC: TorchRL's ``SACLoss`` with a tanh-Gaussian actor, two Q-networks and automatic
+temperature, its three losses summed and stepped by three Adam optimizers (as TorchRL's SAC
+example does). Each repeat times ``--steps`` updates of every method back to back, the order
+rotating between repeats; the median over repeats of the per-repeat ratio is reported.
+Issue 5, section 6: target ratio (IQ time / SAC time) <= 1.
+
+    nice -n 10 python benchmarks/iq_throughput.py --repeats 9 --steps 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from tensordict import TensorDict
+from torchrl.data import Bounded
+from torchrl.modules import MLP, ValueOperator
+from torchrl.objectives import SACLoss, SoftUpdate
+
+from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
+from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+
+RESULTS = Path(__file__).parent / "results" / "iq"
+# (observation dim, action dim) of the MuJoCo v5 tasks.
+TASKS = {"HalfCheetah-v5": (17, 6), "Hopper-v5": (11, 3), "Humanoid-v5": (348, 17)}
+METHODS = ("iq_multicategorical", "iq_gaussian", "sac")
+
+
+def _batch(obs_dim: int, spec: Bounded, batch: int) -> TensorDict:
+    data = TensorDict(
+        {
+            "observation": torch.randn(batch, obs_dim),
+            "action": spec.rand((batch,)),
+            ("next", "observation"): torch.randn(batch, obs_dim),
+            ("next", "reward"): torch.randn(batch, 1),
+            ("next", "done"): torch.rand(batch, 1) < 0.01,
+        },
+        [batch],
+    )
+    data["next", "terminated"] = data["next", "done"].clone()
+    return data
+
+
+def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: int, seed: int):
+    torch.manual_seed(seed)
+    spec = Bounded(low=-1.0, high=1.0, shape=(act_dim,))
+    data = _batch(obs_dim, spec, batch)
+    if method == "sac":
+        actor = tanh_normal_policy(obs_dim, spec)
+        qvalue = ValueOperator(
+            MLP(in_features=obs_dim + act_dim, out_features=1, num_cells=[256, 256]),
+            in_keys=["observation", "action"],
+        )
+        loss = SACLoss(actor, qvalue, num_qvalue_nets=2, loss_function="l2", action_spec=spec)
+        optims = [
+            torch.optim.Adam(loss.actor_network_params.values(True, True), lr=3e-4),
+            torch.optim.Adam(loss.qvalue_network_params.values(True, True), lr=3e-4),
+            torch.optim.Adam([loss.log_alpha], lr=3e-4),
+        ]
+        keys = ("loss_actor", "loss_qvalue", "loss_alpha")
+    else:
+        if method == "iq_multicategorical":
+            policy = multicategorical_policy(obs_dim, spec, num_bins=num_bins)
+            data["action"] = policy(data.select("observation"))["action"].detach()
+        else:
+            policy = tanh_normal_policy(obs_dim, spec)
+        value = ValueOperator(MLP(in_features=obs_dim, out_features=1, num_cells=[256, 256]), in_keys=["observation"])
+        loss = ImplicitQLoss(policy, value, tau=0.01, alpha=0.9)
+        optims = [torch.optim.Adam(loss.parameters(), lr=3e-4)]
+        keys = ("loss",)
+    loss.make_value_estimator(gamma=0.99)
+    updater = SoftUpdate(loss, eps=0.995)
+
+    def step() -> None:
+        out = loss(data)
+        total = sum(out[k] for k in keys)
+        for optim in optims:
+            optim.zero_grad(set_to_none=True)
+        total.backward()
+        for optim in optims:
+            optim.step()
+        updater.step()
+
+    return step
+
+
+def time_steps(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=100, help="updates per timing")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--num-bins", type=int, default=11)
+    parser.add_argument("--tasks", nargs="+", default=["HalfCheetah-v5", "Humanoid-v5"], choices=list(TASKS))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    results = {}
+    for task in args.tasks:
+        obs_dim, act_dim = TASKS[task]
+        steps = {m: make_step(m, obs_dim, act_dim, batch=args.batch, num_bins=args.num_bins, seed=0) for m in METHODS}
+        for step in steps.values():
+            time_steps(step, max(args.steps // 5, 2))
+        times = {m: [] for m in METHODS}
+        for r in range(args.repeats):
+            order = METHODS[r % len(METHODS):] + METHODS[: r % len(METHODS)]
+            for method in order:
+                times[method].append(time_steps(steps[method], args.steps))
+        ratios = {
+            m: [t / s for t, s in zip(times[m], times["sac"])] for m in ("iq_multicategorical", "iq_gaussian")
+        }
+        results[task] = {
+            "obs_dim": obs_dim,
+            "action_dim": act_dim,
+            "updates_per_s_median": {m: 1.0 / statistics.median(times[m]) for m in METHODS},
+            "ms_per_update_median": {m: 1e3 * statistics.median(times[m]) for m in METHODS},
+            "time_ratio_vs_sac_median": {m: statistics.median(r) for m, r in ratios.items()},
+            "time_ratio_vs_sac_min": {m: min(r) for m, r in ratios.items()},
+            "time_ratio_vs_sac_max": {m: max(r) for m, r in ratios.items()},
+        }
+        print(task, json.dumps(results[task]), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "command": "python " + " ".join(sys.argv),
+        "repeats": args.repeats,
+        "updates_per_timing": args.steps,
+        "batch": args.batch,
+        "num_bins": args.num_bins,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared, {torch.get_num_threads()} torch thread(s)",
+        "target": "IQ time / SAC time <= 1 (IQ, a single loss, not slower than SAC's actor + critic + alpha update)",
+        "results": results,
+    }
+    (RESULTS / "throughput.json").write_text(json.dumps(payload, indent=2))
+    plot(results, RESULTS / "throughput.png")
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    width = 0.25
+    colors = {"iq_multicategorical": "tab:blue", "iq_gaussian": "tab:cyan", "sac": "tab:orange"}
+    for i, method in enumerate(METHODS):
+        xs = [t + (i - 1) * width for t in range(len(tasks))]
+        axes[0].bar(xs, [results[t]["updates_per_s_median"][method] for t in tasks], width, label=method,
+                    color=colors[method])
+    axes[0].set_xticks(range(len(tasks)), tasks)
+    axes[0].set_ylabel("updates / s (median)")
+    axes[0].set_title("Update throughput, batch 256, 2x256 MLPs")
+    axes[0].legend(fontsize=8)
+    for i, method in enumerate(("iq_multicategorical", "iq_gaussian")):
+        xs = [t + (i - 0.5) * width for t in range(len(tasks))]
+        med = [results[t]["time_ratio_vs_sac_median"][method] for t in tasks]
+        lo = [m - results[t]["time_ratio_vs_sac_min"][method] for m, t in zip(med, tasks)]
+        hi = [results[t]["time_ratio_vs_sac_max"][method] - m for m, t in zip(med, tasks)]
+        axes[1].bar(xs, med, width, yerr=[lo, hi], capsize=4, label=method, color=colors[method])
+    axes[1].axhline(1.0, color="tab:red", ls="--", label="SAC (target <= 1)")
+    axes[1].set_xticks(range(len(tasks)), tasks)
+    axes[1].set_ylabel("time per update / SAC's (median)")
+    axes[1].set_title("IQ update cost relative to SACLoss")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

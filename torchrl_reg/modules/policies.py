@@ -1,0 +1,289 @@
+"""Policies for implicit Q-values (IQ, M-IQ): multicategorical, tanh-Gaussian and categorical.
+
+IQ represents the Q-function through a policy, ``Q(s, a) = tau ln pi(a|s) + V(s)``
+([IQ] Eq. 1), so the policy class carries all the representation power of the
+method ([IQ] Section 4). Three classes are provided, each as a TorchRL
+:class:`~torchrl.modules.ProbabilisticActor` that TorchRL collectors can run:
+
+* :func:`multicategorical_policy`: the paper's policy. Each of the ``d``
+  dimensions of a Box action space is discretized into ``n`` values spaced
+  uniformly *including both bounds*, and
+  ``pi(a|s) = prod_j softmax(F^j(s))(a^j)`` ([IQ] Section 4, "Multicategorical
+  policies"), with a shared torso and one linear head per dimension.
+* :func:`tanh_normal_policy`: a tanh-squashed diagonal Gaussian (the paper's
+  Gaussian ablation, [IQ] Section 6; SAC's policy class).
+* :func:`categorical_policy`: a plain softmax policy for discrete actions (IQ on
+  a discrete action space is a dueling-like soft Q-learning, [IQ] Section 3.3).
+
+Reference: [IQ] Vieillard, Pietquin, Geist, "Implicitly Regularized RL with
+Implicit Q-Values" (``shared/papers/implicit-q-values-paper.txt``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import distributions as D, nn
+from torchrl.data import Categorical as CategoricalSpec, OneHot as OneHotSpec, TensorSpec, Unbounded as UnboundedSpec
+from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal
+
+__all__ = [
+    "bin_grid",
+    "FactorizedCategorical",
+    "multicategorical_policy",
+    "tanh_normal_policy",
+    "categorical_policy",
+]
+
+
+def bin_grid(low: torch.Tensor, high: torch.Tensor, num_bins: int) -> torch.Tensor:
+    r"""Uniform grid of ``num_bins`` values per dimension, both bounds included.
+
+    Returns a ``[d, num_bins]`` tensor whose row ``j`` is
+    :math:`\delta_i = \mathrm{low}_j (1 - t_i) + \mathrm{high}_j t_i`,
+    :math:`t_i = i / (n - 1)` ([IQ] Section 4: "We discretize each dimension of the
+    space uniformly in n values"). Written as a weighted sum so that the first and
+    last values are the bounds bit for bit (``low + (high - low) * 1`` can miss
+    ``high`` by one ulp). TorchRL's ``ActionDiscretizer`` grid excludes the bounds
+    by default; this one does not.
+    """
+    _check_num_bins(num_bins)
+    t = torch.linspace(0.0, 1.0, num_bins, dtype=low.dtype, device=low.device)
+    return low.unsqueeze(-1) * (1.0 - t) + high.unsqueeze(-1) * t
+
+
+def _check_num_bins(num_bins: int) -> int:
+    if isinstance(num_bins, bool) or int(num_bins) != num_bins or num_bins < 2:
+        raise ValueError(f"num_bins must be an integer >= 2 (a grid needs both bounds), got num_bins={num_bins}")
+    return int(num_bins)
+
+
+class FactorizedCategorical(D.Distribution):
+    r"""Product of ``d`` independent categoricals over a uniform grid of a Box.
+
+    .. math:: \pi(a|s) = \prod_{j=1}^d \mathrm{softmax}(F^j(s))(a^j)
+
+    ([IQ] Section 4). Samples, modes and ``log_prob`` arguments are *actions*
+    (points of the Box, shape ``[..., d]``), so an environment and a replay buffer
+    see ordinary continuous actions. ``log_prob`` maps an action back to its bin
+    indices by rounding to the nearest grid value: exact for grid actions, and the
+    nearest bin for an off-grid action (e.g. a uniformly random one).
+
+    Args:
+        logits: ``[..., d, n]`` unnormalized log-probabilities, one row per dimension.
+        low, high: ``[d]`` finite bounds of the Box, ``low < high``.
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, logits: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> None:
+        if logits.ndim < 2:
+            raise ValueError(f"logits must have shape [..., d, n], got shape {tuple(logits.shape)}")
+        self.logits = torch.log_softmax(logits, dim=-1)
+        self.low = torch.as_tensor(low, dtype=logits.dtype, device=logits.device)
+        self.high = torch.as_tensor(high, dtype=logits.dtype, device=logits.device)
+        if self.low.shape != logits.shape[-2:-1] or self.high.shape != logits.shape[-2:-1]:
+            raise ValueError(
+                f"low and high must have shape [d]={tuple(logits.shape[-2:-1])}, "
+                f"got {tuple(self.low.shape)} and {tuple(self.high.shape)}"
+            )
+        super().__init__(batch_shape=logits.shape[:-2], event_shape=logits.shape[-2:-1], validate_args=False)
+
+    @property
+    def num_bins(self) -> int:
+        return self.logits.shape[-1]
+
+    @property
+    def bins(self) -> torch.Tensor:
+        """The ``[d, n]`` grid of action values (both bounds included)."""
+        return bin_grid(self.low, self.high, self.num_bins)
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.exp()
+
+    def index(self, action: torch.Tensor) -> torch.Tensor:
+        """Bin indices ``[..., d]`` of the grid values nearest to ``action``."""
+        position = (action.to(self.low.dtype) - self.low) / (self.high - self.low) * (self.num_bins - 1)
+        return position.round().clamp(0, self.num_bins - 1).long()
+
+    def action(self, index: torch.Tensor) -> torch.Tensor:
+        """Grid values ``[..., d]`` of the bin indices ``index``."""
+        bins = self.bins
+        return bins.expand(*index.shape[:-1], *bins.shape).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+    def log_prob_index(self, index: torch.Tensor) -> torch.Tensor:
+        """``sum_j log softmax(F^j)(index^j)`` for bin indices ``[..., d]``."""
+        shape = torch.broadcast_shapes(index.shape[:-1], self.batch_shape)
+        logits = self.logits.expand(*shape, *self.logits.shape[-2:])
+        index = index.expand(*shape, index.shape[-1])
+        return logits.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return self.log_prob_index(self.index(value))
+
+    def sample(self, sample_shape: torch.Size | Sequence[int] = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            index = D.Categorical(logits=self.logits).sample(torch.Size(sample_shape))
+            return self.action(index)
+
+    def entropy(self) -> torch.Tensor:
+        """Exact entropy, the sum of the per-dimension entropies (the dimensions are independent)."""
+        return -(self.probs * self.logits).sum((-2, -1))
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """Per-dimension argmax, the joint mode of a factorized distribution."""
+        return self.action(self.logits.argmax(-1))
+
+    @property
+    def deterministic_sample(self) -> torch.Tensor:
+        return self.mode
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return (self.probs * self.bins).sum(-1)
+
+
+def _box_bounds(action_spec: TensorSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Finite ``(low, high)`` of a 1-d continuous bounded action spec, or a ValueError naming the problem."""
+    if isinstance(action_spec, UnboundedSpec):
+        raise ValueError(
+            f"the multicategorical policy needs finite action bounds, got an unbounded spec {type(action_spec).__name__}"
+        )
+    space = getattr(action_spec, "space", None)
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or high is None or not torch.as_tensor(low).is_floating_point():
+        raise ValueError(
+            "the multicategorical policy needs a bounded continuous (Box) action spec "
+            f"(torchrl.data.Bounded with a float dtype), got {type(action_spec).__name__}; "
+            "use categorical_policy for discrete actions"
+        )
+    low, high = torch.as_tensor(low), torch.as_tensor(high)
+    if low.ndim != 1:
+        raise ValueError(f"the action spec must be a vector of shape [d], got shape {tuple(low.shape)}")
+    # Specs stand for "unbounded" with +-float max, whose width overflows.
+    if not torch.isfinite(high - low).all():
+        raise ValueError(
+            f"the multicategorical policy needs finite action bounds, got low={low.tolist()}, high={high.tolist()}"
+        )
+    if not (low < high).all():
+        raise ValueError(f"the action bounds must satisfy low < high, got low={low.tolist()}, high={high.tolist()}")
+    return low.clone(), high.clone()
+
+
+def multicategorical_policy(
+    observation_dim: int,
+    action_spec: TensorSpec,
+    *,
+    num_bins: int = 11,
+    num_cells: Sequence[int] = (256, 256),
+    activation_class: type[nn.Module] = nn.ReLU,
+    in_keys: Sequence[str] = ("observation",),
+) -> ProbabilisticActor:
+    """The paper's factorized multicategorical policy as a :class:`~torchrl.modules.ProbabilisticActor`.
+
+    An MLP torso (``num_cells``) followed by one linear layer of ``d * num_bins``
+    outputs: its rows, grouped by dimension, are the ``d`` per-dimension heads
+    ([IQ] Section 4, "neural networks with a shared core, which only differ in the
+    last layer"). The cost is linear in ``d * num_bins``. The actor writes the
+    logits under ``"logits"`` and the action (a grid point of the Box) under
+    ``"action"``; in ``ExplorationType.DETERMINISTIC`` it takes the
+    per-dimension argmax.
+
+    Raises:
+        ValueError: for a non-Box or unbounded action spec, or ``num_bins < 2``.
+    """
+    num_bins = _check_num_bins(num_bins)
+    low, high = _box_bounds(action_spec)
+    action_dim = low.shape[0]
+    net = nn.Sequential(
+        MLP(
+            in_features=observation_dim,
+            out_features=action_dim * num_bins,
+            num_cells=list(num_cells),
+            activation_class=activation_class,
+        ),
+        nn.Unflatten(-1, (action_dim, num_bins)),
+    )
+    module = TensorDictModule(net, in_keys=list(in_keys), out_keys=["logits"])
+    return ProbabilisticActor(
+        module,
+        in_keys=["logits"],
+        spec=action_spec,
+        distribution_class=FactorizedCategorical,
+        distribution_kwargs={"low": low, "high": high},
+    )
+
+
+def tanh_normal_policy(
+    observation_dim: int,
+    action_spec: TensorSpec,
+    *,
+    num_cells: Sequence[int] = (256, 256),
+    activation_class: type[nn.Module] = nn.ReLU,
+    scale_lb: float = 0.1,
+    in_keys: Sequence[str] = ("observation",),
+) -> ProbabilisticActor:
+    r"""Tanh-squashed diagonal Gaussian policy (SAC's policy class; the Gaussian ablation of [IQ] Section 6).
+
+    ``a = low + (high - low) (tanh(u) + 1) / 2`` with ``u ~ N(mu(s), sigma(s))``;
+    TorchRL's :class:`~torchrl.modules.TanhNormal` applies the change of variables,
+    :math:`\ln\pi(a|s) = \ln N(u) - \sum_j \ln\frac{(\mathrm{high}_j - \mathrm{low}_j)(1 - \tanh^2 u_j)}{2}`.
+    The scale is a biased softplus of the network output (``sigma = 1`` at 0) bounded below by ``scale_lb``.
+    """
+    low, high = _box_bounds(action_spec)
+    net = nn.Sequential(
+        MLP(
+            in_features=observation_dim,
+            out_features=2 * low.shape[0],
+            num_cells=list(num_cells),
+            activation_class=activation_class,
+        ),
+        NormalParamExtractor(scale_mapping="biased_softplus_1.0", scale_lb=scale_lb),
+    )
+    module = TensorDictModule(net, in_keys=list(in_keys), out_keys=["loc", "scale"])
+    return ProbabilisticActor(
+        module,
+        in_keys=["loc", "scale"],
+        spec=action_spec,
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": low, "high": high, "tanh_loc": False},
+    )
+
+
+def categorical_policy(
+    observation_dim: int,
+    action_spec: TensorSpec,
+    *,
+    num_cells: Sequence[int] = (256, 256),
+    activation_class: type[nn.Module] = nn.ReLU,
+    in_keys: Sequence[str] = ("observation",),
+) -> ProbabilisticActor:
+    """Softmax policy over a discrete action space (``OneHot`` or ``Categorical`` spec).
+
+    With this policy the implicit Q-value ``tau ln softmax(F) + V`` is a soft
+    dueling architecture ([IQ] Section 3.3).
+    """
+    if isinstance(action_spec, OneHotSpec):
+        distribution_class: type[D.Distribution] = OneHotCategorical
+        num_actions = action_spec.shape[-1]
+    elif isinstance(action_spec, CategoricalSpec):
+        distribution_class = D.Categorical
+        num_actions = action_spec.space.n
+    else:
+        raise ValueError(
+            f"categorical_policy needs a OneHot or Categorical action spec, got {type(action_spec).__name__}; "
+            "use multicategorical_policy or tanh_normal_policy for Box actions"
+        )
+    net = MLP(
+        in_features=observation_dim,
+        out_features=num_actions,
+        num_cells=list(num_cells),
+        activation_class=activation_class,
+    )
+    module = TensorDictModule(net, in_keys=list(in_keys), out_keys=["logits"])
+    return ProbabilisticActor(module, in_keys=["logits"], spec=action_spec, distribution_class=distribution_class)
+

@@ -1,0 +1,293 @@
+"""Implicit Q-values (IQ, M-IQ): one loss that trains a policy and a value.
+
+Reference: [IQ] Vieillard, Pietquin, Geist, "Implicitly Regularized RL with Implicit
+Q-Values" (``shared/papers/implicit-q-values-paper.txt``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict, TensorDictBase, TensorDictParams
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, dispatch
+from tensordict.utils import NestedKey, unravel_key
+from torchrl.objectives import LossModule
+from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
+from torchrl.objectives.value import ValueEstimatorBase
+
+from torchrl_reg.functional import check_tau
+from torchrl_reg.objectives.common import check_unit_interval
+
+__all__ = ["ImplicitQLoss"]
+
+_BOOTSTRAPS = ("target", "online")
+_LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
+
+
+class ImplicitQLoss(LossModule):
+    r"""IQ / M-IQ loss ([IQ] Eq. 2): a policy and a value trained jointly by one regression.
+
+    Not to be confused with TorchRL's :class:`~torchrl.objectives.IQLLoss`, which is
+    *Implicit Q-Learning* (Kostrikov et al., offline RL, expectile regression); this
+    is *Implicit Q-values*. The Q-function is never a network: it is implicitly
+    :math:`Q_{\theta,\phi}(s,a) = \tau\ln\pi_\theta(a|s) + V_\phi(s)` ([IQ] Eq. 1), so
+    that :math:`\pi_\theta = \mathrm{softmax}(Q_{\theta,\phi}/\tau)` holds exactly and
+    :math:`V_\phi = \tau\ln\sum_a\exp(Q_{\theta,\phi}/\tau)` by construction. The loss is
+
+    .. math::
+        \mathcal{L}_{IQ}(\theta, \phi) = \hat{\mathbb{E}}\Big[\big(r_t
+            + \alpha\tau\ln\pi_{\bar\theta}(a_t|s_t) + \gamma V_{\bar\phi}(s_{t+1})
+            - \tau\ln\pi_\theta(a_t|s_t) - V_\phi(s_t)\big)^2\Big]
+
+    with target (Polyak-averaged) parameters :math:`\bar\theta, \bar\phi`. ``alpha = 0``
+    is IQ (entropy regularization only); ``alpha > 0`` is M-IQ, whose Munchausen term
+    :math:`\alpha\tau\ln\pi_{\bar\theta}` adds an implicit KL regularization: in the
+    tabular case the iterates are those of MD-VI(:math:`\alpha\tau, (1-\alpha)\tau`)
+    ([IQ] Eq. 3 and Theorem 1). ``bootstrap="online"`` replaces :math:`V_{\bar\phi}(s_{t+1})`
+    by the online :math:`V_\phi(s_{t+1})`, gradient included: the residual Trust-PCL
+    (``alpha > 0``) / PCL (``alpha = 0``) ablation of [IQ] Section 6 (the target
+    policy still gives the Munchausen term, the trust region of Trust-PCL).
+
+    :math:`\gamma` lives in the value estimator (``loss.make_value_estimator(gamma=...)``,
+    TD(0) only); a terminated transition cuts the bootstrap, a truncated one does not,
+    and after TorchRL's ``MultiStep`` the discount is ``gamma ** steps_to_next_obs``
+    (the Munchausen term then rewards the first action of the n-step segment).
+    Train both networks with one optimizer over ``loss.parameters()`` and update the
+    targets with ``SoftUpdate(loss, eps=0.995)`` (SAC's Polyak rate 0.005, as in the paper).
+
+    Args:
+        policy_network: a :class:`~torchrl.modules.ProbabilisticActor` whose
+            distribution has a ``log_prob`` for the stored actions, e.g. from
+            :mod:`torchrl_reg.modules.policies` (multicategorical, tanh-Gaussian, categorical).
+        value_network: a state-value module (e.g. :class:`~torchrl.modules.ValueOperator`)
+            writing ``"state_value"`` of shape ``[..., 1]``.
+
+    Keyword Args:
+        tau: entropy temperature :math:`\tau > 0` (paper: 0.01 on MuJoCo, 0.001 on Adroit).
+        alpha: Munchausen coefficient in ``[0, 1)`` (paper: 0.9 for M-IQ, 0 for IQ).
+        bootstrap: ``"target"`` (IQ, [IQ] Eq. 2) or ``"online"`` (residual (Trust-)PCL).
+        loss_function: ``"l2"`` (the paper's square), ``"l1"`` or ``"smooth_l1"``.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (then the diagnostics
+            are per sample too).
+        use_prioritized_weights: weight the loss by ``"priority_weight"`` when present
+            (``"auto"``), always (``True``) or never (``False``).
+
+    The output has ``"loss"`` and the detached diagnostics ``"entropy"`` (of
+    :math:`\pi_\theta(\cdot|s_t)`, exact when the distribution has an ``entropy``,
+    otherwise the one-sample estimate :math:`-\ln\pi_\theta(a'|s_t)`, :math:`a'\sim\pi_\theta`),
+    ``"log_pi"`` (:math:`\ln\pi_\theta(a_t|s_t)`), ``"state_value"`` (:math:`V_\phi(s_t)`),
+    ``"implicit_q"`` (:math:`Q_{\theta,\phi}(s_t,a_t)`) and ``"td_error"``
+    (:math:`(y_t - Q_{\theta,\phi}(s_t,a_t))^2`, also written in place, shape ``[..., 1]``, under
+    the priority key, as by TorchRL's ``DQNLoss``).
+
+    Examples:
+        >>> from torchrl.modules import MLP, ValueOperator
+        >>> from torchrl.objectives import SoftUpdate
+        >>> from torchrl_reg.modules.policies import multicategorical_policy
+        >>> policy = multicategorical_policy(obs_dim, env.action_spec, num_bins=11)
+        >>> value = ValueOperator(MLP(in_features=obs_dim, out_features=1, num_cells=[256, 256]),
+        ...                       in_keys=["observation"])
+        >>> loss = ImplicitQLoss(policy, value, tau=0.01, alpha=0.9)
+        >>> loss.make_value_estimator(gamma=0.99)
+        >>> optim = torch.optim.Adam(loss.parameters(), lr=3e-4)
+        >>> updater = SoftUpdate(loss, eps=0.995)
+        >>> out = loss(batch); out["loss"].backward(); optim.step(); optim.zero_grad(); updater.step()
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Configurable tensordict keys (``loss.set_keys(...)``; nested keys accepted).
+
+        Attributes:
+            action: the action taken, scored by the policy. Defaults to ``"action"``.
+            value: the state value written by the value network. Defaults to ``"state_value"``.
+            reward, done, terminated: read under ``"next"``.
+            priority: where the squared TD error is written in place. Defaults to ``"td_error"``.
+            priority_weight: importance weights of a prioritized buffer. Defaults to ``"priority_weight"``.
+            steps_to_next_obs: number of steps to the bootstrap state, written by
+                :class:`~torchrl.envs.transforms.MultiStep`. Defaults to ``"steps_to_next_obs"``.
+        """
+
+        action: NestedKey = "action"
+        value: NestedKey = "state_value"
+        reward: NestedKey = "reward"
+        done: NestedKey = "done"
+        terminated: NestedKey = "terminated"
+        priority: NestedKey = "td_error"
+        priority_weight: NestedKey = "priority_weight"
+        steps_to_next_obs: NestedKey = "steps_to_next_obs"
+
+    default_keys = _AcceptedKeys
+    tensor_keys: _AcceptedKeys
+    default_value_estimator = ValueEstimators.TD0
+    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
+    out_keys = ["loss", "entropy", "log_pi", "state_value", "implicit_q", "td_error"]
+
+    policy_network: ProbabilisticTensorDictSequential
+    value_network: TensorDictModule
+    policy_network_params: TensorDictParams
+    value_network_params: TensorDictParams
+    target_policy_network_params: TensorDictParams
+    target_value_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        policy_network: ProbabilisticTensorDictSequential,
+        value_network: TensorDictModule,
+        *,
+        tau: float = 0.01,
+        alpha: float = 0.9,
+        bootstrap: str = "target",
+        loss_function: str = "l2",
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
+    ) -> None:
+        tau = check_tau(tau)
+        alpha = check_unit_interval("alpha", alpha, closed_right=False)
+        if bootstrap not in _BOOTSTRAPS:
+            raise ValueError(f"bootstrap must be one of {_BOOTSTRAPS}, got bootstrap={bootstrap!r}")
+        if loss_function not in _LOSS_FUNCTIONS:
+            raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
+        if reduction is None:
+            reduction = "mean"
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got reduction={reduction!r}")
+        if use_prioritized_weights not in (True, False, "auto"):
+            raise ValueError(
+                f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}"
+            )
+        super().__init__()
+        self._in_keys = None
+        self.tau = tau
+        self.alpha = alpha
+        self.bootstrap = bootstrap
+        self.loss_function = loss_function
+        self.reduction = reduction
+        self.use_prioritized_weights = use_prioritized_weights
+        self.convert_to_functional(policy_network, "policy_network", create_target_params=True)
+        self.convert_to_functional(value_network, "value_network", create_target_params=True)
+
+    def _set_in_keys(self) -> None:
+        next_keys = (self.tensor_keys.reward, self.tensor_keys.done, self.tensor_keys.terminated)
+        keys = [
+            self.tensor_keys.action,
+            *self.policy_network.in_keys,
+            *self.value_network.in_keys,
+            *[("next", key) for key in (*next_keys, *self.value_network.in_keys)],
+        ]
+        self._in_keys = list(dict.fromkeys(unravel_key(key) for key in keys))
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        if self._in_keys is None:
+            self._set_in_keys()
+        return self._in_keys
+
+    def _estimator_keys(self) -> dict[str, NestedKey]:
+        keys = self.tensor_keys
+        return {
+            "value": keys.value,
+            "reward": keys.reward,
+            "done": keys.done,
+            "terminated": keys.terminated,
+            "steps_to_next_obs": keys.steps_to_next_obs,
+        }
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        if self._value_estimator is not None:
+            self._value_estimator.set_keys(**self._estimator_keys())
+        self._set_in_keys()
+
+    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> ImplicitQLoss:
+        """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
+
+        TD(0) only: n-step returns come from :class:`~torchrl.envs.transforms.MultiStep`.
+        A :class:`~torchrl.objectives.value.ValueEstimatorBase` instance or subclass is accepted, as in TorchRL.
+        """
+        if value_type is None:
+            value_type = self.default_value_estimator
+        if isinstance(value_type, ValueEstimatorBase) or (
+            isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
+        ):
+            LossModule.make_value_estimator(self, value_type, **hyperparams)
+            self._value_estimator.set_keys(**self._estimator_keys())
+            return self
+        # The loss computes the next-state value itself (target or online parameters) and hands
+        # it to the estimator, which only applies gamma ** n and the terminal mask.
+        hyperparams.setdefault("value_network", None)
+        dispatch_value_estimator(
+            self, value_type, supported=self.SUPPORTED_VALUE_ESTIMATORS, tensor_keys=self._estimator_keys(), **hyperparams
+        )
+        return self
+
+    def _log_prob(self, params: TensorDictParams, tensordict: TensorDictBase, action: torch.Tensor):
+        with params.to_module(self.policy_network, preserve_module_state=False):
+            dist = self.policy_network.get_dist(tensordict.select(*self.policy_network.in_keys))
+        return dist.log_prob(action), dist
+
+    def _state_value(self, params: TensorDictParams, tensordict: TensorDictBase) -> torch.Tensor:
+        with params.to_module(self.value_network, preserve_module_state=False):
+            return self.value_network(tensordict.select(*self.value_network.in_keys)).get(self.tensor_keys.value)
+
+    def implicit_q(self, tensordict: TensorDictBase) -> torch.Tensor:
+        r"""Implicit Q-value :math:`\tau\ln\pi_\theta(a|s) + V_\phi(s)` of the tensordict's action ([IQ] Eq. 1)."""
+        log_pi, _ = self._log_prob(self.policy_network_params, tensordict, tensordict.get(self.tensor_keys.action))
+        return self.tau * log_pi + self._state_value(self.value_network_params, tensordict).squeeze(-1)
+
+    @staticmethod
+    def _entropy(dist: torch.distributions.Distribution) -> torch.Tensor:
+        try:
+            return dist.entropy()
+        except NotImplementedError:
+            # No closed form (tanh-Gaussian): one-sample Monte-Carlo estimate.
+            return -dist.log_prob(dist.sample())
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Eq. (2) on a batch of transitions; writes the squared TD error in place under the priority key."""
+        action = tensordict.get(self.tensor_keys.action)
+        next_td = tensordict.get("next")
+        log_pi, dist = self._log_prob(self.policy_network_params, tensordict, action)
+        value = self._state_value(self.value_network_params, tensordict).squeeze(-1)
+        implicit_q = self.tau * log_pi + value
+
+        with torch.no_grad():
+            log_pi_target, _ = self._log_prob(self.target_policy_network_params, tensordict, action)
+        if self.bootstrap == "target":
+            with torch.no_grad():
+                next_value = self._state_value(self.target_value_network_params, next_td)
+        else:
+            next_value = self._state_value(self.value_network_params, next_td)
+        target = self.value_estimator.value_estimate(tensordict, next_value=next_value).squeeze(-1)
+        target = target + self.alpha * self.tau * log_pi_target
+
+        loss = distance_loss(implicit_q, target, self.loss_function)
+        with torch.no_grad():
+            td_error = (target - implicit_q).pow(2)
+        tensordict.set(self.tensor_keys.priority, td_error.unsqueeze(-1), inplace=True)
+        weights = None
+        if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in tensordict.keys(True):
+            weights = tensordict.get(self.tensor_keys.priority_weight).view(loss.shape)
+        loss = self._reduce_loss(loss, tensordict=tensordict, weights=weights)
+
+        with torch.no_grad():
+            diagnostics = {
+                "entropy": self._entropy(dist),
+                "log_pi": log_pi,
+                "state_value": value,
+                "implicit_q": implicit_q,
+                "td_error": td_error,
+            }
+        if self.reduction == "none":
+            td_out = TensorDict({"loss": loss, **diagnostics}, batch_size=tensordict.batch_size)
+        else:
+            td_out = TensorDict({"loss": loss, **{k: v.mean() for k, v in diagnostics.items()}})
+        self._clear_weakrefs(
+            tensordict,
+            td_out,
+            "policy_network_params",
+            "value_network_params",
+            "target_policy_network_params",
+            "target_value_network_params",
+        )
+        return td_out
