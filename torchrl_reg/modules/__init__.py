@@ -2,5 +2,17 @@
 from __future__ import annotations
 
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy, BoltzmannExploration
+from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
+from torchrl_reg.modules.mirl import ActionPrior, PriorEGreedyModule
+from torchrl_reg.modules.policies import categorical_policy, multicategorical_policy, tanh_normal_policy
 
-__all__ = ["AnnealedEpsilonGreedy", "BoltzmannExploration"]
+__all__ = [
+    "ActionPrior",
+    "AnnealedEpsilonGreedy",
+    "BoltzmannExploration",
+    "ImplicitQuantileNetwork",
+    "PriorEGreedyModule",
+    "categorical_policy",
+    "multicategorical_policy",
+    "tanh_normal_policy",
+]
