@@ -158,7 +158,7 @@ def test_stop_before_start_interrupts_at_first_batch(tmp_path):
         ("loss.gamma=1.2", r"loss.gamma must be a finite number in \[0.0, 1.0\]"),
         ("loss.name=c51", r"loss.name must be one of \['m_dqn', 'soft_dqn', 'al', 'pal', 'dqn'\], got loss.name='c51'"),
         ("loss.loss_function=huber", "loss.loss_function must be one of"),
-        ("env.family=mujoco", "env.family must be one of"),
+        ("env.family=robotics", "env.family must be one of"),
         ("collector.num_envs=0", "collector.num_envs must be an integer >= 1, got collector.num_envs=0"),
     ],
 )
