@@ -259,16 +259,21 @@ class RegularizedDQNLossBase(LossModule):
         along dim 0), return ``V_next(s_{t+n})``, the bonus at ``(s_t, a_t)`` and diagnostics."""
         raise NotImplementedError
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Compute the loss on a batch sampled from a replay buffer.
+    def loss_and_outputs(
+        self, tensordict: TensorDictBase, params: TensorDictBase
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss as a function of the online parameters ``params``: ``(loss, priority, diagnostics)``.
 
-        Writes the squared TD error in place under ``tensor_keys.priority`` (for
-        :class:`~torchrl.data.PrioritizedSampler`) and uses ``priority_weight`` when present.
-        Returns ``loss`` plus detached diagnostics.
+        :meth:`forward` is this function at ``self.value_network_params``, followed by the
+        in-place priority write. It neither writes to ``tensordict`` nor reads the online
+        parameters from the module, so that ``torch.func.grad`` can differentiate it with respect to
+        ``params`` (the fused update of :func:`torchrl_reg.recipe_utils.make_update` does).
+        ``priority`` is the per-sample squared TD error, shaped like the action key's batch with a
+        trailing singleton dimension, as :meth:`forward` writes it.
         """
         keys = self.tensor_keys
         td = tensordict.clone(False)
-        with self.value_network_params.to_module(self.value_network, preserve_module_state=False):
+        with params.to_module(self.value_network, preserve_module_state=False):
             self._q_network(td)
         q_tm1 = td.get(keys.action_value)
         a_tm1 = self._action_index(tensordict.get(keys.action), q_tm1)
@@ -285,7 +290,6 @@ class RegularizedDQNLossBase(LossModule):
             bootstrap = self.value_estimator.value_estimate(td, next_value=next_value.view_as(reward))
             target = bootstrap.view(pred.shape) + bonus
             td_error = (pred - target).pow(2)
-            tensordict.set(keys.priority, td_error.unsqueeze(-1), inplace=True)
 
         loss = distance_loss(pred, target, self.loss_function)
         weights = None
@@ -295,6 +299,17 @@ class RegularizedDQNLossBase(LossModule):
         diagnostics["td_error"] = td_error.mean()
         diagnostics["q_value"] = pred.detach().mean()
         diagnostics["action_gap"] = F.action_gap(q_tm1.detach()).mean()
+        return loss, td_error.unsqueeze(-1), diagnostics
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Compute the loss on a batch sampled from a replay buffer.
+
+        Writes the squared TD error in place under ``tensor_keys.priority`` (for
+        :class:`~torchrl.data.PrioritizedSampler`) and uses ``priority_weight`` when present.
+        Returns ``loss`` plus detached diagnostics.
+        """
+        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self.value_network_params)
+        tensordict.set(self.tensor_keys.priority, priority, inplace=True)
         out = TensorDict({"loss": loss, **diagnostics})
         self._clear_weakrefs(tensordict, out, "value_network_params", "target_value_network_params")
         return out

@@ -94,7 +94,7 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
-from torchrl_reg.recipe_utils.run import RecipeRun, check_finite_rewards, make_update
+from torchrl_reg.recipe_utils.run import FusedAdamUpdate, RecipeRun, check_finite_rewards, make_update
 from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device
 from torchrl_reg.recipe_utils.stop import (
     clear_stop,
@@ -146,6 +146,7 @@ __all__ = [
     "make_q_network",
     "make_replay_buffer",
     "make_update",
+    "FusedAdamUpdate",
     "make_single_env",
     "make_vector_env",
     "mean_last",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
@@ -57,7 +57,7 @@ from torchrl_reg.recipe_utils.loggers import (
 from torchrl_reg.recipe_utils.runtime import crossed
 from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
 
-__all__ = ["RecipeRun", "check_finite_rewards", "make_update"]
+__all__ = ["FusedAdamUpdate", "RecipeRun", "check_finite_rewards", "make_update"]
 
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
@@ -72,14 +72,35 @@ def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> No
 
 
 def make_update(
-    loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None, compile: bool
+    loss_module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    max_grad_norm: float | None,
+    compile: bool,
+    fused: bool | str = "auto",
 ) -> Callable[[TensorDictBase], TensorDictBase]:
     """One gradient step on a minibatch (loss, backward, optional norm clipping, optimizer step),
     returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``.
 
-    The whole step is one function so that ``torch.compile`` fuses the loss, its backward and
-    the optimizer step; with a tiny network most of an eager update is Python overhead.
+    With ``compile`` and a loss that exposes ``loss_and_outputs(tensordict, params)`` (the
+    regularized DQN family: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
+    :class:`~torchrl_reg.objectives.AdvantageLearningLoss`, :class:`~torchrl_reg.objectives.MIRLLoss`)
+    and a plain :class:`torch.optim.Adam`, the whole step is fused into one compiled graph
+    (:class:`FusedAdamUpdate`: gradients by ``torch.func.grad``, Adam on the optimizer's own state);
+    ``fused=False`` keeps the generic path, ``fused=True`` raises if fusion is not possible.
+    The generic path compiles the loss and the optimizer step around an eager backward.
+    With a tiny network most of an eager update is Python overhead, hence both.
     """
+    if fused not in (True, False, "auto"):
+        raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
+    if fused is not False and compile:
+        reason = FusedAdamUpdate.unsupported_reason(loss_module, optimizer)
+        if reason is None:
+            return FusedAdamUpdate(loss_module, optimizer, max_grad_norm=max_grad_norm)
+        if fused is True:
+            raise ValueError(f"fused=True, but the update cannot be fused: {reason}")
+    elif fused is True:
+        raise ValueError("fused=True needs compile=True (the fused update is a compiled graph)")
 
     def update(batch: TensorDictBase) -> TensorDictBase:
         out = loss_module(batch)
@@ -94,6 +115,115 @@ def make_update(
         return out
 
     return torch.compile(update) if compile else update
+
+
+class FusedAdamUpdate:
+    """Loss, gradient, norm clipping and Adam step of a regularized DQN loss in one compiled graph.
+
+    The loss is differentiated with ``torch.func.grad`` with respect to its online parameters
+    (``loss_module.loss_and_outputs(batch, params)``), so no autograd graph is recorded at run time
+    and ``torch.compile`` fuses forward, backward and the optimizer into a single graph. The Adam
+    step (Kingma & Ba 2015, as :class:`torch.optim.Adam` with ``amsgrad=False, weight_decay=0``)
+    reads and writes ``optimizer.state``, so ``optimizer.state_dict()`` checkpoints and resumes
+    exactly as with ``optimizer.step()``, and learning-rate changes of ``optimizer.param_groups``
+    are honoured. Priorities are written in place into the batch, as the loss's ``forward`` does.
+    Parameter ``.grad`` fields are not used.
+    """
+
+    def __init__(self, loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None):
+        reason = self.unsupported_reason(loss_module, optimizer)
+        if reason is not None:
+            raise ValueError(f"cannot fuse this update: {reason}")
+        self.loss_module = loss_module
+        self.optimizer = optimizer
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.params = loss_module.value_network_params
+        self.keys = list(self.params.keys(True, True))
+        self.leaves = [self.params.get(key) for key in self.keys]
+        self.priority_key = loss_module.tensor_keys.priority
+        # lr, beta1, beta2, eps as a float64 tensor input of the graph: a Python float would be
+        # baked into the compiled graph and a learning-rate schedule would recompile every step.
+        self._hyper_values: tuple | None = None
+        self._hyper = torch.zeros(4, dtype=torch.float64)
+        self._step = torch.compile(self._fused_step)
+
+    @staticmethod
+    def unsupported_reason(loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
+        """Why ``(loss_module, optimizer)`` cannot be fused, or ``None`` if it can."""
+        if not hasattr(loss_module, "loss_and_outputs"):
+            return f"{type(loss_module).__name__} has no loss_and_outputs(tensordict, params)"
+        if type(optimizer) is not torch.optim.Adam:
+            return f"the optimizer is {type(optimizer).__name__}, the fused step implements torch.optim.Adam"
+        if len(optimizer.param_groups) != 1:
+            return f"the optimizer has {len(optimizer.param_groups)} parameter groups, the fused step handles one"
+        group = optimizer.param_groups[0]
+        for option in ("amsgrad", "maximize", "capturable", "differentiable"):
+            if group.get(option, False):
+                return f"Adam option {option}=True is not implemented by the fused step"
+        if group.get("weight_decay", 0) != 0 or group.get("decoupled_weight_decay", False):
+            return "Adam weight decay is not implemented by the fused step"
+        if isinstance(group["lr"], torch.Tensor):
+            return "a tensor learning rate is not supported by the fused step"
+        trainable = {id(p) for p in loss_module.parameters() if p.requires_grad}
+        online = {id(p) for p in loss_module.value_network_params.values(True, True)}
+        in_group = {id(p) for p in group["params"]}
+        if in_group != trainable or trainable != online:
+            return "the optimizer's parameters must be exactly the loss's online value-network parameters"
+        return None
+
+    def _state(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        # Looked up at every call: optimizer.load_state_dict (resume) replaces these tensors.
+        steps, exp_avgs, exp_avg_sqs = [], [], []
+        for p in self.leaves:
+            state = self.optimizer.state[p]
+            if len(state) == 0:  # as torch.optim.Adam initializes it (non-capturable, non-fused)
+                scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+                state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            steps.append(state["step"])
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+        return steps, exp_avgs, exp_avg_sqs
+
+    def _fused_step(self, batch, steps, exp_avgs, exp_avg_sqs, hyper):
+        loss_module = self.loss_module
+        lr, beta1, beta2, eps = hyper.unbind(0)
+
+        def loss_fn(params):
+            loss, priority, diagnostics = loss_module.loss_and_outputs(batch, params)
+            return loss, (loss.detach(), priority, diagnostics)
+
+        grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(self.params.detach())
+        grads = [grads.get(key) for key in self.keys]
+        with torch.no_grad():
+            if self.max_grad_norm is not None:  # as torch.nn.utils.clip_grad_norm_
+                total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+                coef = torch.clamp(self.max_grad_norm / (total_norm + 1e-6), max=1.0)
+                grads = [g * coef for g in grads]
+            # Adam (torch.optim.Adam's update, bias corrections from the per-parameter step).
+            for param, grad, exp_avg, exp_avg_sq, step in zip(self.leaves, grads, exp_avgs, exp_avg_sqs, steps):
+                step.add_(1)
+                exp_avg.lerp_(grad, (1 - beta1).to(param.dtype))
+                exp_avg_sq.mul_(beta2.to(param.dtype)).addcmul_(grad, grad * (1 - beta2).to(param.dtype))
+                # Bias corrections in float64, as torch.optim.Adam computes them from step.item()
+                # (1 - 0.999 in float32 is off by 1e-5 relative).
+                step64 = step.to(torch.float64)
+                step_size = (lr / (1 - beta1**step64)).to(param.dtype)
+                bias_correction2_sqrt = (1 - beta2**step64).sqrt().to(param.dtype)
+                denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps.to(param.dtype)
+                param.sub_(exp_avg / denom * step_size)
+        return loss, priority, diagnostics
+
+    def __call__(self, batch: TensorDictBase) -> TensorDictBase:
+        group = self.optimizer.param_groups[0]
+        values = (group["lr"], *group["betas"], group["eps"])
+        if values != self._hyper_values:
+            self._hyper.copy_(torch.tensor([float(v) for v in values], dtype=torch.float64))
+            self._hyper_values = values
+        loss, priority, diagnostics = self._step(batch, *self._state(), self._hyper)
+        batch.set(self.priority_key, priority, inplace=True)
+        return TensorDict({"loss": loss, **diagnostics})
 
 
 class RecipeRun:
