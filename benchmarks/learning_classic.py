@@ -49,6 +49,7 @@ def run(method: str, env: str, seed: int, frames: int | None, overrides: list[st
         "recipe_overrides": args,
         "curve_frames": [int(r.split(",")[0]) for r in rows],
         "curve_returns": [float(r.split(",")[1]) for r in rows],
+        "machine": machine_info(),
         **{k: metrics[k] for k in ("status", "frames", "final_return", "episodes", "eval_frames", "eval_returns",
                                     "wall_time_s", "steps_per_s")},
     }
@@ -56,6 +57,26 @@ def run(method: str, env: str, seed: int, frames: int | None, overrides: list[st
     (OUT / f"{env}_{method}_seed{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{method} {env} seed {seed}: final return {result['final_return']:.2f} ({result['wall_time_s']:.0f}s)")
     return result
+
+
+def machine_info() -> dict:
+    """Where a result was measured: host, CPU count, Python and torch versions, git commit."""
+    import os
+    import platform
+    import subprocess
+
+    import torch
+
+    commit = os.environ.get("GIT_COMMIT")
+    if commit is None:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            commit = None
+    return {
+        "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "torch": torch.__version__, "git_commit": commit or None,
+    }
 
 
 def summarize() -> dict:

@@ -87,12 +87,12 @@ def test_fused_update_resumes_from_an_eager_optimizer_state():
     """A checkpoint written by either path continues identically in the other (same state_dict)."""
     g = torch.Generator().manual_seed(2)
     batches = [_batch(16, g) for _ in range(6)]
-    eager_loss, eager_opt, _ = _build("mirl", lr=5e-3)
+    eager_loss, eager_opt, _ = _build("m_dqn", lr=5e-3)
     eager = make_update(eager_loss, eager_opt, max_grad_norm=None, compile=False)
     for b in batches[:3]:
         eager(b.clone())
-    resumed_loss, resumed_opt, _ = _build("mirl", lr=5e-3)
-    fused = make_update(resumed_loss, resumed_opt, max_grad_norm=None, compile=True)
+    resumed_loss, resumed_opt, _ = _build("m_dqn", lr=5e-3)
+    fused = make_update(resumed_loss, resumed_opt, max_grad_norm=None, compile=True, fused=True)
     # Deep copies, as a checkpoint round trip gives (a live state_dict shares the state tensors).
     resumed_loss.load_state_dict(copy.deepcopy(eager_loss.state_dict()))
     resumed_opt.load_state_dict(copy.deepcopy(eager_opt.state_dict()))  # new tensors for the fused step to read
@@ -104,6 +104,10 @@ def test_fused_update_resumes_from_an_eager_optimizer_state():
 
 
 def test_make_update_falls_back_or_refuses_when_it_cannot_fuse():
+    mirl, mirl_opt, _ = _build("mirl")  # beta read as a Python float: not fused
+    assert not isinstance(make_update(mirl, mirl_opt, max_grad_norm=None, compile=True), FusedAdamUpdate)
+    with pytest.raises(ValueError, match="fusable_update=False"):
+        make_update(mirl, mirl_opt, max_grad_norm=None, compile=True, fused=True)
     loss, _, _ = _build()
     sgd = torch.optim.SGD(loss.parameters(), lr=0.1)
     assert not isinstance(make_update(loss, sgd, max_grad_norm=None, compile=True, fused="auto"), FusedAdamUpdate)

@@ -101,6 +101,9 @@ class RegularizedDQNLossBase(LossModule):
     default_value_estimator = ValueEstimators.TD0
     SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
     out_keys = ["loss"]
+    #: ``loss_and_outputs`` traces into one graph (no ``.item()``), so
+    #: :func:`torchrl_reg.recipe_utils.make_update` may fuse gradient and optimizer step.
+    fusable_update = True
 
     value_network: TensorDictModule
     value_network_params: TensorDictParams

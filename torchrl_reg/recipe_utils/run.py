@@ -83,9 +83,8 @@ def make_update(
     returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``.
 
     With ``compile`` and a loss that exposes ``loss_and_outputs(tensordict, params)`` (the
-    regularized DQN family: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
-    :class:`~torchrl_reg.objectives.AdvantageLearningLoss`, :class:`~torchrl_reg.objectives.MIRLLoss`)
-    and a plain :class:`torch.optim.Adam`, the whole step is fused into one compiled graph
+    regularized DQN family with ``fusable_update = True``: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
+    :class:`~torchrl_reg.objectives.AdvantageLearningLoss`) and a plain :class:`torch.optim.Adam`, the whole step is fused into one compiled graph
     (:class:`FusedAdamUpdate`: gradients by ``torch.func.grad``, Adam on the optimizer's own state);
     ``fused=False`` keeps the generic path, ``fused=True`` raises if fusion is not possible.
     The generic path compiles the loss and the optimizer step around an eager backward.
@@ -152,6 +151,8 @@ class FusedAdamUpdate:
         """Why ``(loss_module, optimizer)`` cannot be fused, or ``None`` if it can."""
         if not hasattr(loss_module, "loss_and_outputs"):
             return f"{type(loss_module).__name__} has no loss_and_outputs(tensordict, params)"
+        if not getattr(loss_module, "fusable_update", False):
+            return f"{type(loss_module).__name__} does not trace into one graph (fusable_update=False)"
         if type(optimizer) is not torch.optim.Adam:
             return f"the optimizer is {type(optimizer).__name__}, the fused step implements torch.optim.Adam"
         if len(optimizer.param_groups) != 1:
