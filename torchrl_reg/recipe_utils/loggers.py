@@ -80,8 +80,9 @@ class EpisodeTracker:
 
     def update(self, data: TensorDictBase, frames_before: int) -> list[float]:
         """Add a batch collected after ``frames_before`` frames; returns the episodes it completed."""
-        reward = data.get(("next", "reward")).reshape(data.shape[0], data.shape[1])
-        done = data.get(("next", "done")).reshape(data.shape[0], data.shape[1])
+        # Bookkeeping on the CPU whatever the collector's storing device (one copy per batch).
+        reward = data.get(("next", "reward")).reshape(data.shape[0], data.shape[1]).cpu()
+        done = data.get(("next", "done")).reshape(data.shape[0], data.shape[1]).cpu()
         num_envs, steps = done.shape
         finished: list[float] = []
         if not bool(done.any()):
