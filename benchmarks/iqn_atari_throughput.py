@@ -36,7 +36,7 @@ def run(overrides: list[str]) -> dict:
         cfg = compose_config(ROOT / "recipes" / "conf", "m_iqn", [
             "env=atari", f"env.name={ARGS.game}", f"device={ARGS.device}", "buffer.size=100000",
             "eval.episodes=0", "checkpoint.interval=0", "logger.progress_bar=false", f"run_dir={run_dir}",
-            *overrides,
+            *ARGS.overrides, *overrides,
         ])
         return train(cfg)
 
@@ -53,7 +53,8 @@ def main() -> None:
         "steps_per_s_with_updates": learn["steps_per_s"],
         "updates": learn["updates"],
         "updates_per_s": learn["updates"] / update_time if update_time > 0 else float("nan"),
-        "device": str(ARGS.device),
+        "device": str(ARGS.device) if ARGS.device == "cpu" else torch.cuda.get_device_name(),
+        "overrides": ARGS.overrides,
         "game": ARGS.game,
     }
     print(json.dumps(results, indent=2))
@@ -69,5 +70,6 @@ if __name__ == "__main__":
     parser.add_argument("--update-frames", type=int, default=400)
     parser.add_argument("--game", default="Breakout")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the recipe (e.g. compile=false)")
     ARGS = parser.parse_args()
     main()

@@ -38,15 +38,16 @@ SETUPS = {
 }
 
 
-def make_step(kind: str, setup: str, independent: bool, batch: int = 32):
+def make_step(kind: str, setup: str, independent: bool, batch: int = 32, device: str = "cpu"):
     factory, obs_shape, dtype, num_actions, n, n_prime, k = SETUPS[setup]
     torch.manual_seed(0)
     spec = Categorical(num_actions)
-    actor = QValueActor(factory(), in_keys=["observation"], spec=spec)
+    actor = QValueActor(factory().to(device), in_keys=["observation"], spec=spec)
     cls = MunchausenIQNLoss if kind == "m_iqn" else IQNLoss
     loss = cls(actor, num_quantiles=n, num_target_quantiles=n_prime, num_policy_quantiles=k,
                independent_fractions=independent)
     loss.make_value_estimator(gamma=0.99)
+    loss = loss.to(device)
     updater = HardUpdate(loss, value_network_update_interval=1000)
     optim = torch.optim.Adam(loss.parameters(), lr=5e-5, eps=3.125e-4)
 
@@ -66,6 +67,7 @@ def make_step(kind: str, setup: str, independent: bool, batch: int = 32):
         [batch],
     )
     data["next", "terminated"] = data["next", "done"].clone()
+    data = data.to(device)
 
     def step() -> None:
         out = loss(data)
@@ -81,6 +83,8 @@ def time_steps(step, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) / n
 
 
@@ -90,6 +94,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="updates per timing (a quarter for the Nature CNN)")
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (results then go to update_cost_cuda.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="No target network updater")
@@ -97,8 +102,8 @@ def main() -> None:
     for setup in args.setups:
         for independent in (True, False):
             name = f"{setup}/{'per_transition' if independent else 'shared'}_fractions"
-            steps = {kind: make_step(kind, setup, independent) for kind in ("iqn", "m_iqn")}
-            n = args.steps if setup == "minatar_iqn" else max(args.steps // 4, 3)
+            steps = {kind: make_step(kind, setup, independent, device=args.device) for kind in ("iqn", "m_iqn")}
+            n = args.steps if setup == "minatar_iqn" or args.device != "cpu" else max(args.steps // 4, 3)
             for step in steps.values():
                 time_steps(step, 2)
             times = {"iqn": [], "m_iqn": []}
@@ -124,12 +129,14 @@ def main() -> None:
         "threads": args.threads,
         "batch": 32,
         "torch": torch.__version__,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
         "target_ratio": 1.10,
         "results": results,
     }
-    (RESULTS / "update_cost.json").write_text(json.dumps(payload, indent=2))
-    plot(results, RESULTS / "update_cost.png")
+    suffix = "" if args.device == "cpu" else "_cuda"
+    (RESULTS / f"update_cost{suffix}.json").write_text(json.dumps(payload, indent=2))
+    plot(results, RESULTS / f"update_cost{suffix}.png")
 
 
 def plot(results: dict, path: Path) -> None:

@@ -53,9 +53,10 @@ def nature_net() -> tuple[nn.Module, tuple[int, ...], int, int]:
 NETWORKS = {"cartpole_mlp": cartpole_net, "minatar_conv": minatar_net, "atari_nature_cnn": nature_net}
 
 
-def make_step(kind: str, net_fn, seed: int):
+def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
     torch.manual_seed(seed)
     net, obs_shape, num_actions, batch = net_fn()
+    net = net.to(device)
     spec = Categorical(num_actions)
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
     if kind == "dqn":
@@ -76,6 +77,9 @@ def make_step(kind: str, net_fn, seed: int):
         [batch],
     )
     data["next", "terminated"] = data["next", "done"].clone()
+    data = data.to(device)
+
+    loss = loss.to(device)
 
     def step() -> None:
         out = loss(data)
@@ -91,6 +95,8 @@ def time_steps(step, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         step()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return (time.perf_counter() - start) / n
 
 
@@ -100,13 +106,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="updates per timing (scaled down for big nets)")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (results then go to update_cost_cuda.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="No target network updater")
     results = {}
     for name in args.networks:
-        steps = {"dqn": make_step("dqn", NETWORKS[name], 0), "m_dqn": make_step("m_dqn", NETWORKS[name], 0)}
-        n = args.steps if name != "atari_nature_cnn" else max(args.steps // 10, 5)
+        steps = {kind: make_step(kind, NETWORKS[name], 0, args.device) for kind in ("dqn", "m_dqn")}
+        n = args.steps if name != "atari_nature_cnn" or args.device != "cpu" else max(args.steps // 10, 5)
         for step in steps.values():
             time_steps(step, max(n // 5, 2))
         times = {"dqn": [], "m_dqn": []}
@@ -130,15 +137,17 @@ def main() -> None:
         "repeats": args.repeats,
         "threads": args.threads,
         "torch": torch.__version__,
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
         "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
         "target_ratio": 1.10,
         "results": results,
     }
-    (RESULTS / "update_cost.json").write_text(json.dumps(payload, indent=2))
-    plot(results, RESULTS / "update_cost.png")
+    suffix = "" if args.device == "cpu" else "_cuda"
+    (RESULTS / f"update_cost{suffix}.json").write_text(json.dumps(payload, indent=2))
+    plot(results, RESULTS / f"update_cost{suffix}.png", payload["device"])
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict, path: Path, device: str = "cpu") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,7 +162,7 @@ def plot(results: dict, path: Path) -> None:
     ax.axhline(1.10, color="tab:red", ls="--", label="target 1.10")
     ax.axhline(1.0, color="gray", lw=0.8)
     ax.set_ylabel("M-DQN step / DQN step (median)")
-    ax.set_title("Update cost, MunchausenDQNLoss vs torchrl DQNLoss")
+    ax.set_title(f"Update cost, MunchausenDQNLoss vs torchrl DQNLoss ({device})")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -20,7 +20,10 @@ from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss
 from torchrl_reg.recipe_utils import FusedAdamUpdate, make_update
 
 
-def _batch(n: int, generator: torch.Generator) -> TensorDict:
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _batch(n: int, generator: torch.Generator, device: str = "cpu") -> TensorDict:
     return TensorDict(
         {
             "observation": torch.randn(n, 4, generator=generator, dtype=torch.float64),
@@ -34,10 +37,10 @@ def _batch(n: int, generator: torch.Generator) -> TensorDict:
             },
         },
         [n],
-    )
+    ).to(device)
 
 
-def _build(kind: str = "m_dqn", lr: float = 1e-2):
+def _build(kind: str = "m_dqn", lr: float = 1e-2, device: str = "cpu"):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)).double()
     actor = QValueActor(net, in_keys=["observation"], spec=Categorical(3))
@@ -46,6 +49,7 @@ def _build(kind: str = "m_dqn", lr: float = 1e-2):
     else:
         loss = MIRLLoss.from_variant("mirl", actor, num_actions=3, action_space="categorical")
     loss.make_value_estimator(gamma=0.9)
+    loss = loss.to(device)
     return loss, torch.optim.Adam(loss.parameters(), lr=lr), HardUpdate(loss, value_network_update_interval=0)
 
 
@@ -53,12 +57,14 @@ def _params(loss) -> list[torch.Tensor]:
     return [p.detach().clone() for p in loss.value_network_params.values(True, True)]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("max_grad_norm", [None, 0.05])
-def test_fused_update_equals_eager_adam_in_float64(max_grad_norm):
+def test_fused_update_equals_eager_adam_in_float64(max_grad_norm, device):
+    """On CPU always; on CUDA too when a GPU is present (run on an H100, not in CI)."""
     g = torch.Generator().manual_seed(1)
-    batches = [_batch(32, g) for _ in range(8)]
-    eager_loss, eager_opt, eager_target = _build()
-    fused_loss, fused_opt, fused_target = _build()
+    batches = [_batch(32, g, device) for _ in range(8)]
+    eager_loss, eager_opt, eager_target = _build(device=device)
+    fused_loss, fused_opt, fused_target = _build(device=device)
     eager = make_update(eager_loss, eager_opt, max_grad_norm=max_grad_norm, compile=False)
     fused = make_update(fused_loss, fused_opt, max_grad_norm=max_grad_norm, compile=True)
     assert isinstance(fused, FusedAdamUpdate)

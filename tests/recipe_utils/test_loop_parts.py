@@ -166,3 +166,25 @@ def test_stop_flag_signals_and_frame_target():
         clear_stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_memmap_replay_on_an_accelerator_stores_on_cpu_and_moves_batches(tmp_path):
+    """TorchRL refuses memory maps on another device: storage stays on the CPU, samples move.
+    ("meta" stands in for an accelerator here; the GPU path was run on an H100.)"""
+    from torchrl_reg.recipe_utils.data import ToDevice
+
+    for dedup, frame_stack in ((False, 1), (True, 4)):
+        cfg = structured({"buffer": {"size": 64, "batch_size": 8, "storage": "memmap", "dedup_frames": dedup}},
+                         RecipeConfig).buffer
+        rb = make_replay_buffer(cfg, device="meta", scratch_dir=tmp_path / f"rb{dedup}", frame_stack=frame_stack)
+        assert any(isinstance(getattr(t, "func", None), ToDevice) or "ToDevice" in repr(t) for t in rb._transform)
+        obs = torch.zeros(2, 10, frame_stack, 3, 3, dtype=torch.uint8)
+        data = TensorDict(
+            {"observation": obs, "action": torch.zeros(2, 10, dtype=torch.long),
+             "next": {"observation": obs.clone(), "reward": torch.zeros(2, 10, 1), "done": torch.zeros(2, 10, 1, dtype=torch.bool),
+                      "terminated": torch.zeros(2, 10, 1, dtype=torch.bool), "truncated": torch.zeros(2, 10, 1, dtype=torch.bool)}},
+            [2, 10],
+        )
+        rb.extend(data.reshape(-1))
+        batch = rb.sample()
+        assert batch["observation"].device.type == "meta"

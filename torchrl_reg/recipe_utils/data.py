@@ -11,7 +11,7 @@ from torchrl.collectors import Collector
 from torchrl.data import LazyMemmapStorage, LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
 from torchrl.envs import EnvBase
 
-__all__ = ["make_collector", "make_replay_buffer", "sample_minibatches", "TRANSITION_KEYS"]
+__all__ = ["ToDevice", "make_collector", "make_replay_buffer", "sample_minibatches", "TRANSITION_KEYS"]
 
 #: What a one-step Q-learning loss reads; everything else the collector produces is not stored.
 TRANSITION_KEYS: tuple = (
@@ -71,6 +71,15 @@ def make_replay_buffer(
     (:class:`~torchrl_reg.data.FrameStackStorage`; batches are ``[num_envs, T]`` collector data
     flattened with ``reshape(-1)``, stacks padded with zeros as the recipes' Atari envs do).
     """
+    target_device = torch.device(device)
+    if cfg.storage == "memmap" and target_device.type != "cpu":
+        # Memory maps live in host memory (TorchRL refuses another device): store on the CPU and
+        # move each sampled batch to the accelerator.
+        buffer = make_replay_buffer(
+            cfg, device="cpu", scratch_dir=scratch_dir, frame_stack=frame_stack, num_envs=num_envs
+        )
+        buffer.append_transform(ToDevice(target_device))
+        return buffer
     sampler = PrioritizedSampler(cfg.size, alpha=cfg.priority_alpha, beta=cfg.priority_beta) if cfg.prioritized else None
     if cfg.dedup_frames and frame_stack > 1:
         from torchrl_reg.data import frame_stack_replay_buffer
@@ -93,6 +102,19 @@ def make_replay_buffer(
     return TensorDictReplayBuffer(
         storage=storage, sampler=sampler or RandomSampler(), batch_size=cfg.batch_size, priority_key="td_error"
     )
+
+
+class ToDevice:
+    """Replay-buffer transform moving a sampled batch to ``device`` (memory-mapped storage on an accelerator run)."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+
+    def __call__(self, batch: TensorDictBase) -> TensorDictBase:
+        return batch.to(self.device, non_blocking=True)
+
+    def __repr__(self) -> str:
+        return f"ToDevice({self.device})"
 
 
 def sample_minibatches(buffer: TensorDictReplayBuffer, num: int) -> Iterator[TensorDictBase]:

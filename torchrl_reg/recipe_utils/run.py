@@ -143,7 +143,7 @@ class FusedAdamUpdate:
         # lr, beta1, beta2, eps as a float64 tensor input of the graph: a Python float would be
         # baked into the compiled graph and a learning-rate schedule would recompile every step.
         self._hyper_values: tuple | None = None
-        self._hyper = torch.zeros(4, dtype=torch.float64)
+        self._hyper = torch.zeros(4, dtype=torch.float64, device=self.leaves[0].device)
         self._step = torch.compile(self._fused_step)
 
     @staticmethod
@@ -209,7 +209,9 @@ class FusedAdamUpdate:
                 exp_avg_sq.mul_(beta2.to(param.dtype)).addcmul_(grad, grad * (1 - beta2).to(param.dtype))
                 # Bias corrections in float64, as torch.optim.Adam computes them from step.item()
                 # (1 - 0.999 in float32 is off by 1e-5 relative).
-                step64 = step.to(torch.float64)
+                # (step stays on the CPU, as torch.optim.Adam keeps it; the arithmetic runs on the
+                # parameter's device.)
+                step64 = step.to(device=param.device, dtype=torch.float64)
                 step_size = (lr / (1 - beta1**step64)).to(param.dtype)
                 bias_correction2_sqrt = (1 - beta2**step64).sqrt().to(param.dtype)
                 denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps.to(param.dtype)
@@ -220,7 +222,7 @@ class FusedAdamUpdate:
         group = self.optimizer.param_groups[0]
         values = (group["lr"], *group["betas"], group["eps"])
         if values != self._hyper_values:
-            self._hyper.copy_(torch.tensor([float(v) for v in values], dtype=torch.float64))
+            self._hyper.copy_(torch.tensor([float(v) for v in values], dtype=torch.float64), non_blocking=False)
             self._hyper_values = values
         loss, priority, diagnostics = self._step(batch, *self._state(), self._hyper)
         batch.set(self.priority_key, priority, inplace=True)
