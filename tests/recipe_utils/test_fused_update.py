@@ -73,7 +73,10 @@ def test_fused_update_equals_eager_adam_in_float64(max_grad_norm, device):
             for opt in (eager_opt, fused_opt):
                 opt.param_groups[0]["lr"] = 3e-3
         b_eager, b_fused = batches[i % 8].clone(), batches[i % 8].clone()
-        out_eager, out_fused = eager(b_eager), fused(b_fused)
+        out_eager = eager(b_eager)
+        # One graph for the whole run: a recompile (a baked-in lr, a registry guard) costs seconds.
+        with torch._dynamo.config.patch(error_on_recompile=i > 0):
+            out_fused = fused(b_fused)
         if i % 10 == 9:
             eager_target.step()
             fused_target.step()

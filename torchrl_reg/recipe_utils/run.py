@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
@@ -144,6 +145,10 @@ class FusedAdamUpdate:
         # baked into the compiled graph and a learning-rate schedule would recompile every step.
         self._hyper_values: tuple | None = None
         self._hyper = torch.zeros(4, dtype=torch.float64, device=self.leaves[0].device)
+        # tensordict registers TensorDict's pytree constructor lazily, at its first unflatten; the
+        # compiled graph guards on that registry's size, so a first unflatten during the first
+        # call would force a recompile (~3 s) at the second. One round trip here registers it.
+        tree_unflatten(*tree_flatten(TensorDict()))
         self._step = torch.compile(self._fused_step)
 
     @staticmethod
