@@ -202,3 +202,13 @@ def test_prior_update_never_underflows_to_zero_or_subnormal():
     new = F.prior_update(rho, pi, 0.01)  # 0.5 * 0.99 ** 20000 ~ 1e-88 underflows float32
     assert new[1].item() == torch.finfo(torch.float32).tiny
     assert new[2].item() == 0.0  # excluded on purpose: stays excluded
+
+
+def test_beta_held_as_a_tensor_gives_the_float_results():
+    """A float32 beta buffer (MIRL's adaptive beta) read as a tensor, without a host sync, gives the
+    values of the same beta read as a Python float, also in float64."""
+    q = torch.tensor([[1.0, 2.0, -0.5], [0.3, 0.3, 4.0]], dtype=torch.float64)
+    rho = torch.tensor([0.2, 0.5, 0.3])
+    beta = torch.tensor(33.3)  # not exactly 33.3 in float32: both paths must use this value
+    for fn in (F.prior_soft_value, F.prior_log_policy, F.prior_boltzmann_policy, F.kl_to_prior):
+        assert torch.equal(fn(q, rho, beta), fn(q, rho, float(beta)))

@@ -55,8 +55,15 @@ __all__ = [
 ]
 
 
-def check_tau(tau: float) -> float:
-    """Return ``tau`` as a float, raising if it is not a finite positive number."""
+def check_tau(tau: float | torch.Tensor) -> float | torch.Tensor:
+    """Return ``tau`` as a float, raising if it is not a finite positive number.
+
+    A 0-dim tensor is returned as it is, unchecked: reading its value would synchronize with the
+    device and break a compiled graph; such a temperature (MIRL's adaptive ``1 / beta``) is
+    checked where it is set (:meth:`~torchrl_reg.modules.mirl.ActionPrior.set_beta`).
+    """
+    if isinstance(tau, torch.Tensor) and tau.ndim == 0:
+        return tau
     tau = float(tau)
     if not tau > 0 or tau == float("inf"):
         raise ValueError(f"tau must be a finite number > 0, got tau={tau}")
@@ -261,8 +268,11 @@ def policy_entropy(q: torch.Tensor, tau: float) -> torch.Tensor:
 # so they reuse the stable implementations above (one equation, one implementation).
 
 
-def check_beta(beta: float) -> float:
-    """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0."""
+def check_beta(beta: float | torch.Tensor) -> float | torch.Tensor:
+    """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0
+    (a 0-dim tensor is returned unchecked, as in :func:`check_tau`)."""
+    if isinstance(beta, torch.Tensor) and beta.ndim == 0:
+        return beta
     beta = float(beta)
     if not beta > 0 or beta == float("inf"):
         raise ValueError(f"beta must be a finite number > 0, got beta={beta}")
@@ -294,13 +304,19 @@ def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: floa
     return rho
 
 
-def _tau_and_shifted_q(q: torch.Tensor, rho: torch.Tensor, beta: float) -> tuple[float, torch.Tensor]:
-    """``tau = 1 / beta`` and ``q + tau * ln rho``: the prior-weighted problem as a uniform-prior one."""
-    tau = 1.0 / check_beta(beta)
+def _tau_and_shifted_q(
+    q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor
+) -> tuple[float | torch.Tensor, torch.Tensor]:
+    """``tau = 1 / beta`` and ``q + tau * ln rho``: the prior-weighted problem as a uniform-prior one.
+
+    A tensor ``beta`` is cast to ``q``'s dtype first, so that ``1 / beta`` is as exact as with a
+    Python float."""
+    beta = check_beta(beta)
+    tau = 1.0 / (beta.to(q.dtype) if isinstance(beta, torch.Tensor) else beta)
     return tau, q + tau * torch.log(rho.to(q.dtype))
 
 
-def prior_soft_value(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+def prior_soft_value(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     r"""Prior-weighted soft value ([MIRL], slide "MIRL: 1. Tabular setting", the backup
     :math:`T^\rho_{soft}` and Eq. (13)):
 
@@ -317,7 +333,7 @@ def prior_soft_value(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.T
     return soft_value(shifted, tau)
 
 
-def prior_log_policy(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+def prior_log_policy(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     r"""``ln pi(a|s)`` of the prior-weighted Boltzmann policy ``pi(a|s) ∝ rho(a) exp(beta q(s, a))``
     ([MIRL], slide "What is an optimal policy for a fixed action prior?"), in the stable form
     ``beta * scaled_log_policy(q + ln(rho) / beta, tau=1/beta)``."""
@@ -325,7 +341,7 @@ def prior_log_policy(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.T
     return scaled_log_policy(shifted, tau) / tau
 
 
-def prior_boltzmann_policy(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+def prior_boltzmann_policy(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     r"""Prior-weighted Boltzmann policy ``pi(a|s) = rho(a) exp(beta q(s,a)) / sum_b rho(b) exp(beta q(s,b))``
     ([MIRL], the optimal policy for a fixed prior); uniform ``rho`` gives ``boltzmann_policy(q, 1/beta)``."""
     tau, shifted = _tau_and_shifted_q(q, rho, beta)
@@ -338,7 +354,7 @@ def prior_soft_q_target(
     q_t: torch.Tensor,
     rho: torch.Tensor,
     *,
-    beta: float,
+    beta: float | torch.Tensor,
 ) -> torch.Tensor:
     r"""MIRL regression target ([MIRL], Eq. (13) and the backup :math:`T^\rho_{soft}`):
 
@@ -350,7 +366,7 @@ def prior_soft_q_target(
     return r_t + discount_t * prior_soft_value(q_t, rho, beta)
 
 
-def kl_to_prior(q: torch.Tensor, rho: torch.Tensor, beta: float) -> torch.Tensor:
+def kl_to_prior(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     r"""``KL(pi(.|s) || rho)`` for ``pi ∝ rho exp(beta q)``. Averaged over states visited by ``pi``
     while ``rho`` is their action marginal, it is the mutual information ``I(S; A)`` that MIRL
     penalizes ([MIRL], slide "One-step decision-making")."""

@@ -14,7 +14,7 @@ from tensordict import TensorDict
 from torch import nn
 from torchrl.data import Categorical
 from torchrl.modules import QValueActor
-from torchrl.objectives import HardUpdate
+from torchrl.objectives import DQNLoss, HardUpdate
 
 from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss
 from torchrl_reg.recipe_utils import FusedAdamUpdate, make_update
@@ -47,7 +47,7 @@ def _build(kind: str = "m_dqn", lr: float = 1e-2, device: str = "cpu"):
     if kind == "m_dqn":
         loss = MunchausenDQNLoss(actor, tau=0.5, loss_function="l2", action_space="categorical")
     else:
-        loss = MIRLLoss.from_variant("mirl", actor, num_actions=3, action_space="categorical")
+        loss = MIRLLoss.from_variant("mirl", actor, num_actions=3, action_space="categorical", beta_lr=0.1)
     loss.make_value_estimator(gamma=0.9)
     loss = loss.to(device)
     return loss, torch.optim.Adam(loss.parameters(), lr=lr), HardUpdate(loss, value_network_update_interval=0)
@@ -58,13 +58,19 @@ def _params(loss) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("max_grad_norm", [None, 0.05])
-def test_fused_update_equals_eager_adam_in_float64(max_grad_norm, device):
-    """On CPU always; on CUDA too when a GPU is present (run on an H100, not in CI)."""
+@pytest.mark.parametrize(
+    ("kind", "max_grad_norm"), [("m_dqn", None), ("m_dqn", 0.05), ("mirl", None)]
+)
+def test_fused_update_equals_eager_adam_in_float64(kind, max_grad_norm, device):
+    """On CPU always; on CUDA too when a GPU is present (run on an H100, not in CI).
+
+    MIRL's beta changes after every update (its adaptive rule): the fused graph must read it
+    from the buffer at each call, not bake the first value in.
+    """
     g = torch.Generator().manual_seed(1)
     batches = [_batch(32, g, device) for _ in range(8)]
-    eager_loss, eager_opt, eager_target = _build(device=device)
-    fused_loss, fused_opt, fused_target = _build(device=device)
+    eager_loss, eager_opt, eager_target = _build(kind, device=device)
+    fused_loss, fused_opt, fused_target = _build(kind, device=device)
     eager = make_update(eager_loss, eager_opt, max_grad_norm=max_grad_norm, compile=False)
     fused = make_update(fused_loss, fused_opt, max_grad_norm=max_grad_norm, compile=True)
     assert isinstance(fused, FusedAdamUpdate)
@@ -77,6 +83,8 @@ def test_fused_update_equals_eager_adam_in_float64(max_grad_norm, device):
         # One graph for the whole run: a recompile (a baked-in lr, a registry guard) costs seconds.
         with torch._dynamo.config.patch(error_on_recompile=i > 0):
             out_fused = fused(b_fused)
+        if kind == "mirl":
+            assert eager_loss.update_beta(out_eager) == fused_loss.update_beta(out_fused)
         if i % 10 == 9:
             eager_target.step()
             fused_target.step()
@@ -112,12 +120,20 @@ def test_fused_update_resumes_from_an_eager_optimizer_state():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+class _UntraceableMDQNLoss(MunchausenDQNLoss):
+    fusable_update = False
+
+
 def test_make_update_falls_back_or_refuses_when_it_cannot_fuse():
-    mirl, mirl_opt, _ = _build("mirl")  # beta read as a Python float: not fused
-    assert not isinstance(make_update(mirl, mirl_opt, max_grad_norm=None, compile=True), FusedAdamUpdate)
-    with pytest.raises(ValueError, match="fusable_update=False"):
-        make_update(mirl, mirl_opt, max_grad_norm=None, compile=True, fused=True)
     loss, _, _ = _build()
+    dqn = DQNLoss(loss.value_network, action_space="categorical")  # TorchRL's: no loss_and_outputs
+    dqn_opt = torch.optim.Adam(dqn.parameters())
+    assert not isinstance(make_update(dqn, dqn_opt, max_grad_norm=None, compile=True), FusedAdamUpdate)
+    with pytest.raises(ValueError, match="has no loss_and_outputs"):
+        make_update(dqn, dqn_opt, max_grad_norm=None, compile=True, fused=True)
+    untraceable = _UntraceableMDQNLoss(loss.value_network)
+    with pytest.raises(ValueError, match="fusable_update=False"):
+        make_update(untraceable, torch.optim.Adam(untraceable.parameters()), max_grad_norm=None, compile=True, fused=True)
     sgd = torch.optim.SGD(loss.parameters(), lr=0.1)
     assert not isinstance(make_update(loss, sgd, max_grad_norm=None, compile=True, fused="auto"), FusedAdamUpdate)
     with pytest.raises(ValueError, match="SGD"):

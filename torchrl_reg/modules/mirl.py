@@ -88,19 +88,19 @@ class ActionPrior(nn.Module):
 
     def soft_value(self, q: torch.Tensor) -> torch.Tensor:
         """``(1/beta) ln sum_a rho(a) exp(beta q(s, a))`` (:func:`~torchrl_reg.functional.prior_soft_value`)."""
-        return F.prior_soft_value(q, self.backup_prior(), float(self.beta))
+        return F.prior_soft_value(q, self.backup_prior(), self.beta)
 
     def policy(self, q: torch.Tensor) -> torch.Tensor:
         """``pi(a|s) ∝ rho(a) exp(beta q(s, a))`` (:func:`~torchrl_reg.functional.prior_boltzmann_policy`)."""
-        return F.prior_boltzmann_policy(q, self.backup_prior(), float(self.beta))
+        return F.prior_boltzmann_policy(q, self.backup_prior(), self.beta)
 
     def log_policy(self, q: torch.Tensor) -> torch.Tensor:
         """``ln pi(a|s)`` (:func:`~torchrl_reg.functional.prior_log_policy`)."""
-        return F.prior_log_policy(q, self.backup_prior(), float(self.beta))
+        return F.prior_log_policy(q, self.backup_prior(), self.beta)
 
     def kl(self, q: torch.Tensor) -> torch.Tensor:
         """``KL(pi(.|s) || rho)`` (:func:`~torchrl_reg.functional.kl_to_prior`)."""
-        return F.kl_to_prior(q, self.backup_prior(), float(self.beta))
+        return F.kl_to_prior(q, self.backup_prior(), self.beta)
 
     def greedy_action(self, q: torch.Tensor) -> torch.Tensor:
         """``argmax_a pi(a|s) = argmax_a [ln rho(a) + beta q(s, a)]`` (action indices)."""

@@ -139,8 +139,6 @@ class MIRLLoss(RegularizedDQNLossBase):
 
     prior: ActionPrior
     num_beta_updates: torch.Tensor
-    # beta enters the target as a Python float (ActionPrior), a graph break under torch.func.grad.
-    fusable_update = False
 
     def __init__(
         self,
