@@ -3,6 +3,8 @@
 Same network, same batch, same loss function (Huber), same optimizer; each repeat times
 ``--steps`` updates of each loss back to back (order alternating between repeats) and the
 median of the per-repeat ratios is reported. Issue 2, section 7: target ratio <= 1.10.
+Each network's FLOP count per update (torch's FlopCounterMode) gives the ratio's compute floor:
+M-DQN needs the target network's action values at s_t too, one more forward pass per update.
 
     python benchmarks/update_cost.py --repeats 15 --steps 200
 """
@@ -91,6 +93,30 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
     return step
 
 
+def count_flops(step) -> int:
+    """FLOPs of one update (matmuls and convolutions, forward and backward), by torch's FLOP formulas.
+
+    (``FlopCounterMode`` itself cannot be used: its module tracker tests TensorDictParams for truth.)
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Counter(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    with Counter() as counter:
+        step()
+    return counter.total
+
+
 def time_steps(step, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -122,7 +148,12 @@ def main() -> None:
             for kind in order:
                 times[kind].append(time_steps(steps[kind], n))
         ratios = [m / d for m, d in zip(times["m_dqn"], times["dqn"])]
+        flops = {kind: count_flops(step) for kind, step in steps.items()}
         results[name] = {
+            # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
+            "flops_dqn": flops["dqn"],
+            "flops_m_dqn": flops["m_dqn"],
+            "flop_ratio": flops["m_dqn"] / flops["dqn"],
             "ms_per_update_dqn_median": 1e3 * statistics.median(times["dqn"]),
             "ms_per_update_m_dqn_median": 1e3 * statistics.median(times["m_dqn"]),
             "ratio_median": statistics.median(ratios),
@@ -159,6 +190,8 @@ def plot(results: dict, path: Path, device: str = "cpu") -> None:
     lows = [results[n]["ratio_median"] - results[n]["ratio_min"] for n in names]
     highs = [results[n]["ratio_max"] - results[n]["ratio_median"] for n in names]
     ax.bar(names, ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
+    ax.scatter(names, [results[n]["flop_ratio"] for n in names], marker="D", color="black", zorder=3,
+               label="FLOP ratio (compute floor)")
     ax.axhline(1.10, color="tab:red", ls="--", label="target 1.10")
     ax.axhline(1.0, color="gray", lw=0.8)
     ax.set_ylabel("M-DQN step / DQN step (median)")
