@@ -40,11 +40,23 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path`` atomically: a crash mid-write leaves the previous checkpoint intact."""
+    """Write ``state`` to ``path`` atomically: a crash mid-write leaves the previous checkpoint intact.
+
+    The data is synced to disk before the rename makes it the checkpoint, and the directory after
+    it, so that a machine that loses power (a preempted node) cannot keep a renamed empty file.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
