@@ -5,8 +5,9 @@ Every loss of the family regresses the online ``q(s_t, a_t)`` on a target of the
     target = [r_t + gamma^n * (1 - terminated) * V_next(s_{t+n})] + bonus(s_t, a_t)
 
 The bracket is TorchRL's TD(0) value estimator (which owns gamma, reads
-``steps_to_next_obs`` written by :class:`~torchrl.envs.transforms.MultiStep` and
-cuts the bootstrap on ``terminated`` only, never on ``truncated``); ``V_next`` and
+``steps_to_next_obs`` written by :class:`torchrl_reg.data.MultiStep` and
+cuts the bootstrap on ``terminated`` only, never on ``truncated``; TorchRL's own ``MultiStep``
+leaves step ``t``'s done flags on an n-step row, see :mod:`torchrl_reg.data.multistep`); ``V_next`` and
 the bonus are what each method changes, and both are computed from the **target**
 network's action values at ``s_t`` and ``s_{t+n}``. Subclasses implement
 :meth:`_next_value_and_bonus`.
@@ -81,7 +82,7 @@ class RegularizedDQNLossBase(LossModule):
             terminated (NestedKey): terminated flag (cuts the bootstrap), read under ``"next"``.
                 Defaults to ``"terminated"``.
             steps_to_next_obs (NestedKey): number of steps to the bootstrap state, written by
-                :class:`~torchrl.envs.transforms.MultiStep`. Defaults to ``"steps_to_next_obs"``.
+                :class:`torchrl_reg.data.MultiStep`. Defaults to ``"steps_to_next_obs"``.
         """
 
         advantage: NestedKey = "advantage"
@@ -208,7 +209,7 @@ class RegularizedDQNLossBase(LossModule):
         """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
 
         Only one-step bootstraps (TD(0)) fit a replay-buffer loss; n-step returns come from
-        :class:`~torchrl.envs.transforms.MultiStep`. A :class:`ValueEstimatorBase` instance or
+        :class:`torchrl_reg.data.MultiStep`. A :class:`ValueEstimatorBase` instance or
         subclass is accepted too, as in TorchRL.
         """
         if value_type is None:

@@ -30,7 +30,7 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
     Both log-policies come from the **target** network :math:`\bar\theta` (as in the
     official code); the soft bootstrap is computed as ``tau * logsumexp(q / tau)``
     (same value, one op). ``alpha = 0`` is Soft-DQN. With
-    :class:`~torchrl.envs.transforms.MultiStep`, the bonus is taken at ``s_t`` only
+    :class:`torchrl_reg.data.MultiStep`, the bonus is taken at ``s_t`` only
     and the bootstrap is discounted by ``gamma ** steps_to_next_obs``.
 
     Args:
