@@ -10,10 +10,12 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "m_dqn.py"
 CLUSTER_SCRIPT = REPO / "slurm" / "local_cluster.sh"
 
-# CartPole preset (64 envs x 10 steps per batch): seconds of training, a checkpoint every batch;
+# CartPole preset at 64 envs x 10 steps per batch: seconds of training, a checkpoint every batch;
 # no torch.compile, whose compile time would dwarf such runs.
 TINY = [
     "compile=false",
+    "collector.num_envs=64",
+    "collector.frames_per_batch=640",
     "optim.learning_starts=640",
     "eval.interval=3200",
     "eval.episodes=2",

@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return _print_status(args.status)
         if args.parallel is not None and args.parallel < 1:
             raise SweepError(f"--parallel={args.parallel}: must be an integer >= 1")
+        # Typos in --slurm.* first: they are wrong on any machine, with or without SLURM.
+        resources = SlurmResources.from_items(slurm_items)
         executor = args.executor
         if executor == "auto":
             executor = "slurm" if shutil.which("sbatch") else "local"
@@ -111,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
             raise SweepError("--executor slurm: sbatch is not on PATH (no SLURM here); use --executor local")
         if executor == "local" and slurm_items:
             raise SweepError("--slurm.* resources given with the local executor: drop them or use --executor slurm")
-        resources = SlurmResources.from_items(slurm_items)
         parallel = args.parallel or (256 if executor == "slurm" else 1)
 
         if args.resume:
