@@ -14,8 +14,9 @@ The loop below is the whole algorithm: collect ``frames_per_batch`` frames from 
 vectorized envs with an epsilon-greedy policy on the mean of ``K`` quantiles, store them (Atari:
 each frame once, :class:`~torchrl_reg.data.FrameStackStorage`), do one gradient step per
 ``frames_per_update`` frames and copy the target network every ``target_update_interval`` frames.
-The parts are built by :mod:`torchrl_reg.recipe_utils`, whose run-directory contract (config.yaml,
-CSV logs, checkpoint.pt, metrics.json, learning_curve.png, resume, stop signals) this recipe keeps.
+The parts are built by :mod:`torchrl_reg.recipe_utils`, and :class:`~torchrl_reg.recipe_utils.RecipeRun`
+keeps the run-directory contract (config.yaml, CSV logs, checkpoint.pt, metrics.json,
+learning_curve.png, resume, stop signals), as in the other recipes.
 """
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ import os
 # on a busy 2-core machine (measured: 32 vs 1490 env steps/s). Must be set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import math  # noqa: E402
-import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -41,43 +40,27 @@ from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, MinAtarTorso  # noqa: E402
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
-    CHECKPOINT_NAME,
     TRANSITION_KEYS,
-    EpisodeTracker,
-    ProgressBar,
     RecipeConfig,
+    RecipeRun,
     check_choice,
     check_discrete_action_spec,
     check_positive_int,
     check_range,
-    clear_stop,
-    collector_state,
-    crossed,
-    evaluate,
     install_stop_signal_handlers,
     linear_schedule,
-    load_checkpoint,
-    load_collector_state,
     make_collector,
     make_env,
-    make_logger,
     make_replay_buffer,
-    mean_last,
+    make_update,
     num_actions,
-    plot_learning_curve,
     register_schema,
     resolve_run_dir,
-    rng_state,
     sample_minibatches,
-    save_checkpoint,
     seed_everything,
     select_device,
-    set_rng_state,
-    stop_requested,
     structured,
-    truncate_csv_logs,
     validate_recipe_config,
-    write_json,
 )
 
 LOSSES = ("m_iqn", "iqn")
@@ -177,7 +160,6 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     cfg = validate(cfg)
     run_dir = resolve_run_dir(cfg.run_dir)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    clear_stop()
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
@@ -208,165 +190,43 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         num_envs=cfg.collector.num_envs,
     )
     collector = make_collector(env, policy, cfg.collector, device=device)
-    logger = make_logger(cfg.logger, run_dir, exp_name=run_dir.name)
-    tracker = EpisodeTracker(cfg.collector.num_envs)
-
-    def update(batch):
-        out = loss_module(batch)
-        optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        if cfg.optim.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), cfg.optim.max_grad_norm)
-        optimizer.step()
-        return out
-
-    if cfg.compile:
-        update = torch.compile(update)
+    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
 
     @torch.no_grad()
     def greedy(obs: torch.Tensor) -> torch.Tensor:
         return net(obs).argmax(-1)  # mean of K freshly sampled quantiles, as when acting
 
-    # Everything below that changes during training goes into the checkpoint.
-    progress = {"frames": 0, "updates": 0, "logged_episodes": 0, "stats_count": 0, "elapsed": 0.0}
-    eval_frames: list[int] = []
-    eval_returns: list[float] = []
-    stats: dict[str, torch.Tensor] = {}
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "progress": {**progress, "elapsed": progress["elapsed"] + time.perf_counter() - t_start},
-                "loss_module": loss_module.state_dict(),
-                "policy": policy.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "replay_buffer": replay_buffer.state_dict(),
-                "collector": collector_state(collector),
-                "tracker": tracker.state_dict(),
-                "rng": rng_state(),
-                "eval": (eval_frames, eval_returns),
-                "stats": stats,
-            },
-        )
-
-    if checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        progress.update(state["progress"])
-        loss_module.load_state_dict(state["loss_module"])
-        policy.load_state_dict(state["policy"])
-        optimizer.load_state_dict(state["optimizer"])
-        replay_buffer.load_state_dict(state["replay_buffer"])
-        load_collector_state(collector, state["collector"])
-        tracker.load_state_dict(state["tracker"])
-        set_rng_state(state["rng"])
-        eval_frames, eval_returns = (list(x) for x in state["eval"])
-        stats = state["stats"]
-        truncate_csv_logs(run_dir, progress["frames"])
-
-    def run_eval() -> None:
-        returns = evaluate(
-            cfg.env,
-            greedy,
-            episodes=cfg.eval.episodes,
-            seed=cfg.seed + 1_000_000,
-            epsilon=cfg.eval.epsilon,
-            max_steps=cfg.eval.max_steps,
-            device=device,
-        )
-        eval_frames.append(progress["frames"])
-        eval_returns.append(sum(returns) / len(returns))
-        if logger is not None:
-            logger.log_scalar("eval/return", eval_returns[-1], step=progress["frames"])
-
-    pbar = ProgressBar(cfg.collector.total_frames, initial=progress["frames"], enabled=cfg.logger.progress_bar)
-    t_start = time.perf_counter()
-    status = "completed"
+    # Counters, episode returns (raw scores), evaluation, logs, checkpoints, resume and stop requests.
+    run = RecipeRun(
+        cfg,
+        run_dir,
+        collector=collector,
+        replay_buffer=replay_buffer,
+        greedy=greedy,
+        device=device,
+        stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
+        title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})",
+        extra_metrics={"loss": cfg.loss.name},
+    )
+    prioritized, schedule = cfg.buffer.prioritized, cfg.exploration
     for data in collector:
-        batch_frames = data.numel()
-        reward = data.get(("next", "reward"))
-        if not bool(torch.isfinite(reward).all()):
-            raise ValueError(
-                f"env {cfg.env.name!r} returned a non-finite reward ({reward[~torch.isfinite(reward)][0].item()}) "
-                f"after {progress['frames']} frames; rewards must be finite numbers"
-            )
-        tracker.update(data, progress["frames"])
-        if cfg.env.reward_clip is not None:  # raw scores are logged, clipped rewards are learned
-            reward.clamp_(-cfg.env.reward_clip, cfg.env.reward_clip)
+        batch_frames = run.observe(data)  # non-finite rewards refused, raw returns tracked, then clipped
         replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
-        progress["frames"] += batch_frames
-        frames = progress["frames"]
         # Closed form: EGreedyModule.step loops in Python once per frame.
         exploration.eps.fill_(
-            linear_schedule(cfg.exploration.eps_init, cfg.exploration.eps_end, cfg.exploration.annealing_frames, frames)
+            linear_schedule(schedule.eps_init, schedule.eps_end, schedule.annealing_frames, run.frames)
         )
-
-        # One update per frames_per_update frames collected after learning_starts.
-        num_updates = max(frames - cfg.optim.learning_starts, 0) // cfg.optim.frames_per_update - progress["updates"]
-        if num_updates > 0:
-            for batch in sample_minibatches(replay_buffer, num_updates):
-                out = update(batch)
-                if cfg.buffer.prioritized:
-                    replay_buffer.update_tensordict_priority(batch)
-                progress["updates"] += 1
-                if progress["updates"] % target_every == 0:
-                    target_updater.step()
-                for key, value in out.items():
-                    stats[key] = stats.get(key, 0.0) + value.detach()
-                progress["stats_count"] += 1
-
-        if crossed(cfg.eval.interval, frames, batch_frames):
-            run_eval()
-        if crossed(cfg.logger.interval, frames, batch_frames) and logger is not None:
-            new_returns = tracker.returns[progress["logged_episodes"] :]
-            if new_returns:
-                logger.log_scalar("train/episode_return", sum(new_returns) / len(new_returns), step=frames)
-            progress["logged_episodes"] = len(tracker.returns)
-            for key, total in stats.items():
-                logger.log_scalar(f"train/{key}", float(total) / max(progress["stats_count"], 1), step=frames)
-            stats, progress["stats_count"] = {}, 0
-            logger.log_scalar("train/epsilon", float(exploration.eps), step=frames)
-        pbar.update(batch_frames, ret=mean_last(tracker.returns), eps=float(exploration.eps))
-        if stop_requested():
-            status = "interrupted"
-            checkpoint()
+        # One update per optim.frames_per_update frames collected after optim.learning_starts.
+        for batch in sample_minibatches(replay_buffer, run.updates_due()):
+            out = update(batch)
+            if prioritized:
+                replay_buffer.update_tensordict_priority(batch)
+            run.record(out)
+            if run.updates % target_every == 0:
+                target_updater.step()
+        if run.end_batch(batch_frames, epsilon=float(exploration.eps)):
             break
-        if crossed(cfg.checkpoint.interval, frames, batch_frames):
-            checkpoint()
-    pbar.close()
-    frames = progress["frames"]
-    if status == "completed" and (not eval_frames or eval_frames[-1] != frames) and cfg.eval.episodes > 0:
-        run_eval()
-    if status == "completed":
-        checkpoint()
-    collector.shutdown()
-    wall_time = progress["elapsed"] + time.perf_counter() - t_start
-    metrics = {
-        "status": status,
-        "frames": frames,
-        "updates": progress["updates"],
-        "wall_time_s": wall_time,
-        "steps_per_s": frames / wall_time if wall_time > 0 else math.nan,
-        "final_return": mean_last(tracker.returns, 100),
-        "episodes": len(tracker.returns),
-        "eval_frames": eval_frames,
-        "eval_returns": eval_returns,
-        "loss": cfg.loss.name,
-        "env": cfg.env.name,
-        "seed": cfg.seed,
-        "run_dir": str(run_dir),
-    }
-    write_json(run_dir / "metrics.json", metrics)
-    plot_learning_curve(
-        run_dir / "learning_curve.png",
-        tracker.end_frames,
-        tracker.returns,
-        eval_frames,
-        eval_returns,
-        title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})",
-    )
-    return metrics
+    return run.finish()
 
 
 @hydra.main(config_path="conf", config_name="m_iqn", version_base=None)
