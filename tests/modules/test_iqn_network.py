@@ -123,3 +123,16 @@ def test_action_values_are_the_mean_of_the_quantiles(hidden):
     for fractions in (torch.rand(5, 7), torch.rand(7)):
         expected = net.quantiles_from_features(features, fractions).mean(-2)
         torch.testing.assert_close(net.action_values_from_features(features, fractions), expected)
+
+
+def test_affine_head_quantiles_equal_the_hadamard_product_formula():
+    """Without a hidden layer the quantiles are computed as phi (diag(psi) W^T) + b; they must equal
+    the paper's f(psi * phi) written out, for shared and per-transition fractions and extra batch dims."""
+    torch.manual_seed(0)
+    net = ImplicitQuantileNetwork.minatar(in_channels=4, num_actions=6).double()
+    features = net.features(torch.rand(2, 3, 4, 10, 10, dtype=torch.float64))
+    linear = net.head[-1]
+    for fractions in (torch.rand(2, 3, 5, dtype=torch.float64), torch.rand(5, dtype=torch.float64)):
+        phi = net.embedding(fractions)
+        naive = (features.unsqueeze(-2) * phi) @ linear.weight.t() + linear.bias
+        torch.testing.assert_close(net.quantiles_from_features(features, fractions), naive, rtol=1e-12, atol=1e-12)
