@@ -74,6 +74,8 @@ class CosineQuantileEmbedding(nn.Module):
     def forward(self, fractions: torch.Tensor) -> torch.Tensor:
         # The frequencies are rebuilt on the fly rather than kept as a buffer so that
         # the module's TensorDict parameters (and target copies) hold weights only.
+        # Computed in the layer's dtype (a float64 network gets float64 cosines of float32 fractions).
+        fractions = fractions.to(self.linear.weight.dtype)
         i = torch.arange(1, self.embedding_dim + 1, device=fractions.device, dtype=fractions.dtype)
         return torch.relu(self.linear(torch.cos(fractions.unsqueeze(-1) * (math.pi * i))))
 

@@ -202,6 +202,9 @@ class IQNLoss(LossModule):
     default_value_estimator = ValueEstimators.TD0
     SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
     out_keys = ["loss", "td_error", "q_value", "action_gap"]
+    #: ``loss_and_outputs`` traces into one graph, so :func:`torchrl_reg.recipe_utils.make_update`
+    #: may fuse gradient and optimizer step.
+    fusable_update = True
 
     value_network: TensorDictModule
     value_network_params: TensorDictParams
@@ -346,8 +349,17 @@ class IQNLoss(LossModule):
         theta_t = net.quantiles_from_features(features, self._fractions(batch, self.num_target_quantiles, device))
         return iqn_next_quantiles(q_t, theta_t), None, {}
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Loss of a batch sampled from the replay buffer; writes ``"td_error"`` in place."""
+    def loss_and_outputs(
+        self, tensordict: TensorDictBase, params: TensorDictBase
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss as a function of the online parameters ``params``: ``(loss, priority, diagnostics)``.
+
+        :meth:`forward` is this function at ``self.value_network_params``, followed by the in-place
+        priority write; it writes nothing to ``tensordict``, so that ``torch.func.grad`` can
+        differentiate it with respect to ``params`` (the fused update of
+        :func:`torchrl_reg.recipe_utils.make_update`). ``priority`` is the per-transition loss,
+        shaped like the batch with a trailing singleton dimension.
+        """
         batch_shape = tensordict.batch_size
         data = tensordict.reshape(-1)
         batch = data.batch_size[0]
@@ -357,7 +369,7 @@ class IQNLoss(LossModule):
         net = self.quantile_network
 
         fractions = self._fractions(batch, self.num_quantiles, obs.device)
-        with self.value_network_params.to_module(self.value_network, preserve_module_state=False):
+        with params.to_module(self.value_network, preserve_module_state=False):
             quantiles = net.quantile_values(obs, fractions)  # [B, N, A]
         quantiles_tm1 = _gather_action(quantiles, action)  # [B, N]
 
@@ -369,11 +381,6 @@ class IQNLoss(LossModule):
 
         loss = quantile_huber_loss(quantiles_tm1, target, fractions, self.kappa)  # [B]
         priority = loss.detach()
-        tensordict.set(
-            self.tensor_keys.priority,
-            priority.reshape(*batch_shape, 1).to(tensordict.device or loss.device),
-            inplace=True,
-        )
         weights = None
         if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in data.keys(True):
             weights = data.get(self.tensor_keys.priority_weight).reshape(batch)
@@ -381,13 +388,19 @@ class IQNLoss(LossModule):
         if self.reduction == "none":
             loss = loss.reshape(batch_shape)
         q_tm1 = quantiles.detach().mean(-2)  # online Q(s, .) from the N online samples
-        out = TensorDict(
-            loss=loss,
-            td_error=priority.mean(),
-            q_value=quantiles_tm1.detach().mean(),
-            action_gap=F.action_gap(q_tm1).mean(),
+        diagnostics = {
+            "td_error": priority.mean(),
+            "q_value": quantiles_tm1.detach().mean(),
+            "action_gap": F.action_gap(q_tm1).mean(),
             **diagnostics,
-        )
+        }
+        return loss, priority.reshape(*batch_shape, 1), diagnostics
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Loss of a batch sampled from the replay buffer; writes ``"td_error"`` in place."""
+        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self.value_network_params)
+        tensordict.set(self.tensor_keys.priority, priority.to(tensordict.device or priority.device), inplace=True)
+        out = TensorDict(loss=loss, **diagnostics)
         self._clear_weakrefs(tensordict, out, "value_network_params", "target_value_network_params")
         return out
 

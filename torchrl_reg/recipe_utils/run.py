@@ -85,7 +85,8 @@ def make_update(
 
     With ``compile`` and a loss that exposes ``loss_and_outputs(tensordict, params)`` (the
     regularized DQN family with ``fusable_update = True``: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
-    :class:`~torchrl_reg.objectives.AdvantageLearningLoss`, :class:`~torchrl_reg.objectives.MIRLLoss`) and a plain :class:`torch.optim.Adam`, the whole step is fused into one compiled graph
+    :class:`~torchrl_reg.objectives.AdvantageLearningLoss`, :class:`~torchrl_reg.objectives.MIRLLoss`,
+    :class:`~torchrl_reg.objectives.IQNLoss`, :class:`~torchrl_reg.objectives.MunchausenIQNLoss`) and a plain :class:`torch.optim.Adam`, the whole step is fused into one compiled graph
     (:class:`FusedAdamUpdate`: gradients by ``torch.func.grad``, Adam on the optimizer's own state);
     ``fused=False`` keeps the generic path, ``fused=True`` raises if fusion is not possible.
     The generic path compiles the loss and the optimizer step around an eager backward.
