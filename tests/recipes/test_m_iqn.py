@@ -20,7 +20,7 @@ from torchrl_reg.recipe_utils import compose_config  # noqa: E402
 TINY = {
     "cartpole": ["collector.total_frames=256", "collector.num_envs=2", "collector.frames_per_batch=64",
                  "optim.learning_starts=64", "buffer.batch_size=16", "eval.episodes=1", "eval.max_steps=50"],
-    "minatar": ["collector.total_frames=128", "collector.frames_per_batch=32", "optim.learning_starts=32",
+    "minatar": ["compile=false", "collector.total_frames=128", "collector.frames_per_batch=32", "optim.learning_starts=32",
                 "buffer.size=500", "eval.episodes=1", "eval.max_steps=30"],
     "atari": ["collector.total_frames=48", "collector.num_envs=2", "collector.frames_per_batch=16",
               "optim.learning_starts=16", "buffer.size=200", "buffer.storage=tensor", "loss.num_quantiles=8",
