@@ -50,7 +50,7 @@ class ImplicitQLoss(LossModule):
 
     :math:`\gamma` lives in the value estimator (``loss.make_value_estimator(gamma=...)``,
     TD(0) only); a terminated transition cuts the bootstrap, a truncated one does not,
-    and after TorchRL's ``MultiStep`` the discount is ``gamma ** steps_to_next_obs``
+    and after :class:`torchrl_reg.data.MultiStep` the discount is ``gamma ** steps_to_next_obs``
     (the Munchausen term then rewards the first action of the n-step segment).
     Train both networks with one optimizer over ``loss.parameters()`` and update the
     targets with ``SoftUpdate(loss, eps=0.995)`` (SAC's Polyak rate 0.005, as in the paper).
@@ -105,7 +105,7 @@ class ImplicitQLoss(LossModule):
             priority: where the squared TD error is written in place. Defaults to ``"td_error"``.
             priority_weight: importance weights of a prioritized buffer. Defaults to ``"priority_weight"``.
             steps_to_next_obs: number of steps to the bootstrap state, written by
-                :class:`~torchrl.envs.transforms.MultiStep`. Defaults to ``"steps_to_next_obs"``.
+                :class:`torchrl_reg.data.MultiStep`. Defaults to ``"steps_to_next_obs"``.
         """
 
         action: NestedKey = "action"
@@ -201,7 +201,7 @@ class ImplicitQLoss(LossModule):
     def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> ImplicitQLoss:
         """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
 
-        TD(0) only: n-step returns come from :class:`~torchrl.envs.transforms.MultiStep`.
+        TD(0) only: n-step returns come from :class:`torchrl_reg.data.MultiStep`.
         A :class:`~torchrl.objectives.value.ValueEstimatorBase` instance or subclass is accepted, as in TorchRL.
         """
         if value_type is None:

@@ -159,7 +159,7 @@ class IQNLoss(LossModule):
 
     Gamma and n-step discounting live in the value estimator:
     ``loss.make_value_estimator(gamma=0.99)`` (TD(0) on each target sample, ``gamma **
-    steps_to_next_obs`` when TorchRL's ``MultiStepTransform`` wrote that key; ``terminated``
+    steps_to_next_obs`` when :class:`torchrl_reg.data.MultiStepTransform` wrote that key; ``terminated``
     cuts the bootstrap, ``truncated`` does not). The per-transition loss is written in place
     under ``"td_error"`` as the replay priority.
 
@@ -182,7 +182,7 @@ class IQNLoss(LossModule):
             priority: where the per-transition loss is written for prioritized replay (``"td_error"``).
             priority_weight: importance weights of prioritized replay (``"priority_weight"``).
             reward, done, terminated: read under ``"next"``.
-            steps_to_next_obs: n-step horizon written by TorchRL's ``MultiStepTransform``.
+            steps_to_next_obs: n-step horizon written by :class:`torchrl_reg.data.MultiStepTransform`.
         """
 
         advantage: NestedKey = "advantage"
@@ -299,7 +299,7 @@ class IQNLoss(LossModule):
 
     def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> IQNLoss:
         """Set the discount: ``loss.make_value_estimator(gamma=0.99)`` (TD(0) only; n-step
-        returns come from TorchRL's ``MultiStepTransform``)."""
+        returns come from :class:`torchrl_reg.data.MultiStepTransform`)."""
         if value_type is None:
             value_type = self.default_value_estimator
         if isinstance(value_type, ValueEstimatorBase) or (

@@ -99,7 +99,7 @@ class MIRLLoss(RegularizedDQNLossBase):
         reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``.
 
     gamma is given to the value estimator: ``loss.make_value_estimator(gamma=0.99)``; n-step
-    returns come from TorchRL's ``MultiStep`` (``gamma ** steps_to_next_obs``); ``terminated``
+    returns come from :class:`torchrl_reg.data.MultiStep` (``gamma ** steps_to_next_obs``); ``terminated``
     cuts the bootstrap, ``truncated`` does not.
 
     Outputs ``loss`` and detached diagnostics: ``beta``, ``prior_entropy`` (entropy of rho),
