@@ -127,3 +127,14 @@ def test_large_q_small_differences_survive_in_float32():
 def test_bad_tau(tau):
     with pytest.raises(ValueError, match="tau must be a finite number > 0"):
         F.soft_value(Q, tau)
+
+
+def test_tensor_temperatures_pass_through_the_equations_but_not_the_checks():
+    """0-dim tensor temperatures (MIRL's beta buffer) go through the equations without a host sync;
+    the checks that guard constructors and setters still refuse bad values given as tensors."""
+    q = torch.tensor([[1.0, 2.0, 0.5]])
+    torch.testing.assert_close(F.soft_value(q, torch.tensor(0.3)), F.soft_value(q, 0.3))
+    with pytest.raises(ValueError, match="tau must be a finite number > 0, got tau=-1.0"):
+        F.check_tau(torch.tensor(-1.0))
+    with pytest.raises(ValueError, match="beta must be a finite number > 0, got beta=0.0"):
+        F.check_beta(torch.tensor(0.0))

@@ -55,19 +55,21 @@ __all__ = [
 ]
 
 
-def check_tau(tau: float | torch.Tensor) -> float | torch.Tensor:
-    """Return ``tau`` as a float, raising if it is not a finite positive number.
-
-    A 0-dim tensor is returned as it is, unchecked: reading its value would synchronize with the
-    device and break a compiled graph; such a temperature (MIRL's adaptive ``1 / beta``) is
-    checked where it is set (:meth:`~torchrl_reg.modules.mirl.ActionPrior.set_beta`).
-    """
-    if isinstance(tau, torch.Tensor) and tau.ndim == 0:
-        return tau
+def check_tau(tau: float) -> float:
+    """Return ``tau`` as a float, raising if it is not a finite positive number."""
     tau = float(tau)
     if not tau > 0 or tau == float("inf"):
         raise ValueError(f"tau must be a finite number > 0, got tau={tau}")
     return tau
+
+
+def _temperature(value: float | torch.Tensor, check) -> float | torch.Tensor:
+    """``check(value)`` for a number; a 0-dim tensor passes as it is, unchecked: reading its value would
+    synchronize with the device and break a compiled graph. Such a temperature (MIRL's adaptive beta,
+    a buffer) is checked where it is set (:meth:`~torchrl_reg.modules.mirl.ActionPrior.set_beta`)."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0:
+        return value
+    return check(value)
 
 
 def _gather(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,7 @@ def soft_value_and_scaled_log_policy(q: torch.Tensor, tau: float) -> tuple[torch
     log-policy is formed from ``q - max q`` (exact) rather than ``q - V`` (which would
     lose the small differences of large q-values in float32).
     """
-    tau = check_tau(tau)
+    tau = _temperature(tau, check_tau)
     q_max = q.max(dim=-1, keepdim=True).values
     advantage = q - q_max
     soft_part = tau * torch.logsumexp(advantage / tau, dim=-1, keepdim=True)
@@ -103,7 +105,7 @@ def scaled_log_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
 def boltzmann_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
     r"""Boltzmann (softmax) policy ``pi = softmax(q / tau)``, the greedy step of
     entropy-regularized policy iteration ([MRL], slide "Case study: DQN")."""
-    tau = check_tau(tau)
+    tau = _temperature(tau, check_tau)
     return torch.softmax((q - q.max(dim=-1, keepdim=True).values) / tau, dim=-1)
 
 
@@ -256,7 +258,7 @@ def action_gap(q: torch.Tensor) -> torch.Tensor:
 
 def policy_entropy(q: torch.Tensor, tau: float) -> torch.Tensor:
     """Entropy of ``softmax(q / tau)`` in nats, from the stable log-policy."""
-    log_pi = scaled_log_policy(q, tau) / check_tau(tau)
+    log_pi = scaled_log_policy(q, tau) / _temperature(tau, check_tau)
     return -(log_pi.exp() * log_pi).sum(-1)
 
 
@@ -268,11 +270,8 @@ def policy_entropy(q: torch.Tensor, tau: float) -> torch.Tensor:
 # so they reuse the stable implementations above (one equation, one implementation).
 
 
-def check_beta(beta: float | torch.Tensor) -> float | torch.Tensor:
-    """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0
-    (a 0-dim tensor is returned unchecked, as in :func:`check_tau`)."""
-    if isinstance(beta, torch.Tensor) and beta.ndim == 0:
-        return beta
+def check_beta(beta: float) -> float:
+    """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0."""
     beta = float(beta)
     if not beta > 0 or beta == float("inf"):
         raise ValueError(f"beta must be a finite number > 0, got beta={beta}")
@@ -311,7 +310,7 @@ def _tau_and_shifted_q(
 
     A tensor ``beta`` is cast to ``q``'s dtype first, so that ``1 / beta`` is as exact as with a
     Python float."""
-    beta = check_beta(beta)
+    beta = _temperature(beta, check_beta)
     tau = 1.0 / (beta.to(q.dtype) if isinstance(beta, torch.Tensor) else beta)
     return tau, q + tau * torch.log(rho.to(q.dtype))
 
