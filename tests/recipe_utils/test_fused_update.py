@@ -184,3 +184,30 @@ def test_fused_iqn_update_equals_eager_adam_in_float64(kind="m_iqn"):
             torch.testing.assert_close(b_fused["td_error"], b_eager["td_error"], rtol=1e-10, atol=1e-12)
     for a, b in zip(_params(fused_loss), _params(eager_loss)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_each_fused_update_has_its_own_graph_and_batch_layout_is_checked():
+    """The compiled step keeps tensor guards only, so two updates that differ in Python settings
+    (here alpha and max_grad_norm) must not share a graph; a batch reused after its priorities were
+    written is fine, a new batch size recompiles, and a batch with other keys is refused."""
+    g = torch.Generator().manual_seed(4)
+    batches = [_batch(16, g) for _ in range(3)]
+    runs = []
+    for alpha, max_grad_norm in ((0.9, None), (0.0, 0.01)):
+        eager_loss, eager_opt, _ = _build("m_dqn")
+        fused_loss, fused_opt, _ = _build("m_dqn")
+        eager_loss.alpha = fused_loss.alpha = alpha
+        eager = make_update(eager_loss, eager_opt, max_grad_norm=max_grad_norm, compile=False)
+        fused = make_update(fused_loss, fused_opt, max_grad_norm=max_grad_norm, compile=True, fused=True)
+        runs.append((eager, fused, eager_loss, fused_loss))
+    for i in range(4):
+        for eager, fused, _, _ in runs:
+            batch = batches[i % 3]  # reused: carries "td_error" from the previous pass
+            torch.testing.assert_close(fused(batch.clone())["loss"], eager(batch.clone())["loss"], rtol=1e-10, atol=1e-12)
+    eager, fused, eager_loss, fused_loss = runs[0]
+    bigger = _batch(24, g)
+    torch.testing.assert_close(fused(bigger.clone())["loss"], eager(bigger.clone())["loss"], rtol=1e-10, atol=1e-12)
+    for a, b in zip(_params(fused_loss), _params(eager_loss)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"same keys.*priority_weight|priority_weight.*same keys"):
+        fused(batches[0].clone().set("priority_weight", torch.ones(16, dtype=torch.float64)))

@@ -75,6 +75,8 @@ from torchrl_reg.recipe_utils.config import (
 )
 from torchrl_reg.recipe_utils.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
 from torchrl_reg.recipe_utils.envs import (
+    NATIVE_VECTOR_ENVS,
+    VectorCartPole,
     check_discrete_action_spec,
     get_env_state,
     make_env,
@@ -149,6 +151,8 @@ __all__ = [
     "FusedAdamUpdate",
     "make_single_env",
     "make_vector_env",
+    "NATIVE_VECTOR_ENVS",
+    "VectorCartPole",
     "mean_last",
     "num_actions",
     "plot_learning_curve",

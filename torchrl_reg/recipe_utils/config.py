@@ -58,6 +58,8 @@ class EnvConfig:
     screen_size: int = 84
     max_episode_steps: Optional[int] = None
     reward_clip: Optional[float] = None
+    # CartPole: one numpy-vectorized env (VectorCartPole) instead of a SyncVectorEnv of gym.make copies.
+    native_vector: bool = True
 
 
 @dataclass
