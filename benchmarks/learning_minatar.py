@@ -11,6 +11,13 @@ The issue's grid is 4 methods x {breakout, space_invaders, asterix} x 3 seeds at
 DQN and M-DQN run ``recipes/m_dqn.py`` (``loss=dqn`` / ``loss=m_dqn``), IQN and M-IQN
 ``recipes/m_iqn.py``, each with its MinAtar preset. Revisiting Rainbow (10M steps, figures
 only) found M-DQN > DQN on these games and M-IQN ~ IQN.
+
+DQN is shared with the MIRL benchmark (``benchmarks/learning_minatar_mirl.py``): ``mirl.py
+loss=dqn`` trains exactly what ``m_dqn.py loss=dqn`` trains (same preset, same random streams;
+``tests/recipes/test_mirl.py::test_dqn_baseline_trains_exactly_as_in_the_m_dqn_recipe``), so
+``--summarize`` counts its 1M-step DQN runs (``results/mirl/minatar/<Game>-dqn-seed<S>.json``;
+their greedy evaluations come every 250k steps instead of every 100k) for the (game, seed)
+pairs this script has not run itself. Only runs of ``--steps`` steps are summarized.
 """
 from __future__ import annotations
 
@@ -63,8 +70,30 @@ def t_quantile(n: int) -> float:
     return float(t.ppf(0.975, n - 1)) if n > 1 else math.nan
 
 
-def summarize() -> dict:
+MIRL_RESULTS = Path(__file__).parent / "results" / "mirl" / "minatar"
+
+
+def shared_dqn_runs(steps: int) -> list[dict]:
+    """The MIRL benchmark's DQN runs of ``steps`` steps, in this script's record format."""
+    runs = []
+    for game, name in GAMES.items():
+        for path in sorted(MIRL_RESULTS.glob(f"{name}-dqn-seed*.json")):
+            result = json.loads(path.read_text())
+            metrics = result["metrics"]
+            if metrics["frames"] < steps or metrics.get("status") != "completed":
+                continue
+            keep = ("frames", "updates", "wall_time_s", "steps_per_s", "final_return", "episodes", "eval_frames", "eval_returns")
+            runs.append({"method": "dqn", "game": game, "seed": result["seed"], "steps": steps,
+                         **{k: metrics[k] for k in keep}, "source": f"benchmarks/results/mirl/minatar/{path.name}",
+                         "command": result["command"]})
+    return runs
+
+
+def summarize(steps: int = 1_000_000) -> dict:
     runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*-seed*.json"))]
+    runs = [r for r in runs if r["steps"] == steps]
+    own = {(r["method"], r["game"], r["seed"]) for r in runs}
+    runs += [r for r in shared_dqn_runs(steps) if (r["method"], r["game"], r["seed"]) not in own]
     table: dict = {}
     for r in runs:
         table.setdefault(r["game"], {}).setdefault(r["method"], []).append(r)
@@ -81,6 +110,9 @@ def summarize() -> dict:
                 "final_eval_return_mean": mean,
                 "ci95_half_width": half,
                 "steps_per_s_mean": statistics.fmean(r["steps_per_s"] for r in rs),
+                "final_training_return_mean": statistics.fmean(r["final_return"] for r in rs),
+                "seeds": sorted(r["seed"] for r in rs),
+                "shared_from_mirl_benchmark": sorted(r["seed"] for r in rs if "source" in r),
             }
     (RESULTS / "summary.json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), "summary": summary}, indent=2))
     plot(table, summary, RESULTS / "summary.png")
@@ -119,7 +151,7 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.summarize:
-        print(json.dumps(summarize(), indent=2))
+        print(json.dumps(summarize(args.steps), indent=2))
         return
     if args.method is None:
         parser.error("--method is required unless --summarize is given")

@@ -146,3 +146,21 @@ def test_unknown_keys_are_refused(tmp_path):
         compose("loss.tau=0.03")
     with pytest.raises(ValueError, match=r"invalid config entry 'loss.alpha'.*Accepted keys.*'prior_lr'"):
         mirl.train({"loss": {"alpha": 0.9}, "run_dir": str(tmp_path)})
+
+
+def test_dqn_baseline_trains_exactly_as_in_the_m_dqn_recipe(tmp_path):
+    """``mirl.py loss=dqn`` and ``m_dqn.py loss=dqn`` build and train the same DQN (TorchRL's
+    DQNLoss, same preset, same random streams): the MinAtar benchmarks of issues 4 and 6 share
+    their DQN runs (``benchmarks/learning_minatar.py --summarize``), which holds only while this does."""
+    from recipes import m_dqn
+
+    small = [o for o in SMALL if not o.startswith("loss.")]
+    metrics = {}
+    for name, module in (("mirl", mirl), ("m_dqn", m_dqn)):
+        run_dir = tmp_path / name
+        cfg = compose_config(CONF, name, ["env=minatar", "env.name=SpaceInvaders", "loss=dqn", "seed=3",
+                                          *small, f"run_dir={run_dir}"])
+        metrics[name] = {k: v for k, v in module.train(cfg).items() if k not in ("wall_time_s", "steps_per_s", "run_dir")}
+        metrics[name]["logs"] = {p.name: p.read_text() for p in sorted((run_dir / "csv").rglob("*.csv"))}
+    assert metrics["mirl"]["updates"] > 0 and "loss.csv" in metrics["mirl"]["logs"]
+    assert metrics["mirl"] == metrics["m_dqn"]
