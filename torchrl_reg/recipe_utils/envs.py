@@ -381,7 +381,8 @@ def make_vector_env(cfg: Any, num_envs: int) -> gym.vector.VectorEnv:
 def make_env(cfg: Any, *, num_envs: int, seed: int | None = None, device: torch.device | str = "cpu") -> EnvBase:
     """The TorchRL env of a recipe: batch size ``[num_envs]``, categorical actions, seeded with ``seed``.
 
-    Copy ``i`` is seeded with ``seed + i`` (gymnasium's vector convention).
+    Copy ``i`` is seeded with ``seed + i`` (gymnasium's vector convention); a numpy-vectorized env
+    (:class:`VectorCartPole`) has one generator for all copies, seeded with ``seed``.
     """
     env = GymWrapper(make_vector_env(cfg, num_envs), categorical_action_encoding=True, device=device)
     if seed is not None:
