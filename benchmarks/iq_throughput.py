@@ -10,6 +10,11 @@ rotating between repeats; the median over repeats of the per-repeat ratio is rep
 Issue 5, section 6: target ratio (IQ time / SAC time) <= 1.
 
     nice -n 10 python benchmarks/iq_throughput.py --repeats 9 --steps 100
+
+``--compile`` times the updates the MuJoCo presets run instead (``compile: true``): IQ through
+``make_update``'s fused graph (loss, ``torch.func`` gradient and Adam over policy and value), SAC's
+loss + backward + Adam under ``torch.compile`` (as ``recipes/sac.py`` does), each next to its eager
+version; results in ``throughput_compiled.json``.
 """
 from __future__ import annotations
 
@@ -31,11 +36,13 @@ from torchrl.objectives import SACLoss, SoftUpdate
 
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+from torchrl_reg.recipe_utils import make_update
 
 RESULTS = Path(__file__).parent / "results" / "iq"
 # (observation dim, action dim) of the MuJoCo v5 tasks.
 TASKS = {"HalfCheetah-v5": (17, 6), "Hopper-v5": (11, 3), "Humanoid-v5": (348, 17)}
 METHODS = ("iq_multicategorical", "iq_gaussian", "sac")
+COMPILED_METHODS = ("iq_multicategorical", "iq_multicategorical_compiled", "sac", "sac_compiled")
 
 
 def _batch(obs_dim: int, spec: Bounded, batch: int) -> TensorDict:
@@ -54,6 +61,8 @@ def _batch(obs_dim: int, spec: Bounded, batch: int) -> TensorDict:
 
 
 def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: int, seed: int):
+    compiled = method.endswith("_compiled")
+    method = method.removesuffix("_compiled")
     torch.manual_seed(seed)
     spec = Bounded(low=-1.0, high=1.0, shape=(act_dim,))
     data = _batch(obs_dim, spec, batch)
@@ -82,6 +91,26 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
         keys = ("loss",)
     loss.make_value_estimator(gamma=0.99)
     updater = SoftUpdate(loss, eps=0.995)
+    if compiled:
+        if method == "sac":
+            def update(batch):  # recipes/sac.py's update, one Adam per loss as above
+                out = loss(batch)
+                sum(out[k] for k in keys).backward()
+                for optim in optims:
+                    optim.step()
+                for optim in optims:
+                    optim.zero_grad(set_to_none=True)
+                return out.detach()
+
+            update = torch.compile(update)
+        else:
+            update = make_update(loss, optims[0], max_grad_norm=None, compile=True, fused=True)
+
+        def compiled_step() -> None:
+            update(data.clone(False))
+            updater.step()
+
+        return compiled_step
 
     def step() -> None:
         out = loss(data)
@@ -111,32 +140,37 @@ def main() -> None:
     parser.add_argument("--num-bins", type=int, default=11)
     parser.add_argument("--tasks", nargs="+", default=["HalfCheetah-v5", "Humanoid-v5"], choices=list(TASKS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="eager vs compiled updates (throughput_compiled.json)")
     args = parser.parse_args()
+    methods = COMPILED_METHODS if args.compile else METHODS
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     results = {}
     for task in args.tasks:
         obs_dim, act_dim = TASKS[task]
-        steps = {m: make_step(m, obs_dim, act_dim, batch=args.batch, num_bins=args.num_bins, seed=0) for m in METHODS}
+        steps = {m: make_step(m, obs_dim, act_dim, batch=args.batch, num_bins=args.num_bins, seed=0) for m in methods}
         for step in steps.values():
             time_steps(step, max(args.steps // 5, 2))
-        times = {m: [] for m in METHODS}
+        times = {m: [] for m in methods}
         for r in range(args.repeats):
-            order = METHODS[r % len(METHODS):] + METHODS[: r % len(METHODS)]
+            order = methods[r % len(methods):] + methods[: r % len(methods)]
             for method in order:
                 times[method].append(time_steps(steps[method], args.steps))
-        ratios = {
-            m: [t / s for t, s in zip(times[m], times["sac"])] for m in ("iq_multicategorical", "iq_gaussian")
-        }
+        baseline = {m: "sac_compiled" if m.endswith("_compiled") else "sac" for m in methods if not m.startswith("sac")}
+        ratios = {m: [t / s for t, s in zip(times[m], times[baseline[m]])] for m in baseline}
         results[task] = {
             "obs_dim": obs_dim,
             "action_dim": act_dim,
-            "updates_per_s_median": {m: 1.0 / statistics.median(times[m]) for m in METHODS},
-            "ms_per_update_median": {m: 1e3 * statistics.median(times[m]) for m in METHODS},
+            "updates_per_s_median": {m: 1.0 / statistics.median(times[m]) for m in methods},
+            "ms_per_update_median": {m: 1e3 * statistics.median(times[m]) for m in methods},
             "time_ratio_vs_sac_median": {m: statistics.median(r) for m, r in ratios.items()},
             "time_ratio_vs_sac_min": {m: min(r) for m, r in ratios.items()},
             "time_ratio_vs_sac_max": {m: max(r) for m, r in ratios.items()},
         }
+        if args.compile:  # eager time / compiled time, per repeat
+            results[task]["compile_speedup_median"] = {
+                m: statistics.median(e / c for e, c in zip(times[m], times[f"{m}_compiled"])) for m in ("iq_multicategorical", "sac")
+            }
         print(task, json.dumps(results[task]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -151,11 +185,12 @@ def main() -> None:
         "target": "IQ time / SAC time <= 1 (IQ, a single loss, not slower than SAC's actor + critic + alpha update)",
         "results": results,
     }
-    (RESULTS / "throughput.json").write_text(json.dumps(payload, indent=2))
-    plot(results, RESULTS / "throughput.png")
+    name = "throughput_compiled" if args.compile else "throughput"
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    plot(results, RESULTS / f"{name}.png", methods)
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict, path: Path, methods: tuple[str, ...] = METHODS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,24 +199,27 @@ def plot(results: dict, path: Path) -> None:
     tasks = list(results)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     width = 0.25
-    colors = {"iq_multicategorical": "tab:blue", "iq_gaussian": "tab:cyan", "sac": "tab:orange"}
-    for i, method in enumerate(METHODS):
-        xs = [t + (i - 1) * width for t in range(len(tasks))]
+    width = 0.8 / len(methods)
+    colors = {"iq_multicategorical": "tab:blue", "iq_gaussian": "tab:cyan", "sac": "tab:orange",
+              "iq_multicategorical_compiled": "navy", "sac_compiled": "tab:red"}
+    for i, method in enumerate(methods):
+        xs = [t + (i - (len(methods) - 1) / 2) * width for t in range(len(tasks))]
         axes[0].bar(xs, [results[t]["updates_per_s_median"][method] for t in tasks], width, label=method,
                     color=colors[method])
     axes[0].set_xticks(range(len(tasks)), tasks)
     axes[0].set_ylabel("updates / s (median)")
     axes[0].set_title("Update throughput, batch 256, 2x256 MLPs")
     axes[0].legend(fontsize=8)
-    for i, method in enumerate(("iq_multicategorical", "iq_gaussian")):
-        xs = [t + (i - 0.5) * width for t in range(len(tasks))]
+    compared = [m for m in methods if not m.startswith("sac")]
+    for i, method in enumerate(compared):
+        xs = [t + (i - (len(compared) - 1) / 2) * width for t in range(len(tasks))]
         med = [results[t]["time_ratio_vs_sac_median"][method] for t in tasks]
         lo = [m - results[t]["time_ratio_vs_sac_min"][method] for m, t in zip(med, tasks)]
         hi = [results[t]["time_ratio_vs_sac_max"][method] - m for m, t in zip(med, tasks)]
         axes[1].bar(xs, med, width, yerr=[lo, hi], capsize=4, label=method, color=colors[method])
     axes[1].axhline(1.0, color="tab:red", ls="--", label="SAC (target <= 1)")
     axes[1].set_xticks(range(len(tasks)), tasks)
-    axes[1].set_ylabel("time per update / SAC's (median)")
+    axes[1].set_ylabel("time per update / SAC's (median; compiled vs compiled)")
     axes[1].set_title("IQ update cost relative to SACLoss")
     axes[1].legend(fontsize=8)
     fig.tight_layout()

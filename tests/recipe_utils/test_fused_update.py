@@ -211,3 +211,63 @@ def test_each_fused_update_has_its_own_graph_and_batch_layout_is_checked():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"same keys.*priority_weight|priority_weight.*same keys"):
         fused(batches[0].clone().set("priority_weight", torch.ones(16, dtype=torch.float64)))
+
+
+@pytest.mark.parametrize(("bootstrap", "max_grad_norm"), [("target", None), ("online", 0.5)])
+def test_fused_implicit_q_update_equals_eager_adam_in_float64(bootstrap, max_grad_norm):
+    """IQ / M-IQ: one loss of the policy and the value parameters (``fused_params``), one Adam over
+    both, Polyak targets; the online bootstrap (PCL / Trust-PCL) differentiates through V(s') too."""
+    from tensordict.nn import TensorDictModule
+    from torchrl.modules import ProbabilisticActor, ValueOperator
+    from torchrl.objectives import SoftUpdate
+
+    from torchrl_reg.modules.policies import FactorizedCategorical
+    from torchrl_reg.objectives import ImplicitQLoss
+
+    low, high = torch.tensor([-1.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64)
+
+    def build():
+        torch.manual_seed(0)
+        pnet = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2 * 5), nn.Unflatten(-1, (2, 5))).double()
+        vnet = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1)).double()
+        actor = ProbabilisticActor(
+            TensorDictModule(pnet, in_keys=["observation"], out_keys=["logits"]),
+            in_keys=["logits"], distribution_class=FactorizedCategorical, distribution_kwargs={"low": low, "high": high},
+        )
+        loss = ImplicitQLoss(actor, ValueOperator(vnet, in_keys=["observation"]), tau=0.3, alpha=0.9, bootstrap=bootstrap)
+        loss.make_value_estimator(gamma=0.9)
+        return loss, torch.optim.Adam(loss.parameters(), lr=1e-2), SoftUpdate(loss, tau=0.05)
+
+    g = torch.Generator().manual_seed(5)
+
+    def batch(n):
+        index = torch.randint(5, (n, 2), generator=g)
+        terminated = torch.rand(n, 1, generator=g) < 0.2
+        return TensorDict({
+            "observation": torch.randn(n, 3, generator=g, dtype=torch.float64),
+            "action": low + (high - low) * index / 4,
+            "next": {"observation": torch.randn(n, 3, generator=g, dtype=torch.float64),
+                     "reward": torch.randn(n, 1, generator=g, dtype=torch.float64),
+                     "terminated": terminated, "done": terminated.clone()},
+        }, [n])
+
+    batches = [batch(32) for _ in range(5)]
+    (eager_loss, eager_opt, eager_target), (fused_loss, fused_opt, fused_target) = build(), build()
+    eager = make_update(eager_loss, eager_opt, max_grad_norm=max_grad_norm, compile=False)
+    fused = make_update(fused_loss, fused_opt, max_grad_norm=max_grad_norm, compile=True)
+    assert isinstance(fused, FusedAdamUpdate)
+    for i in range(15):
+        b_eager, b_fused = batches[i % 5].clone(), batches[i % 5].clone()
+        out_eager = eager(b_eager)
+        with torch._dynamo.config.patch(error_on_recompile=i > 0):
+            out_fused = fused(b_fused)
+        eager_target.step()
+        fused_target.step()
+        assert set(out_fused.keys()) == set(out_eager.keys())
+        for key in out_eager.keys():
+            torch.testing.assert_close(out_fused[key], out_eager[key], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(b_fused["td_error"], b_eager["td_error"], rtol=1e-10, atol=1e-12)
+    state = (fused_loss.state_dict(), eager_loss.state_dict())
+    assert len(state[0]) == len(state[1]) > 8  # online and target parameters of both networks
+    for key, value in state[1].items():
+        torch.testing.assert_close(state[0][key], value, rtol=1e-10, atol=1e-12)

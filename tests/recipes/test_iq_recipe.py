@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ def _tiny(run_dir: Path, **extra: str) -> list[str]:
         "checkpoint.interval": "150",
         "logger.interval": "100",
         "logger.progress_bar": "false",
+        "compile": "false",  # the compiled updates have their own tests (and one smoke run below)
     }
     overrides.update(extra)
     return [f"{k}={v}" for k, v in overrides.items()]
@@ -44,6 +46,7 @@ def test_presets_compose_and_hold_the_paper_hyperparameters(env):
         assert c.network == cfg.network and c.loss.polyak == 0.005 and c.loss.gamma == 0.99
     assert (cfg.loss.alpha, cfg.loss.tau, cfg.loss.bootstrap) == (0.9, 0.01, "target")
     assert (cfg.policy.kind, cfg.policy.num_bins) == ("multicategorical", 11)
+    assert cfg.compile == sac_cfg.compile == (env != "pendulum")
     if env != "pendulum":
         assert cfg.network.hidden == [256, 256] and cfg.optim.lr == 3e-4
         assert cfg.buffer.batch_size == 256 and cfg.buffer.size == 1_000_000
@@ -120,6 +123,19 @@ def test_sac_smoke_on_pendulum(tmp_path):
 def test_iq_smoke_on_mujoco(tmp_path, env):
     metrics = iq.train(compose_config(CONF, "iq", _tiny(tmp_path, env=env)))
     _check_run_dir(tmp_path, metrics)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", [iq, sac], ids=["iq", "sac"])
+def test_compiled_update_of_the_mujoco_presets(tmp_path, recipe):
+    """The MuJoCo presets compile the update (IQ: one fused graph of policy and value; SAC: around
+    its eager backward); a tiny run goes through it and logs finite losses (~1 min of compilation)."""
+    name = recipe.__name__.split(".")[-1]
+    metrics = recipe.train(compose_config(CONF, name, _tiny(tmp_path, env="halfcheetah", compile="true")))
+    _check_run_dir(tmp_path, metrics)
+    losses = (tmp_path / "csv" / "scalars" / "train").glob("loss*.csv")
+    values = [float(line.split(",")[1]) for path in losses for line in path.read_text().splitlines() if line]
+    assert values and all(map(math.isfinite, values))
 
 
 @pytest.mark.slow

@@ -242,13 +242,29 @@ class ImplicitQLoss(LossModule):
             # No closed form (tanh-Gaussian): one-sample Monte-Carlo estimate.
             return -dist.log_prob(dist.sample())
 
-    @dispatch
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Eq. (2) on a batch of transitions; writes the squared TD error in place under the priority key."""
+    #: ``make_update(..., compile=True)`` fuses loss, gradient and Adam into one graph (both networks).
+    fusable_update = True
+
+    @property
+    def fused_params(self) -> TensorDictBase:
+        """The trainable parameters as one tree, ``{"policy": ..., "value": ...}``: what the fused
+        update of :func:`torchrl_reg.recipe_utils.make_update` differentiates and steps."""
+        return TensorDict({"policy": self.policy_network_params, "value": self.value_network_params}, batch_size=[])
+
+    def loss_and_outputs(
+        self, tensordict: TensorDictBase, params: TensorDictBase
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (2) as a function of the online parameters ``params`` (the tree of :attr:`fused_params`):
+        ``(loss, priority, diagnostics)``, reduced as ``reduction`` says.
+
+        :meth:`forward` is this function at :attr:`fused_params`, followed by the in-place priority
+        write; it neither writes to ``tensordict`` nor reads the online parameters from the module,
+        so that ``torch.func.grad`` can differentiate it with respect to ``params``.
+        """
         action = tensordict.get(self.tensor_keys.action)
         next_td = tensordict.get("next")
-        log_pi, dist = self._log_prob(self.policy_network_params, tensordict, action)
-        value = self._state_value(self.value_network_params, tensordict).squeeze(-1)
+        log_pi, dist = self._log_prob(params["policy"], tensordict, action)
+        value = self._state_value(params["value"], tensordict).squeeze(-1)
         implicit_q = self.tau * log_pi + value
 
         with torch.no_grad():
@@ -257,14 +273,13 @@ class ImplicitQLoss(LossModule):
             with torch.no_grad():
                 next_value = self._state_value(self.target_value_network_params, next_td)
         else:
-            next_value = self._state_value(self.value_network_params, next_td)
+            next_value = self._state_value(params["value"], next_td)
         target = self.value_estimator.value_estimate(tensordict, next_value=next_value).squeeze(-1)
         target = target + self.alpha * self.tau * log_pi_target
 
         loss = distance_loss(implicit_q, target, self.loss_function)
         with torch.no_grad():
             td_error = (target - implicit_q).pow(2)
-        tensordict.set(self.tensor_keys.priority, td_error.unsqueeze(-1), inplace=True)
         weights = None
         if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in tensordict.keys(True):
             weights = tensordict.get(self.tensor_keys.priority_weight).view(loss.shape)
@@ -278,10 +293,17 @@ class ImplicitQLoss(LossModule):
                 "implicit_q": implicit_q,
                 "td_error": td_error,
             }
-        if self.reduction == "none":
-            td_out = TensorDict({"loss": loss, **diagnostics}, batch_size=tensordict.batch_size)
-        else:
-            td_out = TensorDict({"loss": loss, **{k: v.mean() for k, v in diagnostics.items()}})
+            if self.reduction != "none":
+                diagnostics = {k: v.mean() for k, v in diagnostics.items()}
+        return loss, td_error.unsqueeze(-1), diagnostics
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Eq. (2) on a batch of transitions; writes the squared TD error in place under the priority key."""
+        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self.fused_params)
+        tensordict.set(self.tensor_keys.priority, priority, inplace=True)
+        batch_size = tensordict.batch_size if self.reduction == "none" else []
+        td_out = TensorDict({"loss": loss, **diagnostics}, batch_size=batch_size)
         self._clear_weakrefs(
             tensordict,
             td_out,

@@ -88,7 +88,9 @@ def make_update(
     With ``compile`` and a loss that exposes ``loss_and_outputs(tensordict, params)`` (the
     regularized DQN family with ``fusable_update = True``: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
     :class:`~torchrl_reg.objectives.AdvantageLearningLoss`, :class:`~torchrl_reg.objectives.MIRLLoss`,
-    :class:`~torchrl_reg.objectives.IQNLoss`, :class:`~torchrl_reg.objectives.MunchausenIQNLoss`) and a plain :class:`torch.optim.Adam`, the whole step is fused into one compiled graph
+    :class:`~torchrl_reg.objectives.IQNLoss`, :class:`~torchrl_reg.objectives.MunchausenIQNLoss`, and
+    :class:`~torchrl_reg.objectives.ImplicitQLoss` over policy and value together) and a plain
+    :class:`torch.optim.Adam` over exactly those parameters, the whole step is fused into one compiled graph
     (:class:`FusedAdamUpdate`: gradients by ``torch.func.grad``, Adam on the optimizer's own state);
     ``fused=False`` keeps the generic path, ``fused=True`` raises if fusion is not possible.
     The generic path compiles the loss and the optimizer step around an eager backward.
@@ -118,6 +120,14 @@ def make_update(
         return out
 
     return torch.compile(update) if compile else update
+
+
+def _fused_params(loss_module: torch.nn.Module) -> TensorDictBase:
+    """What the fused update differentiates: ``loss_module.fused_params`` if the loss defines it
+    (e.g. policy and value of :class:`~torchrl_reg.objectives.ImplicitQLoss`), else its online
+    value-network parameters."""
+    params = getattr(loss_module, "fused_params", None)
+    return loss_module.value_network_params if params is None else params
 
 
 def _tensor_leaves(
@@ -161,7 +171,7 @@ class FusedAdamUpdate:
         self.loss_module = loss_module
         self.optimizer = optimizer
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.params = loss_module.value_network_params
+        self.params = _fused_params(loss_module)
         self.keys = list(self.params.keys(True, True))
         self.leaves = [self.params.get(key) for key in self.keys]
         self.priority_key = loss_module.tensor_keys.priority
@@ -206,10 +216,10 @@ class FusedAdamUpdate:
         if isinstance(group["lr"], torch.Tensor):
             return "a tensor learning rate is not supported by the fused step"
         trainable = {id(p) for p in loss_module.parameters() if p.requires_grad}
-        online = {id(p) for p in loss_module.value_network_params.values(True, True)}
+        online = {id(p) for p in _fused_params(loss_module).values(True, True)}
         in_group = {id(p) for p in group["params"]}
         if in_group != trainable or trainable != online:
-            return "the optimizer's parameters must be exactly the loss's online value-network parameters"
+            return "the optimizer's parameters must be exactly the loss's online parameters (fused_params)"
         return None
 
     def _state(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
