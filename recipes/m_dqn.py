@@ -19,19 +19,25 @@ checkpoint.pt, metrics.json, learning_curve.png, resume, stop signals) is docume
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import os
 
-import hydra
-import torch
-from omegaconf import DictConfig, OmegaConf
-from tensordict.nn import TensorDictSequential
-from torchrl.modules import QValueActor
-from torchrl.objectives import DQNLoss, HardUpdate
+# The Atari frame resize is a small numpy matmul: a multi-threaded BLAS makes it up to ~50x slower
+# on a busy 2-core machine (see recipes/m_iqn.py). Must be set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
-from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
-from torchrl_reg.recipe_utils import (
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from tensordict.nn import TensorDictSequential  # noqa: E402
+from torchrl.modules import QValueActor  # noqa: E402
+from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
+
+from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
+from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss  # noqa: E402
+from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     RecipeConfig,
     RecipeRun,

@@ -20,20 +20,26 @@ stop signals, metrics.json, learning_curve.png) come from :mod:`torchrl_reg.reci
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+import os
 
-import hydra
-import torch
-from omegaconf import DictConfig, OmegaConf
-from tensordict.nn import TensorDictSequential
-from torchrl.modules import QValueActor
-from torchrl.objectives import DQNLoss, HardUpdate
+# The Atari frame resize is a small numpy matmul: a multi-threaded BLAS makes it up to ~50x slower
+# on a busy 2-core machine (see recipes/m_iqn.py). Must be set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
-from torchrl_reg.modules.mirl import PriorEGreedyModule
-from torchrl_reg.objectives.mirl import BETA_SCHEDULES, VARIANTS, MIRLLoss
-from torchrl_reg.recipe_utils import (
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any, Optional  # noqa: E402
+
+import hydra  # noqa: E402
+import torch  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from tensordict.nn import TensorDictSequential  # noqa: E402
+from torchrl.modules import QValueActor  # noqa: E402
+from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
+
+from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
+from torchrl_reg.modules.mirl import PriorEGreedyModule  # noqa: E402
+from torchrl_reg.objectives.mirl import BETA_SCHEDULES, VARIANTS, MIRLLoss  # noqa: E402
+from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     RecipeConfig,
     check_choice,
@@ -54,7 +60,7 @@ from torchrl_reg.recipe_utils import (
     structured,
     validate_recipe_config,
 )
-from torchrl_reg.recipe_utils.run import RecipeRun, make_update
+from torchrl_reg.recipe_utils.run import RecipeRun, make_update  # noqa: E402
 
 LOSSES = (*VARIANTS, "dqn")
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
