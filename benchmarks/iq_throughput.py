@@ -219,7 +219,7 @@ def plot(results: dict, path: Path, methods: tuple[str, ...] = METHODS) -> None:
         axes[1].bar(xs, med, width, yerr=[lo, hi], capsize=4, label=method, color=colors[method])
     axes[1].axhline(1.0, color="tab:red", ls="--", label="SAC (target <= 1)")
     axes[1].set_xticks(range(len(tasks)), tasks)
-    axes[1].set_ylabel("time per update / SAC's (median; compiled vs compiled)")
+    axes[1].set_ylabel("time per update / SAC's (median)")
     axes[1].set_title("IQ update cost relative to SACLoss")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
