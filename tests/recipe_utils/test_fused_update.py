@@ -209,6 +209,8 @@ def test_each_fused_update_has_its_own_graph_and_batch_layout_is_checked():
     torch.testing.assert_close(fused(bigger.clone())["loss"], eager(bigger.clone())["loss"], rtol=1e-10, atol=1e-12)
     for a, b in zip(_params(fused_loss), _params(eager_loss)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    reordered = TensorDict({"next": bigger["next"].clone(), "action": bigger["action"], "observation": bigger["observation"]}, [24])
+    torch.testing.assert_close(fused(reordered)["loss"], eager(bigger.clone())["loss"], rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match=r"same keys.*priority_weight|priority_weight.*same keys"):
         fused(batches[0].clone().set("priority_weight", torch.ones(16, dtype=torch.float64)))
 

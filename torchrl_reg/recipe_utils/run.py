@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import time
 import types
-from functools import partial
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -282,11 +282,14 @@ class FusedAdamUpdate:
         if self._batch_keys is None:
             self._batch_keys, self._batch_dims = keys, batch.batch_dims
         elif keys != self._batch_keys:
-            raise ValueError(
-                "the fused update was traced for batches with keys "
-                f"{sorted(self._batch_keys)}, got a batch with keys {sorted(keys)}; every batch must "
-                "carry the same keys (build a new update with make_update for another layout)"
-            )
+            by_key = dict(zip(keys, leaves))
+            if len(by_key) != len(self._batch_keys) or any(key not in by_key for key in self._batch_keys):
+                raise ValueError(
+                    "the fused update was traced for batches with keys "
+                    f"{sorted(self._batch_keys)}, got a batch with keys {sorted(keys)}; every batch must "
+                    "carry the same keys (build a new update with make_update for another layout)"
+                )
+            leaves = [by_key[key] for key in self._batch_keys]  # same keys, another insertion order
         loss, priority, diagnostics = self._step(leaves, *self._state(), self._hyper)
         batch.set(self.priority_key, priority, inplace=True)
         return TensorDict({"loss": loss, **diagnostics})
