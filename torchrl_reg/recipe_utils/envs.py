@@ -369,10 +369,9 @@ def make_vector_env(cfg: Any, num_envs: int) -> gym.vector.VectorEnv:
     With ``cfg.native_vector`` and an id of :data:`NATIVE_VECTOR_ENVS`, one numpy-vectorized env
     (e.g. :class:`VectorCartPole`); otherwise a gymnasium ``SyncVectorEnv`` of ``make_single_env`` copies.
     """
-    native = NATIVE_VECTOR_ENVS.get(cfg.name) if cfg.family == "classic" and getattr(cfg, "native_vector", False) else None
-    if native is not None:
-        env_cls, max_steps = native
-        return env_cls(num_envs, max_episode_steps=cfg.max_episode_steps if cfg.max_episode_steps is not None else max_steps)
+    if cfg.native_vector and cfg.family == "classic" and cfg.name in NATIVE_VECTOR_ENVS:
+        env_cls, max_steps = NATIVE_VECTOR_ENVS[cfg.name]
+        return env_cls(num_envs, max_episode_steps=max_steps if cfg.max_episode_steps is None else cfg.max_episode_steps)
     return gym.vector.SyncVectorEnv(
         [partial(make_single_env, cfg)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
     )
