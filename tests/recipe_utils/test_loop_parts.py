@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -102,7 +103,9 @@ def test_uniform_minibatches_one_call_and_prioritized_one_at_a_time():
     data = TensorDict({"observation": torch.arange(50.0)[:, None], "td_error": torch.ones(50, 1)}, [50])
     buffer = make_replay_buffer(BufferConfig(size=50, batch_size=8))
     buffer.extend(data)
-    batches = list(sample_minibatches(buffer, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the deliberate 4 x 8 draw must not warn about batch sizes
+        batches = list(sample_minibatches(buffer, 4))
     assert len(batches) == 4 and all(b.shape == torch.Size([8]) for b in batches)
     prioritized = make_replay_buffer(BufferConfig(size=50, batch_size=8, prioritized=True))
     prioritized.extend(data)

@@ -1,6 +1,7 @@
 """Collector and replay buffer builders (TorchRL ``Collector``, ``TensorDictReplayBuffer``)."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,11 @@ def sample_minibatches(buffer: TensorDictReplayBuffer, num: int) -> Iterator[Ten
             yield buffer.sample()
         return
     batch_size = buffer.batch_size
-    batches = buffer.sample(batch_size * num).reshape(num, batch_size)
+    with warnings.catch_warnings():
+        # Drawing num batches at once is deliberate, not the size conflict TorchRL warns about.
+        warnings.filterwarnings("ignore", message="Got conflicting batch_sizes", category=UserWarning)
+        batches = buffer.sample(batch_size * num)
+    batches = batches.reshape(num, batch_size)
     # Indexing (not unbind) gives each minibatch the same strides, so a compiled update is reused.
     for k in range(num):
         yield batches[k]
