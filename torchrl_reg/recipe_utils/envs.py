@@ -11,7 +11,8 @@ Families (``EnvConfig.family``):
 * ``classic``: any gymnasium id with a vector observation (``CartPole-v1``, ``Acrobot-v1``).
 * ``minatar``: ``MinAtar/<Game>-v0`` (full action set), observation transposed to channels-first
   ``uint8`` (C, 10, 10); sticky actions are MinAtar's own (``sticky_action_prob``, 0.1 in
-  Revisiting Rainbow).
+  Revisiting Rainbow). gymnasium's advice to upgrade to ``v1`` (the minimal action set) is
+  silenced: the full set is deliberate.
 * ``atari``: ALE v5 with the Machado et al. (2018) / Dopamine protocol: sticky actions 0.25,
   frame skip 4 with a max-pool over the last two frames, grayscale, 84x84 area resize, 4-frame
   stack, life loss not terminal, episodes capped at 27k agent steps (108k frames). Rewards are
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from functools import partial
 from typing import Any
 
@@ -244,7 +246,10 @@ def make_single_env(cfg: Any) -> gym.Env:
             import minatar.gym
 
             minatar.gym.register_envs()
-        env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, disable_env_checker=True)
+        with warnings.catch_warnings():
+            # gymnasium advises v1 (MinAtar's minimal action set); the protocol wants the full set (v0)
+            warnings.filterwarnings("ignore", message=r".*MinAtar/\w+-v0 is out of date", category=DeprecationWarning)
+            env = gym.make(env_id, sticky_action_prob=cfg.sticky_action_prob, disable_env_checker=True)
         env = MinAtarChannelsFirst(env)
     else:
         env = AtariPreprocessing(
