@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from tensordict import TensorDict
 from torchrl.data import Bounded
-from torchrl.modules import MLP, ValueOperator
 from torchrl.objectives import SACLoss, SoftUpdate
 
+from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.recipe_utils import make_update
@@ -68,10 +68,7 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
     data = _batch(obs_dim, spec, batch)
     if method == "sac":
         actor = tanh_normal_policy(obs_dim, spec)
-        qvalue = ValueOperator(
-            MLP(in_features=obs_dim + act_dim, out_features=1, num_cells=[256, 256]),
-            in_keys=["observation", "action"],
-        )
+        qvalue = state_action_value_network(obs_dim, act_dim)
         loss = SACLoss(actor, qvalue, num_qvalue_nets=2, loss_function="l2", action_spec=spec)
         optims = [
             torch.optim.Adam(loss.actor_network_params.values(True, True), lr=3e-4),
@@ -85,7 +82,7 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
             data["action"] = policy(data.select("observation"))["action"].detach()
         else:
             policy = tanh_normal_policy(obs_dim, spec)
-        value = ValueOperator(MLP(in_features=obs_dim, out_features=1, num_cells=[256, 256]), in_keys=["observation"])
+        value = state_value_network(obs_dim)
         loss = ImplicitQLoss(policy, value, tau=0.01, alpha=0.9)
         optims = [torch.optim.Adam(loss.parameters(), lr=3e-4)]
         keys = ("loss",)

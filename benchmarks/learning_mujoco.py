@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,6 +48,14 @@ ANCHORS = {
 }
 
 
+def _code_version() -> str:
+    """The commit the run's code comes from, ``+dirty`` when tracked files differ from it."""
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    return (commit or "unknown") + ("+dirty" if dirty.strip() else "")
+
+
 def run(args: argparse.Namespace) -> Path:
     sys.path.insert(0, str(REPO))
     from recipes import iq, sac
@@ -66,6 +75,7 @@ def run(args: argparse.Namespace) -> Path:
         *args.override,
     ]
     cfg = compose_config(REPO / "recipes" / "conf", recipe_name, overrides)
+    code_version = _code_version()
     metrics = recipe.train(cfg)
     result = {
         "command": "python " + " ".join(sys.argv),
@@ -73,6 +83,7 @@ def run(args: argparse.Namespace) -> Path:
         "env": args.env,
         "seed": args.seed,
         "recipe": f"recipes/{recipe_name}.py",
+        "commit": code_version,
         "overrides": overrides,
         "metrics": metrics,
     }

@@ -32,9 +32,10 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torchrl.modules import MLP, ProbabilisticActor, ValueOperator
+from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SoftUpdate
 
+from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.recipe_utils import (
@@ -136,9 +137,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
     obs_dim = env.observation_spec["observation"].shape[-1]
     policy = make_policy(cfg, obs_dim, env.action_spec_unbatched).to(device)
-    value = ValueOperator(
-        MLP(in_features=obs_dim, out_features=1, num_cells=list(cfg.network.hidden)), in_keys=["observation"]
-    ).to(device)
+    value = state_value_network(obs_dim, num_cells=list(cfg.network.hidden)).to(device)
     loss_module = ImplicitQLoss(
         policy,
         value,

@@ -25,9 +25,9 @@ from typing import Any, Optional
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from torchrl.modules import MLP, ValueOperator
 from torchrl.objectives import SACLoss, SoftUpdate
 
+from torchrl_reg.modules.critics import state_action_value_network
 from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
@@ -102,10 +102,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     action_spec = env.action_spec_unbatched
     hidden = list(cfg.network.hidden)
     actor = tanh_normal_policy(obs_dim, action_spec, num_cells=hidden).to(device)
-    qvalue = ValueOperator(
-        MLP(in_features=obs_dim + action_spec.shape[-1], out_features=1, num_cells=hidden),
-        in_keys=["observation", "action"],
-    ).to(device)
+    qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
     loss_module = SACLoss(
         actor,
         qvalue,

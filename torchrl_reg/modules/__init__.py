@@ -1,6 +1,7 @@
 """Networks, policies and exploration modules."""
 from __future__ import annotations
 
+from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy, BoltzmannExploration
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.modules.mirl import ActionPrior, PriorEGreedyModule
@@ -14,5 +15,7 @@ __all__ = [
     "PriorEGreedyModule",
     "categorical_policy",
     "multicategorical_policy",
+    "state_action_value_network",
+    "state_value_network",
     "tanh_normal_policy",
 ]

@@ -276,6 +276,7 @@ class ImplicitQuantileNetwork(nn.Module):
             in_features=_check_positive_int("in_features", in_features),
             out_features=num_cells[-1],
             num_cells=num_cells[:-1],
+            activation_class=nn.ReLU,  # TorchRL's MLP defaults to Tanh; IQN's torso is ReLU (Dabney et al. 2018)
             activate_last_layer=True,
         )
         return cls(

@@ -81,12 +81,10 @@ class ImplicitQLoss(LossModule):
     the priority key, as by TorchRL's ``DQNLoss``).
 
     Examples:
-        >>> from torchrl.modules import MLP, ValueOperator
         >>> from torchrl.objectives import SoftUpdate
-        >>> from torchrl_reg.modules.policies import multicategorical_policy
+        >>> from torchrl_reg.modules import multicategorical_policy, state_value_network
         >>> policy = multicategorical_policy(obs_dim, env.action_spec, num_bins=11)
-        >>> value = ValueOperator(MLP(in_features=obs_dim, out_features=1, num_cells=[256, 256]),
-        ...                       in_keys=["observation"])
+        >>> value = state_value_network(obs_dim, num_cells=[256, 256])  # ReLU, SAC's critic torso
         >>> loss = ImplicitQLoss(policy, value, tau=0.01, alpha=0.9)
         >>> loss.make_value_estimator(gamma=0.99)
         >>> optim = torch.optim.Adam(loss.parameters(), lr=3e-4)
