@@ -10,7 +10,8 @@ of the evaluation return at each budget, next to Dopamine's SAC) and learning-cu
 
 Methods: ``m_iq`` (alpha 0.9), ``iq`` (alpha 0), ``iq_gaussian`` (M-IQ with a tanh-Gaussian
 policy), ``trust_pcl`` / ``pcl`` (online-value residual ablations) from ``recipes/iq.py``, and
-``sac`` from ``recipes/sac.py``; all with the recipes' MuJoCo preset (SAC's hyperparameters).
+``sac`` from ``recipes/sac.py`` (``sac_dopamine``: the same with Dopamine's reward scale 0.1, target
+entropy -dim(A)/2 and target actor, the protocol of the anchor numbers); all with the recipes' MuJoCo preset (SAC's hyperparameters).
 Extra ``--override key=value`` arguments go to the recipe config (e.g. shorter smoke runs).
 """
 from __future__ import annotations
@@ -40,7 +41,11 @@ METHODS = {
     "trust_pcl": ("iq", ["loss=trust_pcl"]),
     "pcl": ("iq", ["loss=pcl"]),
     "sac": ("sac", []),
+    # Dopamine's SAC protocol (sac.gin, where the anchors come from): rewards x0.1, target entropy
+    # -dim(A)/2 (added per env in run()), bootstrap action from a target copy of the actor.
+    "sac_dopamine": ("sac", ["loss.reward_scale=0.1", "loss.delay_actor=true"]),
 }
+ACTION_DIMS = {"HalfCheetah-v5": 6, "Hopper-v5": 3, "Walker2d-v5": 6, "Ant-v5": 8, "Humanoid-v5": 17, "Pendulum-v1": 1}
 # Dopamine's SAC baselines (gym v2, 5 seeds): mean, std of the return at 100k and 200k steps.
 ANCHORS = {
     "HalfCheetah-v5": {100_000: (5470.0, 548.0), 200_000: (7386.0, 284.0)},
@@ -68,6 +73,7 @@ def run(args: argparse.Namespace) -> Path:
     overrides = [
         f"env={ENVS[args.env]}",
         *method_overrides,
+        *([f"loss.target_entropy={-0.5 * ACTION_DIMS[args.env]}"] if args.method == "sac_dopamine" else []),
         f"seed={args.seed}",
         f"collector.total_frames={args.frames}",
         f"run_dir={run_dir}",

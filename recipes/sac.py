@@ -55,7 +55,14 @@ SAC_LOSS_KEYS = ("loss_actor", "loss_qvalue", "loss_alpha")
 
 @dataclass
 class SACLossConfig:
-    """SACLoss settings; ``target_entropy`` ``None`` is TorchRL's ``"auto"`` (``-dim(A)``)."""
+    """SACLoss settings; ``target_entropy`` ``None`` is TorchRL's ``"auto"`` (``-dim(A)``).
+
+    ``reward_scale`` multiplies the rewards the loss sees (the logged returns stay unscaled);
+    ``delay_actor`` samples the bootstrap action ``a' ~ pi(.|s')`` from a Polyak-averaged copy of
+    the actor. Haarnoja et al. 2018b: 1, -dim(A), False (the defaults). Dopamine's MuJoCo SAC
+    (``sac.gin``, the source of the published baselines) uses ``reward_scale=0.1``,
+    ``target_entropy=-dim(A)/2`` and one target copy of actor and critics (``delay_actor=true``).
+    """
 
     gamma: float = 0.99
     polyak: float = 0.005
@@ -63,6 +70,8 @@ class SACLossConfig:
     target_entropy: Optional[float] = None
     num_qvalue_nets: int = 2
     loss_function: str = "l2"
+    reward_scale: float = 1.0
+    delay_actor: bool = False
 
 
 @dataclass
@@ -82,6 +91,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.alpha_init", cfg.loss.alpha_init, 0.0, low_inclusive=False)
     check_positive_int("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)
+    check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
     if cfg.loss.target_entropy is not None:
         check_range("loss.target_entropy", cfg.loss.target_entropy)
     return cfg
@@ -111,6 +121,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         alpha_init=cfg.loss.alpha_init,
         action_spec=action_spec,
         target_entropy="auto" if cfg.loss.target_entropy is None else cfg.loss.target_entropy,
+        delay_actor=cfg.loss.delay_actor,
     )
     loss_module.make_value_estimator(gamma=cfg.loss.gamma)
     target_updater = SoftUpdate(loss_module, tau=cfg.loss.polyak)
@@ -142,6 +153,8 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
         t_update = time.perf_counter()
         for batch in sample_minibatches(replay_buffer, run.updates_due()):
+            if cfg.loss.reward_scale != 1.0:  # the sampled batch is a copy: the buffer keeps raw rewards
+                batch.set(("next", "reward"), batch.get(("next", "reward")) * cfg.loss.reward_scale)
             out = update(batch)  # actor, twin critics and temperature
             target_updater.step()  # Polyak averaging of the target critics
             if cfg.buffer.prioritized:

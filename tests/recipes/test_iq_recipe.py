@@ -90,6 +90,8 @@ def test_bad_sac_configs_fail_before_training(tmp_path):
         sac.train(compose_config(CONF, "sac", _tiny(tmp_path, env="pendulum", **{"loss.alpha_init": "0"})))
     with pytest.raises(ValueError, match="Box"):
         sac.train(compose_config(CONF, "sac", _tiny(tmp_path, env="pendulum", **{"env.name": "CartPole-v1"})))
+    with pytest.raises(ValueError, match="loss.reward_scale"):
+        sac.train(compose_config(CONF, "sac", _tiny(tmp_path, env="pendulum", **{"loss.reward_scale": "0"})))
 
 
 def _check_run_dir(run_dir: Path, metrics: dict) -> None:
@@ -116,6 +118,40 @@ def test_sac_smoke_on_pendulum(tmp_path):
     _check_run_dir(tmp_path, metrics)
     logged = {p.stem for p in (tmp_path / "csv" / "scalars" / "train").glob("*.csv")}
     assert {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"} <= logged
+
+
+def test_sac_reward_scale_and_delayed_actor_reach_the_loss(tmp_path, monkeypatch):
+    """Dopamine's protocol (``loss.reward_scale=0.1``, ``loss.delay_actor=true``): with the same seed, the
+    first update sees the same transitions, so its rewards must be exactly 0.1x those of the unscaled run;
+    and the bootstrap then uses a separate, Polyak-averaged copy of the actor."""
+    seen = {}
+
+    class SpySACLoss(sac.SACLoss):
+        def forward(self, tensordict):
+            seen.setdefault(self._tag, tensordict.get(("next", "reward")).clone())
+            return super().forward(tensordict)
+
+    monkeypatch.setattr(sac, "SACLoss", SpySACLoss)
+    runs = {}
+    for tag, extra in (("raw", {}), ("scaled", {"loss.reward_scale": "0.1", "loss.delay_actor": "true"})):
+        SpySACLoss._tag = tag
+        runs[tag] = sac.train(compose_config(CONF, "sac", _tiny(tmp_path / tag, env="pendulum", **extra)))
+    raw, scaled = seen["raw"], seen["scaled"]
+    assert raw.shape == (32, 1) and bool((raw < 0).all())  # Pendulum's rewards are negative costs
+    torch.testing.assert_close(scaled, 0.1 * raw)
+    assert runs["raw"]["status"] == runs["scaled"]["status"] == "completed"
+    state = torch.load(tmp_path / "scaled" / "checkpoint.pt", weights_only=False)
+    assert any("target_actor_network_params" in k for k in _flat_keys(state)), "no target copy of the actor"
+    raw_state = torch.load(tmp_path / "raw" / "checkpoint.pt", weights_only=False)
+    assert not any("target_actor_network_params" in k for k in _flat_keys(raw_state))
+
+
+def _flat_keys(obj, prefix=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _flat_keys(v, f"{prefix}{k}.")
+    else:
+        yield prefix
 
 
 @pytest.mark.slow
