@@ -111,6 +111,13 @@ def _eval_at(metrics: dict, frames: int) -> float | None:
     return points[-1][1]
 
 
+def _last_evals_mean(metrics: dict, count: int = 3) -> float | None:
+    """Mean of the last ``count`` evaluations (e.g. 80k, 90k, 100k): less noisy than the last one alone
+    on tasks like Hopper, where one evaluation can catch a policy between two falls."""
+    returns = metrics["eval_returns"][-count:]
+    return statistics.fmean(returns) if len(returns) == count else None
+
+
 def summarize(args: argparse.Namespace) -> None:
     results = [json.loads(p.read_text()) for p in sorted(args.out.glob("*.json")) if p.name != "summary.json"]
     if not results:
@@ -128,23 +135,30 @@ def summarize(args: argparse.Namespace) -> None:
                 if values:
                     std = statistics.stdev(values) if len(values) > 1 else 0.0
                     row[str(budget)] = {"mean": statistics.fmean(values), "std": std, "n": len(values)}
+            row["final_per_seed"] = {str(r["seed"]): r["metrics"]["eval_returns"][-1] for r in runs}
+            last3 = [v for v in (_last_evals_mean(r["metrics"]) for r in runs) if v is not None]
+            if last3:
+                std = statistics.stdev(last3) if len(last3) > 1 else 0.0
+                row["mean_of_last_3_evals"] = {"mean": statistics.fmean(last3), "std": std, "n": len(last3)}
             row["steps_per_s"] = statistics.fmean(r["metrics"]["steps_per_s"] for r in runs)
             row["updates_per_s"] = statistics.fmean(r["metrics"]["updates_per_s"] for r in runs)
             table.setdefault(env, {})[method] = row
     summary = {"command": "python " + " ".join(sys.argv), "anchors_dopamine_sac": ANCHORS, "results": table}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    lines = ["| env | method | seeds | " + " | ".join(f"eval @ {b // 1000}k" for b in budgets) + " |"]
-    lines.append("|" + " --- |" * (3 + len(budgets)))
+    lines = ["| env | method | seeds | " + " | ".join(f"eval @ {b // 1000}k" for b in budgets) + " | last 3 evals |"]
+    lines.append("|" + " --- |" * (4 + len(budgets)))
     for env, rows in table.items():
         for method, row in rows.items():
             cells = []
             for b in budgets:
                 cell = row.get(str(b))
                 cells.append(f"{cell['mean']:.0f} +- {cell['std']:.0f} (n={cell['n']})" if cell else "-")
+            cell = row.get("mean_of_last_3_evals")
+            cells.append(f"{cell['mean']:.0f} +- {cell['std']:.0f}" if cell else "-")
             lines.append(f"| {env} | {method} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
         if env in ANCHORS:
             cells = [f"{ANCHORS[env][b][0]:.0f} +- {ANCHORS[env][b][1]:.0f}" if b in ANCHORS[env] else "-" for b in budgets]
-            lines.append(f"| {env} | Dopamine SAC (gym v2) | 5 | " + " | ".join(cells) + " |")
+            lines.append(f"| {env} | Dopamine SAC (gym v2) | 5 | " + " | ".join(cells) + " | - |")
     print("\n".join(lines))
     plot(results, args.out / "learning_curves.png")
 
