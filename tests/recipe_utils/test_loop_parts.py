@@ -145,6 +145,8 @@ def test_structured_refuses_unknown_and_ill_typed_keys():
         ({"env": {"sticky_action_prob": 1.5}}, r"env.sticky_action_prob must be a finite number in \[0.0, 1.0\]"),
         ({"logger": {"backend": "mlflow"}}, "logger.backend must be one of"),
         ({"optim": {"target_update_interval": 505}}, "multiple of optim.frames_per_update=10"),
+        ({"collector": {"init_random_frames": -320}}, r"collector.init_random_frames must be an integer >= 0, got collector.init_random_frames=-320"),
+        ({"collector": {"init_random_frames": 100}}, "collector.init_random_frames must be a multiple of collector.frames_per_batch=320, got collector.init_random_frames=100"),
     ],
 )
 def test_range_checks_name_value_and_range(override, message):
@@ -191,3 +193,22 @@ def test_memmap_replay_on_an_accelerator_stores_on_cpu_and_moves_batches(tmp_pat
         rb.extend(data.reshape(-1))
         batch = rb.sample()
         assert batch["observation"].device.type == "meta"
+
+
+def test_init_random_frames_act_uniformly_then_hand_over_to_the_policy():
+    """Pendulum (actions in [-2, 2]) with a policy that always outputs 0: the first two 50-frame
+    batches carry uniformly random actions, the third only the policy's zeros."""
+    from tensordict.nn import TensorDictModule
+
+    from torchrl_reg.recipe_utils import make_collector, make_env
+    from torchrl_reg.recipe_utils.config import CollectorConfig
+
+    torch.manual_seed(0)
+    env = make_env(EnvConfig(family="classic", name="Pendulum-v1"), num_envs=1, seed=0)
+    zeros = TensorDictModule(lambda obs: torch.zeros(*obs.shape[:-1], 1), in_keys=["observation"], out_keys=["action"])
+    cfg = CollectorConfig(total_frames=150, num_envs=1, frames_per_batch=50, init_random_frames=100)
+    actions = [data["action"].reshape(-1) for data in make_collector(env, zeros, cfg)]
+    random = torch.cat(actions[:2])
+    assert random.shape == (100,) and bool((random.abs() <= 2.0).all())
+    assert bool((random != 0).all()) and random.min() < -1.0 and random.max() > 1.0  # spread over the box
+    assert bool((actions[2] == 0).all())

@@ -72,11 +72,18 @@ class NetworkConfig:
 
 @dataclass
 class CollectorConfig:
-    """``num_envs`` vectorized envs step together; one batch is ``frames_per_batch`` frames."""
+    """``num_envs`` vectorized envs step together; one batch is ``frames_per_batch`` frames.
+
+    The first ``init_random_frames`` frames are collected with uniformly random actions instead of
+    the policy (TorchRL's ``Collector(init_random_frames=...)``, ``env.rand_action``): the warm-up of
+    the SAC implementations (Dopamine's ``min_replay_history``, softlearning, CleanRL, TorchRL's
+    example), 0 to act with the policy from the first frame.
+    """
 
     total_frames: int = 500_000
     num_envs: int = 16
     frames_per_batch: int = 320
+    init_random_frames: int = 0
 
 
 @dataclass
@@ -286,6 +293,9 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_positive_int("collector.num_envs", c.num_envs)
     check_positive_int("collector.frames_per_batch", c.frames_per_batch)
     check_multiple("collector.frames_per_batch", c.frames_per_batch, "collector.num_envs", c.num_envs)
+    check_nonnegative_int("collector.init_random_frames", c.init_random_frames)
+    # TorchRL rounds a partial batch up to a whole one: refuse it rather than collect more than asked.
+    check_multiple("collector.init_random_frames", c.init_random_frames, "collector.frames_per_batch", c.frames_per_batch)
 
     b = cfg.buffer
     check_positive_int("buffer.size", b.size)

@@ -38,7 +38,8 @@ def make_collector(
 
     ``cfg`` is a :class:`~torchrl_reg.recipe_utils.config.CollectorConfig`. The policy runs and the
     batches are stored on ``device``. Trajectory ids are not tracked (Q-learning does not use
-    them, and they cost time at every step).
+    them, and they cost time at every step). The first ``cfg.init_random_frames`` frames take uniformly
+    random actions; the count survives a resume (the collector's frame counter is checkpointed).
     """
     device = torch.device(device)
     on_accelerator = device.type != "cpu"
@@ -47,6 +48,7 @@ def make_collector(
         policy,
         frames_per_batch=cfg.frames_per_batch,
         total_frames=cfg.total_frames if total_frames is None else total_frames,
+        init_random_frames=cfg.init_random_frames,
         policy_device=device if on_accelerator else None,
         storing_device=device if on_accelerator else None,
         track_traj_ids=False,
