@@ -11,7 +11,7 @@ of the evaluation return at each budget, next to Dopamine's SAC) and learning-cu
 Methods: ``m_iq`` (alpha 0.9), ``iq`` (alpha 0), ``iq_gaussian`` (M-IQ with a tanh-Gaussian
 policy), ``trust_pcl`` / ``pcl`` (online-value residual ablations) from ``recipes/iq.py``, and
 ``sac`` from ``recipes/sac.py`` (``sac_dopamine``: the same with Dopamine's reward scale 0.1, target
-entropy -dim(A)/2 and target actor, the protocol of the anchor numbers); all with the recipes' MuJoCo preset (SAC's hyperparameters).
+entropy -dim(A)/2, target actor and 10k uniformly random warm-up actions, the protocol of the anchor numbers); all with the recipes' MuJoCo preset (SAC's hyperparameters).
 Extra ``--override key=value`` arguments go to the recipe config (e.g. shorter smoke runs).
 """
 from __future__ import annotations
@@ -42,8 +42,9 @@ METHODS = {
     "pcl": ("iq", ["loss=pcl"]),
     "sac": ("sac", []),
     # Dopamine's SAC protocol (sac.gin, where the anchors come from): rewards x0.1, target entropy
-    # -dim(A)/2 (added per env in run()), bootstrap action from a target copy of the actor.
-    "sac_dopamine": ("sac", ["loss.reward_scale=0.1", "loss.delay_actor=true"]),
+    # -dim(A)/2 (added per env in run()), bootstrap action from a target copy of the actor, uniformly
+    # random actions until min_replay_history=10k transitions are stored (sac_agent.py).
+    "sac_dopamine": ("sac", ["loss.reward_scale=0.1", "loss.delay_actor=true", "collector.init_random_frames=10000"]),
 }
 ACTION_DIMS = {"HalfCheetah-v5": 6, "Hopper-v5": 3, "Walker2d-v5": 6, "Ant-v5": 8, "Humanoid-v5": 17, "Pendulum-v1": 1}
 # Dopamine's SAC baselines (gym v2, 5 seeds): mean, std of the return at 100k and 200k steps.
