@@ -173,6 +173,7 @@ def plot(results: list[dict], path: Path) -> None:
 
     envs = sorted({r["env"] for r in results})
     fig, axes = plt.subplots(1, len(envs), figsize=(6 * len(envs), 4), squeeze=False)
+    colors = {method: f"C{i}" for i, method in enumerate(METHODS)}  # one colour per method on every panel
     for ax, env in zip(axes[0], envs):
         for method in METHODS:
             runs = [r["metrics"] for r in results if r["env"] == env and r["method"] == method]
@@ -181,8 +182,8 @@ def plot(results: list[dict], path: Path) -> None:
             frames = sorted(set.intersection(*(set(m["eval_frames"]) for m in runs)))
             curves = np.array([[dict(zip(m["eval_frames"], m["eval_returns"]))[f] for f in frames] for m in runs])
             mean, std = curves.mean(0), curves.std(0)
-            ax.plot(frames, mean, label=f"{method} (n={len(runs)})")
-            ax.fill_between(frames, mean - std, mean + std, alpha=0.2)
+            ax.plot(frames, mean, color=colors[method], label=f"{method} (n={len(runs)})")
+            ax.fill_between(frames, mean - std, mean + std, color=colors[method], alpha=0.2)
         for budget, (mean, std) in ANCHORS.get(env, {}).items():
             ax.errorbar([budget], [mean], yerr=[std], fmt="k*", capsize=4)
         ax.set_title(f"{env} (stars: Dopamine SAC)" if env in ANCHORS else env)
