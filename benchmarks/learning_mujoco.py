@@ -29,6 +29,10 @@ RESULTS = REPO / "benchmarks" / "results" / "iq" / "learning"
 ENVS = {
     "HalfCheetah-v5": "halfcheetah",
     "Hopper-v5": "hopper",
+    # v4: gym v2's model and reward through the new mujoco bindings (v5 no longer pays the healthy reward on
+    # the terminal step): the nearest to Dopamine's gym v2 here (v2 needs mujoco-py and MuJoCo binaries
+    # from GitHub, not reachable); the hopper preset with env.name=Hopper-v4.
+    "Hopper-v4": "hopper",
     "Walker2d-v5": "walker2d",
     "Ant-v5": "ant",
     "Humanoid-v5": "humanoid",
@@ -46,12 +50,13 @@ METHODS = {
     # random actions until min_replay_history=10k transitions are stored (sac_agent.py).
     "sac_dopamine": ("sac", ["loss.reward_scale=0.1", "loss.delay_actor=true", "collector.init_random_frames=10000"]),
 }
-ACTION_DIMS = {"HalfCheetah-v5": 6, "Hopper-v5": 3, "Walker2d-v5": 6, "Ant-v5": 8, "Humanoid-v5": 17, "Pendulum-v1": 1}
+ACTION_DIMS = {"HalfCheetah-v5": 6, "Hopper-v5": 3, "Hopper-v4": 3, "Walker2d-v5": 6, "Ant-v5": 8, "Humanoid-v5": 17, "Pendulum-v1": 1}
 # Dopamine's SAC baselines (gym v2, 5 seeds): mean, std of the return at 100k and 200k steps.
 ANCHORS = {
     "HalfCheetah-v5": {100_000: (5470.0, 548.0), 200_000: (7386.0, 284.0)},
     "Hopper-v5": {100_000: (2337.0, 1038.0), 200_000: (3035.0, 508.0)},
 }
+ANCHORS["Hopper-v4"] = ANCHORS["Hopper-v5"]  # the same gym v2 numbers, shown beside both versions
 
 
 def _code_version() -> str:
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> Path:
     run_dir = args.run_root / name
     overrides = [
         f"env={ENVS[args.env]}",
+        f"env.name={args.env}",
         *method_overrides,
         *([f"loss.target_entropy={-0.5 * ACTION_DIMS[args.env]}"] if args.method == "sac_dopamine" else []),
         f"seed={args.seed}",
