@@ -50,13 +50,23 @@ METHODS = {
     # random actions until min_replay_history=10k transitions are stored (sac_agent.py).
     "sac_dopamine": ("sac", ["loss.reward_scale=0.1", "loss.delay_actor=true", "collector.init_random_frames=10000"]),
 }
-ACTION_DIMS = {"HalfCheetah-v5": 6, "Hopper-v5": 3, "Hopper-v4": 3, "Walker2d-v5": 6, "Ant-v5": 8, "Humanoid-v5": 17, "Pendulum-v1": 1}
 # Dopamine's SAC baselines (gym v2, 5 seeds): mean, std of the return at 100k and 200k steps.
 ANCHORS = {
     "HalfCheetah-v5": {100_000: (5470.0, 548.0), 200_000: (7386.0, 284.0)},
     "Hopper-v5": {100_000: (2337.0, 1038.0), 200_000: (3035.0, 508.0)},
 }
 ANCHORS["Hopper-v4"] = ANCHORS["Hopper-v5"]  # the same gym v2 numbers, shown beside both versions
+
+
+def _action_dim(env_id: str) -> int:
+    """dim(A) of a gymnasium env, read from its action space (Dopamine's target entropy is -dim(A)/2)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        return env.action_space.shape[0]
+    finally:
+        env.close()
 
 
 def _code_version() -> str:
@@ -80,7 +90,7 @@ def run(args: argparse.Namespace) -> Path:
         f"env={ENVS[args.env]}",
         f"env.name={args.env}",
         *method_overrides,
-        *([f"loss.target_entropy={-0.5 * ACTION_DIMS[args.env]}"] if args.method == "sac_dopamine" else []),
+        *([f"loss.target_entropy={-0.5 * _action_dim(args.env)}"] if args.method == "sac_dopamine" else []),
         f"seed={args.seed}",
         f"collector.total_frames={args.frames}",
         f"run_dir={run_dir}",
