@@ -17,6 +17,10 @@ References (papers in ``shared/papers``):
 * [MIRL] Grau-Moya, Leibfried, Vrancx. Soft Q-learning with mutual-information
   regularization (slides, ``mirl-soft-q-mutual-information-slides.txt``): soft
   backup with a learned action prior ``rho``, the prior and ``beta`` updates.
+* [VIREL] Fellows, Mahajan, Rudner, Whiteson. VIREL: A Variational Inference Framework
+  for Reinforcement Learning, NeurIPS 2019, arXiv 1811.01132: the Boltzmann policy
+  ``pi_w ∝ exp(Q_w / eps_w)`` whose temperature is the Bellman error
+  ``eps_w = c/p ||T_w Q_w - Q_w||_p^p`` (Section 3).
 
 Every function is written in the numerically stable form (max subtracted before
 ``exp``) so that it stays finite in float32 for ``tau`` from 1e-4 to 10 and
@@ -52,6 +56,12 @@ __all__ = [
     "kl_to_prior",
     "prior_update",
     "adaptive_beta_update",
+    "check_virel_c",
+    "check_virel_p",
+    "bellman_error_temperature",
+    "boltzmann_policy_at_temperature",
+    "boltzmann_expected_value",
+    "boltzmann_evaluation_target",
 ]
 
 
@@ -426,3 +436,94 @@ def adaptive_beta_update(beta: float, loss: float, beta_lr: float) -> float:
         raise ValueError(f"the loss driving the beta update must be finite and >= 0, got loss={loss}")
     inverse = float("inf") if loss == 0 else 1.0 / loss
     return (1.0 - beta_lr) * check_beta(beta) + beta_lr * inverse
+
+
+# --- VIREL: a Boltzmann policy whose temperature is the Bellman error -----------------------------
+#
+# [VIREL] lets the temperature go to 0 as the critic becomes optimal, so every function below
+# accepts ``temperature = 0`` (the greedy limit) and a 0-dim tensor temperature (a loss buffer).
+
+
+def check_virel_c(c: float) -> float:
+    """Return the VIREL scale ``c`` of ``eps = c/p ||TQ - Q||_p^p`` if it is a finite number > 0."""
+    c = float(c)
+    if not (c > 0 and c != float("inf")):
+        raise ValueError(f"c must be a finite number > 0 (eps = c/p ||TQ - Q||_p^p), got c={c}")
+    return c
+
+
+def check_virel_p(p: int) -> int:
+    """Return the norm ``p`` of ``eps = c/p ||TQ - Q||_p^p`` if it is 1 or 2 (the values [VIREL] uses)."""
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2 (eps = c/p ||TQ - Q||_p^p), got p={p!r}")
+    return int(p)
+
+
+def bellman_error_temperature(
+    td_error: torch.Tensor, *, c: float, p: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""VIREL's temperature, the scaled Bellman error ([VIREL] Section 3, definition of :math:`\epsilon_\omega`):
+
+    .. math:: \epsilon_\omega = \frac{c}{p}\, \|\mathcal T_\omega \hat Q_\omega - \hat Q_\omega\|_p^p
+              = \frac{c}{p}\, \mathbb E_{(s,a)\sim d}\, |\mathcal T_\omega \hat Q_\omega(s,a) - \hat Q_\omega(s,a)|^p
+
+    ``td_error`` holds :math:`\mathcal T_\omega \hat Q_\omega - \hat Q_\omega` at samples of ``d``; the norm is
+    their mean (weighted by ``weights``, normalized, when given). A NaN or infinite error gives a
+    NaN/inf temperature: callers check it (a silent NaN would make the policy NaN everywhere).
+    On sampled transitions this is :math:`\mathbb E|y - Q|^p`, which exceeds :math:`|\mathbb E y - Q|^p`
+    when the next state is random (for ``p = 2`` by the variance of the target).
+    """
+    c, p = check_virel_c(c), check_virel_p(p)
+    magnitude = td_error.abs() if p == 1 else td_error.pow(2)
+    if weights is None:
+        return (c / p) * magnitude.mean()
+    weights = weights.to(magnitude.dtype).expand_as(magnitude)
+    return (c / p) * (weights * magnitude).sum() / weights.sum()
+
+
+def _greedy_safe_temperature(temperature: float | torch.Tensor, q: torch.Tensor) -> float | torch.Tensor:
+    """The temperature, with 0 replaced by the smallest normal float: ``(q - max q) / tiny`` is 0 at the
+    maximizers and -inf (or below -1e300) elsewhere, so ``softmax`` becomes the greedy policy (ties share).
+
+    A tensor temperature (a loss buffer) is not read here (that would synchronize with the device);
+    it is checked where it is set (``VIRELLoss.update_temperature``)."""
+    tiny = torch.finfo(q.dtype).tiny
+    if isinstance(temperature, torch.Tensor):
+        return temperature.to(q.dtype).clamp_min(tiny)
+    temperature = float(temperature)
+    if not (temperature >= 0 and temperature != float("inf")):
+        raise ValueError(f"the temperature must be a finite number >= 0, got temperature={temperature}")
+    return max(temperature, tiny)
+
+
+def boltzmann_policy_at_temperature(q: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    r"""VIREL's Boltzmann policy :math:`\pi_\omega(a|s) \propto \exp(\hat Q_\omega(s,a)/\epsilon_\omega)`
+    ([VIREL] Section 3) over a discrete action set; ``temperature = 0`` is the greedy policy
+    (uniform over tied maximizers), the limit the paper's desideratum 1 asks for."""
+    temperature = _greedy_safe_temperature(temperature, q)
+    return torch.softmax((q - q.max(dim=-1, keepdim=True).values) / temperature, dim=-1)
+
+
+def boltzmann_expected_value(q: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_a \pi(a|s)\, q(s,a)` with :math:`\pi = \mathrm{softmax}(q/\epsilon)`: the value of the
+    Boltzmann policy under ``q``, without entropy term (``max q`` at ``temperature = 0``)."""
+    return (boltzmann_policy_at_temperature(q, temperature) * q).sum(-1)
+
+
+def boltzmann_evaluation_target(
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_t: torch.Tensor,
+    *,
+    temperature: float | torch.Tensor,
+) -> torch.Tensor:
+    r"""Policy-evaluation target of VIREL's Boltzmann policy ([VIREL] Section 3, the operator
+    :math:`\mathcal T_\omega \cdot = r + \gamma\, \mathbb E_{s'\sim p,\, a'\sim\pi_\omega}[\cdot]`):
+
+    .. math:: y_t = r_t + \gamma_t \sum_{a'} \pi_\omega(a'|s_{t+1})\, q_t(a'),
+              \qquad \pi_\omega = \mathrm{softmax}(q_t / \epsilon_\omega)
+
+    ``discount_t`` is ``gamma ** n * (1 - terminated)``. Unlike the soft target there is no entropy
+    bonus: the critic evaluates the policy, the temperature only shapes it.
+    """
+    return r_t + discount_t * boltzmann_expected_value(q_t, temperature)

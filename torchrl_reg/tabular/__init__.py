@@ -6,7 +6,9 @@
   advantage learning, exact and with injected errors; regularized policy evaluation and optimum;
 * :mod:`~torchrl_reg.tabular.mirl` -- MIRL's soft backup with a learned prior, prior update,
   beta schedule and the alternating scheme;
-* :mod:`~torchrl_reg.tabular.theory` -- the action-gap constant and the error-propagation bounds.
+* :mod:`~torchrl_reg.tabular.theory` -- the action-gap constant and the error-propagation bounds;
+* :mod:`~torchrl_reg.tabular.virel` -- VIREL: policy evaluation of the Boltzmann policy whose
+  temperature is the current Bellman error.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from torchrl_reg.tabular.mirl import (
     prior_soft_value,
     stationary_state_distribution,
 )
+from torchrl_reg.tabular.virel import VIRELResult, boltzmann_bellman_operator, virel_iteration, virel_temperature
 from torchrl_reg.tabular.theory import (
     approximate_vi_bound,
     entropy_kl_mdvi_bound,
@@ -81,4 +84,8 @@ __all__ = [
     "approximate_vi_bound",
     "kl_only_mdvi_bound",
     "entropy_kl_mdvi_bound",
+    "VIRELResult",
+    "boltzmann_bellman_operator",
+    "virel_temperature",
+    "virel_iteration",
 ]
