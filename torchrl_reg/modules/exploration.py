@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
@@ -32,7 +34,9 @@ class BoltzmannExploration(TensorDictModuleBase):
 
     Args:
         spec (TensorSpec): the action spec (``Categorical`` or ``OneHot``).
-        tau (float): temperature > 0.
+        tau (float or callable): temperature > 0, or a function returning the current temperature
+            (a 0-dim tensor, 0 meaning greedy), read at every call: VIREL's Bellman-error temperature
+            (``tau=lambda: loss.temperature`` with :class:`~torchrl_reg.objectives.DiscreteVIRELLoss`).
 
     Keyword Args:
         action_key (NestedKey): action written by the actor. Defaults to ``"action"``.
@@ -42,13 +46,13 @@ class BoltzmannExploration(TensorDictModuleBase):
     def __init__(
         self,
         spec: TensorSpec,
-        tau: float,
+        tau: float | Callable[[], torch.Tensor],
         *,
         action_key: NestedKey = "action",
         action_value_key: NestedKey = "action_value",
     ) -> None:
         super().__init__()
-        self.tau = F.check_tau(tau)
+        self.tau = tau if callable(tau) else F.check_tau(tau)
         self.spec = spec
         self.action_key = action_key
         self.action_value_key = action_value_key
@@ -59,7 +63,10 @@ class BoltzmannExploration(TensorDictModuleBase):
         if exploration_type() in (ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN):
             return tensordict
         q = tensordict.get(self.action_value_key)
-        pi = F.boltzmann_policy(q, self.tau)
+        if callable(self.tau):
+            pi = F.boltzmann_policy_at_temperature(q, self.tau().to(q.device))
+        else:
+            pi = F.boltzmann_policy(q, self.tau)
         index = torch.multinomial(pi.reshape(-1, pi.shape[-1]), 1).reshape(pi.shape[:-1])
         action = tensordict.get(self.action_key)
         if action.shape == q.shape:  # one-hot
