@@ -20,26 +20,12 @@ import torch
 from torchrl.objectives import HardUpdate
 
 from tests.tabular.test_bridge import GAMMA, _full_batch, _online_q, _tabular_actor
+from tests.tabular.test_mirl_bridge import _fit
 from torchrl_reg.objectives.virel import DiscreteVIRELLoss
 from torchrl_reg.tabular.mdp import garnet
 from torchrl_reg.tabular.virel import virel_iteration, virel_temperature
 
 NUM_ITERATIONS = 12
-
-
-def _fit(loss: DiscreteVIRELLoss, batch) -> None:
-    params = list(loss.value_network_params.values(True, True))
-    optimizer = torch.optim.LBFGS(
-        params, lr=1.0, max_iter=50, tolerance_grad=1e-12, tolerance_change=0.0, line_search_fn="strong_wolfe"
-    )
-
-    def closure():
-        optimizer.zero_grad()
-        value = loss(batch)["loss"]
-        value.backward()
-        return value
-
-    optimizer.step(closure)
 
 
 def _make_loss(mdp, c, p, initial_temperature):

@@ -38,11 +38,11 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules.distributions.utils import rsample_and_log_prob
 from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl.objectives.common import LossModule
-from torchrl.objectives.utils import ValueEstimators, _vmap_func, dispatch_value_estimator, distance_loss
-from torchrl.objectives.value import ValueEstimatorBase
+from torchrl.objectives.utils import ValueEstimators, _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedDQNLossBase
+from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 
 __all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS", "check_temperature_options"]
 
@@ -349,7 +349,7 @@ class VIRELLoss(LossModule):
         self._vmap_qvalue = _vmap_func(self.qvalue_network, (None, 0), randomness="different")
         self.register_buffer("temperature", torch.tensor(initial_temperature))
 
-    # -- keys and value estimator (as ImplicitQLoss) ------------------------------------------
+    # -- keys and value estimator -------------------------------------------------------------
     def _set_in_keys(self) -> None:
         keys = self.tensor_keys
         obs_keys = [*self.actor_network.in_keys, *[k for k in self.qvalue_network.in_keys if k != keys.action]]
@@ -360,42 +360,12 @@ class VIRELLoss(LossModule):
             )
         )
 
-    @property
-    def in_keys(self) -> list[NestedKey]:
-        if self._in_keys is None:
-            self._set_in_keys()
-        return self._in_keys
-
-    def _estimator_keys(self) -> dict[str, NestedKey]:
-        keys = self.tensor_keys
-        return {
-            "value": keys.value,
-            "reward": keys.reward,
-            "done": keys.done,
-            "terminated": keys.terminated,
-            "steps_to_next_obs": keys.steps_to_next_obs,
-        }
-
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
-        if self._value_estimator is not None:
-            self._value_estimator.set_keys(**self._estimator_keys())
-        self._set_in_keys()
-
-    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> VIRELLoss:
-        """Build the TD(0) value estimator that owns gamma: ``loss.make_value_estimator(gamma=0.99)``."""
-        if value_type is None:
-            value_type = self.default_value_estimator
-        if isinstance(value_type, ValueEstimatorBase) or (
-            isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
-        ):
-            LossModule.make_value_estimator(self, value_type, **hyperparams)
-            self._value_estimator.set_keys(**self._estimator_keys())
-            return self
-        hyperparams.setdefault("value_network", None)
-        dispatch_value_estimator(
-            self, value_type, supported=self.SUPPORTED_VALUE_ESTIMATORS, tensor_keys=self._estimator_keys(), **hyperparams
-        )
-        return self
+    # The state-value TD(0) plumbing of ImplicitQLoss (same key names, the loss hands the estimator
+    # its next-state value): one implementation, shared by reference.
+    in_keys = ImplicitQLoss.in_keys
+    _estimator_keys = ImplicitQLoss._estimator_keys
+    _forward_value_estimator_keys = ImplicitQLoss._forward_value_estimator_keys
+    make_value_estimator = ImplicitQLoss.make_value_estimator
 
     # -- pieces -------------------------------------------------------------------------------
     def _critics(self, tensordict: TensorDictBase, action: torch.Tensor, params: TensorDictBase) -> torch.Tensor:
