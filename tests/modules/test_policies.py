@@ -14,9 +14,11 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_reg.modules.policies import (
     FactorizedCategorical,
+    ScaledLogits,
     bin_grid,
     categorical_policy,
     multicategorical_policy,
+    policy_logit_tau,
     tanh_normal_policy,
 )
 
@@ -202,3 +204,66 @@ def test_multicategorical_policy_on_humanoid_17_dims():
     low, high = env.action_spec.space.low, env.action_spec.space.high
     assert ((batch["action"].unsqueeze(-1) == bin_grid(low, high, 11)).sum(-1) == 1).all()
     assert torch.isfinite(policy.get_dist(batch).log_prob(batch["action"])).all()
+
+
+def _network_outputs(policy, obs: torch.Tensor) -> torch.Tensor:
+    """``F``: the policy's network outputs before any division by tau (its first module, run by hand)."""
+    net = policy.module[0].module
+    return (net[0] if isinstance(net[-1], ScaledLogits) else net)(obs)
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.7])
+def test_scaled_multicategorical_is_softmax_of_outputs_over_tau(tau):
+    """[IQ] Section 3.3: pi = softmax(F / tau), i.e. tau ln pi^j = F^j - tau logsumexp(F^j / tau), per dimension."""
+    torch.manual_seed(2)
+    policy = multicategorical_policy(3, _box([-1.0, 0.0], [1.0, 2.0]), num_bins=5, num_cells=(8,), tau=tau).double()
+    assert policy_logit_tau(policy) == tau
+    obs = torch.randn(4, 3, dtype=torch.float64)
+    td = policy(TensorDict({"observation": obs}, [4]))
+    outputs = _network_outputs(policy, obs).detach()
+    torch.testing.assert_close(td["logits"], outputs / tau)
+    dist = policy.get_dist(td)
+    # Written out: F^j(a^j) - tau * log(sum_b exp(F^j(b) / tau)), summed over the two dimensions.
+    index = dist.index(td["action"])
+    f_a = outputs.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    lse = tau * torch.log(torch.exp((outputs - outputs.max(-1, keepdim=True).values) / tau).sum(-1))
+    lse = lse + outputs.max(-1).values
+    torch.testing.assert_close(tau * dist.log_prob(td["action"]), (f_a - lse).sum(-1))
+
+
+def test_unscaled_policies_have_no_logit_tau_and_the_same_parameter_names():
+    spec = _box([-1.0], [1.0])
+    plain = multicategorical_policy(2, spec, num_cells=(4,))
+    assert policy_logit_tau(plain) is None and policy_logit_tau(categorical_policy(2, OneHot(3), num_cells=(4,))) is None
+    assert not any(isinstance(m, ScaledLogits) for m in plain.modules())
+    scaled = multicategorical_policy(2, spec, num_cells=(4,), tau=0.1)
+    assert len(list(plain.parameters())) == len(list(scaled.parameters()))
+
+
+@pytest.mark.parametrize("spec", [OneHot(3), Categorical(3)])
+def test_scaled_categorical_policy_is_softmax_of_outputs_over_tau(spec):
+    torch.manual_seed(6)
+    tau = 0.05
+    policy = categorical_policy(4, spec, num_cells=(8,), tau=tau)
+    obs = torch.randn(5, 4)
+    td = policy(TensorDict({"observation": obs}, [5]))
+    outputs = _network_outputs(policy, obs).detach()
+    index = td["action"].argmax(-1) if isinstance(spec, OneHot) else td["action"]
+    expected = torch.log_softmax(outputs / tau, -1).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(policy.get_dist(td).log_prob(td["action"]), expected)
+
+
+@pytest.mark.parametrize("tau", [0.0, -0.01, float("inf")])
+def test_scaled_policies_reject_a_bad_tau(tau):
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        multicategorical_policy(2, _box([-1.0], [1.0]), num_cells=(4,), tau=tau)
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        categorical_policy(2, OneHot(3), num_cells=(4,), tau=tau)
+
+
+def test_entropy_per_dimension_is_each_marginal_entropy():
+    logits = torch.tensor([[[0.0, 0.0, 0.0], [math.log(2.0), 0.0, -1e9]]])  # uniform; (2/3, 1/3, 0)
+    dist = FactorizedCategorical(logits, torch.tensor([0.0, 0.0]), torch.tensor([1.0, 1.0]))
+    expected = torch.tensor([[math.log(3.0), -(2 / 3) * math.log(2 / 3) - (1 / 3) * math.log(1 / 3)]])
+    torch.testing.assert_close(dist.entropy_per_dimension(), expected)
+    torch.testing.assert_close(dist.entropy(), expected.sum(-1))

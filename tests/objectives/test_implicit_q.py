@@ -97,20 +97,36 @@ def _log_pi(net: nn.Module, obs: torch.Tensor, index: torch.Tensor) -> torch.Ten
     return torch.log_softmax(net(obs), -1).gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
 
 
-def _reference(data, index, pnet, vnet, pnet_bar, vnet_bar, *, tau, alpha, gamma, bootstrap="target"):
-    """Eq. (2), term by term, from the plain networks."""
+def _reference(data, index, pnet, vnet, pnet_bar, vnet_bar, *, tau, alpha, gamma, bootstrap="target", clip=None):
+    """Eq. (2), term by term, from the plain networks (``clip=(l0, u)``: M-DQN's clip of tau ln pi)."""
     obs, next_obs = data["observation"], data["next", "observation"]
     r = data["next", "reward"].squeeze(-1)
     not_terminal = (~data["next", "terminated"]).squeeze(-1).float()
     steps = data.get("steps_to_next_obs", torch.ones(B, 1)).squeeze(-1)
     with torch.no_grad():
-        munchausen = alpha * tau * _log_pi(pnet_bar, obs, index)
+        scaled = tau * _log_pi(pnet_bar, obs, index)
+        if clip is not None:
+            scaled = torch.minimum(torch.maximum(scaled, torch.tensor(clip[0])), torch.tensor(clip[1]))
+        munchausen = alpha * scaled
     next_v = (vnet_bar if bootstrap == "target" else vnet)(next_obs).squeeze(-1)
     if bootstrap == "target":
         next_v = next_v.detach()
     y = r + munchausen + gamma**steps * not_terminal * next_v
     q = tau * _log_pi(pnet, obs, index) + vnet(obs).squeeze(-1)
     return y, q
+
+
+def _check_loss_and_gradients(loss, data, y, q, pnet, vnet):
+    """The loss is mean((y - q)^2) of the reference target and implicit Q, with the same gradients; returns its output."""
+    expected = ((y - q) ** 2).mean()
+    params = list(pnet.parameters()) + list(vnet.parameters())
+    expected_grads = torch.autograd.grad(expected, params)
+    out = loss(data)
+    torch.testing.assert_close(out["loss"], expected)
+    out["loss"].backward()
+    for p, g in zip(params, expected_grads):
+        torch.testing.assert_close(p.grad, g)
+    return out
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.9])
@@ -122,19 +138,37 @@ def test_loss_and_gradients_match_eq2_computed_by_hand(alpha, bootstrap, steps):
     loss.make_value_estimator(gamma=gamma)
     data, index = _batch(steps=steps)
     y, q = _reference(data, index, pnet, vnet, pnet_bar, vnet_bar, tau=tau, alpha=alpha, gamma=gamma, bootstrap=bootstrap)
-    expected = ((y - q) ** 2).mean()
-    params = list(pnet.parameters()) + list(vnet.parameters())
-    expected_grads = torch.autograd.grad(expected, params)
-
-    out = loss(data)
-    torch.testing.assert_close(out["loss"], expected)
-    out["loss"].backward()
-    for p, g in zip(params, expected_grads):
-        torch.testing.assert_close(p.grad, g)
+    out = _check_loss_and_gradients(loss, data, y, q, pnet, vnet)
     torch.testing.assert_close(data["td_error"], (y - q).detach().pow(2).unsqueeze(-1))
     torch.testing.assert_close(out["implicit_q"], q.mean().detach())
     torch.testing.assert_close(out["state_value"], vnet(data["observation"]).mean().detach())
     torch.testing.assert_close(out["log_pi"], _log_pi(pnet, data["observation"], index).mean().detach())
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.9])
+def test_clipped_munchausen_term_matches_targets_computed_by_hand(alpha):
+    tau, gamma, clip = 0.3, 0.9, (-0.9, -0.6)
+    loss, pnet, vnet, pnet_bar, vnet_bar = _setup(tau=tau, alpha=alpha, clip_value_min=clip[0], clip_value_max=clip[1])
+    loss.make_value_estimator(gamma=gamma)
+    data, index = _batch()
+    y, q = _reference(data, index, pnet, vnet, pnet_bar, vnet_bar, tau=tau, alpha=alpha, gamma=gamma, clip=clip)
+    scaled = tau * _log_pi(pnet_bar, data["observation"], index).detach()
+    outside = ((scaled < clip[0]) | (scaled > clip[1])).float()
+    assert 0 < outside.mean() < 1  # the bounds bite on some samples, not all: both branches are exercised
+    out = _check_loss_and_gradients(loss, data, y, q, pnet, vnet)
+    torch.testing.assert_close(out["clip_fraction"], outside.mean())
+    torch.testing.assert_close(out["munchausen_bonus"], (alpha * scaled.clamp(*clip)).mean())
+
+
+def test_without_clip_the_bonus_is_eq2_and_nothing_is_clipped():
+    tau, alpha = 0.3, 0.9
+    loss, pnet, _, pnet_bar, _ = _setup(tau=tau, alpha=alpha)
+    loss.make_value_estimator(gamma=0.9)
+    data, index = _batch()
+    out = loss(data)
+    expected = alpha * tau * _log_pi(pnet_bar, data["observation"], index).detach()
+    torch.testing.assert_close(out["munchausen_bonus"], expected.mean())
+    assert out["clip_fraction"].item() == 0.0
 
 
 def test_the_target_networks_are_really_used():
@@ -191,6 +225,50 @@ def test_implicit_q_softmax_relation_with_a_categorical_policy():
     logits = policy(TensorDict({"observation": obs}, [4]))["logits"].detach()
     torch.testing.assert_close(boltzmann_policy(q, tau), torch.softmax(logits, -1))
     torch.testing.assert_close(soft_value(q, tau), vnet(obs).squeeze(-1).detach())
+
+
+@pytest.mark.parametrize("make_policy", ["multicategorical", "categorical"])
+def test_both_parametrizations_give_the_softmax_relation(make_policy):
+    """softmax(F) and the scaled softmax(F / tau) of [IQ] Section 3.3 both give pi = softmax(Q / tau) and
+    V = tau logsumexp(Q / tau) exactly, with pi computed by hand from the network outputs F."""
+    tau = 0.05
+    joint = torch.tensor(list(itertools.product(range(N), repeat=D)))
+    actions = LOW + (HIGH - LOW) * joint / (N - 1)
+    for scaled in (False, True):
+        torch.manual_seed(4)
+        if make_policy == "multicategorical":
+            policy = multicategorical_policy(OBS, Bounded(LOW, HIGH, shape=(D,)), num_bins=N, num_cells=(8,), tau=tau if scaled else None)
+            num_actions, action = len(joint), actions
+        else:
+            policy = categorical_policy(OBS, OneHot(5), num_cells=(8,), tau=tau if scaled else None)
+            num_actions, action = 5, torch.eye(5)
+        vnet = _value_net()
+        loss = ImplicitQLoss(policy, ValueOperator(vnet, in_keys=["observation"]), tau=tau, alpha=0.0)
+        obs = torch.randn(3, OBS)
+        td = TensorDict(
+            {"observation": obs.unsqueeze(1).expand(3, num_actions, OBS), "action": action.expand(3, *action.shape)},
+            [3, num_actions],
+        )
+        q = loss.implicit_q(td).detach()
+        net = policy.module[0].module
+        outputs = (net[0] if scaled else net)(obs).detach()  # F, before any division by tau
+        probs = torch.softmax(outputs / tau if scaled else outputs, -1)
+        if make_policy == "multicategorical":
+            pi = torch.ones(3, num_actions)
+            for j in range(D):
+                pi = pi * probs[:, j, joint[:, j]]
+        else:
+            pi = probs
+        torch.testing.assert_close(boltzmann_policy(q, tau), pi)
+        torch.testing.assert_close(soft_value(q, tau), vnet(obs).squeeze(-1).detach())
+
+
+def test_a_policy_scaled_by_another_tau_is_refused():
+    policy = multicategorical_policy(OBS, Bounded(LOW, HIGH, shape=(D,)), num_bins=N, num_cells=(8,), tau=0.02)
+    value = ValueOperator(_value_net(), in_keys=["observation"])
+    with pytest.raises(ValueError, match=r"tau=0\.02, but the loss has tau=0\.01"):
+        ImplicitQLoss(policy, value, tau=0.01)
+    ImplicitQLoss(policy, value, tau=0.02)  # the same tau: accepted
 
 
 def test_gradients_reach_both_networks_and_never_the_targets():
@@ -272,6 +350,9 @@ def test_gaussian_and_categorical_policies_train_through_the_loss():
         ({"loss_function": "huber"}, "loss_function"),
         ({"reduction": "avg"}, "reduction"),
         ({"use_prioritized_weights": "yes"}, "use_prioritized_weights"),
+        ({"clip_value_min": -1.0}, "both clip_value_min and clip_value_max"),
+        ({"clip_value_max": 0.0}, "both clip_value_min and clip_value_max"),
+        ({"clip_value_min": 0.0, "clip_value_max": -1.0}, "clip_value_min must be <= clip_value_max"),
     ],
 )
 def test_bad_hyperparameters_raise_at_construction(kwargs, match):
@@ -288,14 +369,16 @@ def test_only_td0_value_estimator():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.9])
-def test_tabular_full_batch_fitting_follows_the_iq_dp_oracle(alpha):
+@pytest.mark.parametrize("scaled", [False, True])
+def test_tabular_full_batch_fitting_follows_the_iq_dp_oracle(alpha, scaled):
     """With tabular networks and the whole MDP as one weighted batch, minimizing Eq. (2) and then
-    copying the targets is one step of IQ-DP (Eq. 3): the iterates must match the tabular oracle."""
+    copying the targets is one step of IQ-DP (Eq. 3): the iterates must match the tabular oracle,
+    with softmax(F) and with the scaled softmax(F / tau) alike."""
     num_iterations, tau = 3, 0.5
     mdp = garnet(4, 3, branching=2, gamma=0.8, seed=5)
     num_states, num_actions = mdp.num_states, mdp.num_actions
     torch.manual_seed(5)
-    policy = categorical_policy(num_states, OneHot(num_actions), num_cells=()).double()
+    policy = categorical_policy(num_states, OneHot(num_actions), num_cells=(), tau=tau if scaled else None).double()
     value = ValueOperator(nn.Linear(num_states, 1), in_keys=["observation"]).double()
     loss = ImplicitQLoss(policy, value, tau=tau, alpha=alpha)
     loss.make_value_estimator(gamma=mdp.gamma)

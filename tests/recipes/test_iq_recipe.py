@@ -75,6 +75,8 @@ def test_loss_presets(loss, expected):
         ("loss.polyak=0", "loss.polyak"),
         ("optim.target_update_interval=10", "target_update_interval"),
         ("env.name=CartPole-v1", "Box"),
+        ("loss.clip_value_min=-1", "both loss.clip_value_min and loss.clip_value_max"),
+        ("loss.clip_value_max=0", "both loss.clip_value_min and loss.clip_value_max"),
     ],
 )
 def test_bad_iq_configs_fail_before_training(tmp_path, override, match):
@@ -82,6 +84,16 @@ def test_bad_iq_configs_fail_before_training(tmp_path, override, match):
     cfg = compose_config(CONF, "iq", _tiny(tmp_path, env="pendulum", **{key: value}))
     with pytest.raises(ValueError, match=match):
         iq.train(cfg)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_scaled_gaussian_and_inverted_clip_fail_before_training(tmp_path):
+    cfg = compose_config(CONF, "iq", _tiny(tmp_path, env="pendulum", policy="gaussian", **{"policy.scaled": "true"}))
+    with pytest.raises(ValueError, match="policy.scaled=true"):
+        iq.train(cfg)
+    bounds = {"loss.clip_value_min": "0", "loss.clip_value_max": "-1"}
+    with pytest.raises(ValueError, match="loss.clip_value_min must be <= loss.clip_value_max"):
+        iq.train(compose_config(CONF, "iq", _tiny(tmp_path, env="pendulum", **bounds)))
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
@@ -111,6 +123,49 @@ def test_iq_smoke_on_pendulum(tmp_path, loss, policy):
     assert metrics["loss"] == loss and metrics["policy"] == policy
     logged = {p.stem for p in (tmp_path / "csv" / "scalars" / "train").glob("*.csv")}
     assert {"loss", "entropy", "log_pi", "state_value", "implicit_q", "td_error", "episode_return"} <= logged
+
+
+def test_scaled_softmax_and_clip_reach_the_loss_and_diagnostics_are_logged(tmp_path):
+    extra = {"policy.scaled": "true", "loss.clip_value_min": "-0.02", "loss.clip_value_max": "0", "loss.tau": "0.005"}
+    metrics = iq.train(compose_config(CONF, "iq", _tiny(tmp_path, env="halfcheetah", **extra)))
+    _check_run_dir(tmp_path, metrics)
+    scalars = tmp_path / "csv" / "scalars"
+    assert {"munchausen_bonus", "clip_fraction"} <= {p.stem for p in (scalars / "train").glob("*.csv")}
+    diag = metrics["diagnostics"]
+    names = ["log_pi_min", "log_pi_q01", "log_pi_q10", "log_pi_q50", "log_pi_q90", *[f"entropy_dim{j}" for j in range(6)]]
+    assert sorted(diag) == sorted(names) and {p.stem for p in (scalars / "diag").glob("*.csv")} == set(names)
+    assert diag["log_pi_min"] <= diag["log_pi_q01"] <= diag["log_pi_q10"] <= diag["log_pi_q50"] <= diag["log_pi_q90"] < 0
+    # 6 dimensions of 11 bins: every marginal entropy lies in (0, ln 11].
+    assert all(0 < diag[f"entropy_dim{j}"] <= math.log(11) + 1e-6 for j in range(6))
+    # With the scaled softmax at tau=0.005 the fresh policy is far from uniform and tau ln pi < -0.02
+    # on some replayed actions: the clip bites.
+    clip_fraction = [float(line.split(",")[-1]) for line in (scalars / "train" / "clip_fraction.csv").read_text().split()[1:]]
+    assert max(clip_fraction) > 0
+
+
+def test_policy_diagnostics_match_an_independent_computation():
+    from torchrl.data import Bounded
+    from tensordict import TensorDict
+
+    from torchrl_reg.modules.policies import multicategorical_policy
+
+    torch.manual_seed(0)
+    policy = multicategorical_policy(3, Bounded(-torch.ones(2), torch.ones(2), shape=(2,)), num_bins=5, num_cells=(8,))
+    batch = policy(TensorDict({"observation": torch.randn(200, 3)}, [200]))
+    diag = iq.policy_diagnostics(policy, batch)
+    log_probs = torch.log_softmax(batch["logits"], -1)
+    index = ((batch["action"] + 1) / 2 * 4).round().long()  # grid -1, -0.5, 0, 0.5, 1
+    log_pi = log_probs.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(-1)
+    ordered = log_pi.sort().values
+    assert diag["log_pi_min"] == pytest.approx(ordered[0].item())
+    # Linear interpolation between order statistics (numpy's default quantile): position q * (n - 1).
+    for q, key in [(0.1, "log_pi_q10"), (0.5, "log_pi_q50")]:
+        pos = q * (len(ordered) - 1)
+        lo = int(pos)
+        expected = ordered[lo] + (pos - lo) * (ordered[lo + 1] - ordered[lo])
+        assert diag[key] == pytest.approx(expected.item(), abs=1e-5)
+    entropy = -(log_probs.exp() * log_probs).sum(-1).mean(0)
+    assert [diag["entropy_dim0"], diag["entropy_dim1"]] == pytest.approx(entropy.tolist(), abs=1e-6)
 
 
 def test_sac_smoke_on_pendulum(tmp_path):

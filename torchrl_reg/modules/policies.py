@@ -15,6 +15,15 @@ method ([IQ] Section 4). Three classes are provided, each as a TorchRL
 * :func:`categorical_policy`: a plain softmax policy for discrete actions (IQ on
   a discrete action space is a dueling-like soft Q-learning, [IQ] Section 3.3).
 
+The multicategorical and categorical policies take the softmax of the network's outputs ``F``
+by default, ``pi = softmax(F)``, as [IQ] Section 4 writes the multicategorical policy. With
+``tau=`` they are the *scaled* softmax of [IQ] Section 3.3, ``pi = softmax(F / tau)``, so that
+``tau ln pi = F - tau logsumexp(F / tau)`` and ``F`` lives on the scale of the Q-values (the
+dueling link). Both are the same function class; the scaled one needs ``1 / tau`` times smaller
+network outputs for the same policy and starts closer to uniform. ``tau`` must then be the IQ
+loss's temperature: :class:`~torchrl_reg.objectives.ImplicitQLoss` refuses a policy scaled by
+another one (:func:`policy_logit_tau`).
+
 Reference: [IQ] Vieillard, Pietquin, Geist, "Implicitly Regularized RL with
 Implicit Q-Values" (``shared/papers/implicit-q-values-paper.txt``).
 """
@@ -28,9 +37,13 @@ from torch import distributions as D, nn
 from torchrl.data import Categorical as CategoricalSpec, OneHot as OneHotSpec, TensorSpec, Unbounded as UnboundedSpec
 from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal
 
+from torchrl_reg.functional import check_tau
+
 __all__ = [
     "bin_grid",
     "FactorizedCategorical",
+    "ScaledLogits",
+    "policy_logit_tau",
     "multicategorical_policy",
     "tanh_normal_policy",
     "categorical_policy",
@@ -131,7 +144,11 @@ class FactorizedCategorical(D.Distribution):
 
     def entropy(self) -> torch.Tensor:
         """Exact entropy, the sum of the per-dimension entropies (the dimensions are independent)."""
-        return -(self.probs * self.logits).sum((-2, -1))
+        return self.entropy_per_dimension().sum(-1)
+
+    def entropy_per_dimension(self) -> torch.Tensor:
+        """``[..., d]`` entropies of the marginals ``pi^j`` (each at most ``ln n``, uniform over the grid)."""
+        return -(self.probs * self.logits).sum(-1)
 
     @property
     def mode(self) -> torch.Tensor:
@@ -145,6 +162,41 @@ class FactorizedCategorical(D.Distribution):
     @property
     def mean(self) -> torch.Tensor:
         return (self.probs * self.bins).sum(-1)
+
+
+class ScaledLogits(nn.Module):
+    r"""Divides the network outputs ``F`` by ``tau``: the logits of the scaled softmax
+    :math:`\pi = \mathrm{softmax}(F/\tau)` of [IQ] Section 3.3.
+
+    ``tau`` is a plain float attribute (read by :func:`policy_logit_tau`), not a parameter.
+    """
+
+    def __init__(self, tau: float) -> None:
+        super().__init__()
+        self.tau = check_tau(tau)
+
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        return outputs / self.tau
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}"
+
+
+def policy_logit_tau(policy: nn.Module) -> float | None:
+    """The ``tau`` of a scaled-softmax policy (its :class:`ScaledLogits` module), ``None`` for a plain one.
+
+    Raises:
+        ValueError: if the policy holds several :class:`ScaledLogits` with different temperatures.
+    """
+    taus = {m.tau for m in policy.modules() if isinstance(m, ScaledLogits)}
+    if len(taus) > 1:
+        raise ValueError(f"the policy divides its logits by several temperatures {sorted(taus)}; expected one")
+    return taus.pop() if taus else None
+
+
+def _logit_head(net: nn.Module, tau: float | None) -> nn.Module:
+    """``net`` followed by the division by ``tau`` of the scaled softmax, or ``net`` itself for ``tau=None``."""
+    return net if tau is None else nn.Sequential(net, ScaledLogits(tau))
 
 
 def _box_bounds(action_spec: TensorSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,6 +234,7 @@ def multicategorical_policy(
     num_cells: Sequence[int] = (256, 256),
     activation_class: type[nn.Module] = nn.ReLU,
     in_keys: Sequence[str] = ("observation",),
+    tau: float | None = None,
 ) -> ProbabilisticActor:
     """The paper's factorized multicategorical policy as a :class:`~torchrl.modules.ProbabilisticActor`.
 
@@ -193,8 +246,12 @@ def multicategorical_policy(
     ``"action"``; in ``ExplorationType.DETERMINISTIC`` it takes the
     per-dimension argmax.
 
+    ``tau=None`` (default): ``pi^j = softmax(F^j)`` ([IQ] Section 4). ``tau > 0``: the scaled
+    softmax ``pi^j = softmax(F^j / tau)`` ([IQ] Section 3.3) with the IQ loss's ``tau``; the
+    ``"logits"`` written are then ``F / tau``.
+
     Raises:
-        ValueError: for a non-Box or unbounded action spec, or ``num_bins < 2``.
+        ValueError: for a non-Box or unbounded action spec, ``num_bins < 2`` or ``tau <= 0``.
     """
     num_bins = _check_num_bins(num_bins)
     low, high = _box_bounds(action_spec)
@@ -208,7 +265,7 @@ def multicategorical_policy(
         ),
         nn.Unflatten(-1, (action_dim, num_bins)),
     )
-    module = TensorDictModule(net, in_keys=list(in_keys), out_keys=["logits"])
+    module = TensorDictModule(_logit_head(net, tau), in_keys=list(in_keys), out_keys=["logits"])
     return ProbabilisticActor(
         module,
         in_keys=["logits"],
@@ -261,11 +318,14 @@ def categorical_policy(
     num_cells: Sequence[int] = (256, 256),
     activation_class: type[nn.Module] = nn.ReLU,
     in_keys: Sequence[str] = ("observation",),
+    tau: float | None = None,
 ) -> ProbabilisticActor:
     """Softmax policy over a discrete action space (``OneHot`` or ``Categorical`` spec).
 
     With this policy the implicit Q-value ``tau ln softmax(F) + V`` is a soft
-    dueling architecture ([IQ] Section 3.3).
+    dueling architecture ([IQ] Section 3.3). ``tau > 0`` gives that section's scaled softmax
+    ``softmax(F / tau)`` (the loss's ``tau``; ``"logits"`` are then ``F / tau``), whose
+    ``tau ln pi = F - tau logsumexp(F / tau)`` tends to the dueling ``F - max F`` as ``tau -> 0``.
     """
     if isinstance(action_spec, OneHotSpec):
         distribution_class: type[D.Distribution] = OneHotCategorical
@@ -284,6 +344,6 @@ def categorical_policy(
         num_cells=list(num_cells),
         activation_class=activation_class,
     )
-    module = TensorDictModule(net, in_keys=list(in_keys), out_keys=["logits"])
+    module = TensorDictModule(_logit_head(net, tau), in_keys=list(in_keys), out_keys=["logits"])
     return ProbabilisticActor(module, in_keys=["logits"], spec=action_spec, distribution_class=distribution_class)
 

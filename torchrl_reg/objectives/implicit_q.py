@@ -15,7 +15,8 @@ from torchrl.objectives import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
 from torchrl.objectives.value import ValueEstimatorBase
 
-from torchrl_reg.functional import check_tau
+from torchrl_reg.functional import check_tau, clipped_munchausen_term
+from torchrl_reg.modules.policies import policy_logit_tau
 from torchrl_reg.objectives.common import check_unit_interval
 
 __all__ = ["ImplicitQLoss"]
@@ -48,6 +49,13 @@ class ImplicitQLoss(LossModule):
     (``alpha > 0``) / PCL (``alpha = 0``) ablation of [IQ] Section 6 (the target
     policy still gives the Munchausen term, the trust region of Trust-PCL).
 
+    Eq. (2) does not clip the Munchausen term. With ``clip_value_min`` and ``clip_value_max``
+    it is :math:`\alpha\,\mathrm{clip}(\tau\ln\pi_{\bar\theta}(a_t|s_t), l_0, u)`, the clipping
+    of M-DQN (Vieillard, Pietquin, Geist, "Munchausen Reinforcement Learning", NeurIPS 2020,
+    arXiv:2007.14430, Eq. 2 with :math:`[l_0, 0]`, :math:`l_0 = -1`): it bounds the penalty that a
+    replayed action the current policy has all but ruled out (a very negative
+    :math:`\ln\pi_{\bar\theta}`) adds to the target.
+
     :math:`\gamma` lives in the value estimator (``loss.make_value_estimator(gamma=...)``,
     TD(0) only); a terminated transition cuts the bootstrap, a truncated one does not,
     and after :class:`torchrl_reg.data.MultiStep` the discount is ``gamma ** steps_to_next_obs``
@@ -65,6 +73,8 @@ class ImplicitQLoss(LossModule):
     Keyword Args:
         tau: entropy temperature :math:`\tau > 0` (paper: 0.01 on MuJoCo, 0.001 on Adroit).
         alpha: Munchausen coefficient in ``[0, 1)`` (paper: 0.9 for M-IQ, 0 for IQ).
+        clip_value_min, clip_value_max: clip of :math:`\tau\ln\pi_{\bar\theta}(a_t|s_t)` in the
+            Munchausen term, both or neither (default: neither, Eq. 2 unclipped; M-DQN: -1, 0).
         bootstrap: ``"target"`` (IQ, [IQ] Eq. 2) or ``"online"`` (residual (Trust-)PCL).
         loss_function: ``"l2"`` (the paper's square), ``"l1"`` or ``"smooth_l1"``.
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (then the diagnostics
@@ -78,7 +88,13 @@ class ImplicitQLoss(LossModule):
     ``"log_pi"`` (:math:`\ln\pi_\theta(a_t|s_t)`), ``"state_value"`` (:math:`V_\phi(s_t)`),
     ``"implicit_q"`` (:math:`Q_{\theta,\phi}(s_t,a_t)`) and ``"td_error"``
     (:math:`(y_t - Q_{\theta,\phi}(s_t,a_t))^2`, also written in place, shape ``[..., 1]``, under
-    the priority key, as by TorchRL's ``DQNLoss``).
+    the priority key, as by TorchRL's ``DQNLoss``), ``"munchausen_bonus"`` (the term added to
+    the target, after the clip) and ``"clip_fraction"`` (share of :math:`\tau\ln\pi_{\bar\theta}(a_t|s_t)`
+    outside the clip bounds; 0 without a clip).
+
+    A policy built with the scaled softmax of [IQ] Section 3.3 (``tau=`` of
+    :func:`~torchrl_reg.modules.policies.multicategorical_policy`) must use this loss's ``tau``:
+    a different one is refused (the two would silently define two temperatures).
 
     Examples:
         >>> from torchrl.objectives import SoftUpdate
@@ -119,7 +135,7 @@ class ImplicitQLoss(LossModule):
     tensor_keys: _AcceptedKeys
     default_value_estimator = ValueEstimators.TD0
     SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
-    out_keys = ["loss", "entropy", "log_pi", "state_value", "implicit_q", "td_error"]
+    out_keys = ["loss", "entropy", "log_pi", "state_value", "implicit_q", "td_error", "munchausen_bonus", "clip_fraction"]
 
     policy_network: ProbabilisticTensorDictSequential
     value_network: TensorDictModule
@@ -135,6 +151,8 @@ class ImplicitQLoss(LossModule):
         *,
         tau: float = 0.01,
         alpha: float = 0.9,
+        clip_value_min: float | None = None,
+        clip_value_max: float | None = None,
         bootstrap: str = "target",
         loss_function: str = "l2",
         reduction: str | None = None,
@@ -142,6 +160,24 @@ class ImplicitQLoss(LossModule):
     ) -> None:
         tau = check_tau(tau)
         alpha = check_unit_interval("alpha", alpha, closed_right=False)
+        if (clip_value_min is None) != (clip_value_max is None):
+            raise ValueError(
+                "give both clip_value_min and clip_value_max (clip of tau ln pi in the Munchausen term) or "
+                f"neither (no clip, Eq. 2), got clip_value_min={clip_value_min}, clip_value_max={clip_value_max}"
+            )
+        if clip_value_min is not None:
+            clip_value_min, clip_value_max = float(clip_value_min), float(clip_value_max)
+            if not clip_value_min <= clip_value_max:
+                raise ValueError(
+                    f"clip_value_min must be <= clip_value_max, got clip_value_min={clip_value_min}, "
+                    f"clip_value_max={clip_value_max}"
+                )
+        policy_tau = policy_logit_tau(policy_network)
+        if policy_tau is not None and policy_tau != tau:
+            raise ValueError(
+                f"the policy is a scaled softmax softmax(F / tau) with tau={policy_tau}, but the loss has tau={tau}: "
+                "build the policy with the loss's tau (one temperature), or without tau= for softmax(F)"
+            )
         if bootstrap not in _BOOTSTRAPS:
             raise ValueError(f"bootstrap must be one of {_BOOTSTRAPS}, got bootstrap={bootstrap!r}")
         if loss_function not in _LOSS_FUNCTIONS:
@@ -158,6 +194,8 @@ class ImplicitQLoss(LossModule):
         self._in_keys = None
         self.tau = tau
         self.alpha = alpha
+        self.clip_value_min = clip_value_min
+        self.clip_value_max = clip_value_max
         self.bootstrap = bootstrap
         self.loss_function = loss_function
         self.reduction = reduction
@@ -273,7 +311,17 @@ class ImplicitQLoss(LossModule):
         else:
             next_value = self._state_value(params["value"], next_td)
         target = self.value_estimator.value_estimate(tensordict, next_value=next_value).squeeze(-1)
-        target = target + self.alpha * self.tau * log_pi_target
+        scaled_log_pi_target = self.tau * log_pi_target
+        if self.clip_value_min is None:
+            # alpha * tau first, as Eq. (2) has always been computed here: unchanged numbers, bit for bit.
+            bonus = self.alpha * self.tau * log_pi_target
+            clipped = torch.zeros_like(scaled_log_pi_target)
+        else:
+            bonus = clipped_munchausen_term(
+                scaled_log_pi_target, alpha=self.alpha, clip_value_min=self.clip_value_min, clip_value_max=self.clip_value_max
+            )
+            clipped = ((scaled_log_pi_target < self.clip_value_min) | (scaled_log_pi_target > self.clip_value_max)).to(bonus.dtype)
+        target = target + bonus
 
         loss = distance_loss(implicit_q, target, self.loss_function)
         with torch.no_grad():
@@ -290,6 +338,8 @@ class ImplicitQLoss(LossModule):
                 "state_value": value,
                 "implicit_q": implicit_q,
                 "td_error": td_error,
+                "munchausen_bonus": bonus,
+                "clip_fraction": clipped,
             }
             if self.reduction != "none":
                 diagnostics = {k: v.mean() for k, v in diagnostics.items()}
