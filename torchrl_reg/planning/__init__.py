@@ -1,0 +1,54 @@
+"""Maximum-entropy Monte-Carlo tree search (MENTS) with DENTS, BTS and UCT on one array-based tree.
+
+Parts: :mod:`.scores` (tree policies), :mod:`.backups`, :mod:`.tree`, :mod:`.search` (the loop and
+:func:`make_search`), :mod:`.evaluators` (leaf evaluation), :mod:`.simulators` (save/restore
+adapters) and :mod:`.exact` (exact values of the test problems).
+"""
+from __future__ import annotations
+
+from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
+from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout
+from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
+from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, mixed_boltzmann_probs
+from torchrl_reg.planning.search import ALGORITHMS, RECOMMENDATIONS, TreeSearch, check_simulations, make_search
+from torchrl_reg.planning.simulators import (
+    ALESimulator,
+    DChain,
+    FrozenLakeSimulator,
+    MinAtarSimulator,
+    Simulator,
+    SyntheticTree,
+    as_simulator,
+    check_simulator,
+)
+from torchrl_reg.planning.tree import SearchTree
+
+__all__ = [
+    "ALGORITHMS",
+    "RECOMMENDATIONS",
+    "ALESimulator",
+    "BoltzmannScore",
+    "DChain",
+    "DENTSScore",
+    "E2WScore",
+    "FrozenLakeSimulator",
+    "MinAtarSimulator",
+    "QNetworkEvaluator",
+    "RandomRollout",
+    "SearchTree",
+    "Simulator",
+    "SyntheticTree",
+    "TreeSearch",
+    "UCB1Score",
+    "as_simulator",
+    "bellman_value",
+    "check_simulations",
+    "check_simulator",
+    "dchain_flip_temperature",
+    "dchain_soft_q",
+    "make_search",
+    "mixed_boltzmann_probs",
+    "policy_entropy",
+    "softmax_value",
+    "synthetic_tree_q",
+]

@@ -1,0 +1,108 @@
+"""Leaf evaluation: what a search believes about a node it has just added.
+
+An evaluator returns ``(value, q_init)``: an estimate of the node's value and, optionally, the
+initial action values of its untried actions (``None`` keeps the search's constant default).
+
+* :class:`RandomRollout` - the return of uniformly random actions (the classic MCTS default).
+* :class:`QNetworkEvaluator` - a Q network as in MENTS's Atari experiment (Xiao et al.,
+  Maximum Entropy Monte-Carlo Planning, NeurIPS 2019, Sec. 5): the leaf value is the network's
+  soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the log of
+  the Boltzmann prior ``softmax(Q / tau)``.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchrl_reg.planning.scores import check_positive
+from torchrl_reg.planning.simulators import Simulator
+
+__all__ = ["RandomRollout", "QNetworkEvaluator"]
+
+
+class RandomRollout:
+    """Sum of (discounted) rewards of uniformly random actions until the episode ends or ``max_steps``."""
+
+    def __init__(self, *, max_steps: int = 100, gamma: float = 1.0, seed: int = 0):
+        if not isinstance(max_steps, int) or max_steps < 0:
+            raise ValueError(f"max_steps must be an int >= 0, got max_steps={max_steps!r}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got gamma={gamma}")
+        self.max_steps = max_steps
+        self.gamma = gamma
+        self.rng = random.Random(seed)
+
+    def __call__(self, sim: Simulator) -> tuple[float, None]:
+        total, discount, k = 0.0, 1.0, sim.num_actions
+        rand = self.rng.random
+        for _ in range(self.max_steps):
+            reward, done = sim.step(int(rand() * k))
+            total += discount * reward
+            discount *= self.gamma
+            if done:
+                break
+        return total, None
+
+
+class QNetworkEvaluator:
+    """Leaf value and log-prior initial values from a Q network over ``sim.observation()``.
+
+    Args:
+        q_network: maps a batch of observations ``(1, *obs_shape)`` to ``(1, num_actions)``.
+        num_actions: the search's action count; a network with another output size is refused.
+        tau: temperature of the prior ``softmax(Q / tau)`` and of the soft leaf value (> 0).
+        value: ``"soft"`` (``tau logsumexp(Q / tau)``, MENTS) or ``"max"`` (``max_a Q``).
+        init: ``"log_prior"`` (``log softmax(Q / tau)``, the issue's MENTS setting), ``"q"``
+            (the network's Q values) or ``"none"`` (the search's constant default).
+    """
+
+    VALUES = ("soft", "max")
+    INITS = ("log_prior", "q", "none")
+
+    def __init__(
+        self,
+        q_network: Any,
+        *,
+        num_actions: int,
+        tau: float = 1.0,
+        value: str = "soft",
+        init: str = "log_prior",
+        device: str | torch.device = "cpu",
+    ):
+        if value not in self.VALUES:
+            raise ValueError(f"value must be one of {self.VALUES}, got value={value!r}")
+        if init not in self.INITS:
+            raise ValueError(f"init must be one of {self.INITS}, got init={init!r}")
+        self.q_network = q_network
+        self.num_actions = num_actions
+        self.tau = check_positive("tau", tau)
+        self.value = value
+        self.init = init
+        self.device = torch.device(device)
+        self.calls = 0
+
+    @torch.no_grad()
+    def q_values(self, observation: np.ndarray) -> np.ndarray:
+        obs = torch.as_tensor(observation, device=self.device).unsqueeze(0)
+        q = self.q_network(obs).reshape(-1).double().cpu().numpy()
+        if q.shape[0] != self.num_actions:
+            raise ValueError(
+                f"the Q network outputs {q.shape[0]} action values, the simulator has {self.num_actions} actions"
+            )
+        return q
+
+    def __call__(self, sim: Simulator) -> tuple[float, list[float] | None]:
+        self.calls += 1
+        q = self.q_values(sim.observation())
+        top = float(q.max())
+        log_z = math.log(float(np.exp((q - top) / self.tau).sum()))
+        value = top + self.tau * log_z if self.value == "soft" else top
+        if self.init == "log_prior":
+            return value, ((q - top) / self.tau - log_z).tolist()
+        if self.init == "q":
+            return value, q.tolist()
+        return value, None

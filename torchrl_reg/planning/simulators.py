@@ -1,0 +1,326 @@
+"""Simulators a tree search can rewind: a small save/restore protocol and its adapters.
+
+A search restores the root state at the start of every simulation, so a simulator must give back
+its *whole* state (including the random stream where there is one: a restored MinAtar or ALE
+state replays the same future for the same actions, i.e. the search plans in the determinized
+model drawn at the root).
+
+Adapters:
+
+* :class:`DChain` - the D-chain of Painter et al. (NeurIPS 2023, arXiv:2404.07732, Sec. 5):
+  states 0..D-1; ``down`` at state i pays ``(D - i - 1) / D`` and ends, ``right`` moves on and
+  at the last state pays ``R_f`` and ends.
+* :class:`SyntheticTree` - the synthetic k-ary tree of Xiao et al. (Maximum Entropy Monte-Carlo
+  Planning, NeurIPS 2019, Sec. 5): random edge rewards, leaves with a random value observed
+  with Gaussian noise.
+* :class:`FrozenLakeSimulator` - gymnasium ``FrozenLake-v1`` (the agent's cell is its state).
+* :class:`MinAtarSimulator` - a ``minatar.Environment`` (a deep copy of the game and its RNG).
+* :class:`ALESimulator` - an ALE emulator (``cloneState(include_rng=True)`` / ``restoreState``).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Hashable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Simulator",
+    "check_simulator",
+    "as_simulator",
+    "DChain",
+    "SyntheticTree",
+    "FrozenLakeSimulator",
+    "MinAtarSimulator",
+    "ALESimulator",
+]
+
+
+@runtime_checkable
+class Simulator(Protocol):
+    """What the search needs from an environment model.
+
+    ``num_actions``: size of the discrete action set. ``deterministic``: whether one (state,
+    action) always leads to one next state; when False the search keys chance outcomes by
+    :meth:`state_key`. ``step`` returns ``(reward, done)``.
+    """
+
+    num_actions: int
+    deterministic: bool
+
+    def save(self) -> Any: ...
+
+    def restore(self, state: Any) -> None: ...
+
+    def step(self, action: int) -> tuple[float, bool]: ...
+
+    def observation(self) -> np.ndarray: ...
+
+    def state_key(self) -> Hashable: ...
+
+
+_REQUIRED = ("save", "restore", "step", "observation", "state_key")
+
+
+def check_simulator(sim: Any) -> Any:
+    """Raise a ``TypeError`` naming what is missing unless ``sim`` follows :class:`Simulator`."""
+    missing = [name for name in _REQUIRED if not callable(getattr(sim, name, None))]
+    if missing:
+        label = getattr(getattr(sim, "spec", None), "id", None) or type(sim).__name__
+        raise TypeError(
+            f"{label} cannot be searched: it has no {', '.join(missing)}; a tree search "
+            "needs an environment whose state can be saved and restored. Wrap it in one of "
+            "DChain, SyntheticTree, FrozenLakeSimulator, MinAtarSimulator, ALESimulator "
+            "(as_simulator does this for FrozenLake, MinAtar and ALE envs)"
+        )
+    n = getattr(sim, "num_actions", None)
+    if not isinstance(n, int) or n < 1:
+        raise TypeError(f"{type(sim).__name__}.num_actions must be an int >= 1, got {n!r}")
+    return sim
+
+
+def as_simulator(env: Any) -> Simulator:
+    """The adapter for ``env``: a Simulator as is, FrozenLake (gymnasium), MinAtar, or ALE; else ``TypeError``."""
+    if all(callable(getattr(env, name, None)) for name in _REQUIRED):
+        return check_simulator(env)
+    unwrapped = getattr(env, "unwrapped", env)
+    name = type(unwrapped).__name__
+    if name == "FrozenLakeEnv":
+        return FrozenLakeSimulator(env)
+    if hasattr(unwrapped, "game") or type(unwrapped).__module__.startswith("minatar"):
+        return MinAtarSimulator(env)
+    if hasattr(unwrapped, "ale"):
+        return ALESimulator(unwrapped.ale)
+    if name == "ALEInterface":
+        return ALESimulator(env)
+    return check_simulator(env)
+
+
+class DChain:
+    """D-chain of Painter et al. (NeurIPS 2023, arXiv:2404.07732, Sec. 5); actions ``DOWN = 0``, ``RIGHT = 1``.
+
+    From state ``i`` (``0 <= i < D``), ``down`` pays ``(D - i - 1) / D`` and ends the episode;
+    ``right`` pays 0 and moves to ``i + 1``, except at ``D - 1`` where it pays ``final_reward``
+    and ends. The best return is ``max((D - 1) / D, final_reward)``.
+    """
+
+    DOWN = 0
+    RIGHT = 1
+    num_actions = 2
+    deterministic = True
+
+    def __init__(self, length: int = 10, final_reward: float = 1.0):
+        if not isinstance(length, int) or length < 2:
+            raise ValueError(f"length must be an int >= 2, got length={length!r}")
+        self.length = length
+        self.final_reward = float(final_reward)
+        self.state = 0
+        self.done = False
+
+    def reset(self) -> None:
+        self.state, self.done = 0, False
+
+    def save(self) -> tuple[int, bool]:
+        return self.state, self.done
+
+    def restore(self, state: tuple[int, bool]) -> None:
+        self.state, self.done = state
+
+    def step(self, action: int) -> tuple[float, bool]:
+        if self.done:
+            raise RuntimeError("DChain.step after the episode ended; restore or reset first")
+        d, i = self.length, self.state
+        if action == self.DOWN:
+            self.done = True
+            return (d - i - 1) / d, True
+        if action != self.RIGHT:
+            raise ValueError(f"DChain actions are 0 (down) and 1 (right), got action={action!r}")
+        if i == d - 1:
+            self.done = True
+            return self.final_reward, True
+        self.state = i + 1
+        return 0.0, False
+
+    def observation(self) -> np.ndarray:
+        return np.array([self.state], dtype=np.int64)
+
+    def state_key(self) -> Hashable:
+        return self.state, self.done
+
+
+class SyntheticTree:
+    """Synthetic k-ary tree of depth ``depth`` (Xiao et al., NeurIPS 2019, Sec. 5: synthetic tree).
+
+    Node ids number the complete tree breadth first (root 0, the children of ``i`` are
+    ``k i + 1 .. k i + k``). Every edge into node ``j`` pays ``edge_reward[j]``, drawn uniformly
+    from ``[0, 1 / depth)``; stepping into a leaf also pays the leaf's value ``leaf_value[l]``
+    (uniform in ``[0, 1)``) plus Gaussian evaluation noise of standard deviation ``noise_std``,
+    then the episode ends. Exact soft and Bellman values are in :mod:`torchrl_reg.planning.exact`.
+    """
+
+    deterministic = True
+    max_nodes = 50_000_000
+
+    def __init__(self, branching: int, depth: int, *, seed: int = 0, noise_std: float = 0.1):
+        if not isinstance(branching, int) or branching < 2:
+            raise ValueError(f"branching must be an int >= 2, got branching={branching!r}")
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be an int >= 1, got depth={depth!r}")
+        total = (branching ** (depth + 1) - 1) // (branching - 1)
+        if total > self.max_nodes:
+            raise ValueError(f"a {branching}-ary tree of depth {depth} has {total} nodes, more than {self.max_nodes}")
+        if not (math.isfinite(noise_std) and noise_std >= 0):
+            raise ValueError(f"noise_std must be a finite number >= 0, got noise_std={noise_std}")
+        gen = np.random.default_rng(seed)
+        self.num_actions = branching
+        self.depth = depth
+        self.noise_std = float(noise_std)
+        self.first_leaf = (branching**depth - 1) // (branching - 1)
+        self.edge_reward = gen.uniform(0.0, 1.0 / depth, size=total)
+        self.edge_reward[0] = 0.0
+        self.leaf_value = gen.uniform(0.0, 1.0, size=branching**depth)
+        self._edge_reward = self.edge_reward.tolist()
+        self._leaf_value = self.leaf_value.tolist()
+        self._noise = random.Random(seed + 1)
+        self.node = 0
+        self.level = 0
+
+    def reseed_noise(self, seed: int) -> None:
+        self._noise.seed(seed)
+
+    def save(self) -> tuple[int, int]:
+        return self.node, self.level
+
+    def restore(self, state: tuple[int, int]) -> None:
+        self.node, self.level = state
+
+    def step(self, action: int) -> tuple[float, bool]:
+        node = self.node * self.num_actions + action + 1
+        self.node = node
+        self.level += 1
+        reward = self._edge_reward[node]
+        if self.level == self.depth:
+            reward += self._leaf_value[node - self.first_leaf]
+            if self.noise_std:
+                reward += self._noise.gauss(0.0, self.noise_std)
+            return reward, True
+        return reward, False
+
+    def observation(self) -> np.ndarray:
+        return np.array([self.node], dtype=np.int64)
+
+    def state_key(self) -> Hashable:
+        return self.node
+
+
+class FrozenLakeSimulator:
+    """gymnasium ``FrozenLake-v1``: the state is the agent's cell (``env.unwrapped.s``).
+
+    The env's own step function (its transition table) makes the moves, so slippery maps are
+    simulated exactly too; they are then stochastic and keyed by cell.
+    """
+
+    def __init__(self, env: Any):
+        self.env = env.unwrapped
+        if not hasattr(self.env, "s"):
+            env.reset(seed=0)  # a fresh gymnasium env has no state before its first reset
+        self.num_actions = int(self.env.action_space.n)
+        slippery = any(len(outcomes) > 1 for moves in self.env.P.values() for outcomes in moves.values())
+        self.deterministic = not slippery
+        self.done = False
+
+    def save(self) -> tuple[int, bool]:
+        return int(self.env.s), self.done
+
+    def restore(self, state: tuple[int, bool]) -> None:
+        self.env.s, self.done = state
+
+    def step(self, action: int) -> tuple[float, bool]:
+        _, reward, terminated, _, _ = self.env.step(action)
+        self.done = bool(terminated)
+        return float(reward), self.done
+
+    def observation(self) -> np.ndarray:
+        return np.array([int(self.env.s)], dtype=np.int64)
+
+    def state_key(self) -> Hashable:
+        return int(self.env.s)
+
+
+class MinAtarSimulator:
+    """A ``minatar.Environment`` rewound by deep copies of its game object, RNG and last action.
+
+    Actions are MinAtar's full set (6), as in the ``MinAtar/<Game>-v0`` envs the recipes train
+    on; :meth:`observation` is the channels-first ``uint8`` grid those recipes feed their
+    networks. The search treats it as stochastic and keys chance outcomes by the grid.
+    """
+
+    deterministic = False
+
+    def __init__(self, env: Any):
+        env = getattr(env, "unwrapped", env)
+        # a gymnasium ``MinAtar/*`` env holds the ``minatar.Environment`` as ``.game``
+        self.env = getattr(env, "game", env)
+        self.num_actions = int(self.env.num_actions())
+        self.done = False
+
+    def save(self) -> Any:
+        env = self.env
+        return copy.deepcopy((env.env, env.random, env.last_action, self.done))
+
+    def restore(self, state: Any) -> None:
+        game, rng, last_action, done = copy.deepcopy(state)
+        game.random = rng
+        self.env.env, self.env.random, self.env.last_action, self.done = game, rng, last_action, done
+
+    def step(self, action: int) -> tuple[float, bool]:
+        reward, terminal = self.env.act(action)
+        self.done = bool(terminal)
+        return float(reward), self.done
+
+    def observation(self) -> np.ndarray:
+        return np.ascontiguousarray(self.env.state().transpose(2, 0, 1), dtype=np.uint8)
+
+    def state_key(self) -> Hashable:
+        return self.env.state().tobytes()
+
+
+class ALESimulator:
+    """An ALE emulator rewound by ``cloneState`` / ``restoreState``; one step repeats the action ``frameskip`` times.
+
+    Actions index the minimal action set. Stochastic (keyed by the RAM) because of sticky actions.
+    """
+
+    deterministic = False
+
+    def __init__(self, ale: Any, frameskip: int = 4):
+        if not isinstance(frameskip, int) or frameskip < 1:
+            raise ValueError(f"frameskip must be an int >= 1, got frameskip={frameskip!r}")
+        self.ale = ale
+        self.frameskip = frameskip
+        self.actions = list(ale.getMinimalActionSet())
+        self.num_actions = len(self.actions)
+
+    def save(self) -> Any:
+        # with its RNG, so that sticky actions replay too: restore must give back the whole state
+        return self.ale.cloneState(include_rng=True)
+
+    def restore(self, state: Any) -> None:
+        self.ale.restoreState(state)
+
+    def step(self, action: int) -> tuple[float, bool]:
+        ale, move, reward = self.ale, self.actions[action], 0.0
+        for _ in range(self.frameskip):
+            reward += ale.act(move)
+            if ale.game_over():
+                return reward, True
+        return reward, False
+
+    def observation(self) -> np.ndarray:
+        return self.ale.getScreenGrayscale()
+
+    def state_key(self) -> Hashable:
+        return self.ale.getRAM().tobytes()
