@@ -402,7 +402,10 @@ class VIRELLoss(LossModule):
         errors = self._target(tensordict) - self._critics(
             tensordict, tensordict.get(self.tensor_keys.action), self.qvalue_network_params
         )
-        weights = self._weights(tensordict)
+        return self._store_temperature(errors, self._weights(tensordict))
+
+    @torch.no_grad()
+    def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         if weights is not None:
             weights = weights.reshape(errors.shape[1:]).expand_as(errors)
         estimate = checked_temperature(F.bellman_error_temperature(errors, c=self.c, p=self.p, weights=weights))
@@ -413,19 +416,21 @@ class VIRELLoss(LossModule):
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Actor (E-step) and critic (TD evaluation or the M-step) losses on a batch of transitions."""
-        if self.temperature_estimator != "replay":
-            self.update_temperature(tensordict)
+        """Actor (E-step) and critic (TD evaluation or the M-step) losses on a batch of transitions.
+
+        ``"batch"``/``"ema"`` estimate the temperature from this batch's own Bellman errors (the target
+        and critics the critic loss uses, so no extra forward pass) before the actor loss reads it."""
         weights = self._weights(tensordict)
+        target = self._target(tensordict)
+        q_taken = self._critics(tensordict, tensordict.get(self.tensor_keys.action), self.qvalue_network_params)
+        delta = target - q_taken
+        if self.temperature_estimator != "replay":
+            self._store_temperature(delta.detach(), weights)
         temperature = self.temperature.detach()
 
         action, log_prob = self._sample_action(tensordict)
         q_actor = self._critics(tensordict, action, self.qvalue_network_params.detach())
         loss_actor = self._reduce_loss(temperature * log_prob - q_actor.min(0).values, tensordict=tensordict, weights=weights)
-
-        target = self._target(tensordict)
-        q_taken = self._critics(tensordict, tensordict.get(self.tensor_keys.action), self.qvalue_network_params)
-        delta = target - q_taken
         td_error = delta.detach().pow(2).mean(0)
         out = {}
         if self.variant == "practical":
