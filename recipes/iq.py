@@ -8,86 +8,77 @@
     python recipes/iq.py policy.scaled=true               # the scaled softmax softmax(F / tau) of Section 3.3
     python recipes/iq.py loss.clip_value_min=-1 loss.clip_value_max=0   # M-DQN's clip of the Munchausen term
 
-Paper: ``shared/papers/implicit-q-values-paper.txt``. One policy network (multicategorical,
-``policy.num_bins`` values per action dimension, bounds included; or a tanh-Gaussian) and one
-state-value network, trained jointly by the single loss of Eq. (2),
-:class:`~torchrl_reg.objectives.implicit_q.ImplicitQLoss`, with one Adam optimizer and Polyak
-target networks (rate ``loss.polyak``, SAC's 0.005) updated after every gradient step. ``loss=``
-picks M-IQ (``m_iq``: alpha 0.9), IQ (``iq``: alpha 0) or the residual ablations of Section 6,
-Trust-PCL (``trust_pcl``) and PCL (``pcl``), which bootstrap on the online value with tau 1e-4.
+Paper: Vieillard, Pietquin, Geist, "Implicitly Regularized RL with Implicit Q-Values", AISTATS 2022
+(arXiv:2108.07041). One policy network (multicategorical, ``policy.num_bins`` values per action
+dimension, bounds included; or a tanh-Gaussian) and one state-value network, trained jointly by the
+single loss of Eq. (2), :class:`~torchrl_reg.objectives.implicit_q.ImplicitQLoss`, with one Adam
+optimizer and Polyak target networks (rate ``loss.polyak``, SAC's 0.005) updated after every
+gradient step. ``loss=`` picks M-IQ (``m_iq``: alpha 0.9), IQ (``iq``: alpha 0) or the residual
+ablations of Section 6, Trust-PCL (``trust_pcl``) and PCL (``pcl``), which bootstrap on the online
+value with tau 1e-4.
 
-The loop: collect with the stochastic policy (from the first frame: a fresh multicategorical
-policy is close to uniform over the grid), store, and after ``optim.learning_starts`` frames do one
-update per ``optim.frames_per_update`` frames; evaluate the deterministic policy (per-dimension
-argmax). At every log line the recipe also logs, under ``diag/``, the replayed actions' ``ln pi``
-(online policy, last minibatch: minimum and quantiles; the Munchausen term is ``alpha tau ln pi``)
-and the policy's entropy per action dimension (multicategorical); the loss logs the fraction of
-clipped Munchausen terms (``train/clip_fraction``). The last values go to the metrics as
-``diagnostics``. Counters, logs, evaluation, checkpoints and resume are
-:class:`~torchrl_reg.recipe_utils.run.RecipeRun`'s; ``updates_per_s`` in the metrics is measured
-over this process's updates.
-``recipes/sac.py`` runs TorchRL's SAC with the same presets for side-by-side comparisons.
+The loop is :func:`torchrl_reg.loops.actor_critic.train` (collect with the stochastic policy: a
+fresh multicategorical policy is close to uniform over the grid; store; one update per
+``optim.frames_per_update`` frames after ``optim.learning_starts``; Polyak targets; evaluation of
+the deterministic policy, the per-dimension argmax). This file declares the config, registers the
+loss (``implicit_q``, built with its policy and value networks by :func:`from_config`) and its
+hooks (:class:`PolicyDiagnostics`): at every log line the replayed actions' ``ln pi`` (online
+policy, last minibatch: minimum and quantiles; the Munchausen term is ``alpha tau ln pi``) and the
+policy's entropy per action dimension (multicategorical) are logged under ``diag/``, the last values
+go to the metrics as ``diagnostics``; the loss logs the fraction of clipped Munchausen terms
+(``train/clip_fraction``). ``recipes/sac.py`` runs TorchRL's SAC with the same presets for
+side-by-side comparisons.
 """
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tensordict import TensorDictBase
+from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
-from torchrl.objectives import SoftUpdate
 
+from torchrl_reg.loops import LoopHooks, actor_critic, register_loss
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.recipe_utils import (
-    TRANSITION_KEYS,
-    RecipeConfig,
+    LOSS_FUNCTIONS,
+    ActorCriticConfig,
+    ActorCriticLossConfig,
+    RecipeRun,
     check_choice,
     check_positive_int,
     check_range,
     crossed,
-    install_stop_signal_handlers,
-    make_collector,
-    make_env,
-    make_replay_buffer,
+    default_of,
     register_schema,
-    resolve_run_dir,
-    sample_minibatches,
-    seed_everything,
-    select_device,
     structured,
+    summary_line,
+    validate_actor_critic_config,
 )
-from torchrl_reg.recipe_utils.control import check_control_config, deterministic_actor
-from torchrl_reg.recipe_utils.run import RecipeRun, make_update
 
-POLICIES = ("multicategorical", "gaussian")
 BOOTSTRAPS = ("target", "online")
-LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
 
 
 @dataclass
-class IQLossConfig:
-    """The paper's symbols: ``tau`` (entropy), ``alpha`` (Munchausen / KL), Eq. (2).
+class IQLossConfig(ActorCriticLossConfig):
+    """The paper's symbols: ``tau`` (entropy), ``alpha`` (Munchausen / KL), Eq. (2); defaults are
+    :class:`ImplicitQLoss`'s (M-IQ on MuJoCo).
 
     ``clip_value_min`` / ``clip_value_max``: both or neither; clip ``tau ln pi`` in the Munchausen
     term to these bounds as M-DQN does (``-1``, ``0``). Neither (default): Eq. (2), unclipped.
     """
 
-    alpha: float = 0.9
-    tau: float = 0.01
-    clip_value_min: Optional[float] = None
-    clip_value_max: Optional[float] = None
-    bootstrap: str = "target"
-    gamma: float = 0.99
-    loss_function: str = "l2"
-    polyak: float = 0.005
+    alpha: float = default_of(ImplicitQLoss, "alpha")
+    tau: float = default_of(ImplicitQLoss, "tau")
+    clip_value_min: Optional[float] = default_of(ImplicitQLoss, "clip_value_min")
+    clip_value_max: Optional[float] = default_of(ImplicitQLoss, "clip_value_max")
+    bootstrap: str = default_of(ImplicitQLoss, "bootstrap")
+    loss_function: str = default_of(ImplicitQLoss, "loss_function")
 
 
 @dataclass
@@ -105,12 +96,24 @@ class PolicyConfig:
 
 
 @dataclass
-class IQConfig(RecipeConfig):
+class IQConfig(ActorCriticConfig):
     loss: IQLossConfig = field(default_factory=IQLossConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 register_schema("iq", IQConfig)
+
+#: ``policy.kind`` -> ``(cfg, obs_dim, action_spec) -> policy``; both raise for a non-Box or unbounded action space.
+POLICIES = {
+    "multicategorical": lambda cfg, obs_dim, spec: multicategorical_policy(
+        obs_dim,
+        spec,
+        num_bins=cfg.policy.num_bins,
+        num_cells=list(cfg.network.hidden),
+        tau=cfg.loss.tau if cfg.policy.scaled else None,
+    ),
+    "gaussian": lambda cfg, obs_dim, spec: tanh_normal_policy(obs_dim, spec, num_cells=list(cfg.network.hidden)),
+}
 
 
 def method_name(loss: DictConfig) -> str:
@@ -123,14 +126,12 @@ def method_name(loss: DictConfig) -> str:
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
     cfg = structured(cfg, IQConfig)
-    check_control_config(cfg)
-    check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0, high_inclusive=False)
-    check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)
+    validate_actor_critic_config(cfg)
     check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.alpha", cfg.loss.alpha, 0.0, 1.0, high_inclusive=False)
     check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
     check_choice("loss.bootstrap", cfg.loss.bootstrap, BOOTSTRAPS)
-    check_choice("policy.kind", cfg.policy.kind, POLICIES)
+    check_choice("policy.kind", cfg.policy.kind, list(POLICIES))
     check_positive_int("policy.num_bins", cfg.policy.num_bins)
     if cfg.policy.num_bins < 2:
         raise ValueError(f"policy.num_bins must be an integer >= 2 (both bounds), got policy.num_bins={cfg.policy.num_bins}")
@@ -149,13 +150,23 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     return cfg
 
 
-def make_policy(cfg: DictConfig, obs_dim: int, action_spec) -> ProbabilisticActor:
-    """The policy network; raises for a non-Box or unbounded action space, before training."""
-    hidden = list(cfg.network.hidden)
-    if cfg.policy.kind == "multicategorical":
-        tau = cfg.loss.tau if cfg.policy.scaled else None
-        return multicategorical_policy(obs_dim, action_spec, num_bins=cfg.policy.num_bins, num_cells=hidden, tau=tau)
-    return tanh_normal_policy(obs_dim, action_spec, num_cells=hidden)
+def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, ImplicitQLoss]:
+    """The policy of ``policy.kind`` and :class:`ImplicitQLoss` over it and a state-value network, gamma set."""
+    obs_dim = env.observation_spec["observation"].shape[-1]
+    policy = POLICIES[cfg.policy.kind](cfg, obs_dim, env.action_spec_unbatched).to(device)
+    value = state_value_network(obs_dim, num_cells=list(cfg.network.hidden)).to(device)
+    loss = ImplicitQLoss(
+        policy,
+        value,
+        tau=cfg.loss.tau,
+        alpha=cfg.loss.alpha,
+        clip_value_min=cfg.loss.clip_value_min,
+        clip_value_max=cfg.loss.clip_value_max,
+        bootstrap=cfg.loss.bootstrap,
+        loss_function=cfg.loss.loss_function,
+    )
+    loss.make_value_estimator(gamma=cfg.loss.gamma)
+    return policy, loss
 
 
 LOG_PI_QUANTILES = (0.01, 0.1, 0.5, 0.9)
@@ -179,83 +190,41 @@ def policy_diagnostics(policy: ProbabilisticActor, batch: TensorDictBase) -> dic
     return out
 
 
-def _log_diagnostics(run: RecipeRun, values: Mapping[str, float]) -> None:
-    if run.logger is not None:
-        for key, value in values.items():
-            run.logger.log_scalar(f"diag/{key}", value, step=run.frames)
+class PolicyDiagnostics(LoopHooks):
+    """:func:`policy_diagnostics` of the last minibatch of a batch, logged under ``diag/`` at every log line."""
+
+    def __init__(self, policy: ProbabilisticActor):
+        self.policy = policy
+        self.last_batch: TensorDictBase | None = None
+        self.values: dict[str, float] = {}
+
+    def before_update(self, batch: TensorDictBase) -> None:
+        self.last_batch = batch
+
+    def after_batch(self, run: RecipeRun, batch_frames: int) -> None:
+        if self.last_batch is None or not crossed(run.cfg.logger.interval, run.frames, batch_frames):
+            return
+        self.values = policy_diagnostics(self.policy, self.last_batch)
+        if run.logger is not None:
+            for key, value in self.values.items():
+                run.logger.log_scalar(f"diag/{key}", value, step=run.frames)
+
+    def final_metrics(self) -> dict[str, Any]:
+        return {"diagnostics": self.values}
+
+
+register_loss("implicit_q", ImplicitQLoss, from_config, lambda cfg, loss: PolicyDiagnostics(loss.policy_network))
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
     cfg = validate(cfg)
-    run_dir = resolve_run_dir(cfg.run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    install_stop_signal_handlers()
-    torch.set_num_threads(cfg.num_threads)
-    device = select_device(cfg.device)
-    seed_everything(cfg.seed)
-
-    env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
-    obs_dim = env.observation_spec["observation"].shape[-1]
-    policy = make_policy(cfg, obs_dim, env.action_spec_unbatched).to(device)
-    value = state_value_network(obs_dim, num_cells=list(cfg.network.hidden)).to(device)
-    loss_module = ImplicitQLoss(
-        policy,
-        value,
-        tau=cfg.loss.tau,
-        alpha=cfg.loss.alpha,
-        clip_value_min=cfg.loss.clip_value_min,
-        clip_value_max=cfg.loss.clip_value_max,
-        bootstrap=cfg.loss.bootstrap,
-        loss_function=cfg.loss.loss_function,
-    )
-    loss_module.make_value_estimator(gamma=cfg.loss.gamma)
-    target_updater = SoftUpdate(loss_module, tau=cfg.loss.polyak)
-    # One optimizer over both networks: Eq. (2) is a single loss of (theta, phi).
-    optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
-    replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
-    collector = make_collector(env, policy, cfg.collector, device=device)
-
-    name = method_name(cfg.loss)
-    run = RecipeRun(
-        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
-        device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
-        title=f"{name} ({cfg.policy.kind}) on {cfg.env.name} (seed {cfg.seed})",
-        extra_metrics={"loss": name, "policy": cfg.policy.kind},
-    )
-    update_time, session_updates = 0.0, 0
-    batch, diagnostics = None, {}
-    for data in collector:
-        batch_frames = run.observe(data)
-        replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
-        t_update = time.perf_counter()
-        for batch in sample_minibatches(replay_buffer, run.updates_due()):
-            out = update(batch)  # Eq. (2): one step on both networks
-            target_updater.step()  # Polyak averaging of both target networks
-            if cfg.buffer.prioritized:
-                replay_buffer.update_tensordict_priority(batch)
-            run.record(out)
-            session_updates += 1
-        update_time += time.perf_counter() - t_update
-        if batch is not None and crossed(cfg.logger.interval, run.frames, batch_frames):
-            diagnostics = policy_diagnostics(policy, batch)
-            _log_diagnostics(run, diagnostics)
-        if run.end_batch(batch_frames):
-            break
-    return run.finish(
-        updates_per_s=session_updates / update_time if update_time > 0 else math.nan, diagnostics=diagnostics
-    )
+    return actor_critic.train(cfg, loss="implicit_q", name=method_name(cfg.loss), metrics={"policy": cfg.policy.kind})
 
 
 @hydra.main(config_path="conf", config_name="iq", version_base=None)
 def main(cfg: DictConfig) -> None:
-    metrics = train(cfg)
-    print(
-        f"{metrics['status']}: {metrics['frames']} frames in {metrics['wall_time_s']:.0f}s "
-        f"({metrics['steps_per_s']:.0f} steps/s, {metrics['updates_per_s']:.0f} updates/s), "
-        f"final return {metrics['final_return']:.1f} -> {metrics['run_dir']}"
-    )
+    print(summary_line(train(cfg)))
 
 
 if __name__ == "__main__":

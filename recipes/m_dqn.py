@@ -30,7 +30,7 @@ from typing import Any  # noqa: E402
 
 import hydra  # noqa: E402
 import torch  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from tensordict.nn import TensorDictSequential  # noqa: E402
 from torchrl.modules import QValueActor  # noqa: E402
 from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
@@ -39,7 +39,7 @@ from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
-    RecipeConfig,
+    ValueBasedConfig,
     RecipeRun,
     check_choice,
     check_discrete_action_spec,
@@ -58,7 +58,7 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     seed_everything,
     select_device,
     structured,
-    validate_recipe_config,
+    validate_value_based_config,
 )
 
 LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
@@ -79,7 +79,7 @@ class LossConfig:
 
 
 @dataclass
-class MDQNConfig(RecipeConfig):
+class MDQNConfig(ValueBasedConfig):
     loss: LossConfig = field(default_factory=LossConfig)
 
 
@@ -89,7 +89,7 @@ register_schema("m_dqn", MDQNConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
     cfg = structured(cfg, MDQNConfig)
-    validate_recipe_config(cfg)
+    validate_value_based_config(cfg)
     loss = cfg.loss
     check_choice("loss.name", loss.name, LOSSES)
     check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
@@ -134,7 +134,6 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
     cfg = validate(cfg)
     run_dir = resolve_run_dir(cfg.run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
@@ -184,6 +183,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})",
         extra_metrics={"loss": cfg.loss.name},
     )
+    run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     # Read once: an OmegaConf attribute lookup costs more than a small tensor op.
     prioritized, schedule = cfg.buffer.prioritized, cfg.exploration
     for data in collector:

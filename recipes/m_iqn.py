@@ -31,7 +31,7 @@ from typing import Any  # noqa: E402
 
 import hydra  # noqa: E402
 import torch  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from tensordict.nn import TensorDictSequential  # noqa: E402
 from torchrl.modules import QValueActor  # noqa: E402
 from torchrl.objectives import HardUpdate  # noqa: E402
@@ -41,7 +41,7 @@ from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, MinAtarTorso  # noq
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
-    RecipeConfig,
+    ValueBasedConfig,
     RecipeRun,
     check_choice,
     check_discrete_action_spec,
@@ -60,7 +60,7 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     seed_everything,
     select_device,
     structured,
-    validate_recipe_config,
+    validate_value_based_config,
 )
 
 LOSSES = ("m_iqn", "iqn")
@@ -85,7 +85,7 @@ class IQNLossConfig:
 
 
 @dataclass
-class MIQNConfig(RecipeConfig):
+class MIQNConfig(ValueBasedConfig):
     loss: IQNLossConfig = field(default_factory=IQNLossConfig)
 
 
@@ -95,7 +95,7 @@ register_schema("m_iqn", MIQNConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
     cfg = structured(cfg, MIQNConfig)
-    validate_recipe_config(cfg)
+    validate_value_based_config(cfg)
     loss = cfg.loss
     check_choice("loss.name", loss.name, LOSSES)
     check_range("loss.gamma", loss.gamma, 0.0, 1.0)
@@ -159,7 +159,6 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
     cfg = validate(cfg)
     run_dir = resolve_run_dir(cfg.run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
@@ -208,6 +207,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})",
         extra_metrics={"loss": cfg.loss.name},
     )
+    run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     prioritized, schedule = cfg.buffer.prioritized, cfg.exploration
     for data in collector:
         batch_frames = run.observe(data)  # non-finite rewards refused, raw returns tracked, then clipped

@@ -31,7 +31,7 @@ from typing import Any, Optional  # noqa: E402
 
 import hydra  # noqa: E402
 import torch  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from tensordict.nn import TensorDictSequential  # noqa: E402
 from torchrl.modules import QValueActor  # noqa: E402
 from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
@@ -41,7 +41,7 @@ from torchrl_reg.modules.mirl import PriorEGreedyModule  # noqa: E402
 from torchrl_reg.objectives.mirl import BETA_SCHEDULES, VARIANTS, MIRLLoss  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
-    RecipeConfig,
+    ValueBasedConfig,
     check_choice,
     check_discrete_action_spec,
     check_range,
@@ -58,7 +58,7 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     seed_everything,
     select_device,
     structured,
-    validate_recipe_config,
+    validate_value_based_config,
 )
 from torchrl_reg.recipe_utils.run import RecipeRun, make_update  # noqa: E402
 
@@ -86,7 +86,7 @@ class MIRLLossConfig:
 
 
 @dataclass
-class MIRLRecipeConfig(RecipeConfig):
+class MIRLRecipeConfig(ValueBasedConfig):
     loss: MIRLLossConfig = field(default_factory=MIRLLossConfig)
 
 
@@ -96,7 +96,7 @@ register_schema("mirl", MIRLRecipeConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
     cfg = structured(cfg, MIRLRecipeConfig)
-    validate_recipe_config(cfg)
+    validate_value_based_config(cfg)
     loss = cfg.loss
     check_choice("loss.name", loss.name, LOSSES)
     check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
@@ -140,7 +140,6 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
     cfg = validate(cfg)
     run_dir = resolve_run_dir(cfg.run_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)
@@ -179,6 +178,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
         stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
         title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": cfg.loss.name},
     )
+    run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     for data in collector:
         batch_frames = run.observe(data)
         if mirl:

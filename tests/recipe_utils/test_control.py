@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from torchrl_reg.recipe_utils import EnvConfig, RecipeConfig, evaluate, make_env, make_single_env, structured
+from torchrl_reg.recipe_utils import (
+    ActorCriticConfig,
+    EnvConfig,
+    evaluate,
+    make_env,
+    make_single_env,
+    structured,
+    validate_actor_critic_config,
+)
 from torchrl_reg.recipe_utils.envs import MujocoFloat32
-from torchrl_reg.recipe_utils.control import check_control_config
 
 
 def test_mujoco_family_gives_float32_observations_and_box_actions():
@@ -52,10 +59,11 @@ def test_evaluate_with_box_actions_matches_a_plain_loop():
 
 
 def test_control_config_checks():
-    cfg = structured({"env": {"family": "classic", "name": "Pendulum-v1"}, "optim": {"frames_per_update": 1, "target_update_interval": 10}}, RecipeConfig)
-    with pytest.raises(ValueError, match="target_update_interval"):
-        check_control_config(cfg)
-    cfg = structured({"env": {"family": "minatar", "name": "Breakout"}}, RecipeConfig)
+    # Actor-critic schemas carry no Q-learning keys: Polyak targets after every update, no epsilon-greedy.
+    for q_learning_key in ({"optim": {"target_update_interval": 10}}, {"exploration": {"eps_end": 0.1}}):
+        with pytest.raises(ValueError, match="target_update_interval|exploration"):
+            structured({"env": {"name": "Pendulum-v1"}, **q_learning_key}, ActorCriticConfig)
+    cfg = structured({"env": {"family": "minatar", "name": "Breakout"}}, ActorCriticConfig)
     with pytest.raises(ValueError, match="env.family"):
-        check_control_config(cfg)
+        validate_actor_critic_config(cfg)
 

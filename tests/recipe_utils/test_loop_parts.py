@@ -31,7 +31,9 @@ from torchrl_reg.recipe_utils import (
     stop_requested,
     structured,
     truncate_csv_logs,
+    ValueBasedConfig,
     validate_recipe_config,
+    validate_value_based_config,
 )
 from torchrl_reg.recipe_utils.config import BufferConfig
 
@@ -151,7 +153,7 @@ def test_structured_refuses_unknown_and_ill_typed_keys():
 )
 def test_range_checks_name_value_and_range(override, message):
     with pytest.raises(ValueError, match=message):
-        validate_recipe_config(structured(override, RecipeConfig))
+        validate_value_based_config(structured(override, ValueBasedConfig))
 
 
 def test_stop_flag_signals_and_frame_target():

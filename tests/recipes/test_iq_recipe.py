@@ -73,7 +73,6 @@ def test_loss_presets(loss, expected):
         ("policy.num_bins=1", "policy.num_bins"),
         ("policy.kind=beta", "policy.kind"),
         ("loss.polyak=0", "loss.polyak"),
-        ("optim.target_update_interval=10", "target_update_interval"),
         ("env.name=CartPole-v1", "Box"),
         ("loss.clip_value_min=-1", "both loss.clip_value_min and loss.clip_value_max"),
         ("loss.clip_value_max=0", "both loss.clip_value_min and loss.clip_value_max"),
@@ -95,6 +94,17 @@ def test_scaled_gaussian_and_inverted_clip_fail_before_training(tmp_path):
     with pytest.raises(ValueError, match="loss.clip_value_min must be <= loss.clip_value_max"):
         iq.train(compose_config(CONF, "iq", _tiny(tmp_path, env="pendulum", **bounds)))
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("recipe", ["iq", "sac"])
+@pytest.mark.parametrize("override", ["optim.target_update_interval=10", "exploration.eps_end=0.1"])
+def test_actor_critic_configs_refuse_q_learning_keys(recipe, override):
+    """Polyak targets after every update and a stochastic policy: the actor-critic schema has no
+    target-copy interval and no epsilon-greedy schedule, so setting one is an error, not a no-op."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=override.split("=")[0].split(".")[-1]):
+        compose_config(CONF, recipe, [override])
 
 
 def test_bad_sac_configs_fail_before_training(tmp_path):

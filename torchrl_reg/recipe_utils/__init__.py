@@ -1,18 +1,20 @@
-"""Shared building blocks of the torchrl_reg recipes (``recipes/<name>.py``).
+"""Shared building blocks of the training loops (:mod:`torchrl_reg.loops`) and recipes (``recipes/<name>.py``).
 
-The training loop itself stays in each recipe's ``train`` (CleanRL-style: read it top to bottom);
-this package only builds the parts: env presets, networks, collector, replay buffer, loggers,
-progress bar, evaluation, checkpoints, seeding, devices and config checks, plus
-:class:`RecipeRun`, the bookkeeping around a replay-based loop (counters, reward checks, episode
-returns, evaluation, logs, checkpoints, resume, stop, final metrics), and :func:`make_update`,
-the (optionally compiled) gradient step.
+The training loops live in :mod:`torchrl_reg.loops` (one per family, CleanRL-style: read them top
+to bottom); this package only builds the parts, one idea per module: config schemas and checks
+(``config``), env presets (``envs``), collector and replay buffer (``data``), process set-up
+(``runtime``), evaluation (``evaluation``), loggers (``loggers``), checkpoints (``checkpoint``),
+stop requests (``stop``), and :class:`RecipeRun` (``run``), the bookkeeping around a replay-based
+loop (counters, reward checks, episode returns, evaluation, logs, checkpoints, resume, stop, final
+metrics).
 
 Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
 
 * A recipe is ``recipes/<name>.py`` with
   ``@hydra.main(config_path="conf", config_name="<name>", version_base=None)`` whose body calls a
   plain ``train(cfg) -> dict``, callable programmatically, returning the final metrics.
-* Its config schema is a dataclass inheriting :class:`RecipeConfig`, registered with
+* Its config schema is a dataclass inheriting its family's schema (:class:`ValueBasedConfig` or
+  :class:`ActorCriticConfig`, both :class:`RecipeConfig`), registered with
   :func:`register_schema` and listed first in ``recipes/conf/<name>.yaml``'s defaults; groups
   ``env``, ``loss``, ``collector``, ``buffer``, ``optim``, ``logger`` compose on top of it, so
   unknown keys and ill-typed values are refused by Hydra. ``train`` also accepts a plain dict
@@ -20,7 +22,9 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
 * The run directory is Hydra's output directory (or ``cfg.run_dir`` when given). It holds the
   resolved ``config.yaml``, the CSV logs (``csv/scalars/**.csv``, rows ``step,value``),
   ``checkpoint.pt``, ``metrics.json`` (final) and ``learning_curve.png``.
-* If ``<run_dir>/checkpoint.pt`` exists at start, the run resumes from it. Checkpoints are
+* If ``<run_dir>/checkpoint.pt`` exists at start, the run resumes from it: the explicit step
+  :meth:`RecipeRun.start` (-> :meth:`RecipeRun.resume`) that every loop calls before its first
+  batch, which then writes ``config.yaml``. Checkpoints are
   written atomically (temp file + ``os.replace``) every ``checkpoint.interval`` frames, at the
   end, and when a stop is requested.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
@@ -61,7 +65,14 @@ from torchrl_reg.recipe_utils.config import (
     LoggerConfig,
     NetworkConfig,
     OptimConfig,
+    QOptimConfig,
     RecipeConfig,
+    ValueBasedConfig,
+    ActorCriticConfig,
+    ActorCriticLossConfig,
+    CONTROL_FAMILIES,
+    LOSS_FUNCTIONS,
+    default_of,
     check_choice,
     check_multiple,
     check_nonnegative_int,
@@ -72,6 +83,8 @@ from torchrl_reg.recipe_utils.config import (
     register_schema,
     structured,
     validate_recipe_config,
+    validate_actor_critic_config,
+    validate_value_based_config,
 )
 from torchrl_reg.recipe_utils.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
 from torchrl_reg.recipe_utils.envs import (
@@ -85,19 +98,20 @@ from torchrl_reg.recipe_utils.envs import (
     num_actions,
     set_env_state,
 )
-from torchrl_reg.recipe_utils.evaluation import evaluate
+from torchrl_reg.recipe_utils.evaluation import deterministic_actor, evaluate
 from torchrl_reg.recipe_utils.loggers import (
     EpisodeTracker,
     ProgressBar,
     make_logger,
     mean_last,
     plot_learning_curve,
+    summary_line,
     truncate_csv_logs,
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
 from torchrl_reg.recipe_utils.run import FusedAdamUpdate, RecipeRun, check_finite_rewards, make_update
-from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device
+from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device, start_process
 from torchrl_reg.recipe_utils.stop import (
     clear_stop,
     install_stop_signal_handlers,
@@ -107,7 +121,10 @@ from torchrl_reg.recipe_utils.stop import (
 )
 
 __all__ = [
+    "ActorCriticConfig",
+    "ActorCriticLossConfig",
     "BufferConfig",
+    "CONTROL_FAMILIES",
     "CHECKPOINT_NAME",
     "CheckpointConfig",
     "CollectorConfig",
@@ -122,9 +139,12 @@ __all__ = [
     "NetworkConfig",
     "OptimConfig",
     "ProgressBar",
+    "QOptimConfig",
     "RecipeRun",
     "RecipeConfig",
+    "LOSS_FUNCTIONS",
     "TRANSITION_KEYS",
+    "ValueBasedConfig",
     "check_choice",
     "check_discrete_action_spec",
     "check_finite_rewards",
@@ -135,6 +155,7 @@ __all__ = [
     "clear_stop",
     "collector_state",
     "compose_config",
+    "deterministic_actor",
     "evaluate",
     "get_env_state",
     "install_stop_signal_handlers",
@@ -162,6 +183,7 @@ __all__ = [
     "request_stop_at",
     "resolve_run_dir",
     "crossed",
+    "default_of",
     "rng_state",
     "sample_minibatches",
     "save_checkpoint",
@@ -169,9 +191,13 @@ __all__ = [
     "select_device",
     "set_env_state",
     "set_rng_state",
+    "start_process",
     "stop_requested",
     "structured",
+    "summary_line",
     "truncate_csv_logs",
+    "validate_actor_critic_config",
     "validate_recipe_config",
+    "validate_value_based_config",
     "write_json",
 ]

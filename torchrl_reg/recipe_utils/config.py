@@ -2,14 +2,24 @@
 
 BenchMARL-style: each config group (``env``, ``collector``, ``buffer``, ``optim``, ``logger``) has
 a dataclass schema here; a recipe defines its own loss dataclass and a top-level dataclass that
-inherits :class:`RecipeConfig`, and registers the latter in Hydra's ConfigStore with
+inherits the schema of its loop's family, and registers the latter in Hydra's ConfigStore with
 :func:`register_schema`. Its primary YAML lists that schema first in its defaults, so every
 YAML and every command-line override is type-checked against it and unknown keys are refused.
+
+Three schemas, one per layer of what a loop needs:
+
+* :class:`RecipeConfig`: what every replay-based run has (env, network, collector, buffer, Adam and
+  the update schedule, evaluation, checkpoints, logger), checked by :func:`validate_recipe_config`;
+* :class:`ValueBasedConfig`: adds epsilon-greedy ``exploration`` and the periodic target copy
+  ``optim.target_update_interval`` (:func:`validate_value_based_config`);
+* :class:`ActorCriticConfig`: Box actions, MLP networks, targets Polyak-averaged by the loss
+  after every update (:func:`validate_actor_critic_config`); it has no Q-learning keys.
 """
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, List, Optional
@@ -23,11 +33,17 @@ __all__ = [
     "CollectorConfig",
     "BufferConfig",
     "OptimConfig",
+    "QOptimConfig",
     "ExplorationConfig",
     "EvalConfig",
     "CheckpointConfig",
     "LoggerConfig",
     "RecipeConfig",
+    "ValueBasedConfig",
+    "ActorCriticConfig",
+    "ActorCriticLossConfig",
+    "LOSS_FUNCTIONS",
+    "default_of",
     "register_schema",
     "compose_config",
     "structured",
@@ -37,13 +53,28 @@ __all__ = [
     "check_nonnegative_int",
     "check_multiple",
     "validate_recipe_config",
+    "validate_value_based_config",
+    "validate_actor_critic_config",
     "linear_schedule",
 ]
 
 ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
+#: Env families with Box actions (``classic`` for Pendulum-v1).
+CONTROL_FAMILIES = ("classic", "mujoco")
 NETWORKS = ("mlp", "minatar_conv", "nature_cnn")
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 STORAGES = ("tensor", "memmap")
+#: The regression losses of TorchRL's ``distance_loss`` that the recipes' losses accept.
+LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
+
+
+def default_of(callable_: Callable[..., Any], name: str) -> Any:
+    """The default of argument ``name`` of ``callable_`` (a loss class): a config field declared as
+    ``tau: float = default_of(MunchausenDQNLoss, "tau")`` keeps the loss's default as its one source."""
+    parameter = inspect.signature(callable_).parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        raise ValueError(f"{getattr(callable_, '__name__', callable_)} has no argument {name!r} with a default")
+    return parameter.default
 
 
 @dataclass
@@ -112,6 +143,12 @@ class OptimConfig:
     max_grad_norm: Optional[float] = None
     learning_starts: int = 10_000
     frames_per_update: int = 10
+
+
+@dataclass
+class QOptimConfig(OptimConfig):
+    """:class:`OptimConfig` plus the value-based target copy every ``target_update_interval`` frames."""
+
     target_update_interval: int = 500
 
 
@@ -153,7 +190,8 @@ class LoggerConfig:
 
 @dataclass
 class RecipeConfig:
-    """Fields every recipe shares; a recipe adds its ``loss`` (and anything else) in a subclass."""
+    """Fields every recipe shares; a family adds its own (:class:`ValueBasedConfig`,
+    :class:`ActorCriticConfig`) and a recipe its ``loss`` (and anything else) in a subclass."""
 
     seed: int = 0
     device: str = "auto"
@@ -165,10 +203,36 @@ class RecipeConfig:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     buffer: BufferConfig = field(default_factory=BufferConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+@dataclass
+class ValueBasedConfig(RecipeConfig):
+    """Q-learning recipes: epsilon-greedy exploration and a target network copied every
+    ``optim.target_update_interval`` frames (:mod:`torchrl_reg.loops.value_based`)."""
+
+    optim: QOptimConfig = field(default_factory=QOptimConfig)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+
+
+@dataclass
+class ActorCriticLossConfig:
+    """What the actor-critic loop reads from every actor-critic loss config: the discount ``gamma``
+    (set in the loss's value estimator) and the Polyak rate ``polyak`` of the target networks,
+    updated after every gradient step (SAC's 0.005, Haarnoja et al. 2018b). A recipe's loss config
+    inherits it and adds the loss's own settings."""
+
+    gamma: float = 0.99
+    polyak: float = 0.005
+
+
+@dataclass
+class ActorCriticConfig(RecipeConfig):
+    """Actor-critic recipes on Box actions (:mod:`torchrl_reg.loops.actor_critic`): the acting policy
+    is stochastic (no exploration schedule) and the targets are Polyak-averaged after every update
+    at the loss's rate ``loss.polyak`` (no target copy interval)."""
 
 
 def register_schema(name: str, node: type) -> None:
@@ -272,7 +336,7 @@ def check_multiple(name: str, value: int, of_name: str, of: int) -> None:
 
 
 def validate_recipe_config(cfg: DictConfig) -> None:
-    """Range checks for the shared groups; raises ``ValueError`` naming the value and the accepted range."""
+    """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
     check_nonnegative_int("seed", cfg.seed)
     check_positive_int("num_threads", cfg.num_threads)
     check_choice("env.family", cfg.env.family, ENV_FAMILIES)
@@ -311,14 +375,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
         check_range("optim.max_grad_norm", o.max_grad_norm, 0.0, low_inclusive=False)
     check_nonnegative_int("optim.learning_starts", o.learning_starts)
     check_positive_int("optim.frames_per_update", o.frames_per_update)
-    check_positive_int("optim.target_update_interval", o.target_update_interval)
     check_multiple("collector.frames_per_batch", c.frames_per_batch, "optim.frames_per_update", o.frames_per_update)
-    check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
-
-    e = cfg.exploration
-    check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
-    check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
-    check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
 
     check_nonnegative_int("eval.interval", cfg.eval.interval)
     check_nonnegative_int("eval.episodes", cfg.eval.episodes)
@@ -327,6 +384,28 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_nonnegative_int("checkpoint.interval", cfg.checkpoint.interval)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
     check_positive_int("logger.interval", cfg.logger.interval)
+
+
+def validate_value_based_config(cfg: DictConfig) -> None:
+    """:func:`validate_recipe_config` plus the checks of :class:`ValueBasedConfig`'s own keys."""
+    validate_recipe_config(cfg)
+    o = cfg.optim
+    check_positive_int("optim.target_update_interval", o.target_update_interval)
+    check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
+    e = cfg.exploration
+    check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
+    check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
+    check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
+
+
+def validate_actor_critic_config(cfg: DictConfig) -> None:
+    """:func:`validate_recipe_config` plus the limits of :class:`ActorCriticConfig` (Box-action env
+    families, MLP networks) and the checks of :class:`ActorCriticLossConfig`'s keys."""
+    validate_recipe_config(cfg)
+    check_choice("env.family", cfg.env.family, CONTROL_FAMILIES)
+    check_choice("network.kind", cfg.network.kind, ("mlp",))
+    check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0, high_inclusive=False)
+    check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:

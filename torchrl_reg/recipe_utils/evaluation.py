@@ -1,4 +1,4 @@
-"""Greedy (or epsilon-greedy) evaluation episodes on fresh env copies."""
+"""Greedy (or epsilon-greedy) evaluation episodes on fresh env copies, and the evaluation policy of an actor."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,10 +7,24 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from tensordict import TensorDict, TensorDictBase
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_reg.recipe_utils.envs import make_single_env
 
-__all__ = ["evaluate"]
+__all__ = ["deterministic_actor", "evaluate"]
+
+
+def deterministic_actor(policy: Callable[[TensorDictBase], TensorDictBase]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Observation batch -> action batch of a TorchRL actor in its deterministic mode (what the
+    actor-critic loop evaluates: the mode of a stochastic policy, e.g. the tanh of a Gaussian mean)."""
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            return policy(TensorDict({"observation": obs}, batch_size=obs.shape[:1]))["action"]
+
+    return act
 
 
 @torch.no_grad()

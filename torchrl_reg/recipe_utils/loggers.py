@@ -22,6 +22,7 @@ __all__ = [
     "plot_learning_curve",
     "write_json",
     "mean_last",
+    "summary_line",
 ]
 
 CSV_DIR = "csv"
@@ -192,3 +193,14 @@ def write_json(path: Path, obj: Mapping[str, Any]) -> None:
     tmp = Path(path).with_suffix(".json.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
     os.replace(tmp, path)
+
+
+def summary_line(metrics: Mapping[str, Any]) -> str:
+    """One line of a run's final metrics, what a recipe's command line prints at the end."""
+    rates = f"{metrics['steps_per_s']:.0f} steps/s"
+    if "updates_per_s" in metrics:
+        rates += f", {metrics['updates_per_s']:.0f} updates/s"
+    return (
+        f"{metrics['status']}: {metrics['frames']} frames in {metrics['wall_time_s']:.0f}s ({rates}), "
+        f"final return {metrics['final_return']:.1f} -> {metrics['run_dir']}"
+    )

@@ -1,15 +1,15 @@
-"""Bookkeeping of a replay-based recipe run, so that each recipe's loop shows only its algorithm.
+"""Bookkeeping of a replay-based recipe run, so that each loop shows only its algorithm.
 
-:class:`RecipeRun` does what every Q-learning recipe does around its updates, as ``recipes/m_dqn.py``
-does it inline: counting frames and updates, checking and clipping rewards, tracking episodes,
-periodic greedy evaluation, logging (training return, the loss outputs averaged since the last
-log, any extra scalars), the progress bar, checkpoints and resume (the run-directory contract of
-:mod:`torchrl_reg.recipe_utils`), stop requests, and the final ``metrics.json`` and
-``learning_curve.png``. A recipe's loop then reads::
+:class:`RecipeRun` does what every loop does around its updates: counting frames and updates,
+checking and clipping rewards, tracking episodes, periodic greedy evaluation, logging (training
+return, the loss outputs averaged since the last log, any extra scalars), the progress bar,
+checkpoints and resume (the run-directory contract of :mod:`torchrl_reg.recipe_utils`), stop
+requests, and the final ``metrics.json`` and ``learning_curve.png``. A loop reads::
 
     run = RecipeRun(cfg, run_dir, collector=collector, replay_buffer=rb, greedy=greedy, device=device,
                     stateful={"loss_module": loss, "policy": policy, "optimizer": optim},
                     title="...", extra_metrics={...})
+    run.start()                                   # resume from checkpoint.pt if there is one; config.yaml
     for data in collector:
         batch_frames = run.observe(data)          # frames, episodes, reward checks / clipping
         rb.extend(...)
@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch.utils._pytree import tree_flatten, tree_unflatten
+from omegaconf import OmegaConf
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
@@ -60,7 +61,7 @@ from torchrl_reg.recipe_utils.loggers import (
 from torchrl_reg.recipe_utils.runtime import crossed
 from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
 
-__all__ = ["FusedAdamUpdate", "RecipeRun", "check_finite_rewards", "make_update"]
+__all__ = ["FusedAdamUpdate", "RecipeRun", "check_finite_rewards", "make_update", "total_loss"]
 
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
@@ -74,6 +75,15 @@ def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> No
         )
 
 
+def total_loss(out: TensorDictBase) -> torch.Tensor:
+    """What a gradient step minimizes: the sum of a loss module's ``"loss"`` and ``"loss_*"`` entries
+    (TorchRL's convention: e.g. ``SACLoss`` returns ``loss_actor``, ``loss_qvalue`` and ``loss_alpha``)."""
+    terms = [out.get(key) for key in out.keys() if key == "loss" or key.startswith("loss_")]
+    if not terms:
+        raise ValueError(f"the loss module returned no 'loss' or 'loss_*' entry, got keys {sorted(out.keys())}")
+    return sum(terms[1:], terms[0])
+
+
 def make_update(
     loss_module: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -82,8 +92,8 @@ def make_update(
     compile: bool,
     fused: bool | str = "auto",
 ) -> Callable[[TensorDictBase], TensorDictBase]:
-    """One gradient step on a minibatch (loss, backward, optional norm clipping, optimizer step),
-    returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``.
+    """One gradient step on a minibatch (loss terms summed by :func:`total_loss`, backward, optional
+    norm clipping, optimizer step), returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``.
 
     With ``compile`` and a loss that exposes ``loss_and_outputs(tensordict, params)`` (the
     regularized DQN family with ``fusable_update = True``: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
@@ -109,7 +119,7 @@ def make_update(
 
     def update(batch: TensorDictBase) -> TensorDictBase:
         out = loss_module(batch)
-        out["loss"].backward()
+        total_loss(out).backward()
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
         optimizer.step()
@@ -312,7 +322,8 @@ class RecipeRun:
         title: title of ``learning_curve.png``.
         extra_metrics: added to ``metrics.json`` (e.g. the loss name).
 
-    If ``<run_dir>/checkpoint.pt`` exists, everything is restored from it at construction.
+    Construction builds nothing and reads no file; :meth:`start` (called once, before the loop)
+    resumes from ``<run_dir>/checkpoint.pt`` when it exists (:meth:`resume`) and writes ``config.yaml``.
     """
 
     def __init__(
@@ -352,10 +363,20 @@ class RecipeRun:
         self.elapsed_before = 0.0
         self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
         self.status = "completed"
-        if self.checkpoint_path.exists():
-            self._resume()
-        self.pbar = ProgressBar(cfg.collector.total_frames, initial=self.frames, enabled=cfg.logger.progress_bar)
+        self.pbar: ProgressBar | None = None
         self.t_start = time.perf_counter()
+
+    # -- start and resume ---------------------------------------------------------------------------
+    def start(self) -> bool:
+        """Start the run: resume it if ``<run_dir>/checkpoint.pt`` exists (:meth:`resume`), then write
+        the resolved ``config.yaml`` and start the clock and the progress bar. Returns whether it resumed."""
+        resumed = self.checkpoint_path.exists()
+        if resumed:
+            self.resume()
+        OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+        self.pbar = ProgressBar(self.cfg.collector.total_frames, initial=self.frames, enabled=self.cfg.logger.progress_bar)
+        self.t_start = time.perf_counter()
+        return resumed
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -378,7 +399,10 @@ class RecipeRun:
             },
         )
 
-    def _resume(self) -> None:
+    def resume(self) -> None:
+        """Restore everything a checkpoint holds (counters, ``stateful`` objects, replay buffer, collector
+        and env state, RNGs, episode and evaluation history) from ``<run_dir>/checkpoint.pt``, and drop
+        the CSV rows logged after it."""
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
         self.frames, self.updates = state["frames"], state["updates"]
         for name, obj in self.stateful.items():

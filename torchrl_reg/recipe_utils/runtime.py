@@ -1,4 +1,4 @@
-"""Seeding, device selection and the run directory."""
+"""Process set-up of a run: seeding, threads, device selection, the run directory, stop signals."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 
-__all__ = ["seed_everything", "select_device", "resolve_run_dir", "crossed"]
+from torchrl_reg.recipe_utils.stop import install_stop_signal_handlers
+
+__all__ = ["seed_everything", "select_device", "resolve_run_dir", "crossed", "start_process"]
+
+
+def start_process(cfg: DictConfig) -> tuple[Path, torch.device]:
+    """What every loop does first, on a validated config: create the run directory, let SIGTERM/SIGUSR1
+    request a stop, set the torch thread count, pick the device and seed every RNG. Returns
+    ``(run_dir, device)``. Writes no file (``config.yaml`` is written by
+    :meth:`~torchrl_reg.recipe_utils.run.RecipeRun.start`, after the resume step)."""
+    run_dir = resolve_run_dir(cfg.run_dir)
+    install_stop_signal_handlers()
+    torch.set_num_threads(cfg.num_threads)
+    device = select_device(cfg.device)
+    seed_everything(cfg.seed)
+    return run_dir, device
 
 
 def crossed(interval: int, frames: int, batch_frames: int) -> bool:

@@ -1,0 +1,14 @@
+"""The training loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
+
+* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC (Box actions, Polyak targets).
+
+A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
+:mod:`torchrl_reg.loops.registry` and calls its family's ``train``; method-specific steps are
+:class:`~torchrl_reg.loops.hooks.LoopHooks`.
+"""
+from __future__ import annotations
+
+from torchrl_reg.loops.hooks import LoopHooks
+from torchrl_reg.loops.registry import LossEntry, get_loss, register_loss, registered_losses
+
+__all__ = ["LoopHooks", "LossEntry", "get_loss", "register_loss", "registered_losses"]

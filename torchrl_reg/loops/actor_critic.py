@@ -1,0 +1,96 @@
+"""The actor-critic training loop: IQ / M-IQ (``recipes/iq.py``), SAC (``recipes/sac.py``) and the
+actor-critic methods to come, on Box-action envs.
+
+Read :func:`train` top to bottom: it is the whole algorithm. Collect ``frames_per_batch`` frames with
+the stochastic policy (from the first frame, or uniformly random for ``collector.init_random_frames``),
+store the transitions, and once ``optim.learning_starts`` frames are stored do one gradient step per
+``optim.frames_per_update`` frames, each followed by a Polyak update of every target network at the
+rate ``loss.polyak``. One Adam optimizer steps all parameters of the loss: for a single objective
+(IQ's Eq. (2)) that is the method itself; for a sum of losses on disjoint parameters (SAC's actor,
+critics and temperature) it is the per-loss optimizers of the paper with one backward pass, since
+Adam is per-parameter. Evaluation plays the policy's deterministic mode.
+
+What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` whose ``from_config``
+builds the policy and the loss (with its networks), and optionally
+:class:`~torchrl_reg.loops.hooks.LoopHooks`. Its config is an
+:class:`~torchrl_reg.recipe_utils.ActorCriticConfig` whose ``loss`` group has ``gamma`` and ``polyak``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torchrl.objectives import SoftUpdate
+
+from torchrl_reg.loops.registry import get_loss
+from torchrl_reg.recipe_utils import (
+    TRANSITION_KEYS,
+    RecipeRun,
+    deterministic_actor,
+    make_collector,
+    make_env,
+    make_replay_buffer,
+    sample_minibatches,
+    start_process,
+)
+from torchrl_reg.recipe_utils.run import make_update
+
+__all__ = ["train"]
+
+
+def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train one actor-critic agent; returns the final metrics (also written to ``<run_dir>/metrics.json``).
+
+    Args:
+        cfg: a validated :class:`~torchrl_reg.recipe_utils.ActorCriticConfig` (the recipe's ``validate``).
+        loss: the registered loss (:func:`~torchrl_reg.loops.registry.get_loss`) that builds policy and loss.
+        name: the method's name, logged as ``metrics["loss"]``.
+        metrics: further entries of ``metrics.json`` (e.g. the policy kind).
+    """
+    entry = get_loss(loss)
+    run_dir, device = start_process(cfg)
+    env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
+    policy, loss_module = entry.from_config(cfg, env, device)
+    hooks = entry.hooks(cfg, loss_module)
+    target_updater = SoftUpdate(loss_module, tau=cfg.loss.polyak)
+    optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
+    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
+    replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+    collector = make_collector(env, policy, cfg.collector, device=device)
+
+    metrics = dict(metrics or {})
+    label = " ".join([name, *(f"({value})" for value in metrics.values())])
+    run = RecipeRun(
+        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
+        device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
+        title=f"{label} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": name, **metrics},
+    )
+    run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
+    prioritized = cfg.buffer.prioritized
+    update_time, session_updates = 0.0, 0
+    for data in collector:
+        batch_frames = run.observe(data)  # non-finite rewards refused, returns tracked
+        hooks.after_collect(data)
+        replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
+        t_update = time.perf_counter()
+        # One update per optim.frames_per_update frames collected after optim.learning_starts.
+        for batch in sample_minibatches(replay_buffer, run.updates_due()):
+            hooks.before_update(batch)
+            out = update(batch)  # every loss term, one backward, one Adam step
+            hooks.after_update(out)
+            target_updater.step()  # Polyak averaging of every target network
+            if prioritized:
+                replay_buffer.update_tensordict_priority(batch)
+            run.record(out)
+            session_updates += 1
+        update_time += time.perf_counter() - t_update
+        hooks.after_batch(run, batch_frames)
+        if run.end_batch(batch_frames):  # evaluation, logs, progress, checkpoint, stop request
+            break
+    # Measured over this process's updates (a resumed run counts only its own).
+    updates_per_s = session_updates / update_time if update_time > 0 else math.nan
+    return run.finish(updates_per_s=updates_per_s, **hooks.final_metrics())

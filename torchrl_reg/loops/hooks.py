@@ -1,0 +1,38 @@
+"""Method-specific steps of a training loop, as a small callback object instead of branches in the loop.
+
+A loop calls each hook at one fixed place (see :mod:`torchrl_reg.loops.value_based` and
+:mod:`torchrl_reg.loops.actor_critic`); every hook of :class:`LoopHooks` does nothing, so a method
+overrides only the steps it adds. Examples: MIRL's prior update after each collected batch and its
+beta update after each gradient step (``recipes/mirl.py``), SAC's reward scale on each sampled
+minibatch (``recipes/sac.py``), IQ's policy diagnostics at each log line (``recipes/iq.py``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tensordict import TensorDictBase
+
+from torchrl_reg.recipe_utils.run import RecipeRun
+
+__all__ = ["LoopHooks"]
+
+
+class LoopHooks:
+    """The steps a method may add to its family's loop; the defaults add nothing."""
+
+    def after_collect(self, data: TensorDictBase) -> None:
+        """A collected batch (``[num_envs, T]``, rewards checked and clipped), before it is stored."""
+
+    def before_update(self, batch: TensorDictBase) -> None:
+        """A sampled minibatch, before the gradient step reads it (in place: the buffer keeps its own copy)."""
+
+    def after_update(self, out: TensorDictBase) -> None:
+        """The detached outputs of one gradient step, before the target update and the priority write."""
+
+    def after_batch(self, run: RecipeRun, batch_frames: int) -> None:
+        """A batch's updates are done, before its evaluation / log / checkpoint step (``run.end_batch``):
+        e.g. extra scalars logged with ``run.logger`` when ``crossed(run.cfg.logger.interval, run.frames, batch_frames)``."""
+
+    def final_metrics(self) -> dict[str, Any]:
+        """Entries added to ``metrics.json`` at the end of the run."""
+        return {}
