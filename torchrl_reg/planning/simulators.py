@@ -15,7 +15,7 @@ Adapters:
   with Gaussian noise.
 * :class:`FrozenLakeSimulator` - gymnasium ``FrozenLake-v1`` (the agent's cell is its state).
 * :class:`MinAtarSimulator` - a ``minatar.Environment`` (a deep copy of the game and its RNG).
-* :class:`ALESimulator` - an ALE emulator (``cloneState(include_rng=True)`` / ``restoreState``).
+* :class:`ALESimulator` - an ALE emulator (``cloneState`` / ``restoreState``).
 """
 from __future__ import annotations
 
@@ -251,28 +251,35 @@ class FrozenLakeSimulator:
 
 
 class MinAtarSimulator:
-    """A ``minatar.Environment`` rewound by deep copies of its game object, RNG and last action.
+    """A ``minatar.Environment`` rewound by deep copies of its game object and last action.
 
     Actions are MinAtar's full set (6), as in the ``MinAtar/<Game>-v0`` envs the recipes train
     on; :meth:`observation` is the channels-first ``uint8`` grid those recipes feed their
     networks. The search treats it as stochastic and keys chance outcomes by the grid.
+
+    ``include_rng=True`` saves the RNG too, so a restore replays the same future exactly. A
+    planner acting in the env it searches wants ``False``: every simulation then draws fresh
+    spawns and sticky actions instead of foreseeing the ones the real step will get.
     """
 
     deterministic = False
 
-    def __init__(self, env: Any):
+    def __init__(self, env: Any, *, include_rng: bool = True):
         env = getattr(env, "unwrapped", env)
         # a gymnasium ``MinAtar/*`` env holds the ``minatar.Environment`` as ``.game``
         self.env = getattr(env, "game", env)
         self.num_actions = int(self.env.num_actions())
+        self.include_rng = include_rng
         self.done = False
 
     def save(self) -> Any:
         env = self.env
-        return copy.deepcopy((env.env, env.random, env.last_action, self.done))
+        rng = env.random if self.include_rng else None
+        return copy.deepcopy((env.env, rng, env.last_action, self.done))
 
     def restore(self, state: Any) -> None:
         game, rng, last_action, done = copy.deepcopy(state)
+        rng = self.env.random if rng is None else rng
         game.random = rng
         self.env.env, self.env.random, self.env.last_action, self.done = game, rng, last_action, done
 
@@ -291,22 +298,23 @@ class MinAtarSimulator:
 class ALESimulator:
     """An ALE emulator rewound by ``cloneState`` / ``restoreState``; one step repeats the action ``frameskip`` times.
 
-    Actions index the minimal action set. Stochastic (keyed by the RAM) because of sticky actions.
+    Actions index the minimal action set. Stochastic (keyed by the RAM) because of sticky actions;
+    ``include_rng`` as in :class:`MinAtarSimulator`.
     """
 
     deterministic = False
 
-    def __init__(self, ale: Any, frameskip: int = 4):
+    def __init__(self, ale: Any, frameskip: int = 4, *, include_rng: bool = True):
         if not isinstance(frameskip, int) or frameskip < 1:
             raise ValueError(f"frameskip must be an int >= 1, got frameskip={frameskip!r}")
         self.ale = ale
+        self.include_rng = include_rng
         self.frameskip = frameskip
         self.actions = list(ale.getMinimalActionSet())
         self.num_actions = len(self.actions)
 
     def save(self) -> Any:
-        # with its RNG, so that sticky actions replay too: restore must give back the whole state
-        return self.ale.cloneState(include_rng=True)
+        return self.ale.cloneState(include_rng=self.include_rng)
 
     def restore(self, state: Any) -> None:
         self.ale.restoreState(state)

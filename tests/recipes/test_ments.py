@@ -1,0 +1,148 @@
+"""recipes/ments.py: presets compose, smoke runs of every task, a MinAtar run on a tiny M-DQN checkpoint, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipes import m_dqn, ments
+from torchrl_reg.recipe_utils import compose_config
+
+CONF = Path(ments.__file__).parent / "conf"
+PRESETS = ("dchain", "frozenlake", "minatar", "atari")
+
+
+def compose(*overrides: str):
+    return compose_config(CONF, "ments", overrides)
+
+
+@pytest.fixture(scope="module")
+def mdqn_checkpoint(tmp_path_factory) -> Path:
+    """A few hundred frames of recipes/m_dqn.py on MinAtar Breakout: a real checkpoint.pt + config.yaml."""
+    run_dir = tmp_path_factory.mktemp("mdqn")
+    cfg = compose_config(
+        CONF,
+        "m_dqn",
+        [
+            "env=minatar",
+            "compile=false",
+            "collector.total_frames=160",
+            "collector.num_envs=4",
+            "collector.frames_per_batch=40",
+            "optim.learning_starts=80",
+            "optim.target_update_interval=40",
+            "buffer.size=200",
+            "buffer.batch_size=8",
+            "buffer.storage=tensor",
+            "eval.interval=160",
+            "eval.episodes=1",
+            "eval.max_steps=10",
+            "checkpoint.interval=80",
+            "logger.progress_bar=false",
+            f"run_dir={run_dir}",
+        ],
+    )
+    m_dqn.train(cfg)
+    return run_dir / "checkpoint.pt"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes(preset):
+    cfg = compose(f"ments_preset={preset}", "evaluator.checkpoint=/nonexistent/checkpoint.pt")
+    assert cfg.task.name == preset
+    if preset != "minatar":
+        ments.validate(cfg)
+
+
+def test_dchain_default_reproduces_the_ments_failure(tmp_path):
+    # the preset is D = 10, R_f = 0.5 at tau = 1: MENTS walks the chain (0.5), DENTS goes down (0.9, optimal)
+    out = ments.plan(compose(f"run_dir={tmp_path / 'ments'}"))
+    assert out["returns"] == [0.5] and out["success_rate"] == 0.0
+    out = ments.plan(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
+    assert out["returns"] == [0.9] and out["success_rate"] == 1.0
+    assert json.loads((tmp_path / "dents" / "metrics.json").read_text())["returns"] == [0.9]
+
+
+@pytest.mark.parametrize("preset", ["frozenlake", "atari"])
+def test_smoke(preset, tmp_path):
+    out = ments.plan(compose(f"ments_preset={preset}", f"run_dir={tmp_path}", "task.max_steps=3", "planner.simulations=5", "evaluator.rollout_steps=5"))
+    assert out["lengths"][0] <= 3
+    assert (tmp_path / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["ments", "dents", "greedy"])
+def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
+    out = ments.plan(
+        compose(
+            "ments_preset=minatar",
+            f"evaluator.checkpoint={mdqn_checkpoint}",
+            f"planner.algorithm={algorithm}",
+            "planner.simulations=5",
+            "task.max_steps=4",
+            "episodes=2",
+            f"run_dir={tmp_path}",
+        )
+    )
+    assert len(out["returns"]) == 2 and out["success_rate"] is None
+
+
+def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None, game: str | None = None) -> Path:
+    run_dir = tmp_path / "edited"
+    run_dir.mkdir()
+    state = torch.load(source, weights_only=True)
+    if actions is not None:
+        for key in list(state["loss_module"]):
+            if key.endswith("head.weight") or key.endswith("head.bias"):
+                state["loss_module"][key] = state["loss_module"][key][:actions]
+    torch.save(state, run_dir / "checkpoint.pt")
+    text = (source.parent / "config.yaml").read_text()
+    if game is not None:
+        text = text.replace("name: Breakout", f"name: {game}")
+    (run_dir / "config.yaml").write_text(text)
+    return run_dir / "checkpoint.pt"
+
+
+@pytest.mark.slow
+def test_checkpoint_with_another_action_space_is_refused(mdqn_checkpoint, tmp_path):
+    bad = _checkpoint_with(tmp_path, mdqn_checkpoint, actions=5)
+    run_dir = tmp_path / "run"
+    cfg = compose("ments_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={run_dir}")
+    with pytest.raises(ValueError, match="Q network has 5 actions, the MinAtar 'breakout' simulator has 6"):
+        ments.plan(cfg)
+    assert not run_dir.exists()
+
+
+@pytest.mark.slow
+def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
+    bad = _checkpoint_with(tmp_path, mdqn_checkpoint, game="Asterix")
+    with pytest.raises(ValueError, match="trained on minatar 'Asterix', the task is MinAtar 'breakout'"):
+        ments.plan(compose("ments_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={tmp_path / 'run'}"))
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("planner.tau=0", "planner.tau must be a finite number in"),
+        ("planner.tau=-1", "planner.tau must be a finite number in"),
+        ("planner.eps=-0.1", "planner.eps must be a finite number in"),
+        ("planner.simulations=0", "planner.simulations must be an int >= 1"),
+        ("planner.algorithm=alphazero", "planner.algorithm"),
+        ("planner.algorithm=greedy", "needs task.name='minatar'"),
+        ("task.name=cartpole", "task.name"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(override, match, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=match):
+        ments.plan(compose(override, f"run_dir={run_dir}"))
+    assert not run_dir.exists()
+
+
+def test_minatar_without_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="evaluator.checkpoint must name"):
+        ments.validate(compose("ments_preset=minatar"))
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        ments.validate(compose("ments_preset=minatar", f"evaluator.checkpoint={tmp_path / 'missing.pt'}"))
