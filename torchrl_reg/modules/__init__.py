@@ -6,9 +6,11 @@ from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy, BoltzmannExpl
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.modules.mirl import ActionPrior, PriorEGreedyModule
 from torchrl_reg.modules.policies import categorical_policy, multicategorical_policy, tanh_normal_policy
+from torchrl_reg.modules.soft_q import AmortizedSampler, svgd_sampler_actor
 
 __all__ = [
     "ActionPrior",
+    "AmortizedSampler",
     "AnnealedEpsilonGreedy",
     "BoltzmannExploration",
     "ImplicitQuantileNetwork",
@@ -17,5 +19,6 @@ __all__ = [
     "multicategorical_policy",
     "state_action_value_network",
     "state_value_network",
+    "svgd_sampler_actor",
     "tanh_normal_policy",
 ]

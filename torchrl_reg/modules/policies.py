@@ -41,6 +41,7 @@ from torchrl_reg.functional import check_tau
 
 __all__ = [
     "bin_grid",
+    "box_bounds",
     "FactorizedCategorical",
     "ScaledLogits",
     "policy_logit_tau",
@@ -199,17 +200,16 @@ def _logit_head(net: nn.Module, tau: float | None) -> nn.Module:
     return net if tau is None else nn.Sequential(net, ScaledLogits(tau))
 
 
-def _box_bounds(action_spec: TensorSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """Finite ``(low, high)`` of a 1-d continuous bounded action spec, or a ValueError naming the problem."""
+def box_bounds(action_spec: TensorSpec, user: str = "the multicategorical policy") -> tuple[torch.Tensor, torch.Tensor]:
+    """Finite ``(low, high)`` of a 1-d continuous bounded action spec, or a ValueError naming the problem
+    and ``user``, the component that needs the bounds."""
     if isinstance(action_spec, UnboundedSpec):
-        raise ValueError(
-            f"the multicategorical policy needs finite action bounds, got an unbounded spec {type(action_spec).__name__}"
-        )
+        raise ValueError(f"{user} needs finite action bounds, got an unbounded spec {type(action_spec).__name__}")
     space = getattr(action_spec, "space", None)
     low, high = getattr(space, "low", None), getattr(space, "high", None)
     if low is None or high is None or not torch.as_tensor(low).is_floating_point():
         raise ValueError(
-            "the multicategorical policy needs a bounded continuous (Box) action spec "
+            f"{user} needs a bounded continuous (Box) action spec "
             f"(torchrl.data.Bounded with a float dtype), got {type(action_spec).__name__}; "
             "use categorical_policy for discrete actions"
         )
@@ -218,9 +218,7 @@ def _box_bounds(action_spec: TensorSpec) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"the action spec must be a vector of shape [d], got shape {tuple(low.shape)}")
     # Specs stand for "unbounded" with +-float max, whose width overflows.
     if not torch.isfinite(high - low).all():
-        raise ValueError(
-            f"the multicategorical policy needs finite action bounds, got low={low.tolist()}, high={high.tolist()}"
-        )
+        raise ValueError(f"{user} needs finite action bounds, got low={low.tolist()}, high={high.tolist()}")
     if not (low < high).all():
         raise ValueError(f"the action bounds must satisfy low < high, got low={low.tolist()}, high={high.tolist()}")
     return low.clone(), high.clone()
@@ -254,7 +252,7 @@ def multicategorical_policy(
         ValueError: for a non-Box or unbounded action spec, ``num_bins < 2`` or ``tau <= 0``.
     """
     num_bins = _check_num_bins(num_bins)
-    low, high = _box_bounds(action_spec)
+    low, high = box_bounds(action_spec)
     action_dim = low.shape[0]
     net = nn.Sequential(
         MLP(
@@ -291,7 +289,7 @@ def tanh_normal_policy(
     :math:`\ln\pi(a|s) = \ln N(u) - \sum_j \ln\frac{(\mathrm{high}_j - \mathrm{low}_j)(1 - \tanh^2 u_j)}{2}`.
     The scale is a biased softplus of the network output (``sigma = 1`` at 0) bounded below by ``scale_lb``.
     """
-    low, high = _box_bounds(action_spec)
+    low, high = box_bounds(action_spec, "the tanh-Gaussian policy")
     net = nn.Sequential(
         MLP(
             in_features=observation_dim,

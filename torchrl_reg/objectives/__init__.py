@@ -5,6 +5,7 @@ from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives.mirl import MIRLLoss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
+from torchrl_reg.objectives.soft_q import SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.objectives.virel import DiscreteVIRELLoss, VIRELLoss
 
 __all__ = [
@@ -15,5 +16,8 @@ __all__ = [
     "MIRLLoss",
     "MunchausenDQNLoss",
     "MunchausenIQNLoss",
+    "SVGDPolicyLoss",
+    "SoftQLoss",
+    "TemperatureSchedule",
     "VIRELLoss",
 ]

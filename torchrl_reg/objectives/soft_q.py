@@ -1,0 +1,534 @@
+"""Soft Q-learning with continuous actions: the soft Q critic and the amortized SVGD actor.
+
+Reference: [SQL] Haarnoja, Tang, Abbeel, Levine, "Reinforcement Learning with Deep Energy-Based
+Policies", ICML 2017, arXiv:1702.08165 (Algorithm 1; Eq. 10-11 for the critic, Eq. 13-14 for the
+sampler), with Stein variational gradient descent from Liu & Wang, NeurIPS 2016, arXiv:1608.04471.
+
+Two losses, as the paper trains two networks: :class:`SoftQLoss` regresses ``Q(s, a)`` on the
+importance-sampled soft Bellman target; :class:`SVGDPolicyLoss` moves the particles of the
+:class:`~torchrl_reg.modules.soft_q.AmortizedSampler` towards ``exp(Q(s, .)/tau)``.
+:class:`TemperatureSchedule` anneals ``tau`` of both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDict, TensorDictBase, TensorDictParams
+from tensordict.nn import TensorDictModule, dispatch
+from tensordict.utils import NestedKey, unravel_key
+from torchrl.data import TensorSpec
+from torchrl.objectives import LossModule
+from torchrl.objectives.utils import ValueEstimators, distance_loss
+
+from torchrl_reg import functional as F
+from torchrl_reg.modules.policies import box_bounds
+from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
+from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+
+__all__ = ["SoftQLoss", "SVGDPolicyLoss", "TemperatureSchedule"]
+
+_PROPOSALS = ("uniform", "mixture")
+_SPACES = ("squashed", "pre_tanh")
+_LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_int_at_least(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value}")
+    return int(value)
+
+
+def _check_reduction(reduction: str | None) -> str:
+    reduction = "mean" if reduction is None else reduction
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
+    return reduction
+
+
+def _sampler_of(actor: TensorDictModule) -> AmortizedSampler:
+    module = getattr(actor, "module", None)
+    if not isinstance(module, AmortizedSampler):
+        raise ValueError(
+            "the actor must be a TensorDictModule around an AmortizedSampler "
+            f"(see torchrl_reg.modules.soft_q.svgd_sampler_actor), got a module of type {type(module).__name__}"
+        )
+    return module
+
+
+class _TemperatureMixin:
+    """``tau`` kept as a 0-dim buffer, so that :class:`TemperatureSchedule` can change it in place."""
+
+    def _init_tau(self, tau: float) -> None:
+        self.register_buffer("_tau", torch.tensor(F.check_tau(tau)))
+
+    @property
+    def tau(self) -> torch.Tensor:
+        return self._tau
+
+    def set_tau(self, tau: float) -> None:
+        """Set the temperature (checked: finite and > 0)."""
+        self._tau.fill_(F.check_tau(tau))
+
+
+def _particle_values(
+    qvalue_network: TensorDictModule,
+    params: TensorDictBase,
+    observations: TensorDictBase,
+    actions: torch.Tensor,
+    action_key: NestedKey,
+    value_key: NestedKey,
+) -> torch.Tensor:
+    """``Q(s, a_j)`` for the states of ``observations`` (batch ``[...]``) and particles ``actions [..., M, d]``
+    -> ``[..., M]``."""
+    num_particles = actions.shape[-2]
+    td = observations.unsqueeze(-1).expand(*observations.batch_size, num_particles).clone(False)
+    td.set(action_key, actions)
+    with params.to_module(qvalue_network, preserve_module_state=False):
+        return qvalue_network(td).get(value_key).squeeze(-1)
+
+
+class SoftQLoss(_TemperatureMixin, LossModule):
+    r"""Soft Q-learning critic loss ([SQL] Eq. 10-11, Algorithm 1):
+
+    .. math:: J_Q(\theta) = \hat{\mathbb E}\Big[\tfrac12\big(Q_\theta(s_t, a_t)
+              - (c\, r_t + \gamma (1 - d_t) \hat V_{\bar\theta}(s_{t+1}))\big)^2\Big],
+    .. math:: \hat V_{\bar\theta}(s) = \tau \ln \frac1M \sum_{j=1}^M
+              \frac{\exp(Q_{\bar\theta}(s, a_j)/\tau)}{q(a_j)}, \quad a_j \sim q
+
+    with ``c = reward_scale`` and the target parameters :math:`\bar\theta`. The temperature ``tau``
+    is explicit; the reference implementation fixes ``tau = 1`` and sets ``reward_scale`` instead
+    (30 on Hopper and HalfCheetah): ``SoftQLoss(..., tau=1, reward_scale=30)`` runs it as published,
+    and ``(tau, c)`` and ``(tau / c, 1)`` give the same policy with Q scaled by ``1/c``.
+
+    Proposals ``q`` (``M = num_value_particles`` draws per next state, independent across states):
+
+    * ``"uniform"`` (the reference): uniform on the Box, :math:`\ln q = -\sum_k \ln(\mathrm{high}_k -
+      \mathrm{low}_k)`, the ``d ln 2`` term on :math:`[-1, 1]^d`.
+    * ``"mixture"``: the defensive mixture of
+      :func:`~torchrl_reg.modules.soft_q.defensive_mixture_proposal`, uniform (weight
+      ``uniform_weight``) plus a tanh-Gaussian fitted to ``num_fit_particles`` particles of the
+      sampler at :math:`s_{t+1}`. Needs ``actor``. Lower variance when ``exp(Q/tau)`` is peaked, as in
+      higher dimensions (``benchmarks/sql_soft_value.py`` measures it).
+
+    Both make the mean inside the logarithm unbiased for :math:`\exp(V/\tau)`; :math:`\hat V` is biased
+    low by Jensen's inequality, less so with fewer weight fluctuations.
+
+    Target network: :math:`\bar\theta` is a separate copy (``convert_to_functional``; never an alias
+    of the online parameters). Update it with TorchRL's ``HardUpdate(loss,
+    value_network_update_interval=999)``, a copy every 1000 updates as in the reference (TorchRL's
+    ``HardUpdate`` copies on every ``(interval + 1)``-th step), or ``SoftUpdate(loss, tau=...)``.
+    ``gamma`` lives in the value estimator (``loss.make_value_estimator(gamma=0.99)``, TD(0));
+    a terminated transition cuts the bootstrap, a truncated one does not.
+
+    Args:
+        qvalue_network: ``Q(s, a)``, e.g. :func:`~torchrl_reg.modules.state_action_value_network`,
+            reading the observation keys and ``"action"`` and writing ``"state_action_value"``.
+
+    Keyword Args:
+        action_spec: the Box action spec (bounds of the proposal). Unbounded spaces are refused.
+        tau: temperature > 0. reward_scale: multiplies the rewards (> 0).
+        num_value_particles: ``M >= 2`` (reference: 16). proposal: ``"uniform"`` or ``"mixture"``.
+        actor: the sampler actor (for ``proposal="mixture"``).
+        num_fit_particles: sampler particles per state fitted by the mixture's Gaussian (>= 2).
+        uniform_weight: the mixture's uniform weight in ``(0, 1)``.
+        loss_function: ``"l2"`` (the paper's square, halved), ``"l1"`` or ``"smooth_l1"``.
+        delay_qvalue: keep target parameters (True, the paper); False bootstraps from the online ones.
+        reduction, use_prioritized_weights: as in TorchRL's losses.
+
+    The output holds ``"loss_qvalue"`` and the detached diagnostics ``"state_action_value"``,
+    ``"next_state_value"`` (:math:`\hat V(s_{t+1})`), ``"td_error"`` and ``"effective_sample_size"``
+    (:math:`(\sum w)^2 / \sum w^2` of the importance weights, between 1 and M). The squared TD error is
+    written in place under the priority key (shape ``[..., 1]``).
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Configurable tensordict keys (``loss.set_keys(...)``).
+
+        Attributes:
+            action: the action taken and the Q-network's action input. Defaults to ``"action"``.
+            value: the Q-network's output. Defaults to ``"state_action_value"``.
+            reward, done, terminated: read under ``"next"``.
+            priority: where the squared TD error is written. Defaults to ``"td_error"``.
+            priority_weight: importance weights of a prioritized buffer. Defaults to ``"priority_weight"``.
+            steps_to_next_obs: steps to the bootstrap state (:class:`torchrl_reg.data.MultiStep`).
+        """
+
+        action: NestedKey = "action"
+        value: NestedKey = "state_action_value"
+        reward: NestedKey = "reward"
+        done: NestedKey = "done"
+        terminated: NestedKey = "terminated"
+        priority: NestedKey = "td_error"
+        priority_weight: NestedKey = "priority_weight"
+        steps_to_next_obs: NestedKey = "steps_to_next_obs"
+
+    default_keys = _AcceptedKeys
+    tensor_keys: _AcceptedKeys
+    default_value_estimator = ValueEstimators.TD0
+    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
+    out_keys = ["loss_qvalue", "state_action_value", "next_state_value", "td_error", "effective_sample_size"]
+
+    qvalue_network: TensorDictModule
+    qvalue_network_params: TensorDictParams
+    target_qvalue_network_params: TensorDictParams
+
+    def __init__(
+        self,
+        qvalue_network: TensorDictModule,
+        *,
+        action_spec: TensorSpec,
+        tau: float = 1.0,
+        reward_scale: float = 1.0,
+        num_value_particles: int = 16,
+        proposal: str = "uniform",
+        actor: TensorDictModule | None = None,
+        num_fit_particles: int = 16,
+        uniform_weight: float = 0.5,
+        loss_function: str = "l2",
+        delay_qvalue: bool = True,
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
+    ) -> None:
+        low, high = box_bounds(action_spec, "SoftQLoss's importance-sampled soft value")
+        num_value_particles = _check_int_at_least("num_value_particles", num_value_particles, 2)
+        if proposal not in _PROPOSALS:
+            raise ValueError(f"proposal must be one of {_PROPOSALS}, got proposal={proposal!r}")
+        if proposal == "mixture":
+            if actor is None:
+                raise ValueError("proposal='mixture' fits a tanh-Gaussian to the sampler's particles: pass actor=")
+            _sampler_of(actor)
+            num_fit_particles = _check_int_at_least("num_fit_particles", num_fit_particles, 2)
+            mixture_split(uniform_weight, num_value_particles)
+        reward_scale = float(reward_scale)
+        if not reward_scale > 0 or reward_scale == float("inf"):
+            raise ValueError(f"reward_scale must be a finite number > 0, got reward_scale={reward_scale}")
+        if loss_function not in _LOSS_FUNCTIONS:
+            raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
+        if use_prioritized_weights not in (True, False, "auto"):
+            raise ValueError(
+                f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}"
+            )
+        reduction = _check_reduction(reduction)
+        super().__init__()
+        self._in_keys = None
+        self._init_tau(tau)
+        self.register_buffer("low", low.float())
+        self.register_buffer("high", high.float())
+        self.reward_scale = reward_scale
+        self.num_value_particles = num_value_particles
+        self.proposal = proposal
+        self.num_fit_particles = num_fit_particles
+        self.uniform_weight = float(uniform_weight)
+        self.loss_function = loss_function
+        self.delay_qvalue = delay_qvalue
+        self.reduction = reduction
+        self.use_prioritized_weights = use_prioritized_weights
+        self.convert_to_functional(qvalue_network, "qvalue_network", create_target_params=delay_qvalue)
+        # The sampler is only read (its current parameters fit the proposal): a plain reference, so
+        # that its parameters are neither trained nor saved by this loss.
+        self.__dict__["_actor"] = actor
+
+    # -- keys ---------------------------------------------------------------------------------
+    def _observation_keys(self) -> list[NestedKey]:
+        return [key for key in self.qvalue_network.in_keys if unravel_key(key) != unravel_key(self.tensor_keys.action)]
+
+    def _set_in_keys(self) -> None:
+        keys = self.tensor_keys
+        observation_keys = self._observation_keys()
+        in_keys = [
+            keys.action,
+            *observation_keys,
+            *[("next", key) for key in (keys.reward, keys.done, keys.terminated, *observation_keys)],
+        ]
+        self._in_keys = list(dict.fromkeys(unravel_key(key) for key in in_keys))
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        if self._in_keys is None:
+            self._set_in_keys()
+        return self._in_keys
+
+    # The same TD(0) estimator wiring as ImplicitQLoss (same estimator keys): one implementation.
+    _estimator_keys = ImplicitQLoss._estimator_keys
+    _forward_value_estimator_keys = ImplicitQLoss._forward_value_estimator_keys
+    make_value_estimator = ImplicitQLoss.make_value_estimator
+
+    # -- soft value ---------------------------------------------------------------------------
+    def _proposal(self, next_observations: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
+        batch_shape = next_observations.batch_size
+        if self.proposal == "uniform":
+            return uniform_proposal(self.low, self.high, batch_shape, self.num_value_particles)
+        actor = self.__dict__["_actor"]
+        sampler = _sampler_of(actor)
+        observation = next_observations.get(actor.in_keys[0])
+        pre_tanh, _ = sampler.sample_particles(observation, self.num_fit_particles)
+        return defensive_mixture_proposal(
+            pre_tanh, self.low, self.high, self.num_value_particles, uniform_weight=self.uniform_weight
+        )
+
+    def soft_value(self, next_observations: TensorDictBase, params: TensorDictBase | None = None) -> dict[str, torch.Tensor]:
+        """``V_hat(s)`` ([SQL] Eq. 10) at the states of ``next_observations`` with ``params`` (default:
+        the target parameters), and the effective sample size of its importance weights."""
+        if params is None:
+            params = self.target_qvalue_network_params if self.delay_qvalue else self.qvalue_network_params
+        with torch.no_grad():
+            actions, log_q = self._proposal(next_observations)
+            q = _particle_values(
+                self.qvalue_network, params, next_observations, actions, self.tensor_keys.action, self.tensor_keys.value
+            )
+            value = F.importance_sampled_soft_value(q, log_q, self.tau)
+            log_w = q / self.tau - log_q
+            ess = torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))
+        return {"value": value, "effective_sample_size": ess}
+
+    # -- forward ------------------------------------------------------------------------------
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """[SQL] Eq. 11 on a batch of transitions; writes the squared TD error in place under the priority key."""
+        keys = self.tensor_keys
+        observation_keys = self._observation_keys()
+        with self.qvalue_network_params.to_module(self.qvalue_network, preserve_module_state=False):
+            pred = self.qvalue_network(tensordict.select(*observation_keys, keys.action)).get(keys.value).squeeze(-1)
+
+        next_observations = tensordict.get("next").select(*observation_keys)
+        soft = self.soft_value(next_observations)
+        td = tensordict.clone(False)
+        td.set(("next", keys.reward), tensordict.get(("next", keys.reward)) * self.reward_scale)
+        with torch.no_grad():
+            target = self.value_estimator.value_estimate(td, next_value=soft["value"].unsqueeze(-1)).squeeze(-1)
+            td_error = (pred - target).pow(2)
+        loss = 0.5 * distance_loss(pred, target, self.loss_function)
+        weights = None
+        if self.use_prioritized_weights in (True, "auto") and keys.priority_weight in tensordict.keys(True):
+            weights = tensordict.get(keys.priority_weight).view(loss.shape)
+        loss = self._reduce_loss(loss, tensordict=tensordict, weights=weights)
+        tensordict.set(keys.priority, td_error.unsqueeze(-1), inplace=True)
+
+        diagnostics = {
+            "state_action_value": pred.detach(),
+            "next_state_value": soft["value"],
+            "td_error": td_error,
+            "effective_sample_size": soft["effective_sample_size"],
+        }
+        if self.reduction != "none":
+            diagnostics = {k: v.mean() for k, v in diagnostics.items()}
+        batch_size = tensordict.batch_size if self.reduction == "none" else []
+        out = TensorDict({"loss_qvalue": loss, **diagnostics}, batch_size=batch_size)
+        self._clear_weakrefs(tensordict, out, "qvalue_network_params", "target_qvalue_network_params")
+        return out
+
+
+class SVGDPolicyLoss(_TemperatureMixin, LossModule):
+    r"""Amortized Stein variational gradient for the sampler of soft Q-learning ([SQL] Eq. 13-14).
+
+    For each state, ``K = num_particles`` actions ``a = squash(f(s, xi))``, ``xi ~ N(0, I)``, are
+    split into ``K_f = round(fixed_ratio * K)`` fixed particles (no gradient) and ``K - K_f`` updated
+    ones. With the target log-density :math:`\ln p`, the direction at an updated particle is
+
+    .. math:: \Delta(x_i) = \frac{1}{K_f}\sum_{j \le K_f}\big[k(x_j, x_i) \nabla_{x_j}\ln p(x_j)
+              + \nabla_{x_j} k(x_j, x_i)\big]
+
+    (:func:`~torchrl_reg.functional.svgd_direction`, RBF kernel with the median bandwidth
+    :func:`~torchrl_reg.functional.median_bandwidth`, no gradient through ``h``), and the loss
+    :math:`-\hat{\mathbb E}[\Delta(x_i)^\top x_i]` with :math:`\Delta` held fixed, whose gradient is
+    :math:`-\hat{\mathbb E}[\Delta\, \partial x_i / \partial\phi]` ([SQL] Eq. 14): descending it moves
+    the sampler's outputs along :math:`\Delta`. The mean runs over states and updated particles.
+
+    ``space`` says where the particles live; each choice is self-consistent (target density,
+    kernel and gradients in the same variables):
+
+    * ``"squashed"``: :math:`x = a`, the action in the Box; :math:`\ln p(a) = Q(s, a)/\tau`, no
+      Jacobian (the target is a density over actions). The target does not vanish at the Box's
+      boundary, so Stein's identity holds only up to a boundary term: mass within a kernel width of
+      the boundary is slightly misplaced.
+    * ``"pre_tanh"``: :math:`x = u`, with :math:`a = \mathrm{squash}(u)`;
+      :math:`\ln p(u) = Q(s, \mathrm{squash}(u))/\tau + \ln|\det \partial a/\partial u|`, the density
+      of ``u`` whose image is :math:`\exp(Q/\tau)`; it vanishes at infinity, so SVGD's fixed point is
+      exact.
+
+    The reference implementation adds the pre-tanh Jacobian :math:`\sum\ln(1 - a^2)` to ``Q`` but
+    takes gradients and kernel in the squashed variables (softlearning issue 143): neither of the
+    above. The temperature enters as :math:`\ln p = Q/\tau`: [SQL] Eq. 13 writes
+    :math:`\tau` times this direction (a step size).
+
+    Args:
+        actor: the sampler, :func:`~torchrl_reg.modules.soft_q.svgd_sampler_actor`.
+        qvalue_network: the critic trained by :class:`SoftQLoss` (its online parameters are read,
+            never trained or stored by this loss).
+
+    Keyword Args:
+        tau: temperature > 0 (use the critic's). num_particles: ``K`` (reference: 16, 32 on MultiGoal).
+        fixed_ratio: fraction of fixed particles in ``(0, 1)`` (reference: 0.5); ``K_f >= 2`` (the
+            median heuristic divides by ``ln K_f``) and ``K - K_f >= 1`` are required.
+        space: ``"squashed"`` or ``"pre_tanh"``. min_bandwidth: lower bound of ``h`` (reference 1e-3).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per state).
+
+    The output holds ``"loss_actor"`` and the detached diagnostics ``"bandwidth"`` (mean ``h``),
+    ``"particle_q"`` (mean ``Q`` of the fixed particles) and ``"direction_norm"`` (mean
+    :math:`\|\Delta\|`).
+    """
+
+    @dataclass
+    class _AcceptedKeys:
+        """Configurable tensordict keys (``loss.set_keys(...)``).
+
+        Attributes:
+            action: the Q-network's action input. Defaults to ``"action"``.
+            value: the Q-network's output. Defaults to ``"state_action_value"``.
+        """
+
+        action: NestedKey = "action"
+        value: NestedKey = "state_action_value"
+
+    default_keys = _AcceptedKeys
+    tensor_keys: _AcceptedKeys
+    out_keys = ["loss_actor", "bandwidth", "particle_q", "direction_norm"]
+
+    actor_network: TensorDictModule
+    actor_network_params: TensorDictParams
+    target_actor_network_params: TensorDictParams | None
+
+    def __init__(
+        self,
+        actor: TensorDictModule,
+        qvalue_network: TensorDictModule,
+        *,
+        tau: float = 1.0,
+        num_particles: int = 16,
+        fixed_ratio: float = 0.5,
+        space: str = "squashed",
+        min_bandwidth: float = 1e-3,
+        reduction: str | None = None,
+    ) -> None:
+        _sampler_of(actor)
+        num_particles = _check_int_at_least("num_particles", num_particles, 2)
+        fixed_ratio = float(fixed_ratio)
+        if not 0.0 < fixed_ratio < 1.0:
+            raise ValueError(f"fixed_ratio must lie in (0, 1), got fixed_ratio={fixed_ratio}")
+        num_fixed = round(fixed_ratio * num_particles)
+        if num_fixed < 2 or num_fixed > num_particles - 1:
+            raise ValueError(
+                f"num_particles={num_particles} with fixed_ratio={fixed_ratio} gives {num_fixed} fixed and "
+                f"{num_particles - num_fixed} updated particles: at least 2 fixed (the median heuristic divides "
+                "by ln K_fixed) and 1 updated are needed"
+            )
+        if space not in _SPACES:
+            raise ValueError(f"space must be one of {_SPACES}, got space={space!r}")
+        if not min_bandwidth > 0:
+            raise ValueError(f"min_bandwidth must be > 0, got min_bandwidth={min_bandwidth}")
+        reduction = _check_reduction(reduction)
+        super().__init__()
+        self._in_keys = None
+        self._init_tau(tau)
+        self.num_particles = num_particles
+        self.num_fixed = num_fixed
+        self.fixed_ratio = fixed_ratio
+        self.space = space
+        self.min_bandwidth = float(min_bandwidth)
+        self.reduction = reduction
+        self.convert_to_functional(actor, "actor_network", create_target_params=False)
+        self.__dict__["_qvalue"] = qvalue_network
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        return list(dict.fromkeys(unravel_key(k) for k in self.actor_network.in_keys))
+
+    def _set_in_keys(self) -> None:
+        self._in_keys = self.in_keys
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        self._set_in_keys()
+
+    def _log_target(
+        self, observations: TensorDictBase, x: torch.Tensor, sampler: AmortizedSampler
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ln p(x), Q)``, ``ln p`` up to a constant in the variables of ``space``, for particles ``x [..., K, d]``."""
+        qvalue = self.__dict__["_qvalue"]
+        actions = x if self.space == "squashed" else sampler.squash(x)
+        num_particles = x.shape[-2]
+        td = observations.unsqueeze(-1).expand(*observations.batch_size, num_particles).clone(False)
+        td.set(self.tensor_keys.action, actions)
+        q = qvalue(td).get(self.tensor_keys.value).squeeze(-1)
+        log_p = q / self.tau
+        if self.space == "pre_tanh":
+            log_p = log_p + sampler.log_abs_det_jacobian(x)
+        return log_p, q
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """[SQL] Eq. 13-14 on the states of ``tensordict``."""
+        sampler = _sampler_of(self.actor_network)
+        observation_key = self.actor_network.in_keys[0]
+        with self.actor_network_params.to_module(self.actor_network, preserve_module_state=False):
+            pre_tanh, actions = sampler.sample_particles(tensordict.get(observation_key), self.num_particles)
+        particles = actions if self.space == "squashed" else pre_tanh
+        fixed = particles[..., : self.num_fixed, :].detach().requires_grad_(True)
+        updated = particles[..., self.num_fixed :, :]
+
+        observations = tensordict.select(*[k for k in self.__dict__["_qvalue"].in_keys if k != self.tensor_keys.action])
+        with torch.enable_grad():
+            log_p, q = self._log_target(observations, fixed, sampler)
+            # Only the particles' gradient: the critic's parameters get none (autograd.grad accumulates nothing).
+            (score,) = torch.autograd.grad(log_p.sum(), fixed)
+        with torch.no_grad():
+            h = F.median_bandwidth(fixed, updated, min_bandwidth=self.min_bandwidth)
+            direction = F.svgd_direction(fixed.detach(), score, updated.detach(), h)
+        loss = -(direction * updated).sum(-1).mean(-1)
+        loss = self._reduce_loss(loss, tensordict=tensordict)
+
+        diagnostics = {
+            "bandwidth": h,
+            "particle_q": q.detach().mean(-1),
+            "direction_norm": direction.norm(dim=-1).mean(-1),
+        }
+        if self.reduction != "none":
+            diagnostics = {k: v.mean() for k, v in diagnostics.items()}
+        batch_size = tensordict.batch_size if self.reduction == "none" else []
+        out = TensorDict({"loss_actor": loss, **diagnostics}, batch_size=batch_size)
+        self._clear_weakrefs(tensordict, out, "actor_network_params")
+        return out
+
+
+class TemperatureSchedule:
+    r"""Linear annealing of ``tau`` of soft Q-learning losses, from their current value to ``tau_final``
+    over ``annealing_num_steps`` calls of :meth:`step` (users of the reference asked for annealing
+    the temperature towards 0 near convergence; ``tau_final`` must stay > 0, the soft value and the
+    target density are undefined at 0). Pass the critic and the actor loss together so that they share
+    the temperature, then call ``schedule.step()`` after each update, as TorchRL's exploration modules.
+    """
+
+    def __init__(self, *losses: _TemperatureMixin, tau_final: float, annealing_num_steps: int) -> None:
+        if not losses:
+            raise ValueError("TemperatureSchedule needs at least one loss with a tau (SoftQLoss, SVGDPolicyLoss)")
+        for loss in losses:
+            if not isinstance(loss, _TemperatureMixin):
+                raise ValueError(f"TemperatureSchedule anneals SoftQLoss/SVGDPolicyLoss, got {type(loss).__name__}")
+        self.losses = losses
+        self.tau_init = float(losses[0].tau)
+        self.tau_final = F.check_tau(tau_final)
+        self.annealing_num_steps = _check_int_at_least("annealing_num_steps", annealing_num_steps, 1)
+        self.num_steps = 0
+        for loss in losses:
+            loss.set_tau(self.tau_init)
+
+    @property
+    def tau(self) -> float:
+        fraction = min(self.num_steps / self.annealing_num_steps, 1.0)
+        return self.tau_init + fraction * (self.tau_final - self.tau_init)
+
+    def step(self, num_steps: int = 1) -> None:
+        self.num_steps += int(num_steps)
+        for loss in self.losses:
+            loss.set_tau(self.tau)
+
+    def state_dict(self) -> dict[str, float | int]:
+        return {"num_steps": self.num_steps, "tau_init": self.tau_init}
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        self.num_steps = int(state["num_steps"])
+        self.tau_init = float(state["tau_init"])
+        for loss in self.losses:
+            loss.set_tau(self.tau)
