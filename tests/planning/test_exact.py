@@ -200,3 +200,15 @@ def test_stochastic_transitions_average_children_by_visit_counts():
     assert tree.q[0, 0] == pytest.approx((n1 * v1 + n2 * v2) / (n1 + n2), abs=1e-12)
     assert tree.q[0, 0] == pytest.approx(0.5 * v1 + 0.5 * v2, abs=0.03)
     assert tree.q[0, 1] == pytest.approx(0.3, abs=1e-12)
+
+
+def test_ments_search_with_a_bellman_recommendation_is_right_on_the_dchain():
+    # E2W exploration with soft backups, but the recommendation read from Bellman values ([DENTS] Sec. 4)
+    chain = DChain(10, 0.5)
+    search = make_search("ments", chain, tau=1.0, eps=1.0, recommend="bellman_value", seed=0, evaluator=RandomRollout(max_steps=20))
+    assert search.search(3000) == DChain.DOWN
+    np.testing.assert_allclose(search.tree.q_bellman[0], [0.9, 0.8], rtol=0, atol=1e-12)
+    plain = make_search("ments", chain, tau=1.0, seed=0)
+    plain.search(10)
+    with pytest.raises(ValueError, match="kept no Bellman values"):
+        plain.recommended_action("bellman_value")

@@ -107,6 +107,11 @@ class TreeSearch:
         self.q_init = float(q_init)
         self.rng = random.Random(seed)
         self.tree: SearchTree | None = None
+        # read once per search step instead of once per node (the hot path)
+        self._dents = isinstance(tree_policy, DENTSScore)
+        self._on_bellman = backup == "bellman"
+        # Bellman values cost a row max per node: kept only when searched on or recommended from
+        self._track_bellman = backup == "bellman" or recommend == "bellman_value"
 
     # -- the search ---------------------------------------------------------------------------
     def search(self, num_simulations: int) -> int:
@@ -129,13 +134,9 @@ class TreeSearch:
         return self.recommended_action()
 
     def _select(self, tree: SearchTree, node: int) -> int:
-        policy = self.tree_policy
-        if isinstance(policy, DENTSScore):
-            second = tree.entropy_q[node].tolist()
-        else:
-            second = tree.visits[node].tolist()
-        q = tree.q_bellman[node].tolist() if self.backup == "bellman" else tree.q[node].tolist()
-        return policy.select(q, second, float(tree.total[node]), self.rng.random())
+        second = tree.entropy_q[node].tolist() if self._dents else tree.visits[node].tolist()
+        q = tree.q_bellman[node].tolist() if self._on_bellman else tree.q[node].tolist()
+        return self.tree_policy.select(q, second, float(tree.total[node]), self.rng.random())
 
     def _simulate(self, tree: SearchTree) -> None:
         sim = self.simulator
@@ -169,10 +170,9 @@ class TreeSearch:
             node = child
         self._backup(tree, path)
 
-    def _child_values(self, tree: SearchTree, node: int, action: int, child: int) -> tuple[float, float, float]:
-        """(value, Bellman value, entropy) of the next state, averaged over outcomes by arrival counts."""
-        if self.simulator.deterministic:
-            return float(tree.value[child]), float(tree.bellman[child]), float(tree.entropy[child])
+    @staticmethod
+    def _child_values(tree: SearchTree, node: int, action: int) -> tuple[float, float, float]:
+        """(value, Bellman value, entropy) of a stochastic edge's next states, averaged by arrival counts."""
         children = list(tree.outcomes[(node, action)].values())
         counts = tree.arrivals[children]
         weights = counts / counts.sum()
@@ -183,8 +183,8 @@ class TreeSearch:
         )
 
     def _backup(self, tree: SearchTree, path: list[tuple[int, int, float, int]]) -> None:
-        gamma, backup = self.gamma, self.backup
-        dents = isinstance(self.tree_policy, DENTSScore)
+        gamma, backup, deterministic = self.gamma, self.backup, self.simulator.deterministic
+        dents, track_bellman = self._dents, self._track_bellman
         ret = float(tree.leaf_value[path[-1][3]])
         for node, action, reward, child in reversed(path):
             tree.arrivals[child] += 1
@@ -194,11 +194,14 @@ class TreeSearch:
             reward_sum = float(tree.reward_sum[node, action]) + reward
             tree.reward_sum[node, action] = reward_sum
             mean_reward = reward_sum / n
-            v_next, vb_next, h_next = self._child_values(tree, node, action, child)
-            tree.q_bellman[node, action] = mean_reward + gamma * vb_next
-            visits = tree.visits[node].tolist()
-            q_bellman = tree.q_bellman[node].tolist()
-            tree.bellman[node] = bellman_value(q_bellman, visits)
+            if deterministic:
+                v_next, vb_next, h_next = float(tree.value[child]), float(tree.bellman[child]), float(tree.entropy[child])
+            else:
+                v_next, vb_next, h_next = self._child_values(tree, node, action)
+            if track_bellman:
+                tree.q_bellman[node, action] = mean_reward + gamma * vb_next
+                q_bellman = tree.q_bellman[node].tolist()
+                tree.bellman[node] = bellman_value(q_bellman, tree.visits[node].tolist())
             if backup == "softmax":
                 tree.q[node, action] = mean_reward + gamma * v_next
                 tree.value[node] = softmax_value(tree.q[node].tolist(), self.tau)
@@ -220,6 +223,10 @@ class TreeSearch:
         """Root action values used by ``kind`` (default: this search's recommendation); untried actions are -inf."""
         kind = kind or self.recommend
         tree = self._require_tree()
+        if kind == "bellman_value" and not self._track_bellman:
+            raise ValueError(
+                f"this {self.backup}-backup search kept no Bellman values; build it with recommend='bellman_value'"
+            )
         visits = tree.visits[0]
         if kind == "most_visited":
             return visits.astype(float)

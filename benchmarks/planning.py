@@ -1,0 +1,379 @@
+"""Tree-search benchmarks (issue 24): speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
+
+    taskset -c 0 python benchmarks/planning.py speed
+    taskset -c 0 python benchmarks/planning.py synthetic --trees 25
+    taskset -c 0 python benchmarks/planning.py dchain --seeds 25
+    taskset -c 0 python benchmarks/planning.py frozenlake --seeds 20
+    python benchmarks/planning.py plot
+
+Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
+thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``); pin to core 0 with ``taskset``.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from torchrl_reg.planning import (  # noqa: E402
+    ALGORITHMS,
+    DChain,
+    FrozenLakeSimulator,
+    MinAtarSimulator,
+    QNetworkEvaluator,
+    RandomRollout,
+    SyntheticTree,
+    make_search,
+    synthetic_tree_q,
+)
+from torchrl_reg.recipe_utils import MinAtarQNet  # noqa: E402
+
+OUT = Path(__file__).parent / "results" / "planning"
+COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
+
+
+def _write(name: str, data: dict) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    data["command"] = "taskset -c 0 python " + " ".join(["benchmarks/planning.py", *sys.argv[1:]])
+    (OUT / f"{name}.json").write_text(json.dumps(data, indent=2))
+    print(f"wrote {OUT / name}.json")
+
+
+# -- speed -------------------------------------------------------------------------------------------
+class TimedSimulator:
+    """Forwards to a simulator and adds up the time spent in it (step, save, restore, observation)."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.num_actions = sim.num_actions
+        self.deterministic = sim.deterministic
+        self.seconds = 0.0
+
+    def _timed(self, name, *args):
+        t = time.perf_counter()
+        out = getattr(self.sim, name)(*args)
+        self.seconds += time.perf_counter() - t
+        return out
+
+    def save(self):
+        return self._timed("save")
+
+    def restore(self, state):
+        return self._timed("restore", state)
+
+    def step(self, action):
+        return self._timed("step", action)
+
+    def observation(self):
+        return self._timed("observation")
+
+    def state_key(self):
+        return self._timed("state_key")
+
+
+class TimedEvaluator:
+    """Time in the evaluator that is not simulator time (network forward, rollout bookkeeping)."""
+
+    def __init__(self, evaluator, sim: TimedSimulator):
+        self.evaluator = evaluator
+        self.sim = sim
+        self.seconds = 0.0
+
+    def __call__(self, sim):
+        t, s = time.perf_counter(), self.sim.seconds
+        out = self.evaluator(sim)
+        self.seconds += time.perf_counter() - t - (self.sim.seconds - s)
+        return out
+
+
+def _speed_case(algorithm: str, make_sim, make_evaluator, simulations: int, repeats: int) -> dict:
+    rates, cpu_rates = [], []
+    for r in range(repeats):
+        sim = make_sim()
+        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1, seed=r)
+        t, c = time.perf_counter(), time.process_time()
+        search.search(simulations)
+        rates.append(simulations / (time.perf_counter() - t))
+        cpu_rates.append(simulations / (time.process_time() - c))
+    sim = TimedSimulator(make_sim())
+    evaluator = TimedEvaluator(make_evaluator(sim, 0), sim)
+    search = make_search(algorithm, sim, evaluator=evaluator, tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1, seed=0)
+    t = time.perf_counter()
+    search.search(simulations)
+    total = time.perf_counter() - t
+    return {
+        "algorithm": algorithm,
+        "simulations": simulations,
+        "sims_per_s": float(np.median(rates)),
+        "sims_per_s_runs": rates,
+        # the machine is shared: CPU time of this process is the cost on one core without contention
+        "sims_per_cpu_s": float(np.median(cpu_rates)),
+        "split_s": {
+            "tree": total - sim.seconds - evaluator.seconds,
+            "simulator": sim.seconds,
+            "evaluator": evaluator.seconds,
+            "total_timed_run": total,
+        },
+        "tree_nodes": search.tree.size,
+        "max_depth_reached": _max_depth(search.tree),
+    }
+
+
+def _max_depth(tree) -> int:
+    depth = np.zeros(tree.size, dtype=np.int64)
+    for node in range(tree.size):
+        children = tree.child[node][tree.child[node] >= 0]
+        depth[children] = depth[node] + 1
+        for outcomes in (v for (n, _), v in tree.outcomes.items() if n == node):
+            depth[list(outcomes.values())] = depth[node] + 1
+    return int(depth.max())
+
+
+def _network_batch_cost(net, obs: torch.Tensor, batch: int, calls: int = 200) -> float:
+    """Seconds per observation of ``net`` on batches of ``batch`` copies of ``obs``."""
+    x = obs.unsqueeze(0).expand(batch, *obs.shape).contiguous()
+    with torch.no_grad():
+        net(x)
+        t = time.perf_counter()
+        for _ in range(calls):
+            net(x)
+    return (time.perf_counter() - t) / (calls * batch)
+
+
+def speed(args) -> None:
+    torch.set_num_threads(1)
+    tree = SyntheticTree(4, 10, seed=0)
+    rows = []
+    for algorithm in ALGORITHMS:
+        row = _speed_case(algorithm, lambda: tree, lambda sim, r: RandomRollout(max_steps=10, seed=r), args.simulations, args.repeats)
+        row["case"] = "synthetic depth-10 4-action tree, random rollout leaf"
+        rows.append(row)
+        print(row["case"], algorithm, f"{row['sims_per_s']:.0f} sims/s wall, {row['sims_per_cpu_s']:.0f} per CPU s", row["split_s"])
+
+    mlp = torch.nn.Sequential(torch.nn.Linear(1, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+
+    def mlp_q(obs: torch.Tensor) -> torch.Tensor:
+        return mlp(obs.float() / 1e6)
+
+    for algorithm in ALGORITHMS:
+        row = _speed_case(algorithm, lambda: tree, lambda sim, r: QNetworkEvaluator(mlp_q, num_actions=4, tau=0.1), args.simulations, args.repeats)
+        row["case"] = "synthetic depth-10 4-action tree, MLP(64, 64) Q-network leaf (batch 1)"
+        rows.append(row)
+        print(row["case"], algorithm, f"{row['sims_per_s']:.0f} sims/s wall, {row['sims_per_cpu_s']:.0f} per CPU s", row["split_s"])
+
+    import minatar
+
+    conv = MinAtarQNet(4, 6, grid=10).eval()
+
+    def make_minatar():
+        env = minatar.Environment("breakout", sticky_action_prob=0.1)
+        env.seed(0)
+        env.reset()
+        return MinAtarSimulator(env, include_rng=False)
+
+    for algorithm in ("ments", "uct"):
+        row = _speed_case(
+            algorithm,
+            make_minatar,
+            lambda sim, r: QNetworkEvaluator(lambda o: conv(o.float()), num_actions=6, tau=0.1),
+            args.simulations // 10,
+            1,
+        )
+        row["case"] = "MinAtar Breakout (deep-copy save/restore), M-DQN conv Q-network leaf (batch 1)"
+        rows.append(row)
+        print(row["case"], algorithm, f"{row['sims_per_s']:.0f} sims/s wall, {row['sims_per_cpu_s']:.0f} per CPU s", row["split_s"])
+
+    obs = torch.as_tensor(make_minatar().observation()).float()
+    batching = {
+        f"batch_{b}": {
+            "mlp_s_per_obs": _network_batch_cost(mlp, torch.zeros(1), b),
+            "minatar_conv_s_per_obs": _network_batch_cost(conv, obs, b),
+        }
+        for b in (1, 8, 32)
+    }
+    print(batching)
+    _write("speed", {"rows": rows, "network_cost_by_batch": batching, "target_sims_per_s": 5000, "load_average": os.getloadavg()})
+
+
+# -- synthetic trees ------------------------------------------------------------------------------
+PARAMS = dict(tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1)
+
+
+def synthetic(args) -> None:
+    budgets = [int(b) for b in args.budgets.split(",")]
+    failures = {a: np.zeros((args.trees, len(budgets))) for a in ALGORITHMS}
+    soft_failures = np.zeros((args.trees, len(budgets)))
+    for t in range(args.trees):
+        tree = SyntheticTree(args.branching, args.depth, seed=1000 + t, noise_std=args.noise)
+        best = int(np.argmax(synthetic_tree_q(tree, None)))
+        soft_best = int(np.argmax(synthetic_tree_q(tree, PARAMS["tau"])))
+        for j, n in enumerate(budgets):
+            for algorithm in ALGORITHMS:
+                tree.reseed_noise(t * 1000 + j)
+                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **PARAMS)
+                action = search.search(n)
+                failures[algorithm][t, j] = action != best
+                if algorithm == "ments":
+                    soft_failures[t, j] = action != soft_best
+        print(f"tree {t}: " + " ".join(f"{a}={failures[a][t].mean():.2f}" for a in ALGORITHMS), flush=True)
+    _write(
+        "synthetic",
+        {
+            "tree": {"branching": args.branching, "depth": args.depth, "noise_std": args.noise, "trees": args.trees},
+            "params": PARAMS | {"c": float(np.sqrt(2.0))},
+            "budgets": budgets,
+            "failure_rate": {a: failures[a].mean(0).tolist() for a in ALGORITHMS},
+            "ments_failure_rate_vs_soft_optimal_action": soft_failures.mean(0).tolist(),
+            "definition": "fraction of random trees where the recommended root action is not the optimal "
+            "(Bellman, expected return) action; MENTS also against the soft-optimal action at its tau",
+        },
+    )
+
+
+# -- D-chain and FrozenLake ---------------------------------------------------------------------------
+def dchain(args) -> None:
+    budgets = [int(b) for b in args.budgets.split(",")]
+    result = {"length": args.length, "params": {"tau": 1.0, "alpha": 1.0, "beta_0": 1.0, "eps": 0.1}, "budgets": budgets, "success_rate": {}}
+    for final_reward in (0.5, 1.0):
+        best = DChain.DOWN if final_reward < (args.length - 1) / args.length else DChain.RIGHT
+        for algorithm in ALGORITHMS:
+            rate = []
+            for n in budgets:
+                wins = 0
+                for seed in range(args.seeds):
+                    search = make_search(
+                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **result["params"]
+                    )
+                    wins += search.search(n) == best
+                rate.append(wins / args.seeds)
+            result["success_rate"][f"R_f={final_reward}/{algorithm}"] = rate
+            print(final_reward, algorithm, rate, flush=True)
+    result["seeds"] = args.seeds
+    result["definition"] = "fraction of seeds whose recommended first action is the optimal one (down for R_f=0.5, right for R_f=1)"
+    _write("dchain", result)
+
+
+def frozenlake(args) -> None:
+    import gymnasium as gym
+
+    budgets = [int(b) for b in args.budgets.split(",")]
+    params = {"tau": 0.1, "alpha": 0.1, "beta_0": 0.1, "eps": 0.1}
+    result = {"map": "8x8", "is_slippery": False, "max_steps": args.max_steps, "params": params, "budgets": budgets, "success_rate": {}}
+    for algorithm in ALGORITHMS:
+        rate = []
+        for n in budgets:
+            wins = 0
+            for seed in range(args.seeds):
+                env = gym.make("FrozenLake-v1", map_name="8x8", is_slippery=False)
+                env.reset(seed=seed)
+                sim = FrozenLakeSimulator(env)
+                search = make_search(algorithm, sim, evaluator=RandomRollout(max_steps=args.rollout, seed=seed), seed=seed, **params)
+                for _ in range(args.max_steps):
+                    reward, done = sim.step(search.search(n))
+                    if done:
+                        break
+                wins += reward > 0
+            rate.append(wins / args.seeds)
+            print(algorithm, n, rate[-1], flush=True)
+        result["success_rate"][algorithm] = rate
+    result["seeds"] = args.seeds
+    result["definition"] = "fraction of episodes (one search per move) that reach the goal within max_steps"
+    _write("frozenlake", result)
+
+
+# -- plots ------------------------------------------------------------------------------------------------
+def plot(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if (OUT / "speed.json").exists():
+        data = json.loads((OUT / "speed.json").read_text())
+        fig, ax = plt.subplots(figsize=(9, 4))
+        labels, parts = [], {"tree": [], "simulator": [], "evaluator": []}
+        for row in data["rows"]:
+            labels.append(f"{row['algorithm']}\n{row['case'].split(',')[0][:9]}\n{'net' if 'network' in row['case'] else 'rollout'}")
+            per_sim = 1e6 / row["simulations"]
+            for key in parts:
+                parts[key].append(row["split_s"][key] * per_sim)
+        bottom = np.zeros(len(labels))
+        for key, color in zip(parts, ("tab:blue", "tab:orange", "tab:green")):
+            ax.bar(labels, parts[key], bottom=bottom, label=key, color=color)
+            bottom += np.array(parts[key])
+        ax.set_ylabel("microseconds per simulation")
+        ax.set_yscale("log")
+        ax.set_title("Time per simulation split (one core); target 5,000 sims/s = 200 us")
+        ax.axhline(200, color="k", ls="--", lw=0.8)
+        ax.legend()
+        plt.xticks(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(OUT / "speed.png", dpi=120)
+
+    panels = [name for name in ("synthetic", "dchain", "frozenlake") if (OUT / f"{name}.json").exists()]
+    if not panels:
+        return
+    series = []
+    for name in panels:
+        data = json.loads((OUT / f"{name}.json").read_text())
+        if name == "synthetic":
+            series.append(("synthetic tree: failure rate", data["budgets"], data["failure_rate"]))
+        elif name == "dchain":
+            for rf in ("0.5", "1.0"):
+                rates = {k.split("/")[1]: v for k, v in data["success_rate"].items() if k.startswith(f"R_f={rf}")}
+                series.append((f"D-chain D={data['length']}, R_f={rf}: success rate", data["budgets"], rates))
+        else:
+            series.append(("FrozenLake 8x8: success rate", data["budgets"], data["success_rate"]))
+    fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.6))
+    for ax, (title, budgets, rates) in zip(np.atleast_1d(axes), series):
+        for algorithm, values in rates.items():
+            ax.plot(budgets, values, marker="o", label=algorithm, color=COLORS[algorithm])
+        ax.set_xscale("log")
+        ax.set_xlabel("simulations")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(-0.03, 1.03)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "rates.png", dpi=120)
+    print(f"wrote {OUT}/speed.png, {OUT}/rates.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="which", required=True)
+    p = sub.add_parser("speed")
+    p.add_argument("--simulations", type=int, default=20000)
+    p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("synthetic")
+    p.add_argument("--trees", type=int, default=25)
+    p.add_argument("--branching", type=int, default=4)
+    p.add_argument("--depth", type=int, default=5)
+    p.add_argument("--noise", type=float, default=0.1)
+    p.add_argument("--budgets", default="20,50,100,200,500,1000,2000,5000")
+    p = sub.add_parser("dchain")
+    p.add_argument("--seeds", type=int, default=25)
+    p.add_argument("--length", type=int, default=10)
+    p.add_argument("--budgets", default="10,20,50,100,200,500,1000,2000,5000")
+    p = sub.add_parser("frozenlake")
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--max-steps", type=int, default=50)
+    p.add_argument("--rollout", type=int, default=50)
+    p.add_argument("--budgets", default="50,200,1000")
+    sub.add_parser("plot")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    {"speed": speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "plot": plot}[args.which](args)
+
+
+if __name__ == "__main__":
+    main()
