@@ -1,0 +1,163 @@
+"""IQ / M-IQ fidelity on HalfCheetah-v5 at 100k steps (issue 28): bookkeeping around the product's sweep and report.
+
+The runs themselves go through the sweep CLI, one single-task sweep per (configuration, seed), e.g.
+
+    taskset -c 1 python -m torchrl_reg.sweep recipes/iq.py env=halfcheetah env.name=HalfCheetah-v5 \\
+        collector.total_frames=100000 logger.progress_bar=false loss=iq policy.scaled=true seed=0 \\
+        --executor local --dir SWEEPS/iq_scaled_seed0
+
+(run from a ``git archive`` of the commit under test, with ``OMP_NUM_THREADS=1`` and ``PYTHONPATH`` at it),
+and the comparison through ``python -m torchrl_reg.report``. This script does what neither does:
+
+    python benchmarks/iq_fidelity.py baseline OUT     # run directories rebuilt from benchmarks/results/iq/learning/*.json
+    python benchmarks/iq_fidelity.py collect SWEEPS   # finished sweep runs -> benchmarks/results/iq/fidelity/*.json
+    python benchmarks/iq_fidelity.py compare REPORT   # IQ / SAC ratios and the "M-IQ >= IQ - pooled std" check
+
+``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.py``, issue 5) were
+kept as one JSON per run, not as run directories, so the report cannot read them; this writes, per
+run, the ``config.yaml`` composed from the run's recorded overrides (today's schema: the keys added
+since take their defaults, i.e. what those runs ran) and its ``metrics.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LEARNING = REPO / "benchmarks" / "results" / "iq" / "learning"
+FIDELITY = REPO / "benchmarks" / "results" / "iq" / "fidelity"
+ENV = "HalfCheetah-v5"
+BASELINE_METHODS = ("iq", "m_iq", "sac")
+
+
+def baseline(out: Path) -> None:
+    """Rebuild the run directories of the committed HalfCheetah IQ, M-IQ and SAC runs under ``out``."""
+    sys.path.insert(0, str(REPO))
+    from omegaconf import OmegaConf
+
+    from recipes import iq, sac  # noqa: F401  (registers the recipes' schemas)
+    from torchrl_reg.recipe_utils import compose_config
+
+    for method in BASELINE_METHODS:
+        for path in sorted(LEARNING.glob(f"{method}_{ENV}_seed*.json")):
+            result = json.loads(path.read_text())
+            run_dir = out / path.stem
+            run_dir.mkdir(parents=True, exist_ok=True)
+            overrides = [o for o in result["overrides"] if not o.startswith("run_dir=")] + [f"run_dir={run_dir}"]
+            recipe = Path(result["recipe"]).stem
+            cfg = compose_config(REPO / "recipes" / "conf", recipe, overrides)
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            metrics = {**result["metrics"], "run_dir": str(run_dir), "source": str(path.relative_to(REPO))}
+            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+            print(f"{path.name} -> {run_dir}")
+
+
+def collect(sweeps: Path) -> None:
+    """Copy each completed single-task sweep under ``sweeps`` into ``FIDELITY/<sweep name>.json``."""
+    FIDELITY.mkdir(parents=True, exist_ok=True)
+    for sweep_file in sorted(sweeps.glob("*/sweep.json")):
+        sweep = json.loads(sweep_file.read_text())
+        (task,) = sweep["tasks"]
+        metrics_path = Path(task["run_dir"]) / "metrics.json"
+        if not metrics_path.is_file():
+            continue
+        metrics = json.loads(metrics_path.read_text())
+        if metrics.get("status") != "completed":
+            continue
+        name = sweep_file.parent.name
+        queued = sweep_file.parent / "command.txt"  # the queue's exact invocation (taskset prefix included)
+        code = sweeps.parent / "code" / "COMMIT"  # the runs import a `git archive` of this commit of main
+        result = {
+            "command": queued.read_text().strip() if queued.is_file() else sweep["command"],
+            "sweep_command": sweep["command"],
+            "code_commit": code.read_text().strip() if code.is_file() else None,
+            "sweep_dir": str(sweep_file.parent),
+            "overrides": task["overrides"],
+            "metrics": metrics,
+        }
+        (FIDELITY / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+        shutil.copyfile(Path(task["run_dir"]) / "learning_curve.png", FIDELITY / f"{name}_training_returns.png")
+        print(f"{name}: eval {metrics['eval_returns'][-1]:.0f} at {metrics['eval_frames'][-1]} -> {FIDELITY / name}.json")
+
+
+def _pooled_std(a: list[float], b: list[float]) -> float:
+    """Pooled sample standard deviation of two groups of seeds."""
+    dof = len(a) + len(b) - 2
+    return math.sqrt(((len(a) - 1) * statistics.variance(a) + (len(b) - 1) * statistics.variance(b)) / dof)
+
+
+def method_of(config: dict) -> str:
+    """``sac``, or ``iq`` / ``m_iq`` with ``_scaled`` (softmax(F / tau)) and ``_clip`` (Munchausen clip) suffixes."""
+    loss, policy = config["loss"], config.get("policy", {})
+    if "alpha_init" in loss:
+        return "sac"
+    name = "m_iq" if loss["alpha"] > 0 else "iq"
+    name += "_scaled" if policy.get("scaled") else ""
+    return name + ("_clip" if loss.get("clip_value_min") is not None else "")
+
+
+def compare(report: Path) -> None:
+    """The IQ / SAC ratios at 100k and the target M-IQ >= IQ - pooled seed std, per parametrization, from the
+    runs the report read (its ``results.json`` inputs); written to ``FIDELITY/comparison.json``."""
+    sys.path.insert(0, str(REPO))
+    from torchrl_reg.report.runs import collect_runs
+
+    inputs = json.loads((report / "results.json").read_text())["inputs"]
+    finals: dict[str, dict[int, float]] = {}
+    last3: dict[str, dict[int, float]] = {}
+    for run in collect_runs(inputs):
+        if run.status != "completed" or run.metrics.get("frames") != 100_000:
+            continue
+        name, seed = method_of(run.config), int(run.config["seed"])
+        finals.setdefault(name, {})[seed] = run.metrics["eval_returns"][-1]
+        last3.setdefault(name, {})[seed] = statistics.fmean(run.metrics["eval_returns"][-3:])
+    sac = statistics.fmean(finals["sac"].values())
+    rows = {}
+    for name in sorted(finals):
+        values = list(finals[name].values())
+        rows[name] = {
+            "seeds": sorted(finals[name]),
+            "eval_at_100k_per_seed": {str(k): v for k, v in sorted(finals[name].items())},
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None,
+            "mean_of_last_3_evals": statistics.fmean(last3[name].values()),
+            "ratio_to_sac": statistics.fmean(values) / sac,
+        }
+    checks = []
+    for m_iq, iq in (("m_iq", "iq"), ("m_iq_scaled", "iq_scaled"), ("m_iq_clip", "iq")):
+        if m_iq in finals and iq in finals and len(finals[m_iq]) > 1 and len(finals[iq]) > 1:
+            a, b = list(finals[m_iq].values()), list(finals[iq].values())
+            threshold = statistics.fmean(b) - _pooled_std(a, b)
+            checks.append({"m_iq": m_iq, "iq": iq, "m_iq_mean": statistics.fmean(a), "iq_minus_pooled_std": threshold,
+                           "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]})
+    out = {"command": "python " + " ".join(sys.argv), "report": str(report), "score": "evaluation return at 100k "
+           "(10 deterministic episodes)", "methods": rows, "m_iq_never_detrimental": checks}
+    FIDELITY.mkdir(parents=True, exist_ok=True)
+    (FIDELITY / "comparison.json").write_text(json.dumps(out, indent=2) + "\n")
+    for name, row in rows.items():
+        std = f"{row['std']:.0f}" if row["std"] is not None else "-"
+        print(f"{name:>16}: n={len(row['seeds'])} {row['mean']:.0f} +- {std} (x{row['ratio_to_sac']:.2f} SAC); per seed "
+              + ", ".join(f"{k}: {v:.0f}" for k, v in row["eval_at_100k_per_seed"].items()))
+    for c in checks:
+        print(f"{c['m_iq']} {c['m_iq_mean']:.0f} >= {c['iq']} - pooled std {c['iq_minus_pooled_std']:.0f}: {c['met']} (n={c['seeds']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("baseline").add_argument("out", type=Path)
+    sub.add_parser("collect").add_argument("sweeps", type=Path)
+    sub.add_parser("compare").add_argument("report", type=Path)
+    args = parser.parse_args()
+    {"baseline": lambda: baseline(args.out), "collect": lambda: collect(args.sweeps), "compare": lambda: compare(args.report)}[
+        args.command
+    ]()
+
+
+if __name__ == "__main__":
+    main()
