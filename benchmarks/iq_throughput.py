@@ -36,7 +36,7 @@ from torchrl.objectives import SACLoss, SoftUpdate
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
-from torchrl_reg.recipe_utils import make_update
+from torchrl_reg.objectives import make_update
 
 RESULTS = Path(__file__).parent / "results" / "iq"
 # (observation dim, action dim) of the MuJoCo v5 tasks.

@@ -37,6 +37,7 @@ from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
 
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss  # noqa: E402
+from torchrl_reg.objectives.update import make_update  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     ValueBasedConfig,
@@ -50,7 +51,6 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     make_env,
     make_q_network,
     make_replay_buffer,
-    make_update,
     num_actions,
     register_schema,
     resolve_run_dir,

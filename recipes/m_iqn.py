@@ -39,6 +39,7 @@ from torchrl.objectives import HardUpdate  # noqa: E402
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, MinAtarTorso  # noqa: E402
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss  # noqa: E402
+from torchrl_reg.objectives.update import make_update  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     ValueBasedConfig,
@@ -52,7 +53,6 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     make_collector,
     make_env,
     make_replay_buffer,
-    make_update,
     num_actions,
     register_schema,
     resolve_run_dir,

@@ -39,6 +39,7 @@ from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
 from torchrl_reg.modules.mirl import PriorEGreedyModule  # noqa: E402
 from torchrl_reg.objectives.mirl import BETA_SCHEDULES, VARIANTS, MIRLLoss  # noqa: E402
+from torchrl_reg.objectives.update import make_update  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     ValueBasedConfig,
@@ -60,7 +61,7 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     structured,
     validate_value_based_config,
 )
-from torchrl_reg.recipe_utils.run import RecipeRun, make_update  # noqa: E402
+from torchrl_reg.recipe_utils.run import RecipeRun  # noqa: E402
 
 LOSSES = (*VARIANTS, "dqn")
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")

@@ -5,18 +5,20 @@ Naming follows rlax: ``q_tm1`` are action values at the state where the action
 bootstrap factor (``gamma ** n`` times ``1 - terminated``) and ``q_t`` the action
 values at the next state. The action dimension is always the last one.
 
-References (papers in ``shared/papers``):
+References:
 
-* [MRL] Vieillard, Pietquin, Geist. Munchausen Reinforcement Learning (slides,
-  ``munchausen-rl-slides.txt``). The M-DQN regression target is on the slide
-  "Case study: DQN"; the advantage-learning limit on "Increasing the action gap".
-* [MaxEnt] Maximum-entropy RL slides (``maximum-entropy-rl-slides.txt``): soft
-  value ``V(s) = tau * log sum_a exp(Q(s, a) / tau)``.
-* [AL] Bellemare et al. 2016, Increasing the Action Gap: advantage learning and
-  persistent advantage learning.
-* [MIRL] Grau-Moya, Leibfried, Vrancx. Soft Q-learning with mutual-information
-  regularization (slides, ``mirl-soft-q-mutual-information-slides.txt``): soft
-  backup with a learned action prior ``rho``, the prior and ``beta`` updates.
+* [MRL] Vieillard, Pietquin, Geist. "Munchausen Reinforcement Learning", NeurIPS 2020,
+  arXiv:2007.14430. Sec. 2: the Soft-DQN and M-DQN regression targets (log-policy clipped to
+  ``[l0, 0]``); Sec. 4: the action gap and advantage learning as the ``tau -> 0`` limit.
+* [MaxEnt] Haarnoja, Tang, Abbeel, Levine. "Reinforcement Learning with Deep Energy-Based
+  Policies", ICML 2017, arXiv:1702.08165, Sec. 2: the soft value
+  ``V(s) = tau * log sum_a exp(Q(s, a) / tau)`` of soft Q-iteration.
+* [AL] Bellemare, Ostrovski, Guez, Thomas, Munos. "Increasing the Action Gap: New Operators for
+  Reinforcement Learning", AAAI 2016, arXiv:1512.04860: advantage learning and persistent
+  advantage learning.
+* [MIRL] Grau-Moya, Leibfried, Vrancx. "Soft Q-Learning with Mutual-Information
+  Regularization", ICLR 2019 (OpenReview HyEtjoCqFX): the soft backup with a learned action
+  prior ``rho`` (Eq. (13)), the prior and ``beta`` updates (Algorithm 1).
 * [VIREL] Fellows, Mahajan, Rudner, Whiteson. VIREL: A Variational Inference Framework
   for Reinforcement Learning, NeurIPS 2019, arXiv 1811.01132: the Boltzmann policy
   ``pi_w ∝ exp(Q_w / eps_w)`` whose temperature is the Bellman error
@@ -26,6 +28,7 @@ References (papers in ``shared/papers``):
   continuous action space (Eq. 10) and the amortized Stein variational gradient (Eq. 13),
   after Liu & Wang, Stein Variational Gradient Descent, NeurIPS 2016, arXiv:1608.04471
   (Eq. 8, the RBF kernel with the median bandwidth of its Section 5).
+* [IQN], [QR-DQN]: see the quantile section at the end.
 
 Every function is written in the numerically stable form (max subtracted before
 ``exp``) so that it stays finite in float32 for ``tau`` from 1e-4 to 10 and
@@ -37,8 +40,10 @@ import math
 
 import torch
 
+# Re-exported: the functions below and their callers have used them from here.
+from torchrl_reg.validation import check_beta, check_prior, check_rate, check_tau
+
 __all__ = [
-    "check_tau",
     "boltzmann_policy",
     "soft_value_and_scaled_log_policy",
     "scaled_log_policy",
@@ -53,9 +58,6 @@ __all__ = [
     "persistent_advantage_learning_target",
     "action_gap",
     "policy_entropy",
-    "check_beta",
-    "check_rate",
-    "check_prior",
     "prior_soft_value",
     "prior_log_policy",
     "prior_boltzmann_policy",
@@ -73,15 +75,11 @@ __all__ = [
     "median_bandwidth",
     "rbf_kernel",
     "svgd_direction",
+    "quantile_huber_loss",
+    "gather_quantiles",
+    "iqn_next_quantiles",
+    "munchausen_iqn_next_quantiles",
 ]
-
-
-def check_tau(tau: float) -> float:
-    """Return ``tau`` as a float, raising if it is not a finite positive number."""
-    tau = float(tau)
-    if not tau > 0 or tau == float("inf"):
-        raise ValueError(f"tau must be a finite number > 0, got tau={tau}")
-    return tau
 
 
 def _temperature(value: float | torch.Tensor, check) -> float | torch.Tensor:
@@ -105,7 +103,7 @@ def soft_value_and_scaled_log_policy(q: torch.Tensor, tau: float) -> tuple[torch
     .. math:: \tau \ln \pi(a|s) = q(s,a) - \max_b q(s,b)
               - \tau \ln \sum_b \exp\frac{q(s,b) - \max_c q(s,c)}{\tau}
 
-    so that :math:`\tau \ln \pi = q - V` ([MRL], slide "Increasing the action gap";
+    so that :math:`\tau \ln \pi = q - V` ([MRL], Sec. 4;
     [MaxEnt], soft Q-iteration). Subtracting the max first keeps both finite; the
     log-policy is formed from ``q - max q`` (exact) rather than ``q - V`` (which would
     lose the small differences of large q-values in float32).
@@ -125,7 +123,7 @@ def scaled_log_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
 
 def boltzmann_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
     r"""Boltzmann (softmax) policy ``pi = softmax(q / tau)``, the greedy step of
-    entropy-regularized policy iteration ([MRL], slide "Case study: DQN")."""
+    entropy-regularized policy iteration ([MRL], Sec. 2)."""
     tau = _temperature(tau, check_tau)
     return torch.softmax((q - q.max(dim=-1, keepdim=True).values) / tau, dim=-1)
 
@@ -134,7 +132,7 @@ def soft_value(q: torch.Tensor, tau: float) -> torch.Tensor:
     r"""Soft value ``V(s) = tau * ln sum_a exp(q(s, a) / tau)`` ([MaxEnt], soft Q-iteration).
 
     Equals ``sum_a pi(a|s) (q(s, a) - tau ln pi(a|s))`` with ``pi = softmax(q / tau)``,
-    the bootstrap of the Soft-DQN and M-DQN targets ([MRL], "Case study: DQN"),
+    the bootstrap of the Soft-DQN and M-DQN targets ([MRL], Sec. 2),
     at the cost of one logsumexp.
     """
     return soft_value_and_scaled_log_policy(q, tau)[0]
@@ -158,7 +156,7 @@ def munchausen_bonus(
 ) -> torch.Tensor:
     r"""Munchausen reward bonus ``alpha * clip(tau ln pi(a_tm1|s_tm1), l0, u)``.
 
-    ``q_tm1`` must come from the **target** network ([MRL], "Case study: DQN":
+    ``q_tm1`` must come from the **target** network ([MRL], Sec. 2:
     both log-policies use :math:`\bar\theta`). The paper clips to ``[l0, 0]`` with
     ``l0 = -1``; the official M-DQN code clips to ``[l0, 1]`` (the upper bound is
     inactive since ``tau ln pi <= 0``).
@@ -174,7 +172,7 @@ def soft_q_target(
     *,
     tau: float,
 ) -> torch.Tensor:
-    r"""Soft-DQN target ``r_t + discount_t * tau * logsumexp(q_t / tau)`` ([MRL], "Case study: DQN", S-DQN)."""
+    r"""Soft-DQN target ``r_t + discount_t * tau * logsumexp(q_t / tau)`` ([MRL], Sec. 2, Soft-DQN)."""
     return r_t + discount_t * soft_value(q_t, tau)
 
 
@@ -190,7 +188,7 @@ def munchausen_target(
     clip_value_min: float = -1.0,
     clip_value_max: float = 0.0,
 ) -> torch.Tensor:
-    r"""M-DQN regression target ([MRL], slide "Case study: DQN"):
+    r"""M-DQN regression target ([MRL], Sec. 2):
 
     .. math:: r_t + \alpha\,\mathrm{clip}(\tau \ln\pi_{\bar\theta}(a_t|s_t), l_0, u)
               + \gamma \sum_{a'} \pi_{\bar\theta}(a'|s_{t+1})
@@ -209,7 +207,7 @@ def advantage_learning_bonus(q_tm1: torch.Tensor, a_tm1: torch.Tensor, *, alpha:
     r"""Advantage-learning correction ``alpha * (q(s_t, a_t) - max_a q(s_t, a))`` ([AL]; always <= 0).
 
     It is the tau -> 0 limit of the Munchausen bonus ``alpha * tau ln pi(a_t|s_t)``
-    ([MRL], slide "Increasing the action gap").
+    ([MRL], Sec. 4).
     """
     return alpha * (_gather(q_tm1, a_tm1) - q_tm1.max(dim=-1).values)
 
@@ -291,39 +289,6 @@ def policy_entropy(q: torch.Tensor, tau: float) -> torch.Tensor:
 # so they reuse the stable implementations above (one equation, one implementation).
 
 
-def check_beta(beta: float) -> float:
-    """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0."""
-    beta = float(beta)
-    if not beta > 0 or beta == float("inf"):
-        raise ValueError(f"beta must be a finite number > 0, got beta={beta}")
-    return beta
-
-
-def check_rate(name: str, value: float) -> float:
-    """Return an exponential-averaging rate (``alpha_rho``, ``alpha_beta`` of [MIRL]) if it lies in (0, 1]."""
-    value = float(value)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must lie in (0, 1], got {name}={value}")
-    return value
-
-
-def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: float = 1e-4) -> torch.Tensor:
-    """Return ``rho`` if it is a distribution over actions: 1-D, finite, >= 0, summing to 1 (within ``atol``)."""
-    rho = torch.as_tensor(rho)
-    if rho.ndim != 1 or (num_actions is not None and rho.shape[0] != num_actions):
-        expected = f"[{num_actions}]" if num_actions is not None else "[num_actions]"
-        raise ValueError(f"the prior rho must be a 1-D tensor of shape {expected}, got shape {list(rho.shape)}")
-    if not rho.is_floating_point():
-        raise ValueError(f"the prior rho must be a floating-point tensor, got dtype {rho.dtype}")
-    total = float(rho.double().sum())
-    if not bool(torch.isfinite(rho).all()) or bool((rho < 0).any()) or abs(total - 1.0) > atol:
-        raise ValueError(
-            "the prior rho must be a probability distribution over actions (finite, >= 0, summing to 1), "
-            f"got min={float(rho.min())}, sum={total}"
-        )
-    return rho
-
-
 def _tau_and_shifted_q(
     q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor
 ) -> tuple[float | torch.Tensor, torch.Tensor]:
@@ -337,7 +302,7 @@ def _tau_and_shifted_q(
 
 
 def prior_soft_value(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
-    r"""Prior-weighted soft value ([MIRL], slide "MIRL: 1. Tabular setting", the backup
+    r"""Prior-weighted soft value ([MIRL], the tabular backup
     :math:`T^\rho_{soft}` and Eq. (13)):
 
     .. math:: V(s) = \frac{1}{\beta} \ln \sum_a \rho(a) \exp(\beta\, q(s, a))
@@ -355,7 +320,7 @@ def prior_soft_value(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Ten
 
 def prior_log_policy(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     r"""``ln pi(a|s)`` of the prior-weighted Boltzmann policy ``pi(a|s) ∝ rho(a) exp(beta q(s, a))``
-    ([MIRL], slide "What is an optimal policy for a fixed action prior?"), in the stable form
+    ([MIRL], the optimal policy for a fixed prior), in the stable form
     ``beta * scaled_log_policy(q + ln(rho) / beta, tau=1/beta)``."""
     tau, shifted = _tau_and_shifted_q(q, rho, beta)
     return scaled_log_policy(shifted, tau) / tau
@@ -389,7 +354,7 @@ def prior_soft_q_target(
 def kl_to_prior(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
     r"""``KL(pi(.|s) || rho)`` for ``pi ∝ rho exp(beta q)``. Averaged over states visited by ``pi``
     while ``rho`` is their action marginal, it is the mutual information ``I(S; A)`` that MIRL
-    penalizes ([MIRL], slide "One-step decision-making")."""
+    penalizes ([MIRL], the one-step decision-making case)."""
     log_pi = prior_log_policy(q, rho, beta)
     pi = log_pi.exp()
     # Actions outside the prior's support have pi = 0 and contribute 0 (not 0 * (-inf + inf)).
@@ -398,7 +363,7 @@ def kl_to_prior(q: torch.Tensor, rho: torch.Tensor, beta: float | torch.Tensor) 
 
 
 def prior_update(rho: torch.Tensor, pi: torch.Tensor, prior_lr: float) -> torch.Tensor:
-    r"""Prior update of [MIRL] (slides "MIRL: 1. Tabular setting" and Algorithm 1, line 5),
+    r"""Prior update of [MIRL] (tabular setting and Algorithm 1, line 5),
     applied for the states ``s_1 .. s_N`` in order:
 
     .. math:: \rho_{i+1}(a) = (1 - \alpha_\rho)\, \rho_i(a) + \alpha_\rho\, \pi_i(a|s_i)
@@ -433,7 +398,7 @@ def prior_update(rho: torch.Tensor, pi: torch.Tensor, prior_lr: float) -> torch.
 
 
 def adaptive_beta_update(beta: float, loss: float, beta_lr: float) -> float:
-    r"""Adaptive inverse temperature of [MIRL] (slide "2. High-dimensional state space",
+    r"""Adaptive inverse temperature of [MIRL] (high-dimensional setting,
     Algorithm 1, line 8):
 
     .. math:: \beta_{i+1} = (1 - \alpha_\beta)\, \beta_i + \alpha_\beta \frac{1}{L(\theta_i, \rho_{i+1})}
@@ -627,3 +592,81 @@ def svgd_direction(
     k, grad_k = rbf_kernel(x_fixed, x_updated, h)
     attraction = (k.unsqueeze(-1) * grad_log_p_fixed.unsqueeze(-2)).mean(-3)
     return attraction + grad_k.mean(-3)
+
+
+# --- IQN and M-IQN: quantile regression on sampled fractions ------------------------------------
+#
+# [IQN] Dabney, Ostrovski, Silver, Munos. "Implicit Quantile Networks for Distributional
+# Reinforcement Learning", ICML 2018, arXiv:1806.06923, Sec. 3. [QR-DQN] Dabney, Rowland,
+# Bellemare, Munos. "Distributional Reinforcement Learning with Quantile Regression", AAAI 2018,
+# arXiv:1710.10044 (the quantile Huber loss). M-IQN: [MRL] Vieillard, Pietquin, Geist, NeurIPS
+# 2020, arXiv:2007.14430, Sec. 2 (Munchausen term added to IQN's target).
+
+
+def quantile_huber_loss(
+    quantiles_tm1: torch.Tensor,
+    target_quantiles: torch.Tensor,
+    fractions: torch.Tensor,
+    kappa: float = 1.0,
+) -> torch.Tensor:
+    r"""Quantile-Huber loss of one transition, summed over online and averaged over target quantiles.
+
+    .. math:: \frac{1}{N'} \sum_{i=1}^{N} \sum_{j=1}^{N'} \rho^\kappa_{\tau_i}(\delta_{ij}),\quad
+              \delta_{ij} = T\theta_j - \theta_i,\quad
+              \rho^\kappa_\tau(\delta) = |\tau - \mathbb{1}\{\delta < 0\}|\, \frac{L_\kappa(\delta)}{\kappa}
+
+    with the Huber loss :math:`L_\kappa(\delta) = \delta^2/2` if :math:`|\delta| \le \kappa`, else
+    :math:`\kappa(|\delta| - \kappa/2)` ([QR-DQN] quantile Huber loss; [IQN] Sec. 3 sums it over the
+    ``N`` online and averages it over the ``N'`` target fractions; [MRL] uses it unchanged for M-IQN).
+
+    Args:
+        quantiles_tm1: online quantiles of the taken action ``theta_i``, ``[..., N]``.
+        target_quantiles: target samples ``T theta_j`` (no gradient flows into them), ``[..., N']``.
+        fractions: the fractions ``tau_i`` of ``quantiles_tm1``, ``[..., N]`` or ``[N]``.
+        kappa: Huber threshold, > 0.
+
+    Returns:
+        the loss per transition, ``[...]``.
+    """
+    if not kappa > 0:
+        raise ValueError(f"kappa must be > 0, got kappa={kappa}")
+    delta = target_quantiles.detach().unsqueeze(-1) - quantiles_tm1.unsqueeze(-2)  # [..., N', N]
+    abs_delta = delta.abs()
+    huber = torch.where(abs_delta <= kappa, 0.5 * delta.pow(2), kappa * (abs_delta - 0.5 * kappa))
+    weight = (fractions.unsqueeze(-2) - (delta.detach() < 0).to(delta.dtype)).abs()
+    return (weight * huber).sum(-1).mean(-1) / kappa
+
+
+def gather_quantiles(theta: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``theta[..., n, a]`` for integer actions ``a`` of shape ``theta.shape[:-2]``: ``[..., n]``."""
+    index = a.long().reshape(*a.shape, 1, 1).expand(*theta.shape[:-1], 1)
+    return theta.gather(-1, index).squeeze(-1)
+
+
+def iqn_next_quantiles(q_t: torch.Tensor, theta_t: torch.Tensor) -> torch.Tensor:
+    r"""IQN bootstrap samples :math:`\theta_j(s', a^*)`, :math:`a^* = \arg\max_a q_t(a)` ([IQN], Sec. 3):
+
+    .. math:: a^* = \arg\max_a \frac{1}{K} \sum_{k=1}^{K} Z_{\tilde\tau_k}(s', a), \qquad
+              T\theta_j = r + \gamma\, Z_{\tau'_j}(s', a^*)
+
+    ``q_t`` ``[..., A]`` is the mean over ``K`` target quantiles at ``s'``, ``theta_t``
+    ``[..., N', A]`` the target quantiles at the ``N'`` target fractions. Returns ``[..., N']``
+    (the discount and reward are the value estimator's).
+    """
+    return gather_quantiles(theta_t, q_t.argmax(-1))
+
+
+def munchausen_iqn_next_quantiles(q_t: torch.Tensor, theta_t: torch.Tensor, *, tau: float) -> torch.Tensor:
+    r"""M-IQN soft bootstrap samples ([MRL], Sec. 2, M-IQN):
+
+    .. math:: \sum_{a'} \pi(a'|s') \big(\theta_j(s', a') - \tau \ln \pi(a'|s')\big),
+              \quad \pi = \mathrm{softmax}(q_t / \tau)
+
+    ``q_t`` ``[..., A]`` is the mean over ``K`` target quantiles at ``s'`` (it defines the
+    policy, as in the official M-IQN code), ``theta_t`` ``[..., N', A]`` the target quantiles.
+    Returns ``[..., N']``. This is not ``tau * logsumexp(theta_j / tau)``: the policy comes from
+    the mean, not from ``theta_j``.
+    """
+    log_pi = scaled_log_policy(q_t, tau)
+    pi = (log_pi / tau).exp()
+    return (pi.unsqueeze(-2) * (theta_t - log_pi.unsqueeze(-2))).sum(-1)

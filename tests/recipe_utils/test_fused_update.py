@@ -17,7 +17,7 @@ from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, HardUpdate
 
 from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss
-from torchrl_reg.recipe_utils import FusedAdamUpdate, make_update
+from torchrl_reg.objectives import FusedAdamUpdate, make_update
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -80,9 +80,9 @@ class TestBuildingBlocks:
     @pytest.mark.parametrize(
         "call, match",
         [
-            (lambda m: mirl_value_iteration(m, beta=0.0, num_iterations=1), r"beta \(inverse temperature\) must be a finite number > 0, got beta=0.0"),
-            (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=1, prior_lr=0.0), r"prior_lr must be in \(0, 1\], got prior_lr=0.0"),
-            (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=1, q_lr=1.5), r"q_lr must be in \(0, 1\], got q_lr=1.5"),
+            (lambda m: mirl_value_iteration(m, beta=0.0, num_iterations=1), r"beta must be a finite number > 0, got beta=0.0"),
+            (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=1, prior_lr=0.0), r"prior_lr must lie in \(0, 1\], got prior_lr=0.0"),
+            (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=1, q_lr=1.5), r"q_lr must lie in \(0, 1\], got q_lr=1.5"),
             (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=0), "num_iterations must be an integer >= 1"),
             (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=1, state_weighting="replay"), "state_weighting must be"),
             (lambda m: mirl_value_iteration(m, beta=1.0, num_iterations=1, prior0=torch.ones(3)), r"prior must have shape \[A\] = \[2\]"),

@@ -37,7 +37,7 @@ from torchrl_reg.recipe_utils import (
     sample_minibatches,
     start_process,
 )
-from torchrl_reg.recipe_utils.run import make_update
+from torchrl_reg.objectives.update import make_update
 
 __all__ = ["train"]
 

@@ -7,7 +7,7 @@ state size"). TorchRL's :class:`~torchrl.modules.MLP` defaults to ``Tanh``; thes
 the activation, so that a critic cannot silently differ from the policies' ReLU torsos.
 
 Reference: [IQ] Vieillard, Pietquin, Geist, "Implicitly Regularized RL with Implicit Q-Values"
-(``shared/papers/implicit-q-values-paper.txt``).
+(AISTATS 2022, arXiv:2108.07041).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ References:
   ``Z_tau(x, a) ~ f(psi(x) * phi(tau))_a`` with the cosine embedding
   ``phi_j(tau) = ReLU(sum_i cos(pi i tau) w_ij + b_j)`` and the policy
   ``argmax_a 1/K sum_k Z_{tau_k}(x, a)`` over ``K`` sampled fractions.
-* [MRL] ``munchausen-rl-slides.txt``, slide "Case study: IQN" (M-IQN uses the same
+* [MRL] "Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430, Sec. 2 (M-IQN uses the same
   network; its softmax policy is taken over the mean of the ``K`` quantiles).
 * Revisiting Rainbow (Obando-Ceron & Castro 2021): the MinAtar torso, one
   ``Conv(16, 3x3)`` layer followed directly by the quantile embedding product and a

@@ -1,6 +1,6 @@
 """MIRL's learned action prior and its behaviour policy.
 
-Paper: ``shared/papers/mirl-soft-q-mutual-information-slides.txt`` (Grau-Moya, Leibfried,
+Paper: Grau-Moya, Leibfried,
 Vrancx, ICLR 2019): the optimal policy for a prior ``rho`` is ``pi(a|s) ∝ rho(a) exp(beta Q(s, a))``
 (slide "What is an optimal policy for a fixed action prior?"); the behaviour policy
 (slide "Behavior policy", below Algorithm 1) takes ``argmax_a pi(a|s)`` and, with probability

@@ -25,7 +25,7 @@ loss's temperature: :class:`~torchrl_reg.objectives.ImplicitQLoss` refuses a pol
 another one (:func:`policy_logit_tau`).
 
 Reference: [IQ] Vieillard, Pietquin, Geist, "Implicitly Regularized RL with
-Implicit Q-Values" (``shared/papers/implicit-q-values-paper.txt``).
+Implicit Q-Values" (AISTATS 2022, arXiv:2108.07041).
 """
 from __future__ import annotations
 

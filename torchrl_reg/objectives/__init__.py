@@ -1,16 +1,19 @@
-"""TorchRL loss modules of regularized RL."""
+"""TorchRL loss modules of regularized RL, and the gradient step they share (:mod:`.update`)."""
 from __future__ import annotations
 
+from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives.mirl import MIRLLoss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.objectives.soft_q import SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
+from torchrl_reg.objectives.update import FusedAdamUpdate, make_update, total_loss
 from torchrl_reg.objectives.virel import DiscreteVIRELLoss, VIRELLoss
 
 __all__ = [
     "AdvantageLearningLoss",
     "DiscreteVIRELLoss",
+    "FusedAdamUpdate",
     "IQNLoss",
     "ImplicitQLoss",
     "MIRLLoss",
@@ -19,5 +22,9 @@ __all__ = [
     "SVGDPolicyLoss",
     "SoftQLoss",
     "TemperatureSchedule",
+    "RegularizedDQNLossBase",
+    "RegularizedLossBase",
+    "make_update",
+    "total_loss",
     "VIRELLoss",
 ]

@@ -1,16 +1,27 @@
-"""Shared plumbing of the regularized DQN-family losses.
+"""Shared plumbing of every loss of the library, and the base of the regularized DQN family.
 
-Every loss of the family regresses the online ``q(s_t, a_t)`` on a target of the form
+:class:`RegularizedLossBase` holds what every loss does the same way, as TorchRL's ``DQNLoss``
+does it: the accepted keys forwarded to the value estimator (``set_keys``), the TD(0) value
+estimator that owns gamma, the reduction and the prioritized-replay weights, keyword-tensor calls
+(``@dispatch``), the input checks that refuse an ambiguous batch instead of computing a silently
+wrong number (:meth:`~RegularizedLossBase.check_batch`), and ``reset_parameters_recursive``.
+
+:class:`RegularizedDQNLossBase` adds the regularized DQN family. Every loss of the family
+regresses the online ``q(s_t, a_t)`` on a target of the form
 
     target = [r_t + gamma^n * (1 - terminated) * V_next(s_{t+n})] + bonus(s_t, a_t)
 
-The bracket is TorchRL's TD(0) value estimator (which owns gamma, reads
-``steps_to_next_obs`` written by :class:`torchrl_reg.data.MultiStep` and
-cuts the bootstrap on ``terminated`` only, never on ``truncated``; TorchRL's own ``MultiStep``
-leaves step ``t``'s done flags on an n-step row, see :mod:`torchrl_reg.data.multistep`); ``V_next`` and
-the bonus are what each method changes, and both are computed from the **target**
-network's action values at ``s_t`` and ``s_{t+n}``. Subclasses implement
-:meth:`_next_value_and_bonus`.
+The bracket is TorchRL's TD(0) value estimator (which owns gamma, reads ``steps_to_next_obs``
+written by :class:`torchrl_reg.data.MultiStep` and cuts the bootstrap on ``terminated`` only,
+never on ``truncated``; TorchRL's own ``MultiStep`` leaves step ``t``'s done flags on an n-step
+row, see :mod:`torchrl_reg.data.multistep`); ``V_next`` and the bonus are what each method
+changes, and both are computed from the **target** network's action values at ``s_t`` and
+``s_{t+n}``. Subclasses implement :meth:`~RegularizedDQNLossBase._next_value_and_bonus`.
+
+Only TD(0) (with n-step rows from ``MultiStep``) is supported, for a reason: these losses train on
+transitions sampled from a replay buffer, one (n-step) row at a time, while TD(1) and TD(lambda)
+returns need whole trajectories in order; for the soft and Munchausen targets an off-policy
+lambda-return would also need importance corrections that the papers do not define.
 """
 from __future__ import annotations
 
@@ -18,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
-from tensordict.nn import TensorDictModule, TensorDictSequential
+from tensordict.nn import TensorDictModule, TensorDictSequential, dispatch
 from tensordict.utils import NestedKey, unravel_key
 from torch import nn
 from torchrl.data.tensor_specs import TensorSpec
@@ -27,23 +38,26 @@ from torchrl.modules.tensordict_module.actors import QValueActor, QValueModule
 from torchrl.modules.tensordict_module.common import ensure_tensordict_compatible
 from torchrl.objectives.common import LossModule
 from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
-from torchrl.objectives.value import ValueEstimatorBase
+from torchrl.objectives.value import TD0Estimator, ValueEstimatorBase
 
 from torchrl_reg import functional as F
+from torchrl_reg.validation import check_bool, check_choice, check_gamma
+from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
+
+__all__ = ["QValueKeys", "RegularizedDQNLossBase", "RegularizedLossBase", "TD_ONLY_NOTE"]
 
 _LOSS_FUNCTIONS = ("l1", "l2", "smooth_l1")
 _REDUCTIONS = ("none", "mean", "sum")
 _DISCRETE_SPACES = ("categorical", "one_hot", "one-hot")
+#: The estimator keys a loss forwards (those its ``_AcceptedKeys`` has).
+_ESTIMATOR_KEYS = ("advantage", "value_target", "value", "reward", "done", "terminated", "steps_to_next_obs")
 
-
-def check_unit_interval(name: str, value: float, *, closed_right: bool = True) -> float:
-    """Return ``value`` as a float if it lies in [0, 1] (or [0, 1) when ``closed_right=False``)."""
-    value = float(value)
-    ok = 0.0 <= value <= 1.0 if closed_right else 0.0 <= value < 1.0
-    if not ok:
-        interval = "[0, 1]" if closed_right else "[0, 1)"
-        raise ValueError(f"{name} must lie in {interval}, got {name}={value}")
-    return value
+TD_ONLY_NOTE = (
+    "Only TD(0) is supported (n-step returns come from torchrl_reg.data.MultiStep, which writes "
+    "steps_to_next_obs): these losses train on transitions sampled from a replay buffer one (n-step) "
+    "row at a time, while TD(1)/TD(lambda) returns need whole trajectories in order, and for the soft and "
+    "Munchausen targets an off-policy lambda-return would need importance corrections the papers do not define."
+)
 
 
 def _action_value_part(value_network: TensorDictModule) -> TensorDictModule:
@@ -54,57 +68,323 @@ def _action_value_part(value_network: TensorDictModule) -> TensorDictModule:
     return value_network
 
 
-class RegularizedDQNLossBase(LossModule):
+def _first_index(bad: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in bad.nonzero()[0])
+
+
+@dataclass
+class QValueKeys:
+    """Configurable tensordict keys of the Q-value losses (rename with ``.set_keys(...)``; nested keys work).
+
+    Attributes:
+        advantage (NestedKey): forwarded to the value estimator. Defaults to ``"advantage"``.
+        value_target (NestedKey): forwarded to the value estimator. Defaults to ``"value_target"``.
+        value (NestedKey): forwarded to the value estimator. Defaults to ``"chosen_action_value"``.
+        action_value (NestedKey): the action values written by the value network.
+            Defaults to ``"action_value"``.
+        action (NestedKey): the action taken. Defaults to ``"action"``.
+        priority (NestedKey): where the TD-error priority is written, in place.
+            Defaults to ``"td_error"``.
+        priority_weight (NestedKey): importance weights of prioritized replay.
+            Defaults to ``"priority_weight"``.
+        reward (NestedKey): reward, read under ``"next"``. Defaults to ``"reward"``.
+        done (NestedKey): done flag, read under ``"next"``. Defaults to ``"done"``.
+        terminated (NestedKey): terminated flag (cuts the bootstrap), read under ``"next"``.
+            Defaults to ``"terminated"``.
+        steps_to_next_obs (NestedKey): number of steps to the bootstrap state, written by
+            :class:`torchrl_reg.data.MultiStep`. Defaults to ``"steps_to_next_obs"``.
+    """
+
+    advantage: NestedKey = "advantage"
+    value_target: NestedKey = "value_target"
+    value: NestedKey = "chosen_action_value"
+    action_value: NestedKey = "action_value"
+    action: NestedKey = "action"
+    priority: NestedKey = "td_error"
+    priority_weight: NestedKey = "priority_weight"
+    reward: NestedKey = "reward"
+    done: NestedKey = "done"
+    terminated: NestedKey = "terminated"
+    steps_to_next_obs: NestedKey = "steps_to_next_obs"
+
+
+
+def _discrete_action_space(loss: LossModule, action_space: str | TensorSpec) -> str:
+    """``"categorical"`` or ``"one_hot"`` from a name or a spec; anything else is refused naming it."""
+    try:
+        space = _find_action_space(action_space)
+    except (ValueError, KeyError, NotImplementedError, TypeError) as err:
+        raise ValueError(
+            f"{type(loss).__name__} needs a discrete action space ('categorical' or 'one-hot', or a "
+            f"Categorical/OneHot spec); got action_space={action_space!r}"
+        ) from err
+    if space not in _DISCRETE_SPACES:
+        raise ValueError(
+            f"{type(loss).__name__} needs a single discrete action ('categorical' or 'one-hot'); got {space!r}"
+        )
+    return "one_hot" if space == "one-hot" else space
+
+
+class RegularizedLossBase(LossModule):
+    """Plumbing shared by every loss of the library (not meant to be used directly).
+
+    A subclass sets ``_AcceptedKeys`` (with at least ``reward``, ``done``, ``terminated``,
+    ``priority``, ``priority_weight``), ``out_keys``, :meth:`_in_key_list` (the keys it reads),
+    ``_network_names`` (its functional networks), and ``loss_and_outputs(tensordict, params) ->
+    (loss, priority, diagnostics)`` with :meth:`_loss_params` the online parameters it takes;
+    :meth:`forward` then checks the batch, runs it, writes the priority in place and returns
+    ``loss`` with the diagnostics (per sample under ``reduction="none"``, reduced otherwise).
+
+    Keyword Args:
+        reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``.
+        use_prioritized_weights (bool or "auto"): weight the per-sample loss by
+            ``priority_weight`` when present (``"auto"``, default), always (``True``) or never.
+        check_finite (bool): refuse a batch whose rewards, observations or actions hold NaN or
+            inf, naming the key and the first bad index (one device sync per batch). Default ``False``.
+    """
+
+    default_value_estimator = ValueEstimators.TD0
+    SUPPORTED_VALUE_ESTIMATORS: tuple = (ValueEstimators.TD0,)
+    out_keys: list[str] = ["loss"]
+    #: ``loss_and_outputs`` traces into one graph (no ``.item()``), so
+    #: :func:`torchrl_reg.objectives.make_update` may fuse gradient and optimizer step.
+    fusable_update = True
+    _network_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
+    ) -> None:
+        reduction = "mean" if reduction is None else reduction
+        check_choice("reduction", reduction, _REDUCTIONS)
+        check_choice("use_prioritized_weights", use_prioritized_weights, (True, False, "auto"))
+        check_bool("check_finite", check_finite)
+        super().__init__()
+        self._in_keys = None
+        self.reduction = reduction
+        self.use_prioritized_weights = use_prioritized_weights
+        self.check_finite = check_finite
+
+    # -- keys ---------------------------------------------------------------------------------
+    def _estimator_keys(self) -> dict[str, NestedKey]:
+        keys = self.tensor_keys
+        return {name: getattr(keys, name) for name in _ESTIMATOR_KEYS if hasattr(keys, name)}
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        if self._value_estimator is not None:
+            self._value_estimator.set_keys(**self._estimator_keys())
+        self._set_in_keys()
+
+    def _in_key_list(self) -> list[NestedKey]:
+        raise NotImplementedError
+
+    def _set_in_keys(self) -> None:
+        self._in_keys = list(dict.fromkeys(unravel_key(key) for key in self._in_key_list()))
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        if self._in_keys is None:
+            self._set_in_keys()
+        return self._in_keys
+
+    # -- value estimator ----------------------------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        # nn.Module would register an estimator assigned to ``loss.value_estimator`` as a submodule
+        # and leave LossModule's property (and the loss) on the old one: route it to the estimator.
+        if name == "value_estimator":
+            self.make_value_estimator(value)
+            return
+        super().__setattr__(name, value)
+
+    def _check_estimator_type(self, estimator_type: type) -> None:
+        if issubclass(estimator_type, SoftTD0Estimator) and RegValueEstimators.SoftTD0 not in self.SUPPORTED_VALUE_ESTIMATORS:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not take a SoftTD0Estimator: its bootstrap is its own "
+                f"(supported: {[v.name for v in self.SUPPORTED_VALUE_ESTIMATORS]}). {TD_ONLY_NOTE}"
+            )
+        if not issubclass(estimator_type, TD0Estimator):
+            raise NotImplementedError(f"{type(self).__name__} got a {estimator_type.__name__}. {TD_ONLY_NOTE}")
+
+    def make_value_estimator(self, value_type: ValueEstimators | str | None = None, **hyperparams) -> RegularizedLossBase:
+        """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
+
+        ``value_type`` is a member of ``SUPPORTED_VALUE_ESTIMATORS`` or its name (``"td0"``;
+        ``"softtd0"`` where supported), or a TD(0) :class:`~torchrl.objectives.value.ValueEstimatorBase`
+        instance or subclass, as in TorchRL. gamma must lie in [0, 1]. TD(1) and TD(lambda) are
+        refused with the reason (see the module docstring).
+        """
+        if "gamma" in hyperparams:
+            check_gamma(hyperparams["gamma"])
+        if value_type is None:
+            value_type = self.default_value_estimator
+        if isinstance(value_type, ValueEstimatorBase) or (
+            isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
+        ):
+            self._check_estimator_type(value_type if isinstance(value_type, type) else type(value_type))
+            if isinstance(value_type, ValueEstimatorBase):
+                check_gamma(value_type.gamma)
+            LossModule.make_value_estimator(self, value_type, **hyperparams)
+            self._value_estimator.set_keys(**self._estimator_keys())
+            return self
+        # The loss hands the estimator its next-state value, so the estimator never calls a network.
+        hyperparams.setdefault("value_network", None)
+        try:
+            dispatch_value_estimator(
+                self,
+                value_type,
+                supported=self.SUPPORTED_VALUE_ESTIMATORS,
+                tensor_keys=self._estimator_keys(),
+                **hyperparams,
+            )
+        except NotImplementedError as err:
+            if value_type is RegValueEstimators.SoftTD0 or str(value_type).lower() == "softtd0":
+                self._check_estimator_type(SoftTD0Estimator)
+            raise NotImplementedError(f"{err} {TD_ONLY_NOTE}") from None
+        return self
+
+    # -- input checks -------------------------------------------------------------------------
+    def _required_keys(self) -> list[NestedKey]:
+        """Keys a batch must hold: the in-keys, with ``terminated`` standing in for a missing ``done``."""
+        done = unravel_key(("next", self.tensor_keys.done))
+        return [key for key in self.in_keys if key != done]
+
+    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+        """Check the action's dtype and shape (raise) and queue value checks (``checks``)."""
+
+    def check_batch(self, tensordict: TensorDictBase) -> None:
+        """Refuse a batch that would give a silently wrong loss, naming the key and what is accepted.
+
+        Missing keys; ``done``/``terminated`` flags that are not bool or integer (integer flags are
+        read as ``flag != 0``); actions whose encoding does not match the loss's action space;
+        negative or NaN priority weights; with ``check_finite``, NaN or inf rewards, observations
+        or actions (key and first bad index). The value checks cost one device sync together.
+        Called by :meth:`forward` and by :class:`~torchrl_reg.objectives.FusedAdamUpdate`.
+        """
+        keys = self.tensor_keys
+        present = set(tensordict.keys(True, True))
+        missing = [key for key in self._required_keys() if key not in present]
+        terminated = unravel_key(("next", keys.terminated))
+        if terminated in missing and unravel_key(("next", keys.done)) in present:
+            missing.remove(terminated)
+        if missing:
+            raise KeyError(
+                f"{type(self).__name__} is missing the key(s) {missing} in its input; it reads {self.in_keys} "
+                "(rename them with loss.set_keys(...))"
+            )
+        for name in ("terminated", "done"):
+            flag = tensordict.get(("next", getattr(keys, name)), None)
+            if flag is not None and (flag.is_floating_point() or flag.is_complex()):
+                raise TypeError(
+                    f"('next', {getattr(keys, name)!r}) must be a bool or integer 0/1 flag, got dtype {flag.dtype}"
+                )
+        checks: list[tuple[str, torch.Tensor, str]] = []  # (key, per-element bad mask, what is accepted)
+        self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
+        if self.use_prioritized_weights in (True, "auto"):
+            weight = tensordict.get(keys.priority_weight, None)
+            if weight is not None:
+                checks.append((keys.priority_weight, ~(weight >= 0) | ~torch.isfinite(weight), "finite and >= 0"))
+        if self.check_finite:
+            for key in self.in_keys:
+                value = tensordict.get(key)
+                if value.is_floating_point():
+                    checks.append((key, ~torch.isfinite(value), "finite (check_finite=True)"))
+        if not checks:
+            return
+        # One sync for all the value checks; the message is built only when one fails.
+        if bool(torch.stack([bad.any() for _, bad, _ in checks]).any()):
+            for key, bad, accepted in checks:
+                if bool(bad.any()):
+                    index = _first_index(bad)
+                    value = tensordict.get(key)
+                    shown = value[index[: value.ndim]] if value.ndim else value
+                    raise ValueError(
+                        f"{type(self).__name__}: {key!r} must be {accepted}; first bad entry at index "
+                        f"{list(index)}: {shown.tolist()}"
+                    )
+
+    # -- forward ------------------------------------------------------------------------------
+    def _loss_params(self) -> TensorDictBase:
+        """The online parameters ``loss_and_outputs`` takes (what the fused update differentiates)."""
+        return self.value_network_params
+
+    def _reduce_diagnostic(self, value: torch.Tensor) -> torch.Tensor:
+        """A per-sample diagnostic as the output shows it: per sample under ``reduction="none"``, else its mean."""
+        return value if self.reduction == "none" else value.mean()
+
+    def _weights(self, tensordict: TensorDictBase, shape: torch.Size) -> torch.Tensor | None:
+        keys = self.tensor_keys
+        if self.use_prioritized_weights in (True, "auto") and keys.priority_weight in tensordict.keys(True):
+            return tensordict.get(keys.priority_weight).reshape(shape)
+        if self.use_prioritized_weights is True:
+            raise KeyError(
+                f"use_prioritized_weights=True, but the batch has no {keys.priority_weight!r} "
+                "(sample it from a PrioritizedSampler, or pass use_prioritized_weights='auto')"
+            )
+        return None
+
+    def _bool_flags(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """``tensordict`` with integer ``done``/``terminated`` flags read as ``flag != 0``.
+
+        TorchRL's TD(0) inverts the flag with ``~``, which on an integer 1 gives -2, not 0: the
+        bootstrap would be multiplied by -1 or -2 instead of cut. Bool flags pass untouched."""
+        keys = self.tensor_keys
+        out = tensordict
+        for name in ("terminated", "done"):
+            key = ("next", getattr(keys, name))
+            flag = tensordict.get(key, None)
+            if flag is not None and flag.dtype != torch.bool:
+                if out is tensordict:
+                    out = tensordict.clone(False)  # copies the nested structure, not the data
+                out.set(key, flag != 0)
+        return out
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDict:
+        """Compute the loss on a batch sampled from a replay buffer.
+
+        Checks the batch (:meth:`check_batch`), writes the per-sample priority in place under
+        ``tensor_keys.priority`` (for :class:`~torchrl.data.PrioritizedSampler`), uses
+        ``priority_weight`` when present, and returns ``loss`` plus detached diagnostics (per
+        sample under ``reduction="none"``). Keyword-tensor calls work as in TorchRL
+        (``loss(observation=..., action=..., next_reward=..., ...)``, the in-keys joined by ``_``).
+        """
+        self.check_batch(tensordict)
+        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self._loss_params())
+        tensordict.set(self.tensor_keys.priority, priority.to(tensordict.device or priority.device), inplace=True)
+        batch_size = tensordict.batch_size if self.reduction == "none" else []
+        out = TensorDict({"loss": loss, **diagnostics}, batch_size=batch_size)
+        self._clear_weakrefs(tensordict, out, *self._param_names())
+        return out
+
+    def _param_names(self) -> list[str]:
+        names = []
+        for net in self._network_names:
+            names += [f"{net}_params", f"target_{net}_params"]
+        return [name for name in names if name in self._modules]
+
+    def reset_parameters_recursive(self) -> None:
+        """Re-initialize the online and target parameters of every network of the loss."""
+        for name in self._network_names:
+            self._reset_module_parameters(name, getattr(self, name))
+
+
+class RegularizedDQNLossBase(RegularizedLossBase):
     """Base class of the regularized DQN losses (not meant to be used directly).
 
     Subclasses set :meth:`_next_value_and_bonus`; everything else (keys, target
-    parameters, value estimator, priorities, weights, reduction) follows
+    parameters, value estimator, priorities, weights, reduction, input checks) follows
     :class:`torchrl.objectives.DQNLoss`.
     """
 
-    @dataclass
-    class _AcceptedKeys:
-        """Configurable tensordict keys (rename with ``.set_keys(...)``; nested keys work).
-
-        Attributes:
-            advantage (NestedKey): forwarded to the value estimator. Defaults to ``"advantage"``.
-            value_target (NestedKey): forwarded to the value estimator. Defaults to ``"value_target"``.
-            value (NestedKey): forwarded to the value estimator. Defaults to ``"chosen_action_value"``.
-            action_value (NestedKey): the action values written by the value network.
-                Defaults to ``"action_value"``.
-            action (NestedKey): the action taken. Defaults to ``"action"``.
-            priority (NestedKey): where the TD-error priority is written, in place.
-                Defaults to ``"td_error"``.
-            priority_weight (NestedKey): importance weights of prioritized replay.
-                Defaults to ``"priority_weight"``.
-            reward (NestedKey): reward, read under ``"next"``. Defaults to ``"reward"``.
-            done (NestedKey): done flag, read under ``"next"``. Defaults to ``"done"``.
-            terminated (NestedKey): terminated flag (cuts the bootstrap), read under ``"next"``.
-                Defaults to ``"terminated"``.
-            steps_to_next_obs (NestedKey): number of steps to the bootstrap state, written by
-                :class:`torchrl_reg.data.MultiStep`. Defaults to ``"steps_to_next_obs"``.
-        """
-
-        advantage: NestedKey = "advantage"
-        value_target: NestedKey = "value_target"
-        value: NestedKey = "chosen_action_value"
-        action_value: NestedKey = "action_value"
-        action: NestedKey = "action"
-        priority: NestedKey = "td_error"
-        priority_weight: NestedKey = "priority_weight"
-        reward: NestedKey = "reward"
-        done: NestedKey = "done"
-        terminated: NestedKey = "terminated"
-        steps_to_next_obs: NestedKey = "steps_to_next_obs"
-
-    tensor_keys: _AcceptedKeys
-    default_keys = _AcceptedKeys
-    default_value_estimator = ValueEstimators.TD0
-    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
-    out_keys = ["loss"]
-    #: ``loss_and_outputs`` traces into one graph (no ``.item()``), so
-    #: :func:`torchrl_reg.recipe_utils.make_update` may fuse gradient and optimizer step.
-    fusable_update = True
+    _AcceptedKeys = QValueKeys
+    tensor_keys: QValueKeys
+    default_keys = QValueKeys
+    #: The diagnostics every loss of the family returns (subclasses add theirs in front).
+    out_keys = ["loss", "td_error", "q_value", "action_gap"]
+    _network_names = ("value_network",)
 
     value_network: TensorDictModule
     value_network_params: TensorDictParams
@@ -119,25 +399,15 @@ class RegularizedDQNLossBase(LossModule):
         action_space: str | TensorSpec | None = None,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
-        if reduction is None:
-            reduction = "mean"
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got reduction={reduction!r}")
-        if loss_function not in _LOSS_FUNCTIONS:
-            raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
-        if use_prioritized_weights not in (True, False, "auto"):
-            raise ValueError(
-                f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}"
-            )
+        check_choice("loss_function", loss_function, _LOSS_FUNCTIONS)
+        check_bool("delay_value", delay_value)
         if action_space is not None:
             self._check_action_space(action_space)
-        super().__init__()
-        self._in_keys = None
+        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.delay_value = delay_value
         self.loss_function = loss_function
-        self.reduction = reduction
-        self.use_prioritized_weights = use_prioritized_weights
         value_network = ensure_tensordict_compatible(
             module=value_network, wrapper_type=QValueActor, action_space=action_space
         )
@@ -150,90 +420,32 @@ class RegularizedDQNLossBase(LossModule):
                 "(or a Categorical/OneHot spec), or a QValueActor built with one."
             )
         self.action_space = self._check_action_space(action_space)
+        self.num_actions = _num_actions(action_space, value_network)
         self.convert_to_functional(value_network, "value_network", create_target_params=self.delay_value)
         # The action values are all the losses need: skip QValueModule's greedy action.
         # A plain (unregistered) view on the same submodules, so ``to_module`` swaps its params too.
         self.__dict__["_q_network"] = _action_value_part(value_network)
 
     def _check_action_space(self, action_space: str | TensorSpec) -> str:
-        try:
-            space = _find_action_space(action_space)
-        except (ValueError, KeyError, NotImplementedError, TypeError) as err:
-            raise ValueError(
-                f"{type(self).__name__} needs a discrete action space ('categorical' or 'one-hot', or a "
-                f"Categorical/OneHot spec); got action_space={action_space!r}"
-            ) from err
-        if space not in _DISCRETE_SPACES:
-            raise ValueError(
-                f"{type(self).__name__} needs a single discrete action ('categorical' or 'one-hot'); got {space!r}"
-            )
-        return space
+        return _discrete_action_space(self, action_space)
 
-    # -- keys ---------------------------------------------------------------------------------
-    def _estimator_keys(self) -> dict:
-        keys = self.tensor_keys
-        return {
-            "advantage": keys.advantage,
-            "value_target": keys.value_target,
-            "value": keys.value,
-            "reward": keys.reward,
-            "done": keys.done,
-            "terminated": keys.terminated,
-            "steps_to_next_obs": keys.steps_to_next_obs,
-        }
-
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
-        if self._value_estimator is not None:
-            self._value_estimator.set_keys(**self._estimator_keys())
-        self._set_in_keys()
-
-    def _set_in_keys(self) -> None:
-        keys = [
+    def _in_key_list(self) -> list[NestedKey]:
+        return [
             self.tensor_keys.action,
             ("next", self.tensor_keys.reward),
             ("next", self.tensor_keys.done),
             ("next", self.tensor_keys.terminated),
             *self.value_network.in_keys,
-            *[unravel_key(("next", key)) for key in self.value_network.in_keys],
+            *[("next", key) for key in self.value_network.in_keys],
         ]
-        self._in_keys = list(dict.fromkeys(unravel_key(k) for k in keys))
 
-    @property
-    def in_keys(self) -> list:
-        if self._in_keys is None:
-            self._set_in_keys()
-        return self._in_keys
-
-    # -- value estimator ----------------------------------------------------------------------
-    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams):
-        """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
-
-        Only one-step bootstraps (TD(0)) fit a replay-buffer loss; n-step returns come from
-        :class:`torchrl_reg.data.MultiStep`. A :class:`ValueEstimatorBase` instance or
-        subclass is accepted too, as in TorchRL.
-        """
-        if value_type is None:
-            value_type = self.default_value_estimator
-        if isinstance(value_type, ValueEstimatorBase) or (
-            isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
-        ):
-            LossModule.make_value_estimator(self, value_type, **hyperparams)
-            self._value_estimator.set_keys(**self._estimator_keys())
-            return self
-        # The loss hands the estimator its next-state value, so the estimator never calls a network.
-        hyperparams.setdefault("value_network", None)
-        dispatch_value_estimator(
-            self,
-            value_type,
-            supported=self.SUPPORTED_VALUE_ESTIMATORS,
-            tensor_keys=self._estimator_keys(),
-            **hyperparams,
-        )
-        return self
+    # -- input checks -------------------------------------------------------------------------
+    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+        _check_discrete_action(self, action, self.tensor_keys.action, self.num_actions, batch_shape, checks)
 
     # -- forward ------------------------------------------------------------------------------
     def _action_index(self, action: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        if self.action_space in ("one_hot", "one-hot"):
+        if self.action_space == "one_hot":
             return action.argmax(-1)
         if action.ndim == q.ndim:
             action = action.squeeze(-1)
@@ -260,7 +472,8 @@ class RegularizedDQNLossBase(LossModule):
         not_terminal_t: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """From the target-network action values ``q_target`` (``s_t`` stacked over ``s_{t+n}``
-        along dim 0), return ``V_next(s_{t+n})``, the bonus at ``(s_t, a_t)`` and diagnostics."""
+        along dim 0), return ``V_next(s_{t+n})``, the bonus at ``(s_t, a_t)`` and diagnostics
+        (reduced with :meth:`_reduce_diagnostic`)."""
         raise NotImplementedError
 
     def loss_and_outputs(
@@ -268,14 +481,15 @@ class RegularizedDQNLossBase(LossModule):
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """The loss as a function of the online parameters ``params``: ``(loss, priority, diagnostics)``.
 
-        :meth:`forward` is this function at ``self.value_network_params``, followed by the
-        in-place priority write. It neither writes to ``tensordict`` nor reads the online
-        parameters from the module, so that ``torch.func.grad`` can differentiate it with respect to
-        ``params`` (the fused update of :func:`torchrl_reg.recipe_utils.make_update` does).
-        ``priority`` is the per-sample squared TD error, shaped like the action key's batch with a
-        trailing singleton dimension, as :meth:`forward` writes it.
+        :meth:`forward` is this function at ``self.value_network_params``, after :meth:`check_batch`
+        and followed by the in-place priority write. It neither writes to ``tensordict`` nor reads
+        the online parameters from the module, so that ``torch.func.grad`` can differentiate it
+        with respect to ``params`` (the fused update of :func:`torchrl_reg.objectives.make_update`
+        does). ``priority`` is the per-sample squared TD error, shaped like the action key's batch
+        with a trailing singleton dimension, as :meth:`forward` writes it.
         """
         keys = self.tensor_keys
+        tensordict = self._bool_flags(tensordict)
         td = tensordict.clone(False)
         with params.to_module(self.value_network, preserve_module_state=False):
             self._q_network(td)
@@ -296,24 +510,73 @@ class RegularizedDQNLossBase(LossModule):
             td_error = (pred - target).pow(2)
 
         loss = distance_loss(pred, target, self.loss_function)
-        weights = None
-        if self.use_prioritized_weights in (True, "auto") and keys.priority_weight in tensordict.keys(True):
-            weights = tensordict.get(keys.priority_weight).view(loss.shape)
-        loss = self._reduce_loss(loss, tensordict=tensordict, weights=weights)
-        diagnostics["td_error"] = td_error.mean()
-        diagnostics["q_value"] = pred.detach().mean()
-        diagnostics["action_gap"] = F.action_gap(q_tm1.detach()).mean()
+        loss = self._reduce_loss(loss, tensordict=tensordict, weights=self._weights(tensordict, loss.shape))
+        diagnostics["td_error"] = self._reduce_diagnostic(td_error)
+        diagnostics["q_value"] = self._reduce_diagnostic(pred.detach())
+        diagnostics["action_gap"] = self._reduce_diagnostic(F.action_gap(q_tm1.detach()))
         return loss, td_error.unsqueeze(-1), diagnostics
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDict:
-        """Compute the loss on a batch sampled from a replay buffer.
 
-        Writes the squared TD error in place under ``tensor_keys.priority`` (for
-        :class:`~torchrl.data.PrioritizedSampler`) and uses ``priority_weight`` when present.
-        Returns ``loss`` plus detached diagnostics.
-        """
-        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self.value_network_params)
-        tensordict.set(self.tensor_keys.priority, priority, inplace=True)
-        out = TensorDict({"loss": loss, **diagnostics})
-        self._clear_weakrefs(tensordict, out, "value_network_params", "target_value_network_params")
-        return out
+def _num_actions(action_space: str | TensorSpec | None, value_network: nn.Module) -> int | None:
+    """The number of actions, read from an action spec or from a QValueActor's spec (``None`` if unknown)."""
+    for spec in (action_space, getattr(value_network, "spec", None)):
+        if spec is None or isinstance(spec, str):
+            continue
+        if "action" in getattr(spec, "keys", lambda: ())():
+            spec = spec["action"]
+        space = getattr(spec, "space", None)
+        if space is not None and hasattr(space, "n"):
+            return int(space.n)
+    return None
+
+
+def _box_bounds(spec: TensorSpec | None, key: NestedKey) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(low, high)`` of a bounded continuous action spec (or of its ``key`` entry), else ``None``."""
+    if spec is None:
+        return None
+    if key in getattr(spec, "keys", lambda *a, **k: ())(True, True):
+        spec = spec[key]
+    space = getattr(spec, "space", None)
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or high is None or not spec.dtype.is_floating_point:
+        return None
+    return low, high
+
+
+def _check_discrete_action(
+    loss: LossModule,
+    action: torch.Tensor,
+    key: NestedKey,
+    num_actions: int | None,
+    batch_shape: torch.Size,
+    checks: list,
+) -> None:
+    """Refuse an action whose encoding does not match ``loss.action_space`` (naming both), and queue
+    the value checks: indices in ``[0, num_actions)``, one-hot rows with exactly one 1."""
+    name = type(loss).__name__
+    batch_shape = list(batch_shape)
+    shape = list(action.shape)
+    if loss.action_space == "categorical":
+        if shape not in (batch_shape, [*batch_shape, 1]):
+            raise ValueError(
+                f"{name} has action_space='categorical': {key!r} must hold action indices of shape {batch_shape} "
+                f"or {[*batch_shape, 1]}; got shape {shape} (one-hot actions need action_space='one-hot')"
+            )
+        if action.is_floating_point() or action.dtype == torch.bool:
+            raise TypeError(
+                f"{name} has action_space='categorical' and reads {key!r} as integer action indices; got dtype "
+                f"{action.dtype} (a float index would be truncated: cast exact indices with .long())"
+            )
+        if num_actions is not None:
+            checks.append((key, (action < 0) | (action >= num_actions), f"an action index in [0, {num_actions})"))
+        return
+    expected = [*batch_shape, num_actions if num_actions is not None else "num_actions"]
+    if len(shape) != len(batch_shape) + 1 or shape[:-1] != batch_shape or (
+        shape[-1] != num_actions if num_actions is not None else shape[-1] < 2
+    ):
+        raise ValueError(
+            f"{name} has action_space='one-hot': {key!r} must hold one-hot actions of shape {expected}; got shape "
+            f"{shape} (action indices need action_space='categorical')"
+        )
+    not_one_hot = ((action != 0) & (action != 1)).any(-1) | (action.sum(-1) != 1)
+    checks.append((key, not_one_hot, "one-hot (each row has exactly one 1, the rest 0)"))

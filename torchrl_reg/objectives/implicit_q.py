@@ -1,7 +1,7 @@
 """Implicit Q-values (IQ, M-IQ): one loss that trains a policy and a value.
 
-Reference: [IQ] Vieillard, Pietquin, Geist, "Implicitly Regularized RL with Implicit
-Q-Values" (``shared/papers/implicit-q-values-paper.txt``).
+Reference: [IQ] Vieillard, Andrychowicz, Raichuk, Pietquin, Geist, "Implicitly Regularized RL
+with Implicit Q-Values", AISTATS 2022, arXiv:2108.07041.
 """
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
-from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, dispatch
-from tensordict.utils import NestedKey, unravel_key
-from torchrl.objectives import LossModule
-from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, distance_loss
-from torchrl.objectives.value import ValueEstimatorBase
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule
+from tensordict.utils import NestedKey
+from torchrl.objectives.utils import distance_loss
 
-from torchrl_reg.functional import check_tau, clipped_munchausen_term
+from torchrl_reg.functional import clipped_munchausen_term
 from torchrl_reg.modules.policies import policy_logit_tau
-from torchrl_reg.objectives.common import check_unit_interval
+from torchrl_reg.objectives.common import RegularizedLossBase, _box_bounds
+from torchrl_reg.validation import check_tau, check_unit_interval
 
 __all__ = ["ImplicitQLoss"]
 
@@ -25,7 +24,7 @@ _BOOTSTRAPS = ("target", "online")
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 
 
-class ImplicitQLoss(LossModule):
+class ImplicitQLoss(RegularizedLossBase):
     r"""IQ / M-IQ loss ([IQ] Eq. 2): a policy and a value trained jointly by one regression.
 
     Not to be confused with TorchRL's :class:`~torchrl.objectives.IQLLoss`, which is
@@ -133,9 +132,8 @@ class ImplicitQLoss(LossModule):
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
-    default_value_estimator = ValueEstimators.TD0
-    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
     out_keys = ["loss", "entropy", "log_pi", "state_value", "implicit_q", "td_error", "munchausen_bonus", "clip_fraction"]
+    _network_names = ("policy_network", "value_network")
 
     policy_network: ProbabilisticTensorDictSequential
     value_network: TensorDictModule
@@ -157,6 +155,7 @@ class ImplicitQLoss(LossModule):
         loss_function: str = "l2",
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
         tau = check_tau(tau)
         alpha = check_unit_interval("alpha", alpha, closed_right=False)
@@ -182,79 +181,32 @@ class ImplicitQLoss(LossModule):
             raise ValueError(f"bootstrap must be one of {_BOOTSTRAPS}, got bootstrap={bootstrap!r}")
         if loss_function not in _LOSS_FUNCTIONS:
             raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
-        if reduction is None:
-            reduction = "mean"
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got reduction={reduction!r}")
-        if use_prioritized_weights not in (True, False, "auto"):
-            raise ValueError(
-                f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}"
-            )
-        super().__init__()
-        self._in_keys = None
+        _check_networks(policy_network, value_network)
+        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.tau = tau
         self.alpha = alpha
         self.clip_value_min = clip_value_min
         self.clip_value_max = clip_value_max
         self.bootstrap = bootstrap
         self.loss_function = loss_function
-        self.reduction = reduction
-        self.use_prioritized_weights = use_prioritized_weights
         self.convert_to_functional(policy_network, "policy_network", create_target_params=True)
         self.convert_to_functional(value_network, "value_network", create_target_params=True)
 
-    def _set_in_keys(self) -> None:
+    def _in_key_list(self) -> list[NestedKey]:
         next_keys = (self.tensor_keys.reward, self.tensor_keys.done, self.tensor_keys.terminated)
-        keys = [
+        return [
             self.tensor_keys.action,
             *self.policy_network.in_keys,
             *self.value_network.in_keys,
             *[("next", key) for key in (*next_keys, *self.value_network.in_keys)],
         ]
-        self._in_keys = list(dict.fromkeys(unravel_key(key) for key in keys))
 
-    @property
-    def in_keys(self) -> list[NestedKey]:
-        if self._in_keys is None:
-            self._set_in_keys()
-        return self._in_keys
-
-    def _estimator_keys(self) -> dict[str, NestedKey]:
-        keys = self.tensor_keys
-        return {
-            "value": keys.value,
-            "reward": keys.reward,
-            "done": keys.done,
-            "terminated": keys.terminated,
-            "steps_to_next_obs": keys.steps_to_next_obs,
-        }
-
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
-        if self._value_estimator is not None:
-            self._value_estimator.set_keys(**self._estimator_keys())
-        self._set_in_keys()
-
-    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> ImplicitQLoss:
-        """Build the value estimator that owns gamma, e.g. ``loss.make_value_estimator(gamma=0.99)``.
-
-        TD(0) only: n-step returns come from :class:`torchrl_reg.data.MultiStep`.
-        A :class:`~torchrl.objectives.value.ValueEstimatorBase` instance or subclass is accepted, as in TorchRL.
-        """
-        if value_type is None:
-            value_type = self.default_value_estimator
-        if isinstance(value_type, ValueEstimatorBase) or (
-            isinstance(value_type, type) and issubclass(value_type, ValueEstimatorBase)
-        ):
-            LossModule.make_value_estimator(self, value_type, **hyperparams)
-            self._value_estimator.set_keys(**self._estimator_keys())
-            return self
-        # The loss computes the next-state value itself (target or online parameters) and hands
-        # it to the estimator, which only applies gamma ** n and the terminal mask.
-        hyperparams.setdefault("value_network", None)
-        dispatch_value_estimator(
-            self, value_type, supported=self.SUPPORTED_VALUE_ESTIMATORS, tensor_keys=self._estimator_keys(), **hyperparams
-        )
-        return self
+    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+        bounds = _box_bounds(getattr(self.policy_network, "spec", None), self.tensor_keys.action)
+        if bounds is not None:
+            low, high = (bound.to(action.device) for bound in bounds)
+            # A tanh-Gaussian's log-prob clamps an action outside the box to its edge: refuse it.
+            checks.append((self.tensor_keys.action, (action < low) | (action > high), f"inside the action box [{low.tolist()}, {high.tolist()}]"))
 
     def _log_prob(self, params: TensorDictParams, tensordict: TensorDictBase, action: torch.Tensor):
         with params.to_module(self.policy_network, preserve_module_state=False):
@@ -281,10 +233,13 @@ class ImplicitQLoss(LossModule):
     #: ``make_update(..., compile=True)`` fuses loss, gradient and Adam into one graph (both networks).
     fusable_update = True
 
+    def _loss_params(self) -> TensorDictBase:
+        return self.fused_params
+
     @property
     def fused_params(self) -> TensorDictBase:
         """The trainable parameters as one tree, ``{"policy": ..., "value": ...}``: what the fused
-        update of :func:`torchrl_reg.recipe_utils.make_update` differentiates and steps."""
+        update of :func:`torchrl_reg.objectives.make_update` differentiates and steps."""
         return TensorDict({"policy": self.policy_network_params, "value": self.value_network_params}, batch_size=[])
 
     def loss_and_outputs(
@@ -297,6 +252,7 @@ class ImplicitQLoss(LossModule):
         write; it neither writes to ``tensordict`` nor reads the online parameters from the module,
         so that ``torch.func.grad`` can differentiate it with respect to ``params``.
         """
+        tensordict = self._bool_flags(tensordict)
         action = tensordict.get(self.tensor_keys.action)
         next_td = tensordict.get("next")
         log_pi, dist = self._log_prob(params["policy"], tensordict, action)
@@ -326,10 +282,7 @@ class ImplicitQLoss(LossModule):
         loss = distance_loss(implicit_q, target, self.loss_function)
         with torch.no_grad():
             td_error = (target - implicit_q).pow(2)
-        weights = None
-        if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in tensordict.keys(True):
-            weights = tensordict.get(self.tensor_keys.priority_weight).view(loss.shape)
-        loss = self._reduce_loss(loss, tensordict=tensordict, weights=weights)
+        loss = self._reduce_loss(loss, tensordict=tensordict, weights=self._weights(tensordict, loss.shape))
 
         with torch.no_grad():
             diagnostics = {
@@ -345,19 +298,16 @@ class ImplicitQLoss(LossModule):
                 diagnostics = {k: v.mean() for k, v in diagnostics.items()}
         return loss, td_error.unsqueeze(-1), diagnostics
 
-    @dispatch
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """Eq. (2) on a batch of transitions; writes the squared TD error in place under the priority key."""
-        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self.fused_params)
-        tensordict.set(self.tensor_keys.priority, priority, inplace=True)
-        batch_size = tensordict.batch_size if self.reduction == "none" else []
-        td_out = TensorDict({"loss": loss, **diagnostics}, batch_size=batch_size)
-        self._clear_weakrefs(
-            tensordict,
-            td_out,
-            "policy_network_params",
-            "value_network_params",
-            "target_policy_network_params",
-            "target_value_network_params",
+
+def _check_networks(policy_network: TensorDictModule, value_network: TensorDictModule) -> None:
+    """Refuse swapped or wrong networks at construction, not at the first forward."""
+    if not hasattr(policy_network, "get_dist"):
+        raise TypeError(
+            "policy_network must be a probabilistic actor (a ProbabilisticTensorDictSequential with get_dist, e.g. "
+            f"from torchrl_reg.modules.policies), got {type(policy_network).__name__}; are the two networks swapped?"
         )
-        return td_out
+    if hasattr(value_network, "get_dist"):
+        raise TypeError(
+            "value_network must be a state-value module (e.g. a ValueOperator writing 'state_value'), got a "
+            f"probabilistic actor ({type(value_network).__name__}); are the two networks swapped?"
+        )

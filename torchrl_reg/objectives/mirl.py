@@ -1,14 +1,15 @@
 """MIRL: soft Q-learning with a learned action prior and an adaptive inverse temperature.
 
-Paper: ``shared/papers/mirl-soft-q-mutual-information-slides.txt`` (Grau-Moya, Leibfried,
-Vrancx, "Soft Q-learning with mutual-information regularization", ICLR 2019): slide
-"MIRL: 2. High-dimensional state space" (loss Eq. (13), prior and beta updates) and
-Algorithm 1. The baselines of the paper, SQL and SQL_m, are configurations of the same loss
-(:data:`VARIANTS`).
+Paper: [MIRL] Grau-Moya, Leibfried, Vrancx, "Soft Q-Learning with Mutual-Information
+Regularization", ICLR 2019 (OpenReview HyEtjoCqFX): Sec. 3.2 (the loss, Eq. (13), the prior
+and beta updates) and Algorithm 1. The baselines of the paper, SQL and SQL_m, are
+configurations of the same loss (:data:`VARIANTS`).
 """
 from __future__ import annotations
 
 from typing import Literal
+
+import warnings
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -19,13 +20,14 @@ from torchrl.modules.tensordict_module.actors import QValueActor
 
 from torchrl_reg import functional as F
 from torchrl_reg.modules.mirl import ActionPrior
-from torchrl_reg.objectives.common import RegularizedDQNLossBase
+from torchrl_reg.objectives.common import RegularizedDQNLossBase, _num_actions
+from torchrl_reg.validation import check_beta, check_choice, check_rate
 
 __all__ = ["MIRLLoss", "VARIANTS"]
 
 BETA_SCHEDULES = ("adaptive", "fixed", "linear")
 
-#: The paper's methods as configurations of :class:`MIRLLoss` (slides "Grid-world" and "ATARI"):
+#: The paper's methods as configurations of :class:`MIRLLoss` ([MIRL] Sec. 4, grid world and Atari):
 #: MIRL learns the prior and uses it in the backup, the policy and the exploration; SQL keeps a
 #: fixed uniform prior (soft Q-learning; with it :class:`~torchrl_reg.modules.mirl.PriorEGreedyModule`
 #: is plain epsilon-greedy); SQL_m is SQL whose exploration samples the learned action marginal
@@ -37,21 +39,8 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def _num_actions(action_space: str | TensorSpec | None, value_network: nn.Module) -> int | None:
-    """The number of actions, read from an action spec or from a QValueActor's spec."""
-    for spec in (action_space, getattr(value_network, "spec", None)):
-        if spec is None or isinstance(spec, str):
-            continue
-        if "action" in getattr(spec, "keys", lambda: ())():
-            spec = spec["action"]
-        space = getattr(spec, "space", None)
-        if space is not None and hasattr(space, "n"):
-            return int(space.n)
-    return None
-
-
 class MIRLLoss(RegularizedDQNLossBase):
-    r"""MIRL loss ([MIRL] Eq. (13), slide "MIRL: 2. High-dimensional state space").
+    r"""MIRL loss ([MIRL] Eq. (13), Sec. 3.2).
 
     Regresses :math:`q_\theta(s_t, a_t)` on
 
@@ -70,7 +59,7 @@ class MIRLLoss(RegularizedDQNLossBase):
       state, over all actions, with :math:`\pi \propto \rho \exp(\beta q_\theta)`;
     * :meth:`update_beta` (line 8) after each optimizer step:
       :math:`\beta \leftarrow (1-\alpha_\beta)\beta + \alpha_\beta / L` (``"adaptive"``), or
-      :math:`\beta_n = \beta_0 + c\, n` (``"linear"``, the tabular slide's :math:`\beta_i = c\, i`),
+      :math:`\beta_n = \beta_0 + c\, n` (``"linear"``, the tabular setting's :math:`\beta_i = c\, i`),
       or constant (``"fixed"``); always clamped to ``[beta_min, beta_max]``.
 
     With a uniform, fixed prior the target is the Soft-DQN target with ``tau = 1 / beta``
@@ -96,7 +85,14 @@ class MIRLLoss(RegularizedDQNLossBase):
         delay_value (bool): keep target parameters (updated by ``SoftUpdate``/``HardUpdate``). Default ``True``.
         action_space (str or TensorSpec): ``"categorical"`` or ``"one-hot"`` (or the spec); inferred
             from a :class:`QValueActor` if omitted.
-        reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``.
+        reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``; the diagnostics follow
+            (per sample under ``"none"``).
+        use_prioritized_weights (bool or "auto"): weight by ``priority_weight`` when present (default).
+        check_finite (bool): refuse NaN/inf in the batch, naming the key and index. Default ``False``.
+
+    Without :meth:`update_prior` and :meth:`update_beta` the loss is SQL with a fixed prior and a
+    fixed beta: it warns once if they were never called by its second batch. A training loop
+    calls them as in the example below (three lines).
 
     gamma is given to the value estimator: ``loss.make_value_estimator(gamma=0.99)``; n-step
     returns come from :class:`torchrl_reg.data.MultiStep` (``gamma ** steps_to_next_obs``); ``terminated``
@@ -107,7 +103,7 @@ class MIRLLoss(RegularizedDQNLossBase):
     ``pi`` and of ``KL(pi || rho)``, the mutual-information term while rho is the action
     marginal), ``td_error`` (mean squared TD error, the ``L`` of Eq. (13)), ``q_value``, ``action_gap``.
 
-    Defaults of ``beta``, ``beta_lr``, ``prior_lr`` and the beta bounds are ours: the slides do not
+    Defaults of ``beta``, ``beta_lr``, ``prior_lr`` and the beta bounds are ours: the paper does not
     give values.
 
     Examples:
@@ -139,6 +135,9 @@ class MIRLLoss(RegularizedDQNLossBase):
 
     prior: ActionPrior
     num_beta_updates: torch.Tensor
+    out_keys = [
+        "loss", "beta", "prior_entropy", "policy_entropy", "kl_to_prior", "td_error", "q_value", "action_gap",
+    ]
 
     def __init__(
         self,
@@ -160,20 +159,25 @@ class MIRLLoss(RegularizedDQNLossBase):
         action_space: str | TensorSpec | None = None,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
-        if beta_schedule not in BETA_SCHEDULES:
-            raise ValueError(f"beta_schedule must be one of {BETA_SCHEDULES}, got beta_schedule={beta_schedule!r}")
-        beta_min, beta_max = F.check_beta(beta_min), F.check_beta(beta_max)
+        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
+        beta_min, beta_max = check_beta(beta_min), check_beta(beta_max)
         if beta_min > beta_max:
             raise ValueError(f"beta_min must be <= beta_max, got beta_min={beta_min}, beta_max={beta_max}")
-        beta = F.check_beta(beta)
+        beta = check_beta(beta)
         if not beta_min <= beta <= beta_max:
             raise ValueError(f"beta must lie in [beta_min, beta_max] = [{beta_min}, {beta_max}], got beta={beta}")
         beta_slope = float(beta_slope)
         if not 0.0 <= beta_slope < float("inf"):
             raise ValueError(f"beta_slope must be a finite number >= 0, got beta_slope={beta_slope}")
+        spec_actions = _num_actions(action_space, value_network)
+        if num_actions is not None and spec_actions is not None and num_actions != spec_actions:
+            raise ValueError(
+                f"num_actions={num_actions} does not match the {spec_actions} actions of the action spec"
+            )
         if num_actions is None:
-            num_actions = _num_actions(action_space, value_network)
+            num_actions = spec_actions
         if num_actions is None:
             raise ValueError(
                 "MIRLLoss needs the number of actions for the prior: pass num_actions=..., a Categorical/OneHot "
@@ -186,16 +190,20 @@ class MIRLLoss(RegularizedDQNLossBase):
             action_space=action_space,
             reduction=reduction,
             use_prioritized_weights=use_prioritized_weights,
+            check_finite=check_finite,
         )
+        self.num_actions = num_actions
         self.beta_schedule = beta_schedule
-        self.beta_lr = F.check_rate("beta_lr", beta_lr)
+        self.beta_lr = check_rate("beta_lr", beta_lr)
         self.beta_slope = beta_slope
         self.beta_init = beta
         self.beta_min, self.beta_max = beta_min, beta_max
         self.learn_prior = bool(learn_prior)
-        self.prior_lr = F.check_rate("prior_lr", prior_lr)
+        self.prior_lr = check_rate("prior_lr", prior_lr)
         self.prior = ActionPrior(num_actions, beta=beta, rho=prior, prior_in_backup=prior_in_backup)
         self.register_buffer("num_beta_updates", torch.zeros((), dtype=torch.long))
+        # Python counters (no device sync) behind the warning of check_batch.
+        self._prior_update_calls = self._beta_update_calls = self._checked_batches = 0
 
     @classmethod
     def from_variant(
@@ -219,6 +227,7 @@ class MIRLLoss(RegularizedDQNLossBase):
         ``pi`` after each state by ``O((N * prior_lr) ** 2)``. Returns the new prior (unchanged when
         ``learn_prior=False``).
         """
+        self._prior_update_calls += 1
         if not self.learn_prior:
             return self.prior.rho
         q = tensordict.get(self.tensor_keys.action_value, None)
@@ -242,6 +251,7 @@ class MIRLLoss(RegularizedDQNLossBase):
         ``L(theta_i, rho_{i+1})`` of Eq. (13), drives the adaptive rule whatever ``loss_function``,
         ``reduction`` or priority weights) or a loss value. Only the adaptive schedule reads it.
         """
+        self._beta_update_calls += 1
         self.num_beta_updates += 1
         if self.beta_schedule == "fixed":
             return float(self.prior.beta)
@@ -256,6 +266,27 @@ class MIRLLoss(RegularizedDQNLossBase):
         self.prior.set_beta(beta)
         return beta
 
+    def check_batch(self, tensordict: TensorDictBase) -> None:
+        """As the base's, and warn once, at the second batch, if :meth:`update_prior` (with
+        ``learn_prior``) or :meth:`update_beta` (with a non-fixed schedule) was never called."""
+        super().check_batch(tensordict)
+        self._checked_batches += 1
+        if self._checked_batches != 2:
+            return
+        missing = []
+        if self.learn_prior and self._prior_update_calls == 0:
+            missing.append("update_prior(collected_batch) (Algorithm 1, line 5)")
+        if self.beta_schedule != "fixed" and self._beta_update_calls == 0:
+            missing.append("update_beta(loss_output) (Algorithm 1, line 8)")
+        if missing:
+            warnings.warn(
+                f"MIRLLoss: {' and '.join(missing)} never called: the prior and beta stay at their initial "
+                "values, which is SQL with a fixed prior and beta, not MIRL. Call them in the training loop "
+                "(see the MIRLLoss docstring).",
+                UserWarning,
+                stacklevel=3,
+            )
+
     # -- target -------------------------------------------------------------------------------
     def _target_action_values(self, tensordict: TensorDictBase) -> torch.Tensor:
         """Target-network action values at ``s_{t+n}`` only: the MIRL target has no term at ``s_t``."""
@@ -268,12 +299,20 @@ class MIRLLoss(RegularizedDQNLossBase):
 
     def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         # q_target holds s_{t+n} only (see _target_action_values).
+        if q_target.shape[-1] != self.num_actions:
+            raise ValueError(
+                f"the value network gives {q_target.shape[-1]} action values, but the prior has "
+                f"num_actions={self.num_actions}"
+            )
         log_pi = self.prior.log_policy(q_target)
         pi = log_pi.exp()
+        per_sample = self.reduction == "none"
         diagnostics = {
-            "beta": self.prior.beta.detach().clone(),
-            "prior_entropy": self.prior.entropy(),
-            "policy_entropy": -(torch.where(pi > 0, pi * log_pi, torch.zeros_like(pi))).sum(-1).mean(),
-            "kl_to_prior": self.prior.kl(q_target).mean(),
+            "beta": self.prior.beta.detach().clone().expand(a_tm1.shape) if per_sample else self.prior.beta.detach().clone(),
+            "prior_entropy": self.prior.entropy().expand(a_tm1.shape) if per_sample else self.prior.entropy(),
+            "policy_entropy": self._reduce_diagnostic(
+                -(torch.where(pi > 0, pi * log_pi, torch.zeros_like(pi))).sum(-1)
+            ),
+            "kl_to_prior": self._reduce_diagnostic(self.prior.kl(q_target)),
         }
         return self.prior.soft_value(q_target), torch.zeros_like(a_tm1, dtype=q_target.dtype), diagnostics

@@ -1,23 +1,31 @@
 """Munchausen-DQN, Soft-DQN and (persistent) advantage learning as TorchRL losses.
 
-Paper: ``shared/papers/munchausen-rl-slides.txt`` (Vieillard, Pietquin, Geist, NeurIPS 2020),
-slides "Case study: DQN" (targets) and "Increasing the action gap" (tau -> 0 limit);
-advantage learning: Bellemare et al. 2016, "Increasing the Action Gap".
+References:
+
+* [MRL] Vieillard, Pietquin, Geist. "Munchausen Reinforcement Learning", NeurIPS 2020,
+  arXiv:2007.14430: Sec. 2 (the Soft-DQN and M-DQN regression targets, the log-policy clipped
+  to ``[l0, 0]``) and Sec. 4 (the action-gap increase; advantage learning as the ``tau -> 0`` limit).
+* [AL] Bellemare, Ostrovski, Guez, Thomas, Munos. "Increasing the Action Gap: New Operators for
+  Reinforcement Learning", AAAI 2016, arXiv:1512.04860: the advantage-learning operator
+  ``T_AL`` and the persistent one ``T_PAL`` (Sec. 3).
 """
 from __future__ import annotations
 
 from torch import nn
 from torchrl.data.tensor_specs import TensorSpec
 from torchrl.modules.tensordict_module.actors import QValueActor
+from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import RegularizedDQNLossBase, check_unit_interval
+from torchrl_reg.objectives.common import RegularizedDQNLossBase
+from torchrl_reg.validation import check_bool, check_tau, check_unit_interval
+from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
 __all__ = ["MunchausenDQNLoss", "AdvantageLearningLoss"]
 
 
 class MunchausenDQNLoss(RegularizedDQNLossBase):
-    r"""Munchausen-DQN loss ([MRL] slide "Case study: DQN").
+    r"""Munchausen-DQN loss ([MRL] Sec. 2, the M-DQN regression target).
 
     Regresses :math:`q_\theta(s_t, a_t)` on
 
@@ -47,9 +55,14 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
             Default ``True``; ``False`` uses the detached online parameters as target.
         action_space (str or TensorSpec): ``"categorical"`` or ``"one-hot"`` (or the spec); inferred
             from a :class:`QValueActor` if omitted.
-        reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``.
+        reduction (str): ``"none"``, ``"mean"`` (default) or ``"sum"``; the diagnostics follow
+            (per sample under ``"none"``).
+        use_prioritized_weights (bool or "auto"): weight by ``priority_weight`` when present (default).
+        check_finite (bool): refuse NaN/inf in the batch, naming the key and index. Default ``False``.
 
-    gamma is given to the value estimator: ``loss.make_value_estimator(gamma=0.99)``.
+    gamma is given to the value estimator: ``loss.make_value_estimator(gamma=0.99)`` (TD(0) only,
+    see :mod:`torchrl_reg.objectives.common`). The default loss is Huber (``smooth_l1``), as in the
+    official code; TorchRL's ``DQNLoss`` defaults to ``l2``.
 
     Outputs ``loss`` and detached diagnostics: ``munchausen_bonus`` (mean bonus),
     ``clip_fraction`` (fraction of ``tau ln pi(a_t|s_t)`` outside the clip bounds),
@@ -77,6 +90,8 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
         ['action_gap', 'clip_fraction', 'entropy', 'loss', 'munchausen_bonus', 'q_value', 'td_error']
     """
 
+    out_keys = ["loss", "munchausen_bonus", "clip_fraction", "entropy", "td_error", "q_value", "action_gap"]
+
     def __init__(
         self,
         value_network: QValueActor | nn.Module,
@@ -90,9 +105,10 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
         action_space: str | TensorSpec | None = None,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
         self.alpha = check_unit_interval("alpha", alpha)
-        self.tau = F.check_tau(tau)
+        self.tau = check_tau(tau)
         if not float(clip_value_min) <= float(clip_value_max):
             raise ValueError(
                 "clip_value_min must be <= clip_value_max, got "
@@ -107,6 +123,7 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
             action_space=action_space,
             reduction=reduction,
             use_prioritized_weights=use_prioritized_weights,
+            check_finite=check_finite,
         )
 
     def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
@@ -120,9 +137,9 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
         )
         clipped = (log_pi_a < self.clip_value_min) | (log_pi_a > self.clip_value_max)
         diagnostics = {
-            "munchausen_bonus": bonus.mean(),
-            "clip_fraction": clipped.float().mean(),
-            "entropy": -((log_pi / self.tau).exp() * log_pi).sum(-1).mean() / self.tau,
+            "munchausen_bonus": self._reduce_diagnostic(bonus),
+            "clip_fraction": self._reduce_diagnostic(clipped.float()),
+            "entropy": self._reduce_diagnostic(-((log_pi / self.tau).exp() * log_pi).sum(-1)) / self.tau,
         }
         return soft_v[batch:], bonus, diagnostics
 
@@ -130,7 +147,7 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
 class AdvantageLearningLoss(RegularizedDQNLossBase):
     r"""Advantage learning (AL) and persistent advantage learning (PAL) losses.
 
-    AL ([AL]; the :math:`\tau \to 0` limit of M-DQN, [MRL] slide "Increasing the action gap")
+    AL ([AL]; the :math:`\tau \to 0` limit of M-DQN, [MRL] Sec. 4)
     regresses :math:`q_\theta(s_t, a_t)` on
 
     .. math:: r_t + \alpha\bigl(q_{\bar\theta}(s_t, a_t) - \max_a q_{\bar\theta}(s_t, a)\bigr)
@@ -144,10 +161,19 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
     Keyword Args:
         alpha (float): advantage-learning coefficient in [0, 1]. Default 0.9.
         persistent (bool): PAL instead of AL. Default ``False``.
-        loss_function, delay_value, action_space, reduction: as :class:`MunchausenDQNLoss`.
+        loss_function, delay_value, action_space, reduction, use_prioritized_weights, check_finite:
+            as :class:`MunchausenDQNLoss`.
+
+    The value estimator is TD(0) (``max`` bootstrap) or :class:`~torchrl_reg.value.SoftTD0Estimator`
+    (``loss.make_value_estimator("softtd0", gamma=0.99, tau=0.03)``), whose bootstrap is the
+    soft value ``tau * logsumexp(q_target(s_{t+n}) / tau)`` instead of the max (the correction term
+    is unchanged).
 
     Outputs ``loss`` and detached diagnostics ``advantage_bonus``, ``action_gap``, ``td_error``, ``q_value``.
     """
+
+    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, RegValueEstimators.SoftTD0)
+    out_keys = ["loss", "advantage_bonus", "td_error", "q_value", "action_gap"]
 
     def __init__(
         self,
@@ -160,9 +186,10 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
         action_space: str | TensorSpec | None = None,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
         self.alpha = check_unit_interval("alpha", alpha)
-        self.persistent = bool(persistent)
+        self.persistent = check_bool("persistent", persistent)
         super().__init__(
             value_network,
             loss_function=loss_function,
@@ -170,6 +197,7 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
             action_space=action_space,
             reduction=reduction,
             use_prioritized_weights=use_prioritized_weights,
+            check_finite=check_finite,
         )
 
     def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
@@ -181,5 +209,10 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
             )
         else:
             bonus = F.advantage_learning_bonus(q_tm1_target, a_tm1, alpha=self.alpha)
-        return q_t_target.max(dim=-1).values, bonus, {"advantage_bonus": bonus.mean()}
+        estimator = self.value_estimator
+        if isinstance(estimator, SoftTD0Estimator):
+            next_value = F.soft_value(q_t_target, estimator.tau)
+        else:
+            next_value = q_t_target.max(dim=-1).values
+        return next_value, bonus, {"advantage_bonus": self._reduce_diagnostic(bonus)}
 

@@ -110,7 +110,7 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
-from torchrl_reg.recipe_utils.run import FusedAdamUpdate, RecipeRun, check_finite_rewards, make_update
+from torchrl_reg.recipe_utils.run import RecipeRun, check_finite_rewards
 from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device, start_process
 from torchrl_reg.recipe_utils.stop import (
     clear_stop,
@@ -168,8 +168,6 @@ __all__ = [
     "make_logger",
     "make_q_network",
     "make_replay_buffer",
-    "make_update",
-    "FusedAdamUpdate",
     "make_single_env",
     "make_vector_env",
     "NATIVE_VECTOR_ENVS",

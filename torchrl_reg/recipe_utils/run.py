@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import math
 import time
-import types
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
-from tensordict import TensorDict, TensorDictBase
-from torch.utils._pytree import tree_flatten, tree_unflatten
 from omegaconf import OmegaConf
+from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
@@ -61,7 +58,7 @@ from torchrl_reg.recipe_utils.loggers import (
 from torchrl_reg.recipe_utils.runtime import crossed
 from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
 
-__all__ = ["FusedAdamUpdate", "RecipeRun", "check_finite_rewards", "make_update", "total_loss"]
+__all__ = ["RecipeRun", "check_finite_rewards"]
 
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
@@ -73,236 +70,6 @@ def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> No
             f"env {env_name!r} returned a non-finite reward ({bad}) within frames "
             f"{frames}-{frames + data.numel()}; rewards must be finite numbers"
         )
-
-
-def total_loss(out: TensorDictBase) -> torch.Tensor:
-    """What a gradient step minimizes: the sum of a loss module's ``"loss"`` and ``"loss_*"`` entries
-    (TorchRL's convention: e.g. ``SACLoss`` returns ``loss_actor``, ``loss_qvalue`` and ``loss_alpha``)."""
-    terms = [out.get(key) for key in out.keys() if key == "loss" or key.startswith("loss_")]
-    if not terms:
-        raise ValueError(f"the loss module returned no 'loss' or 'loss_*' entry, got keys {sorted(out.keys())}")
-    return sum(terms[1:], terms[0])
-
-
-def make_update(
-    loss_module: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    *,
-    max_grad_norm: float | None,
-    compile: bool,
-    fused: bool | str = "auto",
-) -> Callable[[TensorDictBase], TensorDictBase]:
-    """One gradient step on a minibatch (loss terms summed by :func:`total_loss`, backward, optional
-    norm clipping, optimizer step), returning the detached loss outputs; compiled with ``torch.compile`` when ``compile``.
-
-    With ``compile`` and a loss that exposes ``loss_and_outputs(tensordict, params)`` (the
-    regularized DQN family with ``fusable_update = True``: :class:`~torchrl_reg.objectives.MunchausenDQNLoss`,
-    :class:`~torchrl_reg.objectives.AdvantageLearningLoss`, :class:`~torchrl_reg.objectives.MIRLLoss`,
-    :class:`~torchrl_reg.objectives.IQNLoss`, :class:`~torchrl_reg.objectives.MunchausenIQNLoss`, and
-    :class:`~torchrl_reg.objectives.ImplicitQLoss` over policy and value together) and a plain
-    :class:`torch.optim.Adam` over exactly those parameters, the whole step is fused into one compiled graph
-    (:class:`FusedAdamUpdate`: gradients by ``torch.func.grad``, Adam on the optimizer's own state);
-    ``fused=False`` keeps the generic path, ``fused=True`` raises if fusion is not possible.
-    The generic path compiles the loss and the optimizer step around an eager backward.
-    With a tiny network most of an eager update is Python overhead, hence both.
-    """
-    if fused not in (True, False, "auto"):
-        raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
-    if fused is not False and compile:
-        reason = FusedAdamUpdate.unsupported_reason(loss_module, optimizer)
-        if reason is None:
-            return FusedAdamUpdate(loss_module, optimizer, max_grad_norm=max_grad_norm)
-        if fused is True:
-            raise ValueError(f"fused=True, but the update cannot be fused: {reason}")
-    elif fused is True:
-        raise ValueError("fused=True needs compile=True (the fused update is a compiled graph)")
-
-    def update(batch: TensorDictBase) -> TensorDictBase:
-        out = loss_module(batch)
-        total_loss(out).backward()
-        if max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
-        optimizer.step()
-        out = out.detach()
-        # Last, so that torch.compile traces everything above before this graph break; zeroed
-        # in place, so the compiled step sees the same gradient tensors at every call.
-        optimizer.zero_grad(set_to_none=False)
-        return out
-
-    return torch.compile(update) if compile else update
-
-
-def _fused_params(loss_module: torch.nn.Module) -> TensorDictBase:
-    """What the fused update differentiates: ``loss_module.fused_params`` if the loss defines it
-    (e.g. policy and value of :class:`~torchrl_reg.objectives.ImplicitQLoss`), else its online
-    value-network parameters."""
-    params = getattr(loss_module, "fused_params", None)
-    return loss_module.value_network_params if params is None else params
-
-
-def _tensor_leaves(
-    td: TensorDictBase, keys: list[tuple[str, ...]], leaves: list[torch.Tensor], prefix: tuple[str, ...] = ()
-) -> tuple[list[tuple[str, ...]], list[torch.Tensor]]:
-    """Nested keys and tensors of ``td`` in its iteration order (~2 us; ``values(True, True)`` ~15 us)."""
-    for key, value in td.items():
-        if isinstance(value, torch.Tensor):
-            keys.append((*prefix, key))
-            leaves.append(value)
-        elif isinstance(value, TensorDictBase):
-            _tensor_leaves(value, keys, leaves, (*prefix, key))
-    return keys, leaves
-
-
-class FusedAdamUpdate:
-    """Loss, gradient, norm clipping and Adam step of a regularized DQN loss in one compiled graph.
-
-    The loss is differentiated with ``torch.func.grad`` with respect to its online parameters
-    (``loss_module.loss_and_outputs(batch, params)``), so no autograd graph is recorded at run time
-    and ``torch.compile`` fuses forward, backward and the optimizer into a single graph. The Adam
-    step (Kingma & Ba 2015, as :class:`torch.optim.Adam` with ``amsgrad=False, weight_decay=0``)
-    reads and writes ``optimizer.state``, so ``optimizer.state_dict()`` checkpoints and resumes
-    exactly as with ``optimizer.step()``, and learning-rate changes of ``optimizer.param_groups``
-    are honoured. Priorities are written in place into the batch, as the loss's ``forward`` does.
-    Parameter ``.grad`` fields are not used.
-
-    The step is traced once, at the first call, and then guarded on its tensors only (shapes,
-    dtypes, devices: a new batch size recompiles): the loss module's Python configuration (alpha,
-    tau, keys, ...) is read at that first call, and later batches must carry the same keys (a
-    ``ValueError`` says which differ). Tensors, parameters and buffers (MIRL's beta and prior,
-    target parameters, the optimizer state) are read at every call. Dynamo's default guards on
-    the TensorDict and module internals cost about as much as the tiny CartPole network's
-    forward and backward pass (~0.15 ms of ~0.9 ms per update on these CPUs).
-    """
-
-    def __init__(self, loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None):
-        reason = self.unsupported_reason(loss_module, optimizer)
-        if reason is not None:
-            raise ValueError(f"cannot fuse this update: {reason}")
-        self.loss_module = loss_module
-        self.optimizer = optimizer
-        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
-        self.params = _fused_params(loss_module)
-        self.keys = list(self.params.keys(True, True))
-        self.leaves = [self.params.get(key) for key in self.keys]
-        self.priority_key = loss_module.tensor_keys.priority
-        self._priority_path = self.priority_key if isinstance(self.priority_key, tuple) else (self.priority_key,)
-        # lr, beta1, beta2, eps as a float64 tensor input of the graph: a Python float would be
-        # baked into the compiled graph and a learning-rate schedule would recompile every step.
-        self._hyper_values: tuple | None = None
-        self._hyper = torch.zeros(4, dtype=torch.float64, device=self.leaves[0].device)
-        # tensordict registers TensorDict's pytree constructor lazily, at its first unflatten; the
-        # compiled graph guards on that registry's size, so a first unflatten during the first
-        # call would force a recompile (~3 s) at the second. One round trip here registers it.
-        tree_unflatten(*tree_flatten(TensorDict()))
-        self._batch_keys: list[tuple[str, ...]] | None = None
-        self._batch_dims = 1
-        # Dynamo caches compiled graphs on the code object, and with tensor-only guards a second
-        # FusedAdamUpdate (another loss, max_grad_norm, ...) would run the first one's graph: each
-        # instance compiles its own copy of the code.
-        fn = FusedAdamUpdate._fused_step
-        own_code = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-        self._step = torch.compile(
-            types.MethodType(own_code, self),
-            options={"guard_filter_fn": partial(torch.compiler.keep_tensor_guards_unsafe, keep_parameters=True)},
-        )
-
-    @staticmethod
-    def unsupported_reason(loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
-        """Why ``(loss_module, optimizer)`` cannot be fused, or ``None`` if it can."""
-        if not hasattr(loss_module, "loss_and_outputs"):
-            return f"{type(loss_module).__name__} has no loss_and_outputs(tensordict, params)"
-        if not getattr(loss_module, "fusable_update", False):
-            return f"{type(loss_module).__name__} does not trace into one graph (fusable_update=False)"
-        if type(optimizer) is not torch.optim.Adam:
-            return f"the optimizer is {type(optimizer).__name__}, the fused step implements torch.optim.Adam"
-        if len(optimizer.param_groups) != 1:
-            return f"the optimizer has {len(optimizer.param_groups)} parameter groups, the fused step handles one"
-        group = optimizer.param_groups[0]
-        for option in ("amsgrad", "maximize", "capturable", "differentiable"):
-            if group.get(option, False):
-                return f"Adam option {option}=True is not implemented by the fused step"
-        if group.get("weight_decay", 0) != 0 or group.get("decoupled_weight_decay", False):
-            return "Adam weight decay is not implemented by the fused step"
-        if isinstance(group["lr"], torch.Tensor):
-            return "a tensor learning rate is not supported by the fused step"
-        trainable = {id(p) for p in loss_module.parameters() if p.requires_grad}
-        online = {id(p) for p in _fused_params(loss_module).values(True, True)}
-        in_group = {id(p) for p in group["params"]}
-        if in_group != trainable or trainable != online:
-            return "the optimizer's parameters must be exactly the loss's online parameters (fused_params)"
-        return None
-
-    def _state(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        # Looked up at every call: optimizer.load_state_dict (resume) replaces these tensors.
-        steps, exp_avgs, exp_avg_sqs = [], [], []
-        for p in self.leaves:
-            state = self.optimizer.state[p]
-            if len(state) == 0:  # as torch.optim.Adam initializes it (non-capturable, non-fused)
-                scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-                state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            steps.append(state["step"])
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
-        return steps, exp_avgs, exp_avg_sqs
-
-    def _fused_step(self, leaves, steps, exp_avgs, exp_avg_sqs, hyper):
-        loss_module = self.loss_module
-        lr, beta1, beta2, eps = hyper.unbind(0)
-        batch = TensorDict(dict(zip(self._batch_keys, leaves)), batch_size=leaves[0].shape[: self._batch_dims])
-
-        def loss_fn(params):
-            loss, priority, diagnostics = loss_module.loss_and_outputs(batch, params)
-            return loss, (loss.detach(), priority, diagnostics)
-
-        grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(self.params.detach())
-        grads = [grads.get(key) for key in self.keys]
-        with torch.no_grad():
-            if self.max_grad_norm is not None:  # as torch.nn.utils.clip_grad_norm_
-                total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-                coef = torch.clamp(self.max_grad_norm / (total_norm + 1e-6), max=1.0)
-                grads = [g * coef for g in grads]
-            # Adam (torch.optim.Adam's update, bias corrections from the per-parameter step).
-            for param, grad, exp_avg, exp_avg_sq, step in zip(self.leaves, grads, exp_avgs, exp_avg_sqs, steps):
-                step.add_(1)
-                exp_avg.lerp_(grad, (1 - beta1).to(param.dtype))
-                exp_avg_sq.mul_(beta2.to(param.dtype)).addcmul_(grad, grad * (1 - beta2).to(param.dtype))
-                # Bias corrections in float64, as torch.optim.Adam computes them from step.item()
-                # (1 - 0.999 in float32 is off by 1e-5 relative).
-                # (step stays on the CPU, as torch.optim.Adam keeps it; the arithmetic runs on the
-                # parameter's device.)
-                step64 = step.to(device=param.device, dtype=torch.float64)
-                step_size = (lr / (1 - beta1**step64)).to(param.dtype)
-                bias_correction2_sqrt = (1 - beta2**step64).sqrt().to(param.dtype)
-                denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps.to(param.dtype)
-                param.sub_(exp_avg / denom * step_size)
-        return loss, priority, diagnostics
-
-    def __call__(self, batch: TensorDictBase) -> TensorDictBase:
-        group = self.optimizer.param_groups[0]
-        values = (group["lr"], *group["betas"], group["eps"])
-        if values != self._hyper_values:
-            self._hyper.copy_(torch.tensor([float(v) for v in values], dtype=torch.float64), non_blocking=False)
-            self._hyper_values = values
-        keys, leaves = _tensor_leaves(batch, [], [])
-        if self._priority_path in keys:  # written by the previous update of a reused batch, never read
-            index = keys.index(self._priority_path)
-            del keys[index], leaves[index]
-        if self._batch_keys is None:
-            self._batch_keys, self._batch_dims = keys, batch.batch_dims
-        elif keys != self._batch_keys:
-            by_key = dict(zip(keys, leaves))
-            if len(by_key) != len(self._batch_keys) or any(key not in by_key for key in self._batch_keys):
-                raise ValueError(
-                    "the fused update was traced for batches with keys "
-                    f"{sorted(self._batch_keys)}, got a batch with keys {sorted(keys)}; every batch must "
-                    "carry the same keys (build a new update with make_update for another layout)"
-                )
-            leaves = [by_key[key] for key in self._batch_keys]  # same keys, another insertion order
-        loss, priority, diagnostics = self._step(leaves, *self._state(), self._hyper)
-        batch.set(self.priority_key, priority, inplace=True)
-        return TensorDict({"loss": loss, **diagnostics})
 
 
 class RecipeRun:
@@ -434,7 +201,7 @@ class RecipeRun:
         return max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
 
     def record(self, out: TensorDictBase) -> None:
-        """Count one update and keep its outputs (detached, as :func:`make_update` returns them) for the next log."""
+        """Count one update and keep its outputs (detached, as :func:`torchrl_reg.objectives.make_update` returns them) for the next log."""
         self.updates += 1
         self.pending_outputs.append(out)
 

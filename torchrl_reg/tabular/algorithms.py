@@ -1,14 +1,14 @@
 r"""Exact (regularized) dynamic programming on a :class:`~torchrl_reg.tabular.mdp.FiniteMDP`, in float64.
 
-Papers (``shared/papers``):
+Papers:
 
-* [MRL] Munchausen RL slides (``munchausen-rl-slides.txt``): M-VI ("Implicit KL regularization"),
+* [MRL] Vieillard, Pietquin, Geist, "Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430: M-VI ("Implicit KL regularization"),
   the advantage-learning limit and the action gap ("Increasing the action gap").
-* [IQ] Implicit Q-values paper (``implicit-q-values-paper.txt``): IQ-DP (Eq. 3), its equivalence
+* [IQ] Vieillard et al., "Implicitly Regularized RL with Implicit Q-Values", AISTATS 2022, arXiv:2108.07041: IQ-DP (Eq. 3), its equivalence
   to MD-VI (Theorem 1) and error propagation (Theorem 2); notation of Section 3:
   :math:`\langle u, v\rangle(s) = \sum_a u(s,a) v(s,a)`, :math:`PV(s,a) = \sum_{s'} P(s'|s,a)V(s')`,
   :math:`\mathcal H(\pi) = -\langle\pi, \ln\pi\rangle`, :math:`KL(\pi\|\mu) = \langle\pi, \ln\pi - \ln\mu\rangle`.
-* [MaxEnt] Maximum-entropy RL slides (``maximum-entropy-rl-slides.txt``): soft Q-iteration.
+* [MaxEnt] Haarnoja, Tang, Abbeel, Levine, "Reinforcement Learning with Deep Energy-Based Policies", ICML 2017, arXiv:1702.08165: soft Q-iteration.
 * [AL] Bellemare et al. 2016, Increasing the Action Gap (advantage learning and its persistent
   variant), the tau -> 0 limit of M-VI ([MRL]).
 

@@ -3,7 +3,7 @@
 An MDP is ``(P, r, gamma)`` with ``P[s, a, s'] = P(s'|s, a)`` and ``r[s, a]`` the expected
 reward of taking ``a`` in ``s``, stored in float64 so that the theorems of the papers can be
 checked to numerical precision. Notation follows the IQ paper
-(``implicit-q-values-paper.txt``, Section 3): ``(P V)(s, a) = sum_s' P(s'|s, a) V(s')``.
+(Vieillard et al., "Implicitly Regularized RL with Implicit Q-Values", AISTATS 2022, arXiv:2108.07041, Section 3): ``(P V)(s, a) = sum_s' P(s'|s, a) V(s')``.
 
 Generators:
 
@@ -11,7 +11,7 @@ Generators:
   states with random probabilities), the test bed of "Leverage the average" and of the
   Munchausen paper's tabular experiments.
 * :func:`mirl_grid_world`: the grid world of the MIRL slides
-  (``mirl-soft-q-mutual-information-slides.txt``, "Grid-world": reaching the goal gives 9,
+  (Grau-Moya, Leibfried, Vrancx, ICLR 2019, grid world: reaching the goal gives 9,
   every other step -1, restart at a random location).
 * :func:`deceptive_chain`: a chain whose immediate reward lures the agent away from a larger
   delayed one.

@@ -1,8 +1,7 @@
 r"""Tabular MIRL: soft Q-learning with a learned marginal action prior, as exact dynamic programming.
 
-Reference: MIRL slides (``mirl-soft-q-mutual-information-slides.txt``), Grau-Moya, Leibfried and
-Vrancx, "Soft Q-learning with mutual-information regularization", ICLR 2019. Notation of the
-slides: inverse temperature :math:`\beta`, prior :math:`\rho(a)` over actions (state-independent).
+Reference: Grau-Moya, Leibfried and Vrancx, "Soft Q-Learning with Mutual-Information
+Regularization", ICLR 2019 (OpenReview HyEtjoCqFX). Notation of the paper: inverse temperature :math:`\beta`, prior :math:`\rho(a)` over actions (state-independent).
 
 The building blocks, usable one by one (the MIRL loss and its bridge test use them):
 
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from torchrl_reg.functional import boltzmann_policy, soft_value
+from torchrl_reg.validation import check_beta, check_rate
 from torchrl_reg.tabular.algorithms import _initial_q
 from torchrl_reg.tabular.mdp import FiniteMDP
 
@@ -68,13 +68,6 @@ class MIRLResult:
     betas: torch.Tensor
 
 
-def _check_beta(beta: float) -> float:
-    beta = float(beta)
-    if not (beta > 0 and math.isfinite(beta)):
-        raise ValueError(f"beta (inverse temperature) must be a finite number > 0, got beta={beta}")
-    return beta
-
-
 def _check_prior(prior: torch.Tensor, num_actions: int) -> torch.Tensor:
     prior = torch.as_tensor(prior, dtype=torch.float64)
     if prior.shape != (num_actions,):
@@ -87,24 +80,17 @@ def _check_prior(prior: torch.Tensor, num_actions: int) -> torch.Tensor:
     return prior
 
 
-def _check_rate(name: str, value: float) -> float:
-    value = float(value)
-    if not 0 < value <= 1:
-        raise ValueError(f"{name} must be in (0, 1], got {name}={value}")
-    return value
-
-
 def prior_soft_value(q: torch.Tensor, prior: torch.Tensor, beta: float) -> torch.Tensor:
     r""":math:`\frac1\beta\log\sum_a\rho(a)\exp(\beta q(\cdot,a))`, the soft value with prior (log-sum-exp
     of :math:`q + \ln\rho/\beta` at temperature :math:`1/\beta`, :func:`~torchrl_reg.functional.soft_value`)."""
-    tau = 1.0 / _check_beta(beta)
+    tau = 1.0 / check_beta(beta)
     return soft_value(q + tau * torch.log(prior), tau)
 
 
 def mirl_policy(q: torch.Tensor, prior: torch.Tensor, beta: float) -> torch.Tensor:
     r""":math:`\pi(a|s) = \rho(a)\exp(\beta q(s,a)) / \sum_b\rho(b)\exp(\beta q(s,b))` (MIRL slides, optimal
     policy for a fixed prior)."""
-    tau = 1.0 / _check_beta(beta)
+    tau = 1.0 / check_beta(beta)
     return boltzmann_policy(q + tau * torch.log(prior), tau)
 
 
@@ -161,13 +147,13 @@ def mirl_prior_update(
 ) -> torch.Tensor:
     r""":math:`\rho_{i+1} = (1-\alpha_\rho)\rho_i + \alpha_\rho\sum_s w(s)\pi_i(\cdot|s)` over all actions at once
     (MIRL slides, "Prior update", in expectation over :math:`s_i \sim w`); stays normalized."""
-    prior_lr = _check_rate("prior_lr", prior_lr)
+    prior_lr = check_rate("prior_lr", prior_lr)
     return (1 - prior_lr) * prior + prior_lr * action_marginal(policy, state_weights)
 
 
 def linear_beta_schedule(c: float) -> Callable[[int], float]:
     """The tabular beta schedule of the MIRL slides, :math:`\\beta_i = c\\cdot i` for iterations ``i >= 1``."""
-    c = _check_beta(c)
+    c = check_beta(c)
     return lambda i: c * i
 
 
@@ -221,9 +207,9 @@ def mirl_value_iteration(
     """
     if int(num_iterations) != num_iterations or num_iterations < 1:
         raise ValueError(f"num_iterations must be an integer >= 1, got num_iterations={num_iterations}")
-    schedule = beta if callable(beta) else (lambda i, b=_check_beta(beta): b)
-    prior_lr = _check_rate("prior_lr", prior_lr)
-    q_lr = _check_rate("q_lr", q_lr)
+    schedule = beta if callable(beta) else (lambda i, b=check_beta(beta): b)
+    prior_lr = check_rate("prior_lr", prior_lr)
+    q_lr = check_rate("q_lr", q_lr)
     prior = (
         torch.full((mdp.num_actions,), 1.0 / mdp.num_actions, dtype=torch.float64)
         if prior0 is None
@@ -234,7 +220,7 @@ def mirl_value_iteration(
     q = _initial_q(mdp, q0)
     policies, qs, priors, betas = [], [], [], []
     for i in range(1, int(num_iterations) + 1):
-        beta_i = _check_beta(schedule(i))
+        beta_i = check_beta(schedule(i))
         policy = mirl_policy(q, prior, beta_i)
         prior = mirl_prior_update(prior, policy, _state_weights(mdp, policy, state_weighting), prior_lr)
         q = (1 - q_lr) * q + q_lr * mirl_soft_backup(mdp, q, prior, beta_i)

@@ -3,7 +3,7 @@ r"""Closed-form claims of the papers, stated as functions so that tests and benc
 Action gap of Munchausen VI
 ===========================
 
-The Munchausen slides ([MRL] ``munchausen-rl-slides.txt``, "Increasing the action gap") define
+The Munchausen slides ([MRL] Vieillard, Pietquin, Geist, "Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430, Sec. 4) define
 :math:`\mathrm{gap}_*^\tau(s) = \max_a q_*^\tau(s,a) - q_*^\tau(s,\cdot)` for the optimal q-values of
 the MDP regularized with entropy :math:`\tau`, :math:`\mathrm{gap}_k^{\alpha,\tau}(s) = \max_a q_k(s,a) - q_k(s,\cdot)`
 for the k-th iterate of M-VI(alpha, tau) without error, and claim

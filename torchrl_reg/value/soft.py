@@ -1,7 +1,8 @@
 """Soft (entropy-regularized) TD(0) value estimator, registered with TorchRL.
 
-The bootstrap of soft Q-learning ([MaxEnt] slides, soft Q-iteration; [MRL] slide
-"Case study: DQN", Soft-DQN):
+The bootstrap of soft Q-learning (Haarnoja, Tang, Abbeel, Levine, "Reinforcement Learning with
+Deep Energy-Based Policies", ICML 2017, arXiv:1702.08165; Soft-DQN in Vieillard, Pietquin, Geist,
+"Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430, Sec. 2):
 
 .. math:: G_t = r_t + \\gamma^n (1 - \\mathrm{terminated})\\,
           \\tau \\ln \\sum_{a'} \\exp\\bigl(q_{\\bar\\theta}(s_{t+n}, a') / \\tau\\bigr)
@@ -17,7 +18,14 @@ Plug it into any Q-value loss that uses TorchRL's value-estimator API, e.g. Torc
 
 It is registered under the name ``"softtd0"`` (``RegValueEstimators.SoftTD0``), so
 ``torchrl.objectives.utils.build_value_estimator(loss, "softtd0", gamma=0.99, tau=0.03)``
-builds it from a config string.
+builds it from a config string, and importing this module adds it to the estimators TorchRL's
+``DQNLoss`` accepts, so the short form works there too::
+
+    loss.make_value_estimator("softtd0", gamma=0.99, tau=0.03)   # or RegValueEstimators.SoftTD0
+
+(``loss.value_estimator = SoftTD0Estimator(...)`` is ignored by TorchRL's ``DQNLoss``: ``nn.Module``
+registers the assigned estimator as a submodule beside the one the loss uses; use
+``make_value_estimator``. The losses of :mod:`torchrl_reg.objectives` accept both.)
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModule
 from torchrl.envs.utils import step_mdp
+from torchrl.objectives import DQNLoss
 from torchrl.objectives.utils import hold_out_net, register_value_estimator
 from torchrl.objectives.value import TD0Estimator
 
@@ -112,3 +121,9 @@ class SoftTD0Estimator(TD0Estimator):
         tensordict.set(self.tensor_keys.value_target, value_target)
         tensordict.set(self.tensor_keys.advantage, value_target - value)
         return tensordict
+
+
+# TorchRL's DQNLoss checks a requested estimator against this tuple before building it from the
+# registry; SoftTD0Estimator builds itself from the loss's value network (``for_loss``).
+if RegValueEstimators.SoftTD0 not in DQNLoss.SUPPORTED_VALUE_ESTIMATORS:
+    DQNLoss.SUPPORTED_VALUE_ESTIMATORS = (*DQNLoss.SUPPORTED_VALUE_ESTIMATORS, RegValueEstimators.SoftTD0)

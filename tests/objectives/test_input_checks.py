@@ -1,0 +1,230 @@
+"""Silent misuse made loud (issue 27): integer flags, action encodings, priority weights, estimators,
+constructor arguments. Expected numbers are worked out by hand in the comments."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torch import nn
+from torchrl.data import Bounded, Categorical, OneHot
+from torchrl.modules import QValueActor
+from torchrl.objectives import DQNLoss
+from torchrl.objectives.utils import ValueEstimators
+
+from torchrl_reg.modules.critics import state_value_network
+from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
+from torchrl_reg.modules.policies import tanh_normal_policy
+from torchrl_reg.objectives import (
+    AdvantageLearningLoss,
+    ImplicitQLoss,
+    IQNLoss,
+    MIRLLoss,
+    MunchausenDQNLoss,
+    MunchausenIQNLoss,
+)
+from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
+
+
+def identity_actor(spec=None) -> QValueActor:
+    """q(s, .) = s: a 2-action Q-network whose action values are the observation itself."""
+    linear = nn.Linear(2, 2)
+    with torch.no_grad():
+        linear.weight.copy_(torch.eye(2))
+        linear.bias.zero_()
+    return QValueActor(linear, in_keys=["observation"], spec=spec if spec is not None else Categorical(2))
+
+
+def hand_batch(flag_dtype=torch.bool, action=None) -> TensorDict:
+    # sample 0: s=[1, 0], a=1, r=2, s'=[0, 2], terminated; sample 1: s=[0.5, 2], a=0, r=0.5, s'=[1, 3]
+    terminated = torch.tensor([[1], [0]]).to(flag_dtype)
+    return TensorDict(
+        {
+            "observation": torch.tensor([[1.0, 0.0], [0.5, 2.0]]),
+            "action": torch.tensor([1, 0]) if action is None else action,
+            ("next", "observation"): torch.tensor([[0.0, 2.0], [1.0, 3.0]]),
+            ("next", "reward"): torch.tensor([[2.0], [0.5]]),
+            ("next", "terminated"): terminated,
+            ("next", "done"): terminated.clone(),
+        },
+        [2],
+    )
+
+
+@pytest.mark.parametrize("flag_dtype", [torch.bool, torch.uint8, torch.int32, torch.int64])
+def test_pal_integer_flags_are_read_exactly(flag_dtype):
+    # PAL, alpha=0.5, gamma=0.5, l2, q = s (online = target):
+    # sample 0: pred q(s,1)=0; AL 0.5*(0-1)=-0.5; terminal: persistent term 0 -> bonus max(-0.5, 0)=0;
+    #           target 2 (no bootstrap); loss (0-2)^2 = 4.
+    # sample 1: pred q(s,0)=0.5; AL 0.5*(0.5-2)=-0.75; persistent -0.5*(3-1)=-1 -> bonus -0.75;
+    #           target 0.5 + 0.5*3 - 0.75 = 1.25; loss (0.5-1.25)^2 = 0.5625.
+    # ~flag on integers gives -2 / -1: sample 0 would bootstrap with -2 (loss 0), sample 1 flips the
+    # persistent term's sign (bonus +1, bootstrap -1.5: loss 0.25).
+    loss = AdvantageLearningLoss(identity_actor(), alpha=0.5, persistent=True, loss_function="l2", reduction="none")
+    loss.make_value_estimator(gamma=0.5)
+    out = loss(hand_batch(flag_dtype))
+    torch.testing.assert_close(out["loss"], torch.tensor([4.0, 0.5625]))
+
+
+@pytest.mark.parametrize("flag_dtype", [torch.uint8, torch.int64])
+def test_munchausen_integer_flags_match_bool_flags(flag_dtype):
+    loss = MunchausenDQNLoss(identity_actor(), alpha=0.9, tau=0.5, loss_function="l2", reduction="none")
+    loss.make_value_estimator(gamma=0.5)
+    # M-DQN, tau=0.5, alpha=0.9, clip [-1, 0]: sample 0 (terminal): tau ln pi(1|[1,0]) =
+    # 0 - 1 - 0.5 ln(1 + e^-2) = -1.0635 -> clipped to -1, bonus -0.9; target 2 - 0.9 = 1.1; loss 1.21.
+    # sample 1: tau ln pi(0|[0.5,2]) = -1.5 - 0.5 ln(1 + e^-3) -> -1 after the clip, bonus -0.9;
+    # soft value at [1, 3] = 3 + 0.5 ln(1 + e^-4); target 0.5 + 0.5 * that - 0.9.
+    v1 = 3 + 0.5 * math.log(1 + math.exp(-4))
+    t1 = 0.5 + 0.5 * v1 - 0.9
+    expected = torch.tensor([(0.0 - 1.1) ** 2, (0.5 - t1) ** 2])
+    torch.testing.assert_close(loss(hand_batch(flag_dtype))["loss"], expected)
+
+
+def test_float_flags_are_refused():
+    loss = MunchausenDQNLoss(identity_actor())
+    with pytest.raises(TypeError, match="bool or integer 0/1 flag, got dtype torch.float32"):
+        loss(hand_batch(torch.float32))
+
+
+def test_index_actions_to_a_one_hot_loss_are_refused_naming_both():
+    loss = MunchausenDQNLoss(identity_actor(OneHot(2)))
+    with pytest.raises(ValueError, match="action_space='one-hot'.*shape \\[2, 1\\].*action_space='categorical'"):
+        loss(hand_batch(action=torch.tensor([[1], [0]])))
+    with pytest.raises(ValueError, match="one-hot \\(each row has exactly one 1"):
+        loss(hand_batch(action=torch.tensor([[0.5, 0.5], [1.0, 0.0]])))
+
+
+def iqn_actor(spec=None) -> QValueActor:
+    torch.manual_seed(0)
+    net = ImplicitQuantileNetwork.mlp(2, 2, num_cells=(8,), embedding_dim=4, num_policy_quantiles=4)
+    return QValueActor(net, in_keys=["observation"], spec=spec if spec is not None else Categorical(2))
+
+
+def test_iqn_checks_the_action_encoding():
+    loss = IQNLoss(iqn_actor(OneHot(2)), num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4)
+    with pytest.raises(ValueError, match="one-hot"):
+        loss(hand_batch(action=torch.tensor([1, 0])))
+    with pytest.raises(ValueError, match="exactly one 1"):
+        loss(hand_batch(action=torch.tensor([[1.0, 1.0], [1.0, 0.0]])))
+    categorical = IQNLoss(iqn_actor(), num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4)
+    with pytest.raises(TypeError, match="truncated"):
+        categorical(hand_batch(action=torch.tensor([1.7, 0.0])))
+    with pytest.raises(ValueError, match="action index in \\[0, 2\\)"):
+        categorical(hand_batch(action=torch.tensor([2, 0])))
+
+
+@pytest.mark.parametrize("weight", [-0.5, float("nan")])
+def test_negative_or_nan_priority_weights_are_refused(weight):
+    loss = MunchausenDQNLoss(identity_actor())
+    batch = hand_batch()
+    batch["priority_weight"] = torch.tensor([1.0, weight])
+    with pytest.raises(ValueError, match="'priority_weight' must be finite and >= 0; first bad entry at index \\[1\\]"):
+        loss(batch)
+
+
+def test_out_of_box_actions_are_refused():
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    loss = ImplicitQLoss(tanh_normal_policy(2, spec, num_cells=(8,)), state_value_network(2, num_cells=(8,)))
+    batch = hand_batch()
+    batch["action"] = torch.tensor([[0.5, 1.5], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="inside the action box.*index \\[0, 1\\]"):
+        loss(batch)
+
+
+def test_check_finite_names_the_key_and_the_first_bad_index():
+    loss = MunchausenDQNLoss(identity_actor(), check_finite=True)
+    batch = hand_batch()
+    batch["next", "reward"][1, 0] = float("nan")
+    with pytest.raises(ValueError, match="\\('next', 'reward'\\) must be finite.*index \\[1, 0\\]"):
+        loss(batch)
+    MunchausenDQNLoss(identity_actor())(batch)  # off by default: no check, no sync
+
+
+def test_missing_key_is_named():
+    loss = MunchausenDQNLoss(identity_actor())
+    batch = hand_batch().exclude(("next", "reward"))
+    with pytest.raises(KeyError, match="missing the key\\(s\\) \\[\\('next', 'reward'\\)\\]"):
+        loss(batch)
+
+
+def soft_target(r, gamma, not_terminal, q_next, tau):
+    return r + gamma * not_terminal * tau * math.log(sum(math.exp(q / tau) for q in q_next))
+
+
+def test_softtd0_by_name_and_enum_on_dqnloss_and_on_advantage_learning():
+    # Soft-DQN with tau=0.5, gamma=0.5 on the hand batch: targets 2 (terminal) and
+    # 0.5 + 0.5 * 0.5 ln(e^2 + e^6); DQNLoss(l2) averages (pred - target)^2.
+    t0, t1 = 2.0, soft_target(0.5, 0.5, 1.0, [1.0, 3.0], 0.5)
+    expected = ((0.0 - t0) ** 2 + (0.5 - t1) ** 2) / 2
+    for value_type in ("softtd0", RegValueEstimators.SoftTD0):
+        dqn = DQNLoss(identity_actor(), action_space="categorical", delay_value=True)
+        dqn.make_value_estimator(value_type, gamma=0.5, tau=0.5)
+        assert isinstance(dqn.value_estimator, SoftTD0Estimator)
+        assert dqn(hand_batch())["loss"].item() == pytest.approx(expected, rel=1e-6)
+    # AL with alpha=0: DQN with the soft bootstrap, the same number.
+    al = AdvantageLearningLoss(identity_actor(), alpha=0.0, loss_function="l2")
+    al.make_value_estimator("softtd0", gamma=0.5, tau=0.5)
+    assert al(hand_batch())["loss"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_value_estimator_assignment_is_not_ignored():
+    loss = AdvantageLearningLoss(identity_actor(), alpha=0.0, loss_function="l2")
+    loss.value_estimator = SoftTD0Estimator(gamma=0.5, tau=0.5, value_network=None)
+    assert isinstance(loss.value_estimator, SoftTD0Estimator)
+    t0, t1 = 2.0, soft_target(0.5, 0.5, 1.0, [1.0, 3.0], 0.5)
+    assert loss(hand_batch())["loss"].item() == pytest.approx(((0.0 - t0) ** 2 + (0.5 - t1) ** 2) / 2, rel=1e-6)
+
+
+def test_estimators_the_loss_cannot_use_are_refused_with_the_reason():
+    loss = MunchausenDQNLoss(identity_actor())
+    for value_type in (ValueEstimators.TDLambda, ValueEstimators.TD1, "tdlambda"):
+        with pytest.raises(NotImplementedError, match="Only TD\\(0\\) is supported"):
+            loss.make_value_estimator(value_type, gamma=0.9)
+    with pytest.raises(NotImplementedError, match="does not take a SoftTD0Estimator"):
+        loss.make_value_estimator("softtd0", gamma=0.9, tau=0.1)
+
+
+@pytest.mark.parametrize("gamma", [-0.5, 1.5, float("nan")])
+def test_gamma_outside_unit_interval_is_refused(gamma):
+    loss = MunchausenDQNLoss(identity_actor())
+    with pytest.raises(ValueError, match="gamma must be a number in \\[0, 1\\]"):
+        loss.make_value_estimator(gamma=gamma)
+
+
+def test_constructor_arguments_are_checked():
+    with pytest.raises(ValueError, match="persistent must be True or False, got persistent='no'"):
+        AdvantageLearningLoss(identity_actor(), persistent="no")
+    with pytest.raises(ValueError, match="use_prioritized_weights must be one of"):
+        IQNLoss(iqn_actor(), use_prioritized_weights="yes")
+    with pytest.raises(ValueError, match="num_actions=5 does not match the 2 actions"):
+        MIRLLoss(identity_actor(), num_actions=5)
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    policy, value = tanh_normal_policy(2, spec, num_cells=(8,)), state_value_network(2, num_cells=(8,))
+    with pytest.raises(TypeError, match="swapped"):
+        ImplicitQLoss(value, policy)
+
+
+def test_mirl_warns_once_when_its_updates_are_never_called():
+    loss = MIRLLoss(identity_actor())
+    with pytest.warns(UserWarning, match="update_prior.*update_beta.*never called"):
+        for _ in range(3):
+            loss(hand_batch())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss(hand_batch())  # once only
+    driven = MIRLLoss(identity_actor())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            driven.update_prior(hand_batch())
+            driven.update_beta(driven(hand_batch()))
+
+
+def test_reset_parameters_recursive_on_munchausen_iqn():
+    loss = MunchausenIQNLoss(iqn_actor(), num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4)
+    before = loss.value_network_params.clone()
+    loss.reset_parameters_recursive()
+    changed = [not torch.equal(a, b) for a, b in zip(before.values(True, True), loss.value_network_params.values(True, True))]
+    assert any(changed)
