@@ -114,6 +114,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
 
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    out_keys = ["loss", "temperature", "entropy", "td_error", "q_value", "action_gap"]
 
     def __init__(
         self,
@@ -145,9 +146,12 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
     def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         q_next = q_target[a_tm1.shape[0]:]
         pi = F.boltzmann_policy_at_temperature(q_next, self.temperature)
-        entropy = -torch.special.xlogy(pi, pi).sum(-1).mean()
+        entropy = self._reduce_diagnostic(-torch.special.xlogy(pi, pi).sum(-1))
         value = (pi * q_next).sum(-1)
-        return value, torch.zeros_like(value), {"temperature": self.temperature.detach().clone(), "entropy": entropy}
+        temperature = self.temperature.detach().clone()
+        if self.reduction == "none":
+            temperature = temperature.expand(value.shape)
+        return value, torch.zeros_like(value), {"temperature": temperature, "entropy": entropy}
 
     @torch.no_grad()
     def bellman_errors(self, tensordict: TensorDictBase) -> torch.Tensor:
@@ -179,6 +183,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
         self.temperature.copy_(estimate)
         return self.temperature.detach().clone()
 
+    @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """The evaluation loss of :math:`\\pi_\\omega`; ``"batch"``/``"ema"`` first update the temperature on
         the training batch. Priorities (squared TD errors) are written in place, as DQNLoss does."""
