@@ -228,3 +228,14 @@ def test_reset_parameters_recursive_on_munchausen_iqn():
     loss.reset_parameters_recursive()
     changed = [not torch.equal(a, b) for a, b in zip(before.values(True, True), loss.value_network_params.values(True, True))]
     assert any(changed)
+
+
+def test_the_fused_update_checks_the_batch_before_its_compiled_step():
+    from torchrl_reg.objectives import FusedAdamUpdate
+
+    loss = AdvantageLearningLoss(identity_actor(), persistent=True)
+    loss.make_value_estimator(gamma=0.5)
+    update = FusedAdamUpdate(loss, torch.optim.Adam(loss.parameters()), max_grad_norm=None)
+    with pytest.raises(TypeError, match="bool or integer 0/1 flag"):
+        update(hand_batch(torch.float32))  # refused eagerly: nothing is compiled or stepped
+    assert all(len(state) == 0 for state in update.optimizer.state.values())
