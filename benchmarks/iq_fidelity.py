@@ -12,6 +12,7 @@ and the comparison through ``python -m torchrl_reg.report``. This script does wh
     python benchmarks/iq_fidelity.py baseline OUT     # run directories rebuilt from benchmarks/results/iq/learning/*.json
     python benchmarks/iq_fidelity.py collect SWEEPS   # finished sweep runs -> benchmarks/results/iq/fidelity/*.json
     python benchmarks/iq_fidelity.py compare REPORT   # IQ / SAC ratios and the "M-IQ >= IQ - pooled std" check
+    python benchmarks/iq_fidelity.py initial          # the freshly initialized policy, softmax(F) vs softmax(F / tau)
 
 ``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.py``, issue 5) were
 kept as one JSON per run, not as run directories, so the report cannot read them; this writes, per
@@ -57,6 +58,21 @@ def baseline(out: Path) -> None:
             print(f"{path.name} -> {run_dir}")
 
 
+LOGGED = ("train/log_pi", "train/entropy", "train/munchausen_bonus", "train/clip_fraction")
+
+
+def _logged_curves(run_dir: Path) -> dict[str, list[list[float]]]:
+    """The ``diag/*`` scalars and :data:`LOGGED` as ``[step, value]`` rows, from the run's CSV logs."""
+    scalars = run_dir / "csv" / "scalars"
+    paths = sorted((scalars / "diag").glob("*.csv")) + [scalars / f"{name}.csv" for name in LOGGED]
+    curves = {}
+    for path in paths:
+        if path.is_file():
+            rows = [line.split(",") for line in path.read_text().splitlines() if line.strip()]
+            curves[str(path.relative_to(scalars).with_suffix(""))] = [[int(step), float(value)] for step, value in rows]
+    return curves
+
+
 def collect(sweeps: Path) -> None:
     """Copy each completed single-task sweep under ``sweeps`` into ``FIDELITY/<sweep name>.json``."""
     FIDELITY.mkdir(parents=True, exist_ok=True)
@@ -79,6 +95,7 @@ def collect(sweeps: Path) -> None:
             "sweep_dir": str(sweep_file.parent),
             "overrides": task["overrides"],
             "metrics": metrics,
+            "logged": _logged_curves(Path(task["run_dir"])),
         }
         (FIDELITY / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
         shutil.copyfile(Path(task["run_dir"]) / "learning_curve.png", FIDELITY / f"{name}_training_returns.png")
@@ -147,16 +164,59 @@ def compare(report: Path) -> None:
         print(f"{c['m_iq']} {c['m_iq_mean']:.0f} >= {c['iq']} - pooled std {c['iq_minus_pooled_std']:.0f}: {c['met']} (n={c['seeds']})")
 
 
+def initial(seeds: int = 3, tau: float = 0.01) -> None:
+    """Entropy per dimension and ``ln pi`` of uniformly random grid actions under the freshly initialized preset
+    policy (2x256 ReLU, 11 bins), on 1000 HalfCheetah-v5 states visited by uniformly random actions."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from tensordict import TensorDict
+    from torchrl.data import Bounded
+
+    sys.path.insert(0, str(REPO))
+    from torchrl_reg.modules.policies import multicategorical_policy
+
+    env = gym.make(ENV)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    states = np.stack([env.step(env.action_space.sample())[0] for _ in range(1000)])
+    obs = torch.as_tensor(states, dtype=torch.float32)
+    low, high = (torch.as_tensor(b, dtype=torch.float32) for b in (env.action_space.low, env.action_space.high))
+    spec = Bounded(low, high, shape=low.shape)
+    generator = torch.Generator().manual_seed(0)
+    out = {}
+    for name, policy_tau in (("softmax(F)", None), (f"softmax(F / {tau})", tau)):
+        entropy, log_pi = [], []
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            policy = multicategorical_policy(obs.shape[-1], spec, num_bins=11, tau=policy_tau)
+            with torch.no_grad():
+                dist = policy.get_dist(policy(TensorDict({"observation": obs}, [len(obs)])))
+                entropy.append(dist.entropy_per_dimension().mean().item())
+                index = torch.randint(11, (len(obs), low.shape[0]), generator=generator)
+                log_pi.append(dist.log_prob_index(index).median().item())
+        out[name] = {"entropy_per_dimension": statistics.fmean(entropy), "median_log_pi_of_random_actions": statistics.fmean(log_pi)}
+        print(f"{name}: entropy per dimension {out[name]['entropy_per_dimension']:.3f} (uniform: ln 11 = {math.log(11):.3f}), "
+              f"median ln pi of uniformly random grid actions {out[name]['median_log_pi_of_random_actions']:.1f} (mean of {seeds} inits)")
+    FIDELITY.mkdir(parents=True, exist_ok=True)
+    (FIDELITY / "initial_policy.json").write_text(json.dumps({"command": "python " + " ".join(sys.argv), **out}, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("baseline").add_argument("out", type=Path)
     sub.add_parser("collect").add_argument("sweeps", type=Path)
     sub.add_parser("compare").add_argument("report", type=Path)
+    sub.add_parser("initial")
     args = parser.parse_args()
-    {"baseline": lambda: baseline(args.out), "collect": lambda: collect(args.sweeps), "compare": lambda: compare(args.report)}[
-        args.command
-    ]()
+    actions = {
+        "baseline": lambda: baseline(args.out),
+        "collect": lambda: collect(args.sweeps),
+        "compare": lambda: compare(args.report),
+        "initial": initial,
+    }
+    actions[args.command]()
 
 
 if __name__ == "__main__":
