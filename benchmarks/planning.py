@@ -140,14 +140,14 @@ def _max_depth(tree) -> int:
 
 
 def _network_batch_cost(net, obs: torch.Tensor, batch: int, calls: int = 200) -> float:
-    """Seconds per observation of ``net`` on batches of ``batch`` copies of ``obs``."""
+    """CPU seconds per observation of ``net`` on batches of ``batch`` copies of ``obs``."""
     x = obs.unsqueeze(0).expand(batch, *obs.shape).contiguous()
     with torch.no_grad():
         net(x)
-        t = time.perf_counter()
+        t = time.process_time()
         for _ in range(calls):
             net(x)
-    return (time.perf_counter() - t) / (calls * batch)
+    return (time.process_time() - t) / (calls * batch)
 
 
 def speed(args) -> None:
@@ -206,7 +206,7 @@ def speed(args) -> None:
 
 
 # -- synthetic trees ------------------------------------------------------------------------------
-PARAMS = dict(tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1)
+PARAMS = dict(tau=0.05, alpha=0.05, beta_0=0.05, eps=0.1)
 
 
 def synthetic(args) -> None:
@@ -214,7 +214,7 @@ def synthetic(args) -> None:
     failures = {a: np.zeros((args.trees, len(budgets))) for a in ALGORITHMS}
     soft_failures = np.zeros((args.trees, len(budgets)))
     for t in range(args.trees):
-        tree = SyntheticTree(args.branching, args.depth, seed=1000 + t, noise_std=args.noise)
+        tree = SyntheticTree(args.branching, args.depth, seed=1000 + t, noise_std=args.noise, leaf_scale=args.leaf_scale)
         best = int(np.argmax(synthetic_tree_q(tree, None)))
         soft_best = int(np.argmax(synthetic_tree_q(tree, PARAMS["tau"])))
         for j, n in enumerate(budgets):
@@ -229,7 +229,7 @@ def synthetic(args) -> None:
     _write(
         "synthetic",
         {
-            "tree": {"branching": args.branching, "depth": args.depth, "noise_std": args.noise, "trees": args.trees},
+            "tree": {"branching": args.branching, "depth": args.depth, "noise_std": args.noise, "leaf_scale": args.leaf_scale, "trees": args.trees},
             "params": PARAMS | {"c": float(np.sqrt(2.0))},
             "budgets": budgets,
             "failure_rate": {a: failures[a].mean(0).tolist() for a in ALGORITHMS},
@@ -289,6 +289,44 @@ def frozenlake(args) -> None:
     result["seeds"] = args.seeds
     result["definition"] = "fraction of episodes (one search per move) that reach the goal within max_steps"
     _write("frozenlake", result)
+
+
+def minatar(args) -> None:
+    """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/ments.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from recipes import ments
+    from torchrl_reg.recipe_utils import compose_config
+
+    conf = Path(ments.__file__).parent / "conf"
+    result = {"game": args.game, "checkpoint": args.checkpoint, "simulations": args.simulations, "episodes": args.episodes, "returns": {}}
+    for algorithm in args.algorithms.split(","):
+        cfg = compose_config(
+            conf,
+            "ments",
+            [
+                "ments_preset=minatar",
+                f"task.game={args.game}",
+                f"task.max_steps={args.max_steps}",
+                f"evaluator.checkpoint={args.checkpoint}",
+                f"planner.algorithm={algorithm}",
+                f"planner.simulations={args.simulations}",
+                f"episodes={args.episodes}",
+                f"seed={args.seed}",
+                f"run_dir={args.run_dir}/{algorithm}",
+            ],
+        )
+        out = ments.plan(cfg)
+        result["returns"][algorithm] = out["returns"]
+        result.setdefault("wall_time_s", {})[algorithm] = out["wall_time_s"]
+        print(algorithm, out["returns"], flush=True)
+    result["params"] = {k: v for k, v in _to_dict(cfg.planner).items() if k != "algorithm"} | {"evaluator": _to_dict(cfg.evaluator)}
+    _write(f"minatar_{args.game}", result)
+
+
+def _to_dict(node) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)
 
 
 # -- plots ------------------------------------------------------------------------------------------------
@@ -359,6 +397,9 @@ def main() -> None:
     p.add_argument("--branching", type=int, default=4)
     p.add_argument("--depth", type=int, default=5)
     p.add_argument("--noise", type=float, default=0.1)
+    # 0: a path's return is the mean of its edge values (the paper's tree); with uniform leaf values on top,
+    # the best leaf under every root action is close to 1 and the root actions are nearly tied
+    p.add_argument("--leaf-scale", type=float, default=0.0)
     p.add_argument("--budgets", default="20,50,100,200,500,1000,2000,5000")
     p = sub.add_parser("dchain")
     p.add_argument("--seeds", type=int, default=25)
@@ -369,10 +410,19 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--rollout", type=int, default=50)
     p.add_argument("--budgets", default="50,200,1000")
+    p = sub.add_parser("minatar")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--game", default="breakout")
+    p.add_argument("--algorithms", default="greedy,ments,dents,uct")
+    p.add_argument("--simulations", type=int, default=50)
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=100)
+    p.add_argument("--run-dir", default="/tmp/ments_minatar")
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"speed": speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "plot": plot}[args.which](args)
+    {"speed": speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from torchrl_reg.recipe_utils import (
     make_q_network,
     register_schema,
     resolve_run_dir,
+    seed_everything,
     structured,
 )
 from torchrl_reg.recipe_utils.envs import MINATAR_GAMES
@@ -226,6 +227,7 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
     """Play ``cfg.episodes`` episodes, searching before every move; returns (and writes) the metrics."""
     cfg = validate(cfg)
     torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
     task, planner = cfg.task, cfg.planner
     # Everything that can refuse the input (the checkpoint above all) is built before the run dir is written.
     sim, success_return = make_task(task, cfg.seed)

@@ -156,15 +156,16 @@ class SyntheticTree:
 
     Node ids number the complete tree breadth first (root 0, the children of ``i`` are
     ``k i + 1 .. k i + k``). Every edge into node ``j`` pays ``edge_reward[j]``, drawn uniformly
-    from ``[0, 1 / depth)``; stepping into a leaf also pays the leaf's value ``leaf_value[l]``
-    (uniform in ``[0, 1)``) plus Gaussian evaluation noise of standard deviation ``noise_std``,
-    then the episode ends. Exact soft and Bellman values are in :mod:`torchrl_reg.planning.exact`.
+    from ``[0, 1 / depth)`` (a path's return is the mean of its edge values, in ``[0, 1)``, as in the
+    paper); stepping into a leaf also pays the leaf's value ``leaf_value[l]`` (uniform in
+    ``[0, leaf_scale)``) plus Gaussian evaluation noise of standard deviation ``noise_std``, then the
+    episode ends. Exact soft and Bellman values are in :mod:`torchrl_reg.planning.exact`.
     """
 
     deterministic = True
     max_nodes = 50_000_000
 
-    def __init__(self, branching: int, depth: int, *, seed: int = 0, noise_std: float = 0.1):
+    def __init__(self, branching: int, depth: int, *, seed: int = 0, noise_std: float = 0.1, leaf_scale: float = 1.0):
         if not isinstance(branching, int) or branching < 2:
             raise ValueError(f"branching must be an int >= 2, got branching={branching!r}")
         if not isinstance(depth, int) or depth < 1:
@@ -181,7 +182,7 @@ class SyntheticTree:
         self.first_leaf = (branching**depth - 1) // (branching - 1)
         self.edge_reward = gen.uniform(0.0, 1.0 / depth, size=total)
         self.edge_reward[0] = 0.0
-        self.leaf_value = gen.uniform(0.0, 1.0, size=branching**depth)
+        self.leaf_value = gen.uniform(0.0, 1.0, size=branching**depth) * leaf_scale
         self._edge_reward = self.edge_reward.tolist()
         self._leaf_value = self.leaf_value.tolist()
         self._noise = random.Random(seed + 1)
