@@ -140,3 +140,26 @@ def test_synthetic_tree_bad_shapes_are_refused():
         SyntheticTree(1, 3)
     with pytest.raises(ValueError, match="nodes, more than"):
         SyntheticTree(10, 10)
+
+
+@pytest.mark.parametrize("slippery", [False, True])
+def test_frozenlake_moves_match_the_env_step(slippery):
+    """The transition-table moves are the env's own: same cells, rewards and ends as gymnasium's step."""
+    env = gym.make("FrozenLake-v1", map_name="8x8", is_slippery=slippery).unwrapped
+    sim = FrozenLakeSimulator(gym.make("FrozenLake-v1", map_name="8x8", is_slippery=slippery))
+    assert sim.deterministic is not slippery
+    rng = random.Random(1)
+    for cell in range(64):
+        for action in range(4):
+            if env.desc.ravel()[cell] in b"HG":
+                continue
+            outcomes = {(next_cell, reward, done) for _, next_cell, reward, done in env.P[cell][action]}
+            env.reset(seed=rng.randrange(1000))
+            env.s = cell
+            _, reward, done, _, _ = env.step(action)
+            assert (int(env.s), reward, done) in outcomes
+            sim.restore((cell, False))
+            reward, done = sim.step(action)
+            assert (int(sim.save()[0]), reward, done) in outcomes
+            if not slippery:
+                assert sim.save() == (int(env.s), done)
