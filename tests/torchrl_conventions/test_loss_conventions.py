@@ -30,6 +30,7 @@ from torchrl_reg.objectives import (
     MIRLLoss,
     MunchausenDQNLoss,
     MunchausenIQNLoss,
+    SoftQLoss,
     VIRELLoss,
 )
 
@@ -71,6 +72,11 @@ LOSSES: dict[str, tuple[Callable, str, str | None]] = {
         "continuous",
         "delay_qvalue",
     ),
+    "soft_q": (
+        lambda **kw: SoftQLoss(state_action_value_network(OBS, 2, num_cells=(8,)), action_spec=BOX, num_value_particles=4, **kw),
+        "continuous",
+        "delay_qvalue",
+    ),
     # Controls: TorchRL's own losses.
     "torchrl_dqn": (lambda **kw: DQNLoss(q_actor(), action_space="categorical", **kw), "discrete", "delay_value"),
     "torchrl_sac": (
@@ -91,8 +97,14 @@ VIREL_PENDING = pytest.mark.xfail(
 )
 
 
-def cases(names, pending=()):
-    return [pytest.param(n, marks=VIREL_PENDING) if n in pending else n for n in names]
+SOFT_Q_PENDING = pytest.mark.xfail(
+    reason="SoftQLoss (issue 23, added in parallel) is not on the shared RegularizedLossBase yet: no loss_and_outputs",
+    strict=True,
+)
+
+
+def cases(names, pending=(), mark=VIREL_PENDING):
+    return [pytest.param(n, marks=mark) if n in pending else n for n in names]
 
 
 def make(name: str, **kwargs):
@@ -295,7 +307,7 @@ def test_torch_compile_equals_eager(name):
         torch.testing.assert_close(out[key], eager[key])
 
 
-@pytest.mark.parametrize("name", [n for n in OURS if n not in ("virel",)])
+@pytest.mark.parametrize("name", cases([n for n in OURS if n != "virel"], pending=("soft_q",), mark=SOFT_Q_PENDING))
 def test_vmap_over_batches_of_the_pure_loss(name):
     loss = make(name)
     stacked = torch.stack([batch(name, seed=s) for s in (1, 2, 3)])
@@ -311,3 +323,27 @@ def test_vmap_over_batches_of_the_pure_loss(name):
         assert values.shape[0] == 3
         if name not in ("iqn", "m_iqn"):  # fractions are drawn per batch, differently from the loop
             torch.testing.assert_close(values[i], expected)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *[n for n in ALL if n not in ("torchrl_sac", "virel")],
+        *[pytest.param(
+            n,
+            marks=pytest.mark.xfail(
+                reason="TorchRL's SACLoss fails too: vmap cannot give in-place action sampling different randomness",
+                strict=True,
+            ),
+        ) for n in ("virel", "torchrl_sac")],
+    ],
+)
+def test_vmap_of_the_forward_call(name):
+    loss = make(name)
+    stacked = torch.stack([batch(name, seed=s) for s in (1, 2, 3)])
+    key = loss_terms(run(loss, batch(name)))[0]
+    values = torch.vmap(lambda td: loss(td)[key], randomness="different")(stacked)
+    assert values.shape[0] == 3 and torch.isfinite(values).all()
+    if name not in ("iqn", "m_iqn", "iq", "soft_q"):  # no random draw in the loss itself
+        for i in range(3):
+            torch.testing.assert_close(values[i], run(loss, stacked[i].clone())[key])

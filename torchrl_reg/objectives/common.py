@@ -254,15 +254,58 @@ class RegularizedLossBase(LossModule):
     def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
         """Check the action's dtype and shape (raise) and queue value checks (``checks``)."""
 
-    def check_batch(self, tensordict: TensorDictBase) -> None:
+    def check_batch(self, tensordict: TensorDictBase, *, layout: bool = True) -> None:
         """Refuse a batch that would give a silently wrong loss, naming the key and what is accepted.
 
-        Missing keys; ``done``/``terminated`` flags that are not bool or integer (integer flags are
-        read as ``flag != 0``); actions whose encoding does not match the loss's action space;
-        negative or NaN priority weights; with ``check_finite``, NaN or inf rewards, observations
-        or actions (key and first bad index). The value checks cost one device sync together.
-        Called by :meth:`forward` and by :class:`~torchrl_reg.objectives.FusedAdamUpdate`.
+        With ``layout``: missing keys, and ``done``/``terminated`` flags that are not bool or
+        integer (integer flags are read as ``flag != 0``). Always: actions whose encoding does not
+        match the loss's action space; negative, NaN or infinite priority weights; with
+        ``check_finite``, NaN or inf rewards, observations or actions (key and first bad index).
+        The value checks cost one device sync together (and are skipped under ``torch.vmap``,
+        which cannot branch on a value). Called by :meth:`forward` and by
+        :class:`~torchrl_reg.objectives.FusedAdamUpdate` (``layout`` on its first batch only: its
+        compiled step already refuses a batch whose keys differ from the first one's).
         """
+        keys = self.tensor_keys
+        if layout:
+            self._check_layout(tensordict)
+        checks: list = []  # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted)
+        self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
+        if self.use_prioritized_weights in (True, "auto"):
+            weight = tensordict.get(keys.priority_weight, None)
+            if weight is not None:
+                low, high = torch.aminmax(weight)  # a NaN propagates to both
+                checks.append(
+                    (keys.priority_weight, (low >= 0) & (high < float("inf")),
+                     lambda w=weight: ~(w >= 0) | ~torch.isfinite(w), "finite and >= 0")
+                )
+        if self.check_finite:
+            for key in self.in_keys:
+                value = tensordict.get(key)
+                if value.is_floating_point():
+                    finite = torch.isfinite(value)
+                    checks.append((key, finite.all(), lambda f=finite: ~f, "finite (check_finite=True)"))
+        if not checks:
+            return
+        # One sync for all the value checks; the message is built only when one fails.
+        ok = checks[0][1] if len(checks) == 1 else torch.stack([check[1] for check in checks]).all()
+        if torch._C._functorch.is_batchedtensor(ok):
+            # Under torch.vmap a value cannot decide a branch: the value checks are skipped there.
+            return
+        if bool(ok):
+            return
+        for key, ok, bad, accepted in checks:
+            if not bool(ok):
+                bad = bad()
+                index = _first_index(bad)
+                value = tensordict.get(key)
+                shown = value[index[: value.ndim]] if value.ndim else value
+                raise ValueError(
+                    f"{type(self).__name__}: {key!r} must be {accepted}; first bad entry at index "
+                    f"{list(index)}: {shown.tolist()}"
+                )
+
+    def _check_layout(self, tensordict: TensorDictBase) -> None:
         keys = self.tensor_keys
         present = set(tensordict.keys(True, True))
         missing = [key for key in self._required_keys() if key not in present]
@@ -280,30 +323,6 @@ class RegularizedLossBase(LossModule):
                 raise TypeError(
                     f"('next', {getattr(keys, name)!r}) must be a bool or integer 0/1 flag, got dtype {flag.dtype}"
                 )
-        checks: list[tuple[str, torch.Tensor, str]] = []  # (key, per-element bad mask, what is accepted)
-        self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
-        if self.use_prioritized_weights in (True, "auto"):
-            weight = tensordict.get(keys.priority_weight, None)
-            if weight is not None:
-                checks.append((keys.priority_weight, ~(weight >= 0) | ~torch.isfinite(weight), "finite and >= 0"))
-        if self.check_finite:
-            for key in self.in_keys:
-                value = tensordict.get(key)
-                if value.is_floating_point():
-                    checks.append((key, ~torch.isfinite(value), "finite (check_finite=True)"))
-        if not checks:
-            return
-        # One sync for all the value checks; the message is built only when one fails.
-        if bool(torch.stack([bad.any() for _, bad, _ in checks]).any()):
-            for key, bad, accepted in checks:
-                if bool(bad.any()):
-                    index = _first_index(bad)
-                    value = tensordict.get(key)
-                    shown = value[index[: value.ndim]] if value.ndim else value
-                    raise ValueError(
-                        f"{type(self).__name__}: {key!r} must be {accepted}; first bad entry at index "
-                        f"{list(index)}: {shown.tolist()}"
-                    )
 
     # -- forward ------------------------------------------------------------------------------
     def _loss_params(self) -> TensorDictBase:
@@ -568,7 +587,11 @@ def _check_discrete_action(
                 f"{action.dtype} (a float index would be truncated: cast exact indices with .long())"
             )
         if num_actions is not None:
-            checks.append((key, (action < 0) | (action >= num_actions), f"an action index in [0, {num_actions})"))
+            low, high = torch.aminmax(action)
+            checks.append(
+                (key, (low >= 0) & (high < num_actions), lambda: (action < 0) | (action >= num_actions),
+                 f"an action index in [0, {num_actions})")
+            )
         return
     expected = [*batch_shape, num_actions if num_actions is not None else "num_actions"]
     if len(shape) != len(batch_shape) + 1 or shape[:-1] != batch_shape or (
@@ -579,4 +602,4 @@ def _check_discrete_action(
             f"{shape} (action indices need action_space='categorical')"
         )
     not_one_hot = ((action != 0) & (action != 1)).any(-1) | (action.sum(-1) != 1)
-    checks.append((key, not_one_hot, "one-hot (each row has exactly one 1, the rest 0)"))
+    checks.append((key, ~not_one_hot.any(), lambda: not_one_hot, "one-hot (each row has exactly one 1, the rest 0)"))

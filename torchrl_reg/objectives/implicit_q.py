@@ -206,7 +206,10 @@ class ImplicitQLoss(RegularizedLossBase):
         if bounds is not None:
             low, high = (bound.to(action.device) for bound in bounds)
             # A tanh-Gaussian's log-prob clamps an action outside the box to its edge: refuse it.
-            checks.append((self.tensor_keys.action, (action < low) | (action > high), f"inside the action box [{low.tolist()}, {high.tolist()}]"))
+            outside = (action < low) | (action > high)
+            checks.append(
+                (self.tensor_keys.action, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]")
+            )
 
     def _log_prob(self, params: TensorDictParams, tensordict: TensorDictBase, action: torch.Tensor):
         with params.to_module(self.policy_network, preserve_module_state=False):

@@ -241,7 +241,7 @@ class FusedAdamUpdate:
     def __call__(self, batch: TensorDictBase) -> TensorDictBase:
         check_batch = getattr(self.loss_module, "check_batch", None)
         if check_batch is not None:  # value checks need a sync: eagerly, outside the graph
-            check_batch(batch)
+            check_batch(batch, layout=self._batch_keys is None)
         group = self.optimizer.param_groups[0]
         values = (group["lr"], *group["betas"], group["eps"])
         if values != self._hyper_values:
