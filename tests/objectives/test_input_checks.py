@@ -183,7 +183,18 @@ def test_estimators_the_loss_cannot_use_are_refused_with_the_reason():
         with pytest.raises(NotImplementedError, match="Only TD\\(0\\) is supported"):
             loss.make_value_estimator(value_type, gamma=0.9)
     with pytest.raises(NotImplementedError, match="does not take a SoftTD0Estimator"):
-        loss.make_value_estimator("softtd0", gamma=0.9, tau=0.1)
+        IQNLoss(iqn_actor()).make_value_estimator("softtd0", gamma=0.9, tau=0.1)
+
+
+def test_munchausen_takes_softtd0_only_with_its_own_tau():
+    td0 = MunchausenDQNLoss(identity_actor(), tau=0.5, loss_function="l2")
+    td0.make_value_estimator(gamma=0.5)
+    soft = MunchausenDQNLoss(identity_actor(), tau=0.5, loss_function="l2")
+    soft.make_value_estimator("softtd0", gamma=0.5, tau=0.5)
+    torch.testing.assert_close(soft(hand_batch())["loss"], td0(hand_batch())["loss"])
+    with pytest.raises(ValueError, match="tau=0.1 but the loss has tau=0.5"):
+        soft.make_value_estimator(RegValueEstimators.SoftTD0, gamma=0.5, tau=0.1)
+    assert soft.value_estimator.tau == 0.5  # the previous estimator is kept
 
 
 @pytest.mark.parametrize("gamma", [-0.5, 1.5, float("nan")])

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from torchrl_reg.validation import check_count
+
 __all__ = [
     "CosineQuantileEmbedding",
     "MinAtarTorso",
@@ -36,12 +38,6 @@ __all__ = [
     "ImplicitQuantileNetwork",
     "sample_fractions",
 ]
-
-
-def _check_positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-    return value
 
 
 def sample_fractions(
@@ -53,7 +49,7 @@ def sample_fractions(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Quantile fractions ``tau ~ U[0, 1)``: ``[*batch_shape, n]`` if ``independent`` else ``[n]``."""
-    _check_positive_int("num_fractions", num_fractions)
+    check_count("num_fractions", num_fractions)
     shape = (*batch_shape, num_fractions) if independent else (num_fractions,)
     return torch.rand(shape, device=device, generator=generator)
 
@@ -68,8 +64,8 @@ class CosineQuantileEmbedding(nn.Module):
 
     def __init__(self, out_features: int, embedding_dim: int = 64) -> None:
         super().__init__()
-        self.embedding_dim = _check_positive_int("embedding_dim", embedding_dim)
-        self.linear = nn.Linear(embedding_dim, _check_positive_int("out_features", out_features))
+        self.embedding_dim = check_count("embedding_dim", embedding_dim)
+        self.linear = nn.Linear(embedding_dim, check_count("out_features", out_features))
 
     def forward(self, fractions: torch.Tensor) -> torch.Tensor:
         # The frequencies are rebuilt on the fly rather than kept as a buffer so that
@@ -91,9 +87,9 @@ class MinAtarTorso(nn.Module):
     def __init__(self, in_channels: int, height: int = 10, width: int = 10) -> None:
         super().__init__()
         self.obs_shape = (
-            _check_positive_int("in_channels", in_channels),
-            _check_positive_int("height", height),
-            _check_positive_int("width", width),
+            check_count("in_channels", in_channels),
+            check_count("height", height),
+            check_count("width", width),
         )
         self.conv = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1)
         self.out_features = 16 * height * width
@@ -120,7 +116,7 @@ class NatureCNNTorso(nn.Module):
 
     def __init__(self, frame_stack: int = 4, frame_size: tuple[int, int] = (84, 84)) -> None:
         super().__init__()
-        _check_positive_int("frame_stack", frame_stack)
+        check_count("frame_stack", frame_stack)
         height, width = (int(s) for s in frame_size)
         if min(height, width) < self.MIN_FRAME_SIZE:
             raise ValueError(
@@ -205,14 +201,14 @@ class ImplicitQuantileNetwork(nn.Module):
                     f"pass feature_dim= (the width of the torso's output) for torso {type(torso).__name__}"
                 )
         self.torso = torso
-        self.feature_dim = _check_positive_int("feature_dim", feature_dim)
-        self.num_actions = _check_positive_int("num_actions", num_actions)
-        self.num_policy_quantiles = _check_positive_int("num_policy_quantiles", num_policy_quantiles)
+        self.feature_dim = check_count("feature_dim", feature_dim)
+        self.num_actions = check_count("num_actions", num_actions)
+        self.num_policy_quantiles = check_count("num_policy_quantiles", num_policy_quantiles)
         self.embedding = CosineQuantileEmbedding(feature_dim, embedding_dim)
         layers: list[nn.Module] = []
         width = feature_dim
         for h in hidden_sizes:
-            layers += [nn.Linear(width, _check_positive_int("hidden size", h)), nn.ReLU()]
+            layers += [nn.Linear(width, check_count("hidden size", h)), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, num_actions))
         self.head = nn.Sequential(*layers)
@@ -269,11 +265,11 @@ class ImplicitQuantileNetwork(nn.Module):
         """An MLP torso for vector observations (CartPole and other classic-control tasks)."""
         from torchrl.modules import MLP
 
-        num_cells = [_check_positive_int("num_cells", c) for c in num_cells]
+        num_cells = [check_count("num_cells", c) for c in num_cells]
         if not num_cells:
             raise ValueError("num_cells must name at least one layer, got num_cells=()")
         torso = MLP(
-            in_features=_check_positive_int("in_features", in_features),
+            in_features=check_count("in_features", in_features),
             out_features=num_cells[-1],
             num_cells=num_cells[:-1],
             activation_class=nn.ReLU,  # TorchRL's MLP defaults to Tanh; IQN's torso is ReLU (Dabney et al. 2018)

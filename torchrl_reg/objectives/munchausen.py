@@ -91,6 +91,22 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
     """
 
     out_keys = ["loss", "munchausen_bonus", "clip_fraction", "entropy", "td_error", "q_value", "action_gap"]
+    #: ``"softtd0"`` is accepted when its tau is the loss's: it is then the loss's own soft bootstrap.
+    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, RegValueEstimators.SoftTD0)
+
+    def make_value_estimator(self, value_type=None, **hyperparams) -> MunchausenDQNLoss:
+        """As the base's; a :class:`~torchrl_reg.value.SoftTD0Estimator` must have the loss's ``tau``
+        (two temperatures would silently define two targets) and is then the same target as TD(0)."""
+        previous = self._value_estimator
+        super().make_value_estimator(value_type, **hyperparams)
+        estimator = self._value_estimator
+        if isinstance(estimator, SoftTD0Estimator) and estimator.tau != self.tau:
+            self._value_estimator = previous
+            raise ValueError(
+                f"the SoftTD0Estimator has tau={estimator.tau} but the loss has tau={self.tau}: the M-DQN bootstrap "
+                "is already soft with the loss's tau; pass the same tau (or use TD(0))"
+            )
+        return self
 
     def __init__(
         self,
