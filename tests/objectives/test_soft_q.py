@@ -303,12 +303,15 @@ def test_temperature_schedule_anneals_both_losses():
     assert critic.tau.item() == policy.tau.item() == 1.0  # the first loss's tau is shared
     schedule.step()
     assert critic.tau.item() == pytest.approx(0.775) and policy.tau.item() == pytest.approx(0.775)
+    state = critic.state_dict()  # a checkpoint after one step: tau and the schedule's position
     schedule.step(10)
     assert critic.tau.item() == pytest.approx(0.1)
-    state = schedule.state_dict()
-    critic.set_tau(3.0)
-    schedule.load_state_dict(state)
-    assert critic.tau.item() == pytest.approx(0.1)
+    critic.load_state_dict(state)
+    assert critic.tau.item() == pytest.approx(0.775)
+    resumed = TemperatureSchedule(critic, policy, tau_final=0.1, annealing_num_steps=4)
+    assert policy.tau.item() == pytest.approx(0.775)
+    resumed.step()
+    assert critic.tau.item() == pytest.approx(0.55)
     with pytest.raises(ValueError, match="tau must be a finite number > 0"):
         TemperatureSchedule(critic, tau_final=0.0, annealing_num_steps=4)
     with pytest.raises(ValueError, match="tau must be a finite number > 0"):

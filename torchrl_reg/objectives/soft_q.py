@@ -26,7 +26,7 @@ from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 
-__all__ = ["SoftQLoss", "SVGDPolicyLoss", "TemperatureSchedule"]
+__all__ = ["SoftQLoss", "SVGDPolicyLoss", "SoftQLearningLoss", "TemperatureSchedule"]
 
 _PROPOSALS = ("uniform", "mixture")
 _SPACES = ("squashed", "pre_tanh")
@@ -58,10 +58,14 @@ def _sampler_of(actor: TensorDictModule) -> AmortizedSampler:
 
 
 class _TemperatureMixin:
-    """``tau`` kept as a 0-dim buffer, so that :class:`TemperatureSchedule` can change it in place."""
+    """``tau`` kept as a 0-dim buffer, so that :class:`TemperatureSchedule` can change it in place; the
+    schedule's start value and step count are buffers too, so a checkpoint of the loss resumes it."""
 
     def _init_tau(self, tau: float) -> None:
-        self.register_buffer("_tau", torch.tensor(F.check_tau(tau)))
+        tau = F.check_tau(tau)
+        self.register_buffer("_tau", torch.tensor(tau))
+        self.register_buffer("_tau_initial", torch.tensor(tau))
+        self.register_buffer("_tau_annealing_steps", torch.tensor(0, dtype=torch.long))
 
     @property
     def tau(self) -> torch.Tensor:
@@ -492,12 +496,62 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
         return out
 
 
+class SoftQLearningLoss(LossModule):
+    r"""Soft Q-learning's two losses as one module ([SQL] Algorithm 1, lines 8-9): ``loss_qvalue`` of
+    :class:`SoftQLoss` plus ``loss_actor`` of :class:`SVGDPolicyLoss`, with their diagnostics.
+
+    The two terms touch disjoint parameters (the critic's and the sampler's: the actor loss reads the
+    critic without a gradient), so one backward pass of their sum and one Adam over
+    ``loss.parameters()`` are the paper's two updates. The critic's online and target parameters are
+    exposed as ``qvalue_network_params`` / ``target_qvalue_network_params``, where TorchRL's
+    ``SoftUpdate`` / ``HardUpdate`` look for them; ``make_value_estimator`` sets the critic's gamma.
+
+    Raises:
+        ValueError: if the actor loss reads another Q-network than the critic trains, or if the two
+            temperatures differ.
+    """
+
+    def __init__(self, critic: SoftQLoss, actor: SVGDPolicyLoss) -> None:
+        if actor.__dict__["_qvalue"] is not critic.qvalue_network:
+            raise ValueError("the SVGDPolicyLoss must read the Q-network that the SoftQLoss trains (the same module)")
+        if float(actor.tau) != float(critic.tau):
+            raise ValueError(f"the critic and the actor need one temperature, got tau={float(critic.tau)} and {float(actor.tau)}")
+        super().__init__()
+        self.critic = critic
+        self.actor = actor
+        self.qvalue_network_params = critic.qvalue_network_params
+        self.target_qvalue_network_params = critic.target_qvalue_network_params
+        # One record for both modules: an updater attached here also counts for the critic.
+        self._has_update_associated = critic._has_update_associated
+
+    @property
+    def out_keys(self) -> list[str]:
+        return [*self.critic.out_keys, *self.actor.out_keys]
+
+    @property
+    def in_keys(self) -> list[NestedKey]:
+        return list(dict.fromkeys([*self.critic.in_keys, *self.actor.in_keys]))
+
+    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> SoftQLearningLoss:
+        """The critic's value estimator (``gamma``), :meth:`SoftQLoss.make_value_estimator`."""
+        self.critic.make_value_estimator(value_type, **hyperparams)
+        return self
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Both losses on one minibatch (the critic writes the TD-error priority in place)."""
+        critic_out = self.critic(tensordict)
+        actor_out = self.actor(tensordict)
+        return critic_out.update(actor_out)
+
+
 class TemperatureSchedule:
-    r"""Linear annealing of ``tau`` of soft Q-learning losses, from their current value to ``tau_final``
-    over ``annealing_num_steps`` calls of :meth:`step` (users of the reference asked for annealing
-    the temperature towards 0 near convergence; ``tau_final`` must stay > 0, the soft value and the
-    target density are undefined at 0). Pass the critic and the actor loss together so that they share
-    the temperature, then call ``schedule.step()`` after each update, as TorchRL's exploration modules.
+    r"""Linear annealing of ``tau`` of soft Q-learning losses, from the first loss's initial ``tau`` to
+    ``tau_final`` over ``annealing_num_steps`` calls of :meth:`step` (users of the reference asked for
+    annealing the temperature towards 0 near convergence; ``tau_final`` must stay > 0, the soft value
+    and the target density are undefined at 0). Pass the critic and the actor loss together so that
+    they share the temperature, then call ``schedule.step()`` after each update, as TorchRL's
+    exploration modules. The step count lives in the losses' buffers, so it is saved and restored
+    with their ``state_dict``.
     """
 
     def __init__(self, *losses: _TemperatureMixin, tau_final: float, annealing_num_steps: int) -> None:
@@ -507,28 +561,29 @@ class TemperatureSchedule:
             if not isinstance(loss, _TemperatureMixin):
                 raise ValueError(f"TemperatureSchedule anneals SoftQLoss/SVGDPolicyLoss, got {type(loss).__name__}")
         self.losses = losses
-        self.tau_init = float(losses[0].tau)
         self.tau_final = F.check_tau(tau_final)
         self.annealing_num_steps = _check_int_at_least("annealing_num_steps", annealing_num_steps, 1)
-        self.num_steps = 0
-        for loss in losses:
-            loss.set_tau(self.tau_init)
+        self._apply(self.num_steps)
+
+    @property
+    def tau_init(self) -> float:
+        return float(self.losses[0]._tau_initial)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.losses[0]._tau_annealing_steps)
 
     @property
     def tau(self) -> float:
         fraction = min(self.num_steps / self.annealing_num_steps, 1.0)
         return self.tau_init + fraction * (self.tau_final - self.tau_init)
 
+    def _apply(self, num_steps: int) -> None:
+        tau_init = self.tau_init
+        for loss in self.losses:
+            loss._tau_initial.fill_(tau_init)
+            loss._tau_annealing_steps.fill_(num_steps)
+            loss.set_tau(self.tau)
+
     def step(self, num_steps: int = 1) -> None:
-        self.num_steps += int(num_steps)
-        for loss in self.losses:
-            loss.set_tau(self.tau)
-
-    def state_dict(self) -> dict[str, float | int]:
-        return {"num_steps": self.num_steps, "tau_init": self.tau_init}
-
-    def load_state_dict(self, state: dict[str, float | int]) -> None:
-        self.num_steps = int(state["num_steps"])
-        self.tau_init = float(state["tau_init"])
-        for loss in self.losses:
-            loss.set_tau(self.tau)
+        self._apply(self.num_steps + int(num_steps))

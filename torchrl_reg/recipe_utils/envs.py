@@ -35,6 +35,7 @@ import torch
 from torchrl.data import Categorical, OneHot
 from torchrl.envs import EnvBase, GymWrapper
 
+import torchrl_reg.envs  # noqa: F401  (registers MultiGoal-v0 with gymnasium, for env.name)
 from torchrl_reg.recipe_utils.config import ENV_FAMILIES, check_choice
 
 __all__ = [

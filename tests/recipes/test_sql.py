@@ -1,0 +1,130 @@
+"""Tests of recipes/sql.py: presets, early errors, smoke runs with the real env, exact resume."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipes import sql
+from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
+
+CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
+
+
+def _tiny(run_dir: Path, **extra: str) -> list[str]:
+    """Overrides for a run of 240 frames (8 MultiGoal episodes) with small networks and few particles."""
+    overrides = {
+        "run_dir": str(run_dir),
+        "collector.total_frames": "240",
+        "collector.frames_per_batch": "30",
+        "buffer.size": "1000",
+        "buffer.batch_size": "16",
+        "optim.learning_starts": "60",
+        "network.hidden": "[16,16]",
+        "loss.num_value_particles": "4",
+        "loss.num_particles": "6",
+        "eval.interval": "120",
+        "eval.episodes": "2",
+        "eval.max_steps": "30",
+        "checkpoint.interval": "120",
+        "logger.interval": "60",
+        "logger.progress_bar": "false",
+    }
+    overrides.update(extra)
+    return [f"{k}={v}" for k, v in overrides.items()]
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ("multigoal", ("MultiGoal-v0", 0.1, 64, 32, [128, 128])),
+        ("pendulum", ("Pendulum-v1", 1.0, 128, 16, [128, 128])),
+        ("halfcheetah", ("HalfCheetah-v5", 30.0, 128, 16, [128, 128])),
+        ("hopper", ("Hopper-v5", 30.0, 128, 16, [128, 128])),
+    ],
+)
+def test_presets_compose_and_hold_the_reference_settings(env, expected):
+    cfg = sql.validate(compose_config(CONF, "sql", [f"env={env}"]))
+    name, reward_scale, batch, kernel_particles, hidden = expected
+    assert cfg.env.name == name and cfg.loss.reward_scale == reward_scale
+    assert cfg.buffer.batch_size == batch and cfg.loss.num_particles == kernel_particles
+    assert cfg.network.hidden == hidden and cfg.optim.lr == 3e-4
+    assert cfg.loss.num_value_particles == 16 and cfg.loss.tau == 1.0 and cfg.loss.fixed_ratio == 0.5
+    assert cfg.loss.proposal == "uniform" and cfg.loss.space == "squashed"
+
+
+def test_default_env_is_multigoal():
+    assert sql.validate(compose_config(CONF, "sql", [])).env.name == "MultiGoal-v0"
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("loss.tau=0", "loss.tau"),
+        ("loss.tau=-1", "loss.tau"),
+        ("loss.reward_scale=0", "loss.reward_scale"),
+        ("loss.num_value_particles=1", "loss.num_value_particles must be an integer >= 2"),
+        ("loss.num_particles=1", "loss.num_particles must be an integer >= 2"),
+        ("loss.num_particles=2", "at least 2 fixed and 1 updated"),
+        ("loss.fixed_ratio=1.0", "loss.fixed_ratio"),
+        ("loss.fixed_ratio=0", "loss.fixed_ratio"),
+        ("loss.uniform_weight=1.0", "loss.uniform_weight"),
+        ("loss.proposal=gaussian", "loss.proposal"),
+        ("loss.space=logit", "loss.space"),
+        ("loss.tau_final=0", "loss.tau_final"),
+        ("env.name=CartPole-v1", "Box"),
+    ],
+)
+def test_bad_configs_fail_before_anything_is_written(tmp_path, override, match):
+    key, value = override.split("=", 1)
+    with pytest.raises(ValueError, match=match):
+        sql.train(compose_config(CONF, "sql", _tiny(tmp_path, **{key: value})))
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [{}, {"loss.proposal": "mixture", "loss.space": "pre_tanh"}], ids=["uniform", "mixture"])
+def test_smoke_on_multigoal(tmp_path, extra):
+    metrics = sql.train(compose_config(CONF, "sql", _tiny(tmp_path, **extra)))
+    for name in ("config.yaml", "metrics.json", "learning_curve.png", "checkpoint.pt"):
+        assert (tmp_path / name).exists(), name
+    assert json.loads((tmp_path / "metrics.json").read_text())["frames"] == 240
+    assert metrics["status"] == "completed" and metrics["updates"] == 180 and metrics["policy"] == "svgd"
+    assert metrics["eval_frames"] == [120, 240] and all(math.isfinite(r) for r in metrics["eval_returns"])
+    logged = {p.stem for p in (tmp_path / "csv" / "scalars" / "train").glob("*.csv")}
+    assert {"loss_qvalue", "loss_actor", "effective_sample_size", "bandwidth"} <= logged
+
+
+@pytest.mark.slow
+def test_temperature_annealing_reaches_both_losses(tmp_path):
+    overrides = _tiny(tmp_path, **{"loss.tau_final": "0.25", "loss.tau_annealing_updates": "90"})
+    metrics = sql.train(compose_config(CONF, "sql", overrides))
+    assert metrics["final_tau"] == pytest.approx(0.25)  # 180 updates >= 90
+    state = load_checkpoint(tmp_path / "checkpoint.pt")["loss_module"]
+    assert state["critic._tau"].item() == pytest.approx(0.25) and state["actor._tau"].item() == pytest.approx(0.25)
+
+
+@pytest.mark.slow
+def test_smoke_on_pendulum(tmp_path):
+    overrides = _tiny(tmp_path, env="pendulum", **{"eval.max_steps": "50"})
+    metrics = sql.train(compose_config(CONF, "sql", overrides))
+    assert metrics["status"] == "completed" and metrics["frames"] == 240
+
+
+@pytest.mark.slow
+def test_stopped_and_resumed_run_matches_the_uninterrupted_one(tmp_path):
+    overrides = {"loss.tau_final": "0.5", "loss.tau_annealing_updates": "150"}
+    full = sql.train(compose_config(CONF, "sql", _tiny(tmp_path / "full", **overrides)))
+    part = tmp_path / "part"
+    request_stop_at(150)
+    stopped = sql.train(compose_config(CONF, "sql", _tiny(part, **overrides)))
+    assert stopped["status"] == "interrupted" and stopped["frames"] == 150
+    resumed = sql.train(compose_config(CONF, "sql", _tiny(part, **overrides)))
+    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_return", "final_tau"):
+        assert resumed[key] == full[key], key
+    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["loss_module"]
+    b = load_checkpoint(part / "checkpoint.pt")["loss_module"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
