@@ -15,7 +15,7 @@ from torchrl.objectives import HardUpdate, SoftUpdate
 from torchrl_reg.modules.critics import state_action_value_network
 from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.modules.soft_q import svgd_sampler_actor
-from torchrl_reg.objectives.soft_q import SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
+from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.tabular.algorithms import soft_value_iteration
 from torchrl_reg.tabular.mdp import FiniteMDP
 
@@ -81,11 +81,11 @@ def test_soft_q_loss_matches_independent_target(tau, reward_scale):
     out = loss(td)
     pred = net(td["observation"], td["action"]).double().squeeze(-1)
     target = _expected_target(loss, td, tau, reward_scale)
-    assert out["loss_qvalue"].item() == pytest.approx(0.5 * (pred - target).pow(2).mean().item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(0.5 * (pred - target).pow(2).mean().item(), rel=1e-5)
     assert torch.allclose(td["td_error"].squeeze(-1).double(), (pred - target).pow(2), rtol=1e-5)
     assert out["effective_sample_size"].item() == pytest.approx(4.0)
     assert set(out.keys()) == set(loss.out_keys)
-    out["loss_qvalue"].backward()
+    out["loss"].backward()
     assert net.linear.weight.grad is not None
 
 
@@ -93,24 +93,24 @@ def test_soft_q_loss_prioritized_weights_and_reduction():
     loss, net = _state_only_loss(num_value_particles=2, reduction="none")
     td = _batch()
     out = loss(td)
-    assert out["loss_qvalue"].shape == (B,)
+    assert out["loss"].shape == (B,)
     td.set("priority_weight", torch.arange(1.0, B + 1))
     pred = net(td["observation"], td["action"]).double().squeeze(-1)
     per_sample = 0.5 * (pred - _expected_target(loss, td, 1.0, 1.0)).pow(2)
     loss.reduction = "mean"
     weights = torch.arange(1.0, B + 1).double()
     # TorchRL's weighted mean: sum(w * l) / sum(w).
-    assert loss(td)["loss_qvalue"].item() == pytest.approx(((weights * per_sample).sum() / weights.sum()).item(), rel=1e-5)
+    assert loss(td)["loss"].item() == pytest.approx(((weights * per_sample).sum() / weights.sum()).item(), rel=1e-5)
 
 
 def test_soft_q_loss_set_keys():
     loss, _ = _state_only_loss()
     td = _batch()
-    expected = loss(td.clone())["loss_qvalue"]
+    expected = loss(td.clone())["loss"]
     td.rename_key_(("next", "reward"), ("next", "r"))
     loss.set_keys(reward="r")
     assert ("next", "r") in loss.in_keys
-    assert loss(td)["loss_qvalue"].item() == pytest.approx(expected.item())
+    assert loss(td)["loss"].item() == pytest.approx(expected.item())
 
 
 def test_target_network_never_aliases_online_and_follows_updaters():
@@ -126,7 +126,7 @@ def test_target_network_never_aliases_online_and_follows_updaters():
     updater = HardUpdate(loss, value_network_update_interval=1)
     optim = torch.optim.SGD(loss.parameters(), lr=0.1)
     before = {k: v.clone() for k, v in target.items()}
-    loss(_batch())["loss_qvalue"].backward()
+    loss(_batch())["loss"].backward()
     optim.step()
     updater.step()
     # One online step: the target has not moved (no shared storage, no copy yet).
@@ -135,7 +135,7 @@ def test_target_network_never_aliases_online_and_follows_updaters():
     updater.step()  # second step: the hard copy
     assert all(torch.equal(online[k], target[k]) for k in target)
     optim.zero_grad()
-    loss(_batch(1))["loss_qvalue"].backward()
+    loss(_batch(1))["loss"].backward()
     optim.step()
     assert not all(torch.equal(online[k], target[k]) for k in target)
 
@@ -153,7 +153,7 @@ def test_soft_q_loss_mixture_proposal_runs_and_reports_ess():
     loss = SoftQLoss(qvalue, action_spec=SPEC, proposal="mixture", actor=actor, num_value_particles=8)
     loss.make_value_estimator(gamma=0.9)
     out = loss(_batch())
-    assert torch.isfinite(out["loss_qvalue"])
+    assert torch.isfinite(out["loss"])
     assert 1.0 <= out["effective_sample_size"].item() <= 8.0
     # The sampler is read, never owned: its parameters are not the loss's.
     assert {p.data_ptr() for p in loss.parameters()}.isdisjoint({p.data_ptr() for p in actor.parameters()})
@@ -303,7 +303,7 @@ def test_temperature_schedule_anneals_both_losses():
     assert critic.tau.item() == policy.tau.item() == 1.0  # the first loss's tau is shared
     schedule.step()
     assert critic.tau.item() == pytest.approx(0.775) and policy.tau.item() == pytest.approx(0.775)
-    state = critic.state_dict()  # a checkpoint after one step: tau and the schedule's position
+    state = {k: v.clone() for k, v in critic.state_dict().items()}  # a checkpoint after one step
     schedule.step(10)
     assert critic.tau.item() == pytest.approx(0.1)
     critic.load_state_dict(state)
@@ -466,8 +466,33 @@ def test_soft_q_learning_matches_tabular_soft_value_iteration():
             },
             [256],
         )
-        loss(batch)["loss_qvalue"].backward()
+        loss(batch)["loss"].backward()
         optim.step()
         optim.zero_grad()
         updater.step()
     assert (table.table.detach().double() - exact).abs().max().item() < 0.05
+
+
+def test_soft_q_learning_loss_combines_both_and_exposes_the_target():
+    torch.manual_seed(0)
+    actor = svgd_sampler_actor(OBS, SPEC, num_cells=[8])
+    qvalue = state_action_value_network(OBS, 2, num_cells=[8])
+    critic, policy = SoftQLoss(qvalue, action_spec=SPEC), SVGDPolicyLoss(actor, qvalue)
+    loss = SoftQLearningLoss(critic, policy).make_value_estimator(gamma=0.9)
+    updater = SoftUpdate(loss, tau=0.5)  # finds the critic's target through the combined module
+    out = loss(_batch())
+    assert set(out.keys()) == set(loss.out_keys) and {"loss_qvalue", "loss_actor"} <= set(out.keys())
+    optim = torch.optim.Adam(loss.parameters(), lr=0.1)
+    assert len(optim.param_groups[0]["params"]) == len(list(actor.parameters())) + len(list(qvalue.parameters()))
+    (out["loss_qvalue"] + out["loss_actor"]).backward()
+    optim.step()
+    updater.step()
+    # The actor loss reads the critic's current parameters (shared, not copied).
+    online = loss.qvalue_network_params
+    assert all(p.data_ptr() == q.data_ptr() for p, q in zip(online.values(True, True), qvalue.parameters()))
+    target = loss.target_qvalue_network_params
+    assert {p.data_ptr() for p in online.values(True, True)}.isdisjoint({p.data_ptr() for p in target.values(True, True)})
+    with pytest.raises(ValueError, match="same module"):
+        SoftQLearningLoss(critic, SVGDPolicyLoss(actor, state_action_value_network(OBS, 2, num_cells=[8])))
+    with pytest.raises(ValueError, match="one temperature"):
+        SoftQLearningLoss(critic, SVGDPolicyLoss(actor, qvalue, tau=0.5))

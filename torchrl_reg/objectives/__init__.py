@@ -6,7 +6,7 @@ from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives.mirl import MIRLLoss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
-from torchrl_reg.objectives.soft_q import SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
+from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.objectives.update import FusedAdamUpdate, make_update, total_loss
 from torchrl_reg.objectives.virel import DiscreteVIRELLoss, VIRELLoss
 
@@ -20,6 +20,7 @@ __all__ = [
     "MunchausenDQNLoss",
     "MunchausenIQNLoss",
     "SVGDPolicyLoss",
+    "SoftQLearningLoss",
     "SoftQLoss",
     "TemperatureSchedule",
     "RegularizedDQNLossBase",

@@ -24,7 +24,7 @@ from torchrl.objectives.utils import ValueEstimators, distance_loss
 from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
-from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+from torchrl_reg.objectives.common import RegularizedLossBase
 
 __all__ = ["SoftQLoss", "SVGDPolicyLoss", "SoftQLearningLoss", "TemperatureSchedule"]
 
@@ -93,7 +93,7 @@ def _particle_values(
         return qvalue_network(td).get(value_key).squeeze(-1)
 
 
-class SoftQLoss(_TemperatureMixin, LossModule):
+class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
     r"""Soft Q-learning critic loss ([SQL] Eq. 10-11, Algorithm 1):
 
     .. math:: J_Q(\theta) = \hat{\mathbb E}\Big[\tfrac12\big(Q_\theta(s_t, a_t)
@@ -139,9 +139,10 @@ class SoftQLoss(_TemperatureMixin, LossModule):
         uniform_weight: the mixture's uniform weight in ``(0, 1)``.
         loss_function: ``"l2"`` (the paper's square, halved), ``"l1"`` or ``"smooth_l1"``.
         delay_qvalue: keep target parameters (True, the paper); False bootstraps from the online ones.
-        reduction, use_prioritized_weights: as in TorchRL's losses.
+        reduction, use_prioritized_weights, check_finite: as in
+            :class:`~torchrl_reg.objectives.RegularizedLossBase`.
 
-    The output holds ``"loss_qvalue"`` and the detached diagnostics ``"state_action_value"``,
+    The output holds ``"loss"`` and the detached diagnostics ``"state_action_value"``,
     ``"next_state_value"`` (:math:`\hat V(s_{t+1})`), ``"td_error"`` and ``"effective_sample_size"``
     (:math:`(\sum w)^2 / \sum w^2` of the importance weights, between 1 and M). The squared TD error is
     written in place under the priority key (shape ``[..., 1]``).
@@ -171,9 +172,10 @@ class SoftQLoss(_TemperatureMixin, LossModule):
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
-    default_value_estimator = ValueEstimators.TD0
-    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
-    out_keys = ["loss_qvalue", "state_action_value", "next_state_value", "td_error", "effective_sample_size"]
+    out_keys = ["loss", "state_action_value", "next_state_value", "td_error", "effective_sample_size"]
+    _network_names = ("qvalue_network",)
+    #: the proposal's particles are drawn inside the loss: no fused, compiled update.
+    fusable_update = False
 
     qvalue_network: TensorDictModule
     qvalue_network_params: TensorDictParams
@@ -195,6 +197,7 @@ class SoftQLoss(_TemperatureMixin, LossModule):
         delay_qvalue: bool = True,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
         low, high = box_bounds(action_spec, "SoftQLoss's importance-sampled soft value")
         num_value_particles = _check_int_at_least("num_value_particles", num_value_particles, 2)
@@ -211,13 +214,9 @@ class SoftQLoss(_TemperatureMixin, LossModule):
             raise ValueError(f"reward_scale must be a finite number > 0, got reward_scale={reward_scale}")
         if loss_function not in _LOSS_FUNCTIONS:
             raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
-        if use_prioritized_weights not in (True, False, "auto"):
-            raise ValueError(
-                f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}"
-            )
-        reduction = _check_reduction(reduction)
-        super().__init__()
-        self._in_keys = None
+        super().__init__(
+            reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite
+        )
         self._init_tau(tau)
         self.register_buffer("low", low.float())
         self.register_buffer("high", high.float())
@@ -228,8 +227,6 @@ class SoftQLoss(_TemperatureMixin, LossModule):
         self.uniform_weight = float(uniform_weight)
         self.loss_function = loss_function
         self.delay_qvalue = delay_qvalue
-        self.reduction = reduction
-        self.use_prioritized_weights = use_prioritized_weights
         self.convert_to_functional(qvalue_network, "qvalue_network", create_target_params=delay_qvalue)
         # The sampler is only read (its current parameters fit the proposal): a plain reference, so
         # that its parameters are neither trained nor saved by this loss.
@@ -239,26 +236,17 @@ class SoftQLoss(_TemperatureMixin, LossModule):
     def _observation_keys(self) -> list[NestedKey]:
         return [key for key in self.qvalue_network.in_keys if unravel_key(key) != unravel_key(self.tensor_keys.action)]
 
-    def _set_in_keys(self) -> None:
+    def _in_key_list(self) -> list[NestedKey]:
         keys = self.tensor_keys
         observation_keys = self._observation_keys()
-        in_keys = [
+        return [
             keys.action,
             *observation_keys,
             *[("next", key) for key in (keys.reward, keys.done, keys.terminated, *observation_keys)],
         ]
-        self._in_keys = list(dict.fromkeys(unravel_key(key) for key in in_keys))
 
-    @property
-    def in_keys(self) -> list[NestedKey]:
-        if self._in_keys is None:
-            self._set_in_keys()
-        return self._in_keys
-
-    # The same TD(0) estimator wiring as ImplicitQLoss (same estimator keys): one implementation.
-    _estimator_keys = ImplicitQLoss._estimator_keys
-    _forward_value_estimator_keys = ImplicitQLoss._forward_value_estimator_keys
-    make_value_estimator = ImplicitQLoss.make_value_estimator
+    def _loss_params(self) -> TensorDictBase:
+        return self.qvalue_network_params
 
     # -- soft value ---------------------------------------------------------------------------
     def _proposal(self, next_observations: TensorDictBase) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,41 +276,35 @@ class SoftQLoss(_TemperatureMixin, LossModule):
             ess = torch.exp(2 * torch.logsumexp(log_w, -1) - torch.logsumexp(2 * log_w, -1))
         return {"value": value, "effective_sample_size": ess}
 
-    # -- forward ------------------------------------------------------------------------------
-    @dispatch
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        """[SQL] Eq. 11 on a batch of transitions; writes the squared TD error in place under the priority key."""
+    # -- loss ---------------------------------------------------------------------------------
+    def loss_and_outputs(
+        self, tensordict: TensorDictBase, params: TensorDictBase
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """[SQL] Eq. 11 at the online parameters ``params``: ``(loss, priority, diagnostics)``.
+
+        :meth:`forward` (the shared base's) checks the batch, calls this at ``qvalue_network_params``
+        and writes the priority (the squared TD error, ``[..., 1]``) in place.
+        """
         keys = self.tensor_keys
         observation_keys = self._observation_keys()
-        with self.qvalue_network_params.to_module(self.qvalue_network, preserve_module_state=False):
+        with params.to_module(self.qvalue_network, preserve_module_state=False):
             pred = self.qvalue_network(tensordict.select(*observation_keys, keys.action)).get(keys.value).squeeze(-1)
 
-        next_observations = tensordict.get("next").select(*observation_keys)
-        soft = self.soft_value(next_observations)
-        td = tensordict.clone(False)
+        soft = self.soft_value(tensordict.get("next").select(*observation_keys))
+        td = self._bool_flags(tensordict).clone(False)
         td.set(("next", keys.reward), tensordict.get(("next", keys.reward)) * self.reward_scale)
         with torch.no_grad():
             target = self.value_estimator.value_estimate(td, next_value=soft["value"].unsqueeze(-1)).squeeze(-1)
             td_error = (pred - target).pow(2)
         loss = 0.5 * distance_loss(pred, target, self.loss_function)
-        weights = None
-        if self.use_prioritized_weights in (True, "auto") and keys.priority_weight in tensordict.keys(True):
-            weights = tensordict.get(keys.priority_weight).view(loss.shape)
-        loss = self._reduce_loss(loss, tensordict=tensordict, weights=weights)
-        tensordict.set(keys.priority, td_error.unsqueeze(-1), inplace=True)
-
+        loss = self._reduce_loss(loss, tensordict=tensordict, weights=self._weights(tensordict, loss.shape))
         diagnostics = {
             "state_action_value": pred.detach(),
             "next_state_value": soft["value"],
             "td_error": td_error,
             "effective_sample_size": soft["effective_sample_size"],
         }
-        if self.reduction != "none":
-            diagnostics = {k: v.mean() for k, v in diagnostics.items()}
-        batch_size = tensordict.batch_size if self.reduction == "none" else []
-        out = TensorDict({"loss_qvalue": loss, **diagnostics}, batch_size=batch_size)
-        self._clear_weakrefs(tensordict, out, "qvalue_network_params", "target_qvalue_network_params")
-        return out
+        return loss, td_error.unsqueeze(-1), {k: self._reduce_diagnostic(v) for k, v in diagnostics.items()}
 
 
 class SVGDPolicyLoss(_TemperatureMixin, LossModule):
@@ -497,8 +479,8 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
 
 
 class SoftQLearningLoss(LossModule):
-    r"""Soft Q-learning's two losses as one module ([SQL] Algorithm 1, lines 8-9): ``loss_qvalue`` of
-    :class:`SoftQLoss` plus ``loss_actor`` of :class:`SVGDPolicyLoss`, with their diagnostics.
+    r"""Soft Q-learning's two losses as one module ([SQL] Algorithm 1, lines 8-9): ``loss_qvalue`` (the
+    ``loss`` of :class:`SoftQLoss`) plus ``loss_actor`` of :class:`SVGDPolicyLoss`, with their diagnostics.
 
     The two terms touch disjoint parameters (the critic's and the sampler's: the actor loss reads the
     critic without a gradient), so one backward pass of their sum and one Adam over
@@ -526,22 +508,23 @@ class SoftQLearningLoss(LossModule):
 
     @property
     def out_keys(self) -> list[str]:
-        return [*self.critic.out_keys, *self.actor.out_keys]
+        return ["loss_qvalue", *self.critic.out_keys[1:], *self.actor.out_keys]
 
     @property
     def in_keys(self) -> list[NestedKey]:
         return list(dict.fromkeys([*self.critic.in_keys, *self.actor.in_keys]))
 
-    def make_value_estimator(self, value_type: ValueEstimators | None = None, **hyperparams) -> SoftQLearningLoss:
+    def make_value_estimator(self, value_type: ValueEstimators | str | None = None, **hyperparams) -> SoftQLearningLoss:
         """The critic's value estimator (``gamma``), :meth:`SoftQLoss.make_value_estimator`."""
         self.critic.make_value_estimator(value_type, **hyperparams)
         return self
 
+    @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Both losses on one minibatch (the critic writes the TD-error priority in place)."""
         critic_out = self.critic(tensordict)
-        actor_out = self.actor(tensordict)
-        return critic_out.update(actor_out)
+        critic_out.rename_key_("loss", "loss_qvalue")
+        return critic_out.update(self.actor(tensordict))
 
 
 class TemperatureSchedule:
