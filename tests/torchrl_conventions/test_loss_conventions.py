@@ -97,14 +97,8 @@ VIREL_PENDING = pytest.mark.xfail(
 )
 
 
-SOFT_Q_PENDING = pytest.mark.xfail(
-    reason="SoftQLoss (issue 23, added in parallel) is not on the shared RegularizedLossBase yet: no loss_and_outputs",
-    strict=True,
-)
-
-
-def cases(names, pending=(), mark=VIREL_PENDING):
-    return [pytest.param(n, marks=mark) if n in pending else n for n in names]
+def cases(names, pending=()):
+    return [pytest.param(n, marks=VIREL_PENDING) if n in pending else n for n in names]
 
 
 def make(name: str, **kwargs):
@@ -307,7 +301,7 @@ def test_torch_compile_equals_eager(name):
         torch.testing.assert_close(out[key], eager[key])
 
 
-@pytest.mark.parametrize("name", cases([n for n in OURS if n != "virel"], pending=("soft_q",), mark=SOFT_Q_PENDING))
+@pytest.mark.parametrize("name", [n for n in OURS if n != "virel"])
 def test_vmap_over_batches_of_the_pure_loss(name):
     loss = make(name)
     stacked = torch.stack([batch(name, seed=s) for s in (1, 2, 3)])
