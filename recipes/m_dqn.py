@@ -38,6 +38,7 @@ from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy  # noqa: E402
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss  # noqa: E402
 from torchrl_reg.objectives.update import make_update  # noqa: E402
+from torchrl_reg.recipe_utils.loggers import report_summary  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     ValueBasedConfig,
@@ -208,11 +209,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
 @hydra.main(config_path="conf", config_name="m_dqn", version_base=None)
 def main(cfg: DictConfig) -> None:
-    metrics = train(cfg)
-    print(
-        f"{metrics['status']}: {metrics['frames']} frames in {metrics['wall_time_s']:.0f}s "
-        f"({metrics['steps_per_s']:.0f} steps/s), final return {metrics['final_return']:.1f} -> {metrics['run_dir']}"
-    )
+    report_summary(train(cfg))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from torchrl_reg.recipe_utils import (
     default_of,
     register_schema,
     structured,
-    summary_line,
+    report_summary,
     validate_actor_critic_config,
 )
 
@@ -169,7 +169,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
 @hydra.main(config_path="conf", config_name="sql", version_base=None)
 def main(cfg: DictConfig) -> None:
-    print(summary_line(train(cfg)))
+    report_summary(train(cfg))
 
 
 if __name__ == "__main__":

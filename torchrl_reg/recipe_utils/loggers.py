@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -200,7 +201,19 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
     rates = f"{metrics['steps_per_s']:.0f} steps/s"
     if "updates_per_s" in metrics:
         rates += f", {metrics['updates_per_s']:.0f} updates/s"
+    if metrics.get("episodes", 1) == 0 or math.isnan(metrics["final_return"]):
+        outcome = "no finished episode (raise collector.total_frames)"
+    else:
+        outcome = f"final return {metrics['final_return']:.1f}"
     return (
         f"{metrics['status']}: {metrics['frames']} frames in {metrics['wall_time_s']:.0f}s ({rates}), "
-        f"final return {metrics['final_return']:.1f} -> {metrics['run_dir']}"
+        f"{outcome} -> {metrics['run_dir']}"
     )
+
+
+def report_summary(metrics: Mapping[str, Any]) -> str:
+    """Log :func:`summary_line` at INFO (under Hydra: on the console and in the run's ``<recipe>.log``,
+    which would otherwise stay empty) and return it."""
+    line = summary_line(metrics)
+    logging.getLogger("torchrl_reg.recipes").info(line)
+    return line

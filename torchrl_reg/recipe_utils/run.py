@@ -22,6 +22,7 @@ requests, and the final ``metrics.json`` and ``learning_curve.png``. A loop read
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -58,7 +59,7 @@ from torchrl_reg.recipe_utils.loggers import (
 from torchrl_reg.recipe_utils.runtime import crossed
 from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
 
-__all__ = ["RecipeRun", "check_finite_rewards"]
+__all__ = ["RecipeRun", "check_finite_rewards", "preset_line"]
 
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
@@ -70,6 +71,27 @@ def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> No
             f"env {env_name!r} returned a non-finite reward ({bad}) within frames "
             f"{frames}-{frames + data.numel()}; rewards must be finite numbers"
         )
+
+
+#: The settings a preset fixes that matter most when ``env.name`` names an env the preset was not
+#: written for (any gymnasium id runs with the env group's preset, CartPole's by default).
+PRESET_KEYS = (
+    "collector.num_envs", "collector.frames_per_batch", "collector.total_frames", "buffer.size",
+    "buffer.batch_size", "optim.lr", "optim.learning_starts", "eval.interval", "eval.max_steps",
+)
+
+
+def preset_line(cfg: Any) -> str:
+    """One line naming the env and the preset settings the run uses (logged at its start)."""
+    values = []
+    for key in PRESET_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            values.append(f"{key}={value}")
+    return (
+        f"env.name={cfg.env.name} (family {cfg.env.family}) runs with these preset settings: {', '.join(values)} "
+        "(a gymnasium id without a preset of its own inherits the env group's; override any on the command line)"
+    )
 
 
 class RecipeRun:
@@ -141,6 +163,7 @@ class RecipeRun:
         if resumed:
             self.resume()
         OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg))
         self.pbar = ProgressBar(self.cfg.collector.total_frames, initial=self.frames, enabled=self.cfg.logger.progress_bar)
         self.t_start = time.perf_counter()
         return resumed
