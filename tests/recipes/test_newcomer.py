@@ -11,23 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.recipes.test_m_dqn import SMALL
 from torchrl_reg.recipe_utils import summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "compile=false",
-    "collector.total_frames=240",
-    "collector.num_envs=4",
-    "collector.frames_per_batch=40",
-    "optim.learning_starts=80",
-    "optim.frames_per_update=4",
-    "optim.target_update_interval=40",
-    "buffer.size=500",
-    "buffer.batch_size=16",
-    "eval.episodes=1",
-    "eval.max_steps=50",
-    "logger.progress_bar=false",
-]
+# test_m_dqn's few-hundred-frame budget, one short evaluation episode.
+TINY = [*SMALL, "eval.episodes=1"]
 
 
 def test_summary_says_no_finished_episode_instead_of_nan():
