@@ -213,7 +213,7 @@ class PolicyDiagnostics(LoopHooks):
         return {"diagnostics": self.values}
 
 
-register_loss("implicit_q", ImplicitQLoss, from_config, lambda cfg, loss: PolicyDiagnostics(loss.policy_network))
+register_loss("implicit_q", ImplicitQLoss, from_config, hooks=lambda cfg, loss: PolicyDiagnostics(loss.policy_network))
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.planning import (
     ALGORITHMS,
     RECOMMENDATIONS,
@@ -47,7 +48,6 @@ from torchrl_reg.recipe_utils import (
     check_choice,
     check_positive_int,
     check_range,
-    make_q_network,
     register_schema,
     resolve_run_dir,
     seed_everything,
@@ -215,7 +215,7 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
             f"{sim.num_actions}: the action spaces do not match"
         )
     obs_shape = sim.observation().shape
-    net = make_q_network(run_cfg.network, obs_shape, num_actions)
+    net = make_q_network(run_cfg.network.kind, obs_shape, num_actions, hidden=run_cfg.network.hidden)
     try:
         net.load_state_dict(params)
     except RuntimeError as err:

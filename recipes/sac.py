@@ -126,7 +126,7 @@ def hooks(cfg: DictConfig, loss: SACLoss) -> LoopHooks:
     return LoopHooks() if cfg.loss.reward_scale == 1.0 else RewardScale(cfg.loss.reward_scale)
 
 
-register_loss("sac", SACLoss, from_config, hooks)
+register_loss("sac", SACLoss, from_config, hooks=hooks)
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:

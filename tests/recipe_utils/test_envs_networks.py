@@ -1,4 +1,4 @@
-"""Env presets, the Atari preprocessing and the networks, checked against independent computations."""
+"""Env presets and the Atari preprocessing, checked against independent computations (networks: tests/modules/test_q_networks.py)."""
 from __future__ import annotations
 
 import pickle
@@ -11,13 +11,9 @@ import torch
 
 from torchrl_reg.recipe_utils import (
     EnvConfig,
-    MinAtarQNet,
-    NatureQNet,
-    NetworkConfig,
     check_discrete_action_spec,
     get_env_state,
     make_env,
-    make_q_network,
     make_single_env,
     num_actions,
     set_env_state,
@@ -116,16 +112,3 @@ def test_non_discrete_action_space_is_refused():
         check_discrete_action_spec(env)
 
 
-def test_networks_shapes():
-    mlp = make_q_network(NetworkConfig(kind="mlp", hidden=[120, 84]), (4,), 2)
-    assert [m.out_features for m in mlp if isinstance(m, torch.nn.Linear)] == [120, 84, 2]
-    assert mlp(torch.zeros(5, 4)).shape == (5, 2)
-    minatar = make_q_network(NetworkConfig(kind="minatar_conv"), (4, 10, 10), 6)
-    assert isinstance(minatar, MinAtarQNet) and minatar(torch.zeros(2, 3, 4, 10, 10, dtype=torch.uint8)).shape == (2, 3, 6)
-    assert minatar.head.in_features == 16 * 8 * 8
-    nature = make_q_network(NetworkConfig(kind="nature_cnn"), (4, 84, 84), 18)
-    assert isinstance(nature, NatureQNet) and nature(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 18)
-    with pytest.raises(ValueError, match="flat observation"):
-        make_q_network(NetworkConfig(kind="mlp"), (4, 10, 10), 2)
-    with pytest.raises(ValueError, match="network.kind"):
-        make_q_network(NetworkConfig(kind="resnet"), (4,), 2)

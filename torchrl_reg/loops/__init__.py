@@ -1,5 +1,7 @@
 """The training loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
 
+* :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL
+  (discrete actions, epsilon-greedy, periodic target copy);
 * :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC (Box actions, Polyak targets).
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
@@ -8,7 +10,7 @@ A recipe (``recipes/<method>.py``) declares its config schema, registers its los
 """
 from __future__ import annotations
 
-from torchrl_reg.loops.hooks import LoopHooks
+from torchrl_reg.loops.hooks import LoopHooks, ValueBasedHooks
 from torchrl_reg.loops.registry import LossEntry, get_loss, register_loss, registered_losses
 
-__all__ = ["LoopHooks", "LossEntry", "get_loss", "register_loss", "registered_losses"]
+__all__ = ["LoopHooks", "LossEntry", "ValueBasedHooks", "get_loss", "register_loss", "registered_losses"]

@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torchrl.objectives import SoftUpdate
 
+from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
@@ -55,7 +56,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     run_dir, device = start_process(cfg)
     env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
     policy, loss_module = entry.from_config(cfg, env, device)
-    hooks = entry.hooks(cfg, loss_module)
+    hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else LoopHooks()
     target_updater = SoftUpdate(loss_module, tau=cfg.loss.polyak)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
     update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from omegaconf import DictConfig
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torchrl.data import TensorSpec
 
+from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
 from torchrl_reg.recipe_utils.run import RecipeRun
 
-__all__ = ["LoopHooks"]
+__all__ = ["LoopHooks", "ValueBasedHooks"]
 
 
 class LoopHooks:
@@ -36,3 +41,18 @@ class LoopHooks:
     def final_metrics(self) -> dict[str, Any]:
         """Entries added to ``metrics.json`` at the end of the run."""
         return {}
+
+
+class ValueBasedHooks(LoopHooks):
+    """:class:`LoopHooks` plus the two choices of the value-based loop; the defaults are DQN's."""
+
+    def exploration(self, action_spec: TensorSpec, cfg: DictConfig) -> TensorDictModuleBase:
+        """The exploration module after the greedy actor, with a tensor ``eps`` the loop anneals
+        (``cfg``: the ``exploration`` group): epsilon-greedy over uniform actions."""
+        return AnnealedEpsilonGreedy(
+            action_spec, eps_init=cfg.eps_init, eps_end=cfg.eps_end, annealing_num_steps=max(cfg.annealing_frames, 1)
+        )
+
+    def greedy_action(self, q: torch.Tensor) -> torch.Tensor:
+        """The evaluation policy's action from action values ``[*batch, num_actions]``: the argmax."""
+        return q.argmax(-1)

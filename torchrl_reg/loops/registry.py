@@ -6,11 +6,13 @@ the name up (:func:`get_loss`) and calls the entry's ``from_config``, so no loop
 
 * value-based (:func:`torchrl_reg.loops.value_based.train`): ``from_config(cfg, actor)`` with the
   whole validated config and the :class:`~torchrl.modules.QValueActor` -> the loss module, gamma set
-  in its value estimator;
+  in its value estimator; ``network(cfg, obs_shape, num_actions)`` builds the Q-network (default:
+  :func:`~torchrl_reg.modules.q_networks.make_q_network` of ``network.kind``);
 * actor-critic (:func:`torchrl_reg.loops.actor_critic.train`): ``from_config(cfg, env, device)`` ->
   ``(policy, loss_module)``, the acting policy and the loss that owns every network, gamma set.
 
-``hooks(cfg, loss_module)`` gives the method's :class:`~torchrl_reg.loops.hooks.LoopHooks` (none by default).
+``hooks(cfg, loss_module)`` gives the method's :class:`~torchrl_reg.loops.hooks.LoopHooks` (default:
+the family's own, which add nothing).
 """
 from __future__ import annotations
 
@@ -23,18 +25,16 @@ from torchrl_reg.loops.hooks import LoopHooks
 __all__ = ["LossEntry", "get_loss", "register_loss", "registered_losses"]
 
 
-def _no_hooks(cfg: Any, loss_module: Any) -> LoopHooks:
-    return LoopHooks()
-
-
 @dataclass(frozen=True)
 class LossEntry:
-    """One registered loss: its config ``name``, its class, its builder and its loop hooks."""
+    """One registered loss: its config ``name``, its class, its builder, its loop hooks and (value-based
+    losses) its Q-network builder; ``None`` takes the loop's default."""
 
     name: str
     loss_class: type
     from_config: Callable[..., Any]
-    hooks: Callable[[Any, Any], LoopHooks] = _no_hooks
+    hooks: Callable[[Any, Any], LoopHooks] | None = None
+    network: Callable[..., Any] | None = None
 
 
 _LOSSES: dict[str, LossEntry] = {}
@@ -44,14 +44,18 @@ def register_loss(
     name: str,
     loss_class: type,
     from_config: Callable[..., Any],
-    hooks: Callable[[Any, Any], LoopHooks] = _no_hooks,
+    *,
+    hooks: Callable[[Any, Any], LoopHooks] | None = None,
+    network: Callable[..., Any] | None = None,
 ) -> LossEntry:
-    """Register ``name``; registering it again with another class or builder is refused (one name, one loss)."""
-    entry = LossEntry(name, loss_class, from_config, hooks)
+    """Register ``name`` (again: replaced, e.g. a recipe run as ``__main__`` and imported); one name
+    naming two loss classes is refused."""
     known = _LOSSES.get(name)
-    if known is not None and known != entry:
-        raise ValueError(f"loss name {name!r} is already registered for {known.loss_class.__name__}")
-    _LOSSES[name] = entry
+    if known is not None and known.loss_class is not loss_class:
+        raise ValueError(
+            f"loss name {name!r} is already registered for {known.loss_class.__name__}, not {loss_class.__name__}"
+        )
+    _LOSSES[name] = entry = LossEntry(name, loss_class, from_config, hooks, network)
     return entry
 
 

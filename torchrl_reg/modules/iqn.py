@@ -9,9 +9,9 @@ References:
   ``argmax_a 1/K sum_k Z_{tau_k}(x, a)`` over ``K`` sampled fractions.
 * [MRL] "Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430, Sec. 2 (M-IQN uses the same
   network; its softmax policy is taken over the mean of the ``K`` quantiles).
-* Revisiting Rainbow (Obando-Ceron & Castro 2021): the MinAtar torso, one
-  ``Conv(16, 3x3)`` layer followed directly by the quantile embedding product and a
-  linear layer to the actions.
+* Revisiting Rainbow (Obando-Ceron & Castro, ICML 2021, arXiv:2011.14826): the MinAtar
+  network, the ``Conv(16, 3x3)`` torso (:class:`~torchrl_reg.modules.torsos.MinAtarTorso`)
+  followed directly by the quantile embedding product and a linear layer to the actions.
 
 Fractions are drawn uniformly in ``[0, 1)``. A draw is either one set per
 transition (``[*batch, n]``, as in [IQN] and Dopamine's TensorFlow agents) or one set
@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from torchrl_reg.modules.torsos import MinAtarTorso, NatureCNNTorso
 from torchrl_reg.validation import check_count
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "MinAtarTorso",
     "NatureCNNTorso",
     "ImplicitQuantileNetwork",
+    "make_iqn_network",
     "sample_fractions",
 ]
 
@@ -74,84 +76,6 @@ class CosineQuantileEmbedding(nn.Module):
         fractions = fractions.to(self.linear.weight.dtype)
         i = torch.arange(1, self.embedding_dim + 1, device=fractions.device, dtype=fractions.dtype)
         return torch.relu(self.linear(torch.cos(fractions.unsqueeze(-1) * (math.pi * i))))
-
-
-class MinAtarTorso(nn.Module):
-    """Revisiting Rainbow's MinAtar torso: ``Conv(16, 3x3, stride 1, same padding) -> ReLU -> flatten``.
-
-    Takes channels-first MinAtar grids ``[..., channels, height, width]`` (what the recipes' MinAtar
-    envs emit; any dtype) and returns ``[..., 16 * height * width]``. Flax's default "SAME"
-    padding keeps the 10x10 grid (1600 features).
-    """
-
-    def __init__(self, in_channels: int, height: int = 10, width: int = 10) -> None:
-        super().__init__()
-        self.obs_shape = (
-            check_count("in_channels", in_channels),
-            check_count("height", height),
-            check_count("width", width),
-        )
-        self.conv = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1)
-        self.out_features = 16 * height * width
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        batch_shape = _check_obs_shape(obs, self.obs_shape, "MinAtarTorso", "[..., channels, height, width]")
-        x = obs.reshape(-1, *self.obs_shape).to(self.conv.weight.dtype)
-        return torch.relu(self.conv(x)).reshape(*batch_shape, self.out_features)
-
-
-def _conv_out(size: int, kernel: int, stride: int) -> int:
-    return (size - kernel) // stride + 1
-
-
-class NatureCNNTorso(nn.Module):
-    """Nature-DQN convolutional torso (Mnih et al. 2015), as used by IQN and M-IQN on Atari.
-
-    ``Conv(32, 8x8, /4) -> ReLU -> Conv(64, 4x4, /2) -> ReLU -> Conv(64, 3x3, /1) -> ReLU -> flatten``
-    on stacked frames ``[..., frame_stack, height, width]`` (uint8 pixels are scaled by 1/255).
-    Frames must be at least 36x36 (84x84 gives 3136 features).
-    """
-
-    MIN_FRAME_SIZE = 36
-
-    def __init__(self, frame_stack: int = 4, frame_size: tuple[int, int] = (84, 84)) -> None:
-        super().__init__()
-        check_count("frame_stack", frame_stack)
-        height, width = (int(s) for s in frame_size)
-        if min(height, width) < self.MIN_FRAME_SIZE:
-            raise ValueError(
-                f"NatureCNNTorso needs frames of at least {self.MIN_FRAME_SIZE}x{self.MIN_FRAME_SIZE} "
-                f"(its three convolutions leave no feature map otherwise), got frame_size={tuple(frame_size)}"
-            )
-        self.obs_shape = (frame_stack, height, width)
-        self.convs = nn.Sequential(
-            nn.Conv2d(frame_stack, 32, kernel_size=8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-        )
-        h = _conv_out(_conv_out(_conv_out(height, 8, 4), 4, 2), 3, 1)
-        w = _conv_out(_conv_out(_conv_out(width, 8, 4), 4, 2), 3, 1)
-        self.out_features = 64 * h * w
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        batch_shape = _check_obs_shape(obs, self.obs_shape, "NatureCNNTorso", "[..., frame_stack, height, width]")
-        x = obs.reshape(-1, *self.obs_shape)
-        x = x.to(torch.float32) / 255.0 if x.dtype == torch.uint8 else x.to(torch.float32)
-        return self.convs(x).reshape(*batch_shape, self.out_features)
-
-
-def _check_obs_shape(obs: torch.Tensor, obs_shape: tuple[int, ...], who: str, layout: str) -> torch.Size:
-    n = len(obs_shape)
-    if obs.ndim < n or tuple(obs.shape[obs.ndim - n :]) != obs_shape:
-        raise ValueError(
-            f"{who} was built for observations {layout} = {obs_shape}, got a tensor of shape "
-            f"{tuple(obs.shape)}; rebuild the torso with the environment's frame size and stack size"
-        )
-    return obs.shape[: obs.ndim - n]
 
 
 class ImplicitQuantileNetwork(nn.Module):
@@ -318,3 +242,31 @@ class ImplicitQuantileNetwork(nn.Module):
         features = self.features(obs)
         fractions = sample_fractions(features.shape[:-1], self.num_policy_quantiles, device=features.device)
         return self.action_values_from_features(features, fractions)
+
+
+def make_iqn_network(
+    kind: str,
+    obs_shape: Sequence[int],
+    num_actions: int,
+    *,
+    hidden: Sequence[int] = (128, 128),
+    embedding_dim: int = 64,
+    num_policy_quantiles: int = 32,
+) -> ImplicitQuantileNetwork:
+    """The IQN named ``kind`` on the torso of the same name as the Q-networks
+    (:func:`~torchrl_reg.modules.q_networks.make_q_network`): ``nature_cnn`` ([IQN]'s Atari network,
+    512 hidden units), ``minatar_conv`` (Revisiting Rainbow's, no hidden layer) or ``mlp`` (``hidden``
+    is the torso)."""
+    obs_shape = tuple(obs_shape)
+    kw = dict(embedding_dim=embedding_dim, num_policy_quantiles=num_policy_quantiles)
+    if kind == "mlp":
+        if len(obs_shape) != 1:
+            raise ValueError(f"network.kind='mlp' needs a flat observation, got observation shape {obs_shape}")
+        return ImplicitQuantileNetwork.mlp(obs_shape[0], num_actions, num_cells=tuple(hidden), **kw)
+    if kind not in ("minatar_conv", "nature_cnn"):
+        raise ValueError(f"network.kind must be one of ['mlp', 'minatar_conv', 'nature_cnn'], got network.kind={kind!r}")
+    if len(obs_shape) != 3:
+        raise ValueError(f"network.kind={kind!r} needs (C, H, W) observations, got observation shape {obs_shape}")
+    if kind == "nature_cnn":
+        return ImplicitQuantileNetwork.nature(num_actions, frame_stack=obs_shape[0], frame_size=obs_shape[1:], **kw)
+    return ImplicitQuantileNetwork(MinAtarTorso(*obs_shape), num_actions, hidden_sizes=(), **kw)

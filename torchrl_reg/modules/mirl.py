@@ -1,10 +1,10 @@
 """MIRL's learned action prior and its behaviour policy.
 
-Paper: Grau-Moya, Leibfried,
-Vrancx, ICLR 2019): the optimal policy for a prior ``rho`` is ``pi(a|s) ∝ rho(a) exp(beta Q(s, a))``
-(slide "What is an optimal policy for a fixed action prior?"); the behaviour policy
-(slide "Behavior policy", below Algorithm 1) takes ``argmax_a pi(a|s)`` and, with probability
-epsilon, samples an action from ``rho`` instead of the uniform distribution.
+Paper: [MIRL] Grau-Moya, Leibfried, Vrancx, "Soft Q-Learning with Mutual-Information
+Regularization", ICLR 2019 (OpenReview HyEtjoCqFX): the optimal policy for a prior ``rho`` is
+``pi(a|s) ∝ rho(a) exp(beta Q(s, a))``; the behaviour policy (described with Algorithm 1) takes
+``argmax_a pi(a|s)`` and, with probability epsilon, samples an action from ``rho`` instead of the
+uniform distribution.
 
 :class:`ActionPrior` holds the state both sides need (``rho`` and ``beta``) as buffers, so a
 single instance is shared by :class:`~torchrl_reg.objectives.mirl.MIRLLoss` (which updates it)

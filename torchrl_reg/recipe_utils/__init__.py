@@ -2,7 +2,7 @@
 
 The training loops live in :mod:`torchrl_reg.loops` (one per family, CleanRL-style: read them top
 to bottom); this package only builds the parts, one idea per module: config schemas and checks
-(``config``), env presets (``envs``), collector and replay buffer (``data``), process set-up
+(``config``), env presets (``envs``; networks are in :mod:`torchrl_reg.modules`), collector and replay buffer (``data``), process set-up
 (``runtime``), evaluation (``evaluation``), loggers (``loggers``), checkpoints (``checkpoint``),
 stop requests (``stop``), and :class:`RecipeRun` (``run``), the bookkeeping around a replay-based
 loop (counters, reward checks, episode returns, evaluation, logs, checkpoints, resume, stop, final
@@ -68,6 +68,7 @@ from torchrl_reg.recipe_utils.config import (
     QOptimConfig,
     RecipeConfig,
     ValueBasedConfig,
+    ValueBasedLossConfig,
     ActorCriticConfig,
     ActorCriticLossConfig,
     CONTROL_FAMILIES,
@@ -110,7 +111,6 @@ from torchrl_reg.recipe_utils.loggers import (
     truncate_csv_logs,
     write_json,
 )
-from torchrl_reg.recipe_utils.networks import MinAtarQNet, MLPQNet, NatureQNet, make_q_network
 from torchrl_reg.recipe_utils.run import RecipeRun, check_finite_rewards
 from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device, start_process
 from torchrl_reg.recipe_utils.stop import (
@@ -134,9 +134,6 @@ __all__ = [
     "EvalConfig",
     "ExplorationConfig",
     "LoggerConfig",
-    "MLPQNet",
-    "MinAtarQNet",
-    "NatureQNet",
     "NetworkConfig",
     "OptimConfig",
     "ProgressBar",
@@ -146,6 +143,7 @@ __all__ = [
     "LOSS_FUNCTIONS",
     "TRANSITION_KEYS",
     "ValueBasedConfig",
+    "ValueBasedLossConfig",
     "check_choice",
     "check_discrete_action_spec",
     "check_finite_rewards",
@@ -167,7 +165,6 @@ __all__ = [
     "make_collector",
     "make_env",
     "make_logger",
-    "make_q_network",
     "make_replay_buffer",
     "make_single_env",
     "make_vector_env",

@@ -24,8 +24,10 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from torchrl_reg.modules.q_networks import NETWORK_KINDS
 
 __all__ = [
     "EnvConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "ValueBasedConfig",
     "ActorCriticConfig",
     "ActorCriticLossConfig",
+    "ValueBasedLossConfig",
     "LOSS_FUNCTIONS",
     "default_of",
     "register_schema",
@@ -61,7 +64,6 @@ __all__ = [
 ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
 #: Env families with Box actions (``classic`` for Pendulum-v1).
 CONTROL_FAMILIES = ("classic", "mujoco")
-NETWORKS = ("mlp", "minatar_conv", "nature_cnn")
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 STORAGES = ("tensor", "memmap")
 #: The regression losses of TorchRL's ``distance_loss`` that the recipes' losses accept.
@@ -209,6 +211,16 @@ class RecipeConfig:
 
 
 @dataclass
+class ValueBasedLossConfig:
+    """What the value-based loop reads from every value-based loss config: the registered loss
+    ``name`` (a recipe sets its default) and the discount ``gamma`` (set in the loss's value
+    estimator). A recipe's loss config inherits it and adds the losses' own settings."""
+
+    name: str = MISSING
+    gamma: float = 0.99
+
+
+@dataclass
 class ValueBasedConfig(RecipeConfig):
     """Q-learning recipes: epsilon-greedy exploration and a target network copied every
     ``optim.target_update_interval`` frames (:mod:`torchrl_reg.loops.value_based`)."""
@@ -348,7 +360,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
         check_positive_int("env.max_episode_steps", cfg.env.max_episode_steps)
     if cfg.env.reward_clip is not None:
         check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
-    check_choice("network.kind", cfg.network.kind, NETWORKS)
+    check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
     for width in cfg.network.hidden:
         check_positive_int("network.hidden[i]", width)
 
@@ -387,8 +399,11 @@ def validate_recipe_config(cfg: DictConfig) -> None:
 
 
 def validate_value_based_config(cfg: DictConfig) -> None:
-    """:func:`validate_recipe_config` plus the checks of :class:`ValueBasedConfig`'s own keys."""
+    """:func:`validate_recipe_config` plus the checks of :class:`ValueBasedConfig`'s own keys and
+    :class:`ValueBasedLossConfig`'s ``gamma`` (the loss name is the recipe's to check)."""
     validate_recipe_config(cfg)
+    if cfg.network.kind == "nature_cnn" and cfg.env.screen_size < 36:
+        raise ValueError(f"network.kind='nature_cnn' needs frames of at least 36x36, got env.screen_size={cfg.env.screen_size}")
     o = cfg.optim
     check_positive_int("optim.target_update_interval", o.target_update_interval)
     check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
@@ -396,6 +411,7 @@ def validate_value_based_config(cfg: DictConfig) -> None:
     check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
     check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
     check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
+    check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0)
 
 
 def validate_actor_critic_config(cfg: DictConfig) -> None:

@@ -1,0 +1,118 @@
+"""The training loops (torchrl_reg/loops): loss registry, which update each preset builds, Atari replay
+storage, MIRL's hooks."""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # Atari frame resize: see tests/data/conftest.py
+
+from torchrl_reg.loops import actor_critic, get_loss, register_loss, registered_losses, value_based  # noqa: E402
+from torchrl_reg.recipe_utils import compose_config, load_checkpoint  # noqa: E402
+from torchrl_reg.objectives.update import FusedAdamUpdate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "recipes" / "conf"
+VALUE_BASED = {"m_dqn": ("m_dqn", "soft_dqn", "al", "pal", "dqn"), "m_iqn": ("m_iqn", "iqn"), "mirl": ("mirl", "sql", "sql_m", "dqn")}
+ENVS = {
+    "m_dqn": ("cartpole", "acrobot", "minatar", "atari"),
+    "mirl": ("cartpole", "acrobot", "minatar", "atari"),
+    "m_iqn": ("cartpole", "minatar", "atari"),
+    "iq": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"),
+    "sac": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"),
+}
+#: Losses without ``loss_and_outputs``: compiled around an eager backward, not fused.
+NOT_FUSABLE = ("dqn", "sac")
+
+
+def _presets():
+    for recipe, envs in ENVS.items():
+        for env in envs:
+            for loss in VALUE_BASED.get(recipe, (None,)):
+                yield recipe, env, loss
+
+
+class _Built(Exception):
+    def __init__(self, update):
+        self.update = update
+
+
+@pytest.mark.parametrize("recipe, env, loss", list(_presets()))
+def test_every_compiled_preset_builds_the_fused_update(recipe, env, loss, tmp_path, monkeypatch):
+    """Compose each preset, run its loop up to the update it builds (no training), and check the type:
+    every preset with ``compile=true`` runs the fused compiled step (FusedAdamUpdate) unless its loss
+    cannot be fused (TorchRL's DQNLoss and SACLoss: compiled generic step); eager presets build the eager step."""
+    module = importlib.import_module(f"recipes.{recipe}")
+    overrides = [f"env={env}", f"run_dir={tmp_path}", "collector.num_envs=1", "collector.frames_per_batch=4"]
+    if recipe in VALUE_BASED:
+        overrides += [f"loss={loss}", "optim.frames_per_update=4", "optim.target_update_interval=4"]
+    else:
+        overrides += ["collector.frames_per_batch=1"]
+    cfg = compose_config(CONF, recipe, overrides)
+    loop = value_based if recipe in VALUE_BASED else actor_critic
+    real = loop.make_update
+
+    def capture(*args, **kwargs):
+        raise _Built(real(*args, **kwargs))
+
+    monkeypatch.setattr(loop, "make_update", capture)
+    with pytest.raises(_Built) as built:
+        module.train(cfg)
+    update = built.value.update
+    name = loss or recipe
+    if cfg.compile and name not in NOT_FUSABLE:
+        assert isinstance(update, FusedAdamUpdate), (recipe, env, name)
+    elif cfg.compile:
+        assert not isinstance(update, FusedAdamUpdate) and hasattr(update, "_torchdynamo_orig_callable"), (recipe, env, name)
+    else:
+        assert not isinstance(update, FusedAdamUpdate) and not hasattr(update, "_torchdynamo_orig_callable")
+
+
+def test_the_compiled_presets_are_the_documented_ones():
+    compiled = {(r, e) for r, envs in ENVS.items() for e in envs if compose_config(CONF, r, [f"env={e}"]).compile}
+    expected = {(r, e) for r in ("m_dqn", "mirl") for e in ("cartpole", "acrobot", "minatar")} | {("m_iqn", "minatar")}
+    expected |= {(r, e) for r in ("iq", "sac") for e in ENVS["iq"] if e != "pendulum"}
+    assert compiled == expected
+
+
+def test_registry_maps_each_config_name_to_its_loss():
+    for recipe, losses in VALUE_BASED.items():
+        importlib.import_module(f"recipes.{recipe}")
+        for name in losses:
+            assert get_loss(name).name == name
+    importlib.import_module("recipes.iq")
+    importlib.import_module("recipes.sac")
+    assert {"implicit_q", "sac", "dqn", "m_dqn", "m_iqn", "mirl"} <= set(registered_losses())
+    with pytest.raises(ValueError, match="unknown loss 'nope'.*registered losses"):
+        get_loss("nope")
+    with pytest.raises(ValueError, match="already registered for MunchausenDQNLoss"):
+        register_loss("m_dqn", torch.nn.Module, lambda cfg, actor: None)
+
+
+ATARI_TINY = [
+    "env=atari", "env.name=Breakout", "compile=false", "collector.total_frames=48", "collector.num_envs=2",
+    "collector.frames_per_batch=16", "optim.learning_starts=16", "optim.frames_per_update=4",
+    "optim.target_update_interval=16", "buffer.size=200", "buffer.storage=tensor", "eval.episodes=0",
+    "env.max_episode_steps=30", "logger.progress_bar=false",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["m_dqn", "m_iqn", "mirl"])
+def test_atari_replay_stores_each_frame_once(recipe, tmp_path):
+    """``buffer.dedup_frames`` (on in the Atari presets) must reach the replay buffer in every value-based
+    recipe: the checkpointed storage is a FrameStackStorage (rows + frames), not stacked observations.
+    (recipes/mirl.py never passed frame_stack before issue 22, so MIRL stored every stack whole.)"""
+    module = importlib.import_module(f"recipes.{recipe}")
+    extra = ["loss.num_quantiles=8", "loss.num_target_quantiles=8", "loss.num_policy_quantiles=4"] if recipe == "m_iqn" else []
+    cfg = compose_config(CONF, recipe, [*ATARI_TINY, *extra, f"run_dir={tmp_path}"])
+    assert cfg.buffer.dedup_frames and cfg.env.frame_stack == 4
+    metrics = module.train(cfg)
+    storage = load_checkpoint(tmp_path / "checkpoint.pt")["replay_buffer"]["_storage"]
+    assert set(storage) == {"rows", "frames", "meta"}
+    if recipe == "mirl":  # Algorithm 1, line 8: one beta step per gradient step
+        assert int(load_checkpoint(tmp_path / "checkpoint.pt")["loss_module"]["num_beta_updates"]) == metrics["updates"] > 0
