@@ -267,17 +267,20 @@ def frozenlake(args) -> None:
     import gymnasium as gym
 
     budgets = [int(b) for b in args.budgets.split(",")]
-    params = {"tau": 0.1, "alpha": 0.1, "beta_0": 0.1, "eps": 0.1}
-    result = {"map": "8x8", "is_slippery": False, "max_steps": args.max_steps, "params": params, "budgets": budgets, "success_rate": {}}
+    # gamma < 1 breaks the ties of undiscounted Bellman values: with gamma = 1 every action from which the
+    # goal stays reachable is worth 1, and argmax can pick a move into a wall for ever
+    params = {"tau": 0.1, "alpha": 0.1, "beta_0": 0.1, "eps": 0.1, "gamma": args.gamma}
+    result = {"map": args.map, "is_slippery": False, "max_steps": args.max_steps, "params": params, "budgets": budgets, "success_rate": {}}
     for algorithm in ALGORITHMS:
         rate = []
         for n in budgets:
             wins = 0
             for seed in range(args.seeds):
-                env = gym.make("FrozenLake-v1", map_name="8x8", is_slippery=False)
+                env = gym.make("FrozenLake-v1", map_name=args.map, is_slippery=False)
                 env.reset(seed=seed)
                 sim = FrozenLakeSimulator(env)
-                search = make_search(algorithm, sim, evaluator=RandomRollout(max_steps=args.rollout, seed=seed), seed=seed, **params)
+                rollout = RandomRollout(max_steps=args.rollout, gamma=args.gamma, seed=seed)
+                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **params)
                 for _ in range(args.max_steps):
                     reward, done = sim.step(search.search(n))
                     if done:
@@ -288,7 +291,7 @@ def frozenlake(args) -> None:
         result["success_rate"][algorithm] = rate
     result["seeds"] = args.seeds
     result["definition"] = "fraction of episodes (one search per move) that reach the goal within max_steps"
-    _write("frozenlake", result)
+    _write("frozenlake" if args.map == "8x8" else f"frozenlake_{args.map}", result)
 
 
 def minatar(args) -> None:
@@ -342,23 +345,38 @@ def plot(args) -> None:
         labels, parts = [], {"tree": [], "simulator": [], "evaluator": []}
         for row in data["rows"]:
             labels.append(f"{row['algorithm']}\n{row['case'].split(',')[0][:9]}\n{'net' if 'network' in row['case'] else 'rollout'}")
-            per_sim = 1e6 / row["simulations"]
+            # CPU time per simulation (the machine is shared), split in the proportions of the timed run
+            per_sim = 1e6 / row["sims_per_cpu_s"]
+            timed = sum(row["split_s"][key] for key in parts)
             for key in parts:
-                parts[key].append(row["split_s"][key] * per_sim)
+                parts[key].append(row["split_s"][key] / timed * per_sim)
         bottom = np.zeros(len(labels))
         for key, color in zip(parts, ("tab:blue", "tab:orange", "tab:green")):
             ax.bar(labels, parts[key], bottom=bottom, label=key, color=color)
             bottom += np.array(parts[key])
-        ax.set_ylabel("microseconds per simulation")
+        ax.set_ylabel("CPU microseconds per simulation")
         ax.set_yscale("log")
-        ax.set_title("Time per simulation split (one core); target 5,000 sims/s = 200 us")
+        ax.set_title("CPU time per simulation and its split; target 5,000 sims/s on one core = 200 us")
         ax.axhline(200, color="k", ls="--", lw=0.8)
         ax.legend()
         plt.xticks(fontsize=6)
         fig.tight_layout()
         fig.savefig(OUT / "speed.png", dpi=120)
 
-    panels = [name for name in ("synthetic", "dchain", "frozenlake") if (OUT / f"{name}.json").exists()]
+    games = sorted(OUT.glob("minatar_*.json"))
+    if games:
+        fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.4), squeeze=False)
+        for ax, path in zip(axes[0], games):
+            data = json.loads(path.read_text())
+            names = list(data["returns"])
+            means = [np.mean(data["returns"][n]) for n in names]
+            sems = [np.std(data["returns"][n], ddof=1) / np.sqrt(len(data["returns"][n])) for n in names]
+            ax.bar(names, means, yerr=sems, color=[COLORS.get(n, "black") for n in names], capsize=4)
+            ax.set_title(f"MinAtar {data['game']}: return, {data['episodes']} episodes (+- s.e.)\n{data['simulations']} simulations per move", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(OUT / "minatar.png", dpi=120)
+
+    panels = [name for name in ("synthetic", "dchain", "frozenlake_4x4", "frozenlake_4x4_gamma1", "frozenlake") if (OUT / f"{name}.json").exists()]
     if not panels:
         return
     series = []
@@ -371,7 +389,8 @@ def plot(args) -> None:
                 rates = {k.split("/")[1]: v for k, v in data["success_rate"].items() if k.startswith(f"R_f={rf}")}
                 series.append((f"D-chain D={data['length']}, R_f={rf}: success rate", data["budgets"], rates))
         else:
-            series.append(("FrozenLake 8x8: success rate", data["budgets"], data["success_rate"]))
+            title = f"FrozenLake {data['map']}, gamma={data['params'].get('gamma', 1.0)}: success rate"
+            series.append((title, data["budgets"], data["success_rate"]))
     fig, axes = plt.subplots(1, len(series), figsize=(4.2 * len(series), 3.6))
     for ax, (title, budgets, rates) in zip(np.atleast_1d(axes), series):
         for algorithm, values in rates.items():
@@ -410,6 +429,8 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=50)
     p.add_argument("--rollout", type=int, default=50)
     p.add_argument("--budgets", default="50,200,1000")
+    p.add_argument("--map", default="8x8", choices=["4x4", "8x8"])
+    p.add_argument("--gamma", type=float, default=0.95)
     p = sub.add_parser("minatar")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--game", default="breakout")
