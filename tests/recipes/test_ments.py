@@ -146,3 +146,12 @@ def test_minatar_without_a_checkpoint_is_refused(tmp_path):
         ments.validate(compose("ments_preset=minatar"))
     with pytest.raises(FileNotFoundError, match="is not a file"):
         ments.validate(compose("ments_preset=minatar", f"evaluator.checkpoint={tmp_path / 'missing.pt'}"))
+
+
+def test_help_lists_every_preset_and_algorithm():
+    from omegaconf import OmegaConf
+
+    template = OmegaConf.load(CONF / "ments.yaml").hydra.help.template
+    presets = sorted(path.stem for path in (CONF / "ments_preset").glob("*.yaml"))
+    assert f"ments_preset: {', '.join(PRESETS)}" in template and sorted(PRESETS) == presets
+    assert "planner.algorithm=ments|dents|bts|uct" in template
