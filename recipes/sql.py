@@ -159,7 +159,7 @@ def hooks(cfg: DictConfig, loss: SoftQLearningLoss) -> LoopHooks:
     return TemperatureAnnealing(schedule)
 
 
-register_loss("sql", SoftQLearningLoss, from_config, hooks)
+register_loss("sql", SoftQLearningLoss, from_config, hooks=hooks)
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:
