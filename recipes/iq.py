@@ -164,6 +164,8 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
         clip_value_max=cfg.loss.clip_value_max,
         bootstrap=cfg.loss.bootstrap,
         loss_function=cfg.loss.loss_function,
+        # A NaN/inf observation or reward stops the run naming the key and index (one sync per update).
+        check_finite=True,
     )
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return policy, loss
