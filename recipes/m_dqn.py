@@ -102,6 +102,7 @@ def munchausen_from_config(cfg: DictConfig, actor: QValueActor) -> MunchausenDQN
         loss_function=cfg.loss.loss_function,
         delay_value=True,
         action_space=actor.spec,
+        check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
     )
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return loss
@@ -116,6 +117,7 @@ def advantage_learning_from_config(cfg: DictConfig, actor: QValueActor, *, persi
         loss_function=cfg.loss.loss_function,
         delay_value=True,
         action_space=actor.spec,
+        check_finite=True,
     )
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return loss

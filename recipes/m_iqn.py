@@ -111,6 +111,7 @@ def _quantile_settings(loss: DictConfig, actor: QValueActor) -> dict[str, Any]:
         kappa=loss.kappa,
         independent_fractions=loss.independent_fractions,
         action_space=actor.spec,
+        check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
     )
 
 

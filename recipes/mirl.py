@@ -110,6 +110,7 @@ def from_config(cfg: DictConfig, actor: QValueActor) -> MIRLLoss:
         prior_lr=loss.prior_lr,
         loss_function=loss.loss_function,
         action_space=actor.spec,
+        check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
         **overrides,
     )
     module.make_value_estimator(gamma=loss.gamma)
