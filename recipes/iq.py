@@ -31,7 +31,7 @@ side-by-side comparisons.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import hydra
@@ -51,14 +51,14 @@ from torchrl_reg.recipe_utils import (
     ActorCriticLossConfig,
     RecipeRun,
     check_choice,
+    check_config,
+    check_ordered,
     check_positive_int,
     check_range,
     crossed,
     default_of,
-    register_schema,
-    structured,
+    recipe_schema,
     report_summary,
-    validate_actor_critic_config,
 )
 
 BOOTSTRAPS = ("target", "online")
@@ -95,13 +95,7 @@ class PolicyConfig:
     scaled: bool = False
 
 
-@dataclass
-class IQConfig(ActorCriticConfig):
-    loss: IQLossConfig = field(default_factory=IQLossConfig)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-
-
-register_schema("iq", IQConfig)
+IQConfig = recipe_schema("iq", ActorCriticConfig, loss=IQLossConfig, policy=PolicyConfig)
 
 #: ``policy.kind`` -> ``(cfg, obs_dim, action_spec) -> policy``; both raise for a non-Box or unbounded action space.
 POLICIES = {
@@ -125,8 +119,7 @@ def method_name(loss: DictConfig) -> str:
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
-    cfg = structured(cfg, IQConfig)
-    validate_actor_critic_config(cfg)
+    cfg = check_config(cfg, IQConfig)
     check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.alpha", cfg.loss.alpha, 0.0, 1.0, high_inclusive=False)
     check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
@@ -145,8 +138,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
             "set both loss.clip_value_min and loss.clip_value_max (clip of tau ln pi in the Munchausen term) or "
             f"neither (Eq. 2, no clip), got loss.clip_value_min={low}, loss.clip_value_max={high}"
         )
-    if low is not None and not low <= high:
-        raise ValueError(f"loss.clip_value_min must be <= loss.clip_value_max, got {low} > {high}")
+    if low is not None:
+        check_ordered("loss.clip_value_min", low, "loss.clip_value_max", high)
     return cfg
 
 

@@ -21,7 +21,7 @@ resume, stop signals) is :mod:`torchrl_reg.recipe_utils`'s.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -36,12 +36,12 @@ from torchrl_reg.recipe_utils import (
     ValueBasedConfig,
     ValueBasedLossConfig,
     check_choice,
+    check_config,
+    check_ordered,
     check_range,
     default_of,
-    register_schema,
-    structured,
+    recipe_schema,
     report_summary,
-    validate_value_based_config,
 )
 
 LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
@@ -60,18 +60,12 @@ class LossConfig(ValueBasedLossConfig):
     loss_function: str = default_of(MunchausenDQNLoss, "loss_function")
 
 
-@dataclass
-class MDQNConfig(ValueBasedConfig):
-    loss: LossConfig = field(default_factory=LossConfig)
-
-
-register_schema("m_dqn", MDQNConfig)
+MDQNConfig = recipe_schema("m_dqn", ValueBasedConfig, loss=LossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
-    cfg = structured(cfg, MDQNConfig)
-    validate_value_based_config(cfg)
+    cfg = check_config(cfg, MDQNConfig)
     loss = cfg.loss
     check_choice("loss.name", loss.name, LOSSES)
     check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
@@ -81,11 +75,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_range("loss.tau", loss.tau, 0.0, low_inclusive=False)
         check_range("loss.clip_value_min", loss.clip_value_min)
         check_range("loss.clip_value_max", loss.clip_value_max)
-        if loss.clip_value_min > loss.clip_value_max:
-            raise ValueError(
-                "loss.clip_value_min must be <= loss.clip_value_max, got "
-                f"loss.clip_value_min={loss.clip_value_min}, loss.clip_value_max={loss.clip_value_max}"
-            )
+        check_ordered("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
     if loss.name == "soft_dqn" and loss.alpha != 0.0:
         raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={loss.alpha}; use loss=m_dqn")
     return cfg

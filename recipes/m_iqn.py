@@ -19,7 +19,7 @@ declares the config and registers the losses with their network.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import hydra
@@ -33,13 +33,13 @@ from torchrl_reg.recipe_utils import (
     ValueBasedConfig,
     ValueBasedLossConfig,
     check_choice,
+    check_config,
+    check_ordered,
     check_positive_int,
     check_range,
     default_of,
-    register_schema,
-    structured,
+    recipe_schema,
     report_summary,
-    validate_value_based_config,
 )
 
 LOSSES = ("m_iqn", "iqn")
@@ -63,18 +63,12 @@ class IQNLossConfig(ValueBasedLossConfig):
     independent_fractions: bool = default_of(IQNLoss, "independent_fractions")
 
 
-@dataclass
-class MIQNConfig(ValueBasedConfig):
-    loss: IQNLossConfig = field(default_factory=IQNLossConfig)
-
-
-register_schema("m_iqn", MIQNConfig)
+MIQNConfig = recipe_schema("m_iqn", ValueBasedConfig, loss=IQNLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
-    cfg = structured(cfg, MIQNConfig)
-    validate_value_based_config(cfg)
+    cfg = check_config(cfg, MIQNConfig)
     loss = cfg.loss
     check_choice("loss.name", loss.name, LOSSES)
     check_range("loss.kappa", loss.kappa, 0.0, low_inclusive=False)
@@ -83,11 +77,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     if loss.name == "m_iqn":
         check_range("loss.alpha", loss.alpha, 0.0, 1.0)
         check_range("loss.tau", loss.tau, 0.0, low_inclusive=False)
-        if loss.clip_value_min > loss.clip_value_max:
-            raise ValueError(
-                "loss.clip_value_min must be <= loss.clip_value_max, got "
-                f"loss.clip_value_min={loss.clip_value_min}, loss.clip_value_max={loss.clip_value_max}"
-            )
+        check_ordered("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
     return cfg
 
 

@@ -18,7 +18,7 @@ buffers); ``metrics.json`` adds the final ``prior`` and ``beta``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import hydra
@@ -37,12 +37,11 @@ from torchrl_reg.recipe_utils import (
     ValueBasedConfig,
     ValueBasedLossConfig,
     check_choice,
+    check_config,
     check_range,
     default_of,
-    register_schema,
-    structured,
+    recipe_schema,
     report_summary,
-    validate_value_based_config,
 )
 
 LOSSES = (*VARIANTS, "dqn")
@@ -68,18 +67,12 @@ class MIRLLossConfig(ValueBasedLossConfig):
     loss_function: str = default_of(MIRLLoss, "loss_function")
 
 
-@dataclass
-class MIRLRecipeConfig(ValueBasedConfig):
-    loss: MIRLLossConfig = field(default_factory=MIRLLossConfig)
-
-
-register_schema("mirl", MIRLRecipeConfig)
+MIRLRecipeConfig = recipe_schema("mirl", ValueBasedConfig, loss=MIRLLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
-    cfg = structured(cfg, MIRLRecipeConfig)
-    validate_value_based_config(cfg)
+    cfg = check_config(cfg, MIRLRecipeConfig)
     loss = cfg.loss
     check_choice("loss.name", loss.name, LOSSES)
     check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)

@@ -19,7 +19,7 @@ paper with one backward pass.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import hydra
@@ -38,13 +38,12 @@ from torchrl_reg.recipe_utils import (
     ActorCriticConfig,
     ActorCriticLossConfig,
     check_choice,
+    check_config,
     check_positive_int,
     check_range,
     default_of,
-    register_schema,
-    structured,
+    recipe_schema,
     report_summary,
-    validate_actor_critic_config,
 )
 
 
@@ -68,18 +67,12 @@ class SACLossConfig(ActorCriticLossConfig):
     delay_actor: bool = default_of(SACLoss, "delay_actor")
 
 
-@dataclass
-class SACConfig(ActorCriticConfig):
-    loss: SACLossConfig = field(default_factory=SACLossConfig)
-
-
-register_schema("sac", SACConfig)
+SACConfig = recipe_schema("sac", ActorCriticConfig, loss=SACLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
-    cfg = structured(cfg, SACConfig)
-    validate_actor_critic_config(cfg)
+    cfg = check_config(cfg, SACConfig)
     check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.alpha_init", cfg.loss.alpha_init, 0.0, low_inclusive=False)
     check_positive_int("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)

@@ -22,7 +22,7 @@ and Hopper; on MultiGoal batch 64, 32 kernel particles, reward scale 0.1.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import hydra
@@ -41,13 +41,12 @@ from torchrl_reg.recipe_utils import (
     ActorCriticConfig,
     ActorCriticLossConfig,
     check_choice,
+    check_config,
     check_positive_int,
     check_range,
     default_of,
-    register_schema,
-    structured,
+    recipe_schema,
     report_summary,
-    validate_actor_critic_config,
 )
 
 PROPOSALS = ("uniform", "mixture")
@@ -73,18 +72,12 @@ class SQLLossConfig(ActorCriticLossConfig):
     tau_annealing_updates: int = 1
 
 
-@dataclass
-class SQLConfig(ActorCriticConfig):
-    loss: SQLLossConfig = field(default_factory=SQLLossConfig)
-
-
-register_schema("sql", SQLConfig)
+SQLConfig = recipe_schema("sql", ActorCriticConfig, loss=SQLLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built."""
-    cfg = structured(cfg, SQLConfig)
-    validate_actor_critic_config(cfg)
+    cfg = check_config(cfg, SQLConfig)
     check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
     check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
     check_choice("loss.proposal", cfg.loss.proposal, PROPOSALS)
@@ -159,12 +152,12 @@ def hooks(cfg: DictConfig, loss: SoftQLearningLoss) -> LoopHooks:
     return TemperatureAnnealing(schedule)
 
 
-register_loss("sql", SoftQLearningLoss, from_config, hooks=hooks)
+register_loss("soft_q_learning", SoftQLearningLoss, from_config, hooks=hooks)
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    return actor_critic.train(validate(cfg), loss="sql", name="sql", metrics={"policy": "svgd"})
+    return actor_critic.train(validate(cfg), loss="soft_q_learning", name="sql", metrics={"policy": "svgd"})
 
 
 @hydra.main(config_path="conf", config_name="sql", version_base=None)

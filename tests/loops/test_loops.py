@@ -84,9 +84,10 @@ def test_registry_maps_each_config_name_to_its_loss():
         importlib.import_module(f"recipes.{recipe}")
         for name in losses:
             assert get_loss(name).name == name
-    importlib.import_module("recipes.iq")
-    importlib.import_module("recipes.sac")
-    assert {"implicit_q", "sac", "dqn", "m_dqn", "m_iqn", "mirl"} <= set(registered_losses())
+    for recipe in ("iq", "sac", "sql"):  # every recipe imports beside the others: no name names two losses
+        importlib.import_module(f"recipes.{recipe}")
+    assert {"implicit_q", "sac", "soft_q_learning", "dqn", "m_dqn", "m_iqn", "mirl"} <= set(registered_losses())
+    assert get_loss("sql").loss_class.__name__ == "MIRLLoss"  # loss=sql of recipes/mirl.py
     with pytest.raises(ValueError, match="unknown loss 'nope'.*registered losses"):
         get_loss("nope")
     with pytest.raises(ValueError, match="already registered for MunchausenDQNLoss"):

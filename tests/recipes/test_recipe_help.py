@@ -30,7 +30,7 @@ def listed_options(recipe: str) -> dict[str, list[str]]:
 
 
 def accepts(recipe: str, group: str, option: str) -> bool:
-    module = importlib.import_module(recipe)  # registers the schema
+    module = importlib.import_module(f"recipes.{recipe}")  # registers the schema
     try:
         module.validate(compose_config(CONF, recipe, [f"{group}={option}"]))
     except Exception:  # noqa: BLE001 -- any refusal (missing preset, schema mismatch, range check)

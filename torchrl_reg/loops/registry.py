@@ -44,12 +44,13 @@ def register_loss(
     name: str,
     loss_class: type,
     from_config: Callable[..., Any],
-    *,
     hooks: Callable[[Any, Any], LoopHooks] | None = None,
+    *,
     network: Callable[..., Any] | None = None,
 ) -> LossEntry:
-    """Register ``name`` (again: replaced, e.g. a recipe run as ``__main__`` and imported); one name
-    naming two loss classes is refused."""
+    """Register ``name`` (again: replaced, e.g. a recipe run as ``__main__`` and imported). Names are
+    shared by every recipe and loop: one name naming two loss classes is refused, so a recipe whose
+    loss is not chosen by ``loss.name`` registers it under a name no config uses (e.g. ``soft_q_learning``)."""
     known = _LOSSES.get(name)
     if known is not None and known.loss_class is not loss_class:
         raise ValueError(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -47,6 +47,9 @@ __all__ = [
     "ValueBasedLossConfig",
     "LOSS_FUNCTIONS",
     "default_of",
+    "recipe_schema",
+    "check_config",
+    "check_ordered",
     "register_schema",
     "compose_config",
     "structured",
@@ -254,6 +257,19 @@ def register_schema(name: str, node: type) -> None:
     ConfigStore.instance().store(name=f"{name}_schema", node=node)
 
 
+def recipe_schema(name: str, family: type, **groups: type) -> type:
+    """A recipe's top-level schema: its family's (:class:`ValueBasedConfig`, :class:`ActorCriticConfig`)
+    plus the recipe's own groups (``loss=MyLossConfig``, ``policy=...``), registered as ``<name>_schema``
+    (:func:`register_schema`)."""
+    schema = make_dataclass(
+        f"{name}_config",
+        [(group, node, field(default_factory=node)) for group, node in groups.items()],
+        bases=(family,),
+    )
+    register_schema(name, schema)
+    return schema
+
+
 def compose_config(config_dir: str | Path, config_name: str, overrides: Iterable[str] = ()) -> DictConfig:
     """Compose a recipe config without running it (tests, notebooks); the schema must be registered."""
     from hydra import compose, initialize_config_dir
@@ -429,3 +445,26 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
     if t >= duration:
         return end
     return start + (end - start) * t / duration
+
+
+def check_ordered(low_name: str, low: float, high_name: str, high: float) -> None:
+    """Raise ``ValueError`` unless ``low <= high`` (e.g. a clip interval's bounds)."""
+    if not low <= high:
+        raise ValueError(f"{low_name} must be <= {high_name}, got {low_name}={low}, {high_name}={high}")
+
+
+def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+    """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused) and
+    checked by its family's validator (:func:`validate_value_based_config`,
+    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`)."""
+    cfg = structured(cfg, schema)
+    family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
+    _FAMILY_CHECKS[family](cfg)
+    return cfg
+
+
+_FAMILY_CHECKS = {
+    ValueBasedConfig: validate_value_based_config,
+    ActorCriticConfig: validate_actor_critic_config,
+    RecipeConfig: validate_recipe_config,
+}
