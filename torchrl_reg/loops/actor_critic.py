@@ -61,6 +61,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
     update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
     replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+    hooks.attach(replay_buffer)
     collector = make_collector(env, policy, cfg.collector, device=device)
 
     metrics = dict(metrics or {})

@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
-from torchrl.data import TensorSpec
+from torchrl.data import ReplayBuffer, TensorSpec
 
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
 from torchrl_reg.recipe_utils.run import RecipeRun
@@ -24,6 +24,10 @@ __all__ = ["LoopHooks", "ValueBasedHooks"]
 
 class LoopHooks:
     """The steps a method may add to its family's loop; the defaults add nothing."""
+
+    def attach(self, replay_buffer: ReplayBuffer) -> None:
+        """The run's replay buffer, once, before anything is collected: for a method that samples more
+        than the minibatch (VIREL's temperature batch, ``recipes/virel.py``)."""
 
     def after_collect(self, data: TensorDictBase) -> None:
         """A collected batch (``[num_envs, T]``, rewards checked and clipped), before it is stored."""

@@ -96,6 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         frame_stack=cfg.env.frame_stack,  # with buffer.dedup_frames, stacked frames are stored once
         num_envs=cfg.collector.num_envs,
     )
+    hooks.attach(replay_buffer)
     collector = make_collector(env, policy, cfg.collector, device=device)
 
     @torch.no_grad()

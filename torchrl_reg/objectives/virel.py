@@ -31,18 +31,16 @@ from dataclasses import dataclass
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, dispatch
-from tensordict.utils import NestedKey, unravel_key
+from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data.tensor_specs import TensorSpec
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules.distributions.utils import rsample_and_log_prob
 from torchrl.modules.tensordict_module.actors import QValueActor
-from torchrl.objectives.common import LossModule
-from torchrl.objectives.utils import ValueEstimators, _vmap_func, distance_loss
+from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import RegularizedDQNLossBase
-from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _box_bounds
 
 __all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS", "check_temperature_options"]
 
@@ -192,7 +190,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
         return super().forward(tensordict)
 
 
-class VIRELLoss(LossModule):
+class VIRELLoss(RegularizedLossBase):
     r"""VIREL for continuous actions: a tanh-Gaussian actor :math:`\pi_\theta` and critics :math:`Q_{\omega_i}`.
 
     Both variants share the actor loss, the E-step of [VIREL] Section 4,
@@ -266,7 +264,8 @@ class VIRELLoss(LossModule):
     Outputs ``loss_actor``, ``loss_qvalue`` and the detached ``temperature``, ``entropy``
     (:math:`-\ln\pi_\theta(\tilde a|s)`, one sample), ``log_prob``, ``q_value``, ``td_error``
     (:math:`\mathrm{mean}_i\delta^2`, also written in place under the priority key, shape ``[..., 1]``),
-    and for ``"em"`` ``objective`` (:math:`\mathcal L` with :math:`\bar Q` over the first critic).
+    and ``objective``, :math:`\mathcal L(\omega,\theta)` per state at the E-step temperature:
+    :math:`Q_{\omega_1}(s,\tilde a)/\epsilon - \ln\pi_\theta(\tilde a|s)` (first critic, one-sample entropy).
     """
 
     @dataclass
@@ -295,9 +294,10 @@ class VIRELLoss(LossModule):
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
-    default_value_estimator = ValueEstimators.TD0
-    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
     out_keys = ["loss_actor", "loss_qvalue", "temperature", "entropy", "log_prob", "q_value", "td_error", "objective"]
+    _network_names = ("actor_network", "qvalue_network")
+    #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
+    fusable_update = False
 
     actor_network: ProbabilisticTensorDictSequential
     qvalue_network: TensorDictModule
@@ -322,6 +322,7 @@ class VIRELLoss(LossModule):
         delay_qvalue: bool = True,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
         options = check_temperature_options(c, p, temperature_estimator, temperature_ema, initial_temperature)
         if variant not in VARIANTS:
@@ -330,21 +331,13 @@ class VIRELLoss(LossModule):
             raise ValueError(f"num_qvalue_nets must be 1 or 2, got num_qvalue_nets={num_qvalue_nets!r}")
         if loss_function not in _LOSS_FUNCTIONS:
             raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
-        reduction = "mean" if reduction is None else reduction
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got reduction={reduction!r}")
-        if variant == "em" and reduction != "mean":
+        if variant == "em" and reduction not in (None, "mean"):
             raise ValueError(f"variant='em' needs reduction='mean' (its M-step is a product of batch means), got {reduction!r}")
-        if use_prioritized_weights not in (True, False, "auto"):
-            raise ValueError(f"use_prioritized_weights must be True, False or 'auto', got {use_prioritized_weights!r}")
-        super().__init__()
-        self._in_keys = None
+        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = options
         self.variant = variant
         self.num_qvalue_nets = int(num_qvalue_nets)
         self.loss_function = loss_function
-        self.reduction = reduction
-        self.use_prioritized_weights = use_prioritized_weights
         self.delay_qvalue = delay_qvalue
         self.convert_to_functional(actor_network, "actor_network", create_target_params=False)
         self.convert_to_functional(
@@ -354,23 +347,24 @@ class VIRELLoss(LossModule):
         self._vmap_qvalue = _vmap_func(self.qvalue_network, (None, 0), randomness="different")
         self.register_buffer("temperature", torch.tensor(initial_temperature))
 
-    # -- keys and value estimator -------------------------------------------------------------
-    def _set_in_keys(self) -> None:
+    # -- keys, checks, parameters (the rest of the plumbing is RegularizedLossBase's) ---------
+    def _in_key_list(self) -> list[NestedKey]:
         keys = self.tensor_keys
         obs_keys = [*self.actor_network.in_keys, *[k for k in self.qvalue_network.in_keys if k != keys.action]]
-        self._in_keys = list(
-            dict.fromkeys(
-                unravel_key(k)
-                for k in [keys.action, *obs_keys, *[("next", k) for k in (keys.reward, keys.done, keys.terminated, *obs_keys)]]
-            )
-        )
+        return [keys.action, *obs_keys, *[("next", k) for k in (keys.reward, keys.done, keys.terminated, *obs_keys)]]
 
-    # The state-value TD(0) plumbing of ImplicitQLoss (same key names, the loss hands the estimator
-    # its next-state value): one implementation, shared by reference.
-    in_keys = ImplicitQLoss.in_keys
-    _estimator_keys = ImplicitQLoss._estimator_keys
-    _forward_value_estimator_keys = ImplicitQLoss._forward_value_estimator_keys
-    make_value_estimator = ImplicitQLoss.make_value_estimator
+    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+        bounds = _box_bounds(getattr(self.actor_network, "spec", None), self.tensor_keys.action)
+        if bounds is not None:
+            low, high = (bound.to(action.device) for bound in bounds)
+            # A tanh-Gaussian's log-prob clamps an action outside the box to its edge: refuse it.
+            outside = (action < low) | (action > high)
+            checks.append(
+                (self.tensor_keys.action, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]")
+            )
+
+    def _loss_params(self) -> TensorDictBase:
+        return TensorDict({"actor": self.actor_network_params, "qvalue": self.qvalue_network_params}, batch_size=[])
 
     # -- pieces -------------------------------------------------------------------------------
     def _critics(self, tensordict: TensorDictBase, action: torch.Tensor, params: TensorDictBase) -> torch.Tensor:
@@ -395,11 +389,6 @@ class VIRELLoss(LossModule):
         next_value = self._critics(next_td, next_action, self.target_qvalue_network_params).min(0).values
         return self.value_estimator.value_estimate(tensordict, next_value=next_value.unsqueeze(-1)).squeeze(-1)
 
-    def _weights(self, tensordict: TensorDictBase) -> torch.Tensor | None:
-        if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in tensordict.keys(True):
-            return tensordict.get(self.tensor_keys.priority_weight)
-        return None
-
     @torch.no_grad()
     def update_temperature(self, tensordict: TensorDictBase) -> torch.Tensor:
         r"""Estimate :math:`\epsilon = \frac cp\,\mathrm{mean}_{i,t}|y_t - Q_{\omega_i}(s_t,a_t)|^p` on ``tensordict``
@@ -407,7 +396,7 @@ class VIRELLoss(LossModule):
         errors = self._target(tensordict) - self._critics(
             tensordict, tensordict.get(self.tensor_keys.action), self.qvalue_network_params
         )
-        return self._store_temperature(errors, self._weights(tensordict))
+        return self._store_temperature(errors, self._weights(tensordict, errors.shape[1:]))
 
     @torch.no_grad()
     def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -424,8 +413,11 @@ class VIRELLoss(LossModule):
         """Actor (E-step) and critic (TD evaluation or the M-step) losses on a batch of transitions.
 
         ``"batch"``/``"ema"`` estimate the temperature from this batch's own Bellman errors (the target
-        and critics the critic loss uses, so no extra forward pass) before the actor loss reads it."""
-        weights = self._weights(tensordict)
+        and critics the critic loss uses, so no extra forward pass) before the actor loss reads it.
+        The batch is checked first (:meth:`~torchrl_reg.objectives.common.RegularizedLossBase.check_batch`)."""
+        self.check_batch(tensordict)
+        tensordict_in, tensordict = tensordict, self._bool_flags(tensordict)
+        weights = self._weights(tensordict, tensordict.batch_size)
         target = self._target(tensordict)
         q_taken = self._critics(tensordict, tensordict.get(self.tensor_keys.action), self.qvalue_network_params)
         delta = target - q_taken
@@ -437,7 +429,6 @@ class VIRELLoss(LossModule):
         q_actor = self._critics(tensordict, action, self.qvalue_network_params.detach())
         loss_actor = self._reduce_loss(temperature * log_prob - q_actor.min(0).values, tensordict=tensordict, weights=weights)
         td_error = delta.detach().pow(2).mean(0)
-        out = {}
         if self.variant == "practical":
             loss_qvalue = distance_loss(q_taken, target.expand_as(q_taken), self.loss_function).sum(0)
             loss_qvalue = self._reduce_loss(loss_qvalue, tensordict=tensordict, weights=weights)
@@ -447,8 +438,6 @@ class VIRELLoss(LossModule):
             q_bar = _weighted_mean(q_policy, weights)
             eps = torch.stack([F.bellman_error_temperature(d, c=self.c, p=self.p, weights=weights) for d in delta])
             loss_qvalue = (q_bar.detach() * eps - eps.detach() * q_bar).sum()
-            with torch.no_grad():
-                out["objective"] = q_bar[0] / eps[0] - _weighted_mean(log_prob.detach().unsqueeze(0), weights)[0]
         with torch.no_grad():
             diagnostics = {
                 "temperature": temperature.clone().expand(log_prob.shape),
@@ -456,13 +445,14 @@ class VIRELLoss(LossModule):
                 "log_prob": log_prob.detach(),
                 "q_value": q_taken.detach().mean(0),
                 "td_error": td_error,
+                # L(w, theta) per state with the temperature of the E-step: Q(s, a~pi)/eps + H (one sample).
+                "objective": q_actor.detach()[0] / temperature.clamp_min(torch.finfo(temperature.dtype).tiny) - log_prob.detach(),
             }
-            if self.reduction != "none":
-                diagnostics = {k: v.mean() for k, v in diagnostics.items()}
-        tensordict.set(self.tensor_keys.priority, td_error.unsqueeze(-1), inplace=True)
+            diagnostics = {k: self._reduce_diagnostic(v) for k, v in diagnostics.items()}
+        tensordict_in.set(self.tensor_keys.priority, td_error.unsqueeze(-1), inplace=True)
         batch_size = tensordict.batch_size if self.reduction == "none" else []
-        td_out = TensorDict({"loss_actor": loss_actor, "loss_qvalue": loss_qvalue, **diagnostics, **out}, batch_size=batch_size)
-        self._clear_weakrefs(tensordict, td_out, "actor_network_params", "qvalue_network_params", "target_qvalue_network_params")
+        td_out = TensorDict({"loss_actor": loss_actor, "loss_qvalue": loss_qvalue, **diagnostics}, batch_size=batch_size)
+        self._clear_weakrefs(tensordict_in, td_out, *self._param_names())
         return td_out
 
 
