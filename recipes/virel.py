@@ -138,7 +138,7 @@ def hooks(cfg: DictConfig, loss: VIRELLoss) -> LoopHooks:
     return LoopHooks()
 
 
-register_loss("virel", VIRELLoss, from_config, hooks)
+register_loss("virel", VIRELLoss, from_config, hooks=hooks)
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:
