@@ -107,7 +107,8 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
     qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
     settings = {k: cfg.loss[k] for k in ("variant", "c", "p", "num_qvalue_nets", "temperature_estimator",
                                          "temperature_ema", "initial_temperature", "loss_function")}
-    loss = VIRELLoss(actor, qvalue, **settings).to(device)
+    # check_finite: a NaN/inf observation or reward stops the run naming the key and index (one sync per update).
+    loss = VIRELLoss(actor, qvalue, **settings, check_finite=True).to(device)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return actor, loss
 
