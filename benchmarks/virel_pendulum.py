@@ -72,7 +72,7 @@ def summarize(seeds: list[int]) -> dict:
             metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
             temperature = read_csv(scalars / "train" / ("alpha.csv" if method == "sac" else "temperature.csv"))
             rows.append({
-                "seed": seed, "completed": bool(metrics), "last_eval_frame": evals[-1][0], "last_eval_return": evals[-1][1],
+                "seed": seed, "completed": metrics.get("status") == "completed", "status": metrics.get("status", "running"), "last_eval_frame": evals[-1][0], "last_eval_return": evals[-1][1],
                 "eval": evals, "final_return": metrics.get("final_return"), "wall_time_s": metrics.get("wall_time_s"),
                 "temperature_first_last": [temperature[0], temperature[-1]] if temperature else None,
             })
