@@ -73,9 +73,9 @@ def _logged_curves(run_dir: Path) -> dict[str, list[list[float]]]:
     return curves
 
 
-def collect(sweeps: Path) -> None:
-    """Copy each completed single-task sweep under ``sweeps`` into ``FIDELITY/<sweep name>.json``."""
-    FIDELITY.mkdir(parents=True, exist_ok=True)
+def collect(sweeps: Path, out: Path = FIDELITY) -> None:
+    """Copy each completed single-task sweep under ``sweeps`` into ``out/<sweep name>.json``."""
+    out.mkdir(parents=True, exist_ok=True)
     for sweep_file in sorted(sweeps.glob("*/sweep.json")):
         sweep = json.loads(sweep_file.read_text())
         (task,) = sweep["tasks"]
@@ -97,9 +97,9 @@ def collect(sweeps: Path) -> None:
             "metrics": metrics,
             "logged": _logged_curves(Path(task["run_dir"])),
         }
-        (FIDELITY / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-        shutil.copyfile(Path(task["run_dir"]) / "learning_curve.png", FIDELITY / f"{name}_training_returns.png")
-        print(f"{name}: eval {metrics['eval_returns'][-1]:.0f} at {metrics['eval_frames'][-1]} -> {FIDELITY / name}.json")
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+        shutil.copyfile(Path(task["run_dir"]) / "learning_curve.png", out / f"{name}_training_returns.png")
+        print(f"{name}: eval {metrics['eval_returns'][-1]:.0f} at {metrics['eval_frames'][-1]} -> {out / name}.json")
 
 
 def _pooled_std(a: list[float], b: list[float]) -> float:
@@ -206,13 +206,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("baseline").add_argument("out", type=Path)
-    sub.add_parser("collect").add_argument("sweeps", type=Path)
+    collect_parser = sub.add_parser("collect")
+    collect_parser.add_argument("sweeps", type=Path)
+    collect_parser.add_argument("--out", type=Path, default=FIDELITY)
     sub.add_parser("compare").add_argument("report", type=Path)
     sub.add_parser("initial")
     args = parser.parse_args()
     actions = {
         "baseline": lambda: baseline(args.out),
-        "collect": lambda: collect(args.sweeps),
+        "collect": lambda: collect(args.sweeps, args.out),
         "compare": lambda: compare(args.report),
         "initial": initial,
     }
