@@ -36,6 +36,7 @@ from torchrl_reg.recipe_utils import (
     ValueBasedConfig,
     ValueBasedLossConfig,
     check_choice,
+    check_group_choice,
     check_config,
     check_ordered,
     check_range,
@@ -126,6 +127,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
 @hydra.main(config_path="conf", config_name="m_dqn", version_base=None)
 def main(cfg: DictConfig) -> None:
+    check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
     report_summary(train(cfg))
 
 

@@ -64,3 +64,26 @@ def test_help_command_prints_the_recipe_help():
     ).stdout
     assert "loss: m_dqn, soft_dqn, al, pal, dqn" in out and "env.name=<any gymnasium id>" in out
     assert "pendulum" not in out and "trust_pcl" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("recipe", "option", "accepted"),
+    [
+        ("m_dqn", "iq", "['m_dqn', 'soft_dqn', 'al', 'pal', 'dqn']"),
+        ("m_iqn", "m_iq", "['m_iqn', 'iqn']"),
+        ("mirl", "sac", "['mirl', 'sql', 'sql_m', 'dqn']"),
+    ],
+)
+def test_value_based_recipe_refuses_another_recipes_loss_group(tmp_path, recipe, option, accepted):
+    # These options have no ``name`` key: they used to compose and run the recipe's default loss
+    # with the other recipe's values (loss=iq on m_dqn: M-DQN with alpha=0, i.e. Soft-DQN).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, f"recipes/{recipe}.py", f"loss={option}", f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode != 0
+    assert f"loss must be one of {accepted}, got loss='{option}'" in done.stderr
+    assert not run_dir.exists() or not any(run_dir.iterdir())

@@ -322,6 +322,19 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {name}={value!r}")
 
 
+def check_group_choice(group: str, choices: Iterable[str]) -> None:
+    """In a Hydra run, raise ``ValueError`` unless the option picked for config ``group`` is one of
+    ``choices``. The recipes share ``recipes/conf/<group>/``, so Hydra composes any recipe's option;
+    one without a ``name`` key (``loss=iq`` on m_dqn) would silently keep the recipe's default loss
+    with the other recipe's values. Call it from the recipe's ``@hydra.main``, before training."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get(group)
+        if choice is not None:
+            check_choice(group, choice, choices)
+
+
 def check_range(
     name: str,
     value: float,
