@@ -9,7 +9,7 @@ example does). Each repeat times ``--steps`` updates of every method back to bac
 rotating between repeats; the median over repeats of the per-repeat ratio is reported.
 Issue 5, section 6: target ratio (IQ time / SAC time) <= 1.
 
-    nice -n 10 python benchmarks/iq_throughput.py --repeats 9 --steps 100
+    nice -n 10 python -m benchmarks.iq_throughput --repeats 9 --steps 100
 
 ``--compile`` times the updates the MuJoCo presets run instead (``compile: true``): IQ through
 ``make_update``'s fused graph (loss, ``torch.func`` gradient and Adam over policy and value), SAC's
@@ -24,7 +24,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from tensordict import TensorDict
 from torchrl.data import Bounded
 from torchrl.objectives import SACLoss, SoftUpdate
 
+from benchmarks.common import time_steps
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
@@ -120,13 +120,6 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
         updater.step()
 
     return step
-
-
-def time_steps(step, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - start) / n
 
 
 def main() -> None:

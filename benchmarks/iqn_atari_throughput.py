@@ -5,7 +5,7 @@ env steps/s of the collector, policy and frame-deduplicated buffer; (b) the same
 every 4 steps (N = N' = 64, K = 32, batch 32) gives the overall steps/s, and the updates/s follow
 from the time left once (a)'s collection time is taken out.
 
-    python benchmarks/iqn_atari_throughput.py --frames 2000 --update-frames 400
+    python -m benchmarks.iqn_atari_throughput --frames 2000 --update-frames 400
 """
 from __future__ import annotations
 
@@ -22,12 +22,10 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from recipes.m_iqn import train  # noqa: E402
 from torchrl_reg.recipe_utils import compose_config  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "iqn"
 
 

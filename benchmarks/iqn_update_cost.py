@@ -7,7 +7,7 @@ median (and quartiles) of the per-repeat ratios is reported, for fractions drawn
 Dopamine TF) and shared by the batch (Dopamine JAX / Revisiting Rainbow). Issue 4, section 7:
 target ratio <= 1.10. The FLOP count per update gives the ratio's compute floor.
 
-    python benchmarks/iqn_update_cost.py --repeats 11 --steps 20
+    python -m benchmarks.iqn_update_cost --repeats 11 --steps 20
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import json
 import platform
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import HardUpdate
 
+from benchmarks.common import count_flops, time_steps
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
-from update_cost import count_flops  # benchmarks/ is on sys.path when this script runs
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 
 RESULTS = Path(__file__).parent / "results" / "iqn"
@@ -78,15 +77,6 @@ def make_step(kind: str, setup: str, independent: bool, batch: int = 32, device:
         updater.step()
 
     return step
-
-
-def time_steps(step, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        step()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n
 
 
 def main() -> None:

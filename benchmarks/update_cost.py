@@ -6,7 +6,7 @@ median of the per-repeat ratios is reported. Issue 2, section 7: target ratio <=
 Each network's FLOP count per update (torch's FlopCounterMode) gives the ratio's compute floor:
 M-DQN needs the target network's action values at s_t too, one more forward pass per update.
 
-    python benchmarks/update_cost.py --repeats 15 --steps 200
+    python -m benchmarks.update_cost --repeats 15 --steps 200
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import json
 import platform
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, SoftUpdate
 
+from benchmarks.common import count_flops, time_steps
 from torchrl_reg.objectives import MunchausenDQNLoss
 
 RESULTS = Path(__file__).parent / "results" / "update_cost"
@@ -91,39 +91,6 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
         updater.step()
 
     return step
-
-
-def count_flops(step) -> int:
-    """FLOPs of one update (matmuls and convolutions, forward and backward), by torch's FLOP formulas.
-
-    (``FlopCounterMode`` itself cannot be used: its module tracker tests TensorDictParams for truth.)
-    """
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import flop_registry
-
-    class Counter(TorchDispatchMode):
-        total = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            out = func(*args, **kwargs)
-            formula = flop_registry.get(func._overloadpacket)
-            if formula is not None:
-                self.total += formula(*args, **kwargs, out_val=out)
-            return out
-
-    with Counter() as counter:
-        step()
-    return counter.total
-
-
-def time_steps(step, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        step()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n
 
 
 def main() -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # Atari frame resize: see te
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
-sys.path.insert(0, str(ROOT))
 
 from recipes.m_iqn import train  # noqa: E402
 from torchrl_reg.recipe_utils import compose_config  # noqa: E402

@@ -151,7 +151,7 @@ def test_unknown_keys_are_refused(tmp_path):
 def test_dqn_baseline_trains_exactly_as_in_the_m_dqn_recipe(tmp_path):
     """``mirl.py loss=dqn`` and ``m_dqn.py loss=dqn`` build and train the same DQN (TorchRL's
     DQNLoss, same preset, same random streams): the MinAtar benchmarks of issues 4 and 6 share
-    their DQN runs (``benchmarks/learning_minatar.py --summarize``), which holds only while this does."""
+    their DQN runs (``benchmarks/results.yaml``), which holds only while this does."""
     from recipes import m_dqn
 
     small = [o for o in SMALL if not o.startswith("loss.")]

@@ -122,4 +122,4 @@ def test_missing_reference_scores_are_named(runs, tmp_path):
 
 def test_not_a_run_directory(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
-    assert "holds no sweep.json and no run directory" in capsys.readouterr().err
+    assert "holds no sweep.json, no run directory (config.yaml) and no run record" in capsys.readouterr().err

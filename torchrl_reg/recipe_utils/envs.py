@@ -42,6 +42,7 @@ __all__ = [
     "AtariPreprocessing",
     "MinAtarChannelsFirst",
     "MujocoFloat32",
+    "gym_env_id",
     "make_single_env",
     "make_vector_env",
     "NATIVE_VECTOR_ENVS",
@@ -234,19 +235,31 @@ def _atari_id(name: str) -> str:
     return env_id
 
 
-def make_single_env(cfg: Any) -> gym.Env:
-    """One gymnasium env for ``cfg`` (an :class:`~torchrl_reg.recipe_utils.config.EnvConfig`)."""
+def gym_env_id(cfg: Any) -> str:
+    """The registered gymnasium id that ``cfg`` (an ``EnvConfig``) names; ``ValueError`` naming the
+    value and what is accepted when there is none. Cheap (registry look-ups, no env is built), so
+    that a sweep can check every task's env before it submits anything."""
     check_choice("env.family", cfg.family, ENV_FAMILIES)
-    if cfg.family in ("classic", "mujoco"):
-        if cfg.name not in gym.registry:
-            raise ValueError(f"env.name must be a registered gymnasium id such as 'CartPole-v1', got env.name={cfg.name!r}")
-        env = gym.make(cfg.name, disable_env_checker=True) if cfg.family == "classic" else MujocoFloat32(cfg.name)
-    elif cfg.family == "minatar":
+    if cfg.family == "minatar":
         env_id = _minatar_id(cfg.name)
         if env_id not in gym.registry:
             import minatar.gym
 
             minatar.gym.register_envs()
+        return env_id
+    if cfg.family == "atari":
+        return _atari_id(cfg.name)
+    if cfg.name not in gym.registry:
+        raise ValueError(f"env.name must be a registered gymnasium id such as 'CartPole-v1', got env.name={cfg.name!r}")
+    return cfg.name
+
+
+def make_single_env(cfg: Any) -> gym.Env:
+    """One gymnasium env for ``cfg`` (an :class:`~torchrl_reg.recipe_utils.config.EnvConfig`)."""
+    env_id = gym_env_id(cfg)
+    if cfg.family in ("classic", "mujoco"):
+        env = gym.make(env_id, disable_env_checker=True) if cfg.family == "classic" else MujocoFloat32(env_id)
+    elif cfg.family == "minatar":
         with warnings.catch_warnings():
             # gymnasium advises v1 (MinAtar's minimal action set); the protocol wants the full set (v0)
             warnings.filterwarnings("ignore", message=r".*MinAtar/\w+-v0 is out of date", category=DeprecationWarning)
@@ -254,7 +267,7 @@ def make_single_env(cfg: Any) -> gym.Env:
         env = MinAtarChannelsFirst(env)
     else:
         env = AtariPreprocessing(
-            _atari_id(cfg.name),
+            env_id,
             sticky_action_prob=cfg.sticky_action_prob,
             frame_skip=cfg.frame_skip,
             screen_size=cfg.screen_size,

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.report.records import REQUIRED_KEYS, read_record
+
 __all__ = ["Run", "collect_runs", "method_labels", "read_curve"]
 
 # Config keys that never distinguish methods: where a run lives, how it logs, which seed it used.
@@ -34,6 +36,12 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
     queue: str | None = None
+    # Where it came from: the recipe script, the overrides and the command that launched it.
+    recipe_path: str | None = None
+    overrides: tuple[str, ...] = ()
+    command: str | None = None
+    # Curves stored with the run (run records) rather than as CSV files: name -> (frames, values).
+    curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
     def value(self, dotted: str) -> Any:
         node: Any = self.config
@@ -80,9 +88,11 @@ def _read_config(run_dir: Path) -> dict[str, Any] | None:
 
 def _runs_of_sweep(sweep_dir: Path) -> list[Run]:
     from torchrl_reg.sweep.launch import sweep_status
+    from torchrl_reg.sweep.task import read_sweep_file
 
-    sweep = json.loads((sweep_dir / "sweep.json").read_text())
-    recipe = Path(sweep["recipe"]).stem
+    sweep = read_sweep_file(sweep_dir)
+    # A sweep of a spec's method is labelled by the method's name, a plain sweep by its recipe.
+    recipe = sweep.get("method") or Path(sweep["recipe"]).stem
     rows = {row["index"]: row for row in sweep_status(sweep_dir)}
     runs = []
     for task in sweep["tasks"]:
@@ -90,16 +100,58 @@ def _runs_of_sweep(sweep_dir: Path) -> list[Run]:
         status, metrics = _read_metrics(run_dir)
         row = rows[task["index"]]
         logs = [p for p in (row["stdout"], row["stderr"]) if p]
-        runs.append(Run(run_dir, recipe, task["config"], status, metrics, logs, row["queue"]))
+        runs.append(
+            Run(run_dir, recipe, task["config"], status, metrics, logs, row["queue"],
+                recipe_path=sweep["recipe"], overrides=tuple(task["overrides"]), command=sweep.get("command"))
+        )
     return runs
 
 
+def _run_of_record(path: Path, record: dict[str, Any]) -> Run:
+    metrics = record["metrics"]
+    curves = {name: (c["frames"], c["values"]) for name, c in record.get("curves", {}).items()}
+    return Run(
+        path, str(record["method"]), {"env": {"name": record["env"]}, "seed": record["seed"]},
+        str(metrics.get("status", "unknown")), metrics,
+        recipe_path=record.get("recipe"), overrides=tuple(record.get("overrides", ())),
+        command=record.get("command"), curves=curves,
+    )
+
+
+def _records_under(root: Path, skip: set[Path] = frozenset()) -> list[Run]:
+    """The run records in ``root`` (a file or a folder), leaving out hidden folders and the run
+    directories in ``skip`` (their metrics.json belongs to a run already found)."""
+    paths = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*.json") if not _hidden(p.relative_to(root)) and not (set(p.parents) & skip)
+    )
+    runs = []
+    for path in paths:
+        record = read_record(path)
+        if record is not None:
+            runs.append(_run_of_record(path, record))
+    return runs
+
+
+def _hidden(relative: Path) -> bool:
+    """Inside a hidden folder, such as the ``.hydra/`` that Hydra writes into every run directory
+    (its ``config.yaml`` is a copy of the run's config, not another run)."""
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Every run under ``paths``: sweep directories, run directories, or folders holding either."""
+    """Every run under ``paths``: sweep directories, run directories, run records
+    (:mod:`torchrl_reg.report.records`), or folders holding any of them."""
     runs: list[Run] = []
     seen: set[Path] = set()
     for p in paths:
         root = Path(p).resolve()
+        if root.is_file() and root.suffix == ".json":
+            records = _records_under(root)
+            if not records:
+                raise FileNotFoundError(f"{p} is not a run record (a JSON file with {', '.join(REQUIRED_KEYS)})")
+            runs += [r for r in records if r.run_dir not in seen]
+            seen.update(r.run_dir for r in records)
+            continue
         if not root.is_dir():
             raise FileNotFoundError(f"{p} is not a directory")
         sweeps = [root] if (root / "sweep.json").is_file() else sorted(x.parent for x in root.rglob("sweep.json"))
@@ -108,7 +160,9 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
                 if run.run_dir not in seen:
                     seen.add(run.run_dir)
                     runs.append(run)
-        candidates = [root] if (root / "config.yaml").is_file() else sorted(x.parent for x in root.rglob("config.yaml"))
+        candidates = [root] if (root / "config.yaml").is_file() else sorted(
+            x.parent for x in root.rglob("config.yaml") if not _hidden(x.parent.relative_to(root))
+        )
         for run_dir in candidates:
             if run_dir in seen or (run_dir / "sweep.json").is_file():
                 continue
@@ -118,38 +172,69 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
             seen.add(run_dir)
             status, metrics = _read_metrics(run_dir)
             runs.append(Run(run_dir, "run", config, status, metrics))
-        if not sweeps and not candidates:
-            raise FileNotFoundError(f"{p} holds no sweep.json and no run directory (config.yaml)")
+        records = _records_under(root, seen)
+        for run in records:
+            seen.add(run.run_dir)
+            runs.append(run)
+        if not sweeps and not candidates and not records:
+            raise FileNotFoundError(f"{p} holds no sweep.json, no run directory (config.yaml) and no run record")
     return runs
 
 
-def method_labels(runs: Sequence[Run], env_key: str, method_keys: Sequence[str] | None = None) -> list[str]:
-    """A method label per run: the recipe and the config values that differ between runs on one env.
+def _label_keys(flat: Sequence[dict[str, Any]], envs: Sequence[Any], env_key: str) -> list[str]:
+    """The fewest config keys that tell apart the methods of one group of runs.
 
-    Without ``method_keys``, a key names the method when it takes different values among the runs
-    of one environment (seeds, run directories and logging excluded), so env presets that change
-    budgets between environments do not split a method.
+    A key is a candidate when it takes different values among the runs of one environment (seeds,
+    run directories and logging excluded, so env presets that change budgets between environments
+    do not split a method). Keys are then picked greedily, the one that separates the most runs
+    first (``*.name`` keys first on ties, then the shortest), until they separate the runs as all
+    candidates together do: a loss group swapped by ``loss=dqn`` changes many keys at once, and
+    one of them names it.
+    """
+    candidates: set[str] = set()
+    for env in set(envs):
+        indices = [i for i, e in enumerate(envs) if e == env]
+        for k in set().union(*(flat[i].keys() for i in indices)):
+            if k == env_key or k.startswith(IGNORED_PREFIXES):
+                continue
+            if len({json.dumps(flat[i].get(k), default=str) for i in indices}) > 1:
+                candidates.add(k)
+
+    def classes(keys: Sequence[str]) -> int:
+        return len({(json.dumps(e, default=str), *(json.dumps(f.get(k), default=str) for k in keys)) for f, e in zip(flat, envs)})
+
+    target = classes(sorted(candidates))
+    chosen: list[str] = []
+    while classes(chosen) < target:
+        best = max(
+            sorted(candidates - set(chosen)),
+            key=lambda k: (classes([*chosen, k]), k.endswith(".name"), -len(k)),
+        )
+        chosen.append(best)
+    return sorted(chosen)
+
+
+def method_labels(runs: Sequence[Run], env_key: str, method_keys: Sequence[str] | None = None) -> list[str]:
+    """A method label per run: its recipe (or the sweep's method name) and the config values that
+    tell it apart from the other runs of that recipe on one env (see :func:`_label_keys`).
+
+    Runs of different recipes are told apart by the recipe's name, not by the dozens of config keys
+    in which two recipes differ. ``method_keys`` fixes the keys instead.
     """
     flat = [_flatten(r.config) for r in runs]
-    if method_keys is None:
-        varying: set[str] = set()
-        by_env: dict[Any, list[int]] = {}
-        for i, r in enumerate(runs):
-            by_env.setdefault(r.value(env_key), []).append(i)
-        for indices in by_env.values():
-            keys = set().union(*(flat[i].keys() for i in indices))
-            for k in keys:
-                if k == env_key or k.startswith(IGNORED_PREFIXES):
-                    continue
-                if len({json.dumps(flat[i].get(k), default=str) for i in indices}) > 1:
-                    varying.add(k)
-        method_keys = sorted(varying)
-    several_recipes = len({r.recipe for r in runs}) > 1
+    groups = [r.recipe for r in runs]
+    keys_of: dict[str, list[str]] = {}
+    for group in dict.fromkeys(groups):
+        members = [i for i, g in enumerate(groups) if g == group]
+        keys_of[group] = list(method_keys) if method_keys is not None else _label_keys(
+            [flat[i] for i in members], [runs[i].value(env_key) for i in members], env_key
+        )
+    several_groups = len(keys_of) > 1
     labels = []
-    for r, f in zip(runs, flat):
-        parts = [f"{k}={f.get(k)}" for k in method_keys]
-        if several_recipes or not parts:
-            parts.insert(0, r.recipe)
+    for group, f in zip(groups, flat):
+        parts = [f"{k}={f.get(k)}" for k in keys_of[group]]
+        if several_groups or not parts:
+            parts.insert(0, group)
         labels.append(",".join(parts))
     return labels
 
@@ -157,6 +242,10 @@ def method_labels(runs: Sequence[Run], env_key: str, method_keys: Sequence[str] 
 def read_curve(run: Run, curve: str) -> tuple[np.ndarray, np.ndarray]:
     """``(frames, values)`` of a run: ``curve="eval"`` reads the evaluations in ``metrics.json``,
     anything else is a CSV scalar name such as ``train/episode_return``."""
+    if curve in run.curves:
+        frames, values = (np.asarray(v, dtype=np.float64) for v in run.curves[curve])
+        keep = np.isfinite(values)
+        return frames[keep], values[keep]
     if curve == "eval":
         frames = np.asarray(run.metrics.get("eval_frames", []), dtype=np.float64)
         values = np.asarray(run.metrics.get("eval_returns", []), dtype=np.float64)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.report.records import write_records
 from torchrl_reg.report.runs import Run, collect_runs, final_score, method_labels, read_curve
 from torchrl_reg.report.stats import (
     ESTIMATORS,
@@ -226,6 +227,7 @@ def make_report(
         "metric": metric,
         "curve": curve,
         "env_key": env_key,
+        "method_keys": list(method_keys) if method_keys is not None else None,
         "runs_expected": len(runs),
         "runs_completed": len(done),
         "per_env": per_env,
@@ -315,8 +317,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Tables (mean, std, IQM, optimality gap with stratified-bootstrap CIs), probability of "
         "improvement, learning curves and a Markdown summary of finished sweeps or runs.",
     )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="sweep directories, run directories, or folders holding them")
-    parser.add_argument("--out", help="output directory (default: <first RUN_DIR>/report)")
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                        help="sweep directories, run directories, run records (JSON), or folders holding them")
+    parser.add_argument("--out", help="output directory (default: <first RUN_DIR>/report); with --results, the Markdown file")
+    parser.add_argument("--records", metavar="DIR",
+                        help="also write one run record per completed run to DIR (the form committed under benchmarks/results/)")
+    parser.add_argument("--results", metavar="SPEC",
+                        help="write RESULTS.md (to --out, default RESULTS.md) from the results spec SPEC "
+                             "(e.g. benchmarks/results.yaml) instead of reporting RUN_DIRs")
     parser.add_argument("--metric", default="final_return",
                         help="final score: a number in metrics.json (default final_return) or last_eval")
     parser.add_argument("--curve", default="train/episode_return",
@@ -326,6 +334,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-scores", help='JSON file {"<env>": [low, high], ...} for normalization')
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples for the tables (default 50000)")
     args = parser.parse_args(argv)
+    if args.results:
+        if args.run_dirs or args.records:
+            parser.error("--results reads the runs named in its spec: give no RUN_DIR and no --records")
+        from torchrl_reg.report.results_md import results_markdown
+
+        try:
+            text = results_markdown(args.results)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        out_file = Path(args.out or "RESULTS.md")
+        out_file.write_text(text)
+        print(f"wrote {out_file}")
+        return 0
+    if not args.run_dirs:
+        parser.error("give at least one RUN_DIR (or --results SPEC)")
     reference = None
     if args.reference_scores:
         reference = {k: tuple(v) for k, v in json.loads(Path(args.reference_scores).read_text()).items()}
@@ -342,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
             reps=args.reps,
             command=shlex.join([sys.executable, "-m", "torchrl_reg.report", *argv]),
         )
+        if args.records:
+            runs = collect_runs(args.run_dirs)
+            written = write_records(runs, method_labels(runs, args.env_key, res["method_keys"]), args.records, args.env_key)
+            print(f"{len(written)} run records in {Path(args.records).resolve()}")
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,11 +17,12 @@ from torchrl_reg.sweep.launch import (
     sweep_status,
     unfinished_tasks,
 )
-from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
-from torchrl_reg.sweep.task import read_sweep_file
+from torchrl_reg.sweep.spec import Recipe, SpecMethod, SweepError, load_sweep_spec, plan_tasks
+from torchrl_reg.sweep.task import SWEEP_FILE, read_sweep_file
 
 USAGE = """\
 python -m torchrl_reg.sweep RECIPE [OVERRIDE ...] [options] [--slurm.KEY=VALUE ...]
+       python -m torchrl_reg.sweep SPEC.yaml [OVERRIDE ...] [options] [--slurm.KEY=VALUE ...]
        python -m torchrl_reg.sweep --resume SWEEP_DIR [options] [--slurm.KEY=VALUE ...]
        python -m torchrl_reg.sweep --status SWEEP_DIR"""
 
@@ -29,6 +30,11 @@ EPILOG = """\
 Overrides use Hydra's syntax; comma lists, range() and choice() sweep and the sweep is their
 cartesian product, e.g.  recipes/m_dqn.py loss=m_dqn,dqn env=cartpole,acrobot seed=range(0,3)
 Every task's config is composed and validated before anything is submitted.
+
+A sweep spec (SPEC.yaml, e.g. benchmarks/learning_classic.yaml) names several methods, each a
+recipe with overrides; each method becomes one sweep in <dir>/<method>, and overrides given on
+the command line replace the spec's for the same key (e.g. seed=0 collector.total_frames=2048
+for a smoke run). --resume and --status accept the directory of a spec's sweeps.
 
 SLURM resources per task (--slurm.KEY=VALUE): partition, account, qos, constraint, exclude,
 nodelist, cpus_per_task (2), gpus_per_node (0), gres (e.g. gpu:a100:1), mem_gb, time_min (60),
@@ -74,7 +80,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sweep_dirs(path: str) -> list[str]:
+    """``path`` itself when it holds a sweep.json, else the sweeps of a spec run directly inside it."""
+    root = Path(path).resolve()
+    if (root / SWEEP_FILE).is_file():
+        return [str(root)]
+    found = sorted(str(d.parent) for d in root.glob(f"*/{SWEEP_FILE}"))
+    if not found:
+        raise FileNotFoundError(f"{root / SWEEP_FILE} does not exist: not a sweep directory made by torchrl_reg.sweep")
+    return found
+
+
 def _print_status(sweep_dir: str) -> int:
+    worst = 0
+    for one in _sweep_dirs(sweep_dir):
+        worst = max(worst, _print_one_status(one))
+    return worst
+
+
+def _print_one_status(sweep_dir: str) -> int:
     rows = sweep_status(sweep_dir)
     width = max(len(r["name"]) for r in rows)
     counts: dict[str, int] = {}
@@ -118,49 +142,81 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             if args.recipe or args.overrides:
                 raise SweepError("--resume takes the sweep directory only: its recipe and overrides are in sweep.json")
-            sweep_dir = str(Path(args.resume).resolve())
-            indices, queued = unfinished_tasks(sweep_dir)
-            if queued:
-                print(f"{len(queued)} unfinished tasks are still queued or running in SLURM; leaving them: {queued}")
-            if not indices:
-                print("nothing to resume: every task is completed" + (" or still queued" if queued else ""))
+            todo = []
+            for sweep_dir in _sweep_dirs(args.resume):
+                indices, queued = unfinished_tasks(sweep_dir)
+                if queued:
+                    print(f"{len(queued)} unfinished tasks of {sweep_dir} are still queued or running in SLURM; leaving them: {queued}")
+                if indices:
+                    todo.append((sweep_dir, indices))
+            if not todo:
+                print("nothing to resume: every task is completed or still queued")
                 return 0
+            top = str(Path(args.resume).resolve())
         else:
             if not args.recipe:
-                raise SweepError("give a recipe (recipes/<name>.py), --resume SWEEP_DIR or --status SWEEP_DIR")
-            recipe = Recipe.from_path(args.recipe)
-            sweep_dir = args.dir or str(Path("sweeps") / recipe.name / time.strftime("%Y-%m-%d_%H-%M-%S"))
+                raise SweepError("give a recipe (recipes/<name>.py), a sweep spec (.yaml), --resume SWEEP_DIR or --status SWEEP_DIR")
+            if Path(args.recipe).suffix in (".yaml", ".yml"):
+                methods = load_sweep_spec(args.recipe, args.overrides)
+            else:
+                methods = [SpecMethod(None, Recipe.from_path(args.recipe), tuple(args.overrides))]
+            top = args.dir or str(Path("sweeps") / Path(args.recipe).stem / time.strftime("%Y-%m-%d_%H-%M-%S"))
+            dirs = [str(Path(top) / m.name) if m.name else top for m in methods]
+            # Every method's tasks are validated before any sweep directory is made.
+            plans = [plan_tasks(m.recipe, m.overrides, d) for m, d in zip(methods, dirs)]
             if args.dry_run:
-                tasks, swept = plan_tasks(recipe, args.overrides, sweep_dir)
-                for t in tasks:
-                    print(f"{t.name}: {' '.join(t.overrides) or '(defaults)'}")
-                print(f"{len(tasks)} valid tasks (swept: {', '.join(swept) or 'nothing'}); dry run, nothing submitted")
+                for m, (tasks, swept) in zip(methods, plans):
+                    prefix = f"{m.name}/" if m.name else ""
+                    for t in tasks:
+                        print(f"{prefix}{t.name}: {' '.join(t.overrides) or '(defaults)'}")
+                total = sum(len(tasks) for tasks, _ in plans)
+                swept = sorted({k for _, keys in plans for k in keys})
+                print(f"{total} valid tasks (swept: {', '.join(swept) or 'nothing'}); dry run, nothing submitted")
                 return 0
-            create_sweep(recipe.path, args.overrides, sweep_dir, command)
-            sweep_dir = str(Path(sweep_dir).resolve())
-            indices = [t["index"] for t in read_sweep_file(sweep_dir)["tasks"]]
+            existing = [d for d in dirs if (Path(d) / SWEEP_FILE).exists()]
+            if existing:
+                raise SweepError(f"{existing[0]} already holds a sweep: continue it with --resume {top}, or choose another --dir")
+            todo = []
+            for m, d in zip(methods, dirs):
+                create_sweep(m.recipe.path, m.overrides, d, command, method=m.label)
+                todo.append((str(Path(d).resolve()), [t["index"] for t in read_sweep_file(d)["tasks"]]))
+            top = str(Path(top).resolve())
 
         if executor == "slurm":
-            try:
-                submission = submit_slurm(sweep_dir, indices, resources, parallel)
-            except SweepError:
-                if not args.resume:
-                    # A fresh sweep whose array sbatch refused: leave nothing behind.
-                    shutil.rmtree(sweep_dir, ignore_errors=True)
-                raise
-            what = f"{len(indices)} tasks as SLURM array" if len(indices) > 1 else "1 task as SLURM job"
-            print(f"submitted {what} {submission['array_job_id']}; sweep dir {sweep_dir}")
-            print(f"  status: python -m torchrl_reg.sweep --status {sweep_dir}")
-            print(f"  report: python -m torchrl_reg.report {sweep_dir}")
+            for k, (sweep_dir, indices) in enumerate(todo):
+                try:
+                    submission = submit_slurm(sweep_dir, indices, resources, parallel)
+                except SweepError as err:
+                    if args.resume:
+                        raise
+                    if k > 0:
+                        raise SweepError(f"{err}\nthe sweeps submitted before keep running; "
+                                         f"--resume {top} submits the rest") from None
+                    # A fresh sweep whose first array sbatch refused: leave nothing behind.
+                    for d, _ in todo:
+                        shutil.rmtree(d, ignore_errors=True)
+                    if Path(top).is_dir() and not any(Path(top).iterdir()):
+                        Path(top).rmdir()
+                    raise
+                what = f"{len(indices)} tasks as SLURM array" if len(indices) > 1 else "1 task as SLURM job"
+                print(f"submitted {what} {submission['array_job_id']}; sweep dir {sweep_dir}")
+            print(f"  status: python -m torchrl_reg.sweep --status {top}")
+            print(f"  report: python -m torchrl_reg.report {top}")
             if args.wait:
-                _wait_for_queue(sweep_dir)
-                return _print_status(sweep_dir)
+                for sweep_dir, _ in todo:
+                    _wait_for_queue(sweep_dir)
+                return _print_status(top)
             return 0
-        print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
-        codes = run_local(sweep_dir, indices, parallel)
-        status = _print_status(sweep_dir)
-        if len(codes) < len(indices) or any(c != 0 for c in codes.values()):
-            print(f"continue with: python -m torchrl_reg.sweep --resume {sweep_dir} --executor local")
+        incomplete = False
+        for sweep_dir, indices in todo:
+            print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
+            codes = run_local(sweep_dir, indices, parallel)
+            if len(codes) < len(indices) or any(c != 0 for c in codes.values()):
+                incomplete = True
+                break  # interrupted or failed: stop here, --resume continues every sweep of the spec
+        status = _print_status(top)
+        if incomplete:
+            print(f"continue with: python -m torchrl_reg.sweep --resume {top} --executor local")
         return status
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torchrl_reg
 from torchrl_reg.sweep.spec import Recipe, SweepError, Task, plan_tasks
-from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file
+from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, write_sweep_file
 
 __all__ = [
     "SlurmResources",
@@ -139,14 +139,13 @@ class SlurmResources:
         return params
 
 
-def _write_sweep_file(sweep_dir: Path, sweep: dict[str, Any]) -> None:
-    tmp = sweep_dir / (SWEEP_FILE + ".tmp")
-    tmp.write_text(json.dumps(sweep, indent=1) + "\n")
-    os.replace(tmp, sweep_dir / SWEEP_FILE)
+def create_sweep(
+    recipe_path: str | Path, overrides: Sequence[str], sweep_dir: str | Path, command: str, method: str | None = None
+) -> dict[str, Any]:
+    """Validate every task and write ``<sweep_dir>/sweep.json``; raises :class:`SweepError` first if any is invalid.
 
-
-def create_sweep(recipe_path: str | Path, overrides: Sequence[str], sweep_dir: str | Path, command: str) -> dict[str, Any]:
-    """Validate every task and write ``<sweep_dir>/sweep.json``; raises :class:`SweepError` first if any is invalid."""
+    ``method`` (a sweep spec's method name) labels the sweep's runs in reports.
+    """
     recipe = Recipe.from_path(recipe_path)
     sweep_dir = Path(sweep_dir).resolve()
     if (sweep_dir / SWEEP_FILE).exists():
@@ -154,6 +153,7 @@ def create_sweep(recipe_path: str | Path, overrides: Sequence[str], sweep_dir: s
     tasks, swept = plan_tasks(recipe, overrides, sweep_dir)
     sweep = {
         "recipe": str(recipe.path),
+        **({"method": method} if method else {}),
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "overrides": list(overrides),
@@ -162,14 +162,14 @@ def create_sweep(recipe_path: str | Path, overrides: Sequence[str], sweep_dir: s
         "submissions": [],
     }
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _write_sweep_file(sweep_dir, sweep)
+    write_sweep_file(sweep_dir, sweep)
     return sweep
 
 
 def _record_submission(sweep_dir: Path, submission: dict[str, Any]) -> None:
     sweep = read_sweep_file(sweep_dir)
     sweep["submissions"].append(submission)
-    _write_sweep_file(sweep_dir, sweep)
+    write_sweep_file(sweep_dir, sweep)
 
 
 def submit_slurm(sweep_dir: str | Path, indices: Sequence[int], resources: SlurmResources, parallel: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["SweepError", "Recipe", "Task", "expand_overrides", "plan_tasks"]
+__all__ = ["SweepError", "Recipe", "SpecMethod", "Task", "expand_overrides", "load_sweep_spec", "plan_tasks"]
 
 # Keys the sweep sets itself, one value per task.
 RESERVED_KEYS = ("run_dir",)
@@ -181,6 +181,96 @@ def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
     return [list(combo) for combo in itertools.product(*columns)], swept
 
 
+@dataclass(frozen=True)
+class SpecMethod:
+    """One method of a sweep spec: a recipe and its overrides (sweeps allowed), run as one sweep."""
+
+    name: str | None
+    recipe: Recipe
+    overrides: tuple[str, ...]
+    label: str | None = None
+
+
+def _merge_overrides(base: Sequence[str], later: Sequence[str]) -> list[str]:
+    """``base`` with every override of ``later`` appended, replacing a ``base`` override of the same key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+
+    def key(arg: str) -> str:
+        try:
+            return _override_key(parser.parse_override(arg))
+        except HydraException:
+            return arg  # expand_overrides reports it with the reason
+
+    replaced = {key(a) for a in later}
+    return [a for a in base if key(a) not in replaced] + list(later)
+
+
+SPEC_KEYS = ("description", "overrides", "methods")
+SPEC_METHOD_KEYS = ("recipe", "overrides", "label")
+
+
+def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[SpecMethod]:
+    """The methods of a sweep spec file, each with its overrides; ``overrides`` (from the command
+    line) replace the spec's overrides of the same key in every method.
+
+    A spec is a YAML file::
+
+        description: CartPole-v1 and Acrobot-v1, 500k steps, 10 seeds
+        overrides: [env=cartpole,acrobot, "seed=range(0,10)"]   # every method
+        methods:
+          dqn: {recipe: ../recipes/m_dqn.py, overrides: [loss=dqn]}
+          m_dqn: {recipe: ../recipes/m_dqn.py, overrides: [loss=m_dqn]}
+
+    Recipe paths are relative to the spec file. Each method is one sweep (the cartesian product of
+    the shared and its own overrides) in its own directory ``<sweep dir>/<method>``; the report
+    labels its runs by the method's ``label`` (default: its name; two methods may share a label,
+    e.g. one recipe run on two sets of environments).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep spec {str(path)!r} does not exist")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SweepError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("methods"), dict) or not spec["methods"]:
+        raise SweepError(f"{path}: a sweep spec is a mapping with a non-empty 'methods' mapping (name -> recipe, overrides)")
+    problems = [f"unknown key {k!r} (accepted: {', '.join(SPEC_KEYS)})" for k in spec if k not in SPEC_KEYS]
+    shared = spec.get("overrides") or []
+    if not isinstance(shared, list) or not all(isinstance(o, str) for o in shared):
+        problems.append(f"'overrides' must be a list of strings, got {shared!r}")
+        shared = []
+    methods = []
+    for name, entry in spec["methods"].items():
+        if not isinstance(entry, dict) or "recipe" not in entry:
+            problems.append(f"method {name!r} must be a mapping with a 'recipe' (and optional 'overrides'), got {entry!r}")
+            continue
+        problems += [f"method {name!r}: unknown key {k!r} (accepted: {', '.join(SPEC_METHOD_KEYS)})"
+                     for k in entry if k not in SPEC_METHOD_KEYS]
+        own = entry.get("overrides") or []
+        if not isinstance(own, list) or not all(isinstance(o, str) for o in own):
+            problems.append(f"method {name!r}: 'overrides' must be a list of strings, got {own!r}")
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", str(name)):
+            problems.append(f"method name {name!r} must be letters, digits, '.', '_' or '-' (it names a directory)")
+            continue
+        try:
+            recipe = Recipe.from_path(path.parent / entry["recipe"])
+        except SweepError as err:
+            problems.append(f"method {name!r}: {err}")
+            continue
+        merged = tuple(_merge_overrides(_merge_overrides(shared, own), overrides))
+        methods.append(SpecMethod(str(name), recipe, merged, str(entry.get("label", name))))
+    if problems:
+        raise SweepError(f"invalid sweep spec {path}:\n  - " + "\n  - ".join(problems))
+    return methods
+
+
 def _error_message(err: BaseException) -> str:
     """The error and its causes on one line (Hydra puts the useful part in the cause)."""
     parts = []
@@ -191,6 +281,16 @@ def _error_message(err: BaseException) -> str:
             parts.append(text)
         cause = cause.__cause__
     return ": ".join(parts) or type(err).__name__
+
+
+def _check_env_id(cfg: DictConfig) -> None:
+    """Refuse an env id that names no registered environment: recipes meet it only when they
+    build the env, minutes after a sweep was submitted."""
+    env = cfg.get("env")
+    if isinstance(env, DictConfig) and "family" in env and "name" in env:
+        from torchrl_reg.recipe_utils.envs import gym_env_id
+
+        gym_env_id(env)
 
 
 def _task_name(index: int, width: int, overrides: Sequence[str], swept: Sequence[str]) -> str:
@@ -231,6 +331,7 @@ def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) 
                     # Set after composing: a path is not always a valid override value (',', '=').
                     cfg.run_dir = str(run_dir)
                     recipe.validate(cfg)
+                    _check_env_id(cfg)
                     container = OmegaConf.to_container(cfg, resolve=True)
                 except Exception as err:  # noqa: BLE001 - Hydra, OmegaConf and validators raise many types
                     message = _error_message(err)

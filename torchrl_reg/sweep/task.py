@@ -21,16 +21,20 @@ only set the recipe's stop flag, so the checkpoint is always written from the tr
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SweepTask", "REQUEUE_SIGNALS", "STOP_SIGNALS", "SWEEP_FILE", "read_sweep_file"]
+from torchrl_reg.sweep.spec import SweepError
+
+__all__ = ["SweepTask", "REQUEUE_SIGNALS", "STOP_SIGNALS", "SWEEP_FILE", "read_sweep_file", "write_sweep_file"]
 
 SWEEP_FILE = "sweep.json"
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
@@ -67,12 +71,54 @@ class _SignalLog:
         os.close(self._write)
 
 
+def _map_paths(sweep: dict[str, Any], convert: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of ``sweep`` with ``convert`` applied to every path it records: each task's run
+    directory (also inside its config) and the log files of every submission."""
+    sweep = copy.deepcopy(sweep)
+    for task in sweep.get("tasks", []):
+        task["run_dir"] = convert(task["run_dir"])
+        if isinstance(task.get("config"), dict) and isinstance(task["config"].get("run_dir"), str):
+            task["config"]["run_dir"] = convert(task["config"]["run_dir"])
+    for submission in sweep.get("submissions", []):
+        for info in submission.get("tasks", {}).values():
+            for key in ("stdout", "stderr"):
+                if isinstance(info.get(key), str):
+                    info[key] = convert(info[key])
+    return sweep
+
+
 def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
-    """The contents of ``<sweep_dir>/sweep.json`` (written by :func:`torchrl_reg.sweep.launch.create_sweep`)."""
-    path = Path(sweep_dir) / SWEEP_FILE
+    """The contents of ``<sweep_dir>/sweep.json`` with every path absolute.
+
+    Paths inside the sweep directory are stored relative to it (:func:`write_sweep_file`), so a
+    sweep directory that was moved or copied elsewhere still finds its runs; absolute paths (sweeps
+    written before, or runs outside the sweep directory) are kept as they are.
+    """
+    root = Path(sweep_dir).resolve()
+    path = root / SWEEP_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: not a sweep directory made by torchrl_reg.sweep")
-    return json.loads(path.read_text())
+    try:
+        sweep = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SweepError(f"{path} is not valid JSON ({err}): the sweep file is damaged; restore it from a copy") from None
+    missing = [k for k in ("recipe", "tasks", "submissions") if not isinstance(sweep, dict) or k not in sweep]
+    if missing:
+        raise SweepError(f"{path} lacks {missing}: not a sweep file written by torchrl_reg.sweep")
+    return _map_paths(sweep, lambda p: str(root / p) if not Path(p).is_absolute() else p)
+
+
+def write_sweep_file(sweep_dir: str | Path, sweep: dict[str, Any]) -> None:
+    """Write ``<sweep_dir>/sweep.json`` atomically, paths under the sweep directory made relative to it."""
+    root = Path(sweep_dir).resolve()
+
+    def relative(p: str) -> str:
+        path = Path(p)
+        return path.relative_to(root).as_posix() if path.is_absolute() and path.is_relative_to(root) else p
+
+    tmp = root / (SWEEP_FILE + ".tmp")
+    tmp.write_text(json.dumps(_map_paths(sweep, relative), indent=1) + "\n")
+    os.replace(tmp, root / SWEEP_FILE)
 
 
 def _log(message: str) -> None:

@@ -1,0 +1,65 @@
+"""Which directories the report counts as runs, and how it labels methods."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from torchrl_reg.report.runs import Run, collect_runs, method_labels
+from torchrl_reg.sweep.spec import Recipe, plan_tasks
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "compile=false",
+    "collector.num_envs=64",
+    "collector.frames_per_batch=640",
+    "collector.total_frames=640",
+    "optim.learning_starts=640",
+    "eval.interval=640",
+    "eval.episodes=1",
+    "checkpoint.interval=640",
+    "logger.interval=640",
+    "logger.progress_bar=false",
+    "num_threads=1",
+]
+
+
+@pytest.mark.slow
+def test_a_plain_hydra_run_directory_is_one_run(tmp_path):
+    """Hydra writes a copy of the config to <run dir>/.hydra/config.yaml: not a second run."""
+    run_dir = tmp_path / "runs" / "r0"
+    subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "m_dqn.py"), f"hydra.run.dir={run_dir}", *TINY],
+        check=True, capture_output=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    runs = collect_runs([tmp_path / "runs"])
+    assert [(r.run_dir, r.status) for r in runs] == [(run_dir, "completed")]
+    assert [r.run_dir for r in collect_runs([run_dir])] == [run_dir]
+
+
+def _runs(recipe: str, overrides: list[str], tmp_path: Path) -> list[Run]:
+    tasks, _ = plan_tasks(Recipe.from_path(REPO / "recipes" / f"{recipe}.py"), overrides, tmp_path / recipe)
+    return [Run(Path(t.run_dir), recipe, t.config, "completed") for t in tasks]
+
+
+def test_labels_name_the_recipe_and_the_fewest_keys_that_vary(tmp_path):
+    # m_dqn, mirl and m_iqn differ in dozens of config keys (buffer, budgets, loss parameters):
+    # the recipe's name tells them apart; within a recipe, the loss group's name does.
+    runs = (
+        _runs("m_dqn", ["loss=m_dqn,dqn", "seed=0,1"], tmp_path)
+        + _runs("mirl", ["loss=mirl,sql"], tmp_path)
+        + _runs("m_iqn", [], tmp_path)
+    )
+    assert method_labels(runs, "env.name") == [
+        "m_dqn,loss.name=m_dqn", "m_dqn,loss.name=m_dqn", "m_dqn,loss.name=dqn", "m_dqn,loss.name=dqn",
+        "mirl,loss.name=mirl", "mirl,loss.name=sql",
+        "m_iqn",
+    ]
+    # One recipe alone: no recipe prefix; a swept value outside any group names itself.
+    runs = _runs("m_dqn", ["optim.lr=0.001,0.0001", "seed=0,1"], tmp_path / "lr")
+    assert sorted(set(method_labels(runs, "env.name"))) == ["optim.lr=0.0001", "optim.lr=0.001"]
+    assert json.dumps(method_labels(runs, "env.name", ["optim.lr", "loss.name"])).count("loss.name=m_dqn") == 4

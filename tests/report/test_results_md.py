@@ -1,0 +1,103 @@
+"""RESULTS.md: generated from the committed results, and the targets it checks, against hand computations."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from torchrl_reg.report.results_md import COMMAND, ResultsSpecError, results_markdown
+from torchrl_reg.report.runs import collect_runs, final_score, method_labels
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def test_committed_results_md_is_what_the_report_generates():
+    expected = results_markdown(REPO / "benchmarks" / "results.yaml")
+    assert (REPO / "RESULTS.md").read_text() == expected, f"RESULTS.md is stale: run `{COMMAND}`"
+
+
+def _table_cells(text: str) -> list[str]:
+    return [cell.strip() for line in text.splitlines() if line.startswith("|") for cell in line.strip("|").split("|")]
+
+
+def test_no_table_cell_is_longer_than_a_sentence():
+    cells = _table_cells((REPO / "RESULTS.md").read_text())
+    assert len(cells) > 400
+    for cell in cells:
+        assert len(cell) <= 80 and not re.search(r"[.;] \w", cell), cell  # one sentence at most
+
+
+@pytest.mark.parametrize(
+    "folder, count, methods",
+    [
+        ("learning_classic", 60, {"dqn", "m_dqn", "soft_dqn"}),
+        ("learning_minatar", 27, {"m_dqn", "iqn", "m_iqn"}),
+        ("mirl/minatar", 27, {"dqn", "sql", "mirl"}),
+        ("iq/learning", 33, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac", "sac_dopamine"}),
+        ("iq/tanh_value_net", 26, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac"}),
+    ],
+)
+def test_every_committed_learning_result_is_read(folder, count, methods):
+    """Every per-run JSON under the folder is a run record the report reads, with a finite score."""
+    files = [p for p in (RESULTS / folder).rglob("*.json") if p.name != "summary.json"]
+    runs = collect_runs([RESULTS / folder])
+    assert len(runs) == len(files) == count
+    assert set(method_labels(runs, "env.name")) == methods
+    assert all(r.status == "completed" and math.isfinite(final_score(r, "final_return")) for r in runs)
+    assert all(math.isfinite(final_score(r, "last_eval")) for r in runs)
+
+
+def _record(root: Path, method: str, env: str, seed: int, score: float) -> None:
+    record = {"method": method, "env": env, "seed": seed,
+              "metrics": {"status": "completed", "final_return": score, "eval_frames": [1], "eval_returns": [score]}}
+    (root / f"{method}_{env}_{seed}.json").write_text(json.dumps(record))
+
+
+def test_targets_against_hand_computed_scores(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    # IQM of 4 runs drops one at each end: a -> mean(2, 3) = 2.5; b -> mean(10, 20) = 15; c on one run = 1.
+    for seed, score in enumerate([1.0, 2.0, 3.0, 100.0]):
+        _record(runs, "a", "E", seed, score)
+    for seed, score in enumerate([0.0, 10.0, 20.0, 30.0]):
+        _record(runs, "b", "E", seed, score)
+    _record(runs, "c", "E", 0, 1.0)
+    measured = tmp_path / "m.json"
+    measured.write_text(json.dumps({"r": {"x": 1.07, "lo": 1.0, "hi": 1.2}, "reps": 15}))
+    spec = tmp_path / "results.yaml"
+    spec.write_text(
+        """
+sections:
+  - title: Learning
+    runs: [runs]
+    notes: [A caveat.]
+    rows:
+      - {method: a, env: E, anchor: paper 3, target: {min: 2.5}}
+      - {method: b, env: E, target: {above: a, ratio: {of: a, min: 6}}, note: Why b.}
+      - {method: c, env: E, target: {below: a, band: [1.5, 2]}}
+  - title: Speed
+    interval: median [min, max]
+    rows:
+      - {name: step ratio, file: m.json, value: [r, x], range: [[r, lo], [r, hi]], n: [reps], target: {max: 1.1}}
+"""
+    )
+    text = results_markdown(spec, reps=200)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| result", "| ---"))]
+    assert rows[0].startswith("| a, E | 2.5 [") and rows[0].endswith("| 4 | paper 3 | >= 2.5 | yes |")
+    # b: 15 > 2.5 and 15 >= 6 x 2.5
+    assert rows[1].startswith("| b, E[^2] | 15 [") and rows[1].endswith("| 4 | - | > a, >= 6 x a | yes |")
+    # c: 1 < 2.5 but 1 is outside [1.5, 2]
+    assert rows[2] == "| c, E | 1 [1, 1] | 1 | - | in [1.5, 2], < a | no |"
+    assert rows[3] == "| step ratio | 1.07 [1, 1.2] | 15 | - | <= 1.1 | yes |"
+    assert "## Learning[^1]" in text and "[^1]: A caveat." in text and "[^2]: Why b." in text
+
+    spec.write_text("sections:\n  - {title: x, runs: [runs], rows: [{method: z, env: E}]}\n")
+    with pytest.raises(ResultsSpecError, match="no runs of method 'z' on 'E'"):
+        results_markdown(spec, reps=10)
+    spec.write_text("sections:\n  - {title: x, runs: [runs], rows: [{method: a, env: E, target: {above: q}}]}\n")
+    with pytest.raises(ResultsSpecError, match="compares with 'q', which has no row on this environment"):
+        results_markdown(spec, reps=10)

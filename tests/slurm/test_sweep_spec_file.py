@@ -1,0 +1,92 @@
+"""Sweep specs (benchmarks/learning_*.yaml): parsing, validation of every committed spec, and a
+smoke run of one spec through the sweep and the report, as a benchmark is run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.slurm.sweep_testlib import REPO, TINY
+
+from torchrl_reg.report.summary import main as report_main
+from torchrl_reg.sweep.__main__ import main
+from torchrl_reg.sweep.spec import SweepError, load_sweep_spec, plan_tasks
+
+SPECS = {  # tasks per committed spec: methods x envs x seeds
+    "learning_classic.yaml": 3 * 2 * 10,
+    "learning_minatar.yaml": 4 * 3 * 3,
+    "learning_minatar_mirl.yaml": 3 * 3 * 3,
+    "learning_mujoco.yaml": (2 * 2 + 3 + 2 + 1 + 1) * 3,
+}
+
+
+def test_every_benchmark_script_is_a_spec():
+    assert sorted(p.name for p in (REPO / "benchmarks").glob("learning_*")) == sorted(SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_committed_specs_validate_against_the_recipes(tmp_path, name):
+    methods = load_sweep_spec(REPO / "benchmarks" / name)
+    tasks = [t for m in methods for t in plan_tasks(m.recipe, m.overrides, tmp_path / m.name)[0]]
+    assert len(tasks) == SPECS[name]
+
+
+def test_command_line_overrides_replace_the_spec_ones(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "overrides: ['seed=0,1', 'env=cartpole,acrobot']\n"
+        "methods:\n"
+        "  a: {recipe: %s, overrides: [loss=dqn, seed=5]}\n"
+        "  b: {recipe: %s, label: shared, overrides: ['+x=1']}\n" % (REPO / "recipes/m_dqn.py", REPO / "recipes/m_dqn.py")
+    )
+    a, b = load_sweep_spec(spec, ["env=cartpole", "x=2"])
+    assert (a.name, a.label, a.overrides) == ("a", "a", ("loss=dqn", "seed=5", "env=cartpole", "x=2"))
+    assert (b.name, b.label, b.overrides) == ("b", "shared", ("seed=0,1", "env=cartpole", "x=2"))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("methods: {}", "non-empty 'methods' mapping"),
+        ("methods: {a: {recipe: ../nope.py}}", "method 'a': recipe must be an existing recipes/<name>.py script"),
+        ("methods: {a: {recipe: RECIPE, overides: []}}", "method 'a': unknown key 'overides'"),
+        ("overrides: seed=1\nmethods: {a: {recipe: RECIPE}}", "'overrides' must be a list of strings, got 'seed=1'"),
+        ("methods: {'a/b': {recipe: RECIPE}}", "method name 'a/b' must be letters"),
+        ("sweeps: {}\nmethods: {a: {recipe: RECIPE}}", "unknown key 'sweeps'"),
+    ],
+)
+def test_bad_specs_are_refused_with_the_reason(tmp_path, text, message):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text.replace("RECIPE", str(REPO / "recipes" / "m_dqn.py")))
+    with pytest.raises(SweepError, match=message):
+        load_sweep_spec(spec)
+
+
+@pytest.mark.slow
+def test_a_benchmark_spec_runs_through_the_sweep_and_the_report(tmp_path, capsys):
+    """benchmarks/learning_classic.yaml cut to one env, one seed and 640 frames: one sweep per method,
+    one report over all of them, run records written and read back."""
+    sweep_dir = tmp_path / "classic"
+    spec = REPO / "benchmarks" / "learning_classic.yaml"
+    assert main([str(spec), "env=cartpole", "seed=0", "collector.total_frames=640", *TINY,
+                 "--executor", "local", "--dir", str(sweep_dir)]) == 0
+    assert sorted(p.parent.name for p in sweep_dir.glob("*/sweep.json")) == ["dqn", "m_dqn", "soft_dqn"]
+    assert main(["--status", str(sweep_dir)]) == 0
+    assert capsys.readouterr().out.count("\n1 completed\n") == 3  # one summary line per method's sweep
+    records = tmp_path / "records"
+    assert report_main([str(sweep_dir), "--reps", "50", "--records", str(records)]) == 0
+    results = json.loads((sweep_dir / "report" / "results.json").read_text())
+    finals = {r["method"]: r["mean"] for r in results["per_env"]}
+    assert sorted(finals) == ["dqn", "m_dqn", "soft_dqn"]
+    written = {p.name: json.loads(p.read_text()) for p in records.glob("*.json")}
+    assert sorted(written) == ["dqn_CartPole-v1_seed0.json", "m_dqn_CartPole-v1_seed0.json", "soft_dqn_CartPole-v1_seed0.json"]
+    for record in written.values():
+        assert record["metrics"]["final_return"] == finals[record["method"]]
+        assert f"loss={record['method']}" in record["overrides"]
+        assert record["curves"]["train/episode_return"]["frames"]
+        assert Path(record["recipe"]) == REPO / "recipes" / "m_dqn.py"
+    # The records alone give the same report as the sweep.
+    assert report_main([str(records), "--reps", "50", "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert {r["method"]: r["mean"] for r in again["per_env"]} == finals
+    assert (tmp_path / "again" / "curves_CartPole-v1.png").is_file()
