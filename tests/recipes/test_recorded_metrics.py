@@ -22,7 +22,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -184,6 +183,5 @@ if __name__ == "__main__":
     parser.add_argument("--record", nargs="+", metavar="CASE", required=True, help="cases to (re-)record, or 'all'")
     parser.add_argument("--why", help="a deliberate behaviour change: the case goes under 'exceptions' with this reason")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("RL_WARNINGS", "False")
     _record(list(CASES) if args.record == ["all"] else args.record, args.why)
