@@ -32,7 +32,7 @@ from tensordict import TensorDict
 from torchrl.data import Bounded
 from torchrl.objectives import SACLoss, SoftUpdate
 
-from benchmarks.common import time_steps
+from benchmarks.common import interleaved_times, optimizer_step
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
@@ -109,17 +109,7 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
 
         return compiled_step
 
-    def step() -> None:
-        out = loss(data)
-        total = sum(out[k] for k in keys)
-        for optim in optims:
-            optim.zero_grad(set_to_none=True)
-        total.backward()
-        for optim in optims:
-            optim.step()
-        updater.step()
-
-    return step
+    return optimizer_step(loss, data, optims, updater, keys)
 
 
 def main() -> None:
@@ -139,13 +129,7 @@ def main() -> None:
     for task in args.tasks:
         obs_dim, act_dim = TASKS[task]
         steps = {m: make_step(m, obs_dim, act_dim, batch=args.batch, num_bins=args.num_bins, seed=0) for m in methods}
-        for step in steps.values():
-            time_steps(step, max(args.steps // 5, 2))
-        times = {m: [] for m in methods}
-        for r in range(args.repeats):
-            order = methods[r % len(methods):] + methods[: r % len(methods)]
-            for method in order:
-                times[method].append(time_steps(steps[method], args.steps))
+        times = interleaved_times(steps, args.repeats, args.steps, warmup=max(args.steps // 5, 2))
         baseline = {m: "sac_compiled" if m.endswith("_compiled") else "sac" for m in methods if not m.startswith("sac")}
         ratios = {m: [t / s for t, s in zip(times[m], times[baseline[m]])] for m in baseline}
         results[task] = {

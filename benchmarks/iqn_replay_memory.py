@@ -7,7 +7,7 @@ default frame ring. Bytes are the allocated storage divided by its capacity; the
 the default ring for 1M transitions to the measured per-row bytes. Also timed: writing a
 collector batch and sampling a batch of 32. Issue 4, section 7: target <= 7.5 KB per transition.
 
-    python benchmarks/iqn_replay_memory.py --steps 4000 --capacity 3000
+    python -m benchmarks.iqn_replay_memory --steps 4000 --capacity 3000
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from torchrl.collectors import Collector  # noqa: E402
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer  # noqa: E402
 
+from benchmarks.common import finish_plot  # noqa: E402
 from torchrl_reg.data import FrameStackStorage, frame_stack_replay_buffer  # noqa: E402
 from torchrl_reg.recipe_utils import TRANSITION_KEYS  # noqa: E402
 from torchrl_reg.recipe_utils.config import EnvConfig  # noqa: E402
@@ -108,12 +109,8 @@ def plot(results: dict, path: Path) -> None:
     bars = ax.bar(labels, [v / 1000 for v in values], color=["tab:gray", "tab:blue", "tab:blue"])
     for bar, v in zip(bars, values):
         ax.text(bar.get_x() + bar.get_width() / 2, v / 1000, f"{v / 1000:.2f} KB", ha="center", va="bottom")
-    ax.axhline(7.5, color="tab:red", ls="--", label="target 7.5 KB")
-    ax.set_ylabel("KB per stored Atari transition")
-    ax.set_title(f"Replay memory, {results['game']} (4x84x84 uint8 stacks)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    finish_plot(fig, ax, path, ylabel="KB per stored Atari transition",
+                title=f"Replay memory, {results['game']} (4x84x84 uint8 stacks)", target=7.5, target_label="target 7.5 KB")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +24,7 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import HardUpdate
 
-from benchmarks.common import count_flops, time_steps
+from benchmarks.common import cost_ratio, optimizer_step
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 
@@ -69,14 +68,7 @@ def make_step(kind: str, setup: str, independent: bool, batch: int = 32, device:
     data["next", "terminated"] = data["next", "done"].clone()
     data = data.to(device)
 
-    def step() -> None:
-        out = loss(data)
-        optim.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        optim.step()
-        updater.step()
-
-    return step
+    return optimizer_step(loss, data, [optim], updater)
 
 
 def main() -> None:
@@ -95,28 +87,8 @@ def main() -> None:
             name = f"{setup}/{'per_transition' if independent else 'shared'}_fractions"
             steps = {kind: make_step(kind, setup, independent, device=args.device) for kind in ("iqn", "m_iqn")}
             n = args.steps if setup == "minatar_iqn" or args.device != "cpu" else max(args.steps // 4, 3)
-            for step in steps.values():
-                time_steps(step, 2)
-            times = {"iqn": [], "m_iqn": []}
-            for r in range(args.repeats):
-                for kind in ("iqn", "m_iqn") if r % 2 == 0 else ("m_iqn", "iqn"):
-                    times[kind].append(time_steps(steps[kind], n))
-            ratios = [m / i for m, i in zip(times["m_iqn"], times["iqn"])]
-            flops = {kind: count_flops(step) for kind, step in steps.items()}
-            results[name] = {
-                # The compute floor of the ratio: M-IQN adds a target-network pass at s_t (K quantiles).
-                "flops_iqn": flops["iqn"],
-                "flops_m_iqn": flops["m_iqn"],
-                "flop_ratio": flops["m_iqn"] / flops["iqn"],
-                "ms_per_update_iqn_median": 1e3 * statistics.median(times["iqn"]),
-                "ms_per_update_m_iqn_median": 1e3 * statistics.median(times["m_iqn"]),
-                "ratio_median": statistics.median(ratios),
-                "ratio_q25": statistics.quantiles(ratios, n=4)[0],
-                "ratio_q75": statistics.quantiles(ratios, n=4)[2],
-                "ratio_min": min(ratios),
-                "ratio_max": max(ratios),
-                "updates_per_timing": n,
-            }
+            # The compute floor of the ratio: M-IQN adds a target-network pass at s_t (K quantiles).
+            results[name] = cost_ratio("iqn", "m_iqn", steps, args.repeats, n, warmup=2)
             print(name, json.dumps(results[name]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {

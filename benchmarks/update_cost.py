@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +24,7 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, SoftUpdate
 
-from benchmarks.common import count_flops, time_steps
+from benchmarks.common import cost_ratio, finish_plot, optimizer_step
 from torchrl_reg.objectives import MunchausenDQNLoss
 
 RESULTS = Path(__file__).parent / "results" / "update_cost"
@@ -83,14 +82,7 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
 
     loss = loss.to(device)
 
-    def step() -> None:
-        out = loss(data)
-        optim.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        optim.step()
-        updater.step()
-
-    return step
+    return optimizer_step(loss, data, [optim], updater)
 
 
 def main() -> None:
@@ -107,27 +99,8 @@ def main() -> None:
     for name in args.networks:
         steps = {kind: make_step(kind, NETWORKS[name], 0, args.device) for kind in ("dqn", "m_dqn")}
         n = args.steps if name != "atari_nature_cnn" or args.device != "cpu" else max(args.steps // 10, 5)
-        for step in steps.values():
-            time_steps(step, max(n // 5, 2))
-        times = {"dqn": [], "m_dqn": []}
-        for r in range(args.repeats):
-            order = ("dqn", "m_dqn") if r % 2 == 0 else ("m_dqn", "dqn")
-            for kind in order:
-                times[kind].append(time_steps(steps[kind], n))
-        ratios = [m / d for m, d in zip(times["m_dqn"], times["dqn"])]
-        flops = {kind: count_flops(step) for kind, step in steps.items()}
-        results[name] = {
-            # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
-            "flops_dqn": flops["dqn"],
-            "flops_m_dqn": flops["m_dqn"],
-            "flop_ratio": flops["m_dqn"] / flops["dqn"],
-            "ms_per_update_dqn_median": 1e3 * statistics.median(times["dqn"]),
-            "ms_per_update_m_dqn_median": 1e3 * statistics.median(times["m_dqn"]),
-            "ratio_median": statistics.median(ratios),
-            "ratio_min": min(ratios),
-            "ratio_max": max(ratios),
-            "updates_per_timing": n,
-        }
+        # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
+        results[name] = cost_ratio("dqn", "m_dqn", steps, args.repeats, n, warmup=max(n // 5, 2))
         print(name, json.dumps(results[name]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -159,13 +132,9 @@ def plot(results: dict, path: Path, device: str = "cpu") -> None:
     ax.bar(names, ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
     ax.scatter(names, [results[n]["flop_ratio"] for n in names], marker="D", color="black", zorder=3,
                label="FLOP ratio (compute floor)")
-    ax.axhline(1.10, color="tab:red", ls="--", label="target 1.10")
     ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set_ylabel("M-DQN step / DQN step (median)")
-    ax.set_title(f"Update cost, MunchausenDQNLoss vs torchrl DQNLoss ({device})")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    finish_plot(fig, ax, path, ylabel="M-DQN step / DQN step (median)",
+                title=f"Update cost, MunchausenDQNLoss vs torchrl DQNLoss ({device})", target=1.10, target_label="target 1.10")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,20 @@ class Recipe:
         return self.path.parent / "conf"
 
     def module(self) -> ModuleType:
-        """Import the script as a module (once per process), as ``python recipes/<name>.py`` would see it."""
+        """Import the script as a module (once per process).
+
+        A recipe of an importable package (``recipes/m_dqn.py`` with the repository root on the path)
+        is imported under its package name, ``recipes.m_dqn``: a second copy of the module would
+        register a second schema class under the same ConfigStore name, and configs composed for one
+        copy would then fail the other's validation. Any other script is loaded from its file, as
+        ``python <script>`` would see it.
+        """
+        packaged = self._package_module()
+        if packaged is not None:
+            module = importlib.import_module(packaged)
+            if not callable(getattr(module, "train", None)):
+                raise SweepError(f"recipe {self.path} defines no train(cfg) function")
+            return module
         mod_name = f"_torchrl_reg_recipe_{self.name}"
         if mod_name in sys.modules:
             return sys.modules[mod_name]
@@ -84,6 +97,19 @@ class Recipe:
             del sys.modules[mod_name]
             raise SweepError(f"recipe {self.path} defines no train(cfg) function")
         return module
+
+    def _package_module(self) -> str | None:
+        """``<package>.<name>`` when that import resolves to this very file, else None."""
+        if not (self.path.parent / "__init__.py").is_file():
+            return None
+        name = f"{self.path.parent.name}.{self.name}"
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or spec.origin is None or Path(spec.origin).resolve() != self.path:
+            return None
+        return name
 
     def validate(self, cfg: DictConfig) -> None:
         """The recipe's ``validate(cfg)``: schema and every range check ``train`` runs before building anything."""
