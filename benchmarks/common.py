@@ -1,17 +1,90 @@
-"""What the speed benchmarks share: one optimizer step, interleaved timings, FLOP counts, plot finish."""
+"""What the speed benchmarks share: a random batch, one optimizer step, interleaved timings, FLOP
+counts, the command line and the record of where a measurement was taken, and the ratio plots."""
 from __future__ import annotations
 
+import argparse
+import platform
 import statistics
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["count_flops", "cost_ratio", "finish_plot", "interleaved_times", "optimizer_step", "time_steps"]
+__all__ = [
+    "count_flops",
+    "cost_ratio",
+    "finish_plot",
+    "interleaved_times",
+    "measurement_info",
+    "optimizer_step",
+    "parse_timing_args",
+    "plot_cost_ratios",
+    "random_transitions",
+    "time_steps",
+    "timing_parser",
+]
 
 Step = Callable[[], None]
+
+
+def timing_parser(description: str, *, repeats: int, steps: int, steps_help: str, device: bool = True,
+                  subsets: tuple[str, Sequence[str]] | None = None) -> argparse.ArgumentParser:
+    """The options every timing benchmark takes: ``--repeats``, ``--steps``, ``--threads`` (and
+    ``--device``); ``subsets=("--networks", names)`` adds an option choosing among ``names`` (all by default)."""
+    parser = argparse.ArgumentParser(description=description)
+    if subsets is not None:
+        flag, names = subsets
+        parser.add_argument(flag, nargs="+", default=list(names), choices=list(names))
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--steps", type=int, default=steps, help=steps_help)
+    parser.add_argument("--threads", type=int, default=1)
+    if device:
+        parser.add_argument("--device", default="cpu", help="cpu or cuda (results then go to a *_cuda.json file)")
+    return parser
+
+
+def parse_timing_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the command line and pin torch to ``--threads`` threads for the timings. TorchRL's warning
+    that a loss has no target updater is silenced: the benchmarks step their updaters by hand."""
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="No target network updater")
+    return args
+
+
+def measurement_info(args: argparse.Namespace) -> dict[str, Any]:
+    """Where and how a timing was taken: the exact command, repeats, threads, torch, device, machine."""
+    device = getattr(args, "device", "cpu")
+    return {
+        "command": "python -m benchmarks." + Path(sys.argv[0]).stem + "".join(f" {a}" for a in sys.argv[1:]),
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "device": device if device == "cpu" else torch.cuda.get_device_name(),
+        "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
+    }
+
+
+def random_transitions(observation: Callable[[], torch.Tensor], spec: Any, batch: int, device: str = "cpu") -> Any:
+    """A batch of ``batch`` random transitions in the recipes' keys (5% of them terminal), on ``device``."""
+    from tensordict import TensorDict
+
+    data = TensorDict(
+        {
+            "observation": observation(),
+            "action": spec.rand((batch,)),
+            ("next", "observation"): observation(),
+            ("next", "reward"): torch.randn(batch, 1),
+            ("next", "done"): torch.rand(batch, 1) < 0.05,
+        },
+        [batch],
+    )
+    data["next", "terminated"] = data["next", "done"].clone()
+    return data.to(device)
 
 
 def optimizer_step(loss: Any, data: Any, optimizers: Sequence[torch.optim.Optimizer], updater: Any,
@@ -99,6 +172,29 @@ def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, 
         "ratio_max": max(ratios),
         "updates_per_timing": n,
     }
+
+
+def plot_cost_ratios(results: dict[str, dict[str, Any]], path: Path, *, bars: tuple[str, str], ylabel: str, title: str,
+                     figsize: tuple[float, float] = (6, 3.5)) -> None:
+    """One bar per setup: the median time ratio with error bars from the ``bars`` keys (e.g. min and
+    max), the FLOP ratio as a diamond, the 1.10 target as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    labels = [n.replace("/", "\n") for n in names]
+    fig, ax = plt.subplots(figsize=figsize)
+    ratios = [results[n]["ratio_median"] for n in names]
+    lows = [results[n]["ratio_median"] - results[n][bars[0]] for n in names]
+    highs = [results[n][bars[1]] - results[n]["ratio_median"] for n in names]
+    ax.bar(labels, ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
+    ax.scatter(labels, [results[n]["flop_ratio"] for n in names], marker="D", color="black", zorder=3,
+               label="FLOP ratio (compute floor)")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.tick_params(axis="x", labelsize=7)
+    finish_plot(fig, ax, path, ylabel=ylabel, title=title, target=1.10, target_label="target 1.10")
 
 
 def finish_plot(fig: Any, ax: Any, path: Path, *, ylabel: str, title: str, target: float | None = None,

@@ -18,12 +18,8 @@ version; results in ``throughput_compiled.json``.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import warnings
 from pathlib import Path
 
@@ -32,7 +28,7 @@ from tensordict import TensorDict
 from torchrl.data import Bounded
 from torchrl.objectives import SACLoss, SoftUpdate
 
-from benchmarks.common import interleaved_times, optimizer_step
+from benchmarks.common import interleaved_times, measurement_info, optimizer_step, parse_timing_args, timing_parser
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
@@ -113,17 +109,13 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=100, help="updates per timing")
+    parser = timing_parser(__doc__.splitlines()[0], repeats=9, steps=100, steps_help="updates per timing", device=False)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--num-bins", type=int, default=11)
     parser.add_argument("--tasks", nargs="+", default=["HalfCheetah-v5", "Humanoid-v5"], choices=list(TASKS))
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="eager vs compiled updates (throughput_compiled.json)")
-    args = parser.parse_args()
+    args = parse_timing_args(parser)
     methods = COMPILED_METHODS if args.compile else METHODS
-    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     results = {}
     for task in args.tasks:
@@ -148,14 +140,10 @@ def main() -> None:
         print(task, json.dumps(results[task]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
-        "command": "python " + " ".join(sys.argv),
-        "repeats": args.repeats,
+        **measurement_info(args),
         "updates_per_timing": args.steps,
         "batch": args.batch,
         "num_bins": args.num_bins,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared, {torch.get_num_threads()} torch thread(s)",
         "target": "IQ time / SAC time <= 1 (IQ, a single loss, not slower than SAC's actor + critic + alpha update)",
         "results": results,
     }

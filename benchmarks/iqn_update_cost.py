@@ -11,20 +11,15 @@ target ratio <= 1.10. The FLOP count per update gives the ratio's compute floor.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import sys
-import warnings
 from pathlib import Path
 
 import torch
-from tensordict import TensorDict
 from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import HardUpdate
 
-from benchmarks.common import cost_ratio, optimizer_step
+from benchmarks.common import cost_ratio, measurement_info, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 
@@ -55,32 +50,14 @@ def make_step(kind: str, setup: str, independent: bool, batch: int = 32, device:
             return torch.randint(0, 256, (batch, *obs_shape), dtype=torch.uint8)
         return (torch.rand(batch, *obs_shape) < 0.1).float()
 
-    data = TensorDict(
-        {
-            "observation": obs(),
-            "action": spec.rand((batch,)),
-            ("next", "observation"): obs(),
-            ("next", "reward"): torch.randn(batch, 1),
-            ("next", "done"): torch.rand(batch, 1) < 0.05,
-        },
-        [batch],
-    )
-    data["next", "terminated"] = data["next", "done"].clone()
-    data = data.to(device)
+    data = random_transitions(obs, spec, batch, device)
 
     return optimizer_step(loss, data, [optim], updater)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=11)
-    parser.add_argument("--steps", type=int, default=20, help="updates per timing (a quarter for the Nature CNN)")
-    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (results then go to update_cost_cuda.json)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message="No target network updater")
+    args = parse_timing_args(timing_parser(__doc__.splitlines()[0], repeats=11, steps=20, subsets=("--setups", SETUPS),
+                                           steps_help="updates per timing (a quarter for the Nature CNN)"))
     results = {}
     for setup in args.setups:
         for independent in (True, False):
@@ -92,13 +69,8 @@ def main() -> None:
             print(name, json.dumps(results[name]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
-        "command": "python " + " ".join(sys.argv),
-        "repeats": args.repeats,
-        "threads": args.threads,
+        **measurement_info(args),
         "batch": 32,
-        "torch": torch.__version__,
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
         "target_ratio": 1.10,
         "results": results,
     }
@@ -108,29 +80,8 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    ratios = [results[n]["ratio_median"] for n in names]
-    lows = [results[n]["ratio_median"] - results[n]["ratio_q25"] for n in names]
-    highs = [results[n]["ratio_q75"] - results[n]["ratio_median"] for n in names]
-    labels = [n.replace("/", "\n") for n in names]
-    ax.bar(labels, ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
-    ax.scatter(labels, [results[n]["flop_ratio"] for n in names], marker="D", color="black", zorder=3,
-               label="FLOP ratio (compute floor)")
-    ax.axhline(1.10, color="tab:red", ls="--", label="target 1.10")
-    ax.axhline(1.0, color="gray", lw=0.8)
-    ax.set_ylabel("M-IQN step / IQN step\n(median, bars: quartiles)")
-    ax.set_title("Update cost, MunchausenIQNLoss vs IQNLoss (batch 32)")
-    ax.tick_params(axis="x", labelsize=7)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
+    plot_cost_ratios(results, path, bars=("ratio_q25", "ratio_q75"), ylabel="M-IQN step / IQN step\n(median, bars: quartiles)",
+                     title="Update cost, MunchausenIQNLoss vs IQNLoss (batch 32)", figsize=(7, 3.8))
 
 if __name__ == "__main__":
     main()

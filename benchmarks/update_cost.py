@@ -10,21 +10,16 @@ M-DQN needs the target network's action values at s_t too, one more forward pass
 """
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import sys
-import warnings
 from pathlib import Path
 
 import torch
-from tensordict import TensorDict
 from torch import nn
 from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, SoftUpdate
 
-from benchmarks.common import cost_ratio, finish_plot, optimizer_step
+from benchmarks.common import cost_ratio, measurement_info, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser
 from torchrl_reg.objectives import MunchausenDQNLoss
 
 RESULTS = Path(__file__).parent / "results" / "update_cost"
@@ -67,18 +62,7 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
     loss.make_value_estimator(gamma=0.99)
     updater = SoftUpdate(loss, eps=0.995)
     optim = torch.optim.Adam(loss.parameters(), lr=1e-4)
-    data = TensorDict(
-        {
-            "observation": torch.rand(batch, *obs_shape),
-            "action": spec.rand((batch,)),
-            ("next", "observation"): torch.rand(batch, *obs_shape),
-            ("next", "reward"): torch.randn(batch, 1),
-            ("next", "done"): torch.rand(batch, 1) < 0.05,
-        },
-        [batch],
-    )
-    data["next", "terminated"] = data["next", "done"].clone()
-    data = data.to(device)
+    data = random_transitions(lambda: torch.rand(batch, *obs_shape), spec, batch, device)
 
     loss = loss.to(device)
 
@@ -86,15 +70,8 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=200, help="updates per timing (scaled down for big nets)")
-    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (results then go to update_cost_cuda.json)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message="No target network updater")
+    args = parse_timing_args(timing_parser(__doc__.splitlines()[0], repeats=15, steps=200, subsets=("--networks", NETWORKS),
+                                           steps_help="updates per timing (scaled down for big nets)"))
     results = {}
     for name in args.networks:
         steps = {kind: make_step(kind, NETWORKS[name], 0, args.device) for kind in ("dqn", "m_dqn")}
@@ -104,12 +81,7 @@ def main() -> None:
         print(name, json.dumps(results[name]))
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
-        "command": "python " + " ".join(sys.argv),
-        "repeats": args.repeats,
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
+        **measurement_info(args),
         "target_ratio": 1.10,
         "results": results,
     }
@@ -119,23 +91,8 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path, device: str = "cpu") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ratios = [results[n]["ratio_median"] for n in names]
-    lows = [results[n]["ratio_median"] - results[n]["ratio_min"] for n in names]
-    highs = [results[n]["ratio_max"] - results[n]["ratio_median"] for n in names]
-    ax.bar(names, ratios, yerr=[lows, highs], color="tab:blue", capsize=4)
-    ax.scatter(names, [results[n]["flop_ratio"] for n in names], marker="D", color="black", zorder=3,
-               label="FLOP ratio (compute floor)")
-    ax.axhline(1.0, color="gray", lw=0.8)
-    finish_plot(fig, ax, path, ylabel="M-DQN step / DQN step (median)",
-                title=f"Update cost, MunchausenDQNLoss vs torchrl DQNLoss ({device})", target=1.10, target_label="target 1.10")
-
+    plot_cost_ratios(results, path, bars=("ratio_min", "ratio_max"), ylabel="M-DQN step / DQN step (median)",
+                     title=f"Update cost, MunchausenDQNLoss vs torchrl DQNLoss ({device})")
 
 if __name__ == "__main__":
     main()
