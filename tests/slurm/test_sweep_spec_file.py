@@ -71,6 +71,7 @@ def test_a_benchmark_spec_runs_through_the_sweep_and_the_report(tmp_path, capsys
     assert main([str(spec), "env=cartpole", "seed=0", "collector.total_frames=640", *TINY,
                  "--executor", "local", "--dir", str(sweep_dir)]) == 0
     assert sorted(p.parent.name for p in sweep_dir.glob("*/sweep.json")) == ["dqn", "m_dqn", "soft_dqn"]
+    capsys.readouterr()
     assert main(["--status", str(sweep_dir)]) == 0
     assert capsys.readouterr().out.count("\n1 completed\n") == 3  # one summary line per method's sweep
     records = tmp_path / "records"
