@@ -9,10 +9,10 @@ The runs themselves go through the sweep CLI, one single-task sweep per (configu
 (run from a ``git archive`` of the commit under test, with ``OMP_NUM_THREADS=1`` and ``PYTHONPATH`` at it),
 and the comparison through ``python -m torchrl_reg.report``. This script does what neither does:
 
-    python benchmarks/iq_fidelity.py baseline OUT     # run directories rebuilt from benchmarks/results/iq/learning/*.json
-    python benchmarks/iq_fidelity.py collect SWEEPS   # finished sweep runs -> benchmarks/results/iq/fidelity/*.json
-    python benchmarks/iq_fidelity.py compare REPORT   # IQ / SAC ratios and the "M-IQ >= IQ - pooled std" check
-    python benchmarks/iq_fidelity.py initial          # the freshly initialized policy, softmax(F) vs softmax(F / tau)
+    python -m benchmarks.iq_fidelity baseline OUT     # run directories rebuilt from benchmarks/results/iq/learning/*.json
+    python -m benchmarks.iq_fidelity collect SWEEPS   # finished sweep runs -> benchmarks/results/iq/fidelity/*.json
+    python -m benchmarks.iq_fidelity compare REPORT   # IQ / SAC ratios and the "M-IQ >= IQ - pooled std" check
+    python -m benchmarks.iq_fidelity initial          # the freshly initialized policy, softmax(F) vs softmax(F / tau)
 
 ``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.py``, issue 5) were
 kept as one JSON per run, not as run directories, so the report cannot read them; this writes, per
@@ -38,7 +38,6 @@ BASELINE_METHODS = ("iq", "m_iq", "sac")
 
 def baseline(out: Path) -> None:
     """Rebuild the run directories of the committed HalfCheetah IQ, M-IQ and SAC runs under ``out``."""
-    sys.path.insert(0, str(REPO))
     from omegaconf import OmegaConf
 
     from recipes import iq, sac  # noqa: F401  (registers the recipes' schemas)
@@ -121,7 +120,6 @@ def method_of(config: dict) -> str:
 def compare(report: Path) -> None:
     """The IQ / SAC ratios at 100k and the target M-IQ >= IQ - pooled seed std, per parametrization, from the
     runs the report read (its ``results.json`` inputs); written to ``FIDELITY/comparison.json``."""
-    sys.path.insert(0, str(REPO))
     from torchrl_reg.report.runs import collect_runs
 
     inputs = json.loads((report / "results.json").read_text())["inputs"]
@@ -173,7 +171,6 @@ def initial(seeds: int = 3, tau: float = 0.01) -> None:
     from tensordict import TensorDict
     from torchrl.data import Bounded
 
-    sys.path.insert(0, str(REPO))
     from torchrl_reg.modules.policies import multicategorical_policy
 
     env = gym.make(ENV)

@@ -1,10 +1,10 @@
 """Tree-search benchmarks (issue 24): speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
 
-    taskset -c 0 python benchmarks/planning.py speed
-    taskset -c 0 python benchmarks/planning.py synthetic --trees 25
-    taskset -c 0 python benchmarks/planning.py dchain --seeds 25
-    taskset -c 0 python benchmarks/planning.py frozenlake --seeds 20
-    python benchmarks/planning.py plot
+    taskset -c 0 python -m benchmarks.planning speed
+    taskset -c 0 python -m benchmarks.planning synthetic --trees 25
+    taskset -c 0 python -m benchmarks.planning dchain --seeds 25
+    taskset -c 0 python -m benchmarks.planning frozenlake --seeds 20
+    python -m benchmarks.planning plot
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
 thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``); pin to core 0 with ``taskset``.
@@ -44,7 +44,7 @@ COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "t
 
 def _write(name: str, data: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    data["command"] = "taskset -c 0 python " + " ".join(["benchmarks/planning.py", *sys.argv[1:]])
+    data["command"] = "taskset -c 0 python " + " ".join(["-m", "benchmarks.planning", *sys.argv[1:]])
     (OUT / f"{name}.json").write_text(json.dumps(data, indent=2))
     print(f"wrote {OUT / name}.json")
 
@@ -296,7 +296,6 @@ def frozenlake(args) -> None:
 
 def minatar(args) -> None:
     """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/ments.py``)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from recipes import ments
     from torchrl_reg.recipe_utils import compose_config
 
