@@ -74,9 +74,11 @@ def _logged_curves(run_dir: Path) -> dict[str, list[list[float]]]:
 
 def collect(sweeps: Path, out: Path = FIDELITY) -> None:
     """Copy each completed single-task sweep under ``sweeps`` into ``out/<sweep name>.json``."""
+    from torchrl_reg.sweep.task import read_sweep_file
+
     out.mkdir(parents=True, exist_ok=True)
     for sweep_file in sorted(sweeps.glob("*/sweep.json")):
-        sweep = json.loads(sweep_file.read_text())
+        sweep = read_sweep_file(sweep_file.parent)  # run_dir resolved (stored relative to the sweep)
         (task,) = sweep["tasks"]
         metrics_path = Path(task["run_dir"]) / "metrics.json"
         if not metrics_path.is_file():

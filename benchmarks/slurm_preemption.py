@@ -29,6 +29,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from torchrl_reg.sweep.task import read_sweep_file
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "slurm_preemption"
 STAMP = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d{3})"
@@ -108,7 +110,7 @@ def main() -> None:
     )
     submit_s = time.time() - t_submit
     print(sub.stdout.strip(), flush=True)
-    sweep = json.loads((sweep_dir / "sweep.json").read_text())
+    sweep = read_sweep_file(sweep_dir)  # run directories resolved (stored relative to the sweep)
     array = sweep["submissions"][0]["array_job_id"]
     tasks = {t["index"]: t for t in sweep["tasks"]}
     run_dirs = {i: Path(t["run_dir"]) for i, t in tasks.items()}
