@@ -36,7 +36,7 @@ from torchrl_reg.planning import (  # noqa: E402
     make_search,
     synthetic_tree_q,
 )
-from torchrl_reg.recipe_utils import MinAtarQNet  # noqa: E402
+from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "planning"
 COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
@@ -173,7 +173,7 @@ def speed(args) -> None:
 
     import minatar
 
-    conv = MinAtarQNet(4, 6, grid=10).eval()
+    conv = make_q_network("minatar_conv", (4, 10, 10), 6).eval()  # the recipes' MinAtar network
 
     def make_minatar():
         env = minatar.Environment("breakout", sticky_action_prob=0.1)
