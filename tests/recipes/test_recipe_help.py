@@ -38,13 +38,6 @@ def accepts(recipe: str, group: str, option: str) -> bool:
     return True
 
 
-@pytest.fixture(autouse=True, scope="module")
-def recipes_on_path():
-    sys.path.insert(0, str(ROOT / "recipes"))
-    yield
-    sys.path.remove(str(ROOT / "recipes"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_help_lists_the_options_the_recipe_accepts(recipe):
