@@ -10,15 +10,17 @@ ICML 2017, arXiv:1702.08165 (Algorithm 1). The critic regresses ``Q(s, a)`` on
 :class:`~torchrl_reg.objectives.SoftQLoss`; the sampler ``a = tanh(f(s, xi))`` follows the Stein
 variational gradient of :class:`~torchrl_reg.objectives.SVGDPolicyLoss`; both are summed in
 :class:`~torchrl_reg.objectives.SoftQLearningLoss` and stepped by the loop's one Adam (disjoint
-parameters). The loop (:func:`torchrl_reg.loops.actor_critic.train`) Polyak-averages the target
-critic at rate ``loss.polyak`` after every update; the reference copies it every 1000 updates
-instead (the loss supports that with TorchRL's ``HardUpdate``, the loop does not offer it).
+parameters). The loop (:func:`torchrl_reg.loops.actor_critic.train`) copies the online critic into
+the target critic every ``loss.hard_update_interval`` updates with ``loss.target_update=hard`` (the
+reference's 1000, set by the multigoal and MuJoCo presets) or Polyak-averages it at rate
+``loss.polyak`` after every update (``loss.target_update=polyak``, the Pendulum preset).
 Evaluation plays the sampler with ``xi = 0``. ``loss.tau_final`` anneals the temperature linearly
 over ``loss.tau_annealing_updates`` updates (:class:`~torchrl_reg.objectives.TemperatureSchedule`).
 
 Presets (``sql_preset/<env>.yaml``) follow the reference implementation: 2x128 ReLU MLPs, Adam 3e-4,
 batch 128, 16 value particles, 16 kernel particles, ``tau = 1`` with reward scale 30 on HalfCheetah
-and Hopper; on MultiGoal batch 64, 32 kernel particles, reward scale 0.1.
+and Hopper; on MultiGoal batch 64, 32 kernel particles, reward scale 0.1; a target copy every 1000
+updates on MultiGoal, HalfCheetah and Hopper.
 """
 from __future__ import annotations
 

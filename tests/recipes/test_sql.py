@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from recipes import sql
+from torchrl_reg.loops import actor_critic
 from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
@@ -54,6 +55,10 @@ def test_presets_compose_and_hold_the_reference_settings(env, expected):
     assert cfg.network.hidden == hidden and cfg.optim.lr == 3e-4
     assert cfg.loss.num_value_particles == 16 and cfg.loss.tau == 1.0 and cfg.loss.fixed_ratio == 0.5
     assert cfg.loss.proposal == "uniform" and cfg.loss.space == "squashed"
+    # The reference copies the target critic every 1000 updates; it has no Pendulum run (Polyak there).
+    hard = env != "pendulum"
+    assert cfg.loss.target_update == ("hard" if hard else "polyak")
+    assert cfg.loss.hard_update_interval == (1000 if hard else None)
 
 
 def test_default_env_is_multigoal():
@@ -83,6 +88,53 @@ def test_bad_configs_fail_before_anything_is_written(tmp_path, override, match):
     with pytest.raises(ValueError, match=match):
         sql.train(compose_config(CONF, "sql", _tiny(tmp_path, **{key: value})))
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"loss.target_update": "copy"}, r"loss.target_update must be one of \['polyak', 'hard'\], got loss.target_update='copy'"),
+        ({"loss.target_update": "hard", "loss.hard_update_interval": "0"}, "loss.hard_update_interval must be an integer >= 1"),
+        ({"loss.target_update": "hard", "loss.hard_update_interval": "null"}, "loss.target_update=hard needs loss.hard_update_interval"),
+        ({"loss.target_update": "polyak", "loss.hard_update_interval": "100"}, "read only with loss.target_update=hard"),
+        ({"loss.target_update": "polyak", "loss.polyak": "0"}, "loss.polyak"),
+    ],
+)
+def test_bad_target_updates_fail_before_anything_is_written(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        sql.train(compose_config(CONF, "sql", _tiny(tmp_path, **overrides)))
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_hard_target_copy_after_updates_n_2n_only(tmp_path, monkeypatch):
+    """With a copy every N = 40 updates, the target critic equals the online one right after updates
+    40, 80, 120, 160 of the loop and differs after every other update (Adam moved the online one);
+    no target tensor is ever an online tensor."""
+    real = actor_critic.actor_critic_target_update
+    seen = []
+
+    def spy(loss_module, loss_cfg):
+        target_update = real(loss_module, loss_cfg)
+        online, target = loss_module.qvalue_network_params, loss_module.target_qvalue_network_params
+        keys = list(online.keys(True, True))
+        assert keys and sorted(keys, key=str) == sorted(target.keys(True, True), key=str)
+
+        def step(updates):
+            target_update(updates)
+            pairs = [(online.get(k), target.get(k)) for k in keys]
+            equal = all(torch.equal(o, t) for o, t in pairs)
+            aliased = any(o.data_ptr() == t.data_ptr() for o, t in pairs)
+            seen.append((updates, equal, aliased))
+
+        return step
+
+    monkeypatch.setattr(actor_critic, "actor_critic_target_update", spy)
+    overrides = {"loss.target_update": "hard", "loss.hard_update_interval": "40"}
+    metrics = sql.train(compose_config(CONF, "sql", _tiny(tmp_path, **overrides)))
+    assert metrics["updates"] == 180 and [u for u, _, _ in seen] == list(range(1, 181))
+    assert [u for u, equal, _ in seen if equal] == [40, 80, 120, 160]
+    assert not any(aliased for _, _, aliased in seen)
 
 
 @pytest.mark.slow
@@ -116,7 +168,8 @@ def test_smoke_on_pendulum(tmp_path):
 
 @pytest.mark.slow
 def test_stopped_and_resumed_run_matches_the_uninterrupted_one(tmp_path):
-    overrides = {"loss.tau_final": "0.5", "loss.tau_annealing_updates": "150"}
+    # Target copies after updates 50 (before the stop at update 90), 100 and 150 (after the resume).
+    overrides = {"loss.tau_final": "0.5", "loss.tau_annealing_updates": "150", "loss.hard_update_interval": "50"}
     full = sql.train(compose_config(CONF, "sql", _tiny(tmp_path / "full", **overrides)))
     part = tmp_path / "part"
     request_stop_at(150)

@@ -2,7 +2,8 @@
 
 * :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL
   (discrete actions, epsilon-greedy, periodic target copy);
-* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC (Box actions, Polyak targets).
+* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC, soft Q-learning (Box actions, Polyak
+  targets or a periodic copy, :mod:`torchrl_reg.loops.targets`).
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
 :mod:`torchrl_reg.loops.registry` and calls its family's ``train``; method-specific steps are

@@ -5,7 +5,8 @@ Read :func:`train` top to bottom: it is the whole algorithm. Collect ``frames_pe
 the stochastic policy (from the first frame, or uniformly random for ``collector.init_random_frames``),
 store the transitions, and once ``optim.learning_starts`` frames are stored do one gradient step per
 ``optim.frames_per_update`` frames, each followed by a Polyak update of every target network at the
-rate ``loss.polyak``. One Adam optimizer steps all parameters of the loss: for a single objective
+rate ``loss.polyak`` (``loss.target_update=polyak``, the default) or, with ``loss.target_update=hard``,
+a copy of the online parameters every ``loss.hard_update_interval`` updates. One Adam optimizer steps all parameters of the loss: for a single objective
 (IQ's Eq. (2)) that is the method itself; for a sum of losses on disjoint parameters (SAC's actor,
 critics and temperature) it is the per-loss optimizers of the paper with one backward pass, since
 Adam is per-parameter. Evaluation plays the policy's deterministic mode.
@@ -13,7 +14,7 @@ Adam is per-parameter. Evaluation plays the policy's deterministic mode.
 What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` whose ``from_config``
 builds the policy and the loss (with its networks), and optionally
 :class:`~torchrl_reg.loops.hooks.LoopHooks`. Its config is an
-:class:`~torchrl_reg.recipe_utils.ActorCriticConfig` whose ``loss`` group has ``gamma`` and ``polyak``.
+:class:`~torchrl_reg.recipe_utils.ActorCriticConfig` whose ``loss`` group has ``gamma``, ``target_update``, ``polyak`` and ``hard_update_interval``.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torchrl.objectives import SoftUpdate
 
 from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.loops.registry import get_loss
+from torchrl_reg.loops.targets import actor_critic_target_update
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
     RecipeRun,
@@ -57,7 +58,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
     policy, loss_module = entry.from_config(cfg, env, device)
     hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else LoopHooks()
-    target_updater = SoftUpdate(loss_module, tau=cfg.loss.polyak)
+    target_update = actor_critic_target_update(loss_module, cfg.loss)  # Polyak, or a copy every N updates
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
     update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
     replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
@@ -84,10 +85,10 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
             hooks.before_update(batch)
             out = update(batch)  # every loss term, one backward, one Adam step
             hooks.after_update(out)
-            target_updater.step()  # Polyak averaging of every target network
             if prioritized:
                 replay_buffer.update_tensordict_priority(batch)
             run.record(out)
+            target_update(run.updates)  # Polyak averaging, or a hard copy after updates N, 2N, ...
             session_updates += 1
         update_time += time.perf_counter() - t_update
         hooks.after_batch(run, batch_frames)

@@ -29,10 +29,11 @@ import torch  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 from tensordict.nn import TensorDictSequential  # noqa: E402
 from torchrl.modules import QValueActor  # noqa: E402
-from torchrl.objectives import DQNLoss, HardUpdate  # noqa: E402
+from torchrl.objectives import DQNLoss  # noqa: E402
 
 from torchrl_reg.loops.hooks import ValueBasedHooks  # noqa: E402
 from torchrl_reg.loops.registry import get_loss, register_loss  # noqa: E402
+from torchrl_reg.loops.targets import PeriodicHardUpdate  # noqa: E402
 from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
 from torchrl_reg.objectives.update import make_update  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
@@ -84,9 +85,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     exploration = hooks.exploration(action_spec, cfg.exploration).to(device)
     policy = TensorDictSequential(actor, exploration)
 
-    # Copied by hand every `target_every` updates (interval 0: each step() call copies).
-    target_updater = HardUpdate(loss_module, value_network_update_interval=0)
-    target_every = cfg.optim.target_update_interval // cfg.optim.frames_per_update
+    # A copy every optim.target_update_interval frames: every `target_update_interval // frames_per_update` updates.
+    target_update = PeriodicHardUpdate(loss_module, cfg.optim.target_update_interval // cfg.optim.frames_per_update)
     optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
     update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
     replay_buffer = make_replay_buffer(
@@ -127,8 +127,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if prioritized:
                 replay_buffer.update_tensordict_priority(batch)
             run.record(out)
-            if run.updates % target_every == 0:
-                target_updater.step()
+            target_update(run.updates)
         hooks.after_batch(run, batch_frames)
         if run.end_batch(batch_frames, epsilon=float(exploration.eps)):  # evaluation, logs, checkpoint, stop
             break

@@ -46,6 +46,7 @@ __all__ = [
     "ActorCriticLossConfig",
     "ValueBasedLossConfig",
     "LOSS_FUNCTIONS",
+    "TARGET_UPDATES",
     "default_of",
     "recipe_schema",
     "check_config",
@@ -71,6 +72,8 @@ LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 STORAGES = ("tensor", "memmap")
 #: The regression losses of TorchRL's ``distance_loss`` that the recipes' losses accept.
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
+#: How the actor-critic loop's target networks follow the online ones (:class:`ActorCriticLossConfig`).
+TARGET_UPDATES = ("polyak", "hard")
 
 
 def default_of(callable_: Callable[..., Any], name: str) -> Any:
@@ -235,19 +238,29 @@ class ValueBasedConfig(RecipeConfig):
 @dataclass
 class ActorCriticLossConfig:
     """What the actor-critic loop reads from every actor-critic loss config: the discount ``gamma``
-    (set in the loss's value estimator) and the Polyak rate ``polyak`` of the target networks,
-    updated after every gradient step (SAC's 0.005, Haarnoja et al. 2018b). A recipe's loss config
-    inherits it and adds the loss's own settings."""
+    (set in the loss's value estimator) and how the target networks follow the online ones,
+    ``target_update`` (one of :data:`TARGET_UPDATES`):
+
+    * ``polyak`` (default): averaged at rate ``polyak`` after every gradient step (SAC's 0.005,
+      Haarnoja et al. 2018b); ``hard_update_interval`` must stay unset;
+    * ``hard``: the online parameters copied into the targets after updates ``N, 2N, ...`` with
+      ``N = hard_update_interval`` (required; soft Q-learning's reference uses 1000); ``polyak`` is
+      not read in this mode.
+
+    A recipe's loss config inherits it and adds the loss's own settings."""
 
     gamma: float = 0.99
+    target_update: str = "polyak"
     polyak: float = 0.005
+    hard_update_interval: Optional[int] = None
 
 
 @dataclass
 class ActorCriticConfig(RecipeConfig):
     """Actor-critic recipes on Box actions (:mod:`torchrl_reg.loops.actor_critic`): the acting policy
     is stochastic (no exploration schedule) and the targets are Polyak-averaged after every update
-    at the loss's rate ``loss.polyak`` (no target copy interval)."""
+    at the loss's rate ``loss.polyak`` or copied every ``loss.hard_update_interval`` updates
+    (``loss.target_update``; no ``optim.target_update_interval``)."""
 
 
 def register_schema(name: str, node: type) -> None:
@@ -450,7 +463,19 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
     check_choice("env.family", cfg.env.family, CONTROL_FAMILIES)
     check_choice("network.kind", cfg.network.kind, ("mlp",))
     check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0, high_inclusive=False)
-    check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)
+    check_choice("loss.target_update", cfg.loss.target_update, TARGET_UPDATES)
+    interval = cfg.loss.hard_update_interval
+    if cfg.loss.target_update == "polyak":
+        check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)
+        if interval is not None:  # set without the mode that reads it: refused, never ignored
+            raise ValueError(
+                f"loss.hard_update_interval={interval!r} is read only with loss.target_update=hard, "
+                "got loss.target_update=polyak (set loss.target_update=hard, or leave the interval unset)"
+            )
+    else:
+        if interval is None:
+            raise ValueError("loss.target_update=hard needs loss.hard_update_interval (an integer >= 1, in updates)")
+        check_positive_int("loss.hard_update_interval", interval)
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
