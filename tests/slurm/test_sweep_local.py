@@ -13,6 +13,7 @@ import pytest
 import torch
 from tests.slurm.sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
 
+from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.report.summary import main as report_main
 from torchrl_reg.sweep.__main__ import main
 from torchrl_reg.sweep.launch import create_sweep
@@ -108,7 +109,7 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     stopped = _start_task(sweep_dir, 1, tmp_path)
     _wait_for(checkpoints[1].exists, 120, "the first checkpoint of task 1")
     stopped.send_signal(signal.SIGUSR1)
-    assert stopped.wait(60) == 3, (tmp_path / "task1.log").read_text()
+    assert stopped.wait(60) == EXIT_INTERRUPTED, (tmp_path / "task1.log").read_text()
     metrics = json.loads((run_dirs[1] / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and 1280 <= metrics["frames"] < 5120
 

@@ -21,23 +21,32 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   (checked by :func:`structured`) and runs every range check before building anything.
 * The run directory is Hydra's output directory (or ``cfg.run_dir`` when given). It holds the
   resolved ``config.yaml``, the CSV logs (``csv/scalars/**.csv``, rows ``step,value``),
-  ``checkpoint.pt``, ``metrics.json`` (final) and ``learning_curve.png``.
-* If ``<run_dir>/checkpoint.pt`` exists at start, the run resumes from it: the explicit step
+  ``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``), ``metrics.json`` (final),
+  ``learning_curve.png`` and, while a run uses it, ``run.lock``.
+* :func:`open_run_dir` (in :func:`start_process`) locks the directory before anything in it is
+  touched: one writer at a time, a second is refused naming the first (pid, host); the lock of
+  a killed run is detected as stale and taken over.
+* If the directory holds a checkpoint at start, the run resumes from it: the explicit step
   :meth:`RecipeRun.start` (-> :meth:`RecipeRun.resume`) that every loop calls before its first
-  batch, which then writes ``config.yaml``. Checkpoints are
-  written atomically (temp file + ``os.replace``) every ``checkpoint.interval`` frames, at the
-  end, and when a stop is requested.
+  batch, which then writes ``config.yaml``; without one, CSV rows of an earlier attempt are
+  dropped and the log starts clean. Checkpoints are written atomically (temp file +
+  ``os.replace``) every ``checkpoint.interval`` frames, at the end, and when a stop is
+  requested; an unreadable checkpoint is named and the previous one is used instead.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
-  (SIGTERM and SIGUSR1 set the flag); :func:`request_stop_at` stops at a given frame count. The
-  loop polls ``stop_requested(frames)`` once per collector batch, writes a checkpoint, clears the
-  flag (:func:`clear_stop`) and ``train`` returns ``metrics["status"] == "interrupted"``; a normal
-  end gives ``"completed"``. A stop requested before ``train`` starts stops it at its first batch.
+  (SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
+  frame count. The loop polls ``stop_requested(frames)`` once per collector batch, writes a
+  checkpoint, clears the flag (:func:`clear_stop`) and ``train`` returns
+  ``metrics["status"] == "interrupted"``; a normal end gives ``"completed"``. A stop requested
+  before ``train`` starts stops it at its first batch. From the command line an interrupted run
+  exits with status :data:`EXIT_INTERRUPTED` (75) once its checkpoint is written.
 * A checkpoint holds everything needed to continue exactly: networks, target networks,
-  optimizer, loss buffers, replay buffer contents, collector carrier and env state (pickled
-  gymnasium envs, ALE snapshots included), RNG states (torch, numpy, python, envs), exploration
-  schedule, counters, episode and evaluation history. On CPU with a fixed seed, a run that is
-  stopped and resumed gives the same metrics as the uninterrupted run, and nothing is logged
-  twice (CSV rows after the checkpoint's frame count are dropped on resume).
+  optimizer, loss buffers, replay buffer contents, collector carrier and env state (every
+  gymnasium env's attributes, ALE's own serialized emulator state), RNG states (torch, numpy,
+  python, envs), exploration schedule, counters, episode and evaluation history, all as tensors
+  and plain containers: it is loaded with ``torch.load(weights_only=True)`` and nothing in it is
+  unpickled, so a crafted checkpoint is refused instead of run. On CPU with a fixed seed, a run
+  that is stopped or killed and resumed gives the same metrics as the uninterrupted run, and
+  nothing is logged twice (CSV rows after the checkpoint's frame count are dropped on resume).
 * ``metrics.json`` holds at least ``status``, ``frames``, ``wall_time_s``, ``steps_per_s``,
   ``final_return`` (mean of the last 100 training episodes, raw env reward), ``episodes``,
   ``eval_frames`` and ``eval_returns``.
@@ -46,6 +55,9 @@ from __future__ import annotations
 
 from torchrl_reg.recipe_utils.checkpoint import (
     CHECKPOINT_NAME,
+    CheckpointError,
+    UntrustedCheckpointError,
+    has_checkpoint,
     collector_state,
     load_checkpoint,
     load_collector_state,
@@ -117,9 +129,12 @@ from torchrl_reg.recipe_utils.loggers import (
     write_json,
 )
 from torchrl_reg.recipe_utils.run import RecipeRun, check_finite_rewards
+from torchrl_reg.recipe_utils.rundir import RunDirLocked, open_run_dir
 from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device, start_process
 from torchrl_reg.recipe_utils.stop import (
+    EXIT_INTERRUPTED,
     clear_stop,
+    exit_if_interrupted,
     install_stop_signal_handlers,
     request_stop,
     request_stop_at,
@@ -132,6 +147,8 @@ __all__ = [
     "BufferConfig",
     "CONTROL_FAMILIES",
     "CHECKPOINT_NAME",
+    "CheckpointError",
+    "EXIT_INTERRUPTED",
     "CheckpointConfig",
     "CollectorConfig",
     "EnvConfig",
@@ -145,6 +162,8 @@ __all__ = [
     "QOptimConfig",
     "RecipeRun",
     "RecipeConfig",
+    "RunDirLocked",
+    "UntrustedCheckpointError",
     "LOSS_FUNCTIONS",
     "TARGET_UPDATES",
     "TRANSITION_KEYS",
@@ -163,7 +182,9 @@ __all__ = [
     "compose_config",
     "deterministic_actor",
     "evaluate",
+    "exit_if_interrupted",
     "get_env_state",
+    "has_checkpoint",
     "install_stop_signal_handlers",
     "load_checkpoint",
     "load_collector_state",
@@ -179,6 +200,7 @@ __all__ = [
     "VectorCartPole",
     "mean_last",
     "num_actions",
+    "open_run_dir",
     "plot_learning_curve",
     "register_schema",
     "replay_buffer_state",

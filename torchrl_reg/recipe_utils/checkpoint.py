@@ -1,31 +1,44 @@
-"""Atomic checkpoints that let a run continue exactly where it stopped.
+"""Atomic checkpoints that let a run continue exactly where it stopped, and that cannot run code.
 
 A checkpoint is one ``torch.save`` file (``<run_dir>/checkpoint.pt``) holding only tensors,
-numbers, strings, bytes and containers of them, so that it loads with
-``torch.load(weights_only=True)``. The one exception is the env state: gymnasium envs (physics
-state, MinAtar grids, ALE emulator snapshots, their RNGs, wrapper counters) have no tensor form,
-so they are pickled into a ``bytes`` entry and unpickled by :func:`set_env_state` — only load
-checkpoints you wrote yourself. The same holds for the sampler state of the replay buffer (a
-prioritized sampler keeps C++ segment trees).
+numbers, strings and lists/tuples/dicts of them (:func:`save_checkpoint` refuses anything else),
+loaded with ``torch.load(weights_only=True)``. States without a tensor form of their own are
+converted to such plain data first, never pickled: the env state
+(:func:`~torchrl_reg.recipe_utils.envs.get_env_state`: RNGs, grids, ALE's own serialization as a
+uint8 tensor) and the replay sampler's state (a prioritized sampler's C++ segment trees as their
+leaf values). :func:`load_checkpoint` refuses a file holding anything else, ``bytes`` included,
+so a crafted checkpoint is refused instead of executed.
+
+The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint that cannot be read
+(truncated, corrupted on disk) is reported by name and the previous one is used instead, with a
+message saying so.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torchrl._torchrl as _segment_trees
 from tensordict import TensorDict
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
 from torchrl_reg.recipe_utils.envs import get_env_state, set_env_state
+from torchrl_reg.recipe_utils.plain_state import check_plain
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "PREVIOUS_CHECKPOINT_NAME",
+    "CheckpointError",
+    "UntrustedCheckpointError",
+    "has_checkpoint",
     "save_checkpoint",
     "load_checkpoint",
     "replay_buffer_state",
@@ -37,48 +50,164 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: missing, unreadable (truncated, corrupt) or untrusted."""
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """A checkpoint holding something other than plain data: refused, never loaded or fallen back from."""
+
+
+def _previous(path: Path) -> Path:
+    return path.with_name(PREVIOUS_CHECKPOINT_NAME) if path.name == CHECKPOINT_NAME else path.with_name(path.name + ".prev")
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint to resume from (``checkpoint.pt`` or the previous one)."""
+    return (Path(run_dir) / CHECKPOINT_NAME).exists() or (Path(run_dir) / PREVIOUS_CHECKPOINT_NAME).exists()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a crash mid-write leaves the previous checkpoint intact.
 
-    The data is synced to disk before the rename makes it the checkpoint, and the directory after
-    it, so that a machine that loses power (a preempted node) cannot keep a renamed empty file.
+    ``state`` must be plain data (``TypeError`` names the first entry that is not). The data is
+    synced to disk before the rename makes it the checkpoint, and the directory after it, so that
+    a machine that loses power (a preempted node) cannot keep a renamed empty file. The checkpoint
+    it replaces becomes ``checkpoint.prev.pt`` (a hard link, so ``path`` always exists).
     """
+    check_plain(state, "checkpoint")
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
+    if path.exists():
+        previous, link = _previous(path), _previous(path).with_name(_previous(path).name + ".tmp")
+        link.unlink(missing_ok=True)
+        try:
+            os.link(path, link)
+        except OSError:  # a filesystem without hard links: keep no previous checkpoint rather than copy GBs
+            pass
+        else:
+            os.replace(link, previous)
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise UntrustedCheckpointError(
+                f"refusing checkpoint {path}: it holds objects other than tensors and plain containers, which "
+                f"only a crafted or foreign file does, and loading it could run code "
+                f"({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+            ) from None
+        raise CheckpointError(f"checkpoint {path} is unreadable (corrupt): {err}") from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {type(err).__name__}: {err}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a checkpoint dict")
+    try:
+        check_plain(state, "checkpoint")
+    except TypeError as err:
+        raise UntrustedCheckpointError(
+            f"refusing checkpoint {path}: {err}. Checkpoints written by torchrl_reg never hold bytes (older "
+            "versions pickled the env and sampler states into bytes, which can run code when unpickled); "
+            "start the run again in a new directory"
+        ) from None
+    return state
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, plain data only).
+
+    A checkpoint holding anything else is refused (:class:`CheckpointError`). One that cannot be
+    read (or is missing) while the previous one exists falls back to ``checkpoint.prev.pt``, with a
+    warning naming both files; the unreadable file is renamed ``<name>.corrupt`` so that the next
+    checkpoint does not rotate it into the previous one's place.
+    """
+    path = Path(path)
+    previous = _previous(path)
+    try:
+        if not path.exists() and previous.exists():
+            raise CheckpointError(f"checkpoint {path} is missing (the run stopped while replacing it)")
+        return _load(path, map_location)
+    except UntrustedCheckpointError:
+        raise
+    except CheckpointError as err:
+        if not previous.exists():
+            raise CheckpointError(f"{err}; there is no previous checkpoint {previous.name} to fall back to") from err
+        try:
+            state = _load(previous, map_location)
+        except CheckpointError as previous_err:
+            raise CheckpointError(f"{err}; the previous checkpoint is unusable too: {previous_err}") from err
+        if path.exists():
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+        logger.warning(
+            "%s; resuming from the previous checkpoint %s (frame %s) instead", err, previous, state.get("frames", "?")
+        )
+        return state
+
+
+_TREES = {name: getattr(_segment_trees, name) for name in dir(_segment_trees) if "SegmentTree" in name}
+
+
+def _plain_sampler_state(state: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in state.items():
+        if type(value).__name__ in _TREES and isinstance(value, _TREES[type(value).__name__]):
+            out[key] = {"segment_tree": type(value).__name__, "leaves": value[torch.arange(value.size)]}
+        else:
+            out[key] = value
+    return out
+
+
+def _sampler_state_from_plain(state: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict) and set(value) == {"segment_tree", "leaves"}:
+            if value["segment_tree"] not in _TREES:
+                raise CheckpointError(f"unknown segment tree {value['segment_tree']!r} in the replay sampler state")
+            leaves = value["leaves"]
+            tree = _TREES[value["segment_tree"]](len(leaves))
+            tree[torch.arange(len(leaves))] = leaves
+            out[key] = tree
+        else:
+            out[key] = value
+    return out
 
 
 def replay_buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
-    """``buffer.state_dict()`` with the sampler state pickled to bytes.
+    """``buffer.state_dict()`` with the sampler's C++ segment trees (a prioritized sampler) as their leaf values.
 
-    The storage (the transitions) stays tensors; a prioritized sampler's state holds TorchRL's
-    C++ sum/min segment trees, which ``weights_only`` loading refuses.
+    A segment tree is a function of its leaves (each inner node combines its two children), so
+    its leaves are its whole state; the storage (the transitions) is tensors already.
     """
     state = dict(buffer.state_dict())
-    state["_sampler"] = pickle.dumps(state["_sampler"])
+    state["_sampler"] = _plain_sampler_state(state["_sampler"])
     return state
 
 
 def load_replay_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    """Inverse of :func:`replay_buffer_state` (the bytes must come from a trusted checkpoint)."""
+    """Inverse of :func:`replay_buffer_state`."""
     state = dict(state)
-    state["_sampler"] = pickle.loads(state["_sampler"])
+    state["_sampler"] = _sampler_state_from_plain(state["_sampler"])
     buffer.load_state_dict(state)
 
 

@@ -19,12 +19,15 @@ Families (``EnvConfig.family``):
   returned raw; the recipe clips them for learning only (``EnvConfig.reward_clip``), so that the
   logged returns are game scores.
 * ``mujoco``: gymnasium MuJoCo ids (``HalfCheetah-v5``, ``Humanoid-v5``), observations cast to
-  float32; pickling keeps the exact simulation state (:class:`MujocoFloat32`).
+  float32; its state keeps the exact simulation state (:class:`MujocoFloat32`).
+
+:func:`get_env_state` / :func:`set_env_state` save and restore every sub-env as plain data
+(tensors, numbers, tagged tuples; :mod:`torchrl_reg.recipe_utils.plain_state`) that a
+``torch.load(weights_only=True)`` checkpoint can hold: no pickle is ever written or read.
 """
 from __future__ import annotations
 
 import math
-import pickle
 import warnings
 from functools import partial
 from typing import Any
@@ -37,6 +40,7 @@ from torchrl.envs import EnvBase, GymWrapper
 
 import torchrl_reg.envs  # noqa: F401  (registers MultiGoal-v0 with gymnasium, for env.name)
 from torchrl_reg.recipe_utils.config import ENV_FAMILIES, check_choice
+from torchrl_reg.recipe_utils.plain_state import decode, encode, object_state, restore_attributes
 
 __all__ = [
     "AtariPreprocessing",
@@ -75,9 +79,9 @@ class AtariPreprocessing(gym.Wrapper):
     summed over the skipped frames, grayscale, area resize to ``screen_size`` x ``screen_size``.
     Sticky actions are ALE's own (``repeat_action_probability``), applied at every raw frame.
 
-    Pickling saves the emulator state with its RNG (``cloneState(include_rng=True)``), because the
-    ALE object itself does not survive a pickle round trip; this is what lets a checkpoint resume
-    an Atari run exactly.
+    :meth:`plain_state` saves the emulator with its RNG (``cloneState(include_rng=True)``, serialized
+    by ALE itself into a uint8 tensor), because the ALE object has no state of its own that
+    Python can copy; this is what lets a checkpoint resume an Atari run exactly.
     """
 
     def __init__(self, env_id: str, *, sticky_action_prob: float = 0.25, frame_skip: int = 4, screen_size: int = 84):
@@ -130,21 +134,28 @@ class AtariPreprocessing(gym.Wrapper):
                 break
         return self._observation(), total, terminated, truncated, info
 
-    def __getstate__(self) -> dict:
-        ale = self.env.unwrapped.ale
+    def plain_state(self) -> dict[str, Any]:
+        """The emulator (ALE's own serialization, its RNG included) as a uint8 tensor and the pooling buffer."""
+        serialized = self.env.unwrapped.ale.cloneState(include_rng=True).serialize()
         return {
-            "kwargs": self._kwargs,
-            "ale_state": pickle.dumps(ale.cloneState(include_rng=True)),
-            "buffer": self._buffer.copy(),
-            "np_random": self.env.unwrapped.np_random.bit_generator.state,
+            "ale": torch.frombuffer(bytearray(serialized), dtype=torch.uint8),
+            "buffer": torch.from_numpy(self._buffer.copy()),
         }
+
+    def load_plain_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`plain_state`, through ALE's ``restoreState`` (no unpickling)."""
+        import ale_py
+
+        self.env.unwrapped.ale.restoreState(ale_py.ALEState(state["ale"].numpy().tobytes()))
+        self._buffer[:] = state["buffer"].numpy()
+
+    def __getstate__(self) -> dict:
+        return {"kwargs": self._kwargs, "layers": _layer_states(self)}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state["kwargs"])
         self.env.reset()
-        self.env.unwrapped.ale.restoreState(pickle.loads(state["ale_state"]))
-        self.env.unwrapped.np_random.bit_generator.state = state["np_random"]
-        self._buffer[:] = state["buffer"]
+        _load_layer_states(self, state["layers"], "env")
 
 
 class MinAtarChannelsFirst(gym.ObservationWrapper):
@@ -162,10 +173,10 @@ class MinAtarChannelsFirst(gym.ObservationWrapper):
 class MujocoFloat32(gym.ObservationWrapper):
     """A gymnasium MuJoCo env with float32 observations whose pickle continues the same trajectory.
 
-    Gymnasium's MuJoCo envs pickle by constructor arguments only (a fresh simulation); this one
-    also saves MuJoCo's full integration state (``mj_getState``: qpos, qvel, actuator state,
-    warm start, time), the env's RNG and the time-limit counter, so a checkpointed run resumes
-    bit for bit.
+    Gymnasium's MuJoCo envs pickle by constructor arguments only (a fresh simulation); this one's
+    :meth:`plain_state` (and its pickle) also saves MuJoCo's full integration state
+    (``mj_getState``: qpos, qvel, actuator state, warm start, time); :func:`get_env_state` adds
+    the env's RNG and the time-limit counter, so a checkpointed run resumes bit for bit.
     """
 
     def __init__(self, env_id: str):
@@ -185,32 +196,29 @@ class MujocoFloat32(gym.ObservationWrapper):
             env = env.env
         return None
 
-    def __getstate__(self) -> dict:
+    def plain_state(self) -> dict[str, Any]:
+        """MuJoCo's full integration state (``mj_getState``) as a float64 tensor."""
         import mujoco
 
         sim = self.env.unwrapped
         physics = np.empty(mujoco.mj_stateSize(sim.model, mujoco.mjtState.mjSTATE_INTEGRATION))
         mujoco.mj_getState(sim.model, sim.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
-        time_limit = self._time_limit()
-        return {
-            "env_id": self._env_id,
-            "physics": physics,
-            "np_random": sim.np_random.bit_generator.state,
-            "elapsed_steps": None if time_limit is None else time_limit._elapsed_steps,
-        }
+        return {"physics": torch.from_numpy(physics)}
 
-    def __setstate__(self, state: dict) -> None:
+    def load_plain_state(self, state: dict[str, Any]) -> None:
         import mujoco
 
+        sim = self.env.unwrapped
+        mujoco.mj_setState(sim.model, sim.data, state["physics"].numpy(), mujoco.mjtState.mjSTATE_INTEGRATION)
+        mujoco.mj_forward(sim.model, sim.data)
+
+    def __getstate__(self) -> dict:
+        return {"env_id": self._env_id, "layers": _layer_states(self)}
+
+    def __setstate__(self, state: dict) -> None:
         self.__init__(state["env_id"])
         self.env.reset()
-        sim = self.env.unwrapped
-        mujoco.mj_setState(sim.model, sim.data, state["physics"], mujoco.mjtState.mjSTATE_INTEGRATION)
-        mujoco.mj_forward(sim.model, sim.data)
-        sim.np_random.bit_generator.state = state["np_random"]
-        time_limit = self._time_limit()
-        if time_limit is not None:
-            time_limit._elapsed_steps = state["elapsed_steps"]
+        _load_layer_states(self, state["layers"], "env")
 
 
 def _minatar_id(name: str) -> str:
@@ -429,28 +437,67 @@ def _vector_env(env: EnvBase) -> gym.vector.VectorEnv:
     return base._env
 
 
-def get_env_state(env: EnvBase) -> bytes:
-    """Pickled state of every sub-env (physics, emulator, RNGs, wrappers) of a :func:`make_env` env."""
+def _descend(value: Any) -> bool:
+    # MinAtar keeps its game (grids, timers, its RandomState) in plain Python objects.
+    return type(value).__module__.split(".")[0] == "minatar"
+
+
+def _layers(env: gym.Env) -> list[gym.Env]:
+    """The wrapper chain of ``env``, outermost first, down to the unwrapped env."""
+    layers = [env]
+    while isinstance(layers[-1], gym.Wrapper):
+        layers.append(layers[-1].env)
+    return layers
+
+
+def _layer_states(env: gym.Env) -> list[dict[str, Any]]:
+    """Per layer: its class name, and its state (its own ``plain_state()``, else its plain attributes)."""
+    states = []
+    for layer in _layers(env):
+        own = getattr(layer, "plain_state", None)
+        state = own() if callable(own) else object_state(layer, skip=("env",), descend=_descend)
+        states.append({"class": type(layer).__name__, "state": state})
+    return states
+
+
+def _load_layer_states(env: gym.Env, states: list[dict[str, Any]], where: str) -> None:
+    layers = _layers(env)
+    saved = [s["class"] for s in states]
+    built = [type(layer).__name__ for layer in layers]
+    if saved != built:
+        raise ValueError(f"{where}: the checkpoint holds an env wrapped as {saved}, this run builds {built}")
+    for layer, state in zip(layers, states):
+        own = getattr(layer, "load_plain_state", None)
+        if callable(own):
+            own(state["state"])
+        else:
+            restore_attributes(layer, state["state"], f"{where}.{type(layer).__name__}")
+
+
+def get_env_state(env: EnvBase) -> dict[str, Any]:
+    """State of every sub-env (physics, emulator, grids, RNGs, wrapper counters) of a :func:`make_env`
+    env, as plain data (tensors, numbers, tagged tuples) that a weights-only checkpoint holds."""
     venv = _vector_env(env)
     if isinstance(venv, VectorCartPole):
-        return pickle.dumps(venv.__getstate__())
-    return pickle.dumps(venv.envs)
+        return {"kind": "VectorCartPole", "state": encode(venv.__getstate__())}
+    return {"kind": "SyncVectorEnv", "envs": [_layer_states(sub) for sub in venv.envs]}
 
 
-def set_env_state(env: EnvBase, state: bytes) -> None:
-    """Restore the sub-envs saved by :func:`get_env_state` (the bytes must come from a trusted checkpoint)."""
+def set_env_state(env: EnvBase, state: dict[str, Any]) -> None:
+    """Restore, in place, the sub-envs saved by :func:`get_env_state` into an env built the same way."""
     venv = _vector_env(env)
-    envs = pickle.loads(state)
-    if isinstance(venv, VectorCartPole) or isinstance(envs, dict):
-        if not (isinstance(venv, VectorCartPole) and isinstance(envs, dict)):
-            raise ValueError(
-                "checkpoint and run disagree on env.native_vector (one steps a numpy-vectorized "
-                "CartPole, the other a SyncVectorEnv of gymnasium envs); resume with the checkpoint's setting"
-            )
-        venv.load_state(envs)
+    kind = state.get("kind") if isinstance(state, dict) else None
+    if kind not in ("VectorCartPole", "SyncVectorEnv"):
+        raise ValueError(f"not an env state written by get_env_state (kind={kind!r})")
+    if (kind == "VectorCartPole") != isinstance(venv, VectorCartPole):
+        raise ValueError(
+            "checkpoint and run disagree on env.native_vector (one steps a numpy-vectorized "
+            "CartPole, the other a SyncVectorEnv of gymnasium envs); resume with the checkpoint's setting"
+        )
+    if kind == "VectorCartPole":
+        venv.load_state(decode(state["state"]))
         return
-    if len(envs) != len(venv.envs):
-        raise ValueError(f"checkpoint holds {len(envs)} envs, this run has collector.num_envs={len(venv.envs)}")
-    for old in venv.envs:
-        old.close()
-    venv.envs = envs
+    if len(state["envs"]) != len(venv.envs):
+        raise ValueError(f"checkpoint holds {len(state['envs'])} envs, this run has collector.num_envs={len(venv.envs)}")
+    for i, (sub, layers) in enumerate(zip(venv.envs, state["envs"])):
+        _load_layer_states(sub, layers, f"env {i}")

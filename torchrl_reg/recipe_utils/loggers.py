@@ -18,6 +18,7 @@ from torchrl_reg.recipe_utils.config import LOGGER_BACKENDS, check_choice
 __all__ = [
     "make_logger",
     "truncate_csv_logs",
+    "sync_csv_logs",
     "EpisodeTracker",
     "ProgressBar",
     "plot_learning_curve",
@@ -50,19 +51,53 @@ def make_logger(cfg: Any, run_dir: Path, exp_name: str):
     return WandbLogger(exp_name=exp_name, save_dir=str(run_dir), project=cfg.project, id=exp_name, resume="allow")
 
 
-def truncate_csv_logs(run_dir: Path, last_step: int) -> None:
-    """Drop CSV rows logged after ``last_step``: a run killed after its last checkpoint logged them
-    once already, and the resumed run logs them again."""
+def _csv_row_step(line: bytes) -> int | None:
+    """The step of a complete ``step,value`` row, ``None`` for anything else (NUL bytes, a cut row, garbage)."""
+    step, sep, value = line.partition(b",")
+    if not sep or not step.isdigit() or not value or not value.isascii():
+        return None
+    try:
+        float(value)
+    except ValueError:
+        return None
+    return int(step)
+
+
+def truncate_csv_logs(run_dir: Path, last_step: int | None) -> None:
+    """Keep only the CSV rows a resumed run must not log again: those up to ``last_step``.
+
+    A run killed after its last checkpoint logged rows that the resumed run logs again; a run
+    killed before its first checkpoint starts over (``last_step=None``: every row goes). Only
+    complete, well-formed rows are kept, with strictly increasing steps: a kill mid-write leaves a
+    last row without its newline, a crash can leave NUL-filled blocks, and neither may survive
+    or stop the resume. A file left without rows is removed.
+    """
     root = Path(run_dir) / CSV_DIR / "scalars"
     if not root.is_dir():
         return
     for path in root.rglob("*.csv"):
-        lines = path.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if line.strip() and int(line.split(",", 1)[0]) <= last_step]
-        if len(kept) != len(lines):
+        data = path.read_bytes()
+        *complete, _partial = data.split(b"\n")  # what follows the last newline is a cut row (or nothing)
+        kept, previous = [], -1
+        for line in complete:
+            step = _csv_row_step(line)
+            if step is not None and previous < step and (last_step is not None and step <= last_step):
+                kept.append(line + b"\n")
+                previous = step
+        if not kept:
+            path.unlink()
+        elif len(kept) != len(complete) or _partial:
             tmp = path.with_suffix(".csv.tmp")
-            tmp.write_text("".join(kept))
+            tmp.write_bytes(b"".join(kept))
             os.replace(tmp, path)
+
+
+def sync_csv_logs(logger: Any) -> None:
+    """fsync the files of a TorchRL ``CSVLogger`` (before a checkpoint: rows it counts as logged are on disk)."""
+    experiment = getattr(logger, "experiment", None)
+    for f in getattr(experiment, "files", {}).values():
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class EpisodeTracker:

@@ -38,6 +38,7 @@ from torchrl.data import ReplayBuffer
 from torchrl_reg.recipe_utils.checkpoint import (
     CHECKPOINT_NAME,
     collector_state,
+    has_checkpoint,
     load_checkpoint,
     load_collector_state,
     load_replay_buffer_state,
@@ -53,11 +54,13 @@ from torchrl_reg.recipe_utils.loggers import (
     make_logger,
     mean_last,
     plot_learning_curve,
+    sync_csv_logs,
     truncate_csv_logs,
     write_json,
 )
+from torchrl_reg.recipe_utils.rundir import release_run_dir
 from torchrl_reg.recipe_utils.runtime import crossed
-from torchrl_reg.recipe_utils.stop import clear_stop, stop_requested
+from torchrl_reg.recipe_utils.stop import clear_stop, set_loop_active, stop_requested
 
 __all__ = ["RecipeRun", "check_finite_rewards", "preset_line"]
 
@@ -112,7 +115,10 @@ class RecipeRun:
         extra_metrics: added to ``metrics.json`` (e.g. the loss name).
 
     Construction builds nothing and reads no file; :meth:`start` (called once, before the loop)
-    resumes from ``<run_dir>/checkpoint.pt`` when it exists (:meth:`resume`) and writes ``config.yaml``.
+    resumes from the run directory's checkpoint when it has one (:meth:`resume`), else drops the CSV
+    rows of an earlier attempt killed before its first checkpoint (the log starts clean), and writes
+    ``config.yaml``. :meth:`finish` releases the run directory's lock
+    (:func:`~torchrl_reg.recipe_utils.rundir.open_run_dir`).
     """
 
     def __init__(
@@ -157,11 +163,15 @@ class RecipeRun:
 
     # -- start and resume ---------------------------------------------------------------------------
     def start(self) -> bool:
-        """Start the run: resume it if ``<run_dir>/checkpoint.pt`` exists (:meth:`resume`), then write
-        the resolved ``config.yaml`` and start the clock and the progress bar. Returns whether it resumed."""
-        resumed = self.checkpoint_path.exists()
+        """Start the run: resume it if the run directory holds a checkpoint (:meth:`resume`), else start
+        a clean CSV log; then write the resolved ``config.yaml`` and start the clock and the progress
+        bar. Returns whether it resumed."""
+        resumed = has_checkpoint(self.run_dir)
         if resumed:
             self.resume()
+        else:
+            truncate_csv_logs(self.run_dir, None)
+        set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
         OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
         logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg))
         self.pbar = ProgressBar(self.cfg.collector.total_frames, initial=self.frames, enabled=self.cfg.logger.progress_bar)
@@ -171,6 +181,8 @@ class RecipeRun:
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Write ``checkpoint.pt`` atomically with everything needed to continue exactly."""
+        if self.logger is not None:
+            sync_csv_logs(self.logger)  # the rows up to this checkpoint are on disk before it is
         save_checkpoint(
             self.checkpoint_path,
             {
@@ -278,6 +290,7 @@ class RecipeRun:
         """Final evaluation and checkpoint (completed runs), ``metrics.json`` (with ``extra_metrics``)
         and ``learning_curve.png``; returns the metrics."""
         self.pbar.close()
+        set_loop_active(False)
         cfg = self.cfg
         completed = self.status == "completed"
         if completed and cfg.eval.episodes > 0 and (not self.eval_frames or self.eval_frames[-1] != self.frames):
@@ -307,4 +320,5 @@ class RecipeRun:
             self.run_dir / "learning_curve.png", self.tracker.end_frames, self.tracker.returns,
             self.eval_frames, self.eval_returns, title=self.title,
         )
+        release_run_dir(self.run_dir)
         return metrics

@@ -15,11 +15,14 @@ __all__ = ["seed_everything", "select_device", "resolve_run_dir", "crossed", "st
 
 
 def start_process(cfg: DictConfig) -> tuple[Path, torch.device]:
-    """What every loop does first, on a validated config: create the run directory, let SIGTERM/SIGUSR1
+    """What every loop does first, on a validated config: create and lock the run directory
+    (:func:`~torchrl_reg.recipe_utils.rundir.open_run_dir`), let SIGTERM, SIGINT, SIGUSR1 and SIGUSR2
     request a stop, set the torch thread count, pick the device and seed every RNG. Returns
-    ``(run_dir, device)``. Writes no file (``config.yaml`` is written by
+    ``(run_dir, device)``. Writes no file but the lock (``config.yaml`` is written by
     :meth:`~torchrl_reg.recipe_utils.run.RecipeRun.start`, after the resume step)."""
-    run_dir = resolve_run_dir(cfg.run_dir)
+    from torchrl_reg.recipe_utils.rundir import open_run_dir
+
+    run_dir = open_run_dir(cfg)
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
     device = select_device(cfg.device)

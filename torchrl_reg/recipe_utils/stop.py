@@ -1,20 +1,43 @@
 """Cooperative stop flag: a signal or a caller asks the training loop to checkpoint and return.
 
 The loop polls :func:`stop_requested` once per collector batch, writes a checkpoint and returns
-``metrics["status"] == "interrupted"``. SLURM sends SIGUSR1 (``--signal``) or SIGTERM before it
-kills a job; both only set the flag, so the checkpoint is written from the main loop at a batch
-boundary, where every piece of state (env, collector carrier, replay buffer) is consistent.
+``metrics["status"] == "interrupted"``; a recipe run from the command line then exits with
+:data:`EXIT_INTERRUPTED` (75, ``EX_TEMPFAIL``: "try again later"), so that schedulers and scripts
+never mistake a stopped run for a finished one. SLURM sends SIGUSR2 (submitit's
+``--signal``), SIGUSR1 (``scancel --signal``) or SIGTERM before it kills a job, and Ctrl-C sends
+SIGINT: each only sets the flag, so the checkpoint is written from the main loop at a batch
+boundary, where every piece of state (env, collector carrier, replay buffer) is consistent. While
+no training loop is running (building the run, or after it returned), and at a second Ctrl-C,
+SIGINT raises ``KeyboardInterrupt`` as usual.
 """
 from __future__ import annotations
 
 import signal
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["request_stop", "request_stop_at", "stop_requested", "clear_stop", "install_stop_signal_handlers"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "STOP_SIGNALS",
+    "request_stop",
+    "request_stop_at",
+    "stop_requested",
+    "clear_stop",
+    "install_stop_signal_handlers",
+    "set_loop_active",
+    "exit_if_interrupted",
+]
+
+#: Exit status of a recipe whose run was stopped after writing its checkpoint (sysexits' EX_TEMPFAIL).
+EXIT_INTERRUPTED = 75
+#: Signals that ask a run to checkpoint and stop.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 _STOP = threading.Event()
 _STOP_AT: list[int] = []
+_LOOP_ACTIVE = threading.Event()
 
 
 def request_stop() -> None:
@@ -41,13 +64,21 @@ def clear_stop() -> None:
     _STOP_AT.clear()
 
 
+def set_loop_active(active: bool) -> None:
+    """Mark a training loop as running (Ctrl-C then checkpoints and stops) or not (Ctrl-C interrupts)."""
+    (_LOOP_ACTIVE.set if active else _LOOP_ACTIVE.clear)()
+
+
 def _handler(signum: int, frame: object) -> None:
+    if signum == signal.SIGINT and (not _LOOP_ACTIVE.is_set() or _STOP.is_set()):
+        raise KeyboardInterrupt
+    if signum == signal.SIGINT:
+        print("\nCtrl-C: checkpointing at the end of this batch, then stopping (Ctrl-C again: stop now, "
+              "without a checkpoint)", file=sys.stderr, flush=True)
     _STOP.set()
 
 
-def install_stop_signal_handlers(
-    signals: Iterable[int] = (signal.SIGTERM, signal.SIGUSR1),
-) -> dict[int, object]:
+def install_stop_signal_handlers(signals: Iterable[int] = STOP_SIGNALS) -> dict[int, object]:
     """Make ``signals`` set the stop flag; returns the previous handlers.
 
     Only possible from the main thread (a Python rule); elsewhere nothing is installed and an
@@ -59,3 +90,10 @@ def install_stop_signal_handlers(
     for sig in signals:
         previous[sig] = signal.signal(sig, _handler)
     return previous
+
+
+def exit_if_interrupted(metrics: Mapping[str, Any]) -> None:
+    """End the process with :data:`EXIT_INTERRUPTED` if the run was stopped (its checkpoint is
+    written); a completed run returns, so that a Hydra multirun goes on to its next job."""
+    if metrics.get("status") != "completed":
+        sys.exit(EXIT_INTERRUPTED)

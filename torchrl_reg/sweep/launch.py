@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torchrl_reg
+from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
+from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.spec import Recipe, SweepError, Task, plan_tasks
 from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, write_sweep_file
 
@@ -203,7 +205,7 @@ def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, 
     """Run the tasks here, ``parallel`` at a time, each in its own process; returns their exit codes.
 
     Ctrl-C (or SIGTERM) asks every running task to checkpoint and stop, and starts no new one;
-    ``--resume`` continues the sweep later. Exit code 0: completed, 3: interrupted.
+    ``--resume`` continues the sweep later. Exit code 0: completed, 75 (``EXIT_INTERRUPTED``): interrupted.
     """
     sweep_dir = Path(sweep_dir).resolve()
     sweep = read_sweep_file(sweep_dir)
@@ -253,7 +255,7 @@ def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, 
                     codes[i] = proc.returncode
                     del running[i]
                     if not quiet:
-                        word = {0: "completed", 3: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})")
+                        word = {0: "completed", EXIT_INTERRUPTED: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})")
                         task = sweep["tasks"][i]
                         print(f"[{len(codes)}/{len(indices)}] task {task['name']}: {word}", flush=True)
             if stopping and not running:
@@ -275,7 +277,7 @@ def task_status(task: dict[str, Any]) -> str:
             status = "unknown"
         if status in ("completed", "interrupted"):
             return status
-    if (run_dir / "checkpoint.pt").is_file():
+    if has_checkpoint(run_dir):
         return "started"
     return "not started"
 

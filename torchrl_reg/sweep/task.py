@@ -144,6 +144,7 @@ class SweepTask:
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
+        from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
         from torchrl_reg.recipe_utils.stop import install_stop_signal_handlers
         from torchrl_reg.sweep.spec import Recipe, Task
 
@@ -157,7 +158,7 @@ class SweepTask:
             run_dir = Path(task.run_dir)
             _log(
                 f"task {task.index} ({' '.join(task.overrides) or 'no overrides'}) in {run_dir}: "
-                + ("resuming from its checkpoint" if (run_dir / "checkpoint.pt").exists() else "starting")
+                + ("resuming from its checkpoint" if has_checkpoint(run_dir) else "starting")
             )
             recipe = Recipe.from_path(sweep["recipe"])
             metrics = recipe.module().train(OmegaConf.create(task.config))
@@ -229,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m torchrl_reg.sweep.task SWEEP_DIR INDEX", file=sys.stderr)
         return 2
+    from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
+
     metrics = SweepTask(args[0], int(args[1]))()
-    return 0 if metrics.get("status") == "completed" else 3
+    return 0 if metrics.get("status") == "completed" else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

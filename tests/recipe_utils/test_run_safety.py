@@ -1,0 +1,379 @@
+"""Run safety: checkpoints that cannot run code, corrupt checkpoints, clean CSV logs, one writer per
+run directory, stop signals and exit codes (issue 26, items 1, 3, 4, 6 and 7)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recipes import m_dqn
+from torchrl_reg.recipe_utils import (
+    EXIT_INTERRUPTED,
+    BufferConfig,
+    CheckpointError,
+    EnvConfig,
+    RunDirLocked,
+    UntrustedCheckpointError,
+    clear_stop,
+    compose_config,
+    get_env_state,
+    load_checkpoint,
+    load_replay_buffer_state,
+    make_env,
+    make_replay_buffer,
+    replay_buffer_state,
+    request_stop_at,
+    save_checkpoint,
+    set_env_state,
+    truncate_csv_logs,
+)
+from torchrl_reg.recipe_utils.plain_state import check_plain
+from torchrl_reg.recipe_utils.rundir import LOCK_NAME, lock_run_dir, release_run_dir
+from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "recipes" / "conf"
+TINY = [
+    "compile=false",
+    "collector.total_frames=240",
+    "collector.num_envs=4",
+    "collector.frames_per_batch=40",
+    "optim.learning_starts=80",
+    "optim.frames_per_update=4",
+    "optim.target_update_interval=40",
+    "buffer.size=500",
+    "buffer.batch_size=16",
+    "exploration.annealing_frames=200",
+    "eval.interval=120",
+    "eval.episodes=2",
+    "eval.max_steps=50",
+    "checkpoint.interval=40",
+    "logger.interval=40",
+    "logger.progress_bar=false",
+]
+
+
+def _cfg(run_dir: Path, *overrides: str):
+    return compose_config(CONF, "m_dqn", [*TINY, *overrides, f"run_dir={run_dir}"])
+
+
+def _logs(run_dir: Path) -> dict[str, str]:
+    root = run_dir / "csv" / "scalars"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.csv"))}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+# -- 1. no unpickling of checkpoint contents -----------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling it creates ``path``: the stand-in for ``os.system`` in a crafted checkpoint."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory):
+    """A real m_dqn run (prioritized replay) stopped at 80 frames: its checkpoint is the one to tamper with."""
+    run_dir = tmp_path_factory.mktemp("stopped")
+    request_stop_at(80)
+    metrics = m_dqn.train(_cfg(run_dir, "buffer=prioritized"))
+    assert metrics["status"] == "interrupted"
+    return run_dir
+
+
+def _planted(place: str, payload: _Payload) -> tuple[tuple[str, ...], object]:
+    if place == "sampler bytes":  # what today's format stored there: a pickle
+        return ("replay_buffer", "_sampler"), pickle.dumps(payload)
+    if place == "env bytes":
+        return ("collector", "env"), pickle.dumps(payload)
+    if place == "env object":  # an object, not bytes: the weights-only unpickler's own refusal
+        return ("collector", "env"), payload
+    return ("rng", "python"), payload
+
+
+@pytest.mark.parametrize("place", ["sampler bytes", "env bytes", "env object", "rng object"])
+def test_crafted_checkpoint_is_refused_and_runs_nothing(stopped_run, tmp_path, place):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("config.yaml", "checkpoint.pt"):
+        (run_dir / name).write_bytes((stopped_run / name).read_bytes())
+    marker = tmp_path / "payload_ran"
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    keys, value = _planted(place, _Payload(marker))
+    state[keys[0]][keys[1]] = value
+    torch.save(state, run_dir / "checkpoint.pt")
+
+    with pytest.raises(UntrustedCheckpointError, match=f"refusing checkpoint {run_dir / 'checkpoint.pt'}"):
+        m_dqn.train(_cfg(run_dir, "buffer=prioritized"))
+    assert not marker.exists(), "the crafted checkpoint ran code"
+    assert not (run_dir / "metrics.json").exists()
+    with pytest.raises(TypeError, match="bytes"):
+        save_checkpoint(tmp_path / "x.pt", {"blob": b"\x80\x04"})  # and nothing writes bytes either
+
+
+def test_real_checkpoint_is_plain_data(stopped_run):
+    state = torch.load(stopped_run / "checkpoint.pt", weights_only=True)
+    check_plain(state)  # no bytes anywhere
+    assert state["replay_buffer"]["_sampler"]["_sum_tree"]["leaves"].shape == (500,)
+
+
+_ENV_CASES = {
+    "acrobot": EnvConfig(name="Acrobot-v1"),
+    "cartpole-native": EnvConfig(),
+    "minatar-asterix": EnvConfig(family="minatar", name="Asterix", sticky_action_prob=0.1),
+    "minatar-breakout": EnvConfig(family="minatar", name="Breakout", sticky_action_prob=0.1),
+    "minatar-freeway": EnvConfig(family="minatar", name="Freeway", sticky_action_prob=0.1),
+    "minatar-seaquest": EnvConfig(family="minatar", name="Seaquest", sticky_action_prob=0.1),
+    "minatar-spaceinvaders": EnvConfig(family="minatar", name="SpaceInvaders", sticky_action_prob=0.1),
+    "atari": EnvConfig(family="atari", name="Pong", sticky_action_prob=0.25, frame_skip=4, frame_stack=4, max_episode_steps=300),
+    "mujoco": EnvConfig(family="mujoco", name="Hopper-v5", max_episode_steps=40),
+}
+
+
+@pytest.mark.parametrize("case", list(_ENV_CASES))
+def test_env_state_is_plain_and_continues_a_fresh_env_exactly(case, tmp_path):
+    """The state goes through a weights-only file into an env built with another seed and stepped
+    elsewhere; the same actions must then give the same observations, rewards and resets."""
+    cfg = _ENV_CASES[case]
+    env, fresh = make_env(cfg, num_envs=2, seed=1), make_env(cfg, num_envs=2, seed=99)
+    g = torch.Generator().manual_seed(0)
+    spec = env.action_spec
+
+    def actions(n):
+        if cfg.family == "mujoco":
+            return [torch.rand(spec.shape, generator=g) * 2 - 1 for _ in range(n)]
+        return [torch.randint(0, int(spec.space.n), spec.shape, generator=g) for _ in range(n)]
+
+    def roll(e, td, acts):
+        out = []
+        for a in acts:
+            step, td = e.step_and_maybe_reset(td.clone().set("action", a))
+            out.append((td["observation"].clone(), step["next", "reward"].clone(), step["next", "done"].clone()))
+        return out, td
+
+    _, td = roll(env, env.reset(), actions(25))
+    _, td_fresh = roll(fresh, fresh.reset(), actions(7))
+    torch.save({"env": get_env_state(env)}, tmp_path / "env.pt")
+    state = torch.load(tmp_path / "env.pt", weights_only=True)["env"]
+    check_plain(state)
+    set_env_state(fresh, state)
+    plan = actions(120)
+    expected, _ = roll(env, td, plan)
+    got, _ = roll(fresh, td_fresh.update(td.select("observation", "done", "terminated", "truncated")), plan)
+    for (o1, r1, d1), (o2, r2, d2) in zip(expected, got):
+        torch.testing.assert_close(o2, o1, rtol=0, atol=0)
+        torch.testing.assert_close(r2, r1, rtol=0, atol=0)
+        assert torch.equal(d1, d2)
+
+
+def test_prioritized_sampler_state_round_trips_through_a_weights_only_file(tmp_path):
+    from tensordict import TensorDict
+
+    cfg = BufferConfig(size=64, batch_size=8, prioritized=True)
+    buffer = make_replay_buffer(cfg)
+    buffer.extend(TensorDict({"observation": torch.arange(40.0)[:, None]}, [40]))
+    buffer.update_priority(torch.arange(40), torch.linspace(0.1, 4.0, 40))
+    torch.save(replay_buffer_state(buffer), tmp_path / "rb.pt")
+    restored = make_replay_buffer(cfg)
+    load_replay_buffer_state(restored, torch.load(tmp_path / "rb.pt", weights_only=True))
+    for a, b in ((buffer.sampler._sum_tree, restored.sampler._sum_tree), (buffer.sampler._min_tree, restored.sampler._min_tree)):
+        assert a.query(0, 64) == b.query(0, 64) and torch.equal(a[torch.arange(64)], b[torch.arange(64)])
+    np.random.seed(3)  # TorchRL's prioritized sampler draws its masses from numpy's global RNG
+    first = buffer.sample()
+    np.random.seed(3)
+    second = restored.sample()
+    assert torch.equal(first["index"], second["index"]) and torch.equal(first["priority_weight"], second["priority_weight"])
+
+
+# -- 7. corrupt or partial checkpoints -----------------------------------------------------------------
+
+
+def test_unreadable_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, caplog):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"frames": 40})
+    save_checkpoint(path, {"frames": 80})
+    assert torch.load(tmp_path / "checkpoint.prev.pt", weights_only=True)["frames"] == 40
+    path.write_bytes(path.read_bytes()[:100])  # cut short, as a disk that lost the end of the file
+    with caplog.at_level(logging.WARNING):
+        assert load_checkpoint(path)["frames"] == 40
+    assert str(path) in caplog.text and "checkpoint.prev.pt" in caplog.text and "frame 40" in caplog.text
+    assert (tmp_path / "checkpoint.pt.corrupt").exists() and not path.exists()
+
+    lone = tmp_path / "lone" / "checkpoint.pt"
+    lone.parent.mkdir()
+    lone.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"checkpoint {lone} is unreadable.*no previous checkpoint"):
+        load_checkpoint(lone)
+
+
+@pytest.mark.slow
+def test_resume_from_a_corrupt_checkpoint_falls_back_and_ends_like_the_uninterrupted_run(tmp_path, caplog):
+    full = m_dqn.train(_cfg(tmp_path / "full"))
+    run_dir = tmp_path / "run"
+    request_stop_at(160)
+    assert m_dqn.train(_cfg(run_dir))["frames"] == 160
+    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint.write_bytes(b"\0" * 4096)  # zeroed blocks, as a crashed filesystem leaves them
+    with caplog.at_level(logging.WARNING):
+        resumed = m_dqn.train(_cfg(run_dir))
+    assert f"checkpoint {checkpoint} is unreadable" in caplog.text and "frame 120" in caplog.text
+    assert {k: v for k, v in resumed.items() if k not in ("wall_time_s", "steps_per_s", "run_dir")} == {
+        k: v for k, v in full.items() if k not in ("wall_time_s", "steps_per_s", "run_dir")
+    }
+    assert _logs(run_dir) == _logs(tmp_path / "full")
+
+
+# -- 4. CSV logs ---------------------------------------------------------------------------------------
+
+
+def test_csv_truncation_survives_nul_bytes_cut_rows_and_duplicates(tmp_path):
+    d = tmp_path / "csv" / "scalars" / "train"
+    d.mkdir(parents=True)
+    (d / "loss.csv").write_bytes(b"40,1.0\n80,2.0\n\0\0\0\0\n120,3.0\n80,2.0\n160,4.")
+    (d / "late.csv").write_bytes(b"200,1.0\n")
+    (d / "garbage.csv").write_bytes(b"\xff\xfe,1\nabc\n")
+    truncate_csv_logs(tmp_path, 160)
+    # the NUL block and the cut last row go, the repeated step 80 goes, a file left empty is removed
+    assert (d / "loss.csv").read_text() == "40,1.0\n80,2.0\n120,3.0\n"
+    assert not (d / "late.csv").exists() and not (d / "garbage.csv").exists()
+    truncate_csv_logs(tmp_path, None)
+    assert not list(d.iterdir())
+
+
+def test_a_run_without_checkpoint_starts_a_clean_log(tmp_path):
+    reference = tmp_path / "reference"
+    m_dqn.train(_cfg(reference))
+    run_dir = tmp_path / "run"
+    stale = run_dir / "csv" / "scalars" / "train"
+    stale.mkdir(parents=True)
+    # what a run killed before its first checkpoint leaves: rows the new run logs again
+    (stale / "epsilon.csv").write_text("40,0.9\n80,0.8\n12")
+    m_dqn.train(_cfg(run_dir))
+    assert _logs(run_dir) == _logs(reference)
+
+
+# -- 3. one writer per run directory ---------------------------------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from torchrl_reg.recipe_utils.rundir import lock_run_dir
+    lock_run_dir(sys.argv[1])
+    print("locked", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirLocked, match=rf"in use by pid {holder.pid} on host {socket.gethostname()}"):
+            lock_run_dir(run_dir)
+        with pytest.raises(RunDirLocked):
+            m_dqn.train(_cfg(run_dir))  # a recipe is refused before it writes anything
+        assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_NAME]
+    finally:
+        holder.kill()
+        holder.wait()
+    with caplog.at_level(logging.WARNING):
+        lock_run_dir(run_dir)  # SIGKILLed: its lock file stays, its lock went with it
+    assert f"stale lock of pid {holder.pid}" in caplog.text
+    assert json.loads((run_dir / LOCK_NAME).read_text())["pid"] == os.getpid()
+    release_run_dir(run_dir)
+    assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_a_finished_run_releases_its_lock(tmp_path):
+    m_dqn.train(_cfg(tmp_path))
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+# -- 6. signals and exit codes ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGINT, signal.SIGTERM])
+def test_a_signalled_recipe_checkpoints_and_exits_with_the_interrupted_code(tmp_path, sig):
+    run_dir = tmp_path / "run"
+    args = [a for a in TINY if not a.startswith("collector.total_frames")]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "recipes" / "m_dqn.py"), *args, "collector.total_frames=4000000",
+         f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=tmp_path,
+    )
+    try:
+        _wait_for((run_dir / "checkpoint.pt").exists, 120, "the first checkpoint")
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and 40 <= metrics["frames"] < 4000000
+    assert load_checkpoint(run_dir / "checkpoint.pt")["frames"] == metrics["frames"]
+    assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_ctrl_c_stops_the_loop_once_and_interrupts_outside_it():
+    clear_stop()
+    with pytest.raises(KeyboardInterrupt):  # no training loop: Ctrl-C is Ctrl-C
+        _handler(signal.SIGINT, None)
+    set_loop_active(True)
+    try:
+        _handler(signal.SIGINT, None)
+        assert stop_requested()
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C: stop now
+            _handler(signal.SIGINT, None)
+    finally:
+        set_loop_active(False)
+        clear_stop()
+    exit_if_interrupted({"status": "completed"})
+    with pytest.raises(SystemExit) as stopped:
+        exit_if_interrupted({"status": "interrupted"})
+    assert stopped.value.code == EXIT_INTERRUPTED == 75
+
+
+def test_numpy_state_codec_keeps_dtypes():
+    from torchrl_reg.recipe_utils.plain_state import decode, encode
+
+    value = {"a": np.float64(0.5), "b": np.arange(6, dtype=np.uint32).reshape(2, 3), "c": (1, [True, None]),
+             "g": np.random.default_rng(3)}
+    back = decode(encode(value))
+    assert type(back["a"]) is np.float64 and back["b"].dtype == np.uint32 and np.array_equal(back["b"], value["b"])
+    assert back["c"] == (1, [True, None]) and back["g"].random() == np.random.default_rng(3).random()
+    with pytest.raises(ValueError, match="dtype"):
+        decode(("ndarray", "|O", (1,), torch.zeros(8, dtype=torch.uint8)))

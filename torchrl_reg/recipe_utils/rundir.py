@@ -1,0 +1,159 @@
+"""One writer per run directory: an exclusive lock taken before anything in the directory is touched.
+
+``<run_dir>/run.lock`` is locked with ``flock`` for as long as a run uses the directory and holds
+the pid and host of that run. The kernel (or the NFS server) drops the lock when its process dies,
+however it dies, so a lock file left by a SIGKILLed or crashed run is recognised as stale and
+taken over (with a message naming the dead run); a second live writer is refused with a message
+naming the one already running. On a filesystem without ``flock`` the pid and host decide: a
+lock of a dead process on this host is stale, any other is refused.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LOCK_NAME", "RunDirLocked", "RunDirLock", "lock_run_dir", "release_run_dir", "open_run_dir"]
+
+LOCK_NAME = "run.lock"
+
+logger = logging.getLogger(__name__)
+
+
+class RunDirLocked(RuntimeError):
+    """Another live process writes to this run directory."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} (since {holder.get('since', '?')})"
+
+
+class RunDirLock:
+    """The exclusive lock of one run directory (see the module docstring); :meth:`release` frees it."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def _read_holder(self, fd: int) -> dict[str, Any]:
+        try:
+            text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            holder = json.loads(text) if text.strip() else {}
+        except (OSError, ValueError):
+            holder = {}
+        return holder if isinstance(holder, dict) else {}
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`RunDirLocked` naming the process that holds it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                holder = self._read_holder(fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise RunDirLocked(
+                        f"run directory {self.run_dir} is in use by {_describe(holder)} (lock file {self.path}); two "
+                        "runs writing one directory would corrupt its checkpoint and logs. Wait for that run to "
+                        "end or stop it (it checkpoints on SIGTERM), then run again"
+                    ) from None
+                except OSError as err:
+                    if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                        raise
+                    self._check_without_flock(holder)
+                # A holder that unlinked the file between our open and flock: lock the new file instead.
+                if os.path.exists(self.path) and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+        if holder.get("pid") is not None and holder.get("pid") != os.getpid():
+            logger.warning("run directory %s: taking over the stale lock of %s, which is no longer running",
+                           self.run_dir, _describe(holder))
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def _check_without_flock(self, holder: dict[str, Any]) -> None:
+        pid, host = holder.get("pid"), holder.get("host")
+        if pid is None or pid == os.getpid():
+            return
+        if host == socket.gethostname() and not _pid_alive(int(pid)):
+            return
+        raise RunDirLocked(
+            f"run directory {self.run_dir} is locked by {_describe(holder)} (lock file {self.path}) and this "
+            "filesystem cannot tell whether that process still runs; if it does not, delete the lock file"
+        )
+
+    def release(self) -> None:
+        """Remove the lock file and free the lock (unlinked while still held, so no other process
+        can lock the old file after a newcomer created a new one)."""
+        if self._fd is None:
+            return
+        try:
+            if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                os.unlink(self.path)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+# Locks held by this process, by resolved directory: a run that raised keeps its lock until the
+# process ends, and a later run of the same directory in this process takes it over.
+_HELD: dict[Path, RunDirLock] = {}
+
+
+def lock_run_dir(run_dir: str | Path) -> RunDirLock:
+    """Lock ``run_dir`` for this process (see :class:`RunDirLock`); released by :func:`release_run_dir`."""
+    key = Path(run_dir).resolve()
+    if key in _HELD:
+        _HELD.pop(key).release()
+    lock = RunDirLock(key)
+    lock.acquire()
+    _HELD[key] = lock
+    return lock
+
+
+def release_run_dir(run_dir: str | Path) -> None:
+    """Release this process's lock on ``run_dir``, if it holds one."""
+    lock = _HELD.pop(Path(run_dir).resolve(), None)
+    if lock is not None:
+        lock.release()
+
+
+def open_run_dir(cfg: Any) -> Path:
+    """The run directory of a validated recipe config (created if needed), locked for this run.
+
+    Nothing in the directory is touched before the lock is held: a second run of the same
+    directory is refused (:class:`RunDirLocked`) before it writes anything. ``config.yaml`` is
+    written later, by :meth:`~torchrl_reg.recipe_utils.run.RecipeRun.start`, once everything is built.
+    """
+    from torchrl_reg.recipe_utils.runtime import resolve_run_dir
+
+    run_dir = resolve_run_dir(cfg.run_dir)
+    lock_run_dir(run_dir)
+    return run_dir
