@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ import pytest
 import torch
 
 from recipes import m_dqn
+from tests.recipes.test_m_dqn import SMALL
+from tests.slurm.sweep_testlib import wait_for
 from torchrl_reg.recipe_utils import (
     EXIT_INTERRUPTED,
     BufferConfig,
@@ -45,23 +46,11 @@ from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loo
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "recipes" / "conf"
+# The m_dqn smoke settings with a checkpoint and a log row every batch (40 frames).
 TINY = [
-    "compile=false",
-    "collector.total_frames=240",
-    "collector.num_envs=4",
-    "collector.frames_per_batch=40",
-    "optim.learning_starts=80",
-    "optim.frames_per_update=4",
-    "optim.target_update_interval=40",
-    "buffer.size=500",
-    "buffer.batch_size=16",
-    "exploration.annealing_frames=200",
-    "eval.interval=120",
-    "eval.episodes=2",
-    "eval.max_steps=50",
+    *(o for o in SMALL if not o.startswith(("checkpoint.interval=", "logger.interval=", "buffer.storage="))),
     "checkpoint.interval=40",
     "logger.interval=40",
-    "logger.progress_bar=false",
 ]
 
 
@@ -79,13 +68,6 @@ def _env() -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- 1. no unpickling of checkpoint contents -----------------------------------------------------------
@@ -336,7 +318,7 @@ def test_a_signalled_recipe_checkpoints_and_exits_with_the_interrupted_code(tmp_
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=tmp_path,
     )
     try:
-        _wait_for((run_dir / "checkpoint.pt").exists, 120, "the first checkpoint")
+        wait_for((run_dir / "checkpoint.pt").exists, 120, "the first checkpoint")
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
     finally:

@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from tests.slurm.sweep_testlib import CLUSTER_SCRIPT, RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
+from tests.slurm.sweep_testlib import CLUSTER_SCRIPT, RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env, wait_for
 
 from torchrl_reg.sweep.task import read_sweep_file
 
@@ -39,13 +38,6 @@ def _step_pids(job_id: str) -> list[int]:
     return [int(r[0]) for r in rows if len(r) >= 3 and r[2] != "batch"]
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
-
 
 def test_cluster_status_reports_a_usable_node(slurm_cluster):
     status = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True)
@@ -70,7 +62,7 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
 
     try:
         for i in (0, 1):
-            _wait_for((run_dirs[i] / "checkpoint.pt").exists, 240, f"task {i} to checkpoint")
+            wait_for((run_dirs[i] / "checkpoint.pt").exists, 240, f"task {i} to checkpoint")
         assert not (run_dirs[0] / "metrics.json").exists() and not (run_dirs[1] / "metrics.json").exists()
         # What an admin or a preempting scheduler does: SLURM sends SIGTERM and requeues the task.
         subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=60)
@@ -80,7 +72,7 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
         # delivered the signal, and its retries then hit the requeued task while it starts.
         for pid in _step_pids(_queue(array)[f"{array}_1"]):
             os.kill(pid, signal.SIGUSR2)
-        _wait_for(lambda: not _queue(array), 300, "every task to leave the queue")
+        wait_for(lambda: not _queue(array), 300, "every task to leave the queue")
     finally:
         subprocess.run(["scancel", array], timeout=60)
 

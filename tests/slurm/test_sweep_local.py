@@ -6,12 +6,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from tests.slurm.sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env
+from tests.slurm.sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env, wait_for
 
 from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.report.summary import main as report_main
@@ -19,13 +18,6 @@ from torchrl_reg.sweep.__main__ import main
 from torchrl_reg.sweep.launch import create_sweep
 from torchrl_reg.sweep.task import read_sweep_file
 
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _start_task(sweep_dir: Path, index: int, log_dir: Path) -> subprocess.Popen:
@@ -54,7 +46,7 @@ def test_local_sweep_ctrl_c_resume_and_report(tmp_path, capsys):
         text=True,
         env=task_env(),
     )
-    _wait_for(lambda: (sweep_dir / "000_loss=m_dqn" / "checkpoint.pt").exists(), 120, "task 0 to checkpoint")
+    wait_for(lambda: (sweep_dir / "000_loss=m_dqn" / "checkpoint.pt").exists(), 120, "task 0 to checkpoint")
     front.send_signal(signal.SIGINT)  # Ctrl-C: every running task checkpoints and stops
     out, _ = front.communicate(timeout=120)
     assert front.returncode == 1, out
@@ -98,16 +90,16 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     checkpoints = [d / "checkpoint.pt" for d in run_dirs]
 
     killed = _start_task(sweep_dir, 2, tmp_path)
-    _wait_for(checkpoints[2].exists, 120, "the first checkpoint of task 2")
+    wait_for(checkpoints[2].exists, 120, "the first checkpoint of task 2")
     epsilon_log = run_dirs[2] / "csv" / "scalars" / "train" / "epsilon.csv"
-    _wait_for(lambda: _last_step(epsilon_log) > 1280, 60, "a CSV row after the checkpoint")
+    wait_for(lambda: _last_step(epsilon_log) > 1280, 60, "a CSV row after the checkpoint")
     killed.kill()
     assert killed.wait(60) == -signal.SIGKILL
     assert torch.load(checkpoints[2], weights_only=True)["frames"] == 1280
     assert not (run_dirs[2] / "metrics.json").exists()
 
     stopped = _start_task(sweep_dir, 1, tmp_path)
-    _wait_for(checkpoints[1].exists, 120, "the first checkpoint of task 1")
+    wait_for(checkpoints[1].exists, 120, "the first checkpoint of task 1")
     stopped.send_signal(signal.SIGUSR1)
     assert stopped.wait(60) == EXIT_INTERRUPTED, (tmp_path / "task1.log").read_text()
     metrics = json.loads((run_dirs[1] / "metrics.json").read_text())
@@ -144,8 +136,8 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
     for _ in range(5):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=task_env())
         try:
-            _wait_for(path.exists, 120, "a first checkpoint")
-            _wait_for(tmp.exists, 60, "a checkpoint write in progress")
+            wait_for(path.exists, 120, "a first checkpoint")
+            wait_for(tmp.exists, 60, "a checkpoint write in progress")
             proc.kill()
         finally:
             proc.kill()
