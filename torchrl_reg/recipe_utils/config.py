@@ -59,6 +59,8 @@ __all__ = [
     "check_positive_int",
     "check_nonnegative_int",
     "check_multiple",
+    "check_unused",
+    "STABLE_TAU",
     "validate_recipe_config",
     "validate_value_based_config",
     "validate_actor_critic_config",
@@ -74,6 +76,10 @@ STORAGES = ("tensor", "memmap")
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
 #: How the actor-critic loop's target networks follow the online ones (:class:`ActorCriticLossConfig`).
 TARGET_UPDATES = ("polyak", "hard")
+#: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.
+STABLE_TAU = (1e-4, 10.0)
+#: Seeds numpy's legacy global RNG takes as they are (a larger one would be folded onto a smaller one).
+MAX_SEED = 2**32 - 1
 
 
 def default_of(callable_: Callable[..., Any], name: str) -> Any:
@@ -307,17 +313,44 @@ def _schema_at(schema: type, dotted_key: str) -> type:
     return schema
 
 
+def _unknown_keys(node: Any, schema: type, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that ``schema`` (a dataclass) does not declare, at any depth, dotted."""
+    declared = {f.name: f for f in fields(schema)}
+    unknown = []
+    for key in node.keys():
+        if key not in declared:
+            unknown.append(f"{prefix}{key}")
+            continue
+        factory = declared[key].default_factory
+        child = node._get_node(key) if isinstance(node, DictConfig) else node[key]
+        if factory is not MISSING and is_dataclass(sub := factory()) and isinstance(child, (DictConfig, Mapping)):
+            unknown += _unknown_keys(child, type(sub), f"{prefix}{key}.")
+    return unknown
+
+
 def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
     """Merge ``cfg`` onto the ``schema`` dataclass: refuses unknown keys and ill-typed values.
 
-    Hydra already does this for configs composed from YAML; this covers ``train(cfg)`` called
-    with a plain dict or a config built by hand.
+    Hydra already does this for configs composed from YAML, except for keys added with ``+key=``
+    or ``++key=`` (Hydra adds those to any node), which are refused here, whatever the prefix;
+    this also covers ``train(cfg)`` called with a plain dict or a config built by hand.
     """
     if not is_dataclass(schema):
         raise TypeError(f"schema must be a dataclass type, got {schema!r}")
+    unknown = _unknown_keys(cfg, schema)
+    if unknown:
+        raise ValueError(
+            f"invalid config entry {unknown[0]!r}: not a key of the schema (added with +/++ or by hand, it "
+            "would be ignored). "
+            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, unknown[0]))}"
+            + (f"; also unknown: {unknown[1:]}" if len(unknown) > 1 else "")
+        )
     base = OmegaConf.structured(schema)
+    # As plain data: a config composed against another copy of the schema class (a recipe imported
+    # twice, e.g. by a sweep) merges by its keys and values, not by its class.
+    plain = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else cfg
     try:
-        merged = OmegaConf.merge(base, cfg)
+        merged = OmegaConf.merge(base, plain)
     except OmegaConfBaseException as err:
         key = str(getattr(err, "full_key", None) or getattr(err, "key", None) or "")
         raise ValueError(
@@ -389,9 +422,30 @@ def check_multiple(name: str, value: int, of_name: str, of: int) -> None:
         raise ValueError(f"{name} must be a multiple of {of_name}={of}, got {name}={value}")
 
 
+def check_unused(group: str, node: Any, defaults: Any, used: Iterable[str], by: str) -> None:
+    """Raise ``ValueError`` if a key of ``node`` that ``by`` does not read differs from its default.
+
+    ``defaults`` is the group's dataclass instance; ``used`` the keys ``by`` reads (besides
+    ``name``). A value given for a key the chosen method ignores (``loss=dqn loss.alpha=0.5``)
+    would silently change nothing: it is refused, naming the keys that method reads.
+    """
+    read = {"name", *used}
+    for f in fields(defaults):
+        if f.name in read:
+            continue
+        value, default = node[f.name], getattr(defaults, f.name)
+        if not (value == default or (isinstance(value, float) and isinstance(default, float) and math.isnan(value) and math.isnan(default))):
+            raise ValueError(
+                f"{group}.{f.name}={value!r} is not used by {by} (it reads {sorted(read - {'name'})}); "
+                f"leave {group}.{f.name} at its default {default!r} or choose a method that uses it"
+            )
+
+
 def validate_recipe_config(cfg: DictConfig) -> None:
     """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
     check_nonnegative_int("seed", cfg.seed)
+    if cfg.seed > MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_positive_int("num_threads", cfg.num_threads)
     check_choice("env.family", cfg.env.family, ENV_FAMILIES)
     check_range("env.sticky_action_prob", cfg.env.sticky_action_prob, 0.0, 1.0)
@@ -403,6 +457,8 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     if cfg.env.reward_clip is not None:
         check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
     check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
+    if cfg.network.kind == "mlp" and not cfg.network.hidden:
+        raise ValueError("network.hidden must list at least one layer width for network.kind='mlp', got network.hidden=[]")
     for width in cfg.network.hidden:
         check_positive_int("network.hidden[i]", width)
 
@@ -421,10 +477,12 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_range("buffer.priority_alpha", b.priority_alpha, 0.0)
     check_range("buffer.priority_beta", b.priority_beta, 0.0, 1.0)
     check_choice("buffer.storage", b.storage, STORAGES)
+    if b.size < b.batch_size:
+        raise ValueError(f"buffer.size must be >= buffer.batch_size={b.batch_size} (a minibatch is drawn from it), got buffer.size={b.size}")
 
     o = cfg.optim
     check_range("optim.lr", o.lr, 0.0, low_inclusive=False)
-    check_range("optim.eps", o.eps, 0.0)
+    check_range("optim.eps", o.eps, 0.0, low_inclusive=False)  # Adam divides by sqrt(v) + eps
     if o.max_grad_norm is not None:
         check_range("optim.max_grad_norm", o.max_grad_norm, 0.0, low_inclusive=False)
     check_nonnegative_int("optim.learning_starts", o.learning_starts)

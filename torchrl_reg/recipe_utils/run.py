@@ -64,6 +64,8 @@ from torchrl_reg.recipe_utils.stop import clear_stop, set_loop_active, stop_requ
 
 __all__ = ["RecipeRun", "check_finite_rewards", "preset_line"]
 
+logger = logging.getLogger(__name__)
+
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
     """Raise ``ValueError`` naming the env and the frames if a collected reward is NaN or inf."""
@@ -174,6 +176,15 @@ class RecipeRun:
         set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
         OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
         logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg))
+        collector = self.cfg.collector
+        if collector.total_frames % collector.frames_per_batch:
+            # TorchRL collects whole batches: say how many frames the run really does (metrics["frames"]).
+            whole = -(-collector.total_frames // collector.frames_per_batch) * collector.frames_per_batch
+            logger.warning(
+                "collector.total_frames=%d is not a multiple of collector.frames_per_batch=%d: the run collects "
+                "%d frames (whole batches); metrics.json records that number as frames",
+                collector.total_frames, collector.frames_per_batch, whole,
+            )
         self.pbar = ProgressBar(self.cfg.collector.total_frames, initial=self.frames, enabled=self.cfg.logger.progress_bar)
         self.t_start = time.perf_counter()
         return resumed

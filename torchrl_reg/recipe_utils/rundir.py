@@ -1,4 +1,8 @@
-"""One writer per run directory: an exclusive lock taken before anything in the directory is touched.
+"""One writer per run directory, and resumes that cannot change what is being trained.
+
+:func:`open_run_dir` locks the run directory before anything in it is touched, then, if it holds a
+checkpoint, compares the new config with the stored ``config.yaml`` and refuses every difference
+that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ).
 
 ``<run_dir>/run.lock`` is locked with ``flock`` for as long as a run uses the directory and holds
 the pid and host of that run. The kernel (or the NFS server) drops the lock when its process dies,
@@ -17,17 +21,47 @@ import os
 import socket
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LOCK_NAME", "RunDirLocked", "RunDirLock", "lock_run_dir", "release_run_dir", "open_run_dir"]
+from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
+
+__all__ = [
+    "LOCK_NAME",
+    "RESUMABLE_CHANGES",
+    "RunDirLocked",
+    "ResumeRefused",
+    "RunDirLock",
+    "lock_run_dir",
+    "release_run_dir",
+    "open_run_dir",
+    "resume_changes",
+]
 
 LOCK_NAME = "run.lock"
+
+#: The only config keys a resumed run may change (with the condition each must meet), because none
+#: of them changes a trained number: where the run stops (later only), what is logged and how
+#: often, how often it checkpoints, where the directory is. Every other difference is refused.
+RESUMABLE_CHANGES: dict[str, str] = {
+    "collector.total_frames": "larger",
+    "logger.backend": "any",
+    "logger.project": "any",
+    "logger.interval": "any",
+    "logger.progress_bar": "any",
+    "checkpoint.interval": "any",
+    "run_dir": "any",
+}
 
 logger = logging.getLogger(__name__)
 
 
 class RunDirLocked(RuntimeError):
     """Another live process writes to this run directory."""
+
+
+class ResumeRefused(ValueError):
+    """A resume whose config differs from the stored one in a way that could change training."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -156,4 +190,56 @@ def open_run_dir(cfg: Any) -> Path:
 
     run_dir = resolve_run_dir(cfg.run_dir)
     lock_run_dir(run_dir)
+    if has_checkpoint(run_dir):
+        try:
+            _check_resume(run_dir, cfg)
+        except BaseException:
+            release_run_dir(run_dir)
+            raise
     return run_dir
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The differences between a stored and a new resolved config that a resume refuses, one line each
+    (``key: stored -> new``); differences allowed by :data:`RESUMABLE_CHANGES` are left out."""
+    old, cur = _flat(dict(stored)), _flat(dict(new))
+    refused = []
+    for key in sorted(set(old) | set(cur)):
+        a, b = old.get(key, "<absent>"), cur.get(key, "<absent>")
+        if a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):  # NaN == NaN here
+            continue
+        rule = RESUMABLE_CHANGES.get(key)
+        if rule == "any" or (rule == "larger" and isinstance(a, int) and isinstance(b, int) and b > a):
+            continue
+        refused.append(f"{key}: {a!r} -> {b!r}" + (" (may only grow)" if rule == "larger" else ""))
+    return refused
+
+
+def _check_resume(run_dir: Path, cfg: Any) -> None:
+    from omegaconf import OmegaConf
+
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        raise ResumeRefused(
+            f"run directory {run_dir} holds a checkpoint but no config.yaml to check this run's config against; "
+            "restore config.yaml or start in a new directory"
+        )
+    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=True)
+    new = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    refused = resume_changes(stored, new)
+    if refused:
+        raise ResumeRefused(
+            f"run directory {run_dir} holds a checkpoint of another config; resuming it with this one would "
+            "train something else under this config's name. Differences:\n  " + "\n  ".join(refused)
+            + f"\nOnly {sorted(RESUMABLE_CHANGES)} may change on resume (collector.total_frames only upwards); "
+            "use a new run directory for another config"
+        )
