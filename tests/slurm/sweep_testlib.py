@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -59,3 +60,61 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "X"
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped by a signal (or gone)."""
+    return _state(pid) in "TtXZ"
+
+
+def signal_pending(pid: int, sig: int) -> bool:
+    """Whether ``sig`` waits to be delivered to ``pid`` (a stopped process receives it when continued)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask >> (sig - 1) & 1 for mask in masks)
+
+
+def freeze_when(pids, ready, timeout: float, what: str) -> list[int]:
+    """SIGSTOP the processes ``pids()`` at a moment when ``ready()`` holds, and return them still stopped.
+
+    ``ready`` is checked while they are stopped, so what it saw is exactly where they will continue
+    from: a test that then signals or kills them does not race a run that goes on meanwhile (on a
+    busy machine the test process can be descheduled for seconds). The caller sends SIGCONT.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = pids()
+        if procs:
+            for pid in procs:
+                os.kill(pid, signal.SIGSTOP)
+            wait_for(lambda: all(is_stopped(pid) for pid in procs), 60, "the processes to stop")
+            if ready():
+                return procs
+            for pid in procs:
+                os.kill(pid, signal.SIGCONT)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def last_logged_step(csv_path: Path) -> int:
+    """The step of the last complete row of a CSV log (-1 if none)."""
+    complete_rows = [line for line in csv_path.read_text().split("\n")[:-1] if line] if csv_path.exists() else []
+    return int(complete_rows[-1].split(",")[0]) if complete_rows else -1
+
+
+def checkpoint_frames(path: Path) -> int:
+    """Frames of a complete checkpoint (-1 if there is none yet)."""
+    import torch
+
+    return int(torch.load(path, weights_only=True)["frames"]) if path.exists() else -1

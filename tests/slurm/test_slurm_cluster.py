@@ -11,7 +11,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.slurm.sweep_testlib import CLUSTER_SCRIPT, RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env, wait_for
+from tests.slurm.sweep_testlib import (
+    CLUSTER_SCRIPT,
+    RECIPE,
+    TINY,
+    assert_logged_once,
+    comparable_metrics,
+    csv_logs,
+    freeze_when,
+    is_stopped,
+    last_logged_step,
+    signal_pending,
+    task_env,
+    wait_for,
+)
 
 from torchrl_reg.sweep.task import read_sweep_file
 
@@ -39,6 +52,13 @@ def _step_pids(job_id: str) -> list[int]:
 
 
 
+def _continue(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
+
+
 def test_cluster_status_reports_a_usable_node(slurm_cluster):
     status = subprocess.run([str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -60,18 +80,34 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
     assert "#SBATCH --array=0-3%4" in script and "#SBATCH --signal=USR2@60" in script
     run_dirs = [Path(t["run_dir"]) for t in sweep["tasks"]]
 
+    def running_steps(i: int):
+        job = _queue(array).get(f"{array}_{i}")
+        return _step_pids(job) if job else []
+
+    def stoppable(i: int) -> bool:
+        """Task i has a checkpoint and at least one batch boundary (a row every 640 frames) to go."""
+        log = run_dirs[i] / "csv" / "scalars" / "train" / "epsilon.csv"
+        return (run_dirs[i] / "checkpoint.pt").exists() and last_logged_step(log) < FRAMES - 640
+
     try:
-        for i in (0, 1):
-            wait_for((run_dirs[i] / "checkpoint.pt").exists, 240, f"task {i} to checkpoint")
-        assert not (run_dirs[0] / "metrics.json").exists() and not (run_dirs[1] / "metrics.json").exists()
+        # Each task is stopped (SIGSTOP) at a moment its files show it can still be interrupted, signalled
+        # while stopped, then continued: however slowly this test runs, the signal cannot come too late.
+        pids = freeze_when(lambda: running_steps(0), lambda: stoppable(0), 240, "task 0 to checkpoint")
         # What an admin or a preempting scheduler does: SLURM sends SIGTERM and requeues the task.
         subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=60)
+        # SLURM's SIGTERM waits in the stopped task, or SLURM continued the task itself to deliver it.
+        wait_for(lambda: any(signal_pending(pid, signal.SIGTERM) or not is_stopped(pid) for pid in pids),
+                 60, "SLURM's SIGTERM to task 0")
+        for pid in pids:
+            _continue(pid)
         # What SLURM sends signal_delay_s before the time limit (to every process of the job's
         # steps, not the batch shell); the task requeues itself. Sent with kill: slurm 22.05's
         # `scancel --signal` on an array task reports "Job can not be altered now" even when it
         # delivered the signal, and its retries then hit the requeued task while it starts.
-        for pid in _step_pids(_queue(array)[f"{array}_1"]):
+        pids = freeze_when(lambda: running_steps(1), lambda: stoppable(1), 240, "task 1 to checkpoint")
+        for pid in pids:
             os.kill(pid, signal.SIGUSR2)
+            _continue(pid)
         wait_for(lambda: not _queue(array), 300, "every task to leave the queue")
     finally:
         subprocess.run(["scancel", array], timeout=60)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,7 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.slurm.sweep_testlib import RECIPE, TINY, assert_logged_once, comparable_metrics, csv_logs, task_env, wait_for
+from tests.slurm.sweep_testlib import (
+    RECIPE,
+    TINY,
+    assert_logged_once,
+    checkpoint_frames,
+    comparable_metrics,
+    csv_logs,
+    freeze_when,
+    last_logged_step,
+    signal_pending,
+    task_env,
+    wait_for,
+)
 
 from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.report.summary import main as report_main
@@ -30,9 +43,18 @@ def _start_task(sweep_dir: Path, index: int, log_dir: Path) -> subprocess.Popen:
     )
 
 
-def _last_step(csv_path: Path) -> int:
-    complete_rows = [line for line in csv_path.read_text().split("\n")[:-1] if line] if csv_path.exists() else []
-    return int(complete_rows[-1].split(",")[0]) if complete_rows else -1
+def _task_pids(sweep_dir: Path, index: int) -> list[int]:
+    """The process running task ``index`` of the sweep (started by the sweep driver), if it runs."""
+    wanted = ["-m", "torchrl_reg.sweep.task", str(sweep_dir), str(index)]
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().decode().split("\0")[:-1]
+        except (OSError, ValueError):
+            continue
+        if args[-4:] == wanted:
+            pids.append(int(proc.name))
+    return pids
 
 
 @pytest.mark.slow
@@ -46,8 +68,17 @@ def test_local_sweep_ctrl_c_resume_and_report(tmp_path, capsys):
         text=True,
         env=task_env(),
     )
-    wait_for(lambda: (sweep_dir / "000_loss=m_dqn" / "checkpoint.pt").exists(), 120, "task 0 to checkpoint")
+    run0 = sweep_dir / "000_loss=m_dqn"
+    # Task 0 stopped at a moment when it has a checkpoint and at least one batch boundary to go (3200
+    # frames, a row per 640-frame batch), so the stop cannot come after its end however slow this test is.
+    (task0,) = freeze_when(
+        lambda: _task_pids(sweep_dir, 0),
+        lambda: (run0 / "checkpoint.pt").exists() and last_logged_step(run0 / "csv/scalars/train/epsilon.csv") < 2560,
+        240, "task 0 to checkpoint",
+    )
     front.send_signal(signal.SIGINT)  # Ctrl-C: every running task checkpoints and stops
+    wait_for(lambda: signal_pending(task0, signal.SIGTERM), 60, "the driver to pass the stop on to task 0")
+    os.kill(task0, signal.SIGCONT)
     out, _ = front.communicate(timeout=120)
     assert front.returncode == 1, out
     assert "task 000_loss=m_dqn: interrupted" in out and f"continue with: python -m torchrl_reg.sweep --resume {sweep_dir}" in out
@@ -89,19 +120,31 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     run_dirs = [Path(t["run_dir"]) for t in read_sweep_file(sweep_dir)["tasks"]]
     checkpoints = [d / "checkpoint.pt" for d in run_dirs]
 
+    # Each task is stopped (SIGSTOP) at a moment chosen by what its files show, then killed or signalled:
+    # what the test saw is where the task is, however slowly the test itself runs.
     killed = _start_task(sweep_dir, 2, tmp_path)
-    wait_for(checkpoints[2].exists, 120, "the first checkpoint of task 2")
     epsilon_log = run_dirs[2] / "csv" / "scalars" / "train" / "epsilon.csv"
-    wait_for(lambda: _last_step(epsilon_log) > 1280, 60, "a CSV row after the checkpoint")
+    freeze_when(
+        lambda: [killed.pid],
+        lambda: 0 < checkpoint_frames(checkpoints[2]) < last_logged_step(epsilon_log) < 5120,
+        240, "a CSV row after a checkpoint of task 2",
+    )
+    saved, logged = checkpoint_frames(checkpoints[2]), last_logged_step(epsilon_log)
     killed.kill()
     assert killed.wait(60) == -signal.SIGKILL
-    assert torch.load(checkpoints[2], weights_only=True)["frames"] == 1280
+    assert checkpoint_frames(checkpoints[2]) == saved < logged  # rows the resumed run must drop and log again
     assert not (run_dirs[2] / "metrics.json").exists()
 
     stopped = _start_task(sweep_dir, 1, tmp_path)
-    wait_for(checkpoints[1].exists, 120, "the first checkpoint of task 1")
+    stopped_log = run_dirs[1] / "csv" / "scalars" / "train" / "epsilon.csv"
+    freeze_when(
+        lambda: [stopped.pid],
+        lambda: checkpoints[1].exists() and last_logged_step(stopped_log) < 5120 - 640,
+        240, "the first checkpoint of task 1",
+    )
     stopped.send_signal(signal.SIGUSR1)
-    assert stopped.wait(60) == EXIT_INTERRUPTED, (tmp_path / "task1.log").read_text()
+    os.kill(stopped.pid, signal.SIGCONT)
+    assert stopped.wait(120) == EXIT_INTERRUPTED, (tmp_path / "task1.log").read_text()
     metrics = json.loads((run_dirs[1] / "metrics.json").read_text())
     assert metrics["status"] == "interrupted" and 1280 <= metrics["frames"] < 5120
 
@@ -133,19 +176,16 @@ WRITER = textwrap.dedent(
 def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_path):
     path = tmp_path / "checkpoint.pt"
     tmp = tmp_path / "checkpoint.pt.tmp"
-    for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=task_env())
-        try:
-            wait_for(path.exists, 120, "a first checkpoint")
-            wait_for(tmp.exists, 60, "a checkpoint write in progress")
-            proc.kill()
-        finally:
-            proc.kill()
-            proc.wait()
-        complete = path.stat().st_size
-        if tmp.exists() and tmp.stat().st_size < complete:
-            break
-    assert tmp.exists() and tmp.stat().st_size < complete, "never killed the writer mid-write"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=task_env())
+    try:
+        # stopped while the temporary file is shorter than a complete checkpoint: mid-write
+        freeze_when(lambda: [proc.pid], lambda: path.exists() and tmp.exists() and tmp.stat().st_size < path.stat().st_size,
+                    240, "a checkpoint write in progress")
+        complete, partial = path.stat().st_size, tmp.stat().st_size
+    finally:
+        proc.kill()
+        proc.wait()
+    assert tmp.stat().st_size == partial < complete
     state = torch.load(path, weights_only=True)
     assert state["step"] >= 1
     assert torch.equal(state["weights"], torch.full((12_500_000,), float(state["step"])))
