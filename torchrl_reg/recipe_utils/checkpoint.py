@@ -137,7 +137,7 @@ def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, plain data only).
 
-    A checkpoint holding anything else is refused (:class:`CheckpointError`). One that cannot be
+    A checkpoint holding anything else is refused (:class:`UntrustedCheckpointError`). One that cannot be
     read (or is missing) while the previous one exists falls back to ``checkpoint.prev.pt``, with a
     warning naming both files; the unreadable file is renamed ``<name>.corrupt`` so that the next
     checkpoint does not rotate it into the previous one's place.
