@@ -41,7 +41,7 @@ from torchrl_reg.recipe_utils import (
     truncate_csv_logs,
 )
 from torchrl_reg.recipe_utils.plain_state import check_plain
-from torchrl_reg.recipe_utils.rundir import LOCK_NAME, lock_run_dir, release_run_dir
+from torchrl_reg.recipe_utils.rundir import LOCK_NAME, lock_run_dir, release_run_dir, run_dir_holder
 from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
 REPO = Path(__file__).resolve().parents[2]
@@ -283,6 +283,7 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
     try:
         assert holder.stdout.readline().strip() == "locked"
+        assert run_dir_holder(run_dir)["pid"] == holder.pid
         with pytest.raises(RunDirLocked, match=rf"in use by pid {holder.pid} on host {socket.gethostname()}"):
             lock_run_dir(run_dir)
         with pytest.raises(RunDirLocked):
@@ -291,12 +292,36 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
     finally:
         holder.kill()
         holder.wait()
+    assert run_dir_holder(run_dir) is None
     with caplog.at_level(logging.WARNING):
         lock_run_dir(run_dir)  # SIGKILLed: its lock file stays, its lock went with it
     assert f"stale lock of pid {holder.pid}" in caplog.text
     assert json.loads((run_dir / LOCK_NAME).read_text())["pid"] == os.getpid()
     release_run_dir(run_dir)
     assert not (run_dir / LOCK_NAME).exists()
+
+
+def test_sweep_resume_leaves_a_task_whose_run_directory_is_held(tmp_path):
+    """A killed sweep driver leaves its task running: --resume must not start a second writer."""
+    from torchrl_reg.sweep.launch import create_sweep, unfinished_tasks
+
+    sweep_dir = tmp_path / "sweep"
+    try:
+        create_sweep(REPO / "recipes" / "m_dqn.py", [*TINY, "seed=0,1"], sweep_dir, "test")
+    finally:  # the sweep imports the recipe as its own module: put this module's schema back
+        from torchrl_reg.recipe_utils import register_schema
+
+        register_schema("m_dqn", m_dqn.MDQNConfig)
+    held = sweep_dir / "000_seed=0"
+    held.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(held)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert unfinished_tasks(sweep_dir) == ([1], [0])  # task 0 runs: only task 1 is resubmitted
+    finally:
+        holder.kill()
+        holder.wait()
+    assert unfinished_tasks(sweep_dir) == ([0, 1], [])
 
 
 def test_a_finished_run_releases_its_lock(tmp_path):

@@ -36,6 +36,7 @@ __all__ = [
     "release_run_dir",
     "open_run_dir",
     "resume_changes",
+    "run_dir_holder",
 ]
 
 LOCK_NAME = "run.lock"
@@ -154,6 +155,32 @@ class RunDirLock:
         finally:
             os.close(self._fd)
             self._fd = None
+
+
+def run_dir_holder(run_dir: str | Path) -> dict[str, Any] | None:
+    """The pid, host and start time of the live process that holds ``run_dir``'s lock, or ``None``.
+
+    What a sweep's ``--resume`` asks before starting a task again: a task whose driver was killed
+    may still be running.
+    """
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        holder = RunDirLock(run_dir)._read_holder(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return holder or {}
+        except OSError:  # no flock on this filesystem: a live pid on this host is the holder
+            pid = holder.get("pid")
+            alive = pid is not None and holder.get("host") == socket.gethostname() and _pid_alive(int(pid))
+            return holder if alive else None
+        return None
+    finally:
+        os.close(fd)
 
 
 # Locks held by this process, by resolved directory: a run that raised keeps its lock until the

@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             for sweep_dir in _sweep_dirs(args.resume):
                 indices, queued = unfinished_tasks(sweep_dir)
                 if queued:
-                    print(f"{len(queued)} unfinished tasks of {sweep_dir} are still queued or running in SLURM; leaving them: {queued}")
+                    print(
+                        f"{len(queued)} unfinished tasks of {sweep_dir} are still queued or running (in SLURM, or a live "
+                        f"process holds their run directory); leaving them: {queued}"
+                    )
                 if indices:
                     todo.append((sweep_dir, indices))
             if not todo:

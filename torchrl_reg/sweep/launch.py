@@ -21,6 +21,7 @@ from typing import Any
 
 import torchrl_reg
 from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
+from torchrl_reg.recipe_utils.rundir import run_dir_holder
 from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.spec import Recipe, SweepError, Task, plan_tasks
 from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, write_sweep_file
@@ -267,8 +268,11 @@ def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, 
 
 
 def task_status(task: dict[str, Any]) -> str:
-    """``completed``, ``interrupted``, ``started`` (has a checkpoint, no final metrics) or ``not started``."""
+    """``running`` (a live process holds its run directory's lock), ``completed``, ``interrupted``,
+    ``started`` (has a checkpoint, no final metrics) or ``not started``."""
     run_dir = Path(task["run_dir"])
+    if run_dir_holder(run_dir) is not None:
+        return "running"
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         try:
@@ -332,10 +336,11 @@ def sweep_status(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def unfinished_tasks(sweep_dir: str | Path) -> tuple[list[int], list[int]]:
-    """``(to_resubmit, still_queued)``: tasks not completed, split by whether SLURM still holds them."""
+    """``(to_resubmit, still_queued)``: tasks not completed, split by whether SLURM still holds them or a
+    live process still runs them (a task whose local driver was killed goes on running)."""
     to_resubmit, queued = [], []
     for row in sweep_status(sweep_dir):
         if row["status"] == "completed":
             continue
-        (queued if row["queue"] is not None else to_resubmit).append(row["index"])
+        (queued if row["queue"] is not None or row["status"] == "running" else to_resubmit).append(row["index"])
     return to_resubmit, queued
