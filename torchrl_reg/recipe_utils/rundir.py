@@ -20,8 +20,8 @@ import logging
 import os
 import socket
 import time
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
