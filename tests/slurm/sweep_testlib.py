@@ -69,6 +69,13 @@ def _state(pid: int) -> str:
         return "X"
 
 
+def _send(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # it ended meanwhile
+        pass
+
+
 def is_stopped(pid: int) -> bool:
     """Whether ``pid`` is stopped by a signal (or gone)."""
     return _state(pid) in "TtXZ"
@@ -96,12 +103,12 @@ def freeze_when(pids, ready, timeout: float, what: str) -> list[int]:
         procs = pids()
         if procs:
             for pid in procs:
-                os.kill(pid, signal.SIGSTOP)
+                _send(pid, signal.SIGSTOP)
             wait_for(lambda: all(is_stopped(pid) for pid in procs), 60, "the processes to stop")
             if ready():
                 return procs
             for pid in procs:
-                os.kill(pid, signal.SIGCONT)
+                _send(pid, signal.SIGCONT)
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)

@@ -45,9 +45,12 @@ def _queue(array_job_id: str) -> dict[str, str]:
 
 
 def _step_pids(job_id: str) -> list[int]:
-    """Processes of the job's steps (what ``#SBATCH --signal`` signals), without the batch shell."""
-    out = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True, check=True).stdout
-    rows = [line.split() for line in out.splitlines()[1:]]
+    """Processes of the job's steps (what ``#SBATCH --signal`` signals), without the batch shell; none
+    while the job is not running (pending, or completing: ``scontrol listpids`` then fails)."""
+    listed = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True)
+    if listed.returncode != 0:
+        return []
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
     return [int(r[0]) for r in rows if len(r) >= 3 and r[2] != "batch"]
 
 
