@@ -47,6 +47,7 @@ from torchrl_reg.recipe_utils import (
     check_positive_int,
     check_range,
     default_of,
+    exit_if_interrupted,
     recipe_schema,
     report_summary,
 )
@@ -164,7 +165,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
 @hydra.main(config_path="conf", config_name="sql", version_base=None)
 def main(cfg: DictConfig) -> None:
-    report_summary(train(cfg))
+    metrics = train(cfg)
+    report_summary(metrics)
+    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
 
 if __name__ == "__main__":
