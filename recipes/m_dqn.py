@@ -33,6 +33,7 @@ from torchrl_reg.loops import register_loss, value_based
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.recipe_utils import (
     LOSS_FUNCTIONS,
+    STABLE_TAU,
     ValueBasedConfig,
     ValueBasedLossConfig,
     check_choice,
@@ -40,12 +41,22 @@ from torchrl_reg.recipe_utils import (
     check_config,
     check_ordered,
     check_range,
+    check_unused,
     default_of,
+    exit_if_interrupted,
     recipe_schema,
     report_summary,
 )
 
 LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
+# The loss keys each loss reads (besides name); a value given to any other is refused.
+LOSS_KEYS = {
+    "m_dqn": ("alpha", "tau", "clip_value_min", "clip_value_max", "loss_function", "gamma"),
+    "soft_dqn": ("alpha", "tau", "clip_value_min", "clip_value_max", "loss_function", "gamma"),
+    "al": ("alpha", "loss_function", "gamma"),
+    "pal": ("alpha", "loss_function", "gamma"),
+    "dqn": ("loss_function", "gamma"),
+}
 
 
 @dataclass
@@ -73,12 +84,13 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     if loss.name != "dqn":
         check_range("loss.alpha", loss.alpha, 0.0, 1.0)
     if loss.name in ("m_dqn", "soft_dqn"):
-        check_range("loss.tau", loss.tau, 0.0, low_inclusive=False)
+        check_range("loss.tau", loss.tau, *STABLE_TAU)
         check_range("loss.clip_value_min", loss.clip_value_min)
         check_range("loss.clip_value_max", loss.clip_value_max)
         check_ordered("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
     if loss.name == "soft_dqn" and loss.alpha != 0.0:
         raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={loss.alpha}; use loss=m_dqn")
+    check_unused("loss", loss, LossConfig(), LOSS_KEYS[loss.name], f"loss.name={loss.name!r}")
     return cfg
 
 
@@ -128,7 +140,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 @hydra.main(config_path="conf", config_name="m_dqn", version_base=None)
 def main(cfg: DictConfig) -> None:
     check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
-    report_summary(train(cfg))
+    metrics = train(cfg)
+    report_summary(metrics)
+    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ declares the config and registers the losses with their network.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import hydra
@@ -30,6 +30,7 @@ from torchrl_reg.loops import register_loss, value_based
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.recipe_utils import (
+    STABLE_TAU,
     ValueBasedConfig,
     ValueBasedLossConfig,
     check_choice,
@@ -38,7 +39,9 @@ from torchrl_reg.recipe_utils import (
     check_ordered,
     check_positive_int,
     check_range,
+    check_unused,
     default_of,
+    exit_if_interrupted,
     recipe_schema,
     report_summary,
 )
@@ -65,6 +68,8 @@ class IQNLossConfig(ValueBasedLossConfig):
 
 
 MIQNConfig = recipe_schema("m_iqn", ValueBasedConfig, loss=IQNLossConfig)
+# What M-IQN adds to IQN: plain IQN reads none of these.
+_MUNCHAUSEN_KEYS = ("alpha", "tau", "clip_value_min", "clip_value_max")
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
@@ -77,8 +82,12 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_positive_int(f"loss.{name}", loss[name])
     if loss.name == "m_iqn":
         check_range("loss.alpha", loss.alpha, 0.0, 1.0)
-        check_range("loss.tau", loss.tau, 0.0, low_inclusive=False)
+        check_range("loss.tau", loss.tau, *STABLE_TAU)
+        check_range("loss.clip_value_min", loss.clip_value_min)
+        check_range("loss.clip_value_max", loss.clip_value_max)
         check_ordered("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
+    used = [f.name for f in fields(IQNLossConfig) if loss.name == "m_iqn" or f.name not in _MUNCHAUSEN_KEYS]
+    check_unused("loss", loss, IQNLossConfig(), used, f"loss.name={loss.name!r}")
     return cfg
 
 
@@ -136,7 +145,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 @hydra.main(config_path="conf", config_name="m_iqn", version_base=None)
 def main(cfg: DictConfig) -> None:
     check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
-    report_summary(train(cfg))
+    metrics = train(cfg)
+    report_summary(metrics)
+    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
 
 if __name__ == "__main__":

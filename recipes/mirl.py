@@ -41,6 +41,7 @@ from torchrl_reg.recipe_utils import (
     check_config,
     check_range,
     default_of,
+    exit_if_interrupted,
     recipe_schema,
     report_summary,
 )
@@ -148,7 +149,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 @hydra.main(config_path="conf", config_name="mirl", version_base=None)
 def main(cfg: DictConfig) -> None:
     check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
-    report_summary(train(cfg))
+    metrics = train(cfg)
+    report_summary(metrics)
+    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
 
 if __name__ == "__main__":
