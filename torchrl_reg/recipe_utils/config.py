@@ -17,10 +17,11 @@ Three schemas, one per layer of what a loop needs:
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -307,7 +308,7 @@ def _schema_at(schema: type, dotted_key: str) -> type:
     """The dataclass that holds the last component of ``dotted_key`` (for error messages)."""
     for part in dotted_key.split(".")[:-1]:
         sub = {f.name: f for f in fields(schema)}.get(part)
-        if sub is None or sub.default_factory is MISSING or not is_dataclass(sub.default_factory()):
+        if sub is None or sub.default_factory is dataclasses.MISSING or not is_dataclass(sub.default_factory()):
             break
         schema = type(sub.default_factory())
     return schema
@@ -323,7 +324,7 @@ def _unknown_keys(node: Any, schema: type, prefix: str = "") -> list[str]:
             continue
         factory = declared[key].default_factory
         child = node._get_node(key) if isinstance(node, DictConfig) else node[key]
-        if factory is not MISSING and is_dataclass(sub := factory()) and isinstance(child, (DictConfig, Mapping)):
+        if factory is not dataclasses.MISSING and is_dataclass(sub := factory()) and isinstance(child, (DictConfig, Mapping)):
             unknown += _unknown_keys(child, type(sub), f"{prefix}{key}.")
     return unknown
 
