@@ -46,6 +46,7 @@ from torchrl_reg.recipe_utils import (
     check_choice,
     check_positive_int,
     default_of,
+    exit_if_interrupted,
     register_schema,
     structured,
     summary_line,
@@ -152,7 +153,9 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
 @hydra.main(config_path="conf", config_name="virel", version_base=None)
 def main(cfg: DictConfig) -> None:
-    print(summary_line(train(cfg)))
+    metrics = train(cfg)
+    print(summary_line(metrics))
+    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
 
 if __name__ == "__main__":
