@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.loops.targets import actor_critic_target_update
+from torchrl_reg.recipe_utils.rundir import released_on_error
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
     RecipeRun,
@@ -55,23 +56,25 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     """
     entry = get_loss(loss)
     run_dir, device = start_process(cfg)
-    env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
-    policy, loss_module = entry.from_config(cfg, env, device)
-    hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else LoopHooks()
-    target_update = actor_critic_target_update(loss_module, cfg.loss)  # Polyak, or a copy every N updates
-    optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
-    replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
-    hooks.attach(replay_buffer)
-    collector = make_collector(env, policy, cfg.collector, device=device)
+    # A run refused while it is being set up leaves no lock file behind.
+    with released_on_error(run_dir):
+        env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
+        policy, loss_module = entry.from_config(cfg, env, device)
+        hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else LoopHooks()
+        target_update = actor_critic_target_update(loss_module, cfg.loss)  # Polyak, or a copy every N updates
+        optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
+        update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
+        replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+        hooks.attach(replay_buffer)
+        collector = make_collector(env, policy, cfg.collector, device=device)
 
-    metrics = dict(metrics or {})
-    label = " ".join([name, *(f"({value})" for value in metrics.values())])
-    run = RecipeRun(
-        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
-        device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
-        title=f"{label} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": name, **metrics},
-    )
+        metrics = dict(metrics or {})
+        label = " ".join([name, *(f"({value})" for value in metrics.values())])
+        run = RecipeRun(
+            cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
+            device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
+            title=f"{label} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": name, **metrics},
+        )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     prioritized = cfg.buffer.prioritized
     update_time, session_updates = 0.0, 0

@@ -36,6 +36,7 @@ from torchrl_reg.loops.registry import get_loss, register_loss  # noqa: E402
 from torchrl_reg.loops.targets import PeriodicHardUpdate  # noqa: E402
 from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
 from torchrl_reg.objectives.update import make_update  # noqa: E402
+from torchrl_reg.recipe_utils.rundir import released_on_error  # noqa: E402
 from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     RecipeRun,
@@ -74,40 +75,42 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     :class:`~torchrl_reg.recipe_utils.ValueBasedConfig` (the recipe's ``validate``)."""
     entry = get_loss(cfg.loss.name)
     run_dir, device = start_process(cfg)
-    env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
-    check_discrete_action_spec(env)
-    action_spec = env.action_spec_unbatched.to(device)
-    obs_shape = tuple(env.observation_spec["observation"].shape[1:])
-    q_net = (entry.network or q_network)(cfg, obs_shape, num_actions(env)).to(device)
-    actor = QValueActor(q_net, in_keys=["observation"], spec=action_spec)
-    loss_module = entry.from_config(cfg, actor).to(device)
-    hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else ValueBasedHooks()
-    exploration = hooks.exploration(action_spec, cfg.exploration).to(device)
-    policy = TensorDictSequential(actor, exploration)
+    # A run refused while it is being set up leaves no lock file behind.
+    with released_on_error(run_dir):
+        env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
+        check_discrete_action_spec(env)
+        action_spec = env.action_spec_unbatched.to(device)
+        obs_shape = tuple(env.observation_spec["observation"].shape[1:])
+        q_net = (entry.network or q_network)(cfg, obs_shape, num_actions(env)).to(device)
+        actor = QValueActor(q_net, in_keys=["observation"], spec=action_spec)
+        loss_module = entry.from_config(cfg, actor).to(device)
+        hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else ValueBasedHooks()
+        exploration = hooks.exploration(action_spec, cfg.exploration).to(device)
+        policy = TensorDictSequential(actor, exploration)
 
-    # A copy every optim.target_update_interval frames: every `target_update_interval // frames_per_update` updates.
-    target_update = PeriodicHardUpdate(loss_module, cfg.optim.target_update_interval // cfg.optim.frames_per_update)
-    optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-    update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
-    replay_buffer = make_replay_buffer(
-        cfg.buffer,
-        device=device,
-        scratch_dir=run_dir / "replay",
-        frame_stack=cfg.env.frame_stack,  # with buffer.dedup_frames, stacked frames are stored once
-        num_envs=cfg.collector.num_envs,
-    )
-    hooks.attach(replay_buffer)
-    collector = make_collector(env, policy, cfg.collector, device=device)
+        # A copy every optim.target_update_interval frames: every `target_update_interval // frames_per_update` updates.
+        target_update = PeriodicHardUpdate(loss_module, cfg.optim.target_update_interval // cfg.optim.frames_per_update)
+        optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
+        update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
+        replay_buffer = make_replay_buffer(
+            cfg.buffer,
+            device=device,
+            scratch_dir=run_dir / "replay",
+            frame_stack=cfg.env.frame_stack,  # with buffer.dedup_frames, stacked frames are stored once
+            num_envs=cfg.collector.num_envs,
+        )
+        hooks.attach(replay_buffer)
+        collector = make_collector(env, policy, cfg.collector, device=device)
 
-    @torch.no_grad()
-    def greedy(obs: torch.Tensor) -> torch.Tensor:
-        return hooks.greedy_action(q_net(obs))
+        @torch.no_grad()
+        def greedy(obs: torch.Tensor) -> torch.Tensor:
+            return hooks.greedy_action(q_net(obs))
 
-    run = RecipeRun(
-        cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
-        stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
-        title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": cfg.loss.name},
-    )
+        run = RecipeRun(
+            cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
+            stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
+            title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": cfg.loss.name},
+        )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     # Read once: an OmegaConf attribute lookup costs more than a small tensor op.
     prioritized, schedule = cfg.buffer.prioritized, cfg.exploration

@@ -20,7 +20,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "RunDirLock",
     "lock_run_dir",
     "release_run_dir",
+    "released_on_error",
     "open_run_dir",
     "resume_changes",
     "run_dir_holder",
@@ -204,6 +206,17 @@ def release_run_dir(run_dir: str | Path) -> None:
     lock = _HELD.pop(Path(run_dir).resolve(), None)
     if lock is not None:
         lock.release()
+
+
+@contextmanager
+def released_on_error(run_dir: str | Path) -> Iterator[None]:
+    """Release this process's lock on ``run_dir`` (removing ``run.lock``) if the block raises: a run
+    refused while it is being set up (an env the method cannot use, say) leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        release_run_dir(run_dir)
+        raise
 
 
 def open_run_dir(cfg: Any) -> Path:
