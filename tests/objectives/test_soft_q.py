@@ -154,7 +154,9 @@ def test_soft_q_loss_mixture_proposal_runs_and_reports_ess():
     loss.make_value_estimator(gamma=0.9)
     out = loss(_batch())
     assert torch.isfinite(out["loss"])
-    assert 1.0 <= out["effective_sample_size"].item() <= 8.0
+    # (sum w)^2 / sum w^2 lies between 1 and M for any weights.
+    ess = out["effective_sample_size"].item()
+    assert ess >= 1.0 and ess <= 8.0
     # The sampler is read, never owned: its parameters are not the loss's.
     assert {p.data_ptr() for p in loss.parameters()}.isdisjoint({p.data_ptr() for p in actor.parameters()})
 
@@ -496,3 +498,17 @@ def test_soft_q_learning_loss_combines_both_and_exposes_the_target():
         SoftQLearningLoss(critic, SVGDPolicyLoss(actor, state_action_value_network(OBS, 2, num_cells=[8])))
     with pytest.raises(ValueError, match="one temperature"):
         SoftQLearningLoss(critic, SVGDPolicyLoss(actor, qvalue, tau=0.5))
+
+
+def test_effective_sample_size_is_m_when_every_importance_weight_is_equal():
+    # Q = 0 everywhere and a uniform proposal: every weight exp(0) / q(a) is the same, so the
+    # effective sample size (sum w)^2 / sum w^2 is exactly M.
+    torch.manual_seed(0)
+    qvalue = state_action_value_network(OBS, 2, num_cells=[8])
+    with torch.no_grad():
+        for param in qvalue.parameters():
+            param.zero_()
+    loss = SoftQLoss(qvalue, action_spec=SPEC, num_value_particles=8)
+    loss.make_value_estimator(gamma=0.9)
+    out = loss(_batch())
+    assert out["effective_sample_size"].item() == pytest.approx(8.0, rel=1e-6)
