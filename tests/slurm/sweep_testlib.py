@@ -91,6 +91,22 @@ def signal_pending(pid: int, sig: int) -> bool:
     return any(mask >> (sig - 1) & 1 for mask in masks)
 
 
+def _try_freeze(pids, ready) -> list[int] | None:
+    """SIGSTOP the processes ``pids()``; return them still stopped if ``ready()`` holds then, else continue
+    them and return None (also when there is nothing to stop yet)."""
+    procs = pids()
+    if not procs:
+        return None
+    for pid in procs:
+        _send(pid, signal.SIGSTOP)
+    wait_for(lambda: all(is_stopped(pid) for pid in procs), 60, "the processes to stop")
+    if ready():
+        return procs
+    for pid in procs:
+        _send(pid, signal.SIGCONT)
+    return None
+
+
 def freeze_when(pids, ready, timeout: float, what: str) -> list[int]:
     """SIGSTOP the processes ``pids()`` at a moment when ``ready()`` holds, and return them still stopped.
 
@@ -98,19 +114,24 @@ def freeze_when(pids, ready, timeout: float, what: str) -> list[int]:
     from: a test that then signals or kills them does not race a run that goes on meanwhile (on a
     busy machine the test process can be descheduled for seconds). The caller sends SIGCONT.
     """
+    return freeze_each_when({what: (pids, ready)}, timeout)[what]
+
+
+def freeze_each_when(tasks: dict, timeout: float) -> dict[str, list[int]]:
+    """``freeze_when`` for several runs at once: ``tasks`` maps a name to ``(pids, ready)``; each run is
+    frozen at its own first ready moment and kept stopped while the others are waited for, so a run
+    the test handles later cannot finish (and leave its window) while an earlier one is being handled."""
     deadline = time.monotonic() + timeout
+    frozen: dict[str, list[int]] = {}
     while True:
-        procs = pids()
-        if procs:
-            for pid in procs:
-                _send(pid, signal.SIGSTOP)
-            wait_for(lambda: all(is_stopped(pid) for pid in procs), 60, "the processes to stop")
-            if ready():
-                return procs
-            for pid in procs:
-                _send(pid, signal.SIGCONT)
+        for name, (pids, ready) in tasks.items():
+            if name not in frozen and (procs := _try_freeze(pids, ready)) is not None:
+                frozen[name] = procs
+        if len(frozen) == len(tasks):
+            return frozen
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            missing = ", ".join(name for name in tasks if name not in frozen)
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {missing}")
         time.sleep(0.05)
 
 

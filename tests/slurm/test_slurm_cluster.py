@@ -18,7 +18,7 @@ from tests.slurm.sweep_testlib import (
     assert_logged_once,
     comparable_metrics,
     csv_logs,
-    freeze_when,
+    freeze_each_when,
     is_stopped,
     last_logged_step,
     signal_pending,
@@ -93,9 +93,12 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
         return (run_dirs[i] / "checkpoint.pt").exists() and last_logged_step(log) < FRAMES - 640
 
     try:
-        # Each task is stopped (SIGSTOP) at a moment its files show it can still be interrupted, signalled
-        # while stopped, then continued: however slowly this test runs, the signal cannot come too late.
-        pids = freeze_when(lambda: running_steps(0), lambda: stoppable(0), 240, "task 0 to checkpoint")
+        # Each task is stopped (SIGSTOP) at a moment its files show it can still be interrupted, and kept
+        # stopped until it is signalled, then continued: however slowly this test runs, the signal cannot
+        # come too late (task 1 is frozen too while task 0 is handled, so it cannot finish meanwhile).
+        frozen = freeze_each_when({f"task {i} to checkpoint": (lambda i=i: running_steps(i), lambda i=i: stoppable(i))
+                                   for i in (0, 1)}, 240)
+        pids = frozen["task 0 to checkpoint"]
         # What an admin or a preempting scheduler does: SLURM sends SIGTERM and requeues the task.
         subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=60)
         # SLURM's SIGTERM waits in the stopped task, or SLURM continued the task itself to deliver it.
@@ -107,8 +110,7 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
         # steps, not the batch shell); the task requeues itself. Sent with kill: slurm 22.05's
         # `scancel --signal` on an array task reports "Job can not be altered now" even when it
         # delivered the signal, and its retries then hit the requeued task while it starts.
-        pids = freeze_when(lambda: running_steps(1), lambda: stoppable(1), 240, "task 1 to checkpoint")
-        for pid in pids:
+        for pid in frozen["task 1 to checkpoint"]:
             os.kill(pid, signal.SIGUSR2)
             _continue(pid)
         wait_for(lambda: not _queue(array), 300, "every task to leave the queue")
