@@ -51,7 +51,9 @@ install_packages() {
 }
 
 write_config() {
-    local cpus=${LOCAL_CLUSTER_CPUS:-$(nproc)}
+    # nproc counts the cores this process may use, but also obeys OMP_NUM_THREADS / OMP_THREAD_LIMIT:
+    # a caller that runs its own work with OMP_NUM_THREADS=1 must not shrink the node to one slot.
+    local cpus=${LOCAL_CLUSTER_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
     local gpus=${LOCAL_CLUSTER_GPUS:-0}
     local partition=${LOCAL_CLUSTER_PARTITION:-local}
     [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "LOCAL_CLUSTER_CPUS=$cpus: expected a positive integer"

@@ -117,20 +117,24 @@ def freeze_when(pids, ready, timeout: float, what: str) -> list[int]:
     return freeze_each_when({what: (pids, ready)}, timeout)[what]
 
 
-def freeze_each_when(tasks: dict, timeout: float) -> dict[str, list[int]]:
-    """``freeze_when`` for several runs at once: ``tasks`` maps a name to ``(pids, ready)``; each run is
-    frozen at its own first ready moment and kept stopped while the others are waited for, so a run
-    the test handles later cannot finish (and leave its window) while an earlier one is being handled."""
+def freeze_each_when(tasks: dict, timeout: float, until: str | None = None,
+                     frozen: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+    """``freeze_when`` for several runs at once: ``tasks`` maps a name to ``(pids, ready)``. Returns once
+    the run ``until`` (default: every run) is frozen; any other run seen ready meanwhile is frozen too
+    and kept stopped (returned with the rest, pass it back as ``frozen``), so that a run the test
+    handles later cannot finish and leave its window while an earlier one is handled. Whether the runs
+    go side by side or one after the other (a node with one slot) does not matter."""
     deadline = time.monotonic() + timeout
-    frozen: dict[str, list[int]] = {}
+    frozen = dict(frozen or {})
+    wanted = [until] if until is not None else list(tasks)
     while True:
         for name, (pids, ready) in tasks.items():
             if name not in frozen and (procs := _try_freeze(pids, ready)) is not None:
                 frozen[name] = procs
-        if len(frozen) == len(tasks):
+        if all(name in frozen for name in wanted):
             return frozen
         if time.monotonic() > deadline:
-            missing = ", ".join(name for name in tasks if name not in frozen)
+            missing = ", ".join(name for name in wanted if name not in frozen)
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {missing}")
         time.sleep(0.05)
 

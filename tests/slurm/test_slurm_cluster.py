@@ -95,9 +95,10 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
     try:
         # Each task is stopped (SIGSTOP) at a moment its files show it can still be interrupted, and kept
         # stopped until it is signalled, then continued: however slowly this test runs, the signal cannot
-        # come too late (task 1 is frozen too while task 0 is handled, so it cannot finish meanwhile).
-        frozen = freeze_each_when({f"task {i} to checkpoint": (lambda i=i: running_steps(i), lambda i=i: stoppable(i))
-                                   for i in (0, 1)}, 240)
+        # come too late (task 1, if it runs beside task 0, is frozen too while task 0 is handled, so it
+        # cannot finish meanwhile).
+        tasks = {f"task {i} to checkpoint": (lambda i=i: running_steps(i), lambda i=i: stoppable(i)) for i in (0, 1)}
+        frozen = freeze_each_when(tasks, 240, until="task 0 to checkpoint")
         pids = frozen["task 0 to checkpoint"]
         # What an admin or a preempting scheduler does: SLURM sends SIGTERM and requeues the task.
         subprocess.run(["scontrol", "requeue", f"{array}_0"], check=True, timeout=60)
@@ -110,10 +111,13 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
         # steps, not the batch shell); the task requeues itself. Sent with kill: slurm 22.05's
         # `scancel --signal` on an array task reports "Job can not be altered now" even when it
         # delivered the signal, and its retries then hit the requeued task while it starts.
+        frozen = freeze_each_when(tasks, 240, until="task 1 to checkpoint", frozen=frozen)
         for pid in frozen["task 1 to checkpoint"]:
             os.kill(pid, signal.SIGUSR2)
             _continue(pid)
-        wait_for(lambda: not _queue(array), 300, "every task to leave the queue")
+        # Generous: on a node with one slot (or a loaded machine) the four tasks and two restarts run one
+        # after the other; the limit is there to name a hung task, not to time a slow one.
+        wait_for(lambda: not _queue(array), 900, "every task to leave the queue")
     finally:
         subprocess.run(["scancel", array], timeout=60)
 
@@ -140,10 +144,14 @@ def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_p
 
 def test_sbatch_refusal_submits_nothing(slurm_cluster, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    before = subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout
+    def job_ids() -> set[str]:
+        return set(subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split())
+
+    # Compared as sets of job ids: a job of an earlier test that is still leaving the queue may vanish meanwhile.
+    before = job_ids()
     refused = _sweep([str(RECIPE), "seed=0,1", *TINY, "--executor", "slurm", "--dir", str(sweep_dir),
                       "--slurm.partition=no_such_partition"], tmp_path)
     assert refused.returncode == 2
     assert "sbatch refused the sweep, nothing was submitted" in refused.stderr and "partition" in refused.stderr.lower()
     assert not sweep_dir.exists()
-    assert subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout == before
+    assert job_ids() <= before
