@@ -1,48 +1,42 @@
-"""VIREL on Pendulum-v1 (20k steps) beside SAC: returns, and the temperature eps_w over training.
+"""VIREL on Pendulum-v1 (20k steps) beside SAC, and VIREL's temperature estimators: returns and eps_w.
 
-Runs ``recipes/virel.py env=pendulum`` (variants ``practical`` and ``em``, the official replay
-temperature estimator) and ``recipes/sac.py env=pendulum`` on the same budget (control_preset/pendulum:
-20k steps, 2x64 MLPs, batch 128, one update per step after 1k), one process per run, then writes the
-summary JSON and a picture: evaluation return (mean of the seeds, each seed thin) and VIREL's logged
-temperature (SAC's alpha for comparison) against environment steps.
+The runs come from the product's sweep, one sweep per method, all on the same budget
+(control_preset/pendulum: 20k steps, 2x64 MLPs, batch 128, one update per step after 1k), e.g.::
 
-    taskset -c 0 python benchmarks/virel_pendulum.py --seeds 0 1 2            # runs, then summarizes
-    python benchmarks/virel_pendulum.py --summarize --seeds 0                # from the run directories
-                                                                             # (unfinished runs: up to their last evaluation)
+    nice -n 19 taskset -c 0 python -m torchrl_reg.sweep recipes/virel.py env=pendulum loss=virel seed=1,2 \
+        logger.progress_bar=false --executor local --parallel 2 --dir D/pendulum_practical
+    ... loss=virel_em seed=1,2 --dir D/pendulum_em;  recipes/sac.py env=pendulum seed=1,2 --dir D/pendulum_sac
+    ... loss=virel loss.temperature_estimator=batch,ema seed=0 --dir D/pendulum_estimators
+
+(each sweep's exact command is read from its ``sweep.json`` into the results), then::
+
+    python benchmarks/virel_pendulum.py D/pendulum_practical D/pendulum_em D/pendulum_sac D/pendulum_estimators ...
+
+reads every run directory below the given folders (a run still going, or stopped, is summarized up
+to its last evaluation and marked so) and writes
+
+* ``results/virel/pendulum.{json,png}``: practical VIREL (the official replay-4096 estimator), the
+  slides' EM variant and SAC, evaluation return and the temperature (VIREL's eps_w, SAC's alpha)
+  against environment steps, every seed;
+* ``results/virel/pendulum_estimators.{json,png}``: practical VIREL with each temperature estimator
+  (``replay`` 4096, ``batch``, ``ema``) on the seeds all three have.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import os
 import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+import yaml
+
 RESULTS = Path(__file__).parent / "results" / "virel"
-RUNS = Path(__file__).resolve().parents[1] / "runs" / "virel_pendulum"
-METHODS = {
-    "virel_practical": ("virel", ["loss=virel"]),
-    "virel_em": ("virel", ["loss=virel_em"]),
-    "sac": ("sac", []),
-}
-
-
-def run_dir(method: str, seed: int) -> Path:
-    return RUNS / f"{method}-seed{seed}"
-
-
-def launch(method: str, seed: int) -> None:
-    recipe, overrides = METHODS[method]
-    command = [
-        sys.executable, f"recipes/{recipe}.py", "env=pendulum", f"seed={seed}", "num_threads=1",
-        f"run_dir={run_dir(method, seed)}", "logger.progress_bar=false", *overrides,
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", RL_WARNINGS="False")
-    subprocess.run(command, check=True, env=env, cwd=Path(__file__).resolve().parents[1])
+MAIN_METHODS = ("virel_practical", "virel_em", "sac")
+ESTIMATORS = ("virel_practical", "virel_practical_batch", "virel_practical_ema")
+COLORS = {"virel_practical": "tab:blue", "virel_em": "tab:red", "sac": "k",
+          "virel_practical_batch": "tab:green", "virel_practical_ema": "tab:orange"}
 
 
 def read_csv(path: Path) -> list[tuple[int, float]]:
@@ -52,77 +46,107 @@ def read_csv(path: Path) -> list[tuple[int, float]]:
         return [(int(float(r[0])), float(r[1])) for r in csv.reader(f) if r and r[0] != "step"]
 
 
-def summarize(seeds: list[int]) -> dict:
+def label(config: dict) -> str:
+    """``sac``, or ``virel_<variant>`` with ``_<estimator>`` unless it is the official replay estimator."""
+    loss = config["loss"]
+    if "variant" not in loss:
+        return "sac"
+    estimator = loss["temperature_estimator"]
+    return f"virel_{loss['variant']}" + ("" if estimator == "replay" else f"_{estimator}")
+
+
+def find_runs(roots: list[Path]) -> list[Path]:
+    """Every run directory (``config.yaml`` next to ``csv/``) at or below ``roots``."""
+    runs = []
+    for root in roots:
+        candidates = [root] if (root / "config.yaml").exists() else sorted(p.parent for p in root.rglob("config.yaml"))
+        runs += [p for p in candidates if (p / "csv").is_dir()]
+    return runs
+
+
+def sweep_command(run: Path) -> str | None:
+    sweep = run.parent / "sweep.json"
+    return json.loads(sweep.read_text())["command"] if sweep.exists() else None
+
+
+def summarize_run(run: Path) -> dict:
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    scalars = run / "csv" / "scalars"
+    evals = read_csv(scalars / "eval" / "return.csv")
+    metrics_path = run / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    name = label(config)
+    temperature = read_csv(scalars / "train" / ("alpha.csv" if name == "sac" else "temperature.csv"))
+    return {
+        "method": name, "seed": config["seed"], "run_dir": str(run), "sweep_command": sweep_command(run),
+        "status": metrics.get("status", "running"), "completed": metrics.get("status") == "completed",
+        "last_eval_frame": evals[-1][0] if evals else None, "last_eval_return": evals[-1][1] if evals else None,
+        "final_return": metrics.get("final_return"), "wall_time_s": metrics.get("wall_time_s"),
+        "eval": evals, "temperature": temperature,
+    }
+
+
+def by_method(rows: list[dict], methods: tuple[str, ...], seeds: set[int] | None = None) -> dict:
+    summary = {}
+    for method in methods:
+        runs = sorted((r for r in rows if r["method"] == method and (seeds is None or r["seed"] in seeds)), key=lambda r: r["seed"])
+        if not runs:
+            continue
+        done = [r["last_eval_return"] for r in runs if r["completed"]]
+        summary[method] = {
+            "seeds": runs,
+            "completed_seeds": [r["seed"] for r in runs if r["completed"]],
+            "mean_last_eval_completed": sum(done) / len(done) if done else None,
+        }
+    return summary
+
+
+def plot(summary: dict, title: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary, curves = {}, {}
-    for method in METHODS:
-        rows = []
-        for seed in seeds:
-            directory = run_dir(method, seed)
-            scalars = directory / "csv" / "scalars"
-            evals = read_csv(scalars / "eval" / "return.csv")
-            if not evals:
-                continue
-            # A run still going (or stopped) is summarized up to its last evaluation, and marked so.
-            metrics_path = directory / "metrics.json"
-            metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-            temperature = read_csv(scalars / "train" / ("alpha.csv" if method == "sac" else "temperature.csv"))
-            rows.append({
-                "seed": seed, "completed": metrics.get("status") == "completed", "status": metrics.get("status", "running"), "last_eval_frame": evals[-1][0], "last_eval_return": evals[-1][1],
-                "eval": evals, "final_return": metrics.get("final_return"), "wall_time_s": metrics.get("wall_time_s"),
-                "temperature_first_last": [temperature[0], temperature[-1]] if temperature else None,
-            })
-            curves.setdefault(method, []).append((evals, temperature))
-        if rows:
-            summary[method] = {"seeds": rows}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    colors = {"virel_practical": "tab:blue", "virel_em": "tab:red", "sac": "k"}
-    for method, runs in curves.items():
-        for i, (evals, temperature) in enumerate(runs):
-            label = method if i == 0 else None
-            if evals:
-                axes[0].plot(*zip(*evals), color=colors[method], alpha=0.8, label=label)
-            if temperature:
-                axes[1].plot(*zip(*temperature), color=colors[method], alpha=0.8,
-                             label=(f"{method} (alpha)" if method == "sac" else f"{method} eps_w") if i == 0 else None)
-    axes[0].set_title("Pendulum-v1: evaluation return (deterministic policy)")
-    axes[1].set_title("temperature: VIREL's eps_w (Bellman error), SAC's alpha")
+    for method, entry in summary.items():
+        for i, run in enumerate(entry["seeds"]):
+            style = "-" if run["completed"] else ":"
+            first = i == 0
+            if run["eval"]:
+                axes[0].plot(*zip(*run["eval"]), style, color=COLORS[method], alpha=0.8, label=method if first else None)
+            if run["temperature"]:
+                name = f"{method} (alpha)" if method == "sac" else f"{method} eps_w"
+                axes[1].plot(*zip(*run["temperature"]), style, color=COLORS[method], alpha=0.8, label=name if first else None)
+    axes[0].set_title(f"{title}: evaluation return (deterministic policy)", fontsize=10)
+    axes[1].set_title("temperature: VIREL's eps_w (Bellman error), SAC's alpha", fontsize=10)
     axes[1].set_yscale("log")
     for ax in axes:
-        ax.set_xlabel("environment steps")
+        ax.set_xlabel("environment steps (dotted: run not finished)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    fig.savefig(RESULTS / "pendulum.png", dpi=110)
-    return summary
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--summarize", action="store_true", help="only summarize existing runs")
+    parser.add_argument("roots", type=Path, nargs="+", help="sweep or run directories")
     args = parser.parse_args()
-    start = time.time()
-    if not args.summarize:
-        for seed in args.seeds:
-            for method in args.methods:
-                if not (run_dir(method, seed) / "metrics.json").exists():
-                    launch(method, seed)
-                print(f"{method} seed {seed} done ({time.time() - start:.0f}s)", flush=True)
-    summary = summarize(args.seeds)
-    payload = {
-        "command": "taskset -c 0 python benchmarks/virel_pendulum.py " + " ".join(sys.argv[1:]),
-        "platform": platform.platform(),
-        "summary": summary,
-    }
-    (RESULTS / "pendulum.json").write_text(json.dumps(payload, indent=2))
-    for method, row in summary.items():
-        print(method, [(r["seed"], r["last_eval_frame"], round(r["last_eval_return"], 1), r["completed"]) for r in row["seeds"]])
+    rows = [summarize_run(run) for run in find_runs(args.roots)]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/virel_pendulum.py " + " ".join(sys.argv[1:])
+    main_summary = by_method(rows, MAIN_METHODS)
+    # The estimators compare on the seeds every estimator has.
+    seed_sets = [{r["seed"] for r in rows if r["method"] == m} for m in ESTIMATORS]
+    common = set.intersection(*seed_sets) if all(seed_sets) else set()
+    estimator_summary = by_method(rows, ESTIMATORS, common)
+    for name, summary, title in (("pendulum", main_summary, "Pendulum-v1"),
+                                 ("pendulum_estimators", estimator_summary, "Pendulum-v1, practical VIREL by estimator")):
+        payload = {"command": command, "platform": platform.platform(), "summary": summary}
+        (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
+        plot(summary, title, RESULTS / f"{name}.png")
+        for method, entry in summary.items():
+            print(name, method, [(r["seed"], r["last_eval_frame"], round(r["last_eval_return"], 1), r["status"])
+                                 for r in entry["seeds"] if r["eval"]])
 
 
 if __name__ == "__main__":

@@ -31,8 +31,7 @@ from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
 from torchrl_reg.loops import LoopHooks, actor_critic, register_loss
-from torchrl_reg.modules.critics import state_action_value_network
-from torchrl_reg.modules.policies import tanh_normal_policy
+from torchrl_reg.loops.actor_critic import tanh_actor_and_critic
 from torchrl_reg.recipe_utils import (
     LOSS_FUNCTIONS,
     ActorCriticConfig,
@@ -85,18 +84,14 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, SACLoss]:
     """The tanh-Gaussian actor and :class:`SACLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    obs_dim = env.observation_spec["observation"].shape[-1]
-    action_spec = env.action_spec_unbatched
-    hidden = list(cfg.network.hidden)
-    actor = tanh_normal_policy(obs_dim, action_spec, num_cells=hidden).to(device)
-    qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
+    actor, qvalue = tanh_actor_and_critic(cfg, env, device)
     loss = SACLoss(
         actor,
         qvalue,
         num_qvalue_nets=cfg.loss.num_qvalue_nets,
         loss_function=cfg.loss.loss_function,
         alpha_init=cfg.loss.alpha_init,
-        action_spec=action_spec,
+        action_spec=env.action_spec_unbatched,
         target_entropy="auto" if cfg.loss.target_entropy is None else cfg.loss.target_entropy,
         delay_actor=cfg.loss.delay_actor,
     )

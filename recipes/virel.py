@@ -1,68 +1,96 @@
-"""VIREL: an actor-critic whose temperature is the critic's Bellman error, on Box-action envs.
+"""VIREL: a Boltzmann policy whose temperature is the critic's Bellman error, on Box and discrete actions.
 
     python recipes/virel.py                                   # Pendulum-v1, 20k steps, minutes on a CPU
     python recipes/virel.py env=hopper                        # the official MuJoCo settings
     python recipes/virel.py loss=virel_em                     # the slides' E/M steps as written
     python recipes/virel.py loss.temperature_estimator=ema    # no separate temperature batch
+    python recipes/virel.py env=cartpole                      # discrete VIREL, CleanRL's DQN schedule
+    python recipes/virel.py env=minatar                       # discrete VIREL on MinAtar Breakout
 
 Paper: Fellows, Mahajan, Rudner, Whiteson, "VIREL: A Variational Inference Framework for
-Reinforcement Learning", NeurIPS 2019, arXiv 1811.01132, with
-:class:`~torchrl_reg.objectives.VIRELLoss` (variants ``practical``, the official code, and ``em``;
-equations in its docstring). The loop is :func:`torchrl_reg.loops.actor_critic.train`. The one step
-of its own, :class:`ReplayTemperature`, estimates the temperature ``eps = c/p mean|y - Q|^p`` on a
-separate replay batch of ``loss.temperature_batch_size`` transitions before every update (the
-official code: 4096), once the buffer holds that many; until then the temperature stays at
-``loss.initial_temperature`` (the official code's 1). ``loss.temperature_estimator=batch|ema``
-estimates it on the training batch instead (no extra batch; cost in ``benchmarks/virel_estimator_cost.py``).
+Reinforcement Learning", NeurIPS 2019, arXiv 1811.01132: the Boltzmann policy
+``pi_w(a|s) ∝ exp(Q_w(s, a) / eps_w)`` with ``eps_w = c/p ||T_w Q_w - Q_w||_p^p`` (Section 3).
 
-Presets: ``virel_preset/<env>.yaml`` on top of ``control_preset/<env>.yaml``. Pendulum keeps the
-shared Pendulum budget (20k steps, 2x64, batch 128) so that it compares with ``recipes/sac.py
+Box actions (``env=pendulum|halfcheetah|hopper|walker2d|ant|humanoid``):
+:class:`~torchrl_reg.objectives.VIRELLoss` (variants ``practical``, the official code, and ``em``;
+equations in its docstring) on :func:`torchrl_reg.loops.actor_critic.train`. Presets:
+``virel_preset/<env>.yaml`` on top of ``control_preset/<env>.yaml``. Pendulum keeps the shared
+Pendulum budget (20k steps, 2x64, batch 128) so that it compares with ``recipes/sac.py
 env=pendulum``; HalfCheetah and Hopper use the official code's settings (300x300 networks, batch 128,
 Adam 3e-4, Polyak 1e-3, ``beta_scale`` 4e-3 from its README's Walker2d example, i.e. ``c = 0.008``
 with ``p = 2``: its temperature is ``beta_scale * MSE``).
+
+Discrete actions (``env=cartpole|minatar``): :class:`~torchrl_reg.objectives.DiscreteVIRELLoss`
+(``pi_w = softmax(Q/eps_w)`` exactly, the critic evaluates it) on
+:func:`torchrl_reg.loops.value_based.train` with the DQN protocol of ``recipes/m_dqn.py``
+(``dqn_protocol/<env>.yaml``: network, budget, replay, Adam, target copy) less its epsilon-greedy
+schedule: :class:`BoltzmannTemperature` acts with ``softmax(Q/eps_w)`` of the online network at the
+loss's current temperature, the only exploration (no ``exploration`` group: an epsilon cannot be set);
+evaluation is greedy, the ``eps_w -> 0`` limit. The config schema follows the env preset
+(``virel_schema: ${env}``), so a Box-only key (``loss.variant``, ``loss.polyak``) on a discrete
+preset is refused when the config is composed.
+
+The temperature, both families: :class:`ReplayTemperature` estimates ``eps = c/p mean|y - Q|^p`` on
+a separate replay batch of ``loss.temperature_batch_size`` transitions before every update (the
+official code: 4096), once the buffer holds that many; until then it stays at
+``loss.initial_temperature`` (the official code's 1). ``loss.temperature_estimator=batch|ema``
+estimates it on the training batch instead (no extra batch; cost in
+``benchmarks/virel_estimator_cost.py``). It is logged as ``train/temperature``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import hydra
 import torch
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 from tensordict import TensorDictBase
-from torchrl.data import ReplayBuffer
+from tensordict.nn import TensorDictModuleBase
+from torchrl.data import ReplayBuffer, TensorSpec
 from torchrl.envs import EnvBase
-from torchrl.modules import ProbabilisticActor
+from torchrl.modules import ProbabilisticActor, QValueActor
 
-from torchrl_reg.loops import LoopHooks, actor_critic, register_loss
-from torchrl_reg.modules.critics import state_action_value_network
-from torchrl_reg.modules.policies import tanh_normal_policy
-from torchrl_reg.objectives import VIRELLoss
+from torchrl_reg.loops import LoopHooks, ValueBasedHooks, actor_critic, register_loss, value_based
+from torchrl_reg.loops.actor_critic import tanh_actor_and_critic
+from torchrl_reg.modules.exploration import BoltzmannExploration
+from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
 from torchrl_reg.objectives.virel import VARIANTS, check_temperature_options
 from torchrl_reg.recipe_utils import (
     LOSS_FUNCTIONS,
     ActorCriticConfig,
     ActorCriticLossConfig,
+    BoltzmannValueBasedConfig,
+    ValueBasedLossConfig,
     check_choice,
+    check_config,
+    check_group_choice,
     check_positive_int,
+    check_unused,
     default_of,
     exit_if_interrupted,
-    register_schema,
-    structured,
     summary_line,
-    validate_actor_critic_config,
 )
+
+#: The env presets of each family; the schema is chosen by the preset (``virel_schema: ${env}``).
+BOX_ENVS = ("pendulum", "halfcheetah", "hopper", "walker2d", "ant", "humanoid")
+DISCRETE_ENVS = ("cartpole", "minatar")
+#: The registered name of the discrete loss (``loss.name`` of a discrete config).
+DISCRETE = "virel_discrete"
+#: The loss arguments both VIREL losses take from the config.
+TEMPERATURE_KEYS = ("c", "p", "temperature_estimator", "temperature_ema", "initial_temperature", "loss_function")
 
 
 @dataclass
-class VIRELLossConfig(ActorCriticLossConfig):
-    """:class:`VIRELLoss` settings (its defaults) plus ``temperature_batch_size``, the separate replay
-    batch of the ``"replay"`` estimator (the official code's 4096)."""
+class TemperatureConfig:
+    """The temperature settings of both VIREL losses (their defaults, the same in both) plus
+    ``temperature_batch_size``, the separate replay batch of the ``"replay"`` estimator (the official
+    code's 4096)."""
 
-    variant: str = default_of(VIRELLoss, "variant")
     c: float = default_of(VIRELLoss, "c")
     p: int = default_of(VIRELLoss, "p")
-    num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
     temperature_estimator: str = default_of(VIRELLoss, "temperature_estimator")
     temperature_batch_size: int = 4096
     temperature_ema: float = default_of(VIRELLoss, "temperature_ema")
@@ -71,81 +99,139 @@ class VIRELLossConfig(ActorCriticLossConfig):
 
 
 @dataclass
+class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
+    """:class:`VIRELLoss` settings (its defaults): the temperature, the variant, the number of critics."""
+
+    variant: str = default_of(VIRELLoss, "variant")
+    num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
+
+
+@dataclass
+class DiscreteVIRELLossConfig(ValueBasedLossConfig, TemperatureConfig):
+    """:class:`DiscreteVIRELLoss` settings: the temperature (no actor, one Q-network)."""
+
+    name: str = DISCRETE
+
+
+@dataclass
 class VIRELConfig(ActorCriticConfig):
     loss: VIRELLossConfig = field(default_factory=VIRELLossConfig)
 
 
-register_schema("virel", VIRELConfig)
+@dataclass
+class DiscreteVIRELConfig(BoltzmannValueBasedConfig):
+    loss: DiscreteVIRELLossConfig = field(default_factory=DiscreteVIRELLossConfig)
+
+
+for _env in (*BOX_ENVS, *DISCRETE_ENVS):
+    ConfigStore.instance().store(
+        group="virel_schema", name=_env, node=DiscreteVIRELConfig if _env in DISCRETE_ENVS else VIRELConfig,
+        package="_global_",
+    )
+
+
+def is_discrete(cfg: Mapping[str, Any] | DictConfig) -> bool:
+    """A discrete config's loss has a ``name`` (the value-based loop looks the loss up by it; validation
+    accepts only :data:`DISCRETE`); the Box schema's has none."""
+    loss = cfg.get("loss")
+    return isinstance(loss, Mapping) and "name" in loss
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types) and range checks, all before anything is built or written."""
-    cfg = structured(cfg, VIRELConfig)
-    validate_actor_critic_config(cfg)
+    cfg = check_config(cfg, DiscreteVIRELConfig if is_discrete(cfg) else VIRELConfig)
     loss = cfg.loss
     try:
         check_temperature_options(loss.c, loss.p, loss.temperature_estimator, loss.temperature_ema, loss.initial_temperature)
     except ValueError as err:
         raise ValueError(f"loss.{err}") from None
-    check_choice("loss.variant", loss.variant, VARIANTS)
     check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
-    check_choice("loss.num_qvalue_nets", loss.num_qvalue_nets, (1, 2))
     check_positive_int("loss.temperature_batch_size", loss.temperature_batch_size)
+    # A setting the chosen estimator does not read is refused, never ignored.
+    unread = {"replay": ("temperature_ema",), "batch": ("temperature_batch_size", "temperature_ema"),
+              "ema": ("temperature_batch_size",)}[loss.temperature_estimator]
+    read = [f.name for f in fields(TemperatureConfig) if f.name not in unread]
+    check_unused("loss", loss, TemperatureConfig(), read, f"loss.temperature_estimator={loss.temperature_estimator!r}")
     if loss.temperature_estimator == "replay" and loss.temperature_batch_size > cfg.buffer.size:
         raise ValueError(
             f"loss.temperature_batch_size={loss.temperature_batch_size} is larger than the replay buffer "
             f"(buffer.size={cfg.buffer.size}): the temperature batch must fit in the buffer"
         )
+    if is_discrete(cfg):
+        check_choice("loss.name", loss.name, (DISCRETE,))
+    else:
+        check_choice("loss.variant", loss.variant, VARIANTS)
+        check_choice("loss.num_qvalue_nets", loss.num_qvalue_nets, (1, 2))
     return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, VIRELLoss]:
     """The tanh-Gaussian actor and :class:`VIRELLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    obs_dim = env.observation_spec["observation"].shape[-1]
-    action_spec = env.action_spec_unbatched
-    hidden = list(cfg.network.hidden)
-    actor = tanh_normal_policy(obs_dim, action_spec, num_cells=hidden).to(device)
-    qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
-    settings = {k: cfg.loss[k] for k in ("variant", "c", "p", "num_qvalue_nets", "temperature_estimator",
-                                         "temperature_ema", "initial_temperature", "loss_function")}
+    actor, qvalue = tanh_actor_and_critic(cfg, env, device)
+    settings = {k: cfg.loss[k] for k in ("variant", "num_qvalue_nets", *TEMPERATURE_KEYS)}
     # check_finite: a NaN/inf observation or reward stops the run naming the key and index (one sync per update).
     loss = VIRELLoss(actor, qvalue, **settings, check_finite=True).to(device)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return actor, loss
 
 
-class ReplayTemperature(LoopHooks):
-    """The ``"replay"`` estimator: before every update, the temperature on a separate uniform replay
-    batch of ``batch_size`` transitions, once the buffer holds that many (NaN Bellman errors raise
-    there, before the update and before any checkpoint)."""
+def discrete_from_config(cfg: DictConfig, actor: QValueActor) -> DiscreteVIRELLoss:
+    """:class:`DiscreteVIRELLoss` over the loop's Q-network (target copy every ``optim.target_update_interval``
+    frames), gamma set."""
+    settings = {k: cfg.loss[k] for k in TEMPERATURE_KEYS}
+    loss = DiscreteVIRELLoss(actor, **settings, delay_value=True, action_space=actor.spec, check_finite=True)
+    loss.make_value_estimator(gamma=cfg.loss.gamma)
+    return loss
 
-    def __init__(self, loss: VIRELLoss, batch_size: int):
+
+class ReplayTemperature(LoopHooks):
+    """The ``"replay"`` estimator (``batch_size`` transitions): before every update, the temperature on a
+    separate uniform replay batch, once the buffer holds that many (NaN Bellman errors raise there, before
+    the update and before any checkpoint). ``batch_size=None``: the loss estimates it in its forward
+    (``"batch"``/``"ema"``). Either way ``metrics.json`` gets the ``final_temperature``."""
+
+    def __init__(self, loss: VIRELLoss | DiscreteVIRELLoss, batch_size: int | None):
         self.loss, self.batch_size, self.replay_buffer = loss, batch_size, None
 
     def attach(self, replay_buffer: ReplayBuffer) -> None:
         self.replay_buffer = replay_buffer
 
     def before_update(self, batch: TensorDictBase) -> None:
-        if len(self.replay_buffer) >= self.batch_size:
+        if self.batch_size is not None and len(self.replay_buffer) >= self.batch_size:
             self.loss.update_temperature(self.replay_buffer.sample(self.batch_size))
 
     def final_metrics(self) -> dict[str, Any]:
         return {"final_temperature": self.loss.temperature.item()}
 
 
-def hooks(cfg: DictConfig, loss: VIRELLoss) -> LoopHooks:
-    """:class:`ReplayTemperature` for the ``"replay"`` estimator; the others live in the loss's forward."""
-    if cfg.loss.temperature_estimator == "replay":
-        return ReplayTemperature(loss, cfg.loss.temperature_batch_size)
-    return LoopHooks()
+class BoltzmannTemperature(ReplayTemperature, ValueBasedHooks):
+    """Discrete VIREL on the value-based loop: the temperature as :class:`ReplayTemperature`, and the
+    behaviour policy ``softmax(Q/eps_w)`` of the online Q-network at the loss's temperature, read at
+    every step (:class:`BoltzmannExploration`), with no schedule of its own: the exploration of
+    [VIREL] Section 3, nothing added. Evaluation keeps the loop's greedy argmax."""
+
+    def exploration(self, action_spec: TensorSpec, cfg: DictConfig | None) -> TensorDictModuleBase:
+        return BoltzmannExploration(action_spec, tau=lambda: self.loss.temperature)
+
+    def anneal_exploration(self, exploration: TensorDictModuleBase, cfg: DictConfig | None, frames: int) -> dict[str, float]:
+        return {}  # the temperature moves with the Bellman error; it is logged with the loss outputs
 
 
-register_loss("virel", VIRELLoss, from_config, hooks=hooks)
+def _temperature_batch(cfg: DictConfig) -> int | None:
+    return cfg.loss.temperature_batch_size if cfg.loss.temperature_estimator == "replay" else None
+
+
+register_loss("virel", VIRELLoss, from_config, hooks=lambda cfg, loss: ReplayTemperature(loss, _temperature_batch(cfg)))
+register_loss(
+    DISCRETE, DiscreteVIRELLoss, discrete_from_config, hooks=lambda cfg, loss: BoltzmannTemperature(loss, _temperature_batch(cfg))
+)
 
 
 def train(cfg: DictConfig | dict) -> dict[str, Any]:
     """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
     cfg = validate(cfg)
+    if is_discrete(cfg):
+        return value_based.train(cfg)
     return actor_critic.train(
         cfg, loss="virel", name=f"virel_{cfg.loss.variant}", metrics={"temperature": cfg.loss.temperature_estimator}
     )
@@ -153,6 +239,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
 
 @hydra.main(config_path="conf", config_name="virel", version_base=None)
 def main(cfg: DictConfig) -> None:
+    check_group_choice("loss", ("virel", "virel_em"))  # another recipe's loss group composes too (shared conf/loss/)
     metrics = train(cfg)
     print(summary_line(metrics))
     exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished

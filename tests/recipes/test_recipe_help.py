@@ -16,7 +16,7 @@ from torchrl_reg.recipe_utils import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
-RECIPES = ("m_dqn", "m_iqn", "mirl", "iq", "sac", "sql")
+RECIPES = ("m_dqn", "m_iqn", "mirl", "iq", "sac", "sql", "virel")
 
 
 def listed_options(recipe: str) -> dict[str, list[str]]:

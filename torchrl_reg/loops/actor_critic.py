@@ -25,10 +25,15 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from tensordict.nn import TensorDictModule
+from torchrl.envs import EnvBase
+from torchrl.modules import ProbabilisticActor
 
 from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.loops.targets import actor_critic_target_update
+from torchrl_reg.modules.critics import state_action_value_network
+from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.recipe_utils.rundir import released_on_error
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
@@ -42,7 +47,18 @@ from torchrl_reg.recipe_utils import (
 )
 from torchrl_reg.objectives.update import make_update
 
-__all__ = ["train"]
+__all__ = ["tanh_actor_and_critic", "train"]
+
+
+def tanh_actor_and_critic(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, TensorDictModule]:
+    """The tanh-Gaussian actor and one ``Q(s, a)`` critic (SAC's networks, also VIREL's), MLPs of
+    ``network.hidden`` sized by ``env``'s observation and Box action, on ``device``."""
+    obs_dim = env.observation_spec["observation"].shape[-1]
+    action_spec = env.action_spec_unbatched
+    hidden = list(cfg.network.hidden)
+    actor = tanh_normal_policy(obs_dim, action_spec, num_cells=hidden).to(device)
+    qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
+    return actor, qvalue
 
 
 def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.data import ReplayBuffer, TensorSpec
 
 from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
+from torchrl_reg.recipe_utils.config import linear_schedule
 from torchrl_reg.recipe_utils.run import RecipeRun
 
 __all__ = ["LoopHooks", "ValueBasedHooks"]
@@ -48,14 +49,24 @@ class LoopHooks:
 
 
 class ValueBasedHooks(LoopHooks):
-    """:class:`LoopHooks` plus the two choices of the value-based loop; the defaults are DQN's."""
+    """:class:`LoopHooks` plus the choices of the value-based loop (the behaviour policy and its schedule,
+    the evaluation policy); the defaults are DQN's."""
 
-    def exploration(self, action_spec: TensorSpec, cfg: DictConfig) -> TensorDictModuleBase:
-        """The exploration module after the greedy actor, with a tensor ``eps`` the loop anneals
-        (``cfg``: the ``exploration`` group): epsilon-greedy over uniform actions."""
+    def exploration(self, action_spec: TensorSpec, cfg: DictConfig | None) -> TensorDictModuleBase:
+        """The exploration module after the greedy actor (``cfg``: the ``exploration`` group, ``None`` in a
+        recipe whose schema has none): epsilon-greedy over uniform actions, annealed by :meth:`anneal_exploration`."""
         return AnnealedEpsilonGreedy(
             action_spec, eps_init=cfg.eps_init, eps_end=cfg.eps_end, annealing_num_steps=max(cfg.annealing_frames, 1)
         )
+
+    def anneal_exploration(self, exploration: TensorDictModuleBase, cfg: DictConfig | None, frames: int) -> dict[str, float]:
+        """After each collected batch is stored, before its updates: move ``exploration`` along its schedule
+        to ``frames`` collected frames (``cfg`` as in :meth:`exploration`); returns the scalars logged with
+        the batch. The default: ``eps`` linear from ``cfg.eps_init`` to ``cfg.eps_end`` over
+        ``cfg.annealing_frames`` frames, in closed form (CleanRL's schedule; ``EGreedyModule.step`` loops
+        in Python once per frame). A method whose policy needs no schedule returns ``{}``."""
+        exploration.eps.fill_(linear_schedule(cfg.eps_init, cfg.eps_end, cfg.annealing_frames, frames))
+        return {"epsilon": float(exploration.eps)}
 
     def greedy_action(self, q: torch.Tensor) -> torch.Tensor:
         """The evaluation policy's action from action values ``[*batch, num_actions]``: the argmax."""

@@ -4,15 +4,16 @@
 Read :func:`train` top to bottom: it is the whole algorithm, DQN's (Mnih et al., "Human-level
 control through deep reinforcement learning", Nature 518, 2015) with vectorized envs, as CleanRL
 writes it. Collect ``frames_per_batch`` frames from ``num_envs`` envs with the exploration policy,
-store them (Atari with ``buffer.dedup_frames``: each frame once), anneal epsilon linearly, do one
-gradient step per ``optim.frames_per_update`` frames collected after ``optim.learning_starts`` (the
-update-to-data ratio of the one-env original), and copy the online network to the target network
-every ``optim.target_update_interval`` frames. Evaluation plays the greedy policy.
+store them (Atari with ``buffer.dedup_frames``: each frame once), anneal epsilon linearly (a hook:
+``ValueBasedHooks.anneal_exploration``), do one gradient step per ``optim.frames_per_update`` frames
+collected after ``optim.learning_starts`` (the update-to-data ratio of the one-env original), and copy
+the online network to the target network every ``optim.target_update_interval`` frames. Evaluation plays the greedy policy.
 
 What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` (``from_config(cfg,
 actor)``; its Q-network builder when it is not a plain Q-network, e.g. IQN's), and optionally
 :class:`~torchrl_reg.loops.hooks.ValueBasedHooks` (MIRL: the prior's exploration and greedy
-action, the prior update after each batch, the beta update after each step). Its config is a
+action, the prior update after each batch, the beta update after each step; discrete VIREL: the
+Boltzmann policy at the loss's temperature, with no epsilon schedule). Its config is a
 :class:`~torchrl_reg.recipe_utils.ValueBasedConfig` whose ``loss`` group has ``name``.
 """
 from __future__ import annotations
@@ -41,7 +42,6 @@ from torchrl_reg.recipe_utils import (  # noqa: E402
     TRANSITION_KEYS,
     RecipeRun,
     check_discrete_action_spec,
-    linear_schedule,
     make_collector,
     make_env,
     make_replay_buffer,
@@ -85,7 +85,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         actor = QValueActor(q_net, in_keys=["observation"], spec=action_spec)
         loss_module = entry.from_config(cfg, actor).to(device)
         hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else ValueBasedHooks()
-        exploration = hooks.exploration(action_spec, cfg.exploration).to(device)
+        # The exploration group, None for a recipe without one (its hooks explore without an epsilon schedule).
+        schedule = cfg.get("exploration")
+        exploration = hooks.exploration(action_spec, schedule).to(device)
         policy = TensorDictSequential(actor, exploration)
 
         # A copy every optim.target_update_interval frames: every `target_update_interval // frames_per_update` updates.
@@ -113,15 +115,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     # Read once: an OmegaConf attribute lookup costs more than a small tensor op.
-    prioritized, schedule = cfg.buffer.prioritized, cfg.exploration
+    prioritized = cfg.buffer.prioritized
     for data in collector:
         batch_frames = run.observe(data)  # non-finite rewards refused, raw returns tracked, then clipped
         hooks.after_collect(data)
         replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
-        # Closed form (CleanRL's schedule): EGreedyModule.step loops in Python once per frame.
-        exploration.eps.fill_(
-            linear_schedule(schedule.eps_init, schedule.eps_end, schedule.annealing_frames, run.frames)
-        )
+        scalars = hooks.anneal_exploration(exploration, schedule, run.frames)  # default: epsilon, annealed
         # One update per optim.frames_per_update frames collected after optim.learning_starts.
         for batch in sample_minibatches(replay_buffer, run.updates_due()):
             hooks.before_update(batch)
@@ -132,6 +131,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             run.record(out)
             target_update(run.updates)
         hooks.after_batch(run, batch_frames)
-        if run.end_batch(batch_frames, epsilon=float(exploration.eps)):  # evaluation, logs, checkpoint, stop
+        if run.end_batch(batch_frames, **scalars):  # evaluation, logs, checkpoint, stop
             break
     return run.finish(**hooks.final_metrics())

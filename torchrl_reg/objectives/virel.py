@@ -103,7 +103,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
         temperature_ema (float): EMA rate in (0, 1] for ``"ema"``. Default 0.01.
         initial_temperature (float): the temperature until the first estimate. Default 1.0 (the
             official code's value before its replay holds a full temperature batch).
-        loss_function, delay_value, action_space, reduction, use_prioritized_weights: as
+        loss_function, delay_value, action_space, reduction, use_prioritized_weights, check_finite: as
             :class:`~torchrl_reg.objectives.MunchausenDQNLoss` (``loss_function`` defaults to ``"l2"``).
 
     Outputs ``loss`` and detached ``temperature``, ``entropy`` (of :math:`\pi_{\bar\omega}(\cdot|s_{t+n})`),
@@ -128,6 +128,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
         action_space: str | TensorSpec | None = None,
         reduction: str | None = None,
         use_prioritized_weights: str | bool = "auto",
+        check_finite: bool = False,
     ) -> None:
         options = check_temperature_options(c, p, temperature_estimator, temperature_ema, initial_temperature)
         self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = options
@@ -138,6 +139,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
             action_space=action_space,
             reduction=reduction,
             use_prioritized_weights=use_prioritized_weights,
+            check_finite=check_finite,
         )
         self.register_buffer("temperature", torch.tensor(initial_temperature))
 

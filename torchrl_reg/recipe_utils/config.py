@@ -11,7 +11,8 @@ Three schemas, one per layer of what a loop needs:
 * :class:`RecipeConfig`: what every replay-based run has (env, network, collector, buffer, Adam and
   the update schedule, evaluation, checkpoints, logger), checked by :func:`validate_recipe_config`;
 * :class:`ValueBasedConfig`: adds epsilon-greedy ``exploration`` and the periodic target copy
-  ``optim.target_update_interval`` (:func:`validate_value_based_config`);
+  ``optim.target_update_interval`` (:func:`validate_value_based_config`); :class:`BoltzmannValueBasedConfig`
+  the target copy alone, for a method whose policy explores by itself;
 * :class:`ActorCriticConfig`: Box actions, MLP networks, targets Polyak-averaged by the loss
   after every update (:func:`validate_actor_critic_config`); it has no Q-learning keys.
 """
@@ -43,6 +44,7 @@ __all__ = [
     "LoggerConfig",
     "RecipeConfig",
     "ValueBasedConfig",
+    "BoltzmannValueBasedConfig",
     "ActorCriticConfig",
     "ActorCriticLossConfig",
     "ValueBasedLossConfig",
@@ -240,6 +242,15 @@ class ValueBasedConfig(RecipeConfig):
 
     optim: QOptimConfig = field(default_factory=QOptimConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+
+
+@dataclass
+class BoltzmannValueBasedConfig(RecipeConfig):
+    """:class:`ValueBasedConfig` without the epsilon-greedy ``exploration`` group: for a method on the
+    value-based loop whose own policy is its only exploration (discrete VIREL's Boltzmann policy at the
+    Bellman-error temperature, ``recipes/virel.py``), so no epsilon value can be set and ignored."""
+
+    optim: QOptimConfig = field(default_factory=QOptimConfig)
 
 
 @dataclass
@@ -500,7 +511,8 @@ def validate_recipe_config(cfg: DictConfig) -> None:
 
 
 def validate_value_based_config(cfg: DictConfig) -> None:
-    """:func:`validate_recipe_config` plus the checks of :class:`ValueBasedConfig`'s own keys and
+    """:func:`validate_recipe_config` plus the checks of :class:`ValueBasedConfig`'s own keys (those of
+    :class:`BoltzmannValueBasedConfig`, which has no ``exploration``) and
     :class:`ValueBasedLossConfig`'s ``gamma`` (the loss name is the recipe's to check)."""
     validate_recipe_config(cfg)
     if cfg.network.kind == "nature_cnn" and cfg.env.screen_size < 36:
@@ -508,10 +520,11 @@ def validate_value_based_config(cfg: DictConfig) -> None:
     o = cfg.optim
     check_positive_int("optim.target_update_interval", o.target_update_interval)
     check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
-    e = cfg.exploration
-    check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
-    check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
-    check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
+    e = cfg.get("exploration")  # None: a BoltzmannValueBasedConfig
+    if e is not None:
+        check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
+        check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
+        check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
     check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0)
 
 
@@ -562,6 +575,7 @@ def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfi
 
 _FAMILY_CHECKS = {
     ValueBasedConfig: validate_value_based_config,
+    BoltzmannValueBasedConfig: validate_value_based_config,
     ActorCriticConfig: validate_actor_critic_config,
     RecipeConfig: validate_recipe_config,
 }
