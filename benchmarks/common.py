@@ -3,6 +3,7 @@ counts, the command line and the record of where a measurement was taken, and th
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -17,6 +18,7 @@ import torch
 __all__ = [
     "count_flops",
     "cost_ratio",
+    "cost_ratios",
     "finish_plot",
     "interleaved_times",
     "measurement_info",
@@ -26,6 +28,7 @@ __all__ = [
     "random_transitions",
     "time_steps",
     "timing_parser",
+    "write_cost_ratios",
 ]
 
 Step = Callable[[], None]
@@ -67,6 +70,18 @@ def measurement_info(args: argparse.Namespace) -> dict[str, Any]:
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "machine": f"{platform.machine()} {platform.processor()} ({torch.get_num_threads()} torch threads)",
     }
+
+
+def write_cost_ratios(results_dir: Path, args: argparse.Namespace, results: dict[str, Any], *, target_ratio: float,
+                      **extra: Any) -> tuple[dict[str, Any], Path]:
+    """Write ``update_cost.json`` (``update_cost_cuda.json`` off the CPU) to ``results_dir``: where the
+    timings were taken (:func:`measurement_info`), ``extra`` entries, the target ratio and ``results``.
+    Returns the record and the path its plot goes to (the same name, ``.png``)."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    payload = {**measurement_info(args), **extra, "target_ratio": target_ratio, "results": results}
+    stem = "update_cost" if args.device == "cpu" else "update_cost_cuda"
+    (results_dir / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    return payload, results_dir / f"{stem}.png"
 
 
 def random_transitions(observation: Callable[[], torch.Tensor], spec: Any, batch: int, device: str = "cpu") -> Any:
@@ -172,6 +187,18 @@ def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, 
         "ratio_max": max(ratios),
         "updates_per_timing": n,
     }
+
+
+def cost_ratios(base: str, candidate: str, setups: dict[str, tuple[Callable[[str], Step], int]], repeats: int,
+                warmup: Callable[[int], int]) -> dict[str, dict[str, Any]]:
+    """:func:`cost_ratio` of every setup, printed as it is measured. ``setups``: name -> (``make(kind)``,
+    the step of ``kind`` in that setup, built just before its timings; updates per timing ``n``);
+    ``warmup(n)``: the untimed calls before them."""
+    results = {}
+    for name, (make, n) in setups.items():
+        results[name] = cost_ratio(base, candidate, {kind: make(kind) for kind in (base, candidate)}, repeats, n, warmup(n))
+        print(name, json.dumps(results[name]), flush=True)
+    return results
 
 
 def plot_cost_ratios(results: dict[str, dict[str, Any]], path: Path, *, bars: tuple[str, str], ylabel: str, title: str,

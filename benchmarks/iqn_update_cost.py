@@ -11,7 +11,7 @@ target ratio <= 1.10. The FLOP count per update gives the ratio's compute floor.
 """
 from __future__ import annotations
 
-import json
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import HardUpdate
 
-from benchmarks.common import cost_ratio, measurement_info, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser
+from benchmarks.common import cost_ratios, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser, write_cost_ratios
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 
@@ -58,25 +58,18 @@ def make_step(kind: str, setup: str, independent: bool, batch: int = 32, device:
 def main() -> None:
     args = parse_timing_args(timing_parser(__doc__.splitlines()[0], repeats=11, steps=20, subsets=("--setups", SETUPS),
                                            steps_help="updates per timing (a quarter for the Nature CNN)"))
-    results = {}
-    for setup in args.setups:
-        for independent in (True, False):
-            name = f"{setup}/{'per_transition' if independent else 'shared'}_fractions"
-            steps = {kind: make_step(kind, setup, independent, device=args.device) for kind in ("iqn", "m_iqn")}
-            n = args.steps if setup == "minatar_iqn" or args.device != "cpu" else max(args.steps // 4, 3)
-            # The compute floor of the ratio: M-IQN adds a target-network pass at s_t (K quantiles).
-            results[name] = cost_ratio("iqn", "m_iqn", steps, args.repeats, n, warmup=2)
-            print(name, json.dumps(results[name]), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {
-        **measurement_info(args),
-        "batch": 32,
-        "target_ratio": 1.10,
-        "results": results,
+    setups = {
+        f"{setup}/{'per_transition' if independent else 'shared'}_fractions": (
+            partial(make_step, setup=setup, independent=independent, device=args.device),
+            args.steps if setup == "minatar_iqn" or args.device != "cpu" else max(args.steps // 4, 3),
+        )
+        for setup in args.setups
+        for independent in (True, False)
     }
-    suffix = "" if args.device == "cpu" else "_cuda"
-    (RESULTS / f"update_cost{suffix}.json").write_text(json.dumps(payload, indent=2))
-    plot(results, RESULTS / f"update_cost{suffix}.png")
+    # The compute floor of the ratio: M-IQN adds a target-network pass at s_t (K quantiles).
+    results = cost_ratios("iqn", "m_iqn", setups, args.repeats, warmup=lambda n: 2)
+    _, png = write_cost_ratios(RESULTS, args, results, target_ratio=1.10, batch=32)
+    plot(results, png)
 
 
 def plot(results: dict, path: Path) -> None:

@@ -10,7 +10,7 @@ M-DQN needs the target network's action values at s_t too, one more forward pass
 """
 from __future__ import annotations
 
-import json
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, SoftUpdate
 
-from benchmarks.common import cost_ratio, measurement_info, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser
+from benchmarks.common import cost_ratios, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser, write_cost_ratios
 from torchrl_reg.objectives import MunchausenDQNLoss
 
 RESULTS = Path(__file__).parent / "results" / "update_cost"
@@ -72,22 +72,17 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
 def main() -> None:
     args = parse_timing_args(timing_parser(__doc__.splitlines()[0], repeats=15, steps=200, subsets=("--networks", NETWORKS),
                                            steps_help="updates per timing (scaled down for big nets)"))
-    results = {}
-    for name in args.networks:
-        steps = {kind: make_step(kind, NETWORKS[name], 0, args.device) for kind in ("dqn", "m_dqn")}
-        n = args.steps if name != "atari_nature_cnn" or args.device != "cpu" else max(args.steps // 10, 5)
-        # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
-        results[name] = cost_ratio("dqn", "m_dqn", steps, args.repeats, n, warmup=max(n // 5, 2))
-        print(name, json.dumps(results[name]))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {
-        **measurement_info(args),
-        "target_ratio": 1.10,
-        "results": results,
+    setups = {
+        name: (
+            partial(make_step, net_fn=NETWORKS[name], seed=0, device=args.device),
+            args.steps if name != "atari_nature_cnn" or args.device != "cpu" else max(args.steps // 10, 5),
+        )
+        for name in args.networks
     }
-    suffix = "" if args.device == "cpu" else "_cuda"
-    (RESULTS / f"update_cost{suffix}.json").write_text(json.dumps(payload, indent=2))
-    plot(results, RESULTS / f"update_cost{suffix}.png", payload["device"])
+    # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
+    results = cost_ratios("dqn", "m_dqn", setups, args.repeats, warmup=lambda n: max(n // 5, 2))
+    payload, png = write_cost_ratios(RESULTS, args, results, target_ratio=1.10)
+    plot(results, png, payload["device"])
 
 
 def plot(results: dict, path: Path, device: str = "cpu") -> None:
