@@ -63,3 +63,19 @@ def test_labels_name_the_recipe_and_the_fewest_keys_that_vary(tmp_path):
     runs = _runs("m_dqn", ["optim.lr=0.001,0.0001", "seed=0,1"], tmp_path / "lr")
     assert sorted(set(method_labels(runs, "env.name"))) == ["optim.lr=0.0001", "optim.lr=0.001"]
     assert json.dumps(method_labels(runs, "env.name", ["optim.lr", "loss.name"])).count("loss.name=m_dqn") == 4
+
+
+@pytest.mark.parametrize("files, status", [
+    ((), "not started"),
+    (("checkpoint.pt",), "started"),
+    (("checkpoint.pt", "checkpoint.prev.pt"), "started"),
+    # checkpoint.pt lost (e.g. removed as unreadable): the run resumes from the previous one, so it has started
+    (("checkpoint.prev.pt",), "started"),
+])
+def test_a_run_with_a_checkpoint_to_resume_from_counts_as_started(tmp_path, files, status):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  name: CartPole-v1\n")
+    for name in files:
+        (run_dir / name).write_bytes(b"")
+    assert [(r.run_dir, r.status) for r in collect_runs([run_dir])] == [(run_dir, status)]

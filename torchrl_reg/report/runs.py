@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 
 __all__ = ["Run", "collect_runs", "method_labels", "read_curve"]
@@ -71,7 +72,7 @@ def _read_metrics(run_dir: Path) -> tuple[str, dict[str, Any]]:
         except json.JSONDecodeError:
             return "unreadable metrics.json", {}
         return str(metrics.get("status", "unknown")), metrics
-    if (run_dir / "checkpoint.pt").is_file():
+    if has_checkpoint(run_dir):  # checkpoint.pt, or the previous one a resume falls back to
         return "started", {}
     return "not started", {}
 
