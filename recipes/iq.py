@@ -32,35 +32,22 @@ side-by-side comparisons.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.loops import LoopHooks, actor_critic, register_loss
+from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
-from torchrl_reg.recipe_utils import (
-    LOSS_FUNCTIONS,
-    ActorCriticConfig,
-    ActorCriticLossConfig,
-    RecipeRun,
-    check_choice,
-    check_config,
-    check_ordered,
-    check_positive_int,
-    check_range,
-    crossed,
-    default_of,
-    exit_if_interrupted,
-    recipe_schema,
-    report_summary,
-)
+from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.recipe_utils.run import RecipeRun
+from torchrl_reg.recipe_utils.runtime import crossed
+from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count, check_ordered, check_range
 
 BOOTSTRAPS = ("target", "online")
 
@@ -81,6 +68,11 @@ class IQLossConfig(ActorCriticLossConfig):
     bootstrap: str = default_of(ImplicitQLoss, "bootstrap")
     loss_function: str = default_of(ImplicitQLoss, "loss_function")
 
+    # IQ and PCL (alpha = 0) have no Munchausen term to clip.
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        key: ("alpha", lambda alpha: alpha > 0) for key in ("clip_value_min", "clip_value_max")
+    }
+
 
 @dataclass
 class PolicyConfig:
@@ -96,7 +88,7 @@ class PolicyConfig:
     scaled: bool = False
 
 
-IQConfig = recipe_schema("iq", ActorCriticConfig, loss=IQLossConfig, policy=PolicyConfig)
+IQConfig = recipe_schema("iq", loss=IQLossConfig, policy=PolicyConfig)
 
 #: ``policy.kind`` -> ``(cfg, obs_dim, action_spec) -> policy``; both raise for a non-Box or unbounded action space.
 POLICIES = {
@@ -119,16 +111,13 @@ def method_name(loss: DictConfig) -> str:
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, IQConfig)
-    check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.alpha", cfg.loss.alpha, 0.0, 1.0, high_inclusive=False)
     check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
     check_choice("loss.bootstrap", cfg.loss.bootstrap, BOOTSTRAPS)
     check_choice("policy.kind", cfg.policy.kind, list(POLICIES))
-    check_positive_int("policy.num_bins", cfg.policy.num_bins)
-    if cfg.policy.num_bins < 2:
-        raise ValueError(f"policy.num_bins must be an integer >= 2 (both bounds), got policy.num_bins={cfg.policy.num_bins}")
+    check_count("policy.num_bins", cfg.policy.num_bins, 2)  # both bounds
     if cfg.policy.scaled and cfg.policy.kind != "multicategorical":
         raise ValueError(
             f"policy.scaled=true divides the multicategorical logits by tau; policy.kind={cfg.policy.kind!r} has no logits"
@@ -149,18 +138,9 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
     obs_dim = env.observation_spec["observation"].shape[-1]
     policy = POLICIES[cfg.policy.kind](cfg, obs_dim, env.action_spec_unbatched).to(device)
     value = state_value_network(obs_dim, num_cells=list(cfg.network.hidden)).to(device)
-    loss = ImplicitQLoss(
-        policy,
-        value,
-        tau=cfg.loss.tau,
-        alpha=cfg.loss.alpha,
-        clip_value_min=cfg.loss.clip_value_min,
-        clip_value_max=cfg.loss.clip_value_max,
-        bootstrap=cfg.loss.bootstrap,
-        loss_function=cfg.loss.loss_function,
-        # A NaN/inf observation or reward stops the run naming the key and index (one sync per update).
-        check_finite=True,
-    )
+    # tau, alpha, clip bounds, bootstrap, loss_function; a NaN/inf observation or reward stops the
+    # run naming the key and index (one sync per update).
+    loss = ImplicitQLoss(policy, value, **arguments_of(ImplicitQLoss, cfg.loss), check_finite=True)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return policy, loss
 
@@ -212,18 +192,12 @@ class PolicyDiagnostics(LoopHooks):
 register_loss("implicit_q", ImplicitQLoss, from_config, hooks=lambda cfg, loss: PolicyDiagnostics(loss.policy_network))
 
 
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    cfg = validate(cfg)
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """The actor-critic loop on :class:`ImplicitQLoss`, the method named by its settings (:func:`method_name`)."""
     return actor_critic.train(cfg, loss="implicit_q", name=method_name(cfg.loss), metrics={"policy": cfg.policy.kind})
 
 
-@hydra.main(config_path="conf", config_name="iq", version_base=None)
-def main(cfg: DictConfig) -> None:
-    metrics = train(cfg)
-    report_summary(metrics)
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry("iq", validate, run)
 
 if __name__ == "__main__":
     main()

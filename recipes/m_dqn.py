@@ -23,40 +23,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
-import hydra
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
-from torchrl_reg.loops import register_loss, value_based
+from torchrl_reg.loops import recipe_entry, register_loss, value_based
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
-from torchrl_reg.recipe_utils import (
-    LOSS_FUNCTIONS,
-    STABLE_TAU,
-    ValueBasedConfig,
-    ValueBasedLossConfig,
-    check_choice,
-    check_group_choice,
-    check_config,
-    check_ordered,
-    check_range,
-    check_unused,
-    default_of,
-    exit_if_interrupted,
-    recipe_schema,
-    report_summary,
-)
+from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.validation import STABLE_TAU, ReadOnlyIf, check_interval, check_range
 
-LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
-# The loss keys each loss reads (besides name); a value given to any other is refused.
-LOSS_KEYS = {
-    "m_dqn": ("alpha", "tau", "clip_value_min", "clip_value_max", "loss_function", "gamma"),
-    "soft_dqn": ("alpha", "tau", "clip_value_min", "clip_value_max", "loss_function", "gamma"),
-    "al": ("alpha", "loss_function", "gamma"),
-    "pal": ("alpha", "loss_function", "gamma"),
-    "dqn": ("loss_function", "gamma"),
-}
+MUNCHAUSEN = ("m_dqn", "soft_dqn")
 
 
 @dataclass
@@ -71,38 +48,38 @@ class LossConfig(ValueBasedLossConfig):
     clip_value_max: float = default_of(MunchausenDQNLoss, "clip_value_max")
     loss_function: str = default_of(MunchausenDQNLoss, "loss_function")
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (*MUNCHAUSEN, "al", "pal", "dqn")}
+    # DQN reads neither alpha nor tau, advantage learning no tau: a value given to them is refused.
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "alpha": ("name", (*MUNCHAUSEN, "al", "pal")),
+        **{key: ("name", MUNCHAUSEN) for key in ("tau", "clip_value_min", "clip_value_max")},
+    }
 
-MDQNConfig = recipe_schema("m_dqn", ValueBasedConfig, loss=LossConfig)
+
+MDQNConfig = recipe_schema("m_dqn", loss=LossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, MDQNConfig)
     loss = cfg.loss
-    check_choice("loss.name", loss.name, LOSSES)
-    check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
     if loss.name != "dqn":
         check_range("loss.alpha", loss.alpha, 0.0, 1.0)
-    if loss.name in ("m_dqn", "soft_dqn"):
+    if loss.name in MUNCHAUSEN:
         check_range("loss.tau", loss.tau, *STABLE_TAU)
-        check_range("loss.clip_value_min", loss.clip_value_min)
-        check_range("loss.clip_value_max", loss.clip_value_max)
-        check_ordered("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
+        check_interval("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
     if loss.name == "soft_dqn" and loss.alpha != 0.0:
         raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={loss.alpha}; use loss=m_dqn")
-    check_unused("loss", loss, LossConfig(), LOSS_KEYS[loss.name], f"loss.name={loss.name!r}")
     return cfg
 
 
-def munchausen_from_config(cfg: DictConfig, actor: QValueActor) -> MunchausenDQNLoss:
-    """M-DQN (and Soft-DQN, its alpha=0 case), gamma in the value estimator."""
-    loss = MunchausenDQNLoss(
+def from_config(cfg: DictConfig, actor: QValueActor, *, loss_class: type, **fixed: Any) -> MunchausenDQNLoss:
+    """``loss_class`` over ``actor`` with the config's values of its arguments (:func:`arguments_of`:
+    alpha, tau and clip bounds for M-DQN, alpha for AL) and ``fixed`` ones, gamma in the value estimator."""
+    loss = loss_class(
         actor,
-        alpha=cfg.loss.alpha,
-        tau=cfg.loss.tau,
-        clip_value_min=cfg.loss.clip_value_min,
-        clip_value_max=cfg.loss.clip_value_max,
-        loss_function=cfg.loss.loss_function,
+        **arguments_of(loss_class, cfg.loss),
+        **fixed,
         delay_value=True,
         action_space=actor.spec,
         check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
@@ -111,39 +88,13 @@ def munchausen_from_config(cfg: DictConfig, actor: QValueActor) -> MunchausenDQN
     return loss
 
 
-def advantage_learning_from_config(cfg: DictConfig, actor: QValueActor, *, persistent: bool) -> AdvantageLearningLoss:
-    """(Persistent) advantage learning, gamma in the value estimator."""
-    loss = AdvantageLearningLoss(
-        actor,
-        alpha=cfg.loss.alpha,
-        persistent=persistent,
-        loss_function=cfg.loss.loss_function,
-        delay_value=True,
-        action_space=actor.spec,
-        check_finite=True,
-    )
-    loss.make_value_estimator(gamma=cfg.loss.gamma)
-    return loss
+for _name in MUNCHAUSEN:  # Soft-DQN is M-DQN with alpha = 0
+    register_loss(_name, MunchausenDQNLoss, partial(from_config, loss_class=MunchausenDQNLoss))
+register_loss("al", AdvantageLearningLoss, partial(from_config, loss_class=AdvantageLearningLoss, persistent=False))
+register_loss("pal", AdvantageLearningLoss, partial(from_config, loss_class=AdvantageLearningLoss, persistent=True))
 
 
-register_loss("m_dqn", MunchausenDQNLoss, munchausen_from_config)
-register_loss("soft_dqn", MunchausenDQNLoss, munchausen_from_config)
-register_loss("al", AdvantageLearningLoss, partial(advantage_learning_from_config, persistent=False))
-register_loss("pal", AdvantageLearningLoss, partial(advantage_learning_from_config, persistent=True))
-
-
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    return value_based.train(validate(cfg))
-
-
-@hydra.main(config_path="conf", config_name="m_dqn", version_base=None)
-def main(cfg: DictConfig) -> None:
-    check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
-    metrics = train(cfg)
-    report_summary(metrics)
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry("m_dqn", validate, value_based.train, losses=LossConfig.choices["name"])
 
 if __name__ == "__main__":
     main()

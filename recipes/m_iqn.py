@@ -19,75 +19,58 @@ declares the config and registers the losses with their network.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
 
-import hydra
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
-from torchrl_reg.loops import register_loss, value_based
+from torchrl_reg.loops import recipe_entry, register_loss, value_based
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
-from torchrl_reg.recipe_utils import (
-    STABLE_TAU,
-    ValueBasedConfig,
-    ValueBasedLossConfig,
-    check_choice,
-    check_group_choice,
-    check_config,
-    check_ordered,
-    check_positive_int,
-    check_range,
-    check_unused,
-    default_of,
-    exit_if_interrupted,
-    recipe_schema,
-    report_summary,
-)
-
-LOSSES = ("m_iqn", "iqn")
+from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.validation import STABLE_TAU, ReadOnlyIf, check_count, check_interval, check_range
 
 
 @dataclass
 class IQNLossConfig(ValueBasedLossConfig):
-    """``name`` picks the loss; the other fields are the papers' symbols, defaults those of the loss
-    classes (the network's for ``embedding_dim``); each env preset sets N, N', K."""
+    """The papers' symbols, defaults those of the loss classes (the network's for ``embedding_dim``);
+    each env preset sets N, N', K. ``name`` picks the loss."""
 
-    name: str = "m_iqn"
-    alpha: float = default_of(MunchausenIQNLoss, "alpha")
-    tau: float = default_of(MunchausenIQNLoss, "tau")
-    clip_value_min: float = default_of(MunchausenIQNLoss, "clip_value_min")
-    clip_value_max: float = default_of(MunchausenIQNLoss, "clip_value_max")
     kappa: float = default_of(IQNLoss, "kappa")
     num_quantiles: int = default_of(IQNLoss, "num_quantiles")
     num_target_quantiles: int = default_of(IQNLoss, "num_target_quantiles")
     num_policy_quantiles: int = default_of(IQNLoss, "num_policy_quantiles")
     embedding_dim: int = default_of(ImplicitQuantileNetwork, "embedding_dim")
     independent_fractions: bool = default_of(IQNLoss, "independent_fractions")
+    # What M-IQN adds to IQN: plain IQN reads none of these.
+    alpha: float = default_of(MunchausenIQNLoss, "alpha")
+    tau: float = default_of(MunchausenIQNLoss, "tau")
+    clip_value_min: float = default_of(MunchausenIQNLoss, "clip_value_min")
+    clip_value_max: float = default_of(MunchausenIQNLoss, "clip_value_max")
+    name: str = "m_iqn"
+
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("m_iqn", "iqn")}
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        key: ("name", ("m_iqn",)) for key in ("alpha", "tau", "clip_value_min", "clip_value_max")
+    }
 
 
-MIQNConfig = recipe_schema("m_iqn", ValueBasedConfig, loss=IQNLossConfig)
-# What M-IQN adds to IQN: plain IQN reads none of these.
-_MUNCHAUSEN_KEYS = ("alpha", "tau", "clip_value_min", "clip_value_max")
+MIQNConfig = recipe_schema("m_iqn", loss=IQNLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, MIQNConfig)
     loss = cfg.loss
-    check_choice("loss.name", loss.name, LOSSES)
     check_range("loss.kappa", loss.kappa, 0.0, low_inclusive=False)
     for name in ("num_quantiles", "num_target_quantiles", "num_policy_quantiles", "embedding_dim"):
-        check_positive_int(f"loss.{name}", loss[name])
+        check_count(f"loss.{name}", loss[name])
     if loss.name == "m_iqn":
         check_range("loss.alpha", loss.alpha, 0.0, 1.0)
         check_range("loss.tau", loss.tau, *STABLE_TAU)
-        check_range("loss.clip_value_min", loss.clip_value_min)
-        check_range("loss.clip_value_max", loss.clip_value_max)
-        check_ordered("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
-    used = [f.name for f in fields(IQNLossConfig) if loss.name == "m_iqn" or f.name not in _MUNCHAUSEN_KEYS]
-    check_unused("loss", loss, IQNLossConfig(), used, f"loss.name={loss.name!r}")
+        check_interval("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
     return cfg
 
 
@@ -103,52 +86,23 @@ def network(cfg: DictConfig, obs_shape: tuple[int, ...], n_actions: int) -> Impl
     )
 
 
-def _quantile_settings(loss: DictConfig, actor: QValueActor) -> dict[str, Any]:
-    return dict(
-        num_quantiles=loss.num_quantiles,
-        num_target_quantiles=loss.num_target_quantiles,
-        num_policy_quantiles=loss.num_policy_quantiles,
-        kappa=loss.kappa,
-        independent_fractions=loss.independent_fractions,
+def from_config(cfg: DictConfig, actor: QValueActor, *, loss_class: type) -> IQNLoss:
+    """``loss_class`` (IQN or M-IQN) over ``actor`` with the config's values of its arguments and of
+    IQN's (:func:`arguments_of`), gamma in the value estimator."""
+    return loss_class(
+        actor,
+        # IQN's N, N', K, kappa, independent fractions; M-IQN's alpha, tau and clip bounds too.
+        **{**arguments_of(IQNLoss, cfg.loss), **arguments_of(loss_class, cfg.loss)},
         action_space=actor.spec,
         check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
-    )
+    ).make_value_estimator(gamma=cfg.loss.gamma)
 
 
-def iqn_from_config(cfg: DictConfig, actor: QValueActor) -> IQNLoss:
-    """IQN, gamma in the value estimator."""
-    return IQNLoss(actor, **_quantile_settings(cfg.loss, actor)).make_value_estimator(gamma=cfg.loss.gamma)
+register_loss("m_iqn", MunchausenIQNLoss, partial(from_config, loss_class=MunchausenIQNLoss), network=network)
+register_loss("iqn", IQNLoss, partial(from_config, loss_class=IQNLoss), network=network)
 
 
-def m_iqn_from_config(cfg: DictConfig, actor: QValueActor) -> MunchausenIQNLoss:
-    """M-IQN, gamma in the value estimator."""
-    loss = cfg.loss
-    return MunchausenIQNLoss(
-        actor,
-        alpha=loss.alpha,
-        tau=loss.tau,
-        clip_value_min=loss.clip_value_min,
-        clip_value_max=loss.clip_value_max,
-        **_quantile_settings(loss, actor),
-    ).make_value_estimator(gamma=loss.gamma)
-
-
-register_loss("m_iqn", MunchausenIQNLoss, m_iqn_from_config, network=network)
-register_loss("iqn", IQNLoss, iqn_from_config, network=network)
-
-
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    return value_based.train(validate(cfg))
-
-
-@hydra.main(config_path="conf", config_name="m_iqn", version_base=None)
-def main(cfg: DictConfig) -> None:
-    check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
-    metrics = train(cfg)
-    report_summary(metrics)
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry("m_iqn", validate, value_based.train, losses=IQNLossConfig.choices["name"])
 
 if __name__ == "__main__":
     main()

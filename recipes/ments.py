@@ -44,16 +44,10 @@ from torchrl_reg.planning import (
     Simulator,
     make_search,
 )
-from torchrl_reg.recipe_utils import (
-    check_choice,
-    check_positive_int,
-    check_range,
-    register_schema,
-    resolve_run_dir,
-    seed_everything,
-    structured,
-)
+from torchrl_reg.recipe_utils import arguments_of, default_of, register_schema, structured
+from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything
 from torchrl_reg.recipe_utils.envs import MINATAR_GAMES
+from torchrl_reg.validation import check_choice, check_count, check_range
 
 TASKS = ("dchain", "frozenlake", "minatar", "atari")
 PLANNERS = ALGORITHMS + ("greedy",)
@@ -80,14 +74,14 @@ class PlannerConfig:
 
     algorithm: str = "ments"
     simulations: int = 200
-    tau: float = 1.0
-    eps: float = 0.1
-    alpha: float = 1.0
-    beta_0: float = 1.0
-    c: float = 1.4142135623730951
-    recommend: Optional[str] = None
-    gamma: float = 1.0
-    q_init: float = 0.0
+    tau: float = default_of(make_search, "tau")
+    eps: float = default_of(make_search, "eps")
+    alpha: float = default_of(make_search, "alpha")
+    beta_0: float = default_of(make_search, "beta_0")
+    c: float = default_of(make_search, "c")
+    recommend: Optional[str] = default_of(make_search, "recommend")
+    gamma: float = default_of(make_search, "gamma")
+    q_init: float = default_of(make_search, "q_init")
 
 
 @dataclass
@@ -95,11 +89,11 @@ class EvaluatorConfig:
     """Leaf evaluation: ``rollout`` (random, ``rollout_steps``) or ``q_network`` (from an M-DQN ``checkpoint``)."""
 
     kind: str = "rollout"
-    rollout_steps: int = 100
+    rollout_steps: int = default_of(RandomRollout, "max_steps")
     checkpoint: Optional[str] = None
-    prior_tau: float = 1.0
-    value: str = "soft"
-    init: str = "log_prior"
+    prior_tau: float = default_of(QNetworkEvaluator, "tau")
+    value: str = default_of(QNetworkEvaluator, "value")
+    init: str = default_of(QNetworkEvaluator, "init")
 
 
 @dataclass
@@ -119,22 +113,20 @@ register_schema("ments", MentsConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema and range checks, all before anything is built."""
     cfg = structured(cfg, MentsConfig)
-    check_positive_int("episodes", cfg.episodes)
-    check_positive_int("num_threads", cfg.num_threads)
+    check_count("episodes", cfg.episodes)
+    check_count("num_threads", cfg.num_threads)
     task, planner, evaluator = cfg.task, cfg.planner, cfg.evaluator
     check_choice("task.name", task.name, TASKS)
-    check_positive_int("task.max_steps", task.max_steps)
+    check_count("task.max_steps", task.max_steps)
     if task.name == "dchain":
-        if task.length < 2:
-            raise ValueError(f"task.length must be an int >= 2, got task.length={task.length}")
+        check_count("task.length", task.length, 2)
         check_range("task.final_reward", task.final_reward)
     if task.name == "minatar":
         check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
     if task.name in ("minatar", "atari"):
         check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
-    if planner.simulations < 1:
-        raise ValueError(f"planner.simulations must be an int >= 1, got planner.simulations={planner.simulations}")
+    check_count("planner.simulations", planner.simulations)
     check_range("planner.tau", planner.tau, 0.0, low_inclusive=False)
     check_range("planner.alpha", planner.alpha, 0.0, low_inclusive=False)
     check_range("planner.eps", planner.eps, 0.0)
@@ -154,8 +146,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_range("evaluator.prior_tau", evaluator.prior_tau, 0.0, low_inclusive=False)
         check_choice("evaluator.value", evaluator.value, QNetworkEvaluator.VALUES)
         check_choice("evaluator.init", evaluator.init, QNetworkEvaluator.INITS)
-    elif evaluator.rollout_steps < 0:
-        raise ValueError(f"evaluator.rollout_steps must be >= 0, got {evaluator.rollout_steps}")
+    else:
+        check_count("evaluator.rollout_steps", evaluator.rollout_steps, 0)
     return cfg
 
 
@@ -250,20 +242,8 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
             evaluator = RandomRollout(max_steps=cfg.evaluator.rollout_steps, gamma=planner.gamma, seed=seed)
         search = None
         if planner.algorithm != "greedy":
-            search = make_search(
-                planner.algorithm,
-                sim,
-                evaluator=evaluator,
-                tau=planner.tau,
-                eps=planner.eps,
-                alpha=planner.alpha,
-                beta_0=planner.beta_0,
-                c=planner.c,
-                recommend=planner.recommend,
-                gamma=planner.gamma,
-                q_init=planner.q_init,
-                seed=seed,
-            )
+            # algorithm, tau, eps, alpha, beta_0, c, recommend, gamma, q_init: the planner config's.
+            search = make_search(simulator=sim, evaluator=evaluator, seed=seed, **arguments_of(make_search, planner))
         total, steps = 0.0, 0
         while steps < task.max_steps:
             if search is None:

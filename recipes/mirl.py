@@ -19,9 +19,8 @@ buffers); ``metrics.json`` adds the final ``prior`` and ``beta``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from tensordict import TensorDictBase
@@ -29,24 +28,11 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.data import TensorSpec
 from torchrl.modules import QValueActor
 
-from torchrl_reg.loops import ValueBasedHooks, register_loss, value_based
+from torchrl_reg.loops import ValueBasedHooks, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.mirl import PriorEGreedyModule
 from torchrl_reg.objectives.mirl import BETA_SCHEDULES, VARIANTS, MIRLLoss
-from torchrl_reg.recipe_utils import (
-    LOSS_FUNCTIONS,
-    ValueBasedConfig,
-    ValueBasedLossConfig,
-    check_choice,
-    check_group_choice,
-    check_config,
-    check_range,
-    default_of,
-    exit_if_interrupted,
-    recipe_schema,
-    report_summary,
-)
-
-LOSSES = (*VARIANTS, "dqn")
+from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.validation import ReadOnlyIf, check_choice, check_range
 
 
 @dataclass
@@ -68,16 +54,22 @@ class MIRLLossConfig(ValueBasedLossConfig):
     prior_lr: float = default_of(MIRLLoss, "prior_lr")
     loss_function: str = default_of(MIRLLoss, "loss_function")
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (*VARIANTS, "dqn")}
+    # DQN reads no MIRL key; SQL's prior is fixed (uniform), so only MIRL and SQL_m read its rate.
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        **{key: ("name", tuple(VARIANTS)) for key in ("beta", "beta_schedule", "beta_lr", "beta_slope", "beta_min",
+                                                      "beta_max")},
+        "prior_lr": ("name", tuple(name for name, variant in VARIANTS.items() if variant["learn_prior"])),
+    }
 
-MIRLRecipeConfig = recipe_schema("mirl", ValueBasedConfig, loss=MIRLLossConfig)
+
+MIRLRecipeConfig = recipe_schema("mirl", loss=MIRLLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, MIRLRecipeConfig)
     loss = cfg.loss
-    check_choice("loss.name", loss.name, LOSSES)
-    check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
     if loss.name != "dqn":
         if loss.beta_schedule is not None:
             check_choice("loss.beta_schedule", loss.beta_schedule, BETA_SCHEDULES)
@@ -92,23 +84,17 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
 
 def from_config(cfg: DictConfig, actor: QValueActor) -> MIRLLoss:
     """The variant ``loss.name`` of :class:`MIRLLoss`, gamma in the value estimator."""
-    loss = cfg.loss
-    overrides = {} if loss.beta_schedule is None else {"beta_schedule": loss.beta_schedule}
+    settings = arguments_of(MIRLLoss, cfg.loss)  # beta and its schedule, prior_lr, loss_function
+    if settings["beta_schedule"] is None:  # the variant's own schedule
+        del settings["beta_schedule"]
     module = MIRLLoss.from_variant(
-        loss.name,
+        cfg.loss.name,
         actor,
-        beta=loss.beta,
-        beta_lr=loss.beta_lr,
-        beta_slope=loss.beta_slope,
-        beta_min=loss.beta_min,
-        beta_max=loss.beta_max,
-        prior_lr=loss.prior_lr,
-        loss_function=loss.loss_function,
+        **settings,
         action_space=actor.spec,
         check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
-        **overrides,
     )
-    module.make_value_estimator(gamma=loss.gamma)
+    module.make_value_estimator(gamma=cfg.loss.gamma)
     return module
 
 
@@ -141,18 +127,7 @@ for _variant in VARIANTS:
     register_loss(_variant, MIRLLoss, from_config, hooks=lambda cfg, loss: MIRLHooks(loss))
 
 
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    return value_based.train(validate(cfg))
-
-
-@hydra.main(config_path="conf", config_name="mirl", version_base=None)
-def main(cfg: DictConfig) -> None:
-    check_group_choice("loss", LOSSES)  # another recipe's loss group composes too (shared conf/loss/)
-    metrics = train(cfg)
-    report_summary(metrics)
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry("mirl", validate, value_based.train, losses=MIRLLossConfig.choices["name"])
 
 if __name__ == "__main__":
     main()

@@ -20,9 +20,9 @@ paper with one backward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from functools import partial
+from typing import Optional
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from tensordict import TensorDictBase
@@ -30,21 +30,9 @@ from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
-from torchrl_reg.loops import LoopHooks, actor_critic, register_loss
-from torchrl_reg.loops.actor_critic import tanh_actor_and_critic
-from torchrl_reg.recipe_utils import (
-    LOSS_FUNCTIONS,
-    ActorCriticConfig,
-    ActorCriticLossConfig,
-    check_choice,
-    check_config,
-    check_positive_int,
-    check_range,
-    default_of,
-    exit_if_interrupted,
-    recipe_schema,
-    report_summary,
-)
+from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
+from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.validation import check_count, check_range
 
 
 @dataclass
@@ -67,15 +55,14 @@ class SACLossConfig(ActorCriticLossConfig):
     delay_actor: bool = default_of(SACLoss, "delay_actor")
 
 
-SACConfig = recipe_schema("sac", ActorCriticConfig, loss=SACLossConfig)
+SACConfig = recipe_schema("sac", loss=SACLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, SACConfig)
-    check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.alpha_init", cfg.loss.alpha_init, 0.0, low_inclusive=False)
-    check_positive_int("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)
+    check_count("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)
     check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
     if cfg.loss.target_entropy is not None:
         check_range("loss.target_entropy", cfg.loss.target_entropy)
@@ -84,17 +71,11 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, SACLoss]:
     """The tanh-Gaussian actor and :class:`SACLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = tanh_actor_and_critic(cfg, env, device)
-    loss = SACLoss(
-        actor,
-        qvalue,
-        num_qvalue_nets=cfg.loss.num_qvalue_nets,
-        loss_function=cfg.loss.loss_function,
-        alpha_init=cfg.loss.alpha_init,
-        action_spec=env.action_spec_unbatched,
-        target_entropy="auto" if cfg.loss.target_entropy is None else cfg.loss.target_entropy,
-        delay_actor=cfg.loss.delay_actor,
-    )
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
+    settings = arguments_of(SACLoss, cfg.loss)  # num_qvalue_nets, loss_function, alpha_init, delay_actor, ...
+    if settings["target_entropy"] is None:
+        settings["target_entropy"] = "auto"
+    loss = SACLoss(actor, qvalue, action_spec=env.action_spec_unbatched, **settings)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return actor, loss
 
@@ -118,17 +99,9 @@ def hooks(cfg: DictConfig, loss: SACLoss) -> LoopHooks:
 register_loss("sac", SACLoss, from_config, hooks=hooks)
 
 
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    return actor_critic.train(validate(cfg), loss="sac", name="sac", metrics={"policy": "gaussian"})
-
-
-@hydra.main(config_path="conf", config_name="sac", version_base=None)
-def main(cfg: DictConfig) -> None:
-    metrics = train(cfg)
-    report_summary(metrics)
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry(
+    "sac", validate, partial(actor_critic.train, loss="sac", name="sac", metrics={"policy": "gaussian"})
+)
 
 if __name__ == "__main__":
     main()

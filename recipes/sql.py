@@ -25,32 +25,20 @@ updates on MultiGoal, HalfCheetah and Hopper.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from functools import partial
+from typing import Any, ClassVar, Optional
 
-import hydra
 import torch
 from omegaconf import DictConfig
 from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import Actor
 
-from torchrl_reg.loops import LoopHooks, actor_critic, register_loss
-from torchrl_reg.modules.critics import state_action_value_network
+from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
-from torchrl_reg.recipe_utils import (
-    LOSS_FUNCTIONS,
-    ActorCriticConfig,
-    ActorCriticLossConfig,
-    check_choice,
-    check_config,
-    check_positive_int,
-    check_range,
-    default_of,
-    exit_if_interrupted,
-    recipe_schema,
-    report_summary,
-)
+from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
 
 PROPOSALS = ("uniform", "mixture")
 SPACES = ("squashed", "pre_tanh")
@@ -74,24 +62,25 @@ class SQLLossConfig(ActorCriticLossConfig):
     tau_final: Optional[float] = None
     tau_annealing_updates: int = 1
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"proposal": PROPOSALS, "space": SPACES}
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "uniform_weight": ("proposal", ("mixture",)),  # the uniform proposal has no mixture weight
+        "tau_annealing_updates": ("tau_final", lambda tau_final: tau_final is not None),  # no annealing
+    }
 
-SQLConfig = recipe_schema("sql", ActorCriticConfig, loss=SQLLossConfig)
+
+SQLConfig = recipe_schema("sql", loss=SQLLossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, SQLConfig)
     check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
     check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
-    check_choice("loss.proposal", cfg.loss.proposal, PROPOSALS)
-    check_choice("loss.space", cfg.loss.space, SPACES)
-    check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
     check_range("loss.uniform_weight", cfg.loss.uniform_weight, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     check_range("loss.fixed_ratio", cfg.loss.fixed_ratio, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     for name in ("num_value_particles", "num_particles"):
-        value = cfg.loss[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ValueError(f"loss.{name} must be an integer >= 2, got loss.{name}={value!r}")
+        check_count(f"loss.{name}", cfg.loss[name], 2)
     # The split of the sampler's particles: >= 2 fixed (ln K_fixed of the median heuristic), >= 1 updated.
     num_fixed = round(cfg.loss.fixed_ratio * cfg.loss.num_particles)
     if not 2 <= num_fixed <= cfg.loss.num_particles - 1:
@@ -101,32 +90,16 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         )
     if cfg.loss.tau_final is not None:
         check_range("loss.tau_final", cfg.loss.tau_final, 0.0, low_inclusive=False)
-    check_positive_int("loss.tau_annealing_updates", cfg.loss.tau_annealing_updates)
+    check_count("loss.tau_annealing_updates", cfg.loss.tau_annealing_updates)
     return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Actor, SoftQLearningLoss]:
     """The SVGD sampler and :class:`SoftQLearningLoss` over it and a ``Q(s, a)`` critic, gamma set."""
-    obs_dim = env.observation_spec["observation"].shape[-1]
-    action_spec = env.action_spec_unbatched
-    hidden = list(cfg.network.hidden)
-    actor = svgd_sampler_actor(obs_dim, action_spec, num_cells=hidden).to(device)
-    qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
-    critic = SoftQLoss(
-        qvalue,
-        action_spec=action_spec,
-        tau=cfg.loss.tau,
-        reward_scale=cfg.loss.reward_scale,
-        num_value_particles=cfg.loss.num_value_particles,
-        proposal=cfg.loss.proposal,
-        actor=actor,
-        uniform_weight=cfg.loss.uniform_weight,
-        loss_function=cfg.loss.loss_function,
-    )
-    policy_loss = SVGDPolicyLoss(
-        actor, qvalue, tau=cfg.loss.tau, num_particles=cfg.loss.num_particles,
-        fixed_ratio=cfg.loss.fixed_ratio, space=cfg.loss.space,
-    )
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device, actor=svgd_sampler_actor)
+    # Each loss takes the config's values of its own arguments (tau, particles, proposal, ...).
+    critic = SoftQLoss(qvalue, action_spec=env.action_spec_unbatched, actor=actor, **arguments_of(SoftQLoss, cfg.loss))
+    policy_loss = SVGDPolicyLoss(actor, qvalue, **arguments_of(SVGDPolicyLoss, cfg.loss))
     loss = SoftQLearningLoss(critic, policy_loss).to(device)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return actor, loss
@@ -158,17 +131,9 @@ def hooks(cfg: DictConfig, loss: SoftQLearningLoss) -> LoopHooks:
 register_loss("soft_q_learning", SoftQLearningLoss, from_config, hooks=hooks)
 
 
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    return actor_critic.train(validate(cfg), loss="soft_q_learning", name="sql", metrics={"policy": "svgd"})
-
-
-@hydra.main(config_path="conf", config_name="sql", version_base=None)
-def main(cfg: DictConfig) -> None:
-    metrics = train(cfg)
-    report_summary(metrics)
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry(
+    "sql", validate, partial(actor_critic.train, loss="soft_q_learning", name="sql", metrics={"policy": "svgd"})
+)
 
 if __name__ == "__main__":
     main()

@@ -40,10 +40,9 @@ estimates it on the training batch instead (no extra batch; cost in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-import hydra
 import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
@@ -53,34 +52,26 @@ from torchrl.data import ReplayBuffer, TensorSpec
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor, QValueActor
 
-from torchrl_reg.loops import LoopHooks, ValueBasedHooks, actor_critic, register_loss, value_based
-from torchrl_reg.loops.actor_critic import tanh_actor_and_critic
+from torchrl_reg.loops import LoopHooks, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.exploration import BoltzmannExploration
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
-from torchrl_reg.objectives.virel import VARIANTS, check_temperature_options
+from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS, check_temperature_options
 from torchrl_reg.recipe_utils import (
-    LOSS_FUNCTIONS,
     ActorCriticConfig,
     ActorCriticLossConfig,
     BoltzmannValueBasedConfig,
     ValueBasedLossConfig,
-    check_choice,
+    arguments_of,
     check_config,
-    check_group_choice,
-    check_positive_int,
-    check_unused,
     default_of,
-    exit_if_interrupted,
-    summary_line,
 )
+from torchrl_reg.validation import ReadOnlyIf, check_count
 
 #: The env presets of each family; the schema is chosen by the preset (``virel_schema: ${env}``).
 BOX_ENVS = ("pendulum", "halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 DISCRETE_ENVS = ("cartpole", "minatar")
 #: The registered name of the discrete loss (``loss.name`` of a discrete config).
 DISCRETE = "virel_discrete"
-#: The loss arguments both VIREL losses take from the config.
-TEMPERATURE_KEYS = ("c", "p", "temperature_estimator", "temperature_ema", "initial_temperature", "loss_function")
 
 
 @dataclass
@@ -97,6 +88,13 @@ class TemperatureConfig:
     initial_temperature: float = default_of(VIRELLoss, "initial_temperature")
     loss_function: str = default_of(VIRELLoss, "loss_function")
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"temperature_estimator": TEMPERATURE_ESTIMATORS}
+    # A setting the chosen estimator does not read is refused, never ignored.
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "temperature_batch_size": ("temperature_estimator", ("replay",)),
+        "temperature_ema": ("temperature_estimator", ("ema",)),
+    }
+
 
 @dataclass
 class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
@@ -105,12 +103,16 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
     variant: str = default_of(VIRELLoss, "variant")
     num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
 
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
+
 
 @dataclass
 class DiscreteVIRELLossConfig(ValueBasedLossConfig, TemperatureConfig):
     """:class:`DiscreteVIRELLoss` settings: the temperature (no actor, one Q-network)."""
 
     name: str = DISCRETE
+
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (DISCRETE,)}
 
 
 @dataclass
@@ -138,39 +140,27 @@ def is_discrete(cfg: Mapping[str, Any] | DictConfig) -> bool:
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types) and range checks, all before anything is built or written."""
+    """Schema (unknown keys, types, keys the settings ignore) and range checks, before anything is built or written."""
     cfg = check_config(cfg, DiscreteVIRELConfig if is_discrete(cfg) else VIRELConfig)
     loss = cfg.loss
     try:
         check_temperature_options(loss.c, loss.p, loss.temperature_estimator, loss.temperature_ema, loss.initial_temperature)
     except ValueError as err:
         raise ValueError(f"loss.{err}") from None
-    check_choice("loss.loss_function", loss.loss_function, LOSS_FUNCTIONS)
-    check_positive_int("loss.temperature_batch_size", loss.temperature_batch_size)
-    # A setting the chosen estimator does not read is refused, never ignored.
-    unread = {"replay": ("temperature_ema",), "batch": ("temperature_batch_size", "temperature_ema"),
-              "ema": ("temperature_batch_size",)}[loss.temperature_estimator]
-    read = [f.name for f in fields(TemperatureConfig) if f.name not in unread]
-    check_unused("loss", loss, TemperatureConfig(), read, f"loss.temperature_estimator={loss.temperature_estimator!r}")
+    check_count("loss.temperature_batch_size", loss.temperature_batch_size)
     if loss.temperature_estimator == "replay" and loss.temperature_batch_size > cfg.buffer.size:
         raise ValueError(
             f"loss.temperature_batch_size={loss.temperature_batch_size} is larger than the replay buffer "
             f"(buffer.size={cfg.buffer.size}): the temperature batch must fit in the buffer"
         )
-    if is_discrete(cfg):
-        check_choice("loss.name", loss.name, (DISCRETE,))
-    else:
-        check_choice("loss.variant", loss.variant, VARIANTS)
-        check_choice("loss.num_qvalue_nets", loss.num_qvalue_nets, (1, 2))
     return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, VIRELLoss]:
     """The tanh-Gaussian actor and :class:`VIRELLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = tanh_actor_and_critic(cfg, env, device)
-    settings = {k: cfg.loss[k] for k in ("variant", "num_qvalue_nets", *TEMPERATURE_KEYS)}
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
     # check_finite: a NaN/inf observation or reward stops the run naming the key and index (one sync per update).
-    loss = VIRELLoss(actor, qvalue, **settings, check_finite=True).to(device)
+    loss = VIRELLoss(actor, qvalue, **arguments_of(VIRELLoss, cfg.loss), check_finite=True).to(device)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return actor, loss
 
@@ -178,7 +168,7 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
 def discrete_from_config(cfg: DictConfig, actor: QValueActor) -> DiscreteVIRELLoss:
     """:class:`DiscreteVIRELLoss` over the loop's Q-network (target copy every ``optim.target_update_interval``
     frames), gamma set."""
-    settings = {k: cfg.loss[k] for k in TEMPERATURE_KEYS}
+    settings = arguments_of(DiscreteVIRELLoss, cfg.loss)  # the temperature settings
     loss = DiscreteVIRELLoss(actor, **settings, delay_value=True, action_space=actor.spec, check_finite=True)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return loss
@@ -227,9 +217,9 @@ register_loss(
 )
 
 
-def train(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Train one agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."""
-    cfg = validate(cfg)
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Discrete configs on the value-based loop; Box ones on the actor-critic loop, labelled with the
+    variant and the temperature estimator."""
     if is_discrete(cfg):
         return value_based.train(cfg)
     return actor_critic.train(
@@ -237,13 +227,7 @@ def train(cfg: DictConfig | dict) -> dict[str, Any]:
     )
 
 
-@hydra.main(config_path="conf", config_name="virel", version_base=None)
-def main(cfg: DictConfig) -> None:
-    check_group_choice("loss", ("virel", "virel_em"))  # another recipe's loss group composes too (shared conf/loss/)
-    metrics = train(cfg)
-    print(summary_line(metrics))
-    exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
-
+train, main = recipe_entry("virel", validate, run, losses=("virel", "virel_em"))
 
 if __name__ == "__main__":
     main()

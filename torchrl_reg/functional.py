@@ -41,7 +41,7 @@ import math
 import torch
 
 # Re-exported: the functions below and their callers have used them from here.
-from torchrl_reg.validation import check_beta, check_prior, check_rate, check_tau
+from torchrl_reg.validation import check_beta, check_prior, check_rate, check_tau, check_virel_c, check_virel_p
 
 __all__ = [
     "boltzmann_policy",
@@ -65,8 +65,6 @@ __all__ = [
     "kl_to_prior",
     "prior_update",
     "adaptive_beta_update",
-    "check_virel_c",
-    "check_virel_p",
     "bellman_error_temperature",
     "boltzmann_policy_at_temperature",
     "boltzmann_expected_value",
@@ -418,21 +416,6 @@ def adaptive_beta_update(beta: float, loss: float, beta_lr: float) -> float:
 #
 # [VIREL] lets the temperature go to 0 as the critic becomes optimal, so every function below
 # accepts ``temperature = 0`` (the greedy limit) and a 0-dim tensor temperature (a loss buffer).
-
-
-def check_virel_c(c: float) -> float:
-    """Return the VIREL scale ``c`` of ``eps = c/p ||TQ - Q||_p^p`` if it is a finite number > 0."""
-    c = float(c)
-    if not (c > 0 and c != float("inf")):
-        raise ValueError(f"c must be a finite number > 0 (eps = c/p ||TQ - Q||_p^p), got c={c}")
-    return c
-
-
-def check_virel_p(p: int) -> int:
-    """Return the norm ``p`` of ``eps = c/p ||TQ - Q||_p^p`` if it is 1 or 2 (the values [VIREL] uses)."""
-    if isinstance(p, bool) or p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2 (eps = c/p ||TQ - Q||_p^p), got p={p!r}")
-    return int(p)
 
 
 def bellman_error_temperature(

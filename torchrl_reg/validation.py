@@ -1,45 +1,116 @@
-"""Argument validators of the library: each returns the checked value or raises ``ValueError``
-naming the argument, the bad value and what is accepted.
+"""Validators of the library and of the recipes' configs: each returns the checked value or raises
+``ValueError`` naming the argument (a config key: ``loss.tau``), the bad value and what is accepted.
 
-One home for them so that the losses, estimators and functions refuse the same inputs with the
-same words; the checks on tensors of a batch live with the losses
-(:meth:`torchrl_reg.objectives.common.RegularizedLossBase.check_batch`).
+One home for them so that the losses, estimators, planners, functions and config checks refuse the
+same inputs with the same words; the checks on tensors of a batch live with the losses
+(:meth:`torchrl_reg.objectives.common.RegularizedLossBase.check_batch`), the config schemas and
+their family checks with :mod:`torchrl_reg.recipe_utils.config`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable
+import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
 __all__ = [
+    "STABLE_TAU",
     "check_beta",
     "check_bool",
     "check_choice",
     "check_count",
     "check_gamma",
+    "check_interval",
+    "check_multiple",
+    "check_nonnegative",
+    "check_ordered",
+    "check_positive",
     "check_prior",
+    "check_range",
     "check_rate",
     "check_tau",
     "check_unit_interval",
+    "check_unread",
+    "check_virel_c",
+    "check_virel_p",
+    "declared",
+    "unread_keys",
 ]
+
+#: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.
+STABLE_TAU = (1e-4, 10.0)
+
+
+def check_positive(name: str, value: float) -> float:
+    """Return ``value`` as a float, raising unless it is a finite number > 0."""
+    value = float(value)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"{name} must be a finite number > 0, got {name}={value}")
+    return value
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as a float, raising unless it is a finite number >= 0."""
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value}")
+    return value
 
 
 def check_tau(tau: float) -> float:
-    """Return ``tau`` as a float, raising if it is not a finite positive number."""
-    tau = float(tau)
-    if not tau > 0 or tau == float("inf"):
-        raise ValueError(f"tau must be a finite number > 0, got tau={tau}")
-    return tau
+    """Return the temperature ``tau`` as a float, raising if it is not a finite positive number."""
+    return check_positive("tau", tau)
 
 
 def check_beta(beta: float) -> float:
     """Return the inverse temperature ``beta`` as a float, raising if it is not finite and > 0."""
-    beta = float(beta)
-    if not beta > 0 or beta == float("inf"):
-        raise ValueError(f"beta must be a finite number > 0, got beta={beta}")
-    return beta
+    return check_positive("beta", beta)
+
+
+def check_range(
+    name: str,
+    value: float,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a float, raising unless it is a finite number in the given interval."""
+    lo_b, hi_b = ("[" if low_inclusive else "("), ("]" if high_inclusive else ")")
+    interval = f"{lo_b}{low}, {high}{hi_b}"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in {interval}, got {name}={value!r}") from None
+    ok = math.isfinite(v)
+    ok = ok and (v >= low if low_inclusive else v > low)
+    ok = ok and (v <= high if high_inclusive else v < high)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number in {interval}, got {name}={value!r}")
+    return v
+
+
+def check_ordered(low_name: str, low: float, high_name: str, high: float) -> None:
+    """Raise ``ValueError`` unless ``low <= high`` (e.g. a clip interval's bounds)."""
+    if not low <= high:
+        raise ValueError(f"{low_name} must be <= {high_name}, got {low_name}={low}, {high_name}={high}")
+
+
+def check_interval(low_name: str, low: float, high_name: str, high: float) -> None:
+    """Raise ``ValueError`` unless ``low`` and ``high`` are finite numbers with ``low <= high`` (a clip interval)."""
+    check_range(low_name, low)
+    check_range(high_name, high)
+    check_ordered(low_name, low, high_name, high)
+
+
+def check_multiple(name: str, value: int, of_name: str, of: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is a multiple of ``of``."""
+    if value % of:
+        raise ValueError(f"{name} must be a multiple of {of_name}={of}, got {name}={value}")
 
 
 def check_rate(name: str, value: float) -> float:
@@ -89,15 +160,16 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``choices`` (compared by type and value, so ``1 != True``)."""
     choices = tuple(choices)
     if not any(type(value) is type(choice) and value == choice for choice in choices):
-        raise ValueError(f"{name} must be one of {choices}, got {name}={value!r}")
+        raise ValueError(f"{name} must be one of {list(choices)}, got {name}={value!r}")
     return value
 
 
-def check_count(name: str, value: int) -> int:
-    """Return ``value`` if it is an integer >= 1 (a bool is refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-    return value
+def check_count(name: str, value: int, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer (Python's or numpy's) >= ``minimum``; a bool,
+    a float (even ``2.0``) and a string are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    return int(value)
 
 
 def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: float = 1e-4) -> torch.Tensor:
@@ -115,3 +187,77 @@ def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: floa
             f"got min={float(rho.min())}, sum={total}"
         )
     return rho
+
+
+# --- VIREL: the temperature eps = c/p ||TQ - Q||_p^p ----------------------------------------------
+
+
+def check_virel_c(c: float) -> float:
+    """Return the VIREL scale ``c`` of ``eps = c/p ||TQ - Q||_p^p`` if it is a finite number > 0."""
+    c = float(c)
+    if not (c > 0 and c != float("inf")):
+        raise ValueError(f"c must be a finite number > 0 (eps = c/p ||TQ - Q||_p^p), got c={c}")
+    return c
+
+
+def check_virel_p(p: int) -> int:
+    """Return the norm ``p`` of ``eps = c/p ||TQ - Q||_p^p`` if it is 1 or 2 (the values VIREL uses)."""
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2 (eps = c/p ||TQ - Q||_p^p), got p={p!r}")
+    return int(p)
+
+
+# --- config groups: values for keys the chosen method does not read -------------------------------
+
+#: How a config dataclass declares which of its keys are read only under some setting: key ->
+#: ``(deciding key, the values of it under which the key is read)`` or ``(deciding key, predicate)``,
+#: the latter a ``Callable[[Any], bool]`` of the deciding key's value.
+ReadOnlyIf = Mapping[str, tuple]
+
+
+def declared(schema: type, attribute: str) -> dict[str, Any]:
+    """The mapping class attribute ``attribute`` of ``schema`` merged over its bases (a subclass's
+    entries come last and may replace a base's): ``read_only_if``, ``choices``."""
+    merged: dict[str, Any] = {}
+    for cls in reversed(schema.__mro__):
+        merged.update(vars(cls).get(attribute, {}))
+    return merged
+
+
+def unread_keys(schema: type, node: Any) -> dict[str, str]:
+    """The keys of ``node`` (a config group of dataclass ``schema``) that its settings leave unread,
+    each with the setting that does (``{"alpha": "loss.name='dqn'"}``).
+
+    ``schema`` and its bases declare them in a class attribute ``read_only_if`` (:data:`ReadOnlyIf`),
+    e.g. ``{"alpha": ("name", ("m_dqn", "al")), "polyak": ("target_update", ("polyak",))}``; the
+    declarations of the bases come first, a subclass may replace one.
+    """
+    unread = {}
+    for key, (decider, when) in declared(schema, "read_only_if").items():
+        setting = node[decider]
+        is_read = when(setting) if callable(when) else setting in when
+        if not is_read:
+            unread[key] = f"{decider}={setting!r}"
+    return unread
+
+
+def check_unread(group: str, node: Any, schema: type) -> None:
+    """Raise ``ValueError`` if a key of ``node`` that its settings leave unread (:func:`unread_keys`)
+    differs from its default in ``schema``.
+
+    A value given for a key the chosen method ignores (``loss=dqn loss.alpha=0.5``) would silently
+    change nothing: it is refused, naming the setting that ignores it and the keys it reads.
+    """
+    unread = unread_keys(schema, node)
+    defaults = schema()
+    read = sorted(f.name for f in dataclasses.fields(schema) if f.name not in unread and f.name != "name")
+    for key, by in unread.items():
+        value, default = node[key], getattr(defaults, key)
+        same = value == default or (
+            isinstance(value, float) and isinstance(default, float) and math.isnan(value) and math.isnan(default)
+        )
+        if not same:
+            raise ValueError(
+                f"{group}.{key}={value!r} is not used by {group}.{by} (it reads {read}); "
+                f"leave {group}.{key} at its default {default!r} or choose a method that uses it"
+            )

@@ -123,7 +123,7 @@ def test_bad_search_parameters_are_refused(kwargs, match):
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
 def test_simulations_below_one_are_refused(n):
     search = make_search("ments", DChain(3))
-    with pytest.raises(ValueError, match="num_simulations must be an int >= 1"):
+    with pytest.raises(ValueError, match="num_simulations must be an integer >= 1"):
         search.search(n)
     assert search.tree is None
 

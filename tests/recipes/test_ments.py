@@ -128,7 +128,7 @@ def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
         ("planner.tau=0", "planner.tau must be a finite number in"),
         ("planner.tau=-1", "planner.tau must be a finite number in"),
         ("planner.eps=-0.1", "planner.eps must be a finite number in"),
-        ("planner.simulations=0", "planner.simulations must be an int >= 1"),
+        ("planner.simulations=0", "planner.simulations must be an integer >= 1"),
         ("planner.algorithm=alphazero", "planner.algorithm"),
         ("planner.algorithm=greedy", "needs task.name='minatar'"),
         ("task.name=cartpole", "task.name"),

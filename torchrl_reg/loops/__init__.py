@@ -6,12 +6,22 @@
   targets or a periodic copy, :mod:`torchrl_reg.loops.targets`).
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
-:mod:`torchrl_reg.loops.registry` and calls its family's ``train``; method-specific steps are
-:class:`~torchrl_reg.loops.hooks.LoopHooks`.
+:mod:`torchrl_reg.loops.registry` and gets its ``train(cfg)`` and command line from
+:func:`~torchrl_reg.loops.entry.recipe_entry` (its ``validate``, then its family's ``train``);
+method-specific steps are :class:`~torchrl_reg.loops.hooks.LoopHooks`.
 """
 from __future__ import annotations
 
+from torchrl_reg.loops.entry import recipe_entry
 from torchrl_reg.loops.hooks import LoopHooks, ValueBasedHooks
 from torchrl_reg.loops.registry import LossEntry, get_loss, register_loss, registered_losses
 
-__all__ = ["LoopHooks", "LossEntry", "ValueBasedHooks", "get_loss", "register_loss", "registered_losses"]
+__all__ = [
+    "LoopHooks",
+    "LossEntry",
+    "ValueBasedHooks",
+    "get_loss",
+    "recipe_entry",
+    "register_loss",
+    "registered_losses",
+]

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from tensordict.nn import TensorDictModule
 from torchrl.envs import EnvBase
-from torchrl.modules import ProbabilisticActor
 
 from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.loops.registry import get_loss
@@ -47,18 +46,21 @@ from torchrl_reg.recipe_utils import (
 )
 from torchrl_reg.objectives.update import make_update
 
-__all__ = ["tanh_actor_and_critic", "train"]
+__all__ = ["actor_and_qvalue", "train"]
 
 
-def tanh_actor_and_critic(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, TensorDictModule]:
-    """The tanh-Gaussian actor and one ``Q(s, a)`` critic (SAC's networks, also VIREL's), MLPs of
-    ``network.hidden`` sized by ``env``'s observation and Box action, on ``device``."""
+def actor_and_qvalue(
+    cfg: DictConfig, env: EnvBase, device: torch.device, actor: Callable[..., TensorDictModule] = tanh_normal_policy
+) -> tuple[TensorDictModule, TensorDictModule]:
+    """The acting policy ``actor(obs_dim, action_spec, num_cells=network.hidden)`` (default: the
+    tanh-Gaussian of SAC, VIREL) and a ``Q(s, a)`` critic of the same widths, on ``device``: the
+    networks of a loss's ``from_config`` (SAC, soft Q-learning, VIREL)."""
     obs_dim = env.observation_spec["observation"].shape[-1]
     action_spec = env.action_spec_unbatched
     hidden = list(cfg.network.hidden)
-    actor = tanh_normal_policy(obs_dim, action_spec, num_cells=hidden).to(device)
+    policy = actor(obs_dim, action_spec, num_cells=hidden).to(device)
     qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
-    return actor, qvalue
+    return policy, qvalue
 
 
 def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:

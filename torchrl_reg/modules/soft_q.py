@@ -26,6 +26,7 @@ from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import MLP, Actor
 
 from torchrl_reg.modules.policies import box_bounds
+from torchrl_reg.validation import check_count
 
 __all__ = [
     "AmortizedSampler",
@@ -143,18 +144,12 @@ def svgd_sampler_actor(
     return Actor(sampler, in_keys=list(in_keys), out_keys=["action"], spec=action_spec)
 
 
-def _check_num_particles(num_particles: int, name: str = "num_particles") -> int:
-    if isinstance(num_particles, bool) or int(num_particles) != num_particles or num_particles < 2:
-        raise ValueError(f"{name} must be an integer >= 2, got {name}={num_particles}")
-    return int(num_particles)
-
-
 def uniform_proposal(
     low: torch.Tensor, high: torch.Tensor, batch_shape: Sequence[int], num_particles: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``num_particles`` actions drawn uniformly in the Box per batch entry, ``[*batch_shape, M, d]``,
     and their log-density ``-sum_k ln(high_k - low_k)`` (``-d ln 2`` on ``[-1, 1]^d``), ``[*batch_shape, M]``."""
-    num_particles = _check_num_particles(num_particles)
+    num_particles = check_count("num_particles", num_particles, 2)
     shape = (*batch_shape, num_particles, low.shape[-1])
     actions = low + (high - low) * torch.rand(shape, dtype=low.dtype, device=low.device)
     log_q = -torch.log(high - low).sum(-1).expand(shape[:-1])
@@ -203,7 +198,7 @@ def defensive_mixture_proposal(
         ValueError: for ``M < 2``, ``uniform_weight`` outside ``(0, 1)``, or a split that leaves a
             component without samples.
     """
-    num_particles = _check_num_particles(num_particles)
+    num_particles = check_count("num_particles", num_particles, 2)
     num_uniform = mixture_split(uniform_weight, num_particles)
     with torch.no_grad():
         sampler_pre_tanh = sampler_pre_tanh.detach()

@@ -25,6 +25,7 @@ from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
 from torchrl_reg.objectives.common import RegularizedLossBase
+from torchrl_reg.validation import check_count
 
 __all__ = ["SoftQLoss", "SVGDPolicyLoss", "SoftQLearningLoss", "TemperatureSchedule"]
 
@@ -32,12 +33,6 @@ _PROPOSALS = ("uniform", "mixture")
 _SPACES = ("squashed", "pre_tanh")
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_int_at_least(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value}")
-    return int(value)
 
 
 def _check_reduction(reduction: str | None) -> str:
@@ -200,14 +195,14 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
         check_finite: bool = False,
     ) -> None:
         low, high = box_bounds(action_spec, "SoftQLoss's importance-sampled soft value")
-        num_value_particles = _check_int_at_least("num_value_particles", num_value_particles, 2)
+        num_value_particles = check_count("num_value_particles", num_value_particles, 2)
         if proposal not in _PROPOSALS:
             raise ValueError(f"proposal must be one of {_PROPOSALS}, got proposal={proposal!r}")
         if proposal == "mixture":
             if actor is None:
                 raise ValueError("proposal='mixture' fits a tanh-Gaussian to the sampler's particles: pass actor=")
             _sampler_of(actor)
-            num_fit_particles = _check_int_at_least("num_fit_particles", num_fit_particles, 2)
+            num_fit_particles = check_count("num_fit_particles", num_fit_particles, 2)
             mixture_split(uniform_weight, num_value_particles)
         reward_scale = float(reward_scale)
         if not reward_scale > 0 or reward_scale == float("inf"):
@@ -390,7 +385,7 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
         reduction: str | None = None,
     ) -> None:
         _sampler_of(actor)
-        num_particles = _check_int_at_least("num_particles", num_particles, 2)
+        num_particles = check_count("num_particles", num_particles, 2)
         fixed_ratio = float(fixed_ratio)
         if not 0.0 < fixed_ratio < 1.0:
             raise ValueError(f"fixed_ratio must lie in (0, 1), got fixed_ratio={fixed_ratio}")
@@ -545,7 +540,7 @@ class TemperatureSchedule:
                 raise ValueError(f"TemperatureSchedule anneals SoftQLoss/SVGDPolicyLoss, got {type(loss).__name__}")
         self.losses = losses
         self.tau_final = F.check_tau(tau_final)
-        self.annealing_num_steps = _check_int_at_least("annealing_num_steps", annealing_num_steps, 1)
+        self.annealing_num_steps = check_count("annealing_num_steps", annealing_num_steps)
         self._apply(self.num_steps)
 
     @property

@@ -41,6 +41,7 @@ from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _box_bounds
+from torchrl_reg.validation import check_virel_c, check_virel_p
 
 __all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS", "check_temperature_options"]
 
@@ -54,7 +55,7 @@ def check_temperature_options(
     c: float, p: int, temperature_estimator: str, temperature_ema: float, initial_temperature: float
 ) -> tuple[float, int, str, float, float]:
     """Validate the temperature settings shared by both VIREL losses (errors name the value and the range)."""
-    c, p = F.check_virel_c(c), F.check_virel_p(p)
+    c, p = check_virel_c(c), check_virel_p(p)
     if temperature_estimator not in TEMPERATURE_ESTIMATORS:
         raise ValueError(
             f"temperature_estimator must be one of {TEMPERATURE_ESTIMATORS}, got {temperature_estimator!r}"

@@ -10,7 +10,7 @@ from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout
 from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, mixed_boltzmann_probs
-from torchrl_reg.planning.search import ALGORITHMS, RECOMMENDATIONS, TreeSearch, check_simulations, make_search
+from torchrl_reg.planning.search import ALGORITHMS, RECOMMENDATIONS, TreeSearch, make_search
 from torchrl_reg.planning.simulators import (
     ALESimulator,
     DChain,
@@ -42,7 +42,6 @@ __all__ = [
     "UCB1Score",
     "as_simulator",
     "bellman_value",
-    "check_simulations",
     "check_simulator",
     "dchain_flip_temperature",
     "dchain_soft_q",

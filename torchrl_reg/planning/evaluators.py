@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchrl_reg.planning.scores import check_positive
 from torchrl_reg.planning.simulators import Simulator
+from torchrl_reg.validation import check_positive
 
 __all__ = ["RandomRollout", "QNetworkEvaluator"]
 

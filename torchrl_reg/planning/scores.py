@@ -28,9 +28,9 @@ import torch
 from tensordict import NestedKey, TensorDictBase
 from torchrl.modules.mcts.scores import MCTSScore
 
+from torchrl_reg.validation import check_nonnegative, check_positive
+
 __all__ = [
-    "check_positive",
-    "check_nonnegative",
     "exploration_weight",
     "mixed_boltzmann_probs",
     "E2WScore",
@@ -38,22 +38,6 @@ __all__ = [
     "DENTSScore",
     "UCB1Score",
 ]
-
-
-def check_positive(name: str, value: float) -> float:
-    """``value`` as a float; raises unless it is a finite number > 0."""
-    value = float(value)
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"{name} must be a finite number > 0, got {name}={value}")
-    return value
-
-
-def check_nonnegative(name: str, value: float) -> float:
-    """``value`` as a float; raises unless it is a finite number >= 0."""
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value}")
-    return value
 
 
 def exploration_weight(eps: float, num_actions: int, n_total: float) -> float:

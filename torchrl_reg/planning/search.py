@@ -37,25 +37,17 @@ from torchrl_reg.planning.scores import (
     DENTSScore,
     E2WScore,
     UCB1Score,
-    check_nonnegative,
-    check_positive,
 )
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tree import SearchTree
+from torchrl_reg.validation import check_count, check_nonnegative, check_positive
 
-__all__ = ["ALGORITHMS", "RECOMMENDATIONS", "TreeSearch", "make_search", "check_simulations"]
+__all__ = ["ALGORITHMS", "RECOMMENDATIONS", "TreeSearch", "make_search"]
 
 ALGORITHMS = ("ments", "bts", "dents", "uct")
 RECOMMENDATIONS = ("search_value", "bellman_value", "most_visited")
 
 Evaluator = Callable[[Simulator], "tuple[float, Any]"]
-
-
-def check_simulations(num_simulations: int) -> int:
-    """``num_simulations`` if it is an int >= 1, else a ``ValueError`` naming it."""
-    if isinstance(num_simulations, bool) or not isinstance(num_simulations, (int, np.integer)) or num_simulations < 1:
-        raise ValueError(f"num_simulations must be an int >= 1, got num_simulations={num_simulations!r}")
-    return int(num_simulations)
 
 
 class TreeSearch:
@@ -119,7 +111,7 @@ class TreeSearch:
 
         The simulator is left in the root state. The tree stays in :attr:`tree` for inspection.
         """
-        num_simulations = check_simulations(num_simulations)
+        num_simulations = check_count("num_simulations", num_simulations)
         sim = self.simulator
         root_state = sim.save()
         tree = SearchTree(sim.num_actions, num_simulations + 1)

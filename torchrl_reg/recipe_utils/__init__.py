@@ -10,9 +10,9 @@ metrics).
 
 Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
 
-* A recipe is ``recipes/<name>.py`` with
-  ``@hydra.main(config_path="conf", config_name="<name>", version_base=None)`` whose body calls a
-  plain ``train(cfg) -> dict``, callable programmatically, returning the final metrics.
+* A recipe is ``recipes/<name>.py`` with a plain ``train(cfg) -> dict``, callable programmatically,
+  returning the final metrics, and ``main()``, its ``@hydra.main`` on ``conf/<name>.yaml``; both come
+  from :func:`torchrl_reg.loops.recipe_entry` (its ``validate``, then its family's loop).
 * Its config schema is a dataclass inheriting its family's schema (:class:`ValueBasedConfig` or
   :class:`ActorCriticConfig`, both :class:`RecipeConfig`), registered with
   :func:`register_schema` and listed first in ``recipes/conf/<name>.yaml``'s defaults; groups
@@ -88,17 +88,11 @@ from torchrl_reg.recipe_utils.config import (
     LOSS_FUNCTIONS,
     STABLE_TAU,
     check_config,
-    check_ordered,
     TARGET_UPDATES,
+    arguments_of,
     default_of,
     recipe_schema,
-    check_choice,
     check_group_choice,
-    check_multiple,
-    check_unused,
-    check_nonnegative_int,
-    check_positive_int,
-    check_range,
     compose_config,
     linear_schedule,
     register_schema,
@@ -174,15 +168,9 @@ __all__ = [
     "BoltzmannValueBasedConfig",
     "ValueBasedConfig",
     "ValueBasedLossConfig",
-    "check_choice",
     "check_group_choice",
     "check_discrete_action_spec",
     "check_finite_rewards",
-    "check_multiple",
-    "check_unused",
-    "check_nonnegative_int",
-    "check_positive_int",
-    "check_range",
     "clear_stop",
     "collector_state",
     "compose_config",
@@ -215,7 +203,7 @@ __all__ = [
     "resolve_run_dir",
     "crossed",
     "check_config",
-    "check_ordered",
+    "arguments_of",
     "default_of",
     "recipe_schema",
     "rng_state",

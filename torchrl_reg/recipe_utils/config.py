@@ -20,16 +20,25 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
+from torchrl_reg.validation import (
+    check_choice,
+    check_count,
+    check_multiple,
+    check_range,
+    check_unread,
+    declared,
+    ReadOnlyIf,
+    STABLE_TAU,
+)
 
 __all__ = [
     "EnvConfig",
@@ -51,18 +60,13 @@ __all__ = [
     "LOSS_FUNCTIONS",
     "TARGET_UPDATES",
     "default_of",
+    "arguments_of",
     "recipe_schema",
     "check_config",
-    "check_ordered",
+    "check_group_choice",
     "register_schema",
     "compose_config",
     "structured",
-    "check_choice",
-    "check_range",
-    "check_positive_int",
-    "check_nonnegative_int",
-    "check_multiple",
-    "check_unused",
     "STABLE_TAU",
     "validate_recipe_config",
     "validate_value_based_config",
@@ -79,8 +83,6 @@ STORAGES = ("tensor", "memmap")
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
 #: How the actor-critic loop's target networks follow the online ones (:class:`ActorCriticLossConfig`).
 TARGET_UPDATES = ("polyak", "hard")
-#: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.
-STABLE_TAU = (1e-4, 10.0)
 #: Seeds numpy's legacy global RNG takes as they are (a larger one would be folded onto a smaller one).
 MAX_SEED = 2**32 - 1
 
@@ -92,6 +94,15 @@ def default_of(callable_: Callable[..., Any], name: str) -> Any:
     if parameter is None or parameter.default is inspect.Parameter.empty:
         raise ValueError(f"{getattr(callable_, '__name__', callable_)} has no argument {name!r} with a default")
     return parameter.default
+
+
+def arguments_of(callable_: Callable[..., Any], node: Any) -> dict[str, Any]:
+    """The values of the keys of config group ``node`` that are arguments of ``callable_`` (a loss
+    class, a builder), by name: the inverse of :func:`default_of`, for a config whose fields are
+    named after the arguments they set. ``gamma`` is never passed: TorchRL keeps it in the loss's
+    value estimator (``make_value_estimator(gamma=...)``), not in the constructor."""
+    parameters = inspect.signature(callable_).parameters
+    return {key: node[key] for key in node if key in parameters and key != "gamma"}
 
 
 @dataclass
@@ -234,6 +245,13 @@ class ValueBasedLossConfig:
     name: str = MISSING
     gamma: float = 0.99
 
+    #: Keys with a closed set of values, e.g. ``{"name": ("m_dqn", "dqn")}``, the losses a recipe offers;
+    #: checked before the keys they decide (``read_only_if``).
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: Keys read only by some losses (:func:`~torchrl_reg.validation.unread_keys`), e.g.
+    #: ``{"tau": ("name", ("m_dqn", "soft_dqn"))}``: a value given to one the chosen loss ignores is refused.
+    read_only_if: ClassVar[ReadOnlyIf] = {}
+
 
 @dataclass
 class ValueBasedConfig(RecipeConfig):
@@ -272,6 +290,10 @@ class ActorCriticLossConfig:
     polyak: float = 0.005
     hard_update_interval: Optional[int] = None
 
+    #: Keys read only under some settings (:func:`~torchrl_reg.validation.unread_keys`); a recipe's
+    #: loss config adds its own. ``hard_update_interval`` in polyak mode has its own check (it has no default).
+    read_only_if: ClassVar[ReadOnlyIf] = {"polyak": ("target_update", ("polyak",))}
+
 
 @dataclass
 class ActorCriticConfig(RecipeConfig):
@@ -288,10 +310,13 @@ def register_schema(name: str, node: type) -> None:
     ConfigStore.instance().store(name=f"{name}_schema", node=node)
 
 
-def recipe_schema(name: str, family: type, **groups: type) -> type:
+def recipe_schema(name: str, family: type | None = None, **groups: type) -> type:
     """A recipe's top-level schema: its family's (:class:`ValueBasedConfig`, :class:`ActorCriticConfig`)
     plus the recipe's own groups (``loss=MyLossConfig``, ``policy=...``), registered as ``<name>_schema``
-    (:func:`register_schema`)."""
+    (:func:`register_schema`). ``family`` ``None``: the family whose loss config ``loss`` inherits
+    (:class:`ValueBasedLossConfig` or :class:`ActorCriticLossConfig`)."""
+    if family is None:
+        family = next(f for base, f in _LOSS_FAMILIES.items() if issubclass(groups["loss"], base))
     schema = make_dataclass(
         f"{name}_config",
         [(group, node, field(default_factory=node)) for group, node in groups.items()],
@@ -373,13 +398,6 @@ def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
     return merged
 
 
-def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    choices = tuple(choices)
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {name}={value!r}")
-
-
 def check_group_choice(group: str, choices: Iterable[str]) -> None:
     """In a Hydra run, raise ``ValueError`` unless the option picked for config ``group`` is one of
     ``choices``. The recipes share ``recipes/conf/<group>/``, so Hydra composes any recipe's option;
@@ -393,99 +411,39 @@ def check_group_choice(group: str, choices: Iterable[str]) -> None:
             check_choice(group, choice, choices)
 
 
-def check_range(
-    name: str,
-    value: float,
-    low: float = -math.inf,
-    high: float = math.inf,
-    *,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-) -> None:
-    """Raise ``ValueError`` unless ``value`` is a finite number in the given interval."""
-    lo_b, hi_b = ("[" if low_inclusive else "("), ("]" if high_inclusive else ")")
-    interval = f"{lo_b}{low}, {high}{hi_b}"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in {interval}, got {name}={value!r}") from None
-    ok = math.isfinite(v)
-    ok = ok and (v >= low if low_inclusive else v > low)
-    ok = ok and (v <= high if high_inclusive else v < high)
-    if not ok:
-        raise ValueError(f"{name} must be a finite number in {interval}, got {name}={value!r}")
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-
-
-def check_nonnegative_int(name: str, value: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {name}={value!r}")
-
-
-def check_multiple(name: str, value: int, of_name: str, of: int) -> None:
-    """Raise ``ValueError`` unless ``value`` is a multiple of ``of``."""
-    if value % of:
-        raise ValueError(f"{name} must be a multiple of {of_name}={of}, got {name}={value}")
-
-
-def check_unused(group: str, node: Any, defaults: Any, used: Iterable[str], by: str) -> None:
-    """Raise ``ValueError`` if a key of ``node`` that ``by`` does not read differs from its default.
-
-    ``defaults`` is the group's dataclass instance; ``used`` the keys ``by`` reads (besides
-    ``name``). A value given for a key the chosen method ignores (``loss=dqn loss.alpha=0.5``)
-    would silently change nothing: it is refused, naming the keys that method reads.
-    """
-    read = {"name", *used}
-    for f in fields(defaults):
-        if f.name in read:
-            continue
-        value, default = node[f.name], getattr(defaults, f.name)
-        if not (value == default or (isinstance(value, float) and isinstance(default, float) and math.isnan(value) and math.isnan(default))):
-            raise ValueError(
-                f"{group}.{f.name}={value!r} is not used by {by} (it reads {sorted(read - {'name'})}); "
-                f"leave {group}.{f.name} at its default {default!r} or choose a method that uses it"
-            )
-
-
 def validate_recipe_config(cfg: DictConfig) -> None:
     """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
-    check_nonnegative_int("seed", cfg.seed)
+    check_count("seed", cfg.seed, 0)
     if cfg.seed > MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
-    check_positive_int("num_threads", cfg.num_threads)
+    check_count("num_threads", cfg.num_threads)
     check_choice("env.family", cfg.env.family, ENV_FAMILIES)
     check_range("env.sticky_action_prob", cfg.env.sticky_action_prob, 0.0, 1.0)
-    check_positive_int("env.frame_skip", cfg.env.frame_skip)
-    check_positive_int("env.frame_stack", cfg.env.frame_stack)
-    check_positive_int("env.screen_size", cfg.env.screen_size)
+    check_count("env.frame_skip", cfg.env.frame_skip)
+    check_count("env.frame_stack", cfg.env.frame_stack)
+    check_count("env.screen_size", cfg.env.screen_size)
     if cfg.env.max_episode_steps is not None:
-        check_positive_int("env.max_episode_steps", cfg.env.max_episode_steps)
+        check_count("env.max_episode_steps", cfg.env.max_episode_steps)
     if cfg.env.reward_clip is not None:
         check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
     check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ValueError("network.hidden must list at least one layer width for network.kind='mlp', got network.hidden=[]")
     for width in cfg.network.hidden:
-        check_positive_int("network.hidden[i]", width)
+        check_count("network.hidden[i]", width)
 
     c = cfg.collector
-    check_positive_int("collector.total_frames", c.total_frames)
-    check_positive_int("collector.num_envs", c.num_envs)
-    check_positive_int("collector.frames_per_batch", c.frames_per_batch)
+    check_count("collector.total_frames", c.total_frames)
+    check_count("collector.num_envs", c.num_envs)
+    check_count("collector.frames_per_batch", c.frames_per_batch)
     check_multiple("collector.frames_per_batch", c.frames_per_batch, "collector.num_envs", c.num_envs)
-    check_nonnegative_int("collector.init_random_frames", c.init_random_frames)
+    check_count("collector.init_random_frames", c.init_random_frames, 0)
     # TorchRL rounds a partial batch up to a whole one: refuse it rather than collect more than asked.
     check_multiple("collector.init_random_frames", c.init_random_frames, "collector.frames_per_batch", c.frames_per_batch)
 
     b = cfg.buffer
-    check_positive_int("buffer.size", b.size)
-    check_positive_int("buffer.batch_size", b.batch_size)
+    check_count("buffer.size", b.size)
+    check_count("buffer.batch_size", b.batch_size)
     check_range("buffer.priority_alpha", b.priority_alpha, 0.0)
     check_range("buffer.priority_beta", b.priority_beta, 0.0, 1.0)
     check_choice("buffer.storage", b.storage, STORAGES)
@@ -497,17 +455,17 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_range("optim.eps", o.eps, 0.0, low_inclusive=False)  # Adam divides by sqrt(v) + eps
     if o.max_grad_norm is not None:
         check_range("optim.max_grad_norm", o.max_grad_norm, 0.0, low_inclusive=False)
-    check_nonnegative_int("optim.learning_starts", o.learning_starts)
-    check_positive_int("optim.frames_per_update", o.frames_per_update)
+    check_count("optim.learning_starts", o.learning_starts, 0)
+    check_count("optim.frames_per_update", o.frames_per_update)
     check_multiple("collector.frames_per_batch", c.frames_per_batch, "optim.frames_per_update", o.frames_per_update)
 
-    check_nonnegative_int("eval.interval", cfg.eval.interval)
-    check_nonnegative_int("eval.episodes", cfg.eval.episodes)
+    check_count("eval.interval", cfg.eval.interval, 0)
+    check_count("eval.episodes", cfg.eval.episodes, 0)
     check_range("eval.epsilon", cfg.eval.epsilon, 0.0, 1.0)
-    check_positive_int("eval.max_steps", cfg.eval.max_steps)
-    check_nonnegative_int("checkpoint.interval", cfg.checkpoint.interval)
+    check_count("eval.max_steps", cfg.eval.max_steps)
+    check_count("checkpoint.interval", cfg.checkpoint.interval, 0)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
-    check_positive_int("logger.interval", cfg.logger.interval)
+    check_count("logger.interval", cfg.logger.interval)
 
 
 def validate_value_based_config(cfg: DictConfig) -> None:
@@ -518,13 +476,13 @@ def validate_value_based_config(cfg: DictConfig) -> None:
     if cfg.network.kind == "nature_cnn" and cfg.env.screen_size < 36:
         raise ValueError(f"network.kind='nature_cnn' needs frames of at least 36x36, got env.screen_size={cfg.env.screen_size}")
     o = cfg.optim
-    check_positive_int("optim.target_update_interval", o.target_update_interval)
+    check_count("optim.target_update_interval", o.target_update_interval)
     check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
     e = cfg.get("exploration")  # None: a BoltzmannValueBasedConfig
     if e is not None:
         check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
         check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
-        check_nonnegative_int("exploration.annealing_frames", e.annealing_frames)
+        check_count("exploration.annealing_frames", e.annealing_frames, 0)
     check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0)
 
 
@@ -547,7 +505,7 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
     else:
         if interval is None:
             raise ValueError("loss.target_update=hard needs loss.hard_update_interval (an integer >= 1, in updates)")
-        check_positive_int("loss.hard_update_interval", interval)
+        check_count("loss.hard_update_interval", interval)
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
@@ -557,22 +515,30 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
     return start + (end - start) * t / duration
 
 
-def check_ordered(low_name: str, low: float, high_name: str, high: float) -> None:
-    """Raise ``ValueError`` unless ``low <= high`` (e.g. a clip interval's bounds)."""
-    if not low <= high:
-        raise ValueError(f"{low_name} must be <= {high_name}, got {low_name}={low}, {high_name}={high}")
-
-
 def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
-    """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused) and
+    """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused),
     checked by its family's validator (:func:`validate_value_based_config`,
-    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`)."""
+    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), the keys a group
+    dataclass declares in ``choices`` (e.g. ``loss.name``) checked against their values,
+    ``loss.loss_function`` (when the loss has one) against :data:`LOSS_FUNCTIONS`, and no group holding a value for a
+    key that its settings leave unread (a group dataclass's ``read_only_if``,
+    :func:`~torchrl_reg.validation.check_unread`): ``loss=dqn loss.alpha=0.5`` is refused, not ignored."""
     cfg = structured(cfg, schema)
     family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
     _FAMILY_CHECKS[family](cfg)
+    for group in fields(schema):
+        node = group.default_factory() if group.default_factory is not dataclasses.MISSING else None
+        if not is_dataclass(node):
+            continue
+        for key, accepted in declared(type(node), "choices").items():
+            check_choice(f"{group.name}.{key}", cfg[group.name][key], accepted)
+        if group.name == "loss" and "loss_function" in cfg.loss:
+            check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
+        check_unread(group.name, cfg[group.name], type(node))
     return cfg
 
 
+_LOSS_FAMILIES = {ValueBasedLossConfig: ValueBasedConfig, ActorCriticLossConfig: ActorCriticConfig}
 _FAMILY_CHECKS = {
     ValueBasedConfig: validate_value_based_config,
     BoltzmannValueBasedConfig: validate_value_based_config,

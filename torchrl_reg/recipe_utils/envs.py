@@ -39,8 +39,9 @@ from torchrl.data import Categorical, OneHot
 from torchrl.envs import EnvBase, GymWrapper
 
 import torchrl_reg.envs  # noqa: F401  (registers MultiGoal-v0 with gymnasium, for env.name)
-from torchrl_reg.recipe_utils.config import ENV_FAMILIES, check_choice
+from torchrl_reg.recipe_utils.config import ENV_FAMILIES
 from torchrl_reg.recipe_utils.plain_state import decode, encode, object_state, restore_attributes
+from torchrl_reg.validation import check_choice
 
 __all__ = [
     "AtariPreprocessing",

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
-from torchrl_reg.recipe_utils.config import LOGGER_BACKENDS, check_choice
+from torchrl_reg.recipe_utils.config import LOGGER_BACKENDS
+from torchrl_reg.validation import check_choice
 
 __all__ = [
     "make_logger",

@@ -50,6 +50,7 @@ from torchrl_reg.functional import (
     soft_value_and_scaled_log_policy,
 )
 from torchrl_reg.tabular.mdp import FiniteMDP
+from torchrl_reg.validation import check_nonnegative
 
 __all__ = [
     "DPResult",
@@ -97,13 +98,6 @@ class RegularizedOptimum:
     q: torch.Tensor
     policy: torch.Tensor
     values: torch.Tensor
-
-
-def _check_nonnegative(name: str, value: float) -> float:
-    value = float(value)
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value}")
-    return value
 
 
 def _check_alpha(alpha: float, *, allow_one: bool) -> float:
@@ -184,8 +178,8 @@ def regularized_policy_evaluation(
     :math:`q = r + \gamma P v`. ``reference`` broadcasts against ``policy`` (a state-independent
     prior ``[A]`` is allowed, as in MIRL).
     """
-    entropy_coef = _check_nonnegative("entropy_coef", entropy_coef)
-    kl_coef = _check_nonnegative("kl_coef", kl_coef)
+    entropy_coef = check_nonnegative("entropy_coef", entropy_coef)
+    kl_coef = check_nonnegative("kl_coef", kl_coef)
     policy = torch.as_tensor(policy, dtype=torch.float64)
     if policy.shape[-2:] != mdp.rewards.shape:
         raise ValueError(f"policy must have shape [..., S, A] with [S, A] = {tuple(mdp.rewards.shape)}, got {tuple(policy.shape)}")
@@ -221,7 +215,7 @@ def regularized_optimum(
     the (soft) Bellman equation, so it reaches float64 precision in a handful of iterations, and it
     shares no code with the value-iteration schemes it is used to check.
     """
-    entropy_coef = _check_nonnegative("entropy_coef", entropy_coef)
+    entropy_coef = check_nonnegative("entropy_coef", entropy_coef)
     policy = torch.full_like(mdp.rewards, 1.0 / mdp.num_actions)
     q = regularized_policy_evaluation(mdp, policy, entropy_coef=entropy_coef)
     for _ in range(max_iterations):
@@ -312,8 +306,8 @@ def mirror_descent_vi(
     nearly deterministic, stay exact. It converges to the optimum regularized with entropy ``t``
     (``t = 0``: the unregularized optimum).
     """
-    kl_coef = _check_nonnegative("kl_coef", kl_coef)
-    entropy_coef = _check_nonnegative("entropy_coef", entropy_coef)
+    kl_coef = check_nonnegative("kl_coef", kl_coef)
+    entropy_coef = check_nonnegative("entropy_coef", entropy_coef)
     if kl_coef + entropy_coef == 0:
         raise ValueError("MD-VI needs kl_coef + entropy_coef > 0 (with both 0 it is value_iteration), got 0 and 0")
     errors = _check_errors(mdp, errors, num_iterations)

@@ -53,11 +53,10 @@ from torchrl_reg.functional import (
     bellman_error_temperature,
     boltzmann_expected_value,
     boltzmann_policy_at_temperature,
-    check_virel_c,
-    check_virel_p,
 )
 from torchrl_reg.tabular.algorithms import _check_errors, _initial_q, regularized_policy_evaluation
 from torchrl_reg.tabular.mdp import FiniteMDP
+from torchrl_reg.validation import check_virel_c, check_virel_p
 
 __all__ = ["VIRELResult", "boltzmann_bellman_operator", "virel_temperature", "virel_iteration"]
 

@@ -1,0 +1,76 @@
+"""The validators' one module: integer and range checks, and the refusal of values for keys a setting ignores."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from torchrl_reg.recipe_utils import arguments_of
+from torchrl_reg.validation import ReadOnlyIf, check_count, check_interval, check_unread, unread_keys
+
+
+@pytest.mark.parametrize("value", [0, 1.0, 2.0, "3", True, None])
+def test_check_count_refuses_non_integers_and_values_below_the_minimum(value):
+    with pytest.raises(ValueError, match=rf"n must be an integer >= 1, got n={value!r}"):
+        check_count("n", value)
+
+
+def test_check_count_accepts_python_and_numpy_integers():
+    assert check_count("n", 3) == 3 and check_count("n", np.int64(2), 2) == 2 and check_count("n", 0, 0) == 0
+    assert type(check_count("n", np.int32(5))) is int
+
+
+@pytest.mark.parametrize("low, high", [(-1.0, float("inf")), (float("nan"), 0.0), (1.0, 0.0)])
+def test_check_interval_needs_finite_ordered_bounds(low, high):
+    with pytest.raises(ValueError, match=r"(lo|hi) must be (a finite number|<= hi)"):
+        check_interval("lo", low, "hi", high)
+
+
+@dataclass
+class _Base:
+    mode: str = "a"
+    shared: float = 1.0
+    read_only_if: ClassVar[ReadOnlyIf] = {"shared": ("mode", ("a",))}
+
+
+@dataclass
+class _Loss(_Base):
+    name: str = "x"
+    only_x: float = 0.5
+    only_positive: int = 3
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "only_x": ("name", ("x",)),
+        "only_positive": ("shared", lambda shared: shared > 0),
+    }
+
+
+def _node(**values):
+    return OmegaConf.merge(OmegaConf.structured(_Loss), values)
+
+
+def test_unread_keys_merge_the_declarations_of_the_bases_and_name_the_deciding_setting():
+    assert unread_keys(_Loss, _node()) == {}
+    assert unread_keys(_Loss, _node(name="y", mode="b")) == {"shared": "mode='b'", "only_x": "name='y'"}
+    assert unread_keys(_Loss, _node(shared=-1.0)) == {"only_positive": "shared=-1.0"}
+
+
+def test_check_unread_refuses_a_value_only_where_the_setting_ignores_the_key():
+    check_unread("loss", _node(name="y"), _Loss)  # an ignored key at its default: nothing to refuse
+    check_unread("loss", _node(only_x=0.1), _Loss)  # read by name='x'
+    with pytest.raises(ValueError, match=(
+        r"loss.only_x=0.1 is not used by loss.name='y' \(it reads \['mode', 'only_positive', 'shared'\]\); "
+        r"leave loss.only_x at its default 0.5"
+    )):
+        check_unread("loss", _node(name="y", only_x=0.1), _Loss)
+    with pytest.raises(ValueError, match="loss.shared=2.0 is not used by loss.mode='b'"):
+        check_unread("loss", _node(mode="b", shared=2.0), _Loss)
+
+
+def test_arguments_of_passes_the_config_values_of_the_callables_arguments_but_gamma():
+    def build(alpha: float = 0.9, tau: float = 0.03, gamma: float = 0.99) -> None: ...
+
+    node = OmegaConf.create({"name": "m", "alpha": 0.5, "tau": 0.1, "gamma": 0.9, "other": 1})
+    assert arguments_of(build, node) == {"alpha": 0.5, "tau": 0.1}

@@ -1,0 +1,67 @@
+"""A recipe's two entry points, ``train(cfg)`` and the command line, built from its ``validate`` and loop.
+
+Every recipe ends the same way: ``train`` validates the config (every check before anything is
+built or written) and runs the family's loop; the command line composes ``recipes/conf/<name>.yaml``
+with Hydra, checks the loss group choice, trains, logs the summary line and exits with
+:data:`~torchrl_reg.recipe_utils.EXIT_INTERRUPTED` (75) after a stop. :func:`recipe_entry` builds
+both, so a recipe declares only what is its own::
+
+    train, main = recipe_entry("m_dqn", validate, value_based.train, losses=LOSSES)
+
+    if __name__ == "__main__":
+        main()
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from torchrl_reg.recipe_utils import check_group_choice, exit_if_interrupted, report_summary
+
+__all__ = ["recipe_entry"]
+
+
+def recipe_entry(
+    name: str,
+    validate: Callable[[Any], DictConfig],
+    loop: Callable[[DictConfig], dict[str, Any]],
+    *,
+    losses: Iterable[str] | None = None,
+) -> tuple[Callable[[DictConfig | dict], dict[str, Any]], Callable[[], None]]:
+    """``(train, main)`` of the recipe ``recipes/<name>.py``.
+
+    Args:
+        name: the recipe's name, its Hydra config ``conf/<name>.yaml`` beside the recipe file.
+        validate: the recipe's ``validate(cfg) -> DictConfig``; it must be defined in the recipe file.
+        loop: runs the validated config, e.g. :func:`torchrl_reg.loops.value_based.train` or
+            ``functools.partial(actor_critic.train, loss=..., name=...)``; returns the final metrics.
+        losses: the options of the shared ``loss`` group this recipe accepts: any other (another
+            recipe's, e.g. ``loss=iq`` on m_dqn) is refused on the command line before training.
+
+    ``train(cfg)`` takes a composed config or a plain dict and returns the final metrics (also written
+    to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
+    """
+    choices = None if losses is None else tuple(losses)
+
+    def train(cfg: DictConfig | dict) -> dict[str, Any]:
+        return loop(validate(cfg))
+
+    train.__doc__ = f"Train one {name} agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."
+
+    def run_command_line(cfg: DictConfig) -> None:
+        if choices is not None:
+            check_group_choice("loss", choices)  # the recipes share conf/loss/: another recipe's option composes too
+        metrics = train(cfg)
+        report_summary(metrics)
+        exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
+
+    # Hydra resolves config_path="conf" beside the file of the function it runs and names the job
+    # (the run's <name>.log) after it: the unwrapped function is the recipe's validate, so both are
+    # the recipe's, as with a @hydra.main written in the recipe file.
+    run_command_line.__module__ = validate.__module__
+    run_command_line.__wrapped__ = validate  # type: ignore[attr-defined]
+    main = hydra.main(config_path="conf", config_name=name, version_base=None)(run_command_line)
+    return train, main
