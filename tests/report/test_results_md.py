@@ -101,3 +101,35 @@ sections:
     spec.write_text("sections:\n  - {title: x, runs: [runs], rows: [{method: a, env: E, target: {above: q}}]}\n")
     with pytest.raises(ResultsSpecError, match="compares with 'q', which has no row on this environment"):
         results_markdown(spec, reps=10)
+
+
+def test_measured_values_by_list_index_and_over_mapping_values(tmp_path):
+    """``value`` paths index lists (negative from the end) and map ``*`` over a mapping's values
+    (per-seed results keyed by seed); ``n`` may name what it counts."""
+    (tmp_path / "m.json").write_text(json.dumps({
+        "budgets": [10, 100], "rate": {"a": [0.5, 0.25]}, "per_seed": {"0": 1.0, "1": 2.0, "2": 3.0, "3": 100.0},
+        "seeds": [0, 1, 2, 3],
+    }))
+    spec = tmp_path / "results.yaml"
+    spec.write_text(
+        """
+sections:
+  - title: Measured
+    interval: value
+    rows:
+      - {name: first, file: m.json, value: [rate, a, 0], n: [seeds]}
+      - {name: last, file: m.json, value: [rate, a, -1]}
+  - title: Seeds
+    rows:
+      - {name: per seed, file: m.json, value: [per_seed, "*"]}
+"""
+    )
+    rows = [line for line in results_markdown(spec, reps=200).splitlines()
+            if line.startswith("| ") and not line.startswith(("| result", "| ---"))]
+    assert rows[0] == "| first | 0.5 | 4 | - | - | - |"  # n: the length of the list it names
+    assert rows[1] == "| last | 0.25 | 1 | - | - | - |"
+    # IQM of 1, 2, 3, 100 drops one at each end: mean(2, 3) = 2.5
+    assert rows[2].startswith("| per seed | 2.5 [") and rows[2].endswith("| 4 | - | - | - |")
+    spec.write_text("sections:\n  - {title: x, rows: [{name: y, file: m.json, value: [budgets, 2]}]}\n")
+    with pytest.raises(ResultsSpecError, match="index 2 at \\['budgets'\\] is outside a list of 2"):
+        results_markdown(spec, reps=10)

@@ -18,7 +18,7 @@ text), a ``target`` and a ``note`` (a footnote, for caveats)::
         rows:
           - name: M-DQN / DQN update time
             file: results/update_cost/update_cost.json
-            value: [results, cartpole_mlp, ratio_median]        # keys; "*" maps over a list
+            value: [results, cartpole_mlp, ratio_median]        # keys, list indices; "*" maps over a list or mapping
             range: [[results, cartpole_mlp, ratio_min], [results, cartpole_mlp, ratio_max]]
             target: {max: 1.1}
 
@@ -64,9 +64,16 @@ def _lookup(data: Any, path: list[Any], where: str) -> Any:
     node = data
     for i, key in enumerate(path):
         if key == "*":
+            if isinstance(node, dict):
+                node = list(node.values())
             if not isinstance(node, list):
-                raise ResultsSpecError(f"{where}: '*' at {path[:i]} needs a list, found {type(node).__name__}")
+                raise ResultsSpecError(f"{where}: '*' at {path[:i]} needs a list or a mapping, found {type(node).__name__}")
             return [_lookup(item, path[i + 1:], where) for item in node]
+        if isinstance(node, list) and isinstance(key, int) and not isinstance(key, bool):
+            if not -len(node) <= key < len(node):
+                raise ResultsSpecError(f"{where}: index {key} at {path[:i]} is outside a list of {len(node)}")
+            node = node[key]
+            continue
         if not isinstance(node, dict) or key not in node:
             raise ResultsSpecError(f"{where}: no key {key!r} at {path[:i]}")
         node = node[key]
@@ -180,7 +187,8 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
             n = len(value)
         else:
             point = float(value)
-            n = int(_lookup(data, list(row["n"]), f"{here} ({path.name})")) if "n" in row else 1
+            count = _lookup(data, list(row["n"]), f"{here} ({path.name})") if "n" in row else 1
+            n = len(count) if isinstance(count, (list, dict)) else int(count)  # a count, or what it counts
             low = high = math.nan
             if "range" in row:
                 low, high = (float(_lookup(data, list(key), f"{here} ({path.name})")) for key in row["range"])
