@@ -73,7 +73,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     return cfg
 
 
-def from_config(cfg: DictConfig, actor: QValueActor, *, loss_class: type, **fixed: Any) -> MunchausenDQNLoss:
+def from_config(
+    cfg: DictConfig, actor: QValueActor, *, loss_class: type, **fixed: Any
+) -> MunchausenDQNLoss | AdvantageLearningLoss:
     """``loss_class`` over ``actor`` with the config's values of its arguments (:func:`arguments_of`:
     alpha, tau and clip bounds for M-DQN, alpha for AL) and ``fixed`` ones, gamma in the value estimator."""
     loss = loss_class(
