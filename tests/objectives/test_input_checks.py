@@ -250,3 +250,44 @@ def test_the_fused_update_checks_the_batch_before_its_compiled_step():
     with pytest.raises(TypeError, match="bool or integer 0/1 flag"):
         update(hand_batch(torch.float32))  # refused eagerly: nothing is compiled or stepped
     assert all(len(state) == 0 for state in update.optimizer.state.values())
+
+
+def test_check_inputs_checks_transitions_once_and_leaves_weights_to_each_sample():
+    # check_inputs: the layout and the transitions' own values, before a replay buffer; not the
+    # priority weights, which a sampler attaches to each minibatch.
+    loss = MunchausenDQNLoss(identity_actor(), check_finite=True)
+    batch = hand_batch()
+    batch["observation"][0, 1] = float("inf")
+    with pytest.raises(ValueError, match="'observation' must be finite.*index \\[0, 1\\]"):
+        loss.check_inputs(batch)
+    with pytest.raises(ValueError, match="an action index in \\[0, 2\\).*index \\[1\\]: 2"):
+        loss.check_inputs(hand_batch(action=torch.tensor([1, 2])))
+    with pytest.raises(KeyError, match="missing the key"):
+        loss.check_inputs(hand_batch().exclude(("next", "reward")))
+    weighted = hand_batch().set("priority_weight", torch.tensor([1.0, -1.0]))
+    loss.check_inputs(weighted)  # weights are not the transitions' values
+    with pytest.raises(ValueError, match="'priority_weight' must be finite and >= 0"):
+        loss.check_batch(weighted, inputs=False)  # ... but every sampled batch's weights are checked
+
+
+def test_an_update_told_the_inputs_are_checked_checks_its_first_batch_and_every_weight():
+    from torchrl_reg.objectives import FusedAdamUpdate, make_update
+
+    loss = MunchausenDQNLoss(identity_actor(), check_finite=True)
+    loss.make_value_estimator(gamma=0.5)
+    update = FusedAdamUpdate(loss, torch.optim.Adam(loss.parameters()), max_grad_norm=None, inputs_checked=True)
+    nan_first = hand_batch()
+    nan_first["next", "observation"][1, 0] = float("nan")
+    with pytest.raises(ValueError, match="\\('next', 'observation'\\) must be finite.*index \\[1, 0\\]"):
+        update(nan_first)  # the first batch is checked in full
+    assert all(len(state) == 0 for state in update.optimizer.state.values())
+    update(hand_batch())
+    nan_later = hand_batch()
+    nan_later["next", "observation"][1, 0] = float("nan")
+    update(nan_later)  # later batches: the caller checked their transitions with check_inputs
+    # (each sample also carries priority weights from the sampler: always checked)
+    weighted = hand_batch().set("priority_weight", torch.tensor([1.0, float("nan")]))
+    with pytest.raises(ValueError, match="'priority_weight' must be finite and >= 0.*index \\[1\\]"):
+        update(weighted)
+    with pytest.raises((TypeError, ValueError), match="inputs_checked"):
+        make_update(loss, torch.optim.Adam(loss.parameters()), max_grad_norm=None, compile=False, inputs_checked="yes")

@@ -186,22 +186,37 @@ def test_non_discrete_action_space_is_refused(tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
-class NaNRewardCartPole(gym.Wrapper):
-    """CartPole whose 5th reward is NaN: a broken env as a user may write one."""
+class NaNCartPole(gym.Wrapper):
+    """CartPole with a NaN reward at step ``reward_at`` or a NaN in observation ``obs_at``: a broken
+    env as a user may write one."""
 
-    def __init__(self):
+    def __init__(self, reward_at=None, obs_at=None):
         super().__init__(gym.make("CartPole-v1"))
-        self.t = 0
+        self.t, self.reward_at, self.obs_at = 0, reward_at, obs_at
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.t += 1
-        return obs, float("nan") if self.t == 5 else reward, terminated, truncated, info
+        if self.t == self.obs_at:
+            obs = obs.copy()
+            obs[2] = float("nan")
+        return obs, float("nan") if self.t == self.reward_at else reward, terminated, truncated, info
 
 
 def test_non_finite_rewards_are_refused_before_any_update(tmp_path):
     if "NaNRewardCartPole-v0" not in gym.registry:
-        gym.register("NaNRewardCartPole-v0", entry_point=NaNRewardCartPole)
+        gym.register("NaNRewardCartPole-v0", entry_point=NaNCartPole, kwargs={"reward_at": 5})
     with pytest.raises(ValueError, match=r"non-finite reward \(nan\) within frames 0-40; rewards must be finite"):
         m_dqn.train(compose("env.name=NaNRewardCartPole-v0", *SMALL, f"run_dir={tmp_path}"))
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("compile", ["false", "true"])
+def test_a_non_finite_observation_is_refused_before_it_enters_the_buffer(tmp_path, compile):
+    # The loop checks each collected batch once (loss.check_inputs); the fused compiled update,
+    # told so, does not re-check every minibatch: the NaN must still stop the run, naming the key.
+    if "NaNObservationCartPole-v0" not in gym.registry:
+        gym.register("NaNObservationCartPole-v0", entry_point=NaNCartPole, kwargs={"obs_at": 150})  # after updates start
+    overrides = [*SMALL, "collector.num_envs=1", "collector.total_frames=400", f"compile={compile}"]
+    with pytest.raises(ValueError, match=r"'observation'\)? must be finite \(check_finite=True\); first bad entry"):
+        m_dqn.train(compose("env.name=NaNObservationCartPole-v0", *overrides, f"run_dir={tmp_path}"))

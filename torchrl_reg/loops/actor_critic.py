@@ -81,7 +81,13 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
         hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else LoopHooks()
         target_update = actor_critic_target_update(loss_module, cfg.loss)  # Polyak, or a copy every N updates
         optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-        update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
+        # Every collected transition is checked once, before the buffer (actions against the action
+        # space, NaN/inf values with check_finite), so the update does not re-check each minibatch.
+        check_inputs = getattr(loss_module, "check_inputs", None)
+        update = make_update(
+            loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
+            inputs_checked=check_inputs is not None,
+        )
         replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
         hooks.attach(replay_buffer)
         collector = make_collector(env, policy, cfg.collector, device=device)
@@ -99,7 +105,10 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     for data in collector:
         batch_frames = run.observe(data)  # non-finite rewards refused, returns tracked
         hooks.after_collect(data)
-        replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
+        transitions = data.select(*TRANSITION_KEYS).reshape(-1)
+        if check_inputs is not None:
+            check_inputs(transitions)
+        replay_buffer.extend(transitions)
         t_update = time.perf_counter()
         # One update per optim.frames_per_update frames collected after optim.learning_starts.
         for batch in sample_minibatches(replay_buffer, run.updates_due()):

@@ -93,7 +93,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # A copy every optim.target_update_interval frames: every `target_update_interval // frames_per_update` updates.
         target_update = PeriodicHardUpdate(loss_module, cfg.optim.target_update_interval // cfg.optim.frames_per_update)
         optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
-        update = make_update(loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile)
+        # Every collected transition is checked once, before the buffer (actions against the action
+        # space, NaN/inf values with check_finite), so the update does not re-check each minibatch.
+        check_inputs = getattr(loss_module, "check_inputs", None)
+        update = make_update(
+            loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
+            inputs_checked=check_inputs is not None,
+        )
         replay_buffer = make_replay_buffer(
             cfg.buffer,
             device=device,
@@ -119,7 +125,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for data in collector:
         batch_frames = run.observe(data)  # non-finite rewards refused, raw returns tracked, then clipped
         hooks.after_collect(data)
-        replay_buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
+        transitions = data.select(*TRANSITION_KEYS).reshape(-1)
+        if check_inputs is not None:
+            check_inputs(transitions)
+        replay_buffer.extend(transitions)
         scalars = hooks.anneal_exploration(exploration, schedule, run.frames)  # default: epsilon, annealed
         # One update per optim.frames_per_update frames collected after optim.learning_starts.
         for batch in sample_minibatches(replay_buffer, run.updates_due()):

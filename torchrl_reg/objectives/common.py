@@ -254,24 +254,42 @@ class RegularizedLossBase(LossModule):
     def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
         """Check the action's dtype and shape (raise) and queue value checks (``checks``)."""
 
-    def check_batch(self, tensordict: TensorDictBase, *, layout: bool = True) -> None:
+    def check_batch(self, tensordict: TensorDictBase, *, layout: bool = True, inputs: bool = True) -> None:
         """Refuse a batch that would give a silently wrong loss, naming the key and what is accepted.
 
         With ``layout``: missing keys, and ``done``/``terminated`` flags that are not bool or
-        integer (integer flags are read as ``flag != 0``). Always: actions whose encoding does not
-        match the loss's action space; negative, NaN or infinite priority weights; with
-        ``check_finite``, NaN or inf rewards, observations or actions (key and first bad index).
+        integer (integer flags are read as ``flag != 0``). With ``inputs`` (the transitions
+        themselves): actions whose encoding does not match the loss's action space, and with
+        ``check_finite`` NaN or inf rewards, observations or actions (key and first bad index).
+        Always: negative, NaN or infinite priority weights (they come with each sample).
         The value checks cost one device sync together (and are skipped under ``torch.vmap``,
         which cannot branch on a value). Called by :meth:`forward` and by
         :class:`~torchrl_reg.objectives.FusedAdamUpdate` (``layout`` on its first batch only: its
-        compiled step already refuses a batch whose keys differ from the first one's).
+        compiled step already refuses a batch whose keys differ from the first one's; ``inputs``
+        only on its first batch when built with ``inputs_checked=True``, for a caller that
+        checks every transition once with :meth:`check_inputs` before it enters the buffer).
         """
+        self._check(tensordict, layout=layout, inputs=inputs, weights=True)
+
+    def check_inputs(self, tensordict: TensorDictBase) -> None:
+        """Check transitions once, before they enter a replay buffer: the layout and input checks of
+        :meth:`check_batch` (actions against the action space; with ``check_finite``, NaN or inf
+        rewards, observations or actions), not the priority weights, which come with each sample.
+
+        A training loop that checks every collected batch here can build its update with
+        ``make_update(..., inputs_checked=True)``, so that each sampled minibatch is not checked
+        again (on CartPole that re-check cost as much as a tenth of each update).
+        """
+        self._check(tensordict, layout=True, inputs=True, weights=False)
+
+    def _check(self, tensordict: TensorDictBase, *, layout: bool, inputs: bool, weights: bool) -> None:
         keys = self.tensor_keys
         if layout:
             self._check_layout(tensordict)
         checks: list = []  # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted)
-        self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
-        if self.use_prioritized_weights in (True, "auto"):
+        if inputs:
+            self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
+        if weights and self.use_prioritized_weights in (True, "auto"):
             weight = tensordict.get(keys.priority_weight, None)
             if weight is not None:
                 low, high = torch.aminmax(weight)  # a NaN propagates to both
@@ -279,7 +297,7 @@ class RegularizedLossBase(LossModule):
                     (keys.priority_weight, (low >= 0) & (high < float("inf")),
                      lambda w=weight: ~(w >= 0) | ~torch.isfinite(w), "finite and >= 0")
                 )
-        if self.check_finite:
+        if inputs and self.check_finite:
             for key in self.in_keys:
                 value = tensordict.get(key)
                 if value.is_floating_point():

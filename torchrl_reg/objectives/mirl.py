@@ -266,10 +266,10 @@ class MIRLLoss(RegularizedDQNLossBase):
         self.prior.set_beta(beta)
         return beta
 
-    def check_batch(self, tensordict: TensorDictBase, *, layout: bool = True) -> None:
+    def check_batch(self, tensordict: TensorDictBase, *, layout: bool = True, inputs: bool = True) -> None:
         """As the base's, and warn once, at the second batch, if :meth:`update_prior` (with
         ``learn_prior``) or :meth:`update_beta` (with a non-fixed schedule) was never called."""
-        super().check_batch(tensordict, layout=layout)
+        super().check_batch(tensordict, layout=layout, inputs=inputs)
         self._checked_batches += 1
         if self._checked_batches != 2:
             return

@@ -16,7 +16,9 @@ and by TorchRL's own losses for the generic path):
   that ``forward`` writes in place, and the detached diagnostics; ``fusable_update = True``
   says it traces into one graph; ``fused_params`` (optional) names the parameters it
   differentiates (default ``value_network_params``); ``check_batch(batch)`` (optional) runs the
-  input checks that need a value of the batch, eagerly, before the compiled step.
+  input checks that need a value of the batch, eagerly, before the compiled step;
+  ``check_inputs(transitions)`` (optional) runs them once per transition, before the replay
+  buffer, for an update built with ``inputs_checked=True``.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from functools import partial
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from torchrl_reg.validation import check_bool
 
 __all__ = ["FusedAdamUpdate", "make_update", "total_loss"]
 
@@ -49,6 +53,7 @@ def make_update(
     max_grad_norm: float | None,
     compile: bool,
     fused: bool | str = "auto",
+    inputs_checked: bool = False,
 ) -> Callable[[TensorDictBase], TensorDictBase]:
     """One gradient step on a minibatch (loss, backward of the sum of its ``loss*`` terms, optional
     norm clipping, optimizer step), returning the detached loss outputs; compiled with
@@ -64,13 +69,20 @@ def make_update(
     ``fused=False`` keeps the generic path, ``fused=True`` raises if fusion is not possible.
     The generic path compiles the loss and the optimizer step around an eager backward.
     With a tiny network most of an eager update is Python overhead, hence both.
+
+    ``inputs_checked=True`` tells the fused update that the caller checks every transition once,
+    with ``loss_module.check_inputs``, before it enters the replay buffer (as the training loops
+    of :mod:`torchrl_reg.loops` do): each minibatch's actions and values are then not checked
+    again (its first minibatch still is, and priority weights always are). The generic path
+    runs the loss's own ``forward``, which checks every batch.
     """
+    check_bool("inputs_checked", inputs_checked)
     if fused not in (True, False, "auto"):
         raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
     if fused is not False and compile:
         reason = FusedAdamUpdate.unsupported_reason(loss_module, optimizer)
         if reason is None:
-            return FusedAdamUpdate(loss_module, optimizer, max_grad_norm=max_grad_norm)
+            return FusedAdamUpdate(loss_module, optimizer, max_grad_norm=max_grad_norm, inputs_checked=inputs_checked)
         if fused is True:
             raise ValueError(f"fused=True, but the update cannot be fused: {reason}")
     elif fused is True:
@@ -133,10 +145,24 @@ class FusedAdamUpdate:
     forward and backward pass (~0.15 ms of ~0.9 ms per update on these CPUs).
     """
 
-    def __init__(self, loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, max_grad_norm: float | None):
+    def __init__(
+        self,
+        loss_module: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        max_grad_norm: float | None,
+        inputs_checked: bool = False,
+    ):
         reason = self.unsupported_reason(loss_module, optimizer)
         if reason is not None:
             raise ValueError(f"cannot fuse this update: {reason}")
+        check_bool("inputs_checked", inputs_checked)
+        if inputs_checked and not hasattr(loss_module, "check_inputs"):
+            raise ValueError(
+                f"inputs_checked=True says the caller checks transitions with loss_module.check_inputs, but "
+                f"{type(loss_module).__name__} has no check_inputs (use inputs_checked=False)"
+            )
+        self.inputs_checked = inputs_checked
         self.loss_module = loss_module
         self.optimizer = optimizer
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
@@ -241,7 +267,11 @@ class FusedAdamUpdate:
     def __call__(self, batch: TensorDictBase) -> TensorDictBase:
         check_batch = getattr(self.loss_module, "check_batch", None)
         if check_batch is not None:  # value checks need a sync: eagerly, outside the graph
-            check_batch(batch, layout=self._batch_keys is None)
+            first = self._batch_keys is None
+            if self.inputs_checked:
+                check_batch(batch, layout=first, inputs=first)
+            else:
+                check_batch(batch, layout=first)
         group = self.optimizer.param_groups[0]
         values = (group["lr"], *group["betas"], group["eps"])
         if values != self._hyper_values:
