@@ -295,33 +295,43 @@ def frozenlake(args) -> None:
 
 
 def minatar(args) -> None:
-    """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/ments.py``)."""
+    """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/ments.py``), for
+    each network (one per training seed): ``returns[algorithm]`` holds the mean return of each network
+    (the unit of the statistics), ``episode_returns[algorithm]`` every episode, network by network."""
     from recipes import ments
     from torchrl_reg.recipe_utils import compose_config
 
     conf = Path(ments.__file__).parent / "conf"
-    result = {"game": args.game, "checkpoint": args.checkpoint, "simulations": args.simulations, "episodes": args.episodes, "returns": {}}
+    checkpoints = args.checkpoint.split(",")
+    result = {
+        "game": args.game, "checkpoints": checkpoints, "simulations": args.simulations, "episodes": args.episodes,
+        "returns": {}, "episode_returns": {}, "wall_time_s": {},
+    }
     for algorithm in args.algorithms.split(","):
-        cfg = compose_config(
-            conf,
-            "ments",
-            [
-                "ments_preset=minatar",
-                f"task.game={args.game}",
-                f"task.max_steps={args.max_steps}",
-                f"evaluator.checkpoint={args.checkpoint}",
-                f"planner.algorithm={algorithm}",
-                f"planner.simulations={args.simulations}",
-                f"episodes={args.episodes}",
-                f"seed={args.seed}",
-                f"run_dir={args.run_dir}/{algorithm}",
-            ],
-        )
-        out = ments.plan(cfg)
-        result["returns"][algorithm] = out["returns"]
-        result.setdefault("wall_time_s", {})[algorithm] = out["wall_time_s"]
-        print(algorithm, out["returns"], flush=True)
+        for index, checkpoint in enumerate(checkpoints):
+            cfg = compose_config(
+                conf,
+                "ments",
+                [
+                    "ments_preset=minatar",
+                    f"task.game={args.game}",
+                    f"task.max_steps={args.max_steps}",
+                    f"evaluator.checkpoint='{checkpoint}'",  # quoted: a sweep's task directory names hold '='
+                    f"planner.algorithm={algorithm}",
+                    f"planner.simulations={args.simulations}",
+                    f"episodes={args.episodes}",
+                    f"seed={args.seed}",  # the same episodes (env seeds) for every algorithm and network
+                    f"run_dir={args.run_dir}/{algorithm}_{index}",
+                ],
+            )
+            out = ments.plan(cfg)
+            result["episode_returns"].setdefault(algorithm, []).append(out["returns"])
+            result["returns"].setdefault(algorithm, []).append(sum(out["returns"]) / len(out["returns"]))
+            result["wall_time_s"].setdefault(algorithm, []).append(out["wall_time_s"])
+            print(algorithm, checkpoint, out["returns"], flush=True)
     result["params"] = {k: v for k, v in _to_dict(cfg.planner).items() if k != "algorithm"} | {"evaluator": _to_dict(cfg.evaluator)}
+    if args.networks:
+        result["networks"] = json.loads(Path(args.networks).read_text())
     _write(f"minatar_{args.game}", result)
 
 
@@ -371,7 +381,13 @@ def plot(args) -> None:
             means = [np.mean(data["returns"][n]) for n in names]
             sems = [np.std(data["returns"][n], ddof=1) / np.sqrt(len(data["returns"][n])) for n in names]
             ax.bar(names, means, yerr=sems, color=[COLORS.get(n, "black") for n in names], capsize=4)
-            ax.set_title(f"MinAtar {data['game']}: return, {data['episodes']} episodes (+- s.e.)\n{data['simulations']} simulations per move", fontsize=9)
+            for i, name in enumerate(names):  # each network's mean return
+                ax.plot([i] * len(data["returns"][name]), data["returns"][name], "k.", ms=4)
+            nets = len(data.get("checkpoints", [data.get("checkpoint")]))
+            ax.set_title(
+                f"MinAtar {data['game']}: mean return of {nets} network(s) (+- s.e.),\n"
+                f"{data['episodes']} episodes each, {data['simulations']} simulations per move", fontsize=9
+            )
         fig.tight_layout()
         fig.savefig(OUT / "minatar.png", dpi=120)
 
@@ -431,7 +447,8 @@ def main() -> None:
     p.add_argument("--map", default="8x8", choices=["4x4", "8x8"])
     p.add_argument("--gamma", type=float, default=0.95)
     p = sub.add_parser("minatar")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="M-DQN checkpoint(s), comma-separated: one per training seed")
+    p.add_argument("--networks", default=None, help="JSON file describing how the networks were trained (copied into the result)")
     p.add_argument("--game", default="breakout")
     p.add_argument("--algorithms", default="greedy,ments,dents,uct")
     p.add_argument("--simulations", type=int, default=50)
