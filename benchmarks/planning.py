@@ -304,11 +304,23 @@ def minatar(args) -> None:
     conf = Path(ments.__file__).parent / "conf"
     checkpoints = args.checkpoint.split(",")
     result = {
-        "game": args.game, "checkpoints": checkpoints, "simulations": args.simulations, "episodes": args.episodes,
+        "game": args.game, "checkpoints": [], "simulations": args.simulations, "episodes": args.episodes,
         "returns": {}, "episode_returns": {}, "wall_time_s": {},
     }
+    path = OUT / f"minatar_{args.game}.json"
+    if args.append and path.exists():  # more networks for the same protocol, e.g. as their training ends
+        result = json.loads(path.read_text())
+        for key in ("simulations", "episodes"):
+            if result[key] != getattr(args, key):
+                raise SystemExit(f"--append: {path} has {key}={result[key]}, this run {key}={getattr(args, key)}")
+        if set(result["returns"]) != set(args.algorithms.split(",")):
+            raise SystemExit(f"--append: {path} has the algorithms {sorted(result['returns'])}, this run {args.algorithms}")
+        if set(checkpoints) & set(result["checkpoints"]):
+            raise SystemExit(f"--append: {path} already holds {sorted(set(checkpoints) & set(result['checkpoints']))}")
+        result["commands"] = result.get("commands", [result.pop("command")])
+    result["checkpoints"] += checkpoints
     for algorithm in args.algorithms.split(","):
-        for index, checkpoint in enumerate(checkpoints):
+        for index, checkpoint in enumerate(checkpoints, start=len(result["checkpoints"]) - len(checkpoints)):
             cfg = compose_config(
                 conf,
                 "ments",
@@ -333,6 +345,9 @@ def minatar(args) -> None:
     if args.networks:
         result["networks"] = json.loads(Path(args.networks).read_text())
     _write(f"minatar_{args.game}", result)
+    if "commands" in result:  # appended: keep every command that produced a part of it
+        result["commands"].append(result.pop("command"))
+        path.write_text(json.dumps(result, indent=2))
 
 
 def _to_dict(node) -> dict:
@@ -449,6 +464,7 @@ def main() -> None:
     p = sub.add_parser("minatar")
     p.add_argument("--checkpoint", required=True, help="M-DQN checkpoint(s), comma-separated: one per training seed")
     p.add_argument("--networks", default=None, help="JSON file describing how the networks were trained (copied into the result)")
+    p.add_argument("--append", action="store_true", help="add these networks to an existing result of the same protocol")
     p.add_argument("--game", default="breakout")
     p.add_argument("--algorithms", default="greedy,ments,dents,uct")
     p.add_argument("--simulations", type=int, default=50)
