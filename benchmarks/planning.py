@@ -302,7 +302,7 @@ def minatar(args) -> None:
     from torchrl_reg.recipe_utils import compose_config
 
     conf = Path(ments.__file__).parent / "conf"
-    checkpoints = args.checkpoint.split(",")
+    checkpoints = args.checkpoint  # paths may hold ',' and '=' (a sweep's task directories)
     result = {
         "game": args.game, "checkpoints": [], "simulations": args.simulations, "episodes": args.episodes,
         "returns": {}, "episode_returns": {}, "wall_time_s": {},
@@ -462,7 +462,7 @@ def main() -> None:
     p.add_argument("--map", default="8x8", choices=["4x4", "8x8"])
     p.add_argument("--gamma", type=float, default=0.95)
     p = sub.add_parser("minatar")
-    p.add_argument("--checkpoint", required=True, help="M-DQN checkpoint(s), comma-separated: one per training seed")
+    p.add_argument("--checkpoint", required=True, nargs="+", help="M-DQN checkpoint(s): one per training seed")
     p.add_argument("--networks", default=None, help="JSON file describing how the networks were trained (copied into the result)")
     p.add_argument("--append", action="store_true", help="add these networks to an existing result of the same protocol")
     p.add_argument("--game", default="breakout")
