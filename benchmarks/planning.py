@@ -44,7 +44,9 @@ COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "t
 
 def _write(name: str, data: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    data["command"] = "taskset -c 0 python " + " ".join(["-m", "benchmarks.planning", *sys.argv[1:]])
+    cores = sorted(os.sched_getaffinity(0))  # the cores this process may run on, as taskset set them
+    pin = f"taskset -c {','.join(map(str, cores))} " if len(cores) < os.cpu_count() else ""
+    data["command"] = f"OMP_NUM_THREADS=1 {pin}python " + " ".join(["-m", "benchmarks.planning", *sys.argv[1:]])
     (OUT / f"{name}.json").write_text(json.dumps(data, indent=2))
     print(f"wrote {OUT / name}.json")
 
