@@ -197,7 +197,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return actor_critic.train(cfg, loss="implicit_q", name=method_name(cfg.loss), metrics={"policy": cfg.policy.kind})
 
 
-train, main = recipe_entry("iq", validate, run)
+# The shared loss group's options for this recipe; another recipe's (loss=sac, whose file is empty)
+# would otherwise compose into the default M-IQ and run it under the wrong name.
+LOSSES = ("m_iq", "iq", "trust_pcl", "pcl")
+
+train, main = recipe_entry("iq", validate, run, losses=LOSSES)
 
 if __name__ == "__main__":
     main()

@@ -100,7 +100,8 @@ register_loss("sac", SACLoss, from_config, hooks=hooks)
 
 
 train, main = recipe_entry(
-    "sac", validate, partial(actor_critic.train, loss="sac", name="sac", metrics={"policy": "gaussian"})
+    "sac", validate, partial(actor_critic.train, loss="sac", name="sac", metrics={"policy": "gaussian"}),
+    losses=("sac",),
 )
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 before the directory is touched, no override slips past the schema, and the validation holes."""
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,26 @@ def test_every_loss_option_validates_with_every_env_preset(recipe):
             if recipe == "virel" and env in module.DISCRETE_ENVS and loss != "virel":
                 continue  # loss=virel_em is for Box actions; a discrete env runs the discrete loss
             module.validate(_cfg(f"env={env}", f"loss={loss}", recipe=recipe))
+
+
+@pytest.mark.parametrize(
+    ("recipe", "option", "accepted"),
+    [
+        # Each option is another recipe's file with nothing this recipe's schema refuses: before the
+        # check it composed into a silently different run (m_dqn loss=iq: M-DQN with alpha=0, Soft-DQN;
+        # iq loss=sac: the default M-IQ; sac loss=virel: SAC; sql loss=m_iq: soft Q-learning).
+        ("m_dqn", "iq", ["m_dqn", "soft_dqn", "al", "pal", "dqn"]),
+        ("m_iqn", "m_iq", ["m_iqn", "iqn"]),
+        ("mirl", "sac", ["mirl", "sql", "sql_m", "dqn"]),
+        ("iq", "sac", ["m_iq", "iq", "trust_pcl", "pcl"]),
+        ("sac", "virel", ["sac"]),
+        ("sql", "m_iq", ["soft_q"]),
+        ("virel", "soft_q", ["virel", "virel_em"]),
+    ],
+)
+def test_compose_config_refuses_another_recipes_loss_group(recipe, option, accepted):
+    importlib.import_module(f"recipes.{recipe}")  # registers its schema and its loss options
+    with pytest.raises(ValueError, match=re.escape(f"loss must be one of {accepted}, got loss='{option}'")):
+        compose_config(CONF, recipe, [f"loss={option}"])
+    for own in accepted:  # and each of its own options still composes
+        assert compose_config(CONF, recipe, [f"loss={own}"]) is not None

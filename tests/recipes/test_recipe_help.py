@@ -66,11 +66,15 @@ def test_help_command_prints_the_recipe_help():
         ("m_dqn", "iq", "['m_dqn', 'soft_dqn', 'al', 'pal', 'dqn']"),
         ("m_iqn", "m_iq", "['m_iqn', 'iqn']"),
         ("mirl", "sac", "['mirl', 'sql', 'sql_m', 'dqn']"),
+        ("iq", "sac", "['m_iq', 'iq', 'trust_pcl', 'pcl']"),
+        ("sac", "virel", "['sac']"),
+        ("sql", "m_iq", "['soft_q']"),
     ],
 )
-def test_value_based_recipe_refuses_another_recipes_loss_group(tmp_path, recipe, option, accepted):
+def test_recipe_refuses_another_recipes_loss_group(tmp_path, recipe, option, accepted):
     # These options have no ``name`` key: they used to compose and run the recipe's default loss
-    # with the other recipe's values (loss=iq on m_dqn: M-DQN with alpha=0, i.e. Soft-DQN).
+    # with the other recipe's values (loss=iq on m_dqn: M-DQN with alpha=0, i.e. Soft-DQN; loss=sac
+    # on iq: the default M-IQ, whose file is as empty as SAC's).
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     run_dir = tmp_path / "run"
     done = subprocess.run(

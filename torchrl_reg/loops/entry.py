@@ -19,7 +19,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from torchrl_reg.recipe_utils import check_group_choice, exit_if_interrupted, report_summary
+from torchrl_reg.recipe_utils import check_group_choice, exit_if_interrupted, register_group_choices, report_summary
 
 __all__ = ["recipe_entry"]
 
@@ -39,12 +39,15 @@ def recipe_entry(
         loop: runs the validated config, e.g. :func:`torchrl_reg.loops.value_based.train` or
             ``functools.partial(actor_critic.train, loss=..., name=...)``; returns the final metrics.
         losses: the options of the shared ``loss`` group this recipe accepts: any other (another
-            recipe's, e.g. ``loss=iq`` on m_dqn) is refused on the command line before training.
+            recipe's, e.g. ``loss=iq`` on m_dqn) is refused on the command line before training,
+            and by :func:`~torchrl_reg.recipe_utils.compose_config`.
 
     ``train(cfg)`` takes a composed config or a plain dict and returns the final metrics (also written
     to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
     """
     choices = None if losses is None else tuple(losses)
+    if choices is not None:  # compose_config(conf, name, ...) refuses another recipe's loss too
+        register_group_choices(name, "loss", choices)
 
     def train(cfg: DictConfig | dict) -> dict[str, Any]:
         return loop(validate(cfg))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, List, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
@@ -66,6 +66,7 @@ __all__ = [
     "check_group_choice",
     "register_schema",
     "compose_config",
+    "register_group_choices",
     "structured",
     "STABLE_TAU",
     "validate_recipe_config",
@@ -326,14 +327,41 @@ def recipe_schema(name: str, family: type | None = None, **groups: type) -> type
     return schema
 
 
+#: config name -> {group: the options of that shared config group the recipe accepts}, filled by
+#: :func:`register_group_choices` (each recipe's ``recipe_entry``) and checked by :func:`compose_config`.
+_GROUP_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
+
+
+def register_group_choices(config_name: str, group: str, choices: Iterable[str]) -> None:
+    """Declare the options of the shared config ``group`` that the recipe config ``config_name`` accepts
+    (``recipe_entry(..., losses=...)`` does it for the ``loss`` group): :func:`compose_config` then
+    refuses any other, as the recipe's command line does."""
+    _GROUP_CHOICES.setdefault(config_name, {})[group] = tuple(choices)
+
+
 def compose_config(config_dir: str | Path, config_name: str, overrides: Iterable[str] = ()) -> DictConfig:
-    """Compose a recipe config without running it (tests, notebooks); the schema must be registered."""
+    """Compose a recipe config without running it (tests, notebooks); the recipe must be imported
+    (its schema registered).
+
+    The recipes share ``recipes/conf/loss/``, so Hydra composes another recipe's option too
+    (``loss=iq`` on m_dqn would keep M-DQN with IQ's ``alpha: 0.0``, a silently different method):
+    an option outside those the recipe declared (:func:`register_group_choices`) raises ``ValueError``
+    naming the option and the accepted ones, as the command line does.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None):
-        return compose(config_name=config_name, overrides=list(overrides))
+        cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+    picked = cfg.hydra.runtime.choices
+    for group, accepted in _GROUP_CHOICES.get(config_name, {}).items():
+        choice = picked.get(group)
+        if choice is not None:
+            check_choice(group, choice, accepted)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def _accepted_keys(schema: type) -> list[str]:
