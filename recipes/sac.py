@@ -100,8 +100,7 @@ register_loss("sac", SACLoss, from_config, hooks=hooks)
 
 
 train, main = recipe_entry(
-    "sac", validate, partial(actor_critic.train, loss="sac", name="sac", metrics={"policy": "gaussian"}),
-    losses=("sac",),
+    "sac", validate, partial(actor_critic.train, loss="sac", name="sac", metrics={"policy": "gaussian"}), losses=("sac",)
 )
 
 if __name__ == "__main__":

@@ -132,8 +132,7 @@ register_loss("soft_q_learning", SoftQLearningLoss, from_config, hooks=hooks)
 
 
 train, main = recipe_entry(
-    "sql", validate, partial(actor_critic.train, loss="soft_q_learning", name="sql", metrics={"policy": "svgd"}),
-    losses=("soft_q",),
+    "sql", validate, partial(actor_critic.train, loss="soft_q_learning", name="sql", metrics={"policy": "svgd"}), losses=("soft_q",)
 )
 
 if __name__ == "__main__":
