@@ -16,7 +16,7 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, HardUpdate
 
-from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss
+from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives import FusedAdamUpdate, make_update
 
 
@@ -273,3 +273,70 @@ def test_fused_implicit_q_update_equals_eager_adam_in_float64(bootstrap, max_gra
     assert len(state[0]) == len(state[1]) > 8  # online and target parameters of both networks
     for key, value in state[1].items():
         torch.testing.assert_close(state[0][key], value, rtol=1e-10, atol=1e-12)
+
+
+def _flat_case(kind: str):
+    """A fusable loss of each family with its batches."""
+    if kind in ("m_dqn", "mirl"):
+        loss, _, _ = _build(kind)
+        g = torch.Generator().manual_seed(3)
+        return loss, [_batch(16, g) for _ in range(3)]
+    if kind == "m_iqn":
+        from tests.objectives.test_iqn import _data, _fixed, _loss, _make_actor
+
+        loss = _loss(MunchausenIQNLoss, _make_actor())
+        _fixed(loss)  # fixed quantile fractions: both paths draw the same ones
+        return loss, [_data(seed) for seed in (1, 2, 3)]
+    from tests.objectives.test_implicit_q import _batch as _iq_batch, _setup
+
+    loss = _setup(alpha=0.9, tau=0.03)[0]
+    loss.make_value_estimator(gamma=0.9)
+    return loss, [_iq_batch(seed)[0] for seed in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("kind", ["m_dqn", "mirl", "m_iqn", "implicit_q"])
+def test_flat_parameters_give_the_tensordict_path_bit_for_bit(kind):
+    """The fused step binds its parameters with torch.func's re-parametrization over a flat tuple
+    (``flat_fused_params``, every loss of the library) instead of ``TensorDictParams.to_module``:
+    the same graph, so the same parameters, optimizer state and outputs, bit for bit."""
+    runs = []
+    for flat in (True, False):
+        loss, batches = _flat_case(kind)
+        loss.flat_fused_params = flat
+        opt = torch.optim.Adam(loss.parameters(), lr=1e-2)
+        update = make_update(loss, opt, max_grad_norm=1.0, compile=True, fused=True)
+        assert (update._layouts is not None) is flat
+        outs = [update(b.clone()) for b in batches * 2]
+        runs.append((outs, [p.detach().clone() for p in update.leaves]))
+    (flat_outs, flat_params), (td_outs, td_params) = runs
+    for a, b in zip(flat_params, td_params):
+        assert torch.equal(a, b)
+    for a, b in zip(flat_outs, td_outs):
+        assert set(a.keys(True, True)) == set(b.keys(True, True))
+        for key in a.keys(True, True):
+            assert torch.equal(a[key], b[key]), key
+
+
+class _ExtraNetMDQNLoss(MunchausenDQNLoss):
+    """Binds its parameters to a network that holds a parameter the fused update does not step."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.__dict__["_frozen"] = nn.Sequential(self._q_network, nn.Linear(3, 3))
+
+    def loss_and_outputs(self, tensordict, params):
+        with params.to_module(self._frozen):
+            pass
+        return super().loss_and_outputs(tensordict, params)
+
+
+def test_flat_parameters_refuse_a_network_with_parameters_they_do_not_step():
+    """Binding only some of a network's parameters would leave the others undifferentiated: a silently
+    wrong gradient. The fused step refuses it, naming them."""
+    loss, _, _ = _build()
+    extra = _ExtraNetMDQNLoss(loss.value_network, tau=0.5, action_space="categorical")
+    extra.make_value_estimator(gamma=0.9)
+    opt = torch.optim.Adam(extra.parameters(), lr=1e-2)
+    update = make_update(extra, opt, max_grad_norm=None, compile=True, fused=True)
+    with pytest.raises(Exception, match=r"parameters \['1.weight', '1.bias'\] that the fused update does not differentiate"):
+        update(_batch(8, torch.Generator().manual_seed(0)))

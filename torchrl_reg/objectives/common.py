@@ -149,6 +149,9 @@ class RegularizedLossBase(LossModule):
     #: ``loss_and_outputs`` traces into one graph (no ``.item()``), so
     #: :func:`torchrl_reg.objectives.make_update` may fuse gradient and optimizer step.
     fusable_update = True
+    #: ``loss_and_outputs`` uses its ``params`` only as ``params[name]`` and ``params.to_module(network)``
+    #: with the networks held as attributes, so the fused update may pass its flat stand-in.
+    flat_fused_params = True
     _network_names: tuple[str, ...] = ()
 
     def __init__(

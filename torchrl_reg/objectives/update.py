@@ -18,7 +18,10 @@ and by TorchRL's own losses for the generic path):
   differentiates (default ``value_network_params``); ``check_batch(batch)`` (optional) runs the
   input checks that need a value of the batch, eagerly, before the compiled step;
   ``check_inputs(transitions)`` (optional) runs them once per transition, before the replay
-  buffer, for an update built with ``inputs_checked=True``.
+  buffer, for an update built with ``inputs_checked=True``. A loss whose ``loss_and_outputs`` uses
+  ``params`` only as ``params[name]`` (a sub-tree) and ``params.to_module(module)`` may set
+  ``flat_fused_params = True`` (every loss of this library does): the fused update then passes a
+  stand-in over a flat tuple of tensors instead of the TensorDict, which traces about twice as fast.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from functools import partial
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from torchrl_reg.validation import check_bool
@@ -124,6 +128,69 @@ def _tensor_leaves(
     return keys, leaves
 
 
+class _ModuleLayout:
+    """Where each online parameter of a fused update sits in one network of the loss.
+
+    ``names`` pairs the index of a leaf of the fused parameters with its name in ``module``
+    (``module.named_parameters()``), found by identity once, outside the compiled region.
+    ``uncovered`` names the parameters of ``module`` that are no fused leaf.
+    """
+
+    def __init__(self, module: torch.nn.Module, keys: list[tuple[str, ...]], leaves: list[torch.Tensor]):
+        self.module = module
+        index = {id(leaf): i for i, leaf in enumerate(leaves)}
+        self.names: list[tuple[int, str]] = []
+        self.uncovered: list[str] = []
+        for name, param in module.named_parameters(remove_duplicate=False):
+            if id(param) in index:
+                self.names.append((index[id(param)], name))
+            else:
+                self.uncovered.append(name)
+        self.keys = keys
+
+
+class _FlatParams:
+    """The fused step's stand-in for the online-parameter TensorDict that ``loss_and_outputs`` takes.
+
+    ``torch.func.grad`` differentiates a flat tuple of tensors (a cheap pytree for Dynamo), and
+    the loss binds them to its networks with ``params.to_module(module)`` (as
+    :meth:`tensordict.TensorDictBase.to_module`) through ``torch.func``'s own re-parametrization:
+    no TensorDict is built, flattened or bound inside the traced region, which halves the trace of
+    the fused step (CartPole M-DQN: ~4.5 s -> ~2 s of a ~28 s recipe run). ``params[name]`` is the
+    sub-tree under ``name`` (as ``fused_params["policy"]`` of ImplicitQLoss).
+    """
+
+    def __init__(self, layouts: tuple[_ModuleLayout, ...], tensors: tuple[torch.Tensor, ...], prefix: tuple[str, ...] = ()):
+        self._layouts = layouts
+        self._tensors = tensors
+        self._prefix = prefix
+
+    def __getitem__(self, name: str) -> _FlatParams:
+        return _FlatParams(self._layouts, self._tensors, (*self._prefix, name))
+
+    def to_module(self, module: torch.nn.Module, preserve_module_state: bool = False):
+        for layout in self._layouts:
+            if layout.module is module:
+                break
+        else:
+            raise RuntimeError(
+                f"the fused update binds its parameters only to the networks the loss holds as attributes; "
+                f"{type(module).__name__} is not one of them (set flat_fused_params = False on the loss)"
+            )
+        if layout.uncovered:
+            raise RuntimeError(
+                f"{type(module).__name__} has parameters {layout.uncovered} that the fused update does not "
+                "differentiate (set flat_fused_params = False on the loss)"
+            )
+        n = len(self._prefix)
+        tensors = {name: self._tensors[i] for i, name in layout.names if layout.keys[i][:n] == self._prefix}
+        if len(tensors) != len(layout.names):
+            raise RuntimeError(
+                f"params{''.join(f'[{p!r}]' for p in self._prefix)} does not hold every parameter of {type(module).__name__}"
+            )
+        return _reparametrize_module(module, tensors)
+
+
 class FusedAdamUpdate:
     """Loss, gradient, norm clipping and Adam step of a regularized DQN loss in one compiled graph.
 
@@ -169,6 +236,12 @@ class FusedAdamUpdate:
         self.params = _fused_params(loss_module)
         self.keys = list(self.params.keys(True, True))
         self.leaves = [self.params.get(key) for key in self.keys]
+        # Flat parameters (see _FlatParams): a layout for each network the loss holds as an attribute.
+        self._layouts: tuple[_ModuleLayout, ...] | None = None
+        if getattr(loss_module, "flat_fused_params", False):
+            modules = {id(m): m for m in vars(loss_module).values() if isinstance(m, torch.nn.Module)}
+            modules.update({id(m): m for m in loss_module.children() if not isinstance(m, TensorDictBase)})
+            self._layouts = tuple(_ModuleLayout(m, self.keys, self.leaves) for m in modules.values())
         self.priority_key = loss_module.tensor_keys.priority
         self._priority_path = self.priority_key if isinstance(self.priority_key, tuple) else (self.priority_key,)
         # lr, beta1, beta2, eps as a float64 tensor input of the graph: a Python float would be
@@ -237,12 +310,24 @@ class FusedAdamUpdate:
         lr, beta1, beta2, eps = hyper.unbind(0)
         batch = TensorDict(dict(zip(self._batch_keys, leaves)), batch_size=leaves[0].shape[: self._batch_dims])
 
-        def loss_fn(params):
-            loss, priority, diagnostics = loss_module.loss_and_outputs(batch, params)
-            return loss, (loss.detach(), priority, diagnostics)
+        if self._layouts is not None:
+            layouts = self._layouts
 
-        grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(self.params.detach())
-        grads = [grads.get(key) for key in self.keys]
+            def loss_fn(tensors):
+                loss, priority, diagnostics = loss_module.loss_and_outputs(batch, _FlatParams(layouts, tensors))
+                return loss, (loss.detach(), priority, diagnostics)
+
+            grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(
+                tuple(leaf.detach() for leaf in self.leaves)
+            )
+        else:
+
+            def loss_fn(params):
+                loss, priority, diagnostics = loss_module.loss_and_outputs(batch, params)
+                return loss, (loss.detach(), priority, diagnostics)
+
+            grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(self.params.detach())
+            grads = [grads.get(key) for key in self.keys]
         with torch.no_grad():
             if self.max_grad_norm is not None:  # as torch.nn.utils.clip_grad_norm_
                 total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
