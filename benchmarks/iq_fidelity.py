@@ -12,6 +12,7 @@ and the comparison through ``python -m torchrl_reg.report``. This script does wh
     python -m benchmarks.iq_fidelity baseline OUT     # run directories rebuilt from benchmarks/results/iq/learning/*.json
     python -m benchmarks.iq_fidelity collect SWEEPS   # finished sweep runs -> benchmarks/results/iq/fidelity/*.json
     python -m benchmarks.iq_fidelity compare REPORT   # IQ / SAC ratios and the "M-IQ >= IQ - pooled std" check
+    python -m benchmarks.iq_fidelity horizon          # the same at 100k / 200k / 300k from the collected 300k runs
     python -m benchmarks.iq_fidelity initial          # the freshly initialized policy, softmax(F) vs softmax(F / tau)
 
 ``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.py``, issue 5) were
@@ -164,6 +165,92 @@ def compare(report: Path) -> None:
         print(f"{c['m_iq']} {c['m_iq_mean']:.0f} >= {c['iq']} - pooled std {c['iq_minus_pooled_std']:.0f}: {c['met']} (n={c['seeds']})")
 
 
+HORIZON_STEPS = (100_000, 200_000, 300_000)
+
+
+def horizon(runs: Path = FIDELITY / "300k") -> None:
+    """Does the IQ / SAC ratio grow with steps? From the collected 300k runs (``<method>_seed<k>.json``, methods
+    ``iq``, ``m_iq``, ``sac``): per method and step, the evaluation return per seed, mean and sample std, the
+    ratio of means to SAC's and the per-seed ratios (same seed), and "M-IQ >= IQ - pooled std" at each step;
+    written to ``runs/comparison.json`` with a figure ``runs/horizon.png``."""
+    returns: dict[str, dict[int, dict[int, float]]] = {}  # method -> seed -> step -> return
+    curves: dict[str, dict[int, tuple[list[int], list[float]]]] = {}
+    for path in sorted(runs.glob("*_seed*.json")):
+        name, seed = path.stem.rsplit("_seed", 1)
+        metrics = json.loads(path.read_text())["metrics"]
+        if metrics.get("status") != "completed":
+            continue
+        at = dict(zip(metrics["eval_frames"], metrics["eval_returns"]))
+        missing = [step for step in HORIZON_STEPS if step not in at]
+        if missing:
+            raise ValueError(f"{path}: no evaluation at steps {missing}; its eval_frames are {metrics['eval_frames']}")
+        returns.setdefault(name, {})[int(seed)] = {step: at[step] for step in HORIZON_STEPS}
+        curves.setdefault(name, {})[int(seed)] = (metrics["eval_frames"], metrics["eval_returns"])
+    if "sac" not in returns:
+        raise ValueError(f"{runs}: no completed SAC run (sac_seed<k>.json) to take ratios against")
+    rows: dict[str, dict] = {}
+    for name, by_seed in sorted(returns.items()):
+        rows[name] = {"seeds": sorted(by_seed)}
+        for step in HORIZON_STEPS:
+            values = [by_seed[k][step] for k in sorted(by_seed)]
+            sac = [returns["sac"][k][step] for k in sorted(returns["sac"])]
+            rows[name][str(step)] = {
+                "per_seed": {str(k): by_seed[k][step] for k in sorted(by_seed)},
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else None,
+                "ratio_of_means_to_sac": statistics.fmean(values) / statistics.fmean(sac),
+                "per_seed_ratio_to_sac": {str(k): by_seed[k][step] / returns["sac"][k][step]
+                                          for k in sorted(by_seed) if k in returns["sac"]},
+            }
+    checks = []
+    if len(returns.get("m_iq", {})) > 1 and len(returns.get("iq", {})) > 1:
+        for step in HORIZON_STEPS:
+            a = [v[step] for v in returns["m_iq"].values()]
+            b = [v[step] for v in returns["iq"].values()]
+            threshold = statistics.fmean(b) - _pooled_std(a, b)
+            checks.append({"step": step, "m_iq_mean": statistics.fmean(a), "iq_mean": statistics.fmean(b),
+                           "pooled_std": _pooled_std(a, b), "iq_minus_pooled_std": threshold,
+                           "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]})
+    out = {"command": "python -m benchmarks.iq_fidelity " + " ".join(sys.argv[1:]), "runs": str(runs.relative_to(REPO))
+           if runs.is_relative_to(REPO) else str(runs), "score": "deterministic evaluation return (10 episodes) at "
+           "each step", "methods": rows, "m_iq_never_detrimental": checks}
+    (runs / "comparison.json").write_text(json.dumps(out, indent=2) + "\n")
+    for name, row in rows.items():
+        print(f"{name:>5} (seeds {row['seeds']}): " + "; ".join(
+            f"{step // 1000}k {row[str(step)]['mean']:.0f} (x{row[str(step)]['ratio_of_means_to_sac']:.2f} SAC)"
+            for step in HORIZON_STEPS))
+    for c in checks:
+        print(f"{c['step'] // 1000}k: M-IQ {c['m_iq_mean']:.0f} >= IQ - pooled std {c['iq_minus_pooled_std']:.0f}: {c['met']}")
+    _plot_horizon(curves, rows, runs / "horizon.png")
+
+
+def _plot_horizon(curves: dict, rows: dict, path: Path) -> None:
+    """Left: evaluation return against steps, one thin line per seed and the mean; right: ratio of means to SAC."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for color, name in zip(("C0", "C1", "C2", "C3"), sorted(curves)):
+        for frames, values in curves[name].values():
+            left.plot(frames, values, color=color, alpha=0.25, linewidth=0.8)
+        frames = curves[name][min(curves[name])][0]
+        mean = np.mean([values for _, values in curves[name].values()], axis=0)
+        left.plot(frames, mean, color=color, label=f"{name} (mean of {len(curves[name])} seeds)")
+        if name != "sac":
+            right.plot([s / 1000 for s in HORIZON_STEPS], [rows[name][str(s)]["ratio_of_means_to_sac"]
+                                                            for s in HORIZON_STEPS], "o-", color=color, label=name)
+    left.set(xlabel="environment steps", ylabel="evaluation return", title=f"{ENV}")
+    left.legend()
+    right.set(xlabel="steps (thousands)", ylabel="mean return / SAC mean return", title="ratio to SAC", ylim=(0, None))
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def initial(seeds: int = 3, tau: float = 0.01) -> None:
     """Entropy per dimension and ``ln pi`` of uniformly random grid actions under the freshly initialized preset
     policy (2x256 ReLU, 11 bins), on 1000 HalfCheetah-v5 states visited by uniformly random actions."""
@@ -209,12 +296,14 @@ def main() -> None:
     collect_parser.add_argument("sweeps", type=Path)
     collect_parser.add_argument("--out", type=Path, default=FIDELITY)
     sub.add_parser("compare").add_argument("report", type=Path)
+    sub.add_parser("horizon").add_argument("--runs", type=Path, default=FIDELITY / "300k")
     sub.add_parser("initial")
     args = parser.parse_args()
     actions = {
         "baseline": lambda: baseline(args.out),
         "collect": lambda: collect(args.sweeps, args.out),
         "compare": lambda: compare(args.report),
+        "horizon": lambda: horizon(args.runs),
         "initial": initial,
     }
     actions[args.command]()
