@@ -210,7 +210,8 @@ def horizon(runs: Path = FIDELITY / "300k") -> None:
             threshold = statistics.fmean(b) - _pooled_std(a, b)
             checks.append({"step": step, "m_iq_mean": statistics.fmean(a), "iq_mean": statistics.fmean(b),
                            "pooled_std": _pooled_std(a, b), "iq_minus_pooled_std": threshold,
-                           "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]})
+                           "margin": statistics.fmean(a) - threshold, "met": statistics.fmean(a) >= threshold,
+                           "seeds": [len(a), len(b)]})
     out = {"command": "python -m benchmarks.iq_fidelity " + " ".join(sys.argv[1:]), "runs": str(runs.relative_to(REPO))
            if runs.is_relative_to(REPO) else str(runs), "score": "deterministic evaluation return (10 episodes) at "
            "each step", "methods": rows, "m_iq_never_detrimental": checks}

@@ -39,6 +39,7 @@ def test_horizon_ratios_and_pooled_std_check(tmp_path):
     (c100, c200, c300) = out["m_iq_never_detrimental"]
     assert c300["pooled_std"] == pytest.approx(1000.0)
     assert c300["iq_minus_pooled_std"] == pytest.approx(2000.0) and c300["met"] is False  # 1000 < 2000
+    assert c300["margin"] == pytest.approx(-1000.0)
     # 200k: IQ {900, 1100} var 2e4, M-IQ var 0: pooled sqrt(1e4) = 100; threshold 900 <= 1000
     assert c200["iq_minus_pooled_std"] == pytest.approx(900.0) and c200["met"] is True
     assert c100["met"] is True  # threshold 200 - sqrt(2e4 / 2) = 100 <= 100
