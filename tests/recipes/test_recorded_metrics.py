@@ -116,16 +116,35 @@ def run_case(name: str, run_dir: Path) -> dict[str, Any]:
     return {"metrics": {k: v for k, v in metrics.items() if k not in _UNTIMED}, "logged": logged}
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal, floats to 1e-6 relative (CSV round trip), NaN equal to NaN."""
+#: Relative tolerance of every float (the CSV round trip keeps ~7 significant digits).
+_REL_TOL = 1e-6
+#: Log-probabilities of replayed actions (and the entropy estimates built from them) are ill-conditioned: at a
+#: replayed action a close to the policy mean mu, ``(a - mu) / sigma`` cancels, so a last-bit difference in an
+#: observation or in mu's tanh / exp becomes ~1e-5 relative in ``ln pi``. Those last bits differ between CPUs: the
+#: same commit (8d68211) gives ln pi's minimum as -2409.0242 on the AMD EPYC VM where these values were recorded and
+#: -2409.0625 on an Intel Xeon VM with AVX-512 (-2409.0325 with numpy's, MKL's and ATen's AVX-512 kernels turned
+#: off), while every loss, return and other scalar agrees to 1e-6. These keys alone are compared to 1e-4; a
+#: refactor that changes what is computed moves them by far more.
+_LOG_PROB_REL_TOL = 1e-4
+
+
+def _tolerance(path: str) -> float:
+    """``_LOG_PROB_REL_TOL`` for the log-probability keys (``train/log_pi``, ``train/entropy``, ``diag/log_pi_*``,
+    ``diagnostics.log_pi_*``), ``_REL_TOL`` for everything else."""
+    leaf = path.rsplit(".", 1)[-1].rsplit("/", 1)[-1]
+    return _LOG_PROB_REL_TOL if leaf.startswith("log_pi") or leaf == "entropy" else _REL_TOL
+
+
+def _same(a: Any, b: Any, path: str = "") -> bool:
+    """Equal, floats to ``_tolerance(path)`` relative (CSV round trip), NaN equal to NaN."""
     if isinstance(a, float) or isinstance(b, float):
         if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
             return False
-        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=_tolerance(path), abs_tol=1e-9)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y, path) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(a[k], b[k], f"{path}.{k}") for k in a)
     return a == b
 
 
@@ -136,9 +155,21 @@ def _differences(recorded: dict[str, Any], got: dict[str, Any]) -> list[str]:
         for key in sorted(set(want) | set(have)):
             if key not in have or key not in want:
                 out.append(f"{part}[{key!r}]: {'missing' if key not in have else 'not recorded'}")
-            elif not _same(want[key], have[key]):
+            elif not _same(want[key], have[key], key):
                 out.append(f"{part}[{key!r}]: recorded {want[key]!r}, got {have[key]!r}")
     return out
+
+
+def test_only_the_log_probability_keys_get_the_looser_tolerance():
+    # the AMD / Intel difference above: accepted for ln pi and the entropy, refused for any other scalar
+    recorded, avx512 = -2409.024169921875, -2409.0625
+    assert _same(recorded, avx512, "diag/log_pi_min") and _same([[300, recorded]], [[300, avx512]], "train/log_pi")
+    assert _same({"log_pi_q01": recorded}, {"log_pi_q01": avx512}, "diagnostics")
+    assert _same(-3.550368547439575, -3.5503616333007812, "train/entropy")
+    for key in ("train/loss_qvalue", "eval/return", "train/alpha", "final_return"):
+        assert not _same(recorded, avx512, key)
+    assert not _same({"clip_fraction": 0.5}, {"clip_fraction": 0.50002}, "diagnostics")
+    assert not _same(-2409.0, -2409.5, "diag/log_pi_min")  # 2e-4 relative: a real change
 
 
 @pytest.mark.slow
