@@ -91,15 +91,28 @@ def signal_pending(pid: int, sig: int) -> bool:
     return any(mask >> (sig - 1) & 1 for mask in masks)
 
 
+#: How long ``_try_freeze`` waits for every process to show as stopped before it continues them and tries later.
+STOP_SETTLE_S = 10.0
+
+
 def _try_freeze(pids, ready) -> list[int] | None:
     """SIGSTOP the processes ``pids()``; return them still stopped if ``ready()`` holds then, else continue
-    them and return None (also when there is nothing to stop yet)."""
+    them and return None (also when there is nothing to stop yet, or when they do not all stop in
+    ``STOP_SETTLE_S``: a process that is between ``vfork`` and ``exec`` still carries its parent's command
+    line, so both match ``pids()``; the stopped child then keeps the parent waiting for the ``exec``, in
+    state D, never T. Continuing both lets the child exec, and the next try matches the parent alone)."""
     procs = pids()
     if not procs:
         return None
     for pid in procs:
         _send(pid, signal.SIGSTOP)
-    wait_for(lambda: all(is_stopped(pid) for pid in procs), 60, "the processes to stop")
+    deadline = time.monotonic() + STOP_SETTLE_S
+    while not all(is_stopped(pid) for pid in procs):
+        if time.monotonic() > deadline:
+            for pid in procs:
+                _send(pid, signal.SIGCONT)
+            return None
+        time.sleep(0.05)
     if ready():
         return procs
     for pid in procs:
