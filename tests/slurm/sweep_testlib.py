@@ -99,7 +99,7 @@ def _try_freeze(pids, ready) -> list[int] | None:
     """SIGSTOP the processes ``pids()``; return them still stopped if ``ready()`` holds then, else continue
     them and return None (also when there is nothing to stop yet, or when they do not all stop in
     ``STOP_SETTLE_S``: a process that is between ``vfork`` and ``exec`` still carries its parent's command
-    line, so both match ``pids()``; the stopped child then keeps the parent waiting for the ``exec``, in
+    line, so both match ``pids()`` (the likely cause of one such failure seen); the stopped child then keeps the parent waiting for the ``exec``, in
     state D, never T. Continuing both lets the child exec, and the next try matches the parent alone)."""
     procs = pids()
     if not procs:
