@@ -3,6 +3,7 @@ smoke run of one spec through the sweep and the report, as a benchmark is run.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,40 @@ def test_a_benchmark_spec_runs_through_the_sweep_and_the_report(tmp_path, capsys
     again = json.loads((tmp_path / "again" / "results.json").read_text())
     assert {r["method"]: r["mean"] for r in again["per_env"]} == finals
     assert (tmp_path / "again" / "curves_CartPole-v1.png").is_file()
+
+
+def _two_method_spec(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    recipe = REPO / "recipes" / "m_dqn.py"
+    spec.write_text(f"overrides: ['seed=0,1', env=cartpole]\nmethods:\n"
+                    f"  dqn: {{recipe: {recipe}, overrides: [loss=dqn]}}\n"
+                    f"  m_dqn: {{recipe: {recipe}, overrides: [loss=m_dqn]}}\n")
+    return spec
+
+
+def test_methods_option_runs_only_the_named_methods_of_a_spec(tmp_path, capsys):
+    spec = _two_method_spec(tmp_path)
+    assert main([str(spec), "--methods", "m_dqn", "--dry-run", "--dir", str(tmp_path / "s")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[:-1]] == ["m_dqn/000_seed=0", "m_dqn/001_seed=1"]
+    assert lines[-1].startswith("2 valid tasks")
+    assert main([str(spec), "--methods", "m_dqn,dqn", "--dry-run"]) == 0
+    assert capsys.readouterr().out.count("dqn/") == 4  # both, in the spec's order
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["SPEC", "--methods", "sql"], "--methods 'sql': .* has the methods dqn, m_dqn; .*unknown: 'sql'"),
+        (["SPEC", "--methods", "dqn,dqn"], "--methods 'dqn,dqn': .*each once"),
+        (["SPEC", "--methods", "dqn,"], "--methods 'dqn,': .*each once"),
+        ([str(REPO / "recipes" / "m_dqn.py"), "--methods", "dqn"], "only a sweep spec .* has methods"),
+        (["--resume", "DIR", "--methods", "dqn"], "--resume takes the sweep directory only"),
+    ],
+)
+def test_methods_option_refuses_what_it_cannot_select(tmp_path, capsys, args, message):
+    spec = _two_method_spec(tmp_path)
+    args = [str(spec) if a == "SPEC" else str(tmp_path) if a == "DIR" else a for a in args]
+    assert main([*args, "--dry-run", "--dir", str(tmp_path / "s")]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "s").exists()

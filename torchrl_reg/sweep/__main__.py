@@ -17,7 +17,7 @@ from torchrl_reg.sweep.launch import (
     sweep_status,
     unfinished_tasks,
 )
-from torchrl_reg.sweep.spec import Recipe, SpecMethod, SweepError, load_sweep_spec, plan_tasks
+from torchrl_reg.sweep.spec import Recipe, SpecMethod, SweepError, load_sweep_spec, plan_tasks, select_methods
 from torchrl_reg.sweep.task import SWEEP_FILE, read_sweep_file
 
 USAGE = """\
@@ -34,7 +34,8 @@ Every task's config is composed and validated before anything is submitted.
 A sweep spec (SPEC.yaml, e.g. benchmarks/learning_classic.yaml) names several methods, each a
 recipe with overrides; each method becomes one sweep in <dir>/<method>, and overrides given on
 the command line replace the spec's for the same key (e.g. seed=0 collector.total_frames=2048
-for a smoke run). --resume and --status accept the directory of a spec's sweeps.
+for a smoke run), and --methods a,b runs only those methods (e.g. to put two methods of one
+spec on two machines). --resume and --status accept the directory of a spec's sweeps.
 
 SLURM resources per task (--slurm.KEY=VALUE): partition, account, qos, constraint, exclude,
 nodelist, cpus_per_task (2), gpus_per_node (0), gres (e.g. gpu:a100:1), mem_gb, time_min (60),
@@ -73,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="sweep directory (default: sweeps/<recipe>/<date>_<time>); on SLURM it must "
                                  "be on a filesystem the compute nodes share")
     p.add_argument("--parallel", type=int, help="tasks running at once (default: 256 on SLURM, 1 locally)")
+    p.add_argument("--methods", metavar="NAME[,NAME...]",
+                   help="with a sweep spec: run only these of its methods (default: all), e.g. --methods virel_em")
     p.add_argument("--dry-run", action="store_true", help="validate and list the tasks; submit nothing")
     p.add_argument("--wait", action="store_true", help="SLURM: wait until no task is queued or running")
     p.add_argument("--resume", metavar="SWEEP_DIR", help="resubmit the unfinished tasks of a sweep")
@@ -140,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         parallel = args.parallel or (256 if executor == "slurm" else 1)
 
         if args.resume:
-            if args.recipe or args.overrides:
-                raise SweepError("--resume takes the sweep directory only: its recipe and overrides are in sweep.json")
+            if args.recipe or args.overrides or args.methods is not None:
+                raise SweepError("--resume takes the sweep directory only: its recipe, overrides and methods are in "
+                                 "the sweep directories")
             todo = []
             for sweep_dir in _sweep_dirs(args.resume):
                 indices, queued = unfinished_tasks(sweep_dir)
@@ -160,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.recipe:
                 raise SweepError("give a recipe (recipes/<name>.py), a sweep spec (.yaml), --resume SWEEP_DIR or --status SWEEP_DIR")
             if Path(args.recipe).suffix in (".yaml", ".yml"):
-                methods = load_sweep_spec(args.recipe, args.overrides)
+                methods = select_methods(load_sweep_spec(args.recipe, args.overrides), args.methods, args.recipe)
             else:
+                if args.methods is not None:
+                    raise SweepError(f"--methods {args.methods}: only a sweep spec (.yaml) has methods to choose from, "
+                                     f"not the recipe {args.recipe}")
                 methods = [SpecMethod(None, Recipe.from_path(args.recipe), tuple(args.overrides))]
             top = args.dir or str(Path("sweeps") / Path(args.recipe).stem / time.strftime("%Y-%m-%d_%H-%M-%S"))
             dirs = [str(Path(top) / m.name) if m.name else top for m in methods]

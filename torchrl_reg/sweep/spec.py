@@ -297,6 +297,20 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
     return methods
 
 
+def select_methods(methods: Sequence[SpecMethod], names: str | None, spec: str | Path = "the spec") -> list[SpecMethod]:
+    """The methods of a spec named in ``names`` (comma-separated, as ``--methods`` takes them), in the
+    spec's order; all of them when ``names`` is None. An unknown or repeated name is refused."""
+    if names is None:
+        return list(methods)
+    wanted = [n.strip() for n in names.split(",")]
+    known = [m.name for m in methods]
+    unknown = [n for n in wanted if n not in known]
+    if unknown or not all(wanted) or len(set(wanted)) != len(wanted):
+        raise SweepError(f"--methods {names!r}: {spec} has the methods {', '.join(known)}; give some of them, "
+                         f"comma-separated, each once" + (f" (unknown: {', '.join(map(repr, unknown))})" if unknown else ""))
+    return [m for m in methods if m.name in wanted]
+
+
 def _error_message(err: BaseException) -> str:
     """The error and its causes on one line (Hydra puts the useful part in the cause)."""
     parts = []
