@@ -310,23 +310,26 @@ class FusedAdamUpdate:
         lr, beta1, beta2, eps = hyper.unbind(0)
         batch = TensorDict(dict(zip(self._batch_keys, leaves)), batch_size=leaves[0].shape[: self._batch_dims])
 
+        # The differentiated argument: a flat tuple of tensors bound to the networks by _FlatParams, or
+        # the TensorDict of parameters itself (a loss with flat_fused_params = False).
         if self._layouts is not None:
             layouts = self._layouts
+            primal = tuple(leaf.detach() for leaf in self.leaves)
 
-            def loss_fn(tensors):
-                loss, priority, diagnostics = loss_module.loss_and_outputs(batch, _FlatParams(layouts, tensors))
-                return loss, (loss.detach(), priority, diagnostics)
-
-            grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(
-                tuple(leaf.detach() for leaf in self.leaves)
-            )
+            def as_params(tensors):
+                return _FlatParams(layouts, tensors)
         else:
+            primal = self.params.detach()
 
-            def loss_fn(params):
-                loss, priority, diagnostics = loss_module.loss_and_outputs(batch, params)
-                return loss, (loss.detach(), priority, diagnostics)
+            def as_params(params):
+                return params
 
-            grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(self.params.detach())
+        def loss_fn(primal):
+            loss, priority, diagnostics = loss_module.loss_and_outputs(batch, as_params(primal))
+            return loss, (loss.detach(), priority, diagnostics)
+
+        grads, (loss, priority, diagnostics) = torch.func.grad(loss_fn, has_aux=True)(primal)
+        if self._layouts is None:
             grads = [grads.get(key) for key in self.keys]
         with torch.no_grad():
             if self.max_grad_norm is not None:  # as torch.nn.utils.clip_grad_norm_
