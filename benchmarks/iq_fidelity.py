@@ -110,6 +110,15 @@ def _pooled_std(a: list[float], b: list[float]) -> float:
     return math.sqrt(((len(a) - 1) * statistics.variance(a) + (len(b) - 1) * statistics.variance(b)) / dof)
 
 
+def _never_detrimental(a: list[float], b: list[float]) -> dict:
+    """The target "M-IQ >= IQ - pooled std" over seeds, from M-IQ's returns ``a`` and IQ's ``b``."""
+    pooled = _pooled_std(a, b)
+    threshold = statistics.fmean(b) - pooled
+    return {"m_iq_mean": statistics.fmean(a), "iq_mean": statistics.fmean(b), "pooled_std": pooled,
+            "iq_minus_pooled_std": threshold, "margin": statistics.fmean(a) - threshold,
+            "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]}
+
+
 def method_of(config: dict) -> str:
     """``sac``, or ``iq`` / ``m_iq`` with ``_scaled`` (softmax(F / tau)) and ``_clip`` (Munchausen clip) suffixes."""
     loss, policy = config["loss"], config.get("policy", {})
@@ -149,10 +158,7 @@ def compare(report: Path) -> None:
     checks = []
     for m_iq, iq in (("m_iq", "iq"), ("m_iq_scaled", "iq_scaled"), ("m_iq_clip", "iq")):
         if m_iq in finals and iq in finals and len(finals[m_iq]) > 1 and len(finals[iq]) > 1:
-            a, b = list(finals[m_iq].values()), list(finals[iq].values())
-            threshold = statistics.fmean(b) - _pooled_std(a, b)
-            checks.append({"m_iq": m_iq, "iq": iq, "m_iq_mean": statistics.fmean(a), "iq_minus_pooled_std": threshold,
-                           "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]})
+            checks.append({"m_iq": m_iq, "iq": iq, **_never_detrimental(list(finals[m_iq].values()), list(finals[iq].values()))})
     out = {"command": "python " + " ".join(sys.argv), "report": str(report), "score": "evaluation return at 100k "
            "(10 deterministic episodes)", "methods": rows, "m_iq_never_detrimental": checks}
     FIDELITY.mkdir(parents=True, exist_ok=True)
@@ -207,11 +213,7 @@ def horizon(runs: Path = FIDELITY / "300k") -> None:
         for step in HORIZON_STEPS:
             a = [v[step] for v in returns["m_iq"].values()]
             b = [v[step] for v in returns["iq"].values()]
-            threshold = statistics.fmean(b) - _pooled_std(a, b)
-            checks.append({"step": step, "m_iq_mean": statistics.fmean(a), "iq_mean": statistics.fmean(b),
-                           "pooled_std": _pooled_std(a, b), "iq_minus_pooled_std": threshold,
-                           "margin": statistics.fmean(a) - threshold, "met": statistics.fmean(a) >= threshold,
-                           "seeds": [len(a), len(b)]})
+            checks.append({"step": step, **_never_detrimental(a, b)})
     out = {"command": "python -m benchmarks.iq_fidelity " + " ".join(sys.argv[1:]), "runs": str(runs.relative_to(REPO))
            if runs.is_relative_to(REPO) else str(runs), "score": "deterministic evaluation return (10 episodes) at "
            "each step", "methods": rows, "m_iq_never_detrimental": checks}
