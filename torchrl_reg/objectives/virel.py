@@ -241,7 +241,12 @@ class VIRELLoss(RegularizedLossBase):
     meaningful, only its gradient. Note the sign of the second term: it lowers the Bellman error in
     proportion to :math:`\bar Q_\omega`, and raises it when :math:`\bar Q_\omega < 0` (e.g. on Pendulum,
     whose rewards are negative); the first term raises Q at the actor's actions. The variant needs
-    ``reduction="mean"`` (its loss is a product of batch means).
+    ``reduction="mean"`` (its loss is a product of batch means). Nothing but the second term ties
+    :math:`Q_\omega` to its target, and once :math:`\epsilon_\omega` is large the first term's push dominates:
+    at the official MuJoCo settings (100k steps, RESULTS.md, "VIREL on HalfCheetah-v5 and Hopper-v5") Q and
+    :math:`\epsilon_\omega` ran away in 2 of 6 runs (HalfCheetah mean Q 1.2e6, :math:`\epsilon_\omega` 4.5e8) where
+    ``"practical"`` kept :math:`\epsilon_\omega` below 0.08: use ``"em"`` to study the slides' updates, ``"practical"``
+    to learn.
 
     Args:
         actor_network: a :class:`~torchrl.modules.ProbabilisticActor` with a reparametrizable
