@@ -5,7 +5,7 @@ run) of ``benchmarks/learning_virel.yaml`` and of our SAC runs, and draws per en
 deterministic evaluation return and VIREL's temperature ``eps_w = c mean |T Q - Q|^p`` (the
 ``train/temperature`` curve, on the training batch) against environment steps, one line per seed::
 
-    python benchmarks/virel_mujoco.py benchmarks/results/virel/mujoco100k benchmarks/results/iq/learning
+    python -m benchmarks.virel_mujoco benchmarks/results/virel/mujoco100k benchmarks/results/iq/learning
 
 writes ``results/virel/mujoco100k/eps_w_<env>.png`` and ``results/virel/mujoco100k/eps_w.json`` (per
 method, environment and seed: the evaluation at 100k, eps_w at its first and last log, wall time). The
@@ -17,6 +17,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from benchmarks import virel_pendulum
 
 OUT = Path(__file__).parent / "results" / "virel" / "mujoco100k"
 METHODS = {"virel": "tab:blue", "virel_em": "tab:red", "sac": "k"}
@@ -60,35 +62,15 @@ def summarize(records: list[dict]) -> dict:
 
 
 def plot(records: list[dict], env: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    labelled: set[tuple[str, int]] = set()
+    """The two-panel figure of benchmarks/virel_pendulum.py (return, temperature), from records."""
+    summary: dict = {}
     for r in (r for r in records if r["env"] == env):
-        color = METHODS[r["method"]]
-        frames, returns = eval_curve(r)
-        first = (r["method"], 0) not in labelled
-        axes[0].plot(frames, returns, "-", color=color, alpha=0.8, label=r["method"] if first else None)
-        labelled.add((r["method"], 0))
-        temperature = r.get("curves", {}).get("train/temperature")
-        if temperature and r["method"] != "sac":
-            first = (r["method"], 1) not in labelled
-            axes[1].plot(temperature["frames"], temperature["values"], "-", color=color, alpha=0.8,
-                         label=f"{r['method']} eps_w" if first else None)
-            labelled.add((r["method"], 1))
-    axes[0].set_title(f"{env}: evaluation return (deterministic policy, 10 episodes)", fontsize=10)
-    axes[1].set_title("VIREL's temperature eps_w = c mean|TQ - Q|^p (training batch)", fontsize=10)
-    axes[1].set_yscale("log")
-    for ax in axes:
-        ax.set_xlabel("environment steps (one line per seed)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        temperature = r.get("curves", {}).get("train/temperature") if r["method"] != "sac" else None
+        summary.setdefault(r["method"], {"seeds": []})["seeds"].append({
+            "completed": True, "eval": list(zip(*eval_curve(r))),
+            "temperature": list(zip(temperature["frames"], temperature["values"])) if temperature else [],
+        })
+    virel_pendulum.plot(summary, env, path, colors=METHODS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no VIREL record (method virel or virel_em on {', '.join(ENVS)}) under {', '.join(map(str, args.roots))}")
     args.out.mkdir(parents=True, exist_ok=True)
     summary = summarize(records)
-    command = "python benchmarks/virel_mujoco.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.virel_mujoco " + " ".join(sys.argv[1:] if argv is None else argv)
     (args.out / "eps_w.json").write_text(json.dumps({"command": command, "summary": summary}, indent=1))
     for env in (e for e in summary if set(summary[e]) - {"sac"}):
         plot(records, env, args.out / f"eps_w_{env}.png")

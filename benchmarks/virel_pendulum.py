@@ -103,7 +103,7 @@ def by_method(rows: list[dict], methods: tuple[str, ...], seeds: set[int] | None
     return summary
 
 
-def plot(summary: dict, title: str, path: Path) -> None:
+def plot(summary: dict, title: str, path: Path, colors: dict[str, str] = COLORS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,10 +115,10 @@ def plot(summary: dict, title: str, path: Path) -> None:
             style = "-" if run["completed"] else ":"
             first = i == 0
             if run["eval"]:
-                axes[0].plot(*zip(*run["eval"]), style, color=COLORS[method], alpha=0.8, label=method if first else None)
+                axes[0].plot(*zip(*run["eval"]), style, color=colors[method], alpha=0.8, label=method if first else None)
             if run["temperature"]:
                 name = f"{method} (alpha)" if method == "sac" else f"{method} eps_w"
-                axes[1].plot(*zip(*run["temperature"]), style, color=COLORS[method], alpha=0.8, label=name if first else None)
+                axes[1].plot(*zip(*run["temperature"]), style, color=colors[method], alpha=0.8, label=name if first else None)
     axes[0].set_title(f"{title}: evaluation return (deterministic policy)", fontsize=10)
     axes[1].set_title("temperature: VIREL's eps_w (Bellman error), SAC's alpha", fontsize=10)
     axes[1].set_yscale("log")
@@ -127,6 +127,7 @@ def plot(summary: dict, title: str, path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
