@@ -12,6 +12,10 @@ The runs come from the product's sweep, one sweep per method, all on the same bu
 
     python benchmarks/virel_pendulum.py D/pendulum_practical D/pendulum_em D/pendulum_sac D/pendulum_estimators ...
 
+(``--keep results/virel/pendulum.json`` adds a run to the committed summaries without the run
+directories of the others: their runs are kept as summarized there, a new run of the same method and
+seed replaces one)
+
 reads every run directory below the given folders (a run still going, or stopped, is summarized up
 to its last evaluation and marked so) and writes
 
@@ -86,6 +90,19 @@ def summarize_run(run: Path) -> dict:
     }
 
 
+def kept_runs(earlier: dict, have: set[tuple[str, int]]) -> list[dict]:
+    """The runs of an earlier summary whose (method, seed) is not in ``have``, each once; their keys are
+    added to ``have`` (so that a run in two summaries is kept from the first)."""
+    kept = []
+    for entry in earlier["summary"].values():
+        for run in entry["seeds"]:
+            key = (run["method"], run["seed"])
+            if key not in have:
+                have.add(key)
+                kept.append(run)
+    return kept
+
+
 def by_method(rows: list[dict], methods: tuple[str, ...], seeds: set[int] | None = None) -> dict:
     summary = {}
     for method in methods:
@@ -124,19 +141,31 @@ def plot(summary: dict, title: str, path: Path, colors: dict[str, str] = COLORS)
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("environment steps (dotted: run not finished)")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", type=Path, nargs="+", help="sweep or run directories")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--keep", type=Path, action="append", default=[], metavar="JSON",
+        help="a summary this script wrote before (results/virel/pendulum.json): keep its runs, as summarized "
+             "there, whose method and seed no run below the roots has (their run directories may be gone)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG files go (default: %(default)s)")
+    args = parser.parse_args(argv)
     rows = [summarize_run(run) for run in find_runs(args.roots)]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/virel_pendulum.py " + " ".join(sys.argv[1:])
+    kept_from, have = {}, {(r["method"], r["seed"]) for r in rows}
+    for path in args.keep:
+        earlier = json.loads(path.read_text())
+        kept_from[str(path)] = earlier["command"]
+        rows += kept_runs(earlier, have)
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/virel_pendulum.py " + " ".join(sys.argv[1:] if argv is None else argv)
     main_summary = by_method(rows, MAIN_METHODS)
     # The estimators compare on the seeds every estimator has.
     seed_sets = [{r["seed"] for r in rows if r["method"] == m} for m in ESTIMATORS]
@@ -145,12 +174,15 @@ def main() -> None:
     for name, summary, title in (("pendulum", main_summary, "Pendulum-v1"),
                                  ("pendulum_estimators", estimator_summary, "Pendulum-v1, practical VIREL by estimator")):
         payload = {"command": command, "platform": platform.platform(), "summary": summary}
-        (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1))
-        plot(summary, title, RESULTS / f"{name}.png")
+        if kept_from:
+            payload["kept_from"] = kept_from  # the command that summarized each kept run
+        (args.out / f"{name}.json").write_text(json.dumps(payload, indent=1))
+        plot(summary, title, args.out / f"{name}.png")
         for method, entry in summary.items():
             print(name, method, [(r["seed"], r["last_eval_frame"], round(r["last_eval_return"], 1), r["status"])
                                  for r in entry["seeds"] if r["eval"]])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
