@@ -14,7 +14,7 @@ The runs come from the product's sweep, one sweep per method, all on the same bu
 
 (``--keep results/virel/pendulum.json`` adds a run to the committed summaries without the run
 directories of the others: their runs are kept as summarized there, a new run of the same method and
-seed replaces one)
+seed replaces one, and the commands that summarized them are listed under ``earlier_commands``)
 
 reads every run directory below the given folders (a run still going, or stopped, is summarized up
 to its last evaluation and marked so) and writes
@@ -154,15 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, action="append", default=[], metavar="JSON",
         help="a summary this script wrote before (results/virel/pendulum.json): keep its runs, as summarized "
-             "there, whose method and seed no run below the roots has (their run directories may be gone)",
+             "there, whose method and seed no run below the roots has (their run directories may be gone); "
+             "its command, and those it kept runs from, go to earlier_commands",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and PNG files go (default: %(default)s)")
     args = parser.parse_args(argv)
     rows = [summarize_run(run) for run in find_runs(args.roots)]
-    kept_from, have = {}, {(r["method"], r["seed"]) for r in rows}
+    earlier_commands, have = [], {(r["method"], r["seed"]) for r in rows}
     for path in args.keep:
         earlier = json.loads(path.read_text())
-        kept_from[str(path)] = earlier["command"]
+        for command in [*earlier.get("earlier_commands", []), earlier["command"]]:
+            if command not in earlier_commands:
+                earlier_commands.append(command)
         rows += kept_runs(earlier, have)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/virel_pendulum.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -174,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, summary, title in (("pendulum", main_summary, "Pendulum-v1"),
                                  ("pendulum_estimators", estimator_summary, "Pendulum-v1, practical VIREL by estimator")):
         payload = {"command": command, "platform": platform.platform(), "summary": summary}
-        if kept_from:
-            payload["kept_from"] = kept_from  # the command that summarized each kept run
+        if earlier_commands:
+            payload["earlier_commands"] = earlier_commands  # the commands that summarized the kept runs
         (args.out / f"{name}.json").write_text(json.dumps(payload, indent=1))
         plot(summary, title, args.out / f"{name}.png")
         for method, entry in summary.items():

@@ -59,4 +59,12 @@ def test_keep_adds_a_run_and_replaces_the_one_of_the_same_method_and_seed(tmp_pa
     assert em["completed_last_eval"] == [-175.0, -169.0]
     assert em["mean_last_eval_completed"] == -172.0
     assert payload["summary"]["sac"]["completed_last_eval"] == [-100.0, -101.0]
-    assert payload["kept_from"] == {str(earlier): "python benchmarks/virel_pendulum.py /gone"}
+    assert payload["earlier_commands"] == ["python benchmarks/virel_pendulum.py /gone"]
+    # Kept again, the commands accumulate in order, each once.
+    again = tmp_path / "again"
+    assert main([str(tmp_path / "nothing"), "--keep", str(out / "pendulum.json"), "--out", str(again)]) == 0
+    payload = json.loads((again / "pendulum.json").read_text())
+    assert payload["earlier_commands"] == ["python benchmarks/virel_pendulum.py /gone", " ".join(
+        ["python benchmarks/virel_pendulum.py", str(tmp_path / "new"), "--keep", str(earlier), "--keep", str(earlier),
+         "--out", str(out)])]
+    assert [r["last_eval_return"] for r in payload["summary"]["virel_em"]["seeds"]] == [-175.0, -169.0]
