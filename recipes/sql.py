@@ -37,11 +37,12 @@ from torchrl.modules import Actor
 from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, crossed, default_of, recipe_schema
+from torchrl_reg.recipe_utils.run import RecipeRun
 from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
 
 PROPOSALS = ("uniform", "mixture")
-SPACES = ("squashed", "pre_tanh")
+SPACES = ("pre_tanh", "squashed", "barrier")
 
 
 @dataclass
@@ -105,27 +106,71 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Ac
     return actor, loss
 
 
-class TemperatureAnnealing(LoopHooks):
-    """Steps a :class:`TemperatureSchedule` of both losses after every update; logs ``tau`` at the end."""
+#: Particles of the reference soft value the logged estimators are compared with (defensive mixture).
+REFERENCE_PARTICLES = 4096
 
-    def __init__(self, schedule: TemperatureSchedule):
-        self.schedule = schedule
+
+def soft_value_diagnostics(critic: SoftQLoss, next_observations: TensorDictBase) -> dict[str, float]:
+    """Bias and effective sample size of the soft value ``V_hat(s')`` from ``M = num_value_particles``
+    particles with each proposal, against a :data:`REFERENCE_PARTICLES`-particle defensive-mixture estimate
+    at the same target parameters and states (consistent as the particles grow; the mixture's weights are
+    at most ``1 / uniform_weight`` times the uniform's). ``soft_value_bias_<proposal>`` is the mean of
+    ``V_hat - V_ref`` over the states, ``soft_value_error_std_<proposal>`` its spread over the states (a
+    state-dependent bias shapes the policy, a constant one does not), ``ess_<proposal>`` the mean ESS
+    of ``M``. Drawn under a forked RNG, so that logging leaves the run's random stream untouched."""
+    devices = [next_observations.device] if next_observations.device is not None and next_observations.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        reference = critic.soft_value(next_observations, proposal="mixture", num_particles=REFERENCE_PARTICLES)
+        values = {"ess_reference": reference["effective_sample_size"].mean().item()}
+        for proposal in PROPOSALS:
+            estimate = critic.soft_value(next_observations, proposal=proposal)
+            error = estimate["value"] - reference["value"]
+            values[f"soft_value_bias_{proposal}"] = error.mean().item()
+            values[f"soft_value_error_std_{proposal}"] = error.std().item()
+            values[f"ess_{proposal}"] = estimate["effective_sample_size"].mean().item()
+    return values
+
+
+class SQLHooks(LoopHooks):
+    """Steps the temperature schedule after every update (when ``loss.tau_final`` is set); at every log
+    line, :func:`soft_value_diagnostics` at the next states of the last minibatch, logged under ``diag/``
+    (the sampler's saturated fraction and bandwidth are loss outputs, logged with the others)."""
+
+    def __init__(self, loss: SoftQLearningLoss, schedule: TemperatureSchedule | None):
+        self.loss, self.schedule = loss, schedule
+        self.last_batch: TensorDictBase | None = None
+        self.values: dict[str, float] = {}
+
+    def before_update(self, batch: TensorDictBase) -> None:
+        self.last_batch = batch
 
     def after_update(self, out: TensorDictBase) -> None:
-        self.schedule.step()
+        if self.schedule is not None:
+            self.schedule.step()
+
+    def after_batch(self, run: RecipeRun, batch_frames: int) -> None:
+        if self.last_batch is None or not crossed(run.cfg.logger.interval, run.frames, batch_frames):
+            return
+        self.values = soft_value_diagnostics(self.loss.critic, self.last_batch.get("next"))
+        if run.logger is not None:
+            for key, value in self.values.items():
+                run.logger.log_scalar(f"diag/{key}", value, step=run.frames)
 
     def final_metrics(self) -> dict[str, Any]:
-        return {"final_tau": self.schedule.tau}
+        metrics: dict[str, Any] = {"diagnostics": self.values}
+        if self.schedule is not None:
+            metrics["final_tau"] = self.schedule.tau
+        return metrics
 
 
 def hooks(cfg: DictConfig, loss: SoftQLearningLoss) -> LoopHooks:
-    """:class:`TemperatureAnnealing` when ``loss.tau_final`` is set, else none."""
-    if cfg.loss.tau_final is None:
-        return LoopHooks()
-    schedule = TemperatureSchedule(
-        loss.critic, loss.actor, tau_final=cfg.loss.tau_final, annealing_num_steps=cfg.loss.tau_annealing_updates
-    )
-    return TemperatureAnnealing(schedule)
+    """:class:`SQLHooks`, with a :class:`TemperatureSchedule` of both losses when ``loss.tau_final`` is set."""
+    schedule = None
+    if cfg.loss.tau_final is not None:
+        schedule = TemperatureSchedule(
+            loss.critic, loss.actor, tau_final=cfg.loss.tau_final, annealing_num_steps=cfg.loss.tau_annealing_updates
+        )
+    return SQLHooks(loss, schedule)
 
 
 register_loss("soft_q_learning", SoftQLearningLoss, from_config, hooks=hooks)

@@ -104,6 +104,10 @@ class AmortizedSampler(nn.Module):
         """``a = low + (high - low) (tanh(u) + 1) / 2``: a point of the open Box."""
         return self.low + (self.high - self.low) * (torch.tanh(pre_tanh) + 1.0) / 2.0
 
+    def unit(self, action: torch.Tensor) -> torch.Tensor:
+        """The Box action scaled to ``[-1, 1]^d`` (the inverse of :meth:`squash`'s affine part)."""
+        return _normalized(action, self.low, self.high)
+
     def log_abs_det_jacobian(self, pre_tanh: torch.Tensor) -> torch.Tensor:
         """``ln |det da/du|`` of :meth:`squash` (:func:`log_abs_det_squash`)."""
         return log_abs_det_squash(pre_tanh, self.low, self.high)
