@@ -362,6 +362,26 @@ def _quadrant_fractions(actions: torch.Tensor) -> torch.Tensor:
     return torch.bincount(nearest, minlength=4).double() / nearest.numel()
 
 
+def _fit_sampler(target: nn.Module, space: str, steps: int) -> torch.Tensor:
+    """A 2-D sampler (2x64, seed 0) fitted by SVGDPolicyLoss to ``exp(target(s, a))`` (tau = 1) with Adam 3e-3,
+    16 states x 32 particles for ``steps`` steps; returns 20,000 of its actions."""
+    torch.manual_seed(0)
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    actor = svgd_sampler_actor(1, spec, num_cells=[64, 64])
+    qvalue = TensorDictModule(target, in_keys=["observation", "action"], out_keys=["state_action_value"])
+    loss = SVGDPolicyLoss(actor, qvalue, tau=1.0, num_particles=32, space=space)
+    optim = torch.optim.Adam(loss.parameters(), lr=3e-3)
+    states = TensorDict({"observation": torch.zeros(16, 1)}, [16])
+    for _ in range(steps):
+        out = loss(states)
+        out["loss_actor"].backward()
+        optim.step()
+        optim.zero_grad()
+    assert 0.0 <= out["saturated_fraction"].item() <= 1.0
+    with torch.no_grad():
+        return actor(TensorDict({"observation": torch.zeros(20_000, 1)}, [20_000]))["action"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("space", ["squashed", "pre_tanh"])
 def test_amortized_svgd_covers_every_mode_with_exact_weights(space):
@@ -369,19 +389,7 @@ def test_amortized_svgd_covers_every_mode_with_exact_weights(space):
     (seeds 0-5 of this set-up give at most 0.08, in both spaces). With sigma = 0.2 instead of 0.3,
     2 of 4 seeds lose modes: the sampler starts with its particles between the modes, and amortized
     SVGD keeps the modes it reaches first."""
-    torch.manual_seed(0)
-    spec = Bounded(-1.0, 1.0, shape=(2,))
-    actor = svgd_sampler_actor(1, spec, num_cells=[64, 64])
-    qvalue = TensorDictModule(LogMixture(), in_keys=["observation", "action"], out_keys=["state_action_value"])
-    loss = SVGDPolicyLoss(actor, qvalue, tau=1.0, num_particles=32, space=space)
-    optim = torch.optim.Adam(loss.parameters(), lr=3e-3)
-    states = TensorDict({"observation": torch.zeros(16, 1)}, [16])
-    for _ in range(600):
-        loss(states)["loss_actor"].backward()
-        optim.step()
-        optim.zero_grad()
-    with torch.no_grad():
-        actions = actor(TensorDict({"observation": torch.zeros(20_000, 1)}, [20_000]))["action"]
+    actions = _fit_sampler(LogMixture(), space, steps=600)
     fractions = _quadrant_fractions(actions)
     exact = _exact_quadrant_masses()
     assert (fractions > 0.05).all()
@@ -546,24 +554,6 @@ def test_truncated_exponential_moments_match_their_closed_form():
     assert tail == pytest.approx((math.exp(GAIN) - math.exp(0.99 * GAIN)) / (math.exp(GAIN) - math.exp(-GAIN)), abs=1e-9)
 
 
-def _trained_sampler_actions(space: str) -> torch.Tensor:
-    torch.manual_seed(0)
-    spec = Bounded(-1.0, 1.0, shape=(2,))
-    actor = svgd_sampler_actor(1, spec, num_cells=[64, 64])
-    qvalue = TensorDictModule(LinearQ(), in_keys=["observation", "action"], out_keys=["state_action_value"])
-    loss = SVGDPolicyLoss(actor, qvalue, tau=1.0, num_particles=32, space=space)
-    optim = torch.optim.Adam(loss.parameters(), lr=3e-3)
-    states = TensorDict({"observation": torch.zeros(16, 1)}, [16])
-    for _ in range(400):
-        out = loss(states)
-        out["loss_actor"].backward()
-        optim.step()
-        optim.zero_grad()
-    assert 0.0 <= out["saturated_fraction"].item() <= 1.0
-    with torch.no_grad():
-        return actor(TensorDict({"observation": torch.zeros(20_000, 1)}, [20_000]))["action"]
-
-
 @pytest.mark.slow
 def test_sampler_on_a_truncated_exponential_default_space():
     """The default space (pre_tanh) after 400 Adam steps, 16 states x 32 particles, seed 0: mean within
@@ -571,7 +561,7 @@ def test_sampler_on_a_truncated_exponential_default_space():
     fixed particles spreads a little less than the target: 0.155-0.183 over seeds 0-2 at 600 steps), and
     the mass beyond 0.99 below 0.10 (exact 0.049), each dimension."""
     assert SVGDPolicyLoss.__init__.__kwdefaults__["space"] == "pre_tanh"
-    actions = _trained_sampler_actions("pre_tanh")
+    actions = _fit_sampler(LinearQ(), "pre_tanh", steps=400)
     mean, std, tail = _moments(lambda a: math.exp(GAIN * (a - 1)))
     assert (actions.mean(0) - mean).abs().max().item() < 0.04
     ratio = actions.std(0) / std
@@ -584,7 +574,7 @@ def test_sampler_on_a_truncated_exponential_squashed_space_collapses():
     """space="squashed" on the same target: exp(Q/tau) does not vanish at the boundary, the particles are
     pushed out of the Box and tanh saturates: over 40% of the coordinates beyond 0.99 (exact 4.9%) and
     a standard deviation under 0.75 of the exact one. What the docstring says, kept visible."""
-    actions = _trained_sampler_actions("squashed")
+    actions = _fit_sampler(LinearQ(), "squashed", steps=400)
     _, std, _ = _moments(lambda a: math.exp(GAIN * (a - 1)))
     assert (actions.abs() > 0.99).float().mean().item() > 0.4
     assert actions.std(0).max().item() < 0.75 * std
@@ -594,7 +584,7 @@ def test_sampler_on_a_truncated_exponential_squashed_space_collapses():
 def test_sampler_on_a_truncated_exponential_barrier_space_is_biased_inwards():
     """space="barrier" (the reference's target): no saturation, but its fixed point is exp(G a)(1 - a^2),
     whose mean 0.650 (quadrature) lies well below the target's 0.800: within 0.05 of the former."""
-    actions = _trained_sampler_actions("barrier")
+    actions = _fit_sampler(LinearQ(), "barrier", steps=400)
     barrier_mean, _, _ = _moments(lambda a: math.exp(GAIN * (a - 1)) * (1 - a * a + 1e-6))
     target_mean, _, _ = _moments(lambda a: math.exp(GAIN * (a - 1)))
     assert barrier_mean == pytest.approx(0.650, abs=1e-3) and target_mean - barrier_mean > 0.1
