@@ -30,7 +30,7 @@ from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
-from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
+from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, recipe_entry, register_loss
 from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
 from torchrl_reg.validation import check_count, check_range
 
@@ -78,17 +78,6 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
     loss = SACLoss(actor, qvalue, action_spec=env.action_spec_unbatched, **settings)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return actor, loss
-
-
-class RewardScale(LoopHooks):
-    """Dopamine's ``reward_scale_factor``: the loss sees ``scale * r`` (the sampled minibatch is a copy,
-    so the buffer and the logged returns keep the raw rewards)."""
-
-    def __init__(self, scale: float):
-        self.scale = scale
-
-    def before_update(self, batch: TensorDictBase) -> None:
-        batch.set(("next", "reward"), batch.get(("next", "reward")) * self.scale)
 
 
 def hooks(cfg: DictConfig, loss: SACLoss) -> LoopHooks:

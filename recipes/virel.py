@@ -18,7 +18,9 @@ equations in its docstring) on :func:`torchrl_reg.loops.actor_critic.train`. Pre
 Pendulum budget (20k steps, 2x64, batch 128) so that it compares with ``recipes/sac.py
 env=pendulum``; HalfCheetah and Hopper use the official code's settings (300x300 networks, batch 128,
 Adam 3e-4, Polyak 1e-3, ``beta_scale`` 4e-3 from its README's Walker2d example, i.e. ``c = 0.008``
-with ``p = 2``: its temperature is ``beta_scale * MSE``).
+with ``p = 2``: its temperature is ``beta_scale * MSE``; and that command's reward scale 3,
+``loss.reward_scale``: the critic and the temperature see ``3 r``, so the policy's temperature in raw
+reward units is 3x that at scale 1).
 
 Discrete actions (``env=cartpole|minatar``): :class:`~torchrl_reg.objectives.DiscreteVIRELLoss`
 (``pi_w = softmax(Q/eps_w)`` exactly, the critic evaluates it) on
@@ -52,7 +54,7 @@ from torchrl.data import ReplayBuffer, TensorSpec
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor, QValueActor
 
-from torchrl_reg.loops import LoopHooks, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
+from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.exploration import BoltzmannExploration
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
 from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS, check_temperature_options
@@ -65,7 +67,7 @@ from torchrl_reg.recipe_utils import (
     check_config,
     default_of,
 )
-from torchrl_reg.validation import ReadOnlyIf, check_count
+from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
 
 #: The env presets of each family; the schema is chosen by the preset (``virel_schema: ${env}``).
 BOX_ENVS = ("pendulum", "halfcheetah", "hopper", "walker2d", "ant", "humanoid")
@@ -102,6 +104,10 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
 
     variant: str = default_of(VIRELLoss, "variant")
     num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
+    #: multiplies the rewards the loss sees, the temperature batch's too (the logged returns stay raw).
+    #: The Bellman error scales with it, so the policy's temperature in raw reward units is ``reward_scale``
+    #: times the temperature at scale 1 (``virel_preset/official.yaml``: the official command's 3.0).
+    reward_scale: float = 1.0
 
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
 
@@ -148,6 +154,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     except ValueError as err:
         raise ValueError(f"loss.{err}") from None
     check_count("loss.temperature_batch_size", loss.temperature_batch_size)
+    if not is_discrete(cfg):
+        check_range("loss.reward_scale", loss.reward_scale, 0.0, low_inclusive=False)
     if loss.temperature_estimator == "replay" and loss.temperature_batch_size > cfg.buffer.size:
         raise ValueError(
             f"loss.temperature_batch_size={loss.temperature_batch_size} is larger than the replay buffer "
@@ -174,21 +182,24 @@ def discrete_from_config(cfg: DictConfig, actor: QValueActor) -> DiscreteVIRELLo
     return loss
 
 
-class ReplayTemperature(LoopHooks):
+class ReplayTemperature(RewardScale):
     """The ``"replay"`` estimator (``batch_size`` transitions): before every update, the temperature on a
     separate uniform replay batch, once the buffer holds that many (NaN Bellman errors raise there, before
     the update and before any checkpoint). ``batch_size=None``: the loss estimates it in its forward
-    (``"batch"``/``"ema"``). Either way ``metrics.json`` gets the ``final_temperature``."""
+    (``"batch"``/``"ema"``). Either way ``metrics.json`` gets the ``final_temperature``. The rewards of
+    the minibatch and of the temperature batch are multiplied by ``reward_scale`` (:class:`RewardScale`)."""
 
-    def __init__(self, loss: VIRELLoss | DiscreteVIRELLoss, batch_size: int | None):
+    def __init__(self, loss: VIRELLoss | DiscreteVIRELLoss, batch_size: int | None, reward_scale: float = 1.0):
+        super().__init__(reward_scale)
         self.loss, self.batch_size, self.replay_buffer = loss, batch_size, None
 
     def attach(self, replay_buffer: ReplayBuffer) -> None:
         self.replay_buffer = replay_buffer
 
     def before_update(self, batch: TensorDictBase) -> None:
+        self.scale(batch)
         if self.batch_size is not None and len(self.replay_buffer) >= self.batch_size:
-            self.loss.update_temperature(self.replay_buffer.sample(self.batch_size))
+            self.loss.update_temperature(self.scale(self.replay_buffer.sample(self.batch_size)))
 
     def final_metrics(self) -> dict[str, Any]:
         return {"final_temperature": self.loss.temperature.item()}
@@ -211,7 +222,10 @@ def _temperature_batch(cfg: DictConfig) -> int | None:
     return cfg.loss.temperature_batch_size if cfg.loss.temperature_estimator == "replay" else None
 
 
-register_loss("virel", VIRELLoss, from_config, hooks=lambda cfg, loss: ReplayTemperature(loss, _temperature_batch(cfg)))
+register_loss(
+    "virel", VIRELLoss, from_config,
+    hooks=lambda cfg, loss: ReplayTemperature(loss, _temperature_batch(cfg), cfg.loss.reward_scale),
+)
 register_loss(
     DISCRETE, DiscreteVIRELLoss, discrete_from_config, hooks=lambda cfg, loss: BoltzmannTemperature(loss, _temperature_batch(cfg))
 )

@@ -50,6 +50,57 @@ def test_mujoco_presets_hold_the_official_settings(env, name):
     assert cfg.env.name == name and cfg.network.hidden == [300, 300] and cfg.buffer.batch_size == 128
     assert cfg.optim.lr == 3e-4 and cfg.loss.polyak == 1e-3 and cfg.loss.gamma == 0.99
     assert cfg.loss.c == 0.008 and cfg.loss.p == 2  # beta_scale 4e-3 times MSE = (c / p) mean delta^2
+    assert cfg.loss.reward_scale == 3.0  # the official command's --reward_scale 3.0
+
+
+def test_pendulum_keeps_raw_rewards():
+    assert virel.validate(compose_config(CONF, "virel")).loss.reward_scale == 1.0
+
+
+def test_reward_scale_reaches_the_minibatch_and_the_temperature_batch():
+    """ReplayTemperature at scale 3: the minibatch's rewards are tripled in place, and the temperature
+    is the loss's own estimate on the tripled temperature batch (the same transitions, scaled by hand)."""
+    from torchrl.data import Bounded, LazyTensorStorage, ReplayBuffer
+
+    from torchrl_reg.modules.critics import state_action_value_network
+    from torchrl_reg.modules.policies import tanh_normal_policy
+
+    torch.manual_seed(0)
+    spec = Bounded(-1.0, 1.0, shape=(1,))
+    loss = VIRELLoss(tanh_normal_policy(3, spec, num_cells=[8]), state_action_value_network(3, 1, num_cells=[8]))
+    loss.make_value_estimator(gamma=0.9)
+    n = 32
+    data = TensorDict(
+        {
+            "observation": torch.randn(n, 3),
+            "action": torch.rand(n, 1) * 2 - 1,
+            "next": {
+                "observation": torch.randn(n, 3),
+                "reward": torch.randn(n, 1),
+                "done": torch.zeros(n, 1, dtype=torch.bool),
+                "terminated": torch.zeros(n, 1, dtype=torch.bool),
+            },
+        },
+        [n],
+    )
+    buffer = ReplayBuffer(storage=LazyTensorStorage(n), batch_size=n)
+    buffer.extend(data.clone())
+    hooks = virel.ReplayTemperature(loss, batch_size=n, reward_scale=3.0)
+    hooks.attach(buffer)
+    minibatch = data.clone()
+    torch.manual_seed(1)
+    hooks.before_update(minibatch)
+    assert torch.equal(minibatch["next", "reward"], 3.0 * data["next", "reward"])
+    assert torch.equal(buffer.storage.get(torch.arange(n))["next", "reward"], data["next", "reward"])  # buffer raw
+    hooked = loss.temperature.item()
+    torch.manual_seed(1)  # the same stream: the same replay sample and the same sampled next actions
+    sample = buffer.sample(n)
+    sample["next", "reward"] = 3.0 * sample["next", "reward"]
+    loss.update_temperature(sample)
+    assert hooked == loss.temperature.item()
+    torch.manual_seed(1)
+    loss.update_temperature(buffer.sample(n))  # raw rewards: another temperature
+    assert loss.temperature.item() != pytest.approx(hooked, rel=1e-2)
 
 
 def test_em_loss_preset():
@@ -69,6 +120,8 @@ def test_em_loss_preset():
         ("loss.num_qvalue_nets=3", "loss.num_qvalue_nets"),
         ("loss.temperature_ema=0.5", "loss.temperature_ema=0.5 is not used by loss.temperature_estimator='replay'"),
         ("env.name=CartPole-v1", "Box"),
+        ("loss.reward_scale=0", "loss.reward_scale"),
+        ("loss.reward_scale=-3", "loss.reward_scale"),
     ],
 )
 def test_bad_configs_fail_before_anything_is_written(tmp_path, override, match):
@@ -235,6 +288,7 @@ def test_behaviour_policy_is_the_boltzmann_policy_of_the_online_network():
         ("loss.temperature_estimator=exact", "loss.temperature_estimator must be one of"),
         ("+loss.polyak=0.1", "invalid config entry 'loss.polyak'"),
         ("+loss.variant=em", "invalid config entry 'loss.variant'"),
+        ("+loss.reward_scale=3", "invalid config entry 'loss.reward_scale'"),
         ("+exploration.eps_end=0.1", "invalid config entry 'exploration'"),
         ("loss.name=dqn", "loss.name must be one of"),
     ],

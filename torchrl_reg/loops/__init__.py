@@ -13,12 +13,13 @@ method-specific steps are :class:`~torchrl_reg.loops.hooks.LoopHooks`.
 from __future__ import annotations
 
 from torchrl_reg.loops.entry import recipe_entry
-from torchrl_reg.loops.hooks import LoopHooks, ValueBasedHooks
+from torchrl_reg.loops.hooks import LoopHooks, RewardScale, ValueBasedHooks
 from torchrl_reg.loops.registry import LossEntry, get_loss, register_loss, registered_losses
 
 __all__ = [
     "LoopHooks",
     "LossEntry",
+    "RewardScale",
     "ValueBasedHooks",
     "get_loss",
     "recipe_entry",

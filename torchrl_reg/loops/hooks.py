@@ -20,7 +20,7 @@ from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
 from torchrl_reg.recipe_utils.config import linear_schedule
 from torchrl_reg.recipe_utils.run import RecipeRun
 
-__all__ = ["LoopHooks", "ValueBasedHooks"]
+__all__ = ["LoopHooks", "RewardScale", "ValueBasedHooks"]
 
 
 class LoopHooks:
@@ -46,6 +46,25 @@ class LoopHooks:
     def final_metrics(self) -> dict[str, Any]:
         """Entries added to ``metrics.json`` at the end of the run."""
         return {}
+
+
+class RewardScale(LoopHooks):
+    """The loss sees ``scale * r`` (Dopamine's ``reward_scale_factor``; the reward scale of the SAC-v1 /
+    rlkit code that VIREL's official code builds on): each sampled minibatch is scaled before the update,
+    in place (the minibatch is a copy, so the buffer and the logged returns keep the raw rewards).
+    A subclass that samples more from the buffer scales that with :meth:`scale` too."""
+
+    def __init__(self, scale: float = 1.0):
+        self.reward_scale = float(scale)
+
+    def scale(self, batch: TensorDictBase) -> TensorDictBase:
+        """``batch`` with its ``("next", "reward")`` multiplied by the scale, in place (untouched at 1)."""
+        if self.reward_scale != 1.0:
+            batch.set(("next", "reward"), batch.get(("next", "reward")) * self.reward_scale)
+        return batch
+
+    def before_update(self, batch: TensorDictBase) -> None:
+        self.scale(batch)
 
 
 class ValueBasedHooks(LoopHooks):
