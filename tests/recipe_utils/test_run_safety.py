@@ -93,6 +93,18 @@ def stopped_run(tmp_path_factory):
     return run_dir
 
 
+def _save_with_valid_checksum(path: Path, state: dict) -> None:
+    """What an attacker writes: any objects, behind a header whose checksum matches (it is no signature)."""
+    import hashlib
+    import io
+
+    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+
+    payload = io.BytesIO()
+    torch.save(state, payload)
+    path.write_bytes(MAGIC + hashlib.sha256(payload.getvalue()).digest() + payload.getvalue())
+
+
 def _planted(place: str, payload: _Payload) -> tuple[tuple[str, ...], object]:
     if place == "sampler bytes":  # what today's format stored there: a pickle
         return ("replay_buffer", "_sampler"), pickle.dumps(payload)
@@ -110,10 +122,10 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(stopped_run, tmp_path, p
     for name in ("config.yaml", "checkpoint.pt"):
         (run_dir / name).write_bytes((stopped_run / name).read_bytes())
     marker = tmp_path / "payload_ran"
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(run_dir / "checkpoint.pt")
     keys, value = _planted(place, _Payload(marker))
     state[keys[0]][keys[1]] = value
-    torch.save(state, run_dir / "checkpoint.pt")
+    _save_with_valid_checksum(run_dir / "checkpoint.pt", state)
 
     with pytest.raises(UntrustedCheckpointError, match=f"refusing checkpoint {run_dir / 'checkpoint.pt'}"):
         m_dqn.train(_cfg(run_dir, "buffer=prioritized"))
@@ -124,7 +136,7 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(stopped_run, tmp_path, p
 
 
 def test_real_checkpoint_is_plain_data(stopped_run):
-    state = torch.load(stopped_run / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(stopped_run / "checkpoint.pt")
     check_plain(state)  # no bytes anywhere
     assert state["replay_buffer"]["_sampler"]["_sum_tree"]["leaves"].shape == (500,)
 
@@ -204,7 +216,7 @@ def test_unreadable_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, c
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"frames": 40})
     save_checkpoint(path, {"frames": 80})
-    assert torch.load(tmp_path / "checkpoint.prev.pt", weights_only=True)["frames"] == 40
+    assert load_checkpoint(tmp_path / "checkpoint.prev.pt")["frames"] == 40
     path.write_bytes(path.read_bytes()[:100])  # cut short, as a disk that lost the end of the file
     with caplog.at_level(logging.WARNING):
         assert load_checkpoint(path)["frames"] == 40
@@ -214,8 +226,63 @@ def test_unreadable_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, c
     lone = tmp_path / "lone" / "checkpoint.pt"
     lone.parent.mkdir()
     lone.write_bytes(b"")
-    with pytest.raises(CheckpointError, match=f"checkpoint {lone} is unreadable.*no previous checkpoint"):
+    with pytest.raises(CheckpointError, match=f"checkpoint {lone} is corrupt.*no previous checkpoint"):
         load_checkpoint(lone)
+
+
+def _corrupted(data: bytes, how: str, rng: np.random.Generator) -> bytes:
+    if how == "random bytes":  # a block of garbage of the same size, as a disk returning another file's sectors
+        return rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    position = int(rng.integers(0, len(data)))  # one flipped bit anywhere: header, pickle, tensor data, zip index
+    flipped = bytearray(data)
+    flipped[position] ^= 1 << int(rng.integers(0, 8))
+    return bytes(flipped)
+
+
+@pytest.mark.parametrize("how", ["random bytes", "bit flip"])
+@pytest.mark.parametrize("seed", range(7))
+def test_a_corrupt_checkpoint_is_detected_and_the_previous_one_is_used(stopped_run, tmp_path, caplog, how, seed):
+    """Issue 41, item 3: every random-byte file and every single flipped bit is caught by the checksum
+    and reported as corruption (never as a crafted file), and the previous checkpoint is loaded."""
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).write_bytes((stopped_run / name).read_bytes())
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(_corrupted(path.read_bytes(), how, np.random.default_rng(seed)))
+    with caplog.at_level(logging.WARNING):
+        state = load_checkpoint(path)
+    assert state["frames"] == 40  # the previous checkpoint's, bit-identical to what was saved
+    assert f"checkpoint {path} is corrupt" in caplog.text and str(tmp_path / "checkpoint.prev.pt") in caplog.text
+    assert "crafted" not in caplog.text
+
+
+def test_both_checkpoints_corrupt_is_a_clear_error_naming_both(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"frames": 40})
+    save_checkpoint(path, {"frames": 80})
+    rng = np.random.default_rng(0)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).write_bytes(_corrupted((tmp_path / name).read_bytes(), "bit flip", rng))
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    assert not isinstance(raised.value, UntrustedCheckpointError)
+    message = str(raised.value)
+    assert f"checkpoint {path} is corrupt" in message and f"checkpoint {tmp_path / 'checkpoint.prev.pt'} is corrupt" in message
+    assert "start over in a new run directory" in message
+
+
+def test_a_checkpoint_carries_the_sha256_of_its_payload(tmp_path):
+    import hashlib
+
+    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"frames": 40, "w": torch.arange(6.0)})
+    data = path.read_bytes()
+    assert data[:8] == MAGIC and data[8:40] == hashlib.sha256(data[40:]).digest()
+    assert data[40:44] == b"PK\x03\x04"  # the payload is a plain torch.save zip
+    legacy = tmp_path / "legacy.pt"  # a checkpoint written before checksums: loads, unverified
+    legacy.write_bytes(data[40:])
+    assert load_checkpoint(legacy)["frames"] == 40
 
 
 @pytest.mark.slow
@@ -228,7 +295,7 @@ def test_resume_from_a_corrupt_checkpoint_falls_back_and_ends_like_the_uninterru
     checkpoint.write_bytes(b"\0" * 4096)  # zeroed blocks, as a crashed filesystem leaves them
     with caplog.at_level(logging.WARNING):
         resumed = m_dqn.train(_cfg(run_dir))
-    assert f"checkpoint {checkpoint} is unreadable" in caplog.text and "frame 120" in caplog.text
+    assert f"checkpoint {checkpoint} is corrupt" in caplog.text and "frame 120" in caplog.text
     assert {k: v for k, v in resumed.items() if k not in ("wall_time_s", "steps_per_s", "run_dir")} == {
         k: v for k, v in full.items() if k not in ("wall_time_s", "steps_per_s", "run_dir")
     }
