@@ -41,7 +41,13 @@ from torchrl_reg.recipe_utils import (
     truncate_csv_logs,
 )
 from torchrl_reg.recipe_utils.plain_state import check_plain
-from torchrl_reg.recipe_utils.rundir import LOCK_NAME, lock_run_dir, release_run_dir, run_dir_holder
+from torchrl_reg.recipe_utils.rundir import (
+    LOCK_NAME,
+    EarlierRunRefused,
+    lock_run_dir,
+    release_run_dir,
+    run_dir_holder,
+)
 from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
 REPO = Path(__file__).resolve().parents[2]
@@ -319,16 +325,65 @@ def test_csv_truncation_survives_nul_bytes_cut_rows_and_duplicates(tmp_path):
     assert not list(d.iterdir())
 
 
-def test_a_run_without_checkpoint_starts_a_clean_log(tmp_path):
+def _killed_run(run_dir: Path, tmp_path: Path, ready, *overrides: str) -> None:
+    """Run the m_dqn recipe as a process until ``ready()`` holds, then SIGKILL it (no word, no checkpoint)."""
+    args = [a for a in TINY if not a.startswith("collector.total_frames")]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "recipes" / "m_dqn.py"), *args, "collector.total_frames=4000000", *overrides,
+         f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path,
+    )
+    try:
+        wait_for(ready, 120, "the run to get there")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_running_and_starts_over_clean(tmp_path):
+    """Issue 41, item 2: metrics.json says "running" from the start; a run killed before its first
+    checkpoint left rows the new run logs again, so the new run starts a clean log."""
     reference = tmp_path / "reference"
     m_dqn.train(_cfg(reference))
     run_dir = tmp_path / "run"
-    stale = run_dir / "csv" / "scalars" / "train"
-    stale.mkdir(parents=True)
-    # what a run killed before its first checkpoint leaves: rows the new run logs again
-    (stale / "epsilon.csv").write_text("40,0.9\n80,0.8\n12")
+    _killed_run(run_dir, tmp_path, lambda: bool(list(run_dir.glob("csv/scalars/train/*.csv"))), "checkpoint.interval=0")
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "running"
+    assert json.loads((run_dir / "metrics.json").read_text())["frames"] == 0
     m_dqn.train(_cfg(run_dir))
     assert _logs(run_dir) == _logs(reference)
+
+
+def test_a_killed_run_says_running_at_its_checkpoint_frames(tmp_path):
+    run_dir = tmp_path / "run"
+    _killed_run(run_dir, tmp_path, (run_dir / "checkpoint.prev.pt").exists)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    frames = {load_checkpoint(run_dir / name)["frames"] for name in ("checkpoint.pt", "checkpoint.prev.pt")}
+    # written right after each checkpoint: the newest one's frames, or the previous one's if killed in between
+    assert metrics["status"] == "running" and metrics["frames"] in frames and metrics["frames"] > 0
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (run_dir / name).unlink()
+    with pytest.raises(EarlierRunRefused, match=r"status 'running', \d+ frames"):
+        m_dqn.train(_cfg(run_dir))
+
+
+def test_a_rerun_whose_checkpoints_were_deleted_is_refused_and_wipes_nothing(tmp_path):
+    """Issue 41, item 2: deleting the checkpoints of a finished run (to free disk) and running it
+    again must not delete its logs and retrain from frame 0 without a word."""
+    m_dqn.train(_cfg(tmp_path))
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).unlink()
+    logs, metrics = _logs(tmp_path), (tmp_path / "metrics.json").read_text()
+    with pytest.raises(EarlierRunRefused) as refused:
+        m_dqn.train(_cfg(tmp_path))
+    message = str(refused.value)
+    assert f"run directory {tmp_path} holds an earlier run's results but no checkpoint" in message
+    assert "status 'completed', 240 frames" in message and f"{len(logs)} CSV log files" in message
+    assert "To start over on purpose, delete the directory (or its csv/ and metrics.json) first" in message
+    assert _logs(tmp_path) == logs and (tmp_path / "metrics.json").read_text() == metrics
+    assert not (tmp_path / LOCK_NAME).exists()
+    (tmp_path / "metrics.json").unlink()  # logs without metrics (an older version's run): refused too
+    with pytest.raises(EarlierRunRefused, match="no metrics.json"):
+        m_dqn.train(_cfg(tmp_path))
 
 
 # -- 3. one writer per run directory ---------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 :func:`open_run_dir` locks the run directory before anything in it is touched, then, if it holds a
 checkpoint, compares the new config with the stored ``config.yaml`` and refuses every difference
-that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ).
+that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ); without
+a checkpoint, it refuses a directory holding an earlier run's logs or metrics, which a fresh start
+would delete (:class:`EarlierRunRefused`).
 
 ``<run_dir>/run.lock`` is locked with ``flock`` for as long as a run uses the directory and holds
 the pid and host of that run. The kernel (or the NFS server) drops the lock when its process dies,
@@ -32,6 +34,7 @@ __all__ = [
     "RESUMABLE_CHANGES",
     "RunDirLocked",
     "ResumeRefused",
+    "EarlierRunRefused",
     "RunDirLock",
     "lock_run_dir",
     "release_run_dir",
@@ -65,6 +68,10 @@ class RunDirLocked(RuntimeError):
 
 class ResumeRefused(ValueError):
     """A resume whose config differs from the stored one in a way that could change training."""
+
+
+class EarlierRunRefused(ResumeRefused):
+    """A run directory holding an earlier run's logs or metrics but no checkpoint to continue it from."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -230,13 +237,44 @@ def open_run_dir(cfg: Any) -> Path:
 
     run_dir = resolve_run_dir(cfg.run_dir)
     lock_run_dir(run_dir)
-    if has_checkpoint(run_dir):
-        try:
+    with released_on_error(run_dir):
+        if has_checkpoint(run_dir):
             _check_resume(run_dir, cfg)
-        except BaseException:
-            release_run_dir(run_dir)
-            raise
+        else:
+            _check_fresh(run_dir)
     return run_dir
+
+
+def _check_fresh(run_dir: Path) -> None:
+    """Refuse a run directory without a checkpoint that holds what an earlier run would lose.
+
+    A run starting without a checkpoint drops every CSV row (rows of an attempt killed before its
+    first checkpoint are logged again). That is only right when the directory's ``metrics.json``
+    says so: ``status: running`` at 0 frames, which :class:`~torchrl_reg.recipe_utils.run.RecipeRun`
+    writes at a fresh start and replaces at every checkpoint. Anything else (a finished run whose
+    checkpoints were deleted to free disk, logs without metrics) is refused, naming what is there.
+    """
+    metrics_path = run_dir / "metrics.json"
+    csv_files = sorted(p for p in (run_dir / "csv").rglob("*.csv") if p.stat().st_size) if (run_dir / "csv").is_dir() else []
+    if not metrics_path.exists() and not csv_files:
+        return
+    if metrics_path.exists():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except (OSError, ValueError):
+            metrics = None
+        if isinstance(metrics, dict) and metrics.get("status") == "running" and metrics.get("frames") == 0:
+            return  # killed before its first checkpoint: nothing of it can be continued
+        found = (f"metrics.json (status {metrics.get('status')!r}, {metrics.get('frames')} frames)"
+                 if isinstance(metrics, dict) else "an unreadable metrics.json")
+    else:
+        found = "no metrics.json"
+    raise EarlierRunRefused(
+        f"run directory {run_dir} holds an earlier run's results but no checkpoint to continue it from: {found}, "
+        f"{len(csv_files)} CSV log files under {run_dir / 'csv'}. Starting here would delete those logs and retrain "
+        "from frame 0. To start over on purpose, delete the directory (or its csv/ and metrics.json) first; "
+        "otherwise choose another run_dir"
+    )
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
