@@ -423,6 +423,51 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
     assert not (run_dir / LOCK_NAME).exists()
 
 
+def test_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path):
+    """Issue 41, item 5: the directory itself is locked, so deleting run.lock by hand changes nothing."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (run_dir / LOCK_NAME).unlink()
+        with pytest.raises(RunDirLocked, match=f"in use by another process \\(its lock file {run_dir / LOCK_NAME} was deleted\\)"):
+            lock_run_dir(run_dir)
+        assert run_dir_holder(run_dir) == {}  # held, by a process it can no longer name
+    finally:
+        holder.kill()
+        holder.wait()
+    lock_run_dir(run_dir)
+    release_run_dir(run_dir)
+
+
+PROBER = textwrap.dedent(
+    """
+    import sys
+    from torchrl_reg.recipe_utils.rundir import run_dir_holder
+    print("probing", flush=True)
+    while True:
+        run_dir_holder(sys.argv[1])
+    """
+)
+
+
+def test_status_probes_in_a_tight_loop_never_make_a_starting_run_fail(tmp_path):
+    """Issue 41, item 5: a probe takes a shared lock for an instant; a writer starting then retries
+    past it instead of reporting the directory in use (half of the starts failed before)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    prober = subprocess.Popen([sys.executable, "-c", PROBER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert prober.stdout.readline().strip() == "probing"
+        for _ in range(300):
+            lock_run_dir(run_dir)
+            release_run_dir(run_dir)
+    finally:
+        prober.kill()
+        prober.wait()
+
+
 def test_sweep_resume_leaves_a_task_whose_run_directory_is_held(tmp_path):
     """A killed sweep driver leaves its task running: --resume must not start a second writer."""
     from torchrl_reg.sweep.launch import create_sweep, unfinished_tasks
@@ -455,7 +500,7 @@ def test_a_finished_run_releases_its_lock(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signalled_recipe_checkpoints_and_exits_with_the_interrupted_code(tmp_path, sig):
     run_dir = tmp_path / "run"
     args = [a for a in TINY if not a.startswith("collector.total_frames")]

@@ -35,7 +35,7 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   contents, every ``checkpoint.interval`` frames, at the end, and when a stop is requested; a
   checkpoint that fails its checksum or cannot be read is named and the previous one is used instead.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
-  (SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
+  (SIGTERM, SIGHUP, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
   frame count. The loop polls ``stop_requested(frames)`` once per collector batch, writes a
   checkpoint, clears the flag (:func:`clear_stop`) and ``train`` returns
   ``metrics["status"] == "interrupted"``; a normal end gives ``"completed"``. A stop requested
