@@ -175,3 +175,17 @@ def test_a_structurally_damaged_sweep_file_gives_a_clear_error(one_task_sweep, t
     assert report_main([str(sweep_dir)]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 3 and all(e.startswith(f"error: {sweep_dir / 'sweep.json'} is damaged") for e in errors)
+
+
+@pytest.mark.parametrize(
+    "recipe, env_names, message",
+    [
+        ("m_dqn.py", "CartPole-v1,Pendulum-v1", "env.name='Pendulum-v1': this recipe needs a discrete action space"),
+        ("sac.py", "Pendulum-v1,CartPole-v1", "env.name='CartPole-v1': this recipe needs a Box action space"),
+        ("sql.py", "Pendulum-v1,CartPole-v1", "env.name='CartPole-v1': this recipe needs a Box action space"),
+    ],
+)
+def test_an_action_space_the_recipe_cannot_use_is_refused_when_the_sweep_is_made(tmp_path, recipe, env_names, message):
+    """Issue 41, item 5: checked for every task before submission, not when the run starts."""
+    with pytest.raises(SweepError, match=rf"1 of 2 tasks are invalid:\n  - task 1 \(env.name=\S+\): {re.escape(message)}"):
+        plan_tasks(Recipe.from_path(RECIPE.parent / recipe), [f"env.name={env_names}"], tmp_path / "sweep")

@@ -108,6 +108,8 @@ from torchrl_reg.recipe_utils.data import TRANSITION_KEYS, make_collector, make_
 from torchrl_reg.recipe_utils.envs import (
     NATIVE_VECTOR_ENVS,
     VectorCartPole,
+    check_action_space,
+    check_box_action_spec,
     check_discrete_action_spec,
     get_env_state,
     make_env,
@@ -172,6 +174,8 @@ __all__ = [
     "ValueBasedConfig",
     "ValueBasedLossConfig",
     "check_group_choice",
+    "check_action_space",
+    "check_box_action_spec",
     "check_discrete_action_spec",
     "check_finite_rewards",
     "clear_stop",
