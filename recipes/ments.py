@@ -44,7 +44,7 @@ from torchrl_reg.planning import (
     Simulator,
     make_search,
 )
-from torchrl_reg.recipe_utils import arguments_of, default_of, register_schema, structured
+from torchrl_reg.recipe_utils import arguments_of, default_of, load_checkpoint, register_schema, structured
 from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything
 from torchrl_reg.recipe_utils.envs import MINATAR_GAMES
 from torchrl_reg.validation import check_choice, check_count, check_range
@@ -198,7 +198,7 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
         raise ValueError(
             f"evaluator.checkpoint was trained on {run_cfg.env.family} {run_cfg.env.name!r}, the task is MinAtar {game!r}"
         )
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["loss_module"]
+    state = load_checkpoint(checkpoint)["loss_module"]  # checksum-verified, plain data only
     params = {k[len(_PARAMS_PREFIX) :]: v for k, v in state.items() if k.startswith(_PARAMS_PREFIX)}
     num_actions = int(params["head.bias"].shape[0]) if "head.bias" in params else -1
     if num_actions != sim.num_actions:

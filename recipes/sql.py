@@ -39,7 +39,7 @@ from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, crossed, default_of, recipe_schema
 from torchrl_reg.recipe_utils.run import RecipeRun
-from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
+from torchrl_reg.validation import STABLE_TAU, ReadOnlyIf, check_count, check_range
 
 PROPOSALS = ("uniform", "mixture")
 SPACES = ("pre_tanh", "squashed", "barrier")
@@ -76,7 +76,7 @@ SQLConfig = recipe_schema("sql", loss=SQLLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, SQLConfig)
-    check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
+    check_range("loss.tau", cfg.loss.tau, *STABLE_TAU)  # as m_dqn's; SoftQLoss refuses the rest too
     check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
     check_range("loss.uniform_weight", cfg.loss.uniform_weight, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     check_range("loss.fixed_ratio", cfg.loss.fixed_ratio, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
@@ -90,7 +90,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
             f"{num_fixed} fixed particles: at least 2 fixed and 1 updated are needed"
         )
     if cfg.loss.tau_final is not None:
-        check_range("loss.tau_final", cfg.loss.tau_final, 0.0, low_inclusive=False)
+        check_range("loss.tau_final", cfg.loss.tau_final, *STABLE_TAU)
     check_count("loss.tau_annealing_updates", cfg.loss.tau_annealing_updates)
     return cfg
 

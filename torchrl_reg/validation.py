@@ -31,6 +31,8 @@ __all__ = [
     "check_prior",
     "check_range",
     "check_rate",
+    "check_read",
+    "check_stable_tau",
     "check_tau",
     "check_unit_interval",
     "check_unread",
@@ -63,6 +65,21 @@ def check_nonnegative(name: str, value: float) -> float:
 def check_tau(tau: float) -> float:
     """Return the temperature ``tau`` as a float, raising if it is not a finite positive number."""
     return check_positive("tau", tau)
+
+
+def check_stable_tau(name: str, tau: float) -> float:
+    """Return the entropy temperature ``tau`` as a float if it lies in :data:`STABLE_TAU`, the range
+    in which soft values stay finite in float32 (``tau=1e-30`` divides Q by 1e-30; ``tau=1e9`` is a
+    uniform policy in all but name); the recipes' configs accept the same range."""
+    return check_range(name, tau, *STABLE_TAU)
+
+
+def check_read(name: str, value: Any, default: Any, setting: str) -> None:
+    """Refuse ``value`` of an argument that ``setting`` (the chosen mode, e.g. ``"proposal='uniform'"``)
+    never reads, unless it is the argument's default: a value set there would be ignored silently.
+    The library-side twin of the configs' ``read_only_if``."""
+    if value != default:
+        raise ValueError(f"{name}={value!r} is not used with {setting}: leave it at its default {default!r} or change {setting}")
 
 
 def check_beta(beta: float) -> float:

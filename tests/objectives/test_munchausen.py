@@ -398,8 +398,8 @@ def test_state_dict_round_trip():
     [
         ({"alpha": 1.5}, r"alpha must lie in \[0, 1\], got alpha=1.5"),
         ({"alpha": -0.1}, r"alpha must lie in \[0, 1\], got alpha=-0.1"),
-        ({"tau": 0.0}, r"tau must be a finite number > 0, got tau=0.0"),
-        ({"tau": -1}, r"tau must be a finite number > 0, got tau=-1.0"),
+        ({"tau": 0.0}, r"tau must be a finite number in \[0.0001, 10.0\], got tau=0.0"),
+        ({"tau": -1}, r"tau must be a finite number in \[0.0001, 10.0\], got tau=-1"),
         ({"clip_value_min": 0.5, "clip_value_max": 0.0}, "clip_value_min must be <= clip_value_max"),
         ({"reduction": "avg"}, "reduction must be one of"),
         ({"loss_function": "huber"}, "loss_function must be one of"),

@@ -41,7 +41,13 @@ from torchrl_reg.recipe_utils import (
     truncate_csv_logs,
 )
 from torchrl_reg.recipe_utils.plain_state import check_plain
-from torchrl_reg.recipe_utils.rundir import LOCK_NAME, lock_run_dir, release_run_dir, run_dir_holder
+from torchrl_reg.recipe_utils.rundir import (
+    LOCK_NAME,
+    EarlierRunRefused,
+    lock_run_dir,
+    release_run_dir,
+    run_dir_holder,
+)
 from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,6 +99,18 @@ def stopped_run(tmp_path_factory):
     return run_dir
 
 
+def _save_with_valid_checksum(path: Path, state: dict) -> None:
+    """What an attacker writes: any objects, behind a header whose checksum matches (it is no signature)."""
+    import hashlib
+    import io
+
+    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+
+    payload = io.BytesIO()
+    torch.save(state, payload)
+    path.write_bytes(MAGIC + hashlib.sha256(payload.getvalue()).digest() + payload.getvalue())
+
+
 def _planted(place: str, payload: _Payload) -> tuple[tuple[str, ...], object]:
     if place == "sampler bytes":  # what today's format stored there: a pickle
         return ("replay_buffer", "_sampler"), pickle.dumps(payload)
@@ -110,10 +128,10 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(stopped_run, tmp_path, p
     for name in ("config.yaml", "checkpoint.pt"):
         (run_dir / name).write_bytes((stopped_run / name).read_bytes())
     marker = tmp_path / "payload_ran"
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(run_dir / "checkpoint.pt")
     keys, value = _planted(place, _Payload(marker))
     state[keys[0]][keys[1]] = value
-    torch.save(state, run_dir / "checkpoint.pt")
+    _save_with_valid_checksum(run_dir / "checkpoint.pt", state)
 
     with pytest.raises(UntrustedCheckpointError, match=f"refusing checkpoint {run_dir / 'checkpoint.pt'}"):
         m_dqn.train(_cfg(run_dir, "buffer=prioritized"))
@@ -124,7 +142,7 @@ def test_crafted_checkpoint_is_refused_and_runs_nothing(stopped_run, tmp_path, p
 
 
 def test_real_checkpoint_is_plain_data(stopped_run):
-    state = torch.load(stopped_run / "checkpoint.pt", weights_only=True)
+    state = load_checkpoint(stopped_run / "checkpoint.pt")
     check_plain(state)  # no bytes anywhere
     assert state["replay_buffer"]["_sampler"]["_sum_tree"]["leaves"].shape == (500,)
 
@@ -204,7 +222,7 @@ def test_unreadable_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, c
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"frames": 40})
     save_checkpoint(path, {"frames": 80})
-    assert torch.load(tmp_path / "checkpoint.prev.pt", weights_only=True)["frames"] == 40
+    assert load_checkpoint(tmp_path / "checkpoint.prev.pt")["frames"] == 40
     path.write_bytes(path.read_bytes()[:100])  # cut short, as a disk that lost the end of the file
     with caplog.at_level(logging.WARNING):
         assert load_checkpoint(path)["frames"] == 40
@@ -214,8 +232,63 @@ def test_unreadable_checkpoint_is_named_and_the_previous_one_is_used(tmp_path, c
     lone = tmp_path / "lone" / "checkpoint.pt"
     lone.parent.mkdir()
     lone.write_bytes(b"")
-    with pytest.raises(CheckpointError, match=f"checkpoint {lone} is unreadable.*no previous checkpoint"):
+    with pytest.raises(CheckpointError, match=f"checkpoint {lone} is corrupt.*no previous checkpoint"):
         load_checkpoint(lone)
+
+
+def _corrupted(data: bytes, how: str, rng: np.random.Generator) -> bytes:
+    if how == "random bytes":  # a block of garbage of the same size, as a disk returning another file's sectors
+        return rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()
+    position = int(rng.integers(0, len(data)))  # one flipped bit anywhere: header, pickle, tensor data, zip index
+    flipped = bytearray(data)
+    flipped[position] ^= 1 << int(rng.integers(0, 8))
+    return bytes(flipped)
+
+
+@pytest.mark.parametrize("how", ["random bytes", "bit flip"])
+@pytest.mark.parametrize("seed", range(7))
+def test_a_corrupt_checkpoint_is_detected_and_the_previous_one_is_used(stopped_run, tmp_path, caplog, how, seed):
+    """Issue 41, item 3: every random-byte file and every single flipped bit is caught by the checksum
+    and reported as corruption (never as a crafted file), and the previous checkpoint is loaded."""
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).write_bytes((stopped_run / name).read_bytes())
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(_corrupted(path.read_bytes(), how, np.random.default_rng(seed)))
+    with caplog.at_level(logging.WARNING):
+        state = load_checkpoint(path)
+    assert state["frames"] == 40  # the previous checkpoint's, bit-identical to what was saved
+    assert f"checkpoint {path} is corrupt" in caplog.text and str(tmp_path / "checkpoint.prev.pt") in caplog.text
+    assert "crafted" not in caplog.text
+
+
+def test_both_checkpoints_corrupt_is_a_clear_error_naming_both(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"frames": 40})
+    save_checkpoint(path, {"frames": 80})
+    rng = np.random.default_rng(0)
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).write_bytes(_corrupted((tmp_path / name).read_bytes(), "bit flip", rng))
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    assert not isinstance(raised.value, UntrustedCheckpointError)
+    message = str(raised.value)
+    assert f"checkpoint {path} is corrupt" in message and f"checkpoint {tmp_path / 'checkpoint.prev.pt'} is corrupt" in message
+    assert "start over in a new run directory" in message
+
+
+def test_a_checkpoint_carries_the_sha256_of_its_payload(tmp_path):
+    import hashlib
+
+    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"frames": 40, "w": torch.arange(6.0)})
+    data = path.read_bytes()
+    assert data[:8] == MAGIC and data[8:40] == hashlib.sha256(data[40:]).digest()
+    assert data[40:44] == b"PK\x03\x04"  # the payload is a plain torch.save zip
+    legacy = tmp_path / "legacy.pt"  # a checkpoint written before checksums: loads, unverified
+    legacy.write_bytes(data[40:])
+    assert load_checkpoint(legacy)["frames"] == 40
 
 
 @pytest.mark.slow
@@ -228,7 +301,7 @@ def test_resume_from_a_corrupt_checkpoint_falls_back_and_ends_like_the_uninterru
     checkpoint.write_bytes(b"\0" * 4096)  # zeroed blocks, as a crashed filesystem leaves them
     with caplog.at_level(logging.WARNING):
         resumed = m_dqn.train(_cfg(run_dir))
-    assert f"checkpoint {checkpoint} is unreadable" in caplog.text and "frame 120" in caplog.text
+    assert f"checkpoint {checkpoint} is corrupt" in caplog.text and "frame 120" in caplog.text
     assert {k: v for k, v in resumed.items() if k not in ("wall_time_s", "steps_per_s", "run_dir")} == {
         k: v for k, v in full.items() if k not in ("wall_time_s", "steps_per_s", "run_dir")
     }
@@ -252,16 +325,65 @@ def test_csv_truncation_survives_nul_bytes_cut_rows_and_duplicates(tmp_path):
     assert not list(d.iterdir())
 
 
-def test_a_run_without_checkpoint_starts_a_clean_log(tmp_path):
+def _killed_run(run_dir: Path, tmp_path: Path, ready, *overrides: str) -> None:
+    """Run the m_dqn recipe as a process until ``ready()`` holds, then SIGKILL it (no word, no checkpoint)."""
+    args = [a for a in TINY if not a.startswith("collector.total_frames")]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "recipes" / "m_dqn.py"), *args, "collector.total_frames=4000000", *overrides,
+         f"run_dir={run_dir}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path,
+    )
+    try:
+        wait_for(ready, 120, "the run to get there")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_running_and_starts_over_clean(tmp_path):
+    """Issue 41, item 2: metrics.json says "running" from the start; a run killed before its first
+    checkpoint left rows the new run logs again, so the new run starts a clean log."""
     reference = tmp_path / "reference"
     m_dqn.train(_cfg(reference))
     run_dir = tmp_path / "run"
-    stale = run_dir / "csv" / "scalars" / "train"
-    stale.mkdir(parents=True)
-    # what a run killed before its first checkpoint leaves: rows the new run logs again
-    (stale / "epsilon.csv").write_text("40,0.9\n80,0.8\n12")
+    _killed_run(run_dir, tmp_path, lambda: bool(list(run_dir.glob("csv/scalars/train/*.csv"))), "checkpoint.interval=0")
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "running"
+    assert json.loads((run_dir / "metrics.json").read_text())["frames"] == 0
     m_dqn.train(_cfg(run_dir))
     assert _logs(run_dir) == _logs(reference)
+
+
+def test_a_killed_run_says_running_at_its_checkpoint_frames(tmp_path):
+    run_dir = tmp_path / "run"
+    _killed_run(run_dir, tmp_path, (run_dir / "checkpoint.prev.pt").exists)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    frames = {load_checkpoint(run_dir / name)["frames"] for name in ("checkpoint.pt", "checkpoint.prev.pt")}
+    # written right after each checkpoint: the newest one's frames, or the previous one's if killed in between
+    assert metrics["status"] == "running" and metrics["frames"] in frames and metrics["frames"] > 0
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (run_dir / name).unlink()
+    with pytest.raises(EarlierRunRefused, match=r"status 'running', \d+ frames"):
+        m_dqn.train(_cfg(run_dir))
+
+
+def test_a_rerun_whose_checkpoints_were_deleted_is_refused_and_wipes_nothing(tmp_path):
+    """Issue 41, item 2: deleting the checkpoints of a finished run (to free disk) and running it
+    again must not delete its logs and retrain from frame 0 without a word."""
+    m_dqn.train(_cfg(tmp_path))
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).unlink()
+    logs, metrics = _logs(tmp_path), (tmp_path / "metrics.json").read_text()
+    with pytest.raises(EarlierRunRefused) as refused:
+        m_dqn.train(_cfg(tmp_path))
+    message = str(refused.value)
+    assert f"run directory {tmp_path} holds an earlier run's results but no checkpoint" in message
+    assert "status 'completed', 240 frames" in message and f"{len(logs)} CSV log files" in message
+    assert "To start over on purpose, delete the directory (or its csv/ and metrics.json) first" in message
+    assert _logs(tmp_path) == logs and (tmp_path / "metrics.json").read_text() == metrics
+    assert not (tmp_path / LOCK_NAME).exists()
+    (tmp_path / "metrics.json").unlink()  # logs without metrics (an older version's run): refused too
+    with pytest.raises(EarlierRunRefused, match="no metrics.json"):
+        m_dqn.train(_cfg(tmp_path))
 
 
 # -- 3. one writer per run directory ---------------------------------------------------------------------
@@ -301,6 +423,51 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
     assert not (run_dir / LOCK_NAME).exists()
 
 
+def test_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path):
+    """Issue 41, item 5: the directory itself is locked, so deleting run.lock by hand changes nothing."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        (run_dir / LOCK_NAME).unlink()
+        with pytest.raises(RunDirLocked, match=f"in use by another process \\(its lock file {run_dir / LOCK_NAME} was deleted\\)"):
+            lock_run_dir(run_dir)
+        assert run_dir_holder(run_dir) == {}  # held, by a process it can no longer name
+    finally:
+        holder.kill()
+        holder.wait()
+    lock_run_dir(run_dir)
+    release_run_dir(run_dir)
+
+
+PROBER = textwrap.dedent(
+    """
+    import sys
+    from torchrl_reg.recipe_utils.rundir import run_dir_holder
+    print("probing", flush=True)
+    while True:
+        run_dir_holder(sys.argv[1])
+    """
+)
+
+
+def test_status_probes_in_a_tight_loop_never_make_a_starting_run_fail(tmp_path):
+    """Issue 41, item 5: a probe takes a shared lock for an instant; a writer starting then retries
+    past it instead of reporting the directory in use (half of the starts failed before)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    prober = subprocess.Popen([sys.executable, "-c", PROBER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert prober.stdout.readline().strip() == "probing"
+        for _ in range(300):
+            lock_run_dir(run_dir)
+            release_run_dir(run_dir)
+    finally:
+        prober.kill()
+        prober.wait()
+
+
 def test_sweep_resume_leaves_a_task_whose_run_directory_is_held(tmp_path):
     """A killed sweep driver leaves its task running: --resume must not start a second writer."""
     from torchrl_reg.sweep.launch import create_sweep, unfinished_tasks
@@ -333,7 +500,7 @@ def test_a_finished_run_releases_its_lock(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signalled_recipe_checkpoints_and_exits_with_the_interrupted_code(tmp_path, sig):
     run_dir = tmp_path / "run"
     args = [a for a in TINY if not a.startswith("collector.total_frames")]

@@ -45,6 +45,7 @@ DRIVER = textwrap.dedent(
                 calls[0] += 1
                 if kind == "write" and calls[0] == arg:
                     real_save(obj, f, *a, **k)
+                    f = f.file  # the temporary file under save_checkpoint's hashing writer
                     f.flush()
                     f.truncate(int(f.tell() * fraction))
                     f.flush()
@@ -73,7 +74,7 @@ DRIVER = textwrap.dedent(
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         left = sorted(p for p in os.listdir(run_dir)) if os.path.isdir(run_dir) else []
         saved = os.path.join(run_dir, "checkpoint.pt")
-        frames = torch.load(saved, weights_only=True)["frames"] if os.path.exists(saved) else None
+        frames = ckpt.load_checkpoint(saved)["frames"] if os.path.exists(saved) else None
         report.append({"kind": kind, "arg": arg, "killed": killed, "files": left, "checkpoint_frames": frames})
     print("REPORT " + json.dumps(report), flush=True)
     """

@@ -205,9 +205,9 @@ def test_sac_reward_scale_and_delayed_actor_reach_the_loss(tmp_path, monkeypatch
     assert raw.shape == (32, 1) and bool((raw < 0).all())  # Pendulum's rewards are negative costs
     torch.testing.assert_close(scaled, 0.1 * raw)
     assert runs["raw"]["status"] == runs["scaled"]["status"] == "completed"
-    state = torch.load(tmp_path / "scaled" / "checkpoint.pt", weights_only=False)
+    state = load_checkpoint(tmp_path / "scaled" / "checkpoint.pt")
     assert any("target_actor_network_params" in k for k in _flat_keys(state)), "no target copy of the actor"
-    raw_state = torch.load(tmp_path / "raw" / "checkpoint.pt", weights_only=False)
+    raw_state = load_checkpoint(tmp_path / "raw" / "checkpoint.pt")
     assert not any("target_actor_network_params" in k for k in _flat_keys(raw_state))
 
 

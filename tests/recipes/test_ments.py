@@ -5,10 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from recipes import m_dqn, ments
-from torchrl_reg.recipe_utils import compose_config
+from torchrl_reg.recipe_utils import compose_config, load_checkpoint, save_checkpoint
 
 CONF = Path(ments.__file__).parent / "conf"
 PRESETS = ("dchain", "frozenlake", "minatar", "atari")
@@ -92,12 +91,12 @@ def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
 def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None, game: str | None = None) -> Path:
     run_dir = tmp_path / "edited"
     run_dir.mkdir()
-    state = torch.load(source, weights_only=True)
+    state = load_checkpoint(source)
     if actions is not None:
         for key in list(state["loss_module"]):
             if key.endswith("head.weight") or key.endswith("head.bias"):
                 state["loss_module"][key] = state["loss_module"][key][:actions]
-    torch.save(state, run_dir / "checkpoint.pt")
+    save_checkpoint(run_dir / "checkpoint.pt", state)
     text = (source.parent / "config.yaml").read_text()
     if game is not None:
         text = text.replace("name: Breakout", f"name: {game}")

@@ -79,3 +79,29 @@ def test_a_run_with_a_checkpoint_to_resume_from_counts_as_started(tmp_path, file
     for name in files:
         (run_dir / name).write_bytes(b"")
     assert [(r.run_dir, r.status) for r in collect_runs([run_dir])] == [(run_dir, status)]
+
+
+def test_an_unparsable_config_lists_its_run_as_unreadable_and_the_report_goes_on(tmp_path):
+    """Issue 41, item 5: one damaged config.yaml is one unreadable run, not a traceback."""
+    from torchrl_reg.report.summary import make_report
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for run_dir in (good, bad):
+        run_dir.mkdir()
+        (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  name: CartPole-v1\n")
+        (run_dir / "metrics.json").write_text(json.dumps({"status": "completed", "final_return": 10.0}))
+    (bad / "config.yaml").write_text("seed: [0\nenv: {name: CartPole-v1\n")  # cut mid-write
+    runs = {r.run_dir: r.status for r in collect_runs([tmp_path])}
+    assert runs[good] == "completed" and runs[bad].startswith("unreadable config.yaml (")
+    results = make_report([tmp_path], tmp_path / "report", reps=50, curve_reps=50)
+    assert results["runs_completed"] == 1
+    assert [p["run_dir"] for p in results["missing_or_failed"]] == [str(bad)]
+
+
+def test_a_run_whose_metrics_say_running_but_no_process_holds_it_is_reported_as_stopped(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  name: CartPole-v1\n")
+    (run_dir / "metrics.json").write_text(json.dumps({"status": "running", "frames": 640}))  # killed (SIGKILL)
+    [run] = collect_runs([run_dir])
+    assert run.status.startswith("stopped without a word")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_a_damaged_sweep_file_is_named(tmp_path, capsys):
     assert len(errors) == 3 and all(f"error: {path} is not valid JSON" in e for e in errors)
 
     path.write_text(json.dumps({"tasks": []}))
-    with pytest.raises(SweepError, match=f"{path} lacks \\['recipe', 'submissions'\\]"):
+    with pytest.raises(SweepError, match=f"{path} is damaged: it lacks \\['recipe', 'submissions'\\]"):
         read_sweep_file(sweep_dir)
 
 
@@ -78,3 +79,113 @@ def test_a_moved_sweep_directory_runs_and_reports_where_it_now_is(tmp_path):
     assert submission["tasks"]["0"]["stdout"] == "local/0_log.out"
     assert report_main([str(moved), "--reps", "50"]) == 0
     assert json.loads((moved / "report" / "results.json").read_text())["runs_completed"] == 2
+
+
+# -- issue 41: a sweep directory is data, never code ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_task_sweep(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("made") / "sweep"
+    create_sweep(RECIPE, ["seed=0", *TINY], sweep_dir, "test")
+    return sweep_dir
+
+
+def _copy_with(source: Path, target: Path, edit) -> Path:
+    shutil.copytree(source, target)
+    stored = json.loads((target / "sweep.json").read_text())
+    edit(stored)
+    (target / "sweep.json").write_text(json.dumps(stored))
+    return target
+
+
+def test_resume_never_imports_a_recipe_the_sweep_file_names(one_task_sweep, tmp_path, capsys):
+    """A crafted sweep.json naming a script shipped inside the sweep directory: --resume refuses it
+    with the reason and imports nothing; naming a recipe by hand must match the recorded name."""
+    marker = tmp_path / "payload_ran"
+    sweep_dir = tmp_path / "sweep"
+
+    def plant(stored):
+        stored["recipe"] = str(sweep_dir / "evil.py")
+
+    _copy_with(one_task_sweep, sweep_dir, plant)
+    (sweep_dir / "evil.py").write_text(f"open({str(marker)!r}, 'w')\ndef train(cfg):\n    return {{}}\n")
+    (sweep_dir / "conf").mkdir()
+    (sweep_dir / "conf" / "evil.yaml").write_text("seed: 0\n")
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert f"names the recipe '{sweep_dir / 'evil.py'}', which is not one of the project's recipes" in err
+    assert "--resume does not import a script it names" in err
+    assert main(["--resume", str(sweep_dir), str(RECIPE), "--executor", "local"]) == 2
+    assert "the sweep was made with the recipe evil.py, not m_dqn.py" in capsys.readouterr().err
+    assert not marker.exists() and not (sweep_dir / "local").exists()
+
+
+def test_a_recipe_outside_the_project_runs_only_when_named(tmp_path):
+    from torchrl_reg.sweep.task import PROJECT_RECIPES, sweep_recipe
+
+    own = tmp_path / "mine" / "m_dqn.py"  # the user's own copy, with the project recipe's name
+    (own.parent / "conf").mkdir(parents=True)
+    own.write_text("def train(cfg):\n    return {}\n")
+    (own.parent / "conf" / "m_dqn.yaml").write_text("seed: 0\n")
+    with pytest.raises(SweepError, match="not one of the project's recipes"):
+        sweep_recipe({"recipe": str(own)})
+    assert sweep_recipe({"recipe": str(own)}, own).path == own
+    assert sweep_recipe({"recipe": str(RECIPE)}).path == PROJECT_RECIPES / "m_dqn.py" == RECIPE
+
+
+@pytest.mark.parametrize("field", ["run_dir", "config.run_dir"])
+@pytest.mark.parametrize("where", ["../escaped_0", "/tmp/escaped_0"])
+def test_a_task_directory_outside_the_sweep_directory_is_refused(one_task_sweep, tmp_path, capsys, field, where):
+    sweep_dir = tmp_path / "sweep"
+
+    def escape(stored):
+        task = stored["tasks"][0]
+        if field == "run_dir":
+            task["run_dir"] = task["config"]["run_dir"] = where
+        else:
+            task["config"]["run_dir"] = where  # the directory the recipe would really write to
+
+    _copy_with(one_task_sweep, sweep_dir, escape)
+    with pytest.raises(SweepError, match=rf"task 0: {field} '{where}' is not inside the sweep directory"):
+        read_sweep_file(sweep_dir)
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    assert "every task's run directory must be inside" in capsys.readouterr().err
+    assert not (tmp_path / "escaped_0").exists() and not (sweep_dir / "local").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda s: s.update(tasks={"0": s["tasks"][0]}), "'tasks' must be a list, got dict"),
+        (lambda s: s["tasks"][0].pop("config"), "task 0: 'config' must be a dict, got '<absent>'"),
+        (lambda s: s["tasks"][0].update(run_dir=None), "task 0: 'run_dir' must be a str, got None"),
+        (lambda s: s["tasks"].__setitem__(0, 7), "task 0 must be a mapping, got 7"),
+        (lambda s: s["tasks"][0].update(index=3), "task 0 has index 3"),
+        (lambda s: s.update(submissions=[{"executor": "local", "tasks": None}]), "'submissions' must be a list of mappings"),
+        (lambda s: s.update(recipe=None), "'recipe' must be a path string, got None"),
+    ],
+)
+def test_a_structurally_damaged_sweep_file_gives_a_clear_error(one_task_sweep, tmp_path, capsys, damage, message):
+    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", damage)
+    with pytest.raises(SweepError, match=re.escape(message)):
+        read_sweep_file(sweep_dir)
+    for command in (["--status", str(sweep_dir)], ["--resume", str(sweep_dir), "--executor", "local"]):
+        assert main(command) == 2
+    assert report_main([str(sweep_dir)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert len(errors) == 3 and all(e.startswith(f"error: {sweep_dir / 'sweep.json'} is damaged") for e in errors)
+
+
+@pytest.mark.parametrize(
+    "recipe, env_names, message",
+    [
+        ("m_dqn.py", "CartPole-v1,Pendulum-v1", "env.name='Pendulum-v1': this recipe needs a discrete action space"),
+        ("sac.py", "Pendulum-v1,CartPole-v1", "env.name='CartPole-v1': this recipe needs a Box action space"),
+        ("sql.py", "Pendulum-v1,CartPole-v1", "env.name='CartPole-v1': this recipe needs a Box action space"),
+    ],
+)
+def test_an_action_space_the_recipe_cannot_use_is_refused_when_the_sweep_is_made(tmp_path, recipe, env_names, message):
+    """Issue 41, item 5: checked for every task before submission, not when the run starts."""
+    with pytest.raises(SweepError, match=rf"1 of 2 tasks are invalid:\n  - task 1 \(env.name=\S+\): {re.escape(message)}"):
+        plan_tasks(Recipe.from_path(RECIPE.parent / recipe), [f"env.name={env_names}"], tmp_path / "sweep")

@@ -25,6 +25,7 @@ from tests.slurm.sweep_testlib import (
     wait_for,
 )
 
+from torchrl_reg.recipe_utils import load_checkpoint
 from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.report.summary import main as report_main
 from torchrl_reg.sweep.__main__ import main
@@ -186,6 +187,6 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
         proc.kill()
         proc.wait()
     assert tmp.stat().st_size == partial < complete
-    state = torch.load(path, weights_only=True)
+    state = load_checkpoint(path)
     assert state["step"] >= 1
     assert torch.equal(state["weights"], torch.full((12_500_000,), float(state["step"])))

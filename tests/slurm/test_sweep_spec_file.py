@@ -122,7 +122,7 @@ def test_methods_option_runs_only_the_named_methods_of_a_spec(tmp_path, capsys):
         (["SPEC", "--methods", "dqn,dqn"], "--methods 'dqn,dqn': .*each once"),
         (["SPEC", "--methods", "dqn,"], "--methods 'dqn,': .*each once"),
         ([str(REPO / "recipes" / "m_dqn.py"), "--methods", "dqn"], "only a sweep spec .* has methods"),
-        (["--resume", "DIR", "--methods", "dqn"], "--resume takes the sweep directory only"),
+        (["--resume", "DIR", "--methods", "dqn"], "--resume takes the sweep directory \\(and a recipe to run it with\\) only"),
     ],
 )
 def test_methods_option_refuses_what_it_cannot_select(tmp_path, capsys, args, message):

@@ -37,6 +37,7 @@ from torchrl_reg.recipe_utils.rundir import released_on_error
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
     RecipeRun,
+    check_box_action_spec,
     deterministic_actor,
     make_collector,
     make_env,
@@ -77,6 +78,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     # A run refused while it is being set up leaves no lock file behind.
     with released_on_error(run_dir):
         env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=cfg.seed)
+        check_box_action_spec(env)
         policy, loss_module = entry.from_config(cfg, env, device)
         hooks = entry.hooks(cfg, loss_module) if entry.hooks is not None else LoopHooks()
         target_update = actor_critic_target_update(loss_module, cfg.loss)  # Polyak, or a copy every N updates

@@ -262,7 +262,8 @@ class RegularizedLossBase(LossModule):
 
         With ``layout``: missing keys, and ``done``/``terminated`` flags that are not bool or
         integer (integer flags are read as ``flag != 0``). With ``inputs`` (the transitions
-        themselves): actions whose encoding does not match the loss's action space, and with
+        themselves): actions whose encoding does not match the loss's action space,
+        ``steps_to_next_obs`` that is not a positive integer (when present), and with
         ``check_finite`` NaN or inf rewards, observations or actions (key and first bad index).
         Always: negative, NaN or infinite priority weights (they come with each sample).
         The value checks cost one device sync together (and are skipped under ``torch.vmap``,
@@ -292,6 +293,7 @@ class RegularizedLossBase(LossModule):
         checks: list = []  # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted)
         if inputs:
             self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
+            self._check_steps(tensordict, checks)
         if weights and self.use_prioritized_weights in (True, "auto"):
             weight = tensordict.get(keys.priority_weight, None)
             if weight is not None:
@@ -325,6 +327,20 @@ class RegularizedLossBase(LossModule):
                     f"{type(self).__name__}: {key!r} must be {accepted}; first bad entry at index "
                     f"{list(index)}: {shown.tolist()}"
                 )
+
+    def _check_steps(self, tensordict: TensorDictBase, checks: list) -> None:
+        """Queue the check of ``steps_to_next_obs`` (the n-step horizon the estimator raises gamma to):
+        a positive integer, or the discount becomes gamma^0, gamma^-1 or gamma^1.5 without a word."""
+        key = getattr(self.tensor_keys, "steps_to_next_obs", None)
+        steps = None if key is None else tensordict.get(key, None)
+        if steps is None:
+            return
+        if steps.dtype == torch.bool or steps.is_complex():
+            raise TypeError(f"{type(self).__name__}: {key!r} must hold positive integers (the n-step horizon), got dtype {steps.dtype}")
+        whole = steps >= 1
+        if steps.is_floating_point():
+            whole = whole & (steps == steps.floor())  # NaN fails both
+        checks.append((key, whole.all(), lambda w=whole: ~w, "a positive integer (the n-step horizon)"))
 
     def _check_layout(self, tensordict: TensorDictBase) -> None:
         keys = self.tensor_keys

@@ -44,7 +44,7 @@ from torchrl_reg.objectives.common import (
     _discrete_action_space,
     _num_actions,
 )
-from torchrl_reg.validation import check_bool, check_count, check_tau, check_unit_interval
+from torchrl_reg.validation import check_bool, check_count, check_stable_tau, check_unit_interval
 
 __all__ = ["IQNLoss", "MunchausenIQNLoss"]
 
@@ -288,7 +288,7 @@ class MunchausenIQNLoss(IQNLoss):
 
     Keyword Args:
         alpha: Munchausen scaling in ``[0, 1]`` (0.9).
-        tau: entropy temperature, > 0 (0.03).
+        tau: entropy temperature in [1e-4, 10] (:data:`~torchrl_reg.validation.STABLE_TAU`) (0.03).
         clip_value_min: ``l0``, lower clip of ``tau ln pi`` (-1.0).
         clip_value_max: upper clip (0.0 as in the paper and official M-IQN).
         **kwargs: as :class:`IQNLoss`.
@@ -312,7 +312,7 @@ class MunchausenIQNLoss(IQNLoss):
         **kwargs,
     ) -> None:
         alpha = check_unit_interval("alpha", alpha)
-        tau = check_tau(tau)
+        tau = check_stable_tau("tau", tau)
         clip_value_min, clip_value_max = float(clip_value_min), float(clip_value_max)
         if not clip_value_min <= clip_value_max:
             raise ValueError(

@@ -18,7 +18,7 @@ from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedDQNLossBase
-from torchrl_reg.validation import check_bool, check_tau, check_unit_interval
+from torchrl_reg.validation import check_bool, check_stable_tau, check_unit_interval
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
 __all__ = ["MunchausenDQNLoss", "AdvantageLearningLoss"]
@@ -46,7 +46,8 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
 
     Keyword Args:
         alpha (float): Munchausen scaling in [0, 1]. Default 0.9 (paper).
-        tau (float): entropy temperature > 0. Default 0.03 (paper).
+        tau (float): entropy temperature in [1e-4, 10] (:data:`~torchrl_reg.validation.STABLE_TAU`: soft values
+            stay finite in float32; the recipes accept the same range). Default 0.03 (paper).
         clip_value_min (float): lower clip ``l0`` of ``tau ln pi``. Default -1 (paper).
         clip_value_max (float): upper clip ``u``. Default 0 (paper, official M-IQN); the official
             M-DQN code uses 1, which is inactive since ``tau ln pi <= 0``.
@@ -124,7 +125,7 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
         check_finite: bool = False,
     ) -> None:
         self.alpha = check_unit_interval("alpha", alpha)
-        self.tau = check_tau(tau)
+        self.tau = check_stable_tau("tau", tau)
         if not float(clip_value_min) <= float(clip_value_max):
             raise ValueError(
                 "clip_value_min must be <= clip_value_max, got "

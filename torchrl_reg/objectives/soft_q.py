@@ -25,7 +25,7 @@ from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
 from torchrl_reg.objectives.common import RegularizedLossBase
-from torchrl_reg.validation import check_count
+from torchrl_reg.validation import check_count, check_read, check_stable_tau
 
 __all__ = ["SoftQLoss", "SVGDPolicyLoss", "SoftQLearningLoss", "TemperatureSchedule"]
 
@@ -35,6 +35,9 @@ _SPACES = ("squashed", "pre_tanh", "barrier")
 SATURATION = 0.99
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 _REDUCTIONS = ("mean", "sum", "none")
+
+#: ``uniform_weight``'s default, the only value accepted with ``proposal="uniform"`` (which has no mixture).
+DEFAULT_UNIFORM_WEIGHT = 0.5
 
 
 def _check_reduction(reduction: str | None) -> str:
@@ -59,7 +62,7 @@ class _TemperatureMixin:
     schedule's start value and step count are buffers too, so a checkpoint of the loss resumes it."""
 
     def _init_tau(self, tau: float) -> None:
-        tau = F.check_tau(tau)
+        tau = check_stable_tau("tau", tau)
         self.register_buffer("_tau", torch.tensor(tau))
         self.register_buffer("_tau_initial", torch.tensor(tau))
         self.register_buffer("_tau_annealing_steps", torch.tensor(0, dtype=torch.long))
@@ -69,8 +72,8 @@ class _TemperatureMixin:
         return self._tau
 
     def set_tau(self, tau: float) -> None:
-        """Set the temperature (checked: finite and > 0)."""
-        self._tau.fill_(F.check_tau(tau))
+        """Set the temperature (checked: in [1e-4, 10], :data:`~torchrl_reg.validation.STABLE_TAU`)."""
+        self._tau.fill_(check_stable_tau("tau", tau))
 
 
 def _particle_values(
@@ -129,11 +132,13 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
 
     Keyword Args:
         action_spec: the Box action spec (bounds of the proposal). Unbounded spaces are refused.
-        tau: temperature > 0. reward_scale: multiplies the rewards (> 0).
+        tau: temperature in [1e-4, 10] (:data:`~torchrl_reg.validation.STABLE_TAU`; ``tau=1e-30`` divides Q
+            by 1e-30 and diverges). reward_scale: multiplies the rewards (> 0).
         num_value_particles: ``M >= 2`` (reference: 16). proposal: ``"uniform"`` or ``"mixture"``.
         actor: the sampler actor (for ``proposal="mixture"``).
         num_fit_particles: sampler particles per state fitted by the mixture's Gaussian (>= 2).
-        uniform_weight: the mixture's uniform weight in ``(0, 1)``.
+        uniform_weight: the mixture's uniform weight in ``(0, 1)``; with ``proposal="uniform"`` only its
+            default is accepted (a value there would be ignored).
         loss_function: ``"l2"`` (the paper's square, halved), ``"l1"`` or ``"smooth_l1"``.
         delay_qvalue: keep target parameters (True, the paper); False bootstraps from the online ones.
         reduction, use_prioritized_weights, check_finite: as in
@@ -189,7 +194,7 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
         proposal: str = "uniform",
         actor: TensorDictModule | None = None,
         num_fit_particles: int = 16,
-        uniform_weight: float = 0.5,
+        uniform_weight: float = DEFAULT_UNIFORM_WEIGHT,
         loss_function: str = "l2",
         delay_qvalue: bool = True,
         reduction: str | None = None,
@@ -206,6 +211,8 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
             _sampler_of(actor)
             num_fit_particles = check_count("num_fit_particles", num_fit_particles, 2)
             mixture_split(uniform_weight, num_value_particles)
+        else:
+            check_read("uniform_weight", uniform_weight, DEFAULT_UNIFORM_WEIGHT, "proposal='uniform'")
         reward_scale = float(reward_scale)
         if not reward_scale > 0 or reward_scale == float("inf"):
             raise ValueError(f"reward_scale must be a finite number > 0, got reward_scale={reward_scale}")
@@ -374,7 +381,7 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
             never trained or stored by this loss).
 
     Keyword Args:
-        tau: temperature > 0 (use the critic's). num_particles: ``K`` (reference: 16, 32 on MultiGoal).
+        tau: temperature in [1e-4, 10] (use the critic's). num_particles: ``K`` (reference: 16, 32 on MultiGoal).
         fixed_ratio: fraction of fixed particles in ``(0, 1)`` (reference: 0.5); ``K_f >= 2`` (the
             median heuristic divides by ``ln K_f``) and ``K - K_f >= 1`` are required.
         space: ``"pre_tanh"`` (default), ``"squashed"`` or ``"barrier"`` (above). min_bandwidth: lower bound of ``h`` (reference 1e-3).
@@ -579,7 +586,7 @@ class TemperatureSchedule:
             if not isinstance(loss, _TemperatureMixin):
                 raise ValueError(f"TemperatureSchedule anneals SoftQLoss/SVGDPolicyLoss, got {type(loss).__name__}")
         self.losses = losses
-        self.tau_final = F.check_tau(tau_final)
+        self.tau_final = check_stable_tau("tau_final", tau_final)
         self.annealing_num_steps = check_count("annealing_num_steps", annealing_num_steps)
         self._apply(self.num_steps)
 

@@ -34,7 +34,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from torchrl_reg.validation import check_bool
+from torchrl_reg.validation import check_bool, check_positive
 
 __all__ = ["FusedAdamUpdate", "make_update", "total_loss"]
 
@@ -74,6 +74,10 @@ def make_update(
     The generic path compiles the loss and the optimizer step around an eager backward.
     With a tiny network most of an eager update is Python overhead, hence both.
 
+    ``max_grad_norm``: clip the global gradient norm to this finite number > 0, or ``None`` for no
+    clipping. 0 (which would freeze learning), negative values (which would flip every gradient:
+    ascent) and NaN (which would make every parameter NaN) are refused; "no clipping" is ``None``.
+
     ``inputs_checked=True`` tells the fused update that the caller checks every transition once,
     with ``loss_module.check_inputs``, before it enters the replay buffer (as the training loops
     of :mod:`torchrl_reg.loops` do): each minibatch's actions and values are then not checked
@@ -81,6 +85,8 @@ def make_update(
     runs the loss's own ``forward``, which checks every batch.
     """
     check_bool("inputs_checked", inputs_checked)
+    if max_grad_norm is not None:
+        check_positive("max_grad_norm", max_grad_norm)
     if fused not in (True, False, "auto"):
         raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
     if fused is not False and compile:
@@ -232,7 +238,7 @@ class FusedAdamUpdate:
         self.inputs_checked = inputs_checked
         self.loss_module = loss_module
         self.optimizer = optimizer
-        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+        self.max_grad_norm = None if max_grad_norm is None else check_positive("max_grad_norm", max_grad_norm)
         self.params = _fused_params(loss_module)
         self.keys = list(self.params.keys(True, True))
         self.leaves = [self.params.get(key) for key in self.keys]

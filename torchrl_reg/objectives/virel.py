@@ -41,7 +41,7 @@ from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _box_bounds
-from torchrl_reg.validation import check_virel_c, check_virel_p
+from torchrl_reg.validation import check_read, check_virel_c, check_virel_p
 
 __all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS", "check_temperature_options"]
 
@@ -49,6 +49,8 @@ VARIANTS = ("practical", "em")
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 
 TEMPERATURE_ESTIMATORS = ("replay", "batch", "ema")
+#: ``temperature_ema``'s default, the only value accepted with an estimator other than ``"ema"``.
+DEFAULT_TEMPERATURE_EMA = 0.01
 
 
 def check_temperature_options(
@@ -61,6 +63,8 @@ def check_temperature_options(
             f"temperature_estimator must be one of {TEMPERATURE_ESTIMATORS}, got {temperature_estimator!r}"
         )
     temperature_ema = F.check_rate("temperature_ema", temperature_ema)
+    if temperature_estimator != "ema":
+        check_read("temperature_ema", temperature_ema, DEFAULT_TEMPERATURE_EMA, f"temperature_estimator={temperature_estimator!r}")
     initial_temperature = float(initial_temperature)
     if not (initial_temperature >= 0 and math.isfinite(initial_temperature)):
         raise ValueError(f"initial_temperature must be a finite number >= 0, got {initial_temperature}")
@@ -101,7 +105,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
         c (float): temperature scale ``c > 0``. Default 1.0.
         p (int): 1 or 2. Default 2.
         temperature_estimator (str): ``"replay"`` (default), ``"batch"`` or ``"ema"``.
-        temperature_ema (float): EMA rate in (0, 1] for ``"ema"``. Default 0.01.
+        temperature_ema (float): EMA rate in (0, 1] for ``"ema"`` (other estimators accept only the default). Default 0.01.
         initial_temperature (float): the temperature until the first estimate. Default 1.0 (the
             official code's value before its replay holds a full temperature batch).
         loss_function, delay_value, action_space, reduction, use_prioritized_weights, check_finite: as
@@ -122,7 +126,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
         c: float = 1.0,
         p: int = 2,
         temperature_estimator: str = "replay",
-        temperature_ema: float = 0.01,
+        temperature_ema: float = DEFAULT_TEMPERATURE_EMA,
         initial_temperature: float = 1.0,
         loss_function: str = "l2",
         delay_value: bool = True,
@@ -324,7 +328,7 @@ class VIRELLoss(RegularizedLossBase):
         c: float = 1.0,
         p: int = 2,
         temperature_estimator: str = "replay",
-        temperature_ema: float = 0.01,
+        temperature_ema: float = DEFAULT_TEMPERATURE_EMA,
         initial_temperature: float = 1.0,
         loss_function: str = "l2",
         delay_qvalue: bool = True,

@@ -21,19 +21,21 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   (checked by :func:`structured`) and runs every range check before building anything.
 * The run directory is Hydra's output directory (or ``cfg.run_dir`` when given). It holds the
   resolved ``config.yaml``, the CSV logs (``csv/scalars/**.csv``, rows ``step,value``),
-  ``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``), ``metrics.json`` (final),
+  ``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``), ``metrics.json`` (``status: running`` while it runs, final at the end),
   ``learning_curve.png`` and, while a run uses it, ``run.lock``.
 * :func:`open_run_dir` (in :func:`start_process`) locks the directory before anything in it is
   touched: one writer at a time, a second is refused naming the first (pid, host); the lock of
   a killed run is detected as stale and taken over.
 * If the directory holds a checkpoint at start, the run resumes from it: the explicit step
   :meth:`RecipeRun.start` (-> :meth:`RecipeRun.resume`) that every loop calls before its first
-  batch, which then writes ``config.yaml``; without one, CSV rows of an earlier attempt are
-  dropped and the log starts clean. Checkpoints are written atomically (temp file +
-  ``os.replace``) every ``checkpoint.interval`` frames, at the end, and when a stop is
-  requested; an unreadable checkpoint is named and the previous one is used instead.
+  batch, which then writes ``config.yaml``; without one, CSV rows of an attempt killed before its
+  first checkpoint are dropped and the log starts clean, and a directory holding an earlier run's
+  logs or final metrics but no checkpoint is refused (:class:`~torchrl_reg.recipe_utils.rundir.EarlierRunRefused`).
+  Checkpoints are written atomically (temp file + ``os.replace``), with the SHA-256 of their
+  contents, every ``checkpoint.interval`` frames, at the end, and when a stop is requested; a
+  checkpoint that fails its checksum or cannot be read is named and the previous one is used instead.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
-  (SIGTERM, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
+  (SIGTERM, SIGHUP, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
   frame count. The loop polls ``stop_requested(frames)`` once per collector batch, writes a
   checkpoint, clears the flag (:func:`clear_stop`) and ``train`` returns
   ``metrics["status"] == "interrupted"``; a normal end gives ``"completed"``. A stop requested
@@ -106,6 +108,8 @@ from torchrl_reg.recipe_utils.data import TRANSITION_KEYS, make_collector, make_
 from torchrl_reg.recipe_utils.envs import (
     NATIVE_VECTOR_ENVS,
     VectorCartPole,
+    check_action_space,
+    check_box_action_spec,
     check_discrete_action_spec,
     get_env_state,
     make_env,
@@ -170,6 +174,8 @@ __all__ = [
     "ValueBasedConfig",
     "ValueBasedLossConfig",
     "check_group_choice",
+    "check_action_space",
+    "check_box_action_spec",
     "check_discrete_action_spec",
     "check_finite_rewards",
     "clear_stop",

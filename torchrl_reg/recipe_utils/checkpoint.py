@@ -9,17 +9,24 @@ uint8 tensor) and the replay sampler's state (a prioritized sampler's C++ segmen
 leaf values). :func:`load_checkpoint` refuses a file holding anything else, ``bytes`` included,
 so a crafted checkpoint is refused instead of executed.
 
+Each file starts with a header: :data:`MAGIC` and the SHA-256 of the ``torch.save`` bytes that
+follow it, written in the same atomic write as the checkpoint. :func:`load_checkpoint` verifies
+it before unpickling anything, so a corrupted file (random bytes, a single flipped bit, a
+truncated or zeroed block) is reported as corruption, never as a crafted file, and never loads
+as a slightly different state. Files written before checksums existed (a bare ``torch.save`` zip)
+still load, unverified, with a warning saying so.
+
 The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint that cannot be read
 (truncated, corrupted on disk) is reported by name and the previous one is used instead, with a
 message saying so.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,11 @@ __all__ = [
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+#: First bytes of a checkpoint file; the SHA-256 digest (32 bytes) of the rest of the file follows.
+MAGIC = b"TRLRCKP1"
+_HEADER_SIZE = len(MAGIC) + hashlib.sha256().digest_size
+# What a bare ``torch.save`` file (a zip archive) starts with: a checkpoint written before checksums.
+_ZIP_MAGIC = b"PK\x03\x04"
 
 logger = logging.getLogger(__name__)
 
@@ -80,19 +92,40 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _HashingWriter:
+    """A write-only file object that hashes what it passes on (``torch.save`` only calls ``write`` and ``flush``)."""
+
+    def __init__(self, file: Any):
+        self.file = file
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a crash mid-write leaves the previous checkpoint intact.
 
-    ``state`` must be plain data (``TypeError`` names the first entry that is not). The data is
-    synced to disk before the rename makes it the checkpoint, and the directory after it, so that
-    a machine that loses power (a preempted node) cannot keep a renamed empty file. The checkpoint
-    it replaces becomes ``checkpoint.prev.pt`` (a hard link, so ``path`` always exists).
+    ``state`` must be plain data (``TypeError`` names the first entry that is not). The file holds
+    :data:`MAGIC`, the SHA-256 of the ``torch.save`` bytes, then those bytes (hashed as they are
+    written, so nothing is read back). The data is synced to disk before the rename makes it the
+    checkpoint, and the directory after it, so that a machine that loses power (a preempted node)
+    cannot keep a renamed empty file. The checkpoint it replaces becomes ``checkpoint.prev.pt`` (a
+    hard link, so ``path`` always exists).
     """
     check_plain(state, "checkpoint")
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        torch.save(state, f)
+        f.write(bytes(_HEADER_SIZE))  # the header's place; its digest is known once the payload is written
+        writer = _HashingWriter(f)
+        torch.save(state, writer)
+        f.seek(0)
+        f.write(MAGIC + writer.sha256.digest())
         f.flush()
         os.fsync(f.fileno())
     if path.exists():
@@ -108,9 +141,46 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     _fsync_dir(path.parent)
 
 
+def _verified_payload(path: Path) -> Any:
+    """``path`` opened at its ``torch.save`` payload, after checking the header's SHA-256 against it.
+
+    Raises :class:`CheckpointError` (corrupt) for a file whose digest does not match or that is
+    neither a checkpoint nor a pre-checksum ``torch.save`` zip; the latter loads unverified, with a warning.
+    """
+    f = open(path, "rb")
+    try:
+        header = f.read(_HEADER_SIZE)
+        if header.startswith(_ZIP_MAGIC):
+            logger.warning("checkpoint %s was written before checkpoints carried a checksum: loading it unverified", path)
+            f.seek(0)
+            return f
+        if len(header) < _HEADER_SIZE or not header.startswith(MAGIC):
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: it does not start with a torchrl_reg checkpoint header "
+                f"({len(header)} bytes read where {_HEADER_SIZE} are expected, first bytes {header[:8]!r})"
+            )
+        digest = hashlib.sha256()
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+        stored = header[len(MAGIC):]
+        if digest.digest() != stored:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: its content does not match the checksum written with it "
+                f"(sha256 {stored.hex()[:16]}... stored, {digest.hexdigest()[:16]}... read)"
+            )
+        f.seek(_HEADER_SIZE)
+        return f
+    except BaseException:
+        f.close()
+        raise
+
+
 def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with _verified_payload(path) as f:
+            state = torch.load(f, map_location=map_location, weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as err:
         if "weights only" in str(err).lower():
             raise UntrustedCheckpointError(
@@ -119,7 +189,7 @@ def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
                 f"({str(err).splitlines()[0] if str(err) else type(err).__name__})"
             ) from None
         raise CheckpointError(f"checkpoint {path} is unreadable (corrupt): {err}") from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except Exception as err:  # noqa: BLE001 - a damaged zip or pickle raises any of many types (IndexError too)
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {type(err).__name__}: {err}") from err
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a checkpoint dict")
@@ -137,10 +207,11 @@ def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, plain data only).
 
-    A checkpoint holding anything else is refused (:class:`UntrustedCheckpointError`). One that cannot be
-    read (or is missing) while the previous one exists falls back to ``checkpoint.prev.pt``, with a
-    warning naming both files; the unreadable file is renamed ``<name>.corrupt`` so that the next
-    checkpoint does not rotate it into the previous one's place.
+    A checkpoint holding anything else is refused (:class:`UntrustedCheckpointError`). One that fails
+    its checksum or cannot be read (or is missing) while the previous one exists falls back to
+    ``checkpoint.prev.pt``, with a warning naming both files; the unreadable file is renamed
+    ``<name>.corrupt`` so that the next checkpoint does not rotate it into the previous one's place.
+    Both unusable: :class:`CheckpointError` naming both.
     """
     path = Path(path)
     previous = _previous(path)
@@ -156,7 +227,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         try:
             state = _load(previous, map_location)
         except CheckpointError as previous_err:
-            raise CheckpointError(f"{err}; the previous checkpoint is unusable too: {previous_err}") from err
+            raise CheckpointError(
+                f"{err}; the previous checkpoint is unusable too: {previous_err}. The run cannot resume: restore "
+                f"either file from a copy, or start over in a new run directory"
+            ) from err
         if path.exists():
             os.replace(path, path.with_name(path.name + ".corrupt"))
         logger.warning(

@@ -261,6 +261,8 @@ class ValueBasedConfig(RecipeConfig):
 
     optim: QOptimConfig = field(default_factory=QOptimConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    #: The action space the loop needs (:func:`~torchrl_reg.recipe_utils.envs.check_action_space`).
+    action_space: ClassVar[str] = "discrete"
 
 
 @dataclass
@@ -270,6 +272,7 @@ class BoltzmannValueBasedConfig(RecipeConfig):
     Bellman-error temperature, ``recipes/virel.py``), so no epsilon value can be set and ignored."""
 
     optim: QOptimConfig = field(default_factory=QOptimConfig)
+    action_space: ClassVar[str] = "discrete"
 
 
 @dataclass
@@ -302,6 +305,8 @@ class ActorCriticConfig(RecipeConfig):
     is stochastic (no exploration schedule) and the targets are Polyak-averaged after every update
     at the loss's rate ``loss.polyak`` or copied every ``loss.hard_update_interval`` updates
     (``loss.target_update``; no ``optim.target_update_interval``)."""
+
+    action_space: ClassVar[str] = "box"
 
 
 def register_schema(name: str, node: type) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torchrl.data import Categorical, OneHot
+from torchrl.data import Bounded, Categorical, OneHot
 from torchrl.envs import EnvBase, GymWrapper
 
 import torchrl_reg.envs  # noqa: F401  (registers MultiGoal-v0 with gymnasium, for env.name)
@@ -53,6 +53,8 @@ __all__ = [
     "NATIVE_VECTOR_ENVS",
     "VectorCartPole",
     "make_env",
+    "check_action_space",
+    "check_box_action_spec",
     "check_discrete_action_spec",
     "num_actions",
     "get_env_state",
@@ -425,6 +427,33 @@ def check_discrete_action_spec(env: EnvBase) -> None:
             f"this recipe needs a discrete action space (Categorical or OneHot spec), "
             f"got action_spec={type(spec).__name__} with shape {tuple(spec.shape)} and dtype {spec.dtype}"
         )
+
+
+def check_box_action_spec(env: EnvBase) -> None:
+    """Raise ``ValueError`` unless the env's action is a bounded box of floats (what a tanh policy maps onto)."""
+    spec = env.action_spec_unbatched
+    if not (isinstance(spec, Bounded) and spec.dtype.is_floating_point):
+        raise ValueError(
+            f"this recipe needs a Box action space (bounded, continuous: a Bounded float spec), "
+            f"got action_spec={type(spec).__name__} with shape {tuple(spec.shape)} and dtype {spec.dtype}"
+        )
+
+
+#: What each loop family needs (the ``action_space`` of its config schema) and the check of it.
+ACTION_SPACE_CHECKS = {"discrete": check_discrete_action_spec, "box": check_box_action_spec}
+
+
+def check_action_space(cfg: Any, kind: str) -> None:
+    """Build one copy of the env of ``cfg`` (an :class:`~torchrl_reg.recipe_utils.EnvConfig`) and raise
+    ``ValueError`` naming ``env.name`` unless its action space is of ``kind`` (``"discrete"`` or ``"box"``):
+    what a sweep checks for every task before it submits any (a run would otherwise fail only when it starts)."""
+    env = make_env(cfg, num_envs=1)
+    try:
+        ACTION_SPACE_CHECKS[kind](env)
+    except ValueError as err:
+        raise ValueError(f"env.name={cfg.name!r}: {err}") from None
+    finally:
+        env.close()
 
 
 def num_actions(env: EnvBase) -> int:

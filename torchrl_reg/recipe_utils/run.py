@@ -173,6 +173,7 @@ class RecipeRun:
             self.resume()
         else:
             truncate_csv_logs(self.run_dir, None)
+        self._write_running_metrics()
         set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
         OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
         logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg))
@@ -190,6 +191,19 @@ class RecipeRun:
         return resumed
 
     # -- checkpoints ------------------------------------------------------------------------------
+    def _write_running_metrics(self) -> None:
+        """``metrics.json`` of a run in progress: ``status: running`` and the frames its checkpoint holds.
+
+        Written at the start and after every checkpoint, so that a run stopped without a word
+        (SIGKILL, a crash) never leaves an earlier run's ``completed`` behind, and so that
+        :func:`~torchrl_reg.recipe_utils.rundir.open_run_dir` can tell a run killed before its
+        first checkpoint (0 frames: start over) from one whose checkpoints were deleted (refused).
+        """
+        write_json(self.run_dir / "metrics.json", {
+            "status": "running", "frames": self.frames, "updates": self.updates, "env": self.cfg.env.name,
+            "seed": self.cfg.seed, "run_dir": str(self.run_dir), **self.extra_metrics,
+        })
+
     def checkpoint(self) -> None:
         """Write ``checkpoint.pt`` atomically with everything needed to continue exactly."""
         if self.logger is not None:
@@ -211,6 +225,7 @@ class RecipeRun:
                 "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
             },
         )
+        self._write_running_metrics()
 
     def resume(self) -> None:
         """Restore everything a checkpoint holds (counters, ``stateful`` objects, replay buffer, collector

@@ -2,10 +2,16 @@
 
 :func:`open_run_dir` locks the run directory before anything in it is touched, then, if it holds a
 checkpoint, compares the new config with the stored ``config.yaml`` and refuses every difference
-that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ).
+that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ); without
+a checkpoint, it refuses a directory holding an earlier run's logs or metrics, which a fresh start
+would delete (:class:`EarlierRunRefused`).
 
 ``<run_dir>/run.lock`` is locked with ``flock`` for as long as a run uses the directory and holds
-the pid and host of that run. The kernel (or the NFS server) drops the lock when its process dies,
+the pid and host of that run. The directory itself is locked too where the filesystem allows it
+(local disks; NFS cannot lock a directory), so that deleting ``run.lock`` by hand does not let a
+second writer in. A probe (:func:`run_dir_holder`, what ``sweep --status`` and ``--resume`` ask)
+takes a shared lock for an instant; a run starting at that instant retries for a short while
+instead of mistaking the probe for a writer. The kernel (or the NFS server) drops the lock when its process dies,
 however it dies, so a lock file left by a SIGKILLed or crashed run is recognised as stale and
 taken over (with a message naming the dead run); a second live writer is refused with a message
 naming the one already running. On a filesystem without ``flock`` the pid and host decide: a
@@ -32,6 +38,7 @@ __all__ = [
     "RESUMABLE_CHANGES",
     "RunDirLocked",
     "ResumeRefused",
+    "EarlierRunRefused",
     "RunDirLock",
     "lock_run_dir",
     "release_run_dir",
@@ -67,6 +74,10 @@ class ResumeRefused(ValueError):
     """A resume whose config differs from the stored one in a way that could change training."""
 
 
+class EarlierRunRefused(ResumeRefused):
+    """A run directory holding an earlier run's logs or metrics but no checkpoint to continue it from."""
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -81,6 +92,34 @@ def _describe(holder: dict[str, Any]) -> str:
     return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} (since {holder.get('since', '?')})"
 
 
+# How long a run that finds its directory locked keeps trying before it concludes that a writer,
+# not a probe, holds it: a probe holds its shared lock for microseconds.
+_PROBE_RETRIES, _PROBE_WAIT_S = 40, 0.05
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.EBADF)
+
+
+def _flock_exclusive(fd: int) -> bool:
+    """``flock(LOCK_EX)`` without blocking, retried past probes; ``False`` when another process keeps it."""
+    for attempt in range(_PROBE_RETRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < _PROBE_RETRIES:
+                time.sleep(_PROBE_WAIT_S)
+    return False
+
+
+def _flock_shared_free(fd: int) -> bool:
+    """Whether no writer holds ``fd``'s file (a shared lock taken and dropped at once); raises ``OSError`` without flock."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
+
+
 class RunDirLock:
     """The exclusive lock of one run directory (see the module docstring); :meth:`release` frees it."""
 
@@ -88,6 +127,7 @@ class RunDirLock:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK_NAME
         self._fd: int | None = None
+        self._dir_fd: int | None = None
 
     @property
     def held(self) -> bool:
@@ -101,22 +141,58 @@ class RunDirLock:
             holder = {}
         return holder if isinstance(holder, dict) else {}
 
+    def _refuse(self, holder: dict[str, Any]) -> RunDirLocked:
+        who = _describe(holder) if holder else f"another process (its lock file {self.path} was deleted)"
+        return RunDirLocked(
+            f"run directory {self.run_dir} is in use by {who} (lock file {self.path}); two "
+            "runs writing one directory would corrupt its checkpoint and logs. Wait for that run to "
+            "end or stop it (it checkpoints on SIGTERM), then run again"
+        )
+
+    def _lock_directory(self) -> None:
+        """Lock the directory itself (kept by a user who deletes ``run.lock``); skipped where it cannot be locked."""
+        fd = os.open(self.run_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if not _flock_exclusive(fd):
+                holder: dict[str, Any] = {}
+                if self.path.exists():
+                    with open(self.path, "rb") as f:
+                        holder = self._read_holder(f.fileno())
+                raise self._refuse(holder)
+        except OSError as err:
+            os.close(fd)
+            if err.errno not in _NO_FLOCK:
+                raise
+            return
+        except BaseException:
+            os.close(fd)
+            raise
+        self._dir_fd = fd
+
     def acquire(self) -> None:
         """Take the lock, or raise :class:`RunDirLocked` naming the process that holds it."""
+        self._lock_directory()
+        try:
+            self._acquire_file()
+        except BaseException:
+            self._release_directory()
+            raise
+
+    def _release_directory(self) -> None:
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    def _acquire_file(self) -> None:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 holder = self._read_holder(fd)
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise RunDirLocked(
-                        f"run directory {self.run_dir} is in use by {_describe(holder)} (lock file {self.path}); two "
-                        "runs writing one directory would corrupt its checkpoint and logs. Wait for that run to "
-                        "end or stop it (it checkpoints on SIGTERM), then run again"
-                    ) from None
+                    if not _flock_exclusive(fd):
+                        raise self._refuse(holder or {"pid": "?"})
                 except OSError as err:
-                    if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    if err.errno not in _NO_FLOCK:
                         raise
                     self._check_without_flock(holder)
                 # A holder that unlinked the file between our open and flock: lock the new file instead.
@@ -157,6 +233,7 @@ class RunDirLock:
         finally:
             os.close(self._fd)
             self._fd = None
+            self._release_directory()
 
 
 def run_dir_holder(run_dir: str | Path) -> dict[str, Any] | None:
@@ -169,20 +246,31 @@ def run_dir_holder(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        fd = None
     try:
-        holder = RunDirLock(run_dir)._read_holder(fd)
+        holder = RunDirLock(run_dir)._read_holder(fd) if fd is not None else {}
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return holder or {}
+            dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return None
+        try:
+            if not _flock_shared_free(dir_fd):
+                return holder  # held; its run.lock may have been deleted
+        except OSError:
+            pass  # a directory that cannot be locked (NFS): the lock file decides
+        finally:
+            os.close(dir_fd)
+        if fd is None:
+            return None
+        try:
+            return None if _flock_shared_free(fd) else holder
         except OSError:  # no flock on this filesystem: a live pid on this host is the holder
             pid = holder.get("pid")
             alive = pid is not None and holder.get("host") == socket.gethostname() and _pid_alive(int(pid))
             return holder if alive else None
-        return None
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 # Locks held by this process, by resolved directory: a run that raised keeps its lock until the
@@ -230,13 +318,44 @@ def open_run_dir(cfg: Any) -> Path:
 
     run_dir = resolve_run_dir(cfg.run_dir)
     lock_run_dir(run_dir)
-    if has_checkpoint(run_dir):
-        try:
+    with released_on_error(run_dir):
+        if has_checkpoint(run_dir):
             _check_resume(run_dir, cfg)
-        except BaseException:
-            release_run_dir(run_dir)
-            raise
+        else:
+            _check_fresh(run_dir)
     return run_dir
+
+
+def _check_fresh(run_dir: Path) -> None:
+    """Refuse a run directory without a checkpoint that holds what an earlier run would lose.
+
+    A run starting without a checkpoint drops every CSV row (rows of an attempt killed before its
+    first checkpoint are logged again). That is only right when the directory's ``metrics.json``
+    says so: ``status: running`` at 0 frames, which :class:`~torchrl_reg.recipe_utils.run.RecipeRun`
+    writes at a fresh start and replaces at every checkpoint. Anything else (a finished run whose
+    checkpoints were deleted to free disk, logs without metrics) is refused, naming what is there.
+    """
+    metrics_path = run_dir / "metrics.json"
+    csv_files = sorted(p for p in (run_dir / "csv").rglob("*.csv") if p.stat().st_size) if (run_dir / "csv").is_dir() else []
+    if not metrics_path.exists() and not csv_files:
+        return
+    if metrics_path.exists():
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except (OSError, ValueError):
+            metrics = None
+        if isinstance(metrics, dict) and metrics.get("status") == "running" and metrics.get("frames") == 0:
+            return  # killed before its first checkpoint: nothing of it can be continued
+        found = (f"metrics.json (status {metrics.get('status')!r}, {metrics.get('frames')} frames)"
+                 if isinstance(metrics, dict) else "an unreadable metrics.json")
+    else:
+        found = "no metrics.json"
+    raise EarlierRunRefused(
+        f"run directory {run_dir} holds an earlier run's results but no checkpoint to continue it from: {found}, "
+        f"{len(csv_files)} CSV log files under {run_dir / 'csv'}. Starting here would delete those logs and retrain "
+        "from frame 0. To start over on purpose, delete the directory (or its csv/ and metrics.json) first; "
+        "otherwise choose another run_dir"
+    )
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:

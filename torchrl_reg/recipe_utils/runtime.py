@@ -16,7 +16,7 @@ __all__ = ["seed_everything", "select_device", "resolve_run_dir", "crossed", "st
 
 def start_process(cfg: DictConfig) -> tuple[Path, torch.device]:
     """What every loop does first, on a validated config: create and lock the run directory
-    (:func:`~torchrl_reg.recipe_utils.rundir.open_run_dir`), let SIGTERM, SIGINT, SIGUSR1 and SIGUSR2
+    (:func:`~torchrl_reg.recipe_utils.rundir.open_run_dir`), let SIGTERM, SIGHUP, SIGINT, SIGUSR1 and SIGUSR2
     request a stop, set the torch thread count, pick the device and seed every RNG. Returns
     ``(run_dir, device)``. Writes no file but the lock (``config.yaml`` is written by
     :meth:`~torchrl_reg.recipe_utils.run.RecipeRun.start`, after the resume step)."""

@@ -4,9 +4,10 @@ The loop polls :func:`stop_requested` once per collector batch, writes a checkpo
 ``metrics["status"] == "interrupted"``; a recipe run from the command line then exits with
 :data:`EXIT_INTERRUPTED` (75, ``EX_TEMPFAIL``: "try again later"), so that schedulers and scripts
 never mistake a stopped run for a finished one. SLURM sends SIGUSR2 (submitit's
-``--signal``), SIGUSR1 (``scancel --signal``) or SIGTERM before it kills a job, and Ctrl-C sends
-SIGINT: each only sets the flag, so the checkpoint is written from the main loop at a batch
-boundary, where every piece of state (env, collector carrier, replay buffer) is consistent. While
+``--signal``), SIGUSR1 (``scancel --signal``) or SIGTERM before it kills a job, Ctrl-C sends
+SIGINT, and a closing terminal (or a dropped ssh session) sends SIGHUP: each only sets the flag,
+so the checkpoint is written from the main loop at a batch boundary, where every piece of state
+(env, collector carrier, replay buffer) is consistent. While
 no training loop is running (building the run, or after it returned), and at a second Ctrl-C,
 SIGINT raises ``KeyboardInterrupt`` as usual.
 """
@@ -33,7 +34,7 @@ __all__ = [
 #: Exit status of a recipe whose run was stopped after writing its checkpoint (sysexits' EX_TEMPFAIL).
 EXIT_INTERRUPTED = 75
 #: Signals that ask a run to checkpoint and stop.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
 _STOP = threading.Event()
 _STOP_AT: list[int] = []

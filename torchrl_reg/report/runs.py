@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
+from torchrl_reg.recipe_utils.rundir import run_dir_holder
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 
 __all__ = ["Run", "collect_runs", "method_labels", "read_curve"]
@@ -71,7 +72,10 @@ def _read_metrics(run_dir: Path) -> tuple[str, dict[str, Any]]:
             metrics = json.loads(path.read_text())
         except json.JSONDecodeError:
             return "unreadable metrics.json", {}
-        return str(metrics.get("status", "unknown")), metrics
+        status = str(metrics.get("status", "unknown"))
+        if status == "running" and run_dir_holder(run_dir) is None:
+            status = "stopped without a word (metrics.json says running, no process holds the run)"
+        return status, metrics
     if has_checkpoint(run_dir):  # checkpoint.pt, or the previous one a resume falls back to
         return "started", {}
     return "not started", {}
@@ -167,7 +171,14 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
         for run_dir in candidates:
             if run_dir in seen or (run_dir / "sweep.json").is_file():
                 continue
-            config = _read_config(run_dir)
+            try:
+                config = _read_config(run_dir)
+            except Exception as err:  # noqa: BLE001 - YAML, OmegaConf and decoding raise many types
+                # One damaged file is one run the report cannot read, not a report that cannot be made.
+                seen.add(run_dir)
+                reason = " ".join(str(err).split())[:200]
+                runs.append(Run(run_dir, "run", {}, f"unreadable config.yaml ({type(err).__name__}: {reason})"))
+                continue
             if config is None:
                 continue
             seen.add(run_dir)

@@ -18,12 +18,12 @@ from torchrl_reg.sweep.launch import (
     unfinished_tasks,
 )
 from torchrl_reg.sweep.spec import Recipe, SpecMethod, SweepError, load_sweep_spec, plan_tasks, select_methods
-from torchrl_reg.sweep.task import SWEEP_FILE, read_sweep_file
+from torchrl_reg.sweep.task import SWEEP_FILE, read_sweep_file, sweep_recipe
 
 USAGE = """\
 python -m torchrl_reg.sweep RECIPE [OVERRIDE ...] [options] [--slurm.KEY=VALUE ...]
        python -m torchrl_reg.sweep SPEC.yaml [OVERRIDE ...] [options] [--slurm.KEY=VALUE ...]
-       python -m torchrl_reg.sweep --resume SWEEP_DIR [options] [--slurm.KEY=VALUE ...]
+       python -m torchrl_reg.sweep --resume SWEEP_DIR [RECIPE] [options] [--slurm.KEY=VALUE ...]
        python -m torchrl_reg.sweep --status SWEEP_DIR"""
 
 EPILOG = """\
@@ -36,6 +36,9 @@ recipe with overrides; each method becomes one sweep in <dir>/<method>, and over
 the command line replace the spec's for the same key (e.g. seed=0 collector.total_frames=2048
 for a smoke run), and --methods a,b runs only those methods (e.g. to put two methods of one
 spec on two machines). --resume and --status accept the directory of a spec's sweeps.
+
+A sweep directory is data: --resume runs the project's own recipe that sweep.json records, and
+any other recipe only when named on the command line (--resume SWEEP_DIR path/to/recipe.py).
 
 SLURM resources per task (--slurm.KEY=VALUE): partition, account, qos, constraint, exclude,
 nodelist, cpus_per_task (2), gpus_per_node (0), gres (e.g. gpu:a100:1), mem_gb, time_min (60),
@@ -143,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         parallel = args.parallel or (256 if executor == "slurm" else 1)
 
         if args.resume:
-            if args.recipe or args.overrides or args.methods is not None:
-                raise SweepError("--resume takes the sweep directory only: its recipe, overrides and methods are in "
-                                 "the sweep directories")
+            if args.overrides or args.methods is not None:
+                raise SweepError("--resume takes the sweep directory (and a recipe to run it with) only: its "
+                                 "overrides and methods are in the sweep directories")
             todo = []
             for sweep_dir in _sweep_dirs(args.resume):
+                recipe = sweep_recipe(read_sweep_file(sweep_dir), args.recipe).path
                 indices, queued = unfinished_tasks(sweep_dir)
                 if queued:
                     print(
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"process holds their run directory); leaving them: {queued}"
                     )
                 if indices:
-                    todo.append((sweep_dir, indices))
+                    todo.append((sweep_dir, indices, recipe))
             if not todo:
                 print("nothing to resume: every task is completed or still queued")
                 return 0
@@ -189,13 +193,13 @@ def main(argv: list[str] | None = None) -> int:
             todo = []
             for m, d in zip(methods, dirs):
                 create_sweep(m.recipe.path, m.overrides, d, command, method=m.label)
-                todo.append((str(Path(d).resolve()), [t["index"] for t in read_sweep_file(d)["tasks"]]))
+                todo.append((str(Path(d).resolve()), [t["index"] for t in read_sweep_file(d)["tasks"]], m.recipe.path))
             top = str(Path(top).resolve())
 
         if executor == "slurm":
-            for k, (sweep_dir, indices) in enumerate(todo):
+            for k, (sweep_dir, indices, recipe) in enumerate(todo):
                 try:
-                    submission = submit_slurm(sweep_dir, indices, resources, parallel)
+                    submission = submit_slurm(sweep_dir, indices, resources, parallel, recipe)
                 except SweepError as err:
                     if args.resume:
                         raise
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                         raise SweepError(f"{err}\nthe sweeps submitted before keep running; "
                                          f"--resume {top} submits the rest") from None
                     # A fresh sweep whose first array sbatch refused: leave nothing behind.
-                    for d, _ in todo:
+                    for d, _, _ in todo:
                         shutil.rmtree(d, ignore_errors=True)
                     if Path(top).is_dir() and not any(Path(top).iterdir()):
                         Path(top).rmdir()
@@ -213,14 +217,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  status: python -m torchrl_reg.sweep --status {top}")
             print(f"  report: python -m torchrl_reg.report {top}")
             if args.wait:
-                for sweep_dir, _ in todo:
+                for sweep_dir, _, _ in todo:
                     _wait_for_queue(sweep_dir)
                 return _print_status(top)
             return 0
         incomplete = False
-        for sweep_dir, indices in todo:
+        for sweep_dir, indices, recipe in todo:
             print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
-            codes = run_local(sweep_dir, indices, parallel)
+            codes = run_local(sweep_dir, indices, parallel, recipe=recipe)
             if len(codes) < len(indices) or any(c != 0 for c in codes.values()):
                 incomplete = True
                 break  # interrupted or failed: stop here, --resume continues every sweep of the spec

@@ -175,8 +175,12 @@ def _record_submission(sweep_dir: Path, submission: dict[str, Any]) -> None:
     write_sweep_file(sweep_dir, sweep)
 
 
-def submit_slurm(sweep_dir: str | Path, indices: Sequence[int], resources: SlurmResources, parallel: int) -> dict[str, Any]:
-    """Submit the tasks ``indices`` as one SLURM array through submitit; returns the recorded submission."""
+def submit_slurm(
+    sweep_dir: str | Path, indices: Sequence[int], resources: SlurmResources, parallel: int, recipe: str | Path | None = None
+) -> dict[str, Any]:
+    """Submit the tasks ``indices`` as one SLURM array through submitit; returns the recorded submission.
+
+    ``recipe``: the script the user named (see :func:`~torchrl_reg.sweep.task.sweep_recipe`)."""
     import submitit
 
     sweep_dir = Path(sweep_dir).resolve()
@@ -185,7 +189,7 @@ def submit_slurm(sweep_dir: str | Path, indices: Sequence[int], resources: Slurm
     executor.update_parameters(**resources.executor_parameters(Path(sweep["recipe"]).stem, parallel))
     try:
         with executor.batch():
-            jobs = [executor.submit(SweepTask(str(sweep_dir), i)) for i in indices]
+            jobs = [executor.submit(SweepTask(str(sweep_dir), i, None if recipe is None else str(recipe))) for i in indices]
     except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
         raise SweepError(f"sbatch refused the sweep, nothing was submitted:\n{err}") from None
     submission = {
@@ -202,10 +206,13 @@ def submit_slurm(sweep_dir: str | Path, indices: Sequence[int], resources: Slurm
     return submission
 
 
-def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, quiet: bool = False) -> dict[int, int]:
+def run_local(
+    sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, quiet: bool = False, recipe: str | Path | None = None
+) -> dict[int, int]:
     """Run the tasks here, ``parallel`` at a time, each in its own process; returns their exit codes.
 
-    Ctrl-C (or SIGTERM) asks every running task to checkpoint and stop, and starts no new one;
+    ``recipe``: the script the user named (see :func:`~torchrl_reg.sweep.task.sweep_recipe`).
+    Ctrl-C (or SIGTERM, or SIGHUP: the terminal closed) asks every running task to checkpoint and stop, and starts no new one;
     ``--resume`` continues the sweep later. Exit code 0: completed, 75 (``EXIT_INTERRUPTED``): interrupted.
     """
     sweep_dir = Path(sweep_dir).resolve()
@@ -234,7 +241,7 @@ def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, 
         for proc in running.values():
             proc.send_signal(signal.SIGTERM)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         while pending or running:
             while pending and len(running) < parallel and not stopping:
@@ -242,7 +249,8 @@ def run_local(sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, 
                 logs = submission["tasks"][str(i)]
                 with open(logs["stdout"], "a") as out, open(logs["stderr"], "a") as err:
                     running[i] = subprocess.Popen(
-                        [sys.executable, "-u", "-m", "torchrl_reg.sweep.task", str(sweep_dir), str(i)],
+                        [sys.executable, "-u", "-m", "torchrl_reg.sweep.task", str(sweep_dir), str(i),
+                         *([] if recipe is None else [str(recipe)])],
                         stdout=out,
                         stderr=err,
                         env=env,

@@ -111,12 +111,13 @@ class Recipe:
             return None
         return name
 
-    def validate(self, cfg: DictConfig) -> None:
-        """The recipe's ``validate(cfg)``: schema and every range check ``train`` runs before building anything."""
+    def validate(self, cfg: DictConfig) -> Any:
+        """The recipe's ``validate(cfg)``: schema and every range check ``train`` runs before building
+        anything; returns what it returns (the config merged onto the recipe's schema)."""
         validator = getattr(self.module(), "validate", None)
         if not callable(validator):
             raise SweepError(f"recipe {self.path} defines no validate(cfg) function")
-        validator(cfg)
+        return validator(cfg)
 
 
 @dataclass(frozen=True)
@@ -323,14 +324,28 @@ def _error_message(err: BaseException) -> str:
     return ": ".join(parts) or type(err).__name__
 
 
-def _check_env_id(cfg: DictConfig) -> None:
-    """Refuse an env id that names no registered environment: recipes meet it only when they
-    build the env, minutes after a sweep was submitted."""
+def _check_env(cfg: DictConfig, checked: Any, seen: dict[str, str | None]) -> None:
+    """Refuse an env id that names no registered environment, and an env whose action space the
+    recipe's loop cannot use (``action_space`` of its config schema: Pendulum on m_dqn, CartPole on
+    sac): recipes meet both only when they build the env, minutes after a sweep was submitted.
+    One env is built per distinct env config and action space (``seen`` keeps the outcomes)."""
     env = cfg.get("env")
     if isinstance(env, DictConfig) and "family" in env and "name" in env:
-        from torchrl_reg.recipe_utils.envs import gym_env_id
+        from torchrl_reg.recipe_utils.envs import check_action_space, gym_env_id
 
         gym_env_id(env)
+        kind = getattr(OmegaConf.get_type(checked), "action_space", None) if OmegaConf.is_config(checked) else None
+        if kind is None:
+            return
+        key = f"{kind}\n{OmegaConf.to_yaml(env)}"
+        if key not in seen:
+            try:
+                check_action_space(env, kind)
+                seen[key] = None
+            except ValueError as err:
+                seen[key] = str(err)
+        if seen[key] is not None:
+            raise ValueError(seen[key])
 
 
 def _task_name(index: int, width: int, overrides: Sequence[str], swept: Sequence[str]) -> str:
@@ -360,6 +375,7 @@ def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) 
     tasks: list[Task] = []
     failures: dict[str, list[int]] = {}
     configs_seen: dict[str, int] = {}
+    envs_seen: dict[str, str | None] = {}
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(recipe.config_dir), version_base=None):
@@ -370,8 +386,8 @@ def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) 
                     cfg = compose(config_name=recipe.name, overrides=combo)
                     # Set after composing: a path is not always a valid override value (',', '=').
                     cfg.run_dir = str(run_dir)
-                    recipe.validate(cfg)
-                    _check_env_id(cfg)
+                    checked = recipe.validate(cfg)
+                    _check_env(cfg, checked, envs_seen)
                     container = OmegaConf.to_container(cfg, resolve=True)
                 except Exception as err:  # noqa: BLE001 - Hydra, OmegaConf and validators raise many types
                     message = _error_message(err)

@@ -34,11 +34,24 @@ from typing import Any
 
 from torchrl_reg.sweep.spec import SweepError
 
-__all__ = ["SweepTask", "REQUEUE_SIGNALS", "STOP_SIGNALS", "SWEEP_FILE", "read_sweep_file", "write_sweep_file"]
+__all__ = [
+    "SweepTask",
+    "REQUEUE_SIGNALS",
+    "STOP_SIGNALS",
+    "SWEEP_FILE",
+    "PROJECT_RECIPES",
+    "read_sweep_file",
+    "write_sweep_file",
+    "sweep_recipe",
+]
 
 SWEEP_FILE = "sweep.json"
 REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
-STOP_SIGNALS = (signal.SIGTERM, *REQUEUE_SIGNALS)
+# SIGHUP: the terminal that started a local sweep closed; checkpoint like SIGTERM.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, *REQUEUE_SIGNALS)
+#: The project's own recipes (``recipes/<name>.py`` beside this package): the only scripts that
+#: ``--resume`` runs without the user naming one, whatever a ``sweep.json`` says.
+PROJECT_RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 
 class _SignalLog:
@@ -87,12 +100,63 @@ def _map_paths(sweep: dict[str, Any], convert: Callable[[str], str]) -> dict[str
     return sweep
 
 
+def _structure_problems(sweep: Any) -> list[str]:
+    """What makes ``sweep`` something other than a sweep file's structure, one line each (empty: none)."""
+    if not isinstance(sweep, dict):
+        return [f"it holds a {type(sweep).__name__}, not a mapping"]
+    missing = [k for k in ("recipe", "tasks", "submissions") if k not in sweep]
+    if missing:
+        return [f"it lacks {missing}: not a sweep file written by torchrl_reg.sweep"]
+    problems = []
+    if not isinstance(sweep["recipe"], str):
+        problems.append(f"'recipe' must be a path string, got {sweep['recipe']!r}")
+    if not isinstance(sweep["tasks"], list):
+        problems.append(f"'tasks' must be a list, got {type(sweep['tasks']).__name__}")
+    else:
+        kinds = {"index": int, "name": str, "overrides": list, "run_dir": str, "config": dict}
+        for position, task in enumerate(sweep["tasks"]):
+            if not isinstance(task, dict):
+                problems.append(f"task {position} must be a mapping, got {task!r:.60}")
+                continue
+            for key, kind in kinds.items():
+                if not isinstance(task.get(key), kind) or isinstance(task.get(key), bool):
+                    problems.append(f"task {position}: {key!r} must be a {kind.__name__}, got {task.get(key, '<absent>')!r:.60}")
+            if isinstance(task.get("index"), int) and task["index"] != position:
+                problems.append(f"task {position} has index {task['index']}: tasks are stored in index order")
+    if not isinstance(sweep["submissions"], list) or not all(
+        isinstance(s, dict) and isinstance(s.get("executor"), str) and isinstance(s.get("tasks"), dict)
+        and all(isinstance(info, dict) for info in s["tasks"].values())
+        for s in sweep["submissions"]
+    ):
+        problems.append("'submissions' must be a list of mappings, each with an 'executor' and a 'tasks' mapping")
+    return problems
+
+
+def _escaping_run_dirs(sweep: dict[str, Any], root: Path) -> list[str]:
+    """Tasks of the stored ``sweep`` whose run directory (or their config's ``run_dir``, where the
+    recipe writes) does not resolve inside the sweep directory ``root``, symlinks followed."""
+    problems = []
+    for task in sweep["tasks"]:
+        resolved = {}
+        for what, path in (("run_dir", task["run_dir"]), ("config.run_dir", task["config"].get("run_dir"))):
+            resolved[what] = (root / path).resolve() if isinstance(path, str) else None
+            if resolved[what] is None or not resolved[what].is_relative_to(root):
+                problems.append(f"task {task['index']}: {what} {path!r} is not inside the sweep directory")
+        if resolved["run_dir"] != resolved["config.run_dir"]:
+            problems.append(f"task {task['index']}: config.run_dir {task['config'].get('run_dir')!r} is not its "
+                            f"run_dir {task['run_dir']!r}")
+    return problems
+
+
 def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
     """The contents of ``<sweep_dir>/sweep.json`` with every path absolute.
 
     Paths inside the sweep directory are stored relative to it (:func:`write_sweep_file`), so a
-    sweep directory that was moved or copied elsewhere still finds its runs; absolute paths (sweeps
-    written before, or runs outside the sweep directory) are kept as they are.
+    sweep directory that was moved or copied elsewhere still finds its runs. A file that is not
+    a sweep file's structure, or a task whose run directory does not resolve inside the sweep
+    directory (``../elsewhere``, an absolute path elsewhere, a symlink out), raises
+    :class:`SweepError` listing every problem: a sweep directory is data, and no task may train
+    or write outside it.
     """
     root = Path(sweep_dir).resolve()
     path = root / SWEEP_FILE
@@ -102,10 +166,40 @@ def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
         sweep = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SweepError(f"{path} is not valid JSON ({err}): the sweep file is damaged; restore it from a copy") from None
-    missing = [k for k in ("recipe", "tasks", "submissions") if not isinstance(sweep, dict) or k not in sweep]
-    if missing:
-        raise SweepError(f"{path} lacks {missing}: not a sweep file written by torchrl_reg.sweep")
+    problems = _structure_problems(sweep)
+    if problems:
+        raise SweepError(f"{path} is damaged: " + "; ".join(problems))
+    problems = _escaping_run_dirs(sweep, root)
+    if problems:
+        raise SweepError(f"{path} is refused: every task's run directory must be inside {root}:\n  - " + "\n  - ".join(problems))
     return _map_paths(sweep, lambda p: str(root / p) if not Path(p).is_absolute() else p)
+
+
+def sweep_recipe(sweep: dict[str, Any], named: str | Path | None = None) -> Any:
+    """The recipe to run the tasks of ``sweep`` with (a :class:`~torchrl_reg.sweep.spec.Recipe`).
+
+    A ``sweep.json`` is data: the script it records is imported only when it is one of the
+    project's recipes (:data:`PROJECT_RECIPES`). Any other recipe (the user's own script, or one a
+    crafted file points at, inside the sweep directory or anywhere) runs only when the user names
+    it (``named``, e.g. ``--resume SWEEP_DIR my_recipes/x.py``), and it must carry the recorded
+    recipe's name. Anything else raises :class:`SweepError` with the reason.
+    """
+    from torchrl_reg.sweep.spec import Recipe
+
+    recorded = Path(sweep["recipe"])
+    if named is not None:
+        recipe = Recipe.from_path(named)
+        if recipe.name != recorded.stem:
+            raise SweepError(f"the sweep was made with the recipe {recorded.name}, not {Path(named).name}: name that recipe")
+        return recipe
+    project = (PROJECT_RECIPES / f"{recorded.stem}.py").resolve()
+    if recorded.suffix != ".py" or recorded.resolve() != project or not project.is_file():
+        raise SweepError(
+            f"the sweep file names the recipe {str(recorded)!r}, which is not one of the project's recipes "
+            f"({PROJECT_RECIPES}/<name>.py); a sweep directory is data and --resume does not import a script it "
+            f"names. If you trust that script, name it yourself: --resume SWEEP_DIR {recorded}"
+        )
+    return Recipe.from_path(project)
 
 
 def write_sweep_file(sweep_dir: str | Path, sweep: dict[str, Any]) -> None:
@@ -130,23 +224,26 @@ def _log(message: str) -> None:
 class SweepTask:
     """Callable that runs task ``index`` of the sweep stored in ``sweep_dir`` (pickled by submitit).
 
-    It holds only two small values; the task's config is read from ``sweep.json`` when it runs,
-    so a requeued task runs the very config that was validated at submission.
+    It holds only small values; the task's config is read from ``sweep.json`` when it runs, so a
+    requeued task runs the very config that was validated at submission. ``recipe`` is the script
+    the user named when creating or resuming the sweep; without it, only a project recipe recorded
+    in ``sweep.json`` runs (:func:`sweep_recipe`).
     """
 
-    def __init__(self, sweep_dir: str, index: int):
+    def __init__(self, sweep_dir: str, index: int, recipe: str | None = None):
         self.sweep_dir = str(sweep_dir)
         self.index = int(index)
+        self.recipe = None if recipe is None else str(recipe)
 
     def __repr__(self) -> str:
-        return f"SweepTask({self.sweep_dir!r}, {self.index})"
+        return f"SweepTask({self.sweep_dir!r}, {self.index}, {self.recipe!r})"
 
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
         from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
         from torchrl_reg.recipe_utils.stop import install_stop_signal_handlers
-        from torchrl_reg.sweep.spec import Recipe, Task
+        from torchrl_reg.sweep.spec import Task
 
         started = time.time()
         # Replaces submitit's handlers (SIGUSR2: requeue from inside the handler, SIGTERM: ignored).
@@ -160,7 +257,8 @@ class SweepTask:
                 f"task {task.index} ({' '.join(task.overrides) or 'no overrides'}) in {run_dir}: "
                 + ("resuming from its checkpoint" if has_checkpoint(run_dir) else "starting")
             )
-            recipe = Recipe.from_path(sweep["recipe"])
+            # A task pickled before tasks carried their recipe has no such attribute.
+            recipe = sweep_recipe(sweep, getattr(self, "recipe", None))
             metrics = recipe.module().train(OmegaConf.create(task.config))
             received = signals.received()
         status = metrics.get("status")
@@ -225,14 +323,14 @@ def _start_resource_tracker_deaf_to_user_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m torchrl_reg.sweep.task SWEEP_DIR INDEX``: what the local executor runs per task."""
+    """``python -m torchrl_reg.sweep.task SWEEP_DIR INDEX [RECIPE]``: what the local executor runs per task."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m torchrl_reg.sweep.task SWEEP_DIR INDEX", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m torchrl_reg.sweep.task SWEEP_DIR INDEX [RECIPE]", file=sys.stderr)
         return 2
     from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 
-    metrics = SweepTask(args[0], int(args[1]))()
+    metrics = SweepTask(args[0], int(args[1]), args[2] if len(args) == 3 else None)()
     return 0 if metrics.get("status") == "completed" else EXIT_INTERRUPTED
 
 
