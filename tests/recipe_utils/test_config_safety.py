@@ -124,7 +124,7 @@ IGNORED_KEYS = {
     "iq": (["loss=iq", "loss.clip_value_min=-1"], "loss.clip_value_min=-1.0 is not used by loss.alpha=0.0"),
     "sac": (["loss.target_update=hard", "loss.hard_update_interval=10", "loss.polyak=0.01"],
             "loss.polyak=0.01 is not used by loss.target_update='hard'"),
-    "sql-proposal": (["loss.uniform_weight=0.3"], "loss.uniform_weight=0.3 is not used by loss.proposal='uniform'"),
+    "sql-proposal": (["loss.proposal=uniform", "loss.uniform_weight=0.3"], "loss.uniform_weight=0.3 is not used by loss.proposal='uniform'"),
     "sql-annealing": (["loss.tau_annealing_updates=100"], "loss.tau_annealing_updates=100 is not used by loss.tau_final=None"),
     "virel": (["loss=virel_em", "loss.temperature_estimator=batch", "loss.temperature_batch_size=128"],
               "loss.temperature_batch_size=128 is not used by loss.temperature_estimator='batch'"),
