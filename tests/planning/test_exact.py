@@ -212,3 +212,19 @@ def test_ments_search_with_a_bellman_recommendation_is_right_on_the_dchain():
     plain.search(10)
     with pytest.raises(ValueError, match="kept no Bellman values"):
         plain.recommended_action("bellman_value")
+
+
+def test_uct_root_value_follows_the_mean_backup_to_the_optimal_value():
+    # UCT's node value is the mean of the returns through it; as UCB1 concentrates on the best path it tends
+    # to the Bellman value (it used to stay at the root's first evaluation, a random rollout's return)
+    tree = SyntheticTree(2, 2, seed=0, noise_std=0.0)
+    exact = float(synthetic_tree_q(tree, None).max())
+    search = make_search("uct", tree, c=0.3, seed=0, evaluator=RandomRollout(max_steps=3))
+    errors = []
+    for n in (100, 4000):
+        search.search(n)
+        t = search.tree
+        assert search.root_value() == pytest.approx(float(t.visits[0] @ t.q[0]) / n, abs=1e-12)
+        errors.append(exact - search.root_value())
+    assert 0 < errors[1] < errors[0] / 5
+    assert errors[1] < 0.01

@@ -4,6 +4,8 @@ An evaluator returns ``(value, q_init)``: an estimate of the node's value and, o
 initial action values of its untried actions (``None`` keeps the search's constant default).
 
 * :class:`RandomRollout` - the return of uniformly random actions (the classic MCTS default).
+* :class:`TensorRandomRollout` - the same for a batch of states of a tensor simulator, all rows
+  stepped together (the batched search's evaluator).
 * :class:`QNetworkEvaluator` - a Q network as in MENTS's Atari experiment (Xiao et al.,
   Maximum Entropy Monte-Carlo Planning, NeurIPS 2019, Sec. 5): the leaf value is the network's
   soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the log of
@@ -13,15 +15,17 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from torchrl_reg.planning.simulators import Simulator
+from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
 
-__all__ = ["RandomRollout", "QNetworkEvaluator"]
+__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout"]
 
 
 class RandomRollout:
@@ -106,3 +110,45 @@ class QNetworkEvaluator:
         if self.init == "q":
             return value, q.tolist()
         return value, None
+
+
+class TensorRandomRollout:
+    """:class:`RandomRollout` for a batch of states ``[B, *S]``: uniformly random actions until each episode ends or ``max_steps``.
+
+    The discount is the search's (passed in by the search: one ``gamma`` for the tree and its
+    rollouts). ``uniform`` (``n -> [n]`` uniforms in [0, 1)) replaces the seeded generator; the
+    action is ``floor(u |A|)``, the draw of :class:`RandomRollout`.
+    """
+
+    def __init__(self, *, max_steps: int = 100, seed: int = 0, uniform: Callable[[int], torch.Tensor] | None = None):
+        if not isinstance(max_steps, int) or max_steps < 0:
+            raise ValueError(f"max_steps must be an int >= 0, got max_steps={max_steps!r}")
+        self.max_steps = max_steps
+        self.seed = seed
+        self.uniform = uniform
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
+        if self.uniform is not None:
+            return self.uniform(n).to(device)
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return torch.rand(n, generator=self._generators[device], dtype=torch.float64, device=device)
+
+    def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, None]:
+        batch, k = state.shape[0], sim.num_actions
+        total: torch.Tensor | None = None
+        alive = torch.ones(batch, dtype=torch.bool, device=state.device)
+        discount = 1.0
+        for _ in range(self.max_steps):
+            action = (self._draw(batch, state.device) * k).long().clamp_max(k - 1)
+            state, reward, done = sim.step(state, action)
+            step = torch.where(alive, discount * reward, 0.0)
+            total = step if total is None else total + step
+            discount *= gamma
+            alive = alive & ~done
+            if not bool(alive.any()):
+                break
+        if total is None:
+            return torch.zeros(batch, dtype=torch.float64, device=state.device), None
+        return total, None

@@ -202,6 +202,8 @@ class TreeSearch:
                 q = float(tree.q[node, action])
                 # the first return replaces the initial value instead of being averaged with it
                 tree.q[node, action] = ret if n == 1 else q + (ret - q) / n
+                # the node's value is the mean of all returns through it, not its first evaluation
+                tree.value[node] = float(tree.visits[node] @ tree.q[node]) / float(tree.total[node])
             else:
                 tree.value[node] = tree.bellman[node]
             if dents:
@@ -233,7 +235,8 @@ class TreeSearch:
         return int(np.argmax(self.root_values(kind)))
 
     def root_value(self) -> float:
-        """The root's value under this search's backup (soft value for MENTS)."""
+        """The root's value under this search's backup: soft value (MENTS), Bellman value (BTS, DENTS) or the
+        mean of the returns of all simulations (UCT)."""
         return float(self._require_tree().value[0])
 
     def _require_tree(self) -> SearchTree:
