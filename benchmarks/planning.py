@@ -27,6 +27,8 @@ import torch  # noqa: E402
 
 from torchrl_reg.planning import (  # noqa: E402
     ALGORITHMS,
+    KNOB_DEFAULTS,
+    KNOBS,
     DChain,
     FrozenLakeSimulator,
     MinAtarSimulator,
@@ -98,18 +100,26 @@ class TimedEvaluator:
         return out
 
 
+SPEED_PARAMS = dict(tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1)
+
+
+def _knobs(algorithm: str, params: dict) -> dict:
+    """``params`` without the knobs ``algorithm`` does not read (make_search refuses them)."""
+    return {k: v for k, v in params.items() if k in KNOBS[algorithm] or k not in KNOB_DEFAULTS}
+
+
 def _speed_case(algorithm: str, make_sim, make_evaluator, simulations: int, repeats: int) -> dict:
     rates, cpu_rates = [], []
     for r in range(repeats):
         sim = make_sim()
-        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1, seed=r)
+        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), seed=r, **_knobs(algorithm, SPEED_PARAMS))
         t, c = time.perf_counter(), time.process_time()
         search.search(simulations)
         rates.append(simulations / (time.perf_counter() - t))
         cpu_rates.append(simulations / (time.process_time() - c))
     sim = TimedSimulator(make_sim())
     evaluator = TimedEvaluator(make_evaluator(sim, 0), sim)
-    search = make_search(algorithm, sim, evaluator=evaluator, tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1, seed=0)
+    search = make_search(algorithm, sim, evaluator=evaluator, seed=0, **_knobs(algorithm, SPEED_PARAMS))
     t = time.perf_counter()
     search.search(simulations)
     total = time.perf_counter() - t
@@ -222,7 +232,7 @@ def synthetic(args) -> None:
         for j, n in enumerate(budgets):
             for algorithm in ALGORITHMS:
                 tree.reseed_noise(t * 1000 + j)
-                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **PARAMS)
+                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **_knobs(algorithm, PARAMS))
                 action = search.search(n)
                 failures[algorithm][t, j] = action != best
                 if algorithm == "ments":
@@ -254,7 +264,7 @@ def dchain(args) -> None:
                 wins = 0
                 for seed in range(args.seeds):
                     search = make_search(
-                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **result["params"]
+                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **_knobs(algorithm, result["params"])
                     )
                     wins += search.search(n) == best
                 rate.append(wins / args.seeds)
@@ -282,7 +292,7 @@ def frozenlake(args) -> None:
                 env.reset(seed=seed)
                 sim = FrozenLakeSimulator(env)
                 rollout = RandomRollout(max_steps=args.rollout, gamma=args.gamma, seed=seed)
-                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **params)
+                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **_knobs(algorithm, params))
                 for _ in range(args.max_steps):
                     reward, done = sim.step(search.search(n))
                     if done:
@@ -332,6 +342,9 @@ def minatar(args) -> None:
                     f"task.max_steps={args.max_steps}",
                     f"evaluator.checkpoint='{checkpoint}'",  # quoted: a sweep's task directory names hold '='
                     f"planner.algorithm={algorithm}",
+                    # the preset sets MENTS's knobs; the other searches read their own at the same scale
+                    *{"bts": ["planner.tau=null", "planner.alpha=0.1"], "dents": ["planner.tau=null", "planner.alpha=0.1"],
+                      "uct": ["planner.tau=null", "planner.eps=null"]}.get(algorithm, []),
                     f"planner.simulations={args.simulations}",
                     f"episodes={args.episodes}",
                     f"seed={args.seed}",  # the same episodes (env seeds) for every algorithm and network

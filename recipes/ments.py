@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.planning import (
     ALGORITHMS,
+    KNOB_DEFAULTS,
     RECOMMENDATIONS,
     ALESimulator,
     DChain,
@@ -42,6 +43,7 @@ from torchrl_reg.planning import (
     QNetworkEvaluator,
     RandomRollout,
     Simulator,
+    algorithm_knobs,
     make_search,
 )
 from torchrl_reg.recipe_utils import arguments_of, default_of, register_schema, structured
@@ -74,11 +76,13 @@ class PlannerConfig:
 
     algorithm: str = "ments"
     simulations: int = 200
-    tau: float = default_of(make_search, "tau")
-    eps: float = default_of(make_search, "eps")
-    alpha: float = default_of(make_search, "alpha")
-    beta_0: float = default_of(make_search, "beta_0")
-    c: float = default_of(make_search, "c")
+    # each algorithm reads its own knobs (torchrl_reg.planning.KNOBS); unset ones take KNOB_DEFAULTS and
+    # a set knob the algorithm does not read is refused
+    tau: Optional[float] = None
+    eps: Optional[float] = None
+    alpha: Optional[float] = None
+    beta_0: Optional[float] = None
+    c: Optional[float] = None
     recommend: Optional[str] = default_of(make_search, "recommend")
     gamma: float = default_of(make_search, "gamma")
     q_init: float = default_of(make_search, "q_init")
@@ -127,12 +131,12 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
     check_count("planner.simulations", planner.simulations)
-    check_range("planner.tau", planner.tau, 0.0, low_inclusive=False)
-    check_range("planner.alpha", planner.alpha, 0.0, low_inclusive=False)
-    check_range("planner.eps", planner.eps, 0.0)
-    check_range("planner.beta_0", planner.beta_0, 0.0)
-    check_range("planner.c", planner.c, 0.0)
+    if planner.algorithm in ALGORITHMS:
+        knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
+        for name, value in knobs.items():
+            check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))
     check_range("planner.gamma", planner.gamma, 0.0, 1.0)
+    check_range("planner.q_init", planner.q_init)
     if planner.recommend is not None:
         check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
     check_choice("evaluator.kind", evaluator.kind, EVALUATORS)
@@ -242,8 +246,11 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
             evaluator = RandomRollout(max_steps=cfg.evaluator.rollout_steps, gamma=planner.gamma, seed=seed)
         search = None
         if planner.algorithm != "greedy":
-            # algorithm, tau, eps, alpha, beta_0, c, recommend, gamma, q_init: the planner config's.
-            search = make_search(simulator=sim, evaluator=evaluator, seed=seed, **arguments_of(make_search, planner))
+            # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of
+            # leaves it out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
+            search = make_search(
+                simulator=sim, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_search, planner)
+            )
         total, steps = 0.0, 0
         while steps < task.max_steps:
             if search is None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from torchrl_reg.planning import (
+    KNOBS,
     BatchedTreeSearch,
     BellmanBackup,
     BoltzmannScore,
@@ -50,7 +51,8 @@ def _uniforms(seed: int):
 @pytest.mark.parametrize("algorithm", ["ments", "bts", "dents", "uct"])
 def test_one_tree_reproduces_the_single_tree_search_draw_for_draw(algorithm):
     tree = SyntheticTree(3, 3, seed=1, noise_std=0.0)
-    old = make_search(algorithm, tree, tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5, seed=5, evaluator=RandomRollout(max_steps=5, seed=7))
+    knobs = {k: v for k, v in dict(tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5).items() if k in KNOBS[algorithm]}
+    old = make_search(algorithm, tree, **knobs, seed=5, evaluator=RandomRollout(max_steps=5, seed=7))
     old_action = old.search(60)
     policy, backup = _parts(algorithm, 0.5)
     sim = TensorSyntheticTree([tree])

@@ -13,7 +13,7 @@ from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorRandomRollout
 from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, mixed_boltzmann_probs
-from torchrl_reg.planning.search import ALGORITHMS, RECOMMENDATIONS, TreeSearch, make_search
+from torchrl_reg.planning.search import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TreeSearch, algorithm_knobs, make_search
 from torchrl_reg.planning.simulators import (
     ALESimulator,
     DChain,
@@ -28,6 +28,9 @@ from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorSimulator
 from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
+    "algorithm_knobs",
+    "KNOB_DEFAULTS",
+    "KNOBS",
     "TensorSyntheticTree",
     "TensorSimulator",
     "TensorDChain",

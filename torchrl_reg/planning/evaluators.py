@@ -8,8 +8,8 @@ initial action values of its untried actions (``None`` keeps the search's consta
   stepped together (the batched search's evaluator).
 * :class:`QNetworkEvaluator` - a Q network as in MENTS's Atari experiment (Xiao et al.,
   Maximum Entropy Monte-Carlo Planning, NeurIPS 2019, Sec. 5): the leaf value is the network's
-  soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the log of
-  the Boltzmann prior ``softmax(Q / tau)``.
+  soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the
+  network's Q values (``init="q"``), the log of its Boltzmann prior or the search's constant.
 """
 from __future__ import annotations
 
@@ -60,8 +60,20 @@ class QNetworkEvaluator:
         num_actions: the search's action count; a network with another output size is refused.
         tau: temperature of the prior ``softmax(Q / tau)`` and of the soft leaf value (> 0).
         value: ``"soft"`` (``tau logsumexp(Q / tau)``, MENTS) or ``"max"`` (``max_a Q``).
-        init: ``"log_prior"`` (``log softmax(Q / tau)``, the issue's MENTS setting), ``"q"``
-            (the network's Q values) or ``"none"`` (the search's constant default).
+        init: the initial value of a new node's untried actions, which the search's values are
+            compared with before the action is tried (E2W's and BTS/DENTS's softmax, MENTS's soft
+            backup over all actions):
+
+            * ``"q"`` (default) - the network's Q values, in the units of the backed-up returns:
+              the prior stays in play (our reading of MENTS's Atari setting, Sec. 5: the pretrained
+              DQN initialises the soft values of new nodes). Use it whenever the network's values
+              are returns of the searched task (same reward scale and discount).
+            * ``"log_prior"`` - ``log softmax(Q / tau)`` (<= 0, log-probability units). Against
+              returns of 5-30 every untried action looks worthless: the first action at each node
+              is near uniform and untried actions drop out of the soft value, so the network only
+              enters through the leaf values. Kept for the earlier MinAtar rows.
+            * ``"none"`` - the search's constant ``q_init`` (0 by default), for a network whose
+              values are on another scale than the search's returns.
     """
 
     VALUES = ("soft", "max")
@@ -74,7 +86,7 @@ class QNetworkEvaluator:
         num_actions: int,
         tau: float = 1.0,
         value: str = "soft",
-        init: str = "log_prior",
+        init: str = "q",
         device: str | torch.device = "cpu",
     ):
         if value not in self.VALUES:
@@ -105,6 +117,8 @@ class QNetworkEvaluator:
         top = float(q.max())
         log_z = math.log(float(np.exp((q - top) / self.tau).sum()))
         value = top + self.tau * log_z if self.value == "soft" else top
+        if not np.isfinite(q).all():
+            raise ValueError(f"the Q network returned non-finite action values {q.tolist()}; a tree search needs finite values")
         if self.init == "log_prior":
             return value, ((q - top) / self.tau - log_z).tolist()
         if self.init == "q":

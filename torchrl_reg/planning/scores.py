@@ -128,7 +128,10 @@ class E2WScore(_Score):
 
     Args:
         tau: the softmax temperature of the maximum-entropy objective (> 0).
-        eps: the exploration parameter epsilon (>= 0).
+        eps: the exploration parameter epsilon (>= 0). The weight carries the paper's factor
+            ``|A|``; thts++ (Painter et al.'s C++ reference for MENTS, BTS and DENTS) uses
+            ``eps / log(N(s) + 1)`` without it, so thts++'s ``eps`` is ours times ``|A|`` (its
+            default 0.5 is ``eps = 0.5 / |A|`` here). The same holds for BTS and DENTS below.
     """
 
     def __init__(
