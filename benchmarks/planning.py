@@ -1,6 +1,7 @@
 """Tree-search benchmarks (issue 24): speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
 
     taskset -c 0 python -m benchmarks.planning speed
+    taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments
     taskset -c 0 python -m benchmarks.planning synthetic --trees 25
     taskset -c 0 python -m benchmarks.planning dchain --seeds 25
     taskset -c 0 python -m benchmarks.planning frozenlake --seeds 20
@@ -29,7 +30,18 @@ from torchrl_reg.planning import (  # noqa: E402
     ALGORITHMS,
     KNOB_DEFAULTS,
     KNOBS,
+    BatchedTreeSearch,
+    BellmanBackup,
+    BoltzmannScore,
     DChain,
+    DENTSScore,
+    E2WScore,
+    MeanBackup,
+    SoftmaxBackup,
+    TensorQNetworkEvaluator,
+    TensorRandomRollout,
+    TensorSyntheticTree,
+    UCB1Score,
     FrozenLakeSimulator,
     MinAtarSimulator,
     QNetworkEvaluator,
@@ -215,6 +227,89 @@ def speed(args) -> None:
     }
     print(batching)
     _write("speed", {"rows": rows, "network_cost_by_batch": batching, "target_sims_per_s": 5000, "load_average": os.getloadavg()})
+
+
+# -- batched search speed ----------------------------------------------------------------------------
+def _batched_parts(algorithm: str) -> tuple:
+    """The policy and backup of ``algorithm`` at the knobs of :data:`SPEED_PARAMS` (UCT: c = sqrt 2)."""
+    tau, alpha, beta_0, eps = (SPEED_PARAMS[k] for k in ("tau", "alpha", "beta_0", "eps"))
+    return {
+        "ments": lambda: (E2WScore(tau=tau, eps=eps), SoftmaxBackup(tau=tau)),
+        "bts": lambda: (BoltzmannScore(alpha=alpha, eps=eps), BellmanBackup()),
+        "dents": lambda: (DENTSScore(alpha=alpha, beta_0=beta_0, eps=eps), BellmanBackup(entropy=True)),
+        "uct": lambda: (UCB1Score(c=KNOB_DEFAULTS["c"]), MeanBackup()),
+    }[algorithm]()
+
+
+def _node_grid(node: torch.Tensor) -> torch.Tensor:
+    """A MinAtar-shaped input ``[n, 4, 10, 10]`` from node ids ``[n, 1]`` (their 40 low bits, then zeros)."""
+    bits = (node.reshape(-1, 1) >> torch.arange(40)) & 1
+    return torch.nn.functional.pad(bits.float(), (0, 360)).view(-1, 4, 10, 10)
+
+
+def batched_speed(args) -> None:
+    """Total simulations per second of BatchedTreeSearch at several B against TreeSearch, one thread, same tree and leaf.
+
+    Every search runs ``--simulations`` simulations per tree on the synthetic depth-10 4-action tree;
+    the leaf is a random rollout (10 steps) or the recipes' MinAtar conv network (4 outputs) on a
+    MinAtar-shaped encoding of the node id (one forward per simulation: batch 1 for TreeSearch,
+    batch B for the batched search). Rows of other leaves and algorithms already in the result are kept.
+    """
+    torch.set_num_threads(1)
+    tree = SyntheticTree(4, 10, seed=0)
+    sim = TensorSyntheticTree([tree])
+    conv = make_q_network("minatar_conv", (4, 10, 10), 4).eval()
+
+    def conv_q(obs: torch.Tensor) -> torch.Tensor:
+        return conv(_node_grid(obs))
+
+    leaves = {
+        "rollout": (lambda: RandomRollout(max_steps=10, seed=0), lambda: TensorRandomRollout(max_steps=10, seed=0)),
+        "minatar_conv": (
+            lambda: QNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
+            lambda: TensorQNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
+        ),
+    }
+    path = OUT / "batched_speed.json"
+    result = json.loads(path.read_text()) if path.exists() else {"rows": [], "commands": []}
+    commands = result.get("commands", [])
+    batches = [int(b) for b in args.batches.split(",")]
+    for algorithm in args.algorithms.split(","):
+        old_evaluator, new_evaluator = leaves[args.leaf]
+        search = make_search(algorithm, tree, evaluator=old_evaluator(), seed=0, **_knobs(algorithm, SPEED_PARAMS))
+        t, c = time.perf_counter(), time.process_time()
+        search.search(args.simulations)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        rows = [{"search": "TreeSearch", "batch": 1, "sims_per_s": args.simulations / wall, "sims_per_cpu_s": args.simulations / cpu}]
+        for b in batches:
+            policy, backup = _batched_parts(algorithm)
+            batched = BatchedTreeSearch(sim, policy=policy, backup=backup, evaluator=new_evaluator(), seed=0)
+            t, c = time.perf_counter(), time.process_time()
+            batched.search(sim.root(b), args.simulations)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            total = b * args.simulations
+            rows.append({"search": "BatchedTreeSearch", "batch": b, "sims_per_s": total / wall, "sims_per_cpu_s": total / cpu})
+        for row in rows:
+            row |= {"algorithm": algorithm, "leaf": args.leaf, "simulations_per_tree": args.simulations}
+            row["speedup_vs_tree_search_cpu"] = row["sims_per_cpu_s"] / rows[0]["sims_per_cpu_s"]
+            print(row, flush=True)
+        keep = [r for r in result["rows"] if (r["algorithm"], r["leaf"]) != (algorithm, args.leaf)]
+        # a fixed order whatever the order of the runs (benchmarks/results.yaml reads rows by index)
+        order = {"leaf": ("rollout", "minatar_conv"), "algorithm": ALGORITHMS}
+        result["rows"] = sorted(
+            keep + rows,
+            key=lambda r: (order["leaf"].index(r["leaf"]), order["algorithm"].index(r["algorithm"]), r["search"] != "TreeSearch", r["batch"]),
+        )
+    result["load_average_at_end"] = os.getloadavg()
+    result["machine"] = "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU"
+    result["definition"] = (
+        "total simulations per second (all B trees) at --simulations simulations per tree; sims_per_cpu_s divides "
+        "by this process's CPU time, the cost on one core without the contention of the shared machine"
+    )
+    result.pop("command", None)
+    _write("batched_speed", result)
+    result["commands"] = commands + [result.pop("command")]
+    path.write_text(json.dumps(result, indent=2))
 
 
 # -- synthetic trees ------------------------------------------------------------------------------
@@ -456,6 +551,11 @@ def main() -> None:
     p = sub.add_parser("speed")
     p.add_argument("--simulations", type=int, default=20000)
     p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("batched-speed")
+    p.add_argument("--leaf", choices=("rollout", "minatar_conv"), default="rollout")
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--batches", default="1,16,64,256")
+    p.add_argument("--simulations", type=int, default=100, help="simulations per tree")
     p = sub.add_parser("synthetic")
     p.add_argument("--trees", type=int, default=25)
     p.add_argument("--branching", type=int, default=4)
@@ -490,7 +590,7 @@ def main() -> None:
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"speed": speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
+    {"speed": speed, "batched-speed": batched_speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

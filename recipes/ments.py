@@ -15,12 +15,15 @@ Tasks (``ments_preset=``): ``dchain`` (default), ``frozenlake`` (8x8, determinis
 (a Q network trained by ``recipes/m_dqn.py`` gives the leaf values and the log-prior initial
 action values: ``evaluator.checkpoint`` is that run's ``checkpoint.pt``, its ``config.yaml``
 beside it) and ``atari`` (random rollouts). Each episode searches in the env it acts in: the
-root is the env's current state, restored after the search. Writes ``config.yaml`` and
-``metrics.json`` (per-episode returns, success) to the run directory.
+root is the env's current state, restored after the search. Writes ``config.yaml``,
+``metrics.json`` (per-episode returns, success) and ``returns.png`` (return per episode) to the run
+directory; a bar counts the moves (``progress_bar=false`` hides it) and each episode's return is
+logged (under Hydra also to the run's ``ments.log``).
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +50,7 @@ from torchrl_reg.planning import (
     make_search,
 )
 from torchrl_reg.recipe_utils import arguments_of, default_of, register_schema, structured
+from torchrl_reg.recipe_utils.loggers import ProgressBar, plot_learning_curve
 from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything
 from torchrl_reg.recipe_utils.envs import MINATAR_GAMES
 from torchrl_reg.validation import check_choice, check_count, check_range
@@ -106,6 +110,8 @@ class MentsConfig:
     episodes: int = 1
     run_dir: Optional[str] = None
     num_threads: int = 1
+    # a tqdm bar over moves (the searches of a long MinAtar episode take minutes)
+    progress_bar: bool = True
     task: TaskConfig = field(default_factory=TaskConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
@@ -234,6 +240,8 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     returns, lengths, t0 = [], [], time.perf_counter()
+    log = logging.getLogger("torchrl_reg.recipes")
+    bar = ProgressBar(cfg.episodes * task.max_steps, enabled=cfg.progress_bar, desc=planner.algorithm, unit="moves")
     for episode in range(cfg.episodes):
         seed = cfg.seed + episode
         if episode:
@@ -259,10 +267,14 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
                 action = search.search(planner.simulations)
             reward, done = sim.step(action)
             total, steps = total + reward, steps + 1
+            bar.update(1, episode=episode, episode_return=total)
             if done:
                 break
+        bar.update(task.max_steps - steps)  # an episode that ended early: the bar counts its moves up to the cap
         returns.append(total)
         lengths.append(steps)
+        log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
+    bar.close()
     metrics = {
         "task": task.name,
         "algorithm": planner.algorithm,
@@ -276,6 +288,10 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
         "run_dir": str(run_dir),
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_learning_curve(
+        run_dir / "returns.png", list(range(len(returns))), returns, title=f"{planner.algorithm} on {task.name}",
+        window=min(10, len(returns)), xlabel="episode",
+    )
     return metrics
 
 
@@ -283,7 +299,8 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     metrics = plan(cfg)
     success = "" if metrics["success_rate"] is None else f", success rate {metrics['success_rate']:.2f}"
-    print(
+    # logged, not printed: Hydra writes the log to the run's ments.log as well as the console
+    logging.getLogger("torchrl_reg.recipes").info(
         f"{metrics['algorithm']} on {metrics['task']}: mean return {metrics['mean_return']:.3f} over "
         f"{len(metrics['returns'])} episodes{success} -> {metrics['run_dir']}"
     )

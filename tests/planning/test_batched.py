@@ -17,10 +17,12 @@ from torchrl_reg.planning import (
     DENTSScore,
     E2WScore,
     MeanBackup,
+    QNetworkEvaluator,
     RandomRollout,
     SoftmaxBackup,
     SyntheticTree,
     TensorDChain,
+    TensorQNetworkEvaluator,
     TensorRandomRollout,
     TensorSyntheticTree,
     UCB1Score,
@@ -194,3 +196,24 @@ def test_non_finite_rewards_and_evaluations_are_refused():
 
     with pytest.raises(ValueError, match=r"the leaf evaluation is not finite at \[0\]: nan"):
         BatchedTreeSearch(TensorDChain(3, 0.5), evaluator=nan_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
+
+
+@pytest.mark.parametrize("init", ["q", "log_prior", "none"])
+def test_network_leaves_reproduce_the_single_tree_search(init):
+    # one forward for all B leaves gives what the single-tree evaluator gives leaf by leaf
+    weights = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+
+    def q_network(obs):
+        return torch.sin(obs.double() * weights)
+
+    tree = SyntheticTree(3, 3, seed=2, noise_std=0.0)
+    old = make_search("ments", tree, tau=TAU, eps=0.5, seed=5, evaluator=QNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init))
+    old.search(40)
+    sim = TensorSyntheticTree([tree])
+    evaluator = TensorQNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init)
+    new = BatchedTreeSearch(sim, policy=E2WScore(tau=TAU, eps=0.5), backup=SoftmaxBackup(tau=TAU), evaluator=evaluator, uniform=_uniforms(5))
+    new.search(sim.root(1), 40)
+    mine, theirs = new.tree.tree(0), old.tree
+    np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
+    for name in ("q", "value", "leaf_value"):
+        np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[: theirs.size], rtol=0, atol=1e-12, err_msg=name)

@@ -56,10 +56,14 @@ def test_every_preset_composes(preset):
         ments.validate(cfg)
 
 
-def test_dchain_default_reproduces_the_ments_failure(tmp_path):
+def test_dchain_default_reproduces_the_ments_failure(tmp_path, caplog):
     # the preset is D = 10, R_f = 0.5 at tau = 1: MENTS walks the chain (0.5), DENTS goes down (0.9, optimal)
-    out = ments.plan(compose(f"run_dir={tmp_path / 'ments'}"))
+    with caplog.at_level("INFO", logger="torchrl_reg.recipes"):
+        out = ments.plan(compose(f"run_dir={tmp_path / 'ments'}", "progress_bar=false"))
     assert out["returns"] == [0.5] and out["success_rate"] == 0.0
+    # the episode is logged (Hydra copies the log to ments.log) and drawn
+    assert "episode 0: return 0.5 in 10 moves" in caplog.text
+    assert (tmp_path / "ments" / "returns.png").stat().st_size > 0
     out = ments.plan(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
     assert out["returns"] == [0.9] and out["success_rate"] == 1.0
     assert json.loads((tmp_path / "dents" / "metrics.json").read_text())["returns"] == [0.9]

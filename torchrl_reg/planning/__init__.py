@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torchrl_reg.planning.batched import BatchedTree, BatchedTreeSearch, BellmanBackup, MeanBackup, SoftmaxBackup
 from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
-from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorRandomRollout
+from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
 from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, mixed_boltzmann_probs
 from torchrl_reg.planning.search import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TreeSearch, algorithm_knobs, make_search
@@ -28,6 +28,7 @@ from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorSimulator
 from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
+    "TensorQNetworkEvaluator",
     "algorithm_knobs",
     "KNOB_DEFAULTS",
     "KNOBS",

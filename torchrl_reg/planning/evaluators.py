@@ -4,8 +4,9 @@ An evaluator returns ``(value, q_init)``: an estimate of the node's value and, o
 initial action values of its untried actions (``None`` keeps the search's constant default).
 
 * :class:`RandomRollout` - the return of uniformly random actions (the classic MCTS default).
-* :class:`TensorRandomRollout` - the same for a batch of states of a tensor simulator, all rows
-  stepped together (the batched search's evaluator).
+* :class:`TensorRandomRollout` / :class:`TensorQNetworkEvaluator` - the same for a batch of states
+  of a tensor simulator (the batched search's evaluators): all rows stepped together, one network
+  forward for all leaves.
 * :class:`QNetworkEvaluator` - a Q network as in MENTS's Atari experiment (Xiao et al.,
   Maximum Entropy Monte-Carlo Planning, NeurIPS 2019, Sec. 5): the leaf value is the network's
   soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the
@@ -25,7 +26,7 @@ from torchrl_reg.planning.simulators import Simulator
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
 
-__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout"]
+__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout", "TensorQNetworkEvaluator"]
 
 
 class RandomRollout:
@@ -166,3 +167,25 @@ class TensorRandomRollout:
         if total is None:
             return torch.zeros(batch, dtype=torch.float64, device=state.device), None
         return total, None
+
+
+class TensorQNetworkEvaluator(QNetworkEvaluator):
+    """:class:`QNetworkEvaluator` for a batch of states: one forward of ``q_network`` on ``sim.observation(state)``.
+
+    The options (``tau``, ``value``, ``init``) mean what they mean there; the batched search checks
+    that the values of the leaves it evaluates are finite.
+    """
+
+    @torch.no_grad()
+    def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.calls += 1
+        q = self.q_network(sim.observation(state).to(self.device)).double()
+        if q.shape != (state.shape[0], self.num_actions):
+            raise ValueError(
+                f"the Q network outputs action values of shape {tuple(q.shape)}, expected ({state.shape[0]}, {self.num_actions})"
+            )
+        soft = self.tau * torch.logsumexp(q / self.tau, dim=-1)
+        value = soft if self.value == "soft" else q.amax(-1)
+        if self.init == "log_prior":
+            return value, torch.log_softmax(q / self.tau, dim=-1)
+        return value, q if self.init == "q" else None

@@ -26,7 +26,10 @@ __all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree"]
 
 @runtime_checkable
 class TensorSimulator(Protocol):
-    """What the batched search needs: ``num_actions``, ``root(batch_size)`` and a pure ``step``."""
+    """What the batched search needs: ``num_actions``, ``root(batch_size)`` and a pure ``step``.
+
+    ``observation(state)`` (the network's input for a batch of states) is needed by network leaves only.
+    """
 
     num_actions: int
 
@@ -55,6 +58,10 @@ class TensorDChain:
 
     def root(self, batch_size: int) -> torch.Tensor:
         return torch.zeros(batch_size, 1, dtype=torch.long, device=self.device)
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The chain position ``[B, 1]``, what :class:`DChain` observes."""
+        return state
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         d, i = self.length, state[:, 0]
@@ -103,6 +110,10 @@ class TensorSyntheticTree:
         state = torch.zeros(batch_size, 3, dtype=torch.long, device=self.device)
         state[:, 0] = torch.arange(batch_size, device=self.device) % self.instances
         return state
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The node id ``[B, 1]``, what :class:`SyntheticTree` observes."""
+        return state[:, 1:2]
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inst, node, level = state.unbind(-1)
