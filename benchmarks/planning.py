@@ -30,23 +30,16 @@ from torchrl_reg.planning import (  # noqa: E402
     ALGORITHMS,
     KNOB_DEFAULTS,
     KNOBS,
-    BatchedTreeSearch,
-    BellmanBackup,
-    BoltzmannScore,
     DChain,
-    DENTSScore,
-    E2WScore,
-    MeanBackup,
-    SoftmaxBackup,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
     TensorSyntheticTree,
-    UCB1Score,
     FrozenLakeSimulator,
     MinAtarSimulator,
     QNetworkEvaluator,
     RandomRollout,
     SyntheticTree,
+    make_batched_search,
     make_search,
     synthetic_tree_q,
 )
@@ -230,17 +223,6 @@ def speed(args) -> None:
 
 
 # -- batched search speed ----------------------------------------------------------------------------
-def _batched_parts(algorithm: str) -> tuple:
-    """The policy and backup of ``algorithm`` at the knobs of :data:`SPEED_PARAMS` (UCT: c = sqrt 2)."""
-    tau, alpha, beta_0, eps = (SPEED_PARAMS[k] for k in ("tau", "alpha", "beta_0", "eps"))
-    return {
-        "ments": lambda: (E2WScore(tau=tau, eps=eps), SoftmaxBackup(tau=tau)),
-        "bts": lambda: (BoltzmannScore(alpha=alpha, eps=eps), BellmanBackup()),
-        "dents": lambda: (DENTSScore(alpha=alpha, beta_0=beta_0, eps=eps), BellmanBackup(entropy=True)),
-        "uct": lambda: (UCB1Score(c=KNOB_DEFAULTS["c"]), MeanBackup()),
-    }[algorithm]()
-
-
 def _node_grid(node: torch.Tensor) -> torch.Tensor:
     """A MinAtar-shaped input ``[n, 4, 10, 10]`` from node ids ``[n, 1]`` (their 40 low bits, then zeros)."""
     bits = (node.reshape(-1, 1) >> torch.arange(40)) & 1
@@ -282,8 +264,7 @@ def batched_speed(args) -> None:
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         rows = [{"search": "TreeSearch", "batch": 1, "sims_per_s": args.simulations / wall, "sims_per_cpu_s": args.simulations / cpu}]
         for b in batches:
-            policy, backup = _batched_parts(algorithm)
-            batched = BatchedTreeSearch(sim, policy=policy, backup=backup, evaluator=new_evaluator(), seed=0)
+            batched = make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, **_knobs(algorithm, SPEED_PARAMS))
             t, c = time.perf_counter(), time.process_time()
             batched.search(sim.root(b), args.simulations)
             wall, cpu = time.perf_counter() - t, time.process_time() - c

@@ -28,6 +28,7 @@ from torchrl_reg.planning import (
     UCB1Score,
     dchain_flip_temperature,
     dchain_soft_q,
+    make_batched_search,
     make_search,
     synthetic_tree_q,
 )
@@ -217,3 +218,16 @@ def test_network_leaves_reproduce_the_single_tree_search(init):
     np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
     for name in ("q", "value", "leaf_value"):
         np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[: theirs.size], rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_make_batched_search_assembles_each_algorithm_and_refuses_foreign_knobs():
+    sim = TensorDChain(3, 0.5)
+    expected = {"ments": (E2WScore, SoftmaxBackup, "search_value"), "bts": (BoltzmannScore, BellmanBackup, "search_value"),
+                "dents": (DENTSScore, BellmanBackup, "search_value"), "uct": (UCB1Score, MeanBackup, "most_visited")}
+    for algorithm, (policy, backup, recommend) in expected.items():
+        search = make_batched_search(algorithm, sim)
+        assert (type(search.policy), type(search.backup), search.recommend) == (policy, backup, recommend)
+    assert make_batched_search("dents", sim).backup.entropy and not make_batched_search("bts", sim).backup.entropy
+    assert make_batched_search("ments", sim, tau=0.2).backup.tau == 0.2
+    with pytest.raises(ValueError, match=r"c=2.0: not read by ments \(it reads tau, eps\)"):
+        make_batched_search("ments", sim, c=2.0)

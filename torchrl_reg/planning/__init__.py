@@ -8,7 +8,7 @@ at once in tensors (policies and backups passed in) over the pure tensor simulat
 """
 from __future__ import annotations
 
-from torchrl_reg.planning.batched import BatchedTree, BatchedTreeSearch, BellmanBackup, MeanBackup, SoftmaxBackup
+from torchrl_reg.planning.batched import BatchedTree, BatchedTreeSearch, BellmanBackup, MeanBackup, SoftmaxBackup, make_batched_search
 from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
 from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
@@ -28,6 +28,7 @@ from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorSimulator
 from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
+    "make_batched_search",
     "TensorQNetworkEvaluator",
     "algorithm_knobs",
     "KNOB_DEFAULTS",

@@ -37,12 +37,12 @@ from dataclasses import dataclass, fields
 import torch
 
 from torchrl_reg.planning.evaluators import TensorRandomRollout
-from torchrl_reg.planning.scores import DENTSScore, E2WScore, UCB1Score
-from torchrl_reg.planning.search import RECOMMENDATIONS
+from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
+from torchrl_reg.planning.search import RECOMMENDATIONS, algorithm_knobs
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_count, check_positive
 
-__all__ = ["BatchedTree", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "BatchedTreeSearch", "TensorEvaluator"]
+__all__ = ["BatchedTree", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "BatchedTreeSearch", "TensorEvaluator", "make_batched_search"]
 
 Policy = E2WScore | DENTSScore | UCB1Score
 # (simulator, states [B, *S], gamma) -> (values [B], initial action values [B, A] or None)
@@ -412,3 +412,35 @@ def check_parts(policy: Policy, backup: Backup) -> None:
             )
     if isinstance(policy, UCB1Score) != isinstance(backup, MeanBackup):
         raise ValueError(f"UCB1Score goes with MeanBackup (UCT), got {type(policy).__name__} with {type(backup).__name__}")
+
+
+def make_batched_search(
+    algorithm: str,
+    simulator: TensorSimulator,
+    *,
+    evaluator: TensorEvaluator | None = None,
+    tau: float | None = None,
+    eps: float | None = None,
+    alpha: float | None = None,
+    beta_0: float | None = None,
+    c: float | None = None,
+    recommend: str | None = None,
+    gamma: float = 1.0,
+    q_init: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> BatchedTreeSearch:
+    """The batched search of ``algorithm`` from its parts (the module's table), with the knobs of
+    :func:`~torchrl_reg.planning.search.make_search` (a knob of another algorithm is refused)."""
+    knobs = algorithm_knobs(algorithm, dict(tau=tau, eps=eps, alpha=alpha, beta_0=beta_0, c=c))
+    parts = {
+        "ments": lambda: (E2WScore(**knobs), SoftmaxBackup(tau=knobs["tau"]), "search_value"),
+        "bts": lambda: (BoltzmannScore(**knobs), BellmanBackup(), "search_value"),
+        "dents": lambda: (DENTSScore(**knobs), BellmanBackup(entropy=True), "search_value"),
+        "uct": lambda: (UCB1Score(**knobs), MeanBackup(), "most_visited"),
+    }
+    policy, backup, default = parts[algorithm]()
+    return BatchedTreeSearch(
+        simulator, policy=policy, backup=backup, evaluator=evaluator, recommend=recommend or default,
+        gamma=gamma, q_init=q_init, seed=seed, device=device,
+    )
