@@ -4,6 +4,7 @@
     taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments
     taskset -c 0 python -m benchmarks.planning synthetic --trees 25
     taskset -c 0 python -m benchmarks.planning dchain --seeds 25
+    taskset -c 1 python -m benchmarks.planning dchain-batched --seeds 25 --final-reward 0.5 --algorithms ments,bts
     taskset -c 0 python -m benchmarks.planning frozenlake --seeds 20
     python -m benchmarks.planning plot
 
@@ -31,6 +32,7 @@ from torchrl_reg.planning import (  # noqa: E402
     KNOB_DEFAULTS,
     KNOBS,
     DChain,
+    TensorDChain,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
     TensorSyntheticTree,
@@ -351,6 +353,34 @@ def dchain(args) -> None:
     _write("dchain", result)
 
 
+def dchain_batched(args) -> None:
+    """The D-chain rows on the batched search: the ``--seeds`` seeds are the B trees of one search per algorithm.
+
+    Same knobs as :func:`dchain`; rows of the other final reward already in the result are kept.
+    """
+    path = OUT / "dchain_batched.json"
+    result = json.loads(path.read_text()) if path.exists() else {"success_rate": {}, "commands": []}
+    commands = result.pop("commands", [])
+    params = {"tau": 1.0, "alpha": 1.0, "beta_0": 1.0, "eps": 0.1}
+    sim = TensorDChain(args.length, args.final_reward)
+    best = DChain.DOWN if args.final_reward < (args.length - 1) / args.length else DChain.RIGHT
+    for algorithm in args.algorithms.split(","):
+        evaluator = TensorRandomRollout(max_steps=args.length, seed=args.seed)
+        search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+        actions = search.search(sim.root(args.seeds), args.simulations)
+        rate = float((actions == best).double().mean())
+        result["success_rate"][f"R_f={args.final_reward}/{algorithm}"] = rate
+        print(args.final_reward, algorithm, rate, flush=True)
+    result |= {"length": args.length, "params": params, "simulations": args.simulations, "seeds": args.seeds}
+    result["definition"] = (
+        "fraction of the B = seeds trees of one batched search whose recommended first action is the optimal one "
+        "(down for R_f=0.5, right for R_f=1)"
+    )
+    _write("dchain_batched", result)
+    result["commands"] = commands + [result.pop("command")]
+    path.write_text(json.dumps(result, indent=2))
+
+
 def frozenlake(args) -> None:
     import gymnasium as gym
 
@@ -550,6 +580,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=25)
     p.add_argument("--length", type=int, default=10)
     p.add_argument("--budgets", default="10,20,50,100,200,500,1000,2000,5000")
+    p = sub.add_parser("dchain-batched")
+    p.add_argument("--seeds", type=int, default=25, help="the number of trees of the batch")
+    p.add_argument("--length", type=int, default=10)
+    p.add_argument("--final-reward", type=float, default=0.5)
+    p.add_argument("--simulations", type=int, default=5000)
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("frozenlake")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--max-steps", type=int, default=50)
@@ -571,7 +608,7 @@ def main() -> None:
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"speed": speed, "batched-speed": batched_speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
+    {"speed": speed, "batched-speed": batched_speed, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":
