@@ -1,8 +1,10 @@
 """Tree-search benchmarks (issue 24): speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
 
     taskset -c 0 python -m benchmarks.planning speed
+    taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments
     taskset -c 0 python -m benchmarks.planning synthetic --trees 25
     taskset -c 0 python -m benchmarks.planning dchain --seeds 25
+    taskset -c 1 python -m benchmarks.planning dchain-batched --seeds 25 --final-reward 0.5 --algorithms ments,bts
     taskset -c 0 python -m benchmarks.planning frozenlake --seeds 20
     python -m benchmarks.planning plot
 
@@ -27,12 +29,19 @@ import torch  # noqa: E402
 
 from torchrl_reg.planning import (  # noqa: E402
     ALGORITHMS,
+    KNOB_DEFAULTS,
+    KNOBS,
     DChain,
+    TensorDChain,
+    TensorQNetworkEvaluator,
+    TensorRandomRollout,
+    TensorSyntheticTree,
     FrozenLakeSimulator,
     MinAtarSimulator,
     QNetworkEvaluator,
     RandomRollout,
     SyntheticTree,
+    make_batched_search,
     make_search,
     synthetic_tree_q,
 )
@@ -98,18 +107,26 @@ class TimedEvaluator:
         return out
 
 
+SPEED_PARAMS = dict(tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1)
+
+
+def _knobs(algorithm: str, params: dict) -> dict:
+    """``params`` without the knobs ``algorithm`` does not read (make_search refuses them)."""
+    return {k: v for k, v in params.items() if k in KNOBS[algorithm] or k not in KNOB_DEFAULTS}
+
+
 def _speed_case(algorithm: str, make_sim, make_evaluator, simulations: int, repeats: int) -> dict:
     rates, cpu_rates = [], []
     for r in range(repeats):
         sim = make_sim()
-        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1, seed=r)
+        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), seed=r, **_knobs(algorithm, SPEED_PARAMS))
         t, c = time.perf_counter(), time.process_time()
         search.search(simulations)
         rates.append(simulations / (time.perf_counter() - t))
         cpu_rates.append(simulations / (time.process_time() - c))
     sim = TimedSimulator(make_sim())
     evaluator = TimedEvaluator(make_evaluator(sim, 0), sim)
-    search = make_search(algorithm, sim, evaluator=evaluator, tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1, seed=0)
+    search = make_search(algorithm, sim, evaluator=evaluator, seed=0, **_knobs(algorithm, SPEED_PARAMS))
     t = time.perf_counter()
     search.search(simulations)
     total = time.perf_counter() - t
@@ -207,6 +224,77 @@ def speed(args) -> None:
     _write("speed", {"rows": rows, "network_cost_by_batch": batching, "target_sims_per_s": 5000, "load_average": os.getloadavg()})
 
 
+# -- batched search speed ----------------------------------------------------------------------------
+def _node_grid(node: torch.Tensor) -> torch.Tensor:
+    """A MinAtar-shaped input ``[n, 4, 10, 10]`` from node ids ``[n, 1]`` (their 40 low bits, then zeros)."""
+    bits = (node.reshape(-1, 1) >> torch.arange(40)) & 1
+    return torch.nn.functional.pad(bits.float(), (0, 360)).view(-1, 4, 10, 10)
+
+
+def batched_speed(args) -> None:
+    """Total simulations per second of BatchedTreeSearch at several B against TreeSearch, one thread, same tree and leaf.
+
+    Every search runs ``--simulations`` simulations per tree on the synthetic depth-10 4-action tree;
+    the leaf is a random rollout (10 steps) or the recipes' MinAtar conv network (4 outputs) on a
+    MinAtar-shaped encoding of the node id (one forward per simulation: batch 1 for TreeSearch,
+    batch B for the batched search). Rows of other leaves and algorithms already in the result are kept.
+    """
+    torch.set_num_threads(1)
+    tree = SyntheticTree(4, 10, seed=0)
+    sim = TensorSyntheticTree([tree])
+    conv = make_q_network("minatar_conv", (4, 10, 10), 4).eval()
+
+    def conv_q(obs: torch.Tensor) -> torch.Tensor:
+        return conv(_node_grid(obs))
+
+    leaves = {
+        "rollout": (lambda: RandomRollout(max_steps=10, seed=0), lambda: TensorRandomRollout(max_steps=10, seed=0)),
+        "minatar_conv": (
+            lambda: QNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
+            lambda: TensorQNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
+        ),
+    }
+    path = OUT / "batched_speed.json"
+    result = json.loads(path.read_text()) if path.exists() else {"rows": [], "commands": []}
+    commands = result.get("commands", [])
+    batches = [int(b) for b in args.batches.split(",")]
+    for algorithm in args.algorithms.split(","):
+        old_evaluator, new_evaluator = leaves[args.leaf]
+        search = make_search(algorithm, tree, evaluator=old_evaluator(), seed=0, **_knobs(algorithm, SPEED_PARAMS))
+        t, c = time.perf_counter(), time.process_time()
+        search.search(args.simulations)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        rows = [{"search": "TreeSearch", "batch": 1, "sims_per_s": args.simulations / wall, "sims_per_cpu_s": args.simulations / cpu}]
+        for b in batches:
+            batched = make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, **_knobs(algorithm, SPEED_PARAMS))
+            t, c = time.perf_counter(), time.process_time()
+            batched.search(sim.root(b), args.simulations)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            total = b * args.simulations
+            rows.append({"search": "BatchedTreeSearch", "batch": b, "sims_per_s": total / wall, "sims_per_cpu_s": total / cpu})
+        for row in rows:
+            row |= {"algorithm": algorithm, "leaf": args.leaf, "simulations_per_tree": args.simulations}
+            row["speedup_vs_tree_search_cpu"] = row["sims_per_cpu_s"] / rows[0]["sims_per_cpu_s"]
+            print(row, flush=True)
+        keep = [r for r in result["rows"] if (r["algorithm"], r["leaf"]) != (algorithm, args.leaf)]
+        # a fixed order whatever the order of the runs (benchmarks/results.yaml reads rows by index)
+        order = {"leaf": ("rollout", "minatar_conv"), "algorithm": ALGORITHMS}
+        result["rows"] = sorted(
+            keep + rows,
+            key=lambda r: (order["leaf"].index(r["leaf"]), order["algorithm"].index(r["algorithm"]), r["search"] != "TreeSearch", r["batch"]),
+        )
+    result["load_average_at_end"] = os.getloadavg()
+    result["machine"] = "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU"
+    result["definition"] = (
+        "total simulations per second (all B trees) at --simulations simulations per tree; sims_per_cpu_s divides "
+        "by this process's CPU time, the cost on one core without the contention of the shared machine"
+    )
+    result.pop("command", None)
+    _write("batched_speed", result)
+    result["commands"] = commands + [result.pop("command")]
+    path.write_text(json.dumps(result, indent=2))
+
+
 # -- synthetic trees ------------------------------------------------------------------------------
 PARAMS = dict(tau=0.05, alpha=0.05, beta_0=0.05, eps=0.1)
 
@@ -222,7 +310,7 @@ def synthetic(args) -> None:
         for j, n in enumerate(budgets):
             for algorithm in ALGORITHMS:
                 tree.reseed_noise(t * 1000 + j)
-                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **PARAMS)
+                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **_knobs(algorithm, PARAMS))
                 action = search.search(n)
                 failures[algorithm][t, j] = action != best
                 if algorithm == "ments":
@@ -254,7 +342,7 @@ def dchain(args) -> None:
                 wins = 0
                 for seed in range(args.seeds):
                     search = make_search(
-                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **result["params"]
+                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **_knobs(algorithm, result["params"])
                     )
                     wins += search.search(n) == best
                 rate.append(wins / args.seeds)
@@ -263,6 +351,34 @@ def dchain(args) -> None:
     result["seeds"] = args.seeds
     result["definition"] = "fraction of seeds whose recommended first action is the optimal one (down for R_f=0.5, right for R_f=1)"
     _write("dchain", result)
+
+
+def dchain_batched(args) -> None:
+    """The D-chain rows on the batched search: the ``--seeds`` seeds are the B trees of one search per algorithm.
+
+    Same knobs as :func:`dchain`; rows of the other final reward already in the result are kept.
+    """
+    path = OUT / "dchain_batched.json"
+    result = json.loads(path.read_text()) if path.exists() else {"success_rate": {}, "commands": []}
+    commands = result.pop("commands", [])
+    params = {"tau": 1.0, "alpha": 1.0, "beta_0": 1.0, "eps": 0.1}
+    sim = TensorDChain(args.length, args.final_reward)
+    best = DChain.DOWN if args.final_reward < (args.length - 1) / args.length else DChain.RIGHT
+    for algorithm in args.algorithms.split(","):
+        evaluator = TensorRandomRollout(max_steps=args.length, seed=args.seed)
+        search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+        actions = search.search(sim.root(args.seeds), args.simulations)
+        rate = float((actions == best).double().mean())
+        result["success_rate"][f"R_f={args.final_reward}/{algorithm}"] = rate
+        print(args.final_reward, algorithm, rate, flush=True)
+    result |= {"length": args.length, "params": params, "simulations": args.simulations, "seeds": args.seeds}
+    result["definition"] = (
+        "fraction of the B = seeds trees of one batched search whose recommended first action is the optimal one "
+        "(down for R_f=0.5, right for R_f=1)"
+    )
+    _write("dchain_batched", result)
+    result["commands"] = commands + [result.pop("command")]
+    path.write_text(json.dumps(result, indent=2))
 
 
 def frozenlake(args) -> None:
@@ -282,7 +398,7 @@ def frozenlake(args) -> None:
                 env.reset(seed=seed)
                 sim = FrozenLakeSimulator(env)
                 rollout = RandomRollout(max_steps=args.rollout, gamma=args.gamma, seed=seed)
-                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **params)
+                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **_knobs(algorithm, params))
                 for _ in range(args.max_steps):
                     reward, done = sim.step(search.search(n))
                     if done:
@@ -332,6 +448,9 @@ def minatar(args) -> None:
                     f"task.max_steps={args.max_steps}",
                     f"evaluator.checkpoint='{checkpoint}'",  # quoted: a sweep's task directory names hold '='
                     f"planner.algorithm={algorithm}",
+                    # the preset sets MENTS's knobs; the other searches read their own at the same scale
+                    *{"bts": ["planner.tau=null", "planner.alpha=0.1"], "dents": ["planner.tau=null", "planner.alpha=0.1"],
+                      "uct": ["planner.tau=null", "planner.eps=null"]}.get(algorithm, []),
                     f"planner.simulations={args.simulations}",
                     f"episodes={args.episodes}",
                     f"seed={args.seed}",  # the same episodes (env seeds) for every algorithm and network
@@ -443,6 +562,11 @@ def main() -> None:
     p = sub.add_parser("speed")
     p.add_argument("--simulations", type=int, default=20000)
     p.add_argument("--repeats", type=int, default=3)
+    p = sub.add_parser("batched-speed")
+    p.add_argument("--leaf", choices=("rollout", "minatar_conv"), default="rollout")
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--batches", default="1,16,64,256")
+    p.add_argument("--simulations", type=int, default=100, help="simulations per tree")
     p = sub.add_parser("synthetic")
     p.add_argument("--trees", type=int, default=25)
     p.add_argument("--branching", type=int, default=4)
@@ -456,6 +580,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=25)
     p.add_argument("--length", type=int, default=10)
     p.add_argument("--budgets", default="10,20,50,100,200,500,1000,2000,5000")
+    p = sub.add_parser("dchain-batched")
+    p.add_argument("--seeds", type=int, default=25, help="the number of trees of the batch")
+    p.add_argument("--length", type=int, default=10)
+    p.add_argument("--final-reward", type=float, default=0.5)
+    p.add_argument("--simulations", type=int, default=5000)
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("frozenlake")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--max-steps", type=int, default=50)
@@ -477,7 +608,7 @@ def main() -> None:
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"speed": speed, "synthetic": synthetic, "dchain": dchain, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
+    {"speed": speed, "batched-speed": batched_speed, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

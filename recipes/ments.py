@@ -15,12 +15,15 @@ Tasks (``ments_preset=``): ``dchain`` (default), ``frozenlake`` (8x8, determinis
 (a Q network trained by ``recipes/m_dqn.py`` gives the leaf values and the log-prior initial
 action values: ``evaluator.checkpoint`` is that run's ``checkpoint.pt``, its ``config.yaml``
 beside it) and ``atari`` (random rollouts). Each episode searches in the env it acts in: the
-root is the env's current state, restored after the search. Writes ``config.yaml`` and
-``metrics.json`` (per-episode returns, success) to the run directory.
+root is the env's current state, restored after the search. Writes ``config.yaml``,
+``metrics.json`` (per-episode returns, success) and ``returns.png`` (return per episode) to the run
+directory; a bar counts the moves (``progress_bar=false`` hides it) and each episode's return is
+logged (under Hydra also to the run's ``ments.log``).
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.planning import (
     ALGORITHMS,
+    KNOB_DEFAULTS,
     RECOMMENDATIONS,
     ALESimulator,
     DChain,
@@ -42,9 +46,11 @@ from torchrl_reg.planning import (
     QNetworkEvaluator,
     RandomRollout,
     Simulator,
+    algorithm_knobs,
     make_search,
 )
 from torchrl_reg.recipe_utils import arguments_of, default_of, load_checkpoint, register_schema, structured
+from torchrl_reg.recipe_utils.loggers import ProgressBar, plot_learning_curve
 from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything
 from torchrl_reg.recipe_utils.envs import MINATAR_GAMES
 from torchrl_reg.validation import check_choice, check_count, check_range
@@ -74,11 +80,13 @@ class PlannerConfig:
 
     algorithm: str = "ments"
     simulations: int = 200
-    tau: float = default_of(make_search, "tau")
-    eps: float = default_of(make_search, "eps")
-    alpha: float = default_of(make_search, "alpha")
-    beta_0: float = default_of(make_search, "beta_0")
-    c: float = default_of(make_search, "c")
+    # each algorithm reads its own knobs (torchrl_reg.planning.KNOBS); unset ones take KNOB_DEFAULTS and
+    # a set knob the algorithm does not read is refused
+    tau: Optional[float] = None
+    eps: Optional[float] = None
+    alpha: Optional[float] = None
+    beta_0: Optional[float] = None
+    c: Optional[float] = None
     recommend: Optional[str] = default_of(make_search, "recommend")
     gamma: float = default_of(make_search, "gamma")
     q_init: float = default_of(make_search, "q_init")
@@ -102,6 +110,8 @@ class MentsConfig:
     episodes: int = 1
     run_dir: Optional[str] = None
     num_threads: int = 1
+    # a tqdm bar over moves (the searches of a long MinAtar episode take minutes)
+    progress_bar: bool = True
     task: TaskConfig = field(default_factory=TaskConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
@@ -127,12 +137,12 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
     check_count("planner.simulations", planner.simulations)
-    check_range("planner.tau", planner.tau, 0.0, low_inclusive=False)
-    check_range("planner.alpha", planner.alpha, 0.0, low_inclusive=False)
-    check_range("planner.eps", planner.eps, 0.0)
-    check_range("planner.beta_0", planner.beta_0, 0.0)
-    check_range("planner.c", planner.c, 0.0)
+    if planner.algorithm in ALGORITHMS:
+        knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
+        for name, value in knobs.items():
+            check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))
     check_range("planner.gamma", planner.gamma, 0.0, 1.0)
+    check_range("planner.q_init", planner.q_init)
     if planner.recommend is not None:
         check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
     check_choice("evaluator.kind", evaluator.kind, EVALUATORS)
@@ -230,6 +240,8 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     returns, lengths, t0 = [], [], time.perf_counter()
+    log = logging.getLogger("torchrl_reg.recipes")
+    bar = ProgressBar(cfg.episodes * task.max_steps, enabled=cfg.progress_bar, desc=planner.algorithm, unit="moves")
     for episode in range(cfg.episodes):
         seed = cfg.seed + episode
         if episode:
@@ -242,8 +254,11 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
             evaluator = RandomRollout(max_steps=cfg.evaluator.rollout_steps, gamma=planner.gamma, seed=seed)
         search = None
         if planner.algorithm != "greedy":
-            # algorithm, tau, eps, alpha, beta_0, c, recommend, gamma, q_init: the planner config's.
-            search = make_search(simulator=sim, evaluator=evaluator, seed=seed, **arguments_of(make_search, planner))
+            # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of
+            # leaves it out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
+            search = make_search(
+                simulator=sim, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_search, planner)
+            )
         total, steps = 0.0, 0
         while steps < task.max_steps:
             if search is None:
@@ -252,10 +267,14 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
                 action = search.search(planner.simulations)
             reward, done = sim.step(action)
             total, steps = total + reward, steps + 1
+            bar.update(1, episode=episode, episode_return=total)
             if done:
                 break
+        bar.update(task.max_steps - steps)  # an episode that ended early: the bar counts its moves up to the cap
         returns.append(total)
         lengths.append(steps)
+        log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
+    bar.close()
     metrics = {
         "task": task.name,
         "algorithm": planner.algorithm,
@@ -269,6 +288,10 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
         "run_dir": str(run_dir),
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_learning_curve(
+        run_dir / "returns.png", list(range(len(returns))), returns, title=f"{planner.algorithm} on {task.name}",
+        window=min(10, len(returns)), xlabel="episode",
+    )
     return metrics
 
 
@@ -276,7 +299,8 @@ def plan(cfg: DictConfig | dict) -> dict[str, Any]:
 def main(cfg: DictConfig) -> None:
     metrics = plan(cfg)
     success = "" if metrics["success_rate"] is None else f", success rate {metrics['success_rate']:.2f}"
-    print(
+    # logged, not printed: Hydra writes the log to the run's ments.log as well as the console
+    logging.getLogger("torchrl_reg.recipes").info(
         f"{metrics['algorithm']} on {metrics['task']}: mean return {metrics['mean_return']:.3f} over "
         f"{len(metrics['returns'])} episodes{success} -> {metrics['run_dir']}"
     )

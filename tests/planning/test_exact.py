@@ -52,7 +52,8 @@ def test_synthetic_tree_recursion_matches_path_enumeration(tau):
 def test_noiseless_backups_are_exact_once_every_edge_is_tried(algorithm, tau):
     # 3-ary, depth 3: 39 nodes; with no noise every backed-up value is exact once all edges are tried
     tree = SyntheticTree(3, 3, seed=1, noise_std=0.0)
-    search = make_search(algorithm, tree, tau=0.3, alpha=0.3, eps=1.0, seed=0, evaluator=RandomRollout(max_steps=5))
+    temperature = {"tau": 0.3} if algorithm == "ments" else {"alpha": 0.3}
+    search = make_search(algorithm, tree, **temperature, eps=1.0, seed=0, evaluator=RandomRollout(max_steps=5))
     search.search(2000)
     assert (search.tree.visits[: search.tree.size][~search.tree.terminal[: search.tree.size]] > 0).all()
     expected = synthetic_tree_q(tree, tau).ravel()
@@ -144,11 +145,11 @@ def test_ments_flips_at_the_exact_temperature(scale, expected):
 def test_dchain_ments_misleads_where_dents_and_bts_do_not(final_reward, best):
     for seed in range(3):
         chain = DChain(10, final_reward)
-        common = dict(tau=1.0, alpha=1.0, beta_0=1.0, eps=1.0, seed=seed, evaluator=RandomRollout(max_steps=20, seed=seed))
-        ments = make_search("ments", chain, **common).search(5000)
+        common = dict(eps=1.0, seed=seed, evaluator=RandomRollout(max_steps=20, seed=seed))
+        ments = make_search("ments", chain, tau=1.0, **common).search(5000)
         assert ments == DChain.RIGHT  # wrong for R_f = 0.5: the entropy of the long chain outweighs 0.9 - 0.8
-        for algorithm in ("dents", "bts"):
-            assert make_search(algorithm, chain, **common).search(5000) == best, (algorithm, seed)
+        assert make_search("dents", chain, alpha=1.0, beta_0=1.0, **common).search(5000) == best, ("dents", seed)
+        assert make_search("bts", chain, alpha=1.0, **common).search(5000) == best, ("bts", seed)
 
 
 class _CoinFlip:
@@ -212,3 +213,19 @@ def test_ments_search_with_a_bellman_recommendation_is_right_on_the_dchain():
     plain.search(10)
     with pytest.raises(ValueError, match="kept no Bellman values"):
         plain.recommended_action("bellman_value")
+
+
+def test_uct_root_value_follows_the_mean_backup_to_the_optimal_value():
+    # UCT's node value is the mean of the returns through it; as UCB1 concentrates on the best path it tends
+    # to the Bellman value (it used to stay at the root's first evaluation, a random rollout's return)
+    tree = SyntheticTree(2, 2, seed=0, noise_std=0.0)
+    exact = float(synthetic_tree_q(tree, None).max())
+    search = make_search("uct", tree, c=0.3, seed=0, evaluator=RandomRollout(max_steps=3))
+    errors = []
+    for n in (100, 4000):
+        search.search(n)
+        t = search.tree
+        assert search.root_value() == pytest.approx(float(t.visits[0] @ t.q[0]) / n, abs=1e-12)
+        errors.append(exact - search.root_value())
+    assert 0 < errors[1] < errors[0] / 5
+    assert errors[1] < 0.01

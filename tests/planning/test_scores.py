@@ -87,3 +87,19 @@ def test_backups_by_hand():
 def test_bad_parameters_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_row_selection_matches_the_single_node_draws():
+    # the batched search's select_rows draws, row by row, what select draws for the same uniform
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(200, 4, generator=gen, dtype=torch.float64)
+    h = torch.rand(200, 4, generator=gen, dtype=torch.float64)
+    visits = torch.randint(0, 4, (200, 4), generator=gen)
+    total = visits.sum(-1)
+    u = torch.rand(200, generator=gen, dtype=torch.float64)
+    policies = (E2WScore(tau=0.3, eps=0.1), BoltzmannScore(alpha=2.0, eps=0.05), DENTSScore(alpha=0.5, beta_0=2.0, eps=0.1), UCB1Score(c=1.5))
+    for score in policies:
+        rows = score.select_rows(q, visits, h, total, u)
+        second = h if isinstance(score, DENTSScore) else visits
+        expected = [score.select(q[i].tolist(), second[i].tolist(), float(total[i]), float(u[i])) for i in range(200)]
+        assert rows.tolist() == expected, type(score).__name__

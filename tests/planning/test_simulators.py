@@ -1,6 +1,7 @@
 """Save/restore adapters replay exactly; bad input is refused before any search runs."""
 from __future__ import annotations
 
+import math
 import random
 
 import gymnasium as gym
@@ -13,8 +14,11 @@ from torchrl_reg.planning import (
     DChain,
     FrozenLakeSimulator,
     MinAtarSimulator,
+    E2WScore,
     QNetworkEvaluator,
+    RandomRollout,
     SyntheticTree,
+    TreeSearch,
     as_simulator,
     make_search,
 )
@@ -81,7 +85,7 @@ def test_frozenlake_search_keeps_the_env_at_the_root():
 def test_minatar_search_with_a_q_network_prior_runs():
     sim = _minatar()
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 6))
-    evaluator = QNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5)
+    evaluator = QNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5, init="log_prior")
     search = make_search("ments", sim, evaluator=evaluator, tau=0.5, seed=0)
     action = search.search(30)
     assert 0 <= action < 6
@@ -163,3 +167,56 @@ def test_frozenlake_moves_match_the_env_step(slippery):
             assert (int(sim.save()[0]), reward, done) in outcomes
             if not slippery:
                 assert sim.save() == (int(env.s), done)
+
+
+class _NoRewind(DChain):
+    """A D-chain whose restore() does nothing."""
+
+    def restore(self, state):
+        pass
+
+
+class _NanReward(DChain):
+    def step(self, action):
+        reward, done = super().step(action)
+        return (math.nan if action == self.RIGHT else reward), done
+
+
+def test_parts_that_disagree_are_refused():
+    with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and the softmax backup's tau=1.0 disagree"):
+        TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup="softmax", tau=1.0)
+    with pytest.raises(ValueError, match="backup='softmax' needs tau"):
+        TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup="softmax")
+    with pytest.raises(ValueError, match=r"RandomRollout\(gamma=0.5\) and the search's gamma=1.0 disagree"):
+        make_search("ments", DChain(3), evaluator=RandomRollout(gamma=0.5))
+    with pytest.raises(ValueError, match=r"c=2.0: not read by ments \(it reads tau, eps\)"):
+        make_search("ments", DChain(3), c=2.0)
+    with pytest.raises(ValueError, match=r"tau=0.1: not read by uct \(it reads c\)"):
+        make_search("uct", DChain(3), tau=0.1)
+    with pytest.raises(TypeError, match="_NoRewind.restore does not rewind"):
+        make_search("ments", _NoRewind(3))
+
+
+def test_non_finite_values_are_refused_at_the_boundary():
+    with pytest.raises(ValueError, match="q_init must be finite, got q_init=nan"):
+        make_search("ments", DChain(3), q_init=math.nan)
+    with pytest.raises(ValueError, match="the simulator returned reward=nan"):
+        make_search("uct", _NanReward(3), evaluator=lambda sim: (0.0, None)).search(4)
+    with pytest.raises(ValueError, match="the leaf evaluation is inf"):
+        make_search("uct", DChain(3), evaluator=lambda sim: (math.inf, None)).search(4)
+    with pytest.raises(ValueError, match=r"initial action values \[0.0, nan\] are not all finite"):
+        make_search("uct", DChain(3), evaluator=lambda sim: (0.0, [0.0, math.nan])).search(4)
+
+
+def test_q_network_initial_values_are_the_networks_q_values():
+    # init="q" (the default): a new node's untried actions start at the network's Q, in the units of returns
+    q = torch.tensor([[0.5, 2.0]])
+    evaluator = QNetworkEvaluator(lambda obs: q, num_actions=2, tau=0.1)
+    search = make_search("ments", DChain(3), evaluator=evaluator, tau=0.1, seed=0)
+    search.search(1)
+    tree = search.tree
+    untried = int(np.argmin(tree.visits[0]))
+    assert tree.q[0, untried] == [0.5, 2.0][untried]
+    for node in range(1, tree.size):
+        if not tree.terminal[node]:
+            np.testing.assert_array_equal(tree.q[node], [0.5, 2.0])

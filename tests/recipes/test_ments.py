@@ -55,10 +55,14 @@ def test_every_preset_composes(preset):
         ments.validate(cfg)
 
 
-def test_dchain_default_reproduces_the_ments_failure(tmp_path):
+def test_dchain_default_reproduces_the_ments_failure(tmp_path, caplog):
     # the preset is D = 10, R_f = 0.5 at tau = 1: MENTS walks the chain (0.5), DENTS goes down (0.9, optimal)
-    out = ments.plan(compose(f"run_dir={tmp_path / 'ments'}"))
+    with caplog.at_level("INFO", logger="torchrl_reg.recipes"):
+        out = ments.plan(compose(f"run_dir={tmp_path / 'ments'}", "progress_bar=false"))
     assert out["returns"] == [0.5] and out["success_rate"] == 0.0
+    # the episode is logged (Hydra copies the log to ments.log) and drawn
+    assert "episode 0: return 0.5 in 10 moves" in caplog.text
+    assert (tmp_path / "ments" / "returns.png").stat().st_size > 0
     out = ments.plan(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
     assert out["returns"] == [0.9] and out["success_rate"] == 1.0
     assert json.loads((tmp_path / "dents" / "metrics.json").read_text())["returns"] == [0.9]
@@ -79,6 +83,7 @@ def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
             "ments_preset=minatar",
             f"evaluator.checkpoint={mdqn_checkpoint}",
             f"planner.algorithm={algorithm}",
+            *(["planner.tau=null", "planner.alpha=0.1"] if algorithm == "dents" else []),
             "planner.simulations=5",
             "task.max_steps=4",
             "episodes=2",
@@ -127,6 +132,8 @@ def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
         ("planner.tau=0", "planner.tau must be a finite number in"),
         ("planner.tau=-1", "planner.tau must be a finite number in"),
         ("planner.eps=-0.1", "planner.eps must be a finite number in"),
+        ("planner.c=2.0", r"planner.c=2.0: not read by ments \(it reads planner.tau, planner.eps\)"),
+        ("planner.q_init=nan", "planner.q_init must be a finite number"),
         ("planner.simulations=0", "planner.simulations must be an integer >= 1"),
         ("planner.algorithm=alphazero", "planner.algorithm"),
         ("planner.algorithm=greedy", "needs task.name='minatar'"),

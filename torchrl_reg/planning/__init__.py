@@ -2,15 +2,18 @@
 
 Parts: :mod:`.scores` (tree policies), :mod:`.backups`, :mod:`.tree`, :mod:`.search` (the loop and
 :func:`make_search`), :mod:`.evaluators` (leaf evaluation), :mod:`.simulators` (save/restore
-adapters) and :mod:`.exact` (exact values of the test problems).
+adapters) and :mod:`.exact` (exact values of the test problems). :mod:`.batched` searches B trees
+at once in tensors (policies and backups passed in) over the pure tensor simulators of
+:mod:`.tensor_simulators`.
 """
 from __future__ import annotations
 
+from torchrl_reg.planning.batched import BatchedTree, BatchedTreeSearch, BellmanBackup, MeanBackup, SoftmaxBackup, make_batched_search
 from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
-from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout
+from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
 from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, mixed_boltzmann_probs
-from torchrl_reg.planning.search import ALGORITHMS, RECOMMENDATIONS, TreeSearch, make_search
+from torchrl_reg.planning.search import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TreeSearch, algorithm_knobs, make_search
 from torchrl_reg.planning.simulators import (
     ALESimulator,
     DChain,
@@ -21,9 +24,24 @@ from torchrl_reg.planning.simulators import (
     as_simulator,
     check_simulator,
 )
+from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorSimulator, TensorSyntheticTree
 from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
+    "make_batched_search",
+    "TensorQNetworkEvaluator",
+    "algorithm_knobs",
+    "KNOB_DEFAULTS",
+    "KNOBS",
+    "TensorSyntheticTree",
+    "TensorSimulator",
+    "TensorDChain",
+    "TensorRandomRollout",
+    "SoftmaxBackup",
+    "MeanBackup",
+    "BellmanBackup",
+    "BatchedTreeSearch",
+    "BatchedTree",
     "ALGORITHMS",
     "RECOMMENDATIONS",
     "ALESimulator",

@@ -4,24 +4,29 @@ An evaluator returns ``(value, q_init)``: an estimate of the node's value and, o
 initial action values of its untried actions (``None`` keeps the search's constant default).
 
 * :class:`RandomRollout` - the return of uniformly random actions (the classic MCTS default).
+* :class:`TensorRandomRollout` / :class:`TensorQNetworkEvaluator` - the same for a batch of states
+  of a tensor simulator (the batched search's evaluators): all rows stepped together, one network
+  forward for all leaves.
 * :class:`QNetworkEvaluator` - a Q network as in MENTS's Atari experiment (Xiao et al.,
   Maximum Entropy Monte-Carlo Planning, NeurIPS 2019, Sec. 5): the leaf value is the network's
-  soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the log of
-  the Boltzmann prior ``softmax(Q / tau)``.
+  soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the
+  network's Q values (``init="q"``), the log of its Boltzmann prior or the search's constant.
 """
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from torchrl_reg.planning.simulators import Simulator
+from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
 
-__all__ = ["RandomRollout", "QNetworkEvaluator"]
+__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout", "TensorQNetworkEvaluator"]
 
 
 class RandomRollout:
@@ -56,8 +61,20 @@ class QNetworkEvaluator:
         num_actions: the search's action count; a network with another output size is refused.
         tau: temperature of the prior ``softmax(Q / tau)`` and of the soft leaf value (> 0).
         value: ``"soft"`` (``tau logsumexp(Q / tau)``, MENTS) or ``"max"`` (``max_a Q``).
-        init: ``"log_prior"`` (``log softmax(Q / tau)``, the issue's MENTS setting), ``"q"``
-            (the network's Q values) or ``"none"`` (the search's constant default).
+        init: the initial value of a new node's untried actions, which the search's values are
+            compared with before the action is tried (E2W's and BTS/DENTS's softmax, MENTS's soft
+            backup over all actions):
+
+            * ``"q"`` (default) - the network's Q values, in the units of the backed-up returns:
+              the prior stays in play (our reading of MENTS's Atari setting, Sec. 5: the pretrained
+              DQN initialises the soft values of new nodes). Use it whenever the network's values
+              are returns of the searched task (same reward scale and discount).
+            * ``"log_prior"`` - ``log softmax(Q / tau)`` (<= 0, log-probability units). Against
+              returns of 5-30 every untried action looks worthless: the first action at each node
+              is near uniform and untried actions drop out of the soft value, so the network only
+              enters through the leaf values. Kept for the earlier MinAtar rows.
+            * ``"none"`` - the search's constant ``q_init`` (0 by default), for a network whose
+              values are on another scale than the search's returns.
     """
 
     VALUES = ("soft", "max")
@@ -70,7 +87,7 @@ class QNetworkEvaluator:
         num_actions: int,
         tau: float = 1.0,
         value: str = "soft",
-        init: str = "log_prior",
+        init: str = "q",
         device: str | torch.device = "cpu",
     ):
         if value not in self.VALUES:
@@ -101,8 +118,74 @@ class QNetworkEvaluator:
         top = float(q.max())
         log_z = math.log(float(np.exp((q - top) / self.tau).sum()))
         value = top + self.tau * log_z if self.value == "soft" else top
+        if not np.isfinite(q).all():
+            raise ValueError(f"the Q network returned non-finite action values {q.tolist()}; a tree search needs finite values")
         if self.init == "log_prior":
             return value, ((q - top) / self.tau - log_z).tolist()
         if self.init == "q":
             return value, q.tolist()
         return value, None
+
+
+class TensorRandomRollout:
+    """:class:`RandomRollout` for a batch of states ``[B, *S]``: uniformly random actions until each episode ends or ``max_steps``.
+
+    The discount is the search's (passed in by the search: one ``gamma`` for the tree and its
+    rollouts). ``uniform`` (``n -> [n]`` uniforms in [0, 1)) replaces the seeded generator; the
+    action is ``floor(u |A|)``, the draw of :class:`RandomRollout`.
+    """
+
+    def __init__(self, *, max_steps: int = 100, seed: int = 0, uniform: Callable[[int], torch.Tensor] | None = None):
+        if not isinstance(max_steps, int) or max_steps < 0:
+            raise ValueError(f"max_steps must be an int >= 0, got max_steps={max_steps!r}")
+        self.max_steps = max_steps
+        self.seed = seed
+        self.uniform = uniform
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
+        if self.uniform is not None:
+            return self.uniform(n).to(device)
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return torch.rand(n, generator=self._generators[device], dtype=torch.float64, device=device)
+
+    def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, None]:
+        batch, k = state.shape[0], sim.num_actions
+        total: torch.Tensor | None = None
+        alive = torch.ones(batch, dtype=torch.bool, device=state.device)
+        discount = 1.0
+        for _ in range(self.max_steps):
+            action = (self._draw(batch, state.device) * k).long().clamp_max(k - 1)
+            state, reward, done = sim.step(state, action)
+            step = torch.where(alive, discount * reward, 0.0)
+            total = step if total is None else total + step
+            discount *= gamma
+            alive = alive & ~done
+            if not bool(alive.any()):
+                break
+        if total is None:
+            return torch.zeros(batch, dtype=torch.float64, device=state.device), None
+        return total, None
+
+
+class TensorQNetworkEvaluator(QNetworkEvaluator):
+    """:class:`QNetworkEvaluator` for a batch of states: one forward of ``q_network`` on ``sim.observation(state)``.
+
+    The options (``tau``, ``value``, ``init``) mean what they mean there; the batched search checks
+    that the values of the leaves it evaluates are finite.
+    """
+
+    @torch.no_grad()
+    def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.calls += 1
+        q = self.q_network(sim.observation(state).to(self.device)).double()
+        if q.shape != (state.shape[0], self.num_actions):
+            raise ValueError(
+                f"the Q network outputs action values of shape {tuple(q.shape)}, expected ({state.shape[0]}, {self.num_actions})"
+            )
+        soft = self.tau * torch.logsumexp(q / self.tau, dim=-1)
+        value = soft if self.value == "soft" else q.amax(-1)
+        if self.init == "log_prior":
+            return value, torch.log_softmax(q / self.tau, dim=-1)
+        return value, q if self.init == "q" else None

@@ -32,6 +32,7 @@ from torchrl_reg.validation import check_nonnegative, check_positive
 
 __all__ = [
     "exploration_weight",
+    "sample_rows",
     "mixed_boltzmann_probs",
     "E2WScore",
     "BoltzmannScore",
@@ -67,6 +68,16 @@ def mixed_boltzmann_probs(values: torch.Tensor, n_total: torch.Tensor, temperatu
         lam = torch.zeros_like(log_n)
     soft = torch.softmax(values / temperature, dim=-1)
     return (1.0 - lam).unsqueeze(-1) * soft + (lam / k).unsqueeze(-1)
+
+
+def sample_rows(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draws, one per row of ``probs`` ``[R, A]``, from uniforms ``u`` ``[R]`` in [0, 1).
+
+    The first action whose cumulative probability exceeds ``u`` (the single-tree draw's rule, so a
+    batched search at ``B = 1`` fed the same uniforms picks the same actions).
+    """
+    k = probs.shape[-1]
+    return (probs.cumsum(-1) <= u.unsqueeze(-1)).sum(-1).clamp_max(k - 1)
 
 
 def _sample_mixed_boltzmann(values: Sequence[float], n_total: float, temperature: float, eps: float, u: float) -> int:
@@ -117,7 +128,10 @@ class E2WScore(_Score):
 
     Args:
         tau: the softmax temperature of the maximum-entropy objective (> 0).
-        eps: the exploration parameter epsilon (>= 0).
+        eps: the exploration parameter epsilon (>= 0). The weight carries the paper's factor
+            ``|A|``; thts++ (Painter et al.'s C++ reference for MENTS, BTS and DENTS) uses
+            ``eps / log(N(s) + 1)`` without it, so thts++'s ``eps`` is ours times ``|A|`` (its
+            default 0.5 is ``eps = 0.5 / |A|`` here). The same holds for BTS and DENTS below.
     """
 
     def __init__(
@@ -144,6 +158,14 @@ class E2WScore(_Score):
 
     def select(self, q: Sequence[float], n: Sequence[float], n_total: float, u: float) -> int:
         return _sample_mixed_boltzmann(q, n_total, self.tau, self.eps, u)
+
+    def probs_rows(self, q: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor) -> torch.Tensor:
+        """The distribution for a batch of nodes: ``q`` ``[R, A]``, ``n_total`` ``[R]`` (``h`` unused)."""
+        return mixed_boltzmann_probs(q, n_total, self.tau, self.eps)
+
+    def select_rows(self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One action per node of a batch (the batched search's hot path), drawn with uniforms ``u`` ``[R]``."""
+        return sample_rows(self.probs_rows(q, h, n_total), u)
 
 
 class BoltzmannScore(E2WScore):
@@ -212,6 +234,15 @@ class DENTSScore(_Score):
     def select(self, q: Sequence[float], h: Sequence[float], n_total: float, u: float) -> int:
         return _sample_mixed_boltzmann(self._values(q, h, n_total), n_total, self.alpha, self.eps, u)
 
+    def probs_rows(self, q: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor) -> torch.Tensor:
+        """The distribution over ``q + beta(N(s)) h`` for a batch of nodes (``[R, A]``, ``n_total`` ``[R]``)."""
+        values = q + (self.beta_0 / torch.sqrt(1.0 + n_total.to(q.dtype))).unsqueeze(-1) * h
+        return mixed_boltzmann_probs(values, n_total, self.alpha, self.eps)
+
+    def select_rows(self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One action per node of a batch, drawn with uniforms ``u`` ``[R]``."""
+        return sample_rows(self.probs_rows(q, h, n_total), u)
+
 
 class UCB1Score(_Score):
     """UCB1 index of UCT ([UCT]): ``Q(s, a) + c sqrt(log N(s) / N(s, a))``, ``+inf`` for unvisited actions.
@@ -253,3 +284,16 @@ class UCB1Score(_Score):
             if score > best_score:
                 best, best_score = a, score
         return best
+
+    def select_rows(self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """:meth:`select` for a batch of nodes: a uniform draw (``u``) among unvisited actions, else the argmax."""
+        unvisited = n == 0
+        count = unvisited.sum(-1)
+        # the floor(u * count)-th unvisited action: the first whose running count of unvisited ones exceeds it
+        pick = (u * count).long().unsqueeze(-1)
+        first_unvisited = (unvisited & (unvisited.cumsum(-1) > pick)).to(torch.int8).argmax(-1)
+        n_total = n_total.to(q.dtype)
+        log_n = torch.where(n_total > 1, torch.log(n_total.clamp_min(1.0)), torch.zeros_like(n_total)).unsqueeze(-1)
+        index = q + self.c * torch.sqrt(log_n / n.to(q.dtype).clamp_min(1.0))
+        # torch.argmax returns the first maximal index, the tie rule of :meth:`select`
+        return torch.where(count > 0, first_unvisited, index.argmax(-1))

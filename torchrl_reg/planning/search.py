@@ -40,9 +40,9 @@ from torchrl_reg.planning.scores import (
 )
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tree import SearchTree
-from torchrl_reg.validation import check_count, check_nonnegative, check_positive
+from torchrl_reg.validation import check_count, check_positive
 
-__all__ = ["ALGORITHMS", "RECOMMENDATIONS", "TreeSearch", "make_search"]
+__all__ = ["ALGORITHMS", "KNOBS", "KNOB_DEFAULTS", "RECOMMENDATIONS", "TreeSearch", "algorithm_knobs", "make_search"]
 
 ALGORITHMS = ("ments", "bts", "dents", "uct")
 RECOMMENDATIONS = ("search_value", "bellman_value", "most_visited")
@@ -85,15 +85,30 @@ class TreeSearch:
         if recommend not in RECOMMENDATIONS:
             raise ValueError(f"recommend must be one of {RECOMMENDATIONS}, got recommend={recommend!r}")
         if backup == "softmax":
-            tau = check_positive("tau", tau if tau is not None else float("nan"))
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got gamma={gamma}")
+            if tau is None:
+                raise ValueError("backup='softmax' needs tau, the temperature of MENTS's soft values; got none")
+            tau = check_positive("tau", tau)
+            if type(tree_policy) is E2WScore and tree_policy.tau != tau:
+                raise ValueError(
+                    f"E2WScore(tau={tree_policy.tau}) and the softmax backup's tau={tau} disagree: MENTS explores and "
+                    "backs up at one temperature"
+                )
+        if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
+            raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
+        evaluator_gamma = getattr(evaluator, "gamma", gamma)
+        if evaluator_gamma != gamma:
+            raise ValueError(
+                f"{type(evaluator).__name__}(gamma={evaluator_gamma}) and the search's gamma={gamma} disagree: one "
+                "discount for the tree and its leaf estimates"
+            )
+        if not math.isfinite(q_init):
+            raise ValueError(f"q_init must be finite, got q_init={q_init}")
         if isinstance(tree_policy, DENTSScore) and backup != "bellman":
             raise ValueError(f"DENTSScore searches on Bellman values plus entropy; it needs backup='bellman', got {backup!r}")
         self.tree_policy = tree_policy
         self.backup = backup
         self.recommend = recommend
-        self.evaluator = evaluator if evaluator is not None else RandomRollout(seed=seed)
+        self.evaluator = evaluator if evaluator is not None else RandomRollout(gamma=gamma, seed=seed)
         self.tau = tau
         self.gamma = float(gamma)
         self.q_init = float(q_init)
@@ -116,14 +131,25 @@ class TreeSearch:
         root_state = sim.save()
         tree = SearchTree(sim.num_actions, num_simulations + 1)
         self.tree = tree
-        value, q_init = self.evaluator(sim)
+        value, q_init = self._evaluate()
         sim.restore(root_state)
-        tree.add_node(value, False, self.q_init if q_init is None else q_init)
+        tree.add_node(value, False, q_init)
         for _ in range(num_simulations):
             sim.restore(root_state)
             self._simulate(tree)
         sim.restore(root_state)
         return self.recommended_action()
+
+    def _evaluate(self) -> tuple[float, Any]:
+        """The evaluator's ``(value, initial action values)`` at the simulator's state, refused unless finite."""
+        value, q_init = self.evaluator(self.simulator)
+        if not math.isfinite(value):
+            raise ValueError(f"the leaf evaluation is {value}; a tree search needs finite values")
+        if q_init is None:
+            return value, self.q_init
+        if not np.isfinite(q_init).all():
+            raise ValueError(f"the evaluator's initial action values {list(q_init)} are not all finite")
+        return value, q_init
 
     def _select(self, tree: SearchTree, node: int) -> int:
         second = tree.entropy_q[node].tolist() if self._dents else tree.visits[node].tolist()
@@ -138,6 +164,8 @@ class TreeSearch:
         while True:
             action = self._select(tree, node)
             reward, done = sim.step(action)
+            if not math.isfinite(reward):
+                raise ValueError(f"the simulator returned reward={reward} for action {action}; a tree search needs finite rewards")
             if deterministic:
                 child = int(tree.child[node, action])
             else:
@@ -148,8 +176,8 @@ class TreeSearch:
                 if done:
                     child = tree.add_node(0.0, True, 0.0)
                 else:
-                    value, q_init = self.evaluator(sim)
-                    child = tree.add_node(value, False, self.q_init if q_init is None else q_init)
+                    value, q_init = self._evaluate()
+                    child = tree.add_node(value, False, q_init)
                 if deterministic:
                     tree.child[node, action] = child
                 else:
@@ -202,6 +230,8 @@ class TreeSearch:
                 q = float(tree.q[node, action])
                 # the first return replaces the initial value instead of being averaged with it
                 tree.q[node, action] = ret if n == 1 else q + (ret - q) / n
+                # the node's value is the mean of all returns through it, not its first evaluation
+                tree.value[node] = float(tree.visits[node] @ tree.q[node]) / float(tree.total[node])
             else:
                 tree.value[node] = tree.bellman[node]
             if dents:
@@ -233,7 +263,8 @@ class TreeSearch:
         return int(np.argmax(self.root_values(kind)))
 
     def root_value(self) -> float:
-        """The root's value under this search's backup (soft value for MENTS)."""
+        """The root's value under this search's backup: soft value (MENTS), Bellman value (BTS, DENTS) or the
+        mean of the returns of all simulations (UCT)."""
         return float(self._require_tree().value[0])
 
     def _require_tree(self) -> SearchTree:
@@ -242,16 +273,46 @@ class TreeSearch:
         return self.tree
 
 
+#: the knobs each algorithm reads; make_search refuses the others
+KNOBS: dict[str, tuple[str, ...]] = {
+    "ments": ("tau", "eps"),
+    "bts": ("alpha", "eps"),
+    "dents": ("alpha", "beta_0", "eps"),
+    "uct": ("c",),
+}
+#: the value of a knob left out
+KNOB_DEFAULTS: dict[str, float] = {"tau": 1.0, "eps": 0.1, "alpha": 1.0, "beta_0": 1.0, "c": math.sqrt(2.0)}
+
+
+def algorithm_knobs(algorithm: str, given: dict[str, float | None], *, prefix: str = "") -> dict[str, float]:
+    """The knobs of ``algorithm`` with their defaults filled in; a knob it does not read that is set is refused.
+
+    ``given`` maps knob names to values or ``None`` (not set); ``prefix`` names them in the error
+    (``"planner."`` for a recipe's config).
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got algorithm={algorithm!r}")
+    reads = KNOBS[algorithm]
+    foreign = {k: v for k, v in given.items() if v is not None and k not in reads}
+    if foreign:
+        shown = ", ".join(f"{prefix}{k}={v}" for k, v in foreign.items())
+        raise ValueError(
+            f"{shown}: not read by {algorithm} (it reads {', '.join(prefix + k for k in reads)}); leave the other "
+            "algorithms' knobs unset"
+        )
+    return {k: KNOB_DEFAULTS[k] if given.get(k) is None else given[k] for k in reads}
+
+
 def make_search(
     algorithm: str,
     simulator: Simulator,
     *,
     evaluator: Evaluator | None = None,
-    tau: float = 1.0,
-    eps: float = 0.1,
-    alpha: float = 1.0,
-    beta_0: float = 1.0,
-    c: float = math.sqrt(2.0),
+    tau: float | None = None,
+    eps: float | None = None,
+    alpha: float | None = None,
+    beta_0: float | None = None,
+    c: float | None = None,
     recommend: str | None = None,
     gamma: float = 1.0,
     q_init: float = 0.0,
@@ -261,26 +322,26 @@ def make_search(
 
     ``tau`` is MENTS's temperature, ``alpha`` the search temperature of BTS and DENTS, ``beta_0``
     DENTS's initial entropy weight, ``eps`` the E2W exploration parameter of all three and ``c``
-    UCT's exploration constant. Every value is checked here, before any simulation runs.
+    UCT's exploration constant (:data:`KNOBS`; a knob left out takes :data:`KNOB_DEFAULTS`). A knob
+    of another algorithm is refused, not ignored. Every value is checked here, before any
+    simulation runs.
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got algorithm={algorithm!r}")
-    check_nonnegative("eps", eps)
+    knobs = algorithm_knobs(algorithm, dict(tau=tau, eps=eps, alpha=alpha, beta_0=beta_0, c=c))
     if algorithm == "ments":
-        policy, backup, default = E2WScore(tau=tau, eps=eps), "softmax", "search_value"
+        policy, backup, default = E2WScore(**knobs), "softmax", "search_value"
     elif algorithm == "bts":
-        policy, backup, default = BoltzmannScore(alpha=alpha, eps=eps), "bellman", "search_value"
+        policy, backup, default = BoltzmannScore(**knobs), "bellman", "search_value"
     elif algorithm == "dents":
-        policy, backup, default = DENTSScore(alpha=alpha, beta_0=beta_0, eps=eps), "bellman", "search_value"
+        policy, backup, default = DENTSScore(**knobs), "bellman", "search_value"
     else:
-        policy, backup, default = UCB1Score(c=c), "mean", "most_visited"
+        policy, backup, default = UCB1Score(**knobs), "mean", "most_visited"
     return TreeSearch(
         simulator,
         tree_policy=policy,
         backup=backup,
         recommend=recommend or default,
         evaluator=evaluator,
-        tau=tau if algorithm == "ments" else None,
+        tau=knobs.get("tau"),
         gamma=gamma,
         q_init=q_init,
         seed=seed,

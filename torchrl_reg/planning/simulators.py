@@ -79,7 +79,30 @@ def check_simulator(sim: Any) -> Any:
     n = getattr(sim, "num_actions", None)
     if not isinstance(n, int) or n < 1:
         raise TypeError(f"{type(sim).__name__}.num_actions must be an int >= 1, got {n!r}")
+    _check_round_trip(sim, n)
     return sim
+
+
+def _check_round_trip(sim: Any, num_actions: int) -> None:
+    """Step each action from the current state and restore it: a ``restore`` that does not rewind is refused.
+
+    The search restores the root before every simulation; a restore that does nothing would plan
+    from wherever the last simulation ended. An action that leaves the state key unchanged (a wall
+    in FrozenLake) cannot tell, so each action is tried until one moves the state.
+    """
+    saved = sim.save()
+    key = sim.state_key()
+    for action in range(num_actions):
+        sim.step(action)
+        moved = sim.state_key() != key
+        sim.restore(saved)
+        if sim.state_key() != key:
+            raise TypeError(
+                f"{type(sim).__name__}.restore does not rewind: after save(), step({action}) and restore() the state "
+                "differs from the saved one; a tree search restores the root before every simulation"
+            )
+        if moved:
+            return
 
 
 def as_simulator(env: Any) -> Simulator:

@@ -167,12 +167,12 @@ def mean_last(values: Sequence[float], n: int = 100) -> float:
 
 
 class ProgressBar:
-    """tqdm bar over frames showing the recent training return and the steps per second."""
+    """tqdm bar over frames (or another ``unit``) showing the recent training return and the steps per second."""
 
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train"):
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train", unit: str = "frames"):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, initial=initial, disable=not enabled, unit="frames", desc=desc, dynamic_ncols=True)
+        self._bar = tqdm(total=total, initial=initial, disable=not enabled, unit=unit, desc=desc, dynamic_ncols=True)
         self._t0 = time.perf_counter()
         self._f0 = initial
 
@@ -195,8 +195,9 @@ def plot_learning_curve(
     eval_returns: Sequence[float] = (),
     title: str = "",
     window: int = 100,
+    xlabel: str = "environment frames",
 ) -> None:
-    """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames."""
+    """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames (``xlabel``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +214,7 @@ def plot_learning_curve(
         ax.plot(train_frames, smooth.tolist(), color="tab:blue", lw=1.8, label=f"mean of last {window}")
     if len(eval_returns):
         ax.plot(eval_frames, eval_returns, "o-", color="tab:orange", lw=1.5, label="greedy evaluation")
-    ax.set_xlabel("environment frames")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("episode return")
     ax.set_title(title)
     ax.grid(alpha=0.3)

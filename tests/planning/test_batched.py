@@ -1,0 +1,233 @@
+"""The batched search against the single-tree search (same uniforms) and against exact values, per tree."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from torchrl_reg.planning import (
+    KNOBS,
+    BatchedTreeSearch,
+    BellmanBackup,
+    BoltzmannScore,
+    DChain,
+    DENTSScore,
+    E2WScore,
+    MeanBackup,
+    QNetworkEvaluator,
+    RandomRollout,
+    SoftmaxBackup,
+    SyntheticTree,
+    TensorDChain,
+    TensorQNetworkEvaluator,
+    TensorRandomRollout,
+    TensorSyntheticTree,
+    UCB1Score,
+    dchain_flip_temperature,
+    dchain_soft_q,
+    make_batched_search,
+    make_search,
+    synthetic_tree_q,
+)
+
+TAU, ALPHA, BETA_0, C = 0.3, 0.3, 1.0, math.sqrt(2.0)
+
+
+def _parts(algorithm: str, eps: float):
+    return {
+        "ments": (E2WScore(tau=TAU, eps=eps), SoftmaxBackup(tau=TAU)),
+        "bts": (BoltzmannScore(alpha=ALPHA, eps=eps), BellmanBackup()),
+        "dents": (DENTSScore(alpha=ALPHA, beta_0=BETA_0, eps=eps), BellmanBackup(entropy=True)),
+        "uct": (UCB1Score(c=C), MeanBackup()),
+    }[algorithm]
+
+
+def _uniforms(seed: int):
+    """The draws of ``random.Random(seed)``, the stream the single-tree search and its rollouts read."""
+    rng = random.Random(seed)
+    return lambda n: torch.tensor([rng.random() for _ in range(n)], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("algorithm", ["ments", "bts", "dents", "uct"])
+def test_one_tree_reproduces_the_single_tree_search_draw_for_draw(algorithm):
+    tree = SyntheticTree(3, 3, seed=1, noise_std=0.0)
+    knobs = {k: v for k, v in dict(tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5).items() if k in KNOBS[algorithm]}
+    old = make_search(algorithm, tree, **knobs, seed=5, evaluator=RandomRollout(max_steps=5, seed=7))
+    old_action = old.search(60)
+    policy, backup = _parts(algorithm, 0.5)
+    sim = TensorSyntheticTree([tree])
+    new = BatchedTreeSearch(
+        sim, policy=policy, backup=backup, recommend=old.recommend, uniform=_uniforms(5),
+        evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)),
+    )
+    assert int(new.search(sim.root(1), 60)[0]) == old_action
+    mine, theirs = new.tree.tree(0), old.tree
+    n = theirs.size
+    assert mine["visits"].shape[0] == n
+    np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[:n])
+    np.testing.assert_array_equal(mine["child"].numpy(), theirs.child[:n])
+    np.testing.assert_array_equal(mine["total"].numpy(), theirs.total[:n])
+    checked = {"ments": ("q", "value"), "bts": ("q_bellman", "value", "bellman"), "dents": ("q_bellman", "value", "entropy", "entropy_q"), "uct": ("q", "value")}
+    for name in checked[algorithm]:
+        np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[:n], rtol=0, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("algorithm", ["ments", "bts", "dents"])
+def test_noiseless_backups_are_exact_in_every_tree(algorithm):
+    # four different binary trees of depth 3 (15 nodes each), searched at once with uniform exploration
+    trees = [SyntheticTree(2, 3, seed=s, noise_std=0.0) for s in range(4)]
+    policy, backup = _parts(algorithm, 1.0)
+    sim = TensorSyntheticTree(trees)
+    search = BatchedTreeSearch(sim, policy=policy, backup=backup, evaluator=TensorRandomRollout(max_steps=5), seed=3)
+    search.search(sim.root(4), 200)
+    tau = TAU if algorithm == "ments" else None
+    values = search.tree.q[:, 0] if algorithm == "ments" else search.tree.q_bellman[:, 0]
+    for b, tree in enumerate(trees):
+        one = search.tree.tree(b)
+        assert (one["visits"][~one["terminal"]] > 0).all(), f"tree {b} has an untried edge"
+        exact = synthetic_tree_q(tree, tau).ravel()
+        np.testing.assert_allclose(values[b].numpy(), exact, rtol=0, atol=1e-12)
+        if algorithm == "ments":
+            assert float(search.root_value()[b]) == pytest.approx(TAU * math.log(np.exp(exact / TAU).sum()), abs=1e-12)
+        else:
+            assert float(search.root_value()[b]) == pytest.approx(exact.max(), abs=1e-12)
+        assert int(search.recommended_action()[b]) == int(np.argmax(exact))
+
+
+@pytest.mark.parametrize("scale, expected", [(0.9, DChain.DOWN), (1.1, DChain.RIGHT)])
+def test_ments_flips_at_the_exact_temperature_in_every_tree(scale, expected):
+    # a 5-chain (R_f = 0.5 < 4/5: 'down' is optimal) is covered by a few hundred simulations
+    chain = DChain(5, 0.5)
+    tau = scale * dchain_flip_temperature(chain)
+    sim = TensorDChain(5, 0.5)
+    search = BatchedTreeSearch(sim, policy=E2WScore(tau=tau, eps=1.0), backup=SoftmaxBackup(tau=tau), evaluator=TensorRandomRollout(max_steps=10))
+    actions = search.search(sim.root(4), 150)
+    assert (search.tree.size == 11).all()  # root, 5 'down' leaves, 4 chain states, the final leaf
+    assert actions.tolist() == [expected] * 4
+    exact = torch.tensor(dchain_soft_q(chain, tau), dtype=torch.float64)
+    torch.testing.assert_close(search.tree.q[:, 0], exact.expand(4, 2), rtol=0, atol=1e-12)
+
+
+def test_dents_entropy_backup_by_hand():
+    # a 2-chain with eps = 1 tried fully: H_V at a node is H(pi) + sum_a pi(a) H_Q(a), pi from the DENTS policy
+    sim = TensorDChain(2, 0.25)
+    policy = DENTSScore(alpha=1.0, beta_0=1.0, eps=1.0)
+    search = BatchedTreeSearch(sim, policy=policy, backup=BellmanBackup(entropy=True), evaluator=TensorRandomRollout(max_steps=3))
+    search.search(sim.root(1), 40)
+    t = search.tree.tree(0)
+    state1 = int(t["child"][0, DChain.RIGHT])
+    n1, n0 = float(t["total"][state1]), float(t["total"][0])
+    # state 1 has two terminal children (entropy 0): H_V = H(pi(.|1)) of the mixture over q = (0, 0.25)
+    lam1 = min(1.0, 2.0 / math.log(n1 + 1.0))
+    soft1 = np.exp(np.array([0.0, 0.25])) / np.exp(np.array([0.0, 0.25])).sum()
+    pi1 = (1 - lam1) * soft1 + lam1 / 2
+    h1 = float(-(pi1 * np.log(pi1)).sum())
+    assert float(t["entropy"][state1]) == pytest.approx(h1, abs=1e-12)
+    # the root: q = (0.5, 0.25) (down pays 1/2, right leads to max(0, 0.25)), H_Q = (0, h1), beta = 1 / sqrt(1 + N)
+    lam0 = min(1.0, 2.0 / math.log(n0 + 1.0))
+    values = np.array([0.5, 0.25 + h1 / math.sqrt(1.0 + n0)])
+    soft0 = np.exp(values) / np.exp(values).sum()
+    pi0 = (1 - lam0) * soft0 + lam0 / 2
+    assert float(t["entropy"][0]) == pytest.approx(float(-(pi0 * np.log(pi0)).sum() + pi0[1] * h1), abs=1e-12)
+
+
+def test_tensor_simulators_step_like_the_single_state_ones():
+    tree = SyntheticTree(3, 3, seed=4, noise_std=0.0)
+    sim = TensorSyntheticTree([tree])
+    rng = np.random.default_rng(0)
+    paths = rng.integers(0, 3, size=(5, 3))
+    state = sim.root(5)
+    for level in range(3):
+        state, reward, done = sim.step(state, torch.as_tensor(paths[:, level]))
+        for b in range(5):
+            tree.restore((0, 0))
+            for a in paths[b, :level]:
+                tree.step(int(a))
+            expected = tree.step(int(paths[b, level]))
+            assert (float(reward[b]), bool(done[b])) == expected
+    chain, tchain = DChain(4, 0.7), TensorDChain(4, 0.7)
+    for actions in ([1, 1, 1, 1], [1, 0], [0]):
+        chain.reset()
+        state = tchain.root(1)
+        for a in actions:
+            state, reward, done = tchain.step(state, torch.tensor([a]))
+            assert (float(reward[0]), bool(done[0])) == chain.step(a)
+
+
+def test_parts_that_disagree_are_refused():
+    sim = TensorDChain(3, 0.5)
+    with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
+        BatchedTreeSearch(sim, policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
+    with pytest.raises(ValueError, match="DENTSScore searches on Bellman values plus the entropy"):
+        BatchedTreeSearch(sim, policy=DENTSScore(alpha=1.0, beta_0=1.0, eps=0.1), backup=BellmanBackup())
+    with pytest.raises(ValueError, match="UCB1Score goes with MeanBackup"):
+        BatchedTreeSearch(sim, policy=UCB1Score(c=1.0), backup=BellmanBackup())
+    with pytest.raises(ValueError, match="the softmax backup is MENTS's and goes with E2WScore, got BoltzmannScore"):
+        BatchedTreeSearch(sim, policy=BoltzmannScore(alpha=1.0, eps=0.1), backup=SoftmaxBackup(tau=1.0))
+    with pytest.raises(ValueError, match="q_init must be finite, got q_init=nan"):
+        BatchedTreeSearch(sim, policy=UCB1Score(c=1.0), backup=MeanBackup(), q_init=float("nan"))
+    with pytest.raises(TypeError, match="simulator must be a TensorSimulator"):
+        BatchedTreeSearch(DChain(3, 0.5), policy=UCB1Score(c=1.0), backup=MeanBackup())
+
+
+class _InfiniteReward(TensorDChain):
+    def step(self, state, action):
+        state, reward, done = super().step(state, action)
+        return state, torch.where(action == self.RIGHT, math.inf, reward), done
+
+
+def test_non_finite_rewards_and_evaluations_are_refused():
+    parts = dict(policy=UCB1Score(c=1.0), backup=MeanBackup())
+
+    def zero_leaf(sim, state, gamma):
+        return torch.zeros(state.shape[0], dtype=torch.float64), None
+
+    def nan_leaf(sim, state, gamma):
+        return torch.full((state.shape[0],), math.nan, dtype=torch.float64), None
+
+    with pytest.raises(ValueError, match="the simulator returned a non-finite reward in tree"):
+        # UCB1 tries both root actions first: 'right' pays inf in the second simulation
+        BatchedTreeSearch(_InfiniteReward(3, 0.5), evaluator=zero_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match=r"the leaf evaluation is not finite at \[0\]: inf"):
+        # a rollout through the infinite reward
+        BatchedTreeSearch(_InfiniteReward(3, 0.5), **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
+
+    with pytest.raises(ValueError, match=r"the leaf evaluation is not finite at \[0\]: nan"):
+        BatchedTreeSearch(TensorDChain(3, 0.5), evaluator=nan_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
+
+
+@pytest.mark.parametrize("init", ["q", "log_prior", "none"])
+def test_network_leaves_reproduce_the_single_tree_search(init):
+    # one forward for all B leaves gives what the single-tree evaluator gives leaf by leaf
+    weights = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+
+    def q_network(obs):
+        return torch.sin(obs.double() * weights)
+
+    tree = SyntheticTree(3, 3, seed=2, noise_std=0.0)
+    old = make_search("ments", tree, tau=TAU, eps=0.5, seed=5, evaluator=QNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init))
+    old.search(40)
+    sim = TensorSyntheticTree([tree])
+    evaluator = TensorQNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init)
+    new = BatchedTreeSearch(sim, policy=E2WScore(tau=TAU, eps=0.5), backup=SoftmaxBackup(tau=TAU), evaluator=evaluator, uniform=_uniforms(5))
+    new.search(sim.root(1), 40)
+    mine, theirs = new.tree.tree(0), old.tree
+    np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
+    for name in ("q", "value", "leaf_value"):
+        np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[: theirs.size], rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_make_batched_search_assembles_each_algorithm_and_refuses_foreign_knobs():
+    sim = TensorDChain(3, 0.5)
+    expected = {"ments": (E2WScore, SoftmaxBackup, "search_value"), "bts": (BoltzmannScore, BellmanBackup, "search_value"),
+                "dents": (DENTSScore, BellmanBackup, "search_value"), "uct": (UCB1Score, MeanBackup, "most_visited")}
+    for algorithm, (policy, backup, recommend) in expected.items():
+        search = make_batched_search(algorithm, sim)
+        assert (type(search.policy), type(search.backup), search.recommend) == (policy, backup, recommend)
+    assert make_batched_search("dents", sim).backup.entropy and not make_batched_search("bts", sim).backup.entropy
+    assert make_batched_search("ments", sim, tau=0.2).backup.tau == 0.2
+    with pytest.raises(ValueError, match=r"c=2.0: not read by ments \(it reads tau, eps\)"):
+        make_batched_search("ments", sim, c=2.0)

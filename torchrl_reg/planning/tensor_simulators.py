@@ -1,0 +1,129 @@
+"""Simulators of a batch of states as pure tensor functions, for :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`.
+
+A tensor simulator is a model, not an environment: ``step(state, action)`` maps a batch of states
+``[B, *state_shape]`` and actions ``[B]`` to ``(next_state, reward [B], done [B])`` without
+changing anything, so saving a state is keeping the tensor and restoring it is using it again (the
+recurrent function of mctx's search). ``step`` must accept any state it returned, including one
+after the episode ended: the search steps all B rows together and ignores the finished ones.
+
+* :class:`TensorDChain` - the D-chain of Painter et al. (NeurIPS 2023, arXiv:2404.07732, Sec. 5).
+* :class:`TensorSyntheticTree` - one or B synthetic trees of Xiao et al. (NeurIPS 2019, Sec. 5),
+  the same numbers as :class:`~torchrl_reg.planning.simulators.SyntheticTree`, so the exact
+  values of :mod:`torchrl_reg.planning.exact` apply to each.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from torchrl_reg.planning.simulators import DChain, SyntheticTree
+
+__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree"]
+
+
+@runtime_checkable
+class TensorSimulator(Protocol):
+    """What the batched search needs: ``num_actions``, ``root(batch_size)`` and a pure ``step``.
+
+    ``observation(state)`` (the network's input for a batch of states) is needed by network leaves only.
+    """
+
+    num_actions: int
+
+    def root(self, batch_size: int) -> torch.Tensor: ...
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+class TensorDChain:
+    """D-chain states ``[B, 1]`` (the chain position); actions ``DOWN = 0``, ``RIGHT = 1`` as in :class:`DChain`.
+
+    ``down`` at ``i`` pays ``(D - i - 1) / D`` and ends; ``right`` pays 0 and moves on, except at
+    ``D - 1`` where it pays ``final_reward`` and ends.
+    """
+
+    DOWN = DChain.DOWN
+    RIGHT = DChain.RIGHT
+    num_actions = 2
+
+    def __init__(self, length: int = 10, final_reward: float = 1.0, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+        DChain(length, final_reward)  # the same argument checks
+        self.length = length
+        self.final_reward = float(final_reward)
+        self.dtype = dtype
+        self.device = torch.device(device)
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, 1, dtype=torch.long, device=self.device)
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The chain position ``[B, 1]``, what :class:`DChain` observes."""
+        return state
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        d, i = self.length, state[:, 0]
+        down = action == self.DOWN
+        last = i >= d - 1
+        reward = torch.where(down, (d - 1 - i).to(self.dtype) / d, last.to(self.dtype) * self.final_reward)
+        done = down | last
+        return torch.where(done, i, i + 1).unsqueeze(-1), reward, done
+
+
+class TensorSyntheticTree:
+    """Synthetic k-ary trees as lookup tables; a state ``[B, 3]`` is (instance, node id, level).
+
+    Args:
+        trees: the instances (their edge rewards and leaf values are copied). One instance is
+            shared by every search of the batch; otherwise ``root(B)`` needs ``B == len(trees)``
+            and search ``b`` runs in ``trees[b]``.
+        seed: seeds the Gaussian evaluation noise of the leaves (``noise_std`` of the instances,
+            which must agree).
+    """
+
+    def __init__(self, trees: Sequence[SyntheticTree], *, seed: int = 0, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+        trees = list(trees)
+        if not trees:
+            raise ValueError("trees must hold at least one SyntheticTree")
+        shapes = {(t.num_actions, t.depth, t.noise_std) for t in trees}
+        if len(shapes) > 1:
+            raise ValueError(f"the trees must share branching, depth and noise_std, got (branching, depth, noise_std) in {sorted(shapes)}")
+        first = trees[0]
+        self.num_actions = first.num_actions
+        self.depth = first.depth
+        self.noise_std = first.noise_std
+        self.first_leaf = first.first_leaf
+        self.instances = len(trees)
+        self.device = torch.device(device)
+        self.edge_reward = torch.as_tensor(np.stack([t.edge_reward for t in trees]), dtype=dtype, device=self.device)
+        # leaf values laid out at their node ids so one gather serves edges and leaves
+        leaf = torch.zeros_like(self.edge_reward)
+        leaf[:, self.first_leaf :] = torch.as_tensor(np.stack([t.leaf_value for t in trees]), dtype=dtype, device=self.device)
+        self.leaf_value = leaf
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        if self.instances > 1 and batch_size != self.instances:
+            raise ValueError(f"{self.instances} tree instances need batch_size={self.instances}, got {batch_size}")
+        state = torch.zeros(batch_size, 3, dtype=torch.long, device=self.device)
+        state[:, 0] = torch.arange(batch_size, device=self.device) % self.instances
+        return state
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The node id ``[B, 1]``, what :class:`SyntheticTree` observes."""
+        return state[:, 1:2]
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        inst, node, level = state.unbind(-1)
+        # a finished row (level == depth) stays put: its outputs are ignored by the search
+        leaf = level >= self.depth
+        node = torch.where(leaf, node, node * self.num_actions + action + 1)
+        level = torch.where(leaf, level, level + 1)
+        done = level >= self.depth
+        reward = self.edge_reward[inst, node] + torch.where(done, self.leaf_value[inst, node], 0.0)
+        if self.noise_std:
+            noise = torch.randn(reward.shape, generator=self.generator, dtype=reward.dtype, device=reward.device)
+            reward = reward + torch.where(done, self.noise_std * noise, 0.0)
+        return torch.stack((inst, node, level), -1), reward, done
