@@ -61,6 +61,12 @@ class MDACLoss(RegularizedLossBase):
     Temperature: tuned as SAC's by default (``fixed_alpha=False``, as [MDAC] keeps SAC's tuning); with
     ``fixed_alpha=True`` it stays at ``alpha_init`` and there is no temperature loss.
 
+    Sources: of [MDAC] only the abstract and the public reviews of its OpenReview submission could be read
+    here (not the equations' numbering nor the hyperparameter table). The target above, the bounded choices
+    ``tanh(x/10)`` and ``clip(x/10, -1, 1)`` against the identity, and SAC's automatic temperature (target
+    :math:`-\dim\mathcal A`) follow those descriptions; ``beta = 0.9`` is M-DQN's and M-IQ's value, not
+    confirmed from the paper.
+
     Args:
         actor_network: a :class:`~torchrl.modules.ProbabilisticActor` whose distribution has ``log_prob`` for the
             replayed actions and ``rsample`` (or a finite support), e.g.
