@@ -77,6 +77,10 @@ __all__ = [
     "gather_quantiles",
     "iqn_next_quantiles",
     "munchausen_iqn_next_quantiles",
+    "LOG_DENSITY_BOUNDS",
+    "bound_log_density",
+    "bounded_munchausen_term",
+    "bounded_soft_next_value",
 ]
 
 
@@ -653,3 +657,42 @@ def munchausen_iqn_next_quantiles(q_t: torch.Tensor, theta_t: torch.Tensor, *, t
     log_pi = scaled_log_policy(q_t, tau)
     pi = (log_pi / tau).exp()
     return (pi.unsqueeze(-2) * (theta_t - log_pi.unsqueeze(-2))).sum(-1)
+
+
+#: The bounding functions of MDAC ([MDAC] Iwaki, "Mirror Descent Actor Critic via Bounded Advantage
+#: Learning", arXiv:2502.03854, 2025): ``"tanh"`` and ``"clip"`` (saturating at +-1 past ``|x| = scale``)
+#: and ``"none"`` (the identity: the naive, unbounded instantiation of MDVI, an M-SAC).
+LOG_DENSITY_BOUNDS = ("tanh", "clip", "none")
+
+
+def bound_log_density(x: torch.Tensor, *, bound: str, scale: float) -> torch.Tensor:
+    r"""The bounding function :math:`f` that MDAC applies to a scaled log-density :math:`x = \alpha\ln\pi(a|s)` ([MDAC] Sec. 3):
+
+    .. math:: f_{\tanh}(x) = \tanh(x / c), \qquad f_{\mathrm{clip}}(x) = \mathrm{clip}(x / c, -1, 1), \qquad f_{\mathrm{none}}(x) = x
+
+    with :math:`c` = ``scale`` (``tanh(x/10)`` and ``clip(x/10, -1, 1)`` are the choices [MDAC] compares
+    with the identity). For :math:`x \le 0` both bounded choices satisfy :math:`x \le f(x) \le 0` when
+    :math:`c \ge 1`: the condition under which the tabular operator keeps the optimal policy and
+    increases the action gap (:mod:`torchrl_reg.tabular.mdac`).
+    """
+    if bound == "tanh":
+        return torch.tanh(x / scale)
+    if bound == "clip":
+        return (x / scale).clamp(-1.0, 1.0)
+    if bound == "none":
+        return x
+    raise ValueError(f"bound must be one of {LOG_DENSITY_BOUNDS}, got bound={bound!r}")
+
+
+def bounded_munchausen_term(scaled_log_pi_a: torch.Tensor, *, beta: float, bound: str, scale: float) -> torch.Tensor:
+    r"""MDAC's Munchausen term :math:`\beta f(\alpha\ln\pi(a_t|s_t))` on the replayed action ([MDAC] Sec. 3,
+    the critic loss): the KL part of MDVI's regularization, bounded. ``bound="none"`` is the
+    Munchausen term of [MRL] Eq. (2) without its clip."""
+    return beta * bound_log_density(scaled_log_pi_a, bound=bound, scale=scale)
+
+
+def bounded_soft_next_value(next_q: torch.Tensor, next_scaled_log_pi: torch.Tensor, *, bound: str, scale: float) -> torch.Tensor:
+    r"""MDAC's bootstrap :math:`\bar Q(s', a') - f(\alpha\ln\pi(a'|s'))`, :math:`a' \sim \pi(\cdot|s')`
+    ([MDAC] Sec. 3): the one-sample estimate of the next state's soft value with the entropy term
+    bounded; ``bound="none"`` is SAC's :math:`\bar Q(s',a') - \alpha\ln\pi(a'|s')`."""
+    return next_q - bound_log_density(next_scaled_log_pi, bound=bound, scale=scale)

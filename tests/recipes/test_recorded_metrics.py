@@ -2,7 +2,7 @@
 
 Issue 22 ("one loop per family") reshapes recipes, loops and recipe_utils without changing what a run
 computes. Each case below is a seeded run of a few hundred frames of one recipe on one preset family
-(classic control, MinAtar, Atari for the value-based recipes; Pendulum and MuJoCo for IQ and SAC), with
+(classic control, MinAtar, Atari for the value-based recipes; Pendulum and MuJoCo for IQ, SAC and MDAC), with
 ``compile=false`` (the compiled updates have their own tests). Its final metrics and every scalar it
 logged are compared with ``recorded_metrics.json``, recorded from the code named in that file's header.
 
@@ -93,6 +93,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "mirl-atari-mirl": ("mirl", ["env=atari", "env.name=Breakout", "loss=mirl", *_Q_SMALL, *_ATARI, *_MIRL_RATES]),
     "iq-pendulum-pcl-gaussian": ("iq", ["env=pendulum", "loss=pcl", "policy=gaussian", *_AC_SMALL]),
     "iq-halfcheetah-m_iq": ("iq", ["env=halfcheetah", "loss=m_iq", *_AC_SMALL]),
+    "mdac-pendulum": ("mdac", ["env=pendulum", "loss=mdac", *_AC_SMALL]),
+    "mdac-hopper-unbounded": ("mdac", ["env=hopper", "loss=mdac_unbounded", *_AC_SMALL]),
     "sac-pendulum": ("sac", ["env=pendulum", *_AC_SMALL]),
     "sac-hopper-dopamine": ("sac", ["env=hopper", "loss.reward_scale=0.1", "loss.delay_actor=true",
                                     "loss.target_entropy=-1.5", *_AC_SMALL]),

@@ -20,6 +20,8 @@ SPECS = {  # tasks per committed spec: methods x envs x seeds
     "learning_mujoco.yaml": (2 * 2 + 3 + 2 + 1 + 1) * 3,
     "learning_virel.yaml": 2 * 2 * 3,
     "learning_minatar_virel.yaml": 1 * 3 * 3,
+    "learning_mdac.yaml": 2 * 2 * 3,
+    "learning_mdac_300k.yaml": 1 * 1 * 3,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
+from torchrl_reg.objectives.mdac import MDACLoss
 from torchrl_reg.objectives.mirl import MIRLLoss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
@@ -16,6 +17,7 @@ __all__ = [
     "FusedAdamUpdate",
     "IQNLoss",
     "ImplicitQLoss",
+    "MDACLoss",
     "MIRLLoss",
     "MunchausenDQNLoss",
     "MunchausenIQNLoss",

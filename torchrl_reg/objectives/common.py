@@ -599,6 +599,16 @@ def _box_bounds(spec: TensorSpec | None, key: NestedKey) -> tuple[torch.Tensor, 
     return low, high
 
 
+def _queue_box_check(policy: TensorDictModule, key: NestedKey, action: torch.Tensor, checks: list) -> None:
+    """Queue the check that ``action`` lies inside the box of ``policy``'s action spec (when it has one): a
+    tanh-Gaussian's log-prob clamps an action outside the box to its edge, a silently wrong number."""
+    bounds = _box_bounds(getattr(policy, "spec", None), key)
+    if bounds is not None:
+        low, high = (bound.to(action.device) for bound in bounds)
+        outside = (action < low) | (action > high)
+        checks.append((key, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]"))
+
+
 def _check_discrete_action(
     loss: LossModule,
     action: torch.Tensor,

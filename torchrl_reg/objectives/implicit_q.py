@@ -15,7 +15,7 @@ from torchrl.objectives.utils import distance_loss
 
 from torchrl_reg.functional import clipped_munchausen_term
 from torchrl_reg.modules.policies import policy_logit_tau
-from torchrl_reg.objectives.common import RegularizedLossBase, _box_bounds
+from torchrl_reg.objectives.common import RegularizedLossBase, _queue_box_check
 from torchrl_reg.validation import check_tau, check_unit_interval
 
 __all__ = ["ImplicitQLoss"]
@@ -202,14 +202,7 @@ class ImplicitQLoss(RegularizedLossBase):
         ]
 
     def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
-        bounds = _box_bounds(getattr(self.policy_network, "spec", None), self.tensor_keys.action)
-        if bounds is not None:
-            low, high = (bound.to(action.device) for bound in bounds)
-            # A tanh-Gaussian's log-prob clamps an action outside the box to its edge: refuse it.
-            outside = (action < low) | (action > high)
-            checks.append(
-                (self.tensor_keys.action, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]")
-            )
+        _queue_box_check(self.policy_network, self.tensor_keys.action, action, checks)
 
     def _log_prob(self, params: TensorDictParams, tensordict: TensorDictBase, action: torch.Tensor):
         with params.to_module(self.policy_network, preserve_module_state=False):

@@ -40,7 +40,7 @@ from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _box_bounds
+from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _queue_box_check
 from torchrl_reg.validation import check_read, check_virel_c, check_virel_p
 
 __all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS", "check_temperature_options"]
@@ -366,14 +366,7 @@ class VIRELLoss(RegularizedLossBase):
         return [keys.action, *obs_keys, *[("next", k) for k in (keys.reward, keys.done, keys.terminated, *obs_keys)]]
 
     def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
-        bounds = _box_bounds(getattr(self.actor_network, "spec", None), self.tensor_keys.action)
-        if bounds is not None:
-            low, high = (bound.to(action.device) for bound in bounds)
-            # A tanh-Gaussian's log-prob clamps an action outside the box to its edge: refuse it.
-            outside = (action < low) | (action > high)
-            checks.append(
-                (self.tensor_keys.action, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]")
-            )
+        _queue_box_check(self.actor_network, self.tensor_keys.action, action, checks)
 
     def _loss_params(self) -> TensorDictBase:
         return TensorDict({"actor": self.actor_network_params, "qvalue": self.qvalue_network_params}, batch_size=[])

@@ -7,6 +7,7 @@
 * :mod:`~torchrl_reg.tabular.mirl` -- MIRL's soft backup with a learned prior, prior update,
   beta schedule and the alternating scheme;
 * :mod:`~torchrl_reg.tabular.theory` -- the action-gap constant and the error-propagation bounds;
+* :mod:`~torchrl_reg.tabular.mdac` -- MDAC's bounded advantage learning and its hard-limit fixed point;
 * :mod:`~torchrl_reg.tabular.virel` -- VIREL: policy evaluation of the Boltzmann policy whose
   temperature is the current Bellman error.
 """
@@ -27,6 +28,7 @@ from torchrl_reg.tabular.algorithms import (
     soft_value_iteration,
     value_iteration,
 )
+from torchrl_reg.tabular.mdac import bounded_advantage_learning, bounded_advantage_learning_limit
 from torchrl_reg.tabular.mdp import FiniteMDP, deceptive_chain, garnet, mirl_grid_world
 from torchrl_reg.tabular.mirl import (
     MIRLResult,
@@ -51,6 +53,8 @@ from torchrl_reg.tabular.theory import (
 )
 
 __all__ = [
+    "bounded_advantage_learning",
+    "bounded_advantage_learning_limit",
     "FiniteMDP",
     "garnet",
     "mirl_grid_world",

@@ -1,0 +1,242 @@
+"""MDACLoss against numbers worked out independently (float64, Python ``math`` on hand-built batches).
+
+* Continuous (tanh-Gaussian with fixed mean and scale): with every transition terminated the target is
+  ``r + beta f(alpha ln pi(a|s))``, ``ln pi`` written out as the Gaussian density of ``atanh(a)`` minus
+  ``ln(1 - a^2)``; checked for the three bounding functions, with the clip fraction and the log-density range.
+* Categorical policy over two actions (exact expectation) with two different critic tables: the full target
+  ``r + beta f(alpha ln pi(a|s)) + gamma [sum_a' pi(a'|s') (min_i Q_i(s', a') - f(alpha ln pi(a'|s')))]``.
+* Actor and temperature terms of SAC, and the argument checks.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.data import Bounded, Categorical
+from torchrl.modules import ProbabilisticActor, TanhNormal
+
+from torchrl_reg.modules.critics import state_action_value_network
+from torchrl_reg.modules.policies import tanh_normal_policy
+from torchrl_reg.objectives import MDACLoss
+
+F64 = torch.float64
+GAMMA = 0.875  # exact in float32 (TorchRL's TD0Estimator keeps gamma as a float32 buffer)
+LOC, SCALE = (0.3, -0.2), (0.5, 1.5)
+
+
+class _FixedGaussian(nn.Module):
+    """Outputs the same (loc, scale) for every state; the parameters exist so the loss has an actor to train."""
+
+    def __init__(self):
+        super().__init__()
+        self.loc = nn.Parameter(torch.tensor(LOC, dtype=F64))
+        self.log_scale = nn.Parameter(torch.tensor(SCALE, dtype=F64).log())
+
+    def forward(self, observation: torch.Tensor):
+        shape = (*observation.shape[:-1], 2)
+        return self.loc.expand(shape), self.log_scale.exp().expand(shape)
+
+
+def _continuous_loss(**kwargs) -> MDACLoss:
+    box = Bounded(-1.0, 1.0, shape=(2,), dtype=F64)
+    actor = ProbabilisticActor(
+        TensorDictModule(_FixedGaussian(), in_keys=["observation"], out_keys=["loc", "scale"]),
+        in_keys=["loc", "scale"], distribution_class=TanhNormal, distribution_kwargs={"low": -1.0, "high": 1.0},
+        spec=box,
+    )
+    critic = state_action_value_network(3, 2, num_cells=(4,)).to(F64)
+    loss = MDACLoss(actor, critic, **kwargs)
+    loss.make_value_estimator(gamma=GAMMA)
+    return loss
+
+
+def _log_pi(action: tuple[float, float]) -> float:
+    return sum(
+        -0.5 * ((math.atanh(a) - m) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi) - math.log(1 - a * a)
+        for a, m, s in zip(action, LOC, SCALE)
+    )
+
+
+ACTIONS = [(0.4, -0.7), (0.999, 0.0), (-0.1, 0.2)]
+REWARDS = [1.0, -0.5, 2.0]
+
+
+def _terminal_batch() -> TensorDict:
+    yes = torch.ones(3, 1, dtype=torch.bool)
+    return TensorDict(
+        {
+            "observation": torch.zeros(3, 3, dtype=F64),
+            "action": torch.tensor(ACTIONS, dtype=F64),
+            ("next", "observation"): torch.zeros(3, 3, dtype=F64),
+            ("next", "reward"): torch.tensor(REWARDS, dtype=F64).unsqueeze(-1),
+            ("next", "done"): yes,
+            ("next", "terminated"): yes.clone(),
+        },
+        [3],
+    )
+
+
+@pytest.mark.parametrize("bound", ["tanh", "clip", "none"])
+def test_continuous_target_with_the_bootstrap_cut(bound):
+    beta, alpha, c = 0.9, 0.7, 2.0
+    loss = _continuous_loss(beta=beta, alpha_init=alpha, bound=bound, bound_scale=c)
+    f = {"tanh": lambda x: math.tanh(x / c), "clip": lambda x: min(1.0, max(-1.0, x / c)), "none": lambda x: x}[bound]
+    scaled = [alpha * _log_pi(a) for a in ACTIONS]
+    # The second action's ln pi is large (-> the clip saturates); the others are inside [-c, c].
+    assert abs(scaled[1]) > c and all(abs(x) < c for x in (scaled[0], scaled[2]))
+    expected = torch.tensor([r + beta * f(x) for r, x in zip(REWARDS, scaled)], dtype=F64)
+    torch.testing.assert_close(loss.target(_terminal_batch()), expected, rtol=1e-12, atol=1e-12)
+    out = loss(_terminal_batch())
+    torch.testing.assert_close(out["munchausen_term"], torch.tensor(sum(beta * f(x) for x in scaled) / 3, dtype=F64))
+    assert out["scaled_log_pi_max"] >= max(scaled) - 1e-12 and out["scaled_log_pi_min"] <= min(scaled) + 1e-12
+    if bound == "none":
+        assert out["clip_fraction"] == 0
+    else:
+        # Per transition: (current > c) and (next-state sample > c), averaged; the current term is outside on 1 of 3.
+        assert out["clip_fraction"] >= 1 / 6 - 1e-12
+
+
+class _Table(nn.Module):
+    def __init__(self, table: list[list[float]]):
+        super().__init__()
+        self.table = nn.Parameter(torch.tensor(table, dtype=F64))
+
+    def forward(self, observation: torch.Tensor, action: torch.Tensor | None = None) -> torch.Tensor:
+        values = observation @ self.table
+        return values if action is None else values.gather(-1, action.long().unsqueeze(-1))
+
+
+LOGITS = [[0.2, -0.4], [1.5, 0.0]]
+Q1 = [[1.0, 2.0], [0.5, -1.0]]
+Q2 = [[1.5, 1.0], [0.0, -0.5]]
+
+
+def _categorical_loss(**kwargs) -> MDACLoss:
+    actor = ProbabilisticActor(
+        TensorDictModule(_Table(LOGITS), in_keys=["observation"], out_keys=["logits"]),
+        in_keys=["logits"], distribution_class=torch.distributions.Categorical, spec=Categorical(2),
+    )
+    critic = TensorDictModule(_Table(Q1), in_keys=["observation", "action"], out_keys=["state_action_value"])
+    loss = MDACLoss(actor, critic, target_entropy=-0.3, **kwargs)
+    with torch.no_grad():  # two different critics, online and target alike
+        for params in (loss.qvalue_network_params, loss.target_qvalue_network_params):
+            params["module", "table"].data.copy_(torch.tensor([Q1, Q2], dtype=F64))
+    loss.make_value_estimator(gamma=GAMMA)
+    return loss
+
+
+def test_categorical_target_with_exact_expectation_and_the_min_of_two_critics():
+    beta, alpha, c = 0.8, 0.6, 1.0
+    loss = _categorical_loss(beta=beta, alpha_init=alpha, bound="tanh", bound_scale=c)
+    # Transitions (s, a, r, s', terminated): the last one cuts the bootstrap.
+    rows = [(0, 1, 0.5, 1, False), (1, 0, -1.0, 0, False), (1, 1, 2.0, 1, True)]
+    eye = torch.eye(2, dtype=F64)
+    batch = TensorDict(
+        {
+            "observation": eye[[r[0] for r in rows]],
+            "action": torch.tensor([r[1] for r in rows]),
+            ("next", "observation"): eye[[r[3] for r in rows]],
+            ("next", "reward"): torch.tensor([[r[2]] for r in rows], dtype=F64),
+            ("next", "done"): torch.tensor([[r[4]] for r in rows]),
+            ("next", "terminated"): torch.tensor([[r[4]] for r in rows]),
+        },
+        [3],
+    )
+
+    def log_pi(s: int, a: int) -> float:
+        z = math.log(sum(math.exp(x) for x in LOGITS[s]))
+        return LOGITS[s][a] - z
+
+    def f(x: float) -> float:
+        return math.tanh(x / c)
+
+    expected = []
+    for s, a, r, s_next, terminated in rows:
+        y = r + beta * f(alpha * log_pi(s, a))
+        if not terminated:
+            y += GAMMA * sum(
+                math.exp(log_pi(s_next, b)) * (min(Q1[s_next][b], Q2[s_next][b]) - f(alpha * log_pi(s_next, b)))
+                for b in range(2)
+            )
+        expected.append(y)
+    torch.testing.assert_close(loss.target(batch), torch.tensor(expected, dtype=F64), rtol=1e-12, atol=1e-12)
+
+    # Actor and temperature terms (SAC's), exact over the two actions, per sample.
+    out = _categorical_loss(beta=beta, alpha_init=alpha, reduction="none")(batch)
+    for i, (s, _, _, _, _) in enumerate(rows):
+        pi = [math.exp(log_pi(s, b)) for b in range(2)]
+        actor = sum(p * (alpha * log_pi(s, b) - min(Q1[s][b], Q2[s][b])) for b, p in enumerate(pi))
+        neg_entropy = sum(p * log_pi(s, b) for b, p in enumerate(pi))
+        assert out["actor_loss"][i].item() == pytest.approx(actor, abs=1e-12)
+        assert out["alpha_loss"][i].item() == pytest.approx(-math.log(alpha) * (neg_entropy - 0.3), abs=1e-12)
+
+
+def test_fixed_temperature_has_no_temperature_loss_and_no_parameter():
+    loss = _continuous_loss(alpha_init=0.2, fixed_alpha=True)
+    assert "log_alpha" not in dict(loss.named_parameters())
+    out = loss(_terminal_batch())
+    assert out["alpha_loss"] == 0 and out["alpha"].item() == pytest.approx(0.2)
+
+
+def test_temperature_gradient_moves_towards_the_target_entropy():
+    # -ln(alpha) (ln pi + H_target): d/d ln(alpha) = -(ln pi + H_target) averaged.
+    loss = _categorical_loss(beta=0.5, alpha_init=1.0)
+    batch = TensorDict(
+        {
+            "observation": torch.eye(2, dtype=F64), "action": torch.tensor([0, 1]),
+            ("next", "observation"): torch.eye(2, dtype=F64), ("next", "reward"): torch.zeros(2, 1, dtype=F64),
+            ("next", "done"): torch.zeros(2, 1, dtype=torch.bool), ("next", "terminated"): torch.zeros(2, 1, dtype=torch.bool),
+        },
+        [2],
+    )
+    loss(batch)["loss"].backward()
+    neg_entropy = [
+        sum(math.exp(x - math.log(sum(math.exp(y) for y in row))) * (x - math.log(sum(math.exp(y) for y in row))) for x in row)
+        for row in LOGITS
+    ]
+    assert loss.log_alpha.grad.item() == pytest.approx(-sum(h - 0.3 for h in neg_entropy) / 2, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"beta": 1.0}, "beta"),
+        ({"beta": -0.1}, "beta"),
+        ({"bound": "sigmoid"}, "bound"),
+        ({"bound_scale": 0.0}, "bound_scale"),
+        ({"alpha_init": 0.0}, "alpha_init"),
+        ({"num_qvalue_nets": 3}, "num_qvalue_nets"),
+        ({"loss_function": "huber"}, "loss_function"),
+        ({"target_entropy": "high"}, "target_entropy"),
+        ({"fixed_alpha": "yes"}, "fixed_alpha"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, match):
+    box = Bounded(-1.0, 1.0, shape=(2,))
+    with pytest.raises((ValueError, TypeError), match=match):
+        MDACLoss(tanh_normal_policy(3, box, num_cells=(4,)), state_action_value_network(3, 2, num_cells=(4,)), **kwargs)
+
+
+def test_swapped_networks_and_auto_entropy_without_a_box_are_refused():
+    box = Bounded(-1.0, 1.0, shape=(2,))
+    with pytest.raises(TypeError, match="swapped"):
+        MDACLoss(state_action_value_network(3, 2, num_cells=(4,)), tanh_normal_policy(3, box, num_cells=(4,)))
+    actor = ProbabilisticActor(
+        TensorDictModule(_Table(LOGITS), in_keys=["observation"], out_keys=["logits"]),
+        in_keys=["logits"], distribution_class=torch.distributions.Categorical, spec=Categorical(2),
+    )
+    critic = TensorDictModule(_Table(Q1), in_keys=["observation", "action"], out_keys=["state_action_value"])
+    with pytest.raises(ValueError, match="target_entropy='auto'"):
+        MDACLoss(actor, critic)
+
+
+def test_an_action_outside_the_box_is_refused():
+    loss = _continuous_loss()
+    batch = _terminal_batch()
+    batch["action"][0, 0] = 1.5
+    with pytest.raises(ValueError, match="inside the action box"):
+        loss(batch)
