@@ -9,21 +9,17 @@ from the time left once (a)'s collection time is taken out.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from recipes.m_iqn import train  # noqa: E402
-from torchrl_reg.recipe_utils import compose_config  # noqa: E402
+from recipes.m_iqn import train
+from torchrl_reg.recipe_utils import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "iqn"

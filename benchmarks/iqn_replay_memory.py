@@ -11,26 +11,22 @@ collector batch and sampling a batch of 32. Issue 4, section 7: target <= 7.5 KB
 """
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the frame resize is a small numpy matmul
+import torch
+from torchrl.collectors import Collector
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-from torchrl.collectors import Collector  # noqa: E402
-from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer  # noqa: E402
-
-from benchmarks.common import finish_plot  # noqa: E402
-from torchrl_reg.data import FrameStackStorage, frame_stack_replay_buffer  # noqa: E402
-from torchrl_reg.recipe_utils import TRANSITION_KEYS  # noqa: E402
-from torchrl_reg.recipe_utils.config import EnvConfig  # noqa: E402
-from torchrl_reg.recipe_utils.envs import make_env  # noqa: E402
+from benchmarks.common import finish_plot
+from torchrl_reg.data import FrameStackStorage, frame_stack_replay_buffer
+from torchrl_reg.recipe_utils import TRANSITION_KEYS
+from torchrl_reg.recipe_utils.config import EnvConfig
+from torchrl_reg.recipe_utils.envs import make_env
 
 RESULTS = Path(__file__).parent / "results" / "iqn"
 

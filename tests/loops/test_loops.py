@@ -3,17 +3,14 @@ storage, MIRL's hooks."""
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # Atari frame resize: see tests/data/conftest.py
-
-from torchrl_reg.loops import actor_critic, get_loss, register_loss, registered_losses, value_based  # noqa: E402
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint  # noqa: E402
-from torchrl_reg.objectives.update import FusedAdamUpdate  # noqa: E402
+from torchrl_reg.loops import actor_critic, get_loss, register_loss, registered_losses, value_based
+from torchrl_reg.recipe_utils import compose_config, load_checkpoint
+from torchrl_reg.objectives.update import FusedAdamUpdate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"

@@ -48,9 +48,12 @@ def test_atari_frame_skip_max_pools_last_two_frames_and_sums_rewards():
             f, r, *_ = raw.step(2)
             frames.append(f)
             total += r
-        pooled = np.maximum(frames[-1], frames[-2]).astype(np.float32)
-        expected = np.rint(_area_resize_matrix(210, 84) @ pooled @ _area_resize_matrix(160, 84).T).astype(np.uint8)
-        np.testing.assert_array_equal(obs, expected)
+        pooled = np.maximum(frames[-1], frames[-2]).astype(np.float64)
+        exact = _area_resize_matrix(210, 84).astype(np.float64) @ pooled @ _area_resize_matrix(160, 84).T.astype(np.float64)
+        # Rounded exactly, except within float32 error of a tie (x.5), where either neighbour is right.
+        clear = np.abs(exact - np.floor(exact) - 0.5) > 1e-3
+        np.testing.assert_array_equal(obs[clear], np.rint(exact[clear]))
+        assert np.abs(obs - exact).max() <= 0.5 + 1e-3
         assert reward == total
     raw.close()
     env.close()

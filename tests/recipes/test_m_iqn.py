@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # Atari frame resize: see tests/data/conftest.py
+from recipes.m_iqn import train
+from torchrl_reg.recipe_utils import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
-
-from recipes.m_iqn import train  # noqa: E402
-from torchrl_reg.recipe_utils import compose_config  # noqa: E402
 
 TINY = {
     "cartpole": ["collector.total_frames=256", "collector.num_envs=2", "collector.frames_per_batch=64",

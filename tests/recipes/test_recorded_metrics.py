@@ -28,8 +28,6 @@ from typing import Any
 
 import pytest
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # Atari frame resize: see tests/data/conftest.py
-
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
 RECORD = Path(__file__).with_name("recorded_metrics.json")

@@ -18,27 +18,21 @@ Boltzmann policy at the loss's temperature, with no epsilon schedule). Its confi
 """
 from __future__ import annotations
 
-import os
+from typing import Any
 
-# The Atari frame resize is a small numpy matmul: a multi-threaded BLAS makes it up to ~50x slower
-# on a busy 2-core machine (measured: 32 vs 1490 env steps/s). Must be set before numpy loads.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch
+from omegaconf import DictConfig
+from tensordict.nn import TensorDictSequential
+from torchrl.modules import QValueActor
+from torchrl.objectives import DQNLoss
 
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-from tensordict.nn import TensorDictSequential  # noqa: E402
-from torchrl.modules import QValueActor  # noqa: E402
-from torchrl.objectives import DQNLoss  # noqa: E402
-
-from torchrl_reg.loops.hooks import ValueBasedHooks  # noqa: E402
-from torchrl_reg.loops.registry import get_loss, register_loss  # noqa: E402
-from torchrl_reg.loops.targets import PeriodicHardUpdate  # noqa: E402
-from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
-from torchrl_reg.objectives.update import make_update  # noqa: E402
-from torchrl_reg.recipe_utils.rundir import released_on_error  # noqa: E402
-from torchrl_reg.recipe_utils import (  # noqa: E402
+from torchrl_reg.loops.hooks import ValueBasedHooks
+from torchrl_reg.loops.registry import get_loss, register_loss
+from torchrl_reg.loops.targets import PeriodicHardUpdate
+from torchrl_reg.modules.q_networks import make_q_network
+from torchrl_reg.objectives.update import make_update
+from torchrl_reg.recipe_utils.rundir import released_on_error
+from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
     RecipeRun,
     check_discrete_action_spec,
