@@ -3,7 +3,9 @@ single-file baseline (benchmarks/baseline_dqn.py), same algorithm, schedule and 
 
 Each seed runs both programs back to back (alternating which goes first), each in its own
 process, and records the wall-clock of the whole process (start-up, imports and torch.compile
-included), its CPU time, steps/s and the final return (mean of the last 100 training episodes).
+included), its CPU time, its peak resident memory (``ru_maxrss`` of the process, or of the largest
+of the processes it waited for, such as torch.compile's workers), steps/s and the final return
+(mean of the last 100 training episodes).
 The recipe runs without its periodic greedy evaluation (the baseline has none); its
 checkpoints, CSV logs and plot are kept. Results: benchmarks/results/e2e_cartpole/*.json + .png.
 
@@ -15,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import statistics
 import subprocess
@@ -28,9 +29,18 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "e2e_cartpole"
 
 
-def _cpu_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Run ``cmd`` to completion; its wall-clock (s), CPU time (s) and peak RSS (MiB), from its own
+    ``wait4`` resource usage (per process: ``RUSAGE_CHILDREN`` would give the maximum RSS over every
+    run so far)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # Linux: ru_maxrss in KiB
 
 
 def run_one(impl: str, target: str, seed: int, frames: int, extra: list[str]) -> dict:
@@ -44,9 +54,7 @@ def run_one(impl: str, target: str, seed: int, frames: int, extra: list[str]) ->
                    f"collector.total_frames={frames}", f"hydra.run.dir={tmp}/run", "eval.interval=0", "eval.episodes=0",
                    "logger.progress_bar=false", *extra]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        cpu0, t0 = _cpu_children(), time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wall, cpu = time.perf_counter() - t0, _cpu_children() - cpu0
+        wall, cpu, peak_rss_mib = run_measured(cmd, env)
         if impl == "baseline":
             inner = json.loads(out_json.read_text())
             returns, steps = inner["returns"], inner["return_steps"]
@@ -61,7 +69,7 @@ def run_one(impl: str, target: str, seed: int, frames: int, extra: list[str]) ->
     command = " ".join(shlex.quote(c) for c in cmd).replace(sys.executable, "python")
     return {
         "impl": impl, "target": target, "seed": seed, "frames": frames, "command": command,
-        "wall_time_s": wall, "cpu_time_s": cpu, "inner_wall_time_s": inner_wall,
+        "wall_time_s": wall, "cpu_time_s": cpu, "peak_rss_mib": peak_rss_mib, "inner_wall_time_s": inner_wall,
         "steps_per_s": frames / wall, "final_return": final,
         "curve_frames": steps, "curve_returns": returns,
     }
@@ -83,6 +91,8 @@ def summarize(out: Path) -> dict:
             "wall_ratio": r["wall_time_s"] / b["wall_time_s"],
             "baseline_cpu_s": b["cpu_time_s"], "recipe_cpu_s": r["cpu_time_s"],
             "cpu_ratio": r["cpu_time_s"] / b["cpu_time_s"],
+            # Runs recorded before peak RSS was measured have none.
+            "baseline_peak_rss_mib": b.get("peak_rss_mib"), "recipe_peak_rss_mib": r.get("peak_rss_mib"),
             "baseline_final_return": b["final_return"], "recipe_final_return": r["final_return"],
         })
     summary = {
@@ -94,9 +104,11 @@ def summarize(out: Path) -> dict:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(runs, rows, out / "e2e_cartpole.png")
     for x in rows:
+        rss = "" if x["recipe_peak_rss_mib"] is None else (
+            f"; peak RSS baseline {x['baseline_peak_rss_mib']:.0f} MiB, recipe {x['recipe_peak_rss_mib']:.0f} MiB")
         print(f"{x['target']} seed {x['seed']} {x['frames']} frames: baseline {x['baseline_wall_s']:.0f}s "
               f"(return {x['baseline_final_return']:.1f}), recipe {x['recipe_wall_s']:.0f}s "
-              f"(return {x['recipe_final_return']:.1f}); wall ratio {x['wall_ratio']:.2f}, cpu ratio {x['cpu_ratio']:.2f}")
+              f"(return {x['recipe_final_return']:.1f}); wall ratio {x['wall_ratio']:.2f}, cpu ratio {x['cpu_ratio']:.2f}{rss}")
     return summary
 
 
@@ -157,7 +169,8 @@ def main() -> None:
                 name = f"run_{args.target}_{args.frames}_seed{seed}_{impl}.json"
                 (OUT / name).write_text(json.dumps(result) + "\n")
                 print(f"{impl} {args.target} seed {seed}: {result['wall_time_s']:.1f}s wall, "
-                      f"{result['cpu_time_s']:.1f}s cpu, final return {result['final_return']:.1f}", flush=True)
+                      f"{result['cpu_time_s']:.1f}s cpu, peak RSS {result['peak_rss_mib']:.0f} MiB, "
+                      f"final return {result['final_return']:.1f}", flush=True)
     summarize(OUT)
 
 

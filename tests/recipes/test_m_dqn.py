@@ -62,7 +62,7 @@ def test_presets_carry_their_published_hyperparameters():
     assert (cartpole.env.name, cartpole.loss.name) == ("CartPole-v1", "m_dqn")
     assert (cartpole.loss.alpha, cartpole.loss.tau, cartpole.loss.clip_value_min) == (0.9, 0.03, -1.0)
     assert (cartpole.collector.total_frames, cartpole.optim.lr, cartpole.buffer.size, cartpole.buffer.batch_size) == (
-        500_000, 2.5e-4, 10_000, 128)
+        500_480, 2.5e-4, 10_000, 128)  # CleanRL's 500k in whole batches of 1280
     assert (cartpole.optim.learning_starts, cartpole.optim.frames_per_update, cartpole.optim.target_update_interval) == (
         10_000, 10, 500)
     assert (cartpole.exploration.eps_end, cartpole.exploration.annealing_frames, cartpole.loss.loss_function) == (

@@ -65,7 +65,7 @@ def test_presets():
     cartpole = compose()  # the default: MIRL on CartPole-v1 with CleanRL's DQN schedule
     assert (cartpole.env.name, cartpole.loss.name, cartpole.loss.loss_function) == ("CartPole-v1", "mirl", "l2")
     assert (cartpole.collector.total_frames, cartpole.optim.frames_per_update, cartpole.optim.target_update_interval) == (
-        500_000, 10, 500)
+        500_480, 10, 500)  # CleanRL's 500k in whole batches of 1280
     assert (cartpole.loss.beta, cartpole.loss.prior_lr, cartpole.loss.beta_lr) == (33.3, 1e-4, 1e-3)
     assert compose("env=minatar").loss.prior_lr == 1e-5 and compose("env=atari").loss.prior_lr == 1e-6
     assert compose("env=minatar").optim.frames_per_update == 4

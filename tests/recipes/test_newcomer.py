@@ -1,7 +1,9 @@
 """Issue 27, recipes for a newcomer: the README example (M-DQN on a gymnasium id with no preset of its
-own), the preset settings it inherits and the run summary written to ``<recipe>.log``."""
+own), the preset settings it inherits and the run summary written to ``<recipe>.log``; issue 37: no
+preset warns about its own settings."""
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -12,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.recipes.test_m_dqn import SMALL
-from torchrl_reg.recipe_utils import summary_line
+from tests.recipes.test_recipe_help import CONF, RECIPES, listed_options
+from torchrl_reg.recipe_utils import compose_config, summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
 # test_m_dqn's few-hundred-frame budget, one short evaluation episode.
@@ -40,3 +43,13 @@ def test_readme_example_m_dqn_on_a_gymnasium_id_without_preset(tmp_path):
     assert "env.name=MountainCar-v0 (family classic) runs with these preset settings: collector.num_envs=4" in log
     # MountainCar never ends within 240 frames: the summary says so instead of 'final return nan'.
     assert "completed: 240 frames" in log and "no finished episode" in log
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_no_preset_warns_about_its_own_frame_budget(recipe):
+    # TorchRL collects whole batches: a total_frames that is not a multiple of frames_per_batch makes
+    # both RecipeRun and TorchRL's collector warn, on the default run (README command 1) too.
+    module = importlib.import_module(f"recipes.{recipe}")
+    for env in listed_options(recipe)["env"]:
+        collector = module.validate(compose_config(CONF, recipe, [f"env={env}"])).collector
+        assert collector.total_frames % collector.frames_per_batch == 0, (recipe, env, collector.total_frames, collector.frames_per_batch)

@@ -205,7 +205,7 @@ def test_discrete_presets_are_the_dqn_protocol_without_epsilon(env):
     if env == "minatar":
         assert (cfg["env"]["name"], cfg["network"]["kind"]) == ("Breakout", "minatar_conv")
     else:
-        assert (cfg["env"]["name"], cfg["network"]["hidden"], cfg["collector"]["total_frames"]) == ("CartPole-v1", [120, 84], 500_000)
+        assert (cfg["env"]["name"], cfg["network"]["hidden"], cfg["collector"]["total_frames"]) == ("CartPole-v1", [120, 84], 500_480)
 
 
 def test_both_losses_share_the_temperature_defaults():
