@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from tests.recipes.test_m_dqn import SMALL
 
 from recipes import m_dqn, m_iqn
@@ -197,3 +198,13 @@ def test_compose_config_refuses_another_recipes_loss_group(recipe, option, accep
         compose_config(CONF, recipe, [f"loss={option}"])
     for own in accepted:  # and each of its own options still composes
         assert compose_config(CONF, recipe, [f"loss={own}"]) is not None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_graph_option_is_refused_without_cuda_or_compile(tmp_path):
+    # Refused by validate, before the run directory is written.
+    with pytest.raises(ValueError, match=r"cuda_graph=true records CUDA graphs: it needs a CUDA device, got device='auto' \(cpu\)"):
+        m_dqn.validate(_cfg("cuda_graph=true", f"run_dir={tmp_path / 'run'}"))
+    with pytest.raises(ValueError, match="needs compile=true, got compile=false"):
+        m_dqn.validate(_cfg("cuda_graph=true", "compile=false", "device=cpu"))
+    assert not (tmp_path / "run").exists()

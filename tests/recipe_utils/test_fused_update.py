@@ -120,6 +120,40 @@ def test_fused_update_resumes_from_an_eager_optimizer_state():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_cuda_graph_update_is_refused_off_cuda_or_without_the_fused_compiled_step():
+    loss, opt, _ = _build()  # parameters on the CPU
+    with pytest.raises(ValueError, match="must be on a CUDA device, they are on cpu"):
+        make_update(loss, opt, max_grad_norm=None, compile=True, cuda_graph=True)
+    with pytest.raises(ValueError, match="needs|replays the fused compiled update"):
+        make_update(loss, opt, max_grad_norm=None, compile=False, cuda_graph=True)
+    dqn = DQNLoss(loss.value_network, action_space="categorical")  # not fusable: no graph mode either
+    with pytest.raises(ValueError, match="cannot be fused: DQNLoss has no loss_and_outputs"):
+        make_update(dqn, torch.optim.Adam(dqn.parameters()), max_grad_norm=None, compile=True, cuda_graph=True)
+    assert "capturable" not in opt.param_groups[0] or not opt.param_groups[0]["capturable"]  # untouched when refused
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (benchmarks/gpu_check.py runs this on a GPU)")
+def test_cuda_graph_update_gives_the_compiled_update_and_resumes():
+    g = torch.Generator().manual_seed(3)
+    batches = [_batch(32, g, "cuda") for _ in range(6)]
+    compiled_loss, compiled_opt, compiled_target = _build("mirl", device="cuda")
+    graph_loss, graph_opt, graph_target = _build("mirl", device="cuda")
+    compiled = make_update(compiled_loss, compiled_opt, max_grad_norm=0.05, compile=True)
+    graph = make_update(graph_loss, graph_opt, max_grad_norm=0.05, compile=True, cuda_graph=True)
+    for i in range(20):
+        if i == 12:  # a resume: new optimizer-state tensors, the graph must read them
+            graph_opt.load_state_dict(copy.deepcopy(graph_opt.state_dict()))
+        out_compiled = compiled(batches[i % 6].clone())
+        out_graph = graph(batches[i % 6].clone())
+        assert compiled_loss.update_beta(out_compiled) == graph_loss.update_beta(out_graph)
+        if i % 5 == 4:
+            compiled_target.step()
+            graph_target.step()
+        torch.testing.assert_close(out_graph["loss"], out_compiled["loss"], rtol=1e-12, atol=1e-14)
+    for a, b in zip(_params(graph_loss), _params(compiled_loss)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 class _UntraceableMDQNLoss(MunchausenDQNLoss):
     fusable_update = False
 

@@ -88,7 +88,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
         check_inputs = getattr(loss_module, "check_inputs", None)
         update = make_update(
             loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
-            inputs_checked=check_inputs is not None,
+            inputs_checked=check_inputs is not None, cuda_graph=cfg.cuda_graph,
         )
         replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
         hooks.attach(replay_buffer)

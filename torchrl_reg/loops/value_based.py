@@ -92,7 +92,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_inputs = getattr(loss_module, "check_inputs", None)
         update = make_update(
             loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
-            inputs_checked=check_inputs is not None,
+            inputs_checked=check_inputs is not None, cuda_graph=cfg.cuda_graph,
         )
         replay_buffer = make_replay_buffer(
             cfg.buffer,

@@ -58,6 +58,7 @@ def make_update(
     compile: bool,
     fused: bool | str = "auto",
     inputs_checked: bool = False,
+    cuda_graph: bool = False,
 ) -> Callable[[TensorDictBase], TensorDictBase]:
     """One gradient step on a minibatch (loss, backward of the sum of its ``loss*`` terms, optional
     norm clipping, optimizer step), returning the detached loss outputs; compiled with
@@ -83,18 +84,30 @@ def make_update(
     of :mod:`torchrl_reg.loops` do): each minibatch's actions and values are then not checked
     again (its first minibatch still is, and priority weights always are). The generic path
     runs the loss's own ``forward``, which checks every batch.
+
+    ``cuda_graph=True`` (opt-in, CUDA only) replays the fused step as a CUDA graph
+    (:class:`FusedAdamUpdate` with ``cuda_graph=True``); it needs the fused update, so it raises if
+    the update cannot be fused, if ``compile`` is off or if the parameters are not on a CUDA device.
     """
     check_bool("inputs_checked", inputs_checked)
     if max_grad_norm is not None:
         check_positive("max_grad_norm", max_grad_norm)
+    check_bool("cuda_graph", cuda_graph)
+    if cuda_graph and (fused is False or not compile):
+        raise ValueError(
+            f"cuda_graph=True replays the fused compiled update, got compile={compile!r}, fused={fused!r} "
+            "(use compile=True with fused='auto' or True)"
+        )
     if fused not in (True, False, "auto"):
         raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
     if fused is not False and compile:
         reason = FusedAdamUpdate.unsupported_reason(loss_module, optimizer)
         if reason is None:
-            return FusedAdamUpdate(loss_module, optimizer, max_grad_norm=max_grad_norm, inputs_checked=inputs_checked)
-        if fused is True:
-            raise ValueError(f"fused=True, but the update cannot be fused: {reason}")
+            return FusedAdamUpdate(
+                loss_module, optimizer, max_grad_norm=max_grad_norm, inputs_checked=inputs_checked, cuda_graph=cuda_graph
+            )
+        if fused is True or cuda_graph:
+            raise ValueError(f"fused={fused!r}, cuda_graph={cuda_graph!r}, but the update cannot be fused: {reason}")
     elif fused is True:
         raise ValueError("fused=True needs compile=True (the fused update is a compiled graph)")
 
@@ -216,6 +229,18 @@ class FusedAdamUpdate:
     target parameters, the optimizer state) are read at every call. Dynamo's default guards on
     the TensorDict and module internals cost about as much as the tiny CartPole network's
     forward and backward pass (~0.15 ms of ~0.9 ms per update on these CPUs).
+
+    ``cuda_graph=True`` (CUDA only; a ``ValueError`` names the device otherwise) compiles the same
+    step with Inductor's CUDA graphs (``torch.compile``'s ``reduce-overhead`` mode: the kernels of a
+    step are launched as one recorded graph, which on a GPU removes the per-kernel launch cost that
+    dominates small networks). A CUDA graph replays fixed memory addresses and records only device
+    work, so the tensors the step updates in place stay where they are: the Adam ``step`` counters
+    live on the parameters' device (as ``torch.optim.Adam(capturable=True)`` keeps them; the group is
+    switched to ``capturable``, so that ``optimizer.load_state_dict`` also puts them there), and the
+    parameters, Adam moments, counters and hyperparameters are marked static inputs. The batch is
+    copied into the graph's input buffers at each call; outputs are cloned out of the graph's memory,
+    which the next replay overwrites. The arithmetic is the compiled step's, so a graph update gives
+    the compiled update's numbers (checked on a GPU by ``benchmarks/gpu_check.py``).
     """
 
     def __init__(
@@ -225,11 +250,13 @@ class FusedAdamUpdate:
         *,
         max_grad_norm: float | None,
         inputs_checked: bool = False,
+        cuda_graph: bool = False,
     ):
         reason = self.unsupported_reason(loss_module, optimizer)
         if reason is not None:
             raise ValueError(f"cannot fuse this update: {reason}")
         check_bool("inputs_checked", inputs_checked)
+        check_bool("cuda_graph", cuda_graph)
         if inputs_checked and not hasattr(loss_module, "check_inputs"):
             raise ValueError(
                 f"inputs_checked=True says the caller checks transitions with loss_module.check_inputs, but "
@@ -242,6 +269,15 @@ class FusedAdamUpdate:
         self.params = _fused_params(loss_module)
         self.keys = list(self.params.keys(True, True))
         self.leaves = [self.params.get(key) for key in self.keys]
+        self.cuda_graph = cuda_graph
+        if cuda_graph:
+            devices = sorted({str(leaf.device) for leaf in self.leaves})
+            if any(leaf.device.type != "cuda" for leaf in self.leaves):
+                raise ValueError(
+                    f"cuda_graph=True records CUDA graphs: the loss's parameters must be on a CUDA device, they are on "
+                    f"{', '.join(devices)} (use cuda_graph=False off CUDA)"
+                )
+            optimizer.param_groups[0]["capturable"] = True
         # Flat parameters (see _FlatParams): a layout for each network the loss holds as an attribute.
         self._layouts: tuple[_ModuleLayout, ...] | None = None
         if getattr(loss_module, "flat_fused_params", False):
@@ -265,10 +301,10 @@ class FusedAdamUpdate:
         # instance compiles its own copy of the code.
         fn = FusedAdamUpdate._fused_step
         own_code = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-        self._step = torch.compile(
-            types.MethodType(own_code, self),
-            options={"guard_filter_fn": partial(torch.compiler.keep_tensor_guards_unsafe, keep_parameters=True)},
-        )
+        options = {"guard_filter_fn": partial(torch.compiler.keep_tensor_guards_unsafe, keep_parameters=True)}
+        if cuda_graph:
+            options["triton.cudagraphs"] = True  # what mode="reduce-overhead" sets (mode and options exclude each other)
+        self._step = torch.compile(types.MethodType(own_code, self), options=options)
 
     @staticmethod
     def unsupported_reason(loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
@@ -282,7 +318,8 @@ class FusedAdamUpdate:
         if len(optimizer.param_groups) != 1:
             return f"the optimizer has {len(optimizer.param_groups)} parameter groups, the fused step handles one"
         group = optimizer.param_groups[0]
-        for option in ("amsgrad", "maximize", "capturable", "differentiable"):
+        # capturable only moves the step counters to the parameters' device (the graph mode sets it).
+        for option in ("amsgrad", "maximize", "differentiable"):
             if group.get(option, False):
                 return f"Adam option {option}=True is not implemented by the fused step"
         if group.get("weight_decay", 0) != 0 or group.get("decoupled_weight_decay", False):
@@ -301,14 +338,21 @@ class FusedAdamUpdate:
         steps, exp_avgs, exp_avg_sqs = [], [], []
         for p in self.leaves:
             state = self.optimizer.state[p]
-            if len(state) == 0:  # as torch.optim.Adam initializes it (non-capturable, non-fused)
-                scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-                state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
+            if len(state) == 0:  # as torch.optim.Adam initializes it (non-fused)
+                if self.cuda_graph:  # capturable: the counter on the parameter's device, float32
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                else:
+                    scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+                    state["step"] = torch.tensor(0.0, dtype=scalar_dtype)
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             steps.append(state["step"])
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
+        if self.cuda_graph:  # updated in place by every replay: fixed addresses of the graph (new after a resume)
+            for tensor in (*steps, *exp_avgs, *exp_avg_sqs, self._hyper, *self.leaves):
+                if not hasattr(tensor, "_dynamo_static_input_type"):
+                    torch._dynamo.mark_static_address(tensor)
         return steps, exp_avgs, exp_avg_sqs
 
     def _fused_step(self, leaves, steps, exp_avgs, exp_avg_sqs, hyper):
@@ -386,6 +430,11 @@ class FusedAdamUpdate:
                     "carry the same keys (build a new update with make_update for another layout)"
                 )
             leaves = [by_key[key] for key in self._batch_keys]  # same keys, another insertion order
+        if self.cuda_graph:
+            torch.compiler.cudagraph_mark_step_begin()  # the previous replay's outputs were cloned out
         loss, priority, diagnostics = self._step(leaves, *self._state(), self._hyper)
+        if self.cuda_graph:  # the graph's output memory is overwritten by the next replay
+            loss, priority = loss.clone(), priority.clone()
+            diagnostics = {key: value.clone() for key, value in diagnostics.items()}
         batch.set(self.priority_key, priority, inplace=True)
         return TensorDict({"loss": loss, **diagnostics})

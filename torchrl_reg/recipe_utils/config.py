@@ -29,6 +29,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
+from torchrl_reg.recipe_utils.runtime import select_device
 from torchrl_reg.validation import (
     check_choice,
     check_count,
@@ -226,6 +227,9 @@ class RecipeConfig:
     device: str = "auto"
     run_dir: Optional[str] = None
     compile: bool = False
+    #: Replay the compiled fused update as a CUDA graph (opt-in; needs compile and a CUDA device):
+    #: :class:`~torchrl_reg.objectives.update.FusedAdamUpdate`.
+    cuda_graph: bool = False
     num_threads: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -450,6 +454,12 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     if cfg.seed > MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
+    if cfg.cuda_graph:
+        if not cfg.compile:
+            raise ValueError("cuda_graph=true replays the compiled fused update: it needs compile=true, got compile=false")
+        device = select_device(cfg.device)
+        if device.type != "cuda":
+            raise ValueError(f"cuda_graph=true records CUDA graphs: it needs a CUDA device, got device={cfg.device!r} ({device})")
     check_choice("env.family", cfg.env.family, ENV_FAMILIES)
     check_range("env.sticky_action_prob", cfg.env.sticky_action_prob, 0.0, 1.0)
     check_count("env.frame_skip", cfg.env.frame_skip)

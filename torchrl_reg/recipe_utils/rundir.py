@@ -61,6 +61,8 @@ RESUMABLE_CHANGES: dict[str, str] = {
     "logger.progress_bar": "any",
     "checkpoint.interval": "any",
     "run_dir": "any",
+    # How the compiled update is launched, not what it computes (a run directory older than the key has none).
+    "cuda_graph": "any",
 }
 
 logger = logging.getLogger(__name__)
