@@ -167,36 +167,42 @@ def count_flops(step: Step) -> int:
     return counter.total
 
 
-def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, n: int, warmup: int) -> dict[str, Any]:
+def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, n: int, warmup: int,
+               others: Sequence[str] = ()) -> dict[str, Any]:
     """Time per update of ``candidate`` over ``base`` in interleaved repeats (median, quartiles, range
-    of the per-repeat ratios), with both FLOP counts: the FLOP ratio is the time ratio's compute floor."""
-    times = interleaved_times({k: steps[k] for k in (base, candidate)}, repeats, n, warmup)
-    ratios = [c / b for c, b in zip(times[candidate], times[base])]
-    flops = {k: count_flops(steps[k]) for k in (base, candidate)}
-    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
-    return {
-        f"flops_{base}": flops[base],
-        f"flops_{candidate}": flops[candidate],
-        "flop_ratio": flops[candidate] / flops[base],
-        f"ms_per_update_{base}_median": 1e3 * statistics.median(times[base]),
-        f"ms_per_update_{candidate}_median": 1e3 * statistics.median(times[candidate]),
-        "ratio_median": statistics.median(ratios),
-        "ratio_q25": quartiles[0],
-        "ratio_q75": quartiles[2],
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
-        "updates_per_timing": n,
-    }
+    of the per-repeat ratios), with both FLOP counts: the FLOP ratio is the time ratio's compute floor.
+    ``others``: more candidates timed in the same repeats, their statistics under ``<name>_`` keys."""
+    kinds = (base, candidate, *others)
+    times = interleaved_times({k: steps[k] for k in kinds}, repeats, n, warmup)
+    flops = {k: count_flops(steps[k]) for k in kinds}
+    result = {f"flops_{base}": flops[base], f"ms_per_update_{base}_median": 1e3 * statistics.median(times[base])}
+    for kind in (candidate, *others):
+        ratios = [c / b for c, b in zip(times[kind], times[base])]
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        prefix = "" if kind == candidate else f"{kind}_"
+        result.update({
+            f"flops_{kind}": flops[kind],
+            f"{prefix}flop_ratio": flops[kind] / flops[base],
+            f"ms_per_update_{kind}_median": 1e3 * statistics.median(times[kind]),
+            f"{prefix}ratio_median": statistics.median(ratios),
+            f"{prefix}ratio_q25": quartiles[0],
+            f"{prefix}ratio_q75": quartiles[2],
+            f"{prefix}ratio_min": min(ratios),
+            f"{prefix}ratio_max": max(ratios),
+        })
+    result["updates_per_timing"] = n
+    return result
 
 
 def cost_ratios(base: str, candidate: str, setups: dict[str, tuple[Callable[[str], Step], int]], repeats: int,
-                warmup: Callable[[int], int]) -> dict[str, dict[str, Any]]:
+                warmup: Callable[[int], int], others: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """:func:`cost_ratio` of every setup, printed as it is measured. ``setups``: name -> (``make(kind)``,
     the step of ``kind`` in that setup, built just before its timings; updates per timing ``n``);
     ``warmup(n)``: the untimed calls before them."""
     results = {}
     for name, (make, n) in setups.items():
-        results[name] = cost_ratio(base, candidate, {kind: make(kind) for kind in (base, candidate)}, repeats, n, warmup(n))
+        kinds = (base, candidate, *others)
+        results[name] = cost_ratio(base, candidate, {kind: make(kind) for kind in kinds}, repeats, n, warmup(n), others)
         print(name, json.dumps(results[name]), flush=True)
     return results
 

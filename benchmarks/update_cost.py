@@ -6,7 +6,12 @@ median of the per-repeat ratios is reported. Issue 2, section 7: target ratio <=
 Each network's FLOP count per update (torch's FlopCounterMode) gives the ratio's compute floor:
 M-DQN needs the target network's action values at s_t too, one more forward pass per update.
 
-    python -m benchmarks.update_cost --repeats 15 --steps 200
+Two M-DQN updates, interleaved in the same repeats: ``m_dqn`` calls the loss as a user does,
+``loss(batch)``, which checks every batch (layout, actions; the eager loop did this before issue 37),
+and ``m_dqn_loop`` is the value-based loop's eager update, ``make_update(..., inputs_checked=True)``,
+whose transitions were checked once before the replay buffer (its ratio is under ``m_dqn_loop_*``).
+
+    taskset -c 1 python -m benchmarks.update_cost --repeats 15 --steps 200
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, SoftUpdate
 
 from benchmarks.common import cost_ratios, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser, write_cost_ratios
-from torchrl_reg.objectives import MunchausenDQNLoss
+from torchrl_reg.objectives import MunchausenDQNLoss, make_update
 
 RESULTS = Path(__file__).parent / "results" / "update_cost"
 
@@ -65,7 +70,14 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
     data = random_transitions(lambda: torch.rand(batch, *obs_shape), spec, batch, device)
 
     loss = loss.to(device)
+    if kind == "m_dqn_loop":
+        update = make_update(loss, optim, max_grad_norm=None, compile=False, inputs_checked=True)
 
+        def loop_step() -> None:
+            update(data)
+            updater.step()
+
+        return loop_step
     return optimizer_step(loss, data, [optim], updater)
 
 
@@ -80,7 +92,7 @@ def main() -> None:
         for name in args.networks
     }
     # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
-    results = cost_ratios("dqn", "m_dqn", setups, args.repeats, warmup=lambda n: max(n // 5, 2))
+    results = cost_ratios("dqn", "m_dqn", setups, args.repeats, warmup=lambda n: max(n // 5, 2), others=("m_dqn_loop",))
     payload, png = write_cost_ratios(RESULTS, args, results, target_ratio=1.10)
     plot(results, png, payload["device"])
 

@@ -420,3 +420,24 @@ def test_virel_refuses_an_ema_rate_its_estimator_ignores():
     with pytest.raises(ValueError, match="temperature_ema=0.05 is not used with temperature_estimator='replay'"):
         # the options are checked before the networks are read, so no critic is needed here
         VIRELLoss(tanh_normal_policy(2, spec, num_cells=(8,)), None, temperature_ema=0.05)
+
+
+def test_the_eager_update_told_the_inputs_are_checked_skips_them_and_the_user_call_still_checks():
+    from torchrl_reg.objectives import make_update
+
+    loss = MunchausenDQNLoss(identity_actor(), check_finite=True)
+    loss.make_value_estimator(gamma=0.5)
+    update = make_update(loss, torch.optim.Adam(loss.parameters()), max_grad_norm=None, compile=False, inputs_checked=True)
+    nan_reward = hand_batch()
+    nan_reward["next", "reward"][1, 0] = float("nan")
+    # The loop checked these transitions with check_inputs before the buffer: not again at each update.
+    assert math.isnan(update(nan_reward.clone())["loss"].item())
+    weighted = hand_batch().set("priority_weight", torch.tensor([1.0, -1.0]))
+    with pytest.raises(ValueError, match="'priority_weight' must be finite and >= 0.*index \\[1\\]"):
+        update(weighted)  # the sampler's weights come with each batch: always checked
+    with pytest.raises(ValueError, match="\\('next', 'reward'\\) must be finite.*index \\[1, 0\\]"):
+        loss(nan_reward)  # the user-facing call, outside the update, checks every batch
+    with loss.inputs_checked():
+        assert math.isnan(loss(nan_reward)["loss"].item())
+    with pytest.raises(ValueError, match="must be finite"):
+        loss(nan_reward)  # the block is left: checked again

@@ -25,6 +25,8 @@ lambda-return would also need importance corrections that the papers do not defi
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -153,6 +155,8 @@ class RegularizedLossBase(LossModule):
     #: with the networks held as attributes, so the fused update may pass its flat stand-in.
     flat_fused_params = True
     _network_names: tuple[str, ...] = ()
+    #: Set only inside :meth:`inputs_checked`: the caller has run :meth:`check_inputs` on these transitions.
+    _caller_checked_inputs = False
 
     def __init__(
         self,
@@ -286,6 +290,19 @@ class RegularizedLossBase(LossModule):
         """
         self._check(tensordict, layout=True, inputs=True, weights=False)
 
+    @contextmanager
+    def inputs_checked(self) -> Iterator[None]:
+        """Within this block, :meth:`forward` skips the layout and input checks (the priority weights,
+        which come with each sample, are still checked): for a caller that ran :meth:`check_inputs` on
+        every transition before it entered the replay buffer, as the eager update of
+        ``make_update(..., inputs_checked=True)`` does. Outside it, every call is checked.
+        """
+        self._caller_checked_inputs = True
+        try:
+            yield
+        finally:
+            self._caller_checked_inputs = False
+
     def _check(self, tensordict: TensorDictBase, *, layout: bool, inputs: bool, weights: bool) -> None:
         keys = self.tensor_keys
         if layout:
@@ -407,7 +424,8 @@ class RegularizedLossBase(LossModule):
         sample under ``reduction="none"``). Keyword-tensor calls work as in TorchRL
         (``loss(observation=..., action=..., next_reward=..., ...)``, the in-keys joined by ``_``).
         """
-        self.check_batch(tensordict)
+        checked = self._caller_checked_inputs
+        self.check_batch(tensordict, layout=not checked, inputs=not checked)
         loss, priority, diagnostics = self.loss_and_outputs(tensordict, self._loss_params())
         tensordict.set(self.tensor_keys.priority, priority.to(tensordict.device or priority.device), inplace=True)
         batch_size = tensordict.batch_size if self.reduction == "none" else []

@@ -82,8 +82,9 @@ def make_update(
     ``inputs_checked=True`` tells the fused update that the caller checks every transition once,
     with ``loss_module.check_inputs``, before it enters the replay buffer (as the training loops
     of :mod:`torchrl_reg.loops` do): each minibatch's actions and values are then not checked
-    again (its first minibatch still is, and priority weights always are). The generic path
-    runs the loss's own ``forward``, which checks every batch.
+    again (its first minibatch still is, and priority weights always are). The eager generic path
+    then runs the loss's ``forward`` inside ``loss_module.inputs_checked()`` (when the loss has it),
+    which skips the same checks; the compiled generic path checks every batch.
 
     ``cuda_graph=True`` (opt-in, CUDA only) replays the fused step as a CUDA graph
     (:class:`FusedAdamUpdate` with ``cuda_graph=True``); it needs the fused update, so it raises if
@@ -111,8 +112,15 @@ def make_update(
     elif fused is True:
         raise ValueError("fused=True needs compile=True (the fused update is a compiled graph)")
 
+    # Transitions checked before the buffer are not checked again at each eager update (priority weights are).
+    skip_checks = inputs_checked and not compile and hasattr(loss_module, "inputs_checked")
+
     def update(batch: TensorDictBase) -> TensorDictBase:
-        out = loss_module(batch)
+        if skip_checks:
+            with loss_module.inputs_checked():
+                out = loss_module(batch)
+        else:
+            out = loss_module(batch)
         total_loss(out).backward()
         if max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(loss_module.parameters(), max_grad_norm)
