@@ -58,7 +58,7 @@ _PENDULUM = [o for o in CASES["sac-pendulum"][1] if o != "env=pendulum"]
 SMOKE: dict[str, tuple[str, list[str]]] = {
     name: CASES[name]
     for name in ("m_dqn-cartpole-m_dqn", "m_dqn-atari-m_dqn", "m_iqn-atari-m_iqn", "mirl-minatar-sql_m",
-                 "iq-halfcheetah-m_iq", "sac-hopper-dopamine")
+                 "iq-halfcheetah-m_iq", "sac-hopper-dopamine", "mdac-pendulum")
 } | {"sql-pendulum": ("sql", ["env=pendulum", *_PENDULUM]), "virel-pendulum": ("virel", ["env=pendulum", *_PENDULUM])}
 MODES = ("eager", "compiled", "graph")
 
