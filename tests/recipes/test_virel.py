@@ -177,7 +177,10 @@ def test_nan_bellman_errors_stop_the_run_before_a_checkpoint(tmp_path, monkeypat
     with pytest.raises(ValueError, match="NaN or infinite Bellman errors"):
         virel.train(cfg)
     assert calls["n"] == 3
-    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "checkpoint.pt").exists()
+    # metrics.json says "running" from a run's start: a run stopped before its first checkpoint stays at 0 frames.
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "running" and metrics["frames"] == 0
 
 
 # -- discrete VIREL: env=cartpole / env=minatar on the value-based loop ------------------------------
@@ -338,4 +341,7 @@ def test_discrete_nan_bellman_errors_stop_the_run_before_a_checkpoint(tmp_path, 
     with pytest.raises(ValueError, match="NaN or infinite Bellman errors"):
         virel.train(_discrete("cartpole", tmp_path))
     assert calls["n"] == 3
-    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "checkpoint.pt").exists()
+    # metrics.json says "running" from a run's start: a run stopped before its first checkpoint stays at 0 frames.
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "running" and metrics["frames"] == 0

@@ -134,7 +134,8 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     killed.kill()
     assert killed.wait(60) == -signal.SIGKILL
     assert checkpoint_frames(checkpoints[2]) == saved < logged  # rows the resumed run must drop and log again
-    assert not (run_dirs[2] / "metrics.json").exists()
+    # metrics.json says "running" from the start (rewritten at each checkpoint): a killed run never looks completed.
+    assert json.loads((run_dirs[2] / "metrics.json").read_text())["status"] == "running"
 
     stopped = _start_task(sweep_dir, 1, tmp_path)
     stopped_log = run_dirs[1] / "csv" / "scalars" / "train" / "epsilon.csv"
