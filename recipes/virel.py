@@ -41,6 +41,7 @@ estimates it on the training batch instead (no extra batch; cost in
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -68,6 +69,8 @@ from torchrl_reg.recipe_utils import (
     default_of,
 )
 from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
+
+logger = logging.getLogger(__name__)
 
 #: The env presets of each family; the schema is chosen by the preset (``virel_schema: ${env}``).
 BOX_ENVS = ("pendulum", "halfcheetah", "hopper", "walker2d", "ant", "humanoid")
@@ -198,11 +201,24 @@ class ReplayTemperature(RewardScale):
 
     def before_update(self, batch: TensorDictBase) -> None:
         self.scale(batch)
-        if self.batch_size is not None and len(self.replay_buffer) >= self.batch_size:
+        if self.batch_size is None:
+            return
+        if len(self.replay_buffer) >= self.batch_size:
             self.loss.update_temperature(self.scale(self.replay_buffer.sample(self.batch_size)))
+        else:
+            self.loss.keep_temperature()  # the official code's initial temperature until the batch fits
 
     def final_metrics(self) -> dict[str, Any]:
-        return {"final_temperature": self.loss.temperature.item()}
+        temperature = self.loss.temperature.item()
+        if self.batch_size is not None and len(self.replay_buffer) < self.batch_size:
+            # The buffer only grows: it never held a temperature batch, so no estimate was ever made.
+            logger.warning(
+                "the replay buffer holds %d transitions, fewer than loss.temperature_batch_size=%d: the "
+                "temperature was never estimated and stayed at loss.initial_temperature=%g (run longer, lower "
+                "loss.temperature_batch_size, or use loss.temperature_estimator=batch|ema)",
+                len(self.replay_buffer), self.batch_size, temperature,
+            )
+        return {"final_temperature": temperature}
 
 
 class BoltzmannTemperature(ReplayTemperature, ValueBasedHooks):

@@ -71,3 +71,20 @@ def test_annealed_epsilon_greedy_schedule_and_errors():
         AnnealedEpsilonGreedy(spec, annealing_num_steps=0)
     with pytest.raises(ValueError, match="tau must be a finite number > 0"):
         BoltzmannExploration(spec, tau=-1.0)
+
+
+@pytest.mark.parametrize("tau", [torch.tensor(0.5), torch.tensor([0.5]), "0.5", True])
+def test_boltzmann_refuses_a_tau_that_is_neither_a_number_nor_a_callable(tau):
+    # A tensor may be a live buffer (loss.temperature): a float taken at construction would freeze it.
+    with pytest.raises(TypeError, match="number or a callable tau.*tau=lambda: t.*float\\(t\\)"):
+        BoltzmannExploration(Categorical(2), tau=tau)
+
+
+def test_boltzmann_reads_a_callable_tau_at_every_call():
+    temperature = torch.tensor(1e6)
+    explore = BoltzmannExploration(Categorical(2), tau=lambda: temperature)
+    td = TensorDict({"action_value": torch.tensor([[0.0, 1.0]]).expand(2000, 2), "action": torch.zeros(2000, dtype=torch.long)}, [2000])
+    torch.manual_seed(0)
+    assert 0.45 < explore(td.clone())["action"].float().mean() < 0.55  # uniform at a huge temperature
+    temperature.fill_(1e-3)  # changed in place, as VIREL's buffer is
+    assert explore(td.clone())["action"].float().mean() == 1.0  # greedy: softmax(q / 1e-3) puts e^-1000 on action 0

@@ -441,3 +441,16 @@ def test_the_eager_update_told_the_inputs_are_checked_skips_them_and_the_user_ca
         assert math.isnan(loss(nan_reward)["loss"].item())
     with pytest.raises(ValueError, match="must be finite"):
         loss(nan_reward)  # the block is left: checked again
+
+
+def test_a_multi_hot_row_from_a_q_value_tie_is_refused_with_the_fix():
+    # TorchRL's one-hot QValueActor marks every maximizer on a tie: q = [1, 1] gives the action [1, 1].
+    actor = QValueActor(nn.Linear(2, 2), in_keys=["observation"], spec=OneHot(2))
+    with torch.no_grad():
+        actor.module[0].weight.zero_()
+        actor.module[0].bias.fill_(1.0)
+    tie = actor(TensorDict({"observation": torch.zeros(2, 2)}, [2]))["action"]
+    assert tie.tolist() == [[1, 1], [1, 1]]
+    loss = MunchausenDQNLoss(identity_actor(OneHot(2)))
+    with pytest.raises(ValueError, match="multi-hot row when two action values tie.*action_space='categorical'"):
+        loss(hand_batch(action=tie))

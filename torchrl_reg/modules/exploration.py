@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -37,6 +38,9 @@ class BoltzmannExploration(TensorDictModuleBase):
         tau (float or callable): temperature > 0, or a function returning the current temperature
             (a 0-dim tensor, 0 meaning greedy), read at every call: VIREL's Bellman-error temperature
             (``tau=lambda: loss.temperature`` with :class:`~torchrl_reg.objectives.DiscreteVIRELLoss`).
+            A tensor (or array) is refused: it may be a live buffer that changes in place, which a fixed
+            float would silently freeze at its construction value; pass ``lambda: t`` (live) or
+            ``float(t)`` (fixed).
 
     Keyword Args:
         action_key (NestedKey): action written by the actor. Defaults to ``"action"``.
@@ -51,6 +55,12 @@ class BoltzmannExploration(TensorDictModuleBase):
         action_key: NestedKey = "action",
         action_value_key: NestedKey = "action_value",
     ) -> None:
+        if not callable(tau) and (not isinstance(tau, numbers.Real) or isinstance(tau, bool)):
+            raise TypeError(
+                f"BoltzmannExploration takes a number or a callable tau, got {type(tau).__name__} tau={tau!r}: "
+                "pass tau=lambda: t to read a live temperature (e.g. loss.temperature) at every call, or "
+                "tau=float(t) for a fixed one"
+            )
         super().__init__()
         self.tau = tau if callable(tau) else F.check_tau(tau)
         self.spec = spec

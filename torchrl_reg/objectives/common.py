@@ -34,7 +34,7 @@ from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import TensorDictModule, TensorDictSequential, dispatch
 from tensordict.utils import NestedKey, unravel_key
 from torch import nn
-from torchrl.data.tensor_specs import TensorSpec
+from torchrl.data.tensor_specs import Composite, TensorSpec
 from torchrl.data.utils import _find_action_space
 from torchrl.modules.tensordict_module.actors import QValueActor, QValueModule
 from torchrl.modules.tensordict_module.common import ensure_tensordict_compatible
@@ -109,6 +109,14 @@ class QValueKeys:
     terminated: NestedKey = "terminated"
     steps_to_next_obs: NestedKey = "steps_to_next_obs"
 
+
+
+#: What a one-hot loss accepts, and the fix for the multi-hot rows TorchRL's one-hot QValueActor writes.
+MULTI_HOT_NOTE = (
+    "one-hot (each row has exactly one 1, the rest 0; TorchRL's one-hot QValueActor writes a multi-hot row "
+    "when two action values tie: build the actor and the loss with a Categorical spec / "
+    "action_space='categorical', whose argmax picks one action)"
+)
 
 
 def _discrete_action_space(loss: LossModule, action_space: str | TensorSpec) -> str:
@@ -388,15 +396,7 @@ class RegularizedLossBase(LossModule):
         return value if self.reduction == "none" else value.mean()
 
     def _weights(self, tensordict: TensorDictBase, shape: torch.Size) -> torch.Tensor | None:
-        keys = self.tensor_keys
-        if self.use_prioritized_weights in (True, "auto") and keys.priority_weight in tensordict.keys(True):
-            return tensordict.get(keys.priority_weight).reshape(shape)
-        if self.use_prioritized_weights is True:
-            raise KeyError(
-                f"use_prioritized_weights=True, but the batch has no {keys.priority_weight!r} "
-                "(sample it from a PrioritizedSampler, or pass use_prioritized_weights='auto')"
-            )
-        return None
+        return prioritized_weights(self, tensordict, shape)
 
     def _bool_flags(self, tensordict: TensorDictBase) -> TensorDictBase:
         """``tensordict`` with integer ``done``/``terminated`` flags read as ``flag != 0``.
@@ -426,6 +426,10 @@ class RegularizedLossBase(LossModule):
         """
         checked = self._caller_checked_inputs
         self.check_batch(tensordict, layout=not checked, inputs=not checked)
+        return self._forward_checked(tensordict)
+
+    def _forward_checked(self, tensordict: TensorDictBase) -> TensorDict:
+        """:meth:`forward` after :meth:`check_batch` (a subclass whose forward checks first calls this)."""
         loss, priority, diagnostics = self.loss_and_outputs(tensordict, self._loss_params())
         tensordict.set(self.tensor_keys.priority, priority.to(tensordict.device or priority.device), inplace=True)
         batch_size = tensordict.batch_size if self.reduction == "none" else []
@@ -487,6 +491,8 @@ class RegularizedDQNLossBase(RegularizedLossBase):
         )
         if action_space is None:
             action_space = getattr(value_network, "spec", None)
+            if isinstance(action_space, Composite) and action_space.get("action", None) is None:
+                action_space = None  # a QValueActor built with action_space= and no spec: its spec holds no action
             action_space = getattr(value_network, "action_space", None) if action_space is None else action_space
         if action_space is None:
             raise ValueError(
@@ -562,6 +568,11 @@ class RegularizedDQNLossBase(RegularizedLossBase):
         does). ``priority`` is the per-sample squared TD error, shaped like the action key's batch
         with a trailing singleton dimension, as :meth:`forward` writes it.
         """
+        if not tensordict.batch_dims:
+            # The one forward pass over s_t and s_{t+n} concatenates along the batch: a single
+            # transition (batch_size=()) runs as a batch of one, its outputs squeezed back.
+            loss, priority, diagnostics = self.loss_and_outputs(tensordict.unsqueeze(0), params)
+            return _squeeze_first(loss), priority.squeeze(0), {k: _squeeze_first(v) for k, v in diagnostics.items()}
         keys = self.tensor_keys
         tensordict = self._bool_flags(tensordict)
         td = tensordict.clone(False)
@@ -589,6 +600,25 @@ class RegularizedDQNLossBase(RegularizedLossBase):
         diagnostics["q_value"] = self._reduce_diagnostic(pred.detach())
         diagnostics["action_gap"] = self._reduce_diagnostic(F.action_gap(q_tm1.detach()))
         return loss, td_error.unsqueeze(-1), diagnostics
+
+
+def prioritized_weights(loss: LossModule, tensordict: TensorDictBase, shape: torch.Size) -> torch.Tensor | None:
+    """The importance weights of ``tensordict`` shaped ``shape`` as ``loss.use_prioritized_weights`` asks:
+    when present (``"auto"``), always (``True``: a batch without them is refused) or never (``False``)."""
+    key = loss.tensor_keys.priority_weight
+    if loss.use_prioritized_weights in (True, "auto") and key in tensordict.keys(True):
+        return tensordict.get(key).reshape(shape)
+    if loss.use_prioritized_weights is True:
+        raise KeyError(
+            f"use_prioritized_weights=True, but the batch has no {key!r} "
+            "(sample it from a PrioritizedSampler, or pass use_prioritized_weights='auto')"
+        )
+    return None
+
+
+def _squeeze_first(value: torch.Tensor) -> torch.Tensor:
+    """A batch-of-one output back to a single transition's (a reduced 0-dim value stays as it is)."""
+    return value.squeeze(0) if value.ndim else value
 
 
 def _num_actions(action_space: str | TensorSpec | None, value_network: nn.Module) -> int | None:
@@ -620,7 +650,14 @@ def _box_bounds(spec: TensorSpec | None, key: NestedKey) -> tuple[torch.Tensor, 
 def _queue_box_check(policy: TensorDictModule, key: NestedKey, action: torch.Tensor, checks: list) -> None:
     """Queue the check that ``action`` lies inside the box of ``policy``'s action spec (when it has one): a
     tanh-Gaussian's log-prob clamps an action outside the box to its edge, a silently wrong number."""
-    bounds = _box_bounds(getattr(policy, "spec", None), key)
+    _queue_bounds_check(_box_bounds(getattr(policy, "spec", None), key), key, action, checks)
+
+
+def _queue_bounds_check(
+    bounds: tuple[torch.Tensor, torch.Tensor] | None, key: NestedKey, action: torch.Tensor, checks: list
+) -> None:
+    """Queue the check that ``action`` lies inside ``bounds = (low, high)`` (nothing when unknown): refused,
+    never clamped (a critic trained outside the box learns values of actions never taken or sampled)."""
     if bounds is not None:
         low, high = (bound.to(action.device) for bound in bounds)
         outside = (action < low) | (action > high)
@@ -667,4 +704,4 @@ def _check_discrete_action(
             f"{shape} (action indices need action_space='categorical')"
         )
     not_one_hot = ((action != 0) & (action != 1)).any(-1) | (action.sum(-1) != 1)
-    checks.append((key, ~not_one_hot.any(), lambda: not_one_hot, "one-hot (each row has exactly one 1, the rest 0)"))
+    checks.append((key, ~not_one_hot.any(), lambda: not_one_hot, MULTI_HOT_NOTE))

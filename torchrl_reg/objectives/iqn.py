@@ -242,7 +242,8 @@ class IQNLoss(RegularizedLossBase):
 
         loss = F.quantile_huber_loss(quantiles_tm1, target, fractions, self.kappa)  # [B]
         priority = loss.detach()
-        loss = self._reduce_loss(loss, weights=self._weights(data, loss.shape))
+        # tensordict=data: TorchRL's padding mask (("collector", "mask"), reshaped with the batch) drops padded rows.
+        loss = self._reduce_loss(loss, tensordict=data, weights=self._weights(data, loss.shape))
         if per_sample:
             loss = loss.reshape(batch_shape)
         q_tm1 = quantiles.detach().mean(-2)  # online Q(s, .) from the N online samples

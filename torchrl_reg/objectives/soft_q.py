@@ -24,8 +24,8 @@ from torchrl.objectives.utils import ValueEstimators, distance_loss
 from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
-from torchrl_reg.objectives.common import RegularizedLossBase
-from torchrl_reg.validation import check_count, check_read, check_stable_tau
+from torchrl_reg.objectives.common import RegularizedLossBase, _queue_bounds_check, prioritized_weights
+from torchrl_reg.validation import check_choice, check_count, check_read, check_stable_tau
 
 __all__ = ["SoftQLoss", "SVGDPolicyLoss", "SoftQLearningLoss", "TemperatureSchedule"]
 
@@ -252,6 +252,10 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
     def _loss_params(self) -> TensorDictBase:
         return self.qvalue_network_params
 
+    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+        # The proposal covers [low, high] only: Q learned outside the box is never sampled nor bootstrapped.
+        _queue_bounds_check((self.low, self.high), self.tensor_keys.action, action, checks)
+
     # -- soft value ---------------------------------------------------------------------------
     def _proposal(
         self, next_observations: TensorDictBase, proposal: str, num_particles: int
@@ -386,6 +390,15 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
             median heuristic divides by ``ln K_f``) and ``K - K_f >= 1`` are required.
         space: ``"pre_tanh"`` (default), ``"squashed"`` or ``"barrier"`` (above). min_bandwidth: lower bound of ``h`` (reference 1e-3).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per state).
+        use_prioritized_weights: weight each state's term by ``priority_weight`` when present
+            (``"auto"``, default), always (``True``) or never (``False``), as SACLoss weights its actor term:
+            the weights correct the replay's state distribution, which the actor's expectation runs over.
+
+    The critic is read, not owned: ``.to(...)`` converts the sampler only (convert the critic with its
+    :class:`SoftQLoss`, or convert the :class:`SoftQLearningLoss` holding both; a mismatch is refused),
+    ``reset_parameters_recursive`` resets the sampler only, and there is no value estimator (no reward is
+    read: gamma belongs to the critic). ``torch.vmap`` over batches works: the score
+    :math:`\nabla_x \ln p(x)` is taken with ``torch.func.grad``, which composes with it.
 
     The output holds ``"loss_actor"`` and the detached diagnostics ``"bandwidth"`` (mean ``h``),
     ``"particle_q"`` (mean ``Q`` of the fixed particles), ``"direction_norm"`` (mean
@@ -400,10 +413,12 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
         Attributes:
             action: the Q-network's action input. Defaults to ``"action"``.
             value: the Q-network's output. Defaults to ``"state_action_value"``.
+            priority_weight: importance weights of a prioritized buffer. Defaults to ``"priority_weight"``.
         """
 
         action: NestedKey = "action"
         value: NestedKey = "state_action_value"
+        priority_weight: NestedKey = "priority_weight"
 
     default_keys = _AcceptedKeys
     tensor_keys: _AcceptedKeys
@@ -424,8 +439,10 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
         space: str = "pre_tanh",
         min_bandwidth: float = 1e-3,
         reduction: str | None = None,
+        use_prioritized_weights: str | bool = "auto",
     ) -> None:
         _sampler_of(actor)
+        check_choice("use_prioritized_weights", use_prioritized_weights, (True, False, "auto"))
         num_particles = check_count("num_particles", num_particles, 2)
         fixed_ratio = float(fixed_ratio)
         if not 0.0 < fixed_ratio < 1.0:
@@ -451,6 +468,7 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
         self.space = space
         self.min_bandwidth = float(min_bandwidth)
         self.reduction = reduction
+        self.use_prioritized_weights = use_prioritized_weights
         self.convert_to_functional(actor, "actor_network", create_target_params=False)
         self.__dict__["_qvalue"] = qvalue_network
 
@@ -463,6 +481,30 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
 
     def _forward_value_estimator_keys(self, **kwargs) -> None:
         self._set_in_keys()
+
+    def make_value_estimator(self, value_type: ValueEstimators | str | None = None, **hyperparams) -> None:
+        raise NotImplementedError(
+            "SVGDPolicyLoss has no value estimator: it reads no reward and bootstraps nothing. gamma belongs to the "
+            "critic: SoftQLoss.make_value_estimator(gamma=...) (or SoftQLearningLoss.make_value_estimator)"
+        )
+
+    def reset_parameters_recursive(self) -> None:
+        """Re-initialize the sampler (the critic is the :class:`SoftQLoss`'s, reset there)."""
+        self._reset_module_parameters("actor_network", self.actor_network)
+
+    def _check_critic_matches(self, observation: torch.Tensor) -> None:
+        """Refuse a critic left in another dtype or on another device than the sampler (``.to`` converts
+        the sampler only: the critic is not this loss's)."""
+        critic = next(self.__dict__["_qvalue"].parameters(), None)
+        sampler = next(iter(self.actor_network_params.values(True, True)))
+        for have in (critic, observation):
+            if have is not None and (have.dtype, have.device) != (sampler.dtype, sampler.device):
+                raise TypeError(
+                    f"SVGDPolicyLoss: the sampler is {sampler.dtype} on {sampler.device} but the "
+                    f"{'critic' if have is critic else 'observation'} is {have.dtype} on {have.device}; the critic "
+                    "is read, not owned, so .to() converts the sampler only: convert the critic too (its "
+                    "SoftQLoss.to(...)), or the SoftQLearningLoss that holds both"
+                )
 
     def _log_target(
         self, observations: TensorDictBase, x: torch.Tensor, sampler: AmortizedSampler
@@ -487,22 +529,33 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
         """[SQL] Eq. 13-14 on the states of ``tensordict``."""
         sampler = _sampler_of(self.actor_network)
         observation_key = self.actor_network.in_keys[0]
+        observation = tensordict.get(observation_key)
+        self._check_critic_matches(observation)
+        if tensordict.batch_size != observation.shape[:-1]:
+            # A keyword call infers the batch from its one tensor (all its dims): the states are its leading dims.
+            tensordict = tensordict.clone(False)
+            tensordict.batch_size = observation.shape[:-1]
         with self.actor_network_params.to_module(self.actor_network, preserve_module_state=False):
-            pre_tanh, actions = sampler.sample_particles(tensordict.get(observation_key), self.num_particles)
+            pre_tanh, actions = sampler.sample_particles(observation, self.num_particles)
         particles = pre_tanh if self.space == "pre_tanh" else actions
-        fixed = particles[..., : self.num_fixed, :].detach().requires_grad_(True)
+        fixed = particles[..., : self.num_fixed, :].detach()
         updated = particles[..., self.num_fixed :, :]
 
         observations = tensordict.select(*[k for k in self.__dict__["_qvalue"].in_keys if k != self.tensor_keys.action])
+
+        def total_log_p(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            log_p, q = self._log_target(observations, x, sampler)
+            return log_p.sum(), q
+
+        # Only the particles' gradient (torch.func.grad: the critic's parameters get none, and it composes
+        # with torch.vmap, which torch.autograd.grad inside a vmapped function does not).
         with torch.enable_grad():
-            log_p, q = self._log_target(observations, fixed, sampler)
-            # Only the particles' gradient: the critic's parameters get none (autograd.grad accumulates nothing).
-            (score,) = torch.autograd.grad(log_p.sum(), fixed)
+            score, q = torch.func.grad(total_log_p, has_aux=True)(fixed)
         with torch.no_grad():
             h = F.median_bandwidth(fixed, updated, min_bandwidth=self.min_bandwidth)
-            direction = F.svgd_direction(fixed.detach(), score, updated.detach(), h)
+            direction = F.svgd_direction(fixed, score, updated.detach(), h)
         loss = -(direction * updated).sum(-1).mean(-1)
-        loss = self._reduce_loss(loss, tensordict=tensordict)
+        loss = self._reduce_loss(loss, tensordict=tensordict, weights=prioritized_weights(self, tensordict, loss.shape))
 
         diagnostics = {
             "bandwidth": h,
@@ -530,6 +583,11 @@ class SoftQLearningLoss(LossModule):
     exposed as ``qvalue_network_params`` / ``target_qvalue_network_params``, where TorchRL's
     ``SoftUpdate`` / ``HardUpdate`` look for them; ``make_value_estimator`` sets the critic's gamma.
 
+    As one TorchRL loss: ``set_keys`` renames a key in each of the two losses that reads it (the accepted
+    keys are :class:`SoftQLoss`'s, which include the actor's), ``reset_parameters_recursive`` resets the
+    critic (online and target) and the sampler, ``.to(...)`` converts both, and each term is weighted by
+    ``priority_weight`` as its own loss's ``use_prioritized_weights`` says (SACLoss weights every term).
+
     Raises:
         ValueError: if the actor loss reads another Q-network than the critic trains, or if the two
             temperatures differ.
@@ -543,14 +601,28 @@ class SoftQLearningLoss(LossModule):
         super().__init__()
         self.critic = critic
         self.actor = actor
+        self._tensor_keys = self._AcceptedKeys(**vars(critic.tensor_keys))
         self.qvalue_network_params = critic.qvalue_network_params
         self.target_qvalue_network_params = critic.target_qvalue_network_params
         # One record for both modules: an updater attached here also counts for the critic.
         self._has_update_associated = critic._has_update_associated
 
+    _AcceptedKeys = SoftQLoss._AcceptedKeys
+    default_keys = SoftQLoss._AcceptedKeys
+
     @property
     def out_keys(self) -> list[str]:
         return ["loss_qvalue", *self.critic.out_keys[1:], *self.actor.out_keys]
+
+    def _forward_value_estimator_keys(self, **kwargs) -> None:
+        for loss in (self.critic, self.actor):
+            accepted = loss._AcceptedKeys.__dataclass_fields__
+            loss.set_keys(**{key: getattr(self.tensor_keys, key) for key in kwargs if key in accepted})
+
+    def reset_parameters_recursive(self) -> None:
+        """Re-initialize the critic (online and target parameters) and the sampler."""
+        self.critic.reset_parameters_recursive()
+        self.actor.reset_parameters_recursive()
 
     @property
     def in_keys(self) -> list[NestedKey]:
@@ -560,6 +632,11 @@ class SoftQLearningLoss(LossModule):
         """The critic's value estimator (``gamma``), :meth:`SoftQLoss.make_value_estimator`."""
         self.critic.make_value_estimator(value_type, **hyperparams)
         return self
+
+    @property
+    def value_estimator(self):
+        """The critic's value estimator (the actor loss has none)."""
+        return self.critic.value_estimator
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:

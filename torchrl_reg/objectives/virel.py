@@ -26,6 +26,7 @@ A NaN or infinite Bellman error raises in :meth:`update_temperature`, before any
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -81,7 +82,54 @@ def checked_temperature(estimate: torch.Tensor) -> torch.Tensor:
     return estimate
 
 
-class DiscreteVIRELLoss(RegularizedDQNLossBase):
+class _BellmanTemperature:
+    """The :attr:`temperature` buffer of both VIREL losses, its store, and the warning of a ``"replay"``
+    estimator that nothing drives."""
+
+    temperature_estimator: str
+    temperature_ema: float
+    c: float
+    p: int
+
+    def _init_temperature(self, initial_temperature: float) -> None:
+        self.register_buffer("temperature", torch.tensor(initial_temperature))
+        # Python counters (no device sync) behind the warning of _count_forward.
+        self._temperature_calls = self._forward_calls = 0
+
+    def keep_temperature(self) -> None:
+        """Keep the current temperature for this update: for a training loop that drives the ``"replay"``
+        estimator but has no full temperature batch yet (the official code keeps ``initial_temperature``
+        until its replay holds 4096 transitions). Counts as driving it (no warning, see :meth:`forward`)."""
+        self._temperature_calls += 1
+
+    @torch.no_grad()
+    def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Store :math:`\\frac cp\\,\\mathrm{mean}|\\delta|^p` of ``errors [N, *batch]`` (``"ema"``: average it in)."""
+        self._temperature_calls += 1
+        if weights is not None:
+            weights = weights.reshape(errors.shape[1:]).expand_as(errors)
+        estimate = checked_temperature(F.bellman_error_temperature(errors, c=self.c, p=self.p, weights=weights))
+        if self.temperature_estimator == "ema":
+            estimate = (1 - self.temperature_ema) * self.temperature + self.temperature_ema * estimate
+        self.temperature.copy_(estimate)
+        return self.temperature.detach().clone()
+
+    def _count_forward(self) -> None:
+        """Warn once, at the second batch, if the ``"replay"`` temperature was never driven, as MIRLLoss does."""
+        self._forward_calls += 1
+        if self._forward_calls == 2 and self.temperature_estimator == "replay" and self._temperature_calls == 0:
+            warnings.warn(
+                f"{type(self).__name__}: temperature_estimator='replay' but update_temperature(replay_batch) was "
+                f"never called: the temperature stays at {float(self.temperature)}, a fixed-temperature policy, not "
+                "VIREL. Call it before each update with a separate replay batch (the official code: 4096 "
+                "transitions), keep_temperature() while the replay is shorter, or use temperature_estimator="
+                "'batch' or 'ema'.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+
+class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
     r"""VIREL for discrete actions: the critic evaluates :math:`\pi_\omega = \mathrm{softmax}(Q/\epsilon_\omega)`.
 
     With a discrete action set the Boltzmann policy of [VIREL] Section 3 is computed exactly, so
@@ -146,7 +194,7 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
             use_prioritized_weights=use_prioritized_weights,
             check_finite=check_finite,
         )
-        self.register_buffer("temperature", torch.tensor(initial_temperature))
+        self._init_temperature(initial_temperature)
 
     def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         q_next = q_target[a_tm1.shape[0]:]
@@ -160,7 +208,14 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
 
     @torch.no_grad()
     def bellman_errors(self, tensordict: TensorDictBase) -> torch.Tensor:
-        """``y - q(s_t, a_t)`` per transition, ``y`` the evaluation target at the current temperature."""
+        """``y - q(s_t, a_t)`` per transition, ``y`` the evaluation target at the current temperature.
+        The batch is checked as :meth:`forward` checks it (integer flags read as ``flag != 0``)."""
+        self.check_batch(tensordict)
+        return self._bellman_errors(self._bool_flags(tensordict))
+
+    def _bellman_errors(self, tensordict: TensorDictBase) -> torch.Tensor:
+        if not tensordict.batch_dims:  # one transition: a batch of one (see loss_and_outputs)
+            return self._bellman_errors(tensordict.unsqueeze(0)).squeeze(0)
         keys = self.tensor_keys
         td = tensordict.clone(False)
         with self.value_network_params.to_module(self.value_network, preserve_module_state=False):
@@ -177,27 +232,31 @@ class DiscreteVIRELLoss(RegularizedDQNLossBase):
     def update_temperature(self, tensordict: TensorDictBase) -> torch.Tensor:
         """Estimate :math:`\\epsilon = \\frac cp \\mathrm{mean}|y - q|^p` on ``tensordict`` and store it
         (``"ema"``: average it in). Importance weights (``priority_weight``) weigh the mean when present
-        and allowed. Raises on NaN/infinite Bellman errors. Returns the new temperature."""
-        weights = None
-        if self.use_prioritized_weights in (True, "auto") and self.tensor_keys.priority_weight in tensordict.keys(True):
-            weights = tensordict.get(self.tensor_keys.priority_weight).reshape(-1)
-        errors = self.bellman_errors(tensordict).reshape(-1)
-        estimate = checked_temperature(F.bellman_error_temperature(errors, c=self.c, p=self.p, weights=weights))
-        if self.temperature_estimator == "ema":
-            estimate = (1 - self.temperature_ema) * self.temperature + self.temperature_ema * estimate
-        self.temperature.copy_(estimate)
-        return self.temperature.detach().clone()
+        and allowed. The batch is checked as :meth:`forward` checks it (flags, actions in the action space,
+        with ``check_finite`` NaN/inf inputs). Raises on NaN/infinite Bellman errors. Returns the new
+        temperature."""
+        self.check_batch(tensordict)
+        return self._update_temperature(self._bool_flags(tensordict))
+
+    def _update_temperature(self, tensordict: TensorDictBase) -> torch.Tensor:
+        errors = self._bellman_errors(tensordict).reshape(1, -1)
+        return self._store_temperature(errors, self._weights(tensordict, errors.shape[1:]))
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDict:
         """The evaluation loss of :math:`\\pi_\\omega`; ``"batch"``/``"ema"`` first update the temperature on
-        the training batch. Priorities (squared TD errors) are written in place, as DQNLoss does."""
+        the training batch (checked once for both). Priorities (squared TD errors) are written in place, as
+        DQNLoss does. With ``"replay"``, warns once, at the second batch, if neither
+        :meth:`update_temperature` nor :meth:`keep_temperature` was called."""
+        self.check_batch(tensordict)
+        self._count_forward()
         if self.temperature_estimator != "replay":
-            self.update_temperature(tensordict)
-        return super().forward(tensordict)
+            with torch.no_grad():
+                self._update_temperature(self._bool_flags(tensordict))
+        return self._forward_checked(tensordict)
 
 
-class VIRELLoss(RegularizedLossBase):
+class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     r"""VIREL for continuous actions: a tanh-Gaussian actor :math:`\pi_\theta` and critics :math:`Q_{\omega_i}`.
 
     Both variants share the actor loss, the E-step of [VIREL] Section 4,
@@ -357,7 +416,7 @@ class VIRELLoss(RegularizedLossBase):
             compare_against=list(actor_network.parameters()),
         )
         self._vmap_qvalue = _vmap_func(self.qvalue_network, (None, 0), randomness="different")
-        self.register_buffer("temperature", torch.tensor(initial_temperature))
+        self._init_temperature(initial_temperature)
 
     # -- keys, checks, parameters (the rest of the plumbing is RegularizedLossBase's) ---------
     def _in_key_list(self) -> list[NestedKey]:
@@ -397,21 +456,15 @@ class VIRELLoss(RegularizedLossBase):
     @torch.no_grad()
     def update_temperature(self, tensordict: TensorDictBase) -> torch.Tensor:
         r"""Estimate :math:`\epsilon = \frac cp\,\mathrm{mean}_{i,t}|y_t - Q_{\omega_i}(s_t,a_t)|^p` on ``tensordict``
-        and store it (``"ema"``: average it in). Raises on NaN/infinite Bellman errors."""
+        and store it (``"ema"``: average it in). The batch is checked as :meth:`forward` checks it (flags,
+        actions inside the action box, with ``check_finite`` NaN/inf inputs). Raises on NaN/infinite
+        Bellman errors."""
+        self.check_batch(tensordict)
+        tensordict = self._bool_flags(tensordict)
         errors = self._target(tensordict) - self._critics(
             tensordict, tensordict.get(self.tensor_keys.action), self.qvalue_network_params
         )
         return self._store_temperature(errors, self._weights(tensordict, errors.shape[1:]))
-
-    @torch.no_grad()
-    def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-        if weights is not None:
-            weights = weights.reshape(errors.shape[1:]).expand_as(errors)
-        estimate = checked_temperature(F.bellman_error_temperature(errors, c=self.c, p=self.p, weights=weights))
-        if self.temperature_estimator == "ema":
-            estimate = (1 - self.temperature_ema) * self.temperature + self.temperature_ema * estimate
-        self.temperature.copy_(estimate)
-        return self.temperature.detach().clone()
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -419,8 +472,11 @@ class VIRELLoss(RegularizedLossBase):
 
         ``"batch"``/``"ema"`` estimate the temperature from this batch's own Bellman errors (the target
         and critics the critic loss uses, so no extra forward pass) before the actor loss reads it.
-        The batch is checked first (:meth:`~torchrl_reg.objectives.common.RegularizedLossBase.check_batch`)."""
+        The batch is checked first (:meth:`~torchrl_reg.objectives.common.RegularizedLossBase.check_batch`).
+        With ``"replay"``, warns once, at the second batch, if neither :meth:`update_temperature` nor
+        :meth:`keep_temperature` was called."""
         self.check_batch(tensordict)
+        self._count_forward()
         tensordict_in, tensordict = tensordict, self._bool_flags(tensordict)
         weights = self._weights(tensordict, tensordict.batch_size)
         target = self._target(tensordict)
@@ -463,7 +519,8 @@ class VIRELLoss(RegularizedLossBase):
 
 def _weighted_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Mean over the batch dimensions of ``x [N, *batch]`` (importance-weighted, normalized, when given)."""
+    x = x.reshape(x.shape[0], -1)  # [N, batch] (batch 1 for a single transition)
     if weights is None:
-        return x.flatten(1).mean(-1)
-    w = weights.reshape(x.shape[1:]).to(x.dtype).flatten()
-    return (x.flatten(1) * w).sum(-1) / w.sum()
+        return x.mean(-1)
+    w = weights.reshape(-1).to(x.dtype)
+    return (x * w).sum(-1) / w.sum()
