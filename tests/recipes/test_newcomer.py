@@ -41,6 +41,7 @@ def test_readme_example_m_dqn_on_a_gymnasium_id_without_preset(tmp_path):
     assert metrics["env"] == "MountainCar-v0" and metrics["frames"] == 240
     log = (tmp_path / "m_dqn.log").read_text()
     assert "env.name=MountainCar-v0 (family classic) runs with these preset settings: collector.num_envs=4" in log
+    assert "MountainCar-v0 has no preset of its own: it inherits the env preset made for CartPole-v1" in log
     # MountainCar never ends within 240 frames: the summary says so instead of 'final return nan'.
     assert "completed: 240 frames" in log and "no finished episode" in log
 
@@ -53,3 +54,16 @@ def test_no_preset_warns_about_its_own_frame_budget(recipe):
     for env in listed_options(recipe)["env"]:
         collector = module.validate(compose_config(CONF, recipe, [f"env={env}"])).collector
         assert collector.total_frames % collector.frames_per_batch == 0, (recipe, env, collector.total_frames, collector.frames_per_batch)
+
+
+def test_the_preset_line_says_whether_the_id_has_its_own_preset():
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.recipe_utils.run import preset_line
+
+    cfg = OmegaConf.create({"env": {"name": "CartPole-v1", "family": "classic"}, "seed": 0})
+    own = preset_line(cfg, "CartPole-v1")
+    assert "(the env preset made for CartPole-v1; override" in own and "inherit" not in own
+    other = preset_line(OmegaConf.merge(cfg, {"env": {"name": "MountainCar-v0"}}), "CartPole-v1")
+    assert "MountainCar-v0 has no preset of its own: it inherits the env preset made for CartPole-v1" in other
+    assert "without a preset of its own inherits" in preset_line(cfg)  # outside the command line: both cases

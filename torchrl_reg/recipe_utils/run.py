@@ -86,17 +86,42 @@ PRESET_KEYS = (
 )
 
 
-def preset_line(cfg: Any) -> str:
-    """One line naming the env and the preset settings the run uses (logged at its start)."""
+def preset_line(cfg: Any, preset_id: str | None = None) -> str:
+    """One line naming the env and the preset settings the run uses (logged at its start).
+
+    ``preset_id`` is the gymnasium id the chosen env preset was made for (:func:`env_preset_id`): the line
+    says whether ``env.name`` is that id or inherits the preset; unknown (``None``), it says both cases."""
     values = []
     for key in PRESET_KEYS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
             values.append(f"{key}={value}")
+    if preset_id is None:
+        source = "a gymnasium id without a preset of its own inherits the env group's"
+    elif preset_id == cfg.env.name:
+        source = f"the env preset made for {preset_id}"
+    else:
+        source = f"{cfg.env.name} has no preset of its own: it inherits the env preset made for {preset_id}"
     return (
         f"env.name={cfg.env.name} (family {cfg.env.family}) runs with these preset settings: {', '.join(values)} "
-        "(a gymnasium id without a preset of its own inherits the env group's; override any on the command line)"
+        f"({source}; override any on the command line)"
     )
+
+
+def env_preset_id() -> str | None:
+    """The gymnasium id the chosen ``env`` preset names (its ``name:``), read under Hydra's command line from
+    the recipe's config directory; ``None`` elsewhere (``train(cfg)``: the chosen preset is not recorded)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    runtime = HydraConfig.get().runtime
+    choice = runtime.choices.get("env")
+    for source in runtime.config_sources:
+        path = Path(source.path) / "env" / f"{choice}.yaml"
+        if source.schema == "file" and path.is_file():
+            return OmegaConf.load(path).get("name")
+    return None
 
 
 class RecipeRun:
@@ -176,7 +201,7 @@ class RecipeRun:
         self._write_running_metrics()
         set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
         OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
-        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg))
+        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, env_preset_id()))
         collector = self.cfg.collector
         if collector.total_frames % collector.frames_per_batch:
             # TorchRL collects whole batches: say how many frames the run really does (metrics["frames"]).
