@@ -80,9 +80,17 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
     return actor, loss
 
 
+class SACHooks(RewardScale):
+    """:class:`RewardScale` (``loss.reward_scale``; 1 leaves the rewards as they are), and the policy's
+    entropy drawn beside the return in ``learning_curve.png``."""
+
+    def curve_scalars(self) -> dict[str, str]:
+        return {"entropy": "policy entropy"}
+
+
 def hooks(cfg: DictConfig, loss: SACLoss) -> LoopHooks:
-    """:class:`RewardScale` when ``loss.reward_scale`` is not 1, else none."""
-    return LoopHooks() if cfg.loss.reward_scale == 1.0 else RewardScale(cfg.loss.reward_scale)
+    """:class:`SACHooks` at ``loss.reward_scale``."""
+    return SACHooks(cfg.loss.reward_scale)
 
 
 register_loss("sac", SACLoss, from_config, hooks=hooks)

@@ -220,6 +220,10 @@ class ReplayTemperature(RewardScale):
             )
         return {"final_temperature": temperature}
 
+    def curve_scalars(self) -> dict[str, str]:
+        # The temperature is VIREL's defining quantity: drawn beside the return, with the policy's entropy.
+        return {"temperature": "temperature eps_w", "entropy": "policy entropy"}
+
 
 class BoltzmannTemperature(ReplayTemperature, ValueBasedHooks):
     """Discrete VIREL on the value-based loop: the temperature as :class:`ReplayTemperature`, and the

@@ -213,3 +213,15 @@ def test_init_random_frames_act_uniformly_then_hand_over_to_the_policy():
     assert random.shape == (100,) and bool((random.abs() <= 2.0).all())
     assert bool((random != 0).all()) and random.min() < -1.0 and random.max() > 1.0  # spread over the box
     assert bool((actions[2] == 0).all())
+
+
+def test_the_smoothed_curve_says_what_it_averages_and_csv_scalars_read_back(tmp_path):
+    from torchrl_reg.recipe_utils.loggers import moving_mean_label, read_csv_scalar
+
+    assert moving_mean_label(12, 100) == "mean of all episodes so far (12 in all, fewer than 100)"
+    assert moving_mean_label(101, 100) == "mean of the last 100 episodes"
+    path = tmp_path / "csv" / "scalars" / "train"
+    path.mkdir(parents=True)
+    (path / "temperature.csv").write_bytes(b"160,0.5\n240,0.25\n3")  # a cut last row is not read
+    assert read_csv_scalar(tmp_path, "train/temperature") == ([160, 240], [0.5, 0.25])
+    assert read_csv_scalar(tmp_path, "train/entropy") == ([], [])

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 import torch
 
@@ -183,6 +184,8 @@ def test_sac_smoke_on_pendulum(tmp_path):
     _check_run_dir(tmp_path, metrics)
     logged = {p.stem for p in (tmp_path / "csv" / "scalars" / "train").glob("*.csv")}
     assert {"loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy"} <= logged
+    # The return and, beside it, the policy entropy: two 7- and 4-inch panels at 100 dpi.
+    assert matplotlib.image.imread(tmp_path / "learning_curve.png").shape[1] == 1100
 
 
 def test_sac_reward_scale_and_delayed_actor_reach_the_loss(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
@@ -146,6 +147,8 @@ def test_smoke_on_pendulum(tmp_path, loss, estimator):
         assert (tmp_path / name).exists()
     train_csv = tmp_path / "csv" / "scalars" / "train"
     assert {"loss_actor", "loss_qvalue", "temperature", "entropy", "td_error"} <= {p.stem for p in train_csv.glob("*.csv")}
+    # The return, the temperature eps_w and the policy entropy side by side (7 + 4 + 4 inches at 100 dpi).
+    assert matplotlib.image.imread(tmp_path / "learning_curve.png").shape[1] == 1500
     if estimator == "replay":
         # The buffer held 200 transitions from frame 200 on: the temperature left its initial 1.
         assert metrics["final_temperature"] != 1.0 and metrics["final_temperature"] > 0
@@ -156,6 +159,15 @@ def test_smoke_on_pendulum(tmp_path, loss, estimator):
 def test_smoke_on_hopper_official_preset(tmp_path):
     metrics = virel.train(compose_config(CONF, "virel", _tiny(tmp_path, env="hopper")))
     assert metrics["status"] == "completed" and metrics["frames"] == 300
+
+
+def test_a_replay_that_never_holds_a_temperature_batch_is_said_in_the_log(tmp_path, caplog):
+    # 300 frames, a 1000-transition temperature batch: the temperature is never estimated.
+    cfg = compose_config(CONF, "virel", _tiny(tmp_path, **{"loss.temperature_batch_size": "1000", "buffer.size": "1000"}))
+    with caplog.at_level("WARNING"):
+        metrics = virel.train(cfg)
+    assert metrics["final_temperature"] == 1.0
+    assert "holds 300 transitions, fewer than loss.temperature_batch_size=1000: the temperature was never estimated" in caplog.text
 
 
 def test_nan_bellman_errors_stop_the_run_before_a_checkpoint(tmp_path, monkeypatch):

@@ -100,6 +100,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
             device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
             title=f"{label} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": name, **metrics},
+            curve_scalars=hooks.curve_scalars(),
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     prioritized = cfg.buffer.prioritized

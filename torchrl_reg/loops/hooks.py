@@ -47,6 +47,11 @@ class LoopHooks:
         """Entries added to ``metrics.json`` at the end of the run."""
         return {}
 
+    def curve_scalars(self) -> dict[str, str]:
+        """Logged training scalars drawn beside the return in ``learning_curve.png``: key -> axis label
+        (e.g. VIREL's temperature and the policy entropy)."""
+        return {}
+
 
 class RewardScale(LoopHooks):
     """The loss sees ``scale * r`` (Dopamine's ``reward_scale_factor``; the reward scale of the SAC-v1 /

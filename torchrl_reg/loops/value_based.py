@@ -112,6 +112,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
             stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
             title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": cfg.loss.name},
+            curve_scalars=hooks.curve_scalars(),
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     # Read once: an OmegaConf attribute lookup costs more than a small tensor op.

@@ -23,6 +23,8 @@ __all__ = [
     "EpisodeTracker",
     "ProgressBar",
     "plot_learning_curve",
+    "moving_mean_label",
+    "read_csv_scalar",
     "write_json",
     "mean_last",
     "summary_line",
@@ -187,6 +189,26 @@ class ProgressBar:
         self._bar.close()
 
 
+def read_csv_scalar(run_dir: Path, key: str) -> tuple[list[int], list[float]]:
+    """``(steps, values)`` of the CSV scalar ``key`` (e.g. ``"train/temperature"``); empty when not logged."""
+    path = Path(run_dir) / CSV_DIR / "scalars" / f"{key}.csv"
+    steps, values = [], []
+    if path.is_file():
+        for line in path.read_bytes().split(b"\n"):
+            step = _csv_row_step(line)
+            if step is not None:
+                steps.append(step)
+                values.append(float(line.partition(b",")[2]))
+    return steps, values
+
+
+def moving_mean_label(num_episodes: int, window: int) -> str:
+    """What the smoothed curve averages: the last ``window`` episodes, or all so far when there are fewer."""
+    if num_episodes <= window:
+        return f"mean of all episodes so far ({num_episodes} in all, fewer than {window})"
+    return f"mean of the last {window} episodes"
+
+
 def plot_learning_curve(
     path: Path,
     train_frames: Sequence[int],
@@ -196,14 +218,18 @@ def plot_learning_curve(
     title: str = "",
     window: int = 100,
     xlabel: str = "environment frames",
+    panels: Sequence[tuple[str, Sequence[int], Sequence[float]]] = (),
 ) -> None:
-    """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames (``xlabel``)."""
+    """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames
+    (``xlabel``), and beside them one panel per ``(label, frames, values)`` of ``panels`` (e.g. VIREL's
+    temperature, the policy entropy), on the same frame axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(7 + 4 * len(panels), 4), dpi=100, squeeze=False)
+    ax = axes[0, 0]
     if len(train_returns):
         ax.plot(train_frames, train_returns, color="tab:blue", alpha=0.25, lw=0.8, label="training episode")
         r = torch.tensor(list(train_returns), dtype=torch.float64)
@@ -211,7 +237,7 @@ def plot_learning_curve(
         idx = torch.arange(1, len(r) + 1)
         lo = (idx - window).clamp(min=0)
         smooth = (csum[idx] - csum[lo]) / (idx - lo)
-        ax.plot(train_frames, smooth.tolist(), color="tab:blue", lw=1.8, label=f"mean of last {window}")
+        ax.plot(train_frames, smooth.tolist(), color="tab:blue", lw=1.8, label=moving_mean_label(len(r), window))
     if len(eval_returns):
         ax.plot(eval_frames, eval_returns, "o-", color="tab:orange", lw=1.5, label="greedy evaluation")
     ax.set_xlabel(xlabel)
@@ -219,6 +245,12 @@ def plot_learning_curve(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
+    for side, (label, frames, values) in zip(axes[0, 1:], panels):
+        side.plot(frames, values, color="tab:green", lw=1.5)
+        side.set_xlabel(xlabel)
+        side.set_ylabel(label)
+        side.set_title(label)
+        side.grid(alpha=0.3)
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp)

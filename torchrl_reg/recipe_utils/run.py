@@ -54,6 +54,7 @@ from torchrl_reg.recipe_utils.loggers import (
     make_logger,
     mean_last,
     plot_learning_curve,
+    read_csv_scalar,
     sync_csv_logs,
     truncate_csv_logs,
     write_json,
@@ -140,6 +141,9 @@ class RecipeRun:
             their names (loss module with its buffers, policy, optimizer, ...).
         title: title of ``learning_curve.png``.
         extra_metrics: added to ``metrics.json`` (e.g. the loss name).
+        curve_scalars: logged training scalars drawn beside the return in ``learning_curve.png``, key ->
+            axis label (read back from the CSV log, so a resumed run draws the whole run; nothing without
+            the CSV backend).
 
     Construction builds nothing and reads no file; :meth:`start` (called once, before the loop)
     resumes from the run directory's checkpoint when it has one (:meth:`resume`), else drops the CSV
@@ -160,6 +164,7 @@ class RecipeRun:
         stateful: Mapping[str, Any],
         title: str,
         extra_metrics: Mapping[str, Any] | None = None,
+        curve_scalars: Mapping[str, str] | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -170,6 +175,7 @@ class RecipeRun:
         self.stateful = dict(stateful)
         self.title = title
         self.extra_metrics = dict(extra_metrics or {})
+        self.curve_scalars = dict(curve_scalars or {})
         self.logger = make_logger(cfg.logger, self.run_dir, exp_name=self.run_dir.name)
         self.tracker = EpisodeTracker(cfg.collector.num_envs)
         self.frames = self.updates = 0
@@ -367,9 +373,10 @@ class RecipeRun:
             **extra_metrics,
         }
         write_json(self.run_dir / "metrics.json", metrics)
+        panels = [(label, *read_csv_scalar(self.run_dir, f"train/{key}")) for key, label in self.curve_scalars.items()]
         plot_learning_curve(
             self.run_dir / "learning_curve.png", self.tracker.end_frames, self.tracker.returns,
-            self.eval_frames, self.eval_returns, title=self.title,
+            self.eval_frames, self.eval_returns, title=self.title, panels=[p for p in panels if p[1]],
         )
         release_run_dir(self.run_dir)
         return metrics
