@@ -194,3 +194,23 @@ def test_wrong_stack_size_and_block_count(one_env_batches):
         frame_stack_replay_buffer(100, frame_stack=3).extend(data)
     with pytest.raises(ValueError, match="num_envs=3"):
         frame_stack_replay_buffer(100, num_envs=3, traj_key=None).extend(data[:50])
+
+
+def test_a_checkpoint_holds_the_written_rows_and_frames_and_resumes_them(one_env_batches, tmp_path):
+    from torchrl_reg.recipe_utils.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
+
+    dedup, naive = _pair(1000, padding="zeros")
+    for data in one_env_batches[:2]:
+        dedup.extend(data.select(*KEYS))
+        naive.extend(data.select(*KEYS))
+    save_checkpoint(tmp_path / "ck.pt", {"replay_buffer": replay_buffer_state(dedup)})
+    saved = torch.load(tmp_path / "ck.pt", weights_only=True)["replay_buffer"]["_storage"]
+    storage = dedup._storage
+    # rows: the transitions written; frames: each frame once (fewer than the 1000-row capacity)
+    assert {v.shape[0] for v in saved["rows"]["_storage"].values()} == {len(storage._rows)}
+    assert {v.shape[0] for v in saved["frames"]["_storage"].values()} == {len(storage._frames)}
+    restored = frame_stack_replay_buffer(1000, padding="zeros")
+    load_replay_buffer_state(restored, load_checkpoint(tmp_path / "ck.pt")["replay_buffer"])
+    for rb in (restored, naive):
+        rb.extend(one_env_batches[2].select(*KEYS))
+    _assert_same(restored[:], naive[:])

@@ -225,3 +225,36 @@ def test_the_smoothed_curve_says_what_it_averages_and_csv_scalars_read_back(tmp_
     (path / "temperature.csv").write_bytes(b"160,0.5\n240,0.25\n3")  # a cut last row is not read
     assert read_csv_scalar(tmp_path, "train/temperature") == ([160, 240], [0.5, 0.25])
     assert read_csv_scalar(tmp_path, "train/entropy") == ([], [])
+
+
+@pytest.mark.parametrize("kind", ["tensor", "memmap", "prioritized"])
+def test_a_checkpoint_holds_the_filled_part_of_the_buffer_and_resumes_it_exactly(tmp_path, kind):
+    """10 of 1,000 rows written: the checkpoint holds 10 (FrameStackStorage: tests/data/test_frame_stack.py)."""
+    from torchrl.data import LazyMemmapStorage, LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
+
+    from torchrl_reg.recipe_utils.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
+
+    def make():
+        storage = LazyMemmapStorage(1000, scratch_dir=str(tmp_path / "mm")) if kind == "memmap" else LazyTensorStorage(1000)
+        sampler = PrioritizedSampler(1000, alpha=0.6, beta=0.4) if kind == "prioritized" else RandomSampler()
+        return TensorDictReplayBuffer(storage=storage, sampler=sampler, batch_size=4)
+
+    def data(start: int, n: int) -> TensorDict:
+        return TensorDict({"obs": torch.arange(start, start + n, dtype=torch.float32).unsqueeze(-1)}, [n])
+
+    original = make()
+    original.extend(data(0, 10))
+    save_checkpoint(tmp_path / "ck.pt", {"replay_buffer": replay_buffer_state(original)})
+    saved = torch.load(tmp_path / "ck.pt", weights_only=True)["replay_buffer"]["_storage"]["_storage"]
+    assert {key: value.shape[0] for key, value in saved.items()} == {"obs": 10, "index": 10}
+    restored = make()
+    load_replay_buffer_state(restored, load_checkpoint(tmp_path / "ck.pt")["replay_buffer"])
+    for buffer in (original, restored):  # the writes go on where they stopped, in the full capacity
+        buffer.extend(data(10, 5))
+    assert len(restored) == len(original) == 15 and restored._storage._storage.batch_size == (1000,)
+    torch.testing.assert_close(restored[:]["obs"], original[:]["obs"])
+    samples = []
+    for buffer in (original, restored):
+        random.seed(0), np.random.seed(0), torch.manual_seed(0)  # the prioritized sampler draws with numpy
+        samples.append(buffer.sample()["obs"])
+    torch.testing.assert_close(samples[1], samples[0])

@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import random
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -267,20 +268,77 @@ def _sampler_state_from_plain(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def replay_buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
-    """``buffer.state_dict()`` with the sampler's C++ segment trees (a prioritized sampler) as their leaf values.
+def _is_tensor_storage_state(state: Any) -> bool:
+    """A TorchRL ``TensorStorage`` state: ``{"_storage": tensor or flat dict of tensors, "initialized", "_len"}``."""
+    return isinstance(state, dict) and {"_storage", "initialized", "_len"} <= set(state)
 
-    A segment tree is a function of its leaves (each inner node combines its two children), so
-    its leaves are its whole state; the storage (the transitions) is tensors already.
+
+def _map_storage_states(state: Any, fn) -> Any:
+    """``state`` with ``fn`` applied to every tensor-storage state inside it (the buffer's storage, or the
+    row and frame storages of :class:`~torchrl_reg.data.FrameStackStorage`)."""
+    if _is_tensor_storage_state(state):
+        return fn(state)
+    if isinstance(state, dict):
+        return {key: _map_storage_states(value, fn) for key, value in state.items()}
+    return state
+
+
+def _filled_part(state: dict[str, Any]) -> dict[str, Any]:
+    """Only the first ``_len`` rows of a storage (its filled part: a TensorStorage writes rows ``0, 1, ...``
+    until full, then overwrites in a ring), with the capacity to rebuild the rest; cloned, so that
+    ``torch.save`` does not write the whole underlying storage of a view."""
+    storage, length = state["_storage"], state["_len"]
+    tensors = storage.values() if isinstance(storage, dict) else [storage]
+    capacity = next(iter(tensors)).shape[0] if len(tensors) else 0
+    if not state["initialized"] or length >= capacity:
+        return state
+    return {**state, "_storage": _map_rows(storage, lambda v: v[:length].clone()), "_capacity": capacity}
+
+
+def _map_rows(storage: torch.Tensor | dict[str, torch.Tensor], fn) -> torch.Tensor | dict[str, torch.Tensor]:
+    """``fn`` on a storage tensor, or on each tensor of a TensorDict state dict, keeping the dict's
+    ``_metadata`` (the capacity batch size the storage is rebuilt with)."""
+    if not isinstance(storage, dict):
+        return fn(storage)
+    out = OrderedDict((key, fn(value)) for key, value in storage.items())
+    if hasattr(storage, "_metadata"):
+        out._metadata = storage._metadata
+    return out
+
+
+def _full_capacity(state: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`_filled_part`: the rows past ``_len`` (never sampled) back as zeros."""
+    if "_capacity" not in state:
+        return state
+    state = dict(state)
+    capacity = state.pop("_capacity")
+
+    def pad(value: torch.Tensor) -> torch.Tensor:
+        full = torch.zeros((capacity, *value.shape[1:]), dtype=value.dtype, device=value.device)
+        full[: len(value)] = value
+        return full
+
+    state["_storage"] = _map_rows(state["_storage"], pad)
+    return state
+
+
+def replay_buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
+    """``buffer.state_dict()`` with only the filled part of its storage, and the sampler's C++ segment
+    trees (a prioritized sampler) as their leaf values.
+
+    A storage holds its whole capacity (a 1M-transition preset buffer after 1,500 frames: 39.5 MB for
+    MultiGoal SQL); only its first ``_len`` rows are ever sampled, so only they are saved, with the
+    capacity (:func:`load_replay_buffer_state` restores the same storage). A segment tree is a function
+    of its leaves (each inner node combines its two children), so its leaves are its whole state.
     """
-    state = dict(buffer.state_dict())
+    state = _map_storage_states(dict(buffer.state_dict()), _filled_part)
     state["_sampler"] = _plain_sampler_state(state["_sampler"])
     return state
 
 
 def load_replay_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
     """Inverse of :func:`replay_buffer_state`."""
-    state = dict(state)
+    state = _map_storage_states(dict(state), _full_capacity)
     state["_sampler"] = _sampler_state_from_plain(state["_sampler"])
     buffer.load_state_dict(state)
 
