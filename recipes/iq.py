@@ -68,6 +68,11 @@ class IQLossConfig(ActorCriticLossConfig):
     bootstrap: str = default_of(ImplicitQLoss, "bootstrap")
     loss_function: str = default_of(ImplicitQLoss, "loss_function")
 
+    docs: ClassVar[dict[str, str]] = {
+        "alpha": "weight of the Munchausen term (0: PCL-like IQ without it)",
+        "bootstrap": "the value bootstrapped at the next state: target (target network) or online",
+    }
+
     # IQ and PCL (alpha = 0) have no Munchausen term to clip.
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("alpha", lambda alpha: alpha > 0) for key in ("clip_value_min", "clip_value_max")
@@ -86,6 +91,12 @@ class PolicyConfig:
     kind: str = "multicategorical"
     num_bins: int = 11
     scaled: bool = False
+
+    docs: ClassVar[dict[str, str]] = {
+        "kind": "multicategorical (binned actions) or gaussian (tanh-Gaussian)",
+        "num_bins": "bins per action dimension (multicategorical)",
+        "scaled": "divide the multicategorical logits by tau",
+    }
 
 
 IQConfig = recipe_schema("iq", loss=IQLossConfig, policy=PolicyConfig)

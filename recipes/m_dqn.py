@@ -48,6 +48,8 @@ class LossConfig(ValueBasedLossConfig):
     clip_value_max: float = default_of(MunchausenDQNLoss, "clip_value_max")
     loss_function: str = default_of(MunchausenDQNLoss, "loss_function")
 
+    docs: ClassVar[dict[str, str]] = {"name": "m_dqn, soft_dqn (alpha=0), al, pal or dqn (TorchRL's DQNLoss)"}
+
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (*MUNCHAUSEN, "al", "pal", "dqn")}
     # DQN reads neither alpha nor tau, advantage learning no tau: a value given to them is refused.
     read_only_if: ClassVar[ReadOnlyIf] = {

@@ -51,6 +51,16 @@ class IQNLossConfig(ValueBasedLossConfig):
     clip_value_max: float = default_of(MunchausenIQNLoss, "clip_value_max")
     name: str = "m_iqn"
 
+    docs: ClassVar[dict[str, str]] = {
+        "name": "m_iqn (Munchausen IQN) or iqn",
+        "kappa": "threshold of the quantile Huber loss",
+        "num_quantiles": "quantile fractions sampled for the online network (N)",
+        "num_target_quantiles": "quantile fractions sampled for the target (N')",
+        "num_policy_quantiles": "quantile fractions averaged into Q for the policy (K)",
+        "embedding_dim": "cosine embedding size of the quantile fraction",
+        "independent_fractions": "draw the fractions per transition (true) or once per batch",
+    }
+
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("m_iqn", "iqn")}
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("name", ("m_iqn",)) for key in ("alpha", "tau", "clip_value_min", "clip_value_max")

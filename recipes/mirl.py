@@ -54,6 +54,17 @@ class MIRLLossConfig(ValueBasedLossConfig):
     prior_lr: float = default_of(MIRLLoss, "prior_lr")
     loss_function: str = default_of(MIRLLoss, "loss_function")
 
+    docs: ClassVar[dict[str, str]] = {
+        "name": "mirl, sql, sql_m (the paper's variants) or dqn",
+        "beta": "initial inverse temperature beta",
+        "beta_schedule": "adaptive (the paper's), linear or fixed (null: the variant's own)",
+        "beta_lr": "step size of the adaptive beta update",
+        "beta_slope": "beta's increase per update (linear schedule)",
+        "beta_min": "lower bound of beta",
+        "beta_max": "upper bound of beta",
+        "prior_lr": "step size of the learned action prior",
+    }
+
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (*VARIANTS, "dqn")}
     # DQN reads no MIRL key; SQL's prior is fixed (uniform), so only MIRL and SQL_m read its rate.
     read_only_if: ClassVar[ReadOnlyIf] = {

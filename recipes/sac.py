@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -53,6 +53,14 @@ class SACLossConfig(ActorCriticLossConfig):
     loss_function: str = "l2"
     reward_scale: float = 1.0
     delay_actor: bool = default_of(SACLoss, "delay_actor")
+
+    docs: ClassVar[dict[str, str]] = {
+        "alpha_init": "initial entropy coefficient alpha (learned)",
+        "target_entropy": "entropy alpha is tuned to (null: -dim(action))",
+        "num_qvalue_nets": "critics (the min of two in the target)",
+        "reward_scale": "multiplies the rewards the loss sees (Dopamine's reward_scale_factor)",
+        "delay_actor": "a target copy of the actor for the next actions",
+    }
 
 
 SACConfig = recipe_schema("sac", loss=SACLossConfig)

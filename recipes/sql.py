@@ -63,6 +63,19 @@ class SQLLossConfig(ActorCriticLossConfig):
     tau_final: Optional[float] = None
     tau_annealing_updates: int = 1
 
+    docs: ClassVar[dict[str, str]] = {
+        "tau": "temperature of the energy-based policy exp(Q/tau)",
+        "reward_scale": "multiplies the rewards (the reference's 1/tau knob)",
+        "num_value_particles": "actions M sampled for the importance-sampled soft value",
+        "proposal": "proposal of those actions: uniform (the reference) or mixture (with the sampler's)",
+        "uniform_weight": "the mixture proposal's uniform weight",
+        "num_particles": "sampler particles K per state for SVGD",
+        "fixed_ratio": "fraction of the K particles held fixed in the Stein direction",
+        "space": "where SVGD moves the particles: squashed (actions) or pre_tanh",
+        "tau_final": "tau reached by linear annealing (null: no annealing)",
+        "tau_annealing_updates": "updates of the annealing to tau_final",
+    }
+
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"proposal": PROPOSALS, "space": SPACES}
     read_only_if: ClassVar[ReadOnlyIf] = {
         "uniform_weight": ("proposal", ("mixture",)),  # the uniform proposal has no mixture weight

@@ -93,6 +93,15 @@ class TemperatureConfig:
     initial_temperature: float = default_of(VIRELLoss, "initial_temperature")
     loss_function: str = default_of(VIRELLoss, "loss_function")
 
+    docs: ClassVar[dict[str, str]] = {
+        "c": "temperature scale: eps_w = c/p mean|y - Q|^p",
+        "p": "power of the Bellman error in eps_w (1 or 2)",
+        "temperature_estimator": "replay (separate batch), batch (training batch) or ema (average of batches)",
+        "temperature_batch_size": "transitions of the replay estimator's batch (the official code's 4096)",
+        "temperature_ema": "rate of the ema estimator",
+        "initial_temperature": "eps_w until the first estimate",
+    }
+
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"temperature_estimator": TEMPERATURE_ESTIMATORS}
     # A setting the chosen estimator does not read is refused, never ignored.
     read_only_if: ClassVar[ReadOnlyIf] = {
@@ -112,6 +121,11 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
     #: times the temperature at scale 1 (``virel_preset/official.yaml``: the official command's 3.0).
     reward_scale: float = 1.0
 
+    docs: ClassVar[dict[str, str]] = {
+        "variant": "practical (the official code's TD critic) or em (the M-step as written)",
+        "num_qvalue_nets": "critics (the min of two in the target and the actor)",
+    }
+
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
 
 
@@ -120,6 +134,8 @@ class DiscreteVIRELLossConfig(ValueBasedLossConfig, TemperatureConfig):
     """:class:`DiscreteVIRELLoss` settings: the temperature (no actor, one Q-network)."""
 
     name: str = DISCRETE
+
+    docs: ClassVar[dict[str, str]] = {"name": "virel_discrete (the only discrete loss)"}
 
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (DISCRETE,)}
 

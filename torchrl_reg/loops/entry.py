@@ -13,13 +13,22 @@ both, so a recipe declares only what is its own::
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from torchrl_reg.recipe_utils import check_group_choice, exit_if_interrupted, register_group_choices, report_summary
+from torchrl_reg.recipe_utils import (
+    check_group_choice,
+    compose_config,
+    config_help,
+    exit_if_interrupted,
+    register_group_choices,
+    report_summary,
+)
 
 __all__ = ["recipe_entry"]
 
@@ -66,5 +75,20 @@ def recipe_entry(
     # the recipe's, as with a @hydra.main written in the recipe file.
     run_command_line.__module__ = validate.__module__
     run_command_line.__wrapped__ = validate  # type: ignore[attr-defined]
-    main = hydra.main(config_path="conf", config_name=name, version_base=None)(run_command_line)
+    hydra_main = hydra.main(config_path="conf", config_name=name, version_base=None)(run_command_line)
+
+    def main() -> None:
+        if "--help" in sys.argv[1:]:
+            print(recipe_help(Path(sys.modules[validate.__module__].__file__).parent / "conf", name, sys.argv[1:]))
+            return
+        hydra_main()
+
     return train, main
+
+
+def recipe_help(conf: Path, name: str, argv: list[str]) -> str:
+    """``--help``: the recipe's help text (``hydra.help.template`` of ``conf/<name>.yaml``) and each key of
+    the config composed with the other arguments, ``key=value  what it sets`` (the schema's docs)."""
+    header = OmegaConf.load(conf / f"{name}.yaml").hydra.help.template.split("== Config ==")[0].rstrip()
+    cfg = compose_config(conf, name, [arg for arg in argv if arg != "--help"])
+    return "\n".join([header, "", "== Keys (key=value: what it sets) ==", *config_help(cfg)])

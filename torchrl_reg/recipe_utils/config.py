@@ -67,6 +67,8 @@ __all__ = [
     "check_group_choice",
     "register_schema",
     "compose_config",
+    "config_help",
+    "key_docs",
     "register_group_choices",
     "structured",
     "STABLE_TAU",
@@ -122,6 +124,18 @@ class EnvConfig:
     # CartPole: one numpy-vectorized env (VectorCartPole) instead of a SyncVectorEnv of gym.make copies.
     native_vector: bool = True
 
+    docs: ClassVar[dict[str, str]] = {
+        "family": "preprocessing family: classic, box, atari, minatar, multigoal (set by the env group)",
+        "name": "the gymnasium id (any id runs with the env group's preset)",
+        "sticky_action_prob": "probability of repeating the previous action (Atari protocol: 0.25)",
+        "frame_skip": "env steps per agent step (Atari: 4, max-pooled frames)",
+        "frame_stack": "observations stacked as one input (Atari: 4)",
+        "screen_size": "side of the resized square pixel frame (Atari: 84)",
+        "max_episode_steps": "time limit in agent steps (null: the env's own)",
+        "reward_clip": "clip training rewards to [-c, c] (null: raw rewards; returns are logged raw)",
+        "native_vector": "CartPole: one numpy-vectorized env instead of copies of gym.make",
+    }
+
 
 @dataclass
 class NetworkConfig:
@@ -129,6 +143,11 @@ class NetworkConfig:
 
     kind: str = "mlp"
     hidden: List[int] = field(default_factory=lambda: [120, 84])
+
+    docs: ClassVar[dict[str, str]] = {
+        "kind": "network body: mlp, minatar_conv or nature_cnn",
+        "hidden": "hidden layer sizes of the mlp (and of the head after a conv torso)",
+    }
 
 
 @dataclass
@@ -145,6 +164,13 @@ class CollectorConfig:
     num_envs: int = 16
     frames_per_batch: int = 320
     init_random_frames: int = 0
+
+    docs: ClassVar[dict[str, str]] = {
+        "total_frames": "environment frames (agent steps over all envs) of the whole run",
+        "num_envs": "envs stepped together by the collector",
+        "frames_per_batch": "frames collected between two rounds of updates",
+        "init_random_frames": "first frames collected with uniformly random actions (warm-up)",
+    }
 
 
 @dataclass
@@ -163,6 +189,16 @@ class BufferConfig:
     storage: str = "tensor"
     dedup_frames: bool = False
 
+    docs: ClassVar[dict[str, str]] = {
+        "size": "replay capacity in transitions (the checkpoint holds only the filled part)",
+        "batch_size": "transitions per gradient step",
+        "prioritized": "prioritized replay on the TD error (Schaul et al. 2016)",
+        "priority_alpha": "prioritized replay's priority exponent",
+        "priority_beta": "prioritized replay's importance-sampling exponent",
+        "storage": "tensor (in memory) or memmap (memory-mapped files)",
+        "dedup_frames": "store each frame of stacked pixel observations once",
+    }
+
 
 @dataclass
 class OptimConfig:
@@ -174,12 +210,22 @@ class OptimConfig:
     learning_starts: int = 10_000
     frames_per_update: int = 10
 
+    docs: ClassVar[dict[str, str]] = {
+        "lr": "Adam learning rate",
+        "eps": "Adam epsilon",
+        "max_grad_norm": "clip the gradient norm (null: no clipping)",
+        "learning_starts": "frames collected before the first update",
+        "frames_per_update": "frames per gradient step (1: one update per frame)",
+    }
+
 
 @dataclass
 class QOptimConfig(OptimConfig):
     """:class:`OptimConfig` plus the value-based target copy every ``target_update_interval`` frames."""
 
     target_update_interval: int = 500
+
+    docs: ClassVar[dict[str, str]] = {"target_update_interval": "frames between two copies of the Q-network into its target"}
 
 
 @dataclass
@@ -189,6 +235,12 @@ class ExplorationConfig:
     eps_init: float = 1.0
     eps_end: float = 0.05
     annealing_frames: int = 250_000
+
+    docs: ClassVar[dict[str, str]] = {
+        "eps_init": "epsilon-greedy's epsilon at the start",
+        "eps_end": "epsilon after the annealing",
+        "annealing_frames": "frames of the linear annealing from eps_init to eps_end",
+    }
 
 
 @dataclass
@@ -200,12 +252,21 @@ class EvalConfig:
     epsilon: float = 0.0
     max_steps: int = 27_000
 
+    docs: ClassVar[dict[str, str]] = {
+        "interval": "frames between greedy evaluations (0: only at the end)",
+        "episodes": "episodes per evaluation",
+        "epsilon": "epsilon of the evaluation policy (Atari protocol: 0.001)",
+        "max_steps": "agent steps after which an evaluation episode is cut",
+    }
+
 
 @dataclass
 class CheckpointConfig:
     """``checkpoint.pt`` is written every ``interval`` frames (0: only at the end and on stop)."""
 
     interval: int = 100_000
+
+    docs: ClassVar[dict[str, str]] = {"interval": "frames between checkpoints (0: only at the end and on stop)"}
 
 
 @dataclass
@@ -216,6 +277,13 @@ class LoggerConfig:
     project: str = "torchrl_reg"
     interval: int = 10_000
     progress_bar: bool = True
+
+    docs: ClassVar[dict[str, str]] = {
+        "backend": "csv, tensorboard, wandb or none",
+        "project": "wandb project",
+        "interval": "frames between two log lines",
+        "progress_bar": "show a progress bar",
+    }
 
 
 @dataclass
@@ -240,6 +308,14 @@ class RecipeConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
+    docs: ClassVar[dict[str, str]] = {
+        "seed": "seed of the networks, the envs and the replay",
+        "device": "auto (an accelerator when present), cpu, cuda, ...",
+        "run_dir": "run directory (null: Hydra's output directory); an existing one is resumed",
+        "compile": "torch.compile the update",
+        "num_threads": "torch CPU threads",
+    }
+
 
 @dataclass
 class ValueBasedLossConfig:
@@ -249,6 +325,8 @@ class ValueBasedLossConfig:
 
     name: str = MISSING
     gamma: float = 0.99
+
+    docs: ClassVar[dict[str, str]] = {"name": "the loss (a choice of the loss group)", "gamma": "discount factor"}
 
     #: Keys with a closed set of values, e.g. ``{"name": ("m_dqn", "dqn")}``, the losses a recipe offers;
     #: checked before the keys they decide (``read_only_if``).
@@ -297,6 +375,13 @@ class ActorCriticLossConfig:
     target_update: str = "polyak"
     polyak: float = 0.005
     hard_update_interval: Optional[int] = None
+
+    docs: ClassVar[dict[str, str]] = {
+        "gamma": "discount factor",
+        "target_update": "polyak (averaged every update) or hard (copied every hard_update_interval updates)",
+        "polyak": "rate of the Polyak averaging of the target networks",
+        "hard_update_interval": "updates between two copies into the targets (target_update=hard)",
+    }
 
     #: Keys read only under some settings (:func:`~torchrl_reg.validation.unread_keys`); a recipe's
     #: loss config adds its own. ``hard_update_interval`` in polyak mode has its own check (it has no default).
@@ -371,6 +456,45 @@ def compose_config(config_dir: str | Path, config_name: str, overrides: Iterable
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+#: Keys that mean the same in every loss config that has them (a class's own ``docs`` may override).
+SHARED_KEY_DOCS = {
+    "alpha": "weight of the Munchausen / advantage term (0: no term)",
+    "tau": "entropy temperature (the softmax policy's)",
+    "clip_value_min": "lower clip of the Munchausen term tau ln pi",
+    "clip_value_max": "upper clip of the Munchausen term tau ln pi",
+    "loss_function": "regression loss of the critic: l2, l1 or smooth_l1 (Huber)",
+}
+
+
+def key_docs(schema: type) -> dict[str, str]:
+    """The one-line doc of each key of a config dataclass: :data:`SHARED_KEY_DOCS`, then its ``docs`` class
+    variable merged over its bases."""
+    docs: dict[str, str] = dict(SHARED_KEY_DOCS)
+    for cls in reversed(getattr(schema, "__mro__", ())):
+        docs.update(vars(cls).get("docs", {}))
+    return docs
+
+
+def config_help(cfg: DictConfig) -> list[str]:
+    """``key=value  what it sets`` for every key of a composed, typed recipe config (``--help``), the
+    doc from the schema's :func:`key_docs`."""
+    lines: list[str] = []
+
+    def walk(node: DictConfig, prefix: str) -> None:
+        docs = key_docs(OmegaConf.get_type(node))
+        for key in node:
+            child = node._get_node(key)
+            if isinstance(child, DictConfig):
+                walk(child, f"{prefix}{key}.")
+            else:
+                value = OmegaConf.to_container(child) if OmegaConf.is_list(child) else child._value()
+                shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+                lines.append(f"{prefix}{key}={shown}  {docs.get(key, '')}".rstrip())
+
+    walk(cfg, "")
+    return lines
 
 
 def _accepted_keys(schema: type) -> list[str]:
