@@ -124,6 +124,7 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
     docs: ClassVar[dict[str, str]] = {
         "variant": "practical (the official code's TD critic) or em (the M-step as written)",
         "num_qvalue_nets": "critics (the min of two in the target and the actor)",
+        "reward_scale": "multiplies the rewards the critic and the temperature see (official command: 3.0)",
     }
 
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
