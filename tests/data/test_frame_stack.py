@@ -204,7 +204,7 @@ def test_a_checkpoint_holds_the_written_rows_and_frames_and_resumes_them(one_env
         dedup.extend(data.select(*KEYS))
         naive.extend(data.select(*KEYS))
     save_checkpoint(tmp_path / "ck.pt", {"replay_buffer": replay_buffer_state(dedup)})
-    saved = torch.load(tmp_path / "ck.pt", weights_only=True)["replay_buffer"]["_storage"]
+    saved = load_checkpoint(tmp_path / "ck.pt")["replay_buffer"]["_storage"]
     storage = dedup._storage
     # rows: the transitions written; frames: each frame once (fewer than the 1000-row capacity)
     assert {v.shape[0] for v in saved["rows"]["_storage"].values()} == {len(storage._rows)}

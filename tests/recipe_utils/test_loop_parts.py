@@ -245,7 +245,7 @@ def test_a_checkpoint_holds_the_filled_part_of_the_buffer_and_resumes_it_exactly
     original = make()
     original.extend(data(0, 10))
     save_checkpoint(tmp_path / "ck.pt", {"replay_buffer": replay_buffer_state(original)})
-    saved = torch.load(tmp_path / "ck.pt", weights_only=True)["replay_buffer"]["_storage"]["_storage"]
+    saved = load_checkpoint(tmp_path / "ck.pt")["replay_buffer"]["_storage"]["_storage"]
     assert {key: value.shape[0] for key, value in saved.items()} == {"obs": 10, "index": 10}
     restored = make()
     load_replay_buffer_state(restored, load_checkpoint(tmp_path / "ck.pt")["replay_buffer"])
