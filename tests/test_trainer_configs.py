@@ -2,31 +2,40 @@
 configs of :mod:`torchrl_reg.trainer_configs` on CartPole (issue 39, item 3): a few updates each."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
 from omegaconf import MISSING
-from torchrl.trainers.algorithms.configs.collectors import CollectorConfig
-from torchrl.trainers.algorithms.configs.data import LazyTensorStorageConfig, TensorDictReplayBufferConfig
-from torchrl.trainers.algorithms.configs.envs_libs import GymEnvConfig
-from torchrl.trainers.algorithms.configs.modules import MLPConfig, QValueModelConfig
-from torchrl.trainers.algorithms.configs.objectives import HardUpdateConfig
-from torchrl.trainers.algorithms.configs.trainers import DQNTrainerConfig
-from torchrl.trainers.algorithms.configs.utils import AdamConfig
 
 from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss
-from torchrl_reg.trainer_configs import (
-    IQNQValueModelConfig,
-    MIRLLossConfig,
-    MIRLUpdatesHookConfig,
-    MunchausenDQNLossConfig,
-    MunchausenIQNLossConfig,
-)
+
+
+@pytest.fixture(autouse=True)
+def _restore_the_config_store():
+    """Importing ``torchrl.trainers.algorithms.configs`` (here, inside the tests) registers TorchRL's groups
+    (env, loss, logger, ...) in Hydra's global ConfigStore, where they shadow the recipes' own
+    ``recipes/conf`` groups of the same names: the store is restored after each test, and nothing is
+    imported at collection, so the recipe tests of the same process compose as before."""
+    store = ConfigStore.instance()
+    saved = copy.deepcopy(store.repo)
+    yield
+    store.repo = saved
+
 
 FRAMES, FRAMES_PER_BATCH = 64, 16
 
 
-def trainer_config(loss, value_network, hooks=None) -> DQNTrainerConfig:
+def trainer_config(loss, value_network, hooks=None):
+    from torchrl.trainers.algorithms.configs.collectors import CollectorConfig
+    from torchrl.trainers.algorithms.configs.data import LazyTensorStorageConfig, TensorDictReplayBufferConfig
+    from torchrl.trainers.algorithms.configs.envs_libs import GymEnvConfig
+    from torchrl.trainers.algorithms.configs.objectives import HardUpdateConfig
+    from torchrl.trainers.algorithms.configs.trainers import DQNTrainerConfig
+    from torchrl.trainers.algorithms.configs.utils import AdamConfig
+
     env = GymEnvConfig(env_name="CartPole-v1", categorical_action_encoding=True)
     return DQNTrainerConfig(
         collector=CollectorConfig(create_env_fn=env, frames_per_batch=FRAMES_PER_BATCH, total_frames=FRAMES, _partial_=True),
@@ -50,29 +59,40 @@ def trainer_config(loss, value_network, hooks=None) -> DQNTrainerConfig:
     )
 
 
-def mlp_q() -> QValueModelConfig:
+def mlp_q():
+    from torchrl.trainers.algorithms.configs.modules import MLPConfig, QValueModelConfig
+
     return QValueModelConfig(
         network=MLPConfig(in_features=4, out_features=2, num_cells=[16]), in_keys=["observation"], action_space="categorical",
         _partial_=True,
     )
 
 
-CASES = {
-    "m_dqn": (lambda: MunchausenDQNLossConfig(gamma=0.99, _partial_=True), mlp_q, None, MunchausenDQNLoss),
-    "m_iqn": (
-        lambda: MunchausenIQNLossConfig(gamma=0.99, num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4, _partial_=True),
-        lambda: IQNQValueModelConfig(num_cells=[16], embedding_dim=8, num_policy_quantiles=4, _partial_=True),
-        None,
-        MunchausenIQNLoss,
-    ),
-    "mirl": (lambda: MIRLLossConfig(gamma=0.99, num_actions=2, _partial_=True), mlp_q, lambda: [MIRLUpdatesHookConfig()], MIRLLoss),
-}
+def cases() -> dict:
+    from torchrl_reg.trainer_configs import (
+        IQNQValueModelConfig,
+        MIRLLossConfig,
+        MIRLUpdatesHookConfig,
+        MunchausenDQNLossConfig,
+        MunchausenIQNLossConfig,
+    )
+
+    return {
+        "m_dqn": (lambda: MunchausenDQNLossConfig(gamma=0.99, _partial_=True), mlp_q, None, MunchausenDQNLoss),
+        "m_iqn": (
+            lambda: MunchausenIQNLossConfig(gamma=0.99, num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4, _partial_=True),
+            lambda: IQNQValueModelConfig(num_cells=[16], embedding_dim=8, num_policy_quantiles=4, _partial_=True),
+            None,
+            MunchausenIQNLoss,
+        ),
+        "mirl": (lambda: MIRLLossConfig(gamma=0.99, num_actions=2, _partial_=True), mlp_q, lambda: [MIRLUpdatesHookConfig()], MIRLLoss),
+    }
 
 
 @pytest.mark.filterwarnings("error:MIRLLoss")  # the hook drives the prior and beta: no warning
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", ["m_dqn", "m_iqn", "mirl"])
 def test_torchrl_dqn_trainer_runs_our_loss(name):
-    loss_cfg, network_cfg, hooks, loss_class = CASES[name]
+    loss_cfg, network_cfg, hooks, loss_class = cases()[name]
     torch.manual_seed(0)
     trainer = instantiate(trainer_config(loss_cfg(), network_cfg(), hooks() if hooks else None))
     loss = trainer.loss_module
@@ -89,8 +109,6 @@ def test_torchrl_dqn_trainer_runs_our_loss(name):
 
 
 def test_configs_are_stored_beside_torchrl_s():
-    from hydra.core.config_store import ConfigStore
-
     from torchrl_reg.trainer_configs import register_configs
 
     register_configs()

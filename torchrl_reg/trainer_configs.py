@@ -15,7 +15,10 @@ beside TorchRL's ``DQNLossConfig``, with the same conventions (``gamma`` for the
   each loss: without them MIRL is SQL with a fixed prior, and the loss warns)
 
 :func:`register_configs` stores them in Hydra's ConfigStore (groups ``loss``, ``value_network``,
-``hook``). Every field's default is the loss's own (``default_of``). ``tests/test_trainer_configs.py``
+``hook``). Every field's default is the loss's own (``default_of``). Importing this module imports
+``torchrl.trainers.algorithms.configs``, which registers TorchRL's own groups (``env``, ``loss``,
+``logger``, ...) in Hydra's global ConfigStore, where they shadow the recipes' ``recipes/conf`` groups of
+the same names: use it in a TorchRL trainer script, not in a process that also composes our recipes. ``tests/test_trainer_configs.py``
 runs TorchRL's ``DQNTrainer`` a few updates with each on CartPole.
 """
 from __future__ import annotations
