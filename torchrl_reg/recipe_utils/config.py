@@ -313,6 +313,7 @@ class RecipeConfig:
         "device": "auto (an accelerator when present), cpu, cuda, ...",
         "run_dir": "run directory (null: Hydra's output directory); an existing one is resumed",
         "compile": "torch.compile the update",
+        "cuda_graph": "replay the compiled fused update as a CUDA graph (needs compile=true and a CUDA device)",
         "num_threads": "torch CPU threads",
     }
 
