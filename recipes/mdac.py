@@ -49,6 +49,17 @@ class MDACLossConfig(ActorCriticLossConfig):
     num_qvalue_nets: int = default_of(MDACLoss, "num_qvalue_nets")
     loss_function: str = default_of(MDACLoss, "loss_function")
 
+    docs: ClassVar[dict[str, str]] = {
+        "beta": "Munchausen coefficient of the bounded log-policy term on the replayed action",
+        "bound": "bounding function of both log-density terms: tanh, clip, or none (naive M-SAC)",
+        "bound_scale": "c of the bounded choices: tanh(x / c) or clip(x / c, -1, 1)",
+        "alpha_init": "initial entropy coefficient alpha",
+        "fixed_alpha": "keep alpha at alpha_init (false: tune it towards target_entropy)",
+        "target_entropy": "entropy alpha is tuned to (null: -dim(action))",
+        "num_qvalue_nets": "critics (the min of them in the target)",
+        "loss_function": "the critics' regression loss",
+    }
+
     # The identity has no scale; a fixed temperature has no target entropy.
     read_only_if: ClassVar[ReadOnlyIf] = {
         "bound_scale": ("bound", lambda bound: bound != "none"),

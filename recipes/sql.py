@@ -67,11 +67,11 @@ class SQLLossConfig(ActorCriticLossConfig):
         "tau": "temperature of the energy-based policy exp(Q/tau)",
         "reward_scale": "multiplies the rewards (the reference's 1/tau knob)",
         "num_value_particles": "actions M sampled for the importance-sampled soft value",
-        "proposal": "proposal of those actions: uniform (the reference) or mixture (with the sampler's)",
+        "proposal": "proposal of those actions: mixture (uniform + the sampler's) or uniform (the reference)",
         "uniform_weight": "the mixture proposal's uniform weight",
         "num_particles": "sampler particles K per state for SVGD",
         "fixed_ratio": "fraction of the K particles held fixed in the Stein direction",
-        "space": "where SVGD moves the particles: squashed (actions) or pre_tanh",
+        "space": "where SVGD moves the particles: pre_tanh (exact at the box's edge), squashed (actions) or barrier",
         "tau_final": "tau reached by linear annealing (null: no annealing)",
         "tau_annealing_updates": "updates of the annealing to tau_final",
     }

@@ -10,7 +10,7 @@ from torchrl_reg.loops.entry import recipe_help
 from torchrl_reg.recipe_utils import compose_config, config_help
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
-CASES = [("m_dqn", []), ("m_iqn", []), ("mirl", []), ("iq", []), ("sac", []), ("sql", []), ("virel", []), ("virel", ["env=cartpole"])]
+CASES = [("m_dqn", []), ("m_iqn", []), ("mirl", []), ("iq", []), ("sac", []), ("sql", []), ("mdac", []), ("virel", []), ("virel", ["env=cartpole"])]
 
 
 @pytest.mark.parametrize("recipe, overrides", CASES)
@@ -25,6 +25,6 @@ def test_help_shows_the_composed_values_and_their_docs():
     importlib.import_module("recipes.sql")
     text = recipe_help(CONF, "sql", ["--help", "loss.space=pre_tanh"])
     assert text.startswith("python recipes/sql.py [group=option ...]")
-    assert "loss.space=pre_tanh  where SVGD moves the particles: squashed (actions) or pre_tanh" in text
+    assert "loss.space=pre_tanh  where SVGD moves the particles: pre_tanh (exact at the box's edge), squashed (actions) or barrier" in text
     assert "loss.fixed_ratio=0.5  fraction of the K particles held fixed in the Stein direction" in text
     assert "buffer.prioritized=false  prioritized replay" in text
