@@ -446,11 +446,19 @@ def compose_config(config_dir: str | Path, config_name: str, overrides: Iterable
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    overrides = list(overrides)
+    groups = _GROUP_CHOICES.get(config_name, {})
+    # An option named on the command line is checked before composing: another recipe's file may set
+    # keys this schema lacks (loss=soft_q on virel), which Hydra would report as a key error instead.
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key in groups:
+            check_choice(key, value, groups[key])
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None):
-        cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     picked = cfg.hydra.runtime.choices
-    for group, accepted in _GROUP_CHOICES.get(config_name, {}).items():
+    for group, accepted in groups.items():
         choice = picked.get(group)
         if choice is not None:
             check_choice(group, choice, accepted)
