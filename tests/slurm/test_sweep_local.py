@@ -53,7 +53,8 @@ def _task_pids(sweep_dir: Path, index: int) -> list[int]:
             args = (proc / "cmdline").read_bytes().decode().split("\0")[:-1]
         except (OSError, ValueError):
             continue
-        if args[-4:] == wanted:
+        # the driver may append the recipe it trusts after the task index
+        if any(args[i : i + len(wanted)] == wanted for i in range(len(args))):
             pids.append(int(proc.name))
     return pids
 
