@@ -38,6 +38,7 @@ __all__ = [
     "check_unread",
     "check_virel_c",
     "check_virel_p",
+    "select_device",
     "declared",
     "unread_keys",
 ]
@@ -278,3 +279,16 @@ def check_unread(group: str, node: Any, schema: type) -> None:
                 f"{group}.{key}={value!r} is not used by {group}.{by} (it reads {read}); "
                 f"leave {group}.{key} at its default {default!r} or choose a method that uses it"
             )
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``"auto"`` gives ``cuda`` when available and ``cpu`` otherwise; any torch device string is accepted."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto")
+    return device

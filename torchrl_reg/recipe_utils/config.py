@@ -29,8 +29,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
-from torchrl_reg.recipe_utils.runtime import select_device
 from torchrl_reg.validation import (
+    select_device,
     check_choice,
     check_count,
     check_multiple,

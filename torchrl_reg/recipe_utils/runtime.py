@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from torchrl_reg.recipe_utils.stop import install_stop_signal_handlers
+from torchrl_reg.validation import select_device  # re-exported: the device check lives with the other checks
 
 __all__ = ["seed_everything", "select_device", "resolve_run_dir", "crossed", "start_process"]
 
@@ -42,19 +43,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``"auto"`` gives ``cuda`` when available and ``cpu`` otherwise; any torch device string is accepted."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto")
-    return device
 
 
 def resolve_run_dir(run_dir: str | None) -> Path:
