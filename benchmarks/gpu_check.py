@@ -59,7 +59,7 @@ SMOKE: dict[str, tuple[str, list[str]]] = {
     name: CASES[name]
     for name in ("m_dqn-cartpole-m_dqn", "m_dqn-atari-m_dqn", "m_iqn-atari-m_iqn", "mirl-minatar-sql_m",
                  "iq-halfcheetah-m_iq", "sac-hopper-dopamine", "mdac-pendulum")
-} | {"sql-pendulum": ("sql", ["env=pendulum", *_PENDULUM]), "virel-pendulum": ("virel", ["env=pendulum", *_PENDULUM])}
+} | {"sql-pendulum": ("sql", ["env=pendulum", *_PENDULUM]), "virel-pendulum": ("virel", ["env=pendulum", *_PENDULUM, "loss.temperature_batch_size=256"])}
 MODES = ("eager", "compiled", "graph")
 
 
@@ -118,8 +118,9 @@ def _update(network: str, mode: str, device: str) -> Callable[[], torch.Tensor]:
 class Check:
     """Runs the items of one check, records each result or error, and prints its summary line."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_record: Callable[[], None] = lambda: None) -> None:
         self.results: list[dict[str, Any]] = []
+        self.on_record = on_record  # called after each item: the JSON so far survives a run cut off at its limit
 
     def item(self, section: str, name: str, fn: Callable[[], tuple[dict[str, Any], str]]) -> dict[str, Any] | None:
         t0 = time.perf_counter()
@@ -134,16 +135,21 @@ class Check:
         record["summary"] = f"[{section}] {name}: {summary}"
         print(record["summary"], flush=True)
         self.results.append(record)
+        self.on_record()
         return record if record["status"] == "ok" else None
 
 
 def smoke(check: Check, args: argparse.Namespace, out: Path) -> None:
     cases = dict(list(SMOKE.items())[:1]) if args.tiny else dict(SMOKE)
-    extra = [] if args.device == "cpu" else ["compile=true"]
+    if args.cases:
+        cases = {name: case for name, case in cases.items() if name in args.cases}
+    extra = [] if args.device == "cpu" or args.eager else ["compile=true"]
     runs = [(name, recipe, [*overrides, *extra], False) for name, (recipe, overrides) in cases.items()]
     # The CUDA-graph update in a recipe; off CUDA, its refusal is the expected result.
     runs.append(("m_dqn-cartpole-cuda_graph", "m_dqn", [*CASES["m_dqn-cartpole-m_dqn"][1], "compile=true", "cuda_graph=true"],
                  not args.device.startswith("cuda")))
+    if args.cases and "m_dqn-cartpole-cuda_graph" not in args.cases:
+        runs = runs[:-1]
     for name, recipe, overrides, refusal in runs:
         def run(recipe: str = recipe, overrides: list[str] = overrides, name: str = name, refusal: bool = refusal) -> tuple[dict, str]:
             module = importlib.import_module(f"recipes.{recipe}")
@@ -164,6 +170,8 @@ def update_cost(check: Check, args: argparse.Namespace) -> None:
     networks = ["dqn_cartpole_mlp"] if args.tiny else list(NETWORKS)
     # A compile takes a minute on a busy CPU: the tiny dry run times eager and checks the graph mode's refusal.
     modes = ("eager", "graph") if args.tiny else MODES
+    if args.cases:
+        networks = [n for n in networks if n in args.cases]
     for network in networks:
         losses: dict[str, torch.Tensor] = {}
         for mode in modes:
@@ -259,30 +267,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--sections", nargs="+", default=["smoke", "update_cost", "e2e_cartpole", "atari_throughput"],
                         choices=["smoke", "update_cost", "e2e_cartpole", "atari_throughput"])
+    parser.add_argument("--cases", nargs="+", default=None,
+                        help="only these smoke cases and update_cost networks (names as in the JSON)")
+    parser.add_argument("--eager", action="store_true", help="smoke runs without compile=true (to tell compile from CUDA)")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: CUDA is not available here (use --device cpu --tiny for the dry run)")
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu ({platform.processor() or platform.machine()})"
-    check, t0 = Check(), time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        if "smoke" in args.sections:
-            smoke(check, args, Path(tmp))
-        if "update_cost" in args.sections:
-            update_cost(check, args)
-        if "e2e_cartpole" in args.sections:
-            e2e_cartpole(check, args, Path(tmp))
-        if "atari_throughput" in args.sections:
-            atari_throughput(check, args)
-    failed = [r["name"] for r in check.results if r["status"] == "failed"]
-    payload = {
-        "command": "python -m benchmarks.gpu_check " + " ".join(sys.argv[1:] if argv is None else argv),
-        "device": device_name, "torch": torch.__version__, "tiny": args.tiny,
-        "wall_time_s": time.perf_counter() - t0, "failed": failed,
-        "summary": [r["summary"] for r in check.results], "results": check.results,
-    }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"gpu_check_{args.device.split(':')[0]}" + ("_tiny" if args.tiny else "")
-    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    t0 = time.perf_counter()
+
+    def write() -> dict[str, Any]:
+        failed = [r["name"] for r in check.results if r["status"] == "failed"]
+        payload = {
+            "command": "python -m benchmarks.gpu_check " + " ".join(sys.argv[1:] if argv is None else argv),
+            "device": device_name, "torch": torch.__version__, "tiny": args.tiny,
+            "wall_time_s": time.perf_counter() - t0, "failed": failed,
+            "summary": [r["summary"] for r in check.results], "results": check.results,
+        }
+        (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
+        return payload
+
+    check = Check(on_record=write)
+    sections = {"smoke": lambda tmp: smoke(check, args, tmp), "update_cost": lambda tmp: update_cost(check, args),
+                "e2e_cartpole": lambda tmp: e2e_cartpole(check, args, tmp),
+                "atari_throughput": lambda tmp: atari_throughput(check, args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for section in dict.fromkeys(args.sections):  # in the order given
+            sections[section](Path(tmp))
+    payload = write()
+    failed = payload["failed"]
     plot(check.results, device_name, args.out / f"{stem}.png")
     print(f"{len(check.results) - len(failed)} of {len(check.results)} items ok in {payload['wall_time_s']:.0f} s; "
           f"results in {args.out / stem}.json/.png")

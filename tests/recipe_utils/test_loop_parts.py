@@ -258,3 +258,28 @@ def test_a_checkpoint_holds_the_filled_part_of_the_buffer_and_resumes_it_exactly
         random.seed(0), np.random.seed(0), torch.manual_seed(0)  # the prioritized sampler draws with numpy
         samples.append(buffer.sample()["obs"])
     torch.testing.assert_close(samples[1], samples[0])
+
+
+def test_a_policy_with_a_spec_that_returns_a_new_tensordict_is_collected():
+    """SQL's sampler (an ``Actor`` with a spec) failed on CUDA with TorchRL 0.14.1 (gpu_check, H200): the policy
+    ran on a copy of the collector's carrier, and the carrier's update got its keys as a set, which tensordict's
+    ``unravel_key_list`` refuses. A policy returning a new tensordict takes that path on the CPU."""
+    from tensordict import TensorDict
+    from tensordict.nn import TensorDictModuleBase
+    from torchrl.data import Bounded, Composite
+
+    from torchrl_reg.recipe_utils import make_collector, make_env
+    from torchrl_reg.recipe_utils.config import CollectorConfig
+
+    class NewTensorDictPolicy(TensorDictModuleBase):
+        in_keys, out_keys = ["observation"], ["action"]
+        spec = Composite(action=Bounded(-2.0, 2.0, shape=(1,)))
+
+        def forward(self, td):
+            return TensorDict(observation=td["observation"], action=torch.full((*td.batch_size, 1), 0.5),
+                              batch_size=td.batch_size)
+
+    env = make_env(EnvConfig(family="classic", name="Pendulum-v1"), num_envs=1, seed=0)
+    cfg = CollectorConfig(total_frames=20, num_envs=1, frames_per_batch=10, init_random_frames=0)
+    actions = [data["action"] for data in make_collector(env, NewTensorDictPolicy(), cfg)]
+    assert len(actions) == 2 and bool((torch.cat(actions) == 0.5).all())

@@ -312,7 +312,10 @@ class FusedAdamUpdate:
         options = {"guard_filter_fn": partial(torch.compiler.keep_tensor_guards_unsafe, keep_parameters=True)}
         if cuda_graph:
             options["triton.cudagraphs"] = True  # what mode="reduce-overhead" sets (mode and options exclude each other)
-        self._step = torch.compile(types.MethodType(own_code, self), options=options)
+        # dynamic=False: a batch's shape is fixed in training, and a dynamic batch size (Dynamo's automatic
+        # dynamic shapes, after a recompile) broke IQN's torch.rand((batch, N)) under torch.func.grad on an
+        # H200 (benchmarks/results/gpu/gpu_check_cuda.json); specialized, it compiled and ran.
+        self._step = torch.compile(types.MethodType(own_code, self), options=options, dynamic=False)
 
     @staticmethod
     def unsupported_reason(loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str | None:

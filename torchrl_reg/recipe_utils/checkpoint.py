@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchrl._torchrl as _segment_trees
 from tensordict import TensorDict
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
@@ -240,7 +239,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         return state
 
 
-_TREES = {name: getattr(_segment_trees, name) for name in dir(_segment_trees) if "SegmentTree" in name}
+try:  # TorchRL's C++ extension (prioritized replay's segment trees); built for one torch version, as TorchRL treats it
+    import torchrl._torchrl as _segment_trees
+except ImportError as _err:  # e.g. another torch than the wheel's: everything but prioritized replay still works
+    _segment_trees, _TREES_ERROR = None, _err
+_TREES = {name: getattr(_segment_trees, name) for name in dir(_segment_trees) if "SegmentTree" in name} if _segment_trees else {}
 
 
 def _plain_sampler_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +260,9 @@ def _sampler_state_from_plain(state: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in state.items():
         if isinstance(value, dict) and set(value) == {"segment_tree", "leaves"}:
+            if _segment_trees is None:
+                raise CheckpointError(f"the replay sampler state holds a {value['segment_tree']} but TorchRL's C++ "
+                                      f"extension did not load ({_TREES_ERROR}): reinstall torchrl for this torch")
             if value["segment_tree"] not in _TREES:
                 raise CheckpointError(f"unknown segment tree {value['segment_tree']!r} in the replay sampler state")
             leaves = value["leaves"]

@@ -43,7 +43,7 @@ def make_collector(
     """
     device = torch.device(device)
     on_accelerator = device.type != "cpu"
-    return Collector(
+    collector = Collector(
         env,
         policy,
         frames_per_batch=cfg.frames_per_batch,
@@ -55,6 +55,13 @@ def make_collector(
         trust_policy=True,
         auto_register_policy_transforms=False,
     )
+    # TorchRL 0.14.1 keeps the output keys of a policy with a spec as a set, and updates its carrier with them
+    # whenever the policy returns another tensordict (always, once the policy runs on another device than
+    # the env): tensordict's unravel_key_list refuses a set (a TypeError). Seen on an H200 with SQL's sampler
+    # (benchmarks/results/gpu); tests/recipe_utils/test_loop_parts.py reproduces it on the CPU.
+    if isinstance(getattr(collector, "_policy_output_keys", None), set):
+        collector._policy_output_keys = sorted(collector._policy_output_keys, key=str)
+    return collector
 
 
 def make_replay_buffer(
