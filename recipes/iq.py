@@ -44,12 +44,10 @@ from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_lo
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
+from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
 from torchrl_reg.recipe_utils.run import RecipeRun
 from torchrl_reg.recipe_utils.runtime import crossed
-from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count, check_ordered, check_range
-
-BOOTSTRAPS = ("target", "online")
+from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count
 
 
 @dataclass
@@ -124,23 +122,13 @@ def method_name(loss: DictConfig) -> str:
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, IQConfig)
-    check_range("loss.alpha", cfg.loss.alpha, 0.0, 1.0, high_inclusive=False)
-    check_range("loss.tau", cfg.loss.tau, 0.0, low_inclusive=False)
-    check_choice("loss.bootstrap", cfg.loss.bootstrap, BOOTSTRAPS)
+    check_loss_config(ImplicitQLoss, cfg.loss)
     check_choice("policy.kind", cfg.policy.kind, list(POLICIES))
     check_count("policy.num_bins", cfg.policy.num_bins, 2)  # both bounds
     if cfg.policy.scaled and cfg.policy.kind != "multicategorical":
         raise ValueError(
             f"policy.scaled=true divides the multicategorical logits by tau; policy.kind={cfg.policy.kind!r} has no logits"
         )
-    low, high = cfg.loss.clip_value_min, cfg.loss.clip_value_max
-    if (low is None) != (high is None):
-        raise ValueError(
-            "set both loss.clip_value_min and loss.clip_value_max (clip of tau ln pi in the Munchausen term) or "
-            f"neither (Eq. 2, no clip), got loss.clip_value_min={low}, loss.clip_value_max={high}"
-        )
-    if low is not None:
-        check_ordered("loss.clip_value_min", low, "loss.clip_value_max", high)
     return cfg
 
 

@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
-from torchrl_reg.loops import recipe_entry, register_loss, value_based
+from torchrl_reg.loops import get_loss, recipe_entry, register_loss, value_based
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
-from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, default_of, recipe_schema
-from torchrl_reg.validation import STABLE_TAU, ReadOnlyIf, check_interval, check_range
+from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
+from torchrl_reg.validation import ReadOnlyIf
 
 MUNCHAUSEN = ("m_dqn", "soft_dqn")
 
@@ -62,14 +62,11 @@ MDQNConfig = recipe_schema("m_dqn", loss=LossConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
+    """Schema (unknown keys, types, keys the chosen loss ignores), the chosen loss's own argument checks, and
+    Soft-DQN's alpha = 0, all before anything is built."""
     cfg = check_config(cfg, MDQNConfig)
     loss = cfg.loss
-    if loss.name != "dqn":
-        check_range("loss.alpha", loss.alpha, 0.0, 1.0)
-    if loss.name in MUNCHAUSEN:
-        check_range("loss.tau", loss.tau, *STABLE_TAU)
-        check_interval("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
+    check_loss_config(get_loss(loss.name).loss_class, loss)
     if loss.name == "soft_dqn" and loss.alpha != 0.0:
         raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={loss.alpha}; use loss=m_dqn")
     return cfg

@@ -26,11 +26,11 @@ from typing import ClassVar
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
-from torchrl_reg.loops import recipe_entry, register_loss, value_based
+from torchrl_reg.loops import get_loss, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
-from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, default_of, recipe_schema
-from torchrl_reg.validation import STABLE_TAU, ReadOnlyIf, check_count, check_interval, check_range
+from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
+from torchrl_reg.validation import ReadOnlyIf, check_count
 
 
 @dataclass
@@ -73,14 +73,8 @@ MIQNConfig = recipe_schema("m_iqn", loss=IQNLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, MIQNConfig)
-    loss = cfg.loss
-    check_range("loss.kappa", loss.kappa, 0.0, low_inclusive=False)
-    for name in ("num_quantiles", "num_target_quantiles", "num_policy_quantiles", "embedding_dim"):
-        check_count(f"loss.{name}", loss[name])
-    if loss.name == "m_iqn":
-        check_range("loss.alpha", loss.alpha, 0.0, 1.0)
-        check_range("loss.tau", loss.tau, *STABLE_TAU)
-        check_interval("loss.clip_value_min", loss.clip_value_min, "loss.clip_value_max", loss.clip_value_max)
+    check_loss_config(get_loss(cfg.loss.name).loss_class, cfg.loss)
+    check_count("loss.embedding_dim", cfg.loss.embedding_dim)  # the network's (make_iqn_network builds it later)
     return cfg
 
 

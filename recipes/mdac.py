@@ -27,11 +27,10 @@ from omegaconf import DictConfig
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.functional import LOG_DENSITY_BOUNDS
 from torchrl_reg.loops import actor_critic, recipe_entry, register_loss
 from torchrl_reg.objectives import MDACLoss
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
-from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count, check_range
+from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
+from torchrl_reg.validation import ReadOnlyIf
 
 
 @dataclass
@@ -73,16 +72,8 @@ MDACConfig = recipe_schema("mdac", loss=MDACLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, MDACConfig)
-    check_range("loss.beta", cfg.loss.beta, 0.0, 1.0, high_inclusive=False)
-    check_choice("loss.bound", cfg.loss.bound, LOG_DENSITY_BOUNDS)
-    check_range("loss.bound_scale", cfg.loss.bound_scale, 0.0, low_inclusive=False)
-    check_range("loss.alpha_init", cfg.loss.alpha_init, 0.0, low_inclusive=False)
-    check_count("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)
-    if cfg.loss.num_qvalue_nets > 2:
-        raise ValueError(f"loss.num_qvalue_nets must be 1 or 2, got loss.num_qvalue_nets={cfg.loss.num_qvalue_nets}")
-    check_choice("loss.loss_function", cfg.loss.loss_function, ("l2", "l1", "smooth_l1"))
-    if cfg.loss.target_entropy is not None:
-        check_range("loss.target_entropy", cfg.loss.target_entropy)
+    # null target_entropy: the loss's "auto", -dim(A)
+    check_loss_config(MDACLoss, cfg.loss, target_entropy="auto" if cfg.loss.target_entropy is None else cfg.loss.target_entropy)
     return cfg
 
 

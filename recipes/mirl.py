@@ -30,9 +30,9 @@ from torchrl.modules import QValueActor
 
 from torchrl_reg.loops import ValueBasedHooks, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.mirl import PriorEGreedyModule
-from torchrl_reg.objectives.mirl import BETA_SCHEDULES, VARIANTS, MIRLLoss
-from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, default_of, recipe_schema
-from torchrl_reg.validation import ReadOnlyIf, check_choice, check_range
+from torchrl_reg.objectives.mirl import VARIANTS, MIRLLoss
+from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
+from torchrl_reg.validation import ReadOnlyIf
 
 
 @dataclass
@@ -81,15 +81,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, MIRLRecipeConfig)
     loss = cfg.loss
-    if loss.name != "dqn":
-        if loss.beta_schedule is not None:
-            check_choice("loss.beta_schedule", loss.beta_schedule, BETA_SCHEDULES)
-        check_range("loss.beta_min", loss.beta_min, 0.0, low_inclusive=False)
-        check_range("loss.beta_max", loss.beta_max, loss.beta_min)
-        check_range("loss.beta", loss.beta, loss.beta_min, loss.beta_max)
-        check_range("loss.beta_lr", loss.beta_lr, 0.0, 1.0, low_inclusive=False)
-        check_range("loss.beta_slope", loss.beta_slope, 0.0)
-        check_range("loss.prior_lr", loss.prior_lr, 0.0, 1.0, low_inclusive=False)
+    if loss.name != "dqn":  # null beta_schedule: the variant's own (VARIANTS)
+        schedule = VARIANTS[loss.name]["beta_schedule"] if loss.beta_schedule is None else loss.beta_schedule
+        check_loss_config(MIRLLoss, loss, beta_schedule=schedule)
     return cfg
 
 

@@ -37,9 +37,17 @@ from torchrl.modules import Actor
 from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, crossed, default_of, recipe_schema
+from torchrl_reg.recipe_utils import (
+    ActorCriticLossConfig,
+    arguments_of,
+    check_config,
+    check_loss_config,
+    crossed,
+    default_of,
+    recipe_schema,
+)
 from torchrl_reg.recipe_utils.run import RecipeRun
-from torchrl_reg.validation import STABLE_TAU, ReadOnlyIf, check_count, check_range
+from torchrl_reg.validation import ReadOnlyIf, check_count
 
 PROPOSALS = ("uniform", "mixture")
 SPACES = ("pre_tanh", "squashed", "barrier")
@@ -89,21 +97,11 @@ SQLConfig = recipe_schema("sql", loss=SQLLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, SQLConfig)
-    check_range("loss.tau", cfg.loss.tau, *STABLE_TAU)  # as m_dqn's; SoftQLoss refuses the rest too
-    check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
-    check_range("loss.uniform_weight", cfg.loss.uniform_weight, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-    check_range("loss.fixed_ratio", cfg.loss.fixed_ratio, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-    for name in ("num_value_particles", "num_particles"):
-        check_count(f"loss.{name}", cfg.loss[name], 2)
-    # The split of the sampler's particles: >= 2 fixed (ln K_fixed of the median heuristic), >= 1 updated.
-    num_fixed = round(cfg.loss.fixed_ratio * cfg.loss.num_particles)
-    if not 2 <= num_fixed <= cfg.loss.num_particles - 1:
-        raise ValueError(
-            f"loss.num_particles={cfg.loss.num_particles} with loss.fixed_ratio={cfg.loss.fixed_ratio} gives "
-            f"{num_fixed} fixed particles: at least 2 fixed and 1 updated are needed"
-        )
+    check_loss_config(SoftQLoss, cfg.loss)
+    check_loss_config(SVGDPolicyLoss, cfg.loss)
     if cfg.loss.tau_final is not None:
-        check_range("loss.tau_final", cfg.loss.tau_final, *STABLE_TAU)
+        check_loss_config(TemperatureSchedule, cfg.loss)
+    # The config's name for TemperatureSchedule's annealing_num_steps (checked there under that name).
     check_count("loss.tau_annealing_updates", cfg.loss.tau_annealing_updates)
     return cfg
 

@@ -58,7 +58,7 @@ from torchrl.modules import ProbabilisticActor, QValueActor
 from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.exploration import BoltzmannExploration
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
-from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS, check_temperature_options
+from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS
 from torchrl_reg.recipe_utils import (
     ActorCriticConfig,
     ActorCriticLossConfig,
@@ -66,6 +66,7 @@ from torchrl_reg.recipe_utils import (
     ValueBasedLossConfig,
     arguments_of,
     check_config,
+    check_loss_config,
     default_of,
 )
 from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
@@ -169,10 +170,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, before anything is built or written."""
     cfg = check_config(cfg, DiscreteVIRELConfig if is_discrete(cfg) else VIRELConfig)
     loss = cfg.loss
-    try:
-        check_temperature_options(loss.c, loss.p, loss.temperature_estimator, loss.temperature_ema, loss.initial_temperature)
-    except ValueError as err:
-        raise ValueError(f"loss.{err}") from None
+    check_loss_config(DiscreteVIRELLoss if is_discrete(cfg) else VIRELLoss, loss)
     check_count("loss.temperature_batch_size", loss.temperature_batch_size)
     if not is_discrete(cfg):
         check_range("loss.reward_scale", loss.reward_scale, 0.0, low_inclusive=False)

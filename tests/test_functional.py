@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from torchrl_reg import functional as F
+from torchrl_reg.objectives import ImplicitQLoss, MunchausenDQNLoss, MunchausenIQNLoss, SoftQLoss
+from torchrl_reg.validation import check_beta, check_tau
 
 Q = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
 # tau = 1: log sum exp(1, 2, 3) = 3 + ln(1 + e^-1 + e^-2)
@@ -124,9 +126,13 @@ def test_large_q_small_differences_survive_in_float32():
 
 
 @pytest.mark.parametrize("tau", [0.0, -1.0, float("nan"), float("inf")])
-def test_bad_tau(tau):
+def test_bad_tau_is_refused_by_its_owners(tau):
+    """The functions trust their callers (rlax style); each owner of a tau refuses it once."""
+    for loss in (MunchausenDQNLoss, MunchausenIQNLoss, SoftQLoss):
+        with pytest.raises(ValueError, match=r"loss\.tau must be a finite number in \[0.0001, 10.0\]"):
+            loss.check_arguments({"tau": tau}, prefix="loss.")
     with pytest.raises(ValueError, match="tau must be a finite number > 0"):
-        F.soft_value(Q, tau)
+        ImplicitQLoss.check_arguments({"tau": tau})  # estimators and policies: check_tau (tests/value, tests/modules)
 
 
 def test_tensor_temperatures_pass_through_the_equations_but_not_the_checks():
@@ -135,6 +141,6 @@ def test_tensor_temperatures_pass_through_the_equations_but_not_the_checks():
     q = torch.tensor([[1.0, 2.0, 0.5]])
     torch.testing.assert_close(F.soft_value(q, torch.tensor(0.3)), F.soft_value(q, 0.3))
     with pytest.raises(ValueError, match="tau must be a finite number > 0, got tau=-1.0"):
-        F.check_tau(torch.tensor(-1.0))
+        check_tau(torch.tensor(-1.0))
     with pytest.raises(ValueError, match="beta must be a finite number > 0, got beta=0.0"):
-        F.check_beta(torch.tensor(0.0))
+        check_beta(torch.tensor(0.0))

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from torchrl_reg import functional as F
+from torchrl_reg.objectives import MIRLLoss
+from torchrl_reg.validation import check_prior
 
 
 def naive_prior_soft_value(q, rho, beta):
@@ -154,18 +156,19 @@ def test_adaptive_beta_update_by_hand():
     assert F.adaptive_beta_update(1.0, 0.0, 0.1) == math.inf
 
 
+# The functions trust their callers (rlax style): MIRLLoss owns the rates and beta and refuses them once.
 @pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
-def test_bad_rates(bad):
+def test_bad_rates_are_refused_by_the_loss(bad):
     with pytest.raises(ValueError, match=r"prior_lr must lie in \(0, 1\]"):
-        F.prior_update(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]), bad)
-    with pytest.raises(ValueError, match=r"beta_lr must lie in \(0, 1\]"):
-        F.adaptive_beta_update(1.0, 1.0, bad)
+        MIRLLoss.check_arguments({"prior_lr": bad})
+    with pytest.raises(ValueError, match=r"loss\.beta_lr must lie in \(0, 1\]"):
+        MIRLLoss.check_arguments({"beta_lr": bad}, prefix="loss.")
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan")])
-def test_bad_beta(bad):
+def test_bad_beta_is_refused_by_the_loss(bad):
     with pytest.raises(ValueError, match="beta must be a finite number > 0"):
-        F.prior_soft_value(torch.zeros(2), torch.tensor([0.5, 0.5]), bad)
+        MIRLLoss.check_arguments({"beta": bad})
 
 
 def test_bad_loss_for_beta_update():
@@ -185,7 +188,7 @@ def test_bad_loss_for_beta_update():
 )
 def test_bad_prior(rho, match):
     with pytest.raises(ValueError, match=match):
-        F.check_prior(rho, 3 if match.startswith("shape") else None)
+        check_prior(rho, 3 if match.startswith("shape") else None)
 
 
 def test_prior_update_batched_priors():

@@ -14,6 +14,7 @@ import torch
 
 from torchrl_reg.functional import importance_sampled_soft_value, median_bandwidth, rbf_kernel, svgd_direction
 from torchrl_reg.modules.soft_q import defensive_mixture_proposal, log_abs_det_squash, uniform_proposal
+from torchrl_reg.objectives import SoftQLoss
 
 F64 = torch.float64
 CENTERS = [0.3, -0.6, 0.1]
@@ -51,9 +52,10 @@ def test_importance_sampled_soft_value_is_finite_for_large_values():
     assert value.item() == pytest.approx(1e4 - 1e-3 * math.log(3.0), rel=1e-6)
 
 
-def test_importance_sampled_soft_value_refuses_bad_tau():
-    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
-        importance_sampled_soft_value(torch.zeros(2), torch.zeros(2), 0.0)
+def test_bad_tau_is_refused_by_the_loss_not_the_function():
+    """rlax style: the function trusts its caller; SoftQLoss owns tau (and the recipe checks it through it)."""
+    with pytest.raises(ValueError, match=r"loss\.tau must be a finite number in \[0.0001, 10.0\], got loss\.tau=0.0"):
+        SoftQLoss.check_arguments({"tau": 0.0}, prefix="loss.")
 
 
 @pytest.mark.parametrize("dims,tau", [(1, 1.0), (2, 0.5), (3, 0.2)])

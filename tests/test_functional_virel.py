@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from torchrl_reg import functional as F
+from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
 
 F64 = torch.float64
 
@@ -43,19 +44,22 @@ def test_zero_temperature_is_the_greedy_limit_with_shared_ties():
     assert torch.isfinite(F.boltzmann_policy_at_temperature(q, 1e-30)).all()
 
 
+# The functions trust their callers (rlax style): c, p and the temperature are refused once, by the losses
+# that take them from a user (and, for the config, through the same check with the key's name).
+@pytest.mark.parametrize("loss", [VIRELLoss, DiscreteVIRELLoss])
 @pytest.mark.parametrize("c", [0.0, -1.0, float("inf"), float("nan")])
-def test_bad_c_is_refused(c):
-    with pytest.raises(ValueError, match="c must be a finite number > 0"):
-        F.bellman_error_temperature(torch.ones(3), c=c, p=2)
+def test_bad_c_is_refused_by_the_losses(loss, c):
+    with pytest.raises(ValueError, match=r"loss\.c must be a finite number > 0"):
+        loss.check_arguments({"c": c}, prefix="loss.")
 
 
 @pytest.mark.parametrize("p", [0, 3, 1.5, True, "2"])
-def test_bad_p_is_refused(p):
+def test_bad_p_is_refused_by_the_losses(p):
     with pytest.raises(ValueError, match="p must be 1 or 2"):
-        F.bellman_error_temperature(torch.ones(3), c=1.0, p=p)
+        VIRELLoss.check_arguments({"p": p})
 
 
 @pytest.mark.parametrize("temperature", [-0.1, float("nan"), float("inf")])
-def test_bad_float_temperature_is_refused(temperature):
-    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
-        F.boltzmann_policy_at_temperature(torch.zeros(1, 2), temperature)
+def test_bad_initial_temperature_is_refused_by_the_losses(temperature):
+    with pytest.raises(ValueError, match="initial_temperature must be a finite number >= 0"):
+        DiscreteVIRELLoss.check_arguments({"initial_temperature": temperature})

@@ -33,15 +33,18 @@ References:
 Every function is written in the numerically stable form (max subtracted before
 ``exp``) so that it stays finite in float32 for ``tau`` from 1e-4 to 10 and
 q-values of magnitude 1e4.
+
+As in rlax, the functions trust their callers for values (temperatures, rates, scales: ``tau > 0``,
+``beta > 0``, rates in ``(0, 1]``): each is checked once, by the loss, estimator, policy or oracle that takes it
+from a user (:class:`~torchrl_reg.validation.ArgumentChecks`, :mod:`torchrl_reg.validation`); a check here would
+run at every call and read a tensor temperature back from the device. They refuse shapes that would broadcast
+into a silently wrong result.
 """
 from __future__ import annotations
 
 import math
 
 import torch
-
-# Re-exported: the functions below and their callers have used them from here.
-from torchrl_reg.validation import check_beta, check_prior, check_rate, check_tau, check_virel_c, check_virel_p
 
 __all__ = [
     "boltzmann_policy",
@@ -84,17 +87,11 @@ __all__ = [
 ]
 
 
-def _temperature(value: float | torch.Tensor, check) -> float | torch.Tensor:
-    """``check(value)`` for a number; a 0-dim tensor passes as it is, unchecked: reading its value would
-    synchronize with the device and break a compiled graph. Such a temperature (MIRL's adaptive beta,
-    a buffer) is checked where it is set (:meth:`~torchrl_reg.modules.mirl.ActionPrior.set_beta`)."""
-    if isinstance(value, torch.Tensor) and value.ndim == 0:
-        return value
-    return check(value)
-
-
 def _gather(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """``x[..., a]`` for integer action indices ``a`` with the shape of ``x[..., 0]``."""
+    if a.shape != x.shape[:-1]:
+        raise ValueError(f"action indices of shape {list(a.shape)} for values of shape {list(x.shape)}: "
+                         f"expected {list(x.shape[:-1])}")
     return x.gather(-1, a.long().unsqueeze(-1)).squeeze(-1)
 
 
@@ -110,7 +107,6 @@ def soft_value_and_scaled_log_policy(q: torch.Tensor, tau: float) -> tuple[torch
     log-policy is formed from ``q - max q`` (exact) rather than ``q - V`` (which would
     lose the small differences of large q-values in float32).
     """
-    tau = _temperature(tau, check_tau)
     q_max = q.max(dim=-1, keepdim=True).values
     advantage = q - q_max
     soft_part = tau * torch.logsumexp(advantage / tau, dim=-1, keepdim=True)
@@ -126,7 +122,6 @@ def scaled_log_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
 def boltzmann_policy(q: torch.Tensor, tau: float) -> torch.Tensor:
     r"""Boltzmann (softmax) policy ``pi = softmax(q / tau)``, the greedy step of
     entropy-regularized policy iteration ([MRL], Sec. 2)."""
-    tau = _temperature(tau, check_tau)
     return torch.softmax((q - q.max(dim=-1, keepdim=True).values) / tau, dim=-1)
 
 
@@ -279,7 +274,7 @@ def action_gap(q: torch.Tensor) -> torch.Tensor:
 
 def policy_entropy(q: torch.Tensor, tau: float) -> torch.Tensor:
     """Entropy of ``softmax(q / tau)`` in nats, from the stable log-policy."""
-    log_pi = scaled_log_policy(q, tau) / _temperature(tau, check_tau)
+    log_pi = scaled_log_policy(q, tau) / tau
     return -(log_pi.exp() * log_pi).sum(-1)
 
 
@@ -298,7 +293,6 @@ def _tau_and_shifted_q(
 
     A tensor ``beta`` is cast to ``q``'s dtype first, so that ``1 / beta`` is as exact as with a
     Python float."""
-    beta = _temperature(beta, check_beta)
     tau = 1.0 / (beta.to(q.dtype) if isinstance(beta, torch.Tensor) else beta)
     return tau, q + tau * torch.log(rho.to(q.dtype))
 
@@ -379,7 +373,6 @@ def prior_update(rho: torch.Tensor, pi: torch.Tensor, prior_lr: float) -> torch.
     at or above the smallest normal float of ``rho``'s dtype. On a stream of states it converges
     to the action marginal ``sum_s nu(s) pi(a|s)``.
     """
-    prior_lr = check_rate("prior_lr", prior_lr)
     if pi.ndim == rho.ndim:
         pi = pi.unsqueeze(-2)
     if pi.ndim != rho.ndim + 1 or pi.shape[-1] != rho.shape[-1]:
@@ -408,12 +401,11 @@ def adaptive_beta_update(beta: float, loss: float, beta_lr: float) -> float:
     ``L`` is the current (positive) value of the Eq. (13) loss; beta grows as the fit
     improves. A zero loss gives ``inf``: callers bound beta (see ``MIRLLoss``).
     """
-    beta_lr = check_rate("beta_lr", beta_lr)
     loss = float(loss)
     if not loss >= 0 or loss == float("inf"):
         raise ValueError(f"the loss driving the beta update must be finite and >= 0, got loss={loss}")
     inverse = float("inf") if loss == 0 else 1.0 / loss
-    return (1.0 - beta_lr) * check_beta(beta) + beta_lr * inverse
+    return (1.0 - beta_lr) * float(beta) + beta_lr * inverse
 
 
 # --- VIREL: a Boltzmann policy whose temperature is the Bellman error -----------------------------
@@ -436,7 +428,6 @@ def bellman_error_temperature(
     On sampled transitions this is :math:`\mathbb E|y - Q|^p`, which exceeds :math:`|\mathbb E y - Q|^p`
     when the next state is random (for ``p = 2`` by the variance of the target).
     """
-    c, p = check_virel_c(c), check_virel_p(p)
     magnitude = td_error.abs() if p == 1 else td_error.pow(2)
     if weights is None:
         return (c / p) * magnitude.mean()
@@ -453,10 +444,7 @@ def _greedy_safe_temperature(temperature: float | torch.Tensor, q: torch.Tensor)
     tiny = torch.finfo(q.dtype).tiny
     if isinstance(temperature, torch.Tensor):
         return temperature.to(q.dtype).clamp_min(tiny)
-    temperature = float(temperature)
-    if not (temperature >= 0 and temperature != float("inf")):
-        raise ValueError(f"the temperature must be a finite number >= 0, got temperature={temperature}")
-    return max(temperature, tiny)
+    return max(float(temperature), tiny)
 
 
 def boltzmann_policy_at_temperature(q: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
@@ -511,7 +499,6 @@ def importance_sampled_soft_value(
     of the weights). The uniform proposal on :math:`[-1, 1]^d` has :math:`\ln q = -d \ln 2`,
     the ``d log 2`` term of the reference implementation.
     """
-    tau = _temperature(tau, check_tau)
     num_particles = q_t.shape[-1]
     log_weights = q_t / tau - log_proposal_t
     return tau * (torch.logsumexp(log_weights, dim=-1) - math.log(num_particles))
@@ -615,8 +602,6 @@ def quantile_huber_loss(
     Returns:
         the loss per transition, ``[...]``.
     """
-    if not kappa > 0:
-        raise ValueError(f"kappa must be > 0, got kappa={kappa}")
     delta = target_quantiles.detach().unsqueeze(-1) - quantiles_tm1.unsqueeze(-2)  # [..., N', N]
     abs_delta = delta.abs()
     huber = torch.where(abs_delta <= kappa, 0.5 * delta.pow(2), kappa * (abs_delta - 0.5 * kappa))

@@ -11,17 +11,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 import torch
 
 __all__ = [
     "STABLE_TAU",
+    "ArgumentChecks",
     "check_beta",
+    "check_bound",
     "check_bool",
     "check_choice",
+    "check_clip_interval_relation",
     "check_count",
+    "check_critic_count",
     "check_gamma",
     "check_interval",
     "check_multiple",
@@ -40,8 +44,37 @@ __all__ = [
     "check_virel_p",
     "select_device",
     "declared",
+    "optional",
     "unread_keys",
 ]
+
+class ArgumentChecks:
+    """Mixin of a class that owns the ranges of its constructor arguments: one check per value, in its owner.
+
+    ``argument_checks`` maps an argument's name to its check ``(name, value) -> checked value`` (the
+    validators below, with their bounds bound by ``functools.partial``); :meth:`check_argument_relations`
+    holds the rules between arguments. The constructor applies both through :meth:`check_arguments`, and a
+    recipe checks its config group with the same call (``prefix="loss."``, so that an error names the config
+    key) before anything is built or written. Functions of :mod:`torchrl_reg.functional` trust their callers.
+    """
+
+    argument_checks: ClassVar[Mapping[str, Callable[[str, Any], Any]]] = {}
+
+    @classmethod
+    def check_arguments(cls, arguments: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
+        """``arguments`` (any subset of the constructor's) checked, each value as its check returns it."""
+        checked = dict(arguments)
+        for key, check in cls.argument_checks.items():
+            if key in checked:
+                checked[key] = check(prefix + key, checked[key])
+        cls.check_argument_relations(checked, prefix)
+        return checked
+
+    @classmethod
+    def check_argument_relations(cls, arguments: Mapping[str, Any], prefix: str) -> None:
+        """Raise ``ValueError`` if values of ``arguments`` (checked one by one) break a rule between them; a rule
+        whose arguments are not all in ``arguments`` is not checked. None by default."""
+
 
 #: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.
 STABLE_TAU = (1e-4, 10.0)
@@ -112,6 +145,18 @@ def check_range(
     return v
 
 
+def check_bound(name: str, value: float) -> float:
+    """Return ``value`` as a float if it is a number, infinities included (a clip bound: ``-inf`` clips nothing
+    below); NaN and non-numbers are refused."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (+-inf: no clip on that side), got {name}={value!r}") from None
+    if math.isnan(v):
+        raise ValueError(f"{name} must be a number (+-inf: no clip on that side), got {name}={value!r}")
+    return v
+
+
 def check_ordered(low_name: str, low: float, high_name: str, high: float) -> None:
     """Raise ``ValueError`` unless ``low <= high`` (e.g. a clip interval's bounds)."""
     if not low <= high:
@@ -123,6 +168,28 @@ def check_interval(low_name: str, low: float, high_name: str, high: float) -> No
     check_range(low_name, low)
     check_range(high_name, high)
     check_ordered(low_name, low, high_name, high)
+
+
+def optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    """``check`` for an argument whose ``None`` means "off" (no clip, no target entropy): ``None`` passes."""
+
+    def check_or_none(name: str, value: Any) -> Any:
+        return None if value is None else check(name, value)
+
+    return check_or_none
+
+
+def check_clip_interval_relation(arguments: Mapping[str, Any], prefix: str, *, optional: bool = False) -> None:
+    """The rule between ``clip_value_min`` and ``clip_value_max`` of an :class:`ArgumentChecks` class: ordered,
+    and with ``optional`` both set or both ``None`` (no clip)."""
+    if "clip_value_min" not in arguments or "clip_value_max" not in arguments:
+        return
+    low, high = arguments["clip_value_min"], arguments["clip_value_max"]
+    low_name, high_name = prefix + "clip_value_min", prefix + "clip_value_max"
+    if optional and (low is None) != (high is None):
+        raise ValueError(f"set both {low_name} and {high_name} or neither (no clip), got {low_name}={low}, {high_name}={high}")
+    if low is not None and high is not None:
+        check_ordered(low_name, low, high_name, high)
 
 
 def check_multiple(name: str, value: int, of_name: str, of: int) -> None:
@@ -210,18 +277,25 @@ def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: floa
 # --- VIREL: the temperature eps = c/p ||TQ - Q||_p^p ----------------------------------------------
 
 
-def check_virel_c(c: float) -> float:
+def check_critic_count(name: str, value: int) -> int:
+    """Return the number of critics (``num_qvalue_nets``) if it is 1 or 2 (2: the min of two, as in SAC)."""
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ValueError(f"{name} must be 1 or 2, got {name}={value!r}")
+    return int(value)
+
+
+def check_virel_c(name: str, c: float) -> float:
     """Return the VIREL scale ``c`` of ``eps = c/p ||TQ - Q||_p^p`` if it is a finite number > 0."""
     c = float(c)
     if not (c > 0 and c != float("inf")):
-        raise ValueError(f"c must be a finite number > 0 (eps = c/p ||TQ - Q||_p^p), got c={c}")
+        raise ValueError(f"{name} must be a finite number > 0 (eps = c/p ||TQ - Q||_p^p), got {name}={c}")
     return c
 
 
-def check_virel_p(p: int) -> int:
+def check_virel_p(name: str, p: int) -> int:
     """Return the norm ``p`` of ``eps = c/p ||TQ - Q||_p^p`` if it is 1 or 2 (the values VIREL uses)."""
     if isinstance(p, bool) or p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2 (eps = c/p ||TQ - Q||_p^p), got p={p!r}")
+        raise ValueError(f"{name} must be 1 or 2 (eps = c/p ||TQ - Q||_p^p), got {name}={p!r}")
     return int(p)
 
 

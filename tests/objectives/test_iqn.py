@@ -49,8 +49,8 @@ def test_quantile_huber_batched_and_shared_fractions():
     torch.testing.assert_close(batched, shared)
     for b in range(5):
         torch.testing.assert_close(batched[b], quantile_huber_loss(theta[b], target[b], fractions))
-    with pytest.raises(ValueError, match="kappa"):
-        quantile_huber_loss(theta, target, fractions, kappa=0.0)
+    with pytest.raises(ValueError, match="kappa must be a finite number > 0"):  # the loss owns kappa
+        IQNLoss.check_arguments({"kappa": 0.0})
 
 
 # ---------------------------------------------------------------- helpers

@@ -191,11 +191,11 @@ def test_soft_q_loss_refuses_unbounded_actions():
     [
         ({"tau": 0.0}, r"tau must be a finite number in \[0.0001, 10.0\]"),
         ({"num_particles": 1}, "num_particles must be an integer >= 2"),
-        ({"fixed_ratio": 0.0}, r"fixed_ratio must lie in \(0, 1\)"),
-        ({"fixed_ratio": 1.0}, r"fixed_ratio must lie in \(0, 1\)"),
+        ({"fixed_ratio": 0.0}, r"fixed_ratio must be a finite number in \(0.0, 1.0\)"),
+        ({"fixed_ratio": 1.0}, r"fixed_ratio must be a finite number in \(0.0, 1.0\)"),
         ({"num_particles": 2}, "at least 2 fixed"),
         ({"space": "logit"}, "space must be one of"),
-        ({"min_bandwidth": 0.0}, "min_bandwidth must be > 0"),
+        ({"min_bandwidth": 0.0}, "min_bandwidth must be a finite number > 0"),
     ],
 )
 def test_svgd_loss_refuses_bad_input(kwargs, match):

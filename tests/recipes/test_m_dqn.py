@@ -150,8 +150,8 @@ def test_stop_before_start_interrupts_at_first_batch(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("loss.alpha=1.5", r"loss.alpha must be a finite number in \[0.0, 1.0\], got loss.alpha=1.5"),
-        ("loss.alpha=-0.1", r"loss.alpha must be a finite number in \[0.0, 1.0\]"),
+        ("loss.alpha=1.5", r"loss.alpha must lie in \[0, 1\], got loss.alpha=1.5"),  # MunchausenDQNLoss's check
+        ("loss.alpha=-0.1", r"loss.alpha must lie in \[0, 1\]"),
         ("loss.tau=0", r"loss.tau must be a finite number in \[0.0001, 10.0\], got loss.tau=0.0"),
         ("loss.tau=-1", r"loss.tau must be a finite number in \[0.0001, 10.0\]"),
         ("loss.clip_value_min=0.5", "loss.clip_value_min must be <= loss.clip_value_max, got loss.clip_value_min=0.5"),

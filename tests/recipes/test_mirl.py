@@ -136,11 +136,12 @@ def test_interrupted_and_resumed_run_reproduces_the_uninterrupted_run_with_its_p
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("loss.prior_lr=0", r"loss.prior_lr must be a finite number in \(0.0, 1.0\], got loss.prior_lr=0"),
-        ("loss.prior_lr=1.5", r"loss.prior_lr must be a finite number in \(0.0, 1.0\]"),
-        ("loss.beta_lr=0", r"loss.beta_lr must be a finite number in \(0.0, 1.0\]"),
-        ("loss.beta=0", r"loss.beta must be a finite number in \[0.01, 10000.0\]"),
-        ("loss.beta_min=-1", r"loss.beta_min must be a finite number in \(0.0, inf\]"),
+        ("loss.prior_lr=0", r"loss.prior_lr must lie in \(0, 1\], got loss.prior_lr=0"),  # MIRLLoss's checks
+        ("loss.prior_lr=1.5", r"loss.prior_lr must lie in \(0, 1\]"),
+        ("loss.beta_lr=0", r"loss.beta_lr must lie in \(0, 1\]"),
+        ("loss.beta=0", r"loss.beta must be a finite number > 0, got loss.beta=0"),
+        ("loss.beta=1e5", r"loss.beta must lie in \[loss.beta_min, loss.beta_max\] = \[0.01, 10000.0\]"),
+        ("loss.beta_min=-1", r"loss.beta_min must be a finite number > 0"),
         ("loss.beta_schedule=cosine", r"loss.beta_schedule must be one of \['adaptive', 'fixed', 'linear'\]"),
         ("loss.name=c51", r"loss.name must be one of \['mirl', 'sql', 'sql_m', 'dqn'\], got loss.name='c51'"),
     ],

@@ -74,7 +74,7 @@ def test_default_env_is_multigoal():
         ("loss.reward_scale=0", "loss.reward_scale"),
         ("loss.num_value_particles=1", "loss.num_value_particles must be an integer >= 2"),
         ("loss.num_particles=1", "loss.num_particles must be an integer >= 2"),
-        ("loss.num_particles=2", "at least 2 fixed and 1 updated"),
+        ("loss.num_particles=2", r"loss.num_particles=2 with loss.fixed_ratio=0.5 gives 1 fixed and 1 updated particles: at least 2 fixed"),
         ("loss.fixed_ratio=1.0", "loss.fixed_ratio"),
         ("loss.fixed_ratio=0", "loss.fixed_ratio"),
         ("loss.uniform_weight=1.0", "loss.uniform_weight"),

@@ -23,6 +23,7 @@ from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import EGreedyModule
 
 from torchrl_reg import functional as F
+from torchrl_reg.validation import check_tau
 
 __all__ = ["BoltzmannExploration", "AnnealedEpsilonGreedy"]
 
@@ -62,7 +63,7 @@ class BoltzmannExploration(TensorDictModuleBase):
                 "tau=float(t) for a fixed one"
             )
         super().__init__()
-        self.tau = tau if callable(tau) else F.check_tau(tau)
+        self.tau = tau if callable(tau) else check_tau(tau)
         self.spec = spec
         self.action_key = action_key
         self.action_value_key = action_value_key

@@ -22,6 +22,7 @@ from torchrl.data.utils import _find_action_space
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from torchrl_reg import functional as F
+from torchrl_reg.validation import check_beta, check_prior
 
 __all__ = ["ActionPrior", "PriorEGreedyModule"]
 
@@ -63,9 +64,9 @@ class ActionPrior(nn.Module):
             raise ValueError(f"num_actions must be >= 1, got num_actions={num_actions}")
         if rho is None:
             rho = torch.full((num_actions,), 1.0 / num_actions)
-        rho = F.check_prior(rho, num_actions).detach().clone().float()
+        rho = check_prior(rho, num_actions).detach().clone().float()
         self.register_buffer("rho", rho / rho.sum())
-        self.register_buffer("beta", torch.tensor(F.check_beta(beta)))
+        self.register_buffer("beta", torch.tensor(check_beta(beta)))
         self.prior_in_backup = bool(prior_in_backup)
 
     @property
@@ -80,11 +81,11 @@ class ActionPrior(nn.Module):
 
     def set_rho(self, rho: torch.Tensor) -> None:
         """Overwrite the prior in place (checked to be a distribution)."""
-        self.rho.copy_(F.check_prior(rho, self.num_actions))
+        self.rho.copy_(check_prior(rho, self.num_actions))
 
     def set_beta(self, beta: float) -> None:
         """Overwrite beta in place (checked to be finite and > 0)."""
-        self.beta.fill_(F.check_beta(beta))
+        self.beta.fill_(check_beta(beta))
 
     def soft_value(self, q: torch.Tensor) -> torch.Tensor:
         """``(1/beta) ln sum_a rho(a) exp(beta q(s, a))`` (:func:`~torchrl_reg.functional.prior_soft_value`)."""

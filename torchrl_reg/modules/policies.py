@@ -37,7 +37,7 @@ from torch import distributions as D, nn
 from torchrl.data import Categorical as CategoricalSpec, OneHot as OneHotSpec, TensorSpec, Unbounded as UnboundedSpec
 from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal
 
-from torchrl_reg.functional import check_tau
+from torchrl_reg.validation import check_tau
 
 __all__ = [
     "bin_grid",

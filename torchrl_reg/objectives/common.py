@@ -43,7 +43,7 @@ from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, 
 from torchrl.objectives.value import TD0Estimator, ValueEstimatorBase
 
 from torchrl_reg import functional as F
-from torchrl_reg.validation import check_bool, check_choice, check_gamma
+from torchrl_reg.validation import ArgumentChecks, check_bool, check_choice, check_gamma
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
 __all__ = ["QValueKeys", "RegularizedDQNLossBase", "RegularizedLossBase", "TD_ONLY_NOTE"]
@@ -135,7 +135,7 @@ def _discrete_action_space(loss: LossModule, action_space: str | TensorSpec) -> 
     return "one_hot" if space == "one-hot" else space
 
 
-class RegularizedLossBase(LossModule):
+class RegularizedLossBase(ArgumentChecks, LossModule):
     """Plumbing shared by every loss of the library (not meant to be used directly).
 
     A subclass sets ``_AcceptedKeys`` (with at least ``reward``, ``done``, ``terminated``,

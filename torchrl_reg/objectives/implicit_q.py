@@ -6,6 +6,7 @@ with Implicit Q-Values", AISTATS 2022, arXiv:2108.07041.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
@@ -16,7 +17,14 @@ from torchrl.objectives.utils import distance_loss
 from torchrl_reg.functional import clipped_munchausen_term
 from torchrl_reg.modules.policies import policy_logit_tau
 from torchrl_reg.objectives.common import RegularizedLossBase, _queue_box_check
-from torchrl_reg.validation import check_tau, check_unit_interval
+from torchrl_reg.validation import (
+    check_bound,
+    check_choice,
+    check_clip_interval_relation,
+    check_positive,
+    check_unit_interval,
+    optional,
+)
 
 __all__ = ["ImplicitQLoss"]
 
@@ -142,6 +150,19 @@ class ImplicitQLoss(RegularizedLossBase):
     target_policy_network_params: TensorDictParams
     target_value_network_params: TensorDictParams
 
+    argument_checks = {
+        "tau": check_positive,
+        "alpha": partial(check_unit_interval, closed_right=False),
+        "clip_value_min": optional(check_bound),
+        "clip_value_max": optional(check_bound),
+        "bootstrap": partial(check_choice, choices=_BOOTSTRAPS),
+        "loss_function": partial(check_choice, choices=_LOSS_FUNCTIONS),
+    }
+
+    @classmethod
+    def check_argument_relations(cls, arguments, prefix):
+        check_clip_interval_relation(arguments, prefix, optional=True)  # both or neither (Eq. 2: no clip)
+
     def __init__(
         self,
         policy_network: ProbabilisticTensorDictSequential,
@@ -157,30 +178,17 @@ class ImplicitQLoss(RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        tau = check_tau(tau)
-        alpha = check_unit_interval("alpha", alpha, closed_right=False)
-        if (clip_value_min is None) != (clip_value_max is None):
-            raise ValueError(
-                "give both clip_value_min and clip_value_max (clip of tau ln pi in the Munchausen term) or "
-                f"neither (no clip, Eq. 2), got clip_value_min={clip_value_min}, clip_value_max={clip_value_max}"
-            )
-        if clip_value_min is not None:
-            clip_value_min, clip_value_max = float(clip_value_min), float(clip_value_max)
-            if not clip_value_min <= clip_value_max:
-                raise ValueError(
-                    f"clip_value_min must be <= clip_value_max, got clip_value_min={clip_value_min}, "
-                    f"clip_value_max={clip_value_max}"
-                )
+        checked = self.check_arguments({
+            "tau": tau, "alpha": alpha, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max,
+            "bootstrap": bootstrap, "loss_function": loss_function,
+        })
+        tau, alpha, clip_value_min, clip_value_max = (checked[k] for k in ("tau", "alpha", "clip_value_min", "clip_value_max"))
         policy_tau = policy_logit_tau(policy_network)
         if policy_tau is not None and policy_tau != tau:
             raise ValueError(
                 f"the policy is a scaled softmax softmax(F / tau) with tau={policy_tau}, but the loss has tau={tau}: "
                 "build the policy with the loss's tau (one temperature), or without tau= for softmax(F)"
             )
-        if bootstrap not in _BOOTSTRAPS:
-            raise ValueError(f"bootstrap must be one of {_BOOTSTRAPS}, got bootstrap={bootstrap!r}")
-        if loss_function not in _LOSS_FUNCTIONS:
-            raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
         _check_networks(policy_network, value_network)
         super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.tau = tau

@@ -44,7 +44,8 @@ from torchrl_reg.objectives.common import (
     _discrete_action_space,
     _num_actions,
 )
-from torchrl_reg.validation import check_bool, check_count, check_stable_tau, check_unit_interval
+from torchrl_reg.objectives.munchausen import MunchausenArguments
+from torchrl_reg.validation import check_bool, check_count, check_positive
 
 __all__ = ["IQNLoss", "MunchausenIQNLoss"]
 
@@ -113,6 +114,13 @@ class IQNLoss(RegularizedLossBase):
     value_network_params: TensorDictParams
     target_value_network_params: TensorDictParams
 
+    argument_checks = {
+        **{key: check_count for key in ("num_quantiles", "num_target_quantiles", "num_policy_quantiles")},
+        "kappa": check_positive,
+        "independent_fractions": check_bool,
+        "delay_value": check_bool,
+    }
+
     def __init__(
         self,
         value_network: QValueActor | nn.Module,
@@ -128,14 +136,13 @@ class IQNLoss(RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        self.num_quantiles = check_count("num_quantiles", num_quantiles)
-        self.num_target_quantiles = check_count("num_target_quantiles", num_target_quantiles)
-        self.num_policy_quantiles = check_count("num_policy_quantiles", num_policy_quantiles)
-        kappa = float(kappa)
-        if not kappa > 0 or kappa == float("inf"):
-            raise ValueError(f"kappa must be a finite number > 0, got kappa={kappa}")
-        check_bool("independent_fractions", independent_fractions)
-        check_bool("delay_value", delay_value)
+        checked = IQNLoss.check_arguments({
+            "num_quantiles": num_quantiles, "num_target_quantiles": num_target_quantiles,
+            "num_policy_quantiles": num_policy_quantiles, "kappa": kappa,
+            "independent_fractions": independent_fractions, "delay_value": delay_value,
+        })
+        self.num_quantiles, self.num_target_quantiles = checked["num_quantiles"], checked["num_target_quantiles"]
+        self.num_policy_quantiles, kappa = checked["num_policy_quantiles"], checked["kappa"]
         super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.kappa = kappa
         self.independent_fractions = independent_fractions
@@ -274,7 +281,7 @@ class IQNLoss(RegularizedLossBase):
         return target.squeeze(-1)
 
 
-class MunchausenIQNLoss(IQNLoss):
+class MunchausenIQNLoss(MunchausenArguments, IQNLoss):
     r"""Munchausen-IQN loss ([MRL], Sec. 2, M-IQN; the details of the official M-IQN code).
 
     Same as :class:`IQNLoss` except for the target samples, per target fraction ``tau'_j``:
@@ -302,6 +309,8 @@ class MunchausenIQNLoss(IQNLoss):
 
     out_keys = ["loss", "td_error", "q_value", "action_gap", "munchausen_bonus", "clip_fraction", "entropy"]
 
+    argument_checks = {**IQNLoss.argument_checks, **MunchausenArguments.argument_checks}
+
     def __init__(
         self,
         value_network: QValueActor | nn.Module,
@@ -312,14 +321,10 @@ class MunchausenIQNLoss(IQNLoss):
         clip_value_max: float = 0.0,
         **kwargs,
     ) -> None:
-        alpha = check_unit_interval("alpha", alpha)
-        tau = check_stable_tau("tau", tau)
-        clip_value_min, clip_value_max = float(clip_value_min), float(clip_value_max)
-        if not clip_value_min <= clip_value_max:
-            raise ValueError(
-                f"clip_value_min must be <= clip_value_max, got clip_value_min={clip_value_min}, "
-                f"clip_value_max={clip_value_max}"
-            )
+        checked = self.check_arguments(
+            {"alpha": alpha, "tau": tau, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max}
+        )
+        alpha, tau, clip_value_min, clip_value_max = checked.values()
         super().__init__(value_network, **kwargs)
         self.alpha = alpha
         self.tau = tau

@@ -7,6 +7,7 @@ NeurIPS 2020, arXiv:2007.14430 (the Munchausen form of MDVI that MDAC instantiat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
@@ -19,11 +20,20 @@ from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedLossBase, _box_bounds, _queue_box_check
-from torchrl_reg.validation import check_bool, check_choice, check_positive, check_unit_interval
+from torchrl_reg.validation import check_bool, check_choice, check_critic_count, check_positive, check_range, check_unit_interval
 
 __all__ = ["MDACLoss"]
 
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
+
+
+def _check_target_entropy(name: str, value: float | str) -> float | str:
+    """``"auto"`` (``-dim(A)``) or a finite number."""
+    if value == "auto":
+        return value
+    if isinstance(value, (str, bool)) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number or 'auto', got {name}={value!r}")
+    return check_range(name, value)
 
 
 class MDACLoss(RegularizedLossBase):
@@ -142,6 +152,18 @@ class MDACLoss(RegularizedLossBase):
     target_actor_network_params: TensorDictParams
     target_qvalue_network_params: TensorDictParams
 
+    argument_checks = {
+        "beta": partial(check_unit_interval, closed_right=False),
+        "bound": partial(check_choice, choices=F.LOG_DENSITY_BOUNDS),
+        "bound_scale": check_positive,
+        "alpha_init": check_positive,
+        "fixed_alpha": check_bool,
+        "target_entropy": _check_target_entropy,
+        "num_qvalue_nets": check_critic_count,
+        "loss_function": partial(check_choice, choices=_LOSS_FUNCTIONS),
+        "delay_qvalue": check_bool,
+    }
+
     def __init__(
         self,
         actor_network: ProbabilisticTensorDictSequential,
@@ -160,15 +182,12 @@ class MDACLoss(RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        beta = check_unit_interval("beta", beta, closed_right=False)
-        check_choice("bound", bound, F.LOG_DENSITY_BOUNDS)
-        bound_scale = check_positive("bound_scale", bound_scale)
-        alpha_init = check_positive("alpha_init", alpha_init)
-        check_bool("fixed_alpha", fixed_alpha)
-        check_bool("delay_qvalue", delay_qvalue)
-        if num_qvalue_nets not in (1, 2) or isinstance(num_qvalue_nets, bool):
-            raise ValueError(f"num_qvalue_nets must be 1 or 2, got num_qvalue_nets={num_qvalue_nets!r}")
-        check_choice("loss_function", loss_function, _LOSS_FUNCTIONS)
+        checked = self.check_arguments({
+            "beta": beta, "bound": bound, "bound_scale": bound_scale, "alpha_init": alpha_init,
+            "fixed_alpha": fixed_alpha, "target_entropy": target_entropy, "num_qvalue_nets": num_qvalue_nets,
+            "loss_function": loss_function, "delay_qvalue": delay_qvalue,
+        })
+        beta, bound_scale, alpha_init = checked["beta"], checked["bound_scale"], checked["alpha_init"]
         if not hasattr(actor_network, "get_dist"):
             raise TypeError(
                 "actor_network must be a probabilistic actor (a ProbabilisticTensorDictSequential with get_dist, e.g. "
@@ -203,8 +222,6 @@ class MDACLoss(RegularizedLossBase):
 
     def _target_entropy(self, actor_network: TensorDictModule, target_entropy: float | str, fixed_alpha: bool) -> float:
         if target_entropy != "auto":
-            if isinstance(target_entropy, (str, bool)) or not isinstance(target_entropy, (int, float)):
-                raise ValueError(f"target_entropy must be a number or 'auto', got target_entropy={target_entropy!r}")
             return float(target_entropy)
         bounds = _box_bounds(getattr(actor_network, "spec", None), self.tensor_keys.action)
         if bounds is None:

@@ -7,9 +7,9 @@ configurations of the same loss (:data:`VARIANTS`).
 """
 from __future__ import annotations
 
-from typing import Literal
-
 import warnings
+from functools import partial
+from typing import Literal
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -21,7 +21,7 @@ from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl_reg import functional as F
 from torchrl_reg.modules.mirl import ActionPrior
 from torchrl_reg.objectives.common import RegularizedDQNLossBase, _num_actions
-from torchrl_reg.validation import check_beta, check_choice, check_rate
+from torchrl_reg.validation import check_choice, check_nonnegative, check_ordered, check_positive, check_rate
 
 __all__ = ["MIRLLoss", "VARIANTS"]
 
@@ -139,6 +139,25 @@ class MIRLLoss(RegularizedDQNLossBase):
         "loss", "beta", "prior_entropy", "policy_entropy", "kl_to_prior", "td_error", "q_value", "action_gap",
     ]
 
+    argument_checks = {
+        "beta": check_positive,
+        "beta_schedule": partial(check_choice, choices=BETA_SCHEDULES),
+        "beta_lr": check_rate,
+        "beta_slope": check_nonnegative,
+        "beta_min": check_positive,
+        "beta_max": check_positive,
+        "prior_lr": check_rate,
+    }
+
+    @classmethod
+    def check_argument_relations(cls, arguments, prefix):
+        if "beta_min" in arguments and "beta_max" in arguments:
+            low, high = arguments["beta_min"], arguments["beta_max"]
+            check_ordered(prefix + "beta_min", low, prefix + "beta_max", high)
+            if "beta" in arguments and not low <= arguments["beta"] <= high:
+                raise ValueError(f"{prefix}beta must lie in [{prefix}beta_min, {prefix}beta_max] = [{low}, {high}], "
+                                 f"got {prefix}beta={arguments['beta']}")
+
     def __init__(
         self,
         value_network: QValueActor | nn.Module,
@@ -161,16 +180,11 @@ class MIRLLoss(RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        check_choice("beta_schedule", beta_schedule, BETA_SCHEDULES)
-        beta_min, beta_max = check_beta(beta_min), check_beta(beta_max)
-        if beta_min > beta_max:
-            raise ValueError(f"beta_min must be <= beta_max, got beta_min={beta_min}, beta_max={beta_max}")
-        beta = check_beta(beta)
-        if not beta_min <= beta <= beta_max:
-            raise ValueError(f"beta must lie in [beta_min, beta_max] = [{beta_min}, {beta_max}], got beta={beta}")
-        beta_slope = float(beta_slope)
-        if not 0.0 <= beta_slope < float("inf"):
-            raise ValueError(f"beta_slope must be a finite number >= 0, got beta_slope={beta_slope}")
+        checked = self.check_arguments({
+            "beta": beta, "beta_schedule": beta_schedule, "beta_lr": beta_lr, "beta_slope": beta_slope,
+            "beta_min": beta_min, "beta_max": beta_max, "prior_lr": prior_lr,
+        })
+        beta, beta_slope, beta_min, beta_max = (checked[k] for k in ("beta", "beta_slope", "beta_min", "beta_max"))
         spec_actions = _num_actions(action_space, value_network)
         if num_actions is not None and spec_actions is not None and num_actions != spec_actions:
             raise ValueError(
@@ -194,12 +208,12 @@ class MIRLLoss(RegularizedDQNLossBase):
         )
         self.num_actions = num_actions
         self.beta_schedule = beta_schedule
-        self.beta_lr = check_rate("beta_lr", beta_lr)
+        self.beta_lr = checked["beta_lr"]
         self.beta_slope = beta_slope
         self.beta_init = beta
         self.beta_min, self.beta_max = beta_min, beta_max
         self.learn_prior = bool(learn_prior)
-        self.prior_lr = check_rate("prior_lr", prior_lr)
+        self.prior_lr = checked["prior_lr"]
         self.prior = ActionPrior(num_actions, beta=beta, rho=prior, prior_in_backup=prior_in_backup)
         self.register_buffer("num_beta_updates", torch.zeros((), dtype=torch.long))
         # Python counters (no device sync) behind the warning of check_batch.

@@ -18,13 +18,36 @@ from torchrl.objectives.utils import ValueEstimators
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedDQNLossBase
-from torchrl_reg.validation import check_bool, check_stable_tau, check_unit_interval
+from torchrl_reg.validation import (
+    ArgumentChecks,
+    check_bool,
+    check_bound,
+    check_clip_interval_relation,
+    check_stable_tau,
+    check_unit_interval,
+)
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
 __all__ = ["MunchausenDQNLoss", "AdvantageLearningLoss"]
 
 
-class MunchausenDQNLoss(RegularizedDQNLossBase):
+class MunchausenArguments(ArgumentChecks):
+    """The checks of the Munchausen term's arguments (alpha, tau, the clip of ``tau ln pi``), shared by
+    :class:`MunchausenDQNLoss` and :class:`~torchrl_reg.objectives.iqn.MunchausenIQNLoss`."""
+
+    argument_checks = {
+        "alpha": check_unit_interval,
+        "tau": check_stable_tau,
+        "clip_value_min": check_bound,
+        "clip_value_max": check_bound,
+    }
+
+    @classmethod
+    def check_argument_relations(cls, arguments, prefix):
+        check_clip_interval_relation(arguments, prefix)
+
+
+class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
     r"""Munchausen-DQN loss ([MRL] Sec. 2, the M-DQN regression target).
 
     Regresses :math:`q_\theta(s_t, a_t)` on
@@ -124,15 +147,11 @@ class MunchausenDQNLoss(RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        self.alpha = check_unit_interval("alpha", alpha)
-        self.tau = check_stable_tau("tau", tau)
-        if not float(clip_value_min) <= float(clip_value_max):
-            raise ValueError(
-                "clip_value_min must be <= clip_value_max, got "
-                f"clip_value_min={clip_value_min}, clip_value_max={clip_value_max}"
-            )
-        self.clip_value_min = float(clip_value_min)
-        self.clip_value_max = float(clip_value_max)
+        checked = self.check_arguments(
+            {"alpha": alpha, "tau": tau, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max}
+        )
+        self.alpha, self.tau = checked["alpha"], checked["tau"]
+        self.clip_value_min, self.clip_value_max = checked["clip_value_min"], checked["clip_value_max"]
         super().__init__(
             value_network,
             loss_function=loss_function,
@@ -192,6 +211,8 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
     SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0, RegValueEstimators.SoftTD0)
     out_keys = ["loss", "advantage_bonus", "td_error", "q_value", "action_gap"]
 
+    argument_checks = {"alpha": check_unit_interval, "persistent": check_bool}
+
     def __init__(
         self,
         value_network: QValueActor | nn.Module,
@@ -205,8 +226,8 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        self.alpha = check_unit_interval("alpha", alpha)
-        self.persistent = check_bool("persistent", persistent)
+        checked = self.check_arguments({"alpha": alpha, "persistent": persistent})
+        self.alpha, self.persistent = checked["alpha"], checked["persistent"]
         super().__init__(
             value_network,
             loss_function=loss_function,

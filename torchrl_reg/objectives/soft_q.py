@@ -12,6 +12,7 @@ importance-sampled soft Bellman target; :class:`SVGDPolicyLoss` moves the partic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
@@ -25,7 +26,15 @@ from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
 from torchrl_reg.objectives.common import RegularizedLossBase, _queue_bounds_check, prioritized_weights
-from torchrl_reg.validation import check_choice, check_count, check_read, check_stable_tau
+from torchrl_reg.validation import (
+    ArgumentChecks,
+    check_choice,
+    check_count,
+    check_positive,
+    check_range,
+    check_read,
+    check_stable_tau,
+)
 
 __all__ = ["SoftQLoss", "SVGDPolicyLoss", "SoftQLearningLoss", "TemperatureSchedule"]
 
@@ -62,7 +71,7 @@ class _TemperatureMixin:
     schedule's start value and step count are buffers too, so a checkpoint of the loss resumes it."""
 
     def _init_tau(self, tau: float) -> None:
-        tau = check_stable_tau("tau", tau)
+        """``tau`` as :meth:`check_arguments` returned it."""
         self.register_buffer("_tau", torch.tensor(tau))
         self.register_buffer("_tau_initial", torch.tensor(tau))
         self.register_buffer("_tau_annealing_steps", torch.tensor(0, dtype=torch.long))
@@ -183,6 +192,24 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
     qvalue_network_params: TensorDictParams
     target_qvalue_network_params: TensorDictParams
 
+    argument_checks = {
+        "tau": check_stable_tau,
+        "reward_scale": check_positive,
+        "num_value_particles": partial(check_count, minimum=2),
+        "proposal": partial(check_choice, choices=_PROPOSALS),
+        "num_fit_particles": partial(check_count, minimum=2),
+        "uniform_weight": partial(check_range, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False),
+        "loss_function": partial(check_choice, choices=_LOSS_FUNCTIONS),
+    }
+
+    @classmethod
+    def check_argument_relations(cls, arguments, prefix):
+        proposal, weight = arguments.get("proposal"), arguments.get("uniform_weight")
+        if proposal == "uniform" and weight is not None:
+            check_read(f"{prefix}uniform_weight", weight, DEFAULT_UNIFORM_WEIGHT, f"{prefix}proposal='uniform'")
+        elif proposal == "mixture" and weight is not None and "num_value_particles" in arguments:
+            mixture_split(weight, arguments["num_value_particles"])  # both components drawn at least once
+
     def __init__(
         self,
         qvalue_network: TensorDictModule,
@@ -202,22 +229,18 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
         check_finite: bool = False,
     ) -> None:
         low, high = box_bounds(action_spec, "SoftQLoss's importance-sampled soft value")
-        num_value_particles = check_count("num_value_particles", num_value_particles, 2)
-        if proposal not in _PROPOSALS:
-            raise ValueError(f"proposal must be one of {_PROPOSALS}, got proposal={proposal!r}")
+        checked = self.check_arguments({
+            "tau": tau, "reward_scale": reward_scale, "num_value_particles": num_value_particles,
+            "proposal": proposal, "num_fit_particles": num_fit_particles, "uniform_weight": uniform_weight,
+            "loss_function": loss_function,
+        })
+        tau, reward_scale, num_value_particles, num_fit_particles = (
+            checked[k] for k in ("tau", "reward_scale", "num_value_particles", "num_fit_particles")
+        )
         if proposal == "mixture":
             if actor is None:
                 raise ValueError("proposal='mixture' fits a tanh-Gaussian to the sampler's particles: pass actor=")
             _sampler_of(actor)
-            num_fit_particles = check_count("num_fit_particles", num_fit_particles, 2)
-            mixture_split(uniform_weight, num_value_particles)
-        else:
-            check_read("uniform_weight", uniform_weight, DEFAULT_UNIFORM_WEIGHT, "proposal='uniform'")
-        reward_scale = float(reward_scale)
-        if not reward_scale > 0 or reward_scale == float("inf"):
-            raise ValueError(f"reward_scale must be a finite number > 0, got reward_scale={reward_scale}")
-        if loss_function not in _LOSS_FUNCTIONS:
-            raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
         super().__init__(
             reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite
         )
@@ -333,7 +356,7 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
         return loss, td_error.unsqueeze(-1), {k: self._reduce_diagnostic(v) for k, v in diagnostics.items()}
 
 
-class SVGDPolicyLoss(_TemperatureMixin, LossModule):
+class SVGDPolicyLoss(_TemperatureMixin, ArgumentChecks, LossModule):
     r"""Amortized Stein variational gradient for the sampler of soft Q-learning ([SQL] Eq. 13-14).
 
     For each state, ``K = num_particles`` actions ``a = squash(f(s, xi))``, ``xi ~ N(0, I)``, are
@@ -428,6 +451,26 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
     actor_network_params: TensorDictParams
     target_actor_network_params: TensorDictParams | None
 
+    argument_checks = {
+        "tau": check_stable_tau,
+        "num_particles": partial(check_count, minimum=2),
+        "fixed_ratio": partial(check_range, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False),
+        "space": partial(check_choice, choices=_SPACES),
+        "min_bandwidth": check_positive,
+    }
+
+    @classmethod
+    def check_argument_relations(cls, arguments, prefix):
+        if "num_particles" in arguments and "fixed_ratio" in arguments:
+            num_particles, ratio = arguments["num_particles"], arguments["fixed_ratio"]
+            num_fixed = round(ratio * num_particles)
+            if not 2 <= num_fixed <= num_particles - 1:
+                raise ValueError(
+                    f"{prefix}num_particles={num_particles} with {prefix}fixed_ratio={ratio} gives {num_fixed} fixed "
+                    f"and {num_particles - num_fixed} updated particles: at least 2 fixed (the median heuristic "
+                    "divides by ln K_fixed) and 1 updated are needed"
+                )
+
     def __init__(
         self,
         actor: TensorDictModule,
@@ -443,21 +486,12 @@ class SVGDPolicyLoss(_TemperatureMixin, LossModule):
     ) -> None:
         _sampler_of(actor)
         check_choice("use_prioritized_weights", use_prioritized_weights, (True, False, "auto"))
-        num_particles = check_count("num_particles", num_particles, 2)
-        fixed_ratio = float(fixed_ratio)
-        if not 0.0 < fixed_ratio < 1.0:
-            raise ValueError(f"fixed_ratio must lie in (0, 1), got fixed_ratio={fixed_ratio}")
+        checked = self.check_arguments({
+            "tau": tau, "num_particles": num_particles, "fixed_ratio": fixed_ratio, "space": space,
+            "min_bandwidth": min_bandwidth,
+        })
+        tau, num_particles, fixed_ratio = checked["tau"], checked["num_particles"], checked["fixed_ratio"]
         num_fixed = round(fixed_ratio * num_particles)
-        if num_fixed < 2 or num_fixed > num_particles - 1:
-            raise ValueError(
-                f"num_particles={num_particles} with fixed_ratio={fixed_ratio} gives {num_fixed} fixed and "
-                f"{num_particles - num_fixed} updated particles: at least 2 fixed (the median heuristic divides "
-                "by ln K_fixed) and 1 updated are needed"
-            )
-        if space not in _SPACES:
-            raise ValueError(f"space must be one of {_SPACES}, got space={space!r}")
-        if not min_bandwidth > 0:
-            raise ValueError(f"min_bandwidth must be > 0, got min_bandwidth={min_bandwidth}")
         reduction = _check_reduction(reduction)
         super().__init__()
         self._in_keys = None
@@ -646,7 +680,7 @@ class SoftQLearningLoss(LossModule):
         return critic_out.update(self.actor(tensordict))
 
 
-class TemperatureSchedule:
+class TemperatureSchedule(ArgumentChecks):
     r"""Linear annealing of ``tau`` of soft Q-learning losses, from the first loss's initial ``tau`` to
     ``tau_final`` over ``annealing_num_steps`` calls of :meth:`step` (users of the reference asked for
     annealing the temperature towards 0 near convergence; ``tau_final`` must stay > 0, the soft value
@@ -656,6 +690,8 @@ class TemperatureSchedule:
     with their ``state_dict``.
     """
 
+    argument_checks = {"tau_final": check_stable_tau, "annealing_num_steps": check_count}
+
     def __init__(self, *losses: _TemperatureMixin, tau_final: float, annealing_num_steps: int) -> None:
         if not losses:
             raise ValueError("TemperatureSchedule needs at least one loss with a tau (SoftQLoss, SVGDPolicyLoss)")
@@ -663,8 +699,8 @@ class TemperatureSchedule:
             if not isinstance(loss, _TemperatureMixin):
                 raise ValueError(f"TemperatureSchedule anneals SoftQLoss/SVGDPolicyLoss, got {type(loss).__name__}")
         self.losses = losses
-        self.tau_final = check_stable_tau("tau_final", tau_final)
-        self.annealing_num_steps = check_count("annealing_num_steps", annealing_num_steps)
+        checked = self.check_arguments({"tau_final": tau_final, "annealing_num_steps": annealing_num_steps})
+        self.tau_final, self.annealing_num_steps = checked["tau_final"], checked["annealing_num_steps"]
         self._apply(self.num_steps)
 
     @property

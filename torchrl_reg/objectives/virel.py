@@ -25,8 +25,8 @@ A NaN or infinite Bellman error raises in :meth:`update_temperature`, before any
 """
 from __future__ import annotations
 
-import math
 import warnings
+from functools import partial
 from dataclasses import dataclass
 
 import torch
@@ -42,9 +42,17 @@ from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _queue_box_check
-from torchrl_reg.validation import check_read, check_virel_c, check_virel_p
+from torchrl_reg.validation import (
+    check_choice,
+    check_critic_count,
+    check_nonnegative,
+    check_rate,
+    check_read,
+    check_virel_c,
+    check_virel_p,
+)
 
-__all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS", "check_temperature_options"]
+__all__ = ["VIRELLoss", "DiscreteVIRELLoss", "TEMPERATURE_ESTIMATORS", "VARIANTS"]
 
 VARIANTS = ("practical", "em")
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
@@ -52,24 +60,6 @@ _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 TEMPERATURE_ESTIMATORS = ("replay", "batch", "ema")
 #: ``temperature_ema``'s default, the only value accepted with an estimator other than ``"ema"``.
 DEFAULT_TEMPERATURE_EMA = 0.01
-
-
-def check_temperature_options(
-    c: float, p: int, temperature_estimator: str, temperature_ema: float, initial_temperature: float
-) -> tuple[float, int, str, float, float]:
-    """Validate the temperature settings shared by both VIREL losses (errors name the value and the range)."""
-    c, p = check_virel_c(c), check_virel_p(p)
-    if temperature_estimator not in TEMPERATURE_ESTIMATORS:
-        raise ValueError(
-            f"temperature_estimator must be one of {TEMPERATURE_ESTIMATORS}, got {temperature_estimator!r}"
-        )
-    temperature_ema = F.check_rate("temperature_ema", temperature_ema)
-    if temperature_estimator != "ema":
-        check_read("temperature_ema", temperature_ema, DEFAULT_TEMPERATURE_EMA, f"temperature_estimator={temperature_estimator!r}")
-    initial_temperature = float(initial_temperature)
-    if not (initial_temperature >= 0 and math.isfinite(initial_temperature)):
-        raise ValueError(f"initial_temperature must be a finite number >= 0, got {initial_temperature}")
-    return c, p, temperature_estimator, temperature_ema, initial_temperature
 
 
 def checked_temperature(estimate: torch.Tensor) -> torch.Tensor:
@@ -90,6 +80,21 @@ class _BellmanTemperature:
     temperature_ema: float
     c: float
     p: int
+
+    argument_checks = {
+        "c": check_virel_c,
+        "p": check_virel_p,
+        "temperature_estimator": partial(check_choice, choices=TEMPERATURE_ESTIMATORS),
+        "temperature_ema": check_rate,
+        "initial_temperature": check_nonnegative,
+    }
+
+    @classmethod
+    def check_argument_relations(cls, arguments, prefix):
+        estimator = arguments.get("temperature_estimator")
+        if "temperature_ema" in arguments and estimator is not None and estimator != "ema":
+            check_read(f"{prefix}temperature_ema", arguments["temperature_ema"], DEFAULT_TEMPERATURE_EMA,
+                       f"{prefix}temperature_estimator={estimator!r}")
 
     def _init_temperature(self, initial_temperature: float) -> None:
         self.register_buffer("temperature", torch.tensor(initial_temperature))
@@ -183,8 +188,13 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        options = check_temperature_options(c, p, temperature_estimator, temperature_ema, initial_temperature)
-        self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = options
+        options = self.check_arguments({
+            "c": c, "p": p, "temperature_estimator": temperature_estimator, "temperature_ema": temperature_ema,
+            "initial_temperature": initial_temperature,
+        })
+        self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = (
+            options[k] for k in ("c", "p", "temperature_estimator", "temperature_ema", "initial_temperature")
+        )
         super().__init__(
             value_network,
             loss_function=loss_function,
@@ -377,6 +387,13 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     target_actor_network_params: TensorDictParams
     target_qvalue_network_params: TensorDictParams
 
+    argument_checks = {
+        **_BellmanTemperature.argument_checks,
+        "variant": partial(check_choice, choices=VARIANTS),
+        "num_qvalue_nets": check_critic_count,
+        "loss_function": partial(check_choice, choices=_LOSS_FUNCTIONS),
+    }
+
     def __init__(
         self,
         actor_network: ProbabilisticTensorDictSequential,
@@ -395,17 +412,17 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        options = check_temperature_options(c, p, temperature_estimator, temperature_ema, initial_temperature)
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got variant={variant!r}")
-        if num_qvalue_nets not in (1, 2) or isinstance(num_qvalue_nets, bool):
-            raise ValueError(f"num_qvalue_nets must be 1 or 2, got num_qvalue_nets={num_qvalue_nets!r}")
-        if loss_function not in _LOSS_FUNCTIONS:
-            raise ValueError(f"loss_function must be one of {_LOSS_FUNCTIONS}, got loss_function={loss_function!r}")
+        options = self.check_arguments({
+            "c": c, "p": p, "temperature_estimator": temperature_estimator, "temperature_ema": temperature_ema,
+            "initial_temperature": initial_temperature, "variant": variant, "num_qvalue_nets": num_qvalue_nets,
+            "loss_function": loss_function,
+        })
         if variant == "em" and reduction not in (None, "mean"):
             raise ValueError(f"variant='em' needs reduction='mean' (its M-step is a product of batch means), got {reduction!r}")
         super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
-        self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = options
+        self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = (
+            options[k] for k in ("c", "p", "temperature_estimator", "temperature_ema", "initial_temperature")
+        )
         self.variant = variant
         self.num_qvalue_nets = int(num_qvalue_nets)
         self.loss_function = loss_function

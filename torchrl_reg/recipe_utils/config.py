@@ -62,6 +62,7 @@ __all__ = [
     "TARGET_UPDATES",
     "default_of",
     "arguments_of",
+    "check_loss_config",
     "recipe_schema",
     "check_config",
     "check_group_choice",
@@ -107,6 +108,18 @@ def arguments_of(callable_: Callable[..., Any], node: Any) -> dict[str, Any]:
     value estimator (``make_value_estimator(gamma=...)``), not in the constructor."""
     parameters = inspect.signature(callable_).parameters
     return {key: node[key] for key in node if key in parameters and key != "gamma"}
+
+
+def check_loss_config(loss_class: type, node: Any, **values: Any) -> None:
+    """Check config group ``node`` (``loss``) with ``loss_class``'s own argument checks
+    (:class:`~torchrl_reg.validation.ArgumentChecks`), errors naming ``loss.<key>``: the loss owns its ranges,
+    and a recipe's ``validate`` adds only the rules across groups. ``values`` replace the config's (a value the
+    config spells differently, e.g. ``None`` for the loss's own default); a loss without checks is skipped."""
+    checks = getattr(loss_class, "argument_checks", None)
+    if checks is None:
+        return
+    arguments = {key: node[key] for key in node if key in checks} | values
+    loss_class.check_arguments(arguments, prefix="loss.")
 
 
 @dataclass

@@ -42,7 +42,6 @@ import torch
 
 from torchrl_reg.functional import (
     advantage_learning_bonus,
-    check_tau,
     clipped_munchausen_term,
     persistent_advantage_learning_bonus,
     scaled_log_policy,
@@ -50,7 +49,7 @@ from torchrl_reg.functional import (
     soft_value_and_scaled_log_policy,
 )
 from torchrl_reg.tabular.mdp import FiniteMDP
-from torchrl_reg.validation import check_nonnegative
+from torchrl_reg.validation import check_nonnegative, check_tau
 
 __all__ = [
     "DPResult",

@@ -117,7 +117,7 @@ def virel_iteration(
         errors: ``[K, S, A]`` added to :math:`q_{k+1}` (approximate scheme), as in
             :mod:`~torchrl_reg.tabular.algorithms`.
     """
-    c, p = check_virel_c(c), check_virel_p(p)
+    c, p = check_virel_c("c", c), check_virel_p("p", p)
     if evaluation not in _EVALUATIONS:
         raise ValueError(f"evaluation must be one of {_EVALUATIONS}, got evaluation={evaluation!r}")
     temperature = float(temperature0)

@@ -40,6 +40,7 @@ from torchrl.objectives.utils import hold_out_net, register_value_estimator
 from torchrl.objectives.value import TD0Estimator
 
 from torchrl_reg import functional as F
+from torchrl_reg.validation import check_tau
 
 __all__ = ["RegValueEstimators", "SoftTD0Estimator"]
 
@@ -81,7 +82,7 @@ class SoftTD0Estimator(TD0Estimator):
         **kwargs,
     ) -> None:
         super().__init__(gamma=gamma, value_network=value_network, **kwargs)
-        self.tau = F.check_tau(tau)
+        self.tau = check_tau(tau)
         self.action_value_key = action_value_key
         self.action_key = action_key
 
