@@ -37,7 +37,7 @@ from torchrl_reg.recipe_utils import CollectorConfig, EnvConfig, make_collector,
 
 RESULTS = Path(__file__).parent / "results" / "atari"
 BACKENDS = ("wrappers", "vector")
-BATCH_STEPS = 16  # agent steps of every env per collected batch
+BATCH_STEPS = 8  # agent steps of every env per collected batch (the warm-up is one batch)
 
 
 def core_busy(core: int, seconds: float = 1.0) -> float:
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    launched = {"affinity": sorted(os.sched_getaffinity(0)), "nice": os.nice(0), "load_average_before": os.getloadavg()}
     columns = {"one core": measure(args, {args.core})}
     busy = core_busy(args.second_core)
     if busy < args.idle_below:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "collector": f"torchrl Collector via make_collector, frames_per_batch = {BATCH_STEPS} x num_envs",
         "torch": torch.__version__, "ale_py": ale_py.__version__, "torch_threads": 1,
         "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs",
-        "two_cores": two_cores, "columns": columns,
+        "launched": launched, "two_cores": two_cores, "columns": columns,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "atari_vector_env.json").write_text(json.dumps(payload, indent=2) + "\n")
