@@ -10,8 +10,8 @@ Four sections, each result with a one-line summary (printed, and kept in the JSO
   graph mode only where it exists: a fused loss on CUDA; elsewhere the refusal is recorded), and whether the
   graph update's loss equals the compiled one's.
 * ``e2e_cartpole``: ``recipes/m_dqn.py`` on CartPole, compiled (its default preset, shorter), steps/s.
-* ``atari_throughput``: M-IQN on Atari (``benchmarks/iqn_atari_throughput.py``'s runs): collection steps/s and
-  steps/s with updates. (The per-env ALE wrappers: the ale-py vector env is not a backend yet.)
+* ``atari_throughput``: M-IQN on Atari with the vector env (``env.backend=vector``, ale-py's C++ AtariVectorEnv;
+  ``benchmarks/iqn_atari_throughput.py``'s runs): collection steps/s and steps/s with updates.
 
 Writes ``benchmarks/results/gpu/gpu_check_<device>.json`` and ``.png`` (device name, command, every result).
 A failing item is recorded with its error and the others still run; the exit status is 1 if any failed.
@@ -218,17 +218,18 @@ def atari_throughput(check: Check, args: argparse.Namespace) -> None:
     starts = 32 if args.tiny else 1000
     # The tiny dry run: eager, and a small replay (a 100k-frame memmap takes seconds to lay out).
     atari = argparse.Namespace(game="Breakout", device=args.device,
-                               overrides=["compile=false", "buffer.size=1000"] if args.tiny else [])
+                               overrides=["env.backend=vector", *(["compile=false", "buffer.size=1000"] if args.tiny else [])])
     small = ["loss.num_quantiles=8", "loss.num_target_quantiles=8", "loss.num_policy_quantiles=4"] if args.tiny else []
 
     def collect() -> tuple[dict, str]:
         m = run_atari(atari, [f"collector.total_frames={frames}", f"optim.learning_starts={frames}"])
-        return {"env_steps_per_s": m["steps_per_s"], "frames": m["frames"]}, f"{m['steps_per_s']:.0f} env steps/s (collection only)"
+        return ({"env_steps_per_s": m["steps_per_s"], "frames": m["frames"], "env_backend": "vector"},
+                f"{m['steps_per_s']:.0f} env steps/s (collection only, vector env)")
 
     def learn() -> tuple[dict, str]:
         m = run_atari(atari, [f"collector.total_frames={starts + update_frames}", f"optim.learning_starts={starts}", *small])
-        return ({"steps_per_s": m["steps_per_s"], "updates": m["updates"], "frames": m["frames"]},
-                f"{m['steps_per_s']:.0f} steps/s with {m['updates']} updates")
+        return ({"steps_per_s": m["steps_per_s"], "updates": m["updates"], "frames": m["frames"], "env_backend": "vector"},
+                f"{m['steps_per_s']:.0f} steps/s with {m['updates']} updates (vector env)")
     check.item("atari_throughput", "m_iqn_breakout_collection", collect)
     check.item("atari_throughput", "m_iqn_breakout_with_updates", learn)
 

@@ -23,5 +23,6 @@ def test_gpu_check_dry_run_on_cpu_writes_every_section(tmp_path):
     assert "must be on a CUDA device" in by_name["dqn_cartpole_mlp/graph"]["refused"]
     assert by_name["dqn_cartpole_mlp/eager"]["ms_per_update"] > 0
     assert by_name["m_iqn_breakout_with_updates"]["updates"] == 8  # 32 frames after learning starts, one per 4
+    assert {by_name[n]["env_backend"] for n in ("m_iqn_breakout_collection", "m_iqn_breakout_with_updates")} == {"vector"}
     assert record["summary"] == [r["summary"] for r in record["results"]]
     assert all(line.startswith(f"[{r['section']}] {r['name']}: ") for line, r in zip(record["summary"], record["results"]))

@@ -80,6 +80,8 @@ __all__ = [
 ]
 
 ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
+#: Atari env backends (``EnvConfig.backend``): gymnasium wrappers per env, or ale-py's C++ vector env.
+ENV_BACKENDS = ("wrappers", "vector")
 #: Env families with Box actions (``classic`` for Pendulum-v1).
 CONTROL_FAMILIES = ("classic", "mujoco")
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
@@ -136,6 +138,9 @@ class EnvConfig:
     reward_clip: Optional[float] = None
     # CartPole: one numpy-vectorized env (VectorCartPole) instead of a SyncVectorEnv of gym.make copies.
     native_vector: bool = True
+    # Atari: per-env gymnasium wrappers (exact resume), or ale-py's C++ vector env (torchrl_reg.envs.atari_vector:
+    # same protocol, resize rounding and episode-ending frames differ; its runs cannot resume from a checkpoint).
+    backend: str = "wrappers"
 
     docs: ClassVar[dict[str, str]] = {
         "family": "preprocessing family: classic, box, atari, minatar, multigoal (set by the env group)",
@@ -147,6 +152,7 @@ class EnvConfig:
         "max_episode_steps": "time limit in agent steps (null: the env's own)",
         "reward_clip": "clip training rewards to [-c, c] (null: raw rewards; returns are logged raw)",
         "native_vector": "CartPole: one numpy-vectorized env instead of copies of gym.make",
+        "backend": "Atari: wrappers (per-env, resumable) or vector (ale-py's C++ vector env, not resumable)",
     }
 
 
@@ -615,6 +621,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
         check_count("env.max_episode_steps", cfg.env.max_episode_steps)
     if cfg.env.reward_clip is not None:
         check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
+    check_env_backend(cfg.env)
     check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ValueError("network.hidden must list at least one layer width for network.kind='mlp', got network.hidden=[]")
@@ -655,6 +662,33 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_count("checkpoint.interval", cfg.checkpoint.interval, 0)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
     check_count("logger.interval", cfg.logger.interval)
+
+
+def check_env_backend(env: Any) -> None:
+    """Raise ``ValueError`` unless ``env.backend`` (an :class:`EnvConfig`'s) is one of :data:`ENV_BACKENDS` and,
+    for ``vector``, the env is Atari, its time limit fits ale-py's frame counter and ale-py has the vector env."""
+    check_choice("env.backend", env.backend, ENV_BACKENDS)
+    if env.backend != "vector":
+        return
+    if env.family != "atari":
+        raise ValueError(
+            f"env.backend='vector' is ale-py's Atari vector env: it needs env.family='atari', got env.family={env.family!r} "
+            "(leave env.backend at 'wrappers')"
+        )
+    import ale_py
+    from packaging.version import Version
+
+    # The version read and tested (tests/recipe_utils/test_atari_vector_env.py): 0.11 lacks the vector env's
+    # seeded and partial resets, which the TorchRL wrapper needs.
+    if Version(ale_py.__version__) < Version("0.12.1"):
+        raise ValueError(f"env.backend='vector' needs ale-py >= 0.12.1 (its AtariVectorEnv), found ale-py {ale_py.__version__}")
+    from torchrl_reg.envs.atari_vector import MAX_EPISODE_FRAMES
+
+    if env.max_episode_steps is not None and env.max_episode_steps * env.frame_skip > MAX_EPISODE_FRAMES:
+        raise ValueError(
+            f"env.backend='vector' counts an episode's frames in a C++ int: env.max_episode_steps * env.frame_skip must "
+            f"be <= {MAX_EPISODE_FRAMES}, got {env.max_episode_steps} * {env.frame_skip}"
+        )
 
 
 def validate_value_based_config(cfg: DictConfig) -> None:

@@ -17,7 +17,10 @@ Families (``EnvConfig.family``):
   frame skip 4 with a max-pool over the last two frames, grayscale, 84x84 area resize, 4-frame
   stack, life loss not terminal, episodes capped at 27k agent steps (108k frames). Rewards are
   returned raw; the recipe clips them for learning only (``EnvConfig.reward_clip``), so that the
-  logged returns are game scores.
+  logged returns are game scores. Two backends (``EnvConfig.backend``): ``wrappers`` (default), a
+  ``SyncVectorEnv`` of :class:`AtariPreprocessing` copies; ``vector``, ale-py's C++ ``AtariVectorEnv`` set to
+  the same protocol (:class:`~torchrl_reg.envs.atari_vector.DopamineAtariVectorEnv`: where it still differs,
+  and why its runs cannot resume from a checkpoint). Evaluation episodes always use the wrappers.
 * ``mujoco``: gymnasium MuJoCo ids (``HalfCheetah-v5``, ``Humanoid-v5``), observations cast to
   float32; its state keeps the exact simulation state (:class:`MujocoFloat32`).
 
@@ -434,11 +437,21 @@ def make_vector_env(cfg: Any, num_envs: int) -> gym.vector.VectorEnv:
     """``num_envs`` copies stepped in this process, without gymnasium's own autoreset.
 
     With ``cfg.native_vector`` and an id of :data:`NATIVE_VECTOR_ENVS`, one numpy-vectorized env
-    (e.g. :class:`VectorCartPole`); otherwise a gymnasium ``SyncVectorEnv`` of ``make_single_env`` copies.
+    (e.g. :class:`VectorCartPole`); Atari with ``cfg.backend="vector"``, ale-py's C++ vector env
+    (:class:`~torchrl_reg.envs.atari_vector.DopamineAtariVectorEnv`); otherwise a gymnasium
+    ``SyncVectorEnv`` of ``make_single_env`` copies.
     """
     if cfg.native_vector and cfg.family == "classic" and cfg.name in NATIVE_VECTOR_ENVS:
         env_cls, max_steps = NATIVE_VECTOR_ENVS[cfg.name]
         return env_cls(num_envs, max_episode_steps=max_steps if cfg.max_episode_steps is None else cfg.max_episode_steps)
+    if cfg.family == "atari" and cfg.backend == "vector":
+        from torchrl_reg.envs.atari_vector import DopamineAtariVectorEnv
+
+        return DopamineAtariVectorEnv(
+            gym.registry[gym_env_id(cfg)].kwargs["game"], num_envs, sticky_action_prob=cfg.sticky_action_prob,
+            frame_skip=cfg.frame_skip, frame_stack=cfg.frame_stack, screen_size=cfg.screen_size,
+            max_episode_steps=cfg.max_episode_steps,
+        )
     return gym.vector.SyncVectorEnv(
         [partial(make_single_env, cfg)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED
     )
@@ -547,6 +560,9 @@ def get_env_state(env: EnvBase) -> dict[str, Any]:
     venv = _vector_env(env)
     if isinstance(venv, VectorCartPole):
         return {"kind": "VectorCartPole", "state": encode(venv.__getstate__())}
+    if not isinstance(venv, gym.vector.SyncVectorEnv):
+        # ale-py's vector env cannot save its emulators: the checkpoint says so, and set_env_state refuses it.
+        return {"kind": type(venv).__name__}
     return {"kind": "SyncVectorEnv", "envs": [_layer_states(sub) for sub in venv.envs]}
 
 
@@ -554,6 +570,12 @@ def set_env_state(env: EnvBase, state: dict[str, Any]) -> None:
     """Restore, in place, the sub-envs saved by :func:`get_env_state` into an env built the same way."""
     venv = _vector_env(env)
     kind = state.get("kind") if isinstance(state, dict) else None
+    if kind == "DopamineAtariVectorEnv" or not isinstance(venv, (VectorCartPole, gym.vector.SyncVectorEnv)):
+        raise ValueError(
+            f"the checkpoint holds env state {kind!r} and this run steps {type(venv).__name__}: ale-py's Atari "
+            "vector env (env.backend=vector) cannot save or restore its emulators, so a run on it cannot be "
+            "resumed exactly; start a new run_dir (or train with env.backend=wrappers to resume exactly)"
+        )
     if kind not in ("VectorCartPole", "SyncVectorEnv"):
         raise ValueError(f"not an env state written by get_env_state (kind={kind!r})")
     if (kind == "VectorCartPole") != isinstance(venv, VectorCartPole):

@@ -36,6 +36,7 @@ from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
 __all__ = [
     "LOCK_NAME",
     "RESUMABLE_CHANGES",
+    "ADDED_KEYS",
     "RunDirLocked",
     "ResumeRefused",
     "EarlierRunRefused",
@@ -64,6 +65,10 @@ RESUMABLE_CHANGES: dict[str, str] = {
     # How the compiled update is launched, not what it computes (a run directory older than the key has none).
     "cuda_graph": "any",
 }
+
+#: Config keys added after run directories were written without them, with the value a config that lacks
+#: the key meant: a resume compares the stored config as if it held that value.
+ADDED_KEYS: dict[str, Any] = {"env.backend": "wrappers"}
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +380,7 @@ def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     old, cur = _flat(dict(stored)), _flat(dict(new))
     refused = []
     for key in sorted(set(old) | set(cur)):
-        a, b = old.get(key, "<absent>"), cur.get(key, "<absent>")
+        a, b = old.get(key, ADDED_KEYS.get(key, "<absent>")), cur.get(key, "<absent>")
         if a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):  # NaN == NaN here
             continue
         rule = RESUMABLE_CHANGES.get(key)
@@ -396,6 +401,13 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
         )
     stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=True)
     new = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    if new.get("env", {}).get("backend") == "vector":
+        raise ResumeRefused(
+            f"run directory {run_dir} holds a checkpoint, and env.backend='vector' cannot resume it exactly: ale-py's "
+            "AtariVectorEnv has no way to save or restore its emulators, so the run would go on from freshly reset "
+            "games (torchrl_reg.envs.atari_vector). Use a new run_dir, or train with env.backend=wrappers (its "
+            "checkpoints hold every emulator's state) where a run must survive a stop"
+        )
     refused = resume_changes(stored, new)
     if refused:
         raise ResumeRefused(
