@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 __all__ = [
+    "CLOCKS",
     "count_flops",
     "cost_ratio",
     "cost_ratios",
@@ -120,17 +121,23 @@ def optimizer_step(loss: Any, data: Any, optimizers: Sequence[torch.optim.Optimi
     return step
 
 
-def time_steps(step: Step, n: int) -> float:
-    """Seconds per call of ``step``, averaged over ``n`` calls back to back (CUDA work waited for)."""
-    start = time.perf_counter()
+#: ``--clock``: wall time, or the CPU time of the calling thread (torch's ops run in it with one thread), which
+#: a shared machine's load inflates far less than wall time (it waits for the core without counting).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def time_steps(step: Step, n: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per call of ``step`` on ``clock``, averaged over ``n`` calls back to back (CUDA work waited for)."""
+    start = clock()
     for _ in range(n):
         step()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n
+    return (clock() - start) / n
 
 
-def interleaved_times(steps: dict[str, Step], repeats: int, n: int, warmup: int) -> dict[str, list[float]]:
+def interleaved_times(steps: dict[str, Step], repeats: int, n: int, warmup: int,
+                      clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
     """Seconds per step of each of ``steps``, ``repeats`` times: each repeat times ``n`` calls of every
     step, in an order rotated between repeats, so that load changes on a shared machine hit all alike."""
     names = list(steps)
@@ -139,12 +146,14 @@ def interleaved_times(steps: dict[str, Step], repeats: int, n: int, warmup: int)
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            times[name].append(time_steps(steps[name], n))
+            times[name].append(time_steps(steps[name], n, clock))
     return times
 
 
-def count_flops(step: Step) -> int:
-    """FLOPs of one update (matmuls and convolutions, forward and backward), by torch's FLOP formulas.
+def count_flops(step: Step) -> tuple[int, int]:
+    """FLOPs of one update (matmuls and convolutions, forward and backward), by torch's FLOP formulas, and the
+    number of ATen ops it dispatches (below autograd, backward and optimizer included): on a small network
+    each op's fixed cost, not its FLOPs, sets the time, and the count does not depend on the machine's load.
 
     (``FlopCounterMode`` itself cannot be used: its module tracker tests TensorDictParams for truth.)
     """
@@ -153,10 +162,12 @@ def count_flops(step: Step) -> int:
 
     class Counter(TorchDispatchMode):
         total = 0
+        ops = 0
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
+            self.ops += 1
             formula = flop_registry.get(func._overloadpacket)
             if formula is not None:
                 self.total += formula(*args, **kwargs, out_val=out)
@@ -164,18 +175,21 @@ def count_flops(step: Step) -> int:
 
     with Counter() as counter:
         step()
-    return counter.total
+    return counter.total, counter.ops
 
 
 def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, n: int, warmup: int,
-               others: Sequence[str] = ()) -> dict[str, Any]:
+               others: Sequence[str] = (), clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Time per update of ``candidate`` over ``base`` in interleaved repeats (median, quartiles, range
     of the per-repeat ratios), with both FLOP counts: the FLOP ratio is the time ratio's compute floor.
     ``others``: more candidates timed in the same repeats, their statistics under ``<name>_`` keys."""
     kinds = (base, candidate, *others)
-    times = interleaved_times({k: steps[k] for k in kinds}, repeats, n, warmup)
-    flops = {k: count_flops(steps[k]) for k in kinds}
-    result = {f"flops_{base}": flops[base], f"ms_per_update_{base}_median": 1e3 * statistics.median(times[base])}
+    times = interleaved_times({k: steps[k] for k in kinds}, repeats, n, warmup, clock)
+    flops, ops = {}, {}
+    for k in kinds:
+        flops[k], ops[k] = count_flops(steps[k])
+    result = {f"flops_{base}": flops[base], f"ops_{base}": ops[base],
+              f"ms_per_update_{base}_median": 1e3 * statistics.median(times[base])}
     for kind in (candidate, *others):
         ratios = [c / b for c, b in zip(times[kind], times[base])]
         quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
@@ -183,6 +197,7 @@ def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, 
         result.update({
             f"flops_{kind}": flops[kind],
             f"{prefix}flop_ratio": flops[kind] / flops[base],
+            f"ops_{kind}": ops[kind],
             f"ms_per_update_{kind}_median": 1e3 * statistics.median(times[kind]),
             f"{prefix}ratio_median": statistics.median(ratios),
             f"{prefix}ratio_q25": quartiles[0],
@@ -195,14 +210,16 @@ def cost_ratio(base: str, candidate: str, steps: dict[str, Step], repeats: int, 
 
 
 def cost_ratios(base: str, candidate: str, setups: dict[str, tuple[Callable[[str], Step], int]], repeats: int,
-                warmup: Callable[[int], int], others: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+                warmup: Callable[[int], int], others: Sequence[str] = (),
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, dict[str, Any]]:
     """:func:`cost_ratio` of every setup, printed as it is measured. ``setups``: name -> (``make(kind)``,
     the step of ``kind`` in that setup, built just before its timings; updates per timing ``n``);
     ``warmup(n)``: the untimed calls before them."""
     results = {}
     for name, (make, n) in setups.items():
         kinds = (base, candidate, *others)
-        results[name] = cost_ratio(base, candidate, {kind: make(kind) for kind in kinds}, repeats, n, warmup(n), others)
+        results[name] = cost_ratio(base, candidate, {kind: make(kind) for kind in kinds}, repeats, n, warmup(n), others,
+                                   clock)
         print(name, json.dumps(results[name]), flush=True)
     return results
 

@@ -12,9 +12,17 @@ and ``m_dqn_loop`` is the value-based loop's eager update, ``make_update(..., in
 whose transitions were checked once before the replay buffer (its ratio is under ``m_dqn_loop_*``).
 
     taskset -c 1 python -m benchmarks.update_cost --repeats 15 --steps 200
+    taskset -c 1 python -m benchmarks.update_cost --networks cartpole_mlp --before --clock cpu   # a loaded machine
+
+``--before`` adds, in the same repeats, both M-DQN updates as they were before issue 37's cheaper checks
+(``m_dqn_before``, ``m_dqn_loop_before``): the value checks compared as tensors and read in one sync on the
+CPU too, and the loop's eager update zeroing gradients in place instead of setting them to None.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -24,8 +32,8 @@ from torchrl.data import Categorical
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, SoftUpdate
 
-from benchmarks.common import cost_ratios, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser, write_cost_ratios
-from torchrl_reg.objectives import MunchausenDQNLoss, make_update
+from benchmarks.common import CLOCKS, cost_ratios, optimizer_step, parse_timing_args, plot_cost_ratios, random_transitions, timing_parser, write_cost_ratios
+from torchrl_reg.objectives import MunchausenDQNLoss, common, make_update
 
 RESULTS = Path(__file__).parent / "results" / "update_cost"
 
@@ -54,12 +62,26 @@ def nature_net() -> tuple[nn.Module, tuple[int, ...], int, int]:
 NETWORKS = {"cartpole_mlp": cartpole_net, "minatar_conv": minatar_net, "atari_nature_cnn": nature_net}
 
 
+@contextmanager
+def before_issue_37(optim: torch.optim.Optimizer) -> Iterator[None]:
+    """The checks and the eager update of before issue 37's item 5, patched in for the duration: every
+    value check a 0-d tensor (``_within``'s device branch), gradients zeroed in place after the step."""
+    within, zero_grad = common._within, optim.zero_grad
+    common._within = lambda low, high, lower, upper: (low >= lower) & (high < upper)
+    optim.zero_grad = lambda set_to_none=True: zero_grad(set_to_none=False)
+    try:
+        yield
+    finally:
+        common._within, optim.zero_grad = within, zero_grad
+
+
 def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
     torch.manual_seed(seed)
     net, obs_shape, num_actions, batch = net_fn()
     net = net.to(device)
     spec = Categorical(num_actions)
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
+    before, kind = kind.endswith("_before"), kind.removesuffix("_before")
     if kind == "dqn":
         loss = DQNLoss(actor, action_space=spec, loss_function="smooth_l1", delay_value=True)
     else:
@@ -73,17 +95,28 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
     if kind == "m_dqn_loop":
         update = make_update(loss, optim, max_grad_norm=None, compile=False, inputs_checked=True)
 
-        def loop_step() -> None:
+        def step() -> None:
             update(data)
             updater.step()
+    else:
+        step = optimizer_step(loss, data, [optim], updater)
+    if not before:
+        return step
 
-        return loop_step
-    return optimizer_step(loss, data, [optim], updater)
+    def step_before() -> None:
+        with before_issue_37(optim):
+            step()
+
+    return step_before
 
 
 def main() -> None:
-    args = parse_timing_args(timing_parser(__doc__.splitlines()[0], repeats=15, steps=200, subsets=("--networks", NETWORKS),
-                                           steps_help="updates per timing (scaled down for big nets)"))
+    parser = timing_parser(__doc__.splitlines()[0], repeats=15, steps=200, subsets=("--networks", NETWORKS),
+                           steps_help="updates per timing (scaled down for big nets)")
+    parser.add_argument("--before", action="store_true", help="also time the M-DQN updates of before issue 37's item 5")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time (default) or this thread's CPU time (a loaded shared machine; CPU only)")
+    args = parse_timing_args(parser)
     setups = {
         name: (
             partial(make_step, net_fn=NETWORKS[name], seed=0, device=args.device),
@@ -92,8 +125,13 @@ def main() -> None:
         for name in args.networks
     }
     # The compute floor of the ratio: M-DQN adds a target-network forward at s_t.
-    results = cost_ratios("dqn", "m_dqn", setups, args.repeats, warmup=lambda n: max(n // 5, 2), others=("m_dqn_loop",))
-    payload, png = write_cost_ratios(RESULTS, args, results, target_ratio=1.10)
+    others = ("m_dqn_loop", "m_dqn_before", "m_dqn_loop_before") if args.before else ("m_dqn_loop",)
+    if args.clock == "cpu" and args.device != "cpu":
+        raise SystemExit(f"--clock cpu times the CPU thread only, not the work queued on {args.device}: use --clock wall")
+    results = cost_ratios("dqn", "m_dqn", setups, args.repeats, warmup=lambda n: max(n // 5, 2), others=others,
+                          clock=CLOCKS[args.clock])
+    payload, png = write_cost_ratios(RESULTS, args, results, target_ratio=1.10, clock=args.clock,
+                                     load_average_at_end=os.getloadavg())
     plot(results, png, payload["device"])
 
 

@@ -454,3 +454,43 @@ def test_a_multi_hot_row_from_a_q_value_tie_is_refused_with_the_fix():
     loss = MunchausenDQNLoss(identity_actor(OneHot(2)))
     with pytest.raises(ValueError, match="multi-hot row when two action values tie.*action_space='categorical'"):
         loss(hand_batch(action=tie))
+
+
+def test_range_checks_read_on_the_host_keep_their_bounds_and_stay_lazy_under_vmap():
+    from torchrl_reg.objectives.common import _within
+
+    def aminmax(*values):
+        return torch.aminmax(torch.tensor(values))
+
+    assert _within(*aminmax(0, 1), 0, 2) is True  # [0, 2): 0 and 1 are in
+    assert _within(*aminmax(0, 2), 0, 2) is False and _within(*aminmax(-1, 1), 0, 2) is False
+    assert _within(*aminmax(0.0, float("nan")), 0, float("inf")) is False  # NaN propagates and fails
+    assert _within(*aminmax(0.0, float("inf")), 0, float("inf")) is False
+    # Under torch.vmap a value cannot be read on the host: a tensor, skipped like every value check there.
+    lazy = torch.vmap(lambda a: _within(*torch.aminmax(a), 0, 2).to(torch.int64))(torch.tensor([[0, 1], [0, 2]]))
+    assert lazy.tolist() == [1, 0]
+    loss = MunchausenDQNLoss(identity_actor())
+    loss.make_value_estimator(gamma=0.5)
+    with pytest.raises(ValueError, match="'action' must be an action index in \\[0, 2\\); first bad entry at index \\[1\\]: 2"):
+        loss(hand_batch(action=torch.tensor([1, 2])))
+
+
+def test_the_eager_update_sets_gradients_to_none_with_the_in_place_zeroed_update_s_parameters():
+    from torchrl_reg.objectives import make_update
+
+    def trained(in_place: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        loss = MunchausenDQNLoss(QValueActor(nn.Linear(2, 2), in_keys=["observation"], spec=Categorical(2)))
+        loss.make_value_estimator(gamma=0.5)
+        optim = torch.optim.Adam(loss.parameters(), lr=0.1)
+        if in_place:  # the update before issue 37: gradients zeroed in place, backward adding to zeros
+            zero_grad = optim.zero_grad
+            optim.zero_grad = lambda set_to_none=True: zero_grad(set_to_none=False)
+        update = make_update(loss, optim, max_grad_norm=None, compile=False)
+        for _ in range(3):
+            update(hand_batch())
+        assert all((p.grad is None) != in_place for p in loss.parameters())
+        return [p.detach().clone() for p in loss.parameters()]
+
+    for now, before in zip(trained(False), trained(True)):
+        assert torch.equal(now, before)  # 0 + g == g exactly: the same parameters, bit for bit

@@ -2,6 +2,7 @@
 smoke run of one spec through the sweep and the report, as a benchmark is run."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ from tests.slurm.sweep_testlib import REPO, TINY
 
 from torchrl_reg.report.summary import main as report_main
 from torchrl_reg.sweep.__main__ import main
+from torchrl_reg.sweep.launch import SlurmResources
 from torchrl_reg.sweep.spec import SweepError, load_sweep_spec, plan_tasks
 
 SPECS = {  # tasks per committed spec: methods x envs x seeds
@@ -58,6 +60,16 @@ def test_command_line_overrides_replace_the_spec_ones(tmp_path):
         ("overrides: seed=1\nmethods: {a: {recipe: RECIPE}}", "'overrides' must be a list of strings, got 'seed=1'"),
         ("methods: {'a/b': {recipe: RECIPE}}", "method name 'a/b' must be letters"),
         ("sweeps: {}\nmethods: {a: {recipe: RECIPE}}", "unknown key 'sweeps'"),
+        ("slurm: [1]\nmethods: {a: {recipe: RECIPE}}", "'slurm' must be a mapping of SLURM resources per task"),
+        ("slurm: {cpu: 2}\nmethods: {a: {recipe: RECIPE}}", "slurm.cpu: unknown resource; accepted: account,"),
+        ("slurm: {gpus_per_node: two}\nmethods: {a: {recipe: RECIPE}}", "slurm.gpus_per_node=two: expected int"),
+        ("slurm: {gpus_per_node: true}\nmethods: {a: {recipe: RECIPE}}", "slurm.gpus_per_node=True: expected a number or a string"),
+        ("slurm: {cpus_per_task: 0}\nmethods: {a: {recipe: RECIPE}}", "slurm.cpus_per_task=0: must be an integer >= 1"),
+        ("slurm: {mem_gb: .inf}\nmethods: {a: {recipe: RECIPE}}", "slurm.mem_gb=inf: must be a finite number > 0"),
+        ("slurm: {gpus_per_node: 1, gres: 'gpu:1'}\nmethods: {a: {recipe: RECIPE}}",
+         "either as slurm.gpus_per_node or as slurm.gres"),
+        ("slurm: {setup: [[x]]}\nmethods: {a: {recipe: RECIPE}}", r"slurm.setup=\['x'\]: expected a number or a string"),
+        ("throughput: nope.yaml\nmethods: {a: {recipe: RECIPE}}", "'throughput' must name an existing table"),
     ],
 )
 def test_bad_specs_are_refused_with_the_reason(tmp_path, text, message):
@@ -65,6 +77,28 @@ def test_bad_specs_are_refused_with_the_reason(tmp_path, text, message):
     spec.write_text(text.replace("RECIPE", str(REPO / "recipes" / "m_dqn.py")))
     with pytest.raises(SweepError, match=message):
         load_sweep_spec(spec)
+
+
+def test_bad_spec_resources_are_refused_before_any_file_is_written(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"slurm: {{time_min: 1, signal_delay_s: 120}}\nmethods: {{a: {{recipe: {REPO / 'recipes' / 'm_dqn.py'}}}}}\n")
+    assert main([str(spec), "--executor", "local", "--dir", str(tmp_path / "s")]) == 2
+    assert "slurm.signal_delay_s=120 must be shorter than the time limit slurm.time_min=1 (60 s)" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_spec_resources_reach_sbatch_and_the_command_line_replaces_them(tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    (method, *_) = load_sweep_spec(REPO / "benchmarks" / "atari_munchausen.yaml")
+    assert method.slurm == (("gpus_per_node", "1"), ("cpus_per_task", "8"), ("mem_gb", "32"), ("time_min", "1440"))
+    params = SlurmResources.layered(method.slurm, []).executor_parameters("m_dqn", parallel=2)
+    script = _make_sbatch_string(command="x", folder=tmp_path, **params).splitlines()
+    for line in ["#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32768MB", "#SBATCH --time=1440"]:
+        assert line in script, line
+    # A typed GPU on the command line replaces the spec's whole GPU request; other keys one by one.
+    layered = SlurmResources.layered(method.slurm, [("gres", "gpu:a100:1"), ("time_min", "600")])
+    assert (layered.gres, layered.gpus_per_node, layered.time_min, layered.cpus_per_task) == ("gpu:a100:1", 0, 600, 8)
 
 
 @pytest.mark.slow
@@ -111,7 +145,8 @@ def test_methods_option_runs_only_the_named_methods_of_a_spec(tmp_path, capsys):
     spec = _two_method_spec(tmp_path)
     assert main([str(spec), "--methods", "m_dqn", "--dry-run", "--dir", str(tmp_path / "s")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines[:-1]] == ["m_dqn/000_seed=0", "m_dqn/001_seed=1"]
+    tasks = lines[:lines.index(next(line for line in lines if line.startswith("estimated cost")))]
+    assert [line.split(":")[0] for line in tasks] == ["m_dqn/000_seed=0", "m_dqn/001_seed=1"]
     assert lines[-1].startswith("2 valid tasks")
     assert main([str(spec), "--methods", "m_dqn,dqn", "--dry-run"]) == 0
     assert capsys.readouterr().out.count("dqn/") == 4  # both, in the spec's order
@@ -133,3 +168,18 @@ def test_methods_option_refuses_what_it_cannot_select(tmp_path, capsys, args, me
     assert main([*args, "--dry-run", "--dir", str(tmp_path / "s")]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "s").exists()
+
+
+def test_resume_asks_for_the_resources_of_the_last_slurm_submission(tmp_path):
+    from torchrl_reg.sweep.launch import _record_submission, create_sweep, recorded_resources
+
+    sweep_dir = tmp_path / "s"
+    create_sweep(REPO / "recipes" / "m_dqn.py", ["seed=0", *TINY], sweep_dir, "test")
+    assert recorded_resources(sweep_dir) == []  # never submitted to SLURM: the defaults, with --slurm.* over them
+    asked = SlurmResources.from_items([("gpus_per_node", "1"), ("mem_gb", "32"), ("setup", "module load cuda"),
+                                       ("additional.mail-type", "END")])
+    _record_submission(sweep_dir, {"executor": "slurm", "resources": dataclasses.asdict(asked), "tasks": {}})
+    _record_submission(sweep_dir, {"executor": "local", "tasks": {}})
+    assert SlurmResources.from_items(recorded_resources(sweep_dir)) == asked
+    again = SlurmResources.layered(recorded_resources(sweep_dir), [("gres", "gpu:a100:2")])
+    assert (again.gpus_per_node, again.gres, again.mem_gb, again.setup) == (0, "gpu:a100:2", 32.0, ["module load cuda"])

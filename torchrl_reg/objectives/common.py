@@ -324,7 +324,7 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             if weight is not None:
                 low, high = torch.aminmax(weight)  # a NaN propagates to both
                 checks.append(
-                    (keys.priority_weight, (low >= 0) & (high < float("inf")),
+                    (keys.priority_weight, _within(low, high, 0, float("inf")),
                      lambda w=weight: ~(w >= 0) | ~torch.isfinite(w), "finite and >= 0")
                 )
         if inputs and self.check_finite:
@@ -335,12 +335,18 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
                     checks.append((key, finite.all(), lambda f=finite: ~f, "finite (check_finite=True)"))
         if not checks:
             return
-        # One sync for all the value checks; the message is built only when one fails.
-        ok = checks[0][1] if len(checks) == 1 else torch.stack([check[1] for check in checks]).all()
-        if torch._C._functorch.is_batchedtensor(ok):
-            # Under torch.vmap a value cannot decide a branch: the value checks are skipped there.
-            return
-        if bool(ok):
+        # One sync for all the value checks left on the device (_within decides some on the host);
+        # the message is built only when one fails.
+        pending = [check[1] for check in checks if isinstance(check[1], torch.Tensor)]
+        host_ok = all(check[1] for check in checks if not isinstance(check[1], torch.Tensor))
+        if pending:
+            ok = pending[0] if len(pending) == 1 else torch.stack(pending).all()
+            if torch._C._functorch.is_batchedtensor(ok):
+                # Under torch.vmap a value cannot decide a branch: the value checks are skipped there.
+                return
+            if host_ok and bool(ok):
+                return
+        elif host_ok:
             return
         for key, ok, bad, accepted in checks:
             if not bool(ok):
@@ -664,6 +670,16 @@ def _queue_bounds_check(
         checks.append((key, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]"))
 
 
+def _within(low: torch.Tensor, high: torch.Tensor, lower: float, upper: float) -> bool | torch.Tensor:
+    """``lower <= low`` and ``high < upper`` (``low``, ``high``: 0-d tensors, e.g. of ``torch.aminmax``; NaN fails),
+    a value check of :meth:`RegularizedLossBase._check`. On the CPU, outside ``torch.vmap``, it is decided on the
+    host: two scalar reads cost a quarter of the three tensor ops of the comparison, and there is no device sync
+    to save. Elsewhere it is a 0-d bool tensor, read with the other value checks in one sync."""
+    if low.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(low):
+        return lower <= low.item() and high.item() < upper
+    return (low >= lower) & (high < upper)
+
+
 def _check_discrete_action(
     loss: LossModule,
     action: torch.Tensor,
@@ -691,7 +707,7 @@ def _check_discrete_action(
         if num_actions is not None:
             low, high = torch.aminmax(action)
             checks.append(
-                (key, (low >= 0) & (high < num_actions), lambda: (action < 0) | (action >= num_actions),
+                (key, _within(low, high, 0, num_actions), lambda: (action < 0) | (action >= num_actions),
                  f"an action index in [0, {num_actions})")
             )
         return

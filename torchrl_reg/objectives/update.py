@@ -127,8 +127,10 @@ def make_update(
         optimizer.step()
         out = out.detach()
         # Last, so that torch.compile traces everything above before this graph break; zeroed
-        # in place, so the compiled step sees the same gradient tensors at every call.
-        optimizer.zero_grad(set_to_none=False)
+        # in place when compiled, so the compiled step sees the same gradient tensors at every call.
+        # Eager, set to None: backward then writes each gradient instead of adding it to zeros
+        # (the same values, one zero_ and one add_ fewer per parameter: ~2% of a CartPole update).
+        optimizer.zero_grad(set_to_none=not compile)
         return out
 
     return torch.compile(update) if compile else update

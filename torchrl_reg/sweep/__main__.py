@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from torchrl_reg.sweep.cost import cost_summary, estimate_cost
 from torchrl_reg.sweep.launch import (
     SlurmResources,
     create_sweep,
+    recorded_resources,
     run_local,
     submit_slurm,
     sweep_status,
@@ -44,7 +46,13 @@ SLURM resources per task (--slurm.KEY=VALUE): partition, account, qos, constrain
 nodelist, cpus_per_task (2), gpus_per_node (0), gres (e.g. gpu:a100:1), mem_gb, time_min (60),
 signal_delay_s (120: SIGUSR2 this long before the limit -> checkpoint + requeue), max_timeouts
 (10), job_name, setup (shell line run before the task; repeatable), additional.OPTION (any sbatch
-option, e.g. --slurm.additional.mail-type=END).
+option, e.g. --slurm.additional.mail-type=END). A sweep spec may declare them (its slurm: mapping,
+same keys); --slurm.* replaces the spec's value of a key (GPUs given here replace its GPU request),
+and --resume asks for the resources of the sweep's last SLURM submission, with --slurm.* over them.
+
+--dry-run also estimates each task's cost (GPU-hours or core-hours) from the measured steps/s in the
+table the spec names (throughput:, e.g. benchmarks/throughput.yaml), saying which JSON each rate
+comes from; a recipe and env family without a measurement get no number.
 """
 
 
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.parallel is not None and args.parallel < 1:
             raise SweepError(f"--parallel={args.parallel}: must be an integer >= 1")
         # Typos in --slurm.* first: they are wrong on any machine, with or without SLURM.
-        resources = SlurmResources.from_items(slurm_items)
+        SlurmResources.from_items(slurm_items)
         executor = args.executor
         if executor == "auto":
             executor = "slurm" if shutil.which("sbatch") else "local"
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"process holds their run directory); leaving them: {queued}"
                     )
                 if indices:
-                    todo.append((sweep_dir, indices, recipe))
+                    todo.append((sweep_dir, indices, recipe, SlurmResources.layered(recorded_resources(sweep_dir), slurm_items)))
             if not todo:
                 print("nothing to resume: every task is completed or still queued")
                 return 0
@@ -176,13 +184,21 @@ def main(argv: list[str] | None = None) -> int:
                 methods = [SpecMethod(None, Recipe.from_path(args.recipe), tuple(args.overrides))]
             top = args.dir or str(Path("sweeps") / Path(args.recipe).stem / time.strftime("%Y-%m-%d_%H-%M-%S"))
             dirs = [str(Path(top) / m.name) if m.name else top for m in methods]
+            # A spec's resources with the command line's over them, checked before anything is written.
+            method_resources = [SlurmResources.layered(m.slurm, slurm_items) for m in methods]
             # Every method's tasks are validated before any sweep directory is made.
             plans = [plan_tasks(m.recipe, m.overrides, d) for m, d in zip(methods, dirs)]
             if args.dry_run:
+                estimates = []
                 for m, (tasks, swept) in zip(methods, plans):
                     prefix = f"{m.name}/" if m.name else ""
-                    for t in tasks:
-                        print(f"{prefix}{t.name}: {' '.join(t.overrides) or '(defaults)'}")
+                    estimate = estimate_cost(m.recipe.name, tasks, m.throughput)
+                    estimates.append((m.name or m.recipe.name, estimate))
+                    for t, cost in zip(tasks, estimate.tasks):
+                        print(f"{prefix}{t.name}: {' '.join(t.overrides) or '(defaults)'}  [{cost}]")
+                print(cost_summary(estimates))
+                if executor == "slurm" or any(m.slurm for m in methods):
+                    print(f"SLURM resources per task: {method_resources[0].describe()}")
                 total = sum(len(tasks) for tasks, _ in plans)
                 swept = sorted({k for _, keys in plans for k in keys})
                 print(f"{total} valid tasks (swept: {', '.join(swept) or 'nothing'}); dry run, nothing submitted")
@@ -191,13 +207,13 @@ def main(argv: list[str] | None = None) -> int:
             if existing:
                 raise SweepError(f"{existing[0]} already holds a sweep: continue it with --resume {top}, or choose another --dir")
             todo = []
-            for m, d in zip(methods, dirs):
+            for m, d, res in zip(methods, dirs, method_resources):
                 create_sweep(m.recipe.path, m.overrides, d, command, method=m.label)
-                todo.append((str(Path(d).resolve()), [t["index"] for t in read_sweep_file(d)["tasks"]], m.recipe.path))
+                todo.append((str(Path(d).resolve()), [t["index"] for t in read_sweep_file(d)["tasks"]], m.recipe.path, res))
             top = str(Path(top).resolve())
 
         if executor == "slurm":
-            for k, (sweep_dir, indices, recipe) in enumerate(todo):
+            for k, (sweep_dir, indices, recipe, resources) in enumerate(todo):
                 try:
                     submission = submit_slurm(sweep_dir, indices, resources, parallel, recipe)
                 except SweepError as err:
@@ -207,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                         raise SweepError(f"{err}\nthe sweeps submitted before keep running; "
                                          f"--resume {top} submits the rest") from None
                     # A fresh sweep whose first array sbatch refused: leave nothing behind.
-                    for d, _, _ in todo:
+                    for d, *_ in todo:
                         shutil.rmtree(d, ignore_errors=True)
                     if Path(top).is_dir() and not any(Path(top).iterdir()):
                         Path(top).rmdir()
@@ -217,12 +233,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  status: python -m torchrl_reg.sweep --status {top}")
             print(f"  report: python -m torchrl_reg.report {top}")
             if args.wait:
-                for sweep_dir, _, _ in todo:
+                for sweep_dir, *_ in todo:
                     _wait_for_queue(sweep_dir)
                 return _print_status(top)
             return 0
+        if any(res.gpus_per_node or res.gres for *_, res in todo):
+            print("note: the local executor runs each task on this machine; the SLURM resources asked for "
+                  f"({todo[0][3].describe()}) apply to --executor slurm only")
         incomplete = False
-        for sweep_dir, indices, recipe in todo:
+        for sweep_dir, indices, recipe, _ in todo:
             print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
             codes = run_local(sweep_dir, indices, parallel, recipe=recipe)
             if len(codes) < len(indices) or any(c != 0 for c in codes.values()):

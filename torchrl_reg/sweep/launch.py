@@ -35,6 +35,7 @@ __all__ = [
     "sweep_status",
     "unfinished_tasks",
     "slurm_queue",
+    "recorded_resources",
 ]
 
 # Where the torchrl_reg package lives, so that tasks import this very copy (it need not be installed).
@@ -71,8 +72,10 @@ class SlurmResources:
     additional: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_items(cls, items: Sequence[tuple[str, str]]) -> "SlurmResources":
-        """Build from ``(key, value)`` string pairs; unknown keys and bad values raise :class:`SweepError`."""
+    def from_items(cls, items: Sequence[tuple[str, str]], prefix: str = "--slurm.") -> "SlurmResources":
+        """Build from ``(key, value)`` string pairs, a later pair replacing an earlier one of the same key
+        (``setup`` lines accumulate); unknown keys and bad values raise :class:`SweepError`, each named
+        ``<prefix><key>`` (the command line's ``--slurm.``, a spec's ``slurm.``)."""
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {"setup": [], "additional": {}}
         problems = []
@@ -81,7 +84,7 @@ class SlurmResources:
                 values["additional"][key.split(".", 1)[1]] = raw
                 continue
             if key not in kinds:
-                problems.append(f"--slurm.{key}: unknown resource; accepted: {', '.join(sorted(kinds))}")
+                problems.append(f"{prefix}{key}: unknown resource; accepted: {', '.join(sorted(kinds))}")
                 continue
             kind = kinds[key]
             try:
@@ -94,30 +97,51 @@ class SlurmResources:
                 else:
                     values[key] = raw
             except ValueError:
-                problems.append(f"--slurm.{key}={raw}: expected {kind.split(' ')[0]}")
+                problems.append(f"{prefix}{key}={raw}: expected {kind.split(' ')[0]}")
         if problems:
             raise SweepError("invalid SLURM resources:\n  - " + "\n  - ".join(problems))
         resources = cls(**values)
-        resources.check()
+        resources.check(prefix)
         return resources
 
-    def check(self) -> None:
+    def check(self, prefix: str = "--slurm.") -> None:
         problems = []
         for name, low in (("cpus_per_task", 1), ("gpus_per_node", 0), ("time_min", 1), ("signal_delay_s", 0), ("max_timeouts", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                problems.append(f"--slurm.{name}={value!r}: must be an integer >= {low}")
-        if self.mem_gb is not None and not self.mem_gb > 0:
-            problems.append(f"--slurm.mem_gb={self.mem_gb!r}: must be > 0")
+                problems.append(f"{prefix}{name}={value!r}: must be an integer >= {low}")
+        if self.mem_gb is not None and not 0 < self.mem_gb < float("inf"):
+            problems.append(f"{prefix}mem_gb={self.mem_gb!r}: must be a finite number > 0")
         if self.signal_delay_s >= 60 * self.time_min:
             problems.append(
-                f"--slurm.signal_delay_s={self.signal_delay_s} must be shorter than the time limit "
-                f"--slurm.time_min={self.time_min} ({60 * self.time_min} s)"
+                f"{prefix}signal_delay_s={self.signal_delay_s} must be shorter than the time limit "
+                f"{prefix}time_min={self.time_min} ({60 * self.time_min} s)"
             )
         if self.gpus_per_node and self.gres:
-            problems.append("give GPUs either as --slurm.gpus_per_node or as --slurm.gres, not both")
+            problems.append(f"give GPUs either as {prefix}gpus_per_node or as {prefix}gres, not both")
         if problems:
             raise SweepError("invalid SLURM resources:\n  - " + "\n  - ".join(problems))
+
+    @classmethod
+    def layered(cls, spec_items: Sequence[tuple[str, str]], items: Sequence[tuple[str, str]]) -> "SlurmResources":
+        """A sweep spec's resources (its ``slurm:`` mapping) with the command line's ``--slurm.*`` over them.
+
+        A key given on the command line replaces the spec's; GPUs given there (``gpus_per_node`` or
+        ``gres``) replace the spec's GPU request as a whole, since the two forms exclude each other.
+        """
+        gpu_keys = {"gpus_per_node", "gres"}
+        if any(key in gpu_keys for key, _ in items):
+            spec_items = [(key, value) for key, value in spec_items if key not in gpu_keys]
+        return cls.from_items([*spec_items, *items])
+
+    def describe(self) -> str:
+        """Every resource that is set, defaults included, e.g. ``cpus_per_task=8 gpus_per_node=1 mem_gb=32.0 ...``."""
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value != [] and value != {}:
+                parts.append(f"{f.name}={value}")
+        return " ".join(parts)
 
     def executor_parameters(self, job_name: str, parallel: int) -> dict[str, Any]:
         """Keyword arguments of ``submitit.SlurmExecutor.update_parameters``."""
@@ -140,6 +164,23 @@ class SlurmResources:
         if self.mem_gb is not None:
             params["mem"] = f"{int(self.mem_gb * 1024)}MB"
         return params
+
+
+def recorded_resources(sweep_dir: str | Path) -> list[tuple[str, str]]:
+    """The resources of the sweep's latest SLURM submission as ``(key, value)`` pairs (none if it never
+    went to SLURM), so that ``--resume`` asks for what the sweep was submitted with (its GPUs above all)."""
+    slurm = [s for s in read_sweep_file(sweep_dir)["submissions"] if s["executor"] == "slurm" and "resources" in s]
+    if not slurm:
+        return []
+    items: list[tuple[str, str]] = []
+    for key, value in slurm[-1]["resources"].items():
+        if key == "setup":
+            items += [("setup", line) for line in value]
+        elif key == "additional":
+            items += [(f"additional.{k}", str(v)) for k, v in value.items()]
+        elif value is not None:
+            items.append((key, str(value)))
+    return items
 
 
 def create_sweep(

@@ -216,6 +216,10 @@ class SpecMethod:
     recipe: Recipe
     overrides: tuple[str, ...]
     label: str | None = None
+    #: The spec's SLURM resources per task as ``(key, value)`` pairs, the form of ``--slurm.KEY=VALUE``.
+    slurm: tuple[tuple[str, str], ...] = ()
+    #: The table of measured throughput the dry run estimates the cost from (see :mod:`torchrl_reg.sweep.cost`).
+    throughput: Path | None = None
 
 
 def _merge_overrides(base: Sequence[str], later: Sequence[str]) -> list[str]:
@@ -235,8 +239,36 @@ def _merge_overrides(base: Sequence[str], later: Sequence[str]) -> list[str]:
     return [a for a in base if key(a) not in replaced] + list(later)
 
 
-SPEC_KEYS = ("description", "overrides", "methods")
+SPEC_KEYS = ("description", "overrides", "slurm", "throughput", "methods")
 SPEC_METHOD_KEYS = ("recipe", "overrides", "label")
+
+
+def _slurm_items(resources: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """A spec's ``slurm:`` mapping as ``(key, value)`` pairs, checked like ``--slurm.*`` (problems appended)."""
+    from torchrl_reg.sweep.launch import SlurmResources
+
+    if not isinstance(resources, dict):
+        problems.append(f"'slurm' must be a mapping of SLURM resources per task (e.g. {{gpus_per_node: 1, "
+                        f"cpus_per_task: 8}}), got {resources!r}")
+        return ()
+    items: list[tuple[str, str]] = []
+    for key, value in resources.items():
+        values = value if key == "setup" and isinstance(value, list) else [value]
+        if key == "additional" and isinstance(value, dict):
+            keyed = [(f"additional.{k}", v) for k, v in value.items()]
+        else:
+            keyed = [(str(key), v) for v in values]
+        for k, v in keyed:
+            # YAML types the values: a bool or a list would pass through str() as a wrong value.
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                problems.append(f"slurm.{k}={v!r}: expected a number or a string")
+            else:
+                items.append((k, str(v)))
+    try:
+        SlurmResources.from_items(items, prefix="slurm.")
+    except SweepError as err:
+        problems += str(err).splitlines()[1:]
+    return tuple(items)
 
 
 def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[SpecMethod]:
@@ -247,6 +279,8 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
 
         description: CartPole-v1 and Acrobot-v1, 500k steps, 10 seeds
         overrides: [env=cartpole,acrobot, "seed=range(0,10)"]   # every method
+        slurm: {cpus_per_task: 2, mem_gb: 4, time_min: 120}     # optional: SLURM resources per task
+        throughput: throughput.yaml                             # optional: measured steps/s, for --dry-run
         methods:
           dqn: {recipe: ../recipes/m_dqn.py, overrides: [loss=dqn]}
           m_dqn: {recipe: ../recipes/m_dqn.py, overrides: [loss=m_dqn]}
@@ -254,7 +288,10 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
     Recipe paths are relative to the spec file. Each method is one sweep (the cartesian product of
     the shared and its own overrides) in its own directory ``<sweep dir>/<method>``; the report
     labels its runs by the method's ``label`` (default: its name; two methods may share a label,
-    e.g. one recipe run on two sets of environments).
+    e.g. one recipe run on two sets of environments). ``slurm`` takes the keys of ``--slurm.KEY=VALUE``
+    (``setup``: a list of lines, ``additional``: a mapping), each checked here; ``--slurm.*`` on the
+    command line replaces the spec's value of the same key. ``throughput`` names a table of measured
+    throughput (relative to the spec) from which ``--dry-run`` estimates each task's cost.
     """
     import yaml
 
@@ -272,6 +309,13 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
     if not isinstance(shared, list) or not all(isinstance(o, str) for o in shared):
         problems.append(f"'overrides' must be a list of strings, got {shared!r}")
         shared = []
+    slurm = _slurm_items(spec["slurm"], problems) if "slurm" in spec else ()
+    throughput = None
+    if "throughput" in spec:
+        throughput = path.parent / str(spec["throughput"])
+        if not isinstance(spec["throughput"], str) or not throughput.is_file():
+            problems.append(f"'throughput' must name an existing table of measured throughput relative to the spec, "
+                            f"got {spec['throughput']!r}")
     methods = []
     for name, entry in spec["methods"].items():
         if not isinstance(entry, dict) or "recipe" not in entry:
@@ -292,7 +336,7 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
             problems.append(f"method {name!r}: {err}")
             continue
         merged = tuple(_merge_overrides(_merge_overrides(shared, own), overrides))
-        methods.append(SpecMethod(str(name), recipe, merged, str(entry.get("label", name))))
+        methods.append(SpecMethod(str(name), recipe, merged, str(entry.get("label", name)), slurm, throughput))
     if problems:
         raise SweepError(f"invalid sweep spec {path}:\n  - " + "\n  - ".join(problems))
     return methods
