@@ -1,4 +1,4 @@
-"""Atari collection speed: the per-env wrappers against ale-py's C++ vector env (issue 37, item 2).
+"""Atari collection speed: the per-env wrappers against ale-py's C++ vector env.
 
 Env steps/s of collection only: TorchRL's ``Collector`` (the recipes' :func:`~torchrl_reg.recipe_utils.make_collector`)
 with a uniformly random policy on the env the recipe builds (:func:`~torchrl_reg.recipe_utils.make_env` of

@@ -4,8 +4,8 @@
 It follows ``cleanrl/dqn.py`` (one env, one action per step, epsilon-greedy, one gradient step
 every ``--train-frequency`` steps after ``--learning-starts``, target copy every
 ``--target-network-frequency`` steps, MSE loss, Adam) with a numpy replay buffer, and adds the
-Munchausen target (``--target m_dqn``, slide "Case study: DQN" of
-shared/papers/munchausen-rl-slides.txt). It imports nothing from torchrl or torchrl_reg.
+Munchausen target (``--target m_dqn``, Munchausen Reinforcement Learning, NeurIPS 2020,
+arXiv:2007.14430, Sec. 2). It imports nothing from torchrl or torchrl_reg.
 
     python benchmarks/baseline_dqn.py --target m_dqn --seed 1 --json out.json
 """

@@ -1,4 +1,4 @@
-"""The check to run first whenever a GPU is available (issue 37): does everything run on CUDA, and how fast.
+"""The check to run first whenever a GPU is available: does everything run on CUDA, and how fast.
 
 Four sections, each result with a one-line summary (printed, and kept in the JSON):
 

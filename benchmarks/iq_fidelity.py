@@ -1,4 +1,4 @@
-"""IQ / M-IQ fidelity on HalfCheetah-v5 at 100k steps (issue 28): bookkeeping around the product's sweep and report.
+"""IQ / M-IQ fidelity on HalfCheetah-v5 at 100k steps: bookkeeping around the product's sweep and report.
 
 The runs themselves go through the sweep CLI, one single-task sweep per (configuration, seed), e.g.
 
@@ -15,7 +15,7 @@ and the comparison through ``python -m torchrl_reg.report``. This script does wh
     python -m benchmarks.iq_fidelity horizon          # the same at 100k / 200k / 300k from the collected 300k runs
     python -m benchmarks.iq_fidelity initial          # the freshly initialized policy, softmax(F) vs softmax(F / tau)
 
-``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.py``, issue 5) were
+``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.yaml``) were
 kept as one JSON per run, not as run directories, so the report cannot read them; this writes, per
 run, the ``config.yaml`` composed from the run's recorded overrides (today's schema: the keys added
 since take their defaults, i.e. what those runs ran) and its ``metrics.json``.

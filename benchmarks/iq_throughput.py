@@ -7,7 +7,7 @@ Polyak targets (``SoftUpdate(eps=0.995)``) for both. IQ: a multicategorical poli
 temperature, its three losses summed and stepped by three Adam optimizers (as TorchRL's SAC
 example does). Each repeat times ``--steps`` updates of every method back to back, the order
 rotating between repeats; the median over repeats of the per-repeat ratio is reported.
-Issue 5, section 6: target ratio (IQ time / SAC time) <= 1.
+Target: ratio (IQ time / SAC time) <= 1.
 
     nice -n 10 python -m benchmarks.iq_throughput --repeats 9 --steps 100
 

@@ -8,7 +8,7 @@ and the updates/s follow from the time left once (a)'s collection time is taken 
 numpy's BLAS thread pool is set to one thread per core of the machine (``os.cpu_count()``, what a
 process that no one pinned or limited gets), whatever the affinity the benchmark runs under, so
 that a frame pipeline that depends on that pool shows it even when pinned to one core. With
-``--before`` every repeat of (a) also runs the frame resize of the code before issue 37 (a numpy
+``--before`` every repeat of (a) also runs the earlier frame resize (a numpy
 matmul, on that BLAS pool), interleaved with today's, so both are timed under the same load.
 
     taskset -c 0 python -m benchmarks.iqn_atari_throughput --frames 1000 --update-frames 200 --repeats 3 --before
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, overrides: list[str]) -> dict:
 
 
 def _matmul_observation(self: AtariPreprocessing) -> np.ndarray:
-    """The resize before issue 37: ``rows @ frame @ cols``, a numpy (BLAS) matmul."""
+    """The earlier resize: ``rows @ frame @ cols``, a numpy (BLAS) matmul."""
     h, w = self._buffer.shape[1:]
     rows, cols = _area_resize_matrix(h, self.screen_size), _area_resize_matrix(w, self.screen_size).T.copy()
     frame = np.maximum(self._buffer[0], self._buffer[1]).astype(np.float32)
@@ -60,7 +60,7 @@ def _matmul_observation(self: AtariPreprocessing) -> np.ndarray:
 
 @contextmanager
 def resize(kind: str) -> Iterator[None]:
-    """``"gather"``: today's resize; ``"matmul"``: the one before issue 37, patched in for the duration."""
+    """``"gather"``: today's resize; ``"matmul"``: the earlier one, patched in for the duration."""
     if kind == "gather":
         yield
         return
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=1000, help="frames of each collection-only run")
     parser.add_argument("--update-frames", type=int, default=200, help="frames with updates, after 1000 without")
     parser.add_argument("--repeats", type=int, default=3, help="collection-only runs per resize")
-    parser.add_argument("--before", action="store_true", help="also time the resize before issue 37 (a BLAS matmul)")
+    parser.add_argument("--before", action="store_true", help="also time the earlier resize (a BLAS matmul)")
     parser.add_argument("--game", default="Breakout")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the recipe (e.g. compile=false)")

@@ -5,7 +5,7 @@ uint8 stacks), stored with the recipes' transition keys in (a) TorchRL's ``LazyT
 (both stacks kept: the naive layout) and (b) :class:`~torchrl_reg.data.FrameStackStorage` with its
 default frame ring. Bytes are the allocated storage divided by its capacity; the 1M figure adds
 the default ring for 1M transitions to the measured per-row bytes. Also timed: writing a
-collector batch and sampling a batch of 32. Issue 4, section 7: target <= 7.5 KB per transition.
+collector batch and sampling a batch of 32. Target: <= 7.5 KB per transition.
 
     python -m benchmarks.iqn_replay_memory --steps 4000 --capacity 3000
 """

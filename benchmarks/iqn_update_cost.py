@@ -4,8 +4,8 @@ Networks: Revisiting Rainbow's MinAtar IQN (N = N' = K = 32, 4 channels, 6 actio
 Atari IQN (Nature CNN, N = N' = 64, K = 32, 18 actions), batch 32, Adam, HardUpdate. Each repeat
 times ``--steps`` updates of each loss back to back (order alternating between repeats); the
 median (and quartiles) of the per-repeat ratios is reported, for fractions drawn per transition (IQN paper,
-Dopamine TF) and shared by the batch (Dopamine JAX / Revisiting Rainbow). Issue 4, section 7:
-target ratio <= 1.10. The FLOP count per update gives the ratio's compute floor.
+Dopamine TF) and shared by the batch (Dopamine JAX / Revisiting Rainbow). Target:
+ratio <= 1.10. The FLOP count per update gives the ratio's compute floor.
 
     python -m benchmarks.iqn_update_cost --repeats 11 --steps 20
 """

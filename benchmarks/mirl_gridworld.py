@@ -1,7 +1,7 @@
-"""Sample-based QL vs SQL vs SQL_m vs MIRL on the grid world of the MIRL slides.
+"""Sample-based QL vs SQL vs SQL_m vs MIRL on MIRL's tabular grid world.
 
-Paper: ``shared/papers/mirl-soft-q-mutual-information-slides.txt``, slides "MIRL: 1. Tabular
-setting" (updates) and "Grid-world" (QL, SQL, SQL_m, MIRL; reaching the goal gives 9, every
+Paper: Grau-Moya, Leibfried, Vrancx, "Soft Q-Learning with Mutual-Information Regularization", ICLR 2019:
+Algorithm 1 (updates) and its tabular grid world (QL, SQL, SQL_m, MIRL; reaching the goal gives 9, every
 other step -1, restart at a random location). The grid world is
 :func:`torchrl_reg.tabular.mdp.mirl_grid_world` (8x8, actions up/right/down/left/stay, goal in
 a corner); the agent only sees sampled transitions.
@@ -12,7 +12,7 @@ Every method is the same tabular learner, one configuration each (as the deep lo
     V(s')   =  max_a' Q(s', a')                                   QL
             =  (1/beta) ln sum_a' rho(a') exp(beta Q(s', a'))      SQL, SQL_m (rho uniform), MIRL (rho learned)
     rho     <- (1 - alpha_rho) rho + alpha_rho pi(.|s)  at every visited s   SQL_m, MIRL
-    beta_i  =  c * i                                                          SQL, SQL_m, MIRL (slide's schedule)
+    beta_i  =  c * i                                                          SQL, SQL_m, MIRL (a linear schedule)
     behaviour: argmax_a pi(a|s) (QL: argmax Q), with probability eps a sample of rho
                (uniform for QL and SQL, the learned rho for SQL_m and MIRL)
 

@@ -1,4 +1,4 @@
-"""Tree-search benchmarks (issue 24): speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
+"""Tree-search benchmarks: speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
 
     taskset -c 0 python -m benchmarks.planning speed
     taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments

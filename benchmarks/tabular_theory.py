@@ -7,7 +7,7 @@
    KL-only MD-VI averages the errors out while VI plateaus ([IQ] Theorem 2, [MRL] bounds).
 2. ``action_gap.png``: the action gap of M-VI along iterations for several alpha, divided by the
    gap of the (1-alpha)*tau-regularized optimum; it tends to 1/(1-alpha) (dashed), not to the
-   slides' (1+alpha)/(1-alpha) (dotted); see ``torchrl_reg.tabular.theory``.
+   quoted (1+alpha)/(1-alpha) (dotted); see ``torchrl_reg.tabular.theory``.
 
     python benchmarks/tabular_theory.py
 """
@@ -92,7 +92,7 @@ def error_propagation(args: argparse.Namespace, mdp, q_star: torch.Tensor) -> di
             "noisy_mean_last_100": noisy[:, -100:].mean().item(),
             "noisy_mean_iterations_50_150": noisy[:, 50:150].mean().item(),
         }
-    # The explicit bounds of the slides, on the first error seed.
+    # The explicit error-propagation bounds (torchrl_reg.tabular.theory), on the first error seed.
     errors = error_sets[0]
     vi_gap = suboptimality(mdp, q_star, value_iteration(mdp, num_iterations=args.iterations, errors=errors).policies)
     vi_bound = approximate_vi_bound(errors, gamma=mdp.gamma, v_max=mdp.r_max / (1 - mdp.gamma))
@@ -163,7 +163,7 @@ def action_gap(args: argparse.Namespace, mdp) -> dict:
         plt.Line2D([], [], color="gray", linestyle="--", linewidth=0.8),
         plt.Line2D([], [], color="gray", linestyle=":", linewidth=0.8),
     ]
-    labels += ["1/(1-alpha) (derived limit)", "(1+alpha)/(1-alpha) (slide claim)"]
+    labels += ["1/(1-alpha) (derived limit)", "(1+alpha)/(1-alpha) (quoted claim)"]
     ax_ratio.legend(handles, labels, fontsize=8, loc="center right")
     fig.suptitle(f"Munchausen VI action gap, tau={args.tau:g}, Garnet(S={args.states}, A={args.actions}, seed={args.seed})")
     fig.tight_layout()

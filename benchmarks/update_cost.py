@@ -2,12 +2,12 @@
 
 Same network, same batch, same loss function (Huber), same optimizer; each repeat times
 ``--steps`` updates of each loss back to back (order alternating between repeats) and the
-median of the per-repeat ratios is reported. Issue 2, section 7: target ratio <= 1.10.
+median of the per-repeat ratios is reported. Target: ratio <= 1.10.
 Each network's FLOP count per update (torch's FlopCounterMode) gives the ratio's compute floor:
 M-DQN needs the target network's action values at s_t too, one more forward pass per update.
 
 Two M-DQN updates, interleaved in the same repeats: ``m_dqn`` calls the loss as a user does,
-``loss(batch)``, which checks every batch (layout, actions; the eager loop did this before issue 37),
+``loss(batch)``, which checks every batch (layout, actions; as the eager loop did before it checked transitions once, on entry to the buffer),
 and ``m_dqn_loop`` is the value-based loop's eager update, ``make_update(..., inputs_checked=True)``,
 whose transitions were checked once before the replay buffer (its ratio is under ``m_dqn_loop_*``).
 

@@ -1,5 +1,5 @@
-"""Cost per update of VIREL's temperature estimators ([VIREL] arXiv 1811.01132; the slides' open problem
-"accurately estimating eps is costly").
+"""Cost per update of VIREL's temperature estimators ([VIREL] arXiv 1811.01132): accurately
+estimating eps can be costly, and this measures by how much.
 
 One update = (for ``replay``: the temperature on a separate replay batch of ``--temperature-batch``
 transitions, the official code's 4096) + VIRELLoss forward + backward + Adam step + Polyak update,

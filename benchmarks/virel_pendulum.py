@@ -20,7 +20,7 @@ reads every run directory below the given folders (a run still going, or stopped
 to its last evaluation and marked so) and writes
 
 * ``results/virel/pendulum.{json,png}``: practical VIREL (the official replay-4096 estimator), the
-  slides' EM variant and SAC, evaluation return and the temperature (VIREL's eps_w, SAC's alpha)
+  EM variant (the paper's E/M steps as written) and SAC, evaluation return and the temperature (VIREL's eps_w, SAC's alpha)
   against environment steps, every seed;
 * ``results/virel/pendulum_estimators.{json,png}``: practical VIREL with each temperature estimator
   (``replay`` 4096, ``batch``, ``ema``) on the seeds all three have.

@@ -2,7 +2,7 @@
 
     python recipes/virel.py                                   # Pendulum-v1, 20k steps, minutes on a CPU
     python recipes/virel.py env=hopper                        # the official MuJoCo settings
-    python recipes/virel.py loss=virel_em                     # the slides' E/M steps as written
+    python recipes/virel.py loss=virel_em                     # VIREL's E/M steps as written
     python recipes/virel.py loss.temperature_estimator=ema    # no separate temperature batch
     python recipes/virel.py env=cartpole                      # discrete VIREL, CleanRL's DQN schedule
     python recipes/virel.py env=minatar                       # discrete VIREL on MinAtar Breakout

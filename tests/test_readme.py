@@ -13,9 +13,9 @@ README = (REPO / "README.md").read_text()
 def test_the_readme_test_command_is_what_ci_runs():
     first_block = README.split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
-    assert len(commands) == 2 and commands[0].endswith("pip install -e . && python recipes/m_dqn.py")
+    assert len(commands) == 2 and commands[0].endswith('pip install -e ".[recipes]" && python recipes/m_dqn.py')
     test_step = commands[1].split(" && ", 2)[2]  # after creating and activating the venv
-    assert test_step == 'pip install -e ".[test]" && python -m pytest'
+    assert test_step == 'pip install -e ".[all,test]" && python -m pytest'
     assert test_step in (REPO / ".ci" / "run").read_text()
 
 

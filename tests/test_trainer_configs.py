@@ -1,5 +1,5 @@
 """TorchRL's own DQNTrainer, configured with TorchRL 0.14's Hydra dataclasses, runs our losses from the
-configs of :mod:`torchrl_reg.trainer_configs` on CartPole (issue 39, item 3): a few updates each."""
+configs of :mod:`torchrl_reg.trainer_configs` on CartPole: a few updates each."""
 from __future__ import annotations
 
 import copy

@@ -104,7 +104,7 @@ ATARI_TINY = [
 def test_atari_replay_stores_each_frame_once(recipe, tmp_path):
     """``buffer.dedup_frames`` (on in the Atari presets) must reach the replay buffer in every value-based
     recipe: the checkpointed storage is a FrameStackStorage (rows + frames), not stacked observations.
-    (recipes/mirl.py never passed frame_stack before issue 22, so MIRL stored every stack whole.)"""
+    (recipes/mirl.py once built its own buffer without frame_stack, so MIRL stored every stack whole.)"""
     module = importlib.import_module(f"recipes.{recipe}")
     extra = ["loss.num_quantiles=8", "loss.num_target_quantiles=8", "loss.num_policy_quantiles=4"] if recipe == "m_iqn" else []
     cfg = compose_config(CONF, recipe, [*ATARI_TINY, *extra, f"run_dir={tmp_path}"])

@@ -1,4 +1,4 @@
-"""Q-networks and torsos: one name, one network, in every value-based recipe (issue 22)."""
+"""Q-networks and torsos: one name, one network, in every value-based recipe."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Silent misuse made loud (issue 27): integer flags, action encodings, priority weights, estimators,
+"""Silent misuse made loud: integer flags, action encodings, priority weights, estimators,
 constructor arguments. Expected numbers are worked out by hand in the comments."""
 from __future__ import annotations
 
@@ -293,7 +293,7 @@ def test_an_update_told_the_inputs_are_checked_checks_its_first_batch_and_every_
         make_update(loss, torch.optim.Adam(loss.parameters()), max_grad_norm=None, compile=False, inputs_checked="yes")
 
 
-# -- issue 41, item 4: library bounds -------------------------------------------------------------------
+# -- library bounds --------------------------------------------------------------------------------------
 
 
 def _continuous_batch() -> TensorDict:

@@ -1,6 +1,6 @@
 """MIRLLoss against an independent per-sample computation, and its prior / beta updates.
 
-Reference targets are written from the slides' equations with plain Python floats (explicit
+Reference targets are written from the MIRL paper's equations (ICLR 2019, Eq. 13 and Algorithm 1) with plain Python floats (explicit
 sums and exponentials) from separately-held online and target weights: they share no code with
 the loss or ``torchrl_reg.functional``.
 """
@@ -230,7 +230,7 @@ def test_update_prior_stays_normalized_and_uses_online_network_without_action_va
     rho = loss.update_prior(batch).clone()
     torch.testing.assert_close(other.update_prior(with_q), rho)
     assert (rho > 0).all() and rho.double().sum().item() == pytest.approx(1.0, abs=1e-6)
-    # One batch = the slides' update for each state in turn, with pi from the prior at the batch start.
+    # One batch = Algorithm 1's prior update for each state in turn, with pi from the prior at the batch start.
     expected = torch.full((N_ACT,), 1 / N_ACT, dtype=torch.float64)
     pis = [[0.25 * math.exp(1.5 * x) for x in row] for row in q.tolist()]
     for row in pis:

@@ -1,4 +1,4 @@
-"""Issue 37, item 1: the Atari preset env steps as fast with numpy's BLAS thread pool at its default
+"""The Atari preset env steps as fast with numpy's BLAS thread pool at its default
 size (one thread per core: what a user who sets no thread variable gets) as with one BLAS thread.
 
 The frame resize was a numpy matmul: with a multi-threaded BLAS every frame paid a thread wake-up,

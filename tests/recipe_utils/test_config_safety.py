@@ -1,4 +1,4 @@
-"""Config safety (issue 26, items 2, 5 and 8): resumes that would train another config are refused
+"""Config safety: resumes that would train another config are refused
 before the directory is touched, no override slips past the schema, and the validation holes."""
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ IGNORED_KEYS = {
 
 @pytest.mark.parametrize("case", list(IGNORED_KEYS))
 def test_values_for_keys_the_chosen_loss_ignores_are_refused_in_every_recipe(case, tmp_path):
-    """Issue 26, item 8: ``loss=dqn loss.alpha=nan`` and its kin in every recipe with several losses
+    """``loss=dqn loss.alpha=nan`` and its kin in every recipe with several losses
     or settings: refused naming the setting, before the run directory (config.yaml, lock) exists."""
     import importlib
 

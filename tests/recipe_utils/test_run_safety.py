@@ -1,5 +1,5 @@
 """Run safety: checkpoints that cannot run code, corrupt checkpoints, clean CSV logs, one writer per
-run directory, stop signals and exit codes (issue 26, items 1, 3, 4, 6 and 7)."""
+run directory, stop signals and exit codes."""
 from __future__ import annotations
 
 import json
@@ -248,7 +248,7 @@ def _corrupted(data: bytes, how: str, rng: np.random.Generator) -> bytes:
 @pytest.mark.parametrize("how", ["random bytes", "bit flip"])
 @pytest.mark.parametrize("seed", range(7))
 def test_a_corrupt_checkpoint_is_detected_and_the_previous_one_is_used(stopped_run, tmp_path, caplog, how, seed):
-    """Issue 41, item 3: every random-byte file and every single flipped bit is caught by the checksum
+    """Every random-byte file and every single flipped bit is caught by the checksum
     and reported as corruption (never as a crafted file), and the previous checkpoint is loaded."""
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
         (tmp_path / name).write_bytes((stopped_run / name).read_bytes())
@@ -341,7 +341,7 @@ def _killed_run(run_dir: Path, tmp_path: Path, ready, *overrides: str) -> None:
 
 
 def test_a_run_killed_before_its_first_checkpoint_says_running_and_starts_over_clean(tmp_path):
-    """Issue 41, item 2: metrics.json says "running" from the start; a run killed before its first
+    """metrics.json says "running" from the start; a run killed before its first
     checkpoint left rows the new run logs again, so the new run starts a clean log."""
     reference = tmp_path / "reference"
     m_dqn.train(_cfg(reference))
@@ -367,7 +367,7 @@ def test_a_killed_run_says_running_at_its_checkpoint_frames(tmp_path):
 
 
 def test_a_rerun_whose_checkpoints_were_deleted_is_refused_and_wipes_nothing(tmp_path):
-    """Issue 41, item 2: deleting the checkpoints of a finished run (to free disk) and running it
+    """Deleting the checkpoints of a finished run (to free disk) and running it
     again must not delete its logs and retrain from frame 0 without a word."""
     m_dqn.train(_cfg(tmp_path))
     for name in ("checkpoint.pt", "checkpoint.prev.pt"):
@@ -424,7 +424,7 @@ def test_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(tmp_path
 
 
 def test_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path):
-    """Issue 41, item 5: the directory itself is locked, so deleting run.lock by hand changes nothing."""
+    """The directory itself is locked, so deleting run.lock by hand changes nothing."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True, env=_env())
@@ -453,7 +453,7 @@ PROBER = textwrap.dedent(
 
 
 def test_status_probes_in_a_tight_loop_never_make_a_starting_run_fail(tmp_path):
-    """Issue 41, item 5: a probe takes a shared lock for an instant; a writer starting then retries
+    """A probe takes a shared lock for an instant; a writer starting then retries
     past it instead of reporting the directory in use (half of the starts failed before)."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -1,4 +1,4 @@
-"""Fault injection (issue 26): a tiny m_dqn run SIGKILLed again and again, at random moments and
+"""Fault injection: a tiny m_dqn run SIGKILLed again and again, at random moments and
 inside its checkpoint writes, then resumed, ends byte-identical to its uninterrupted twin."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Issue 27, recipes for a newcomer: the README example (M-DQN on a gymnasium id with no preset of its
-own), the preset settings it inherits and the run summary written to ``<recipe>.log``; issue 37: no
+"""Recipes for a newcomer: the README example (M-DQN on a gymnasium id with no preset of its
+own), the preset settings it inherits and the run summary written to ``<recipe>.log``; no
 preset warns about its own settings."""
 from __future__ import annotations
 

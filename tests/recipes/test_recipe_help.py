@@ -1,4 +1,4 @@
-"""Issue 27: each recipe's ``--help`` lists the groups and options that recipe accepts, and no other
+"""Each recipe's ``--help`` lists the groups and options that recipe accepts, and no other
 recipe's (``env=pendulum`` on m_dqn): every listed option composes and validates, every unlisted env
 option of the shared ``env`` group is refused."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 39: ``--help`` explains every key of every recipe in one line, from the schema's docs."""
+"""``--help`` explains every key of every recipe in one line, from the schema's docs."""
 from __future__ import annotations
 
 import importlib

@@ -1,13 +1,12 @@
 """Behaviour lock of the recipes: fixed-seed tiny CPU runs must give the metrics recorded before a refactor.
 
-Issue 22 ("one loop per family") reshapes recipes, loops and recipe_utils without changing what a run
-computes. Each case below is a seeded run of a few hundred frames of one recipe on one preset family
+A refactor (such as the one that gave each family one loop) reshapes recipes, loops and recipe_utils without
+changing what a run computes. Each case below is a seeded run of a few hundred frames of one recipe on one preset family
 (classic control, MinAtar, Atari for the value-based recipes; Pendulum and MuJoCo for IQ, SAC and MDAC), with
 ``compile=false`` (the compiled updates have their own tests). Its final metrics and every scalar it
 logged are compared with ``recorded_metrics.json``, recorded from the code named in that file's header.
 
-This is the one place where values printed by the code are the reference (issue 22 allows it for this
-purpose only): they say "the same as before", not "correct". A change that is meant to change a run
+This is the one place where values printed by the code are the reference (for this purpose only): they say "the same as before", not "correct". A change that is meant to change a run
 (a defect fix) re-records only the affected case and lists it under ``exceptions`` in the JSON.
 
 Re-record (only for such a documented change)::

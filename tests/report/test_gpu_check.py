@@ -1,4 +1,4 @@
-"""Issue 37, item 3: the GPU check's CPU dry run (``--device cpu --tiny``) runs every section, so the script
+"""The GPU check's CPU dry run (``--device cpu --tiny``) runs every section, so the script
 that is run first on a GPU never rots: one recipe's smoke run, the CUDA-graph option refused off CUDA (in a
 recipe and in ``make_update``), an eager update timing, CartPole end to end, Atari collection and updates."""
 from __future__ import annotations

@@ -82,7 +82,7 @@ def test_a_run_with_a_checkpoint_to_resume_from_counts_as_started(tmp_path, file
 
 
 def test_an_unparsable_config_lists_its_run_as_unreadable_and_the_report_goes_on(tmp_path):
-    """Issue 41, item 5: one damaged config.yaml is one unreadable run, not a traceback."""
+    """One damaged config.yaml is one unreadable run, not a traceback."""
     from torchrl_reg.report.summary import make_report
 
     good, bad = tmp_path / "good", tmp_path / "bad"

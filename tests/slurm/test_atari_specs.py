@@ -1,4 +1,4 @@
-"""Issue 37, item 4: sweep specs of the papers' Atari protocols (benchmarks/atari_*.yaml). Each names its
+"""Sweep specs of the papers' Atari protocols (benchmarks/atari_*.yaml). Each names its
 papers' games (all ALE v5 ids of the installed ale-py), and every method's tasks validate against its recipe
 (planned on one game and seed: planning composes each task's config, ~700 of them for the 57-game list); a tiny
 version of one runs on the local SLURM cluster with the spec's resources."""

@@ -81,7 +81,7 @@ def test_a_moved_sweep_directory_runs_and_reports_where_it_now_is(tmp_path):
     assert json.loads((moved / "report" / "results.json").read_text())["runs_completed"] == 2
 
 
-# -- issue 41: a sweep directory is data, never code ----------------------------------------------------
+# -- a sweep directory is data, never code ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +186,6 @@ def test_a_structurally_damaged_sweep_file_gives_a_clear_error(one_task_sweep, t
     ],
 )
 def test_an_action_space_the_recipe_cannot_use_is_refused_when_the_sweep_is_made(tmp_path, recipe, env_names, message):
-    """Issue 41, item 5: checked for every task before submission, not when the run starts."""
+    """Checked for every task before submission, not when the run starts."""
     with pytest.raises(SweepError, match=rf"1 of 2 tasks are invalid:\n  - task 1 \(env.name=\S+\): {re.escape(message)}"):
         plan_tasks(Recipe.from_path(RECIPE.parent / recipe), [f"env.name={env_names}"], tmp_path / "sweep")

@@ -1,4 +1,4 @@
-"""Tabular MIRL (MIRL slides, ``mirl-soft-q-mutual-information-slides.txt``): building blocks by hand,
+"""Tabular MIRL (Grau-Moya, Leibfried, Vrancx, ICLR 2019): building blocks by hand,
 the optimal prior for a fixed policy, convergence of the alternating scheme, beta -> infinity is VI."""
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class TestStateDistributions:
         mu = stationary_state_distribution(mdp, policy)
         p_pi = torch.einsum("sa,sat->st", policy, mdp.transitions)
         assert torch.allclose(mu @ p_pi, mu, atol=1e-14, rtol=0) and mu.sum().item() == pytest.approx(1.0, abs=1e-14)
-        # The slides' gamma -> 1 weighting: the discounted visitation tends to mu.
+        # The gamma -> 1 weighting: the discounted visitation tends to mu.
         almost_undiscounted = FiniteMDP(mdp.transitions, mdp.rewards, 0.99999, mdp.initial_distribution)
         assert torch.allclose(discounted_state_visitation(almost_undiscounted, policy), mu, atol=1e-3, rtol=0)
 
@@ -134,7 +134,7 @@ def _objective(mdp: FiniteMDP, policy: torch.Tensor, prior: torch.Tensor, beta: 
 @pytest.mark.parametrize("mdp_factory", [lambda: garnet(8, 4, 3, gamma=0.9, seed=5), lambda: mirl_grid_world(3, gamma=0.95)])
 @pytest.mark.parametrize("beta", [0.5, 5.0])
 def test_optimal_prior_for_a_fixed_policy(mdp_factory, beta):
-    # MIRL slides, "2. What is an optimal action prior for a fixed policy?": the discounted-visitation
+    # The optimal action prior for a fixed policy (MIRL, ICLR 2019): the discounted-visitation
     # action marginal maximizes the regularized objective over priors, whatever beta.
     mdp = mdp_factory()
     policy = _random_policy(mdp, 2, scale=2.0)

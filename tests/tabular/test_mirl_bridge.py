@@ -2,7 +2,7 @@
 
 Same set-up as ``test_bridge.py`` (tabular network, every transition of the MDP weighted by
 ``P(s'|s, a)``, the l2 loss fitted to convergence between hard target updates), driven by
-:func:`torchrl_reg.tabular.mirl.mirl_value_iteration` (slides "MIRL: 1. Tabular setting"):
+:func:`torchrl_reg.tabular.mirl.mirl_value_iteration` ([MIRL] Algorithm 1, tabular):
 
     pi_i      ∝ rho_i exp(beta_i Q_i)
     rho_{i+1} = (1 - alpha_rho) rho_i + alpha_rho sum_s nu(s) pi_i(.|s)

@@ -176,7 +176,7 @@ def test_action_gap_limit(name, alpha, tau):
     ratio = gap_k[mask] / gap_star[mask]
     assert torch.allclose(ratio, torch.full_like(ratio, 1 / (1 - alpha)), rtol=1e-8, atol=0)
     assert munchausen_action_gap_ratio(alpha) == pytest.approx(1 / (1 - alpha))
-    # The slide's (1 + alpha) / (1 - alpha) is off by (1 + alpha) under its definitions ...
+    # The quoted (1 + alpha) / (1 - alpha) is off by (1 + alpha) under its definitions ...
     assert (ratio - (1 + alpha) / (1 - alpha)).abs().min() > 0.2
     # ... and is the gap of the q-values with one more Munchausen bonus added.
     bonus_q = m.q[-1] + alpha * tau * torch.softmax(m.q[-1] / tau, -1).log()
@@ -205,7 +205,7 @@ class TestErrorPropagation:
     @pytest.mark.parametrize("name", ["garnet-a", "grid"])
     @pytest.mark.parametrize("scheme", ["iq_dp", "munchausen_vi", "md_vi"])
     def test_kl_only_bound_holds(self, scheme, name, kl_coef, sigma):
-        # [IQ] Theorem 2 case 2 / [MRL] slide bound, for IQ-DP(1, lambda) = M-VI(1, lambda) = MD-VI(lambda, 0).
+        # [IQ] Theorem 2 case 2 / [MRL]'s implicit-KL bound, for IQ-DP(1, lambda) = M-VI(1, lambda) = MD-VI(lambda, 0).
         mdp = MDPS[name]()
         errors = _errors(mdp, 300, sigma, seed=1)
         if scheme == "iq_dp":

@@ -1,11 +1,11 @@
-"""TorchRL's generic LossModule properties over every loss of the library (issue 27's acceptance).
+"""TorchRL's generic LossModule properties over every loss of the library.
 
 The properties are those TorchRL's own test suite checks on its losses (keys and ``set_keys``
 reaching the estimator, keyword-tensor calls, reductions, batch dimensions, frozen and unaliased
 target parameters, losses without targets, ``state_dict``/``deepcopy`` round trips,
 ``reset_parameters_recursive``, ``out_keys``, prioritized weighting, ``torch.compile``, ``vmap``),
 written against TorchRL's ``DQNLoss`` and ``SACLoss`` too, as controls. Where TorchRL's own loss
-fails a property, the case is marked ``xfail`` with the reason. Issue 39 added every other public loss
+fails a property, the case is marked ``xfail`` with the reason. Also covered: every other public loss
 (soft Q-learning's three, VIREL's em variant), single transitions (``batch_size=()``), TorchRL's padding
 mask, and the misuse cases: integer flags and out-of-space actions through every entry point.
 """
@@ -395,7 +395,7 @@ def test_vmap_of_the_forward_call(name):
             torch.testing.assert_close(values[i], run(loss, stacked[i].clone())[key])
 
 
-# -- issue 39: single transitions, padding masks, float64, the soft Q-learning pair ---------------------
+# -- single transitions, padding masks, float64, the soft Q-learning pair ---------------------
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -478,7 +478,7 @@ def test_soft_q_learning_reset_touches_critic_target_and_sampler_but_not_another
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, loss.actor.actor_network_params.values(True, True)))
 
 
-# -- misuse: each is exact or refused (issue 39, item 1) -------------------------------------------------
+# -- misuse: each is exact or refused --------------------------------------------------------------------
 
 
 def int_flags(td: TensorDict, dtype: torch.dtype) -> TensorDict:

@@ -1,7 +1,7 @@
 """Exploration modules for Q-value actors.
 
 * :class:`BoltzmannExploration` samples ``a ~ softmax(q / tau)`` (the stochastic policy of
-  soft Q-learning and Munchausen RL, [MRL] slide "Case study: DQN"); it acts greedily when
+  soft Q-learning and Munchausen RL, [MRL] Sec. 2); it acts greedily when
   TorchRL's exploration type is deterministic (``set_exploration_type(ExplorationType.DETERMINISTIC)``),
   which is how evaluation is run.
 * :class:`AnnealedEpsilonGreedy` is TorchRL's :class:`~torchrl.modules.EGreedyModule` with a

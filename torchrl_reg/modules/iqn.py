@@ -101,9 +101,10 @@ class ImplicitQuantileNetwork(nn.Module):
     :meth:`quantiles_from_features` to evaluate chosen fraction sets without repeating the torso.
 
     Examples:
+        >>> from torchrl.data import Categorical
         >>> from torchrl.modules import QValueActor
         >>> net = ImplicitQuantileNetwork.minatar(in_channels=4, num_actions=6)
-        >>> actor = QValueActor(net, in_keys=["observation"], spec=env.action_spec)  # doctest: +SKIP
+        >>> actor = QValueActor(net, in_keys=["observation"], spec=Categorical(6))
     """
 
     def __init__(

@@ -124,7 +124,7 @@ class ActionPrior(nn.Module):
 
 
 class PriorEGreedyModule(TensorDictModuleBase):
-    r"""MIRL's behaviour policy ([MIRL], slide "Behavior policy"):
+    r"""MIRL's behaviour policy ([MIRL], Algorithm 1):
 
     .. math:: a_i = \begin{cases} \arg\max_a \pi_i(a|s_i) & u \ge \epsilon \\
                                    a \sim \rho_i(a) & u < \epsilon \end{cases}

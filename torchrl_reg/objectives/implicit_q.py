@@ -104,14 +104,20 @@ class ImplicitQLoss(RegularizedLossBase):
     a different one is refused (the two would silently define two temperatures).
 
     Examples:
+        >>> from tensordict import TensorDict
+        >>> from torchrl.data import Bounded
         >>> from torchrl.objectives import SoftUpdate
         >>> from torchrl_reg.modules import multicategorical_policy, state_value_network
-        >>> policy = multicategorical_policy(obs_dim, env.action_spec, num_bins=11)
-        >>> value = state_value_network(obs_dim, num_cells=[256, 256])  # ReLU, SAC's critic torso
+        >>> spec = Bounded(-1.0, 1.0, shape=(2,))
+        >>> policy = multicategorical_policy(3, spec, num_bins=11, num_cells=[32])
+        >>> value = state_value_network(3, num_cells=[32])  # the recipes: [256, 256], ReLU, SAC's critic torso
         >>> loss = ImplicitQLoss(policy, value, tau=0.01, alpha=0.9)
-        >>> loss.make_value_estimator(gamma=0.99)
+        >>> _ = loss.make_value_estimator(gamma=0.99)
         >>> optim = torch.optim.Adam(loss.parameters(), lr=3e-4)
         >>> updater = SoftUpdate(loss, eps=0.995)
+        >>> batch = policy(TensorDict({"observation": torch.randn(8, 3)}, [8]))  # actions on the policy's grid
+        >>> batch["next"] = TensorDict({"observation": torch.randn(8, 3), "reward": torch.randn(8, 1),
+        ...     "done": torch.zeros(8, 1, dtype=torch.bool), "terminated": torch.zeros(8, 1, dtype=torch.bool)}, [8])
         >>> out = loss(batch); out["loss"].backward(); optim.step(); optim.zero_grad(); updater.step()
     """
 

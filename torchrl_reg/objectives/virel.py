@@ -318,7 +318,7 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     :math:`Q_\omega` to its target, and once :math:`\epsilon_\omega` is large the first term's push dominates:
     at the official MuJoCo settings (100k steps, RESULTS.md, "VIREL on HalfCheetah-v5 and Hopper-v5") Q and
     :math:`\epsilon_\omega` ran away in 2 of 6 runs (HalfCheetah mean Q 1.2e6, :math:`\epsilon_\omega` 4.5e8) where
-    ``"practical"`` kept :math:`\epsilon_\omega` below 0.08: use ``"em"`` to study the slides' updates, ``"practical"``
+    ``"practical"`` kept :math:`\epsilon_\omega` below 0.08: use ``"em"`` to study the E/M updates as [VIREL] writes them, ``"practical"``
     to learn.
 
     Args:

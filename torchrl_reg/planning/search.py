@@ -44,7 +44,9 @@ from torchrl_reg.validation import check_count, check_positive
 
 __all__ = ["ALGORITHMS", "KNOBS", "KNOB_DEFAULTS", "RECOMMENDATIONS", "TreeSearch", "algorithm_knobs", "make_search"]
 
+#: the algorithms :func:`make_search` assembles
 ALGORITHMS = ("ments", "bts", "dents", "uct")
+#: what the root's recommended action maximizes: the backed-up value, the Bellman value or the visit count
 RECOMMENDATIONS = ("search_value", "bellman_value", "most_visited")
 
 Evaluator = Callable[[Simulator], "tuple[float, Any]"]

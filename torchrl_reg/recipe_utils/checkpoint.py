@@ -56,6 +56,7 @@ __all__ = [
     "load_collector_state",
 ]
 
+#: The checkpoint's file name in a run directory (the previous one is kept as ``checkpoint.prev.pt``).
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
 #: First bytes of a checkpoint file; the SHA-256 digest (32 bytes) of the rest of the file follows.

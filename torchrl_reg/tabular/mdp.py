@@ -10,7 +10,7 @@ Generators:
 * :func:`garnet`: seeded random Garnet MDPs (each ``(s, a)`` reaches ``branching`` random
   states with random probabilities), the test bed of "Leverage the average" and of the
   Munchausen paper's tabular experiments.
-* :func:`mirl_grid_world`: the grid world of the MIRL slides
+* :func:`mirl_grid_world`: the grid world of MIRL's tabular experiment
   (Grau-Moya, Leibfried, Vrancx, ICLR 2019, grid world: reaching the goal gives 9,
   every other step -1, restart at a random location).
 * :func:`deceptive_chain`: a chain whose immediate reward lures the agent away from a larger
@@ -184,7 +184,7 @@ def mirl_grid_world(
     step_reward: float = -1.0,
     include_stay: bool = True,
 ) -> FiniteMDP:
-    """The grid world of the MIRL slides ("Grid-world": reaching the goal gives 9, every other
+    """The grid world of MIRL's tabular experiment (Grau-Moya, Leibfried, Vrancx, ICLR 2019: reaching the goal gives 9, every other
     step -1, restarted in a random location).
 
     A ``size x size`` grid; the actions move one cell (``up, right, down, left`` and, with

@@ -6,16 +6,16 @@ Regularization", ICLR 2019 (OpenReview HyEtjoCqFX). Notation of the paper: inver
 The building blocks, usable one by one (the MIRL loss and its bridge test use them):
 
 * :func:`prior_soft_value` -- :math:`\frac1\beta\log\sum_{a'}\rho(a')\exp(\beta Q(s', a'))`;
-* :func:`mirl_soft_backup` -- the soft backup with prior, slide "MIRL: 1. Tabular setting":
+* :func:`mirl_soft_backup` -- the soft backup with prior ([MIRL] Sec. 3):
   :math:`(T^\rho_{soft}Q)(s,a) = r(s,a) + \gamma\,\mathbb E_{s'}\frac1\beta\log\sum_{a'}\rho(a')\exp(\beta Q(s',a'))`;
-* :func:`mirl_policy` -- :math:`\pi(a|s)\propto\rho(a)\exp(\beta Q(s,a))` (slide "1. What is an optimal
-  policy for a fixed action prior?");
+* :func:`mirl_policy` -- :math:`\pi(a|s)\propto\rho(a)\exp(\beta Q(s,a))` (the optimal
+  policy for a fixed action prior, [MIRL] Sec. 3);
 * :func:`optimal_prior` -- for a fixed policy, :math:`\rho^*(a)\propto\sum_s\sum_t\gamma^t\nu_t(s)\pi(a|s)`, the
-  action marginal under the discounted state visitation (slide "2. What is an optimal action prior
-  for a fixed policy?"); :func:`stationary_state_distribution` gives the gamma -> 1 weighting;
+  action marginal under the discounted state visitation (the optimal action prior
+  for a fixed policy, [MIRL] Sec. 3); :func:`stationary_state_distribution` gives the gamma -> 1 weighting;
 * :func:`mirl_prior_update` -- :math:`\rho_{i+1} = (1-\alpha_\rho)\rho_i + \alpha_\rho\sum_s\nu(s)\pi_i(\cdot|s)`, the
-  expectation over :math:`s_i\sim\nu` of the slides' sampled update :math:`(1-\alpha_\rho)\rho_i + \alpha_\rho\pi_i(\cdot|s_i)`;
-* :func:`linear_beta_schedule` -- :math:`\beta_i = c\cdot i` (slide "MIRL: 1. Tabular setting");
+  expectation over :math:`s_i\sim\nu` of the sampled update of [MIRL] Algorithm 1, :math:`(1-\alpha_\rho)\rho_i + \alpha_\rho\pi_i(\cdot|s_i)`;
+* :func:`linear_beta_schedule` -- :math:`\beta_i = c\cdot i` (the tabular schedule used here);
 * :func:`mirl_value_iteration` -- the alternating scheme (policy, prior update, soft backup) run to
   convergence with exact expectations.
 
@@ -88,14 +88,14 @@ def prior_soft_value(q: torch.Tensor, prior: torch.Tensor, beta: float) -> torch
 
 
 def mirl_policy(q: torch.Tensor, prior: torch.Tensor, beta: float) -> torch.Tensor:
-    r""":math:`\pi(a|s) = \rho(a)\exp(\beta q(s,a)) / \sum_b\rho(b)\exp(\beta q(s,b))` (MIRL slides, optimal
+    r""":math:`\pi(a|s) = \rho(a)\exp(\beta q(s,a)) / \sum_b\rho(b)\exp(\beta q(s,b))` ([MIRL], the optimal
     policy for a fixed prior)."""
     tau = 1.0 / check_beta(beta)
     return boltzmann_policy(q + tau * torch.log(prior), tau)
 
 
 def mirl_soft_backup(mdp: FiniteMDP, q: torch.Tensor, prior: torch.Tensor, beta: float) -> torch.Tensor:
-    r"""Soft backup with prior, MIRL slides "1. Tabular setting", with the expectation over
+    r"""Soft backup with prior ([MIRL] Sec. 3), with the expectation over
     :math:`s'` taken exactly:
     :math:`(T^\rho_{soft}Q)(s,a) = r(s,a) + \gamma\sum_{s'}P(s'|s,a)\frac1\beta\log\sum_{a'}\rho(a')\exp(\beta Q(s',a'))`."""
     prior = _check_prior(prior, mdp.num_actions)
@@ -120,7 +120,7 @@ def discounted_state_visitation(
 
 
 def stationary_state_distribution(mdp: FiniteMDP, policy: torch.Tensor) -> torch.Tensor:
-    r"""Stationary distribution :math:`\mu_\pi^\top = \mu_\pi^\top P_\pi` (MIRL slides, "Definitions"),
+    r"""Stationary distribution :math:`\mu_\pi^\top = \mu_\pi^\top P_\pi` (a standard definition),
     the gamma -> 1 limit of the visitation weighting. Raises if it is not unique."""
     p_pi = mdp.policy_transitions(policy)
     system = (torch.eye(mdp.num_states, dtype=torch.float64) - p_pi).T.clone()
@@ -136,8 +136,8 @@ def stationary_state_distribution(mdp: FiniteMDP, policy: torch.Tensor) -> torch
 def optimal_prior(
     mdp: FiniteMDP, policy: torch.Tensor, initial_distribution: torch.Tensor | None = None
 ) -> torch.Tensor:
-    r"""Optimal prior for a fixed policy (MIRL slides, "2. What is an optimal action prior for a fixed
-    policy?"): :math:`\rho^*(a)\propto\sum_s\sum_t\gamma^t\nu_t(s)\pi(a|s)`, which maximizes
+    r"""Optimal prior for a fixed policy ([MIRL], the action marginal of the
+    policy): :math:`\rho^*(a)\propto\sum_s\sum_t\gamma^t\nu_t(s)\pi(a|s)`, which maximizes
     :math:`\mathbb E\sum_t\gamma^t(r - \frac1\beta\log\frac{\pi(a_t|s_t)}{\rho(a_t)})` over priors, whatever beta."""
     return action_marginal(policy, discounted_state_visitation(mdp, policy, initial_distribution))
 
@@ -146,13 +146,13 @@ def mirl_prior_update(
     prior: torch.Tensor, policy: torch.Tensor, state_weights: torch.Tensor, prior_lr: float
 ) -> torch.Tensor:
     r""":math:`\rho_{i+1} = (1-\alpha_\rho)\rho_i + \alpha_\rho\sum_s w(s)\pi_i(\cdot|s)` over all actions at once
-    (MIRL slides, "Prior update", in expectation over :math:`s_i \sim w`); stays normalized."""
+    ([MIRL] Algorithm 1's prior update, in expectation over :math:`s_i \sim w`); stays normalized."""
     prior_lr = check_rate("prior_lr", prior_lr)
     return (1 - prior_lr) * prior + prior_lr * action_marginal(policy, state_weights)
 
 
 def linear_beta_schedule(c: float) -> Callable[[int], float]:
-    """The tabular beta schedule of the MIRL slides, :math:`\\beta_i = c\\cdot i` for iterations ``i >= 1``."""
+    """A linear tabular beta schedule, :math:`\\beta_i = c\\cdot i` for iterations ``i >= 1``."""
     c = check_beta(c)
     return lambda i: c * i
 
@@ -184,7 +184,7 @@ def mirl_value_iteration(
     q0: torch.Tensor | None = None,
     state_weighting: str | torch.Tensor = "visitation",
 ) -> MIRLResult:
-    r"""The alternating MIRL scheme of the slides ("MIRL: 1. Tabular setting") with exact expectations.
+    r"""The alternating MIRL scheme ([MIRL] Algorithm 1 in the tabular case) with exact expectations.
 
     For ``i = 1 .. num_iterations``:
 
@@ -195,14 +195,14 @@ def mirl_value_iteration(
 
     Args:
         beta: a constant inverse temperature or a schedule ``i -> beta_i`` (e.g.
-            :func:`linear_beta_schedule`, the slides' :math:`\beta_i = c\cdot i`).
+            :func:`linear_beta_schedule`, :math:`\beta_i = c\cdot i`).
         prior_lr: :math:`\alpha_\rho \in (0, 1]`.
         q_lr: :math:`\alpha_Q \in (0, 1]`; 1 is a full backup (soft value iteration with prior).
         prior0: :math:`\rho_1` (uniform by default).
         q0: :math:`Q_1` (zeros by default).
         state_weighting: the state distribution :math:`\nu_i` of the prior update: ``"visitation"``
             (discounted visitation of :math:`\pi_i` from ``mdp.initial_distribution``, which makes the
-            fixed point :func:`optimal_prior`), ``"stationary"`` (the slides' gamma -> 1 weighting),
+            fixed point :func:`optimal_prior`), ``"stationary"`` (the gamma -> 1 weighting),
             ``"uniform"`` or a fixed ``[S]`` tensor (e.g. a replay buffer's state frequencies).
     """
     if int(num_iterations) != num_iterations or num_iterations < 1:

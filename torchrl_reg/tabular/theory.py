@@ -3,10 +3,11 @@ r"""Closed-form claims of the papers, stated as functions so that tests and benc
 Action gap of Munchausen VI
 ===========================
 
-The Munchausen slides ([MRL] Vieillard, Pietquin, Geist, "Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430, Sec. 4) define
+[MRL] (Vieillard, Pietquin, Geist, "Munchausen Reinforcement Learning", NeurIPS 2020, arXiv:2007.14430,
+Sec. 4) studies the action gap. Define
 :math:`\mathrm{gap}_*^\tau(s) = \max_a q_*^\tau(s,a) - q_*^\tau(s,\cdot)` for the optimal q-values of
 the MDP regularized with entropy :math:`\tau`, :math:`\mathrm{gap}_k^{\alpha,\tau}(s) = \max_a q_k(s,a) - q_k(s,\cdot)`
-for the k-th iterate of M-VI(alpha, tau) without error, and claim
+for the k-th iterate of M-VI(alpha, tau) without error; the ratio sometimes quoted for its limit is
 
 .. math:: \lim_k \mathrm{gap}_k^{\alpha,\tau} = \frac{1+\alpha}{1-\alpha}\,\mathrm{gap}_*^{(1-\alpha)\tau}.
 
@@ -59,7 +60,7 @@ __all__ = [
 
 def munchausen_action_gap_ratio(alpha: float) -> float:
     r"""Exact limit of :math:`\mathrm{gap}_k^{\alpha,\tau} / \mathrm{gap}_*^{(1-\alpha)\tau}` for M-VI:
-    :math:`1/(1-\alpha)` (see the module docstring for the derivation and for why the slide's
+    :math:`1/(1-\alpha)` (see the module docstring for the derivation and for why the quoted
     :math:`(1+\alpha)/(1-\alpha)` does not hold under its definitions)."""
     alpha = float(alpha)
     if not 0 <= alpha < 1:
@@ -88,7 +89,7 @@ def _discounted_sums_before(norms: torch.Tensor, gamma: float) -> torch.Tensor:
 
 
 def approximate_vi_bound(errors: torch.Tensor, *, gamma: float, v_max: float) -> torch.Tensor:
-    r"""Approximate VI ([MRL] slide "Implicit KL regularization", DQN line):
+    r"""Approximate VI ([MRL]'s implicit KL regularization analysis, the DQN case):
 
     .. math:: \|q_* - q_{\pi_{k+1}}\|_\infty \le \frac{2\gamma}{(1-\gamma)^2}\Big((1-\gamma)\sum_{j=1}^k
               \gamma^{k-j}\|\epsilon_j\|_\infty\Big) + \frac{2}{1-\gamma}\gamma^k v_{\max}
@@ -106,7 +107,7 @@ def kl_only_mdvi_bound(
     errors: torch.Tensor, *, gamma: float, r_max: float, kl_coef: float, num_actions: int
 ) -> torch.Tensor:
     r"""Approximate MD-VI with KL only (M-VI with alpha = 1, IQ-DP with alpha = 1), [IQ] Theorem 2
-    case 2 with the explicit constant of [MRL] slide "Implicit KL regularization":
+    case 2 with the explicit constant of [MRL]'s implicit KL regularization analysis:
 
     .. math:: \|q_* - q_{\pi_{k+1}}\|_\infty \le \frac{2}{1-\gamma}\Big\|\frac1k\sum_{j=1}^k\epsilon_j\Big\|_\infty
               + \frac{4}{(1-\gamma)^2}\frac{r_{\max} + \lambda\ln|\mathcal A|}{k}
