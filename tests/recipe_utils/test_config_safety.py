@@ -98,7 +98,8 @@ def test_plus_prefixed_typos_are_refused_in_recipes_and_sweeps(override, tmp_pat
         ("m_dqn", ["loss=dqn", "loss.alpha=nan"], r"loss.alpha=nan is not used by loss.name='dqn' \(it reads \['gamma', 'loss_function'\]\)"),
         ("m_dqn", ["loss=al", "loss.tau=0.5"], "loss.tau=0.5 is not used by loss.name='al'"),
         ("m_dqn", ["seed=4294967296"], r"seed must be an integer in \[0, 4294967295\]"),
-        ("m_iqn", ["loss.clip_value_max=inf"], r"loss.clip_value_max must be a finite number"),
+        # +-inf is a clip bound that clips nothing on its side (MunchausenIQNLoss accepts it); NaN is refused.
+        ("m_iqn", ["loss.clip_value_max=nan"], r"loss.clip_value_max must be a number \(\+-inf: no clip on that side\), got loss.clip_value_max=nan"),
         ("m_iqn", ["loss=iqn", "loss.clip_value_max=inf"], "loss.clip_value_max=inf is not used by loss.name='iqn'"),
     ],
 )
