@@ -11,7 +11,7 @@ from torchrl.envs import GymWrapper, MultiStepTransform
 
 from torchrl_reg.data import FrameStackStorage, frame_stack_replay_buffer
 from torchrl_reg.recipe_utils.config import EnvConfig
-from torchrl_reg.recipe_utils.envs import AtariPreprocessing, make_env
+from torchrl_reg.envs import AtariPreprocessing, make_env
 
 KEYS = ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "done"),
         ("next", "terminated"), ("next", "truncated"))

@@ -16,7 +16,7 @@ from torchrl_reg.recipe_utils import (
     structured,
     validate_actor_critic_config,
 )
-from torchrl_reg.recipe_utils.envs import MujocoFloat32
+from torchrl_reg.envs import MujocoFloat32
 
 
 def test_mujoco_family_gives_float32_observations_and_box_actions():

@@ -40,7 +40,7 @@ from torchrl_reg.recipe_utils import (
     set_env_state,
     truncate_csv_logs,
 )
-from torchrl_reg.recipe_utils.plain_state import check_plain
+from torchrl_reg.plain_state import check_plain
 from torchrl_reg.recipe_utils.rundir import (
     LOCK_NAME,
     EarlierRunRefused,
@@ -542,7 +542,7 @@ def test_ctrl_c_stops_the_loop_once_and_interrupts_outside_it():
 
 
 def test_numpy_state_codec_keeps_dtypes():
-    from torchrl_reg.recipe_utils.plain_state import decode, encode
+    from torchrl_reg.plain_state import decode, encode
 
     value = {"a": np.float64(0.5), "b": np.arange(6, dtype=np.uint32).reshape(2, 3), "c": (1, [True, None]),
              "g": np.random.default_rng(3)}

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, List, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.validation import (
     select_device,
@@ -79,9 +80,6 @@ __all__ = [
     "linear_schedule",
 ]
 
-ENV_FAMILIES = ("classic", "minatar", "atari", "mujoco")
-#: Atari env backends (``EnvConfig.backend``): gymnasium wrappers per env, or ale-py's C++ vector env.
-ENV_BACKENDS = ("wrappers", "vector")
 #: Env families with Box actions (``classic`` for Pendulum-v1).
 CONTROL_FAMILIES = ("classic", "mujoco")
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
@@ -126,7 +124,7 @@ def check_loss_config(loss_class: type, node: Any, **values: Any) -> None:
 
 @dataclass
 class EnvConfig:
-    """Which environment and how it is preprocessed (see :mod:`torchrl_reg.recipe_utils.envs`)."""
+    """Which environment and how it is preprocessed (see :mod:`torchrl_reg.envs`)."""
 
     family: str = "classic"
     name: str = "CartPole-v1"
@@ -363,7 +361,7 @@ class ValueBasedConfig(RecipeConfig):
 
     optim: QOptimConfig = field(default_factory=QOptimConfig)
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
-    #: The action space the loop needs (:func:`~torchrl_reg.recipe_utils.envs.check_action_space`).
+    #: The action space the loop needs (:func:`~torchrl_reg.envs.specs.check_action_space`).
     action_space: ClassVar[str] = "discrete"
 
 

@@ -331,7 +331,7 @@ def _check_env(cfg: DictConfig, checked: Any, seen: dict[str, str | None]) -> No
     One env is built per distinct env config and action space (``seen`` keeps the outcomes)."""
     env = cfg.get("env")
     if isinstance(env, DictConfig) and "family" in env and "name" in env:
-        from torchrl_reg.recipe_utils.envs import check_action_space, gym_env_id
+        from torchrl_reg.envs import check_action_space, gym_env_id
 
         gym_env_id(env)
         kind = getattr(OmegaConf.get_type(checked), "action_space", None) if OmegaConf.is_config(checked) else None
