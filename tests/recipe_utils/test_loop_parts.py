@@ -177,7 +177,7 @@ def test_stop_flag_signals_and_frame_target():
 def test_memmap_replay_on_an_accelerator_stores_on_cpu_and_moves_batches(tmp_path):
     """TorchRL refuses memory maps on another device: storage stays on the CPU, samples move.
     ("meta" stands in for an accelerator here; the GPU path was run on an H100.)"""
-    from torchrl_reg.recipe_utils.data import ToDevice
+    from torchrl_reg.data import ToDevice
 
     for dedup, frame_stack in ((False, 1), (True, 4)):
         cfg = structured({"buffer": {"size": 64, "batch_size": 8, "storage": "memmap", "dedup_frames": dedup}},

@@ -106,7 +106,7 @@ from torchrl_reg.recipe_utils.config import (
     validate_actor_critic_config,
     validate_value_based_config,
 )
-from torchrl_reg.recipe_utils.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
+from torchrl_reg.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
 from torchrl_reg.envs import (
     NATIVE_VECTOR_ENVS,
     VectorCartPole,
