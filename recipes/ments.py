@@ -50,8 +50,10 @@ from torchrl_reg.planning import (
     make_search,
 )
 from torchrl_reg.recipe_utils import arguments_of, default_of, load_checkpoint, register_schema, structured
-from torchrl_reg.recipe_utils.loggers import ProgressBar, plot_learning_curve
-from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything
+from torchrl_reg.run.plots import plot_learning_curve
+from torchrl_reg.run.progress import ProgressBar
+from torchrl_reg.run.process import seed_everything
+from torchrl_reg.run.rundir import resolve_run_dir
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.validation import check_choice, check_count, check_range
 

@@ -46,7 +46,7 @@ from torchrl_reg.recipe_utils import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.recipe_utils.run import RecipeRun
+from torchrl_reg.run.recipe_run import RecipeRun
 from torchrl_reg.validation import ReadOnlyIf, check_count
 
 PROPOSALS = ("uniform", "mixture")

@@ -197,7 +197,7 @@ def test_wrong_stack_size_and_block_count(one_env_batches):
 
 
 def test_a_checkpoint_holds_the_written_rows_and_frames_and_resumes_them(one_env_batches, tmp_path):
-    from torchrl_reg.recipe_utils.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
+    from torchrl_reg.run.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
 
     dedup, naive = _pair(1000, padding="zeros")
     for data in one_env_batches[:2]:

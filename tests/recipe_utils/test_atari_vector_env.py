@@ -25,7 +25,7 @@ from torchrl_reg.recipe_utils import (
     request_stop_at,
     set_env_state,
 )
-from torchrl_reg.recipe_utils.rundir import ResumeRefused, resume_changes
+from torchrl_reg.run.rundir import ResumeRefused, resume_changes
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 ATARI = EnvConfig(family="atari", name="Pong", sticky_action_prob=0.25, frame_skip=4, frame_stack=4, max_episode_steps=27000)

@@ -216,7 +216,8 @@ def test_init_random_frames_act_uniformly_then_hand_over_to_the_policy():
 
 
 def test_the_smoothed_curve_says_what_it_averages_and_csv_scalars_read_back(tmp_path):
-    from torchrl_reg.recipe_utils.loggers import moving_mean_label, read_csv_scalar
+    from torchrl_reg.run.logs import read_csv_scalar
+    from torchrl_reg.run.plots import moving_mean_label
 
     assert moving_mean_label(12, 100) == "mean of all episodes so far (12 in all, fewer than 100)"
     assert moving_mean_label(101, 100) == "mean of the last 100 episodes"
@@ -232,7 +233,7 @@ def test_a_checkpoint_holds_the_filled_part_of_the_buffer_and_resumes_it_exactly
     """10 of 1,000 rows written: the checkpoint holds 10 (FrameStackStorage: tests/data/test_frame_stack.py)."""
     from torchrl.data import LazyMemmapStorage, LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
 
-    from torchrl_reg.recipe_utils.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
+    from torchrl_reg.run.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
 
     def make():
         storage = LazyMemmapStorage(1000, scratch_dir=str(tmp_path / "mm")) if kind == "memmap" else LazyTensorStorage(1000)

@@ -41,14 +41,14 @@ from torchrl_reg.recipe_utils import (
     truncate_csv_logs,
 )
 from torchrl_reg.plain_state import check_plain
-from torchrl_reg.recipe_utils.rundir import (
+from torchrl_reg.run.rundir import (
     LOCK_NAME,
     EarlierRunRefused,
     lock_run_dir,
     release_run_dir,
     run_dir_holder,
 )
-from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
+from torchrl_reg.run.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "recipes" / "conf"
@@ -104,7 +104,7 @@ def _save_with_valid_checksum(path: Path, state: dict) -> None:
     import hashlib
     import io
 
-    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+    from torchrl_reg.run.checkpoint import MAGIC
 
     payload = io.BytesIO()
     torch.save(state, payload)
@@ -279,7 +279,7 @@ def test_both_checkpoints_corrupt_is_a_clear_error_naming_both(tmp_path):
 def test_a_checkpoint_carries_the_sha256_of_its_payload(tmp_path):
     import hashlib
 
-    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+    from torchrl_reg.run.checkpoint import MAGIC
 
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"frames": 40, "w": torch.arange(6.0)})
@@ -391,7 +391,7 @@ def test_a_rerun_whose_checkpoints_were_deleted_is_refused_and_wipes_nothing(tmp
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from torchrl_reg.recipe_utils.rundir import lock_run_dir
+    from torchrl_reg.run.rundir import lock_run_dir
     lock_run_dir(sys.argv[1])
     print("locked", flush=True)
     time.sleep(600)
@@ -444,7 +444,7 @@ def test_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path):
 PROBER = textwrap.dedent(
     """
     import sys
-    from torchrl_reg.recipe_utils.rundir import run_dir_holder
+    from torchrl_reg.run.rundir import run_dir_holder
     print("probing", flush=True)
     while True:
         run_dir_holder(sys.argv[1])

@@ -33,7 +33,7 @@ from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.loops.targets import actor_critic_target_update
 from torchrl_reg.modules.critics import state_action_value_network
 from torchrl_reg.modules.policies import tanh_normal_policy
-from torchrl_reg.recipe_utils.rundir import released_on_error
+from torchrl_reg.run.rundir import released_on_error
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
     RecipeRun,

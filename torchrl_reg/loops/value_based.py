@@ -31,7 +31,7 @@ from torchrl_reg.loops.registry import get_loss, register_loss
 from torchrl_reg.loops.targets import PeriodicHardUpdate
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.objectives.update import make_update
-from torchrl_reg.recipe_utils.rundir import released_on_error
+from torchrl_reg.run.rundir import released_on_error
 from torchrl_reg.recipe_utils import (
     TRANSITION_KEYS,
     RecipeRun,

@@ -55,7 +55,7 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
 """
 from __future__ import annotations
 
-from torchrl_reg.recipe_utils.checkpoint import (
+from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
     UntrustedCheckpointError,
@@ -98,7 +98,6 @@ from torchrl_reg.recipe_utils.config import (
     check_group_choice,
     compose_config,
     config_help,
-    linear_schedule,
     register_group_choices,
     register_schema,
     structured,
@@ -106,6 +105,7 @@ from torchrl_reg.recipe_utils.config import (
     validate_actor_critic_config,
     validate_value_based_config,
 )
+from torchrl_reg.modules.exploration import linear_schedule
 from torchrl_reg.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
 from torchrl_reg.envs import (
     NATIVE_VECTOR_ENVS,
@@ -120,22 +120,19 @@ from torchrl_reg.envs import (
     num_actions,
     set_env_state,
 )
-from torchrl_reg.recipe_utils.evaluation import deterministic_actor, evaluate
-from torchrl_reg.recipe_utils.loggers import (
-    EpisodeTracker,
-    ProgressBar,
-    make_logger,
-    mean_last,
-    plot_learning_curve,
-    report_summary,
-    summary_line,
-    truncate_csv_logs,
-    write_json,
-)
-from torchrl_reg.recipe_utils.run import RecipeRun, check_finite_rewards
-from torchrl_reg.recipe_utils.rundir import RunDirLocked, open_run_dir
-from torchrl_reg.recipe_utils.runtime import crossed, resolve_run_dir, seed_everything, select_device, start_process
-from torchrl_reg.recipe_utils.stop import (
+from torchrl_reg.run.evaluation import deterministic_actor, evaluate
+from torchrl_reg.run.episodes import EpisodeTracker, mean_last
+from torchrl_reg.run.logs import make_logger, truncate_csv_logs
+from torchrl_reg.run.metrics import report_summary, summary_line, write_json
+from torchrl_reg.run.plots import plot_learning_curve
+from torchrl_reg.run.progress import ProgressBar
+from torchrl_reg.run.recipe_run import RecipeRun, check_finite_rewards
+from torchrl_reg.run.rundir import RunDirLocked, open_run_dir
+from torchrl_reg.run.process import seed_everything, start_process
+from torchrl_reg.run.recipe_run import crossed
+from torchrl_reg.run.rundir import resolve_run_dir
+from torchrl_reg.validation import select_device
+from torchrl_reg.run.stop import (
     EXIT_INTERRUPTED,
     clear_stop,
     exit_if_interrupted,

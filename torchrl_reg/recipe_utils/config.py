@@ -30,6 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
+from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
     select_device,
     check_choice,
@@ -77,12 +78,10 @@ __all__ = [
     "validate_recipe_config",
     "validate_value_based_config",
     "validate_actor_critic_config",
-    "linear_schedule",
 ]
 
 #: Env families with Box actions (``classic`` for Pendulum-v1).
 CONTROL_FAMILIES = ("classic", "mujoco")
-LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 STORAGES = ("tensor", "memmap")
 #: The regression losses of TorchRL's ``distance_loss`` that the recipes' losses accept.
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
@@ -727,13 +726,6 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
         if interval is None:
             raise ValueError("loss.target_update=hard needs loss.hard_update_interval (an integer >= 1, in updates)")
         check_count("loss.hard_update_interval", interval)
-
-
-def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
-    """``start`` moved linearly to ``end`` over ``duration`` steps, then held (CleanRL's epsilon schedule)."""
-    if t >= duration:
-        return end
-    return start + (end - start) * t / duration
 
 
 def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
-from torchrl_reg.recipe_utils.rundir import run_dir_holder
+from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.rundir import run_dir_holder
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 
 __all__ = ["Run", "collect_runs", "method_labels", "read_curve", "write_records"]
