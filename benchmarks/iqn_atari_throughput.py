@@ -33,7 +33,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from recipes.m_iqn import train
-from torchrl_reg.recipe_utils import compose_config
+from torchrl_reg.configs import compose_config
 from torchrl_reg.envs.atari import AtariPreprocessing, _area_resize_matrix
 
 ROOT = Path(__file__).resolve().parents[1]

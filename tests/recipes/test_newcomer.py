@@ -15,7 +15,8 @@ import pytest
 
 from tests.recipes.test_m_dqn import SMALL
 from tests.recipes.test_recipe_help import CONF, RECIPES, listed_options
-from torchrl_reg.recipe_utils import compose_config, summary_line
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
 # test_m_dqn's few-hundred-frame budget, one short evaluation episode.

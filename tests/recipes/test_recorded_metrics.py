@@ -104,7 +104,7 @@ _UNTIMED = ("wall_time_s", "steps_per_s", "updates_per_s", "run_dir")
 
 def run_case(name: str, run_dir: Path) -> dict[str, Any]:
     """Train ``name`` into ``run_dir``; its final metrics (timings dropped) and every CSV scalar."""
-    from torchrl_reg.recipe_utils import compose_config
+    from torchrl_reg.configs import compose_config
 
     recipe, overrides = CASES[name]
     module = importlib.import_module(f"recipes.{recipe}")

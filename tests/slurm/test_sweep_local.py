@@ -25,9 +25,9 @@ from tests.slurm.sweep_testlib import (
     wait_for,
 )
 
-from torchrl_reg.recipe_utils import load_checkpoint
-from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.report.summary import main as report_main
+from torchrl_reg.run import load_checkpoint
+from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.__main__ import main
 from torchrl_reg.sweep.launch import create_sweep
 from torchrl_reg.sweep.task import read_sweep_file

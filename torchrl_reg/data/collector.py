@@ -43,7 +43,7 @@ def make_collector(
     # TorchRL 0.14.1 keeps the output keys of a policy with a spec as a set, and updates its carrier with them
     # whenever the policy returns another tensordict (always, once the policy runs on another device than
     # the env): tensordict's unravel_key_list refuses a set (a TypeError). Seen on an H200 with SQL's sampler
-    # (benchmarks/results/gpu); tests/recipe_utils/test_loop_parts.py reproduces it on the CPU.
+    # (benchmarks/results/gpu); tests/run/test_loop_parts.py reproduces it on the CPU.
     if isinstance(getattr(collector, "_policy_output_keys", None), set):
         collector._policy_output_keys = sorted(collector._policy_output_keys, key=str)
     return collector

@@ -23,7 +23,7 @@ autoreset                  next step              none (see below)
 full_action_space          False                  False: the minimal action set
 =========================  =====================  =========================================================
 
-Where it still differs from the wrappers (``tests/recipe_utils/test_atari_vector_env.py`` measures it):
+Where it still differs from the wrappers (``tests/envs/test_atari_vector_env.py`` measures it):
 
 * **Resize rounding**: both resize by pixel-area averaging (OpenCV's ``INTER_AREA`` here,
   :func:`~torchrl_reg.envs.atari._area_resize` there), rounded to uint8 after float sums in another

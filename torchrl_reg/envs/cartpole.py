@@ -16,7 +16,7 @@ class VectorCartPole(gym.vector.VectorEnv):
     The dynamics, termination, reward, reset distribution and time limit are those of
     ``gym.make("CartPole-v1")`` (Barto, Sutton & Anderson 1983; Euler integration, state in
     float64, observations in float32, ``truncated`` once an episode reaches ``max_episode_steps``);
-    ``tests/recipe_utils/test_vector_cartpole.py`` checks transitions against that env. Unlike
+    ``tests/envs/test_vector_cartpole.py`` checks transitions against that env. Unlike
     gymnasium's own ``CartPoleVectorEnv`` (next-step autoreset only) there is no autoreset
     (``AutoresetMode.DISABLED``): ``reset(options={"reset_mask": mask})`` resets the masked copies,
     which is how TorchRL's ``GymWrapper`` resets finished copies. One ``np_random`` generator

@@ -45,7 +45,7 @@ __all__ = ["NATIVE_VECTOR_ENVS", "make_env", "make_single_env", "make_vector_env
 
 
 def make_single_env(cfg: Any) -> gym.Env:
-    """One gymnasium env for ``cfg`` (an :class:`~torchrl_reg.recipe_utils.config.EnvConfig`)."""
+    """One gymnasium env for ``cfg`` (an :class:`~torchrl_reg.configs.EnvConfig`)."""
     env_id = gym_env_id(cfg)
     if cfg.family in ("classic", "mujoco"):
         env = gym.make(env_id, disable_env_checker=True) if cfg.family == "classic" else MujocoFloat32(env_id)

@@ -36,7 +36,7 @@ ACTION_SPACE_CHECKS = {"discrete": check_discrete_action_spec, "box": check_box_
 
 
 def check_action_space(cfg: Any, kind: str) -> None:
-    """Build one copy of the env of ``cfg`` (an :class:`~torchrl_reg.recipe_utils.EnvConfig`) and raise
+    """Build one copy of the env of ``cfg`` (an :class:`~torchrl_reg.configs.EnvConfig`) and raise
     ``ValueError`` naming ``env.name`` unless its action space is of ``kind`` (``"discrete"`` or ``"box"``):
     what a sweep checks for every task before it submits any (a run would otherwise fail only when it starts)."""
     env = make_env(cfg, num_envs=1)

@@ -1,6 +1,6 @@
 """Find the runs of one or more sweeps (or loose run directories) and read what the report needs.
 
-A run directory follows the recipe contract (``torchrl_reg.recipe_utils``): ``config.yaml``,
+A run directory follows the recipe contract (:mod:`torchrl_reg.run`): ``config.yaml``,
 ``metrics.json`` (``status``, ``final_return``, ``eval_frames``, ``eval_returns``, ...) and CSV
 scalars under ``csv/scalars/<name>.csv`` as ``step,value`` rows. A sweep directory adds
 ``sweep.json``, which lists every task that should exist, so runs that never started are found
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.rundir import run_dir_holder
-from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 
 __all__ = ["Run", "collect_runs", "method_labels", "read_curve", "write_records"]
 

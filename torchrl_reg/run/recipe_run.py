@@ -3,7 +3,7 @@
 :class:`RecipeRun` does what every loop does around its updates: counting frames and updates,
 checking and clipping rewards, tracking episodes, periodic greedy evaluation, logging (training
 return, the loss outputs averaged since the last log, any extra scalars), the progress bar,
-checkpoints and resume (the run-directory contract of :mod:`torchrl_reg.recipe_utils`), stop
+checkpoints and resume (the run-directory contract of :mod:`torchrl_reg.run`), stop
 requests, and the final ``metrics.json`` and ``learning_curve.png``. A loop reads::
 
     run = RecipeRun(cfg, run_dir, collector=collector, replay_buffer=rb, greedy=greedy, device=device,
@@ -127,7 +127,7 @@ class RecipeRun:
     """Counters, logs, evaluation, checkpoints and final metrics of one recipe run.
 
     Args:
-        cfg: the validated recipe config (a :class:`~torchrl_reg.recipe_utils.config.RecipeConfig`).
+        cfg: the validated recipe config (a :class:`~torchrl_reg.configs.RecipeConfig`).
         run_dir: the run directory.
 
     Keyword Args:

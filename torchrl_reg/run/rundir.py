@@ -1,5 +1,6 @@
-"""One writer per run directory, and resumes that cannot change what is being trained.
+"""The run directory: where it is, one writer at a time, and resumes that cannot change what is being trained.
 
+:func:`resolve_run_dir` says where it is (``cfg.run_dir``, else Hydra's output directory, else the working directory).
 :func:`open_run_dir` locks the run directory before anything in it is touched, then, if it holds a
 checkpoint, compares the new config with the stored ``config.yaml`` and refuses every difference
 that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ); without

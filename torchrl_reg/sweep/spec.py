@@ -34,7 +34,7 @@ class SweepError(ValueError):
 class Recipe:
     """A recipe script ``recipes/<name>.py`` with its Hydra config ``recipes/conf/<name>.yaml``.
 
-    The contract of ``torchrl_reg.recipe_utils``: ``@hydra.main(config_path="conf",
+    The contract of :mod:`torchrl_reg.run`: ``@hydra.main(config_path="conf",
     config_name="<name>")``, a ``train(cfg) -> dict`` callable programmatically, a schema
     registered in Hydra's ConfigStore when the module is imported, and ``validate(cfg)`` running
     every check ``train`` runs before it builds anything.

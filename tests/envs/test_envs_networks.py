@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchrl_reg.recipe_utils import (
-    EnvConfig,
+from torchrl_reg.configs import EnvConfig
+from torchrl_reg.envs import (
     check_discrete_action_spec,
     get_env_state,
     make_env,

@@ -20,34 +20,24 @@ import torch
 from recipes import m_dqn
 from tests.recipes.test_m_dqn import SMALL
 from tests.slurm.sweep_testlib import wait_for
-from torchrl_reg.recipe_utils import (
+from torchrl_reg.configs import BufferConfig, EnvConfig, compose_config
+from torchrl_reg.data import make_replay_buffer
+from torchrl_reg.envs import get_env_state, make_env, set_env_state
+from torchrl_reg.plain_state import check_plain
+from torchrl_reg.run import (
     EXIT_INTERRUPTED,
-    BufferConfig,
     CheckpointError,
-    EnvConfig,
     RunDirLocked,
     UntrustedCheckpointError,
     clear_stop,
-    compose_config,
-    get_env_state,
     load_checkpoint,
     load_replay_buffer_state,
-    make_env,
-    make_replay_buffer,
     replay_buffer_state,
     request_stop_at,
     save_checkpoint,
-    set_env_state,
     truncate_csv_logs,
 )
-from torchrl_reg.plain_state import check_plain
-from torchrl_reg.run.rundir import (
-    LOCK_NAME,
-    EarlierRunRefused,
-    lock_run_dir,
-    release_run_dir,
-    run_dir_holder,
-)
+from torchrl_reg.run.rundir import LOCK_NAME, EarlierRunRefused, lock_run_dir, release_run_dir, run_dir_holder
 from torchrl_reg.run.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
 REPO = Path(__file__).resolve().parents[2]
@@ -476,7 +466,7 @@ def test_sweep_resume_leaves_a_task_whose_run_directory_is_held(tmp_path):
     try:
         create_sweep(REPO / "recipes" / "m_dqn.py", [*TINY, "seed=0,1"], sweep_dir, "test")
     finally:  # the sweep imports the recipe as its own module: put this module's schema back
-        from torchrl_reg.recipe_utils import register_schema
+        from torchrl_reg.configs import register_schema
 
         register_schema("m_dqn", m_dqn.MDQNConfig)
     held = sweep_dir / "000_seed=0"
