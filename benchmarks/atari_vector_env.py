@@ -1,7 +1,7 @@
 """Atari collection speed: the per-env wrappers against ale-py's C++ vector env.
 
-Env steps/s of collection only: TorchRL's ``Collector`` (the recipes' :func:`~torchrl_reg.recipe_utils.make_collector`)
-with a uniformly random policy on the env the recipe builds (:func:`~torchrl_reg.recipe_utils.make_env` of
+Env steps/s of collection only: TorchRL's ``Collector`` (the recipes' :func:`~torchrl_reg.data.make_collector`)
+with a uniformly random policy on the env the recipe builds (:func:`~torchrl_reg.envs.make_env` of
 ``env=atari``): ``env.backend=wrappers`` (a ``SyncVectorEnv`` of ``AtariPreprocessing`` copies, in this process)
 and ``env.backend=vector`` (:class:`~torchrl_reg.envs.atari_vector.DopamineAtariVectorEnv`, one C++ worker
 thread per CPU the process may use), at each ``--envs`` count. Each measurement collects for ``--seconds``
@@ -33,7 +33,9 @@ import torch
 from omegaconf import OmegaConf
 from torchrl.envs.utils import RandomPolicy
 
-from torchrl_reg.recipe_utils import CollectorConfig, EnvConfig, make_collector, make_env
+from torchrl_reg.configs import CollectorConfig, EnvConfig
+from torchrl_reg.data import make_collector
+from torchrl_reg.envs import make_env
 
 RESULTS = Path(__file__).parent / "results" / "atari"
 BACKENDS = ("wrappers", "vector")

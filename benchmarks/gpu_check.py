@@ -44,10 +44,10 @@ from benchmarks.iq_throughput import _batch as continuous_batch
 from benchmarks.iqn_update_cost import SETUPS as IQN_SETUPS
 from benchmarks.update_cost import cartpole_net
 from tests.recipes.test_recorded_metrics import CASES
+from torchrl_reg.configs import compose_config
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.objectives import ImplicitQLoss, MunchausenDQNLoss, MunchausenIQNLoss, make_update
-from torchrl_reg.recipe_utils import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "recipes" / "conf"

@@ -42,7 +42,7 @@ def baseline(out: Path) -> None:
     from omegaconf import OmegaConf
 
     from recipes import iq, sac  # noqa: F401  (registers the recipes' schemas)
-    from torchrl_reg.recipe_utils import compose_config
+    from torchrl_reg.configs import compose_config
 
     for method in BASELINE_METHODS:
         for path in sorted(LEARNING.glob(f"{method}_{ENV}_seed*.json")):

@@ -33,8 +33,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from recipes.m_iqn import train
-from torchrl_reg.recipe_utils import compose_config
-from torchrl_reg.recipe_utils.envs import AtariPreprocessing, _area_resize_matrix
+from torchrl_reg.configs import compose_config
+from torchrl_reg.envs.atari import AtariPreprocessing, _area_resize_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "iqn"

@@ -23,10 +23,9 @@ from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
 from benchmarks.common import finish_plot
-from torchrl_reg.data import FrameStackStorage, frame_stack_replay_buffer
-from torchrl_reg.recipe_utils import TRANSITION_KEYS
-from torchrl_reg.recipe_utils.config import EnvConfig
-from torchrl_reg.recipe_utils.envs import make_env
+from torchrl_reg.configs import EnvConfig
+from torchrl_reg.data import TRANSITION_KEYS, FrameStackStorage, frame_stack_replay_buffer
+from torchrl_reg.envs import make_env
 
 RESULTS = Path(__file__).parent / "results" / "iqn"
 

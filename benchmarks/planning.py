@@ -417,7 +417,7 @@ def minatar(args) -> None:
     each network (one per training seed): ``returns[algorithm]`` holds the mean return of each network
     (the unit of the statistics), ``episode_returns[algorithm]`` every episode, network by network."""
     from recipes import ments
-    from torchrl_reg.recipe_utils import compose_config
+    from torchrl_reg.configs import compose_config
 
     conf = Path(ments.__file__).parent / "conf"
     checkpoints = args.checkpoint  # paths may hold ',' and '=' (a sweep's task directories)

@@ -29,8 +29,10 @@ from tensordict import TensorDict
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from recipes import sac, sql
+from torchrl_reg.configs import compose_config
+from torchrl_reg.envs import make_env
 from torchrl_reg.envs.multigoal import GOALS, goal_index
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint, make_env
+from torchrl_reg.run import load_checkpoint
 
 OUT = Path(__file__).resolve().parent / "results" / "sql" / "multigoal"
 CONF = Path(__file__).resolve().parents[1] / "recipes" / "conf"

@@ -40,13 +40,19 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
+from torchrl_reg.configs import (
+    ActorCriticLossConfig,
+    arguments_of,
+    check_config,
+    check_loss_config,
+    default_of,
+    recipe_schema,
+)
 from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
-from torchrl_reg.recipe_utils.run import RecipeRun
-from torchrl_reg.recipe_utils.runtime import crossed
+from torchrl_reg.run.recipe_run import RecipeRun, crossed
 from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count
 
 

@@ -17,7 +17,7 @@ The loop is :func:`torchrl_reg.loops.value_based.train` (epsilon-greedy collecti
 ``num_envs`` envs, one gradient step per ``frames_per_update`` frames, target copy every
 ``target_update_interval`` frames); this file declares the config and registers the losses. The
 run-directory contract (config.yaml, CSV logs, checkpoint.pt, metrics.json, learning_curve.png,
-resume, stop signals) is :mod:`torchrl_reg.recipe_utils`'s.
+resume, stop signals) is :mod:`torchrl_reg.run`'s.
 """
 from __future__ import annotations
 
@@ -28,9 +28,16 @@ from typing import Any, ClassVar
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
+from torchrl_reg.configs import (
+    ValueBasedLossConfig,
+    arguments_of,
+    check_config,
+    check_loss_config,
+    default_of,
+    recipe_schema,
+)
 from torchrl_reg.loops import get_loss, recipe_entry, register_loss, value_based
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
-from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
 from torchrl_reg.validation import ReadOnlyIf
 
 MUNCHAUSEN = ("m_dqn", "soft_dqn")

@@ -26,10 +26,17 @@ from typing import ClassVar
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
+from torchrl_reg.configs import (
+    ValueBasedLossConfig,
+    arguments_of,
+    check_config,
+    check_loss_config,
+    default_of,
+    recipe_schema,
+)
 from torchrl_reg.loops import get_loss, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
-from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
 from torchrl_reg.validation import ReadOnlyIf, check_count
 
 

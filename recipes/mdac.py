@@ -27,9 +27,16 @@ from omegaconf import DictConfig
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
+from torchrl_reg.configs import (
+    ActorCriticLossConfig,
+    arguments_of,
+    check_config,
+    check_loss_config,
+    default_of,
+    recipe_schema,
+)
 from torchrl_reg.loops import actor_critic, recipe_entry, register_loss
 from torchrl_reg.objectives import MDACLoss
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
 from torchrl_reg.validation import ReadOnlyIf
 
 

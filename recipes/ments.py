@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_reg.configs import arguments_of, default_of, register_schema, structured
+from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.planning import (
     ALGORITHMS,
@@ -49,10 +51,11 @@ from torchrl_reg.planning import (
     algorithm_knobs,
     make_search,
 )
-from torchrl_reg.recipe_utils import arguments_of, default_of, load_checkpoint, register_schema, structured
-from torchrl_reg.recipe_utils.loggers import ProgressBar, plot_learning_curve
-from torchrl_reg.recipe_utils.runtime import resolve_run_dir, seed_everything
-from torchrl_reg.recipe_utils.envs import MINATAR_GAMES
+from torchrl_reg.run import load_checkpoint
+from torchrl_reg.run.plots import plot_learning_curve
+from torchrl_reg.run.process import seed_everything
+from torchrl_reg.run.progress import ProgressBar
+from torchrl_reg.run.rundir import resolve_run_dir
 from torchrl_reg.validation import check_choice, check_count, check_range
 
 TASKS = ("dchain", "frozenlake", "minatar", "atari")

@@ -28,10 +28,17 @@ from tensordict.nn import TensorDictModuleBase
 from torchrl.data import TensorSpec
 from torchrl.modules import QValueActor
 
+from torchrl_reg.configs import (
+    ValueBasedLossConfig,
+    arguments_of,
+    check_config,
+    check_loss_config,
+    default_of,
+    recipe_schema,
+)
 from torchrl_reg.loops import ValueBasedHooks, recipe_entry, register_loss, value_based
 from torchrl_reg.modules.mirl import PriorEGreedyModule
 from torchrl_reg.objectives.mirl import VARIANTS, MIRLLoss
-from torchrl_reg.recipe_utils import ValueBasedLossConfig, arguments_of, check_config, check_loss_config, default_of, recipe_schema
 from torchrl_reg.validation import ReadOnlyIf
 
 

@@ -30,8 +30,8 @@ from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
+from torchrl_reg.configs import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
 from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, recipe_entry, register_loss
-from torchrl_reg.recipe_utils import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
 from torchrl_reg.validation import check_count, check_range
 
 

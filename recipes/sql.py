@@ -34,19 +34,19 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import Actor
 
-from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
-from torchrl_reg.modules.soft_q import svgd_sampler_actor
-from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
-from torchrl_reg.recipe_utils import (
+from torchrl_reg.configs import (
     ActorCriticLossConfig,
     arguments_of,
     check_config,
     check_loss_config,
-    crossed,
     default_of,
     recipe_schema,
 )
-from torchrl_reg.recipe_utils.run import RecipeRun
+from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
+from torchrl_reg.modules.soft_q import svgd_sampler_actor
+from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
+from torchrl_reg.run import crossed
+from torchrl_reg.run.recipe_run import RecipeRun
 from torchrl_reg.validation import ReadOnlyIf, check_count
 
 PROPOSALS = ("uniform", "mixture")

@@ -55,11 +55,7 @@ from torchrl.data import ReplayBuffer, TensorSpec
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor, QValueActor
 
-from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
-from torchrl_reg.modules.exploration import BoltzmannExploration
-from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
-from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS
-from torchrl_reg.recipe_utils import (
+from torchrl_reg.configs import (
     ActorCriticConfig,
     ActorCriticLossConfig,
     BoltzmannValueBasedConfig,
@@ -69,6 +65,10 @@ from torchrl_reg.recipe_utils import (
     check_loss_config,
     default_of,
 )
+from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
+from torchrl_reg.modules.exploration import BoltzmannExploration
+from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
+from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS
 from torchrl_reg.validation import ReadOnlyIf, check_count, check_range
 
 logger = logging.getLogger(__name__)

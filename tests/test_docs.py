@@ -19,7 +19,7 @@ from sphinx.util.inventory import InventoryFile  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # Every package whose API the reference documents (docs/api/<name>.rst), the modules of torchrl_reg.__all__ first.
 PUBLIC = ["functional", "validation", "objectives", "value", "modules", "data", "tabular", "planning", "envs", "loops",
-          "recipe_utils", "trainer_configs", "sweep", "report"]
+          "configs", "run", "trainer_configs", "sweep", "report"]
 
 
 @pytest.fixture(scope="module")

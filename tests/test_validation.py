@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from torchrl_reg.recipe_utils import arguments_of
+from torchrl_reg.configs import arguments_of
 from torchrl_reg.validation import ReadOnlyIf, check_count, check_interval, check_unread, unread_keys
 
 

@@ -35,9 +35,9 @@ from torchrl.trainers.algorithms.configs.modules import ModelConfig
 from torchrl.trainers.algorithms.configs.objectives import LossConfig
 from torchrl.trainers.trainers import Trainer, TrainerHookBase
 
+from torchrl_reg.configs.schemas import default_of
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.objectives import IQNLoss, MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss
-from torchrl_reg.recipe_utils import default_of
 from torchrl_reg.validation import check_choice
 
 __all__ = [

@@ -4,7 +4,7 @@
 One home for them so that the losses, estimators, planners, functions and config checks refuse the
 same inputs with the same words; the checks on tensors of a batch live with the losses
 (:meth:`torchrl_reg.objectives.common.RegularizedLossBase.check_batch`), the config schemas and
-their family checks with :mod:`torchrl_reg.recipe_utils.config`.
+their family checks with :mod:`torchrl_reg.configs.checks`.
 """
 from __future__ import annotations
 

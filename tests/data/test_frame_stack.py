@@ -9,9 +9,9 @@ from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, PrioritizedSampler, TensorDictReplayBuffer
 from torchrl.envs import GymWrapper, MultiStepTransform
 
+from torchrl_reg.configs import EnvConfig
 from torchrl_reg.data import FrameStackStorage, frame_stack_replay_buffer
-from torchrl_reg.recipe_utils.config import EnvConfig
-from torchrl_reg.recipe_utils.envs import AtariPreprocessing, make_env
+from torchrl_reg.envs import AtariPreprocessing, make_env
 
 KEYS = ("observation", "action", ("next", "observation"), ("next", "reward"), ("next", "done"),
         ("next", "terminated"), ("next", "truncated"))
@@ -197,7 +197,12 @@ def test_wrong_stack_size_and_block_count(one_env_batches):
 
 
 def test_a_checkpoint_holds_the_written_rows_and_frames_and_resumes_them(one_env_batches, tmp_path):
-    from torchrl_reg.recipe_utils.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
+    from torchrl_reg.run.checkpoint import (
+        load_checkpoint,
+        load_replay_buffer_state,
+        replay_buffer_state,
+        save_checkpoint,
+    )
 
     dedup, naive = _pair(1000, padding="zeros")
     for data in one_env_batches[:2]:

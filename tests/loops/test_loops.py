@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from torchrl_reg.configs import compose_config
 from torchrl_reg.loops import actor_critic, get_loss, register_loss, registered_losses, value_based
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint
 from torchrl_reg.objectives.update import FusedAdamUpdate
+from torchrl_reg.run import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"

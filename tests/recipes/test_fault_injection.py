@@ -25,8 +25,8 @@ DRIVER = textwrap.dedent(
     import json, os, random, signal, sys, threading
     import torch
     from recipes import m_dqn
-    from torchrl_reg.recipe_utils import compose_config
-    from torchrl_reg.recipe_utils import checkpoint as ckpt
+    from torchrl_reg.configs import compose_config
+    from torchrl_reg.run import checkpoint as ckpt
 
     conf, twin_dir, run_dir, plan = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     overrides = json.loads(sys.argv[5])

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from recipes import iq, sac
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import load_checkpoint, request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 MUJOCO = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")

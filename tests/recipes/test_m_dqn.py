@@ -10,7 +10,8 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from recipes import m_dqn
-from torchrl_reg.recipe_utils import clear_stop, compose_config, request_stop_at
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import clear_stop, request_stop_at
 
 CONF = Path(m_dqn.__file__).parent / "conf"
 ENVS = ("cartpole", "acrobot", "minatar", "atari")

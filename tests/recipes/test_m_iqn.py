@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recipes.m_iqn import train
-from torchrl_reg.recipe_utils import compose_config
+from torchrl_reg.configs import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"

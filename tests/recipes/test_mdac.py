@@ -10,8 +10,9 @@ import torch
 
 from recipes import mdac, sac
 from tests.recipes.test_iq_recipe import _tiny
+from torchrl_reg.configs import compose_config
 from torchrl_reg.objectives import MDACLoss
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
+from torchrl_reg.run import load_checkpoint, request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from recipes import m_dqn, ments
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint, save_checkpoint
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import load_checkpoint, save_checkpoint
 
 CONF = Path(ments.__file__).parent / "conf"
 PRESETS = ("dchain", "frozenlake", "minatar", "atari")

@@ -9,7 +9,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from recipes import mirl
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import load_checkpoint, request_stop_at
 
 CONF = Path(mirl.__file__).parent / "conf"
 ENVS = ("cartpole", "acrobot", "minatar", "atari")

@@ -15,7 +15,8 @@ import pytest
 
 from tests.recipes.test_m_dqn import SMALL
 from tests.recipes.test_recipe_help import CONF, RECIPES, listed_options
-from torchrl_reg.recipe_utils import compose_config, summary_line
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
 # test_m_dqn's few-hundred-frame budget, one short evaluation episode.
@@ -59,7 +60,7 @@ def test_no_preset_warns_about_its_own_frame_budget(recipe):
 def test_the_preset_line_says_whether_the_id_has_its_own_preset():
     from omegaconf import OmegaConf
 
-    from torchrl_reg.recipe_utils.run import preset_line
+    from torchrl_reg.run.recipe_run import preset_line
 
     cfg = OmegaConf.create({"env": {"name": "CartPole-v1", "family": "classic"}, "seed": 0})
     own = preset_line(cfg, "CartPole-v1")

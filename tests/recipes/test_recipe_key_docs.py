@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from torchrl_reg.configs import compose_config, config_help
 from torchrl_reg.loops.entry import recipe_help
-from torchrl_reg.recipe_utils import compose_config, config_help
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 CASES = [("m_dqn", []), ("m_iqn", []), ("mirl", []), ("iq", []), ("sac", []), ("sql", []), ("mdac", []), ("virel", []), ("virel", ["env=cartpole"])]

@@ -1,6 +1,6 @@
 """Behaviour lock of the recipes: fixed-seed tiny CPU runs must give the metrics recorded before a refactor.
 
-A refactor (such as the one that gave each family one loop) reshapes recipes, loops and recipe_utils without
+A refactor (such as the one that gave each family one loop) reshapes recipes, loops and the run plumbing without
 changing what a run computes. Each case below is a seeded run of a few hundred frames of one recipe on one preset family
 (classic control, MinAtar, Atari for the value-based recipes; Pendulum and MuJoCo for IQ, SAC and MDAC), with
 ``compile=false`` (the compiled updates have their own tests). Its final metrics and every scalar it
@@ -103,7 +103,7 @@ _UNTIMED = ("wall_time_s", "steps_per_s", "updates_per_s", "run_dir")
 
 def run_case(name: str, run_dir: Path) -> dict[str, Any]:
     """Train ``name`` into ``run_dir``; its final metrics (timings dropped) and every CSV scalar."""
-    from torchrl_reg.recipe_utils import compose_config
+    from torchrl_reg.configs import compose_config
 
     recipe, overrides = CASES[name]
     module = importlib.import_module(f"recipes.{recipe}")

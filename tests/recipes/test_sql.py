@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from recipes import sql
+from torchrl_reg.configs import compose_config
 from torchrl_reg.loops import actor_critic
-from torchrl_reg.recipe_utils import compose_config, load_checkpoint, request_stop_at
+from torchrl_reg.run import load_checkpoint, request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 

@@ -22,10 +22,11 @@ from recipes import virel
 from tests.recipes.test_iq_recipe import _tiny as _iq_tiny
 from tests.recipes.test_m_dqn import SMALL as M_DQN_SMALL
 from tests.recipes.test_m_dqn import _logs
+from torchrl_reg.configs import compose_config, default_of
 from torchrl_reg.loops import get_loss
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
-from torchrl_reg.recipe_utils import compose_config, default_of, request_stop_at
+from torchrl_reg.run import request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 

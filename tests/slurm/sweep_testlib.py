@@ -160,6 +160,6 @@ def last_logged_step(csv_path: Path) -> int:
 
 def checkpoint_frames(path: Path) -> int:
     """Frames of a complete checkpoint (-1 if there is none yet)."""
-    from torchrl_reg.recipe_utils import load_checkpoint
+    from torchrl_reg.run import load_checkpoint
 
     return int(load_checkpoint(path)["frames"]) if path.exists() else -1

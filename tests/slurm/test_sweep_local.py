@@ -25,9 +25,9 @@ from tests.slurm.sweep_testlib import (
     wait_for,
 )
 
-from torchrl_reg.recipe_utils import load_checkpoint
-from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
 from torchrl_reg.report.summary import main as report_main
+from torchrl_reg.run import load_checkpoint
+from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.__main__ import main
 from torchrl_reg.sweep.launch import create_sweep
 from torchrl_reg.sweep.task import read_sweep_file
@@ -167,7 +167,7 @@ def test_stopped_or_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys, torch
-    from torchrl_reg.recipe_utils.checkpoint import save_checkpoint
+    from torchrl_reg.run.checkpoint import save_checkpoint
     path, i = sys.argv[1], 0
     while True:
         i += 1

@@ -3,7 +3,7 @@
 ``ale_py.vector_env.AtariVectorEnv`` (ale-py >= 0.11, the ALE authors' replacement for EnvPool) steps
 ``num_envs`` emulators on C++ worker threads with the preprocessing inside. Its defaults are not the
 protocol the recipes train on (Machado et al., "Revisiting the Arcade Learning Environment", JAIR 61,
-2018, as Dopamine implements it: :class:`~torchrl_reg.recipe_utils.envs.AtariPreprocessing`), so
+2018, as Dopamine implements it: :class:`~torchrl_reg.envs.atari.AtariPreprocessing`), so
 :class:`DopamineAtariVectorEnv` sets every option:
 
 =========================  =====================  =========================================================
@@ -23,10 +23,10 @@ autoreset                  next step              none (see below)
 full_action_space          False                  False: the minimal action set
 =========================  =====================  =========================================================
 
-Where it still differs from the wrappers (``tests/recipe_utils/test_atari_vector_env.py`` measures it):
+Where it still differs from the wrappers (``tests/envs/test_atari_vector_env.py`` measures it):
 
 * **Resize rounding**: both resize by pixel-area averaging (OpenCV's ``INTER_AREA`` here,
-  :func:`~torchrl_reg.recipe_utils.envs._area_resize` there), rounded to uint8 after float sums in another
+  :func:`~torchrl_reg.envs.atari._area_resize` there), rounded to uint8 after float sums in another
   order: a pixel may differ by 1 (Pong's frames agree exactly; Breakout's, in 400 random steps, on 2 in
   100,000 pixels). Rewards, terminations and truncations are the same, resets included.
 * **The observation that ends an episode** (game over, or the time limit): ale-py stops the frame skip
@@ -49,9 +49,9 @@ says ``DISABLED`` and refuses a ``step`` while an env is still finished: the sil
 **No exact resume.** ale-py 0.12's vector interface (``ALEVectorInterface``: ``reset``, ``send``, ``recv``)
 exposes no way to save or restore an emulator's state, which is what makes a checkpoint of the wrappers
 continue the same trajectories (``cloneState``). So a run with ``env.backend=vector`` refuses to resume
-from a checkpoint (:func:`~torchrl_reg.recipe_utils.rundir.open_run_dir`, before anything is written) rather
+from a checkpoint (:func:`~torchrl_reg.run.rundir.open_run_dir`, before anything is written) rather
 than go on from freshly reset games: its checkpoints hold the networks, replay and counters, never
-emulators, and :func:`~torchrl_reg.recipe_utils.envs.set_env_state` refuses them too. Checkpointing only at
+emulators, and :func:`~torchrl_reg.envs.state.set_env_state` refuses them too. Checkpointing only at
 episode boundaries was not an option: with several envs, their episodes never end together.
 """
 from __future__ import annotations

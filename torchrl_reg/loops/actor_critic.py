@@ -14,7 +14,7 @@ Adam is per-parameter. Evaluation plays the policy's deterministic mode.
 What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` whose ``from_config``
 builds the policy and the loss (with its networks), and optionally
 :class:`~torchrl_reg.loops.hooks.LoopHooks`. Its config is an
-:class:`~torchrl_reg.recipe_utils.ActorCriticConfig` whose ``loss`` group has ``gamma``, ``target_update``, ``polyak`` and ``hard_update_interval``.
+:class:`~torchrl_reg.configs.ActorCriticConfig` whose ``loss`` group has ``gamma``, ``target_update``, ``polyak`` and ``hard_update_interval``.
 """
 from __future__ import annotations
 
@@ -28,24 +28,16 @@ from omegaconf import DictConfig
 from tensordict.nn import TensorDictModule
 from torchrl.envs import EnvBase
 
+from torchrl_reg.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
+from torchrl_reg.envs import check_box_action_spec, make_env
 from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.loops.targets import actor_critic_target_update
 from torchrl_reg.modules.critics import state_action_value_network
 from torchrl_reg.modules.policies import tanh_normal_policy
-from torchrl_reg.recipe_utils.rundir import released_on_error
-from torchrl_reg.recipe_utils import (
-    TRANSITION_KEYS,
-    RecipeRun,
-    check_box_action_spec,
-    deterministic_actor,
-    make_collector,
-    make_env,
-    make_replay_buffer,
-    sample_minibatches,
-    start_process,
-)
 from torchrl_reg.objectives.update import make_update
+from torchrl_reg.run import RecipeRun, deterministic_actor, start_process
+from torchrl_reg.run.rundir import released_on_error
 
 __all__ = ["actor_and_qvalue", "train"]
 
@@ -68,7 +60,7 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
     """Train one actor-critic agent; returns the final metrics (also written to ``<run_dir>/metrics.json``).
 
     Args:
-        cfg: a validated :class:`~torchrl_reg.recipe_utils.ActorCriticConfig` (the recipe's ``validate``).
+        cfg: a validated :class:`~torchrl_reg.configs.ActorCriticConfig` (the recipe's ``validate``).
         loss: the registered loss (:func:`~torchrl_reg.loops.registry.get_loss`) that builds policy and loss.
         name: the method's name, logged as ``metrics["loss"]``.
         metrics: further entries of ``metrics.json`` (e.g. the policy kind).

@@ -3,7 +3,7 @@
 Every recipe ends the same way: ``train`` validates the config (every check before anything is
 built or written) and runs the family's loop; the command line composes ``recipes/conf/<name>.yaml``
 with Hydra, checks the loss group choice, trains, logs the summary line and exits with
-:data:`~torchrl_reg.recipe_utils.EXIT_INTERRUPTED` (75) after a stop. :func:`recipe_entry` builds
+:data:`~torchrl_reg.run.stop.EXIT_INTERRUPTED` (75) after a stop. :func:`recipe_entry` builds
 both, so a recipe declares only what is its own::
 
     train, main = recipe_entry("m_dqn", validate, value_based.train, losses=LOSSES)
@@ -21,14 +21,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from torchrl_reg.recipe_utils import (
-    check_group_choice,
-    compose_config,
-    config_help,
-    exit_if_interrupted,
-    register_group_choices,
-    report_summary,
-)
+from torchrl_reg.configs import check_group_choice, compose_config, config_help, register_group_choices
+from torchrl_reg.run import exit_if_interrupted, report_summary
 
 __all__ = ["recipe_entry"]
 
@@ -49,7 +43,7 @@ def recipe_entry(
             ``functools.partial(actor_critic.train, loss=..., name=...)``; returns the final metrics.
         losses: the options of the shared ``loss`` group this recipe accepts: any other (another
             recipe's, e.g. ``loss=iq`` on m_dqn) is refused on the command line before training,
-            and by :func:`~torchrl_reg.recipe_utils.compose_config`.
+            and by :func:`~torchrl_reg.configs.compose_config`.
 
     ``train(cfg)`` takes a composed config or a plain dict and returns the final metrics (also written
     to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.

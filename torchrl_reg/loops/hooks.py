@@ -16,9 +16,8 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.data import ReplayBuffer, TensorSpec
 
-from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy
-from torchrl_reg.recipe_utils.config import linear_schedule
-from torchrl_reg.recipe_utils.run import RecipeRun
+from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy, linear_schedule
+from torchrl_reg.run.recipe_run import RecipeRun
 
 __all__ = ["LoopHooks", "RewardScale", "ValueBasedHooks"]
 

@@ -14,7 +14,7 @@ actor)``; its Q-network builder when it is not a plain Q-network, e.g. IQN's), a
 :class:`~torchrl_reg.loops.hooks.ValueBasedHooks` (MIRL: the prior's exploration and greedy
 action, the prior update after each batch, the beta update after each step; discrete VIREL: the
 Boltzmann policy at the loss's temperature, with no epsilon schedule). Its config is a
-:class:`~torchrl_reg.recipe_utils.ValueBasedConfig` whose ``loss`` group has ``name``.
+:class:`~torchrl_reg.configs.ValueBasedConfig` whose ``loss`` group has ``name``.
 """
 from __future__ import annotations
 
@@ -26,23 +26,15 @@ from tensordict.nn import TensorDictSequential
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss
 
+from torchrl_reg.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
+from torchrl_reg.envs import check_discrete_action_spec, make_env, num_actions
 from torchrl_reg.loops.hooks import ValueBasedHooks
 from torchrl_reg.loops.registry import get_loss, register_loss
 from torchrl_reg.loops.targets import PeriodicHardUpdate
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.objectives.update import make_update
-from torchrl_reg.recipe_utils.rundir import released_on_error
-from torchrl_reg.recipe_utils import (
-    TRANSITION_KEYS,
-    RecipeRun,
-    check_discrete_action_spec,
-    make_collector,
-    make_env,
-    make_replay_buffer,
-    num_actions,
-    sample_minibatches,
-    start_process,
-)
+from torchrl_reg.run import RecipeRun, start_process
+from torchrl_reg.run.rundir import released_on_error
 
 __all__ = ["train"]
 
@@ -66,7 +58,7 @@ register_loss("dqn", DQNLoss, dqn_from_config)
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one value-based agent with the loss named ``cfg.loss.name``; returns the final metrics
     (also written to ``<run_dir>/metrics.json``). ``cfg`` is a validated
-    :class:`~torchrl_reg.recipe_utils.ValueBasedConfig` (the recipe's ``validate``)."""
+    :class:`~torchrl_reg.configs.ValueBasedConfig` (the recipe's ``validate``)."""
     entry = get_loss(cfg.loss.name)
     run_dir, device = start_process(cfg)
     # A run refused while it is being set up leaves no lock file behind.

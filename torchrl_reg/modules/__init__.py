@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
-from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy, BoltzmannExploration
+from torchrl_reg.modules.exploration import AnnealedEpsilonGreedy, BoltzmannExploration, linear_schedule
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.modules.mirl import ActionPrior, PriorEGreedyModule
 from torchrl_reg.modules.policies import categorical_policy, multicategorical_policy, tanh_normal_policy
@@ -15,6 +15,7 @@ __all__ = [
     "AmortizedSampler",
     "AnnealedEpsilonGreedy",
     "BoltzmannExploration",
+    "linear_schedule",
     "ImplicitQuantileNetwork",
     "MLPQNet",
     "MinAtarTorso",

@@ -25,7 +25,7 @@ from torchrl.modules import EGreedyModule
 from torchrl_reg import functional as F
 from torchrl_reg.validation import check_tau
 
-__all__ = ["BoltzmannExploration", "AnnealedEpsilonGreedy"]
+__all__ = ["BoltzmannExploration", "AnnealedEpsilonGreedy", "linear_schedule"]
 
 
 class BoltzmannExploration(TensorDictModuleBase):
@@ -114,3 +114,11 @@ class AnnealedEpsilonGreedy(EGreedyModule):
         super().__init__(
             spec, eps_init=eps_init, eps_end=eps_end, annealing_num_steps=int(annealing_num_steps), **kwargs
         )
+
+
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` moved linearly to ``end`` over ``duration`` steps, then held (CleanRL's epsilon schedule):
+    :class:`AnnealedEpsilonGreedy`'s epsilon in closed form, which the value-based loop sets after each batch."""
+    if t >= duration:
+        return end
+    return start + (end - start) * t / duration

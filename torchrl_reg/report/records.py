@@ -12,17 +12,16 @@ and be summarized again by ``python -m torchrl_reg.report`` without the runs::
 
 ``method``, ``env``, ``seed`` and ``metrics`` are required; any other key (the machine, the
 commit, a note) is kept as it is. ``python -m torchrl_reg.report SWEEP_DIR --records DIR`` writes
-one record per completed run of a sweep.
+one record per completed run of a sweep (:func:`torchrl_reg.report.runs.write_records`, which turns runs
+into records: this module only knows the format, so it imports nothing of the report).
 """
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REQUIRED_KEYS", "is_record", "read_record", "write_records"]
+__all__ = ["REQUIRED_KEYS", "is_record", "read_record"]
 
 REQUIRED_KEYS = ("method", "env", "seed", "metrics")
 
@@ -39,47 +38,3 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
     return data if is_record(data) else None
-
-
-def _slug(text: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("_")
-
-
-def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Path, env_key: str = "env.name") -> list[Path]:
-    """One record per completed run in ``out_dir`` (``<method>_<env>_seed<seed>.json``); returns the paths.
-
-    ``runs`` are :class:`torchrl_reg.report.runs.Run` objects and ``labels`` their method labels.
-    Every CSV scalar under ``train/`` and ``eval/`` of the run goes into ``curves``.
-    """
-    from torchrl_reg.report.runs import read_curve
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for run, label in zip(runs, labels):
-        if run.status != "completed":
-            continue
-        env, seed = run.value(env_key), run.value("seed")
-        curves = {}
-        scalars = run.run_dir / "csv" / "scalars"
-        for csv in sorted(scalars.rglob("*.csv")) if scalars.is_dir() else []:
-            name = csv.relative_to(scalars).with_suffix("").as_posix()
-            frames, values = read_curve(run, name)
-            curves[name] = {"frames": frames.astype(int).tolist(), "values": values.tolist()}
-        record = {
-            "method": label,
-            "env": env,
-            "seed": seed,
-            "recipe": run.recipe_path,
-            "overrides": list(run.overrides),
-            "command": run.command,
-            "config": run.config,
-            "metrics": {k: v for k, v in run.metrics.items() if k != "run_dir"},
-            "curves": curves,
-        }
-        path = out / f"{_slug(label)}_{_slug(env)}_seed{seed}.json"
-        if path in written:
-            raise ValueError(f"two runs would both be written to {path}: give them distinct method labels")
-        path.write_text(json.dumps(record, indent=1, default=float) + "\n")
-        written.append(path)
-    return written

@@ -1,6 +1,6 @@
 """Find the runs of one or more sweeps (or loose run directories) and read what the report needs.
 
-A run directory follows the recipe contract (``torchrl_reg.recipe_utils``): ``config.yaml``,
+A run directory follows the recipe contract (:mod:`torchrl_reg.run`): ``config.yaml``,
 ``metrics.json`` (``status``, ``final_return``, ``eval_frames``, ``eval_returns``, ...) and CSV
 scalars under ``csv/scalars/<name>.csv`` as ``step,value`` rows. A sweep directory adds
 ``sweep.json``, which lists every task that should exist, so runs that never started are found
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
-from torchrl_reg.recipe_utils.rundir import run_dir_holder
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
+from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.rundir import run_dir_holder
 
-__all__ = ["Run", "collect_runs", "method_labels", "read_curve"]
+__all__ = ["Run", "collect_runs", "method_labels", "read_curve", "write_records"]
 
 # Config keys that never distinguish methods: where a run lives, how it logs, which seed it used.
 IGNORED_PREFIXES = ("run_dir", "seed", "device", "logger.", "num_threads", "compile")
@@ -279,3 +280,46 @@ def final_score(run: Run, metric: str) -> float:
         return float(returns[-1]) if returns else math.nan
     value = run.metrics.get(metric)
     return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def _slug(text: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("_")
+
+
+def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Path, env_key: str = "env.name") -> list[Path]:
+    """One record per completed run in ``out_dir`` (``<method>_<env>_seed<seed>.json``); returns the paths.
+
+    ``runs`` are :class:`Run` objects and ``labels`` their method labels (the record format:
+    :mod:`torchrl_reg.report.records`).
+    Every CSV scalar under ``train/`` and ``eval/`` of the run goes into ``curves``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for run, label in zip(runs, labels):
+        if run.status != "completed":
+            continue
+        env, seed = run.value(env_key), run.value("seed")
+        curves = {}
+        scalars = run.run_dir / "csv" / "scalars"
+        for csv in sorted(scalars.rglob("*.csv")) if scalars.is_dir() else []:
+            name = csv.relative_to(scalars).with_suffix("").as_posix()
+            frames, values = read_curve(run, name)
+            curves[name] = {"frames": frames.astype(int).tolist(), "values": values.tolist()}
+        record = {
+            "method": label,
+            "env": env,
+            "seed": seed,
+            "recipe": run.recipe_path,
+            "overrides": list(run.overrides),
+            "command": run.command,
+            "config": run.config,
+            "metrics": {k: v for k, v in run.metrics.items() if k != "run_dir"},
+            "curves": curves,
+        }
+        path = out / f"{_slug(label)}_{_slug(env)}_seed{seed}.json"
+        if path in written:
+            raise ValueError(f"two runs would both be written to {path}: give them distinct method labels")
+        path.write_text(json.dumps(record, indent=1, default=float) + "\n")
+        written.append(path)
+    return written

@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from torchrl_reg.report.records import write_records
-from torchrl_reg.report.runs import Run, collect_runs, final_score, method_labels, read_curve
+from torchrl_reg.report.runs import Run, collect_runs, final_score, method_labels, read_curve, write_records
 from torchrl_reg.report.stats import (
     ESTIMATORS,
     interquartile_mean,

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torchrl_reg
-from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
-from torchrl_reg.recipe_utils.rundir import run_dir_holder
-from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
+from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.rundir import run_dir_holder
+from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.spec import Recipe, SweepError, Task, plan_tasks
 from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, write_sweep_file
 

@@ -34,7 +34,7 @@ class SweepError(ValueError):
 class Recipe:
     """A recipe script ``recipes/<name>.py`` with its Hydra config ``recipes/conf/<name>.yaml``.
 
-    The contract of ``torchrl_reg.recipe_utils``: ``@hydra.main(config_path="conf",
+    The contract of :mod:`torchrl_reg.run`: ``@hydra.main(config_path="conf",
     config_name="<name>")``, a ``train(cfg) -> dict`` callable programmatically, a schema
     registered in Hydra's ConfigStore when the module is imported, and ``validate(cfg)`` running
     every check ``train`` runs before it builds anything.
@@ -375,7 +375,7 @@ def _check_env(cfg: DictConfig, checked: Any, seen: dict[str, str | None]) -> No
     One env is built per distinct env config and action space (``seen`` keeps the outcomes)."""
     env = cfg.get("env")
     if isinstance(env, DictConfig) and "family" in env and "name" in env:
-        from torchrl_reg.recipe_utils.envs import check_action_space, gym_env_id
+        from torchrl_reg.envs import check_action_space, gym_env_id
 
         gym_env_id(env)
         kind = getattr(OmegaConf.get_type(checked), "action_space", None) if OmegaConf.is_config(checked) else None

@@ -241,8 +241,8 @@ class SweepTask:
     def __call__(self) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
-        from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
-        from torchrl_reg.recipe_utils.stop import install_stop_signal_handlers
+        from torchrl_reg.run.checkpoint import has_checkpoint
+        from torchrl_reg.run.stop import install_stop_signal_handlers
         from torchrl_reg.sweep.spec import Task
 
         started = time.time()
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) not in (2, 3):
         print("usage: python -m torchrl_reg.sweep.task SWEEP_DIR INDEX [RECIPE]", file=sys.stderr)
         return 2
-    from torchrl_reg.recipe_utils.stop import EXIT_INTERRUPTED
+    from torchrl_reg.run.stop import EXIT_INTERRUPTED
 
     metrics = SweepTask(args[0], int(args[1]), args[2] if len(args) == 3 else None)()
     return 0 if metrics.get("status") == "completed" else EXIT_INTERRUPTED

@@ -16,7 +16,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from torchrl_reg.recipe_utils import EnvConfig, make_single_env
+from torchrl_reg.configs import EnvConfig
+from torchrl_reg.envs import make_single_env
 
 ATARI = EnvConfig(family="atari", name="Breakout", sticky_action_prob=0.25, frame_skip=4, frame_stack=4,
                   max_episode_steps=27000)

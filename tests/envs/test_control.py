@@ -1,4 +1,4 @@
-"""Continuous-control parts of recipe_utils: the mujoco env family, Box-action evaluation, config checks."""
+"""Continuous control: the mujoco env family, Box-action evaluation, config checks."""
 from __future__ import annotations
 
 import pickle
@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from torchrl_reg.recipe_utils import (
-    ActorCriticConfig,
-    EnvConfig,
-    evaluate,
-    make_env,
-    make_single_env,
-    structured,
-    validate_actor_critic_config,
-)
-from torchrl_reg.recipe_utils.envs import MujocoFloat32
+from torchrl_reg.configs import ActorCriticConfig, EnvConfig, structured, validate_actor_critic_config
+from torchrl_reg.envs import MujocoFloat32, make_env, make_single_env
+from torchrl_reg.run import evaluate
 
 
 def test_mujoco_family_gives_float32_observations_and_box_actions():

@@ -3,7 +3,7 @@
 :class:`RecipeRun` does what every loop does around its updates: counting frames and updates,
 checking and clipping rewards, tracking episodes, periodic greedy evaluation, logging (training
 return, the loss outputs averaged since the last log, any extra scalars), the progress bar,
-checkpoints and resume (the run-directory contract of :mod:`torchrl_reg.recipe_utils`), stop
+checkpoints and resume (the run-directory contract of :mod:`torchrl_reg.run`), stop
 requests, and the final ``metrics.json`` and ``learning_curve.png``. A loop reads::
 
     run = RecipeRun(cfg, run_dir, collector=collector, replay_buffer=rb, greedy=greedy, device=device,
@@ -35,7 +35,7 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
-from torchrl_reg.recipe_utils.checkpoint import (
+from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
     collector_state,
     has_checkpoint,
@@ -47,25 +47,23 @@ from torchrl_reg.recipe_utils.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from torchrl_reg.recipe_utils.evaluation import evaluate
-from torchrl_reg.recipe_utils.loggers import (
-    EpisodeTracker,
-    ProgressBar,
-    make_logger,
-    mean_last,
-    plot_learning_curve,
-    read_csv_scalar,
-    sync_csv_logs,
-    truncate_csv_logs,
-    write_json,
-)
-from torchrl_reg.recipe_utils.rundir import release_run_dir
-from torchrl_reg.recipe_utils.runtime import crossed
-from torchrl_reg.recipe_utils.stop import clear_stop, set_loop_active, stop_requested
+from torchrl_reg.run.episodes import EpisodeTracker, mean_last
+from torchrl_reg.run.evaluation import evaluate
+from torchrl_reg.run.logs import make_logger, read_csv_scalar, sync_csv_logs, truncate_csv_logs
+from torchrl_reg.run.metrics import write_json
+from torchrl_reg.run.plots import plot_learning_curve
+from torchrl_reg.run.progress import ProgressBar
+from torchrl_reg.run.rundir import release_run_dir
+from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
 
-__all__ = ["RecipeRun", "check_finite_rewards", "preset_line"]
+__all__ = ["RecipeRun", "check_finite_rewards", "crossed", "preset_line"]
 
 logger = logging.getLogger(__name__)
+
+
+def crossed(interval: int, frames: int, batch_frames: int) -> bool:
+    """Whether the last batch of ``batch_frames`` frames crossed a multiple of ``interval`` frames (0: never)."""
+    return interval > 0 and frames // interval > (frames - batch_frames) // interval
 
 
 def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> None:
@@ -129,7 +127,7 @@ class RecipeRun:
     """Counters, logs, evaluation, checkpoints and final metrics of one recipe run.
 
     Args:
-        cfg: the validated recipe config (a :class:`~torchrl_reg.recipe_utils.config.RecipeConfig`).
+        cfg: the validated recipe config (a :class:`~torchrl_reg.configs.RecipeConfig`).
         run_dir: the run directory.
 
     Keyword Args:
@@ -149,7 +147,7 @@ class RecipeRun:
     resumes from the run directory's checkpoint when it has one (:meth:`resume`), else drops the CSV
     rows of an earlier attempt killed before its first checkpoint (the log starts clean), and writes
     ``config.yaml``. :meth:`finish` releases the run directory's lock
-    (:func:`~torchrl_reg.recipe_utils.rundir.open_run_dir`).
+    (:func:`~torchrl_reg.run.rundir.open_run_dir`).
     """
 
     def __init__(
@@ -227,7 +225,7 @@ class RecipeRun:
 
         Written at the start and after every checkpoint, so that a run stopped without a word
         (SIGKILL, a crash) never leaves an earlier run's ``completed`` behind, and so that
-        :func:`~torchrl_reg.recipe_utils.rundir.open_run_dir` can tell a run killed before its
+        :func:`~torchrl_reg.run.rundir.open_run_dir` can tell a run killed before its
         first checkpoint (0 frames: start over) from one whose checkpoints were deleted (refused).
         """
         write_json(self.run_dir / "metrics.json", {

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchrl_reg.recipe_utils import (
-    EnvConfig,
+from torchrl_reg.configs import EnvConfig
+from torchrl_reg.envs import (
     check_discrete_action_spec,
     get_env_state,
     make_env,
@@ -18,7 +18,7 @@ from torchrl_reg.recipe_utils import (
     num_actions,
     set_env_state,
 )
-from torchrl_reg.recipe_utils.envs import AtariPreprocessing, _area_resize_matrix
+from torchrl_reg.envs.atari import AtariPreprocessing, _area_resize_matrix
 
 ATARI = EnvConfig(family="atari", name="Pong", sticky_action_prob=0.25, frame_skip=4, frame_stack=4, max_episode_steps=27000)
 

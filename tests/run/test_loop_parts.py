@@ -11,31 +11,32 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from torchrl_reg.recipe_utils import (
+from torchrl_reg.configs import (
+    BufferConfig,
     EnvConfig,
-    EpisodeTracker,
     RecipeConfig,
+    ValueBasedConfig,
+    structured,
+    validate_recipe_config,
+    validate_value_based_config,
+)
+from torchrl_reg.data import make_replay_buffer, sample_minibatches
+from torchrl_reg.modules import linear_schedule
+from torchrl_reg.run import (
+    EpisodeTracker,
     clear_stop,
     evaluate,
     install_stop_signal_handlers,
-    linear_schedule,
     load_checkpoint,
-    make_replay_buffer,
     mean_last,
     request_stop,
     request_stop_at,
     rng_state,
-    sample_minibatches,
     save_checkpoint,
     set_rng_state,
     stop_requested,
-    structured,
     truncate_csv_logs,
-    ValueBasedConfig,
-    validate_recipe_config,
-    validate_value_based_config,
 )
-from torchrl_reg.recipe_utils.config import BufferConfig
 
 
 def test_episode_tracker_matches_naive_loop():
@@ -177,7 +178,7 @@ def test_stop_flag_signals_and_frame_target():
 def test_memmap_replay_on_an_accelerator_stores_on_cpu_and_moves_batches(tmp_path):
     """TorchRL refuses memory maps on another device: storage stays on the CPU, samples move.
     ("meta" stands in for an accelerator here; the GPU path was run on an H100.)"""
-    from torchrl_reg.recipe_utils.data import ToDevice
+    from torchrl_reg.data import ToDevice
 
     for dedup, frame_stack in ((False, 1), (True, 4)):
         cfg = structured({"buffer": {"size": 64, "batch_size": 8, "storage": "memmap", "dedup_frames": dedup}},
@@ -201,8 +202,9 @@ def test_init_random_frames_act_uniformly_then_hand_over_to_the_policy():
     batches carry uniformly random actions, the third only the policy's zeros."""
     from tensordict.nn import TensorDictModule
 
-    from torchrl_reg.recipe_utils import make_collector, make_env
-    from torchrl_reg.recipe_utils.config import CollectorConfig
+    from torchrl_reg.configs import CollectorConfig
+    from torchrl_reg.data import make_collector
+    from torchrl_reg.envs import make_env
 
     torch.manual_seed(0)
     env = make_env(EnvConfig(family="classic", name="Pendulum-v1"), num_envs=1, seed=0)
@@ -216,7 +218,8 @@ def test_init_random_frames_act_uniformly_then_hand_over_to_the_policy():
 
 
 def test_the_smoothed_curve_says_what_it_averages_and_csv_scalars_read_back(tmp_path):
-    from torchrl_reg.recipe_utils.loggers import moving_mean_label, read_csv_scalar
+    from torchrl_reg.run.logs import read_csv_scalar
+    from torchrl_reg.run.plots import moving_mean_label
 
     assert moving_mean_label(12, 100) == "mean of all episodes so far (12 in all, fewer than 100)"
     assert moving_mean_label(101, 100) == "mean of the last 100 episodes"
@@ -232,7 +235,12 @@ def test_a_checkpoint_holds_the_filled_part_of_the_buffer_and_resumes_it_exactly
     """10 of 1,000 rows written: the checkpoint holds 10 (FrameStackStorage: tests/data/test_frame_stack.py)."""
     from torchrl.data import LazyMemmapStorage, LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
 
-    from torchrl_reg.recipe_utils.checkpoint import load_checkpoint, load_replay_buffer_state, replay_buffer_state, save_checkpoint
+    from torchrl_reg.run.checkpoint import (
+        load_checkpoint,
+        load_replay_buffer_state,
+        replay_buffer_state,
+        save_checkpoint,
+    )
 
     def make():
         storage = LazyMemmapStorage(1000, scratch_dir=str(tmp_path / "mm")) if kind == "memmap" else LazyTensorStorage(1000)
@@ -268,8 +276,9 @@ def test_a_policy_with_a_spec_that_returns_a_new_tensordict_is_collected():
     from tensordict.nn import TensorDictModuleBase
     from torchrl.data import Bounded, Composite
 
-    from torchrl_reg.recipe_utils import make_collector, make_env
-    from torchrl_reg.recipe_utils.config import CollectorConfig
+    from torchrl_reg.configs import CollectorConfig
+    from torchrl_reg.data import make_collector
+    from torchrl_reg.envs import make_env
 
     class NewTensorDictPolicy(TensorDictModuleBase):
         in_keys, out_keys = ["observation"], ["action"]

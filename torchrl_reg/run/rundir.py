@@ -1,5 +1,6 @@
-"""One writer per run directory, and resumes that cannot change what is being trained.
+"""The run directory: where it is, one writer at a time, and resumes that cannot change what is being trained.
 
+:func:`resolve_run_dir` says where it is (``cfg.run_dir``, else Hydra's output directory, else the working directory).
 :func:`open_run_dir` locks the run directory before anything in it is touched, then, if it holds a
 checkpoint, compares the new config with the stored ``config.yaml`` and refuses every difference
 that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ); without
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.recipe_utils.checkpoint import has_checkpoint
+from torchrl_reg.run.checkpoint import has_checkpoint
 
 __all__ = [
     "LOCK_NAME",
@@ -45,6 +46,7 @@ __all__ = [
     "release_run_dir",
     "released_on_error",
     "open_run_dir",
+    "resolve_run_dir",
     "resume_changes",
     "run_dir_holder",
 ]
@@ -314,15 +316,29 @@ def released_on_error(run_dir: str | Path) -> Iterator[None]:
         raise
 
 
+def resolve_run_dir(run_dir: str | None) -> Path:
+    """The run directory: ``run_dir`` when given, else Hydra's output directory, else the working directory.
+
+    Hydra's output directory is only known inside a ``@hydra.main`` call; a programmatic
+    ``train(cfg)`` passes ``run_dir`` explicitly (or runs in the current directory).
+    """
+    if run_dir is not None:
+        path = Path(run_dir)
+    else:
+        from hydra.core.hydra_config import HydraConfig
+
+        path = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(os.getcwd())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def open_run_dir(cfg: Any) -> Path:
     """The run directory of a validated recipe config (created if needed), locked for this run.
 
     Nothing in the directory is touched before the lock is held: a second run of the same
     directory is refused (:class:`RunDirLocked`) before it writes anything. ``config.yaml`` is
-    written later, by :meth:`~torchrl_reg.recipe_utils.run.RecipeRun.start`, once everything is built.
+    written later, by :meth:`~torchrl_reg.run.recipe_run.RecipeRun.start`, once everything is built.
     """
-    from torchrl_reg.recipe_utils.runtime import resolve_run_dir
-
     run_dir = resolve_run_dir(cfg.run_dir)
     lock_run_dir(run_dir)
     with released_on_error(run_dir):
@@ -338,7 +354,7 @@ def _check_fresh(run_dir: Path) -> None:
 
     A run starting without a checkpoint drops every CSV row (rows of an attempt killed before its
     first checkpoint are logged again). That is only right when the directory's ``metrics.json``
-    says so: ``status: running`` at 0 frames, which :class:`~torchrl_reg.recipe_utils.run.RecipeRun`
+    says so: ``status: running`` at 0 frames, which :class:`~torchrl_reg.run.recipe_run.RecipeRun`
     writes at a fresh start and replaces at every checkpoint. Anything else (a finished run whose
     checkpoints were deleted to free disk, logs without metrics) is refused, naming what is there.
     """

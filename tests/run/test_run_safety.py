@@ -20,35 +20,25 @@ import torch
 from recipes import m_dqn
 from tests.recipes.test_m_dqn import SMALL
 from tests.slurm.sweep_testlib import wait_for
-from torchrl_reg.recipe_utils import (
+from torchrl_reg.configs import BufferConfig, EnvConfig, compose_config
+from torchrl_reg.data import make_replay_buffer
+from torchrl_reg.envs import get_env_state, make_env, set_env_state
+from torchrl_reg.plain_state import check_plain
+from torchrl_reg.run import (
     EXIT_INTERRUPTED,
-    BufferConfig,
     CheckpointError,
-    EnvConfig,
     RunDirLocked,
     UntrustedCheckpointError,
     clear_stop,
-    compose_config,
-    get_env_state,
     load_checkpoint,
     load_replay_buffer_state,
-    make_env,
-    make_replay_buffer,
     replay_buffer_state,
     request_stop_at,
     save_checkpoint,
-    set_env_state,
     truncate_csv_logs,
 )
-from torchrl_reg.recipe_utils.plain_state import check_plain
-from torchrl_reg.recipe_utils.rundir import (
-    LOCK_NAME,
-    EarlierRunRefused,
-    lock_run_dir,
-    release_run_dir,
-    run_dir_holder,
-)
-from torchrl_reg.recipe_utils.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
+from torchrl_reg.run.rundir import LOCK_NAME, EarlierRunRefused, lock_run_dir, release_run_dir, run_dir_holder
+from torchrl_reg.run.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "recipes" / "conf"
@@ -104,7 +94,7 @@ def _save_with_valid_checksum(path: Path, state: dict) -> None:
     import hashlib
     import io
 
-    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+    from torchrl_reg.run.checkpoint import MAGIC
 
     payload = io.BytesIO()
     torch.save(state, payload)
@@ -279,7 +269,7 @@ def test_both_checkpoints_corrupt_is_a_clear_error_naming_both(tmp_path):
 def test_a_checkpoint_carries_the_sha256_of_its_payload(tmp_path):
     import hashlib
 
-    from torchrl_reg.recipe_utils.checkpoint import MAGIC
+    from torchrl_reg.run.checkpoint import MAGIC
 
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"frames": 40, "w": torch.arange(6.0)})
@@ -391,7 +381,7 @@ def test_a_rerun_whose_checkpoints_were_deleted_is_refused_and_wipes_nothing(tmp
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from torchrl_reg.recipe_utils.rundir import lock_run_dir
+    from torchrl_reg.run.rundir import lock_run_dir
     lock_run_dir(sys.argv[1])
     print("locked", flush=True)
     time.sleep(600)
@@ -444,7 +434,7 @@ def test_a_deleted_lock_file_does_not_let_a_second_writer_in(tmp_path):
 PROBER = textwrap.dedent(
     """
     import sys
-    from torchrl_reg.recipe_utils.rundir import run_dir_holder
+    from torchrl_reg.run.rundir import run_dir_holder
     print("probing", flush=True)
     while True:
         run_dir_holder(sys.argv[1])
@@ -476,7 +466,7 @@ def test_sweep_resume_leaves_a_task_whose_run_directory_is_held(tmp_path):
     try:
         create_sweep(REPO / "recipes" / "m_dqn.py", [*TINY, "seed=0,1"], sweep_dir, "test")
     finally:  # the sweep imports the recipe as its own module: put this module's schema back
-        from torchrl_reg.recipe_utils import register_schema
+        from torchrl_reg.configs import register_schema
 
         register_schema("m_dqn", m_dqn.MDQNConfig)
     held = sweep_dir / "000_seed=0"
@@ -542,7 +532,7 @@ def test_ctrl_c_stops_the_loop_once_and_interrupts_outside_it():
 
 
 def test_numpy_state_codec_keeps_dtypes():
-    from torchrl_reg.recipe_utils.plain_state import decode, encode
+    from torchrl_reg.plain_state import decode, encode
 
     value = {"a": np.float64(0.5), "b": np.arange(6, dtype=np.uint32).reshape(2, 3), "c": (1, [True, None]),
              "g": np.random.default_rng(3)}

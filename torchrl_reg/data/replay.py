@@ -1,18 +1,18 @@
-"""Collector and replay buffer builders (TorchRL ``Collector``, ``TensorDictReplayBuffer``)."""
+"""The replay buffer of a recipe run (TorchRL ``TensorDictReplayBuffer``) and how a loop samples it."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.collectors import Collector
 from torchrl.data import LazyMemmapStorage, LazyTensorStorage, PrioritizedSampler, RandomSampler, TensorDictReplayBuffer
-from torchrl.envs import EnvBase
 
-__all__ = ["ToDevice", "make_collector", "make_replay_buffer", "sample_minibatches", "TRANSITION_KEYS"]
+from torchrl_reg.data.frame_stack import frame_stack_replay_buffer
+
+__all__ = ["TRANSITION_KEYS", "ToDevice", "make_replay_buffer", "sample_minibatches"]
 
 #: What a one-step Q-learning loss reads; everything else the collector produces is not stored.
 TRANSITION_KEYS: tuple = (
@@ -26,44 +26,6 @@ TRANSITION_KEYS: tuple = (
 )
 
 
-def make_collector(
-    env: EnvBase,
-    policy: Callable,
-    cfg: Any,
-    *,
-    device: torch.device | str = "cpu",
-    total_frames: int | None = None,
-) -> Collector:
-    """A single-process TorchRL ``Collector`` over the (vectorized, CPU) ``env``.
-
-    ``cfg`` is a :class:`~torchrl_reg.recipe_utils.config.CollectorConfig`. The policy runs and the
-    batches are stored on ``device``. Trajectory ids are not tracked (Q-learning does not use
-    them, and they cost time at every step). The first ``cfg.init_random_frames`` frames take uniformly
-    random actions; the count survives a resume (the collector's frame counter is checkpointed).
-    """
-    device = torch.device(device)
-    on_accelerator = device.type != "cpu"
-    collector = Collector(
-        env,
-        policy,
-        frames_per_batch=cfg.frames_per_batch,
-        total_frames=cfg.total_frames if total_frames is None else total_frames,
-        init_random_frames=cfg.init_random_frames,
-        policy_device=device if on_accelerator else None,
-        storing_device=device if on_accelerator else None,
-        track_traj_ids=False,
-        trust_policy=True,
-        auto_register_policy_transforms=False,
-    )
-    # TorchRL 0.14.1 keeps the output keys of a policy with a spec as a set, and updates its carrier with them
-    # whenever the policy returns another tensordict (always, once the policy runs on another device than
-    # the env): tensordict's unravel_key_list refuses a set (a TypeError). Seen on an H200 with SQL's sampler
-    # (benchmarks/results/gpu); tests/recipe_utils/test_loop_parts.py reproduces it on the CPU.
-    if isinstance(getattr(collector, "_policy_output_keys", None), set):
-        collector._policy_output_keys = sorted(collector._policy_output_keys, key=str)
-    return collector
-
-
 def make_replay_buffer(
     cfg: Any,
     *,
@@ -72,7 +34,7 @@ def make_replay_buffer(
     frame_stack: int = 1,
     num_envs: int = 1,
 ) -> TensorDictReplayBuffer:
-    """Uniform or prioritized replay of ``cfg.size`` transitions (:class:`~torchrl_reg.recipe_utils.config.BufferConfig`).
+    """Uniform or prioritized replay of ``cfg.size`` transitions (a ``BufferConfig``).
 
     Prioritized replay (Schaul et al. 2016) reads the priority from ``"td_error"``, the key TorchRL
     losses write in place; ``priority_beta`` is the importance-sampling exponent.
@@ -92,8 +54,6 @@ def make_replay_buffer(
         return buffer
     sampler = PrioritizedSampler(cfg.size, alpha=cfg.priority_alpha, beta=cfg.priority_beta) if cfg.prioritized else None
     if cfg.dedup_frames and frame_stack > 1:
-        from torchrl_reg.data import frame_stack_replay_buffer
-
         return frame_stack_replay_buffer(
             cfg.size,
             batch_size=cfg.batch_size,

@@ -13,8 +13,9 @@ import torch
 from tests.recipes.test_m_dqn import SMALL
 
 from recipes import m_dqn, m_iqn
-from torchrl_reg.recipe_utils import compose_config, register_schema, request_stop_at
-from torchrl_reg.recipe_utils.rundir import RESUMABLE_CHANGES, ResumeRefused, resume_changes
+from torchrl_reg.configs import compose_config, register_schema
+from torchrl_reg.run import request_stop_at
+from torchrl_reg.run.rundir import RESUMABLE_CHANGES, ResumeRefused, resume_changes
 from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
 
 REPO = Path(__file__).resolve().parents[2]

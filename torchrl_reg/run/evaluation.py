@@ -10,7 +10,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-from torchrl_reg.recipe_utils.envs import make_single_env
+from torchrl_reg.envs.make import make_single_env
 
 __all__ = ["deterministic_actor", "evaluate"]
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchrl_reg.recipe_utils import EnvConfig, VectorCartPole, get_env_state, make_env, make_vector_env, set_env_state
+from torchrl_reg.configs import EnvConfig
+from torchrl_reg.envs import VectorCartPole, get_env_state, make_env, make_vector_env, set_env_state
 
 
 def _reference(n: int, seed: int) -> list[gym.Env]:

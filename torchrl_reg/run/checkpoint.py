@@ -4,7 +4,7 @@ A checkpoint is one ``torch.save`` file (``<run_dir>/checkpoint.pt``) holding on
 numbers, strings and lists/tuples/dicts of them (:func:`save_checkpoint` refuses anything else),
 loaded with ``torch.load(weights_only=True)``. States without a tensor form of their own are
 converted to such plain data first, never pickled: the env state
-(:func:`~torchrl_reg.recipe_utils.envs.get_env_state`: RNGs, grids, ALE's own serialization as a
+(:func:`~torchrl_reg.envs.state.get_env_state`: RNGs, grids, ALE's own serialization as a
 uint8 tensor) and the replay sampler's state (a prioritized sampler's C++ segment trees as their
 leaf values). :func:`load_checkpoint` refuses a file holding anything else, ``bytes`` included,
 so a crafted checkpoint is refused instead of executed.
@@ -37,8 +37,8 @@ from tensordict import TensorDict
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
-from torchrl_reg.recipe_utils.envs import get_env_state, set_env_state
-from torchrl_reg.recipe_utils.plain_state import check_plain
+from torchrl_reg.envs.state import get_env_state, set_env_state
+from torchrl_reg.plain_state import check_plain
 
 __all__ = [
     "CHECKPOINT_NAME",

@@ -16,16 +16,11 @@ import torch
 
 from recipes import m_dqn
 from tests.recipes.test_recorded_metrics import CASES
+from torchrl_reg.configs import EnvConfig, compose_config
+from torchrl_reg.envs import get_env_state, make_env, set_env_state
 from torchrl_reg.envs.atari_vector import DopamineAtariVectorEnv
-from torchrl_reg.recipe_utils import (
-    EnvConfig,
-    compose_config,
-    get_env_state,
-    make_env,
-    request_stop_at,
-    set_env_state,
-)
-from torchrl_reg.recipe_utils.rundir import ResumeRefused, resume_changes
+from torchrl_reg.run import request_stop_at
+from torchrl_reg.run.rundir import ResumeRefused, resume_changes
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 ATARI = EnvConfig(family="atari", name="Pong", sticky_action_prob=0.25, frame_skip=4, frame_stack=4, max_episode_steps=27000)

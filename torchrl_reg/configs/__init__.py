@@ -1,0 +1,97 @@
+"""Recipe configs in one place: schemas, their checks, their Hydra composition and key docs.
+
+BenchMARL-style: each config group (``env``, ``collector``, ``buffer``, ``optim``, ``logger``) has a dataclass
+schema; a recipe defines its own loss dataclass and a top-level dataclass that inherits the schema of its
+loop's family (:func:`recipe_schema`), registered in Hydra's ConfigStore.
+
+* :mod:`~torchrl_reg.configs.schemas`: the dataclasses (:class:`RecipeConfig`, :class:`ValueBasedConfig`,
+  :class:`ActorCriticConfig`, the groups, the loss configs' bases) and :func:`default_of` / :func:`arguments_of`,
+  which tie a loss config's fields to the loss class's arguments;
+* :mod:`~torchrl_reg.configs.checks`: :func:`check_config` (schema, ranges, closed and conditionally read keys),
+  run before anything is built;
+* :mod:`~torchrl_reg.configs.compose`: :func:`recipe_schema`, :func:`register_schema`, :func:`compose_config`
+  and the options of the shared config groups a recipe accepts;
+* :mod:`~torchrl_reg.configs.key_docs`: what each key sets (a recipe's ``--help``).
+
+Our losses in TorchRL's own trainer configs are :mod:`torchrl_reg.trainer_configs`, kept apart: importing it
+registers TorchRL's config groups in Hydra's global ConfigStore, where they shadow the recipes' groups of the
+same names, and its ``_target_`` paths are written into users' trainer YAML files.
+"""
+from __future__ import annotations
+
+from torchrl_reg.configs.checks import (
+    check_config,
+    check_loss_config,
+    structured,
+    validate_actor_critic_config,
+    validate_recipe_config,
+    validate_value_based_config,
+)
+from torchrl_reg.configs.compose import (
+    check_group_choice,
+    compose_config,
+    recipe_schema,
+    register_group_choices,
+    register_schema,
+)
+from torchrl_reg.configs.key_docs import config_help, key_docs
+from torchrl_reg.configs.schemas import (
+    CONTROL_FAMILIES,
+    LOSS_FUNCTIONS,
+    TARGET_UPDATES,
+    ActorCriticConfig,
+    ActorCriticLossConfig,
+    BoltzmannValueBasedConfig,
+    BufferConfig,
+    CheckpointConfig,
+    CollectorConfig,
+    EnvConfig,
+    EvalConfig,
+    ExplorationConfig,
+    LoggerConfig,
+    NetworkConfig,
+    OptimConfig,
+    QOptimConfig,
+    RecipeConfig,
+    ValueBasedConfig,
+    ValueBasedLossConfig,
+    arguments_of,
+    default_of,
+)
+
+__all__ = [
+    "CONTROL_FAMILIES",
+    "LOSS_FUNCTIONS",
+    "TARGET_UPDATES",
+    "ActorCriticConfig",
+    "ActorCriticLossConfig",
+    "BoltzmannValueBasedConfig",
+    "BufferConfig",
+    "CheckpointConfig",
+    "CollectorConfig",
+    "EnvConfig",
+    "EvalConfig",
+    "ExplorationConfig",
+    "LoggerConfig",
+    "NetworkConfig",
+    "OptimConfig",
+    "QOptimConfig",
+    "RecipeConfig",
+    "ValueBasedConfig",
+    "ValueBasedLossConfig",
+    "arguments_of",
+    "check_config",
+    "check_group_choice",
+    "check_loss_config",
+    "compose_config",
+    "config_help",
+    "default_of",
+    "key_docs",
+    "recipe_schema",
+    "register_group_choices",
+    "register_schema",
+    "structured",
+    "validate_actor_critic_config",
+    "validate_recipe_config",
+    "validate_value_based_config",
+]

@@ -1,0 +1,282 @@
+"""The checks a recipe config passes before anything is built: keys and types against the schema
+(:func:`structured`), the ranges of every group (:func:`validate_recipe_config` and its family's), and the keys
+a loss config declares closed or read only under some setting (:func:`check_config`, which runs all of them)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from torchrl_reg.configs.schemas import (
+    CONTROL_FAMILIES,
+    LOSS_FUNCTIONS,
+    MAX_SEED,
+    STORAGES,
+    TARGET_UPDATES,
+    ActorCriticConfig,
+    BoltzmannValueBasedConfig,
+    RecipeConfig,
+    ValueBasedConfig,
+)
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES
+from torchrl_reg.modules.q_networks import NETWORK_KINDS
+from torchrl_reg.run.logs import LOGGER_BACKENDS
+from torchrl_reg.validation import (
+    check_choice,
+    check_count,
+    check_multiple,
+    check_range,
+    check_unread,
+    declared,
+    select_device,
+)
+
+__all__ = [
+    "check_config",
+    "check_env_backend",
+    "check_loss_config",
+    "structured",
+    "validate_actor_critic_config",
+    "validate_recipe_config",
+    "validate_value_based_config",
+]
+
+
+def _accepted_keys(schema: type) -> list[str]:
+    return [f.name for f in fields(schema)]
+
+
+def _schema_at(schema: type, dotted_key: str) -> type:
+    """The dataclass that holds the last component of ``dotted_key`` (for error messages)."""
+    for part in dotted_key.split(".")[:-1]:
+        sub = {f.name: f for f in fields(schema)}.get(part)
+        if sub is None or sub.default_factory is dataclasses.MISSING or not is_dataclass(sub.default_factory()):
+            break
+        schema = type(sub.default_factory())
+    return schema
+
+
+def _unknown_keys(node: Any, schema: type, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that ``schema`` (a dataclass) does not declare, at any depth, dotted."""
+    declared = {f.name: f for f in fields(schema)}
+    unknown = []
+    for key in node.keys():
+        if key not in declared:
+            unknown.append(f"{prefix}{key}")
+            continue
+        factory = declared[key].default_factory
+        child = node._get_node(key) if isinstance(node, DictConfig) else node[key]
+        if factory is not dataclasses.MISSING and is_dataclass(sub := factory()) and isinstance(child, (DictConfig, Mapping)):
+            unknown += _unknown_keys(child, type(sub), f"{prefix}{key}.")
+    return unknown
+
+
+def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+    """Merge ``cfg`` onto the ``schema`` dataclass: refuses unknown keys and ill-typed values.
+
+    Hydra already does this for configs composed from YAML, except for keys added with ``+key=``
+    or ``++key=`` (Hydra adds those to any node), which are refused here, whatever the prefix;
+    this also covers ``train(cfg)`` called with a plain dict or a config built by hand.
+    """
+    if not is_dataclass(schema):
+        raise TypeError(f"schema must be a dataclass type, got {schema!r}")
+    unknown = _unknown_keys(cfg, schema)
+    if unknown:
+        raise ValueError(
+            f"invalid config entry {unknown[0]!r}: not a key of the schema (added with +/++ or by hand, it "
+            "would be ignored). "
+            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, unknown[0]))}"
+            + (f"; also unknown: {unknown[1:]}" if len(unknown) > 1 else "")
+        )
+    base = OmegaConf.structured(schema)
+    # As plain data: a config composed against another copy of the schema class (a recipe imported
+    # twice, e.g. by a sweep) merges by its keys and values, not by its class.
+    plain = OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else cfg
+    try:
+        merged = OmegaConf.merge(base, plain)
+    except OmegaConfBaseException as err:
+        key = str(getattr(err, "full_key", None) or getattr(err, "key", None) or "")
+        raise ValueError(
+            f"invalid config entry {key!r}: {str(getattr(err, 'msg', err)).splitlines()[0]}. "
+            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, key))}"
+        ) from None
+    OmegaConf.set_struct(merged, True)
+    return merged
+
+
+def validate_recipe_config(cfg: DictConfig) -> None:
+    """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
+    check_count("seed", cfg.seed, 0)
+    if cfg.seed > MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
+    check_count("num_threads", cfg.num_threads)
+    if cfg.cuda_graph:
+        if not cfg.compile:
+            raise ValueError("cuda_graph=true replays the compiled fused update: it needs compile=true, got compile=false")
+        device = select_device(cfg.device)
+        if device.type != "cuda":
+            raise ValueError(f"cuda_graph=true records CUDA graphs: it needs a CUDA device, got device={cfg.device!r} ({device})")
+    check_choice("env.family", cfg.env.family, ENV_FAMILIES)
+    check_range("env.sticky_action_prob", cfg.env.sticky_action_prob, 0.0, 1.0)
+    check_count("env.frame_skip", cfg.env.frame_skip)
+    check_count("env.frame_stack", cfg.env.frame_stack)
+    check_count("env.screen_size", cfg.env.screen_size)
+    if cfg.env.max_episode_steps is not None:
+        check_count("env.max_episode_steps", cfg.env.max_episode_steps)
+    if cfg.env.reward_clip is not None:
+        check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
+    check_env_backend(cfg.env)
+    check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
+    if cfg.network.kind == "mlp" and not cfg.network.hidden:
+        raise ValueError("network.hidden must list at least one layer width for network.kind='mlp', got network.hidden=[]")
+    for width in cfg.network.hidden:
+        check_count("network.hidden[i]", width)
+
+    c = cfg.collector
+    check_count("collector.total_frames", c.total_frames)
+    check_count("collector.num_envs", c.num_envs)
+    check_count("collector.frames_per_batch", c.frames_per_batch)
+    check_multiple("collector.frames_per_batch", c.frames_per_batch, "collector.num_envs", c.num_envs)
+    check_count("collector.init_random_frames", c.init_random_frames, 0)
+    # TorchRL rounds a partial batch up to a whole one: refuse it rather than collect more than asked.
+    check_multiple("collector.init_random_frames", c.init_random_frames, "collector.frames_per_batch", c.frames_per_batch)
+
+    b = cfg.buffer
+    check_count("buffer.size", b.size)
+    check_count("buffer.batch_size", b.batch_size)
+    check_range("buffer.priority_alpha", b.priority_alpha, 0.0)
+    check_range("buffer.priority_beta", b.priority_beta, 0.0, 1.0)
+    check_choice("buffer.storage", b.storage, STORAGES)
+    if b.size < b.batch_size:
+        raise ValueError(f"buffer.size must be >= buffer.batch_size={b.batch_size} (a minibatch is drawn from it), got buffer.size={b.size}")
+
+    o = cfg.optim
+    check_range("optim.lr", o.lr, 0.0, low_inclusive=False)
+    check_range("optim.eps", o.eps, 0.0, low_inclusive=False)  # Adam divides by sqrt(v) + eps
+    if o.max_grad_norm is not None:
+        check_range("optim.max_grad_norm", o.max_grad_norm, 0.0, low_inclusive=False)
+    check_count("optim.learning_starts", o.learning_starts, 0)
+    check_count("optim.frames_per_update", o.frames_per_update)
+    check_multiple("collector.frames_per_batch", c.frames_per_batch, "optim.frames_per_update", o.frames_per_update)
+
+    check_count("eval.interval", cfg.eval.interval, 0)
+    check_count("eval.episodes", cfg.eval.episodes, 0)
+    check_range("eval.epsilon", cfg.eval.epsilon, 0.0, 1.0)
+    check_count("eval.max_steps", cfg.eval.max_steps)
+    check_count("checkpoint.interval", cfg.checkpoint.interval, 0)
+    check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
+    check_count("logger.interval", cfg.logger.interval)
+
+
+def check_env_backend(env: Any) -> None:
+    """Raise ``ValueError`` unless ``env.backend`` (an :class:`EnvConfig`'s) is one of :data:`ENV_BACKENDS` and,
+    for ``vector``, the env is Atari, its time limit fits ale-py's frame counter and ale-py has the vector env."""
+    check_choice("env.backend", env.backend, ENV_BACKENDS)
+    if env.backend != "vector":
+        return
+    if env.family != "atari":
+        raise ValueError(
+            f"env.backend='vector' is ale-py's Atari vector env: it needs env.family='atari', got env.family={env.family!r} "
+            "(leave env.backend at 'wrappers')"
+        )
+    import ale_py
+    from packaging.version import Version
+
+    # The version read and tested (tests/envs/test_atari_vector_env.py): 0.11 lacks the vector env's
+    # seeded and partial resets, which the TorchRL wrapper needs.
+    if Version(ale_py.__version__) < Version("0.12.1"):
+        raise ValueError(f"env.backend='vector' needs ale-py >= 0.12.1 (its AtariVectorEnv), found ale-py {ale_py.__version__}")
+    from torchrl_reg.envs.atari_vector import MAX_EPISODE_FRAMES
+
+    if env.max_episode_steps is not None and env.max_episode_steps * env.frame_skip > MAX_EPISODE_FRAMES:
+        raise ValueError(
+            f"env.backend='vector' counts an episode's frames in a C++ int: env.max_episode_steps * env.frame_skip must "
+            f"be <= {MAX_EPISODE_FRAMES}, got {env.max_episode_steps} * {env.frame_skip}"
+        )
+
+
+def validate_value_based_config(cfg: DictConfig) -> None:
+    """:func:`validate_recipe_config` plus the checks of :class:`ValueBasedConfig`'s own keys (those of
+    :class:`BoltzmannValueBasedConfig`, which has no ``exploration``) and
+    :class:`ValueBasedLossConfig`'s ``gamma`` (the loss name is the recipe's to check)."""
+    validate_recipe_config(cfg)
+    if cfg.network.kind == "nature_cnn" and cfg.env.screen_size < 36:
+        raise ValueError(f"network.kind='nature_cnn' needs frames of at least 36x36, got env.screen_size={cfg.env.screen_size}")
+    o = cfg.optim
+    check_count("optim.target_update_interval", o.target_update_interval)
+    check_multiple("optim.target_update_interval", o.target_update_interval, "optim.frames_per_update", o.frames_per_update)
+    e = cfg.get("exploration")  # None: a BoltzmannValueBasedConfig
+    if e is not None:
+        check_range("exploration.eps_init", e.eps_init, 0.0, 1.0)
+        check_range("exploration.eps_end", e.eps_end, 0.0, 1.0)
+        check_count("exploration.annealing_frames", e.annealing_frames, 0)
+    check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0)
+
+
+def validate_actor_critic_config(cfg: DictConfig) -> None:
+    """:func:`validate_recipe_config` plus the limits of :class:`ActorCriticConfig` (Box-action env
+    families, MLP networks) and the checks of :class:`ActorCriticLossConfig`'s keys."""
+    validate_recipe_config(cfg)
+    check_choice("env.family", cfg.env.family, CONTROL_FAMILIES)
+    check_choice("network.kind", cfg.network.kind, ("mlp",))
+    check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0, high_inclusive=False)
+    check_choice("loss.target_update", cfg.loss.target_update, TARGET_UPDATES)
+    interval = cfg.loss.hard_update_interval
+    if cfg.loss.target_update == "polyak":
+        check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)
+        if interval is not None:  # set without the mode that reads it: refused, never ignored
+            raise ValueError(
+                f"loss.hard_update_interval={interval!r} is read only with loss.target_update=hard, "
+                "got loss.target_update=polyak (set loss.target_update=hard, or leave the interval unset)"
+            )
+    else:
+        if interval is None:
+            raise ValueError("loss.target_update=hard needs loss.hard_update_interval (an integer >= 1, in updates)")
+        check_count("loss.hard_update_interval", interval)
+
+
+def check_loss_config(loss_class: type, node: Any, **values: Any) -> None:
+    """Check config group ``node`` (``loss``) with ``loss_class``'s own argument checks
+    (:class:`~torchrl_reg.validation.ArgumentChecks`), errors naming ``loss.<key>``: the loss owns its ranges,
+    and a recipe's ``validate`` adds only the rules across groups. ``values`` replace the config's (a value the
+    config spells differently, e.g. ``None`` for the loss's own default); a loss without checks is skipped."""
+    checks = getattr(loss_class, "argument_checks", None)
+    if checks is None:
+        return
+    arguments = {key: node[key] for key in node if key in checks} | values
+    loss_class.check_arguments(arguments, prefix="loss.")
+
+
+def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+    """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused),
+    checked by its family's validator (:func:`validate_value_based_config`,
+    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), the keys a group
+    dataclass declares in ``choices`` (e.g. ``loss.name``) checked against their values,
+    ``loss.loss_function`` (when the loss has one) against :data:`LOSS_FUNCTIONS`, and no group holding a value for a
+    key that its settings leave unread (a group dataclass's ``read_only_if``,
+    :func:`~torchrl_reg.validation.check_unread`): ``loss=dqn loss.alpha=0.5`` is refused, not ignored."""
+    cfg = structured(cfg, schema)
+    family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
+    _FAMILY_CHECKS[family](cfg)
+    for group in fields(schema):
+        node = group.default_factory() if group.default_factory is not dataclasses.MISSING else None
+        if not is_dataclass(node):
+            continue
+        for key, accepted in declared(type(node), "choices").items():
+            check_choice(f"{group.name}.{key}", cfg[group.name][key], accepted)
+        if group.name == "loss" and "loss_function" in cfg.loss:
+            check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
+        check_unread(group.name, cfg[group.name], type(node))
+    return cfg
+
+
+_FAMILY_CHECKS = {
+    ValueBasedConfig: validate_value_based_config,
+    BoltzmannValueBasedConfig: validate_value_based_config,
+    ActorCriticConfig: validate_actor_critic_config,
+    RecipeConfig: validate_recipe_config,
+}

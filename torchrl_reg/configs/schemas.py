@@ -1,0 +1,376 @@
+"""Config schemas shared by every recipe, and the checks that run before training starts.
+
+BenchMARL-style: each config group (``env``, ``collector``, ``buffer``, ``optim``, ``logger``) has
+a dataclass schema here; a recipe defines its own loss dataclass and a top-level dataclass that
+inherits the schema of its loop's family, and registers the latter in Hydra's ConfigStore with
+:func:`~torchrl_reg.configs.compose.register_schema` (:func:`~torchrl_reg.configs.compose.recipe_schema`). Its primary YAML lists that schema first in its defaults, so every
+YAML and every command-line override is type-checked against it and unknown keys are refused.
+
+Three schemas, one per layer of what a loop needs:
+
+* :class:`RecipeConfig`: what every replay-based run has (env, network, collector, buffer, Adam and
+  the update schedule, evaluation, checkpoints, logger), checked by :func:`~torchrl_reg.configs.checks.validate_recipe_config`;
+* :class:`ValueBasedConfig`: adds epsilon-greedy ``exploration`` and the periodic target copy
+  ``optim.target_update_interval`` (:func:`~torchrl_reg.configs.checks.validate_value_based_config`); :class:`BoltzmannValueBasedConfig`
+  the target copy alone, for a method whose policy explores by itself;
+* :class:`ActorCriticConfig`: Box actions, MLP networks, targets Polyak-averaged by the loss
+  after every update (:func:`~torchrl_reg.configs.checks.validate_actor_critic_config`); it has no Q-learning keys.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, List, Optional
+
+from omegaconf import MISSING
+
+from torchrl_reg.validation import ReadOnlyIf
+
+__all__ = [
+    "ActorCriticConfig",
+    "ActorCriticLossConfig",
+    "BoltzmannValueBasedConfig",
+    "BufferConfig",
+    "CONTROL_FAMILIES",
+    "CheckpointConfig",
+    "CollectorConfig",
+    "EnvConfig",
+    "EvalConfig",
+    "ExplorationConfig",
+    "LOSS_FUNCTIONS",
+    "LoggerConfig",
+    "MAX_SEED",
+    "NetworkConfig",
+    "OptimConfig",
+    "QOptimConfig",
+    "RecipeConfig",
+    "STORAGES",
+    "TARGET_UPDATES",
+    "ValueBasedConfig",
+    "ValueBasedLossConfig",
+    "arguments_of",
+    "default_of",
+]
+
+#: Env families with Box actions (``classic`` for Pendulum-v1).
+CONTROL_FAMILIES = ("classic", "mujoco")
+STORAGES = ("tensor", "memmap")
+#: The regression losses of TorchRL's ``distance_loss`` that the recipes' losses accept.
+LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
+#: How the actor-critic loop's target networks follow the online ones (:class:`ActorCriticLossConfig`).
+TARGET_UPDATES = ("polyak", "hard")
+#: Seeds numpy's legacy global RNG takes as they are (a larger one would be folded onto a smaller one).
+MAX_SEED = 2**32 - 1
+
+
+def default_of(callable_: Callable[..., Any], name: str) -> Any:
+    """The default of argument ``name`` of ``callable_`` (a loss class): a config field declared as
+    ``tau: float = default_of(MunchausenDQNLoss, "tau")`` keeps the loss's default as its one source."""
+    parameter = inspect.signature(callable_).parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        raise ValueError(f"{getattr(callable_, '__name__', callable_)} has no argument {name!r} with a default")
+    return parameter.default
+
+
+def arguments_of(callable_: Callable[..., Any], node: Any) -> dict[str, Any]:
+    """The values of the keys of config group ``node`` that are arguments of ``callable_`` (a loss
+    class, a builder), by name: the inverse of :func:`default_of`, for a config whose fields are
+    named after the arguments they set. ``gamma`` is never passed: TorchRL keeps it in the loss's
+    value estimator (``make_value_estimator(gamma=...)``), not in the constructor."""
+    parameters = inspect.signature(callable_).parameters
+    return {key: node[key] for key in node if key in parameters and key != "gamma"}
+
+
+@dataclass
+class EnvConfig:
+    """Which environment and how it is preprocessed (see :mod:`torchrl_reg.envs`)."""
+
+    family: str = "classic"
+    name: str = "CartPole-v1"
+    sticky_action_prob: float = 0.0
+    frame_skip: int = 1
+    frame_stack: int = 1
+    screen_size: int = 84
+    max_episode_steps: Optional[int] = None
+    reward_clip: Optional[float] = None
+    # CartPole: one numpy-vectorized env (VectorCartPole) instead of a SyncVectorEnv of gym.make copies.
+    native_vector: bool = True
+    # Atari: per-env gymnasium wrappers (exact resume), or ale-py's C++ vector env (torchrl_reg.envs.atari_vector:
+    # same protocol, resize rounding and episode-ending frames differ; its runs cannot resume from a checkpoint).
+    backend: str = "wrappers"
+
+    docs: ClassVar[dict[str, str]] = {
+        "family": "preprocessing family: classic, box, atari, minatar, multigoal (set by the env group)",
+        "name": "the gymnasium id (any id runs with the env group's preset)",
+        "sticky_action_prob": "probability of repeating the previous action (Atari protocol: 0.25)",
+        "frame_skip": "env steps per agent step (Atari: 4, max-pooled frames)",
+        "frame_stack": "observations stacked as one input (Atari: 4)",
+        "screen_size": "side of the resized square pixel frame (Atari: 84)",
+        "max_episode_steps": "time limit in agent steps (null: the env's own)",
+        "reward_clip": "clip training rewards to [-c, c] (null: raw rewards; returns are logged raw)",
+        "native_vector": "CartPole: one numpy-vectorized env instead of copies of gym.make",
+        "backend": "Atari: wrappers (per-env, resumable) or vector (ale-py's C++ vector env, not resumable)",
+    }
+
+
+@dataclass
+class NetworkConfig:
+    """Q-network body: ``mlp`` (hidden sizes), ``minatar_conv`` or ``nature_cnn``."""
+
+    kind: str = "mlp"
+    hidden: List[int] = field(default_factory=lambda: [120, 84])
+
+    docs: ClassVar[dict[str, str]] = {
+        "kind": "network body: mlp, minatar_conv or nature_cnn",
+        "hidden": "hidden layer sizes of the mlp (and of the head after a conv torso)",
+    }
+
+
+@dataclass
+class CollectorConfig:
+    """``num_envs`` vectorized envs step together; one batch is ``frames_per_batch`` frames.
+
+    The first ``init_random_frames`` frames are collected with uniformly random actions instead of
+    the policy (TorchRL's ``Collector(init_random_frames=...)``, ``env.rand_action``): the warm-up of
+    the SAC implementations (Dopamine's ``min_replay_history``, softlearning, CleanRL, TorchRL's
+    example), 0 to act with the policy from the first frame.
+    """
+
+    total_frames: int = 500_000
+    num_envs: int = 16
+    frames_per_batch: int = 320
+    init_random_frames: int = 0
+
+    docs: ClassVar[dict[str, str]] = {
+        "total_frames": "environment frames (agent steps over all envs) of the whole run",
+        "num_envs": "envs stepped together by the collector",
+        "frames_per_batch": "frames collected between two rounds of updates",
+        "init_random_frames": "first frames collected with uniformly random actions (warm-up)",
+    }
+
+
+@dataclass
+class BufferConfig:
+    """Replay buffer: uniform or prioritized (Schaul et al. 2016, ``priority_alpha``/``priority_beta``).
+
+    ``dedup_frames`` keeps each frame of stacked pixel observations once
+    (:class:`~torchrl_reg.data.FrameStackStorage`, ~7.4 KB instead of ~56 KB per Atari transition).
+    """
+
+    size: int = 10_000
+    batch_size: int = 128
+    prioritized: bool = False
+    priority_alpha: float = 0.6
+    priority_beta: float = 0.4
+    storage: str = "tensor"
+    dedup_frames: bool = False
+
+    docs: ClassVar[dict[str, str]] = {
+        "size": "replay capacity in transitions (the checkpoint holds only the filled part)",
+        "batch_size": "transitions per gradient step",
+        "prioritized": "prioritized replay on the TD error (Schaul et al. 2016)",
+        "priority_alpha": "prioritized replay's priority exponent",
+        "priority_beta": "prioritized replay's importance-sampling exponent",
+        "storage": "tensor (in memory) or memmap (memory-mapped files)",
+        "dedup_frames": "store each frame of stacked pixel observations once",
+    }
+
+
+@dataclass
+class OptimConfig:
+    """Adam and the update schedule, all counted in environment frames (agent steps)."""
+
+    lr: float = 2.5e-4
+    eps: float = 1e-8
+    max_grad_norm: Optional[float] = None
+    learning_starts: int = 10_000
+    frames_per_update: int = 10
+
+    docs: ClassVar[dict[str, str]] = {
+        "lr": "Adam learning rate",
+        "eps": "Adam epsilon",
+        "max_grad_norm": "clip the gradient norm (null: no clipping)",
+        "learning_starts": "frames collected before the first update",
+        "frames_per_update": "frames per gradient step (1: one update per frame)",
+    }
+
+
+@dataclass
+class QOptimConfig(OptimConfig):
+    """:class:`OptimConfig` plus the value-based target copy every ``target_update_interval`` frames."""
+
+    target_update_interval: int = 500
+
+    docs: ClassVar[dict[str, str]] = {"target_update_interval": "frames between two copies of the Q-network into its target"}
+
+
+@dataclass
+class ExplorationConfig:
+    """Epsilon-greedy annealed linearly from ``eps_init`` to ``eps_end`` over ``annealing_frames``."""
+
+    eps_init: float = 1.0
+    eps_end: float = 0.05
+    annealing_frames: int = 250_000
+
+    docs: ClassVar[dict[str, str]] = {
+        "eps_init": "epsilon-greedy's epsilon at the start",
+        "eps_end": "epsilon after the annealing",
+        "annealing_frames": "frames of the linear annealing from eps_init to eps_end",
+    }
+
+
+@dataclass
+class EvalConfig:
+    """Greedy evaluation every ``interval`` frames (0: only at the end) on ``episodes`` episodes."""
+
+    interval: int = 50_000
+    episodes: int = 10
+    epsilon: float = 0.0
+    max_steps: int = 27_000
+
+    docs: ClassVar[dict[str, str]] = {
+        "interval": "frames between greedy evaluations (0: only at the end)",
+        "episodes": "episodes per evaluation",
+        "epsilon": "epsilon of the evaluation policy (Atari protocol: 0.001)",
+        "max_steps": "agent steps after which an evaluation episode is cut",
+    }
+
+
+@dataclass
+class CheckpointConfig:
+    """``checkpoint.pt`` is written every ``interval`` frames (0: only at the end and on stop)."""
+
+    interval: int = 100_000
+
+    docs: ClassVar[dict[str, str]] = {"interval": "frames between checkpoints (0: only at the end and on stop)"}
+
+
+@dataclass
+class LoggerConfig:
+    """TorchRL logger backend; ``interval`` is in frames; ``progress_bar`` shows a tqdm bar."""
+
+    backend: str = "csv"
+    project: str = "torchrl_reg"
+    interval: int = 10_000
+    progress_bar: bool = True
+
+    docs: ClassVar[dict[str, str]] = {
+        "backend": "csv, tensorboard, wandb or none",
+        "project": "wandb project",
+        "interval": "frames between two log lines",
+        "progress_bar": "show a progress bar",
+    }
+
+
+@dataclass
+class RecipeConfig:
+    """Fields every recipe shares; a family adds its own (:class:`ValueBasedConfig`,
+    :class:`ActorCriticConfig`) and a recipe its ``loss`` (and anything else) in a subclass."""
+
+    seed: int = 0
+    device: str = "auto"
+    run_dir: Optional[str] = None
+    compile: bool = False
+    #: Replay the compiled fused update as a CUDA graph (opt-in; needs compile and a CUDA device):
+    #: :class:`~torchrl_reg.objectives.update.FusedAdamUpdate`.
+    cuda_graph: bool = False
+    num_threads: int = 1
+    env: EnvConfig = field(default_factory=EnvConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    docs: ClassVar[dict[str, str]] = {
+        "seed": "seed of the networks, the envs and the replay",
+        "device": "auto (an accelerator when present), cpu, cuda, ...",
+        "run_dir": "run directory (null: Hydra's output directory); an existing one is resumed",
+        "compile": "torch.compile the update",
+        "cuda_graph": "replay the compiled fused update as a CUDA graph (needs compile=true and a CUDA device)",
+        "num_threads": "torch CPU threads",
+    }
+
+
+@dataclass
+class ValueBasedLossConfig:
+    """What the value-based loop reads from every value-based loss config: the registered loss
+    ``name`` (a recipe sets its default) and the discount ``gamma`` (set in the loss's value
+    estimator). A recipe's loss config inherits it and adds the losses' own settings."""
+
+    name: str = MISSING
+    gamma: float = 0.99
+
+    docs: ClassVar[dict[str, str]] = {"name": "the loss (a choice of the loss group)", "gamma": "discount factor"}
+
+    #: Keys with a closed set of values, e.g. ``{"name": ("m_dqn", "dqn")}``, the losses a recipe offers;
+    #: checked before the keys they decide (``read_only_if``).
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: Keys read only by some losses (:func:`~torchrl_reg.validation.unread_keys`), e.g.
+    #: ``{"tau": ("name", ("m_dqn", "soft_dqn"))}``: a value given to one the chosen loss ignores is refused.
+    read_only_if: ClassVar[ReadOnlyIf] = {}
+
+
+@dataclass
+class ValueBasedConfig(RecipeConfig):
+    """Q-learning recipes: epsilon-greedy exploration and a target network copied every
+    ``optim.target_update_interval`` frames (:mod:`torchrl_reg.loops.value_based`)."""
+
+    optim: QOptimConfig = field(default_factory=QOptimConfig)
+    exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
+    #: The action space the loop needs (:func:`~torchrl_reg.envs.specs.check_action_space`).
+    action_space: ClassVar[str] = "discrete"
+
+
+@dataclass
+class BoltzmannValueBasedConfig(RecipeConfig):
+    """:class:`ValueBasedConfig` without the epsilon-greedy ``exploration`` group: for a method on the
+    value-based loop whose own policy is its only exploration (discrete VIREL's Boltzmann policy at the
+    Bellman-error temperature, ``recipes/virel.py``), so no epsilon value can be set and ignored."""
+
+    optim: QOptimConfig = field(default_factory=QOptimConfig)
+    action_space: ClassVar[str] = "discrete"
+
+
+@dataclass
+class ActorCriticLossConfig:
+    """What the actor-critic loop reads from every actor-critic loss config: the discount ``gamma``
+    (set in the loss's value estimator) and how the target networks follow the online ones,
+    ``target_update`` (one of :data:`TARGET_UPDATES`):
+
+    * ``polyak`` (default): averaged at rate ``polyak`` after every gradient step (SAC's 0.005,
+      Haarnoja et al. 2018b); ``hard_update_interval`` must stay unset;
+    * ``hard``: the online parameters copied into the targets after updates ``N, 2N, ...`` with
+      ``N = hard_update_interval`` (required; soft Q-learning's reference uses 1000); ``polyak`` is
+      not read in this mode.
+
+    A recipe's loss config inherits it and adds the loss's own settings."""
+
+    gamma: float = 0.99
+    target_update: str = "polyak"
+    polyak: float = 0.005
+    hard_update_interval: Optional[int] = None
+
+    docs: ClassVar[dict[str, str]] = {
+        "gamma": "discount factor",
+        "target_update": "polyak (averaged every update) or hard (copied every hard_update_interval updates)",
+        "polyak": "rate of the Polyak averaging of the target networks",
+        "hard_update_interval": "updates between two copies into the targets (target_update=hard)",
+    }
+
+    #: Keys read only under some settings (:func:`~torchrl_reg.validation.unread_keys`); a recipe's
+    #: loss config adds its own. ``hard_update_interval`` in polyak mode has its own check (it has no default).
+    read_only_if: ClassVar[ReadOnlyIf] = {"polyak": ("target_update", ("polyak",))}
+
+
+@dataclass
+class ActorCriticConfig(RecipeConfig):
+    """Actor-critic recipes on Box actions (:mod:`torchrl_reg.loops.actor_critic`): the acting policy
+    is stochastic (no exploration schedule) and the targets are Polyak-averaged after every update
+    at the loss's rate ``loss.polyak`` or copied every ``loss.hard_update_interval`` updates
+    (``loss.target_update``; no ``optim.target_update_interval``)."""
+
+    action_space: ClassVar[str] = "box"

@@ -1,0 +1,42 @@
+"""``metrics.json`` (written atomically) and the one line that sums up a run's final metrics."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["report_summary", "summary_line", "write_json"]
+
+
+def write_json(path: Path, obj: Mapping[str, Any]) -> None:
+    """Write ``obj`` as indented JSON atomically (temp file + ``os.replace``)."""
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def summary_line(metrics: Mapping[str, Any]) -> str:
+    """One line of a run's final metrics, what a recipe's command line prints at the end."""
+    rates = f"{metrics['steps_per_s']:.0f} steps/s"
+    if "updates_per_s" in metrics:
+        rates += f", {metrics['updates_per_s']:.0f} updates/s"
+    if metrics.get("episodes", 1) == 0 or math.isnan(metrics["final_return"]):
+        outcome = "no finished episode (raise collector.total_frames)"
+    else:
+        outcome = f"final return {metrics['final_return']:.1f}"
+    return (
+        f"{metrics['status']}: {metrics['frames']} frames in {metrics['wall_time_s']:.0f}s ({rates}), "
+        f"{outcome} -> {metrics['run_dir']}"
+    )
+
+
+def report_summary(metrics: Mapping[str, Any]) -> str:
+    """Log :func:`summary_line` at INFO (under Hydra: on the console and in the run's ``<recipe>.log``,
+    which would otherwise stay empty) and return it."""
+    line = summary_line(metrics)
+    logging.getLogger("torchrl_reg.recipes").info(line)
+    return line

@@ -1,0 +1,27 @@
+"""The progress bar of a run (tqdm)."""
+from __future__ import annotations
+
+import time
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    """tqdm bar over frames (or another ``unit``) showing the recent training return and the steps per second."""
+
+    def __init__(self, total: int, initial: int = 0, enabled: bool = True, desc: str = "train", unit: str = "frames"):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=total, initial=initial, disable=not enabled, unit=unit, desc=desc, dynamic_ncols=True)
+        self._t0 = time.perf_counter()
+        self._f0 = initial
+
+    def update(self, frames: int, **postfix: float) -> None:
+        self._bar.update(frames)
+        elapsed = time.perf_counter() - self._t0
+        sps = (self._bar.n - self._f0) / elapsed if elapsed > 0 else 0.0
+        shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items() if v == v}
+        self._bar.set_postfix(shown | {"steps/s": f"{sps:.0f}"}, refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
