@@ -20,14 +20,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_reg.sweep.errors import SweepError
+from torchrl_reg.sweep.resources import SlurmResources
+
 __all__ = ["SweepError", "Recipe", "SpecMethod", "Task", "expand_overrides", "load_sweep_spec", "plan_tasks"]
 
 # Keys the sweep sets itself, one value per task.
 RESERVED_KEYS = ("run_dir",)
-
-
-class SweepError(ValueError):
-    """A sweep that must not be submitted; the message lists every problem found."""
 
 
 @dataclass(frozen=True)
@@ -245,8 +244,6 @@ SPEC_METHOD_KEYS = ("recipe", "overrides", "label")
 
 def _slurm_items(resources: Any, problems: list[str]) -> tuple[tuple[str, str], ...]:
     """A spec's ``slurm:`` mapping as ``(key, value)`` pairs, checked like ``--slurm.*`` (problems appended)."""
-    from torchrl_reg.sweep.launch import SlurmResources
-
     if not isinstance(resources, dict):
         problems.append(f"'slurm' must be a mapping of SLURM resources per task (e.g. {{gpus_per_node: 1, "
                         f"cpus_per_task: 8}}), got {resources!r}")
