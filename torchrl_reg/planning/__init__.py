@@ -2,9 +2,9 @@
 
 Parts: :mod:`.scores` (tree policies), :mod:`.backups`, :mod:`.tree`, :mod:`.search` (the loop and
 :func:`make_search`), :mod:`.evaluators` (leaf evaluation), :mod:`.simulators` (save/restore
-adapters) and :mod:`.exact` (exact values of the test problems). :mod:`.batched` searches B trees
-at once in tensors (policies and backups passed in) over the pure tensor simulators of
-:mod:`.tensor_simulators`.
+adapters), :mod:`.exact` (exact values of the test problems) and :mod:`.tasks` (the envs a planner
+acts in, :func:`make_task`). :mod:`.batched` searches B trees at once in tensors (policies and
+backups passed in) over the pure tensor simulators of :mod:`.tensor_simulators`.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from torchrl_reg.planning.simulators import (
     as_simulator,
     check_simulator,
 )
+from torchrl_reg.planning.tasks import TASKS, make_task
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorSimulator, TensorSyntheticTree
 from torchrl_reg.planning.tree import SearchTree
 
@@ -64,6 +65,8 @@ __all__ = [
     "dchain_flip_temperature",
     "dchain_soft_q",
     "make_search",
+    "make_task",
+    "TASKS",
     "mixed_boltzmann_probs",
     "policy_entropy",
     "softmax_value",
