@@ -413,13 +413,13 @@ def frozenlake(args) -> None:
 
 
 def minatar(args) -> None:
-    """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/ments.py``), for
+    """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/tree_search.py``), for
     each network (one per training seed): ``returns[algorithm]`` holds the mean return of each network
     (the unit of the statistics), ``episode_returns[algorithm]`` every episode, network by network."""
-    from recipes import ments
+    from recipes import tree_search
     from torchrl_reg.configs import compose_config
 
-    conf = Path(ments.__file__).parent / "conf"
+    conf = Path(tree_search.__file__).parent / "conf"
     checkpoints = args.checkpoint  # paths may hold ',' and '=' (a sweep's task directories)
     result = {
         "game": args.game, "checkpoints": [], "simulations": args.simulations, "episodes": args.episodes,
@@ -441,9 +441,9 @@ def minatar(args) -> None:
         for index, checkpoint in enumerate(checkpoints, start=len(result["checkpoints"]) - len(checkpoints)):
             cfg = compose_config(
                 conf,
-                "ments",
+                "tree_search",
                 [
-                    "ments_preset=minatar",
+                    "tree_search_preset=minatar",
                     f"task.game={args.game}",
                     f"task.max_steps={args.max_steps}",
                     f"evaluator.checkpoint='{checkpoint}'",  # quoted: a sweep's task directory names hold '='
@@ -457,7 +457,7 @@ def minatar(args) -> None:
                     f"run_dir={args.run_dir}/{algorithm}_{index}",
                 ],
             )
-            out = ments.plan(cfg)
+            out = tree_search.plan(cfg)
             result["episode_returns"].setdefault(algorithm, []).append(out["returns"])
             result["returns"].setdefault(algorithm, []).append(sum(out["returns"]) / len(out["returns"]))
             result["wall_time_s"].setdefault(algorithm, []).append(out["wall_time_s"])
@@ -604,7 +604,11 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--max-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=100)
-    p.add_argument("--run-dir", default="/tmp/ments_minatar")
+    p.add_argument(
+        "--run-dir", default="/tmp/tree_search_minatar",
+        help="one run directory per algorithm and network under it: a stopped benchmark resumes its runs, "
+        "and a directory holding a run of another protocol is refused (use a new --run-dir)",
+    )
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)

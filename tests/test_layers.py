@@ -31,7 +31,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "run": ("envs", "plain_state", "validation"),
     "configs": ("envs", "modules", "run", "validation"),
     "trainer_configs": ("configs", "modules", "objectives", "validation"),
-    "loops": ("configs", "data", "envs", "modules", "objectives", "run", "validation"),
+    "loops": ("configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
     "torchrl_reg": ("functional", "modules", "objectives", "tabular", "value"),
     "sweep": ("torchrl_reg", "envs", "run", "validation"),
     "report": ("run", "sweep"),

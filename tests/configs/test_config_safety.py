@@ -64,8 +64,8 @@ def test_only_the_listed_keys_may_change_on_resume(tmp_path):
     assert resume_changes({"eval": {"episodes": 2}}, {"eval": {"episodes": 3}}) == ["eval.episodes: 2 -> 3"]
     assert resume_changes({}, {"loss": {"beta": 1}}) == ["loss.beta: '<absent>' -> 1"]
     # cuda_graph changes how the fused step is launched, not what it computes.
-    assert set(RESUMABLE_CHANGES) == {"collector.total_frames", "logger.backend", "logger.project", "logger.interval",
-                                      "logger.progress_bar", "checkpoint.interval", "run_dir", "cuda_graph"}
+    assert set(RESUMABLE_CHANGES) == {"collector.total_frames", "episodes", "logger.backend", "logger.project",
+                                      "logger.interval", "logger.progress_bar", "checkpoint.interval", "run_dir", "cuda_graph"}
     # an allowed change resumes and is recorded: a longer run, logged every 80 frames
     run_dir = tmp_path / "run"
     request_stop_at(80)

@@ -10,7 +10,7 @@ from torchrl_reg.configs import compose_config, config_help
 from torchrl_reg.loops.entry import recipe_help
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
-CASES = [("m_dqn", []), ("m_iqn", []), ("mirl", []), ("iq", []), ("sac", []), ("sql", []), ("mdac", []), ("virel", []), ("virel", ["env=cartpole"])]
+CASES = [("m_dqn", []), ("tree_search", []), ("m_iqn", []), ("mirl", []), ("iq", []), ("sac", []), ("sql", []), ("mdac", []), ("virel", []), ("virel", ["env=cartpole"])]
 
 
 @pytest.mark.parametrize("recipe, overrides", CASES)

@@ -58,6 +58,8 @@ LOCK_NAME = "run.lock"
 #: often, how often it checkpoints, where the directory is. Every other difference is refused.
 RESUMABLE_CHANGES: dict[str, str] = {
     "collector.total_frames": "larger",
+    # the planning loop's (torchrl_reg.loops.planning) count of episodes: where it stops, later only
+    "episodes": "larger",
     "logger.backend": "any",
     "logger.project": "any",
     "logger.interval": "any",
@@ -429,6 +431,6 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
         raise ResumeRefused(
             f"run directory {run_dir} holds a checkpoint of another config; resuming it with this one would "
             "train something else under this config's name. Differences:\n  " + "\n  ".join(refused)
-            + f"\nOnly {sorted(RESUMABLE_CHANGES)} may change on resume (collector.total_frames only upwards); "
+            + f"\nOnly {sorted(RESUMABLE_CHANGES)} may change on resume (collector.total_frames and episodes only upwards); "
             "use a new run directory for another config"
         )

@@ -1,21 +1,24 @@
-"""recipes/ments.py: presets compose, smoke runs of every task, a MinAtar run on a tiny M-DQN checkpoint, bad input."""
+"""recipes/tree_search.py: presets compose, smoke runs of every task, a MinAtar run on a tiny M-DQN run's network, bad input."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from recipes import m_dqn, ments
+from recipes import m_dqn, tree_search
 from torchrl_reg.configs import compose_config
+from torchrl_reg.loops.planning import load_q_network
+from torchrl_reg.planning import make_task
 from torchrl_reg.run import load_checkpoint, save_checkpoint
 
-CONF = Path(ments.__file__).parent / "conf"
+CONF = Path(tree_search.__file__).parent / "conf"
 PRESETS = ("dchain", "frozenlake", "minatar", "atari")
 
 
 def compose(*overrides: str):
-    return compose_config(CONF, "ments", overrides)
+    return compose_config(CONF, "tree_search", overrides)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,8 @@ def mdqn_checkpoint(tmp_path_factory) -> Path:
             "collector.num_envs=4",
             "collector.frames_per_batch=40",
             "optim.learning_starts=80",
-            "optim.target_update_interval=40",
+            # no copy to the target network within the run: the loaded network must be the online one
+            "optim.target_update_interval=1000",
             "buffer.size=200",
             "buffer.batch_size=8",
             "buffer.storage=tensor",
@@ -50,28 +54,28 @@ def mdqn_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes(preset):
-    cfg = compose(f"ments_preset={preset}", "evaluator.checkpoint=/nonexistent/checkpoint.pt")
+    cfg = compose(f"tree_search_preset={preset}", "evaluator.checkpoint=/nonexistent/checkpoint.pt")
     assert cfg.task.name == preset
     if preset != "minatar":
-        ments.validate(cfg)
+        tree_search.validate(cfg)
 
 
 def test_dchain_default_reproduces_the_ments_failure(tmp_path, caplog):
     # the preset is D = 10, R_f = 0.5 at tau = 1: MENTS walks the chain (0.5), DENTS goes down (0.9, optimal)
     with caplog.at_level("INFO", logger="torchrl_reg.recipes"):
-        out = ments.plan(compose(f"run_dir={tmp_path / 'ments'}", "progress_bar=false"))
+        out = tree_search.plan(compose(f"run_dir={tmp_path / 'ments'}", "logger.progress_bar=false"))
     assert out["returns"] == [0.5] and out["success_rate"] == 0.0
-    # the episode is logged (Hydra copies the log to ments.log) and drawn
+    # the episode is logged (Hydra copies the log to tree_search.log) and drawn
     assert "episode 0: return 0.5 in 10 moves" in caplog.text
     assert (tmp_path / "ments" / "returns.png").stat().st_size > 0
-    out = ments.plan(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
+    out = tree_search.plan(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
     assert out["returns"] == [0.9] and out["success_rate"] == 1.0
     assert json.loads((tmp_path / "dents" / "metrics.json").read_text())["returns"] == [0.9]
 
 
 @pytest.mark.parametrize("preset", ["frozenlake", "atari"])
 def test_smoke(preset, tmp_path):
-    out = ments.plan(compose(f"ments_preset={preset}", f"run_dir={tmp_path}", "task.max_steps=3", "planner.simulations=5", "evaluator.rollout_steps=5"))
+    out = tree_search.plan(compose(f"tree_search_preset={preset}", f"run_dir={tmp_path}", "task.max_steps=3", "planner.simulations=5", "evaluator.rollout_steps=5"))
     assert out["lengths"][0] <= 3
     assert (tmp_path / "config.yaml").is_file()
 
@@ -79,9 +83,9 @@ def test_smoke(preset, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["ments", "dents", "greedy"])
 def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
-    out = ments.plan(
+    out = tree_search.plan(
         compose(
-            "ments_preset=minatar",
+            "tree_search_preset=minatar",
             f"evaluator.checkpoint={mdqn_checkpoint}",
             f"planner.algorithm={algorithm}",
             *(["planner.tau=null", "planner.alpha=0.1"] if algorithm == "dents" else []),
@@ -99,9 +103,10 @@ def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None
     run_dir.mkdir()
     state = load_checkpoint(source)
     if actions is not None:
-        for key in list(state["loss_module"]):
-            if key.endswith("head.weight") or key.endswith("head.bias"):
-                state["loss_module"][key] = state["loss_module"][key][:actions]
+        for part in ("loss_module", "policy"):
+            for key in list(state[part]):
+                if key.endswith("head.weight") or key.endswith("head.bias"):
+                    state[part][key] = state[part][key][:actions]
     save_checkpoint(run_dir / "checkpoint.pt", state)
     text = (source.parent / "config.yaml").read_text()
     if game is not None:
@@ -111,12 +116,24 @@ def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None
 
 
 @pytest.mark.slow
+def test_the_loaded_network_is_the_runs_online_network(mdqn_checkpoint):
+    task = compose("tree_search_preset=minatar").task
+    net = load_q_network(mdqn_checkpoint, make_task(task, 0)[0], "Breakout")
+    # the oracle: the online network's parameters as the loss module holds them (TorchRL's functional
+    # parameters), which the target network's differ from (no copy within the run)
+    losses = load_checkpoint(mdqn_checkpoint)["loss_module"]
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, losses[f"value_network_params.module.0.module.{key}"]), key
+    assert not torch.equal(net.state_dict()["head.weight"], losses["target_value_network_params.module.0.module.head.weight"])
+
+
+@pytest.mark.slow
 def test_checkpoint_with_another_action_space_is_refused(mdqn_checkpoint, tmp_path):
     bad = _checkpoint_with(tmp_path, mdqn_checkpoint, actions=5)
     run_dir = tmp_path / "run"
-    cfg = compose("ments_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={run_dir}")
-    with pytest.raises(ValueError, match="Q network has 5 actions, the MinAtar 'breakout' simulator has 6"):
-        ments.plan(cfg)
+    cfg = compose("tree_search_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={run_dir}")
+    with pytest.raises(ValueError, match=r"(?s)does not fit a minatar_conv Q network with 6 actions on observations \(4, 10, 10\) \(the MinAtar 'breakout' simulator's\).*head.bias: copying a param with shape torch.Size\(\[5\]\)"):
+        tree_search.plan(cfg)
     assert not run_dir.exists()
 
 
@@ -124,7 +141,7 @@ def test_checkpoint_with_another_action_space_is_refused(mdqn_checkpoint, tmp_pa
 def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
     bad = _checkpoint_with(tmp_path, mdqn_checkpoint, game="Asterix")
     with pytest.raises(ValueError, match="trained on minatar 'Asterix', the task is MinAtar 'breakout'"):
-        ments.plan(compose("ments_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={tmp_path / 'run'}"))
+        tree_search.plan(compose("tree_search_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={tmp_path / 'run'}"))
 
 
 @pytest.mark.parametrize(
@@ -144,21 +161,21 @@ def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
 def test_bad_input_is_refused_before_anything_is_written(override, match, tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(ValueError, match=match):
-        ments.plan(compose(override, f"run_dir={run_dir}"))
+        tree_search.plan(compose(override, f"run_dir={run_dir}"))
     assert not run_dir.exists()
 
 
 def test_minatar_without_a_checkpoint_is_refused(tmp_path):
     with pytest.raises(ValueError, match="evaluator.checkpoint must name"):
-        ments.validate(compose("ments_preset=minatar"))
+        tree_search.validate(compose("tree_search_preset=minatar"))
     with pytest.raises(FileNotFoundError, match="is not a file"):
-        ments.validate(compose("ments_preset=minatar", f"evaluator.checkpoint={tmp_path / 'missing.pt'}"))
+        tree_search.validate(compose("tree_search_preset=minatar", f"evaluator.checkpoint={tmp_path / 'missing.pt'}"))
 
 
 def test_help_lists_every_preset_and_algorithm():
     from omegaconf import OmegaConf
 
-    template = OmegaConf.load(CONF / "ments.yaml").hydra.help.template
-    presets = sorted(path.stem for path in (CONF / "ments_preset").glob("*.yaml"))
-    assert f"ments_preset: {', '.join(PRESETS)}" in template and sorted(PRESETS) == presets
+    template = OmegaConf.load(CONF / "tree_search.yaml").hydra.help.template
+    presets = sorted(path.stem for path in (CONF / "tree_search_preset").glob("*.yaml"))
+    assert f"tree_search_preset: {', '.join(PRESETS)}" in template and sorted(PRESETS) == presets
     assert "planner.algorithm=ments|dents|bts|uct" in template

@@ -1,0 +1,123 @@
+"""torchrl_reg.loops.planning: the run-directory contract of the planning loop (recipes/tree_search.py) on tiny D-chains.
+
+With 3 simulations per move MENTS on the D-chain (D = 10) stops at different states in different episodes,
+so per-episode returns tell the episodes apart: 'down' at state i pays (D - i - 1) / D, the chain's end R_f.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipes import tree_search
+from tests.slurm.sweep_testlib import wait_for
+from torchrl_reg.configs import compose_config
+from torchrl_reg.run import EXIT_INTERRUPTED, clear_stop, load_checkpoint, request_stop, request_stop_at
+from torchrl_reg.run.rundir import LOCK_NAME, ResumeRefused
+
+CONF = Path(tree_search.__file__).parent / "conf"
+TINY = ("planner.simulations=3", "episodes=4", "logger.progress_bar=false")
+
+
+def compose(*overrides: str):
+    return compose_config(CONF, "tree_search", list(overrides))
+
+
+def _logs(run_dir: Path) -> dict[str, str]:
+    root = run_dir / "csv" / "scalars"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.csv"))}
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_stop():
+    clear_stop()
+    yield
+    clear_stop()
+
+
+def test_a_tiny_dchain_run_writes_the_run_directory(tmp_path):
+    metrics = tree_search.plan(compose(*TINY, f"run_dir={tmp_path}"))
+    D = 10
+    possible = {round((D - i - 1) / D, 12) for i in range(D)} | {0.5}  # every 'down' payment and R_f
+    assert metrics["status"] == "completed" and metrics["episodes"] == 4
+    assert {round(r, 12) for r in metrics["returns"]} <= possible
+    assert len(set(metrics["returns"])) > 1  # the episodes differ: the resume test below can tell them apart
+    assert metrics["frames"] == sum(metrics["lengths"])
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["returns"] == metrics["returns"] and on_disk["status"] == "completed"
+    rows = (tmp_path / "csv" / "scalars" / "episode" / "return.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r.split(",")[1]) for r in rows] == pytest.approx(metrics["returns"])
+    assert (tmp_path / "returns.png").stat().st_size > 0
+    assert (tmp_path / "checkpoint.pt").is_file() and "simulations: 3" in (tmp_path / "config.yaml").read_text()
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_a_stopped_run_resumes_from_its_last_finished_episode(tmp_path):
+    full = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
+
+    request_stop_at(2)  # a number of finished episodes
+    part = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    assert part["status"] == "interrupted" and part["returns"] == full["returns"][:2]
+    assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["status"] == "interrupted"
+    resumed = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    assert resumed["status"] == "completed"
+    assert (resumed["returns"], resumed["lengths"]) == (full["returns"], full["lengths"])
+    assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # nothing logged twice
+
+
+def test_a_stop_within_an_episode_drops_it_and_the_resume_plays_it_again(tmp_path):
+    full = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
+    request_stop()  # acted on before the first move: no episode finished
+    part = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    assert part["status"] == "interrupted" and part["returns"] == [] and part["frames"] == 0
+    resumed = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    assert resumed["returns"] == full["returns"]
+
+
+def test_more_episodes_continue_a_finished_run(tmp_path):
+    first = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'a'}"))
+    longer = tree_search.plan(compose(*TINY, "episodes=6", f"run_dir={tmp_path / 'a'}"))
+    six = tree_search.plan(compose(*TINY, "episodes=6", f"run_dir={tmp_path / 'b'}"))
+    assert longer["returns"][:4] == first["returns"] and longer["returns"] == six["returns"]
+
+
+@pytest.mark.parametrize("override, change", [
+    ("planner.simulations=4", "planner.simulations: 3 -> 4"),
+    ("episodes=3", "episodes: 4 -> 3 (may only grow)"),
+    ("seed=1", "seed: 0 -> 1"),
+])
+def test_a_changed_config_is_refused_on_resume(tmp_path, override, change):
+    request_stop_at(1)
+    tree_search.plan(compose(*TINY, f"run_dir={tmp_path}"))
+    before = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(ResumeRefused, match=change.replace("(", r"\(").replace(")", r"\)")):
+        tree_search.plan(compose(*TINY, override, f"run_dir={tmp_path}"))
+    assert (tmp_path / "config.yaml").read_text() == before and not (tmp_path / "run.lock").exists()
+
+
+@pytest.mark.slow
+def test_a_signalled_run_checkpoints_and_exits_with_the_interrupted_code(tmp_path):
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(CONF.parents[1]))
+    proc = subprocess.Popen(
+        [sys.executable, str(CONF.parent / "tree_search.py"), *TINY, "episodes=1000000", f"run_dir={run_dir}",
+         f"hydra.run.dir={tmp_path / 'hydra'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+    )
+    try:
+        wait_for((run_dir / "checkpoint.pt").exists, 120, "the first checkpoint")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and 1 <= metrics["episodes"] < 1000000
+    assert load_checkpoint(run_dir / "checkpoint.pt")["returns"] == metrics["returns"]
+    assert not (run_dir / LOCK_NAME).exists()

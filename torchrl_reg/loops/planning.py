@@ -1,0 +1,243 @@
+"""The planning loop: search before every move, act, repeat (no training), ``recipes/tree_search.py``.
+
+Read :func:`plan` top to bottom: each episode builds its task (:func:`~torchrl_reg.planning.make_task`,
+seeded ``seed + episode``), then at every move runs ``planner.simulations`` simulations of the search
+(:func:`~torchrl_reg.planning.make_search`: MENTS, Xiao et al., "Maximum Entropy Monte-Carlo Planning",
+NeurIPS 2019; BTS and DENTS, Painter et al., "Monte Carlo Tree Search with Boltzmann Exploration",
+NeurIPS 2023, arXiv:2404.07732; UCT) from the env's current state, plays the recommended action in the
+env and goes on until the episode ends or ``task.max_steps`` moves. ``planner.algorithm=greedy`` plays
+the Q network's argmax without searching (the baseline of the searches that use that network).
+
+Leaf values come from random rollouts or from a Q network trained by ``recipes/m_dqn.py``
+(:func:`load_q_network`: rebuilt from its run's ``config.yaml`` by the value-based loop's network builder,
+its weights loaded with ``load_state_dict``).
+
+The run directory keeps the contract of :mod:`torchrl_reg.run`, with episodes where the training loops
+have collector batches: it is locked (:func:`~torchrl_reg.run.open_run_dir`), a resume with a config that
+differs from the stored one is refused (``episodes`` may only grow), and after every finished episode
+``checkpoint.pt`` is written atomically with what a resume needs (the finished episodes' returns and
+lengths, the RNG states, the elapsed time; the next episode is the number finished). A resumed run goes
+on from the last finished episode: each episode's env, rollouts and search draw from their own seed, so
+its returns are those of the uninterrupted run. CSV rows ``episode/return`` and ``episode/length``
+(step: the episode's number, from 1), ``metrics.json`` (``status: running`` while it runs) and
+``returns.png`` (return per episode). A stop (a signal, :func:`~torchrl_reg.run.request_stop`, or
+:func:`~torchrl_reg.run.request_stop_at` with a number of finished episodes) is acted on between two
+moves: the episode in progress is dropped, the checkpoint of the finished ones written, and
+``metrics["status"]`` is ``"interrupted"`` (exit status 75 from the command line).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tensordict.nn import TensorDictSequential
+from torchrl.data import Categorical
+from torchrl.modules import QValueActor
+
+from torchrl_reg.configs import arguments_of
+from torchrl_reg.loops.hooks import ValueBasedHooks
+from torchrl_reg.loops.value_based import q_network
+from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, Simulator, make_search, make_task
+from torchrl_reg.run import (
+    CHECKPOINT_NAME,
+    clear_stop,
+    has_checkpoint,
+    install_stop_signal_handlers,
+    load_checkpoint,
+    make_logger,
+    mean_last,
+    open_run_dir,
+    plot_learning_curve,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    stop_requested,
+    truncate_csv_logs,
+    write_json,
+)
+from torchrl_reg.run.logs import sync_csv_logs
+from torchrl_reg.run.progress import ProgressBar
+from torchrl_reg.run.rundir import release_run_dir, released_on_error
+from torchrl_reg.run.stop import set_loop_active
+
+__all__ = ["load_q_network", "plan"]
+
+log = logging.getLogger("torchrl_reg.recipes")
+
+
+def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.nn.Module:
+    """The online Q network of a ``recipes/m_dqn.py`` MinAtar run, checked against the simulator it will evaluate.
+
+    The network is rebuilt from the run's ``config.yaml`` (beside ``checkpoint``) by the value-based
+    loop's builder (:func:`~torchrl_reg.loops.value_based.q_network`) inside the policy that loop
+    checkpoints (greedy actor, then epsilon-greedy exploration), whose ``load_state_dict`` (strict) takes
+    the checkpoint's ``policy`` entry. Refuses a run on another game, and a network that does not fit
+    the simulator's observations and action count.
+    """
+    checkpoint = Path(checkpoint)
+    config_path = checkpoint.parent / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} is missing: the checkpoint must sit in its m_dqn run directory")
+    run_cfg = OmegaConf.load(config_path)
+    env, network = run_cfg.get("env"), run_cfg.get("network")
+    if env is None or network is None:
+        raise ValueError(f"{config_path} has no env or network group: evaluator.checkpoint must be a recipes/m_dqn.py run's")
+    if env.family != "minatar" or env.name.lower().replace("_", "") != game.lower().replace("_", ""):
+        raise ValueError(f"evaluator.checkpoint was trained on {env.family} {env.name!r}, the task is MinAtar {game!r}")
+    obs_shape, num_actions = tuple(sim.observation().shape), sim.num_actions
+    net = q_network(run_cfg, obs_shape, num_actions)
+    spec = Categorical(num_actions)
+    actor = QValueActor(net, in_keys=["observation"], spec=spec)
+    policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, run_cfg.exploration))
+    state = load_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only
+    try:
+        policy.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(
+            f"evaluator.checkpoint's policy does not fit a {network.kind} Q network with {num_actions} actions on "
+            f"observations {obs_shape} (the MinAtar {game!r} simulator's): {err}"
+        ) from None
+    return net.eval()
+
+
+def plan(cfg: DictConfig) -> dict[str, Any]:
+    """Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in
+    ``<run_dir>/metrics.json``). ``cfg`` is a validated ``recipes/tree_search.py`` config."""
+    task, planner = cfg.task, cfg.planner
+    first_sim, success_return = make_task(task, cfg.seed)
+    q_net = None
+    if cfg.evaluator.kind == "q_network" or planner.algorithm == "greedy":
+        # The network is checked before the run directory is made: a refused one leaves nothing behind.
+        q_net = load_q_network(cfg.evaluator.checkpoint, first_sim, task.game)
+    run_dir = open_run_dir(cfg)  # locked; a resume with another config is refused here
+    install_stop_signal_handlers()
+    torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
+    with released_on_error(run_dir):
+        logger = make_logger(cfg.logger, run_dir, exp_name=run_dir.name)
+        returns: list[float] = []
+        lengths: list[int] = []
+        elapsed_before = 0.0
+        if has_checkpoint(run_dir):
+            state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+            returns, lengths, elapsed_before = list(state["returns"]), list(state["lengths"]), state["elapsed"]
+            set_rng_state(state["rng"])
+        truncate_csv_logs(run_dir, len(returns) if has_checkpoint(run_dir) else None)
+    t0 = time.perf_counter()
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - t0
+
+    def running_metrics() -> None:
+        # status running, with the moves of the finished episodes as frames: a directory whose checkpoints
+        # were deleted is then refused on restart, one killed before its first episode starts over
+        write_json(run_dir / "metrics.json", {
+            "status": "running", "frames": sum(lengths), "episodes": len(returns), "seed": cfg.seed, "run_dir": str(run_dir),
+        })
+
+    def checkpoint() -> None:
+        if logger is not None:
+            sync_csv_logs(logger)  # the rows of the finished episodes are on disk before the checkpoint is
+        save_checkpoint(run_dir / CHECKPOINT_NAME, {
+            "returns": returns, "lengths": lengths, "rng": rng_state(), "elapsed": elapsed(),
+        })
+        running_metrics()
+
+    running_metrics()
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
+    bar = ProgressBar(
+        cfg.episodes * task.max_steps, initial=len(returns) * task.max_steps, enabled=cfg.logger.progress_bar,
+        desc=planner.algorithm, unit="moves",
+    )
+    status = "completed"
+    for episode in range(len(returns), cfg.episodes):
+        played = play_episode(cfg, cfg.seed + episode, q_net, bar)
+        if played is None:  # stopped between two moves: the episode in progress is dropped
+            status = "interrupted"
+            break
+        total, steps = played
+        returns.append(total)
+        lengths.append(steps)
+        log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
+        if logger is not None:
+            logger.log_scalar("episode/return", total, step=episode + 1)
+            logger.log_scalar("episode/length", steps, step=episode + 1)
+        checkpoint()
+        if stop_requested(len(returns)):
+            status = "interrupted"
+            break
+    if status == "interrupted":
+        checkpoint()
+        clear_stop()
+    bar.close()
+    set_loop_active(False)
+    wall_time = elapsed()
+    metrics = {
+        "status": status,
+        "task": task.name,
+        "algorithm": planner.algorithm,
+        "simulations": planner.simulations,
+        "returns": returns,
+        "lengths": lengths,
+        "episodes": len(returns),
+        "frames": sum(lengths),
+        "mean_return": float(np.mean(returns)) if returns else float("nan"),
+        "final_return": mean_last(returns, 100),
+        # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
+        "success_rate": (
+            None if success_return is None or not returns
+            else float(np.mean([r >= success_return - 1e-9 for r in returns]))
+        ),
+        "wall_time_s": wall_time,
+        "steps_per_s": sum(lengths) / wall_time if wall_time > 0 else float("nan"),
+        "seed": cfg.seed,
+        "run_dir": str(run_dir),
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    if returns:
+        plot_learning_curve(
+            run_dir / "returns.png", list(range(len(returns))), returns, title=f"{planner.algorithm} on {task.name}",
+            window=min(10, len(returns)), xlabel="episode",
+        )
+    release_run_dir(run_dir)
+    return metrics
+
+
+def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar: ProgressBar) -> tuple[float, int] | None:
+    """One episode of at most ``task.max_steps`` moves, each chosen by a search from the env's current state;
+    ``(return, moves)``, or ``None`` when a stop was requested before it ended."""
+    task, planner = cfg.task, cfg.planner
+    sim, _ = make_task(task, seed)
+    if q_net is not None:
+        evaluator = QNetworkEvaluator(
+            q_net, num_actions=sim.num_actions, tau=cfg.evaluator.prior_tau, value=cfg.evaluator.value, init=cfg.evaluator.init
+        )
+    else:
+        evaluator = RandomRollout(max_steps=cfg.evaluator.rollout_steps, gamma=planner.gamma, seed=seed)
+    search = None
+    if planner.algorithm != "greedy":
+        # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of
+        # leaves it out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
+        search = make_search(simulator=sim, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_search, planner))
+    total, steps = 0.0, 0
+    while steps < task.max_steps:
+        if stop_requested():
+            return None
+        if search is None:
+            action = int(np.argmax(evaluator.q_values(sim.observation())))
+        else:
+            action = search.search(planner.simulations)
+        reward, done = sim.step(action)
+        total, steps = total + reward, steps + 1
+        bar.update(1, episode_return=total)
+        if done:
+            break
+    bar.update(task.max_steps - steps)  # an episode that ended early: the bar counts its moves up to the cap
+    return total, steps
