@@ -457,7 +457,7 @@ def minatar(args) -> None:
                     f"run_dir={args.run_dir}/{algorithm}_{index}",
                 ],
             )
-            out = tree_search.plan(cfg)
+            out = tree_search.train(cfg)
             result["episode_returns"].setdefault(algorithm, []).append(out["returns"])
             result["returns"].setdefault(algorithm, []).append(sum(out["returns"]) / len(out["returns"]))
             result["wall_time_s"].setdefault(algorithm, []).append(out["wall_time_s"])

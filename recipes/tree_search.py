@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from torchrl_reg.configs import default_of, register_schema, structured
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.loops import recipe_entry
-from torchrl_reg.loops.planning import plan as plan_loop
+from torchrl_reg.loops.planning import plan
 from torchrl_reg.planning import (
     ALGORITHMS,
     KNOB_DEFAULTS,
@@ -205,7 +205,9 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     return cfg
 
 
-plan, main = recipe_entry("tree_search", validate, plan_loop)
+# ``train`` by the recipe contract (torchrl_reg.run: sweeps call recipes by it), though nothing is trained
+train, main = recipe_entry("tree_search", validate, plan)
+train.__doc__ = "Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in ``<run_dir>/metrics.json``)."
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,7 @@ def _no_pending_stop():
 
 
 def test_a_tiny_dchain_run_writes_the_run_directory(tmp_path):
-    metrics = tree_search.plan(compose(*TINY, f"run_dir={tmp_path}"))
+    metrics = tree_search.train(compose(*TINY, f"run_dir={tmp_path}"))
     D = 10
     possible = {round((D - i - 1) / D, 12) for i in range(D)} | {0.5}  # every 'down' payment and R_f
     assert metrics["status"] == "completed" and metrics["episodes"] == 4
@@ -59,31 +59,31 @@ def test_a_tiny_dchain_run_writes_the_run_directory(tmp_path):
 
 
 def test_a_stopped_run_resumes_from_its_last_finished_episode(tmp_path):
-    full = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
+    full = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
 
     request_stop_at(2)  # a number of finished episodes
-    part = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    part = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
     assert part["status"] == "interrupted" and part["returns"] == full["returns"][:2]
     assert json.loads((tmp_path / "resumed" / "metrics.json").read_text())["status"] == "interrupted"
-    resumed = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    resumed = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
     assert resumed["status"] == "completed"
     assert (resumed["returns"], resumed["lengths"]) == (full["returns"], full["lengths"])
     assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # nothing logged twice
 
 
 def test_a_stop_within_an_episode_drops_it_and_the_resume_plays_it_again(tmp_path):
-    full = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
+    full = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
     request_stop()  # acted on before the first move: no episode finished
-    part = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    part = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
     assert part["status"] == "interrupted" and part["returns"] == [] and part["frames"] == 0
-    resumed = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
+    resumed = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
     assert resumed["returns"] == full["returns"]
 
 
 def test_more_episodes_continue_a_finished_run(tmp_path):
-    first = tree_search.plan(compose(*TINY, f"run_dir={tmp_path / 'a'}"))
-    longer = tree_search.plan(compose(*TINY, "episodes=6", f"run_dir={tmp_path / 'a'}"))
-    six = tree_search.plan(compose(*TINY, "episodes=6", f"run_dir={tmp_path / 'b'}"))
+    first = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'a'}"))
+    longer = tree_search.train(compose(*TINY, "episodes=6", f"run_dir={tmp_path / 'a'}"))
+    six = tree_search.train(compose(*TINY, "episodes=6", f"run_dir={tmp_path / 'b'}"))
     assert longer["returns"][:4] == first["returns"] and longer["returns"] == six["returns"]
 
 
@@ -94,10 +94,10 @@ def test_more_episodes_continue_a_finished_run(tmp_path):
 ])
 def test_a_changed_config_is_refused_on_resume(tmp_path, override, change):
     request_stop_at(1)
-    tree_search.plan(compose(*TINY, f"run_dir={tmp_path}"))
+    tree_search.train(compose(*TINY, f"run_dir={tmp_path}"))
     before = (tmp_path / "config.yaml").read_text()
     with pytest.raises(ResumeRefused, match=change.replace("(", r"\(").replace(")", r"\)")):
-        tree_search.plan(compose(*TINY, override, f"run_dir={tmp_path}"))
+        tree_search.train(compose(*TINY, override, f"run_dir={tmp_path}"))
     assert (tmp_path / "config.yaml").read_text() == before and not (tmp_path / "run.lock").exists()
 
 

@@ -63,19 +63,19 @@ def test_every_preset_composes(preset):
 def test_dchain_default_reproduces_the_ments_failure(tmp_path, caplog):
     # the preset is D = 10, R_f = 0.5 at tau = 1: MENTS walks the chain (0.5), DENTS goes down (0.9, optimal)
     with caplog.at_level("INFO", logger="torchrl_reg.recipes"):
-        out = tree_search.plan(compose(f"run_dir={tmp_path / 'ments'}", "logger.progress_bar=false"))
+        out = tree_search.train(compose(f"run_dir={tmp_path / 'ments'}", "logger.progress_bar=false"))
     assert out["returns"] == [0.5] and out["success_rate"] == 0.0
     # the episode is logged (Hydra copies the log to tree_search.log) and drawn
     assert "episode 0: return 0.5 in 10 moves" in caplog.text
     assert (tmp_path / "ments" / "returns.png").stat().st_size > 0
-    out = tree_search.plan(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
+    out = tree_search.train(compose(f"run_dir={tmp_path / 'dents'}", "planner.algorithm=dents"))
     assert out["returns"] == [0.9] and out["success_rate"] == 1.0
     assert json.loads((tmp_path / "dents" / "metrics.json").read_text())["returns"] == [0.9]
 
 
 @pytest.mark.parametrize("preset", ["frozenlake", "atari"])
 def test_smoke(preset, tmp_path):
-    out = tree_search.plan(compose(f"tree_search_preset={preset}", f"run_dir={tmp_path}", "task.max_steps=3", "planner.simulations=5", "evaluator.rollout_steps=5"))
+    out = tree_search.train(compose(f"tree_search_preset={preset}", f"run_dir={tmp_path}", "task.max_steps=3", "planner.simulations=5", "evaluator.rollout_steps=5"))
     assert out["lengths"][0] <= 3
     assert (tmp_path / "config.yaml").is_file()
 
@@ -83,7 +83,7 @@ def test_smoke(preset, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["ments", "dents", "greedy"])
 def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
-    out = tree_search.plan(
+    out = tree_search.train(
         compose(
             "tree_search_preset=minatar",
             f"evaluator.checkpoint={mdqn_checkpoint}",
@@ -133,7 +133,7 @@ def test_checkpoint_with_another_action_space_is_refused(mdqn_checkpoint, tmp_pa
     run_dir = tmp_path / "run"
     cfg = compose("tree_search_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={run_dir}")
     with pytest.raises(ValueError, match=r"(?s)does not fit a minatar_conv Q network with 6 actions on observations \(4, 10, 10\) \(the MinAtar 'breakout' simulator's\).*head.bias: copying a param with shape torch.Size\(\[5\]\)"):
-        tree_search.plan(cfg)
+        tree_search.train(cfg)
     assert not run_dir.exists()
 
 
@@ -141,7 +141,7 @@ def test_checkpoint_with_another_action_space_is_refused(mdqn_checkpoint, tmp_pa
 def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
     bad = _checkpoint_with(tmp_path, mdqn_checkpoint, game="Asterix")
     with pytest.raises(ValueError, match="trained on minatar 'Asterix', the task is MinAtar 'breakout'"):
-        tree_search.plan(compose("tree_search_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={tmp_path / 'run'}"))
+        tree_search.train(compose("tree_search_preset=minatar", f"evaluator.checkpoint={bad}", f"run_dir={tmp_path / 'run'}"))
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
 def test_bad_input_is_refused_before_anything_is_written(override, match, tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(ValueError, match=match):
-        tree_search.plan(compose(override, f"run_dir={run_dir}"))
+        tree_search.train(compose(override, f"run_dir={run_dir}"))
     assert not run_dir.exists()
 
 

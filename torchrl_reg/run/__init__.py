@@ -20,7 +20,8 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   returning the final metrics, and ``main()``, its ``@hydra.main`` on ``conf/<name>.yaml``; both come
   from :func:`torchrl_reg.loops.recipe_entry` (its ``validate``, then its family's loop).
 * Its config schema is a dataclass inheriting its family's schema (:class:`~torchrl_reg.configs.ValueBasedConfig` or
-  :class:`~torchrl_reg.configs.ActorCriticConfig`, both :class:`~torchrl_reg.configs.RecipeConfig`), registered with
+  :class:`~torchrl_reg.configs.ActorCriticConfig`, both :class:`~torchrl_reg.configs.RecipeConfig`; the planning recipe
+  ``recipes/tree_search.py``, which trains nothing, has one of its own with episodes in place of frames), registered with
   :func:`~torchrl_reg.configs.register_schema` and listed first in ``recipes/conf/<name>.yaml``'s defaults; groups
   ``env``, ``loss``, ``collector``, ``buffer``, ``optim``, ``logger`` compose on top of it, so
   unknown keys and ill-typed values are refused by Hydra. ``train`` also accepts a plain dict
