@@ -179,3 +179,15 @@ def test_help_lists_every_preset_and_algorithm():
     presets = sorted(path.stem for path in (CONF / "tree_search_preset").glob("*.yaml"))
     assert f"tree_search_preset: {', '.join(PRESETS)}" in template and sorted(PRESETS) == presets
     assert "planner.algorithm=ments|dents|bts|uct" in template
+
+
+@pytest.mark.slow
+def test_a_run_without_a_q_network_is_refused(mdqn_checkpoint, tmp_path):
+    run_dir = tmp_path / "edited"
+    run_dir.mkdir()
+    save_checkpoint(run_dir / "checkpoint.pt", load_checkpoint(mdqn_checkpoint))
+    # an actor-critic run's config (recipes/sac.py ...) has no network or exploration group
+    (run_dir / "config.yaml").write_text("env:\n  family: minatar\n  name: Breakout\n")
+    with pytest.raises(ValueError, match="has no env, network or exploration group: evaluator.checkpoint must be a recipes/m_dqn.py run's"):
+        tree_search.train(compose("tree_search_preset=minatar", f"evaluator.checkpoint={run_dir / 'checkpoint.pt'}", f"run_dir={tmp_path / 'run'}"))
+    assert not (tmp_path / "run").exists()

@@ -85,16 +85,18 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} is missing: the checkpoint must sit in its m_dqn run directory")
     run_cfg = OmegaConf.load(config_path)
-    env, network = run_cfg.get("env"), run_cfg.get("network")
-    if env is None or network is None:
-        raise ValueError(f"{config_path} has no env or network group: evaluator.checkpoint must be a recipes/m_dqn.py run's")
+    env, network, exploration = (run_cfg.get(group) for group in ("env", "network", "exploration"))
+    if env is None or network is None or exploration is None:
+        raise ValueError(
+            f"{config_path} has no env, network or exploration group: evaluator.checkpoint must be a recipes/m_dqn.py run's"
+        )
     if env.family != "minatar" or env.name.lower().replace("_", "") != game.lower().replace("_", ""):
         raise ValueError(f"evaluator.checkpoint was trained on {env.family} {env.name!r}, the task is MinAtar {game!r}")
     obs_shape, num_actions = tuple(sim.observation().shape), sim.num_actions
     net = q_network(run_cfg, obs_shape, num_actions)
     spec = Categorical(num_actions)
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
-    policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, run_cfg.exploration))
+    policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, exploration))
     state = load_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only
     try:
         policy.load_state_dict(state)
