@@ -55,12 +55,13 @@ class BatchedTree:
 
     Node ``0`` is each tree's root; tree ``b`` holds nodes ``0 .. size[b] - 1`` in the order they
     were added (the numbering of :class:`~torchrl_reg.planning.tree.SearchTree`). Slots from
-    ``size[b]`` on are free; the last slot ``N - 1`` is a scratch node that trees which have
-    already stopped write to, so updates need no masks. A search of ``n`` simulations adds at most
-    one node per simulation: ``N = n + 2``.
+    ``size[b]`` on are free; the last slot ``N - 1`` is a scratch node (marked terminal) that
+    trees which have already stopped read and write, so updates need no masks. A search of ``n``
+    simulations adds at most one node per simulation: ``N = n + 2``.
 
     Node tensors ``[B, N]``: ``value`` (the backup's value: soft, Bellman, or mean return; a new
-    node's evaluation), ``bellman`` (``max`` of ``q_bellman`` over tried actions), ``entropy``
+    node's evaluation), ``bellman`` (``max`` of ``q_bellman`` over tried actions; it and
+    ``q_bellman`` are kept only by a Bellman backup or a ``"bellman_value"`` recommendation), ``entropy``
     (DENTS's subtree entropy ``H_V``, 0 for the other backups), ``leaf_value`` (the evaluation when
     the node was added, 0 for terminal nodes), ``total`` (``sum_a N(s, a)``, int64), ``terminal``
     (bool). ``size`` ``[B]`` (int64).
@@ -112,6 +113,50 @@ class BatchedTree:
         return {f.name: getattr(self, f.name)[b, :n] for f in fields(self) if f.name != "size"}
 
 
+class _Work:
+    """Flat views of a :class:`BatchedTree` and the index tensors one search reuses at every step.
+
+    Nodes are addressed by flat ids ``b N + i`` into ``[B N]`` views and edges by ``(b N + i) A + a``
+    into ``[B N A]`` views, so every read or write of one node or edge per tree is a single
+    ``take``/``index_select``/``index_put_`` without row indices. ``next`` holds each edge's child as
+    a flat id, the tree's scratch node for an untried edge: the scratch nodes are marked terminal,
+    so a descent stops at an untried edge by the same test that stops it at a terminal node.
+    """
+
+    def __init__(self, tree: BatchedTree, count_table: torch.Tensor, search_values: torch.Tensor):
+        batch, slots, k = tree.q.shape
+        device = tree.q.device
+        self.num_actions = k
+        self.offsets = torch.arange(batch, device=device) * slots  # the roots' flat ids
+        self.scratch = self.offsets + slots - 1
+        self.scratch_edge = self.scratch * k
+        self.everyone = torch.ones(batch, dtype=torch.bool, device=device)
+        self.next = self.scratch.repeat_interleave(slots * k)
+        tree.terminal[:, -1] = True
+        self.counts = count_table
+        self.node = {name: getattr(tree, name).view(-1) for name in ("value", "bellman", "entropy", "leaf_value", "total", "terminal")}
+        self.edge = {name: getattr(tree, name).view(-1) for name in ("visits", "reward_sum", "q", "q_bellman", "entropy_q", "child")}
+        self.rows = {name: getattr(tree, name).view(-1, k) for name in ("visits", "q", "q_bellman", "entropy_q")}
+        self.search_values = search_values.view(-1, k)
+
+
+@dataclass
+class _Path:
+    """The levels of one simulation's B paths, ``[L, B]`` each: the node and edge (flat ids, the
+    scratch node and edge where a tree's path has ended), the edge's child after the expansion,
+    the reward, whether the tree was still in its tree at that level, and the edge's visit count
+    and mean reward after this simulation."""
+
+    node: torch.Tensor
+    edge: torch.Tensor
+    child: torch.Tensor
+    reward: torch.Tensor
+    active: torch.Tensor
+    visits: torch.Tensor
+    mean_reward: torch.Tensor
+    ret: torch.Tensor | None = None  # the mean backup's return below the level being backed up
+
+
 class SoftmaxBackup:
     """MENTS's backup ([MENTS] Sec. 4): ``Q_sft(s, a) = mean r + gamma V_sft(s')``, ``V_sft(s) = tau logsumexp(Q_sft(s, .) / tau)``.
 
@@ -126,19 +171,23 @@ class SoftmaxBackup:
     def search_values(self, tree: BatchedTree) -> torch.Tensor:
         return tree.q
 
-    def update(self, tree: BatchedTree, at: tuple, step: _Step, policy: Policy) -> None:
-        rows, node, action = at
-        tree.q[at] = step.mean_reward + step.gamma * tree.value[rows, step.child]
-        tree.value[rows, node] = self.tau * torch.logsumexp(tree.q[rows, node] / self.tau, dim=-1)
+    def update(self, w: _Work, path: _Path, level: int, gamma: float, policy: Policy, bellman_rows: torch.Tensor | None) -> None:
+        node, edge = path.node[level], path.edge[level]
+        q = torch.add(path.mean_reward[level], w.node["value"].take(path.child[level]), alpha=gamma)
+        w.edge["q"].index_put_((edge,), q)
+        w.node["value"].index_put_((node,), self.tau * torch.logsumexp(w.rows["q"].index_select(0, node) / self.tau, dim=-1))
+
+    def finish(self, tree: BatchedTree) -> None:
+        """Nothing left: the soft values are kept up to date (the descent reads them)."""
 
 
 class BellmanBackup:
     """The Bellman (max) backup of BTS and DENTS ([DENTS] Sec. 4); ``entropy=True`` adds DENTS's entropy backup.
 
-    The Bellman values themselves are kept by the search for every backup (a recommendation may
-    read them); this backup makes them the node values. DENTS's entropy backup:
-    ``H_Q(s, a) = H_V(s')`` and ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)`` with ``pi`` the
-    tree policy's distribution at ``s`` after the update.
+    The Bellman values are the node values (copied into ``value`` when the search ends).
+    DENTS's entropy backup: ``H_Q(s, a) = H_V(s')`` and
+    ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)`` with ``pi`` the tree policy's distribution at
+    ``s`` after the update.
     """
 
     def __init__(self, *, entropy: bool = False):
@@ -147,22 +196,27 @@ class BellmanBackup:
     def search_values(self, tree: BatchedTree) -> torch.Tensor:
         return tree.q_bellman
 
-    def update(self, tree: BatchedTree, at: tuple, step: _Step, policy: Policy) -> None:
-        rows, node, _ = at
-        tree.value[rows, node] = tree.bellman[rows, node]
-        if self.entropy:
-            tree.entropy_q[at] = tree.entropy[rows, step.child]
-            h_q = tree.entropy_q[rows, node]
-            probs = policy.probs_rows(tree.q_bellman[rows, node], h_q, tree.total[rows, node])
-            plogp = torch.where(probs > 0, probs * torch.log(probs), 0.0)
-            tree.entropy[rows, node] = (probs * h_q - plogp).sum(-1)
+    def update(self, w: _Work, path: _Path, level: int, gamma: float, policy: Policy, bellman_rows: torch.Tensor | None) -> None:
+        if not self.entropy:
+            return
+        node, edge = path.node[level], path.edge[level]
+        w.edge["entropy_q"].index_put_((edge,), w.node["entropy"].take(path.child[level]))
+        h_q = w.rows["entropy_q"].index_select(0, node)
+        total = w.node["total"].take(node)
+        probs = policy.probs_rows(bellman_rows, h_q, total, w.counts.index_select(0, total))
+        plogp = torch.where(probs > 0, probs * torch.log(probs), 0.0)
+        w.node["entropy"].index_put_((node,), (probs * h_q - plogp).sum(-1))
+
+    def finish(self, tree: BatchedTree) -> None:
+        tree.value.copy_(tree.bellman)
 
 
 class MeanBackup:
     """UCT's backup ([UCT]): ``Q(s, a)`` is the mean of the returns that went through ``(s, a)``.
 
     The first return replaces the initial value instead of being averaged with it. A node's value
-    is the mean of all returns through it, ``sum_a N(s, a) Q(s, a) / N(s)``.
+    is the mean of all returns through it, ``sum_a N(s, a) Q(s, a) / N(s)`` (computed when the
+    search ends: the descent does not read it).
     """
 
     entropy = False
@@ -170,24 +224,16 @@ class MeanBackup:
     def search_values(self, tree: BatchedTree) -> torch.Tensor:
         return tree.q
 
-    def update(self, tree: BatchedTree, at: tuple, step: _Step, policy: Policy) -> None:
-        rows, node, _ = at
-        q = tree.q[at]
-        n = step.visits.to(q.dtype)
-        tree.q[at] = torch.where(step.visits == 1, step.ret, q + (step.ret - q) / n)
-        tree.value[rows, node] = (tree.visits[rows, node].to(q.dtype) * tree.q[rows, node]).sum(-1) / step.total.to(q.dtype)
+    def update(self, w: _Work, path: _Path, level: int, gamma: float, policy: Policy, bellman_rows: torch.Tensor | None) -> None:
+        edge, visits = path.edge[level], path.visits[level]
+        ret = path.ret = torch.where(path.active[level], torch.add(path.reward[level], path.ret, alpha=gamma), path.ret)
+        q = w.edge["q"].take(edge)
+        w.edge["q"].index_put_((edge,), torch.where(visits == 1, ret, q + (ret - q) / visits.to(q.dtype)))
 
-
-@dataclass
-class _Step:
-    """What a backup reads at one level of the backed-up paths (each ``[B]``)."""
-
-    child: torch.Tensor
-    visits: torch.Tensor
-    total: torch.Tensor
-    mean_reward: torch.Tensor
-    ret: torch.Tensor
-    gamma: float
+    def finish(self, tree: BatchedTree) -> None:
+        total = tree.total.to(tree.q.dtype)
+        mean = (tree.visits.to(tree.q.dtype) * tree.q).sum(-1) / total.clamp_min(1.0)
+        tree.value.copy_(torch.where(tree.total > 0, mean, tree.value))
 
 
 Backup = SoftmaxBackup | BellmanBackup | MeanBackup
@@ -254,107 +300,136 @@ class BatchedTreeSearch:
         self.q_init = float(q_init)
         self.uniform = uniform if uniform is not None else _uniforms(seed, dtype, self.device)
         self.tree: BatchedTree | None = None
+        # Bellman values cost a row max per level: kept only when searched on or recommended from
+        self._track_bellman = isinstance(backup, BellmanBackup) or recommend == "bellman_value"
+        self._reads_visits = isinstance(policy, UCB1Score)
+        self._reads_entropy = isinstance(policy, DENTSScore)
 
     def search(self, root: torch.Tensor, num_simulations: int) -> torch.Tensor:
         """Run ``num_simulations`` simulations in each of the B trees rooted at ``root`` ``[B, *S]``; the recommended actions ``[B]``."""
         num_simulations = check_count("num_simulations", num_simulations)
-        batch = root.shape[0]
-        tree = BatchedTree.empty(batch, num_simulations + 2, self.simulator.num_actions, dtype=self.dtype, device=self.device)
+        batch, k = root.shape[0], self.simulator.num_actions
+        tree = BatchedTree.empty(batch, num_simulations + 2, k, dtype=self.dtype, device=self.device)
         self.tree = tree
-        rows = torch.arange(batch, device=self.device)
-        everyone = torch.ones(batch, dtype=torch.bool, device=self.device)
-        self._add_nodes(tree, rows, root, everyone, ~everyone)
+        table = self.policy.count_table(k, num_simulations + 1, dtype=self.dtype, device=self.device)
+        w = _Work(tree, table, self.backup.search_values(tree))
+        # the root: slot 0 of every tree (a root "edge" is not needed: nothing points at the root)
+        self._add_nodes(w, root, w.everyone, ~w.everyone)
         for _ in range(num_simulations):
-            self._simulate(tree, rows, root)
+            self._simulate(w, root)
+        self.backup.finish(tree)
         return self.recommended_action()
 
-    def _add_nodes(self, tree: BatchedTree, rows: torch.Tensor, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """Write new nodes at slot ``size`` of the trees in ``added`` (the others' free slot gets overwritten later)."""
+    def _add_nodes(self, w: _Work, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """Write new nodes at slot ``size`` of the trees in ``added`` (the others write to their scratch node); their flat ids."""
+        tree = self.tree
         evaluate = added & ~done
-        value = torch.zeros(rows.shape, dtype=self.dtype, device=self.device)
-        q_init: torch.Tensor | float = self.q_init
+        value = torch.zeros(added.shape, dtype=self.dtype, device=self.device)
+        q_init: torch.Tensor | None = None
         if bool(evaluate.any()):
             value, given = self.evaluator(self.simulator, state, self.gamma)
-            _check_finite("the leaf evaluation", value, evaluate)
+            if not bool(torch.isfinite(value).all()):
+                _check_finite("the leaf evaluation", value, evaluate)
             value = torch.where(evaluate, value.to(self.dtype), 0.0)
             if given is not None:
-                _check_finite("the evaluator's initial action values", given, evaluate.unsqueeze(-1))
+                if not bool(torch.isfinite(given).all()):
+                    _check_finite("the evaluator's initial action values", given, evaluate.unsqueeze(-1))
                 q_init = torch.where(evaluate.unsqueeze(-1), given.to(self.dtype), self.q_init)
-        slot = tree.size.clone()
-        for stat in (tree.value, tree.bellman, tree.leaf_value):
-            stat[rows, slot] = value
-        tree.terminal[rows, slot] = done
-        tree.q[rows, slot] = q_init if isinstance(q_init, torch.Tensor) else torch.full_like(tree.q[rows, slot], q_init)
-        tree.q_bellman[rows, slot] = tree.q[rows, slot]
+        slot = torch.where(added, w.offsets + tree.size, w.scratch)
+        for name in ("value", "bellman", "leaf_value"):
+            w.node[name].index_put_((slot,), value)
+        # the scratch nodes stay terminal
+        w.node["terminal"].index_put_((slot,), torch.where(added, done, True))
+        for name in ("q", "q_bellman") if self._track_bellman else ("q",):
+            if q_init is None:
+                w.rows[name].index_fill_(0, slot, self.q_init)
+            else:
+                w.rows[name].index_copy_(0, slot, q_init)
         tree.size += added
         return slot
 
-    def _simulate(self, tree: BatchedTree, rows: torch.Tensor, root: torch.Tensor) -> None:
-        sim, policy, gamma = self.simulator, self.policy, self.gamma
-        batch = rows.shape[0]
-        scratch = tree.value.shape[1] - 1
-        values = self.backup.search_values(tree)
-        node = torch.zeros(batch, dtype=torch.long, device=self.device)
-        state = root
-        active = torch.ones(batch, dtype=torch.bool, device=self.device)
-        expand = torch.zeros_like(active)
-        leaf_done = torch.zeros_like(active)
-        nonfinite = torch.zeros_like(active)
-        leaf_state = root
-        # the edge each tree leaves its tree by (the scratch node for a tree that ends in a terminal node it has)
-        leaf_node = torch.full_like(node, scratch)
-        leaf_action = torch.zeros_like(node)
-        end = torch.zeros_like(node)  # the node each path ends in
-        path: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        # descend: one tree-policy draw and one model step per level for all trees still inside their tree
+    def _select(self, w: _Work, node: torch.Tensor) -> torch.Tensor:
+        """The tree policy's action at flat nodes ``node`` ``[B]``, reading only the statistics it needs."""
+        total = w.node["total"].take(node)
+        return self.policy.select_rows(
+            w.search_values.index_select(0, node),
+            w.rows["visits"].index_select(0, node) if self._reads_visits else None,
+            w.rows["entropy_q"].index_select(0, node) if self._reads_entropy else None,
+            total,
+            self.uniform(node.shape[0]),
+            w.counts.index_select(0, total),
+        )
+
+    def _simulate(self, w: _Work, root: torch.Tensor) -> None:
+        sim, k = self.simulator, w.num_actions
+        node, state, active = w.offsets, root, w.everyone
+        nodes, edges, rewards, actives, states, dones = [], [], [], [], [], []
+        # descend: one tree-policy draw and one model step per level for all B trees. A tree that has
+        # left its tree keeps stepping through its scratch node (or the terminal node it stopped at):
+        # those levels are masked out of the backup, so the loop needs no per-tree branching.
         while True:
-            action = policy.select_rows(
-                values[rows, node], tree.visits[rows, node], tree.entropy_q[rows, node], tree.total[rows, node], self.uniform(batch)
-            )
-            state_next, reward, done = sim.step(state, action)
-            nonfinite |= active & ~torch.isfinite(reward)
-            path.append((node, action, reward, active))
-            child = tree.child[rows, node, action]
-            new = active & (child < 0)
-            expand |= new
-            leaf_done = torch.where(new, done, leaf_done)
-            leaf_node = torch.where(new, node, leaf_node)
-            leaf_action = torch.where(new, action, leaf_action)
-            leaf_state = torch.where(_rows_like(new, state_next), state_next, leaf_state)
-            known = child.clamp_min(0)
-            stop = active & (new | tree.terminal[rows, known])
-            end = torch.where(stop, known, end)
-            active = active & ~stop
+            action = self._select(w, node)
+            state, reward, done = sim.step(state, action)
+            edge = torch.add(action, node, alpha=k)
+            nodes.append(node)
+            edges.append(edge)
+            rewards.append(reward)
+            actives.append(active)
+            states.append(state)
+            dones.append(done)
+            node = w.next.take(edge)
+            active = active & ~w.node["terminal"].take(node)
             if not bool(active.any()):
                 break
-            node = torch.where(active, child, scratch)
-            state = state_next
-        if bool(nonfinite.any()):
-            bad = nonfinite.nonzero()[0, 0].item()
-            raise ValueError(f"the simulator returned a non-finite reward in tree {bad}; a tree search needs finite rewards")
-        slot = self._add_nodes(tree, rows, leaf_state, expand, leaf_done)
-        tree.child[rows, leaf_node, leaf_action] = torch.where(expand, slot, -1)
-        self._backup(tree, rows, path, torch.where(expand, slot, end))
+        active = torch.stack(actives)
+        reward = torch.stack(rewards)
+        if not bool(torch.isfinite(reward).all()):
+            bad = (active & ~torch.isfinite(reward)).any(0)
+            if bool(bad.any()):
+                raise ValueError(f"the simulator returned a non-finite reward in tree {int(bad.nonzero()[0, 0])}; a tree search needs finite rewards")
+        # each path's last level: where its tree stopped (active levels are a prefix of the levels)
+        last = (active.sum(0) - 1).unsqueeze(0)
+        edge = torch.stack(edges)
+        leaf_edge = edge.gather(0, last).squeeze(0)
+        expand = w.next.take(leaf_edge) == w.scratch
+        leaf_state = torch.stack(states).gather(0, _rows_like(last, state).expand((1,) + state.shape)).squeeze(0)
+        slot = self._add_nodes(w, leaf_state, expand, torch.stack(dones).gather(0, last).squeeze(0))
+        # the trees that stopped at a terminal node they had write their new "child" to their scratch edge
+        leaf_edge = torch.where(expand, leaf_edge, w.scratch_edge)
+        w.next.index_put_((leaf_edge,), slot)
+        w.edge["child"].index_put_((leaf_edge,), slot - w.offsets)
+        self._backup(w, torch.stack(nodes), edge, reward, active)
 
-    def _backup(self, tree: BatchedTree, rows: torch.Tensor, path: list, end: torch.Tensor) -> None:
-        gamma, backup, policy = self.gamma, self.backup, self.policy
-        # the return the mean backup averages starts at the evaluation of the node each path ended in
-        ret = tree.leaf_value[rows, end]
-        for node, action, reward, active in reversed(path):
-            at = (rows, node, action)
-            child = tree.child[at].clamp_min(0)
-            ret = torch.where(active, reward + gamma * ret, ret)
-            total = tree.total[rows, node] + 1
-            tree.total[rows, node] = total
-            visits = tree.visits[at] + 1
-            tree.visits[at] = visits
-            reward_sum = tree.reward_sum[at] + reward
-            tree.reward_sum[at] = reward_sum
-            mean_reward = reward_sum / visits.to(reward_sum.dtype)
-            tree.q_bellman[at] = mean_reward + gamma * tree.bellman[rows, child]
-            tried = tree.visits[rows, node] > 0
-            tree.bellman[rows, node] = torch.where(tried, tree.q_bellman[rows, node], -math.inf).amax(-1)
-            backup.update(tree, at, _Step(child, visits, total, mean_reward, ret, gamma), policy)
+    def _backup(self, w: _Work, node: torch.Tensor, edge: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
+        """Back up the ``[L, B]`` paths: visit counts and reward sums of all levels at once, then the values level by level upwards."""
+        gamma, backup = self.gamma, self.backup
+        edge = torch.where(active, edge, w.scratch_edge)
+        node = torch.where(active, node, w.scratch)
+        child = w.next.take(edge)
+        # a path visits a node at most once: only the scratch entries collide (the counts add 0 there, so
+        # the scratch node's count stays inside the policy's count table; its other statistics are garbage)
+        ones = active.view(-1).long()
+        w.node["total"].index_put_((node.view(-1),), ones, accumulate=True)
+        w.edge["visits"].index_put_((edge.view(-1),), ones, accumulate=True)
+        w.edge["reward_sum"].index_put_((edge.view(-1),), reward.view(-1), accumulate=True)
+        visits = w.edge["visits"].take(edge)
+        path = _Path(node, edge, child, reward, active, visits, w.edge["reward_sum"].take(edge) / visits.to(reward.dtype))
+        if isinstance(backup, MeanBackup):
+            # the return starts at the evaluation of the node each path ended in
+            last = (active.sum(0) - 1).unsqueeze(0)
+            path.ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
+        for level in reversed(range(node.shape[0])):
+            bellman_rows = self._back_up_bellman(w, path, level) if self._track_bellman else None
+            backup.update(w, path, level, gamma, self.policy, bellman_rows)
+
+    def _back_up_bellman(self, w: _Work, path: _Path, level: int) -> torch.Tensor:
+        """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
+        node, edge = path.node[level], path.edge[level]
+        w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.node["bellman"].take(path.child[level]), alpha=self.gamma))
+        rows = w.rows["q_bellman"].index_select(0, node)
+        tried = w.rows["visits"].index_select(0, node) > 0
+        w.node["bellman"].index_put_((node,), torch.where(tried, rows, -math.inf).amax(-1))
+        return rows
 
     # -- recommendations ----------------------------------------------------------------------
     def root_values(self, kind: str | None = None) -> torch.Tensor:
@@ -363,6 +438,10 @@ class BatchedTreeSearch:
         if kind not in RECOMMENDATIONS:
             raise ValueError(f"recommend must be one of {RECOMMENDATIONS}, got {kind!r}")
         tree = self._require_tree()
+        if kind == "bellman_value" and not self._track_bellman:
+            raise ValueError(
+                f"this {type(self.backup).__name__} search kept no Bellman values; build it with recommend='bellman_value'"
+            )
         visits = tree.visits[:, 0]
         if kind == "most_visited":
             return visits.to(self.dtype)

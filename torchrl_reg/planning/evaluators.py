@@ -152,20 +152,17 @@ class TensorRandomRollout:
 
     def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, None]:
         batch, k = state.shape[0], sim.num_actions
-        total: torch.Tensor | None = None
+        total = torch.zeros(batch, dtype=torch.float64, device=state.device)
         alive = torch.ones(batch, dtype=torch.bool, device=state.device)
         discount = 1.0
         for _ in range(self.max_steps):
             action = (self._draw(batch, state.device) * k).long().clamp_max(k - 1)
             state, reward, done = sim.step(state, action)
-            step = torch.where(alive, discount * reward, 0.0)
-            total = step if total is None else total + step
+            total = torch.add(total, torch.where(alive, reward, 0.0), alpha=discount)
             discount *= gamma
             alive = alive & ~done
             if not bool(alive.any()):
                 break
-        if total is None:
-            return torch.zeros(batch, dtype=torch.float64, device=state.device), None
         return total, None
 
 

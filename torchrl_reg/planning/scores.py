@@ -32,6 +32,7 @@ from torchrl_reg.validation import check_nonnegative, check_positive
 
 __all__ = [
     "exploration_weight",
+    "mixture_weights",
     "sample_rows",
     "mixed_boltzmann_probs",
     "E2WScore",
@@ -54,20 +55,33 @@ def exploration_weight(eps: float, num_actions: int, n_total: float) -> float:
     return min(1.0, eps * num_actions / log_n)
 
 
+def mixture_weights(n_total: torch.Tensor, num_actions: int, eps: float) -> torch.Tensor:
+    """``(1 - lambda_s, lambda_s / |A|)`` ``[..., 2]`` for node visit counts ``n_total``, lambda as in E2W.
+
+    Evaluated once on ``0 .. n`` this is a lookup table: the batched search gathers one row per
+    node instead of recomputing the logarithm at every node of every level.
+    """
+    k = num_actions
+    log_n = torch.log1p(n_total)
+    lam = torch.where(log_n > 0, (eps * k / log_n.clamp_min(1e-300)).clamp(max=1.0), torch.ones_like(log_n))
+    if eps == 0.0:
+        lam = torch.zeros_like(log_n)
+    return torch.stack((1.0 - lam, lam / k), -1)
+
+
+def _mix(values: torch.Tensor, temperature: float, weights: torch.Tensor) -> torch.Tensor:
+    """``weights[..., 0] softmax(values / temperature) + weights[..., 1]`` (``weights`` from :func:`mixture_weights`)."""
+    return weights[..., 0:1] * torch.softmax(values / temperature, dim=-1) + weights[..., 1:2]
+
+
 def mixed_boltzmann_probs(values: torch.Tensor, n_total: torch.Tensor, temperature: float, eps: float) -> torch.Tensor:
     """``(1 - lambda) softmax(values / temperature) + lambda / |A|`` over the last dim, lambda as in E2W.
 
     The common form of the E2W ([MENTS] Sec. 3) and Boltzmann ([DENTS] Sec. 4) search policies.
     ``n_total`` (the node's visit count) broadcasts against ``values[..., 0]``.
     """
-    k = values.shape[-1]
     n_total = torch.as_tensor(n_total, dtype=values.dtype).expand(values.shape[:-1])
-    log_n = torch.log1p(n_total)
-    lam = torch.where(log_n > 0, (eps * k / log_n.clamp_min(1e-300)).clamp(max=1.0), torch.ones_like(log_n))
-    if eps == 0.0:
-        lam = torch.zeros_like(log_n)
-    soft = torch.softmax(values / temperature, dim=-1)
-    return (1.0 - lam).unsqueeze(-1) * soft + (lam / k).unsqueeze(-1)
+    return _mix(values, temperature, mixture_weights(n_total, values.shape[-1], eps))
 
 
 def sample_rows(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -159,13 +173,27 @@ class E2WScore(_Score):
     def select(self, q: Sequence[float], n: Sequence[float], n_total: float, u: float) -> int:
         return _sample_mixed_boltzmann(q, n_total, self.tau, self.eps, u)
 
-    def probs_rows(self, q: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor) -> torch.Tensor:
-        """The distribution for a batch of nodes: ``q`` ``[R, A]``, ``n_total`` ``[R]`` (``h`` unused)."""
-        return mixed_boltzmann_probs(q, n_total, self.tau, self.eps)
+    def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """What the policy computes from a node's visit count, for counts ``0 .. max_total``: ``[max_total + 1, 2]``.
 
-    def select_rows(self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        The batched search gathers row ``N(s)`` of it per node and passes it as ``counts``.
+        """
+        return mixture_weights(torch.arange(max_total + 1, dtype=dtype, device=device), num_actions, self.eps)
+
+    def probs_rows(self, q: torch.Tensor, h: torch.Tensor | None, n_total: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """The distribution for a batch of nodes: ``q`` ``[R, A]``, ``n_total`` ``[R]`` (``h`` unused).
+
+        ``counts``: rows ``n_total`` of :meth:`count_table`, to skip recomputing them.
+        """
+        if counts is None:
+            return mixed_boltzmann_probs(q, n_total, self.tau, self.eps)
+        return _mix(q, self.tau, counts)
+
+    def select_rows(
+        self, q: torch.Tensor, n: torch.Tensor | None, h: torch.Tensor | None, n_total: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One action per node of a batch (the batched search's hot path), drawn with uniforms ``u`` ``[R]``."""
-        return sample_rows(self.probs_rows(q, h, n_total), u)
+        return sample_rows(self.probs_rows(q, h, n_total, counts), u)
 
 
 class BoltzmannScore(E2WScore):
@@ -234,14 +262,28 @@ class DENTSScore(_Score):
     def select(self, q: Sequence[float], h: Sequence[float], n_total: float, u: float) -> int:
         return _sample_mixed_boltzmann(self._values(q, h, n_total), n_total, self.alpha, self.eps, u)
 
-    def probs_rows(self, q: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor) -> torch.Tensor:
-        """The distribution over ``q + beta(N(s)) h`` for a batch of nodes (``[R, A]``, ``n_total`` ``[R]``)."""
-        values = q + (self.beta_0 / torch.sqrt(1.0 + n_total.to(q.dtype))).unsqueeze(-1) * h
-        return mixed_boltzmann_probs(values, n_total, self.alpha, self.eps)
+    def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``(1 - lambda, lambda / |A|, beta)`` for visit counts ``0 .. max_total``: ``[max_total + 1, 3]``."""
+        return self._counts(torch.arange(max_total + 1, dtype=dtype, device=device), num_actions)
 
-    def select_rows(self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def _counts(self, n_total: torch.Tensor, num_actions: int) -> torch.Tensor:
+        beta = self.beta_0 / torch.sqrt(1.0 + n_total)
+        return torch.cat((mixture_weights(n_total, num_actions, self.eps), beta.unsqueeze(-1)), -1)
+
+    def probs_rows(self, q: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """The distribution over ``q + beta(N(s)) h`` for a batch of nodes (``[R, A]``, ``n_total`` ``[R]``).
+
+        ``counts``: rows ``n_total`` of :meth:`count_table`, to skip recomputing them.
+        """
+        if counts is None:
+            counts = self._counts(n_total.to(q.dtype), q.shape[-1])
+        return _mix(q + counts[..., 2:3] * h, self.alpha, counts[..., :2])
+
+    def select_rows(
+        self, q: torch.Tensor, n: torch.Tensor | None, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One action per node of a batch, drawn with uniforms ``u`` ``[R]``."""
-        return sample_rows(self.probs_rows(q, h, n_total), u)
+        return sample_rows(self.probs_rows(q, h, n_total, counts), u)
 
 
 class UCB1Score(_Score):
@@ -285,15 +327,27 @@ class UCB1Score(_Score):
                 best, best_score = a, score
         return best
 
-    def select_rows(self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """:meth:`select` for a batch of nodes: a uniform draw (``u``) among unvisited actions, else the argmax."""
+    def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``log N(s)`` (0 for ``N(s) <= 1``) for visit counts ``0 .. max_total``: ``[max_total + 1, 1]``."""
+        return self._counts(torch.arange(max_total + 1, dtype=dtype, device=device))
+
+    @staticmethod
+    def _counts(n_total: torch.Tensor) -> torch.Tensor:
+        return torch.where(n_total > 1, torch.log(n_total.clamp_min(1.0)), torch.zeros_like(n_total)).unsqueeze(-1)
+
+    def select_rows(
+        self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor | None, n_total: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """:meth:`select` for a batch of nodes: a uniform draw (``u``) among unvisited actions, else the argmax.
+
+        ``counts``: rows ``n_total`` of :meth:`count_table`, to skip recomputing them.
+        """
         unvisited = n == 0
         count = unvisited.sum(-1)
         # the floor(u * count)-th unvisited action: the first whose running count of unvisited ones exceeds it
         pick = (u * count).long().unsqueeze(-1)
         first_unvisited = (unvisited & (unvisited.cumsum(-1) > pick)).to(torch.int8).argmax(-1)
-        n_total = n_total.to(q.dtype)
-        log_n = torch.where(n_total > 1, torch.log(n_total.clamp_min(1.0)), torch.zeros_like(n_total)).unsqueeze(-1)
+        log_n = self._counts(n_total.to(q.dtype)) if counts is None else counts
         index = q + self.c * torch.sqrt(log_n / n.to(q.dtype).clamp_min(1.0))
         # torch.argmax returns the first maximal index, the tie rule of :meth:`select`
         return torch.where(count > 0, first_unvisited, index.argmax(-1))

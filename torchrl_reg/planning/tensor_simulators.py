@@ -102,6 +102,10 @@ class TensorSyntheticTree:
         leaf = torch.zeros_like(self.edge_reward)
         leaf[:, self.first_leaf :] = torch.as_tensor(np.stack([t.leaf_value for t in trees]), dtype=dtype, device=self.device)
         self.leaf_value = leaf
+        # what stepping into each node pays (the leaf value is paid on the step into the leaf), flat over
+        # (instance, node): one take per step
+        self.reward_table = (self.edge_reward + leaf).view(-1)
+        self.nodes_per_instance = self.edge_reward.shape[1]
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def root(self, batch_size: int) -> torch.Tensor:
@@ -118,11 +122,12 @@ class TensorSyntheticTree:
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inst, node, level = state.unbind(-1)
         # a finished row (level == depth) stays put: its outputs are ignored by the search
-        leaf = level >= self.depth
-        node = torch.where(leaf, node, node * self.num_actions + action + 1)
-        level = torch.where(leaf, level, level + 1)
+        moving = level < self.depth
+        node = torch.where(moving, torch.add(action + 1, node, alpha=self.num_actions), node)
+        level = level + moving
         done = level >= self.depth
-        reward = self.edge_reward[inst, node] + torch.where(done, self.leaf_value[inst, node], 0.0)
+        where = node if self.instances == 1 else torch.add(node, inst, alpha=self.nodes_per_instance)
+        reward = self.reward_table.take(where)
         if self.noise_std:
             noise = torch.randn(reward.shape, generator=self.generator, dtype=reward.dtype, device=reward.device)
             reward = reward + torch.where(done, self.noise_std * noise, 0.0)
