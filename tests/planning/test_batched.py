@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import random
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -16,12 +17,14 @@ from torchrl_reg.planning import (
     DChain,
     DENTSScore,
     E2WScore,
+    FrozenLakeSimulator,
     MeanBackup,
     QNetworkEvaluator,
     RandomRollout,
     SoftmaxBackup,
     SyntheticTree,
     TensorDChain,
+    TensorFrozenLake,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
     TensorSyntheticTree,
@@ -157,6 +160,43 @@ def test_tensor_simulators_step_like_the_single_state_ones():
             assert (float(reward[0]), bool(done[0])) == chain.step(a)
 
 
+@pytest.mark.parametrize("slippery", [False, True])
+def test_tensor_frozenlake_moves_are_the_simulators_on_every_cell_and_action(slippery):
+    # every cell (holes and goal included) and action, three times each: row i's uniform gives FrozenLakeSimulator's
+    # outcome for the same uniform (it draws only where a move has several outcomes), and outcomes are the env's table P
+    env = gym.make("FrozenLake-v1", map_name="8x8", is_slippery=slippery)
+    one = FrozenLakeSimulator(env)
+    cells, actions = torch.arange(64).repeat_interleave(4).repeat(3), torch.arange(4).repeat(64 * 3)
+    u = torch.rand(cells.shape[0], generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    tensor = TensorFrozenLake(env, uniform=lambda n: u[:n])
+    assert tensor.deterministic is not slippery and tensor.num_actions == 4
+    state, reward, done = tensor.step(cells.unsqueeze(-1), actions)
+    for i, (cell, action) in enumerate(zip(cells.tolist(), actions.tolist())):
+        one.restore((cell, False))
+        one.rng = random.Random()
+        one.rng.random = lambda: float(u[i])
+        expected_reward, expected_done = one.step(action)
+        assert (int(state[i, 0]), float(reward[i]), bool(done[i])) == (one.save()[0], expected_reward, expected_done)
+        assert (int(state[i, 0]), float(reward[i]), bool(done[i])) in {(c, float(r), d) for _, c, r, d in env.unwrapped.P[cell][action]}
+    assert tensor.root(2).tolist() == [[0], [0]]
+
+
+def test_batched_search_on_frozenlake_reproduces_the_single_tree_search_and_refuses_slippery_maps():
+    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=False)
+    old = make_search("ments", FrozenLakeSimulator(env), tau=0.1, eps=0.5, gamma=0.95, seed=5,
+                      evaluator=RandomRollout(max_steps=20, gamma=0.95, seed=7))
+    old.search(80)
+    sim = TensorFrozenLake(env)
+    new = BatchedTreeSearch(sim, policy=E2WScore(tau=0.1, eps=0.5), backup=SoftmaxBackup(tau=0.1), gamma=0.95, uniform=_uniforms(5),
+                            evaluator=TensorRandomRollout(max_steps=20, uniform=_uniforms(7)))
+    new.search(sim.root(1), 80)
+    mine, theirs = new.tree.tree(0), old.tree
+    np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
+    np.testing.assert_allclose(mine["q"].numpy(), theirs.q[: theirs.size], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="BatchedTreeSearch needs deterministic transitions"):
+        make_batched_search("ments", TensorFrozenLake(gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)))
+
+
 def test_parts_that_disagree_are_refused():
     sim = TensorDChain(3, 0.5)
     with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
@@ -218,6 +258,20 @@ def test_network_leaves_reproduce_the_single_tree_search(init):
     np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
     for name in ("q", "value", "leaf_value"):
         np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[: theirs.size], rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_bellman_values_are_refused_when_not_kept():
+    # MENTS and UCT keep Bellman values only when asked to recommend from them (the single-tree search's rule)
+    sim = TensorDChain(3, 0.5)
+    search = make_batched_search("ments", sim, tau=1.0)
+    search.search(sim.root(2), 10)
+    with pytest.raises(ValueError, match="this SoftmaxBackup search kept no Bellman values; build it with recommend='bellman_value'"):
+        search.recommended_action("bellman_value")
+    # a 2-chain tried fully: Q_B(root) = (down pays 1/2, right pays 0 then max(0, 1/4))
+    chain = TensorDChain(2, 0.25)
+    kept = make_batched_search("ments", chain, tau=1.0, eps=1.0, recommend="bellman_value")
+    assert kept.search(chain.root(3), 40).tolist() == [DChain.DOWN] * 3
+    torch.testing.assert_close(kept.root_values(), torch.tensor([[0.5, 0.25]] * 3, dtype=torch.float64), rtol=0, atol=1e-15)
 
 
 def test_make_batched_search_assembles_each_algorithm_and_refuses_foreign_knobs():

@@ -103,3 +103,6 @@ def test_row_selection_matches_the_single_node_draws():
         second = h if isinstance(score, DENTSScore) else visits
         expected = [score.select(q[i].tolist(), second[i].tolist(), float(total[i]), float(u[i])) for i in range(200)]
         assert rows.tolist() == expected, type(score).__name__
+        # the batched search's lookup table of the per-count terms gives the same draws
+        table = score.count_table(4, int(total.max()), dtype=torch.float64, device=torch.device("cpu"))
+        assert score.select_rows(q, visits, h, total, u, table[total]).tolist() == expected, type(score).__name__

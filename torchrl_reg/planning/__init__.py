@@ -25,7 +25,7 @@ from torchrl_reg.planning.simulators import (
     check_simulator,
 )
 from torchrl_reg.planning.tasks import TASKS, make_task
-from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorSimulator, TensorSyntheticTree
+from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator, TensorSyntheticTree
 from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "TensorSyntheticTree",
     "TensorSimulator",
     "TensorDChain",
+    "TensorFrozenLake",
     "TensorRandomRollout",
     "SoftmaxBackup",
     "MeanBackup",

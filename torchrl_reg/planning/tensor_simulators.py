@@ -10,18 +10,21 @@ after the episode ended: the search steps all B rows together and ignores the fi
 * :class:`TensorSyntheticTree` - one or B synthetic trees of Xiao et al. (NeurIPS 2019, Sec. 5),
   the same numbers as :class:`~torchrl_reg.planning.simulators.SyntheticTree`, so the exact
   values of :mod:`torchrl_reg.planning.exact` apply to each.
+* :class:`TensorFrozenLake` - gymnasium's ``FrozenLake-v1`` transition table as tensors, the
+  moves of :class:`~torchrl_reg.planning.simulators.FrozenLakeSimulator` for B cells at once.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from torchrl_reg.planning.simulators import DChain, SyntheticTree
+from torchrl_reg.planning.simulators import DChain, FrozenLakeSimulator, SyntheticTree
 
-__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree"]
+__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorFrozenLake"]
 
 
 @runtime_checkable
@@ -132,3 +135,74 @@ class TensorSyntheticTree:
             noise = torch.randn(reward.shape, generator=self.generator, dtype=reward.dtype, device=reward.device)
             reward = reward + torch.where(done, self.noise_std * noise, 0.0)
         return torch.stack((inst, node, level), -1), reward, done
+
+
+class TensorFrozenLake:
+    """gymnasium ``FrozenLake-v1`` as tensors: states ``[B, 1]`` are cells, moves come from the env's table ``P``.
+
+    ``P[cell][action]`` (what the env's ``step`` samples from, and what
+    :class:`~torchrl_reg.planning.simulators.FrozenLakeSimulator` reads) becomes ``[cells, A, M]``
+    tensors of outcome probabilities, next cells, rewards and ends, padded to the most outcomes
+    ``M`` with probability 0. A slippery map draws its outcome by inverse CDF, the first outcome
+    whose cumulative probability exceeds a uniform (FrozenLakeSimulator's rule), from ``uniform``
+    (``n -> [n]`` in [0, 1)) or a generator seeded with ``seed``; such a simulator is stochastic
+    (``deterministic = False``), which the batched search refuses. Holes and the goal step to
+    themselves and end, as in ``P``.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        *,
+        seed: int = 0,
+        uniform: Callable[[int], torch.Tensor] | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ):
+        table = FrozenLakeSimulator(env).transitions
+        self.num_actions = len(table[0])
+        self.device = torch.device(device)
+        cells = len(table)
+        most = max(len(outcomes) for moves in table.values() for outcomes in moves.values())
+        prob = np.zeros((cells, self.num_actions, most))
+        nxt = np.tile(np.arange(cells)[:, None, None], (1, self.num_actions, most))
+        reward = np.zeros((cells, self.num_actions, most))
+        done = np.zeros((cells, self.num_actions, most), dtype=bool)
+        count = np.zeros((cells, self.num_actions), dtype=np.int64)
+        for cell, moves in table.items():
+            for action, outcomes in moves.items():
+                count[cell, action] = len(outcomes)
+                for i, (p, to, r, end) in enumerate(outcomes):
+                    prob[cell, action, i], nxt[cell, action, i], reward[cell, action, i], done[cell, action, i] = p, to, r, end
+        self.deterministic = most == 1
+        self.prob = torch.as_tensor(prob, dtype=torch.float64, device=self.device)
+        # cumulative probabilities summed in the order FrozenLakeSimulator adds them
+        self.cumulative = self.prob.cumsum(-1)
+        self.last_outcome = torch.as_tensor(count - 1, device=self.device)
+        self.next_cell = torch.as_tensor(nxt, device=self.device)
+        self.reward = torch.as_tensor(reward, dtype=dtype, device=self.device)
+        self.done = torch.as_tensor(done, device=self.device)
+        self.start = int(np.asarray(FrozenLakeSimulator(env).env.initial_state_distrib).argmax())
+        if uniform is None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            uniform = lambda n: torch.rand(n, generator=generator, dtype=torch.float64, device=self.device)  # noqa: E731
+        self.uniform = uniform
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        """``batch_size`` copies of the start cell."""
+        return torch.full((batch_size, 1), self.start, dtype=torch.long, device=self.device)
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The cell ``[B, 1]``, what :class:`FrozenLakeSimulator` observes."""
+        return state
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cell = state[:, 0]
+        if self.deterministic:
+            outcome = torch.zeros_like(cell)
+        else:
+            below = self.cumulative[cell, action] <= self.uniform(cell.shape[0]).to(self.cumulative.device).unsqueeze(-1)
+            # a uniform at or above the float sum of the probabilities takes the last outcome, as FrozenLakeSimulator does
+            outcome = torch.minimum(below.sum(-1), self.last_outcome[cell, action])
+        at = (cell, action, outcome)
+        return self.next_cell[at].unsqueeze(-1), self.reward[at], self.done[at]
