@@ -1,7 +1,8 @@
 """Tree-search benchmarks: speed, synthetic-tree failure rates, D-chain and FrozenLake success rates.
 
     taskset -c 0 python -m benchmarks.planning speed
-    taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments
+    taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments --repeats 3
+    taskset -c 1 python -m benchmarks.planning batched-profile --algorithms ments,uct --batches 1,64
     taskset -c 0 python -m benchmarks.planning synthetic --trees 25
     taskset -c 0 python -m benchmarks.planning dchain --seeds 25
     taskset -c 1 python -m benchmarks.planning dchain-batched --seeds 25 --final-reward 0.5 --algorithms ments,bts
@@ -258,22 +259,34 @@ def batched_speed(args) -> None:
     result = json.loads(path.read_text()) if path.exists() else {"rows": [], "commands": []}
     commands = result.get("commands", [])
     batches = [int(b) for b in args.batches.split(",")]
+    load_at_start = os.getloadavg()
+
+    def timed(run) -> dict:
+        """The median wall and CPU rate over --repeats runs of ``run`` (which returns its simulation count)."""
+        walls, cpus = [], []
+        for _ in range(args.repeats):
+            t, c = time.perf_counter(), time.process_time()
+            total = run()
+            walls.append(total / (time.perf_counter() - t))
+            cpus.append(total / (time.process_time() - c))
+        return {"sims_per_s": float(np.median(walls)), "sims_per_cpu_s": float(np.median(cpus)), "sims_per_cpu_s_repeats": cpus}
+
     for algorithm in args.algorithms.split(","):
         old_evaluator, new_evaluator = leaves[args.leaf]
-        search = make_search(algorithm, tree, evaluator=old_evaluator(), seed=0, **_knobs(algorithm, SPEED_PARAMS))
-        t, c = time.perf_counter(), time.process_time()
-        search.search(args.simulations)
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        rows = [{"search": "TreeSearch", "batch": 1, "sims_per_s": args.simulations / wall, "sims_per_cpu_s": args.simulations / cpu}]
-        for b in batches:
-            batched = make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, **_knobs(algorithm, SPEED_PARAMS))
-            t, c = time.perf_counter(), time.process_time()
-            batched.search(sim.root(b), args.simulations)
-            wall, cpu = time.perf_counter() - t, time.process_time() - c
-            total = b * args.simulations
-            rows.append({"search": "BatchedTreeSearch", "batch": b, "sims_per_s": total / wall, "sims_per_cpu_s": total / cpu})
+        knobs = _knobs(algorithm, SPEED_PARAMS)
+
+        def tree_search() -> int:
+            make_search(algorithm, tree, evaluator=old_evaluator(), seed=0, **knobs).search(args.simulations)
+            return args.simulations
+
+        def batched(b: int) -> int:
+            make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, **knobs).search(sim.root(b), args.simulations)
+            return b * args.simulations
+
+        rows = [{"search": "TreeSearch", "batch": 1, **timed(tree_search)}]
+        rows += [{"search": "BatchedTreeSearch", "batch": b, **timed(lambda: batched(b))} for b in batches]
         for row in rows:
-            row |= {"algorithm": algorithm, "leaf": args.leaf, "simulations_per_tree": args.simulations}
+            row |= {"algorithm": algorithm, "leaf": args.leaf, "simulations_per_tree": args.simulations, "load_average": os.getloadavg()}
             row["speedup_vs_tree_search_cpu"] = row["sims_per_cpu_s"] / rows[0]["sims_per_cpu_s"]
             print(row, flush=True)
         keep = [r for r in result["rows"] if (r["algorithm"], r["leaf"]) != (algorithm, args.leaf)]
@@ -283,16 +296,131 @@ def batched_speed(args) -> None:
             keep + rows,
             key=lambda r: (order["leaf"].index(r["leaf"]), order["algorithm"].index(r["algorithm"]), r["search"] != "TreeSearch", r["batch"]),
         )
+    result["load_average_at_start"] = load_at_start
     result["load_average_at_end"] = os.getloadavg()
     result["machine"] = "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU"
+    # which library the run timed (a checkout of an earlier commit for a before/after comparison)
+    result["torchrl_reg"] = str(Path(sys.modules["torchrl_reg"].__file__).parent)
     result["definition"] = (
-        "total simulations per second (all B trees) at --simulations simulations per tree; sims_per_cpu_s divides "
-        "by this process's CPU time, the cost on one core without the contention of the shared machine"
+        "total simulations per second (all B trees) at --simulations simulations per tree, the median of --repeats "
+        "runs (a fresh search each); sims_per_cpu_s divides by this process's CPU time, the cost on one core without "
+        "the contention of the shared machine"
     )
     result.pop("command", None)
     _write("batched_speed", result)
     result["commands"] = commands + [result.pop("command")]
     path.write_text(json.dumps(result, indent=2))
+
+
+def batched_profile(args) -> None:
+    """Where a simulation step of BatchedTreeSearch goes: eager tensor operations per step by phase, and CPU time per operation.
+
+    Same tree and rollout leaf as batched-speed. Operations are counted at the dispatcher (a
+    ``TorchDispatchMode``; views count, allocations by the allocator do not) over ``--simulations``
+    simulations; the CPU time per step is timed separately, without the counting mode. With
+    ``--compile`` the descent's per-level step (tree-policy draw, model step, child look-up) is
+    also timed eager and under ``torch.compile`` on a grown tree of the noiseless instance (the
+    noisy tree's ``torch.Generator`` draw breaks the compiled graph in two).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from torchrl_reg.planning.batched import _Work
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.phase, self.ops, self.calls = "search", {}, {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[self.phase] = self.ops.get(self.phase, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    def in_phase(counter: Count, name: str, fn):
+        """``fn`` counted as phase ``name`` when called from the search itself (the rollout's model steps stay the rollout's)."""
+        def wrapped(*a):
+            if counter.phase != "search":
+                return fn(*a)
+            counter.calls[name] = counter.calls.get(name, 0) + 1
+            before, counter.phase = counter.phase, name
+            try:
+                return fn(*a)
+            finally:
+                counter.phase = before
+        return wrapped
+
+    torch.set_num_threads(1)
+    tree = SyntheticTree(4, 10, seed=0, noise_std=args.noise)
+    result = {"rows": [], "load_average_at_start": os.getloadavg()}
+    for algorithm in args.algorithms.split(","):
+        knobs = _knobs(algorithm, SPEED_PARAMS)
+        old = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=10, seed=0), seed=0, **knobs)
+        c = time.process_time()
+        old.search(args.simulations)
+        tree_search_us = (time.process_time() - c) / args.simulations * 1e6
+        for b in [int(b) for b in args.batches.split(",")]:
+            sim = TensorSyntheticTree([tree])
+            counter = Count()
+            rollout = TensorRandomRollout(max_steps=10, seed=0)
+            sim.step = in_phase(counter, "model steps in the descent", sim.step)
+            search = make_batched_search(algorithm, sim, evaluator=in_phase(counter, "rollout (model steps included)", rollout), seed=0, **knobs)
+            with counter:
+                search.search(sim.root(b), args.simulations)
+            plain = make_batched_search(algorithm, TensorSyntheticTree([tree]), evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **knobs)
+            c = time.process_time()
+            plain.search(sim.root(b), args.simulations)
+            step_us = (time.process_time() - c) / args.simulations * 1e6
+            ops = {k: v / args.simulations for k, v in counter.ops.items()}
+            total = sum(ops.values())
+            row = {
+                "algorithm": algorithm, "batch": b, "ops_per_step": total, "ops_per_step_by_phase": ops,
+                "cpu_us_per_step": step_us, "cpu_us_per_op": step_us / total, "tree_search_cpu_us_per_simulation": tree_search_us,
+                "speedup_vs_tree_search_cpu": b * tree_search_us / step_us,
+                # the B trees descend in lockstep: a step runs as many levels as its deepest path
+                "descent_levels_per_step": counter.calls["model steps in the descent"] / args.simulations,
+            }
+            print(row, flush=True)
+            result["rows"].append(row)
+    if args.compile:
+        noiseless = SyntheticTree(4, 10, seed=0, noise_std=0.0)
+        result["compile"] = _compile_level(noiseless, int(args.batches.split(",")[-1]), args.simulations, _Work)
+    result["load_average_at_end"] = os.getloadavg()
+    result["definition"] = (
+        "ops: aten operations reaching the dispatcher per simulation step (all B trees); cpu_us_per_step: this "
+        "process's CPU time per step without the counting; the synthetic depth-10 4-action tree, random-rollout leaf"
+    )
+    _write("batched_profile", result)
+
+
+def _compile_level(tree, batch: int, simulations: int, work) -> dict:
+    """CPU time of one descent level (draw, model step, child look-up, stop test) eager and under torch.compile."""
+    sim = TensorSyntheticTree([tree])
+    search = make_batched_search("ments", sim, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **_knobs("ments", SPEED_PARAMS))
+    search.search(sim.root(batch), simulations)
+    k = sim.num_actions
+    w = work(search.tree, search.policy.count_table(k, simulations + 1, dtype=torch.float64, device=torch.device("cpu")), search.tree.q)
+
+    def level(node, state, active, u):
+        total = w.node["total"].take(node)
+        action = search.policy.select_rows(w.search_values.index_select(0, node), None, None, total, u, w.counts.index_select(0, total))
+        state, reward, done = sim.step(state, action)
+        edge = torch.add(action, node, alpha=k)
+        child = w.next.take(edge)
+        return state, reward, done, edge, child, active & ~w.node["terminal"].take(child)
+
+    inputs = (w.offsets, sim.root(batch), w.everyone, torch.rand(batch, dtype=torch.float64))
+    t = time.perf_counter()
+    compiled = torch.compile(level, dynamic=False)
+    compiled(*inputs)
+    out = {"batch": batch, "noise_std": tree.noise_std, "compile_s_wall": time.perf_counter() - t}
+    for name, fn in (("eager", level), ("compiled", compiled)):
+        for _ in range(20):
+            fn(*inputs)
+        c = time.process_time()
+        for _ in range(500):
+            fn(*inputs)
+        out[f"{name}_cpu_us_per_level"] = (time.process_time() - c) / 500 * 1e6
+    print(out, flush=True)
+    return out
 
 
 # -- synthetic trees ------------------------------------------------------------------------------
@@ -567,6 +695,13 @@ def main() -> None:
     p.add_argument("--algorithms", default="ments,bts,dents,uct")
     p.add_argument("--batches", default="1,16,64,256")
     p.add_argument("--simulations", type=int, default=100, help="simulations per tree")
+    p.add_argument("--repeats", type=int, default=3, help="runs per search; the rates are their medians")
+    p = sub.add_parser("batched-profile")
+    p.add_argument("--algorithms", default="ments,uct")
+    p.add_argument("--batches", default="1,64")
+    p.add_argument("--simulations", type=int, default=100, help="simulations per tree")
+    p.add_argument("--noise", type=float, default=0.1, help="leaf noise of the tree (batched-speed's: 0.1)")
+    p.add_argument("--compile", action="store_true", help="also time one descent level under torch.compile")
     p = sub.add_parser("synthetic")
     p.add_argument("--trees", type=int, default=25)
     p.add_argument("--branching", type=int, default=4)
@@ -612,7 +747,7 @@ def main() -> None:
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"speed": speed, "batched-speed": batched_speed, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
+    {"speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ policy with per-visit-count constants gathered from a table (:meth:`E2WScore.cou
 whole path's visit counts and reward sums with one scatter each, and backs values up level by level
 (each level depends on the one below). Python loops run over simulations, depth levels and rollout
 steps only; the B trees descend in lockstep, so a step costs as many levels as its deepest path.
-On one CPU thread eager PyTorch spends some 5-12 us per operation whatever B, and a step is some
-400-600 operations (``benchmarks/planning.py batched-profile``), so B = 1 is far slower than
+On one CPU thread eager PyTorch spends some 7-12 us per operation whatever B, and a step is some
+430-710 operations (``benchmarks/planning.py batched-profile``), so B = 1 is far slower than
 :class:`~torchrl_reg.planning.search.TreeSearch` on plain floats and the batched search pays from
-B in the hundreds; fusing a level under ``torch.compile`` measured about 2x on CPU (``--compile``).
+B in the hundreds; one descent level under ``torch.compile`` measured 1.5x faster than eager on
+CPU (``--compile``; RESULTS.md has the figures).
 
 Transitions must be deterministic given the state (the simulator is a pure function of tensors,
 :mod:`~torchrl_reg.planning.tensor_simulators`); rewards may be noisy: an edge's reward is the mean
