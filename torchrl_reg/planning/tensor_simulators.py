@@ -159,7 +159,8 @@ class TensorFrozenLake:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
     ):
-        table = FrozenLakeSimulator(env).transitions
+        single = FrozenLakeSimulator(env)
+        table = single.transitions
         self.num_actions = len(table[0])
         self.device = torch.device(device)
         cells = len(table)
@@ -182,7 +183,7 @@ class TensorFrozenLake:
         self.next_cell = torch.as_tensor(nxt, device=self.device)
         self.reward = torch.as_tensor(reward, dtype=dtype, device=self.device)
         self.done = torch.as_tensor(done, device=self.device)
-        self.start = int(np.asarray(FrozenLakeSimulator(env).env.initial_state_distrib).argmax())
+        self.start = int(np.asarray(single.env.initial_state_distrib).argmax())
         if uniform is None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
             uniform = lambda n: torch.rand(n, generator=generator, dtype=torch.float64, device=self.device)  # noqa: E731
