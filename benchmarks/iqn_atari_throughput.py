@@ -1,6 +1,6 @@
-"""Throughput of the Atari M-IQN recipe: environment steps/s and updates/s (paper settings).
+"""Throughput of the Atari M-IQN (or M-DQN) recipe: environment steps/s and updates/s (paper settings).
 
-Runs of ``recipes/m_iqn.py env=atari`` in this process: (a) collection only (learning never starts)
+Runs of ``recipes/m_iqn.py env=atari`` (``--recipe m_dqn``: ``recipes/m_dqn.py env=atari``) in this process: (a) collection only (learning never starts)
 gives the env steps/s of the collector, policy and frame-deduplicated buffer, ``--repeats`` times;
 (b) the same with updates every 4 steps (N = N' = 64, K = 32, batch 32) gives the overall steps/s,
 and the updates/s follow from the time left once (a)'s collection time is taken out.
@@ -13,11 +13,18 @@ matmul, on that BLAS pool), interleaved with today's, so both are timed under th
 
     taskset -c 0 python -m benchmarks.iqn_atari_throughput --frames 1000 --update-frames 200 --repeats 3 --before
 
+``--backends wrappers vector`` times the Atari backends (``env.backend``: per-env ALE wrappers, ale-py's
+C++ vector env) interleaved, (a) and (b) for each, and writes
+``results/atari/recipe_throughput_<recipe>_<device>.json`` instead::
+
+    taskset -c 1 python -m benchmarks.iqn_atari_throughput --recipe m_dqn --backends wrappers vector
+
 Needs threadpoolctl (the test extras).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -32,7 +39,6 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from recipes.m_iqn import train
 from torchrl_reg.configs import compose_config
 from torchrl_reg.envs.atari import AtariPreprocessing, _area_resize_matrix
 
@@ -41,8 +47,11 @@ RESULTS = Path(__file__).parent / "results" / "iqn"
 
 
 def run(args: argparse.Namespace, overrides: list[str]) -> dict:
+    """One run of the recipe ``args.recipe`` (default ``m_iqn``) on Atari in a temporary run dir; its metrics."""
+    recipe = getattr(args, "recipe", "m_iqn")
+    train = importlib.import_module(f"recipes.{recipe}").train
     with tempfile.TemporaryDirectory() as run_dir:
-        cfg = compose_config(ROOT / "recipes" / "conf", "m_iqn", [
+        cfg = compose_config(ROOT / "recipes" / "conf", recipe, [
             "env=atari", f"env.name={args.game}", f"device={args.device}", "buffer.size=100000",
             "eval.episodes=0", "checkpoint.interval=0", "logger.progress_bar=false", f"run_dir={run_dir}",
             *args.overrides, *overrides,
@@ -72,8 +81,49 @@ def resize(kind: str) -> Iterator[None]:
         AtariPreprocessing._observation = today
 
 
+def measure(args: argparse.Namespace, backends: list[str]) -> dict[str, dict]:
+    """(a) ``args.repeats`` collection-only runs per backend (and per resize with ``--before``), interleaved,
+    then (b) one run with updates per backend; the results of each backend."""
+    kinds = ["gather", "matmul"] if args.before else ["gather"]
+    collect: dict[tuple[str, str], list[float]] = {(b, k): [] for b in backends for k in kinds}
+    for _ in range(args.repeats):
+        for backend in backends:
+            for kind in kinds:
+                with resize(kind):
+                    metrics = run(args, [f"env.backend={backend}", f"collector.total_frames={args.frames}",
+                                         f"optim.learning_starts={args.frames}"])
+                collect[backend, kind].append(metrics["steps_per_s"])
+    starts = 1000
+    total = starts + args.update_frames
+    out = {}
+    for backend in backends:
+        learn = run(args, [f"env.backend={backend}", f"collector.total_frames={total}", f"optim.learning_starts={starts}"])
+        env_steps_per_s = statistics.median(collect[backend, "gather"])
+        update_time = learn["wall_time_s"] - total / env_steps_per_s
+        results = {
+            "env_steps_per_s_collection_only": env_steps_per_s,
+            "env_steps_per_s_collection_only_repeats": collect[backend, "gather"],
+            "steps_per_s_with_updates": learn["steps_per_s"],
+            "updates": learn["updates"],
+            "updates_per_s": learn["updates"] / update_time if update_time > 0 else float("nan"),
+        }
+        if args.before:
+            before = statistics.median(collect[backend, "matmul"])
+            results["before_issue_37"] = {
+                "resize": "numpy matmul on the BLAS pool",
+                "env_steps_per_s_collection_only": before,
+                "env_steps_per_s_collection_only_repeats": collect[backend, "matmul"],
+                "speedup_of_today": env_steps_per_s / before,
+            }
+        out[backend] = results
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", choices=["m_iqn", "m_dqn"], default="m_iqn")
+    parser.add_argument("--backends", nargs="+", choices=["wrappers", "vector"], default=None,
+                        help="Atari backends to time interleaved (default: the recipe's, results/iqn/ as before)")
     parser.add_argument("--frames", type=int, default=1000, help="frames of each collection-only run")
     parser.add_argument("--update-frames", type=int, default=200, help="frames with updates, after 1000 without")
     parser.add_argument("--repeats", type=int, default=3, help="collection-only runs per resize")
@@ -82,46 +132,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the recipe (e.g. compile=false)")
     args = parser.parse_args(argv)
+    if args.backends is not None and args.before:
+        parser.error("--before times the earlier resize of the wrappers backend; give it without --backends")
     blas_threads = os.cpu_count() or 1
-    kinds = ["gather", "matmul"] if args.before else ["gather"]
-    collect: dict[str, list[float]] = {kind: [] for kind in kinds}
     with threadpool_limits(limits=blas_threads, user_api="blas"):
-        for _ in range(args.repeats):
-            for kind in kinds:
-                with resize(kind):
-                    metrics = run(args, [f"collector.total_frames={args.frames}", f"optim.learning_starts={args.frames}"])
-                collect[kind].append(metrics["steps_per_s"])
-        starts = 1000
-        total = starts + args.update_frames
-        learn = run(args, [f"collector.total_frames={total}", f"optim.learning_starts={starts}"])
-    env_steps_per_s = statistics.median(collect["gather"])
-    update_time = learn["wall_time_s"] - total / env_steps_per_s
-    results = {
-        "env_steps_per_s_collection_only": env_steps_per_s,
-        "env_steps_per_s_collection_only_repeats": collect["gather"],
-        "steps_per_s_with_updates": learn["steps_per_s"],
-        "updates": learn["updates"],
-        "updates_per_s": learn["updates"] / update_time if update_time > 0 else float("nan"),
+        by_backend = measure(args, args.backends or ["wrappers"])
+    common = {
+        "recipe": args.recipe,
         "device": str(args.device) if args.device == "cpu" else torch.cuda.get_device_name(),
         "overrides": args.overrides,
         "game": args.game,
         "blas_threads": blas_threads,
     }
-    if args.before:
-        before = statistics.median(collect["matmul"])
-        results["before_issue_37"] = {
-            "resize": "numpy matmul on the BLAS pool",
-            "env_steps_per_s_collection_only": before,
-            "env_steps_per_s_collection_only_repeats": collect["matmul"],
-            "speedup_of_today": env_steps_per_s / before,
-        }
+    if args.backends is None:
+        results = {**by_backend["wrappers"], **common}
+        path = RESULTS / f"atari_throughput_{args.device}.json"
+    else:
+        results = {"backends": by_backend, **common}
+        if {"wrappers", "vector"} <= set(by_backend):
+            w, v = by_backend["wrappers"], by_backend["vector"]
+            results["vector_over_wrappers"] = {
+                "collection_only": v["env_steps_per_s_collection_only"] / w["env_steps_per_s_collection_only"],
+                "with_updates": v["steps_per_s_with_updates"] / w["steps_per_s_with_updates"],
+            }
+        path = ROOT / "benchmarks" / "results" / "atari" / f"recipe_throughput_{args.recipe}_{args.device}.json"
     print(json.dumps(results, indent=2))
     affinity = sorted(os.sched_getaffinity(0))
     payload = {"command": "python -m benchmarks.iqn_atari_throughput " + " ".join(sys.argv[1:] if argv is None else argv),
                "torch": torch.__version__, "machine": f"{platform.machine()} {platform.processor()}",
                "cores_pinned": affinity, "load_average_at_end": os.getloadavg(), "results": results}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"atari_throughput_{args.device}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
