@@ -7,6 +7,7 @@ from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives.mdac import MDACLoss
 from torchrl_reg.objectives.mirl import MIRLLoss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
+from torchrl_reg.objectives.protocols import FusableLoss, InputChecks, protocol_gaps
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.objectives.update import FusedAdamUpdate, make_update, total_loss
 from torchrl_reg.objectives.virel import DiscreteVIRELLoss, VIRELLoss
@@ -14,9 +15,11 @@ from torchrl_reg.objectives.virel import DiscreteVIRELLoss, VIRELLoss
 __all__ = [
     "AdvantageLearningLoss",
     "DiscreteVIRELLoss",
+    "FusableLoss",
     "FusedAdamUpdate",
     "IQNLoss",
     "ImplicitQLoss",
+    "InputChecks",
     "MDACLoss",
     "MIRLLoss",
     "MunchausenDQNLoss",
@@ -28,6 +31,7 @@ __all__ = [
     "RegularizedDQNLossBase",
     "RegularizedLossBase",
     "make_update",
+    "protocol_gaps",
     "total_loss",
     "VIRELLoss",
 ]

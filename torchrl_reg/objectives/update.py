@@ -10,18 +10,12 @@ and by TorchRL's own losses for the generic path):
   trainers do; every other entry is a detached diagnostic. Loss terms that touch disjoint
   parameters (SAC's actor, critics and temperature) are then stepped by one optimizer as if by
   three.
-* A loss that can be fused also has ``loss_and_outputs(batch, params) -> (loss, priority,
-  diagnostics)``: the loss as a pure function of the online parameters ``params`` (it reads no
-  online parameter from the module and writes nothing to ``batch``), the per-sample priority
-  that ``forward`` writes in place, and the detached diagnostics; ``fusable_update = True``
-  says it traces into one graph; ``fused_params`` (optional) names the parameters it
-  differentiates (default ``value_network_params``); ``check_batch(batch)`` (optional) runs the
-  input checks that need a value of the batch, eagerly, before the compiled step;
-  ``check_inputs(transitions)`` (optional) runs them once per transition, before the replay
-  buffer, for an update built with ``inputs_checked=True``. A loss whose ``loss_and_outputs`` uses
-  ``params`` only as ``params[name]`` (a sub-tree) and ``params.to_module(module)`` may set
-  ``flat_fused_params = True`` (every loss of this library does): the fused update then passes a
-  stand-in over a flat tuple of tensors instead of the TensorDict, which traces about twice as fast.
+* A loss that satisfies :class:`~torchrl_reg.objectives.protocols.FusableLoss` (``loss_and_outputs``
+  and ``fusable_update = True``; optionally ``fused_params``, ``check_batch``, ``flat_fused_params``)
+  gets the fused compiled step, :class:`FusedAdamUpdate`.
+* A loss that satisfies :class:`~torchrl_reg.objectives.protocols.InputChecks` (``check_inputs``,
+  ``inputs_checked``) can have its transitions checked once, before the replay buffer, by a caller that
+  builds the update with ``inputs_checked=True`` (the loops of :mod:`torchrl_reg.loops` do).
 """
 from __future__ import annotations
 
@@ -34,6 +28,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from torchrl_reg.objectives.protocols import FusableLoss, InputChecks, protocol_gaps
 from torchrl_reg.validation import check_bool, check_positive
 
 __all__ = ["FusedAdamUpdate", "make_update", "total_loss"]
@@ -113,7 +108,7 @@ def make_update(
         raise ValueError("fused=True needs compile=True (the fused update is a compiled graph)")
 
     # Transitions checked before the buffer are not checked again at each eager update (priority weights are).
-    skip_checks = inputs_checked and not compile and hasattr(loss_module, "inputs_checked")
+    skip_checks = inputs_checked and not compile and isinstance(loss_module, InputChecks)
 
     def update(batch: TensorDictBase) -> TensorDictBase:
         if skip_checks:
@@ -267,7 +262,7 @@ class FusedAdamUpdate:
             raise ValueError(f"cannot fuse this update: {reason}")
         check_bool("inputs_checked", inputs_checked)
         check_bool("cuda_graph", cuda_graph)
-        if inputs_checked and not hasattr(loss_module, "check_inputs"):
+        if inputs_checked and not isinstance(loss_module, InputChecks):
             raise ValueError(
                 f"inputs_checked=True says the caller checks transitions with loss_module.check_inputs, but "
                 f"{type(loss_module).__name__} has no check_inputs (use inputs_checked=False)"
@@ -322,10 +317,9 @@ class FusedAdamUpdate:
     @staticmethod
     def unsupported_reason(loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> str | None:
         """Why ``(loss_module, optimizer)`` cannot be fused, or ``None`` if it can."""
-        if not hasattr(loss_module, "loss_and_outputs"):
-            return f"{type(loss_module).__name__} has no loss_and_outputs(tensordict, params)"
-        if not getattr(loss_module, "fusable_update", False):
-            return f"{type(loss_module).__name__} does not trace into one graph (fusable_update=False)"
+        gaps = protocol_gaps(loss_module, FusableLoss)
+        if gaps:
+            return f"{type(loss_module).__name__} {' and '.join(gaps)} (FusableLoss)"
         if type(optimizer) is not torch.optim.Adam:
             return f"the optimizer is {type(optimizer).__name__}, the fused step implements torch.optim.Adam"
         if len(optimizer.param_groups) != 1:
