@@ -48,7 +48,7 @@ from torchrl_reg.configs import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
+from torchrl_reg.loops import LoopHooks, recipe_entry, register_loss
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
@@ -65,6 +65,7 @@ class IQLossConfig(ActorCriticLossConfig):
     term to these bounds as M-DQN does (``-1``, ``0``). Neither (default): Eq. (2), unclipped.
     """
 
+    name: str = "implicit_q"
     alpha: float = default_of(ImplicitQLoss, "alpha")
     tau: float = default_of(ImplicitQLoss, "tau")
     clip_value_min: Optional[float] = default_of(ImplicitQLoss, "clip_value_min")
@@ -73,10 +74,12 @@ class IQLossConfig(ActorCriticLossConfig):
     loss_function: str = default_of(ImplicitQLoss, "loss_function")
 
     docs: ClassVar[dict[str, str]] = {
+        "name": "implicit_q (the one loss; m_iq, iq, trust_pcl and pcl are its settings)",
         "alpha": "weight of the Munchausen term (0: PCL-like IQ without it)",
         "bootstrap": "the value bootstrapped at the next state: target (target network) or online",
     }
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("implicit_q",)}
     # IQ and PCL (alpha = 0) have no Munchausen term to clip.
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("alpha", lambda alpha: alpha > 0) for key in ("clip_value_min", "clip_value_max")
@@ -119,7 +122,8 @@ POLICIES = {
 
 
 def method_name(loss: DictConfig) -> str:
-    """M-IQ / IQ with the target value, Trust-PCL / PCL with the online one ([IQ] Section 6)."""
+    """M-IQ / IQ with the target value, Trust-PCL / PCL with the online one ([IQ] Section 6): the run's
+    ``"loss"`` in ``metrics.json``."""
     if loss.bootstrap == "target":
         return "m_iq" if loss.alpha > 0 else "iq"
     return "trust_pcl" if loss.alpha > 0 else "pcl"
@@ -194,19 +198,18 @@ class PolicyDiagnostics(LoopHooks):
         return {"diagnostics": self.values}
 
 
-register_loss("implicit_q", ImplicitQLoss, from_config, hooks=lambda cfg, loss: PolicyDiagnostics(loss.policy_network))
-
-
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """The actor-critic loop on :class:`ImplicitQLoss`, the method named by its settings (:func:`method_name`)."""
-    return actor_critic.train(cfg, loss="implicit_q", name=method_name(cfg.loss), metrics={"policy": cfg.policy.kind})
+register_loss(
+    "implicit_q", ImplicitQLoss, from_config, family="actor_critic",
+    hooks=lambda cfg, loss: PolicyDiagnostics(loss.policy_network),
+    label=lambda cfg: method_name(cfg.loss), metrics=lambda cfg: {"policy": cfg.policy.kind},
+)
 
 
 # The shared loss group's options for this recipe; another recipe's (loss=sac, whose file is empty)
 # would otherwise compose into the default M-IQ and run it under the wrong name.
 LOSSES = ("m_iq", "iq", "trust_pcl", "pcl")
 
-train, main = recipe_entry("iq", validate, run, losses=LOSSES)
+train, main = recipe_entry("iq", validate, losses=LOSSES)
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,7 @@ from torchrl_reg.configs import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.loops import get_loss, recipe_entry, register_loss, value_based
+from torchrl_reg.loops import get_loss, recipe_entry, register_loss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.validation import ReadOnlyIf
 
@@ -73,7 +73,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     Soft-DQN's alpha = 0, all before anything is built."""
     cfg = check_config(cfg, MDQNConfig)
     loss = cfg.loss
-    check_loss_config(get_loss(loss.name).loss_class, loss)
+    check_loss_config(get_loss(loss.name, "value_based").loss_class, loss)
     if loss.name == "soft_dqn" and loss.alpha != 0.0:
         raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={loss.alpha}; use loss=m_dqn")
     return cfg
@@ -97,12 +97,15 @@ def from_config(
 
 
 for _name in MUNCHAUSEN:  # Soft-DQN is M-DQN with alpha = 0
-    register_loss(_name, MunchausenDQNLoss, partial(from_config, loss_class=MunchausenDQNLoss))
-register_loss("al", AdvantageLearningLoss, partial(from_config, loss_class=AdvantageLearningLoss, persistent=False))
-register_loss("pal", AdvantageLearningLoss, partial(from_config, loss_class=AdvantageLearningLoss, persistent=True))
+    register_loss(_name, MunchausenDQNLoss, partial(from_config, loss_class=MunchausenDQNLoss), family="value_based")
+for _name, _persistent in (("al", False), ("pal", True)):
+    register_loss(
+        _name, AdvantageLearningLoss, partial(from_config, loss_class=AdvantageLearningLoss, persistent=_persistent),
+        family="value_based",
+    )
 
 
-train, main = recipe_entry("m_dqn", validate, value_based.train, losses=LossConfig.choices["name"])
+train, main = recipe_entry("m_dqn", validate, losses=LossConfig.choices["name"])
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,7 @@ from torchrl_reg.configs import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.loops import get_loss, recipe_entry, register_loss, value_based
+from torchrl_reg.loops import get_loss, recipe_entry, register_loss
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.validation import ReadOnlyIf, check_count
@@ -80,7 +80,7 @@ MIQNConfig = recipe_schema("m_iqn", loss=IQNLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
     cfg = check_config(cfg, MIQNConfig)
-    check_loss_config(get_loss(cfg.loss.name).loss_class, cfg.loss)
+    check_loss_config(get_loss(cfg.loss.name, "value_based").loss_class, cfg.loss)
     check_count("loss.embedding_dim", cfg.loss.embedding_dim)  # the network's (make_iqn_network builds it later)
     return cfg
 
@@ -109,11 +109,13 @@ def from_config(cfg: DictConfig, actor: QValueActor, *, loss_class: type) -> IQN
     ).make_value_estimator(gamma=cfg.loss.gamma)
 
 
-register_loss("m_iqn", MunchausenIQNLoss, partial(from_config, loss_class=MunchausenIQNLoss), network=network)
-register_loss("iqn", IQNLoss, partial(from_config, loss_class=IQNLoss), network=network)
+register_loss(
+    "m_iqn", MunchausenIQNLoss, partial(from_config, loss_class=MunchausenIQNLoss), family="value_based", network=network
+)
+register_loss("iqn", IQNLoss, partial(from_config, loss_class=IQNLoss), family="value_based", network=network)
 
 
-train, main = recipe_entry("m_iqn", validate, value_based.train, losses=IQNLossConfig.choices["name"])
+train, main = recipe_entry("m_iqn", validate, losses=IQNLossConfig.choices["name"])
 
 if __name__ == "__main__":
     main()

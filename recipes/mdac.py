@@ -46,6 +46,7 @@ class MDACLossConfig(ActorCriticLossConfig):
     ``bound_scale`` (the bounding function), SAC's temperature (``alpha_init``, ``fixed_alpha``,
     ``target_entropy``: ``None`` is ``-dim(A)``), ``num_qvalue_nets`` and the critics' ``loss_function``."""
 
+    name: str = "mdac"
     beta: float = default_of(MDACLoss, "beta")
     bound: str = default_of(MDACLoss, "bound")
     bound_scale: float = default_of(MDACLoss, "bound_scale")
@@ -66,6 +67,7 @@ class MDACLossConfig(ActorCriticLossConfig):
         "loss_function": "the critics' regression loss",
     }
 
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("mdac",)}
     # The identity has no scale; a fixed temperature has no target entropy.
     read_only_if: ClassVar[ReadOnlyIf] = {
         "bound_scale": ("bound", lambda bound: bound != "none"),
@@ -85,7 +87,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
 
 
 def method_name(loss: DictConfig) -> str:
-    """``mdac``, or ``mdac_unbounded`` for the identity (the ablation)."""
+    """``mdac``, or ``mdac_unbounded`` for the identity (the ablation): the run's ``"loss"`` in ``metrics.json``."""
     return "mdac_unbounded" if loss.bound == "none" else "mdac"
 
 
@@ -101,15 +103,13 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
     return actor, loss
 
 
-register_loss("mdac", MDACLoss, from_config)
+register_loss(
+    "mdac", MDACLoss, from_config, family="actor_critic",
+    label=lambda cfg: method_name(cfg.loss), metrics=lambda cfg: {"policy": "gaussian"},
+)
 
 
-def run(cfg: DictConfig) -> dict:
-    """The actor-critic loop on :class:`MDACLoss`, named by its bound (:func:`method_name`)."""
-    return actor_critic.train(cfg, loss="mdac", name=method_name(cfg.loss), metrics={"policy": "gaussian"})
-
-
-train, main = recipe_entry("mdac", validate, run, losses=("mdac", "mdac_unbounded"))
+train, main = recipe_entry("mdac", validate, losses=("mdac", "mdac_unbounded"))
 
 if __name__ == "__main__":
     main()

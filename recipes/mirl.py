@@ -36,7 +36,7 @@ from torchrl_reg.configs import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.loops import ValueBasedHooks, recipe_entry, register_loss, value_based
+from torchrl_reg.loops import ValueBasedHooks, recipe_entry, register_loss
 from torchrl_reg.modules.mirl import PriorEGreedyModule
 from torchrl_reg.objectives.mirl import VARIANTS, MIRLLoss
 from torchrl_reg.validation import ReadOnlyIf
@@ -136,10 +136,10 @@ class MIRLHooks(ValueBasedHooks):
 
 
 for _variant in VARIANTS:
-    register_loss(_variant, MIRLLoss, from_config, hooks=lambda cfg, loss: MIRLHooks(loss))
+    register_loss(_variant, MIRLLoss, from_config, family="value_based", hooks=lambda cfg, loss: MIRLHooks(loss))
 
 
-train, main = recipe_entry("mirl", validate, value_based.train, losses=MIRLLossConfig.choices["name"])
+train, main = recipe_entry("mirl", validate, losses=MIRLLossConfig.choices["name"])
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,6 @@ paper with one backward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import ClassVar, Optional
 
 import torch
@@ -47,6 +46,7 @@ class SACLossConfig(ActorCriticLossConfig):
     ``loss_function`` is the paper's squared error (TorchRL's default is ``smooth_l1``).
     """
 
+    name: str = "sac"
     alpha_init: float = default_of(SACLoss, "alpha_init")
     target_entropy: Optional[float] = None
     num_qvalue_nets: int = default_of(SACLoss, "num_qvalue_nets")
@@ -61,6 +61,8 @@ class SACLossConfig(ActorCriticLossConfig):
         "reward_scale": "multiplies the rewards the loss sees (Dopamine's reward_scale_factor)",
         "delay_actor": "a target copy of the actor for the next actions",
     }
+
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("sac",)}
 
 
 SACConfig = recipe_schema("sac", loss=SACLossConfig)
@@ -101,12 +103,14 @@ def hooks(cfg: DictConfig, loss: SACLoss) -> LoopHooks:
     return SACHooks(cfg.loss.reward_scale)
 
 
-register_loss("sac", SACLoss, from_config, hooks=hooks)
-
-
-train, main = recipe_entry(
-    "sac", validate, partial(actor_critic.train, loss="sac", name="sac", metrics={"policy": "gaussian"}), losses=("sac",)
+# TorchRL's SACLoss has no loss_and_outputs: the generic (compiled) update.
+register_loss(
+    "sac", SACLoss, from_config, family="actor_critic", hooks=hooks, metrics=lambda cfg: {"policy": "gaussian"},
+    fused_update=False,
 )
+
+
+train, main = recipe_entry("sac", validate, losses=("sac",))
 
 if __name__ == "__main__":
     main()

@@ -25,7 +25,6 @@ updates on MultiGoal, HalfCheetah and Hopper.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, ClassVar, Optional
 
 import torch
@@ -59,6 +58,7 @@ class SQLLossConfig(ActorCriticLossConfig):
     soft value, ``num_particles`` the sampler's ``K`` per state; ``tau_final`` (``None``: no annealing)
     is reached after ``tau_annealing_updates`` updates."""
 
+    name: str = "sql"
     tau: float = default_of(SoftQLoss, "tau")
     reward_scale: float = default_of(SoftQLoss, "reward_scale")
     num_value_particles: int = default_of(SoftQLoss, "num_value_particles")
@@ -84,7 +84,7 @@ class SQLLossConfig(ActorCriticLossConfig):
         "tau_annealing_updates": "updates of the annealing to tau_final",
     }
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"proposal": PROPOSALS, "space": SPACES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("sql",), "proposal": PROPOSALS, "space": SPACES}
     read_only_if: ClassVar[ReadOnlyIf] = {
         "uniform_weight": ("proposal", ("mixture",)),  # the uniform proposal has no mixture weight
         "tau_annealing_updates": ("tau_final", lambda tau_final: tau_final is not None),  # no annealing
@@ -184,12 +184,16 @@ def hooks(cfg: DictConfig, loss: SoftQLearningLoss) -> LoopHooks:
     return SQLHooks(loss, schedule)
 
 
-register_loss("soft_q_learning", SoftQLearningLoss, from_config, hooks=hooks)
-
-
-train, main = recipe_entry(
-    "sql", validate, partial(actor_critic.train, loss="soft_q_learning", name="sql", metrics={"policy": "svgd"}), losses=("soft_q",)
+# "sql" is also MIRL's discrete soft Q-learning baseline, a value-based loss (recipes/mirl.py): one name
+# per family. SoftQLearningLoss has no loss_and_outputs (the critic draws the proposal's particles inside
+# the loss): the generic update.
+register_loss(
+    "sql", SoftQLearningLoss, from_config, family="actor_critic", hooks=hooks, metrics=lambda cfg: {"policy": "svgd"},
+    fused_update=False,
 )
+
+
+train, main = recipe_entry("sql", validate, losses=("soft_q",))
 
 if __name__ == "__main__":
     main()

@@ -65,7 +65,7 @@ from torchrl_reg.configs import (
     check_loss_config,
     default_of,
 )
-from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss, value_based
+from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.exploration import BoltzmannExploration
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
 from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS
@@ -76,8 +76,8 @@ logger = logging.getLogger(__name__)
 #: The env presets of each family; the schema is chosen by the preset (``virel_schema: ${env}``).
 BOX_ENVS = ("pendulum", "halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 DISCRETE_ENVS = ("cartpole", "minatar")
-#: The registered name of the discrete loss (``loss.name`` of a discrete config).
-DISCRETE = "virel_discrete"
+#: The registered names (``loss.name``) of the Box loss (actor-critic) and of the discrete one (value-based).
+BOX, DISCRETE = "virel", "virel_discrete"
 
 
 @dataclass
@@ -115,6 +115,7 @@ class TemperatureConfig:
 class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
     """:class:`VIRELLoss` settings (its defaults): the temperature, the variant, the number of critics."""
 
+    name: str = BOX
     variant: str = default_of(VIRELLoss, "variant")
     num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
     #: multiplies the rewards the loss sees, the temperature batch's too (the logged returns stay raw).
@@ -128,7 +129,7 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
         "reward_scale": "multiplies the rewards the critic and the temperature see (official command: 3.0)",
     }
 
-    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"name": (BOX,), "variant": VARIANTS, "num_qvalue_nets": (1, 2)}
 
 
 @dataclass
@@ -160,10 +161,11 @@ for _env in (*BOX_ENVS, *DISCRETE_ENVS):
 
 
 def is_discrete(cfg: Mapping[str, Any] | DictConfig) -> bool:
-    """A discrete config's loss has a ``name`` (the value-based loop looks the loss up by it; validation
-    accepts only :data:`DISCRETE`); the Box schema's has none."""
+    """A discrete config's loss has a ``name`` other than :data:`BOX` (validation accepts only
+    :data:`DISCRETE`); a Box config's is :data:`BOX`, its schema's default when none is given. The schema
+    picks the loop (its ``family``)."""
     loss = cfg.get("loss")
-    return isinstance(loss, Mapping) and "name" in loss
+    return isinstance(loss, Mapping) and loss.get("name", BOX) != BOX
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
@@ -257,26 +259,21 @@ def _temperature_batch(cfg: DictConfig) -> int | None:
     return cfg.loss.temperature_batch_size if cfg.loss.temperature_estimator == "replay" else None
 
 
+# Neither loss traces into one graph (the temperature buffer changes inside forward: fusable_update = False).
 register_loss(
-    "virel", VIRELLoss, from_config,
+    BOX, VIRELLoss, from_config, family="actor_critic",
     hooks=lambda cfg, loss: ReplayTemperature(loss, _temperature_batch(cfg), cfg.loss.reward_scale),
+    label=lambda cfg: f"virel_{cfg.loss.variant}", metrics=lambda cfg: {"temperature": cfg.loss.temperature_estimator},
+    fused_update=False,
 )
 register_loss(
-    DISCRETE, DiscreteVIRELLoss, discrete_from_config, hooks=lambda cfg, loss: BoltzmannTemperature(loss, _temperature_batch(cfg))
+    DISCRETE, DiscreteVIRELLoss, discrete_from_config, family="value_based",
+    hooks=lambda cfg, loss: BoltzmannTemperature(loss, _temperature_batch(cfg)), fused_update=False,
 )
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Discrete configs on the value-based loop; Box ones on the actor-critic loop, labelled with the
-    variant and the temperature estimator."""
-    if is_discrete(cfg):
-        return value_based.train(cfg)
-    return actor_critic.train(
-        cfg, loss="virel", name=f"virel_{cfg.loss.variant}", metrics={"temperature": cfg.loss.temperature_estimator}
-    )
-
-
-train, main = recipe_entry("virel", validate, run, losses=("virel", "virel_em"))
+# Box configs run on the actor-critic loop, discrete ones on the value-based loop: their schemas' family.
+train, main = recipe_entry("virel", validate, losses=("virel", "virel_em"))
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""The training loops (torchrl_reg/loops): loss registry, which update each preset builds, Atari replay
+"""The training loops (torchrl_reg/loops): which update each preset builds, Atari replay
 storage, MIRL's hooks."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from torchrl_reg.configs import compose_config
-from torchrl_reg.loops import actor_critic, get_loss, register_loss, registered_losses, value_based
+from torchrl_reg.loops import actor_critic, value_based
 from torchrl_reg.objectives.update import FusedAdamUpdate
 from torchrl_reg.run import load_checkpoint
 
@@ -75,21 +75,6 @@ def test_the_compiled_presets_are_the_documented_ones():
     expected = {(r, e) for r in ("m_dqn", "mirl") for e in ("cartpole", "acrobot", "minatar")} | {("m_iqn", "minatar")}
     expected |= {(r, e) for r in ("iq", "sac") for e in ENVS["iq"] if e != "pendulum"}
     assert compiled == expected
-
-
-def test_registry_maps_each_config_name_to_its_loss():
-    for recipe, losses in VALUE_BASED.items():
-        importlib.import_module(f"recipes.{recipe}")
-        for name in losses:
-            assert get_loss(name).name == name
-    for recipe in ("iq", "sac", "sql"):  # every recipe imports beside the others: no name names two losses
-        importlib.import_module(f"recipes.{recipe}")
-    assert {"implicit_q", "sac", "soft_q_learning", "dqn", "m_dqn", "m_iqn", "mirl"} <= set(registered_losses())
-    assert get_loss("sql").loss_class.__name__ == "MIRLLoss"  # loss=sql of recipes/mirl.py
-    with pytest.raises(ValueError, match="unknown loss 'nope'.*registered losses"):
-        get_loss("nope")
-    with pytest.raises(ValueError, match="already registered for MunchausenDQNLoss"):
-        register_loss("m_dqn", torch.nn.Module, lambda cfg, actor: None)
 
 
 ATARI_TINY = [

@@ -255,7 +255,7 @@ def test_behaviour_policy_is_the_boltzmann_policy_of_the_online_network():
     network (moved away from the online one) would give other probabilities."""
     torch.manual_seed(0)
     cfg = virel.validate(compose_config(CONF, "virel", ["env=cartpole"]))
-    entry = get_loss(cfg.loss.name)
+    entry = get_loss(cfg.loss.name, "value_based")
     spec = Categorical(2)
     q_net = make_q_network(cfg.network.kind, (4,), 2, hidden=cfg.network.hidden)
     actor = QValueActor(q_net, in_keys=["observation"], spec=spec)

@@ -323,6 +323,8 @@ class ValueBasedConfig(RecipeConfig):
     exploration: ExplorationConfig = field(default_factory=ExplorationConfig)
     #: The action space the loop needs (:func:`~torchrl_reg.envs.specs.check_action_space`).
     action_space: ClassVar[str] = "discrete"
+    #: The loop family that trains it (:func:`~torchrl_reg.loops.recipe_entry` runs that loop).
+    family: ClassVar[str] = "value_based"
 
 
 @dataclass
@@ -333,6 +335,7 @@ class BoltzmannValueBasedConfig(RecipeConfig):
 
     optim: QOptimConfig = field(default_factory=QOptimConfig)
     action_space: ClassVar[str] = "discrete"
+    family: ClassVar[str] = "value_based"
 
 
 @dataclass
@@ -347,14 +350,17 @@ class ActorCriticLossConfig:
       ``N = hard_update_interval`` (required; soft Q-learning's reference uses 1000); ``polyak`` is
       not read in this mode.
 
-    A recipe's loss config inherits it and adds the loss's own settings."""
+    ``name`` is the registered actor-critic loss the loop builds (a recipe sets its default and its
+    ``choices``). A recipe's loss config inherits it and adds the loss's own settings."""
 
+    name: str = MISSING
     gamma: float = 0.99
     target_update: str = "polyak"
     polyak: float = 0.005
     hard_update_interval: Optional[int] = None
 
     docs: ClassVar[dict[str, str]] = {
+        "name": "the registered loss the loop builds (one per recipe)",
         "gamma": "discount factor",
         "target_update": "polyak (averaged every update) or hard (copied every hard_update_interval updates)",
         "polyak": "rate of the Polyak averaging of the target networks",
@@ -374,3 +380,4 @@ class ActorCriticConfig(RecipeConfig):
     (``loss.target_update``; no ``optim.target_update_interval``)."""
 
     action_space: ClassVar[str] = "box"
+    family: ClassVar[str] = "actor_critic"

@@ -6,23 +6,42 @@
   targets or a periodic copy, :mod:`torchrl_reg.loops.targets`).
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
-:mod:`torchrl_reg.loops.registry` and gets its ``train(cfg)`` and command line from
-:func:`~torchrl_reg.loops.entry.recipe_entry` (its ``validate``, then its family's ``train``);
+:mod:`torchrl_reg.loops.registry` under their loop family (builders typed by the family's Protocol:
+:class:`~torchrl_reg.loops.registry.ValueBasedBuilder`, :class:`~torchrl_reg.loops.registry.ActorCriticBuilder`)
+and gets its ``train(cfg)`` and command line from :func:`~torchrl_reg.loops.entry.recipe_entry` (its
+``validate``, then the loop of the schema's family, which builds the loss named ``cfg.loss.name``);
 method-specific steps are :class:`~torchrl_reg.loops.hooks.LoopHooks`.
 """
 from __future__ import annotations
 
-from torchrl_reg.loops.entry import recipe_entry
+from torchrl_reg.loops.entry import LOOPS, recipe_entry, train_loop
 from torchrl_reg.loops.hooks import LoopHooks, RewardScale, ValueBasedHooks
-from torchrl_reg.loops.registry import LossEntry, get_loss, register_loss, registered_losses
+from torchrl_reg.loops.registry import (
+    BUILDERS,
+    ActorCriticBuilder,
+    HooksBuilder,
+    LossEntry,
+    NetworkBuilder,
+    ValueBasedBuilder,
+    get_loss,
+    register_loss,
+    registered_losses,
+)
 
 __all__ = [
+    "ActorCriticBuilder",
+    "BUILDERS",
+    "HooksBuilder",
+    "LOOPS",
     "LoopHooks",
     "LossEntry",
+    "NetworkBuilder",
     "RewardScale",
+    "ValueBasedBuilder",
     "ValueBasedHooks",
     "get_loss",
     "recipe_entry",
     "register_loss",
     "registered_losses",
+    "train_loop",
 ]

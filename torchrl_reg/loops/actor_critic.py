@@ -11,16 +11,17 @@ a copy of the online parameters every ``loss.hard_update_interval`` updates. One
 critics and temperature) it is the per-loss optimizers of the paper with one backward pass, since
 Adam is per-parameter. Evaluation plays the policy's deterministic mode.
 
-What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` whose ``from_config``
-builds the policy and the loss (with its networks), and optionally
+What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` with ``family="actor_critic"``
+whose ``from_config(cfg, env, device)`` builds the policy and the loss (with its networks), and optionally
 :class:`~torchrl_reg.loops.hooks.LoopHooks`. Its config is an
-:class:`~torchrl_reg.configs.ActorCriticConfig` whose ``loss`` group has ``gamma``, ``target_update``, ``polyak`` and ``hard_update_interval``.
+:class:`~torchrl_reg.configs.ActorCriticConfig` whose ``loss`` group has ``name`` (the registered loss),
+``gamma``, ``target_update``, ``polyak`` and ``hard_update_interval``.
 """
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,11 +36,15 @@ from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.loops.targets import actor_critic_target_update
 from torchrl_reg.modules.critics import state_action_value_network
 from torchrl_reg.modules.policies import tanh_normal_policy
+from torchrl_reg.objectives.protocols import InputChecks
 from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, deterministic_actor, start_process
 from torchrl_reg.run.rundir import released_on_error
 
-__all__ = ["actor_and_qvalue", "train"]
+__all__ = ["FAMILY", "actor_and_qvalue", "train"]
+
+#: The loop family of this loop's losses (:mod:`torchrl_reg.loops.registry`).
+FAMILY = "actor_critic"
 
 
 def actor_and_qvalue(
@@ -56,16 +61,12 @@ def actor_and_qvalue(
     return policy, qvalue
 
 
-def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Train one actor-critic agent; returns the final metrics (also written to ``<run_dir>/metrics.json``).
-
-    Args:
-        cfg: a validated :class:`~torchrl_reg.configs.ActorCriticConfig` (the recipe's ``validate``).
-        loss: the registered loss (:func:`~torchrl_reg.loops.registry.get_loss`) that builds policy and loss.
-        name: the method's name, logged as ``metrics["loss"]``.
-        metrics: further entries of ``metrics.json`` (e.g. the policy kind).
-    """
-    entry = get_loss(loss)
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train one actor-critic agent with the loss named ``cfg.loss.name``; returns the final metrics (also
+    written to ``<run_dir>/metrics.json``, with the entry's ``run_metrics``: the method's name as ``"loss"``,
+    e.g. the policy kind). ``cfg`` is a validated :class:`~torchrl_reg.configs.ActorCriticConfig` (the
+    recipe's ``validate``)."""
+    entry = get_loss(cfg.loss.name, FAMILY)
     run_dir, device = start_process(cfg)
     # A run refused while it is being set up leaves no lock file behind.
     with released_on_error(run_dir):
@@ -77,21 +78,19 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
         optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
         # Every collected transition is checked once, before the buffer (actions against the action
         # space, NaN/inf values with check_finite), so the update does not re-check each minibatch.
-        check_inputs = getattr(loss_module, "check_inputs", None)
+        checks_inputs = isinstance(loss_module, InputChecks)
         update = make_update(
             loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
-            inputs_checked=check_inputs is not None, cuda_graph=cfg.cuda_graph,
+            fused="auto" if entry.fused_update else False, inputs_checked=checks_inputs, cuda_graph=cfg.cuda_graph,
         )
         replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
         hooks.attach(replay_buffer)
         collector = make_collector(env, policy, cfg.collector, device=device)
 
-        metrics = dict(metrics or {})
-        label = " ".join([name, *(f"({value})" for value in metrics.values())])
         run = RecipeRun(
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
             device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
-            title=f"{label} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": name, **metrics},
+            title=entry.title(cfg), extra_metrics=entry.run_metrics(cfg),
             curve_scalars=hooks.curve_scalars(),
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
@@ -101,8 +100,8 @@ def train(cfg: DictConfig, *, loss: str, name: str, metrics: Mapping[str, Any] |
         batch_frames = run.observe(data)  # non-finite rewards refused, returns tracked
         hooks.after_collect(data)
         transitions = data.select(*TRANSITION_KEYS).reshape(-1)
-        if check_inputs is not None:
-            check_inputs(transitions)
+        if checks_inputs:
+            loss_module.check_inputs(transitions)
         replay_buffer.extend(transitions)
         t_update = time.perf_counter()
         # One update per optim.frames_per_update frames collected after optim.learning_starts.

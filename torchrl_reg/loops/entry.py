@@ -1,12 +1,15 @@
-"""A recipe's two entry points, ``train(cfg)`` and the command line, built from its ``validate`` and loop.
+"""A recipe's two entry points, ``train(cfg)`` and the command line, built from its ``validate``.
 
 Every recipe ends the same way: ``train`` validates the config (every check before anything is
-built or written) and runs the family's loop; the command line composes ``recipes/conf/<name>.yaml``
-with Hydra, checks the loss group choice, trains, logs the summary line and exits with
+built or written) and runs the loop of the config's family (:data:`LOOPS`, by the schema's
+``family``: :class:`~torchrl_reg.configs.ValueBasedConfig` -> the value-based loop,
+:class:`~torchrl_reg.configs.ActorCriticConfig` -> the actor-critic loop), which builds the loss
+named ``cfg.loss.name``; the command line composes ``recipes/conf/<name>.yaml`` with Hydra, checks
+the loss group choice, trains, logs the summary line and exits with
 :data:`~torchrl_reg.run.stop.EXIT_INTERRUPTED` (75) after a stop. :func:`recipe_entry` builds
 both, so a recipe declares only what is its own::
 
-    train, main = recipe_entry("m_dqn", validate, value_based.train, losses=LOSSES)
+    train, main = recipe_entry("m_dqn", validate, losses=LOSSES)
 
     if __name__ == "__main__":
         main()
@@ -22,15 +25,34 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from torchrl_reg.configs import check_group_choice, compose_config, config_help, register_group_choices
+from torchrl_reg.loops import actor_critic, value_based
 from torchrl_reg.run import exit_if_interrupted, report_summary
 
-__all__ = ["recipe_entry"]
+__all__ = ["LOOPS", "recipe_entry", "train_loop"]
+
+#: Loop family (a config schema's ``family``, a loss's registry family) -> its training loop.
+LOOPS: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
+    value_based.FAMILY: value_based.train,
+    actor_critic.FAMILY: actor_critic.train,
+}
+
+
+def train_loop(cfg: DictConfig) -> Callable[[DictConfig], dict[str, Any]]:
+    """The loop of a validated config's family: its schema's ``family`` (a ``ValueError`` names the
+    schema when it has none, e.g. a config that was not validated against a recipe's schema)."""
+    schema = OmegaConf.get_type(cfg)
+    family = getattr(schema, "family", None)
+    if family not in LOOPS:
+        raise ValueError(
+            f"the config's schema {getattr(schema, '__name__', schema)} names no training loop (family={family!r}; "
+            f"the loops are {sorted(LOOPS)}): validate it against a ValueBasedConfig or ActorCriticConfig schema"
+        )
+    return LOOPS[family]
 
 
 def recipe_entry(
     name: str,
     validate: Callable[[Any], DictConfig],
-    loop: Callable[[DictConfig], dict[str, Any]],
     *,
     losses: Iterable[str] | None = None,
 ) -> tuple[Callable[[DictConfig | dict], dict[str, Any]], Callable[[], None]]:
@@ -38,9 +60,8 @@ def recipe_entry(
 
     Args:
         name: the recipe's name, its Hydra config ``conf/<name>.yaml`` beside the recipe file.
-        validate: the recipe's ``validate(cfg) -> DictConfig``; it must be defined in the recipe file.
-        loop: runs the validated config, e.g. :func:`torchrl_reg.loops.value_based.train` or
-            ``functools.partial(actor_critic.train, loss=..., name=...)``; returns the final metrics.
+        validate: the recipe's ``validate(cfg) -> DictConfig``, defined in the recipe file; the schema it
+            validates against picks the loop (:func:`train_loop`), ``cfg.loss.name`` the loss.
         losses: the options of the shared ``loss`` group this recipe accepts: any other (another
             recipe's, e.g. ``loss=iq`` on m_dqn) is refused on the command line before training,
             and by :func:`~torchrl_reg.configs.compose_config`.
@@ -53,7 +74,8 @@ def recipe_entry(
         register_group_choices(name, "loss", choices)
 
     def train(cfg: DictConfig | dict) -> dict[str, Any]:
-        return loop(validate(cfg))
+        cfg = validate(cfg)
+        return train_loop(cfg)(cfg)
 
     train.__doc__ = f"Train one {name} agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."
 

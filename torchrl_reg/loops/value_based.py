@@ -9,8 +9,8 @@ store them (Atari with ``buffer.dedup_frames``: each frame once), anneal epsilon
 collected after ``optim.learning_starts`` (the update-to-data ratio of the one-env original), and copy
 the online network to the target network every ``optim.target_update_interval`` frames. Evaluation plays the greedy policy.
 
-What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` (``from_config(cfg,
-actor)``; its Q-network builder when it is not a plain Q-network, e.g. IQN's), and optionally
+What a method adds: a loss registered in :mod:`torchrl_reg.loops.registry` with ``family="value_based"``
+(``from_config(cfg, actor)``; its Q-network builder when it is not a plain Q-network, e.g. IQN's), and optionally
 :class:`~torchrl_reg.loops.hooks.ValueBasedHooks` (MIRL: the prior's exploration and greedy
 action, the prior update after each batch, the beta update after each step; discrete VIREL: the
 Boltzmann policy at the loss's temperature, with no epsilon schedule). Its config is a
@@ -32,11 +32,15 @@ from torchrl_reg.loops.hooks import ValueBasedHooks
 from torchrl_reg.loops.registry import get_loss, register_loss
 from torchrl_reg.loops.targets import PeriodicHardUpdate
 from torchrl_reg.modules.q_networks import make_q_network
+from torchrl_reg.objectives.protocols import InputChecks
 from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, start_process
 from torchrl_reg.run.rundir import released_on_error
 
-__all__ = ["train"]
+__all__ = ["FAMILY", "train"]
+
+#: The loop family of this loop's losses (:mod:`torchrl_reg.loops.registry`).
+FAMILY = "value_based"
 
 
 def q_network(cfg: DictConfig, obs_shape: tuple[int, ...], n_actions: int) -> torch.nn.Module:
@@ -52,14 +56,14 @@ def dqn_from_config(cfg: DictConfig, actor: QValueActor) -> DQNLoss:
     return loss
 
 
-register_loss("dqn", DQNLoss, dqn_from_config)
+register_loss("dqn", DQNLoss, dqn_from_config, family=FAMILY, fused_update=False)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one value-based agent with the loss named ``cfg.loss.name``; returns the final metrics
     (also written to ``<run_dir>/metrics.json``). ``cfg`` is a validated
     :class:`~torchrl_reg.configs.ValueBasedConfig` (the recipe's ``validate``)."""
-    entry = get_loss(cfg.loss.name)
+    entry = get_loss(cfg.loss.name, FAMILY)
     run_dir, device = start_process(cfg)
     # A run refused while it is being set up leaves no lock file behind.
     with released_on_error(run_dir):
@@ -81,10 +85,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.optim.lr, eps=cfg.optim.eps)
         # Every collected transition is checked once, before the buffer (actions against the action
         # space, NaN/inf values with check_finite), so the update does not re-check each minibatch.
-        check_inputs = getattr(loss_module, "check_inputs", None)
+        checks_inputs = isinstance(loss_module, InputChecks)
         update = make_update(
             loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
-            inputs_checked=check_inputs is not None, cuda_graph=cfg.cuda_graph,
+            fused="auto" if entry.fused_update else False, inputs_checked=checks_inputs, cuda_graph=cfg.cuda_graph,
         )
         replay_buffer = make_replay_buffer(
             cfg.buffer,
@@ -103,7 +107,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         run = RecipeRun(
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
             stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
-            title=f"{cfg.loss.name} on {cfg.env.name} (seed {cfg.seed})", extra_metrics={"loss": cfg.loss.name},
+            title=entry.title(cfg), extra_metrics=entry.run_metrics(cfg),
             curve_scalars=hooks.curve_scalars(),
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
@@ -113,8 +117,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         batch_frames = run.observe(data)  # non-finite rewards refused, raw returns tracked, then clipped
         hooks.after_collect(data)
         transitions = data.select(*TRANSITION_KEYS).reshape(-1)
-        if check_inputs is not None:
-            check_inputs(transitions)
+        if checks_inputs:
+            loss_module.check_inputs(transitions)
         replay_buffer.extend(transitions)
         scalars = hooks.anneal_exploration(exploration, schedule, run.frames)  # default: epsilon, annealed
         # One update per optim.frames_per_update frames collected after optim.learning_starts.

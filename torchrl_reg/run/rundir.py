@@ -38,6 +38,7 @@ __all__ = [
     "LOCK_NAME",
     "RESUMABLE_CHANGES",
     "ADDED_KEYS",
+    "AS_NEW",
     "RunDirLocked",
     "ResumeRefused",
     "EarlierRunRefused",
@@ -70,9 +71,14 @@ RESUMABLE_CHANGES: dict[str, str] = {
     "cuda_graph": "any",
 }
 
+#: Stands, in :data:`ADDED_KEYS`, for "the value the new config holds": the key's absence meant it.
+AS_NEW = object()
+
 #: Config keys added after run directories were written without them, with the value a config that lacks
-#: the key meant: a resume compares the stored config as if it held that value.
-ADDED_KEYS: dict[str, Any] = {"env.backend": "wrappers"}
+#: the key meant: a resume compares the stored config as if it held that value. ``loss.name`` came to the
+#: actor-critic configs when their loop started to read the loss from the config; each actor-critic recipe
+#: offers exactly one loss name (its ``choices``), so a stored config without one ran the name it now gives.
+ADDED_KEYS: dict[str, Any] = {"env.backend": "wrappers", "loss.name": AS_NEW}
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +404,10 @@ def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     old, cur = _flat(dict(stored)), _flat(dict(new))
     refused = []
     for key in sorted(set(old) | set(cur)):
-        a, b = old.get(key, ADDED_KEYS.get(key, "<absent>")), cur.get(key, "<absent>")
+        b = cur.get(key, "<absent>")
+        a = old.get(key, ADDED_KEYS.get(key, "<absent>"))
+        if a is AS_NEW:
+            a = b
         if a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):  # NaN == NaN here
             continue
         rule = RESUMABLE_CHANGES.get(key)
