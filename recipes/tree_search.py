@@ -31,7 +31,6 @@ from omegaconf import DictConfig
 from torchrl_reg.configs import default_of, register_schema, structured
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.loops import recipe_entry
-from torchrl_reg.loops.planning import plan
 from torchrl_reg.planning import (
     ALGORITHMS,
     KNOB_DEFAULTS,
@@ -151,6 +150,8 @@ class TreeSearchConfig:
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     logger: PlanningLoggerConfig = field(default_factory=PlanningLoggerConfig)
+    #: The loop that runs it (:data:`torchrl_reg.loops.LOOPS`): torchrl_reg.loops.planning.plan.
+    family: ClassVar[str] = "planning"
 
     docs: ClassVar[dict[str, str]] = {
         "seed": "episode i's env, rollouts and search draw from seed + i",
@@ -206,7 +207,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
 
 
 # ``train`` by the recipe contract (torchrl_reg.run: sweeps call recipes by it), though nothing is trained
-train, main = recipe_entry("tree_search", validate, plan)
+train, main = recipe_entry("tree_search", validate)
 train.__doc__ = "Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in ``<run_dir>/metrics.json``)."
 
 if __name__ == "__main__":

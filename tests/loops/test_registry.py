@@ -96,7 +96,7 @@ def test_get_loss_refuses_another_familys_loss_and_an_unknown_name():
 def test_every_entry_matches_its_familys_protocols():
     """The builders take the arguments their family's loop passes (the Protocols' parameters, by signature)."""
     _import_all()
-    assert set(BUILDERS) == set(LOOPS) and {entry.family for entry in _LOSSES.values()} == set(BUILDERS)
+    assert set(BUILDERS) == set(LOOPS) - {"planning"} and {entry.family for entry in _LOSSES.values()} == set(BUILDERS)
     for (family, name), entry in _LOSSES.items():
         assert (entry.family, entry.name) == (family, name)
         for builder, protocol in ((entry.from_config, BUILDERS[family]), (entry.hooks, HooksBuilder),

@@ -25,15 +25,17 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from torchrl_reg.configs import check_group_choice, compose_config, config_help, register_group_choices
-from torchrl_reg.loops import actor_critic, value_based
+from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.run import exit_if_interrupted, report_summary
 
 __all__ = ["LOOPS", "recipe_entry", "train_loop"]
 
-#: Loop family (a config schema's ``family``, a loss's registry family) -> its training loop.
+#: Loop family (a config schema's ``family``, a loss's registry family) -> its loop. The planning loop
+#: trains nothing and builds no loss: it has no family in the loss registry.
 LOOPS: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
     value_based.FAMILY: value_based.train,
     actor_critic.FAMILY: actor_critic.train,
+    "planning": planning.plan,
 }
 
 
@@ -45,7 +47,7 @@ def train_loop(cfg: DictConfig) -> Callable[[DictConfig], dict[str, Any]]:
     if family not in LOOPS:
         raise ValueError(
             f"the config's schema {getattr(schema, '__name__', schema)} names no training loop (family={family!r}; "
-            f"the loops are {sorted(LOOPS)}): validate it against a ValueBasedConfig or ActorCriticConfig schema"
+            f"the loops are {sorted(LOOPS)}): validate it against a recipe's schema (e.g. a ValueBasedConfig)"
         )
     return LOOPS[family]
 

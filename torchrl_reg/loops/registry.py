@@ -22,8 +22,9 @@ A loss declares whether it satisfies :class:`~torchrl_reg.objectives.protocols.F
 
 Names are unique within a family; one name may exist in two families (``sql``: MIRL's discrete soft
 Q-learning baseline is ``value_based``, soft Q-learning with continuous actions ``actor_critic``), and
-:func:`get_loss` refuses a name registered only in another family. A new family (a planning loop) adds
-its builder's Protocol to :data:`BUILDERS`.
+:func:`get_loss` refuses a name registered only in another family. A new family of losses adds its
+builder's Protocol to :data:`BUILDERS`; the planning loop (:mod:`torchrl_reg.loops.planning`) builds no loss and
+has none.
 """
 from __future__ import annotations
 
