@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": "python -m benchmarks.atari_vector_env " + " ".join(sys.argv[1:] if argv is None else argv),
         "game": args.game, "seconds_per_measurement": args.seconds, "repeats": args.repeats,
-        "env": "recipes/conf/env/atari.yaml (Dopamine protocol), seed 0; policy: uniformly random",
+        "env": "recipes/conf/protocol/ale.yaml (Dopamine protocol), seed 0; policy: uniformly random",
         "collector": f"torchrl Collector via make_collector, frames_per_batch = {BATCH_STEPS} x num_envs",
         "torch": torch.__version__, "ale_py": ale_py.__version__, "torch_threads": 1,
         "machine": f"{platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs",

@@ -1,7 +1,7 @@
 """VIREL on Pendulum-v1 (20k steps) beside SAC, and VIREL's temperature estimators: returns and eps_w.
 
 The runs come from the product's sweep, one sweep per method, all on the same budget
-(control_preset/pendulum: 20k steps, 2x64 MLPs, batch 128, one update per step after 1k), e.g.::
+(protocol/control/pendulum.yaml: 20k steps, 2x64 MLPs, batch 128, one update per step after 1k), e.g.::
 
     nice -n 19 taskset -c 0 python -m torchrl_reg.sweep recipes/virel.py env=pendulum loss=virel seed=1,2 \
         logger.progress_bar=false --executor local --parallel 2 --dir D/pendulum_practical

@@ -205,11 +205,7 @@ register_loss(
 )
 
 
-# The shared loss group's options for this recipe; another recipe's (loss=sac, whose file is empty)
-# would otherwise compose into the default M-IQ and run it under the wrong name.
-LOSSES = ("m_iq", "iq", "trust_pcl", "pcl")
-
-train, main = recipe_entry("iq", validate, losses=LOSSES)
+train, main = recipe_entry("iq", validate)
 
 if __name__ == "__main__":
     main()

@@ -105,7 +105,7 @@ for _name, _persistent in (("al", False), ("pal", True)):
     )
 
 
-train, main = recipe_entry("m_dqn", validate, losses=LossConfig.choices["name"])
+train, main = recipe_entry("m_dqn", validate)
 
 if __name__ == "__main__":
     main()

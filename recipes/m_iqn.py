@@ -115,7 +115,7 @@ register_loss(
 register_loss("iqn", IQNLoss, partial(from_config, loss_class=IQNLoss), family="value_based", network=network)
 
 
-train, main = recipe_entry("m_iqn", validate, losses=IQNLossConfig.choices["name"])
+train, main = recipe_entry("m_iqn", validate)
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ SAC's tanh-Gaussian actor, twin critics with Polyak targets (rate ``loss.polyak`
 tuned towards ``-dim(A)``, with the critics' target of MDVI in its Munchausen form, ``r + beta
 f(alpha ln pi(a|s)) + gamma [min Q(s', a') - f(alpha ln pi(a'|s'))]``, each log-density term through the
 bounding function ``f`` (:class:`~torchrl_reg.objectives.MDACLoss`). The presets are SAC's
-(``control_preset/<env>.yaml``, shared with ``recipes/sac.py`` and ``recipes/iq.py``, so the three compare
+(``protocol/control/<family>.yaml``, shared with ``recipes/sac.py`` and ``recipes/iq.py``, so the three compare
 on the same budget, evaluation and logs). The loop is :func:`torchrl_reg.loops.actor_critic.train`; the
 three terms touch disjoint parameters and are stepped by one Adam (fused into one compiled graph with
 ``compile=true``). The loss logs ``train/clip_fraction`` (share of log-density terms past the bound's linear
@@ -109,7 +109,7 @@ register_loss(
 )
 
 
-train, main = recipe_entry("mdac", validate, losses=("mdac", "mdac_unbounded"))
+train, main = recipe_entry("mdac", validate)
 
 if __name__ == "__main__":
     main()

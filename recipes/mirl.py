@@ -139,7 +139,7 @@ for _variant in VARIANTS:
     register_loss(_variant, MIRLLoss, from_config, family="value_based", hooks=lambda cfg, loss: MIRLHooks(loss))
 
 
-train, main = recipe_entry("mirl", validate, losses=MIRLLossConfig.choices["name"])
+train, main = recipe_entry("mirl", validate)
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ Paper: Haarnoja, Zhou, Hartikainen, Tucker, Ha, Tan, Kumar, Zhu, Gupta, Abbeel, 
 Actor-Critic Algorithms and Applications" (arXiv:1812.05905, 2018), with TorchRL's
 :class:`~torchrl.objectives.SACLoss`: a tanh-Gaussian actor, two Q-networks with Polyak targets
 (rate ``loss.polyak``, 0.005) and a temperature tuned towards the entropy ``-dim(A)``. The presets
-(``control_preset/<env>.yaml``: 2x256 MLPs, Adam 3e-4, batch 256, replay 1M, one update per step
+(``protocol/control/mujoco.yaml``: 2x256 MLPs, Adam 3e-4, batch 256, replay 1M, one update per step
 after 10k steps) are those of ``recipes/iq.py``, so the two recipes compare on the same budget,
 with the same logs, evaluation (deterministic policy: the tanh of the Gaussian mean) and
 checkpoints. The loop is :func:`torchrl_reg.loops.actor_critic.train`: actor, critic and
@@ -110,7 +110,7 @@ register_loss(
 )
 
 
-train, main = recipe_entry("sac", validate, losses=("sac",))
+train, main = recipe_entry("sac", validate)
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ reference's 1000, set by the multigoal and MuJoCo presets) or Polyak-averages it
 Evaluation plays the sampler with ``xi = 0``. ``loss.tau_final`` anneals the temperature linearly
 over ``loss.tau_annealing_updates`` updates (:class:`~torchrl_reg.objectives.TemperatureSchedule`).
 
-Presets (``sql_preset/<env>.yaml``) follow the reference implementation: 2x128 ReLU MLPs, Adam 3e-4,
+Presets (``conf/sql/env/<env>.yaml``) follow the reference implementation: 2x128 ReLU MLPs, Adam 3e-4,
 batch 128, 16 value particles, 16 kernel particles, ``tau = 1`` with reward scale 30 on HalfCheetah
 and Hopper; on MultiGoal batch 64, 32 kernel particles, reward scale 0.1; a target copy every 1000
 updates on MultiGoal, HalfCheetah and Hopper.
@@ -193,7 +193,7 @@ register_loss(
 )
 
 
-train, main = recipe_entry("sql", validate, losses=("soft_q",))
+train, main = recipe_entry("sql", validate)
 
 if __name__ == "__main__":
     main()

@@ -13,8 +13,8 @@ Reinforcement Learning", NeurIPS 2019, arXiv 1811.01132: the Boltzmann policy
 
 Box actions (``env=pendulum|halfcheetah|hopper|walker2d|ant|humanoid``):
 :class:`~torchrl_reg.objectives.VIRELLoss` (variants ``practical``, the official code, and ``em``;
-equations in its docstring) on :func:`torchrl_reg.loops.actor_critic.train`. Presets:
-``virel_preset/<env>.yaml`` on top of ``control_preset/<env>.yaml``. Pendulum keeps the shared
+equations in its docstring) on :func:`torchrl_reg.loops.actor_critic.train`. Settings:
+``conf/virel/env/<env>.yaml``, on top of SAC's ``protocol/control/<family>.yaml``. Pendulum keeps the shared
 Pendulum budget (20k steps, 2x64, batch 128) so that it compares with ``recipes/sac.py
 env=pendulum``; HalfCheetah and Hopper use the official code's settings (300x300 networks, batch 128,
 Adam 3e-4, Polyak 1e-3, ``beta_scale`` 4e-3 from its README's Walker2d example, i.e. ``c = 0.008``
@@ -25,7 +25,7 @@ reward units is 3x that at scale 1).
 Discrete actions (``env=cartpole|minatar``): :class:`~torchrl_reg.objectives.DiscreteVIRELLoss`
 (``pi_w = softmax(Q/eps_w)`` exactly, the critic evaluates it) on
 :func:`torchrl_reg.loops.value_based.train` with the DQN protocol of ``recipes/m_dqn.py``
-(``dqn_protocol/<env>.yaml``: network, budget, replay, Adam, target copy) less its epsilon-greedy
+(``protocol/dqn/<env>.yaml``: network, budget, replay, Adam, target copy) less its epsilon-greedy
 schedule: :class:`BoltzmannTemperature` acts with ``softmax(Q/eps_w)`` of the online network at the
 loss's current temperature, the only exploration (no ``exploration`` group: an epsilon cannot be set);
 evaluation is greedy, the ``eps_w -> 0`` limit. The config schema follows the env preset
@@ -120,7 +120,7 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
     num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
     #: multiplies the rewards the loss sees, the temperature batch's too (the logged returns stay raw).
     #: The Bellman error scales with it, so the policy's temperature in raw reward units is ``reward_scale``
-    #: times the temperature at scale 1 (``virel_preset/official.yaml``: the official command's 3.0).
+    #: times the temperature at scale 1 (``protocol/virel/mujoco.yaml``: the official command's 3.0).
     reward_scale: float = 1.0
 
     docs: ClassVar[dict[str, str]] = {
@@ -273,7 +273,7 @@ register_loss(
 
 
 # Box configs run on the actor-critic loop, discrete ones on the value-based loop: their schemas' family.
-train, main = recipe_entry("virel", validate, losses=("virel", "virel_em"))
+train, main = recipe_entry("virel", validate)
 
 if __name__ == "__main__":
     main()

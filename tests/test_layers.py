@@ -33,7 +33,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "trainer_configs": ("configs", "modules", "objectives", "validation"),
     "loops": ("configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
     "torchrl_reg": ("functional", "modules", "objectives", "tabular", "value"),
-    "sweep": ("torchrl_reg", "envs", "run", "validation"),
+    "sweep": ("torchrl_reg", "configs", "envs", "run", "validation"),
     "report": ("run", "sweep"),
     # recipes/ is not part of the package: nothing in torchrl_reg/ may import it.
     "recipes": (

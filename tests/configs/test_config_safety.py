@@ -13,7 +13,7 @@ import torch
 from tests.recipes.test_m_dqn import SMALL
 
 from recipes import m_dqn, m_iqn
-from torchrl_reg.configs import compose_config, register_schema
+from torchrl_reg.configs import compose_config, config_sources, register_schema
 from torchrl_reg.run import request_stop_at
 from torchrl_reg.run.rundir import RESUMABLE_CHANGES, ResumeRefused, resume_changes
 from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
@@ -157,24 +157,15 @@ def test_values_for_keys_the_chosen_loss_ignores_are_refused_in_every_recipe(cas
 
 @pytest.mark.parametrize("recipe", ["m_dqn", "m_iqn", "mirl", "iq", "sac", "sql", "virel"])
 def test_every_loss_option_validates_with_every_env_preset(recipe):
-    """No preset sets a key that a loss option of its recipe ignores (the check above would refuse the
-    documented ``python recipes/mirl.py env=minatar loss=sql``): every (env, loss) pair the recipe's
-    config lists composes and validates."""
+    """No env option sets a key that a loss option of its recipe ignores (the check above would refuse the
+    documented ``python recipes/mirl.py env=minatar loss=sql``): every (env, loss) pair of the recipe's own
+    groups (recipes/conf/<recipe>/env/, loss/) composes and validates."""
     import importlib
 
-    from omegaconf import OmegaConf
-
     module = importlib.import_module(f"recipes.{recipe}")
-    help_text = OmegaConf.load(CONF / f"{recipe}.yaml").hydra.get("help", {}).get("template", "")
-    listed = {head: [o.strip() for o in rest.split(",")] for head, _, rest in
-              (line.partition(": ") for line in help_text.splitlines()) if head in ("env", "loss") and rest}
-    # Unlisted (virel.yaml): the envs with a preset of the recipe, the loss options named like the default one.
-    env_options = {p.stem for p in (CONF / "env").glob("*.yaml")}
-    envs = listed.get("env") or sorted(env_options & {p.stem for p in (CONF / f"{recipe}_preset").glob("*.yaml")})
-    default_loss = next(d["loss"] for d in OmegaConf.load(CONF / f"{recipe}.yaml").defaults if "loss" in d)
-    losses = listed.get("loss") or [p.stem for p in (CONF / "loss").glob(f"{default_loss}*.yaml")]
-    for env in envs:
-        for loss in losses:
+    groups = config_sources(CONF, recipe).groups
+    for env in groups["env"][1]:
+        for loss in groups["loss"][1]:
             if recipe == "virel" and env in module.DISCRETE_ENVS and loss != "virel":
                 continue  # loss=virel_em is for Box actions; a discrete env runs the discrete loss
             module.validate(_cfg(f"env={env}", f"loss={loss}", recipe=recipe))
@@ -183,23 +174,29 @@ def test_every_loss_option_validates_with_every_env_preset(recipe):
 @pytest.mark.parametrize(
     ("recipe", "option", "accepted"),
     [
-        # Each option is another recipe's file with nothing this recipe's schema refuses: before the
-        # check it composed into a silently different run (m_dqn loss=iq: M-DQN with alpha=0, Soft-DQN;
+        # Each option is another recipe's (or an old name): each recipe has its own loss group, so Hydra
+        # does not find it and lists the recipe's own options. Before, the recipes shared one loss group and
+        # these composed into a silently different run (m_dqn loss=iq: M-DQN with alpha=0, Soft-DQN;
         # iq loss=sac: the default M-IQ; sac loss=virel: SAC; sql loss=m_iq: soft Q-learning).
-        ("m_dqn", "iq", ["m_dqn", "soft_dqn", "al", "pal", "dqn"]),
-        ("m_iqn", "m_iq", ["m_iqn", "iqn"]),
-        ("mirl", "sac", ["mirl", "sql", "sql_m", "dqn"]),
-        ("iq", "sac", ["m_iq", "iq", "trust_pcl", "pcl"]),
+        ("m_dqn", "iq", ["al", "dqn", "m_dqn", "pal", "soft_dqn"]),
+        ("m_iqn", "m_iq", ["iqn", "m_iqn"]),
+        ("mirl", "sac", ["dqn", "mirl", "sql", "sql_m"]),
+        ("iq", "sac", ["iq", "m_iq", "pcl", "trust_pcl"]),
         ("sac", "virel", ["sac"]),
-        ("sql", "m_iq", ["soft_q"]),
-        ("virel", "soft_q", ["virel", "virel_em"]),
+        ("sql", "m_iq", ["sql"]),
+        ("sql", "soft_q", ["sql"]),  # the name before each recipe had its own loss group
+        ("virel", "sql", ["virel", "virel_em"]),
     ],
 )
-def test_compose_config_refuses_another_recipes_loss_group(recipe, option, accepted):
-    importlib.import_module(f"recipes.{recipe}")  # registers its schema and its loss options
-    with pytest.raises(ValueError, match=re.escape(f"loss must be one of {accepted}, got loss='{option}'")):
+def test_compose_config_refuses_another_recipes_loss_option(recipe, option, accepted):
+    from hydra.errors import MissingConfigException
+
+    importlib.import_module(f"recipes.{recipe}")  # registers its schema
+    listing = "\n".join(["Available options in 'loss':", *(f"\t{own}" for own in accepted)])
+    with pytest.raises(MissingConfigException, match=re.escape(f"Could not find 'loss/{option}'\n\n{listing}\n")):
         compose_config(CONF, recipe, [f"loss={option}"])
-    for own in accepted:  # and each of its own options still composes
+    assert config_sources(CONF, recipe).groups["loss"][1] == tuple(accepted)
+    for own in accepted:  # and each of its own options composes
         assert compose_config(CONF, recipe, [f"loss={own}"]) is not None
 
 

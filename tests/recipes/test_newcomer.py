@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.recipes.test_m_dqn import SMALL
-from tests.recipes.test_recipe_help import CONF, RECIPES, listed_options
-from torchrl_reg.configs import compose_config
+from tests.recipes.test_recipe_help import CONF, RECIPES
+from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.run import summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def test_no_preset_warns_about_its_own_frame_budget(recipe):
     # TorchRL collects whole batches: a total_frames that is not a multiple of frames_per_batch makes
     # both RecipeRun and TorchRL's collector warn, on the default run (README command 1) too.
     module = importlib.import_module(f"recipes.{recipe}")
-    for env in listed_options(recipe)["env"]:
+    for env in config_sources(CONF, recipe).groups["env"][1]:
         collector = module.validate(compose_config(CONF, recipe, [f"env={env}"])).collector
         assert collector.total_frames % collector.frames_per_batch == 0, (recipe, env, collector.total_frames, collector.frames_per_batch)
 

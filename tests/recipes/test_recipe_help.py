@@ -1,6 +1,6 @@
-"""Each recipe's ``--help`` lists the groups and options that recipe accepts, and no other
-recipe's (``env=pendulum`` on m_dqn): every listed option composes and validates, every unlisted env
-option of the shared ``env`` group is refused."""
+"""Each recipe's ``--help`` lists its groups with their options, each from the recipe's own directory
+(``recipes/conf/<recipe>/``) or the shared one: every listed option composes and validates, and no other
+recipe's composes (``env=pendulum`` on m_dqn); each key shows the file, override or schema default that set it."""
 from __future__ import annotations
 
 import importlib
@@ -10,30 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
-from torchrl_reg.configs import compose_config
+from torchrl_reg.configs import compose_config, config_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
-RECIPES = ("m_dqn", "m_iqn", "mirl", "iq", "sac", "sql", "virel")
-
-
-def listed_options(recipe: str) -> dict[str, list[str]]:
-    template = OmegaConf.load(CONF / f"{recipe}.yaml").hydra.help.template
-    groups = {}
-    for line in template.splitlines():
-        head, _, rest = line.partition(": ")
-        if head in ("env", "loss", "policy", "buffer", "logger") and rest:
-            groups[head] = [option.strip() for option in rest.split(",")]
-    return groups
+RECIPES = ("m_dqn", "m_iqn", "mirl", "iq", "sac", "sql", "virel", "mdac")
+ALL_ENVS = sorted({path.stem for path in CONF.glob("*/env/*.yaml")})
 
 
 def accepts(recipe: str, group: str, option: str) -> bool:
     module = importlib.import_module(f"recipes.{recipe}")  # registers the schema
     try:
         module.validate(compose_config(CONF, recipe, [f"{group}={option}"]))
-    except Exception:  # noqa: BLE001 -- any refusal (missing preset, schema mismatch, range check)
+    except Exception:  # noqa: BLE001 -- any refusal (option not found, schema mismatch, range check)
         return False
     return True
 
@@ -41,40 +31,59 @@ def accepts(recipe: str, group: str, option: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_help_lists_the_options_the_recipe_accepts(recipe):
-    listed = listed_options(recipe)
-    for option in sorted(path.stem for path in (CONF / "env").glob("*.yaml")):
-        assert accepts(recipe, "env", option) == (option in listed["env"]), (recipe, option)
+    importlib.import_module(f"recipes.{recipe}")  # registers the schema
+    groups = config_sources(CONF, recipe).groups
+    assert {"env", "loss", "buffer", "logger"} <= set(groups)
+    for option in ALL_ENVS:  # every env option of any recipe: accepted exactly when listed
+        assert accepts(recipe, "env", option) == (option in groups["env"][1]), (recipe, option)
     for group in ("loss", "policy", "buffer", "logger"):
-        for option in listed.get(group, []):
+        for option in groups.get(group, ("", ()))[1]:
             assert accepts(recipe, group, option), (recipe, group, option)
 
 
+def test_sources_name_the_file_the_override_or_the_schema_default():
+    importlib.import_module("recipes.m_dqn")
+    sources = config_sources(CONF, "m_dqn", ["env=minatar", "optim.lr=1e-4"])
+    assert sources.groups["env"] == ("minatar", ("acrobot", "atari", "cartpole", "minatar"))
+    assert sources.groups["loss"] == ("m_dqn", ("al", "dqn", "m_dqn", "pal", "soft_dqn"))
+    values = sources.values
+    # One file per env family holds the DQN protocol; the recipe's env option adds its epsilon schedule.
+    assert values["collector.total_frames"] == values["env.sticky_action_prob"] == "protocol/dqn/minatar.yaml"
+    assert values["exploration.eps_end"] == "m_dqn/env/minatar.yaml"
+    assert values["loss.name"] == "m_dqn/loss/m_dqn.yaml"
+    assert values["buffer.prioritized"] == "buffer/uniform.yaml"
+    assert values["optim.lr"] == "command line"  # the protocol sets it too: the override comes last
+    assert "loss.alpha" not in values  # no file sets it: the schema's default (MunchausenDQNLoss's)
+
+
 @pytest.mark.slow
-def test_help_command_prints_the_recipe_help():
+def test_help_command_prints_the_groups_and_where_each_value_came_from():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "recipes/m_dqn.py", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "recipes/m_dqn.py", "--help", "env=minatar", "seed=3"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     ).stdout
-    assert "loss: m_dqn, soft_dqn, al, pal, dqn" in out and "env.name=<any gymnasium id>" in out
+    assert "loss: al, dqn, m_dqn*, pal, soft_dqn\n" in out and "env: acrobot, atari, cartpole, minatar*\n" in out
+    assert "env.name=<any gymnasium id>" in out
     assert "pendulum" not in out and "trust_pcl" not in out
+    lines = out.splitlines()
+    assert "seed=3  seed of the networks, the envs and the replay  [command line]" in lines
+    assert "optim.lr=0.00025  Adam learning rate  [protocol/dqn/minatar.yaml]" in lines
+    assert "exploration.eps_end=0.01  epsilon after the annealing  [m_dqn/env/minatar.yaml]" in lines
+    assert any(line.startswith("loss.alpha=0.9  ") and line.endswith("  [schema default]") for line in lines)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("recipe", "option", "accepted"),
     [
-        ("m_dqn", "iq", "['m_dqn', 'soft_dqn', 'al', 'pal', 'dqn']"),
-        ("m_iqn", "m_iq", "['m_iqn', 'iqn']"),
-        ("mirl", "sac", "['mirl', 'sql', 'sql_m', 'dqn']"),
-        ("iq", "sac", "['m_iq', 'iq', 'trust_pcl', 'pcl']"),
-        ("sac", "virel", "['sac']"),
-        ("sql", "m_iq", "['soft_q']"),
+        ("m_dqn", "iq", ["al", "dqn", "m_dqn", "pal", "soft_dqn"]),
+        ("sql", "soft_q", ["sql"]),
     ],
 )
-def test_recipe_refuses_another_recipes_loss_group(tmp_path, recipe, option, accepted):
-    # These options have no ``name`` key: they used to compose and run the recipe's default loss
-    # with the other recipe's values (loss=iq on m_dqn: M-DQN with alpha=0, i.e. Soft-DQN; loss=sac
-    # on iq: the default M-IQ, whose file is as empty as SAC's).
+def test_command_line_refuses_another_recipes_loss_option(tmp_path, recipe, option, accepted):
+    # loss=iq on m_dqn used to compose (the recipes shared one loss group) into M-DQN with alpha=0, i.e.
+    # Soft-DQN; soft_q is the SQL recipe's loss before each recipe had its own group.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     run_dir = tmp_path / "run"
     done = subprocess.run(
@@ -82,5 +91,6 @@ def test_recipe_refuses_another_recipes_loss_group(tmp_path, recipe, option, acc
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode != 0
-    assert f"loss must be one of {accepted}, got loss='{option}'" in done.stderr
-    assert not run_dir.exists() or not any(run_dir.iterdir())
+    listing = "\n".join(["Available options in 'loss':", *(f"\t{own}" for own in accepted)])
+    assert f"Could not find 'loss/{option}'\n\n{listing}\n" in done.stderr
+    assert not run_dir.exists()

@@ -55,7 +55,7 @@ def test_presets_compose_and_hold_the_reference_settings(env, expected):
     assert cfg.buffer.batch_size == batch and cfg.loss.num_particles == kernel_particles
     assert cfg.network.hidden == hidden and cfg.optim.lr == 3e-4
     assert cfg.loss.num_value_particles == 16 and cfg.loss.tau == 1.0 and cfg.loss.fixed_ratio == 0.5
-    # Two deliberate departures from the reference (recipes/conf/loss/soft_q.yaml gives the evidence).
+    # Two deliberate departures from the reference (recipes/conf/sql/loss/sql.yaml gives the evidence).
     assert cfg.loss.proposal == "mixture" and cfg.loss.space == "pre_tanh"
     # The reference copies the target critic every 1000 updates; it has no Pendulum run (Polyak there).
     hard = env != "pendulum"

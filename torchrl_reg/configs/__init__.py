@@ -10,7 +10,8 @@ loop's family (:func:`recipe_schema`), registered in Hydra's ConfigStore.
 * :mod:`~torchrl_reg.configs.checks`: :func:`check_config` (schema, ranges, closed and conditionally read keys),
   run before anything is built;
 * :mod:`~torchrl_reg.configs.compose`: :func:`recipe_schema`, :func:`register_schema`, :func:`compose_config`
-  and the options of the shared config groups a recipe accepts;
+  and where a recipe's config files are (:func:`recipe_config_path`: ``recipes/conf/<name>/``, its own groups,
+  and the shared groups of ``recipes/conf/`` on Hydra's search path);
 * :mod:`~torchrl_reg.configs.key_docs`: what each key sets (a recipe's ``--help``).
 
 Our losses in TorchRL's own trainer configs are :mod:`torchrl_reg.trainer_configs`, kept apart: importing it
@@ -28,11 +29,13 @@ from torchrl_reg.configs.checks import (
     validate_value_based_config,
 )
 from torchrl_reg.configs.compose import (
-    check_group_choice,
+    ConfigSources,
     compose_config,
+    config_sources,
+    recipe_config_path,
     recipe_schema,
-    register_group_choices,
     register_schema,
+    with_search_path,
 )
 from torchrl_reg.configs.key_docs import config_help, key_docs
 from torchrl_reg.configs.schemas import (
@@ -68,6 +71,7 @@ __all__ = [
     "BoltzmannValueBasedConfig",
     "BufferConfig",
     "CheckpointConfig",
+    "ConfigSources",
     "CollectorConfig",
     "EnvConfig",
     "EvalConfig",
@@ -81,17 +85,18 @@ __all__ = [
     "ValueBasedLossConfig",
     "arguments_of",
     "check_config",
-    "check_group_choice",
     "check_loss_config",
     "compose_config",
     "config_help",
+    "config_sources",
     "default_of",
     "key_docs",
+    "recipe_config_path",
     "recipe_schema",
-    "register_group_choices",
     "register_schema",
     "structured",
     "validate_actor_critic_config",
     "validate_recipe_config",
     "validate_value_based_config",
+    "with_search_path",
 ]

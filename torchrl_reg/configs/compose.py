@@ -1,17 +1,24 @@
-"""Recipe configs in Hydra: schemas registered in the ConfigStore, the options of the shared groups each recipe
-accepts, and composing a recipe's config without running it."""
+"""Recipe configs in Hydra: schemas registered in the ConfigStore, where a recipe's config files are, and
+composing a recipe's config without running it."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import field, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from torchrl_reg.configs.schemas import ActorCriticConfig, ActorCriticLossConfig, ValueBasedConfig, ValueBasedLossConfig
-from torchrl_reg.validation import check_choice
 
-__all__ = ["check_group_choice", "compose_config", "recipe_schema", "register_group_choices", "register_schema"]
+__all__ = [
+    "ConfigSources",
+    "compose_config",
+    "config_sources",
+    "recipe_config_path",
+    "recipe_schema",
+    "register_schema",
+    "with_search_path",
+]
 
 _LOSS_FAMILIES = {ValueBasedLossConfig: ValueBasedConfig, ActorCriticLossConfig: ActorCriticConfig}
 
@@ -39,59 +46,116 @@ def recipe_schema(name: str, family: type | None = None, **groups: type) -> type
     return schema
 
 
-#: config name -> {group: the options of that shared config group the recipe accepts}, filled by
-#: :func:`register_group_choices` (each recipe's ``recipe_entry``) and checked by :func:`compose_config`.
-_GROUP_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {}
+def recipe_config_path(config_dir: str | Path, config_name: str) -> tuple[Path, Path | None]:
+    """Where Hydra finds the recipe config ``config_name`` under ``config_dir`` (``recipes/conf``): its primary
+    config directory and the directory of the shared groups to add to Hydra's search path (``None``: none).
+
+    A recipe with its own directory, ``<config_dir>/<name>/<name>.yaml``, composes from there (its ``loss/``
+    and ``env/`` groups are its own: another recipe's option is not found, and Hydra's error lists the
+    recipe's options), with ``config_dir`` on the search path for the groups every recipe shares
+    (``buffer/``, ``collector/``, ``logger/``, ``optim/``, ``policy/``) and the env protocols (``protocol/``).
+    Any other recipe keeps the flat layout, ``<config_dir>/<name>.yaml``, and needs nothing more.
+    """
+    config_dir = Path(config_dir).resolve()
+    own = config_dir / config_name
+    if (own / f"{config_name}.yaml").is_file():
+        return own, config_dir
+    return config_dir, None
 
 
-def register_group_choices(config_name: str, group: str, choices: Iterable[str]) -> None:
-    """Declare the options of the shared config ``group`` that the recipe config ``config_name`` accepts
-    (``recipe_entry(..., losses=...)`` does it for the ``loss`` group): :func:`compose_config` then
-    refuses any other, as the recipe's command line does."""
-    _GROUP_CHOICES.setdefault(config_name, {})[group] = tuple(choices)
+def with_search_path(shared: Path | None, overrides: Iterable[str]) -> list[str]:
+    """``overrides`` with ``shared`` first on ``hydra.searchpath`` (a ``hydra.searchpath=[...]`` among them
+    keeps its entries after it: Hydra reads only one such override)."""
+    overrides = list(overrides)
+    if shared is None:
+        return overrides
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    given = [i for i, override in enumerate(parsed) if override.get_key_element() == "hydra.searchpath"]
+    entries = [f"file://{shared.as_posix()}", *(parsed[given[0]].value() if given else [])]
+    # Quoted: a path may hold characters Hydra's override grammar reads (',', '=', spaces).
+    quoted = ",".join("'" + entry.replace("\\", "\\\\").replace("'", "\\'") + "'" for entry in entries)
+    kept = [override for i, override in enumerate(overrides) if i not in given]
+    return [f"hydra.searchpath=[{quoted}]", *kept]
 
 
 def compose_config(config_dir: str | Path, config_name: str, overrides: Iterable[str] = ()) -> DictConfig:
-    """Compose a recipe config without running it (tests, notebooks); the recipe must be imported
-    (its schema registered).
-
-    The recipes share ``recipes/conf/loss/``, so Hydra composes another recipe's option too
-    (``loss=iq`` on m_dqn would keep M-DQN with IQ's ``alpha: 0.0``, a silently different method):
-    an option outside those the recipe declared (:func:`register_group_choices`) raises ``ValueError``
-    naming the option and the accepted ones, as the command line does.
-    """
+    """Compose a recipe config without running it (tests, notebooks, sweeps), as the recipe's command line
+    does; the recipe must be imported (its schema registered). ``config_dir`` is the directory of the
+    recipes' configs (``recipes/conf``): :func:`recipe_config_path` finds the recipe's own."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    overrides = list(overrides)
-    groups = _GROUP_CHOICES.get(config_name, {})
-    # An option named on the command line is checked before composing: another recipe's file may set
-    # keys this schema lacks (loss=soft_q on virel), which Hydra would report as a key error instead.
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        if sep and key in groups:
-            check_choice(key, value, groups[key])
+    primary, shared = recipe_config_path(config_dir, config_name)
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    picked = cfg.hydra.runtime.choices
-    for group, accepted in groups.items():
-        choice = picked.get(group)
-        if choice is not None:
-            check_choice(group, choice, accepted)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    with initialize_config_dir(config_dir=str(primary), version_base=None):
+        return compose(config_name=config_name, overrides=with_search_path(shared, overrides))
 
 
-def check_group_choice(group: str, choices: Iterable[str]) -> None:
-    """In a Hydra run, raise ``ValueError`` unless the option picked for config ``group`` is one of
-    ``choices``. The recipes share ``recipes/conf/<group>/``, so Hydra composes any recipe's option;
-    one without a ``name`` key (``loss=iq`` on m_dqn) would silently keep the recipe's default loss
-    with the other recipe's values. Call it from the recipe's ``@hydra.main``, before training."""
-    from hydra.core.hydra_config import HydraConfig
+@dataclass(frozen=True)
+class ConfigSources:
+    """Where a composed recipe config came from (a recipe's ``--help``).
 
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get(group)
-        if choice is not None:
-            check_choice(group, choice, choices)
+    ``groups``: each config group the recipe's primary config lets the user pick (``group=option``; not
+    those its defaults list derives from another choice, e.g. ``virel_schema: ${env}``) -> the option
+    picked and every option in the recipe's directory and the shared one. ``values``: each key a config file or a command-line
+    override set -> that file, relative to ``config_dir`` (the last one to set it, in Hydra's merge order),
+    or ``"command line"``; a key in neither keeps its schema default.
+    """
+
+    groups: dict[str, tuple[str, tuple[str, ...]]]
+    values: dict[str, str]
+
+
+def config_sources(config_dir: str | Path, config_name: str, overrides: Iterable[str] = ()) -> ConfigSources:
+    """The :class:`ConfigSources` of ``compose_config(config_dir, config_name, overrides)``, from Hydra's
+    defaults list of that composition (the files in merge order) and its config overrides."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    config_dir = Path(config_dir).resolve()
+    primary, shared = recipe_config_path(config_dir, config_name)
+    roots = [primary] if shared is None else [primary, shared]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(primary), version_base=None):
+        loader = GlobalHydra.instance().config_loader()
+        defaults = loader.compute_defaults_list(config_name, with_search_path(shared, overrides), RunMode.RUN)
+        picked = {d.config_path.rpartition("/")[0]: d.config_path.rpartition("/")[2]
+                  for d in defaults.defaults if d.parent == config_name and d.config_path}
+        groups = {}
+        for entry in OmegaConf.to_container(OmegaConf.load(primary / f"{config_name}.yaml")).get("defaults", []):
+            if isinstance(entry, dict):
+                (key, option), = entry.items()
+                group = key.split()[-1]  # "optional mirl_preset" -> mirl_preset
+                if "${" not in str(option):
+                    options = sorted({path.stem for root in roots for path in (root / group).glob("*.yaml")})
+                    groups[group] = (picked.get(group, str(option)), tuple(options))
+    values: dict[str, str] = {}
+    for default in defaults.defaults:
+        if default.config_path is None or default.config_path.startswith("hydra/"):
+            continue
+        found = next((root / f"{default.config_path}.yaml" for root in roots
+                      if (root / f"{default.config_path}.yaml").is_file()), None)
+        if found is None:  # a structured config of the ConfigStore: the schema's own defaults
+            continue
+        node = OmegaConf.load(found)
+        node.pop("defaults", None)
+        node.pop("hydra", None)
+        prefix = f"{default.package}." if default.package else ""
+        for key in _leaf_keys(OmegaConf.to_container(node)):
+            values[prefix + key] = found.relative_to(config_dir).as_posix()
+    for override in defaults.config_overrides:
+        key = override.key_or_group
+        if not key.startswith("hydra."):
+            values[key] = "command line"
+    return ConfigSources(groups, values)
+
+
+def _leaf_keys(node: object, prefix: str = "") -> list[str]:
+    """The dotted keys of a plain config's values (a list is one value)."""
+    if not isinstance(node, dict):
+        return [prefix.rstrip(".")]
+    return [key for name, child in node.items() for key in _leaf_keys(child, f"{prefix}{name}.")]

@@ -1,5 +1,8 @@
-"""What each config key sets, one line each: the schemas' ``docs``, shown by a recipe's ``--help``."""
+"""What each config key sets, one line each: the schemas' ``docs``, shown by a recipe's ``--help`` with
+where each value came from."""
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,9 +28,11 @@ def key_docs(schema: type) -> dict[str, str]:
     return docs
 
 
-def config_help(cfg: DictConfig) -> list[str]:
+def config_help(cfg: DictConfig, sources: Mapping[str, str] | None = None) -> list[str]:
     """``key=value  what it sets`` for every key of a composed, typed recipe config (``--help``), the
-    doc from the schema's :func:`key_docs`."""
+    doc from the schema's :func:`key_docs`; with ``sources`` (key -> the file or ``command line`` that set
+    it, :func:`~torchrl_reg.configs.config_sources`), ``  [source]`` after it, ``[schema default]`` for a
+    key no file or override set."""
     lines: list[str] = []
 
     def walk(node: DictConfig, prefix: str) -> None:
@@ -39,7 +44,10 @@ def config_help(cfg: DictConfig) -> list[str]:
             else:
                 value = OmegaConf.to_container(child) if OmegaConf.is_list(child) else child._value()
                 shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else value
-                lines.append(f"{prefix}{key}={shown}  {docs.get(key, '')}".rstrip())
+                line = f"{prefix}{key}={shown}  {docs.get(key, '')}".rstrip()
+                if sources is not None:
+                    line += f"  [{sources.get(prefix + str(key), 'schema default')}]"
+                lines.append(line)
 
     walk(cfg, "")
     return lines

@@ -102,7 +102,7 @@ class EnvConfig:
 
     docs: ClassVar[dict[str, str]] = {
         "family": "preprocessing family: classic, box, atari, minatar, multigoal (set by the env group)",
-        "name": "the gymnasium id (any id runs with the env group's preset)",
+        "name": "the gymnasium id (any id runs with the env option's settings)",
         "sticky_action_prob": "probability of repeating the previous action (Atari protocol: 0.25)",
         "frame_skip": "env steps per agent step (Atari: 4, max-pooled frames)",
         "frame_stack": "observations stacked as one input (Atari: 4)",

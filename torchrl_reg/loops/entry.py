@@ -4,12 +4,13 @@ Every recipe ends the same way: ``train`` validates the config (every check befo
 built or written) and runs the loop of the config's family (:data:`LOOPS`, by the schema's
 ``family``: :class:`~torchrl_reg.configs.ValueBasedConfig` -> the value-based loop,
 :class:`~torchrl_reg.configs.ActorCriticConfig` -> the actor-critic loop), which builds the loss
-named ``cfg.loss.name``; the command line composes ``recipes/conf/<name>.yaml`` with Hydra, checks
-the loss group choice, trains, logs the summary line and exits with
+named ``cfg.loss.name``; the command line composes ``recipes/conf/<name>/<name>.yaml`` with Hydra (the
+shared groups of ``recipes/conf/`` on its search path: :func:`~torchrl_reg.configs.recipe_config_path`),
+trains, logs the summary line and exits with
 :data:`~torchrl_reg.run.stop.EXIT_INTERRUPTED` (75) after a stop. :func:`recipe_entry` builds
 both, so a recipe declares only what is its own::
 
-    train, main = recipe_entry("m_dqn", validate, losses=LOSSES)
+    train, main = recipe_entry("m_dqn", validate)
 
     if __name__ == "__main__":
         main()
@@ -17,14 +18,14 @@ both, so a recipe declares only what is its own::
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from torchrl_reg.configs import check_group_choice, compose_config, config_help, register_group_choices
+from torchrl_reg.configs import compose_config, config_help, config_sources, recipe_config_path, with_search_path
 from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.run import exit_if_interrupted, report_summary
 
@@ -55,25 +56,20 @@ def train_loop(cfg: DictConfig) -> Callable[[DictConfig], dict[str, Any]]:
 def recipe_entry(
     name: str,
     validate: Callable[[Any], DictConfig],
-    *,
-    losses: Iterable[str] | None = None,
 ) -> tuple[Callable[[DictConfig | dict], dict[str, Any]], Callable[[], None]]:
     """``(train, main)`` of the recipe ``recipes/<name>.py``.
 
     Args:
-        name: the recipe's name, its Hydra config ``conf/<name>.yaml`` beside the recipe file.
+        name: the recipe's name, its Hydra config ``conf/<name>/<name>.yaml`` (or ``conf/<name>.yaml``) beside
+            the recipe file.
         validate: the recipe's ``validate(cfg) -> DictConfig``, defined in the recipe file; the schema it
             validates against picks the loop (:func:`train_loop`), ``cfg.loss.name`` the loss.
-        losses: the options of the shared ``loss`` group this recipe accepts: any other (another
-            recipe's, e.g. ``loss=iq`` on m_dqn) is refused on the command line before training,
-            and by :func:`~torchrl_reg.configs.compose_config`.
 
     ``train(cfg)`` takes a composed config or a plain dict and returns the final metrics (also written
     to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
     """
-    choices = None if losses is None else tuple(losses)
-    if choices is not None:  # compose_config(conf, name, ...) refuses another recipe's loss too
-        register_group_choices(name, "loss", choices)
+    conf = Path(sys.modules[validate.__module__].__file__).parent / "conf"
+    primary, shared = recipe_config_path(conf, name)
 
     def train(cfg: DictConfig | dict) -> dict[str, Any]:
         cfg = validate(cfg)
@@ -82,31 +78,52 @@ def recipe_entry(
     train.__doc__ = f"Train one {name} agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."
 
     def run_command_line(cfg: DictConfig) -> None:
-        if choices is not None:
-            check_group_choice("loss", choices)  # the recipes share conf/loss/: another recipe's option composes too
         metrics = train(cfg)
         report_summary(metrics)
         exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
-    # Hydra resolves config_path="conf" beside the file of the function it runs and names the job
-    # (the run's <name>.log) after it: the unwrapped function is the recipe's validate, so both are
-    # the recipe's, as with a @hydra.main written in the recipe file.
+    # Hydra names the job (the run's <name>.log) after the file of the function it runs: the unwrapped
+    # function is the recipe's validate, so it is the recipe's, as with a @hydra.main in the recipe file.
     run_command_line.__module__ = validate.__module__
     run_command_line.__wrapped__ = validate  # type: ignore[attr-defined]
-    hydra_main = hydra.main(config_path="conf", config_name=name, version_base=None)(run_command_line)
+    hydra_main = hydra.main(config_path=str(primary), config_name=name, version_base=None)(run_command_line)
 
     def main() -> None:
         if "--help" in sys.argv[1:]:
-            print(recipe_help(Path(sys.modules[validate.__module__].__file__).parent / "conf", name, sys.argv[1:]))
+            print(recipe_help(conf, name, sys.argv[1:]))
             return
+        # The shared groups' directory on Hydra's search path, as one more override: next to the others
+        # (Hydra's parser refuses overrides split by a flag, ``x=1 --cfg job y=2``), or first when there
+        # are none (after a flag such as --info it would be read as the flag's value).
+        given = [arg for arg in sys.argv[1:] if arg.startswith("hydra.searchpath=")]
+        rest = [arg for arg in sys.argv[1:] if arg not in given]
+        first = next((i for i, arg in enumerate(rest) if not arg.startswith("-") and ("=" in arg or arg.startswith("~"))), 0)
+        sys.argv[1:] = [*rest[:first], *with_search_path(shared, given), *rest[first:]]
         hydra_main()
 
     return train, main
 
 
 def recipe_help(conf: Path, name: str, argv: list[str]) -> str:
-    """``--help``: the recipe's help text (``hydra.help.template`` of ``conf/<name>.yaml``) and each key of
-    the config composed with the other arguments, ``key=value  what it sets`` (the schema's docs)."""
-    header = OmegaConf.load(conf / f"{name}.yaml").hydra.help.template.split("== Config ==")[0].rstrip()
-    cfg = compose_config(conf, name, [arg for arg in argv if arg != "--help"])
-    return "\n".join([header, "", "== Keys (key=value: what it sets) ==", *config_help(cfg)])
+    """``--help``: the recipe's help text (``hydra.help.template`` of its primary config), its config groups
+    with their options (``*``: the one in use), and each key of the config composed with the other
+    arguments, ``key=value  what it sets  [where the value came from]``: the config file (relative to
+    ``conf``), ``command line`` or ``schema default`` (:func:`~torchrl_reg.configs.config_sources`)."""
+    overrides = [arg for arg in argv if arg != "--help"]
+    primary, _ = recipe_config_path(conf, name)
+    header = OmegaConf.load(primary / f"{name}.yaml").hydra.help.template.split("== Config ==")[0].rstrip()
+    cfg = compose_config(conf, name, overrides)
+    sources = config_sources(conf, name, overrides)
+    groups = [
+        f"{group}: " + ", ".join(option + "*" * (option == picked) for option in options)
+        for group, (picked, options) in sources.groups.items()
+    ]
+    return "\n".join([
+        header,
+        "",
+        "== Groups (group=option; * the option in use) ==",
+        *groups,
+        "",
+        "== Keys (key=value  what it sets  [the file under recipes/conf/ that set it, command line, or schema default]) ==",
+        *config_help(cfg, sources.values),
+    ])

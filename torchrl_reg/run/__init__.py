@@ -17,12 +17,12 @@ The loops are in :mod:`torchrl_reg.loops`, the config schemas in :mod:`torchrl_r
 Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
 
 * A recipe is ``recipes/<name>.py`` with a plain ``train(cfg) -> dict``, callable programmatically,
-  returning the final metrics, and ``main()``, its ``@hydra.main`` on ``conf/<name>.yaml``; both come
+  returning the final metrics, and ``main()``, its ``@hydra.main`` on ``conf/<name>/<name>.yaml`` (or ``conf/<name>.yaml``); both come
   from :func:`torchrl_reg.loops.recipe_entry` (its ``validate``, then its family's loop).
 * Its config schema is a dataclass inheriting its family's schema (:class:`~torchrl_reg.configs.ValueBasedConfig` or
   :class:`~torchrl_reg.configs.ActorCriticConfig`, both :class:`~torchrl_reg.configs.RecipeConfig`; the planning recipe
   ``recipes/tree_search.py``, which trains nothing, has one of its own with episodes in place of frames), registered with
-  :func:`~torchrl_reg.configs.register_schema` and listed first in ``recipes/conf/<name>.yaml``'s defaults; groups
+  :func:`~torchrl_reg.configs.register_schema` and listed first in ``recipes/conf/<name>/<name>.yaml``'s (or ``recipes/conf/<name>.yaml``'s) defaults; groups
   ``env``, ``loss``, ``collector``, ``buffer``, ``optim``, ``logger`` compose on top of it, so
   unknown keys and ill-typed values are refused by Hydra. ``train`` also accepts a plain dict
   (checked by :func:`~torchrl_reg.configs.structured`) and runs every range check before building anything.

@@ -78,7 +78,7 @@ def check_finite_rewards(data: TensorDictBase, env_name: str, frames: int) -> No
 
 
 #: The settings a preset fixes that matter most when ``env.name`` names an env the preset was not
-#: written for (any gymnasium id runs with the env group's preset, CartPole's by default).
+#: written for (any gymnasium id runs with the env option's settings, CartPole's by default).
 PRESET_KEYS = (
     "collector.num_envs", "collector.frames_per_batch", "collector.total_frames", "buffer.size",
     "buffer.batch_size", "optim.lr", "optim.learning_starts", "eval.interval", "eval.max_steps",
@@ -108,19 +108,35 @@ def preset_line(cfg: Any, preset_id: str | None = None) -> str:
 
 
 def env_preset_id() -> str | None:
-    """The gymnasium id the chosen ``env`` preset names (its ``name:``), read under Hydra's command line from
-    the recipe's config directory; ``None`` elsewhere (``train(cfg)``: the chosen preset is not recorded)."""
+    """The gymnasium id the chosen ``env`` option names (the ``env.name`` its file, or a file its defaults
+    list includes, sets), read under Hydra's command line from the recipe's config directories; ``None``
+    elsewhere (``train(cfg)``: the chosen option is not recorded)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return None
     runtime = HydraConfig.get().runtime
-    choice = runtime.choices.get("env")
-    for source in runtime.config_sources:
-        path = Path(source.path) / "env" / f"{choice}.yaml"
-        if source.schema == "file" and path.is_file():
-            return OmegaConf.load(path).get("name")
-    return None
+    roots = [Path(source.path) for source in runtime.config_sources if source.schema == "file"]
+    return _env_name_set_by(roots, f"env/{runtime.choices.get('env')}", package="env")
+
+
+def _env_name_set_by(roots: list[Path], config_path: str, package: str) -> str | None:
+    """The ``env.name`` the config ``config_path`` (first found under ``roots``, as Hydra searches) sets,
+    itself or through the configs its defaults list names (``/protocol/dqn/minatar``); ``package``: where
+    its keys go unless its header says ``@package _global_``."""
+    path = next((root / f"{config_path}.yaml" for root in roots if (root / f"{config_path}.yaml").is_file()), None)
+    if path is None:
+        return None
+    node = OmegaConf.load(path)
+    if "# @package _global_" in path.read_text().splitlines()[:1]:
+        package = ""
+    name = None
+    for entry in node.get("defaults", []):  # merged before the file's own keys (_self_ last)
+        if isinstance(entry, str) and entry != "_self_":  # absolute, or relative to the file's group
+            target = entry[1:] if entry.startswith("/") else f"{config_path.rpartition('/')[0]}/{entry}".lstrip("/")
+            name = _env_name_set_by(roots, target, package="") or name
+    own = OmegaConf.select(node, "env.name" if package == "" else "name")
+    return own if own is not None else name
 
 
 class RecipeRun:

@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_reg.configs import recipe_config_path, with_search_path
 from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
 
@@ -31,10 +32,11 @@ RESERVED_KEYS = ("run_dir",)
 
 @dataclass(frozen=True)
 class Recipe:
-    """A recipe script ``recipes/<name>.py`` with its Hydra config ``recipes/conf/<name>.yaml``.
+    """A recipe script ``recipes/<name>.py`` with its Hydra config ``recipes/conf/<name>/<name>.yaml`` (the
+    shared groups of ``recipes/conf/`` on the search path) or ``recipes/conf/<name>.yaml``
+    (:func:`~torchrl_reg.configs.recipe_config_path`).
 
-    The contract of :mod:`torchrl_reg.run`: ``@hydra.main(config_path="conf",
-    config_name="<name>")``, a ``train(cfg) -> dict`` callable programmatically, a schema
+    The contract of :mod:`torchrl_reg.run`: a Hydra main on that config, a ``train(cfg) -> dict`` callable programmatically, a schema
     registered in Hydra's ConfigStore when the module is imported, and ``validate(cfg)`` running
     every check ``train`` runs before it builds anything.
     """
@@ -47,10 +49,12 @@ class Recipe:
         if p.suffix != ".py" or not p.is_file():
             raise SweepError(f"recipe must be an existing recipes/<name>.py script, got {str(path)!r}")
         recipe = cls(p)
-        if not (recipe.config_dir / f"{recipe.name}.yaml").is_file():
+        primary, _ = recipe_config_path(recipe.config_dir, recipe.name)
+        if not (primary / f"{recipe.name}.yaml").is_file():
             raise SweepError(
-                f"recipe {p.name} has no config {recipe.config_dir / (recipe.name + '.yaml')} "
-                "(a recipe's primary config is conf/<name>.yaml next to it)"
+                f"recipe {p.name} has no config {recipe.config_dir / recipe.name / (recipe.name + '.yaml')} "
+                f"or {recipe.config_dir / (recipe.name + '.yaml')} (a recipe's primary config is "
+                "conf/<name>/<name>.yaml or conf/<name>.yaml next to it)"
             )
         return recipe
 
@@ -413,18 +417,19 @@ def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) 
     sweep_dir = Path(sweep_dir).resolve()
     width = max(3, len(str(len(combos) - 1)))
     recipe.module()  # registers the recipe's schema in Hydra's ConfigStore
+    primary, shared = recipe_config_path(recipe.config_dir, recipe.name)
     tasks: list[Task] = []
     failures: dict[str, list[int]] = {}
     configs_seen: dict[str, int] = {}
     envs_seen: dict[str, str | None] = {}
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(recipe.config_dir), version_base=None):
+        with initialize_config_dir(config_dir=str(primary), version_base=None):
             for i, combo in enumerate(combos):
                 name = _task_name(i, width, combo, swept)
                 run_dir = sweep_dir / name
                 try:
-                    cfg = compose(config_name=recipe.name, overrides=combo)
+                    cfg = compose(config_name=recipe.name, overrides=with_search_path(shared, combo))
                     # Set after composing: a path is not always a valid override value (',', '=').
                     cfg.run_dir = str(run_dir)
                     checked = recipe.validate(cfg)
