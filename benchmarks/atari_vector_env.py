@@ -62,7 +62,8 @@ def core_busy(core: int, seconds: float = 1.0) -> float:
 def steps_per_s(game: str, backend: str, num_envs: int, seconds: float) -> float:
     """Env steps/s of a Collector with a random policy on the recipe's Atari env, after one warm-up batch."""
     env_cfg = OmegaConf.merge(
-        OmegaConf.structured(EnvConfig), OmegaConf.load(Path(__file__).parents[1] / "recipes" / "conf" / "env" / "atari.yaml"),
+        OmegaConf.structured(EnvConfig),
+        OmegaConf.load(Path(__file__).parents[1] / "recipes" / "conf" / "protocol" / "ale.yaml").env,
         {"name": game, "backend": backend},
     )
     env = make_env(env_cfg, num_envs=num_envs, seed=0)
