@@ -100,8 +100,9 @@ class ConfigSources:
     ``groups``: each config group the recipe's primary config lets the user pick (``group=option``; not
     those its defaults list derives from another choice, e.g. ``virel_schema: ${env}``) -> the option
     picked and every option in the recipe's directory and the shared one. ``values``: each key a config file or a command-line
-    override set -> that file, relative to ``config_dir`` (the last one to set it, in Hydra's merge order),
-    or ``"command line"``; a key in neither keeps its schema default.
+    override set -> that file (the last one to set it, in Hydra's merge order), relative to ``config_dir``
+    when it is under it, or ``"command line"``; a key in neither keeps its schema default (a config of
+    Hydra's ConfigStore or of a ``pkg://`` search path entry is not shown).
     """
 
     groups: dict[str, tuple[str, tuple[str, ...]]]
@@ -113,16 +114,21 @@ def config_sources(config_dir: str | Path, config_name: str, overrides: Iterable
     defaults list of that composition (the files in merge order) and its config overrides."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     config_dir = Path(config_dir).resolve()
     primary, shared = recipe_config_path(config_dir, config_name)
-    roots = [primary] if shared is None else [primary, shared]
+    overrides = with_search_path(shared, overrides)
+    # The directories Hydra searches, in its order: the primary one, then hydra.searchpath's file:// entries.
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    search = next((o.value() for o in parsed if o.get_key_element() == "hydra.searchpath"), [])
+    roots = [primary, *(Path(entry[len("file://"):]) for entry in search if entry.startswith("file://"))]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(primary), version_base=None):
         loader = GlobalHydra.instance().config_loader()
-        defaults = loader.compute_defaults_list(config_name, with_search_path(shared, overrides), RunMode.RUN)
+        defaults = loader.compute_defaults_list(config_name, overrides, RunMode.RUN)
         picked = {d.config_path.rpartition("/")[0]: d.config_path.rpartition("/")[2]
                   for d in defaults.defaults if d.parent == config_name and d.config_path}
         groups = {}
@@ -145,8 +151,9 @@ def config_sources(config_dir: str | Path, config_name: str, overrides: Iterable
         node.pop("defaults", None)
         node.pop("hydra", None)
         prefix = f"{default.package}." if default.package else ""
+        shown = found.relative_to(config_dir).as_posix() if found.is_relative_to(config_dir) else str(found)
         for key in _leaf_keys(OmegaConf.to_container(node)):
-            values[prefix + key] = found.relative_to(config_dir).as_posix()
+            values[prefix + key] = shown
     for override in defaults.config_overrides:
         key = override.key_or_group
         if not key.startswith("hydra."):
