@@ -12,7 +12,7 @@ CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 
 def test_a_recipe_composes_from_its_own_directory_with_the_shared_one_on_the_search_path(tmp_path):
     assert recipe_config_path(CONF, "m_dqn") == (CONF / "m_dqn", CONF)
-    assert recipe_config_path(CONF, "ments") == (CONF, None)  # the flat layout: conf/<name>.yaml
+    assert recipe_config_path(CONF, "tree_search") == (CONF, None)  # the flat layout: conf/<name>.yaml
     assert recipe_config_path(tmp_path, "m_dqn") == (tmp_path.resolve(), None)
     assert with_search_path(None, ["seed=1"]) == ["seed=1"]
     assert with_search_path(Path("/a,b"), ["seed=1"]) == ["hydra.searchpath=['file:///a,b']", "seed=1"]
