@@ -73,6 +73,16 @@ def test_help_command_prints_the_groups_and_where_each_value_came_from():
     assert any(line.startswith("loss.alpha=0.9  ") and line.endswith("  [schema default]") for line in lines)
 
 
+@pytest.mark.parametrize("args", [["--cfg", "job", "env=hopper", "seed=3"], ["env=hopper", "seed=3", "--cfg", "job"]])
+def test_command_line_finds_the_shared_groups_around_hydra_flags(args):
+    # The recipe adds recipes/conf/ to Hydra's search path as an override beside the user's.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "recipes" / "sac.py"), *args],
+                          cwd=ROOT.parent, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seed: 3" in done.stdout and "name: Hopper-v5" in done.stdout and "backend: csv" in done.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("recipe", "option", "accepted"),
