@@ -14,9 +14,9 @@ whose transitions were checked once before the replay buffer (its ratio is under
     taskset -c 1 python -m benchmarks.update_cost --repeats 15 --steps 200
     taskset -c 1 python -m benchmarks.update_cost --networks cartpole_mlp --before --clock cpu   # a loaded machine
 
-``--before`` adds, in the same repeats, both M-DQN updates as they were before issue 37's cheaper checks
-(``m_dqn_before``, ``m_dqn_loop_before``): the value checks compared as tensors and read in one sync on the
-CPU too, and the loop's eager update zeroing gradients in place instead of setting them to None.
+``--before`` adds, in the same repeats, both M-DQN updates as they were before the loss's cheaper network calls
+(``m_dqn_before``, ``m_dqn_loop_before``): every parameter swap through ``TensorDict.to_module`` and the
+Q-network called through its ``TensorDictModule``.
 """
 from __future__ import annotations
 
@@ -63,16 +63,18 @@ NETWORKS = {"cartpole_mlp": cartpole_net, "minatar_conv": minatar_net, "atari_na
 
 
 @contextmanager
-def before_issue_37(optim: torch.optim.Optimizer) -> Iterator[None]:
-    """The checks and the eager update of before issue 37's item 5, patched in for the duration: every
-    value check a 0-d tensor (``_within``'s device branch), gradients zeroed in place after the step."""
-    within, zero_grad = common._within, optim.zero_grad
-    common._within = lambda low, high, lower, upper: (low >= lower) & (high < upper)
-    optim.zero_grad = lambda set_to_none=True: zero_grad(set_to_none=False)
+def before_network_calls(loss: MunchausenDQNLoss) -> Iterator[None]:
+    """The loss's network calls of before issue 37's item 5 (second change), patched in for the duration: the
+    parameters swapped with ``to_module`` (no parameter slots) and the Q-network called through its TensorDictModule."""
+    slots, action_values = loss.__dict__["_slots"], common.RegularizedDQNLossBase._action_values
+    loss.__dict__["_slots"] = None
+    common.RegularizedDQNLossBase._action_values = lambda self, inputs: self._q_network(inputs).get(
+        self.tensor_keys.action_value
+    )
     try:
         yield
     finally:
-        common._within, optim.zero_grad = within, zero_grad
+        loss.__dict__["_slots"], common.RegularizedDQNLossBase._action_values = slots, action_values
 
 
 def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
@@ -104,7 +106,7 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
         return step
 
     def step_before() -> None:
-        with before_issue_37(optim):
+        with before_network_calls(loss):
             step()
 
     return step_before
@@ -113,7 +115,7 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
 def main() -> None:
     parser = timing_parser(__doc__.splitlines()[0], repeats=15, steps=200, subsets=("--networks", NETWORKS),
                            steps_help="updates per timing (scaled down for big nets)")
-    parser.add_argument("--before", action="store_true", help="also time the M-DQN updates of before issue 37's item 5")
+    parser.add_argument("--before", action="store_true", help="also time the M-DQN updates with the network calls of before issue 37's item 5")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time (default) or this thread's CPU time (a loaded shared machine; CPU only)")
     args = parse_timing_args(parser)
