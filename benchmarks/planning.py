@@ -7,6 +7,7 @@
     taskset -c 0 python -m benchmarks.planning dchain --seeds 25
     taskset -c 1 python -m benchmarks.planning dchain-batched --seeds 25 --final-reward 0.5 --algorithms ments,bts
     taskset -c 0 python -m benchmarks.planning frozenlake --seeds 20
+    taskset -c 1 python -m benchmarks.planning frozenlake-batched --seeds 20 --map 4x4 --budgets 50,1000
     python -m benchmarks.planning plot
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
@@ -34,6 +35,7 @@ from torchrl_reg.planning import (  # noqa: E402
     KNOBS,
     DChain,
     TensorDChain,
+    TensorFrozenLake,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
     TensorSyntheticTree,
@@ -540,6 +542,53 @@ def frozenlake(args) -> None:
     _write("frozenlake" if args.map == "8x8" else f"frozenlake_{args.map}", result)
 
 
+def frozenlake_batched(args) -> None:
+    """The FrozenLake rows on the batched search: the ``--seeds`` episodes are the B trees of one search per move.
+
+    Same map, knobs, discount, rollout length and move limit as :func:`frozenlake`; at every move one
+    search runs from the current cells of the episodes still running (a finished episode is not
+    searched from) and each of them takes its recommended action. Success: the episode reaches the
+    goal within ``--max-steps`` moves. Rows of other algorithms and budgets already in the result
+    are kept; a result of another protocol (map, gamma, rollout, move limit, seeds) is refused.
+    """
+    import gymnasium as gym
+
+    params = {"tau": 0.1, "alpha": 0.1, "beta_0": 0.1, "eps": 0.1, "gamma": args.gamma}
+    protocol = {"map": args.map, "is_slippery": False, "max_steps": args.max_steps, "rollout": args.rollout, "params": params, "seeds": args.seeds}
+    name = f"frozenlake_batched_{args.map}" + ("" if args.gamma == 0.95 else f"_gamma{args.gamma:g}")
+    path = OUT / f"{name}.json"
+    result = json.loads(path.read_text()) if path.exists() else protocol | {"success_rate": {}, "commands": []}
+    changed = {k: (result.get(k), v) for k, v in protocol.items() if result.get(k) != v}
+    if changed:
+        raise SystemExit(f"{path} holds another protocol (stored, asked): {changed}; move it away first")
+    commands = result.pop("commands", [])
+    sim = TensorFrozenLake(gym.make("FrozenLake-v1", map_name=args.map, is_slippery=False))
+    for algorithm in args.algorithms.split(","):
+        for n in (int(b) for b in args.budgets.split(",")):
+            evaluator = TensorRandomRollout(max_steps=args.rollout, seed=args.seed)
+            search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+            state, running = sim.root(args.seeds), torch.ones(args.seeds, dtype=torch.bool)
+            goal = torch.zeros(args.seeds, dtype=torch.bool)
+            for _ in range(args.max_steps):
+                rows = running.nonzero().squeeze(-1)
+                state[rows], reward, done = sim.step(state[rows], search.search(state[rows], n))
+                goal[rows] = reward > 0  # FrozenLake pays only on the step into the goal
+                running[rows] = ~done
+                if not bool(running.any()):
+                    break
+            rates = result["success_rate"].setdefault(algorithm, {})
+            rates[str(n)] = float(goal.double().mean())
+            result["success_rate"][algorithm] = dict(sorted(rates.items(), key=lambda item: int(item[0])))
+            print(algorithm, n, rates[str(n)], flush=True)
+    result["definition"] = (
+        "fraction of the --seeds episodes, played together as the B trees of one batched search per move, that reach "
+        "the goal within max_steps moves"
+    )
+    _write(name, result)
+    result["commands"] = commands + [result.pop("command")]
+    path.write_text(json.dumps(result, indent=2))
+
+
 def minatar(args) -> None:
     """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/tree_search.py``), for
     each network (one per training seed): ``returns[algorithm]`` holds the mean return of each network
@@ -729,6 +778,15 @@ def main() -> None:
     p.add_argument("--budgets", default="50,200,1000")
     p.add_argument("--map", default="8x8", choices=["4x4", "8x8"])
     p.add_argument("--gamma", type=float, default=0.95)
+    p = sub.add_parser("frozenlake-batched")
+    p.add_argument("--seeds", type=int, default=20, help="the number of episodes, the trees of the batch")
+    p.add_argument("--max-steps", type=int, default=30)
+    p.add_argument("--rollout", type=int, default=30)
+    p.add_argument("--budgets", default="50,1000")
+    p.add_argument("--map", default="4x4", choices=["4x4", "8x8"])
+    p.add_argument("--gamma", type=float, default=0.95)
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("minatar")
     p.add_argument("--checkpoint", required=True, nargs="+", help="M-DQN checkpoint(s): one per training seed")
     p.add_argument("--networks", default=None, help="JSON file describing how the networks were trained (copied into the result)")
@@ -747,7 +805,7 @@ def main() -> None:
     sub.add_parser("plot")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    {"speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "minatar": minatar, "plot": plot}[args.which](args)
+    {"speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":
