@@ -96,6 +96,20 @@ def test_index_actions_to_a_one_hot_loss_are_refused_naming_both():
         loss(hand_batch(action=torch.tensor([[0.5, 0.5], [1.0, 0.0]])))
 
 
+@pytest.mark.parametrize("one_hot_dtype", [torch.bool, torch.int64, torch.float32])
+def test_one_hot_actions_of_any_dtype_give_the_categorical_losses_numbers(one_hot_dtype):
+    # TorchRL's OneHot(n).rand() draws bool rows, which argmax does not take
+    one_hot = torch.tensor([[0, 1], [1, 0]]).to(one_hot_dtype)
+    for make in (MunchausenDQNLoss, AdvantageLearningLoss):
+        expected = make(identity_actor())(hand_batch())["loss"]
+        assert torch.equal(make(identity_actor(OneHot(2)))(hand_batch(action=one_hot))["loss"], expected)
+    kwargs = {"num_quantiles": 4, "num_target_quantiles": 4, "num_policy_quantiles": 4}
+    torch.manual_seed(1)
+    expected = MunchausenIQNLoss(iqn_actor(), **kwargs)(hand_batch())["loss"]
+    torch.manual_seed(1)
+    assert torch.equal(MunchausenIQNLoss(iqn_actor(OneHot(2)), **kwargs)(hand_batch(action=one_hot))["loss"], expected)
+
+
 def iqn_actor(spec=None) -> QValueActor:
     torch.manual_seed(0)
     net = ImplicitQuantileNetwork.mlp(2, 2, num_cells=(8,), embedding_dim=4, num_policy_quantiles=4)

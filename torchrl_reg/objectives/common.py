@@ -552,7 +552,7 @@ class RegularizedDQNLossBase(RegularizedLossBase):
     # -- forward ------------------------------------------------------------------------------
     def _action_index(self, action: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         if self.action_space == "one_hot":
-            return action.argmax(-1)
+            return one_hot_index(action)
         if action.ndim == q.ndim:
             action = action.squeeze(-1)
         return action.long()
@@ -753,6 +753,12 @@ def _within(low: torch.Tensor, high: torch.Tensor, lower: float, upper: float) -
     if low.device.type == "cpu" and not torch._C._functorch.is_batchedtensor(low):
         return lower <= low.item() and high.item() < upper
     return (low >= lower) & (high < upper)
+
+
+def one_hot_index(action: torch.Tensor) -> torch.Tensor:
+    """The index of each one-hot row (last dim); bool rows too (TorchRL's ``OneHot.rand()`` draws bool), which
+    ``argmax`` does not take."""
+    return (action.to(torch.uint8) if action.dtype == torch.bool else action).argmax(-1)
 
 
 def _check_discrete_action(

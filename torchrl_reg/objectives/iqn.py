@@ -43,6 +43,7 @@ from torchrl_reg.objectives.common import (
     _check_discrete_action,
     _discrete_action_space,
     _num_actions,
+    one_hot_index,
 )
 from torchrl_reg.objectives.munchausen import MunchausenArguments
 from torchrl_reg.validation import check_bool, check_count, check_positive
@@ -195,7 +196,7 @@ class IQNLoss(RegularizedLossBase):
     def _action_index(self, action: torch.Tensor, batch: int) -> torch.Tensor:
         if self.action_space == "categorical":
             return action.reshape(batch).long()
-        return action.reshape(batch, -1).argmax(-1)
+        return one_hot_index(action.reshape(batch, -1))
 
     def _next_quantiles(
         self, obs: torch.Tensor, next_obs: torch.Tensor, action: torch.Tensor, reduce: Callable
