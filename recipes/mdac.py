@@ -81,9 +81,14 @@ MDACConfig = recipe_schema("mdac", loss=MDACLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, MDACConfig)
-    # null target_entropy: the loss's "auto", -dim(A)
-    check_loss_config(MDACLoss, cfg.loss, target_entropy="auto" if cfg.loss.target_entropy is None else cfg.loss.target_entropy)
+    check_loss_config(MDACLoss, cfg.loss, target_entropy=target_entropy(cfg.loss))
     return cfg
+
+
+def target_entropy(loss: DictConfig) -> float | str:
+    """The loss's ``target_entropy`` from the config's: null is the loss's ``"auto"``, -dim(A) (a config value
+    is a float or null, never a string)."""
+    return "auto" if loss.target_entropy is None else loss.target_entropy
 
 
 def method_name(loss: DictConfig) -> str:
@@ -94,9 +99,7 @@ def method_name(loss: DictConfig) -> str:
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, MDACLoss]:
     """The tanh-Gaussian actor and :class:`MDACLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
     actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
-    settings = arguments_of(MDACLoss, cfg.loss)
-    if settings["target_entropy"] is None:
-        settings["target_entropy"] = "auto"
+    settings = arguments_of(MDACLoss, cfg.loss) | {"target_entropy": target_entropy(cfg.loss)}
     # A NaN/inf observation or reward stops the run naming the key and index (one sync per update).
     loss = MDACLoss(actor, qvalue, **settings, check_finite=True)
     loss.make_value_estimator(gamma=cfg.loss.gamma)

@@ -46,7 +46,7 @@ from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.run import crossed
 from torchrl_reg.run.recipe_run import RecipeRun
-from torchrl_reg.validation import ReadOnlyIf, check_count
+from torchrl_reg.validation import ReadOnlyIf
 
 PROPOSALS = ("uniform", "mixture")
 SPACES = ("pre_tanh", "squashed", "barrier")
@@ -99,10 +99,8 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     cfg = check_config(cfg, SQLConfig)
     check_loss_config(SoftQLoss, cfg.loss)
     check_loss_config(SVGDPolicyLoss, cfg.loss)
-    if cfg.loss.tau_final is not None:
-        check_loss_config(TemperatureSchedule, cfg.loss)
-    # The config's name for TemperatureSchedule's annealing_num_steps (checked there under that name).
-    check_count("loss.tau_annealing_updates", cfg.loss.tau_annealing_updates)
+    if cfg.loss.tau_final is not None:  # without it tau_annealing_updates is unread (refused unless default)
+        check_loss_config(TemperatureSchedule, cfg.loss, names={"annealing_num_steps": "tau_annealing_updates"})
     return cfg
 
 

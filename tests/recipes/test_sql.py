@@ -100,9 +100,11 @@ def test_bad_configs_fail_before_anything_is_written(tmp_path, override, match):
         ({"loss.target_update": "hard", "loss.hard_update_interval": "null"}, "loss.target_update=hard needs loss.hard_update_interval"),
         ({"loss.target_update": "polyak", "loss.hard_update_interval": "100"}, "read only with loss.target_update=hard"),
         ({"loss.target_update": "polyak", "loss.polyak": "0"}, "loss.polyak"),
+        # TemperatureSchedule's own check of its annealing_num_steps, named by the config's key
+        ({"loss.tau_final": "0.5", "loss.tau_annealing_updates": "0"}, "loss.tau_annealing_updates must be an integer >= 1"),
     ],
 )
-def test_bad_target_updates_fail_before_anything_is_written(tmp_path, overrides, match):
+def test_bad_target_updates_and_annealing_fail_before_anything_is_written(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
         sql.train(compose_config(CONF, "sql", _tiny(tmp_path, **overrides)))
     assert not any(tmp_path.iterdir())

@@ -239,16 +239,23 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
         check_count("loss.hard_update_interval", interval)
 
 
-def check_loss_config(loss_class: type, node: Any, **values: Any) -> None:
+def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] | None = None, **values: Any) -> None:
     """Check config group ``node`` (``loss``) with ``loss_class``'s own argument checks
     (:class:`~torchrl_reg.validation.ArgumentChecks`), errors naming ``loss.<key>``: the loss owns its ranges,
     and a recipe's ``validate`` adds only the rules across groups. ``values`` replace the config's (a value the
-    config spells differently, e.g. ``None`` for the loss's own default); a loss without checks is skipped."""
+    config spells differently, e.g. ``None`` for the loss's own default); ``names`` maps an argument the config
+    keys under another name to that key (``{"annealing_num_steps": "tau_annealing_updates"}``), errors naming the
+    config's key; a loss without checks is skipped."""
     checks = getattr(loss_class, "argument_checks", None)
     if checks is None:
         return
-    arguments = {key: node[key] for key in node if key in checks} | values
-    loss_class.check_arguments(arguments, prefix="loss.")
+    names = names or {}
+    arguments = {key: node[names.get(key, key)] for key in checks if names.get(key, key) in node} | values
+    checked = dict(arguments)
+    for key, check in checks.items():  # ArgumentChecks.check_arguments, each error naming the config's key
+        if key in arguments:
+            checked[key] = check(f"loss.{names.get(key, key)}", arguments[key])
+    loss_class.check_argument_relations(checked, "loss.")
 
 
 def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
