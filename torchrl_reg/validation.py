@@ -61,12 +61,16 @@ class ArgumentChecks:
     argument_checks: ClassVar[Mapping[str, Callable[[str, Any], Any]]] = {}
 
     @classmethod
-    def check_arguments(cls, arguments: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:
-        """``arguments`` (any subset of the constructor's) checked, each value as its check returns it."""
+    def check_arguments(
+        cls, arguments: Mapping[str, Any], *, prefix: str = "", names: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``arguments`` (any subset of the constructor's) checked, each value as its check returns it; an error
+        names ``prefix`` + the argument, or + ``names[argument]`` (a config that keys it under another name)."""
+        names = names or {}
         checked = dict(arguments)
         for key, check in cls.argument_checks.items():
             if key in checked:
-                checked[key] = check(prefix + key, checked[key])
+                checked[key] = check(prefix + names.get(key, key), checked[key])
         cls.check_argument_relations(checked, prefix)
         return checked
 

@@ -251,11 +251,7 @@ def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] |
         return
     names = names or {}
     arguments = {key: node[names.get(key, key)] for key in checks if names.get(key, key) in node} | values
-    checked = dict(arguments)
-    for key, check in checks.items():  # ArgumentChecks.check_arguments, each error naming the config's key
-        if key in arguments:
-            checked[key] = check(f"loss.{names.get(key, key)}", arguments[key])
-    loss_class.check_argument_relations(checked, "loss.")
+    loss_class.check_arguments(arguments, prefix="loss.", names=names)
 
 
 def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
