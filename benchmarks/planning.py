@@ -230,7 +230,7 @@ def speed(args) -> None:
 # -- batched search speed ----------------------------------------------------------------------------
 def _node_grid(node: torch.Tensor) -> torch.Tensor:
     """A MinAtar-shaped input ``[n, 4, 10, 10]`` from node ids ``[n, 1]`` (their 40 low bits, then zeros)."""
-    bits = (node.reshape(-1, 1) >> torch.arange(40)) & 1
+    bits = (node.reshape(-1, 1) >> torch.arange(40, device=node.device)) & 1
     return torch.nn.functional.pad(bits.float(), (0, 360)).view(-1, 4, 10, 10)
 
 
@@ -243,21 +243,33 @@ def batched_speed(args) -> None:
     batch B for the batched search). Rows of other leaves and algorithms already in the result are kept.
     """
     torch.set_num_threads(1)
+    device = torch.device(args.device)
     tree = SyntheticTree(4, 10, seed=0)
-    sim = TensorSyntheticTree([tree])
+    sim = TensorSyntheticTree([tree], device=device)
     conv = make_q_network("minatar_conv", (4, 10, 10), 4).eval()
+    conv_batched = make_q_network("minatar_conv", (4, 10, 10), 4).eval().to(device)
+    conv_batched.load_state_dict(conv.state_dict())
 
     def conv_q(obs: torch.Tensor) -> torch.Tensor:
         return conv(_node_grid(obs))
+
+    def conv_q_batched(obs: torch.Tensor) -> torch.Tensor:
+        return conv_batched(_node_grid(obs))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     leaves = {
         "rollout": (lambda: RandomRollout(max_steps=10, seed=0), lambda: TensorRandomRollout(max_steps=10, seed=0)),
         "minatar_conv": (
             lambda: QNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
-            lambda: TensorQNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
+            lambda: TensorQNetworkEvaluator(conv_q_batched, num_actions=4, tau=0.1, device=device),
         ),
     }
-    path = OUT / "batched_speed.json"
+    # a GPU's rows go to a file of their own (TreeSearch, the baseline, always runs on the CPU)
+    name = "batched_speed" if device.type == "cpu" else f"batched_speed_{device.type}"
+    path = OUT / f"{name}.json"
     result = json.loads(path.read_text()) if path.exists() else {"rows": [], "commands": []}
     commands = result.get("commands", [])
     batches = [int(b) for b in args.batches.split(",")]
@@ -267,8 +279,10 @@ def batched_speed(args) -> None:
         """The median wall and CPU rate over --repeats runs of ``run`` (which returns its simulation count)."""
         walls, cpus = [], []
         for _ in range(args.repeats):
+            sync()
             t, c = time.perf_counter(), time.process_time()
             total = run()
+            sync()
             walls.append(total / (time.perf_counter() - t))
             cpus.append(total / (time.process_time() - c))
         return {"sims_per_s": float(np.median(walls)), "sims_per_cpu_s": float(np.median(cpus)), "sims_per_cpu_s_repeats": cpus}
@@ -282,7 +296,7 @@ def batched_speed(args) -> None:
             return args.simulations
 
         def batched(b: int) -> int:
-            make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, **knobs).search(sim.root(b), args.simulations)
+            make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, device=device, **knobs).search(sim.root(b), args.simulations)
             return b * args.simulations
 
         rows = [{"search": "TreeSearch", "batch": 1, **timed(tree_search)}]
@@ -290,6 +304,8 @@ def batched_speed(args) -> None:
         for row in rows:
             row |= {"algorithm": algorithm, "leaf": args.leaf, "simulations_per_tree": args.simulations, "load_average": os.getloadavg()}
             row["speedup_vs_tree_search_cpu"] = row["sims_per_cpu_s"] / rows[0]["sims_per_cpu_s"]
+            # on a GPU the batched search's CPU time is not its cost: compare wall-clock rates there
+            row["speedup_vs_tree_search_wall"] = row["sims_per_s"] / rows[0]["sims_per_s"]
             print(row, flush=True)
         keep = [r for r in result["rows"] if (r["algorithm"], r["leaf"]) != (algorithm, args.leaf)]
         # a fixed order whatever the order of the runs (benchmarks/results.yaml reads rows by index)
@@ -300,7 +316,11 @@ def batched_speed(args) -> None:
         )
     result["load_average_at_start"] = load_at_start
     result["load_average_at_end"] = os.getloadavg()
-    result["machine"] = "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU"
+    result["machine"] = (
+        "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU" if device.type == "cpu"
+        else f"{torch.cuda.get_device_name(device)} (BatchedTreeSearch); TreeSearch on the same machine's CPU, one thread"
+    )
+    result["device"] = str(device)
     # which library the run timed (a checkout of an earlier commit for a before/after comparison)
     result["torchrl_reg"] = str(Path(sys.modules["torchrl_reg"].__file__).parent)
     result["definition"] = (
@@ -309,7 +329,7 @@ def batched_speed(args) -> None:
         "the contention of the shared machine"
     )
     result.pop("command", None)
-    _write("batched_speed", result)
+    _write(name, result)
     result["commands"] = commands + [result.pop("command")]
     path.write_text(json.dumps(result, indent=2))
 
@@ -745,6 +765,7 @@ def main() -> None:
     p.add_argument("--batches", default="1,16,64,256")
     p.add_argument("--simulations", type=int, default=100, help="simulations per tree")
     p.add_argument("--repeats", type=int, default=3, help="runs per search; the rates are their medians")
+    p.add_argument("--device", default="cpu", help="the batched search's device (cuda: rows go to batched_speed_cuda.json)")
     p = sub.add_parser("batched-profile")
     p.add_argument("--algorithms", default="ments,uct")
     p.add_argument("--batches", default="1,64")

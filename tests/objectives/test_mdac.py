@@ -182,6 +182,18 @@ def test_fixed_temperature_has_no_temperature_loss_and_no_parameter():
     assert out["alpha_loss"] == 0 and out["alpha"].item() == pytest.approx(0.2)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (TorchRL's parameter checks call .item(), so the meta device cannot stand in)")
+@pytest.mark.parametrize("fixed_alpha", [False, True])
+def test_the_temperature_lives_on_the_networks_device(fixed_alpha):
+    # The GPU check (H200, 2026-11-26) found log_alpha on the CPU beside CUDA networks: the compiled fused
+    # Adam step then mixed a CPU moment with a CUDA beta1 (benchmarks/results/gpu/README.md).
+    box = Bounded(-1.0, 1.0, shape=(2,), device="cuda")
+    actor = tanh_normal_policy(3, box, num_cells=(4,)).to("cuda")
+    critic = state_action_value_network(3, 2, num_cells=(4,)).to("cuda")
+    loss = MDACLoss(actor, critic, fixed_alpha=fixed_alpha)
+    assert loss.log_alpha.device.type == "cuda"
+
+
 def test_temperature_gradient_moves_towards_the_target_entropy():
     # -ln(alpha) (ln pi + H_target): d/d ln(alpha) = -(ln pi + H_target) averaged.
     loss = _categorical_loss(beta=0.5, alpha_init=1.0)

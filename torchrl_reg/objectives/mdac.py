@@ -207,14 +207,17 @@ class MDACLoss(RegularizedLossBase):
         self.num_qvalue_nets = int(num_qvalue_nets)
         self.loss_function = loss_function
         self.delay_qvalue = delay_qvalue
-        dtype = next(actor_network.parameters()).dtype
+        first = next(actor_network.parameters())
+        dtype = first.dtype
         self.convert_to_functional(actor_network, "actor_network", create_target_params=False)
         self.convert_to_functional(
             qvalue_network, "qvalue_network", self.num_qvalue_nets, create_target_params=delay_qvalue,
             compare_against=list(actor_network.parameters()),
         )
         self._vmap_qvalue = _vmap_func(self.qvalue_network, (None, 0), randomness="different")
-        log_alpha = torch.tensor(alpha_init, dtype=dtype).log()
+        # On the actor's device, as TorchRL's SACLoss puts it: a CPU log_alpha beside CUDA networks broke the
+        # compiled fused Adam step on a GPU (a CPU exp_avg, a CUDA beta; gpu_check 2026-11-26).
+        log_alpha = torch.tensor(alpha_init, dtype=dtype, device=first.device).log()
         if fixed_alpha:
             self.register_buffer("log_alpha", log_alpha)
         else:
