@@ -220,6 +220,18 @@ def test_ema_estimator_averages():
     assert loss.update_temperature(td).item() == pytest.approx(0.75 * 2.0 + 0.25 * estimate, rel=1e-12)
 
 
+def test_a_valid_batch_builds_no_error_message(monkeypatch):
+    # The action-box check's message (bounds read with .tolist()) is built only when the check fails: built at
+    # every call, its host read broke a compiled forward's graph and the resume function recompiled each call.
+    loss, _ = _make("practical", 1, temperature_estimator="batch")
+
+    def host_read(self):
+        raise AssertionError("Tensor.tolist called on the success path")
+
+    monkeypatch.setattr(torch.Tensor, "tolist", host_read)
+    loss(_batch(0))
+
+
 # -- discrete ------------------------------------------------------------------------------------
 
 

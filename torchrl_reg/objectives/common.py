@@ -334,7 +334,8 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
         keys = self.tensor_keys
         if layout:
             self._check_layout(tensordict)
-        checks: list = []  # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted)
+        # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted: a string, or () -> string)
+        checks: list = []
         if inputs:
             self._check_action(tensordict.get(keys.action), tensordict.batch_size, checks)
             self._check_steps(tensordict, checks)
@@ -373,6 +374,7 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
                 index = _first_index(bad)
                 value = tensordict.get(key)
                 shown = value[index[: value.ndim]] if value.ndim else value
+                accepted = accepted() if callable(accepted) else accepted
                 raise ValueError(
                     f"{type(self).__name__}: {key!r} must be {accepted}; first bad entry at index "
                     f"{list(index)}: {shown.tolist()}"
@@ -742,7 +744,9 @@ def _queue_bounds_check(
     if bounds is not None:
         low, high = (bound.to(action.device) for bound in bounds)
         outside = (action < low) | (action > high)
-        checks.append((key, ~outside.any(), lambda: outside, f"inside the action box [{low.tolist()}, {high.tolist()}]"))
+        # The message is built only when the check fails: .tolist() here broke a compiled forward's graph, and its
+        # resume function recompiled at every call until Dynamo's limit (the GPU check of 2026-11-26).
+        checks.append((key, ~outside.any(), lambda: outside, lambda: f"inside the action box [{low.tolist()}, {high.tolist()}]"))
 
 
 def _within(low: torch.Tensor, high: torch.Tensor, lower: float, upper: float) -> bool | torch.Tensor:

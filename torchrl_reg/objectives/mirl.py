@@ -284,6 +284,10 @@ class MIRLLoss(RegularizedDQNLossBase):
         """As the base's, and warn once, at the second batch, if :meth:`update_prior` (with
         ``learn_prior``) or :meth:`update_beta` (with a non-fixed schedule) was never called."""
         super().check_batch(tensordict, layout=layout, inputs=inputs)
+        # Counted to 2 only: torch.compile guards on a module's int attributes, and a count that grew at every
+        # batch would make a compiled forward recompile at every call (VIRELLoss had that; tests/torchrl_conventions).
+        if self._checked_batches >= 2:
+            return
         self._checked_batches += 1
         if self._checked_batches != 2:
             return

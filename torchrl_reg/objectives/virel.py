@@ -98,19 +98,22 @@ class _BellmanTemperature:
 
     def _init_temperature(self, initial_temperature: float) -> None:
         self.register_buffer("temperature", torch.tensor(initial_temperature))
-        # Python counters (no device sync) behind the warning of _count_forward.
-        self._temperature_calls = self._forward_calls = 0
+        # Python state (no device sync) behind the warning of _count_forward. Both stop changing after the second
+        # batch: torch.compile guards on a module's int attributes, and a counter that grew at every call made
+        # Dynamo recompile the forward until its recompile limit (the GPU check of 2026-11-26).
+        self._temperature_driven = False
+        self._forward_calls = 0
 
     def keep_temperature(self) -> None:
         """Keep the current temperature for this update: for a training loop that drives the ``"replay"``
         estimator but has no full temperature batch yet (the official code keeps ``initial_temperature``
         until its replay holds 4096 transitions). Counts as driving it (no warning, see :meth:`forward`)."""
-        self._temperature_calls += 1
+        self._temperature_driven = True
 
     @torch.no_grad()
     def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         """Store :math:`\\frac cp\\,\\mathrm{mean}|\\delta|^p` of ``errors [N, *batch]`` (``"ema"``: average it in)."""
-        self._temperature_calls += 1
+        self._temperature_driven = True
         if weights is not None:
             weights = weights.reshape(errors.shape[1:]).expand_as(errors)
         estimate = checked_temperature(F.bellman_error_temperature(errors, c=self.c, p=self.p, weights=weights))
@@ -121,8 +124,10 @@ class _BellmanTemperature:
 
     def _count_forward(self) -> None:
         """Warn once, at the second batch, if the ``"replay"`` temperature was never driven, as MIRLLoss does."""
+        if self._forward_calls >= 2:
+            return
         self._forward_calls += 1
-        if self._forward_calls == 2 and self.temperature_estimator == "replay" and self._temperature_calls == 0:
+        if self._forward_calls == 2 and self.temperature_estimator == "replay" and not self._temperature_driven:
             warnings.warn(
                 f"{type(self).__name__}: temperature_estimator='replay' but update_temperature(replay_batch) was "
                 f"never called: the temperature stays at {float(self.temperature)}, a fixed-temperature policy, not "
