@@ -19,7 +19,7 @@ from tests.recipes.test_recorded_metrics import CASES
 from torchrl_reg.configs import EnvConfig, compose_config
 from torchrl_reg.envs import get_env_state, make_env, set_env_state
 from torchrl_reg.envs.atari_vector import DopamineAtariVectorEnv
-from torchrl_reg.run import request_stop_at
+from torchrl_reg.run import EXIT_INTERRUPTED, EXIT_NOT_RESUMABLE, exit_if_interrupted, request_stop_at
 from torchrl_reg.run.rundir import ResumeRefused, resume_changes
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
@@ -132,7 +132,12 @@ def test_a_tiny_m_dqn_run_on_the_vector_backend_trains_the_wrappers_numbers(tmp_
 def test_resuming_a_vector_run_is_refused_before_the_directory_is_touched(tmp_path):
     run_dir = tmp_path / "run"
     request_stop_at(80)
-    assert m_dqn.train(_tiny("env.backend=vector", f"run_dir={run_dir}"))["status"] == "interrupted"
+    stopped = m_dqn.train(_tiny("env.backend=vector", f"run_dir={run_dir}"))
+    assert stopped["status"] == "interrupted" and stopped["resumable"] is False
+    # Not 75 ("try again later"): a scheduler would rerun it, and the rerun is refused below.
+    with pytest.raises(SystemExit) as exit_status:
+        exit_if_interrupted(stopped)
+    assert exit_status.value.code == EXIT_NOT_RESUMABLE != EXIT_INTERRUPTED
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     with pytest.raises(ResumeRefused, match="env.backend='vector' cannot resume it exactly"):
         m_dqn.train(_tiny("env.backend=vector", f"run_dir={run_dir}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pickle
 import signal
@@ -529,6 +530,9 @@ def test_ctrl_c_stops_the_loop_once_and_interrupts_outside_it():
     with pytest.raises(SystemExit) as stopped:
         exit_if_interrupted({"status": "interrupted"})
     assert stopped.value.code == EXIT_INTERRUPTED == 75
+    with pytest.raises(SystemExit) as stopped:  # env.backend='vector': a rerun would be refused
+        exit_if_interrupted({"status": "interrupted", "resumable": False})
+    assert stopped.value.code == 1
 
 
 def test_numpy_state_codec_keeps_dtypes():
@@ -541,3 +545,21 @@ def test_numpy_state_codec_keeps_dtypes():
     assert back["c"] == (1, [True, None]) and back["g"].random() == np.random.default_rng(3).random()
     with pytest.raises(ValueError, match="dtype"):
         decode(("ndarray", "|O", (1,), torch.zeros(8, dtype=torch.uint8)))
+
+
+def test_metrics_json_is_strict_json_with_null_for_no_number(tmp_path):
+    # A run with no finished episode has final_return NaN: written as null, since Python's NaN token is not JSON
+    # (jq and JavaScript refuse the whole file). numpy and 0-d torch scalars are written as numbers.
+    from torchrl_reg.run import write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"final_return": math.nan, "eval_returns": [1.5, math.inf], "steps_per_s": np.float32(2.5),
+                      "loss": torch.tensor(0.25), "nested": {"x": -math.inf}, "status": "completed"})
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "final_return": None, "eval_returns": [1.5, None], "steps_per_s": 2.5, "loss": 0.25, "nested": {"x": None},
+        "status": "completed",
+    }

@@ -47,7 +47,9 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   checkpoint, clears the flag (:func:`clear_stop`) and ``train`` returns
   ``metrics["status"] == "interrupted"``; a normal end gives ``"completed"``. A stop requested
   before ``train`` starts stops it at its first batch. From the command line an interrupted run
-  exits with status :data:`EXIT_INTERRUPTED` (75) once its checkpoint is written.
+  exits with status :data:`EXIT_INTERRUPTED` (75) once its checkpoint is written; one that cannot be resumed
+  (``env.backend='vector'``, ``metrics["resumable"]`` false) exits with :data:`EXIT_NOT_RESUMABLE` (1), and
+  the sweep's task does not requeue it.
 * A checkpoint holds everything needed to continue exactly: networks, target networks,
   optimizer, loss buffers, replay buffer contents, collector carrier and env state (every
   gymnasium env's attributes, ALE's own serialized emulator state), RNG states (torch, numpy,
@@ -88,6 +90,7 @@ from torchrl_reg.run.recipe_run import RecipeRun, check_finite_rewards, crossed
 from torchrl_reg.run.rundir import RunDirLocked, open_run_dir, resolve_run_dir
 from torchrl_reg.run.stop import (
     EXIT_INTERRUPTED,
+    EXIT_NOT_RESUMABLE,
     clear_stop,
     exit_if_interrupted,
     install_stop_signal_handlers,
@@ -100,6 +103,7 @@ __all__ = [
     "CHECKPOINT_NAME",
     "CheckpointError",
     "EXIT_INTERRUPTED",
+    "EXIT_NOT_RESUMABLE",
     "EpisodeTracker",
     "ProgressBar",
     "RecipeRun",

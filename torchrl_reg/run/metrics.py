@@ -13,10 +13,26 @@ __all__ = ["report_summary", "summary_line", "write_json"]
 
 
 def write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    """Write ``obj`` as indented JSON atomically (temp file + ``os.replace``)."""
+    """Write ``obj`` as indented, strict JSON atomically (temp file + ``os.replace``).
+
+    A value with no number (NaN or infinite: ``final_return`` of a run with no finished episode) is written as
+    ``null``: Python's ``NaN`` token is not JSON, and ``jq``, JavaScript or a strict parser refuse the whole file.
+    Other objects (numpy or 0-d torch scalars) are written as their ``float``.
+    """
+    plain = json.loads(json.dumps(obj, default=float))  # every number a Python float or int
     tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
+    tmp.write_text(json.dumps(_finite_or_null(plain), indent=2, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def summary_line(metrics: Mapping[str, Any]) -> str:

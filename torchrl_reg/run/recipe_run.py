@@ -386,6 +386,11 @@ class RecipeRun:
             **self.extra_metrics,
             **extra_metrics,
         }
+        if not completed:
+            # A stopped run says whether its checkpoint can be continued: env.backend='vector' cannot (ale-py's
+            # vector env cannot save its emulators; open_run_dir refuses the resume), so no scheduler should
+            # requeue it (exit_if_interrupted, the sweep's task).
+            metrics["resumable"] = cfg.env.get("backend", "wrappers") != "vector"
         write_json(self.run_dir / "metrics.json", metrics)
         panels = [(label, *read_csv_scalar(self.run_dir, f"train/{key}")) for key, label in self.curve_scalars.items()]
         plot_learning_curve(

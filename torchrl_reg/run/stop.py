@@ -13,6 +13,7 @@ SIGINT raises ``KeyboardInterrupt`` as usual.
 """
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "EXIT_INTERRUPTED",
+    "EXIT_NOT_RESUMABLE",
     "STOP_SIGNALS",
     "request_stop",
     "request_stop_at",
@@ -32,7 +34,11 @@ __all__ = [
 ]
 
 #: Exit status of a recipe whose run was stopped after writing its checkpoint (sysexits' EX_TEMPFAIL).
+log = logging.getLogger("torchrl_reg.recipes")
+
 EXIT_INTERRUPTED = 75
+#: A stopped run that cannot be resumed (``env.backend='vector'``): a failure, not "try again later".
+EXIT_NOT_RESUMABLE = 1
 #: Signals that ask a run to checkpoint and stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -95,6 +101,18 @@ def install_stop_signal_handlers(signals: Iterable[int] = STOP_SIGNALS) -> dict[
 
 def exit_if_interrupted(metrics: Mapping[str, Any]) -> None:
     """End the process with :data:`EXIT_INTERRUPTED` if the run was stopped (its checkpoint is
-    written); a completed run returns, so that a Hydra multirun goes on to its next job."""
-    if metrics.get("status") != "completed":
-        sys.exit(EXIT_INTERRUPTED)
+    written); a completed run returns, so that a Hydra multirun goes on to its next job.
+
+    A stopped run whose checkpoint cannot be continued (``metrics["resumable"]`` false: ``env.backend='vector'``)
+    exits with :data:`EXIT_NOT_RESUMABLE` instead: 75 would tell a scheduler to run it again, and the rerun would
+    be refused."""
+    if metrics.get("status") == "completed":
+        return
+    if metrics.get("resumable", True) is False:
+        log.error(
+            "the run was stopped and cannot be resumed (env.backend='vector': ale-py's vector env cannot save its "
+            "emulators); start it again in a new run_dir, or train with env.backend=wrappers where a run must "
+            "survive a stop"
+        )
+        sys.exit(EXIT_NOT_RESUMABLE)
+    sys.exit(EXIT_INTERRUPTED)

@@ -264,6 +264,10 @@ class SweepTask:
         status = metrics.get("status")
         _log(f"task {task.index} returned status={status!r} after {time.time() - started:.0f} s")
         if status == "interrupted":
+            if metrics.get("resumable", True) is False:
+                # env.backend='vector': a requeued task would be refused (open_run_dir); the stop is a failure.
+                _log(f"stopped by {_signal_names(received)}; env.backend='vector' cannot resume, not requeueing")
+                sys.exit(-1)
             self._after_interrupt(started, received)
         return metrics
 
