@@ -29,6 +29,9 @@ def test_summary_says_no_finished_episode_instead_of_nan():
     line = summary_line(metrics)
     assert "no finished episode" in line and "nan" not in line
     assert "final return 12.5" in summary_line({**metrics, "final_return": 12.5, "episodes": 3})
+    # a planning run counts moves, and has no collector to raise
+    planning = summary_line({**metrics, "moves": 240})
+    assert "240 moves" in planning and "frames" not in planning and "collector" not in planning
 
 
 @pytest.mark.slow

@@ -189,7 +189,8 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "returns": returns,
         "lengths": lengths,
         "episodes": len(returns),
-        "frames": sum(lengths),
+        "moves": sum(lengths),
+        "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         "final_return": mean_last(returns, 100),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return

@@ -40,12 +40,15 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
     rates = f"{metrics['steps_per_s']:.0f} steps/s"
     if "updates_per_s" in metrics:
         rates += f", {metrics['updates_per_s']:.0f} updates/s"
+    # A planning run (loops/planning.py) counts moves and has no collector: its episodes end at task.max_steps.
+    planning = "moves" in metrics
+    count = f"{metrics['moves']} moves" if planning else f"{metrics['frames']} frames"
     if metrics.get("episodes", 1) == 0 or math.isnan(metrics["final_return"]):
-        outcome = "no finished episode (raise collector.total_frames)"
+        outcome = "no finished episode" + ("" if planning else " (raise collector.total_frames)")
     else:
         outcome = f"final return {metrics['final_return']:.1f}"
     return (
-        f"{metrics['status']}: {metrics['frames']} frames in {metrics['wall_time_s']:.0f}s ({rates}), "
+        f"{metrics['status']}: {count} in {metrics['wall_time_s']:.0f}s ({rates}), "
         f"{outcome} -> {metrics['run_dir']}"
     )
 
