@@ -26,8 +26,8 @@ about 41 KB (the emulator state and the 210 x 160 grayscale screen).
   snapshot's stream as ``minatar.Environment.act`` draws them).
 * :class:`BatchedALE` - an ALE game, ``frameskip`` frames per move over the minimal action set;
   sticky actions drawn per frame from the snapshot's stream (ALE's rule, with ALE's own sticky
-  actions turned off: its state does not save the last action applied, so a restored ALE would
-  repeat whatever the previous step applied).
+  actions turned off: ``cloneState`` does not carry the action applied last, so a restored ALE
+  would repeat its own last action, not the snapshot's, and a (state, action) would not fix the next state).
 """
 from __future__ import annotations
 
