@@ -27,7 +27,7 @@ from torchrl_reg.planning.simulators import (
     check_simulator,
 )
 from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar, SnapshotStore, planner_rng
-from torchrl_reg.planning.tasks import TASKS, make_task
+from torchrl_reg.planning.tasks import TASKS, TENSOR_TASKS, make_task, make_tensor_task, tensor_roots
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator, TensorSyntheticTree
 from torchrl_reg.planning.tree import SearchTree
 
@@ -75,6 +75,9 @@ __all__ = [
     "make_search",
     "make_task",
     "TASKS",
+    "TENSOR_TASKS",
+    "make_tensor_task",
+    "tensor_roots",
     "mixed_boltzmann_probs",
     "policy_entropy",
     "softmax_value",

@@ -44,9 +44,14 @@ from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator
 __all__ = ["planner_rng", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
 
 
-def planner_rng(seed: int, row: int) -> np.random.RandomState:
-    """The fresh random stream of root ``row`` drawn from the planner's ``seed``: ``RandomState(PCG64([seed, row]))``."""
-    return np.random.RandomState(np.random.PCG64([seed, row]))
+Seed = int | Sequence[int]
+
+
+def planner_rng(seed: Seed, row: int) -> np.random.RandomState:
+    """The fresh random stream of root ``row`` drawn from the planner's ``seed`` (an int or ints, e.g. (episode seed,
+    move)): ``RandomState(PCG64([*seed, row]))``."""
+    entropy = [seed] if isinstance(seed, int) else list(seed)
+    return np.random.RandomState(np.random.PCG64([*entropy, row]))
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ class BatchedMinAtar(SnapshotStore):
             handles.append(self._add(self._snapshot(game, rng, 0)))
         return self._handles(handles)
 
-    def roots(self, envs: Sequence[Any], seed: int) -> torch.Tensor:
+    def roots(self, envs: Sequence[Any], seed: Seed) -> torch.Tensor:
         """Handles ``[len(envs), 1]`` of the real envs' current games with fresh streams :func:`planner_rng` ``(seed, b)``.
 
         ``envs``: ``minatar.Environment`` objects, gymnasium ``MinAtar/*`` envs or
@@ -250,7 +255,7 @@ class BatchedALE(SnapshotStore):
         state = self.ale.cloneState()
         return self._handles([self._add(self._snapshot(state, self.ale, planner_rng(self.seed, row), self._noop)) for row in range(batch_size)])
 
-    def roots(self, ales: Sequence[Any], seed: int, last_actions: Sequence[int] | None = None) -> torch.Tensor:
+    def roots(self, ales: Sequence[Any], seed: Seed, last_actions: Sequence[int] | None = None) -> torch.Tensor:
         """Handles ``[len(ales), 1]`` of the real emulators' current games with fresh streams :func:`planner_rng` ``(seed, b)``.
 
         ``ales``: ``ALEInterface`` objects, :class:`~torchrl_reg.planning.simulators.ALESimulator` objects or
