@@ -176,3 +176,14 @@ def test_batched_episodes_refuse_what_they_cannot_play(tmp_path, overrides, matc
     with pytest.raises(ValueError, match=match):
         tree_search.train(compose(*BATCHED, *overrides, f"run_dir={tmp_path}"))
     assert not any(tmp_path.iterdir())
+
+
+def test_a_run_directory_from_before_batch_episodes_resumes_as_one_at_a_time(tmp_path):
+    full = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
+    request_stop_at(2)
+    tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'old'}"))
+    config = tmp_path / "old" / "config.yaml"
+    config.write_text(config.read_text().replace("  batch_episodes: 1\n", ""))  # as written before the key existed
+    assert "batch_episodes" not in config.read_text()
+    resumed = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'old'}"))
+    assert resumed["returns"] == full["returns"]

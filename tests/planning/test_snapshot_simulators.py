@@ -168,3 +168,24 @@ def test_batched_search_runs_on_three_minatar_roots(algorithm):
     rollout = make_batched_search(algorithm, sim, evaluator=TensorRandomRollout(max_steps=5), seed=0)
     action = rollout.search(root, 4)
     assert bool(((action >= 0) & (action < 6)).all())
+
+
+def test_tensor_roots_are_where_the_episodes_envs_are():
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task, tensor_roots
+
+    chain = OmegaConf.create(dict(name="dchain", length=5, final_reward=1.0))
+    sims = [make_task(chain, 0)[0] for _ in range(3)]
+    for sim, steps in zip(sims, (0, 1, 3)):
+        for _ in range(steps):
+            sim.step(sim.RIGHT)
+    model = make_tensor_task(chain, sims[0], 0)
+    assert isinstance(model, TensorDChain) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1], [3]]
+    lake = OmegaConf.create(dict(name="frozenlake", map_name="4x4"))
+    sims = [make_task(lake, seed)[0] for seed in range(2)]
+    sims[1].step(2)  # right: cell 0 -> 1
+    model = make_tensor_task(lake, sims[0], 0)
+    assert isinstance(model, TensorFrozenLake) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1]]
+    with pytest.raises(ValueError, match="the batched search models the tasks \\['dchain', 'frozenlake', 'minatar'\\], got task name 'atari'"):
+        make_tensor_task(OmegaConf.create(dict(name="atari")), sims[0], 0)

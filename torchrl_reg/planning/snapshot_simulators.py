@@ -32,6 +32,7 @@ about 41 KB (the emulator state and the 210 x 160 grayscale screen).
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,7 @@ class _Snapshot:
     observation: np.ndarray
 
 
-class SnapshotStore:
+class SnapshotStore(ABC):
     """The store of snapshots and the row loop shared by :class:`BatchedMinAtar` and :class:`BatchedALE`.
 
     A subclass defines ``_advance(snapshot, action) -> (snapshot, reward)``, which restores, acts and
@@ -130,8 +131,9 @@ class SnapshotStore:
         """The stored observations of the rows, ``[B, *obs_shape]`` (uint8)."""
         return torch.from_numpy(np.stack([s.observation for s in self._snapshots(state)])).to(self.device)
 
+    @abstractmethod
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
-        raise NotImplementedError
+        """Restore ``snapshot`` in the working emulator, play ``action``; the new snapshot and the reward."""
 
 
 class BatchedMinAtar(SnapshotStore):
