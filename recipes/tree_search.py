@@ -5,6 +5,7 @@
     python recipes/tree_search.py tree_search_preset=frozenlake planner.simulations=2000
     python recipes/tree_search.py tree_search_preset=minatar evaluator.checkpoint=runs/m_dqn/.../checkpoint.pt
     python recipes/tree_search.py tree_search_preset=atari task.game=pong
+    python recipes/tree_search.py planner.batch_episodes=16 episodes=64  # 16 episodes at a time, batched search
 
 Searches: :func:`torchrl_reg.planning.make_search` (Xiao et al., Maximum Entropy Monte-Carlo
 Planning, NeurIPS 2019; Painter et al., Monte Carlo Tree Search with Boltzmann Exploration,
@@ -16,9 +17,12 @@ Tasks (``tree_search_preset=``, :func:`torchrl_reg.planning.make_task`): ``dchai
 leaf values and the initial values of untried actions: ``evaluator.checkpoint`` is that run's
 ``checkpoint.pt``, its ``config.yaml`` beside it) and ``atari`` (random rollouts).
 
+``planner.batch_episodes=K`` plays K episodes at once, one batched search over their trees per move
+(:class:`torchrl_reg.planning.BatchedTreeSearch`; dchain, frozenlake and minatar).
+
 The loop is :func:`torchrl_reg.loops.planning.plan`; this file declares the config and its checks. The
-run-directory contract (config.yaml, checkpoint.pt after every episode, resume from the last finished
-episode, CSV logs, metrics.json, returns.png, stop signals and exit status 75) is that loop's.
+run-directory contract (config.yaml, checkpoint.pt after every episode or group of episodes, resume from the
+last finished one, CSV logs, metrics.json, returns.png, stop signals and exit status 75) is that loop's.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from torchrl_reg.planning import (
     KNOB_DEFAULTS,
     RECOMMENDATIONS,
     TASKS,
+    TENSOR_TASKS,
     QNetworkEvaluator,
     RandomRollout,
     algorithm_knobs,
@@ -89,6 +94,7 @@ class PlannerConfig:
     recommend: Optional[str] = default_of(make_search, "recommend")
     gamma: float = default_of(make_search, "gamma")
     q_init: float = default_of(make_search, "q_init")
+    batch_episodes: int = 1
 
     docs: ClassVar[dict[str, str]] = {
         "algorithm": "ments, dents, bts, uct, or greedy (the Q network's argmax, no search)",
@@ -101,6 +107,7 @@ class PlannerConfig:
         "recommend": "the move played: search_value, bellman_value or most_visited (null: the algorithm's own)",
         "gamma": "discount of the tree and the rollouts",
         "q_init": "initial value of untried actions when the evaluator gives none",
+        "batch_episodes": "episodes played at once, one batched search per move (1: the single-tree search; >1: dchain, frozenlake, minatar)",
     }
 
 
@@ -182,6 +189,18 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
     check_count("planner.simulations", planner.simulations)
+    check_count("planner.batch_episodes", planner.batch_episodes)
+    if planner.batch_episodes > 1:
+        if task.name not in TENSOR_TASKS:
+            raise ValueError(
+                f"planner.batch_episodes={planner.batch_episodes} needs a task the batched search models "
+                f"({', '.join(TENSOR_TASKS)}), got task.name={task.name!r}; use planner.batch_episodes=1"
+            )
+        if planner.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
+                "does not search: use planner.batch_episodes=1"
+            )
     if planner.algorithm in ALGORITHMS:
         knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
         for name, value in knobs.items():

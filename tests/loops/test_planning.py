@@ -121,3 +121,69 @@ def test_a_signalled_run_checkpoints_and_exits_with_the_interrupted_code(tmp_pat
     assert metrics["status"] == "interrupted" and 1 <= metrics["episodes"] < 1000000
     assert load_checkpoint(run_dir / "checkpoint.pt")["returns"] == metrics["returns"]
     assert not (run_dir / LOCK_NAME).exists()
+
+
+BATCHED = (*TINY, "planner.batch_episodes=2")
+
+
+def test_batched_episodes_resume_from_the_last_finished_group(tmp_path):
+    full = tree_search.train(compose(*BATCHED, f"run_dir={tmp_path / 'full'}"))
+    D = 10
+    possible = {round((D - i - 1) / D, 12) for i in range(D)} | {0.5}
+    assert full["status"] == "completed" and len(full["returns"]) == 4
+    assert {round(r, 12) for r in full["returns"]} <= possible and len(set(full["returns"])) > 1
+
+    request_stop_at(1)  # acted on after the first group, which holds two episodes
+    part = tree_search.train(compose(*BATCHED, f"run_dir={tmp_path / 'resumed'}"))
+    assert part["status"] == "interrupted" and part["returns"] == full["returns"][:2]
+    resumed = tree_search.train(compose(*BATCHED, f"run_dir={tmp_path / 'resumed'}"))
+    assert (resumed["returns"], resumed["lengths"]) == (full["returns"], full["lengths"])
+    assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")
+
+
+def test_a_group_cut_short_by_fewer_episodes_is_played_again_in_full(tmp_path):
+    # episodes=3 plays the groups {0, 1} and {2}; episodes=4 plays {0, 1} and {2, 3}: episode 2 is played again in
+    # its full group, so the grown run's returns and logs are the four-episode run's
+    tree_search.train(compose(*BATCHED, "episodes=3", f"run_dir={tmp_path / 'grown'}"))
+    grown = tree_search.train(compose(*BATCHED, f"run_dir={tmp_path / 'grown'}"))
+    four = tree_search.train(compose(*BATCHED, f"run_dir={tmp_path / 'four'}"))
+    assert (grown["returns"], grown["lengths"]) == (four["returns"], four["lengths"])
+    assert _logs(tmp_path / "grown") == _logs(tmp_path / "four")
+
+
+def test_batch_episodes_may_not_change_on_resume(tmp_path):
+    request_stop_at(2)
+    tree_search.train(compose(*BATCHED, f"run_dir={tmp_path}"))
+    with pytest.raises(ResumeRefused, match="planner.batch_episodes: 2 -> 3"):
+        tree_search.train(compose(*TINY, "planner.batch_episodes=3", f"run_dir={tmp_path}"))
+
+
+@pytest.mark.parametrize("overrides", [
+    ("tree_search_preset=frozenlake", "task.map_name=4x4", "task.max_steps=6", "evaluator.rollout_steps=6"),
+    ("task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1", "task.max_steps=4", "evaluator.rollout_steps=3"),
+], ids=["frozenlake", "minatar"])
+def test_batched_episodes_run_on_frozenlake_and_minatar(tmp_path, overrides):
+    metrics = tree_search.train(compose(*BATCHED, "episodes=3", *overrides, f"run_dir={tmp_path}"))
+    assert metrics["status"] == "completed" and len(metrics["returns"]) == 3
+    assert all(1 <= n <= int(overrides[-2].split("=")[1]) for n in metrics["lengths"])
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (("tree_search_preset=atari",), "planner.batch_episodes=2 needs a task the batched search models \\(dchain, frozenlake, minatar\\), got task.name='atari'"),
+    (("planner.batch_episodes=0",), "planner.batch_episodes"),
+])
+def test_batched_episodes_refuse_what_they_cannot_play(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        tree_search.train(compose(*BATCHED, *overrides, f"run_dir={tmp_path}"))
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_directory_from_before_batch_episodes_resumes_as_one_at_a_time(tmp_path):
+    full = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
+    request_stop_at(2)
+    tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'old'}"))
+    config = tmp_path / "old" / "config.yaml"
+    config.write_text(config.read_text().replace("  batch_episodes: 1\n", ""))  # as written before the key existed
+    assert "batch_episodes" not in config.read_text()
+    resumed = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'old'}"))
+    assert resumed["returns"] == full["returns"]

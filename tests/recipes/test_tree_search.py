@@ -98,6 +98,18 @@ def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
     assert len(out["returns"]) == 2 and out["success_rate"] is None
 
 
+@pytest.mark.slow
+def test_minatar_episodes_batched_with_an_mdqn_network(mdqn_checkpoint, tmp_path):
+    # the network evaluates the leaves of both trees of a group in one forward (TensorQNetworkEvaluator)
+    out = tree_search.train(
+        compose(
+            "tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "planner.batch_episodes=2",
+            "planner.simulations=5", "task.max_steps=4", "episodes=3", f"run_dir={tmp_path}",
+        )
+    )
+    assert out["status"] == "completed" and len(out["returns"]) == 3 and all(1 <= n <= 4 for n in out["lengths"])
+
+
 def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None, game: str | None = None) -> Path:
     run_dir = tmp_path / "edited"
     run_dir.mkdir()

@@ -24,6 +24,18 @@ its returns are those of the uninterrupted run. CSV rows ``episode/return`` and 
 :func:`~torchrl_reg.run.request_stop_at` with a number of finished episodes) is acted on between two
 moves: the episode in progress is dropped, the checkpoint of the finished ones written, and
 ``metrics["status"]`` is ``"interrupted"`` (exit status 75 from the command line).
+
+``planner.batch_episodes = K > 1`` plays the episodes in groups of K at once (:func:`play_batch`): one
+:class:`~torchrl_reg.planning.BatchedTreeSearch` per group searches the trees of all its episodes still in
+play at every move (B = those episodes; a finished episode leaves the batch), over the task's tensor model
+(:func:`~torchrl_reg.planning.make_tensor_task`: D-chain, deterministic FrozenLake, MinAtar by emulator
+snapshots with fresh random streams). Groups start at multiples of K; a group's search, rollouts and MinAtar
+streams draw from ``seed + `` its first episode, its envs from ``seed + i`` as above. The trees of a group
+share the search's random streams, so an episode's return depends on its group, and the returns differ from
+those of ``K = 1`` (the single-tree search). The checkpoint is written after every finished group, a stop
+drops the group in progress, and a resume goes on from the last finished group; when ``episodes`` grew, a
+last group that was cut short by the earlier count is played again in full, so a resumed run's returns are
+always those of the uninterrupted run.
 """
 from __future__ import annotations
 
@@ -42,7 +54,18 @@ from torchrl.modules import QValueActor
 from torchrl_reg.configs import arguments_of
 from torchrl_reg.loops.hooks import ValueBasedHooks
 from torchrl_reg.loops.value_based import q_network
-from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, Simulator, make_search, make_task
+from torchrl_reg.planning import (
+    QNetworkEvaluator,
+    RandomRollout,
+    Simulator,
+    TensorQNetworkEvaluator,
+    TensorRandomRollout,
+    make_batched_search,
+    make_search,
+    make_task,
+    make_tensor_task,
+    tensor_roots,
+)
 from torchrl_reg.run import (
     CHECKPOINT_NAME,
     clear_stop,
@@ -66,7 +89,7 @@ from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.run.rundir import release_run_dir, released_on_error
 from torchrl_reg.run.stop import set_loop_active
 
-__all__ = ["load_q_network", "plan"]
+__all__ = ["load_q_network", "plan", "play_batch", "play_episode"]
 
 log = logging.getLogger("torchrl_reg.recipes")
 
@@ -126,10 +149,14 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         returns: list[float] = []
         lengths: list[int] = []
         elapsed_before = 0.0
+        group = planner.batch_episodes
         if has_checkpoint(run_dir):
             state = load_checkpoint(run_dir / CHECKPOINT_NAME)
             returns, lengths, elapsed_before = list(state["returns"]), list(state["lengths"]), state["elapsed"]
             set_rng_state(state["rng"])
+            if len(returns) < cfg.episodes:
+                # a last group cut short by a smaller earlier `episodes` is played again in full (module docstring)
+                del returns[len(returns) - len(returns) % group :], lengths[len(lengths) - len(lengths) % group :]
         truncate_csv_logs(run_dir, len(returns) if has_checkpoint(run_dir) else None)
     t0 = time.perf_counter()
 
@@ -159,18 +186,22 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         desc=planner.algorithm, unit="moves",
     )
     status = "completed"
-    for episode in range(len(returns), cfg.episodes):
-        played = play_episode(cfg, cfg.seed + episode, q_net, bar)
-        if played is None:  # stopped between two moves: the episode in progress is dropped
+    for first in range(len(returns), cfg.episodes, group):
+        if group == 1:
+            one = play_episode(cfg, cfg.seed + first, q_net, bar)
+            played = None if one is None else [one]
+        else:
+            played = play_batch(cfg, range(first, min(first + group, cfg.episodes)), q_net, bar)
+        if played is None:  # stopped between two moves: the episode (group) in progress is dropped
             status = "interrupted"
             break
-        total, steps = played
-        returns.append(total)
-        lengths.append(steps)
-        log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
-        if logger is not None:
-            logger.log_scalar("episode/return", total, step=episode + 1)
-            logger.log_scalar("episode/length", steps, step=episode + 1)
+        for episode, (total, steps) in enumerate(played, first):
+            returns.append(total)
+            lengths.append(steps)
+            log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
+            if logger is not None:
+                logger.log_scalar("episode/return", total, step=episode + 1)
+                logger.log_scalar("episode/length", steps, step=episode + 1)
         checkpoint()
         if stop_requested(len(returns)):
             status = "interrupted"
@@ -244,3 +275,39 @@ def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar:
             break
     bar.update(task.max_steps - steps)  # an episode that ended early: the bar counts its moves up to the cap
     return total, steps
+
+
+def play_batch(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar) -> list[tuple[float, int]] | None:
+    """``episodes`` played at once: at every move one batched search over the episodes still in play, then each
+    plays its tree's recommended action in its own env; ``[(return, moves)]`` in episode order, or ``None``
+    when a stop was requested before all ended."""
+    task, planner = cfg.task, cfg.planner
+    sims = [make_task(task, cfg.seed + episode)[0] for episode in episodes]
+    seed = cfg.seed + episodes.start  # the group's: its search, rollouts and MinAtar streams
+    model = make_tensor_task(task, sims[0], seed)
+    if q_net is not None:
+        evaluator = TensorQNetworkEvaluator(
+            q_net, num_actions=model.num_actions, tau=cfg.evaluator.prior_tau, value=cfg.evaluator.value, init=cfg.evaluator.init
+        )
+    else:
+        evaluator = TensorRandomRollout(max_steps=cfg.evaluator.rollout_steps, seed=seed)
+    # the arguments of play_episode's search; the batched search takes the rollouts' discount from its own gamma
+    search = make_batched_search(
+        simulator=model, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_batched_search, planner)
+    )
+    totals, steps = [0.0] * len(sims), [0] * len(sims)
+    live, move = list(range(len(sims))), 0
+    while live:
+        if stop_requested():
+            return None
+        root = tensor_roots(model, [sims[i] for i in live], (seed, move))
+        actions = search.search(root, planner.simulations).tolist()
+        for i, action in zip(list(live), actions):
+            reward, done = sims[i].step(action)
+            totals[i], steps[i] = totals[i] + reward, steps[i] + 1
+            bar.update(1, episode_return=totals[i])
+            if done or steps[i] >= task.max_steps:
+                live.remove(i)
+                bar.update(task.max_steps - steps[i])  # an episode that ended early: counted up to the cap
+        move += 1
+    return list(zip(totals, steps))

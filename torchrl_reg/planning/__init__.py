@@ -4,7 +4,9 @@ Parts: :mod:`.scores` (tree policies), :mod:`.backups`, :mod:`.tree`, :mod:`.sea
 :func:`make_search`), :mod:`.evaluators` (leaf evaluation), :mod:`.simulators` (save/restore
 adapters), :mod:`.exact` (exact values of the test problems) and :mod:`.tasks` (the envs a planner
 acts in, :func:`make_task`). :mod:`.batched` searches B trees at once in tensors (policies and
-backups passed in) over the pure tensor simulators of :mod:`.tensor_simulators`.
+backups passed in) over the pure tensor simulators of :mod:`.tensor_simulators`, and over MinAtar
+and ALE through :mod:`.snapshot_simulators` (states are handles into a store of emulator snapshots,
+each with a fresh random stream from the planner's seed: the search plans in a determinized model).
 """
 from __future__ import annotations
 
@@ -24,11 +26,16 @@ from torchrl_reg.planning.simulators import (
     as_simulator,
     check_simulator,
 )
-from torchrl_reg.planning.tasks import TASKS, make_task
+from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar, SnapshotStore, planner_rng
+from torchrl_reg.planning.tasks import TASKS, TENSOR_TASKS, make_task, make_tensor_task, tensor_roots
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator, TensorSyntheticTree
 from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
+    "BatchedALE",
+    "BatchedMinAtar",
+    "SnapshotStore",
+    "planner_rng",
     "make_batched_search",
     "TensorQNetworkEvaluator",
     "algorithm_knobs",
@@ -68,6 +75,9 @@ __all__ = [
     "make_search",
     "make_task",
     "TASKS",
+    "TENSOR_TASKS",
+    "make_tensor_task",
+    "tensor_roots",
     "mixed_boltzmann_probs",
     "policy_entropy",
     "softmax_value",

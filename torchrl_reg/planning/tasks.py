@@ -14,17 +14,30 @@ each simulation). Tasks (:data:`TASKS`):
 
 In MinAtar and ALE the search does not see the env's random stream (``include_rng=False``): it
 must not foresee the real step's spawns and sticky actions.
+
+:func:`make_tensor_task` and :func:`tensor_roots` give the batched search
+(:class:`~torchrl_reg.planning.batched.BatchedTreeSearch`) its model of the tasks in
+:data:`TENSOR_TASKS` and the roots of several episodes' envs at once: the D-chain position and the
+FrozenLake cell as tensors, MinAtar's games as handles of
+:class:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar` with fresh streams (a
+determinization, as the single-tree search's ``include_rng=False`` keeps the real stream out).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from torchrl_reg.planning.simulators import ALESimulator, DChain, FrozenLakeSimulator, MinAtarSimulator, Simulator
+import torch
 
-__all__ = ["TASKS", "make_task", "minatar_module"]
+from torchrl_reg.planning.simulators import ALESimulator, DChain, FrozenLakeSimulator, MinAtarSimulator, Simulator
+from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator
+
+__all__ = ["TASKS", "TENSOR_TASKS", "make_task", "make_tensor_task", "minatar_module", "tensor_roots"]
 
 #: The task names :func:`make_task` builds.
 TASKS = ("dchain", "frozenlake", "minatar", "atari")
+#: The tasks :func:`make_tensor_task` models for the batched search.
+TENSOR_TASKS = ("dchain", "frozenlake", "minatar")
 
 
 def minatar_module(game: str) -> str:
@@ -63,3 +76,30 @@ def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
     ale.setFloat("repeat_action_probability", cfg.sticky_action_prob)
     ale.loadROM(roms.get_rom_path(cfg.game.lower()))
     return ALESimulator(ale, cfg.frame_skip, include_rng=False), None
+
+
+def make_tensor_task(cfg: Any, sim: Simulator, seed: int) -> TensorSimulator:
+    """The batched search's model of task ``cfg`` (one of :data:`TENSOR_TASKS`), ``sim`` one of its episodes'
+    envs from :func:`make_task` (FrozenLake's transition table is read from it); ``seed`` seeds MinAtar's
+    :meth:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar.root` (the roots of a loop come from
+    :func:`tensor_roots`)."""
+    if cfg.name not in TENSOR_TASKS:
+        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {cfg.name!r}")
+    if cfg.name == "dchain":
+        return TensorDChain(cfg.length, cfg.final_reward)
+    if cfg.name == "frozenlake":
+        return TensorFrozenLake(sim.env)
+    from torchrl_reg.planning.snapshot_simulators import BatchedMinAtar
+
+    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed)
+
+
+def tensor_roots(model: TensorSimulator, sims: Sequence[Simulator], seed: Sequence[int]) -> torch.Tensor:
+    """The states ``[len(sims), *S]`` of ``model`` (from :func:`make_tensor_task`) where the episodes' envs ``sims``
+    are now. MinAtar's roots copy the games with fresh streams from ``seed`` (e.g. (group seed, move)): the
+    store of earlier roots is cleared."""
+    if isinstance(model, TensorDChain):
+        return torch.tensor([[sim.state] for sim in sims], dtype=torch.long, device=model.device)
+    if isinstance(model, TensorFrozenLake):
+        return torch.tensor([[int(sim.env.s)] for sim in sims], dtype=torch.long, device=model.device)
+    return model.roots(sims, seed)

@@ -12,6 +12,9 @@ after the episode ended: the search steps all B rows together and ignores the fi
   values of :mod:`torchrl_reg.planning.exact` apply to each.
 * :class:`TensorFrozenLake` - gymnasium's ``FrozenLake-v1`` transition table as tensors, the
   moves of :class:`~torchrl_reg.planning.simulators.FrozenLakeSimulator` for B cells at once.
+
+MinAtar and ALE, which step one state at a time, are tensor simulators through
+:mod:`~torchrl_reg.planning.snapshot_simulators` (states are handles into a store of snapshots).
 """
 from __future__ import annotations
 

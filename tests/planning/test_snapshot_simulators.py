@@ -1,0 +1,194 @@
+"""MinAtar and ALE handle stores: they step like the real envs, are pure functions of the handles, and never see the real envs' streams."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from torchrl_reg.planning import (
+    ALESimulator,
+    BatchedALE,
+    BatchedMinAtar,
+    MinAtarSimulator,
+    TensorQNetworkEvaluator,
+    TensorRandomRollout,
+    make_batched_search,
+    planner_rng,
+)
+
+minatar = pytest.importorskip("minatar", reason="MinAtar is not installed")
+
+
+def _minatar_env(seed: int, moves: int, game: str = "breakout", sticky: float = 0.1):
+    """A real MinAtar env ``moves`` random moves into an episode."""
+    env = minatar.Environment(game, sticky_action_prob=sticky)
+    env.seed(seed)
+    env.reset()
+    rng = random.Random(seed)
+    for _ in range(moves):
+        if env.act(rng.randrange(6))[1]:
+            env.reset()
+    return env
+
+
+def _ale(sticky: float = 0.0, seed: int = 0):
+    ale_py = pytest.importorskip("ale_py", reason="ale_py is not installed")
+    ale = ale_py.ALEInterface()
+    ale.setInt("random_seed", seed)
+    ale.setFloat("repeat_action_probability", sticky)
+    ale.loadROM(ale_py.roms.get_rom_path("breakout"))
+    return ale
+
+
+def _trace(sim, handle: torch.Tensor, actions: list[int]) -> list[tuple[float, bool, bytes]]:
+    """(reward, done, observation) along ``actions`` from ``handle`` (a [1, 1] handle)."""
+    trace = []
+    for a in actions:
+        handle, reward, done = sim.step(handle, torch.tensor([a]))
+        trace.append((float(reward[0]), bool(done[0]), sim.observation(handle)[0].numpy().tobytes()))
+    return trace
+
+
+def _real_trace(sim, actions: list[int]) -> list[tuple[float, bool, bytes]]:
+    trace, done = [], False
+    for a in actions:
+        if not done:  # a finished episode stays put, as a finished handle does
+            reward, done = sim.step(a)
+            trace.append((reward, done, sim.observation().tobytes()))
+        else:
+            trace.append((0.0, True, trace[-1][2]))
+    return trace
+
+
+@pytest.mark.parametrize("game", ["asterix", "breakout", "freeway", "seaquest", "space_invaders"])
+def test_minatar_steps_exactly_like_the_real_env_given_the_same_stream(game):
+    envs = [_minatar_env(seed, moves, game) for seed, moves in ((0, 5), (1, 12), (2, 0))]
+    sim = BatchedMinAtar(game, sticky_action_prob=0.1)
+    handles = sim.roots(envs, seed=7)
+    actions = [random.Random(3).randrange(6) for _ in range(80)]
+    seen = set()
+    for row, env in enumerate(envs):
+        # the real env continues on the stream the search was given (the root copied its game, not its stream)
+        env.random = env.env.random = planner_rng(7, row)
+        expected = _real_trace(MinAtarSimulator(env), actions)
+        assert _trace(sim, handles[row : row + 1], actions) == expected
+        seen |= {obs for _, _, obs in expected}
+    assert len(seen) > 10  # the games move: the comparison is not trivial
+
+
+def test_ale_steps_exactly_like_the_real_emulator_without_sticky_actions():
+    real = _ale()
+    for _ in range(50):
+        real.act(real.getMinimalActionSet()[1])  # FIRE: the ball is in play
+    sim = BatchedALE("breakout", frameskip=4)
+    handle = sim.roots([real], seed=0)
+    actions = [random.Random(1).randrange(sim.num_actions) for _ in range(40)]
+    mine = _trace(sim, handle, actions)
+    assert mine == _real_trace(ALESimulator(real, 4), actions)
+
+
+@pytest.mark.parametrize("make", ["minatar", "ale"])
+def test_a_state_and_action_always_give_the_same_next_state_even_with_sticky_actions(make):
+    if make == "minatar":
+        sim = BatchedMinAtar("breakout", sticky_action_prob=0.5)
+        root = sim.roots([_minatar_env(0, 5, sticky=0.5)], seed=1)
+    else:
+        sim = BatchedALE("breakout", sticky_action_prob=0.5)
+        real = _ale(sticky=0.5)
+        root = sim.roots([real], seed=1)
+    actions = [random.Random(0).randrange(sim.num_actions) for _ in range(30)]
+    first = _trace(sim, root, actions)
+    _trace(sim, root, [random.Random(9).randrange(sim.num_actions) for _ in range(30)])  # the working emulator wanders off
+    assert _trace(sim, root, actions) == first
+    # a fresh stream (another seed) gives another future from the same game: the sticky draws do matter
+    other = sim.roots([_minatar_env(0, 5, sticky=0.5)] if make == "minatar" else [real], seed=2)
+    assert _trace(sim, other, actions) != first
+
+
+def test_minatar_roots_never_see_the_real_stream():
+    env = _minatar_env(4, 6, sticky=0.5)
+    before = env.random.get_state()
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.5)
+    root = sim.roots([env], seed=11)
+    game = sim._store[0].game
+    assert game.random is not env.random and game is not env.env
+    # the root's stream is the planner's, drawn from its seed, not a copy of the real one
+    assert sim._store[0].rng == planner_rng(11, 0).get_state(legacy=False)
+    actions = [random.Random(5).randrange(6) for _ in range(40)]
+    first = _trace(sim, root, actions)
+    # searching does not draw from the real stream, and the real env stepping on does not change the search's model
+    np.testing.assert_array_equal(env.random.get_state()[1], before[1])
+    for _ in range(20):
+        env.act(1)
+    assert _trace(sim, root, actions) == first
+
+
+def test_a_finished_row_stays_put_and_the_store_grows_by_b_per_step_until_cleared():
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.0)
+    state = sim.root(3)
+    assert len(sim) == 3
+    done = torch.zeros(3, dtype=torch.bool)
+    added = 0
+    while not bool(done.all()):
+        # NOOP, left, right until each loses its ball: every row still playing adds one snapshot
+        added += int((~done).sum())
+        before, (state, reward, done_now) = state, sim.step(state, torch.tensor([0, 1, 3]))
+        assert torch.equal(state[done], before[done]) and bool((reward[done] == 0).all())  # finished rows stay put
+        done = done_now
+        assert len(sim) == 3 + added
+    assert 3 < added < 3 * 100
+    sim.roots([_minatar_env(0, 0, sticky=0.0)], seed=0)
+    assert len(sim) == 1
+    with pytest.raises(ValueError, match=r"handles \[\d+\] are not in the store of 1 snapshots"):
+        sim.step(state[1:2], torch.tensor([0]))
+
+
+def test_bad_roots_are_refused():
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.1)
+    with pytest.raises(ValueError, match="'asterix' with sticky_action_prob=0.1; this simulator searches 'breakout'"):
+        sim.roots([_minatar_env(0, 0, game="asterix")], seed=0)
+    with pytest.raises(ValueError, match="sticky_action_prob=0.0; this simulator searches 'breakout' with sticky_action_prob=0.1"):
+        sim.roots([_minatar_env(0, 0, sticky=0.0)], seed=0)
+    with pytest.raises(TypeError, match="envs\\[0\\] must be a minatar.Environment"):
+        sim.roots([object()], seed=0)
+    with pytest.raises(ValueError, match="handles of shape \\[B, 1\\]"):
+        sim.step(torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("algorithm", ["ments", "uct"])
+def test_batched_search_runs_on_three_minatar_roots(algorithm):
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.1)
+    root = sim.roots([_minatar_env(seed, 3 * seed) for seed in range(3)], seed=0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 6))
+    evaluator = TensorQNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5)
+    search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=0)
+    action = search.search(root, 6)
+    assert action.shape == (3,) and bool(((action >= 0) & (action < 6)).all())
+    assert evaluator.calls == 7  # the roots, then one forward per simulation for all three trees
+    assert (search.tree.size >= 2).all()
+    rollout = make_batched_search(algorithm, sim, evaluator=TensorRandomRollout(max_steps=5), seed=0)
+    action = rollout.search(root, 4)
+    assert bool(((action >= 0) & (action < 6)).all())
+
+
+def test_tensor_roots_are_where_the_episodes_envs_are():
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task, tensor_roots
+
+    chain = OmegaConf.create(dict(name="dchain", length=5, final_reward=1.0))
+    sims = [make_task(chain, 0)[0] for _ in range(3)]
+    for sim, steps in zip(sims, (0, 1, 3)):
+        for _ in range(steps):
+            sim.step(sim.RIGHT)
+    model = make_tensor_task(chain, sims[0], 0)
+    assert isinstance(model, TensorDChain) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1], [3]]
+    lake = OmegaConf.create(dict(name="frozenlake", map_name="4x4"))
+    sims = [make_task(lake, seed)[0] for seed in range(2)]
+    sims[1].step(2)  # right: cell 0 -> 1
+    model = make_tensor_task(lake, sims[0], 0)
+    assert isinstance(model, TensorFrozenLake) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1]]
+    with pytest.raises(ValueError, match="the batched search models the tasks \\['dchain', 'frozenlake', 'minatar'\\], got task name 'atari'"):
+        make_tensor_task(OmegaConf.create(dict(name="atari")), sims[0], 0)

@@ -1,0 +1,302 @@
+"""MinAtar and ALE as tensor simulators for :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`: states are handles into a store of snapshots.
+
+An emulator cannot step a tensor of states, so a state here is a handle ``[B, 1]`` (int64): the
+index of a snapshot (the game, its random stream, the last action applied, whether the episode
+ended, the observation) kept by the simulator object. ``step`` restores each row's snapshot into
+one working emulator, acts, and stores the result under a new handle; nothing stored is changed, so
+``step`` is a pure function of the handles as the batched search needs (the recurrent function of
+mctx's search). The B rows are stepped one after the other in a Python loop: an emulator steps one
+state at a time, so this loop cannot be avoided; the search's own work stays batched.
+
+**Determinization.** A snapshot holds its random stream, so one (state, action) always gives one
+next state: the search plans in a determinized model (Xiao et al., Maximum Entropy Monte-Carlo
+Planning, NeurIPS 2019, Sec. 5, searched Atari this way: a saved emulator state replays its
+future). :meth:`roots` builds the roots from the real envs' current game state with a *fresh*
+stream drawn from the planner's seed (:func:`planner_rng`), never the real env's: with the real
+stream the search would foresee the real step's spawns and sticky actions. The streams are numpy
+``RandomState`` objects over ``PCG64`` (their state is two integers: saving one is cheap, where a
+Mersenne-Twister state is 2.5 KB).
+
+**Memory.** Every step adds B snapshots (a random rollout of ``n`` steps adds ``n B``); nothing is
+freed until :meth:`clear`, which :meth:`root` and :meth:`roots` call first: the handles of earlier
+roots are invalid after them. A MinAtar snapshot is a few KB (the game object); an ALE one is
+about 41 KB (the emulator state and the 210 x 160 grayscale screen).
+
+* :class:`BatchedMinAtar` - a MinAtar game (its 6 actions, its sticky actions drawn from the
+  snapshot's stream as ``minatar.Environment.act`` draws them).
+* :class:`BatchedALE` - an ALE game, ``frameskip`` frames per move over the minimal action set;
+  sticky actions drawn per frame from the snapshot's stream (ALE's rule, with ALE's own sticky
+  actions turned off: ``cloneState`` does not carry the action applied last, so a restored ALE
+  would repeat its own last action, not the snapshot's, and a (state, action) would not fix the next state).
+"""
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator
+
+__all__ = ["planner_rng", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
+
+
+Seed = int | Sequence[int]
+
+
+def planner_rng(seed: Seed, row: int) -> np.random.RandomState:
+    """The fresh random stream of root ``row`` drawn from the planner's ``seed`` (an int or ints, e.g. (episode seed,
+    move)): ``RandomState(PCG64([*seed, row]))``."""
+    entropy = [seed] if isinstance(seed, int) else list(seed)
+    return np.random.RandomState(np.random.PCG64([*entropy, row]))
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One stored state: the emulator's (a game object or an ``ALEState``; never changed once stored), the
+    random stream's ``get_state(legacy=False)``, the last action applied, the episode's end, the observation."""
+
+    game: Any
+    rng: dict[str, Any]
+    last_action: int
+    done: bool
+    observation: np.ndarray
+
+
+class SnapshotStore(ABC):
+    """The store of snapshots and the row loop shared by :class:`BatchedMinAtar` and :class:`BatchedALE`.
+
+    A subclass defines ``_advance(snapshot, action) -> (snapshot, reward)``, which restores, acts and
+    snapshots in the working emulator. A finished row stays put (same handle, reward 0, done): the
+    search steps all rows and ignores the finished ones.
+    """
+
+    deterministic = True  # given the handle: the stream is in the snapshot
+    num_actions: int
+
+    def __init__(self, *, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self._store: list[_Snapshot] = []
+
+    def __len__(self) -> int:
+        """The number of stored snapshots."""
+        return len(self._store)
+
+    def clear(self) -> None:
+        """Forget every snapshot: earlier handles become invalid (:meth:`root` and :meth:`roots` call it)."""
+        self._store.clear()
+
+    def _add(self, snapshot: _Snapshot) -> int:
+        self._store.append(snapshot)
+        return len(self._store) - 1
+
+    def _handles(self, handles: list[int]) -> torch.Tensor:
+        return torch.tensor(handles, dtype=torch.long, device=self.device).unsqueeze(-1)
+
+    def _snapshots(self, state: torch.Tensor) -> list[_Snapshot]:
+        if state.dim() != 2 or state.shape[1] != 1:
+            raise ValueError(f"{type(self).__name__} states are handles of shape [B, 1], got shape {tuple(state.shape)}")
+        handles = state[:, 0].tolist()
+        size = len(self._store)
+        bad = [h for h in handles if not 0 <= h < size]
+        if bad:
+            raise ValueError(
+                f"handles {bad[:5]} are not in the store of {size} snapshots (root() and roots() clear it: "
+                "a handle from before them is stale)"
+            )
+        return [self._store[h] for h in handles]
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step each row's snapshot by its action (a Python loop over the B rows); ``(handles, reward, done)``."""
+        snapshots = self._snapshots(state)
+        actions = action.tolist()
+        if len(actions) != len(snapshots):
+            raise ValueError(f"{len(snapshots)} states and {len(actions)} actions")
+        handles, rewards, dones = state[:, 0].tolist(), [0.0] * len(actions), [True] * len(actions)
+        for row, (snapshot, move) in enumerate(zip(snapshots, actions)):
+            if snapshot.done:
+                continue
+            if not 0 <= move < self.num_actions:
+                raise ValueError(f"action {move} in row {row} is not one of the {self.num_actions} actions")
+            nxt, rewards[row] = self._advance(snapshot, move)
+            handles[row], dones[row] = self._add(nxt), nxt.done
+        done = torch.tensor(dones, dtype=torch.bool, device=self.device)
+        return self._handles(handles), torch.tensor(rewards, dtype=torch.float64, device=self.device), done
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The stored observations of the rows, ``[B, *obs_shape]`` (uint8)."""
+        return torch.from_numpy(np.stack([s.observation for s in self._snapshots(state)])).to(self.device)
+
+    @abstractmethod
+    def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
+        """Restore ``snapshot`` in the working emulator, play ``action``; the new snapshot and the reward."""
+
+
+class BatchedMinAtar(SnapshotStore):
+    """A MinAtar game searched by handles (module docstring); observations are the channels-first uint8 grids of
+    :meth:`MinAtarSimulator.observation <torchrl_reg.planning.simulators.MinAtarSimulator.observation>`.
+
+    Args:
+        game: MinAtar's game (``"breakout"``, ``"space_invaders"``, ...; ``"SpaceInvaders"`` is accepted).
+        sticky_action_prob: the probability that a step repeats the last action, as in the real envs
+            (:meth:`roots` refuses an env with another one).
+        seed: the planner's seed of :meth:`root`'s new games.
+    """
+
+    def __init__(self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, device: str | torch.device = "cpu"):
+        import minatar
+
+        from torchrl_reg.planning.tasks import minatar_module
+
+        super().__init__(device=device)
+        self.game = minatar_module(game)
+        self.env = minatar.Environment(self.game, sticky_action_prob=sticky_action_prob)
+        self.num_actions = int(self.env.num_actions())
+        self.seed = seed
+        # the working stream: every restore loads a snapshot's state into it
+        self._rng = planner_rng(seed, 0)
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
+        self.clear()
+        handles = []
+        for row in range(batch_size):
+            rng = planner_rng(self.seed, row)
+            game = copy.deepcopy(self.env.env, {id(self.env.env.random): rng})
+            game.reset()
+            handles.append(self._add(self._snapshot(game, rng, 0)))
+        return self._handles(handles)
+
+    def roots(self, envs: Sequence[Any], seed: Seed) -> torch.Tensor:
+        """Handles ``[len(envs), 1]`` of the real envs' current games with fresh streams :func:`planner_rng` ``(seed, b)``.
+
+        ``envs``: ``minatar.Environment`` objects, gymnasium ``MinAtar/*`` envs or
+        :class:`~torchrl_reg.planning.simulators.MinAtarSimulator` objects. The games are copied (the
+        real envs are not changed, and their random streams are neither copied nor shared); the store
+        is cleared first. The caller varies ``seed`` from move to move, so each search draws anew.
+        """
+        self.clear()
+        handles = []
+        for row, env in enumerate(envs):
+            real = self._environment(env, row)
+            rng = planner_rng(seed, row)
+            # the real stream is mapped to the fresh one: deepcopy never copies it
+            game = copy.deepcopy(real.env, {id(real.env.random): rng, id(real.random): rng})
+            handles.append(self._add(self._snapshot(game, rng, real.last_action)))
+        return self._handles(handles)
+
+    def _environment(self, env: Any, row: int) -> Any:
+        import minatar
+
+        env = env.env if isinstance(env, MinAtarSimulator) else getattr(getattr(env, "unwrapped", env), "game", env)
+        if not isinstance(env, minatar.Environment):
+            raise TypeError(f"envs[{row}] must be a minatar.Environment, a MinAtar gymnasium env or a MinAtarSimulator, got {type(env).__name__}")
+        if env.env_name != self.game or env.sticky_action_prob != self.env.sticky_action_prob:
+            raise ValueError(
+                f"envs[{row}] is {env.env_name!r} with sticky_action_prob={env.sticky_action_prob}; this simulator searches "
+                f"{self.game!r} with sticky_action_prob={self.env.sticky_action_prob}"
+            )
+        return env
+
+    def _snapshot(self, game: Any, rng: np.random.RandomState, last_action: int) -> _Snapshot:
+        """Store ``game`` itself (it is never stepped again: :meth:`_advance` steps a copy) and ``rng``'s state."""
+        observation = np.ascontiguousarray(game.state().transpose(2, 0, 1), dtype=np.uint8)
+        return _Snapshot(game, rng.get_state(legacy=False), int(last_action), bool(game.terminal), observation)
+
+    def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
+        env, rng = self.env, self._rng
+        rng.set_state(snapshot.rng)
+        # the stored game's stream (whichever RandomState it points at) becomes the working one, uncopied
+        game = copy.deepcopy(snapshot.game, {id(snapshot.game.random): rng})
+        env.env, env.random, env.last_action = game, rng, snapshot.last_action
+        reward, _ = env.act(action)
+        return self._snapshot(game, rng, env.last_action), float(reward)
+
+
+class BatchedALE(SnapshotStore):
+    """An ALE game searched by handles (module docstring); one move is ``frameskip`` frames, as in
+    :class:`~torchrl_reg.planning.simulators.ALESimulator`, and observations are grayscale screens ``[B, 210, 160]``.
+
+    Sticky actions are this simulator's: at every frame the action applied stays the previous one with
+    probability ``sticky_action_prob`` (one uniform of the snapshot's stream per frame, ALE's rule), on
+    an emulator whose own ``repeat_action_probability`` is 0.
+
+    Args:
+        game: the ROM's name (``ale_py.roms.get_rom_path(game)``).
+        frameskip: emulator frames per move.
+        sticky_action_prob: the real envs' ``repeat_action_probability`` (:meth:`roots` refuses another).
+        seed: the planner's seed of :meth:`root`'s streams.
+    """
+
+    def __init__(self, game: str, *, frameskip: int = 4, sticky_action_prob: float = 0.0, seed: int = 0, device: str | torch.device = "cpu"):
+        from ale_py import Action, ALEInterface, roms
+
+        super().__init__(device=device)
+        if not 0.0 <= sticky_action_prob <= 1.0:
+            raise ValueError(f"sticky_action_prob must be in [0, 1], got sticky_action_prob={sticky_action_prob}")
+        self.ale = ALEInterface()
+        self.ale.setFloat("repeat_action_probability", 0.0)
+        self.ale.loadROM(roms.get_rom_path(game.lower()))
+        self.sim = ALESimulator(self.ale, frameskip, include_rng=False)  # the frameskip check and the action set
+        self.frameskip = frameskip
+        self.actions = self.sim.actions
+        self.num_actions = self.sim.num_actions
+        self.sticky_action_prob = float(sticky_action_prob)
+        self.seed = seed
+        self._rng = planner_rng(seed, 0)
+        self._noop = self.actions.index(Action.NOOP)
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        """``batch_size`` copies of the reset game (cleared store), row ``b`` with the stream :func:`planner_rng` ``(seed, b)``."""
+        self.clear()
+        self.ale.reset_game()
+        state = self.ale.cloneState()
+        return self._handles([self._add(self._snapshot(state, self.ale, planner_rng(self.seed, row), self._noop)) for row in range(batch_size)])
+
+    def roots(self, ales: Sequence[Any], seed: Seed, last_actions: Sequence[int] | None = None) -> torch.Tensor:
+        """Handles ``[len(ales), 1]`` of the real emulators' current games with fresh streams :func:`planner_rng` ``(seed, b)``.
+
+        ``ales``: ``ALEInterface`` objects, :class:`~torchrl_reg.planning.simulators.ALESimulator` objects or
+        gymnasium ALE envs; their states are cloned without their random streams. ``last_actions``
+        (minimal-set indices, default NOOP) are the actions a sticky first frame repeats: ALE does not
+        expose the action it applied last, so pass the last move played. The store is cleared first.
+        """
+        self.clear()
+        if last_actions is None:
+            last_actions = [self._noop] * len(ales)
+        if len(last_actions) != len(ales):
+            raise ValueError(f"{len(ales)} emulators and {len(last_actions)} last actions")
+        handles = []
+        for row, (ale, last) in enumerate(zip(ales, last_actions)):
+            real = ale.ale if isinstance(ale, ALESimulator) else getattr(getattr(ale, "unwrapped", ale), "ale", ale)
+            if not callable(getattr(real, "cloneState", None)):
+                raise TypeError(f"ales[{row}] must be an ALEInterface, an ALESimulator or an ALE gymnasium env, got {type(ale).__name__}")
+            prob = real.getFloat("repeat_action_probability")
+            if abs(prob - self.sticky_action_prob) > 1e-6:  # ALE keeps it as a float32
+                raise ValueError(f"ales[{row}] has repeat_action_probability={prob}; this simulator searches sticky_action_prob={self.sticky_action_prob}")
+            if not 0 <= last < self.num_actions:
+                raise ValueError(f"last_actions[{row}]={last} is not one of the {self.num_actions} actions")
+            handles.append(self._add(self._snapshot(real.cloneState(), real, planner_rng(seed, row), last)))
+        return self._handles(handles)
+
+    @staticmethod
+    def _snapshot(state: Any, ale: Any, rng: np.random.RandomState, last_action: int) -> _Snapshot:
+        """``state`` (an ``ALEState`` of ``ale``, which shows it: screen, game over) and ``rng``'s state."""
+        return _Snapshot(state, rng.get_state(legacy=False), last_action, bool(ale.game_over()), ale.getScreenGrayscale())
+
+    def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
+        ale, rng, p = self.ale, self._rng, self.sticky_action_prob
+        rng.set_state(snapshot.rng)
+        ale.restoreState(snapshot.game)
+        applied, reward = snapshot.last_action, 0.0
+        for _ in range(self.frameskip):
+            if rng.random_sample() >= p:
+                applied = action
+            reward += ale.act(self.actions[applied])
+            if ale.game_over():
+                break
+        return self._snapshot(ale.cloneState(), ale, rng, applied), reward
