@@ -37,14 +37,18 @@ def _minatar():
     return MinAtarSimulator(env)
 
 
-def _ale():
+def _breakout(repeat_action_probability: float = 0.0):
     from ale_py import ALEInterface, roms
 
     ale = ALEInterface()
     ale.setInt("random_seed", 0)
-    ale.setFloat("repeat_action_probability", 0.25)
+    ale.setFloat("repeat_action_probability", repeat_action_probability)
     ale.loadROM(roms.get_rom_path("breakout"))
-    return ALESimulator(ale)
+    return ale
+
+
+def _ale(sticky_action_prob: float = 0.25, frameskip: int = 4, **kwargs):
+    return ALESimulator(_breakout(), frameskip, sticky_action_prob=sticky_action_prob, **kwargs)
 
 
 def _rollout(sim, actions):
@@ -71,6 +75,90 @@ def test_restore_replays_the_same_future(make):
     _rollout(sim, [rng.randrange(sim.num_actions) for _ in range(40)])  # wander elsewhere
     sim.restore(root)
     assert _rollout(sim, actions) == first
+
+
+# Breakout's minimal action set
+NOOP, FIRE, RIGHT, LEFT = range(4)
+
+
+def _ram_rollout(sim, actions):
+    trace = []
+    for a in actions:
+        reward, done = sim.step(a)
+        trace.append((reward, done, sim.ale.getRAM().tobytes()))
+    return trace
+
+
+@pytest.mark.parametrize("frameskip", [1, 4])
+@pytest.mark.parametrize("p", [0.25, 0.5])
+def test_ale_replays_the_same_future_after_any_other_moves_with_sticky_actions(p, frameskip):
+    """The replay experiment: from a root reached with RIGHT after LEFT, NOOPs then random moves give the same
+    rewards and RAM in every replay (40: 4 from each of 10 roots), after moves elsewhere that end with LEFT.
+
+    With ALE's own sticky actions a replay whose first frame is sticky repeats the LEFT of the moves played in
+    between (cloneState does not carry the action applied last); here the action applied last is saved. The
+    last check makes sure the replays would see such a leak: LEFT in place of the saved action changes a future."""
+    sim = _ale(p, frameskip, seed=3)
+    assert [a.name for a in sim.actions] == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+    _ram_rollout(sim, [FIRE] * 4)
+    moves, leaks_seen = random.Random(1), 0
+    for _ in range(10):
+        _ram_rollout(sim, [LEFT] * 3 + [RIGHT] * 3)
+        root = sim.save()
+        actions = [NOOP] * 4 + [moves.randrange(4) for _ in range(8)]
+        first = _ram_rollout(sim, actions)
+        for _ in range(4):
+            sim.restore(root)
+            _ram_rollout(sim, [moves.randrange(4) for _ in range(moves.randrange(8))] + [LEFT] * 2)
+            sim.restore(root)
+            assert sim.last_action == root[2]
+            assert _ram_rollout(sim, actions) == first
+        sim.restore(root)
+        sim.last_action = LEFT
+        leaks_seen += _ram_rollout(sim, actions) != first
+        sim.restore(root)  # the next root follows on from this one
+    assert leaks_seen >= 1
+
+
+@pytest.mark.parametrize("p, frameskip", [(0.25, 4), (0.5, 1)])
+def test_ale_sticky_frames_have_the_geometric_delay_of_ales_rule(p, frameskip):
+    """Eight frames of RIGHT after NOOP: with ALE's rule (one uniform per frame, RIGHT applied once it is >= p, then
+    kept) RIGHT starts after K NOOP frames with P(K = k) = p^k (1 - p) for k < 8, P(K = 8) = p^8.
+
+    K is read off the RAM (each k gives its own RAM: played frame by frame on the emulator, whose own sticky actions
+    are off). Runs restore the root without the stream (include_rng=False, the real env's setting), so each draws
+    anew. Tolerance: each of the bins k = 0, 1, 2, 3, >= 4 within 4 binomial standard deviations of its probability
+    over 1000 runs; one draw per move instead of per frame (K in {0, 4, 8} at frame skip 4) fails it."""
+    sim = _ale(p, frameskip, include_rng=False, seed=0)
+    ale, root = sim.ale, sim.save()
+    assert sim.last_action == NOOP  # a freshly loaded ROM, as after ALE's reset
+    delay_of = {}
+    for k in range(9):
+        sim.restore(root)
+        for frame in range(8):
+            ale.act(sim.actions[NOOP if frame < k else RIGHT])
+        delay_of[ale.getRAM().tobytes()] = k
+    assert len(delay_of) == 9
+    runs = 1000
+    counts = np.zeros(5)
+    for _ in range(runs):
+        sim.restore(root)
+        for _ in range(8 // frameskip):
+            sim.step(RIGHT)
+        counts[min(delay_of[ale.getRAM().tobytes()], 4)] += 1
+    expected = np.array([p**k * (1 - p) for k in range(4)] + [p**4])
+    tolerance = 4 * np.sqrt(expected * (1 - expected) / runs)
+    assert np.all(np.abs(counts / runs - expected) <= tolerance), (counts / runs, expected)
+
+
+def test_ale_with_its_own_sticky_actions_is_refused():
+    with pytest.raises(ValueError, match=r"repeat_action_probability=0.25; ALESimulator applies sticky actions itself.*sticky_action_prob=0.25\)"):
+        ALESimulator(_breakout(0.25))
+    ale = _breakout()
+    with pytest.raises(ValueError, match=r"sticky_action_prob must be in \[0, 1\], got sticky_action_prob=1.5"):
+        ALESimulator(ale, sticky_action_prob=1.5)
+    with pytest.raises(ValueError, match="action 4 is not one of the 4 actions"):
+        ALESimulator(ale).step(4)
 
 
 def test_frozenlake_search_keeps_the_env_at_the_root():

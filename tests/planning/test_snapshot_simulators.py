@@ -89,6 +89,22 @@ def test_ale_steps_exactly_like_the_real_emulator_without_sticky_actions():
     assert mine == _real_trace(ALESimulator(real, 4), actions)
 
 
+def test_ale_steps_exactly_like_the_real_simulator_given_the_same_stream():
+    # the real env is an ALESimulator with sticky actions; the root takes its game and the action it applied last
+    real = ALESimulator(_ale(), 4, sticky_action_prob=0.5, seed=5)
+    moves = random.Random(2)
+    for _ in range(30):
+        real.step(moves.randrange(real.num_actions))
+    sim = BatchedALE("breakout", frameskip=4, sticky_action_prob=0.5)
+    handle = sim.roots([real], seed=7)
+    assert sim._store[0].last_action == real.last_action
+    actions = [moves.randrange(sim.num_actions) for _ in range(40)]
+    real.rng = planner_rng(7, 0)  # the real env continues on the stream the search was given
+    assert _trace(sim, handle, actions) == _real_trace(real, actions)
+    with pytest.raises(ValueError, match="ales\\[0\\] has sticky action probability 0.5; this simulator searches sticky_action_prob=0.25"):
+        BatchedALE("breakout", sticky_action_prob=0.25).roots([real], seed=0)
+
+
 @pytest.mark.parametrize("make", ["minatar", "ale"])
 def test_a_state_and_action_always_give_the_same_next_state_even_with_sticky_actions(make):
     if make == "minatar":

@@ -15,14 +15,15 @@ Adapters:
   with Gaussian noise.
 * :class:`FrozenLakeSimulator` - gymnasium ``FrozenLake-v1`` (the agent's cell is its state).
 * :class:`MinAtarSimulator` - a ``minatar.Environment`` (a deep copy of the game and its RNG).
-* :class:`ALESimulator` - an ALE emulator (``cloneState`` / ``restoreState``).
+* :class:`ALESimulator` - an ALE emulator (``cloneState`` / ``restoreState``, sticky actions applied
+  per frame in Python, their stream and the action applied last in the saved state).
 """
 from __future__ import annotations
 
 import copy
 import math
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -334,39 +335,88 @@ class MinAtarSimulator:
 
 
 class ALESimulator:
-    """An ALE emulator rewound by ``cloneState`` / ``restoreState``; one step repeats the action ``frameskip`` times.
+    """An ALE emulator rewound by ``cloneState`` / ``restoreState``; one step plays the action for ``frameskip`` frames.
 
-    Actions index the minimal action set. Stochastic (keyed by the RAM) because of sticky actions;
-    ``include_rng`` as in :class:`MinAtarSimulator`.
+    Actions index the minimal action set. **Sticky actions are this simulator's, not ALE's.** At every
+    frame a uniform ``u`` is drawn and the action applied becomes the chosen one when ``u >=
+    sticky_action_prob``, else the action applied at the frame before is applied again (Machado et al.,
+    Revisiting the Arcade Learning Environment, JAIR 2018, arXiv:1709.06009, Sec. 5.2). That is ALE's own
+    rule as its ``act`` draws it, one uniform per emulated frame for player A's action, so an env stepped
+    through this simulator moves with the distribution of ALE with ``repeat_action_probability =
+    sticky_action_prob``; only the stream differs (``rng``, a numpy ``RandomState`` over ``PCG64(seed)``, where ALE draws from its own
+    Mersenne Twister). ALE's own sticky actions cannot be rewound: ``cloneState`` does not carry the action
+    applied last, so a restored emulator repeats whatever it applied last (in a search, the end of the
+    previous simulation), not the action applied at the saved state. An emulator whose
+    ``repeat_action_probability`` is not 0 is therefore refused (ALE's default is 0.25; ALE reads the setting
+    at ``loadROM``, so set it to 0 before loading the ROM).
+
+    ``save`` holds the emulator's state, the action applied last and, with ``include_rng=True``, the state
+    of ``rng`` (and ALE's own stream): a restore then replays the same future exactly. A planner acting in
+    the env it searches wants ``include_rng=False``, as in :class:`MinAtarSimulator`: ``rng`` goes on
+    across restores, so every simulation and the real step draw fresh sticky frames.
+
+    ``last_action`` (a minimal-set index) is the action applied last: NOOP at construction, as after ALE's
+    reset; set it when an emulator is handed over in mid-episode. Stochastic when ``sticky_action_prob > 0``,
+    chance outcomes keyed by the RAM and, then, the action applied last (the next frame may repeat it).
     """
 
     deterministic = False
 
-    def __init__(self, ale: Any, frameskip: int = 4, *, include_rng: bool = True):
+    def __init__(
+        self, ale: Any, frameskip: int = 4, *, sticky_action_prob: float = 0.0, include_rng: bool = True, seed: int | Sequence[int] = 0
+    ):
+        from ale_py import Action
+
         if not isinstance(frameskip, int) or frameskip < 1:
             raise ValueError(f"frameskip must be an int >= 1, got frameskip={frameskip!r}")
+        if not 0.0 <= sticky_action_prob <= 1.0:
+            raise ValueError(f"sticky_action_prob must be in [0, 1], got sticky_action_prob={sticky_action_prob}")
+        own = ale.getFloat("repeat_action_probability")
+        if own != 0.0:
+            raise ValueError(
+                f"the emulator has repeat_action_probability={own:g}; ALESimulator applies sticky actions itself "
+                "(ALE's cannot be rewound: cloneState does not carry the action applied last): load the ROM after "
+                "ale.setFloat('repeat_action_probability', 0.0) (gymnasium: repeat_action_probability=0.0) and build "
+                f"ALESimulator(ale, frameskip, sticky_action_prob={own:g})"
+            )
         self.ale = ale
         self.include_rng = include_rng
         self.frameskip = frameskip
+        self.sticky_action_prob = float(sticky_action_prob)
+        self.rng = np.random.RandomState(np.random.PCG64(seed))
         self.actions = list(ale.getMinimalActionSet())
         self.num_actions = len(self.actions)
+        self.noop = self.actions.index(Action.NOOP)
+        self.last_action = self.noop
 
-    def save(self) -> Any:
-        return self.ale.cloneState(include_rng=self.include_rng)
+    def save(self) -> tuple[Any, dict[str, Any] | None, int]:
+        rng = self.rng.get_state(legacy=False) if self.include_rng else None
+        return self.ale.cloneState(include_rng=self.include_rng), rng, self.last_action
 
-    def restore(self, state: Any) -> None:
-        self.ale.restoreState(state)
+    def restore(self, state: tuple[Any, dict[str, Any] | None, int]) -> None:
+        game, rng, self.last_action = state
+        self.ale.restoreState(game)
+        if rng is not None:
+            self.rng.set_state(rng)
 
     def step(self, action: int) -> tuple[float, bool]:
-        ale, move, reward = self.ale, self.actions[action], 0.0
+        if not 0 <= action < self.num_actions:
+            raise ValueError(f"action {action} is not one of the {self.num_actions} actions of the minimal set")
+        ale, rng, p = self.ale, self.rng, self.sticky_action_prob
+        applied, reward, done = self.last_action, 0.0, False
         for _ in range(self.frameskip):
-            reward += ale.act(move)
-            if ale.game_over():
-                return reward, True
-        return reward, False
+            if rng.random_sample() >= p:
+                applied = action
+            reward += ale.act(self.actions[applied])
+            done = ale.game_over()
+            if done:
+                break
+        self.last_action = applied
+        return reward, done
 
     def observation(self) -> np.ndarray:
         return self.ale.getScreenGrayscale()
 
     def state_key(self) -> Hashable:
-        return self.ale.getRAM().tobytes()
+        ram = self.ale.getRAM().tobytes()
+        return (ram, self.last_action) if self.sticky_action_prob > 0 else ram

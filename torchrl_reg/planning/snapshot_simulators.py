@@ -24,10 +24,10 @@ about 41 KB (the emulator state and the 210 x 160 grayscale screen).
 
 * :class:`BatchedMinAtar` - a MinAtar game (its 6 actions, its sticky actions drawn from the
   snapshot's stream as ``minatar.Environment.act`` draws them).
-* :class:`BatchedALE` - an ALE game, ``frameskip`` frames per move over the minimal action set;
-  sticky actions drawn per frame from the snapshot's stream (ALE's rule, with ALE's own sticky
-  actions turned off: ``cloneState`` does not carry the action applied last, so a restored ALE
-  would repeat its own last action, not the snapshot's, and a (state, action) would not fix the next state).
+* :class:`BatchedALE` - an ALE game, ``frameskip`` frames per move over the minimal action set,
+  stepped by :class:`~torchrl_reg.planning.simulators.ALESimulator` (sticky actions drawn per frame with
+  ALE's rule, from the snapshot's stream, after the snapshot's last action; ALE's own are off, since
+  ``cloneState`` does not carry the action applied last and a (state, action) would not fix the next state).
 """
 from __future__ import annotations
 
@@ -221,63 +221,64 @@ class BatchedALE(SnapshotStore):
     """An ALE game searched by handles (module docstring); one move is ``frameskip`` frames, as in
     :class:`~torchrl_reg.planning.simulators.ALESimulator`, and observations are grayscale screens ``[B, 210, 160]``.
 
-    Sticky actions are this simulator's: at every frame the action applied stays the previous one with
-    probability ``sticky_action_prob`` (one uniform of the snapshot's stream per frame, ALE's rule), on
-    an emulator whose own ``repeat_action_probability`` is 0.
+    Every row is stepped by one working :class:`~torchrl_reg.planning.simulators.ALESimulator` (its sticky
+    actions: per frame, ALE's rule) restored to the row's snapshot: emulator state, stream, last action.
 
     Args:
         game: the ROM's name (``ale_py.roms.get_rom_path(game)``).
         frameskip: emulator frames per move.
-        sticky_action_prob: the real envs' ``repeat_action_probability`` (:meth:`roots` refuses another).
+        sticky_action_prob: the real envs' probability of repeating the action applied last (:meth:`roots` refuses another).
         seed: the planner's seed of :meth:`root`'s streams.
     """
 
     def __init__(self, game: str, *, frameskip: int = 4, sticky_action_prob: float = 0.0, seed: int = 0, device: str | torch.device = "cpu"):
-        from ale_py import Action, ALEInterface, roms
+        from ale_py import ALEInterface, roms
 
         super().__init__(device=device)
-        if not 0.0 <= sticky_action_prob <= 1.0:
-            raise ValueError(f"sticky_action_prob must be in [0, 1], got sticky_action_prob={sticky_action_prob}")
         self.ale = ALEInterface()
         self.ale.setFloat("repeat_action_probability", 0.0)
         self.ale.loadROM(roms.get_rom_path(game.lower()))
-        self.sim = ALESimulator(self.ale, frameskip, include_rng=False)  # the frameskip check and the action set
+        # the working simulator: every _advance loads a snapshot into it (its stream included)
+        self.sim = ALESimulator(self.ale, frameskip, sticky_action_prob=sticky_action_prob, include_rng=True)
         self.frameskip = frameskip
         self.actions = self.sim.actions
         self.num_actions = self.sim.num_actions
-        self.sticky_action_prob = float(sticky_action_prob)
+        self.sticky_action_prob = self.sim.sticky_action_prob
         self.seed = seed
-        self._rng = planner_rng(seed, 0)
-        self._noop = self.actions.index(Action.NOOP)
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` copies of the reset game (cleared store), row ``b`` with the stream :func:`planner_rng` ``(seed, b)``."""
         self.clear()
         self.ale.reset_game()
-        state = self.ale.cloneState()
-        return self._handles([self._add(self._snapshot(state, self.ale, planner_rng(self.seed, row), self._noop)) for row in range(batch_size)])
+        state, noop = self.ale.cloneState(), self.sim.noop
+        return self._handles([self._add(self._snapshot(state, self.ale, planner_rng(self.seed, row), noop)) for row in range(batch_size)])
 
     def roots(self, ales: Sequence[Any], seed: Seed, last_actions: Sequence[int] | None = None) -> torch.Tensor:
         """Handles ``[len(ales), 1]`` of the real emulators' current games with fresh streams :func:`planner_rng` ``(seed, b)``.
 
-        ``ales``: ``ALEInterface`` objects, :class:`~torchrl_reg.planning.simulators.ALESimulator` objects or
-        gymnasium ALE envs; their states are cloned without their random streams. ``last_actions``
-        (minimal-set indices, default NOOP) are the actions a sticky first frame repeats: ALE does not
-        expose the action it applied last, so pass the last move played. The store is cleared first.
+        ``ales``: :class:`~torchrl_reg.planning.simulators.ALESimulator` objects (their sticky actions must be
+        this simulator's), or ``ALEInterface`` objects and gymnasium ALE envs (their own
+        ``repeat_action_probability`` must be this simulator's); their states are cloned without their
+        random streams. ``last_actions`` (minimal-set indices) are the actions a sticky first frame repeats;
+        by default an ALESimulator's ``last_action``, and NOOP for an emulator, which does not expose the
+        action it applied last (pass the last move played). The store is cleared first.
         """
         self.clear()
-        if last_actions is None:
-            last_actions = [self._noop] * len(ales)
-        if len(last_actions) != len(ales):
+        if last_actions is not None and len(last_actions) != len(ales):
             raise ValueError(f"{len(ales)} emulators and {len(last_actions)} last actions")
         handles = []
-        for row, (ale, last) in enumerate(zip(ales, last_actions)):
-            real = ale.ale if isinstance(ale, ALESimulator) else getattr(getattr(ale, "unwrapped", ale), "ale", ale)
-            if not callable(getattr(real, "cloneState", None)):
-                raise TypeError(f"ales[{row}] must be an ALEInterface, an ALESimulator or an ALE gymnasium env, got {type(ale).__name__}")
-            prob = real.getFloat("repeat_action_probability")
+        for row, ale in enumerate(ales):
+            if isinstance(ale, ALESimulator):
+                real, prob, last = ale.ale, ale.sticky_action_prob, ale.last_action
+            else:
+                real = getattr(getattr(ale, "unwrapped", ale), "ale", ale)
+                if not callable(getattr(real, "cloneState", None)):
+                    raise TypeError(f"ales[{row}] must be an ALEInterface, an ALESimulator or an ALE gymnasium env, got {type(ale).__name__}")
+                prob, last = real.getFloat("repeat_action_probability"), self.sim.noop
             if abs(prob - self.sticky_action_prob) > 1e-6:  # ALE keeps it as a float32
-                raise ValueError(f"ales[{row}] has repeat_action_probability={prob}; this simulator searches sticky_action_prob={self.sticky_action_prob}")
+                raise ValueError(f"ales[{row}] has sticky action probability {prob:g}; this simulator searches sticky_action_prob={self.sticky_action_prob}")
+            if last_actions is not None:
+                last = last_actions[row]
             if not 0 <= last < self.num_actions:
                 raise ValueError(f"last_actions[{row}]={last} is not one of the {self.num_actions} actions")
             handles.append(self._add(self._snapshot(real.cloneState(), real, planner_rng(seed, row), last)))
@@ -289,14 +290,8 @@ class BatchedALE(SnapshotStore):
         return _Snapshot(state, rng.get_state(legacy=False), last_action, bool(ale.game_over()), ale.getScreenGrayscale())
 
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
-        ale, rng, p = self.ale, self._rng, self.sticky_action_prob
-        rng.set_state(snapshot.rng)
-        ale.restoreState(snapshot.game)
-        applied, reward = snapshot.last_action, 0.0
-        for _ in range(self.frameskip):
-            if rng.random_sample() >= p:
-                applied = action
-            reward += ale.act(self.actions[applied])
-            if ale.game_over():
-                break
-        return self._snapshot(ale.cloneState(), ale, rng, applied), reward
+        sim = self.sim
+        sim.restore((snapshot.game, snapshot.rng, snapshot.last_action))
+        reward, _ = sim.step(action)
+        # the ALEState without ALE's own stream, which moves nothing once its sticky actions are off
+        return self._snapshot(self.ale.cloneState(), self.ale, sim.rng, sim.last_action), reward

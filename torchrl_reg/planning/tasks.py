@@ -9,8 +9,9 @@ each simulation). Tasks (:data:`TASKS`):
 * ``frozenlake`` - gymnasium ``FrozenLake-v1`` on ``map_name``, deterministic moves; success is
   reaching the goal (return 1).
 * ``minatar`` - MinAtar's ``game`` (full action set, ``sticky_action_prob``); no success return.
-* ``atari`` - ALE's ``game`` (minimal action set, ``frame_skip``, ``sticky_action_prob``); no
-  success return.
+* ``atari`` - ALE's ``game`` (minimal action set, ``frame_skip``, ``sticky_action_prob``: applied per
+  frame by :class:`~torchrl_reg.planning.simulators.ALESimulator` from its stream seeded by the episode's
+  seed, on an emulator whose own sticky actions are off); no success return.
 
 In MinAtar and ALE the search does not see the env's random stream (``include_rng=False``): it
 must not foresee the real step's spawns and sticky actions.
@@ -50,7 +51,7 @@ def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
     """The env of one episode as a simulator, and the return that counts as success (``None``: no such return).
 
     ``cfg`` has ``name`` (one of :data:`TASKS`) and the keys that task reads (module docstring);
-    ``seed`` seeds the env's own random stream (FrozenLake's reset, MinAtar's spawns, ALE's).
+    ``seed`` seeds the env's own random stream (FrozenLake's reset, MinAtar's spawns, ALE's sticky actions).
     """
     if cfg.name not in TASKS:
         raise ValueError(f"task name must be one of {list(TASKS)}, got {cfg.name!r}")
@@ -73,9 +74,9 @@ def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
 
     ale = ALEInterface()
     ale.setInt("random_seed", seed)
-    ale.setFloat("repeat_action_probability", cfg.sticky_action_prob)
+    ale.setFloat("repeat_action_probability", 0.0)  # the simulator applies sticky actions itself (ALESimulator)
     ale.loadROM(roms.get_rom_path(cfg.game.lower()))
-    return ALESimulator(ale, cfg.frame_skip, include_rng=False), None
+    return ALESimulator(ale, cfg.frame_skip, sticky_action_prob=cfg.sticky_action_prob, include_rng=False, seed=seed), None
 
 
 def make_tensor_task(cfg: Any, sim: Simulator, seed: int) -> TensorSimulator:
