@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recipes import m_dqn, tree_search
+from tests.recipes.mdqn_testlib import TINY_MINATAR_MDQN
 from torchrl_reg.configs import compose_config
 from torchrl_reg.loops.planning import load_q_network
 from torchrl_reg.planning import make_task
@@ -25,29 +26,7 @@ def compose(*overrides: str):
 def mdqn_checkpoint(tmp_path_factory) -> Path:
     """A few hundred frames of recipes/m_dqn.py on MinAtar Breakout: a real checkpoint.pt + config.yaml."""
     run_dir = tmp_path_factory.mktemp("mdqn")
-    cfg = compose_config(
-        CONF,
-        "m_dqn",
-        [
-            "env=minatar",
-            "compile=false",
-            "collector.total_frames=160",
-            "collector.num_envs=4",
-            "collector.frames_per_batch=40",
-            "optim.learning_starts=80",
-            # no copy to the target network within the run: the loaded network must be the online one
-            "optim.target_update_interval=1000",
-            "buffer.size=200",
-            "buffer.batch_size=8",
-            "buffer.storage=tensor",
-            "eval.interval=160",
-            "eval.episodes=1",
-            "eval.max_steps=10",
-            "checkpoint.interval=80",
-            "logger.progress_bar=false",
-            f"run_dir={run_dir}",
-        ],
-    )
+    cfg = compose_config(CONF, "m_dqn", [*TINY_MINATAR_MDQN, f"run_dir={run_dir}"])
     m_dqn.train(cfg)
     return run_dir / "checkpoint.pt"
 
