@@ -8,7 +8,12 @@
     taskset -c 1 python -m benchmarks.planning dchain-batched --seeds 25 --final-reward 0.5 --algorithms ments,bts
     taskset -c 0 python -m benchmarks.planning frozenlake --seeds 20
     taskset -c 1 python -m benchmarks.planning frozenlake-batched --seeds 20 --map 4x4 --budgets 50,1000
+    taskset -c 1 python -m benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks
+    taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game Breakout --networks runs/minatar_networks
     python -m benchmarks.planning plot
+
+``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
+costs) is :func:`minatar_fair`'s docstring. ``minatar`` is the earlier comparison (log-prior init, untuned knobs).
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
 thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``); pin to core 0 with ``taskset``.
@@ -21,7 +26,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -29,6 +40,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from torchrl_reg.envs import MINATAR_GAMES  # noqa: E402
+from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
 from torchrl_reg.planning import (  # noqa: E402
     ALGORITHMS,
     KNOB_DEFAULTS,
@@ -46,21 +59,24 @@ from torchrl_reg.planning import (  # noqa: E402
     SyntheticTree,
     make_batched_search,
     make_search,
+    algorithm_knobs,
     synthetic_tree_q,
 )
-from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
+from torchrl_reg.report.stats import aggregate_mean, stratified_bootstrap_ci  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "planning"
 COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
 
 
-def _write(name: str, data: dict) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def _write(name: str, data: dict, out: Path = OUT, argv: list[str] | None = None) -> None:
+    """``data`` with the command that made it (``argv``: the arguments, default the command line's) to ``out/name.json``."""
+    out.mkdir(parents=True, exist_ok=True)
     cores = sorted(os.sched_getaffinity(0))  # the cores this process may run on, as taskset set them
     pin = f"taskset -c {','.join(map(str, cores))} " if len(cores) < os.cpu_count() else ""
-    data["command"] = f"OMP_NUM_THREADS=1 {pin}python " + " ".join(["-m", "benchmarks.planning", *sys.argv[1:]])
-    (OUT / f"{name}.json").write_text(json.dumps(data, indent=2))
-    print(f"wrote {OUT / name}.json")
+    args = sys.argv[1:] if argv is None else argv
+    data["command"] = f"OMP_NUM_THREADS=1 {pin}python " + " ".join(["-m", "benchmarks.planning", *map(shlex.quote, args)])
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2))
+    print(f"wrote {out / name}.json")
 
 
 # -- speed -------------------------------------------------------------------------------------------
@@ -609,14 +625,37 @@ def frozenlake_batched(args) -> None:
     path.write_text(json.dumps(result, indent=2))
 
 
+def _minatar_config(game: str, checkpoint: str, algorithm: str, knobs: list[str], *, simulations: int, episodes: int,
+                    seed: int, max_steps: int, run_dir: str, extra: tuple[str, ...] = ()):
+    """The config of ``recipes/tree_search.py``'s minatar preset for one network and one search, as a user composes it."""
+    from recipes import tree_search
+    from torchrl_reg.configs import compose_config
+
+    return compose_config(
+        Path(tree_search.__file__).parent / "conf",
+        "tree_search",
+        [
+            "tree_search_preset=minatar",
+            f"task.game={game}",
+            f"task.max_steps={max_steps}",
+            f"evaluator.checkpoint='{checkpoint}'",  # quoted: a sweep's task directory names hold '='
+            f"planner.algorithm={algorithm}",
+            *knobs,
+            f"planner.simulations={simulations}",
+            f"episodes={episodes}",
+            f"seed={seed}",  # the same episodes (env seeds) for every algorithm and network
+            f"run_dir='{run_dir}'",
+            *extra,
+        ],
+    )
+
+
 def minatar(args) -> None:
     """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/tree_search.py``), for
     each network (one per training seed): ``returns[algorithm]`` holds the mean return of each network
     (the unit of the statistics), ``episode_returns[algorithm]`` every episode, network by network."""
     from recipes import tree_search
-    from torchrl_reg.configs import compose_config
 
-    conf = Path(tree_search.__file__).parent / "conf"
     checkpoints = args.checkpoint  # paths may hold ',' and '=' (a sweep's task directories)
     result = {
         "game": args.game, "checkpoints": [], "simulations": args.simulations, "episodes": args.episodes,
@@ -636,23 +675,13 @@ def minatar(args) -> None:
     result["checkpoints"] += checkpoints
     for algorithm in args.algorithms.split(","):
         for index, checkpoint in enumerate(checkpoints, start=len(result["checkpoints"]) - len(checkpoints)):
-            cfg = compose_config(
-                conf,
-                "tree_search",
-                [
-                    "tree_search_preset=minatar",
-                    f"task.game={args.game}",
-                    f"task.max_steps={args.max_steps}",
-                    f"evaluator.checkpoint='{checkpoint}'",  # quoted: a sweep's task directory names hold '='
-                    f"planner.algorithm={algorithm}",
-                    # the preset sets MENTS's knobs; the other searches read their own at the same scale
-                    *{"bts": ["planner.tau=null", "planner.alpha=0.1"], "dents": ["planner.tau=null", "planner.alpha=0.1"],
-                      "uct": ["planner.tau=null", "planner.eps=null"]}.get(algorithm, []),
-                    f"planner.simulations={args.simulations}",
-                    f"episodes={args.episodes}",
-                    f"seed={args.seed}",  # the same episodes (env seeds) for every algorithm and network
-                    f"run_dir={args.run_dir}/{algorithm}_{index}",
-                ],
+            cfg = _minatar_config(
+                args.game, checkpoint, algorithm,
+                # the preset sets MENTS's knobs; the other searches read their own at the same scale
+                {"bts": ["planner.tau=null", "planner.alpha=0.1"], "dents": ["planner.tau=null", "planner.alpha=0.1"],
+                 "uct": ["planner.tau=null", "planner.eps=null"]}.get(algorithm, []),
+                simulations=args.simulations, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
+                run_dir=f"{args.run_dir}/{algorithm}_{index}",
             )
             out = tree_search.train(cfg)
             result["episode_returns"].setdefault(algorithm, []).append(out["returns"])
@@ -666,6 +695,332 @@ def minatar(args) -> None:
     if "commands" in result:  # appended: keep every command that produced a part of it
         result["commands"].append(result.pop("command"))
         path.write_text(json.dumps(result, indent=2))
+
+
+# -- fair MinAtar comparison -------------------------------------------------------------------------
+#: each search's tuning grid on the held-out network (the product of its knobs' values); a knob left out takes
+#: KNOB_DEFAULTS (DENTS's eps: 0.1). Backed-up values are discounted returns of about 5-30 (init: q), so the
+#: temperatures span 0.01-1 (from a near-hard max to a soft one over action gaps of a few units) and UCT's c 0.5-64.
+TUNE_GRID: dict[str, dict[str, list[float]]] = {
+    "ments": {"tau": [0.01, 0.1, 1.0], "eps": [0.1, 1.0]},
+    "bts": {"alpha": [0.01, 0.1, 1.0], "eps": [0.1, 1.0]},
+    "dents": {"alpha": [0.01, 0.1, 1.0], "beta_0": [0.1, 1.0, 10.0]},
+    "uct": {"c": [0.5, math.sqrt(2.0), 4.0, 16.0, 64.0]},
+}
+FAIR_DEFAULTS = {  # per stage: simulations per move, episodes per network (or grid point), their first env seed
+    "tune": {"simulations": [50], "episodes": 16, "seed": 1000, "network_seeds": [3]},
+    "eval": {"simulations": [50, 200], "episodes": 20, "seed": 100, "network_seeds": [0, 1, 2]},
+}
+FAIR_STATISTICS = (
+    "Paired differences: episode i of every method on a network starts from the same env seed (seed + i), so each "
+    "comparison A - B takes return_A - return_B episode by episode. 'mean' is the mean of the paired differences "
+    "(every network has the same number of episodes: the mean of the per-network means); 'ci95' its 95% percentile "
+    "interval under a stratified bootstrap (torchrl_reg.report.stats.stratified_bootstrap_ci, statistic "
+    "aggregate_mean) that resamples the pairs within each network: the interval is conditional on these networks "
+    "(the episodes' noise, not the spread between training seeds, which 3 networks cannot measure). per_network: the "
+    "same for each network alone. verdict: 'above' when the interval is above 0, 'below' when under 0, else "
+    "'not resolved'."
+)
+
+
+def _grid_points(grid: dict[str, list[float]]) -> list[dict[str, float]]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _knob_overrides(algorithm: str, knobs: dict[str, float]) -> list[str]:
+    """Every planner knob of the config: the algorithm's from ``knobs`` (the rest of its own at their defaults), the
+    others' unset (null; the preset sets MENTS's)."""
+    return [f"planner.{k}={knobs[k] if k in knobs else 'null'}" for k in KNOB_DEFAULTS]
+
+
+def _fair_grid(args) -> dict[str, dict[str, list[float]]]:
+    """The tuning grid of ``args.algorithms``: TUNE_GRID with ``--grid``'s algorithms replaced, each point checked."""
+    given = json.loads(args.grid) if args.grid else {}
+    unknown = set(given) - set(ALGORITHMS)
+    if unknown:
+        raise SystemExit(f"--grid names {sorted(unknown)}: the algorithms are {list(ALGORITHMS)}")
+    grid = {a: given.get(a, TUNE_GRID[a]) for a in args.algorithms}
+    for algorithm, knobs in grid.items():
+        if not isinstance(knobs, dict) or not knobs or not all(isinstance(v, list) and v for v in knobs.values()):
+            raise SystemExit(f"--grid: {algorithm}'s grid must map each knob to a non-empty list of values, got {knobs!r}")
+        try:
+            for point in _grid_points(knobs):
+                algorithm_knobs(algorithm, point)  # refuses a knob the algorithm does not read
+        except ValueError as err:
+            raise SystemExit(f"--grid: {err}") from None
+    return grid
+
+
+def _networks(paths: list[str], game: str, seeds: list[int]) -> list[dict]:
+    """The completed ``recipes/m_dqn.py loss=m_dqn`` MinAtar runs of ``game`` under ``paths`` (the sweep directories of
+    benchmarks/minatar_networks.yaml, or run directories), one per seed of ``seeds``, with what they trained."""
+    from torchrl_reg.planning.tasks import minatar_module
+    from torchrl_reg.report.runs import collect_runs
+
+    try:
+        runs = collect_runs(paths)
+    except FileNotFoundError as err:
+        raise SystemExit(f"--networks: {err}") from None
+    found: dict[int, list] = {}
+    for run in runs:
+        name = run.value("env.name")
+        if run.value("env.family") == "minatar" and run.value("loss.name") == "m_dqn" and name is not None \
+                and minatar_module(str(name)) == minatar_module(game):
+            found.setdefault(int(run.value("seed")), []).append(run)
+    problems = []
+    for seed in seeds:
+        of_seed = found.get(seed, [])
+        if len(of_seed) != 1:
+            problems.append(f"seed {seed}: {len(of_seed)} M-DQN runs of {game} ({', '.join(str(r.run_dir) for r in of_seed) or 'none'})")
+        elif of_seed[0].status != "completed" or not (of_seed[0].run_dir / "checkpoint.pt").is_file():
+            problems.append(f"seed {seed}: {of_seed[0].run_dir} is {of_seed[0].status!r}, not a completed run with its checkpoint.pt")
+    if problems:
+        raise SystemExit(f"--networks {' '.join(paths)}: need one completed run per seed {seeds} of {game}; "
+                         f"found seeds {sorted(found)}: " + "; ".join(problems))
+    nets = []
+    for seed in seeds:
+        run = found[seed][0]
+        checkpoint = run.run_dir / "checkpoint.pt"
+        nets.append({
+            "seed": seed, "checkpoint": str(checkpoint), "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+            "overrides": list(run.overrides), "command": run.command,
+            "training": {k: run.metrics.get(k) for k in (
+                "frames", "final_return", "eval_frames", "eval_returns", "wall_time_s", "steps_per_s")},
+        })
+    return nets
+
+
+def _provenance() -> dict:
+    """The code, library and machine a result came from."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*cmd: str) -> str:
+        done = subprocess.run(["git", *cmd], cwd=root, capture_output=True, text=True)
+        return done.stdout.rstrip("\n") if done.returncode == 0 else ""
+
+    return {
+        "code_commit": git("rev-parse", "HEAD") or None,
+        # tracked files that differ from the commit (a result of uncommitted code says so)
+        "code_changed_files": git("status", "--porcelain", "--untracked-files=no").splitlines(),
+        "torch": torch.__version__,
+        "machine": f"{platform.platform()}, {os.cpu_count()} cores, pinned to "
+                   f"{sorted(os.sched_getaffinity(0))}, {torch.get_num_threads()} torch thread(s)",
+    }
+
+
+def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict[str, float], int]]) -> list[dict]:
+    """Each ``(label, network, algorithm, knobs, simulations)`` of ``plan`` played for ``args.episodes`` episodes
+    through ``recipes/tree_search.py`` (a search: ``args.batch_episodes`` at a time, one batched search per move); the
+    runs' metrics. Every config is validated before the first episode. The run directories are
+    ``--run-dir/<game>/<stage>/<label>/seed<network>``: a stopped benchmark run again resumes them."""
+    from recipes import tree_search
+
+    batch = args.batch_episodes or args.episodes
+    configs = []
+    for label, net, algorithm, knobs, simulations in plan:
+        cfg = _minatar_config(
+            game, net["checkpoint"], algorithm, _knob_overrides(algorithm, knobs) if algorithm != "greedy" else [],
+            simulations=simulations, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
+            run_dir=f"{args.run_dir}/{game}/{stage}/{label}/seed{net['seed']}",
+            extra=(f"planner.batch_episodes={batch if algorithm != 'greedy' else 1}", "logger.progress_bar=false"),
+        )
+        try:
+            tree_search.validate(cfg)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"{label} on the seed-{net['seed']} network: {err}") from None
+        configs.append(cfg)
+    outs = []
+    for (label, net, *_), cfg in zip(plan, configs):
+        out = tree_search.train(cfg)
+        if out["status"] != "completed":
+            raise SystemExit(f"{out['run_dir']} stopped ({out['status']}): run the same command again to resume it")
+        print(f"{game} {stage} {label} network seed {net['seed']}: mean return {out['mean_return']:.3g} over "
+              f"{len(out['returns'])} episodes, {out['wall_time_s']:.0f} s", flush=True)
+        outs.append(out)
+    return outs
+
+
+def _paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
+    """Paired differences ``a - b`` per network (lists of episode returns, episode i against episode i): FAIR_STATISTICS."""
+    diffs = [np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64) for x, y in zip(a, b, strict=True)]
+    mean, low, high = stratified_bootstrap_ci(diffs, aggregate_mean, reps=reps, seed=0)
+    per_network = [stratified_bootstrap_ci([d], aggregate_mean, reps=reps, seed=0) for d in diffs]
+    return {
+        "mean": mean, "ci95": [low, high], "pairs": int(sum(d.size for d in diffs)),
+        "verdict": "above" if low > 0 else "below" if high < 0 else "not resolved",
+        "per_network": [{"mean": m, "ci95": [lo, hi]} for m, lo, hi in per_network],
+    }
+
+
+def _fair_check(args, game: str) -> dict | None:
+    """Every input of a minatar-fair stage checked before any episode is played; the tuning result for --stage eval."""
+    bad = [a for a in args.algorithms if a not in ALGORITHMS]
+    if bad:
+        raise SystemExit(f"--algorithms {','.join(args.algorithms)}: {bad} unknown, the searches are {list(ALGORITHMS)}")
+    if any(n < 1 for n in args.simulations) or args.max_steps < 1 or args.reps < 1:
+        raise SystemExit(f"--simulations {args.simulations}, --max-steps {args.max_steps}, --reps {args.reps}: must be >= 1")
+    if args.episodes < 2:
+        raise SystemExit(f"--episodes {args.episodes}: the paired statistics need at least 2 episodes per network")
+    if args.stage == "tune":
+        if len(args.simulations) != 1 or len(args.network_seeds) != 1:
+            raise SystemExit(f"--stage tune takes one budget and one held-out network, got --simulations {args.simulations} "
+                             f"--network-seeds {args.network_seeds}")
+        return None
+    path = Path(args.tuned) if args.tuned else args.out / f"minatar_fair_tune_{game.lower()}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run --stage tune for {game} first (or give --tuned)")
+    tuned = json.loads(path.read_text())
+    missing = [a for a in args.algorithms if a not in tuned.get("chosen", {})]
+    if tuned.get("game") != game or missing:
+        raise SystemExit(f"{path} tuned {tuned.get('game')} {sorted(tuned.get('chosen', {}))}; this run needs {game} {args.algorithms}")
+    held_out = tuned["network"]["seed"]
+    if held_out in args.network_seeds:
+        raise SystemExit(f"--network-seeds {args.network_seeds} holds the network the knobs were tuned on (seed {held_out})")
+    return tuned | {"file": str(path)}
+
+
+def minatar_fair(args) -> None:
+    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value (issue 42).
+
+    The plan, in order (each command on one core, one thread; the three games' commands can run side by side):
+
+    1. Networks, ~3 core-hours: ``OMP_NUM_THREADS=1 taskset -c 0 python -m torchrl_reg.sweep
+       benchmarks/minatar_networks.yaml --executor local --dir runs/minatar_networks`` (M-DQN, learning_minatar's
+       protocol, 3 games x seeds 0-3; seed 3 held out for tuning; the committed M-DQN runs took 10-18 min each).
+    2. Tuning, one game per command, ~1-2 core-hours per game: ``OMP_NUM_THREADS=1 taskset -c 1 python -m
+       benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks``, then
+       SpaceInvaders and Asterix. Grid: TUNE_GRID (26 points), 16 episodes per point, played as one batch, at 50
+       simulations per move, on the seed-3 network; the greedy network's return on the same episodes for reference.
+       Writes ``results/planning/minatar_fair_tune_<game>.json``: every point's episode returns and mean, and
+       ``chosen``: the point of highest mean return per algorithm (ties: the first in grid order).
+    3. Evaluation, one game per command, ~2.5-6 core-hours per game: ``... minatar-fair --stage eval --game
+       Breakout --networks runs/minatar_networks``: on the seed-0, 1 and 2 networks, the greedy network and the four
+       searches with their tuned knobs at 50 and 200 simulations per move, 20 episodes per network (env seeds
+       100-119 for every method: paired), the searches' 20 episodes played as one batch (``planner.batch_episodes``).
+       Writes ``results/planning/minatar_fair_<game>.json`` (every episode's return and length, per-network means,
+       paired differences with bootstrap intervals: FAIR_STATISTICS; ``ments_vs_uct``: the verdict per budget) and
+       ``minatar_fair.png``.
+    4. ``python -m benchmarks.planning plot`` redraws the figures; the RESULTS.md rows come from the JSONs.
+
+    Cost of 2-3: simulations = episodes x networks x moves per episode x simulations per move; the batched search
+    ran 1,100-1,200 simulations per CPU second (MENTS) and ~2,000 (UCT) on MinAtar Breakout with the M-DQN conv
+    network (a briefly trained one: the cost does not depend on the weights), B = 20, 50 and 200 simulations, one
+    thread on a shared 2-core VM (load ~4). At L moves per episode a game's tuning is ~16 L CPU seconds and its
+    evaluation ~45 L; L (the trained networks' episodes, longer when the search plays well, at most
+    ``--max-steps`` = 1000) is unknown before step 1: the training returns suggest ~200 (Breakout) to ~500
+    (SpaceInvaders), so steps 2-3 come to ~10-20 core-hours for the three games, ~13-23 with step 1.
+
+    Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
+    prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
+    under ``--run-dir``: a stopped stage run again resumes where it stopped. The JSONs hold the commands, the
+    networks (checkpoint, sha256, training command and metrics), the knobs, the code commit and the machine.
+    """
+    game = next((g for g in MINATAR_GAMES if g.lower() == args.game.lower().replace("_", "")), None)
+    if game is None:
+        raise SystemExit(f"--game {args.game}: one of {list(MINATAR_GAMES)}")
+    args.out = Path(args.out)
+    for key, value in FAIR_DEFAULTS[args.stage].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    tuned = _fair_check(args, game)
+    grid = _fair_grid(args) if args.stage == "tune" else None
+    nets = _networks(args.networks, game, args.network_seeds)
+    load_at_start = os.getloadavg()
+    result = {
+        "stage": args.stage, "game": game, "episodes": args.episodes, "batch_episodes": args.batch_episodes or args.episodes,
+        "seed": args.seed, "max_steps": args.max_steps,
+    }
+    if args.stage == "tune":
+        (net,) = nets
+        (simulations,) = args.simulations
+        points = [(algorithm, point) for algorithm in args.algorithms for point in _grid_points(grid[algorithm])]
+        plan = [("greedy", net, "greedy", {}, 1)]  # greedy: no search, its simulations unused
+        plan += [(f"{a}@{simulations}/" + ",".join(f"{k}={v:g}" for k, v in p.items()), net, a, p, simulations) for a, p in points]
+        greedy, *outs = _play_all(args, "tune", game, plan)
+        scores: dict[str, list[dict]] = {}
+        for (algorithm, point), out in zip(points, outs):
+            scores.setdefault(algorithm, []).append({
+                "knobs": algorithm_knobs(algorithm, point), "mean_return": out["mean_return"],
+                "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"],
+            })
+        result |= {
+            "simulations": simulations, "network": net, "grid": grid,
+            "greedy": {"mean_return": greedy["mean_return"], "episode_returns": greedy["returns"]},
+            "scores": scores,
+            # max keeps the first of equal means: ties go to the first point in grid order
+            "chosen": {a: max(rows, key=lambda r: r["mean_return"])["knobs"] for a, rows in scores.items()},
+            "rule": "chosen: the grid point of highest mean return over the episodes; ties: the first in grid order",
+        }
+    else:
+        labels = ["greedy"] + [f"{a}@{n}" for n in args.simulations for a in args.algorithms]
+        knobs = {"greedy": {}} | {f"{a}@{n}": tuned["chosen"][a] for n in args.simulations for a in args.algorithms}
+        # greedy: no search, its simulations unused
+        plan = [(label, net, label.partition("@")[0], knobs[label], int(label.partition("@")[2] or 1)) for label in labels for net in nets]
+        played = iter(_play_all(args, "eval", game, plan))
+        runs = {label: [next(played) for _ in nets] for label in labels}
+        episodes = {label: [out["returns"] for out in outs] for label, outs in runs.items()}
+        comparisons = {}
+        for n in args.simulations:
+            for i, a in enumerate(args.algorithms):
+                comparisons[f"{a}@{n} - greedy"] = _paired(episodes[f"{a}@{n}"], episodes["greedy"], args.reps)
+                for b in args.algorithms[i + 1:]:
+                    comparisons[f"{a}@{n} - {b}@{n}"] = _paired(episodes[f"{a}@{n}"], episodes[f"{b}@{n}"], args.reps)
+        result |= {
+            "simulations": args.simulations, "networks": nets,
+            "tuning": {k: tuned.get(k) for k in ("file", "command", "simulations", "episodes", "seed", "grid", "chosen")}
+                      | {"network_seed": tuned["network"]["seed"]},
+            "methods": labels, "knobs": knobs,
+            "episode_returns": episodes,
+            "episode_lengths": {label: [out["lengths"] for out in outs] for label, outs in runs.items()},
+            "returns": {label: [out["mean_return"] for out in outs] for label, outs in runs.items()},
+            "wall_time_s": {label: [out["wall_time_s"] for out in outs] for label, outs in runs.items()},
+            "run_dirs": {label: [out["run_dir"] for out in outs] for label, outs in runs.items()},
+            "comparisons": comparisons,
+            "statistics": FAIR_STATISTICS,
+            "bootstrap_reps": args.reps,
+        }
+        if {"ments", "uct"} <= set(args.algorithms):
+            # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
+            result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in args.simulations}
+    result |= _provenance() | {"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()}
+    suffix = "tune_" if args.stage == "tune" else ""
+    _write(f"minatar_fair_{suffix}{game.lower()}", result, out=args.out, argv=args.argv)
+    if args.stage == "eval":
+        _plot_minatar_fair(args.out)
+
+
+def _plot_minatar_fair(out: Path) -> None:
+    """``minatar_fair.png``: per game (columns) and budget (rows), each search's paired difference to the greedy
+    network with its 95% interval, and each network's mean difference (dots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = [json.loads(p.read_text()) for p in sorted(out.glob("minatar_fair_*.json")) if "_tune_" not in p.name]
+    if not games:
+        return
+    budgets = sorted({n for data in games for n in data["simulations"]})
+    fig, axes = plt.subplots(len(budgets), len(games), figsize=(4.2 * len(games), 3.2 * len(budgets)), squeeze=False)
+    for col, data in enumerate(games):
+        for row, n in enumerate(budgets):
+            ax = axes[row][col]
+            names = [m.partition("@")[0] for m in data["methods"] if m.endswith(f"@{n}")]
+            for i, name in enumerate(names):
+                comparison = data["comparisons"][f"{name}@{n} - greedy"]
+                low, high = comparison["ci95"]
+                ax.errorbar([i], [comparison["mean"]], yerr=[[comparison["mean"] - low], [high - comparison["mean"]]],
+                            fmt="o", color=COLORS.get(name, "black"), capsize=4)
+                ax.plot([i + 0.15] * len(comparison["per_network"]), [p["mean"] for p in comparison["per_network"]], "k.", ms=4)
+            ax.axhline(0.0, color="k", lw=0.8)
+            ax.set_xticks(range(len(names)), names)
+            ax.set_ylabel("return - greedy network's")
+            ax.set_title(f"MinAtar {data['game']}, {n} simulations per move\n{len(data['networks'])} networks x "
+                         f"{data['episodes']} paired episodes (95% bootstrap CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "minatar_fair.png", dpi=120)
+    print(f"wrote {out / 'minatar_fair.png'}")
 
 
 def _to_dict(node) -> dict:
@@ -705,7 +1060,7 @@ def plot(args) -> None:
         fig.tight_layout()
         fig.savefig(OUT / "speed.png", dpi=120)
 
-    games = sorted(OUT.glob("minatar_*.json"))
+    games = sorted(p for p in OUT.glob("minatar_*.json") if not p.name.startswith("minatar_fair"))  # the log-prior runs
     if games:
         fig, axes = plt.subplots(1, len(games), figsize=(4.2 * len(games), 3.4), squeeze=False)
         for ax, path in zip(axes[0], games):
@@ -723,6 +1078,7 @@ def plot(args) -> None:
             )
         fig.tight_layout()
         fig.savefig(OUT / "minatar.png", dpi=120)
+    _plot_minatar_fair(OUT)
 
     panels = [name for name in ("synthetic", "dchain", "frozenlake_4x4", "frozenlake_4x4_gamma1", "frozenlake") if (OUT / f"{name}.json").exists()]
     if not panels:
@@ -753,7 +1109,7 @@ def plot(args) -> None:
     print(f"wrote {OUT}/speed.png, {OUT}/rates.png")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="which", required=True)
     p = sub.add_parser("speed")
@@ -823,10 +1179,30 @@ def main() -> None:
         help="one run directory per algorithm and network under it: a stopped benchmark resumes its runs, "
         "and a directory holding a run of another protocol is refused (use a new --run-dir)",
     )
+    p = sub.add_parser("minatar-fair", help="the fair MinAtar comparison: see minatar_fair's docstring for the plan")
+    p.add_argument("--stage", choices=("tune", "eval"), required=True)
+    p.add_argument("--game", required=True, help="a MinAtar game: Breakout, SpaceInvaders, Asterix")
+    p.add_argument("--networks", nargs="+", required=True,
+                   help="sweep directories of benchmarks/minatar_networks.yaml (or M-DQN run directories)")
+    p.add_argument("--network-seeds", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                   help="training seeds of the networks used (tune: the held-out one, 3; eval: 0,1,2)")
+    p.add_argument("--algorithms", type=lambda s: s.split(","), default=list(ALGORITHMS))
+    p.add_argument("--simulations", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                   help="simulations per move (tune: one budget, 50; eval: 50,200)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per network or grid point (tune: 16; eval: 20)")
+    p.add_argument("--batch-episodes", type=int, default=None, help="episodes searched at once (default: all of them)")
+    p.add_argument("--seed", type=int, default=None, help="env seed of the first episode (tune: 1000; eval: 100)")
+    p.add_argument("--max-steps", type=int, default=1000, help="moves per episode at most (a cap for cheap runs)")
+    p.add_argument("--grid", default=None, help='tune: JSON replacing algorithms\' grids, e.g. \'{"uct": {"c": [1, 4]}}\'')
+    p.add_argument("--tuned", default=None, help="eval: the tuning JSON (default: <out>/minatar_fair_tune_<game>.json)")
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--out", default=str(OUT), help="where the JSONs and minatar_fair.png go")
+    p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
     sub.add_parser("plot")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""benchmarks/planning.py minatar-fair and benchmarks/minatar_networks.yaml: the networks' sweep spec, and the tune and
+eval stages end to end on tiny M-DQN networks trained through that spec, their JSONs checked against the runs'
+own records and against paired differences recomputed from the stored episode returns."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.recipes.mdqn_testlib import TINY_MINATAR_MDQN
+from tests.slurm.sweep_testlib import REPO
+
+from benchmarks import planning
+from torchrl_reg.sweep import SweepTask, create_sweep, plan_tasks
+from torchrl_reg.sweep.spec import load_sweep_spec
+
+SPEC = REPO / "benchmarks" / "minatar_networks.yaml"
+# a tiny grid: two points for MENTS and UCT, one for BTS and DENTS
+GRID = {"ments": {"tau": [0.1, 1.0]}, "bts": {"alpha": [0.1]}, "dents": {"beta_0": [1.0]}, "uct": {"c": [1.0, 4.0]}}
+# SpaceInvaders pays within 15 moves (a shot alien), so the returns and their differences are not all 0
+CHEAP = ["--max-steps", "15", "--reps", "200"]
+
+
+def _config_without_run_dir(task) -> dict:
+    return {k: v for k, v in task.config.items() if k != "run_dir"}
+
+
+def test_the_spec_trains_learning_minatars_m_dqn_on_seeds_0_to_3(tmp_path):
+    (method,) = load_sweep_spec(SPEC)
+    tasks, swept = plan_tasks(method.recipe, method.overrides, tmp_path / "n")
+    assert sorted(swept) == ["env.name", "seed"]
+    assert sorted((t.config["env"]["name"], t.config["seed"]) for t in tasks) == sorted(
+        (g, s) for g in ("Breakout", "SpaceInvaders", "Asterix") for s in range(4)
+    )
+    # the protocol: every task's config is the learning_minatar.yaml M-DQN task of the same game and seed (seeds 0-2)
+    learning = next(m for m in load_sweep_spec(REPO / "benchmarks" / "learning_minatar.yaml") if m.name == "m_dqn")
+    reference = {(t.config["env"]["name"], t.config["seed"]): t for t in plan_tasks(learning.recipe, learning.overrides, tmp_path / "l")[0]}
+    for task in tasks:
+        if task.config["seed"] < 3:
+            assert _config_without_run_dir(task) == _config_without_run_dir(reference[task.config["env"]["name"], task.config["seed"]])
+    assert tasks[0].config["loss"]["name"] == "m_dqn" and tasks[0].config["collector"]["total_frames"] == 1_000_000
+
+
+@pytest.fixture(scope="module")
+def networks(tmp_path_factory) -> Path:
+    """The spec cut to SpaceInvaders, seeds 0, 1 (evaluation) and 3 (held out), a few hundred frames each, run in this process."""
+    top = tmp_path_factory.mktemp("networks")
+    (method,) = load_sweep_spec(SPEC, ["env.name=SpaceInvaders", "seed=0,1,3", *TINY_MINATAR_MDQN])
+    sweep = create_sweep(method.recipe.path, method.overrides, top / method.name, "test", method=method.label)
+    for task in sweep["tasks"]:
+        assert SweepTask(str(top / method.name), task["index"])()["status"] == "completed"
+    return top
+
+
+def _run(tmp_path: Path, networks: Path, *args: str) -> dict:
+    stage = args[args.index("--stage") + 1]
+    planning.main(["minatar-fair", "--game", "SpaceInvaders", "--networks", str(networks), "--out", str(tmp_path / "out"),
+                   "--run-dir", str(tmp_path / "runs"), *CHEAP, *args])
+    name = "minatar_fair_tune_spaceinvaders.json" if stage == "tune" else "minatar_fair_spaceinvaders.json"
+    return json.loads((tmp_path / "out" / name).read_text())
+
+
+def _metrics(run_dir: str) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_tune_then_eval_end_to_end(tmp_path, networks):
+    # a grid value the recipe refuses: refused before the first episode (the greedy run comes first)
+    with pytest.raises(SystemExit, match=r"ments@4/tau=0 on the seed-3 network: .*planner.tau"):
+        _run(tmp_path, networks, "--stage", "tune", "--simulations", "4", "--algorithms", "ments", "--grid", '{"ments": {"tau": [1, 0]}}')
+    assert not (tmp_path / "runs").exists()
+    tune = _run(tmp_path, networks, "--stage", "tune", "--simulations", "4", "--episodes", "2", "--grid", json.dumps(GRID))
+    # the held-out network, identified by its file
+    net = tune["network"]
+    assert net["seed"] == 3 and "seed=3" in net["checkpoint"]
+    assert net["sha256"] == hashlib.sha256(Path(net["checkpoint"]).read_bytes()).hexdigest()
+    assert net["training"]["frames"] == 160 and "seed=3" in " ".join(net["overrides"])
+    assert tune["simulations"] == 4 and tune["episodes"] == 2 and tune["seed"] == 1000
+    assert "minatar-fair --game SpaceInvaders" in tune["command"] and tune["code_commit"]
+    for algorithm, knobs in GRID.items():
+        rows = tune["scores"][algorithm]
+        (key,) = knobs
+        assert [row["knobs"][key] for row in rows] == knobs[key]
+        for row in rows:
+            assert len(row["episode_returns"]) == 2
+            assert row["mean_return"] == pytest.approx(np.mean(np.asarray(row["episode_returns"], dtype=np.float64)), abs=1e-12)
+        # chosen: the highest mean, the first of equal ones
+        best = max(row["mean_return"] for row in rows)
+        assert tune["chosen"][algorithm] == next(row["knobs"] for row in rows if row["mean_return"] == best)
+    # the knobs an algorithm does not tune keep their defaults (KNOB_DEFAULTS)
+    assert tune["scores"]["dents"][0]["knobs"] == {"alpha": 1.0, "beta_0": 1.0, "eps": 0.1}
+
+    # the tuned network is refused for the evaluation
+    with pytest.raises(SystemExit, match=r"holds the network the knobs were tuned on \(seed 3\)"):
+        _run(tmp_path, networks, "--stage", "eval", "--network-seeds", "0,3")
+
+    args = ("--stage", "eval", "--network-seeds", "0,1", "--simulations", "3,5", "--episodes", "3")
+    result = _run(tmp_path, networks, *args)
+    labels = ["greedy"] + [f"{a}@{n}" for n in (3, 5) for a in ("ments", "bts", "dents", "uct")]
+    assert result["methods"] == labels and [n["seed"] for n in result["networks"]] == [0, 1]
+    assert result["tuning"]["chosen"] == tune["chosen"] and result["tuning"]["network_seed"] == 3
+    for label in labels:
+        algorithm, _, budget = label.partition("@")
+        assert result["knobs"][label] == ({} if algorithm == "greedy" else tune["chosen"][algorithm])
+        for index, run_dir in enumerate(result["run_dirs"][label]):
+            # the JSON holds what the planning loop recorded, run through the recipe with the protocol's config
+            metrics = _metrics(run_dir)
+            assert result["episode_returns"][label][index] == metrics["returns"]
+            assert result["episode_lengths"][label][index] == metrics["lengths"] and max(metrics["lengths"]) <= 15
+            config = (Path(run_dir) / "config.yaml").read_text()
+            assert "seed: 100\n" in config and "episodes: 3\n" in config
+            assert f"batch_episodes: {1 if algorithm == 'greedy' else 3}\n" in config
+            if budget:
+                assert f"simulations: {budget}\n" in config
+            assert result["networks"][index]["checkpoint"] in config
+    # every paired difference and its per-network parts, recomputed from the stored episode returns in float64
+    episodes = {k: np.asarray(v, dtype=np.float64) for k, v in result["episode_returns"].items()}
+    expected = [f"{a}@{n} - greedy" for n in (3, 5) for a in ("ments", "bts", "dents", "uct")]
+    expected += [f"{a}@{n} - {b}@{n}" for n in (3, 5) for a, b in
+                 [("ments", "bts"), ("ments", "dents"), ("ments", "uct"), ("bts", "dents"), ("bts", "uct"), ("dents", "uct")]]
+    assert sorted(result["comparisons"]) == sorted(expected)
+    assert any(c["mean"] != 0 for c in result["comparisons"].values())  # the check below is not about zeros only
+    for name, comparison in result["comparisons"].items():
+        a, b = name.split(" - ")
+        diff = episodes[a] - episodes[b]  # [network, episode]
+        assert comparison["mean"] == pytest.approx(diff.mean(), abs=1e-12)
+        assert comparison["pairs"] == 6
+        low, high = comparison["ci95"]
+        assert low <= comparison["mean"] + 1e-12 and comparison["mean"] <= high + 1e-12
+        assert comparison["verdict"] == ("above" if low > 0 else "below" if high < 0 else "not resolved")
+        for part, row in zip(comparison["per_network"], diff):
+            assert part["mean"] == pytest.approx(row.mean(), abs=1e-12)
+            assert part["ci95"][0] <= part["mean"] + 1e-12 and part["mean"] <= part["ci95"][1] + 1e-12
+    assert result["returns"]["greedy"] == pytest.approx(episodes["greedy"].mean(axis=1).tolist(), abs=1e-12)
+    assert result["ments_vs_uct"] == {n: result["comparisons"][f"ments@{n} - uct@{n}"]["verdict"] for n in ("3", "5")}
+    assert (tmp_path / "out" / "minatar_fair.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stage", "eval"], "minatar_fair_tune_breakout.json is missing: run --stage tune for Breakout first"),
+        (["--stage", "tune", "--grid", '{"ments": {"c": [1.0]}}'], r"--grid: planner.c=1.0|c=1.0: not read by ments"),
+        (["--stage", "tune", "--grid", '{"ments": {"tau": []}}'], "must map each knob to a non-empty list"),
+        (["--stage", "tune", "--simulations", "50,200"], "--stage tune takes one budget and one held-out network"),
+        (["--stage", "tune", "--episodes", "1"], "the paired statistics need at least 2 episodes"),
+        (["--stage", "tune", "--algorithms", "ments,mcts"], r"\['mcts'\] unknown"),
+    ],
+)
+def test_bad_input_is_refused_before_any_run(tmp_path, args, message):
+    with pytest.raises(SystemExit, match=message):
+        planning.main(["minatar-fair", "--game", "Breakout", "--networks", str(tmp_path / "none"), "--out", str(tmp_path / "out"),
+                       "--run-dir", str(tmp_path / "runs"), *args])
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+def test_networks_without_runs_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match=r"--networks: .* holds no sweep.json, no run directory"):
+        planning.main(["minatar-fair", "--stage", "tune", "--game", "breakout", "--networks", str(tmp_path),
+                       "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")])
