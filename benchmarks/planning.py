@@ -809,10 +809,10 @@ def _provenance() -> dict:
     }
 
 
-def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict[str, float], int]]) -> list[dict]:
+def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict[str, float], int]]) -> tuple[list[dict], dict]:
     """Each ``(label, network, algorithm, knobs, simulations)`` of ``plan`` played for ``args.episodes`` episodes
     through ``recipes/tree_search.py`` (a search: ``args.batch_episodes`` at a time, one batched search per move); the
-    runs' metrics. Every config is validated before the first episode. The run directories are
+    runs' metrics and the settings they share. Every config is validated before the first episode. The run directories are
     ``--run-dir/<game>/<stage>/<label>/seed<network>``: a stopped benchmark run again resumes them."""
     from recipes import tree_search
 
@@ -838,7 +838,14 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
         print(f"{game} {stage} {label} network seed {net['seed']}: mean return {out['mean_return']:.3g} over "
               f"{len(out['returns'])} episodes, {out['wall_time_s']:.0f} s", flush=True)
         outs.append(out)
-    return outs
+    # what every run shares besides its network, search and budget (the preset's values at this commit, written out)
+    planner = _to_dict(configs[-1].planner)
+    protocol = {
+        "task": _to_dict(configs[-1].task),
+        "evaluator": {k: v for k, v in _to_dict(configs[-1].evaluator).items() if k != "checkpoint"},
+        "planner": {k: planner[k] for k in ("gamma", "recommend", "q_init")},
+    }
+    return outs, protocol
 
 
 def _paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
@@ -937,7 +944,7 @@ def minatar_fair(args) -> None:
         points = [(algorithm, point) for algorithm in args.algorithms for point in _grid_points(grid[algorithm])]
         plan = [("greedy", net, "greedy", {}, 1)]  # greedy: no search, its simulations unused
         plan += [(f"{a}@{simulations}/" + ",".join(f"{k}={v:g}" for k, v in p.items()), net, a, p, simulations) for a, p in points]
-        greedy, *outs = _play_all(args, "tune", game, plan)
+        (greedy, *outs), protocol = _play_all(args, "tune", game, plan)
         scores: dict[str, list[dict]] = {}
         for (algorithm, point), out in zip(points, outs):
             scores.setdefault(algorithm, []).append({
@@ -957,7 +964,8 @@ def minatar_fair(args) -> None:
         knobs = {"greedy": {}} | {f"{a}@{n}": tuned["chosen"][a] for n in args.simulations for a in args.algorithms}
         # greedy: no search, its simulations unused
         plan = [(label, net, label.partition("@")[0], knobs[label], int(label.partition("@")[2] or 1)) for label in labels for net in nets]
-        played = iter(_play_all(args, "eval", game, plan))
+        outs, protocol = _play_all(args, "eval", game, plan)
+        played = iter(outs)
         runs = {label: [next(played) for _ in nets] for label in labels}
         episodes = {label: [out["returns"] for out in outs] for label, outs in runs.items()}
         comparisons = {}
@@ -983,7 +991,7 @@ def minatar_fair(args) -> None:
         if {"ments", "uct"} <= set(args.algorithms):
             # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
             result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in args.simulations}
-    result |= _provenance() | {"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()}
+    result |= {"protocol": protocol} | _provenance() | {"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()}
     suffix = "tune_" if args.stage == "tune" else ""
     _write(f"minatar_fair_{suffix}{game.lower()}", result, out=args.out, argv=args.argv)
     if args.stage == "eval":

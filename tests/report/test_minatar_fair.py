@@ -79,6 +79,10 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     assert net["sha256"] == hashlib.sha256(Path(net["checkpoint"]).read_bytes()).hexdigest()
     assert net["training"]["frames"] == 160 and "seed=3" in " ".join(net["overrides"])
     assert tune["simulations"] == 4 and tune["episodes"] == 2 and tune["seed"] == 1000
+    # the shared settings, as the minatar preset sets them
+    assert tune["protocol"]["task"]["sticky_action_prob"] == 0.1 and tune["protocol"]["task"]["max_steps"] == 15
+    assert tune["protocol"]["evaluator"] == {"kind": "q_network", "rollout_steps": 100, "prior_tau": 0.1, "value": "soft", "init": "q"}
+    assert tune["protocol"]["planner"]["gamma"] == 0.99
     assert "minatar-fair --game SpaceInvaders" in tune["command"] and tune["code_commit"]
     for algorithm, knobs in GRID.items():
         rows = tune["scores"][algorithm]
@@ -102,6 +106,7 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     labels = ["greedy"] + [f"{a}@{n}" for n in (3, 5) for a in ("ments", "bts", "dents", "uct")]
     assert result["methods"] == labels and [n["seed"] for n in result["networks"]] == [0, 1]
     assert result["tuning"]["chosen"] == tune["chosen"] and result["tuning"]["network_seed"] == 3
+    assert result["protocol"] == tune["protocol"]
     for label in labels:
         algorithm, _, budget = label.partition("@")
         assert result["knobs"][label] == ({} if algorithm == "greedy" else tune["chosen"][algorithm])
