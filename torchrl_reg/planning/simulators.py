@@ -289,6 +289,12 @@ class FrozenLakeSimulator:
         return int(self.env.s)
 
 
+def minatar_module(game: str) -> str:
+    """MinAtar's module name of ``game`` (``"SpaceInvaders"`` or ``"space_invaders"`` -> ``"space_invaders"``)."""
+    key = game.lower().replace("_", "")
+    return "space_invaders" if key == "spaceinvaders" else key
+
+
 class MinAtarSimulator:
     """A ``minatar.Environment`` rewound by deep copies of its game object and last action.
 

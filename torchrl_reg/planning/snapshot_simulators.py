@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator
+from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator, minatar_module
 
 __all__ = ["planner_rng", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
 
@@ -149,8 +149,6 @@ class BatchedMinAtar(SnapshotStore):
 
     def __init__(self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, device: str | torch.device = "cpu"):
         import minatar
-
-        from torchrl_reg.planning.tasks import minatar_module
 
         super().__init__(device=device)
         self.game = minatar_module(game)

@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from torchrl_reg.planning.simulators import ALESimulator, DChain, FrozenLakeSimulator, MinAtarSimulator, Simulator
+from torchrl_reg.planning.simulators import ALESimulator, DChain, FrozenLakeSimulator, MinAtarSimulator, Simulator, minatar_module
+from torchrl_reg.planning.snapshot_simulators import BatchedMinAtar
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator
 
 __all__ = ["TASKS", "TENSOR_TASKS", "make_task", "make_tensor_task", "minatar_module", "tensor_roots"]
@@ -39,12 +40,6 @@ __all__ = ["TASKS", "TENSOR_TASKS", "make_task", "make_tensor_task", "minatar_mo
 TASKS = ("dchain", "frozenlake", "minatar", "atari")
 #: The tasks :func:`make_tensor_task` models for the batched search.
 TENSOR_TASKS = ("dchain", "frozenlake", "minatar")
-
-
-def minatar_module(game: str) -> str:
-    """MinAtar's module name of ``game`` (``"SpaceInvaders"`` or ``"space_invaders"`` -> ``"space_invaders"``)."""
-    key = game.lower().replace("_", "")
-    return "space_invaders" if key == "spaceinvaders" else key
 
 
 def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
@@ -90,8 +85,6 @@ def make_tensor_task(cfg: Any, sim: Simulator, seed: int) -> TensorSimulator:
         return TensorDChain(cfg.length, cfg.final_reward)
     if cfg.name == "frozenlake":
         return TensorFrozenLake(sim.env)
-    from torchrl_reg.planning.snapshot_simulators import BatchedMinAtar
-
     return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed)
 
 
