@@ -36,7 +36,7 @@ from torchrl_reg.configs import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.loops import get_loss, recipe_entry, register_loss
+from torchrl_reg.loops import check_update_mode, get_loss, recipe_entry, register_loss
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.validation import ReadOnlyIf
 
@@ -72,6 +72,7 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the chosen loss ignores), the chosen loss's own argument checks, and
     Soft-DQN's alpha = 0, all before anything is built."""
     cfg = check_config(cfg, MDQNConfig)
+    check_update_mode(cfg, "value_based")
     loss = cfg.loss
     check_loss_config(get_loss(loss.name, "value_based").loss_class, loss)
     if loss.name == "soft_dqn" and loss.alpha != 0.0:

@@ -30,7 +30,7 @@ from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
 from torchrl_reg.configs import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
-from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, recipe_entry, register_loss
+from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, check_update_mode, recipe_entry, register_loss
 from torchrl_reg.validation import check_count, check_range
 
 
@@ -71,6 +71,7 @@ SACConfig = recipe_schema("sac", loss=SACLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, SACConfig)
+    check_update_mode(cfg, actor_critic.FAMILY)
     check_range("loss.alpha_init", cfg.loss.alpha_init, 0.0, low_inclusive=False)
     check_count("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)
     check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)

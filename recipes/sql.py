@@ -41,7 +41,7 @@ from torchrl_reg.configs import (
     default_of,
     recipe_schema,
 )
-from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
+from torchrl_reg.loops import LoopHooks, actor_critic, check_update_mode, recipe_entry, register_loss
 from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.run import crossed
@@ -97,6 +97,7 @@ SQLConfig = recipe_schema("sql", loss=SQLLossConfig)
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
     cfg = check_config(cfg, SQLConfig)
+    check_update_mode(cfg, actor_critic.FAMILY)
     check_loss_config(SoftQLoss, cfg.loss)
     check_loss_config(SVGDPolicyLoss, cfg.loss)
     if cfg.loss.tau_final is not None:  # without it tau_annealing_updates is unread (refused unless default)

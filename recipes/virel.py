@@ -65,7 +65,7 @@ from torchrl_reg.configs import (
     check_loss_config,
     default_of,
 )
-from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss
+from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, check_update_mode, recipe_entry, register_loss
 from torchrl_reg.modules.exploration import BoltzmannExploration
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
 from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS
@@ -171,6 +171,7 @@ def is_discrete(cfg: Mapping[str, Any] | DictConfig) -> bool:
 def validate(cfg: DictConfig | dict) -> DictConfig:
     """Schema (unknown keys, types, keys the settings ignore) and range checks, before anything is built or written."""
     cfg = check_config(cfg, DiscreteVIRELConfig if is_discrete(cfg) else VIRELConfig)
+    check_update_mode(cfg, "value_based" if is_discrete(cfg) else actor_critic.FAMILY)
     loss = cfg.loss
     check_loss_config(DiscreteVIRELLoss if is_discrete(cfg) else VIRELLoss, loss)
     check_count("loss.temperature_batch_size", loss.temperature_batch_size)

@@ -187,6 +187,27 @@ def get_loss(name: str, family: str) -> LossEntry:
     raise ValueError(f"unknown {family} loss {name!r}; registered {family} losses: {registered_losses(family)}")
 
 
+def check_update_mode(cfg: DictConfig, family: str) -> None:
+    """Refuse ``cuda_graph=true`` for a loss registered without a fused update, naming the loss and the
+    family's losses that have one; a recipe's ``validate`` calls it, so a sweep refuses the config before
+    anything is submitted (the update itself would refuse it only once the run has started).
+
+    ``cuda_graph=true`` replays :class:`~torchrl_reg.objectives.FusedAdamUpdate`'s compiled step; a
+    loss without ``loss_and_outputs`` (TorchRL's ``DQNLoss`` and ``SACLoss``, SQL's two losses, VIREL's)
+    runs through the generic update, which ``compile=true`` compiles without a graph.
+    """
+    if not cfg.cuda_graph:
+        return
+    entry = get_loss(cfg.loss.name, family)
+    if not entry.fused_update:
+        fused = sorted(name for (known, name), e in _LOSSES.items() if known == family and e.fused_update)
+        raise ValueError(
+            f"cuda_graph=true replays the fused update as a CUDA graph, and loss.name={entry.name!r} "
+            f"({entry.loss_class.__name__}) has no fused update (no loss_and_outputs): use compile=true without "
+            f"cuda_graph; the {family} losses with a fused update: {fused}"
+        )
+
+
 def registered_losses(family: str | None = None) -> list[str]:
     """The names registered in ``family`` (every family: ``None``), sorted."""
     return sorted({name for known, name in _LOSSES if family is None or known == family})
