@@ -685,6 +685,19 @@ class RegularizedDQNLossBase(RegularizedLossBase):
         return loss, td_error.unsqueeze(-1), diagnostics
 
 
+def at_second_batch(loss: nn.Module, counter: str) -> bool:
+    """True exactly once, at the second call, for a loss's warn-once check of a driver method never called
+    (MIRLLoss's prior and beta, VIREL's replay temperature): counts the int attribute ``counter`` of ``loss`` up
+    to 2 and no further. torch.compile guards on a module's int attributes, so a count that grew at every
+    batch made a compiled forward recompile at every call until Dynamo's limit (the GPU check of 2026-11-26;
+    ``tests/torchrl_conventions`` checks that every loss's Python scalars settle)."""
+    count = getattr(loss, counter)
+    if count >= 2:
+        return False
+    setattr(loss, counter, count + 1)
+    return count + 1 == 2
+
+
 def prioritized_weights(loss: LossModule, tensordict: TensorDictBase, shape: torch.Size) -> torch.Tensor | None:
     """The importance weights of ``tensordict`` shaped ``shape`` as ``loss.use_prioritized_weights`` asks:
     when present (``"auto"``), always (``True``: a batch without them is refused) or never (``False``)."""

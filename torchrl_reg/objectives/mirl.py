@@ -20,7 +20,7 @@ from torchrl.modules.tensordict_module.actors import QValueActor
 
 from torchrl_reg import functional as F
 from torchrl_reg.modules.mirl import ActionPrior
-from torchrl_reg.objectives.common import RegularizedDQNLossBase, _num_actions
+from torchrl_reg.objectives.common import RegularizedDQNLossBase, _num_actions, at_second_batch
 from torchrl_reg.validation import check_choice, check_nonnegative, check_ordered, check_positive, check_rate
 
 __all__ = ["MIRLLoss", "VARIANTS"]
@@ -284,12 +284,7 @@ class MIRLLoss(RegularizedDQNLossBase):
         """As the base's, and warn once, at the second batch, if :meth:`update_prior` (with
         ``learn_prior``) or :meth:`update_beta` (with a non-fixed schedule) was never called."""
         super().check_batch(tensordict, layout=layout, inputs=inputs)
-        # Counted to 2 only: torch.compile guards on a module's int attributes, and a count that grew at every
-        # batch would make a compiled forward recompile at every call (VIRELLoss had that; tests/torchrl_conventions).
-        if self._checked_batches >= 2:
-            return
-        self._checked_batches += 1
-        if self._checked_batches != 2:
+        if not at_second_batch(self, "_checked_batches"):
             return
         missing = []
         if self.learn_prior and self._prior_update_calls == 0:

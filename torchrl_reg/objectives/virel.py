@@ -41,7 +41,12 @@ from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase, _queue_box_check
+from torchrl_reg.objectives.common import (
+    RegularizedDQNLossBase,
+    RegularizedLossBase,
+    _queue_box_check,
+    at_second_batch,
+)
 from torchrl_reg.validation import (
     check_choice,
     check_critic_count,
@@ -98,9 +103,8 @@ class _BellmanTemperature:
 
     def _init_temperature(self, initial_temperature: float) -> None:
         self.register_buffer("temperature", torch.tensor(initial_temperature))
-        # Python state (no device sync) behind the warning of _count_forward. Both stop changing after the second
-        # batch: torch.compile guards on a module's int attributes, and a counter that grew at every call made
-        # Dynamo recompile the forward until its recompile limit (the GPU check of 2026-11-26).
+        # Python state (no device sync) behind the warning of _count_forward; both stop changing after the second
+        # batch (at_second_batch says why).
         self._temperature_driven = False
         self._forward_calls = 0
 
@@ -124,10 +128,7 @@ class _BellmanTemperature:
 
     def _count_forward(self) -> None:
         """Warn once, at the second batch, if the ``"replay"`` temperature was never driven, as MIRLLoss does."""
-        if self._forward_calls >= 2:
-            return
-        self._forward_calls += 1
-        if self._forward_calls == 2 and self.temperature_estimator == "replay" and not self._temperature_driven:
+        if at_second_batch(self, "_forward_calls") and self.temperature_estimator == "replay" and not self._temperature_driven:
             warnings.warn(
                 f"{type(self).__name__}: temperature_estimator='replay' but update_temperature(replay_batch) was "
                 f"never called: the temperature stays at {float(self.temperature)}, a fixed-temperature policy, not "
