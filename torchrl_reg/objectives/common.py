@@ -47,7 +47,7 @@ from torchrl_reg import functional as F
 from torchrl_reg.validation import ArgumentChecks, check_bool, check_choice, check_gamma
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
-__all__ = ["QValueKeys", "RegularizedDQNLossBase", "RegularizedLossBase", "TD_ONLY_NOTE"]
+__all__ = ["ActorCriticKeys", "QValueKeys", "RegularizedDQNLossBase", "RegularizedLossBase", "TD_ONLY_NOTE"]
 
 _LOSS_FUNCTIONS = ("l1", "l2", "smooth_l1")
 _REDUCTIONS = ("none", "mean", "sum")
@@ -128,6 +128,32 @@ class QValueKeys:
     terminated: NestedKey = "terminated"
     steps_to_next_obs: NestedKey = "steps_to_next_obs"
 
+
+@dataclass
+class ActorCriticKeys:
+    """Configurable tensordict keys of the actor-critic losses with ``Q(s, a)`` critics (VIRELLoss, MDACLoss;
+    rename with ``.set_keys(...)``; nested keys work).
+
+    Attributes:
+        action (NestedKey): the action taken (and the key the actor writes). Defaults to ``"action"``.
+        state_action_value (NestedKey): written by the critic. Defaults to ``"state_action_value"``.
+        value (NestedKey): the next-state value handed to the estimator. Defaults to ``"state_value"``.
+        reward, done, terminated (NestedKey): read under ``"next"``.
+        priority (NestedKey): the squared TD error, written in place. Defaults to ``"td_error"``.
+        priority_weight (NestedKey): importance weights of prioritized replay. Defaults to ``"priority_weight"``.
+        steps_to_next_obs (NestedKey): steps to the bootstrap state, written by :class:`torchrl_reg.data.MultiStep`.
+            Defaults to ``"steps_to_next_obs"``.
+    """
+
+    action: NestedKey = "action"
+    state_action_value: NestedKey = "state_action_value"
+    value: NestedKey = "state_value"
+    reward: NestedKey = "reward"
+    done: NestedKey = "done"
+    terminated: NestedKey = "terminated"
+    priority: NestedKey = "td_error"
+    priority_weight: NestedKey = "priority_weight"
+    steps_to_next_obs: NestedKey = "steps_to_next_obs"
 
 
 #: What a one-hot loss accepts, and the fix for the multi-hot rows TorchRL's one-hot QValueActor writes.

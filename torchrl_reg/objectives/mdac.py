@@ -6,7 +6,6 @@ NeurIPS 2020, arXiv:2007.14430 (the Munchausen form of MDVI that MDAC instantiat
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -19,7 +18,7 @@ from torchrl.modules.distributions.utils import rsample_and_log_prob
 from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import RegularizedLossBase, _box_bounds, _queue_box_check
+from torchrl_reg.objectives.common import ActorCriticKeys, RegularizedLossBase, _box_bounds, _queue_box_check
 from torchrl_reg.validation import check_bool, check_choice, check_critic_count, check_positive, check_range, check_unit_interval
 
 __all__ = ["MDACLoss"]
@@ -110,32 +109,9 @@ class MDACLoss(RegularizedLossBase):
     ``scaled_log_pi_max`` (reduced by min / max, not mean).
     """
 
-    @dataclass
-    class _AcceptedKeys:
-        """Configurable tensordict keys (``loss.set_keys(...)``).
-
-        Attributes:
-            action: the action taken (and the key the actor writes). Defaults to ``"action"``.
-            state_action_value: written by the critic. Defaults to ``"state_action_value"``.
-            value: the next-state value handed to the estimator. Defaults to ``"state_value"``.
-            reward, done, terminated: read under ``"next"``.
-            priority: squared TD error written in place. Defaults to ``"td_error"``.
-            priority_weight: importance weights. Defaults to ``"priority_weight"``.
-            steps_to_next_obs: written by :class:`torchrl_reg.data.MultiStep`.
-        """
-
-        action: NestedKey = "action"
-        state_action_value: NestedKey = "state_action_value"
-        value: NestedKey = "state_value"
-        reward: NestedKey = "reward"
-        done: NestedKey = "done"
-        terminated: NestedKey = "terminated"
-        priority: NestedKey = "td_error"
-        priority_weight: NestedKey = "priority_weight"
-        steps_to_next_obs: NestedKey = "steps_to_next_obs"
-
-    default_keys = _AcceptedKeys
-    tensor_keys: _AcceptedKeys
+    _AcceptedKeys = ActorCriticKeys
+    default_keys = ActorCriticKeys
+    tensor_keys: ActorCriticKeys
     out_keys = [
         "loss", "actor_loss", "qvalue_loss", "alpha_loss", "alpha", "entropy", "q_value", "td_error",
         "munchausen_term", "clip_fraction", "scaled_log_pi_min", "scaled_log_pi_max",

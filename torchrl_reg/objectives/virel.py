@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import warnings
 from functools import partial
-from dataclasses import dataclass
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
@@ -42,6 +41,7 @@ from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import (
+    ActorCriticKeys,
     RegularizedDQNLossBase,
     RegularizedLossBase,
     _queue_box_check,
@@ -355,32 +355,9 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     :math:`Q_{\omega_1}(s,\tilde a)/\epsilon - \ln\pi_\theta(\tilde a|s)` (first critic, one-sample entropy).
     """
 
-    @dataclass
-    class _AcceptedKeys:
-        """Configurable tensordict keys (``loss.set_keys(...)``).
-
-        Attributes:
-            action: the action taken (and the key the actor writes). Defaults to ``"action"``.
-            state_action_value: written by the critic. Defaults to ``"state_action_value"``.
-            value: the next-state value handed to the estimator. Defaults to ``"state_value"``.
-            reward, done, terminated: read under ``"next"``.
-            priority: squared TD error written in place. Defaults to ``"td_error"``.
-            priority_weight: importance weights. Defaults to ``"priority_weight"``.
-            steps_to_next_obs: written by :class:`torchrl_reg.data.MultiStep`.
-        """
-
-        action: NestedKey = "action"
-        state_action_value: NestedKey = "state_action_value"
-        value: NestedKey = "state_value"
-        reward: NestedKey = "reward"
-        done: NestedKey = "done"
-        terminated: NestedKey = "terminated"
-        priority: NestedKey = "td_error"
-        priority_weight: NestedKey = "priority_weight"
-        steps_to_next_obs: NestedKey = "steps_to_next_obs"
-
-    default_keys = _AcceptedKeys
-    tensor_keys: _AcceptedKeys
+    _AcceptedKeys = ActorCriticKeys
+    default_keys = ActorCriticKeys
+    tensor_keys: ActorCriticKeys
     out_keys = ["loss_actor", "loss_qvalue", "temperature", "entropy", "log_prob", "q_value", "td_error", "objective"]
     _network_names = ("actor_network", "qvalue_network")
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
