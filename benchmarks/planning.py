@@ -892,9 +892,10 @@ def minatar_fair(args) -> None:
 
     The plan, in order (each command on one core, one thread; the three games' commands can run side by side):
 
-    1. Networks, ~3 core-hours: ``OMP_NUM_THREADS=1 taskset -c 0 python -m torchrl_reg.sweep
+    1. Networks, ~4-5 core-hours: ``OMP_NUM_THREADS=1 taskset -c 0 python -m torchrl_reg.sweep
        benchmarks/minatar_networks.yaml --executor local --dir runs/minatar_networks`` (M-DQN, learning_minatar's
-       protocol, 3 games x seeds 0-3; seed 3 held out for tuning; the committed M-DQN runs took 10-18 min each).
+       protocol, 3 games x seeds 0-3; seed 3 held out for tuning; ~20-25 min each with a core to itself: the
+       measurement is in that file's comment).
     2. Tuning, one game per command, ~1-2 core-hours per game: ``OMP_NUM_THREADS=1 taskset -c 1 python -m
        benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks``, then
        SpaceInvaders and Asterix. Grid: TUNE_GRID (26 points), 16 episodes per point, played as one batch, at 50
