@@ -11,6 +11,7 @@ from torchrl_reg.report.stats import (
     aggregate_median,
     interquartile_mean,
     optimality_gap,
+    paired_ratio_ci,
     probability_of_improvement,
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
@@ -129,3 +130,35 @@ def test_bad_arguments_are_named(kwargs, message):
 def test_task_without_runs_is_refused():
     with pytest.raises(ValueError, match="task 1 has no runs"):
         aggregate_mean([np.array([1.0]), np.array([])])
+
+
+def test_paired_ratio_against_exact_enumeration():
+    """Scores (x, y) on three seeds: (2, 4), (4, 4), (6, 4). The point is 12 / 12 = 1. The paired bootstrap draws
+    3 seed indices uniformly: all 27 index triples are equally likely, and the ratio of sums is smallest (0.5)
+    only on (0, 0, 0) and largest (1.5) only on (2, 2, 2), each with probability 1/27 > 2.5%: the 95% percentile
+    interval is [0.5, 1.5] exactly. The mean of the bootstrap's ratios is the enumeration's."""
+    x, y = [2.0, 4.0, 6.0], [4.0, 4.0, 4.0]
+    ratio, low, high = paired_ratio_ci(x, y, reps=40_000)
+    assert ratio == 1.0 and (low, high) == (0.5, 1.5)
+    exact = np.mean([sum(x[i] for i in t) / sum(y[i] for i in t) for t in itertools.product(range(3), repeat=3)])
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 3, size=(40_000, 3))
+    assert (np.asarray(x)[idx].sum(-1) / np.asarray(y)[idx].sum(-1)).mean() == pytest.approx(exact, abs=0.01)
+    # The pairs stay whole: a seed that is hard for both methods does not widen the interval of equal methods.
+    ratio, low, high = paired_ratio_ci([100.0, 5000.0, 9000.0], [100.0, 5000.0, 9000.0], reps=1000)
+    assert (ratio, low, high) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        ([1.0, 2.0], [1.0], "paired 1-D score lists of the same nonzero length"),
+        ([], [], "paired 1-D score lists of the same nonzero length"),
+        ([1.0], [0.0], r"baseline's scores y must all be > 0 for a ratio, got y=\[0.0\]"),
+        ([1.0, 2.0], [3.0, -1.0], "must all be > 0"),
+        ([float("nan")], [1.0], "scores must be finite"),
+    ],
+)
+def test_paired_ratio_refuses_what_it_cannot_pair(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        paired_ratio_ci(x, y, reps=10)

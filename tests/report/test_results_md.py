@@ -57,6 +57,13 @@ def _record(root: Path, method: str, env: str, seed: int, score: float) -> None:
     (root / f"{method}_{env}_{seed}.json").write_text(json.dumps(record))
 
 
+def _refused(spec: Path, row: str, message: str) -> None:
+    """A one-row learning section over the folder ``runs`` beside ``spec`` is refused with ``message``."""
+    spec.write_text(f"sections:\n  - {{title: x, runs: [runs], rows: [{row}]}}\n")
+    with pytest.raises(ResultsSpecError, match=message):
+        results_markdown(spec, reps=10)
+
+
 def test_targets_against_hand_computed_scores(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -95,12 +102,8 @@ sections:
     assert rows[3] == "| step ratio | 1.07 [1, 1.2] | 15 | - | <= 1.1 | yes |"
     assert "## Learning[^1]" in text and "[^1]: A caveat." in text and "[^2]: Why b." in text
 
-    spec.write_text("sections:\n  - {title: x, runs: [runs], rows: [{method: z, env: E}]}\n")
-    with pytest.raises(ResultsSpecError, match="no runs of method 'z' on 'E'"):
-        results_markdown(spec, reps=10)
-    spec.write_text("sections:\n  - {title: x, runs: [runs], rows: [{method: a, env: E, target: {above: q}}]}\n")
-    with pytest.raises(ResultsSpecError, match="compares with 'q', which has no row on this environment"):
-        results_markdown(spec, reps=10)
+    _refused(spec, "{method: z, env: E}", "no runs of method 'z' on 'E'")
+    _refused(spec, "{method: a, env: E, target: {above: q}}", "compares with 'q', which has no row on this environment")
 
 
 def test_measured_values_by_list_index_and_over_mapping_values(tmp_path):
@@ -133,3 +136,47 @@ sections:
     spec.write_text("sections:\n  - {title: x, rows: [{name: y, file: m.json, value: [budgets, 2]}]}\n")
     with pytest.raises(ResultsSpecError, match="index 2 at \\['budgets'\\] is outside a list of 2"):
         results_markdown(spec, reps=10)
+
+
+def test_a_ratio_to_a_baseline_on_the_same_seeds(tmp_path):
+    runs, base = tmp_path / "runs", tmp_path / "base"
+    runs.mkdir()
+    base.mkdir()
+    for seed, score in enumerate([2.0, 4.0, 6.0]):
+        _record(runs, "a", "E", seed, score)
+    # The baseline has a fourth seed (100), which the row does not pair with: the ratio is (2 + 4 + 6) / 12 = 1.
+    for seed, score in enumerate([4.0, 4.0, 4.0, 100.0]):
+        _record(base, "sac", "E", seed, score)
+    spec = tmp_path / "results.yaml"
+    spec.write_text(
+        """
+sections:
+  - title: Learning
+    runs: [runs]
+    rows:
+      - {method: a, env: E, vs: {method: sac, runs: [base], min: 0.8}}
+      - {method: a, env: E, name: a again, vs: {method: sac, runs: [base], min: 1.2}, target: {min: 1}}
+"""
+    )
+    text = results_markdown(spec, reps=40_000)
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| result | IQM [95% CI] | n | ratio to baseline, same seeds [95% CI] | anchor | target | met |"
+    # The 95% interval of the paired bootstrap is [0.5, 1.5] exactly (tests/report/test_report_stats.py).
+    assert lines[2].startswith("| a, E | 4 [") and lines[2].endswith("| 3 | 1.00x sac [0.50, 1.50] | - | ratio >= 0.8 x sac | yes |")
+    assert lines[3].endswith("| 3 | 1.00x sac [0.50, 1.50] | - | >= 1, ratio >= 1.2 x sac | no |")
+
+    _record(runs, "a", "E", 7, 3.0)  # a seed the baseline lacks
+    with pytest.raises(ResultsSpecError, match=r"'sac' has no completed run on 'E' with seeds \[7\] .*needs its pair"):
+        results_markdown(spec, reps=10)
+    (runs / "a_E_7.json").unlink()
+    _record(base, "sac", "E", 1, 5.0)  # seed 1 twice: which one pairs?
+    (base / "sac_E_1.json").rename(base / "sac_E_1_again.json")
+    _record(base, "sac", "E", 1, 4.0)
+    with pytest.raises(ResultsSpecError, match="two completed runs of 'sac' on 'E' with seed 1: pairing by seed would be ambiguous"):
+        results_markdown(spec, reps=10)
+    (base / "sac_E_1_again.json").unlink()
+    _record(base, "sac", "E", 0, 0.0)  # a baseline score of 0: no ratio
+    with pytest.raises(ResultsSpecError, match="must all be > 0"):
+        results_markdown(spec, reps=10)
+    _refused(spec, "{method: a, env: E, vs: {runs: [base]}}", "name the baseline's method")
+    _refused(spec, "{method: a, env: E, vs: {method: a, min: yes}}", "min must be a finite number")

@@ -24,6 +24,12 @@ text), a ``target`` and a ``note`` (a footnote, for caveats)::
 
 Targets: ``min`` / ``max`` (bounds on the score), ``band: [low, high]``, ``above`` / ``below``
 (another method of the section on the same environment) and ``ratio: {of: METHOD, min: X}``.
+
+A learning row may compare itself with a baseline run on the same seeds: ``vs: {method: sac, runs:
+[results/iq/learning], min: 0.8}`` (``runs`` defaults to the section's, ``min`` is an optional target) adds a
+column with the ratio of the row's mean score to the baseline's over the row's seeds, with a 95% paired-bootstrap
+interval (:func:`~torchrl_reg.report.stats.paired_ratio_ci`). A seed without a baseline run, two runs of one
+method on one seed, or a baseline score <= 0 is refused: the pairing must be exact.
 ``python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md`` writes the file;
 a test checks that the committed one equals what this module generates.
 """
@@ -37,13 +43,14 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.report.runs import collect_runs, final_score, method_labels
-from torchrl_reg.report.stats import interquartile_mean, stratified_bootstrap_ci
+from torchrl_reg.report.stats import interquartile_mean, paired_ratio_ci, stratified_bootstrap_ci
 
 __all__ = ["COMMAND", "results_markdown"]
 
 COMMAND = "python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md"
 SECTION_KEYS = ("title", "text", "runs", "metric", "score", "interval", "env_key", "rows", "notes")
-LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric")
+LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric", "vs")
+VS_KEYS = ("method", "runs", "min")
 MEASURED_ROW_KEYS = ("name", "method", "file", "value", "range", "n", "unit", "anchor", "target", "note")
 TARGET_KEYS = ("min", "max", "band", "above", "below", "ratio")
 
@@ -171,7 +178,53 @@ def _learning_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
         point, low, high = stratified_bootstrap_ci([np.asarray(scores)], interquartile_mean, reps=reps)
         rows.append({**row, "name": row.get("name", f"{row['method']}, {row['env']}"), "score": point,
                      "low": low, "high": high, "n": len(scores)})
+        if "vs" in row:
+            rows[-1]["vs_ratio"] = _paired_ratio(row, metric, runs, labels, section, base, here, reps)
     return rows
+
+
+def _scores_by_seed(runs: list[Any], labels: list[str], method: str, env: Any, env_key: str, metric: str,
+                    where: str) -> dict[Any, float]:
+    by_seed: dict[Any, float] = {}
+    for run, label in zip(runs, labels):
+        if label == method and str(run.value(env_key)) == str(env) and run.status == "completed":
+            seed = run.value("seed")
+            if seed in by_seed:
+                raise ResultsSpecError(f"{where}: two completed runs of {method!r} on {env!r} with seed {seed!r}: "
+                                       "pairing by seed would be ambiguous")
+            by_seed[seed] = final_score(run, metric)
+    return by_seed
+
+
+def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: list[str], section: dict[str, Any],
+                  base: Path, where: str, reps: int) -> tuple[float, float, float, str]:
+    vs = row["vs"]
+    _check_keys_flat(vs, VS_KEYS, f"{where} vs")
+    if "method" not in vs:
+        raise ResultsSpecError(f"{where} vs: name the baseline's method (vs: {{method: ...}}), got {vs!r}")
+    if "min" in vs and (isinstance(vs["min"], bool) or not isinstance(vs["min"], (int, float))
+                        or not math.isfinite(vs["min"])):
+        raise ResultsSpecError(f"{where} vs: min must be a finite number (a target ratio), got {vs['min']!r}")
+    if "runs" in vs and (not isinstance(vs["runs"], list) or not all(isinstance(p, str) for p in vs["runs"])):
+        raise ResultsSpecError(f"{where} vs: runs must be a list of paths relative to the spec, got {vs['runs']!r}")
+    env_key = section.get("env_key", "env.name")
+    if "runs" in vs:
+        base_runs = collect_runs([base / p for p in vs["runs"]])
+        base_labels = method_labels(base_runs, env_key)
+    else:
+        base_runs, base_labels = runs, labels
+    mine = _scores_by_seed(runs, labels, row["method"], row["env"], env_key, metric, where)
+    theirs = _scores_by_seed(base_runs, base_labels, vs["method"], row["env"], env_key, metric, where)
+    missing = [seed for seed in mine if seed not in theirs]
+    if missing:
+        raise ResultsSpecError(f"{where} vs: {vs['method']!r} has no completed run on {row['env']!r} with seeds "
+                               f"{missing} (it has {sorted(theirs, key=str)}): every seed of the row needs its pair")
+    seeds = sorted(mine, key=str)
+    try:
+        ratio, low, high = paired_ratio_ci([mine[s] for s in seeds], [theirs[s] for s in seeds], reps=reps)
+    except ValueError as err:
+        raise ResultsSpecError(f"{where} vs {vs['method']!r}: {err}") from None
+    return ratio, low, high, str(vs["method"])
 
 
 def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -> list[dict[str, Any]]:
@@ -224,19 +277,34 @@ def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
             score = section.get("score", section.get("metric", "final_return"))
             lines += [f"Score: {score}; IQM over runs [95% stratified-bootstrap CI].", ""]
         interval = section.get("interval", "IQM [95% CI]")
-        lines += [f"| result | {interval} | n | anchor | target | met |", "| --- | --- | ---: | --- | --- | --- |"]
+        paired = any("vs_ratio" in row for row in rows)
+        ratio_head = " ratio to baseline, same seeds [95% CI] |" if paired else ""
+        lines += [f"| result | {interval} | n |{ratio_head} anchor | target | met |",
+                  "| --- | --- | ---: |" + (" --- |" if paired else "") + " --- | --- | --- |"]
         for row in rows:
             target = row.get("target") or {}
             others = {r.get("method", r["name"]): r["score"] for r in rows if r.get("env") == row.get("env")}
-            met = ("yes" if _met(row["score"], target, others, f"{where}, {row['name']}") else "no") if target else "-"
+            checks = [_met(row["score"], target, others, f"{where}, {row['name']}")] if target else []
+            target_text = [_target_text(target)] if target else []
+            if "vs_ratio" in row and "min" in row["vs"]:
+                checks.append(row["vs_ratio"][0] >= row["vs"]["min"])
+                target_text.append(f"ratio >= {_fmt(row['vs']['min'])} x {row['vs_ratio'][3]}")
+            met = ("yes" if all(checks) else "no") if checks else "-"
             bounds = f" [{_fmt(row['low'])}, {_fmt(row['high'])}]" if math.isfinite(row["low"]) else ""
             unit = f" {row['unit']}" if row.get("unit") else ""
+            ratio_cell = []
+            if paired:
+                ratio_cell = ["-"]
+                if "vs_ratio" in row:
+                    ratio, low, high, of = row["vs_ratio"]
+                    ratio_cell = [f"{ratio:.2f}x {of} [{low:.2f}, {high:.2f}]"]
             cells = [
                 f"{row['name']}{notes.mark(row.get('note'))}",
                 f"{_fmt(row['score'])}{bounds}{unit}",
                 str(row["n"]),
+                *ratio_cell,
                 row.get("anchor") or "-",
-                _target_text(target),
+                ", ".join(target_text) or "-",
                 met,
             ]
             lines.append("| " + " | ".join(cells) + " |")

@@ -24,6 +24,7 @@ __all__ = [
     "aggregate_mean",
     "aggregate_median",
     "optimality_gap",
+    "paired_ratio_ci",
     "probability_of_improvement",
     "stratified_bootstrap_ci",
     "stratified_bootstrap_ci_two_sample",
@@ -161,3 +162,32 @@ def stratified_bootstrap_ci_two_sample(
     rng = np.random.default_rng(seed)
     values = np.asarray(statistic(_resample(xs, reps, rng), _resample(ys, reps, rng)))
     return (point, *_percentile_interval(values, confidence))
+
+
+def paired_ratio_ci(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    reps: int = 50_000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, float, float]:
+    """``(ratio, low, high)``: ``sum(x) / sum(y)`` (the ratio of the means) over paired runs, with a percentile
+    interval from a paired bootstrap.
+
+    ``x[i]`` and ``y[i]`` are two methods' scores on the same seed and task (e.g. a method and its baseline). Each
+    resample draws ``n`` pair indices with replacement and keeps the pairs whole, so what the seeds share (the
+    environment's randomness, a hard seed) cancels in the ratio. The baseline's scores must be positive: a ratio
+    to a sum that can reach zero or change sign has no meaning, and it is refused rather than reported.
+    """
+    _check_ci_args(reps, confidence)
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0:
+        raise ValueError(f"x and y must be paired 1-D score lists of the same nonzero length, got shapes {xs.shape} and {ys.shape}")
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise ValueError(f"scores must be finite, got x={xs.tolist()} and y={ys.tolist()}")
+    if (ys <= 0).any():
+        raise ValueError(f"the baseline's scores y must all be > 0 for a ratio, got y={ys.tolist()}")
+    idx = np.random.default_rng(seed).integers(0, xs.size, size=(reps, xs.size))
+    values = xs[idx].sum(axis=-1) / ys[idx].sum(axis=-1)
+    return (float(xs.sum() / ys.sum()), *_percentile_interval(values, confidence))
