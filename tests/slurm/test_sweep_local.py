@@ -192,3 +192,30 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
     state = load_checkpoint(path)
     assert state["step"] >= 1
     assert torch.equal(state["weights"], torch.full((12_500_000,), float(state["step"])))
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").is_file(),
+                    reason="no /proc/<pid>/autogroup here: the kernel schedules without autogroups, so nice works as is")
+def test_a_niced_launcher_lowers_its_tasks_sessions_not_its_own():
+    """run_local starts each task in a session of its own; under autogroup scheduling that session's group would
+    take its full share whatever `nice` the sweep was started with. The launcher (here a process at nice 5) passes
+    its nice value to the task's group, and its own group keeps the value it had."""
+    code = textwrap.dedent("""
+        import json, os, subprocess, sys
+        from pathlib import Path
+        from torchrl_reg.sweep.launch import carry_nice_into_session
+        own = Path("/proc/self/autogroup").read_text().split()
+        os.nice(5)
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
+        try:
+            carried = carry_nice_into_session(child.pid)
+            print(json.dumps([carried, Path(f"/proc/{child.pid}/autogroup").read_text().split(),
+                              own, Path("/proc/self/autogroup").read_text().split()]))
+        finally:
+            child.kill()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    carried, child_group, own_before, own_after = json.loads(out)
+    assert carried is True
+    assert child_group[-2:] == ["nice", "5"] and child_group[0] != own_after[0]
+    assert own_after == own_before  # the launcher's (the user's terminal's) group is untouched
