@@ -46,11 +46,17 @@ def test_default_is_pendulum_practical_with_the_shared_pendulum_budget():
     assert cfg.network.hidden == [64, 64] and cfg.buffer.batch_size == 128
 
 
-@pytest.mark.parametrize("env, name", [("halfcheetah", "HalfCheetah-v5"), ("hopper", "Hopper-v5")])
-def test_mujoco_presets_hold_the_official_settings(env, name):
+# HalfCheetah takes SAC's sizes (2x256, batch 256, Polyak 5e-3): 1.05x SAC over 3 seeds against 0.72x with the
+# official sizes (its preset's comment, RESULTS.md); the other presets keep the official code's.
+@pytest.mark.parametrize("env, name, sizes", [
+    ("halfcheetah", "HalfCheetah-v5", ([256, 256], 256, 5e-3)),
+    ("hopper", "Hopper-v5", ([300, 300], 128, 1e-3)),
+    ("walker2d", "Walker2d-v5", ([300, 300], 128, 1e-3)),
+])
+def test_mujoco_presets_hold_the_official_temperature_and_their_chosen_sizes(env, name, sizes):
     cfg = virel.validate(compose_config(CONF, "virel", [f"env={env}"]))
-    assert cfg.env.name == name and cfg.network.hidden == [300, 300] and cfg.buffer.batch_size == 128
-    assert cfg.optim.lr == 3e-4 and cfg.loss.polyak == 1e-3 and cfg.loss.gamma == 0.99
+    assert cfg.env.name == name and (cfg.network.hidden, cfg.buffer.batch_size, cfg.loss.polyak) == sizes
+    assert cfg.optim.lr == 3e-4 and cfg.loss.gamma == 0.99
     assert cfg.loss.c == 0.008 and cfg.loss.p == 2  # beta_scale 4e-3 times MSE = (c / p) mean delta^2
     assert cfg.loss.reward_scale == 3.0  # the official command's --reward_scale 3.0
 
