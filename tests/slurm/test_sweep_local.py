@@ -199,7 +199,8 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
 def test_a_niced_launcher_lowers_its_tasks_sessions_not_its_own():
     """run_local starts each task in a session of its own; under autogroup scheduling that session's group would
     take its full share whatever `nice` the sweep was started with. The launcher (here a process at nice 5) passes
-    its nice value to the task's group, and its own group keeps the value it had."""
+    its nice value to the task's group, and its own group keeps the value it had (also where it is the kernel's default
+    group, whose /proc/<pid>/autogroup reads empty: CI's runner)."""
     code = textwrap.dedent("""
         import json, os, subprocess, sys
         from pathlib import Path
@@ -217,5 +218,7 @@ def test_a_niced_launcher_lowers_its_tasks_sessions_not_its_own():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     carried, child_group, own_before, own_after = json.loads(out)
     assert carried is True
-    assert child_group[-2:] == ["nice", "5"] and child_group[0] != own_after[0]
+    assert child_group[-2:] == ["nice", "5"]
+    # A process in the kernel's default group (a CI runner's, a container's init session) reads its file as empty.
+    assert child_group[0] != (own_after[0] if own_after else None)
     assert own_after == own_before  # the launcher's (the user's terminal's) group is untouched
