@@ -234,9 +234,11 @@ def test_iq_smoke_on_mujoco(tmp_path, env):
 @pytest.mark.parametrize("recipe", [iq, sac], ids=["iq", "sac"])
 def test_compiled_update_of_the_mujoco_presets(tmp_path, recipe):
     """The MuJoCo presets compile the update (IQ: one fused graph of policy and value; SAC: around
-    its eager backward); a tiny run goes through it and logs finite losses (~1 min of compilation)."""
+    its eager backward); a tiny run goes through it and logs finite losses, and compiles each graph once: a
+    recompilation (SACLoss registering its target entropy at its first call did it twice) is an error."""
     name = recipe.__name__.split(".")[-1]
-    metrics = recipe.train(compose_config(CONF, name, _tiny(tmp_path, env="halfcheetah", compile="true")))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        metrics = recipe.train(compose_config(CONF, name, _tiny(tmp_path, env="halfcheetah", compile="true")))
     _check_run_dir(tmp_path, metrics)
     losses = (tmp_path / "csv" / "scalars" / "train").glob("loss*.csv")
     values = [float(line.split(",")[1]) for path in losses for line in path.read_text().splitlines() if line]
