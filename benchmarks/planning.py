@@ -728,6 +728,41 @@ def _grid_points(grid: dict[str, list[float]]) -> list[dict[str, float]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
+def _edge_extensions(grid: dict[str, list[float]], tried: list[dict[str, float]], best: dict[str, float]) -> list[tuple[dict[str, float], str]]:
+    """The points one step beyond the tried range of each knob on which ``best`` (a point of ``tried``) sits at an edge.
+
+    A knob tuned over 2 or more values (``grid``) whose best value is the smallest (largest) value tried so far gets
+    the next value of the geometric progression of the two smallest (largest) tried values, the other knobs kept at
+    ``best``'s: 0.1 out of [0.1, 1] gives 0.01. A knob with a value <= 0 is not extended (no geometric step), nor one
+    the grid fixes (a single value). Points already tried are left out. Each point comes with its reason."""
+    out = []
+    for knob, values in grid.items():
+        seen = sorted({p[knob] for p in tried})
+        if len(values) < 2 or len(seen) < 2 or seen[0] <= 0:
+            continue
+        value = best[knob]
+        if value == seen[0]:
+            step, side = seen[0] * seen[0] / seen[1], "smallest"
+        elif value == seen[-1]:
+            step, side = seen[-1] * seen[-1] / seen[-2], "largest"
+        else:
+            continue
+        point = dict(best) | {knob: step}
+        if point not in tried:
+            out.append((point, f"{knob}={value:g}, the best point's, is the {side} value tried"))
+    return out
+
+
+def _edges(grid: dict[str, list[float]], tried: list[dict[str, float]], best: dict[str, float]) -> list[str]:
+    """The knobs of ``grid`` tuned over 2 or more values at whose smallest or largest tried value ``best`` still sits."""
+    edges = []
+    for knob, values in grid.items():
+        seen = sorted({p[knob] for p in tried})
+        if len(values) >= 2 and best[knob] in (seen[0], seen[-1]):
+            edges.append(knob)
+    return edges
+
+
 def _knob_overrides(algorithm: str, knobs: dict[str, float]) -> list[str]:
     """Every planner knob of the config: the algorithm's from ``knobs`` (the rest of its own at their defaults), the
     others' unset (null; the preset sets MENTS's)."""
@@ -867,6 +902,8 @@ def _fair_check(args, game: str) -> dict | None:
         raise SystemExit(f"--algorithms {','.join(args.algorithms)}: {bad} unknown, the searches are {list(ALGORITHMS)}")
     if any(n < 1 for n in args.simulations) or args.max_steps < 1 or args.reps < 1:
         raise SystemExit(f"--simulations {args.simulations}, --max-steps {args.max_steps}, --reps {args.reps}: must be >= 1")
+    if args.extend < 0:
+        raise SystemExit(f"--extend {args.extend}: rounds beyond the grid's edges, 0 (the grid only) or more")
     if args.episodes < 2:
         raise SystemExit(f"--episodes {args.episodes}: the paired statistics need at least 2 episodes per network")
     if args.stage == "tune":
@@ -900,8 +937,13 @@ def minatar_fair(args) -> None:
        benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks``, then
        SpaceInvaders and Asterix. Grid: TUNE_GRID (26 points), 16 episodes per point, played as one batch, at 50
        simulations per move, on the seed-3 network; the greedy network's return on the same episodes for reference.
-       Writes ``results/planning/minatar_fair_tune_<game>.json``: every point's episode returns and mean, and
-       ``chosen``: the point of highest mean return per algorithm (ties: the first in grid order).
+       Where an algorithm's best point sits at the smallest or largest value of a knob, the optimum may lie beyond
+       the grid: up to ``--extend`` (2) rounds play the point one geometric step further (eps 0.1 of [0.1, 1] ->
+       0.01), the other knobs at the best point's. On Breakout's first tuning every algorithm's best point was at
+       the grid's least exploratory edge (eps 0.1, alpha 0.01, beta_0 0.1, c 0.5), which is why.
+       Writes ``results/planning/minatar_fair_tune_<game>.json``: every point's episode returns and mean (an
+       extension's with its round and reason), ``chosen``: the point of highest mean return per algorithm (ties:
+       the first played), and ``at_edge``: the knobs still at an edge of the values tried.
     3. Evaluation, one game per command, ~2.5-6 core-hours per game: ``... minatar-fair --stage eval --game
        Breakout --networks runs/minatar_networks``: on the seed-0, 1 and 2 networks, the greedy network and the four
        searches with their tuned knobs at 50 and 200 simulations per move, 20 episodes per network (env seeds
@@ -942,23 +984,52 @@ def minatar_fair(args) -> None:
     if args.stage == "tune":
         (net,) = nets
         (simulations,) = args.simulations
+        def label(a: str, p: dict[str, float]) -> str:
+            return f"{a}@{simulations}/" + ",".join(f"{k}={v:g}" for k, v in p.items())
+
         points = [(algorithm, point) for algorithm in args.algorithms for point in _grid_points(grid[algorithm])]
         plan = [("greedy", net, "greedy", {}, 1)]  # greedy: no search, its simulations unused
-        plan += [(f"{a}@{simulations}/" + ",".join(f"{k}={v:g}" for k, v in p.items()), net, a, p, simulations) for a, p in points]
+        plan += [(label(a, p), net, a, p, simulations) for a, p in points]
         (greedy, *outs), protocol = _play_all(args, "tune", game, plan)
         scores: dict[str, list[dict]] = {}
+        tried: dict[str, list[dict[str, float]]] = {}
         for (algorithm, point), out in zip(points, outs):
+            tried.setdefault(algorithm, []).append(point)
             scores.setdefault(algorithm, []).append({
                 "knobs": algorithm_knobs(algorithm, point), "mean_return": out["mean_return"],
                 "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"],
             })
+
+        def best(algorithm: str) -> int:  # max keeps the first of equal means: ties go to the first point played
+            rows = scores[algorithm]
+            return max(range(len(rows)), key=lambda i: rows[i]["mean_return"])
+
+        # a best point at the edge of the values tried says the optimum may lie beyond: step past it (--extend rounds)
+        for round_ in range(1, args.extend + 1):
+            more = [(a, p, why) for a in args.algorithms for p, why in _edge_extensions(grid[a], tried[a], tried[a][best(a)])]
+            if not more:
+                break
+            outs, _ = _play_all(args, "tune", game, [(label(a, p), net, a, p, simulations) for a, p, _ in more])
+            for (algorithm, point, why), out in zip(more, outs):
+                tried[algorithm].append(point)
+                scores[algorithm].append({
+                    "knobs": algorithm_knobs(algorithm, point), "mean_return": out["mean_return"],
+                    "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"],
+                    "extension": {"round": round_, "reason": why},
+                })
         result |= {
-            "simulations": simulations, "network": net, "grid": grid,
+            "simulations": simulations, "network": net, "grid": grid, "extend": args.extend,
             "greedy": {"mean_return": greedy["mean_return"], "episode_returns": greedy["returns"]},
             "scores": scores,
-            # max keeps the first of equal means: ties go to the first point in grid order
-            "chosen": {a: max(rows, key=lambda r: r["mean_return"])["knobs"] for a, rows in scores.items()},
-            "rule": "chosen: the grid point of highest mean return over the episodes; ties: the first in grid order",
+            "chosen": {a: scores[a][best(a)]["knobs"] for a in args.algorithms},
+            # knobs whose chosen value is still the smallest or largest tried: the tuning did not bracket them
+            "at_edge": {a: _edges(grid[a], tried[a], tried[a][best(a)]) for a in args.algorithms},
+            "rule": (
+                "chosen: the point of highest mean return over the episodes, among the grid's and the extensions' "
+                "(ties: the first played). Extensions: after the grid, while an algorithm's best point has a knob at "
+                "the smallest or largest value tried (--extend rounds at most), the point one geometric step beyond "
+                "it (the ratio of the two outermost values tried), the other knobs at the best point's, is played too"
+            ),
         }
     else:
         labels = ["greedy"] + [f"{a}@{n}" for n in args.simulations for a in args.algorithms]
@@ -977,7 +1048,7 @@ def minatar_fair(args) -> None:
                     comparisons[f"{a}@{n} - {b}@{n}"] = _paired(episodes[f"{a}@{n}"], episodes[f"{b}@{n}"], args.reps)
         result |= {
             "simulations": args.simulations, "networks": nets,
-            "tuning": {k: tuned.get(k) for k in ("file", "command", "simulations", "episodes", "seed", "grid", "chosen")}
+            "tuning": {k: tuned.get(k) for k in ("file", "command", "simulations", "episodes", "seed", "grid", "chosen", "at_edge")}
                       | {"network_seed": tuned["network"]["seed"]},
             "methods": labels, "knobs": knobs,
             "episode_returns": episodes,
@@ -1203,6 +1274,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=None, help="env seed of the first episode (tune: 1000; eval: 100)")
     p.add_argument("--max-steps", type=int, default=1000, help="moves per episode at most (a cap for cheap runs)")
     p.add_argument("--grid", default=None, help='tune: JSON replacing algorithms\' grids, e.g. \'{"uct": {"c": [1, 4]}}\'')
+    p.add_argument("--extend", type=int, default=2,
+                   help="tune: rounds of points played beyond a grid edge on which an algorithm's best point sits (0: the grid only)")
     p.add_argument("--tuned", default=None, help="eval: the tuning JSON (default: <out>/minatar_fair_tune_<game>.json)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--out", default=str(OUT), help="where the JSONs and minatar_fair.png go")

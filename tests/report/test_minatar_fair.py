@@ -84,16 +84,38 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     assert tune["protocol"]["evaluator"] == {"kind": "q_network", "rollout_steps": 100, "prior_tau": 0.1, "value": "soft", "init": "q"}
     assert tune["protocol"]["planner"]["gamma"] == 0.99
     assert "minatar-fair --game SpaceInvaders" in tune["command"] and tune["code_commit"]
+    assert tune["extend"] == 2
     for algorithm, knobs in GRID.items():
         rows = tune["scores"][algorithm]
         (key,) = knobs
-        assert [row["knobs"][key] for row in rows] == knobs[key]
+        grid_rows = [row for row in rows if "extension" not in row]
+        assert rows[:len(grid_rows)] == grid_rows and [row["knobs"][key] for row in grid_rows] == knobs[key]
         for row in rows:
             assert len(row["episode_returns"]) == 2
             assert row["mean_return"] == pytest.approx(np.mean(np.asarray(row["episode_returns"], dtype=np.float64)), abs=1e-12)
-        # chosen: the highest mean, the first of equal ones
+        # chosen: the highest mean over the grid and the extensions, the first of equal ones
         best = max(row["mean_return"] for row in rows)
         assert tune["chosen"][algorithm] == next(row["knobs"] for row in rows if row["mean_return"] == best)
+        # extensions: a knob the grid fixes has none; one tuned over two values gets, per round while the best point
+        # is at the smallest (largest) value tried, the next value of the geometric progression of the two outermost
+        extra, tried = rows[len(grid_rows):], list(knobs[key])
+        assert [row["extension"]["round"] for row in extra] == list(range(1, len(extra) + 1))
+        if len(knobs[key]) < 2:
+            assert not extra and tune["at_edge"][algorithm] == []
+            continue
+        for row in extra:
+            lead = max(rows[:rows.index(row)], key=lambda r: r["mean_return"])["knobs"][key]  # first of equal means
+            seen = sorted(set(tried))
+            assert lead in (seen[0], seen[-1])
+            expected = seen[0] * seen[0] / seen[1] if lead == seen[0] else seen[-1] * seen[-1] / seen[-2]
+            assert row["knobs"][key] == pytest.approx(expected, rel=1e-12)
+            tried.append(row["knobs"][key])
+        chosen = tune["chosen"][algorithm][key]
+        at_edge = chosen in (min(tried), max(tried))
+        assert tune["at_edge"][algorithm] == ([key] if at_edge else [])
+        assert len(extra) == 2 or not at_edge  # the rounds stop early only once the best point is inside
+    # two values are both edges: MENTS's tau and UCT's c were extended at least once
+    assert all(any("extension" in row for row in tune["scores"][a]) for a in ("ments", "uct"))
     # the knobs an algorithm does not tune keep their defaults (KNOB_DEFAULTS)
     assert tune["scores"]["dents"][0]["knobs"] == {"alpha": 1.0, "beta_0": 1.0, "eps": 0.1}
 
@@ -144,6 +166,33 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     assert (tmp_path / "out" / "minatar_fair.png").stat().st_size > 0
 
 
+def test_edge_extensions_step_one_geometric_step_past_the_best_points_edges():
+    grid = {"tau": [0.01, 0.1, 1.0], "eps": [0.1, 1.0]}
+    tried = [{"tau": t, "eps": e} for t in grid["tau"] for e in grid["eps"]]
+    # inside on tau, at eps's smallest value: eps 0.1 * 0.1 / 1 = 0.01, tau kept
+    ((point, why),) = planning._edge_extensions(grid, tried, {"tau": 0.1, "eps": 0.1})
+    assert point == {"tau": 0.1, "eps": pytest.approx(0.01, rel=1e-12)} and "eps=0.1" in why and "smallest" in why
+    assert planning._edges(grid, tried, {"tau": 0.1, "eps": 0.1}) == ["eps"]
+    # at both knobs' largest values: one point per knob, 1 * 1 / 0.1 = 10
+    points = [p for p, _ in planning._edge_extensions(grid, tried, {"tau": 1.0, "eps": 1.0})]
+    assert points == [{"tau": pytest.approx(10.0), "eps": 1.0}, {"tau": 1.0, "eps": pytest.approx(10.0)}]
+    # UCT's c: 0.5 * 0.5 / sqrt(2) = sqrt(2) / 8
+    uct = {"c": [0.5, 2 ** 0.5, 4.0, 16.0, 64.0]}
+    ((point, _),) = planning._edge_extensions(uct, [{"c": c} for c in uct["c"]], {"c": 0.5})
+    assert point["c"] == pytest.approx(2 ** 0.5 / 8, rel=1e-12)
+    # the next round steps from the values tried, not the grid's: 0.01 then 0.001
+    tried_more = tried + [{"tau": 0.1, "eps": 0.01}]
+    ((point, _),) = planning._edge_extensions(grid, tried_more, {"tau": 0.1, "eps": 0.01})
+    assert point["eps"] == pytest.approx(0.001, rel=1e-12)
+    # nothing to extend: a point inside, a knob the grid fixes, a value <= 0, a point already played
+    assert planning._edge_extensions({"tau": grid["tau"]}, [{"tau": t} for t in grid["tau"]], {"tau": 0.1}) == []
+    assert planning._edge_extensions({"alpha": [0.1]}, [{"alpha": 0.1}], {"alpha": 0.1}) == []
+    assert planning._edges({"alpha": [0.1]}, [{"alpha": 0.1}], {"alpha": 0.1}) == []
+    assert planning._edge_extensions({"q": [0.0, 1.0]}, [{"q": 0.0}, {"q": 1.0}], {"q": 0.0}) == []
+    assert planning._edge_extensions({"c": [1.0, 4.0]}, [{"c": 1.0}, {"c": 4.0}, {"c": 16.0}], {"c": 4.0}) == []
+    assert planning._edge_extensions({"c": [1.0, 4.0]}, [{"c": 0.25}, {"c": 1.0}, {"c": 4.0}], {"c": 4.0})[0][0] == {"c": 16.0}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -152,6 +201,7 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
         (["--stage", "tune", "--grid", '{"ments": {"tau": []}}'], "must map each knob to a non-empty list"),
         (["--stage", "tune", "--simulations", "50,200"], "--stage tune takes one budget and one held-out network"),
         (["--stage", "tune", "--episodes", "1"], "the paired statistics need at least 2 episodes"),
+        (["--stage", "tune", "--extend", "-1"], r"--extend -1: rounds beyond the grid's edges"),
         (["--stage", "tune", "--algorithms", "ments,mcts"], r"\['mcts'\] unknown"),
     ],
 )
