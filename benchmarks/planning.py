@@ -733,7 +733,7 @@ def _edge_extensions(grid: dict[str, list[float]], tried: list[dict[str, float]]
 
     A knob tuned over 2 or more values (``grid``) whose best value is the smallest (largest) value tried so far gets
     the next value of the geometric progression of the two smallest (largest) tried values, the other knobs kept at
-    ``best``'s: 0.1 out of [0.1, 1] gives 0.01. A knob with a value <= 0 is not extended (no geometric step), nor one
+    ``best``'s: 0.1 out of [0.1, 1] gives 0.01 (12 significant digits). A knob with a value <= 0 is not extended (no geometric step), nor one
     the grid fixes (a single value). Points already tried are left out. Each point comes with its reason."""
     out = []
     for knob, values in grid.items():
@@ -747,7 +747,7 @@ def _edge_extensions(grid: dict[str, list[float]], tried: list[dict[str, float]]
             step, side = seen[-1] * seen[-1] / seen[-2], "largest"
         else:
             continue
-        point = dict(best) | {knob: step}
+        point = dict(best) | {knob: float(f"{step:.12g}")}  # 0.01, not 0.1 * 0.1 / 1 = 0.010000000000000002
         if point not in tried:
             out.append((point, f"{knob}={value:g}, the best point's, is the {side} value tried"))
     return out
