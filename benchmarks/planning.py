@@ -933,8 +933,9 @@ def minatar_fair(args) -> None:
        benchmarks/minatar_networks.yaml --executor local --dir runs/minatar_networks`` (M-DQN, learning_minatar's
        protocol, 3 games x seeds 0-3; seed 3 held out for tuning; ~20-25 min each with a core to itself: the
        measurement is in that file's comment).
-    2. Tuning, one game per command, ~1-2 core-hours per game: ``OMP_NUM_THREADS=1 taskset -c 1 python -m
-       benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks``, then
+    2. Tuning, one game per command, ~0.5-2 core-hours per game (Breakout: 26 grid points in 27 min beside a CI
+       run, its 6 extensions in 9 min): ``OMP_NUM_THREADS=1 taskset -c 1 python -m benchmarks.planning
+       minatar-fair --stage tune --game Breakout --networks runs/minatar_networks``, then
        SpaceInvaders and Asterix. Grid: TUNE_GRID (26 points), 16 episodes per point, played as one batch, at 50
        simulations per move, on the seed-3 network; the greedy network's return on the same episodes for reference.
        Where an algorithm's best point sits at the smallest or largest value of a knob, the optimum may lie beyond
