@@ -994,12 +994,16 @@ def minatar_fair(args) -> None:
         (greedy, *outs), protocol = _play_all(args, "tune", game, plan)
         scores: dict[str, list[dict]] = {}
         tried: dict[str, list[dict[str, float]]] = {}
-        for (algorithm, point), out in zip(points, outs):
+
+        def record(algorithm: str, point: dict[str, float], out: dict, **extra) -> None:
             tried.setdefault(algorithm, []).append(point)
             scores.setdefault(algorithm, []).append({
                 "knobs": algorithm_knobs(algorithm, point), "mean_return": out["mean_return"],
-                "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"],
+                "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"], **extra,
             })
+
+        for (algorithm, point), out in zip(points, outs):
+            record(algorithm, point, out)
 
         def best(algorithm: str) -> int:  # max keeps the first of equal means: ties go to the first point played
             rows = scores[algorithm]
@@ -1012,12 +1016,7 @@ def minatar_fair(args) -> None:
                 break
             outs, _ = _play_all(args, "tune", game, [(label(a, p), net, a, p, simulations) for a, p, _ in more])
             for (algorithm, point, why), out in zip(more, outs):
-                tried[algorithm].append(point)
-                scores[algorithm].append({
-                    "knobs": algorithm_knobs(algorithm, point), "mean_return": out["mean_return"],
-                    "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"],
-                    "extension": {"round": round_, "reason": why},
-                })
+                record(algorithm, point, out, extension={"round": round_, "reason": why})
         result |= {
             "simulations": simulations, "network": net, "grid": grid, "extend": args.extend,
             "greedy": {"mean_return": greedy["mean_return"], "episode_returns": greedy["returns"]},
