@@ -88,10 +88,6 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
         settings["target_entropy"] = "auto"
     loss = SACLoss(actor, qvalue, action_spec=env.action_spec_unbatched, **settings)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
-    # SACLoss computes its target entropy at the first forward call and registers it as a buffer then: a
-    # compiled update would be traced before that change and recompiled after it (one more compilation of the
-    # whole loss, ~20 s on a CPU). Taking it now makes the module final before anything is compiled.
-    loss.target_entropy
     return actor, loss
 
 

@@ -128,7 +128,14 @@ def make_update(
         optimizer.zero_grad(set_to_none=not compile)
         return out
 
-    return torch.compile(update) if compile else update
+    if not compile:
+        return update
+    if "_target_entropy" in vars(loss_module) or "_target_entropy" in loss_module._buffers:
+        # TorchRL's SACLoss (and its kin) register their target entropy as a buffer at the first forward call: a
+        # graph traced before that change would be recompiled after it (twice for SACLoss: the spec's batch size
+        # is filled then too). Taking it now makes the module final before anything is compiled.
+        loss_module.target_entropy
+    return torch.compile(update)
 
 
 def _fused_params(loss_module: torch.nn.Module) -> TensorDictBase:
