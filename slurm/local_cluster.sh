@@ -126,7 +126,7 @@ start_munge() {
     mkdir -p /run/munge /var/log/munge /var/lib/munge
     chown munge:munge /run/munge /var/log/munge /var/lib/munge
     # munged runs as its own user, as Debian's service does.
-    runuser -u munge -- /usr/sbin/munged
+    runuser -u munge -- /usr/sbin/munged 9>&-
     munge -n | unmunge >/dev/null || die "munged started but a credential round trip failed"
 }
 
@@ -151,7 +151,9 @@ wait_for_node() {
 
 cmd_start() {
     need_root
-    # Two callers starting at once (e.g. test workers) must not both write the config and the daemons.
+    # Two callers starting at once (e.g. test workers) must not both write the config and the daemons. The daemons
+    # are started with fd 9 closed (9>&-): a daemon that inherited it would hold the lock for its whole life, and the
+    # next start (e.g. after the node went down) would wait on it until the cluster stopped.
     exec 9>/run/torchrl_reg_local_cluster.lock
     flock 9
     install_packages
@@ -163,8 +165,8 @@ cmd_start() {
         stop_slurm
     fi
     start_munge
-    pid_alive "$CTLD_PID" || /usr/sbin/slurmctld
-    pid_alive "$SLURMD_PID" || /usr/sbin/slurmd
+    pid_alive "$CTLD_PID" || /usr/sbin/slurmctld 9>&-
+    pid_alive "$SLURMD_PID" || /usr/sbin/slurmd 9>&-
     wait_for_node
     echo "local SLURM cluster up: node $NODE, partition ${LOCAL_CLUSTER_PARTITION:-local}"
 }

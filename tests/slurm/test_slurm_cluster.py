@@ -68,6 +68,23 @@ def test_cluster_status_reports_a_usable_node(slurm_cluster):
     assert "slurmctld: running" in status.stdout and "slurmd: running" in status.stdout
 
 
+def test_a_second_start_while_the_cluster_is_up_returns_at_once(slurm_cluster):
+    """`start` holds a lock while it writes the config and starts the daemons; a daemon that inherited the lock's fd
+    made every later `start` wait until the cluster stopped (the test fixture calls `start` whenever `status` fails,
+    e.g. with the daemons up and the node down)."""
+    again = subprocess.run([str(CLUSTER_SCRIPT), "start"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    holders = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() in ("munged", "slurmctld", "slurmd"):
+                holders += [proc.name for fd in (proc / "fd").iterdir()
+                            if os.readlink(fd).endswith("torchrl_reg_local_cluster.lock")]
+        except OSError:  # a process that ended meanwhile
+            continue
+    assert not holders, f"daemons holding start's lock: {holders}"
+
+
 def test_sweep_array_survives_requeue_and_time_limit_signal(slurm_cluster, tmp_path):
     sweep_dir = tmp_path / "sweep"
     # Tasks 0 and 1 start first (2 CPU slots); 2 and 3 are their twins (logger.progress_bar only
