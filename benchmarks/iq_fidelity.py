@@ -14,6 +14,8 @@ and the comparison through ``python -m torchrl_reg.report``. This script does wh
     python -m benchmarks.iq_fidelity compare REPORT   # IQ / SAC ratios and the "M-IQ >= IQ - pooled std" check
     python -m benchmarks.iq_fidelity horizon          # the same at 100k / 200k / 300k from the collected 300k runs
     python -m benchmarks.iq_fidelity initial          # the freshly initialized policy, softmax(F) vs softmax(F / tau)
+    python -m benchmarks.iq_fidelity vs-sac RECORDS   # report records (e.g. MDAC's) against these SAC runs: ratios
+                                                      # and "method >= SAC - pooled std" at 100k / 200k / 300k
 
 ``baseline``: the committed unscaled IQ / M-IQ and SAC runs (``learning_mujoco.yaml``) were
 kept as one JSON per run, not as run directories, so the report cannot read them; this writes, per
@@ -227,6 +229,67 @@ def horizon(runs: Path = FIDELITY / "300k") -> None:
     _plot_horizon(curves, rows, runs / "horizon.png")
 
 
+def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
+    """Report records (``torchrl_reg.report --records``: ``<method>_HalfCheetah-v5_seed<k>.json``) against the
+    collected 300k SAC runs (``runs/sac_seed<k>.json``): per method and step of ``HORIZON_STEPS``, the return per
+    seed, mean and sample std, the ratio of means to SAC's, the per-seed ratios (same seed), and the target
+    "method >= SAC - pooled std" (issue 40's for MDAC). Written to ``records/comparison.json``."""
+    def at_steps(path: Path, metrics: dict) -> dict[int, float]:
+        at = dict(zip(metrics["eval_frames"], metrics["eval_returns"]))
+        missing = [step for step in HORIZON_STEPS if step not in at]
+        if missing:
+            raise ValueError(f"{path}: no evaluation at steps {missing}; its eval_frames are {metrics['eval_frames']}")
+        return {step: at[step] for step in HORIZON_STEPS}
+
+    sac: dict[int, dict[int, float]] = {}
+    for path in sorted(runs.glob("sac_seed*.json")):
+        metrics = json.loads(path.read_text())["metrics"]
+        if metrics.get("status") == "completed":
+            sac[int(path.stem.rsplit("_seed", 1)[1])] = at_steps(path, metrics)
+    if len(sac) < 2:
+        raise ValueError(f"{runs}: {len(sac)} completed SAC run(s) (sac_seed<k>.json); a pooled std needs 2 or more")
+    methods: dict[str, dict[int, dict[int, float]]] = {}
+    for path in sorted(records.glob(f"*_{ENV}_seed*.json")):
+        record = json.loads(path.read_text())
+        if record["metrics"].get("status") == "completed":
+            methods.setdefault(record["method"], {})[int(record["seed"])] = at_steps(path, record["metrics"])
+    if not methods:
+        raise ValueError(f"{records}: no completed record of {ENV} (<method>_{ENV}_seed<k>.json)")
+    rows: dict[str, dict] = {}
+    for name, by_seed in sorted(methods.items()):
+        rows[name] = {"seeds": sorted(by_seed)}
+        for step in HORIZON_STEPS:
+            a = [by_seed[k][step] for k in sorted(by_seed)]
+            b = [sac[k][step] for k in sorted(sac)]
+            rows[name][str(step)] = {
+                "per_seed": {str(k): by_seed[k][step] for k in sorted(by_seed)},
+                "mean": statistics.fmean(a),
+                "std": statistics.stdev(a) if len(a) > 1 else None,
+                "sac_per_seed": {str(k): sac[k][step] for k in sorted(sac)},
+                "sac_mean": statistics.fmean(b),
+                "ratio_of_means_to_sac": statistics.fmean(a) / statistics.fmean(b),
+                "per_seed_ratio_to_sac": {str(k): by_seed[k][step] / sac[k][step] for k in sorted(by_seed) if k in sac},
+            }
+            if len(a) > 1:
+                pooled = _pooled_std(a, b)
+                threshold = statistics.fmean(b) - pooled
+                rows[name][str(step)]["at_least_sac_minus_pooled_std"] = {
+                    "pooled_std": pooled, "sac_minus_pooled_std": threshold, "margin": statistics.fmean(a) - threshold,
+                    "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]}
+    out = {"command": "python -m benchmarks.iq_fidelity " + " ".join(sys.argv[1:]),
+           "sac_runs": str(runs.relative_to(REPO)) if runs.is_relative_to(REPO) else str(runs),
+           "score": "deterministic evaluation return (10 episodes) at each step", "methods": rows}
+    (records / "comparison.json").write_text(json.dumps(out, indent=2) + "\n")
+    for name, row in rows.items():
+        for step in HORIZON_STEPS:
+            r = row[str(step)]
+            check = r.get("at_least_sac_minus_pooled_std")
+            verdict = (f"; >= SAC - pooled std {check['sac_minus_pooled_std']:.0f}: {check['met']}" if check else "")
+            print(f"{name} (seeds {row['seeds']}) {step // 1000}k: {r['mean']:.0f} against SAC {r['sac_mean']:.0f} "
+                  f"(x{r['ratio_of_means_to_sac']:.2f}){verdict}")
+    return out
+
+
 def _plot_horizon(curves: dict, rows: dict, path: Path) -> None:
     """Left: evaluation return against steps, one thin line per seed and the mean; right: ratio of means to SAC."""
     import matplotlib
@@ -301,6 +364,9 @@ def main() -> None:
     sub.add_parser("compare").add_argument("report", type=Path)
     sub.add_parser("horizon").add_argument("--runs", type=Path, default=FIDELITY / "300k")
     sub.add_parser("initial")
+    vs_sac_parser = sub.add_parser("vs-sac")
+    vs_sac_parser.add_argument("records", type=Path)
+    vs_sac_parser.add_argument("--runs", type=Path, default=FIDELITY / "300k")
     args = parser.parse_args()
     actions = {
         "baseline": lambda: baseline(args.out),
@@ -308,6 +374,7 @@ def main() -> None:
         "compare": lambda: compare(args.report),
         "horizon": lambda: horizon(args.runs),
         "initial": initial,
+        "vs-sac": lambda: vs_sac(args.records, args.runs),
     }
     actions[args.command]()
 
