@@ -176,6 +176,15 @@ def compare(report: Path) -> None:
 HORIZON_STEPS = (100_000, 200_000, 300_000)
 
 
+def _at_steps(path: Path, metrics: dict) -> dict[int, float]:
+    """A run's evaluation returns at ``HORIZON_STEPS``; refused, naming the run, if one of the steps is missing."""
+    at = dict(zip(metrics["eval_frames"], metrics["eval_returns"]))
+    missing = [step for step in HORIZON_STEPS if step not in at]
+    if missing:
+        raise ValueError(f"{path}: no evaluation at steps {missing}; its eval_frames are {metrics['eval_frames']}")
+    return {step: at[step] for step in HORIZON_STEPS}
+
+
 def horizon(runs: Path = FIDELITY / "300k") -> None:
     """Does the IQ / SAC ratio grow with steps? From the collected 300k runs (``<method>_seed<k>.json``, methods
     ``iq``, ``m_iq``, ``sac``): per method and step, the evaluation return per seed, mean and sample std, the
@@ -188,11 +197,7 @@ def horizon(runs: Path = FIDELITY / "300k") -> None:
         metrics = json.loads(path.read_text())["metrics"]
         if metrics.get("status") != "completed":
             continue
-        at = dict(zip(metrics["eval_frames"], metrics["eval_returns"]))
-        missing = [step for step in HORIZON_STEPS if step not in at]
-        if missing:
-            raise ValueError(f"{path}: no evaluation at steps {missing}; its eval_frames are {metrics['eval_frames']}")
-        returns.setdefault(name, {})[int(seed)] = {step: at[step] for step in HORIZON_STEPS}
+        returns.setdefault(name, {})[int(seed)] = _at_steps(path, metrics)
         curves.setdefault(name, {})[int(seed)] = (metrics["eval_frames"], metrics["eval_returns"])
     if "sac" not in returns:
         raise ValueError(f"{runs}: no completed SAC run (sac_seed<k>.json) to take ratios against")
@@ -234,25 +239,18 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
     collected 300k SAC runs (``runs/sac_seed<k>.json``): per method and step of ``HORIZON_STEPS``, the return per
     seed, mean and sample std, the ratio of means to SAC's, the per-seed ratios (same seed), and the target
     "method >= SAC - pooled std" (issue 40's for MDAC). Written to ``records/comparison.json``."""
-    def at_steps(path: Path, metrics: dict) -> dict[int, float]:
-        at = dict(zip(metrics["eval_frames"], metrics["eval_returns"]))
-        missing = [step for step in HORIZON_STEPS if step not in at]
-        if missing:
-            raise ValueError(f"{path}: no evaluation at steps {missing}; its eval_frames are {metrics['eval_frames']}")
-        return {step: at[step] for step in HORIZON_STEPS}
-
     sac: dict[int, dict[int, float]] = {}
     for path in sorted(runs.glob("sac_seed*.json")):
         metrics = json.loads(path.read_text())["metrics"]
         if metrics.get("status") == "completed":
-            sac[int(path.stem.rsplit("_seed", 1)[1])] = at_steps(path, metrics)
+            sac[int(path.stem.rsplit("_seed", 1)[1])] = _at_steps(path, metrics)
     if len(sac) < 2:
         raise ValueError(f"{runs}: {len(sac)} completed SAC run(s) (sac_seed<k>.json); a pooled std needs 2 or more")
     methods: dict[str, dict[int, dict[int, float]]] = {}
     for path in sorted(records.glob(f"*_{ENV}_seed*.json")):
         record = json.loads(path.read_text())
         if record["metrics"].get("status") == "completed":
-            methods.setdefault(record["method"], {})[int(record["seed"])] = at_steps(path, record["metrics"])
+            methods.setdefault(record["method"], {})[int(record["seed"])] = _at_steps(path, record["metrics"])
     if not methods:
         raise ValueError(f"{records}: no completed record of {ENV} (<method>_{ENV}_seed<k>.json)")
     rows: dict[str, dict] = {}
