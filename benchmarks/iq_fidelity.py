@@ -185,6 +185,19 @@ def _at_steps(path: Path, metrics: dict) -> dict[int, float]:
     return {step: at[step] for step in HORIZON_STEPS}
 
 
+def _step_against_sac(by_seed: dict[int, dict[int, float]], sac: dict[int, dict[int, float]], step: int) -> dict:
+    """One method's returns at ``step`` (per seed, mean, sample std) and their ratios to SAC's (of means; per seed,
+    same seed)."""
+    values = [by_seed[k][step] for k in sorted(by_seed)]
+    return {
+        "per_seed": {str(k): by_seed[k][step] for k in sorted(by_seed)},
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "ratio_of_means_to_sac": statistics.fmean(values) / statistics.fmean([sac[k][step] for k in sorted(sac)]),
+        "per_seed_ratio_to_sac": {str(k): by_seed[k][step] / sac[k][step] for k in sorted(by_seed) if k in sac},
+    }
+
+
 def horizon(runs: Path = FIDELITY / "300k") -> None:
     """Does the IQ / SAC ratio grow with steps? From the collected 300k runs (``<method>_seed<k>.json``, methods
     ``iq``, ``m_iq``, ``sac``): per method and step, the evaluation return per seed, mean and sample std, the
@@ -205,16 +218,7 @@ def horizon(runs: Path = FIDELITY / "300k") -> None:
     for name, by_seed in sorted(returns.items()):
         rows[name] = {"seeds": sorted(by_seed)}
         for step in HORIZON_STEPS:
-            values = [by_seed[k][step] for k in sorted(by_seed)]
-            sac = [returns["sac"][k][step] for k in sorted(returns["sac"])]
-            rows[name][str(step)] = {
-                "per_seed": {str(k): by_seed[k][step] for k in sorted(by_seed)},
-                "mean": statistics.fmean(values),
-                "std": statistics.stdev(values) if len(values) > 1 else None,
-                "ratio_of_means_to_sac": statistics.fmean(values) / statistics.fmean(sac),
-                "per_seed_ratio_to_sac": {str(k): by_seed[k][step] / returns["sac"][k][step]
-                                          for k in sorted(by_seed) if k in returns["sac"]},
-            }
+            rows[name][str(step)] = _step_against_sac(by_seed, returns["sac"], step)
     checks = []
     if len(returns.get("m_iq", {})) > 1 and len(returns.get("iq", {})) > 1:
         for step in HORIZON_STEPS:
@@ -259,15 +263,9 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
         for step in HORIZON_STEPS:
             a = [by_seed[k][step] for k in sorted(by_seed)]
             b = [sac[k][step] for k in sorted(sac)]
-            rows[name][str(step)] = {
-                "per_seed": {str(k): by_seed[k][step] for k in sorted(by_seed)},
-                "mean": statistics.fmean(a),
-                "std": statistics.stdev(a) if len(a) > 1 else None,
-                "sac_per_seed": {str(k): sac[k][step] for k in sorted(sac)},
-                "sac_mean": statistics.fmean(b),
-                "ratio_of_means_to_sac": statistics.fmean(a) / statistics.fmean(b),
-                "per_seed_ratio_to_sac": {str(k): by_seed[k][step] / sac[k][step] for k in sorted(by_seed) if k in sac},
-            }
+            rows[name][str(step)] = {**_step_against_sac(by_seed, sac, step),
+                                     "sac_per_seed": {str(k): sac[k][step] for k in sorted(sac)},
+                                     "sac_mean": statistics.fmean(b)}
             if len(a) > 1:
                 pooled = _pooled_std(a, b)
                 threshold = statistics.fmean(b) - pooled
