@@ -10,6 +10,7 @@
     taskset -c 1 python -m benchmarks.planning frozenlake-batched --seeds 20 --map 4x4 --budgets 50,1000
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game Breakout --networks runs/minatar_networks
+    python -m benchmarks.planning export-networks --networks runs/minatar_networks   # policies only, to commit
     python -m benchmarks.planning plot
 
 ``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
@@ -817,13 +818,90 @@ def _networks(paths: list[str], game: str, seeds: list[int]) -> list[dict]:
     for seed in seeds:
         run = found[seed][0]
         checkpoint = run.run_dir / "checkpoint.pt"
+        source = run.run_dir / "source.json"  # an export_networks directory: the training run's command and file
+        exported = json.loads(source.read_text()) if source.is_file() else None
         nets.append({
             "seed": seed, "checkpoint": str(checkpoint), "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
-            "overrides": list(run.overrides), "command": run.command,
+            "overrides": exported["overrides"] if exported else list(run.overrides),
+            "command": exported["command"] if exported else run.command,
+            **({"exported_from": {k: exported[k] for k in ("run_dir", "checkpoint_sha256")}} if exported else {}),
             "training": {k: run.metrics.get(k) for k in (
                 "frames", "final_return", "eval_frames", "eval_returns", "wall_time_s", "steps_per_s")},
         })
     return nets
+
+
+NETWORKS_OUT = OUT / "networks"
+
+
+def export_networks(args) -> None:
+    """The completed M-DQN MinAtar runs under ``--networks`` as run directories small enough to commit.
+
+    Each run becomes ``<out>/<Game>_seed<n>/``: its ``config.yaml`` and ``metrics.json`` as they are, a
+    ``checkpoint.pt`` holding only the trained ``policy`` (written by :func:`~torchrl_reg.run.save_checkpoint`:
+    plain tensors, checksummed; the run's own checkpoint also holds the target network, optimizer, RNG and env
+    states), and ``source.json`` (the training command and overrides, the source run directory and the SHA-256 of
+    the checkpoint the policy came from). ``minatar-fair --networks <out>`` takes these directories as it takes
+    the runs: :func:`~torchrl_reg.loops.planning.load_q_network` reads the same config and policy, so the
+    searches play the same network. Every run is checked before anything is written; an export already in
+    ``<out>`` is kept when it came from the same checkpoint and refused when it came from another.
+    """
+    import shutil
+    import tempfile
+
+    from torchrl_reg.planning.tasks import minatar_module
+    from torchrl_reg.report.runs import collect_runs
+    from torchrl_reg.run import load_checkpoint, save_checkpoint
+
+    out = Path(args.out)
+    try:
+        runs = collect_runs(args.networks)
+    except FileNotFoundError as err:
+        raise SystemExit(f"--networks: {err}") from None
+    plan, skipped, kept = [], [], 0
+    for run in runs:
+        if run.value("env.family") != "minatar" or run.value("loss.name") != "m_dqn" or run.value("env.name") is None:
+            skipped.append(f"{run.run_dir} (not an M-DQN MinAtar run)")
+            continue
+        checkpoint = run.run_dir / "checkpoint.pt"
+        if run.status != "completed" or not checkpoint.is_file():
+            raise SystemExit(f"--networks: {run.run_dir} is {run.status!r}, not a completed run with its checkpoint.pt")
+        game = next(g for g in MINATAR_GAMES if minatar_module(g) == minatar_module(str(run.value("env.name"))))
+        target = out / f"{game}_seed{int(run.value('seed'))}"
+        sha256 = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        if any(t == target for t, *_ in plan):
+            raise SystemExit(f"--networks: two runs of {game} seed {run.value('seed')} ({run.run_dir} and another): export one")
+        if (target / "source.json").is_file():
+            done = json.loads((target / "source.json").read_text())
+            if done.get("checkpoint_sha256") != sha256:
+                raise SystemExit(f"{target} holds the network of another checkpoint ({done.get('run_dir')}, sha256 "
+                                 f"{done.get('checkpoint_sha256')}); {checkpoint} has {sha256}: remove it first or use another --out")
+            print(f"{target}: already exported from this checkpoint")
+            kept += 1
+            continue
+        if target.exists():
+            raise SystemExit(f"{target} exists and is not an export (no source.json): remove it or use another --out")
+        plan.append((target, run, checkpoint, sha256))
+    if not plan and not kept:
+        raise SystemExit(f"--networks {' '.join(args.networks)}: no M-DQN MinAtar run ({len(skipped)} other runs)")
+    out.mkdir(parents=True, exist_ok=True)
+    for target, run, checkpoint, sha256 in plan:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=out))  # a stopped export leaves no half directory
+        try:
+            for name in ("config.yaml", "metrics.json"):
+                shutil.copyfile(run.run_dir / name, staging / name)
+            save_checkpoint(staging / "checkpoint.pt", {"policy": load_checkpoint(checkpoint)["policy"]})
+            (staging / "source.json").write_text(json.dumps({
+                "run_dir": str(run.run_dir), "checkpoint_sha256": sha256, "overrides": list(run.overrides),
+                "command": run.command,
+                "exported_by": "python -m benchmarks.planning export-networks (only the policy of the run's checkpoint)",
+            }, indent=2) + "\n")
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        print(f"{run.run_dir} -> {target} ({(target / 'checkpoint.pt').stat().st_size / 1e6:.2f} MB)")
+    for line in skipped:
+        print(f"skipped {line}")
 
 
 def _provenance() -> dict:
@@ -1280,11 +1358,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--out", default=str(OUT), help="where the JSONs and minatar_fair.png go")
     p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
+    p = sub.add_parser("export-networks", help="completed M-DQN MinAtar runs as small run directories to commit (policy only)")
+    p.add_argument("--networks", nargs="+", required=True, help="sweep or run directories of benchmarks/minatar_networks.yaml")
+    p.add_argument("--out", default=str(NETWORKS_OUT), help="one <Game>_seed<n> directory per run under it")
     sub.add_parser("plot")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "export-networks": export_networks, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

@@ -166,6 +166,65 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     assert (tmp_path / "out" / "minatar_fair.png").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_exported_networks_are_the_runs_networks(tmp_path, networks):
+    import shutil
+
+    import torch
+
+    from recipes import tree_search
+    from torchrl_reg.configs import compose_config
+    from torchrl_reg.loops.planning import load_q_network
+    from torchrl_reg.planning import make_task
+    from torchrl_reg.run import load_checkpoint
+
+    out = tmp_path / "export"
+    planning.main(["export-networks", "--networks", str(networks), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["SpaceInvaders_seed0", "SpaceInvaders_seed1", "SpaceInvaders_seed3"]
+    runs = {n["seed"]: n for n in planning._networks([str(networks)], "SpaceInvaders", [0, 1, 3])}
+    exported = {n["seed"]: n for n in planning._networks([str(out)], "SpaceInvaders", [0, 1, 3])}
+    task = compose_config(Path(tree_search.__file__).parent / "conf", "tree_search",
+                          ["tree_search_preset=minatar", "task.game=SpaceInvaders"]).task
+    sim = make_task(task, 0)[0]
+    obs = torch.as_tensor(sim.observation()).unsqueeze(0)
+    for seed, run in runs.items():
+        export = exported[seed]
+        # the commit-sized file holds the policy alone, as the run's checkpoint has it
+        state = load_checkpoint(export["checkpoint"])
+        assert list(state) == ["policy"]
+        original = load_checkpoint(run["checkpoint"])["policy"]
+        assert state["policy"].keys() == original.keys() and all(torch.equal(state["policy"][k], original[k]) for k in original)
+        assert Path(export["checkpoint"]).stat().st_size < Path(run["checkpoint"]).stat().st_size
+        # the searches' leaf network: the same Q-values from either directory
+        q_run = load_q_network(run["checkpoint"], sim, "SpaceInvaders")(obs.float())
+        q_export = load_q_network(export["checkpoint"], sim, "SpaceInvaders")(obs.float())
+        assert torch.equal(q_run, q_export)
+        # what minatar-fair records of the network: the training run's command, overrides and metrics, and the source file
+        assert export["overrides"] == run["overrides"] and f"seed={seed}" in " ".join(export["overrides"])
+        assert export["command"] == run["command"] and export["training"] == run["training"]
+        assert export["exported_from"] == {"run_dir": str(Path(run["checkpoint"]).parent), "checkpoint_sha256": run["sha256"]}
+    # again: the exports are kept as they are
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    planning.main(["export-networks", "--networks", str(networks), "--out", str(out)])
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    # an export of another checkpoint in the way: refused, and nothing written (not even the other seeds')
+    other = tmp_path / "other"
+    shutil.copytree(out / "SpaceInvaders_seed1", other / "SpaceInvaders_seed1")
+    source = json.loads((other / "SpaceInvaders_seed1" / "source.json").read_text()) | {"checkpoint_sha256": "0" * 64}
+    (other / "SpaceInvaders_seed1" / "source.json").write_text(json.dumps(source))
+    with pytest.raises(SystemExit, match=r"SpaceInvaders_seed1 holds the network of another checkpoint"):
+        planning.main(["export-networks", "--networks", str(networks), "--out", str(other)])
+    assert sorted(p.name for p in other.iterdir()) == ["SpaceInvaders_seed1"]
+    # a run that did not complete: refused by name before anything is written
+    stopped = tmp_path / "stopped"
+    shutil.copytree(Path(runs[0]["checkpoint"]).parent, stopped)
+    metrics = json.loads((stopped / "metrics.json").read_text()) | {"status": "stopped"}
+    (stopped / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match=rf"{stopped} is 'stopped', not a completed run"):
+        planning.main(["export-networks", "--networks", str(stopped), "--out", str(tmp_path / "none")])
+    assert not (tmp_path / "none").exists()
+
+
 def test_edge_extensions_step_one_geometric_step_past_the_best_points_edges():
     grid = {"tau": [0.01, 0.1, 1.0], "eps": [0.1, 1.0]}
     tried = [{"tau": t, "eps": e} for t in grid["tau"] for e in grid["eps"]]
