@@ -112,13 +112,20 @@ def _pooled_std(a: list[float], b: list[float]) -> float:
     return math.sqrt(((len(a) - 1) * statistics.variance(a) + (len(b) - 1) * statistics.variance(b)) / dof)
 
 
-def _never_detrimental(a: list[float], b: list[float]) -> dict:
-    """The target "M-IQ >= IQ - pooled std" over seeds, from M-IQ's returns ``a`` and IQ's ``b``."""
+def _at_least_minus_pooled_std(a: list[float], b: list[float]) -> dict:
+    """The target "mean(a) >= mean(b) - pooled std" over seeds: the pooled std, the threshold, the margin of
+    ``a``'s mean over it, whether it is met, and the seed counts."""
     pooled = _pooled_std(a, b)
     threshold = statistics.fmean(b) - pooled
-    return {"m_iq_mean": statistics.fmean(a), "iq_mean": statistics.fmean(b), "pooled_std": pooled,
-            "iq_minus_pooled_std": threshold, "margin": statistics.fmean(a) - threshold,
+    return {"pooled_std": pooled, "threshold": threshold, "margin": statistics.fmean(a) - threshold,
             "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]}
+
+
+def _never_detrimental(a: list[float], b: list[float]) -> dict:
+    """The target "M-IQ >= IQ - pooled std" over seeds, from M-IQ's returns ``a`` and IQ's ``b``."""
+    check = _at_least_minus_pooled_std(a, b)
+    return {"m_iq_mean": statistics.fmean(a), "iq_mean": statistics.fmean(b), "pooled_std": check["pooled_std"],
+            "iq_minus_pooled_std": check["threshold"]} | {k: check[k] for k in ("margin", "met", "seeds")}
 
 
 def method_of(config: dict) -> str:
@@ -242,19 +249,26 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
     """Report records (``torchrl_reg.report --records``: ``<method>_HalfCheetah-v5_seed<k>.json``) against the
     collected 300k SAC runs (``runs/sac_seed<k>.json``): per method and step of ``HORIZON_STEPS``, the return per
     seed, mean and sample std, the ratio of means to SAC's, the per-seed ratios (same seed), and the target
-    "method >= SAC - pooled std" (issue 40's for MDAC). Written to ``records/comparison.json``."""
+    "method >= SAC - pooled std" (issue 40's for MDAC). Written to ``records/comparison.json``, with the figure
+    ``records/vs_sac.png`` (evaluation returns per seed and their mean against steps, SAC's beside them; the ratio of
+    means at each step)."""
     sac: dict[int, dict[int, float]] = {}
+    curves: dict[str, dict[int, tuple[list[int], list[float]]]] = {}
     for path in sorted(runs.glob("sac_seed*.json")):
         metrics = json.loads(path.read_text())["metrics"]
         if metrics.get("status") == "completed":
-            sac[int(path.stem.rsplit("_seed", 1)[1])] = _at_steps(path, metrics)
+            seed = int(path.stem.rsplit("_seed", 1)[1])
+            sac[seed] = _at_steps(path, metrics)
+            curves.setdefault("sac", {})[seed] = (metrics["eval_frames"], metrics["eval_returns"])
     if len(sac) < 2:
         raise ValueError(f"{runs}: {len(sac)} completed SAC run(s) (sac_seed<k>.json); a pooled std needs 2 or more")
     methods: dict[str, dict[int, dict[int, float]]] = {}
     for path in sorted(records.glob(f"*_{ENV}_seed*.json")):
         record = json.loads(path.read_text())
-        if record["metrics"].get("status") == "completed":
-            methods.setdefault(record["method"], {})[int(record["seed"])] = _at_steps(path, record["metrics"])
+        metrics = record["metrics"]
+        if metrics.get("status") == "completed":
+            methods.setdefault(record["method"], {})[int(record["seed"])] = _at_steps(path, metrics)
+            curves.setdefault(record["method"], {})[int(record["seed"])] = (metrics["eval_frames"], metrics["eval_returns"])
     if not methods:
         raise ValueError(f"{records}: no completed record of {ENV} (<method>_{ENV}_seed<k>.json)")
     rows: dict[str, dict] = {}
@@ -267,11 +281,10 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
                                      "sac_per_seed": {str(k): sac[k][step] for k in sorted(sac)},
                                      "sac_mean": statistics.fmean(b)}
             if len(a) > 1:
-                pooled = _pooled_std(a, b)
-                threshold = statistics.fmean(b) - pooled
+                check = _at_least_minus_pooled_std(a, b)
                 rows[name][str(step)]["at_least_sac_minus_pooled_std"] = {
-                    "pooled_std": pooled, "sac_minus_pooled_std": threshold, "margin": statistics.fmean(a) - threshold,
-                    "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]}
+                    "pooled_std": check["pooled_std"], "sac_minus_pooled_std": check["threshold"]
+                } | {k: check[k] for k in ("margin", "met", "seeds")}
     out = {"command": "python -m benchmarks.iq_fidelity " + " ".join(sys.argv[1:]),
            "sac_runs": str(runs.relative_to(REPO)) if runs.is_relative_to(REPO) else str(runs),
            "score": "deterministic evaluation return (10 episodes) at each step", "methods": rows}
@@ -283,6 +296,7 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
             verdict = (f"; >= SAC - pooled std {check['sac_minus_pooled_std']:.0f}: {check['met']}" if check else "")
             print(f"{name} (seeds {row['seeds']}) {step // 1000}k: {r['mean']:.0f} against SAC {r['sac_mean']:.0f} "
                   f"(x{r['ratio_of_means_to_sac']:.2f}){verdict}")
+    _plot_horizon(curves, rows, records / "vs_sac.png")
     return out
 
 
@@ -306,7 +320,9 @@ def _plot_horizon(curves: dict, rows: dict, path: Path) -> None:
                                                             for s in HORIZON_STEPS], "o-", color=color, label=name)
     left.set(xlabel="environment steps", ylabel="evaluation return", title=f"{ENV}")
     left.legend()
-    right.set(xlabel="steps (thousands)", ylabel="mean return / SAC mean return", title="ratio to SAC", ylim=(0, None))
+    right.axhline(1.0, color="gray", linestyle="--", linewidth=0.8)  # SAC's level
+    right.set(xlabel="steps (thousands)", ylabel="mean return / SAC mean return", title="ratio to SAC",
+              ylim=(0, max(1.1, right.get_ylim()[1])))
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -86,6 +86,7 @@ def test_vs_sac_ratios_and_the_sac_minus_pooled_std_target(tmp_path):
     # 200k: both groups have variance 0, threshold 2000 > 1000
     assert row["200000"]["at_least_sac_minus_pooled_std"]["met"] is False
     assert json.loads((records / "comparison.json").read_text())["methods"]["mdac"]["seeds"] == [0, 1]
+    assert (records / "vs_sac.png").stat().st_size > 0
 
 
 def test_vs_sac_refuses_fewer_than_two_sac_runs_and_empty_records(tmp_path):
