@@ -896,6 +896,7 @@ def export_networks(args) -> None:
                 "command": run.command,
                 "exported_by": "python -m benchmarks.planning export-networks (only the policy of the run's checkpoint)",
             }, indent=2) + "\n")
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide the export from the other users of a shared folder
             os.replace(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
