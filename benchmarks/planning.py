@@ -962,6 +962,18 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
     return outs, protocol
 
 
+def _diagnostics(out: dict) -> dict[str, float | None]:
+    """A planning run's search diagnostics (torchrl_reg.loops.planning.DIAGNOSTICS) averaged over its episodes; None
+    where none was recorded (greedy, or a run played before the diagnostics existed)."""
+    from torchrl_reg.loops.planning import DIAGNOSTICS
+
+    means = {}
+    for key in DIAGNOSTICS:
+        values = [v for v in out.get(key) or [] if v is not None]
+        means[key] = float(np.mean(values)) if values else None
+    return means
+
+
 def _paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
     """Paired differences ``a - b`` per network (lists of episode returns, episode i against episode i): FAIR_STATISTICS."""
     diffs = [np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64) for x, y in zip(a, b, strict=True)]
@@ -1078,7 +1090,7 @@ def minatar_fair(args) -> None:
             tried.setdefault(algorithm, []).append(point)
             scores.setdefault(algorithm, []).append({
                 "knobs": algorithm_knobs(algorithm, point), "mean_return": out["mean_return"],
-                "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"], **extra,
+                "episode_returns": out["returns"], "wall_time_s": out["wall_time_s"], **_diagnostics(out), **extra,
             })
 
         for (algorithm, point), out in zip(points, outs):
@@ -1134,6 +1146,10 @@ def minatar_fair(args) -> None:
             "episode_lengths": {label: [out["lengths"] for out in outs] for label, outs in runs.items()},
             "returns": {label: [out["mean_return"] for out in outs] for label, outs in runs.items()},
             "wall_time_s": {label: [out["wall_time_s"] for out in outs] for label, outs in runs.items()},
+            # per network, the mean over its episodes' moves: how often the search kept the network's greedy action,
+            # and the root visit share of the action it played (torchrl_reg.loops.planning.DIAGNOSTICS)
+            "diagnostics": {label: {key: [_diagnostics(out)[key] for out in outs] for key in ("greedy_agreement", "root_visit_share")}
+                            for label, outs in runs.items()},
             "run_dirs": {label: [out["run_dir"] for out in outs] for label, outs in runs.items()},
             "comparisons": comparisons,
             "statistics": FAIR_STATISTICS,

@@ -87,6 +87,36 @@ def test_minatar_episodes_batched_with_an_mdqn_network(mdqn_checkpoint, tmp_path
         )
     )
     assert out["status"] == "completed" and len(out["returns"]) == 3 and all(1 <= n <= 4 for n in out["lengths"])
+    # the search's diagnostics, one per episode, each a mean over the episode's moves
+    for agreement, share, moves in zip(out["greedy_agreement"], out["root_visit_share"], out["lengths"]):
+        assert 0 <= agreement <= 1 and agreement * moves == pytest.approx(round(agreement * moves), abs=1e-9)
+        assert 1 / 5 <= share <= 1  # the played action, the most valued visited one, got at least 1 of 5 visits
+    assert json.loads((tmp_path / "metrics.json").read_text())["greedy_agreement"] == out["greedy_agreement"]
+
+
+@pytest.mark.slow
+def test_one_simulation_puts_all_root_visits_on_the_played_action(mdqn_checkpoint, tmp_path):
+    # one simulation visits one root action, the only one a recommendation can pick: a share of exactly 1
+    out = tree_search.train(compose(
+        "tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "planner.batch_episodes=2",
+        "planner.simulations=1", "task.max_steps=3", "episodes=2", f"run_dir={tmp_path / 'search'}",
+    ))
+    assert out["root_visit_share"] == [1.0, 1.0]
+    # a run checkpointed before the diagnostics existed resumes with None for its episodes
+    state = load_checkpoint(tmp_path / "search" / "checkpoint.pt")
+    del state["diagnostics"]
+    save_checkpoint(tmp_path / "search" / "checkpoint.pt", state)
+    more = tree_search.train(compose(
+        "tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "planner.batch_episodes=2",
+        "planner.simulations=1", "task.max_steps=3", "episodes=4", f"run_dir={tmp_path / 'search'}",
+    ))
+    assert more["returns"][:2] == out["returns"] and more["root_visit_share"] == [None, None, 1.0, 1.0]
+    # the greedy network and single-tree episodes record none
+    greedy = tree_search.train(compose(
+        "tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "planner.algorithm=greedy",
+        "task.max_steps=3", "episodes=2", f"run_dir={tmp_path / 'greedy'}",
+    ))
+    assert greedy["greedy_agreement"] == [None, None] and greedy["root_visit_share"] == [None, None]
 
 
 def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None, game: str | None = None) -> Path:

@@ -143,6 +143,10 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
             if budget:
                 assert f"simulations: {budget}\n" in config
             assert result["networks"][index]["checkpoint"] in config
+            # the search diagnostics: the mean of the run's per-episode values (none for the greedy network)
+            for key in ("greedy_agreement", "root_visit_share"):
+                expected = None if algorithm == "greedy" else pytest.approx(float(np.mean(metrics[key])), abs=1e-12)
+                assert result["diagnostics"][label][key][index] == expected
     # every paired difference and its per-network parts, recomputed from the stored episode returns in float64
     episodes = {k: np.asarray(v, dtype=np.float64) for k, v in result["episode_returns"].items()}
     expected = [f"{a}@{n} - greedy" for n in (3, 5) for a in ("ments", "bts", "dents", "uct")]

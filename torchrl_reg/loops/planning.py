@@ -89,7 +89,14 @@ from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.run.rundir import release_run_dir, released_on_error
 from torchrl_reg.run.stop import set_loop_active
 
-__all__ = ["load_q_network", "plan", "play_batch", "play_episode"]
+__all__ = ["DIAGNOSTICS", "load_q_network", "plan", "play_batch", "play_episode"]
+
+#: What a batched search records per episode, each the mean over the episode's moves (``metrics.json``, one value
+#: per episode; None for episodes played without it: one tree at a time, or no Q network for the agreement):
+#: ``greedy_agreement``, the fraction of moves on which the search played the Q network's greedy action at the
+#: root (1 - the fraction it overrode the network), and ``root_visit_share``, the share of the root's visits
+#: that went to the action played (near 1: the search settled on it; near 1 / A: it had barely told the actions apart).
+DIAGNOSTICS = ("greedy_agreement", "root_visit_share")
 
 log = logging.getLogger("torchrl_reg.recipes")
 
@@ -148,15 +155,22 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         logger = make_logger(cfg.logger, run_dir, exp_name=run_dir.name)
         returns: list[float] = []
         lengths: list[int] = []
+        # per episode (None where not measured): DIAGNOSTICS
+        diagnostics: dict[str, list[float | None]] = {key: [] for key in DIAGNOSTICS}
         elapsed_before = 0.0
         group = planner.batch_episodes
         if has_checkpoint(run_dir):
             state = load_checkpoint(run_dir / CHECKPOINT_NAME)
             returns, lengths, elapsed_before = list(state["returns"]), list(state["lengths"]), state["elapsed"]
+            # a checkpoint from before the diagnostics were recorded: its episodes have none
+            diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(returns))) for key in DIAGNOSTICS}
             set_rng_state(state["rng"])
             if len(returns) < cfg.episodes:
                 # a last group cut short by a smaller earlier `episodes` is played again in full (module docstring)
-                del returns[len(returns) - len(returns) % group :], lengths[len(lengths) - len(lengths) % group :]
+                keep = len(returns) - len(returns) % group
+                del returns[keep:], lengths[keep:]
+                for values in diagnostics.values():
+                    del values[keep:]
         truncate_csv_logs(run_dir, len(returns) if has_checkpoint(run_dir) else None)
     t0 = time.perf_counter()
 
@@ -174,7 +188,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         if logger is not None:
             sync_csv_logs(logger)  # the rows of the finished episodes are on disk before the checkpoint is
         save_checkpoint(run_dir / CHECKPOINT_NAME, {
-            "returns": returns, "lengths": lengths, "rng": rng_state(), "elapsed": elapsed(),
+            "returns": returns, "lengths": lengths, "rng": rng_state(), "elapsed": elapsed(), "diagnostics": diagnostics,
         })
         running_metrics()
 
@@ -189,15 +203,17 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     for first in range(len(returns), cfg.episodes, group):
         if group == 1:
             one = play_episode(cfg, cfg.seed + first, q_net, bar)
-            played = None if one is None else [one]
+            played = None if one is None else [(*one, dict.fromkeys(DIAGNOSTICS))]
         else:
             played = play_batch(cfg, range(first, min(first + group, cfg.episodes)), q_net, bar)
         if played is None:  # stopped between two moves: the episode (group) in progress is dropped
             status = "interrupted"
             break
-        for episode, (total, steps) in enumerate(played, first):
+        for episode, (total, steps, measured) in enumerate(played, first):
             returns.append(total)
             lengths.append(steps)
+            for key in DIAGNOSTICS:
+                diagnostics[key].append(measured[key])
             log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
             if logger is not None:
                 logger.log_scalar("episode/return", total, step=episode + 1)
@@ -222,6 +238,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "episodes": len(returns),
         "moves": sum(lengths),
         "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
+        **diagnostics,
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         "final_return": mean_last(returns, 100),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
@@ -277,10 +294,13 @@ def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar:
     return total, steps
 
 
-def play_batch(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar) -> list[tuple[float, int]] | None:
+def play_batch(
+    cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar
+) -> list[tuple[float, int, dict[str, float | None]]] | None:
     """``episodes`` played at once: at every move one batched search over the episodes still in play, then each
-    plays its tree's recommended action in its own env; ``[(return, moves)]`` in episode order, or ``None``
-    when a stop was requested before all ended."""
+    plays its tree's recommended action in its own env; ``[(return, moves, diagnostics)]`` in episode order
+    (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or ``None`` when a stop was requested
+    before all ended."""
     task, planner = cfg.task, cfg.planner
     sims = [make_task(task, cfg.seed + episode)[0] for episode in episodes]
     seed = cfg.seed + episodes.start  # the group's: its search, rollouts and MinAtar streams
@@ -296,13 +316,23 @@ def play_batch(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, 
         simulator=model, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_batched_search, planner)
     )
     totals, steps = [0.0] * len(sims), [0] * len(sims)
+    agreed, shares = [0] * len(sims), [0.0] * len(sims)  # sums over each episode's moves
     live, move = list(range(len(sims))), 0
     while live:
         if stop_requested():
             return None
         root = tensor_roots(model, [sims[i] for i in live], (seed, move))
-        actions = search.search(root, planner.simulations).tolist()
-        for i, action in zip(list(live), actions):
+        played = search.search(root, planner.simulations)
+        visits = search.tree.visits[:, 0]  # [B, A] root visit counts
+        share = (visits.gather(1, played[:, None])[:, 0] / visits.sum(-1).clamp(min=1)).tolist()
+        greedy = None
+        if q_net is not None:  # the leaf network's own choice at the root: the move the search overrode or kept
+            with torch.no_grad():
+                greedy = (evaluator.q_network(model.observation(root).to(evaluator.device)).argmax(-1) == played.to(evaluator.device)).tolist()
+        actions = played.tolist()
+        for k, (i, action) in enumerate(zip(list(live), actions)):
+            shares[i] += share[k]
+            agreed[i] += int(greedy[k]) if greedy is not None else 0
             reward, done = sims[i].step(action)
             totals[i], steps[i] = totals[i] + reward, steps[i] + 1
             bar.update(1, episode_return=totals[i])
@@ -310,4 +340,7 @@ def play_batch(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, 
                 live.remove(i)
                 bar.update(task.max_steps - steps[i])  # an episode that ended early: counted up to the cap
         move += 1
-    return list(zip(totals, steps))
+    return [
+        (total, n, {"greedy_agreement": agreed[i] / n if q_net is not None else None, "root_visit_share": shares[i] / n})
+        for i, (total, n) in enumerate(zip(totals, steps))
+    ]
