@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from torchrl_reg.envs import MINATAR_GAMES  # noqa: E402
+from torchrl_reg.loops.planning import DIAGNOSTICS  # noqa: E402
 from torchrl_reg.modules.q_networks import make_q_network  # noqa: E402
 from torchrl_reg.planning import (  # noqa: E402
     ALGORITHMS,
@@ -965,8 +966,6 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
 def _diagnostics(out: dict) -> dict[str, float | None]:
     """A planning run's search diagnostics (torchrl_reg.loops.planning.DIAGNOSTICS) averaged over its episodes; None
     where none was recorded (greedy, or a run played before the diagnostics existed)."""
-    from torchrl_reg.loops.planning import DIAGNOSTICS
-
     means = {}
     for key in DIAGNOSTICS:
         values = [v for v in out.get(key) or [] if v is not None]
@@ -1147,8 +1146,8 @@ def minatar_fair(args) -> None:
             "returns": {label: [out["mean_return"] for out in outs] for label, outs in runs.items()},
             "wall_time_s": {label: [out["wall_time_s"] for out in outs] for label, outs in runs.items()},
             # per network, the mean over its episodes' moves: how often the search kept the network's greedy action,
-            # and the root visit share of the action it played (torchrl_reg.loops.planning.DIAGNOSTICS)
-            "diagnostics": {label: {key: [_diagnostics(out)[key] for out in outs] for key in ("greedy_agreement", "root_visit_share")}
+            # the network's Q gap of the actions played, and their root visit share (torchrl_reg.loops.planning.DIAGNOSTICS)
+            "diagnostics": {label: {key: [_diagnostics(out)[key] for out in outs] for key in DIAGNOSTICS}
                             for label, outs in runs.items()},
             "run_dirs": {label: [out["run_dir"] for out in outs] for label, outs in runs.items()},
             "comparisons": comparisons,

@@ -91,6 +91,8 @@ def test_minatar_episodes_batched_with_an_mdqn_network(mdqn_checkpoint, tmp_path
     for agreement, share, moves in zip(out["greedy_agreement"], out["root_visit_share"], out["lengths"]):
         assert 0 <= agreement <= 1 and agreement * moves == pytest.approx(round(agreement * moves), abs=1e-9)
         assert 1 / 5 <= share <= 1  # the played action, the most valued visited one, got at least 1 of 5 visits
+    for agreement, gap in zip(out["greedy_agreement"], out["q_gap"]):
+        assert gap >= 0 and (gap == 0 if agreement == 1 else True)  # the greedy action costs nothing by the network's Q
     assert json.loads((tmp_path / "metrics.json").read_text())["greedy_agreement"] == out["greedy_agreement"]
 
 
@@ -116,7 +118,7 @@ def test_one_simulation_puts_all_root_visits_on_the_played_action(mdqn_checkpoin
         "tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "planner.algorithm=greedy",
         "task.max_steps=3", "episodes=2", f"run_dir={tmp_path / 'greedy'}",
     ))
-    assert greedy["greedy_agreement"] == [None, None] and greedy["root_visit_share"] == [None, None]
+    assert all(greedy[key] == [None, None] for key in ("greedy_agreement", "q_gap", "root_visit_share"))
 
 
 def _checkpoint_with(tmp_path: Path, source: Path, *, actions: int | None = None, game: str | None = None) -> Path:

@@ -144,7 +144,7 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
                 assert f"simulations: {budget}\n" in config
             assert result["networks"][index]["checkpoint"] in config
             # the search diagnostics: the mean of the run's per-episode values (none for the greedy network)
-            for key in ("greedy_agreement", "root_visit_share"):
+            for key in ("greedy_agreement", "q_gap", "root_visit_share"):
                 expected = None if algorithm == "greedy" else pytest.approx(float(np.mean(metrics[key])), abs=1e-12)
                 assert result["diagnostics"][label][key][index] == expected
     # every paired difference and its per-network parts, recomputed from the stored episode returns in float64

@@ -94,9 +94,11 @@ __all__ = ["DIAGNOSTICS", "load_q_network", "plan", "play_batch", "play_episode"
 #: What a batched search records per episode, each the mean over the episode's moves (``metrics.json``, one value
 #: per episode; None for episodes played without it: one tree at a time, or no Q network for the agreement):
 #: ``greedy_agreement``, the fraction of moves on which the search played the Q network's greedy action at the
-#: root (1 - the fraction it overrode the network), and ``root_visit_share``, the share of the root's visits
-#: that went to the action played (near 1: the search settled on it; near 1 / A: it had barely told the actions apart).
-DIAGNOSTICS = ("greedy_agreement", "root_visit_share")
+#: root (1 - the fraction it overrode the network); ``q_gap``, the network's own price of the moves played,
+#: ``max_a Q(s, a) - Q(s, a_played)`` (0 where it agreed; near 0 where it played an action the network values
+#: alike, such as MinAtar's actions that do the same in a game); and ``root_visit_share``, the share of the root's
+#: visits that went to the action played (near 1: the search settled on it; near 1 / A: it barely told them apart).
+DIAGNOSTICS = ("greedy_agreement", "q_gap", "root_visit_share")
 
 log = logging.getLogger("torchrl_reg.recipes")
 
@@ -316,7 +318,7 @@ def play_batch(
         simulator=model, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_batched_search, planner)
     )
     totals, steps = [0.0] * len(sims), [0] * len(sims)
-    agreed, shares = [0] * len(sims), [0.0] * len(sims)  # sums over each episode's moves
+    agreed, gaps, shares = [0] * len(sims), [0.0] * len(sims), [0.0] * len(sims)  # sums over each episode's moves
     live, move = list(range(len(sims))), 0
     while live:
         if stop_requested():
@@ -325,14 +327,19 @@ def play_batch(
         played = search.search(root, planner.simulations)
         visits = search.tree.visits[:, 0]  # [B, A] root visit counts
         share = (visits.gather(1, played[:, None])[:, 0] / visits.sum(-1).clamp(min=1)).tolist()
-        greedy = None
+        greedy = gap = None
         if q_net is not None:  # the leaf network's own choice at the root: the move the search overrode or kept
             with torch.no_grad():
-                greedy = (evaluator.q_network(model.observation(root).to(evaluator.device)).argmax(-1) == played.to(evaluator.device)).tolist()
+                q = evaluator.q_network(model.observation(root).to(evaluator.device)).double()
+            chosen = played.to(q.device)
+            greedy = (q.argmax(-1) == chosen).tolist()
+            gap = (q.amax(-1) - q.gather(1, chosen[:, None])[:, 0]).tolist()
         actions = played.tolist()
         for k, (i, action) in enumerate(zip(list(live), actions)):
             shares[i] += share[k]
-            agreed[i] += int(greedy[k]) if greedy is not None else 0
+            if greedy is not None:
+                agreed[i] += int(greedy[k])
+                gaps[i] += gap[k]
             reward, done = sims[i].step(action)
             totals[i], steps[i] = totals[i] + reward, steps[i] + 1
             bar.update(1, episode_return=totals[i])
@@ -341,6 +348,7 @@ def play_batch(
                 bar.update(task.max_steps - steps[i])  # an episode that ended early: counted up to the cap
         move += 1
     return [
-        (total, n, {"greedy_agreement": agreed[i] / n if q_net is not None else None, "root_visit_share": shares[i] / n})
+        (total, n, {"greedy_agreement": agreed[i] / n if q_net is not None else None,
+                    "q_gap": gaps[i] / n if q_net is not None else None, "root_visit_share": shares[i] / n})
         for i, (total, n) in enumerate(zip(totals, steps))
     ]
