@@ -11,6 +11,7 @@
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game Breakout --networks runs/minatar_networks
     python -m benchmarks.planning export-networks --networks runs/minatar_networks   # policies only, to commit
+    python -m benchmarks.planning minatar-fair-merge PART.json PART.json ...          # a stage played in parts
     python -m benchmarks.planning plot
 
 ``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
@@ -973,6 +974,44 @@ def _diagnostics(out: dict) -> dict[str, float | None]:
     return means
 
 
+EVAL_CELL_KEYS = {  # one (method, network) cell of an eval result: the result's key of each of its fields
+    "returns": "episode_returns", "lengths": "episode_lengths", "mean_return": "returns", "wall_time_s": "wall_time_s",
+    "run_dir": "run_dirs",
+}
+
+
+def _cell(out: dict) -> dict:
+    """One planning run's share of an eval result (EVAL_CELL_KEYS, and its diagnostics' means)."""
+    return {k: out[k] for k in EVAL_CELL_KEYS} | {"diagnostics": _diagnostics(out)}
+
+
+def _eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: list[int], algorithms: list[str],
+                 tuning: dict, knobs: dict[str, dict], reps: int) -> dict:
+    """The eval stage's result from its cells (``cells[label][i]``: the method ``label`` on ``nets[i]``): every
+    episode, the per-network means and diagnostics, and the paired comparisons (FAIR_STATISTICS)."""
+    episodes = {label: [c["returns"] for c in row] for label, row in cells.items()}
+    comparisons = {}
+    for n in simulations:
+        for i, a in enumerate(algorithms):
+            comparisons[f"{a}@{n} - greedy"] = _paired(episodes[f"{a}@{n}"], episodes["greedy"], reps)
+            for b in algorithms[i + 1:]:
+                comparisons[f"{a}@{n} - {b}@{n}"] = _paired(episodes[f"{a}@{n}"], episodes[f"{b}@{n}"], reps)
+    result = {
+        "simulations": simulations, "networks": nets, "tuning": tuning, "methods": list(cells), "knobs": knobs,
+        **{key: {label: [c[field] for c in row] for label, row in cells.items()} for field, key in EVAL_CELL_KEYS.items()},
+        # per network, the mean over its episodes' moves: how often the search kept the network's greedy action,
+        # the network's Q gap of the actions played, and their root visit share (torchrl_reg.loops.planning.DIAGNOSTICS)
+        "diagnostics": {label: {key: [c["diagnostics"][key] for c in row] for key in DIAGNOSTICS} for label, row in cells.items()},
+        "comparisons": comparisons,
+        "statistics": FAIR_STATISTICS,
+        "bootstrap_reps": reps,
+    }
+    if {"ments", "uct"} <= set(algorithms):
+        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
+        result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in simulations}
+    return result
+
+
 def _paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
     """Paired differences ``a - b`` per network (lists of episode returns, episode i against episode i): FAIR_STATISTICS."""
     diffs = [np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64) for x, y in zip(a, b, strict=True)]
@@ -1043,6 +1082,11 @@ def minatar_fair(args) -> None:
        paired differences with bootstrap intervals: FAIR_STATISTICS; ``ments_vs_uct``: the verdict per budget) and
        ``minatar_fair.png``.
     4. ``python -m benchmarks.planning plot`` redraws the figures; the RESULTS.md rows come from the JSONs.
+
+    A stage too long for one sitting (SpaceInvaders' greedy episodes average ~560 moves against Breakout's ~64) is
+    played in parts, e.g. ``--algorithms ments,bts`` and ``--algorithms dents,uct`` for a tuning, one
+    ``--network-seeds`` (and ``--algorithms`` subset) per part for an evaluation, each part's JSON committed under
+    ``results/planning/parts/`` as it ends; ``minatar-fair-merge`` then writes the stage's JSON from them.
 
     Cost of 2-3: simulations = episodes x networks x moves per episode x simulations per move; the batched search
     ran 1,100-1,200 simulations per CPU second (MENTS) and ~2,000 (UCT) on MinAtar Breakout with the M-DQN conv
@@ -1128,40 +1172,108 @@ def minatar_fair(args) -> None:
         plan = [(label, net, label.partition("@")[0], knobs[label], int(label.partition("@")[2] or 1)) for label in labels for net in nets]
         outs, protocol = _play_all(args, "eval", game, plan)
         played = iter(outs)
-        runs = {label: [next(played) for _ in nets] for label in labels}
-        episodes = {label: [out["returns"] for out in outs] for label, outs in runs.items()}
-        comparisons = {}
-        for n in args.simulations:
-            for i, a in enumerate(args.algorithms):
-                comparisons[f"{a}@{n} - greedy"] = _paired(episodes[f"{a}@{n}"], episodes["greedy"], args.reps)
-                for b in args.algorithms[i + 1:]:
-                    comparisons[f"{a}@{n} - {b}@{n}"] = _paired(episodes[f"{a}@{n}"], episodes[f"{b}@{n}"], args.reps)
-        result |= {
-            "simulations": args.simulations, "networks": nets,
-            "tuning": {k: tuned.get(k) for k in ("file", "command", "simulations", "episodes", "seed", "grid", "chosen", "at_edge")}
-                      | {"network_seed": tuned["network"]["seed"]},
-            "methods": labels, "knobs": knobs,
-            "episode_returns": episodes,
-            "episode_lengths": {label: [out["lengths"] for out in outs] for label, outs in runs.items()},
-            "returns": {label: [out["mean_return"] for out in outs] for label, outs in runs.items()},
-            "wall_time_s": {label: [out["wall_time_s"] for out in outs] for label, outs in runs.items()},
-            # per network, the mean over its episodes' moves: how often the search kept the network's greedy action,
-            # the network's Q gap of the actions played, and their root visit share (torchrl_reg.loops.planning.DIAGNOSTICS)
-            "diagnostics": {label: {key: [_diagnostics(out)[key] for out in outs] for key in DIAGNOSTICS}
-                            for label, outs in runs.items()},
-            "run_dirs": {label: [out["run_dir"] for out in outs] for label, outs in runs.items()},
-            "comparisons": comparisons,
-            "statistics": FAIR_STATISTICS,
-            "bootstrap_reps": args.reps,
-        }
-        if {"ments", "uct"} <= set(args.algorithms):
-            # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
-            result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in args.simulations}
+        cells = {label: [_cell(next(played)) for _ in nets] for label in labels}
+        tuning = {k: tuned.get(k) for k in ("file", "command", "simulations", "episodes", "seed", "grid", "chosen", "at_edge")}
+        result |= _eval_result(cells, nets, args.simulations, args.algorithms, tuning | {"network_seed": tuned["network"]["seed"]},
+                               knobs, args.reps)
     result |= {"protocol": protocol} | _provenance() | {"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()}
     suffix = "tune_" if args.stage == "tune" else ""
     _write(f"minatar_fair_{suffix}{game.lower()}", result, out=args.out, argv=args.argv)
     if args.stage == "eval":
         _plot_minatar_fair(args.out)
+
+
+FAIR_SHARED = ("stage", "game", "episodes", "batch_episodes", "seed", "max_steps", "protocol")
+
+
+def minatar_fair_merge(args) -> None:
+    """Results of one ``minatar-fair`` stage played in parts (disjoint algorithms of a tuning; disjoint (method,
+    network) cells of an evaluation: ``--network-seeds`` and ``--algorithms`` subsets) merged into the JSON the
+    whole stage writes, as if one command had played it: the shared settings, network files and tuned knobs must
+    agree, a cell in two parts must hold the same episodes (the greedy network, in every part of its network), and
+    an evaluation must cover every method on every network. The paired
+    comparisons are computed afresh from the episodes. Parts let a stage of many core-hours be played, and its
+    pieces committed, across machines whose run directories do not survive (``merged_from``: each part's
+    file, command, code commit and machine)."""
+    parts = []
+    for path in args.parts:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"{path}: {err}") from None
+        if not isinstance(data, dict) or data.get("stage") not in ("tune", "eval"):
+            raise SystemExit(f"{path} is not a minatar-fair tune or eval result")
+        parts.append((str(path), data))
+    if len(parts) < 2:
+        raise SystemExit(f"give two or more parts to merge, got {len(parts)}")
+    (first_path, first), stage = parts[0], parts[0][1]["stage"]
+    shared = FAIR_SHARED + (("simulations", "extend", "greedy") if stage == "tune" else ())
+    for path, data in parts[1:]:
+        for key in shared:
+            if data.get(key) != first.get(key):
+                raise SystemExit(f"{path} and {first_path} differ in {key!r}: {data.get(key)!r} against {first.get(key)!r}")
+    merged_from = [{"file": path, **{k: data.get(k) for k in ("command", "code_commit", "code_changed_files", "machine")}}
+                   for path, data in parts]
+    result = {key: first[key] for key in FAIR_SHARED}
+    if stage == "tune":
+        for path, data in parts[1:]:
+            if data["network"]["sha256"] != first["network"]["sha256"]:
+                raise SystemExit(f"{path} and {first_path} tuned on different networks")
+        owner: dict[str, str] = {}
+        for path, data in parts:
+            for algorithm in data["scores"]:
+                if algorithm in owner:
+                    raise SystemExit(f"{algorithm} is tuned in both {owner[algorithm]} and {path}: merge disjoint algorithms")
+                owner[algorithm] = path
+        order = [a for a in ALGORITHMS if a in owner]
+        by = {path: data for path, data in parts}
+        result |= {k: first[k] for k in ("simulations", "network", "grid", "extend", "greedy", "scores", "chosen", "at_edge", "rule")}
+        for key in ("grid", "scores", "chosen", "at_edge"):
+            result[key] = {a: by[owner[a]][key][a] for a in order}
+        name = f"minatar_fair_tune_{first['game'].lower()}"
+    else:
+        tuning_keys = ("simulations", "episodes", "seed", "grid", "chosen", "at_edge", "network_seed")
+        cells: dict[tuple[str, int], dict] = {}
+        nets: dict[int, dict] = {}
+        knobs: dict[str, dict] = {}
+        for path, data in parts:
+            if {k: data["tuning"].get(k) for k in tuning_keys} != {k: first["tuning"].get(k) for k in tuning_keys}:
+                raise SystemExit(f"{path} and {first_path} were evaluated with different tunings")
+            for i, net in enumerate(data["networks"]):
+                if nets.setdefault(net["seed"], net)["sha256"] != net["sha256"]:
+                    raise SystemExit(f"{path}: network seed {net['seed']} is another file than in the other parts")
+                for label in data["methods"]:
+                    if knobs.setdefault(label, data["knobs"][label]) != data["knobs"][label]:
+                        raise SystemExit(f"{path}: {label} with knobs {data['knobs'][label]}, another part has {knobs[label]}")
+                    seen = cells.get((label, net["seed"]))
+                    if seen is not None:
+                        # the greedy network is in every part of a network: the same episodes (deterministic), kept once
+                        if [seen["returns"], seen["lengths"]] != [data["episode_returns"][label][i], data["episode_lengths"][label][i]]:
+                            raise SystemExit(f"{label} on the seed-{net['seed']} network is in {seen['part']} and {path} "
+                                             "with other episodes: merge disjoint cells")
+                        continue
+                    diagnostics = data.get("diagnostics", {}).get(label, {})
+                    cells[label, net["seed"]] = {
+                        **{field: data[key][label][i] for field, key in EVAL_CELL_KEYS.items()},
+                        "diagnostics": {k: (diagnostics.get(k) or [None] * len(data["networks"]))[i] for k in DIAGNOSTICS},
+                        "part": path,
+                    }
+        simulations = sorted({int(label.partition("@")[2]) for label in knobs if "@" in label})
+        algorithms = [a for a in ALGORITHMS if any(label.partition("@")[0] == a for label in knobs)]
+        labels = ["greedy"] + [f"{a}@{n}" for n in simulations for a in algorithms]
+        seeds = sorted(nets)
+        missing = [f"{label} on seed {seed}" for label in labels for seed in seeds if (label, seed) not in cells]
+        if missing:
+            raise SystemExit(f"the parts do not cover every method on every network: missing {', '.join(missing)}")
+        grid = {label: [cells[label, seed] for seed in seeds] for label in labels}
+        result |= _eval_result(grid, [nets[seed] for seed in seeds], simulations, algorithms, first["tuning"],
+                               {label: knobs[label] for label in labels}, args.reps)
+        name = f"minatar_fair_{first['game'].lower()}"
+    result |= {"merged_from": merged_from} | _provenance()
+    out = Path(args.out)
+    _write(name, result, out=out, argv=args.argv)
+    if stage == "eval":
+        _plot_minatar_fair(out)
 
 
 def _plot_minatar_fair(out: Path) -> None:
@@ -1374,6 +1486,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--out", default=str(OUT), help="where the JSONs and minatar_fair.png go")
     p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
+    p = sub.add_parser("minatar-fair-merge", help="minatar-fair results played in parts, merged into the stage's JSON")
+    p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms or cells)")
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the recomputed comparisons")
+    p.add_argument("--out", default=str(OUT), help="where the merged JSON (and, for an evaluation, minatar_fair.png) goes")
     p = sub.add_parser("export-networks", help="completed M-DQN MinAtar runs as small run directories to commit (policy only)")
     p.add_argument("--networks", nargs="+", required=True, help="sweep or run directories of benchmarks/minatar_networks.yaml")
     p.add_argument("--out", default=str(NETWORKS_OUT), help="one <Game>_seed<n> directory per run under it")
@@ -1381,7 +1497,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "export-networks": export_networks, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

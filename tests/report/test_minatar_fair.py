@@ -169,6 +169,52 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     assert result["ments_vs_uct"] == {n: result["comparisons"][f"ments@{n} - uct@{n}"]["verdict"] for n in ("3", "5")}
     assert (tmp_path / "out" / "minatar_fair.png").stat().st_size > 0
 
+    # both stages played again in parts (the same runs, resumed) and merged: the whole stage's JSON
+    parts = tmp_path / "parts"
+    tune_args = ("--stage", "tune", "--simulations", "4", "--episodes", "2", "--grid", json.dumps(GRID))
+    tuned = str(tmp_path / "out" / "minatar_fair_tune_spaceinvaders.json")
+    pieces = {"tune_a": (*tune_args, "--algorithms", "uct,ments"), "tune_b": (*tune_args, "--algorithms", "bts,dents"),
+              "eval_0": (*args, "--network-seeds", "0", "--tuned", tuned),
+              "eval_1a": (*args, "--network-seeds", "1", "--algorithms", "ments,uct", "--tuned", tuned),
+              "eval_1b": (*args, "--network-seeds", "1", "--algorithms", "bts,dents", "--tuned", tuned)}
+    files = {}
+    for name, extra in pieces.items():
+        planning.main(["minatar-fair", "--game", "SpaceInvaders", "--networks", str(networks), "--out", str(parts / name),
+                       "--run-dir", str(tmp_path / "runs"), *CHEAP, *extra])
+        (files[name],) = (parts / name).glob("minatar_fair_*.json")
+    planning.main(["minatar-fair-merge", str(files["tune_a"]), str(files["tune_b"]), "--out", str(parts / "merged")])
+    merged = json.loads((parts / "merged" / "minatar_fair_tune_spaceinvaders.json").read_text())
+    for key in ("grid", "chosen", "at_edge", "greedy", "network", "protocol", "episodes", "seed", "simulations"):
+        assert merged[key] == tune[key], key
+
+    def untimed(scores):  # a resumed run's wall time adds its moments of resuming
+        return {a: [{k: v for k, v in row.items() if k != "wall_time_s"} for row in rows] for a, rows in scores.items()}
+
+    assert untimed(merged["scores"]) == untimed(tune["scores"])
+    assert list(merged["scores"]) == ["ments", "bts", "dents", "uct"]  # the algorithms' order, whatever the parts'
+    assert [p["file"] for p in merged["merged_from"]] == [str(files["tune_a"]), str(files["tune_b"])]
+    planning.main(["minatar-fair-merge", str(files["eval_1b"]), str(files["eval_0"]), str(files["eval_1a"]), "--reps", "200",
+                   "--out", str(parts / "merged")])
+    merged = json.loads((parts / "merged" / "minatar_fair_spaceinvaders.json").read_text())
+    for key in ("methods", "knobs", "networks", "episode_returns", "episode_lengths", "returns", "run_dirs", "diagnostics",
+                "comparisons", "ments_vs_uct", "tuning", "protocol", "simulations"):
+        assert merged[key] == result[key], key
+    # refused: a cell twice with other episodes, a missing cell, another protocol
+    changed = json.loads(files["eval_1a"].read_text())
+    changed["episode_returns"]["ments@3"][0][0] += 1
+    (parts / "changed.json").write_text(json.dumps(changed))
+    with pytest.raises(SystemExit, match=r"ments@3 on the seed-1 network is in .* with other episodes"):
+        planning.main(["minatar-fair-merge", str(files["eval_0"]), str(files["eval_1a"]), str(parts / "changed.json"), "--out", str(parts / "x")])
+    with pytest.raises(SystemExit, match=r"missing bts@3 on seed 1, dents@3 on seed 1"):
+        planning.main(["minatar-fair-merge", str(files["eval_0"]), str(files["eval_1a"]), "--out", str(parts / "x")])
+    other = json.loads(files["eval_1b"].read_text()) | {"episodes": 4}
+    (parts / "other.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match=r"differ in 'episodes': 4 against 3"):
+        planning.main(["minatar-fair-merge", str(files["eval_0"]), str(parts / "other.json"), "--out", str(parts / "x")])
+    with pytest.raises(SystemExit, match=r"uct is tuned in both"):
+        planning.main(["minatar-fair-merge", str(files["tune_a"]), str(files["tune_a"]), "--out", str(parts / "x")])
+    assert not (parts / "x").exists()
+
 
 @pytest.mark.slow
 def test_exported_networks_are_the_runs_networks(tmp_path, networks):
