@@ -90,7 +90,10 @@ def test_minatar_episodes_batched_with_an_mdqn_network(mdqn_checkpoint, tmp_path
     # the search's diagnostics, one per episode, each a mean over the episode's moves
     for agreement, share, moves in zip(out["greedy_agreement"], out["root_visit_share"], out["lengths"]):
         assert 0 <= agreement <= 1 and agreement * moves == pytest.approx(round(agreement * moves), abs=1e-9)
-        assert 1 / 5 <= share <= 1  # the played action, the most valued visited one, got at least 1 of 5 visits
+        # each move's share is (visits of the played action) / 5 with at least 1 visit: over an episode of n moves,
+        # share * 5 * n is a whole number of visits (float32 shares), at least n
+        visits = share * 5 * moves
+        assert visits == pytest.approx(round(visits), abs=1e-4) and moves <= round(visits) <= 5 * moves
     for agreement, gap in zip(out["greedy_agreement"], out["q_gap"]):
         assert gap >= 0 and (gap == 0 if agreement == 1 else True)  # the greedy action costs nothing by the network's Q
     assert json.loads((tmp_path / "metrics.json").read_text())["greedy_agreement"] == out["greedy_agreement"]
