@@ -1,6 +1,7 @@
 """MinAtar and ALE handle stores: they step like the real envs, are pure functions of the handles, and never see the real envs' streams."""
 from __future__ import annotations
 
+import copy
 import random
 
 import numpy as np
@@ -208,3 +209,50 @@ def test_tensor_roots_are_where_the_episodes_envs_are():
     assert isinstance(model, TensorFrozenLake) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1]]
     with pytest.raises(ValueError, match="the batched search models the tasks \\['dchain', 'frozenlake', 'minatar'\\], got task name 'atari'"):
         make_tensor_task(OmegaConf.create(dict(name="atari")), sims[0], 0)
+
+
+def _attributes(game) -> dict:
+    """A game's attributes as comparable values (arrays as (dtype, shape, bytes)); its stream by identity."""
+    return {k: (v.dtype.str, v.shape, v.tobytes()) if isinstance(v, np.ndarray) else (id(v) if k == "random" else v)
+            for k, v in vars(game).items()}
+
+
+@pytest.mark.parametrize("game", ["asterix", "breakout", "freeway", "seaquest", "space_invaders"])
+def test_the_game_copy_of_a_step_is_the_deep_copy_and_shares_nothing_the_game_writes(game):
+    from torchrl_reg.planning.snapshot_simulators import _copy_minatar_game
+
+    env, moves, checked = minatar.Environment(game, sticky_action_prob=0.1), random.Random(4), 0
+    env.seed(3)
+    env.reset()
+    for step in range(400):
+        rng = planner_rng(5, step)
+        mine = _copy_minatar_game(env.env, rng)
+        assert type(mine) is type(env.env) and mine.random is rng
+        assert _attributes(mine) == _attributes(copy.deepcopy(env.env, {id(env.env.random): rng}))
+        for key, value in vars(mine).items():  # arrays and entity lists are the copy's own, one level down too
+            if key not in ("channels", "action_map", "random") and isinstance(value, (np.ndarray, list)):
+                original = getattr(env.env, key)
+                assert value is not original and not any(a is b for a, b in zip(value, original) if isinstance(a, list))
+                checked += 1
+        if env.act(moves.randrange(6))[1]:
+            env.reset()
+    assert checked >= 400  # every game has an array or an entity list to copy
+
+
+def test_a_game_the_copy_does_not_know_is_deep_copied_whole():
+    from torchrl_reg.planning.snapshot_simulators import _copy_minatar_game
+
+    env = minatar.Environment("asterix")
+    env.reset()
+    for _ in range(40):
+        env.act(3)
+    game, rng = env.env, planner_rng(0, 0)
+    game.extra = {"unknown": [1, 2]}  # a kind of attribute MinAtar's games do not have
+    mine = _copy_minatar_game(game, rng)
+    assert mine.extra == game.extra and mine.extra is not game.extra and mine.extra["unknown"] is not game.extra["unknown"]
+    del game.extra
+    live = next(i for i, e in enumerate(game.entities) if e is not None)
+    game.entities.append(game.entities[live])  # one entity in two slots: the copy keeps them one object
+    mine = _copy_minatar_game(game, rng)
+    assert mine.entities[-1] is mine.entities[live] and mine.entities[live] is not game.entities[live]
+    assert mine.channels == game.channels and mine.random is rng

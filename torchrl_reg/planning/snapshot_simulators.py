@@ -67,6 +67,50 @@ class _Snapshot:
     observation: np.ndarray
 
 
+_IMMUTABLE = (int, float, str, bytes, type(None), np.generic)
+# tables every MinAtar game fills in __init__ and only reads afterwards (channel indices, action letters)
+_READ_ONLY = frozenset({"channels", "action_map"})
+
+
+def _copy_minatar_game(game: Any, rng: np.random.RandomState) -> Any:
+    """A copy of a MinAtar game object whose random stream is ``rng``: the game
+    ``copy.deepcopy(game, {id(game.random): rng})`` gives, at a fraction of its cost.
+
+    The attributes MinAtar's games have are copied by kind: numbers, booleans and None as they are; numpy
+    arrays with ``.copy()``; lists of entities (None or lists of numbers: Asterix's ``entities``, Seaquest's
+    bullets, fish, subs and divers, Freeway's cars) one level deeper; the read-only ``channels`` and
+    ``action_map`` tables shared. A game with anything else (another kind of attribute, two attributes holding
+    one object) is deep-copied as a whole, so the result is always the deep copy's. Copying the game is the
+    larger part of a MinAtar step in the search (``copy.deepcopy`` 30-50 us of a ~120 us step)."""
+    state = dict(vars(game))
+    seen: set[int] = set()
+    for key, value in state.items():
+        if key == "random":
+            state[key] = rng
+        elif key in _READ_ONLY or isinstance(value, _IMMUTABLE):
+            continue
+        elif id(value) in seen:
+            return copy.deepcopy(game, {id(game.random): rng})
+        elif type(value) is np.ndarray and value.dtype != object:
+            seen.add(id(value))
+            state[key] = value.copy()
+        elif type(value) is list and all(_is_entity(item) for item in value):
+            inner = [id(value)] + [id(item) for item in value if item is not None]
+            if seen.intersection(inner) or len(set(inner)) < len(inner):
+                return copy.deepcopy(game, {id(game.random): rng})
+            seen.update(inner)
+            state[key] = [list(item) if item is not None else None for item in value]
+        else:
+            return copy.deepcopy(game, {id(game.random): rng})
+    new = object.__new__(type(game))
+    new.__dict__.update(state)
+    return new
+
+
+def _is_entity(item: Any) -> bool:
+    return item is None or (type(item) is list and all(isinstance(x, _IMMUTABLE) for x in item))
+
+
 class SnapshotStore(ABC):
     """The store of snapshots and the row loop shared by :class:`BatchedMinAtar` and :class:`BatchedALE`.
 
@@ -209,7 +253,7 @@ class BatchedMinAtar(SnapshotStore):
         env, rng = self.env, self._rng
         rng.set_state(snapshot.rng)
         # the stored game's stream (whichever RandomState it points at) becomes the working one, uncopied
-        game = copy.deepcopy(snapshot.game, {id(snapshot.game.random): rng})
+        game = _copy_minatar_game(snapshot.game, rng)
         env.env, env.random, env.last_action = game, rng, snapshot.last_action
         reward, _ = env.act(action)
         return self._snapshot(game, rng, env.last_action), float(reward)
