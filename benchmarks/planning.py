@@ -653,6 +653,56 @@ def _minatar_config(game: str, checkpoint: str, algorithm: str, knobs: list[str]
     )
 
 
+def minatar_replay_speed(args) -> None:
+    """The cost of a MinAtar search before and after the search replayed tried edges (a node's state and an
+    edge's reward kept in the tree, the emulator stepped once per simulation) and BatchedMinAtar copied its game
+    by attribute kind instead of ``copy.deepcopy``: ``before`` runs the same code with both turned off
+    (``deterministic_rewards = False``, a deep-copying ``_copy_minatar_game``), ``after`` as shipped. Per game and
+    search (the knobs of the Breakout tuning), ``--episodes`` episodes of ``--moves`` moves at 50 simulations as one
+    batched search per move on the committed seed-0 network, the two interleaved ``--repeats`` times; the
+    episodes, returns and diagnostics of the two must be the same (checked). Ratio: median before / median after."""
+    import copy
+    import shutil
+    import tempfile
+
+    import torchrl_reg.planning.snapshot_simulators as snapshots
+    from recipes import tree_search
+
+    fast = snapshots._copy_minatar_game
+    modes = {"before": (False, lambda game, rng: copy.deepcopy(game, {id(game.random): rng})), "after": (True, fast)}
+    knobs = json.loads((OUT / "minatar_fair_tune_breakout.json").read_text())["chosen"]
+    rows = []
+    try:
+        for game in args.games.split(","):
+            checkpoint = OUT / "networks" / f"{game}_seed0" / "checkpoint.pt"
+            for algorithm in args.algorithms.split(","):
+                times, seen = {mode: [] for mode in modes}, {}
+                for repeat in range(args.repeats):
+                    for mode, (replay, copier) in modes.items():
+                        snapshots.SnapshotStore.deterministic_rewards, snapshots._copy_minatar_game = replay, copier
+                        run_dir = tempfile.mkdtemp(prefix="replay_speed_")
+                        cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, knobs[algorithm]),
+                                              simulations=50, episodes=args.episodes, seed=100, max_steps=args.moves, run_dir=run_dir,
+                                              extra=(f"planner.batch_episodes={args.episodes}", "logger.progress_bar=false"))
+                        start = time.perf_counter()
+                        out = tree_search.train(cfg)
+                        times[mode].append(time.perf_counter() - start)
+                        shutil.rmtree(run_dir, ignore_errors=True)
+                        played = {k: out[k] for k in ("returns", "lengths", *DIAGNOSTICS)}
+                        if seen.setdefault(mode, played) != played or seen.get("before", played) != played:
+                            raise SystemExit(f"{game} {algorithm}: the {mode} run played other episodes than the first run")
+                ratio = float(np.median(times["before"]) / np.median(times["after"]))
+                rows.append({"game": game, "algorithm": algorithm, "knobs": knobs[algorithm], "before_s": times["before"],
+                             "after_s": times["after"], "ratio": ratio, "moves": int(sum(seen["after"]["lengths"])),
+                             "returns": seen["after"]["returns"]})
+                print(f"{game} {algorithm}: {np.median(times['before']):.1f} s -> {np.median(times['after']):.1f} s, {ratio:.2f}x", flush=True)
+    finally:
+        snapshots.SnapshotStore.deterministic_rewards, snapshots._copy_minatar_game = True, fast
+    _write("minatar_replay_speed", {"rows": rows, "episodes": args.episodes, "moves": args.moves, "simulations": 50,
+                                    "repeats": args.repeats, "definition": minatar_replay_speed.__doc__, **_provenance()},
+           out=Path(args.out))
+
+
 def minatar(args) -> None:
     """Greedy M-DQN network vs searches that use it as prior and leaf value (``recipes/tree_search.py``), for
     each network (one per training seed): ``returns[algorithm]`` holds the mean return of each network
@@ -1490,6 +1540,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--out", default=str(OUT), help="where the JSONs and minatar_fair.png go")
     p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
+    p = sub.add_parser("minatar-replay-speed", help="a MinAtar search's cost before and after replaying tried edges")
+    p.add_argument("--games", default="Breakout,SpaceInvaders")
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--episodes", type=int, default=8, help="episodes per run, one batched search per move")
+    p.add_argument("--moves", type=int, default=60, help="moves per episode at most (max_steps)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=str(OUT), help="where minatar_replay_speed.json goes")
     p = sub.add_parser("minatar-fair-merge", help="minatar-fair results played in parts, merged into the stage's JSON")
     p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms or cells)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the recomputed comparisons")
@@ -1501,7 +1558,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 import random
 
 import gymnasium as gym
@@ -11,6 +12,7 @@ import torch
 
 from torchrl_reg.planning import (
     KNOBS,
+    BatchedTree,
     BatchedTreeSearch,
     BellmanBackup,
     BoltzmannScore,
@@ -285,3 +287,61 @@ def test_make_batched_search_assembles_each_algorithm_and_refuses_foreign_knobs(
     assert make_batched_search("ments", sim, tau=0.2).backup.tau == 0.2
     with pytest.raises(ValueError, match=r"c=2.0: not read by ments \(it reads tau, eps\)"):
         make_batched_search("ments", sim, c=2.0)
+
+
+class _Counting:
+    """``sim`` with its stepped rows counted and ``deterministic_rewards`` set to ``replay``."""
+
+    def __init__(self, sim, replay: bool):
+        self.sim, self.num_actions, self.deterministic_rewards, self.rows = sim, sim.num_actions, replay, 0
+
+    def root(self, batch_size):
+        return self.sim.root(batch_size)
+
+    def step(self, state, action):
+        self.rows += state.shape[0]
+        return self.sim.step(state, action)
+
+
+def _simulator(kind: str):
+    if kind == "synthetic":
+        return TensorSyntheticTree([SyntheticTree(3, 4, seed=s, noise_std=0.0) for s in range(3)])
+    if kind == "dchain":
+        return TensorDChain(6, 0.5)
+    pytest.importorskip("minatar", reason="MinAtar is not installed")
+    from torchrl_reg.planning import BatchedMinAtar
+
+    return BatchedMinAtar("breakout", sticky_action_prob=0.1, seed=2)
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "dchain", "minatar"])
+@pytest.mark.parametrize("algorithm", ["ments", "bts", "dents", "uct"])
+def test_replayed_edges_give_the_stepped_search_and_step_each_edge_once(algorithm, kind):
+    sim = _simulator(kind)
+    assert sim.deterministic_rewards
+    runs = {}
+    for replay in (False, True):
+        counting = _Counting(sim, replay)
+        rollout = TensorRandomRollout(max_steps=5, seed=1)
+        policy, backup = _parts(algorithm, 0.5)
+        search = BatchedTreeSearch(counting, policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g), seed=3)
+        actions = search.search(sim.root(3), 25)
+        # the scratch slot (the last) holds what finished paths wrote: garbage by design, left out
+        runs[replay] = actions, {f.name: getattr(search.tree, f.name)[:, :-1] for f in fields(BatchedTree) if f.name != "size"}, search.tree.size, counting.rows
+    (a0, t0, size, stepped), (a1, t1, size1, replayed) = runs[False], runs[True]
+    assert torch.equal(a0, a1) and torch.equal(size, size1)
+    for name in t0:
+        torch.testing.assert_close(t1[name], t0[name], rtol=0, atol=0, equal_nan=True, msg=name)
+    # replaying, a row is stepped only on its path's untried edge, which becomes a node; stepping, at every level
+    assert replayed == int((size - 1).sum())
+    assert stepped > 1.5 * replayed
+
+
+def test_noisy_leaves_are_stepped_at_every_visit():
+    assert not TensorSyntheticTree([SyntheticTree(2, 3, seed=0, noise_std=0.1)]).deterministic_rewards
+    assert TensorSyntheticTree([SyntheticTree(2, 3, seed=0, noise_std=0.0)]).deterministic_rewards
+    counting = _Counting(TensorSyntheticTree([SyntheticTree(2, 3, seed=0, noise_std=0.1)]), replay=False)
+    search = BatchedTreeSearch(counting, policy=UCB1Score(c=1.0), backup=MeanBackup(), evaluator=lambda *_: (torch.zeros(2, dtype=torch.float64), None))
+    search.search(counting.root(2), 30)
+    # each simulation descends to a leaf of the depth-3 tree (or its untried edge above it): 2 rows per level
+    assert counting.rows > 2 * 30

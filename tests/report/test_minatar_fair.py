@@ -325,3 +325,18 @@ def test_networks_without_runs_are_refused(tmp_path):
     with pytest.raises(SystemExit, match=r"--networks: .* holds no sweep.json, no run directory"):
         planning.main(["minatar-fair", "--stage", "tune", "--game", "breakout", "--networks", str(tmp_path),
                        "--out", str(tmp_path / "out"), "--run-dir", str(tmp_path / "runs")])
+
+
+def test_replay_speed_plays_the_same_episodes_before_and_after_and_restores_the_search(tmp_path):
+    from torchrl_reg.planning import snapshot_simulators
+
+    fast = snapshot_simulators._copy_minatar_game
+    planning.main(["minatar-replay-speed", "--games", "SpaceInvaders", "--algorithms", "uct", "--episodes", "2",
+                   "--moves", "4", "--repeats", "1", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "minatar_replay_speed.json").read_text())
+    (row,) = result["rows"]
+    assert (row["game"], row["algorithm"], row["moves"]) == ("SpaceInvaders", "uct", 8)  # 2 episodes x 4 moves
+    assert len(row["before_s"]) == len(row["after_s"]) == 1 and row["ratio"] > 0
+    assert row["knobs"] == {"c": 0.5}  # the Breakout tuning's choice
+    # the benchmark's "before" settings do not outlive it
+    assert snapshot_simulators.SnapshotStore.deterministic_rewards is True and snapshot_simulators._copy_minatar_game is fast

@@ -120,6 +120,7 @@ class SnapshotStore(ABC):
     """
 
     deterministic = True  # given the handle: the stream is in the snapshot
+    deterministic_rewards = True  # so is the reward: the search steps an edge once (BatchedTreeSearch)
     num_actions: int
 
     def __init__(self, *, device: str | torch.device = "cpu"):

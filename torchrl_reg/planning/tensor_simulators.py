@@ -35,6 +35,9 @@ class TensorSimulator(Protocol):
     """What the batched search needs: ``num_actions``, ``root(batch_size)`` and a pure ``step``.
 
     ``observation(state)`` (the network's input for a batch of states) is needed by network leaves only.
+    Optional flags: ``deterministic`` (one next state per (state, action); the batched search needs it,
+    default True) and ``deterministic_rewards`` (one reward too, default False: with it the search steps
+    each edge once and replays it, and ``step`` must accept any subset of the rows' states).
     """
 
     num_actions: int
@@ -54,6 +57,7 @@ class TensorDChain:
     DOWN = DChain.DOWN
     RIGHT = DChain.RIGHT
     num_actions = 2
+    deterministic_rewards = True
 
     def __init__(self, length: int = 10, final_reward: float = 1.0, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
         DChain(length, final_reward)  # the same argument checks
@@ -113,6 +117,8 @@ class TensorSyntheticTree:
         self.reward_table = (self.edge_reward + leaf).view(-1)
         self.nodes_per_instance = self.edge_reward.shape[1]
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        # noisy leaves pay a new draw at every visit: the search must step them again
+        self.deterministic_rewards = not self.noise_std
 
     def root(self, batch_size: int) -> torch.Tensor:
         if self.instances > 1 and batch_size != self.instances:
@@ -179,6 +185,7 @@ class TensorFrozenLake:
                 for i, (p, to, r, end) in enumerate(outcomes):
                     prob[cell, action, i], nxt[cell, action, i], reward[cell, action, i], done[cell, action, i] = p, to, r, end
         self.deterministic = most == 1
+        self.deterministic_rewards = True  # each outcome's reward is fixed (P's)
         self.prob = torch.as_tensor(prob, dtype=torch.float64, device=self.device)
         # cumulative probabilities summed in the order FrozenLakeSimulator adds them
         self.cumulative = self.prob.cumsum(-1)
