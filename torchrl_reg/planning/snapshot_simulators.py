@@ -82,6 +82,12 @@ def _copy_minatar_game(game: Any, rng: np.random.RandomState) -> Any:
     ``action_map`` tables shared. A game with anything else (another kind of attribute, two attributes holding
     one object) is deep-copied as a whole, so the result is always the deep copy's. Copying the game is the
     larger part of a MinAtar step in the search (``copy.deepcopy`` 30-50 us of a ~120 us step)."""
+    copied = _copy_by_kind(game, rng)
+    return copied if copied is not None else copy.deepcopy(game, {id(game.random): rng})
+
+
+def _copy_by_kind(game: Any, rng: np.random.RandomState) -> Any | None:
+    """:func:`_copy_minatar_game`'s copy by attribute kind; None where the game has something else."""
     state = dict(vars(game))
     seen: set[int] = set()
     for key, value in state.items():
@@ -89,19 +95,17 @@ def _copy_minatar_game(game: Any, rng: np.random.RandomState) -> Any:
             state[key] = rng
         elif key in _READ_ONLY or isinstance(value, _IMMUTABLE):
             continue
-        elif id(value) in seen:
-            return copy.deepcopy(game, {id(game.random): rng})
-        elif type(value) is np.ndarray and value.dtype != object:
+        elif type(value) is np.ndarray and value.dtype != object and id(value) not in seen:
             seen.add(id(value))
             state[key] = value.copy()
         elif type(value) is list and all(_is_entity(item) for item in value):
             inner = [id(value)] + [id(item) for item in value if item is not None]
             if seen.intersection(inner) or len(set(inner)) < len(inner):
-                return copy.deepcopy(game, {id(game.random): rng})
+                return None
             seen.update(inner)
             state[key] = [list(item) if item is not None else None for item in value]
         else:
-            return copy.deepcopy(game, {id(game.random): rng})
+            return None
     new = object.__new__(type(game))
     new.__dict__.update(state)
     return new
