@@ -345,3 +345,34 @@ def test_noisy_leaves_are_stepped_at_every_visit():
     search.search(counting.root(2), 30)
     # each simulation descends to a leaf of the depth-3 tree (or its untried edge above it): 2 rows per level
     assert counting.rows > 2 * 30
+
+
+def _search_on(device: str, replay: bool, kind: str, algorithm: str):
+    """The replay test's search on ``device``, its draws the CPU's Python streams (so every device draws alike)."""
+    if kind == "synthetic":
+        sim = TensorSyntheticTree([SyntheticTree(3, 4, seed=s, noise_std=0.0) for s in range(3)], device=device)
+    else:
+        sim = TensorDChain(6, 0.5, device=device)
+    counting = _Counting(sim, replay)
+    draws, rollout = _uniforms(3), TensorRandomRollout(max_steps=5, uniform=_uniforms(1))
+    policy, backup = _parts(algorithm, 0.5)
+    search = BatchedTreeSearch(
+        counting, policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g),
+        uniform=lambda n: draws(n).to(device), device=device,
+    )
+    actions = search.search(sim.root(3), 25)
+    tree = {f.name: getattr(search.tree, f.name)[:, :-1].cpu() for f in fields(BatchedTree) if f.name != "size"}
+    return actions.cpu(), tree, search.tree.size.cpu()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the batched search on a GPU against the same search on the CPU")
+def test_the_search_on_cuda_is_the_search_on_the_cpu_replayed_or_stepped():
+    for kind in ("synthetic", "dchain"):
+        for algorithm in ("ments", "bts", "dents", "uct"):
+            a0, t0, size0 = _search_on("cpu", True, kind, algorithm)
+            for replay in (True, False):
+                a1, t1, size1 = _search_on("cuda", replay, kind, algorithm)
+                assert torch.equal(a0, a1) and torch.equal(size0, size1), (kind, algorithm, replay)
+                for name in t0:
+                    # float64 on both; a GPU reduction may round in another order than the CPU's
+                    torch.testing.assert_close(t1[name], t0[name], rtol=0, atol=1e-12, equal_nan=True, msg=f"{kind} {algorithm} {replay} {name}")
