@@ -12,6 +12,7 @@
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game Breakout --networks runs/minatar_networks
     python -m benchmarks.planning export-networks --networks runs/minatar_networks   # policies only, to commit
     python -m benchmarks.planning minatar-fair-merge PART.json PART.json ...          # a stage played in parts
+    python -m benchmarks.planning minatar-model-error                                 # the search's model against the real game
     python -m benchmarks.planning plot
 
 ``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
@@ -701,6 +702,108 @@ def minatar_replay_speed(args) -> None:
     _write("minatar_replay_speed", {"rows": rows, "episodes": args.episodes, "moves": args.moves, "simulations": 50,
                                     "repeats": args.repeats, "definition": minatar_replay_speed.__doc__, **_provenance()},
            out=Path(args.out))
+
+
+def minatar_model_error(args) -> None:
+    """How far the search's model of a MinAtar game strays from the real game. ``BatchedMinAtar.roots`` copies the
+    real game at every move with a fresh random stream (the planner's), so whatever the game draws after the root
+    (sticky actions; Asterix's spawns of enemies and gold, each lane, side and kind drawn; Breakout's ball start;
+    SpaceInvaders draws nothing) the model draws anew. From every move of ``--episodes`` real episodes played with
+    uniformly random actions (``minatar.Environment`` seeded 100, 101, ...), the model replays the real actions of the
+    next h moves: ``obs_differs[h]`` is the share of those starts whose model observation after h moves is not the
+    real one, ``return_error[h]`` the mean |model return - real return| over the h moves (undiscounted), counted
+    where the real episode lasts h more moves. Per sticky-action probability: the preset's 0.1, and 0 (the game's own
+    draws alone)."""
+    import minatar
+
+    from torchrl_reg.planning import BatchedMinAtar
+
+    horizons = [int(h) for h in args.horizons.split(",")]
+    rows = []
+    for game in args.games.split(","):
+        for sticky in (0.1, 0.0):
+            sim = BatchedMinAtar(game, sticky_action_prob=sticky, seed=0)
+            differs = {h: [] for h in horizons}
+            errors = {h: [] for h in horizons}
+            moves = 0
+            for episode in range(args.episodes):
+                env = minatar.Environment(sim.game, sticky_action_prob=sticky)
+                env.seed(100 + episode)
+                env.reset()
+                actions = np.random.default_rng(100 + episode).integers(sim.num_actions, size=args.max_steps)
+                # the real episode first: its observation and reward after every move
+                starts, real_obs, real_rew = [], [], []
+                for t in range(args.max_steps):
+                    state = sim.roots([env], seed=t)
+                    if not np.array_equal(sim.observation(state)[0].numpy(), np.moveaxis(env.state(), -1, 0).astype(np.uint8)):
+                        raise SystemExit(f"{game}: the model's root is not the real game at move {t} of episode {episode}")
+                    model = []  # the model's observation and return after each of the next max(horizons) moves
+                    ret = 0.0
+                    for k in range(max(horizons)):
+                        if t + k >= args.max_steps:
+                            break
+                        state, reward, done = sim.step(state, torch.tensor([int(actions[t + k])]))
+                        ret += float(reward[0])
+                        model.append((sim.observation(state)[0].numpy(), ret, bool(done[0])))
+                        if bool(done[0]):
+                            break
+                    starts.append(model)
+                    real_obs.append(np.moveaxis(env.state(), -1, 0).astype(np.uint8))
+                    reward, terminal = env.act(int(actions[t]))
+                    real_rew.append(float(reward))
+                    moves += 1
+                    if terminal:
+                        break
+                real_obs.append(np.moveaxis(env.state(), -1, 0).astype(np.uint8))
+                n = len(real_rew)  # moves played; real_obs[i] is the observation before move i (and after the last)
+                for t, model in enumerate(starts):
+                    for h in horizons:
+                        if t + h > n:
+                            continue
+                        real_return = sum(real_rew[t:t + h])
+                        if len(model) < h:  # the model's episode ended sooner than the real one
+                            differs[h].append(1.0)
+                            errors[h].append(abs(model[-1][1] - real_return))
+                            continue
+                        obs, ret, _ = model[h - 1]
+                        # the real game's last observation is its terminal screen: compared like any other
+                        differs[h].append(float(not np.array_equal(obs, real_obs[t + h])))
+                        errors[h].append(abs(ret - real_return))
+            row = {"game": game, "sticky_action_prob": sticky, "moves": moves,
+                   # None where no real episode lasted h more moves
+                   "obs_differs": {str(h): float(np.mean(differs[h])) if differs[h] else None for h in horizons},
+                   "return_error": {str(h): float(np.mean(errors[h])) if errors[h] else None for h in horizons},
+                   "starts": {str(h): len(differs[h]) for h in horizons}}
+            rows.append(row)
+            print(f"{game} sticky {sticky}: " + ", ".join(f"h={h}: {row['obs_differs'][str(h)]} differ, |dR| {row['return_error'][str(h)]}" for h in horizons), flush=True)
+    result = {"rows": rows, "episodes": args.episodes, "max_steps": args.max_steps, "horizons": horizons,
+              "definition": minatar_model_error.__doc__, **_provenance()}
+    out = Path(args.out)
+    _write("minatar_model_error", result, out=out)
+    _plot_model_error(out, result)
+
+
+def _plot_model_error(out: Path, result: dict) -> None:
+    """``minatar_model_error.png``: per game, the share of model observations that differ from the real ones, by horizon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for row in result["rows"]:
+        hs = result["horizons"]
+        hs = [h for h in hs if row["obs_differs"][str(h)] is not None]
+        ax.plot(hs, [row["obs_differs"][str(h)] for h in hs], marker="o", linestyle="-" if row["sticky_action_prob"] else "--",
+                label=f"{row['game']}, sticky {row['sticky_action_prob']}")
+    ax.set_xlabel("moves replayed in the model (h)")
+    ax.set_ylabel("share of model observations != real")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title("The search's MinAtar model against the real game (random play)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "minatar_model_error.png", dpi=100)
+    plt.close(fig)
 
 
 def minatar(args) -> None:
@@ -1550,6 +1653,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--moves", type=int, default=60, help="moves per episode at most (max_steps)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(OUT), help="where minatar_replay_speed.json goes")
+    p = sub.add_parser("minatar-model-error", help="how far the search's MinAtar model strays from the real game")
+    p.add_argument("--games", default="Breakout,SpaceInvaders,Asterix")
+    p.add_argument("--episodes", type=int, default=5, help="real episodes of random play per game and sticky-action probability")
+    p.add_argument("--max-steps", type=int, default=200, help="moves per episode at most")
+    p.add_argument("--horizons", default="1,5,10", help="moves replayed in the model from each real move")
+    p.add_argument("--out", default=str(OUT), help="where minatar_model_error.json/.png go")
     p = sub.add_parser("minatar-fair-merge", help="minatar-fair results played in parts, merged into the stage's JSON")
     p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms or cells)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the recomputed comparisons")
@@ -1561,7 +1670,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

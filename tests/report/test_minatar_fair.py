@@ -340,3 +340,19 @@ def test_replay_speed_plays_the_same_episodes_before_and_after_and_restores_the_
     assert row["knobs"] == {"c": 0.5}  # the Breakout tuning's choice
     # the benchmark's "before" settings do not outlive it
     assert snapshot_simulators.SnapshotStore.deterministic_rewards is True and snapshot_simulators._copy_minatar_game is fast
+
+
+def test_model_error_is_zero_where_the_game_draws_nothing_after_the_root(tmp_path):
+    # minatar/environments: SpaceInvaders draws no random number; Asterix draws every spawn (lane, side, gold or
+    # enemy), so its model, copied with a fresh stream, foresees other spawns; sticky actions (0.1) make any game stray
+    planning.main(["minatar-model-error", "--games", "SpaceInvaders,Asterix", "--episodes", "1", "--max-steps", "40",
+                   "--horizons", "1,10", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "minatar_model_error.json").read_text())
+    rows = {(r["game"], r["sticky_action_prob"]): r for r in result["rows"]}
+    assert rows["SpaceInvaders", 0.0]["obs_differs"] == {"1": 0.0, "10": 0.0}
+    assert rows["SpaceInvaders", 0.0]["return_error"] == {"1": 0.0, "10": 0.0}
+    assert rows["Asterix", 0.0]["obs_differs"]["10"] > 0.5
+    assert rows["SpaceInvaders", 0.1]["obs_differs"]["10"] > 0
+    # every start whose real episode lasts 10 more moves is counted: 40 moves, 31 starts (SpaceInvaders lasts 40)
+    assert rows["SpaceInvaders", 0.0]["moves"] == 40 and rows["SpaceInvaders", 0.0]["starts"] == {"1": 40, "10": 31}
+    assert (tmp_path / "minatar_model_error.png").exists()
