@@ -13,6 +13,7 @@
     python -m benchmarks.planning export-networks --networks runs/minatar_networks   # policies only, to commit
     python -m benchmarks.planning minatar-fair-merge PART.json PART.json ...          # a stage played in parts
     python -m benchmarks.planning minatar-model-error                                 # the search's model against the real game
+    python -m benchmarks.planning minatar-oracle --eval results/planning/minatar_fair_asterix.json  # the searches with an oracle model
     python -m benchmarks.planning plot
 
 ``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
@@ -714,73 +715,157 @@ def minatar_model_error(args) -> None:
     real one, ``return_error[h]`` the mean |model return - real return| over the h moves (undiscounted), counted
     where the real episode lasts h more moves. Per sticky-action probability: the preset's 0.1, and 0 (the game's own
     draws alone)."""
-    import minatar
-
     from torchrl_reg.planning import BatchedMinAtar
 
     horizons = [int(h) for h in args.horizons.split(",")]
     rows = []
     for game in args.games.split(","):
         for sticky in (0.1, 0.0):
-            sim = BatchedMinAtar(game, sticky_action_prob=sticky, seed=0)
-            differs = {h: [] for h in horizons}
-            errors = {h: [] for h in horizons}
-            moves = 0
-            for episode in range(args.episodes):
-                env = minatar.Environment(sim.game, sticky_action_prob=sticky)
-                env.seed(100 + episode)
-                env.reset()
-                actions = np.random.default_rng(100 + episode).integers(sim.num_actions, size=args.max_steps)
-                # the real episode first: its observation and reward after every move
-                starts, real_obs, real_rew = [], [], []
-                for t in range(args.max_steps):
-                    state = sim.roots([env], seed=t)
-                    if not np.array_equal(sim.observation(state)[0].numpy(), np.moveaxis(env.state(), -1, 0).astype(np.uint8)):
-                        raise SystemExit(f"{game}: the model's root is not the real game at move {t} of episode {episode}")
-                    model = []  # the model's observation and return after each of the next max(horizons) moves
-                    ret = 0.0
-                    for k in range(max(horizons)):
-                        if t + k >= args.max_steps:
-                            break
-                        state, reward, done = sim.step(state, torch.tensor([int(actions[t + k])]))
-                        ret += float(reward[0])
-                        model.append((sim.observation(state)[0].numpy(), ret, bool(done[0])))
-                        if bool(done[0]):
-                            break
-                    starts.append(model)
-                    real_obs.append(np.moveaxis(env.state(), -1, 0).astype(np.uint8))
-                    reward, terminal = env.act(int(actions[t]))
-                    real_rew.append(float(reward))
-                    moves += 1
-                    if terminal:
-                        break
-                real_obs.append(np.moveaxis(env.state(), -1, 0).astype(np.uint8))
-                n = len(real_rew)  # moves played; real_obs[i] is the observation before move i (and after the last)
-                for t, model in enumerate(starts):
-                    for h in horizons:
-                        if t + h > n:
-                            continue
-                        real_return = sum(real_rew[t:t + h])
-                        if len(model) < h:  # the model's episode ended sooner than the real one
-                            differs[h].append(1.0)
-                            errors[h].append(abs(model[-1][1] - real_return))
-                            continue
-                        obs, ret, _ = model[h - 1]
-                        # the real game's last observation is its terminal screen: compared like any other
-                        differs[h].append(float(not np.array_equal(obs, real_obs[t + h])))
-                        errors[h].append(abs(ret - real_return))
-            row = {"game": game, "sticky_action_prob": sticky, "moves": moves,
-                   # None where no real episode lasted h more moves
-                   "obs_differs": {str(h): float(np.mean(differs[h])) if differs[h] else None for h in horizons},
-                   "return_error": {str(h): float(np.mean(errors[h])) if errors[h] else None for h in horizons},
-                   "starts": {str(h): len(differs[h]) for h in horizons}}
-            rows.append(row)
+            row = _model_error(BatchedMinAtar(game, sticky_action_prob=sticky, seed=0), args.episodes, args.max_steps, horizons)
+            rows.append({"game": game, "sticky_action_prob": sticky, **row})
             print(f"{game} sticky {sticky}: " + ", ".join(f"h={h}: {row['obs_differs'][str(h)]} differ, |dR| {row['return_error'][str(h)]}" for h in horizons), flush=True)
     result = {"rows": rows, "episodes": args.episodes, "max_steps": args.max_steps, "horizons": horizons,
               "definition": minatar_model_error.__doc__, **_provenance()}
     out = Path(args.out)
     _write("minatar_model_error", result, out=out)
     _plot_model_error(out, result)
+
+
+def _model_error(sim, episodes: int, max_steps: int, horizons: list[int]) -> dict:
+    """:func:`minatar_model_error`'s measurement for one model ``sim`` (a ``BatchedMinAtar``): its row's numbers."""
+    import minatar
+
+    sticky = sim.env.sticky_action_prob
+    differs = {h: [] for h in horizons}
+    errors = {h: [] for h in horizons}
+    moves = 0
+    for episode in range(episodes):
+        env = minatar.Environment(sim.game, sticky_action_prob=sticky)
+        env.seed(100 + episode)
+        env.reset()
+        actions = np.random.default_rng(100 + episode).integers(sim.num_actions, size=max_steps)
+        # the real episode first: its observation and reward after every move
+        starts, real_obs, real_rew = [], [], []
+        for t in range(max_steps):
+            state = sim.roots([env], seed=t)
+            if not np.array_equal(sim.observation(state)[0].numpy(), np.moveaxis(env.state(), -1, 0).astype(np.uint8)):
+                raise SystemExit(f"{sim.game}: the model's root is not the real game at move {t} of episode {episode}")
+            model = []  # the model's observation and return after each of the next max(horizons) moves
+            ret = 0.0
+            for k in range(max(horizons)):
+                if t + k >= max_steps:
+                    break
+                state, reward, done = sim.step(state, torch.tensor([int(actions[t + k])]))
+                ret += float(reward[0])
+                model.append((sim.observation(state)[0].numpy(), ret, bool(done[0])))
+                if bool(done[0]):
+                    break
+            starts.append(model)
+            real_obs.append(np.moveaxis(env.state(), -1, 0).astype(np.uint8))
+            reward, terminal = env.act(int(actions[t]))
+            real_rew.append(float(reward))
+            moves += 1
+            if terminal:
+                break
+        real_obs.append(np.moveaxis(env.state(), -1, 0).astype(np.uint8))
+        n = len(real_rew)  # moves played; real_obs[i] is the observation before move i (and after the last)
+        for t, model in enumerate(starts):
+            for h in horizons:
+                if t + h > n:
+                    continue
+                real_return = sum(real_rew[t:t + h])
+                if len(model) < h:  # the model's episode ended sooner than the real one
+                    differs[h].append(1.0)
+                    errors[h].append(abs(model[-1][1] - real_return))
+                    continue
+                obs, ret, _ = model[h - 1]
+                # the real game's last observation is its terminal screen: compared like any other
+                differs[h].append(float(not np.array_equal(obs, real_obs[t + h])))
+                errors[h].append(abs(ret - real_return))
+    return {
+        "moves": moves,
+        # None where no real episode lasted h more moves
+        "obs_differs": {str(h): float(np.mean(differs[h])) if differs[h] else None for h in horizons},
+        "return_error": {str(h): float(np.mean(errors[h])) if errors[h] else None for h in horizons},
+        "starts": {str(h): len(differs[h]) for h in horizons},
+    }
+
+
+def _oracle_roots(self, envs, seed):
+    """``BatchedMinAtar.roots`` with the real games' own streams copied (``seed`` unused): an oracle model."""
+    import copy
+
+    self.clear()
+    # the working stream takes the snapshots' states: MT19937 ones (minatar.Environment's), not the planner's PCG64
+    self._rng = np.random.RandomState()
+    handles = []
+    for row, env in enumerate(envs):
+        real = self._environment(env, row)
+        rng = copy.deepcopy(real.random)  # a seeded minatar.Environment's game draws from the same RandomState
+        if real.env.random is not real.random:
+            raise SystemExit("the oracle model needs the real game and its sticky actions on one stream (minatar.Environment.seed)")
+        game = copy.deepcopy(real.env, {id(real.random): rng})
+        handles.append(self._add(self._snapshot(game, rng, real.last_action)))
+    return self._handles(handles)
+
+
+def minatar_oracle(args) -> None:
+    """Whether the model error explains a game's results (:func:`minatar_model_error`): the fair evaluation's
+    searches (its knobs, 50 simulations, its episodes, env seeds and move cap, one batched search per move)
+    replayed with an **oracle model**: ``BatchedMinAtar.roots`` copies the real game's own random stream instead of a
+    fresh one, so the model's future is the real one for the same actions (sticky actions and spawns included;
+    checked first: the oracle's screens equal the real ones 10 moves ahead, random play). A diagnostic, not a
+    planner: no agent can read the env's stream. Paired against the same episodes of the determinized searches and
+    of the greedy network, read from the evaluation JSON (``--eval``)."""
+    import shutil
+
+    from recipes import tree_search
+    from torchrl_reg.planning import BatchedMinAtar
+
+    evaluation = json.loads(Path(args.eval).read_text())
+    game, seeds = evaluation["game"], [net["seed"] for net in evaluation["networks"]]
+    labels = [f"{a}@{args.simulations}" for a in args.algorithms.split(",")]
+    missing = [label for label in labels if label not in evaluation["knobs"]]
+    if missing:
+        raise SystemExit(f"{args.eval} has no {', '.join(missing)} (it has {', '.join(evaluation['knobs'])})")
+    original = BatchedMinAtar.roots
+    BatchedMinAtar.roots = _oracle_roots
+    try:
+        check = _model_error(BatchedMinAtar(game, sticky_action_prob=0.1, seed=0), 1, 60, [10])
+        if check["obs_differs"]["10"] != 0.0:
+            raise SystemExit(f"{game}: the oracle model strays from the real game ({check})")
+        episodes = {label: [] for label in labels}
+        for label in labels:
+            algorithm = label.partition("@")[0]
+            for net in evaluation["networks"]:
+                run_dir = f"{args.run_dir}/{game}/oracle/{label}/seed{net['seed']}"
+                # the committed network where the evaluation's path is another machine's; the same file either way
+                checkpoint = Path(net["checkpoint"])
+                if not checkpoint.exists():
+                    checkpoint = NETWORKS_OUT / f"{game}_seed{net['seed']}" / "checkpoint.pt"
+                if not checkpoint.exists() or hashlib.sha256(checkpoint.read_bytes()).hexdigest() != net["sha256"]:
+                    raise SystemExit(f"the seed-{net['seed']} network of {args.eval} (sha256 {net['sha256']}) is not at {checkpoint}")
+                cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, evaluation["knobs"][label]),
+                                      simulations=args.simulations, episodes=evaluation["episodes"], seed=evaluation["seed"],
+                                      max_steps=evaluation["max_steps"], run_dir=run_dir,
+                                      extra=(f"planner.batch_episodes={evaluation['batch_episodes'] or evaluation['episodes']}", "logger.progress_bar=false"))
+                out = tree_search.train(cfg)
+                if out["status"] != "completed":
+                    raise SystemExit(f"{run_dir} stopped ({out['status']}): run the same command again to resume it")
+                episodes[label].append(out["returns"])
+                print(f"{game} oracle {label} network seed {net['seed']}: mean return {out['mean_return']:.3g}", flush=True)
+    finally:
+        BatchedMinAtar.roots = original
+    played = evaluation["episode_returns"]
+    comparisons = {}
+    for label in labels:
+        comparisons[f"oracle {label} - {label}"] = _paired(episodes[label], played[label], args.reps)
+        comparisons[f"oracle {label} - greedy"] = _paired(episodes[label], played["greedy"], args.reps)
+    result = {"game": game, "network_seeds": seeds, "evaluation": args.eval, "simulations": args.simulations,
+              "knobs": {label: evaluation["knobs"][label] for label in labels}, "oracle_check": check,
+              "episode_returns": episodes, "comparisons": comparisons, "statistics": FAIR_STATISTICS,
+              "bootstrap_reps": args.reps, "definition": minatar_oracle.__doc__, **_provenance()}
+    _write(f"minatar_oracle_{game.lower()}", result, out=Path(args.out))
 
 
 def _plot_model_error(out: Path, result: dict) -> None:
@@ -1659,6 +1744,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-steps", type=int, default=200, help="moves per episode at most")
     p.add_argument("--horizons", default="1,5,10", help="moves replayed in the model from each real move")
     p.add_argument("--out", default=str(OUT), help="where minatar_model_error.json/.png go")
+    p = sub.add_parser("minatar-oracle", help="the fair evaluation's searches with an oracle model (the real game's stream)")
+    p.add_argument("--eval", required=True, help="the game's evaluation JSON (minatar_fair_<game>.json or a part of it)")
+    p.add_argument("--algorithms", default="ments,bts,dents,uct")
+    p.add_argument("--simulations", type=int, default=50)
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--out", default=str(OUT), help="where minatar_oracle_<game>.json goes")
+    p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
     p = sub.add_parser("minatar-fair-merge", help="minatar-fair results played in parts, merged into the stage's JSON")
     p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms or cells)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the recomputed comparisons")
@@ -1670,7 +1762,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "minatar-oracle": minatar_oracle, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,24 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
         planning.main(["minatar-fair-merge", str(files["tune_a"]), str(files["tune_a"]), "--out", str(parts / "x")])
     assert not (parts / "x").exists()
 
+    # the same searches with the oracle model, paired against the evaluation's episodes
+    from torchrl_reg.planning import BatchedMinAtar
+
+    roots = BatchedMinAtar.roots
+    evaluation = str(tmp_path / "out" / "minatar_fair_spaceinvaders.json")
+    with pytest.raises(SystemExit, match=r"has no ments@4, bts@4, dents@4, uct@4 \(it has greedy, ments@3"):
+        planning.main(["minatar-oracle", "--eval", evaluation, "--simulations", "4", "--out", str(tmp_path / "oracle")])
+    planning.main(["minatar-oracle", "--eval", evaluation, "--simulations", "3", "--algorithms", "uct", "--reps", "200",
+                   "--out", str(tmp_path / "oracle"), "--run-dir", str(tmp_path / "runs")])
+    assert BatchedMinAtar.roots is roots  # the oracle does not outlive the command
+    oracle = json.loads((tmp_path / "oracle" / "minatar_oracle_spaceinvaders.json").read_text())
+    assert oracle["oracle_check"]["obs_differs"] == {"10": 0.0} and oracle["knobs"] == {"uct@3": tune["chosen"]["uct"]}
+    mine = np.asarray(oracle["episode_returns"]["uct@3"], dtype=np.float64)
+    assert mine.shape == (2, 3)  # the evaluation's networks and episodes
+    for other in ("uct@3", "greedy"):
+        comparison = oracle["comparisons"][f"oracle uct@3 - {other}"]
+        assert comparison["mean"] == pytest.approx((mine - episodes[other]).mean(), abs=1e-12) and comparison["pairs"] == 6
+
 
 @pytest.mark.slow
 def test_exported_networks_are_the_runs_networks(tmp_path, networks):
@@ -356,3 +374,20 @@ def test_model_error_is_zero_where_the_game_draws_nothing_after_the_root(tmp_pat
     # every start whose real episode lasts 10 more moves is counted: 40 moves, 31 starts (SpaceInvaders lasts 40)
     assert rows["SpaceInvaders", 0.0]["moves"] == 40 and rows["SpaceInvaders", 0.0]["starts"] == {"1": 40, "10": 31}
     assert (tmp_path / "minatar_model_error.png").exists()
+
+
+def test_the_oracle_model_is_the_real_game_where_the_determinized_one_strays():
+    from torchrl_reg.planning import BatchedMinAtar
+
+    # Asterix draws every spawn and, here, sticky actions: the determinized model strays, the oracle (the real
+    # game's stream copied) never does
+    determinized = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
+    assert determinized["obs_differs"]["10"] > 0.5
+    original = BatchedMinAtar.roots
+    BatchedMinAtar.roots = planning._oracle_roots
+    try:
+        oracle = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
+    finally:
+        BatchedMinAtar.roots = original
+    assert oracle["obs_differs"] == {"1": 0.0, "10": 0.0} and oracle["return_error"] == {"1": 0.0, "10": 0.0}
+    assert oracle["starts"] == determinized["starts"]  # the same real episode
