@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -809,6 +810,19 @@ def _oracle_roots(self, envs, seed):
     return self._handles(handles)
 
 
+@contextlib.contextmanager
+def _oracle_model():
+    """``BatchedMinAtar.roots`` is :func:`_oracle_roots` inside the block, the library's own again after it."""
+    from torchrl_reg.planning import BatchedMinAtar
+
+    original = BatchedMinAtar.roots
+    BatchedMinAtar.roots = _oracle_roots
+    try:
+        yield
+    finally:
+        BatchedMinAtar.roots = original
+
+
 def minatar_oracle(args) -> None:
     """Whether the model error explains a game's results (:func:`minatar_model_error`): the fair evaluation's
     searches (its knobs, 50 simulations, its episodes, env seeds and move cap, one batched search per move)
@@ -828,9 +842,7 @@ def minatar_oracle(args) -> None:
     missing = [label for label in labels if label not in evaluation["knobs"]]
     if missing:
         raise SystemExit(f"{args.eval} has no {', '.join(missing)} (it has {', '.join(evaluation['knobs'])})")
-    original = BatchedMinAtar.roots
-    BatchedMinAtar.roots = _oracle_roots
-    try:
+    with _oracle_model():
         check = _model_error(BatchedMinAtar(game, sticky_action_prob=0.1, seed=0), 1, 60, [10])
         if check["obs_differs"]["10"] != 0.0:
             raise SystemExit(f"{game}: the oracle model strays from the real game ({check})")
@@ -854,8 +866,6 @@ def minatar_oracle(args) -> None:
                     raise SystemExit(f"{run_dir} stopped ({out['status']}): run the same command again to resume it")
                 episodes[label].append(out["returns"])
                 print(f"{game} oracle {label} network seed {net['seed']}: mean return {out['mean_return']:.3g}", flush=True)
-    finally:
-        BatchedMinAtar.roots = original
     played = evaluation["episode_returns"]
     comparisons = {}
     for label in labels:

@@ -383,11 +383,7 @@ def test_the_oracle_model_is_the_real_game_where_the_determinized_one_strays():
     # game's stream copied) never does
     determinized = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
     assert determinized["obs_differs"]["10"] > 0.5
-    original = BatchedMinAtar.roots
-    BatchedMinAtar.roots = planning._oracle_roots
-    try:
+    with planning._oracle_model():
         oracle = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
-    finally:
-        BatchedMinAtar.roots = original
     assert oracle["obs_differs"] == {"1": 0.0, "10": 0.0} and oracle["return_error"] == {"1": 0.0, "10": 0.0}
     assert oracle["starts"] == determinized["starts"]  # the same real episode
