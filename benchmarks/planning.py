@@ -830,7 +830,7 @@ def minatar_oracle(args) -> None:
     fresh one, so the model's future is the real one for the same actions (sticky actions and spawns included;
     checked first: the oracle's screens equal the real ones 10 moves ahead, random play). A diagnostic, not a
     planner: no agent can read the env's stream. Paired against the same episodes of the determinized searches and
-    of the greedy network, read from the evaluation JSON (``--eval``)."""
+    of the greedy network, read from the evaluation JSON (``--eval``), and the oracle searches against each other."""
     import shutil
 
     from recipes import tree_search
@@ -871,6 +871,9 @@ def minatar_oracle(args) -> None:
     for label in labels:
         comparisons[f"oracle {label} - {label}"] = _paired(episodes[label], played[label], args.reps)
         comparisons[f"oracle {label} - greedy"] = _paired(episodes[label], played["greedy"], args.reps)
+    for i, a in enumerate(labels):  # the algorithms against each other, both with the oracle model
+        for b in labels[i + 1:]:
+            comparisons[f"oracle {a} - oracle {b}"] = _paired(episodes[a], episodes[b], args.reps)
     result = {"game": game, "network_seeds": seeds, "evaluation": args.eval, "simulations": args.simulations,
               "knobs": {label: evaluation["knobs"][label] for label in labels}, "oracle_check": check,
               "episode_returns": episodes, "comparisons": comparisons, "statistics": FAIR_STATISTICS,

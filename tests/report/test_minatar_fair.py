@@ -222,16 +222,20 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     evaluation = str(tmp_path / "out" / "minatar_fair_spaceinvaders.json")
     with pytest.raises(SystemExit, match=r"has no ments@4, bts@4, dents@4, uct@4 \(it has greedy, ments@3"):
         planning.main(["minatar-oracle", "--eval", evaluation, "--simulations", "4", "--out", str(tmp_path / "oracle")])
-    planning.main(["minatar-oracle", "--eval", evaluation, "--simulations", "3", "--algorithms", "uct", "--reps", "200",
+    planning.main(["minatar-oracle", "--eval", evaluation, "--simulations", "3", "--algorithms", "ments,uct", "--reps", "200",
                    "--out", str(tmp_path / "oracle"), "--run-dir", str(tmp_path / "runs")])
     assert BatchedMinAtar.roots is roots  # the oracle does not outlive the command
     oracle = json.loads((tmp_path / "oracle" / "minatar_oracle_spaceinvaders.json").read_text())
-    assert oracle["oracle_check"]["obs_differs"] == {"10": 0.0} and oracle["knobs"] == {"uct@3": tune["chosen"]["uct"]}
-    mine = np.asarray(oracle["episode_returns"]["uct@3"], dtype=np.float64)
-    assert mine.shape == (2, 3)  # the evaluation's networks and episodes
-    for other in ("uct@3", "greedy"):
-        comparison = oracle["comparisons"][f"oracle uct@3 - {other}"]
-        assert comparison["mean"] == pytest.approx((mine - episodes[other]).mean(), abs=1e-12) and comparison["pairs"] == 6
+    assert oracle["oracle_check"]["obs_differs"] == {"10": 0.0}
+    assert oracle["knobs"] == {"ments@3": tune["chosen"]["ments"], "uct@3": tune["chosen"]["uct"]}
+    mine = {label: np.asarray(oracle["episode_returns"][label], dtype=np.float64) for label in ("ments@3", "uct@3")}
+    assert mine["uct@3"].shape == (2, 3)  # the evaluation's networks and episodes
+    expected = {f"oracle {label} - {other}": mine[label] - episodes[other] for label in mine for other in (label, "greedy")}
+    expected["oracle ments@3 - oracle uct@3"] = mine["ments@3"] - mine["uct@3"]
+    assert set(oracle["comparisons"]) == set(expected)
+    for name, differences in expected.items():
+        comparison = oracle["comparisons"][name]
+        assert comparison["mean"] == pytest.approx(differences.mean(), abs=1e-12) and comparison["pairs"] == 6, name
 
 
 @pytest.mark.slow
