@@ -831,7 +831,6 @@ def minatar_oracle(args) -> None:
     checked first: the oracle's screens equal the real ones 10 moves ahead, random play). A diagnostic, not a
     planner: no agent can read the env's stream. Paired against the same episodes of the determinized searches and
     of the greedy network, read from the evaluation JSON (``--eval``), and the oracle searches against each other."""
-    import shutil
 
     from recipes import tree_search
     from torchrl_reg.planning import BatchedMinAtar
