@@ -20,37 +20,22 @@ leaf values and the initial values of untried actions: ``evaluator.checkpoint`` 
 ``planner.batch_episodes=K`` plays K episodes at once, one batched search over their trees per move
 (:class:`torchrl_reg.planning.BatchedTreeSearch`; dchain, frozenlake and minatar).
 
-The loop is :func:`torchrl_reg.loops.planning.plan`; this file declares the config and its checks. The
-run-directory contract (config.yaml, checkpoint.pt after every episode or group of episodes, resume from the
-last finished one, CSV logs, metrics.json, returns.png, stop signals and exit status 75) is that loop's.
+The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
+:func:`torchrl_reg.configs.validate_planning_config`; this file declares the config. The run-directory contract
+(config.yaml, checkpoint.pt after every episode or group of episodes, resume, CSV logs, metrics.json, returns.png,
+stop signals and exit status 75) is :class:`torchrl_reg.run.Run`'s.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 from omegaconf import DictConfig
 
-from torchrl_reg.configs import default_of, register_schema, structured
-from torchrl_reg.envs import MINATAR_GAMES
+from torchrl_reg.configs import PlanningConfig, check_config, default_of, recipe_schema
 from torchrl_reg.loops import recipe_entry
-from torchrl_reg.planning import (
-    ALGORITHMS,
-    KNOB_DEFAULTS,
-    RECOMMENDATIONS,
-    TASKS,
-    TENSOR_TASKS,
-    QNetworkEvaluator,
-    RandomRollout,
-    algorithm_knobs,
-    make_search,
-)
-from torchrl_reg.run.logs import LOGGER_BACKENDS
-from torchrl_reg.validation import check_choice, check_count, check_range
-
-PLANNERS = ALGORITHMS + ("greedy",)
-EVALUATORS = ("rollout", "q_network")
+from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, make_search
+from torchrl_reg.validation import ReadOnlyIf
 
 
 @dataclass
@@ -75,6 +60,12 @@ class TaskConfig:
         "sticky_action_prob": "MinAtar / Atari: probability that the env repeats the last action",
         "frame_skip": "Atari: emulator frames per move",
         "max_steps": "moves per episode at most",
+    }
+    #: The keys only some tasks read (a value given to one the task ignores is refused).
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "length": ("name", ("dchain",)), "final_reward": ("name", ("dchain",)), "map_name": ("name", ("frozenlake",)),
+        "game": ("name", ("minatar", "atari")), "sticky_action_prob": ("name", ("minatar", "atari")),
+        "frame_skip": ("name", ("atari",)),
     }
 
 
@@ -130,99 +121,19 @@ class EvaluatorConfig:
         "value": "leaf value: soft (tau logsumexp Q/tau) or max",
         "init": "untried actions start at: q (the network's Q), log_prior, or none (planner.q_init)",
     }
-
-
-@dataclass
-class PlanningLoggerConfig:
-    """TorchRL logger backend (one row per episode) and the progress bar."""
-
-    backend: str = "csv"
-    project: str = "torchrl_reg"
-    progress_bar: bool = True
-
-    docs: ClassVar[dict[str, str]] = {
-        "backend": "csv, tensorboard, wandb or none",
-        "project": "wandb project",
-        "progress_bar": "show a progress bar over moves",
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "rollout_steps": ("kind", ("rollout",)),
+        **dict.fromkeys(("checkpoint", "prior_tau", "value", "init"), ("kind", ("q_network",))),
     }
 
 
-@dataclass
-class TreeSearchConfig:
-    seed: int = 0
-    episodes: int = 1
-    run_dir: Optional[str] = None
-    num_threads: int = 1
-    task: TaskConfig = field(default_factory=TaskConfig)
-    planner: PlannerConfig = field(default_factory=PlannerConfig)
-    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
-    logger: PlanningLoggerConfig = field(default_factory=PlanningLoggerConfig)
-    #: The loop that runs it (:data:`torchrl_reg.loops.LOOPS`): torchrl_reg.loops.planning.plan.
-    family: ClassVar[str] = "planning"
-
-    docs: ClassVar[dict[str, str]] = {
-        "seed": "episode i's env, rollouts and search draw from seed + i",
-        "episodes": "episodes to play (may grow on resume)",
-        "run_dir": "run directory (default: Hydra's output directory)",
-        "num_threads": "torch threads",
-    }
-
-
-register_schema("tree_search", TreeSearchConfig)
+TreeSearchConfig = recipe_schema("tree_search", PlanningConfig, task=TaskConfig, planner=PlannerConfig, evaluator=EvaluatorConfig)
 
 
 def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema and range checks, all before anything is built."""
-    cfg = structured(cfg, TreeSearchConfig)
-    check_count("episodes", cfg.episodes)
-    check_count("num_threads", cfg.num_threads)
-    check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
-    task, planner, evaluator = cfg.task, cfg.planner, cfg.evaluator
-    check_choice("task.name", task.name, TASKS)
-    check_count("task.max_steps", task.max_steps)
-    if task.name == "dchain":
-        check_count("task.length", task.length, 2)
-        check_range("task.final_reward", task.final_reward)
-    if task.name == "minatar":
-        check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
-    if task.name in ("minatar", "atari"):
-        check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
-    check_choice("planner.algorithm", planner.algorithm, PLANNERS)
-    check_count("planner.simulations", planner.simulations)
-    check_count("planner.batch_episodes", planner.batch_episodes)
-    if planner.batch_episodes > 1:
-        if task.name not in TENSOR_TASKS:
-            raise ValueError(
-                f"planner.batch_episodes={planner.batch_episodes} needs a task the batched search models "
-                f"({', '.join(TENSOR_TASKS)}), got task.name={task.name!r}; use planner.batch_episodes=1"
-            )
-        if planner.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
-                "does not search: use planner.batch_episodes=1"
-            )
-    if planner.algorithm in ALGORITHMS:
-        knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
-        for name, value in knobs.items():
-            check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))
-    check_range("planner.gamma", planner.gamma, 0.0, 1.0)
-    check_range("planner.q_init", planner.q_init)
-    if planner.recommend is not None:
-        check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
-    check_choice("evaluator.kind", evaluator.kind, EVALUATORS)
-    if evaluator.kind == "q_network" or planner.algorithm == "greedy":
-        if task.name != "minatar":
-            raise ValueError(f"a Q network (evaluator.kind={evaluator.kind!r}, planner.algorithm={planner.algorithm!r}) needs task.name='minatar', got {task.name!r}")
-        if not evaluator.checkpoint:
-            raise ValueError("evaluator.checkpoint must name an M-DQN run's checkpoint.pt (recipes/m_dqn.py env=minatar)")
-        if not Path(evaluator.checkpoint).is_file():
-            raise FileNotFoundError(f"evaluator.checkpoint={evaluator.checkpoint!r} is not a file")
-        check_range("evaluator.prior_tau", evaluator.prior_tau, 0.0, low_inclusive=False)
-        check_choice("evaluator.value", evaluator.value, QNetworkEvaluator.VALUES)
-        check_choice("evaluator.init", evaluator.init, QNetworkEvaluator.INITS)
-    else:
-        check_count("evaluator.rollout_steps", evaluator.rollout_steps, 0)
-    return cfg
+    """Schema and range checks (:func:`~torchrl_reg.configs.validate_planning_config`) and the keys the task or the
+    evaluator leaves unread, all before anything is built."""
+    return check_config(cfg, TreeSearchConfig)
 
 
 # ``train`` by the recipe contract (torchrl_reg.run: sweeps call recipes by it), though nothing is trained

@@ -29,7 +29,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "modules": ("functional", "validation"),
     "objectives": ("functional", "validation", "value", "modules"),
     "run": ("envs", "plain_state", "validation"),
-    "configs": ("envs", "modules", "run", "validation"),
+    "configs": ("envs", "modules", "planning", "run", "validation"),
     "trainer_configs": ("configs", "modules", "objectives", "validation"),
     "loops": ("configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
     "torchrl_reg": ("functional", "modules", "objectives", "tabular", "value"),

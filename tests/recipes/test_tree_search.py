@@ -33,7 +33,8 @@ def mdqn_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes(preset):
-    cfg = compose(f"tree_search_preset={preset}", "evaluator.checkpoint=/nonexistent/checkpoint.pt")
+    # a checkpoint only where the preset's evaluator reads one: the rollouts' presets refuse it
+    cfg = compose(f"tree_search_preset={preset}", *(["evaluator.checkpoint=/nonexistent/checkpoint.pt"] if preset == "minatar" else []))
     assert cfg.task.name == preset
     if preset != "minatar":
         tree_search.validate(cfg)
@@ -182,6 +183,12 @@ def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
         ("planner.algorithm=alphazero", "planner.algorithm"),
         ("planner.algorithm=greedy", "needs task.name='minatar'"),
         ("task.name=cartpole", "task.name"),
+        ("seed=-1", "seed must be an integer >= 0, got seed=-1"),
+        # keys the task or the evaluator does not read are refused, as the algorithm's unread knobs are
+        ("task.game=foo", r"task.game='foo' is not used by task.name='dchain' \(it reads \['final_reward', 'length', 'max_steps'\]\)"),
+        ("task.map_name=4x4", "task.map_name='4x4' is not used by task.name='dchain'"),
+        ("evaluator.prior_tau=nan", "evaluator.prior_tau=nan is not used by evaluator.kind='rollout'"),
+        ("evaluator.checkpoint=/some/checkpoint.pt", "evaluator.checkpoint='/some/checkpoint.pt' is not used by evaluator.kind='rollout'"),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(override, match, tmp_path):
@@ -189,6 +196,12 @@ def test_bad_input_is_refused_before_anything_is_written(override, match, tmp_pa
     with pytest.raises(ValueError, match=match):
         tree_search.train(compose(override, f"run_dir={run_dir}"))
     assert not run_dir.exists()
+
+
+def test_the_greedy_planner_needs_the_q_network_evaluator():
+    cfg = compose("tree_search_preset=minatar", "planner.algorithm=greedy", "evaluator.kind=rollout")
+    with pytest.raises(ValueError, match="planner.algorithm='greedy' plays the Q network's argmax: it needs evaluator.kind='q_network', got 'rollout'"):
+        tree_search.validate(cfg)
 
 
 def test_minatar_without_a_checkpoint_is_refused(tmp_path):

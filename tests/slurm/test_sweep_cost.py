@@ -102,3 +102,13 @@ def test_dry_run_of_the_munchausen_spec_estimates_from_the_committed_gpu_and_cpu
     assert "SLURM resources per task: cpus_per_task=8 gpus_per_node=1 mem_gb=32.0 time_min=1440" in out
     assert lines[-1] == "4 valid tasks (swept: nothing); dry run, nothing submitted"
     assert not (tmp_path / "s").exists()
+
+
+def test_dry_run_of_the_planning_recipe_lists_its_tasks_without_an_estimate(tmp_path, capsys):
+    """recipes/tree_search.py has no collector: its tasks play episodes, and the dry run says it has no number for them."""
+    assert main([str(REPO / "recipes" / "tree_search.py"), "seed=0,1", "--dry-run", "--dir", str(tmp_path / "s")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("000_seed=0: seed=0  [no estimate: tree_search collects no frames (a planning run plays episodes); "
+                        "the throughput tables measure collector frames]")
+    assert lines[-1] == "2 valid tasks (swept: seed); dry run, nothing submitted"
+    assert not (tmp_path / "s").exists()

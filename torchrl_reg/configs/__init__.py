@@ -4,8 +4,8 @@ BenchMARL-style: each config group (``env``, ``collector``, ``buffer``, ``optim`
 schema; a recipe defines its own loss dataclass and a top-level dataclass that inherits the schema of its
 loop's family (:func:`recipe_schema`), registered in Hydra's ConfigStore.
 
-* :mod:`~torchrl_reg.configs.schemas`: the dataclasses (:class:`RecipeConfig`, :class:`ValueBasedConfig`,
-  :class:`ActorCriticConfig`, the groups, the loss configs' bases) and :func:`default_of` / :func:`arguments_of`,
+* :mod:`~torchrl_reg.configs.schemas`: the dataclasses (:class:`RunConfig`, the base of :class:`PlanningConfig` and
+  :class:`RecipeConfig`, :class:`ValueBasedConfig`, :class:`ActorCriticConfig`, the groups, the loss configs' bases) and :func:`default_of` / :func:`arguments_of`,
   which tie a loss config's fields to the loss class's arguments;
 * :mod:`~torchrl_reg.configs.checks`: :func:`check_config` (schema, ranges, closed and conditionally read keys),
   run before anything is built;
@@ -25,7 +25,9 @@ from torchrl_reg.configs.checks import (
     check_loss_config,
     structured,
     validate_actor_critic_config,
+    validate_planning_config,
     validate_recipe_config,
+    validate_run_config,
     validate_value_based_config,
 )
 from torchrl_reg.configs.compose import (
@@ -54,8 +56,11 @@ from torchrl_reg.configs.schemas import (
     LoggerConfig,
     NetworkConfig,
     OptimConfig,
+    PlanningConfig,
     QOptimConfig,
     RecipeConfig,
+    RunConfig,
+    RunLoggerConfig,
     ValueBasedConfig,
     ValueBasedLossConfig,
     arguments_of,
@@ -79,8 +84,11 @@ __all__ = [
     "LoggerConfig",
     "NetworkConfig",
     "OptimConfig",
+    "PlanningConfig",
     "QOptimConfig",
     "RecipeConfig",
+    "RunConfig",
+    "RunLoggerConfig",
     "ValueBasedConfig",
     "ValueBasedLossConfig",
     "arguments_of",
@@ -96,7 +104,9 @@ __all__ = [
     "register_schema",
     "structured",
     "validate_actor_critic_config",
+    "validate_planning_config",
     "validate_recipe_config",
+    "validate_run_config",
     "validate_value_based_config",
     "with_search_path",
 ]

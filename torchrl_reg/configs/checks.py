@@ -1,11 +1,13 @@
 """The checks a recipe config passes before anything is built: keys and types against the schema
-(:func:`structured`), the ranges of every group (:func:`validate_recipe_config` and its family's), and the keys
-a loss config declares closed or read only under some setting (:func:`check_config`, which runs all of them)."""
+(:func:`structured`), the ranges of every group (:func:`validate_run_config`, :func:`validate_recipe_config` and its
+family's, :func:`validate_planning_config`), and the keys a group declares closed or read only under some setting
+(:func:`check_config`, which runs all of them)."""
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -15,15 +17,18 @@ from torchrl_reg.configs.schemas import (
     CONTROL_FAMILIES,
     LOSS_FUNCTIONS,
     MAX_SEED,
+    PLANNING_EVALUATORS,
     STORAGES,
     TARGET_UPDATES,
     ActorCriticConfig,
     BoltzmannValueBasedConfig,
+    PlanningConfig,
     RecipeConfig,
     ValueBasedConfig,
 )
-from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, MINATAR_GAMES
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, TENSOR_TASKS, QNetworkEvaluator, algorithm_knobs
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
     check_choice,
@@ -41,9 +46,14 @@ __all__ = [
     "check_loss_config",
     "structured",
     "validate_actor_critic_config",
+    "validate_planning_config",
     "validate_recipe_config",
+    "validate_run_config",
     "validate_value_based_config",
 ]
+
+#: The planning loop's ``planner.algorithm`` values: the searches, and ``greedy``, the Q network's argmax without a search.
+PLANNERS = ALGORITHMS + ("greedy",)
 
 
 def _accepted_keys(schema: type) -> list[str]:
@@ -108,12 +118,18 @@ def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
     return merged
 
 
-def validate_recipe_config(cfg: DictConfig) -> None:
-    """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
+def validate_run_config(cfg: DictConfig) -> None:
+    """Range checks of :class:`RunConfig`'s keys, those of every run; raises ``ValueError`` naming the value."""
     check_count("seed", cfg.seed, 0)
     if cfg.seed > MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
+    check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
+
+
+def validate_recipe_config(cfg: DictConfig) -> None:
+    """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
+    validate_run_config(cfg)
     if cfg.cuda_graph:
         if not cfg.compile:
             raise ValueError("cuda_graph=true replays the compiled fused update: it needs compile=true, got compile=false")
@@ -168,7 +184,6 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_range("eval.epsilon", cfg.eval.epsilon, 0.0, 1.0)
     check_count("eval.max_steps", cfg.eval.max_steps)
     check_count("checkpoint.interval", cfg.checkpoint.interval, 0)
-    check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
     check_count("logger.interval", cfg.logger.interval)
 
 
@@ -239,6 +254,70 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
         check_count("loss.hard_update_interval", interval)
 
 
+def validate_planning_config(cfg: DictConfig) -> None:
+    """:func:`validate_run_config` plus the checks of a :class:`PlanningConfig` and its recipe's ``task``,
+    ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``): the task and its keys, the algorithm and the
+    knobs it reads (:func:`~torchrl_reg.planning.algorithm_knobs`: a knob it does not read is refused), the
+    batched mode's tasks, and the Q network a ``q_network`` evaluator or the ``greedy`` planner reads."""
+    validate_run_config(cfg)
+    check_count("episodes", cfg.episodes)
+    task, planner, evaluator = cfg.task, cfg.planner, cfg.evaluator
+    check_choice("task.name", task.name, TASKS)
+    check_count("task.max_steps", task.max_steps)
+    if task.name == "dchain":
+        check_count("task.length", task.length, 2)
+        check_range("task.final_reward", task.final_reward)
+    if task.name == "minatar":
+        check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
+    if task.name in ("minatar", "atari"):
+        check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
+    if task.name == "atari":
+        check_count("task.frame_skip", task.frame_skip)
+    check_choice("planner.algorithm", planner.algorithm, PLANNERS)
+    check_count("planner.simulations", planner.simulations)
+    check_count("planner.batch_episodes", planner.batch_episodes)
+    if planner.batch_episodes > 1:
+        if task.name not in TENSOR_TASKS:
+            raise ValueError(
+                f"planner.batch_episodes={planner.batch_episodes} needs a task the batched search models "
+                f"({', '.join(TENSOR_TASKS)}), got task.name={task.name!r}; use planner.batch_episodes=1"
+            )
+        if planner.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
+                "does not search: use planner.batch_episodes=1"
+            )
+    if planner.algorithm in ALGORITHMS:
+        knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
+        for name, value in knobs.items():
+            check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))
+    check_range("planner.gamma", planner.gamma, 0.0, 1.0)
+    check_range("planner.q_init", planner.q_init)
+    if planner.recommend is not None:
+        check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
+    check_choice("evaluator.kind", evaluator.kind, PLANNING_EVALUATORS)
+    if evaluator.kind == "q_network" or planner.algorithm == "greedy":
+        if task.name != "minatar":
+            raise ValueError(
+                f"a Q network (evaluator.kind={evaluator.kind!r}, planner.algorithm={planner.algorithm!r}) needs "
+                f"task.name='minatar', got {task.name!r}"
+            )
+        if evaluator.kind != "q_network":  # the network's argmax: its evaluator's keys are the ones read
+            raise ValueError(
+                f"planner.algorithm='greedy' plays the Q network's argmax: it needs evaluator.kind='q_network', "
+                f"got {evaluator.kind!r}"
+            )
+        if not evaluator.checkpoint:
+            raise ValueError("evaluator.checkpoint must name an M-DQN run's checkpoint.pt (recipes/m_dqn.py env=minatar)")
+        if not Path(evaluator.checkpoint).is_file():
+            raise FileNotFoundError(f"evaluator.checkpoint={evaluator.checkpoint!r} is not a file")
+        check_range("evaluator.prior_tau", evaluator.prior_tau, 0.0, low_inclusive=False)
+        check_choice("evaluator.value", evaluator.value, QNetworkEvaluator.VALUES)
+        check_choice("evaluator.init", evaluator.init, QNetworkEvaluator.INITS)
+    else:
+        check_count("evaluator.rollout_steps", evaluator.rollout_steps, 0)
+
+
 def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] | None = None, **values: Any) -> None:
     """Check config group ``node`` (``loss``) with ``loss_class``'s own argument checks
     (:class:`~torchrl_reg.validation.ArgumentChecks`), errors naming ``loss.<key>``: the loss owns its ranges,
@@ -257,7 +336,7 @@ def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] |
 def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
     """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused),
     checked by its family's validator (:func:`validate_value_based_config`,
-    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), the keys a group
+    :func:`validate_actor_critic_config`, :func:`validate_planning_config`, else :func:`validate_recipe_config`), the keys a group
     dataclass declares in ``choices`` (e.g. ``loss.name``) checked against their values,
     ``loss.loss_function`` (when the loss has one) against :data:`LOSS_FUNCTIONS`, and no group holding a value for a
     key that its settings leave unread (a group dataclass's ``read_only_if``,
@@ -282,4 +361,5 @@ _FAMILY_CHECKS = {
     BoltzmannValueBasedConfig: validate_value_based_config,
     ActorCriticConfig: validate_actor_critic_config,
     RecipeConfig: validate_recipe_config,
+    PlanningConfig: validate_planning_config,
 }

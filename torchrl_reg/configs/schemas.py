@@ -6,8 +6,11 @@ inherits the schema of its loop's family, and registers the latter in Hydra's Co
 :func:`~torchrl_reg.configs.compose.register_schema` (:func:`~torchrl_reg.configs.compose.recipe_schema`). Its primary YAML lists that schema first in its defaults, so every
 YAML and every command-line override is type-checked against it and unknown keys are refused.
 
-Three schemas, one per layer of what a loop needs:
+The schemas, one per layer of what a loop needs:
 
+* :class:`RunConfig`: what every run has, whatever its loop (seed, run directory, threads, logger: the
+  run-directory contract of :class:`~torchrl_reg.run.Run`), checked by :func:`~torchrl_reg.configs.checks.validate_run_config`;
+  :class:`PlanningConfig` adds the episodes of the planning loop (no training);
 * :class:`RecipeConfig`: what every replay-based run has (env, network, collector, buffer, Adam and
   the update schedule, evaluation, checkpoints, logger), checked by :func:`~torchrl_reg.configs.checks.validate_recipe_config`;
 * :class:`ValueBasedConfig`: adds epsilon-greedy ``exploration`` and the periodic target copy
@@ -43,8 +46,12 @@ __all__ = [
     "MAX_SEED",
     "NetworkConfig",
     "OptimConfig",
+    "PLANNING_EVALUATORS",
+    "PlanningConfig",
     "QOptimConfig",
     "RecipeConfig",
+    "RunConfig",
+    "RunLoggerConfig",
     "STORAGES",
     "TARGET_UPDATES",
     "ValueBasedConfig",
@@ -60,6 +67,8 @@ STORAGES = ("tensor", "memmap")
 LOSS_FUNCTIONS = ("l2", "smooth_l1", "l1")
 #: How the actor-critic loop's target networks follow the online ones (:class:`ActorCriticLossConfig`).
 TARGET_UPDATES = ("polyak", "hard")
+#: The planning loop's leaf evaluators (``evaluator.kind``): random rollouts, or a trained Q network.
+PLANNING_EVALUATORS = ("rollout", "q_network")
 #: Seeds numpy's legacy global RNG takes as they are (a larger one would be folded onto a smaller one).
 MAX_SEED = 2**32 - 1
 
@@ -247,35 +256,71 @@ class CheckpointConfig:
 
 
 @dataclass
-class LoggerConfig:
-    """TorchRL logger backend; ``interval`` is in frames; ``progress_bar`` shows a tqdm bar."""
+class RunLoggerConfig:
+    """TorchRL logger backend and the progress bar, of every run."""
 
     backend: str = "csv"
     project: str = "torchrl_reg"
-    interval: int = 10_000
     progress_bar: bool = True
 
     docs: ClassVar[dict[str, str]] = {
         "backend": "csv, tensorboard, wandb or none",
         "project": "wandb project",
-        "interval": "frames between two log lines",
         "progress_bar": "show a progress bar",
     }
 
 
 @dataclass
-class RecipeConfig:
-    """Fields every recipe shares; a family adds its own (:class:`ValueBasedConfig`,
-    :class:`ActorCriticConfig`) and a recipe its ``loss`` (and anything else) in a subclass."""
+class LoggerConfig(RunLoggerConfig):
+    """:class:`RunLoggerConfig` plus a training loop's log line every ``interval`` frames."""
+
+    interval: int = 10_000
+
+    docs: ClassVar[dict[str, str]] = {"interval": "frames between two log lines"}
+
+
+@dataclass
+class RunConfig:
+    """Fields of every run, whatever its loop: the run-directory contract (:class:`~torchrl_reg.run.Run`)
+    reads them. A family's schema inherits it (:class:`RecipeConfig`, :class:`PlanningConfig`)."""
 
     seed: int = 0
-    device: str = "auto"
     run_dir: Optional[str] = None
+    num_threads: int = 1
+    logger: RunLoggerConfig = field(default_factory=RunLoggerConfig)
+
+    docs: ClassVar[dict[str, str]] = {
+        "seed": "seed of every random stream of the run",
+        "run_dir": "run directory (null: Hydra's output directory); an existing one is resumed",
+        "num_threads": "torch CPU threads",
+    }
+
+
+@dataclass
+class PlanningConfig(RunConfig):
+    """Runs that play ``episodes`` episodes with a search before every move and train nothing
+    (:mod:`torchrl_reg.loops.planning`, checked by :func:`~torchrl_reg.configs.checks.validate_planning_config`);
+    a recipe adds its ``task``, ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``)."""
+
+    episodes: int = 1
+    family: ClassVar[str] = "planning"
+
+    docs: ClassVar[dict[str, str]] = {
+        "seed": "episode i's env, rollouts and search draw from seed + i",
+        "episodes": "episodes to play (may grow on resume)",
+    }
+
+
+@dataclass
+class RecipeConfig(RunConfig):
+    """Fields every replay-based recipe shares; a family adds its own (:class:`ValueBasedConfig`,
+    :class:`ActorCriticConfig`) and a recipe its ``loss`` (and anything else) in a subclass."""
+
+    device: str = "auto"
     compile: bool = False
     #: Replay the compiled fused update as a CUDA graph (opt-in; needs compile and a CUDA device):
     #: :class:`~torchrl_reg.objectives.update.FusedAdamUpdate`.
     cuda_graph: bool = False
-    num_threads: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     collector: CollectorConfig = field(default_factory=CollectorConfig)
@@ -283,15 +328,14 @@ class RecipeConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    #: The run's logger with the training log's ``interval`` (:class:`LoggerConfig`).
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     docs: ClassVar[dict[str, str]] = {
         "seed": "seed of the networks, the envs and the replay",
         "device": "auto (an accelerator when present), cpu, cuda, ...",
-        "run_dir": "run directory (null: Hydra's output directory); an existing one is resumed",
         "compile": "torch.compile the update",
         "cuda_graph": "replay the compiled fused update as a CUDA graph (needs compile=true and a CUDA device)",
-        "num_threads": "torch CPU threads",
     }
 
 

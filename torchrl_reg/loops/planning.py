@@ -12,11 +12,11 @@ Leaf values come from random rollouts or from a Q network trained by ``recipes/m
 (:func:`load_q_network`: rebuilt from its run's ``config.yaml`` by the value-based loop's network builder,
 its weights loaded with ``load_state_dict``).
 
-The run directory keeps the contract of :mod:`torchrl_reg.run`, with episodes where the training loops
-have collector batches: it is locked (:func:`~torchrl_reg.run.open_run_dir`), a resume with a config that
-differs from the stored one is refused (``episodes`` may only grow), and after every finished episode
-``checkpoint.pt`` is written atomically with what a resume needs (the finished episodes' returns and
-lengths, the RNG states, the elapsed time; the next episode is the number finished). A resumed run goes
+The run directory keeps the contract of :mod:`torchrl_reg.run` (:class:`~torchrl_reg.run.Run`, its state the
+:class:`Episodes` played), with episodes where the training loops have collector batches: it is locked, a resume
+with a config that differs from the stored one is refused (``episodes`` may only grow), and after every finished
+episode ``checkpoint.pt`` is written atomically with what a resume needs (the finished episodes' returns,
+lengths and diagnostics, the RNG states, the elapsed time; the next episode is the number finished). A resumed run goes
 on from the last finished episode: each episode's env, rollouts and search draw from their own seed, so
 its returns are those of the uninterrupted run. CSV rows ``episode/return`` and ``episode/length``
 (step: the episode's number, from 1), ``metrics.json`` (``status: running`` while it runs) and
@@ -40,7 +40,7 @@ always those of the uninterrupted run.
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,30 +66,9 @@ from torchrl_reg.planning import (
     make_tensor_task,
     tensor_roots,
 )
-from torchrl_reg.run import (
-    CHECKPOINT_NAME,
-    clear_stop,
-    has_checkpoint,
-    install_stop_signal_handlers,
-    load_checkpoint,
-    make_logger,
-    mean_last,
-    open_run_dir,
-    plot_learning_curve,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-    set_rng_state,
-    stop_requested,
-    truncate_csv_logs,
-    write_json,
-)
-from torchrl_reg.run.logs import sync_csv_logs
-from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import release_run_dir, released_on_error
-from torchrl_reg.run.stop import set_loop_active
+from torchrl_reg.run import ProgressBar, Run, load_checkpoint, mean_last, stop_requested
 
-__all__ = ["DIAGNOSTICS", "load_q_network", "plan", "play_batch", "play_episode"]
+__all__ = ["DIAGNOSTICS", "Episodes", "load_q_network", "plan", "play_batch", "play_episode"]
 
 #: What a batched search records per episode, each the mean over the episode's moves (``metrics.json``, one value
 #: per episode; None for episodes played without it: one tree at a time, or no Q network for the agreement):
@@ -140,6 +119,46 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     return net.eval()
 
 
+class Episodes:
+    """The finished episodes of a planning run: their returns, lengths and :data:`DIAGNOSTICS` (``None`` where
+    not measured), the state its checkpoints hold (:class:`~torchrl_reg.run.RunState`, its step the number
+    finished). A resume with more ``episodes`` than its checkpoint's run drops a last group that the earlier count
+    cut short, to play it again in full (module docstring)."""
+
+    def __init__(self, episodes: int, group: int) -> None:
+        self.episodes, self.group = episodes, group
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.diagnostics: dict[str, list[float | None]] = {key: [] for key in DIAGNOSTICS}
+
+    @property
+    def step(self) -> int:
+        return len(self.returns)
+
+    def progress(self) -> dict[str, Any]:
+        # the moves of the finished episodes as frames: 0 until the first episode ends
+        return {"frames": sum(self.lengths), "episodes": len(self.returns)}
+
+    def add(self, total: float, steps: int, measured: Mapping[str, float | None]) -> None:
+        self.returns.append(total)
+        self.lengths.append(steps)
+        for key in DIAGNOSTICS:
+            self.diagnostics[key].append(measured[key])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"returns": self.returns, "lengths": self.lengths, "diagnostics": self.diagnostics}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.returns, self.lengths = list(state["returns"]), list(state["lengths"])
+        # a checkpoint from before the diagnostics were recorded: its episodes have none
+        self.diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(self.returns))) for key in DIAGNOSTICS}
+        if len(self.returns) < self.episodes:
+            keep = len(self.returns) - len(self.returns) % self.group
+            del self.returns[keep:], self.lengths[keep:]
+            for values in self.diagnostics.values():
+                del values[keep:]
+
+
 def plan(cfg: DictConfig) -> dict[str, Any]:
     """Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in
     ``<run_dir>/metrics.json``). ``cfg`` is a validated ``recipes/tree_search.py`` config."""
@@ -149,89 +168,32 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     if cfg.evaluator.kind == "q_network" or planner.algorithm == "greedy":
         # The network is checked before the run directory is made: a refused one leaves nothing behind.
         q_net = load_q_network(cfg.evaluator.checkpoint, first_sim, task.game)
-    run_dir = open_run_dir(cfg)  # locked; a resume with another config is refused here
-    install_stop_signal_handlers()
-    torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
-    with released_on_error(run_dir):
-        logger = make_logger(cfg.logger, run_dir, exp_name=run_dir.name)
-        returns: list[float] = []
-        lengths: list[int] = []
-        # per episode (None where not measured): DIAGNOSTICS
-        diagnostics: dict[str, list[float | None]] = {key: [] for key in DIAGNOSTICS}
-        elapsed_before = 0.0
-        group = planner.batch_episodes
-        if has_checkpoint(run_dir):
-            state = load_checkpoint(run_dir / CHECKPOINT_NAME)
-            returns, lengths, elapsed_before = list(state["returns"]), list(state["lengths"]), state["elapsed"]
-            # a checkpoint from before the diagnostics were recorded: its episodes have none
-            diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(returns))) for key in DIAGNOSTICS}
-            set_rng_state(state["rng"])
-            if len(returns) < cfg.episodes:
-                # a last group cut short by a smaller earlier `episodes` is played again in full (module docstring)
-                keep = len(returns) - len(returns) % group
-                del returns[keep:], lengths[keep:]
-                for values in diagnostics.values():
-                    del values[keep:]
-        truncate_csv_logs(run_dir, len(returns) if has_checkpoint(run_dir) else None)
-    t0 = time.perf_counter()
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t0
-
-    def running_metrics() -> None:
-        # status running, with the moves of the finished episodes as frames: a directory whose checkpoints
-        # were deleted is then refused on restart, one killed before its first episode starts over
-        write_json(run_dir / "metrics.json", {
-            "status": "running", "frames": sum(lengths), "episodes": len(returns), "seed": cfg.seed, "run_dir": str(run_dir),
-        })
-
-    def checkpoint() -> None:
-        if logger is not None:
-            sync_csv_logs(logger)  # the rows of the finished episodes are on disk before the checkpoint is
-        save_checkpoint(run_dir / CHECKPOINT_NAME, {
-            "returns": returns, "lengths": lengths, "rng": rng_state(), "elapsed": elapsed(), "diagnostics": diagnostics,
-        })
-        running_metrics()
-
-    running_metrics()
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
-    bar = ProgressBar(
-        cfg.episodes * task.max_steps, initial=len(returns) * task.max_steps, enabled=cfg.logger.progress_bar,
-        desc=planner.algorithm, unit="moves",
+    finished = Episodes(cfg.episodes, planner.batch_episodes)
+    run = Run.open(cfg, finished)  # locked; a resume with another config is refused here
+    run.start()  # resumes from the last finished episode (group)
+    bar = run.progress_bar(
+        cfg.episodes * task.max_steps, initial=finished.step * task.max_steps, desc=planner.algorithm, unit="moves"
     )
-    status = "completed"
-    for first in range(len(returns), cfg.episodes, group):
+    group = planner.batch_episodes
+    for first in range(finished.step, cfg.episodes, group):
         if group == 1:
             one = play_episode(cfg, cfg.seed + first, q_net, bar)
             played = None if one is None else [(*one, dict.fromkeys(DIAGNOSTICS))]
         else:
             played = play_batch(cfg, range(first, min(first + group, cfg.episodes)), q_net, bar)
         if played is None:  # stopped between two moves: the episode (group) in progress is dropped
-            status = "interrupted"
+            run.interrupt()
             break
         for episode, (total, steps, measured) in enumerate(played, first):
-            returns.append(total)
-            lengths.append(steps)
-            for key in DIAGNOSTICS:
-                diagnostics[key].append(measured[key])
+            finished.add(total, steps, measured)
             log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
-            if logger is not None:
-                logger.log_scalar("episode/return", total, step=episode + 1)
-                logger.log_scalar("episode/length", steps, step=episode + 1)
-        checkpoint()
-        if stop_requested(len(returns)):
-            status = "interrupted"
+            run.log_scalar("episode/return", total, step=episode + 1)
+            run.log_scalar("episode/length", steps, step=episode + 1)
+        if run.stop_due():
             break
-    if status == "interrupted":
-        checkpoint()
-        clear_stop()
-    bar.close()
-    set_loop_active(False)
-    wall_time = elapsed()
+        run.checkpoint()
+    returns, lengths = finished.returns, finished.lengths
     metrics = {
-        "status": status,
         "task": task.name,
         "algorithm": planner.algorithm,
         "simulations": planner.simulations,
@@ -240,7 +202,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "episodes": len(returns),
         "moves": sum(lengths),
         "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
-        **diagnostics,
+        **finished.diagnostics,
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         "final_return": mean_last(returns, 100),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
@@ -248,19 +210,11 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
             None if success_return is None or not returns
             else float(np.mean([r >= success_return - 1e-9 for r in returns]))
         ),
-        "wall_time_s": wall_time,
-        "steps_per_s": sum(lengths) / wall_time if wall_time > 0 else float("nan"),
-        "seed": cfg.seed,
-        "run_dir": str(run_dir),
     }
-    write_json(run_dir / "metrics.json", metrics)
-    if returns:
-        plot_learning_curve(
-            run_dir / "returns.png", list(range(len(returns))), returns, title=f"{planner.algorithm} on {task.name}",
-            window=min(10, len(returns)), xlabel="episode",
-        )
-    release_run_dir(run_dir)
-    return metrics
+    return run.finish(
+        metrics, curve_file="returns.png" if returns else None, train_frames=list(range(len(returns))),
+        train_returns=returns, title=f"{planner.algorithm} on {task.name}", window=min(10, len(returns)), xlabel="episode",
+    )
 
 
 def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar: ProgressBar) -> tuple[float, int] | None:

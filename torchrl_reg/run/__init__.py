@@ -1,6 +1,7 @@
 """The run lifecycle: everything a training loop does around its algorithm, one idea per module.
 
-* :mod:`~torchrl_reg.run.process`: :func:`start_process` (lock the run directory, stop signals, threads, device, seeds);
+* :mod:`~torchrl_reg.run.process`: :func:`open_process` (lock the run directory, stop signals, threads, seeds) and
+  :func:`start_process` (the same and the device);
 * :mod:`~torchrl_reg.run.rundir`: the run directory, its lock, and the checks of a resume against the stored config;
 * :mod:`~torchrl_reg.run.checkpoint`: atomic, checksummed, plain-data checkpoints (the envs' part: :mod:`torchrl_reg.envs.state`);
 * :mod:`~torchrl_reg.run.stop`: the cooperative stop flag and the signals that set it;
@@ -8,8 +9,11 @@
 * :mod:`~torchrl_reg.run.logs` (TorchRL logger, CSV files), :mod:`~torchrl_reg.run.episodes` (training returns),
   :mod:`~torchrl_reg.run.progress` (progress bar), :mod:`~torchrl_reg.run.plots` (``learning_curve.png``),
   :mod:`~torchrl_reg.run.metrics` (``metrics.json``, the summary line);
-* :mod:`~torchrl_reg.run.recipe_run`: :class:`RecipeRun`, the bookkeeping around a replay-based loop (counters,
-  reward checks, episode returns, evaluation, logs, checkpoints, resume, stop, final metrics).
+* :mod:`~torchrl_reg.run.contract`: :class:`Run`, the run-directory contract around any loop, whatever it counts
+  (open and lock, resume to a :class:`RunState`, checkpoint it, running metrics, stop requests, the final
+  ``metrics.json``, the curve and the lock's release);
+* :mod:`~torchrl_reg.run.recipe_run`: :class:`RecipeRun`, the :class:`Run` of a replay-based loop (counters,
+  reward checks, episode returns, collector and replay buffer in the checkpoint, evaluation, logs).
 
 The loops are in :mod:`torchrl_reg.loops`, the config schemas in :mod:`torchrl_reg.configs`, envs in
 :mod:`torchrl_reg.envs`, collector and replay buffer in :mod:`torchrl_reg.data`.
@@ -21,7 +25,8 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   from :func:`torchrl_reg.loops.recipe_entry` (its ``validate``, then its family's loop).
 * Its config schema is a dataclass inheriting its family's schema (:class:`~torchrl_reg.configs.ValueBasedConfig` or
   :class:`~torchrl_reg.configs.ActorCriticConfig`, both :class:`~torchrl_reg.configs.RecipeConfig`; the planning recipe
-  ``recipes/tree_search.py``, which trains nothing, has one of its own with episodes in place of frames), registered with
+  ``recipes/tree_search.py``, which trains nothing, :class:`~torchrl_reg.configs.PlanningConfig`, with episodes in place
+  of frames; every one a :class:`~torchrl_reg.configs.RunConfig`), registered with
   :func:`~torchrl_reg.configs.register_schema` and listed first in ``recipes/conf/<name>/<name>.yaml``'s (or ``recipes/conf/<name>.yaml``'s) defaults; groups
   ``env``, ``loss``, ``collector``, ``buffer``, ``optim``, ``logger`` compose on top of it, so
   unknown keys and ill-typed values are refused by Hydra. ``train`` also accepts a plain dict
@@ -30,11 +35,11 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   resolved ``config.yaml``, the CSV logs (``csv/scalars/**.csv``, rows ``step,value``),
   ``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``), ``metrics.json`` (``status: running`` while it runs, final at the end),
   ``learning_curve.png`` and, while a run uses it, ``run.lock``.
-* :func:`open_run_dir` (in :func:`start_process`) locks the directory before anything in it is
+* :func:`open_run_dir` (in :func:`open_process`) locks the directory before anything in it is
   touched: one writer at a time, a second is refused naming the first (pid, host); the lock of
   a killed run is detected as stale and taken over.
 * If the directory holds a checkpoint at start, the run resumes from it: the explicit step
-  :meth:`RecipeRun.start` (-> :meth:`RecipeRun.resume`) that every loop calls before its first
+  :meth:`Run.start` (-> :meth:`Run.resume`) that every loop calls before its first
   batch, which then writes ``config.yaml``; without one, CSV rows of an attempt killed before its
   first checkpoint are dropped and the log starts clean, and a directory holding an earlier run's
   logs or final metrics but no checkpoint is refused (:class:`~torchrl_reg.run.rundir.EarlierRunRefused`).
@@ -43,8 +48,8 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   checkpoint that fails its checksum or cannot be read is named and the previous one is used instead.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
   (SIGTERM, SIGHUP, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
-  frame count. The loop polls ``stop_requested(frames)`` once per collector batch, writes a
-  checkpoint, clears the flag (:func:`clear_stop`) and ``train`` returns
+  frame count (the planning loop: a number of finished episodes). The loop polls it (:meth:`Run.stop_due`) once
+  per collector batch (episode, group of episodes), writes a checkpoint, clears the flag (:func:`clear_stop`) and ``train`` returns
   ``metrics["status"] == "interrupted"``; a normal end gives ``"completed"``. A stop requested
   before ``train`` starts stops it at its first batch. From the command line an interrupted run
   exits with status :data:`EXIT_INTERRUPTED` (75) once its checkpoint is written; one that cannot be resumed
@@ -79,12 +84,13 @@ from torchrl_reg.run.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from torchrl_reg.run.contract import Run, RunState
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import deterministic_actor, evaluate
 from torchrl_reg.run.logs import make_logger, truncate_csv_logs
 from torchrl_reg.run.metrics import report_summary, summary_line, write_json
 from torchrl_reg.run.plots import plot_learning_curve
-from torchrl_reg.run.process import seed_everything, start_process
+from torchrl_reg.run.process import open_process, seed_everything, start_process
 from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.run.recipe_run import RecipeRun, check_finite_rewards, crossed
 from torchrl_reg.run.rundir import RunDirLocked, open_run_dir, resolve_run_dir
@@ -107,7 +113,9 @@ __all__ = [
     "EpisodeTracker",
     "ProgressBar",
     "RecipeRun",
+    "Run",
     "RunDirLocked",
+    "RunState",
     "UntrustedCheckpointError",
     "check_finite_rewards",
     "clear_stop",
@@ -123,6 +131,7 @@ __all__ = [
     "load_replay_buffer_state",
     "make_logger",
     "mean_last",
+    "open_process",
     "open_run_dir",
     "plot_learning_curve",
     "replay_buffer_state",

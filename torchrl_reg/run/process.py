@@ -12,21 +12,26 @@ from torchrl_reg.run.rundir import open_run_dir
 from torchrl_reg.run.stop import install_stop_signal_handlers
 from torchrl_reg.validation import select_device
 
-__all__ = ["seed_everything", "start_process"]
+__all__ = ["open_process", "seed_everything", "start_process"]
 
 
-def start_process(cfg: DictConfig) -> tuple[Path, torch.device]:
+def open_process(cfg: DictConfig) -> Path:
     """What every loop does first, on a validated config: create and lock the run directory
     (:func:`~torchrl_reg.run.rundir.open_run_dir`), let SIGTERM, SIGHUP, SIGINT, SIGUSR1 and SIGUSR2
-    request a stop, set the torch thread count, pick the device and seed every RNG. Returns
-    ``(run_dir, device)``. Writes no file but the lock (``config.yaml`` is written by
-    :meth:`~torchrl_reg.run.recipe_run.RecipeRun.start`, after the resume step)."""
+    request a stop, set the torch thread count and seed every RNG. Returns the run directory. Writes no
+    file but the lock (``config.yaml`` is written by :meth:`~torchrl_reg.run.contract.Run.start`, after
+    the resume step)."""
     run_dir = open_run_dir(cfg)
     install_stop_signal_handlers()
     torch.set_num_threads(cfg.num_threads)
-    device = select_device(cfg.device)
     seed_everything(cfg.seed)
-    return run_dir, device
+    return run_dir
+
+
+def start_process(cfg: DictConfig) -> tuple[Path, torch.device]:
+    """:func:`open_process` and the device of a training loop (``cfg.device``): ``(run_dir, device)``."""
+    run_dir = open_process(cfg)
+    return run_dir, select_device(cfg.device)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,10 +1,11 @@
 """Bookkeeping of a replay-based recipe run, so that each loop shows only its algorithm.
 
-:class:`RecipeRun` does what every loop does around its updates: counting frames and updates,
-checking and clipping rewards, tracking episodes, periodic greedy evaluation, logging (training
-return, the loss outputs averaged since the last log, any extra scalars), the progress bar,
-checkpoints and resume (the run-directory contract of :mod:`torchrl_reg.run`), stop
-requests, and the final ``metrics.json`` and ``learning_curve.png``. A loop reads::
+:class:`RecipeRun` is a :class:`~torchrl_reg.run.contract.Run` (the run-directory contract: resume,
+checkpoints, running metrics, stop requests, the final ``metrics.json``) whose state is what a replay-based
+loop does around its updates: counting frames and updates, checking and clipping rewards, tracking episodes,
+the collector and the replay buffer, periodic greedy evaluation, logging (training return, the loss outputs
+averaged since the last log, any extra scalars), the progress bar over frames and ``learning_curve.png``. A
+loop reads::
 
     run = RecipeRun(cfg, run_dir, collector=collector, replay_buffer=rb, greedy=greedy, device=device,
                     stateful={"loss_module": loss, "policy": policy, "optimizer": optim},
@@ -23,8 +24,6 @@ requests, and the final ``metrics.json`` and ``learning_curve.png``. A loop read
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,26 +34,11 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
-from torchrl_reg.run.checkpoint import (
-    CHECKPOINT_NAME,
-    collector_state,
-    has_checkpoint,
-    load_checkpoint,
-    load_collector_state,
-    load_replay_buffer_state,
-    replay_buffer_state,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from torchrl_reg.run.checkpoint import collector_state, load_collector_state, load_replay_buffer_state, replay_buffer_state
+from torchrl_reg.run.contract import Run
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
-from torchrl_reg.run.logs import make_logger, read_csv_scalar, sync_csv_logs, truncate_csv_logs
-from torchrl_reg.run.metrics import write_json
-from torchrl_reg.run.plots import plot_learning_curve
-from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import release_run_dir
-from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
+from torchrl_reg.run.logs import read_csv_scalar
 
 __all__ = ["RecipeRun", "check_finite_rewards", "crossed", "preset_line"]
 
@@ -139,8 +123,10 @@ def _env_name_set_by(roots: list[Path], config_path: str, package: str) -> str |
     return own if own is not None else name
 
 
-class RecipeRun:
-    """Counters, logs, evaluation, checkpoints and final metrics of one recipe run.
+class RecipeRun(Run):
+    """Counters, logs, evaluation, checkpoints and final metrics of one recipe run: a
+    :class:`~torchrl_reg.run.contract.Run` whose state (:class:`~torchrl_reg.run.contract.RunState`, its step the
+    frames) is its own.
 
     Args:
         cfg: the validated recipe config (a :class:`~torchrl_reg.configs.RecipeConfig`).
@@ -154,13 +140,13 @@ class RecipeRun:
         stateful: objects with ``state_dict``/``load_state_dict`` saved in the checkpoint under
             their names (loss module with its buffers, policy, optimizer, ...).
         title: title of ``learning_curve.png``.
-        extra_metrics: added to ``metrics.json`` (e.g. the loss name).
+        extra_metrics: added to ``metrics.json`` (e.g. the loss name), with the env's name.
         curve_scalars: logged training scalars drawn beside the return in ``learning_curve.png``, key ->
             axis label (read back from the CSV log, so a resumed run draws the whole run; nothing without
             the CSV backend).
 
     Construction builds nothing and reads no file; :meth:`start` (called once, before the loop)
-    resumes from the run directory's checkpoint when it has one (:meth:`resume`), else drops the CSV
+    resumes from the run directory's checkpoint when it has one, else drops the CSV
     rows of an earlier attempt killed before its first checkpoint (the log starts clean), and writes
     ``config.yaml``. :meth:`finish` releases the run directory's lock
     (:func:`~torchrl_reg.run.rundir.open_run_dir`).
@@ -180,17 +166,14 @@ class RecipeRun:
         extra_metrics: Mapping[str, Any] | None = None,
         curve_scalars: Mapping[str, str] | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
+        super().__init__(cfg, run_dir, self, extra_metrics={"env": cfg.env.name, **(extra_metrics or {})})
         self.collector = collector
         self.replay_buffer = replay_buffer
         self.greedy = greedy
         self.device = device
         self.stateful = dict(stateful)
         self.title = title
-        self.extra_metrics = dict(extra_metrics or {})
         self.curve_scalars = dict(curve_scalars or {})
-        self.logger = make_logger(cfg.logger, self.run_dir, exp_name=self.run_dir.name)
         self.tracker = EpisodeTracker(cfg.collector.num_envs)
         self.frames = self.updates = 0
         self.eval_frames: list[int] = []
@@ -202,25 +185,12 @@ class RecipeRun:
         # that its logged means are bit-identical to an uninterrupted run's.
         self.pending_outputs: list[TensorDictBase] = []
         self.carried_outputs: dict[str, torch.Tensor] = {}
-        self.elapsed_before = 0.0
-        self.checkpoint_path = self.run_dir / CHECKPOINT_NAME
-        self.status = "completed"
-        self.pbar: ProgressBar | None = None
-        self.t_start = time.perf_counter()
 
-    # -- start and resume ---------------------------------------------------------------------------
+    # -- start, and the state its checkpoints hold ----------------------------------------------------
     def start(self) -> bool:
-        """Start the run: resume it if the run directory holds a checkpoint (:meth:`resume`), else start
-        a clean CSV log; then write the resolved ``config.yaml`` and start the clock and the progress
-        bar. Returns whether it resumed."""
-        resumed = has_checkpoint(self.run_dir)
-        if resumed:
-            self.resume()
-        else:
-            truncate_csv_logs(self.run_dir, None)
-        self._write_running_metrics()
-        set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
-        OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+        """Start the run (:meth:`Run.start <torchrl_reg.run.contract.Run.start>`: resume, ``config.yaml``), log
+        the preset settings in use and start the progress bar over frames. Returns whether it resumed."""
+        resumed = super().start(map_location=self.device)
         logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, env_preset_id()))
         collector = self.cfg.collector
         if collector.total_frames % collector.frames_per_batch:
@@ -231,63 +201,42 @@ class RecipeRun:
                 "%d frames (whole batches); metrics.json records that number as frames",
                 collector.total_frames, collector.frames_per_batch, whole,
             )
-        self.pbar = ProgressBar(self.cfg.collector.total_frames, initial=self.frames, enabled=self.cfg.logger.progress_bar)
-        self.t_start = time.perf_counter()
+        self.progress_bar(collector.total_frames, initial=self.frames)
         return resumed
 
-    # -- checkpoints ------------------------------------------------------------------------------
-    def _write_running_metrics(self) -> None:
-        """``metrics.json`` of a run in progress: ``status: running`` and the frames its checkpoint holds.
+    @property
+    def step(self) -> int:
+        """The frames collected: the step of the CSV rows and of ``request_stop_at``."""
+        return self.frames
 
-        Written at the start and after every checkpoint, so that a run stopped without a word
-        (SIGKILL, a crash) never leaves an earlier run's ``completed`` behind, and so that
-        :func:`~torchrl_reg.run.rundir.open_run_dir` can tell a run killed before its
-        first checkpoint (0 frames: start over) from one whose checkpoints were deleted (refused).
-        """
-        write_json(self.run_dir / "metrics.json", {
-            "status": "running", "frames": self.frames, "updates": self.updates, "env": self.cfg.env.name,
-            "seed": self.cfg.seed, "run_dir": str(self.run_dir), **self.extra_metrics,
-        })
+    def progress(self) -> dict[str, Any]:
+        return {"frames": self.frames, "updates": self.updates}
 
-    def checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically with everything needed to continue exactly."""
-        if self.logger is not None:
-            sync_csv_logs(self.logger)  # the rows up to this checkpoint are on disk before it is
-        save_checkpoint(
-            self.checkpoint_path,
-            {
-                "frames": self.frames,
-                "updates": self.updates,
-                **{name: obj.state_dict() for name, obj in self.stateful.items()},
-                "replay_buffer": replay_buffer_state(self.replay_buffer),
-                "collector": collector_state(self.collector),
-                "tracker": self.tracker.state_dict(),
-                "rng": rng_state(),
-                "eval_frames": self.eval_frames,
-                "eval_returns": self.eval_returns,
-                "logged_episodes": self.logged_episodes,
-                "outputs_since_log": self.outputs_since_log(),
-                "elapsed": self.elapsed_before + time.perf_counter() - self.t_start,
-            },
-        )
-        self._write_running_metrics()
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: counters, ``stateful`` objects, replay buffer, collector and
+        env state, episode and evaluation history, the loss outputs not yet logged."""
+        return {
+            "frames": self.frames,
+            "updates": self.updates,
+            **{name: obj.state_dict() for name, obj in self.stateful.items()},
+            "replay_buffer": replay_buffer_state(self.replay_buffer),
+            "collector": collector_state(self.collector),
+            "tracker": self.tracker.state_dict(),
+            "eval_frames": self.eval_frames,
+            "eval_returns": self.eval_returns,
+            "logged_episodes": self.logged_episodes,
+            "outputs_since_log": self.outputs_since_log(),
+        }
 
-    def resume(self) -> None:
-        """Restore everything a checkpoint holds (counters, ``stateful`` objects, replay buffer, collector
-        and env state, RNGs, episode and evaluation history) from ``<run_dir>/checkpoint.pt``, and drop
-        the CSV rows logged after it."""
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.frames, self.updates = state["frames"], state["updates"]
         for name, obj in self.stateful.items():
             obj.load_state_dict(state[name])
         load_replay_buffer_state(self.replay_buffer, state["replay_buffer"])
         load_collector_state(self.collector, state["collector"])
         self.tracker.load_state_dict(state["tracker"])
-        set_rng_state(state["rng"])
         self.eval_frames, self.eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
         self.logged_episodes, self.carried_outputs = state["logged_episodes"], state["outputs_since_log"]
-        self.elapsed_before = state["elapsed"]
-        truncate_csv_logs(self.run_dir, self.frames)
 
     # -- the loop ---------------------------------------------------------------------------------
     def observe(self, data: TensorDictBase) -> int:
@@ -328,8 +277,7 @@ class RecipeRun:
         )
         self.eval_frames.append(self.frames)
         self.eval_returns.append(sum(returns) / len(returns))
-        if self.logger is not None:
-            self.logger.log_scalar("eval/return", self.eval_returns[-1], step=self.frames)
+        self.log_scalar("eval/return", self.eval_returns[-1], step=self.frames)
 
     def end_batch(self, batch_frames: int, **scalars: float) -> bool:
         """Evaluate, log (with ``scalars`` under ``train/``), advance the progress bar, checkpoint on
@@ -348,10 +296,7 @@ class RecipeRun:
             for key, value in scalars.items():
                 self.logger.log_scalar(f"train/{key}", float(value), step=frames)
         self.pbar.update(batch_frames, ret=mean_last(self.tracker.returns), **scalars)
-        if stop_requested(frames):
-            self.status = "interrupted"
-            self.checkpoint()
-            clear_stop()
+        if self.stop_due():
             return True
         if crossed(cfg.checkpoint.interval, frames, batch_frames):
             self.checkpoint()
@@ -360,8 +305,7 @@ class RecipeRun:
     def finish(self, **extra_metrics: Any) -> dict[str, Any]:
         """Final evaluation and checkpoint (completed runs), ``metrics.json`` (with ``extra_metrics``)
         and ``learning_curve.png``; returns the metrics."""
-        self.pbar.close()
-        set_loop_active(False)
+        self.close()
         cfg = self.cfg
         completed = self.status == "completed"
         if completed and cfg.eval.episodes > 0 and (not self.eval_frames or self.eval_frames[-1] != self.frames):
@@ -369,21 +313,13 @@ class RecipeRun:
         if completed:
             self.checkpoint()
         self.collector.shutdown()
-        wall_time = self.elapsed_before + time.perf_counter() - self.t_start
         metrics = {
-            "status": self.status,
             "frames": self.frames,
             "updates": self.updates,
-            "wall_time_s": wall_time,
-            "steps_per_s": self.frames / wall_time if wall_time > 0 else math.nan,
             "final_return": mean_last(self.tracker.returns, 100),
             "episodes": len(self.tracker.returns),
             "eval_frames": self.eval_frames,
             "eval_returns": self.eval_returns,
-            "env": cfg.env.name,
-            "seed": cfg.seed,
-            "run_dir": str(self.run_dir),
-            **self.extra_metrics,
             **extra_metrics,
         }
         if not completed:
@@ -391,11 +327,9 @@ class RecipeRun:
             # vector env cannot save its emulators; open_run_dir refuses the resume), so no scheduler should
             # requeue it (exit_if_interrupted, the sweep's task).
             metrics["resumable"] = cfg.env.get("backend", "wrappers") != "vector"
-        write_json(self.run_dir / "metrics.json", metrics)
         panels = [(label, *read_csv_scalar(self.run_dir, f"train/{key}")) for key, label in self.curve_scalars.items()]
-        plot_learning_curve(
-            self.run_dir / "learning_curve.png", self.tracker.end_frames, self.tracker.returns,
-            self.eval_frames, self.eval_returns, title=self.title, panels=[p for p in panels if p[1]],
+        return super().finish(
+            metrics, curve_file="learning_curve.png", train_frames=self.tracker.end_frames,
+            train_returns=self.tracker.returns, eval_frames=self.eval_frames, eval_returns=self.eval_returns,
+            title=self.title, panels=[p for p in panels if p[1]],
         )
-        release_run_dir(self.run_dir)
-        return metrics

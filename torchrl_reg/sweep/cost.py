@@ -132,14 +132,17 @@ def load_throughput(table: str | Path) -> list[Measurement]:
 
 @dataclass(frozen=True)
 class TaskCost:
-    """One task's agent steps, emulator frames and the hours at each measured rate (none if unmeasured)."""
+    """One task's agent steps, emulator frames and the hours at each measured rate (none if unmeasured);
+    ``steps`` ``None``: a task that collects no frames (a planning run plays episodes)."""
 
-    steps: int
+    steps: int | None
     frame_skip: int
     hours: tuple[tuple[Measurement, float], ...]
     missing: str | None
 
     def __str__(self) -> str:
+        if self.steps is None:
+            return str(self.missing)
         frames = f" = {self.steps * self.frame_skip:,} frames at frame skip {self.frame_skip}" if self.frame_skip > 1 else ""
         cost = "; ".join(f"{m.device} {_fmt(h)} {m.unit_hours}" for m, h in self.hours) or self.missing
         return f"{self.steps:,} agent steps{frames}: {cost}"
@@ -161,6 +164,10 @@ def estimate_cost(recipe: str, tasks: Sequence[Task], table: Path | None) -> Met
     measurements = load_throughput(table) if table is not None else []
     costs, used = [], []
     for task in tasks:
+        if "collector" not in task.config:  # recipes/tree_search.py: episodes, no collector
+            costs.append(TaskCost(None, 1, (), f"no estimate: {recipe} collects no frames (a planning run plays "
+                                              "episodes); the throughput tables measure collector frames"))
+            continue
         env = task.config.get("env") or {}
         family = env.get("family")
         steps = int(task.config["collector"]["total_frames"])
