@@ -637,7 +637,9 @@ class SoftQLearningLoss(LossModule):
         self.actor = actor
         self._tensor_keys = self._AcceptedKeys(**vars(critic.tensor_keys))
         self.qvalue_network_params = critic.qvalue_network_params
-        self.target_qvalue_network_params = critic.target_qvalue_network_params
+        # Read from the module dict where it is: the attribute would warn that no target updater is attached yet.
+        target = critic._modules.get("target_qvalue_network_params")
+        self.target_qvalue_network_params = critic.target_qvalue_network_params if target is None else target
         # One record for both modules: an updater attached here also counts for the critic.
         self._has_update_associated = critic._has_update_associated
 
