@@ -69,6 +69,7 @@ from torchrl_reg.planning import (  # noqa: E402
     synthetic_tree_q,
 )
 from torchrl_reg.report.stats import aggregate_mean, stratified_bootstrap_ci  # noqa: E402
+from torchrl_reg.run.metrics import read_metric  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "planning"
 COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
@@ -1080,7 +1081,7 @@ def _networks(paths: list[str], game: str, seeds: list[int]) -> list[dict]:
             "overrides": exported["overrides"] if exported else list(run.overrides),
             "command": exported["command"] if exported else run.command,
             **({"exported_from": {k: exported[k] for k in ("run_dir", "checkpoint_sha256")}} if exported else {}),
-            "training": {k: run.metrics.get(k) for k in (
+            "training": {k: read_metric(run.metrics, k) for k in (
                 "frames", "final_return", "eval_frames", "eval_returns", "wall_time_s", "steps_per_s")},
         })
     return nets

@@ -1,7 +1,7 @@
 """Find the runs of one or more sweeps (or loose run directories) and read what the report needs.
 
 A run directory follows the recipe contract (:mod:`torchrl_reg.run`): ``config.yaml``,
-``metrics.json`` (``status``, ``final_return``, ``eval_frames``, ``eval_returns``, ...) and CSV
+``metrics.json`` (``status``, ``final_eval_return``, ``train_return_mean``, ``eval_frames``, ``eval_returns``, ...) and CSV
 scalars under ``csv/scalars/<name>.csv`` as ``step,value`` rows. A sweep directory adds
 ``sweep.json``, which lists every task that should exist, so runs that never started are found
 too, with the scheduler log files of their last submission.
@@ -20,6 +20,7 @@ import numpy as np
 
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.metrics import read_metric
 from torchrl_reg.run.rundir import run_dir_holder
 
 __all__ = ["Run", "collect_runs", "method_labels", "read_curve", "write_records"]
@@ -274,11 +275,13 @@ def read_curve(run: Run, curve: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def final_score(run: Run, metric: str) -> float:
-    """The run's final score: ``metrics.json[metric]``, or the last evaluation for ``metric="last_eval"``."""
+    """The run's final score: ``metrics.json[metric]``, or the last evaluation for ``metric="last_eval"``.
+    Either naming of the training return reads runs of both (``final_return``, its name before
+    ``train_return_mean``: :func:`~torchrl_reg.run.read_metric`)."""
     if metric == "last_eval":
         returns = run.metrics.get("eval_returns") or []
         return float(returns[-1]) if returns else math.nan
-    value = run.metrics.get(metric)
+    value = read_metric(run.metrics, metric)
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
