@@ -664,6 +664,11 @@ class SoftQLearningLoss(LossModule):
     def in_keys(self) -> list[NestedKey]:
         return list(dict.fromkeys([*self.critic.in_keys, *self.actor.in_keys]))
 
+    @property
+    def actor_network(self) -> TensorDictModule:
+        """The sampler that :class:`SVGDPolicyLoss` trains, where TorchRL's trainers read the policy's weights."""
+        return self.actor.actor_network
+
     def make_value_estimator(self, value_type: ValueEstimators | str | None = None, **hyperparams) -> SoftQLearningLoss:
         """The critic's value estimator (``gamma``), :meth:`SoftQLoss.make_value_estimator`."""
         self.critic.make_value_estimator(value_type, **hyperparams)
