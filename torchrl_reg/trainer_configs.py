@@ -121,26 +121,33 @@ def make_loss(*, loss: str, value_network: Any = None, gamma: float | None = Non
 
 
 @dataclass
-class _RegularizedDQNLossConfig(LossConfig):
-    """The fields every loss of the family shares (TorchRL's ``DQNLossConfig``'s, less ``double_dqn``)."""
+class _OurLossConfig(LossConfig):
+    """The fields every loss config here shares: gamma (for the value estimator), the reductions, the input check
+    and the keys that both families read (renamed with ``set_keys`` when set)."""
 
-    value_network: Any = None
     gamma: float | None = None
-    action_space: Any = None
     reduction: str | None = None
     use_prioritized_weights: Any = "auto"
     check_finite: bool = False
     action_key: Any = None
-    action_value_key: Any = None
     reward_key: Any = None
     done_key: Any = None
     terminated_key: Any = None
     priority_key: Any = None
     priority_weight_key: Any = None
-    _target_: str = "torchrl_reg.trainer_configs.make_loss"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+
+
+@dataclass
+class _RegularizedDQNLossConfig(_OurLossConfig):
+    """The fields every loss of the family shares (TorchRL's ``DQNLossConfig``'s, less ``double_dqn``)."""
+
+    value_network: Any = None
+    action_space: Any = None
+    action_value_key: Any = None
+    _target_: str = "torchrl_reg.trainer_configs.make_loss"
 
 
 @dataclass
@@ -319,27 +326,14 @@ def make_actor_critic_loss(
 
 
 @dataclass
-class _ActorCriticLossConfig(LossConfig):
+class _ActorCriticLossConfig(_OurLossConfig):
     """The fields every actor-critic loss config shares: the two networks (the trainer passes its own when the
-    config is partial), gamma, the reductions and the keys."""
+    config is partial) and the critic's key."""
 
     actor_network: Any = None
     critic_network: Any = None
-    gamma: float | None = None
-    reduction: str | None = None
-    use_prioritized_weights: Any = "auto"
-    check_finite: bool = False
-    action_key: Any = None
     state_action_value_key: Any = None
-    reward_key: Any = None
-    done_key: Any = None
-    terminated_key: Any = None
-    priority_key: Any = None
-    priority_weight_key: Any = None
     _target_: str = "torchrl_reg.trainer_configs.make_actor_critic_loss"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
 
 
 @dataclass
