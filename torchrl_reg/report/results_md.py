@@ -65,7 +65,7 @@ ANCHOR_KEYS = ("text", "source")
 SUMMARY_KEYS = ("method", "section", "row", "score", "baseline", "claim", "source", "expect", "reference")
 ROBUST_METRICS = ("last3_eval", "eval_auc")
 ROBUST_NAMES = {"last3_eval": "mean of the evaluations at", "eval_auc": "curve area / frames,"}
-EXPECTS = ("above", "below", "near")
+EXPECTS = ("above", "below", "near", "not_below")
 TARGET_KEYS = ("min", "max", "band", "above", "below", "ratio")
 
 
@@ -435,9 +435,12 @@ def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
 
 
 def _verdict(low: float, high: float, reference: float, expect: str) -> str:
-    """Whether a claim holds, from a 95% interval: resolved on the claimed side, on the other, or not resolved."""
+    """Whether a claim holds, from a 95% interval: resolved on the claimed side (yes), on the other (no), or not
+    resolved; a claim of parity (near) or of no loss (not_below) is "consistent" unless the interval excludes it."""
     if expect == "near":
-        return "yes" if low <= reference <= high else "no"
+        return "consistent" if low <= reference <= high else "no"
+    if expect == "not_below":
+        return "no" if high < reference else "consistent"
     above, below = low > reference, high < reference
     if (expect == "above" and above) or (expect == "below" and below):
         return "yes"
@@ -457,7 +460,8 @@ def _summary(spec: dict[str, Any], computed: dict[str, tuple[dict[str, Any], lis
              "One row per method: its best result here, its baseline on the same seeds, and the claim of the "
              "method's paper that the result tests. \"Holds\": yes when the 95% interval of the comparison lies on the "
              "claimed side (above or below 1 for a ratio, 0 for a difference), no when it lies on the other, not "
-             "resolved when it spans it; for a claim of parity, yes when it contains it. MuJoCo results use the "
+             "resolved when it spans it; a claim of parity or of no loss is consistent unless the interval rules it out. "
+             "MuJoCo results use the "
              "robust score (the mean of the last three evaluations), the last evaluation beside it.", "",
              "| method | result | score [95% CI] | baseline, same seeds | comparison [95% CI] | paper's claim | holds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
