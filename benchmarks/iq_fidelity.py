@@ -249,7 +249,7 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
     """Report records (``torchrl_reg.report --records``: ``<method>_HalfCheetah-v5_seed<k>.json``) against the
     collected 300k SAC runs (``runs/sac_seed<k>.json``): per method and step of ``HORIZON_STEPS``, the return per
     seed, mean and sample std, the ratio of means to SAC's, the per-seed ratios (same seed), and the target
-    "method >= SAC - pooled std" (issue 40's for MDAC). Written to ``records/comparison.json``, with the figure
+    "method >= SAC - pooled std" (the MDAC target). Written to ``records/comparison.json``, with the figure
     ``records/vs_sac.png`` (evaluation returns per seed and their mean against steps, SAC's beside them; the ratio of
     means at each step)."""
     sac: dict[int, dict[int, float]] = {}

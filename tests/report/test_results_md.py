@@ -241,7 +241,7 @@ def test_robust_scores_and_summary_against_hand_computations(tmp_path):
     # The summary. Per seed the last-three ratios are 1, 2, 3: a resample of seed 0 three times (probability 1/27,
     # above 2.5%) gives ratio 1, so the interval's low end is exactly 1 and "above" is not resolved.
     summary = [line for line in lines if line.startswith(("| A |", "| D |"))]
-    assert summary[0].startswith("| A | E, mean of the evaluations at 20k-40k | 8 [") and "; last evaluation 12 |" in summary[0]
+    assert summary[0].startswith("| A | E, mean of the evaluations at 20k-40k | 8 [") and " (last evaluation 12) |" in summary[0]
     assert "| b, 3 seeds | 2.00x [1.00, " in summary[0] and summary[0].endswith("| not resolved |")
     # On the section's metric (the last evaluation) the ratios per seed are 1.5, 3, 4.5: the low end is 1.5 > 1,
     # so a claim of "below" is contradicted.
@@ -294,3 +294,52 @@ sections:
     spec.write_text(spec.read_text().replace("[y0.json, y1.json]", "[y0.json]"))
     with pytest.raises(ResultsSpecError, match="file lists of one length, paired by position"):
         results_markdown(spec, reps=10)
+
+
+# What users read speaks of the product (commands, commits, machines, loads), never of how its work was organised.
+NARRATION = re.compile(
+    r"coding sessions?|session'?s end|sessions' tests|other sessions|earlier sessions?|by the session of"
+    r"|\(issue [0-9]+|\bissues? [0-9]+\b|\bissue [0-9]+'s|\bissue[0-9]+|this afternoon",
+    re.IGNORECASE,
+)
+USER_READ = ["RESULTS.md", "README.md", "ARCHITECTURE.md", "docs", "recipes", "torchrl_reg", "benchmarks/results.yaml",
+             "benchmarks/*.yaml", "benchmarks/*.py"]
+
+
+def test_what_users_read_does_not_narrate_internal_work():
+    files = set()
+    for pattern in USER_READ:
+        for path in REPO.glob(pattern):
+            files.update([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()))
+    files = {p for p in files if p.suffix in {".md", ".rst", ".py", ".yaml", ".txt", ".toml"}}
+    assert len(files) > 50
+    found = [f"{p.relative_to(REPO)}:{n}: {m.group(0)!r}" for p in sorted(files)
+             for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) for m in [NARRATION.search(line)] if m]
+    assert not found, "\n".join(found[:20])
+
+
+SOURCE = re.compile(
+    r"\b(Table [0-9]|Fig\. [0-9]|figures?\b|Eq\. \(|Section [0-9]|abstract\b)"  # a paper's part
+    r"|\b[\w.-]+/[\w.-]+, [\w./-]+\.\w+"  # owner/repository, path/to/file.ext
+    r"|benchmarks/results/[\w./{}-]+ \(this repository\)"  # a committed result
+)
+
+
+def test_every_anchor_names_its_source():
+    """Every anchor in benchmarks/results.yaml is {text, source}; the source names a paper's table or figure, a
+    repository and file, or a committed result file (which must exist), and the MENTS table is quoted exactly."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "benchmarks" / "results.yaml").read_text())
+    anchors = [row["anchor"] for section in spec["sections"] for row in section["rows"] if "anchor" in row]
+    anchors += [{"text": e["claim"], "source": e["source"]} for e in spec.get("summary", [])]
+    assert len(anchors) > 100
+    for anchor in anchors:
+        assert isinstance(anchor, dict) and set(anchor) == {"text", "source"}, anchor
+        assert SOURCE.search(anchor["source"]), anchor
+        for path in re.findall(r"(benchmarks/results/[\w./-]+\.json) \(this repository\)", anchor["source"]):
+            assert (REPO / path).is_file(), anchor
+    ments = {a["text"] for a in anchors if "Xiao et al." in a["source"] and "Table 1" in a["source"]}
+    # Table 1 (DQN / UCT / MENTS): BeamRider 19280 / 21952 / 18576, Breakout 345 / 367 / 386, Q*bert 14558 / 16010 /
+    # 18336, Seaquest 1142 / 1129 / 1161, SpaceInvaders 625 / 656 / 1503: MENTS above UCT on all but BeamRider.
+    assert ments and all("4 of 5" in text and "3 of 5" not in text for text in ments), ments

@@ -462,7 +462,7 @@ def _summary(spec: dict[str, Any], computed: dict[str, tuple[dict[str, Any], lis
              "claimed side (above or below 1 for a ratio, 0 for a difference), no when it lies on the other, not "
              "resolved when it spans it; a claim of parity or of no loss is consistent unless the interval rules it out. "
              "MuJoCo results use the "
-             "robust score (the mean of the last three evaluations), the last evaluation beside it.", "",
+             "robust score (the mean of the last three evaluations), the last evaluation beside it in parentheses.", "",
              "| method | result | score [95% CI] | baseline, same seeds | comparison [95% CI] | paper's claim | holds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for k, entry in enumerate(entries):
@@ -510,7 +510,7 @@ def _summary_learning(entry: dict[str, Any], section: dict[str, Any], row: dict[
             raise ResultsSpecError(f"{where}: score {metric!r} needs a section with robust: true")
         robust = row["robust"][metric]
         (point, low_s, high_s), ratio = robust["score"], robust["ratio"]
-        score = f"{_ci_cell(point, low_s, high_s)}; last evaluation {_fmt(row['score'])}"
+        score = f"{_ci_cell(point, low_s, high_s)} (last evaluation {_fmt(row['score'])})"
         result = f"{row['env']}, {ROBUST_NAMES[metric]} {robust['window']}"
     elif metric == row.get("metric", section.get("metric", "final_return")):
         score, ratio = _ci_cell(row["score"], row["low"], row["high"]), row["vs_ratio"]
