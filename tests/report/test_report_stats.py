@@ -14,6 +14,7 @@ from torchrl_reg.report.stats import (
     normalized_curve_area,
     optimality_gap,
     paired_ratio_ci,
+    pooled_std,
     probability_of_improvement,
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
@@ -193,3 +194,12 @@ def test_curve_scores_by_hand():
 def test_curve_scores_refuse_what_they_cannot_score(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_pooled_std_by_hand():
+    # (1, 2, 3): sample variance 1; (2, 4, 6): 4; pooled sqrt((2 * 1 + 2 * 4) / 4) = sqrt(2.5)
+    assert pooled_std([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]) == pytest.approx(2.5 ** 0.5)
+    # unequal sizes: (0, 2): variance 2, (1, 1, 1, 1): 0; sqrt((1 * 2 + 3 * 0) / 4)
+    assert pooled_std([0.0, 2.0], [1.0] * 4) == pytest.approx(0.5 ** 0.5)
+    with pytest.raises(ValueError, match="2 or more scores"):
+        pooled_std([1.0], [1.0, 2.0])

@@ -203,7 +203,8 @@ sections:
     metric: last_eval
     robust: true
     rows:
-      - {method: a, env: E, vs: {method: b, min: 1.9}, anchor: {text: paper 5, source: "a paper, Table 2"}}
+      - {method: a, env: E, vs: {method: b, min: 1.9, within_pooled_std: true},
+         anchor: {text: paper 5, source: "a paper, Table 2"}}
       - {method: b, env: E}
   - id: m
     title: Measured
@@ -230,11 +231,14 @@ def test_robust_scores_and_summary_against_hand_computations(tmp_path):
     robust = [line for line in lines if line.startswith("| a, E |")]
     # The main table: last evaluations 6, 12, 18 (mean 12; IQM of 3 runs is their mean) over b's 4: 36 / 12 = 3.
     assert robust[0].startswith("| a, E | 12 [") and "| 3.00x b [" in robust[0]
+    # Pooled std of (6, 12, 18) and (4, 4, 4): sqrt((2 * 36 + 0) / 4) = sqrt(18) = 4.243; margin 12 - (4 - 4.243).
+    assert robust[0].endswith("| ratio >= 1.9 x b, >= b - pooled std (margin 12.2) | yes |")
     # The robust table: last three 8 over 4 (ratio 24 / 12 = 2), area 6 over 10/3 (ratio 18 / 10 = 1.8).
     cells = [c.strip() for c in robust[1].strip("|").split("|")]
     assert cells[1].startswith("8 [") and cells[2].startswith("2.00x b [")
     assert cells[3].startswith("6 [") and cells[4].startswith("1.80x b [")
-    assert cells[5:] == ["3", "ratio >= 1.9 x b", "yes"]
+    # Pooled std of (4, 8, 12) and (4, 4, 4): sqrt((2 * 16 + 0) / 4) = sqrt(8) = 2.828; margin 8 - (4 - 2.828) = 6.83.
+    assert cells[5:] == ["3", "ratio >= 1.9 x b, >= b - pooled std (margin 6.83)", "yes"]
     b_row = [c.strip() for c in [line for line in lines if line.startswith("| b, E |")][1].strip("|").split("|")]
     assert b_row[1].startswith("4 [") and b_row[3].startswith("3.33 [")
     assert "| result | mean of evaluations 20k-40k [95% CI] |" in text and "from 10k to 40k" in text

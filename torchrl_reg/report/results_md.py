@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,6 +48,7 @@ from torchrl_reg.report.stats import (
     last_evaluations_mean,
     normalized_curve_area,
     paired_ratio_ci,
+    pooled_std,
     stratified_bootstrap_ci,
 )
 
@@ -57,16 +58,28 @@ COMMAND = "python -m torchrl_reg.report --results benchmarks/results.yaml --out 
 SECTION_KEYS = ("id", "title", "provenance", "text", "runs", "metric", "score", "robust", "interval", "env_key", "rows",
                 "notes")
 LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric", "vs")
-VS_KEYS = ("method", "runs", "min")
+VS_KEYS = ("method", "runs", "min", "within_pooled_std")
 MEASURED_ROW_KEYS = ("name", "method", "file", "value", "curve_score", "range", "n", "unit", "anchor", "target", "note",
                      "vs")
-MEASURED_VS_KEYS = ("name", "file", "min")
+MEASURED_VS_KEYS = ("name", "file", "min", "within_pooled_std")
 ANCHOR_KEYS = ("text", "source")
 SUMMARY_KEYS = ("method", "section", "row", "score", "baseline", "claim", "source", "expect", "reference")
 ROBUST_METRICS = ("last3_eval", "eval_auc")
 ROBUST_NAMES = {"last3_eval": "mean of the evaluations at", "eval_auc": "curve area / frames,"}
 EXPECTS = ("above", "below", "near", "not_below")
 TARGET_KEYS = ("min", "max", "band", "above", "below", "ratio")
+
+
+class Paired(NamedTuple):
+    """A row against its baseline on the same seeds: the ratio of means with its 95% paired-bootstrap interval, the
+    baseline's name and, for ``within_pooled_std``, the margin of the row's mean over the baseline's mean minus the
+    pooled seed std (met when >= 0)."""
+
+    ratio: float
+    low: float
+    high: float
+    of: str
+    margin: float | None = None
 
 
 class ResultsSpecError(ValueError):
@@ -261,7 +274,7 @@ def _runs_by_seed(runs: list[Any], labels: list[str], method: str, env: Any, env
 
 
 def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: list[str], section: dict[str, Any],
-                  base: Path, where: str, reps: int) -> tuple[float, float, float, str]:
+                  base: Path, where: str, reps: int) -> Paired:
     vs = row["vs"]
     _check_keys_flat(vs, VS_KEYS, f"{where} vs")
     if "method" not in vs:
@@ -288,15 +301,36 @@ def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: lis
             if a != b:
                 raise ResultsSpecError(f"{where} vs {vs['method']!r}: seed {seed!r} was evaluated at frames {list(a)} "
                                        f"and its baseline at {list(b)}: {metric!r} scores of the two do not compare")
+    return _pair([final_score(mine[s], metric) for s in seeds], [final_score(theirs[s], metric) for s in seeds],
+                 vs, str(vs["method"]), where, reps)
+
+
+def _pair(mine: list[float], theirs: list[float], vs: dict[str, Any], of: str, where: str, reps: int) -> Paired:
     try:
-        ratio, low, high = paired_ratio_ci([final_score(mine[s], metric) for s in seeds],
-                                           [final_score(theirs[s], metric) for s in seeds], reps=reps)
+        ratio, low, high = paired_ratio_ci(mine, theirs, reps=reps)
+        margin = None
+        if vs.get("within_pooled_std"):
+            margin = float(np.mean(mine) - (np.mean(theirs) - pooled_std(mine, theirs)))
     except ValueError as err:
-        raise ResultsSpecError(f"{where} vs {vs['method']!r}: {err}") from None
-    return ratio, low, high, str(vs["method"])
+        raise ResultsSpecError(f"{where} vs {of!r}: {err}") from None
+    return Paired(ratio, low, high, of, margin)
+
+
+def _vs_checks(vs: dict[str, Any], paired: Paired) -> tuple[list[bool], list[str]]:
+    """The targets a ``vs`` sets on its comparison: ``min`` on the ratio, ``within_pooled_std`` on the means."""
+    checks, texts = [], []
+    if "min" in vs:
+        checks.append(paired.ratio >= vs["min"])
+        texts.append(f"ratio >= {_fmt(vs['min'])} x {paired.of}")
+    if paired.margin is not None:
+        checks.append(paired.margin >= 0)
+        texts.append(f">= {paired.of} - pooled std (margin {_fmt(paired.margin)})")
+    return checks, texts
 
 
 def _check_min(vs: dict[str, Any], where: str) -> None:
+    if not isinstance(vs.get("within_pooled_std", False), bool):
+        raise ResultsSpecError(f"{where} vs: within_pooled_std must be true or false, got {vs['within_pooled_std']!r}")
     if "min" in vs and (isinstance(vs["min"], bool) or not isinstance(vs["min"], (int, float))
                         or not math.isfinite(vs["min"])):
         raise ResultsSpecError(f"{where} vs: min must be a finite number (a target ratio), got {vs['min']!r}")
@@ -362,7 +396,7 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
 
 
 def _measured_ratio(row: dict[str, Any], value: Any, frames: list[tuple[float, ...]], base: Path, where: str,
-                    reps: int) -> tuple[float, float, float, str]:
+                    reps: int) -> Paired:
     """A measurement row over several runs against a baseline's runs, paired by position in their file lists."""
     vs = row["vs"]
     _check_keys_flat(vs, MEASURED_VS_KEYS, f"{where} vs")
@@ -377,11 +411,7 @@ def _measured_ratio(row: dict[str, Any], value: Any, frames: list[tuple[float, .
     if metric and any(_compared_frames(a, metric) != _compared_frames(b, metric) for a, b in zip(frames, their_frames)):
         raise ResultsSpecError(f"{where} vs: a run and its baseline were evaluated at different frames: their "
                                f"{metric!r} scores do not compare")
-    try:
-        ratio, low, high = paired_ratio_ci(value, theirs, reps=reps)
-    except ValueError as err:
-        raise ResultsSpecError(f"{where} vs {vs['name']!r}: {err}") from None
-    return ratio, low, high, str(vs["name"])
+    return _pair([float(v) for v in value], [float(v) for v in theirs], vs, str(vs["name"]), where, reps)
 
 
 def _anchor(row: dict[str, Any], notes: _Footnotes, where: str) -> str:
@@ -402,9 +432,8 @@ def _ci_cell(point: float, low: float, high: float) -> str:
     return f"{_fmt(point)} [{_fmt(low)}, {_fmt(high)}]"
 
 
-def _ratio_cell(ratio: tuple[float, float, float, str]) -> str:
-    value, low, high, of = ratio
-    return f"{value:.2f}x {of} [{low:.2f}, {high:.2f}]"
+def _ratio_cell(paired: Paired) -> str:
+    return f"{paired.ratio:.2f}x {paired.of} [{paired.low:.2f}, {paired.high:.2f}]"
 
 
 def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
@@ -425,11 +454,9 @@ def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
         for m in ROBUST_METRICS:
             entry = row["robust"][m]
             cells += [_ci_cell(*entry["score"]), _ratio_cell(entry["ratio"]) if "ratio" in entry else "-"]
-        target, met = "-", "-"
-        if "vs" in row and "min" in row["vs"]:
-            ratio = row["robust"]["last3_eval"]["ratio"]
-            target = f"ratio >= {_fmt(row['vs']['min'])} x {ratio[3]}"
-            met = "yes" if ratio[0] >= row["vs"]["min"] else "no"
+        checks, texts = _vs_checks(row["vs"], row["robust"]["last3_eval"]["ratio"]) if "vs" in row else ([], [])
+        target = ", ".join(texts) or "-"
+        met = ("yes" if all(checks) else "no") if checks else "-"
         lines.append("| " + " | ".join([*cells, str(row["n"]), target, met]) + " |")
     return lines
 
@@ -518,9 +545,8 @@ def _summary_learning(entry: dict[str, Any], section: dict[str, Any], row: dict[
     else:
         raise ResultsSpecError(f"{where}: score must be the section's metric or one of {', '.join(ROBUST_METRICS)}, "
                                f"got {metric!r}")
-    value, low, high, of = ratio
-    baseline = f"{of}, {len(row['seeds'])} seeds"
-    return score, result, baseline, f"{value:.2f}x [{low:.2f}, {high:.2f}]", low, high
+    baseline = f"{ratio.of}, {len(row['seeds'])} seeds"
+    return score, result, baseline, f"{ratio.ratio:.2f}x [{ratio.low:.2f}, {ratio.high:.2f}]", ratio.low, ratio.high
 
 
 MAX_PROVENANCE = 320
@@ -586,9 +612,10 @@ def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
             others = {r.get("method", r["name"]): r["score"] for r in rows if r.get("env") == row.get("env")}
             checks = [_met(row["score"], target, others, f"{where}, {row['name']}")] if target else []
             target_text = [_target_text(target)] if target else []
-            if "vs_ratio" in row and "min" in row["vs"]:
-                checks.append(row["vs_ratio"][0] >= row["vs"]["min"])
-                target_text.append(f"ratio >= {_fmt(row['vs']['min'])} x {row['vs_ratio'][3]}")
+            if "vs_ratio" in row:
+                vs_checks, vs_texts = _vs_checks(row["vs"], row["vs_ratio"])
+                checks += vs_checks
+                target_text += vs_texts
             met = ("yes" if all(checks) else "no") if checks else "-"
             bounds = f" [{_fmt(row['low'])}, {_fmt(row['high'])}]" if math.isfinite(row["low"]) else ""
             unit = f" {row['unit']}" if row.get("unit") else ""

@@ -32,6 +32,7 @@ __all__ = [
     "normalized_curve_area",
     "optimality_gap",
     "paired_ratio_ci",
+    "pooled_std",
     "probability_of_improvement",
     "stratified_bootstrap_ci",
     "stratified_bootstrap_ci_two_sample",
@@ -237,3 +238,16 @@ def paired_ratio_ci(
     idx = np.random.default_rng(seed).integers(0, xs.size, size=(reps, xs.size))
     values = xs[idx].sum(axis=-1) / ys[idx].sum(axis=-1)
     return (float(xs.sum() / ys.sum()), *_percentile_interval(values, confidence))
+
+
+def pooled_std(a: Sequence[float], b: Sequence[float]) -> float:
+    """The pooled sample standard deviation of two groups of seeds:
+    ``sqrt(((n_a - 1) var_a + (n_b - 1) var_b) / (n_a + n_b - 2))`` with sample variances (``ddof=1``).
+
+    The yardstick of targets such as "a method's mean >= the baseline's mean - one pooled std" over seeds.
+    """
+    xs, ys = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1 or xs.size < 2 or ys.size < 2:
+        raise ValueError(f"a pooled std needs two 1-D groups of 2 or more scores, got shapes {xs.shape} and {ys.shape}")
+    dof = xs.size + ys.size - 2
+    return float(np.sqrt(((xs.size - 1) * xs.var(ddof=1) + (ys.size - 1) * ys.var(ddof=1)) / dof))
