@@ -347,3 +347,13 @@ def test_every_anchor_names_its_source():
     # Table 1 (DQN / UCT / MENTS): BeamRider 19280 / 21952 / 18576, Breakout 345 / 367 / 386, Q*bert 14558 / 16010 /
     # 18336, Seaquest 1142 / 1129 / 1161, SpaceInvaders 625 / 656 / 1503: MENTS above UCT on all but BeamRider.
     assert ments and all("4 of 5" in text and "3 of 5" not in text for text in ments), ments
+
+
+def test_the_readme_headline_ratios_are_those_of_results_md():
+    """Every ratio the README's Results section quotes is a ratio cell of RESULTS.md (robust or single evaluation)."""
+    readme = (REPO / "README.md").read_text()
+    results = readme.split("## Results", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"(-?\d+\.\d\d)x", results)
+    assert len(quoted) >= 8
+    cells = set(re.findall(r"\| (-?\d+\.\d\dx) \w", (REPO / "RESULTS.md").read_text()))
+    assert all(f"{r}x" in cells for r in quoted), [r for r in quoted if f"{r}x" not in cells]

@@ -325,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write RESULTS.md (to --out, default RESULTS.md) from the results spec SPEC "
                              "(e.g. benchmarks/results.yaml) instead of reporting RUN_DIRs")
     parser.add_argument("--metric", default="final_return",
-                        help="final score: a number in metrics.json (default final_return) or last_eval")
+                        help="final score: a number in metrics.json (default final_return), last_eval (the last "
+                             "evaluation), last3_eval (the mean of the last three) or eval_auc (the area under the "
+                             "evaluation curve divided by the frames it spans)")
     parser.add_argument("--curve", default="train/episode_return",
                         help="learning curve: a CSV scalar name (default train/episode_return) or eval")
     parser.add_argument("--env-key", default="env.name", help="config key naming the environment (default env.name)")
