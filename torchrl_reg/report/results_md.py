@@ -30,6 +30,27 @@ A learning row may compare itself with a baseline run on the same seeds: ``vs: {
 column with the ratio of the row's mean score to the baseline's over the row's seeds, with a 95% paired-bootstrap
 interval (:func:`~torchrl_reg.report.stats.paired_ratio_ci`). A seed without a baseline run, two runs of one
 method on one seed, or a baseline score <= 0 is refused: the pairing must be exact.
+``within_pooled_std: true`` in ``vs`` adds the target "the row's mean >= the baseline's mean - the pooled seed std".
+
+A learning section with ``robust: true`` adds a table of curve scores (:data:`~torchrl_reg.report.runs.CURVE_METRICS`):
+the mean of the last three evaluations and the normalized area under the evaluation curve, each with its ratio to the
+baseline on the same seeds; its runs, and each run and its baseline, must share their evaluation frames. A measurement
+row may read the same scores from a list of run files (``file: [...]``, ``value`` naming the mapping that holds
+``eval_frames`` / ``eval_returns``, ``curve_score: last3_eval`` or ``eval_auc``), and compare them with a baseline's
+files paired by position (``vs: {name: SAC, file: [...]}``).
+
+A section may carry an ``id`` (for the summary) and a ``provenance``: one line (the command, the code's commit, the
+machine and its load), the rest in its ``notes``. An ``anchor`` is text, or ``{text: ..., source: ...}`` whose
+source (the paper and its table or figure, or the repository and file) becomes a footnote. The spec's ``summary``
+list makes the table at the top: per method, a row of a section (``section: ID``, ``row: {method: ..., env: ...}``
+or ``{name: ...}``), optionally ``score: last3_eval`` (a robust section's score, the last evaluation beside it), the
+paper's ``claim`` and its ``source``, and ``expect``: the side of the comparison's 95% interval (a ratio against 1; for
+a measurement row, against ``reference``, with the ``baseline`` named as text) that bears the claim out::
+
+    summary:
+      - {method: MDAC, section: mdac100k, row: {method: mdac, env: HalfCheetah-v5}, score: last3_eval,
+         claim: MDAC above SAC on MuJoCo, source: "Iwaki (arXiv 2502.03854), abstract", expect: above}
+
 ``python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md`` writes the file;
 a test checks that the committed one equals what this module generates.
 """
