@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from torchrl_reg.report.results_md import COMMAND, ResultsSpecError, results_markdown
+from torchrl_reg.report.results_md import COMMAND, ResultsSpecError, _verdict, results_markdown
 from torchrl_reg.report.runs import collect_runs, final_score, method_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,7 +307,7 @@ NARRATION = re.compile(
     re.IGNORECASE,
 )
 USER_READ = ["RESULTS.md", "README.md", "ARCHITECTURE.md", "docs", "recipes", "torchrl_reg", "benchmarks/results.yaml",
-             "benchmarks/*.yaml", "benchmarks/*.py"]
+             "benchmarks/*.yaml", "benchmarks/*.py", "benchmarks/results/**/*.md", "benchmarks/results/**/*.sh"]
 
 
 def test_what_users_read_does_not_narrate_internal_work():
@@ -315,7 +315,7 @@ def test_what_users_read_does_not_narrate_internal_work():
     for pattern in USER_READ:
         for path in REPO.glob(pattern):
             files.update([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()))
-    files = {p for p in files if p.suffix in {".md", ".rst", ".py", ".yaml", ".txt", ".toml"}}
+    files = {p for p in files if p.suffix in {".md", ".rst", ".py", ".yaml", ".txt", ".toml", ".sh"}}
     assert len(files) > 50
     found = [f"{p.relative_to(REPO)}:{n}: {m.group(0)!r}" for p in sorted(files)
              for n, line in enumerate(p.read_text(errors="replace").splitlines(), 1) for m in [NARRATION.search(line)] if m]
@@ -357,3 +357,16 @@ def test_the_readme_headline_ratios_are_those_of_results_md():
     assert len(quoted) >= 8
     cells = set(re.findall(r"\| (-?\d+\.\d\dx) \w", (REPO / "RESULTS.md").read_text()))
     assert all(f"{r}x" in cells for r in quoted), [r for r in quoted if f"{r}x" not in cells]
+
+
+@pytest.mark.parametrize(
+    "low, high, expect, verdict",
+    [
+        (1.1, 1.5, "above", "yes"), (0.5, 0.9, "above", "no"), (0.9, 1.1, "above", "not resolved"),
+        (0.5, 0.9, "below", "yes"), (1.1, 1.5, "below", "no"), (1.0, 1.2, "below", "not resolved"),
+        (0.9, 1.1, "near", "consistent"), (1.1, 1.5, "near", "no"),
+        (1.1, 1.5, "not_below", "consistent"), (0.9, 1.1, "not_below", "consistent"), (0.5, 0.9, "not_below", "no"),
+    ],
+)
+def test_a_claim_is_judged_by_which_side_of_the_reference_its_interval_lies(low, high, expect, verdict):
+    assert _verdict(low, high, 1.0, expect) == verdict

@@ -466,7 +466,7 @@ def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
     lines = [f"Robust score, from the same runs' evaluation curves: the mean of the last three evaluations ({last3}) "
              f"and the area under the evaluation curve from {area.replace('-', ' to ')} divided by the frames it spans "
              "(the curve's average return); IQM over runs [95% stratified-bootstrap CI], ratios of means on the "
-             "same seeds [95% paired-bootstrap CI].", "",
+             "same seeds [95% paired-bootstrap CI]; targets are checked on the mean of the last three evaluations.", "",
              f"| result | mean of evaluations {last3} [95% CI] | ratio, same seeds [95% CI] | curve area / frames "
              "[95% CI] | ratio, same seeds [95% CI] | n | target | met |",
              "| --- | --- | --- | --- | --- | ---: | --- | --- |"]
