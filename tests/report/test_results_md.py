@@ -370,3 +370,25 @@ def test_the_readme_headline_ratios_are_those_of_results_md():
 )
 def test_a_claim_is_judged_by_which_side_of_the_reference_its_interval_lies(low, high, expect, verdict):
     assert _verdict(low, high, 1.0, expect) == verdict
+
+
+def test_each_section_opens_short_with_its_provenance_in_one_line():
+    """Learning sections name their provenance in one line (the generator caps its length); long accounts of how
+    runs were made live in the footnotes, not in a section's opening text."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "benchmarks" / "results.yaml").read_text())
+    for section in spec["sections"]:
+        text = " ".join(str(section.get("text", "")).split())
+        assert len(text) <= 500, section["title"]
+        if "runs" in section:
+            assert "provenance" in section or text == "The runs of the section above.", section["title"]
+    assert "Provenance: " in (REPO / "RESULTS.md").read_text()
+
+
+def test_a_provenance_longer_than_a_line_is_refused(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps({"x": 1.0}))
+    spec = tmp_path / "results.yaml"
+    spec.write_text(f"sections:\n  - {{title: t, provenance: \"{'word ' * 70}\", rows: [{{name: x, file: m.json, value: [x]}}]}}\n")
+    with pytest.raises(ResultsSpecError, match="provenance is one line of at most 320 characters"):
+        results_markdown(spec, reps=10)
