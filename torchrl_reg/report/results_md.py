@@ -402,13 +402,12 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
             n = len(value)
         else:
             point = float(value)
-            count = _lookup(json.loads((base / row["file"]).read_text()), list(row["n"]),
-                            f"{here} ({row['file']})") if "n" in row else 1
+            path = base / row["file"]
+            data = json.loads(path.read_text()) if "n" in row or "range" in row else None
+            count = _lookup(data, list(row["n"]), f"{here} ({path.name})") if "n" in row else 1
             n = len(count) if isinstance(count, (list, dict)) else int(count)  # a count, or what it counts
             low = high = math.nan
             if "range" in row:
-                path = base / row["file"]
-                data = json.loads(path.read_text())
                 low, high = (float(_lookup(data, list(key), f"{here} ({path.name})")) for key in row["range"])
         rows.append({**row, "name": name, "score": point, "low": low, "high": high, "n": n, "env": None})
         if "vs" in row:

@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from torchrl_reg.report.runs import Run, collect_runs, final_score, method_labels, read_curve, write_records
+from torchrl_reg.report.runs import (
+    CURVE_METRICS,
+    Run,
+    collect_runs,
+    final_score,
+    method_labels,
+    read_curve,
+    write_records,
+)
 from torchrl_reg.report.stats import (
     ESTIMATORS,
     interquartile_mean,
@@ -252,7 +260,8 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
         f"{res['runs_completed']} of {res['runs_expected']} runs completed"
         + (f"; {len(res['missing_or_failed'])} missing or failed (listed at the end)." if res["missing_or_failed"] else "."),
         f"Final score: `{res['metric']}` from each run's metrics.json"
-        + (" (mean return of the last 100 training episodes)." if res["metric"] == "final_return" else "."),
+        + (" (mean return of the last 100 training episodes)." if res["metric"] == "final_return"
+           else f" ({CURVE_METRICS[res['metric']]})." if res["metric"] in CURVE_METRICS else "."),
         f"Confidence intervals: 95% percentile intervals of {res['bootstrap_reps']} stratified bootstrap resamples "
         "(runs resampled within each environment; Agarwal et al. 2021).",
         "",
