@@ -373,16 +373,15 @@ def test_a_claim_is_judged_by_which_side_of_the_reference_its_interval_lies(low,
 
 
 def test_each_section_opens_short_with_its_provenance_in_one_line():
-    """Learning sections name their provenance in one line (the generator caps its length); long accounts of how
-    runs were made live in the footnotes, not in a section's opening text."""
+    """Every section names its provenance in one line (the generator caps its length), or reuses the runs of the
+    section above; long accounts of how runs were made live in the footnotes, not in a section's opening text."""
     import yaml
 
     spec = yaml.safe_load((REPO / "benchmarks" / "results.yaml").read_text())
     for section in spec["sections"]:
         text = " ".join(str(section.get("text", "")).split())
         assert len(text) <= 500, section["title"]
-        if "runs" in section:
-            assert "provenance" in section or text == "The runs of the section above.", section["title"]
+        assert "provenance" in section or text == "The runs of the section above.", section["title"]
     assert "Provenance: " in (REPO / "RESULTS.md").read_text()
 
 
