@@ -66,7 +66,7 @@ from torchrl_reg.planning import (
     make_tensor_task,
     tensor_roots,
 )
-from torchrl_reg.run import ProgressBar, Run, load_checkpoint, mean_last, stop_requested
+from torchrl_reg.run import ProgressBar, Run, load_checkpoint, stop_requested
 
 __all__ = ["DIAGNOSTICS", "Episodes", "load_q_network", "plan", "play_batch", "play_episode"]
 
@@ -171,9 +171,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     finished = Episodes(cfg.episodes, planner.batch_episodes)
     run = Run.open(cfg, finished)  # locked; a resume with another config is refused here
     run.start()  # resumes from the last finished episode (group)
-    bar = run.progress_bar(
-        cfg.episodes * task.max_steps, initial=finished.step * task.max_steps, desc=planner.algorithm, unit="moves"
-    )
+    bar = run.progress_bar(cfg.episodes, initial=finished.step, desc=planner.algorithm, unit="episodes")
     group = planner.batch_episodes
     for first in range(finished.step, cfg.episodes, group):
         if group == 1:
@@ -187,6 +185,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         for episode, (total, steps, measured) in enumerate(played, first):
             finished.add(total, steps, measured)
             log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
+            bar.update(1, episode_return=total)
             run.log_scalar("episode/return", total, step=episode + 1)
             run.log_scalar("episode/length", steps, step=episode + 1)
         if run.stop_due():
@@ -204,7 +203,6 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
         **finished.diagnostics,
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
-        "final_return": mean_last(returns, 100),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
         "success_rate": (
             None if success_return is None or not returns
@@ -214,6 +212,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     return run.finish(
         metrics, curve_file="returns.png" if returns else None, train_frames=list(range(len(returns))),
         train_returns=returns, title=f"{planner.algorithm} on {task.name}", window=min(10, len(returns)), xlabel="episode",
+        train_label="planner episode",
     )
 
 
@@ -243,10 +242,9 @@ def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar:
             action = search.search(planner.simulations)
         reward, done = sim.step(action)
         total, steps = total + reward, steps + 1
-        bar.update(1, episode_return=total)
+        bar.update(0, move=steps, return_so_far=total)  # the bar counts episodes: plan() adds each finished one
         if done:
             break
-    bar.update(task.max_steps - steps)  # an episode that ended early: the bar counts its moves up to the cap
     return total, steps
 
 
@@ -296,11 +294,10 @@ def play_batch(
                 gaps[i] += gap[k]
             reward, done = sims[i].step(action)
             totals[i], steps[i] = totals[i] + reward, steps[i] + 1
-            bar.update(1, episode_return=totals[i])
             if done or steps[i] >= task.max_steps:
                 live.remove(i)
-                bar.update(task.max_steps - steps[i])  # an episode that ended early: counted up to the cap
         move += 1
+        bar.update(0, move=move, in_play=len(live))  # the bar counts episodes: plan() adds each finished one
     return [
         (total, n, {"greedy_agreement": agreed[i] / n if q_net is not None else None,
                     "q_gap": gaps[i] / n if q_net is not None else None, "root_visit_share": shares[i] / n})

@@ -39,6 +39,7 @@ from torchrl_reg.run.contract import Run
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
 from torchrl_reg.run.logs import read_csv_scalar
+from torchrl_reg.run.metrics import return_metrics
 
 __all__ = ["RecipeRun", "check_finite_rewards", "crossed", "preset_line"]
 
@@ -316,7 +317,7 @@ class RecipeRun(Run):
         metrics = {
             "frames": self.frames,
             "updates": self.updates,
-            "final_return": mean_last(self.tracker.returns, 100),
+            **return_metrics(self.tracker.returns, self.eval_returns),  # final_eval_return, train_return_mean
             "episodes": len(self.tracker.returns),
             "eval_frames": self.eval_frames,
             "eval_returns": self.eval_returns,
