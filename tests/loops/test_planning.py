@@ -209,9 +209,9 @@ class _RecordingBar:
 def test_the_progress_bar_counts_episodes_and_the_plot_names_planner_episodes(tmp_path, monkeypatch, group):
     import matplotlib.axes
 
-    from torchrl_reg.loops import planning
+    from torchrl_reg.run import contract
 
-    monkeypatch.setattr(planning, "ProgressBar", _RecordingBar)
+    monkeypatch.setattr(contract, "ProgressBar", _RecordingBar)  # the bar of the run (Run.progress_bar)
     labels = []
     legend = matplotlib.axes.Axes.legend
 
