@@ -27,14 +27,7 @@ from omegaconf import DictConfig
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.configs import (
-    ActorCriticLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
+from torchrl_reg.configs import ActorCriticLossConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import actor_critic, recipe_entry, register_loss
 from torchrl_reg.objectives import MDACLoss
 from torchrl_reg.validation import ReadOnlyIf
@@ -66,8 +59,6 @@ class MDACLossConfig(ActorCriticLossConfig):
         "num_qvalue_nets": "critics (the min of them in the target)",
         "loss_function": "the critics' regression loss",
     }
-
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("mdac",)}
     # The identity has no scale; a fixed temperature has no target entropy.
     read_only_if: ClassVar[ReadOnlyIf] = {
         "bound_scale": ("bound", lambda bound: bound != "none"),
@@ -76,13 +67,6 @@ class MDACLossConfig(ActorCriticLossConfig):
 
 
 MDACConfig = recipe_schema("mdac", loss=MDACLossConfig)
-
-
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
-    cfg = check_config(cfg, MDACConfig)
-    check_loss_config(MDACLoss, cfg.loss, target_entropy=target_entropy(cfg.loss))
-    return cfg
 
 
 def target_entropy(loss: DictConfig) -> float | str:
@@ -109,10 +93,11 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
 register_loss(
     "mdac", MDACLoss, from_config, family="actor_critic",
     label=lambda cfg: method_name(cfg.loss), metrics=lambda cfg: {"policy": "gaussian"},
+    values=lambda cfg: {"target_entropy": target_entropy(cfg.loss)},
 )
 
 
-train, main = recipe_entry("mdac", validate)
+validate, train, main = recipe_entry("mdac", MDACConfig)
 
 if __name__ == "__main__":
     main()

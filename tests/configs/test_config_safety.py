@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.recipes.recipe_cases import TRAINING_RECIPES, loss_cases
 from tests.recipes.test_m_dqn import SMALL
 
 from recipes import m_dqn, m_iqn
@@ -210,44 +211,34 @@ def test_cuda_graph_option_is_refused_without_cuda_or_compile(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-# The losses registered without a fused update, each with the recipe and overrides that select it.
-_UNFUSED = {
-    ("actor_critic", "sac"): ("sac", []),
-    ("actor_critic", "sql"): ("sql", []),
-    ("actor_critic", "virel"): ("virel", []),
-    ("value_based", "virel_discrete"): ("virel", ["env=cartpole"]),
-    ("value_based", "dqn"): ("m_dqn", ["loss=dqn"]),
-}
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
+def test_every_recipe_refuses_cuda_graph_for_each_loss_without_a_fused_update(recipe, monkeypatch, tmp_path):
+    """Each loss a recipe registers (found from the registry, the overrides from its loss and env options):
+    ``cuda_graph=true`` is refused by ``validate`` (what a sweep checks before submitting) and by ``train`` before
+    the run directory exists when the loss has no fused update, and accepted when it has one."""
+    from torchrl_reg.loops import get_loss
 
-
-def test_every_loss_without_a_fused_update_is_listed_for_the_cuda_graph_refusal():
-    from torchrl_reg.loops import get_loss, registered_losses
-
-    for name in ("iq", "mdac", "m_iqn", "mirl", "sac", "sql", "virel"):
-        importlib.import_module(f"recipes.{name}")
-    unfused = {
-        (family, name)
-        for family in ("value_based", "actor_critic")
-        for name in registered_losses(family)
-        if not get_loss(name, family).fused_update
-    }
-    assert unfused == set(_UNFUSED)
-
-
-@pytest.mark.parametrize("key", list(_UNFUSED), ids=lambda k: "-".join(k))
-def test_cuda_graph_is_refused_by_validate_for_a_loss_without_a_fused_update(key, monkeypatch, tmp_path):
-    # A sweep validates with the recipe's validate: the config is refused before anything is submitted.
     monkeypatch.setattr("torchrl_reg.configs.checks.select_device", lambda device: torch.device("cuda"))
-    recipe, overrides = _UNFUSED[key]
     module = importlib.import_module(f"recipes.{recipe}")
-    cfg = _cfg("cuda_graph=true", "compile=true", f"run_dir={tmp_path / 'run'}", *overrides, recipe=recipe)
-    with pytest.raises(ValueError, match=rf"loss.name='{key[1]}' \(\w+\) has no fused update .*use compile=true without cuda_graph"):
-        module.validate(cfg)
+    for (family, name), overrides in loss_cases(recipe).items():
+        run_dir = tmp_path / f"{family}-{name}"
+        cfg = _cfg(*overrides, "cuda_graph=true", "compile=true", f"run_dir={run_dir}", recipe=recipe)
+        if get_loss(name, family).fused_update:
+            assert module.validate(cfg).cuda_graph
+            continue
+        message = rf"loss.name='{name}' \(\w+\) has no fused update .*use compile=true without cuda_graph"
+        with pytest.raises(ValueError, match=message):
+            module.validate(cfg)
+        with pytest.raises(ValueError, match=message):
+            module.train(cfg)
+        assert not run_dir.exists()
+
+
+def test_mirl_refuses_cuda_graph_for_its_dqn_baseline(monkeypatch, tmp_path):
+    """``python recipes/mirl.py loss=dqn compile=true cuda_graph=true`` on a GPU: refused before the run directory."""
+    monkeypatch.setattr("torchrl_reg.configs.checks.select_device", lambda device: torch.device("cuda"))
+    mirl = importlib.import_module("recipes.mirl")
+    cfg = _cfg("loss=dqn", "compile=true", "cuda_graph=true", f"run_dir={tmp_path / 'run'}", recipe="mirl")
+    with pytest.raises(ValueError, match=r"loss.name='dqn' \(DQNLoss\) has no fused update"):
+        mirl.train(cfg)
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("recipe, overrides", [("m_dqn", []), ("iq", []), ("mdac", [])])
-def test_cuda_graph_passes_validate_for_a_loss_with_a_fused_update(recipe, overrides, monkeypatch):
-    monkeypatch.setattr("torchrl_reg.configs.checks.select_device", lambda device: torch.device("cuda"))
-    module = importlib.import_module(f"recipes.{recipe}")
-    assert module.validate(_cfg("cuda_graph=true", "compile=true", *overrides, recipe=recipe)).cuda_graph

@@ -4,7 +4,7 @@ a loss config declares closed or read only under some setting (:func:`check_conf
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -254,17 +254,22 @@ def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] |
     loss_class.check_arguments(arguments, prefix="loss.", names=names)
 
 
-def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+def check_config(
+    cfg: Mapping[str, Any] | DictConfig, schema: type, *, loss_names: Sequence[str] | None = None
+) -> DictConfig:
     """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused),
     checked by its family's validator (:func:`validate_value_based_config`,
-    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), the keys a group
-    dataclass declares in ``choices`` (e.g. ``loss.name``) checked against their values,
+    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), ``loss.name`` against
+    ``loss_names`` (the losses the recipe registered, :func:`~torchrl_reg.loops.recipe_entry`) and the keys a
+    group dataclass declares in ``choices`` against their values (both before the keys they decide),
     ``loss.loss_function`` (when the loss has one) against :data:`LOSS_FUNCTIONS`, and no group holding a value for a
     key that its settings leave unread (a group dataclass's ``read_only_if``,
     :func:`~torchrl_reg.validation.check_unread`): ``loss=dqn loss.alpha=0.5`` is refused, not ignored."""
     cfg = structured(cfg, schema)
     family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
     _FAMILY_CHECKS[family](cfg)
+    if loss_names is not None:
+        check_choice("loss.name", cfg.loss.name, loss_names)
     for group in fields(schema):
         node = group.default_factory() if group.default_factory is not dataclasses.MISSING else None
         if not is_dataclass(node):

@@ -77,7 +77,7 @@ AS_NEW = object()
 #: Config keys added after run directories were written without them, with the value a config that lacks
 #: the key meant: a resume compares the stored config as if it held that value. ``loss.name`` came to the
 #: actor-critic configs when their loop started to read the loss from the config; each actor-critic recipe
-#: offers exactly one loss name (its ``choices``), so a stored config without one ran the name it now gives.
+#: offers exactly one loss name (the one it registers), so a stored config without one ran the name it now gives.
 #: ``planner.batch_episodes`` came to the planning loop with its batched mode; before it, one episode at a time.
 ADDED_KEYS: dict[str, Any] = {"env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1}
 
