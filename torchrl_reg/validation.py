@@ -9,6 +9,7 @@ their family checks with :mod:`torchrl_reg.configs.checks`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
@@ -42,6 +43,7 @@ __all__ = [
     "check_unread",
     "check_virel_c",
     "check_virel_p",
+    "closest",
     "select_device",
     "declared",
     "optional",
@@ -251,6 +253,20 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     if not any(type(value) is type(choice) and value == choice for choice in choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {name}={value!r}")
     return value
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (a misspelled key: ``planner.simulation`` -> ``planner.simulations``):
+    among the keys beside it (same dotted prefix) by its last part, else among all by the whole; ``None`` when
+    none is close."""
+    candidates = list(candidates)
+    prefix, _, leaf = name.rpartition(".")
+    siblings = {c.rpartition(".")[2]: c for c in candidates if c.rpartition(".")[0] == prefix}
+    if siblings:
+        found = [siblings[m] for m in difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.6)]
+    else:
+        found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+    return found[0] if found else None
 
 
 def check_count(name: str, value: int, minimum: int = 1) -> int:

@@ -31,6 +31,7 @@ from torchrl_reg.validation import (
     check_multiple,
     check_range,
     check_unread,
+    closest,
     declared,
     select_device,
 )
@@ -86,10 +87,13 @@ def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
         raise TypeError(f"schema must be a dataclass type, got {schema!r}")
     unknown = _unknown_keys(cfg, schema)
     if unknown:
+        accepted = _accepted_keys(_schema_at(schema, unknown[0]))
+        prefix = unknown[0].rpartition(".")[0]
+        guess = closest(unknown[0], [f"{prefix}.{key}" if prefix else key for key in accepted])
         raise ValueError(
             f"invalid config entry {unknown[0]!r}: not a key of the schema (added with +/++ or by hand, it "
-            "would be ignored). "
-            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, unknown[0]))}"
+            "would be ignored)" + (f"; did you mean {guess!r}?" if guess else ".")
+            + f" Accepted keys at this level: {accepted}"
             + (f"; also unknown: {unknown[1:]}" if len(unknown) > 1 else "")
         )
     base = OmegaConf.structured(schema)

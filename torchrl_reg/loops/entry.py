@@ -37,9 +37,9 @@ from torchrl_reg.configs import (
 from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, offered_losses
 from torchrl_reg.run import exit_if_interrupted, report_summary
-from torchrl_reg.validation import check_choice
+from torchrl_reg.validation import check_choice, closest
 
-__all__ = ["LOOPS", "recipe_entry", "train_loop"]
+__all__ = ["EXIT_REFUSED", "LOOPS", "misspelled_key_hint", "recipe_entry", "train_loop"]
 
 #: Loop family (a config schema's ``family``, a loss's registry family) -> its loop. The planning loop
 #: trains nothing and builds no loss: it has no family in the loss registry.
@@ -134,7 +134,12 @@ def recipe_entry(
     train.__doc__ = f"Train one {name} agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."
 
     def run_command_line(cfg: DictConfig) -> None:
-        metrics = train(cfg)
+        try:
+            cfg = validate(cfg)
+        except (ValueError, FileNotFoundError) as err:  # a refused config: its one-line reason, no traceback
+            print(f"{name}: config refused: {err}", file=sys.stderr)
+            sys.exit(EXIT_REFUSED)
+        metrics = train_loop(cfg)(cfg)
         report_summary(metrics)
         exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
@@ -154,9 +159,52 @@ def recipe_entry(
         rest = [arg for arg in sys.argv[1:] if arg not in given]
         first = next((i for i, arg in enumerate(rest) if not arg.startswith("-") and ("=" in arg or arg.startswith("~"))), 0)
         sys.argv[1:] = [*rest[:first], *with_search_path(shared, given), *rest[first:]]
-        hydra_main()
+        try:
+            hydra_main()
+        except SystemExit as stop:
+            if stop.code == 1:  # Hydra's own refusal (printed): a misspelled key gets its closest key
+                hint = misspelled_key_hint(conf, name, sys.argv[1:])
+                if hint:
+                    print(hint, file=sys.stderr)
+            raise
 
     return validate, train, main
+
+
+#: Exit status of a command line whose config ``validate`` refused (nothing was built or written).
+EXIT_REFUSED = 2
+
+
+def misspelled_key_hint(conf: Path, name: str, argv: list[str]) -> str | None:
+    """``did you mean `planner.simulations`?`` when an override of ``argv`` sets a key the recipe's config does not
+    have (Hydra refuses it and suggests ``+planner.simulation=...``, which the schema would refuse too): the config
+    key closest to it; ``None`` when every key exists or none is close."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~", "hydra."))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        cfg = compose_config(conf, name, [o.input_line for o in parsed if "." not in o.key_or_group])
+    except Exception:  # noqa: BLE001 -- no config to compare with: Hydra's own message stands
+        return None
+    keys = _leaf_keys(cfg)
+    for override in parsed:
+        key = override.key_or_group
+        if "." in key and key not in keys:
+            guess = closest(key, keys)
+            if guess:
+                return f"{name}: {key} is not a config key; did you mean `{guess}`? ({key.rpartition('.')[0]} has: " \
+                       f"{', '.join(k.rpartition('.')[2] for k in keys if k.rpartition('.')[0] == key.rpartition('.')[0])})"
+    return None
+
+
+def _leaf_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """The dotted keys of ``cfg``'s values."""
+    keys = []
+    for key in cfg:
+        child = cfg._get_node(key)
+        keys += _leaf_keys(child, f"{prefix}{key}.") if isinstance(child, DictConfig) else [f"{prefix}{key}"]
+    return keys
 
 
 def recipe_help(conf: Path, name: str, argv: list[str]) -> str:
