@@ -58,3 +58,14 @@ def loss_cases(name: str) -> dict[tuple[str, str], tuple[str, ...]]:
         f"add recipes/conf/{name}/loss/<option>.yaml setting its name"
     )
     return {key: cases[key] for key in offered(name)}
+
+
+def family_cases(name: str) -> dict[str, tuple[str, ...]]:
+    """``family -> overrides`` of one config per loop family recipe ``name`` runs on (VIREL: Box and discrete);
+    ``{None: ()}`` for a recipe that trains nothing (its one schema)."""
+    if name not in TRAINING_RECIPES:
+        return {None: ()}
+    cases: dict[str, tuple[str, ...]] = {}
+    for (family, _), overrides in loss_cases(name).items():
+        cases.setdefault(family, overrides)
+    return cases
