@@ -1,5 +1,6 @@
 """The value-based training loop: DQN, Soft-DQN, M-DQN, AL/PAL (``recipes/m_dqn.py``), IQN/M-IQN
-(``recipes/m_iqn.py``), MIRL/SQL/SQL_m (``recipes/mirl.py``), on discrete-action envs.
+(``recipes/m_iqn.py``), MIRL/SQL/SQL_m (``recipes/mirl.py``) and discrete VIREL (``recipes/virel.py
+env=cartpole|minatar``), on discrete-action envs.
 
 Read :func:`train` top to bottom: it is the whole algorithm, DQN's (Mnih et al., "Human-level
 control through deep reinforcement learning", Nature 518, 2015) with vectorized envs, as CleanRL

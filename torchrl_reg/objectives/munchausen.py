@@ -162,7 +162,7 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
             check_finite=check_finite,
         )
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         batch = a_tm1.shape[0]
         # One stable pass gives tau*ln(pi) at s_t and the soft value tau*logsumexp(q/tau) at s_{t+n}.
         soft_v, log_pi = F.soft_value_and_scaled_log_policy(q_target, self.tau)
@@ -238,7 +238,7 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
             check_finite=check_finite,
         )
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         batch = a_tm1.shape[0]
         q_tm1_target, q_t_target = q_target[:batch], q_target[batch:]
         if self.persistent:

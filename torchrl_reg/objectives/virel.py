@@ -212,7 +212,7 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         )
         self._init_temperature(initial_temperature)
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         q_next = q_target[a_tm1.shape[0]:]
         pi = F.boltzmann_policy_at_temperature(q_next, self.temperature)
         entropy = self._reduce_diagnostic(-torch.special.xlogy(pi, pi).sum(-1))
