@@ -184,6 +184,21 @@ def test_make_update_falls_back_or_refuses_when_it_cannot_fuse():
         FusedAdamUpdate(loss, partial, max_grad_norm=None)
 
 
+@pytest.mark.parametrize("compile", [False, True])
+def test_make_update_refuses_an_optimizer_that_holds_none_of_the_loss_parameters(compile):
+    loss, _, _ = _build()
+    other = nn.Linear(4, 3)  # e.g. the optimizer of another network, or of a copy of the loss's
+    with pytest.raises(ValueError, match=r"holds none of the 4 trainable parameters of MunchausenDQNLoss \(it holds 2 others\)"):
+        make_update(loss, torch.optim.Adam(other.parameters()), max_grad_norm=None, compile=compile)
+    for p in loss.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="MunchausenDQNLoss has no trainable parameter"):
+        make_update(loss, torch.optim.Adam(other.parameters()), max_grad_norm=None, compile=compile)
+    # One of the loss's parameters is enough (e.g. one optimizer per term, as TorchRL's SAC example).
+    loss, _, _ = _build()
+    make_update(loss, torch.optim.Adam(list(loss.parameters())[:1]), max_grad_norm=None, compile=False)
+
+
 @pytest.mark.slow
 def test_fused_iqn_update_equals_eager_adam_in_float64(kind="m_iqn"):
     """IQN draws its quantile fractions inside the loss: with the compiled graph drawing them as

@@ -337,7 +337,7 @@ def test_discrete_run_stopped_and_resumed_matches_the_uninterrupted_one(tmp_path
     assert part["status"] == "interrupted" and part["frames"] == 160
     resumed = virel.train(_discrete("cartpole", tmp_path / "resumed", *overrides))
     assert resumed["status"] == "completed"
-    for key in ("frames", "updates", "final_return", "episodes", "eval_frames", "eval_returns", "final_temperature"):
+    for key in ("frames", "updates", "final_eval_return", "train_return_mean", "episodes", "eval_frames", "eval_returns", "final_temperature"):
         assert resumed[key] == full[key], key
     assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # temperature included, nothing logged twice
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,17 @@ def test_a_run_whose_metrics_say_running_but_no_process_holds_it_is_reported_as_
     (run_dir / "metrics.json").write_text(json.dumps({"status": "running", "frames": 640}))  # killed (SIGKILL)
     [run] = collect_runs([run_dir])
     assert run.status.startswith("stopped without a word")
+
+
+def test_the_final_score_reads_run_directories_of_both_namings_of_the_returns():
+    # metrics.json names the running mean of the training episodes train_return_mean (final_return before) and the
+    # last greedy evaluation final_eval_return: every metric name reads runs of both namings alike.
+    from torchrl_reg.report.runs import final_score
+
+    before = {"status": "completed", "final_return": -1149.9, "eval_returns": [-300.0, -134.2]}
+    now = {"status": "completed", "train_return_mean": -1149.9, "final_eval_return": -134.2, "eval_returns": [-300.0, -134.2]}
+    for metrics in (before, now):
+        run = Run(Path("r"), "mdac", {}, "completed", metrics)
+        assert final_score(run, "train_return_mean") == final_score(run, "final_return") == -1149.9
+        assert final_score(run, "final_eval_return") == final_score(run, "last_eval") == -134.2
+    assert math.isnan(final_score(Run(Path("r"), "mdac", {}, "completed", {"eval_returns": []}), "final_eval_return"))

@@ -548,18 +548,18 @@ def test_numpy_state_codec_keeps_dtypes():
 
 
 def test_metrics_json_is_strict_json_with_null_for_no_number(tmp_path):
-    # A run with no finished episode has final_return NaN: written as null, since Python's NaN token is not JSON
+    # A run with no finished episode has train_return_mean NaN: written as null, since Python's NaN token is not JSON
     # (jq and JavaScript refuse the whole file). numpy and 0-d torch scalars are written as numbers.
     from torchrl_reg.run import write_json
 
     path = tmp_path / "metrics.json"
-    write_json(path, {"final_return": math.nan, "eval_returns": [1.5, math.inf], "steps_per_s": np.float32(2.5),
+    write_json(path, {"train_return_mean": math.nan, "eval_returns": [1.5, math.inf], "steps_per_s": np.float32(2.5),
                       "loss": torch.tensor(0.25), "nested": {"x": -math.inf}, "status": "completed"})
 
     def refuse(token):
         raise ValueError(f"not strict JSON: {token}")
 
     assert json.loads(path.read_text(), parse_constant=refuse) == {
-        "final_return": None, "eval_returns": [1.5, None], "steps_per_s": 2.5, "loss": 0.25, "nested": {"x": None},
+        "train_return_mean": None, "eval_returns": [1.5, None], "steps_per_s": 2.5, "loss": 0.25, "nested": {"x": None},
         "status": "completed",
     }

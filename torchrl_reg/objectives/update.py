@@ -81,6 +81,9 @@ def make_update(
     then runs the loss's ``forward`` inside ``loss_module.inputs_checked()`` (when the loss has it),
     which skips the same checks; the compiled generic path checks every batch.
 
+    The optimizer must hold at least one of the loss's trainable parameters: one built on another module's
+    parameters would step them and never move the loss's, so it is refused (``ValueError`` naming both counts).
+
     ``cuda_graph=True`` (opt-in, CUDA only) replays the fused step as a CUDA graph
     (:class:`FusedAdamUpdate` with ``cuda_graph=True``); it needs the fused update, so it raises if
     the update cannot be fused, if ``compile`` is off or if the parameters are not on a CUDA device.
@@ -96,6 +99,7 @@ def make_update(
         )
     if fused not in (True, False, "auto"):
         raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
+    _check_optimizer_holds_the_loss(loss_module, optimizer)
     if fused is not False and compile:
         reason = FusedAdamUpdate.unsupported_reason(loss_module, optimizer)
         if reason is None:
@@ -220,6 +224,21 @@ class _FlatParams:
                 f"params{''.join(f'[{p!r}]' for p in self._prefix)} does not hold every parameter of {type(module).__name__}"
             )
         return _reparametrize_module(module, tensors)
+
+
+def _check_optimizer_holds_the_loss(loss_module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer that holds none of the loss's trainable parameters (it would never move them)."""
+    trainable = {id(p) for p in loss_module.parameters() if p.requires_grad}
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    name = type(loss_module).__name__
+    if not trainable:
+        raise ValueError(f"{name} has no trainable parameter (requires_grad=True): an update would change nothing")
+    if not trainable & held:
+        raise ValueError(
+            f"the optimizer holds none of the {len(trainable)} trainable parameters of {name} (it holds {len(held)} "
+            "others): its steps would never move the loss's networks; build it on the loss's parameters, e.g. "
+            "torch.optim.Adam(loss.parameters())"
+        )
 
 
 class FusedAdamUpdate:

@@ -22,6 +22,12 @@ Temperature estimators (``temperature_estimator``), each computed without gradie
 * ``"ema"`` -- an exponential moving average (rate ``temperature_ema``) of the training-batch values.
 
 A NaN or infinite Bellman error raises in :meth:`update_temperature`, before any parameter moves.
+
+``torch.vmap``: :class:`DiscreteVIRELLoss` with ``"replay"`` vmaps over batches (the temperature is only read
+there); an estimate under vmap (``"batch"``/``"ema"`` in ``forward``, or :meth:`~DiscreteVIRELLoss.update_temperature`)
+is refused with a ``ValueError``, since one buffer cannot hold the vmapped batches' different estimates.
+:class:`VIRELLoss` does not vmap, as TorchRL's ``SACLoss`` does not: vmap cannot give its in-place
+reparametrized action samples (``TanhNormal.rsample``) different randomness per batch.
 """
 from __future__ import annotations
 
@@ -117,6 +123,13 @@ class _BellmanTemperature:
     @torch.no_grad()
     def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         """Store :math:`\\frac cp\\,\\mathrm{mean}|\\delta|^p` of ``errors [N, *batch]`` (``"ema"``: average it in)."""
+        if torch._C._functorch.is_batchedtensor(errors):
+            raise ValueError(
+                f"{type(self).__name__} cannot estimate its temperature under torch.vmap (temperature_estimator="
+                f"{self.temperature_estimator!r}, or update_temperature): the estimate goes into one temperature "
+                "buffer that every later batch reads, and each vmapped batch would make its own. Under vmap, use "
+                "temperature_estimator='replay' and call update_temperature(replay_batch) outside the vmapped function"
+            )
         self._temperature_driven = True
         if weights is not None:
             weights = weights.reshape(errors.shape[1:]).expand_as(errors)

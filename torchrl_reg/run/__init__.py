@@ -60,8 +60,9 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   that is stopped or killed and resumed gives the same metrics as the uninterrupted run, and
   nothing is logged twice (CSV rows after the checkpoint's frame count are dropped on resume).
 * ``metrics.json`` holds at least ``status``, ``frames``, ``wall_time_s``, ``steps_per_s``,
-  ``final_return`` (mean of the last 100 training episodes, raw env reward), ``episodes``,
-  ``eval_frames`` and ``eval_returns``.
+  ``final_eval_return`` (the last greedy evaluation's mean return), ``train_return_mean`` (mean of the last 100
+  training episodes, raw env reward; ``final_return`` in run directories written before that name: read either
+  with :func:`read_metric`), ``episodes``, ``eval_frames`` and ``eval_returns`` (every field: docs/recipes.rst).
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ from torchrl_reg.run.checkpoint import (
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import deterministic_actor, evaluate
 from torchrl_reg.run.logs import make_logger, truncate_csv_logs
-from torchrl_reg.run.metrics import report_summary, summary_line, write_json
+from torchrl_reg.run.metrics import read_metric, report_summary, return_metrics, summary_line, write_json
 from torchrl_reg.run.plots import plot_learning_curve
 from torchrl_reg.run.process import seed_everything, start_process
 from torchrl_reg.run.progress import ProgressBar
@@ -125,11 +126,13 @@ __all__ = [
     "mean_last",
     "open_run_dir",
     "plot_learning_curve",
+    "read_metric",
     "replay_buffer_state",
     "report_summary",
     "request_stop",
     "request_stop_at",
     "resolve_run_dir",
+    "return_metrics",
     "rng_state",
     "save_checkpoint",
     "seed_everything",

@@ -27,10 +27,12 @@ def plot_learning_curve(
     window: int = 100,
     xlabel: str = "environment frames",
     panels: Sequence[tuple[str, Sequence[int], Sequence[float]]] = (),
+    train_label: str = "training episode",
 ) -> None:
     """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames
     (``xlabel``), and beside them one panel per ``(label, frames, values)`` of ``panels`` (e.g. VIREL's
-    temperature, the policy entropy), on the same frame axis."""
+    temperature, the policy entropy), on the same frame axis. ``train_label`` names the episodes in the legend
+    (a planning run's are a planner's, not training episodes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +41,7 @@ def plot_learning_curve(
     fig, axes = plt.subplots(1, 1 + len(panels), figsize=(7 + 4 * len(panels), 4), dpi=100, squeeze=False)
     ax = axes[0, 0]
     if len(train_returns):
-        ax.plot(train_frames, train_returns, color="tab:blue", alpha=0.25, lw=0.8, label="training episode")
+        ax.plot(train_frames, train_returns, color="tab:blue", alpha=0.25, lw=0.8, label=train_label)
         r = torch.tensor(list(train_returns), dtype=torch.float64)
         csum = torch.cat([torch.zeros(1, dtype=torch.float64), r.cumsum(0)])
         idx = torch.arange(1, len(r) + 1)

@@ -50,7 +50,7 @@ from torchrl_reg.run.checkpoint import (
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
 from torchrl_reg.run.logs import make_logger, read_csv_scalar, sync_csv_logs, truncate_csv_logs
-from torchrl_reg.run.metrics import write_json
+from torchrl_reg.run.metrics import return_metrics, write_json
 from torchrl_reg.run.plots import plot_learning_curve
 from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.run.rundir import release_run_dir
@@ -376,7 +376,7 @@ class RecipeRun:
             "updates": self.updates,
             "wall_time_s": wall_time,
             "steps_per_s": self.frames / wall_time if wall_time > 0 else math.nan,
-            "final_return": mean_last(self.tracker.returns, 100),
+            **return_metrics(self.tracker.returns, self.eval_returns),  # final_eval_return, train_return_mean
             "episodes": len(self.tracker.returns),
             "eval_frames": self.eval_frames,
             "eval_returns": self.eval_returns,
