@@ -88,4 +88,4 @@ def test_the_example_trains_in_the_value_based_loop(example, tmp_path):
     cfg.loss.name = "boltzmann_dqn"
     metrics = value_based.train(cfg)
     assert metrics["status"] == "completed" and metrics["loss"] == "boltzmann_dqn" and metrics["updates"] > 0
-    assert math.isfinite(metrics["final_return"])
+    assert math.isfinite(metrics["final_eval_return"])
