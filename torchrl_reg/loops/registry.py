@@ -227,24 +227,29 @@ def get_loss(name: str, family: str) -> LossEntry:
 
 
 def check_update_mode(cfg: DictConfig, family: str) -> None:
-    """Refuse ``cuda_graph=true`` for a loss registered without a fused update, naming the loss and the
-    family's losses that have one; every recipe's ``validate`` runs it (:func:`~torchrl_reg.loops.recipe_entry`),
-    so a sweep refuses the config before anything is submitted (the update itself would refuse it only once
-    the run has started).
+    """Refuse ``cuda_graph=true`` for a loss whose update cannot be recorded as a CUDA graph (its class says
+    why in ``cuda_graph_unsupported``), naming the loss, the reason and the family's losses that can; every
+    recipe's ``validate`` runs it (:func:`~torchrl_reg.loops.recipe_entry`), so a sweep refuses the config
+    before anything is submitted (the update itself would refuse it only once the run has started).
 
-    ``cuda_graph=true`` replays :class:`~torchrl_reg.objectives.FusedAdamUpdate`'s compiled step; a
-    loss without ``loss_and_outputs`` (TorchRL's ``DQNLoss`` and ``SACLoss``, SQL's two losses, VIREL's)
-    runs through the generic update, which ``compile=true`` compiles without a graph.
+    ``cuda_graph=true`` replays :class:`~torchrl_reg.objectives.FusedAdamUpdate`'s compiled step for a loss
+    with ``loss_and_outputs``, and records the compiled generic step whole
+    (:class:`~torchrl_reg.objectives.CudaGraphUpdate`) for the others (TorchRL's ``DQNLoss`` and ``SACLoss``);
+    soft Q-learning's and VIREL's steps read values on the host, which a graph cannot record.
     """
     if not cfg.cuda_graph:
         return
     entry = get_loss(cfg.loss.name, family)
-    if not entry.fused_update:
-        fused = sorted(name for (known, name), e in _LOSSES.items() if known == family and e.fused_update)
+    reason = getattr(entry.loss_class, "cuda_graph_unsupported", None)
+    if reason:
+        able = sorted(
+            name for (known, name), e in _LOSSES.items()
+            if known == family and not getattr(e.loss_class, "cuda_graph_unsupported", None)
+        )
         raise ValueError(
-            f"cuda_graph=true replays the fused update as a CUDA graph, and loss.name={entry.name!r} "
-            f"({entry.loss_class.__name__}) has no fused update (no loss_and_outputs): use compile=true without "
-            f"cuda_graph; the {family} losses with a fused update: {fused}"
+            f"cuda_graph=true replays the update as a CUDA graph, and loss.name={entry.name!r} "
+            f"({entry.loss_class.__name__}) cannot be recorded: {reason}; use compile=true without cuda_graph; "
+            f"the {family} losses with a CUDA-graph update: {able}"
         )
 
 

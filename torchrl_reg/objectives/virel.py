@@ -73,6 +73,12 @@ TEMPERATURE_ESTIMATORS = ("replay", "batch", "ema")
 DEFAULT_TEMPERATURE_EMA = 0.01
 
 
+_NO_GRAPH = (
+    "forward checks every batch on the host (check_batch) and the 'batch'/'ema' temperature is checked finite "
+    "on the host (checked_temperature): a CUDA graph cannot record a host read"
+)
+
+
 def checked_temperature(estimate: torch.Tensor) -> torch.Tensor:
     """Refuse a NaN/infinite temperature (from NaN Bellman errors) before it reaches a policy or a checkpoint."""
     if not bool(torch.isfinite(estimate)):
@@ -189,6 +195,8 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
 
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = _NO_GRAPH
     out_keys = ["loss", "temperature", "entropy", "td_error", "q_value", "action_gap"]
 
     def __init__(
@@ -375,6 +383,8 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     _network_names = ("actor_network", "qvalue_network")
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = _NO_GRAPH
 
     actor_network: ProbabilisticTensorDictSequential
     qvalue_network: TensorDictModule
