@@ -359,10 +359,11 @@ _EVERY_LOSS = {
 }
 
 
-@pytest.mark.parametrize("steps", [0, -1, 1.5, float("nan")])
+@pytest.mark.parametrize("steps", [0, -1, 1.5, float("nan"), float("inf")])
 @pytest.mark.parametrize("name", list(_EVERY_LOSS))
 def test_steps_to_next_obs_must_be_a_positive_integer_in_every_loss(name, steps):
-    # gamma ** steps_to_next_obs is the n-step discount: 0 gives gamma^0 = 1, -1 gives 1/gamma, 1.5 no n-step at all.
+    # gamma ** steps_to_next_obs is the n-step discount: 0 gives gamma^0 = 1, -1 gives 1/gamma, 1.5 no n-step at all,
+    # inf gamma^inf = 0 (the bootstrap cut without a word; inf passes inf >= 1 and inf == floor(inf)).
     make, batch_of = _EVERY_LOSS[name]
     loss = make()
     loss.make_value_estimator(gamma=0.5)
