@@ -67,18 +67,22 @@ from __future__ import annotations
 
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
     CheckpointError,
+    ConfigMismatchError,
     UntrustedCheckpointError,
     collector_state,
     has_checkpoint,
     load_checkpoint,
     load_collector_state,
     load_replay_buffer_state,
+    read_checkpoint,
     replay_buffer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from torchrl_reg.run.files import DiskFullError, SymlinkRefused
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import deterministic_actor, evaluate
 from torchrl_reg.run.logs import make_logger, truncate_csv_logs
@@ -101,13 +105,17 @@ from torchrl_reg.run.stop import (
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "CONFIG_DIGEST_KEY",
     "CheckpointError",
+    "ConfigMismatchError",
+    "DiskFullError",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_RESUMABLE",
     "EpisodeTracker",
     "ProgressBar",
     "RecipeRun",
     "RunDirLocked",
+    "SymlinkRefused",
     "UntrustedCheckpointError",
     "check_finite_rewards",
     "clear_stop",
@@ -125,6 +133,7 @@ __all__ = [
     "mean_last",
     "open_run_dir",
     "plot_learning_curve",
+    "read_checkpoint",
     "replay_buffer_state",
     "report_summary",
     "request_stop",
