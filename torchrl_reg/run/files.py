@@ -113,6 +113,7 @@ class _Folder:
     def __init__(self, folder: Path, root: Path | None, create: bool):
         self.path = folder
         root = folder if root is None else root
+        self.root = root
         self.fd = os.open(root, _DIR_FLAGS)
         try:
             for part in folder.relative_to(root).parts:
@@ -135,14 +136,14 @@ class _Folder:
 
     def refuse_link(self, name: str) -> None:
         if _is_link(name, self.fd):
-            raise SymlinkRefused(self.path / name)
+            raise SymlinkRefused(self.path / name, self.root)
 
     def open(self, name: str, flags: int, mode: int = 0o666) -> int:
         try:
             return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=self.fd)
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.EEXIST, errno.ENOTDIR) and _is_link(name, self.fd):
-                raise SymlinkRefused(self.path / name) from None
+                raise SymlinkRefused(self.path / name, self.root) from None
             raise
 
     def unlink(self, name: str) -> None:
