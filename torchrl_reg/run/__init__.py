@@ -3,6 +3,7 @@
 * :mod:`~torchrl_reg.run.process`: :func:`start_process` (lock the run directory, stop signals, threads, device, seeds);
 * :mod:`~torchrl_reg.run.rundir`: the run directory, its lock, and the checks of a resume against the stored config;
 * :mod:`~torchrl_reg.run.checkpoint`: atomic, checksummed, plain-data checkpoints (the envs' part: :mod:`torchrl_reg.envs.state`);
+* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory created without following a symlink, a full disk named;
 * :mod:`~torchrl_reg.run.stop`: the cooperative stop flag and the signals that set it;
 * :mod:`~torchrl_reg.run.evaluation`: greedy evaluation episodes;
 * :mod:`~torchrl_reg.run.logs` (TorchRL logger, CSV files), :mod:`~torchrl_reg.run.episodes` (training returns),

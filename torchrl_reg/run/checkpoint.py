@@ -14,11 +14,14 @@ follow it, written in the same atomic write as the checkpoint. :func:`load_check
 it before unpickling anything, so a corrupted file (random bytes, a single flipped bit, a
 truncated or zeroed block) is reported as corruption, never as a crafted file, and never loads
 as a slightly different state. Files written before checksums existed (a bare ``torch.save`` zip)
-still load, unverified, with a warning saying so.
+still load, unverified, with a warning saying that they are trusted as they are; beside a file that
+has the header, such a file is refused (nothing this version writes lacks it).
 
-The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint that cannot be read
-(truncated, corrupted on disk) is reported by name and the previous one is used instead, with a
-message saying so.
+The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint of the caller's own run
+that cannot be read (truncated, corrupted on disk) is reported by name and the previous one is used
+instead, with a message saying so (:func:`load_checkpoint`); a checkpoint that names another config
+(:data:`CONFIG_DIGEST_KEY`) is refused. Another run's checkpoint is read with :func:`read_checkpoint`,
+which renames, writes and falls back to nothing.
 """
 from __future__ import annotations
 
