@@ -39,10 +39,14 @@ __all__ = [
 RESERVED_KEYS = ("run_dir",)
 
 
+class _NameTaken(ImportError):
+    """A module name already bound to another file."""
+
+
 def _import_from_file(name: str, path: Path) -> ModuleType:
     """The module ``name`` loaded from ``path`` (and, for ``package.module``, the package from the
-    ``__init__.py`` beside it), or the one already imported from that very file. A module or package of
-    that name imported from another file is refused: which of the two would run is not the recipe's choice."""
+    ``__init__.py`` beside it), or the one already imported from that very file; :class:`_NameTaken`
+    when a module of that name was imported from another file."""
     package, _, _ = name.rpartition(".")
     if package:
         _import_from_file(package, path.parent / "__init__.py")
@@ -51,10 +55,7 @@ def _import_from_file(name: str, path: Path) -> ModuleType:
         origin = getattr(loaded, "__file__", None)
         if origin is not None and Path(origin).resolve() == path.resolve():
             return loaded
-        raise SweepError(
-            f"cannot import {path} as {name!r}: a module of that name is already imported from {origin} "
-            f"(a '{name}' found first on sys.path, e.g. in the working directory); run from another directory"
-        )
+        raise _NameTaken(f"{name!r} is already imported from {origin}, not from {path}")
     is_package = path.name == "__init__.py"
     spec = importlib.util.spec_from_file_location(
         name, path, submodule_search_locations=[str(path.parent)] if is_package else None
@@ -116,11 +117,16 @@ class Recipe:
         the module would register a second schema class under the same ConfigStore name, and configs
         composed for one copy would then fail the other's validation. A ``recipes`` package found first
         on ``sys.path`` (the working directory's, say a downloaded sweep directory's) is never imported.
-        Any other script is loaded from its file, as ``python <script>`` would see it.
+        Any other script (or one whose package name another file already holds) is loaded from its file
+        alone, as ``python <script>`` would see it.
         """
+        module = None
         if (self.path.parent / "__init__.py").is_file():
-            module = _import_from_file(f"{self.path.parent.name}.{self.name}", self.path)
-        else:
+            try:
+                module = _import_from_file(f"{self.path.parent.name}.{self.name}", self.path)
+            except _NameTaken:  # a package of that name from elsewhere (another project's recipes/): load the file alone
+                pass
+        if module is None:
             # A script run directly has its own directory first on sys.path; keep that true here.
             if str(self.path.parent) not in sys.path:
                 sys.path.insert(0, str(self.path.parent))

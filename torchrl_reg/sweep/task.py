@@ -249,7 +249,9 @@ def check_sweep_links(root: Path, sweep: dict[str, Any]) -> None:
     for name in SWEEP_ENTRIES:
         check_components(root, root / name)
     for task in sweep["tasks"]:
-        check_components(root, Path(task["run_dir"]))
+        run_dir = Path(task["run_dir"])
+        # stored as an absolute path spelled through another folder: it resolves inside (_escaping_run_dirs)
+        check_components(root, run_dir if run_dir.is_relative_to(root) else run_dir.resolve())
 
 
 def sweep_recipe(sweep: dict[str, Any], named: str | Path | None = None) -> Any:
