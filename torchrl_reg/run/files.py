@@ -216,6 +216,11 @@ class _CountingFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    def truncate(self, size: int | None = None) -> int:
+        size = self.tell() if size is None else size
+        os.ftruncate(self.fd, size)
+        return size
+
 
 @contextmanager
 def atomic_writer(path: str | Path, *, root: str | Path | None = None, fsync: bool = False,
