@@ -16,7 +16,7 @@
     python -m benchmarks.planning minatar-oracle --eval results/planning/minatar_fair_asterix.json  # the searches with an oracle model
     python -m benchmarks.planning plot
 
-``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
+``minatar-fair`` is the fair MinAtar comparison; its plan (networks, tuning, evaluation, with their
 costs) is :func:`minatar_fair`'s docstring. ``minatar`` is the earlier comparison (log-prior init, untuned knobs).
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
@@ -1260,7 +1260,7 @@ def _eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: li
         "bootstrap_reps": reps,
     }
     if {"ments", "uct"} <= set(algorithms):
-        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
+        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019, Table 1) has MENTS above UCT on 4 of 5 games
         result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in simulations}
     return result
 
@@ -1307,7 +1307,7 @@ def _fair_check(args, game: str) -> dict | None:
 
 
 def minatar_fair(args) -> None:
-    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value (issue 42).
+    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value.
 
     The plan, in order (each command on one core, one thread; the three games' commands can run side by side):
 
