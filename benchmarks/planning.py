@@ -1107,7 +1107,7 @@ def export_networks(args) -> None:
 
     from torchrl_reg.planning.tasks import minatar_module
     from torchrl_reg.report.runs import collect_runs
-    from torchrl_reg.run import load_checkpoint, save_checkpoint
+    from torchrl_reg.run import read_checkpoint, save_checkpoint
 
     out = Path(args.out)
     try:
@@ -1146,7 +1146,7 @@ def export_networks(args) -> None:
         try:
             for name in ("config.yaml", "metrics.json"):
                 shutil.copyfile(run.run_dir / name, staging / name)
-            save_checkpoint(staging / "checkpoint.pt", {"policy": load_checkpoint(checkpoint)["policy"]})
+            save_checkpoint(staging / "checkpoint.pt", {"policy": read_checkpoint(checkpoint)["policy"]})
             (staging / "source.json").write_text(json.dumps({
                 "run_dir": str(run.run_dir), "checkpoint_sha256": sha256, "overrides": list(run.overrides),
                 "command": run.command,

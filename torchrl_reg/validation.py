@@ -27,6 +27,7 @@ __all__ = [
     "check_clip_interval_relation",
     "check_count",
     "check_critic_count",
+    "check_device",
     "check_gamma",
     "check_interval",
     "check_multiple",
@@ -375,14 +376,24 @@ def check_unread(group: str, node: Any, schema: type) -> None:
             )
 
 
+def check_device(name: str) -> str:
+    """``name`` when it is ``"auto"`` or a device string torch parses (``cpu``, ``cuda``, ``cuda:1``, ...), whether
+    or not this machine has that device: a sweep is made where its tasks' GPUs may not be (:func:`select_device`
+    picks the device when the run starts)."""
+    if name == "auto":
+        return name
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
+    return name
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``"auto"`` gives ``cuda`` when available and ``cpu`` otherwise; any torch device string is accepted."""
-    if name == "auto":
+    if check_device(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto")
     return device

@@ -157,6 +157,25 @@ def test_values_for_keys_the_chosen_loss_ignores_are_refused_in_every_recipe(cas
 
 
 @pytest.mark.parametrize("recipe", TRAINING_RECIPES)
+def test_a_misspelled_device_is_refused_by_every_training_recipes_validate(recipe):
+    """``device=foo`` passed validation and sweep creation, then failed after the run directory was locked,
+    leaving its run.lock; a device this machine lacks (``cuda`` on a login node) is still accepted there."""
+    module = importlib.import_module(f"recipes.{recipe}")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device='foo'"):
+        module.validate(_cfg("device=foo", recipe=recipe))
+    module.validate(_cfg("device=cuda:1", recipe=recipe))
+
+
+def test_a_device_refused_when_the_run_starts_leaves_no_lock(tmp_path):
+    run_dir = tmp_path / "run"
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA: device=cuda must be refused when the run starts")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        m_dqn.train(_cfg(*SMALL, "device=cuda", f"run_dir={run_dir}"))
+    assert not (run_dir / "run.lock").exists()
+
+
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_every_loss_option_validates_with_every_env_preset(recipe):
     """No env option sets a key that a loss option of its recipe ignores (the check above would refuse the
     documented ``python recipes/mirl.py env=minatar loss=sql``): every (env, loss) pair of the recipe's own

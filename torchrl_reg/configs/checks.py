@@ -28,6 +28,7 @@ from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
     check_choice,
     check_count,
+    check_device,
     check_multiple,
     check_range,
     check_unread,
@@ -118,6 +119,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     if cfg.seed > MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
+    check_device(cfg.device)  # its spelling, before any directory; whether this machine has it, when the run starts
     if cfg.cuda_graph:
         if not cfg.compile:
             raise ValueError("cuda_graph=true replays the compiled fused update: it needs compile=true, got compile=false")

@@ -68,6 +68,7 @@ from torchrl_reg.planning import (
 )
 from torchrl_reg.run import (
     CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
     clear_stop,
     has_checkpoint,
     install_stop_signal_handlers,
@@ -75,6 +76,7 @@ from torchrl_reg.run import (
     make_logger,
     open_run_dir,
     plot_learning_curve,
+    read_checkpoint,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -85,7 +87,7 @@ from torchrl_reg.run import (
 )
 from torchrl_reg.run.logs import sync_csv_logs
 from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import release_run_dir, released_on_error
+from torchrl_reg.run.rundir import config_digest, release_run_dir, released_on_error, write_config
 from torchrl_reg.run.stop import set_loop_active
 
 __all__ = ["DIAGNOSTICS", "load_q_network", "plan", "play_batch", "play_episode"]
@@ -128,7 +130,7 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     spec = Categorical(num_actions)
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
     policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, exploration))
-    state = load_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only
+    state = read_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only; another run's: read only
     try:
         policy.load_state_dict(state)
     except RuntimeError as err:
@@ -161,7 +163,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         elapsed_before = 0.0
         group = planner.batch_episodes
         if has_checkpoint(run_dir):
-            state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+            state = load_checkpoint(run_dir / CHECKPOINT_NAME, config_digest=config_digest(cfg))
             returns, lengths, elapsed_before = list(state["returns"]), list(state["lengths"]), state["elapsed"]
             # a checkpoint from before the diagnostics were recorded: its episodes have none
             diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(returns))) for key in DIAGNOSTICS}
@@ -190,11 +192,12 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
             sync_csv_logs(logger)  # the rows of the finished episodes are on disk before the checkpoint is
         save_checkpoint(run_dir / CHECKPOINT_NAME, {
             "returns": returns, "lengths": lengths, "rng": rng_state(), "elapsed": elapsed(), "diagnostics": diagnostics,
+            CONFIG_DIGEST_KEY: config_digest(cfg),
         })
         running_metrics()
 
     running_metrics()
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    write_config(run_dir, cfg)
     set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
     bar = ProgressBar(cfg.episodes, initial=len(returns), enabled=cfg.logger.progress_bar, desc=planner.algorithm, unit="episodes")
     status = "completed"

@@ -417,7 +417,8 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             raise TypeError(f"{type(self).__name__}: {key!r} must hold positive integers (the n-step horizon), got dtype {steps.dtype}")
         whole = steps >= 1
         if steps.is_floating_point():
-            whole = whole & (steps == steps.floor())  # NaN fails both
+            # NaN fails both; inf passes both (inf == floor(inf)) and would cut the bootstrap to gamma^inf = 0
+            whole = whole & (steps == steps.floor()) & torch.isfinite(steps)
         checks.append((key, whole.all(), lambda w=whole: ~w, "a positive integer (the n-step horizon)"))
 
     def _check_layout(self, tensordict: TensorDictBase) -> None:

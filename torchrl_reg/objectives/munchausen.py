@@ -46,6 +46,20 @@ class MunchausenArguments(ArgumentChecks):
     def check_argument_relations(cls, arguments, prefix):
         check_clip_interval_relation(arguments, prefix)
 
+    @property
+    def tau(self) -> float:
+        """The entropy temperature (read-only: :meth:`set_tau` changes it, checked as the constructor checks it)."""
+        return self._tau
+
+    def set_tau(self, tau: float) -> None:
+        """Set the temperature (checked: in [1e-4, 10], :data:`~torchrl_reg.validation.STABLE_TAU`); a soft TD(0)
+        estimator built with the loss's temperature follows it, so that the two stay one target."""
+        tau = check_stable_tau("tau", tau)
+        estimator = getattr(self, "_value_estimator", None)
+        if isinstance(estimator, SoftTD0Estimator):
+            estimator.tau = tau
+        self._tau = tau
+
 
 class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
     r"""Munchausen-DQN loss ([MRL] Sec. 2, the M-DQN regression target).
@@ -150,7 +164,7 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
         checked = self.check_arguments(
             {"alpha": alpha, "tau": tau, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max}
         )
-        self.alpha, self.tau = checked["alpha"], checked["tau"]
+        self.alpha, self._tau = checked["alpha"], checked["tau"]
         self.clip_value_min, self.clip_value_max = checked["clip_value_min"], checked["clip_value_max"]
         super().__init__(
             value_network,
