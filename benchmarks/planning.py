@@ -63,11 +63,10 @@ from torchrl_reg.planning import (  # noqa: E402
     QNetworkEvaluator,
     RandomRollout,
     SyntheticTree,
-    make_batched_search,
     make_search,
-    algorithm_knobs,
     synthetic_tree_q,
 )
+from torchrl_reg.planning.algorithms import algorithm_knobs  # noqa: E402
 from torchrl_reg.report.stats import aggregate_mean, stratified_bootstrap_ci  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "planning"
@@ -318,7 +317,7 @@ def batched_speed(args) -> None:
             return args.simulations
 
         def batched(b: int) -> int:
-            make_batched_search(algorithm, sim, evaluator=new_evaluator(), seed=0, device=device, **knobs).search(sim.root(b), args.simulations)
+            make_search(algorithm, sim, batched=True, evaluator=new_evaluator(), seed=0, device=device, **knobs).search(sim.root(b), args.simulations)
             return b * args.simulations
 
         rows = [{"search": "TreeSearch", "batch": 1, **timed(tree_search)}]
@@ -406,10 +405,10 @@ def batched_profile(args) -> None:
             counter = Count()
             rollout = TensorRandomRollout(max_steps=10, seed=0)
             sim.step = in_phase(counter, "model steps in the descent", sim.step)
-            search = make_batched_search(algorithm, sim, evaluator=in_phase(counter, "rollout (model steps included)", rollout), seed=0, **knobs)
+            search = make_search(algorithm, sim, batched=True, evaluator=in_phase(counter, "rollout (model steps included)", rollout), seed=0, **knobs)
             with counter:
                 search.search(sim.root(b), args.simulations)
-            plain = make_batched_search(algorithm, TensorSyntheticTree([tree]), evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **knobs)
+            plain = make_search(algorithm, TensorSyntheticTree([tree]), batched=True, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **knobs)
             c = time.process_time()
             plain.search(sim.root(b), args.simulations)
             step_us = (time.process_time() - c) / args.simulations * 1e6
@@ -438,7 +437,7 @@ def batched_profile(args) -> None:
 def _compile_level(tree, batch: int, simulations: int, work) -> dict:
     """CPU time of one descent level (draw, model step, child look-up, stop test) eager and under torch.compile."""
     sim = TensorSyntheticTree([tree])
-    search = make_batched_search("ments", sim, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **_knobs("ments", SPEED_PARAMS))
+    search = make_search("ments", sim, batched=True, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **_knobs("ments", SPEED_PARAMS))
     search.search(sim.root(batch), simulations)
     k = sim.num_actions
     w = work(search.tree, search.policy.count_table(k, simulations + 1, dtype=torch.float64, device=torch.device("cpu")), search.tree.q)
@@ -538,7 +537,7 @@ def dchain_batched(args) -> None:
     best = DChain.DOWN if args.final_reward < (args.length - 1) / args.length else DChain.RIGHT
     for algorithm in args.algorithms.split(","):
         evaluator = TensorRandomRollout(max_steps=args.length, seed=args.seed)
-        search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+        search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
         actions = search.search(sim.root(args.seeds), args.simulations)
         rate = float((actions == best).double().mean())
         result["success_rate"][f"R_f={args.final_reward}/{algorithm}"] = rate
@@ -608,7 +607,7 @@ def frozenlake_batched(args) -> None:
     for algorithm in args.algorithms.split(","):
         for n in (int(b) for b in args.budgets.split(",")):
             evaluator = TensorRandomRollout(max_steps=args.rollout, seed=args.seed)
-            search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+            search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
             state, running = sim.root(args.seeds), torch.ones(args.seeds, dtype=torch.bool)
             goal = torch.zeros(args.seeds, dtype=torch.bool)
             for _ in range(args.max_steps):

@@ -35,17 +35,9 @@ from omegaconf import DictConfig
 from torchrl_reg.configs import default_of, register_schema, structured
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.loops import recipe_entry
-from torchrl_reg.planning import (
-    ALGORITHMS,
-    KNOB_DEFAULTS,
-    RECOMMENDATIONS,
-    TASKS,
-    TENSOR_TASKS,
-    QNetworkEvaluator,
-    RandomRollout,
-    algorithm_knobs,
-    make_search,
-)
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
+from torchrl_reg.planning.algorithms import algorithm_knobs
+from torchrl_reg.planning.tasks import TENSOR_TASKS
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import check_choice, check_count, check_range
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from torchrl_reg.planning.batched import BatchedTree
 from torchrl_reg.planning import (
     KNOBS,
-    BatchedTree,
     BatchedTreeSearch,
     BellmanBackup,
     BoltzmannScore,
@@ -33,7 +33,6 @@ from torchrl_reg.planning import (
     UCB1Score,
     dchain_flip_temperature,
     dchain_soft_q,
-    make_batched_search,
     make_search,
     synthetic_tree_q,
 )
@@ -54,6 +53,10 @@ def _uniforms(seed: int):
     """The draws of ``random.Random(seed)``, the stream the single-tree search and its rollouts read."""
     rng = random.Random(seed)
     return lambda n: torch.tensor([rng.random() for _ in range(n)], dtype=torch.float64)
+
+
+def make_batched_search(algorithm, simulator, **kwargs):
+    return make_search(algorithm, simulator, batched=True, **kwargs)
 
 
 @pytest.mark.parametrize("algorithm", ["ments", "bts", "dents", "uct"])
@@ -267,7 +270,7 @@ def test_bellman_values_are_refused_when_not_kept():
     sim = TensorDChain(3, 0.5)
     search = make_batched_search("ments", sim, tau=1.0)
     search.search(sim.root(2), 10)
-    with pytest.raises(ValueError, match="this SoftmaxBackup search kept no Bellman values; build it with recommend='bellman_value'"):
+    with pytest.raises(ValueError, match=r"this SoftmaxBackup\(tau=1.0\) search kept no Bellman values; build it with recommend='bellman_value'"):
         search.recommended_action("bellman_value")
     # a 2-chain tried fully: Q_B(root) = (down pays 1/2, right pays 0 then max(0, 1/4))
     chain = TensorDChain(2, 0.25)

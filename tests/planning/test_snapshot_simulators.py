@@ -15,9 +15,9 @@ from torchrl_reg.planning import (
     MinAtarSimulator,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
-    make_batched_search,
-    planner_rng,
+    make_search,
 )
+from torchrl_reg.planning.snapshot_simulators import planner_rng
 
 minatar = pytest.importorskip("minatar", reason="MinAtar is not installed")
 
@@ -158,7 +158,7 @@ def test_a_finished_row_stays_put_and_the_store_grows_by_b_per_step_until_cleare
     assert 3 < added < 3 * 100
     sim.roots([_minatar_env(0, 0, sticky=0.0)], seed=0)
     assert len(sim) == 1
-    with pytest.raises(ValueError, match=r"handles \[\d+\] are not in the store of 1 snapshots"):
+    with pytest.raises(ValueError, match=r"BatchedMinAtar states are int64 tensors of shape \[B, 1\] \(handle in 0..0\); row 0 has handle=\d+ \(root\(\) and roots\(\) clear the store"):
         sim.step(state[1:2], torch.tensor([0]))
 
 
@@ -170,7 +170,10 @@ def test_bad_roots_are_refused():
         sim.roots([_minatar_env(0, 0, sticky=0.0)], seed=0)
     with pytest.raises(TypeError, match="envs\\[0\\] must be a minatar.Environment"):
         sim.roots([object()], seed=0)
-    with pytest.raises(ValueError, match="handles of shape \\[B, 1\\]"):
+    with pytest.raises(ValueError, match=r"BatchedMinAtar's store is empty: take the roots from root\(\) or roots\(\)"):
+        sim.step(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    sim.root(2)
+    with pytest.raises(ValueError, match=r"states are int64 tensors of shape \[B, 1\] \(handle in 0..1\); got shape \(2,\)"):
         sim.step(torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
 
 
@@ -180,12 +183,12 @@ def test_batched_search_runs_on_three_minatar_roots(algorithm):
     root = sim.roots([_minatar_env(seed, 3 * seed) for seed in range(3)], seed=0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 6))
     evaluator = TensorQNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5)
-    search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=0)
+    search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=0)
     action = search.search(root, 6)
     assert action.shape == (3,) and bool(((action >= 0) & (action < 6)).all())
     assert evaluator.calls == 7  # the roots, then one forward per simulation for all three trees
     assert (search.tree.size >= 2).all()
-    rollout = make_batched_search(algorithm, sim, evaluator=TensorRandomRollout(max_steps=5), seed=0)
+    rollout = make_search(algorithm, sim, batched=True, evaluator=TensorRandomRollout(max_steps=5), seed=0)
     action = rollout.search(root, 4)
     assert bool(((action >= 0) & (action < 6)).all())
 
@@ -193,7 +196,8 @@ def test_batched_search_runs_on_three_minatar_roots(algorithm):
 def test_tensor_roots_are_where_the_episodes_envs_are():
     from omegaconf import OmegaConf
 
-    from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task, tensor_roots
+    from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task
+    from torchrl_reg.planning.tasks import tensor_roots
 
     chain = OmegaConf.create(dict(name="dchain", length=5, final_reward=1.0))
     sims = [make_task(chain, 0)[0] for _ in range(3)]

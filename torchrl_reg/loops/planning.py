@@ -60,12 +60,11 @@ from torchrl_reg.planning import (
     Simulator,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
-    make_batched_search,
     make_search,
     make_task,
     make_tensor_task,
-    tensor_roots,
 )
+from torchrl_reg.planning.tasks import tensor_roots
 from torchrl_reg.run import (
     CHECKPOINT_NAME,
     clear_stop,
@@ -314,8 +313,8 @@ def play_batch(
     else:
         evaluator = TensorRandomRollout(max_steps=cfg.evaluator.rollout_steps, seed=seed)
     # the arguments of play_episode's search; the batched search takes the rollouts' discount from its own gamma
-    search = make_batched_search(
-        simulator=model, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_batched_search, planner)
+    search = make_search(
+        simulator=model, evaluator=evaluator, seed=seed, gamma=planner.gamma, batched=True, **arguments_of(make_search, planner)
     )
     totals, steps = [0.0] * len(sims), [0] * len(sims)
     agreed, gaps, shares = [0] * len(sims), [0.0] * len(sims), [0.0] * len(sims)  # sums over each episode's moves

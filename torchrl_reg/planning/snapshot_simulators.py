@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator, minatar_module
+from torchrl_reg.planning.tensor_simulators import check_index_states
 
 __all__ = ["planner_rng", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
 
@@ -146,18 +147,19 @@ class SnapshotStore(ABC):
     def _handles(self, handles: list[int]) -> torch.Tensor:
         return torch.tensor(handles, dtype=torch.long, device=self.device).unsqueeze(-1)
 
-    def _snapshots(self, state: torch.Tensor) -> list[_Snapshot]:
-        if state.dim() != 2 or state.shape[1] != 1:
-            raise ValueError(f"{type(self).__name__} states are handles of shape [B, 1], got shape {tuple(state.shape)}")
-        handles = state[:, 0].tolist()
+    def check_states(self, state: torch.Tensor) -> None:
+        """Refuse anything but handles ``[B, 1]`` (int64) of snapshots in the store."""
         size = len(self._store)
-        bad = [h for h in handles if not 0 <= h < size]
-        if bad:
-            raise ValueError(
-                f"handles {bad[:5]} are not in the store of {size} snapshots (root() and roots() clear it: "
-                "a handle from before them is stale)"
-            )
-        return [self._store[h] for h in handles]
+        if not size:
+            raise ValueError(f"{type(self).__name__}'s store is empty: take the roots from root() or roots()")
+        try:
+            check_index_states(self, state, [("handle", 0, size - 1)])
+        except ValueError as err:
+            raise ValueError(f"{err} (root() and roots() clear the store: a handle from before them is stale)") from None
+
+    def _snapshots(self, state: torch.Tensor) -> list[_Snapshot]:
+        self.check_states(state)
+        return [self._store[h] for h in state[:, 0].tolist()]
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step each row's snapshot by its action (a Python loop over the B rows); ``(handles, reward, done)``."""
