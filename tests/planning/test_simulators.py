@@ -224,7 +224,7 @@ def test_simulations_below_one_are_refused(n):
 def test_q_network_with_the_wrong_action_count_is_refused():
     net = torch.nn.Linear(1, 3)
     evaluator = QNetworkEvaluator(lambda obs: net(obs.float()), num_actions=2)
-    with pytest.raises(ValueError, match="outputs 3 action values, the simulator has 2 actions"):
+    with pytest.raises(ValueError, match=r"outputs action values of shape \(1, 3\) for 1 observations, expected \(1, 2\)"):
         evaluator(DChain(3))
 
 

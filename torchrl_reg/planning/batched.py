@@ -221,6 +221,9 @@ class BatchedTreeSearch:
             raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
         if not math.isfinite(q_init):
             raise ValueError(f"q_init must be finite, got q_init={q_init}")
+        check_actions = getattr(evaluator, "check_actions", None)
+        if check_actions is not None:  # a Q network evaluator: one action value per simulator action
+            check_actions(simulator.num_actions)
         self.simulator = simulator
         self.policy = policy
         self.backup = backup

@@ -70,6 +70,9 @@ class TreeSearch:
             )
         if not math.isfinite(q_init):
             raise ValueError(f"q_init must be finite, got q_init={q_init}")
+        check_actions = getattr(evaluator, "check_actions", None)
+        if check_actions is not None:  # a Q network evaluator: one action value per simulator action
+            check_actions(simulator.num_actions)
         self.tree_policy = tree_policy
         self.backup = backup
         self.recommend = recommend
