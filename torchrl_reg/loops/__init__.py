@@ -1,9 +1,11 @@
-"""The training loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
+"""The loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
 
-* :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL
+* :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL, discrete VIREL
   (discrete actions, epsilon-greedy, periodic target copy);
-* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC, soft Q-learning (Box actions, Polyak
-  targets or a periodic copy, :mod:`torchrl_reg.loops.targets`).
+* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC, MDAC, soft Q-learning, VIREL (Box actions, Polyak
+  targets or a periodic copy, :mod:`torchrl_reg.loops.targets`);
+* :func:`torchrl_reg.loops.planning.plan`: MENTS, BTS, DENTS and UCT (``recipes/tree_search.py``): a tree search
+  before every move, nothing trained.
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
 :mod:`torchrl_reg.loops.registry` under their loop family (builders typed by the family's Protocol:
