@@ -30,7 +30,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
@@ -367,7 +366,7 @@ def batched_profile(args) -> None:
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from torchrl_reg.planning.batched import _Work
+    from torchrl_reg.planning.batched import TreeViews
 
     class Count(TorchDispatchMode):
         def __init__(self):
@@ -425,7 +424,7 @@ def batched_profile(args) -> None:
             result["rows"].append(row)
     if args.compile:
         noiseless = SyntheticTree(4, 10, seed=0, noise_std=0.0)
-        result["compile"] = _compile_level(noiseless, int(args.batches.split(",")[-1]), args.simulations, _Work)
+        result["compile"] = _compile_level(noiseless, int(args.batches.split(",")[-1]), args.simulations, TreeViews)
     result["load_average_at_end"] = os.getloadavg()
     result["definition"] = (
         "ops: aten operations reaching the dispatcher per simulation step (all B trees); cpu_us_per_step: this "
@@ -659,7 +658,7 @@ def minatar_replay_speed(args) -> None:
     """The cost of a MinAtar search before and after the search replayed tried edges (a node's state and an
     edge's reward kept in the tree, the emulator stepped once per simulation) and BatchedMinAtar copied its game
     by attribute kind instead of ``copy.deepcopy``: ``before`` runs the same code with both turned off
-    (``deterministic_rewards = False``, a deep-copying ``_copy_minatar_game``), ``after`` as shipped. Per game and
+    (``deterministic_rewards = False``, a deep-copying ``copy_minatar_game``), ``after`` as shipped. Per game and
     search (the knobs of the Breakout tuning), ``--episodes`` episodes of ``--moves`` moves at 50 simulations as one
     batched search per move on the committed seed-0 network, the two interleaved ``--repeats`` times; the
     episodes, returns and diagnostics of the two must be the same (checked). Ratio: median before / median after."""
@@ -670,7 +669,7 @@ def minatar_replay_speed(args) -> None:
     import torchrl_reg.planning.snapshot_simulators as snapshots
     from recipes import tree_search
 
-    fast = snapshots._copy_minatar_game
+    fast = snapshots.copy_minatar_game
     modes = {"before": (False, lambda game, rng: copy.deepcopy(game, {id(game.random): rng})), "after": (True, fast)}
     knobs = json.loads((OUT / "minatar_fair_tune_breakout.json").read_text())["chosen"]
     rows = []
@@ -681,11 +680,11 @@ def minatar_replay_speed(args) -> None:
                 times, seen = {mode: [] for mode in modes}, {}
                 for repeat in range(args.repeats):
                     for mode, (replay, copier) in modes.items():
-                        snapshots.SnapshotStore.deterministic_rewards, snapshots._copy_minatar_game = replay, copier
+                        snapshots.SnapshotStore.deterministic_rewards, snapshots.copy_minatar_game = replay, copier
                         run_dir = tempfile.mkdtemp(prefix="replay_speed_")
                         cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, knobs[algorithm]),
                                               simulations=50, episodes=args.episodes, seed=100, max_steps=args.moves, run_dir=run_dir,
-                                              extra=(f"planner.batch_episodes={args.episodes}", "logger.progress_bar=false"))
+                                              extra=(f"planner.batch_episodes={args.episodes}", "planner.model=determinized", "logger.progress_bar=false"))
                         start = time.perf_counter()
                         out = tree_search.train(cfg)
                         times[mode].append(time.perf_counter() - start)
@@ -699,7 +698,7 @@ def minatar_replay_speed(args) -> None:
                              "returns": seen["after"]["returns"]})
                 print(f"{game} {algorithm}: {np.median(times['before']):.1f} s -> {np.median(times['after']):.1f} s, {ratio:.2f}x", flush=True)
     finally:
-        snapshots.SnapshotStore.deterministic_rewards, snapshots._copy_minatar_game = True, fast
+        snapshots.SnapshotStore.deterministic_rewards, snapshots.copy_minatar_game = True, fast
     _write("minatar_replay_speed", {"rows": rows, "episodes": args.episodes, "moves": args.moves, "simulations": 50,
                                     "repeats": args.repeats, "definition": minatar_replay_speed.__doc__, **_provenance()},
            out=Path(args.out))
@@ -791,42 +790,11 @@ def _model_error(sim, episodes: int, max_steps: int, horizons: list[int]) -> dic
     }
 
 
-def _oracle_roots(self, envs, seed):
-    """``BatchedMinAtar.roots`` with the real games' own streams copied (``seed`` unused): an oracle model."""
-    import copy
-
-    self.clear()
-    # the working stream takes the snapshots' states: MT19937 ones (minatar.Environment's), not the planner's PCG64
-    self._rng = np.random.RandomState()
-    handles = []
-    for row, env in enumerate(envs):
-        real = self._environment(env, row)
-        rng = copy.deepcopy(real.random)  # a seeded minatar.Environment's game draws from the same RandomState
-        if real.env.random is not real.random:
-            raise SystemExit("the oracle model needs the real game and its sticky actions on one stream (minatar.Environment.seed)")
-        game = copy.deepcopy(real.env, {id(real.random): rng})
-        handles.append(self._add(self._snapshot(game, rng, real.last_action)))
-    return self._handles(handles)
-
-
-@contextlib.contextmanager
-def _oracle_model():
-    """``BatchedMinAtar.roots`` is :func:`_oracle_roots` inside the block, the library's own again after it."""
-    from torchrl_reg.planning import BatchedMinAtar
-
-    original = BatchedMinAtar.roots
-    BatchedMinAtar.roots = _oracle_roots
-    try:
-        yield
-    finally:
-        BatchedMinAtar.roots = original
-
-
 def minatar_oracle(args) -> None:
     """Whether the model error explains a game's results (:func:`minatar_model_error`): the fair evaluation's
     searches (its knobs, 50 simulations, its episodes, env seeds and move cap, one batched search per move)
-    replayed with an **oracle model**: ``BatchedMinAtar.roots`` copies the real game's own random stream instead of a
-    fresh one, so the model's future is the real one for the same actions (sticky actions and spawns included;
+    replayed with the **oracle model** (``planner.model=oracle``: ``BatchedMinAtar(model="oracle").roots`` copies the
+    real game's own random stream instead of a fresh one), so the model's future is the real one for the same actions (sticky actions and spawns included;
     checked first: the oracle's screens equal the real ones 10 moves ahead, random play). A diagnostic, not a
     planner: no agent can read the env's stream. Paired against the same episodes of the determinized searches and
     of the greedy network, read from the evaluation JSON (``--eval``), and the oracle searches against each other."""
@@ -840,30 +808,30 @@ def minatar_oracle(args) -> None:
     missing = [label for label in labels if label not in evaluation["knobs"]]
     if missing:
         raise SystemExit(f"{args.eval} has no {', '.join(missing)} (it has {', '.join(evaluation['knobs'])})")
-    with _oracle_model():
-        check = _model_error(BatchedMinAtar(game, sticky_action_prob=0.1, seed=0), 1, 60, [10])
-        if check["obs_differs"]["10"] != 0.0:
-            raise SystemExit(f"{game}: the oracle model strays from the real game ({check})")
-        episodes = {label: [] for label in labels}
-        for label in labels:
-            algorithm = label.partition("@")[0]
-            for net in evaluation["networks"]:
-                run_dir = f"{args.run_dir}/{game}/oracle/{label}/seed{net['seed']}"
-                # the committed network where the evaluation's path is another machine's; the same file either way
-                checkpoint = Path(net["checkpoint"])
-                if not checkpoint.exists():
-                    checkpoint = NETWORKS_OUT / f"{game}_seed{net['seed']}" / "checkpoint.pt"
-                if not checkpoint.exists() or hashlib.sha256(checkpoint.read_bytes()).hexdigest() != net["sha256"]:
-                    raise SystemExit(f"the seed-{net['seed']} network of {args.eval} (sha256 {net['sha256']}) is not at {checkpoint}")
-                cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, evaluation["knobs"][label]),
-                                      simulations=args.simulations, episodes=evaluation["episodes"], seed=evaluation["seed"],
-                                      max_steps=evaluation["max_steps"], run_dir=run_dir,
-                                      extra=(f"planner.batch_episodes={evaluation['batch_episodes'] or evaluation['episodes']}", "logger.progress_bar=false"))
-                out = tree_search.train(cfg)
-                if out["status"] != "completed":
-                    raise SystemExit(f"{run_dir} stopped ({out['status']}): run the same command again to resume it")
-                episodes[label].append(out["returns"])
-                print(f"{game} oracle {label} network seed {net['seed']}: mean return {out['mean_return']:.3g}", flush=True)
+    check = _model_error(BatchedMinAtar(game, sticky_action_prob=0.1, seed=0, model="oracle"), 1, 60, [10])
+    if check["obs_differs"]["10"] != 0.0:
+        raise SystemExit(f"{game}: the oracle model strays from the real game ({check})")
+    episodes = {label: [] for label in labels}
+    for label in labels:
+        algorithm = label.partition("@")[0]
+        for net in evaluation["networks"]:
+            run_dir = f"{args.run_dir}/{game}/oracle/{label}/seed{net['seed']}"
+            # the committed network where the evaluation's path is another machine's; the same file either way
+            checkpoint = Path(net["checkpoint"])
+            if not checkpoint.exists():
+                checkpoint = NETWORKS_OUT / f"{game}_seed{net['seed']}" / "checkpoint.pt"
+            if not checkpoint.exists() or hashlib.sha256(checkpoint.read_bytes()).hexdigest() != net["sha256"]:
+                raise SystemExit(f"the seed-{net['seed']} network of {args.eval} (sha256 {net['sha256']}) is not at {checkpoint}")
+            cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, evaluation["knobs"][label]),
+                                  simulations=args.simulations, episodes=evaluation["episodes"], seed=evaluation["seed"],
+                                  max_steps=evaluation["max_steps"], run_dir=run_dir,
+                                  extra=(f"planner.batch_episodes={evaluation['batch_episodes'] or evaluation['episodes']}", "planner.model=oracle",
+                                         "logger.progress_bar=false"))
+            out = tree_search.train(cfg)
+            if out["status"] != "completed":
+                raise SystemExit(f"{run_dir} stopped ({out['status']}): run the same command again to resume it")
+            episodes[label].append(out["returns"])
+            print(f"{game} oracle {label} network seed {net['seed']}: mean return {out['mean_return']:.3g}", flush=True)
     played = evaluation["episode_returns"]
     comparisons = {}
     for label in labels:
@@ -1191,7 +1159,7 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
             game, net["checkpoint"], algorithm, _knob_overrides(algorithm, knobs) if algorithm != "greedy" else [],
             simulations=simulations, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
             run_dir=f"{args.run_dir}/{game}/{stage}/{label}/seed{net['seed']}",
-            extra=(f"planner.batch_episodes={batch if algorithm != 'greedy' else 1}", "logger.progress_bar=false"),
+            extra=(f"planner.batch_episodes={batch if algorithm != 'greedy' else 1}", "planner.model=determinized", "logger.progress_bar=false"),
         )
         try:
             tree_search.validate(cfg)

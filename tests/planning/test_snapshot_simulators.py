@@ -223,14 +223,14 @@ def _attributes(game) -> dict:
 
 @pytest.mark.parametrize("game", ["asterix", "breakout", "freeway", "seaquest", "space_invaders"])
 def test_the_game_copy_of_a_step_is_the_deep_copy_and_shares_nothing_the_game_writes(game):
-    from torchrl_reg.planning.snapshot_simulators import _copy_minatar_game
+    from torchrl_reg.planning.snapshot_simulators import copy_minatar_game
 
     env, moves, checked = minatar.Environment(game, sticky_action_prob=0.1), random.Random(4), 0
     env.seed(3)
     env.reset()
     for step in range(400):
         rng = planner_rng(5, step)
-        mine = _copy_minatar_game(env.env, rng)
+        mine = copy_minatar_game(env.env, rng)
         assert type(mine) is type(env.env) and mine.random is rng
         assert _attributes(mine) == _attributes(copy.deepcopy(env.env, {id(env.env.random): rng}))
         for key, value in vars(mine).items():  # arrays and entity lists are the copy's own, one level down too
@@ -244,7 +244,7 @@ def test_the_game_copy_of_a_step_is_the_deep_copy_and_shares_nothing_the_game_wr
 
 
 def test_a_game_the_copy_does_not_know_is_deep_copied_whole():
-    from torchrl_reg.planning.snapshot_simulators import _copy_minatar_game
+    from torchrl_reg.planning.snapshot_simulators import copy_minatar_game
 
     env = minatar.Environment("asterix")
     env.reset()
@@ -252,11 +252,62 @@ def test_a_game_the_copy_does_not_know_is_deep_copied_whole():
         env.act(3)
     game, rng = env.env, planner_rng(0, 0)
     game.extra = {"unknown": [1, 2]}  # a kind of attribute MinAtar's games do not have
-    mine = _copy_minatar_game(game, rng)
+    mine = copy_minatar_game(game, rng)
     assert mine.extra == game.extra and mine.extra is not game.extra and mine.extra["unknown"] is not game.extra["unknown"]
     del game.extra
     live = next(i for i, e in enumerate(game.entities) if e is not None)
     game.entities.append(game.entities[live])  # one entity in two slots: the copy keeps them one object
-    mine = _copy_minatar_game(game, rng)
+    mine = copy_minatar_game(game, rng)
     assert mine.entities[-1] is mine.entities[live] and mine.entities[live] is not game.entities[live]
     assert mine.channels == game.channels and mine.random is rng
+
+
+def _futures_of_both_loops(real, model: str, seed, actions: list[int]):
+    """The observations and rewards along ``actions`` in the model of ``real`` at one move: TreeSearch's simulator
+    (``model_simulator``) and BatchedTreeSearch's root (``BatchedMinAtar(model=...).roots``)."""
+    from torchrl_reg.planning.tasks import model_simulator
+
+    one = model_simulator(MinAtarSimulator(real, include_rng=False), model, seed)
+    many = BatchedMinAtar("asterix", sticky_action_prob=0.1, seed=0, model=model)
+    state = many.roots([real], seed)
+    scalar, batched = [], []
+    for action in actions:
+        reward, done = one.step(action)
+        scalar.append((one.observation().tolist(), reward, done))
+        state, rewards, dones = many.step(state, torch.tensor([action]))
+        batched.append((many.observation(state)[0].tolist(), float(rewards[0]), bool(dones[0])))
+    return scalar, batched
+
+
+@pytest.mark.parametrize("model", ["determinized", "oracle"])
+def test_both_loops_plan_in_one_model_of_a_move(model):
+    # Asterix draws its spawns and sticky actions from the stream: the two loops' models of one move are one future
+    # (determinized: the stream planner_rng((episode seed, move), 0) in both; oracle: a copy of the env's own), and
+    # the oracle's is the real env's own future for the same actions
+    real = _minatar_env(3, 7, game="asterix")
+    before = (real.env.state().tobytes(), real.random.get_state(legacy=False)["state"]["key"].tobytes())
+    actions = [random.Random(1).randrange(6) for _ in range(30)]
+    scalar, batched = _futures_of_both_loops(real, model, (3, 7), actions)
+    assert scalar == batched
+    assert (real.env.state().tobytes(), real.random.get_state(legacy=False)["state"]["key"].tobytes()) == before  # untouched
+    truth = []
+    for action in actions:
+        reward, done = real.act(action)
+        truth.append((np.ascontiguousarray(real.state().transpose(2, 0, 1), dtype=np.uint8).tolist(), reward, done))
+    assert (scalar == truth) == (model == "oracle")
+
+
+def test_the_models_each_loop_refuses_name_the_reason():
+    from torchrl_reg.planning.tasks import check_model, model_simulator
+
+    with pytest.raises(ValueError, match=r"BatchedMinAtar models \('determinized', 'oracle'\), got model='sampled' \(fresh outcomes at every visit need chance nodes"):
+        BatchedMinAtar("breakout", model="sampled")
+    with pytest.raises(ValueError, match="the batched search keeps one child per edge, so it cannot plan in the sampled model of minatar"):
+        check_model("minatar", "sampled", batched=True)
+    with pytest.raises(ValueError, match="the oracle model copies the streams of real envs: take its roots from roots"):
+        BatchedMinAtar("breakout", model="oracle").root(2)
+    sim = MinAtarSimulator(_minatar_env(0, 0), include_rng=False)
+    assert model_simulator(sim, "sampled", 0) is sim  # the env itself: its stream goes on across simulations
+    for task in ("dchain", "frozenlake"):  # deterministic: every model is the task itself, in both loops
+        for model in ("sampled", "determinized", "oracle"):
+            check_model(task, model, batched=True)

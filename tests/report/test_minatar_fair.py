@@ -352,7 +352,7 @@ def test_networks_without_runs_are_refused(tmp_path):
 def test_replay_speed_plays_the_same_episodes_before_and_after_and_restores_the_search(tmp_path):
     from torchrl_reg.planning import snapshot_simulators
 
-    fast = snapshot_simulators._copy_minatar_game
+    fast = snapshot_simulators.copy_minatar_game
     planning.main(["minatar-replay-speed", "--games", "SpaceInvaders", "--algorithms", "uct", "--episodes", "2",
                    "--moves", "4", "--repeats", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "minatar_replay_speed.json").read_text())
@@ -361,7 +361,7 @@ def test_replay_speed_plays_the_same_episodes_before_and_after_and_restores_the_
     assert len(row["before_s"]) == len(row["after_s"]) == 1 and row["ratio"] > 0
     assert row["knobs"] == {"c": 0.5}  # the Breakout tuning's choice
     # the benchmark's "before" settings do not outlive it
-    assert snapshot_simulators.SnapshotStore.deterministic_rewards is True and snapshot_simulators._copy_minatar_game is fast
+    assert snapshot_simulators.SnapshotStore.deterministic_rewards is True and snapshot_simulators.copy_minatar_game is fast
 
 
 def test_model_error_is_zero_where_the_game_draws_nothing_after_the_root(tmp_path):
@@ -387,7 +387,6 @@ def test_the_oracle_model_is_the_real_game_where_the_determinized_one_strays():
     # game's stream copied) never does
     determinized = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
     assert determinized["obs_differs"]["10"] > 0.5
-    with planning._oracle_model():
-        oracle = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
+    oracle = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0, model="oracle"), 1, 40, [1, 10])
     assert oracle["obs_differs"] == {"1": 0.0, "10": 0.0} and oracle["return_error"] == {"1": 0.0, "10": 0.0}
     assert oracle["starts"] == determinized["starts"]  # the same real episode

@@ -53,7 +53,7 @@ from torchrl_reg.planning.scores import DENTSScore, UCB1Score
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_count
 
-__all__ = ["BatchedTree", "BatchedTreeSearch", "TensorEvaluator"]
+__all__ = ["BatchedTree", "BatchedTreeSearch", "TensorEvaluator", "TreeViews"]
 # (simulator, states [B, *S], gamma) -> (values [B], initial action values [B, A] or None)
 TensorEvaluator = Callable[[TensorSimulator, torch.Tensor, float], "tuple[torch.Tensor, torch.Tensor | None]"]
 
@@ -122,7 +122,7 @@ class BatchedTree:
         return {f.name: getattr(self, f.name)[b, :n] for f in fields(self) if f.name != "size"}
 
 
-class _Work:
+class TreeViews:
     """Flat views of a :class:`BatchedTree` and the index tensors one search reuses at every step.
 
     Nodes are addressed by flat ids ``b N + i`` into ``[B N]`` views and edges by ``(b N + i) A + a``
@@ -257,7 +257,7 @@ class BatchedTreeSearch:
         tree = BatchedTree.empty(batch, num_simulations + 2, k, dtype=self.dtype, device=self.device)
         self.tree = tree
         table = self.policy.count_table(k, num_simulations + 1, dtype=self.dtype, device=self.device)
-        w = _Work(tree, table, self.backup.search_values(tree))
+        w = TreeViews(tree, table, self.backup.search_values(tree))
         if getattr(self.simulator, "deterministic_rewards", False):
             w.states = root.new_zeros((batch * tree.q.shape[1],) + tuple(root.shape[1:]))
             w.rewards = torch.zeros(batch * tree.q.shape[1] * k, dtype=self.dtype, device=self.device)
@@ -268,7 +268,7 @@ class BatchedTreeSearch:
         self.backup.finish_rows(tree)
         return self.recommended_action()
 
-    def _add_nodes(self, w: _Work, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+    def _add_nodes(self, w: TreeViews, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """Write new nodes at slot ``size`` of the trees in ``added`` (the others write to their scratch node); their flat ids."""
         tree = self.tree
         evaluate = added & ~done
@@ -298,7 +298,7 @@ class BatchedTreeSearch:
         tree.size += added
         return slot
 
-    def _select(self, w: _Work, node: torch.Tensor) -> torch.Tensor:
+    def _select(self, w: TreeViews, node: torch.Tensor) -> torch.Tensor:
         """The tree policy's action at flat nodes ``node`` ``[B]``, reading only the statistics it needs."""
         total = w.node["total"].take(node)
         return self.policy.select_rows(
@@ -310,7 +310,7 @@ class BatchedTreeSearch:
             w.counts.index_select(0, total),
         )
 
-    def _simulate(self, w: _Work, root: torch.Tensor) -> None:
+    def _simulate(self, w: TreeViews, root: torch.Tensor) -> None:
         sim, k = self.simulator, w.num_actions
         node, state, active = w.offsets, root, w.everyone
         nodes, edges, rewards, actives, states, dones = [], [], [], [], [], []
@@ -353,7 +353,7 @@ class BatchedTreeSearch:
         w.edge["child"].index_put_((leaf_edge,), slot - w.offsets)
         self._backup(w, torch.stack(nodes), edge, reward, active)
 
-    def _replay(self, w: _Work, state: torch.Tensor, action: torch.Tensor, edge: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _replay(self, w: TreeViews, state: torch.Tensor, action: torch.Tensor, edge: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One descent level with deterministic rewards: a tried edge's child state, reward and end as the tree
         kept them; the simulator steps only the trees whose edge is untried (their path's last level), and the
         edge keeps its reward. The trees out of their tree get their scratch node's (masked by the search)."""
@@ -372,7 +372,7 @@ class BatchedTreeSearch:
             done = done.index_copy(0, rows, ended.to(done.device))
         return nxt, reward, done
 
-    def _backup(self, w: _Work, node: torch.Tensor, edge: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
+    def _backup(self, w: TreeViews, node: torch.Tensor, edge: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
         """Back up the ``[L, B]`` paths: visit counts and reward sums of all levels at once, then the values level by level upwards."""
         gamma, backup = self.gamma, self.backup
         edge = torch.where(active, edge, w.scratch_edge)
@@ -394,7 +394,7 @@ class BatchedTreeSearch:
             bellman_rows = self._back_up_bellman(w, path, level) if self._track_bellman else None
             backup.update_rows(w, path, level, gamma, self.policy, bellman_rows)
 
-    def _back_up_bellman(self, w: _Work, path: _Path, level: int) -> torch.Tensor:
+    def _back_up_bellman(self, w: TreeViews, path: _Path, level: int) -> torch.Tensor:
         """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
         node, edge = path.node[level], path.edge[level]
         w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.node["bellman"].take(path.child[level]), alpha=self.gamma))

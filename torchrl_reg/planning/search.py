@@ -88,12 +88,18 @@ class TreeSearch:
         self._track_bellman = backup.on_bellman or recommend == "bellman_value"
 
     # -- the search ---------------------------------------------------------------------------
-    def search(self, num_simulations: int) -> int:
+    def search(self, num_simulations: int, *, simulator: Simulator | None = None) -> int:
         """Run ``num_simulations`` simulations from the simulator's current state; return the recommended action.
 
-        The simulator is left in the root state. The tree stays in :attr:`tree` for inspection.
+        ``simulator`` replaces the search's simulator from this search on (the model of this move, e.g.
+        :func:`~torchrl_reg.planning.tasks.model_simulator`'s; it must have the same actions). The simulator is left
+        in the root state. The tree stays in :attr:`tree` for inspection.
         """
         num_simulations = check_count("num_simulations", num_simulations)
+        if simulator is not None:
+            if simulator.num_actions != self.simulator.num_actions:
+                raise ValueError(f"the simulator has {simulator.num_actions} actions, this search {self.simulator.num_actions}")
+            self.simulator = check_simulator(simulator)
         sim = self.simulator
         root_state = sim.save()
         tree = SearchTree(sim.num_actions, num_simulations + 1)
