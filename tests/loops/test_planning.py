@@ -20,7 +20,7 @@ from recipes import tree_search
 from tests.slurm.sweep_testlib import wait_for
 from torchrl_reg.configs import compose_config
 from torchrl_reg.run import EXIT_INTERRUPTED, clear_stop, load_checkpoint, request_stop, request_stop_at
-from torchrl_reg.run.rundir import LOCK_NAME, ResumeRefused
+from torchrl_reg.run.rundir import LOCK_NAME, ResumeRefused, resume_changes
 
 CONF = Path(tree_search.__file__).parent / "conf"
 TINY = ("planner.simulations=3", "episodes=4", "logger.progress_bar=false")
@@ -226,3 +226,17 @@ def test_the_determinized_model_gives_one_return_distribution_for_one_and_four_e
         x, y = x.astype(float), y.astype(float)
         spread = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
         assert 0 < spread and abs(x.mean() - y.mean()) <= 3 * spread, (a, b)
+
+
+@pytest.mark.parametrize("task, batch, model, meant", [
+    ("minatar", 1, "sampled", None),
+    ("minatar", 1, "determinized", "sampled"),
+    ("minatar", 20, "determinized", None),
+    ("minatar", 20, "sampled", "determinized"),
+    ("dchain", 2, "oracle", None),  # a deterministic task: every model is the task itself
+])
+def test_a_run_directory_from_before_the_model_knob_resumes_in_the_model_it_played(task, batch, model, meant):
+    # before planner.model a MinAtar episode alone searched the sampled model and a batch the determinized one
+    stored = {"task": {"name": task}, "planner": {"batch_episodes": batch}}
+    new = {"task": {"name": task}, "planner": {"batch_episodes": batch, "model": model}}
+    assert resume_changes(stored, new) == ([] if meant is None else [f"planner.model: {meant!r} -> {model!r}"])
