@@ -15,7 +15,7 @@ whole path's visit counts and reward sums with one scatter each, and backs value
 (each level depends on the one below). Python loops run over simulations, depth levels and rollout
 steps only; the B trees descend in lockstep, so a step costs as many levels as its deepest path.
 On one CPU thread eager PyTorch spends some 7-12 us per operation whatever B, and a step is some
-430-710 operations (``benchmarks/planning.py batched-profile``), so B = 1 is far slower than
+430-710 operations (``python -m benchmarks.planning batched-profile``), so B = 1 is far slower than
 :class:`~torchrl_reg.planning.search.TreeSearch` on plain floats and the batched search pays from
 B in the hundreds; one descent level under ``torch.compile`` measured 1.5x faster than eager on
 CPU (``--compile``; RESULTS.md has the figures).
