@@ -179,7 +179,7 @@ def _eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: li
         "bootstrap_reps": reps,
     }
     if {"ments", "uct"} <= set(algorithms):
-        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
+        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019, Table 1) has MENTS above UCT on 4 of 5 games
         result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in simulations}
     return result
 
@@ -214,7 +214,7 @@ def _fair_check(args, game: str) -> dict | None:
 
 
 def minatar_fair(args) -> None:
-    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value (issue 42).
+    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value.
 
     The plan, in order (each command on one core, one thread; the three games' commands can run side by side):
 

@@ -393,8 +393,8 @@ class SVGDPolicyLoss(_TemperatureMixin, ArgumentChecks, LossModule):
       barrier vanishes at the boundary, so the particles stay inside, but the fixed point is the density
       :math:`\exp(Q/\tau) \prod_k (1 - a_k^2)`, not :math:`\exp(Q/\tau)`: biased away from the
       boundary (G = 5: mean 0.650 against 0.800 in closed form). The reference describes the term as the
-      pre-tanh Jacobian while taking gradients and kernel in the squashed variables (`softlearning
-      issue 143 <https://github.com/rail-berkeley/softlearning/issues/143>`_).
+      pre-tanh Jacobian while taking gradients and kernel in the squashed variables (`rail-berkeley/softlearning#143
+      <https://github.com/rail-berkeley/softlearning/issues/143>`_).
 
     The temperature enters as :math:`\ln p = Q/\tau`: [SQL] Eq. 13 writes
     :math:`\tau` times this direction (a step size).

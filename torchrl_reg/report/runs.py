@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
+from torchrl_reg.report.stats import last_evaluations_mean, normalized_curve_area
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.rundir import run_dir_holder
 
-__all__ = ["Run", "collect_runs", "method_labels", "read_curve", "write_records"]
+__all__ = ["CURVE_METRICS", "Run", "collect_runs", "method_labels", "read_curve", "write_records"]
 
 # Config keys that never distinguish methods: where a run lives, how it logs, which seed it used.
 IGNORED_PREFIXES = ("run_dir", "seed", "device", "logger.", "num_threads", "compile")
@@ -273,11 +274,28 @@ def read_curve(run: Run, curve: str) -> tuple[np.ndarray, np.ndarray]:
     return frames[keep], values[keep]
 
 
+CURVE_METRICS = {
+    "last_eval": "the last evaluation",
+    "last3_eval": "the mean of the last three evaluations",
+    "eval_auc": "the area under the evaluation curve divided by the frames it spans",
+}
+"""Scores read off a run's evaluations (``metrics.json``'s ``eval_frames`` / ``eval_returns``) rather than
+taken from one ``metrics.json`` number; see :mod:`torchrl_reg.report.stats`."""
+
+
 def final_score(run: Run, metric: str) -> float:
-    """The run's final score: ``metrics.json[metric]``, or the last evaluation for ``metric="last_eval"``."""
-    if metric == "last_eval":
-        returns = run.metrics.get("eval_returns") or []
-        return float(returns[-1]) if returns else math.nan
+    """The run's final score: ``metrics.json[metric]``, or one of :data:`CURVE_METRICS` read off its evaluations
+    (NaN when the run has too few of them)."""
+    if metric in CURVE_METRICS:
+        frames, returns = read_curve(run, "eval")
+        if metric == "last_eval":
+            return float(returns[-1]) if len(returns) else math.nan
+        try:
+            if metric == "last3_eval":
+                return last_evaluations_mean(frames, returns, 3)
+            return normalized_curve_area(frames, returns)
+        except ValueError:
+            return math.nan
     value = run.metrics.get(metric)
     return float(value) if isinstance(value, (int, float)) else math.nan
 

@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from torchrl_reg.report.runs import Run, collect_runs, final_score, method_labels, read_curve, write_records
+from torchrl_reg.report.runs import (
+    CURVE_METRICS,
+    Run,
+    collect_runs,
+    final_score,
+    method_labels,
+    read_curve,
+    write_records,
+)
 from torchrl_reg.report.stats import (
     ESTIMATORS,
     interquartile_mean,
@@ -252,7 +260,8 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
         f"{res['runs_completed']} of {res['runs_expected']} runs completed"
         + (f"; {len(res['missing_or_failed'])} missing or failed (listed at the end)." if res["missing_or_failed"] else "."),
         f"Final score: `{res['metric']}` from each run's metrics.json"
-        + (" (mean return of the last 100 training episodes)." if res["metric"] == "final_return" else "."),
+        + (" (mean return of the last 100 training episodes)." if res["metric"] == "final_return"
+           else f" ({CURVE_METRICS[res['metric']]})." if res["metric"] in CURVE_METRICS else "."),
         f"Confidence intervals: 95% percentile intervals of {res['bootstrap_reps']} stratified bootstrap resamples "
         "(runs resampled within each environment; Agarwal et al. 2021).",
         "",
@@ -325,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="write RESULTS.md (to --out, default RESULTS.md) from the results spec SPEC "
                              "(e.g. benchmarks/results.yaml) instead of reporting RUN_DIRs")
     parser.add_argument("--metric", default="final_return",
-                        help="final score: a number in metrics.json (default final_return) or last_eval")
+                        help="final score: a number in metrics.json (default final_return), last_eval (the last "
+                             "evaluation), last3_eval (the mean of the last three) or eval_auc (the area under the "
+                             "evaluation curve divided by the frames it spans)")
     parser.add_argument("--curve", default="train/episode_return",
                         help="learning curve: a CSV scalar name (default train/episode_return) or eval")
     parser.add_argument("--env-key", default="env.name", help="config key naming the environment (default env.name)")
