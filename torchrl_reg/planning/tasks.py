@@ -77,7 +77,7 @@ def check_model(task: str, model: str, *, batched: bool) -> None:
     if task not in TASKS:
         raise ValueError(f"task name must be one of {list(TASKS)}, got {task!r}")
     if batched and task not in TENSOR_TASKS:
-        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got {task!r}")
+        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {task!r}")
     if task not in STOCHASTIC_TASKS:
         return  # the task itself: every model is exact
     if batched and model == "sampled":
