@@ -17,8 +17,13 @@ Tasks (``tree_search_preset=``, :func:`torchrl_reg.planning.make_task`): ``dchai
 leaf values and the initial values of untried actions: ``evaluator.checkpoint`` is that run's
 ``checkpoint.pt``, its ``config.yaml`` beside it) and ``atari`` (random rollouts).
 
-``planner.batch_episodes=K`` plays K episodes at once, one batched search over their trees per move
-(:class:`torchrl_reg.planning.BatchedTreeSearch`; dchain, frozenlake and minatar).
+``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.tasks.MODELS`; it matters on
+MinAtar and Atari, whose envs draw at random): ``sampled`` (default: fresh outcomes at every chance visit, the
+single-tree search's chance nodes), ``determinized`` (one sampled future per move) or ``oracle`` (the env's own
+stream: a diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
+once, one batched search over their trees per move (:class:`torchrl_reg.planning.BatchedTreeSearch`) where it plans
+in the model (dchain, frozenlake; minatar in the determinized or oracle model), else one single-tree search per
+episode; it changes how many episodes run at once, not the model.
 
 The loop is :func:`torchrl_reg.loops.planning.plan`; this file declares the config and its checks. The
 run-directory contract (config.yaml, checkpoint.pt after every episode or group of episodes, resume from the
@@ -35,17 +40,9 @@ from omegaconf import DictConfig
 from torchrl_reg.configs import default_of, register_schema
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.loops import recipe_entry
-from torchrl_reg.planning import (
-    ALGORITHMS,
-    KNOB_DEFAULTS,
-    RECOMMENDATIONS,
-    TASKS,
-    TENSOR_TASKS,
-    QNetworkEvaluator,
-    RandomRollout,
-    algorithm_knobs,
-    make_search,
-)
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
+from torchrl_reg.planning.algorithms import algorithm_knobs
+from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import check_choice, check_count, check_range
 
@@ -94,6 +91,7 @@ class PlannerConfig:
     recommend: Optional[str] = default_of(make_search, "recommend")
     gamma: float = default_of(make_search, "gamma")
     q_init: float = default_of(make_search, "q_init")
+    model: str = "sampled"
     batch_episodes: int = 1
 
     docs: ClassVar[dict[str, str]] = {
@@ -107,7 +105,8 @@ class PlannerConfig:
         "recommend": "the move played: search_value, bellman_value or most_visited (null: the algorithm's own)",
         "gamma": "discount of the tree and the rollouts",
         "q_init": "initial value of untried actions when the evaluator gives none",
-        "batch_episodes": "episodes played at once, one batched search per move (1: the single-tree search; >1: dchain, frozenlake, minatar)",
+        "model": "the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move) or oracle (the env's own stream: a diagnostic)",
+        "batch_episodes": "episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized or oracle model; else one single-tree search per episode)",
     }
 
 
@@ -189,18 +188,18 @@ def check_ranges(cfg: DictConfig) -> None:
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
     check_count("planner.simulations", planner.simulations)
     check_count("planner.batch_episodes", planner.batch_episodes)
+    check_choice("planner.model", planner.model, MODELS)
     if planner.batch_episodes > 1:
-        if task.name not in TENSOR_TASKS:
-            raise ValueError(
-                f"planner.batch_episodes={planner.batch_episodes} needs a task the batched search models "
-                f"({', '.join(TENSOR_TASKS)}), got task.name={task.name!r}; use planner.batch_episodes=1"
-            )
         if planner.algorithm not in ALGORITHMS:
             raise ValueError(
                 f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
                 "does not search: use planner.batch_episodes=1"
             )
     if planner.algorithm in ALGORITHMS:
+        try:  # the single-tree search plans in every model it is offered; the batched one where it can, else one tree each
+            check_model(task.name, planner.model, batched=False)
+        except ValueError as err:
+            raise ValueError(f"planner.model={planner.model!r} on task.name={task.name!r}: {err}") from None
         knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
         for name, value in knobs.items():
             check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))

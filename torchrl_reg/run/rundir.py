@@ -82,7 +82,19 @@ AS_NEW = object()
 #: actor-critic configs when their loop started to read the loss from the config; each actor-critic recipe
 #: offers exactly one loss name (the one it registers), so a stored config without one ran the name it now gives.
 #: ``planner.batch_episodes`` came to the planning loop with its batched mode; before it, one episode at a time.
-ADDED_KEYS: dict[str, Any] = {"env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1}
+#: ``planner.model`` came with the model knob: a value that depends on the stored config is a function of it.
+ADDED_KEYS: dict[str, Any] = {
+    "env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1,
+    "planner.model": lambda stored: _planner_model_before(stored),
+}
+
+
+def _planner_model_before(stored: Mapping[str, Any]) -> Any:
+    """What a planning config without ``planner.model`` planned in: on MinAtar and Atari one episode at a time searched
+    the sampled model and a batch of episodes the determinized one; on the deterministic tasks every model is the task."""
+    if stored.get("task.name") not in ("minatar", "atari"):
+        return AS_NEW
+    return "determinized" if stored.get("planner.batch_episodes", 1) > 1 else "sampled"
 
 logger = logging.getLogger(__name__)
 
@@ -418,6 +430,8 @@ def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     for key in sorted(set(old) | set(cur)):
         b = cur.get(key, "<absent>")
         a = old.get(key, ADDED_KEYS.get(key, "<absent>"))
+        if callable(a):
+            a = a(old)
         if a is AS_NEW:
             a = b
         if a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):  # NaN == NaN here
