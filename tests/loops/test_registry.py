@@ -41,7 +41,7 @@ RECIPES = {
     "iq": ([], "actor_critic", ("m_iq", "iq", "trust_pcl", "pcl")),
     "sac": ([], "actor_critic", ("sac",)),
     "sql": ([], "actor_critic", ("sql",)),
-    "mdac": ([], "actor_critic", ("mdac", "mdac_unbounded")),
+    "mdac": ([], "actor_critic", ("mdac", "mdac_unbounded", "mdac_bound_current_only", "mdac_bound_successor_only")),
     "virel": ([], "actor_critic", ("virel", "virel_em")),
     "virel env=cartpole": (["env=cartpole"], "value_based", ("virel",)),
 }
