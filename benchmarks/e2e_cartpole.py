@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from torchrl_reg.run.metrics import read_metric
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "e2e_cartpole"
 
@@ -64,7 +66,7 @@ def run_one(impl: str, target: str, seed: int, frames: int, extra: list[str]) ->
             rows = (Path(tmp) / "run" / "csv" / "scalars" / "train" / "episode_return.csv").read_text().split()
             steps = [int(r.split(",")[0]) for r in rows]
             returns = [float(r.split(",")[1]) for r in rows]
-            inner_wall, final = inner["wall_time_s"], inner["final_return"]
+            inner_wall, final = inner["wall_time_s"], read_metric(inner, "train_return_mean")
             frames = inner["frames"]
     command = " ".join(shlex.quote(c) for c in cmd).replace(sys.executable, "python")
     return {

@@ -32,6 +32,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from torchrl_reg.report.stats import pooled_std
+
 REPO = Path(__file__).resolve().parents[1]
 LEARNING = REPO / "benchmarks" / "results" / "iq" / "learning"
 FIDELITY = REPO / "benchmarks" / "results" / "iq" / "fidelity"
@@ -106,16 +108,10 @@ def collect(sweeps: Path, out: Path = FIDELITY) -> None:
         print(f"{name}: eval {metrics['eval_returns'][-1]:.0f} at {metrics['eval_frames'][-1]} -> {out / name}.json")
 
 
-def _pooled_std(a: list[float], b: list[float]) -> float:
-    """Pooled sample standard deviation of two groups of seeds."""
-    dof = len(a) + len(b) - 2
-    return math.sqrt(((len(a) - 1) * statistics.variance(a) + (len(b) - 1) * statistics.variance(b)) / dof)
-
-
 def _at_least_minus_pooled_std(a: list[float], b: list[float]) -> dict:
     """The target "mean(a) >= mean(b) - pooled std" over seeds: the pooled std, the threshold, the margin of
     ``a``'s mean over it, whether it is met, and the seed counts."""
-    pooled = _pooled_std(a, b)
+    pooled = pooled_std(a, b)
     threshold = statistics.fmean(b) - pooled
     return {"pooled_std": pooled, "threshold": threshold, "margin": statistics.fmean(a) - threshold,
             "met": statistics.fmean(a) >= threshold, "seeds": [len(a), len(b)]}
@@ -249,7 +245,7 @@ def vs_sac(records: Path, runs: Path = FIDELITY / "300k") -> dict:
     """Report records (``torchrl_reg.report --records``: ``<method>_HalfCheetah-v5_seed<k>.json``) against the
     collected 300k SAC runs (``runs/sac_seed<k>.json``): per method and step of ``HORIZON_STEPS``, the return per
     seed, mean and sample std, the ratio of means to SAC's, the per-seed ratios (same seed), and the target
-    "method >= SAC - pooled std" (issue 40's for MDAC). Written to ``records/comparison.json``, with the figure
+    "method >= SAC - pooled std" (the MDAC target). Written to ``records/comparison.json``, with the figure
     ``records/vs_sac.png`` (evaluation returns per seed and their mean against steps, SAC's beside them; the ratio of
     means at each step)."""
     sac: dict[int, dict[int, float]] = {}

@@ -16,7 +16,7 @@
     python -m benchmarks.planning minatar-oracle --eval results/planning/minatar_fair_asterix.json  # the searches with an oracle model
     python -m benchmarks.planning plot
 
-``minatar-fair`` is the fair MinAtar comparison of issue 42; its plan (networks, tuning, evaluation, with their
+``minatar-fair`` is the fair MinAtar comparison; its plan (networks, tuning, evaluation, with their
 costs) is :func:`minatar_fair`'s docstring. ``minatar`` is the earlier comparison (log-prior init, untuned knobs).
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
@@ -69,6 +69,7 @@ from torchrl_reg.planning import (  # noqa: E402
     synthetic_tree_q,
 )
 from torchrl_reg.report.stats import aggregate_mean, stratified_bootstrap_ci  # noqa: E402
+from torchrl_reg.run.metrics import read_metric  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "planning"
 COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
@@ -1080,7 +1081,7 @@ def _networks(paths: list[str], game: str, seeds: list[int]) -> list[dict]:
             "overrides": exported["overrides"] if exported else list(run.overrides),
             "command": exported["command"] if exported else run.command,
             **({"exported_from": {k: exported[k] for k in ("run_dir", "checkpoint_sha256")}} if exported else {}),
-            "training": {k: run.metrics.get(k) for k in (
+            "training": {k: read_metric(run.metrics, k) for k in (
                 "frames", "final_return", "eval_frames", "eval_returns", "wall_time_s", "steps_per_s")},
         })
     return nets
@@ -1106,7 +1107,7 @@ def export_networks(args) -> None:
 
     from torchrl_reg.planning.tasks import minatar_module
     from torchrl_reg.report.runs import collect_runs
-    from torchrl_reg.run import load_checkpoint, save_checkpoint
+    from torchrl_reg.run import read_checkpoint, save_checkpoint
 
     out = Path(args.out)
     try:
@@ -1145,7 +1146,7 @@ def export_networks(args) -> None:
         try:
             for name in ("config.yaml", "metrics.json"):
                 shutil.copyfile(run.run_dir / name, staging / name)
-            save_checkpoint(staging / "checkpoint.pt", {"policy": load_checkpoint(checkpoint)["policy"]})
+            save_checkpoint(staging / "checkpoint.pt", {"policy": read_checkpoint(checkpoint)["policy"]})
             (staging / "source.json").write_text(json.dumps({
                 "run_dir": str(run.run_dir), "checkpoint_sha256": sha256, "overrides": list(run.overrides),
                 "command": run.command,
@@ -1260,7 +1261,7 @@ def _eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: li
         "bootstrap_reps": reps,
     }
     if {"ments", "uct"} <= set(algorithms):
-        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019) has MENTS above UCT on 3 of 5 games
+        # the MENTS paper's Atari table (Xiao et al., NeurIPS 2019, Table 1) has MENTS above UCT on 4 of 5 games
         result["ments_vs_uct"] = {str(n): comparisons[f"ments@{n} - uct@{n}"]["verdict"] for n in simulations}
     return result
 
@@ -1307,7 +1308,7 @@ def _fair_check(args, game: str) -> dict | None:
 
 
 def minatar_fair(args) -> None:
-    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value (issue 42).
+    """A fair MinAtar comparison of MENTS, BTS, DENTS and UCT with M-DQN networks as prior and leaf value.
 
     The plan, in order (each command on one core, one thread; the three games' commands can run side by side):
 

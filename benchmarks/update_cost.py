@@ -64,7 +64,7 @@ NETWORKS = {"cartpole_mlp": cartpole_net, "minatar_conv": minatar_net, "atari_na
 
 @contextmanager
 def before_network_calls(loss: MunchausenDQNLoss) -> Iterator[None]:
-    """The loss's network calls of before issue 37's item 5 (second change), patched in for the duration: the
+    """The loss's network calls before they were made cheaper (parameter slots), patched in for the duration: the
     parameters swapped with ``to_module`` (no parameter slots) and the Q-network called through its TensorDictModule."""
     slots, action_values = loss.__dict__["_slots"], common.RegularizedDQNLossBase._action_values
     loss.__dict__["_slots"] = None
@@ -115,7 +115,7 @@ def make_step(kind: str, net_fn, seed: int, device: str = "cpu"):
 def main() -> None:
     parser = timing_parser(__doc__.splitlines()[0], repeats=15, steps=200, subsets=("--networks", NETWORKS),
                            steps_help="updates per timing (scaled down for big nets)")
-    parser.add_argument("--before", action="store_true", help="also time the M-DQN updates with the network calls of before issue 37's item 5")
+    parser.add_argument("--before", action="store_true", help="also time the M-DQN updates with the network calls of before they were made cheaper")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall time (default) or this thread's CPU time (a loaded shared machine; CPU only)")
     args = parse_timing_args(parser)

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+from torchrl_reg.run.metrics import read_metric
+
 RESULTS = Path(__file__).parent / "results" / "virel"
 MAIN_METHODS = ("virel_practical", "virel_em", "sac")
 ESTIMATORS = ("virel_practical", "virel_practical_batch", "virel_practical_ema")
@@ -85,7 +87,7 @@ def summarize_run(run: Path) -> dict:
         "method": name, "seed": config["seed"], "run_dir": str(run), "sweep_command": sweep_command(run),
         "status": metrics.get("status", "running"), "completed": metrics.get("status") == "completed",
         "last_eval_frame": evals[-1][0] if evals else None, "last_eval_return": evals[-1][1] if evals else None,
-        "final_return": metrics.get("final_return"), "wall_time_s": metrics.get("wall_time_s"),
+        "final_return": read_metric(metrics, "train_return_mean"), "wall_time_s": metrics.get("wall_time_s"),
         "eval": evals, "temperature": temperature,
     }
 

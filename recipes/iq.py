@@ -41,15 +41,7 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.configs import (
-    ActorCriticLossConfig,
-    GaussianPolicyConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
+from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import LoopHooks, recipe_entry, register_loss
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
@@ -80,8 +72,6 @@ class IQLossConfig(ActorCriticLossConfig):
         "alpha": "weight of the Munchausen term (0: PCL-like IQ without it)",
         "bootstrap": "the value bootstrapped at the next state: target (target network) or online",
     }
-
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("implicit_q",)}
     # IQ and PCL (alpha = 0) have no Munchausen term to clip.
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("alpha", lambda alpha: alpha > 0) for key in ("clip_value_min", "clip_value_max")
@@ -137,17 +127,14 @@ def method_name(loss: DictConfig) -> str:
     return "trust_pcl" if loss.alpha > 0 else "pcl"
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
-    cfg = check_config(cfg, IQConfig)
-    check_loss_config(ImplicitQLoss, cfg.loss)
+def check_policy(cfg: DictConfig) -> None:
+    """The ``policy`` group and its one rule with the loss (the scaled softmax divides by ``loss.tau``)."""
     check_choice("policy.kind", cfg.policy.kind, list(POLICIES))
     check_count("policy.num_bins", cfg.policy.num_bins, 2)  # both bounds
     if cfg.policy.scaled and cfg.policy.kind != "multicategorical":
         raise ValueError(
             f"policy.scaled=true divides the multicategorical logits by tau; policy.kind={cfg.policy.kind!r} has no logits"
         )
-    return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, ImplicitQLoss]:
@@ -213,7 +200,7 @@ register_loss(
 )
 
 
-train, main = recipe_entry("iq", validate)
+validate, train, main = recipe_entry("iq", IQConfig, check_policy)
 
 if __name__ == "__main__":
     main()

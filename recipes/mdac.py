@@ -32,15 +32,7 @@ from omegaconf import DictConfig
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.configs import (
-    ActorCriticLossConfig,
-    GaussianPolicyConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
+from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import actor_critic, recipe_entry, register_loss
 from torchrl_reg.objectives import MDACLoss
 from torchrl_reg.objectives.mdac import resolve_bounds
@@ -82,21 +74,12 @@ class MDACLossConfig(ActorCriticLossConfig):
         "num_qvalue_nets": "critics (the min of them in the target)",
         "loss_function": "the critics' regression loss",
     }
-
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("mdac",)}
     # A fixed temperature has no target entropy. A scale no term reads (the identity has none) is refused by
-    # MDACLoss's own checks (check_loss_config), which see the per-term keys together.
+    # MDACLoss's own checks (run on the config by its validation), which see the per-term keys together.
     read_only_if: ClassVar[ReadOnlyIf] = {"target_entropy": ("fixed_alpha", lambda fixed: not fixed)}
 
 
 MDACConfig = recipe_schema("mdac", loss=MDACLossConfig, policy=GaussianPolicyConfig)
-
-
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
-    cfg = check_config(cfg, MDACConfig)
-    check_loss_config(MDACLoss, cfg.loss, target_entropy=target_entropy(cfg.loss))
-    return cfg
 
 
 def target_entropy(loss: DictConfig) -> float | str:
@@ -130,10 +113,11 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
 register_loss(
     "mdac", MDACLoss, from_config, family="actor_critic",
     label=lambda cfg: method_name(cfg.loss), metrics=lambda cfg: {"policy": "gaussian"},
+    values=lambda cfg: {"target_entropy": target_entropy(cfg.loss)},
 )
 
 
-train, main = recipe_entry("mdac", validate)
+validate, train, main = recipe_entry("mdac", MDACConfig)
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,7 @@ from typing import ClassVar, Optional
 
 from omegaconf import DictConfig
 
-from torchrl_reg.configs import default_of, register_schema, structured
+from torchrl_reg.configs import default_of, register_schema
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.loops import recipe_entry
 from torchrl_reg.planning import (
@@ -171,9 +171,8 @@ class TreeSearchConfig:
 register_schema("tree_search", TreeSearchConfig)
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema and range checks, all before anything is built."""
-    cfg = structured(cfg, TreeSearchConfig)
+def check_ranges(cfg: DictConfig) -> None:
+    """Range checks after the schema's (:func:`~torchrl_reg.loops.recipe_entry`), all before anything is built."""
     check_count("episodes", cfg.episodes)
     check_count("num_threads", cfg.num_threads)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
@@ -222,11 +221,10 @@ def validate(cfg: DictConfig | dict) -> DictConfig:
         check_choice("evaluator.init", evaluator.init, QNetworkEvaluator.INITS)
     else:
         check_count("evaluator.rollout_steps", evaluator.rollout_steps, 0)
-    return cfg
 
 
 # ``train`` by the recipe contract (torchrl_reg.run: sweeps call recipes by it), though nothing is trained
-train, main = recipe_entry("tree_search", validate)
+validate, train, main = recipe_entry("tree_search", TreeSearchConfig, check_ranges)
 train.__doc__ = "Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in ``<run_dir>/metrics.json``)."
 
 if __name__ == "__main__":

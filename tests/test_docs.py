@@ -62,3 +62,51 @@ def test_the_api_reference_documents_every_public_name(built):
                if f"torchrl_reg.{package}.{name}" not in documented]
     assert not missing, missing
     assert sorted(p.stem for p in (ROOT / "docs" / "api").glob("*.rst") if p.stem != "index") == sorted(PUBLIC)
+    # docs/losses.rst tells VIREL users to call keep_temperature, defined in the losses' shared base
+    assert {"torchrl_reg.objectives.VIRELLoss.keep_temperature",
+            "torchrl_reg.objectives.DiscreteVIRELLoss.keep_temperature"} <= documented
+
+
+def _light_install(root: Path) -> Path:
+    """A folder of links to the packages of the core install and sphinx (torch, torchrl, tensordict, numpy,
+    sphinx and what they require, by their metadata): with ``python -S`` and this folder on the path, an
+    interpreter sees what ``pip install -e . sphinx`` gives a loss user, none of the extras' packages."""
+    import importlib.metadata as metadata
+    import re
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+
+    environment = {**default_environment(), "extra": ""}
+    todo, found = ["torch", "torchrl", "tensordict", "numpy", "sphinx"], {}
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in found:
+            continue
+        try:
+            found[name] = dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [req.name for req in map(Requirement, dist.requires or []) if not req.marker or req.marker.evaluate(environment)]
+    root.mkdir()
+    for dist in found.values():
+        site = Path(dist.locate_file(""))
+        for top in {Path(f).parts[0] for f in dist.files or [] if not str(f).startswith("..")}:
+            if not (root / top).exists() and (site / top).exists():
+                (root / top).symlink_to(site / top)
+    return root
+
+
+@pytest.mark.slow
+def test_the_html_docs_build_with_the_core_install_and_sphinx_alone(tmp_path):
+    # The API reference imports the modules of the recipes extra (Hydra, gymnasium, ale-py, ...): docs/conf.py mocks
+    # those that are not installed. Built here as a loss user would, from `pip install -e . sphinx`.
+    light = _light_install(tmp_path / "site")
+    code = (f"import sys; sys.path[:0] = [{str(light)!r}, {str(ROOT)!r}]; import importlib.util; "
+            "assert importlib.util.find_spec('hydra') is None and importlib.util.find_spec('gymnasium') is None; "
+            "from sphinx.cmd.build import main; "
+            f"sys.exit(main(['-W', '--keep-going', '-q', '-b', 'html', {str(ROOT / 'docs')!r}, {str(tmp_path / 'html')!r}]))")
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    assert "MDACLossConfig" in (tmp_path / "html" / "api" / "trainer_configs.html").read_text()

@@ -1,5 +1,6 @@
-"""TorchRL's own DQNTrainer, configured with TorchRL 0.14's Hydra dataclasses, runs our losses from the
-configs of :mod:`torchrl_reg.trainer_configs` on CartPole: a few updates each."""
+"""TorchRL's own trainers, configured with TorchRL 0.14's Hydra dataclasses, run our losses from the configs of
+:mod:`torchrl_reg.trainer_configs`: its DQNTrainer the DQN family on CartPole, its SACTrainer the actor-critic losses
+on Pendulum, a few updates each."""
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,9 @@ import torch
 from hydra.core.config_store import ConfigStore
 from hydra.utils import instantiate
 from omegaconf import MISSING
+from tensordict import TensorDict
 
-from torchrl_reg.objectives import MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss
+from torchrl_reg.objectives import MDACLoss, MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss, SoftQLearningLoss, VIRELLoss
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +128,133 @@ def test_configs_are_stored_beside_torchrl_s():
         node = store.load(f"loss/{name}.yaml").node
         for key in ("alpha", "tau", "clip_value_min", "clip_value_max"):
             assert node[key] == loss_class.__init__.__kwdefaults__[key], (name, key)
+    for name, loss_class in (("mdac", MDACLoss), ("virel", VIRELLoss)):
+        node = store.load(f"loss/{name}.yaml").node
+        assert node["_target_"] == "torchrl_reg.trainer_configs.make_actor_critic_loss"
+        for key, value in loss_class.__init__.__kwdefaults__.items():
+            if key in node:
+                assert node[key] == value, (name, key)
+    for group, name in (("loss", "sql"), ("actor_network", "tanh_normal"), ("actor_network", "svgd_sampler"),
+                        ("critic_network", "state_action_value"), ("hook", "virel_temperature")):
+        assert store.load(f"{group}/{name}.yaml").node["_target_"].startswith("torchrl_reg.trainer_configs.")
+
+
+# -- SACTrainer: MDAC, VIREL, soft Q-learning on Pendulum (obs 3, one action in [-2, 2]) ------------------------------
+
+AC_FRAMES, AC_FRAMES_PER_BATCH, AC_STEPS = 96, 32, 2
+
+
+def sac_trainer_config(loss, actor, critic, hooks=None, updater=None, log_rewards=False):
+    from torchrl.trainers.algorithms.configs.collectors import CollectorConfig
+    from torchrl.trainers.algorithms.configs.data import LazyTensorStorageConfig, TensorDictReplayBufferConfig
+    from torchrl.trainers.algorithms.configs.envs import TransformedEnvConfig
+    from torchrl.trainers.algorithms.configs.envs_libs import GymEnvConfig
+    from torchrl.trainers.algorithms.configs.objectives import SoftUpdateConfig
+    from torchrl.trainers.algorithms.configs.trainers import SACTrainerConfig
+    from torchrl.trainers.algorithms.configs.transforms import RewardSumConfig
+    from torchrl.trainers.algorithms.configs.utils import AdamConfig
+
+    env = GymEnvConfig(env_name="Pendulum-v1")
+    if log_rewards:  # TorchRL's reward logging reads the trainer's episode_reward_key ("reward_sum"), which only a
+        # RewardSum transform writes, and RewardSum's own default out key is "episode_reward": name it
+        env = TransformedEnvConfig(base_env=env, transform=RewardSumConfig(in_keys=["reward"], out_keys=["reward_sum"]))
+    return SACTrainerConfig(
+        collector=CollectorConfig(create_env_fn=env, policy=actor(), frames_per_batch=AC_FRAMES_PER_BATCH,
+                                  total_frames=AC_FRAMES, _partial_=True),
+        total_frames=AC_FRAMES,
+        optim_steps_per_batch=AC_STEPS,
+        loss_module=loss,
+        actor_network=actor(_partial_=True),  # the loss's actor; the collector's policy gets its weights after every update
+        critic_network=critic(_partial_=True),
+        optimizer=AdamConfig(lr=1e-3, _partial_=True),
+        logger=None,
+        save_trainer_file=None,
+        replay_buffer=TensorDictReplayBufferConfig(storage=LazyTensorStorageConfig(max_size=1000), batch_size=16),
+        target_net_updater=updater or SoftUpdateConfig(loss_module=MISSING, tau=0.5),  # the trainer passes its loss
+        progress_bar=False,
+        enable_logging=log_rewards,
+        log_rewards=log_rewards,
+        log_actions=False,
+        log_interval=AC_FRAMES,
+        seed=0,
+        hooks=hooks,
+    )
+
+
+def ac_cases() -> dict:
+    from torchrl_reg.trainer_configs import (
+        MDACLossConfig,
+        SoftQLearningLossConfig,
+        StateActionValueConfig,
+        SVGDSamplerConfig,
+        TanhNormalPolicyConfig,
+        VIRELLossConfig,
+        VIRELTemperatureHookConfig,
+    )
+
+    box = {"observation_dim": 3, "action_dim": 1, "low": -2.0, "high": 2.0, "num_cells": [16]}
+    policy = lambda **kw: TanhNormalPolicyConfig(**box, **kw)  # noqa: E731
+    critic = lambda **kw: StateActionValueConfig(observation_dim=3, action_dim=1, num_cells=[16], **kw)  # noqa: E731
+    return {
+        "mdac": (lambda: MDACLossConfig(gamma=0.99, _partial_=True), policy, critic, None, MDACLoss),
+        # a temperature batch of 40 transitions: the hook keeps the initial temperature for the first batch
+        "virel": (lambda: VIRELLossConfig(gamma=0.99, _partial_=True), policy, critic,
+                  lambda: [VIRELTemperatureHookConfig(batch_size=40)], VIRELLoss),
+        "sql": (lambda: SoftQLearningLossConfig(gamma=0.99, num_value_particles=4, num_particles=4, _partial_=True),
+                lambda **kw: SVGDSamplerConfig(**box, **kw), critic, None, SoftQLearningLoss),
+    }
+
+
+@pytest.mark.filterwarnings("error:.*VIRELLoss")  # the hook drives the replay temperature: no warning
+@pytest.mark.filterwarnings("error:No target network updater")  # the trainer's SoftUpdate is attached
+@pytest.mark.filterwarnings("ignore:SACTrainer is an experimental")
+@pytest.mark.parametrize("name", ["mdac", "virel", "sql"])
+def test_torchrl_sac_trainer_runs_our_actor_critic_loss(name):
+    loss_cfg, actor_cfg, critic_cfg, hooks, loss_class = ac_cases()[name]
+    torch.manual_seed(0)
+    trainer = instantiate(sac_trainer_config(loss_cfg(), actor_cfg, critic_cfg, hooks() if hooks else None))
+    loss = trainer.loss_module
+    assert isinstance(loss, loss_class) and loss.value_estimator.gamma == 0.99
+    online = loss.qvalue_network_params
+    before = online.clone()
+    target_before = loss.target_qvalue_network_params.clone()
+    actor_before = TensorDict.from_module(loss.actor_network).clone()
+    trainer.train()
+    assert trainer.collected_frames == AC_FRAMES
+    # The optimizer stepped the critic and the actor, and the updater moved the target towards the critic.
+    assert (online != before).any() and (TensorDict.from_module(loss.actor_network) != actor_before).any()
+    assert (loss.target_qvalue_network_params != target_before).any()
+    assert all(torch.isfinite(p).all() for p in online.values(True, True))
+    # The collector acts with the loss's actor: its policy holds the trained weights.
+    policy = TensorDict.from_module(trainer.collector.policy)
+    torch.testing.assert_close(policy, TensorDict.from_module(loss.actor_network).data)
+    if name == "virel":  # estimated on the 40-transition batches once the buffer held them
+        assert loss.temperature.item() != 1.0 and torch.isfinite(loss.temperature)
+
+
+def test_the_sac_trainer_logs_episode_returns_with_reward_sum_and_hard_updates_take_the_loss():
+    # The two settings a first trainer script trips on (docs/losses.rst): log_rewards=True reads "reward_sum", which
+    # only a RewardSum transform writes (out_keys=["reward_sum"]), and HardUpdateConfig needs loss_module=MISSING
+    # (the trainer passes its loss).
+    from torchrl.trainers.algorithms.configs.objectives import HardUpdateConfig
+
+    loss_cfg, actor_cfg, critic_cfg, _, _ = ac_cases()["mdac"]
+    updater = HardUpdateConfig(loss_module=MISSING, value_network_update_interval=4)
+    trainer = instantiate(sac_trainer_config(loss_cfg(), actor_cfg, critic_cfg, updater=updater, log_rewards=True))
+    trainer.train()
+    assert trainer.collected_frames == AC_FRAMES and "r_training" in trainer._log_dict
+
+
+def test_make_actor_critic_loss_takes_the_critic_under_either_name_and_refuses_both():
+    from torchrl_reg.trainer_configs import make_actor_critic_loss, make_state_action_value, make_tanh_normal_policy
+
+    actor = make_tanh_normal_policy(observation_dim=3, action_dim=1, num_cells=[8])
+    critic = make_state_action_value(observation_dim=3, action_dim=1, num_cells=[8])
+    for name in ("critic_network", "qvalue_network"):
+        loss = make_actor_critic_loss(loss="mdac", actor_network=actor, gamma=0.9, **{name: critic})
+        assert isinstance(loss, MDACLoss) and loss.value_estimator.gamma == 0.9
+    with pytest.raises(ValueError, match="both critic_network= and qvalue_network="):
+        make_actor_critic_loss(loss="mdac", actor_network=actor, critic_network=critic, qvalue_network=critic)
+    with pytest.raises(ValueError, match="needs an actor and a critic"):
+        make_actor_critic_loss(loss="virel", actor_network=actor)
+

@@ -14,20 +14,36 @@ beside TorchRL's ``DQNLossConfig``, with the same conventions (``gamma`` for the
   in the trainer's ``hooks`` (Algorithm 1's prior update on each collected batch and beta update after
   each loss: without them MIRL is SQL with a fixed prior, and the loss warns)
 
-:func:`register_configs` stores them in Hydra's ConfigStore (groups ``loss``, ``value_network``,
-``hook``). Every field's default is the loss's own (``default_of``). Importing this module imports
+and the actor-critic losses in TorchRL's ``SACTrainerConfig``, whose trainer builds its loss as
+``loss_module(actor_network=, critic_network=)`` from its own ``actor_network`` and ``critic_network`` nodes
+(:class:`TanhNormalPolicyConfig`, :class:`SVGDSamplerConfig`, :class:`StateActionValueConfig`; the collector's
+``policy`` is another instance of the actor's config, whose weights the trainer copies from the loss's after every
+update):
+
+* :class:`MDACLossConfig` -> :class:`~torchrl_reg.objectives.MDACLoss`
+* :class:`VIRELLossConfig` -> :class:`~torchrl_reg.objectives.VIRELLoss`, with :class:`VIRELTemperatureHookConfig`
+  in the trainer's ``hooks`` (the ``"replay"`` temperature on a separate replay batch before every update: without
+  it the temperature stays at its initial value, and the loss warns)
+* :class:`SoftQLearningLossConfig` -> :class:`~torchrl_reg.objectives.SoftQLearningLoss` (``SoftQLoss`` and
+  ``SVGDPolicyLoss`` on one critic) over an amortized SVGD sampler
+
+:func:`register_configs` stores them in Hydra's ConfigStore (groups ``loss``, ``value_network``, ``actor_network``,
+``critic_network``, ``hook``). Every field's default is the loss's own (``default_of``). Importing this module imports
 ``torchrl.trainers.algorithms.configs``, which registers TorchRL's own groups (``env``, ``loss``,
 ``logger``, ...) in Hydra's global ConfigStore, where they shadow the recipes' ``recipes/conf`` groups of
 the same names: use it in a TorchRL trainer script, not in a process that also composes our recipes. ``tests/test_trainer_configs.py``
-runs TorchRL's ``DQNTrainer`` a few updates with each on CartPole.
+runs TorchRL's ``DQNTrainer`` a few updates with each DQN-family loss on CartPole and its ``SACTrainer`` with each
+actor-critic loss on Pendulum; docs/losses.rst has a complete script for each trainer.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from hydra.core.config_store import ConfigStore
-from torchrl.data import Categorical, OneHot
+from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
 from torchrl.modules import QValueActor
 from torchrl.objectives.common import LossModule
 from torchrl.trainers.algorithms.configs.common import _normalize_hydra_key
@@ -36,17 +52,38 @@ from torchrl.trainers.algorithms.configs.objectives import LossConfig
 from torchrl.trainers.trainers import Trainer, TrainerHookBase
 
 from torchrl_reg.configs.schemas import default_of
+from torchrl_reg.modules.critics import state_action_value_network
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
-from torchrl_reg.objectives import IQNLoss, MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss
-from torchrl_reg.validation import check_choice
+from torchrl_reg.modules.policies import tanh_normal_policy
+from torchrl_reg.modules.soft_q import svgd_sampler_actor
+from torchrl_reg.objectives import (
+    IQNLoss,
+    MDACLoss,
+    MIRLLoss,
+    MunchausenDQNLoss,
+    MunchausenIQNLoss,
+    SoftQLearningLoss,
+    SoftQLoss,
+    SVGDPolicyLoss,
+    VIRELLoss,
+)
+from torchrl_reg.validation import check_choice, check_count
 
 __all__ = [
     "IQNQValueModelConfig",
+    "MDACLossConfig",
     "MIRLLossConfig",
     "MIRLUpdates",
     "MIRLUpdatesHookConfig",
     "MunchausenDQNLossConfig",
     "MunchausenIQNLossConfig",
+    "SVGDSamplerConfig",
+    "SoftQLearningLossConfig",
+    "StateActionValueConfig",
+    "TanhNormalPolicyConfig",
+    "VIRELLossConfig",
+    "VIRELTemperature",
+    "VIRELTemperatureHookConfig",
     "register_configs",
 ]
 
@@ -54,15 +91,8 @@ _LOSSES = {"m_dqn": MunchausenDQNLoss, "m_iqn": MunchausenIQNLoss, "mirl": MIRLL
 _KEYS = ("action_key", "action_value_key", "reward_key", "done_key", "terminated_key", "priority_key", "priority_weight_key")
 
 
-def make_loss(*, loss: str, value_network: Any = None, gamma: float | None = None, **kwargs: Any) -> LossModule:
-    """Build the loss named ``loss`` (``"m_dqn"``, ``"m_iqn"``, ``"mirl"``) as TorchRL's ``_make_dqn_loss``
-    builds ``DQNLoss``: keys renamed with ``set_keys``, gamma given to the value estimator."""
-    keys = {name.removesuffix("_key"): _normalize_hydra_key(kwargs.pop(name)) for name in _KEYS if kwargs.get(name) is not None}
-    for name in _KEYS:
-        kwargs.pop(name, None)
-    if value_network is not None and not isinstance(value_network, QValueActor) and callable(value_network):
-        value_network = value_network()  # a partial config node
-    module = _LOSSES[loss](value_network, **kwargs)
+def _finish(module: LossModule, keys: dict[str, Any], gamma: float | None) -> LossModule:
+    """Rename the loss's keys with ``set_keys`` and give gamma to its value estimator, as TorchRL's builders do."""
     if keys:
         module.set_keys(**keys)
     if gamma is not None:
@@ -70,27 +100,54 @@ def make_loss(*, loss: str, value_network: Any = None, gamma: float | None = Non
     return module
 
 
-@dataclass
-class _RegularizedDQNLossConfig(LossConfig):
-    """The fields every loss of the family shares (TorchRL's ``DQNLossConfig``'s, less ``double_dqn``)."""
+def _pop_keys(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The ``*_key`` entries of ``kwargs`` that are set, as ``set_keys`` arguments; all of them leave ``kwargs``."""
+    keys = {name.removesuffix("_key"): _normalize_hydra_key(kwargs[name]) for name in names if kwargs.get(name) is not None}
+    for name in names:
+        kwargs.pop(name, None)
+    return keys
 
-    value_network: Any = None
+
+def _built(network: Any) -> Any:
+    """A network given as a partial config node (a callable that is not a module) is built."""
+    return network() if network is not None and not isinstance(network, torch.nn.Module) and callable(network) else network
+
+
+def make_loss(*, loss: str, value_network: Any = None, gamma: float | None = None, **kwargs: Any) -> LossModule:
+    """Build the loss named ``loss`` (``"m_dqn"``, ``"m_iqn"``, ``"mirl"``) as TorchRL's ``_make_dqn_loss``
+    builds ``DQNLoss``: keys renamed with ``set_keys``, gamma given to the value estimator."""
+    keys = _pop_keys(kwargs, _KEYS)
+    return _finish(_LOSSES[loss](_built(value_network), **kwargs), keys, gamma)
+
+
+@dataclass
+class _OurLossConfig(LossConfig):
+    """The fields every loss config here shares: gamma (for the value estimator), the reductions, the input check
+    and the keys that both families read (renamed with ``set_keys`` when set)."""
+
     gamma: float | None = None
-    action_space: Any = None
     reduction: str | None = None
     use_prioritized_weights: Any = "auto"
     check_finite: bool = False
     action_key: Any = None
-    action_value_key: Any = None
     reward_key: Any = None
     done_key: Any = None
     terminated_key: Any = None
     priority_key: Any = None
     priority_weight_key: Any = None
-    _target_: str = "torchrl_reg.trainer_configs.make_loss"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+
+
+@dataclass
+class _RegularizedDQNLossConfig(_OurLossConfig):
+    """The fields every loss of the family shares (TorchRL's ``DQNLossConfig``'s, less ``double_dqn``)."""
+
+    value_network: Any = None
+    action_space: Any = None
+    action_value_key: Any = None
+    _target_: str = "torchrl_reg.trainer_configs.make_loss"
 
 
 @dataclass
@@ -217,6 +274,257 @@ class MIRLUpdatesHookConfig:
     _target_: str = "torchrl_reg.trainer_configs.MIRLUpdates"
 
 
+# -- the actor-critic losses in TorchRL's SACTrainer ---------------------------------------------------------------
+
+_AC_KEYS = ("action_key", "state_action_value_key", "reward_key", "done_key", "terminated_key", "priority_key",
+            "priority_weight_key")
+_AC_LOSSES = {"mdac": MDACLoss, "virel": VIRELLoss}
+
+
+def _keyword_names(cls: type) -> set[str]:
+    return {p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def _action_spec(actor: torch.nn.Module) -> TensorSpec:
+    """The action box of a TorchRL actor (its spec, or the ``"action"`` entry of its Composite spec)."""
+    spec = getattr(actor, "spec", None)
+    if spec is not None and "action" in getattr(spec, "keys", lambda: ())():
+        spec = spec["action"]
+    if spec is None:
+        raise ValueError(f"the actor ({type(actor).__name__}) has no action spec: build it with one (SVGDSamplerConfig does)")
+    return spec
+
+
+def make_actor_critic_loss(
+    *, loss: str, actor_network: Any = None, critic_network: Any = None, qvalue_network: Any = None,
+    gamma: float | None = None, **kwargs: Any,
+) -> LossModule:
+    """Build the actor-critic loss named ``loss`` (``"mdac"``, ``"virel"``, ``"sql"``) on an actor and a ``Q(s, a)``
+    critic, as TorchRL's ``SACTrainer`` asks for it (``loss_module(actor_network=, critic_network=)``);
+    ``qvalue_network=`` (the losses' own name, and ``SACLossConfig``'s) is taken too, one of the two. Keys are
+    renamed with ``set_keys``, gamma is given to the value estimator. ``"sql"``: :class:`SoftQLoss` (the keyword
+    arguments it takes, its action box the actor's spec) and :class:`SVGDPolicyLoss` (the rest) on the one
+    critic, combined in a :class:`SoftQLearningLoss`."""
+    if critic_network is not None and qvalue_network is not None:
+        raise ValueError("got both critic_network= and qvalue_network= (one critic, under either name)")
+    actor, critic = _built(actor_network), _built(critic_network if critic_network is not None else qvalue_network)
+    if actor is None or critic is None:
+        raise ValueError(f"the {loss!r} loss needs an actor and a critic: got actor_network={actor!r}, critic_network={critic!r}")
+    keys = _pop_keys(kwargs, _AC_KEYS)
+    if loss != "sql":
+        return _finish(_AC_LOSSES[loss](actor, critic, **kwargs), keys, gamma)
+    critic_args = {k: v for k, v in kwargs.items() if k in _keyword_names(SoftQLoss)}
+    actor_args = {k: v for k, v in kwargs.items() if k in _keyword_names(SVGDPolicyLoss) and k not in ("check_finite",)}
+    unknown = set(kwargs) - set(critic_args) - set(actor_args)
+    if unknown:
+        raise TypeError(f"soft Q-learning takes no argument {sorted(unknown)}")
+    module = SoftQLearningLoss(
+        SoftQLoss(critic, action_spec=_action_spec(actor), actor=actor, **critic_args),
+        SVGDPolicyLoss(actor, critic, **actor_args),
+    )
+    return _finish(module, keys, gamma)
+
+
+@dataclass
+class _ActorCriticLossConfig(_OurLossConfig):
+    """The fields every actor-critic loss config shares: the two networks (the trainer passes its own when the
+    config is partial) and the critic's key."""
+
+    actor_network: Any = None
+    critic_network: Any = None
+    state_action_value_key: Any = None
+    _target_: str = "torchrl_reg.trainer_configs.make_actor_critic_loss"
+
+
+@dataclass
+class MDACLossConfig(_ActorCriticLossConfig):
+    """:class:`~torchrl_reg.objectives.MDACLoss` (Mirror Descent Actor Critic, arXiv 2502.03854) on a
+    :class:`TanhNormalPolicyConfig` actor and a :class:`StateActionValueConfig` critic; target critics moved by
+    the trainer's ``target_net_updater`` (``SoftUpdateConfig``)."""
+
+    loss: str = "mdac"
+    beta: float = default_of(MDACLoss, "beta")
+    bound: str = default_of(MDACLoss, "bound")
+    bound_scale: float = default_of(MDACLoss, "bound_scale")
+    alpha_init: float = default_of(MDACLoss, "alpha_init")
+    fixed_alpha: bool = default_of(MDACLoss, "fixed_alpha")
+    target_entropy: Any = default_of(MDACLoss, "target_entropy")
+    num_qvalue_nets: int = default_of(MDACLoss, "num_qvalue_nets")
+    loss_function: str = default_of(MDACLoss, "loss_function")
+    delay_qvalue: bool = default_of(MDACLoss, "delay_qvalue")
+
+
+@dataclass
+class VIRELLossConfig(_ActorCriticLossConfig):
+    """:class:`~torchrl_reg.objectives.VIRELLoss` (Fellows et al., NeurIPS 2019, arXiv 1811.01132) on a
+    :class:`TanhNormalPolicyConfig` actor and a :class:`StateActionValueConfig` critic; with the default
+    ``temperature_estimator="replay"`` put :class:`VIRELTemperatureHookConfig` in the trainer's ``hooks``."""
+
+    loss: str = "virel"
+    variant: str = default_of(VIRELLoss, "variant")
+    num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
+    c: float = default_of(VIRELLoss, "c")
+    p: int = default_of(VIRELLoss, "p")
+    temperature_estimator: str = default_of(VIRELLoss, "temperature_estimator")
+    temperature_ema: float = default_of(VIRELLoss, "temperature_ema")
+    initial_temperature: float = default_of(VIRELLoss, "initial_temperature")
+    loss_function: str = default_of(VIRELLoss, "loss_function")
+    delay_qvalue: bool = default_of(VIRELLoss, "delay_qvalue")
+
+
+@dataclass
+class SoftQLearningLossConfig(_ActorCriticLossConfig):
+    """Soft Q-learning (Haarnoja et al., ICML 2017, arXiv 1702.08165) as one
+    :class:`~torchrl_reg.objectives.SoftQLearningLoss`: :class:`~torchrl_reg.objectives.SoftQLoss`'s settings
+    and :class:`~torchrl_reg.objectives.SVGDPolicyLoss`'s (``num_particles``, ``fixed_ratio``, ``space``,
+    ``min_bandwidth``), one ``tau`` for both, on an :class:`SVGDSamplerConfig` actor."""
+
+    loss: str = "sql"
+    tau: float = default_of(SoftQLoss, "tau")
+    reward_scale: float = default_of(SoftQLoss, "reward_scale")
+    num_value_particles: int = default_of(SoftQLoss, "num_value_particles")
+    proposal: str = default_of(SoftQLoss, "proposal")
+    num_fit_particles: int = default_of(SoftQLoss, "num_fit_particles")
+    uniform_weight: float = default_of(SoftQLoss, "uniform_weight")
+    loss_function: str = default_of(SoftQLoss, "loss_function")
+    delay_qvalue: bool = default_of(SoftQLoss, "delay_qvalue")
+    num_particles: int = default_of(SVGDPolicyLoss, "num_particles")
+    fixed_ratio: float = default_of(SVGDPolicyLoss, "fixed_ratio")
+    space: str = default_of(SVGDPolicyLoss, "space")
+    min_bandwidth: float = default_of(SVGDPolicyLoss, "min_bandwidth")
+
+
+def _box(action_dim: int, low: Any, high: Any) -> Bounded:
+    return Bounded(low=torch.as_tensor(low, dtype=torch.float32).expand(action_dim).clone(),
+                   high=torch.as_tensor(high, dtype=torch.float32).expand(action_dim).clone(), shape=(action_dim,))
+
+
+def make_tanh_normal_policy(
+    *, observation_dim: int, action_dim: int, low: Any = -1.0, high: Any = 1.0, num_cells: Any = (256, 256),
+    scale_lb: float = 0.1, in_keys: Any = None, out_keys: Any = None, shared: bool = False,
+) -> torch.nn.Module:
+    """:func:`~torchrl_reg.modules.policies.tanh_normal_policy` on the box ``[low, high]^action_dim`` (``low``,
+    ``high``: numbers or one per dimension); ``out_keys`` are the actor's own (ignored, as TorchRL's model
+    configs ignore them)."""
+    in_keys = ("observation",) if in_keys is None else tuple(_normalize_hydra_key(key) for key in in_keys)
+    actor = tanh_normal_policy(observation_dim, _box(action_dim, low, high), num_cells=tuple(num_cells),
+                               scale_lb=scale_lb, in_keys=in_keys)
+    return actor.share_memory() if shared else actor
+
+
+def make_svgd_sampler(
+    *, observation_dim: int, action_dim: int, low: Any = -1.0, high: Any = 1.0, num_cells: Any = (128, 128),
+    noise_dim: int | None = None, in_keys: Any = None, out_keys: Any = None, shared: bool = False,
+) -> torch.nn.Module:
+    """:func:`~torchrl_reg.modules.soft_q.svgd_sampler_actor` on the box ``[low, high]^action_dim``."""
+    in_keys = ("observation",) if in_keys is None else tuple(_normalize_hydra_key(key) for key in in_keys)
+    actor = svgd_sampler_actor(observation_dim, _box(action_dim, low, high), num_cells=tuple(num_cells),
+                               noise_dim=noise_dim, in_keys=in_keys)
+    return actor.share_memory() if shared else actor
+
+
+def make_state_action_value(
+    *, observation_dim: int, action_dim: int, num_cells: Any = (256, 256), in_keys: Any = None, out_keys: Any = None,
+    shared: bool = False,
+) -> torch.nn.Module:
+    """:func:`~torchrl_reg.modules.critics.state_action_value_network`: ``Q(s, a)`` writing
+    ``"state_action_value"`` (``in_keys`` default ``["observation", "action"]``)."""
+    in_keys = ("observation", "action") if in_keys is None else tuple(_normalize_hydra_key(key) for key in in_keys)
+    critic = state_action_value_network(observation_dim, action_dim, num_cells=tuple(num_cells), in_keys=in_keys)
+    return critic.share_memory() if shared else critic
+
+
+@dataclass
+class TanhNormalPolicyConfig(ModelConfig):
+    """SAC's tanh-Gaussian policy (:func:`~torchrl_reg.modules.policies.tanh_normal_policy`), MDAC's and VIREL's
+    actor; also the collector's ``policy``."""
+
+    observation_dim: int = 3
+    action_dim: int = 1
+    low: Any = -1.0
+    high: Any = 1.0
+    num_cells: Any = (256, 256)
+    scale_lb: float = 0.1
+    _target_: str = "torchrl_reg.trainer_configs.make_tanh_normal_policy"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+
+
+@dataclass
+class SVGDSamplerConfig(ModelConfig):
+    """Soft Q-learning's amortized sampler (:func:`~torchrl_reg.modules.soft_q.svgd_sampler_actor`)."""
+
+    observation_dim: int = 3
+    action_dim: int = 1
+    low: Any = -1.0
+    high: Any = 1.0
+    num_cells: Any = (128, 128)
+    noise_dim: int | None = None
+    _target_: str = "torchrl_reg.trainer_configs.make_svgd_sampler"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+
+
+@dataclass
+class StateActionValueConfig(ModelConfig):
+    """The ``Q(s, a)`` critic of the three actor-critic losses (:func:`~torchrl_reg.modules.critics.state_action_value_network`)."""
+
+    observation_dim: int = 3
+    action_dim: int = 1
+    num_cells: Any = (256, 256)
+    _target_: str = "torchrl_reg.trainer_configs.make_state_action_value"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+
+
+class VIRELTemperature(TrainerHookBase):
+    """VIREL's ``"replay"`` temperature in TorchRL's trainer, as ``recipes/virel.py`` drives it: before every update
+    (``process_optim_batch``, after the trainer samples its minibatch) ``loss.update_temperature`` on a separate
+    uniform sample of ``batch_size`` transitions of the trainer's replay buffer (the official code: 4096), and
+    ``loss.keep_temperature()`` until the buffer holds that many. With ``"batch"`` or ``"ema"`` the loss estimates
+    the temperature in its forward and this hook does nothing. The temperature is a buffer of the loss, saved with
+    it."""
+
+    def __init__(self, batch_size: int = 4096) -> None:
+        self.batch_size = check_count("batch_size", batch_size)
+        self.loss: VIRELLoss | None = None
+        self.replay_buffer = None
+
+    def register(self, trainer: Trainer, name: str = "virel_temperature") -> None:
+        if not isinstance(trainer.loss_module, VIRELLoss):
+            raise TypeError(f"VIRELTemperature drives a VIRELLoss, the trainer's loss is a {type(trainer.loss_module).__name__}")
+        if getattr(trainer, "replay_buffer", None) is None:
+            raise ValueError("VIRELTemperature samples its temperature batch from the trainer's replay buffer: the trainer has none")
+        self.loss, self.replay_buffer = trainer.loss_module, trainer.replay_buffer
+        trainer.register_op("process_optim_batch", self.update_temperature)
+        trainer.register_module(name, self)
+
+    def update_temperature(self, batch: Any) -> None:
+        if self.loss.temperature_estimator != "replay":
+            return
+        if len(self.replay_buffer) >= self.batch_size:
+            self.loss.update_temperature(self.replay_buffer.sample(self.batch_size))
+        else:
+            self.loss.keep_temperature()  # the official code's initial temperature until the batch fits
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the temperature is a buffer of the loss, saved with it
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class VIRELTemperatureHookConfig:
+    """:class:`VIRELTemperature` as a trainer ``hooks`` entry."""
+
+    batch_size: int = 4096
+    _target_: str = "torchrl_reg.trainer_configs.VIRELTemperature"
+
+
 def register_configs() -> None:
     """Store the configs in Hydra's ConfigStore beside TorchRL's (call after importing
     ``torchrl.trainers.algorithms.configs``, which registers TorchRL's own)."""
@@ -226,3 +534,9 @@ def register_configs() -> None:
     store.store(group="loss", name="mirl", node=MIRLLossConfig)
     store.store(group="value_network", name="iqn", node=IQNQValueModelConfig)
     store.store(group="hook", name="mirl_updates", node=MIRLUpdatesHookConfig)
+    for name, node in (("mdac", MDACLossConfig), ("virel", VIRELLossConfig), ("sql", SoftQLearningLossConfig)):
+        store.store(group="loss", name=name, node=node)
+    store.store(group="actor_network", name="tanh_normal", node=TanhNormalPolicyConfig)
+    store.store(group="actor_network", name="svgd_sampler", node=SVGDSamplerConfig)
+    store.store(group="critic_network", name="state_action_value", node=StateActionValueConfig)
+    store.store(group="hook", name="virel_temperature", node=VIRELTemperatureHookConfig)

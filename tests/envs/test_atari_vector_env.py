@@ -123,7 +123,7 @@ def test_a_tiny_m_dqn_run_on_the_vector_backend_trains_the_wrappers_numbers(tmp_
     vector = m_dqn.train(_tiny("env.backend=vector", f"run_dir={tmp_path / 'vector'}"))
     wrappers = m_dqn.train(_tiny(f"run_dir={tmp_path / 'wrappers'}"))
     assert vector["status"] == "completed" and vector["frames"] == 120 and vector["updates"] > 0
-    same = ("frames", "updates", "final_return", "eval_returns", "loss")
+    same = ("frames", "updates", "final_eval_return", "train_return_mean", "eval_returns", "loss")
     assert {k: vector[k] for k in same} == {k: wrappers[k] for k in same}
     assert (tmp_path / "vector" / "checkpoint.pt").is_file()
 

@@ -187,3 +187,46 @@ def test_a_run_directory_from_before_batch_episodes_resumes_as_one_at_a_time(tmp
     assert "batch_episodes" not in config.read_text()
     resumed = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'old'}"))
     assert resumed["returns"] == full["returns"]
+
+
+class _RecordingBar:
+    """Stands for the tqdm bar: what a planning run counts, and in which unit."""
+
+    made: list[_RecordingBar] = []
+
+    def __init__(self, total, initial=0, enabled=True, desc="", unit=""):
+        self.total, self.count, self.unit = total, initial, unit
+        _RecordingBar.made.append(self)
+
+    def update(self, n, **postfix):
+        self.count += n
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_the_progress_bar_counts_episodes_and_the_plot_names_planner_episodes(tmp_path, monkeypatch, group):
+    import matplotlib.axes
+
+    from torchrl_reg.loops import planning
+
+    monkeypatch.setattr(planning, "ProgressBar", _RecordingBar)
+    labels = []
+    legend = matplotlib.axes.Axes.legend
+
+    def recording_legend(ax, *args, **kwargs):
+        labels.extend(ax.get_legend_handles_labels()[1])
+        return legend(ax, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", recording_legend)
+    _RecordingBar.made.clear()
+    metrics = tree_search.train(compose(*TINY, f"planner.batch_episodes={group}", f"run_dir={tmp_path}"))
+    (bar,) = _RecordingBar.made
+    assert (bar.total, bar.count, bar.unit) == (4, 4, "episodes") and metrics["episodes"] == 4
+    assert "planner episode" in labels and not any("training" in label for label in labels)
+    # A planner has no training episodes: its metrics hold the mean of its episodes, not a training return.
+    assert metrics["mean_return"] == pytest.approx(sum(metrics["returns"]) / 4) and "final_return" not in metrics
+    from tests.recipes.test_newcomer import documented_metrics_fields
+
+    assert not set(metrics) - documented_metrics_fields(), sorted(set(metrics) - documented_metrics_fields())

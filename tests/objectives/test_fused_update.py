@@ -120,15 +120,17 @@ def test_fused_update_resumes_from_an_eager_optimizer_state():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_cuda_graph_update_is_refused_off_cuda_or_without_the_fused_compiled_step():
+def test_cuda_graph_update_is_refused_off_cuda_or_without_compile():
     loss, opt, _ = _build()  # parameters on the CPU
     with pytest.raises(ValueError, match="must be on a CUDA device, they are on cpu"):
         make_update(loss, opt, max_grad_norm=None, compile=True, cuda_graph=True)
-    with pytest.raises(ValueError, match="needs|replays the fused compiled update"):
+    with pytest.raises(ValueError, match="it needs compile=True, got compile=False"):
         make_update(loss, opt, max_grad_norm=None, compile=False, cuda_graph=True)
-    dqn = DQNLoss(loss.value_network, action_space="categorical")  # not fusable: no graph mode either
-    with pytest.raises(ValueError, match="cannot be fused: DQNLoss has no loss_and_outputs"):
+    dqn = DQNLoss(loss.value_network, action_space="categorical")  # not fusable: its generic step is recorded
+    with pytest.raises(ValueError, match="cuda_graph=True, but the loss's parameters must be on a CUDA device"):
         make_update(dqn, torch.optim.Adam(dqn.parameters()), max_grad_norm=None, compile=True, cuda_graph=True)
+    with pytest.raises(ValueError, match="fused=True, but the update cannot be fused: DQNLoss has no loss_and_outputs"):
+        make_update(dqn, torch.optim.Adam(dqn.parameters()), max_grad_norm=None, compile=True, fused=True)
     assert "capturable" not in opt.param_groups[0] or not opt.param_groups[0]["capturable"]  # untouched when refused
 
 
@@ -182,6 +184,21 @@ def test_make_update_falls_back_or_refuses_when_it_cannot_fuse():
     partial = torch.optim.Adam(list(loss.parameters())[:1], lr=0.1)
     with pytest.raises(ValueError, match="exactly the loss's online"):
         FusedAdamUpdate(loss, partial, max_grad_norm=None)
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_make_update_refuses_an_optimizer_that_holds_none_of_the_loss_parameters(compile):
+    loss, _, _ = _build()
+    other = nn.Linear(4, 3)  # e.g. the optimizer of another network, or of a copy of the loss's
+    with pytest.raises(ValueError, match=r"holds none of the 4 trainable parameters of MunchausenDQNLoss \(it holds 2 others\)"):
+        make_update(loss, torch.optim.Adam(other.parameters()), max_grad_norm=None, compile=compile)
+    for p in loss.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="MunchausenDQNLoss has no trainable parameter"):
+        make_update(loss, torch.optim.Adam(other.parameters()), max_grad_norm=None, compile=compile)
+    # One of the loss's parameters is enough (e.g. one optimizer per term, as TorchRL's SAC example).
+    loss, _, _ = _build()
+    make_update(loss, torch.optim.Adam(list(loss.parameters())[:1]), max_grad_norm=None, compile=False)
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -506,6 +507,30 @@ def test_soft_q_learning_loss_combines_both_and_exposes_the_target():
         SoftQLearningLoss(critic, SVGDPolicyLoss(actor, state_action_value_network(OBS, 2, num_cells=[8])))
     with pytest.raises(ValueError, match="one temperature"):
         SoftQLearningLoss(critic, SVGDPolicyLoss(actor, qvalue, tau=0.5))
+
+
+def test_soft_q_learning_loss_builds_without_the_no_target_updater_warning_and_its_target_moves():
+    # TorchRL warns when a loss's target parameters are read before an updater is attached: building the combined
+    # loss reads none (no updater can exist yet), and with SoftUpdate attached a training step warns of nothing.
+    torch.manual_seed(0)
+    actor = svgd_sampler_actor(OBS, SPEC, num_cells=[8])
+    qvalue = state_action_value_network(OBS, 2, num_cells=[8])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        loss = SoftQLearningLoss(SoftQLoss(qvalue, action_spec=SPEC), SVGDPolicyLoss(actor, qvalue))
+        loss.make_value_estimator(gamma=0.9)
+        updater = SoftUpdate(loss, tau=0.5)
+        before = loss.target_qvalue_network_params.clone()
+        out = loss(_batch())
+        optim = torch.optim.Adam(loss.parameters(), lr=0.1)
+        (out["loss_qvalue"] + out["loss_actor"]).backward()
+        optim.step()
+        updater.step()
+    # The target moved halfway (tau=0.5) towards the stepped online parameters.
+    for key, target in loss.target_qvalue_network_params.items(True, True):
+        online = loss.qvalue_network_params.get(key).detach()
+        torch.testing.assert_close(target, 0.5 * before.get(key) + 0.5 * online)
+        assert not torch.equal(target, before.get(key))
 
 
 def test_effective_sample_size_is_m_when_every_importance_weight_is_equal():

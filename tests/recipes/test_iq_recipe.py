@@ -255,8 +255,8 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_one(tmp_path):
     stopped = iq.train(compose_config(CONF, "iq", _tiny(part, env="hopper")))
     assert stopped["status"] == "interrupted" and stopped["frames"] == 200
     resumed = iq.train(compose_config(CONF, "iq", _tiny(part, env="hopper")))
-    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_return"):
-        assert resumed[key] == full[key] or (key == "final_return" and full[key] != full[key]), key
+    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_eval_return", "train_return_mean"):
+        assert resumed[key] == full[key] or (key == "train_return_mean" and full[key] != full[key]), key
     a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["loss_module"]
     b = load_checkpoint(part / "checkpoint.pt")["loss_module"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

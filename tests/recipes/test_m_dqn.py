@@ -135,7 +135,7 @@ def test_interrupted_and_resumed_run_reproduces_the_uninterrupted_run(tmp_path):
     assert part["status"] == "interrupted" and part["frames"] == 160
     resumed = m_dqn.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
     assert resumed["status"] == "completed"
-    for key in ("frames", "updates", "final_return", "episodes", "eval_frames", "eval_returns"):
+    for key in ("frames", "updates", "final_eval_return", "train_return_mean", "episodes", "eval_frames", "eval_returns"):
         assert resumed[key] == full[key], key
     assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # nothing logged twice
 

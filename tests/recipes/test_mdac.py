@@ -127,7 +127,7 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_one(tmp_path):
     stopped = mdac.train(compose_config(CONF, "mdac", _tiny(part, env="pendulum")))
     assert stopped["status"] == "interrupted" and stopped["frames"] == 200
     resumed = mdac.train(compose_config(CONF, "mdac", _tiny(part, env="pendulum")))
-    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_return"):
+    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_eval_return", "train_return_mean"):
         assert resumed[key] == full[key], key
     a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["loss_module"]
     b = load_checkpoint(part / "checkpoint.pt")["loss_module"]

@@ -125,7 +125,7 @@ def test_interrupted_and_resumed_run_reproduces_the_uninterrupted_run_with_its_p
     part = mirl.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
     assert part["status"] == "interrupted" and part["frames"] == 160
     resumed = mirl.train(compose(*overrides, f"run_dir={tmp_path / 'resumed'}"))
-    for key in ("frames", "updates", "final_return", "episodes", "eval_returns", "prior", "beta"):
+    for key in ("frames", "updates", "final_eval_return", "train_return_mean", "episodes", "eval_returns", "prior", "beta"):
         assert resumed[key] == full[key], key
     logs = {}
     for name in ("full", "resumed"):

@@ -7,14 +7,15 @@ import importlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.recipes.recipe_cases import CONF, TRAINING_RECIPES
 from tests.recipes.test_m_dqn import SMALL
-from tests.recipes.test_recipe_help import CONF, RECIPES
 from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.run import summary_line
 
@@ -24,14 +25,37 @@ TINY = [*SMALL, "eval.episodes=1"]
 
 
 def test_summary_says_no_finished_episode_instead_of_nan():
-    metrics = {"status": "completed", "frames": 240, "wall_time_s": 1.0, "steps_per_s": 240.0,
-               "final_return": math.nan, "episodes": 0, "run_dir": "runs/x"}
+    metrics = {"status": "completed", "frames": 240, "wall_time_s": 1.0, "steps_per_s": 240.0, "final_eval_return": math.nan,
+               "train_return_mean": math.nan, "episodes": 0, "run_dir": "runs/x"}
     line = summary_line(metrics)
-    assert "no finished episode" in line and "nan" not in line
-    assert "final return 12.5" in summary_line({**metrics, "final_return": 12.5, "episodes": 3})
+    assert "no finished training episode" in line and "nan" not in line and "evaluation" not in line
+    # A run's two returns, each named for what it is: the last greedy evaluation, the training episodes' running mean.
+    both = summary_line({**metrics, "final_eval_return": -134.2, "train_return_mean": -1149.9, "episodes": 3})
+    assert "final greedy evaluation -134.2, training return -1149.9 (mean of the last 3 episodes)" in both
+    # A metrics.json written before these names (final_return, no final_eval_return) prints the same.
+    old = {k: v for k, v in metrics.items() if k not in ("final_eval_return", "train_return_mean")}
+    assert summary_line({**old, "final_return": -1149.9, "eval_returns": [-134.2], "episodes": 3}) == both
     # a planning run counts moves, and has no collector to raise
     planning = summary_line({**metrics, "moves": 240})
     assert "240 moves" in planning and "frames" not in planning and "collector" not in planning
+    assert "mean return 0.5 over 4 episodes" in summary_line({**metrics, "moves": 40, "episodes": 4, "mean_return": 0.5})
+
+
+def documented_metrics_fields() -> set[str]:
+    """The fields docs/recipes.rst lists in its metrics.json section."""
+    section = (ROOT / "docs" / "recipes.rst").read_text().split("What a run writes: ``metrics.json``")[1]
+    return set(re.findall(r"``([a-z_]+)``", section))
+
+
+def test_docs_list_every_metrics_json_field_of_the_recorded_runs():
+    # Every recipe on every preset family (tests/recipes/recorded_metrics.json, whose runs drop the timings) and the
+    # timings; the planning run's fields are checked in tests/loops/test_planning.py.
+    recorded = json.loads((ROOT / "tests" / "recipes" / "recorded_metrics.json").read_text())["cases"]
+    fields = {key for case in recorded.values() for key in case["metrics"]}
+    fields |= {"wall_time_s", "steps_per_s", "updates_per_s", "run_dir", "resumable", "temperature", "final_temperature",
+               "final_tau"}
+    assert not fields - documented_metrics_fields(), sorted(fields - documented_metrics_fields())
+    assert "final_return" in documented_metrics_fields()  # the earlier name, for old run directories
 
 
 @pytest.mark.slow
@@ -47,10 +71,10 @@ def test_readme_example_m_dqn_on_a_gymnasium_id_without_preset(tmp_path):
     assert "env.name=MountainCar-v0 (family classic) runs with these preset settings: collector.num_envs=4" in log
     assert "MountainCar-v0 has no preset of its own: it inherits the env preset made for CartPole-v1" in log
     # MountainCar never ends within 240 frames: the summary says so instead of 'final return nan'.
-    assert "completed: 240 frames" in log and "no finished episode" in log
+    assert "completed: 240 frames" in log and "no finished training episode" in log
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_no_preset_warns_about_its_own_frame_budget(recipe):
     # TorchRL collects whole batches: a total_frames that is not a multiple of frames_per_batch makes
     # both RecipeRun and TorchRL's collector warn, on the default run (README command 1) too.

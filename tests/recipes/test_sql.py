@@ -183,7 +183,7 @@ def test_stopped_and_resumed_run_matches_the_uninterrupted_one(tmp_path):
     stopped = sql.train(compose_config(CONF, "sql", _tiny(part, **overrides)))
     assert stopped["status"] == "interrupted" and stopped["frames"] == 150
     resumed = sql.train(compose_config(CONF, "sql", _tiny(part, **overrides)))
-    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_return", "final_tau"):
+    for key in ("frames", "updates", "episodes", "eval_frames", "eval_returns", "final_eval_return", "train_return_mean", "final_tau"):
         assert resumed[key] == full[key], key
     a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")["loss_module"]
     b = load_checkpoint(part / "checkpoint.pt")["loss_module"]

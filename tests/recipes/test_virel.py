@@ -305,6 +305,8 @@ def test_behaviour_policy_is_the_boltzmann_policy_of_the_online_network():
     [
         ("loss.c=0", "loss.c must be a finite number > 0"),
         ("loss.p=3", "loss.p must be 1 or 2"),
+        ("loss.initial_temperature=0", "loss.initial_temperature must be a finite number > 0"),
+        ("device=foo", "device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device='foo'"),
         ("loss.temperature_batch_size=600", "temperature_batch_size=600 is larger than the replay buffer"),
         ("loss.temperature_estimator=batch", "loss.temperature_batch_size=64 is not used by loss.temperature_estimator='batch'"),
         ("loss.temperature_estimator=exact", "loss.temperature_estimator must be one of"),
@@ -337,7 +339,7 @@ def test_discrete_run_stopped_and_resumed_matches_the_uninterrupted_one(tmp_path
     assert part["status"] == "interrupted" and part["frames"] == 160
     resumed = virel.train(_discrete("cartpole", tmp_path / "resumed", *overrides))
     assert resumed["status"] == "completed"
-    for key in ("frames", "updates", "final_return", "episodes", "eval_frames", "eval_returns", "final_temperature"):
+    for key in ("frames", "updates", "final_eval_return", "train_return_mean", "episodes", "eval_frames", "eval_returns", "final_temperature"):
         assert resumed[key] == full[key], key
     assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # temperature included, nothing logged twice
 

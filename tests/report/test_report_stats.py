@@ -10,8 +10,11 @@ from torchrl_reg.report.stats import (
     aggregate_mean,
     aggregate_median,
     interquartile_mean,
+    last_evaluations_mean,
+    normalized_curve_area,
     optimality_gap,
     paired_ratio_ci,
+    pooled_std,
     probability_of_improvement,
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
@@ -162,3 +165,41 @@ def test_paired_ratio_against_exact_enumeration():
 def test_paired_ratio_refuses_what_it_cannot_pair(x, y, message):
     with pytest.raises(ValueError, match=message):
         paired_ratio_ci(x, y, reps=10)
+
+
+def test_curve_scores_by_hand():
+    # The last three of 1, 2, 4, 9: (2 + 4 + 9) / 3 = 5; the last one alone: 9.
+    assert last_evaluations_mean([10, 20, 30, 40], [1.0, 2.0, 4.0, 9.0]) == pytest.approx(5.0)
+    assert last_evaluations_mean([10, 20, 30, 40], [1.0, 2.0, 4.0, 9.0], count=1) == pytest.approx(9.0)
+    # Trapezoids over uneven gaps: 10 * (0 + 10) / 2 = 50, then 20 * (10 + 10) / 2 = 200; 250 over 30 frames.
+    assert normalized_curve_area([0, 10, 30], [0.0, 10.0, 10.0]) == pytest.approx(25 / 3)
+    # A constant curve scores its constant; a curve that learns early scores above one that learns late.
+    assert normalized_curve_area([5, 6, 9], [-2.0, -2.0, -2.0]) == pytest.approx(-2.0)
+    early = normalized_curve_area([0, 10, 20], [0.0, 10.0, 10.0])  # (50 + 100) / 20 = 7.5
+    late = normalized_curve_area([0, 10, 20], [0.0, 0.0, 10.0])  # (0 + 50) / 20 = 2.5
+    assert (early, late) == (pytest.approx(7.5), pytest.approx(2.5))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: last_evaluations_mean([1, 2], [1.0, 2.0]), "needs 3 of them, the curve has 2"),
+        (lambda: last_evaluations_mean([1, 2, 3], [1.0, 2.0, 3.0], count=0), "count must be an integer >= 1"),
+        (lambda: normalized_curve_area([1], [1.0]), "at least 2 evaluations, got 1"),
+        (lambda: normalized_curve_area([1, 1, 2], [1.0, 2.0, 3.0]), "must increase strictly"),
+        (lambda: normalized_curve_area([1, 2], [1.0]), "of one length"),
+        (lambda: last_evaluations_mean([1, 2, 3], [1.0, float("nan"), 3.0]), "must be finite"),
+    ],
+)
+def test_curve_scores_refuse_what_they_cannot_score(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_pooled_std_by_hand():
+    # (1, 2, 3): sample variance 1; (2, 4, 6): 4; pooled sqrt((2 * 1 + 2 * 4) / 4) = sqrt(2.5)
+    assert pooled_std([1.0, 2.0, 3.0], [2.0, 4.0, 6.0]) == pytest.approx(2.5 ** 0.5)
+    # unequal sizes: (0, 2): variance 2, (1, 1, 1, 1): 0; sqrt((1 * 2 + 3 * 0) / 4)
+    assert pooled_std([0.0, 2.0], [1.0] * 4) == pytest.approx(0.5 ** 0.5)
+    with pytest.raises(ValueError, match="2 or more scores"):
+        pooled_std([1.0], [1.0, 2.0])

@@ -123,3 +123,15 @@ def test_missing_reference_scores_are_named(runs, tmp_path):
 def test_not_a_run_directory(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "holds no sweep.json, no run directory (config.yaml) and no run record" in capsys.readouterr().err
+
+
+def test_curve_scores_of_any_sweep(runs, tmp_path):
+    """The evaluations 1 at 100 frames and 2 at 200: area (100 * (1 + 2) / 2) over 100 frames = 1.5; three
+    evaluations are needed for the mean of the last three, so every run is reported as lacking it."""
+    root, _, _ = runs
+    res = make_report([root], tmp_path / "auc", metric="eval_auc", reps=50, curve_reps=10)
+    assert res["runs_completed"] == 12 and all(r["mean"] == pytest.approx(1.5) for r in res["per_env"])
+    assert "(the area under the evaluation curve divided by the frames it spans)" in (tmp_path / "auc" / "summary.md").read_text()
+    res = make_report([root], tmp_path / "last3", metric="last3_eval", reps=50, curve_reps=10)
+    assert res["runs_completed"] == 0
+    assert sum(p["status"] == "no finite 'last3_eval' in metrics.json" for p in res["missing_or_failed"]) == 12

@@ -96,7 +96,7 @@ def test_local_sweep_ctrl_c_resume_and_report(tmp_path, capsys):
         assert metrics["loss"] == task["config"]["loss"]["name"]
         assert (run_dir / "config.yaml").is_file() and (run_dir / "learning_curve.png").is_file()
         assert_logged_once(run_dir)
-        finals[f"loss.name={metrics['loss']}"] = metrics["final_return"]
+        finals[f"loss.name={metrics['loss']}"] = metrics["train_return_mean"]
     assert main(["--status", str(sweep_dir)]) == 0
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 0
     assert "nothing to resume: every task is completed" in capsys.readouterr().out

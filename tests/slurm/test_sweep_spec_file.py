@@ -126,7 +126,7 @@ def test_a_benchmark_spec_runs_through_the_sweep_and_the_report(tmp_path, capsys
     written = {p.name: json.loads(p.read_text()) for p in records.glob("*.json")}
     assert sorted(written) == ["dqn_CartPole-v1_seed0.json", "m_dqn_CartPole-v1_seed0.json", "soft_dqn_CartPole-v1_seed0.json"]
     for record in written.values():
-        assert record["metrics"]["final_return"] == finals[record["method"]]
+        assert record["metrics"]["train_return_mean"] == finals[record["method"]]
         assert f"loss={record['method']}" in record["overrides"]
         assert record["curves"]["train/episode_return"]["frames"]
         assert Path(record["recipe"]) == REPO / "recipes" / "m_dqn.py"

@@ -418,6 +418,18 @@ def test_vmap_of_the_forward_call(name):
             torch.testing.assert_close(values[i], run(loss, stacked[i].clone())[key])
 
 
+@pytest.mark.parametrize("estimator", ["batch", "ema", "replay"])
+def test_a_virel_temperature_estimate_under_vmap_is_refused_with_the_reason(estimator):
+    # One temperature buffer cannot hold one estimate per vmapped batch: the "batch"/"ema" forward and
+    # update_temperature refuse, naming the way that vmaps ("replay", estimated outside vmap); nothing is stored.
+    loss = make("discrete_virel", temperature_estimator=estimator)
+    stacked = torch.stack([batch("discrete_virel", seed=s) for s in (1, 2, 3)])
+    call = loss.update_temperature if estimator == "replay" else (lambda td: loss(td)["loss"])
+    with pytest.raises(ValueError, match=rf"under torch.vmap \(temperature_estimator='{estimator}'.*one temperature buffer"):
+        torch.vmap(call, randomness="different")(stacked)
+    assert loss.temperature.item() == 1.0
+
+
 # -- single transitions, padding masks, float64, the soft Q-learning pair ---------------------
 
 

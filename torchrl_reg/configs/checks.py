@@ -4,7 +4,7 @@ a loss config declares closed or read only under some setting (:func:`check_conf
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from typing import Any
 
@@ -29,9 +29,11 @@ from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
     check_choice,
     check_count,
+    check_device,
     check_multiple,
     check_range,
     check_unread,
+    closest,
     declared,
     select_device,
 )
@@ -87,10 +89,13 @@ def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
         raise TypeError(f"schema must be a dataclass type, got {schema!r}")
     unknown = _unknown_keys(cfg, schema)
     if unknown:
+        accepted = _accepted_keys(_schema_at(schema, unknown[0]))
+        prefix = unknown[0].rpartition(".")[0]
+        guess = closest(unknown[0], [f"{prefix}.{key}" if prefix else key for key in accepted])
         raise ValueError(
             f"invalid config entry {unknown[0]!r}: not a key of the schema (added with +/++ or by hand, it "
-            "would be ignored). "
-            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, unknown[0]))}"
+            "would be ignored)" + (f"; did you mean {guess!r}?" if guess else ".")
+            + f" Accepted keys at this level: {accepted}"
             + (f"; also unknown: {unknown[1:]}" if len(unknown) > 1 else "")
         )
     base = OmegaConf.structured(schema)
@@ -115,6 +120,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     if cfg.seed > MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
+    check_device(cfg.device)  # its spelling, before any directory; whether this machine has it, when the run starts
     if cfg.cuda_graph:
         if not cfg.compile:
             raise ValueError("cuda_graph=true replays the compiled fused update: it needs compile=true, got compile=false")
@@ -257,17 +263,22 @@ def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] |
     loss_class.check_arguments(arguments, prefix="loss.", names=names)
 
 
-def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+def check_config(
+    cfg: Mapping[str, Any] | DictConfig, schema: type, *, loss_names: Sequence[str] | None = None
+) -> DictConfig:
     """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused),
     checked by its family's validator (:func:`validate_value_based_config`,
-    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), the keys a group
-    dataclass declares in ``choices`` (e.g. ``loss.name``) checked against their values,
+    :func:`validate_actor_critic_config`, else :func:`validate_recipe_config`), ``loss.name`` against
+    ``loss_names`` (the losses the recipe registered, :func:`~torchrl_reg.loops.recipe_entry`) and the keys a
+    group dataclass declares in ``choices`` against their values (both before the keys they decide),
     ``loss.loss_function`` (when the loss has one) against :data:`LOSS_FUNCTIONS`, and no group holding a value for a
     key that its settings leave unread (a group dataclass's ``read_only_if``,
     :func:`~torchrl_reg.validation.check_unread`): ``loss=dqn loss.alpha=0.5`` is refused, not ignored."""
     cfg = structured(cfg, schema)
     family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
     _FAMILY_CHECKS[family](cfg)
+    if loss_names is not None:
+        check_choice("loss.name", cfg.loss.name, loss_names)
     for group in fields(schema):
         node = group.default_factory() if group.default_factory is not dataclasses.MISSING else None
         if not is_dataclass(node):

@@ -1,5 +1,5 @@
-"""The actor-critic training loop: IQ / M-IQ (``recipes/iq.py``), SAC (``recipes/sac.py``) and the
-actor-critic methods to come, on Box-action envs.
+"""The actor-critic training loop: IQ / M-IQ (``recipes/iq.py``), SAC (``recipes/sac.py``), MDAC
+(``recipes/mdac.py``), soft Q-learning (``recipes/sql.py``) and VIREL (``recipes/virel.py``), on Box-action envs.
 
 Read :func:`train` top to bottom: it is the whole algorithm. Collect ``frames_per_batch`` frames with
 the stochastic policy (from the first frame, or uniformly random for ``collector.init_random_frames``),

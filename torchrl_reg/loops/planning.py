@@ -68,14 +68,15 @@ from torchrl_reg.planning import (
 )
 from torchrl_reg.run import (
     CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
     clear_stop,
     has_checkpoint,
     install_stop_signal_handlers,
     load_checkpoint,
     make_logger,
-    mean_last,
     open_run_dir,
     plot_learning_curve,
+    read_checkpoint,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -86,7 +87,7 @@ from torchrl_reg.run import (
 )
 from torchrl_reg.run.logs import sync_csv_logs
 from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import release_run_dir, released_on_error
+from torchrl_reg.run.rundir import config_digest, release_run_dir, released_on_error, write_config
 from torchrl_reg.run.stop import set_loop_active
 
 __all__ = ["DIAGNOSTICS", "load_q_network", "plan", "play_batch", "play_episode"]
@@ -129,7 +130,7 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     spec = Categorical(num_actions)
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
     policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, exploration))
-    state = load_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only
+    state = read_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only; another run's: read only
     try:
         policy.load_state_dict(state)
     except RuntimeError as err:
@@ -162,7 +163,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         elapsed_before = 0.0
         group = planner.batch_episodes
         if has_checkpoint(run_dir):
-            state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+            state = load_checkpoint(run_dir / CHECKPOINT_NAME, config_digest=config_digest(cfg))
             returns, lengths, elapsed_before = list(state["returns"]), list(state["lengths"]), state["elapsed"]
             # a checkpoint from before the diagnostics were recorded: its episodes have none
             diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(returns))) for key in DIAGNOSTICS}
@@ -191,16 +192,14 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
             sync_csv_logs(logger)  # the rows of the finished episodes are on disk before the checkpoint is
         save_checkpoint(run_dir / CHECKPOINT_NAME, {
             "returns": returns, "lengths": lengths, "rng": rng_state(), "elapsed": elapsed(), "diagnostics": diagnostics,
+            CONFIG_DIGEST_KEY: config_digest(cfg),
         })
         running_metrics()
 
     running_metrics()
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    write_config(run_dir, cfg)
     set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
-    bar = ProgressBar(
-        cfg.episodes * task.max_steps, initial=len(returns) * task.max_steps, enabled=cfg.logger.progress_bar,
-        desc=planner.algorithm, unit="moves",
-    )
+    bar = ProgressBar(cfg.episodes, initial=len(returns), enabled=cfg.logger.progress_bar, desc=planner.algorithm, unit="episodes")
     status = "completed"
     for first in range(len(returns), cfg.episodes, group):
         if group == 1:
@@ -217,6 +216,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
             for key in DIAGNOSTICS:
                 diagnostics[key].append(measured[key])
             log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
+            bar.update(1, episode_return=total)
             if logger is not None:
                 logger.log_scalar("episode/return", total, step=episode + 1)
                 logger.log_scalar("episode/length", steps, step=episode + 1)
@@ -242,7 +242,6 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
         **diagnostics,
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
-        "final_return": mean_last(returns, 100),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
         "success_rate": (
             None if success_return is None or not returns
@@ -257,7 +256,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     if returns:
         plot_learning_curve(
             run_dir / "returns.png", list(range(len(returns))), returns, title=f"{planner.algorithm} on {task.name}",
-            window=min(10, len(returns)), xlabel="episode",
+            window=min(10, len(returns)), xlabel="episode", train_label="planner episode",
         )
     release_run_dir(run_dir)
     return metrics
@@ -289,10 +288,9 @@ def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar:
             action = search.search(planner.simulations)
         reward, done = sim.step(action)
         total, steps = total + reward, steps + 1
-        bar.update(1, episode_return=total)
+        bar.update(0, move=steps, return_so_far=total)  # the bar counts episodes: plan() adds each finished one
         if done:
             break
-    bar.update(task.max_steps - steps)  # an episode that ended early: the bar counts its moves up to the cap
     return total, steps
 
 
@@ -342,11 +340,10 @@ def play_batch(
                 gaps[i] += gap[k]
             reward, done = sims[i].step(action)
             totals[i], steps[i] = totals[i] + reward, steps[i] + 1
-            bar.update(1, episode_return=totals[i])
             if done or steps[i] >= task.max_steps:
                 live.remove(i)
-                bar.update(task.max_steps - steps[i])  # an episode that ended early: counted up to the cap
         move += 1
+        bar.update(0, move=move, in_play=len(live))  # the bar counts episodes: plan() adds each finished one
     return [
         (total, n, {"greedy_agreement": agreed[i] / n if q_net is not None else None,
                     "q_gap": gaps[i] / n if q_net is not None else None, "root_visit_share": shares[i] / n})

@@ -393,8 +393,8 @@ class SVGDPolicyLoss(_TemperatureMixin, ArgumentChecks, LossModule):
       barrier vanishes at the boundary, so the particles stay inside, but the fixed point is the density
       :math:`\exp(Q/\tau) \prod_k (1 - a_k^2)`, not :math:`\exp(Q/\tau)`: biased away from the
       boundary (G = 5: mean 0.650 against 0.800 in closed form). The reference describes the term as the
-      pre-tanh Jacobian while taking gradients and kernel in the squashed variables (`softlearning
-      issue 143 <https://github.com/rail-berkeley/softlearning/issues/143>`_).
+      pre-tanh Jacobian while taking gradients and kernel in the squashed variables (`rail-berkeley/softlearning#143
+      <https://github.com/rail-berkeley/softlearning/issues/143>`_).
 
     The temperature enters as :math:`\ln p = Q/\tau`: [SQL] Eq. 13 writes
     :math:`\tau` times this direction (a step size).
@@ -627,6 +627,12 @@ class SoftQLearningLoss(LossModule):
             temperatures differ.
     """
 
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = (
+        "SoftQLoss.forward checks every batch's actions on the host (it has no check_inputs path for a loop "
+        "that checks transitions before the buffer): a CUDA graph cannot record a host read"
+    )
+
     def __init__(self, critic: SoftQLoss, actor: SVGDPolicyLoss) -> None:
         if actor.__dict__["_qvalue"] is not critic.qvalue_network:
             raise ValueError("the SVGDPolicyLoss must read the Q-network that the SoftQLoss trains (the same module)")
@@ -637,7 +643,9 @@ class SoftQLearningLoss(LossModule):
         self.actor = actor
         self._tensor_keys = self._AcceptedKeys(**vars(critic.tensor_keys))
         self.qvalue_network_params = critic.qvalue_network_params
-        self.target_qvalue_network_params = critic.target_qvalue_network_params
+        # Read from the module dict where it is: the attribute would warn that no target updater is attached yet.
+        target = critic._modules.get("target_qvalue_network_params")
+        self.target_qvalue_network_params = critic.target_qvalue_network_params if target is None else target
         # One record for both modules: an updater attached here also counts for the critic.
         self._has_update_associated = critic._has_update_associated
 
@@ -661,6 +669,11 @@ class SoftQLearningLoss(LossModule):
     @property
     def in_keys(self) -> list[NestedKey]:
         return list(dict.fromkeys([*self.critic.in_keys, *self.actor.in_keys]))
+
+    @property
+    def actor_network(self) -> TensorDictModule:
+        """The sampler that :class:`SVGDPolicyLoss` trains, where TorchRL's trainers read the policy's weights."""
+        return self.actor.actor_network
 
     def make_value_estimator(self, value_type: ValueEstimators | str | None = None, **hyperparams) -> SoftQLearningLoss:
         """The critic's value estimator (``gamma``), :meth:`SoftQLoss.make_value_estimator`."""

@@ -22,6 +22,12 @@ Temperature estimators (``temperature_estimator``), each computed without gradie
 * ``"ema"`` -- an exponential moving average (rate ``temperature_ema``) of the training-batch values.
 
 A NaN or infinite Bellman error raises in :meth:`update_temperature`, before any parameter moves.
+
+``torch.vmap``: :class:`DiscreteVIRELLoss` with ``"replay"`` vmaps over batches (the temperature is only read
+there); an estimate under vmap (``"batch"``/``"ema"`` in ``forward``, or :meth:`~DiscreteVIRELLoss.update_temperature`)
+is refused with a ``ValueError``, since one buffer cannot hold the vmapped batches' different estimates.
+:class:`VIRELLoss` does not vmap, as TorchRL's ``SACLoss`` does not: vmap cannot give its in-place
+reparametrized action samples (``TanhNormal.rsample``) different randomness per batch.
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from torchrl_reg.objectives.common import (
 from torchrl_reg.validation import (
     check_choice,
     check_critic_count,
-    check_nonnegative,
+    check_positive,
     check_rate,
     check_read,
     check_virel_c,
@@ -65,6 +71,12 @@ _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 TEMPERATURE_ESTIMATORS = ("replay", "batch", "ema")
 #: ``temperature_ema``'s default, the only value accepted with an estimator other than ``"ema"``.
 DEFAULT_TEMPERATURE_EMA = 0.01
+
+
+_NO_GRAPH = (
+    "forward checks every batch on the host (check_batch) and the 'batch'/'ema' temperature is checked finite "
+    "on the host (checked_temperature): a CUDA graph cannot record a host read"
+)
 
 
 def checked_temperature(estimate: torch.Tensor) -> torch.Tensor:
@@ -91,7 +103,7 @@ class _BellmanTemperature:
         "p": check_virel_p,
         "temperature_estimator": partial(check_choice, choices=TEMPERATURE_ESTIMATORS),
         "temperature_ema": check_rate,
-        "initial_temperature": check_nonnegative,
+        "initial_temperature": check_positive,
     }
 
     @classmethod
@@ -117,6 +129,13 @@ class _BellmanTemperature:
     @torch.no_grad()
     def _store_temperature(self, errors: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         """Store :math:`\\frac cp\\,\\mathrm{mean}|\\delta|^p` of ``errors [N, *batch]`` (``"ema"``: average it in)."""
+        if torch._C._functorch.is_batchedtensor(errors):
+            raise ValueError(
+                f"{type(self).__name__} cannot estimate its temperature under torch.vmap (temperature_estimator="
+                f"{self.temperature_estimator!r}, or update_temperature): the estimate goes into one temperature "
+                "buffer that every later batch reads, and each vmapped batch would make its own. Under vmap, use "
+                "temperature_estimator='replay' and call update_temperature(replay_batch) outside the vmapped function"
+            )
         self._temperature_driven = True
         if weights is not None:
             weights = weights.reshape(errors.shape[1:]).expand_as(errors)
@@ -176,6 +195,8 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
 
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = _NO_GRAPH
     out_keys = ["loss", "temperature", "entropy", "td_error", "q_value", "action_gap"]
 
     def __init__(
@@ -212,7 +233,7 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         )
         self._init_temperature(initial_temperature)
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         q_next = q_target[a_tm1.shape[0]:]
         pi = F.boltzmann_policy_at_temperature(q_next, self.temperature)
         entropy = self._reduce_diagnostic(-torch.special.xlogy(pi, pi).sum(-1))
@@ -362,6 +383,8 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     _network_names = ("actor_network", "qvalue_network")
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = _NO_GRAPH
 
     actor_network: ProbabilisticTensorDictSequential
     qvalue_network: TensorDictModule

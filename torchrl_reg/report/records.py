@@ -7,7 +7,7 @@ and be summarized again by ``python -m torchrl_reg.report`` without the runs::
     {"method": "m_dqn", "env": "CartPole-v1", "seed": 0,
      "recipe": "recipes/m_dqn.py", "overrides": ["env=cartpole", "loss=m_dqn", "seed=0"],
      "command": "python -m torchrl_reg.sweep benchmarks/learning_classic.yaml ...",
-     "metrics": {"status": "completed", "final_return": 497.4, "eval_frames": [...], ...},
+     "metrics": {"status": "completed", "train_return_mean": 497.4, "final_eval_return": 500.0, "eval_frames": [...], ...},
      "curves": {"train/episode_return": {"frames": [...], "values": [...]}}}
 
 ``method``, ``env``, ``seed`` and ``metrics`` are required; any other key (the machine, the

@@ -30,6 +30,27 @@ A learning row may compare itself with a baseline run on the same seeds: ``vs: {
 column with the ratio of the row's mean score to the baseline's over the row's seeds, with a 95% paired-bootstrap
 interval (:func:`~torchrl_reg.report.stats.paired_ratio_ci`). A seed without a baseline run, two runs of one
 method on one seed, or a baseline score <= 0 is refused: the pairing must be exact.
+``within_pooled_std: true`` in ``vs`` adds the target "the row's mean >= the baseline's mean - the pooled seed std".
+
+A learning section with ``robust: true`` adds a table of curve scores (:data:`~torchrl_reg.report.runs.CURVE_METRICS`):
+the mean of the last three evaluations and the normalized area under the evaluation curve, each with its ratio to the
+baseline on the same seeds; its runs, and each run and its baseline, must share their evaluation frames. A measurement
+row may read the same scores from a list of run files (``file: [...]``, ``value`` naming the mapping that holds
+``eval_frames`` / ``eval_returns``, ``curve_score: last3_eval`` or ``eval_auc``), and compare them with a baseline's
+files paired by position (``vs: {name: SAC, file: [...]}``).
+
+A section may carry an ``id`` (for the summary) and a ``provenance``: one line (the command, the code's commit, the
+machine and its load), the rest in its ``notes``. An ``anchor`` is text, or ``{text: ..., source: ...}`` whose
+source (the paper and its table or figure, or the repository and file) becomes a footnote. The spec's ``summary``
+list makes the table at the top: per method, a row of a section (``section: ID``, ``row: {method: ..., env: ...}``
+or ``{name: ...}``), optionally ``score: last3_eval`` (a robust section's score, the last evaluation beside it), the
+paper's ``claim`` and its ``source``, and ``expect``: the side of the comparison's 95% interval (a ratio against 1; for
+a measurement row, against ``reference``, with the ``baseline`` named as text) that bears the claim out::
+
+    summary:
+      - {method: MDAC, section: mdac100k, row: {method: mdac, env: HalfCheetah-v5}, score: last3_eval,
+         claim: MDAC above SAC on MuJoCo, source: "Iwaki (arXiv 2502.03854), abstract", expect: above}
+
 ``python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md`` writes the file;
 a test checks that the committed one equals what this module generates.
 """
@@ -38,21 +59,48 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from torchrl_reg.report.runs import collect_runs, final_score, method_labels
-from torchrl_reg.report.stats import interquartile_mean, paired_ratio_ci, stratified_bootstrap_ci
+from torchrl_reg.report.runs import CURVE_METRICS, collect_runs, final_score, method_labels, read_curve
+from torchrl_reg.report.stats import (
+    interquartile_mean,
+    last_evaluations_mean,
+    normalized_curve_area,
+    paired_ratio_ci,
+    pooled_std,
+    stratified_bootstrap_ci,
+)
 
 __all__ = ["COMMAND", "results_markdown"]
 
 COMMAND = "python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md"
-SECTION_KEYS = ("title", "text", "runs", "metric", "score", "interval", "env_key", "rows", "notes")
+SECTION_KEYS = ("id", "title", "provenance", "text", "runs", "metric", "score", "robust", "interval", "env_key", "rows",
+                "notes")
 LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric", "vs")
-VS_KEYS = ("method", "runs", "min")
-MEASURED_ROW_KEYS = ("name", "method", "file", "value", "range", "n", "unit", "anchor", "target", "note")
+VS_KEYS = ("method", "runs", "min", "within_pooled_std")
+MEASURED_ROW_KEYS = ("name", "method", "file", "value", "curve_score", "range", "n", "unit", "anchor", "target", "note",
+                     "vs")
+MEASURED_VS_KEYS = ("name", "file", "min", "within_pooled_std")
+ANCHOR_KEYS = ("text", "source")
+SUMMARY_KEYS = ("method", "section", "row", "score", "baseline", "claim", "source", "expect", "reference")
+ROBUST_METRICS = ("last3_eval", "eval_auc")
+ROBUST_NAMES = {"last3_eval": "mean of the evaluations at", "eval_auc": "curve area / frames,"}
+EXPECTS = ("above", "below", "near", "not_below")
 TARGET_KEYS = ("min", "max", "band", "above", "below", "ratio")
+
+
+class Paired(NamedTuple):
+    """A row against its baseline on the same seeds: the ratio of means with its 95% paired-bootstrap interval, the
+    baseline's name and, for ``within_pooled_std``, the margin of the row's mean over the baseline's mean minus the
+    pooled seed std (met when >= 0)."""
+
+    ratio: float
+    low: float
+    high: float
+    of: str
+    margin: float | None = None
 
 
 class ResultsSpecError(ValueError):
@@ -158,6 +206,36 @@ def _check_keys_flat(entry: Any, accepted: tuple[str, ...], where: str) -> None:
         raise ResultsSpecError(f"{where} must be a mapping with keys among {', '.join(accepted)}, got {entry!r}")
 
 
+def _matching_runs(runs: list[Any], labels: list[str], method: str, env: Any, env_key: str) -> list[Any]:
+    return [r for r, label in zip(runs, labels)
+            if label == method and str(r.value(env_key)) == str(env) and r.status == "completed"]
+
+
+def _eval_frames(run: Any) -> tuple[float, ...]:
+    return tuple(read_curve(run, "eval")[0].tolist())
+
+
+def _frame_text(frame: float) -> str:
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if frame >= size:
+            return f"{frame / size:g}{suffix}"
+    return f"{frame:g}"
+
+
+def _window(frames: tuple[float, ...], metric: str) -> str:
+    """The evaluations a curve score reads: ``80k-100k`` for the last three of a 100k run evaluated every 10k."""
+    if metric == "last3_eval":
+        return f"{_frame_text(frames[-3])}-{_frame_text(frames[-1])}" if len(frames) >= 3 else "?"
+    if metric == "eval_auc":
+        return f"{_frame_text(frames[0])}-{_frame_text(frames[-1])}" if len(frames) >= 2 else "?"
+    return _frame_text(frames[-1]) if frames else "?"
+
+
+def _compared_frames(frames: tuple[float, ...], metric: str) -> tuple[float, ...]:
+    """The evaluation frames on which two runs must agree for their ``metric`` scores to compare."""
+    return {"last_eval": frames[-1:], "last3_eval": frames[-3:]}.get(metric, frames)
+
+
 def _learning_rows(section: dict[str, Any], base: Path, where: str, reps: int) -> list[dict[str, Any]]:
     paths = [base / p for p in section["runs"]]
     runs = collect_runs(paths)
@@ -168,43 +246,61 @@ def _learning_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
         here = f"{where} row {k + 1}"
         _check_keys(row, LEARNING_ROW_KEYS, here)
         metric = row.get("metric", section.get("metric", "final_return"))
-        scores = [
-            final_score(r, metric)
-            for r, label in zip(runs, labels)
-            if label == row["method"] and str(r.value(env_key)) == str(row["env"]) and r.status == "completed"
-        ]
+        mine = _matching_runs(runs, labels, row["method"], row["env"], env_key)
+        scores = [final_score(r, metric) for r in mine]
         if not scores or not all(math.isfinite(s) for s in scores):
             raise ResultsSpecError(f"{here}: no runs of method {row['method']!r} on {row['env']!r} with a finite {metric!r}")
         point, low, high = stratified_bootstrap_ci([np.asarray(scores)], interquartile_mean, reps=reps)
         rows.append({**row, "name": row.get("name", f"{row['method']}, {row['env']}"), "score": point,
-                     "low": low, "high": high, "n": len(scores)})
+                     "low": low, "high": high, "n": len(scores), "seeds": sorted({str(r.value("seed")) for r in mine})})
         if "vs" in row:
             rows[-1]["vs_ratio"] = _paired_ratio(row, metric, runs, labels, section, base, here, reps)
+        if section.get("robust"):
+            rows[-1]["robust"] = _robust_scores(row, mine, runs, labels, section, base, here, reps)
     return rows
 
 
-def _scores_by_seed(runs: list[Any], labels: list[str], method: str, env: Any, env_key: str, metric: str,
-                    where: str) -> dict[Any, float]:
-    by_seed: dict[Any, float] = {}
-    for run, label in zip(runs, labels):
-        if label == method and str(run.value(env_key)) == str(env) and run.status == "completed":
-            seed = run.value("seed")
-            if seed in by_seed:
-                raise ResultsSpecError(f"{where}: two completed runs of {method!r} on {env!r} with seed {seed!r}: "
-                                       "pairing by seed would be ambiguous")
-            by_seed[seed] = final_score(run, metric)
+def _robust_scores(row: dict[str, Any], mine: list[Any], runs: list[Any], labels: list[str], section: dict[str, Any],
+                   base: Path, where: str, reps: int) -> dict[str, dict[str, Any]]:
+    """Per robust metric: the IQM over the row's runs [95% CI], the evaluations it reads and, with ``vs``, the
+    ratio to the baseline on the same seeds."""
+    frames = {_eval_frames(r) for r in mine}
+    if len(frames) > 1:
+        raise ResultsSpecError(f"{where}: the runs of {row['method']!r} on {row['env']!r} were evaluated at different "
+                               f"frames ({sorted(frames)}): their curve scores do not compare")
+    (curve_frames,) = frames
+    out = {}
+    for metric in ROBUST_METRICS:
+        scores = [final_score(r, metric) for r in mine]
+        if not all(math.isfinite(s) for s in scores):
+            raise ResultsSpecError(f"{where}: the runs of {row['method']!r} on {row['env']!r} have too few evaluations "
+                                   f"({len(curve_frames)}) for {metric!r}")
+        point, low, high = stratified_bootstrap_ci([np.asarray(scores)], interquartile_mean, reps=reps)
+        out[metric] = {"score": (point, low, high), "window": _window(curve_frames, metric)}
+        if "vs" in row:
+            out[metric]["ratio"] = _paired_ratio(row, metric, runs, labels, section, base, where, reps)
+    return out
+
+
+def _runs_by_seed(runs: list[Any], labels: list[str], method: str, env: Any, env_key: str,
+                  where: str) -> dict[Any, Any]:
+    by_seed: dict[Any, Any] = {}
+    for run in _matching_runs(runs, labels, method, env, env_key):
+        seed = run.value("seed")
+        if seed in by_seed:
+            raise ResultsSpecError(f"{where}: two completed runs of {method!r} on {env!r} with seed {seed!r}: "
+                                   "pairing by seed would be ambiguous")
+        by_seed[seed] = run
     return by_seed
 
 
 def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: list[str], section: dict[str, Any],
-                  base: Path, where: str, reps: int) -> tuple[float, float, float, str]:
+                  base: Path, where: str, reps: int) -> Paired:
     vs = row["vs"]
     _check_keys_flat(vs, VS_KEYS, f"{where} vs")
     if "method" not in vs:
         raise ResultsSpecError(f"{where} vs: name the baseline's method (vs: {{method: ...}}), got {vs!r}")
-    if "min" in vs and (isinstance(vs["min"], bool) or not isinstance(vs["min"], (int, float))
-                        or not math.isfinite(vs["min"])):
-        raise ResultsSpecError(f"{where} vs: min must be a finite number (a target ratio), got {vs['min']!r}")
+    _check_min(vs, where)
     if "runs" in vs and (not isinstance(vs["runs"], list) or not all(isinstance(p, str) for p in vs["runs"])):
         raise ResultsSpecError(f"{where} vs: runs must be a list of paths relative to the spec, got {vs['runs']!r}")
     env_key = section.get("env_key", "env.name")
@@ -213,18 +309,79 @@ def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: lis
         base_labels = method_labels(base_runs, env_key)
     else:
         base_runs, base_labels = runs, labels
-    mine = _scores_by_seed(runs, labels, row["method"], row["env"], env_key, metric, where)
-    theirs = _scores_by_seed(base_runs, base_labels, vs["method"], row["env"], env_key, metric, where)
+    mine = _runs_by_seed(runs, labels, row["method"], row["env"], env_key, where)
+    theirs = _runs_by_seed(base_runs, base_labels, vs["method"], row["env"], env_key, where)
     missing = [seed for seed in mine if seed not in theirs]
     if missing:
         raise ResultsSpecError(f"{where} vs: {vs['method']!r} has no completed run on {row['env']!r} with seeds "
                                f"{missing} (it has {sorted(theirs, key=str)}): every seed of the row needs its pair")
     seeds = sorted(mine, key=str)
+    if metric in CURVE_METRICS:
+        for seed in seeds:
+            a, b = (_compared_frames(_eval_frames(x[seed]), metric) for x in (mine, theirs))
+            if a != b:
+                raise ResultsSpecError(f"{where} vs {vs['method']!r}: seed {seed!r} was evaluated at frames {list(a)} "
+                                       f"and its baseline at {list(b)}: {metric!r} scores of the two do not compare")
+    return _pair([final_score(mine[s], metric) for s in seeds], [final_score(theirs[s], metric) for s in seeds],
+                 vs, str(vs["method"]), where, reps)
+
+
+def _pair(mine: list[float], theirs: list[float], vs: dict[str, Any], of: str, where: str, reps: int) -> Paired:
     try:
-        ratio, low, high = paired_ratio_ci([mine[s] for s in seeds], [theirs[s] for s in seeds], reps=reps)
+        ratio, low, high = paired_ratio_ci(mine, theirs, reps=reps)
+        margin = None
+        if vs.get("within_pooled_std"):
+            margin = float(np.mean(mine) - (np.mean(theirs) - pooled_std(mine, theirs)))
     except ValueError as err:
-        raise ResultsSpecError(f"{where} vs {vs['method']!r}: {err}") from None
-    return ratio, low, high, str(vs["method"])
+        raise ResultsSpecError(f"{where} vs {of!r}: {err}") from None
+    return Paired(ratio, low, high, of, margin)
+
+
+def _vs_checks(vs: dict[str, Any], paired: Paired) -> tuple[list[bool], list[str]]:
+    """The targets a ``vs`` sets on its comparison: ``min`` on the ratio, ``within_pooled_std`` on the means."""
+    checks, texts = [], []
+    if "min" in vs:
+        checks.append(paired.ratio >= vs["min"])
+        texts.append(f"ratio >= {_fmt(vs['min'])} x {paired.of}")
+    if paired.margin is not None:
+        checks.append(paired.margin >= 0)
+        texts.append(f">= {paired.of} - pooled std (margin {_fmt(paired.margin)})")
+    return checks, texts
+
+
+def _check_min(vs: dict[str, Any], where: str) -> None:
+    if not isinstance(vs.get("within_pooled_std", False), bool):
+        raise ResultsSpecError(f"{where} vs: within_pooled_std must be true or false, got {vs['within_pooled_std']!r}")
+    if "min" in vs and (isinstance(vs["min"], bool) or not isinstance(vs["min"], (int, float))
+                        or not math.isfinite(vs["min"])):
+        raise ResultsSpecError(f"{where} vs: min must be a finite number (a target ratio), got {vs['min']!r}")
+
+
+def _measured_value(row: dict[str, Any], files: Any, base: Path, where: str) -> tuple[Any, list[tuple[float, ...]]]:
+    """The value a measurement row names in each of its files (one file: its value; a list: one value per file)
+    and, for a ``curve_score`` row, the evaluation frames each score reads."""
+    names = [files] if isinstance(files, str) else files
+    if not isinstance(names, list) or not names or not all(isinstance(f, str) for f in names):
+        raise ResultsSpecError(f"{where}: file must be a path or a non-empty list of paths, got {files!r}")
+    values, frames = [], []
+    for name in names:
+        path = base / name
+        value = _lookup(json.loads(path.read_text()), list(row["value"]), f"{where} ({path.name})")
+        if "curve_score" in row:
+            metric = row["curve_score"]
+            if metric not in ROBUST_METRICS:
+                raise ResultsSpecError(f"{where}: curve_score must be one of {', '.join(ROBUST_METRICS)}, got {metric!r}")
+            if not isinstance(value, dict) or not {"eval_frames", "eval_returns"} <= set(value):
+                raise ResultsSpecError(f"{where} ({path.name}): a curve_score row's value must be a mapping with "
+                                       "eval_frames and eval_returns (a run's metrics)")
+            curve = (value["eval_frames"], value["eval_returns"])
+            try:
+                value = last_evaluations_mean(*curve) if metric == "last3_eval" else normalized_curve_area(*curve)
+            except ValueError as err:
+                raise ResultsSpecError(f"{where} ({path.name}): {err}") from None
+            frames.append(tuple(float(f) for f in curve[0]))
+        values.append(value)
+    return (values[0] if isinstance(files, str) else values), frames
 
 
 def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -> list[dict[str, Any]]:
@@ -232,21 +389,188 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
     for k, row in enumerate(section["rows"]):
         here = f"{where} row {k + 1}"
         _check_keys(row, MEASURED_ROW_KEYS, here)
-        path = base / row["file"]
-        data = json.loads(path.read_text())
-        value = _lookup(data, list(row["value"]), f"{here} ({path.name})")
+        value, frames = _measured_value(row, row["file"], base, here)
+        name = row["name"]
+        if frames:
+            if len(set(frames)) > 1:
+                raise ResultsSpecError(f"{here}: the runs were evaluated at different frames: their curve scores do "
+                                       "not compare")
+            metric = row["curve_score"]
+            name = f"{name}, {ROBUST_NAMES[metric]} {_window(frames[0], metric)}"
         if isinstance(value, list):
             point, low, high = stratified_bootstrap_ci([np.asarray(value, dtype=float)], interquartile_mean, reps=reps)
             n = len(value)
         else:
             point = float(value)
+            path = base / row["file"]
+            data = json.loads(path.read_text()) if "n" in row or "range" in row else None
             count = _lookup(data, list(row["n"]), f"{here} ({path.name})") if "n" in row else 1
             n = len(count) if isinstance(count, (list, dict)) else int(count)  # a count, or what it counts
             low = high = math.nan
             if "range" in row:
                 low, high = (float(_lookup(data, list(key), f"{here} ({path.name})")) for key in row["range"])
-        rows.append({**row, "score": point, "low": low, "high": high, "n": n, "env": None})
+        rows.append({**row, "name": name, "score": point, "low": low, "high": high, "n": n, "env": None})
+        if "vs" in row:
+            rows[-1]["vs_ratio"] = _measured_ratio(row, value, frames, base, here, reps)
     return rows
+
+
+def _measured_ratio(row: dict[str, Any], value: Any, frames: list[tuple[float, ...]], base: Path, where: str,
+                    reps: int) -> Paired:
+    """A measurement row over several runs against a baseline's runs, paired by position in their file lists."""
+    vs = row["vs"]
+    _check_keys_flat(vs, MEASURED_VS_KEYS, f"{where} vs")
+    _check_min(vs, where)
+    if "name" not in vs or "file" not in vs:
+        raise ResultsSpecError(f"{where} vs: name the baseline and its files (vs: {{name: ..., file: [...]}}), got {vs!r}")
+    theirs, their_frames = _measured_value(row, vs["file"], base, f"{where} vs")
+    if not isinstance(value, list) or not isinstance(theirs, list) or len(value) != len(theirs):
+        raise ResultsSpecError(f"{where} vs: the row and its baseline need file lists of one length, paired by "
+                               f"position (the same seeds in the same order), got {row['file']!r} and {vs['file']!r}")
+    metric = row.get("curve_score")
+    if metric and any(_compared_frames(a, metric) != _compared_frames(b, metric) for a, b in zip(frames, their_frames)):
+        raise ResultsSpecError(f"{where} vs: a run and its baseline were evaluated at different frames: their "
+                               f"{metric!r} scores do not compare")
+    return _pair([float(v) for v in value], [float(v) for v in theirs], vs, str(vs["name"]), where, reps)
+
+
+def _anchor(row: dict[str, Any], notes: _Footnotes, where: str) -> str:
+    """An anchor cell: its text, and its source as a footnote (``anchor: {text: ..., source: ...}``)."""
+    anchor = row.get("anchor")
+    if not anchor:
+        return "-"
+    if isinstance(anchor, str):
+        return anchor
+    _check_keys_flat(anchor, ANCHOR_KEYS, f"{where} anchor")
+    if not anchor.get("text"):
+        raise ResultsSpecError(f"{where} anchor: give its text (anchor: {{text: ..., source: ...}}), got {anchor!r}")
+    source = anchor.get("source")
+    return f"{anchor['text']}{notes.mark(f'Anchor source: {source}' if source else None)}"
+
+
+def _ci_cell(point: float, low: float, high: float) -> str:
+    return f"{_fmt(point)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _ratio_cell(paired: Paired) -> str:
+    return f"{paired.ratio:.2f}x {paired.of} [{paired.low:.2f}, {paired.high:.2f}]"
+
+
+def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
+    """The section's robust scores: the mean of the last three evaluations and the normalized curve area."""
+    windows = {m: {row["robust"][m]["window"] for row in rows} for m in ROBUST_METRICS}
+    if any(len(w) > 1 for w in windows.values()):
+        raise ResultsSpecError(f"{where}: a robust section needs one evaluation schedule for all its rows, got {windows}")
+    last3, area = (next(iter(windows[m])) for m in ROBUST_METRICS)
+    lines = [f"Robust score, from the same runs' evaluation curves: the mean of the last three evaluations ({last3}) "
+             f"and the area under the evaluation curve from {area.replace('-', ' to ')} divided by the frames it spans "
+             "(the curve's average return); IQM over runs [95% stratified-bootstrap CI], ratios of means on the "
+             "same seeds [95% paired-bootstrap CI]; targets are checked on the mean of the last three evaluations.", "",
+             f"| result | mean of evaluations {last3} [95% CI] | ratio, same seeds [95% CI] | curve area / frames "
+             "[95% CI] | ratio, same seeds [95% CI] | n | target | met |",
+             "| --- | --- | --- | --- | --- | ---: | --- | --- |"]
+    for row in rows:
+        cells = [row["name"]]
+        for m in ROBUST_METRICS:
+            entry = row["robust"][m]
+            cells += [_ci_cell(*entry["score"]), _ratio_cell(entry["ratio"]) if "ratio" in entry else "-"]
+        checks, texts = _vs_checks(row["vs"], row["robust"]["last3_eval"]["ratio"]) if "vs" in row else ([], [])
+        target = ", ".join(texts) or "-"
+        met = ("yes" if all(checks) else "no") if checks else "-"
+        lines.append("| " + " | ".join([*cells, str(row["n"]), target, met]) + " |")
+    return lines
+
+
+def _verdict(low: float, high: float, reference: float, expect: str) -> str:
+    """Whether a claim holds, from a 95% interval: resolved on the claimed side (yes), on the other (no), or not
+    resolved; a claim of parity (near) or of no loss (not_below) is "consistent" unless the interval excludes it."""
+    if expect == "near":
+        return "consistent" if low <= reference <= high else "no"
+    if expect == "not_below":
+        return "no" if high < reference else "consistent"
+    above, below = low > reference, high < reference
+    if (expect == "above" and above) or (expect == "below" and below):
+        return "yes"
+    if (expect == "above" and below) or (expect == "below" and above):
+        return "no"
+    return "not resolved"
+
+
+def _summary(spec: dict[str, Any], computed: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]], base: Path,
+             notes: _Footnotes, where: str, reps: int) -> list[str]:
+    """The table at the top: per method its best result, its baseline on the same seeds, the paper's claim and
+    whether the 95% interval of the comparison bears the claim out."""
+    entries = spec.get("summary") or []
+    if not isinstance(entries, list):
+        raise ResultsSpecError(f"{where} summary must be a list of entries, got {entries!r}")
+    lines = ["## Summary", "",
+             "One row per method: its best result here, its baseline on the same seeds, and the claim of the "
+             "method's paper that the result tests. \"Holds\": yes when the 95% interval of the comparison lies on the "
+             "claimed side (above or below 1 for a ratio, 0 for a difference), no when it lies on the other, not "
+             "resolved when it spans it; a claim of parity or of no loss is consistent unless the interval rules it out. "
+             "MuJoCo results use the "
+             "robust score (the mean of the last three evaluations), the last evaluation beside it in parentheses.", "",
+             "| method | result | score [95% CI] | baseline, same seeds | comparison [95% CI] | paper's claim | holds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for k, entry in enumerate(entries):
+        here = f"{where} summary entry {k + 1}"
+        _check_keys_flat(entry, SUMMARY_KEYS, here)
+        for key in ("method", "section", "row", "claim", "source", "expect"):
+            if key not in entry:
+                raise ResultsSpecError(f"{here}: {key!r} is required (keys: {', '.join(SUMMARY_KEYS)})")
+        if entry["expect"] not in EXPECTS:
+            raise ResultsSpecError(f"{here}: expect must be one of {', '.join(EXPECTS)}, got {entry['expect']!r}")
+        if entry["section"] not in computed:
+            raise ResultsSpecError(f"{here}: no section with id {entry['section']!r} (ids: {', '.join(computed)})")
+        section, rows = computed[entry["section"]]
+        wanted = entry["row"]
+        matches = [r for r in rows if all(str(r.get(key)) == str(v) for key, v in wanted.items())]
+        if len(matches) != 1:
+            raise ResultsSpecError(f"{here}: {len(matches)} rows of section {entry['section']!r} match {wanted!r}; "
+                                   "name exactly one (by method and env, or by name)")
+        row = matches[0]
+        claim = f"{entry['claim']}{notes.mark('Claim source: ' + str(entry['source']))}"
+        if "runs" in section:
+            score, result, baseline, comparison, low, high = _summary_learning(entry, section, row, base, here, reps)
+            reference = 1.0
+        else:
+            if "reference" not in entry or "baseline" not in entry:
+                raise ResultsSpecError(f"{here}: a measurement row needs the baseline (text) and the reference value "
+                                       "that the claim compares its interval with")
+            if not math.isfinite(row["low"]):
+                raise ResultsSpecError(f"{here}: the row {row['name']!r} has no interval to judge the claim by")
+            score, result, baseline = _ci_cell(row["score"], row["low"], row["high"]), row["name"], entry["baseline"]
+            low, high, reference = row["low"], row["high"], float(entry["reference"])
+            comparison = f"{_fmt(row['score'] - reference):s} vs {_fmt(reference)}"
+        verdict = _verdict(low, high, reference, entry["expect"])
+        lines.append("| " + " | ".join([entry["method"], result, score, baseline, comparison, claim, verdict]) + " |")
+    return [*lines, ""] if entries else []
+
+
+def _summary_learning(entry: dict[str, Any], section: dict[str, Any], row: dict[str, Any], base: Path, where: str,
+                      reps: int) -> tuple[str, str, str, str, float, float]:
+    if "vs" not in row:
+        raise ResultsSpecError(f"{where}: the row {row['name']!r} has no baseline on the same seeds (vs)")
+    metric = entry.get("score", row.get("metric", section.get("metric", "final_return")))
+    if metric in ROBUST_METRICS:
+        if "robust" not in row:
+            raise ResultsSpecError(f"{where}: score {metric!r} needs a section with robust: true")
+        robust = row["robust"][metric]
+        (point, low_s, high_s), ratio = robust["score"], robust["ratio"]
+        score = f"{_ci_cell(point, low_s, high_s)} (last evaluation {_fmt(row['score'])})"
+        result = f"{row['env']}, {ROBUST_NAMES[metric]} {robust['window']}"
+    elif metric == row.get("metric", section.get("metric", "final_return")):
+        score, ratio = _ci_cell(row["score"], row["low"], row["high"]), row["vs_ratio"]
+        result = f"{row['env']}, {section.get('score', metric)}"
+    else:
+        raise ResultsSpecError(f"{where}: score must be the section's metric or one of {', '.join(ROBUST_METRICS)}, "
+                               f"got {metric!r}")
+    baseline = f"{ratio.of}, {len(row['seeds'])} seeds"
+    return score, result, baseline, f"{ratio.ratio:.2f}x [{ratio.low:.2f}, {ratio.high:.2f}]", ratio.low, ratio.high
+
+
+MAX_PROVENANCE = 320
+"""The longest provenance line: the command, the code's commit, the machine and its load; the rest is a note."""
 
 
 def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
@@ -257,20 +581,42 @@ def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
     spec = yaml.safe_load(spec_path.read_text())
     if not isinstance(spec, dict) or not isinstance(spec.get("sections"), list):
         raise ResultsSpecError(f"{spec_path}: a results spec is a mapping with a 'sections' list")
+    unknown = [k for k in spec if k not in ("title", "text", "summary", "sections")]
+    if unknown:
+        raise ResultsSpecError(f"{spec_path}: unknown keys {unknown} (accepted: title, text, summary, sections)")
     base = spec_path.parent
+    computed: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    all_rows = []
+    for s, section in enumerate(spec["sections"]):
+        where = f"{spec_path} section {s + 1}"
+        _check_keys_flat(section, SECTION_KEYS, where)
+        provenance = section.get("provenance")
+        if provenance is not None and (not isinstance(provenance, str) or len(" ".join(provenance.split())) > MAX_PROVENANCE):
+            raise ResultsSpecError(f"{where}: provenance is one line of at most {MAX_PROVENANCE} characters (command, "
+                                   f"commit, machine, load); the rest goes in notes, got {provenance!r}")
+        if section.get("robust") and "runs" not in section:
+            raise ResultsSpecError(f"{where}: robust: true needs a learning section (runs); a measurement row takes "
+                                   f"curve_score: {' or '.join(ROBUST_METRICS)}")
+        rows = (_learning_rows if "runs" in section else _measured_rows)(section, base, where, reps)
+        all_rows.append(rows)
+        if "id" in section:
+            if section["id"] in computed:
+                raise ResultsSpecError(f"{where}: the id {section['id']!r} is used by another section")
+            computed[section["id"]] = (section, rows)
     notes = _Footnotes()
     lines = [f"# {spec.get('title', 'Results')}", "",
              f"Generated by `{COMMAND}` from the committed results; edit "
              f"`{spec_path.parent.name}/{spec_path.name}`, not this file.", ""]
     if spec.get("text"):
         lines += [" ".join(str(spec["text"]).split()), ""]
-    for s, section in enumerate(spec["sections"]):
+    lines += _summary(spec, computed, base, notes, str(spec_path), reps)
+    for s, (section, rows) in enumerate(zip(spec["sections"], all_rows)):
         where = f"{spec_path} section {s + 1}"
-        _check_keys_flat(section, SECTION_KEYS, where)
         learning = "runs" in section
-        rows = (_learning_rows if learning else _measured_rows)(section, base, where, reps)
         section_marks = "".join(notes.mark(n) for n in section.get("notes", []))
         lines += [f"## {section['title']}{section_marks}", ""]
+        if section.get("provenance"):
+            lines += [f"Provenance: {' '.join(section['provenance'].split())}", ""]
         if section.get("text"):
             lines += [" ".join(str(section["text"]).split()), ""]
         if learning:
@@ -286,29 +632,29 @@ def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
             others = {r.get("method", r["name"]): r["score"] for r in rows if r.get("env") == row.get("env")}
             checks = [_met(row["score"], target, others, f"{where}, {row['name']}")] if target else []
             target_text = [_target_text(target)] if target else []
-            if "vs_ratio" in row and "min" in row["vs"]:
-                checks.append(row["vs_ratio"][0] >= row["vs"]["min"])
-                target_text.append(f"ratio >= {_fmt(row['vs']['min'])} x {row['vs_ratio'][3]}")
+            if "vs_ratio" in row:
+                vs_checks, vs_texts = _vs_checks(row["vs"], row["vs_ratio"])
+                checks += vs_checks
+                target_text += vs_texts
             met = ("yes" if all(checks) else "no") if checks else "-"
             bounds = f" [{_fmt(row['low'])}, {_fmt(row['high'])}]" if math.isfinite(row["low"]) else ""
             unit = f" {row['unit']}" if row.get("unit") else ""
             ratio_cell = []
             if paired:
-                ratio_cell = ["-"]
-                if "vs_ratio" in row:
-                    ratio, low, high, of = row["vs_ratio"]
-                    ratio_cell = [f"{ratio:.2f}x {of} [{low:.2f}, {high:.2f}]"]
+                ratio_cell = [_ratio_cell(row["vs_ratio"]) if "vs_ratio" in row else "-"]
             cells = [
                 f"{row['name']}{notes.mark(row.get('note'))}",
                 f"{_fmt(row['score'])}{bounds}{unit}",
                 str(row["n"]),
                 *ratio_cell,
-                row.get("anchor") or "-",
+                _anchor(row, notes, f"{where}, {row['name']}"),
                 ", ".join(target_text) or "-",
                 met,
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if section.get("robust"):
+            lines += [*_robust_table(rows, where), ""]
     if notes.texts:
         lines += [f"[^{i}]: {text}" for i, text in enumerate(notes.texts, 1)]
         lines.append("")

@@ -1,7 +1,7 @@
 """Find the runs of one or more sweeps (or loose run directories) and read what the report needs.
 
 A run directory follows the recipe contract (:mod:`torchrl_reg.run`): ``config.yaml``,
-``metrics.json`` (``status``, ``final_return``, ``eval_frames``, ``eval_returns``, ...) and CSV
+``metrics.json`` (``status``, ``final_eval_return``, ``train_return_mean``, ``eval_frames``, ``eval_returns``, ...) and CSV
 scalars under ``csv/scalars/<name>.csv`` as ``step,value`` rows. A sweep directory adds
 ``sweep.json``, which lists every task that should exist, so runs that never started are found
 too, with the scheduler log files of their last submission.
@@ -9,6 +9,7 @@ too, with the scheduler log files of their last submission.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -19,10 +20,15 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
+from torchrl_reg.report.stats import last_evaluations_mean, normalized_curve_area
 from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.metrics import read_metric
+from torchrl_reg.run.files import write_atomic
 from torchrl_reg.run.rundir import run_dir_holder
 
-__all__ = ["Run", "collect_runs", "method_labels", "read_curve", "write_records"]
+__all__ = ["CURVE_METRICS", "Run", "collect_runs", "method_labels", "read_curve", "write_records"]
+
+logger = logging.getLogger(__name__)
 
 # Config keys that never distinguish methods: where a run lives, how it logs, which seed it used.
 IGNORED_PREFIXES = ("run_dir", "seed", "device", "logger.", "num_threads", "compile")
@@ -132,7 +138,14 @@ def _records_under(root: Path, skip: set[Path] = frozenset()) -> list[Run]:
     )
     runs = []
     for path in paths:
-        record = read_record(path)
+        try:
+            record = read_record(path)
+        except ValueError as err:
+            if path == root:
+                raise  # named on the command line: not a stray file
+            # A stray file under the tree (a half-written download, an editor's backup) is not a run record.
+            logger.warning("skipping %s: %s", path, err)
+            continue
         if record is not None:
             runs.append(_run_of_record(path, record))
     return runs
@@ -273,12 +286,30 @@ def read_curve(run: Run, curve: str) -> tuple[np.ndarray, np.ndarray]:
     return frames[keep], values[keep]
 
 
+CURVE_METRICS = {
+    "last_eval": "the last evaluation",
+    "last3_eval": "the mean of the last three evaluations",
+    "eval_auc": "the area under the evaluation curve divided by the frames it spans",
+}
+"""Scores read off a run's evaluations (``metrics.json``'s ``eval_frames`` / ``eval_returns``) rather than
+taken from one ``metrics.json`` number; see :mod:`torchrl_reg.report.stats`."""
+
+
 def final_score(run: Run, metric: str) -> float:
-    """The run's final score: ``metrics.json[metric]``, or the last evaluation for ``metric="last_eval"``."""
-    if metric == "last_eval":
-        returns = run.metrics.get("eval_returns") or []
-        return float(returns[-1]) if returns else math.nan
-    value = run.metrics.get(metric)
+    """The run's final score: ``metrics.json[metric]``, or one of :data:`CURVE_METRICS` read off its evaluations
+    (NaN when the run has too few of them). Either naming of the training return reads runs of both
+    (``final_return``, its name before ``train_return_mean``: :func:`~torchrl_reg.run.read_metric`)."""
+    if metric in CURVE_METRICS:
+        frames, returns = read_curve(run, "eval")
+        if metric == "last_eval":
+            return float(returns[-1]) if len(returns) else math.nan
+        try:
+            if metric == "last3_eval":
+                return last_evaluations_mean(frames, returns, 3)
+            return normalized_curve_area(frames, returns)
+        except ValueError:
+            return math.nan
+    value = read_metric(run.metrics, metric)
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
@@ -320,6 +351,6 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
         path = out / f"{_slug(label)}_{_slug(env)}_seed{seed}.json"
         if path in written:
             raise ValueError(f"two runs would both be written to {path}: give them distinct method labels")
-        path.write_text(json.dumps(record, indent=1, default=float) + "\n")
+        write_atomic(path, json.dumps(record, indent=1, default=float) + "\n")
         written.append(path)
     return written

@@ -11,6 +11,11 @@ task may have fewer runs than another (a missing seed). With equal run counts th
 rliable's on the ``(num_runs, num_tasks)`` matrix. Every estimator is vectorized over leading axes:
 an array of shape ``(reps, n_runs)`` per task yields ``reps`` values at once, which is how the
 bootstrap evaluates its resamples.
+
+A run's score can also be read off its whole evaluation curve rather than its last point, which one noisy
+evaluation can swing (a Hopper agent scoring 3073, 2718 and 756 at its last three evaluations):
+:func:`last_evaluations_mean` (the mean of the last evaluations, 80k-100k for a 100k-step run evaluated every
+10k) and :func:`normalized_curve_area` (the area under the curve divided by the frames it spans).
 """
 from __future__ import annotations
 
@@ -23,8 +28,11 @@ __all__ = [
     "interquartile_mean",
     "aggregate_mean",
     "aggregate_median",
+    "last_evaluations_mean",
+    "normalized_curve_area",
     "optimality_gap",
     "paired_ratio_ci",
+    "pooled_std",
     "probability_of_improvement",
     "stratified_bootstrap_ci",
     "stratified_bootstrap_ci_two_sample",
@@ -93,6 +101,45 @@ def probability_of_improvement(scores_x: TaskScores, scores_y: TaskScores) -> np
         diff = x[..., :, None] - y[..., None, :]
         per_task.append((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
     return np.stack(per_task, axis=-1).mean(axis=-1)
+
+
+def _curve(frames: Sequence[float], values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(frames, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"frames and values must be 1-D and of one length, got shapes {x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"an evaluation curve must be finite, got frames={x.tolist()} and values={y.tolist()}")
+    if (np.diff(x) <= 0).any():
+        raise ValueError(f"evaluation frames must increase strictly, got {x.tolist()}")
+    return x, y
+
+
+def last_evaluations_mean(frames: Sequence[float], values: Sequence[float], count: int = 3) -> float:
+    """The mean of the last ``count`` evaluations of one run (its frames only checked to increase).
+
+    For a 100k-step run evaluated every 10k, ``count=3`` averages the evaluations at 80k, 90k and 100k. A curve
+    with fewer than ``count`` evaluations is refused: a shorter window would be another score.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be an integer >= 1, got count={count!r}")
+    _, y = _curve(frames, values)
+    if y.size < count:
+        raise ValueError(f"the mean of the last {count} evaluations needs {count} of them, the curve has {y.size}")
+    return float(y[-count:].mean())
+
+
+def normalized_curve_area(frames: Sequence[float], values: Sequence[float]) -> float:
+    """The area under one run's evaluation curve (trapezoids between evaluations) divided by the frames it spans,
+    from the first evaluation to the last: the curve's average return, in return units.
+
+    A constant curve scores its constant; a run that learns early scores above one that reaches the same final
+    return late. Runs compare only over the same evaluation frames (the caller checks them).
+    """
+    x, y = _curve(frames, values)
+    if x.size < 2:
+        raise ValueError(f"the area under an evaluation curve needs at least 2 evaluations, got {x.size}")
+    area = float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+    return area / float(x[-1] - x[0])
 
 
 ESTIMATORS: dict[str, Callable[[TaskScores], np.ndarray]] = {
@@ -191,3 +238,16 @@ def paired_ratio_ci(
     idx = np.random.default_rng(seed).integers(0, xs.size, size=(reps, xs.size))
     values = xs[idx].sum(axis=-1) / ys[idx].sum(axis=-1)
     return (float(xs.sum() / ys.sum()), *_percentile_interval(values, confidence))
+
+
+def pooled_std(a: Sequence[float], b: Sequence[float]) -> float:
+    """The pooled sample standard deviation of two groups of seeds:
+    ``sqrt(((n_a - 1) var_a + (n_b - 1) var_b) / (n_a + n_b - 2))`` with sample variances (``ddof=1``).
+
+    The yardstick of targets such as "a method's mean >= the baseline's mean - one pooled std" over seeds.
+    """
+    xs, ys = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1 or xs.size < 2 or ys.size < 2:
+        raise ValueError(f"a pooled std needs two 1-D groups of 2 or more scores, got shapes {xs.shape} and {ys.shape}")
+    dof = xs.size + ys.size - 2
+    return float(np.sqrt(((xs.size - 1) * xs.var(ddof=1) + (ys.size - 1) * ys.var(ddof=1)) / dof))

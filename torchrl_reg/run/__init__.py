@@ -3,6 +3,7 @@
 * :mod:`~torchrl_reg.run.process`: :func:`start_process` (lock the run directory, stop signals, threads, device, seeds);
 * :mod:`~torchrl_reg.run.rundir`: the run directory, its lock, and the checks of a resume against the stored config;
 * :mod:`~torchrl_reg.run.checkpoint`: atomic, checksummed, plain-data checkpoints (the envs' part: :mod:`torchrl_reg.envs.state`);
+* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory created without following a symlink, a full disk named;
 * :mod:`~torchrl_reg.run.stop`: the cooperative stop flag and the signals that set it;
 * :mod:`~torchrl_reg.run.evaluation`: greedy evaluation episodes;
 * :mod:`~torchrl_reg.run.logs` (TorchRL logger, CSV files), :mod:`~torchrl_reg.run.episodes` (training returns),
@@ -60,29 +61,34 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   that is stopped or killed and resumed gives the same metrics as the uninterrupted run, and
   nothing is logged twice (CSV rows after the checkpoint's frame count are dropped on resume).
 * ``metrics.json`` holds at least ``status``, ``frames``, ``wall_time_s``, ``steps_per_s``,
-  ``final_return`` (mean of the last 100 training episodes, raw env reward), ``episodes``,
-  ``eval_frames`` and ``eval_returns``.
+  ``final_eval_return`` (the last greedy evaluation's mean return), ``train_return_mean`` (mean of the last 100
+  training episodes, raw env reward; ``final_return`` in run directories written before that name: read either
+  with :func:`read_metric`), ``episodes``, ``eval_frames`` and ``eval_returns`` (every field: docs/recipes.rst).
 """
 from __future__ import annotations
 
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
     CheckpointError,
+    ConfigMismatchError,
     UntrustedCheckpointError,
     collector_state,
     has_checkpoint,
     load_checkpoint,
     load_collector_state,
     load_replay_buffer_state,
+    read_checkpoint,
     replay_buffer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from torchrl_reg.run.files import DiskFullError, SymlinkRefused
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import deterministic_actor, evaluate
 from torchrl_reg.run.logs import make_logger, truncate_csv_logs
-from torchrl_reg.run.metrics import report_summary, summary_line, write_json
+from torchrl_reg.run.metrics import read_metric, report_summary, return_metrics, summary_line, write_json
 from torchrl_reg.run.plots import plot_learning_curve
 from torchrl_reg.run.process import seed_everything, start_process
 from torchrl_reg.run.progress import ProgressBar
@@ -101,13 +107,17 @@ from torchrl_reg.run.stop import (
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "CONFIG_DIGEST_KEY",
     "CheckpointError",
+    "ConfigMismatchError",
+    "DiskFullError",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_RESUMABLE",
     "EpisodeTracker",
     "ProgressBar",
     "RecipeRun",
     "RunDirLocked",
+    "SymlinkRefused",
     "UntrustedCheckpointError",
     "check_finite_rewards",
     "clear_stop",
@@ -125,11 +135,14 @@ __all__ = [
     "mean_last",
     "open_run_dir",
     "plot_learning_curve",
+    "read_metric",
+    "read_checkpoint",
     "replay_buffer_state",
     "report_summary",
     "request_stop",
     "request_stop_at",
     "resolve_run_dir",
+    "return_metrics",
     "rng_state",
     "save_checkpoint",
     "seed_everything",

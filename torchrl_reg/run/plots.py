@@ -1,11 +1,13 @@
 """``learning_curve.png``: training returns, their moving mean and the greedy evaluations against frames."""
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from torchrl_reg.run.files import write_atomic
 
 __all__ = ["moving_mean_label", "plot_learning_curve"]
 
@@ -27,10 +29,12 @@ def plot_learning_curve(
     window: int = 100,
     xlabel: str = "environment frames",
     panels: Sequence[tuple[str, Sequence[int], Sequence[float]]] = (),
+    train_label: str = "training episode",
 ) -> None:
     """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames
     (``xlabel``), and beside them one panel per ``(label, frames, values)`` of ``panels`` (e.g. VIREL's
-    temperature, the policy entropy), on the same frame axis."""
+    temperature, the policy entropy), on the same frame axis. ``train_label`` names the episodes in the legend
+    (a planning run's are a planner's, not training episodes)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +43,7 @@ def plot_learning_curve(
     fig, axes = plt.subplots(1, 1 + len(panels), figsize=(7 + 4 * len(panels), 4), dpi=100, squeeze=False)
     ax = axes[0, 0]
     if len(train_returns):
-        ax.plot(train_frames, train_returns, color="tab:blue", alpha=0.25, lw=0.8, label="training episode")
+        ax.plot(train_frames, train_returns, color="tab:blue", alpha=0.25, lw=0.8, label=train_label)
         r = torch.tensor(list(train_returns), dtype=torch.float64)
         csum = torch.cat([torch.zeros(1, dtype=torch.float64), r.cumsum(0)])
         idx = torch.arange(1, len(r) + 1)
@@ -60,7 +64,7 @@ def plot_learning_curve(
         side.set_title(label)
         side.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_atomic(path, image.getvalue())

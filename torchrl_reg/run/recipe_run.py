@@ -37,6 +37,7 @@ from torchrl.data import ReplayBuffer
 
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
     collector_state,
     has_checkpoint,
     load_checkpoint,
@@ -50,10 +51,10 @@ from torchrl_reg.run.checkpoint import (
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
 from torchrl_reg.run.logs import make_logger, read_csv_scalar, sync_csv_logs, truncate_csv_logs
-from torchrl_reg.run.metrics import write_json
+from torchrl_reg.run.metrics import return_metrics, write_json
 from torchrl_reg.run.plots import plot_learning_curve
 from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import release_run_dir
+from torchrl_reg.run.rundir import config_digest, release_run_dir, write_config
 from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
 
 __all__ = ["RecipeRun", "check_finite_rewards", "crossed", "preset_line"]
@@ -220,7 +221,7 @@ class RecipeRun:
             truncate_csv_logs(self.run_dir, None)
         self._write_running_metrics()
         set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
-        OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+        write_config(self.run_dir, self.cfg)
         logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, env_preset_id()))
         collector = self.cfg.collector
         if collector.total_frames % collector.frames_per_batch:
@@ -258,6 +259,7 @@ class RecipeRun:
             {
                 "frames": self.frames,
                 "updates": self.updates,
+                CONFIG_DIGEST_KEY: config_digest(self.cfg),
                 **{name: obj.state_dict() for name, obj in self.stateful.items()},
                 "replay_buffer": replay_buffer_state(self.replay_buffer),
                 "collector": collector_state(self.collector),
@@ -276,7 +278,7 @@ class RecipeRun:
         """Restore everything a checkpoint holds (counters, ``stateful`` objects, replay buffer, collector
         and env state, RNGs, episode and evaluation history) from ``<run_dir>/checkpoint.pt``, and drop
         the CSV rows logged after it."""
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        state = load_checkpoint(self.checkpoint_path, map_location=self.device, config_digest=config_digest(self.cfg))
         self.frames, self.updates = state["frames"], state["updates"]
         for name, obj in self.stateful.items():
             obj.load_state_dict(state[name])
@@ -376,7 +378,7 @@ class RecipeRun:
             "updates": self.updates,
             "wall_time_s": wall_time,
             "steps_per_s": self.frames / wall_time if wall_time > 0 else math.nan,
-            "final_return": mean_last(self.tracker.returns, 100),
+            **return_metrics(self.tracker.returns, self.eval_returns),  # final_eval_return, train_return_mean
             "episodes": len(self.tracker.returns),
             "eval_frames": self.eval_frames,
             "eval_returns": self.eval_returns,

@@ -1,11 +1,11 @@
 #!/bin/bash
-# Issue 28 fidelity queues on HalfCheetah-v5, the MuJoCo preset (compiled update, 10 evaluation episodes every
+# The IQ fidelity queues on HalfCheetah-v5, the MuJoCo preset (compiled update, 10 evaluation episodes every
 # 10k steps), one task at a time on one CPU core (CORE, default 1), one thread, each run a single-task sweep of
 # the product's CLI, from a `git archive` of main at the commit in each result JSON's `code_commit`:
 #   queue.sh 100k   the ablations at 100k steps, order a0 b0 c0 a1 b1 c1 a2 b2 c2:
 #                   a = IQ scaled softmax, b = M-IQ scaled softmax, c = M-IQ (unscaled) with M-DQN's clip [-1, 0]
 #   queue.sh 300k   the defaults (unscaled softmax(F), unclipped Eq. 2) at 300k steps: IQ, M-IQ, SAC per seed.
-#                   SAC seeds 1 and 2 ran in a later session as `CORE=0 SEEDS=1 NAMES=sac queue.sh 300k` and
+#                   SAC seeds 1 and 2 ran later as `CORE=0 SEEDS=1 NAMES=sac queue.sh 300k` and
 #                   `CORE=1 SEEDS=2 NAMES=sac queue.sh 300k` side by side (runs at /work/runs/sweeps300).
 phase=${1:?usage: queue.sh 100k|300k}
 CORE=${CORE:-1}
