@@ -3,6 +3,7 @@
     python recipes/sac.py                                 # SAC on HalfCheetah-v5
     python recipes/sac.py env=hopper seed=3
     python recipes/sac.py env=pendulum                    # Pendulum-v1, minutes on a CPU
+    python recipes/sac.py policy.scale_lb=0.0067          # the policy's std floor (default 0.1, TorchRL's SAC's)
 
 Paper: Haarnoja, Zhou, Hartikainen, Tucker, Ha, Tan, Kumar, Zhu, Gupta, Abbeel, Levine, "Soft
 Actor-Critic Algorithms and Applications" (arXiv:1812.05905, 2018), with TorchRL's
@@ -29,7 +30,7 @@ from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
-from torchrl_reg.configs import ActorCriticLossConfig, arguments_of, default_of, recipe_schema
+from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, recipe_entry, register_loss
 from torchrl_reg.validation import ArgumentChecks, check_count, check_positive, check_range, optional
 
@@ -63,7 +64,7 @@ class SACLossConfig(ActorCriticLossConfig):
     }
 
 
-SACConfig = recipe_schema("sac", loss=SACLossConfig)
+SACConfig = recipe_schema("sac", loss=SACLossConfig, policy=GaussianPolicyConfig)
 
 
 class SACArguments(ArgumentChecks):
@@ -80,7 +81,7 @@ class SACArguments(ArgumentChecks):
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, SACLoss]:
     """The tanh-Gaussian actor and :class:`SACLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device, scale_lb=cfg.policy.scale_lb)
     settings = arguments_of(SACLoss, cfg.loss)  # num_qvalue_nets, loss_function, alpha_init, delay_actor, ...
     if settings["target_entropy"] is None:
         settings["target_entropy"] = "auto"

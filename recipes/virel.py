@@ -60,6 +60,7 @@ from torchrl_reg.configs import (
     ActorCriticConfig,
     ActorCriticLossConfig,
     BoltzmannValueBasedConfig,
+    GaussianPolicyConfig,
     ValueBasedLossConfig,
     arguments_of,
     default_of,
@@ -143,6 +144,7 @@ class DiscreteVIRELLossConfig(ValueBasedLossConfig, TemperatureConfig):
 @dataclass
 class VIRELConfig(ActorCriticConfig):
     loss: VIRELLossConfig = field(default_factory=VIRELLossConfig)
+    policy: GaussianPolicyConfig = field(default_factory=GaussianPolicyConfig)
 
 
 @dataclass
@@ -172,7 +174,7 @@ def check_temperature_batch(cfg: DictConfig) -> None:
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, VIRELLoss]:
     """The tanh-Gaussian actor and :class:`VIRELLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device, scale_lb=cfg.policy.scale_lb)
     # check_finite: a NaN/inf observation or reward stops the run naming the key and index (one sync per update).
     loss = VIRELLoss(actor, qvalue, **arguments_of(VIRELLoss, cfg.loss), check_finite=True).to(device)
     loss.make_value_estimator(gamma=cfg.loss.gamma)

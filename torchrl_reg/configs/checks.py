@@ -23,6 +23,7 @@ from torchrl_reg.configs.schemas import (
     ValueBasedConfig,
 )
 from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES
+from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
@@ -231,6 +232,8 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
     check_choice("network.kind", cfg.network.kind, ("mlp",))
     check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0, high_inclusive=False)
     check_choice("loss.target_update", cfg.loss.target_update, TARGET_UPDATES)
+    if "scale_lb" in cfg.get("policy", {}):  # the tanh-Gaussian's std floor (GaussianPolicyConfig, IQ's policy)
+        check_scale_lb("policy.scale_lb", cfg.policy.scale_lb)
     interval = cfg.loss.hard_update_interval
     if cfg.loss.target_update == "polyak":
         check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)

@@ -478,16 +478,27 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
         sample under ``reduction="none"``). Keyword-tensor calls work as in TorchRL
         (``loss(observation=..., action=..., next_reward=..., ...)``, the in-keys joined by ``_``).
         """
+        self._check_call(tensordict)
+        return self._forward_checked(tensordict)
+
+    def _check_call(self, tensordict: TensorDictBase) -> None:
+        """The checks of every public entry point that takes transitions (:meth:`forward`, a loss's ``target``):
+        :meth:`check_batch`, less the layout and input checks inside :meth:`inputs_checked`."""
         checked = self._caller_checked_inputs
         self.check_batch(tensordict, layout=not checked, inputs=not checked)
-        return self._forward_checked(tensordict)
+
+    def _forward_outputs(self, tensordict: TensorDictBase, params: TensorDictBase) -> tuple[dict, torch.Tensor]:
+        """The entries :meth:`forward` returns (``loss`` with its gradient, then the detached diagnostics) and the
+        priority; a loss of several terms returns each term with its gradient instead of ``loss``."""
+        loss, priority, diagnostics = self.loss_and_outputs(tensordict, params)
+        return {"loss": loss, **diagnostics}, priority
 
     def _forward_checked(self, tensordict: TensorDictBase) -> TensorDict:
         """:meth:`forward` after :meth:`check_batch` (a subclass whose forward checks first calls this)."""
-        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self._loss_params())
+        outputs, priority = self._forward_outputs(tensordict, self._loss_params())
         tensordict.set(self.tensor_keys.priority, priority.to(tensordict.device or priority.device), inplace=True)
         batch_size = tensordict.batch_size if self.reduction == "none" else []
-        out = TensorDict({"loss": loss, **diagnostics}, batch_size=batch_size)
+        out = TensorDict(outputs, batch_size=batch_size)
         self._clear_weakrefs(tensordict, out, *self._param_names())
         return out
 

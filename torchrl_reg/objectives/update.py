@@ -9,7 +9,9 @@ and by TorchRL's own losses for the generic path):
   TorchRL's ``SACLoss``) are summed into the objective the update differentiates, as TorchRL's
   trainers do; every other entry is a detached diagnostic. Loss terms that touch disjoint
   parameters (SAC's actor, critics and temperature) are then stepped by one optimizer as if by
-  three.
+  three. The fused update returns the same entries: ``loss`` and the diagnostics, or, for a loss whose
+  ``loss_and_outputs`` lists its terms (``loss_*``, detached) among its outputs (MDACLoss), those outputs
+  alone, their sum being what it differentiated.
 * A loss that satisfies :class:`~torchrl_reg.objectives.protocols.FusableLoss` (``loss_and_outputs``
   and ``fusable_update = True``; optionally ``fused_params``, ``check_batch``, ``flat_fused_params``)
   gets the fused compiled step, :class:`FusedAdamUpdate`.
@@ -479,4 +481,7 @@ class FusedAdamUpdate:
             loss, priority = loss.clone(), priority.clone()
             diagnostics = {key: value.clone() for key, value in diagnostics.items()}
         batch.set(self.priority_key, priority, inplace=True)
+        if any(key.startswith("loss") for key in diagnostics):
+            # A loss of several terms (MDACLoss) returns them, detached, among its outputs, as its forward does.
+            return TensorDict(diagnostics)
         return TensorDict({"loss": loss, **diagnostics})
