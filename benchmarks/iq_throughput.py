@@ -15,6 +15,13 @@ Target: ratio (IQ time / SAC time) <= 1.
 ``make_update``'s fused graph (loss, ``torch.func`` gradient and Adam over policy and value), SAC's
 loss + backward + Adam under ``torch.compile`` (as ``recipes/sac.py`` does), each next to its eager
 version; results in ``throughput_compiled.json``.
+
+``--sac-family`` times the SAC family's updates against the eager ``SACLoss`` update (the baseline every MuJoCo
+row is compared to): SAC compiled, and MDAC eager and through ``make_update``'s fused graph (``recipes/mdac.py``'s
+compiled update: loss, ``torch.func`` gradient and Adam over actor, critics and temperature in one graph); results
+in ``throughput_sac_family.json``, ratios against eager SAC::
+
+    OMP_NUM_THREADS=1 taskset -c 1 python -m benchmarks.iq_throughput --sac-family --tasks HalfCheetah-v5 --repeats 9 --steps 100
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ from benchmarks.common import interleaved_times, measurement_info, optimizer_ste
 from torchrl_reg.modules.critics import state_action_value_network, state_value_network
 from torchrl_reg.modules.policies import multicategorical_policy, tanh_normal_policy
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
+from torchrl_reg.objectives.mdac import MDACLoss
 from torchrl_reg.objectives import make_update
 
 RESULTS = Path(__file__).parent / "results" / "iq"
@@ -39,6 +47,7 @@ RESULTS = Path(__file__).parent / "results" / "iq"
 TASKS = {"HalfCheetah-v5": (17, 6), "Hopper-v5": (11, 3), "Humanoid-v5": (348, 17)}
 METHODS = ("iq_multicategorical", "iq_gaussian", "sac")
 COMPILED_METHODS = ("iq_multicategorical", "iq_multicategorical_compiled", "sac", "sac_compiled")
+SAC_FAMILY_METHODS = ("sac", "sac_compiled", "mdac", "mdac_compiled")
 
 
 def _batch(obs_dim: int, spec: Bounded, batch: int) -> TensorDict:
@@ -72,6 +81,17 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
             torch.optim.Adam([loss.log_alpha], lr=3e-4),
         ]
         keys = ("loss_actor", "loss_qvalue", "loss_alpha")
+    elif method == "mdac":  # recipes/mdac.py's update: one Adam over every parameter, the loss terms summed
+        loss = MDACLoss(tanh_normal_policy(obs_dim, spec), state_action_value_network(obs_dim, act_dim))
+        loss.make_value_estimator(gamma=0.99)
+        update = make_update(loss, torch.optim.Adam(loss.parameters(), lr=3e-4), max_grad_norm=None, compile=compiled)
+        updater = SoftUpdate(loss, eps=0.995)
+
+        def mdac_step() -> None:
+            update(data.clone(False))
+            updater.step()
+
+        return mdac_step
     else:
         if method == "iq_multicategorical":
             policy = multicategorical_policy(obs_dim, spec, num_bins=num_bins)
@@ -114,15 +134,20 @@ def main() -> None:
     parser.add_argument("--num-bins", type=int, default=11)
     parser.add_argument("--tasks", nargs="+", default=["HalfCheetah-v5", "Humanoid-v5"], choices=list(TASKS))
     parser.add_argument("--compile", action="store_true", help="eager vs compiled updates (throughput_compiled.json)")
+    parser.add_argument("--sac-family", action="store_true",
+                        help="SAC compiled and MDAC eager / fused against eager SAC (throughput_sac_family.json)")
     args = parse_timing_args(parser)
-    methods = COMPILED_METHODS if args.compile else METHODS
+    methods = SAC_FAMILY_METHODS if args.sac_family else COMPILED_METHODS if args.compile else METHODS
     warnings.filterwarnings("ignore", category=UserWarning)
     results = {}
     for task in args.tasks:
         obs_dim, act_dim = TASKS[task]
         steps = {m: make_step(m, obs_dim, act_dim, batch=args.batch, num_bins=args.num_bins, seed=0) for m in methods}
         times = interleaved_times(steps, args.repeats, args.steps, warmup=max(args.steps // 5, 2))
-        baseline = {m: "sac_compiled" if m.endswith("_compiled") else "sac" for m in methods if not m.startswith("sac")}
+        if args.sac_family:  # everything against the eager SACLoss update
+            baseline = {m: "sac" for m in methods if m != "sac"}
+        else:
+            baseline = {m: "sac_compiled" if m.endswith("_compiled") else "sac" for m in methods if not m.startswith("sac")}
         ratios = {m: [t / s for t, s in zip(times[m], times[baseline[m]])] for m in baseline}
         results[task] = {
             "obs_dim": obs_dim,
@@ -133,9 +158,10 @@ def main() -> None:
             "time_ratio_vs_sac_min": {m: min(r) for m, r in ratios.items()},
             "time_ratio_vs_sac_max": {m: max(r) for m, r in ratios.items()},
         }
-        if args.compile:  # eager time / compiled time, per repeat
+        if args.compile or args.sac_family:  # eager time / compiled time, per repeat
             results[task]["compile_speedup_median"] = {
-                m: statistics.median(e / c for e, c in zip(times[m], times[f"{m}_compiled"])) for m in ("iq_multicategorical", "sac")
+                m: statistics.median(e / c for e, c in zip(times[m], times[f"{m}_compiled"]))
+                for m in methods if f"{m}_compiled" in methods
             }
         print(task, json.dumps(results[task]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -144,10 +170,11 @@ def main() -> None:
         "updates_per_timing": args.steps,
         "batch": args.batch,
         "num_bins": args.num_bins,
-        "target": "IQ time / SAC time <= 1 (IQ, a single loss, not slower than SAC's actor + critic + alpha update)",
+        "target": ("SAC-family update time / eager SACLoss update time, tracked (no target)" if args.sac_family else
+                   "IQ time / SAC time <= 1 (IQ, a single loss, not slower than SAC's actor + critic + alpha update)"),
         "results": results,
     }
-    name = "throughput_compiled" if args.compile else "throughput"
+    name = "throughput_sac_family" if args.sac_family else "throughput_compiled" if args.compile else "throughput"
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
     plot(results, RESULTS / f"{name}.png", methods)
 
@@ -163,7 +190,8 @@ def plot(results: dict, path: Path, methods: tuple[str, ...] = METHODS) -> None:
     width = 0.25
     width = 0.8 / len(methods)
     colors = {"iq_multicategorical": "tab:blue", "iq_gaussian": "tab:cyan", "sac": "tab:orange",
-              "iq_multicategorical_compiled": "navy", "sac_compiled": "tab:red"}
+              "iq_multicategorical_compiled": "navy", "sac_compiled": "tab:red", "mdac": "tab:green",
+              "mdac_compiled": "darkgreen"}
     for i, method in enumerate(methods):
         xs = [t + (i - (len(methods) - 1) / 2) * width for t in range(len(tasks))]
         axes[0].bar(xs, [results[t]["updates_per_s_median"][method] for t in tasks], width, label=method,
@@ -172,17 +200,17 @@ def plot(results: dict, path: Path, methods: tuple[str, ...] = METHODS) -> None:
     axes[0].set_ylabel("updates / s (median)")
     axes[0].set_title("Update throughput, batch 256, 2x256 MLPs")
     axes[0].legend(fontsize=8)
-    compared = [m for m in methods if not m.startswith("sac")]
+    compared = [m for m in methods if m in next(iter(results.values()))["time_ratio_vs_sac_median"]]
     for i, method in enumerate(compared):
         xs = [t + (i - (len(compared) - 1) / 2) * width for t in range(len(tasks))]
         med = [results[t]["time_ratio_vs_sac_median"][method] for t in tasks]
         lo = [m - results[t]["time_ratio_vs_sac_min"][method] for m, t in zip(med, tasks)]
         hi = [results[t]["time_ratio_vs_sac_max"][method] - m for m, t in zip(med, tasks)]
         axes[1].bar(xs, med, width, yerr=[lo, hi], capsize=4, label=method, color=colors[method])
-    axes[1].axhline(1.0, color="tab:red", ls="--", label="SAC (target <= 1)")
+    axes[1].axhline(1.0, color="tab:red", ls="--", label="SAC" + ("" if "mdac" in methods else " (target <= 1)"))
     axes[1].set_xticks(range(len(tasks)), tasks)
     axes[1].set_ylabel("time per update / SAC's (median)")
-    axes[1].set_title("IQ update cost relative to SACLoss")
+    axes[1].set_title(("SAC-family" if "mdac" in methods else "IQ") + " update cost relative to SACLoss")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

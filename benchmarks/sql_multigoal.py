@@ -32,7 +32,7 @@ from recipes import sac, sql
 from torchrl_reg.configs import compose_config
 from torchrl_reg.envs import make_env
 from torchrl_reg.envs.multigoal import GOALS, goal_index
-from torchrl_reg.run import load_checkpoint
+from torchrl_reg.run import read_checkpoint
 
 OUT = Path(__file__).resolve().parent / "results" / "sql" / "multigoal"
 CONF = Path(__file__).resolve().parents[1] / "recipes" / "conf"
@@ -52,7 +52,7 @@ def load(method: str, seed: int, run_dir: Path, frames: int):
     env = make_env(cfg.env, num_envs=1, seed=seed)
     policy, loss = RECIPES[method].from_config(cfg, env, torch.device("cpu"))
     env.close()
-    loss.load_state_dict(load_checkpoint(run_dir / "checkpoint.pt")["loss_module"])
+    loss.load_state_dict(read_checkpoint(run_dir / "checkpoint.pt")["loss_module"])
     return policy, loss
 
 

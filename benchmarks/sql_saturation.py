@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from tensordict import TensorDict
 
 from torchrl_reg.envs import make_env
-from torchrl_reg.run import load_checkpoint
+from torchrl_reg.run import read_checkpoint
 
 SATURATION = 0.99
 
@@ -48,7 +48,7 @@ def analyse(run_dir: Path, states: int, particles: int, seed: int) -> dict:
     env = make_env(cfg.env, num_envs=1, seed=cfg.seed)
     low, high = env.action_spec_unbatched.space.low.float(), env.action_spec_unbatched.space.high.float()
     _, loss = sql.from_config(cfg, env, torch.device("cpu"))
-    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    checkpoint = read_checkpoint(run_dir / "checkpoint.pt")
     loss.load_state_dict(checkpoint["loss_module"])
     storage = checkpoint["replay_buffer"]["_storage"]
     filled = int(storage["_len"])

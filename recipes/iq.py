@@ -3,6 +3,7 @@
     python recipes/iq.py                                  # M-IQ on HalfCheetah-v5 (tau 0.01, alpha 0.9, 11 bins)
     python recipes/iq.py env=hopper loss=iq seed=3        # IQ (alpha = 0) on Hopper-v5
     python recipes/iq.py policy=gaussian                  # Gaussian-policy ablation
+    python recipes/iq.py policy=gaussian policy.scale_lb=0.0067   # its std floor (default 0.1)
     python recipes/iq.py loss=trust_pcl                   # residual ablation (online value bootstrap)
     python recipes/iq.py env=pendulum                     # Pendulum-v1, learns in minutes on a CPU
     python recipes/iq.py policy.scaled=true               # the scaled softmax softmax(F / tau) of Section 3.3
@@ -40,14 +41,7 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.configs import (
-    ActorCriticLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
+from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import LoopHooks, recipe_entry, register_loss
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.policies import FactorizedCategorical, multicategorical_policy, tanh_normal_policy
@@ -78,8 +72,6 @@ class IQLossConfig(ActorCriticLossConfig):
         "alpha": "weight of the Munchausen term (0: PCL-like IQ without it)",
         "bootstrap": "the value bootstrapped at the next state: target (target network) or online",
     }
-
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("implicit_q",)}
     # IQ and PCL (alpha = 0) have no Munchausen term to clip.
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("alpha", lambda alpha: alpha > 0) for key in ("clip_value_min", "clip_value_max")
@@ -98,12 +90,16 @@ class PolicyConfig:
     kind: str = "multicategorical"
     num_bins: int = 11
     scaled: bool = False
+    scale_lb: float = GaussianPolicyConfig.scale_lb
 
     docs: ClassVar[dict[str, str]] = {
         "kind": "multicategorical (binned actions) or gaussian (tanh-Gaussian)",
         "num_bins": "bins per action dimension (multicategorical)",
         "scaled": "divide the multicategorical logits by tau",
+        "scale_lb": GaussianPolicyConfig.docs["scale_lb"] + " (gaussian)",
     }
+    # The std floor is the Gaussian's.
+    read_only_if: ClassVar[ReadOnlyIf] = {"scale_lb": ("kind", ("gaussian",))}
 
 
 IQConfig = recipe_schema("iq", loss=IQLossConfig, policy=PolicyConfig)
@@ -117,7 +113,9 @@ POLICIES = {
         num_cells=list(cfg.network.hidden),
         tau=cfg.loss.tau if cfg.policy.scaled else None,
     ),
-    "gaussian": lambda cfg, obs_dim, spec: tanh_normal_policy(obs_dim, spec, num_cells=list(cfg.network.hidden)),
+    "gaussian": lambda cfg, obs_dim, spec: tanh_normal_policy(
+        obs_dim, spec, num_cells=list(cfg.network.hidden), scale_lb=cfg.policy.scale_lb
+    ),
 }
 
 
@@ -129,17 +127,14 @@ def method_name(loss: DictConfig) -> str:
     return "trust_pcl" if loss.alpha > 0 else "pcl"
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
-    cfg = check_config(cfg, IQConfig)
-    check_loss_config(ImplicitQLoss, cfg.loss)
+def check_policy(cfg: DictConfig) -> None:
+    """The ``policy`` group and its one rule with the loss (the scaled softmax divides by ``loss.tau``)."""
     check_choice("policy.kind", cfg.policy.kind, list(POLICIES))
     check_count("policy.num_bins", cfg.policy.num_bins, 2)  # both bounds
     if cfg.policy.scaled and cfg.policy.kind != "multicategorical":
         raise ValueError(
             f"policy.scaled=true divides the multicategorical logits by tau; policy.kind={cfg.policy.kind!r} has no logits"
         )
-    return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, ImplicitQLoss]:
@@ -205,7 +200,7 @@ register_loss(
 )
 
 
-train, main = recipe_entry("iq", validate)
+validate, train, main = recipe_entry("iq", IQConfig, check_policy)
 
 if __name__ == "__main__":
     main()

@@ -27,16 +27,11 @@ from typing import Any, ClassVar
 
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
+from torchrl.objectives import DQNLoss
 
-from torchrl_reg.configs import (
-    ValueBasedLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
-from torchrl_reg.loops import check_update_mode, get_loss, recipe_entry, register_loss
+from torchrl_reg.configs import ValueBasedLossConfig, arguments_of, default_of, recipe_schema
+from torchrl_reg.loops import recipe_entry, register_loss
+from torchrl_reg.loops.value_based import dqn_from_config
 from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
 from torchrl_reg.validation import ReadOnlyIf
 
@@ -57,7 +52,6 @@ class LossConfig(ValueBasedLossConfig):
 
     docs: ClassVar[dict[str, str]] = {"name": "m_dqn, soft_dqn (alpha=0), al, pal or dqn (TorchRL's DQNLoss)"}
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (*MUNCHAUSEN, "al", "pal", "dqn")}
     # DQN reads neither alpha nor tau, advantage learning no tau: a value given to them is refused.
     read_only_if: ClassVar[ReadOnlyIf] = {
         "alpha": ("name", (*MUNCHAUSEN, "al", "pal")),
@@ -68,16 +62,11 @@ class LossConfig(ValueBasedLossConfig):
 MDQNConfig = recipe_schema("m_dqn", loss=LossConfig)
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the chosen loss ignores), the chosen loss's own argument checks, and
-    Soft-DQN's alpha = 0, all before anything is built."""
-    cfg = check_config(cfg, MDQNConfig)
-    check_update_mode(cfg, "value_based")
-    loss = cfg.loss
-    check_loss_config(get_loss(loss.name, "value_based").loss_class, loss)
-    if loss.name == "soft_dqn" and loss.alpha != 0.0:
-        raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={loss.alpha}; use loss=m_dqn")
-    return cfg
+def check_soft_dqn(cfg: DictConfig) -> None:
+    """Soft-DQN is M-DQN with alpha = 0 (the schema, the loss's argument checks and the update mode are
+    :func:`~torchrl_reg.loops.recipe_entry`'s)."""
+    if cfg.loss.name == "soft_dqn" and cfg.loss.alpha != 0.0:
+        raise ValueError(f"loss=soft_dqn is M-DQN with alpha=0, got loss.alpha={cfg.loss.alpha}; use loss=m_dqn")
 
 
 def from_config(
@@ -104,9 +93,10 @@ for _name, _persistent in (("al", False), ("pal", True)):
         _name, AdvantageLearningLoss, partial(from_config, loss_class=AdvantageLearningLoss, persistent=_persistent),
         family="value_based",
     )
+register_loss("dqn", DQNLoss, dqn_from_config, family="value_based", fused_update=False)  # TorchRL's, the baseline
 
 
-train, main = recipe_entry("m_dqn", validate)
+validate, train, main = recipe_entry("m_dqn", MDQNConfig, check_soft_dqn)
 
 if __name__ == "__main__":
     main()

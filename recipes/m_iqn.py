@@ -26,15 +26,8 @@ from typing import ClassVar
 from omegaconf import DictConfig
 from torchrl.modules import QValueActor
 
-from torchrl_reg.configs import (
-    ValueBasedLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
-from torchrl_reg.loops import get_loss, recipe_entry, register_loss
+from torchrl_reg.configs import ValueBasedLossConfig, arguments_of, default_of, recipe_schema
+from torchrl_reg.loops import recipe_entry, register_loss
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork, make_iqn_network
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.validation import ReadOnlyIf, check_count
@@ -68,7 +61,6 @@ class IQNLossConfig(ValueBasedLossConfig):
         "independent_fractions": "draw the fractions per transition (true) or once per batch",
     }
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("m_iqn", "iqn")}
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("name", ("m_iqn",)) for key in ("alpha", "tau", "clip_value_min", "clip_value_max")
     }
@@ -77,12 +69,9 @@ class IQNLossConfig(ValueBasedLossConfig):
 MIQNConfig = recipe_schema("m_iqn", loss=IQNLossConfig)
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
-    cfg = check_config(cfg, MIQNConfig)
-    check_loss_config(get_loss(cfg.loss.name, "value_based").loss_class, cfg.loss)
-    check_count("loss.embedding_dim", cfg.loss.embedding_dim)  # the network's (make_iqn_network builds it later)
-    return cfg
+def check_embedding(cfg: DictConfig) -> None:
+    """``loss.embedding_dim``, the network's argument (:func:`make_iqn_network` builds it later)."""
+    check_count("loss.embedding_dim", cfg.loss.embedding_dim)
 
 
 def network(cfg: DictConfig, obs_shape: tuple[int, ...], n_actions: int) -> ImplicitQuantileNetwork:
@@ -115,7 +104,7 @@ register_loss(
 register_loss("iqn", IQNLoss, partial(from_config, loss_class=IQNLoss), family="value_based", network=network)
 
 
-train, main = recipe_entry("m_iqn", validate)
+validate, train, main = recipe_entry("m_iqn", MIQNConfig, check_embedding)
 
 if __name__ == "__main__":
     main()

@@ -4,13 +4,18 @@
     python recipes/mdac.py env=hopper seed=3
     python recipes/mdac.py loss=mdac_unbounded            # f = identity: the naive instantiation of MDVI
     python recipes/mdac.py loss.bound=clip                # f = clip(x/10, -1, 1)
+    python recipes/mdac.py loss=mdac_bound_current_only   # ablation: f on the current term only (successor: identity)
+    python recipes/mdac.py loss=mdac_bound_successor_only # ablation: f on the successor term only
+    python recipes/mdac.py policy.scale_lb=0.0067         # the policy's std floor (default 0.1, TorchRL's SAC's)
     python recipes/mdac.py env=pendulum                   # Pendulum-v1, minutes on a CPU
 
 Paper: Iwaki, "Mirror Descent Actor Critic via Bounded Advantage Learning" (arXiv:2502.03854, 2025).
 SAC's tanh-Gaussian actor, twin critics with Polyak targets (rate ``loss.polyak``) and its temperature
 tuned towards ``-dim(A)``, with the critics' target of MDVI in its Munchausen form, ``r + beta
 f(alpha ln pi(a|s)) + gamma [min Q(s', a') - f(alpha ln pi(a'|s'))]``, each log-density term through the
-bounding function ``f`` (:class:`~torchrl_reg.objectives.MDACLoss`). The presets are SAC's
+bounding function ``f`` (:class:`~torchrl_reg.objectives.MDACLoss`; ``loss.bound_current`` /
+``loss.bound_successor`` and their ``_scale`` bound one term each). Not from the paper (whose body could not be
+read): beta 0.9, the scale 10 of ``tanh(x/10)`` and the network sizes (SAC's 2x256). The presets are SAC's
 (``protocol/control/<family>.yaml``, shared with ``recipes/sac.py`` and ``recipes/iq.py``, so the three compare
 on the same budget, evaluation and logs). The loop is :func:`torchrl_reg.loops.actor_critic.train`; the
 three terms touch disjoint parameters and are stepped by one Adam (fused into one compiled graph with
@@ -27,29 +32,28 @@ from omegaconf import DictConfig
 from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 
-from torchrl_reg.configs import (
-    ActorCriticLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
+from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import actor_critic, recipe_entry, register_loss
 from torchrl_reg.objectives import MDACLoss
+from torchrl_reg.objectives.mdac import resolve_bounds
 from torchrl_reg.validation import ReadOnlyIf
 
 
 @dataclass
 class MDACLossConfig(ActorCriticLossConfig):
     """:class:`MDACLoss`'s settings, its defaults: ``beta`` (Munchausen coefficient), ``bound`` /
-    ``bound_scale`` (the bounding function), SAC's temperature (``alpha_init``, ``fixed_alpha``,
+    ``bound_scale`` (the bounding function of both log-density terms), ``bound_current`` / ``bound_successor``
+    and their ``_scale`` (one term's, null: the shared one), SAC's temperature (``alpha_init``, ``fixed_alpha``,
     ``target_entropy``: ``None`` is ``-dim(A)``), ``num_qvalue_nets`` and the critics' ``loss_function``."""
 
     name: str = "mdac"
     beta: float = default_of(MDACLoss, "beta")
     bound: str = default_of(MDACLoss, "bound")
     bound_scale: float = default_of(MDACLoss, "bound_scale")
+    bound_current: Optional[str] = default_of(MDACLoss, "bound_current")
+    bound_current_scale: Optional[float] = default_of(MDACLoss, "bound_current_scale")
+    bound_successor: Optional[str] = default_of(MDACLoss, "bound_successor")
+    bound_successor_scale: Optional[float] = default_of(MDACLoss, "bound_successor_scale")
     alpha_init: float = default_of(MDACLoss, "alpha_init")
     fixed_alpha: bool = default_of(MDACLoss, "fixed_alpha")
     target_entropy: Optional[float] = None
@@ -57,32 +61,25 @@ class MDACLossConfig(ActorCriticLossConfig):
     loss_function: str = default_of(MDACLoss, "loss_function")
 
     docs: ClassVar[dict[str, str]] = {
-        "beta": "Munchausen coefficient of the bounded log-policy term on the replayed action",
+        "beta": "Munchausen coefficient of the bounded log-policy term on the replayed action (0.9: not from the paper)",
         "bound": "bounding function of both log-density terms: tanh, clip, or none (naive M-SAC)",
-        "bound_scale": "c of the bounded choices: tanh(x / c) or clip(x / c, -1, 1)",
+        "bound_scale": "c of the bounded choices: tanh(x / c) or clip(x / c, -1, 1) (10: not from the paper)",
+        "bound_current": "bound of the current (Munchausen) term alone: tanh, clip, none (null: loss.bound)",
+        "bound_current_scale": "its c (null: loss.bound_scale)",
+        "bound_successor": "bound of the successor (next-state entropy) term alone: tanh, clip, none (null: loss.bound)",
+        "bound_successor_scale": "its c (null: loss.bound_scale)",
         "alpha_init": "initial entropy coefficient alpha",
         "fixed_alpha": "keep alpha at alpha_init (false: tune it towards target_entropy)",
         "target_entropy": "entropy alpha is tuned to (null: -dim(action))",
         "num_qvalue_nets": "critics (the min of them in the target)",
         "loss_function": "the critics' regression loss",
     }
-
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("mdac",)}
-    # The identity has no scale; a fixed temperature has no target entropy.
-    read_only_if: ClassVar[ReadOnlyIf] = {
-        "bound_scale": ("bound", lambda bound: bound != "none"),
-        "target_entropy": ("fixed_alpha", lambda fixed: not fixed),
-    }
+    # A fixed temperature has no target entropy. A scale no term reads (the identity has none) is refused by
+    # MDACLoss's own checks (run on the config by its validation), which see the per-term keys together.
+    read_only_if: ClassVar[ReadOnlyIf] = {"target_entropy": ("fixed_alpha", lambda fixed: not fixed)}
 
 
-MDACConfig = recipe_schema("mdac", loss=MDACLossConfig)
-
-
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
-    cfg = check_config(cfg, MDACConfig)
-    check_loss_config(MDACLoss, cfg.loss, target_entropy=target_entropy(cfg.loss))
-    return cfg
+MDACConfig = recipe_schema("mdac", loss=MDACLossConfig, policy=GaussianPolicyConfig)
 
 
 def target_entropy(loss: DictConfig) -> float | str:
@@ -92,13 +89,20 @@ def target_entropy(loss: DictConfig) -> float | str:
 
 
 def method_name(loss: DictConfig) -> str:
-    """``mdac``, or ``mdac_unbounded`` for the identity (the ablation): the run's ``"loss"`` in ``metrics.json``."""
-    return "mdac_unbounded" if loss.bound == "none" else "mdac"
+    """The run's ``"loss"`` in ``metrics.json``: ``mdac``; ``mdac_unbounded`` for the identity on both terms (the
+    paper's ablation); ``mdac_bound_current_only`` / ``mdac_bound_successor_only`` when one term is the identity."""
+    bounds = resolve_bounds(loss)
+    unbounded = {term for term, (bound, _) in bounds.items() if bound == "none"}
+    if unbounded == {"current", "successor"}:
+        return "mdac_unbounded"
+    if unbounded:
+        return "mdac_bound_current_only" if "successor" in unbounded else "mdac_bound_successor_only"
+    return "mdac"
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, MDACLoss]:
     """The tanh-Gaussian actor and :class:`MDACLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device, scale_lb=cfg.policy.scale_lb)
     settings = arguments_of(MDACLoss, cfg.loss) | {"target_entropy": target_entropy(cfg.loss)}
     # A NaN/inf observation or reward stops the run naming the key and index (one sync per update).
     loss = MDACLoss(actor, qvalue, **settings, check_finite=True)
@@ -109,10 +113,11 @@ def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Pr
 register_loss(
     "mdac", MDACLoss, from_config, family="actor_critic",
     label=lambda cfg: method_name(cfg.loss), metrics=lambda cfg: {"policy": "gaussian"},
+    values=lambda cfg: {"target_entropy": target_entropy(cfg.loss)},
 )
 
 
-train, main = recipe_entry("mdac", validate)
+validate, train, main = recipe_entry("mdac", MDACConfig)
 
 if __name__ == "__main__":
     main()

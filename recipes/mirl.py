@@ -27,16 +27,11 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.data import TensorSpec
 from torchrl.modules import QValueActor
+from torchrl.objectives import DQNLoss
 
-from torchrl_reg.configs import (
-    ValueBasedLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
+from torchrl_reg.configs import ValueBasedLossConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import ValueBasedHooks, recipe_entry, register_loss
+from torchrl_reg.loops.value_based import dqn_from_config
 from torchrl_reg.modules.mirl import PriorEGreedyModule
 from torchrl_reg.objectives.mirl import VARIANTS, MIRLLoss
 from torchrl_reg.validation import ReadOnlyIf
@@ -72,7 +67,6 @@ class MIRLLossConfig(ValueBasedLossConfig):
         "prior_lr": "step size of the learned action prior",
     }
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (*VARIANTS, "dqn")}
     # DQN reads no MIRL key; SQL's prior is fixed (uniform), so only MIRL and SQL_m read its rate.
     read_only_if: ClassVar[ReadOnlyIf] = {
         **{key: ("name", tuple(VARIANTS)) for key in ("beta", "beta_schedule", "beta_lr", "beta_slope", "beta_min",
@@ -84,14 +78,9 @@ class MIRLLossConfig(ValueBasedLossConfig):
 MIRLRecipeConfig = recipe_schema("mirl", loss=MIRLLossConfig)
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the chosen loss ignores) and range checks, all before anything is built."""
-    cfg = check_config(cfg, MIRLRecipeConfig)
-    loss = cfg.loss
-    if loss.name != "dqn":  # null beta_schedule: the variant's own (VARIANTS)
-        schedule = VARIANTS[loss.name]["beta_schedule"] if loss.beta_schedule is None else loss.beta_schedule
-        check_loss_config(MIRLLoss, loss, beta_schedule=schedule)
-    return cfg
+def beta_schedule(loss: DictConfig) -> str:
+    """``loss.beta_schedule``, or the variant's own when it is null (:data:`VARIANTS`)."""
+    return VARIANTS[loss.name]["beta_schedule"] if loss.beta_schedule is None else loss.beta_schedule
 
 
 def from_config(cfg: DictConfig, actor: QValueActor) -> MIRLLoss:
@@ -136,10 +125,14 @@ class MIRLHooks(ValueBasedHooks):
 
 
 for _variant in VARIANTS:
-    register_loss(_variant, MIRLLoss, from_config, family="value_based", hooks=lambda cfg, loss: MIRLHooks(loss))
+    register_loss(
+        _variant, MIRLLoss, from_config, family="value_based", hooks=lambda cfg, loss: MIRLHooks(loss),
+        values=lambda cfg: {"beta_schedule": beta_schedule(cfg.loss)},
+    )
+register_loss("dqn", DQNLoss, dqn_from_config, family="value_based", fused_update=False)  # TorchRL's, the baseline
 
 
-train, main = recipe_entry("mirl", validate)
+validate, train, main = recipe_entry("mirl", MIRLRecipeConfig)
 
 if __name__ == "__main__":
     main()

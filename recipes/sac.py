@@ -3,6 +3,7 @@
     python recipes/sac.py                                 # SAC on HalfCheetah-v5
     python recipes/sac.py env=hopper seed=3
     python recipes/sac.py env=pendulum                    # Pendulum-v1, minutes on a CPU
+    python recipes/sac.py policy.scale_lb=0.0067          # the policy's std floor (default 0.1, TorchRL's SAC's)
 
 Paper: Haarnoja, Zhou, Hartikainen, Tucker, Ha, Tan, Kumar, Zhu, Gupta, Abbeel, Levine, "Soft
 Actor-Critic Algorithms and Applications" (arXiv:1812.05905, 2018), with TorchRL's
@@ -29,9 +30,9 @@ from torchrl.envs import EnvBase
 from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import SACLoss
 
-from torchrl_reg.configs import ActorCriticLossConfig, arguments_of, check_config, default_of, recipe_schema
-from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, check_update_mode, recipe_entry, register_loss
-from torchrl_reg.validation import check_count, check_range
+from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
+from torchrl_reg.loops import LoopHooks, RewardScale, actor_critic, recipe_entry, register_loss
+from torchrl_reg.validation import ArgumentChecks, check_count, check_positive, check_range, optional
 
 
 @dataclass
@@ -62,27 +63,25 @@ class SACLossConfig(ActorCriticLossConfig):
         "delay_actor": "a target copy of the actor for the next actions",
     }
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("sac",)}
+
+SACConfig = recipe_schema("sac", loss=SACLossConfig, policy=GaussianPolicyConfig)
 
 
-SACConfig = recipe_schema("sac", loss=SACLossConfig)
+class SACArguments(ArgumentChecks):
+    """The ranges of the SAC settings this recipe passes on (TorchRL's SACLoss checks none of them): the loss's
+    arguments and :class:`SACHooks`' ``reward_scale``; the registry entry checks the ``loss`` group with them."""
 
-
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
-    cfg = check_config(cfg, SACConfig)
-    check_update_mode(cfg, actor_critic.FAMILY)
-    check_range("loss.alpha_init", cfg.loss.alpha_init, 0.0, low_inclusive=False)
-    check_count("loss.num_qvalue_nets", cfg.loss.num_qvalue_nets)
-    check_range("loss.reward_scale", cfg.loss.reward_scale, 0.0, low_inclusive=False)
-    if cfg.loss.target_entropy is not None:
-        check_range("loss.target_entropy", cfg.loss.target_entropy)
-    return cfg
+    argument_checks = {
+        "alpha_init": check_positive,
+        "num_qvalue_nets": check_count,
+        "target_entropy": optional(check_range),  # null: TorchRL's "auto", -dim(A)
+        "reward_scale": check_positive,
+    }
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, SACLoss]:
     """The tanh-Gaussian actor and :class:`SACLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device, scale_lb=cfg.policy.scale_lb)
     settings = arguments_of(SACLoss, cfg.loss)  # num_qvalue_nets, loss_function, alpha_init, delay_actor, ...
     if settings["target_entropy"] is None:
         settings["target_entropy"] = "auto"
@@ -107,11 +106,11 @@ def hooks(cfg: DictConfig, loss: SACLoss) -> LoopHooks:
 # TorchRL's SACLoss has no loss_and_outputs: the generic (compiled) update.
 register_loss(
     "sac", SACLoss, from_config, family="actor_critic", hooks=hooks, metrics=lambda cfg: {"policy": "gaussian"},
-    fused_update=False,
+    fused_update=False, checks=(SACArguments,),
 )
 
 
-train, main = recipe_entry("sac", validate)
+validate, train, main = recipe_entry("sac", SACConfig)
 
 if __name__ == "__main__":
     main()

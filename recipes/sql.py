@@ -33,15 +33,8 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase
 from torchrl.modules import Actor
 
-from torchrl_reg.configs import (
-    ActorCriticLossConfig,
-    arguments_of,
-    check_config,
-    check_loss_config,
-    default_of,
-    recipe_schema,
-)
-from torchrl_reg.loops import LoopHooks, actor_critic, check_update_mode, recipe_entry, register_loss
+from torchrl_reg.configs import ActorCriticLossConfig, arguments_of, check_loss_config, default_of, recipe_schema
+from torchrl_reg.loops import LoopHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.soft_q import svgd_sampler_actor
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.run import crossed
@@ -84,7 +77,7 @@ class SQLLossConfig(ActorCriticLossConfig):
         "tau_annealing_updates": "updates of the annealing to tau_final",
     }
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("sql",), "proposal": PROPOSALS, "space": SPACES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"proposal": PROPOSALS, "space": SPACES}
     read_only_if: ClassVar[ReadOnlyIf] = {
         "uniform_weight": ("proposal", ("mixture",)),  # the uniform proposal has no mixture weight
         "tau_annealing_updates": ("tau_final", lambda tau_final: tau_final is not None),  # no annealing
@@ -94,15 +87,10 @@ class SQLLossConfig(ActorCriticLossConfig):
 SQLConfig = recipe_schema("sql", loss=SQLLossConfig)
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the settings ignore) and range checks, all before anything is built."""
-    cfg = check_config(cfg, SQLConfig)
-    check_update_mode(cfg, actor_critic.FAMILY)
-    check_loss_config(SoftQLoss, cfg.loss)
-    check_loss_config(SVGDPolicyLoss, cfg.loss)
+def check_annealing(cfg: DictConfig) -> None:
+    """The temperature schedule's settings (:class:`TemperatureSchedule`'s checks), read only with ``loss.tau_final``."""
     if cfg.loss.tau_final is not None:  # without it tau_annealing_updates is unread (refused unless default)
         check_loss_config(TemperatureSchedule, cfg.loss, names={"annealing_num_steps": "tau_annealing_updates"})
-    return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[Actor, SoftQLearningLoss]:
@@ -188,11 +176,11 @@ def hooks(cfg: DictConfig, loss: SoftQLearningLoss) -> LoopHooks:
 # the loss): the generic update.
 register_loss(
     "sql", SoftQLearningLoss, from_config, family="actor_critic", hooks=hooks, metrics=lambda cfg: {"policy": "svgd"},
-    fused_update=False,
+    fused_update=False, checks=(SoftQLoss, SVGDPolicyLoss),
 )
 
 
-train, main = recipe_entry("sql", validate)
+validate, train, main = recipe_entry("sql", SQLConfig, check_annealing)
 
 if __name__ == "__main__":
     main()

@@ -17,8 +17,13 @@ Tasks (``tree_search_preset=``, :func:`torchrl_reg.planning.make_task`): ``dchai
 leaf values and the initial values of untried actions: ``evaluator.checkpoint`` is that run's
 ``checkpoint.pt``, its ``config.yaml`` beside it) and ``atari`` (random rollouts).
 
-``planner.batch_episodes=K`` plays K episodes at once, one batched search over their trees per move
-(:class:`torchrl_reg.planning.BatchedTreeSearch`; dchain, frozenlake and minatar).
+``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.tasks.MODELS`; it matters on
+MinAtar and Atari, whose envs draw at random): ``sampled`` (default: fresh outcomes at every chance visit, the
+single-tree search's chance nodes), ``determinized`` (one sampled future per move) or ``oracle`` (the env's own
+stream: a diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
+once, one batched search over their trees per move (:class:`torchrl_reg.planning.BatchedTreeSearch`) where it plans
+in the model (dchain, frozenlake; minatar in the determinized or oracle model), else one single-tree search per
+episode; it changes how many episodes run at once, not the model.
 
 The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
 :func:`torchrl_reg.configs.validate_planning_config`; this file declares the config. The run-directory contract
@@ -30,9 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from omegaconf import DictConfig
-
-from torchrl_reg.configs import PlanningConfig, check_config, default_of, recipe_schema
+from torchrl_reg.configs import PlanningConfig, default_of, recipe_schema
 from torchrl_reg.loops import recipe_entry
 from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, make_search
 from torchrl_reg.validation import ReadOnlyIf
@@ -85,6 +88,7 @@ class PlannerConfig:
     recommend: Optional[str] = default_of(make_search, "recommend")
     gamma: float = default_of(make_search, "gamma")
     q_init: float = default_of(make_search, "q_init")
+    model: str = "sampled"
     batch_episodes: int = 1
 
     docs: ClassVar[dict[str, str]] = {
@@ -98,7 +102,8 @@ class PlannerConfig:
         "recommend": "the move played: search_value, bellman_value or most_visited (null: the algorithm's own)",
         "gamma": "discount of the tree and the rollouts",
         "q_init": "initial value of untried actions when the evaluator gives none",
-        "batch_episodes": "episodes played at once, one batched search per move (1: the single-tree search; >1: dchain, frozenlake, minatar)",
+        "model": "the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move) or oracle (the env's own stream: a diagnostic)",
+        "batch_episodes": "episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized or oracle model; else one single-tree search per episode)",
     }
 
 
@@ -130,14 +135,9 @@ class EvaluatorConfig:
 TreeSearchConfig = recipe_schema("tree_search", PlanningConfig, task=TaskConfig, planner=PlannerConfig, evaluator=EvaluatorConfig)
 
 
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema and range checks (:func:`~torchrl_reg.configs.validate_planning_config`) and the keys the task or the
-    evaluator leaves unread, all before anything is built."""
-    return check_config(cfg, TreeSearchConfig)
-
-
-# ``train`` by the recipe contract (torchrl_reg.run: sweeps call recipes by it), though nothing is trained
-train, main = recipe_entry("tree_search", validate)
+# ``train`` by the recipe contract (torchrl_reg.run: sweeps call recipes by it), though nothing is trained; ``validate``:
+# the schema, torchrl_reg.configs.validate_planning_config and the keys the task or the evaluator leaves unread
+validate, train, main = recipe_entry("tree_search", TreeSearchConfig)
 train.__doc__ = "Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in ``<run_dir>/metrics.json``)."
 
 if __name__ == "__main__":

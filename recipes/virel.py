@@ -44,7 +44,6 @@ estimates it on the training batch instead (no extra batch; cost in
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,13 +60,12 @@ from torchrl_reg.configs import (
     ActorCriticConfig,
     ActorCriticLossConfig,
     BoltzmannValueBasedConfig,
+    GaussianPolicyConfig,
     ValueBasedLossConfig,
     arguments_of,
-    check_config,
-    check_loss_config,
     default_of,
 )
-from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, check_update_mode, recipe_entry, register_loss
+from torchrl_reg.loops import RewardScale, ValueBasedHooks, actor_critic, recipe_entry, register_loss
 from torchrl_reg.modules.exploration import BoltzmannExploration
 from torchrl_reg.objectives import DiscreteVIRELLoss, VIRELLoss
 from torchrl_reg.objectives.virel import TEMPERATURE_ESTIMATORS, VARIANTS
@@ -131,7 +129,7 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
         "reward_scale": "multiplies the rewards the critic and the temperature see (official command: 3.0)",
     }
 
-    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"name": (BOX,), "variant": VARIANTS, "num_qvalue_nets": (1, 2)}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
 
 
 @dataclass
@@ -142,12 +140,11 @@ class DiscreteVIRELLossConfig(ValueBasedLossConfig, TemperatureConfig):
 
     docs: ClassVar[dict[str, str]] = {"name": "virel_discrete (the only discrete loss)"}
 
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"name": (DISCRETE,)}
-
 
 @dataclass
 class VIRELConfig(ActorCriticConfig):
     loss: VIRELLossConfig = field(default_factory=VIRELLossConfig)
+    policy: GaussianPolicyConfig = field(default_factory=GaussianPolicyConfig)
 
 
 @dataclass
@@ -162,34 +159,22 @@ for _env in (*BOX_ENVS, *DISCRETE_ENVS):
     )
 
 
-def is_discrete(cfg: Mapping[str, Any] | DictConfig) -> bool:
-    """A discrete config's loss has a ``name`` other than :data:`BOX` (validation accepts only
-    :data:`DISCRETE`); a Box config's is :data:`BOX`, its schema's default when none is given. The schema
-    picks the loop (its ``family``)."""
-    loss = cfg.get("loss")
-    return isinstance(loss, Mapping) and loss.get("name", BOX) != BOX
-
-
-def validate(cfg: DictConfig | dict) -> DictConfig:
-    """Schema (unknown keys, types, keys the settings ignore) and range checks, before anything is built or written."""
-    cfg = check_config(cfg, DiscreteVIRELConfig if is_discrete(cfg) else VIRELConfig)
-    check_update_mode(cfg, "value_based" if is_discrete(cfg) else actor_critic.FAMILY)
+def check_temperature_batch(cfg: DictConfig) -> None:
+    """The replay estimator's batch (a count that fits in the replay buffer) and the Box loss's reward scale."""
     loss = cfg.loss
-    check_loss_config(DiscreteVIRELLoss if is_discrete(cfg) else VIRELLoss, loss)
     check_count("loss.temperature_batch_size", loss.temperature_batch_size)
-    if not is_discrete(cfg):
+    if "reward_scale" in loss:  # the Box loss's (its hooks scale the rewards)
         check_range("loss.reward_scale", loss.reward_scale, 0.0, low_inclusive=False)
     if loss.temperature_estimator == "replay" and loss.temperature_batch_size > cfg.buffer.size:
         raise ValueError(
             f"loss.temperature_batch_size={loss.temperature_batch_size} is larger than the replay buffer "
             f"(buffer.size={cfg.buffer.size}): the temperature batch must fit in the buffer"
         )
-    return cfg
 
 
 def from_config(cfg: DictConfig, env: EnvBase, device: torch.device) -> tuple[ProbabilisticActor, VIRELLoss]:
     """The tanh-Gaussian actor and :class:`VIRELLoss` over it and ``loss.num_qvalue_nets`` critics, gamma set."""
-    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device)
+    actor, qvalue = actor_critic.actor_and_qvalue(cfg, env, device, scale_lb=cfg.policy.scale_lb)
     # check_finite: a NaN/inf observation or reward stops the run naming the key and index (one sync per update).
     loss = VIRELLoss(actor, qvalue, **arguments_of(VIRELLoss, cfg.loss), check_finite=True).to(device)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
@@ -275,8 +260,9 @@ register_loss(
 )
 
 
-# Box configs run on the actor-critic loop, discrete ones on the value-based loop: their schemas' family.
-train, main = recipe_entry("virel", validate)
+# Box configs run on the actor-critic loop, discrete ones on the value-based loop: their schemas' family (the
+# schema is the one whose family has the config's loss.name; Box when the config names none).
+validate, train, main = recipe_entry("virel", (VIRELConfig, DiscreteVIRELConfig), check_temperature_batch)
 
 if __name__ == "__main__":
     main()

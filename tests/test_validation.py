@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from torchrl_reg.configs import arguments_of
-from torchrl_reg.validation import ReadOnlyIf, check_count, check_interval, check_unread, unread_keys
+from torchrl_reg.validation import ReadOnlyIf, check_count, check_interval, check_unread, closest, unread_keys
 
 
 @pytest.mark.parametrize("value", [0, 1.0, 2.0, "3", True, None])
@@ -74,3 +74,11 @@ def test_arguments_of_passes_the_config_values_of_the_callables_arguments_but_ga
 
     node = OmegaConf.create({"name": "m", "alpha": 0.5, "tau": 0.1, "gamma": 0.9, "other": 1})
     assert arguments_of(build, node) == {"alpha": 0.5, "tau": 0.1}
+
+
+def test_closest_names_the_nearest_key_beside_a_misspelled_one():
+    keys = ["planner.simulations", "planner.tau", "task.name", "seed"]
+    assert closest("planner.simulation", keys) == "planner.simulations"
+    assert closest("planer.simulations", keys) == "planner.simulations"  # the prefix misspelled: the whole key
+    assert closest("sed", keys) == "seed"
+    assert closest("planner.zzzzzz", keys) is None and closest("task.nam", []) is None

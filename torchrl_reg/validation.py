@@ -9,6 +9,7 @@ their family checks with :mod:`torchrl_reg.configs.checks`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +27,7 @@ __all__ = [
     "check_clip_interval_relation",
     "check_count",
     "check_critic_count",
+    "check_device",
     "check_gamma",
     "check_interval",
     "check_multiple",
@@ -42,6 +44,7 @@ __all__ = [
     "check_unread",
     "check_virel_c",
     "check_virel_p",
+    "closest",
     "select_device",
     "declared",
     "optional",
@@ -253,6 +256,20 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (a misspelled key: ``planner.simulation`` -> ``planner.simulations``):
+    among the keys beside it (same dotted prefix) by its last part, else among all by the whole; ``None`` when
+    none is close."""
+    candidates = list(candidates)
+    prefix, _, leaf = name.rpartition(".")
+    siblings = {c.rpartition(".")[2]: c for c in candidates if c.rpartition(".")[0] == prefix}
+    if siblings:
+        found = [siblings[m] for m in difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.6)]
+    else:
+        found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+    return found[0] if found else None
+
+
 def check_count(name: str, value: int, minimum: int = 1) -> int:
     """Return ``value`` as an int if it is an integer (Python's or numpy's) >= ``minimum``; a bool,
     a float (even ``2.0``) and a string are refused."""
@@ -359,14 +376,24 @@ def check_unread(group: str, node: Any, schema: type) -> None:
             )
 
 
+def check_device(name: str) -> str:
+    """``name`` when it is ``"auto"`` or a device string torch parses (``cpu``, ``cuda``, ``cuda:1``, ...), whether
+    or not this machine has that device: a sweep is made where its tasks' GPUs may not be (:func:`select_device`
+    picks the device when the run starts)."""
+    if name == "auto":
+        return name
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
+    return name
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``"auto"`` gives ``cuda`` when available and ``cpu`` otherwise; any torch device string is accepted."""
-    if name == "auto":
+    if check_device(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device={name!r}") from err
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto")
     return device

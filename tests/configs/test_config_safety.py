@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.recipes.recipe_cases import TRAINING_RECIPES, loss_cases, offered
 from tests.recipes.test_m_dqn import SMALL
 
 from recipes import m_dqn, m_iqn
@@ -155,49 +156,62 @@ def test_values_for_keys_the_chosen_loss_ignores_are_refused_in_every_recipe(cas
     module.validate(_cfg(*overrides[:-1], recipe=recipe))
 
 
-@pytest.mark.parametrize("recipe", ["m_dqn", "m_iqn", "mirl", "iq", "sac", "sql", "virel"])
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
+def test_a_misspelled_device_is_refused_by_every_training_recipes_validate(recipe):
+    """``device=foo`` passed validation and sweep creation, then failed after the run directory was locked,
+    leaving its run.lock; a device this machine lacks (``cuda`` on a login node) is still accepted there."""
+    module = importlib.import_module(f"recipes.{recipe}")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device='foo'"):
+        module.validate(_cfg("device=foo", recipe=recipe))
+    module.validate(_cfg("device=cuda:1", recipe=recipe))
+
+
+def test_a_device_refused_when_the_run_starts_leaves_no_lock(tmp_path):
+    run_dir = tmp_path / "run"
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA: device=cuda must be refused when the run starts")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        m_dqn.train(_cfg(*SMALL, "device=cuda", f"run_dir={run_dir}"))
+    assert not (run_dir / "run.lock").exists()
+
+
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_every_loss_option_validates_with_every_env_preset(recipe):
     """No env option sets a key that a loss option of its recipe ignores (the check above would refuse the
     documented ``python recipes/mirl.py env=minatar loss=sql``): every (env, loss) pair of the recipe's own
-    groups (recipes/conf/<recipe>/env/, loss/) composes and validates."""
-    import importlib
+    groups (recipes/conf/<recipe>/env/, loss/) composes and validates, except, in a recipe whose losses run on two
+    loops (VIREL), a pair of one loop's env and the other's loss option, which does not compose."""
+    from hydra.errors import ConfigCompositionException
 
     module = importlib.import_module(f"recipes.{recipe}")
     groups = config_sources(CONF, recipe).groups
+    two_loops = len({family for family, _ in offered(recipe)}) > 1
     for env in groups["env"][1]:
         for loss in groups["loss"][1]:
-            if recipe == "virel" and env in module.DISCRETE_ENVS and loss != "virel":
-                continue  # loss=virel_em is for Box actions; a discrete env runs the discrete loss
-            module.validate(_cfg(f"env={env}", f"loss={loss}", recipe=recipe))
+            try:
+                cfg = _cfg(f"env={env}", f"loss={loss}", recipe=recipe)
+            except ConfigCompositionException:
+                assert two_loops, (env, loss)  # e.g. loss=virel_em (Box only) with env=cartpole
+                continue
+            module.validate(cfg)
 
 
-@pytest.mark.parametrize(
-    ("recipe", "option", "accepted"),
-    [
-        # Each option is another recipe's (or an old name): each recipe has its own loss group, so Hydra
-        # does not find it and lists the recipe's own options. Before, the recipes shared one loss group and
-        # these composed into a silently different run (m_dqn loss=iq: M-DQN with alpha=0, Soft-DQN;
-        # iq loss=sac: the default M-IQ; sac loss=virel: SAC; sql loss=m_iq: soft Q-learning).
-        ("m_dqn", "iq", ["al", "dqn", "m_dqn", "pal", "soft_dqn"]),
-        ("m_iqn", "m_iq", ["iqn", "m_iqn"]),
-        ("mirl", "sac", ["dqn", "mirl", "sql", "sql_m"]),
-        ("iq", "sac", ["iq", "m_iq", "pcl", "trust_pcl"]),
-        ("sac", "virel", ["sac"]),
-        ("sql", "m_iq", ["sql"]),
-        ("sql", "soft_q", ["sql"]),  # the name before each recipe had its own loss group
-        ("virel", "sql", ["virel", "virel_em"]),
-    ],
-)
-def test_compose_config_refuses_another_recipes_loss_option(recipe, option, accepted):
+def test_compose_config_refuses_another_recipes_loss_option():
+    # Each recipe has its own loss group, so Hydra does not find another recipe's option (or an old name) and
+    # lists the recipe's own. Before, the recipes shared one loss group and these composed into a silently
+    # different run (m_dqn loss=iq: M-DQN with alpha=0, Soft-DQN; iq loss=sac: the default M-IQ; sac
+    # loss=virel: SAC; sql loss=m_iq: soft Q-learning; sql loss=soft_q, the name before the groups split).
     from hydra.errors import MissingConfigException
 
-    importlib.import_module(f"recipes.{recipe}")  # registers its schema
-    listing = "\n".join(["Available options in 'loss':", *(f"\t{own}" for own in accepted)])
-    with pytest.raises(MissingConfigException, match=re.escape(f"Could not find 'loss/{option}'\n\n{listing}\n")):
-        compose_config(CONF, recipe, [f"loss={option}"])
-    assert config_sources(CONF, recipe).groups["loss"][1] == tuple(accepted)
-    for own in accepted:  # and each of its own options composes
-        assert compose_config(CONF, recipe, [f"loss={own}"]) is not None
+    every = sorted({path.stem for path in CONF.glob("*/loss/*.yaml")} | {"soft_q"})
+    for recipe in TRAINING_RECIPES:
+        importlib.import_module(f"recipes.{recipe}")  # registers its schema
+        accepted = sorted(path.stem for path in (CONF / recipe / "loss").glob("*.yaml"))
+        assert config_sources(CONF, recipe).groups["loss"][1] == tuple(accepted)
+        option = next(option for option in every if option not in accepted)
+        listing = "\n".join(["Available options in 'loss':", *(f"\t{own}" for own in accepted)])
+        with pytest.raises(MissingConfigException, match=re.escape(f"Could not find 'loss/{option}'\n\n{listing}\n")):
+            compose_config(CONF, recipe, [f"loss={option}"])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
@@ -210,44 +224,56 @@ def test_cuda_graph_option_is_refused_without_cuda_or_compile(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-# The losses registered without a fused update, each with the recipe and overrides that select it.
-_UNFUSED = {
-    ("actor_critic", "sac"): ("sac", []),
-    ("actor_critic", "sql"): ("sql", []),
-    ("actor_critic", "virel"): ("virel", []),
-    ("value_based", "virel_discrete"): ("virel", ["env=cartpole"]),
-    ("value_based", "dqn"): ("m_dqn", ["loss=dqn"]),
-}
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
+def test_every_recipe_refuses_cuda_graph_for_each_loss_without_a_cuda_graph_update(recipe, monkeypatch, tmp_path):
+    """Each loss a recipe registers (found from the registry, the overrides from its loss and env options):
+    ``cuda_graph=true`` is refused by ``validate`` (what a sweep checks before submitting) and by ``train`` before
+    the run directory exists when the loss's step reads a value on the host (``cuda_graph_unsupported``: no CUDA
+    graph can record it), and accepted otherwise (the fused step, or the compiled generic step recorded whole)."""
+    from torchrl_reg.loops import get_loss
+
+    monkeypatch.setattr("torchrl_reg.configs.checks.select_device", lambda device: torch.device("cuda"))
+    module = importlib.import_module(f"recipes.{recipe}")
+    for (family, name), overrides in loss_cases(recipe).items():
+        run_dir = tmp_path / f"{family}-{name}"
+        cfg = _cfg(*overrides, "cuda_graph=true", "compile=true", f"run_dir={run_dir}", recipe=recipe)
+        if not getattr(get_loss(name, family).loss_class, "cuda_graph_unsupported", None):
+            assert module.validate(cfg).cuda_graph
+            continue
+        message = rf"loss.name='{name}' \(\w+\) cannot be recorded: .*host.*use compile=true without cuda_graph"
+        with pytest.raises(ValueError, match=message):
+            module.validate(cfg)
+        with pytest.raises(ValueError, match=message):
+            module.train(cfg)
+        assert not run_dir.exists()
 
 
-def test_every_loss_without_a_fused_update_is_listed_for_the_cuda_graph_refusal():
+def test_the_losses_without_a_cuda_graph_update_are_soft_q_learning_and_virel():
     from torchrl_reg.loops import get_loss, registered_losses
 
-    for name in ("iq", "mdac", "m_iqn", "mirl", "sac", "sql", "virel"):
-        importlib.import_module(f"recipes.{name}")
-    unfused = {
+    for recipe in TRAINING_RECIPES:
+        importlib.import_module(f"recipes.{recipe}")
+    no_graph = {
         (family, name)
         for family in ("value_based", "actor_critic")
         for name in registered_losses(family)
-        if not get_loss(name, family).fused_update
+        if getattr(get_loss(name, family).loss_class, "cuda_graph_unsupported", None)
     }
-    assert unfused == set(_UNFUSED)
+    assert no_graph == {("actor_critic", "sql"), ("actor_critic", "virel"), ("value_based", "virel_discrete")}
 
 
-@pytest.mark.parametrize("key", list(_UNFUSED), ids=lambda k: "-".join(k))
-def test_cuda_graph_is_refused_by_validate_for_a_loss_without_a_fused_update(key, monkeypatch, tmp_path):
-    # A sweep validates with the recipe's validate: the config is refused before anything is submitted.
+def test_mirl_accepts_cuda_graph_for_its_dqn_baseline_as_make_update_does(monkeypatch, tmp_path):
+    """``python recipes/mirl.py loss=dqn compile=true cuda_graph=true`` on a GPU: TorchRL's DQNLoss has no fused
+    step, and its compiled generic step is recorded as a CUDA graph, so ``validate`` accepts what the update runs."""
+    from torchrl.data import Categorical
+    from torchrl.modules import QValueActor
+    from torchrl.objectives import DQNLoss
+
+    from torchrl_reg.objectives import CudaGraphUpdate
+
     monkeypatch.setattr("torchrl_reg.configs.checks.select_device", lambda device: torch.device("cuda"))
-    recipe, overrides = _UNFUSED[key]
-    module = importlib.import_module(f"recipes.{recipe}")
-    cfg = _cfg("cuda_graph=true", "compile=true", f"run_dir={tmp_path / 'run'}", *overrides, recipe=recipe)
-    with pytest.raises(ValueError, match=rf"loss.name='{key[1]}' \(\w+\) has no fused update .*use compile=true without cuda_graph"):
-        module.validate(cfg)
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("recipe, overrides", [("m_dqn", []), ("iq", []), ("mdac", [])])
-def test_cuda_graph_passes_validate_for_a_loss_with_a_fused_update(recipe, overrides, monkeypatch):
-    monkeypatch.setattr("torchrl_reg.configs.checks.select_device", lambda device: torch.device("cuda"))
-    module = importlib.import_module(f"recipes.{recipe}")
-    assert module.validate(_cfg("cuda_graph=true", "compile=true", *overrides, recipe=recipe)).cuda_graph
+    mirl = importlib.import_module("recipes.mirl")
+    assert mirl.validate(_cfg("loss=dqn", "compile=true", "cuda_graph=true", f"run_dir={tmp_path / 'run'}", recipe="mirl")).cuda_graph
+    dqn = DQNLoss(QValueActor(torch.nn.Linear(4, 2), in_keys=["observation"], spec=Categorical(2)), action_space="categorical")
+    # Off CUDA the update names the device, not the loss: on a GPU it records the step.
+    assert "must be on a CUDA device" in CudaGraphUpdate.unsupported_reason(dqn, torch.optim.Adam(dqn.parameters()))

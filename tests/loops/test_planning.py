@@ -6,19 +6,21 @@ so per-episode returns tell the episodes apart: 'down' at state i pays (D - i - 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recipes import tree_search
 from tests.slurm.sweep_testlib import wait_for
 from torchrl_reg.configs import compose_config
 from torchrl_reg.run import EXIT_INTERRUPTED, clear_stop, load_checkpoint, request_stop, request_stop_at
-from torchrl_reg.run.rundir import LOCK_NAME, ResumeRefused
+from torchrl_reg.run.rundir import LOCK_NAME, ResumeRefused, resume_changes
 
 CONF = Path(tree_search.__file__).parent / "conf"
 TINY = ("planner.simulations=3", "episodes=4", "logger.progress_bar=false")
@@ -160,7 +162,8 @@ def test_batch_episodes_may_not_change_on_resume(tmp_path):
 
 @pytest.mark.parametrize("overrides", [
     ("tree_search_preset=frozenlake", "task.map_name=4x4", "task.max_steps=6", "evaluator.rollout_steps=6"),
-    ("task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1", "task.max_steps=4", "evaluator.rollout_steps=3"),
+    ("task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1", "planner.model=determinized", "task.max_steps=4",
+     "evaluator.rollout_steps=3"),
 ], ids=["frozenlake", "minatar"])
 def test_batched_episodes_run_on_frozenlake_and_minatar(tmp_path, overrides):
     metrics = tree_search.train(compose(*BATCHED, "episodes=3", *overrides, f"run_dir={tmp_path}"))
@@ -169,8 +172,10 @@ def test_batched_episodes_run_on_frozenlake_and_minatar(tmp_path, overrides):
 
 
 @pytest.mark.parametrize("overrides, match", [
-    (("tree_search_preset=atari",), "planner.batch_episodes=2 needs a task the batched search models \\(dchain, frozenlake, minatar\\), got task.name='atari'"),
     (("planner.batch_episodes=0",), "planner.batch_episodes"),
+    (("tree_search_preset=atari", "planner.model=determinized"),
+     "planner.model='determinized' on task.name='atari': the determinized model of atari is not built"),
+    (("planner.model=exact",), r"planner.model must be one of \['sampled', 'determinized', 'oracle'\], got planner.model='exact'"),
 ])
 def test_batched_episodes_refuse_what_they_cannot_play(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -230,3 +235,51 @@ def test_the_progress_bar_counts_episodes_and_the_plot_names_planner_episodes(tm
     from tests.recipes.test_newcomer import documented_metrics_fields
 
     assert not set(metrics) - documented_metrics_fields(), sorted(set(metrics) - documented_metrics_fields())
+
+
+MINATAR = ("task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1", "task.max_steps=12", "evaluator.rollout_steps=3",
+           "planner.simulations=4", "logger.backend=none")
+
+
+def test_batch_episodes_change_how_many_episodes_run_at_once_not_how_they_play(tmp_path):
+    # MinAtar in the sampled model (fresh outcomes at every chance visit): the batched search has no chance nodes, so
+    # four episodes at once are searched one tree each, each seeded by its episode: the very episodes of K = 1
+    one = tree_search.train(compose(*TINY, *MINATAR, "episodes=4", f"run_dir={tmp_path / 'one'}"))
+    four = tree_search.train(compose(*TINY, *MINATAR, "episodes=4", "planner.batch_episodes=4", f"run_dir={tmp_path / 'four'}"))
+    assert one["model"] == four["model"] == "sampled"
+    for key in ("returns", "lengths", "root_visit_share"):
+        assert one[key] == four[key], key
+    assert all(0.0 < share <= 1.0 for share in one["root_visit_share"])  # the diagnostics of every mode
+
+
+@pytest.mark.slow
+def test_the_determinized_model_gives_one_return_distribution_for_one_and_four_episodes_at_once(tmp_path):
+    # K = 1 searches each episode with TreeSearch in a copy of its game with a fresh stream per move, K = 4 the group
+    # with one BatchedTreeSearch over BatchedMinAtar roots with fresh streams: the same model, other draws. Statistical
+    # check (fixed seeds, so deterministic): the mean returns of 24 episodes each, and their shares of episodes that
+    # score, differ by less than 3 standard errors of their difference.
+    runs = {}
+    for k in (1, 4):
+        runs[k] = tree_search.train(compose(
+            *TINY, *MINATAR, "task.max_steps=40", "planner.model=determinized", "episodes=24", f"planner.batch_episodes={k}",
+            f"run_dir={tmp_path / str(k)}"))
+    a, b = (np.asarray(runs[k]["returns"]) for k in (1, 4))
+    assert runs[1]["model"] == runs[4]["model"] == "determinized"
+    for x, y in ((a, b), (a > 0, b > 0)):  # the mean return, and the share of episodes that score at all
+        x, y = x.astype(float), y.astype(float)
+        spread = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
+        assert 0 < spread and abs(x.mean() - y.mean()) <= 3 * spread, (a, b)
+
+
+@pytest.mark.parametrize("task, batch, model, meant", [
+    ("minatar", 1, "sampled", None),
+    ("minatar", 1, "determinized", "sampled"),
+    ("minatar", 20, "determinized", None),
+    ("minatar", 20, "sampled", "determinized"),
+    ("dchain", 2, "oracle", None),  # a deterministic task: every model is the task itself
+])
+def test_a_run_directory_from_before_the_model_knob_resumes_in_the_model_it_played(task, batch, model, meant):
+    # before planner.model a MinAtar episode alone searched the sampled model and a batch the determinized one
+    stored = {"task": {"name": task}, "planner": {"batch_episodes": batch}}
+    new = {"task": {"name": task}, "planner": {"batch_episodes": batch, "model": model}}
+    assert resume_changes(stored, new) == ([] if meant is None else [f"planner.model: {meant!r} -> {model!r}"])

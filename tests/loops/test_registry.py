@@ -6,18 +6,26 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from pathlib import Path
 
 import pytest
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 from torchrl.objectives import DQNLoss, SACLoss
 
-from torchrl_reg.configs import compose_config
-from torchrl_reg.loops import BUILDERS, LOOPS, HooksBuilder, NetworkBuilder, get_loss, register_loss, registered_losses
+from tests.recipes.recipe_cases import CONF, RECIPES, TRAINING_RECIPES, loss_cases, offered, recipe
+from torchrl_reg.configs import compose_config, config_sources
+from torchrl_reg.loops import (
+    BUILDERS,
+    LOOPS,
+    HooksBuilder,
+    NetworkBuilder,
+    get_loss,
+    offered_losses,
+    register_loss,
+    registered_losses,
+)
 from torchrl_reg.loops.registry import _LOSSES
 from torchrl_reg.objectives import (
-    DiscreteVIRELLoss,
     FusableLoss,
     InputChecks,
     MIRLLoss,
@@ -29,51 +37,44 @@ from torchrl_reg.objectives import (
 )
 from torchrl_reg.run.rundir import resume_changes
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "recipes" / "conf"
-#: Every recipe on a loop with the overrides that pick each of its schemas (VIREL: Box and discrete presets),
-#: its family (from its paper: discrete-action Q-learning, or an actor and a critic on Box actions) and the
-#: options of the loss group it accepts.
-RECIPES = {
-    "m_dqn": ([], "value_based", ("m_dqn", "soft_dqn", "al", "pal", "dqn")),
-    "m_iqn": ([], "value_based", ("m_iqn", "iqn")),
-    "mirl": ([], "value_based", ("mirl", "sql", "sql_m", "dqn")),
-    "iq": ([], "actor_critic", ("m_iq", "iq", "trust_pcl", "pcl")),
-    "sac": ([], "actor_critic", ("sac",)),
-    "sql": ([], "actor_critic", ("sql",)),
-    "mdac": ([], "actor_critic", ("mdac", "mdac_unbounded")),
-    "virel": ([], "actor_critic", ("virel", "virel_em")),
-    "virel env=cartpole": (["env=cartpole"], "value_based", ("virel",)),
-}
-
-
 def _import_all() -> None:
-    for case in RECIPES:
-        importlib.import_module(f"recipes.{case.split()[0]}")
+    for name in RECIPES:
+        recipe(name)
 
 
-@pytest.mark.parametrize("case", list(RECIPES))
-def test_every_loss_option_names_an_entry_of_its_schemas_loop(case):
-    """Each option of the loss group that a recipe accepts composes to a ``loss.name`` registered in the family
-    of the recipe's schema (whose loop ``train`` runs), and the recipe refuses every other option."""
-    module = importlib.import_module(f"recipes.{case.split()[0]}")
-    overrides, family, accepted = RECIPES[case]
-    for option in accepted:
-        cfg = module.validate(compose_config(CONF, case.split()[0], [*overrides, f"loss={option}"]))
-        assert OmegaConf.get_type(cfg).family == family
+@pytest.mark.parametrize("name", TRAINING_RECIPES)
+def test_every_loss_option_names_an_entry_of_its_schemas_loop(name):
+    """Each option of a recipe's loss group composes to a ``loss.name`` that the recipe registered in the family
+    of the schema it validates against (whose loop ``train`` runs); every loss it registers is reached by an
+    option (:func:`loss_cases`); and the recipe refuses every other recipe's option."""
+    module = recipe(name)
+    options = config_sources(CONF, name).groups["loss"][1]
+    for option in options:
+        cfg = module.validate(compose_config(CONF, name, [f"loss={option}"]))
+        family = OmegaConf.get_type(cfg).family
+        assert (family, cfg.loss.name) in offered(name), (name, option)
         assert get_loss(cfg.loss.name, family).family == family
-    if not overrides:  # another recipe's option is not in this recipe's loss group (recipes/conf/<recipe>/loss/)
-        for option in sorted({path.stem for path in CONF.glob("*/loss/*.yaml")} - set(accepted)):
-            with pytest.raises(MissingConfigException, match=f"Could not find 'loss/{option}'"):
-                compose_config(CONF, case, [f"loss={option}"])
+    assert set(loss_cases(name)) == set(offered(name))
+    # another recipe's option is not in this recipe's loss group (recipes/conf/<recipe>/loss/)
+    for option in sorted({path.stem for path in CONF.glob("*/loss/*.yaml")} - set(options)):
+        with pytest.raises(MissingConfigException, match=f"Could not find 'loss/{option}'"):
+            compose_config(CONF, name, [f"loss={option}"])
 
 
-def test_every_loss_option_belongs_to_a_recipe():
-    for case, (_, _, accepted) in RECIPES.items():
-        recipe = case.split()[0]
-        assert {path.stem for path in (CONF / recipe / "loss").glob("*.yaml")} >= set(accepted), case
-    recipes = {case.split()[0] for case in RECIPES}
-    assert {path.parent.parent.name for path in CONF.glob("*/loss/*.yaml")} == recipes
+def test_every_loss_option_belongs_to_a_training_recipe():
+    assert {path.parent.parent.name for path in CONF.glob("*/loss/*.yaml")} == set(TRAINING_RECIPES)
+    assert set(TRAINING_RECIPES) < set(RECIPES)  # the planning recipe trains nothing
+
+
+def test_a_recipe_accepts_the_losses_its_file_registers_and_no_other():
+    """``loss.name`` is checked against the names the recipe file registered (no list repeated in its config): a
+    name of the same family registered by another recipe is refused, listing the recipe's own."""
+    m_iqn = recipe("m_iqn")
+    recipe("m_dqn")
+    assert offered_losses("recipes.m_iqn", "value_based") == ["m_iqn", "iqn"]
+    assert offered_losses("recipes.m_dqn", "value_based") == ["m_dqn", "soft_dqn", "al", "pal", "dqn"]
+    with pytest.raises(ValueError, match=r"loss.name must be one of \['m_iqn', 'iqn'\], got loss.name='dqn'"):
+        m_iqn.validate(compose_config(CONF, "m_iqn", ["loss.name=dqn"]))
 
 
 def test_the_two_sql_entries_are_one_name_in_two_families():
@@ -117,11 +118,8 @@ def test_each_loss_is_fusable_or_declared_not_to_be():
     inside forward: fusable_update = False) run the generic update. Every loss of this
     library checks its transitions before the buffer (InputChecks); TorchRL's and the SQL pair do not."""
     _import_all()
-    generic = {("value_based", "dqn"), ("value_based", "virel_discrete"), ("actor_critic", "sac"),
-               ("actor_critic", "sql"), ("actor_critic", "virel")}
     unchecked = {DQNLoss, SACLoss, SoftQLearningLoss}
     for key, entry in _LOSSES.items():
-        assert entry.fused_update is (key not in generic), key
         assert (protocol_gaps(entry.loss_class, FusableLoss) == []) is entry.fused_update, key
         assert (protocol_gaps(entry.loss_class, InputChecks) == []) is (entry.loss_class not in unchecked), key
     assert protocol_gaps(DQNLoss, FusableLoss) == ["has no loss_and_outputs", "has no fusable_update"]

@@ -267,3 +267,24 @@ def test_entropy_per_dimension_is_each_marginal_entropy():
     expected = torch.tensor([[math.log(3.0), -(2 / 3) * math.log(2 / 3) - (1 / 3) * math.log(1 / 3)]])
     torch.testing.assert_close(dist.entropy_per_dimension(), expected)
     torch.testing.assert_close(dist.entropy(), expected.sum(-1))
+
+
+@pytest.mark.parametrize("scale_lb", [0.1, 0.05, math.exp(-5), math.exp(-20)])
+def test_tanh_normal_std_floor_is_scale_lb_also_below_softplus_own_minimum(scale_lb):
+    """TorchRL's biased softplus adds 0.01 of its own: a floor below it is the mapping's minimum, so that the std
+    reaches scale_lb itself (ln sigma >= -20 for exp(-20)); at 0.01 and above the mapping is TorchRL's default."""
+    from tensordict.nn import NormalParamExtractor
+
+    policy = tanh_normal_policy(3, Bounded(-1.0, 1.0, shape=(2,)), num_cells=(4,), scale_lb=scale_lb)
+    extractor = policy.module[0].module[-1]
+    outputs = torch.tensor([[0.0, 0.0, -1000.0, 50.0]], dtype=torch.float64)
+    _, scale = extractor(outputs)
+    assert scale[0, 0].item() == pytest.approx(scale_lb, rel=1e-12)
+    if scale_lb >= 0.01:  # bit for bit the policy of TorchRL's default mapping
+        torch.testing.assert_close(scale, NormalParamExtractor(scale_lb=scale_lb)(outputs)[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("scale_lb", [0.0, 1.0, -0.5, float("nan")])
+def test_tanh_normal_std_floor_outside_zero_one_is_refused(scale_lb):
+    with pytest.raises(ValueError, match=r"scale_lb must lie in \(0, 1\)"):
+        tanh_normal_policy(3, Bounded(-1.0, 1.0, shape=(2,)), num_cells=(4,), scale_lb=scale_lb)

@@ -120,15 +120,17 @@ def test_fused_update_resumes_from_an_eager_optimizer_state():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_cuda_graph_update_is_refused_off_cuda_or_without_the_fused_compiled_step():
+def test_cuda_graph_update_is_refused_off_cuda_or_without_compile():
     loss, opt, _ = _build()  # parameters on the CPU
     with pytest.raises(ValueError, match="must be on a CUDA device, they are on cpu"):
         make_update(loss, opt, max_grad_norm=None, compile=True, cuda_graph=True)
-    with pytest.raises(ValueError, match="needs|replays the fused compiled update"):
+    with pytest.raises(ValueError, match="it needs compile=True, got compile=False"):
         make_update(loss, opt, max_grad_norm=None, compile=False, cuda_graph=True)
-    dqn = DQNLoss(loss.value_network, action_space="categorical")  # not fusable: no graph mode either
-    with pytest.raises(ValueError, match="cannot be fused: DQNLoss has no loss_and_outputs"):
+    dqn = DQNLoss(loss.value_network, action_space="categorical")  # not fusable: its generic step is recorded
+    with pytest.raises(ValueError, match="cuda_graph=True, but the loss's parameters must be on a CUDA device"):
         make_update(dqn, torch.optim.Adam(dqn.parameters()), max_grad_norm=None, compile=True, cuda_graph=True)
+    with pytest.raises(ValueError, match="fused=True, but the update cannot be fused: DQNLoss has no loss_and_outputs"):
+        make_update(dqn, torch.optim.Adam(dqn.parameters()), max_grad_norm=None, compile=True, fused=True)
     assert "capturable" not in opt.param_groups[0] or not opt.param_groups[0]["capturable"]  # untouched when refused
 
 

@@ -359,10 +359,11 @@ _EVERY_LOSS = {
 }
 
 
-@pytest.mark.parametrize("steps", [0, -1, 1.5, float("nan")])
+@pytest.mark.parametrize("steps", [0, -1, 1.5, float("nan"), float("inf")])
 @pytest.mark.parametrize("name", list(_EVERY_LOSS))
 def test_steps_to_next_obs_must_be_a_positive_integer_in_every_loss(name, steps):
-    # gamma ** steps_to_next_obs is the n-step discount: 0 gives gamma^0 = 1, -1 gives 1/gamma, 1.5 no n-step at all.
+    # gamma ** steps_to_next_obs is the n-step discount: 0 gives gamma^0 = 1, -1 gives 1/gamma, 1.5 no n-step at all,
+    # inf gamma^inf = 0 (the bootstrap cut without a word; inf passes inf >= 1 and inf == floor(inf)).
     make, batch_of = _EVERY_LOSS[name]
     loss = make()
     loss.make_value_estimator(gamma=0.5)
@@ -406,6 +407,28 @@ def test_munchausen_temperatures_outside_the_stable_range_are_refused(tau):
         MunchausenIQNLoss(iqn_actor(), tau=tau, num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4)
     for edge in (1e-4, 10.0):  # the range the recipes accept, ends included
         MunchausenDQNLoss(identity_actor(), tau=edge)
+
+
+@pytest.mark.parametrize("tau", [-1.0, float("nan")])
+def test_munchausen_tau_is_read_only_and_its_setter_checks_it(tau):
+    """Assigning ``loss.tau`` changed the loss although the constructor refuses the same value."""
+    losses = [
+        MunchausenDQNLoss(identity_actor(), tau=0.5, loss_function="l2"),
+        MunchausenIQNLoss(iqn_actor(), tau=0.5, num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4),
+    ]
+    for loss in losses:
+        with pytest.raises(AttributeError):
+            loss.tau = tau
+        with pytest.raises(ValueError, match=r"tau must be a finite number in \[0.0001, 10.0\]"):
+            loss.set_tau(tau)
+        assert loss.tau == 0.5
+    soft = MunchausenDQNLoss(identity_actor(), tau=0.5, loss_function="l2")
+    soft.make_value_estimator("softtd0", gamma=0.5, tau=0.5)
+    soft.set_tau(0.25)  # the soft TD(0) estimator follows: one target, one temperature
+    assert soft.tau == soft.value_estimator.tau == 0.25
+    td0 = MunchausenDQNLoss(identity_actor(), tau=0.25, loss_function="l2")
+    td0.make_value_estimator(gamma=0.5)
+    torch.testing.assert_close(soft(hand_batch())["loss"], td0(hand_batch())["loss"])
 
 
 def test_soft_q_refuses_a_diverging_temperature_and_settings_its_proposal_ignores():

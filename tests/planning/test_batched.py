@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from torchrl_reg.planning.batched import BatchedTree
 from torchrl_reg.planning import (
     KNOBS,
-    BatchedTree,
     BatchedTreeSearch,
     BellmanBackup,
     BoltzmannScore,
@@ -33,7 +33,6 @@ from torchrl_reg.planning import (
     UCB1Score,
     dchain_flip_temperature,
     dchain_soft_q,
-    make_batched_search,
     make_search,
     synthetic_tree_q,
 )
@@ -54,6 +53,10 @@ def _uniforms(seed: int):
     """The draws of ``random.Random(seed)``, the stream the single-tree search and its rollouts read."""
     rng = random.Random(seed)
     return lambda n: torch.tensor([rng.random() for _ in range(n)], dtype=torch.float64)
+
+
+def make_batched_search(algorithm, simulator, **kwargs):
+    return make_search(algorithm, simulator, batched=True, **kwargs)
 
 
 @pytest.mark.parametrize("algorithm", ["ments", "bts", "dents", "uct"])
@@ -267,7 +270,7 @@ def test_bellman_values_are_refused_when_not_kept():
     sim = TensorDChain(3, 0.5)
     search = make_batched_search("ments", sim, tau=1.0)
     search.search(sim.root(2), 10)
-    with pytest.raises(ValueError, match="this SoftmaxBackup search kept no Bellman values; build it with recommend='bellman_value'"):
+    with pytest.raises(ValueError, match=r"this SoftmaxBackup\(tau=1.0\) search kept no Bellman values; build it with recommend='bellman_value'"):
         search.recommended_action("bellman_value")
     # a 2-chain tried fully: Q_B(root) = (down pays 1/2, right pays 0 then max(0, 1/4))
     chain = TensorDChain(2, 0.25)
@@ -376,3 +379,83 @@ def test_the_search_on_cuda_is_the_search_on_the_cpu_replayed_or_stepped():
                 for name in t0:
                     # float64 on both; a GPU reduction may round in another order than the CPU's
                     torch.testing.assert_close(t1[name], t0[name], rtol=0, atol=1e-12, equal_nan=True, msg=f"{kind} {algorithm} {replay} {name}")
+
+
+def _float_network(num_inputs: int, num_actions: int) -> torch.nn.Module:
+    """A user's float32 network: a linear layer whose outputs are worked out below by hand."""
+    net = torch.nn.Linear(num_inputs, num_actions)
+    with torch.no_grad():
+        net.weight.copy_(torch.arange(1.0, num_actions + 1).unsqueeze(-1) / 10)
+        net.bias.zero_()
+    return net
+
+
+@pytest.mark.parametrize("task", ["dchain", "frozenlake"])
+def test_a_float_network_evaluates_integer_observations_in_both_loops(task):
+    # the observations are int64 indices (a chain position, a cell): both evaluators cast them to the network's float32
+    net = _float_network(1, 2 if task == "dchain" else 4)
+    if task == "dchain":
+        one, many = DChain(5, 0.5), TensorDChain(5, 0.5)
+    else:
+        env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=False)
+        one, many = FrozenLakeSimulator(env), TensorFrozenLake(env)
+    k = one.num_actions
+    search = make_search("bts", one, evaluator=QNetworkEvaluator(net, num_actions=k, value="max"), seed=0)
+    search.search(5)
+    # the root (position 0 / cell 0) is worth max_a (a + 1) 0 / 10 = 0; a node at index i is worth max_a (a + 1) i / 10 = k i / 10
+    tree = search.tree
+    assert tree.leaf_value[0] == 0.0
+    possible = {round(k * i / 10, 6) for i in range(16)}
+    values = [round(float(tree.leaf_value[n]), 6) for n in range(1, tree.size) if not tree.terminal[n]]
+    assert set(values) <= possible and max(values) > 0.0
+    root = many.root(2) if task == "dchain" else torch.tensor([[0], [5]])
+    evaluator = TensorQNetworkEvaluator(net, num_actions=k, value="max")
+    values, q = evaluator(many, root, 1.0)
+    index = root[:, 0].double()
+    expected_q = index.unsqueeze(-1) * torch.arange(1.0, k + 1, dtype=torch.float64) / 10
+    torch.testing.assert_close(q, expected_q, rtol=0, atol=1e-6)
+    torch.testing.assert_close(values, expected_q.amax(-1), rtol=0, atol=1e-6)
+    make_search("bts", many, batched=True, evaluator=evaluator).search(root, 5)
+
+
+def test_a_network_with_another_action_count_is_refused_by_both_loops():
+    net = _float_network(1, 3)  # three action values; the D-chain has two actions
+    three = QNetworkEvaluator(net, num_actions=3)
+    with pytest.raises(ValueError, match=r"QNetworkEvaluator\(num_actions=3\) cannot evaluate a simulator with 2 actions"):
+        make_search("ments", DChain(5), evaluator=three)
+    with pytest.raises(ValueError, match=r"TensorQNetworkEvaluator\(num_actions=3\) cannot evaluate a simulator with 2 actions"):
+        make_search("ments", TensorDChain(5), batched=True, evaluator=TensorQNetworkEvaluator(net, num_actions=3))
+    # an evaluator that says 2 actions over a network that outputs 3: refused at the first evaluation, shape named
+    two = TensorQNetworkEvaluator(net, num_actions=2)
+    with pytest.raises(ValueError, match=r"the Q network outputs action values of shape \(2, 3\) for 2 observations, expected \(2, 2\)"):
+        make_search("ments", TensorDChain(5), batched=True, evaluator=two).search(TensorDChain(5).root(2), 3)
+    with pytest.raises(ValueError, match=r"the Q network outputs action values of shape \(1, 3\) for 1 observations, expected \(1, 2\)"):
+        make_search("ments", DChain(5), evaluator=QNetworkEvaluator(net, num_actions=2)).search(3)
+
+
+@pytest.mark.parametrize("root, match", [
+    (torch.tensor([[99]]), r"TensorDChain states are int64 tensors of shape \[B, 1\] \(position in 0..9\); row 0 has position=99"),
+    (torch.tensor([[3], [-5]]), r"\(position in 0..9\); row 1 has position=-5"),
+    (torch.tensor([[1.0]]), r"\(position in 0..9\); got dtype torch.float32"),
+    (torch.tensor([[0, 0]]), r"\(position in 0..9\); got shape \(1, 2\)"),
+    (torch.tensor([0, 1]), r"root must be a batch of states \[B, \*state_shape\] with B >= 1 \(e.g. simulator.root\(B\)\), got \(2,\)"),
+    (torch.zeros(0, 1, dtype=torch.long), r"root must be a batch of states .* got \(0, 1\)"),
+])
+def test_roots_outside_the_model_are_refused(root, match):
+    search = make_search("uct", TensorDChain(10, 0.5), batched=True)
+    with pytest.raises(ValueError, match=match):
+        search.search(root, 4)
+    assert search.tree is None  # nothing was searched
+
+
+def test_roots_of_the_other_tensor_models_are_checked():
+    trees = TensorSyntheticTree([SyntheticTree(2, 2, seed=0, noise_std=0.0)])
+    search = make_search("uct", trees, batched=True)
+    with pytest.raises(ValueError, match=r"row 0 has node 5, which is not on level 1"):
+        search.search(torch.tensor([[0, 5, 1]]), 4)  # level 1 holds nodes 1 and 2
+    with pytest.raises(ValueError, match=r"\(instance in 0..0, node in 0..6, level in 0..2\); row 0 has instance=1"):
+        search.search(torch.tensor([[1, 0, 0]]), 4)
+    search.search(torch.tensor([[0, 2, 1]]), 4)
+    lake = TensorFrozenLake(gym.make("FrozenLake-v1", map_name="4x4", is_slippery=False))
+    with pytest.raises(ValueError, match=r"TensorFrozenLake states are int64 tensors of shape \[B, 1\] \(cell in 0..15\); row 0 has cell=16"):
+        make_search("uct", lake, batched=True).search(torch.tensor([[16]]), 4)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from torchrl_reg.planning.scores import mixed_boltzmann_probs
 from torchrl_reg.planning import (
     DChain,
     RandomRollout,
@@ -16,7 +17,6 @@ from torchrl_reg.planning import (
     dchain_flip_temperature,
     dchain_soft_q,
     make_search,
-    mixed_boltzmann_probs,
     synthetic_tree_q,
 )
 

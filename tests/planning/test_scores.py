@@ -7,7 +7,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from torchrl_reg.planning import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, bellman_value, policy_entropy, softmax_value
+from torchrl_reg.planning import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
+from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
 from torchrl_reg.planning.scores import exploration_weight
 
 

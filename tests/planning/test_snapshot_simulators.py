@@ -15,9 +15,9 @@ from torchrl_reg.planning import (
     MinAtarSimulator,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
-    make_batched_search,
-    planner_rng,
+    make_search,
 )
+from torchrl_reg.planning.snapshot_simulators import planner_rng
 
 minatar = pytest.importorskip("minatar", reason="MinAtar is not installed")
 
@@ -158,7 +158,7 @@ def test_a_finished_row_stays_put_and_the_store_grows_by_b_per_step_until_cleare
     assert 3 < added < 3 * 100
     sim.roots([_minatar_env(0, 0, sticky=0.0)], seed=0)
     assert len(sim) == 1
-    with pytest.raises(ValueError, match=r"handles \[\d+\] are not in the store of 1 snapshots"):
+    with pytest.raises(ValueError, match=r"BatchedMinAtar states are int64 tensors of shape \[B, 1\] \(handle in 0..0\); row 0 has handle=\d+ \(root\(\) and roots\(\) clear the store"):
         sim.step(state[1:2], torch.tensor([0]))
 
 
@@ -170,7 +170,10 @@ def test_bad_roots_are_refused():
         sim.roots([_minatar_env(0, 0, sticky=0.0)], seed=0)
     with pytest.raises(TypeError, match="envs\\[0\\] must be a minatar.Environment"):
         sim.roots([object()], seed=0)
-    with pytest.raises(ValueError, match="handles of shape \\[B, 1\\]"):
+    with pytest.raises(ValueError, match=r"BatchedMinAtar's store is empty: take the roots from root\(\) or roots\(\)"):
+        sim.step(torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    sim.root(2)
+    with pytest.raises(ValueError, match=r"states are int64 tensors of shape \[B, 1\] \(handle in 0..1\); got shape \(2,\)"):
         sim.step(torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
 
 
@@ -180,12 +183,12 @@ def test_batched_search_runs_on_three_minatar_roots(algorithm):
     root = sim.roots([_minatar_env(seed, 3 * seed) for seed in range(3)], seed=0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 6))
     evaluator = TensorQNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5)
-    search = make_batched_search(algorithm, sim, evaluator=evaluator, seed=0)
+    search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=0)
     action = search.search(root, 6)
     assert action.shape == (3,) and bool(((action >= 0) & (action < 6)).all())
     assert evaluator.calls == 7  # the roots, then one forward per simulation for all three trees
     assert (search.tree.size >= 2).all()
-    rollout = make_batched_search(algorithm, sim, evaluator=TensorRandomRollout(max_steps=5), seed=0)
+    rollout = make_search(algorithm, sim, batched=True, evaluator=TensorRandomRollout(max_steps=5), seed=0)
     action = rollout.search(root, 4)
     assert bool(((action >= 0) & (action < 6)).all())
 
@@ -193,7 +196,8 @@ def test_batched_search_runs_on_three_minatar_roots(algorithm):
 def test_tensor_roots_are_where_the_episodes_envs_are():
     from omegaconf import OmegaConf
 
-    from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task, tensor_roots
+    from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task
+    from torchrl_reg.planning.tasks import tensor_roots
 
     chain = OmegaConf.create(dict(name="dchain", length=5, final_reward=1.0))
     sims = [make_task(chain, 0)[0] for _ in range(3)]
@@ -219,14 +223,14 @@ def _attributes(game) -> dict:
 
 @pytest.mark.parametrize("game", ["asterix", "breakout", "freeway", "seaquest", "space_invaders"])
 def test_the_game_copy_of_a_step_is_the_deep_copy_and_shares_nothing_the_game_writes(game):
-    from torchrl_reg.planning.snapshot_simulators import _copy_minatar_game
+    from torchrl_reg.planning.snapshot_simulators import copy_minatar_game
 
     env, moves, checked = minatar.Environment(game, sticky_action_prob=0.1), random.Random(4), 0
     env.seed(3)
     env.reset()
     for step in range(400):
         rng = planner_rng(5, step)
-        mine = _copy_minatar_game(env.env, rng)
+        mine = copy_minatar_game(env.env, rng)
         assert type(mine) is type(env.env) and mine.random is rng
         assert _attributes(mine) == _attributes(copy.deepcopy(env.env, {id(env.env.random): rng}))
         for key, value in vars(mine).items():  # arrays and entity lists are the copy's own, one level down too
@@ -240,7 +244,7 @@ def test_the_game_copy_of_a_step_is_the_deep_copy_and_shares_nothing_the_game_wr
 
 
 def test_a_game_the_copy_does_not_know_is_deep_copied_whole():
-    from torchrl_reg.planning.snapshot_simulators import _copy_minatar_game
+    from torchrl_reg.planning.snapshot_simulators import copy_minatar_game
 
     env = minatar.Environment("asterix")
     env.reset()
@@ -248,11 +252,62 @@ def test_a_game_the_copy_does_not_know_is_deep_copied_whole():
         env.act(3)
     game, rng = env.env, planner_rng(0, 0)
     game.extra = {"unknown": [1, 2]}  # a kind of attribute MinAtar's games do not have
-    mine = _copy_minatar_game(game, rng)
+    mine = copy_minatar_game(game, rng)
     assert mine.extra == game.extra and mine.extra is not game.extra and mine.extra["unknown"] is not game.extra["unknown"]
     del game.extra
     live = next(i for i, e in enumerate(game.entities) if e is not None)
     game.entities.append(game.entities[live])  # one entity in two slots: the copy keeps them one object
-    mine = _copy_minatar_game(game, rng)
+    mine = copy_minatar_game(game, rng)
     assert mine.entities[-1] is mine.entities[live] and mine.entities[live] is not game.entities[live]
     assert mine.channels == game.channels and mine.random is rng
+
+
+def _futures_of_both_loops(real, model: str, seed, actions: list[int]):
+    """The observations and rewards along ``actions`` in the model of ``real`` at one move: TreeSearch's simulator
+    (``model_simulator``) and BatchedTreeSearch's root (``BatchedMinAtar(model=...).roots``)."""
+    from torchrl_reg.planning.tasks import model_simulator
+
+    one = model_simulator(MinAtarSimulator(real, include_rng=False), model, seed)
+    many = BatchedMinAtar("asterix", sticky_action_prob=0.1, seed=0, model=model)
+    state = many.roots([real], seed)
+    scalar, batched = [], []
+    for action in actions:
+        reward, done = one.step(action)
+        scalar.append((one.observation().tolist(), reward, done))
+        state, rewards, dones = many.step(state, torch.tensor([action]))
+        batched.append((many.observation(state)[0].tolist(), float(rewards[0]), bool(dones[0])))
+    return scalar, batched
+
+
+@pytest.mark.parametrize("model", ["determinized", "oracle"])
+def test_both_loops_plan_in_one_model_of_a_move(model):
+    # Asterix draws its spawns and sticky actions from the stream: the two loops' models of one move are one future
+    # (determinized: the stream planner_rng((episode seed, move), 0) in both; oracle: a copy of the env's own), and
+    # the oracle's is the real env's own future for the same actions
+    real = _minatar_env(3, 7, game="asterix")
+    before = (real.env.state().tobytes(), real.random.get_state(legacy=False)["state"]["key"].tobytes())
+    actions = [random.Random(1).randrange(6) for _ in range(30)]
+    scalar, batched = _futures_of_both_loops(real, model, (3, 7), actions)
+    assert scalar == batched
+    assert (real.env.state().tobytes(), real.random.get_state(legacy=False)["state"]["key"].tobytes()) == before  # untouched
+    truth = []
+    for action in actions:
+        reward, done = real.act(action)
+        truth.append((np.ascontiguousarray(real.state().transpose(2, 0, 1), dtype=np.uint8).tolist(), reward, done))
+    assert (scalar == truth) == (model == "oracle")
+
+
+def test_the_models_each_loop_refuses_name_the_reason():
+    from torchrl_reg.planning.tasks import check_model, model_simulator
+
+    with pytest.raises(ValueError, match=r"BatchedMinAtar models \('determinized', 'oracle'\), got model='sampled' \(fresh outcomes at every visit need chance nodes"):
+        BatchedMinAtar("breakout", model="sampled")
+    with pytest.raises(ValueError, match="the batched search keeps one child per edge, so it cannot plan in the sampled model of minatar"):
+        check_model("minatar", "sampled", batched=True)
+    with pytest.raises(ValueError, match="the oracle model copies the streams of real envs: take its roots from roots"):
+        BatchedMinAtar("breakout", model="oracle").root(2)
+    sim = MinAtarSimulator(_minatar_env(0, 0), include_rng=False)
+    assert model_simulator(sim, "sampled", 0) is sim  # the env itself: its stream goes on across simulations
+    for task in ("dchain", "frozenlake"):  # deterministic: every model is the task itself, in both loops
+        for model in ("sampled", "determinized", "oracle"):
+            check_model(task, model, batched=True)

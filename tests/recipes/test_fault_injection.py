@@ -52,10 +52,10 @@ DRIVER = textwrap.dedent(
                     die()
                 return real_save(obj, f, *a, **k)
 
-            def replace(src, dst):
+            def replace(src, dst, **dir_fds):
                 if kind == "rename" and calls[0] == arg and str(dst).endswith("checkpoint.pt"):
                     die()
-                return real_replace(src, dst)
+                return real_replace(src, dst, **dir_fds)
 
             ckpt.torch.save = save
             ckpt.os.replace = replace

@@ -12,13 +12,23 @@ from recipes import mdac, sac
 from tests.recipes.test_iq_recipe import _tiny
 from torchrl_reg.configs import compose_config
 from torchrl_reg.objectives import MDACLoss
+from torchrl_reg.objectives.mdac import resolve_bounds
 from torchrl_reg.run import load_checkpoint, request_stop_at
 
 CONF = Path(__file__).resolve().parents[2] / "recipes" / "conf"
 
 
+#: Each loss preset: (current term's bound, successor term's bound).
+PRESETS = {
+    "mdac": ("tanh", "tanh"),
+    "mdac_unbounded": ("none", "none"),
+    "mdac_bound_current_only": ("tanh", "none"),
+    "mdac_bound_successor_only": ("none", "tanh"),
+}
+
+
 @pytest.mark.parametrize("env", ["halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"])
-@pytest.mark.parametrize("loss", ["mdac", "mdac_unbounded"])
+@pytest.mark.parametrize("loss", list(PRESETS))
 def test_presets_compose_and_share_sac_budget(env, loss):
     cfg = mdac.validate(compose_config(CONF, "mdac", [f"env={env}", f"loss={loss}"]))
     sac_cfg = sac.validate(compose_config(CONF, "sac", [f"env={env}"]))
@@ -29,11 +39,17 @@ def test_presets_compose_and_share_sac_budget(env, loss):
     assert cfg.loss.target_entropy is None  # -dim(A)
     assert cfg.loss.bound == ("none" if loss == "mdac_unbounded" else "tanh") and cfg.loss.bound_scale == 10.0
     assert mdac.method_name(cfg.loss) == loss
+    assert cfg.policy.scale_lb == sac_cfg.policy.scale_lb == 0.1
+    f_c, f_s = PRESETS[loss]
+    assert resolve_bounds(cfg.loss) == {"current": (f_c, None if f_c == "none" else 10.0), "successor": (f_s, None if f_s == "none" else 10.0)}
 
 
 def test_loss_config_defaults_are_the_loss_class_defaults():
     cfg = mdac.validate(compose_config(CONF, "mdac", []))
-    for name in ("beta", "bound", "bound_scale", "alpha_init", "fixed_alpha", "num_qvalue_nets", "loss_function"):
+    for name in (
+        "beta", "bound", "bound_scale", "bound_current", "bound_current_scale", "bound_successor", "bound_successor_scale",
+        "alpha_init", "fixed_alpha", "num_qvalue_nets", "loss_function",
+    ):
         assert cfg.loss[name] == MDACLoss.__init__.__kwdefaults__[name], name
 
 
@@ -44,6 +60,9 @@ def test_loss_config_defaults_are_the_loss_class_defaults():
         ("loss.beta=-0.1", "loss.beta"),
         ("loss.bound=sigmoid", "loss.bound"),
         ("loss.bound_scale=0", "loss.bound_scale"),
+        ("loss.bound_current=sigmoid", "loss.bound_current must be one of"),
+        ("loss.bound_successor_scale=-1", "loss.bound_successor_scale must be a finite number > 0"),
+        ("policy.scale_lb=0", r"policy.scale_lb must lie in \(0, 1\)"),
         ("loss.alpha_init=0", "loss.alpha_init"),
         ("loss.num_qvalue_nets=3", "loss.num_qvalue_nets"),
         ("loss.loss_function=huber", "loss.loss_function"),
@@ -62,6 +81,10 @@ def test_bad_configs_fail_before_anything_is_written(tmp_path, override, match):
     "overrides, match",
     [
         (["loss=mdac_unbounded", "loss.bound_scale=3"], "loss.bound_scale=3.0 is not used by loss.bound='none'"),
+        (["loss=mdac_bound_successor_only", "loss.bound_current_scale=3"],
+         "loss.bound_current_scale=3.0 is not used by loss.bound_current='none'"),
+        (["loss.bound_current_scale=2", "loss.bound_successor_scale=3", "loss.bound_scale=5"],
+         "loss.bound_scale=5.0 is not used by loss.bound_current_scale=2.0, loss.bound_successor_scale=3.0"),
         (["loss.fixed_alpha=true", "loss.target_entropy=-1"], "loss.target_entropy=-1.0 is not used by loss.fixed_alpha=True"),
     ],
 )
@@ -77,16 +100,17 @@ def test_another_recipes_loss_is_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", ["mdac", "mdac_unbounded"])
+@pytest.mark.parametrize("loss", ["mdac", "mdac_unbounded", "mdac_bound_current_only"])
 def test_smoke_on_pendulum(tmp_path, loss):
-    metrics = mdac.train(compose_config(CONF, "mdac", _tiny(tmp_path, env="pendulum", loss=loss)))
+    extra = {"policy.scale_lb": "2.061153622438558e-09"} if loss == "mdac_bound_current_only" else {}  # ln sigma >= -20
+    metrics = mdac.train(compose_config(CONF, "mdac", _tiny(tmp_path, env="pendulum", loss=loss, **extra)))
     for name in ("config.yaml", "metrics.json", "learning_curve.png", "checkpoint.pt"):
         assert (tmp_path / name).exists(), name
     assert json.loads((tmp_path / "metrics.json").read_text())["frames"] == 300
     assert metrics["status"] == "completed" and metrics["updates"] == 200 and metrics["loss"] == loss
     assert metrics["eval_frames"] == [150, 300] and all(math.isfinite(r) for r in metrics["eval_returns"])
     logged = {p.stem for p in (tmp_path / "csv" / "scalars" / "train").glob("*.csv")}
-    assert {"loss", "qvalue_loss", "actor_loss", "alpha", "clip_fraction", "scaled_log_pi_min", "scaled_log_pi_max"} <= logged
+    assert {"loss_qvalue", "loss_actor", "loss_alpha", "alpha", "clip_fraction", "scaled_log_pi_min", "scaled_log_pi_max"} <= logged
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.recipes.recipe_cases import CONF, TRAINING_RECIPES
 from tests.recipes.test_m_dqn import SMALL
-from tests.recipes.test_recipe_help import CONF, RECIPES
 from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.run import summary_line
 
@@ -74,7 +74,7 @@ def test_readme_example_m_dqn_on_a_gymnasium_id_without_preset(tmp_path):
     assert "completed: 240 frames" in log and "no finished training episode" in log
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_no_preset_warns_about_its_own_frame_budget(recipe):
     # TorchRL collects whole batches: a total_frames that is not a multiple of frames_per_batch makes
     # both RecipeRun and TorchRL's collector warn, on the default run (README command 1) too.

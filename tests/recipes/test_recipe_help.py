@@ -7,15 +7,12 @@ import importlib
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.recipes.recipe_cases import CONF, ROOT, TRAINING_RECIPES
 from torchrl_reg.configs import compose_config, config_sources
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "recipes" / "conf"
-RECIPES = ("m_dqn", "m_iqn", "mirl", "iq", "sac", "sql", "virel", "mdac")
 ALL_ENVS = sorted({path.stem for path in CONF.glob("*/env/*.yaml")})
 
 
@@ -29,7 +26,7 @@ def accepts(recipe: str, group: str, option: str) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", RECIPES)
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES)
 def test_help_lists_the_options_the_recipe_accepts(recipe):
     importlib.import_module(f"recipes.{recipe}")  # registers the schema
     groups = config_sources(CONF, recipe).groups

@@ -2,9 +2,13 @@
 
 A refactor (such as the one that gave each family one loop) reshapes recipes, loops and the run plumbing without
 changing what a run computes. Each case below is a seeded run of a few hundred frames of one recipe on one preset family
-(classic control, MinAtar, Atari for the value-based recipes; Pendulum and MuJoCo for IQ, SAC and MDAC), with
+(classic control, MinAtar, Atari for the value-based recipes; Pendulum and MuJoCo for IQ, SAC and MDAC; Pendulum for
+SQL; Pendulum and CartPole for VIREL's two loops), with
 ``compile=false`` (the compiled updates have their own tests). Its final metrics and every scalar it
 logged are compared with ``recorded_metrics.json``, recorded from the code named in that file's header.
+
+``CASES`` is the one list of the test suite that a new recipe extends on purpose (every other test finds the
+recipes by itself): :func:`test_every_recipe_has_a_recorded_case` fails for a recipe without one, saying what to add.
 
 This is the one place where values printed by the code are the reference (for this purpose only): they say "the same as before", not "correct". A change that is meant to change a run
 (a defect fix) re-records only the affected case and lists it under ``exceptions`` in the JSON.
@@ -27,8 +31,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "recipes" / "conf"
+from tests.recipes.recipe_cases import CONF, ROOT, TRAINING_RECIPES
+
 RECORD = Path(__file__).with_name("recorded_metrics.json")
 
 # Tiny value-based budget: 4 envs, 40-frame batches, updates from frame 80 on, two evaluations.
@@ -95,7 +99,22 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "sac-pendulum": ("sac", ["env=pendulum", *_AC_SMALL]),
     "sac-hopper-dopamine": ("sac", ["env=hopper", "loss.reward_scale=0.1", "loss.delay_actor=true",
                                     "loss.target_entropy=-1.5", *_AC_SMALL]),
+    "sql-pendulum": ("sql", ["env=pendulum", *_AC_SMALL]),
+    "virel-pendulum": ("virel", ["env=pendulum", "loss=virel", "loss.temperature_batch_size=64", *_AC_SMALL]),
+    "virel-cartpole-discrete": ("virel", ["env=cartpole", "loss.temperature_batch_size=64",
+                                          *(o for o in _Q_SMALL if not o.startswith("exploration."))]),
 }
+
+def test_every_recipe_has_a_recorded_case():
+    """The one test a new recipe must be taught on purpose: a recorded run of it (found from ``recipes/*.py``)."""
+    recorded = {recipe for recipe, _ in CASES.values()}
+    for name in TRAINING_RECIPES:
+        assert name in recorded, (
+            f"recipes/{name}.py has no recorded run: add a case '{name}-<env>-<loss>': ('{name}', [...overrides...]) "
+            f"to CASES in tests/recipes/test_recorded_metrics.py (a tiny budget: _Q_SMALL or _AC_SMALL) and record it "
+            f"with PYTHONPATH=$PWD python tests/recipes/test_recorded_metrics.py --record {name}-<env>-<loss>"
+        )
+
 
 #: Metrics that depend on the machine's speed or the run directory, not on what was computed.
 _UNTIMED = ("wall_time_s", "steps_per_s", "updates_per_s", "run_dir")

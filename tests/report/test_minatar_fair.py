@@ -1,4 +1,4 @@
-"""benchmarks/planning.py minatar-fair and benchmarks/minatar_networks.yaml: the networks' sweep spec, and the tune and
+"""python -m benchmarks.planning minatar-fair and benchmarks/minatar_networks.yaml: the networks' sweep spec, and the tune and
 eval stages end to end on tiny M-DQN networks trained through that spec, their JSONs checked against the runs'
 own records and against paired differences recomputed from the stored episode returns."""
 from __future__ import annotations
@@ -13,6 +13,8 @@ from tests.recipes.mdqn_testlib import TINY_MINATAR_MDQN
 from tests.slurm.sweep_testlib import REPO
 
 from benchmarks import planning
+from benchmarks.planning import fair, minatar_runs
+from benchmarks.planning import networks as network_study
 from torchrl_reg.sweep import SweepTask, create_sweep, plan_tasks
 from torchrl_reg.sweep.spec import load_sweep_spec
 
@@ -253,8 +255,8 @@ def test_exported_networks_are_the_runs_networks(tmp_path, networks):
     out = tmp_path / "export"
     planning.main(["export-networks", "--networks", str(networks), "--out", str(out)])
     assert sorted(p.name for p in out.iterdir()) == ["SpaceInvaders_seed0", "SpaceInvaders_seed1", "SpaceInvaders_seed3"]
-    runs = {n["seed"]: n for n in planning._networks([str(networks)], "SpaceInvaders", [0, 1, 3])}
-    exported = {n["seed"]: n for n in planning._networks([str(out)], "SpaceInvaders", [0, 1, 3])}
+    runs = {n["seed"]: n for n in network_study._networks([str(networks)], "SpaceInvaders", [0, 1, 3])}
+    exported = {n["seed"]: n for n in network_study._networks([str(out)], "SpaceInvaders", [0, 1, 3])}
     task = compose_config(Path(tree_search.__file__).parent / "conf", "tree_search",
                           ["tree_search_preset=minatar", "task.game=SpaceInvaders"]).task
     sim = make_task(task, 0)[0]
@@ -301,27 +303,27 @@ def test_edge_extensions_step_one_geometric_step_past_the_best_points_edges():
     grid = {"tau": [0.01, 0.1, 1.0], "eps": [0.1, 1.0]}
     tried = [{"tau": t, "eps": e} for t in grid["tau"] for e in grid["eps"]]
     # inside on tau, at eps's smallest value: eps 0.1 * 0.1 / 1 = 0.01, tau kept
-    ((point, why),) = planning._edge_extensions(grid, tried, {"tau": 0.1, "eps": 0.1})
+    ((point, why),) = fair._edge_extensions(grid, tried, {"tau": 0.1, "eps": 0.1})
     assert point == {"tau": 0.1, "eps": 0.01} and "eps=0.1" in why and "smallest" in why  # rounded: not 0.010000000000000002
-    assert planning._edges(grid, tried, {"tau": 0.1, "eps": 0.1}) == ["eps"]
+    assert fair._edges(grid, tried, {"tau": 0.1, "eps": 0.1}) == ["eps"]
     # at both knobs' largest values: one point per knob, 1 * 1 / 0.1 = 10
-    points = [p for p, _ in planning._edge_extensions(grid, tried, {"tau": 1.0, "eps": 1.0})]
+    points = [p for p, _ in fair._edge_extensions(grid, tried, {"tau": 1.0, "eps": 1.0})]
     assert points == [{"tau": pytest.approx(10.0), "eps": 1.0}, {"tau": 1.0, "eps": pytest.approx(10.0)}]
     # UCT's c: 0.5 * 0.5 / sqrt(2) = sqrt(2) / 8
     uct = {"c": [0.5, 2 ** 0.5, 4.0, 16.0, 64.0]}
-    ((point, _),) = planning._edge_extensions(uct, [{"c": c} for c in uct["c"]], {"c": 0.5})
+    ((point, _),) = fair._edge_extensions(uct, [{"c": c} for c in uct["c"]], {"c": 0.5})
     assert point["c"] == pytest.approx(2 ** 0.5 / 8, rel=1e-11)
     # the next round steps from the values tried, not the grid's: 0.01 then 0.001
     tried_more = tried + [{"tau": 0.1, "eps": 0.01}]
-    ((point, _),) = planning._edge_extensions(grid, tried_more, {"tau": 0.1, "eps": 0.01})
+    ((point, _),) = fair._edge_extensions(grid, tried_more, {"tau": 0.1, "eps": 0.01})
     assert point["eps"] == 0.001
     # nothing to extend: a point inside, a knob the grid fixes, a value <= 0, a point already played
-    assert planning._edge_extensions({"tau": grid["tau"]}, [{"tau": t} for t in grid["tau"]], {"tau": 0.1}) == []
-    assert planning._edge_extensions({"alpha": [0.1]}, [{"alpha": 0.1}], {"alpha": 0.1}) == []
-    assert planning._edges({"alpha": [0.1]}, [{"alpha": 0.1}], {"alpha": 0.1}) == []
-    assert planning._edge_extensions({"q": [0.0, 1.0]}, [{"q": 0.0}, {"q": 1.0}], {"q": 0.0}) == []
-    assert planning._edge_extensions({"c": [1.0, 4.0]}, [{"c": 1.0}, {"c": 4.0}, {"c": 16.0}], {"c": 4.0}) == []
-    assert planning._edge_extensions({"c": [1.0, 4.0]}, [{"c": 0.25}, {"c": 1.0}, {"c": 4.0}], {"c": 4.0})[0][0] == {"c": 16.0}
+    assert fair._edge_extensions({"tau": grid["tau"]}, [{"tau": t} for t in grid["tau"]], {"tau": 0.1}) == []
+    assert fair._edge_extensions({"alpha": [0.1]}, [{"alpha": 0.1}], {"alpha": 0.1}) == []
+    assert fair._edges({"alpha": [0.1]}, [{"alpha": 0.1}], {"alpha": 0.1}) == []
+    assert fair._edge_extensions({"q": [0.0, 1.0]}, [{"q": 0.0}, {"q": 1.0}], {"q": 0.0}) == []
+    assert fair._edge_extensions({"c": [1.0, 4.0]}, [{"c": 1.0}, {"c": 4.0}, {"c": 16.0}], {"c": 4.0}) == []
+    assert fair._edge_extensions({"c": [1.0, 4.0]}, [{"c": 0.25}, {"c": 1.0}, {"c": 4.0}], {"c": 4.0})[0][0] == {"c": 16.0}
 
 
 @pytest.mark.parametrize(
@@ -352,7 +354,7 @@ def test_networks_without_runs_are_refused(tmp_path):
 def test_replay_speed_plays_the_same_episodes_before_and_after_and_restores_the_search(tmp_path):
     from torchrl_reg.planning import snapshot_simulators
 
-    fast = snapshot_simulators._copy_minatar_game
+    fast = snapshot_simulators.copy_minatar_game
     planning.main(["minatar-replay-speed", "--games", "SpaceInvaders", "--algorithms", "uct", "--episodes", "2",
                    "--moves", "4", "--repeats", "1", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "minatar_replay_speed.json").read_text())
@@ -361,7 +363,7 @@ def test_replay_speed_plays_the_same_episodes_before_and_after_and_restores_the_
     assert len(row["before_s"]) == len(row["after_s"]) == 1 and row["ratio"] > 0
     assert row["knobs"] == {"c": 0.5}  # the Breakout tuning's choice
     # the benchmark's "before" settings do not outlive it
-    assert snapshot_simulators.SnapshotStore.deterministic_rewards is True and snapshot_simulators._copy_minatar_game is fast
+    assert snapshot_simulators.SnapshotStore.deterministic_rewards is True and snapshot_simulators.copy_minatar_game is fast
 
 
 def test_model_error_is_zero_where_the_game_draws_nothing_after_the_root(tmp_path):
@@ -385,9 +387,8 @@ def test_the_oracle_model_is_the_real_game_where_the_determinized_one_strays():
 
     # Asterix draws every spawn and, here, sticky actions: the determinized model strays, the oracle (the real
     # game's stream copied) never does
-    determinized = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
+    determinized = minatar_runs._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
     assert determinized["obs_differs"]["10"] > 0.5
-    with planning._oracle_model():
-        oracle = planning._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
+    oracle = minatar_runs._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0, model="oracle"), 1, 40, [1, 10])
     assert oracle["obs_differs"] == {"1": 0.0, "10": 0.0} and oracle["return_error"] == {"1": 0.0, "10": 0.0}
     assert oracle["starts"] == determinized["starts"]  # the same real episode

@@ -120,3 +120,53 @@ def test_the_final_score_reads_run_directories_of_both_namings_of_the_returns():
         assert final_score(run, "train_return_mean") == final_score(run, "final_return") == -1149.9
         assert final_score(run, "final_eval_return") == final_score(run, "last_eval") == -134.2
     assert math.isnan(final_score(Run(Path("r"), "mdac", {}, "completed", {"eval_returns": []}), "final_eval_return"))
+
+
+def _two_runs(root: Path) -> None:
+    for name, score in (("a", 10.0), ("b", 12.0)):
+        run_dir = root / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  name: CartPole-v1\n")
+        (run_dir / "metrics.json").write_text(json.dumps({"status": "completed", "final_return": score}))
+
+
+def test_a_stray_invalid_json_under_the_tree_is_skipped_with_a_warning_naming_it(tmp_path, caplog):
+    """One half-written JSON anywhere under the folder aborted the whole report."""
+    import logging
+
+    from torchrl_reg.report.summary import make_report
+
+    _two_runs(tmp_path / "runs")
+    stray = tmp_path / "runs" / "notes" / "draft.json"
+    stray.parent.mkdir()
+    stray.write_text('{"method": "m_dqn", ')  # cut short
+    with caplog.at_level(logging.WARNING):
+        results = make_report([tmp_path / "runs"], tmp_path / "out", reps=50, curve_reps=50)
+    assert results["runs_completed"] == 2
+    assert f"skipping {stray}: {stray} is not valid JSON" in caplog.text
+    with pytest.raises(ValueError, match="is not valid JSON"):  # named on the command line: an error, as before
+        collect_runs([stray])
+
+
+@pytest.mark.parametrize("planted", ["report", "report/summary.md", "report/results.json.tmp"])
+def test_the_report_never_writes_through_a_symlink_in_the_directory_it_reports(tmp_path, capsys, planted):
+    """``python -m torchrl_reg.report DIR`` writes DIR/report/...: a downloaded DIR whose report (or a file in
+    it) is a symlink would have it write outside DIR."""
+    from torchrl_reg.report.summary import main
+
+    data, outside = tmp_path / "downloaded", tmp_path / "outside"
+    _two_runs(data)
+    outside.mkdir()
+    target = outside / "victim"
+    if planted == "report":
+        target.mkdir()
+    else:
+        target.write_text("precious\n")
+        (data / "report").mkdir()
+    (data / planted).symlink_to(target)
+    assert main([str(data), "--reps", "50"]) == 2
+    assert f"error: {data / planted} is a symlink inside {data}" in capsys.readouterr().err
+    assert sorted(p.name for p in outside.rglob("*")) == ["victim"]
+    assert target.is_dir() or target.read_text() == "precious\n"
+    main([str(data), "--reps", "50", "--out", str(tmp_path / "elsewhere")])  # an output folder the user names
+    assert (tmp_path / "elsewhere" / "summary.md").is_file()

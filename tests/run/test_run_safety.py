@@ -563,3 +563,170 @@ def test_metrics_json_is_strict_json_with_null_for_no_number(tmp_path):
         "train_return_mean": None, "eval_returns": [1.5, None], "steps_per_s": 2.5, "loss": 0.25, "nested": {"x": None},
         "status": "completed",
     }
+
+
+# -- 8. a run directory is data: no write through a symlink, another run's checkpoint never touched ------------
+
+
+@pytest.mark.parametrize(
+    "planted, kind",
+    [("run.lock", "file"), ("config.yaml", "file"), ("metrics.json.tmp", "file"), ("checkpoint.pt.tmp", "file"),
+     ("learning_curve.png.tmp", "file"), ("csv", "folder"), ("csv/scalars", "folder")],
+)
+def test_a_symlink_in_a_run_directory_is_refused_before_anything_is_written(tmp_path, planted, kind):
+    """Each of these was opened by path and followed (run.lock truncated its target): a downloaded run
+    directory could write anywhere its user may."""
+    from torchrl_reg.run import SymlinkRefused
+
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "victim"
+    if kind == "folder":
+        target.mkdir()
+    else:
+        target.write_text("precious\n")
+    (run_dir / planted).parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / planted).symlink_to(target)
+    with pytest.raises(SymlinkRefused, match=f"{run_dir / planted} is a symlink inside {run_dir}"):
+        m_dqn.train(_cfg(run_dir))
+    assert sorted(p.name for p in outside.rglob("*")) == ["victim"]
+    assert target.is_dir() or target.read_text() == "precious\n"
+    assert not (run_dir / LOCK_NAME).exists() or planted == LOCK_NAME
+
+
+def test_run_files_are_never_written_through_a_symlink_planted_later(tmp_path):
+    """The writers themselves follow no symlink (O_NOFOLLOW on the file and every folder below the root)."""
+    from torchrl_reg.run import SymlinkRefused
+    from torchrl_reg.run.files import open_file, write_atomic
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("precious\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").symlink_to(outside / "victim")
+    with pytest.raises(SymlinkRefused, match="metrics.json is a symlink"):
+        write_atomic(run_dir / "metrics.json", "{}")
+    (run_dir / "local").symlink_to(outside)
+    with pytest.raises(SymlinkRefused, match=f"{run_dir / 'local'} is a symlink inside {run_dir}"):
+        open_file(run_dir / "local" / "0_log.out", "a", root=run_dir)
+    (run_dir / "checkpoint.pt").symlink_to(outside / "victim")
+    with pytest.raises(SymlinkRefused):
+        save_checkpoint(run_dir / "checkpoint.pt", {"frames": 40})
+    (run_dir / LOCK_NAME).symlink_to(outside / "victim")
+    with pytest.raises(SymlinkRefused, match=f"{run_dir / LOCK_NAME} is a symlink"):
+        lock_run_dir(run_dir)
+    release_run_dir(run_dir)
+    assert (outside / "victim").read_text() == "precious\n" and sorted(p.name for p in outside.iterdir()) == ["victim"]
+
+
+_FILL = textwrap.dedent(
+    """
+    import resource, signal, sys, torch
+    from torchrl_reg.run import save_checkpoint
+    from torchrl_reg.run.files import DiskFullError
+    save_checkpoint(sys.argv[1], {"frames": 40, "w": torch.zeros(10)})
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the kernel then fails the write with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+    try:
+        save_checkpoint(sys.argv[1], {"frames": 80, "w": torch.zeros(100_000)})
+    except DiskFullError as err:
+        print(err)
+    """
+)
+
+
+def test_a_full_disk_is_named_with_the_space_the_checkpoint_needs_and_leaves_no_partial_file(tmp_path):
+    """It ended in torch's ``unexpected pos 253888 vs 253776`` (the OSError lost inside torch.save), and the
+    partial checkpoint.pt.tmp stayed. A file-size limit (EFBIG) stands for the full disk (ENOSPC): one path."""
+    path = tmp_path / "checkpoint.pt"
+    out = subprocess.run([sys.executable, "-c", _FILL, str(path)], capture_output=True, text=True, env=_env())
+    assert out.returncode == 0, out.stderr
+    assert f"File too large: writing {path} stopped after" in out.stdout and "about 0.4 MB in all" in out.stdout
+    assert "MB free on that filesystem" in out.stdout and "the partial checkpoint.pt.tmp was removed" in out.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+    assert load_checkpoint(path)["frames"] == 40  # the last good checkpoint, untouched
+
+
+def test_another_runs_checkpoint_is_read_without_changing_its_directory(stopped_run, tmp_path, caplog):
+    """tree_search's evaluator.checkpoint loaded another run's checkpoint through the training loop's fallback:
+    a damaged checkpoint.pt was renamed to .corrupt in a directory it does not own, and the previous one used."""
+    from torchrl_reg.run import read_checkpoint
+
+    for name in ("config.yaml", "checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).write_bytes((stopped_run / name).read_bytes())
+    path = tmp_path / "checkpoint.pt"
+    assert read_checkpoint(path)["frames"] == 80
+    path.write_bytes(_corrupted(path.read_bytes(), "bit flip", np.random.default_rng(0)))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} is corrupt.*read only: nothing was changed.*"
+                                              f"previous checkpoint {tmp_path / 'checkpoint.prev.pt'}: name that file"):
+        read_checkpoint(path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with caplog.at_level(logging.WARNING):  # the previous one, as an explicit choice, said in the log
+        assert read_checkpoint(tmp_path / "checkpoint.prev.pt")["frames"] == 40
+    assert f"reading the previous checkpoint {tmp_path / 'checkpoint.prev.pt'}, as named" in caplog.text
+
+
+def test_the_planner_reads_a_damaged_network_checkpoint_read_only(tmp_path):
+    from recipes import tree_search  # noqa: F401 - registers the planning schema
+    from torchrl_reg.loops.planning import load_q_network
+    from torchrl_reg.planning import make_task
+
+    network = tmp_path / "Breakout_seed0"
+    network.mkdir()
+    for p in (REPO / "benchmarks" / "results" / "planning" / "networks" / "Breakout_seed0").iterdir():
+        (network / p.name).write_bytes(p.read_bytes())
+    data = (network / "checkpoint.pt").read_bytes()
+    (network / "checkpoint.prev.pt").write_bytes(data)
+    (network / "checkpoint.pt").write_bytes(_corrupted(data, "bit flip", np.random.default_rng(1)))
+    before = {p.name: p.read_bytes() for p in network.iterdir()}
+    cfg = compose_config(CONF, "tree_search", ["task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1"])
+    sim, _ = make_task(cfg.task, 0)
+    with pytest.raises(CheckpointError, match=f"checkpoint {network / 'checkpoint.pt'} is corrupt"):
+        load_q_network(network / "checkpoint.pt", sim, "breakout")
+    assert {p.name: p.read_bytes() for p in network.iterdir()} == before  # nothing renamed, nothing written
+
+
+def test_a_valid_checkpoint_copied_from_another_run_is_refused(stopped_run, tmp_path):
+    """A seed-1 checkpoint copied into a seed-0 run directory resumed silently: it names its config now."""
+    from torchrl_reg.run import ConfigMismatchError
+
+    other = tmp_path / "seed1"
+    request_stop_at(40)
+    assert m_dqn.train(_cfg(other, "buffer=prioritized", "seed=1"))["status"] == "interrupted"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("config.yaml", "checkpoint.pt", "checkpoint.prev.pt", "metrics.json"):
+        (run_dir / name).write_bytes((stopped_run / name).read_bytes())
+    (run_dir / "checkpoint.pt").write_bytes((other / "checkpoint.pt").read_bytes())
+    with pytest.raises(ConfigMismatchError, match=f"checkpoint {run_dir / 'checkpoint.pt'} is refused: it was written "
+                                                  "by a run of another config"):
+        m_dqn.train(_cfg(run_dir, "buffer=prioritized"))
+    assert (run_dir / "checkpoint.pt").read_bytes() == (other / "checkpoint.pt").read_bytes()
+
+
+def test_an_unverified_checkpoint_beside_a_verified_one_is_refused(stopped_run, tmp_path, caplog):
+    """A file without the checksum header skipped verification, also as the fallback of a damaged checksummed
+    file (2 of 4 bit flips in one resumed with other CSVs). Nothing this version writes lacks the header."""
+    for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        (tmp_path / name).write_bytes((stopped_run / name).read_bytes())
+    path, previous = tmp_path / "checkpoint.pt", tmp_path / "checkpoint.prev.pt"
+    path.write_bytes(_corrupted(path.read_bytes()[40:], "bit flip", np.random.default_rng(2)))  # bare zip, one bit off
+    with caplog.at_level(logging.WARNING):
+        assert load_checkpoint(path)["frames"] == 40  # the verified previous one
+    assert f"checkpoint {path} is refused: it carries no checksum while {previous} beside it does" in caplog.text
+    # a damaged verified file whose fallback is unverified: both refused
+    (tmp_path / "checkpoint.pt").write_bytes(b"\0" * 64)
+    (tmp_path / "checkpoint.prev.pt").write_bytes((stopped_run / "checkpoint.prev.pt").read_bytes()[40:])
+    save_checkpoint(tmp_path / "other.pt", {"frames": 1})
+    (tmp_path / "checkpoint.pt").write_bytes((tmp_path / "other.pt").read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=f"checkpoint {previous} is refused: it carries no checksum"):
+        load_checkpoint(path)
+    legacy = tmp_path / "legacy" / "checkpoint.pt"  # a run older than checksums: both files unverified, trusted
+    legacy.parent.mkdir()
+    legacy.write_bytes((stopped_run / "checkpoint.pt").read_bytes()[40:])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert load_checkpoint(legacy)["frames"] == 80
+    assert f"checkpoint {legacy} carries no checksum" in caplog.text and "trusting it unverified" in caplog.text

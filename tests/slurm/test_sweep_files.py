@@ -189,3 +189,138 @@ def test_an_action_space_the_recipe_cannot_use_is_refused_when_the_sweep_is_made
     """Checked for every task before submission, not when the run starts."""
     with pytest.raises(SweepError, match=rf"1 of 2 tasks are invalid:\n  - task 1 \(env.name=\S+\): {re.escape(message)}"):
         plan_tasks(Recipe.from_path(RECIPE.parent / recipe), [f"env.name={env_names}"], tmp_path / "sweep")
+
+
+# -- a sweep directory is data all the way down: no symlink, no interpolation, no import from the working directory
+
+
+def test_a_symlinked_log_folder_or_run_directory_is_refused_and_nothing_is_written_through_it(one_task_sweep, tmp_path, capsys):
+    """local/<i>_log.out was opened by path: a downloaded sweep directory's ``local -> ~/.local/lib/.../site-packages``
+    received the task's log lines (a .pth file there runs at Python's next start)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(one_task_sweep, sweep_dir)
+    (sweep_dir / "local").symlink_to(outside)
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    assert f"{sweep_dir / 'local'} is a symlink inside {sweep_dir}" in capsys.readouterr().err
+    (sweep_dir / "local").unlink()
+    run_dir = Path(read_sweep_file(sweep_dir)["tasks"][0]["run_dir"])
+    (sweep_dir / "elsewhere").mkdir()
+    run_dir.symlink_to(sweep_dir / "elsewhere")  # a run directory pointing elsewhere, even inside the sweep
+    with pytest.raises(SweepError, match=re.escape(f"{run_dir} is a symlink inside {sweep_dir}")):
+        read_sweep_file(sweep_dir)
+    assert not list(outside.iterdir()) and not list((sweep_dir / "elsewhere").iterdir())
+
+
+@pytest.mark.parametrize("field", ["override", "name"])
+def test_a_newline_in_a_task_override_or_name_is_refused(one_task_sweep, tmp_path, capsys, field):
+    """Printed into the task's log unvalidated, a newline put a line of the file's choosing into the log."""
+    def plant(stored):
+        task = stored["tasks"][0]
+        if field == "override":
+            task["overrides"].append("seed=0\nimport os; os.system('touch pwned')")
+        else:
+            task["name"] += "\nimport os"
+
+    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", plant)
+    with pytest.raises(SweepError, match=r"holds the control character '\\n'"):
+        read_sweep_file(sweep_dir)
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    assert not (sweep_dir / "local").exists()
+
+    def two_in_one(stored):
+        stored["tasks"][0]["overrides"] = ["seed=0,1"]
+
+    other = _copy_with(one_task_sweep, tmp_path / "other", two_in_one)
+    with pytest.raises(SweepError, match=r"override 'seed=0,1' is not one key=value override"):
+        read_sweep_file(other)
+
+
+def test_an_interpolated_run_dir_is_refused(one_task_sweep, tmp_path, capsys):
+    """The containment check ran on the literal string and the task resolved it: it trained in ../escaped."""
+    def plant(stored):
+        config = stored["tasks"][0]["config"]
+        config["run_dir"] = "${logger.project}"
+        config["logger"]["project"] = str(tmp_path / "escaped")
+
+    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", plant)
+    with pytest.raises(SweepError, match=r"task 0: config.run_dir holds an interpolation"):
+        read_sweep_file(sweep_dir)
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    assert main(["--status", str(sweep_dir)]) == 2
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_a_task_config_stripped_of_keys_is_refused(one_task_sweep, tmp_path, capsys):
+    """It trained the schema's defaults (500,000 frames) while its log showed the recorded overrides."""
+    from torchrl_reg.sweep.task import SweepTask
+
+    def strip(stored):
+        del stored["tasks"][0]["config"]["collector"]
+
+    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", strip)
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.json records task configs that their overrides do not compose to" in err
+    assert "task 0 (seed=0 " in err and "config.collector.num_envs is '<absent>', the overrides give 64" in err
+    with pytest.raises(SweepError, match="config.collector.frames_per_batch is '<absent>'"):
+        SweepTask(str(sweep_dir), 0)()
+    assert not (sweep_dir / "local").exists() and not (sweep_dir / "000").exists()
+
+
+def test_empty_tasks_is_a_clear_error_on_status(one_task_sweep, tmp_path, capsys):
+    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", lambda s: s.update(tasks=[]))
+    assert main(["--status", str(sweep_dir)]) == 2
+    assert "'tasks' is empty: a sweep has at least one task" in capsys.readouterr().err
+
+
+_RECORD = """
+import sys
+from pathlib import Path
+from torchrl_reg.sweep.launch import _record_submission
+for k in range(int(sys.argv[3])):
+    _record_submission(Path(sys.argv[1]), {"executor": "local", "tasks": {}, "by": f"{sys.argv[2]}-{k}"})
+"""
+
+
+def test_concurrent_resumes_lose_no_submission_record(one_task_sweep, tmp_path):
+    """Two --resume at once read sweep.json, each appended its submission, and the later write dropped the other's."""
+    import subprocess
+    import sys
+
+    from tests.slurm.sweep_testlib import task_env
+
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(one_task_sweep, sweep_dir)
+    procs = [subprocess.Popen([sys.executable, "-c", _RECORD, str(sweep_dir), who, "25"], env=task_env())
+             for who in ("a", "b")]
+    assert [p.wait() for p in procs] == [0, 0]
+    recorded = [s["by"] for s in read_sweep_file(sweep_dir)["submissions"]]
+    assert sorted(recorded) == sorted(f"{w}-{k}" for w in "ab" for k in range(25))
+
+
+_SHADOW = """
+import sys
+from torchrl_reg.sweep.spec import Recipe
+module = Recipe.from_path(sys.argv[1]).module()
+print(module.__file__)
+"""
+
+
+def test_a_recipes_package_in_the_working_directory_is_never_imported(tmp_path):
+    """--resume run from inside a downloaded sweep directory shipping recipes/__init__.py ran it: the recipe was
+    found with find_spec("recipes.<name>"), which imports the first recipes package on sys.path."""
+    import subprocess
+    import sys
+
+    from tests.slurm.sweep_testlib import task_env
+
+    marker = tmp_path / "payload_ran"
+    (tmp_path / "recipes").mkdir()
+    for name in ("__init__.py", "m_dqn.py"):
+        (tmp_path / "recipes" / name).write_text(f"open({str(marker)!r}, 'w').close()\n")
+    out = subprocess.run([sys.executable, "-c", _SHADOW, str(RECIPE)], cwd=tmp_path, env=task_env(),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(RECIPE) and not marker.exists()

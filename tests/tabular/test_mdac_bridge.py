@@ -4,7 +4,7 @@ Tabular networks (one-hot states, float64): critics ``Q(s, a) = W[s, a]`` (both 
 to ``q_k``) and a categorical actor with logits ``q_k / alpha``, i.e. ``pi_{k+1} = softmax(q_k / alpha)``. The
 actor has a finite support, so the loss takes the exact expectation over ``a' ~ pi_{k+1}(.|s')``; averaging its
 target over ``s' ~ P(.|s, a)`` must then give :func:`~torchrl_reg.tabular.mdac.bounded_advantage_learning`'s
-``q_{k+1}`` to float64 precision, for every bounding function.
+``q_{k+1}`` to float64 precision, for every bounding function, shared by both log-density terms or one per term.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class _TabularLogits(nn.Module):
         return observation @ self.table
 
 
-def _loss(mdp: FiniteMDP, *, beta: float, alpha: float, bound: str, scale: float) -> MDACLoss:
+def _loss(mdp: FiniteMDP, *, beta: float, alpha: float, **bounds) -> MDACLoss:
     num_states, num_actions = mdp.rewards.shape
     actor = ProbabilisticActor(
         TensorDictModule(_TabularLogits(num_states, num_actions), in_keys=["observation"], out_keys=["logits"]),
@@ -54,7 +54,7 @@ def _loss(mdp: FiniteMDP, *, beta: float, alpha: float, bound: str, scale: float
     critic = TensorDictModule(
         _TabularQ(num_states, num_actions), in_keys=["observation", "action"], out_keys=["state_action_value"]
     )
-    loss = MDACLoss(actor, critic, beta=beta, bound=bound, bound_scale=scale, alpha_init=alpha, fixed_alpha=True)
+    loss = MDACLoss(actor, critic, beta=beta, **bounds, alpha_init=alpha, fixed_alpha=True)
     loss.make_value_estimator(gamma=GAMMA)
     return loss
 
@@ -83,18 +83,27 @@ def _set_tables(loss: MDACLoss, q: torch.Tensor, alpha: float) -> None:
         loss.actor_network_params.apply(lambda p: p.data.copy_(q / alpha))
 
 
-@pytest.mark.parametrize("bound,scale", [("tanh", 10.0), ("tanh", 1.0), ("clip", 1.0), ("none", 1.0)])
-def test_deep_target_on_exact_data_is_the_tabular_iterate(bound, scale):
+#: The bounding functions, shared by both terms or per term, as MDACLoss and the tabular scheme both take them.
+BOUNDS = [
+    {"bound": "tanh"},
+    {"bound": "tanh", "bound_scale": 1.0},
+    {"bound": "clip", "bound_scale": 1.0},
+    {"bound": "none"},
+    {"bound_successor": "none"},  # bounds only the current term
+    {"bound_current": "none"},  # bounds only the successor term
+    {"bound_current": "clip", "bound_current_scale": 1.0, "bound_successor_scale": 2.0},
+]
+
+
+@pytest.mark.parametrize("bounds", BOUNDS, ids=lambda b: "-".join(f"{k}={v}" for k, v in b.items()))
+def test_deep_target_on_exact_data_is_the_tabular_iterate(bounds):
     mdp = garnet(8, 3, 3, gamma=GAMMA, seed=4)
     beta, alpha = 0.75, 0.5
-    tabular = bounded_advantage_learning(
-        mdp, beta=beta, alpha=alpha, bound=bound, bound_scale=scale, num_iterations=6,
-        q0=torch.randn(mdp.rewards.shape, generator=torch.Generator().manual_seed(1), dtype=F64),
-    )
-    loss = _loss(mdp, beta=beta, alpha=alpha, bound=bound, scale=scale)
+    q = torch.randn(mdp.rewards.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    tabular = bounded_advantage_learning(mdp, beta=beta, alpha=alpha, num_iterations=6, q0=q, **bounds)
+    loss = _loss(mdp, beta=beta, alpha=alpha, **bounds)
     batch, (s, a, s_next) = _full_batch(mdp)
     weights = mdp.transitions[s, a, s_next]
-    q = torch.randn(mdp.rewards.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
     for k in range(tabular.num_iterations):
         _set_tables(loss, q, alpha)
         target = loss.target(batch.clone())
@@ -107,7 +116,7 @@ def test_exact_actor_and_temperature_terms_on_tabular_data():
     # With the exact expectation the actor loss is sum_a pi (alpha ln pi - Q) and the entropy is exact.
     mdp = garnet(5, 3, 2, gamma=GAMMA, seed=2)
     alpha = 0.5
-    loss = _loss(mdp, beta=0.5, alpha=alpha, bound="tanh", scale=10.0)
+    loss = _loss(mdp, beta=0.5, alpha=alpha)
     q = torch.randn(mdp.rewards.shape, generator=torch.Generator().manual_seed(3), dtype=F64)
     _set_tables(loss, q, alpha)
     batch, (s, _, _) = _full_batch(mdp)
@@ -116,5 +125,6 @@ def test_exact_actor_and_temperature_terms_on_tabular_data():
     log_pi = torch.log_softmax(q / alpha, -1)
     actor = (pi * (alpha * log_pi - q)).sum(-1)[s]
     entropy = -(pi * log_pi).sum(-1)[s]
-    torch.testing.assert_close(out["actor_loss"], actor.mean(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(out["loss_actor"], actor.mean(), rtol=0, atol=1e-12)
     torch.testing.assert_close(out["entropy"], entropy.mean(), rtol=0, atol=1e-12)
+

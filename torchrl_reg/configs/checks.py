@@ -5,7 +5,7 @@ family's, :func:`validate_planning_config`), and the keys a group declares close
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -27,15 +27,20 @@ from torchrl_reg.configs.schemas import (
     ValueBasedConfig,
 )
 from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, MINATAR_GAMES
+from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
-from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, TENSOR_TASKS, QNetworkEvaluator, algorithm_knobs
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator
+from torchrl_reg.planning.algorithms import algorithm_knobs
+from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
     check_choice,
     check_count,
+    check_device,
     check_multiple,
     check_range,
     check_unread,
+    closest,
     declared,
     select_device,
 )
@@ -96,10 +101,13 @@ def structured(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
         raise TypeError(f"schema must be a dataclass type, got {schema!r}")
     unknown = _unknown_keys(cfg, schema)
     if unknown:
+        accepted = _accepted_keys(_schema_at(schema, unknown[0]))
+        prefix = unknown[0].rpartition(".")[0]
+        guess = closest(unknown[0], [f"{prefix}.{key}" if prefix else key for key in accepted])
         raise ValueError(
             f"invalid config entry {unknown[0]!r}: not a key of the schema (added with +/++ or by hand, it "
-            "would be ignored). "
-            f"Accepted keys at this level: {_accepted_keys(_schema_at(schema, unknown[0]))}"
+            "would be ignored)" + (f"; did you mean {guess!r}?" if guess else ".")
+            + f" Accepted keys at this level: {accepted}"
             + (f"; also unknown: {unknown[1:]}" if len(unknown) > 1 else "")
         )
     base = OmegaConf.structured(schema)
@@ -130,6 +138,7 @@ def validate_run_config(cfg: DictConfig) -> None:
 def validate_recipe_config(cfg: DictConfig) -> None:
     """Range checks of :class:`RecipeConfig`'s groups; raises ``ValueError`` naming the value and the accepted range."""
     validate_run_config(cfg)
+    check_device(cfg.device)  # its spelling, before any directory; whether this machine has it, when the run starts
     if cfg.cuda_graph:
         if not cfg.compile:
             raise ValueError("cuda_graph=true replays the compiled fused update: it needs compile=true, got compile=false")
@@ -240,6 +249,8 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
     check_choice("network.kind", cfg.network.kind, ("mlp",))
     check_range("loss.gamma", cfg.loss.gamma, 0.0, 1.0, high_inclusive=False)
     check_choice("loss.target_update", cfg.loss.target_update, TARGET_UPDATES)
+    if "scale_lb" in cfg.get("policy", {}):  # the tanh-Gaussian's std floor (GaussianPolicyConfig, IQ's policy)
+        check_scale_lb("policy.scale_lb", cfg.policy.scale_lb)
     interval = cfg.loss.hard_update_interval
     if cfg.loss.target_update == "polyak":
         check_range("loss.polyak", cfg.loss.polyak, 0.0, 1.0, low_inclusive=False)
@@ -257,8 +268,9 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
 def validate_planning_config(cfg: DictConfig) -> None:
     """:func:`validate_run_config` plus the checks of a :class:`PlanningConfig` and its recipe's ``task``,
     ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``): the task and its keys, the algorithm and the
-    knobs it reads (:func:`~torchrl_reg.planning.algorithm_knobs`: a knob it does not read is refused), the
-    batched mode's tasks, and the Q network a ``q_network`` evaluator or the ``greedy`` planner reads."""
+    knobs it reads (:func:`~torchrl_reg.planning.algorithms.algorithm_knobs`: a knob it does not read is refused),
+    the model it plans in (:func:`~torchrl_reg.planning.tasks.check_model`), and the Q network a ``q_network``
+    evaluator or the ``greedy`` planner reads."""
     validate_run_config(cfg)
     check_count("episodes", cfg.episodes)
     task, planner, evaluator = cfg.task, cfg.planner, cfg.evaluator
@@ -276,18 +288,17 @@ def validate_planning_config(cfg: DictConfig) -> None:
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
     check_count("planner.simulations", planner.simulations)
     check_count("planner.batch_episodes", planner.batch_episodes)
-    if planner.batch_episodes > 1:
-        if task.name not in TENSOR_TASKS:
-            raise ValueError(
-                f"planner.batch_episodes={planner.batch_episodes} needs a task the batched search models "
-                f"({', '.join(TENSOR_TASKS)}), got task.name={task.name!r}; use planner.batch_episodes=1"
-            )
-        if planner.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
-                "does not search: use planner.batch_episodes=1"
-            )
+    check_choice("planner.model", planner.model, MODELS)
+    if planner.batch_episodes > 1 and planner.algorithm not in ALGORITHMS:
+        raise ValueError(
+            f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
+            "does not search: use planner.batch_episodes=1"
+        )
     if planner.algorithm in ALGORITHMS:
+        try:  # the single-tree search plans in every model it is offered; the batched one where it can, else one tree each
+            check_model(task.name, planner.model, batched=False)
+        except ValueError as err:
+            raise ValueError(f"planner.model={planner.model!r} on task.name={task.name!r}: {err}") from None
         knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
         for name, value in knobs.items():
             check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))
@@ -333,17 +344,22 @@ def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] |
     loss_class.check_arguments(arguments, prefix="loss.", names=names)
 
 
-def check_config(cfg: Mapping[str, Any] | DictConfig, schema: type) -> DictConfig:
+def check_config(
+    cfg: Mapping[str, Any] | DictConfig, schema: type, *, loss_names: Sequence[str] | None = None
+) -> DictConfig:
     """``cfg`` merged onto ``schema`` (:func:`structured`: unknown keys and ill-typed values refused),
     checked by its family's validator (:func:`validate_value_based_config`,
-    :func:`validate_actor_critic_config`, :func:`validate_planning_config`, else :func:`validate_recipe_config`), the keys a group
-    dataclass declares in ``choices`` (e.g. ``loss.name``) checked against their values,
+    :func:`validate_actor_critic_config`, :func:`validate_planning_config`, else :func:`validate_recipe_config`),
+    ``loss.name`` against ``loss_names`` (the losses the recipe registered, :func:`~torchrl_reg.loops.recipe_entry`)
+    and the keys a group dataclass declares in ``choices`` against their values (both before the keys they decide),
     ``loss.loss_function`` (when the loss has one) against :data:`LOSS_FUNCTIONS`, and no group holding a value for a
     key that its settings leave unread (a group dataclass's ``read_only_if``,
     :func:`~torchrl_reg.validation.check_unread`): ``loss=dqn loss.alpha=0.5`` is refused, not ignored."""
     cfg = structured(cfg, schema)
     family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
     _FAMILY_CHECKS[family](cfg)
+    if loss_names is not None:
+        check_choice("loss.name", cfg.loss.name, loss_names)
     for group in fields(schema):
         node = group.default_factory() if group.default_factory is not dataclasses.MISSING else None
         if not is_dataclass(node):

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
+from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.validation import ReadOnlyIf
 
 __all__ = [
@@ -425,3 +426,19 @@ class ActorCriticConfig(RecipeConfig):
 
     action_space: ClassVar[str] = "box"
     family: ClassVar[str] = "actor_critic"
+
+
+@dataclass
+class GaussianPolicyConfig:
+    """The tanh-Gaussian policy of the actor-critic recipes (:func:`~torchrl_reg.modules.policies.tanh_normal_policy`):
+    ``scale_lb``, the floor of its standard deviation before the tanh. 0.1 (ln sigma >= -2.3) is TorchRL's SAC
+    example's and this library's default; the MDAC authors' code floors ln sigma at -20 (``exp(-20)``, as a
+    reviewer of the paper read it), other single-file SACs at -5 (``exp(-5)``). The floor bounds ln pi, hence the
+    entropy and Munchausen terms alpha ln pi (``benchmarks/mdac_std_floor.yaml`` compares the three on MDAC)."""
+
+    scale_lb: float = default_of(tanh_normal_policy, "scale_lb")
+
+    docs: ClassVar[dict[str, str]] = {
+        "scale_lb": "floor of the tanh-Gaussian's std, in (0, 1): 0.1 is TorchRL's SAC's (ln sigma >= -2.3); "
+        "exp(-5), exp(-20) other SACs'",
+    }

@@ -1,16 +1,17 @@
-"""The training loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
+"""The loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
 
-* :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL
-  (discrete actions, epsilon-greedy, periodic target copy);
-* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC, soft Q-learning (Box actions, Polyak
-  targets or a periodic copy, :mod:`torchrl_reg.loops.targets`).
+* :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL/SQL_m and
+  discrete VIREL (discrete actions, epsilon-greedy or the method's own behaviour policy, periodic target copy);
+* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC, MDAC, soft Q-learning and VIREL (Box actions,
+  Polyak targets or a periodic copy, :mod:`torchrl_reg.loops.targets`);
+* :func:`torchrl_reg.loops.planning.plan`: MENTS, DENTS, BTS and UCT searching before every move (no training).
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
 :mod:`torchrl_reg.loops.registry` under their loop family (builders typed by the family's Protocol:
 :class:`~torchrl_reg.loops.registry.ValueBasedBuilder`, :class:`~torchrl_reg.loops.registry.ActorCriticBuilder`)
-and gets its ``train(cfg)`` and command line from :func:`~torchrl_reg.loops.entry.recipe_entry` (its
-``validate``, then the loop of the schema's family, which builds the loss named ``cfg.loss.name``);
-method-specific steps are :class:`~torchrl_reg.loops.hooks.LoopHooks`.
+and gets ``validate``, ``train`` and its command line from :func:`~torchrl_reg.loops.entry.recipe_entry` (the
+generic checks from its schema and the registry, its own rules, then the loop of the schema's family, which builds
+the loss named ``cfg.loss.name``); method-specific steps are :class:`~torchrl_reg.loops.hooks.LoopHooks`.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from torchrl_reg.loops.registry import (
     ValueBasedBuilder,
     check_update_mode,
     get_loss,
+    offered_losses,
     register_loss,
     registered_losses,
 )
@@ -39,9 +41,10 @@ __all__ = [
     "NetworkBuilder",
     "RewardScale",
     "ValueBasedBuilder",
-    "check_update_mode",
     "ValueBasedHooks",
+    "check_update_mode",
     "get_loss",
+    "offered_losses",
     "recipe_entry",
     "register_loss",
     "registered_losses",

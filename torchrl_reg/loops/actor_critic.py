@@ -1,5 +1,5 @@
-"""The actor-critic training loop: IQ / M-IQ (``recipes/iq.py``), SAC (``recipes/sac.py``) and the
-actor-critic methods to come, on Box-action envs.
+"""The actor-critic training loop: IQ / M-IQ (``recipes/iq.py``), SAC (``recipes/sac.py``), MDAC
+(``recipes/mdac.py``), soft Q-learning (``recipes/sql.py``) and VIREL (``recipes/virel.py``), on Box-action envs.
 
 Read :func:`train` top to bottom: it is the whole algorithm. Collect ``frames_per_batch`` frames with
 the stochastic policy (from the first frame, or uniformly random for ``collector.init_random_frames``),
@@ -48,15 +48,16 @@ FAMILY = "actor_critic"
 
 
 def actor_and_qvalue(
-    cfg: DictConfig, env: EnvBase, device: torch.device, actor: Callable[..., TensorDictModule] = tanh_normal_policy
+    cfg: DictConfig, env: EnvBase, device: torch.device, actor: Callable[..., TensorDictModule] = tanh_normal_policy,
+    **actor_options: Any,
 ) -> tuple[TensorDictModule, TensorDictModule]:
-    """The acting policy ``actor(obs_dim, action_spec, num_cells=network.hidden)`` (default: the
-    tanh-Gaussian of SAC, VIREL) and a ``Q(s, a)`` critic of the same widths, on ``device``: the
-    networks of a loss's ``from_config`` (SAC, soft Q-learning, VIREL)."""
+    """The acting policy ``actor(obs_dim, action_spec, num_cells=network.hidden, **actor_options)`` (default: the
+    tanh-Gaussian of SAC, VIREL, MDAC, whose recipes pass ``scale_lb=policy.scale_lb``) and a ``Q(s, a)`` critic of
+    the same widths, on ``device``: the networks of a loss's ``from_config`` (SAC, soft Q-learning, VIREL, MDAC)."""
     obs_dim = env.observation_spec["observation"].shape[-1]
     action_spec = env.action_spec_unbatched
     hidden = list(cfg.network.hidden)
-    policy = actor(obs_dim, action_spec, num_cells=hidden).to(device)
+    policy = actor(obs_dim, action_spec, num_cells=hidden, **actor_options).to(device)
     qvalue = state_action_value_network(obs_dim, action_spec.shape[-1], num_cells=hidden).to(device)
     return policy, qvalue
 

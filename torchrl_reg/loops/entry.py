@@ -1,16 +1,16 @@
-"""A recipe's two entry points, ``train(cfg)`` and the command line, built from its ``validate``.
+"""A recipe's three entry points, ``validate(cfg)``, ``train(cfg)`` and the command line, built from its schema.
 
-Every recipe ends the same way: ``train`` validates the config (every check before anything is
-built or written) and runs the loop of the config's family (:data:`LOOPS`, by the schema's
-``family``: :class:`~torchrl_reg.configs.ValueBasedConfig` -> the value-based loop,
-:class:`~torchrl_reg.configs.ActorCriticConfig` -> the actor-critic loop), which builds the loss
-named ``cfg.loss.name``; the command line composes ``recipes/conf/<name>/<name>.yaml`` with Hydra (the
-shared groups of ``recipes/conf/`` on its search path: :func:`~torchrl_reg.configs.recipe_config_path`),
-trains, logs the summary line and exits with
-:data:`~torchrl_reg.run.stop.EXIT_INTERRUPTED` (75) after a stop. :func:`recipe_entry` builds
-both, so a recipe declares only what is its own::
+Every recipe ends the same way: ``validate`` runs every check before anything is built or written (the
+generic steps for every recipe, from its schema and the registry entry of ``cfg.loss.name``, then the
+recipe's own rules across groups), ``train`` validates and runs the loop of the config's family
+(:data:`LOOPS`, by the schema's ``family``: :class:`~torchrl_reg.configs.ValueBasedConfig` -> the
+value-based loop, :class:`~torchrl_reg.configs.ActorCriticConfig` -> the actor-critic loop), which builds
+the loss named ``cfg.loss.name``; the command line composes ``recipes/conf/<name>/<name>.yaml`` with Hydra
+(the shared groups of ``recipes/conf/`` on its search path: :func:`~torchrl_reg.configs.recipe_config_path`),
+trains, logs the summary line and exits with :data:`~torchrl_reg.run.stop.EXIT_INTERRUPTED` (75) after a
+stop. :func:`recipe_entry` builds the three, so a recipe declares only what is its own::
 
-    train, main = recipe_entry("m_dqn", validate)
+    validate, train, main = recipe_entry("m_dqn", MDQNConfig, check_soft_dqn)
 
     if __name__ == "__main__":
         main()
@@ -18,18 +18,27 @@ both, so a recipe declares only what is its own::
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from torchrl_reg.configs import compose_config, config_help, config_sources, recipe_config_path, with_search_path
+from torchrl_reg.configs import (
+    check_config,
+    compose_config,
+    config_help,
+    config_sources,
+    recipe_config_path,
+    with_search_path,
+)
 from torchrl_reg.loops import actor_critic, planning, value_based
+from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, offered_losses
 from torchrl_reg.run import exit_if_interrupted, report_summary
+from torchrl_reg.validation import check_choice, closest
 
-__all__ = ["LOOPS", "recipe_entry", "train_loop"]
+__all__ = ["EXIT_REFUSED", "LOOPS", "misspelled_key_hint", "recipe_entry", "train_loop"]
 
 #: Loop family (a config schema's ``family``, a loss's registry family) -> its loop. The planning loop
 #: trains nothing and builds no loss: it has no family in the loss registry.
@@ -55,37 +64,88 @@ def train_loop(cfg: DictConfig) -> Callable[[DictConfig], dict[str, Any]]:
 
 def recipe_entry(
     name: str,
-    validate: Callable[[Any], DictConfig],
-) -> tuple[Callable[[DictConfig | dict], dict[str, Any]], Callable[[], None]]:
-    """``(train, main)`` of the recipe ``recipes/<name>.py``.
+    schema: type | tuple[type, ...],
+    rules: Callable[[DictConfig], None] | None = None,
+) -> tuple[Callable[[DictConfig | dict], DictConfig], Callable[[DictConfig | dict], dict[str, Any]], Callable[[], None]]:
+    """``(validate, train, main)`` of the recipe ``recipes/<name>.py``, the module that calls it.
 
     Args:
         name: the recipe's name, its Hydra config ``conf/<name>/<name>.yaml`` (or ``conf/<name>.yaml``) beside
             the recipe file.
-        validate: the recipe's ``validate(cfg) -> DictConfig``, defined in the recipe file; the schema it
-            validates against picks the loop (:func:`train_loop`), ``cfg.loss.name`` the loss.
+        schema: the recipe's config schema (its ``family`` picks the loop: :func:`train_loop`), or several, one
+            per family (VIREL's Box and discrete configs): the one whose family has the config's ``loss.name``
+            among the recipe's losses (the first when the config names none).
+        rules: the recipe's own checks, ``rules(cfg)`` raising ``ValueError`` on a typed, checked config: only
+            the rules across groups or keys that no loss class owns (e.g. Soft-DQN's ``alpha = 0``).
 
-    ``train(cfg)`` takes a composed config or a plain dict and returns the final metrics (also written
-    to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
+    ``validate(cfg)`` takes a composed config or a plain dict and returns it typed and checked, before anything
+    is built or written; a training family runs, in this order: :func:`~torchrl_reg.configs.check_config`
+    (schema, the family's ranges, ``loss.name`` among the losses this module registered,
+    :func:`~torchrl_reg.loops.offered_losses`, keys the chosen loss ignores), the entry's loss argument checks
+    (:meth:`~torchrl_reg.loops.LossEntry.check_config`), :func:`~torchrl_reg.loops.check_update_mode`
+    (``cuda_graph=true`` needs a fused update), then ``rules``. A family without losses (planning) runs
+    :func:`~torchrl_reg.configs.check_config` (schema, the family's checks, keys its settings leave unread), then
+    ``rules``. ``train(cfg)`` validates and returns the final
+    metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
     """
-    conf = Path(sys.modules[validate.__module__].__file__).parent / "conf"
+    module = sys._getframe(1).f_globals["__name__"]
+    schemas = schema if isinstance(schema, tuple) else (schema,)
+    conf = Path(sys.modules[module].__file__).parent / "conf"
     primary, shared = recipe_config_path(conf, name)
+
+    def accepted(family: str) -> list[str]:
+        return offered_losses(module, family)
+
+    def schema_of(cfg: Any, names: list[str]) -> type:
+        """The schema whose family has the config's ``loss.name`` (the first when it names none); a name that
+        no schema's family has is refused here, listing the recipe's losses."""
+        loss = cfg.get("loss") if isinstance(cfg, (Mapping, DictConfig)) else None
+        given = loss.get("name") if isinstance(loss, (Mapping, DictConfig)) else None
+        if given is None or len(schemas) == 1:
+            return schemas[0]
+        check_choice("loss.name", given, names)
+        return next(s for s in schemas if given in accepted(s.family))
+
+    def validate(cfg: DictConfig | dict) -> DictConfig:
+        names = [n for s in schemas if s.family in BUILDERS for n in accepted(s.family)]
+        chosen = schema_of(cfg, names)
+        if chosen.family in BUILDERS:
+            cfg = check_config(cfg, chosen, loss_names=names)
+            get_loss(cfg.loss.name, chosen.family).check_config(cfg)
+            check_update_mode(cfg, chosen.family)
+        else:
+            cfg = check_config(cfg, chosen)
+        if rules is not None:
+            rules(cfg)
+        return cfg
+
+    validate.__module__ = module
+    validate.__doc__ = (
+        f"Check a {name} config before anything is built or written; returns it typed "
+        "(:func:`~torchrl_reg.loops.recipe_entry`: schema, ranges, the loss's argument checks, update mode"
+        + (f", then :func:`{rules.__name__}`)." if rules is not None else ").")
+    )
 
     def train(cfg: DictConfig | dict) -> dict[str, Any]:
         cfg = validate(cfg)
         return train_loop(cfg)(cfg)
 
+    train.__module__ = module
     train.__doc__ = f"Train one {name} agent; returns the final metrics (also written to ``<run_dir>/metrics.json``)."
 
     def run_command_line(cfg: DictConfig) -> None:
-        metrics = train(cfg)
+        try:
+            cfg = validate(cfg)
+        except (ValueError, FileNotFoundError) as err:  # a refused config: its one-line reason, no traceback
+            print(f"{name}: config refused: {err}", file=sys.stderr)
+            sys.exit(EXIT_REFUSED)
+        metrics = train_loop(cfg)(cfg)
         report_summary(metrics)
         exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
-    # Hydra names the job (the run's <name>.log) after the file of the function it runs: the unwrapped
-    # function is the recipe's validate, so it is the recipe's, as with a @hydra.main in the recipe file.
-    run_command_line.__module__ = validate.__module__
-    run_command_line.__wrapped__ = validate  # type: ignore[attr-defined]
+    # Hydra names the job (the run's <name>.log) after the module or file of the function it runs, unwrapped:
+    # a class of the recipe's module stands for it, as a @hydra.main in the recipe file would.
+    run_command_line.__wrapped__ = type(name, (), {"__module__": module})  # type: ignore[attr-defined]
     hydra_main = hydra.main(config_path=str(primary), config_name=name, version_base=None)(run_command_line)
 
     def main() -> None:
@@ -99,9 +159,52 @@ def recipe_entry(
         rest = [arg for arg in sys.argv[1:] if arg not in given]
         first = next((i for i, arg in enumerate(rest) if not arg.startswith("-") and ("=" in arg or arg.startswith("~"))), 0)
         sys.argv[1:] = [*rest[:first], *with_search_path(shared, given), *rest[first:]]
-        hydra_main()
+        try:
+            hydra_main()
+        except SystemExit as stop:
+            if stop.code == 1:  # Hydra's own refusal (printed): a misspelled key gets its closest key
+                hint = misspelled_key_hint(conf, name, sys.argv[1:])
+                if hint:
+                    print(hint, file=sys.stderr)
+            raise
 
-    return train, main
+    return validate, train, main
+
+
+#: Exit status of a command line whose config ``validate`` refused (nothing was built or written).
+EXIT_REFUSED = 2
+
+
+def misspelled_key_hint(conf: Path, name: str, argv: list[str]) -> str | None:
+    """``did you mean `planner.simulations`?`` when an override of ``argv`` sets a key the recipe's config does not
+    have (Hydra refuses it and suggests ``+planner.simulation=...``, which the schema would refuse too): the config
+    key closest to it; ``None`` when every key exists or none is close."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~", "hydra."))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        cfg = compose_config(conf, name, [o.input_line for o in parsed if "." not in o.key_or_group])
+    except Exception:  # noqa: BLE001 -- no config to compare with: Hydra's own message stands
+        return None
+    keys = _leaf_keys(cfg)
+    for override in parsed:
+        key = override.key_or_group
+        if "." in key and key not in keys:
+            guess = closest(key, keys)
+            if guess:
+                return f"{name}: {key} is not a config key; did you mean `{guess}`? ({key.rpartition('.')[0]} has: " \
+                       f"{', '.join(k.rpartition('.')[2] for k in keys if k.rpartition('.')[0] == key.rpartition('.')[0])})"
+    return None
+
+
+def _leaf_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """The dotted keys of ``cfg``'s values."""
+    keys = []
+    for key in cfg:
+        child = cfg._get_node(key)
+        keys += _leaf_keys(child, f"{prefix}{key}.") if isinstance(child, DictConfig) else [f"{prefix}{key}"]
+    return keys
 
 
 def recipe_help(conf: Path, name: str, argv: list[str]) -> str:

@@ -25,14 +25,17 @@ its returns are those of the uninterrupted run. CSV rows ``episode/return`` and 
 moves: the episode in progress is dropped, the checkpoint of the finished ones written, and
 ``metrics["status"]`` is ``"interrupted"`` (exit status 75 from the command line).
 
-``planner.batch_episodes = K > 1`` plays the episodes in groups of K at once (:func:`play_batch`): one
+``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.tasks`: ``sampled``,
+``determinized``, ``oracle``; it matters on MinAtar and Atari). ``planner.batch_episodes = K > 1`` plays the
+episodes in groups of K at once (:func:`play_episodes`, the one episode player): where the batched search plans in
+the model (D-chain, FrozenLake, MinAtar determinized or oracle), one
 :class:`~torchrl_reg.planning.BatchedTreeSearch` per group searches the trees of all its episodes still in
 play at every move (B = those episodes; a finished episode leaves the batch), over the task's tensor model
-(:func:`~torchrl_reg.planning.make_tensor_task`: D-chain, deterministic FrozenLake, MinAtar by emulator
-snapshots with fresh random streams). Groups start at multiples of K; a group's search, rollouts and MinAtar
-streams draw from ``seed + `` its first episode, its envs from ``seed + i`` as above. The trees of a group
-share the search's random streams, so an episode's return depends on its group, and the returns differ from
-those of ``K = 1`` (the single-tree search). The checkpoint is written after every finished group, a stop
+(:func:`~torchrl_reg.planning.make_tensor_task`), its search, rollouts and MinAtar streams drawing from ``seed + ``
+the group's first episode, so an episode's return depends on its group but not its distribution; elsewhere
+(MinAtar sampled, Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
+multiples of K; every episode's env draws from ``seed + i`` as above, and every mode records the same
+:data:`DIAGNOSTICS`. The checkpoint is written after every finished group, a stop
 drops the group in progress, and a resume goes on from the last finished group; when ``episodes`` grew, a
 last group that was cut short by the earlier count is played again in full, so a resumed run's returns are
 always those of the uninterrupted run.
@@ -40,7 +43,7 @@ always those of the uninterrupted run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +63,18 @@ from torchrl_reg.planning import (
     Simulator,
     TensorQNetworkEvaluator,
     TensorRandomRollout,
-    make_batched_search,
     make_search,
     make_task,
     make_tensor_task,
-    tensor_roots,
 )
-from torchrl_reg.run import ProgressBar, Run, load_checkpoint, stop_requested
+from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
+from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
 
-__all__ = ["DIAGNOSTICS", "Episodes", "load_q_network", "plan", "play_batch", "play_episode"]
+__all__ = ["DIAGNOSTICS", "Episodes", "load_q_network", "plan", "play_episodes"]
 
-#: What a batched search records per episode, each the mean over the episode's moves (``metrics.json``, one value
-#: per episode; None for episodes played without it: one tree at a time, or no Q network for the agreement):
+#: What a search records per episode, each the mean over the episode's moves (``metrics.json``, one value per
+#: episode, whatever ``planner.batch_episodes``; None where not measured: no search (greedy), or no Q network for the
+#: first two):
 #: ``greedy_agreement``, the fraction of moves on which the search played the Q network's greedy action at the
 #: root (1 - the fraction it overrode the network); ``q_gap``, the network's own price of the moves played,
 #: ``max_a Q(s, a) - Q(s, a_played)`` (0 where it agreed; near 0 where it played an action the network values
@@ -108,7 +111,7 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     spec = Categorical(num_actions)
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
     policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, exploration))
-    state = load_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only
+    state = read_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only; another run's: read only
     try:
         policy.load_state_dict(state)
     except RuntimeError as err:
@@ -174,11 +177,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     bar = run.progress_bar(cfg.episodes, initial=finished.step, desc=planner.algorithm, unit="episodes")
     group = planner.batch_episodes
     for first in range(finished.step, cfg.episodes, group):
-        if group == 1:
-            one = play_episode(cfg, cfg.seed + first, q_net, bar)
-            played = None if one is None else [(*one, dict.fromkeys(DIAGNOSTICS))]
-        else:
-            played = play_batch(cfg, range(first, min(first + group, cfg.episodes)), q_net, bar)
+        played = play_episodes(cfg, range(first, min(first + group, cfg.episodes)), q_net, bar)
         if played is None:  # stopped between two moves: the episode (group) in progress is dropped
             run.interrupt()
             break
@@ -195,6 +194,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     metrics = {
         "task": task.name,
         "algorithm": planner.algorithm,
+        "model": planner.model,
         "simulations": planner.simulations,
         "returns": returns,
         "lengths": lengths,
@@ -216,90 +216,104 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     )
 
 
-def play_episode(cfg: DictConfig, seed: int, q_net: torch.nn.Module | None, bar: ProgressBar) -> tuple[float, int] | None:
-    """One episode of at most ``task.max_steps`` moves, each chosen by a search from the env's current state;
-    ``(return, moves)``, or ``None`` when a stop was requested before it ended."""
-    task, planner = cfg.task, cfg.planner
-    sim, _ = make_task(task, seed)
-    if q_net is not None:
-        evaluator = QNetworkEvaluator(
-            q_net, num_actions=sim.num_actions, tau=cfg.evaluator.prior_tau, value=cfg.evaluator.value, init=cfg.evaluator.init
-        )
-    else:
-        evaluator = RandomRollout(max_steps=cfg.evaluator.rollout_steps, gamma=planner.gamma, seed=seed)
-    search = None
-    if planner.algorithm != "greedy":
-        # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of
-        # leaves it out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
-        search = make_search(simulator=sim, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_search, planner))
-    total, steps = 0.0, 0
-    while steps < task.max_steps:
-        if stop_requested():
-            return None
-        if search is None:
-            action = int(np.argmax(evaluator.q_values(sim.observation())))
-        else:
-            action = search.search(planner.simulations)
-        reward, done = sim.step(action)
-        total, steps = total + reward, steps + 1
-        bar.update(0, move=steps, return_so_far=total)  # the bar counts episodes: plan() adds each finished one
-        if done:
-            break
-    return total, steps
+Played = list[tuple[float, int, dict[str, float | None]]]
 
 
-def play_batch(
-    cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar
-) -> list[tuple[float, int, dict[str, float | None]]] | None:
-    """``episodes`` played at once: at every move one batched search over the episodes still in play, then each
-    plays its tree's recommended action in its own env; ``[(return, moves, diagnostics)]`` in episode order
-    (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or ``None`` when a stop was requested
-    before all ended."""
-    task, planner = cfg.task, cfg.planner
+def play_episodes(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar) -> Played | None:
+    """``episodes`` played at once, each in its own env (``make_task``, seeded ``seed + episode``): at every move the
+    planner chooses an action for each episode still in play, then each plays it; ``[(return, moves, diagnostics)]``
+    in episode order (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or ``None`` when a stop was
+    requested before all ended. Several episodes are searched by one ``BatchedTreeSearch`` over their trees where it
+    plans in ``planner.model`` on the task (:func:`~torchrl_reg.planning.tasks.batched_models`), else each by its own
+    ``TreeSearch``, as one episode is: the model is ``planner.model`` either way."""
+    task = cfg.task
     sims = [make_task(task, cfg.seed + episode)[0] for episode in episodes]
-    seed = cfg.seed + episodes.start  # the group's: its search, rollouts and MinAtar streams
-    model = make_tensor_task(task, sims[0], seed)
-    if q_net is not None:
-        evaluator = TensorQNetworkEvaluator(
-            q_net, num_actions=model.num_actions, tau=cfg.evaluator.prior_tau, value=cfg.evaluator.value, init=cfg.evaluator.init
-        )
-    else:
-        evaluator = TensorRandomRollout(max_steps=cfg.evaluator.rollout_steps, seed=seed)
-    # the arguments of play_episode's search; the batched search takes the rollouts' discount from its own gamma
-    search = make_batched_search(
-        simulator=model, evaluator=evaluator, seed=seed, gamma=planner.gamma, **arguments_of(make_batched_search, planner)
-    )
+    choose = _planner(cfg, episodes, sims, q_net)
     totals, steps = [0.0] * len(sims), [0] * len(sims)
     agreed, gaps, shares = [0] * len(sims), [0.0] * len(sims), [0.0] * len(sims)  # sums over each episode's moves
     live, move = list(range(len(sims))), 0
     while live:
         if stop_requested():
             return None
-        root = tensor_roots(model, [sims[i] for i in live], (seed, move))
-        played = search.search(root, planner.simulations)
-        visits = search.tree.visits[:, 0]  # [B, A] root visit counts
-        share = (visits.gather(1, played[:, None])[:, 0] / visits.sum(-1).clamp(min=1)).tolist()
-        greedy = gap = None
-        if q_net is not None:  # the leaf network's own choice at the root: the move the search overrode or kept
-            with torch.no_grad():
-                q = evaluator.q_network(model.observation(root).to(evaluator.device)).double()
-            chosen = played.to(q.device)
-            greedy = (q.argmax(-1) == chosen).tolist()
-            gap = (q.amax(-1) - q.gather(1, chosen[:, None])[:, 0]).tolist()
-        actions = played.tolist()
+        actions, share, q = choose(live, move)
         for k, (i, action) in enumerate(zip(list(live), actions)):
-            shares[i] += share[k]
-            if greedy is not None:
-                agreed[i] += int(greedy[k])
-                gaps[i] += gap[k]
+            if share is not None:
+                shares[i] += share[k]
+            if q is not None:  # the network's own choice at the root: the move the search overrode or kept
+                agreed[i] += int(int(q[k].argmax()) == action)
+                gaps[i] += float(q[k].max() - q[k, action])
             reward, done = sims[i].step(action)
             totals[i], steps[i] = totals[i] + reward, steps[i] + 1
             if done or steps[i] >= task.max_steps:
                 live.remove(i)
         move += 1
         bar.update(0, move=move, in_play=len(live))  # the bar counts episodes: plan() adds each finished one
+    searched = cfg.planner.algorithm != "greedy"
+    measured = q_net is not None and searched
     return [
-        (total, n, {"greedy_agreement": agreed[i] / n if q_net is not None else None,
-                    "q_gap": gaps[i] / n if q_net is not None else None, "root_visit_share": shares[i] / n})
+        (total, n, {"greedy_agreement": agreed[i] / n if measured else None,
+                    "q_gap": gaps[i] / n if measured else None, "root_visit_share": shares[i] / n if searched else None})
         for i, (total, n) in enumerate(zip(totals, steps))
     ]
+
+
+Choose = Callable[[list[int], int], "tuple[list[int], list[float] | None, torch.Tensor | None]"]
+
+
+def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: torch.nn.Module | None) -> Choose:
+    """``choose(live, move) -> (actions, root visit shares, the network's Q at the roots)`` for the episodes ``live``
+    (indices into ``sims``) at ``move``: the network's argmax (``greedy``: no shares, no Q), one ``TreeSearch`` per
+    episode (seeded ``seed + episode``; its model :func:`~torchrl_reg.planning.tasks.model_simulator` of
+    ``(seed + episode, move)``: an episode plays as it would alone), or one ``BatchedTreeSearch`` over the group
+    (seeded ``seed + `` its first episode; MinAtar's roots with streams of ``(that seed, move)``)."""
+    planner, evaluator_cfg = cfg.planner, cfg.evaluator
+    # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of leaves it
+    # out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
+    knobs = arguments_of(make_search, planner)
+    network = dict(tau=evaluator_cfg.prior_tau, value=evaluator_cfg.value, init=evaluator_cfg.init)
+    if len(sims) == 1 or planner.algorithm == "greedy" or not batched_models(cfg.task.name, planner.model):
+        num_actions = sims[0].num_actions
+        leaves = [QNetworkEvaluator(q_net, num_actions=num_actions, **network) if q_net is not None
+                  else RandomRollout(max_steps=evaluator_cfg.rollout_steps, gamma=planner.gamma, seed=cfg.seed + e) for e in episodes]
+
+        def q_at(live: list[int]) -> torch.Tensor | None:
+            return None if q_net is None else torch.stack([
+                torch.as_tensor(leaves[i].q_values(sims[i].observation())) for i in live])
+
+        if planner.algorithm == "greedy":
+            return lambda live, move: ([int(row.argmax()) for row in q_at(live)], None, None)
+        searches = [
+            make_search(simulator=sim, evaluator=leaf, seed=cfg.seed + e, gamma=planner.gamma, **knobs)
+            for sim, leaf, e in zip(sims, leaves, episodes)
+        ]
+
+        def choose_one(live: list[int], move: int) -> tuple[list[int], list[float], torch.Tensor | None]:
+            actions, share = [], []
+            for i in live:
+                model = model_simulator(sims[i], planner.model, (cfg.seed + episodes[i], move))
+                actions.append(searches[i].search(planner.simulations, simulator=model))
+                visits = searches[i].tree.visits[0]
+                share.append(float(visits[actions[-1]]) / max(int(visits.sum()), 1))
+            return actions, share, q_at(live)
+
+        return choose_one
+    seed = cfg.seed + episodes.start  # the group's: its search, rollouts and MinAtar streams
+    model = make_tensor_task(cfg.task, sims[0], seed, planner.model)
+    if q_net is not None:
+        leaf = TensorQNetworkEvaluator(q_net, num_actions=model.num_actions, **network)
+    else:
+        leaf = TensorRandomRollout(max_steps=evaluator_cfg.rollout_steps, seed=seed)
+    search = make_search(simulator=model, evaluator=leaf, seed=seed, gamma=planner.gamma, batched=True, **knobs)
+
+    def choose_batch(live: list[int], move: int) -> tuple[list[int], list[float], torch.Tensor | None]:
+        root = tensor_roots(model, [sims[i] for i in live], (seed, move))
+        played = search.search(root, planner.simulations)
+        visits = search.tree.visits[:, 0]  # [B, A] root visit counts
+        share = (visits.gather(1, played[:, None])[:, 0] / visits.sum(-1).clamp(min=1)).tolist()
+        q = None
+        if q_net is not None:
+            with torch.no_grad():
+                q = leaf.forward(model.observation(root)).cpu()
+        return played.tolist(), share, q
+
+    return choose_batch

@@ -22,13 +22,18 @@ A loss declares whether it satisfies :class:`~torchrl_reg.objectives.protocols.F
 
 Names are unique within a family; one name may exist in two families (``sql``: MIRL's discrete soft
 Q-learning baseline is ``value_based``, soft Q-learning with continuous actions ``actor_critic``), and
-:func:`get_loss` refuses a name registered only in another family. A new family of losses adds its
+:func:`get_loss` refuses a name registered only in another family. The module that registers a loss (a
+recipe file) offers it: :func:`offered_losses` lists a recipe's losses, the names its config accepts as
+``loss.name``, and one entry may be offered by several recipes (TorchRL's DQN, ``dqn``, by ``recipes/m_dqn.py``
+and ``recipes/mirl.py``). An entry also says how its loss's arguments are checked from the config
+(:meth:`LossEntry.check_config`), which :func:`~torchrl_reg.loops.recipe_entry` runs for every recipe. A new family of losses adds its
 builder's Protocol to :data:`BUILDERS`; the planning loop (:mod:`torchrl_reg.loops.planning`) builds no loss and
 has none.
 """
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +45,7 @@ from torchrl.envs import EnvBase
 from torchrl.modules import QValueActor
 from torchrl.objectives import LossModule
 
+from torchrl_reg.configs import check_loss_config
 from torchrl_reg.loops.hooks import LoopHooks
 from torchrl_reg.objectives.protocols import FusableLoss, protocol_gaps
 
@@ -50,7 +56,9 @@ __all__ = [
     "LossEntry",
     "NetworkBuilder",
     "ValueBasedBuilder",
+    "check_update_mode",
     "get_loss",
+    "offered_losses",
     "register_loss",
     "registered_losses",
 ]
@@ -90,7 +98,11 @@ BUILDERS: dict[str, type] = {"value_based": ValueBasedBuilder, "actor_critic": A
 @dataclass(frozen=True)
 class LossEntry:
     """One registered loss: its config ``name`` within its loop ``family``, its class, its builders
-    (``None``: the loop's default) and whether its update can be fused (:class:`FusableLoss`)."""
+    (``None``: the loop's default), whether its update can be fused (:class:`FusableLoss`), and how the
+    config's ``loss`` group is checked before anything is built (:meth:`check_config`): by ``checks``, the
+    classes that own the ranges of the loss's arguments (:class:`~torchrl_reg.validation.ArgumentChecks`;
+    empty: ``loss_class``), with ``values(cfg)``, the arguments the config spells differently from the
+    constructor (e.g. ``{"target_entropy": "auto"}`` for a null ``loss.target_entropy``)."""
 
     name: str
     family: str
@@ -101,6 +113,16 @@ class LossEntry:
     label: Callable[[DictConfig], str] | None = None
     metrics: Callable[[DictConfig], Mapping[str, Any]] | None = None
     fused_update: bool = True
+    checks: tuple[type, ...] = ()
+    values: Callable[[DictConfig], Mapping[str, Any]] | None = None
+
+    def check_config(self, cfg: DictConfig) -> None:
+        """Check ``cfg.loss`` with the argument checks of :attr:`checks` (default: the loss class's), errors
+        naming ``loss.<key>`` (:func:`~torchrl_reg.configs.check_loss_config`); a class without checks
+        (TorchRL's ``DQNLoss``) checks nothing."""
+        values = self.values(cfg) if self.values is not None else {}
+        for owner in self.checks or (self.loss_class,):
+            check_loss_config(owner, cfg.loss, **values)
 
     def run_metrics(self, cfg: DictConfig) -> dict[str, Any]:
         """The entries of ``metrics.json`` that name the run: ``"loss"`` (:attr:`label`, default
@@ -115,6 +137,8 @@ class LossEntry:
 
 
 _LOSSES: dict[tuple[str, str], LossEntry] = {}
+#: Module name (a recipe's) -> the (family, name) of the losses it registered, in registration order.
+_OFFERED: dict[str, list[tuple[str, str]]] = {}
 
 
 def register_loss(
@@ -128,8 +152,12 @@ def register_loss(
     label: Callable[[DictConfig], str] | None = None,
     metrics: Callable[[DictConfig], Mapping[str, Any]] | None = None,
     fused_update: bool = True,
+    checks: tuple[type, ...] = (),
+    values: Callable[[DictConfig], Mapping[str, Any]] | None = None,
 ) -> LossEntry:
-    """Register ``name`` in ``family`` (again: replaced, e.g. a recipe run as ``__main__`` and imported).
+    """Register ``name`` in ``family`` (again: replaced, e.g. a recipe run as ``__main__`` and imported),
+    offered by the calling module (a recipe file: :func:`offered_losses`). ``checks`` and ``values`` say
+    how the config's ``loss`` group is checked (:class:`LossEntry`).
 
     Refused, naming what is wrong: an unknown family; one name naming two loss classes in a family;
     builders whose parameters do not take the family's arguments (:data:`BUILDERS`, :class:`HooksBuilder`,
@@ -164,9 +192,20 @@ def register_loss(
         raise ValueError(
             f"{family} loss name {name!r} is already registered for {known.loss_class.__name__}, not {loss_class.__name__}"
         )
-    entry = LossEntry(name, family, loss_class, from_config, hooks, network, label, metrics, fused_update)
+    entry = LossEntry(
+        name, family, loss_class, from_config, hooks, network, label, metrics, fused_update, tuple(checks), values
+    )
     _LOSSES[(family, name)] = entry
+    offered = _OFFERED.setdefault(sys._getframe(1).f_globals.get("__name__", ""), [])
+    if (family, name) not in offered:
+        offered.append((family, name))
     return entry
+
+
+def offered_losses(module: str, family: str) -> list[str]:
+    """The names of the ``family`` losses that module ``module`` (a recipe's ``__name__``) registered, in the
+    order it registered them: the ``loss.name`` values its config accepts."""
+    return [name for known, name in _OFFERED.get(module, []) if known == family]
 
 
 def get_loss(name: str, family: str) -> LossEntry:
@@ -188,23 +227,29 @@ def get_loss(name: str, family: str) -> LossEntry:
 
 
 def check_update_mode(cfg: DictConfig, family: str) -> None:
-    """Refuse ``cuda_graph=true`` for a loss registered without a fused update, naming the loss and the
-    family's losses that have one; a recipe's ``validate`` calls it, so a sweep refuses the config before
-    anything is submitted (the update itself would refuse it only once the run has started).
+    """Refuse ``cuda_graph=true`` for a loss whose update cannot be recorded as a CUDA graph (its class says
+    why in ``cuda_graph_unsupported``), naming the loss, the reason and the family's losses that can; every
+    recipe's ``validate`` runs it (:func:`~torchrl_reg.loops.recipe_entry`), so a sweep refuses the config
+    before anything is submitted (the update itself would refuse it only once the run has started).
 
-    ``cuda_graph=true`` replays :class:`~torchrl_reg.objectives.FusedAdamUpdate`'s compiled step; a
-    loss without ``loss_and_outputs`` (TorchRL's ``DQNLoss`` and ``SACLoss``, SQL's two losses, VIREL's)
-    runs through the generic update, which ``compile=true`` compiles without a graph.
+    ``cuda_graph=true`` replays :class:`~torchrl_reg.objectives.FusedAdamUpdate`'s compiled step for a loss
+    with ``loss_and_outputs``, and records the compiled generic step whole
+    (:class:`~torchrl_reg.objectives.CudaGraphUpdate`) for the others (TorchRL's ``DQNLoss`` and ``SACLoss``);
+    soft Q-learning's and VIREL's steps read values on the host, which a graph cannot record.
     """
     if not cfg.cuda_graph:
         return
     entry = get_loss(cfg.loss.name, family)
-    if not entry.fused_update:
-        fused = sorted(name for (known, name), e in _LOSSES.items() if known == family and e.fused_update)
+    reason = getattr(entry.loss_class, "cuda_graph_unsupported", None)
+    if reason:
+        able = sorted(
+            name for (known, name), e in _LOSSES.items()
+            if known == family and not getattr(e.loss_class, "cuda_graph_unsupported", None)
+        )
         raise ValueError(
-            f"cuda_graph=true replays the fused update as a CUDA graph, and loss.name={entry.name!r} "
-            f"({entry.loss_class.__name__}) has no fused update (no loss_and_outputs): use compile=true without "
-            f"cuda_graph; the {family} losses with a fused update: {fused}"
+            f"cuda_graph=true replays the update as a CUDA graph, and loss.name={entry.name!r} "
+            f"({entry.loss_class.__name__}) cannot be recorded: {reason}; use compile=true without cuda_graph; "
+            f"the {family} losses with a CUDA-graph update: {able}"
         )
 
 

@@ -1,5 +1,6 @@
 """The value-based training loop: DQN, Soft-DQN, M-DQN, AL/PAL (``recipes/m_dqn.py``), IQN/M-IQN
-(``recipes/m_iqn.py``), MIRL/SQL/SQL_m (``recipes/mirl.py``), on discrete-action envs.
+(``recipes/m_iqn.py``), MIRL/SQL/SQL_m (``recipes/mirl.py``) and discrete VIREL (``recipes/virel.py
+env=cartpole|minatar``), on discrete-action envs.
 
 Read :func:`train` top to bottom: it is the whole algorithm, DQN's (Mnih et al., "Human-level
 control through deep reinforcement learning", Nature 518, 2015) with vectorized envs, as CleanRL
@@ -29,7 +30,7 @@ from torchrl.objectives import DQNLoss
 from torchrl_reg.data import TRANSITION_KEYS, make_collector, make_replay_buffer, sample_minibatches
 from torchrl_reg.envs import check_discrete_action_spec, make_env, num_actions
 from torchrl_reg.loops.hooks import ValueBasedHooks
-from torchrl_reg.loops.registry import get_loss, register_loss
+from torchrl_reg.loops.registry import get_loss
 from torchrl_reg.loops.targets import PeriodicHardUpdate
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.objectives.protocols import InputChecks
@@ -37,7 +38,7 @@ from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, start_process
 from torchrl_reg.run.rundir import released_on_error
 
-__all__ = ["FAMILY", "train"]
+__all__ = ["FAMILY", "dqn_from_config", "train"]
 
 #: The loop family of this loop's losses (:mod:`torchrl_reg.loops.registry`).
 FAMILY = "value_based"
@@ -49,14 +50,12 @@ def q_network(cfg: DictConfig, obs_shape: tuple[int, ...], n_actions: int) -> to
 
 
 def dqn_from_config(cfg: DictConfig, actor: QValueActor) -> DQNLoss:
-    """TorchRL's :class:`~torchrl.objectives.DQNLoss`, the baseline of every value-based recipe
-    (``loss=dqn``): target network, ``loss.loss_function``, gamma ``loss.gamma``."""
+    """TorchRL's :class:`~torchrl.objectives.DQNLoss`, the baseline a value-based recipe offers as ``loss=dqn``
+    by registering it (``register_loss("dqn", DQNLoss, dqn_from_config, family="value_based",
+    fused_update=False)``): target network, ``loss.loss_function``, gamma ``loss.gamma``."""
     loss = DQNLoss(actor, loss_function=cfg.loss.loss_function, delay_value=True, action_space=actor.spec)
     loss.make_value_estimator(gamma=cfg.loss.gamma)
     return loss
-
-
-register_loss("dqn", DQNLoss, dqn_from_config, family=FAMILY, fused_update=False)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -48,7 +48,12 @@ __all__ = [
     "multicategorical_policy",
     "tanh_normal_policy",
     "categorical_policy",
+    "check_scale_lb",
 ]
+
+#: The floor that TorchRL's ``biased_softplus`` scale mapping adds on its own (its ``min_val``): a std floor below it
+#: needs the mapping's own minimum lowered too, or the floor would be 0.01 whatever ``scale_lb`` says.
+_SOFTPLUS_MIN = 0.01
 
 
 def bin_grid(low: torch.Tensor, high: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -273,6 +278,18 @@ def multicategorical_policy(
     )
 
 
+def check_scale_lb(name: str, value: float) -> float:
+    """Return the std floor ``value`` of :func:`tanh_normal_policy` as a float if ``0 < value < 1`` (the scale is 1 at
+    a zero network output, so a floor of 1 or more would fix it)."""
+    value = float(value)
+    if not (0.0 < value < 1.0):
+        raise ValueError(
+            f"{name} must lie in (0, 1) (the floor of the Gaussian's standard deviation, whose value at a zero network "
+            f"output is 1; e.g. 0.1, exp(-5) = 0.0067, exp(-20) = 2.1e-9), got {name}={value}"
+        )
+    return value
+
+
 def tanh_normal_policy(
     observation_dim: int,
     action_spec: TensorSpec,
@@ -287,8 +304,15 @@ def tanh_normal_policy(
     ``a = low + (high - low) (tanh(u) + 1) / 2`` with ``u ~ N(mu(s), sigma(s))``;
     TorchRL's :class:`~torchrl.modules.TanhNormal` applies the change of variables,
     :math:`\ln\pi(a|s) = \ln N(u) - \sum_j \ln\frac{(\mathrm{high}_j - \mathrm{low}_j)(1 - \tanh^2 u_j)}{2}`.
-    The scale is a biased softplus of the network output (``sigma = 1`` at 0) bounded below by ``scale_lb``.
+    The scale is a biased softplus of the network output (``sigma = 1`` at 0) bounded below by ``scale_lb`` in
+    ``(0, 1)``: :math:`\ln\sigma \ge \ln` ``scale_lb``. The default 0.1 (:math:`\ln\sigma \ge -2.3`) is TorchRL's SAC
+    example's; other SAC implementations floor :math:`\ln\sigma` at -5 (``scale_lb = exp(-5)``) or -20. The floor
+    bounds :math:`\ln\pi`, hence how large an entropy or Munchausen term :math:`\alpha\ln\pi` can get. TorchRL's
+    ``biased_softplus`` mapping adds 0.01 of its own, so below 0.01 the mapping's minimum is ``scale_lb`` itself.
     """
+    scale_lb = check_scale_lb("scale_lb", scale_lb)
+    # Above 0.01 the mapping is TorchRL's default (bit for bit the same policy as before the floor was a setting).
+    mapping = "biased_softplus_1.0" if scale_lb >= _SOFTPLUS_MIN else f"biased_softplus_1.0_{scale_lb!r}"
     low, high = box_bounds(action_spec, "the tanh-Gaussian policy")
     net = nn.Sequential(
         MLP(
@@ -297,7 +321,7 @@ def tanh_normal_policy(
             num_cells=list(num_cells),
             activation_class=activation_class,
         ),
-        NormalParamExtractor(scale_mapping="biased_softplus_1.0", scale_lb=scale_lb),
+        NormalParamExtractor(scale_mapping=mapping, scale_lb=scale_lb),
     )
     module = TensorDictModule(net, in_keys=list(in_keys), out_keys=["loc", "scale"])
     return ProbabilisticActor(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from torchrl_reg.objectives.common import RegularizedDQNLossBase, RegularizedLossBase
+from torchrl_reg.objectives.graph_update import CudaGraphUpdate, host_syncs
 from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives.mdac import MDACLoss
@@ -14,6 +15,7 @@ from torchrl_reg.objectives.virel import DiscreteVIRELLoss, VIRELLoss
 
 __all__ = [
     "AdvantageLearningLoss",
+    "CudaGraphUpdate",
     "DiscreteVIRELLoss",
     "FusableLoss",
     "FusedAdamUpdate",
@@ -30,6 +32,7 @@ __all__ = [
     "TemperatureSchedule",
     "RegularizedDQNLossBase",
     "RegularizedLossBase",
+    "host_syncs",
     "make_update",
     "protocol_gaps",
     "total_loss",

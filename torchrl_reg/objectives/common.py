@@ -16,7 +16,7 @@ written by :class:`torchrl_reg.data.MultiStep` and cuts the bootstrap on ``termi
 never on ``truncated``; TorchRL's own ``MultiStep`` leaves step ``t``'s done flags on an n-step
 row, see :mod:`torchrl_reg.data.multistep`); ``V_next`` and the bonus are what each method
 changes, and both are computed from the **target** network's action values at ``s_t`` and
-``s_{t+n}``. Subclasses implement :meth:`~RegularizedDQNLossBase._next_value_and_bonus`.
+``s_{t+n}``. Subclasses implement :meth:`~RegularizedDQNLossBase.next_value_and_bonus`.
 
 Only TD(0) (with n-step rows from ``MultiStep``) is supported, for a reason: these losses train on
 transitions sampled from a replay buffer, one (n-step) row at a time, while TD(1) and TD(lambda)
@@ -417,7 +417,8 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             raise TypeError(f"{type(self).__name__}: {key!r} must hold positive integers (the n-step horizon), got dtype {steps.dtype}")
         whole = steps >= 1
         if steps.is_floating_point():
-            whole = whole & (steps == steps.floor())  # NaN fails both
+            # NaN fails both; inf passes both (inf == floor(inf)) and would cut the bootstrap to gamma^inf = 0
+            whole = whole & (steps == steps.floor()) & torch.isfinite(steps)
         checks.append((key, whole.all(), lambda w=whole: ~w, "a positive integer (the n-step horizon)"))
 
     def _check_layout(self, tensordict: TensorDictBase) -> None:
@@ -477,16 +478,27 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
         sample under ``reduction="none"``). Keyword-tensor calls work as in TorchRL
         (``loss(observation=..., action=..., next_reward=..., ...)``, the in-keys joined by ``_``).
         """
+        self._check_call(tensordict)
+        return self._forward_checked(tensordict)
+
+    def _check_call(self, tensordict: TensorDictBase) -> None:
+        """The checks of every public entry point that takes transitions (:meth:`forward`, a loss's ``target``):
+        :meth:`check_batch`, less the layout and input checks inside :meth:`inputs_checked`."""
         checked = self._caller_checked_inputs
         self.check_batch(tensordict, layout=not checked, inputs=not checked)
-        return self._forward_checked(tensordict)
+
+    def _forward_outputs(self, tensordict: TensorDictBase, params: TensorDictBase) -> tuple[dict, torch.Tensor]:
+        """The entries :meth:`forward` returns (``loss`` with its gradient, then the detached diagnostics) and the
+        priority; a loss of several terms returns each term with its gradient instead of ``loss``."""
+        loss, priority, diagnostics = self.loss_and_outputs(tensordict, params)
+        return {"loss": loss, **diagnostics}, priority
 
     def _forward_checked(self, tensordict: TensorDictBase) -> TensorDict:
         """:meth:`forward` after :meth:`check_batch` (a subclass whose forward checks first calls this)."""
-        loss, priority, diagnostics = self.loss_and_outputs(tensordict, self._loss_params())
+        outputs, priority = self._forward_outputs(tensordict, self._loss_params())
         tensordict.set(self.tensor_keys.priority, priority.to(tensordict.device or priority.device), inplace=True)
         batch_size = tensordict.batch_size if self.reduction == "none" else []
-        out = TensorDict({"loss": loss, **diagnostics}, batch_size=batch_size)
+        out = TensorDict(outputs, batch_size=batch_size)
         self._clear_weakrefs(tensordict, out, *self._param_names())
         return out
 
@@ -503,11 +515,14 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
 
 
 class RegularizedDQNLossBase(RegularizedLossBase):
-    """Base class of the regularized DQN losses (not meant to be used directly).
+    """Base class of the regularized DQN losses: a new value-based loss is this class plus one method.
 
-    Subclasses set :meth:`_next_value_and_bonus`; everything else (keys, target
-    parameters, value estimator, priorities, weights, reduction, input checks) follows
-    :class:`torchrl.objectives.DQNLoss`.
+    A subclass overrides :meth:`next_value_and_bonus` (M-DQN's is 15 lines), declares its own arguments'
+    checks in ``argument_checks`` (applied with :meth:`check_arguments` in its ``__init__``) and, when it
+    returns diagnostics, lists them in ``out_keys``. Everything else comes with this class, as
+    :class:`torchrl.objectives.DQNLoss` does it: keys, target parameters, the value estimator (gamma, n-step),
+    the regression loss, priorities, importance weights, reduction, input checks, and the fused compiled update
+    (:class:`~torchrl_reg.objectives.FusableLoss`). ``docs/adding_a_method.rst`` builds one and trains it.
     """
 
     _AcceptedKeys = QValueKeys
@@ -655,15 +670,27 @@ class RegularizedDQNLossBase(RegularizedLossBase):
                 return out
         return net(inputs).get(self.tensor_keys.action_value)
 
-    def _next_value_and_bonus(
+    def next_value_and_bonus(
         self,
         q_target: torch.Tensor,
         a_tm1: torch.Tensor,
         not_terminal_t: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """From the target-network action values ``q_target`` (``s_t`` stacked over ``s_{t+n}``
-        along dim 0), return ``V_next(s_{t+n})``, the bonus at ``(s_t, a_t)`` and diagnostics
-        (reduced with :meth:`_reduce_diagnostic`)."""
+        """The method's part of the regression target ``y = r + bonus + gamma^n (1 - terminated) V_next``: the
+        one method a value-based loss overrides (the rest is :meth:`loss_and_outputs`).
+
+        Args:
+            q_target: the target network's action values, ``[2B, ..., num_actions]``: those at ``s_t`` (first
+                ``B`` rows) stacked over those at ``s_{t+n}`` (last ``B`` rows), computed without a gradient.
+            a_tm1: the replayed actions ``a_t`` as indices, ``[B, ...]``.
+            not_terminal_t: ``True`` where ``s_{t+n}`` is not terminal, ``[B, ...]`` (the value estimator
+                already zeroes ``V_next`` at terminal states; a bonus that must not cross them uses it).
+
+        Returns:
+            ``(next_value, bonus, diagnostics)``: ``V_next(s_{t+n})`` shaped ``[B, ...]`` (bootstrapped by the
+            loss's value estimator), the bonus added at ``(s_t, a_t)`` shaped ``[B, ...]`` (zeros for none), and
+            a dict of extra outputs, each reduced with :meth:`_reduce_diagnostic` (listed in ``out_keys``).
+        """
         raise NotImplementedError
 
     def loss_and_outputs(
@@ -698,7 +725,7 @@ class RegularizedDQNLossBase(RegularizedLossBase):
             if terminated is None:
                 terminated = tensordict.get(("next", keys.done))
             not_terminal = ~terminated.view(pred.shape)
-            next_value, bonus, diagnostics = self._next_value_and_bonus(q_target, a_tm1, not_terminal)
+            next_value, bonus, diagnostics = self.next_value_and_bonus(q_target, a_tm1, not_terminal)
             bootstrap = self.value_estimator.value_estimate(td, next_value=next_value.view_as(reward))
             target = bootstrap.view(pred.shape) + bonus
             td_error = (pred - target).pow(2)

@@ -328,7 +328,7 @@ class MunchausenIQNLoss(MunchausenArguments, IQNLoss):
         alpha, tau, clip_value_min, clip_value_max = checked.values()
         super().__init__(value_network, **kwargs)
         self.alpha = alpha
-        self.tau = tau
+        self._tau = tau
         self.clip_value_min = clip_value_min
         self.clip_value_max = clip_value_max
 

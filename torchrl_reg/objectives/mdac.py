@@ -6,24 +6,44 @@ NeurIPS 2020, arXiv:2007.14430 (the Munchausen form of MDVI that MDAC instantiat
 """
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
-from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule
+from tensordict.nn import ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential, TensorDictModule
+from tensordict.nn.distributions import Delta
 from tensordict.utils import NestedKey
 from torch import nn
+from torchrl.data.tensor_specs import Composite, TensorSpec
 from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.modules import TanhDelta
 from torchrl.modules.distributions.utils import rsample_and_log_prob
 from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
 from torchrl_reg.objectives.common import ActorCriticKeys, RegularizedLossBase, _box_bounds, _queue_box_check
-from torchrl_reg.validation import check_bool, check_choice, check_critic_count, check_positive, check_range, check_unit_interval
+from torchrl_reg.validation import (
+    check_bool,
+    check_choice,
+    check_critic_count,
+    check_positive,
+    check_range,
+    check_unit_interval,
+)
 
-__all__ = ["MDACLoss"]
+__all__ = ["MDACLoss", "resolve_bounds"]
 
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
+
+
+#: The scale ``c`` of the bounded choices when none is given (``tanh(x / 10)``, ``clip(x / 10, -1, 1)``).
+DEFAULT_BOUND_SCALE = 10.0
+#: The two log-density terms of the critics' target, each with its own bounding function.
+TERMS = ("current", "successor")
 
 
 def _check_target_entropy(name: str, value: float | str) -> float | str:
@@ -35,6 +55,83 @@ def _check_target_entropy(name: str, value: float | str) -> float | str:
     return check_range(name, value)
 
 
+def _check_term_bound(name: str, value: str | None) -> str | None:
+    """``None`` (the term takes ``bound``) or one of the bounding functions."""
+    return None if value is None else check_choice(name, value, F.LOG_DENSITY_BOUNDS)
+
+
+def _check_term_scale(name: str, value: float | None) -> float | None:
+    """``None`` (the term takes ``bound_scale``) or a finite number > 0."""
+    return None if value is None else check_positive(name, value)
+
+
+def resolve_bounds(arguments: Mapping[str, Any]) -> dict[str, tuple[str, float | None]]:
+    """``{"current": (bound, scale), "successor": (bound, scale)}`` from :class:`MDACLoss`'s keyword arguments
+    (``bound``, ``bound_scale`` and the per-term ``bound_<term>``, ``bound_<term>_scale``, ``None`` taking the
+    shared one; missing ones at their defaults); the scale is ``None`` for ``"none"``, which has none."""
+    resolved = {}
+    for term in TERMS:
+        bound = arguments.get(f"bound_{term}")
+        bound = arguments.get("bound", "tanh") if bound is None else bound
+        scale = arguments.get(f"bound_{term}_scale")
+        scale = arguments.get("bound_scale", DEFAULT_BOUND_SCALE) if scale is None else scale
+        resolved[term] = (bound, None if bound == "none" else float(scale))
+    return resolved
+
+
+def _distribution_problem(actor: TensorDictModule) -> str | None:
+    """Why ``actor``'s distribution cannot serve MDAC's actor loss (no finite log-density or no reparametrized
+    sample, and no finite support to take exact expectations over), or ``None``. What the class alone cannot
+    tell (a transformed distribution's ``has_rsample`` is a property) is checked on the distribution itself."""
+    modules = [m for m in actor.modules() if isinstance(m, ProbabilisticTensorDictModule)]
+    if not modules:
+        return (
+            f"{type(actor).__name__} is deterministic: its get_dist is a Delta, whose log_prob is -inf off its own "
+            "action and which has no reparametrized sample"
+        )
+    cls = modules[-1].distribution_class
+    if not isinstance(cls, type):
+        return None
+    if issubclass(cls, (Delta, TanhDelta)):
+        return f"its distribution {cls.__name__} is a point mass: no finite log-density, no reparametrized sample"
+    if getattr(cls, "has_enumerate_support", False) is True:
+        return None
+    if inspect.getattr_static(cls, "has_rsample", None) is False:
+        return f"its distribution {cls.__name__} has no reparametrized sample (rsample) and no finite support"
+    return None
+
+
+def _actor_refusal(problem: str) -> str:
+    return (
+        "MDACLoss's actor loss differentiates alpha ln pi(a~|s) - min_i Q_i(s, a~) through a reparametrized sample "
+        f"a~ and reads ln pi of the replayed actions, so actor_network needs both; {problem}. Use "
+        "torchrl_reg.modules.policies.tanh_normal_policy (a ProbabilisticActor over TanhNormal), or a policy with a "
+        "finite support (categorical) for exact expectations"
+    )
+
+
+def _max_entropy(actor: TensorDictModule, key: NestedKey) -> tuple[float, str] | None:
+    """The largest entropy of any policy on the actor's action spec and what it is: ``sum_j ln(high_j - low_j)``
+    (the uniform's) on a box, ``ln n`` on ``n`` discrete actions; ``None`` if the spec says neither."""
+    spec = _action_spec(actor, key)
+    bounds = _box_bounds(spec, key)
+    if bounds is not None:
+        low, high = bounds
+        return float((high.double() - low.double()).log().sum()), "sum_j ln(high_j - low_j), the uniform's on the box"
+    n = getattr(getattr(spec, "space", None), "n", None)
+    if isinstance(n, int) and spec.shape == torch.Size([]):
+        return math.log(n), f"ln {n}, the uniform's over the {n} actions"
+    return None
+
+
+def _action_spec(actor: TensorDictModule, key: NestedKey) -> TensorSpec | None:
+    """The actor's spec of the action ``key`` (``None`` if it has none)."""
+    spec = getattr(actor, "spec", None)
+    if isinstance(spec, Composite):
+        return spec.get(key, None) if key in spec.keys(True, True) else None
+    return spec
+
+
 class MDACLoss(RegularizedLossBase):
     r"""MDAC ([MDAC] Sec. 3): a SAC-style actor :math:`\pi_\theta`, critics :math:`Q_{\psi_i}` and the KL + entropy
     target of MDVI in its Munchausen form, whose two log-density terms pass through a bounding function :math:`f`.
@@ -44,12 +141,13 @@ class MDACLoss(RegularizedLossBase):
     :math:`\tau = (1-\beta)\alpha`, [MRL] "Implicit KL regularization"), each critic regresses
 
     .. math::
-        y_t = r_t + \beta f\big(\alpha\ln\pi_\theta(a_t|s_t)\big)
+        y_t = r_t + \beta f_c\big(\alpha\ln\pi_\theta(a_t|s_t)\big)
               + \gamma^n (1 - \mathrm{terminated}) \Big[\min_i Q_{\bar\psi_i}(s_{t+n}, a')
-              - f\big(\alpha\ln\pi_\theta(a'|s_{t+n})\big)\Big], \qquad a' \sim \pi_\theta(\cdot|s_{t+n})
+              - f_s\big(\alpha\ln\pi_\theta(a'|s_{t+n})\big)\Big], \qquad a' \sim \pi_\theta(\cdot|s_{t+n})
 
     (target critics :math:`\bar\psi`, the current actor, no gradient through the target): the Munchausen term on
-    the replayed action and the next state's entropy term, both bounded. In the tabular case
+    the replayed action (the *current* term, bounded by :math:`f_c`) and the next state's entropy term (the
+    *successor* term, bounded by :math:`f_s`); MDAC bounds both with the same :math:`f`. In the tabular case
     :math:`\alpha\ln\pi_{k+1} = q_k - V_k` is the soft advantage, so MDAC is advantage learning with a bounded
     advantage ("bounded / balancing advantage learning", :mod:`torchrl_reg.tabular.mdac`). The actor and the
     temperature are SAC's (Haarnoja et al., "Soft Actor-Critic Algorithms and Applications", arXiv:1812.05905):
@@ -65,7 +163,12 @@ class MDACLoss(RegularizedLossBase):
 
     ``bound``: ``"tanh"`` :math:`f(x) = \tanh(x/c)` (default), ``"clip"`` :math:`\mathrm{clip}(x/c, -1, 1)`, or
     ``"none"``: :math:`f(x) = x`, the naive unbounded instantiation (an M-SAC), the ablation of [MDAC];
-    :math:`c` = ``bound_scale`` (10). ``beta = 0`` with ``bound="none"`` is SAC.
+    :math:`c` = ``bound_scale`` (10). ``beta = 0`` with ``bound="none"`` is SAC. ``bound`` and ``bound_scale``
+    set both terms; ``bound_current`` / ``bound_current_scale`` and ``bound_successor`` /
+    ``bound_successor_scale`` set one term each (``None``: the shared value), e.g. the ablations that bound only
+    the current term (``bound_successor="none"``) or only the successor term (``bound_current="none"``), which
+    the reviews of [MDAC]'s first version describe. A scale that no term reads is refused, as is a scale given to a
+    ``"none"`` term.
 
     Temperature: tuned as SAC's by default (``fixed_alpha=False``, as [MDAC] keeps SAC's tuning); with
     ``fixed_alpha=True`` it stays at ``alpha_init`` and there is no temperature loss.
@@ -73,24 +176,30 @@ class MDACLoss(RegularizedLossBase):
     Sources: of [MDAC] only the abstract and the public reviews of its OpenReview submission could be read
     here (not the equations' numbering nor the hyperparameter table). The target above, the bounded choices
     ``tanh(x/10)`` and ``clip(x/10, -1, 1)`` against the identity, and SAC's automatic temperature (target
-    :math:`-\dim\mathcal A`) follow those descriptions; ``beta = 0.9`` is M-DQN's and M-IQ's value, not
-    confirmed from the paper.
+    :math:`-\dim\mathcal A`) follow those descriptions. Not from the paper: ``beta = 0.9`` (M-DQN's and M-IQ's
+    value), the scale ``c = 10`` of ``tanh`` (the reviews quote ``clip(x/10, -1, 1)``) and the recipe's network
+    sizes (SAC's 2x256), until the paper's body is read.
 
     Args:
         actor_network: a :class:`~torchrl.modules.ProbabilisticActor` whose distribution has ``log_prob`` for the
             replayed actions and ``rsample`` (or a finite support), e.g.
-            :func:`torchrl_reg.modules.policies.tanh_normal_policy`.
+            :func:`torchrl_reg.modules.policies.tanh_normal_policy`; a deterministic actor (TorchRL's ``Actor``,
+            a Delta) or a distribution without ``rsample`` is refused.
         qvalue_network: ``Q(s, a)`` writing ``"state_action_value"``, e.g.
             :func:`torchrl_reg.modules.critics.state_action_value_network`.
 
     Keyword Args:
         beta (float): Munchausen coefficient in ``[0, 1)``. Default 0.9.
-        bound (str): ``"tanh"``, ``"clip"`` or ``"none"``. Default ``"tanh"``.
-        bound_scale (float): :math:`c > 0` of the bounded choices. Default 10.
+        bound (str): ``"tanh"``, ``"clip"`` or ``"none"``, for both terms. Default ``"tanh"``.
+        bound_scale (float): :math:`c > 0` of the bounded choices, for both terms. Default 10.
+        bound_current, bound_successor (str or None): the bound of one term (:math:`f_c`, :math:`f_s`); ``None``
+            (default): ``bound``.
+        bound_current_scale, bound_successor_scale (float or None): its scale; ``None`` (default): ``bound_scale``.
         alpha_init (float): initial (or fixed) temperature, > 0. Default 1.0 (SAC's).
         fixed_alpha (bool): keep the temperature at ``alpha_init``. Default ``False``.
         target_entropy (float or "auto"): :math:`\bar{\mathcal H}`; ``"auto"`` is :math:`-\dim\mathcal A` of the
-            actor's box spec. Default ``"auto"``.
+            actor's box spec; a number above the largest entropy on the action spec (the uniform's,
+            :math:`\sum_j \ln(\mathrm{high}_j - \mathrm{low}_j)` on a box) is refused. Default ``"auto"``.
         num_qvalue_nets (int): 1 or 2 critics. Default 2.
         loss_function (str): ``"l2"`` (default), ``"l1"`` or ``"smooth_l1"`` for the critics.
         delay_qvalue (bool): target critics (update with ``SoftUpdate``). Default ``True``.
@@ -98,13 +207,20 @@ class MDACLoss(RegularizedLossBase):
 
     gamma is the value estimator's: ``loss.make_value_estimator(gamma=0.99)``.
 
-    Output: ``loss``, the sum of the three terms (they touch disjoint parameters, so one Adam over
-    ``loss.parameters()`` steps them as three optimizers would), and the detached ``actor_loss``,
-    ``qvalue_loss``, ``alpha_loss``, ``alpha``, ``entropy`` (of :math:`\pi_\theta(\cdot|s_t)`: exact for a finite
+    Input: the batch is checked as :meth:`~torchrl_reg.objectives.common.RegularizedLossBase.check_batch` says,
+    by :meth:`forward` and :meth:`target` alike; the action must have the shape ``[*batch, *spec.shape]`` of the
+    actor's action spec (``[N, 1]`` for a one-dimensional box, not ``[N]``) and lie inside its box.
+
+    Output, as TorchRL's ``SACLoss``: ``loss_actor``, ``loss_qvalue`` (summed over the critics) and
+    ``loss_alpha`` with their gradients (0 with ``fixed_alpha``, without one). They touch disjoint parameters:
+    one optimizer per term (TorchRL's SAC example) or one Adam over ``loss.parameters()`` stepping their sum
+    (:func:`~torchrl_reg.objectives.make_update`, which also fuses it) take the same step. Beside them, detached:
+    ``alpha``, ``entropy`` (of :math:`\pi_\theta(\cdot|s_t)`: exact for a finite
     support, else :math:`-\ln\pi_\theta(\tilde a|s_t)`), ``q_value`` (mean over critics), ``td_error``
     (:math:`\mathrm{mean}_i (y_t - Q_{\psi_i})^2`, also written in place under the priority key, ``[..., 1]``),
-    ``munchausen_term`` (:math:`\beta f(\cdot)` as added), ``clip_fraction`` (share of the two log-density terms
-    with :math:`|x| > c`, where ``"clip"`` clips and ``"tanh"`` is past its linear range; 0 for ``"none"``) and
+    ``munchausen_term`` (:math:`\beta f_c(\cdot)` as added), ``clip_fraction`` (share of the two log-density
+    terms with :math:`|x| > c` of its own bound, where ``"clip"`` clips and ``"tanh"`` is past its linear range;
+    a ``"none"`` term counts as inside) and
     the range of the scaled log-densities :math:`\alpha\ln\pi` entering the target, ``scaled_log_pi_min`` /
     ``scaled_log_pi_max`` (reduced by min / max, not mean).
     """
@@ -113,7 +229,7 @@ class MDACLoss(RegularizedLossBase):
     default_keys = ActorCriticKeys
     tensor_keys: ActorCriticKeys
     out_keys = [
-        "loss", "actor_loss", "qvalue_loss", "alpha_loss", "alpha", "entropy", "q_value", "td_error",
+        "loss_actor", "loss_qvalue", "loss_alpha", "alpha", "entropy", "q_value", "td_error",
         "munchausen_term", "clip_fraction", "scaled_log_pi_min", "scaled_log_pi_max",
     ]
     _network_names = ("actor_network", "qvalue_network")
@@ -132,6 +248,10 @@ class MDACLoss(RegularizedLossBase):
         "beta": partial(check_unit_interval, closed_right=False),
         "bound": partial(check_choice, choices=F.LOG_DENSITY_BOUNDS),
         "bound_scale": check_positive,
+        "bound_current": _check_term_bound,
+        "bound_current_scale": _check_term_scale,
+        "bound_successor": _check_term_bound,
+        "bound_successor_scale": _check_term_scale,
         "alpha_init": check_positive,
         "fixed_alpha": check_bool,
         "target_entropy": _check_target_entropy,
@@ -147,7 +267,11 @@ class MDACLoss(RegularizedLossBase):
         *,
         beta: float = 0.9,
         bound: str = "tanh",
-        bound_scale: float = 10.0,
+        bound_scale: float = DEFAULT_BOUND_SCALE,
+        bound_current: str | None = None,
+        bound_current_scale: float | None = None,
+        bound_successor: str | None = None,
+        bound_successor_scale: float | None = None,
         alpha_init: float = 1.0,
         fixed_alpha: bool = False,
         target_entropy: float | str = "auto",
@@ -159,7 +283,9 @@ class MDACLoss(RegularizedLossBase):
         check_finite: bool = False,
     ) -> None:
         checked = self.check_arguments({
-            "beta": beta, "bound": bound, "bound_scale": bound_scale, "alpha_init": alpha_init,
+            "beta": beta, "bound": bound, "bound_scale": bound_scale, "bound_current": bound_current,
+            "bound_current_scale": bound_current_scale, "bound_successor": bound_successor,
+            "bound_successor_scale": bound_successor_scale, "alpha_init": alpha_init,
             "fixed_alpha": fixed_alpha, "target_entropy": target_entropy, "num_qvalue_nets": num_qvalue_nets,
             "loss_function": loss_function, "delay_qvalue": delay_qvalue,
         })
@@ -174,11 +300,18 @@ class MDACLoss(RegularizedLossBase):
                 "qvalue_network must be a Q(s, a) module writing 'state_action_value', got a probabilistic actor "
                 f"({type(qvalue_network).__name__}); are the two networks swapped?"
             )
+        problem = _distribution_problem(actor_network)
+        if problem is not None:
+            raise TypeError(_actor_refusal(problem))
         super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.target_entropy = self._target_entropy(actor_network, target_entropy, fixed_alpha)
         self.beta = beta
         self.bound = bound
         self.bound_scale = bound_scale
+        bounds = resolve_bounds(checked)
+        #: The bounding function and scale of each term (``"none"`` has no scale): ``f_c``, ``f_s``.
+        self.bound_current, self.bound_current_scale = bounds["current"]
+        self.bound_successor, self.bound_successor_scale = bounds["successor"]
         self.fixed_alpha = fixed_alpha
         self.num_qvalue_nets = int(num_qvalue_nets)
         self.loss_function = loss_function
@@ -199,8 +332,48 @@ class MDACLoss(RegularizedLossBase):
         else:
             self.log_alpha = nn.Parameter(log_alpha)
 
+    @classmethod
+    def check_argument_relations(cls, arguments: Mapping[str, Any], prefix: str) -> None:
+        """A scale no term reads is refused: a per-term scale of a ``"none"`` term, and ``bound_scale`` (away from
+        its default) when each term is ``"none"`` or has its own scale."""
+        names = ("bound", "bound_scale", *(f"bound_{t}{s}" for t in TERMS for s in ("", "_scale")))
+        if any(name not in arguments for name in names):
+            return
+        bounds = resolve_bounds(arguments)
+        for term in TERMS:
+            scale = arguments[f"bound_{term}_scale"]
+            if scale is not None and bounds[term][0] == "none":
+                by = f"bound_{term}" if arguments[f"bound_{term}"] is not None else "bound"
+                raise ValueError(
+                    f"{prefix}bound_{term}_scale={scale} is not used by {prefix}{by}='none' (the identity has no "
+                    f"scale): leave {prefix}bound_{term}_scale unset or bound the {term} term"
+                )
+        if arguments["bound_scale"] == DEFAULT_BOUND_SCALE:
+            return
+        readers = [t for t in TERMS if bounds[t][0] != "none" and arguments[f"bound_{t}_scale"] is None]
+        if not readers:
+            if all(arguments[f"bound_{t}"] is None for t in TERMS) and arguments["bound"] == "none":
+                why = f"{prefix}bound='none'"
+            else:
+                why = ", ".join(
+                    f"{prefix}bound_{t}_scale={arguments[f'bound_{t}_scale']}" if bounds[t][0] != "none"
+                    else f"{prefix}bound_{t}='none'" if arguments[f"bound_{t}"] is not None else f"{prefix}bound='none'"
+                    for t in TERMS
+                )
+            raise ValueError(
+                f"{prefix}bound_scale={arguments['bound_scale']} is not used by {why}: leave it at its default "
+                f"{DEFAULT_BOUND_SCALE} or give it to a bounded term"
+            )
+
     def _target_entropy(self, actor_network: TensorDictModule, target_entropy: float | str, fixed_alpha: bool) -> float:
         if target_entropy != "auto":
+            most = _max_entropy(actor_network, self.tensor_keys.action)
+            if most is not None and target_entropy > most[0]:
+                raise ValueError(
+                    f"target_entropy={target_entropy} is above the largest entropy of any policy on the actor's "
+                    f"action spec, {most[1]}: {most[0]:.6g} nats; the temperature would grow without bound. Give a "
+                    "value below it ('auto' is -dim(A))"
+                )
             return float(target_entropy)
         bounds = _box_bounds(getattr(actor_network, "spec", None), self.tensor_keys.action)
         if bounds is None:
@@ -219,7 +392,21 @@ class MDACLoss(RegularizedLossBase):
         return [keys.action, *obs_keys, *[("next", k) for k in (keys.reward, keys.done, keys.terminated, *obs_keys)]]
 
     def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
-        _queue_box_check(self.actor_network, self.tensor_keys.action, action, checks)
+        """The action's shape, ``[*batch, *spec.shape]`` of the actor's action spec (an ``[N]`` action of a
+        one-dimensional box would broadcast against ``[N, 1]`` log-densities), and the box (queued)."""
+        key = self.tensor_keys.action
+        spec = _action_spec(self.actor_network, key)
+        if spec is not None:
+            expected = [*batch_shape, *spec.shape]
+            if list(action.shape) != expected:
+                hint = ""
+                if list(action.shape) == list(batch_shape) and list(spec.shape) == [1]:
+                    hint = " (a one-dimensional action keeps its trailing dimension: action.unsqueeze(-1))"
+                raise ValueError(
+                    f"{type(self).__name__}: {key!r} must have shape {expected}, the batch {list(batch_shape)} "
+                    f"followed by the actor's action spec shape {list(spec.shape)}; got shape {list(action.shape)}{hint}"
+                )
+        _queue_box_check(self.actor_network, key, action, checks)
 
     def _loss_params(self) -> TensorDictBase:
         return self.fused_params
@@ -253,19 +440,25 @@ class MDACLoss(RegularizedLossBase):
         self, dist: torch.distributions.Distribution, tensordict: TensorDictBase, qvalue_params: TensorDictBase,
         alpha: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(E[ln pi], E[min_i Q_i], E[min_i Q_i - f(alpha ln pi)])`` under ``pi(.|s)``: exact over a finite support,
-        else at one reparametrized sample (the expectations of the actor loss and of the bootstrap)."""
+        """``(E[ln pi], E[min_i Q_i], E[min_i Q_i - f_s(alpha ln pi)])`` under ``pi(.|s)``: exact over a finite
+        support, else at one reparametrized sample (the expectations of the actor loss and of the bootstrap)."""
         if getattr(dist, "has_enumerate_support", False):
             support = dist.enumerate_support(expand=True)
             log_prob = dist.log_prob(support)  # [K, *batch]
             prob = log_prob.exp()
             q = self._critics(tensordict, support, qvalue_params, support=True).min(0).values
-            soft = F.bounded_soft_next_value(q, alpha * log_prob, bound=self.bound, scale=self.bound_scale)
-            return (prob * log_prob).sum(0), (prob * q).sum(0), (prob * soft).sum(0)
+            return (prob * log_prob).sum(0), (prob * q).sum(0), (prob * self._successor_value(q, alpha * log_prob)).sum(0)
+        if not dist.has_rsample:  # what the constructor could not tell from the distribution's class
+            raise TypeError(_actor_refusal(f"its distribution {type(dist).__name__} has no reparametrized sample"))
         with set_exploration_type(ExplorationType.RANDOM):
             action, log_prob = rsample_and_log_prob(dist)
         q = self._critics(tensordict, action, qvalue_params).min(0).values
-        return log_prob, q, F.bounded_soft_next_value(q, alpha * log_prob, bound=self.bound, scale=self.bound_scale)
+        return log_prob, q, self._successor_value(q, alpha * log_prob)
+
+    def _successor_value(self, q: torch.Tensor, scaled_log_pi: torch.Tensor) -> torch.Tensor:
+        """``Q - f_s(alpha ln pi)``, the successor term through its bound."""
+        scale = self.bound_successor_scale or 1.0  # "none" reads no scale
+        return F.bounded_soft_next_value(q, scaled_log_pi, bound=self.bound_successor, scale=scale)
 
     def _scaled_log_pi_next(self, next_td: TensorDictBase, params: TensorDictBase, alpha: torch.Tensor) -> tuple:
         """The bootstrap and the scaled log-densities it used (for the diagnostics)."""
@@ -285,21 +478,26 @@ class MDACLoss(RegularizedLossBase):
         next_value, next_scaled = self._scaled_log_pi_next(next_td, actor_params, alpha)
         bootstrap = self.value_estimator.value_estimate(tensordict, next_value=next_value.unsqueeze(-1)).squeeze(-1)
         scaled = alpha * self._dist(tensordict, actor_params).log_prob(tensordict.get(self.tensor_keys.action))
-        bonus = F.bounded_munchausen_term(scaled, beta=self.beta, bound=self.bound, scale=self.bound_scale)
+        scale = self.bound_current_scale or 1.0  # "none" reads no scale
+        bonus = F.bounded_munchausen_term(scaled, beta=self.beta, bound=self.bound_current, scale=scale)
         return bootstrap + bonus, bonus, scaled, next_scaled
 
     def target(self, tensordict: TensorDictBase) -> torch.Tensor:
-        r"""The critics' target :math:`y_t` of the class docstring for each transition (no gradient)."""
+        r"""The critics' target :math:`y_t` of the class docstring for each transition (no gradient). The batch is
+        checked as :meth:`forward` checks it (the same path: layout, action shape and box, ``steps_to_next_obs``,
+        with ``check_finite`` NaN/inf inputs); integer flags are read as ``flag != 0``."""
+        self._check_call(tensordict)
         tensordict = self._bool_flags(tensordict)
         return self._target_and_terms(tensordict, self.actor_network_params, self.log_alpha.detach().exp())[0]
 
     # -- the loss -----------------------------------------------------------------------------
-    def loss_and_outputs(
+    def loss_terms(
         self, tensordict: TensorDictBase, params: TensorDictBase
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """The three terms as a function of the online parameters ``params`` (the tree of :attr:`fused_params`):
-        ``(loss, priority, diagnostics)``, reduced as ``reduction`` says. Reads no online parameter from the
-        module and writes nothing to ``tensordict``, so that ``torch.func.grad`` can differentiate it."""
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+        """``({"loss_actor", "loss_qvalue", "loss_alpha"}, priority, diagnostics)`` as a function of the online
+        parameters ``params`` (the tree of :attr:`fused_params`), each term with its gradient and reduced as
+        ``reduction`` says, the diagnostics detached. Reads no online parameter from the module and writes nothing
+        to ``tensordict``; the batch is taken as checked (:meth:`forward` and :meth:`target` check it)."""
         tensordict = self._bool_flags(tensordict)
         weights = self._weights(tensordict, tensordict.batch_size)
         log_alpha = self.log_alpha if self.fixed_alpha else params["log_alpha"]
@@ -318,18 +516,41 @@ class MDACLoss(RegularizedLossBase):
         else:
             alpha_loss = -log_alpha * (log_prob.detach() + self.target_entropy)
 
-        loss = self._reduce_loss(actor_loss + qvalue_loss + alpha_loss, tensordict=tensordict, weights=weights)
+        terms = {
+            name: self._reduce_loss(value, tensordict=tensordict, weights=weights)
+            for name, value in (("loss_actor", actor_loss), ("loss_qvalue", qvalue_loss), ("loss_alpha", alpha_loss))
+        }
         with torch.no_grad():
             td_error = (target - q_taken).pow(2).mean(0)
-            both = torch.stack([scaled, next_scaled])
             per_sample = {
-                "actor_loss": actor_loss, "qvalue_loss": qvalue_loss, "alpha_loss": alpha_loss,
                 "alpha": alpha.expand(log_prob.shape), "entropy": -log_prob, "q_value": q_taken.mean(0),
                 "td_error": td_error, "munchausen_term": bonus,
-                "clip_fraction": torch.zeros_like(bonus) if self.bound == "none" else (both.abs() > self.bound_scale).to(bonus.dtype).mean(0),
+                "clip_fraction": (self._beyond_scale(scaled, self.bound_current, self.bound_current_scale)
+                                  + self._beyond_scale(next_scaled, self.bound_successor, self.bound_successor_scale)) / 2,
             }
             diagnostics = {k: self._reduce_diagnostic(v.detach()) for k, v in per_sample.items()}
+            both = torch.stack([scaled, next_scaled])
             low, high = both.min(0).values, both.max(0).values
             diagnostics["scaled_log_pi_min"] = low if self.reduction == "none" else low.min()
             diagnostics["scaled_log_pi_max"] = high if self.reduction == "none" else high.max()
-        return loss, td_error.unsqueeze(-1), diagnostics
+        return terms, td_error.unsqueeze(-1), diagnostics
+
+    @staticmethod
+    def _beyond_scale(scaled: torch.Tensor, bound: str, scale: float | None) -> torch.Tensor:
+        """1 where a bounded term's ``|alpha ln pi|`` exceeds its scale (the clip clips, tanh is past its linear
+        range), else 0; always 0 for ``"none"``."""
+        return torch.zeros_like(scaled) if bound == "none" else (scaled.abs() > scale).to(scaled.dtype)
+
+    def loss_and_outputs(
+        self, tensordict: TensorDictBase, params: TensorDictBase
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """:meth:`loss_terms` for the fused update: ``(loss, priority, outputs)`` with ``loss`` the sum of the three
+        terms (disjoint parameters: one gradient of the sum is the three gradients) and ``outputs`` the terms,
+        detached, beside the diagnostics, the entries :meth:`forward` returns."""
+        terms, priority, diagnostics = self.loss_terms(tensordict, params)
+        loss = terms["loss_actor"] + terms["loss_qvalue"] + terms["loss_alpha"]
+        return loss, priority, {**{name: value.detach() for name, value in terms.items()}, **diagnostics}
+
+    def _forward_outputs(self, tensordict: TensorDictBase, params: TensorDictBase) -> tuple[dict, torch.Tensor]:
+        terms, priority, diagnostics = self.loss_terms(tensordict, params)
+        return {**terms, **diagnostics}, priority

@@ -310,7 +310,7 @@ class MIRLLoss(RegularizedDQNLossBase):
         with self.target_value_network_params.to_module(self.value_network, preserve_module_state=False):
             return self._q_network(inputs).get(self.tensor_keys.action_value)
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         # q_target holds s_{t+n} only (see _target_action_values).
         if q_target.shape[-1] != self.num_actions:
             raise ValueError(

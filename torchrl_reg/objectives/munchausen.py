@@ -46,6 +46,20 @@ class MunchausenArguments(ArgumentChecks):
     def check_argument_relations(cls, arguments, prefix):
         check_clip_interval_relation(arguments, prefix)
 
+    @property
+    def tau(self) -> float:
+        """The entropy temperature (read-only: :meth:`set_tau` changes it, checked as the constructor checks it)."""
+        return self._tau
+
+    def set_tau(self, tau: float) -> None:
+        """Set the temperature (checked: in [1e-4, 10], :data:`~torchrl_reg.validation.STABLE_TAU`); a soft TD(0)
+        estimator built with the loss's temperature follows it, so that the two stay one target."""
+        tau = check_stable_tau("tau", tau)
+        estimator = getattr(self, "_value_estimator", None)
+        if isinstance(estimator, SoftTD0Estimator):
+            estimator.tau = tau
+        self._tau = tau
+
 
 class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
     r"""Munchausen-DQN loss ([MRL] Sec. 2, the M-DQN regression target).
@@ -150,7 +164,7 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
         checked = self.check_arguments(
             {"alpha": alpha, "tau": tau, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max}
         )
-        self.alpha, self.tau = checked["alpha"], checked["tau"]
+        self.alpha, self._tau = checked["alpha"], checked["tau"]
         self.clip_value_min, self.clip_value_max = checked["clip_value_min"], checked["clip_value_max"]
         super().__init__(
             value_network,
@@ -162,7 +176,7 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
             check_finite=check_finite,
         )
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         batch = a_tm1.shape[0]
         # One stable pass gives tau*ln(pi) at s_t and the soft value tau*logsumexp(q/tau) at s_{t+n}.
         soft_v, log_pi = F.soft_value_and_scaled_log_policy(q_target, self.tau)
@@ -238,7 +252,7 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
             check_finite=check_finite,
         )
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         batch = a_tm1.shape[0]
         q_tm1_target, q_t_target = q_target[:batch], q_target[batch:]
         if self.persistent:

@@ -627,6 +627,12 @@ class SoftQLearningLoss(LossModule):
             temperatures differ.
     """
 
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = (
+        "SoftQLoss.forward checks every batch's actions on the host (it has no check_inputs path for a loop "
+        "that checks transitions before the buffer): a CUDA graph cannot record a host read"
+    )
+
     def __init__(self, critic: SoftQLoss, actor: SVGDPolicyLoss) -> None:
         if actor.__dict__["_qvalue"] is not critic.qvalue_network:
             raise ValueError("the SVGDPolicyLoss must read the Q-network that the SoftQLoss trains (the same module)")

@@ -9,7 +9,9 @@ and by TorchRL's own losses for the generic path):
   TorchRL's ``SACLoss``) are summed into the objective the update differentiates, as TorchRL's
   trainers do; every other entry is a detached diagnostic. Loss terms that touch disjoint
   parameters (SAC's actor, critics and temperature) are then stepped by one optimizer as if by
-  three.
+  three. The fused update returns the same entries: ``loss`` and the diagnostics, or, for a loss whose
+  ``loss_and_outputs`` lists its terms (``loss_*``, detached) among its outputs (MDACLoss), those outputs
+  alone, their sum being what it differentiated.
 * A loss that satisfies :class:`~torchrl_reg.objectives.protocols.FusableLoss` (``loss_and_outputs``
   and ``fusable_update = True``; optionally ``fused_params``, ``check_batch``, ``flat_fused_params``)
   gets the fused compiled step, :class:`FusedAdamUpdate`.
@@ -28,6 +30,7 @@ from tensordict import TensorDict, TensorDictBase
 from torch.nn.utils.stateless import _reparametrize_module
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from torchrl_reg.objectives.graph_update import CudaGraphUpdate
 from torchrl_reg.objectives.protocols import FusableLoss, InputChecks, protocol_gaps
 from torchrl_reg.validation import check_bool, check_positive
 
@@ -84,18 +87,20 @@ def make_update(
     The optimizer must hold at least one of the loss's trainable parameters: one built on another module's
     parameters would step them and never move the loss's, so it is refused (``ValueError`` naming both counts).
 
-    ``cuda_graph=True`` (opt-in, CUDA only) replays the fused step as a CUDA graph
-    (:class:`FusedAdamUpdate` with ``cuda_graph=True``); it needs the fused update, so it raises if
-    the update cannot be fused, if ``compile`` is off or if the parameters are not on a CUDA device.
+    ``cuda_graph=True`` (opt-in, CUDA only, with ``compile``) replays the update as a CUDA graph: the fused
+    step when the loss has one (:class:`FusedAdamUpdate` with ``cuda_graph=True``), else the compiled generic
+    step recorded whole, forward, backward, clipping and optimizer (:class:`~torchrl_reg.objectives.CudaGraphUpdate`:
+    TorchRL's ``SACLoss`` and ``DQNLoss`` included; its optimizer needs a ``capturable`` mode, as Adam's). It
+    raises if ``compile`` is off, if the parameters are not on a CUDA device, or if the loss declares a host
+    synchronisation in its step (``cuda_graph_unsupported``, e.g. VIREL's temperature check).
     """
     check_bool("inputs_checked", inputs_checked)
     if max_grad_norm is not None:
         check_positive("max_grad_norm", max_grad_norm)
     check_bool("cuda_graph", cuda_graph)
-    if cuda_graph and (fused is False or not compile):
+    if cuda_graph and not compile:
         raise ValueError(
-            f"cuda_graph=True replays the fused compiled update, got compile={compile!r}, fused={fused!r} "
-            "(use compile=True with fused='auto' or True)"
+            f"cuda_graph=True records the compiled update as a CUDA graph: it needs compile=True, got compile={compile!r}"
         )
     if fused not in (True, False, "auto"):
         raise ValueError(f"fused must be True, False or 'auto', got fused={fused!r}")
@@ -106,13 +111,18 @@ def make_update(
             return FusedAdamUpdate(
                 loss_module, optimizer, max_grad_norm=max_grad_norm, inputs_checked=inputs_checked, cuda_graph=cuda_graph
             )
-        if fused is True or cuda_graph:
-            raise ValueError(f"fused={fused!r}, cuda_graph={cuda_graph!r}, but the update cannot be fused: {reason}")
+        if fused is True:
+            raise ValueError(f"fused=True, but the update cannot be fused: {reason}")
     elif fused is True:
         raise ValueError("fused=True needs compile=True (the fused update is a compiled graph)")
+    if cuda_graph:  # the generic step recorded whole; refused before the optimizer is touched
+        reason = CudaGraphUpdate.unsupported_reason(loss_module, optimizer)
+        if reason is not None:
+            raise ValueError(f"cuda_graph=True, but {reason} (use cuda_graph=False)")
 
-    # Transitions checked before the buffer are not checked again at each eager update (priority weights are).
-    skip_checks = inputs_checked and not compile and isinstance(loss_module, InputChecks)
+    # Transitions checked before the buffer are not checked again at each eager update (priority weights are),
+    # nor in a recorded CUDA graph (a check reads a value on the host, which a graph cannot record).
+    skip_checks = inputs_checked and (not compile or cuda_graph) and isinstance(loss_module, InputChecks)
 
     def update(batch: TensorDictBase) -> TensorDictBase:
         if skip_checks:
@@ -139,7 +149,8 @@ def make_update(
         # graph traced before that change would be recompiled after it (twice for SACLoss: the spec's batch size
         # is filled then too). Taking it now makes the module final before anything is compiled.
         loss_module.target_entropy
-    return torch.compile(update)
+    compiled = torch.compile(update)
+    return CudaGraphUpdate(compiled, loss_module, optimizer) if cuda_graph else compiled
 
 
 def _fused_params(loss_module: torch.nn.Module) -> TensorDictBase:
@@ -470,4 +481,7 @@ class FusedAdamUpdate:
             loss, priority = loss.clone(), priority.clone()
             diagnostics = {key: value.clone() for key, value in diagnostics.items()}
         batch.set(self.priority_key, priority, inplace=True)
+        if any(key.startswith("loss") for key in diagnostics):
+            # A loss of several terms (MDACLoss) returns them, detached, among its outputs, as its forward does.
+            return TensorDict(diagnostics)
         return TensorDict({"loss": loss, **diagnostics})

@@ -56,7 +56,7 @@ from torchrl_reg.objectives.common import (
 from torchrl_reg.validation import (
     check_choice,
     check_critic_count,
-    check_nonnegative,
+    check_positive,
     check_rate,
     check_read,
     check_virel_c,
@@ -71,6 +71,12 @@ _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 TEMPERATURE_ESTIMATORS = ("replay", "batch", "ema")
 #: ``temperature_ema``'s default, the only value accepted with an estimator other than ``"ema"``.
 DEFAULT_TEMPERATURE_EMA = 0.01
+
+
+_NO_GRAPH = (
+    "forward checks every batch on the host (check_batch) and the 'batch'/'ema' temperature is checked finite "
+    "on the host (checked_temperature): a CUDA graph cannot record a host read"
+)
 
 
 def checked_temperature(estimate: torch.Tensor) -> torch.Tensor:
@@ -97,7 +103,7 @@ class _BellmanTemperature:
         "p": check_virel_p,
         "temperature_estimator": partial(check_choice, choices=TEMPERATURE_ESTIMATORS),
         "temperature_ema": check_rate,
-        "initial_temperature": check_nonnegative,
+        "initial_temperature": check_positive,
     }
 
     @classmethod
@@ -189,6 +195,8 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
 
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = _NO_GRAPH
     out_keys = ["loss", "temperature", "entropy", "td_error", "q_value", "action_gap"]
 
     def __init__(
@@ -225,7 +233,7 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         )
         self._init_temperature(initial_temperature)
 
-    def _next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
         q_next = q_target[a_tm1.shape[0]:]
         pi = F.boltzmann_policy_at_temperature(q_next, self.temperature)
         entropy = self._reduce_diagnostic(-torch.special.xlogy(pi, pi).sum(-1))
@@ -375,6 +383,8 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     _network_names = ("actor_network", "qvalue_network")
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
+    #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
+    cuda_graph_unsupported = _NO_GRAPH
 
     actor_network: ProbabilisticTensorDictSequential
     qvalue_network: TensorDictModule

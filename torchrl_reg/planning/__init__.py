@@ -1,21 +1,31 @@
-"""Maximum-entropy Monte-Carlo tree search (MENTS) with DENTS, BTS and UCT on one array-based tree.
+"""Tree search: MENTS, BTS, DENTS and UCT as one family of parts with two search loops.
 
-Parts: :mod:`.scores` (tree policies), :mod:`.backups`, :mod:`.tree`, :mod:`.search` (the loop and
-:func:`make_search`), :mod:`.evaluators` (leaf evaluation), :mod:`.simulators` (save/restore
-adapters), :mod:`.exact` (exact values of the test problems) and :mod:`.tasks` (the envs a planner
-acts in, :func:`make_task`). :mod:`.batched` searches B trees at once in tensors (policies and
-backups passed in) over the pure tensor simulators of :mod:`.tensor_simulators`, and over MinAtar
-and ALE through :mod:`.snapshot_simulators` (states are handles into a store of emulator snapshots,
-each with a fresh random stream from the planner's seed: the search plans in a determinized model).
+The parts (:mod:`.algorithms`: the table of which tree policy, backup and recommendation make each
+algorithm, its knobs and their defaults) are objects with a scalar and a row form: the tree policies
+of :mod:`.scores` (``select`` / ``select_rows``) and the backups of :mod:`.backups` (``update`` /
+``update_rows``). Two loops take them: :class:`TreeSearch` (:mod:`.search`, one tree in NumPy
+arrays on plain floats, :mod:`.tree`; the reference, and the faster for a single tree, with chance
+outcomes for stochastic simulators) and :class:`BatchedTreeSearch` (:mod:`.batched`, B trees in
+tensors, after mctx; it reproduces :class:`TreeSearch` draw for draw at B = 1). :func:`make_search`
+(:mod:`.factory`) builds either from an algorithm's name.
+
+Models: :mod:`.simulators` (save/restore adapters for one tree: D-chain, synthetic trees, FrozenLake,
+MinAtar, ALE), :mod:`.tensor_simulators` (pure tensor models of a batch of states) and
+:mod:`.snapshot_simulators` (MinAtar and ALE for the batched loop: states are handles into a store
+of emulator snapshots). Leaf evaluation: :mod:`.evaluators`. The tasks a planner acts in and the
+model it plans in (``sampled``, ``determinized``, ``oracle``): :mod:`.tasks`. Exact values of the test
+problems: :mod:`.exact`.
 """
 from __future__ import annotations
 
-from torchrl_reg.planning.batched import BatchedTree, BatchedTreeSearch, BellmanBackup, MeanBackup, SoftmaxBackup, make_batched_search
-from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
+from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, parts
+from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
+from torchrl_reg.planning.batched import BatchedTreeSearch
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
 from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
-from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score, mixed_boltzmann_probs
-from torchrl_reg.planning.search import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TreeSearch, algorithm_knobs, make_search
+from torchrl_reg.planning.factory import make_search
+from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
+from torchrl_reg.planning.search import TreeSearch
 from torchrl_reg.planning.simulators import (
     ALESimulator,
     DChain,
@@ -24,62 +34,55 @@ from torchrl_reg.planning.simulators import (
     Simulator,
     SyntheticTree,
     as_simulator,
-    check_simulator,
 )
-from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar, SnapshotStore, planner_rng
-from torchrl_reg.planning.tasks import TASKS, TENSOR_TASKS, make_task, make_tensor_task, tensor_roots
+from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar
+from torchrl_reg.planning.tasks import TASKS, make_task, make_tensor_task
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator, TensorSyntheticTree
-from torchrl_reg.planning.tree import SearchTree
 
 __all__ = [
-    "BatchedALE",
-    "BatchedMinAtar",
-    "SnapshotStore",
-    "planner_rng",
-    "make_batched_search",
-    "TensorQNetworkEvaluator",
-    "algorithm_knobs",
-    "KNOB_DEFAULTS",
-    "KNOBS",
-    "TensorSyntheticTree",
-    "TensorSimulator",
-    "TensorDChain",
-    "TensorFrozenLake",
-    "TensorRandomRollout",
-    "SoftmaxBackup",
-    "MeanBackup",
-    "BellmanBackup",
-    "BatchedTreeSearch",
-    "BatchedTree",
+    # the parts table and the factory of both loops
     "ALGORITHMS",
+    "KNOBS",
+    "KNOB_DEFAULTS",
     "RECOMMENDATIONS",
-    "ALESimulator",
-    "BoltzmannScore",
-    "DChain",
-    "DENTSScore",
+    "parts",
+    "make_search",
+    # the two loops
+    "TreeSearch",
+    "BatchedTreeSearch",
+    # tree policies and backups (scalar and row forms)
     "E2WScore",
+    "BoltzmannScore",
+    "DENTSScore",
+    "UCB1Score",
+    "SoftmaxBackup",
+    "BellmanBackup",
+    "MeanBackup",
+    # leaf evaluation
+    "RandomRollout",
+    "QNetworkEvaluator",
+    "TensorRandomRollout",
+    "TensorQNetworkEvaluator",
+    # models
+    "Simulator",
+    "as_simulator",
+    "DChain",
+    "SyntheticTree",
     "FrozenLakeSimulator",
     "MinAtarSimulator",
-    "QNetworkEvaluator",
-    "RandomRollout",
-    "SearchTree",
-    "Simulator",
-    "SyntheticTree",
-    "TreeSearch",
-    "UCB1Score",
-    "as_simulator",
-    "bellman_value",
-    "check_simulator",
-    "dchain_flip_temperature",
-    "dchain_soft_q",
-    "make_search",
-    "make_task",
+    "ALESimulator",
+    "TensorSimulator",
+    "TensorDChain",
+    "TensorSyntheticTree",
+    "TensorFrozenLake",
+    "BatchedMinAtar",
+    "BatchedALE",
+    # tasks
     "TASKS",
-    "TENSOR_TASKS",
+    "make_task",
     "make_tensor_task",
-    "tensor_roots",
-    "mixed_boltzmann_probs",
-    "policy_entropy",
-    "softmax_value",
+    # exact values
     "synthetic_tree_q",
+    "dchain_soft_q",
+    "dchain_flip_temperature",
 ]

@@ -1,4 +1,10 @@
-"""Value backups of the tree searches, one node at a time (plain floats: the search's hot path).
+"""Value backups of the tree searches, each an object with a scalar and a row form.
+
+As the tree policies have ``select`` (one node, plain floats: the single-tree search's hot path) and
+``select_rows`` (a batch of nodes as tensors), a backup has ``update`` (one edge of one path in a
+:class:`~torchrl_reg.planning.tree.SearchTree`) and ``update_rows`` (one level of the B paths of a
+:class:`~torchrl_reg.planning.batched.BatchedTree`); both write the same numbers (tested draw for draw).
+``values`` names the edge statistic the tree policy and the recommendation read (``"q"`` or ``"q_bellman"``).
 
 References:
 
@@ -8,19 +14,25 @@ References:
 * [DENTS] Painter, Baioumy, Hawes, Lacerda. Monte Carlo Tree Search with Boltzmann Exploration.
   NeurIPS 2023, arXiv:2404.07732, Section 4: Bellman (max) backups for BTS and DENTS, and DENTS's
   entropy backup ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)``.
+* [UCT] Kocsis, Szepesvari. Bandit based Monte-Carlo Planning. ECML 2006.
 
-With stochastic transitions both ``Q`` backups average the children by their visit counts:
-``Q(s, a) = mean reward + sum_s' N(s') / N(s, a) V(s')`` (done by the search loop, which owns the
-child lists).
+With stochastic transitions (the single-tree search) both ``Q`` backups average the children by
+their arrival counts: ``Q(s, a) = mean reward + sum_s' N(s') / N(s, a) V(s')`` (the search loop,
+which owns the child lists, passes the averaged ``V(s')`` in). The Bellman values ``Q_B`` and
+``V_B = max_a Q_B`` over tried actions are kept by the search loops themselves whenever the backup or
+the recommendation reads them (:attr:`Backup.on_bellman`).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["BACKUPS", "softmax_value", "bellman_value", "policy_entropy"]
+import torch
 
-BACKUPS = ("softmax", "bellman", "mean")
+from torchrl_reg.validation import check_positive
+
+__all__ = ["Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "softmax_value", "bellman_value", "policy_entropy"]
 
 
 def softmax_value(q: Sequence[float], tau: float) -> float:
@@ -45,3 +57,124 @@ def bellman_value(q: Sequence[float], n: Sequence[float]) -> float | None:
 def policy_entropy(probs: Sequence[float]) -> float:
     """Shannon entropy ``-sum_a pi(a) log pi(a)`` (nats) of a distribution over actions."""
     return -sum(p * math.log(p) for p in probs if p > 0.0)
+
+
+class Backup:
+    """What both search loops call. ``values``: the edge statistic searched on and recommended from;
+    ``entropy``: whether DENTS's entropy is backed up; ``on_bellman``: the backup's values are the Bellman ones.
+
+    ``update(tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman) -> ret``
+    backs up edge ``(node, action)`` of a :class:`~torchrl_reg.planning.tree.SearchTree` after its ``n``-th visit
+    (``v_next``, ``h_next``: the child's value and entropy; ``ret``: the return below the edge, which it
+    returns extended by this edge's reward; ``q_bellman``: the node's ``Q_B`` row when kept).
+    ``update_rows(w, path, level, gamma, policy, bellman_rows)`` does the same for one level of the batched
+    search's paths, and ``finish_rows(tree)`` completes a batched tree's node values when its search ends.
+    """
+
+    values = "q"
+    entropy = False
+
+    @property
+    def on_bellman(self) -> bool:
+        return self.values == "q_bellman"
+
+    def search_values(self, tree: Any) -> Any:
+        """The edge statistic ``values`` of ``tree`` (either engine's)."""
+        return getattr(tree, self.values)
+
+    def finish_rows(self, tree: Any) -> None:
+        """Nothing left by default: the node values are kept up to date (the descent reads them)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SoftmaxBackup(Backup):
+    """MENTS's backup ([MENTS] Sec. 4): ``Q_sft(s, a) = mean r + gamma V_sft(s')``, ``V_sft(s) = tau logsumexp(Q_sft(s, .) / tau)``.
+
+    The log-sum-exp runs over every action, untried ones at their initial value (as in the paper).
+    """
+
+    def __init__(self, *, tau: float):
+        self.tau = check_positive("tau", tau)
+
+    def __repr__(self) -> str:
+        return f"SoftmaxBackup(tau={self.tau})"
+
+    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
+        tree.q[node, action] = mean_reward + gamma * v_next
+        tree.value[node] = softmax_value(tree.q[node].tolist(), self.tau)
+        return ret
+
+    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
+        node, edge = path.node[level], path.edge[level]
+        q = torch.add(path.mean_reward[level], w.node["value"].take(path.child[level]), alpha=gamma)
+        w.edge["q"].index_put_((edge,), q)
+        w.node["value"].index_put_((node,), self.tau * torch.logsumexp(w.rows["q"].index_select(0, node) / self.tau, dim=-1))
+
+
+class BellmanBackup(Backup):
+    """The Bellman (max) backup of BTS and DENTS ([DENTS] Sec. 4); ``entropy=True`` adds DENTS's entropy backup.
+
+    The Bellman values are the node values. DENTS's entropy backup: ``H_Q(s, a) = H_V(s')`` and
+    ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)`` with ``pi`` the tree policy's distribution at
+    ``s`` after the update.
+    """
+
+    values = "q_bellman"
+
+    def __init__(self, *, entropy: bool = False):
+        self.entropy = bool(entropy)
+
+    def __repr__(self) -> str:
+        return f"BellmanBackup(entropy={self.entropy})"
+
+    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
+        tree.value[node] = tree.bellman[node]
+        if self.entropy:
+            tree.entropy_q[node, action] = h_next
+            h_q = tree.entropy_q[node].tolist()
+            probs = policy.probs(q_bellman, h_q, float(tree.total[node]))
+            tree.entropy[node] = policy_entropy(probs) + sum(p * h for p, h in zip(probs, h_q))
+        return ret
+
+    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
+        if not self.entropy:
+            return
+        node, edge = path.node[level], path.edge[level]
+        w.edge["entropy_q"].index_put_((edge,), w.node["entropy"].take(path.child[level]))
+        h_q = w.rows["entropy_q"].index_select(0, node)
+        total = w.node["total"].take(node)
+        probs = policy.probs_rows(bellman_rows, h_q, total, w.counts.index_select(0, total))
+        plogp = torch.where(probs > 0, probs * torch.log(probs), 0.0)
+        w.node["entropy"].index_put_((node,), (probs * h_q - plogp).sum(-1))
+
+    def finish_rows(self, tree: Any) -> None:
+        tree.value.copy_(tree.bellman)
+
+
+class MeanBackup(Backup):
+    """UCT's backup ([UCT]): ``Q(s, a)`` is the mean of the returns that went through ``(s, a)``.
+
+    The first return replaces the initial value instead of being averaged with it. A node's value
+    is the mean of all returns through it, ``sum_a N(s, a) Q(s, a) / N(s)`` (the batched search computes
+    it when the search ends: its descent does not read it).
+    """
+
+    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
+        ret = reward + gamma * ret
+        q = float(tree.q[node, action])
+        tree.q[node, action] = ret if n == 1 else q + (ret - q) / n
+        tree.value[node] = float(tree.visits[node] @ tree.q[node]) / float(tree.total[node])
+        return ret
+
+    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
+        edge, visits = path.edge[level], path.visits[level]
+        ret = path.ret = torch.where(path.active[level], torch.add(path.reward[level], path.ret, alpha=gamma), path.ret)
+        q = w.edge["q"].take(edge)
+        w.edge["q"].index_put_((edge,), torch.where(visits == 1, ret, q + (ret - q) / visits.to(q.dtype)))
+
+    def finish_rows(self, tree: Any) -> None:
+        total = tree.total.to(tree.q.dtype)
+        mean = (tree.visits.to(tree.q.dtype) * tree.q).sum(-1) / total.clamp_min(1.0)
+        tree.value.copy_(torch.where(tree.total > 0, mean, tree.value))

@@ -4,17 +4,9 @@ The layout follows DeepMind's mctx (``mctx/_src/tree.py``, ``search.py``): a tre
 arrays with a leading batch dimension, and one loop of simulate, expand, evaluate and back up runs
 over all B trees with tensor operations. Python loops run over simulations and depth levels only,
 never over trees or nodes; the tensors' device is the search's device. Unlike mctx the backup is
-passed in as well as the tree policy, so the soft (MENTS), Bellman (BTS), Bellman + entropy (DENTS)
-and mean (UCT) searches are one loop:
-
-============  ======================  ===================================  =================
-algorithm     policy                  backup                               recommendation
-============  ======================  ===================================  =================
-``ments``     :class:`E2WScore`       :class:`SoftmaxBackup` (``tau``)     ``search_value``
-``bts``       :class:`BoltzmannScore` :class:`BellmanBackup`               ``search_value``
-``dents``     :class:`DENTSScore`     :class:`BellmanBackup` (entropy)     ``search_value``
-``uct``       :class:`UCB1Score`      :class:`MeanBackup`                  ``most_visited``
-============  ======================  ===================================  =================
+passed in as well as the tree policy: the parts of :mod:`~torchrl_reg.planning.algorithms` (the table
+of MENTS, BTS, DENTS and UCT), the same objects :class:`~torchrl_reg.planning.search.TreeSearch` takes,
+through their row forms (``select_rows``, ``update_rows``).
 
 The hot path addresses nodes and edges by flat ids into ``[B N]`` and ``[B N A]`` views (one
 ``take``/``index_select``/``index_put_`` per statistic and level, no row indices), draws the tree
@@ -23,7 +15,7 @@ whole path's visit counts and reward sums with one scatter each, and backs value
 (each level depends on the one below). Python loops run over simulations, depth levels and rollout
 steps only; the B trees descend in lockstep, so a step costs as many levels as its deepest path.
 On one CPU thread eager PyTorch spends some 7-12 us per operation whatever B, and a step is some
-430-710 operations (``benchmarks/planning.py batched-profile``), so B = 1 is far slower than
+430-710 operations (``python -m benchmarks.planning batched-profile``), so B = 1 is far slower than
 :class:`~torchrl_reg.planning.search.TreeSearch` on plain floats and the batched search pays from
 B in the hundreds; one descent level under ``torch.compile`` measured 1.5x faster than eager on
 CPU (``--compile``; RESULTS.md has the figures).
@@ -54,15 +46,14 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
+from torchrl_reg.planning.backups import Backup, MeanBackup
 from torchrl_reg.planning.evaluators import TensorRandomRollout
-from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
-from torchrl_reg.planning.search import RECOMMENDATIONS, algorithm_knobs
+from torchrl_reg.planning.scores import DENTSScore, UCB1Score
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
-from torchrl_reg.validation import check_count, check_positive
+from torchrl_reg.validation import check_count
 
-__all__ = ["BatchedTree", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "BatchedTreeSearch", "TensorEvaluator", "make_batched_search"]
-
-Policy = E2WScore | DENTSScore | UCB1Score
+__all__ = ["BatchedTree", "BatchedTreeSearch", "TensorEvaluator", "TreeViews"]
 # (simulator, states [B, *S], gamma) -> (values [B], initial action values [B, A] or None)
 TensorEvaluator = Callable[[TensorSimulator, torch.Tensor, float], "tuple[torch.Tensor, torch.Tensor | None]"]
 
@@ -131,7 +122,7 @@ class BatchedTree:
         return {f.name: getattr(self, f.name)[b, :n] for f in fields(self) if f.name != "size"}
 
 
-class _Work:
+class TreeViews:
     """Flat views of a :class:`BatchedTree` and the index tensors one search reuses at every step.
 
     Nodes are addressed by flat ids ``b N + i`` into ``[B N]`` views and edges by ``(b N + i) A + a``
@@ -178,86 +169,6 @@ class _Path:
     ret: torch.Tensor | None = None  # the mean backup's return below the level being backed up
 
 
-class SoftmaxBackup:
-    """MENTS's backup ([MENTS] Sec. 4): ``Q_sft(s, a) = mean r + gamma V_sft(s')``, ``V_sft(s) = tau logsumexp(Q_sft(s, .) / tau)``.
-
-    The log-sum-exp runs over every action, untried ones at their initial value (as in the paper).
-    """
-
-    entropy = False
-
-    def __init__(self, *, tau: float):
-        self.tau = check_positive("tau", tau)
-
-    def search_values(self, tree: BatchedTree) -> torch.Tensor:
-        return tree.q
-
-    def update(self, w: _Work, path: _Path, level: int, gamma: float, policy: Policy, bellman_rows: torch.Tensor | None) -> None:
-        node, edge = path.node[level], path.edge[level]
-        q = torch.add(path.mean_reward[level], w.node["value"].take(path.child[level]), alpha=gamma)
-        w.edge["q"].index_put_((edge,), q)
-        w.node["value"].index_put_((node,), self.tau * torch.logsumexp(w.rows["q"].index_select(0, node) / self.tau, dim=-1))
-
-    def finish(self, tree: BatchedTree) -> None:
-        """Nothing left: the soft values are kept up to date (the descent reads them)."""
-
-
-class BellmanBackup:
-    """The Bellman (max) backup of BTS and DENTS ([DENTS] Sec. 4); ``entropy=True`` adds DENTS's entropy backup.
-
-    The Bellman values are the node values (copied into ``value`` when the search ends).
-    DENTS's entropy backup: ``H_Q(s, a) = H_V(s')`` and
-    ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)`` with ``pi`` the tree policy's distribution at
-    ``s`` after the update.
-    """
-
-    def __init__(self, *, entropy: bool = False):
-        self.entropy = bool(entropy)
-
-    def search_values(self, tree: BatchedTree) -> torch.Tensor:
-        return tree.q_bellman
-
-    def update(self, w: _Work, path: _Path, level: int, gamma: float, policy: Policy, bellman_rows: torch.Tensor | None) -> None:
-        if not self.entropy:
-            return
-        node, edge = path.node[level], path.edge[level]
-        w.edge["entropy_q"].index_put_((edge,), w.node["entropy"].take(path.child[level]))
-        h_q = w.rows["entropy_q"].index_select(0, node)
-        total = w.node["total"].take(node)
-        probs = policy.probs_rows(bellman_rows, h_q, total, w.counts.index_select(0, total))
-        plogp = torch.where(probs > 0, probs * torch.log(probs), 0.0)
-        w.node["entropy"].index_put_((node,), (probs * h_q - plogp).sum(-1))
-
-    def finish(self, tree: BatchedTree) -> None:
-        tree.value.copy_(tree.bellman)
-
-
-class MeanBackup:
-    """UCT's backup ([UCT]): ``Q(s, a)`` is the mean of the returns that went through ``(s, a)``.
-
-    The first return replaces the initial value instead of being averaged with it. A node's value
-    is the mean of all returns through it, ``sum_a N(s, a) Q(s, a) / N(s)`` (computed when the
-    search ends: the descent does not read it).
-    """
-
-    entropy = False
-
-    def search_values(self, tree: BatchedTree) -> torch.Tensor:
-        return tree.q
-
-    def update(self, w: _Work, path: _Path, level: int, gamma: float, policy: Policy, bellman_rows: torch.Tensor | None) -> None:
-        edge, visits = path.edge[level], path.visits[level]
-        ret = path.ret = torch.where(path.active[level], torch.add(path.reward[level], path.ret, alpha=gamma), path.ret)
-        q = w.edge["q"].take(edge)
-        w.edge["q"].index_put_((edge,), torch.where(visits == 1, ret, q + (ret - q) / visits.to(q.dtype)))
-
-    def finish(self, tree: BatchedTree) -> None:
-        total = tree.total.to(tree.q.dtype)
-        mean = (tree.visits.to(tree.q.dtype) * tree.q).sum(-1) / total.clamp_min(1.0)
-        tree.value.copy_(torch.where(tree.total > 0, mean, tree.value))
-
-
-Backup = SoftmaxBackup | BellmanBackup | MeanBackup
 
 
 def _uniforms(seed: int, dtype: torch.dtype, device: torch.device) -> Callable[[int], torch.Tensor]:
@@ -266,13 +177,14 @@ def _uniforms(seed: int, dtype: torch.dtype, device: torch.device) -> Callable[[
 
 
 class BatchedTreeSearch:
-    """One search over B trees at once (see the module's table for the four algorithms).
+    """One search over B trees at once (the algorithms are the parts of :mod:`~torchrl_reg.planning.algorithms`).
 
     Args:
         simulator: a :class:`~torchrl_reg.planning.tensor_simulators.TensorSimulator`.
         policy: the tree policy, one of the score modules (its ``select_rows`` is called once per
             depth level for all B trees).
-        backup: :class:`SoftmaxBackup`, :class:`BellmanBackup` or :class:`MeanBackup`.
+        backup: :class:`~torchrl_reg.planning.backups.SoftmaxBackup`, :class:`~torchrl_reg.planning.backups.BellmanBackup`
+            or :class:`~torchrl_reg.planning.backups.MeanBackup` (its ``update_rows`` is called once per depth level).
         evaluator: leaf evaluation ``(simulator, states, gamma) -> (values, q_init or None)``, one
             call per simulation for all new leaves; default a random rollout.
         recommend: ``"search_value"`` (argmax of the backup's values over tried root actions),
@@ -304,17 +216,14 @@ class BatchedTreeSearch:
                 f"BatchedTreeSearch needs deterministic transitions (one child per edge); {type(simulator).__name__} has "
                 "deterministic=False (a slippery map?): search it with TreeSearch, which keeps chance outcomes"
             )
-        if not isinstance(policy, (E2WScore, DENTSScore, UCB1Score)):
-            raise TypeError(f"policy must be E2WScore, BoltzmannScore, DENTSScore or UCB1Score, got {type(policy).__name__}")
-        if not isinstance(backup, (SoftmaxBackup, BellmanBackup, MeanBackup)):
-            raise TypeError(f"backup must be SoftmaxBackup, BellmanBackup or MeanBackup, got {type(backup).__name__}")
-        if recommend not in RECOMMENDATIONS:
-            raise ValueError(f"recommend must be one of {RECOMMENDATIONS}, got recommend={recommend!r}")
+        check_parts(policy, backup, recommend)
         if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
             raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
         if not math.isfinite(q_init):
             raise ValueError(f"q_init must be finite, got q_init={q_init}")
-        check_parts(policy, backup)
+        check_actions = getattr(evaluator, "check_actions", None)
+        if check_actions is not None:  # a Q network evaluator: one action value per simulator action
+            check_actions(simulator.num_actions)
         self.simulator = simulator
         self.policy = policy
         self.backup = backup
@@ -327,18 +236,28 @@ class BatchedTreeSearch:
         self.uniform = uniform if uniform is not None else _uniforms(seed, dtype, self.device)
         self.tree: BatchedTree | None = None
         # Bellman values cost a row max per level: kept only when searched on or recommended from
-        self._track_bellman = isinstance(backup, BellmanBackup) or recommend == "bellman_value"
+        self._track_bellman = backup.on_bellman or recommend == "bellman_value"
         self._reads_visits = isinstance(policy, UCB1Score)
         self._reads_entropy = isinstance(policy, DENTSScore)
 
     def search(self, root: torch.Tensor, num_simulations: int) -> torch.Tensor:
-        """Run ``num_simulations`` simulations in each of the B trees rooted at ``root`` ``[B, *S]``; the recommended actions ``[B]``."""
+        """Run ``num_simulations`` simulations in each of the B trees rooted at ``root`` ``[B, *S]``; the recommended actions ``[B]``.
+
+        ``root`` is checked first: a tensor ``[B, *S]`` (B >= 1), and where the simulator has ``check_states``, a batch
+        of its states (shape, dtype, range: a D-chain position outside the chain is refused, not searched).
+        """
         num_simulations = check_count("num_simulations", num_simulations)
+        if not isinstance(root, torch.Tensor) or root.dim() < 2 or root.shape[0] < 1:
+            shape = tuple(root.shape) if isinstance(root, torch.Tensor) else type(root).__name__
+            raise ValueError(f"root must be a batch of states [B, *state_shape] with B >= 1 (e.g. simulator.root(B)), got {shape}")
+        check_states = getattr(self.simulator, "check_states", None)
+        if check_states is not None:
+            check_states(root)
         batch, k = root.shape[0], self.simulator.num_actions
         tree = BatchedTree.empty(batch, num_simulations + 2, k, dtype=self.dtype, device=self.device)
         self.tree = tree
         table = self.policy.count_table(k, num_simulations + 1, dtype=self.dtype, device=self.device)
-        w = _Work(tree, table, self.backup.search_values(tree))
+        w = TreeViews(tree, table, self.backup.search_values(tree))
         if getattr(self.simulator, "deterministic_rewards", False):
             w.states = root.new_zeros((batch * tree.q.shape[1],) + tuple(root.shape[1:]))
             w.rewards = torch.zeros(batch * tree.q.shape[1] * k, dtype=self.dtype, device=self.device)
@@ -346,10 +265,10 @@ class BatchedTreeSearch:
         self._add_nodes(w, root, w.everyone, ~w.everyone)
         for _ in range(num_simulations):
             self._simulate(w, root)
-        self.backup.finish(tree)
+        self.backup.finish_rows(tree)
         return self.recommended_action()
 
-    def _add_nodes(self, w: _Work, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+    def _add_nodes(self, w: TreeViews, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
         """Write new nodes at slot ``size`` of the trees in ``added`` (the others write to their scratch node); their flat ids."""
         tree = self.tree
         evaluate = added & ~done
@@ -379,7 +298,7 @@ class BatchedTreeSearch:
         tree.size += added
         return slot
 
-    def _select(self, w: _Work, node: torch.Tensor) -> torch.Tensor:
+    def _select(self, w: TreeViews, node: torch.Tensor) -> torch.Tensor:
         """The tree policy's action at flat nodes ``node`` ``[B]``, reading only the statistics it needs."""
         total = w.node["total"].take(node)
         return self.policy.select_rows(
@@ -391,7 +310,7 @@ class BatchedTreeSearch:
             w.counts.index_select(0, total),
         )
 
-    def _simulate(self, w: _Work, root: torch.Tensor) -> None:
+    def _simulate(self, w: TreeViews, root: torch.Tensor) -> None:
         sim, k = self.simulator, w.num_actions
         node, state, active = w.offsets, root, w.everyone
         nodes, edges, rewards, actives, states, dones = [], [], [], [], [], []
@@ -434,7 +353,7 @@ class BatchedTreeSearch:
         w.edge["child"].index_put_((leaf_edge,), slot - w.offsets)
         self._backup(w, torch.stack(nodes), edge, reward, active)
 
-    def _replay(self, w: _Work, state: torch.Tensor, action: torch.Tensor, edge: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _replay(self, w: TreeViews, state: torch.Tensor, action: torch.Tensor, edge: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One descent level with deterministic rewards: a tried edge's child state, reward and end as the tree
         kept them; the simulator steps only the trees whose edge is untried (their path's last level), and the
         edge keeps its reward. The trees out of their tree get their scratch node's (masked by the search)."""
@@ -453,7 +372,7 @@ class BatchedTreeSearch:
             done = done.index_copy(0, rows, ended.to(done.device))
         return nxt, reward, done
 
-    def _backup(self, w: _Work, node: torch.Tensor, edge: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
+    def _backup(self, w: TreeViews, node: torch.Tensor, edge: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
         """Back up the ``[L, B]`` paths: visit counts and reward sums of all levels at once, then the values level by level upwards."""
         gamma, backup = self.gamma, self.backup
         edge = torch.where(active, edge, w.scratch_edge)
@@ -473,9 +392,9 @@ class BatchedTreeSearch:
             path.ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
         for level in reversed(range(node.shape[0])):
             bellman_rows = self._back_up_bellman(w, path, level) if self._track_bellman else None
-            backup.update(w, path, level, gamma, self.policy, bellman_rows)
+            backup.update_rows(w, path, level, gamma, self.policy, bellman_rows)
 
-    def _back_up_bellman(self, w: _Work, path: _Path, level: int) -> torch.Tensor:
+    def _back_up_bellman(self, w: TreeViews, path: _Path, level: int) -> torch.Tensor:
         """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
         node, edge = path.node[level], path.edge[level]
         w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.node["bellman"].take(path.child[level]), alpha=self.gamma))
@@ -493,7 +412,7 @@ class BatchedTreeSearch:
         tree = self._require_tree()
         if kind == "bellman_value" and not self._track_bellman:
             raise ValueError(
-                f"this {type(self.backup).__name__} search kept no Bellman values; build it with recommend='bellman_value'"
+                f"this {self.backup!r} search kept no Bellman values; build it with recommend='bellman_value'"
             )
         visits = tree.visits[:, 0]
         if kind == "most_visited":
@@ -525,54 +444,3 @@ def _check_finite(what: str, values: torch.Tensor, where: torch.Tensor) -> None:
     if bool(bad.any()):
         index = bad.nonzero()[0].tolist()
         raise ValueError(f"{what} is not finite at {index}: {values[tuple(index)].item()}; a tree search needs finite values")
-
-
-def check_parts(policy: Policy, backup: Backup) -> None:
-    """Refuse a policy and a backup that disagree: one temperature for MENTS, DENTS's entropy backed up, UCB1 on means."""
-    if isinstance(policy, DENTSScore) != (isinstance(backup, BellmanBackup) and backup.entropy):
-        raise ValueError(
-            f"DENTSScore searches on Bellman values plus the entropy that BellmanBackup(entropy=True) backs up; "
-            f"got {type(policy).__name__} with {type(backup).__name__}(entropy={backup.entropy})"
-        )
-    if isinstance(backup, SoftmaxBackup):
-        if type(policy) is not E2WScore:
-            raise ValueError(f"the softmax backup is MENTS's and goes with E2WScore, got {type(policy).__name__}")
-        if policy.tau != backup.tau:
-            raise ValueError(
-                f"E2WScore(tau={policy.tau}) and SoftmaxBackup(tau={backup.tau}) disagree: MENTS explores and backs up "
-                "at one temperature"
-            )
-    if isinstance(policy, UCB1Score) != isinstance(backup, MeanBackup):
-        raise ValueError(f"UCB1Score goes with MeanBackup (UCT), got {type(policy).__name__} with {type(backup).__name__}")
-
-
-def make_batched_search(
-    algorithm: str,
-    simulator: TensorSimulator,
-    *,
-    evaluator: TensorEvaluator | None = None,
-    tau: float | None = None,
-    eps: float | None = None,
-    alpha: float | None = None,
-    beta_0: float | None = None,
-    c: float | None = None,
-    recommend: str | None = None,
-    gamma: float = 1.0,
-    q_init: float = 0.0,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> BatchedTreeSearch:
-    """The batched search of ``algorithm`` from its parts (the module's table), with the knobs of
-    :func:`~torchrl_reg.planning.search.make_search` (a knob of another algorithm is refused)."""
-    knobs = algorithm_knobs(algorithm, dict(tau=tau, eps=eps, alpha=alpha, beta_0=beta_0, c=c))
-    parts = {
-        "ments": lambda: (E2WScore(**knobs), SoftmaxBackup(tau=knobs["tau"]), "search_value"),
-        "bts": lambda: (BoltzmannScore(**knobs), BellmanBackup(), "search_value"),
-        "dents": lambda: (DENTSScore(**knobs), BellmanBackup(entropy=True), "search_value"),
-        "uct": lambda: (UCB1Score(**knobs), MeanBackup(), "most_visited"),
-    }
-    policy, backup, default = parts[algorithm]()
-    return BatchedTreeSearch(
-        simulator, policy=policy, backup=backup, evaluator=evaluator, recommend=recommend or default,
-        gamma=gamma, q_init=q_init, seed=seed, device=device,
-    )

@@ -57,8 +57,12 @@ class QNetworkEvaluator:
     """Leaf value and log-prior initial values from a Q network over ``sim.observation()``.
 
     Args:
-        q_network: maps a batch of observations ``(1, *obs_shape)`` to ``(1, num_actions)``.
-        num_actions: the search's action count; a network with another output size is refused.
+        q_network: maps a batch of observations ``(1, *obs_shape)`` to ``(1, num_actions)``. Observations are
+            cast to the dtype of the network's floating parameters, except uint8 images (the image torsos
+            scale those themselves): the D-chain's, a synthetic tree's and FrozenLake's int64 indices feed a
+            float network as they are.
+        num_actions: the simulator's action count; a search over a simulator with another one, and a network
+            with another output size, are refused.
         tau: temperature of the prior ``softmax(Q / tau)`` and of the soft leaf value (> 0).
         value: ``"soft"`` (``tau logsumexp(Q / tau)``, MENTS) or ``"max"`` (``max_a Q``).
         init: the initial value of a new node's untried actions, which the search's values are
@@ -101,19 +105,41 @@ class QNetworkEvaluator:
         self.init = init
         self.device = torch.device(device)
         self.calls = 0
+        parameters = getattr(q_network, "parameters", None)
+        floating = [p.dtype for p in parameters() if p.is_floating_point()] if callable(parameters) else []
+        # the dtype observations are cast to (None: a plain function, fed what the simulator observes)
+        self.input_dtype = floating[0] if floating else None
+
+    def check_actions(self, num_actions: int) -> None:
+        """Refuse a simulator whose action count is not this evaluator's (the searches call it when built)."""
+        if num_actions != self.num_actions:
+            raise ValueError(
+                f"{type(self).__name__}(num_actions={self.num_actions}) cannot evaluate a simulator with {num_actions} "
+                "actions: one action value per simulator action"
+            )
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """The network's action values ``[B, num_actions]`` (float64) of observations ``[B, *obs_shape]``, cast as
+        the class docstring says; a network with another output shape is refused."""
+        obs = observations.to(self.device)
+        if self.input_dtype is not None and obs.dtype not in (torch.uint8, self.input_dtype):
+            obs = obs.to(self.input_dtype)
+        q = self.q_network(obs)
+        if q.shape != (obs.shape[0], self.num_actions):
+            raise ValueError(
+                f"the Q network outputs action values of shape {tuple(q.shape)} for {obs.shape[0]} observations, "
+                f"expected ({obs.shape[0]}, {self.num_actions}): one value per simulator action"
+            )
+        return q.double()
 
     @torch.no_grad()
     def q_values(self, observation: np.ndarray) -> np.ndarray:
-        obs = torch.as_tensor(observation, device=self.device).unsqueeze(0)
-        q = self.q_network(obs).reshape(-1).double().cpu().numpy()
-        if q.shape[0] != self.num_actions:
-            raise ValueError(
-                f"the Q network outputs {q.shape[0]} action values, the simulator has {self.num_actions} actions"
-            )
-        return q
+        """The network's action values of one observation (float64 numpy)."""
+        return self.forward(torch.as_tensor(observation).unsqueeze(0))[0].cpu().numpy()
 
     def __call__(self, sim: Simulator) -> tuple[float, list[float] | None]:
         self.calls += 1
+        self.check_actions(sim.num_actions)
         q = self.q_values(sim.observation())
         top = float(q.max())
         log_z = math.log(float(np.exp((q - top) / self.tau).sum()))
@@ -176,11 +202,8 @@ class TensorQNetworkEvaluator(QNetworkEvaluator):
     @torch.no_grad()
     def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.calls += 1
-        q = self.q_network(sim.observation(state).to(self.device)).double()
-        if q.shape != (state.shape[0], self.num_actions):
-            raise ValueError(
-                f"the Q network outputs action values of shape {tuple(q.shape)}, expected ({state.shape[0]}, {self.num_actions})"
-            )
+        self.check_actions(sim.num_actions)
+        q = self.forward(sim.observation(state))
         soft = self.tau * torch.logsumexp(q / self.tau, dim=-1)
         value = soft if self.value == "soft" else q.amax(-1)
         if self.init == "log_prior":

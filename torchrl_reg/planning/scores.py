@@ -1,14 +1,18 @@
 """Tree policies of MENTS, BTS, DENTS and UCT as score modules in the style of ``torchrl.modules.mcts``.
 
-Each policy is written twice on purpose, and a test checks that both give the same numbers:
+Each policy is one object with a scalar and a row form, which the two search loops call (the parts
+table is :mod:`~torchrl_reg.planning.algorithms`; tests check that the forms give the same numbers):
 
+* ``select(q, n, n_total, u)`` is :class:`~torchrl_reg.planning.search.TreeSearch`'s hot path: one
+  node, plain Python floats. numpy's per-call overhead on a 4-action row is about seven times the
+  work itself, and a search spends most of its time here.
+* ``select_rows(q, n, h, n_total, u, counts)`` (and ``probs_rows``) draw for a batch of nodes in
+  tensors, :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`'s hot path, with the constants
+  that depend on a node's visit count gathered from ``count_table``.
 * ``forward(node)`` takes a TensorDict of per-action statistics (any batch shape, actions last)
-  and writes the policy's ``score`` entry, like TorchRL's ``PUCTScore`` / ``UCBScore``. For the
-  Boltzmann policies (E2W, BTS, DENTS) the score is the sampling distribution itself; for UCB1 it
-  is the index whose argmax is played.
-* ``select(q, n, n_total, u)`` is the search loop's hot path: one node, plain Python floats.
-  numpy's per-call overhead on a 4-action row is about seven times the work itself, and a
-  search spends most of its time here.
+  and writes the policy's ``score`` entry, like TorchRL's ``PUCTScore`` / ``UCBScore``, for use
+  with ``torchrl.modules.mcts``. For the Boltzmann policies (E2W, BTS, DENTS) the score is the
+  sampling distribution itself; for UCB1 it is the index whose argmax is played.
 
 References:
 

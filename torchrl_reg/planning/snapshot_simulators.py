@@ -41,8 +41,9 @@ import numpy as np
 import torch
 
 from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator, minatar_module
+from torchrl_reg.planning.tensor_simulators import check_index_states
 
-__all__ = ["planner_rng", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
+__all__ = ["planner_rng", "copy_minatar_game", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
 
 
 Seed = int | Sequence[int]
@@ -72,7 +73,7 @@ _IMMUTABLE = (int, float, str, bytes, type(None), np.generic)
 _READ_ONLY = frozenset({"channels", "action_map"})
 
 
-def _copy_minatar_game(game: Any, rng: np.random.RandomState) -> Any:
+def copy_minatar_game(game: Any, rng: np.random.RandomState) -> Any:
     """A copy of a MinAtar game object whose random stream is ``rng``: the game
     ``copy.deepcopy(game, {id(game.random): rng})`` gives, at a fraction of its cost.
 
@@ -87,7 +88,7 @@ def _copy_minatar_game(game: Any, rng: np.random.RandomState) -> Any:
 
 
 def _copy_by_kind(game: Any, rng: np.random.RandomState) -> Any | None:
-    """:func:`_copy_minatar_game`'s copy by attribute kind; None where the game has something else."""
+    """:func:`copy_minatar_game`'s copy by attribute kind; None where the game has something else."""
     state = dict(vars(game))
     seen: set[int] = set()
     for key, value in state.items():
@@ -146,18 +147,19 @@ class SnapshotStore(ABC):
     def _handles(self, handles: list[int]) -> torch.Tensor:
         return torch.tensor(handles, dtype=torch.long, device=self.device).unsqueeze(-1)
 
-    def _snapshots(self, state: torch.Tensor) -> list[_Snapshot]:
-        if state.dim() != 2 or state.shape[1] != 1:
-            raise ValueError(f"{type(self).__name__} states are handles of shape [B, 1], got shape {tuple(state.shape)}")
-        handles = state[:, 0].tolist()
+    def check_states(self, state: torch.Tensor) -> None:
+        """Refuse anything but handles ``[B, 1]`` (int64) of snapshots in the store."""
         size = len(self._store)
-        bad = [h for h in handles if not 0 <= h < size]
-        if bad:
-            raise ValueError(
-                f"handles {bad[:5]} are not in the store of {size} snapshots (root() and roots() clear it: "
-                "a handle from before them is stale)"
-            )
-        return [self._store[h] for h in handles]
+        if not size:
+            raise ValueError(f"{type(self).__name__}'s store is empty: take the roots from root() or roots()")
+        try:
+            check_index_states(self, state, [("handle", 0, size - 1)])
+        except ValueError as err:
+            raise ValueError(f"{err} (root() and roots() clear the store: a handle from before them is stale)") from None
+
+    def _snapshots(self, state: torch.Tensor) -> list[_Snapshot]:
+        self.check_states(state)
+        return [self._store[h] for h in state[:, 0].tolist()]
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step each row's snapshot by its action (a Python loop over the B rows); ``(handles, reward, done)``."""
@@ -194,21 +196,38 @@ class BatchedMinAtar(SnapshotStore):
         sticky_action_prob: the probability that a step repeats the last action, as in the real envs
             (:meth:`roots` refuses an env with another one).
         seed: the planner's seed of :meth:`root`'s new games.
+        model: what :meth:`roots` gives the search of the real envs' futures. ``"determinized"`` (default): a
+            fresh stream per root from the planner's seed, one sampled future per search (module docstring).
+            ``"oracle"``, a diagnostic and not a planner: the real env's own stream, copied, so that the model's
+            future is the real one for the same actions (sticky actions and spawns included); no agent can
+            read the env's stream, so only a study of how much the model costs uses it. It needs the real game
+            and its sticky actions on one stream, as ``minatar.Environment.seed`` sets them.
     """
 
-    def __init__(self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, device: str | torch.device = "cpu"):
+    MODELS = ("determinized", "oracle")
+
+    def __init__(
+        self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, model: str = "determinized",
+        device: str | torch.device = "cpu",
+    ):
         import minatar
 
+        if model not in self.MODELS:
+            reason = " (fresh outcomes at every visit need chance nodes, which TreeSearch keeps)" if model == "sampled" else ""
+            raise ValueError(f"BatchedMinAtar models {self.MODELS}, got model={model!r}{reason}")
         super().__init__(device=device)
+        self.model = model
         self.game = minatar_module(game)
         self.env = minatar.Environment(self.game, sticky_action_prob=sticky_action_prob)
         self.num_actions = int(self.env.num_actions())
         self.seed = seed
-        # the working stream: every restore loads a snapshot's state into it
-        self._rng = planner_rng(seed, 0)
+        # the working stream: every restore loads a snapshot's state into it (the oracle's are minatar's MT19937 ones)
+        self._rng = planner_rng(seed, 0) if model == "determinized" else np.random.RandomState()
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
+        if self.model == "oracle":
+            raise ValueError("the oracle model copies the streams of real envs: take its roots from roots(envs, seed)")
         self.clear()
         handles = []
         for row in range(batch_size):
@@ -219,19 +238,20 @@ class BatchedMinAtar(SnapshotStore):
         return self._handles(handles)
 
     def roots(self, envs: Sequence[Any], seed: Seed) -> torch.Tensor:
-        """Handles ``[len(envs), 1]`` of the real envs' current games with fresh streams :func:`planner_rng` ``(seed, b)``.
+        """Handles ``[len(envs), 1]`` of the real envs' current games with fresh streams :func:`planner_rng` ``(seed, b)``
+        (with ``model="oracle"``: copies of their own streams, ``seed`` unused).
 
         ``envs``: ``minatar.Environment`` objects, gymnasium ``MinAtar/*`` envs or
         :class:`~torchrl_reg.planning.simulators.MinAtarSimulator` objects. The games are copied (the
-        real envs are not changed, and their random streams are neither copied nor shared); the store
-        is cleared first. The caller varies ``seed`` from move to move, so each search draws anew.
+        real envs are not changed, and their random streams are neither shared nor, but for the oracle,
+        copied); the store is cleared first. The caller varies ``seed`` from move to move, so each search draws anew.
         """
         self.clear()
         handles = []
         for row, env in enumerate(envs):
             real = self._environment(env, row)
-            rng = planner_rng(seed, row)
-            # the real stream is mapped to the fresh one: deepcopy never copies it
+            rng = planner_rng(seed, row) if self.model == "determinized" else _own_stream(real, row)
+            # the real stream is mapped to the root's: deepcopy never copies it
             game = copy.deepcopy(real.env, {id(real.env.random): rng, id(real.random): rng})
             handles.append(self._add(self._snapshot(game, rng, real.last_action)))
         return self._handles(handles)
@@ -258,10 +278,20 @@ class BatchedMinAtar(SnapshotStore):
         env, rng = self.env, self._rng
         rng.set_state(snapshot.rng)
         # the stored game's stream (whichever RandomState it points at) becomes the working one, uncopied
-        game = _copy_minatar_game(snapshot.game, rng)
+        game = copy_minatar_game(snapshot.game, rng)
         env.env, env.random, env.last_action = game, rng, snapshot.last_action
         reward, _ = env.act(action)
         return self._snapshot(game, rng, env.last_action), float(reward)
+
+
+def _own_stream(real: Any, row: int) -> np.random.RandomState:
+    """A copy of the real MinAtar env's stream (the oracle model), refused unless its game draws from it too."""
+    if real.env.random is not real.random:
+        raise ValueError(
+            f"envs[{row}]: the oracle model needs the real game and its sticky actions on one stream "
+            "(minatar.Environment.seed(s) sets both)"
+        )
+    return copy.deepcopy(real.random)
 
 
 class BatchedALE(SnapshotStore):

@@ -13,33 +13,104 @@ each simulation). Tasks (:data:`TASKS`):
   frame by :class:`~torchrl_reg.planning.simulators.ALESimulator` from its stream seeded by the episode's
   seed, on an emulator whose own sticky actions are off); no success return.
 
-In MinAtar and ALE the search does not see the env's random stream (``include_rng=False``): it
-must not foresee the real step's spawns and sticky actions.
+**The model a planner plans in** (:data:`MODELS`) matters where the task is stochastic (MinAtar's spawns,
+sticky actions); on the deterministic D-chain and FrozenLake the three are the task itself:
 
-:func:`make_tensor_task` and :func:`tensor_roots` give the batched search
-(:class:`~torchrl_reg.planning.batched.BatchedTreeSearch`) its model of the tasks in
-:data:`TENSOR_TASKS` and the roots of several episodes' envs at once: the D-chain position and the
-FrozenLake cell as tensors, MinAtar's games as handles of
-:class:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar` with fresh streams (a
-determinization, as the single-tree search's ``include_rng=False`` keeps the real stream out).
+* ``sampled`` - fresh outcomes at every chance visit: the search steps a copy of the env whose random stream
+  goes on across simulations (``include_rng=False``), and :class:`~torchrl_reg.planning.search.TreeSearch` keys
+  an edge's outcomes by the state they lead to (chance nodes). The batched search keeps one child per edge, so
+  it cannot plan in it on a stochastic task.
+* ``determinized`` - one sampled future per move: the root is the env's state with a fresh stream
+  (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` of the planner's seed and the move), replayed
+  by every simulation, so an action always leads to one next state (Xiao et al., NeurIPS 2019, Sec. 5 searched
+  Atari this way).
+* ``oracle`` - a diagnostic, not a planner: the root carries a copy of the env's own stream, so the model's future
+  is the real one for the same actions. No agent can read its env's stream; it measures what the model costs.
+
+:func:`model_simulator` is the simulator a ``TreeSearch`` plans in at one move; :func:`make_tensor_task` and
+:func:`tensor_roots` give the batched search its model of the tasks in :data:`TENSOR_TASKS` and the roots of
+several episodes' envs at once (the D-chain position and the FrozenLake cell as tensors, MinAtar's games as
+handles of :class:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar`). :func:`check_model` says which
+model each loop plans in on which task, and why not where it does not.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from torchrl_reg.planning.simulators import ALESimulator, DChain, FrozenLakeSimulator, MinAtarSimulator, Simulator, minatar_module
-from torchrl_reg.planning.snapshot_simulators import BatchedMinAtar
+from torchrl_reg.planning.snapshot_simulators import BatchedMinAtar, Seed, planner_rng
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator
 
-__all__ = ["TASKS", "TENSOR_TASKS", "make_task", "make_tensor_task", "minatar_module", "tensor_roots"]
+__all__ = [
+    "MODELS", "TASKS", "TENSOR_TASKS", "batched_models", "check_model", "make_task", "make_tensor_task", "minatar_module", "model_simulator",
+    "tensor_roots",
+]
 
 #: The task names :func:`make_task` builds.
 TASKS = ("dchain", "frozenlake", "minatar", "atari")
 #: The tasks :func:`make_tensor_task` models for the batched search.
 TENSOR_TASKS = ("dchain", "frozenlake", "minatar")
+#: The models a planner plans in (module docstring).
+MODELS = ("sampled", "determinized", "oracle")
+#: The tasks whose env draws at random (the model matters there).
+STOCHASTIC_TASKS = ("minatar", "atari")
+
+
+def batched_models(task: str, model: str) -> bool:
+    """Whether :class:`~torchrl_reg.planning.batched.BatchedTreeSearch` plans in ``model`` on ``task`` (:func:`check_model`)."""
+    try:
+        check_model(task, model, batched=True)
+    except ValueError:
+        return False
+    return True
+
+
+def check_model(task: str, model: str, *, batched: bool) -> None:
+    """Refuse a ``model`` (one of :data:`MODELS`) that the loop (``batched``: :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`,
+    else :class:`~torchrl_reg.planning.search.TreeSearch`) cannot plan in on ``task``, saying why."""
+    if model not in MODELS:
+        raise ValueError(f"the model must be one of {MODELS}, got {model!r}")
+    if task not in TASKS:
+        raise ValueError(f"task name must be one of {list(TASKS)}, got {task!r}")
+    if batched and task not in TENSOR_TASKS:
+        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {task!r}")
+    if task not in STOCHASTIC_TASKS:
+        return  # the task itself: every model is exact
+    if batched and model == "sampled":
+        raise ValueError(
+            f"the batched search keeps one child per edge, so it cannot plan in the sampled model of {task} (fresh outcomes "
+            "at every chance visit need chance nodes): plan in it one episode at a time (TreeSearch), or in the determinized model"
+        )
+    if task == "atari" and model != "sampled":
+        raise ValueError(f"the {model} model of atari is not built (ALE's snapshot store has no task here): use the sampled model")
+
+
+def model_simulator(sim: Simulator, model: str, seed: Seed) -> Simulator:
+    """The simulator a :class:`~torchrl_reg.planning.search.TreeSearch` plans in at one move of the episode whose env is
+    ``sim`` (from :func:`make_task`), under ``model`` (module docstring). ``sampled``, and any model of a
+    deterministic env: ``sim`` itself (the search restores its state after each simulation). ``determinized`` and
+    ``oracle`` on MinAtar: a copy of the env's game at its current state with the stream
+    :func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` ``(seed, 0)``, or a copy of its own stream, saved
+    with the state (``include_rng=True``) so that every simulation replays it."""
+    if model not in MODELS:
+        raise ValueError(f"the model must be one of {MODELS}, got {model!r}")
+    if model == "sampled" or getattr(sim, "deterministic", False):
+        return sim
+    if not isinstance(sim, MinAtarSimulator):
+        raise ValueError(f"the {model} model is built for MinAtar (and the deterministic tasks), got {type(sim).__name__}")
+    real = sim.env
+    if model == "determinized":
+        rng = planner_rng(seed, 0)
+    else:
+        if real.env.random is not real.random:
+            raise ValueError("the oracle model needs the real game and its sticky actions on one stream (minatar.Environment.seed)")
+        rng = copy.deepcopy(real.random)
+    # the real stream is mapped to the model's: deepcopy never copies it
+    return MinAtarSimulator(copy.deepcopy(real, {id(real.random): rng, id(real.env.random): rng}), include_rng=True)
 
 
 def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
@@ -74,24 +145,23 @@ def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
     return ALESimulator(ale, cfg.frame_skip, sticky_action_prob=cfg.sticky_action_prob, include_rng=False, seed=seed), None
 
 
-def make_tensor_task(cfg: Any, sim: Simulator, seed: int) -> TensorSimulator:
+def make_tensor_task(cfg: Any, sim: Simulator, seed: int, model: str = "determinized") -> TensorSimulator:
     """The batched search's model of task ``cfg`` (one of :data:`TENSOR_TASKS`), ``sim`` one of its episodes'
     envs from :func:`make_task` (FrozenLake's transition table is read from it); ``seed`` seeds MinAtar's
     :meth:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar.root` (the roots of a loop come from
-    :func:`tensor_roots`)."""
-    if cfg.name not in TENSOR_TASKS:
-        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {cfg.name!r}")
+    :func:`tensor_roots`); ``model`` as :func:`check_model` allows it."""
+    check_model(cfg.name, model, batched=True)
     if cfg.name == "dchain":
         return TensorDChain(cfg.length, cfg.final_reward)
     if cfg.name == "frozenlake":
         return TensorFrozenLake(sim.env)
-    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed)
+    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed, model=model)
 
 
 def tensor_roots(model: TensorSimulator, sims: Sequence[Simulator], seed: Sequence[int]) -> torch.Tensor:
     """The states ``[len(sims), *S]`` of ``model`` (from :func:`make_tensor_task`) where the episodes' envs ``sims``
-    are now. MinAtar's roots copy the games with fresh streams from ``seed`` (e.g. (group seed, move)): the
-    store of earlier roots is cleared."""
+    are now. MinAtar's roots copy the games with fresh streams from ``seed`` (e.g. (group seed, move)), or their own
+    under the oracle model: the store of earlier roots is cleared."""
     if isinstance(model, TensorDChain):
         return torch.tensor([[sim.state] for sim in sims], dtype=torch.long, device=model.device)
     if isinstance(model, TensorFrozenLake):

@@ -27,7 +27,7 @@ import torch
 
 from torchrl_reg.planning.simulators import DChain, FrozenLakeSimulator, SyntheticTree
 
-__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorFrozenLake"]
+__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorFrozenLake", "check_index_states"]
 
 
 @runtime_checkable
@@ -35,6 +35,8 @@ class TensorSimulator(Protocol):
     """What the batched search needs: ``num_actions``, ``root(batch_size)`` and a pure ``step``.
 
     ``observation(state)`` (the network's input for a batch of states) is needed by network leaves only.
+    ``check_states(state)``, where given, refuses a tensor that is not a batch of the model's states (shape,
+    dtype, range); the batched search calls it on its roots before anything runs.
     Optional flags: ``deterministic`` (one next state per (state, action); the batched search needs it,
     default True) and ``deterministic_rewards`` (one reward too, default False: with it the search steps
     each edge once and replays it, and ``step`` must accept any subset of the rows' states).
@@ -45,6 +47,25 @@ class TensorSimulator(Protocol):
     def root(self, batch_size: int) -> torch.Tensor: ...
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+def check_index_states(owner: object, state: object, columns: Sequence[tuple[str, int, int]]) -> None:
+    """Refuse ``state`` unless it is an int64 tensor ``[B, len(columns)]`` whose column ``j`` lies in ``[low_j, high_j]``
+    (``columns``: ``(name, low, high)``); the error names ``owner``'s expected shape and ranges and the bad value."""
+    name = type(owner).__name__
+    shown = ", ".join(f"{what} in {low}..{high}" for what, low, high in columns)
+    expected = f"{name} states are int64 tensors of shape [B, {len(columns)}] ({shown})"
+    if not isinstance(state, torch.Tensor):
+        raise TypeError(f"{expected}; got {type(state).__name__}")
+    if state.dim() != 2 or state.shape[1] != len(columns) or state.shape[0] < 1:
+        raise ValueError(f"{expected}; got shape {tuple(state.shape)}")
+    if state.dtype != torch.long:
+        raise ValueError(f"{expected}; got dtype {state.dtype}")
+    for j, (what, low, high) in enumerate(columns):
+        bad = (state[:, j] < low) | (state[:, j] > high)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0, 0])
+            raise ValueError(f"{expected}; row {row} has {what}={int(state[row, j])}")
 
 
 class TensorDChain:
@@ -72,6 +93,10 @@ class TensorDChain:
     def observation(self, state: torch.Tensor) -> torch.Tensor:
         """The chain position ``[B, 1]``, what :class:`DChain` observes."""
         return state
+
+    def check_states(self, state: torch.Tensor) -> None:
+        """Refuse anything but chain positions ``[B, 1]`` (int64) in ``0 .. D - 1``."""
+        check_index_states(self, state, [("position", 0, self.length - 1)])
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         d, i = self.length, state[:, 0]
@@ -130,6 +155,19 @@ class TensorSyntheticTree:
     def observation(self, state: torch.Tensor) -> torch.Tensor:
         """The node id ``[B, 1]``, what :class:`SyntheticTree` observes."""
         return state[:, 1:2]
+
+    def check_states(self, state: torch.Tensor) -> None:
+        """Refuse anything but (instance, node id, level) rows ``[B, 3]`` (int64) of these trees, each node at its level."""
+        k = self.num_actions
+        check_index_states(self, state, [
+            ("instance", 0, self.instances - 1), ("node", 0, self.nodes_per_instance - 1), ("level", 0, self.depth),
+        ])
+        # node ids of level l are (k^l - 1) / (k - 1) .. (k^(l+1) - 1) / (k - 1) - 1 (breadth first)
+        first = (k ** state[:, 2] - 1) // (k - 1)
+        wrong = (state[:, 1] < first) | (state[:, 1] >= first + k ** state[:, 2])
+        if bool(wrong.any()):
+            row = int(wrong.nonzero()[0, 0])
+            raise ValueError(f"TensorSyntheticTree: row {row} has node {int(state[row, 1])}, which is not on level {int(state[row, 2])}")
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inst, node, level = state.unbind(-1)
@@ -206,6 +244,10 @@ class TensorFrozenLake:
     def observation(self, state: torch.Tensor) -> torch.Tensor:
         """The cell ``[B, 1]``, what :class:`FrozenLakeSimulator` observes."""
         return state
+
+    def check_states(self, state: torch.Tensor) -> None:
+        """Refuse anything but cells ``[B, 1]`` (int64) of the map."""
+        check_index_states(self, state, [("cell", 0, self.next_cell.shape[0] - 1)])
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cell = state[:, 0]

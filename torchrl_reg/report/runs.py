@@ -9,6 +9,7 @@ too, with the scheduler log files of their last submission.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Sequence
@@ -22,9 +23,12 @@ from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 from torchrl_reg.report.stats import last_evaluations_mean, normalized_curve_area
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.metrics import read_metric
+from torchrl_reg.run.files import write_atomic
 from torchrl_reg.run.rundir import run_dir_holder
 
 __all__ = ["CURVE_METRICS", "Run", "collect_runs", "method_labels", "read_curve", "write_records"]
+
+logger = logging.getLogger(__name__)
 
 # Config keys that never distinguish methods: where a run lives, how it logs, which seed it used.
 IGNORED_PREFIXES = ("run_dir", "seed", "device", "logger.", "num_threads", "compile")
@@ -134,7 +138,14 @@ def _records_under(root: Path, skip: set[Path] = frozenset()) -> list[Run]:
     )
     runs = []
     for path in paths:
-        record = read_record(path)
+        try:
+            record = read_record(path)
+        except ValueError as err:
+            if path == root:
+                raise  # named on the command line: not a stray file
+            # A stray file under the tree (a half-written download, an editor's backup) is not a run record.
+            logger.warning("skipping %s: %s", path, err)
+            continue
         if record is not None:
             runs.append(_run_of_record(path, record))
     return runs
@@ -340,6 +351,6 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
         path = out / f"{_slug(label)}_{_slug(env)}_seed{seed}.json"
         if path in written:
             raise ValueError(f"two runs would both be written to {path}: give them distinct method labels")
-        path.write_text(json.dumps(record, indent=1, default=float) + "\n")
+        write_atomic(path, json.dumps(record, indent=1, default=float) + "\n")
         written.append(path)
     return written

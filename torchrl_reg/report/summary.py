@@ -8,8 +8,10 @@ out of every number and listed with their log files.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -36,6 +38,7 @@ from torchrl_reg.report.stats import (
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
 )
+from torchrl_reg.run.files import check_components, write_atomic
 
 __all__ = ["make_report", "normalize"]
 
@@ -65,7 +68,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "env"
 
 
-def _plot_curves(path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int) -> None:
+def _plot_curves(
+    path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int, root: Path
+) -> None:
     """IQM over runs per method, with a 95% bootstrap band, on a common frame grid."""
     import matplotlib
 
@@ -99,11 +104,10 @@ def _plot_curves(path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save_figure(fig, path, root)
 
 
-def _plot_aggregate(path: Path, aggregate: dict[str, dict[str, list[float]]]) -> None:
+def _plot_aggregate(path: Path, aggregate: dict[str, dict[str, list[float]]], root: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,8 +125,28 @@ def _plot_aggregate(path: Path, aggregate: dict[str, dict[str, list[float]]]) ->
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("normalized scores, 95% stratified bootstrap CIs", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    _save_figure(fig, path, root)
+
+
+def _save_figure(fig: Any, path: Path, root: Path) -> None:
+    """The figure as a PNG at ``path`` (no symlink followed; see :func:`make_report`), then closed."""
+    import matplotlib.pyplot as plt
+
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
+    write_atomic(path, image.getvalue(), root=root)
+
+
+def _output_root(paths: Sequence[str | Path], out_dir: Path) -> Path:
+    """Where the report's output folder stops being the user's choice: an input folder it lies in (the
+    default ``<RUN_DIR>/report``, inside the data, whose folders may not be symlinks), else ``out_dir``.
+    Compared as written, symlinks not followed (a symlinked ``report`` must not move the outputs)."""
+    for p in paths:
+        folder = Path(os.path.abspath(p))
+        if folder.is_dir() and out_dir.is_relative_to(folder):
+            return folder
+    return out_dir
 
 
 def make_report(
@@ -140,7 +164,10 @@ def make_report(
 ) -> dict[str, Any]:
     """Write ``summary.md``, ``results.json`` and the PNG plots to ``out_dir``; returns the results."""
     runs = collect_runs(paths)
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))
+    # The outputs go inside the data by default (<RUN_DIR>/report): no symlink there may take them elsewhere.
+    root = _output_root(paths, out_dir)
+    check_components(root, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = method_labels(runs, env_key, method_keys)
 
@@ -223,10 +250,10 @@ def make_report(
                 curves.setdefault(m, []).append(read_curve(r, curve))
         if any(len(x) for runs_ in curves.values() for x, _ in runs_):
             name = f"curves_{_slug(env)}.png"
-            _plot_curves(out_dir / name, env, curves, curve, curve_reps)
+            _plot_curves(out_dir / name, env, curves, curve, curve_reps, root)
             curve_files[env] = name
     if aggregate:
-        _plot_aggregate(out_dir / "aggregate.png", aggregate)
+        _plot_aggregate(out_dir / "aggregate.png", aggregate, root)
 
     results = {
         "command": command,
@@ -247,8 +274,8 @@ def make_report(
         "missing_or_failed": problems,
         "bootstrap_reps": reps,
     }
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
-    (out_dir / "summary.md").write_text(_markdown(results, methods, envs))
+    write_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=float) + "\n", root=root)
+    write_atomic(out_dir / "summary.md", _markdown(results, methods, envs), root=root)
     return results
 
 

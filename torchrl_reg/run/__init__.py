@@ -4,6 +4,7 @@
   :func:`start_process` (the same and the device);
 * :mod:`~torchrl_reg.run.rundir`: the run directory, its lock, and the checks of a resume against the stored config;
 * :mod:`~torchrl_reg.run.checkpoint`: atomic, checksummed, plain-data checkpoints (the envs' part: :mod:`torchrl_reg.envs.state`);
+* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory created without following a symlink, a full disk named;
 * :mod:`~torchrl_reg.run.stop`: the cooperative stop flag and the signals that set it;
 * :mod:`~torchrl_reg.run.evaluation`: greedy evaluation episodes;
 * :mod:`~torchrl_reg.run.logs` (TorchRL logger, CSV files), :mod:`~torchrl_reg.run.episodes` (training returns),
@@ -73,19 +74,23 @@ from __future__ import annotations
 
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
     CheckpointError,
+    ConfigMismatchError,
     UntrustedCheckpointError,
     collector_state,
     has_checkpoint,
     load_checkpoint,
     load_collector_state,
     load_replay_buffer_state,
+    read_checkpoint,
     replay_buffer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from torchrl_reg.run.contract import Run, RunState
+from torchrl_reg.run.files import DiskFullError, SymlinkRefused
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import deterministic_actor, evaluate
 from torchrl_reg.run.logs import make_logger, truncate_csv_logs
@@ -108,7 +113,10 @@ from torchrl_reg.run.stop import (
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "CONFIG_DIGEST_KEY",
     "CheckpointError",
+    "ConfigMismatchError",
+    "DiskFullError",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_RESUMABLE",
     "EpisodeTracker",
@@ -117,6 +125,7 @@ __all__ = [
     "Run",
     "RunDirLocked",
     "RunState",
+    "SymlinkRefused",
     "UntrustedCheckpointError",
     "check_finite_rewards",
     "clear_stop",
@@ -136,6 +145,7 @@ __all__ = [
     "open_run_dir",
     "plot_learning_curve",
     "read_metric",
+    "read_checkpoint",
     "replay_buffer_state",
     "report_summary",
     "request_stop",

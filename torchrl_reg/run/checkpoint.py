@@ -14,11 +14,14 @@ follow it, written in the same atomic write as the checkpoint. :func:`load_check
 it before unpickling anything, so a corrupted file (random bytes, a single flipped bit, a
 truncated or zeroed block) is reported as corruption, never as a crafted file, and never loads
 as a slightly different state. Files written before checksums existed (a bare ``torch.save`` zip)
-still load, unverified, with a warning saying so.
+still load, unverified, with a warning saying that they are trusted as they are; beside a file that
+has the header, such a file is refused (nothing this version writes lacks it).
 
-The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint that cannot be read
-(truncated, corrupted on disk) is reported by name and the previous one is used instead, with a
-message saying so.
+The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint of the caller's own run
+that cannot be read (truncated, corrupted on disk) is reported by name and the previous one is used
+instead, with a message saying so (:func:`load_checkpoint`); a checkpoint that names another config
+(:data:`CONFIG_DIGEST_KEY`) is refused. Another run's checkpoint is read with :func:`read_checkpoint`,
+which renames, writes and falls back to nothing.
 """
 from __future__ import annotations
 
@@ -39,15 +42,19 @@ from torchrl.data import ReplayBuffer
 
 from torchrl_reg.envs.state import get_env_state, set_env_state
 from torchrl_reg.plain_state import check_plain
+from torchrl_reg.run.files import SymlinkRefused, atomic_writer, hard_link
 
 __all__ = [
     "CHECKPOINT_NAME",
     "PREVIOUS_CHECKPOINT_NAME",
+    "CONFIG_DIGEST_KEY",
     "CheckpointError",
+    "ConfigMismatchError",
     "UntrustedCheckpointError",
     "has_checkpoint",
     "save_checkpoint",
     "load_checkpoint",
+    "read_checkpoint",
     "replay_buffer_state",
     "load_replay_buffer_state",
     "rng_state",
@@ -64,6 +71,8 @@ MAGIC = b"TRLRCKP1"
 _HEADER_SIZE = len(MAGIC) + hashlib.sha256().digest_size
 # What a bare ``torch.save`` file (a zip archive) starts with: a checkpoint written before checksums.
 _ZIP_MAGIC = b"PK\x03\x04"
+#: The checkpoint entry naming its run's config (:func:`~torchrl_reg.run.rundir.config_digest`).
+CONFIG_DIGEST_KEY = "config_digest"
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +85,10 @@ class UntrustedCheckpointError(CheckpointError):
     """A checkpoint holding something other than plain data: refused, never loaded or fallen back from."""
 
 
+class ConfigMismatchError(CheckpointError):
+    """A valid checkpoint of another config (another run's, copied in): refused, never fallen back from."""
+
+
 def _previous(path: Path) -> Path:
     return path.with_name(PREVIOUS_CHECKPOINT_NAME) if path.name == CHECKPOINT_NAME else path.with_name(path.name + ".prev")
 
@@ -83,14 +96,6 @@ def _previous(path: Path) -> Path:
 def has_checkpoint(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds a checkpoint to resume from (``checkpoint.pt`` or the previous one)."""
     return (Path(run_dir) / CHECKPOINT_NAME).exists() or (Path(run_dir) / PREVIOUS_CHECKPOINT_NAME).exists()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _HashingWriter:
@@ -108,6 +113,17 @@ class _HashingWriter:
         self.file.flush()
 
 
+def _tensor_bytes(state: Any) -> int:
+    """The bytes of every tensor in ``state``: about what its file needs (the rest is a small index)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_tensor_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in state)
+    return 0
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``path`` atomically: a crash mid-write leaves the previous checkpoint intact.
 
@@ -116,43 +132,58 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     written, so nothing is read back). The data is synced to disk before the rename makes it the
     checkpoint, and the directory after it, so that a machine that loses power (a preempted node)
     cannot keep a renamed empty file. The checkpoint it replaces becomes ``checkpoint.prev.pt`` (a
-    hard link, so ``path`` always exists).
+    hard link, so ``path`` always exists). No symlink is followed (:mod:`torchrl_reg.run.files`); a full
+    disk raises :class:`~torchrl_reg.run.files.DiskFullError` naming the file and the space it needs, and
+    removes the partial ``checkpoint.pt.tmp``.
     """
     check_plain(state, "checkpoint")
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_writer(path, fsync=True, needed=_HEADER_SIZE + _tensor_bytes(state)) as f:
         f.write(bytes(_HEADER_SIZE))  # the header's place; its digest is known once the payload is written
         writer = _HashingWriter(f)
         torch.save(state, writer)
         f.seek(0)
         f.write(MAGIC + writer.sha256.digest())
-        f.flush()
-        os.fsync(f.fileno())
-    if path.exists():
-        previous, link = _previous(path), _previous(path).with_name(_previous(path).name + ".tmp")
-        link.unlink(missing_ok=True)
-        try:
-            os.link(path, link)
-        except OSError:  # a filesystem without hard links: keep no previous checkpoint rather than copy GBs
-            pass
-        else:
-            os.replace(link, previous)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+        if path.exists():
+            try:
+                hard_link(path, _previous(path))
+            except SymlinkRefused:
+                raise
+            except OSError:  # a filesystem without hard links: keep no previous checkpoint rather than copy GBs
+                pass
 
 
-def _verified_payload(path: Path) -> Any:
+def _has_header(path: Path) -> bool:
+    """Whether ``path`` starts with :data:`MAGIC` (a checkpoint that carries its checksum)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _verified_payload(path: Path, sibling: Path | None) -> Any:
     """``path`` opened at its ``torch.save`` payload, after checking the header's SHA-256 against it.
 
     Raises :class:`CheckpointError` (corrupt) for a file whose digest does not match or that is
-    neither a checkpoint nor a pre-checksum ``torch.save`` zip; the latter loads unverified, with a warning.
+    neither a checkpoint nor a pre-checksum ``torch.save`` zip. A file without the header (written before
+    checkpoints had one) is refused when ``sibling`` (the other checkpoint of its directory) has one:
+    nothing this version writes lacks it, so such a file is damaged or substituted. Otherwise it loads
+    unverified, with a warning that says it is trusted as it is.
     """
     f = open(path, "rb")
     try:
         header = f.read(_HEADER_SIZE)
         if header.startswith(_ZIP_MAGIC):
-            logger.warning("checkpoint %s was written before checkpoints carried a checksum: loading it unverified", path)
+            if sibling is not None and _has_header(sibling):
+                raise CheckpointError(
+                    f"checkpoint {path} is refused: it carries no checksum while {sibling} beside it does, and every "
+                    "checkpoint this version writes has one (a damaged or substituted file cannot be told from a good one)"
+                )
+            logger.warning(
+                "checkpoint %s carries no checksum (written before checkpoints had one): trusting it unverified, as it "
+                "is; a corruption in it would go unnoticed", path,
+            )
             f.seek(0)
             return f
         if len(header) < _HEADER_SIZE or not header.startswith(MAGIC):
@@ -176,9 +207,9 @@ def _verified_payload(path: Path) -> Any:
         raise
 
 
-def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+def _load(path: Path, map_location: str | torch.device, sibling: Path | None = None) -> dict[str, Any]:
     try:
-        with _verified_payload(path) as f:
+        with _verified_payload(path, sibling) as f:
             state = torch.load(f, map_location=map_location, weights_only=True)
     except CheckpointError:
         raise
@@ -205,39 +236,84 @@ def _load(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     return state
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, plain data only).
+def _check_config_digest(path: Path, state: dict[str, Any], config_digest: str | None) -> dict[str, Any]:
+    if config_digest is None:
+        return state
+    stored = state.get(CONFIG_DIGEST_KEY)
+    if stored is None:
+        logger.warning("checkpoint %s names no config (written before checkpoints did): it is trusted to be this "
+                       "run's", path)
+    elif stored != config_digest:
+        raise ConfigMismatchError(
+            f"checkpoint {path} is refused: it was written by a run of another config (config digest {stored[:16]}... "
+            f"stored in it, {config_digest[:16]}... for this run directory's config), e.g. a checkpoint copied from "
+            "another seed's run; resuming it would continue that run under this one's name. Put back this run's own "
+            "checkpoint, or start over in a new run directory"
+        )
+    return state
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, config_digest: str | None = None
+) -> dict[str, Any]:
+    """Load the checkpoint of the caller's own run directory, written by :func:`save_checkpoint`
+    (``weights_only=True``, plain data only); the caller holds the directory's lock.
 
     A checkpoint holding anything else is refused (:class:`UntrustedCheckpointError`). One that fails
     its checksum or cannot be read (or is missing) while the previous one exists falls back to
     ``checkpoint.prev.pt``, with a warning naming both files; the unreadable file is renamed
     ``<name>.corrupt`` so that the next checkpoint does not rotate it into the previous one's place.
-    Both unusable: :class:`CheckpointError` naming both.
+    Both unusable: :class:`CheckpointError` naming both. ``config_digest`` (the run's
+    :func:`~torchrl_reg.run.rundir.config_digest`): a checkpoint that names another config is refused
+    (:class:`ConfigMismatchError`). A checkpoint of a run the caller does not own is read with
+    :func:`read_checkpoint`, which changes nothing.
     """
     path = Path(path)
     previous = _previous(path)
     try:
         if not path.exists() and previous.exists():
             raise CheckpointError(f"checkpoint {path} is missing (the run stopped while replacing it)")
-        return _load(path, map_location)
+        return _check_config_digest(path, _load(path, map_location, previous), config_digest)
     except UntrustedCheckpointError:
+        raise
+    except ConfigMismatchError:
         raise
     except CheckpointError as err:
         if not previous.exists():
             raise CheckpointError(f"{err}; there is no previous checkpoint {previous.name} to fall back to") from err
         try:
-            state = _load(previous, map_location)
+            state = _load(previous, map_location, path if path.exists() else None)
         except CheckpointError as previous_err:
             raise CheckpointError(
                 f"{err}; the previous checkpoint is unusable too: {previous_err}. The run cannot resume: restore "
                 f"either file from a copy, or start over in a new run directory"
             ) from err
+        state = _check_config_digest(previous, state, config_digest)
         if path.exists():
             os.replace(path, path.with_name(path.name + ".corrupt"))
         logger.warning(
             "%s; resuming from the previous checkpoint %s (frame %s) instead", err, previous, state.get("frames", "?")
         )
         return state
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint of a run the caller does not own (another run's network, a shared directory, a
+    run that may be training now): as :func:`load_checkpoint` checks it, but nothing is renamed or
+    written, and nothing is fallen back to. A damaged file raises :class:`CheckpointError` naming it (and
+    the previous checkpoint beside it, which the caller may name instead, an explicit choice)."""
+    path = Path(path)
+    sibling = _previous(path) if path.name == CHECKPOINT_NAME else path.with_name(CHECKPOINT_NAME)
+    if path.name == PREVIOUS_CHECKPOINT_NAME:
+        logger.warning("reading the previous checkpoint %s, as named", path)
+    try:
+        return _load(path, map_location, sibling if sibling.exists() and sibling != path else None)
+    except UntrustedCheckpointError:
+        raise
+    except CheckpointError as err:
+        hint = (f"; its run directory holds the previous checkpoint {_previous(path)}: name that file to use it"
+                if path.name == CHECKPOINT_NAME and _previous(path).exists() else "")
+        raise CheckpointError(f"{err} (read only: nothing was changed in {path.parent}){hint}") from err
 
 
 try:  # TorchRL's C++ extension (prioritized replay's segment trees); built for one torch version, as TorchRL treats it

@@ -24,15 +24,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from omegaconf import OmegaConf
-
-from torchrl_reg.run.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from torchrl_reg.run.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_DIGEST_KEY,
+    has_checkpoint,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from torchrl_reg.run.logs import make_logger, sync_csv_logs, truncate_csv_logs
 from torchrl_reg.run.metrics import write_json
 from torchrl_reg.run.plots import plot_learning_curve
 from torchrl_reg.run.process import open_process
 from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import release_run_dir, released_on_error
+from torchrl_reg.run.rundir import config_digest, release_run_dir, released_on_error, write_config
 from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
 
 __all__ = ["Run", "RunState"]
@@ -95,7 +101,7 @@ class Run:
             return cls(cfg, run_dir, state, **kwargs)
 
     # -- start and resume ---------------------------------------------------------------------------
-    def start(self, map_location: Any = None) -> bool:
+    def start(self, map_location: Any = "cpu") -> bool:
         """Resume the run if its directory holds a checkpoint (:meth:`resume`), else start a clean CSV log; then
         write ``metrics.json`` (running) and the resolved ``config.yaml``, and start the clock. A failure
         releases the directory. Returns whether it resumed."""
@@ -106,15 +112,16 @@ class Run:
             else:
                 truncate_csv_logs(self.run_dir, None)
             self.write_running_metrics()
-            OmegaConf.save(self.cfg, self.run_dir / "config.yaml", resolve=True)
+            write_config(self.run_dir, self.cfg)
         set_loop_active(True)  # from here on, Ctrl-C checkpoints and stops
         self.t_start = time.perf_counter()
         return resumed
 
-    def resume(self, map_location: Any = None) -> None:
+    def resume(self, map_location: Any = "cpu") -> None:
         """Restore the state, the RNGs and the elapsed time from ``<run_dir>/checkpoint.pt`` (a damaged one: the
-        previous, :func:`~torchrl_reg.run.load_checkpoint`), and drop the CSV rows logged after it."""
-        state = load_checkpoint(self.checkpoint_path, map_location=map_location)
+        previous; one of another config: refused, :func:`~torchrl_reg.run.load_checkpoint`), and drop the CSV rows
+        logged after it."""
+        state = load_checkpoint(self.checkpoint_path, map_location=map_location, config_digest=config_digest(self.cfg))
         self.state.load_state_dict(state)
         set_rng_state(state["rng"])
         self.elapsed_before = state["elapsed"]
@@ -137,11 +144,13 @@ class Run:
         })
 
     def checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically (the state, the RNGs, the elapsed time), after the CSV rows it
-        counts as logged are on disk; then the running ``metrics.json``."""
+        """Write ``checkpoint.pt`` atomically (the state, the RNGs, the elapsed time, the digest of the run's config),
+        after the CSV rows it counts as logged are on disk; then the running ``metrics.json``."""
         if self.logger is not None:
             sync_csv_logs(self.logger)
-        save_checkpoint(self.checkpoint_path, {**self.state.state_dict(), "rng": rng_state(), "elapsed": self.elapsed()})
+        save_checkpoint(self.checkpoint_path, {
+            **self.state.state_dict(), "rng": rng_state(), "elapsed": self.elapsed(), CONFIG_DIGEST_KEY: config_digest(self.cfg),
+        })
         self.write_running_metrics()
 
     def log_scalar(self, key: str, value: float, step: int) -> None:

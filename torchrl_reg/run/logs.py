@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from torchrl_reg.run.files import write_atomic
 from torchrl_reg.validation import check_choice
 
 __all__ = ["CSV_DIR", "LOGGER_BACKENDS", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
@@ -72,9 +73,7 @@ def truncate_csv_logs(run_dir: Path, last_step: int | None) -> None:
         if not kept:
             path.unlink()
         elif len(kept) != len(complete) or _partial:
-            tmp = path.with_suffix(".csv.tmp")
-            tmp.write_bytes(b"".join(kept))
-            os.replace(tmp, path)
+            write_atomic(path, b"".join(kept))
 
 
 def sync_csv_logs(logger: Any) -> None:

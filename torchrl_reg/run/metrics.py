@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torchrl_reg.run.episodes import mean_last
+from torchrl_reg.run.files import write_atomic
 
 __all__ = ["RENAMED_METRICS", "read_metric", "report_summary", "return_metrics", "summary_line", "write_json"]
 
@@ -53,16 +53,14 @@ def read_metric(metrics: Mapping[str, Any], name: str) -> Any:
 
 
 def write_json(path: Path, obj: Mapping[str, Any]) -> None:
-    """Write ``obj`` as indented, strict JSON atomically (temp file + ``os.replace``).
+    """Write ``obj`` as indented, strict JSON atomically (temp file + ``os.replace``, no symlink followed).
 
     A value with no number (NaN or infinite: ``train_return_mean`` of a run with no finished episode) is written as
     ``null``: Python's ``NaN`` token is not JSON, and ``jq``, JavaScript or a strict parser refuse the whole file.
     Other objects (numpy or 0-d torch scalars) are written as their ``float``.
     """
     plain = json.loads(json.dumps(obj, default=float))  # every number a Python float or int
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite_or_null(plain), indent=2, sort_keys=True, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(_finite_or_null(plain), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def _finite_or_null(value: Any) -> Any:

@@ -1,11 +1,13 @@
 """``learning_curve.png``: training returns, their moving mean and the greedy evaluations against frames."""
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from torchrl_reg.run.files import write_atomic
 
 __all__ = ["moving_mean_label", "plot_learning_curve"]
 
@@ -62,7 +64,7 @@ def plot_learning_curve(
         side.set_title(label)
         side.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    image = io.BytesIO()
+    fig.savefig(image, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    write_atomic(path, image.getvalue())

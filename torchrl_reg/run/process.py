@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from torchrl_reg.run.rundir import open_run_dir
+from torchrl_reg.run.rundir import open_run_dir, released_on_error
 from torchrl_reg.run.stop import install_stop_signal_handlers
 from torchrl_reg.validation import select_device
 
@@ -22,16 +22,18 @@ def open_process(cfg: DictConfig) -> Path:
     file but the lock (``config.yaml`` is written by :meth:`~torchrl_reg.run.contract.Run.start`, after
     the resume step)."""
     run_dir = open_run_dir(cfg)
-    install_stop_signal_handlers()
-    torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
+    with released_on_error(run_dir):  # a failure here leaves no run.lock behind
+        install_stop_signal_handlers()
+        torch.set_num_threads(cfg.num_threads)
+        seed_everything(cfg.seed)
     return run_dir
 
 
 def start_process(cfg: DictConfig) -> tuple[Path, torch.device]:
     """:func:`open_process` and the device of a training loop (``cfg.device``): ``(run_dir, device)``."""
     run_dir = open_process(cfg)
-    return run_dir, select_device(cfg.device)
+    with released_on_error(run_dir):  # a device this machine lacks leaves no run.lock behind
+        return run_dir, select_device(cfg.device)
 
 
 def seed_everything(seed: int) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.files import SymlinkRefused, refuse_symlinks, write_atomic
 
 __all__ = [
     "LOCK_NAME",
@@ -50,6 +51,8 @@ __all__ = [
     "resolve_run_dir",
     "resume_changes",
     "run_dir_holder",
+    "config_digest",
+    "write_config",
 ]
 
 LOCK_NAME = "run.lock"
@@ -77,9 +80,21 @@ AS_NEW = object()
 #: Config keys added after run directories were written without them, with the value a config that lacks
 #: the key meant: a resume compares the stored config as if it held that value. ``loss.name`` came to the
 #: actor-critic configs when their loop started to read the loss from the config; each actor-critic recipe
-#: offers exactly one loss name (its ``choices``), so a stored config without one ran the name it now gives.
+#: offers exactly one loss name (the one it registers), so a stored config without one ran the name it now gives.
 #: ``planner.batch_episodes`` came to the planning loop with its batched mode; before it, one episode at a time.
-ADDED_KEYS: dict[str, Any] = {"env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1}
+#: ``planner.model`` came with the model knob: a value that depends on the stored config is a function of it.
+ADDED_KEYS: dict[str, Any] = {
+    "env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1,
+    "planner.model": lambda stored: _planner_model_before(stored),
+}
+
+
+def _planner_model_before(stored: Mapping[str, Any]) -> Any:
+    """What a planning config without ``planner.model`` planned in: on MinAtar and Atari one episode at a time searched
+    the sampled model and a batch of episodes the determinized one; on the deterministic tasks every model is the task."""
+    if stored.get("task.name") not in ("minatar", "atari"):
+        return AS_NEW
+    return "determinized" if stored.get("planner.batch_episodes", 1) > 1 else "sampled"
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +218,12 @@ class RunDirLock:
 
     def _acquire_file(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a symlink: the lock file is truncated and written below
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as err:
+                if self.path.is_symlink():
+                    raise SymlinkRefused(self.path, self.run_dir) from None
+                raise
             try:
                 holder = self._read_holder(fd)
                 try:
@@ -349,6 +369,9 @@ def open_run_dir(cfg: Any) -> Path:
     written later, by :meth:`~torchrl_reg.run.recipe_run.RecipeRun.start`, once everything is built.
     """
     run_dir = resolve_run_dir(cfg.run_dir)
+    # Before anything is written: a symlink below the directory would take a write of the run elsewhere
+    # (wandb keeps links of its own, inside its folder).
+    refuse_symlinks(run_dir, allow_under=("wandb",))
     lock_run_dir(run_dir)
     with released_on_error(run_dir):
         if has_checkpoint(run_dir):
@@ -407,6 +430,8 @@ def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[st
     for key in sorted(set(old) | set(cur)):
         b = cur.get(key, "<absent>")
         a = old.get(key, ADDED_KEYS.get(key, "<absent>"))
+        if callable(a):
+            a = a(old)
         if a is AS_NEW:
             a = b
         if a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):  # NaN == NaN here
@@ -444,3 +469,24 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
             + f"\nOnly {sorted(RESUMABLE_CHANGES)} may change on resume (collector.total_frames and episodes only upwards); "
             "use a new run directory for another config"
         )
+
+
+def config_digest(cfg: Any) -> str:
+    """The SHA-256 of a run's resolved config, less the keys a resume may change (:data:`RESUMABLE_CHANGES`)
+    and those added after run directories were written without them (:data:`ADDED_KEYS`): what a
+    checkpoint stores to name its run, so that a checkpoint copied from another run (another seed, another
+    method) is refused (:func:`~torchrl_reg.run.checkpoint.load_checkpoint`)."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    kept = {k: v for k, v in _flat(config).items() if k not in RESUMABLE_CHANGES and k not in ADDED_KEYS}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_config(run_dir: str | Path, cfg: Any) -> None:
+    """Write the resolved ``config.yaml`` of a run atomically, following no symlink."""
+    from omegaconf import OmegaConf
+
+    write_atomic(Path(run_dir) / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))

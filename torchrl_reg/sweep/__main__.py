@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from torchrl_reg.run.files import SymlinkRefused
 from torchrl_reg.sweep.cost import cost_summary, estimate_cost
 from torchrl_reg.sweep.launch import (
     SlurmResources,
@@ -19,7 +20,15 @@ from torchrl_reg.sweep.launch import (
     sweep_status,
     unfinished_tasks,
 )
-from torchrl_reg.sweep.spec import Recipe, SpecMethod, SweepError, load_sweep_spec, plan_tasks, select_methods
+from torchrl_reg.sweep.spec import (
+    Recipe,
+    SpecMethod,
+    SweepError,
+    check_recorded_configs,
+    load_sweep_spec,
+    plan_tasks,
+    select_methods,
+)
 from torchrl_reg.sweep.task import SWEEP_FILE, read_sweep_file, sweep_recipe
 
 USAGE = """\
@@ -159,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
                                  "overrides and methods are in the sweep directories")
             todo = []
             for sweep_dir in _sweep_dirs(args.resume):
-                recipe = sweep_recipe(read_sweep_file(sweep_dir), args.recipe).path
+                sweep = read_sweep_file(sweep_dir)
+                recipe = sweep_recipe(sweep, args.recipe)
                 indices, queued = unfinished_tasks(sweep_dir)
+                check_recorded_configs(recipe, [sweep["tasks"][i] for i in indices])  # before anything is submitted
+                recipe = recipe.path
                 if queued:
                     print(
                         f"{len(queued)} unfinished tasks of {sweep_dir} are still queued or running (in SLURM, or a live "
@@ -251,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         if incomplete:
             print(f"continue with: python -m torchrl_reg.sweep --resume {top} --executor local")
         return status
-    except SweepError as err:
+    except (SweepError, SymlinkRefused) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:

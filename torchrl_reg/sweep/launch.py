@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from torchrl_reg.run.checkpoint import has_checkpoint
+from torchrl_reg.run.files import open_file, refuse_symlinks
 from torchrl_reg.run.rundir import run_dir_holder
 from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.resources import PACKAGE_ROOT, SlurmResources
 from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
-from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, write_sweep_file
+from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, sweep_file_lock, write_sweep_file
 
 __all__ = [
     "SlurmResources",
@@ -83,9 +85,10 @@ def create_sweep(
 
 
 def _record_submission(sweep_dir: Path, submission: dict[str, Any]) -> None:
-    sweep = read_sweep_file(sweep_dir)
-    sweep["submissions"].append(submission)
-    write_sweep_file(sweep_dir, sweep)
+    with sweep_file_lock(sweep_dir):  # another --resume may be recording its own submission now
+        sweep = read_sweep_file(sweep_dir)
+        sweep["submissions"].append(submission)
+        write_sweep_file(sweep_dir, sweep)
 
 
 def submit_slurm(
@@ -98,7 +101,10 @@ def submit_slurm(
 
     sweep_dir = Path(sweep_dir).resolve()
     sweep = read_sweep_file(sweep_dir)
-    executor = submitit.SlurmExecutor(folder=sweep_dir / "slurm" / "%j", max_num_timeout=resources.max_timeouts)
+    refuse_symlinks(sweep_dir / "slurm")  # submitit writes its job files and logs there
+    # -P: the job's working directory (where sbatch ran, maybe a downloaded sweep directory) is not put on sys.path
+    executor = submitit.SlurmExecutor(folder=sweep_dir / "slurm" / "%j", max_num_timeout=resources.max_timeouts,
+                                      python=f"{shlex.quote(sys.executable)} -P")
     executor.update_parameters(**resources.executor_parameters(Path(sweep["recipe"]).stem, parallel))
     try:
         with executor.batch():
@@ -155,9 +161,8 @@ def run_local(
     ``nice -n 10 python -m torchrl_reg.sweep ... --executor local`` yields the CPU to the user's other work.
     """
     sweep_dir = Path(sweep_dir).resolve()
-    sweep = read_sweep_file(sweep_dir)
+    sweep = read_sweep_file(sweep_dir)  # refuses a symlinked local/ (check_sweep_links)
     log_dir = sweep_dir / "local"
-    log_dir.mkdir(exist_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     submission = {"executor": "local", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {}}
@@ -186,9 +191,11 @@ def run_local(
             while pending and len(running) < parallel and not stopping:
                 i = pending.pop(0)
                 logs = submission["tasks"][str(i)]
-                with open(logs["stdout"], "a") as out, open(logs["stderr"], "a") as err:
+                with (open_file(logs["stdout"], "ab", root=sweep_dir, create_dirs=True) as out,
+                      open_file(logs["stderr"], "ab", root=sweep_dir, create_dirs=True) as err):
                     running[i] = subprocess.Popen(
-                        [sys.executable, "-u", "-m", "torchrl_reg.sweep.task", str(sweep_dir), str(i),
+                        # -P: the working directory (maybe a downloaded sweep directory) is not put on sys.path
+                        [sys.executable, "-P", "-u", "-m", "torchrl_reg.sweep.task", str(sweep_dir), str(i),
                          *([] if recipe is None else [str(recipe)])],
                         stdout=out,
                         stderr=err,

@@ -24,10 +24,53 @@ from torchrl_reg.configs import recipe_config_path, with_search_path
 from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
 
-__all__ = ["SweepError", "Recipe", "SpecMethod", "Task", "expand_overrides", "load_sweep_spec", "plan_tasks"]
+__all__ = [
+    "SweepError",
+    "Recipe",
+    "SpecMethod",
+    "Task",
+    "check_recorded_configs",
+    "expand_overrides",
+    "load_sweep_spec",
+    "plan_tasks",
+]
 
 # Keys the sweep sets itself, one value per task.
 RESERVED_KEYS = ("run_dir",)
+
+
+class _NameTaken(ImportError):
+    """A module name already bound to another file."""
+
+
+def _import_from_file(name: str, path: Path) -> ModuleType:
+    """The module ``name`` loaded from ``path`` (and, for ``package.module``, the package from the
+    ``__init__.py`` beside it), or the one already imported from that very file; :class:`_NameTaken`
+    when a module of that name was imported from another file."""
+    package, _, _ = name.rpartition(".")
+    if package:
+        _import_from_file(package, path.parent / "__init__.py")
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        origin = getattr(loaded, "__file__", None)
+        if origin is not None and Path(origin).resolve() == path.resolve():
+            return loaded
+        raise _NameTaken(f"{name!r} is already imported from {origin}, not from {path}")
+    is_package = path.name == "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[str(path.parent)] if is_package else None
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    if package:
+        setattr(sys.modules[package], name.rpartition(".")[2], module)
+    return module
 
 
 @dataclass(frozen=True)
@@ -67,52 +110,30 @@ class Recipe:
         return self.path.parent / "conf"
 
     def module(self) -> ModuleType:
-        """Import the script as a module (once per process).
+        """Import the script as a module (once per process), from its file: never through ``sys.path``.
 
-        A recipe of an importable package (``recipes/m_dqn.py`` with the repository root on the path)
-        is imported under its package name, ``recipes.m_dqn``: a second copy of the module would
-        register a second schema class under the same ConfigStore name, and configs composed for one
-        copy would then fail the other's validation. Any other script is loaded from its file, as
-        ``python <script>`` would see it.
+        A recipe of a package (``recipes/m_dqn.py`` beside ``recipes/__init__.py``) is imported under its
+        package name, ``recipes.m_dqn``, the package itself from that ``__init__.py``: a second copy of
+        the module would register a second schema class under the same ConfigStore name, and configs
+        composed for one copy would then fail the other's validation. A ``recipes`` package found first
+        on ``sys.path`` (the working directory's, say a downloaded sweep directory's) is never imported.
+        Any other script (or one whose package name another file already holds) is loaded from its file
+        alone, as ``python <script>`` would see it.
         """
-        packaged = self._package_module()
-        if packaged is not None:
-            module = importlib.import_module(packaged)
-            if not callable(getattr(module, "train", None)):
-                raise SweepError(f"recipe {self.path} defines no train(cfg) function")
-            return module
-        mod_name = f"_torchrl_reg_recipe_{self.name}"
-        if mod_name in sys.modules:
-            return sys.modules[mod_name]
-        # A script run directly has its own directory first on sys.path; keep that true here.
-        if str(self.path.parent) not in sys.path:
-            sys.path.insert(0, str(self.path.parent))
-        spec = importlib.util.spec_from_file_location(mod_name, self.path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[mod_name]
-            raise
+        module = None
+        if (self.path.parent / "__init__.py").is_file():
+            try:
+                module = _import_from_file(f"{self.path.parent.name}.{self.name}", self.path)
+            except _NameTaken:  # a package of that name from elsewhere (another project's recipes/): load the file alone
+                pass
+        if module is None:
+            # A script run directly has its own directory first on sys.path; keep that true here.
+            if str(self.path.parent) not in sys.path:
+                sys.path.insert(0, str(self.path.parent))
+            module = _import_from_file(f"_torchrl_reg_recipe_{self.name}", self.path)
         if not callable(getattr(module, "train", None)):
-            del sys.modules[mod_name]
             raise SweepError(f"recipe {self.path} defines no train(cfg) function")
         return module
-
-    def _package_module(self) -> str | None:
-        """``<package>.<name>`` when that import resolves to this very file, else None."""
-        if not (self.path.parent / "__init__.py").is_file():
-            return None
-        name = f"{self.path.parent.name}.{self.name}"
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            return None
-        if spec is None or spec.origin is None or Path(spec.origin).resolve() != self.path:
-            return None
-        return name
 
     def validate(self, cfg: DictConfig) -> Any:
         """The recipe's ``validate(cfg)``: schema and every range check ``train`` runs before building
@@ -461,3 +482,56 @@ def plan_tasks(recipe: Recipe, overrides: Sequence[str], sweep_dir: str | Path) 
             lines.append(f"{where}: {message}")
         raise SweepError(f"{sum(map(len, failures.values()))} of {len(combos)} tasks are invalid:\n  - " + "\n  - ".join(lines))
     return tasks, swept
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
+def check_recorded_configs(recipe: Recipe, tasks: Sequence[dict[str, Any]]) -> None:
+    """Refuse recorded tasks (``sweep.json``'s, paths absolute) whose config is not what their overrides compose
+    to (composed and validated as :func:`plan_tasks` did, ``run_dir`` set to the task's): a config stripped of
+    keys would train the schema's defaults, an edited one something else, while the task's log names the
+    recorded overrides. Raises :class:`SweepError` naming each task and key."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    recipe.module()  # registers the recipe's schema in Hydra's ConfigStore
+    primary, shared = recipe_config_path(recipe.config_dir, recipe.name)
+    problems: list[str] = []
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(primary), version_base=None):
+            for task in tasks:
+                try:
+                    cfg = compose(config_name=recipe.name, overrides=with_search_path(shared, list(task["overrides"])))
+                    cfg.run_dir = task["run_dir"]
+                    recipe.validate(cfg)
+                    composed = _flat(OmegaConf.to_container(cfg, resolve=True))
+                except Exception as err:  # noqa: BLE001 - Hydra, OmegaConf and validators raise many types
+                    problems.append(f"task {task['index']}: its overrides no longer compose: {_error_message(err)}")
+                    continue
+                recorded = _flat(task["config"])
+                diffs = [
+                    f"config.{key} is {recorded.get(key, '<absent>')!r}, the overrides give {composed.get(key, '<absent>')!r}"
+                    for key in sorted(set(composed) | set(recorded))
+                    if not _same(composed.get(key, "<absent>"), recorded.get(key, "<absent>"))
+                ]
+                if diffs:
+                    more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
+                    problems.append(f"task {task['index']} ({' '.join(task['overrides']) or 'no overrides'}): "
+                                    + "; ".join(diffs[:5]) + more)
+    finally:
+        GlobalHydra.instance().clear()
+    if problems:
+        raise SweepError(
+            "sweep.json records task configs that their overrides do not compose to (a file edited or stripped of keys, "
+            "or a recipe whose config changed since the sweep was made); a task runs its recorded config only when "
+            "the two agree: make a new sweep\n  - " + "\n  - ".join(problems)
+        )

@@ -22,16 +22,20 @@ only set the recipe's stop flag, so the checkpoint is always written from the tr
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from torchrl_reg.run.files import SymlinkRefused, check_components, open_file, write_atomic
 from torchrl_reg.sweep.spec import SweepError
 
 __all__ = [
@@ -42,7 +46,9 @@ __all__ = [
     "PROJECT_RECIPES",
     "read_sweep_file",
     "write_sweep_file",
+    "sweep_file_lock",
     "sweep_recipe",
+    "check_sweep_links",
 ]
 
 SWEEP_FILE = "sweep.json"
@@ -100,6 +106,54 @@ def _map_paths(sweep: dict[str, Any], convert: Callable[[str], str]) -> dict[str
     return sweep
 
 
+def _control_character(text: str) -> str | None:
+    """The first character of ``text`` that would start a new line or drive a terminal in a log, if any."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+
+
+def _interpolations(node: Any, prefix: str = "") -> list[str]:
+    """The keys of ``node`` whose string value holds an OmegaConf interpolation (``${...}``)."""
+    if isinstance(node, dict):
+        return [k for key, value in node.items() for k in _interpolations(value, f"{prefix}{key}.")]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in _interpolations(value, f"{prefix}{i}.")]
+    return [prefix[:-1]] if isinstance(node, str) and "${" in node else []
+
+
+def _text_problems(position: int, task: dict[str, Any]) -> list[str]:
+    """What a task's printed fields and its config may not hold: control characters in its name, run
+    directory and overrides (a newline would put a line of the file's choosing into the task's log), an
+    override that is not one ``key=value`` (Hydra's grammar), and ``${...}`` in its config (the config
+    is stored resolved: an interpolation would be resolved again when the task runs, after the checks
+    of the run directory, e.g. ``run_dir: ${logger.project}``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    problems = []
+    texts = [(key, task.get(key)) for key in ("name", "run_dir")]
+    overrides = task.get("overrides") if isinstance(task.get("overrides"), list) else []
+    texts += [(f"override {i}", o) for i, o in enumerate(overrides)]
+    for what, text in texts:
+        if isinstance(text, str) and (c := _control_character(text)) is not None:
+            problems.append(f"task {position}: {what} {text!r:.80} holds the control character {c!r}")
+    parser = OverridesParser.create()
+    for i, override in enumerate(overrides):
+        if not isinstance(override, str):
+            problems.append(f"task {position}: override {i} must be a key=value string, got {override!r:.60}")
+            continue
+        try:
+            parsed = parser.parse_override(override)
+        except HydraException:
+            parsed = None
+        if parsed is None or parsed.is_sweep_override() or ("=" not in override and not override.startswith("~")):
+            problems.append(f"task {position}: override {override!r:.80} is not one key=value override")
+    if isinstance(task.get("config"), dict):
+        for key in _interpolations(task["config"]):
+            problems.append(f"task {position}: config.{key} holds an interpolation ('${{...}}'); a task's config is "
+                            "stored resolved")
+    return problems
+
+
 def _structure_problems(sweep: Any) -> list[str]:
     """What makes ``sweep`` something other than a sweep file's structure, one line each (empty: none)."""
     if not isinstance(sweep, dict):
@@ -112,6 +166,8 @@ def _structure_problems(sweep: Any) -> list[str]:
         problems.append(f"'recipe' must be a path string, got {sweep['recipe']!r}")
     if not isinstance(sweep["tasks"], list):
         problems.append(f"'tasks' must be a list, got {type(sweep['tasks']).__name__}")
+    elif not sweep["tasks"]:
+        problems.append("'tasks' is empty: a sweep has at least one task")
     else:
         kinds = {"index": int, "name": str, "overrides": list, "run_dir": str, "config": dict}
         for position, task in enumerate(sweep["tasks"]):
@@ -123,6 +179,7 @@ def _structure_problems(sweep: Any) -> list[str]:
                     problems.append(f"task {position}: {key!r} must be a {kind.__name__}, got {task.get(key, '<absent>')!r:.60}")
             if isinstance(task.get("index"), int) and task["index"] != position:
                 problems.append(f"task {position} has index {task['index']}: tasks are stored in index order")
+            problems += _text_problems(position, task)
     if not isinstance(sweep["submissions"], list) or not all(
         isinstance(s, dict) and isinstance(s.get("executor"), str) and isinstance(s.get("tasks"), dict)
         and all(isinstance(info, dict) for info in s["tasks"].values())
@@ -172,7 +229,29 @@ def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
     problems = _escaping_run_dirs(sweep, root)
     if problems:
         raise SweepError(f"{path} is refused: every task's run directory must be inside {root}:\n  - " + "\n  - ".join(problems))
-    return _map_paths(sweep, lambda p: str(root / p) if not Path(p).is_absolute() else p)
+    sweep = _map_paths(sweep, lambda p: str(root / p) if not Path(p).is_absolute() else p)
+    try:
+        check_sweep_links(root, sweep)
+    except SymlinkRefused as err:
+        raise SweepError(f"{path} is refused: {err}") from None
+    return sweep
+
+
+#: What a sweep directory holds besides its tasks' run directories (docs/sweeps.rst).
+SWEEP_ENTRIES = (SWEEP_FILE, SWEEP_FILE + ".tmp", "sweep.lock", "local", "slurm", "report")
+
+
+def check_sweep_links(root: Path, sweep: dict[str, Any]) -> None:
+    """Refuse a symlink at any place of the sweep directory the sweep writes to (its files and folders,
+    each task's run directory and the folders above it), naming it (:class:`~torchrl_reg.run.files.SymlinkRefused`).
+    The inside of each run directory is checked by the run itself when it starts
+    (:func:`~torchrl_reg.run.rundir.open_run_dir`)."""
+    for name in SWEEP_ENTRIES:
+        check_components(root, root / name)
+    for task in sweep["tasks"]:
+        run_dir = Path(task["run_dir"])
+        # stored as an absolute path spelled through another folder: it resolves inside (_escaping_run_dirs)
+        check_components(root, run_dir if run_dir.is_relative_to(root) else run_dir.resolve())
 
 
 def sweep_recipe(sweep: dict[str, Any], named: str | Path | None = None) -> Any:
@@ -210,9 +289,20 @@ def write_sweep_file(sweep_dir: str | Path, sweep: dict[str, Any]) -> None:
         path = Path(p)
         return path.relative_to(root).as_posix() if path.is_absolute() and path.is_relative_to(root) else p
 
-    tmp = root / (SWEEP_FILE + ".tmp")
-    tmp.write_text(json.dumps(_map_paths(sweep, relative), indent=1) + "\n")
-    os.replace(tmp, root / SWEEP_FILE)
+    write_atomic(root / SWEEP_FILE, json.dumps(_map_paths(sweep, relative), indent=1) + "\n")
+
+
+@contextmanager
+def sweep_file_lock(sweep_dir: str | Path) -> Iterator[None]:
+    """Hold ``<sweep_dir>/sweep.lock`` (``flock``, waiting for it) around a read-modify-write of ``sweep.json``:
+    two ``--resume`` at once each append their submission, neither losing the other's."""
+    path = Path(sweep_dir).resolve() / "sweep.lock"
+    with open_file(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _log(message: str) -> None:
@@ -243,7 +333,7 @@ class SweepTask:
 
         from torchrl_reg.run.checkpoint import has_checkpoint
         from torchrl_reg.run.stop import install_stop_signal_handlers
-        from torchrl_reg.sweep.spec import Task
+        from torchrl_reg.sweep.spec import Task, check_recorded_configs
 
         started = time.time()
         # Replaces submitit's handlers (SIGUSR2: requeue from inside the handler, SIGTERM: ignored).
@@ -259,6 +349,7 @@ class SweepTask:
             )
             # A task pickled before tasks carried their recipe has no such attribute.
             recipe = sweep_recipe(sweep, getattr(self, "recipe", None))
+            check_recorded_configs(recipe, [sweep["tasks"][self.index]])
             metrics = recipe.module().train(OmegaConf.create(task.config))
             received = signals.received()
         status = metrics.get("status")

@@ -1,0 +1,223 @@
+"""GPU speed where users run long jobs, side by side on one machine: SAC and MDAC on HalfCheetah-v5 through our
+recipes (``compile=true cuda_graph=true``) against LeanRL's compiled, CUDA-graphed SAC, and M-IQN / M-DQN on
+Atari Breakout with the vector env, with the time of each stage.
+
+Steps per second after warm-up: every program runs twice from the same seed, with ``W`` and ``W + N`` environment
+steps, and ``N / (t2 - t1)`` is its rate: start-up, compilation and graph recording cancel (they happen in both
+runs), and both sides of a comparison are timed the same way. The return reported beside it is each program's
+own mean return of its last training episodes of the longer run.
+
+* ``halfcheetah``: ``recipes/sac.py`` and ``recipes/mdac.py`` on HalfCheetah-v5 (the MuJoCo preset: 2x256 MLPs,
+  batch 256, one update per step after ``learning_starts``), no evaluation, no checkpoints. With ``--leanrl PATH``,
+  LeanRL's ``sac_continuous_action_torchcompile.py`` (pytorch-labs/LeanRL, fetched beside the tree and never part
+  of it) runs as an outside program with ``--env-id HalfCheetah-v5 --total-timesteps T --compile --cudagraphs``,
+  changed in nothing else (so with its own settings: ``learning_starts`` 5000, actor updated twice every second
+  step, critic lr 1e-3), its wandb calls disabled through ``WANDB_MODE=disabled``.
+* ``atari``: ``recipes/m_iqn.py`` and ``recipes/m_dqn.py`` on Breakout with ``env.backend=vector`` (ale-py's C++
+  vector env), ``compile=true cuda_graph=true``, the protocol's update ratio (one update per 4 agent steps, batch
+  32) and ``--atari-envs`` environments; then each stage alone: the emulator (random actions through the vector
+  env), the policy's forward pass on a batch of observations, one replay sample, one graph update.
+
+Writes ``benchmarks/results/gpu/gpu_speed_<device>.json`` and ``.png``; every item records its error instead of
+stopping the others. Budget: under 8 minutes on one H100 with the default sizes.
+
+    python -m benchmarks.gpu_speed --leanrl .gpujob/leanrl/sac_continuous_action_torchcompile.py   # GPU machine
+    python -m benchmarks.gpu_speed --device cpu --tiny                                               # dry run (CI)
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from benchmarks.common import finish_plot
+from benchmarks.gpu_check import Check
+from torchrl_reg.configs import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "recipes" / "conf"
+RESULTS = Path(__file__).parent / "results" / "gpu"
+
+
+def _train_return(metrics: dict[str, Any]) -> float | None:
+    """The run's mean return of its last training episodes, under its current name or the older one."""
+    for key in ("train_return_mean", "final_return"):
+        if metrics.get(key) is not None:
+            return float(metrics[key])
+    return None
+
+
+def _recipe(recipe: str, overrides: list[str], frames: int, device: str, run_dir: Path) -> tuple[float, dict]:
+    """Wall seconds and metrics of one run of ``recipes/<recipe>.py`` in this process."""
+    module = importlib.import_module(f"recipes.{recipe}")
+    cfg = compose_config(CONF, recipe, [
+        *overrides, f"collector.total_frames={frames}", f"device={device}", "eval.episodes=0",
+        "checkpoint.interval=0", "logger.progress_bar=false", f"run_dir={run_dir}",
+    ])
+    t0 = time.perf_counter()
+    metrics = module.train(cfg)
+    return time.perf_counter() - t0, metrics
+
+
+def _rate(run, warmup: int, steps: int) -> tuple[dict, str]:
+    """``run(frames) -> (seconds, train_return)`` at ``warmup`` and ``warmup + steps`` frames: steps/s after warm-up."""
+    t1, _ = run(warmup)
+    t2, ret = run(warmup + steps)
+    rate = steps / (t2 - t1) if t2 > t1 else float("nan")
+    values = {"warmup_steps": warmup, "steps": steps, "seconds_short": t1, "seconds_long": t2,
+              "steps_per_s": rate, "train_return": ret}
+    return values, f"{rate:.1f} env steps/s after {warmup} warm-up steps, train return {ret}"
+
+
+def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
+    env = ["env=pendulum"] if args.tiny else ["env=halfcheetah"]
+    fast = [] if args.device == "cpu" else ["compile=true", "cuda_graph=true"]
+    learning_starts = args.warmup // 2
+    for method in ("sac",) if args.tiny else ("sac", "mdac"):  # the dry run: each code path once
+        overrides = [*env, *fast, "seed=0", f"optim.learning_starts={learning_starts}"]
+
+        def run(frames: int, method: str = method, overrides: list[str] = overrides) -> tuple[float, float | None]:
+            seconds, metrics = _recipe(method, overrides, frames, args.device, tmp / f"{method}_{frames}")
+            return seconds, _train_return(metrics)
+
+        check.item("halfcheetah", f"{method} ({' '.join(fast) or 'eager'})", lambda run=run: _rate(run, args.warmup, args.steps))
+    if args.leanrl:
+        script = Path(args.leanrl).resolve()
+
+        def leanrl(frames: int) -> tuple[float, float | None]:
+            env_id = "Pendulum-v1" if args.tiny else "HalfCheetah-v5"
+            command = [sys.executable, str(script), "--env-id", env_id, "--total-timesteps", str(frames), "--seed", "0"]
+            if args.device != "cpu":
+                command += ["--compile", "--cudagraphs"]
+            else:
+                command += ["--no-cuda"]
+            t0 = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, cwd=tmp,
+                                  env={**os.environ, "WANDB_MODE": "disabled"}, timeout=args.timeout)
+            seconds = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"LeanRL's script exited {done.returncode}: {done.stderr[-1500:]}")
+            returns = re.findall(r"episodic_return=\s*(-?[0-9.]+)", done.stderr + done.stdout)
+            return seconds, float(returns[-1]) if returns else None
+
+        check.item("halfcheetah", "leanrl sac (--compile --cudagraphs)", lambda: _rate(leanrl, args.warmup, args.steps))
+
+
+def _stage_ms(fn, repeats: int, device: str) -> float:
+    for _ in range(min(repeats, 3)):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeats * 1e3
+
+
+def atari(check: Check, args: argparse.Namespace, tmp: Path) -> None:
+    fast = [] if args.device == "cpu" else ["compile=true", "cuda_graph=true"]
+    # The protocol's 16 agent steps per collected batch (one update per 4), or one step per environment if more.
+    base = ["env=atari", "env.name=ALE/Breakout-v5", "env.backend=vector", f"collector.num_envs={args.atari_envs}",
+            f"collector.frames_per_batch={max(16, args.atari_envs)}", "buffer.size=100000", "seed=0",
+            f"optim.learning_starts={args.warmup // 2}"]
+    for recipe in ("m_dqn",) if args.tiny else ("m_iqn", "m_dqn"):  # the dry run: each code path once, cheaply
+        def run(frames: int, recipe: str = recipe) -> tuple[float, float | None]:
+            seconds, metrics = _recipe(recipe, [*base, *fast], frames, args.device, tmp / f"{recipe}_{frames}")
+            return seconds, _train_return(metrics)
+
+        check.item("atari", f"{recipe} ({args.atari_envs} envs, {' '.join(fast) or 'eager'})",
+                   lambda run=run: _rate(run, args.warmup, args.steps))
+
+    def stages() -> tuple[dict, str]:
+        from ale_py.vector_env import AtariVectorEnv
+
+        from benchmarks.gpu_check import _iqn
+        from torchrl_reg.objectives import make_update
+
+        envs = AtariVectorEnv(game="breakout", num_envs=args.atari_envs)
+        envs.reset(seed=0)
+        actions = torch.zeros(args.atari_envs, dtype=torch.int64).numpy()
+        emulator_ms = _stage_ms(lambda: envs.step(actions), 50 if args.tiny else 500, "cpu")
+        envs.close()
+        loss, batch = _iqn(args.device)
+        loss = loss.to(args.device)
+        obs = torch.randint(0, 256, (args.atari_envs, 4, 84, 84), dtype=torch.uint8, device=args.device)
+        observations = TensorDict({"observation": obs}, [args.atari_envs])
+        with torch.no_grad():  # the acting network's forward pass on one observation per environment
+            forward_ms = _stage_ms(lambda: loss.value_network(observations.clone(False)), 20, args.device)
+        update = make_update(loss, torch.optim.Adam(loss.parameters(), lr=5e-5), max_grad_norm=10.0,
+                             compile=bool(fast), cuda_graph=bool(fast))
+        update_ms = _stage_ms(lambda: update(batch.clone(False)), 1 if args.tiny else 100, args.device)
+        per_step = {"emulator": emulator_ms / args.atari_envs, "policy_forward": forward_ms / args.atari_envs,
+                    "update": update_ms / 4}
+        bound = max(per_step, key=per_step.get)
+        values = {"ms_per_vector_step_emulator": emulator_ms, "ms_policy_forward": forward_ms, "ms_per_update": update_ms,
+                  "ms_per_agent_step": per_step, "bound": bound}
+        return values, f"ms per agent step: {', '.join(f'{k} {v:.3f}' for k, v in per_step.items())}; bound: {bound}"
+
+    check.item("atari", "m_iqn stages", stages)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tiny", action="store_true", help="dry run: Pendulum and tiny budgets (the CI test)")
+    parser.add_argument("--leanrl", default=None, help="path to LeanRL's sac_continuous_action_torchcompile.py")
+    parser.add_argument("--sections", nargs="+", default=["halfcheetah", "atari"], choices=["halfcheetah", "atari"])
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 6000; tiny 200)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps after warm-up (default 10000; tiny 100)")
+    parser.add_argument("--atari-envs", type=int, default=16)
+    parser.add_argument("--timeout", type=int, default=240, help="seconds for one outside program's run")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    args.warmup = args.warmup or (200 if args.tiny else 6000)
+    args.steps = args.steps or (100 if args.tiny else 10000)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"gpu_speed_{args.device.replace(':', '')}{'_tiny' if args.tiny else ''}"
+    device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor() or "cpu"
+    record: dict[str, Any] = {
+        "command": "python -m benchmarks.gpu_speed " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "device": args.device, "device_name": device_name, "torch": torch.__version__, "results": [],
+    }
+
+    def save() -> None:
+        record["results"] = check.results
+        (out / f"{name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+    check = Check(on_record=save)
+    with tempfile.TemporaryDirectory() as tmp:
+        for section in args.sections:
+            globals()[section](check, args, Path(tmp))
+    save()
+    rates = [(r["name"], r["steps_per_s"]) for r in check.results if r.get("steps_per_s") is not None]
+    if rates:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(rates), 4))
+        ax.bar(range(len(rates)), [v for _, v in rates], label="steps/s after warm-up")
+        ax.set_xticks(range(len(rates)), [n for n, _ in rates], rotation=20, ha="right", fontsize=7)
+        finish_plot(fig, ax, out / f"{name}.png", ylabel="environment steps/s",
+                    title=f"{device_name}: {args.steps} steps after {args.warmup}")
+    return 0 if all(r["status"] == "ok" for r in check.results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""One factory for both search loops: :func:`make_search` assembles an algorithm's parts
+(:func:`~torchrl_reg.planning.algorithms.parts`) into :class:`~torchrl_reg.planning.search.TreeSearch` (one tree,
+a :class:`~torchrl_reg.planning.simulators.Simulator`) or, with ``batched=True``,
+:class:`~torchrl_reg.planning.batched.BatchedTreeSearch` (B trees, a
+:class:`~torchrl_reg.planning.tensor_simulators.TensorSimulator`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from torchrl_reg.planning.algorithms import parts
+from torchrl_reg.planning.batched import BatchedTreeSearch
+from torchrl_reg.planning.search import TreeSearch
+
+__all__ = ["make_search"]
+
+
+def make_search(
+    algorithm: str,
+    simulator: Any,
+    *,
+    evaluator: Any = None,
+    tau: float | None = None,
+    eps: float | None = None,
+    alpha: float | None = None,
+    beta_0: float | None = None,
+    c: float | None = None,
+    recommend: str | None = None,
+    gamma: float = 1.0,
+    q_init: float = 0.0,
+    seed: int = 0,
+    batched: bool = False,
+    device: str | torch.device | None = None,
+) -> TreeSearch | BatchedTreeSearch:
+    """The search of ``algorithm`` (one of :data:`~torchrl_reg.planning.algorithms.ALGORITHMS`) from its parts.
+
+    ``tau`` is MENTS's temperature, ``alpha`` the search temperature of BTS and DENTS, ``beta_0``
+    DENTS's initial entropy weight, ``eps`` the E2W exploration parameter of all three and ``c``
+    UCT's exploration constant (:data:`~torchrl_reg.planning.algorithms.KNOBS`; a knob left out takes
+    :data:`~torchrl_reg.planning.algorithms.KNOB_DEFAULTS`). A knob of another algorithm is refused, not
+    ignored. ``recommend`` defaults to the algorithm's own. Every value is checked here, before any
+    simulation runs.
+
+    ``batched=False``: a :class:`~torchrl_reg.planning.search.TreeSearch` over ``simulator`` (a ``Simulator``:
+    save, restore, step), whose ``evaluator`` is ``(simulator) -> (value, q_init or None)``.
+    ``batched=True``: a :class:`~torchrl_reg.planning.batched.BatchedTreeSearch` over ``simulator`` (a
+    ``TensorSimulator``: root, pure step) on ``device`` (default CPU), whose ``evaluator`` is
+    ``(simulator, states, gamma) -> (values, q_init or None)``.
+    """
+    policy, backup, default = parts(algorithm, tau=tau, eps=eps, alpha=alpha, beta_0=beta_0, c=c)
+    common = dict(evaluator=evaluator, recommend=recommend or default, gamma=gamma, q_init=q_init, seed=seed)
+    if batched:
+        return BatchedTreeSearch(simulator, policy=policy, backup=backup, device=device or "cpu", **common)
+    if device is not None:
+        raise ValueError(f"device={device!r} is the batched search's (its tensors'); TreeSearch runs on plain floats: pass batched=True")
+    return TreeSearch(simulator, tree_policy=policy, backup=backup, **common)
