@@ -160,9 +160,12 @@ for _env in (*BOX_ENVS, *DISCRETE_ENVS):
 
 
 def check_temperature_batch(cfg: DictConfig) -> None:
-    """The replay estimator's batch (a count that fits in the replay buffer) and the Box loss's reward scale."""
+    """The replay estimator's batch (a count that fits in the replay buffer), the Box loss's reward scale, and a
+    starting temperature > 0 (the losses accept 0, the hard-max limit; a run at 0 would act greedily and log an
+    objective of -inf until the first estimate)."""
     loss = cfg.loss
     check_count("loss.temperature_batch_size", loss.temperature_batch_size)
+    check_range("loss.initial_temperature", loss.initial_temperature, 0.0, low_inclusive=False)
     if "reward_scale" in loss:  # the Box loss's (its hooks scale the rewards)
         check_range("loss.reward_scale", loss.reward_scale, 0.0, low_inclusive=False)
     if loss.temperature_estimator == "replay" and loss.temperature_batch_size > cfg.buffer.size:

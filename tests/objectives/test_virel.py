@@ -187,9 +187,8 @@ def test_priority_is_written_in_place_and_shapes():
         ({"variant": "sac"}, "variant must be one of"),
         ({"temperature_estimator": "exact"}, "temperature_estimator must be one of"),
         ({"temperature_ema": 0.0}, "temperature_ema must lie in"),
-        ({"initial_temperature": -1.0}, "initial_temperature must be a finite number > 0"),
-        # 0: the policy softmax(Q / 0) until the first estimate, an objective of -inf logged to the end
-        ({"initial_temperature": 0.0}, "initial_temperature must be a finite number > 0, got initial_temperature=0.0"),
+        # 0 is the hard-max limit the tabular bridge checks; a recipe refuses it (its objective would log -inf)
+        ({"initial_temperature": -1.0}, "initial_temperature must be a finite number >= 0"),
         ({"num_qvalue_nets": 3}, "num_qvalue_nets must be 1 or 2"),
         ({"variant": "em", "reduction": "none"}, "variant='em' needs reduction='mean'"),
     ],

@@ -305,7 +305,7 @@ def test_behaviour_policy_is_the_boltzmann_policy_of_the_online_network():
     [
         ("loss.c=0", "loss.c must be a finite number > 0"),
         ("loss.p=3", "loss.p must be 1 or 2"),
-        ("loss.initial_temperature=0", "loss.initial_temperature must be a finite number > 0"),
+        ("loss.initial_temperature=0", r"loss.initial_temperature must be a finite number in \(0.0, inf\], got loss.initial_temperature=0.0"),
         ("device=foo", "device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got device='foo'"),
         ("loss.temperature_batch_size=600", "temperature_batch_size=600 is larger than the replay buffer"),
         ("loss.temperature_estimator=batch", "loss.temperature_batch_size=64 is not used by loss.temperature_estimator='batch'"),

@@ -56,7 +56,7 @@ from torchrl_reg.objectives.common import (
 from torchrl_reg.validation import (
     check_choice,
     check_critic_count,
-    check_positive,
+    check_nonnegative,
     check_rate,
     check_read,
     check_virel_c,
@@ -103,7 +103,7 @@ class _BellmanTemperature:
         "p": check_virel_p,
         "temperature_estimator": partial(check_choice, choices=TEMPERATURE_ESTIMATORS),
         "temperature_ema": check_rate,
-        "initial_temperature": check_positive,
+        "initial_temperature": check_nonnegative,
     }
 
     @classmethod
