@@ -59,19 +59,21 @@ class IQLossConfig(ActorCriticLossConfig):
     term to these bounds as M-DQN does (``-1``, ``0``). Neither (default): Eq. (2), unclipped.
     """
 
+    #: implicit_q (the one loss; m_iq, iq, trust_pcl and pcl are its settings)
     name: str = "implicit_q"
+    #: weight of the Munchausen term (0: PCL-like IQ without it)
     alpha: float = default_of(ImplicitQLoss, "alpha")
+    #: entropy temperature (the softmax policy's)
     tau: float = default_of(ImplicitQLoss, "tau")
+    #: lower clip of the Munchausen term tau ln pi
     clip_value_min: Optional[float] = default_of(ImplicitQLoss, "clip_value_min")
+    #: upper clip of the Munchausen term tau ln pi
     clip_value_max: Optional[float] = default_of(ImplicitQLoss, "clip_value_max")
+    #: the value bootstrapped at the next state: target (target network) or online
     bootstrap: str = default_of(ImplicitQLoss, "bootstrap")
+    #: regression loss of the critic: l2, l1 or smooth_l1 (Huber)
     loss_function: str = default_of(ImplicitQLoss, "loss_function")
 
-    docs: ClassVar[dict[str, str]] = {
-        "name": "implicit_q (the one loss; m_iq, iq, trust_pcl and pcl are its settings)",
-        "alpha": "weight of the Munchausen term (0: PCL-like IQ without it)",
-        "bootstrap": "the value bootstrapped at the next state: target (target network) or online",
-    }
     # IQ and PCL (alpha = 0) have no Munchausen term to clip.
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("alpha", lambda alpha: alpha > 0) for key in ("clip_value_min", "clip_value_max")
@@ -87,17 +89,16 @@ class PolicyConfig:
     is the one temperature of both.
     """
 
+    #: multicategorical (binned actions) or gaussian (tanh-Gaussian)
     kind: str = "multicategorical"
+    #: bins per action dimension (multicategorical)
     num_bins: int = 11
+    #: divide the multicategorical logits by tau
     scaled: bool = False
+    #: floor of the tanh-Gaussian's std, in (0, 1): 0.1 is TorchRL's SAC's (ln sigma >= -2.3); exp(-5), exp(-20) other
+    #: SACs' (gaussian)
     scale_lb: float = GaussianPolicyConfig.scale_lb
 
-    docs: ClassVar[dict[str, str]] = {
-        "kind": "multicategorical (binned actions) or gaussian (tanh-Gaussian)",
-        "num_bins": "bins per action dimension (multicategorical)",
-        "scaled": "divide the multicategorical logits by tau",
-        "scale_lb": GaussianPolicyConfig.docs["scale_lb"] + " (gaussian)",
-    }
     # The std floor is the Gaussian's.
     read_only_if: ClassVar[ReadOnlyIf] = {"scale_lb": ("kind", ("gaussian",))}
 

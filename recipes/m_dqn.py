@@ -43,14 +43,18 @@ class LossConfig(ValueBasedLossConfig):
     """``name`` picks the loss; ``alpha``/``tau``/clip bounds are the paper's symbols (defaults:
     :class:`MunchausenDQNLoss`'s, the official M-DQN values)."""
 
+    #: m_dqn, soft_dqn (alpha=0), al, pal or dqn (TorchRL's DQNLoss)
     name: str = "m_dqn"
+    #: weight of the Munchausen / advantage term (0: no term)
     alpha: float = default_of(MunchausenDQNLoss, "alpha")
+    #: entropy temperature (the softmax policy's)
     tau: float = default_of(MunchausenDQNLoss, "tau")
+    #: lower clip of the Munchausen term tau ln pi
     clip_value_min: float = default_of(MunchausenDQNLoss, "clip_value_min")
+    #: upper clip of the Munchausen term tau ln pi
     clip_value_max: float = default_of(MunchausenDQNLoss, "clip_value_max")
+    #: regression loss of the critic: l2, l1 or smooth_l1 (Huber)
     loss_function: str = default_of(MunchausenDQNLoss, "loss_function")
-
-    docs: ClassVar[dict[str, str]] = {"name": "m_dqn, soft_dqn (alpha=0), al, pal or dqn (TorchRL's DQNLoss)"}
 
     # DQN reads neither alpha nor tau, advantage learning no tau: a value given to them is refused.
     read_only_if: ClassVar[ReadOnlyIf] = {

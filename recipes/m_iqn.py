@@ -38,28 +38,29 @@ class IQNLossConfig(ValueBasedLossConfig):
     """The papers' symbols, defaults those of the loss classes (the network's for ``embedding_dim``);
     each env preset sets N, N', K. ``name`` picks the loss."""
 
+    #: threshold of the quantile Huber loss
     kappa: float = default_of(IQNLoss, "kappa")
+    #: quantile fractions sampled for the online network (N)
     num_quantiles: int = default_of(IQNLoss, "num_quantiles")
+    #: quantile fractions sampled for the target (N')
     num_target_quantiles: int = default_of(IQNLoss, "num_target_quantiles")
+    #: quantile fractions averaged into Q for the policy (K)
     num_policy_quantiles: int = default_of(IQNLoss, "num_policy_quantiles")
+    #: cosine embedding size of the quantile fraction
     embedding_dim: int = default_of(ImplicitQuantileNetwork, "embedding_dim")
+    #: draw the fractions per transition (true) or once per batch
     independent_fractions: bool = default_of(IQNLoss, "independent_fractions")
     # What M-IQN adds to IQN: plain IQN reads none of these.
+    #: weight of the Munchausen / advantage term (0: no term)
     alpha: float = default_of(MunchausenIQNLoss, "alpha")
+    #: entropy temperature (the softmax policy's)
     tau: float = default_of(MunchausenIQNLoss, "tau")
+    #: lower clip of the Munchausen term tau ln pi
     clip_value_min: float = default_of(MunchausenIQNLoss, "clip_value_min")
+    #: upper clip of the Munchausen term tau ln pi
     clip_value_max: float = default_of(MunchausenIQNLoss, "clip_value_max")
+    #: m_iqn (Munchausen IQN) or iqn
     name: str = "m_iqn"
-
-    docs: ClassVar[dict[str, str]] = {
-        "name": "m_iqn (Munchausen IQN) or iqn",
-        "kappa": "threshold of the quantile Huber loss",
-        "num_quantiles": "quantile fractions sampled for the online network (N)",
-        "num_target_quantiles": "quantile fractions sampled for the target (N')",
-        "num_policy_quantiles": "quantile fractions averaged into Q for the policy (K)",
-        "embedding_dim": "cosine embedding size of the quantile fraction",
-        "independent_fractions": "draw the fractions per transition (true) or once per batch",
-    }
 
     read_only_if: ClassVar[ReadOnlyIf] = {
         key: ("name", ("m_iqn",)) for key in ("alpha", "tau", "clip_value_min", "clip_value_max")

@@ -47,33 +47,31 @@ class MDACLossConfig(ActorCriticLossConfig):
     ``target_entropy``: ``None`` is ``-dim(A)``), ``num_qvalue_nets`` and the critics' ``loss_function``."""
 
     name: str = "mdac"
+    #: Munchausen coefficient of the bounded log-policy term on the replayed action (0.9: not from the paper)
     beta: float = default_of(MDACLoss, "beta")
+    #: bounding function of both log-density terms: tanh, clip, or none (naive M-SAC)
     bound: str = default_of(MDACLoss, "bound")
+    #: c of the bounded choices: tanh(x / c) or clip(x / c, -1, 1) (10: not from the paper)
     bound_scale: float = default_of(MDACLoss, "bound_scale")
+    #: bound of the current (Munchausen) term alone: tanh, clip, none (null: loss.bound)
     bound_current: Optional[str] = default_of(MDACLoss, "bound_current")
+    #: its c (null: loss.bound_scale)
     bound_current_scale: Optional[float] = default_of(MDACLoss, "bound_current_scale")
+    #: bound of the successor (next-state entropy) term alone: tanh, clip, none (null: loss.bound)
     bound_successor: Optional[str] = default_of(MDACLoss, "bound_successor")
+    #: its c (null: loss.bound_scale)
     bound_successor_scale: Optional[float] = default_of(MDACLoss, "bound_successor_scale")
+    #: initial entropy coefficient alpha
     alpha_init: float = default_of(MDACLoss, "alpha_init")
+    #: keep alpha at alpha_init (false: tune it towards target_entropy)
     fixed_alpha: bool = default_of(MDACLoss, "fixed_alpha")
+    #: entropy alpha is tuned to (null: -dim(action))
     target_entropy: Optional[float] = None
+    #: critics (the min of them in the target)
     num_qvalue_nets: int = default_of(MDACLoss, "num_qvalue_nets")
+    #: the critics' regression loss
     loss_function: str = default_of(MDACLoss, "loss_function")
 
-    docs: ClassVar[dict[str, str]] = {
-        "beta": "Munchausen coefficient of the bounded log-policy term on the replayed action (0.9: not from the paper)",
-        "bound": "bounding function of both log-density terms: tanh, clip, or none (naive M-SAC)",
-        "bound_scale": "c of the bounded choices: tanh(x / c) or clip(x / c, -1, 1) (10: not from the paper)",
-        "bound_current": "bound of the current (Munchausen) term alone: tanh, clip, none (null: loss.bound)",
-        "bound_current_scale": "its c (null: loss.bound_scale)",
-        "bound_successor": "bound of the successor (next-state entropy) term alone: tanh, clip, none (null: loss.bound)",
-        "bound_successor_scale": "its c (null: loss.bound_scale)",
-        "alpha_init": "initial entropy coefficient alpha",
-        "fixed_alpha": "keep alpha at alpha_init (false: tune it towards target_entropy)",
-        "target_entropy": "entropy alpha is tuned to (null: -dim(action))",
-        "num_qvalue_nets": "critics (the min of them in the target)",
-        "loss_function": "the critics' regression loss",
-    }
     # A fixed temperature has no target entropy. A scale no term reads (the identity has none) is refused by
     # MDACLoss's own checks (run on the config by its validation), which see the per-term keys together.
     read_only_if: ClassVar[ReadOnlyIf] = {"target_entropy": ("fixed_alpha", lambda fixed: not fixed)}

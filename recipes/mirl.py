@@ -46,26 +46,24 @@ class MIRLLossConfig(ValueBasedLossConfig):
     ``beta_schedule`` ``None`` takes the method's own (MIRL adaptive, SQL and SQL_m fixed).
     """
 
+    #: mirl, sql, sql_m (the paper's variants) or dqn
     name: str = "mirl"
+    #: initial inverse temperature beta
     beta: float = 33.3
+    #: adaptive (the paper's), linear or fixed (null: the variant's own)
     beta_schedule: Optional[str] = None
+    #: step size of the adaptive beta update
     beta_lr: float = default_of(MIRLLoss, "beta_lr")
+    #: beta's increase per update (linear schedule)
     beta_slope: float = default_of(MIRLLoss, "beta_slope")
+    #: lower bound of beta
     beta_min: float = default_of(MIRLLoss, "beta_min")
+    #: upper bound of beta
     beta_max: float = default_of(MIRLLoss, "beta_max")
+    #: step size of the learned action prior
     prior_lr: float = default_of(MIRLLoss, "prior_lr")
+    #: regression loss of the critic: l2, l1 or smooth_l1 (Huber)
     loss_function: str = default_of(MIRLLoss, "loss_function")
-
-    docs: ClassVar[dict[str, str]] = {
-        "name": "mirl, sql, sql_m (the paper's variants) or dqn",
-        "beta": "initial inverse temperature beta",
-        "beta_schedule": "adaptive (the paper's), linear or fixed (null: the variant's own)",
-        "beta_lr": "step size of the adaptive beta update",
-        "beta_slope": "beta's increase per update (linear schedule)",
-        "beta_min": "lower bound of beta",
-        "beta_max": "upper bound of beta",
-        "prior_lr": "step size of the learned action prior",
-    }
 
     # DQN reads no MIRL key; SQL's prior is fixed (uniform), so only MIRL and SQL_m read its rate.
     read_only_if: ClassVar[ReadOnlyIf] = {

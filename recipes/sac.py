@@ -21,7 +21,7 @@ paper with one backward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import Optional
 
 import torch
 from omegaconf import DictConfig
@@ -48,20 +48,18 @@ class SACLossConfig(ActorCriticLossConfig):
     """
 
     name: str = "sac"
+    #: initial entropy coefficient alpha (learned)
     alpha_init: float = default_of(SACLoss, "alpha_init")
+    #: entropy alpha is tuned to (null: -dim(action))
     target_entropy: Optional[float] = None
+    #: critics (the min of two in the target)
     num_qvalue_nets: int = default_of(SACLoss, "num_qvalue_nets")
+    #: regression loss of the critic: l2, l1 or smooth_l1 (Huber)
     loss_function: str = "l2"
+    #: multiplies the rewards the loss sees (Dopamine's reward_scale_factor)
     reward_scale: float = 1.0
+    #: a target copy of the actor for the next actions
     delay_actor: bool = default_of(SACLoss, "delay_actor")
-
-    docs: ClassVar[dict[str, str]] = {
-        "alpha_init": "initial entropy coefficient alpha (learned)",
-        "target_entropy": "entropy alpha is tuned to (null: -dim(action))",
-        "num_qvalue_nets": "critics (the min of two in the target)",
-        "reward_scale": "multiplies the rewards the loss sees (Dopamine's reward_scale_factor)",
-        "delay_actor": "a target copy of the actor for the next actions",
-    }
 
 
 SACConfig = recipe_schema("sac", loss=SACLossConfig, policy=GaussianPolicyConfig)

@@ -52,30 +52,28 @@ class SQLLossConfig(ActorCriticLossConfig):
     is reached after ``tau_annealing_updates`` updates."""
 
     name: str = "sql"
+    #: temperature of the energy-based policy exp(Q/tau)
     tau: float = default_of(SoftQLoss, "tau")
+    #: multiplies the rewards (the reference's 1/tau knob)
     reward_scale: float = default_of(SoftQLoss, "reward_scale")
+    #: actions M sampled for the importance-sampled soft value
     num_value_particles: int = default_of(SoftQLoss, "num_value_particles")
+    #: proposal of those actions: mixture (uniform + the sampler's) or uniform (the reference)
     proposal: str = default_of(SoftQLoss, "proposal")
+    #: the mixture proposal's uniform weight
     uniform_weight: float = default_of(SoftQLoss, "uniform_weight")
+    #: regression loss of the critic: l2, l1 or smooth_l1 (Huber)
     loss_function: str = default_of(SoftQLoss, "loss_function")
+    #: sampler particles K per state for SVGD
     num_particles: int = default_of(SVGDPolicyLoss, "num_particles")
+    #: fraction of the K particles held fixed in the Stein direction
     fixed_ratio: float = default_of(SVGDPolicyLoss, "fixed_ratio")
+    #: where SVGD moves the particles: pre_tanh (exact at the box's edge), squashed (actions) or barrier
     space: str = default_of(SVGDPolicyLoss, "space")
+    #: tau reached by linear annealing (null: no annealing)
     tau_final: Optional[float] = None
+    #: updates of the annealing to tau_final
     tau_annealing_updates: int = 1
-
-    docs: ClassVar[dict[str, str]] = {
-        "tau": "temperature of the energy-based policy exp(Q/tau)",
-        "reward_scale": "multiplies the rewards (the reference's 1/tau knob)",
-        "num_value_particles": "actions M sampled for the importance-sampled soft value",
-        "proposal": "proposal of those actions: mixture (uniform + the sampler's) or uniform (the reference)",
-        "uniform_weight": "the mixture proposal's uniform weight",
-        "num_particles": "sampler particles K per state for SVGD",
-        "fixed_ratio": "fraction of the K particles held fixed in the Stein direction",
-        "space": "where SVGD moves the particles: pre_tanh (exact at the box's edge), squashed (actions) or barrier",
-        "tau_final": "tau reached by linear annealing (null: no annealing)",
-        "tau_annealing_updates": "updates of the annealing to tau_final",
-    }
 
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"proposal": PROPOSALS, "space": SPACES}
     read_only_if: ClassVar[ReadOnlyIf] = {

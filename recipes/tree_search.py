@@ -45,25 +45,23 @@ from torchrl_reg.validation import ReadOnlyIf
 class TaskConfig:
     """The env (:func:`torchrl_reg.planning.make_task`) and the episode's move cap."""
 
+    #: dchain, frozenlake, minatar or atari
     name: str = "dchain"
+    #: D-chain: number of states D
     length: int = 10
+    #: D-chain: reward R_f at the chain's end
     final_reward: float = 0.5
+    #: FrozenLake map (4x4, 8x8)
     map_name: str = "8x8"
+    #: MinAtar or Atari game
     game: str = "breakout"
+    #: MinAtar / Atari: probability that the env repeats the last action
     sticky_action_prob: float = 0.0
+    #: Atari: emulator frames per move
     frame_skip: int = 4
+    #: moves per episode at most
     max_steps: int = 200
 
-    docs: ClassVar[dict[str, str]] = {
-        "name": "dchain, frozenlake, minatar or atari",
-        "length": "D-chain: number of states D",
-        "final_reward": "D-chain: reward R_f at the chain's end",
-        "map_name": "FrozenLake map (4x4, 8x8)",
-        "game": "MinAtar or Atari game",
-        "sticky_action_prob": "MinAtar / Atari: probability that the env repeats the last action",
-        "frame_skip": "Atari: emulator frames per move",
-        "max_steps": "moves per episode at most",
-    }
     #: The keys only some tasks read (a value given to one the task ignores is refused).
     read_only_if: ClassVar[ReadOnlyIf] = {
         "length": ("name", ("dchain",)), "final_reward": ("name", ("dchain",)), "map_name": ("name", ("frozenlake",)),
@@ -76,56 +74,53 @@ class TaskConfig:
 class PlannerConfig:
     """The search (:func:`torchrl_reg.planning.make_search`'s arguments) and its budget per move."""
 
+    #: ments, dents, bts, uct, or greedy (the Q network's argmax, no search)
     algorithm: str = "ments"
+    #: simulations per move
     simulations: int = 200
     # each algorithm reads its own knobs (torchrl_reg.planning.KNOBS); unset ones take KNOB_DEFAULTS and
     # a set knob the algorithm does not read is refused
+    #: MENTS's temperature (null: its default)
     tau: Optional[float] = None
+    #: E2W exploration of MENTS, BTS and DENTS (null: its default)
     eps: Optional[float] = None
+    #: search temperature of BTS and DENTS (null: its default)
     alpha: Optional[float] = None
+    #: DENTS's initial entropy weight (null: its default)
     beta_0: Optional[float] = None
+    #: UCT's exploration constant (null: its default)
     c: Optional[float] = None
+    #: the move played: search_value, bellman_value or most_visited (null: the algorithm's own)
     recommend: Optional[str] = default_of(make_search, "recommend")
+    #: discount of the tree and the rollouts
     gamma: float = default_of(make_search, "gamma")
+    #: initial value of untried actions when the evaluator gives none
     q_init: float = default_of(make_search, "q_init")
+    #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move) or
+    #: oracle (the env's own stream: a diagnostic)
     model: str = "sampled"
+    #: episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized
+    #: or oracle model; else one single-tree search per episode)
     batch_episodes: int = 1
-
-    docs: ClassVar[dict[str, str]] = {
-        "algorithm": "ments, dents, bts, uct, or greedy (the Q network's argmax, no search)",
-        "simulations": "simulations per move",
-        "tau": "MENTS's temperature (null: its default)",
-        "eps": "E2W exploration of MENTS, BTS and DENTS (null: its default)",
-        "alpha": "search temperature of BTS and DENTS (null: its default)",
-        "beta_0": "DENTS's initial entropy weight (null: its default)",
-        "c": "UCT's exploration constant (null: its default)",
-        "recommend": "the move played: search_value, bellman_value or most_visited (null: the algorithm's own)",
-        "gamma": "discount of the tree and the rollouts",
-        "q_init": "initial value of untried actions when the evaluator gives none",
-        "model": "the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move) or oracle (the env's own stream: a diagnostic)",
-        "batch_episodes": "episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized or oracle model; else one single-tree search per episode)",
-    }
 
 
 @dataclass
 class EvaluatorConfig:
     """Leaf evaluation: ``rollout`` (random, ``rollout_steps``) or ``q_network`` (from an M-DQN ``checkpoint``)."""
 
+    #: rollout (random actions) or q_network
     kind: str = "rollout"
+    #: moves per random rollout
     rollout_steps: int = default_of(RandomRollout, "max_steps")
+    #: checkpoint.pt of a recipes/m_dqn.py MinAtar run, its config.yaml beside it
     checkpoint: Optional[str] = None
+    #: temperature of the network's prior and soft leaf value
     prior_tau: float = default_of(QNetworkEvaluator, "tau")
+    #: leaf value: soft (tau logsumexp Q/tau) or max
     value: str = default_of(QNetworkEvaluator, "value")
+    #: untried actions start at: q (the network's Q), log_prior, or none (planner.q_init)
     init: str = default_of(QNetworkEvaluator, "init")
 
-    docs: ClassVar[dict[str, str]] = {
-        "kind": "rollout (random actions) or q_network",
-        "rollout_steps": "moves per random rollout",
-        "checkpoint": "checkpoint.pt of a recipes/m_dqn.py MinAtar run, its config.yaml beside it",
-        "prior_tau": "temperature of the network's prior and soft leaf value",
-        "value": "leaf value: soft (tau logsumexp Q/tau) or max",
-        "init": "untried actions start at: q (the network's Q), log_prior, or none (planner.q_init)",
-    }
     read_only_if: ClassVar[ReadOnlyIf] = {
         "rollout_steps": ("kind", ("rollout",)),
         **dict.fromkeys(("checkpoint", "prior_tau", "value", "init"), ("kind", ("q_network",))),

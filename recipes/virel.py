@@ -86,22 +86,20 @@ class TemperatureConfig:
     ``temperature_batch_size``, the separate replay batch of the ``"replay"`` estimator (the official
     code's 4096)."""
 
+    #: temperature scale: eps_w = c/p mean|y - Q|^p
     c: float = default_of(VIRELLoss, "c")
+    #: power of the Bellman error in eps_w (1 or 2)
     p: int = default_of(VIRELLoss, "p")
+    #: replay (separate batch), batch (training batch) or ema (average of batches)
     temperature_estimator: str = default_of(VIRELLoss, "temperature_estimator")
+    #: transitions of the replay estimator's batch (the official code's 4096)
     temperature_batch_size: int = 4096
+    #: rate of the ema estimator
     temperature_ema: float = default_of(VIRELLoss, "temperature_ema")
+    #: eps_w until the first estimate
     initial_temperature: float = default_of(VIRELLoss, "initial_temperature")
+    #: regression loss of the critic: l2, l1 or smooth_l1 (Huber)
     loss_function: str = default_of(VIRELLoss, "loss_function")
-
-    docs: ClassVar[dict[str, str]] = {
-        "c": "temperature scale: eps_w = c/p mean|y - Q|^p",
-        "p": "power of the Bellman error in eps_w (1 or 2)",
-        "temperature_estimator": "replay (separate batch), batch (training batch) or ema (average of batches)",
-        "temperature_batch_size": "transitions of the replay estimator's batch (the official code's 4096)",
-        "temperature_ema": "rate of the ema estimator",
-        "initial_temperature": "eps_w until the first estimate",
-    }
 
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"temperature_estimator": TEMPERATURE_ESTIMATORS}
     # A setting the chosen estimator does not read is refused, never ignored.
@@ -116,18 +114,15 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
     """:class:`VIRELLoss` settings (its defaults): the temperature, the variant, the number of critics."""
 
     name: str = BOX
+    #: practical (the official code's TD critic) or em (the M-step as written)
     variant: str = default_of(VIRELLoss, "variant")
+    #: critics (the min of two in the target and the actor)
     num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
-    #: multiplies the rewards the loss sees, the temperature batch's too (the logged returns stay raw).
-    #: The Bellman error scales with it, so the policy's temperature in raw reward units is ``reward_scale``
-    #: times the temperature at scale 1 (``protocol/virel/mujoco.yaml``: the official command's 3.0).
+    # The temperature batch's rewards are scaled too (the logged returns stay raw). The Bellman error scales with
+    # it, so the policy's temperature in raw reward units is reward_scale times the temperature at scale 1
+    # (protocol/virel/mujoco.yaml: the official command's 3.0).
+    #: multiplies the rewards the critic and the temperature see (official command: 3.0)
     reward_scale: float = 1.0
-
-    docs: ClassVar[dict[str, str]] = {
-        "variant": "practical (the official code's TD critic) or em (the M-step as written)",
-        "num_qvalue_nets": "critics (the min of two in the target and the actor)",
-        "reward_scale": "multiplies the rewards the critic and the temperature see (official command: 3.0)",
-    }
 
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {"variant": VARIANTS, "num_qvalue_nets": (1, 2)}
 
@@ -136,9 +131,8 @@ class VIRELLossConfig(ActorCriticLossConfig, TemperatureConfig):
 class DiscreteVIRELLossConfig(ValueBasedLossConfig, TemperatureConfig):
     """:class:`DiscreteVIRELLoss` settings: the temperature (no actor, one Q-network)."""
 
+    #: virel_discrete (the only discrete loss)
     name: str = DISCRETE
-
-    docs: ClassVar[dict[str, str]] = {"name": "virel_discrete (the only discrete loss)"}
 
 
 @dataclass

@@ -9,7 +9,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from torchrl_reg.configs import arguments_of
-from torchrl_reg.validation import ReadOnlyIf, check_count, check_interval, check_unread, closest, unread_keys
+from torchrl_reg.validation import (
+    ArgumentChecks,
+    ReadOnlyIf,
+    check_count,
+    check_interval,
+    check_positive,
+    check_unread,
+    closest,
+    constructor_arguments,
+    unread_keys,
+)
 
 
 @pytest.mark.parametrize("value", [0, 1.0, 2.0, "3", True, None])
@@ -82,3 +92,39 @@ def test_closest_names_the_nearest_key_beside_a_misspelled_one():
     assert closest("planer.simulations", keys) == "planner.simulations"  # the prefix misspelled: the whole key
     assert closest("sed", keys) == "seed"
     assert closest("planner.zzzzzz", keys) is None and closest("task.nam", []) is None
+
+
+class _Base(ArgumentChecks):
+    argument_checks = {"n": check_count}
+
+    def __init__(self, *, n: int = 1, name: str = "base") -> None:
+        self.n, self.name = n, name
+
+
+class _Scaled(_Base):
+    argument_checks = {"scale": check_positive, "n": check_count}
+
+    def __init__(self, *, scale: float = 1, **kwargs) -> None:
+        self.scale = scale
+        super().__init__(**kwargs)
+
+
+def test_a_constructor_receives_its_arguments_checked_defaults_included():
+    made = _Scaled(scale=2, n=3)
+    assert (made.scale, made.n, made.name) == (2.0, 3, "base") and type(made.scale) is float  # check_positive's float
+    assert type(_Scaled().scale) is float  # the default passes the check too
+    with pytest.raises(ValueError, match=r"scale must be a finite number > 0, got scale=0.0"):
+        _Scaled(scale=0)
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1, got n=0"):  # checked by _Base, reached by **kwargs
+        _Scaled(n=0)
+    assert constructor_arguments(_Scaled) == {"scale", "n", "name"}
+
+
+def test_a_check_that_names_no_constructor_argument_is_refused_when_the_class_is_defined():
+    """A renamed argument whose check kept the old name would skip its check silently: the class is refused."""
+    with pytest.raises(TypeError, match=r"_Renamed.argument_checks names \['tau'\], not arguments of its constructor"):
+        class _Renamed(ArgumentChecks):  # noqa: F841 -- defining it is the test
+            argument_checks = {"tau": check_positive}
+
+            def __init__(self, *, temperature: float = 1.0) -> None:
+                self.temperature = temperature

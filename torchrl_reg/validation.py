@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +47,7 @@ __all__ = [
     "check_virel_c",
     "check_virel_p",
     "closest",
+    "constructor_arguments",
     "select_device",
     "declared",
     "optional",
@@ -56,12 +59,34 @@ class ArgumentChecks:
 
     ``argument_checks`` maps an argument's name to its check ``(name, value) -> checked value`` (the
     validators below, with their bounds bound by ``functools.partial``); :meth:`check_argument_relations`
-    holds the rules between arguments. The constructor applies both through :meth:`check_arguments`, and a
-    recipe checks its config group with the same call (``prefix="loss."``, so that an error names the config
-    key) before anything is built or written. Functions of :mod:`torchrl_reg.functional` trust their callers.
+    holds the rules between arguments. A subclass's ``__init__`` receives its arguments checked: the values that
+    its signature binds (defaults included) of the arguments ``argument_checks`` names go through
+    :meth:`check_arguments` before its body runs, and the body reads them as they came back (a check may convert,
+    e.g. an int to a float), with no copy of the signature to keep. A recipe checks its config group with the same
+    call (``prefix="loss."``, so that an error names the config key) before anything is built or written. Every
+    name in ``argument_checks`` must be an argument of the class's constructor (or of the one its ``**kwargs``
+    reach, :func:`constructor_arguments`): a renamed argument fails when the class is defined, never skips its
+    check. Functions of :mod:`torchrl_reg.functional` trust their callers.
     """
 
     argument_checks: ClassVar[Mapping[str, Callable[[str, Any], Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = vars(cls).get("__init__")
+        if init is None:  # a mixin of checks (MunchausenArguments), or a class that keeps its base's constructor
+            return
+        accepted = constructor_arguments(cls)
+        unknown = [key for key in cls.argument_checks if key not in accepted]
+        if unknown:
+            raise TypeError(
+                f"{cls.__qualname__}.argument_checks names {unknown}, not arguments of its constructor "
+                f"(accepted: {sorted(accepted)}): rename the checks with the arguments"
+            )
+        signature = inspect.signature(init)
+        own = [key for key in cls.argument_checks if key in signature.parameters]
+        if own:
+            cls.__init__ = _checking(cls, init, signature, own)  # type: ignore[method-assign]
 
     @classmethod
     def check_arguments(
@@ -81,6 +106,34 @@ class ArgumentChecks:
     def check_argument_relations(cls, arguments: Mapping[str, Any], prefix: str) -> None:
         """Raise ``ValueError`` if values of ``arguments`` (checked one by one) break a rule between them; a rule
         whose arguments are not all in ``arguments`` is not checked. None by default."""
+
+
+def constructor_arguments(cls: type) -> set[str]:
+    """The names of the arguments ``cls(...)`` accepts: its ``__init__``'s named parameters and, while a constructor
+    passes ``**kwargs`` on, those of the next ``__init__`` up the method resolution order."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        parameters = list(inspect.signature(init).parameters.values())[1:]  # after self
+        names |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+def _checking(owner: type, init: Callable[..., None], signature: inspect.Signature, keys: list[str]) -> Callable[..., None]:
+    """``init`` (the constructor of ``owner``) with the bound values of ``keys`` checked by ``owner``'s checks first."""
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        bound.arguments.update(owner.check_arguments({key: bound.arguments[key] for key in keys}))
+        init(*bound.args, **bound.kwargs)
+
+    return checked_init
 
 
 #: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.

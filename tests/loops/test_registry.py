@@ -36,6 +36,7 @@ from torchrl_reg.objectives import (
     protocol_gaps,
 )
 from torchrl_reg.run.rundir import resume_changes
+from torchrl_reg.validation import constructor_arguments
 
 def _import_all() -> None:
     for name in RECIPES:
@@ -110,6 +111,24 @@ def test_every_entry_matches_its_familys_protocols():
                 expected = [p for p in inspect.signature(protocol.__call__).parameters if p != "self"]
                 inspect.signature(builder).bind(*expected)  # raises TypeError on a mismatch
         assert entry.network is None or family == "value_based"
+
+
+
+@pytest.mark.parametrize("name", TRAINING_RECIPES)
+def test_every_argument_check_names_an_argument_of_the_loss_or_a_key_of_the_config(name):
+    """The checks an entry runs on the config (the loss class's ``argument_checks``, or its ``checks=``: SAC's
+    ranges, soft Q-learning's two component losses) name arguments of a constructor (of the loss, or of the class
+    that owns them: a class with checks and a constructor is refused when defined otherwise,
+    :class:`~torchrl_reg.validation.ArgumentChecks`) or keys of the recipe's loss group: none is skipped for a name
+    that no longer exists."""
+    module = recipe(name)
+    for family, loss in offered(name):
+        entry = get_loss(loss, family)
+        cfg = module.validate(compose_config(CONF, name, list(loss_cases(name)[(family, loss)])))
+        for owner in entry.checks or (entry.loss_class,):
+            accepted = constructor_arguments(owner) | constructor_arguments(entry.loss_class) | set(cfg.loss)
+            unknown = set(getattr(owner, "argument_checks", {})) - accepted
+            assert not unknown, (name, loss, owner.__name__, unknown)
 
 
 def test_each_loss_is_fusable_or_declared_not_to_be():

@@ -1,31 +1,58 @@
-"""What each config key sets, one line each: the schemas' ``docs``, shown by a recipe's ``--help`` with
-where each value came from."""
+"""What each config key sets, one line each: the ``#:`` comment above its field in the schema, shown by a
+recipe's ``--help`` with where each value came from, and by the API reference (Sphinx's autodoc reads the same
+comments)."""
 from __future__ import annotations
 
+import ast
+import dataclasses
+import functools
+import inspect
+import textwrap
 from collections.abc import Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["SHARED_KEY_DOCS", "config_help", "key_docs"]
+__all__ = ["config_help", "field_docs", "key_docs"]
 
 
-#: Keys that mean the same in every loss config that has them (a class's own ``docs`` may override).
-SHARED_KEY_DOCS = {
-    "alpha": "weight of the Munchausen / advantage term (0: no term)",
-    "tau": "entropy temperature (the softmax policy's)",
-    "clip_value_min": "lower clip of the Munchausen term tau ln pi",
-    "clip_value_max": "upper clip of the Munchausen term tau ln pi",
-    "loss_function": "regression loss of the critic: l2, l1 or smooth_l1 (Huber)",
-}
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``#:`` comment above each field that the body of ``cls`` declares (its lines joined by a space), as
+    autodoc reads it::
+
+        #: Adam learning rate
+        lr: float = 2.5e-4
+
+    A class without source (built by :func:`dataclasses.make_dataclass`) declares none."""
+    try:
+        lines, _ = inspect.getsourcelines(cls)
+    except (OSError, TypeError):
+        return {}
+    source = textwrap.dedent("".join(lines))
+    text = source.splitlines()
+    node = ast.parse(source).body[0]
+    docs = {}
+    for statement in node.body if isinstance(node, ast.ClassDef) else ():
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            comment: list[str] = []
+            line = statement.lineno - 2  # the line above, 0-based
+            while line >= 0 and text[line].lstrip().startswith("#:"):
+                comment.insert(0, text[line].lstrip()[2:].strip())
+                line -= 1
+            if comment:
+                docs[statement.target.id] = " ".join(comment)
+    return docs
 
 
 def key_docs(schema: type) -> dict[str, str]:
-    """The one-line doc of each key of a config dataclass: :data:`SHARED_KEY_DOCS`, then its ``docs`` class
-    variable merged over its bases."""
-    docs: dict[str, str] = dict(SHARED_KEY_DOCS)
+    """The one-line doc of each field of a config dataclass: its ``#:`` comment (:func:`field_docs`), from the
+    class that declares the field last in the method resolution order (a subclass may declare a field again
+    to say what it means there, e.g. ``seed``)."""
+    docs: dict[str, str] = {}
     for cls in reversed(getattr(schema, "__mro__", ())):
-        docs.update(vars(cls).get("docs", {}))
-    return docs
+        docs.update(field_docs(cls))
+    names = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else set(docs)
+    return {name: doc for name, doc in docs.items() if name in names}
 
 
 def config_help(cfg: DictConfig, sources: Mapping[str, str] | None = None) -> list[str]:

@@ -96,45 +96,39 @@ def arguments_of(callable_: Callable[..., Any], node: Any) -> dict[str, Any]:
 class EnvConfig:
     """Which environment and how it is preprocessed (see :mod:`torchrl_reg.envs`)."""
 
+    #: preprocessing family: classic, box, atari, minatar, multigoal (set by the env group)
     family: str = "classic"
+    #: the gymnasium id (any id runs with the env option's settings)
     name: str = "CartPole-v1"
+    #: probability of repeating the previous action (Atari protocol: 0.25)
     sticky_action_prob: float = 0.0
+    #: env steps per agent step (Atari: 4, max-pooled frames)
     frame_skip: int = 1
+    #: observations stacked as one input (Atari: 4)
     frame_stack: int = 1
+    #: side of the resized square pixel frame (Atari: 84)
     screen_size: int = 84
+    #: time limit in agent steps (null: the env's own)
     max_episode_steps: Optional[int] = None
+    #: clip training rewards to [-c, c] (null: raw rewards; returns are logged raw)
     reward_clip: Optional[float] = None
     # CartPole: one numpy-vectorized env (VectorCartPole) instead of a SyncVectorEnv of gym.make copies.
+    #: CartPole: one numpy-vectorized env instead of copies of gym.make
     native_vector: bool = True
     # Atari: per-env gymnasium wrappers (exact resume), or ale-py's C++ vector env (torchrl_reg.envs.atari_vector:
     # same protocol, resize rounding and episode-ending frames differ; its runs cannot resume from a checkpoint).
+    #: Atari: wrappers (per-env, resumable) or vector (ale-py's C++ vector env, not resumable)
     backend: str = "wrappers"
-
-    docs: ClassVar[dict[str, str]] = {
-        "family": "preprocessing family: classic, box, atari, minatar, multigoal (set by the env group)",
-        "name": "the gymnasium id (any id runs with the env option's settings)",
-        "sticky_action_prob": "probability of repeating the previous action (Atari protocol: 0.25)",
-        "frame_skip": "env steps per agent step (Atari: 4, max-pooled frames)",
-        "frame_stack": "observations stacked as one input (Atari: 4)",
-        "screen_size": "side of the resized square pixel frame (Atari: 84)",
-        "max_episode_steps": "time limit in agent steps (null: the env's own)",
-        "reward_clip": "clip training rewards to [-c, c] (null: raw rewards; returns are logged raw)",
-        "native_vector": "CartPole: one numpy-vectorized env instead of copies of gym.make",
-        "backend": "Atari: wrappers (per-env, resumable) or vector (ale-py's C++ vector env, not resumable)",
-    }
 
 
 @dataclass
 class NetworkConfig:
     """Q-network body: ``mlp`` (hidden sizes), ``minatar_conv`` or ``nature_cnn``."""
 
+    #: network body: mlp, minatar_conv or nature_cnn
     kind: str = "mlp"
+    #: hidden layer sizes of the mlp (and of the head after a conv torso)
     hidden: List[int] = field(default_factory=lambda: [120, 84])
-
-    docs: ClassVar[dict[str, str]] = {
-        "kind": "network body: mlp, minatar_conv or nature_cnn",
-        "hidden": "hidden layer sizes of the mlp (and of the head after a conv torso)",
-    }
 
 
 @dataclass
@@ -147,17 +141,14 @@ class CollectorConfig:
     example), 0 to act with the policy from the first frame.
     """
 
+    #: environment frames (agent steps over all envs) of the whole run
     total_frames: int = 500_000
+    #: envs stepped together by the collector
     num_envs: int = 16
+    #: frames collected between two rounds of updates
     frames_per_batch: int = 320
+    #: first frames collected with uniformly random actions (warm-up)
     init_random_frames: int = 0
-
-    docs: ClassVar[dict[str, str]] = {
-        "total_frames": "environment frames (agent steps over all envs) of the whole run",
-        "num_envs": "envs stepped together by the collector",
-        "frames_per_batch": "frames collected between two rounds of updates",
-        "init_random_frames": "first frames collected with uniformly random actions (warm-up)",
-    }
 
 
 @dataclass
@@ -168,116 +159,98 @@ class BufferConfig:
     (:class:`~torchrl_reg.data.FrameStackStorage`, ~7.4 KB instead of ~56 KB per Atari transition).
     """
 
+    #: replay capacity in transitions (the checkpoint holds only the filled part)
     size: int = 10_000
+    #: transitions per gradient step
     batch_size: int = 128
+    #: prioritized replay on the TD error (Schaul et al. 2016)
     prioritized: bool = False
+    #: prioritized replay's priority exponent
     priority_alpha: float = 0.6
+    #: prioritized replay's importance-sampling exponent
     priority_beta: float = 0.4
+    #: tensor (in memory) or memmap (memory-mapped files)
     storage: str = "tensor"
+    #: store each frame of stacked pixel observations once
     dedup_frames: bool = False
-
-    docs: ClassVar[dict[str, str]] = {
-        "size": "replay capacity in transitions (the checkpoint holds only the filled part)",
-        "batch_size": "transitions per gradient step",
-        "prioritized": "prioritized replay on the TD error (Schaul et al. 2016)",
-        "priority_alpha": "prioritized replay's priority exponent",
-        "priority_beta": "prioritized replay's importance-sampling exponent",
-        "storage": "tensor (in memory) or memmap (memory-mapped files)",
-        "dedup_frames": "store each frame of stacked pixel observations once",
-    }
 
 
 @dataclass
 class OptimConfig:
     """Adam and the update schedule, all counted in environment frames (agent steps)."""
 
+    #: Adam learning rate
     lr: float = 2.5e-4
+    #: Adam epsilon
     eps: float = 1e-8
+    #: clip the gradient norm (null: no clipping)
     max_grad_norm: Optional[float] = None
+    #: frames collected before the first update
     learning_starts: int = 10_000
+    #: frames per gradient step (1: one update per frame)
     frames_per_update: int = 10
-
-    docs: ClassVar[dict[str, str]] = {
-        "lr": "Adam learning rate",
-        "eps": "Adam epsilon",
-        "max_grad_norm": "clip the gradient norm (null: no clipping)",
-        "learning_starts": "frames collected before the first update",
-        "frames_per_update": "frames per gradient step (1: one update per frame)",
-    }
 
 
 @dataclass
 class QOptimConfig(OptimConfig):
     """:class:`OptimConfig` plus the value-based target copy every ``target_update_interval`` frames."""
 
+    #: frames between two copies of the Q-network into its target
     target_update_interval: int = 500
-
-    docs: ClassVar[dict[str, str]] = {"target_update_interval": "frames between two copies of the Q-network into its target"}
 
 
 @dataclass
 class ExplorationConfig:
     """Epsilon-greedy annealed linearly from ``eps_init`` to ``eps_end`` over ``annealing_frames``."""
 
+    #: epsilon-greedy's epsilon at the start
     eps_init: float = 1.0
+    #: epsilon after the annealing
     eps_end: float = 0.05
+    #: frames of the linear annealing from eps_init to eps_end
     annealing_frames: int = 250_000
-
-    docs: ClassVar[dict[str, str]] = {
-        "eps_init": "epsilon-greedy's epsilon at the start",
-        "eps_end": "epsilon after the annealing",
-        "annealing_frames": "frames of the linear annealing from eps_init to eps_end",
-    }
 
 
 @dataclass
 class EvalConfig:
     """Greedy evaluation every ``interval`` frames (0: only at the end) on ``episodes`` episodes."""
 
+    #: frames between greedy evaluations (0: only at the end)
     interval: int = 50_000
+    #: episodes per evaluation
     episodes: int = 10
+    #: epsilon of the evaluation policy (Atari protocol: 0.001)
     epsilon: float = 0.0
+    #: agent steps after which an evaluation episode is cut
     max_steps: int = 27_000
-
-    docs: ClassVar[dict[str, str]] = {
-        "interval": "frames between greedy evaluations (0: only at the end)",
-        "episodes": "episodes per evaluation",
-        "epsilon": "epsilon of the evaluation policy (Atari protocol: 0.001)",
-        "max_steps": "agent steps after which an evaluation episode is cut",
-    }
 
 
 @dataclass
 class CheckpointConfig:
     """``checkpoint.pt`` is written every ``interval`` frames (0: only at the end and on stop)."""
 
+    #: frames between checkpoints (0: only at the end and on stop)
     interval: int = 100_000
-
-    docs: ClassVar[dict[str, str]] = {"interval": "frames between checkpoints (0: only at the end and on stop)"}
 
 
 @dataclass
 class RunLoggerConfig:
     """TorchRL logger backend and the progress bar, of every run."""
 
+    #: csv, tensorboard, wandb or none
     backend: str = "csv"
+    #: wandb project
     project: str = "torchrl_reg"
+    #: show a progress bar
     progress_bar: bool = True
-
-    docs: ClassVar[dict[str, str]] = {
-        "backend": "csv, tensorboard, wandb or none",
-        "project": "wandb project",
-        "progress_bar": "show a progress bar",
-    }
 
 
 @dataclass
 class LoggerConfig(RunLoggerConfig):
     """:class:`RunLoggerConfig` plus a training loop's log line every ``interval`` frames."""
 
+    #: frames between two log lines
     interval: int = 10_000
-
-    docs: ClassVar[dict[str, str]] = {"interval": "frames between two log lines"}
 
 
 @dataclass
@@ -285,16 +258,13 @@ class RunConfig:
     """Fields of every run, whatever its loop: the run-directory contract (:class:`~torchrl_reg.run.Run`)
     reads them. A family's schema inherits it (:class:`RecipeConfig`, :class:`PlanningConfig`)."""
 
+    #: seed of every random stream of the run
     seed: int = 0
+    #: run directory (null: Hydra's output directory); an existing one is resumed
     run_dir: Optional[str] = None
+    #: torch CPU threads
     num_threads: int = 1
     logger: RunLoggerConfig = field(default_factory=RunLoggerConfig)
-
-    docs: ClassVar[dict[str, str]] = {
-        "seed": "seed of every random stream of the run",
-        "run_dir": "run directory (null: Hydra's output directory); an existing one is resumed",
-        "num_threads": "torch CPU threads",
-    }
 
 
 @dataclass
@@ -303,13 +273,11 @@ class PlanningConfig(RunConfig):
     (:mod:`torchrl_reg.loops.planning`, checked by :func:`~torchrl_reg.configs.checks.validate_planning_config`);
     a recipe adds its ``task``, ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``)."""
 
+    #: episode i's env, rollouts and search draw from seed + i
+    seed: int = 0
+    #: episodes to play (may grow on resume)
     episodes: int = 1
     family: ClassVar[str] = "planning"
-
-    docs: ClassVar[dict[str, str]] = {
-        "seed": "episode i's env, rollouts and search draw from seed + i",
-        "episodes": "episodes to play (may grow on resume)",
-    }
 
 
 @dataclass
@@ -317,10 +285,14 @@ class RecipeConfig(RunConfig):
     """Fields every replay-based recipe shares; a family adds its own (:class:`ValueBasedConfig`,
     :class:`ActorCriticConfig`) and a recipe its ``loss`` (and anything else) in a subclass."""
 
+    #: seed of the networks, the envs and the replay
+    seed: int = 0
+    #: auto (an accelerator when present), cpu, cuda, ...
     device: str = "auto"
+    #: torch.compile the update
     compile: bool = False
-    #: Replay the compiled fused update as a CUDA graph (opt-in; needs compile and a CUDA device):
-    #: :class:`~torchrl_reg.objectives.update.FusedAdamUpdate`.
+    # Opt-in: torchrl_reg.objectives.update.FusedAdamUpdate records the step.
+    #: replay the compiled fused update as a CUDA graph (needs compile=true and a CUDA device)
     cuda_graph: bool = False
     env: EnvConfig = field(default_factory=EnvConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -332,13 +304,6 @@ class RecipeConfig(RunConfig):
     #: The run's logger with the training log's ``interval`` (:class:`LoggerConfig`).
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
-    docs: ClassVar[dict[str, str]] = {
-        "seed": "seed of the networks, the envs and the replay",
-        "device": "auto (an accelerator when present), cpu, cuda, ...",
-        "compile": "torch.compile the update",
-        "cuda_graph": "replay the compiled fused update as a CUDA graph (needs compile=true and a CUDA device)",
-    }
-
 
 @dataclass
 class ValueBasedLossConfig:
@@ -346,10 +311,10 @@ class ValueBasedLossConfig:
     ``name`` (a recipe sets its default) and the discount ``gamma`` (set in the loss's value
     estimator). A recipe's loss config inherits it and adds the losses' own settings."""
 
+    #: the loss (a choice of the loss group)
     name: str = MISSING
+    #: discount factor
     gamma: float = 0.99
-
-    docs: ClassVar[dict[str, str]] = {"name": "the loss (a choice of the loss group)", "gamma": "discount factor"}
 
     #: Keys with a closed set of values, e.g. ``{"name": ("m_dqn", "dqn")}``, the losses a recipe offers;
     #: checked before the keys they decide (``read_only_if``).
@@ -398,19 +363,16 @@ class ActorCriticLossConfig:
     ``name`` is the registered actor-critic loss the loop builds (a recipe sets its default and its
     ``choices``). A recipe's loss config inherits it and adds the loss's own settings."""
 
+    #: the registered loss the loop builds (one per recipe)
     name: str = MISSING
+    #: discount factor
     gamma: float = 0.99
+    #: polyak (averaged every update) or hard (copied every hard_update_interval updates)
     target_update: str = "polyak"
+    #: rate of the Polyak averaging of the target networks
     polyak: float = 0.005
+    #: updates between two copies into the targets (target_update=hard)
     hard_update_interval: Optional[int] = None
-
-    docs: ClassVar[dict[str, str]] = {
-        "name": "the registered loss the loop builds (one per recipe)",
-        "gamma": "discount factor",
-        "target_update": "polyak (averaged every update) or hard (copied every hard_update_interval updates)",
-        "polyak": "rate of the Polyak averaging of the target networks",
-        "hard_update_interval": "updates between two copies into the targets (target_update=hard)",
-    }
 
     #: Keys read only under some settings (:func:`~torchrl_reg.validation.unread_keys`); a recipe's
     #: loss config adds its own. ``hard_update_interval`` in polyak mode has its own check (it has no default).
@@ -436,9 +398,6 @@ class GaussianPolicyConfig:
     reviewer of the paper read it), other single-file SACs at -5 (``exp(-5)``). The floor bounds ln pi, hence the
     entropy and Munchausen terms alpha ln pi (``benchmarks/mdac_std_floor.yaml`` compares the three on MDAC)."""
 
+    #: floor of the tanh-Gaussian's std, in (0, 1): 0.1 is TorchRL's SAC's (ln sigma >= -2.3); exp(-5), exp(-20) other
+    #: SACs'
     scale_lb: float = default_of(tanh_normal_policy, "scale_lb")
-
-    docs: ClassVar[dict[str, str]] = {
-        "scale_lb": "floor of the tanh-Gaussian's std, in (0, 1): 0.1 is TorchRL's SAC's (ln sigma >= -2.3); "
-        "exp(-5), exp(-20) other SACs'",
-    }

@@ -184,11 +184,6 @@ class ImplicitQLoss(RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        checked = self.check_arguments({
-            "tau": tau, "alpha": alpha, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max,
-            "bootstrap": bootstrap, "loss_function": loss_function,
-        })
-        tau, alpha, clip_value_min, clip_value_max = (checked[k] for k in ("tau", "alpha", "clip_value_min", "clip_value_max"))
         policy_tau = policy_logit_tau(policy_network)
         if policy_tau is not None and policy_tau != tau:
             raise ValueError(

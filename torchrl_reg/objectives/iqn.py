@@ -137,13 +137,8 @@ class IQNLoss(RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        checked = IQNLoss.check_arguments({
-            "num_quantiles": num_quantiles, "num_target_quantiles": num_target_quantiles,
-            "num_policy_quantiles": num_policy_quantiles, "kappa": kappa,
-            "independent_fractions": independent_fractions, "delay_value": delay_value,
-        })
-        self.num_quantiles, self.num_target_quantiles = checked["num_quantiles"], checked["num_target_quantiles"]
-        self.num_policy_quantiles, kappa = checked["num_policy_quantiles"], checked["kappa"]
+        self.num_quantiles, self.num_target_quantiles = num_quantiles, num_target_quantiles
+        self.num_policy_quantiles = num_policy_quantiles
         super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
         self.kappa = kappa
         self.independent_fractions = independent_fractions
@@ -322,10 +317,6 @@ class MunchausenIQNLoss(MunchausenArguments, IQNLoss):
         clip_value_max: float = 0.0,
         **kwargs,
     ) -> None:
-        checked = self.check_arguments(
-            {"alpha": alpha, "tau": tau, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max}
-        )
-        alpha, tau, clip_value_min, clip_value_max = checked.values()
         super().__init__(value_network, **kwargs)
         self.alpha = alpha
         self._tau = tau

@@ -282,14 +282,6 @@ class MDACLoss(RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        checked = self.check_arguments({
-            "beta": beta, "bound": bound, "bound_scale": bound_scale, "bound_current": bound_current,
-            "bound_current_scale": bound_current_scale, "bound_successor": bound_successor,
-            "bound_successor_scale": bound_successor_scale, "alpha_init": alpha_init,
-            "fixed_alpha": fixed_alpha, "target_entropy": target_entropy, "num_qvalue_nets": num_qvalue_nets,
-            "loss_function": loss_function, "delay_qvalue": delay_qvalue,
-        })
-        beta, bound_scale, alpha_init = checked["beta"], checked["bound_scale"], checked["alpha_init"]
         if not hasattr(actor_network, "get_dist"):
             raise TypeError(
                 "actor_network must be a probabilistic actor (a ProbabilisticTensorDictSequential with get_dist, e.g. "
@@ -308,7 +300,11 @@ class MDACLoss(RegularizedLossBase):
         self.beta = beta
         self.bound = bound
         self.bound_scale = bound_scale
-        bounds = resolve_bounds(checked)
+        bounds = resolve_bounds({
+            "bound": bound, "bound_scale": bound_scale, "bound_current": bound_current,
+            "bound_current_scale": bound_current_scale, "bound_successor": bound_successor,
+            "bound_successor_scale": bound_successor_scale,
+        })
         #: The bounding function and scale of each term (``"none"`` has no scale): ``f_c``, ``f_s``.
         self.bound_current, self.bound_current_scale = bounds["current"]
         self.bound_successor, self.bound_successor_scale = bounds["successor"]

@@ -180,11 +180,6 @@ class MIRLLoss(RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        checked = self.check_arguments({
-            "beta": beta, "beta_schedule": beta_schedule, "beta_lr": beta_lr, "beta_slope": beta_slope,
-            "beta_min": beta_min, "beta_max": beta_max, "prior_lr": prior_lr,
-        })
-        beta, beta_slope, beta_min, beta_max = (checked[k] for k in ("beta", "beta_slope", "beta_min", "beta_max"))
         spec_actions = _num_actions(action_space, value_network)
         if num_actions is not None and spec_actions is not None and num_actions != spec_actions:
             raise ValueError(
@@ -208,12 +203,12 @@ class MIRLLoss(RegularizedDQNLossBase):
         )
         self.num_actions = num_actions
         self.beta_schedule = beta_schedule
-        self.beta_lr = checked["beta_lr"]
+        self.beta_lr = beta_lr
         self.beta_slope = beta_slope
         self.beta_init = beta
         self.beta_min, self.beta_max = beta_min, beta_max
         self.learn_prior = bool(learn_prior)
-        self.prior_lr = checked["prior_lr"]
+        self.prior_lr = prior_lr
         self.prior = ActionPrior(num_actions, beta=beta, rho=prior, prior_in_backup=prior_in_backup)
         self.register_buffer("num_beta_updates", torch.zeros((), dtype=torch.long))
         # Python counters (no device sync) behind the warning of check_batch.

@@ -161,11 +161,8 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        checked = self.check_arguments(
-            {"alpha": alpha, "tau": tau, "clip_value_min": clip_value_min, "clip_value_max": clip_value_max}
-        )
-        self.alpha, self._tau = checked["alpha"], checked["tau"]
-        self.clip_value_min, self.clip_value_max = checked["clip_value_min"], checked["clip_value_max"]
+        self.alpha, self._tau = alpha, tau
+        self.clip_value_min, self.clip_value_max = clip_value_min, clip_value_max
         super().__init__(
             value_network,
             loss_function=loss_function,
@@ -240,8 +237,7 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        checked = self.check_arguments({"alpha": alpha, "persistent": persistent})
-        self.alpha, self.persistent = checked["alpha"], checked["persistent"]
+        self.alpha, self.persistent = alpha, persistent
         super().__init__(
             value_network,
             loss_function=loss_function,

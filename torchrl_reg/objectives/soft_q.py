@@ -229,14 +229,6 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
         check_finite: bool = False,
     ) -> None:
         low, high = box_bounds(action_spec, "SoftQLoss's importance-sampled soft value")
-        checked = self.check_arguments({
-            "tau": tau, "reward_scale": reward_scale, "num_value_particles": num_value_particles,
-            "proposal": proposal, "num_fit_particles": num_fit_particles, "uniform_weight": uniform_weight,
-            "loss_function": loss_function,
-        })
-        tau, reward_scale, num_value_particles, num_fit_particles = (
-            checked[k] for k in ("tau", "reward_scale", "num_value_particles", "num_fit_particles")
-        )
         if proposal == "mixture":
             if actor is None:
                 raise ValueError("proposal='mixture' fits a tanh-Gaussian to the sampler's particles: pass actor=")
@@ -486,11 +478,6 @@ class SVGDPolicyLoss(_TemperatureMixin, ArgumentChecks, LossModule):
     ) -> None:
         _sampler_of(actor)
         check_choice("use_prioritized_weights", use_prioritized_weights, (True, False, "auto"))
-        checked = self.check_arguments({
-            "tau": tau, "num_particles": num_particles, "fixed_ratio": fixed_ratio, "space": space,
-            "min_bandwidth": min_bandwidth,
-        })
-        tau, num_particles, fixed_ratio = checked["tau"], checked["num_particles"], checked["fixed_ratio"]
         num_fixed = round(fixed_ratio * num_particles)
         reduction = _check_reduction(reduction)
         super().__init__()
@@ -712,8 +699,7 @@ class TemperatureSchedule(ArgumentChecks):
             if not isinstance(loss, _TemperatureMixin):
                 raise ValueError(f"TemperatureSchedule anneals SoftQLoss/SVGDPolicyLoss, got {type(loss).__name__}")
         self.losses = losses
-        checked = self.check_arguments({"tau_final": tau_final, "annealing_num_steps": annealing_num_steps})
-        self.tau_final, self.annealing_num_steps = checked["tau_final"], checked["annealing_num_steps"]
+        self.tau_final, self.annealing_num_steps = tau_final, annealing_num_steps
         self._apply(self.num_steps)
 
     @property

@@ -215,13 +215,7 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        options = self.check_arguments({
-            "c": c, "p": p, "temperature_estimator": temperature_estimator, "temperature_ema": temperature_ema,
-            "initial_temperature": initial_temperature,
-        })
-        self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = (
-            options[k] for k in ("c", "p", "temperature_estimator", "temperature_ema", "initial_temperature")
-        )
+        self.c, self.p, self.temperature_estimator, self.temperature_ema = c, p, temperature_estimator, temperature_ema
         super().__init__(
             value_network,
             loss_function=loss_function,
@@ -418,17 +412,10 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
         use_prioritized_weights: str | bool = "auto",
         check_finite: bool = False,
     ) -> None:
-        options = self.check_arguments({
-            "c": c, "p": p, "temperature_estimator": temperature_estimator, "temperature_ema": temperature_ema,
-            "initial_temperature": initial_temperature, "variant": variant, "num_qvalue_nets": num_qvalue_nets,
-            "loss_function": loss_function,
-        })
         if variant == "em" and reduction not in (None, "mean"):
             raise ValueError(f"variant='em' needs reduction='mean' (its M-step is a product of batch means), got {reduction!r}")
         super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
-        self.c, self.p, self.temperature_estimator, self.temperature_ema, initial_temperature = (
-            options[k] for k in ("c", "p", "temperature_estimator", "temperature_ema", "initial_temperature")
-        )
+        self.c, self.p, self.temperature_estimator, self.temperature_ema = c, p, temperature_estimator, temperature_ema
         self.variant = variant
         self.num_qvalue_nets = int(num_qvalue_nets)
         self.loss_function = loss_function
