@@ -88,12 +88,12 @@ def network(cfg: DictConfig, obs_shape: tuple[int, ...], n_actions: int) -> Impl
 
 
 def from_config(cfg: DictConfig, actor: QValueActor, *, loss_class: type) -> IQNLoss:
-    """``loss_class`` (IQN or M-IQN) over ``actor`` with the config's values of its arguments and of
-    IQN's (:func:`arguments_of`), gamma in the value estimator."""
+    """``loss_class`` (IQN or M-IQN) over ``actor`` with the config's values of its arguments (:func:`arguments_of`:
+    IQN's N, N', K, kappa, independent fractions, which M-IQN passes on to IQN; M-IQN's alpha, tau and clip bounds
+    too), gamma in the value estimator."""
     return loss_class(
         actor,
-        # IQN's N, N', K, kappa, independent fractions; M-IQN's alpha, tau and clip bounds too.
-        **{**arguments_of(IQNLoss, cfg.loss), **arguments_of(loss_class, cfg.loss)},
+        **arguments_of(loss_class, cfg.loss),
         action_space=actor.spec,
         check_finite=True,  # a NaN/inf observation or reward stops the run, naming the key and index
     ).make_value_estimator(gamma=cfg.loss.gamma)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -17,7 +18,7 @@ from torchrl.modules import QValueActor
 
 from tests.recipes.recipe_cases import CONF, recipe
 from tests.recipes.test_m_dqn import SMALL
-from torchrl_reg.configs import compose_config
+from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.loops import get_loss, offered_losses
 from torchrl_reg.loops.registry import _LOSSES, _OFFERED
 
@@ -89,3 +90,24 @@ def test_the_example_trains_in_the_value_based_loop(example, tmp_path):
     metrics = value_based.train(cfg)
     assert metrics["status"] == "completed" and metrics["loss"] == "boltzmann_dqn" and metrics["updates"] > 0
     assert math.isfinite(metrics["final_eval_return"])
+
+
+def test_the_example_primary_config_runs_on_the_dqn_env_set(example, tmp_path):
+    """The doc's primary config, beside a copy of ``recipes/conf`` with its loss option, composes on the DQN env set
+    it names: each env option the M-DQN recipe offers, with the same protocol and epsilon-greedy schedule, and the
+    loss config's defaults; no env file of its own."""
+    blocks = re.findall(r"::\n\n((?:    .*\n|\n)+)", DOC.read_text())
+    primary = next("\n".join(line[4:] for line in b.splitlines()) for b in blocks if "boltzmann_dqn_schema" in b)
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "boltzmann_dqn" / "loss").mkdir(parents=True)
+    (conf / "boltzmann_dqn" / "boltzmann_dqn.yaml").write_text(primary)
+    (conf / "boltzmann_dqn" / "loss" / "boltzmann_dqn.yaml").write_text("name: boltzmann_dqn\n")
+    envs = config_sources(conf, "boltzmann_dqn").groups["env"]
+    assert envs == ("cartpole", ("acrobot", "atari", "cartpole", "minatar"))
+    recipe("m_dqn")
+    for env in envs[1]:
+        cfg = compose_config(conf, "boltzmann_dqn", [f"env={env}"])
+        m_dqn = compose_config(CONF, "m_dqn", [f"env={env}"])
+        assert (cfg.env, cfg.collector, cfg.optim, cfg.exploration) == (m_dqn.env, m_dqn.collector, m_dqn.optim, m_dqn.exploration)
+        assert (cfg.loss.name, cfg.loss.tau, cfg.loss.loss_function) == ("boltzmann_dqn", 0.1, m_dqn.loss.loss_function)

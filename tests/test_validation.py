@@ -117,7 +117,7 @@ def test_a_constructor_receives_its_arguments_checked_defaults_included():
         _Scaled(scale=0)
     with pytest.raises(ValueError, match=r"n must be an integer >= 1, got n=0"):  # checked by _Base, reached by **kwargs
         _Scaled(n=0)
-    assert constructor_arguments(_Scaled) == {"scale", "n", "name"}
+    assert list(constructor_arguments(_Scaled)) == ["scale", "n", "name"]
 
 
 def test_a_check_that_names_no_constructor_argument_is_refused_when_the_class_is_defined():

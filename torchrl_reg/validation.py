@@ -108,19 +108,21 @@ class ArgumentChecks:
         whose arguments are not all in ``arguments`` is not checked. None by default."""
 
 
-def constructor_arguments(cls: type) -> set[str]:
-    """The names of the arguments ``cls(...)`` accepts: its ``__init__``'s named parameters and, while a constructor
-    passes ``**kwargs`` on, those of the next ``__init__`` up the method resolution order."""
-    names: set[str] = set()
+def constructor_arguments(cls: type) -> dict[str, inspect.Parameter]:
+    """The named arguments ``cls(...)`` accepts, by name: its ``__init__``'s parameters and, while a constructor
+    passes ``**kwargs`` on, those of the next ``__init__`` up the method resolution order (a subclass's first)."""
+    parameters: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         init = vars(klass).get("__init__")
         if init is None:
             continue
-        parameters = list(inspect.signature(init).parameters.values())[1:]  # after self
-        names |= {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        own = list(inspect.signature(init).parameters.values())[1:]  # after self
+        for p in own:
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                parameters.setdefault(p.name, p)
+        if not any(p.kind is p.VAR_KEYWORD for p in own):
             break
-    return names
+    return parameters
 
 
 def _checking(owner: type, init: Callable[..., None], signature: inspect.Signature, keys: list[str]) -> Callable[..., None]:

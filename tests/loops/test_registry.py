@@ -126,7 +126,7 @@ def test_every_argument_check_names_an_argument_of_the_loss_or_a_key_of_the_conf
         entry = get_loss(loss, family)
         cfg = module.validate(compose_config(CONF, name, list(loss_cases(name)[(family, loss)])))
         for owner in entry.checks or (entry.loss_class,):
-            accepted = constructor_arguments(owner) | constructor_arguments(entry.loss_class) | set(cfg.loss)
+            accepted = {*constructor_arguments(owner), *constructor_arguments(entry.loss_class), *cfg.loss}
             unknown = set(getattr(owner, "argument_checks", {})) - accepted
             assert not unknown, (name, loss, owner.__name__, unknown)
 

@@ -13,7 +13,7 @@ import pytest
 from tests.recipes.recipe_cases import CONF, ROOT, TRAINING_RECIPES
 from torchrl_reg.configs import compose_config, config_sources
 
-ALL_ENVS = sorted({path.stem for path in CONF.glob("*/env/*.yaml")})
+ALL_ENVS = sorted({path.stem for path in CONF.glob("**/env/*.yaml")})  # recipes' own and the env sets'
 
 
 def accepts(recipe: str, group: str, option: str) -> bool:
@@ -44,9 +44,9 @@ def test_sources_name_the_file_the_override_or_the_schema_default():
     assert sources.groups["env"] == ("minatar", ("acrobot", "atari", "cartpole", "minatar"))
     assert sources.groups["loss"] == ("m_dqn", ("al", "dqn", "m_dqn", "pal", "soft_dqn"))
     values = sources.values
-    # One file per env family holds the DQN protocol; the recipe's env option adds its epsilon schedule.
+    # One file per env family holds the DQN protocol; the DQN env set's option adds its epsilon schedule.
     assert values["collector.total_frames"] == values["env.sticky_action_prob"] == "protocol/dqn/minatar.yaml"
-    assert values["exploration.eps_end"] == "m_dqn/env/minatar.yaml"
+    assert values["exploration.eps_end"] == "envs/dqn/env/minatar.yaml"
     assert values["loss.name"] == "m_dqn/loss/m_dqn.yaml"
     assert values["buffer.prioritized"] == "buffer/uniform.yaml"
     assert values["optim.lr"] == "command line"  # the protocol sets it too: the override comes last
@@ -66,7 +66,7 @@ def test_help_command_prints_the_groups_and_where_each_value_came_from():
     lines = out.splitlines()
     assert "seed=3  seed of the networks, the envs and the replay  [command line]" in lines
     assert "optim.lr=0.00025  Adam learning rate  [protocol/dqn/minatar.yaml]" in lines
-    assert "exploration.eps_end=0.01  epsilon after the annealing  [m_dqn/env/minatar.yaml]" in lines
+    assert "exploration.eps_end=0.01  epsilon after the annealing  [envs/dqn/env/minatar.yaml]" in lines
     assert any(line.startswith("loss.alpha=0.9  ") and line.endswith("  [schema default]") for line in lines)
 
 

@@ -11,8 +11,9 @@ loop's family (:func:`recipe_schema`), registered in Hydra's ConfigStore.
   run before anything is built;
 * :mod:`~torchrl_reg.configs.compose`: :func:`recipe_schema`, :func:`register_schema`, :func:`compose_config`
   and where a recipe's config files are (:func:`recipe_config_path`: ``recipes/conf/<name>/``, its own groups,
-  and the shared groups of ``recipes/conf/`` on Hydra's search path);
-* :mod:`~torchrl_reg.configs.key_docs`: what each key sets (a recipe's ``--help``).
+  the shared groups of ``recipes/conf/`` and the env set its primary config names on Hydra's search path);
+* :mod:`~torchrl_reg.configs.key_docs`: what each key sets, the ``#:`` comment above its field (a recipe's
+  ``--help``; autodoc reads the same comment).
 
 Our losses in TorchRL's own trainer configs are :mod:`torchrl_reg.trainer_configs`, kept apart: importing it
 registers TorchRL's config groups in Hydra's global ConfigStore, where they shadow the recipes' groups of the

@@ -17,6 +17,7 @@ __all__ = [
     "recipe_config_path",
     "recipe_schema",
     "register_schema",
+    "search_path_of",
     "with_search_path",
 ]
 
@@ -46,34 +47,57 @@ def recipe_schema(name: str, family: type | None = None, **groups: type) -> type
     return schema
 
 
-def recipe_config_path(config_dir: str | Path, config_name: str) -> tuple[Path, Path | None]:
+def recipe_config_path(config_dir: str | Path, config_name: str) -> tuple[Path, tuple[Path, ...]]:
     """Where Hydra finds the recipe config ``config_name`` under ``config_dir`` (``recipes/conf``): its primary
-    config directory and the directory of the shared groups to add to Hydra's search path (``None``: none).
+    config directory and the directories to add to Hydra's search path after it, in order (empty: none).
 
     A recipe with its own directory, ``<config_dir>/<name>/<name>.yaml``, composes from there (its ``loss/``
-    and ``env/`` groups are its own: another recipe's option is not found, and Hydra's error lists the
+    group and any other group of its own: another recipe's option is not found, and Hydra's error lists the
     recipe's options), with ``config_dir`` on the search path for the groups every recipe shares
-    (``buffer/``, ``collector/``, ``logger/``, ``optim/``, ``policy/``) and the env protocols (``protocol/``).
-    Any other recipe keeps the flat layout, ``<config_dir>/<name>.yaml``, and needs nothing more.
+    (``buffer/``, ``collector/``, ``logger/``, ``optim/``, ``policy/``) and the env protocols (``protocol/``), then
+    the directories its primary config lists in ``hydra.searchpath``, relative to its own directory: the env set
+    whose ``env`` group it offers (``file://../envs/control``: SAC's control protocols, ``env=hopper``, shared by
+    the recipes that run on them; :func:`search_path_of`). Any other recipe keeps the flat layout,
+    ``<config_dir>/<name>.yaml``, and needs nothing more.
     """
     config_dir = Path(config_dir).resolve()
     own = config_dir / config_name
     if (own / f"{config_name}.yaml").is_file():
-        return own, config_dir
-    return config_dir, None
+        return own, (config_dir, *search_path_of(own / f"{config_name}.yaml"))
+    return config_dir, ()
 
 
-def with_search_path(shared: Path | None, overrides: Iterable[str]) -> list[str]:
-    """``overrides`` with ``shared`` first on ``hydra.searchpath`` (a ``hydra.searchpath=[...]`` among them
-    keeps its entries after it: Hydra reads only one such override)."""
+def search_path_of(primary: Path) -> tuple[Path, ...]:
+    """The directories the primary config file ``primary`` lists in ``hydra.searchpath`` (``file://`` entries or
+    plain paths), a relative one taken from ``primary``'s directory, so that the recipe composes from any working
+    directory (Hydra alone would take it from the working directory; a recipe's command line passes these
+    directories resolved, :func:`with_search_path`)."""
+    from omegaconf import OmegaConf
+
+    entries = OmegaConf.select(OmegaConf.load(primary), "hydra.searchpath") or []
+    paths = []
+    for entry in entries:
+        scheme, _, path = str(entry).rpartition("://")
+        if scheme not in ("", "file"):
+            raise ValueError(f"{primary}: hydra.searchpath entry {entry!r}: a recipe's search path holds directories "
+                             "(file://<dir>, relative to the config's directory)")
+        paths.append((primary.parent / path).resolve())
+    return tuple(paths)
+
+
+def with_search_path(shared: Path | Iterable[Path] | None, overrides: Iterable[str]) -> list[str]:
+    """``overrides`` with ``shared`` (a directory or several, :func:`recipe_config_path`) first on
+    ``hydra.searchpath`` (a ``hydra.searchpath=[...]`` among them keeps its entries after it: Hydra reads only
+    one such override)."""
     overrides = list(overrides)
-    if shared is None:
+    shared = () if shared is None else (shared,) if isinstance(shared, Path) else tuple(shared)
+    if not shared:
         return overrides
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     given = [i for i, override in enumerate(parsed) if override.get_key_element() == "hydra.searchpath"]
-    entries = [f"file://{shared.as_posix()}", *(parsed[given[0]].value() if given else [])]
+    entries = [*(f"file://{path.as_posix()}" for path in shared), *(parsed[given[0]].value() if given else [])]
     # Quoted: a path may hold characters Hydra's override grammar reads (',', '=', spaces).
     quoted = ",".join("'" + entry.replace("\\", "\\\\").replace("'", "\\'") + "'" for entry in entries)
     kept = [override for i, override in enumerate(overrides) if i not in given]

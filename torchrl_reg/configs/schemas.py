@@ -22,14 +22,14 @@ The schemas, one per layer of what a loop needs:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, List, Optional
 
 from omegaconf import MISSING
 
 from torchrl_reg.modules.policies import tanh_normal_policy
-from torchrl_reg.validation import ReadOnlyIf
+from torchrl_reg.validation import ReadOnlyIf, constructor_arguments
 
 __all__ = [
     "ActorCriticConfig",
@@ -74,10 +74,18 @@ PLANNING_EVALUATORS = ("rollout", "q_network")
 MAX_SEED = 2**32 - 1
 
 
+def _parameters(callable_: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    """A function's parameters; a class's constructor arguments, through the ``**kwargs`` it passes to its base's."""
+    if isinstance(callable_, type):
+        return constructor_arguments(callable_)
+    return inspect.signature(callable_).parameters
+
+
 def default_of(callable_: Callable[..., Any], name: str) -> Any:
-    """The default of argument ``name`` of ``callable_`` (a loss class): a config field declared as
-    ``tau: float = default_of(MunchausenDQNLoss, "tau")`` keeps the loss's default as its one source."""
-    parameter = inspect.signature(callable_).parameters.get(name)
+    """The default of argument ``name`` of ``callable_`` (a loss class, also an argument its constructor passes on
+    to its base's with ``**kwargs``): a config field declared as ``tau: float = default_of(MunchausenDQNLoss, "tau")``
+    keeps the loss's default as its one source."""
+    parameter = _parameters(callable_).get(name)
     if parameter is None or parameter.default is inspect.Parameter.empty:
         raise ValueError(f"{getattr(callable_, '__name__', callable_)} has no argument {name!r} with a default")
     return parameter.default
@@ -85,10 +93,11 @@ def default_of(callable_: Callable[..., Any], name: str) -> Any:
 
 def arguments_of(callable_: Callable[..., Any], node: Any) -> dict[str, Any]:
     """The values of the keys of config group ``node`` that are arguments of ``callable_`` (a loss
-    class, a builder), by name: the inverse of :func:`default_of`, for a config whose fields are
-    named after the arguments they set. ``gamma`` is never passed: TorchRL keeps it in the loss's
-    value estimator (``make_value_estimator(gamma=...)``), not in the constructor."""
-    parameters = inspect.signature(callable_).parameters
+    class, with the arguments its constructor passes on to its base's; a builder), by name: the inverse of
+    :func:`default_of`, for a config whose fields are named after the arguments they set. ``gamma`` is never
+    passed: TorchRL keeps it in the loss's value estimator (``make_value_estimator(gamma=...)``), not in the
+    constructor."""
+    parameters = _parameters(callable_)
     return {key: node[key] for key in node if key in parameters and key != "gamma"}
 
 
