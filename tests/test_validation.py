@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -118,6 +119,15 @@ def test_a_constructor_receives_its_arguments_checked_defaults_included():
     with pytest.raises(ValueError, match=r"n must be an integer >= 1, got n=0"):  # checked by _Base, reached by **kwargs
         _Scaled(n=0)
     assert list(constructor_arguments(_Scaled)) == ["scale", "n", "name"]
+
+
+def test_a_subclass_that_only_narrows_the_checks_has_them_run_on_its_bases_constructor():
+    class _Narrow(_Base):
+        argument_checks = {"n": partial(check_count, minimum=5)}
+
+    with pytest.raises(ValueError, match=r"n must be an integer >= 5, got n=3"):
+        _Narrow(n=3)
+    assert _Narrow(n=5).n == 5 and _Base(n=3).n == 3  # the base keeps its own
 
 
 def test_a_check_that_names_no_constructor_argument_is_refused_when_the_class_is_defined():

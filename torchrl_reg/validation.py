@@ -73,8 +73,7 @@ class ArgumentChecks:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        init = vars(cls).get("__init__")
-        if init is None:  # a mixin of checks (MunchausenArguments), or a class that keeps its base's constructor
+        if cls.__init__ is object.__init__:  # a mixin of checks (MunchausenArguments, a recipe's SACArguments)
             return
         accepted = constructor_arguments(cls)
         unknown = [key for key in cls.argument_checks if key not in accepted]
@@ -83,10 +82,12 @@ class ArgumentChecks:
                 f"{cls.__qualname__}.argument_checks names {unknown}, not arguments of its constructor "
                 f"(accepted: {sorted(accepted)}): rename the checks with the arguments"
             )
-        signature = inspect.signature(init)
-        own = [key for key in cls.argument_checks if key in signature.parameters]
-        if own:
-            cls.__init__ = _checking(cls, init, signature, own)  # type: ignore[method-assign]
+        if "__init__" in vars(cls) or "argument_checks" in vars(cls):  # its own constructor, or its own checks
+            init = cls.__init__  # a base's (checked by the base's checks after these) when it has none of its own
+            signature = inspect.signature(init)
+            own = [key for key in cls.argument_checks if key in signature.parameters]
+            if own:
+                cls.__init__ = _checking(cls, init, signature, own)  # type: ignore[method-assign]
 
     @classmethod
     def check_arguments(
