@@ -119,7 +119,7 @@ def measure(args: argparse.Namespace, backends: list[str]) -> dict[str, dict]:
         }
         if args.before:
             before = statistics.median(collect[backend, "matmul"])
-            results["before_issue_37"] = {
+            results["before_matmul_resize"] = {
                 "resize": "numpy matmul on the BLAS pool",
                 "env_steps_per_s_collection_only": before,
                 "env_steps_per_s_collection_only_repeats": collect[backend, "matmul"],
