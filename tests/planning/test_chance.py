@@ -19,9 +19,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from torchrl_reg.planning import FrozenLakeSimulator, KNOBS, make_search
+import torch
+
+from torchrl_reg.planning import BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, TensorRandomRollout, make_search
 from torchrl_reg.planning.exact import chance_tree_values, finite_horizon_q
 from torchrl_reg.planning.simulators import ChanceTree
+from torchrl_reg.planning.tensor_simulators import TensorChanceTree
 
 TAU, ALPHA = 0.3, 0.3
 DELTA = 1e-3  # the probability that a sampled part falls outside its interval, all edges and sample sizes together
@@ -373,3 +376,91 @@ def test_a_determinized_model_bets_on_the_future_it_drew_and_chance_nodes_do_not
         for search, coins in ((sampled, 2), (determinized, 1)):  # the outcomes the bet node keeps: both sides, or one
             bet = search.tree.outcomes[(0, _BetAfterGo.GO)][1]
             assert len(search.tree.outcomes[(bet, 0)]) == coins
+
+
+# -- the batched search's chance nodes ----------------------------------------------------------------------------
+
+
+def _uniforms(seed: int):
+    """The draws of ``random.Random(seed)`` as tensors: the stream a single-tree part reads."""
+    rng = random.Random(seed)
+    return lambda n: torch.tensor([rng.random() for _ in range(n)], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_one_chance_tree_is_searched_as_the_single_tree_search_does_draw_for_draw(algorithm):
+    # the tree policy, the rollouts and the outcomes read three streams, the same in both loops
+    tree = ChanceTree(2, 3, 3, seed=1)
+    knobs = _knobs(algorithm, eps=0.5)
+    old = make_search(algorithm, tree, **knobs, seed=5, evaluator=RandomRollout(max_steps=5, seed=7))
+    tree.reseed(11)  # after the simulator check's test steps
+    old_action = old.search(150)
+    sim = TensorChanceTree(tree, uniform=_uniforms(11))
+    new = make_search(algorithm, sim, **knobs, batched=True, evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)))
+    new.uniform = _uniforms(5)
+    assert int(new.search(sim.root(1), 150)[0]) == old_action
+    mine, theirs = new.tree.tree(0), old.tree
+    n = theirs.size
+    assert mine["visits"].shape[0] == n and max(len(c) for c in theirs.outcomes.values()) == 3
+    for name in ("visits", "total", "arrivals"):
+        np.testing.assert_array_equal(mine[name].numpy(), getattr(theirs, name)[:n], err_msg=name)
+    for (node, action), children in theirs.outcomes.items():
+        assert mine["outcomes"][node, action].tolist() == list(children.values()) + [-1] * (3 - len(children))
+        assert [int(mine["key"][c, 0]) for c in children.values()] == list(children)  # the key: (node id, level)
+    names = {"ments": ("q", "value"), "bts": ("q_bellman", "value", "bellman"), "dents": ("q_bellman", "value", "entropy", "entropy_q"),
+             "uct": ("q", "value")}[algorithm]
+    for name in names:
+        np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[:n], rtol=0, atol=1e-12, err_msg=name)
+
+
+class _BatchedTreeView:
+    """Tree ``b`` of a BatchedTreeSearch read as the checker reads a TreeSearch's tree (outcomes keyed by node id)."""
+
+    def __init__(self, search, b: int):
+        one = search.tree.tree(b)
+        for name in ("visits", "q", "q_bellman", "arrivals", "total"):
+            setattr(self, name, one[name].numpy())
+        self.num_actions = self.visits.shape[1]
+        self.outcomes = {}
+        slots = one["outcomes"].numpy()
+        keys = one["key"][:, 0].tolist()
+        for node in range(slots.shape[0]):
+            for action in range(self.num_actions):
+                children = [c for c in slots[node, action] if c >= 0]
+                if children:
+                    self.outcomes[(node, action)] = {keys[c]: int(c) for c in children}
+
+
+@pytest.mark.slow  # 15-25 s each on one core
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_batched_tree_converges_to_the_exact_values_of_a_chance_tree(algorithm):
+    # fewer simulations than the single-tree check (a batched step costs some hundred tensor operations): looser intervals
+    tree = ChanceTree(2, 3, 2, seed=0)
+    n = 2000
+    sim = TensorChanceTree(tree, seed=4)
+    search = make_search(algorithm, sim, **_knobs(algorithm), seed=1, batched=True,
+                         evaluator=lambda _, state, gamma: (torch.zeros(state.shape[0], dtype=torch.float64), None))
+    search.search(sim.root(4), n)
+    backup = BACKUP[algorithm]
+    for b in range(4):
+        view = _BatchedTreeView(search, b)
+        checked = type("Search", (), {"tree": view})()
+        policy = _visit_shares(checked, tree) if backup == "mean" else None
+        problem = _chance_tree_problem(tree, backup, policy)
+        _, intervals = _check_search(checked, problem, backup, n)
+        best = int(np.argmax(view.visits[0]))
+        assert intervals[best] < abs(problem.exact_q(0, 0) - problem.exact_q(0, 1)), (b, intervals)
+
+
+def test_a_full_outcome_slot_row_stops_the_search_and_names_the_edge():
+    sim = TensorChanceTree(ChanceTree(2, 3, 2, seed=0))
+    assert sim.max_outcomes == 3
+    search = make_search("uct", sim, batched=True)
+    search.search(sim.root(2), 200)
+    assert int((search.tree.outcomes >= 0).sum(-1).max()) == 3  # the simulator's bound: never full
+    small = BatchedTreeSearch(sim, policy=search.policy, backup=search.backup, max_outcomes=2)
+    with pytest.raises(RuntimeError, match=r"tree \d: the chance edge \(node \d+, action \d\) drew a new outcome but its 2 outcome slots "
+                                           r"are full \(max_outcomes=2\); the search stops rather than merge two outcomes"):
+        small.search(sim.root(2), 200)
+    with pytest.raises(ValueError, match="max_outcomes"):
+        BatchedTreeSearch(sim, policy=search.policy, backup=search.backup, max_outcomes=0)
