@@ -464,3 +464,42 @@ def test_a_full_outcome_slot_row_stops_the_search_and_names_the_edge():
         small.search(sim.root(2), 200)
     with pytest.raises(ValueError, match="max_outcomes"):
         BatchedTreeSearch(sim, policy=search.policy, backup=search.backup, max_outcomes=0)
+
+
+class _TensorBetAfterGo:
+    """:class:`_BetAfterGo` for the batched search: a state ``[B, 2]`` is (position, coin). Positions: 0 the root, 1 the
+    bet, 2 + coin after it, 4 after SAFE (2-4 end). Sampled: the coin is drawn when the bet is placed (-1 before);
+    determinized: it is drawn with the root (one future per move) and carried in the state, so the model is deterministic."""
+
+    num_actions = 2
+
+    def __init__(self, sampled: bool, seed: int):
+        self.deterministic = not sampled
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        coin = torch.full((batch_size,), -1) if not self.deterministic else (torch.rand(batch_size, generator=self.generator) < 0.5).long()
+        return torch.stack((torch.zeros(batch_size, dtype=torch.long), coin), -1)
+
+    def step(self, state, action):
+        position, coin = state.unbind(-1)
+        if not self.deterministic:
+            coin = torch.where(position == 1, (torch.rand(coin.shape, generator=self.generator) < 0.5).long(), coin)
+        safe, bet = (position == 0) & (action == _BetAfterGo.SAFE), position == 1
+        after = torch.where(position == 0, torch.where(safe, 4, 1), torch.where(bet, 2 + coin, position))
+        reward = torch.where(safe, _BetAfterGo.SAFE_REWARD, torch.where(bet & (action == coin), 1.0, 0.0)).double()
+        return torch.stack((after, coin), -1), reward, after >= 2
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_the_batched_search_with_chance_nodes_is_not_misled_by_strategy_fusion(algorithm):
+    # the argument of test_a_determinized_model_bets_on_the_future_it_drew_and_chance_nodes_do_not, in 8 batched trees
+    knobs = _knobs(algorithm, **({"tau": 0.1} if algorithm == "ments" else {}))
+    determinized = _TensorBetAfterGo(sampled=False, seed=0)
+    roots = determinized.root(8)
+    assert 0 < int(roots[:, 1].sum()) < 8  # futures of both coins
+    assert make_search(algorithm, determinized, **knobs, batched=True, seed=0).search(roots, 300).tolist() == [_BetAfterGo.GO] * 8
+    sampled = _TensorBetAfterGo(sampled=True, seed=0)
+    search = make_search(algorithm, sampled, **knobs, batched=True, seed=0)
+    assert search.search(sampled.root(8), 300).tolist() == [_BetAfterGo.SAFE] * 8
+    assert int((search.tree.outcomes[:, :-1] >= 0).sum(-1).max()) == 2  # both sides of the coin under a bet
