@@ -503,3 +503,45 @@ def test_the_batched_search_with_chance_nodes_is_not_misled_by_strategy_fusion(a
     search = make_search(algorithm, sampled, **knobs, batched=True, seed=0)
     assert search.search(sampled.root(8), 300).tolist() == [_BetAfterGo.SAFE] * 8
     assert int((search.tree.outcomes[:, :-1] >= 0).sum(-1).max()) == 2  # both sides of the coin under a bet
+
+
+class _TensorHorizon:
+    """:class:`_Horizon` for the batched search over a TensorFrozenLake: a state ``[B, 2]`` is (cell, steps left)."""
+
+    def __init__(self, lake, steps: int):
+        self.lake, self.steps = lake, steps
+        self.num_actions, self.deterministic, self.max_outcomes = lake.num_actions, lake.deterministic, lake.max_outcomes
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        return torch.cat((self.lake.root(batch_size), torch.full((batch_size, 1), self.steps)), -1)
+
+    def step(self, state, action):
+        cell, reward, done = self.lake.step(state[:, :1], action)
+        left = state[:, 1] - 1
+        return torch.cat((cell, left.unsqueeze(-1)), -1), reward, done | (left <= 0)
+
+
+class _LakeTreeView(_BatchedTreeView):
+    """A batched tree over (cell, steps left) states, its outcomes keyed as the checker's FrozenLake problem keys them."""
+
+    def __init__(self, search, b: int):
+        super().__init__(search, b)
+        keys = search.tree.tree(b)["key"].tolist()
+        self.outcomes = {edge: {tuple(keys[c]): c for c in children.values()} for edge, children in self.outcomes.items()}
+
+
+@pytest.mark.slow  # ~20 s each on one core
+@pytest.mark.parametrize("algorithm", ["ments", "bts", "dents"])
+def test_every_batched_tree_converges_to_slippery_frozenlakes_dynamic_programming(algorithm):
+    from torchrl_reg.planning import TensorFrozenLake
+
+    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)
+    sim = _TensorHorizon(TensorFrozenLake(env, seed=3), 2)
+    n = 1500
+    search = make_search(algorithm, sim, **_knobs(algorithm), seed=2, batched=True,
+                         evaluator=lambda _, state, gamma: (torch.zeros(state.shape[0], dtype=torch.float64), None))
+    search.search(torch.tensor([[14, 2]] * 3), n)
+    for b in range(3):
+        _, intervals = _check_search(type("Search", (), {"tree": _LakeTreeView(search, b)})(), _frozenlake_problem(env, BACKUP[algorithm], 2),
+                                     BACKUP[algorithm], n)
+        assert intervals.max() < 0.5, intervals
