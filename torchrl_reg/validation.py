@@ -136,6 +136,8 @@ def _checking(owner: type, init: Callable[..., None], signature: inspect.Signatu
         bound.arguments.update(owner.check_arguments({key: bound.arguments[key] for key in keys}))
         init(*bound.args, **bound.kwargs)
 
+    # Read by introspection as the constructor's own (checked_init has no keyword-only parameter for them to fill).
+    checked_init.__kwdefaults__ = init.__kwdefaults__
     return checked_init
 
 
