@@ -6,6 +6,7 @@
     python recipes/tree_search.py tree_search_preset=minatar evaluator.checkpoint=runs/m_dqn/.../checkpoint.pt
     python recipes/tree_search.py tree_search_preset=atari task.game=pong
     python recipes/tree_search.py planner.batch_episodes=16 episodes=64  # 16 episodes at a time, batched search
+    python recipes/tree_search.py tree_search_preset=minatar planner.model=ensemble planner.futures=5 planner.simulations=50 ...
 
 Searches: :func:`torchrl_reg.planning.make_search` (Xiao et al., Maximum Entropy Monte-Carlo
 Planning, NeurIPS 2019; Painter et al., Monte Carlo Tree Search with Boltzmann Exploration,
@@ -19,10 +20,12 @@ leaf values and the initial values of untried actions: ``evaluator.checkpoint`` 
 
 ``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.tasks.MODELS`; it matters on
 MinAtar and Atari, whose envs draw at random): ``sampled`` (default: fresh outcomes at every chance visit, the
-single-tree search's chance nodes), ``determinized`` (one sampled future per move) or ``oracle`` (the env's own
-stream: a diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
+single-tree search's chance nodes), ``determinized`` (one sampled future per move), ``ensemble``
+(``planner.futures=K`` determinized futures per move, ``planner.simulations / K`` simulations each, the roots'
+visits summed and values averaged: :mod:`torchrl_reg.planning.ensemble`) or ``oracle`` (the env's own stream: a
+diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
 once, one batched search over their trees per move (:class:`torchrl_reg.planning.BatchedTreeSearch`) where it plans
-in the model (dchain, frozenlake; minatar in the determinized or oracle model), else one single-tree search per
+in the model (dchain, frozenlake; minatar in the determinized, ensemble or oracle model), else one single-tree search per
 episode; it changes how many episodes run at once, not the model.
 
 The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
@@ -89,11 +92,12 @@ class PlannerConfig:
     gamma: float = default_of(make_search, "gamma")
     q_init: float = default_of(make_search, "q_init")
     model: str = "sampled"
+    futures: int = 1
     batch_episodes: int = 1
 
     docs: ClassVar[dict[str, str]] = {
         "algorithm": "ments, dents, bts, uct, or greedy (the Q network's argmax, no search)",
-        "simulations": "simulations per move",
+        "simulations": "simulations per move (the ensemble model's total over its futures)",
         "tau": "MENTS's temperature (null: its default)",
         "eps": "E2W exploration of MENTS, BTS and DENTS (null: its default)",
         "alpha": "search temperature of BTS and DENTS (null: its default)",
@@ -102,7 +106,8 @@ class PlannerConfig:
         "recommend": "the move played: search_value, bellman_value or most_visited (null: the algorithm's own)",
         "gamma": "discount of the tree and the rollouts",
         "q_init": "initial value of untried actions when the evaluator gives none",
-        "model": "the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move) or oracle (the env's own stream: a diagnostic)",
+        "model": "the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move), ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)",
+        "futures": "ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations / futures); 1 for the other models",
         "batch_episodes": "episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized or oracle model; else one single-tree search per episode)",
     }
 
