@@ -418,3 +418,20 @@ def test_a_dry_run_of_the_ensemble_checks_every_run_and_writes_nothing(tmp_path,
     with pytest.raises(SystemExit, match=r"ments@50 on the seed-0 network: planner.simulations=50 is the total per move over "
                                          r"planner.futures=3 futures"):
         _dry_run(tmp_path, "--model", "ensemble", "--futures", "3", "--simulations", "50", "--dry-run")
+
+
+def test_an_evaluation_in_the_ensemble_model_reads_the_held_out_tuning_and_writes_its_own_json(tmp_path):
+    out = tmp_path / "out"
+    planning.main(["minatar-fair", "--stage", "eval", "--game", "Breakout", "--networks", str(COMMITTED / "Breakout_seed0"),
+                   "--network-seeds", "0", "--algorithms", "ments,uct", "--model", "ensemble", "--futures", "2",
+                   "--simulations", "4", "--episodes", "2", "--max-steps", "5", "--reps", "50", "--run-dir", str(tmp_path / "runs"),
+                   "--out", str(out)])
+    result = json.loads((out / "minatar_fair_breakout.json").read_text())
+    tuned = json.loads((REPO / "benchmarks" / "results" / "planning" / "minatar_fair_tune_breakout.json").read_text())
+    assert result["model"] == "ensemble" and result["futures"] == 2
+    assert result["tuning"]["chosen"] == tuned["chosen"] and result["knobs"]["ments@4"] == tuned["chosen"]["ments"]
+    assert set(result["comparisons"]) == {"ments@4 - greedy", "ments@4 - uct@4", "uct@4 - greedy"}
+    greedy, ments = result["run_dirs"]["greedy"][0], result["run_dirs"]["ments@4"][0]
+    assert "/Breakout/eval/greedy/" in greedy and "/Breakout/eval-ensemble2/ments@4/" in ments
+    assert _metrics(ments)["model"] == "ensemble" and _metrics(greedy)["model"] == "determinized"
+    assert "futures: 2" in (Path(ments) / "config.yaml").read_text()

@@ -33,7 +33,7 @@ each (the same total as the other models) and plays the action of their combined
 ``TreeSearch`` run per future or, batched, ``planner.futures`` rows per episode in the batch; its diagnostics are the
 combined root's. ``planner.batch_episodes = K > 1`` plays the
 episodes in groups of K at once (:func:`play_episodes`, the one episode player): where the batched search plans in
-the model (D-chain, FrozenLake, MinAtar determinized or oracle), one
+the model (D-chain, FrozenLake, MinAtar determinized, ensemble or oracle), one
 :class:`~torchrl_reg.planning.BatchedTreeSearch` per group searches the trees of all its episodes still in
 play at every move (B = those episodes; a finished episode leaves the batch), over the task's tensor model
 (:func:`~torchrl_reg.planning.make_tensor_task`), its search, rollouts and MinAtar streams drawing from ``seed + ``

@@ -14,7 +14,7 @@ each simulation). Tasks (:data:`TASKS`):
   seed, on an emulator whose own sticky actions are off); no success return.
 
 **The model a planner plans in** (:data:`MODELS`) matters where the task is stochastic (MinAtar's spawns,
-sticky actions); on the deterministic D-chain and FrozenLake the three are the task itself:
+sticky actions); on the deterministic D-chain and FrozenLake every model is the task itself:
 
 * ``sampled`` - fresh outcomes at every chance visit: the search steps a copy of the env whose random stream
   goes on across simulations (``include_rng=False``), and :class:`~torchrl_reg.planning.search.TreeSearch` keys
