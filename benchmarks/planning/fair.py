@@ -365,8 +365,9 @@ def minatar_fair(args) -> None:
     replayed, where they are complete), puts its searches' runs under ``<run-dir>/<game>/eval-<model>`` (``ensemble5``
     for 5 futures) and writes ``results/planning/models/<model>/minatar_fair_<game>.json`` (its ``model`` and
     ``futures`` keys; ``--out`` for elsewhere; merged parts need ``minatar-fair-merge ... --out`` the same folder).
-    The rows of the model study, one core each, the three games side by side (``--dry-run`` first checks every
-    config and lists the runs; ``--dry-run --estimate-moves 3`` also times each run's first 3 moves and estimates it)::
+    The rows of the model study, one thread per command (each command may go to a core of its own, ``taskset -c``,
+    to run side by side; ``--dry-run`` first checks every config and lists the runs, ``--dry-run --estimate-moves 5``
+    also times a few moves of each run and estimates it)::
 
         N=benchmarks/results/planning/networks
         for G in Breakout SpaceInvaders Asterix; do
@@ -379,9 +380,19 @@ def minatar_fair(args) -> None:
           --networks $N/SpaceInvaders_seed0 $N/SpaceInvaders_seed1 $N/SpaceInvaders_seed2 --model sampled \
           --simulations 200 --out benchmarks/results/planning/models/sampled200
 
-    (the sampled rows with the batched search once it plans in the sampled model; before, one ``TreeSearch`` per
-    episode, the 20 episodes one after the other). Each writes one JSON; a game's ensemble and sampled rows go
-    beside its determinized and oracle rows in RESULTS.md. Estimated cost per row: RESULTS.md's model study.
+    (the sampled rows with the batched search where it plans in the sampled model, else one ``TreeSearch`` per
+    episode; SpaceInvaders at 200 writes its own folder, so that its JSON does not replace the one at 50). Each
+    command writes one JSON; a game's ensemble and sampled rows go
+    beside its determinized and oracle rows in RESULTS.md. Estimated cost (``--dry-run --estimate-moves 5``, network
+    seed 0, 2026-11-27, one thread on the shared 2-core VM at load ~6, so the ratios are rough): the ensemble of 5
+    futures costs 0.22-0.47x the determinized search per move (10 batched simulation steps of 100 rows per move
+    instead of 50 of 20), so the four searches at 50 simulations on 3 networks take ~2 min (Breakout), ~10-20 min
+    (SpaceInvaders) and ~8-12 min (Asterix) against the determinized evaluation's recorded 4.9, 41.9 and 25.2 min.
+    The sampled model searched one ``TreeSearch`` per episode cost 1.6-19x the determinized search per move (median
+    ~4.7x): ~0.5, ~2 and ~3 core-hours for the three games at 50 simulations, and SpaceInvaders at 200 some 5.5 times
+    its 50 (the determinized ratio: 230 against 42 min), ~11 core-hours; with chance nodes in the batched search at
+    0.7-0.8x the determinized search's simulations per second, ~1.3x the determinized times: ~6 min, ~55 min and
+    ~35 min at 50, ~5 h for SpaceInvaders at 200.
 
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
