@@ -59,6 +59,33 @@ def test_atari_frame_skip_max_pools_last_two_frames_and_sums_rewards():
     env.close()
 
 
+def test_atari_resize_is_a_hook_on_the_max_pooled_frame():
+    seen = []
+
+    class Blank(AtariPreprocessing):  # a user's own resize
+        def resize(self, frame):
+            seen.append(frame.copy())
+            return np.zeros((self.screen_size, self.screen_size), dtype=np.uint8)
+
+    env = Blank("ALE/Pong-v5", sticky_action_prob=0.0, frame_skip=4)
+    raw = gym.make("ALE/Pong-v5", frameskip=1, repeat_action_probability=0.0, obs_type="grayscale")
+    obs, _ = env.reset(seed=3)
+    first, _ = raw.reset(seed=3)
+    assert not obs.any() and seen[0].dtype == np.float32
+    np.testing.assert_array_equal(seen[0], first)
+    for _ in range(5):
+        assert not env.step(2)[0].any()
+        frames = [raw.step(2)[0] for _ in range(4)]
+        np.testing.assert_array_equal(seen[-1], np.maximum(frames[-1], frames[-2]))
+    # the default resize of any frame: the area average, as blocks of a 2 x 21 times finer grid (float64)
+    frame = np.random.default_rng(0).integers(0, 256, (210, 160)).astype(np.float32)
+    fine = np.repeat(np.repeat(frame.astype(np.float64), 2, axis=0), 21, axis=1)  # 420 x 3360
+    exact = fine.reshape(84, 5, 84, 40).mean(axis=(1, 3))
+    assert np.abs(AtariPreprocessing.resize(env, frame) - exact).max() <= 0.5 + 1e-3
+    raw.close()
+    env.close()
+
+
 def test_atari_preset_shapes_and_pickle_round_trip_continues_identically():
     env = make_single_env(ATARI)
     obs, _ = env.reset(seed=1)

@@ -520,7 +520,7 @@ def test_the_eager_update_sets_gradients_to_none_with_the_in_place_zeroed_update
         loss = MunchausenDQNLoss(QValueActor(nn.Linear(2, 2), in_keys=["observation"], spec=Categorical(2)))
         loss.make_value_estimator(gamma=0.5)
         optim = torch.optim.Adam(loss.parameters(), lr=0.1)
-        if in_place:  # the update before issue 37: gradients zeroed in place, backward adding to zeros
+        if in_place:  # the earlier update: gradients zeroed in place, backward adding to zeros
             zero_grad = optim.zero_grad
             optim.zero_grad = lambda set_to_none=True: zero_grad(set_to_none=False)
         update = make_update(loss, optim, max_grad_norm=None, compile=False)

@@ -123,6 +123,32 @@ def test_munchausen_target_matches_independent_computation(one_hot):
     assert max(abs(t - w) for (_, t), (_, w) in zip(ref, wrong)) > 1e-2
 
 
+def test_action_values_are_the_networks_under_the_given_parameters_and_a_subclass_may_call_it_its_way():
+    loss = MunchausenDQNLoss(make_actor(), alpha=0.9, tau=0.3, loss_function="l2", reduction="none")
+    loss.make_value_estimator(gamma=GAMMA)
+    perturb_target(loss)
+    td = make_batch()
+    for params in (loss.value_network_params, loss.target_value_network_params):
+        expected = [q_values(weights(params), s) for s in td["observation"].double().tolist()]
+        torch.testing.assert_close(loss.action_values(td, params), torch.tensor(expected, dtype=torch.float32))
+
+    class ThroughToModule(MunchausenDQNLoss):  # the plain TorchRL way: swap the parameters in, call the module
+        calls: list[bool] = []
+
+        def action_values(self, inputs, params):
+            self.calls.append(params is self.target_value_network_params)
+            with params.to_module(self.value_network, preserve_module_state=False):
+                return self.value_network[0](inputs).get(self.tensor_keys.action_value)
+
+    other = ThroughToModule(make_actor(), alpha=0.9, tau=0.3, loss_function="l2", reduction="none")
+    other.make_value_estimator(gamma=GAMMA)
+    other.load_state_dict(loss.state_dict())
+    mine, theirs = loss(td.clone()), other(td.clone())
+    # called once online (s_t) and once on the target network (s_t and s_{t+n}), with the very same numbers
+    assert ThroughToModule.calls == [False, True]
+    assert torch.equal(mine["loss"], theirs["loss"])
+
+
 def test_clip_bounds_and_diagnostics():
     tau = 0.5
     loss = MunchausenDQNLoss(make_actor(), alpha=0.7, tau=tau, clip_value_min=-0.4, clip_value_max=-0.1, loss_function="l2")

@@ -1,6 +1,6 @@
 """The dry run's cost estimate (torchrl_reg/sweep/cost.py): hours = agent steps / measured steps per second,
 times the GPUs or cores measured on; each number names its JSON, and a recipe and env family without a
-measurement get none (issue 37, item 4)."""
+measurement get none."""
 from __future__ import annotations
 
 import json

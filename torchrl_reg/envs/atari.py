@@ -99,9 +99,14 @@ class AtariPreprocessing(gym.Wrapper):
         self._buffer = np.zeros((2, h, w), dtype=np.uint8)
         self.observation_space = gym.spaces.Box(0, 255, (screen_size, screen_size), dtype=np.uint8)
 
-    def _observation(self) -> np.ndarray:
-        frame = np.maximum(self._buffer[0], self._buffer[1]).astype(np.float32)
+    def resize(self, frame: np.ndarray) -> np.ndarray:
+        """The observation of a max-pooled ``(H, W)`` float32 frame: its area resize (OpenCV's INTER_AREA, as
+        Dopamine's ``cv2.resize``) to ``(screen_size, screen_size)``, rounded to uint8. Elementwise numpy (a few
+        weighted rows per output pixel), no BLAS. A subclass may override it for another resize."""
         return _area_resize(frame, self._rows, self._cols)
+
+    def _observation(self) -> np.ndarray:
+        return self.resize(np.maximum(self._buffer[0], self._buffer[1]).astype(np.float32))
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(**kwargs)

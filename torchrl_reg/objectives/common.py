@@ -611,7 +611,20 @@ class RegularizedDQNLossBase(RegularizedLossBase):
             },
             batch_size=[2 * batch[0], *batch[1:]],
         )
-        with self._network_holding(self.target_value_network_params):
+        return self.action_values(inputs, self.target_value_network_params)
+
+    def action_values(self, inputs: TensorDictBase, params: TensorDictBase) -> torch.Tensor:
+        """The action values ``Q(s, .)`` of the value network with the parameters ``params`` on ``inputs`` (a
+        TensorDict holding the network's in_keys), shaped ``[*inputs.batch_size, num_actions]``.
+
+        The loss's one call of its network: at ``s_t`` with the online parameters (:attr:`value_network_params`, or
+        the stand-in of a fused update) and at ``s_t`` and ``s_{t+n}`` with :attr:`target_value_network_params`. The
+        numbers are those of ``params.to_module(self.value_network)`` and the network's action-value module; in eager
+        mode the loss's own parameters are written straight into the network's tables and a plain
+        :class:`~tensordict.nn.TensorDictModule` is called through its module, which skips the costs of both. A
+        subclass may override it to call its network another way.
+        """
+        with self._network_holding(params):
             return self._action_values(inputs)
 
     @contextmanager
@@ -713,8 +726,7 @@ class RegularizedDQNLossBase(RegularizedLossBase):
         keys = self.tensor_keys
         tensordict = self._bool_flags(tensordict)
         td = tensordict.clone(False)
-        with self._network_holding(params):
-            q_tm1 = self._action_values(td)
+        q_tm1 = self.action_values(td, params)
         a_tm1 = self._action_index(tensordict.get(keys.action), q_tm1)
         pred = q_tm1.gather(-1, a_tm1.unsqueeze(-1)).squeeze(-1)
 
