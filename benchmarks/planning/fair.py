@@ -389,8 +389,8 @@ def minatar_fair(args) -> None:
     instead of 50 of 20), so the four searches at 50 simulations on 3 networks take ~2 min (Breakout), ~10-20 min
     (SpaceInvaders) and ~8-12 min (Asterix) against the determinized evaluation's recorded 4.9, 41.9 and 25.2 min.
     The sampled model searched one ``TreeSearch`` per episode cost 1.6-19x the determinized search per move (median
-    ~4.7x): ~0.5, ~2 and ~3 core-hours for the three games at 50 simulations, and SpaceInvaders at 200 some 5.5 times
-    its 50 (the determinized ratio: 230 against 42 min), ~11 core-hours; with chance nodes in the batched search at
+    ~4.7x): ~0.5, ~2 and ~3 core-hours for the three games at 50 simulations; SpaceInvaders at 200 2.4-5.2x (3.6
+    core-hours on the seed-0 network, ~11 on the three); with chance nodes in the batched search at
     0.7-0.8x the determinized search's simulations per second, ~1.3x the determinized times: ~6 min, ~55 min and
     ~35 min at 50, ~5 h for SpaceInvaders at 200.
 
