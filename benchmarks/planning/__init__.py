@@ -3,6 +3,7 @@
     taskset -c 0 python -m benchmarks.planning speed
     taskset -c 1 python -m benchmarks.planning batched-speed --leaf rollout --algorithms ments --repeats 3
     taskset -c 1 python -m benchmarks.planning batched-profile --algorithms ments,uct --batches 1,64
+    taskset -c 1 python -m benchmarks.planning chance-speed --batches 1,64   # chance nodes against a determinized model
     taskset -c 0 python -m benchmarks.planning synthetic --trees 25
     taskset -c 0 python -m benchmarks.planning dchain --seeds 25
     taskset -c 1 python -m benchmarks.planning dchain-batched --seeds 25 --final-reward 0.5 --algorithms ments,bts
@@ -21,7 +22,8 @@
 :func:`~benchmarks.planning.fair.minatar_fair`'s docstring. ``minatar`` is the earlier comparison (log-prior init,
 untuned knobs).
 
-One module per study, each a user of the library's public API: ``speed`` (speed, batched-speed, batched-profile),
+One module per study, each a user of the library's public API: ``speed`` (speed, batched-speed, batched-profile,
+chance-speed),
 ``exact_tasks`` (synthetic, dchain, dchain-batched, frozenlake, frozenlake-batched), ``minatar_runs`` (minatar,
 minatar-model-error, minatar-oracle, minatar-replay-speed), ``networks`` (export-networks), ``fair`` (minatar-fair),
 ``fair_merge`` (minatar-fair-merge), ``plots`` (plot); ``common`` holds what they share.
@@ -42,7 +44,7 @@ import sys  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.planning.common import OUT  # noqa: E402
-from benchmarks.planning.speed import batched_profile, batched_speed, speed  # noqa: E402
+from benchmarks.planning.speed import batched_profile, batched_speed, chance_speed, speed  # noqa: E402
 from benchmarks.planning.exact_tasks import dchain, dchain_batched, frozenlake, frozenlake_batched, synthetic  # noqa: E402
 from benchmarks.planning.minatar_runs import minatar, minatar_model_error, minatar_oracle, minatar_replay_speed  # noqa: E402
 from benchmarks.planning.networks import NETWORKS_OUT, export_networks  # noqa: E402
@@ -72,6 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--simulations", type=int, default=100, help="simulations per tree")
     p.add_argument("--noise", type=float, default=0.1, help="leaf noise of the tree (batched-speed's: 0.1)")
     p.add_argument("--compile", action="store_true", help="also time one descent level under torch.compile")
+    p = sub.add_parser("chance-speed")
+    p.add_argument("--game", default="space_invaders")
+    p.add_argument("--algorithms", default="ments,uct")
+    p.add_argument("--batches", default="1,64")
+    p.add_argument("--simulations", type=int, default=50, help="simulations per tree")
+    p.add_argument("--rollout-steps", type=int, default=5)
+    p.add_argument("--moves", type=int, default=20, help="random moves into each root's episode")
     p = sub.add_parser("synthetic")
     p.add_argument("--trees", type=int, default=25)
     p.add_argument("--branching", type=int, default=4)
@@ -184,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "minatar-oracle": minatar_oracle, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "chance-speed": chance_speed, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "minatar-oracle": minatar_oracle, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

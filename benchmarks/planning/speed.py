@@ -407,3 +407,61 @@ def _compile_level(tree, batch: int, simulations: int, work) -> dict:
         out[f"{name}_cpu_us_per_level"] = (time.process_time() - c) / 500 * 1e6
     print(out, flush=True)
     return out
+
+
+# -- chance-speed --------------------------------------------------------------------------------------
+def chance_speed(args) -> None:
+    """Simulations per CPU-second of BatchedTreeSearch on MinAtar with chance nodes (the sampled model) against one
+    sampled future per move (the determinized model), at each B of ``--batches``, one thread, one run each.
+
+    Both models search the same B roots (real envs ``--moves`` random moves into their episodes, sticky actions 0.1)
+    with the same algorithm, leaf (a ``--rollout-steps`` random rollout) and ``--simulations`` per tree. The
+    determinized model steps each edge once and replays it; the sampled one steps the emulator at every level of every
+    descent (a fresh outcome per visit) and looks the drawn state up among the edge's outcomes. ``ratio`` is the
+    sampled model's rate over the determinized one's at the same B and algorithm.
+    """
+    import minatar
+
+    from torchrl_reg.planning import BatchedMinAtar
+
+    torch.set_num_threads(1)
+    batches = [int(b) for b in args.batches.split(",")]
+    envs = []
+    for seed in range(max(batches)):
+        env = minatar.Environment(args.game, sticky_action_prob=0.1)
+        env.seed(seed)
+        env.reset()
+        rng = np.random.default_rng(seed)
+        for _ in range(args.moves):
+            if env.act(int(rng.integers(6)))[1]:
+                env.reset()
+        envs.append(env)
+    rows = []
+    for algorithm in args.algorithms.split(","):
+        for b in batches:
+            rates = {}
+            for model in ("determinized", "sampled"):
+                sim = BatchedMinAtar(args.game, sticky_action_prob=0.1, seed=0, model=model)
+                search = make_search(algorithm, sim, batched=True, evaluator=TensorRandomRollout(max_steps=args.rollout_steps, seed=0), seed=0,
+                                     **_knobs(algorithm, SPEED_PARAMS))
+                roots = sim.roots(envs[:b], (0, 0))
+                c, t = time.process_time(), time.perf_counter()
+                search.search(roots, args.simulations)
+                cpu, wall = time.process_time() - c, time.perf_counter() - t
+                outcomes = search.tree.outcomes[:, :-1]
+                rates[model] = {
+                    "sims_per_cpu_s": b * args.simulations / cpu, "sims_per_s": b * args.simulations / wall, "snapshots": len(sim),
+                    "most_outcomes_per_edge": int((outcomes >= 0).sum(-1).max()) if outcomes.numel() else 1,
+                }
+            row = {"algorithm": algorithm, "batch": b, **{f"{m}_{k}": v for m, r in rates.items() for k, v in r.items()}}
+            row["ratio_sampled_to_determinized"] = rates["sampled"]["sims_per_cpu_s"] / rates["determinized"]["sims_per_cpu_s"]
+            row["load_average"] = os.getloadavg()
+            print(row, flush=True)
+            rows.append(row)
+    _write("chance_speed", {
+        "rows": rows, "game": args.game, "simulations_per_tree": args.simulations, "rollout_steps": args.rollout_steps,
+        "moves_into_episode": args.moves, "machine": "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU",
+        "definition": "total simulations (all B trees) per second of this process's CPU time, one run of one search per "
+                      "(algorithm, B, model) on the same roots; ratio_sampled_to_determinized: the sampled model's rate over "
+                      "the determinized one's",
+    })

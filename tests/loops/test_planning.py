@@ -242,29 +242,32 @@ MINATAR = ("task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0
 
 
 def test_batch_episodes_change_how_many_episodes_run_at_once_not_how_they_play(tmp_path):
-    # MinAtar in the sampled model (fresh outcomes at every chance visit): the batched search has no chance nodes, so
-    # four episodes at once are searched one tree each, each seeded by its episode: the very episodes of K = 1
+    # MinAtar in the sampled model (fresh outcomes at every chance visit): K = 1 searches each episode with TreeSearch,
+    # K = 4 the group with one BatchedTreeSearch with chance nodes; both record the diagnostics
     one = tree_search.train(compose(*TINY, *MINATAR, "episodes=4", f"run_dir={tmp_path / 'one'}"))
     four = tree_search.train(compose(*TINY, *MINATAR, "episodes=4", "planner.batch_episodes=4", f"run_dir={tmp_path / 'four'}"))
     assert one["model"] == four["model"] == "sampled"
-    for key in ("returns", "lengths", "root_visit_share"):
-        assert one[key] == four[key], key
-    assert all(0.0 < share <= 1.0 for share in one["root_visit_share"])  # the diagnostics of every mode
+    for run in (one, four):
+        assert len(run["returns"]) == 4
+        assert all(0.0 < share <= 1.0 for share in run["root_visit_share"])  # the diagnostics of every mode
 
 
 @pytest.mark.slow
-def test_the_determinized_model_gives_one_return_distribution_for_one_and_four_episodes_at_once(tmp_path):
-    # K = 1 searches each episode with TreeSearch in a copy of its game with a fresh stream per move, K = 4 the group
-    # with one BatchedTreeSearch over BatchedMinAtar roots with fresh streams: the same model, other draws. Statistical
-    # check (fixed seeds, so deterministic): the mean returns of 24 episodes each, and their shares of episodes that
-    # score, differ by less than 3 standard errors of their difference.
+@pytest.mark.parametrize("model", ["sampled", "determinized"])
+def test_one_model_gives_one_return_distribution_for_one_and_four_episodes_at_once(tmp_path, model):
+    # K = 1 searches each episode with TreeSearch (sampled: in the env with its stream going on, chance nodes;
+    # determinized: in a copy of its game with a fresh stream per move), K = 4 the group with one BatchedTreeSearch over
+    # BatchedMinAtar roots (sampled: a working stream drawn anew at every step, chance nodes; determinized: fresh
+    # streams per root): the same model, other draws. Statistical check (fixed seeds, so deterministic): the mean
+    # returns of 24 episodes each, and their shares of episodes that score, differ by less than 3 standard errors of
+    # their difference.
     runs = {}
     for k in (1, 4):
         runs[k] = tree_search.train(compose(
-            *TINY, *MINATAR, "task.max_steps=40", "planner.model=determinized", "episodes=24", f"planner.batch_episodes={k}",
+            *TINY, *MINATAR, "task.max_steps=40", f"planner.model={model}", "episodes=24", f"planner.batch_episodes={k}",
             f"run_dir={tmp_path / str(k)}"))
     a, b = (np.asarray(runs[k]["returns"]) for k in (1, 4))
-    assert runs[1]["model"] == runs[4]["model"] == "determinized"
+    assert runs[1]["model"] == runs[4]["model"] == model
     for x, y in ((a, b), (a > 0, b > 0)):  # the mean return, and the share of episodes that score at all
         x, y = x.astype(float), y.astype(float)
         spread = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)

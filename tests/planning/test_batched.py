@@ -186,20 +186,29 @@ def test_tensor_frozenlake_moves_are_the_simulators_on_every_cell_and_action(sli
     assert tensor.root(2).tolist() == [[0], [0]]
 
 
-def test_batched_search_on_frozenlake_reproduces_the_single_tree_search_and_refuses_slippery_maps():
-    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=False)
-    old = make_search("ments", FrozenLakeSimulator(env), tau=0.1, eps=0.5, gamma=0.95, seed=5,
-                      evaluator=RandomRollout(max_steps=20, gamma=0.95, seed=7))
+@pytest.mark.parametrize("slippery", [False, True])
+def test_batched_search_on_frozenlake_reproduces_the_single_tree_search(slippery):
+    # a slippery lake is searched with chance nodes by both loops, the model's outcomes drawn from one stream
+    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=slippery)
+    lake = FrozenLakeSimulator(env)
+    old = make_search("ments", lake, tau=0.1, eps=0.5, gamma=0.95, seed=5, evaluator=RandomRollout(max_steps=20, gamma=0.95, seed=7))
+    lake.rng.seed(11)  # after the simulator check's test steps
     old.search(80)
-    sim = TensorFrozenLake(env)
+    sim = TensorFrozenLake(env, uniform=_uniforms(11))
+    assert sim.deterministic is not slippery
     new = BatchedTreeSearch(sim, policy=E2WScore(tau=0.1, eps=0.5), backup=SoftmaxBackup(tau=0.1), gamma=0.95, uniform=_uniforms(5),
                             evaluator=TensorRandomRollout(max_steps=20, uniform=_uniforms(7)))
     new.search(sim.root(1), 80)
     mine, theirs = new.tree.tree(0), old.tree
     np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
+    np.testing.assert_array_equal(mine["arrivals"].numpy(), theirs.arrivals[: theirs.size])
     np.testing.assert_allclose(mine["q"].numpy(), theirs.q[: theirs.size], rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="BatchedTreeSearch needs deterministic transitions"):
-        make_batched_search("ments", TensorFrozenLake(gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)))
+    if slippery:  # the outcome slots hold the children in the order the single-tree search's dicts met them
+        assert max(len(children) for children in theirs.outcomes.values()) > 1
+        for (node, action), children in theirs.outcomes.items():
+            slots = mine["outcomes"][node, action].tolist()
+            assert slots == list(children.values()) + [-1] * (sim.max_outcomes - len(children))
+            assert [int(mine["key"][c, 0]) for c in children.values()] == list(children)
 
 
 def test_parts_that_disagree_are_refused():

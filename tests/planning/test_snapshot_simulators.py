@@ -300,10 +300,9 @@ def test_both_loops_plan_in_one_model_of_a_move(model):
 def test_the_models_each_loop_refuses_name_the_reason():
     from torchrl_reg.planning.tasks import check_model, model_simulator
 
-    with pytest.raises(ValueError, match=r"BatchedMinAtar models \('determinized', 'oracle'\), got model='sampled' \(fresh outcomes at every visit need chance nodes"):
-        BatchedMinAtar("breakout", model="sampled")
-    with pytest.raises(ValueError, match="the batched search keeps one child per edge, so it cannot plan in the sampled model of minatar"):
-        check_model("minatar", "sampled", batched=True)
+    with pytest.raises(ValueError, match=r"BatchedMinAtar models \('sampled', 'determinized', 'oracle'\), got model='exact'"):
+        BatchedMinAtar("breakout", model="exact")
+    check_model("minatar", "sampled", batched=True)  # chance nodes in the batched search
     with pytest.raises(ValueError, match="the oracle model copies the streams of real envs: take its roots from roots"):
         BatchedMinAtar("breakout", model="oracle").root(2)
     sim = MinAtarSimulator(_minatar_env(0, 0), include_rng=False)
@@ -311,3 +310,30 @@ def test_the_models_each_loop_refuses_name_the_reason():
     for task in ("dchain", "frozenlake"):  # deterministic: every model is the task itself, in both loops
         for model in ("sampled", "determinized", "oracle"):
             check_model(task, model, batched=True)
+
+
+def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_game_state():
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.5, model="sampled")
+    assert not sim.deterministic and not sim.deterministic_rewards
+    assert BatchedMinAtar("breakout", sticky_action_prob=0.5).deterministic  # the determinized model: one future
+    real = _minatar_env(0, 5, sticky=0.5)
+    root = sim.roots([real], seed=1)
+    # 24 visits of one (state, action): 'right' (3) after the real env's last action, sticky half of the time
+    rows = root.expand(24, 1)
+    nxt, _, _ = sim.step(rows, torch.full((24,), 3))
+    keys = sim.state_key(nxt)[:, 0].tolist()
+    assert len(set(nxt[:, 0].tolist())) == 24 and len(set(keys)) == 2  # 24 new handles, two game states (P = 1 - 2^-23)
+    for i in range(24):
+        for j in range(24):
+            same = sim._state_bytes(sim._store[int(nxt[i, 0])]) == sim._state_bytes(sim._store[int(nxt[j, 0])])
+            assert (keys[i] == keys[j]) == same
+    again, _, _ = sim.step(root.expand(24, 1), torch.full((24,), 3))
+    assert set(sim.state_key(again)[:, 0].tolist()) == set(keys)  # the ids are the game states', not the handles'
+    # the batched search keeps both outcomes under one edge, each with its own key
+    search = make_search("uct", sim, batched=True, evaluator=TensorRandomRollout(max_steps=3), seed=0)
+    search.search(sim.roots([real, _minatar_env(1, 5, sticky=0.5)], seed=2), 40)
+    slots = search.tree.outcomes[:, :-1]  # the last node slot is the scratch node (garbage by design)
+    assert int((slots >= 0).sum(-1).max()) == 2
+    for b, node, action in ((slots >= 0).sum(-1) == 2).nonzero().tolist():
+        first, second = slots[b, node, action, :2].tolist()
+        assert not torch.equal(search.tree.key[b, first], search.tree.key[b, second])

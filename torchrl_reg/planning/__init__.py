@@ -4,9 +4,9 @@ The parts (:mod:`.algorithms`: the table of which tree policy, backup and recomm
 algorithm, its knobs and their defaults) are objects with a scalar and a row form: the tree policies
 of :mod:`.scores` (``select`` / ``select_rows``) and the backups of :mod:`.backups` (``update`` /
 ``update_rows``). Two loops take them: :class:`TreeSearch` (:mod:`.search`, one tree in NumPy
-arrays on plain floats, :mod:`.tree`; the reference, and the faster for a single tree, with chance
-outcomes for stochastic simulators) and :class:`BatchedTreeSearch` (:mod:`.batched`, B trees in
-tensors, after mctx; it reproduces :class:`TreeSearch` draw for draw at B = 1). :func:`make_search`
+arrays on plain floats, :mod:`.tree`; the reference, and the faster for a single tree) and
+:class:`BatchedTreeSearch` (:mod:`.batched`, B trees in tensors, after mctx; it reproduces :class:`TreeSearch` draw
+for draw at B = 1). Both keep chance nodes for stochastic simulators, by the rule of :mod:`.backups`. :func:`make_search`
 (:mod:`.factory`) builds either from an algorithm's name.
 
 Models: :mod:`.simulators` (save/restore adapters for one tree: D-chain, synthetic trees, FrozenLake,
@@ -14,8 +14,8 @@ MinAtar, ALE), :mod:`.tensor_simulators` (pure tensor models of a batch of state
 :mod:`.snapshot_simulators` (MinAtar and ALE for the batched loop: states are handles into a store
 of emulator snapshots). Leaf evaluation: :mod:`.evaluators`. The tasks a planner acts in and the
 model it plans in (``sampled``, ``determinized``, ``ensemble``, ``oracle``): :mod:`.tasks`; the ensemble's
-combined root: :mod:`.ensemble`. Exact values of the test
-problems: :mod:`.exact`.
+combined root: :mod:`.ensemble`. Exact values of the test problems, with chance (:class:`~.simulators.ChanceTree`,
+slippery FrozenLake) and without: :mod:`.exact`.
 """
 from __future__ import annotations
 

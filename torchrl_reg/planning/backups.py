@@ -16,9 +16,14 @@ References:
   entropy backup ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)``.
 * [UCT] Kocsis, Szepesvari. Bandit based Monte-Carlo Planning. ECML 2006.
 
-With stochastic transitions (the single-tree search) both ``Q`` backups average the children by
-their arrival counts: ``Q(s, a) = mean reward + sum_s' N(s') / N(s, a) V(s')`` (the search loop,
-which owns the child lists, passes the averaged ``V(s')`` in). The Bellman values ``Q_B`` and
+With stochastic transitions an edge is a chance node: each visit draws an outcome, and the edge's children (one
+per next state drawn) are averaged by their arrival counts, :func:`chance_mean` (one edge) and
+:func:`chance_mean_rows` (a batch of edges): ``Q(s, a) = mean reward + sum_s' N(s') / N(s, a) V(s')``, the
+sample estimate of ``E_s'[V(s')]``, and alike for the Bellman value and DENTS's entropy (the search loops, which
+own the outcome lists, pass the averaged values in). The mean backup needs no such rule: its mean of returns is
+already weighted by arrivals. The decision nodes back up with the algorithm's backup, as in the chance nodes of
+thts++ (Painter et al.'s implementation of MENTS, BTS and DENTS) and Stochastic MuZero (Antonoglou et al.,
+Planning in Stochastic Environments with a Learned Model, ICLR 2022). The Bellman values ``Q_B`` and
 ``V_B = max_a Q_B`` over tried actions are kept by the search loops themselves whenever the backup or
 the recommendation reads them (:attr:`Backup.on_bellman`).
 """
@@ -28,11 +33,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from torchrl_reg.validation import check_positive
 
-__all__ = ["Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "softmax_value", "bellman_value", "policy_entropy"]
+__all__ = [
+    "Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "softmax_value", "bellman_value", "policy_entropy", "chance_mean",
+    "chance_mean_rows",
+]
 
 
 def softmax_value(q: Sequence[float], tau: float) -> float:
@@ -54,6 +63,19 @@ def bellman_value(q: Sequence[float], n: Sequence[float]) -> float | None:
     return best
 
 
+def chance_mean(values: np.ndarray, arrivals: np.ndarray) -> float:
+    """A chance edge's next-state statistic: its outcomes' ``values`` averaged by their ``arrivals`` (module docstring)."""
+    return float((arrivals / arrivals.sum()) @ values)
+
+
+def chance_mean_rows(values: torch.Tensor, arrivals: torch.Tensor) -> torch.Tensor:
+    """:func:`chance_mean` of a batch of edges: ``values`` and ``arrivals`` ``[R, M]`` over ``M`` outcome slots (an empty
+    slot has 0 arrivals and its value, whatever it holds, is left out; an edge with none, the scratch edge of a finished
+    path, gets 0)."""
+    weights = arrivals.to(values.dtype)
+    return torch.where(arrivals > 0, weights * values, 0.0).sum(-1) / weights.sum(-1).clamp_min(1.0)
+
+
 def policy_entropy(probs: Sequence[float]) -> float:
     """Shannon entropy ``-sum_a pi(a) log pi(a)`` (nats) of a distribution over actions."""
     return -sum(p * math.log(p) for p in probs if p > 0.0)
@@ -68,7 +90,8 @@ class Backup:
     (``v_next``, ``h_next``: the child's value and entropy; ``ret``: the return below the edge, which it
     returns extended by this edge's reward; ``q_bellman``: the node's ``Q_B`` row when kept).
     ``update_rows(w, path, level, gamma, policy, bellman_rows)`` does the same for one level of the batched
-    search's paths, and ``finish_rows(tree)`` completes a batched tree's node values when its search ends.
+    search's paths (``w.next_state(name, path, level)``: the children's statistic ``name``, a chance edge's averaged
+    by :func:`chance_mean_rows`), and ``finish_rows(tree)`` completes a batched tree's node values when its search ends.
     """
 
     values = "q"
@@ -108,7 +131,7 @@ class SoftmaxBackup(Backup):
 
     def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
         node, edge = path.node[level], path.edge[level]
-        q = torch.add(path.mean_reward[level], w.node["value"].take(path.child[level]), alpha=gamma)
+        q = torch.add(path.mean_reward[level], w.next_state("value", path, level), alpha=gamma)
         w.edge["q"].index_put_((edge,), q)
         w.node["value"].index_put_((node,), self.tau * torch.logsumexp(w.rows["q"].index_select(0, node) / self.tau, dim=-1))
 
@@ -142,7 +165,7 @@ class BellmanBackup(Backup):
         if not self.entropy:
             return
         node, edge = path.node[level], path.edge[level]
-        w.edge["entropy_q"].index_put_((edge,), w.node["entropy"].take(path.child[level]))
+        w.edge["entropy_q"].index_put_((edge,), w.next_state("entropy", path, level))
         h_q = w.rows["entropy_q"].index_select(0, node)
         total = w.node["total"].take(node)
         probs = policy.probs_rows(bellman_rows, h_q, total, w.counts.index_select(0, total))

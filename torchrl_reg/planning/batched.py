@@ -20,16 +20,21 @@ On one CPU thread eager PyTorch spends some 7-12 us per operation whatever B, an
 B in the hundreds; one descent level under ``torch.compile`` measured 1.5x faster than eager on
 CPU (``--compile``; RESULTS.md has the figures).
 
-Transitions must be deterministic given the state (the simulator is a pure function of tensors,
-:mod:`~torchrl_reg.planning.tensor_simulators`); rewards may be noisy: an edge's reward is the mean
-of the rewards observed on it, as in :class:`~torchrl_reg.planning.search.TreeSearch`, which at
-``B = 1`` this search reproduces draw for draw when both read the same uniforms. A simulator that
-says its rewards are deterministic too (``deterministic_rewards = True``: the MinAtar and ALE handle
-stores, the D-chain, FrozenLake, a noiseless synthetic tree) is stepped once per simulation, on the
-untried edge that ends the path: the tree keeps each node's state and each edge's reward, and a
-descent reads them instead of stepping the model again (the same numbers; a MinAtar search steps
-the emulator ~2.3x less). Any other simulator is stepped at every level, as its rewards may differ
-from visit to visit.
+Transitions may be stochastic (``deterministic = False``: a slippery FrozenLake, a
+:class:`~torchrl_reg.planning.tensor_simulators.TensorChanceTree`, MinAtar's sampled model): every edge is then a
+chance node. Each visit steps the model, which draws a fresh outcome, and the edge's children are keyed by the
+state drawn (the simulator's ``state_key(state)``, by default the state tensor itself, compared exactly); a state
+not drawn before on the edge becomes a new child in the edge's next free outcome slot. Decision nodes back up with
+the algorithm's backup, chance edges with the arrival-count-weighted mean of their children
+(:func:`~torchrl_reg.planning.backups.chance_mean_rows`), the rules of :class:`~torchrl_reg.planning.search.TreeSearch`,
+which at ``B = 1`` this search reproduces draw for draw when both read the same uniforms (the tree policy's, the
+rollouts' and the model's outcomes'). Rewards may be noisy: an edge's reward is the mean of the rewards observed on
+it. A simulator that says its transitions and rewards are deterministic (``deterministic_rewards = True`` and not
+``deterministic = False``: the MinAtar and ALE handle stores, the D-chain, FrozenLake, a noiseless synthetic tree) is
+stepped once per simulation, on the untried edge that ends the path: the tree keeps each node's state and each
+edge's reward, and a descent reads them instead of stepping the model again (the same numbers; a MinAtar search steps
+the emulator ~2.3x less). Any other simulator is stepped at every level, as its rewards and outcomes may differ from
+visit to visit.
 
 References:
 
@@ -37,6 +42,8 @@ References:
 * [DENTS] Painter, Baioumy, Hawes, Lacerda. Monte Carlo Tree Search with Boltzmann Exploration.
   NeurIPS 2023, arXiv:2404.07732, Sec. 4.
 * [UCT] Kocsis, Szepesvari. Bandit based Monte-Carlo Planning. ECML 2006.
+* [SMZ] Antonoglou, Schrittwieser, Ozair, Hubert, Silver. Planning in Stochastic Environments with a Learned Model.
+  ICLR 2022 (decision and chance nodes in one batched tree; ``mctx.stochastic_muzero_policy``).
 """
 from __future__ import annotations
 
@@ -47,7 +54,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
-from torchrl_reg.planning.backups import Backup, MeanBackup
+from torchrl_reg.planning.backups import Backup, MeanBackup, chance_mean_rows
 from torchrl_reg.planning.evaluators import TensorRandomRollout
 from torchrl_reg.planning.scores import DENTSScore, UCB1Score
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
@@ -68,7 +75,7 @@ class BatchedTree:
     trees which have already stopped read and write, so updates need no masks. A search of ``n``
     simulations adds at most one node per simulation: ``N = n + 2``.
 
-    Node tensors ``[B, N]``: ``value`` (the backup's value: soft, Bellman, or mean return; a new
+    Node tensors ``[B, N]``: ``arrivals`` (times the node was reached from its parent edge, int64), ``value`` (the backup's value: soft, Bellman, or mean return; a new
     node's evaluation), ``bellman`` (``max`` of ``q_bellman`` over tried actions; it and
     ``q_bellman`` are kept only by a Bellman backup or a ``"bellman_value"`` recommendation), ``entropy``
     (DENTS's subtree entropy ``H_V``, 0 for the other backups), ``leaf_value`` (the evaluation when
@@ -78,9 +85,17 @@ class BatchedTree:
     Edge tensors ``[B, N, A]``: ``visits`` (``N(s, a)``, int64), ``reward_sum`` (rewards observed on
     the edge), ``q`` (the softmax or mean backup's action value), ``q_bellman`` (mean reward +
     ``gamma`` ``bellman(child)``), ``entropy_q`` (``H_Q(s, a)``), ``child`` (node id, -1 until
-    expanded, int64). Untried actions hold their initial value in ``q`` and ``q_bellman``.
+    expanded, int64; deterministic transitions). Untried actions hold their initial value in ``q`` and ``q_bellman``.
+
+    Outcome slots ``[B, N, A, M]``: ``outcomes`` (int64), the node ids of a chance edge's children in the order they
+    were first drawn, -1 in a free slot; ``M`` is the search's outcome capacity per edge (``max_outcomes``; 0 for
+    deterministic transitions, whose edges have one ``child``). A chance edge's child statistics (``child`` stays -1)
+    are averaged over its slots by arrivals. ``key`` ``[B, N, K]``: each node's state key (the simulator's
+    ``state_key``, by default the state flattened; ``K = 0`` for deterministic transitions), which tells a chance edge's
+    outcomes apart.
     """
 
+    arrivals: torch.Tensor
     value: torch.Tensor
     bellman: torch.Tensor
     entropy: torch.Tensor
@@ -94,13 +109,19 @@ class BatchedTree:
     q_bellman: torch.Tensor
     entropy_q: torch.Tensor
     child: torch.Tensor
+    outcomes: torch.Tensor
+    key: torch.Tensor
 
     @classmethod
-    def empty(cls, batch_size: int, slots: int, num_actions: int, *, dtype: torch.dtype, device: torch.device) -> BatchedTree:
+    def empty(
+        cls, batch_size: int, slots: int, num_actions: int, *, dtype: torch.dtype, device: torch.device, max_outcomes: int = 0,
+        key_size: int = 0, key_dtype: torch.dtype = torch.long,
+    ) -> BatchedTree:
         node = (batch_size, slots)
         edge = (batch_size, slots, num_actions)
         zeros = dict(dtype=dtype, device=device)
         return cls(
+            arrivals=torch.zeros(node, dtype=torch.long, device=device),
             value=torch.zeros(node, **zeros),
             bellman=torch.zeros(node, **zeros),
             entropy=torch.zeros(node, **zeros),
@@ -114,6 +135,8 @@ class BatchedTree:
             q_bellman=torch.zeros(edge, **zeros),
             entropy_q=torch.zeros(edge, **zeros),
             child=torch.full(edge, -1, dtype=torch.long, device=device),
+            outcomes=torch.full(edge + (max_outcomes,), -1, dtype=torch.long, device=device),
+            key=torch.zeros(node + (key_size,), dtype=key_dtype, device=device),
         )
 
     def tree(self, b: int) -> dict[str, torch.Tensor]:
@@ -136,6 +159,7 @@ class TreeViews:
         batch, slots, k = tree.q.shape
         device = tree.q.device
         self.num_actions = k
+        self.edges_per_tree = slots * k
         self.offsets = torch.arange(batch, device=device) * slots  # the roots' flat ids
         self.scratch = self.offsets + slots - 1
         self.scratch_edge = self.scratch * k
@@ -143,13 +167,31 @@ class TreeViews:
         self.next = self.scratch.repeat_interleave(slots * k)
         tree.terminal[:, -1] = True
         self.counts = count_table
-        self.node = {name: getattr(tree, name).view(-1) for name in ("value", "bellman", "entropy", "leaf_value", "total", "terminal")}
+        self.node = {name: getattr(tree, name).view(-1) for name in ("arrivals", "value", "bellman", "entropy", "leaf_value", "total", "terminal")}
         self.edge = {name: getattr(tree, name).view(-1) for name in ("visits", "reward_sum", "q", "q_bellman", "entropy_q", "child")}
         self.rows = {name: getattr(tree, name).view(-1, k) for name in ("visits", "q", "q_bellman", "entropy_q")}
         self.search_values = search_values.view(-1, k)
         # with deterministic rewards: each node's state (flat ids, as the node views) and each edge's reward
         self.states: torch.Tensor | None = None
         self.rewards: torch.Tensor | None = None
+        # with chance: each edge's outcome slots (node ids, -1 free) and each node's state key [B N, K]
+        self.outcomes: torch.Tensor | None = tree.outcomes.view(batch * slots * k, -1) if tree.outcomes.shape[-1] else None
+        self.keys: torch.Tensor | None = tree.key.view(batch * slots, -1) if self.outcomes is not None else None
+
+    def children(self, edge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A chance edge's children: flat ids ``[R, M]`` (the tree's scratch node in a free slot) and whether the slot is used."""
+        slots = self.outcomes.index_select(0, edge)
+        used = slots >= 0
+        tree_of = torch.div(edge, self.edges_per_tree, rounding_mode="floor")
+        return torch.where(used, slots + self.offsets.index_select(0, tree_of).unsqueeze(-1), self.scratch.index_select(0, tree_of).unsqueeze(-1)), used
+
+    def next_state(self, name: str, path: _Path, level: int) -> torch.Tensor:
+        """The next states' node statistic ``name`` at one level of the paths: the child's, or a chance edge's children's
+        averaged by their arrivals (:func:`~torchrl_reg.planning.backups.chance_mean_rows`)."""
+        if self.outcomes is None:
+            return self.node[name].take(path.child[level])
+        flat, used = self.children(path.edge[level])
+        return chance_mean_rows(self.node[name].take(flat), torch.where(used, self.node["arrivals"].take(flat), 0))
 
 
 @dataclass
@@ -192,6 +234,11 @@ class BatchedTreeSearch:
         gamma: discount inside the tree (and of the evaluator's rollouts).
         q_init: the initial value of untried actions when the evaluator gives none.
         seed: seeds the tree policy's uniforms (``uniform`` replaces them: ``n -> [n]`` in [0, 1)).
+        max_outcomes: with stochastic transitions, the outcome slots per edge (``M``). ``None``: the simulator's own
+            ``max_outcomes`` (the most next states one (state, action) can have) where it has one, else the
+            simulations of the search (one new outcome per visit at most: never full). A smaller capacity saves memory
+            (``B N A M`` int64); an edge that draws a new outcome when its slots are full stops the search with a
+            ``RuntimeError`` naming the edge, never merges the outcome into another.
     """
 
     def __init__(
@@ -208,15 +255,15 @@ class BatchedTreeSearch:
         uniform: Callable[[int], torch.Tensor] | None = None,
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
+        max_outcomes: int | None = None,
     ):
         if not isinstance(simulator, TensorSimulator):
             raise TypeError(f"simulator must be a TensorSimulator (num_actions, root, step), got {type(simulator).__name__}")
-        if not getattr(simulator, "deterministic", True):
-            raise ValueError(
-                f"BatchedTreeSearch needs deterministic transitions (one child per edge); {type(simulator).__name__} has "
-                "deterministic=False (a slippery map?): search it with TreeSearch, which keeps chance outcomes"
-            )
         check_parts(policy, backup, recommend)
+        if max_outcomes is None:
+            max_outcomes = getattr(simulator, "max_outcomes", None)
+        if max_outcomes is not None:
+            max_outcomes = check_count("max_outcomes", max_outcomes)
         if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
             raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
         if not math.isfinite(q_init):
@@ -234,6 +281,8 @@ class BatchedTreeSearch:
         self.gamma = float(gamma)
         self.q_init = float(q_init)
         self.uniform = uniform if uniform is not None else _uniforms(seed, dtype, self.device)
+        self.chance = not getattr(simulator, "deterministic", True)
+        self.max_outcomes = max_outcomes
         self.tree: BatchedTree | None = None
         # Bellman values cost a row max per level: kept only when searched on or recommended from
         self._track_bellman = backup.on_bellman or recommend == "bellman_value"
@@ -254,11 +303,17 @@ class BatchedTreeSearch:
         if check_states is not None:
             check_states(root)
         batch, k = root.shape[0], self.simulator.num_actions
-        tree = BatchedTree.empty(batch, num_simulations + 2, k, dtype=self.dtype, device=self.device)
+        capacity, key = 0, root[:, :0]
+        if self.chance:
+            capacity, key = self.max_outcomes or num_simulations, self._key(root)
+        tree = BatchedTree.empty(
+            batch, num_simulations + 2, k, dtype=self.dtype, device=self.device, max_outcomes=capacity, key_size=key.shape[1],
+            key_dtype=key.dtype,
+        )
         self.tree = tree
         table = self.policy.count_table(k, num_simulations + 1, dtype=self.dtype, device=self.device)
         w = TreeViews(tree, table, self.backup.search_values(tree))
-        if getattr(self.simulator, "deterministic_rewards", False):
+        if not self.chance and getattr(self.simulator, "deterministic_rewards", False):
             w.states = root.new_zeros((batch * tree.q.shape[1],) + tuple(root.shape[1:]))
             w.rewards = torch.zeros(batch * tree.q.shape[1] * k, dtype=self.dtype, device=self.device)
         # the root: slot 0 of every tree (a root "edge" is not needed: nothing points at the root)
@@ -286,6 +341,8 @@ class BatchedTreeSearch:
         slot = torch.where(added, w.offsets + tree.size, w.scratch)
         if w.states is not None:
             w.states.index_copy_(0, slot, state)
+        if w.keys is not None:
+            w.keys.index_copy_(0, slot, self._key(state))
         for name in ("value", "bellman", "leaf_value"):
             w.node[name].index_put_((slot,), value)
         # the scratch nodes stay terminal
@@ -297,6 +354,37 @@ class BatchedTreeSearch:
                 w.rows[name].index_copy_(0, slot, q_init)
         tree.size += added
         return slot
+
+    def _key(self, state: torch.Tensor) -> torch.Tensor:
+        """The keys ``[B, K]`` chance outcomes are told apart by: the simulator's ``state_key(state)``, else the state itself."""
+        state_key = getattr(self.simulator, "state_key", None)
+        return state_key(state) if state_key is not None else state.reshape(state.shape[0], -1)
+
+    def _outcome(self, w: TreeViews, edge: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The child (flat id) of chance edges ``edge`` ``[B]`` whose key is ``state``'s, the tree's scratch node where
+        the state was not drawn on the edge before (compared exactly, key column by key column)."""
+        flat, used = w.children(edge)
+        key = self._key(state)
+        same = used & (w.keys.index_select(0, flat.view(-1)).view(flat.shape + key.shape[1:]) == key.unsqueeze(1)).all(-1)
+        found = same.any(-1)
+        return torch.where(found, flat.gather(1, same.long().argmax(-1, keepdim=True)).squeeze(1), w.scratch)
+
+    def _add_outcomes(self, w: TreeViews, edge: torch.Tensor, expand: torch.Tensor, slot: torch.Tensor) -> None:
+        """File the new nodes ``slot`` of the trees in ``expand`` in the next free outcome slot of their edges; a full
+        edge is refused (:class:`BatchedTreeSearch`'s ``max_outcomes``)."""
+        used = (w.outcomes.index_select(0, edge) >= 0).sum(-1)
+        capacity = w.outcomes.shape[1]
+        full = expand & (used >= capacity)
+        if bool(full.any()):
+            b = int(full.nonzero()[0, 0])
+            node, action = divmod(int(edge[b]) - b * w.edges_per_tree, w.num_actions)
+            raise RuntimeError(
+                f"tree {b}: the chance edge (node {node}, action {action}) drew a new outcome but its {capacity} outcome "
+                f"slots are full (max_outcomes={capacity}); the search stops rather than merge two outcomes: raise "
+                "max_outcomes, or leave it None (as many slots as simulations: never full)"
+            )
+        # the trees that expanded nothing write to their scratch edge, whose slots are never read as children
+        w.outcomes.index_put_((edge, used.clamp_max(capacity - 1)), slot - w.offsets)
 
     def _select(self, w: TreeViews, node: torch.Tensor) -> torch.Tensor:
         """The tree policy's action at flat nodes ``node`` ``[B]``, reading only the statistics it needs."""
@@ -313,7 +401,7 @@ class BatchedTreeSearch:
     def _simulate(self, w: TreeViews, root: torch.Tensor) -> None:
         sim, k = self.simulator, w.num_actions
         node, state, active = w.offsets, root, w.everyone
-        nodes, edges, rewards, actives, states, dones = [], [], [], [], [], []
+        nodes, edges, children, rewards, actives, states, dones = [], [], [], [], [], [], []
         # descend: one tree-policy draw and one model step per level for all B trees. A tree that has
         # left its tree keeps stepping through its scratch node (or the terminal node it stopped at):
         # those levels are masked out of the backup, so the loop needs no per-tree branching.
@@ -330,7 +418,9 @@ class BatchedTreeSearch:
             actives.append(active)
             states.append(state)
             dones.append(done)
-            node = w.next.take(edge)
+            # the child: the edge's one, or at a chance edge the one whose state was drawn (scratch: a new outcome)
+            node = self._outcome(w, edge, state) if self.chance else w.next.take(edge)
+            children.append(node)
             active = active & ~w.node["terminal"].take(node)
             if not bool(active.any()):
                 break
@@ -343,15 +433,20 @@ class BatchedTreeSearch:
         # each path's last level: where its tree stopped (active levels are a prefix of the levels)
         last = (active.sum(0) - 1).unsqueeze(0)
         edge = torch.stack(edges)
+        child = torch.stack(children)
         leaf_edge = edge.gather(0, last).squeeze(0)
-        expand = w.next.take(leaf_edge) == w.scratch
+        expand = child.gather(0, last).squeeze(0) == w.scratch
         leaf_state = torch.stack(states).gather(0, _rows_like(last, state).expand((1,) + state.shape)).squeeze(0)
         slot = self._add_nodes(w, leaf_state, expand, torch.stack(dones).gather(0, last).squeeze(0))
         # the trees that stopped at a terminal node they had write their new "child" to their scratch edge
         leaf_edge = torch.where(expand, leaf_edge, w.scratch_edge)
-        w.next.index_put_((leaf_edge,), slot)
-        w.edge["child"].index_put_((leaf_edge,), slot - w.offsets)
-        self._backup(w, torch.stack(nodes), edge, reward, active)
+        if self.chance:
+            self._add_outcomes(w, leaf_edge, expand, slot)
+        else:
+            w.next.index_put_((leaf_edge,), slot)
+            w.edge["child"].index_put_((leaf_edge,), slot - w.offsets)
+        child.scatter_(0, last, torch.where(expand, slot, child.gather(0, last).squeeze(0)).unsqueeze(0))
+        self._backup(w, torch.stack(nodes), edge, child, reward, active)
 
     def _replay(self, w: TreeViews, state: torch.Tensor, action: torch.Tensor, edge: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One descent level with deterministic rewards: a tried edge's child state, reward and end as the tree
@@ -372,17 +467,19 @@ class BatchedTreeSearch:
             done = done.index_copy(0, rows, ended.to(done.device))
         return nxt, reward, done
 
-    def _backup(self, w: TreeViews, node: torch.Tensor, edge: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
-        """Back up the ``[L, B]`` paths: visit counts and reward sums of all levels at once, then the values level by level upwards."""
+    def _backup(self, w: TreeViews, node: torch.Tensor, edge: torch.Tensor, child: torch.Tensor, reward: torch.Tensor, active: torch.Tensor) -> None:
+        """Back up the ``[L, B]`` paths (``child``: each level's child, flat ids): visit and arrival counts and reward sums
+        of all levels at once, then the values level by level upwards."""
         gamma, backup = self.gamma, self.backup
         edge = torch.where(active, edge, w.scratch_edge)
         node = torch.where(active, node, w.scratch)
-        child = w.next.take(edge)
+        child = torch.where(active, child, w.scratch)
         # a path visits a node at most once: only the scratch entries collide (the counts add 0 there, so
         # the scratch node's count stays inside the policy's count table; its other statistics are garbage)
         ones = active.view(-1).long()
         w.node["total"].index_put_((node.view(-1),), ones, accumulate=True)
         w.edge["visits"].index_put_((edge.view(-1),), ones, accumulate=True)
+        w.node["arrivals"].index_put_((child.view(-1),), ones, accumulate=True)
         w.edge["reward_sum"].index_put_((edge.view(-1),), reward.view(-1), accumulate=True)
         visits = w.edge["visits"].take(edge)
         path = _Path(node, edge, child, reward, active, visits, w.edge["reward_sum"].take(edge) / visits.to(reward.dtype))
@@ -397,7 +494,7 @@ class BatchedTreeSearch:
     def _back_up_bellman(self, w: TreeViews, path: _Path, level: int) -> torch.Tensor:
         """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
         node, edge = path.node[level], path.edge[level]
-        w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.node["bellman"].take(path.child[level]), alpha=self.gamma))
+        w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.next_state("bellman", path, level), alpha=self.gamma))
         rows = w.rows["q_bellman"].index_select(0, node)
         tried = w.rows["visits"].index_select(0, node) > 0
         w.node["bellman"].index_put_((node,), torch.where(tried, rows, -math.inf).amax(-1))

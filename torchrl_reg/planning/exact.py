@@ -4,6 +4,20 @@
   :class:`~torchrl_reg.planning.simulators.SyntheticTree`, by backward recursion over its levels.
 * :func:`dchain_soft_q` / :func:`dchain_flip_temperature` - the D-chain of Painter et al.
   (Monte Carlo Tree Search with Boltzmann Exploration, NeurIPS 2023, arXiv:2404.07732, Sec. 5).
+* :func:`chance_tree_values` - every node's soft, Bellman or mean values of a
+  :class:`~torchrl_reg.planning.simulators.ChanceTree`, by backward recursion with chance nodes.
+* :func:`finite_horizon_q` - the action values of a finite MDP given as gymnasium's transition table ``P``
+  (FrozenLake's) with ``h`` steps left, by dynamic programming.
+
+With chance, the three backups of the searches ([MENTS] Xiao et al., NeurIPS 2019, Sec. 4; [DENTS] Painter et al.,
+Sec. 4; [UCT] Kocsis and Szepesvari, ECML 2006) differ only at decision nodes; a chance edge's value is the
+expectation over its outcomes (the probability-weighted mean; the searches use the arrival-count-weighted mean,
+its sample estimate)::
+
+    Q(s, a) = sum_s' P(s' | s, a) (r(s, a, s') + gamma V(s'))     V(terminal) = 0
+    V(s)    = max_a Q(s, a)                      (Bellman: BTS, DENTS)
+            = tau log sum_a exp(Q(s, a) / tau)   (soft: MENTS)
+            = sum_a pi(a | s) Q(s, a)            (mean under a policy pi: UCT's mean backup under its visit shares)
 
 D-chain in closed form. A deterministic tree's optimal soft value is
 ``V_sft(s) = tau log sum_paths exp(G(path) / tau)`` over the episodes that start in ``s`` (the
@@ -26,14 +40,88 @@ import math
 
 import numpy as np
 
-from torchrl_reg.planning.simulators import DChain, SyntheticTree
+from collections.abc import Mapping, Sequence
 
-__all__ = ["synthetic_tree_q", "dchain_soft_q", "dchain_flip_temperature"]
+from torchrl_reg.planning.simulators import ChanceTree, DChain, SyntheticTree
+
+__all__ = ["synthetic_tree_q", "dchain_soft_q", "dchain_flip_temperature", "chance_tree_values", "finite_horizon_q", "BACKUPS"]
 
 
 def _logsumexp(x: np.ndarray, tau: float) -> np.ndarray:
     top = x.max(axis=-1)
     return top + tau * np.log(np.exp((x - top[..., None]) / tau).sum(axis=-1))
+
+
+#: the decision-node values :func:`chance_tree_values` and :func:`finite_horizon_q` compute
+BACKUPS = ("bellman", "soft", "mean")
+
+
+def _decision_values(q: np.ndarray, backup: str, tau: float | None, policy: np.ndarray | None) -> np.ndarray:
+    """``V`` of decision nodes from their action values ``q`` ``[..., A]`` (module docstring)."""
+    if backup not in BACKUPS:
+        raise ValueError(f"backup must be one of {BACKUPS}, got backup={backup!r}")
+    if backup == "soft":
+        if tau is None or not tau > 0:
+            raise ValueError(f"the soft backup needs a temperature tau > 0, got tau={tau!r}")
+        return _logsumexp(q, tau)
+    if tau is not None:
+        raise ValueError(f"tau={tau} is the soft backup's temperature; the {backup} backup reads none")
+    if backup == "bellman":
+        return q.max(axis=-1)
+    if policy is None:
+        raise ValueError("the mean backup needs the policy whose mean it takes (e.g. the search's visit shares)")
+    if policy.shape != q.shape or not np.allclose(policy.sum(-1), 1.0) or (policy < 0).any():
+        raise ValueError(f"policy must be a distribution over actions of shape {q.shape}, got shape {policy.shape}")
+    return (policy * q).sum(-1)
+
+
+def chance_tree_values(
+    tree: ChanceTree, backup: str = "bellman", *, tau: float | None = None, policy: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(Q [internal nodes, A], V [all nodes])`` of a :class:`~torchrl_reg.planning.simulators.ChanceTree` (undiscounted).
+
+    ``backup``: ``"bellman"``, ``"soft"`` (at temperature ``tau``) or ``"mean"`` (under ``policy``
+    ``[internal nodes, A]``, a distribution over actions per decision node); leaves are terminal (``V = 0``: the
+    leaf value is paid on the step into it). Node ids are the tree's (breadth first).
+    """
+    fan, k, m = tree.fan, tree.num_actions, tree.outcomes
+    value = np.zeros(tree.internal + fan**tree.depth)
+    q = np.zeros((tree.internal, k))
+    for level in range(tree.depth - 1, -1, -1):
+        start = (fan**level - 1) // (fan - 1) if fan > 1 else level
+        stop = start + fan**level
+        children = (np.arange(start, stop)[:, None] * fan + 1 + np.arange(fan)).reshape(-1, k, m)
+        q[start:stop] = (tree.probs[start:stop] * (tree.step_reward[children] + value[children])).sum(-1)
+        value[start:stop] = _decision_values(q[start:stop], backup, tau, None if policy is None else policy[start:stop])
+    return q, value
+
+
+Transitions = Mapping[int, Mapping[int, Sequence[tuple[float, int, float, bool]]]]
+
+
+def finite_horizon_q(
+    transitions: Transitions, horizon: int, *, gamma: float = 1.0, backup: str = "bellman", tau: float | None = None,
+) -> np.ndarray:
+    """``Q[h - 1, s, a]``, the action values with ``h = 1 .. horizon`` steps left, of the MDP ``transitions``.
+
+    ``transitions[s][a]`` lists ``(probability, next state, reward, done)`` (gymnasium's ``P``, as FrozenLake's
+    ``env.unwrapped.P``); an episode ends at ``done`` or when no step is left: ``Q_h(s, a) = sum p (r + gamma
+    (1 - done) V_{h-1}(s'))`` with ``V_0 = 0`` and ``V_h`` the ``backup`` (``"bellman"`` or ``"soft"``) of ``Q_h``.
+    """
+    if not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1, got horizon={horizon!r}")
+    if backup == "mean":
+        raise ValueError("finite_horizon_q computes the Bellman and soft values; a mean needs a policy per tree node")
+    states = len(transitions)
+    actions = len(transitions[0])
+    q = np.zeros((horizon, states, actions))
+    value = np.zeros(states)
+    for h in range(horizon):
+        for s in range(states):
+            for a in range(actions):
+                q[h, s, a] = sum(p * (r + (0.0 if done else gamma * value[nxt])) for p, nxt, r, done in transitions[s][a])
+        value = _decision_values(q[h], backup, tau, None)
+    return q
 
 
 def synthetic_tree_q(tree: SyntheticTree, tau: float | None) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
-from torchrl_reg.planning.backups import Backup, bellman_value
+from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
 from torchrl_reg.planning.evaluators import RandomRollout
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tree import SearchTree
@@ -165,15 +165,10 @@ class TreeSearch:
 
     @staticmethod
     def _child_values(tree: SearchTree, node: int, action: int) -> tuple[float, float, float]:
-        """(value, Bellman value, entropy) of a stochastic edge's next states, averaged by arrival counts."""
+        """(value, Bellman value, entropy) of a chance edge's next states, averaged by arrival counts (:func:`chance_mean`)."""
         children = list(tree.outcomes[(node, action)].values())
         counts = tree.arrivals[children]
-        weights = counts / counts.sum()
-        return (
-            float(weights @ tree.value[children]),
-            float(weights @ tree.bellman[children]),
-            float(weights @ tree.entropy[children]),
-        )
+        return chance_mean(tree.value[children], counts), chance_mean(tree.bellman[children], counts), chance_mean(tree.entropy[children], counts)
 
     def _backup(self, tree: SearchTree, path: list[tuple[int, int, float, int]]) -> None:
         gamma, backup, policy, deterministic = self.gamma, self.backup, self.tree_policy, self.simulator.deterministic

@@ -13,6 +13,8 @@ Adapters:
 * :class:`SyntheticTree` - the synthetic k-ary tree of Xiao et al. (Maximum Entropy Monte-Carlo
   Planning, NeurIPS 2019, Sec. 5): random edge rewards, leaves with a random value observed
   with Gaussian noise.
+* :class:`ChanceTree` - a synthetic tree with a chance node after every action: each (node, action) leads to
+  one of ``outcomes`` children with known probabilities (the stochastic test problem of the exact checks).
 * :class:`FrozenLakeSimulator` - gymnasium ``FrozenLake-v1`` (the agent's cell is its state).
 * :class:`MinAtarSimulator` - a ``minatar.Environment`` (a deep copy of the game and its RNG).
 * :class:`ALESimulator` - an ALE emulator (``cloneState`` / ``restoreState``, sticky actions applied
@@ -34,6 +36,7 @@ __all__ = [
     "as_simulator",
     "DChain",
     "SyntheticTree",
+    "ChanceTree",
     "FrozenLakeSimulator",
     "MinAtarSimulator",
     "ALESimulator",
@@ -233,6 +236,88 @@ class SyntheticTree:
                 reward += self._noise.gauss(0.0, self.noise_std)
             return reward, True
         return reward, False
+
+    def observation(self) -> np.ndarray:
+        return np.array([self.node], dtype=np.int64)
+
+    def state_key(self) -> Hashable:
+        return self.node
+
+
+class ChanceTree:
+    """A synthetic tree with chance: after every action one of ``outcomes`` next states is drawn with known probabilities.
+
+    The complete tree of ``depth`` decisions numbers its nodes breadth first: the root is 0 and the children of
+    node ``i`` are ``i K + a m + o + 1`` for action ``a`` and outcome ``o`` (``K = branching * outcomes``, ``m =
+    outcomes``). Action ``a`` at node ``i`` leads to outcome ``o`` with probability ``probs[i, a, o]`` (drawn once
+    from a Dirichlet(2, ..., 2) by ``seed``) and pays ``edge_reward`` of the child (uniform in ``[0, 1 / depth)``,
+    as :class:`SyntheticTree`'s), plus the leaf's ``leaf_value`` (uniform in ``[0, 1)``) on the step into a leaf,
+    where the episode ends. The outcome is the first whose cumulative probability (``cumulative``, summed in
+    order) exceeds a uniform of the simulator's stream (the last one for a uniform at or above their float sum),
+    the rule of :class:`FrozenLakeSimulator`; ``include_rng=True`` saves the stream with the state, so that a restore
+    replays the same outcomes (a determinized model). Exact values: :func:`~torchrl_reg.planning.exact.chance_tree_values`.
+    """
+
+    max_nodes = 5_000_000
+
+    def __init__(self, branching: int, outcomes: int, depth: int, *, seed: int = 0, include_rng: bool = False):
+        if not isinstance(branching, int) or branching < 1:
+            raise ValueError(f"branching must be an int >= 1, got branching={branching!r}")
+        if not isinstance(outcomes, int) or outcomes < 1:
+            raise ValueError(f"outcomes must be an int >= 1, got outcomes={outcomes!r}")
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be an int >= 1, got depth={depth!r}")
+        fan = branching * outcomes
+        total = sum(fan**level for level in range(depth + 1))
+        if total > self.max_nodes:
+            raise ValueError(f"a tree of {branching} actions, {outcomes} outcomes and depth {depth} has {total} nodes, more than {self.max_nodes}")
+        gen = np.random.default_rng(seed)
+        self.num_actions = branching
+        self.outcomes = outcomes
+        self.depth = depth
+        self.fan = fan
+        self.internal = total - fan**depth  # nodes at levels 0 .. depth - 1
+        self.first_leaf = self.internal
+        self.probs = gen.dirichlet(np.full(outcomes, 2.0), size=(self.internal, branching))
+        self.cumulative = self.probs.cumsum(-1)
+        self.edge_reward = gen.uniform(0.0, 1.0 / depth, size=total)
+        self.edge_reward[0] = 0.0
+        self.leaf_value = gen.uniform(0.0, 1.0, size=fan**depth)
+        # what stepping into each node pays: its edge reward, plus the leaf value for a leaf
+        self.step_reward = self.edge_reward.copy()
+        self.step_reward[self.first_leaf :] += self.leaf_value
+        self.deterministic = outcomes == 1
+        self.include_rng = include_rng
+        self._cumulative = self.cumulative.tolist()
+        self._step_reward = self.step_reward.tolist()
+        # the outcomes' stream, drawn from the tree's generator: never the stream of a search seeded alike
+        self.rng = random.Random(int(gen.integers(2**62)))
+        self.node = 0
+        self.level = 0
+
+    def reseed(self, seed: int) -> None:
+        """Restart the outcomes' stream as ``random.Random(seed)``."""
+        self.rng.seed(seed)
+
+    def save(self) -> tuple:
+        return (self.node, self.level, self.rng.getstate()) if self.include_rng else (self.node, self.level)
+
+    def restore(self, state: tuple) -> None:
+        self.node, self.level = state[0], state[1]
+        if self.include_rng:
+            self.rng.setstate(state[2])
+
+    def step(self, action: int) -> tuple[float, bool]:
+        if self.level >= self.depth:
+            raise RuntimeError("ChanceTree.step after the episode ended; restore first")
+        cumulative = self._cumulative[self.node][action]
+        outcome = len(cumulative) - 1
+        if outcome:
+            u = self.rng.random()
+            outcome = next((o for o, c in enumerate(cumulative) if u < c), outcome)
+        self.node = self.node * self.fan + action * self.outcomes + outcome + 1
+        self.level += 1
+        return self._step_reward[self.node], self.level == self.depth
 
     def observation(self) -> np.ndarray:
         return np.array([self.node], dtype=np.int64)

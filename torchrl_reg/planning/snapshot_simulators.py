@@ -17,6 +17,12 @@ stream the search would foresee the real step's spawns and sticky actions. The s
 ``RandomState`` objects over ``PCG64`` (their state is two integers: saving one is cheap, where a
 Mersenne-Twister state is 2.5 KB).
 
+**The sampled model** (``BatchedMinAtar(model="sampled")``): the stream is not part of the snapshot. Every step
+draws from one working stream that goes on from step to step (seeded by the planner's seed at each :meth:`roots`), so a
+(state, action) leads to a fresh outcome at every visit: the simulator is stochastic (``deterministic = False``) and
+the batched search keeps chance nodes, its children keyed by :meth:`BatchedMinAtar.state_key`, an id per distinct
+game state (the game's attributes but its stream, and the last action, which sticky actions repeat).
+
 **Memory.** Every step adds B snapshots (a random rollout of ``n`` steps adds ``n B``); nothing is
 freed until :meth:`clear`, which :meth:`root` and :meth:`roots` call first: the handles of earlier
 roots are invalid after them. A MinAtar snapshot is a few KB (the game object); an ALE one is
@@ -32,6 +38,7 @@ about 41 KB (the emulator state and the 210 x 160 grayscale screen).
 from __future__ import annotations
 
 import copy
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,6 +138,9 @@ class SnapshotStore(ABC):
     def __init__(self, *, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self._store: list[_Snapshot] = []
+        # state_key's ids: one per distinct game state (by its exact bytes), and each handle's, filled in when asked
+        self._state_ids: dict[bytes, int] = {}
+        self._key_ids: dict[int, int] = {}
 
     def __len__(self) -> int:
         """The number of stored snapshots."""
@@ -139,6 +149,8 @@ class SnapshotStore(ABC):
     def clear(self) -> None:
         """Forget every snapshot: earlier handles become invalid (:meth:`root` and :meth:`roots` call it)."""
         self._store.clear()
+        self._key_ids.clear()
+        self._state_ids.clear()
 
     def _add(self, snapshot: _Snapshot) -> int:
         self._store.append(snapshot)
@@ -178,6 +190,25 @@ class SnapshotStore(ABC):
         done = torch.tensor(dones, dtype=torch.bool, device=self.device)
         return self._handles(handles), torch.tensor(rewards, dtype=torch.float64, device=self.device), done
 
+    def state_key(self, state: torch.Tensor) -> torch.Tensor:
+        """An id ``[B, 1]`` (int64) per distinct stored state: equal ids for equal states, whatever their handles.
+
+        Two snapshots get one id exactly when :meth:`_state_bytes` of them are equal (a dict lookup on the bytes,
+        which compares them in full): the chance search's children are keyed by it. Valid until :meth:`clear`.
+        """
+        ids = []
+        for handle in state[:, 0].tolist():
+            key = self._key_ids.get(handle)
+            if key is None:
+                key = self._state_ids.setdefault(self._state_bytes(self._store[handle]), len(self._state_ids))
+                self._key_ids[handle] = key
+            ids.append(key)
+        return torch.tensor(ids, dtype=torch.long, device=self.device).unsqueeze(-1)
+
+    def _state_bytes(self, snapshot: _Snapshot) -> bytes:
+        """The exact bytes of what a snapshot's future depends on but its stream (a subclass with a sampled model)."""
+        raise TypeError(f"{type(self).__name__} has no sampled model: its states need no keys")
+
     def observation(self, state: torch.Tensor) -> torch.Tensor:
         """The stored observations of the rows, ``[B, *obs_shape]`` (uint8)."""
         return torch.from_numpy(np.stack([s.observation for s in self._snapshots(state)])).to(self.device)
@@ -198,13 +229,15 @@ class BatchedMinAtar(SnapshotStore):
         seed: the planner's seed of :meth:`root`'s new games.
         model: what :meth:`roots` gives the search of the real envs' futures. ``"determinized"`` (default): a
             fresh stream per root from the planner's seed, one sampled future per search (module docstring).
+            ``"sampled"``: fresh outcomes at every visit, from one working stream seeded by the planner's seed at each
+            :meth:`root` / :meth:`roots` (module docstring); stochastic, searched with chance nodes.
             ``"oracle"``, a diagnostic and not a planner: the real env's own stream, copied, so that the model's
             future is the real one for the same actions (sticky actions and spawns included); no agent can
             read the env's stream, so only a study of how much the model costs uses it. It needs the real game
             and its sticky actions on one stream, as ``minatar.Environment.seed`` sets them.
     """
 
-    MODELS = ("determinized", "oracle")
+    MODELS = ("sampled", "determinized", "oracle")
 
     def __init__(
         self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, model: str = "determinized",
@@ -213,16 +246,17 @@ class BatchedMinAtar(SnapshotStore):
         import minatar
 
         if model not in self.MODELS:
-            reason = " (fresh outcomes at every visit need chance nodes, which TreeSearch keeps)" if model == "sampled" else ""
-            raise ValueError(f"BatchedMinAtar models {self.MODELS}, got model={model!r}{reason}")
+            raise ValueError(f"BatchedMinAtar models {self.MODELS}, got model={model!r}")
         super().__init__(device=device)
         self.model = model
+        # the sampled model draws anew at every step: a (handle, action) has many next states, and many rewards
+        self.deterministic = self.deterministic_rewards = model != "sampled"
         self.game = minatar_module(game)
         self.env = minatar.Environment(self.game, sticky_action_prob=sticky_action_prob)
         self.num_actions = int(self.env.num_actions())
         self.seed = seed
         # the working stream: every restore loads a snapshot's state into it (the oracle's are minatar's MT19937 ones)
-        self._rng = planner_rng(seed, 0) if model == "determinized" else np.random.RandomState()
+        self._rng = planner_rng(seed, 0) if model != "oracle" else np.random.RandomState()
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
@@ -230,8 +264,10 @@ class BatchedMinAtar(SnapshotStore):
             raise ValueError("the oracle model copies the streams of real envs: take its roots from roots(envs, seed)")
         self.clear()
         handles = []
+        if self.model == "sampled":
+            self._rng = planner_rng(self.seed, 0)
         for row in range(batch_size):
-            rng = planner_rng(self.seed, row)
+            rng = self._rng if self.model == "sampled" else planner_rng(self.seed, row)
             game = copy.deepcopy(self.env.env, {id(self.env.env.random): rng})
             game.reset()
             handles.append(self._add(self._snapshot(game, rng, 0)))
@@ -248,9 +284,14 @@ class BatchedMinAtar(SnapshotStore):
         """
         self.clear()
         handles = []
+        if self.model == "sampled":
+            self._rng = planner_rng(seed, 0)
         for row, env in enumerate(envs):
             real = self._environment(env, row)
-            rng = planner_rng(seed, row) if self.model == "determinized" else _own_stream(real, row)
+            if self.model == "oracle":
+                rng = _own_stream(real, row)
+            else:
+                rng = self._rng if self.model == "sampled" else planner_rng(seed, row)
             # the real stream is mapped to the root's: deepcopy never copies it
             game = copy.deepcopy(real.env, {id(real.env.random): rng, id(real.random): rng})
             handles.append(self._add(self._snapshot(game, rng, real.last_action)))
@@ -270,13 +311,21 @@ class BatchedMinAtar(SnapshotStore):
         return env
 
     def _snapshot(self, game: Any, rng: np.random.RandomState, last_action: int) -> _Snapshot:
-        """Store ``game`` itself (it is never stepped again: :meth:`_advance` steps a copy) and ``rng``'s state."""
+        """Store ``game`` itself (it is never stepped again: :meth:`_advance` steps a copy) and ``rng``'s state (none in
+        the sampled model, whose stream is not part of the state)."""
         observation = np.ascontiguousarray(game.state().transpose(2, 0, 1), dtype=np.uint8)
-        return _Snapshot(game, rng.get_state(legacy=False), int(last_action), bool(game.terminal), observation)
+        stream = {} if self.model == "sampled" else rng.get_state(legacy=False)
+        return _Snapshot(game, stream, int(last_action), bool(game.terminal), observation)
+
+    def _state_bytes(self, snapshot: _Snapshot) -> bytes:
+        """The game's attributes but its stream and its read-only tables, the last action and the end, pickled."""
+        game = {k: v for k, v in vars(snapshot.game).items() if k != "random" and k not in _READ_ONLY}
+        return pickle.dumps((type(snapshot.game).__qualname__, game, snapshot.last_action, snapshot.done))
 
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
         env, rng = self.env, self._rng
-        rng.set_state(snapshot.rng)
+        if self.model != "sampled":  # the sampled model's working stream goes on instead
+            rng.set_state(snapshot.rng)
         # the stored game's stream (whichever RandomState it points at) becomes the working one, uncopied
         game = copy_minatar_game(snapshot.game, rng)
         env.env, env.random, env.last_action = game, rng, snapshot.last_action

@@ -17,9 +17,9 @@ each simulation). Tasks (:data:`TASKS`):
 sticky actions); on the deterministic D-chain and FrozenLake every model is the task itself:
 
 * ``sampled`` - fresh outcomes at every chance visit: the search steps a copy of the env whose random stream
-  goes on across simulations (``include_rng=False``), and :class:`~torchrl_reg.planning.search.TreeSearch` keys
-  an edge's outcomes by the state they lead to (chance nodes). The batched search keeps one child per edge, so
-  it cannot plan in it on a stochastic task.
+  goes on across simulations (``include_rng=False``), and the searches key an edge's outcomes by the state they lead
+  to (chance nodes; the batched search's MinAtar model is :class:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar`
+  with ``model="sampled"``).
 * ``determinized`` - one sampled future per move: the root is the env's state with a fresh stream
   (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` of the planner's seed and the move), replayed
   by every simulation, so an action always leads to one next state (Xiao et al., NeurIPS 2019, Sec. 5 searched
@@ -84,11 +84,6 @@ def check_model(task: str, model: str, *, batched: bool) -> None:
         raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {task!r}")
     if task not in STOCHASTIC_TASKS:
         return  # the task itself: every model is exact
-    if batched and model == "sampled":
-        raise ValueError(
-            f"the batched search keeps one child per edge, so it cannot plan in the sampled model of {task} (fresh outcomes "
-            "at every chance visit need chance nodes): plan in it one episode at a time (TreeSearch), or in the determinized model"
-        )
     if task == "atari" and model != "sampled":
         raise ValueError(f"the {model} model of atari is not built (ALE's snapshot store has no task here): use the sampled model")
 

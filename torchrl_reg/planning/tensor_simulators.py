@@ -10,6 +10,8 @@ after the episode ended: the search steps all B rows together and ignores the fi
 * :class:`TensorSyntheticTree` - one or B synthetic trees of Xiao et al. (NeurIPS 2019, Sec. 5),
   the same numbers as :class:`~torchrl_reg.planning.simulators.SyntheticTree`, so the exact
   values of :mod:`torchrl_reg.planning.exact` apply to each.
+* :class:`TensorChanceTree` - a :class:`~torchrl_reg.planning.simulators.ChanceTree` (chance after every
+  action), its outcomes drawn by the same rule from a stream of uniforms.
 * :class:`TensorFrozenLake` - gymnasium's ``FrozenLake-v1`` transition table as tensors, the
   moves of :class:`~torchrl_reg.planning.simulators.FrozenLakeSimulator` for B cells at once.
 
@@ -25,9 +27,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from torchrl_reg.planning.simulators import DChain, FrozenLakeSimulator, SyntheticTree
+from torchrl_reg.planning.simulators import ChanceTree, DChain, FrozenLakeSimulator, SyntheticTree
 
-__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorFrozenLake", "check_index_states"]
+__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorChanceTree", "TensorFrozenLake", "check_index_states"]
 
 
 @runtime_checkable
@@ -37,9 +39,12 @@ class TensorSimulator(Protocol):
     ``observation(state)`` (the network's input for a batch of states) is needed by network leaves only.
     ``check_states(state)``, where given, refuses a tensor that is not a batch of the model's states (shape,
     dtype, range); the batched search calls it on its roots before anything runs.
-    Optional flags: ``deterministic`` (one next state per (state, action); the batched search needs it,
-    default True) and ``deterministic_rewards`` (one reward too, default False: with it the search steps
-    each edge once and replays it, and ``step`` must accept any subset of the rows' states).
+    Optional flags: ``deterministic`` (one next state per (state, action), default True; False makes every edge
+    of the batched search a chance node, ``step`` drawing a fresh outcome at each call), ``deterministic_rewards``
+    (one reward too, default False: with it and deterministic transitions the search steps each edge once and
+    replays it, and ``step`` must accept any subset of the rows' states), ``max_outcomes`` (with chance: the most
+    next states one (state, action) can have, the search's outcome slots per edge) and ``state_key(state)``
+    (with chance: ``[B, K]`` keys that are equal exactly when the states are the same, default the state itself).
     """
 
     num_actions: int
@@ -184,6 +189,60 @@ class TensorSyntheticTree:
         return torch.stack((inst, node, level), -1), reward, done
 
 
+class TensorChanceTree:
+    """A :class:`~torchrl_reg.planning.simulators.ChanceTree` as tables; a state ``[B, 2]`` is (node id, level).
+
+    ``step`` draws one uniform per row from ``uniform`` (``n -> [n]`` in [0, 1)) or a generator seeded with ``seed``
+    and takes the first outcome whose cumulative probability exceeds it (the last one for a uniform at or above their
+    float sum): ChanceTree's rule on the same cumulative sums, so that fed ChanceTree's uniforms it draws its outcomes.
+    A finished row (at a leaf) stays put. Stochastic (``deterministic = False``), at most ``outcomes`` next states per
+    (state, action) (``max_outcomes``).
+    """
+
+    deterministic = False
+
+    def __init__(
+        self, tree: ChanceTree, *, seed: int = 0, uniform: Callable[[int], torch.Tensor] | None = None,
+        dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
+    ):
+        self.num_actions = tree.num_actions
+        self.outcomes = self.max_outcomes = tree.outcomes
+        self.depth = tree.depth
+        self.fan = tree.fan
+        self.nodes = tree.internal + tree.fan**tree.depth
+        self.device = torch.device(device)
+        self.cumulative = torch.as_tensor(tree.cumulative, dtype=torch.float64, device=self.device)
+        self.step_reward = torch.as_tensor(tree.step_reward, dtype=dtype, device=self.device)
+        self.internal = tree.internal
+        if uniform is None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            uniform = lambda n: torch.rand(n, generator=generator, dtype=torch.float64, device=self.device)  # noqa: E731
+        self.uniform = uniform
+
+    def root(self, batch_size: int) -> torch.Tensor:
+        return torch.zeros(batch_size, 2, dtype=torch.long, device=self.device)
+
+    def observation(self, state: torch.Tensor) -> torch.Tensor:
+        """The node id ``[B, 1]``, what :class:`~torchrl_reg.planning.simulators.ChanceTree` observes."""
+        return state[:, :1]
+
+    def check_states(self, state: torch.Tensor) -> None:
+        """Refuse anything but (node id, level) rows ``[B, 2]`` (int64) of the tree."""
+        check_index_states(self, state, [("node", 0, self.nodes - 1), ("level", 0, self.depth)])
+
+    def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        node, level = state.unbind(-1)
+        moving = level < self.depth
+        at = node.clamp_max(self.internal - 1)  # a finished row reads any row: it stays put
+        outcome = torch.zeros_like(node)
+        if self.outcomes > 1:
+            u = self.uniform(node.shape[0]).to(self.cumulative.device).unsqueeze(-1)
+            outcome = (self.cumulative[at, action] <= u).sum(-1).clamp_max(self.outcomes - 1)
+        child = torch.where(moving, node * self.fan + action * self.outcomes + outcome + 1, node)
+        level = level + moving
+        return torch.stack((child, level), -1), self.step_reward.take(child), level >= self.depth
+
+
 class TensorFrozenLake:
     """gymnasium ``FrozenLake-v1`` as tensors: states ``[B, 1]`` are cells, moves come from the env's table ``P``.
 
@@ -193,8 +252,8 @@ class TensorFrozenLake:
     ``M`` with probability 0. A slippery map draws its outcome by inverse CDF, the first outcome
     whose cumulative probability exceeds a uniform (FrozenLakeSimulator's rule), from ``uniform``
     (``n -> [n]`` in [0, 1)) or a generator seeded with ``seed``; such a simulator is stochastic
-    (``deterministic = False``), which the batched search refuses. Holes and the goal step to
-    themselves and end, as in ``P``.
+    (``deterministic = False``: the batched search keeps chance nodes, at most ``max_outcomes = M``
+    next cells per edge). Holes and the goal step to themselves and end, as in ``P``.
     """
 
     def __init__(
@@ -223,6 +282,7 @@ class TensorFrozenLake:
                 for i, (p, to, r, end) in enumerate(outcomes):
                     prob[cell, action, i], nxt[cell, action, i], reward[cell, action, i], done[cell, action, i] = p, to, r, end
         self.deterministic = most == 1
+        self.max_outcomes = most
         self.deterministic_rewards = True  # each outcome's reward is fixed (P's)
         self.prob = torch.as_tensor(prob, dtype=torch.float64, device=self.device)
         # cumulative probabilities summed in the order FrozenLakeSimulator adds them
