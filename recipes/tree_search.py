@@ -25,8 +25,8 @@ single-tree search's chance nodes), ``determinized`` (one sampled future per mov
 visits summed and values averaged: :mod:`torchrl_reg.planning.ensemble`) or ``oracle`` (the env's own stream: a
 diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
 once, one batched search over their trees per move (:class:`torchrl_reg.planning.BatchedTreeSearch`) where it plans
-in the model (dchain, frozenlake; minatar in the determinized, ensemble or oracle model), else one single-tree search per
-episode; it changes how many episodes run at once, not the model.
+in the model (dchain, frozenlake and minatar, in every model; the sampled one with chance nodes), else one single-tree
+search per episode (atari); it changes how many episodes run at once, not the model.
 
 The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
 :func:`torchrl_reg.configs.validate_planning_config`; this file declares the config. The run-directory contract
@@ -108,7 +108,7 @@ class PlannerConfig:
         "q_init": "initial value of untried actions when the evaluator gives none",
         "model": "the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move), ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)",
         "futures": "ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations / futures); 1 for the other models",
-        "batch_episodes": "episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized or oracle model; else one single-tree search per episode)",
+        "batch_episodes": "episodes played at once (>1: one batched search per move on dchain, frozenlake and minatar; one single-tree search per episode on atari)",
     }
 
 

@@ -357,9 +357,7 @@ def minatar_fair(args) -> None:
 
     **Other models** (``--model``; default ``determinized``, the model of the steps above): ``ensemble`` with
     ``--futures K`` (K determinized futures per move, each ``simulations / K`` simulations, roots combined:
-    ``torchrl_reg.planning.ensemble``) and ``sampled`` (fresh outcomes at every chance visit: one ``TreeSearch`` per
-    episode with chance nodes, or the batched search where it plans in the sampled model:
-    ``torchrl_reg.planning.tasks.check_model`` says which). An evaluation in another model reads the determinized
+    ``torchrl_reg.planning.ensemble``) and ``sampled`` (fresh outcomes at every chance visit: chance nodes). An evaluation in another model reads the determinized
     tuning (``results/planning/minatar_fair_tune_<game>.json``: knobs tuned on the held-out network; ``--tuned`` for
     another), replays the greedy network's runs of the determinized study (the same run directories: resumed, not
     replayed, where they are complete), puts its searches' runs under ``<run-dir>/<game>/eval-<model>`` (``ensemble5``
@@ -380,8 +378,8 @@ def minatar_fair(args) -> None:
           --networks $N/SpaceInvaders_seed0 $N/SpaceInvaders_seed1 $N/SpaceInvaders_seed2 --model sampled \
           --simulations 200 --out benchmarks/results/planning/models/sampled200
 
-    (the sampled rows with the batched search where it plans in the sampled model, else one ``TreeSearch`` per
-    episode; SpaceInvaders at 200 writes its own folder, so that its JSON does not replace the one at 50). Each
+    (the sampled rows: the batched search with chance nodes; SpaceInvaders at 200 writes its own folder, so that its
+    JSON does not replace the one at 50). Each
     command writes one JSON; a game's ensemble and sampled rows go
     beside its determinized and oracle rows in RESULTS.md. Estimated cost (``--dry-run --estimate-moves 5``, network
     seed 0, 2026-11-27, one thread on the shared 2-core VM at load ~6, so the ratios are rough): the ensemble of 5

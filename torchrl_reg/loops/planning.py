@@ -33,12 +33,12 @@ each (the same total as the other models) and plays the action of their combined
 ``TreeSearch`` run per future or, batched, ``planner.futures`` rows per episode in the batch; its diagnostics are the
 combined root's. ``planner.batch_episodes = K > 1`` plays the
 episodes in groups of K at once (:func:`play_episodes`, the one episode player): where the batched search plans in
-the model (D-chain, FrozenLake, MinAtar determinized, ensemble or oracle), one
+the model (D-chain, FrozenLake and MinAtar, every model; chance nodes for the sampled one), one
 :class:`~torchrl_reg.planning.BatchedTreeSearch` per group searches the trees of all its episodes still in
 play at every move (B = those episodes; a finished episode leaves the batch), over the task's tensor model
 (:func:`~torchrl_reg.planning.make_tensor_task`), its search, rollouts and MinAtar streams drawing from ``seed + ``
 the group's first episode, so an episode's return depends on its group but not its distribution; elsewhere
-(MinAtar sampled, Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
+(Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
 multiples of K; every episode's env draws from ``seed + i`` as above, and every mode records the same
 :data:`DIAGNOSTICS`. The checkpoint is written after every finished group, a stop
 drops the group in progress, and a resume goes on from the last finished group; when ``episodes`` grew, a
