@@ -386,11 +386,11 @@ def minatar_fair(args) -> None:
     futures costs 0.22-0.47x the determinized search per move (10 batched simulation steps of 100 rows per move
     instead of 50 of 20), so the four searches at 50 simulations on 3 networks take ~2 min (Breakout), ~10-20 min
     (SpaceInvaders) and ~8-12 min (Asterix) against the determinized evaluation's recorded 4.9, 41.9 and 25.2 min.
-    The sampled model searched one ``TreeSearch`` per episode cost 1.6-19x the determinized search per move (median
-    ~4.7x): ~0.5, ~2 and ~3 core-hours for the three games at 50 simulations; SpaceInvaders at 200 2.4-5.2x (3.6
-    core-hours on the seed-0 network, ~11 on the three); with chance nodes in the batched search at
-    0.7-0.8x the determinized search's simulations per second, ~1.3x the determinized times: ~6 min, ~55 min and
-    ~35 min at 50, ~5 h for SpaceInvaders at 200.
+    The sampled model (the batched search with chance nodes, measured the same way on SpaceInvaders and Asterix) costs
+    1.4-2.0x the determinized search per move (UCT on Asterix 1.0x): ~10 min (Breakout), ~1.2 core-hours
+    (SpaceInvaders) and ~0.7 (Asterix) at 50 simulations, and ~7 core-hours for SpaceInvaders at 200 (the
+    determinized evaluation's 230 min, ~1.8x). One ``TreeSearch`` per episode (the single-tree search's chance nodes)
+    measured 1.6-19x, median ~4.7x: 3.6 core-hours for SpaceInvaders at 200 on the seed-0 network alone.
 
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
