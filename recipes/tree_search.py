@@ -6,6 +6,7 @@
     python recipes/tree_search.py tree_search_preset=minatar evaluator.checkpoint=runs/m_dqn/.../checkpoint.pt
     python recipes/tree_search.py tree_search_preset=atari task.game=pong
     python recipes/tree_search.py planner.batch_episodes=16 episodes=64  # 16 episodes at a time, batched search
+    python recipes/tree_search.py tree_search_preset=minatar planner.model=ensemble planner.futures=5 planner.simulations=50 ...
 
 Searches: :func:`torchrl_reg.planning.make_search` (Xiao et al., Maximum Entropy Monte-Carlo
 Planning, NeurIPS 2019; Painter et al., Monte Carlo Tree Search with Boltzmann Exploration,
@@ -19,11 +20,13 @@ leaf values and the initial values of untried actions: ``evaluator.checkpoint`` 
 
 ``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.tasks.MODELS`; it matters on
 MinAtar and Atari, whose envs draw at random): ``sampled`` (default: fresh outcomes at every chance visit, the
-single-tree search's chance nodes), ``determinized`` (one sampled future per move) or ``oracle`` (the env's own
-stream: a diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
+single-tree search's chance nodes), ``determinized`` (one sampled future per move), ``ensemble``
+(``planner.futures=K`` determinized futures per move, ``planner.simulations / K`` simulations each, the roots'
+visits summed and values averaged: :mod:`torchrl_reg.planning.ensemble`) or ``oracle`` (the env's own stream: a
+diagnostic of what the model costs, not a planner). ``planner.batch_episodes=K`` plays K episodes at
 once, one batched search over their trees per move (:class:`torchrl_reg.planning.BatchedTreeSearch`) where it plans
-in the model (dchain, frozenlake; minatar in the determinized or oracle model), else one single-tree search per
-episode; it changes how many episodes run at once, not the model.
+in the model (dchain, frozenlake and minatar, in every model; the sampled one with chance nodes), else one single-tree
+search per episode (atari); it changes how many episodes run at once, not the model.
 
 The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
 :func:`torchrl_reg.configs.validate_planning_config`; this file declares the config. The run-directory contract
@@ -76,7 +79,7 @@ class PlannerConfig:
 
     #: ments, dents, bts, uct, or greedy (the Q network's argmax, no search)
     algorithm: str = "ments"
-    #: simulations per move
+    #: simulations per move (the ensemble model's total over its futures)
     simulations: int = 200
     # each algorithm reads its own knobs (torchrl_reg.planning.KNOBS); unset ones take KNOB_DEFAULTS and
     # a set knob the algorithm does not read is refused
@@ -96,11 +99,14 @@ class PlannerConfig:
     gamma: float = default_of(make_search, "gamma")
     #: initial value of untried actions when the evaluator gives none
     q_init: float = default_of(make_search, "q_init")
-    #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move) or
-    #: oracle (the env's own stream: a diagnostic)
+    #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move),
+    #: ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)
     model: str = "sampled"
-    #: episodes played at once (>1: one batched search per move on dchain, frozenlake, and minatar in the determinized
-    #: or oracle model; else one single-tree search per episode)
+    #: ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations /
+    #: futures); 1 for the other models
+    futures: int = 1
+    #: episodes played at once (>1: one batched search per move on dchain, frozenlake and minatar; one single-tree
+    #: search per episode on atari)
     batch_episodes: int = 1
 
 

@@ -11,6 +11,7 @@
     taskset -c 1 python -m benchmarks.planning frozenlake-batched --seeds 20 --map 4x4 --budgets 50,1000
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage tune --game Breakout --networks runs/minatar_networks
     taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game Breakout --networks runs/minatar_networks
+    taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game Breakout --networks benchmarks/results/planning/networks --model ensemble --futures 5 --simulations 50
     python -m benchmarks.planning export-networks --networks runs/minatar_networks   # policies only, to commit
     python -m benchmarks.planning minatar-fair-merge PART.json PART.json ...          # a stage played in parts
     python -m benchmarks.planning minatar-model-error                                 # the search's model against the real game
@@ -51,6 +52,7 @@ from benchmarks.planning.plots import plot  # noqa: E402
 from benchmarks.planning.fair import minatar_fair  # noqa: E402
 from benchmarks.planning.fair_merge import minatar_fair_merge  # noqa: E402
 from torchrl_reg.planning import ALGORITHMS  # noqa: E402
+from torchrl_reg.planning.tasks import MODELS  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -149,8 +151,17 @@ def main(argv: list[str] | None = None) -> None:
                    help="tune: rounds of points played beyond a grid edge on which an algorithm's best point sits (0: the grid only)")
     p.add_argument("--tuned", default=None, help="eval: the tuning JSON (default: <out>/minatar_fair_tune_<game>.json)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
-    p.add_argument("--out", default=str(OUT), help="where the JSONs and minatar_fair.png go")
+    p.add_argument("--out", default=None,
+                   help="where the JSONs and minatar_fair.png go (default: results/planning, or results/planning/models/<model> "
+                   "for a model other than determinized)")
     p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
+    p.add_argument("--model", default="determinized", choices=[m for m in MODELS if m != "oracle"],
+                   help="the model the searches plan in (planner.model; oracle: the minatar-oracle study)")
+    p.add_argument("--futures", type=int, default=None, help="--model ensemble: futures per move (planner.futures; divides each budget)")
+    p.add_argument("--dry-run", action="store_true", help="check every run's config and print the plan; play nothing, write nothing")
+    p.add_argument("--estimate-moves", type=int, default=0,
+                   help="with --dry-run: time each run's first N moves (all its episodes at once, in a temporary directory) and "
+                   "estimate the whole run's time from the determinized evaluation's episode lengths")
     p = sub.add_parser("minatar-replay-speed", help="a MinAtar search's cost before and after replaying tried edges")
     p.add_argument("--games", default="Breakout,SpaceInvaders")
     p.add_argument("--algorithms", default="ments,bts,dents,uct")

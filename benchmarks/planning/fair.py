@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.planning.common import FAIR_STATISTICS, _knob_overrides, _minatar_config, _paired, _provenance, _to_dict, _write
+from benchmarks.planning.common import FAIR_STATISTICS, OUT, _knob_overrides, _minatar_config, _paired, _provenance, _to_dict, _write
 from benchmarks.planning.networks import _networks
 from benchmarks.planning.plots import _plot_minatar_fair
 from torchrl_reg.envs import MINATAR_GAMES
@@ -97,27 +97,47 @@ def _fair_grid(args) -> dict[str, dict[str, list[float]]]:
     return grid
 
 
+def _model_tag(args) -> str:
+    """The name of ``--model`` in directories and files: ``determinized``, ``sampled``, ``ensemble5`` (5 futures)."""
+    return f"{args.model}{args.futures}" if args.model == "ensemble" else args.model
+
+
+def _model_overrides(args, algorithm: str) -> tuple[str, ...]:
+    """The planner's model: ``--model`` (and ``--futures``) for a search; the greedy network searches nothing, so its
+    runs are the determinized study's whatever ``--model`` (the same run directories: a rerun resumes them)."""
+    if algorithm == "greedy":
+        return ("planner.model=determinized",)
+    return (f"planner.model={args.model}",) + ((f"planner.futures={args.futures}",) if args.futures is not None else ())
+
+
 def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict[str, float], int]]) -> tuple[list[dict], dict]:
     """Each ``(label, network, algorithm, knobs, simulations)`` of ``plan`` played for ``args.episodes`` episodes
-    through ``recipes/tree_search.py`` (a search: ``args.batch_episodes`` at a time, one batched search per move); the
-    runs' metrics and the settings they share. Every config is validated before the first episode. The run directories are
-    ``--run-dir/<game>/<stage>/<label>/seed<network>``: a stopped benchmark run again resumes them."""
+    through ``recipes/tree_search.py`` (a search: ``args.batch_episodes`` at a time, one batched search per move, in
+    ``--model``); the runs' metrics and the settings they share. Every config is validated before the first episode.
+    The run directories are ``--run-dir/<game>/<stage>/<label>/seed<network>`` (a search in another model than the
+    determinized one: ``<stage>-<model>``, e.g. ``eval-ensemble5``): a stopped benchmark run again resumes them.
+    ``--dry-run`` prints the plan (and with ``--estimate-moves``, each run's estimated time) and exits."""
     from recipes import tree_search
 
     batch = args.batch_episodes or args.episodes
     configs = []
     for label, net, algorithm, knobs, simulations in plan:
+        folder = stage if algorithm == "greedy" or args.model == "determinized" else f"{stage}-{_model_tag(args)}"
         cfg = _minatar_config(
             game, net["checkpoint"], algorithm, _knob_overrides(algorithm, knobs) if algorithm != "greedy" else [],
             simulations=simulations, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
-            run_dir=f"{args.run_dir}/{game}/{stage}/{label}/seed{net['seed']}",
-            extra=(f"planner.batch_episodes={batch if algorithm != 'greedy' else 1}", "planner.model=determinized", "logger.progress_bar=false"),
+            run_dir=f"{args.run_dir}/{game}/{folder}/{label}/seed{net['seed']}",
+            extra=(f"planner.batch_episodes={batch if algorithm != 'greedy' else 1}", *_model_overrides(args, algorithm),
+                   "logger.progress_bar=false"),
         )
         try:
             tree_search.validate(cfg)
         except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"{label} on the seed-{net['seed']} network: {err}") from None
         configs.append(cfg)
+    if args.dry_run:
+        _dry_run(args, stage, game, plan, configs)
+        raise SystemExit(0)
     outs = []
     for (label, net, *_), cfg in zip(plan, configs):
         out = tree_search.train(cfg)
@@ -134,6 +154,75 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
         "planner": {k: planner[k] for k in ("gamma", "recommend", "q_init")},
     }
     return outs, protocol
+
+
+def _dry_run(args, stage: str, game: str, plan: list, configs: list) -> None:
+    """Print every run of ``plan`` (its config validated) and whether its directory holds a completed run; with
+    ``--estimate-moves M``, estimate each run's time from a few moves of it.
+
+    Where the determinized evaluation (``results/planning/minatar_fair_<game>.json``) has the same cell (method,
+    network), the estimate is that cell's recorded time times the ratio of this run's cost per move to the
+    determinized run's, both measured here, interleaved, so that the load of the machine cancels: each plays its first
+    move and its first 1 + M moves (all its episodes at once, as the run plays them) in temporary directories, and its
+    cost is the difference of the two times (a run's start, its network and envs, left out) per episode-move. Without
+    the cell: the measured cost times ``--max-steps`` moves per episode (an upper bound on the moves; the cost
+    measured on a loaded machine is too high). Rough either way: the first moves have every episode in play."""
+    import shutil
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from recipes import tree_search
+
+    lengths, seconds = {}, {}
+    reference = OUT / f"minatar_fair_{game.lower()}.json"
+    if reference.is_file():
+        evaluation = json.loads(reference.read_text())
+        seeds = [net["seed"] for net in evaluation["networks"]]
+        for label, rows in evaluation["episode_lengths"].items():
+            for i, seed in enumerate(seeds):
+                lengths[label, seed], seconds[label, seed] = sum(rows[i]), evaluation["wall_time_s"][label][i]
+
+    def cost(cfg) -> float:  # seconds per episode-move after the first move
+        times = []
+        for moves in (1, 1 + args.estimate_moves):
+            tmp = tempfile.mkdtemp(prefix="minatar_fair_estimate_")
+            try:
+                out = tree_search.train(OmegaConf.merge(cfg, {"task": {"max_steps": moves}, "run_dir": tmp, "logger": {"backend": "none"}}))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if out["status"] != "completed":
+                raise SystemExit(f"the estimate's run stopped ({out['status']})")
+            times.append((out["wall_time_s"], out["moves"]))
+        (start, first), (end, last) = times
+        return max(end - start, 0.0) / max(last - first, 1)
+
+    total = 0.0
+    print(f"{game} {stage}, model {_model_tag(args)}: {len(plan)} runs of {args.episodes} episodes")
+    for (label, net, algorithm, _, simulations), cfg in zip(plan, configs):
+        done = (Path(cfg.run_dir) / "metrics.json").is_file() and \
+            json.loads((Path(cfg.run_dir) / "metrics.json").read_text()).get("status") == "completed"
+        line = f"  {label:<16} seed {net['seed']}  {cfg.planner.model:<12} {simulations:>4} sims  {cfg.run_dir}" + ("  [completed]" if done else "")
+        if args.estimate_moves and not done:
+            key = (label, net["seed"])
+            per_move = cost(cfg)
+            if key in seconds and cfg.planner.model != "determinized":
+                ratio = per_move / max(cost(OmegaConf.merge(cfg, {"planner": {"model": "determinized", "futures": 1}})), 1e-9)
+                estimate = ratio * seconds[key]
+                line += f"  {per_move * 1e3:.1f} ms per episode-move, {ratio:.2f}x the determinized run's {seconds[key] / 60:.1f} min"
+            elif key in seconds:
+                estimate = seconds[key]
+                line += f"  the determinized run's {seconds[key] / 60:.1f} min ({per_move * 1e3:.1f} ms per episode-move here)"
+            else:
+                estimate = per_move * args.episodes * args.max_steps
+                line += f"  {per_move * 1e3:.1f} ms per episode-move x {args.max_steps} moves x {args.episodes} episodes"
+            total += estimate
+            line += f": ~{estimate / 60:.1f} min"
+        print(line, flush=True)
+    if args.estimate_moves:
+        print(f"estimated total: ~{total / 3600:.2f} core-hours (one thread; runs marked completed are resumed, not replayed)")
+    if stage == "tune":
+        print("(a tuning then plays up to --extend rounds of points beyond the grid's edges, unknown before the grid is played)")
 
 
 def _diagnostics(out: dict) -> dict[str, float | None]:
@@ -195,12 +284,18 @@ def _fair_check(args, game: str) -> dict | None:
         raise SystemExit(f"--extend {args.extend}: rounds beyond the grid's edges, 0 (the grid only) or more")
     if args.episodes < 2:
         raise SystemExit(f"--episodes {args.episodes}: the paired statistics need at least 2 episodes per network")
+    if (args.model == "ensemble") != (args.futures is not None):
+        raise SystemExit(f"--model {args.model} --futures {args.futures}: --futures K (2 or more, dividing every --simulations) "
+                         "goes with --model ensemble, and only with it")
+    if args.estimate_moves < 0 or (args.estimate_moves and not args.dry_run):
+        raise SystemExit(f"--estimate-moves {args.estimate_moves}: a number of moves >= 1, with --dry-run")
     if args.stage == "tune":
         if len(args.simulations) != 1 or len(args.network_seeds) != 1:
             raise SystemExit(f"--stage tune takes one budget and one held-out network, got --simulations {args.simulations} "
                              f"--network-seeds {args.network_seeds}")
         return None
-    path = Path(args.tuned) if args.tuned else args.out / f"minatar_fair_tune_{game.lower()}.json"
+    # another model is evaluated with the knobs tuned in the determinized one (the held-out tuning) unless --tuned says
+    path = Path(args.tuned) if args.tuned else (args.out if args.model == "determinized" else OUT) / f"minatar_fair_tune_{game.lower()}.json"
     if not path.is_file():
         raise SystemExit(f"{path} is missing: run --stage tune for {game} first (or give --tuned)")
     tuned = json.loads(path.read_text())
@@ -260,6 +355,43 @@ def minatar_fair(args) -> None:
     took ~10 min per network (all 8 searches); SpaceInvaders' tuning points took 54-274 s (UCT) and 145-213 s
     (MENTS) against Breakout's 34-103 s, ~3.5x.
 
+    **Other models** (``--model``; default ``determinized``, the model of the steps above): ``ensemble`` with
+    ``--futures K`` (K determinized futures per move, each ``simulations / K`` simulations, roots combined:
+    ``torchrl_reg.planning.ensemble``) and ``sampled`` (fresh outcomes at every chance visit: chance nodes). An evaluation in another model reads the determinized
+    tuning (``results/planning/minatar_fair_tune_<game>.json``: knobs tuned on the held-out network; ``--tuned`` for
+    another), replays the greedy network's runs of the determinized study (the same run directories: resumed, not
+    replayed, where they are complete), puts its searches' runs under ``<run-dir>/<game>/eval-<model>`` (``ensemble5``
+    for 5 futures) and writes ``results/planning/models/<model>/minatar_fair_<game>.json`` (its ``model`` and
+    ``futures`` keys; ``--out`` for elsewhere; merged parts need ``minatar-fair-merge ... --out`` the same folder).
+    The rows of the model study, one thread per command (each command may go to a core of its own, ``taskset -c``,
+    to run side by side; ``--dry-run`` first checks every config and lists the runs, ``--dry-run --estimate-moves 5``
+    also times a few moves of each run and estimates it)::
+
+        N=benchmarks/results/planning/networks
+        for G in Breakout SpaceInvaders Asterix; do
+          OMP_NUM_THREADS=1 taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game $G \
+            --networks $N/${G}_seed0 $N/${G}_seed1 $N/${G}_seed2 --model ensemble --futures 5 --simulations 50
+          OMP_NUM_THREADS=1 taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game $G \
+            --networks $N/${G}_seed0 $N/${G}_seed1 $N/${G}_seed2 --model sampled --simulations 50
+        done
+        OMP_NUM_THREADS=1 taskset -c 1 python -m benchmarks.planning minatar-fair --stage eval --game SpaceInvaders \
+          --networks $N/SpaceInvaders_seed0 $N/SpaceInvaders_seed1 $N/SpaceInvaders_seed2 --model sampled \
+          --simulations 200 --out benchmarks/results/planning/models/sampled200
+
+    (the sampled rows: the batched search with chance nodes; SpaceInvaders at 200 writes its own folder, so that its
+    JSON does not replace the one at 50). Each
+    command writes one JSON; a game's ensemble and sampled rows go
+    beside its determinized and oracle rows in RESULTS.md. Estimated cost (``--dry-run --estimate-moves 5``, network
+    seed 0, 2026-11-27, one thread on the shared 2-core VM at load ~6, so the ratios are rough): the ensemble of 5
+    futures costs 0.22-0.47x the determinized search per move (10 batched simulation steps of 100 rows per move
+    instead of 50 of 20), so the four searches at 50 simulations on 3 networks take ~2 min (Breakout), ~10-20 min
+    (SpaceInvaders) and ~8-12 min (Asterix) against the determinized evaluation's recorded 4.9, 41.9 and 25.2 min.
+    The sampled model (the batched search with chance nodes, measured the same way on SpaceInvaders and Asterix) costs
+    1.4-2.0x the determinized search per move (UCT on Asterix 1.0x): ~10 min (Breakout), ~1.2 core-hours
+    (SpaceInvaders) and ~0.7 (Asterix) at 50 simulations, and ~7 core-hours for SpaceInvaders at 200 (the
+    determinized evaluation's 230 min, ~1.8x). One ``TreeSearch`` per episode (the single-tree search's chance nodes)
+    measured 1.6-19x, median ~4.7x: 3.6 core-hours for SpaceInvaders at 200 on the seed-0 network alone.
+
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
     under ``--run-dir``: a stopped stage run again resumes where it stopped. The JSONs hold the commands, the
@@ -268,7 +400,7 @@ def minatar_fair(args) -> None:
     game = next((g for g in MINATAR_GAMES if g.lower() == args.game.lower().replace("_", "")), None)
     if game is None:
         raise SystemExit(f"--game {args.game}: one of {list(MINATAR_GAMES)}")
-    args.out = Path(args.out)
+    args.out = Path(args.out) if args.out else OUT if args.model == "determinized" else OUT / "models" / _model_tag(args)
     for key, value in FAIR_DEFAULTS[args.stage].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -280,6 +412,8 @@ def minatar_fair(args) -> None:
         "stage": args.stage, "game": game, "episodes": args.episodes, "batch_episodes": args.batch_episodes or args.episodes,
         "seed": args.seed, "max_steps": args.max_steps,
     }
+    if args.model != "determinized":  # absent: the determinized model, the study's first
+        result |= {"model": args.model, "futures": args.futures}
     if args.stage == "tune":
         (net,) = nets
         (simulations,) = args.simulations

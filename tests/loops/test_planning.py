@@ -175,7 +175,7 @@ def test_batched_episodes_run_on_frozenlake_and_minatar(tmp_path, overrides):
     (("planner.batch_episodes=0",), "planner.batch_episodes"),
     (("tree_search_preset=atari", "planner.model=determinized"),
      "planner.model='determinized' on task.name='atari': the determinized model of atari is not built"),
-    (("planner.model=exact",), r"planner.model must be one of \['sampled', 'determinized', 'oracle'\], got planner.model='exact'"),
+    (("planner.model=exact",), r"planner.model must be one of \['sampled', 'determinized', 'ensemble', 'oracle'\], got planner.model='exact'"),
 ])
 def test_batched_episodes_refuse_what_they_cannot_play(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -286,3 +286,40 @@ def test_a_run_directory_from_before_the_model_knob_resumes_in_the_model_it_play
     stored = {"task": {"name": task}, "planner": {"batch_episodes": batch}}
     new = {"task": {"name": task}, "planner": {"batch_episodes": batch, "model": model}}
     assert resume_changes(stored, new) == ([] if meant is None else [f"planner.model: {meant!r} -> {model!r}"])
+
+
+def test_the_ensemble_plays_the_same_episodes_as_four_at_once_in_the_combined_roots_diagnostics(tmp_path):
+    # K = 1 searches each future of an episode with its TreeSearch, K = 4 the group's futures as rows of one batched
+    # search: both record every diagnostic of the combined root, whose visits are the move's total (planner.simulations)
+    runs = {k: tree_search.train(compose(*TINY, *MINATAR, "planner.model=ensemble", "planner.futures=2", "planner.simulations=4",
+                                         f"planner.batch_episodes={k}", f"run_dir={tmp_path / str(k)}")) for k in (1, 4)}
+    for run in runs.values():
+        assert run["model"] == "ensemble" and run["episodes"] == 4
+        # 4 simulations over at most 6 root actions: the action played holds at least one of the 4 combined visits
+        assert all(0.25 <= share <= 1.0 for share in run["root_visit_share"])
+
+
+@pytest.mark.slow
+def test_the_ensemble_gives_one_return_distribution_for_one_and_four_episodes_at_once(tmp_path):
+    # the determinized model's check below, for 2 futures of 2 simulations per move: K = 1 plays each future with the
+    # episode's TreeSearch in a copy of its game with a fresh stream, K = 4 the group's 8 futures as rows of one
+    # BatchedTreeSearch over BatchedMinAtar roots with fresh streams: the same model, other draws
+    runs = {}
+    for k in (1, 4):
+        runs[k] = tree_search.train(compose(
+            *TINY, *MINATAR, "task.max_steps=40", "planner.model=ensemble", "planner.futures=2", "episodes=24",
+            f"planner.batch_episodes={k}", f"run_dir={tmp_path / str(k)}"))
+    a, b = (np.asarray(runs[k]["returns"]) for k in (1, 4))
+    assert runs[1]["model"] == runs[4]["model"] == "ensemble"
+    for x, y in ((a, b), (a > 0, b > 0)):
+        x, y = x.astype(float), y.astype(float)
+        spread = math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size)
+        assert 0 < spread and abs(x.mean() - y.mean()) <= 3 * spread, (a, b)
+
+
+def test_a_run_directory_from_before_the_futures_knob_resumes_with_one_future():
+    stored = {"task": {"name": "minatar"}, "planner": {"batch_episodes": 4, "model": "determinized"}}
+    new = {"task": {"name": "minatar"}, "planner": {"batch_episodes": 4, "model": "determinized", "futures": 1}}
+    assert resume_changes(stored, new) == []
+    assert resume_changes(stored, new | {"planner": new["planner"] | {"model": "ensemble", "futures": 2}}) == [
+        "planner.futures: 1 -> 2", "planner.model: 'determinized' -> 'ensemble'"]

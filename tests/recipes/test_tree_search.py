@@ -231,3 +231,40 @@ def test_a_run_without_a_q_network_is_refused(mdqn_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="has no env, network or exploration group: evaluator.checkpoint must be a recipes/m_dqn.py run's"):
         tree_search.train(compose("tree_search_preset=minatar", f"evaluator.checkpoint={run_dir / 'checkpoint.pt'}", f"run_dir={tmp_path / 'run'}"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (("planner.model=ensemble", "planner.futures=0"), "planner.futures must be an integer >= 1, got planner.futures=0"),
+        (("planner.model=ensemble", "planner.futures=-2"), "planner.futures must be an integer >= 1, got planner.futures=-2"),
+        (("planner.model=ensemble", "planner.futures=1"),
+         r"planner.futures=1 with planner.model='ensemble': an ensemble searches 2 or more futures per move"),
+        (("planner.model=ensemble", "planner.futures=3", "planner.simulations=50"),
+         r"planner.simulations=50 is the total per move over planner.futures=3 futures.*a multiple of 3 \(e.g. 48 or 51\)"),
+        (("planner.model=determinized", "planner.futures=4"),
+         r"planner.futures=4 is read by planner.model='ensemble' only .*planner.model='determinized' plans in one"),
+        (("planner.futures=2",), r"planner.futures=2 is read by planner.model='ensemble' only .*planner.model='sampled'"),
+        (("planner.model=bagging",), r"planner.model"),
+        (("tree_search_preset=atari", "planner.model=ensemble", "planner.futures=2"), "the ensemble model of atari is not built"),
+    ],
+)
+def test_bad_futures_are_refused_before_anything_is_written(overrides, match, tmp_path):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match=match):
+        tree_search.train(compose(*overrides, f"run_dir={run_dir}"))
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_the_ensemble_plans_minatar_episodes_with_an_mdqn_network(mdqn_checkpoint, batch, tmp_path):
+    # 2 futures of 3 simulations per move: one TreeSearch per future (batch 1) or 2 rows per episode of one batched search
+    cfg = compose("tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "task.max_steps=6", "episodes=4",
+                  "planner.model=ensemble", "planner.futures=2", "planner.simulations=6", f"planner.batch_episodes={batch}",
+                  "logger.backend=none", "logger.progress_bar=false", f"run_dir={tmp_path}")
+    metrics = tree_search.train(cfg)
+    assert metrics["status"] == "completed" and metrics["model"] == "ensemble" and metrics["episodes"] == 4
+    for key in ("greedy_agreement", "q_gap", "root_visit_share"):  # the same diagnostics in every mode
+        assert len(metrics[key]) == 4 and all(v is not None for v in metrics[key]), key
+    assert all(0.0 < share <= 1.0 for share in metrics["root_visit_share"])
+    assert "futures: 2" in (tmp_path / "config.yaml").read_text()

@@ -336,6 +336,9 @@ def test_edge_extensions_step_one_geometric_step_past_the_best_points_edges():
         (["--stage", "tune", "--episodes", "1"], "the paired statistics need at least 2 episodes"),
         (["--stage", "tune", "--extend", "-1"], r"--extend -1: rounds beyond the grid's edges"),
         (["--stage", "tune", "--algorithms", "ments,mcts"], r"\['mcts'\] unknown"),
+        (["--stage", "eval", "--model", "ensemble"], r"--model ensemble --futures None: --futures K .* goes with --model ensemble"),
+        (["--stage", "eval", "--futures", "5"], r"--model determinized --futures 5: --futures K .* goes with --model ensemble"),
+        (["--stage", "eval", "--estimate-moves", "3"], r"--estimate-moves 3: a number of moves >= 1, with --dry-run"),
     ],
 )
 def test_bad_input_is_refused_before_any_run(tmp_path, args, message):
@@ -392,3 +395,43 @@ def test_the_oracle_model_is_the_real_game_where_the_determinized_one_strays():
     oracle = minatar_runs._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0, model="oracle"), 1, 40, [1, 10])
     assert oracle["obs_differs"] == {"1": 0.0, "10": 0.0} and oracle["return_error"] == {"1": 0.0, "10": 0.0}
     assert oracle["starts"] == determinized["starts"]  # the same real episode
+
+
+COMMITTED = REPO / "benchmarks" / "results" / "planning" / "networks"
+
+
+def _dry_run(tmp_path: Path, *args: str) -> None:
+    planning.main(["minatar-fair", "--stage", "eval", "--game", "Breakout", "--networks",
+                   *(str(COMMITTED / f"Breakout_seed{seed}") for seed in range(3)), "--run-dir", str(tmp_path / "runs"), *args])
+
+
+def test_a_dry_run_of_the_ensemble_checks_every_run_and_writes_nothing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _dry_run(tmp_path, "--model", "ensemble", "--futures", "5", "--simulations", "50", "--dry-run")
+    assert stop.value.code == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    # the greedy network (its determinized runs, no search) and the four tuned searches, on 3 networks each
+    assert len(lines) == 15 and sum("/eval/greedy/" in line for line in lines) == 3
+    assert sum("/eval-ensemble5/" in line and " ensemble " in line and " 50 sims " in line for line in lines) == 12
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.iterdir())
+    # a number of futures that does not divide the budget is refused by the recipe's checks before any run
+    with pytest.raises(SystemExit, match=r"ments@50 on the seed-0 network: planner.simulations=50 is the total per move over "
+                                         r"planner.futures=3 futures"):
+        _dry_run(tmp_path, "--model", "ensemble", "--futures", "3", "--simulations", "50", "--dry-run")
+
+
+def test_an_evaluation_in_the_ensemble_model_reads_the_held_out_tuning_and_writes_its_own_json(tmp_path):
+    out = tmp_path / "out"
+    planning.main(["minatar-fair", "--stage", "eval", "--game", "Breakout", "--networks", str(COMMITTED / "Breakout_seed0"),
+                   "--network-seeds", "0", "--algorithms", "ments,uct", "--model", "ensemble", "--futures", "2",
+                   "--simulations", "4", "--episodes", "2", "--max-steps", "5", "--reps", "50", "--run-dir", str(tmp_path / "runs"),
+                   "--out", str(out)])
+    result = json.loads((out / "minatar_fair_breakout.json").read_text())
+    tuned = json.loads((REPO / "benchmarks" / "results" / "planning" / "minatar_fair_tune_breakout.json").read_text())
+    assert result["model"] == "ensemble" and result["futures"] == 2
+    assert result["tuning"]["chosen"] == tuned["chosen"] and result["knobs"]["ments@4"] == tuned["chosen"]["ments"]
+    assert set(result["comparisons"]) == {"ments@4 - greedy", "ments@4 - uct@4", "uct@4 - greedy"}
+    greedy, ments = result["run_dirs"]["greedy"][0], result["run_dirs"]["ments@4"][0]
+    assert "/Breakout/eval/greedy/" in greedy and "/Breakout/eval-ensemble2/ments@4/" in ments
+    assert _metrics(ments)["model"] == "ensemble" and _metrics(greedy)["model"] == "determinized"
+    assert "futures: 2" in (Path(ments) / "config.yaml").read_text()

@@ -31,6 +31,7 @@ from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator
 from torchrl_reg.planning.algorithms import algorithm_knobs
+from torchrl_reg.planning.ensemble import check_futures
 from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
@@ -269,7 +270,8 @@ def validate_planning_config(cfg: DictConfig) -> None:
     """:func:`validate_run_config` plus the checks of a :class:`PlanningConfig` and its recipe's ``task``,
     ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``): the task and its keys, the algorithm and the
     knobs it reads (:func:`~torchrl_reg.planning.algorithms.algorithm_knobs`: a knob it does not read is refused),
-    the model it plans in (:func:`~torchrl_reg.planning.tasks.check_model`), and the Q network a ``q_network``
+    the model it plans in (:func:`~torchrl_reg.planning.tasks.check_model`) and its futures
+    (:func:`~torchrl_reg.planning.ensemble.check_futures`), and the Q network a ``q_network``
     evaluator or the ``greedy`` planner reads."""
     validate_run_config(cfg)
     check_count("episodes", cfg.episodes)
@@ -289,6 +291,7 @@ def validate_planning_config(cfg: DictConfig) -> None:
     check_count("planner.simulations", planner.simulations)
     check_count("planner.batch_episodes", planner.batch_episodes)
     check_choice("planner.model", planner.model, MODELS)
+    check_futures(planner.model, planner.futures, planner.simulations)
     if planner.batch_episodes > 1 and planner.algorithm not in ALGORITHMS:
         raise ValueError(
             f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "

@@ -26,14 +26,19 @@ moves: the episode in progress is dropped, the checkpoint of the finished ones w
 ``metrics["status"]`` is ``"interrupted"`` (exit status 75 from the command line).
 
 ``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.tasks`: ``sampled``,
-``determinized``, ``oracle``; it matters on MinAtar and Atari). ``planner.batch_episodes = K > 1`` plays the
+``determinized``, ``ensemble``, ``oracle``; it matters on MinAtar and Atari). Under ``ensemble`` a move searches
+``planner.futures`` determinized futures of each episode with ``planner.simulations / planner.futures`` simulations
+each (the same total as the other models) and plays the action of their combined roots
+(:func:`~torchrl_reg.planning.ensemble.combine_futures`: root visits summed, root values averaged by visits), one
+``TreeSearch`` run per future or, batched, ``planner.futures`` rows per episode in the batch; its diagnostics are the
+combined root's. ``planner.batch_episodes = K > 1`` plays the
 episodes in groups of K at once (:func:`play_episodes`, the one episode player): where the batched search plans in
-the model (D-chain, FrozenLake, MinAtar determinized or oracle), one
+the model (D-chain, FrozenLake and MinAtar, every model; chance nodes for the sampled one), one
 :class:`~torchrl_reg.planning.BatchedTreeSearch` per group searches the trees of all its episodes still in
 play at every move (B = those episodes; a finished episode leaves the batch), over the task's tensor model
 (:func:`~torchrl_reg.planning.make_tensor_task`), its search, rollouts and MinAtar streams drawing from ``seed + ``
 the group's first episode, so an episode's return depends on its group but not its distribution; elsewhere
-(MinAtar sampled, Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
+(Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
 multiples of K; every episode's env draws from ``seed + i`` as above, and every mode records the same
 :data:`DIAGNOSTICS`. The checkpoint is written after every finished group, a stop
 drops the group in progress, and a resume goes on from the last finished group; when ``episodes`` grew, a
@@ -67,6 +72,7 @@ from torchrl_reg.planning import (
     make_task,
     make_tensor_task,
 )
+from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
 
@@ -264,9 +270,13 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
     """``choose(live, move) -> (actions, root visit shares, the network's Q at the roots)`` for the episodes ``live``
     (indices into ``sims``) at ``move``: the network's argmax (``greedy``: no shares, no Q), one ``TreeSearch`` per
     episode (seeded ``seed + episode``; its model :func:`~torchrl_reg.planning.tasks.model_simulator` of
-    ``(seed + episode, move)``: an episode plays as it would alone), or one ``BatchedTreeSearch`` over the group
-    (seeded ``seed + `` its first episode; MinAtar's roots with streams of ``(that seed, move)``)."""
+    ``(seed + episode, move)``, future ``k`` of an ensemble with row ``k``: an episode plays as it would alone), or
+    one ``BatchedTreeSearch`` over the group (seeded ``seed + `` its first episode; MinAtar's roots with streams of
+    ``(that seed, move)``, an ensemble's futures as consecutive rows: row ``b K + k`` is future ``k`` of the
+    ``b``-th episode in play)."""
     planner, evaluator_cfg = cfg.planner, cfg.evaluator
+    futures = planner.futures if planner.model == "ensemble" else 1
+    each = split_simulations(planner.simulations, futures)  # the simulations of one future
     # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of leaves it
     # out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
     knobs = arguments_of(make_search, planner)
@@ -290,10 +300,18 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
         def choose_one(live: list[int], move: int) -> tuple[list[int], list[float], torch.Tensor | None]:
             actions, share = [], []
             for i in live:
-                model = model_simulator(sims[i], planner.model, (cfg.seed + episodes[i], move))
-                actions.append(searches[i].search(planner.simulations, simulator=model))
-                visits = searches[i].tree.visits[0]
-                share.append(float(visits[actions[-1]]) / max(int(visits.sum()), 1))
+                roots = []
+                for k in range(futures):
+                    model = model_simulator(sims[i], planner.model, (cfg.seed + episodes[i], move), future=k)
+                    action = searches[i].search(each, simulator=model)
+                    roots.append((torch.as_tensor(searches[i].tree.visits[0]), torch.as_tensor(searches[i].root_values())))
+                if futures > 1:
+                    played, total, _ = combine_futures(*(torch.stack(x)[None] for x in zip(*roots)), searches[i].recommend)
+                    action, visits = int(played[0]), total[0]
+                else:
+                    visits = roots[0][0]
+                actions.append(action)
+                share.append(float(visits[action]) / max(int(visits.sum()), 1))
             return actions, share, q_at(live)
 
         return choose_one
@@ -306,14 +324,17 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
     search = make_search(simulator=model, evaluator=leaf, seed=seed, gamma=planner.gamma, batched=True, **knobs)
 
     def choose_batch(live: list[int], move: int) -> tuple[list[int], list[float], torch.Tensor | None]:
-        root = tensor_roots(model, [sims[i] for i in live], (seed, move))
-        played = search.search(root, planner.simulations)
+        root = tensor_roots(model, [sims[i] for i in live for _ in range(futures)], (seed, move))
+        played = search.search(root, each)
         visits = search.tree.visits[:, 0]  # [B, A] root visit counts
+        if futures > 1:  # [B K, A] -> per episode
+            rows = (len(live), futures, visits.shape[-1])
+            played, visits, _ = combine_futures(visits.view(rows), search.root_values().view(rows), search.recommend)
         share = (visits.gather(1, played[:, None])[:, 0] / visits.sum(-1).clamp(min=1)).tolist()
         q = None
         if q_net is not None:
             with torch.no_grad():
-                q = leaf.forward(model.observation(root)).cpu()
+                q = leaf.forward(model.observation(root[::futures])).cpu()
         return played.tolist(), share, q
 
     return choose_batch

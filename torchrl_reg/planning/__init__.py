@@ -13,8 +13,9 @@ Models: :mod:`.simulators` (save/restore adapters for one tree: D-chain, synthet
 MinAtar, ALE), :mod:`.tensor_simulators` (pure tensor models of a batch of states) and
 :mod:`.snapshot_simulators` (MinAtar and ALE for the batched loop: states are handles into a store
 of emulator snapshots). Leaf evaluation: :mod:`.evaluators`. The tasks a planner acts in and the
-model it plans in (``sampled``, ``determinized``, ``oracle``): :mod:`.tasks`. Exact values of the test
-problems, with chance (:class:`~.simulators.ChanceTree`, slippery FrozenLake) and without: :mod:`.exact`.
+model it plans in (``sampled``, ``determinized``, ``ensemble``, ``oracle``): :mod:`.tasks`; the ensemble's
+combined root: :mod:`.ensemble`. Exact values of the test problems, with chance (:class:`~.simulators.ChanceTree`,
+slippery FrozenLake) and without: :mod:`.exact`.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ each simulation). Tasks (:data:`TASKS`):
   seed, on an emulator whose own sticky actions are off); no success return.
 
 **The model a planner plans in** (:data:`MODELS`) matters where the task is stochastic (MinAtar's spawns,
-sticky actions); on the deterministic D-chain and FrozenLake the three are the task itself:
+sticky actions); on the deterministic D-chain and FrozenLake every model is the task itself:
 
 * ``sampled`` - fresh outcomes at every chance visit: the search steps a copy of the env whose random stream
   goes on across simulations (``include_rng=False``), and the searches key an edge's outcomes by the state they lead
@@ -24,6 +24,10 @@ sticky actions); on the deterministic D-chain and FrozenLake the three are the t
   (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` of the planner's seed and the move), replayed
   by every simulation, so an action always leads to one next state (Xiao et al., NeurIPS 2019, Sec. 5 searched
   Atari this way).
+* ``ensemble`` - K determinized futures per move (``planner.futures``), each with its own fresh stream
+  (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` row ``k`` of future ``k``; future 0 is the
+  determinized model's), searched apart with ``N / K`` of the move's ``N`` simulations each, the roots combined
+  by :func:`~torchrl_reg.planning.ensemble.combine_futures`.
 * ``oracle`` - a diagnostic, not a planner: the root carries a copy of the env's own stream, so the model's future
   is the real one for the same actions. No agent can read its env's stream; it measures what the model costs.
 
@@ -55,7 +59,7 @@ TASKS = ("dchain", "frozenlake", "minatar", "atari")
 #: The tasks :func:`make_tensor_task` models for the batched search.
 TENSOR_TASKS = ("dchain", "frozenlake", "minatar")
 #: The models a planner plans in (module docstring).
-MODELS = ("sampled", "determinized", "oracle")
+MODELS = ("sampled", "determinized", "ensemble", "oracle")
 #: The tasks whose env draws at random (the model matters there).
 STOCHASTIC_TASKS = ("minatar", "atari")
 
@@ -84,13 +88,14 @@ def check_model(task: str, model: str, *, batched: bool) -> None:
         raise ValueError(f"the {model} model of atari is not built (ALE's snapshot store has no task here): use the sampled model")
 
 
-def model_simulator(sim: Simulator, model: str, seed: Seed) -> Simulator:
+def model_simulator(sim: Simulator, model: str, seed: Seed, future: int = 0) -> Simulator:
     """The simulator a :class:`~torchrl_reg.planning.search.TreeSearch` plans in at one move of the episode whose env is
     ``sim`` (from :func:`make_task`), under ``model`` (module docstring). ``sampled``, and any model of a
     deterministic env: ``sim`` itself (the search restores its state after each simulation). ``determinized`` and
     ``oracle`` on MinAtar: a copy of the env's game at its current state with the stream
-    :func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` ``(seed, 0)``, or a copy of its own stream, saved
-    with the state (``include_rng=True``) so that every simulation replays it."""
+    :func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` ``(seed, future)`` (``ensemble``: its future
+    ``future``), or a copy of its own stream, saved with the state (``include_rng=True``) so that every simulation
+    replays it."""
     if model not in MODELS:
         raise ValueError(f"the model must be one of {MODELS}, got {model!r}")
     if model == "sampled" or getattr(sim, "deterministic", False):
@@ -98,8 +103,8 @@ def model_simulator(sim: Simulator, model: str, seed: Seed) -> Simulator:
     if not isinstance(sim, MinAtarSimulator):
         raise ValueError(f"the {model} model is built for MinAtar (and the deterministic tasks), got {type(sim).__name__}")
     real = sim.env
-    if model == "determinized":
-        rng = planner_rng(seed, 0)
+    if model in ("determinized", "ensemble"):
+        rng = planner_rng(seed, future)
     else:
         if real.env.random is not real.random:
             raise ValueError("the oracle model needs the real game and its sticky actions on one stream (minatar.Environment.seed)")
@@ -150,7 +155,9 @@ def make_tensor_task(cfg: Any, sim: Simulator, seed: int, model: str = "determin
         return TensorDChain(cfg.length, cfg.final_reward)
     if cfg.name == "frozenlake":
         return TensorFrozenLake(sim.env)
-    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed, model=model)
+    # an ensemble's futures are determinized roots, K rows per episode (tensor_roots)
+    store = "determinized" if model == "ensemble" else model
+    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed, model=store)
 
 
 def tensor_roots(model: TensorSimulator, sims: Sequence[Simulator], seed: Sequence[int]) -> torch.Tensor:

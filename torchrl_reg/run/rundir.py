@@ -83,8 +83,9 @@ AS_NEW = object()
 #: offers exactly one loss name (the one it registers), so a stored config without one ran the name it now gives.
 #: ``planner.batch_episodes`` came to the planning loop with its batched mode; before it, one episode at a time.
 #: ``planner.model`` came with the model knob: a value that depends on the stored config is a function of it.
+#: ``planner.futures`` came with the ensemble model; before it, one future (the only value another model takes).
 ADDED_KEYS: dict[str, Any] = {
-    "env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1,
+    "env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1, "planner.futures": 1,
     "planner.model": lambda stored: _planner_model_before(stored),
 }
 
