@@ -17,7 +17,7 @@ with ``N / K`` of the move's ``N`` simulations, and plays the action of the comb
 With ``K = 1`` it is the single tree's recommendation. Determinized UCT searches K determinizations of a hidden
 or random state and sums the trees' root visit counts, at a fixed total budget split between the number of
 futures and the simulations per future (Cowling, Powley and Whitehouse, "Information Set Monte Carlo Tree
-Search", IEEE Transactions on Computational Intelligence and AI in Games 4(2), 2012, Sec. on determinization,
+Search", IEEE Transactions on Computational Intelligence and AI in Games 4(2), 2012;
 after the perfect-information Monte Carlo sampling analysed by Long, Sturtevant, Buro and Furtak,
 "Understanding the Success of Perfect Information Monte Carlo Sampling in Game Tree Search", AAAI 2010). One
 future per move bets the whole search on one draw of the randomness; K futures average over K draws at the root,
