@@ -61,3 +61,23 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError(f"{len(lost)} tests sharing a fixture were not grouped (e.g. {lost[0]}): "
                                     f"{_LOADGROUP_BROKEN}")
     return result
+
+
+@pytest.fixture
+def plant_symlink(tmp_path):
+    """``plant(directory, name, folder=...)``: ``directory / name`` made a symlink to ``tmp_path / "outside" /
+    "victim"``, a folder or a file holding ``"precious\\n"`` (the directories above ``name`` created); returns the
+    victim, so a test checks that nothing was written through the link."""
+
+    def plant(directory, name, *, folder):
+        target = tmp_path / "outside" / "victim"
+        target.parent.mkdir(exist_ok=True)
+        if folder:
+            target.mkdir()
+        else:
+            target.write_text("precious\n")
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).symlink_to(target)
+        return target
+
+    return plant

@@ -149,21 +149,14 @@ def test_a_stray_invalid_json_under_the_tree_is_skipped_with_a_warning_naming_it
 
 
 @pytest.mark.parametrize("planted", ["report", "report/summary.md", "report/results.json.tmp"])
-def test_the_report_never_writes_through_a_symlink_in_the_directory_it_reports(tmp_path, capsys, planted):
+def test_the_report_never_writes_through_a_symlink_in_the_directory_it_reports(tmp_path, capsys, plant_symlink, planted):
     """``python -m torchrl_reg.report DIR`` writes DIR/report/...: a downloaded DIR whose report (or a file in
     it) is a symlink would have it write outside DIR."""
     from torchrl_reg.report.summary import main
 
     data, outside = tmp_path / "downloaded", tmp_path / "outside"
     _two_runs(data)
-    outside.mkdir()
-    target = outside / "victim"
-    if planted == "report":
-        target.mkdir()
-    else:
-        target.write_text("precious\n")
-        (data / "report").mkdir()
-    (data / planted).symlink_to(target)
+    target = plant_symlink(data, planted, folder=planted == "report")
     assert main([str(data), "--reps", "50"]) == 2
     assert f"error: {data / planted} is a symlink inside {data}" in capsys.readouterr().err
     assert sorted(p.name for p in outside.rglob("*")) == ["victim"]

@@ -573,20 +573,13 @@ def test_metrics_json_is_strict_json_with_null_for_no_number(tmp_path):
     [("run.lock", "file"), ("config.yaml", "file"), ("metrics.json.tmp", "file"), ("checkpoint.pt.tmp", "file"),
      ("learning_curve.png.tmp", "file"), ("csv", "folder"), ("csv/scalars", "folder")],
 )
-def test_a_symlink_in_a_run_directory_is_refused_before_anything_is_written(tmp_path, planted, kind):
+def test_a_symlink_in_a_run_directory_is_refused_before_anything_is_written(tmp_path, plant_symlink, planted, kind):
     """Each of these was opened by path and followed (run.lock truncated its target): a downloaded run
     directory could write anywhere its user may."""
     from torchrl_reg.run import SymlinkRefused
 
     run_dir, outside = tmp_path / "run", tmp_path / "outside"
-    outside.mkdir()
-    target = outside / "victim"
-    if kind == "folder":
-        target.mkdir()
-    else:
-        target.write_text("precious\n")
-    (run_dir / planted).parent.mkdir(parents=True, exist_ok=True)
-    (run_dir / planted).symlink_to(target)
+    target = plant_symlink(run_dir, planted, folder=kind == "folder")
     with pytest.raises(SymlinkRefused, match=f"{run_dir / planted} is a symlink inside {run_dir}"):
         m_dqn.train(_cfg(run_dir))
     assert sorted(p.name for p in outside.rglob("*")) == ["victim"]
