@@ -15,6 +15,7 @@ from benchmarks.planning.plots import _plot_minatar_models
 from torchrl_reg.loops.planning import DIAGNOSTICS
 from torchrl_reg.planning import ALGORITHMS
 
+REPO = OUT.parents[2]
 GAMES = ("Breakout", "SpaceInvaders", "Asterix")
 #: the model study's planned runs: a planned (model, game, budget) without its file counts as "not run" in a target
 PLAN = {
@@ -47,6 +48,14 @@ def _load(path: Path) -> dict:
         raise SystemExit(f"{path}: {err}") from None
 
 
+def _name(path: Path) -> str:
+    """``path`` as the results name it: from the repository's root where it lies inside (as the commands write it)."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def _sources(root: Path, game: str) -> list[tuple[str, str, dict]]:
     """``(file, model, result)`` of every evaluation of ``game`` under ``root``; an oracle result comes with the
     networks, env seed, episodes, move cap and greedy episodes of the evaluation it replayed (``minatar_oracle``)."""
@@ -55,19 +64,19 @@ def _sources(root: Path, game: str) -> list[tuple[str, str, dict]]:
         if path.is_file():
             data = _load(path)
             tag = _model_tag(SimpleNamespace(model=data.get("model", "determinized"), futures=data.get("futures")))
-            out.append((str(path), tag, data))
+            out.append((_name(path), tag, data))
     for path in [root / f"minatar_oracle_{name}.json", *sorted(root.glob(f"oracle_*/minatar_oracle_{name}.json"))]:
         if path.is_file():
             data = _load(path)
             evaluation = Path(data["evaluation"])
-            evaluation = evaluation if evaluation.is_absolute() else OUT.parents[2] / evaluation  # the repository's
+            evaluation = evaluation if evaluation.is_absolute() else REPO / evaluation
             if not evaluation.is_file():
                 raise SystemExit(f"{path} replayed {data['evaluation']}, which is missing: its episodes cannot be paired")
             base = _load(evaluation)
             if data["network_seeds"] != [net["seed"] for net in base["networks"]]:
                 raise SystemExit(f"{path}: networks {data['network_seeds']}, its evaluation {evaluation} has "
                                  f"{[net['seed'] for net in base['networks']]}")
-            out.append((str(path), "oracle", {k: base.get(k) for k in ("game", "seed", "episodes", "max_steps", "protocol", "networks")}
+            out.append((_name(path), "oracle", {k: base.get(k) for k in ("game", "seed", "episodes", "max_steps", "protocol", "networks")}
                         | {"episode_returns": {"greedy": base["episode_returns"]["greedy"]} | data["episode_returns"]}))
     return out
 
