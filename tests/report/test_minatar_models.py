@@ -189,3 +189,29 @@ def test_a_model_or_game_without_a_file_is_absent_and_the_figure_is_drawn(tmp_pa
 def test_no_result_at_all_is_refused(tmp_path):
     with pytest.raises(SystemExit, match=r"holds no minatar_fair_<game>.json"):
         _run(tmp_path)
+
+
+def test_an_evaluation_merged_from_parts_keeps_its_model(tmp_path, monkeypatch):
+    from benchmarks.planning import fair_merge
+
+    monkeypatch.setattr(fair_merge, "_plot_minatar_fair", lambda out: None)
+    labels = ["greedy", "ments@50", "uct@50"]
+
+    def part(name: str, network: int, **model) -> str:  # one network's cells of an evaluation
+        data = {"stage": "eval", "game": "Asterix", "episodes": 3, "batch_episodes": 3, "seed": 100, "max_steps": 1000,
+                "protocol": {"task": {"sticky_action_prob": 0.1}}, "tuning": {}, "methods": labels,
+                "networks": [{"seed": network, "sha256": f"sha{network}"}], "knobs": {k: {} for k in labels},
+                "episode_returns": {k: [GREEDY[network].tolist()] for k in labels},
+                "episode_lengths": {k: [[5, 5, 5]] for k in labels}, "returns": {k: [GREEDY[network].mean()] for k in labels},
+                "wall_time_s": {k: [1.0] for k in labels}, "run_dirs": {k: [name] for k in labels}} | model
+        (tmp_path / name).write_text(json.dumps(data))
+        return str(tmp_path / name)
+
+    ensemble = {"model": "ensemble", "futures": 5}
+    out = tmp_path / "models" / "ensemble5"
+    planning.main(["minatar-fair-merge", part("a.json", 0, **ensemble), part("b.json", 1, **ensemble), "--reps", "10", "--out", str(out)])
+    merged = json.loads((out / "minatar_fair_asterix.json").read_text())
+    assert (merged["model"], merged["futures"]) == ("ensemble", 5)
+    assert list(_run(tmp_path)["games"]["Asterix"]["models"]) == ["ensemble5"]
+    with pytest.raises(SystemExit, match=r"differ in 'model': 'ensemble' against None"):
+        planning.main(["minatar-fair-merge", part("c.json", 0), part("d.json", 1, **ensemble), "--out", str(tmp_path / "x")])
