@@ -16,6 +16,7 @@
     python -m benchmarks.planning minatar-fair-merge PART.json PART.json ...          # a stage played in parts
     python -m benchmarks.planning minatar-model-error                                 # the search's model against the real game
     python -m benchmarks.planning minatar-oracle --eval results/planning/minatar_fair_asterix.json  # the searches with an oracle model
+    python -m benchmarks.planning minatar-models                                      # the fair comparison's models side by side
     python -m benchmarks.planning plot
 
 ``minatar-fair`` is the fair MinAtar comparison; its plan (networks, tuning, evaluation, with their costs) is
@@ -26,7 +27,7 @@ One module per study, each a user of the library's public API: ``speed`` (speed,
 chance-speed),
 ``exact_tasks`` (synthetic, dchain, dchain-batched, frozenlake, frozenlake-batched), ``minatar_runs`` (minatar,
 minatar-model-error, minatar-oracle, minatar-replay-speed), ``networks`` (export-networks), ``fair`` (minatar-fair),
-``fair_merge`` (minatar-fair-merge), ``plots`` (plot); ``common`` holds what they share.
+``fair_merge`` (minatar-fair-merge), ``fair_models`` (minatar-models), ``plots`` (plot); ``common`` holds what they share.
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
 thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``); pin to core 0 with ``taskset``.
@@ -51,6 +52,7 @@ from benchmarks.planning.networks import NETWORKS_OUT, export_networks  # noqa: 
 from benchmarks.planning.plots import plot  # noqa: E402
 from benchmarks.planning.fair import minatar_fair  # noqa: E402
 from benchmarks.planning.fair_merge import minatar_fair_merge  # noqa: E402
+from benchmarks.planning.fair_models import minatar_models  # noqa: E402
 from torchrl_reg.planning import ALGORITHMS  # noqa: E402
 from torchrl_reg.planning.tasks import MODELS  # noqa: E402
 
@@ -186,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms or cells)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the recomputed comparisons")
     p.add_argument("--out", default=str(OUT), help="where the merged JSON (and, for an evaluation, minatar_fair.png) goes")
+    p = sub.add_parser("minatar-models", help="the fair comparison under every planner model, side by side, from the results that exist")
+    p.add_argument("--results", default=str(OUT), help="the folder of the models' results (minatar_fair_<game>.json, models/, oracle)")
+    p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--out", default=str(OUT), help="where minatar_models.json and .png go")
     p = sub.add_parser("export-networks", help="completed M-DQN MinAtar runs as small run directories to commit (policy only)")
     p.add_argument("--networks", nargs="+", required=True, help="sweep or run directories of benchmarks/minatar_networks.yaml")
     p.add_argument("--out", default=str(NETWORKS_OUT), help="one <Game>_seed<n> directory per run under it")
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     torch.set_num_threads(1)
-    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "chance-speed": chance_speed, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "minatar-oracle": minatar_oracle, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "plot": plot}[args.which](args)
+    {"minatar-fair": minatar_fair, "speed": speed, "batched-speed": batched_speed, "batched-profile": batched_profile, "chance-speed": chance_speed, "synthetic": synthetic, "dchain": dchain, "dchain-batched": dchain_batched, "frozenlake": frozenlake, "frozenlake-batched": frozenlake_batched, "minatar": minatar, "minatar-replay-speed": minatar_replay_speed, "minatar-model-error": minatar_model_error, "minatar-oracle": minatar_oracle, "export-networks": export_networks, "minatar-fair-merge": minatar_fair_merge, "minatar-models": minatar_models, "plot": plot}[args.which](args)
 
 
 if __name__ == "__main__":

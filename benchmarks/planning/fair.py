@@ -381,7 +381,8 @@ def minatar_fair(args) -> None:
     (the sampled rows: the batched search with chance nodes; SpaceInvaders at 200 writes its own folder, so that its
     JSON does not replace the one at 50). Each
     command writes one JSON; a game's ensemble and sampled rows go
-    beside its determinized and oracle rows in RESULTS.md. Estimated cost (``--dry-run --estimate-moves 5``, network
+    beside its determinized and oracle rows in RESULTS.md, and ``python -m benchmarks.planning minatar-models`` sets
+    every model's JSON that exists side by side (``minatar_models.json`` and ``.png``). Estimated cost (``--dry-run --estimate-moves 5``, network
     seed 0, 2026-11-27, one thread on the shared 2-core VM at load ~6, so the ratios are rough): the ensemble of 5
     futures costs 0.22-0.47x the determinized search per move (10 batched simulation steps of 100 rows per move
     instead of 50 of 20), so the four searches at 50 simulations on 3 networks take ~2 min (Breakout), ~10-20 min

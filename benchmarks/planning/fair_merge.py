@@ -11,7 +11,7 @@ from torchrl_reg.loops.planning import DIAGNOSTICS
 from torchrl_reg.planning import ALGORITHMS
 
 
-FAIR_SHARED = ("stage", "game", "episodes", "batch_episodes", "seed", "max_steps", "protocol")
+FAIR_SHARED = ("stage", "game", "episodes", "batch_episodes", "seed", "max_steps", "protocol", "model", "futures")
 
 
 def minatar_fair_merge(args) -> None:
@@ -42,7 +42,7 @@ def minatar_fair_merge(args) -> None:
                 raise SystemExit(f"{path} and {first_path} differ in {key!r}: {data.get(key)!r} against {first.get(key)!r}")
     merged_from = [{"file": path, **{k: data.get(k) for k in ("command", "code_commit", "code_changed_files", "machine")}}
                    for path, data in parts]
-    result = {key: first[key] for key in FAIR_SHARED}
+    result = {key: first[key] for key in FAIR_SHARED if key in first}  # model, futures: absent when determinized
     if stage == "tune":
         for path, data in parts[1:]:
             if data["network"]["sha256"] != first["network"]["sha256"]:

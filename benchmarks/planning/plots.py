@@ -42,6 +42,57 @@ def _plot_minatar_fair(out: Path) -> None:
     print(f"wrote {out / 'minatar_fair.png'}")
 
 
+#: each planner model's marker, color and legend text in minatar_models.png, in the order of the markers in a group
+MODEL_STYLE = {
+    "determinized": ("o", "black", "determinized"), "ensemble5": ("s", "tab:blue", "ensemble, 5 futures"),
+    "sampled": ("D", "tab:red", "sampled (chance nodes)"), "oracle": ("^", "tab:gray", "oracle (the real game's stream)"),
+}
+
+
+def _plot_minatar_models(out: Path, result: dict) -> None:
+    """``minatar_models.png``: per game (columns) and budget (rows: 50, and 200 where a model has it), each search's
+    paired difference to the greedy network with its 95% interval, one marker per planner model (hollow: on a subset
+    of the game's networks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = result["games"]
+    budgets = sorted({n for g in games.values() for m in g["models"].values() for n in m["simulations"]})
+    present = {m for g in games.values() for m in g["models"]}
+    models = [m for m in MODEL_STYLE if m in present] + sorted(present - set(MODEL_STYLE))  # one slot per model
+    searches = ["ments", "bts", "dents", "uct"]
+    fig, axes = plt.subplots(len(budgets), len(games), figsize=(4.4 * len(games), 3.1 * len(budgets) + 0.5), squeeze=False)
+    legend = {}
+    for col, (game, data) in enumerate(games.items()):
+        for row, n in enumerate(budgets):
+            ax = axes[row][col]
+            for j, model in enumerate(models):
+                marker, color, name = MODEL_STYLE.get(model, ("v", f"C{j}", model))
+                for i, search in enumerate(searches):
+                    c = data["models"].get(model, {}).get("comparisons", {}).get(f"{search}@{n} - greedy")
+                    if c is None:
+                        continue
+                    low, high = c["ci95"]
+                    hollow = c["networks"] != data["networks"]
+                    label = f"{name}, networks {', '.join(map(str, c['networks']))} only" if hollow else name
+                    legend[label] = ax.errorbar([i + (j - (len(models) - 1) / 2) * 0.7 / len(models)], [c["mean"]],
+                                                yerr=[[c["mean"] - low], [high - c["mean"]]], fmt=marker, color=color,
+                                                mfc="white" if hollow else color, capsize=3, ms=5)
+            ax.axhline(0.0, color="k", lw=0.8)
+            ax.set_xticks(range(len(searches)), [s.upper() for s in searches])
+            ax.set_xlim(-0.6, len(searches) - 0.4)
+            ax.set_ylabel("return - greedy network's")
+            ax.set_title(f"MinAtar {game}, {n} simulations per move\n{len(data['networks'])} networks x {data['episodes']} "
+                         "paired episodes (95% bootstrap CI)", fontsize=9)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=min(len(legend), 5), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.5 / (3.1 * len(budgets) + 0.5), 1, 1))
+    fig.savefig(out / "minatar_models.png", dpi=120)
+    plt.close(fig)
+    print(f"wrote {out / 'minatar_models.png'}")
+
+
 # -- plots ------------------------------------------------------------------------------------------------
 def plot(args) -> None:
     import matplotlib
