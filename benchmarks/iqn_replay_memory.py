@@ -66,14 +66,14 @@ def main() -> None:
             rb.sample()
             times.append(time.perf_counter() - start)
         sample[name] = 1e3 * statistics.median(times)
-    frame_bytes = 84 * 84
+    frame_bytes = 84 * 84  # one uint8 frame
     storage: FrameStackStorage = dedup.storage
-    rows = storage_bytes(storage._rows) / args.capacity
-    ring = storage_bytes(storage._frames)
+    ring = storage.frame_capacity * frame_bytes
+    rows = (storage.nbytes() - ring) / args.capacity
     full = FrameStackStorage(1_000_000)
     results = {
         "naive_bytes_per_transition": storage_bytes(naive.storage) / args.capacity,
-        "frame_stack_bytes_per_transition": (storage_bytes(storage._rows) + ring) / args.capacity,
+        "frame_stack_bytes_per_transition": storage.nbytes() / args.capacity,
         "frame_stack_row_bytes": rows,
         "frame_stack_frame_capacity": storage.frame_capacity,
         "frame_stack_bytes_per_transition_at_1M": rows + full.frame_capacity * frame_bytes / 1_000_000,
