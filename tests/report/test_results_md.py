@@ -37,7 +37,7 @@ def test_no_table_cell_is_longer_than_a_sentence():
         ("learning_classic", 60, {"dqn", "m_dqn", "soft_dqn"}),
         ("learning_minatar", 27, {"m_dqn", "iqn", "m_iqn"}),
         ("mirl/minatar", 27, {"dqn", "sql", "mirl"}),
-        ("iq/learning", 36, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac", "sac_dopamine"}),
+        ("iq/learning", 37, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac", "sac_dopamine"}),
         ("iq/tanh_value_net", 26, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac"}),
     ],
 )
