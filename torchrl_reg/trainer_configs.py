@@ -180,6 +180,7 @@ class MunchausenIQNLossConfig(_MunchausenConfig):
     num_target_quantiles: int = default_of(IQNLoss, "num_target_quantiles")
     num_policy_quantiles: int = default_of(IQNLoss, "num_policy_quantiles")
     kappa: float = default_of(IQNLoss, "kappa")
+    independent_fractions: bool = default_of(IQNLoss, "independent_fractions")
     delay_value: bool = default_of(IQNLoss, "delay_value")
 
 
@@ -340,12 +341,17 @@ class _ActorCriticLossConfig(_OurLossConfig):
 class MDACLossConfig(_ActorCriticLossConfig):
     """:class:`~torchrl_reg.objectives.MDACLoss` (Mirror Descent Actor Critic, arXiv 2502.03854) on a
     :class:`TanhNormalPolicyConfig` actor and a :class:`StateActionValueConfig` critic; target critics moved by
-    the trainer's ``target_net_updater`` (``SoftUpdateConfig``)."""
+    the trainer's ``target_net_updater`` (``SoftUpdateConfig``); ``bound_current`` / ``bound_successor`` (and their
+    ``_scale``) bound one log-density term each, e.g. ``bound_successor="none"`` for the current-term-only ablation."""
 
     loss: str = "mdac"
     beta: float = default_of(MDACLoss, "beta")
     bound: str = default_of(MDACLoss, "bound")
     bound_scale: float = default_of(MDACLoss, "bound_scale")
+    bound_current: str | None = default_of(MDACLoss, "bound_current")
+    bound_current_scale: float | None = default_of(MDACLoss, "bound_current_scale")
+    bound_successor: str | None = default_of(MDACLoss, "bound_successor")
+    bound_successor_scale: float | None = default_of(MDACLoss, "bound_successor_scale")
     alpha_init: float = default_of(MDACLoss, "alpha_init")
     fixed_alpha: bool = default_of(MDACLoss, "fixed_alpha")
     target_entropy: Any = default_of(MDACLoss, "target_entropy")
