@@ -163,3 +163,30 @@ def test_the_report_never_writes_through_a_symlink_in_the_directory_it_reports(t
     assert target.is_dir() or target.read_text() == "precious\n"
     main([str(data), "--reps", "50", "--out", str(tmp_path / "elsewhere")])  # an output folder the user names
     assert (tmp_path / "elsewhere" / "summary.md").is_file()
+
+
+def _completed(tmp_path, name, overrides, recipe="recipes/mdac.py"):
+    run_dir = tmp_path / "runs" / name
+    run_dir.mkdir(parents=True)
+    return Run(run_dir, "mdac", {"env": {"name": "HalfCheetah-v5"}, "seed": 0}, "completed", metrics={"final_return": 1.0},
+               recipe_path=recipe, overrides=tuple(overrides))
+
+
+def test_a_record_of_another_run_under_the_same_name_is_refused_before_anything_is_written(tmp_path):
+    """Two methods of a spec reported one at a time are labelled by the key they vary alone, so the second would
+    take the first's file name: refused, naming what differs, and the first record is kept as it was."""
+    from torchrl_reg.report.runs import write_records
+
+    records = tmp_path / "records"
+    bounded = _completed(tmp_path, "a", ["loss=mdac", "policy.scale_lb=0.1"])
+    [path] = write_records([bounded], ["policy.scale_lb=0.1"], records)
+    before = path.read_text()
+    assert write_records([bounded], ["policy.scale_lb=0.1"], records) == [path]  # the same run again: replaced
+    unbounded = _completed(tmp_path, "b", ["loss=mdac_unbounded", "policy.scale_lb=0.1"])
+    other = _completed(tmp_path, "c", ["loss=mdac_unbounded", "policy.scale_lb=0.1"])
+    with pytest.raises(ValueError, match=r"another run \(overrides: .*'loss=mdac'.* there, .*'loss=mdac_unbounded'.* now\)"):
+        write_records([other, unbounded], ["x", "policy.scale_lb=0.1"], records)
+    assert path.read_text() == before and not (records / "x_HalfCheetah-v5_seed0.json").exists()  # nothing written
+    # The same overrides in another order are the same run.
+    reordered = _completed(tmp_path, "d", ["policy.scale_lb=0.1", "loss=mdac"])
+    assert write_records([reordered], ["policy.scale_lb=0.1"], records) == [path]

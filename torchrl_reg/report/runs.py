@@ -323,10 +323,12 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
     ``runs`` are :class:`Run` objects and ``labels`` their method labels (the record format:
     :mod:`torchrl_reg.report.records`).
     Every CSV scalar under ``train/`` and ``eval/`` of the run goes into ``curves``.
+    A record already in ``out_dir`` is replaced only by the same run (same method label, recipe, overrides, env and
+    seed: a rerun, or the same run read again); a different run under its file name (two methods of a spec reported
+    one at a time, whose labels then name only the key they vary) is refused before anything is written.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    pending: dict[Path, dict[str, Any]] = {}
     for run, label in zip(runs, labels):
         if run.status != "completed":
             continue
@@ -349,8 +351,35 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
             "curves": curves,
         }
         path = out / f"{_slug(label)}_{_slug(env)}_seed{seed}.json"
-        if path in written:
+        if path in pending:
             raise ValueError(f"two runs would both be written to {path}: give them distinct method labels")
+        _refuse_another_run(path, record)
+        pending[path] = record
+    out.mkdir(parents=True, exist_ok=True)
+    for path, record in pending.items():
         write_atomic(path, json.dumps(record, indent=1, default=float) + "\n")
-        written.append(path)
-    return written
+    return list(pending)
+
+
+_RUN_IDENTITY = ("method", "recipe", "overrides", "env", "seed")
+
+
+def _refuse_another_run(path: Path, record: dict[str, Any]) -> None:
+    """Raise if ``path`` holds the record of a different run than ``record`` (see :func:`write_records`)."""
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} exists and is not a readable run record ({error}): move it away to write this run's") from None
+    differ = [key for key in _RUN_IDENTITY if _identity(old.get(key), key) != _identity(record.get(key), key)]
+    if differ:
+        shown = "; ".join(f"{key}: {old.get(key)!r} there, {record.get(key)!r} now" for key in differ)
+        raise ValueError(
+            f"{path} holds the record of another run ({shown}): write these records to another --records directory, "
+            "or report the sweeps together (a spec's directory) so that their labels name the method"
+        )
+
+
+def _identity(value: Any, key: str) -> Any:
+    return sorted(map(str, value)) if key == "overrides" and isinstance(value, list) else value
