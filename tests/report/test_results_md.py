@@ -255,6 +255,47 @@ def test_robust_scores_and_summary_against_hand_computations(tmp_path):
     assert "Claim source: a paper, Table 1" in text and "Anchor source: a paper, Table 2" in text
 
 
+def test_a_row_on_named_seeds_and_a_between_target_on_both_scores(tmp_path):
+    """``seeds`` scores a method on the seeds another method has; ``above`` / ``below`` are checked on the last
+    evaluation in the main table and on the mean of the last three in the robust one."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    # Evaluations at 10k, 20k, 30k. hi: 0, 9, 9 on seeds 0-2, and 0, 100, 100 on seeds 3-4 (left out by seeds).
+    for seed in range(5):
+        _curve_record(runs, "hi", seed, [0.0, 9.0, 9.0] if seed < 3 else [0.0, 100.0, 100.0])
+    for seed in range(3):
+        _curve_record(runs, "lo", seed, [0.0, 1.0, 1.0])
+        # mid: last evaluation 5 (between 1 and 9); last three (0 + 12 + 5) / 3 = 5.67 (between 0.67 and 6).
+        _curve_record(runs, "mid", seed, [0.0, 12.0, 5.0])
+    spec = tmp_path / "results.yaml"
+    spec.write_text(
+        """
+sections:
+  - title: Between
+    runs: [runs]
+    metric: last_eval
+    robust: true
+    rows:
+      - {method: hi, env: E, seeds: [0, 1, 2]}
+      - {method: lo, env: E}
+      - {method: mid, env: E, target: {above: lo, below: hi}, vs: {method: hi}}
+"""
+    )
+    lines = [line for line in results_markdown(spec, reps=200).splitlines() if line.startswith("| ")]
+    hi = [line for line in lines if line.startswith("| hi, E |")]
+    assert hi[0].startswith("| hi, E | 9 [9, 9] | 3 |")  # seeds 3-4 (100) left out
+    assert [c.strip() for c in hi[1].strip("|").split("|")][1] == "6 [6, 6]"  # (0 + 9 + 9) / 3
+    mid = [line for line in lines if line.startswith("| mid, E |")]
+    assert "| 0.56x hi [0.56, 0.56] |" in mid[0] and mid[0].endswith("| > lo, < hi | yes |")  # 5 / 9; 1 < 5 < 9
+    # The robust table: 5.67 lies between lo's 0.67 and hi's 6 (ratio 5.67 / 6 = 0.94).
+    cells = [c.strip() for c in mid[1].strip("|").split("|")]
+    assert cells[1].startswith("5.67 [") and cells[2] == "0.94x hi [0.94, 0.94]" and cells[-2:] == ["> lo, < hi", "yes"]
+
+    _refused(spec, "{method: hi, env: E, seeds: [0, 7]}", r"'hi' has no completed run on 'E' with seeds \[7\]")
+    _refused(spec, "{method: hi, env: E, seeds: [0, 0]}", "seeds must be a list of distinct integers")
+    _refused(spec, "{method: hi, env: E, seeds: 2}", "seeds must be a list of distinct integers")
+
+
 def test_robust_scores_refuse_curves_that_do_not_compare(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -31,10 +31,15 @@ column with the ratio of the row's mean score to the baseline's over the row's s
 interval (:func:`~torchrl_reg.report.stats.paired_ratio_ci`). A seed without a baseline run, two runs of one
 method on one seed, or a baseline score <= 0 is refused: the pairing must be exact.
 ``within_pooled_std: true`` in ``vs`` adds the target "the row's mean >= the baseline's mean - the pooled seed std".
+``seeds: [0, 1, 2]`` scores a learning row on those seeds' runs only (each of them must be there), e.g. a method with
+five seeds beside methods with three, compared on the seeds all of them have.
 
 A learning section with ``robust: true`` adds a table of curve scores (:data:`~torchrl_reg.report.runs.CURVE_METRICS`):
 the mean of the last three evaluations and the normalized area under the evaluation curve, each with its ratio to the
-baseline on the same seeds; its runs, and each run and its baseline, must share their evaluation frames. A measurement
+baseline on the same seeds, and the row's targets that compare it with other methods (``above``, ``below``,
+``ratio``, ``vs``) checked again on the mean of the last three evaluations (``min`` / ``max`` / ``band`` bound the
+section's own score, often a paper's number at one step); its runs, and each run and its baseline, must share their
+evaluation frames. A measurement
 row may read the same scores from a list of run files (``file: [...]``, ``value`` naming the mapping that holds
 ``eval_frames`` / ``eval_returns``, ``curve_score: last3_eval`` or ``eval_auc``), and compare them with a baseline's
 files paired by position (``vs: {name: SAC, file: [...]}``).
@@ -76,9 +81,11 @@ from torchrl_reg.report.stats import (
 __all__ = ["COMMAND", "results_markdown"]
 
 COMMAND = "python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md"
+#: Targets that compare a row with other rows (checked on every score of a robust section).
+RELATIVE_TARGETS = ("above", "below", "ratio")
 SECTION_KEYS = ("id", "title", "provenance", "text", "runs", "metric", "score", "robust", "interval", "env_key", "rows",
                 "notes")
-LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric", "vs")
+LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric", "vs", "seeds")
 VS_KEYS = ("method", "runs", "min", "within_pooled_std")
 MEASURED_ROW_KEYS = ("name", "method", "file", "value", "curve_score", "range", "n", "unit", "anchor", "target", "note",
                      "vs")
@@ -211,6 +218,23 @@ def _matching_runs(runs: list[Any], labels: list[str], method: str, env: Any, en
             if label == method and str(r.value(env_key)) == str(env) and r.status == "completed"]
 
 
+def _row_runs(runs: list[Any], labels: list[str], row: dict[str, Any], env_key: str, where: str) -> list[Any]:
+    """The completed runs of a row's method on its env; with ``seeds``, those seeds' runs only, each of them present."""
+    mine = _matching_runs(runs, labels, row["method"], row["env"], env_key)
+    if "seeds" not in row:
+        return mine
+    seeds = row["seeds"]
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise ResultsSpecError(f"{where}: seeds must be a list of distinct integers, got {seeds!r}")
+    have = {str(r.value("seed")) for r in mine}
+    missing = [s for s in seeds if str(s) not in have]
+    if missing:
+        raise ResultsSpecError(f"{where}: {row['method']!r} has no completed run on {row['env']!r} with seeds {missing} "
+                               f"(it has {sorted(have)})")
+    return [r for r in mine if str(r.value("seed")) in set(map(str, seeds))]
+
+
 def _eval_frames(run: Any) -> tuple[float, ...]:
     return tuple(read_curve(run, "eval")[0].tolist())
 
@@ -246,7 +270,7 @@ def _learning_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
         here = f"{where} row {k + 1}"
         _check_keys(row, LEARNING_ROW_KEYS, here)
         metric = row.get("metric", section.get("metric", "final_return"))
-        mine = _matching_runs(runs, labels, row["method"], row["env"], env_key)
+        mine = _row_runs(runs, labels, row, env_key, here)
         scores = [final_score(r, metric) for r in mine]
         if not scores or not all(math.isfinite(s) for s in scores):
             raise ResultsSpecError(f"{here}: no runs of method {row['method']!r} on {row['env']!r} with a finite {metric!r}")
@@ -310,6 +334,8 @@ def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: lis
     else:
         base_runs, base_labels = runs, labels
     mine = _runs_by_seed(runs, labels, row["method"], row["env"], env_key, where)
+    if "seeds" in row:
+        mine = {seed: run for seed, run in mine.items() if str(seed) in set(map(str, row["seeds"]))}
     theirs = _runs_by_seed(base_runs, base_labels, vs["method"], row["env"], env_key, where)
     missing = [seed for seed in mine if seed not in theirs]
     if missing:
@@ -465,7 +491,8 @@ def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
     lines = [f"Robust score, from the same runs' evaluation curves: the mean of the last three evaluations ({last3}) "
              f"and the area under the evaluation curve from {area.replace('-', ' to ')} divided by the frames it spans "
              "(the curve's average return); IQM over runs [95% stratified-bootstrap CI], ratios of means on the "
-             "same seeds [95% paired-bootstrap CI]; targets are checked on the mean of the last three evaluations.", "",
+             "same seeds [95% paired-bootstrap CI]; the targets that compare methods (above, below, a ratio) are "
+             "checked on the mean of the last three evaluations.", "",
              f"| result | mean of evaluations {last3} [95% CI] | ratio, same seeds [95% CI] | curve area / frames "
              "[95% CI] | ratio, same seeds [95% CI] | n | target | met |",
              "| --- | --- | --- | --- | --- | ---: | --- | --- |"]
@@ -475,6 +502,12 @@ def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
             entry = row["robust"][m]
             cells += [_ci_cell(*entry["score"]), _ratio_cell(entry["ratio"]) if "ratio" in entry else "-"]
         checks, texts = _vs_checks(row["vs"], row["robust"]["last3_eval"]["ratio"]) if "vs" in row else ([], [])
+        relative = {k: v for k, v in (row.get("target") or {}).items() if k in RELATIVE_TARGETS}
+        if relative:  # the row's comparisons with other methods, on this score too
+            others = {r.get("method", r["name"]): r["robust"]["last3_eval"]["score"][0] for r in rows
+                      if r.get("env") == row.get("env")}
+            checks.insert(0, _met(row["robust"]["last3_eval"]["score"][0], relative, others, f"{where}, {row['name']}"))
+            texts.insert(0, _target_text(relative))
         target = ", ".join(texts) or "-"
         met = ("yes" if all(checks) else "no") if checks else "-"
         lines.append("| " + " | ".join([*cells, str(row["n"]), target, met]) + " |")
