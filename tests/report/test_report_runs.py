@@ -188,5 +188,8 @@ def test_a_record_of_another_run_under_the_same_name_is_refused_before_anything_
         write_records([other, unbounded], ["x", "policy.scale_lb=0.1"], records)
     assert path.read_text() == before and not (records / "x_HalfCheetah-v5_seed0.json").exists()  # nothing written
     # The same overrides in another order are the same run.
-    reordered = _completed(tmp_path, "d", ["policy.scale_lb=0.1", "loss=mdac"])
-    assert write_records([reordered], ["policy.scale_lb=0.1"], records) == [path]
+    reordered = _completed(tmp_path, "d", ["policy.scale_lb=0.1", "loss=mdac"], recipe="/elsewhere/recipes/mdac.py")
+    assert write_records([reordered], ["policy.scale_lb=0.1"], records) == [path]  # and the recipe from another checkout
+    sac = _completed(tmp_path, "e", ["loss=mdac", "policy.scale_lb=0.1"], recipe="recipes/sac.py")
+    with pytest.raises(ValueError, match="recipe: '/elsewhere/recipes/mdac.py' there, 'recipes/sac.py' now"):
+        write_records([sac], ["policy.scale_lb=0.1"], records)

@@ -323,7 +323,7 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
     ``runs`` are :class:`Run` objects and ``labels`` their method labels (the record format:
     :mod:`torchrl_reg.report.records`).
     Every CSV scalar under ``train/`` and ``eval/`` of the run goes into ``curves``.
-    A record already in ``out_dir`` is replaced only by the same run (same method label, recipe, overrides, env and
+    A record already in ``out_dir`` is replaced only by the same run (same method label, recipe file, overrides, env and
     seed: a rerun, or the same run read again); a different run under its file name (two methods of a spec reported
     one at a time, whose labels then name only the key they vary) is refused before anything is written.
     """
@@ -382,4 +382,10 @@ def _refuse_another_run(path: Path, record: dict[str, Any]) -> None:
 
 
 def _identity(value: Any, key: str) -> Any:
-    return sorted(map(str, value)) if key == "overrides" and isinstance(value, list) else value
+    """What must agree for two records to be of one run: the overrides in any order, the recipe by its file name
+    (the same recipe in another checkout is the same recipe)."""
+    if key == "overrides" and isinstance(value, list):
+        return sorted(map(str, value))
+    if key == "recipe" and isinstance(value, str):
+        return Path(value).name
+    return value
