@@ -232,7 +232,12 @@ def _row_runs(runs: list[Any], labels: list[str], row: dict[str, Any], env_key: 
     if missing:
         raise ResultsSpecError(f"{where}: {row['method']!r} has no completed run on {row['env']!r} with seeds {missing} "
                                f"(it has {sorted(have)})")
-    return [r for r in mine if str(r.value("seed")) in set(map(str, seeds))]
+    return [r for r in mine if _row_keeps(row, r.value("seed"))]
+
+
+def _row_keeps(row: dict[str, Any], seed: Any) -> bool:
+    """Whether a row scores a run of this seed: every seed, or one of its ``seeds``."""
+    return "seeds" not in row or str(seed) in {str(s) for s in row["seeds"]}
 
 
 def _eval_frames(run: Any) -> tuple[float, ...]:
@@ -334,8 +339,7 @@ def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: lis
     else:
         base_runs, base_labels = runs, labels
     mine = _runs_by_seed(runs, labels, row["method"], row["env"], env_key, where)
-    if "seeds" in row:
-        mine = {seed: run for seed, run in mine.items() if str(seed) in set(map(str, row["seeds"]))}
+    mine = {seed: run for seed, run in mine.items() if _row_keeps(row, seed)}
     theirs = _runs_by_seed(base_runs, base_labels, vs["method"], row["env"], env_key, where)
     missing = [seed for seed in mine if seed not in theirs]
     if missing:
