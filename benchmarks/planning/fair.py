@@ -391,7 +391,10 @@ def minatar_fair(args) -> None:
     1.4-2.0x the determinized search per move (UCT on Asterix 1.0x): ~10 min (Breakout), ~1.2 core-hours
     (SpaceInvaders) and ~0.7 (Asterix) at 50 simulations, and ~7 core-hours for SpaceInvaders at 200 (the
     determinized evaluation's 230 min, ~1.8x). One ``TreeSearch`` per episode (the single-tree search's chance nodes)
-    measured 1.6-19x, median ~4.7x: 3.6 core-hours for SpaceInvaders at 200 on the seed-0 network alone.
+    measured 1.6-19x, median ~4.7x: 3.6 core-hours for SpaceInvaders at 200 on the seed-0 network alone. Measured
+    (2026-11-28, one thread per core beside another benchmark), the sampled evaluations cost more than estimated:
+    0.3 core-hours on Breakout and 2.2 on Asterix at 50 simulations, 1.9-7.6x the determinized search's wall time per
+    move played: SpaceInvaders at 200 is best played in parts of one network and one method each.
 
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
