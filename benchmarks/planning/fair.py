@@ -392,7 +392,7 @@ def minatar_fair(args) -> None:
     (SpaceInvaders) and ~0.7 (Asterix) at 50 simulations, and ~7 core-hours for SpaceInvaders at 200 (the
     determinized evaluation's 230 min, ~1.8x). One ``TreeSearch`` per episode (the single-tree search's chance nodes)
     measured 1.6-19x, median ~4.7x: 3.6 core-hours for SpaceInvaders at 200 on the seed-0 network alone. Measured
-    (2026-11-28, one thread per core beside another benchmark), the sampled evaluations cost more than estimated:
+    (2026-11-27 and 28, one thread per core beside another benchmark), the sampled evaluations cost more than estimated:
     0.3 core-hours on Breakout and 2.2 on Asterix at 50 simulations, 1.9-7.6x the determinized search's wall time per
     move played: SpaceInvaders at 200 is best played in parts of one network and one method each.
 
