@@ -34,8 +34,11 @@ DEFINITION = (
     "evaluation it replayed). Files of one game are paired only where their networks (sha256), env seed, episodes per "
     "network, move cap and greedy episodes agree; otherwise the command refuses. models[m].comparisons: 'a@n - greedy', "
     "'a@n - uct@n' and 'a@n - determinized' (a@n in model m against a@n determinized), on the networks both sides have "
-    "('networks'). prefers[a@n]: the model (oracle left out) of highest mean return among those with a@n on every "
-    "network of the game, and 'lead', its paired difference to the next; resolved: the lead's interval is above 0. "
+    "('networks'). models[m].diagnostics[a@n]: per network, the runs' means (root_visit_share, greedy_agreement, "
+    "q_gap), 'capped' (the share of episodes that reach the move cap, max_steps: their returns stop there) and "
+    "'return_per_move' (return over moves). prefers[a@n]: the model (oracle left out) of highest mean return among "
+    "those with a@n on every network of the game, and 'lead', its paired difference to the next; resolved: the lead's "
+    "interval is above 0. "
     "targets: 'met' where the mean difference is >= 0, 'missed' where it is < 0, 'not run' where a planned file is "
     "missing (never counted either way)."
 )
@@ -113,7 +116,22 @@ def _gather(sources: list[tuple[str, str, dict]]) -> tuple[dict[str, dict], dict
                 cells[seed] = rows[i]
                 for key, values in data.get("diagnostics", {}).get(label, {}).items():
                     entry["diagnostics"].setdefault(label, {}).setdefault(key, {})[seed] = values[i]
+                lengths = data.get("episode_lengths", {}).get(label)
+                for key, value in _episode_diagnostics(rows[i], lengths, i, data.get("max_steps"), f"{path} {label}").items():
+                    entry["diagnostics"].setdefault(label, {}).setdefault(key, {})[seed] = value
     return models, {key: value for key, (value, _) in shared.items()}
+
+
+def _episode_diagnostics(returns: list[float], lengths: list[list[int]] | None, i: int, cap: int | None, where: str) -> dict[str, float]:
+    """One network's ``capped`` (the share of its episodes that reach the move cap, whose returns stop there) and
+    ``return_per_move`` (its return over its moves), from a file's episode lengths; none where the file has none (an
+    oracle result)."""
+    if lengths is None or not cap:
+        return {}
+    moves = lengths[i]
+    if len(moves) != len(returns):
+        raise SystemExit(f"{where}: {len(returns)} returns and {len(moves)} episode lengths on network {i}")
+    return {"capped": float(np.mean([m >= cap for m in moves])), "return_per_move": float(sum(returns) / max(sum(moves), 1))}
 
 
 def _diff(x: dict[int, list], y: dict[int, list], reps: int) -> dict:

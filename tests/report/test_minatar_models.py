@@ -103,6 +103,26 @@ def test_models_are_paired_episode_by_episode_and_each_search_prefers_the_best_m
     assert uct["lead"]["mean"] == pytest.approx(1.0) and uct["lead"]["ci95"][0] < 0
 
 
+def test_the_move_cap_and_the_return_per_move_are_diagnosed_per_network(tmp_path):
+    # MENTS's episodes last 1000 (the cap), 400, 1000 moves on network 0 and 200 each on network 1
+    lengths = {"greedy": [[100] * 3] * 2, "ments@50": [[1000, 400, 1000], [200, 200, 200]]}
+    path = _eval(tmp_path / "minatar_fair_breakout.json", "Breakout", {"ments@50": 0.0})
+    data = json.loads(Path(path).read_text()) | {"episode_lengths": lengths}
+    Path(path).write_text(json.dumps(data))
+    _eval(tmp_path / "models/sampled/minatar_fair_breakout.json", "Breakout", {"ments@50": 1.0}, model="sampled")
+    models = _run(tmp_path)["games"]["Breakout"]["models"]
+    ments = models["determinized"]["diagnostics"]["ments@50"]
+    assert ments["capped"] == pytest.approx([2 / 3, 0.0])
+    # network 0: returns 10 + 20 + 30 over 2400 moves; network 1: 40 + 50 + 60 over 600
+    assert ments["return_per_move"] == pytest.approx([60 / 2400, 150 / 600])
+    assert ments["root_visit_share"] == [0.5, 0.25]
+    assert "capped" not in models["sampled"]["diagnostics"]["ments@50"]  # a file without episode lengths
+    data["episode_lengths"]["ments@50"][1] = [200, 200]
+    Path(path).write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match=r"minatar_fair_breakout.json ments@50: 3 returns and 2 episode lengths on network 1"):
+        _run(tmp_path)
+
+
 def test_targets_met_missed_and_not_run(tmp_path):
     _study(tmp_path)
     targets = _run(tmp_path)["targets"]
