@@ -393,8 +393,11 @@ def minatar_fair(args) -> None:
     determinized evaluation's 230 min, ~1.8x). One ``TreeSearch`` per episode (the single-tree search's chance nodes)
     measured 1.6-19x, median ~4.7x: 3.6 core-hours for SpaceInvaders at 200 on the seed-0 network alone. Measured
     (2026-11-27 and 28, one thread per core beside another benchmark), the sampled evaluations cost more than estimated:
-    0.3 core-hours on Breakout and 2.2 on Asterix at 50 simulations, 1.9-7.6x the determinized search's wall time per
-    move played: SpaceInvaders at 200 is best played in parts of one network and one method each.
+    0.3 core-hours on Breakout, 2.2 on Asterix and 5.2 on SpaceInvaders at 50 simulations, 1.9-7.6x the determinized
+    search's wall time per move played, and on SpaceInvaders the episodes last longer (62-88% reach the 1000-move cap,
+    13-57% determinized). SpaceInvaders at 200 (~4-5x the time at 50 per run measured so far, ~20-25 core-hours) is
+    best played in parts of one network and one method each, ``--network-seeds S --algorithms A`` (UCT's are the
+    shortest), merged by ``minatar-fair-merge``.
 
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
