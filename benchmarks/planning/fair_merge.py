@@ -12,13 +12,16 @@ from torchrl_reg.planning import ALGORITHMS
 
 
 FAIR_SHARED = ("stage", "game", "episodes", "batch_episodes", "seed", "max_steps", "protocol", "model", "futures")
+#: what the parts of an evaluation may differ in: the episodes searched at once (a setting of speed and of the
+#: order of the planner's draws, not of what an episode is: its env seed, network, knobs and model are the same)
+EVAL_PART_SETTINGS = ("batch_episodes",)
 
 
 def minatar_fair_merge(args) -> None:
     """Results of one ``minatar-fair`` stage played in parts (disjoint algorithms of a tuning; disjoint (method,
     network) cells of an evaluation: ``--network-seeds`` and ``--algorithms`` subsets) merged into the JSON the
     whole stage writes, as if one command had played it: the shared settings, network files and tuned knobs must
-    agree, a cell in two parts must hold the same episodes (the greedy network, in every part of its network), and
+    agree (but an evaluation's EVAL_PART_SETTINGS), a cell in two parts must hold the same episodes (the greedy network, in every part of its network), and
     an evaluation must cover every method on every network. The paired
     comparisons are computed afresh from the episodes. Parts let a stage of many core-hours be played, and its
     pieces committed, across machines whose run directories do not survive (``merged_from``: each part's
@@ -36,13 +39,17 @@ def minatar_fair_merge(args) -> None:
         raise SystemExit(f"give two or more parts to merge, got {len(parts)}")
     (first_path, first), stage = parts[0], parts[0][1]["stage"]
     shared = FAIR_SHARED + (("simulations", "extend", "greedy") if stage == "tune" else ())
+    free = EVAL_PART_SETTINGS if stage == "eval" else ()
     for path, data in parts[1:]:
-        for key in shared:
+        for key in (k for k in shared if k not in free):
             if data.get(key) != first.get(key):
                 raise SystemExit(f"{path} and {first_path} differ in {key!r}: {data.get(key)!r} against {first.get(key)!r}")
-    merged_from = [{"file": path, **{k: data.get(k) for k in ("command", "code_commit", "code_changed_files", "machine")}}
+    merged_from = [{"file": path, **{k: data.get(k) for k in ("command", "code_commit", "code_changed_files", "machine", *free)}}
                    for path, data in parts]
     result = {key: first[key] for key in FAIR_SHARED if key in first}  # model, futures: absent when determinized
+    for key in free:  # one value where the parts agree, else their values in order (each part's in merged_from)
+        values = sorted({data.get(key) for _, data in parts})
+        result[key] = values[0] if len(values) == 1 else values
     if stage == "tune":
         for path, data in parts[1:]:
             if data["network"]["sha256"] != first["network"]["sha256"]:

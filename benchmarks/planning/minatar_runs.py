@@ -64,6 +64,12 @@ def minatar_replay_speed(args) -> None:
            out=Path(args.out))
 
 
+def _batch(evaluation: dict) -> int:
+    """The episodes an evaluation searched at once (a merged one's parts may differ: their largest; a speed setting)."""
+    batch = evaluation.get("batch_episodes")
+    return max(batch) if isinstance(batch, list) else batch or evaluation["episodes"]
+
+
 def minatar_model_error(args) -> None:
     """How far the search's model of a MinAtar game strays from the real game. ``BatchedMinAtar.roots`` copies the
     real game at every move with a fresh random stream (the planner's), so whatever the game draws after the root
@@ -185,7 +191,7 @@ def minatar_oracle(args) -> None:
             cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, evaluation["knobs"][label]),
                                   simulations=args.simulations, episodes=evaluation["episodes"], seed=evaluation["seed"],
                                   max_steps=evaluation["max_steps"], run_dir=run_dir,
-                                  extra=(f"planner.batch_episodes={evaluation['batch_episodes'] or evaluation['episodes']}", "planner.model=oracle",
+                                  extra=(f"planner.batch_episodes={_batch(evaluation)}", "planner.model=oracle",
                                          "logger.progress_bar=false"))
             out = tree_search.train(cfg)
             if out["status"] != "completed":

@@ -235,3 +235,9 @@ def test_an_evaluation_merged_from_parts_keeps_its_model(tmp_path, monkeypatch):
     assert list(_run(tmp_path)["games"]["Asterix"]["models"]) == ["ensemble5"]
     with pytest.raises(SystemExit, match=r"differ in 'model': 'ensemble' against None"):
         planning.main(["minatar-fair-merge", part("c.json", 0), part("d.json", 1, **ensemble), "--out", str(tmp_path / "x")])
+    # the episodes searched at once may differ between parts (a speed setting): each part's is kept, the merge has both
+    planning.main(["minatar-fair-merge", part("e.json", 0, **ensemble), part("f.json", 1, **ensemble, batch_episodes=1),
+                   "--reps", "10", "--out", str(out)])
+    merged = json.loads((out / "minatar_fair_asterix.json").read_text())
+    assert merged["batch_episodes"] == [1, 3] and [p["batch_episodes"] for p in merged["merged_from"]] == [3, 1]
+    assert merged["episode_returns"]["ments@50"] == GREEDY.tolist()
