@@ -395,9 +395,10 @@ def minatar_fair(args) -> None:
     (2026-11-27 and 28, one thread per core beside another benchmark), the sampled evaluations cost more than estimated:
     0.3 core-hours on Breakout, 2.2 on Asterix and 5.2 on SpaceInvaders at 50 simulations, 1.9-7.6x the determinized
     search's wall time per move played, and on SpaceInvaders the episodes last longer (62-88% reach the 1000-move cap,
-    13-57% determinized). SpaceInvaders at 200 (~4-5x the time at 50 per run measured so far, ~20-25 core-hours) is
-    best played in parts of one network and one method each, ``--network-seeds S --algorithms A`` (UCT's are the
-    shortest), merged by ``minatar-fair-merge``.
+    13-57% determinized). SpaceInvaders at 200 costs 7-9x the time at 50 per run (UCT: 65 and 78 min on networks 0
+    and 1), ~30-40 core-hours in all: play it in parts of one network and one method each, ``--network-seeds S
+    --algorithms A``, merged by ``minatar-fair-merge``, and the soft searches with ``--batch-episodes 5`` (a stopped
+    run resumes from its last finished group of episodes: a group of 5 is about an hour, 20 at once 3-6 hours).
 
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
