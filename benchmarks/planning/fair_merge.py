@@ -21,8 +21,8 @@ def minatar_fair_merge(args) -> None:
     """Results of one ``minatar-fair`` stage played in parts (disjoint algorithms of a tuning; disjoint (method,
     network) cells of an evaluation: ``--network-seeds`` and ``--algorithms`` subsets) merged into the JSON the
     whole stage writes, as if one command had played it: the shared settings, network files and tuned knobs must
-    agree (but an evaluation's EVAL_PART_SETTINGS), a cell in two parts must hold the same episodes (the greedy network, in every part of its network), and
-    an evaluation must cover every method on every network. The paired
+    agree (but an evaluation's EVAL_PART_SETTINGS), a cell in two parts must hold the same episodes (the greedy
+    network, in every part of its network), and an evaluation must cover every method on every network. The paired
     comparisons are computed afresh from the episodes. Parts let a stage of many core-hours be played, and its
     pieces committed, across machines whose run directories do not survive (``merged_from``: each part's
     file, command, code commit and machine)."""
