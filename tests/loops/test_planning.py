@@ -73,7 +73,7 @@ def test_a_stopped_run_resumes_from_its_last_finished_episode(tmp_path):
     assert _logs(tmp_path / "resumed") == _logs(tmp_path / "full")  # nothing logged twice
 
 
-def test_a_stop_within_an_episode_drops_it_and_the_resume_plays_it_again(tmp_path):
+def test_a_stop_before_the_first_move_saves_the_episode_unplayed_and_the_resume_plays_it(tmp_path):
     full = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'full'}"))
     request_stop()  # acted on before the first move: no episode finished
     part = tree_search.train(compose(*TINY, f"run_dir={tmp_path / 'resumed'}"))
@@ -323,3 +323,40 @@ def test_a_run_directory_from_before_the_futures_knob_resumes_with_one_future():
     assert resume_changes(stored, new) == []
     assert resume_changes(stored, new | {"planner": new["planner"] | {"model": "ensemble", "futures": 2}}) == [
         "planner.futures: 1 -> 2", "planner.model: 'determinized' -> 'ensemble'"]
+
+
+def _stop_before_move(monkeypatch, move: int) -> None:
+    """A stop requested between moves ``move - 1`` and ``move`` of the first group played (as a signal would be)."""
+    from torchrl_reg.loops import planning
+
+    asked = iter(range(10**6))
+    monkeypatch.setattr(planning, "stop_requested", lambda frames=None: next(asked) == move)
+
+
+@pytest.mark.parametrize("overrides", [
+    ("planner.batch_episodes=2",),  # D-chain, one BatchedTreeSearch per group
+    ("planner.batch_episodes=1",),  # D-chain, one TreeSearch per episode
+    ("tree_search_preset=frozenlake", "task.map_name=4x4", "task.max_steps=8", "evaluator.rollout_steps=6", "planner.batch_episodes=2"),
+    (*MINATAR[:-1], "planner.batch_episodes=2"),  # chance nodes: the search's and the envs' streams go on
+    (*MINATAR[:-1], "planner.batch_episodes=1"),  # the sampled model in the env itself: its stream is the search's too
+    (*MINATAR[:-1], "planner.model=determinized", "planner.batch_episodes=3"),
+    (*MINATAR[:-1], "planner.model=ensemble", "planner.futures=2", "planner.batch_episodes=1"),
+], ids=["dchain-batched", "dchain-one", "frozenlake", "minatar-sampled-batched", "minatar-sampled-one", "minatar-determinized",
+        "minatar-ensemble-one"])
+def test_a_stop_between_two_moves_saves_the_group_and_the_resume_goes_on_exactly(tmp_path, monkeypatch, overrides):
+    config = (*TINY, "episodes=3", *overrides)
+    full = tree_search.train(compose(*config, f"run_dir={tmp_path / 'full'}"))
+    batch = int(next(o for o in overrides if o.startswith("planner.batch_episodes=")).split("=")[1])
+    assert max(full["lengths"][:batch]) >= 2  # the first group is still in play after its first move
+    with monkeypatch.context() as patch:
+        _stop_before_move(patch, 1)  # one move into the first group
+        part = tree_search.train(compose(*config, f"run_dir={tmp_path / 'resumed'}"))
+    assert part["status"] == "interrupted" and part["returns"] == []
+    saved = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["in_progress"]
+    assert saved["move"] == 1 and saved["steps"] == [1] * batch and saved["episodes"] == [0, batch]
+    resumed = tree_search.train(compose(*config, f"run_dir={tmp_path / 'resumed'}"))
+    assert resumed["status"] == "completed"
+    assert (resumed["returns"], resumed["lengths"]) == (full["returns"], full["lengths"])
+    for key in ("greedy_agreement", "q_gap", "root_visit_share"):
+        assert resumed[key] == full[key]
+    assert "in_progress" not in load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")

@@ -309,3 +309,44 @@ def test_q_network_initial_values_are_the_networks_q_values():
     for node in range(1, tree.size):
         if not tree.terminal[node]:
             np.testing.assert_array_equal(tree.q[node], [0.5, 2.0])
+
+
+def _task(name: str, **keys):
+    from types import SimpleNamespace
+
+    from torchrl_reg.planning.tasks import make_task
+
+    return lambda seed: make_task(SimpleNamespace(name=name, **keys), seed)[0]
+
+
+@pytest.mark.parametrize("make", [
+    _task("dchain", length=8, final_reward=0.5),
+    _task("frozenlake", map_name="4x4"),
+    *(_task("minatar", game=game, sticky_action_prob=0.1) for game in ("breakout", "space_invaders", "asterix", "seaquest", "freeway")),
+    _task("atari", game="Breakout", frame_skip=4, sticky_action_prob=0.25),
+], ids=["dchain", "frozenlake", "breakout", "space_invaders", "asterix", "seaquest", "freeway", "atari"])
+def test_a_plain_state_through_a_checkpoint_file_gives_a_fresh_env_the_same_future(tmp_path, make):
+    # the state a stopped planning run saves of its real envs (never pickled): loaded into an env built afresh with
+    # another seed, the same actions give the same rewards, ends and observations, the envs' own streams included
+    from torchrl_reg.run import read_checkpoint, save_checkpoint
+
+    sim, rng = make(0), random.Random(0)
+    for _ in range(25):
+        if sim.step(rng.randrange(sim.num_actions))[1]:
+            sim = make(0)  # ended on the way: save a fresh one instead
+            break
+    save_checkpoint(tmp_path / "checkpoint.pt", {"env": sim.plain_state()})
+    fresh = make(1)
+    fresh.load_plain_state(read_checkpoint(tmp_path / "checkpoint.pt")["env"])
+    actions = [rng.randrange(sim.num_actions) for _ in range(60)]
+    assert _rollout(fresh, actions) == _rollout(sim, actions)
+    other = make(1)
+    assert _rollout(other, actions) != _rollout(make(0), actions) or isinstance(other, (DChain, FrozenLakeSimulator))
+
+
+def test_a_plain_state_of_another_game_is_refused():
+    state = _task("minatar", game="breakout", sticky_action_prob=0.1)(0).plain_state()
+    with pytest.raises(ValueError, match="the state is of MinAtar 'breakout', this simulator plays 'asterix'"):
+        _task("minatar", game="asterix", sticky_action_prob=0.1)(0).load_plain_state(state)
+    with pytest.raises(ValueError, match="a D-chain of length 4 has no state 6"):
+        DChain(4).load_plain_state({"state": 6, "done": False})

@@ -22,8 +22,11 @@ its returns are those of the uninterrupted run. CSV rows ``episode/return`` and 
 (step: the episode's number, from 1), ``metrics.json`` (``status: running`` while it runs) and
 ``returns.png`` (return per episode). A stop (a signal, :func:`~torchrl_reg.run.request_stop`, or
 :func:`~torchrl_reg.run.request_stop_at` with a number of finished episodes) is acted on between two
-moves: the episode in progress is dropped, the checkpoint of the finished ones written, and
-``metrics["status"]`` is ``"interrupted"`` (exit status 75 from the command line).
+moves: the checkpoint of the finished episodes is written with the episode (group) in progress
+(:class:`GroupProgress`: each env's state as plain data, ``plain_state()`` of the simulators of every task, the
+searches' random streams, the moves played and their sums), and ``metrics["status"]`` is ``"interrupted"`` (exit
+status 75 from the command line); the resume goes on from the next move, and its returns are those of the
+uninterrupted run. A run stopped without a word (SIGKILL, a crash) goes on from its last checkpoint.
 
 ``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.tasks`: ``sampled``,
 ``determinized``, ``ensemble``, ``oracle``; it matters on MinAtar and Atari). Under ``ensemble`` a move searches
@@ -40,10 +43,10 @@ play at every move (B = those episodes; a finished episode leaves the batch), ov
 the group's first episode, so an episode's return depends on its group but not its distribution; elsewhere
 (Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
 multiples of K; every episode's env draws from ``seed + i`` as above, and every mode records the same
-:data:`DIAGNOSTICS`. The checkpoint is written after every finished group, a stop
-drops the group in progress, and a resume goes on from the last finished group; when ``episodes`` grew, a
-last group that was cut short by the earlier count is played again in full, so a resumed run's returns are
-always those of the uninterrupted run.
+:data:`DIAGNOSTICS`. The checkpoint is written after every finished group and at a stop, with the group in
+progress, and a resume goes on from the move it stopped at; when ``episodes`` grew, a last group that was cut
+short by the earlier count is played again in full, so a resumed run's returns are always those of the
+uninterrupted run.
 """
 from __future__ import annotations
 
@@ -76,7 +79,7 @@ from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
 
-__all__ = ["DIAGNOSTICS", "Episodes", "load_q_network", "plan", "play_episodes"]
+__all__ = ["DIAGNOSTICS", "Episodes", "GroupProgress", "Stopped", "load_q_network", "plan", "play_episodes"]
 
 #: What a search records per episode, each the mean over the episode's moves (``metrics.json``, one value per
 #: episode, whatever ``planner.batch_episodes``; None where not measured: no search (greedy), or no Q network for the
@@ -139,6 +142,16 @@ class Episodes:
         self.returns: list[float] = []
         self.lengths: list[int] = []
         self.diagnostics: dict[str, list[float | None]] = {key: [] for key in DIAGNOSTICS}
+        # the group a stop interrupted (GroupProgress.plain_state), None when none
+        self.in_progress: dict[str, Any] | None = None
+
+    def in_progress_of(self, episodes: range) -> dict[str, Any] | None:
+        """The saved group in progress if it is ``episodes`` (the next group), else None: a group saved under a smaller
+        ``episodes`` count that cut it short is played again in full."""
+        state = self.in_progress
+        if state is None or list(state["episodes"]) != [episodes.start, episodes.stop]:
+            return None
+        return state
 
     @property
     def step(self) -> int:
@@ -155,12 +168,14 @@ class Episodes:
             self.diagnostics[key].append(measured[key])
 
     def state_dict(self) -> dict[str, Any]:
-        return {"returns": self.returns, "lengths": self.lengths, "diagnostics": self.diagnostics}
+        state = {"returns": self.returns, "lengths": self.lengths, "diagnostics": self.diagnostics}
+        return state if self.in_progress is None else {**state, "in_progress": self.in_progress}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.returns, self.lengths = list(state["returns"]), list(state["lengths"])
         # a checkpoint from before the diagnostics were recorded: its episodes have none
         self.diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(self.returns))) for key in DIAGNOSTICS}
+        self.in_progress = state.get("in_progress")
         if len(self.returns) < self.episodes:
             keep = len(self.returns) - len(self.returns) % self.group
             del self.returns[keep:], self.lengths[keep:]
@@ -179,14 +194,17 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         q_net = load_q_network(cfg.evaluator.checkpoint, first_sim, task.game)
     finished = Episodes(cfg.episodes, planner.batch_episodes)
     run = Run.open(cfg, finished)  # locked; a resume with another config is refused here
-    run.start()  # resumes from the last finished episode (group)
+    run.start()  # resumes from the last finished episode (group), or the move a stop saved
     bar = run.progress_bar(cfg.episodes, initial=finished.step, desc=planner.algorithm, unit="episodes")
     group = planner.batch_episodes
     for first in range(finished.step, cfg.episodes, group):
-        played = play_episodes(cfg, range(first, min(first + group, cfg.episodes)), q_net, bar)
-        if played is None:  # stopped between two moves: the episode (group) in progress is dropped
+        episodes = range(first, min(first + group, cfg.episodes))
+        played = play_episodes(cfg, episodes, q_net, bar, resume=finished.in_progress_of(episodes))
+        if isinstance(played, Stopped):  # between two moves: the group in progress saved with the finished ones
+            finished.in_progress = played.state
             run.interrupt()
             break
+        finished.in_progress = None
         for episode, (total, steps, measured) in enumerate(played, first):
             finished.add(total, steps, measured)
             log.info(f"episode {episode}: return {total:.4g} in {steps} moves")
@@ -225,23 +243,72 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
 Played = list[tuple[float, int, dict[str, float | None]]]
 
 
-def play_episodes(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar) -> Played | None:
+class Stopped:
+    """What :func:`play_episodes` returns when a stop was requested between two moves: ``state``, the group in
+    progress as plain data (:meth:`GroupProgress.plain_state`: its envs, the planner's random streams and the moves
+    played), or None where an env has no plain state (then the group is played again from its start)."""
+
+    def __init__(self, state: dict[str, Any] | None) -> None:
+        self.state = state
+
+
+class GroupProgress:
+    """The moves a group of episodes has played so far: per episode the return, the moves and the sums of the
+    :data:`DIAGNOSTICS` over its moves, the episodes still in play, and the move's number."""
+
+    def __init__(self, size: int) -> None:
+        self.totals, self.steps = [0.0] * size, [0] * size
+        self.agreed, self.gaps, self.shares = [0] * size, [0.0] * size, [0.0] * size
+        self.live, self.move = list(range(size)), 0
+
+    def plain_state(self, episodes: range, sims: list[Simulator], planner: list[Any]) -> dict[str, Any] | None:
+        """The group in progress as plain data: its episodes, the sums above, each env's ``plain_state()`` and each
+        search's ``rng_state()``; None where an env or a search has none."""
+        try:
+            envs = [sim.plain_state() for sim in sims]
+            streams = [search.rng_state() for search in planner]
+        except (AttributeError, TypeError):
+            return None
+        sums = {key: list(getattr(self, key)) for key in ("totals", "steps", "agreed", "gaps", "shares", "live")}
+        return {"episodes": [episodes.start, episodes.stop], "move": self.move, **sums, "envs": envs, "planner": streams}
+
+    def load_plain_state(self, state: dict[str, Any], sims: list[Simulator], planner: list[Any]) -> None:
+        """Inverse of :meth:`plain_state` (into the envs and searches of the same group, built afresh)."""
+        if len(state["envs"]) != len(sims) or len(state["planner"]) != len(planner):
+            raise ValueError(
+                f"the saved group has {len(state['envs'])} envs and {len(state['planner'])} searches, this one "
+                f"{len(sims)} and {len(planner)}"
+            )
+        for sim, env in zip(sims, state["envs"]):
+            sim.load_plain_state(env)
+        for search, streams in zip(planner, state["planner"]):
+            search.load_rng_state(streams)
+        for key in ("totals", "steps", "agreed", "gaps", "shares", "live"):
+            setattr(self, key, list(state[key]))
+        self.move = int(state["move"])
+
+
+def play_episodes(
+    cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar, resume: dict[str, Any] | None = None
+) -> Played | Stopped:
     """``episodes`` played at once, each in its own env (``make_task``, seeded ``seed + episode``): at every move the
     planner chooses an action for each episode still in play, then each plays it; ``[(return, moves, diagnostics)]``
-    in episode order (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or ``None`` when a stop was
-    requested before all ended. Several episodes are searched by one ``BatchedTreeSearch`` over their trees where it
+    in episode order (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or :class:`Stopped` when a stop
+    was requested before all ended (with the group's state, which ``resume`` takes to go on from that move exactly
+    as if uninterrupted). Several episodes are searched by one ``BatchedTreeSearch`` over their trees where it
     plans in ``planner.model`` on the task (:func:`~torchrl_reg.planning.tasks.batched_models`), else each by its own
     ``TreeSearch``, as one episode is: the model is ``planner.model`` either way."""
     task = cfg.task
     sims = [make_task(task, cfg.seed + episode)[0] for episode in episodes]
-    choose = _planner(cfg, episodes, sims, q_net)
-    totals, steps = [0.0] * len(sims), [0] * len(sims)
-    agreed, gaps, shares = [0] * len(sims), [0.0] * len(sims), [0.0] * len(sims)  # sums over each episode's moves
-    live, move = list(range(len(sims))), 0
+    choose, planner = _planner(cfg, episodes, sims, q_net)
+    group = GroupProgress(len(sims))
+    if resume is not None:
+        group.load_plain_state(resume, sims, planner)
+    totals, steps, agreed, gaps, shares, live = group.totals, group.steps, group.agreed, group.gaps, group.shares, group.live
     while live:
         if stop_requested():
-            return None
-        actions, share, q = choose(live, move)
+            return Stopped(group.plain_state(episodes, sims, planner))
+        actions, share, q = choose(live, group.move)
         for k, (i, action) in enumerate(zip(list(live), actions)):
             if share is not None:
                 shares[i] += share[k]
@@ -252,8 +319,8 @@ def play_episodes(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | Non
             totals[i], steps[i] = totals[i] + reward, steps[i] + 1
             if done or steps[i] >= task.max_steps:
                 live.remove(i)
-        move += 1
-        bar.update(0, move=move, in_play=len(live))  # the bar counts episodes: plan() adds each finished one
+        group.move += 1
+        bar.update(0, move=group.move, in_play=len(live))  # the bar counts episodes: plan() adds each finished one
     searched = cfg.planner.algorithm != "greedy"
     measured = q_net is not None and searched
     return [
@@ -266,14 +333,14 @@ def play_episodes(cfg: DictConfig, episodes: range, q_net: torch.nn.Module | Non
 Choose = Callable[[list[int], int], "tuple[list[int], list[float] | None, torch.Tensor | None]"]
 
 
-def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: torch.nn.Module | None) -> Choose:
+def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: torch.nn.Module | None) -> tuple[Choose, list[Any]]:
     """``choose(live, move) -> (actions, root visit shares, the network's Q at the roots)`` for the episodes ``live``
     (indices into ``sims``) at ``move``: the network's argmax (``greedy``: no shares, no Q), one ``TreeSearch`` per
     episode (seeded ``seed + episode``; its model :func:`~torchrl_reg.planning.tasks.model_simulator` of
     ``(seed + episode, move)``, future ``k`` of an ensemble with row ``k``: an episode plays as it would alone), or
     one ``BatchedTreeSearch`` over the group (seeded ``seed + `` its first episode; MinAtar's roots with streams of
     ``(that seed, move)``, an ensemble's futures as consecutive rows: row ``b K + k`` is future ``k`` of the
-    ``b``-th episode in play)."""
+    ``b``-th episode in play); and the searches whose random streams a stopped group saves (``rng_state``)."""
     planner, evaluator_cfg = cfg.planner, cfg.evaluator
     futures = planner.futures if planner.model == "ensemble" else 1
     each = split_simulations(planner.simulations, futures)  # the simulations of one future
@@ -291,7 +358,7 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
                 torch.as_tensor(leaves[i].q_values(sims[i].observation())) for i in live])
 
         if planner.algorithm == "greedy":
-            return lambda live, move: ([int(row.argmax()) for row in q_at(live)], None, None)
+            return (lambda live, move: ([int(row.argmax()) for row in q_at(live)], None, None)), []
         searches = [
             make_search(simulator=sim, evaluator=leaf, seed=cfg.seed + e, gamma=planner.gamma, **knobs)
             for sim, leaf, e in zip(sims, leaves, episodes)
@@ -314,7 +381,7 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
                 share.append(float(visits[action]) / max(int(visits.sum()), 1))
             return actions, share, q_at(live)
 
-        return choose_one
+        return choose_one, searches
     seed = cfg.seed + episodes.start  # the group's: its search, rollouts and MinAtar streams
     model = make_tensor_task(cfg.task, sims[0], seed, planner.model)
     if q_net is not None:
@@ -337,4 +404,4 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
                 q = leaf.forward(model.observation(root[::futures])).cpu()
         return played.tolist(), share, q
 
-    return choose_batch
+    return choose_batch, [search]

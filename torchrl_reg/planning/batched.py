@@ -50,12 +50,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, MeanBackup, chance_mean_rows
-from torchrl_reg.planning.evaluators import TensorRandomRollout
+from torchrl_reg.planning.evaluators import TensorRandomRollout, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.scores import DENTSScore, UCB1Score
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_count
@@ -213,8 +214,7 @@ class _Path:
 
 
 
-def _uniforms(seed: int, dtype: torch.dtype, device: torch.device) -> Callable[[int], torch.Tensor]:
-    gen = torch.Generator(device=device).manual_seed(seed)
+def _uniforms(gen: torch.Generator, dtype: torch.dtype, device: torch.device) -> Callable[[int], torch.Tensor]:
     return lambda n: torch.rand(n, generator=gen, dtype=dtype, device=device)
 
 
@@ -280,7 +280,10 @@ class BatchedTreeSearch:
         self.recommend = recommend
         self.gamma = float(gamma)
         self.q_init = float(q_init)
-        self.uniform = uniform if uniform is not None else _uniforms(seed, dtype, self.device)
+        # the tree policy's generator (None where ``uniform`` replaces it: then the caller's stream)
+        self._generator = None if uniform is not None else torch.Generator(device=self.device).manual_seed(seed)
+        self.uniform = uniform if uniform is not None else _uniforms(self._generator, dtype, self.device)
+        self._own_uniform = self.uniform if uniform is None else None
         self.chance = not getattr(simulator, "deterministic", True)
         self.max_outcomes = max_outcomes
         self.tree: BatchedTree | None = None
@@ -501,6 +504,19 @@ class BatchedTreeSearch:
         return rows
 
     # -- recommendations ----------------------------------------------------------------------
+    def rng_state(self) -> dict[str, Any]:
+        """The search's random streams as plain data (the tree policy's generator and the evaluator's: a checkpoint's
+        between two searches); :meth:`load_rng_state` restores them. Refused where ``uniform`` replaces the generator."""
+        if self._generator is None or self.uniform is not self._own_uniform:
+            raise TypeError("BatchedTreeSearch(uniform=...) draws from the caller's stream: it has no state of its own to save")
+        return {"tree_policy": self._generator.get_state(), "evaluator": evaluator_rng_state(self.evaluator)}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        if self._generator is None or self.uniform is not self._own_uniform:
+            raise TypeError("BatchedTreeSearch(uniform=...) draws from the caller's stream: it has no state of its own to load")
+        self._generator.set_state(state["tree_policy"])
+        load_evaluator_rng_state(self.evaluator, state["evaluator"])
+
     def root_values(self, kind: str | None = None) -> torch.Tensor:
         """Root action values ``[B, A]`` used by ``kind`` (default: this search's recommendation); untried actions are -inf."""
         kind = kind or self.recommend

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from torchrl_reg.plain_state import decode, encode
 from torchrl_reg.planning.simulators import Simulator
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
@@ -40,6 +41,13 @@ class RandomRollout:
         self.max_steps = max_steps
         self.gamma = gamma
         self.rng = random.Random(seed)
+
+    def rng_state(self) -> Any:
+        """The rollouts' random stream as plain data (a checkpoint's); :meth:`load_rng_state` restores it."""
+        return encode(self.rng.getstate())
+
+    def load_rng_state(self, state: Any) -> None:
+        self.rng.setstate(decode(state))
 
     def __call__(self, sim: Simulator) -> tuple[float, None]:
         total, discount, k = 0.0, 1.0, sim.num_actions
@@ -176,6 +184,22 @@ class TensorRandomRollout:
             self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
         return torch.rand(n, generator=self._generators[device], dtype=torch.float64, device=device)
 
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """The rollouts' generators' states (one per device drawn on) as plain data; :meth:`load_rng_state` restores
+        them. Refused where ``uniform`` replaces the generator (its state is the caller's)."""
+        if self.uniform is not None:
+            raise TypeError("TensorRandomRollout(uniform=...) draws from the caller's stream: it has no state of its own to save")
+        return {str(device): generator.get_state() for device, generator in self._generators.items()}
+
+    def load_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self.uniform is not None:
+            raise TypeError("TensorRandomRollout(uniform=...) draws from the caller's stream: it has no state of its own to load")
+        self._generators = {}
+        for device, generator_state in state.items():
+            generator = torch.Generator(device=torch.device(device))
+            generator.set_state(generator_state)
+            self._generators[torch.device(device)] = generator
+
     def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, None]:
         batch, k = state.shape[0], sim.num_actions
         total = torch.zeros(batch, dtype=torch.float64, device=state.device)
@@ -209,3 +233,19 @@ class TensorQNetworkEvaluator(QNetworkEvaluator):
         if self.init == "log_prior":
             return value, torch.log_softmax(q / self.tau, dim=-1)
         return value, q if self.init == "q" else None
+
+
+def evaluator_rng_state(evaluator: Any) -> Any:
+    """An evaluator's random streams as plain data: its ``rng_state()``, or None for one that draws nothing (a Q
+    network); a search's ``rng_state`` holds it."""
+    own = getattr(evaluator, "rng_state", None)
+    return own() if callable(own) else None
+
+
+def load_evaluator_rng_state(evaluator: Any, state: Any) -> None:
+    """Inverse of :func:`evaluator_rng_state`."""
+    own = getattr(evaluator, "load_rng_state", None)
+    if callable(own):
+        own(state)
+    elif state is not None:
+        raise ValueError(f"the saved state has the streams of an evaluator that draws; {type(evaluator).__name__} draws nothing")

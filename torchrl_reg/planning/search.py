@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.plain_state import decode, encode
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
-from torchrl_reg.planning.evaluators import RandomRollout
+from torchrl_reg.planning.evaluators import RandomRollout, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tree import SearchTree
 from torchrl_reg.validation import check_count
@@ -194,6 +195,16 @@ class TreeSearch:
             ret = backup.update(tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman)
 
     # -- recommendations ----------------------------------------------------------------------
+    def rng_state(self) -> dict[str, Any]:
+        """The search's random streams as plain data (the tree policy's and the evaluator's: a checkpoint's between two
+        searches, :mod:`torchrl_reg.plain_state`); :meth:`load_rng_state` restores them, so that the next searches
+        draw what they would have drawn."""
+        return {"tree_policy": encode(self.rng.getstate()), "evaluator": evaluator_rng_state(self.evaluator)}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(decode(state["tree_policy"]))
+        load_evaluator_rng_state(self.evaluator, state["evaluator"])
+
     def root_values(self, kind: str | None = None) -> np.ndarray:
         """Root action values used by ``kind`` (default: this search's recommendation); untried actions are -inf."""
         kind = kind or self.recommend

@@ -29,6 +29,9 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
+
+from torchrl_reg.plain_state import decode, encode, object_state, restore_attributes
 
 __all__ = [
     "Simulator",
@@ -155,6 +158,17 @@ class DChain:
 
     def restore(self, state: tuple[int, bool]) -> None:
         self.state, self.done = state
+
+    def plain_state(self) -> dict[str, Any]:
+        """The env's whole state as plain data (a checkpoint's: :mod:`torchrl_reg.plain_state`), restored by
+        :meth:`load_plain_state` into a chain built the same way."""
+        return {"state": self.state, "done": self.done}
+
+    def load_plain_state(self, state: dict[str, Any]) -> None:
+        position = state["state"]
+        if not (type(position) is int and 0 <= position < self.length):
+            raise ValueError(f"a D-chain of length {self.length} has no state {position!r}")
+        self.state, self.done = position, bool(state["done"])
 
     def step(self, action: int) -> tuple[float, bool]:
         if self.done:
@@ -352,6 +366,18 @@ class FrozenLakeSimulator:
     def restore(self, state: tuple[int, bool]) -> None:
         self.env.s, self.done = state
 
+    def plain_state(self) -> dict[str, Any]:
+        """The env's whole state as plain data (a checkpoint's): the cell, the last action, the end, the outcome stream;
+        restored by :meth:`load_plain_state` into a simulator of the same map."""
+        return {"s": int(self.env.s), "lastaction": self.env.lastaction, "done": self.done, "rng": encode(self.rng.getstate())}
+
+    def load_plain_state(self, state: dict[str, Any]) -> None:
+        cell = state["s"]
+        if not (type(cell) is int and cell in self.transitions):
+            raise ValueError(f"this FrozenLake map has no cell {cell!r}")
+        self.rng.setstate(decode(state["rng"]))
+        self.env.s, self.env.lastaction, self.done = cell, state["lastaction"], bool(state["done"])
+
     def step(self, action: int) -> tuple[float, bool]:
         outcomes = self.transitions[int(self.env.s)][action]
         outcome = outcomes[0]
@@ -378,6 +404,11 @@ def minatar_module(game: str) -> str:
     """MinAtar's module name of ``game`` (``"SpaceInvaders"`` or ``"space_invaders"`` -> ``"space_invaders"``)."""
     key = game.lower().replace("_", "")
     return "space_invaders" if key == "spaceinvaders" else key
+
+
+def _is_minatar(value: Any) -> bool:
+    # MinAtar keeps its game (grids, timers, its RandomState) in plain Python objects: saved attribute by attribute
+    return type(value).__module__.split(".")[0] == "minatar"
 
 
 class MinAtarSimulator:
@@ -412,6 +443,19 @@ class MinAtarSimulator:
         rng = self.env.random if rng is None else rng
         game.random = rng
         self.env.env, self.env.random, self.env.last_action, self.done = game, rng, last_action, done
+
+    def plain_state(self) -> dict[str, Any]:
+        """The env's whole state as plain data (a checkpoint's, never pickled: :func:`~torchrl_reg.plain_state.object_state`):
+        the game's grids, timers and entities, the random stream the game and its sticky actions share, the last
+        action and the end; restored by :meth:`load_plain_state` into an env of the same game."""
+        return {"env": object_state(self.env, descend=_is_minatar), "done": self.done}
+
+    def load_plain_state(self, state: dict[str, Any]) -> None:
+        saved = state["env"].get("env_name")
+        if saved != self.env.env_name:
+            raise ValueError(f"the state is of MinAtar {saved!r}, this simulator plays {self.env.env_name!r}")
+        restore_attributes(self.env, state["env"], "the MinAtar env")  # the shared stream restored in place
+        self.done = bool(state["done"])
 
     def step(self, action: int) -> tuple[float, bool]:
         reward, terminal = self.env.act(action)
@@ -489,6 +533,29 @@ class ALESimulator:
         self.ale.restoreState(game)
         if rng is not None:
             self.rng.set_state(rng)
+
+    def plain_state(self) -> dict[str, Any]:
+        """The whole state as plain data (a checkpoint's): the emulator with its own stream (ALE's serialization as a
+        uint8 tensor), the sticky-action stream and the action applied last; :meth:`load_plain_state` restores it
+        into a simulator of the same game (ALE's ``restoreState``: nothing is unpickled)."""
+        serialized = self.ale.cloneState(include_rng=True).serialize()
+        return {
+            "ale": torch.frombuffer(bytearray(serialized), dtype=torch.uint8),
+            "rng": encode(self.rng.get_state(legacy=False)), "last_action": self.last_action,
+        }
+
+    def load_plain_state(self, state: dict[str, Any]) -> None:
+        import ale_py
+
+        action = state["last_action"]
+        if not (type(action) is int and 0 <= action < self.num_actions):
+            raise ValueError(f"last_action {action!r} is not one of the {self.num_actions} actions of the minimal set")
+        rng, own = decode(state["rng"]), self.rng.get_state(legacy=False)["bit_generator"]
+        if not (isinstance(rng, dict) and rng.get("bit_generator") == own):
+            raise ValueError(f"the sticky-action stream's state is not a {own} state")
+        self.ale.restoreState(ale_py.ALEState(state["ale"].numpy().tobytes()))
+        self.rng.set_state(rng)
+        self.last_action = action
 
     def step(self, action: int) -> tuple[float, bool]:
         if not 0 <= action < self.num_actions:
