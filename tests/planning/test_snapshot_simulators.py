@@ -312,6 +312,35 @@ def test_the_models_each_loop_refuses_name_the_reason():
             check_model(task, model, batched=True)
 
 
+def _pickled(snapshot) -> bytes:
+    """The reference the state keys must agree with: the game's attributes (but its stream and read-only tables), the
+    last action and the end, pickled (equal bytes: one state)."""
+    import pickle
+
+    game = {k: v for k, v in vars(snapshot.game).items() if k not in ("random", "channels", "action_map")}
+    return pickle.dumps((type(snapshot.game).__qualname__, game, snapshot.last_action, snapshot.done))
+
+
+@pytest.mark.parametrize("game", ["breakout", "space_invaders", "asterix", "seaquest", "freeway"])
+def test_the_sampled_models_state_keys_tell_states_apart_exactly_as_their_pickles_do(game):
+    # random play from 3 roots, 6 visits of each (state, action) per level: many repeated and many distinct outcomes
+    sim, moves = BatchedMinAtar(game, sticky_action_prob=0.3, model="sampled"), np.random.default_rng(0)
+    rows = sim.roots([_minatar_env(seed, 5, sticky=0.3, game=game) for seed in range(3)], seed=4).repeat_interleave(6, 0)
+    handles = []
+    for _ in range(12):
+        rows, _, _ = sim.step(rows, torch.as_tensor(moves.integers(0, 6, size=3).repeat(6)))
+        handles += rows[:, 0].tolist()
+    keys = sim.state_key(torch.tensor(handles)[:, None])[:, 0].tolist()
+    pickles = [_pickled(sim._store[h]) for h in handles]
+
+    def first_seen(values: list) -> list[int]:  # each value's rank among the distinct values, in order of appearance
+        ranks = {v: i for i, v in enumerate(dict.fromkeys(values))}
+        return [ranks[v] for v in values]
+
+    assert first_seen(keys) == first_seen(pickles)  # one partition of the states
+    assert 3 < len(set(pickles)) < len(handles)  # outcomes both repeated and distinct
+
+
 def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_game_state():
     sim = BatchedMinAtar("breakout", sticky_action_prob=0.5, model="sampled")
     assert not sim.deterministic and not sim.deterministic_rewards
@@ -325,7 +354,7 @@ def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_ga
     assert len(set(nxt[:, 0].tolist())) == 24 and len(set(keys)) == 2  # 24 new handles, two game states (P = 1 - 2^-23)
     for i in range(24):
         for j in range(24):
-            same = sim._state_bytes(sim._store[int(nxt[i, 0])]) == sim._state_bytes(sim._store[int(nxt[j, 0])])
+            same = _pickled(sim._store[int(nxt[i, 0])]) == _pickled(sim._store[int(nxt[j, 0])])
             assert (keys[i] == keys[j]) == same
     again, _, _ = sim.step(root.expand(24, 1), torch.full((24,), 3))
     assert set(sim.state_key(again)[:, 0].tolist()) == set(keys)  # the ids are the game states', not the handles'

@@ -40,7 +40,7 @@ from __future__ import annotations
 import copy
 import pickle
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,13 +66,14 @@ def planner_rng(seed: Seed, row: int) -> np.random.RandomState:
 @dataclass(frozen=True)
 class _Snapshot:
     """One stored state: the emulator's (a game object or an ``ALEState``; never changed once stored), the
-    random stream's ``get_state(legacy=False)``, the last action applied, the episode's end, the observation."""
+    random stream's ``get_state(legacy=False)``, the last action applied, the episode's end, the observation (None
+    where the store computes it when asked: a MinAtar game's grid, read from the stored game)."""
 
     game: Any
     rng: dict[str, Any]
     last_action: int
     done: bool
-    observation: np.ndarray
+    observation: np.ndarray | None
 
 
 _IMMUTABLE = (int, float, str, bytes, type(None), np.generic)
@@ -119,6 +120,24 @@ def _copy_by_kind(game: Any, rng: np.random.RandomState) -> Any | None:
     return new
 
 
+def _exact(value: Any) -> Hashable:
+    """A hashable key of ``value`` that equals another's exactly when the two have one type and one value bit for bit:
+    an array by its dtype, shape, memory order and bytes, a float by its bits (``-0.0`` is not ``0.0``), a list of
+    MinAtar entities item by item; anything else by its pickle (never unpickled)."""
+    kind = type(value)
+    if kind is np.ndarray and value.dtype != object:
+        return kind, value.dtype.str, value.shape, value.flags.c_contiguous, value.tobytes()
+    if kind is int or kind is bool or value is None or kind is str or kind is bytes:
+        return kind, value
+    if kind is float:
+        return kind, value.hex()
+    if isinstance(value, np.generic) and value.dtype != object:
+        return kind, value.tobytes()
+    if kind is list and all(_is_entity(item) for item in value):
+        return kind, tuple(None if item is None else tuple(_exact(x) for x in item) for item in value)
+    return object, pickle.dumps(value)
+
+
 def _is_entity(item: Any) -> bool:
     return item is None or (type(item) is list and all(isinstance(x, _IMMUTABLE) for x in item))
 
@@ -138,7 +157,7 @@ class SnapshotStore(ABC):
     def __init__(self, *, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self._store: list[_Snapshot] = []
-        # state_key's ids: one per distinct game state (by its exact bytes), and each handle's, filled in when asked
+        # state_key's ids: one per distinct game state (by its exact key, _state_of), and each handle's, filled in when asked
         self._state_ids: dict[bytes, int] = {}
         self._key_ids: dict[int, int] = {}
 
@@ -193,25 +212,31 @@ class SnapshotStore(ABC):
     def state_key(self, state: torch.Tensor) -> torch.Tensor:
         """An id ``[B, 1]`` (int64) per distinct stored state: equal ids for equal states, whatever their handles.
 
-        Two snapshots get one id exactly when :meth:`_state_bytes` of them are equal (a dict lookup on the bytes,
-        which compares them in full): the chance search's children are keyed by it. Valid until :meth:`clear`.
+        Two snapshots get one id exactly when :meth:`_state_of` of them are equal (a dict lookup on the key, which
+        compares it in full): the chance search's children are keyed by it. Valid until :meth:`clear`.
         """
         ids = []
         for handle in state[:, 0].tolist():
             key = self._key_ids.get(handle)
             if key is None:
-                key = self._state_ids.setdefault(self._state_bytes(self._store[handle]), len(self._state_ids))
+                key = self._state_ids.setdefault(self._state_of(self._store[handle]), len(self._state_ids))
                 self._key_ids[handle] = key
             ids.append(key)
         return torch.tensor(ids, dtype=torch.long, device=self.device).unsqueeze(-1)
 
-    def _state_bytes(self, snapshot: _Snapshot) -> bytes:
-        """The exact bytes of what a snapshot's future depends on but its stream (a subclass with a sampled model)."""
+    def _state_of(self, snapshot: _Snapshot) -> Hashable:
+        """An exact key of what a snapshot's future depends on but its stream (a subclass with a sampled model)."""
         raise TypeError(f"{type(self).__name__} has no sampled model: its states need no keys")
 
     def observation(self, state: torch.Tensor) -> torch.Tensor:
-        """The stored observations of the rows, ``[B, *obs_shape]`` (uint8)."""
-        return torch.from_numpy(np.stack([s.observation for s in self._snapshots(state)])).to(self.device)
+        """The observations of the rows, ``[B, *obs_shape]`` (uint8)."""
+        return torch.from_numpy(np.stack([
+            s.observation if s.observation is not None else self._observe(s) for s in self._snapshots(state)
+        ])).to(self.device)
+
+    def _observe(self, snapshot: _Snapshot) -> np.ndarray:
+        """The observation of a snapshot stored without one (a subclass that stores them so)."""
+        raise TypeError(f"{type(self).__name__} stores every observation")
 
     @abstractmethod
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
@@ -312,15 +337,19 @@ class BatchedMinAtar(SnapshotStore):
 
     def _snapshot(self, game: Any, rng: np.random.RandomState, last_action: int) -> _Snapshot:
         """Store ``game`` itself (it is never stepped again: :meth:`_advance` steps a copy) and ``rng``'s state (none in
-        the sampled model, whose stream is not part of the state)."""
-        observation = np.ascontiguousarray(game.state().transpose(2, 0, 1), dtype=np.uint8)
+        the sampled model, whose stream is not part of the state); its observation is read from it when asked (most
+        states a search steps through are never evaluated)."""
         stream = {} if self.model == "sampled" else rng.get_state(legacy=False)
-        return _Snapshot(game, stream, int(last_action), bool(game.terminal), observation)
+        return _Snapshot(game, stream, int(last_action), bool(game.terminal), None)
 
-    def _state_bytes(self, snapshot: _Snapshot) -> bytes:
-        """The game's attributes but its stream and its read-only tables, the last action and the end, pickled."""
-        game = {k: v for k, v in vars(snapshot.game).items() if k != "random" and k not in _READ_ONLY}
-        return pickle.dumps((type(snapshot.game).__qualname__, game, snapshot.last_action, snapshot.done))
+    def _observe(self, snapshot: _Snapshot) -> np.ndarray:
+        return np.ascontiguousarray(snapshot.game.state().transpose(2, 0, 1), dtype=np.uint8)
+
+    def _state_of(self, snapshot: _Snapshot) -> Hashable:
+        """The game's attributes but its stream and its read-only tables, each by name, type and exact value
+        (:func:`_exact`), its class, the last action and the end."""
+        game = tuple((k, _exact(v)) for k, v in vars(snapshot.game).items() if k != "random" and k not in _READ_ONLY)
+        return type(snapshot.game).__qualname__, game, snapshot.last_action, snapshot.done
 
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
         env, rng = self.env, self._rng
