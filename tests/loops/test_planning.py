@@ -341,8 +341,9 @@ def _stop_before_move(monkeypatch, move: int) -> None:
     (*MINATAR[:-1], "planner.batch_episodes=1"),  # the sampled model in the env itself: its stream is the search's too
     (*MINATAR[:-1], "planner.model=determinized", "planner.batch_episodes=3"),
     (*MINATAR[:-1], "planner.model=ensemble", "planner.futures=2", "planner.batch_episodes=1"),
+    ("tree_search_preset=atari", "task.max_steps=6", "evaluator.rollout_steps=3", "planner.batch_episodes=2"),  # TreeSearch each
 ], ids=["dchain-batched", "dchain-one", "frozenlake", "minatar-sampled-batched", "minatar-sampled-one", "minatar-determinized",
-        "minatar-ensemble-one"])
+        "minatar-ensemble-one", "atari"])
 def test_a_stop_between_two_moves_saves_the_group_and_the_resume_goes_on_exactly(tmp_path, monkeypatch, overrides):
     config = (*TINY, "episodes=3", *overrides)
     full = tree_search.train(compose(*config, f"run_dir={tmp_path / 'full'}"))
