@@ -361,3 +361,14 @@ def test_a_stop_between_two_moves_saves_the_group_and_the_resume_goes_on_exactly
     for key in ("greedy_agreement", "q_gap", "root_visit_share"):
         assert resumed[key] == full[key]
     assert "in_progress" not in load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+
+
+def test_a_group_whose_env_has_no_plain_state_is_not_saved_and_says_so(caplog):
+    from torchrl_reg.loops.planning import GroupProgress
+
+    class Opaque:  # a simulator without plain_state(): its group is played again from its start after a stop
+        num_actions = 2
+
+    with caplog.at_level("WARNING", logger="torchrl_reg.recipes"):
+        assert GroupProgress(2).plain_state(range(4, 6), [Opaque(), Opaque()], []) is None
+    assert "the episodes 4-5 in progress cannot be saved" in caplog.text and "plain_state" in caplog.text

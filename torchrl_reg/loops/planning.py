@@ -267,7 +267,9 @@ class GroupProgress:
         try:
             envs = [sim.plain_state() for sim in sims]
             streams = [search.rng_state() for search in planner]
-        except (AttributeError, TypeError):
+        except (AttributeError, TypeError) as err:
+            log.warning(f"the episodes {episodes.start}-{episodes.stop - 1} in progress cannot be saved ({err}): the "
+                        "resume plays them again from their start")
             return None
         sums = {key: list(getattr(self, key)) for key in ("totals", "steps", "agreed", "gaps", "shares", "live")}
         return {"episodes": [episodes.start, episodes.stop], "move": self.move, **sums, "envs": envs, "planner": streams}
