@@ -25,7 +25,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "data": (),
     "envs": ("plain_state", "validation"),
     "tabular": ("functional", "validation"),
-    "planning": ("functional", "validation"),
+    "planning": ("functional", "plain_state", "validation"),
     "modules": ("functional", "validation"),
     "objectives": ("functional", "validation", "value", "modules"),
     "run": ("envs", "plain_state", "validation"),
