@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Unencodable", "encode", "decode", "object_state", "restore_attributes", "check_plain"]
+__all__ = ["Unencodable", "encode", "decode", "object_state", "restore_attributes", "check_plain", "is_minatar_object"]
 
 _PRIMITIVES = (type(None), bool, int, float, str)
 # numpy dtypes whose bytes are plain numbers (no object pointers): bool, ints, floats, complex.
@@ -108,6 +108,12 @@ def decode(value: Any) -> Any:
         random_state.set_state(decode(args[0]))
         return random_state
     raise ValueError(f"unknown encoded type {tag!r}")
+
+
+def is_minatar_object(value: Any) -> bool:
+    """Whether ``value`` is one of MinAtar's objects (its env, its game): plain Python objects that
+    :func:`object_state` saves attribute by attribute (``descend=is_minatar_object``)."""
+    return type(value).__module__.split(".")[0] == "minatar"
 
 
 def object_state(

@@ -14,7 +14,7 @@ import gymnasium as gym
 from torchrl.envs import EnvBase
 
 from torchrl_reg.envs.cartpole import VectorCartPole
-from torchrl_reg.plain_state import decode, encode, object_state, restore_attributes
+from torchrl_reg.plain_state import decode, encode, is_minatar_object, object_state, restore_attributes
 
 __all__ = ["get_env_state", "layer_states", "load_layer_states", "set_env_state"]
 
@@ -22,11 +22,6 @@ __all__ = ["get_env_state", "layer_states", "load_layer_states", "set_env_state"
 def _vector_env(env: EnvBase) -> gym.vector.VectorEnv:
     base = env.base_env if hasattr(env, "base_env") else env
     return base._env
-
-
-def _descend(value: Any) -> bool:
-    # MinAtar keeps its game (grids, timers, its RandomState) in plain Python objects.
-    return type(value).__module__.split(".")[0] == "minatar"
 
 
 def _layers(env: gym.Env) -> list[gym.Env]:
@@ -42,7 +37,7 @@ def layer_states(env: gym.Env) -> list[dict[str, Any]]:
     states = []
     for layer in _layers(env):
         own = getattr(layer, "plain_state", None)
-        state = own() if callable(own) else object_state(layer, skip=("env",), descend=_descend)
+        state = own() if callable(own) else object_state(layer, skip=("env",), descend=is_minatar_object)
         states.append({"class": type(layer).__name__, "state": state})
     return states
 

@@ -507,15 +507,17 @@ class BatchedTreeSearch:
     def rng_state(self) -> dict[str, Any]:
         """The search's random streams as plain data (the tree policy's generator and the evaluator's: a checkpoint's
         between two searches); :meth:`load_rng_state` restores them. Refused where ``uniform`` replaces the generator."""
-        if self._generator is None or self.uniform is not self._own_uniform:
-            raise TypeError("BatchedTreeSearch(uniform=...) draws from the caller's stream: it has no state of its own to save")
-        return {"tree_policy": self._generator.get_state(), "evaluator": evaluator_rng_state(self.evaluator)}
+        return {"tree_policy": self._own_generator().get_state(), "evaluator": evaluator_rng_state(self.evaluator)}
 
     def load_rng_state(self, state: dict[str, Any]) -> None:
-        if self._generator is None or self.uniform is not self._own_uniform:
-            raise TypeError("BatchedTreeSearch(uniform=...) draws from the caller's stream: it has no state of its own to load")
-        self._generator.set_state(state["tree_policy"])
+        self._own_generator().set_state(state["tree_policy"])
         load_evaluator_rng_state(self.evaluator, state["evaluator"])
+
+    def _own_generator(self) -> torch.Generator:
+        """The tree policy's generator; refused where a caller's ``uniform`` draws instead (its state is the caller's)."""
+        if self.uniform is not self._own_uniform:
+            raise TypeError("BatchedTreeSearch(uniform=...) draws from the caller's stream: it has no state of its own")
+        return self._generator
 
     def root_values(self, kind: str | None = None) -> torch.Tensor:
         """Root action values ``[B, A]`` used by ``kind`` (default: this search's recommendation); untried actions are -inf."""

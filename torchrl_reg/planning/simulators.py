@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from torchrl_reg.plain_state import decode, encode, object_state, restore_attributes
+from torchrl_reg.plain_state import decode, encode, is_minatar_object, object_state, restore_attributes
 
 __all__ = [
     "Simulator",
@@ -406,11 +406,6 @@ def minatar_module(game: str) -> str:
     return "space_invaders" if key == "spaceinvaders" else key
 
 
-def _is_minatar(value: Any) -> bool:
-    # MinAtar keeps its game (grids, timers, its RandomState) in plain Python objects: saved attribute by attribute
-    return type(value).__module__.split(".")[0] == "minatar"
-
-
 class MinAtarSimulator:
     """A ``minatar.Environment`` rewound by deep copies of its game object and last action.
 
@@ -448,7 +443,7 @@ class MinAtarSimulator:
         """The env's whole state as plain data (a checkpoint's, never pickled: :func:`~torchrl_reg.plain_state.object_state`):
         the game's grids, timers and entities, the random stream the game and its sticky actions share, the last
         action and the end; restored by :meth:`load_plain_state` into an env of the same game."""
-        return {"env": object_state(self.env, descend=_is_minatar), "done": self.done}
+        return {"env": object_state(self.env, descend=is_minatar_object), "done": self.done}
 
     def load_plain_state(self, state: dict[str, Any]) -> None:
         saved = state["env"].get("env_name")

@@ -230,13 +230,11 @@ class SnapshotStore(ABC):
 
     def observation(self, state: torch.Tensor) -> torch.Tensor:
         """The observations of the rows, ``[B, *obs_shape]`` (uint8)."""
-        return torch.from_numpy(np.stack([
-            s.observation if s.observation is not None else self._observe(s) for s in self._snapshots(state)
-        ])).to(self.device)
+        return torch.from_numpy(np.stack([self._observe(s) for s in self._snapshots(state)])).to(self.device)
 
     def _observe(self, snapshot: _Snapshot) -> np.ndarray:
-        """The observation of a snapshot stored without one (a subclass that stores them so)."""
-        raise TypeError(f"{type(self).__name__} stores every observation")
+        """A snapshot's observation: the stored one (a subclass that stores none reads it from the snapshot's game)."""
+        return snapshot.observation
 
     @abstractmethod
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
