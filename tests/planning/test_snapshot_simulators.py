@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import random
 
 import numpy as np
@@ -17,7 +18,7 @@ from torchrl_reg.planning import (
     TensorRandomRollout,
     make_search,
 )
-from torchrl_reg.planning.snapshot_simulators import planner_rng
+from torchrl_reg.planning.snapshot_simulators import SnapshotStore, planner_rng
 
 minatar = pytest.importorskip("minatar", reason="MinAtar is not installed")
 
@@ -321,6 +322,13 @@ def _pickled(snapshot) -> bytes:
     return pickle.dumps((type(snapshot.game).__qualname__, game, snapshot.last_action, snapshot.done))
 
 
+def _first_seen(values: list) -> list[int]:
+    """Each value's rank among the distinct values, in order of appearance (two lists of ranks are equal exactly
+    when their values split the positions alike)."""
+    ranks = {v: i for i, v in enumerate(dict.fromkeys(values))}
+    return [ranks[v] for v in values]
+
+
 @pytest.mark.parametrize("game", ["breakout", "space_invaders", "asterix", "seaquest", "freeway"])
 def test_the_sampled_models_state_keys_tell_states_apart_exactly_as_their_pickles_do(game):
     # random play from 3 roots, 6 visits of each (state, action) per level: many repeated and many distinct outcomes
@@ -333,11 +341,7 @@ def test_the_sampled_models_state_keys_tell_states_apart_exactly_as_their_pickle
     keys = sim.state_key(torch.tensor(handles)[:, None])[:, 0].tolist()
     pickles = [_pickled(sim._store[h]) for h in handles]
 
-    def first_seen(values: list) -> list[int]:  # each value's rank among the distinct values, in order of appearance
-        ranks = {v: i for i, v in enumerate(dict.fromkeys(values))}
-        return [ranks[v] for v in values]
-
-    assert first_seen(keys) == first_seen(pickles)  # one partition of the states
+    assert _first_seen(keys) == _first_seen(pickles)  # one partition of the states
     assert 3 < len(set(pickles)) < len(handles)  # outcomes both repeated and distinct
 
 
@@ -351,7 +355,8 @@ def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_ga
     rows = root.expand(24, 1)
     nxt, _, _ = sim.step(rows, torch.full((24,), 3))
     keys = sim.state_key(nxt)[:, 0].tolist()
-    assert len(set(nxt[:, 0].tolist())) == 24 and len(set(keys)) == 2  # 24 new handles, two game states (P = 1 - 2^-23)
+    # two game states (P = 1 - 2^-23); Breakout's step draws nothing here, so each is stepped once and its handle kept
+    assert len(set(keys)) == 2 and len(set(nxt[:, 0].tolist())) == 2
     for i in range(24):
         for j in range(24):
             same = _pickled(sim._store[int(nxt[i, 0])]) == _pickled(sim._store[int(nxt[j, 0])])
@@ -366,3 +371,40 @@ def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_ga
     for b, node, action in ((slots >= 0).sum(-1) == 2).nonzero().tolist():
         first, second = slots[b, node, action, :2].tolist()
         assert not torch.equal(search.tree.key[b, first], search.tree.key[b, second])
+
+
+@pytest.mark.parametrize("game", ["breakout", "space_invaders", "asterix", "seaquest", "freeway"])
+def test_the_sampled_models_kept_transitions_step_and_draw_exactly_as_stepping_the_game_every_time(game):
+    # the reference steps the game at every visit (SnapshotStore._step_row: _advance, as minatar.Environment.act
+    # draws); random play from 3 roots, 6 visits of each (state, action) per level, sticky actions 0.3
+    sims = [BatchedMinAtar(game, sticky_action_prob=0.3, model="sampled") for _ in range(2)]
+    sims[1]._step_row = functools.partial(SnapshotStore._step_row, sims[1])
+    envs = [_minatar_env(seed, 5, sticky=0.3, game=game) for seed in range(3)]
+    rows = [sim.roots(envs, seed=4).repeat_interleave(6, 0) for sim in sims]
+    moves, traces = np.random.default_rng(0), [[], []]
+    for _ in range(12):
+        action = torch.as_tensor(moves.integers(0, 6, size=3).repeat(6))
+        for i, sim in enumerate(sims):
+            rows[i], reward, done = sim.step(rows[i], action)
+            traces[i].append((sim.state_key(rows[i])[:, 0].tolist(), reward.tolist(), done.tolist(), sim.observation(rows[i]).numpy().tobytes()))
+    # the same outcomes (the ids are labels: equal where the states are, numbered in another order), rewards, ends and
+    # observations, level by level
+    keys = [_first_seen([k for level in trace for k in level[0]]) for trace in traces]
+    assert keys[0] == keys[1] and [t[1:] for t in traces[0]] == [t[1:] for t in traces[1]]
+    assert sims[0]._rng.get_state(legacy=False) == sims[1]._rng.get_state(legacy=False)  # the stream drawn as far
+    assert len(sims[0]) < len(sims[1])  # transitions kept, not stepped again
+
+
+def test_a_step_that_draws_from_the_stream_is_never_kept():
+    # Asterix spawns at random: its transitions that drew must be stepped anew at every visit
+    sim = BatchedMinAtar("asterix", sticky_action_prob=0.0, model="sampled")
+    root = sim.roots([_minatar_env(0, 5, game="asterix", sticky=0.0)], seed=0)
+    state = root
+    for _ in range(30):  # to a state whose step spawns (Asterix spawns every few moves)
+        nxt, _, _ = sim.step(state.expand(8, 1), torch.zeros(8, dtype=torch.long))
+        if len(set(sim.state_key(nxt)[:, 0].tolist())) > 1:
+            break
+        state = nxt[:1]
+    else:
+        pytest.fail("no step of 30 from the root drew a spawn")
+    assert len(set(nxt[:, 0].tolist())) == 8  # each visit stepped the game (and drew) anew

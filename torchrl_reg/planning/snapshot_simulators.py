@@ -17,16 +17,21 @@ stream the search would foresee the real step's spawns and sticky actions. The s
 ``RandomState`` objects over ``PCG64`` (their state is two integers: saving one is cheap, where a
 Mersenne-Twister state is 2.5 KB).
 
-**The sampled model** (``BatchedMinAtar(model="sampled")``): the stream is not part of the snapshot. Every step
-draws from one working stream that goes on from step to step (seeded by the planner's seed at each :meth:`roots`), so a
+**The sampled model** (``BatchedMinAtar(model="sampled")``): the stream is not part of the snapshot. Every step draws
+from one working stream that goes on from step to step (seeded by the planner's seed at each :meth:`roots`), so a
 (state, action) leads to a fresh outcome at every visit: the simulator is stochastic (``deterministic = False``) and
-the batched search keeps chance nodes, its children keyed by :meth:`BatchedMinAtar.state_key`, an id per distinct
-game state (the game's attributes but its stream, and the last action, which sticky actions repeat).
+the batched search keeps chance nodes, its children keyed by :meth:`BatchedMinAtar.state_key`, an id per distinct game
+state (the game's attributes but its stream, and the last action, which sticky actions repeat). A step draws the
+sticky action, then steps the game by the action applied; where the game drew nothing on that step (a step of
+SpaceInvaders or Breakout never draws; Asterix, Seaquest and Freeway draw when they spawn or respeed), the next state
+depends on (state, action applied) alone, so the store keeps that transition and gives its handle again the next time
+it is drawn, without stepping the game: the stream is drawn from exactly as a fresh step draws, and the search is the
+same, at about half the cost on SpaceInvaders (most of a search's steps walk down edges it has taken before).
 
-**Memory.** Every step adds B snapshots (a random rollout of ``n`` steps adds ``n B``); nothing is
-freed until :meth:`clear`, which :meth:`root` and :meth:`roots` call first: the handles of earlier
-roots are invalid after them. A MinAtar snapshot is a few KB (the game object); an ALE one is
-about 41 KB (the emulator state and the 210 x 160 grayscale screen).
+**Memory.** Every step adds B snapshots at most (a random rollout of ``n`` steps ``n B``; a kept transition none);
+nothing is freed until :meth:`clear`, which :meth:`root` and :meth:`roots` call first: the handles of earlier roots
+are invalid after them. A MinAtar snapshot is a few KB (the game object); an ALE one is about 41 KB (the emulator
+state and the 210 x 160 grayscale screen).
 
 * :class:`BatchedMinAtar` - a MinAtar game (its 6 actions, its sticky actions drawn from the
   snapshot's stream as ``minatar.Environment.act`` draws them).
@@ -204,8 +209,7 @@ class SnapshotStore(ABC):
                 continue
             if not 0 <= move < self.num_actions:
                 raise ValueError(f"action {move} in row {row} is not one of the {self.num_actions} actions")
-            nxt, rewards[row] = self._advance(snapshot, move)
-            handles[row], dones[row] = self._add(nxt), nxt.done
+            handles[row], rewards[row], dones[row] = self._step_row(handles[row], snapshot, move)
         done = torch.tensor(dones, dtype=torch.bool, device=self.device)
         return self._handles(handles), torch.tensor(rewards, dtype=torch.float64, device=self.device), done
 
@@ -215,14 +219,14 @@ class SnapshotStore(ABC):
         Two snapshots get one id exactly when :meth:`_state_of` of them are equal (a dict lookup on the key, which
         compares it in full): the chance search's children are keyed by it. Valid until :meth:`clear`.
         """
-        ids = []
-        for handle in state[:, 0].tolist():
-            key = self._key_ids.get(handle)
-            if key is None:
-                key = self._state_ids.setdefault(self._state_of(self._store[handle]), len(self._state_ids))
-                self._key_ids[handle] = key
-            ids.append(key)
-        return torch.tensor(ids, dtype=torch.long, device=self.device).unsqueeze(-1)
+        return torch.tensor([self._state_id(h) for h in state[:, 0].tolist()], dtype=torch.long, device=self.device).unsqueeze(-1)
+
+    def _state_id(self, handle: int) -> int:
+        key = self._key_ids.get(handle)
+        if key is None:
+            key = self._state_ids.setdefault(self._state_of(self._store[handle]), len(self._state_ids))
+            self._key_ids[handle] = key
+        return key
 
     def _state_of(self, snapshot: _Snapshot) -> Hashable:
         """An exact key of what a snapshot's future depends on but its stream (a subclass with a sampled model)."""
@@ -235,6 +239,11 @@ class SnapshotStore(ABC):
     def _observe(self, snapshot: _Snapshot) -> np.ndarray:
         """A snapshot's observation: the stored one (a subclass that stores none reads it from the snapshot's game)."""
         return snapshot.observation
+
+    def _step_row(self, handle: int, snapshot: _Snapshot, action: int) -> tuple[int, float, bool]:
+        """One row of :meth:`step` (``snapshot`` is the store's at ``handle``, not done): the next handle, reward and end."""
+        nxt, reward = self._advance(snapshot, action)
+        return self._add(nxt), reward, nxt.done
 
     @abstractmethod
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
@@ -280,6 +289,8 @@ class BatchedMinAtar(SnapshotStore):
         self.seed = seed
         # the working stream: every restore loads a snapshot's state into it (the oracle's are minatar's MT19937 ones)
         self._rng = planner_rng(seed, 0) if model != "oracle" else np.random.RandomState()
+        # the sampled model's transitions that drew nothing from the stream: (state id, action applied) -> (handle, reward)
+        self._transitions: dict[tuple[int, int], tuple[int, float]] = {}
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
@@ -343,6 +354,34 @@ class BatchedMinAtar(SnapshotStore):
     def _observe(self, snapshot: _Snapshot) -> np.ndarray:
         return np.ascontiguousarray(snapshot.game.state().transpose(2, 0, 1), dtype=np.uint8)
 
+    def clear(self) -> None:
+        super().clear()
+        self._transitions.clear()
+
+    def _step_row(self, handle: int, snapshot: _Snapshot, action: int) -> tuple[int, float, bool]:
+        """The sampled model's step, as :meth:`_advance` takes it, without replaying a transition already taken.
+
+        The sticky action is drawn first (``minatar.Environment.act``'s one ``rand()``), then the game steps by the action
+        applied. Where the game drew nothing from the stream on that step, the next state is a function of the state
+        and the action applied alone: the transition (state id, action applied) is kept and the next time it is drawn
+        its stored handle and reward are given without stepping the game. The stream is drawn from exactly as
+        :meth:`_advance` draws from it (a kept transition drew only the sticky action), so the search is the same."""
+        if self.model != "sampled":
+            return super()._step_row(handle, snapshot, action)
+        rng = self._rng
+        applied = snapshot.last_action if rng.rand() < self.env.sticky_action_prob else action
+        known = self._transitions.get((self._state_id(handle), applied))
+        if known is not None:
+            return known[0], known[1], self._store[known[0]].done
+        watch = _DrawWatch(rng)
+        game = copy_minatar_game(snapshot.game, watch)
+        reward, _ = game.act(applied)
+        game.random = rng
+        nxt = self._add(self._snapshot(game, rng, applied))
+        if not watch.drew:
+            self._transitions[(self._state_id(handle), applied)] = (nxt, float(reward))
+        return nxt, float(reward), bool(game.terminal)
+
     def _state_of(self, snapshot: _Snapshot) -> Hashable:
         """The game's attributes but its stream and its read-only tables, each by name, type and exact value
         (:func:`_exact`), its class, the last action and the end."""
@@ -358,6 +397,20 @@ class BatchedMinAtar(SnapshotStore):
         env.env, env.random, env.last_action = game, rng, snapshot.last_action
         reward, _ = env.act(action)
         return self._snapshot(game, rng, env.last_action), float(reward)
+
+
+class _DrawWatch:
+    """A game's stream for one step that notes whether the game drew from it (every MinAtar game draws through
+    ``self.random.<method>``); draws go to the stream itself."""
+
+    __slots__ = ("stream", "drew")
+
+    def __init__(self, stream: np.random.RandomState):
+        self.stream, self.drew = stream, False
+
+    def __getattr__(self, name: str) -> Any:
+        self.drew = True
+        return getattr(self.stream, name)
 
 
 def _own_stream(real: Any, row: int) -> np.random.RandomState:
