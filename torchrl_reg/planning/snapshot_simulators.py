@@ -289,8 +289,8 @@ class BatchedMinAtar(SnapshotStore):
         self.seed = seed
         # the working stream: every restore loads a snapshot's state into it (the oracle's are minatar's MT19937 ones)
         self._rng = planner_rng(seed, 0) if model != "oracle" else np.random.RandomState()
-        # the sampled model's transitions that drew nothing from the stream: (state id, action applied) -> (handle, reward)
-        self._transitions: dict[tuple[int, int], tuple[int, float]] = {}
+        # the sampled model's transitions that drew nothing from the stream: (state id, action applied) -> (handle, reward, end)
+        self._transitions: dict[tuple[int, int], tuple[int, float, bool]] = {}
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
@@ -370,17 +370,18 @@ class BatchedMinAtar(SnapshotStore):
             return super()._step_row(handle, snapshot, action)
         rng = self._rng
         applied = snapshot.last_action if rng.rand() < self.env.sticky_action_prob else action
-        known = self._transitions.get((self._state_id(handle), applied))
+        transition = (self._state_id(handle), applied)
+        known = self._transitions.get(transition)
         if known is not None:
-            return known[0], known[1], self._store[known[0]].done
+            return known
         watch = _DrawWatch(rng)
         game = copy_minatar_game(snapshot.game, watch)
         reward, _ = game.act(applied)
         game.random = rng
-        nxt = self._add(self._snapshot(game, rng, applied))
+        step = self._add(self._snapshot(game, rng, applied)), float(reward), bool(game.terminal)
         if not watch.drew:
-            self._transitions[(self._state_id(handle), applied)] = (nxt, float(reward))
-        return nxt, float(reward), bool(game.terminal)
+            self._transitions[transition] = step
+        return step
 
     def _state_of(self, snapshot: _Snapshot) -> Hashable:
         """The game's attributes but its stream and its read-only tables, each by name, type and exact value
