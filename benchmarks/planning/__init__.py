@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(OUT), help="where minatar_oracle_<game>.json goes")
     p.add_argument("--run-dir", default="runs/minatar_fair", help="the planning runs' directories (a rerun resumes them)")
     p = sub.add_parser("minatar-fair-merge", help="minatar-fair results played in parts, merged into the stage's JSON")
-    p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms or cells)")
+    p.add_argument("parts", nargs="+", help="the parts' JSONs (one stage and game; disjoint algorithms, cells or ranges of episodes)")
     p.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples of the recomputed comparisons")
     p.add_argument("--out", default=str(OUT), help="where the merged JSON (and, for an evaluation, minatar_fair.png) goes")
     p = sub.add_parser("minatar-models", help="the fair comparison under every planner model, side by side, from the results that exist")

@@ -341,7 +341,10 @@ def minatar_fair(args) -> None:
     A stage too long for one sitting (SpaceInvaders' greedy episodes average ~560 moves against Breakout's ~64) is
     played in parts, e.g. ``--algorithms ments,bts`` and ``--algorithms dents,uct`` for a tuning, one
     ``--network-seeds`` (and ``--algorithms`` subset) per part for an evaluation, each part's JSON committed under
-    ``results/planning/parts/`` as it ends; ``minatar-fair-merge`` then writes the stage's JSON from them.
+    ``results/planning/parts/`` as it ends; ``minatar-fair-merge`` then writes the stage's JSON from them. A cell
+    too long for one sitting may be played in ranges of episodes, ``--seed S --episodes E`` with a ``--run-dir`` of
+    its own: ranges of one size ``E`` from the stage's seed are that cell played with ``--batch-episodes E``
+    (``minatar-fair-merge`` joins them in the order of their seeds).
 
     Cost of 2-3: simulations = episodes x networks x moves per episode x simulations per move; the batched search
     ran 1,100-1,200 simulations per CPU second (MENTS) and ~2,000 (UCT) on MinAtar Breakout with the M-DQN conv

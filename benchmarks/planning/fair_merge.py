@@ -15,6 +15,8 @@ FAIR_SHARED = ("stage", "game", "episodes", "batch_episodes", "seed", "max_steps
 #: what the parts of an evaluation may differ in: the episodes searched at once (a setting of speed and of the
 #: order of the planner's draws, not of what an episode is: its env seed, network, knobs and model are the same)
 EVAL_PART_SETTINGS = ("batch_episodes",)
+#: an evaluation part's range of episodes (env seeds ``seed .. seed + episodes - 1``): checked per cell, not shared
+EVAL_PART_RANGE = ("seed", "episodes")
 
 
 def minatar_fair_merge(args) -> None:
@@ -25,7 +27,17 @@ def minatar_fair_merge(args) -> None:
     network, in every part of its network), and an evaluation must cover every method on every network. The paired
     comparisons are computed afresh from the episodes. Parts let a stage of many core-hours be played, and its
     pieces committed, across machines whose run directories do not survive (``merged_from``: each part's
-    file, command, code commit and machine)."""
+    file, command, code commit and machine).
+
+    An evaluation's cell may also be played in ranges of episodes (``--seed S --episodes E``: the episodes of env
+    seeds ``S .. S + E - 1``): the cell's ranges are put together in the order of their seeds, must not overlap
+    (but the greedy network's, which must agree where they do) and must leave no gap, and every cell must come to
+    the same episodes, which are the stage's (its ``seed`` the first, its ``episodes`` their number). A range played
+    with ``--batch-episodes E`` is the group of ``E`` episodes from ``S`` of the whole cell played with that batch
+    (the planning loop seeds a group's search by its first episode), so ranges of one size ``E`` that start at
+    multiples of ``E`` from the stage's seed are exactly that cell with ``batch_episodes = E``. The cell's
+    diagnostics are its ranges' means weighted by their episodes (the mean over all the episodes, as one run
+    gives it), its wall time their sum."""
     parts = []
     for path in args.parts:
         try:
@@ -39,7 +51,7 @@ def minatar_fair_merge(args) -> None:
         raise SystemExit(f"give two or more parts to merge, got {len(parts)}")
     (first_path, first), stage = parts[0], parts[0][1]["stage"]
     shared = FAIR_SHARED + (("simulations", "extend", "greedy") if stage == "tune" else ())
-    free = EVAL_PART_SETTINGS if stage == "eval" else ()
+    free = EVAL_PART_SETTINGS + EVAL_PART_RANGE if stage == "eval" else ()
     for path, data in parts[1:]:
         for key in (k for k in shared if k not in free):
             if data.get(key) != first.get(key):
@@ -47,6 +59,7 @@ def minatar_fair_merge(args) -> None:
     merged_from = [{"file": path, **{k: data.get(k) for k in ("command", "code_commit", "code_changed_files", "machine", *free)}}
                    for path, data in parts]
     result = {key: first[key] for key in FAIR_SHARED if key in first}  # model, futures: absent when determinized
+    free = tuple(k for k in free if k not in EVAL_PART_RANGE)  # the range is the cells' (below)
     for key in free:  # one value where the parts agree, else their values in order (each part's in merged_from)
         values = sorted({data.get(key) for _, data in parts})
         result[key] = values[0] if len(values) == 1 else values
@@ -68,7 +81,7 @@ def minatar_fair_merge(args) -> None:
         name = f"minatar_fair_tune_{first['game'].lower()}"
     else:
         tuning_keys = ("simulations", "episodes", "seed", "grid", "chosen", "at_edge", "network_seed")
-        cells: dict[tuple[str, int], dict] = {}
+        pieces: dict[tuple[str, int], list[dict]] = {}  # per (method, network seed): its ranges of episodes
         nets: dict[int, dict] = {}
         knobs: dict[str, dict] = {}
         for path, data in parts:
@@ -80,26 +93,35 @@ def minatar_fair_merge(args) -> None:
                 for label in data["methods"]:
                     if knobs.setdefault(label, data["knobs"][label]) != data["knobs"][label]:
                         raise SystemExit(f"{path}: {label} with knobs {data['knobs'][label]}, another part has {knobs[label]}")
-                    seen = cells.get((label, net["seed"]))
-                    if seen is not None:
-                        # the greedy network is in every part of a network: the same episodes (deterministic), kept once
-                        if [seen["returns"], seen["lengths"]] != [data["episode_returns"][label][i], data["episode_lengths"][label][i]]:
-                            raise SystemExit(f"{label} on the seed-{net['seed']} network is in {seen['part']} and {path} "
-                                             "with other episodes: merge disjoint cells")
-                        continue
+                    if len(data["episode_returns"][label][i]) != data["episodes"]:
+                        raise SystemExit(f"{path}: {label} on the seed-{net['seed']} network has "
+                                         f"{len(data['episode_returns'][label][i])} episodes, the part's 'episodes' is {data['episodes']}")
                     diagnostics = data.get("diagnostics", {}).get(label, {})
-                    cells[label, net["seed"]] = {
+                    pieces.setdefault((label, net["seed"]), []).append({
                         **{field: data[key][label][i] for field, key in EVAL_CELL_KEYS.items()},
                         "diagnostics": {k: (diagnostics.get(k) or [None] * len(data["networks"]))[i] for k in DIAGNOSTICS},
-                        "part": path,
-                    }
+                        "part": path, "seed": data["seed"],
+                    })
         simulations = sorted({int(label.partition("@")[2]) for label in knobs if "@" in label})
         algorithms = [a for a in ALGORITHMS if any(label.partition("@")[0] == a for label in knobs)]
         labels = ["greedy"] + [f"{a}@{n}" for n in simulations for a in algorithms]
         seeds = sorted(nets)
+        cells = {key: _joined_cell(key, ranges) for key, ranges in pieces.items()}
         missing = [f"{label} on seed {seed}" for label in labels for seed in seeds if (label, seed) not in cells]
         if missing:
             raise SystemExit(f"the parts do not cover every method on every network: missing {', '.join(missing)}")
+        covered = {key: (cell["seed"], len(cell["returns"])) for key, cell in cells.items()}
+        stage_range = min(covered.values())  # the first seed, and of those the fewest episodes
+        other = next((key for key in ((label, seed) for label in labels for seed in seeds) if covered[key] != stage_range), None)
+        if other is not None:
+            def episodes(key):
+                start, count = covered[key]
+                return f"seeds {start}..{start + count - 1}"
+            first_key = next(key for key in covered if covered[key] == stage_range)
+            raise SystemExit(f"{other[0]} on the seed-{other[1]} network has the episodes of {episodes(other)}, "
+                             f"{first_key[0]} on the seed-{first_key[1]} network those of {episodes(first_key)}: every "
+                             "cell must hold the same episodes")
+        result["seed"], result["episodes"] = stage_range
         grid = {label: [cells[label, seed] for seed in seeds] for label in labels}
         result |= _eval_result(grid, [nets[seed] for seed in seeds], simulations, algorithms, first["tuning"],
                                {label: knobs[label] for label in labels}, args.reps)
@@ -109,3 +131,36 @@ def minatar_fair_merge(args) -> None:
     _write(name, result, out=out, argv=args.argv)
     if stage == "eval":
         _plot_minatar_fair(out)
+
+
+def _joined_cell(key: tuple[str, int], ranges: list[dict]) -> dict:
+    """One (method, network) cell of an evaluation from its ranges of episodes (each a part's cell and its first env
+    seed): joined in the order of their seeds, with no gap and no episode twice (the greedy network is in every part
+    of its network: its episodes are the same where ranges overlap, deterministic, and kept once)."""
+    label, network = key
+    by_seed: dict[int, tuple[float, int, dict]] = {}
+    for piece in sorted(ranges, key=lambda piece: piece["seed"]):
+        for offset, (ret, length) in enumerate(zip(piece["returns"], piece["lengths"])):
+            seen = by_seed.get(piece["seed"] + offset)
+            if seen is None:
+                by_seed[piece["seed"] + offset] = (ret, length, piece)
+            elif label != "greedy" or (seen[0], seen[1]) != (ret, length):
+                raise SystemExit(f"{label} on the seed-{network} network is in {seen[2]['part']} and {piece['part']} "
+                                 f"with other episodes (env seed {piece['seed'] + offset}): merge disjoint cells")
+    order = sorted(by_seed)
+    gaps = sorted(set(range(order[0], order[-1] + 1)) - set(order))
+    if gaps:
+        raise SystemExit(f"{label} on the seed-{network} network has no episode of env seed {', '.join(map(str, gaps))} "
+                         f"between its ranges: the parts must leave no gap")
+    used = [piece for piece in ranges if any(by_seed[s][2] is piece for s in order)]  # in the parts' order
+    if len(used) == 1:
+        return used[0]
+    counts = [sum(by_seed[s][2] is piece for s in order) for piece in used]
+    returns = [by_seed[s][0] for s in order]
+    diagnostics = {}
+    for name in DIAGNOSTICS:
+        values = [(piece["diagnostics"][name], n) for piece, n in zip(used, counts) if piece["diagnostics"][name] is not None]
+        diagnostics[name] = sum(v * n for v, n in values) / sum(n for _, n in values) if values else None
+    return {"returns": returns, "lengths": [by_seed[s][1] for s in order], "mean_return": sum(returns) / len(returns),
+            "wall_time_s": sum(piece["wall_time_s"] for piece in used), "run_dir": [piece["run_dir"] for piece in used],
+            "diagnostics": diagnostics, "seed": order[0], "part": [piece["part"] for piece in used]}

@@ -178,11 +178,16 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     pieces = {"tune_a": (*tune_args, "--algorithms", "uct,ments"), "tune_b": (*tune_args, "--algorithms", "bts,dents"),
               "eval_0": (*args, "--network-seeds", "0", "--tuned", tuned),
               "eval_1a": (*args, "--network-seeds", "1", "--algorithms", "ments,uct", "--tuned", tuned),
-              "eval_1b": (*args, "--network-seeds", "1", "--algorithms", "bts,dents", "--tuned", tuned)}
+              "eval_1b": (*args, "--network-seeds", "1", "--algorithms", "bts,dents", "--tuned", tuned),
+              # network 1 again in two ranges of episodes: env seeds 100 and 101, then 102 to 104
+              "eval_1_lo": (*args[:-2], "--episodes", "2", "--network-seeds", "1", "--tuned", tuned),
+              "eval_1_hi": (*args[:-2], "--episodes", "3", "--seed", "102", "--network-seeds", "1", "--tuned", tuned)}
     files = {}
     for name, extra in pieces.items():
+        # a range of episodes is other runs than the whole stage's: run directories of its own
+        runs = tmp_path / ("runs" if "_lo" not in name and "_hi" not in name else f"runs{name[-3:]}")
         planning.main(["minatar-fair", "--game", "SpaceInvaders", "--networks", str(networks), "--out", str(parts / name),
-                       "--run-dir", str(tmp_path / "runs"), *CHEAP, *extra])
+                       "--run-dir", str(runs), *CHEAP, *extra])
         (files[name],) = (parts / name).glob("minatar_fair_*.json")
     planning.main(["minatar-fair-merge", str(files["tune_a"]), str(files["tune_b"]), "--out", str(parts / "merged")])
     merged = json.loads((parts / "merged" / "minatar_fair_tune_spaceinvaders.json").read_text())
@@ -201,6 +206,39 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
     for key in ("methods", "knobs", "networks", "episode_returns", "episode_lengths", "returns", "run_dirs", "diagnostics",
                 "comparisons", "ments_vs_uct", "tuning", "protocol", "simulations"):
         assert merged[key] == result[key], key
+    # network 1 from its two ranges of episodes: each cell the ranges' episodes in the order of their seeds, its
+    # diagnostics their means weighted by episodes, the greedy network's episodes those of the whole stage and one more
+    planning.main(["minatar-fair-merge", str(files["eval_1_hi"]), str(files["eval_1_lo"]), "--reps", "200",
+                   "--out", str(parts / "ranges")])
+    ranged = json.loads((parts / "ranges" / "minatar_fair_spaceinvaders.json").read_text())
+    lo, hi = (json.loads(files[name].read_text()) for name in ("eval_1_lo", "eval_1_hi"))
+    assert (ranged["seed"], ranged["episodes"], ranged["methods"]) == (100, 5, result["methods"])
+    assert [n["seed"] for n in ranged["networks"]] == [1]
+    assert [(p["seed"], p["episodes"]) for p in ranged["merged_from"]] == [(102, 3), (100, 2)]
+    for label in labels:
+        returns = lo["episode_returns"][label][0] + hi["episode_returns"][label][0]
+        assert ranged["episode_returns"][label] == [returns]
+        assert ranged["episode_lengths"][label] == [lo["episode_lengths"][label][0] + hi["episode_lengths"][label][0]]
+        assert ranged["returns"][label] == [pytest.approx(np.mean(returns), abs=1e-12)]
+        assert ranged["run_dirs"][label] == [[hi["run_dirs"][label][0], lo["run_dirs"][label][0]]]  # the parts' order
+        for key in ("greedy_agreement", "q_gap", "root_visit_share"):
+            if label == "greedy":  # deterministic: the whole stage's episodes; no diagnostics
+                assert returns[:3] == result["episode_returns"][label][1]
+                assert ranged["diagnostics"][label][key] == [None]
+                continue
+            expected = (2 * lo["diagnostics"][label][key][0] + 3 * hi["diagnostics"][label][key][0]) / 5
+            assert ranged["diagnostics"][label][key] == [pytest.approx(expected, abs=1e-12)]
+    diff = np.asarray(ranged["episode_returns"]["ments@3"]) - np.asarray(ranged["episode_returns"]["uct@3"])
+    assert ranged["comparisons"]["ments@3 - uct@3"]["mean"] == pytest.approx(diff.mean(), abs=1e-12)
+    # refused: an episode of a search in two ranges, a gap between ranges, cells of other episodes
+    with pytest.raises(SystemExit, match=r"ments@3 on the seed-1 network is in .* with other episodes \(env seed 100\)"):
+        planning.main(["minatar-fair-merge", str(files["eval_1a"]), str(files["eval_1b"]), str(files["eval_1_lo"]), "--out", str(parts / "x")])
+    (parts / "gap.json").write_text(json.dumps(hi | {"seed": 103}))
+    with pytest.raises(SystemExit, match=r"greedy on the seed-1 network has no episode of env seed 102 between its ranges"):
+        planning.main(["minatar-fair-merge", str(files["eval_1_lo"]), str(parts / "gap.json"), "--out", str(parts / "x")])
+    with pytest.raises(SystemExit, match=r"greedy on the seed-1 network has the episodes of seeds 100..104, greedy on the "
+                                         r"seed-0 network those of seeds 100..102: every cell must hold the same episodes"):
+        planning.main(["minatar-fair-merge", str(files["eval_0"]), str(files["eval_1_lo"]), str(files["eval_1_hi"]), "--out", str(parts / "x")])
     # refused: a cell twice with other episodes, a missing cell, another protocol
     changed = json.loads(files["eval_1a"].read_text())
     changed["episode_returns"]["ments@3"][0][0] += 1
@@ -209,9 +247,12 @@ def test_tune_then_eval_end_to_end(tmp_path, networks):
         planning.main(["minatar-fair-merge", str(files["eval_0"]), str(files["eval_1a"]), str(parts / "changed.json"), "--out", str(parts / "x")])
     with pytest.raises(SystemExit, match=r"missing bts@3 on seed 1, dents@3 on seed 1"):
         planning.main(["minatar-fair-merge", str(files["eval_0"]), str(files["eval_1a"]), "--out", str(parts / "x")])
-    other = json.loads(files["eval_1b"].read_text()) | {"episodes": 4}
+    other = json.loads(files["eval_1b"].read_text()) | {"max_steps": 16}
     (parts / "other.json").write_text(json.dumps(other))
-    with pytest.raises(SystemExit, match=r"differ in 'episodes': 4 against 3"):
+    with pytest.raises(SystemExit, match=r"differ in 'max_steps': 16 against 15"):
+        planning.main(["minatar-fair-merge", str(files["eval_0"]), str(parts / "other.json"), "--out", str(parts / "x")])
+    (parts / "other.json").write_text(json.dumps(other | {"max_steps": 15, "episodes": 4}))
+    with pytest.raises(SystemExit, match=r"other.json: greedy on the seed-1 network has 3 episodes, the part's 'episodes' is 4"):
         planning.main(["minatar-fair-merge", str(files["eval_0"]), str(parts / "other.json"), "--out", str(parts / "x")])
     with pytest.raises(SystemExit, match=r"uct is tuned in both"):
         planning.main(["minatar-fair-merge", str(files["tune_a"]), str(files["tune_a"]), "--out", str(parts / "x")])
