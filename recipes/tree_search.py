@@ -30,8 +30,9 @@ search per episode (atari); it changes how many episodes run at once, not the mo
 
 The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
 :func:`torchrl_reg.configs.validate_planning_config`; this file declares the config. The run-directory contract
-(config.yaml, checkpoint.pt after every episode or group of episodes, resume, CSV logs, metrics.json, returns.png,
-stop signals and exit status 75) is :class:`torchrl_reg.run.Run`'s.
+(config.yaml, checkpoint.pt after every episode or group of episodes and, with the group in progress, every
+``checkpoint.interval_s`` seconds, resume, CSV logs, metrics.json, returns.png, stop signals and exit status 75) is
+:class:`torchrl_reg.run.Run`'s.
 """
 from __future__ import annotations
 

@@ -64,9 +64,11 @@ def test_only_the_listed_keys_may_change_on_resume(tmp_path):
     assert resume_changes({"a": float("nan")}, {"a": float("nan")}) == []
     assert resume_changes({"eval": {"episodes": 2}}, {"eval": {"episodes": 3}}) == ["eval.episodes: 2 -> 3"]
     assert resume_changes({}, {"loss": {"beta": 1}}) == ["loss.beta: '<absent>' -> 1"]
-    # cuda_graph changes how the fused step is launched, not what it computes.
+    # cuda_graph changes how the fused step is launched, not what it computes; checkpoint.interval_s (planning) when
+    # the group in progress is saved, not what it plays.
     assert set(RESUMABLE_CHANGES) == {"collector.total_frames", "episodes", "logger.backend", "logger.project",
-                                      "logger.interval", "logger.progress_bar", "checkpoint.interval", "run_dir", "cuda_graph"}
+                                      "logger.interval", "logger.progress_bar", "checkpoint.interval", "checkpoint.interval_s",
+                                      "run_dir", "cuda_graph"}
     # an allowed change resumes and is recorded: a longer run, logged every 80 frames
     run_dir = tmp_path / "run"
     request_stop_at(80)

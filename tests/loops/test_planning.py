@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -355,12 +356,65 @@ def test_a_stop_between_two_moves_saves_the_group_and_the_resume_goes_on_exactly
     assert part["status"] == "interrupted" and part["returns"] == []
     saved = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["in_progress"]
     assert saved["move"] == 1 and saved["steps"] == [1] * batch and saved["episodes"] == [0, batch]
+    running = json.loads((tmp_path / "resumed" / "metrics.json").read_text())  # what a user watching the run reads
+    assert running["group_in_progress"] == {"episodes": [0, batch], "move": 1}
     resumed = tree_search.train(compose(*config, f"run_dir={tmp_path / 'resumed'}"))
     assert resumed["status"] == "completed"
     assert (resumed["returns"], resumed["lengths"]) == (full["returns"], full["lengths"])
     for key in ("greedy_agreement", "q_gap", "root_visit_share"):
         assert resumed[key] == full[key]
     assert "in_progress" not in load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
+
+
+@pytest.mark.parametrize("overrides", [
+    ("planner.batch_episodes=2",),
+    (*MINATAR[:-1], "planner.batch_episodes=2"),
+    (*MINATAR[:-1], "planner.batch_episodes=1"),
+], ids=["dchain-batched", "minatar-sampled-batched", "minatar-sampled-one"])
+def test_the_group_in_progress_is_checkpointed_every_interval_and_a_killed_run_goes_on_from_there(tmp_path, monkeypatch, overrides):
+    from torchrl_reg.run import contract
+
+    config = (*TINY, "episodes=3", *overrides)
+    full = tree_search.train(compose(*config, "checkpoint.interval_s=0", f"run_dir={tmp_path / 'full'}"))
+    killed = []  # (move, the run directory as a SIGKILL right after that checkpoint would leave it)
+    write = contract.save_checkpoint
+
+    def write_and_copy(path, state):
+        write(path, state)
+        if "in_progress" in state:
+            killed.append((state["in_progress"], shutil.copytree(path.parent, tmp_path / f"killed{len(killed)}")))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(contract, "save_checkpoint", write_and_copy)
+        saving = tree_search.train(compose(*config, "checkpoint.interval_s=1e-9", f"run_dir={tmp_path / 'saving'}"))
+    for key in ("returns", "lengths", "greedy_agreement", "q_gap", "root_visit_share"):
+        assert saving[key] == full[key], key  # the checkpoints change nothing the run plays
+    # a checkpoint between every two moves of a group, from its second move on (1e-9 s is always due)
+    batch = int(overrides[-1].split("=")[1])
+    first = [state["move"] for state, _ in killed if state["episodes"] == [0, batch]]
+    assert first == list(range(1, max(full["lengths"][:batch]))) and first
+    state, run_dir = killed[len(killed) // 2]
+    assert load_checkpoint(run_dir / "checkpoint.pt")["in_progress"]["move"] == state["move"] > 0
+    from torchrl_reg.loops import planning
+
+    play, went_on_from = planning.play_episodes, []
+
+    def playing(cfg, episodes, *args, resume=None, **kwargs):
+        went_on_from.append(None if resume is None else (list(episodes), resume["move"]))
+        return play(cfg, episodes, *args, resume=resume, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(planning, "play_episodes", playing)
+        resumed = tree_search.train(compose(*config, "checkpoint.interval_s=0", f"run_dir={run_dir}"))  # interval_s may change
+    assert resumed["status"] == "completed"
+    assert went_on_from[0] == (list(range(*state["episodes"])), state["move"])  # from the move saved, not the group's start
+    for key in ("returns", "lengths", "greedy_agreement", "q_gap", "root_visit_share"):
+        assert resumed[key] == full[key], key
+
+
+def test_checkpoint_interval_s_is_refused_below_0():
+    with pytest.raises(ValueError, match=r"checkpoint.interval_s"):
+        tree_search.validate(compose(*TINY, "checkpoint.interval_s=-1"))
 
 
 def test_a_group_whose_env_has_no_plain_state_is_not_saved_and_says_so(caplog):

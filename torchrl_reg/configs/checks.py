@@ -275,6 +275,7 @@ def validate_planning_config(cfg: DictConfig) -> None:
     evaluator or the ``greedy`` planner reads."""
     validate_run_config(cfg)
     check_count("episodes", cfg.episodes)
+    check_range("checkpoint.interval_s", cfg.checkpoint.interval_s, 0.0)
     task, planner, evaluator = cfg.task, cfg.planner, cfg.evaluator
     check_choice("task.name", task.name, TASKS)
     check_count("task.max_steps", task.max_steps)

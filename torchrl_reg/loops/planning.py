@@ -26,7 +26,9 @@ moves: the checkpoint of the finished episodes is written with the episode (grou
 (:class:`GroupProgress`: each env's state as plain data, ``plain_state()`` of the simulators of every task, the
 searches' random streams, the moves played and their sums), and ``metrics["status"]`` is ``"interrupted"`` (exit
 status 75 from the command line); the resume goes on from the next move, and its returns are those of the
-uninterrupted run. A run stopped without a word (SIGKILL, a crash) goes on from its last checkpoint.
+uninterrupted run. The group in progress is also saved so between two moves once ``checkpoint.interval_s`` seconds
+have passed since the last checkpoint (0: never), and ``metrics.json`` names it (``group_in_progress``: its episodes
+and move); a run stopped without a word (SIGKILL, a crash) goes on from its last checkpoint, that move included.
 
 ``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.tasks`: ``sampled``,
 ``determinized``, ``ensemble``, ``oracle``; it matters on MinAtar and Atari). Under ``ensemble`` a move searches
@@ -51,6 +53,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -158,8 +161,10 @@ class Episodes:
         return len(self.returns)
 
     def progress(self) -> dict[str, Any]:
-        # the moves of the finished episodes as frames: 0 until the first episode ends
-        return {"frames": sum(self.lengths), "episodes": len(self.returns)}
+        # the moves of the finished episodes as frames: 0 until the first episode ends; the group in progress's move
+        done = {"frames": sum(self.lengths), "episodes": len(self.returns)}
+        return done if self.in_progress is None else {**done, "group_in_progress": {
+            "episodes": list(self.in_progress["episodes"]), "move": self.in_progress["move"]}}
 
     def add(self, total: float, steps: int, measured: Mapping[str, float | None]) -> None:
         self.returns.append(total)
@@ -197,9 +202,21 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     run.start()  # resumes from the last finished episode (group), or the move a stop saved
     bar = run.progress_bar(cfg.episodes, initial=finished.step, desc=planner.algorithm, unit="episodes")
     group = planner.batch_episodes
+    last_save = time.monotonic()
+
+    def save_in_progress(state: dict[str, Any]) -> None:  # the group in progress, every checkpoint.interval_s
+        nonlocal last_save
+        finished.in_progress = state
+        run.checkpoint()
+        last_save = time.monotonic()
+
+    def save_due() -> bool:
+        return 0 < cfg.checkpoint.interval_s <= time.monotonic() - last_save
+
     for first in range(finished.step, cfg.episodes, group):
         episodes = range(first, min(first + group, cfg.episodes))
-        played = play_episodes(cfg, episodes, q_net, bar, resume=finished.in_progress_of(episodes))
+        played = play_episodes(cfg, episodes, q_net, bar, resume=finished.in_progress_of(episodes),
+                               save=(save_due, save_in_progress))
         if isinstance(played, Stopped):  # between two moves: the group in progress saved with the finished ones
             finished.in_progress = played.state
             run.interrupt()
@@ -214,6 +231,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         if run.stop_due():
             break
         run.checkpoint()
+        last_save = time.monotonic()
     returns, lengths = finished.returns, finished.lengths
     metrics = {
         "task": task.name,
@@ -226,6 +244,8 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "moves": sum(lengths),
         "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
         **finished.diagnostics,
+        # a stopped run: the group it goes on with (Episodes.progress, as the running metrics.json has it)
+        **{k: v for k, v in finished.progress().items() if k == "group_in_progress"},
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
         "success_rate": (
@@ -291,13 +311,15 @@ class GroupProgress:
 
 
 def play_episodes(
-    cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar, resume: dict[str, Any] | None = None
+    cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar, resume: dict[str, Any] | None = None,
+    save: tuple[Callable[[], bool], Callable[[dict[str, Any]], None]] | None = None,
 ) -> Played | Stopped:
     """``episodes`` played at once, each in its own env (``make_task``, seeded ``seed + episode``): at every move the
     planner chooses an action for each episode still in play, then each plays it; ``[(return, moves, diagnostics)]``
     in episode order (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or :class:`Stopped` when a stop
     was requested before all ended (with the group's state, which ``resume`` takes to go on from that move exactly
-    as if uninterrupted). Several episodes are searched by one ``BatchedTreeSearch`` over their trees where it
+    as if uninterrupted). ``save = (due, write)``: between two moves where ``due()``, ``write`` is given the group's
+    state as a stop would save it (not again once it could not be taken: an env without plain state). Several episodes are searched by one ``BatchedTreeSearch`` over their trees where it
     plans in ``planner.model`` on the task (:func:`~torchrl_reg.planning.tasks.batched_models`), else each by its own
     ``TreeSearch``, as one episode is: the model is ``planner.model`` either way."""
     task = cfg.task
@@ -310,6 +332,12 @@ def play_episodes(
     while live:
         if stop_requested():
             return Stopped(group.plain_state(episodes, sims, planner))
+        if save is not None and group.move > 0 and save[0]():
+            state = group.plain_state(episodes, sims, planner)
+            if state is None:
+                save = None
+            else:
+                save[1](state)
         actions, share, q = choose(live, group.move)
         for k, (i, action) in enumerate(zip(list(live), actions)):
             if share is not None:

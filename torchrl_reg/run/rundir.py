@@ -69,6 +69,8 @@ RESUMABLE_CHANGES: dict[str, str] = {
     "logger.interval": "any",
     "logger.progress_bar": "any",
     "checkpoint.interval": "any",
+    # the planning loop's (torchrl_reg.loops.planning) checkpoints of the group in progress
+    "checkpoint.interval_s": "any",
     "run_dir": "any",
     # How the compiled update is launched, not what it computes (a run directory older than the key has none).
     "cuda_graph": "any",
