@@ -406,7 +406,10 @@ def minatar_fair(args) -> None:
     do (MENTS at 200 simulations, first 10 moves: 0.37 s against 0.58 s). Since a914ac0 the sampled model keeps the
     transitions that drew nothing from the stream (on SpaceInvaders, all of them) instead of stepping the game again:
     the first 4 moves of the 20 episodes of MENTS at 200 simulations on network 0 took 37 and 47 s against 99 and 89 s
-    before (runs alternated on one core beside another benchmark; returns, lengths and diagnostics identical).
+    before (runs alternated on one core beside another benchmark; returns, lengths and diagnostics identical). With
+    them (commit 8b4483d, one thread on one core of a 2-core AMD EPYC VM with AVX-512, beside another part), a part of
+    20 episodes at 200 simulations took 17-25 min for BTS and 29-36 min for DENTS, and a range of 10 episodes
+    12-22 min: the whole SpaceInvaders stage at 200 is a few core-hours, not tens.
 
     Every episode runs through ``recipes/tree_search.py`` (its minatar preset: init q, soft leaf values at
     prior_tau 0.1, gamma 0.99, sticky actions 0.1, at most ``--max-steps`` moves), each in its own run directory
