@@ -59,8 +59,8 @@ def minatar_fair_merge(args) -> None:
     merged_from = [{"file": path, **{k: data.get(k) for k in ("command", "code_commit", "code_changed_files", "machine", *free)}}
                    for path, data in parts]
     result = {key: first[key] for key in FAIR_SHARED if key in first}  # model, futures: absent when determinized
-    free = tuple(k for k in free if k not in EVAL_PART_RANGE)  # the range is the cells' (below)
-    for key in free:  # one value where the parts agree, else their values in order (each part's in merged_from)
+    for key in (k for k in free if k not in EVAL_PART_RANGE):  # one value where the parts agree, else their values
+        # in order (each part's in merged_from); the range of episodes is the cells' (below)
         values = sorted({data.get(key) for _, data in parts})
         result[key] = values[0] if len(values) == 1 else values
     if stage == "tune":
@@ -110,18 +110,17 @@ def minatar_fair_merge(args) -> None:
         missing = [f"{label} on seed {seed}" for label in labels for seed in seeds if (label, seed) not in cells]
         if missing:
             raise SystemExit(f"the parts do not cover every method on every network: missing {', '.join(missing)}")
-        covered = {key: (cell["seed"], len(cell["returns"])) for key, cell in cells.items()}
-        stage_range = min(covered.values())  # the first seed, and of those the fewest episodes
-        other = next((key for key in ((label, seed) for label in labels for seed in seeds) if covered[key] != stage_range), None)
-        if other is not None:
-            def episodes(key):
-                start, count = covered[key]
-                return f"seeds {start}..{start + count - 1}"
-            first_key = next(key for key in covered if covered[key] == stage_range)
-            raise SystemExit(f"{other[0]} on the seed-{other[1]} network has the episodes of {episodes(other)}, "
-                             f"{first_key[0]} on the seed-{first_key[1]} network those of {episodes(first_key)}: every "
-                             "cell must hold the same episodes")
-        result["seed"], result["episodes"] = stage_range
+        def episodes(key):  # a cell's env seeds: (first, count)
+            return cells[key]["seed"], len(cells[key]["returns"])
+
+        reference = ("greedy", seeds[0])  # every cell must hold its episodes, the stage's
+        for key in ((label, seed) for label in labels for seed in seeds):
+            if episodes(key) != episodes(reference):
+                (start, count), (first_seed, total) = episodes(key), episodes(reference)
+                raise SystemExit(f"{key[0]} on the seed-{key[1]} network has the episodes of seeds {start}..{start + count - 1}, "
+                                 f"greedy on the seed-{seeds[0]} network those of seeds {first_seed}..{first_seed + total - 1}: "
+                                 "every cell must hold the same episodes")
+        result["seed"], result["episodes"] = episodes(reference)
         grid = {label: [cells[label, seed] for seed in seeds] for label in labels}
         result |= _eval_result(grid, [nets[seed] for seed in seeds], simulations, algorithms, first["tuning"],
                                {label: knobs[label] for label in labels}, args.reps)

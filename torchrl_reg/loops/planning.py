@@ -160,11 +160,14 @@ class Episodes:
     def step(self) -> int:
         return len(self.returns)
 
+    def group_in_progress(self) -> dict[str, Any]:
+        """``{"group_in_progress": {episodes, move}}`` of the saved group in progress, ``{}`` when none."""
+        state = self.in_progress
+        return {} if state is None else {"group_in_progress": {"episodes": list(state["episodes"]), "move": state["move"]}}
+
     def progress(self) -> dict[str, Any]:
         # the moves of the finished episodes as frames: 0 until the first episode ends; the group in progress's move
-        done = {"frames": sum(self.lengths), "episodes": len(self.returns)}
-        return done if self.in_progress is None else {**done, "group_in_progress": {
-            "episodes": list(self.in_progress["episodes"]), "move": self.in_progress["move"]}}
+        return {"frames": sum(self.lengths), "episodes": len(self.returns), **self.group_in_progress()}
 
     def add(self, total: float, steps: int, measured: Mapping[str, float | None]) -> None:
         self.returns.append(total)
@@ -244,8 +247,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "moves": sum(lengths),
         "frames": sum(lengths),  # the run directory's contract counts progress in frames (moves here)
         **finished.diagnostics,
-        # a stopped run: the group it goes on with (Episodes.progress, as the running metrics.json has it)
-        **{k: v for k, v in finished.progress().items() if k == "group_in_progress"},
+        **finished.group_in_progress(),  # a stopped run: the group it goes on with, as the running metrics.json has it
         "mean_return": float(np.mean(returns)) if returns else float("nan"),
         # the optimal return (D-chain) or reaching the goal (FrozenLake); games have no such return
         "success_rate": (
@@ -319,8 +321,8 @@ def play_episodes(
     in episode order (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or :class:`Stopped` when a stop
     was requested before all ended (with the group's state, which ``resume`` takes to go on from that move exactly
     as if uninterrupted). ``save = (due, write)``: between two moves where ``due()``, ``write`` is given the group's
-    state as a stop would save it (not again once it could not be taken: an env without plain state). Several episodes are searched by one ``BatchedTreeSearch`` over their trees where it
-    plans in ``planner.model`` on the task (:func:`~torchrl_reg.planning.tasks.batched_models`), else each by its own
+    state as a stop would save it (not again once it could not be taken: an env without plain state). Several
+    episodes are searched by one ``BatchedTreeSearch`` over their trees where it plans in ``planner.model`` on the task (:func:`~torchrl_reg.planning.tasks.batched_models`), else each by its own
     ``TreeSearch``, as one episode is: the model is ``planner.model`` either way."""
     task = cfg.task
     sims = [make_task(task, cfg.seed + episode)[0] for episode in episodes]
