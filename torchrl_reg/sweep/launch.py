@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torchrl_reg.cli import clean_pythonpath
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.files import open_file, refuse_symlinks
 from torchrl_reg.run.rundir import run_dir_holder
@@ -164,7 +165,9 @@ def run_local(
     sweep = read_sweep_file(sweep_dir)  # refuses a symlinked local/ (check_sweep_links)
     log_dir = sweep_dir / "local"
     env = dict(os.environ)
-    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # No empty entry: it would put the working directory back on the tasks' sys.path, -P or not.
+    inherited = clean_pythonpath(env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + inherited if inherited else "")
     submission = {"executor": "local", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {}}
     for i in indices:
         submission["tasks"][str(i)] = {
