@@ -134,6 +134,10 @@ def validate_run_config(cfg: DictConfig) -> None:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
+    run_dir = OmegaConf.select(cfg, "run_dir", throw_on_resolution_failure=False)
+    if isinstance(run_dir, str) and (bad := next((c for c in run_dir if not c.isprintable() and c != " "), None)):
+        what = "a NUL, which ends a path in every system call" if bad == "\0" else f"the control character {bad!r}"
+        raise ValueError(f"run_dir must be a path of printable characters, got run_dir={run_dir!r}: it holds {what}")
 
 
 def validate_recipe_config(cfg: DictConfig) -> None:

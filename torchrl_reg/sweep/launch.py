@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.cli import clean_pythonpath
+from torchrl_reg.cli import clean_pythonpath, printable
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.files import open_file, refuse_symlinks
 from torchrl_reg.run.rundir import run_dir_holder
@@ -32,6 +32,7 @@ __all__ = [
     "create_sweep",
     "submit_slurm",
     "run_local",
+    "LocalCodes",
     "task_status",
     "sweep_status",
     "unfinished_tasks",
@@ -150,14 +151,22 @@ def carry_nice_into_session(pid: int) -> bool:
     return True
 
 
+class LocalCodes(dict):
+    """The exit codes of the tasks :func:`run_local` ran, by index; ``stopped_by``: the signal (SIGINT, SIGTERM,
+    SIGHUP) that stopped the sweep, None when none did."""
+
+    stopped_by: int | None = None
+
+
 def run_local(
     sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, quiet: bool = False, recipe: str | Path | None = None
-) -> dict[int, int]:
+) -> LocalCodes:
     """Run the tasks here, ``parallel`` at a time, each in its own process; returns their exit codes.
 
     ``recipe``: the script the user named (see :func:`~torchrl_reg.sweep.task.sweep_recipe`).
     Ctrl-C (or SIGTERM, or SIGHUP: the terminal closed) asks every running task to checkpoint and stop, and starts no new one;
-    ``--resume`` continues the sweep later. Exit code 0: completed, 75 (``EXIT_INTERRUPTED``): interrupted.
+    ``--resume`` continues the sweep later; the returned codes' ``stopped_by`` names the signal (the sweep command
+    then exits 75, as a stopped task does). Exit code 0: completed, 75 (``EXIT_INTERRUPTED``): interrupted.
     Each task runs in a session of its own, which gets the launcher's nice value (:func:`carry_nice_into_session`):
     ``nice -n 10 python -m torchrl_reg.sweep ... --executor local`` yields the CPU to the user's other work.
     """
@@ -179,12 +188,13 @@ def run_local(
 
     pending = list(indices)
     running: dict[int, subprocess.Popen] = {}
-    codes: dict[int, int] = {}
+    codes = LocalCodes()
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        codes.stopped_by = signum
         for proc in running.values():
             proc.send_signal(signal.SIGTERM)
 
@@ -216,7 +226,7 @@ def run_local(
                     if not quiet:
                         word = {0: "completed", EXIT_INTERRUPTED: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})")
                         task = sweep["tasks"][i]
-                        print(f"[{len(codes)}/{len(indices)}] task {task['name']}: {word}", flush=True)
+                        print(f"[{len(codes)}/{len(indices)}] task {printable(task['name'])}: {word}", flush=True)
             if stopping and not running:
                 break
     finally:

@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_reg.cli import printable
 from torchrl_reg.configs import recipe_config_path, with_search_path
 from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
@@ -519,7 +520,8 @@ def check_recorded_configs(recipe: Recipe, tasks: Sequence[dict[str, Any]]) -> N
                     continue
                 recorded = _flat(task["config"])
                 diffs = [
-                    f"config.{key} is {recorded.get(key, '<absent>')!r}, the overrides give {composed.get(key, '<absent>')!r}"
+                    f"config.{printable(key)} is {recorded.get(key, '<absent>')!r}, the overrides give "
+                    f"{composed.get(key, '<absent>')!r}"
                     for key in sorted(set(composed) | set(recorded))
                     if not _same(composed.get(key, "<absent>"), recorded.get(key, "<absent>"))
                 ]
