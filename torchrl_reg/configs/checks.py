@@ -26,7 +26,7 @@ from torchrl_reg.configs.schemas import (
     RecipeConfig,
     ValueBasedConfig,
 )
-from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, MINATAR_GAMES
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, MINATAR_GAMES, gym_env_id
 from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator
@@ -160,6 +160,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     if cfg.env.reward_clip is not None:
         check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
     check_env_backend(cfg.env)
+    gym_env_id(cfg.env)  # a registered id: registry look-ups, no env built
     check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ValueError("network.hidden must list at least one layer width for network.kind='mlp', got network.hidden=[]")
@@ -286,12 +287,19 @@ def validate_planning_config(cfg: DictConfig) -> None:
     if task.name == "dchain":
         check_count("task.length", task.length, 2)
         check_range("task.final_reward", task.final_reward)
+    if task.name == "frozenlake":
+        from gymnasium.envs.toy_text.frozen_lake import MAPS  # the maps FrozenLake-v1 builds by name
+
+        check_choice("task.map_name", task.map_name, sorted(MAPS))
     if task.name == "minatar":
         check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
     if task.name in ("minatar", "atari"):
         check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
     if task.name == "atari":
         check_count("task.frame_skip", task.frame_skip)
+        from ale_py import roms  # the emulator's games, by the ROM id make_task loads
+
+        check_choice("task.game", task.game.lower(), roms.get_all_rom_ids())
     check_choice("planner.algorithm", planner.algorithm, PLANNERS)
     check_count("planner.simulations", planner.simulations)
     check_count("planner.batch_episodes", planner.batch_episodes)

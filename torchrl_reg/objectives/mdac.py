@@ -110,10 +110,27 @@ def _actor_refusal(problem: str) -> str:
     )
 
 
-def _max_entropy(actor: TensorDictModule, key: NestedKey) -> tuple[float, str] | None:
-    """The largest entropy of any policy on the actor's action spec and what it is: ``sum_j ln(high_j - low_j)``
-    (the uniform's) on a box, ``ln n`` on ``n`` discrete actions; ``None`` if the spec says neither."""
-    spec = _action_spec(actor, key)
+def check_target_entropy(target_entropy: float, action_spec: TensorSpec | None, key: NestedKey = "action",
+                         prefix: str = "") -> None:
+    """Raise ``ValueError`` when ``target_entropy`` is above the largest entropy of any policy on ``action_spec``
+    (its ``key`` entry for a composite): the temperature would then grow without bound. What
+    :class:`MDACLoss` checks against its actor's spec, and a recipe against its env's action spec before
+    anything is built; ``prefix`` names the config group in the message (``"loss."``)."""
+    most = _max_entropy(action_spec, key)
+    if most is not None and target_entropy > most[0]:
+        raise ValueError(
+            f"{prefix}target_entropy={target_entropy} is above the largest entropy of any policy on the actor's "
+            f"action spec, {most[1]}: {most[0]:.6g} nats; the temperature would grow without bound. Give a "
+            "value below it ('auto' is -dim(A))"
+        )
+
+
+def _max_entropy(spec: TensorSpec | None, key: NestedKey) -> tuple[float, str] | None:
+    """The largest entropy of any policy on the action spec ``spec`` (or its ``key`` entry) and what it is:
+    ``sum_j ln(high_j - low_j)`` (the uniform's) on a box, ``ln n`` on ``n`` discrete actions; ``None`` if the spec
+    says neither."""
+    if spec is not None and key in getattr(spec, "keys", lambda *a, **k: ())(True, True):
+        spec = spec[key]
     bounds = _box_bounds(spec, key)
     if bounds is not None:
         low, high = bounds
@@ -364,13 +381,7 @@ class MDACLoss(RegularizedLossBase):
 
     def _target_entropy(self, actor_network: TensorDictModule, target_entropy: float | str, fixed_alpha: bool) -> float:
         if target_entropy != "auto":
-            most = _max_entropy(actor_network, self.tensor_keys.action)
-            if most is not None and target_entropy > most[0]:
-                raise ValueError(
-                    f"target_entropy={target_entropy} is above the largest entropy of any policy on the actor's "
-                    f"action spec, {most[1]}: {most[0]:.6g} nats; the temperature would grow without bound. Give a "
-                    "value below it ('auto' is -dim(A))"
-                )
+            check_target_entropy(target_entropy, _action_spec(actor_network, self.tensor_keys.action), self.tensor_keys.action)
             return float(target_entropy)
         bounds = _box_bounds(getattr(actor_network, "spec", None), self.tensor_keys.action)
         if bounds is None:

@@ -392,15 +392,14 @@ def _error_message(err: BaseException) -> str:
 
 
 def _check_env(cfg: DictConfig, checked: Any, seen: dict[str, str | None]) -> None:
-    """Refuse an env id that names no registered environment, and an env whose action space the
-    recipe's loop cannot use (``action_space`` of its config schema: Pendulum on m_dqn, CartPole on
-    sac): recipes meet both only when they build the env, minutes after a sweep was submitted.
+    """Refuse an env whose action space the recipe's loop cannot use (``action_space`` of its config schema:
+    Pendulum on m_dqn, CartPole on sac): recipes meet it only when they build the env, minutes after a sweep was
+    submitted (an env id that names no registered environment the recipe's ``validate`` refuses).
     One env is built per distinct env config and action space (``seen`` keeps the outcomes)."""
     env = cfg.get("env")
     if isinstance(env, DictConfig) and "family" in env and "name" in env:
-        from torchrl_reg.envs import check_action_space, gym_env_id
+        from torchrl_reg.envs import check_action_space
 
-        gym_env_id(env)
         kind = getattr(OmegaConf.get_type(checked), "action_space", None) if OmegaConf.is_config(checked) else None
         if kind is None:
             return
