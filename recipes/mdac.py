@@ -24,6 +24,8 @@ range) and ``train/scaled_log_pi_min`` / ``_max`` (the range of ``alpha ln pi`` 
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 

@@ -36,6 +36,8 @@ The loop is :func:`torchrl_reg.loops.planning.plan`, its checks
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 

@@ -38,7 +38,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "report": ("run", "sweep"),
     # recipes/ is not part of the package: nothing in torchrl_reg/ may import it.
     "recipes": (
-        "configs", "data", "envs", "functional", "loops", "modules", "objectives", "planning", "run", "tabular",
+        "torchrl_reg", "configs", "data", "envs", "functional", "loops", "modules", "objectives", "planning", "run", "tabular",
         "validation", "value",
     ),
 }

@@ -1,7 +1,8 @@
 """What the library's command lines share; the standard library only, imported first by ``torchrl_reg/__init__.py``.
 
-* :func:`isolate_entry_point`: ``python -m torchrl_reg.sweep`` (``.report``, ``.sweep.task``) and the console
-  scripts ``torchrl-reg-sweep`` / ``torchrl-reg-report`` never import a module from the working directory.
+* :func:`isolate_entry_point`: ``python -m torchrl_reg.sweep`` (``.report``, ``.sweep.task``), the console
+  scripts ``torchrl-reg-sweep`` / ``torchrl-reg-report`` and the project's recipes (``python recipes/m_dqn.py``,
+  whose first import is this package) never import a module from the working directory.
   ``python -m`` puts the working directory first on ``sys.path``, before the standard library and the
   installed packages, and an empty ``PYTHONPATH`` entry (``PYTHONPATH=:/opt/lib``, a common slip) does the
   same for any script: standing in a downloaded sweep directory that holds ``omegaconf/__init__.py`` would run
@@ -27,6 +28,8 @@ _RESTARTED = "TORCHRL_REG_ISOLATED"
 _MODULE_SUFFIXES = (".py", ".pyc", ".pyw", ".so", ".pyd")
 #: The folder holding this very ``torchrl_reg`` package (a checkout's root, or site-packages).
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The project's recipes (``recipes/<name>.py`` beside the package in a checkout); each imports the package first.
+_RECIPES = os.path.join(os.path.realpath(_PACKAGE_ROOT), "recipes")
 
 
 def printable(text: object, keep_newlines: bool = False) -> str:
@@ -96,12 +99,18 @@ def _running_module() -> str | None:
 
 
 def _entry_point() -> str | None:
-    """The entry point this interpreter was started as (``-m MODULE`` or a console script), if one of ours."""
+    """The entry point this interpreter was started as (``-m MODULE``, a console script, or one of the project's
+    recipes run as a script: ``python recipes/m_dqn.py``), if one of ours."""
     module = _running_module()
     if module is not None:
         return f"-m {module}" if module in ENTRY_MODULES else None
     name = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return name if name in CONSOLE_SCRIPTS else None
+    if name in CONSOLE_SCRIPTS:
+        return name
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if isinstance(main_file, str) and os.path.dirname(os.path.realpath(main_file)) == _RECIPES:
+        return os.path.basename(main_file)
+    return None
 
 
 def unsafe_path_reason(implicit_cwd: bool) -> str | None:
@@ -131,22 +140,24 @@ def isolate_entry_point() -> None:
     """Start this entry point again with the working directory off ``sys.path``, when it is on it and holds
     importable files (see the module's docstring); a no-op for any other program that imports the package.
 
-    The new process is the same command line with ``-P`` (the working directory is not put on ``sys.path``)
-    and ``PYTHONPATH`` without its empty and ``.`` entries; anything else (interpreter options, arguments,
+    The new process is the same command line with ``-P`` for ``python -m`` (the working directory is not put on
+    ``sys.path``) and ``PYTHONPATH`` without its empty and ``.`` entries; anything else (interpreter options, arguments,
     environment) is kept. Where that cannot be done, the entry point exits with status 2 and one line.
     """
     entry = _entry_point()
     restarted = os.environ.pop(_RESTARTED, None) is not None
     if entry is None:
         return
-    reason = unsafe_path_reason(implicit_cwd=entry.startswith("-m "))
+    module = entry.startswith("-m ")
+    reason = unsafe_path_reason(implicit_cwd=module)
     if reason is None:
         return
     if restarted or sys.version_info < (3, 11):  # -P came with Python 3.11
         _refuse(entry, reason)
     # orig_argv: [python, *options, -m, MODULE | SCRIPT, *arguments]; sys.argv: [-m | SCRIPT, *arguments]
     head = sys.orig_argv[: len(sys.orig_argv) - (len(sys.argv) - 1)]
-    argv = [sys.executable, "-P", *head[1:], *sys.argv[1:]]
+    # -P for python -m; a script's own folder (the recipes', the scripts') stays first on its path.
+    argv = [sys.executable, *(["-P"] if module else []), *head[1:], *sys.argv[1:]]
     env = dict(os.environ)
     env[_RESTARTED] = "1"
     cleaned = clean_pythonpath(env.get("PYTHONPATH"))

@@ -65,6 +65,14 @@ def test_console_scripts_drop_empty_pythonpath_entries(tmp_path, script, module)
     assert done.returncode == 2 and "error:" in done.stderr, done.stderr
 
 
+@pytest.mark.slow
+def test_a_recipe_run_drops_empty_pythonpath_entries(tmp_path):
+    folder, marker = _crafted_dir(tmp_path)
+    done = _run([sys.executable, str(REPO / "recipes" / "m_dqn.py"), "--help"], folder, f":{REPO}")
+    assert not marker.exists(), done.stderr
+    assert done.returncode == 0 and "m_dqn" in done.stdout, done.stderr
+
+
 def test_a_second_start_that_is_still_unsafe_is_refused(tmp_path):
     """The restarted process refuses (one line, exit 2) instead of starting again, were the path still unsafe."""
     folder, marker = _crafted_dir(tmp_path)
@@ -104,3 +112,16 @@ def test_printable_escapes_control_and_bidi_characters():
     assert printable("a\x1b[2Jb\nc\rd\x00") == "a\\x1b[2Jb\\nc\\rd\\x00"
     assert printable("line 1\nline\x1b 2", keep_newlines=True) == "line 1\nline\\x1b 2"
     assert printable("\u2028") == "\\u2028"  # a line separator
+
+
+def test_every_recipe_imports_the_package_first():
+    """The package's ``__init__`` isolates a recipe run; an import before it (stdlib, omegaconf) could come from
+    the working directory."""
+    import ast
+
+    for path in sorted((REPO / "recipes").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        imports = [n for n in ast.parse(path.read_text()).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        first = next(n for n in imports if not (isinstance(n, ast.ImportFrom) and n.module == "__future__"))
+        assert isinstance(first, ast.Import) and first.names[0].name == "torchrl_reg", f"{path.name}: import torchrl_reg first"
