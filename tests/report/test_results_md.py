@@ -676,3 +676,15 @@ def test_the_summary_covers_every_readme_method_by_rule_without_diagnostics():
     for claim in ("the Munchausen term never detrimental", "MDAC above SAC on MuJoCo", "MENTS above UCT"):
         after = summary.split(f"**{claim}", 1)[1].split("\n### ", 1)[0].split("\n**", 1)[0]
         assert "\nDiagnosis: Not run yet" in after, claim
+
+
+def test_the_command_writes_the_page_and_its_notebook_beside_it(tmp_path):
+    from torchrl_reg.report.summary import main
+
+    (tmp_path / "m.json").write_text(json.dumps({"x": 2.0}))
+    spec = tmp_path / "results.yaml"
+    spec.write_text("notebook: NOTES.md\nsections:\n  - {title: t, page: true, rows: [{name: y, file: m.json, value: [x]}]}\n")
+    out = tmp_path / "out" / "RESULTS.md"
+    out.parent.mkdir()
+    assert main(["--results", str(spec), "--out", str(out)]) == 0
+    assert "[NOTES.md](NOTES.md)" in out.read_text() and "| y | 2 | 1 |" in (out.parent / "NOTES.md").read_text()
