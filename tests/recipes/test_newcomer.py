@@ -129,7 +129,7 @@ def test_the_first_update_of_a_compiled_run_says_that_it_compiles(caplog):
 
     def run(compile: bool) -> SimpleNamespace:
         cfg = OmegaConf.create({"compile": compile, "optim": {"learning_starts": 80, "frames_per_update": 4}})
-        return SimpleNamespace(cfg=cfg, frames=40, updates=0, announced_compile=False)
+        return SimpleNamespace(cfg=cfg, frames=40, updates=0, announced_compile=False, pbar=None)
 
     compiled, eager = run(True), run(False)
     with caplog.at_level(logging.INFO, logger="torchrl_reg.recipes"):

@@ -278,7 +278,8 @@ class RecipeRun(Run):
         if due and not self.announced_compile:
             self.announced_compile = True
             if self.cfg.get("compile"):  # the first update compiles: the progress bar stands still meanwhile
-                logging.getLogger("torchrl_reg.recipes").info(COMPILING)
+                log = logging.getLogger("torchrl_reg.recipes")
+                self.pbar.log(log, COMPILING) if self.pbar is not None else log.info(COMPILING)
         return due
 
     def record(self, out: TensorDictBase) -> None:
