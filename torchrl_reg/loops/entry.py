@@ -88,7 +88,10 @@ def recipe_entry(
     (``cuda_graph=true`` needs a fused update), then ``rules``. A family without losses (planning) runs
     :func:`~torchrl_reg.configs.check_config` (schema, the family's checks, keys its settings leave unread), then
     ``rules``. ``train(cfg)`` validates and returns the final
-    metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
+    metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``, which composes
+    and validates the command line's config before Hydra makes a directory (a single run: no flag, no multirun): a
+    refused one prints one line (:func:`override_refusal` for what Hydra refuses) and exits with :data:`EXIT_REFUSED`,
+    writing nothing; ``run_dir=X`` makes ``X`` Hydra's run directory too (its log, ``<name>.log``).
     """
     module = sys._getframe(1).f_globals["__name__"]
     schemas = schema if isinstance(schema, tuple) else (schema,)
