@@ -41,6 +41,7 @@ __all__ = [
     "SyntheticTree",
     "ChanceTree",
     "FrozenLakeSimulator",
+    "check_frozenlake_env",
     "MinAtarSimulator",
     "ALESimulator",
 ]
@@ -340,6 +341,21 @@ class ChanceTree:
         return self.node
 
 
+def check_frozenlake_env(env: Any, owner: str) -> None:
+    """Refuse an env ``owner`` (:class:`FrozenLakeSimulator`, :class:`~torchrl_reg.planning.tensor_simulators.TensorFrozenLake`)
+    cannot read: it needs gymnasium's ``FrozenLake-v1`` (any wrapper of it), whose transition table ``P`` it steps by."""
+    unwrapped = getattr(env, "unwrapped", env)
+    table = getattr(unwrapped, "P", None)
+    if isinstance(table, dict) and table and hasattr(getattr(unwrapped, "action_space", None), "n"):
+        return
+    spec = getattr(getattr(env, "spec", None), "id", None)
+    label = f"{spec} ({type(unwrapped).__name__})" if spec else type(unwrapped).__name__
+    raise TypeError(
+        f"{owner} needs gymnasium's FrozenLake-v1 (it steps by the env's transition table P); got {label}, which has "
+        "none: build it on gymnasium.make('FrozenLake-v1', map_name=..., is_slippery=...)"
+    )
+
+
 class FrozenLakeSimulator:
     """gymnasium ``FrozenLake-v1``: the state is the agent's cell (``env.unwrapped.s``).
 
@@ -350,6 +366,7 @@ class FrozenLakeSimulator:
     """
 
     def __init__(self, env: Any, *, seed: int = 0):
+        check_frozenlake_env(env, type(self).__name__)
         self.env = env.unwrapped
         if not hasattr(self.env, "s"):
             env.reset(seed=seed)  # a fresh gymnasium env has no state before its first reset
