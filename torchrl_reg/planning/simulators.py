@@ -271,6 +271,11 @@ class ChanceTree:
     order) exceeds a uniform of the simulator's stream (the last one for a uniform at or above their float sum),
     the rule of :class:`FrozenLakeSimulator`; ``include_rng=True`` saves the stream with the state, so that a restore
     replays the same outcomes (a determinized model). Exact values: :func:`~torchrl_reg.planning.exact.chance_tree_values`.
+
+    ``seed`` draws the tree and also starts the outcomes' stream: trees built alike (same arguments, same ``seed``)
+    draw the same outcomes step for step, so N single-tree searches over N such copies see the same futures, not N
+    samples of them. :meth:`reseed` restarts the stream alone (the tree stays): reseed each copy (with its search's
+    index, say) for independent outcomes.
     """
 
     max_nodes = 5_000_000
@@ -311,7 +316,8 @@ class ChanceTree:
         self.level = 0
 
     def reseed(self, seed: int) -> None:
-        """Restart the outcomes' stream as ``random.Random(seed)``."""
+        """Restart the outcomes' stream as ``random.Random(seed)``, leaving the tree (probabilities, rewards) as
+        ``seed=`` at construction drew it: copies of one tree reseeded apart draw independent outcomes."""
         self.rng.seed(seed)
 
     def save(self) -> tuple:
