@@ -43,7 +43,7 @@ from typing import ClassVar, Optional
 
 from torchrl_reg.configs import PlanningConfig, default_of, recipe_schema
 from torchrl_reg.loops import recipe_entry
-from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, make_search
+from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, make_search, make_tensor_task
 from torchrl_reg.validation import ReadOnlyIf
 
 
@@ -104,7 +104,7 @@ class PlannerConfig:
     q_init: float = default_of(make_search, "q_init")
     #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move),
     #: ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)
-    model: str = "sampled"
+    model: str = default_of(make_tensor_task, "model")
     #: ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations /
     #: futures); 1 for the other models
     futures: int = 1

@@ -223,7 +223,7 @@ def test_parts_that_disagree_are_refused():
         BatchedTreeSearch(sim, policy=BoltzmannScore(alpha=1.0, eps=0.1), backup=SoftmaxBackup(tau=1.0))
     with pytest.raises(ValueError, match="q_init must be finite, got q_init=nan"):
         BatchedTreeSearch(sim, policy=UCB1Score(c=1.0), backup=MeanBackup(), q_init=float("nan"))
-    with pytest.raises(TypeError, match="simulator must be a TensorSimulator"):
+    with pytest.raises(TypeError, match="BatchedTreeSearch needs a TensorSimulator"):
         BatchedTreeSearch(DChain(3, 0.5), policy=UCB1Score(c=1.0), backup=MeanBackup())
 
 

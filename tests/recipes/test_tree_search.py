@@ -40,6 +40,17 @@ def test_every_preset_composes(preset):
         tree_search.validate(cfg)
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+def test_the_recipe_and_the_python_api_plan_in_one_default_model(preset):
+    # make_tensor_task(cfg, sim, seed) and the recipe's planner.model: the sampled model, on every preset
+    import inspect
+
+    from torchrl_reg.planning import make_tensor_task
+
+    assert inspect.signature(make_tensor_task).parameters["model"].default == "sampled"
+    assert compose(f"tree_search_preset={preset}").planner.model == "sampled"
+
+
 def test_dchain_default_reproduces_the_ments_failure(tmp_path, caplog):
     # the preset is D = 10, R_f = 0.5 at tau = 1: MENTS walks the chain (0.5), DENTS goes down (0.9, optimal)
     with caplog.at_level("INFO", logger="torchrl_reg.recipes"):

@@ -240,6 +240,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "task": task.name,
         "algorithm": planner.algorithm,
         "model": planner.model,
+        "futures": planner.futures,
         "simulations": planner.simulations,
         "returns": returns,
         "lengths": lengths,
@@ -257,9 +258,16 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     }
     return run.finish(
         metrics, curve_file="returns.png" if returns else None, train_frames=list(range(len(returns))),
-        train_returns=returns, title=f"{planner.algorithm} on {task.name}", window=min(10, len(returns)), xlabel="episode",
+        train_returns=returns, title=f"{planner.algorithm} on {task.name}, {model_label(planner)}", window=10, xlabel="episode",
         train_label="planner episode",
     )
+
+
+def model_label(planner: Any) -> str:
+    """The model a planner planned in, for its figure: ``sampled model``, ``determinized model, 1 future``,
+    ``ensemble model, 4 futures`` (the futures of the models that plan in sampled futures)."""
+    futures = {"ensemble": f"{planner.futures} futures", "determinized": "1 future"}.get(planner.model)
+    return f"{planner.model} model" + (f", {futures}" if futures else "")
 
 
 Played = list[tuple[float, int, dict[str, float | None]]]

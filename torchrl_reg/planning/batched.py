@@ -56,10 +56,10 @@ import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, MeanBackup, chance_mean_rows
-from torchrl_reg.planning.evaluators import TensorRandomRollout, evaluator_rng_state, load_evaluator_rng_state
+from torchrl_reg.planning.evaluators import TensorRandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.scores import DENTSScore, UCB1Score
-from torchrl_reg.planning.tensor_simulators import TensorSimulator
-from torchrl_reg.validation import check_count
+from torchrl_reg.planning.tensor_simulators import TensorSimulator, check_search_simulator
+from torchrl_reg.validation import check_count, select_device
 
 __all__ = ["BatchedTree", "BatchedTreeSearch", "TensorEvaluator", "TreeViews"]
 # (simulator, states [B, *S], gamma) -> (values [B], initial action values [B, A] or None)
@@ -218,6 +218,30 @@ def _uniforms(gen: torch.Generator, dtype: torch.dtype, device: torch.device) ->
     return lambda n: torch.rand(n, generator=gen, dtype=dtype, device=device)
 
 
+def _search_device(device: Any, simulator: TensorSimulator) -> torch.device:
+    """The search's device, refused (naming the value and the fix) unless this machine has it and the simulator's
+    tensors (its ``device``, where it has one) live there too."""
+    try:
+        found = select_device(device if isinstance(device, str) else str(device))
+    except ValueError as err:
+        raise ValueError(f"BatchedTreeSearch(device={device!r}): {err}") from None
+    if found.type == "cuda" and found.index is not None and found.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"BatchedTreeSearch(device={device!r}): this machine has {torch.cuda.device_count()} CUDA device(s); use "
+            "device='cuda' (the current one) or an index below that"
+        )
+    own = getattr(simulator, "device", None)
+    if own is not None:
+        own = torch.device(own)
+        if own.type != found.type or (own.index is not None and found.index is not None and own.index != found.index):
+            raise ValueError(
+                f"BatchedTreeSearch(device={device!r}) cannot search {type(simulator).__name__}, whose tensors are on "
+                f"{own}: build both on one device ({type(simulator).__name__}(..., device={str(found)!r}) or "
+                f"make_search(..., device={str(own)!r}))"
+            )
+    return found
+
+
 class BatchedTreeSearch:
     """One search over B trees at once (the algorithms are the parts of :mod:`~torchrl_reg.planning.algorithms`).
 
@@ -257,8 +281,9 @@ class BatchedTreeSearch:
         device: str | torch.device = "cpu",
         max_outcomes: int | None = None,
     ):
-        if not isinstance(simulator, TensorSimulator):
-            raise TypeError(f"simulator must be a TensorSimulator (num_actions, root, step), got {type(simulator).__name__}")
+        check_search_simulator(simulator, batched=True, owner="BatchedTreeSearch")
+        check_evaluator(evaluator, batched=True, owner="BatchedTreeSearch")
+        device = _search_device(device, simulator)
         check_parts(policy, backup, recommend)
         if max_outcomes is None:
             max_outcomes = getattr(simulator, "max_outcomes", None)
@@ -274,7 +299,7 @@ class BatchedTreeSearch:
         self.simulator = simulator
         self.policy = policy
         self.backup = backup
-        self.device = torch.device(device)
+        self.device = device
         self.dtype = dtype
         self.evaluator = evaluator if evaluator is not None else TensorRandomRollout(seed=seed)
         self.recommend = recommend

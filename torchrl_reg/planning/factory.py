@@ -47,6 +47,12 @@ def make_search(
     ``batched=True``: a :class:`~torchrl_reg.planning.batched.BatchedTreeSearch` over ``simulator`` (a
     ``TensorSimulator``: root, pure step) on ``device`` (default CPU), whose ``evaluator`` is
     ``(simulator, states, gamma) -> (values, q_init or None)``.
+
+    The inputs are checked once, here, before anything runs: a simulator or an evaluator of the other loop is refused
+    naming this loop's own (``RandomRollout`` -> ``TensorRandomRollout``, ``DChain`` -> ``TensorDChain``, ...;
+    :func:`~torchrl_reg.planning.evaluators.check_evaluator`,
+    :func:`~torchrl_reg.planning.tensor_simulators.check_search_simulator`), and so is a ``device`` this machine does
+    not have or the simulator's tensors are not on.
     """
     policy, backup, default = parts(algorithm, tau=tau, eps=eps, alpha=alpha, beta_0=beta_0, c=c)
     common = dict(evaluator=evaluator, recommend=recommend or default, gamma=gamma, q_init=q_init, seed=seed)

@@ -145,11 +145,12 @@ def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
     return ALESimulator(ale, cfg.frame_skip, sticky_action_prob=cfg.sticky_action_prob, include_rng=False, seed=seed), None
 
 
-def make_tensor_task(cfg: Any, sim: Simulator, seed: int, model: str = "determinized") -> TensorSimulator:
+def make_tensor_task(cfg: Any, sim: Simulator, seed: int, model: str = "sampled") -> TensorSimulator:
     """The batched search's model of task ``cfg`` (one of :data:`TENSOR_TASKS`), ``sim`` one of its episodes'
     envs from :func:`make_task` (FrozenLake's transition table is read from it); ``seed`` seeds MinAtar's
     :meth:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar.root` (the roots of a loop come from
-    :func:`tensor_roots`); ``model`` as :func:`check_model` allows it."""
+    :func:`tensor_roots`); ``model`` (one of :data:`MODELS`, as :func:`check_model` allows it) defaults to the
+    planning recipe's ``planner.model``, ``sampled``: fresh outcomes at every chance visit."""
     check_model(cfg.name, model, batched=True)
     if cfg.name == "dchain":
         return TensorDChain(cfg.length, cfg.final_reward)

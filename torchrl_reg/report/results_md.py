@@ -30,7 +30,6 @@ A learning row may compare itself with a baseline run on the same seeds: ``vs: {
 column with the ratio of the row's mean score to the baseline's over the row's seeds, with a 95% paired-bootstrap
 interval (:func:`~torchrl_reg.report.stats.paired_ratio_ci`). A seed without a baseline run, two runs of one
 method on one seed, or a baseline score <= 0 is refused: the pairing must be exact.
-``within_pooled_std: true`` in ``vs`` adds the target "the row's mean >= the baseline's mean - the pooled seed std".
 ``seeds: [0, 1, 2]`` scores a learning row on those seeds' runs only (each of them must be there), e.g. a method with
 five seeds beside methods with three, compared on the seeds all of them have.
 
@@ -44,20 +43,35 @@ row may read the same scores from a list of run files (``file: [...]``, ``value`
 ``eval_frames`` / ``eval_returns``, ``curve_score: last3_eval`` or ``eval_auc``), and compare them with a baseline's
 files paired by position (``vs: {name: SAC, file: [...]}``).
 
-A section may carry an ``id`` (for the summary) and a ``provenance``: one line (the command, the code's commit, the
-machine and its load), the rest in its ``notes``. An ``anchor`` is text, or ``{text: ..., source: ...}`` whose
-source (the paper and its table or figure, or the repository and file) becomes a footnote. The spec's ``summary``
-list makes the table at the top: per method, a row of a section (``section: ID``, ``row: {method: ..., env: ...}``
-or ``{name: ...}``), optionally ``score: last3_eval`` (a robust section's score, the last evaluation beside it), the
-paper's ``claim`` and its ``source``, and ``expect``: the side of the comparison's 95% interval (a ratio against 1; for
-a measurement row, against ``reference``, with the ``baseline`` named as text) that bears the claim out::
+A section may carry an ``id``, a ``provenance``: one line (the command, the code's commit, the machine and its
+load), the rest in its ``notes``, and a ``setting`` (its budget, score or model, in a few words) naming where its
+rows test a claim. An ``anchor`` is text, or ``{text: ..., source: ...}`` whose source (the paper and its table or
+figure, or the repository and file) becomes a footnote.
 
-    summary:
-      - {method: MDAC, section: mdac100k, row: {method: mdac, env: HalfCheetah-v5}, score: last3_eval,
-         claim: MDAC above SAC on MuJoCo, source: "Iwaki (arXiv 2502.03854), abstract", expect: above}
+Every "met" cell is decided by a 95% interval (:data:`VERDICT_RULE`): a bound or band by the row's interval, a
+comparison with another method by the paired ratio when the row's ``vs`` is that method, else by the two rows'
+intervals; yes, no, not resolved, or consistent for a band; "(one value)" where no interval exists, and "k of n
+seeds" where n <= 3.
 
-``python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md`` writes the file;
-a test checks that the committed one equals what this module generates.
+The spec's ``claims`` make the summary at the top: per method, each claim of its paper (``claim``, its ``source``,
+``expect``: the side of the comparison's 95% interval that bears it out, against 1 for a ratio or ``reference`` for a
+measured difference named with its ``baseline`` text) and a rule, ``match``, that finds every row testing it: a
+learning or measurement row of method ``method`` (a name or a list of variants) with ``vs`` that baseline, or a
+measurement row whose name holds ``name``. No row is picked by hand; rows of a section with a ``role``
+(``diagnostic``: a model no agent has; ``repeat``: rows shown again) never count. A claim may carry a ``diagnosis``
+(a paragraph under it); a method with no claim tested says why (``untested``)::
+
+    claims:
+      - {method: MDAC, claim: MDAC above SAC on MuJoCo, source: "Iwaki (arXiv 2502.03854), abstract", expect: above,
+         match: {method: mdac, vs: sac}}
+      - {method: AL / PAL, untested: no learning benchmark is committed}
+
+With ``notebook: NAME.md`` the spec makes two files: ``RESULTS.md`` (the summary, then each section marked
+``page: true`` in short: its provenance, text, ``figure`` and decisive table, a robust section's robust table) and
+the notebook beside it, every section in full with its notes.
+
+``python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md`` writes the files;
+a test checks that the committed ones equal what this module generates.
 """
 from __future__ import annotations
 
@@ -74,24 +88,27 @@ from torchrl_reg.report.stats import (
     last_evaluations_mean,
     normalized_curve_area,
     paired_ratio_ci,
-    pooled_std,
     stratified_bootstrap_ci,
 )
 
-__all__ = ["COMMAND", "results_markdown"]
+__all__ = ["COMMAND", "results_files", "results_markdown"]
 
 COMMAND = "python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md"
 #: Targets that compare a row with other rows (checked on every score of a robust section).
 RELATIVE_TARGETS = ("above", "below", "ratio")
 SECTION_KEYS = ("id", "title", "provenance", "text", "runs", "metric", "score", "robust", "interval", "env_key", "rows",
-                "notes")
+                "notes", "setting", "role", "page", "figure")
+#: Sections whose rows never stand in the summary: a diagnostic (a model no agent has), rows shown again.
+ROLES = ("diagnostic", "repeat")
+SPEC_KEYS = ("title", "text", "claims", "notebook", "sections")
 LEARNING_ROW_KEYS = ("method", "env", "name", "anchor", "target", "note", "metric", "vs", "seeds")
-VS_KEYS = ("method", "runs", "min", "within_pooled_std")
+VS_KEYS = ("method", "runs", "min")
 MEASURED_ROW_KEYS = ("name", "method", "file", "value", "curve_score", "range", "n", "unit", "anchor", "target", "note",
                      "vs")
-MEASURED_VS_KEYS = ("name", "file", "min", "within_pooled_std")
+MEASURED_VS_KEYS = ("name", "file", "min")
 ANCHOR_KEYS = ("text", "source")
-SUMMARY_KEYS = ("method", "section", "row", "score", "baseline", "claim", "source", "expect", "reference")
+CLAIM_KEYS = ("method", "claim", "source", "expect", "match", "baseline", "reference", "diagnosis", "untested")
+MATCH_KEYS = ("method", "vs", "name")
 ROBUST_METRICS = ("last3_eval", "eval_auc")
 ROBUST_NAMES = {"last3_eval": "mean of the evaluations at", "eval_auc": "curve area / frames,"}
 EXPECTS = ("above", "below", "near", "not_below")
@@ -100,14 +117,14 @@ TARGET_KEYS = ("min", "max", "band", "above", "below", "ratio")
 
 class Paired(NamedTuple):
     """A row against its baseline on the same seeds: the ratio of means with its 95% paired-bootstrap interval, the
-    baseline's name and, for ``within_pooled_std``, the margin of the row's mean over the baseline's mean minus the
-    pooled seed std (met when >= 0)."""
+    baseline's name and the two score lists, paired by seed (for the count of seeds on a side)."""
 
     ratio: float
     low: float
     high: float
     of: str
-    margin: float | None = None
+    mine: tuple[float, ...] = ()
+    theirs: tuple[float, ...] = ()
 
 
 class ResultsSpecError(ValueError):
@@ -176,26 +193,118 @@ def _target_text(target: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
-def _met(score: float, target: dict[str, Any], others: dict[str, float], where: str) -> bool:
-    def other(name: str) -> float:
+class Check(NamedTuple):
+    """One target judged by a 95% interval: the verdict, whether an interval decided it (not one value alone) and,
+    per seed, whether that seed meets the target (None where the row has no per-seed scores)."""
+
+    verdict: str
+    interval: bool
+    seeds: tuple[bool, ...] | None = None
+
+
+#: Verdicts from the best to the worst: several targets on one row give the worst of theirs.
+VERDICTS = ("yes", "consistent", "not resolved", "no")
+VERDICT_RULE = (
+    'Every "met" and "holds" cell is decided by a 95% interval: yes when the interval lies on the side the target '
+    "or claim names, no when it lies on the other side, not resolved when it spans the target; a claim of parity (a "
+    "band, \"level with\") or of no loss is consistent unless the interval rules it out. A comparison with a baseline "
+    "on the same seeds reads the paired ratio's interval; a comparison with another row, the two rows' intervals "
+    '(yes only when they do not overlap). A measurement without an interval says "(one value)". Where n <= 3 the cell '
+    "also counts the seeds that meet the target (k of n seeds)."
+)
+
+
+def _finite(low: float, high: float) -> bool:
+    return math.isfinite(low) and math.isfinite(high)
+
+
+def _bound_check(low: float, high: float, point: float, op: str, bound: float,
+                 seeds: list[bool] | None = None) -> Check:
+    """``score op bound`` (op: >=, >, <=, <) judged by the score's interval (its value where it has none)."""
+    interval = _finite(low, high)
+    lo, hi = (low, high) if interval else (point, point)
+    verdict = _verdict(lo, hi, bound, "above" if op in (">=", ">") else "below")
+    if not interval and verdict == "not resolved":  # one value on the bound itself
+        verdict = "yes" if op in (">=", "<=") else "no"
+    return Check(verdict, interval, None if seeds is None else tuple(seeds))
+
+
+def _band_check(low: float, high: float, point: float, band: list[float], values: list[float] | None) -> Check:
+    """A band is a claim of parity: consistent unless the interval (or the value) lies outside it."""
+    interval = _finite(low, high)
+    lo, hi = (low, high) if interval else (point, point)
+    verdict = "consistent" if lo <= band[1] and hi >= band[0] else "no"
+    return Check(verdict, interval, None if values is None else tuple(band[0] <= v <= band[1] for v in values))
+
+
+def _target_checks(row: dict[str, Any], score: tuple[float, float, float], values: list[float] | None,
+                   target: dict[str, Any], others: dict[str, tuple[float, float, float]], paired: Paired | None,
+                   where: str) -> list[Check]:
+    """The row's targets, each judged by an interval: bounds and bands by the row's own interval; a comparison with
+    another method by the paired ratio when the row's baseline on the same seeds is that method, else by the two
+    rows' intervals."""
+    point, low, high = score
+
+    def other(name: str) -> tuple[float, float, float]:
         if name not in others:
             raise ResultsSpecError(f"{where}: the target compares with {name!r}, which has no row on this environment")
         return others[name]
 
+    def per_seed(test: Any) -> list[bool] | None:
+        return None if values is None else [bool(test(v)) for v in values]
+
+    def relative(name: str, op: str, factor: float) -> Check:
+        if paired is not None and paired.of == name:  # the paired ratio of means, against the factor
+            seeds = [op(a, factor * b) for a, b in zip(paired.mine, paired.theirs)]
+            sign = ">=" if op in (_gt, _ge) else "<"
+            return _bound_check(paired.low, paired.high, paired.ratio, sign, factor, seeds)
+        o_point, o_low, o_high = other(name)
+        seeds = per_seed(lambda v: op(v, factor * o_point))
+        sign = ">" if op in (_gt, _ge) else "<"
+        if _finite(low, high) and _finite(o_low, o_high):  # the difference's ends: its two intervals' far ends
+            return _bound_check(low - factor * o_high, high - factor * o_low, point - factor * o_point, sign, 0.0, seeds)
+        return _bound_check(math.nan, math.nan, point - factor * o_point, sign, 0.0, seeds)
+
     checks = []
     if "min" in target:
-        checks.append(score >= target["min"])
+        checks.append(_bound_check(low, high, point, ">=", target["min"], per_seed(lambda v: v >= target["min"])))
     if "max" in target:
-        checks.append(score <= target["max"])
+        checks.append(_bound_check(low, high, point, "<=", target["max"], per_seed(lambda v: v <= target["max"])))
     if "band" in target:
-        checks.append(target["band"][0] <= score <= target["band"][1])
+        checks.append(_band_check(low, high, point, target["band"], values))
     if "above" in target:
-        checks += [score > other(name) for name in _names(target["above"])]
+        checks += [relative(name, _gt, 1.0) for name in _names(target["above"])]
     if "below" in target:
-        checks += [score < other(name) for name in _names(target["below"])]
+        checks += [relative(name, _lt, 1.0) for name in _names(target["below"])]
     if "ratio" in target:
-        checks.append(score >= target["ratio"]["min"] * other(target["ratio"]["of"]))
-    return all(checks)
+        checks.append(relative(target["ratio"]["of"], _ge, float(target["ratio"]["min"])))
+    return checks
+
+
+def _gt(a: float, b: float) -> bool:
+    return a > b
+
+
+def _ge(a: float, b: float) -> bool:
+    return a >= b
+
+
+def _lt(a: float, b: float) -> bool:
+    return a < b
+
+
+def _met_cell(checks: list[Check], n: int) -> str:
+    """The worst verdict of the row's targets, "(one value)" where no interval decided it and, for n <= 3, how many
+    seeds meet every target."""
+    if not checks:
+        return "-"
+    text = max((c.verdict for c in checks), key=VERDICTS.index)
+    if not all(c.interval for c in checks):
+        text += " (one value)"
+    if 0 < n <= 3 and all(c.seeds is not None and len(c.seeds) == n for c in checks):
+        k = sum(all(c.seeds[i] for c in checks) for i in range(n))
+        text += f", {k} of {n} seeds"
+    return text
 
 
 def _check_keys(entry: Any, accepted: tuple[str, ...], where: str) -> None:
@@ -275,13 +384,14 @@ def _learning_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
         here = f"{where} row {k + 1}"
         _check_keys(row, LEARNING_ROW_KEYS, here)
         metric = row.get("metric", section.get("metric", "final_return"))
-        mine = _row_runs(runs, labels, row, env_key, here)
+        mine = sorted(_row_runs(runs, labels, row, env_key, here), key=lambda r: str(r.value("seed")))
         scores = [final_score(r, metric) for r in mine]
         if not scores or not all(math.isfinite(s) for s in scores):
             raise ResultsSpecError(f"{here}: no runs of method {row['method']!r} on {row['env']!r} with a finite {metric!r}")
         point, low, high = stratified_bootstrap_ci([np.asarray(scores)], interquartile_mean, reps=reps)
         rows.append({**row, "name": row.get("name", f"{row['method']}, {row['env']}"), "score": point,
-                     "low": low, "high": high, "n": len(scores), "seeds": sorted({str(r.value("seed")) for r in mine})})
+                     "low": low, "high": high, "n": len(scores), "seeds": sorted({str(r.value("seed")) for r in mine}),
+                     "values": scores})
         if "vs" in row:
             rows[-1]["vs_ratio"] = _paired_ratio(row, metric, runs, labels, section, base, here, reps)
         if section.get("robust"):
@@ -305,7 +415,7 @@ def _robust_scores(row: dict[str, Any], mine: list[Any], runs: list[Any], labels
             raise ResultsSpecError(f"{where}: the runs of {row['method']!r} on {row['env']!r} have too few evaluations "
                                    f"({len(curve_frames)}) for {metric!r}")
         point, low, high = stratified_bootstrap_ci([np.asarray(scores)], interquartile_mean, reps=reps)
-        out[metric] = {"score": (point, low, high), "window": _window(curve_frames, metric)}
+        out[metric] = {"score": (point, low, high), "window": _window(curve_frames, metric), "values": scores}
         if "vs" in row:
             out[metric]["ratio"] = _paired_ratio(row, metric, runs, labels, section, base, where, reps)
     return out
@@ -359,29 +469,21 @@ def _paired_ratio(row: dict[str, Any], metric: str, runs: list[Any], labels: lis
 def _pair(mine: list[float], theirs: list[float], vs: dict[str, Any], of: str, where: str, reps: int) -> Paired:
     try:
         ratio, low, high = paired_ratio_ci(mine, theirs, reps=reps)
-        margin = None
-        if vs.get("within_pooled_std"):
-            margin = float(np.mean(mine) - (np.mean(theirs) - pooled_std(mine, theirs)))
     except ValueError as err:
         raise ResultsSpecError(f"{where} vs {of!r}: {err}") from None
-    return Paired(ratio, low, high, of, margin)
+    return Paired(ratio, low, high, of, tuple(mine), tuple(theirs))
 
 
-def _vs_checks(vs: dict[str, Any], paired: Paired) -> tuple[list[bool], list[str]]:
-    """The targets a ``vs`` sets on its comparison: ``min`` on the ratio, ``within_pooled_std`` on the means."""
-    checks, texts = [], []
-    if "min" in vs:
-        checks.append(paired.ratio >= vs["min"])
-        texts.append(f"ratio >= {_fmt(vs['min'])} x {paired.of}")
-    if paired.margin is not None:
-        checks.append(paired.margin >= 0)
-        texts.append(f">= {paired.of} - pooled std (margin {_fmt(paired.margin)})")
-    return checks, texts
+def _vs_checks(vs: dict[str, Any], paired: Paired) -> tuple[list[Check], list[str]]:
+    """The target a ``vs`` sets on its comparison: ``min`` on the ratio's interval."""
+    if "min" not in vs:
+        return [], []
+    check = _bound_check(paired.low, paired.high, paired.ratio, ">=", vs["min"],
+                         [a >= vs["min"] * b for a, b in zip(paired.mine, paired.theirs)])
+    return [check], [f"ratio >= {_fmt(vs['min'])} x {paired.of}"]
 
 
 def _check_min(vs: dict[str, Any], where: str) -> None:
-    if not isinstance(vs.get("within_pooled_std", False), bool):
-        raise ResultsSpecError(f"{where} vs: within_pooled_std must be true or false, got {vs['within_pooled_std']!r}")
     if "min" in vs and (isinstance(vs["min"], bool) or not isinstance(vs["min"], (int, float))
                         or not math.isfinite(vs["min"])):
         raise ResultsSpecError(f"{where} vs: min must be a finite number (a target ratio), got {vs['min']!r}")
@@ -420,13 +522,14 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
         here = f"{where} row {k + 1}"
         _check_keys(row, MEASURED_ROW_KEYS, here)
         value, frames = _measured_value(row, row["file"], base, here)
-        name = row["name"]
+        name, window = row["name"], None
         if frames:
             if len(set(frames)) > 1:
                 raise ResultsSpecError(f"{here}: the runs were evaluated at different frames: their curve scores do "
                                        "not compare")
             metric = row["curve_score"]
-            name = f"{name}, {ROBUST_NAMES[metric]} {_window(frames[0], metric)}"
+            window = _window(frames[0], metric)
+            name = f"{name}, {ROBUST_NAMES[metric]} {window}"
         if isinstance(value, list):
             point, low, high = stratified_bootstrap_ci([np.asarray(value, dtype=float)], interquartile_mean, reps=reps)
             n = len(value)
@@ -439,7 +542,9 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
             low = high = math.nan
             if "range" in row:
                 low, high = (float(_lookup(data, list(key), f"{here} ({path.name})")) for key in row["range"])
-        rows.append({**row, "name": name, "score": point, "low": low, "high": high, "n": n, "env": None})
+        rows.append({**row, "name": name, "own_name": row["name"], "window": window, "score": point, "low": low,
+                     "high": high, "n": n, "env": None,
+                     "values": [float(v) for v in value] if isinstance(value, list) else None})
         if "vs" in row:
             rows[-1]["vs_ratio"] = _measured_ratio(row, value, frames, base, here, reps)
     return rows
@@ -486,8 +591,9 @@ def _ratio_cell(paired: Paired) -> str:
     return f"{paired.ratio:.2f}x {paired.of} [{paired.low:.2f}, {paired.high:.2f}]"
 
 
-def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
-    """The section's robust scores: the mean of the last three evaluations and the normalized curve area."""
+def _robust_table(rows: list[dict[str, Any]], where: str, notes: _Footnotes | None = None) -> list[str]:
+    """The section's robust scores: the mean of the last three evaluations and the normalized curve area; with
+    ``notes`` (the page, where it stands alone), the rows' anchors too."""
     windows = {m: {row["robust"][m]["window"] for row in rows} for m in ROBUST_METRICS}
     if any(len(w) > 1 for w in windows.values()):
         raise ResultsSpecError(f"{where}: a robust section needs one evaluation schedule for all its rows, got {windows}")
@@ -498,23 +604,26 @@ def _robust_table(rows: list[dict[str, Any]], where: str) -> list[str]:
              "same seeds [95% paired-bootstrap CI]; the targets that compare methods (above, below, a ratio) are "
              "checked on the mean of the last three evaluations.", "",
              f"| result | mean of evaluations {last3} [95% CI] | ratio, same seeds [95% CI] | curve area / frames "
-             "[95% CI] | ratio, same seeds [95% CI] | n | target | met |",
-             "| --- | --- | --- | --- | --- | ---: | --- | --- |"]
+             "[95% CI] | ratio, same seeds [95% CI] | n |" + (" anchor |" if notes else "") + " target | met |",
+             "| --- | --- | --- | --- | --- | ---: |" + (" --- |" if notes else "") + " --- | --- |"]
     for row in rows:
         cells = [row["name"]]
         for m in ROBUST_METRICS:
             entry = row["robust"][m]
             cells += [_ci_cell(*entry["score"]), _ratio_cell(entry["ratio"]) if "ratio" in entry else "-"]
-        checks, texts = _vs_checks(row["vs"], row["robust"]["last3_eval"]["ratio"]) if "vs" in row else ([], [])
+        last3 = row["robust"]["last3_eval"]
+        checks, texts = _vs_checks(row["vs"], last3["ratio"]) if "vs" in row else ([], [])
         relative = {k: v for k, v in (row.get("target") or {}).items() if k in RELATIVE_TARGETS}
         if relative:  # the row's comparisons with other methods, on this score too
-            others = {r.get("method", r["name"]): r["robust"]["last3_eval"]["score"][0] for r in rows
+            others = {r.get("method", r["name"]): r["robust"]["last3_eval"]["score"] for r in rows
                       if r.get("env") == row.get("env")}
-            checks.insert(0, _met(row["robust"]["last3_eval"]["score"][0], relative, others, f"{where}, {row['name']}"))
+            checks[:0] = _target_checks(row, last3["score"], last3["values"], relative, others, last3.get("ratio"),
+                                        f"{where}, {row['name']}")
             texts.insert(0, _target_text(relative))
         target = ", ".join(texts) or "-"
-        met = ("yes" if all(checks) else "no") if checks else "-"
-        lines.append("| " + " | ".join([*cells, str(row["n"]), target, met]) + " |")
+        met = _met_cell(checks, row["n"])
+        anchor = [_anchor(row, notes, f"{where}, {row['name']}")] if notes else []
+        lines.append("| " + " | ".join([*cells, str(row["n"]), *anchor, target, met]) + " |")
     return lines
 
 
@@ -533,97 +642,209 @@ def _verdict(low: float, high: float, reference: float, expect: str) -> str:
     return "not resolved"
 
 
-def _summary(spec: dict[str, Any], computed: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]], base: Path,
-             notes: _Footnotes, where: str, reps: int) -> list[str]:
-    """The table at the top: per method its best result, its baseline on the same seeds, the paper's claim and
-    whether the 95% interval of the comparison bears the claim out."""
-    entries = spec.get("summary") or []
+def _claim_matches(entry: dict[str, Any], sections: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+                   where: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every row that tests a claim, by its rule: ``match: {method: M, vs: B}`` takes each row of method M (one
+    name or a list of variants) compared with baseline B on the same seeds (a learning row's ``vs`` method, a
+    measurement row's ``vs`` name; curve areas left out: the summary reads the mean of the last three evaluations);
+    ``match: {name: TEXT}`` takes each measurement row with an interval whose name holds TEXT. Rows of a section
+    with a ``role`` (diagnostic: a model no agent has; repeat: rows shown again from other sections) never count."""
+    match = entry["match"]
+    _check_keys_flat(match, MATCH_KEYS, f"{where} match")
+    if not (("method" in match and "vs" in match) ^ ("name" in match)):
+        raise ResultsSpecError(f"{where} match: give method and vs (a comparison with a baseline on the same seeds) "
+                               f"or name (text in a measurement row's name), got {match!r}")
+    found = []
+    for section, rows in sections:
+        if section.get("role"):
+            continue
+        for row in rows:
+            if "name" in match:
+                ok = "runs" not in section and match["name"] in row["name"] and _finite(row["low"], row["high"])
+            else:
+                vs = row.get("vs") or {}
+                baseline = str(vs.get("method", vs.get("name", "")))
+                ok = (str(row.get("method")) in map(str, _names(match["method"])) and "vs_ratio" in row
+                      and baseline.lower() == str(match["vs"]).lower() and row.get("curve_score") != "eval_auc")
+            if ok:
+                if not section.get("setting"):
+                    raise ResultsSpecError(f"{where}: the section {section['title']!r} tests the claim: give it a "
+                                           "setting (its budget, score or model, in a few words)")
+                found.append((section, row))
+    return found
+
+
+def _claim_row(entry: dict[str, Any], section: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """One setting of a claim: its label, score, baseline, comparison interval and the seeds on each side."""
+    setting = " ".join(str(section["setting"]).split())
+    match = entry["match"]
+    if "runs" in section:  # a learning row: its ratio to the baseline, the robust score in a robust section
+        variant = "" if str(row["method"]) == str(_names(match["method"])[0]) else f", variant {row['method']}"
+        label = f"{row['env']}, {setting}{variant}"
+        if section.get("robust"):
+            robust = row["robust"]["last3_eval"]
+            paired = robust["ratio"]
+            score = f"{_ci_cell(*robust['score'])} at {robust['window']} (last {_fmt(row['score'])})"
+        else:
+            paired, score = row["vs_ratio"], _ci_cell(row["score"], row["low"], row["high"])
+    elif "vs_ratio" in row:
+        paired, label = row["vs_ratio"], f"{setting}: {row['own_name']}"
+        score = _ci_cell(row["score"], row["low"], row["high"]) + (f" at {row['window']}" if row["window"] else "")
+    else:  # a measured difference
+        return {"label": f"{setting}: {row['name']}", "score": "-", "baseline": str(entry.get("baseline", "-")),
+                "comparison": _ci_cell(row["score"], row["low"], row["high"]), "low": row["low"], "high": row["high"],
+                "reference": float(entry.get("reference", 0.0)), "pairs": ()}
+    return {"label": label, "score": score, "baseline": f"{paired.of}, {len(paired.mine)} seeds",
+            "comparison": f"{paired.ratio:.2f}x [{paired.low:.2f}, {paired.high:.2f}]", "low": paired.low,
+            "high": paired.high, "reference": float(entry.get("reference", 1.0)),
+            "pairs": tuple(zip(paired.mine, paired.theirs))}
+
+
+def _holds_cell(found: dict[str, Any], expect: str) -> str:
+    verdict = _verdict(found["low"], found["high"], found["reference"], expect)
+    pairs = found["pairs"]
+    if 0 < len(pairs) <= 3:
+        below = expect in ("below", "not_below")
+        k = sum((a < b) if below else (a > b) for a, b in pairs)
+        verdict += f", {k} of {len(pairs)} seeds {'below' if below else 'above'}"
+    return verdict
+
+
+def _summary(spec: dict[str, Any], sections: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+             notes: _Footnotes, where: str) -> list[str]:
+    """Per method, each claim of its paper with one row per setting where a row of the sections tests it (found by
+    the claim's rule, never picked by hand), and a line that counts the settings where it holds."""
+    entries = spec.get("claims") or []
     if not isinstance(entries, list):
-        raise ResultsSpecError(f"{where} summary must be a list of entries, got {entries!r}")
-    lines = ["## Summary", "",
-             "One row per method: its best result here, its baseline on the same seeds, and the claim of the "
-             "method's paper that the result tests. \"Holds\": yes when the 95% interval of the comparison lies on the "
-             "claimed side (above or below 1 for a ratio, 0 for a difference), no when it lies on the other, not "
-             "resolved when it spans it; a claim of parity or of no loss is consistent unless the interval rules it out. "
-             "MuJoCo results use the "
-             "robust score (the mean of the last three evaluations), the last evaluation beside it in parentheses.", "",
-             "| method | result | score [95% CI] | baseline, same seeds | comparison [95% CI] | paper's claim | holds |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+        raise ResultsSpecError(f"{where} claims must be a list of entries, got {entries!r}")
+    lines = ["## Summary", "", VERDICT_RULE, "",
+             "Each claim of a method's paper has one row per setting where a result below tests it: every row of the "
+             "sections that compares the method (or a named variant) with the claim's baseline on the same seeds, or "
+             "every measured difference the claim names. Rows of diagnostic sections (a model no agent has) never "
+             "count. MuJoCo rows read the mean of the last three evaluations, the last evaluation in parentheses.", ""]
+    heading, untested = None, []
     for k, entry in enumerate(entries):
-        here = f"{where} summary entry {k + 1}"
-        _check_keys_flat(entry, SUMMARY_KEYS, here)
-        for key in ("method", "section", "row", "claim", "source", "expect"):
+        here = f"{where} claims entry {k + 1}"
+        _check_keys_flat(entry, CLAIM_KEYS, here)
+        if "method" not in entry:
+            raise ResultsSpecError(f"{here}: 'method' is required (keys: {', '.join(CLAIM_KEYS)})")
+        if entry["method"] != heading and "untested" not in entry:
+            heading = entry["method"]
+            lines += [f"### {heading}", ""]
+        if "untested" in entry:
+            untested.append(f"| {entry['method']} | {' '.join(str(entry['untested']).split())} |")
+            continue
+        for key in ("claim", "source", "expect", "match"):
             if key not in entry:
-                raise ResultsSpecError(f"{here}: {key!r} is required (keys: {', '.join(SUMMARY_KEYS)})")
+                raise ResultsSpecError(f"{here}: {key!r} is required (keys: {', '.join(CLAIM_KEYS)})")
         if entry["expect"] not in EXPECTS:
             raise ResultsSpecError(f"{here}: expect must be one of {', '.join(EXPECTS)}, got {entry['expect']!r}")
-        if entry["section"] not in computed:
-            raise ResultsSpecError(f"{here}: no section with id {entry['section']!r} (ids: {', '.join(computed)})")
-        section, rows = computed[entry["section"]]
-        wanted = entry["row"]
-        matches = [r for r in rows if all(str(r.get(key)) == str(v) for key, v in wanted.items())]
-        if len(matches) != 1:
-            raise ResultsSpecError(f"{here}: {len(matches)} rows of section {entry['section']!r} match {wanted!r}; "
-                                   "name exactly one (by method and env, or by name)")
-        row = matches[0]
-        claim = f"{entry['claim']}{notes.mark('Claim source: ' + str(entry['source']))}"
-        if "runs" in section:
-            score, result, baseline, comparison, low, high = _summary_learning(entry, section, row, base, here, reps)
-            reference = 1.0
-        else:
-            if "reference" not in entry or "baseline" not in entry:
-                raise ResultsSpecError(f"{here}: a measurement row needs the baseline (text) and the reference value "
-                                       "that the claim compares its interval with")
-            if not math.isfinite(row["low"]):
-                raise ResultsSpecError(f"{here}: the row {row['name']!r} has no interval to judge the claim by")
-            score, result, baseline = _ci_cell(row["score"], row["low"], row["high"]), row["name"], entry["baseline"]
-            low, high, reference = row["low"], row["high"], float(entry["reference"])
-            comparison = f"{_fmt(row['score'] - reference):s} vs {_fmt(reference)}"
-        verdict = _verdict(low, high, reference, entry["expect"])
-        lines.append("| " + " | ".join([entry["method"], result, score, baseline, comparison, claim, verdict]) + " |")
-    return [*lines, ""] if entries else []
-
-
-def _summary_learning(entry: dict[str, Any], section: dict[str, Any], row: dict[str, Any], base: Path, where: str,
-                      reps: int) -> tuple[str, str, str, str, float, float]:
-    if "vs" not in row:
-        raise ResultsSpecError(f"{where}: the row {row['name']!r} has no baseline on the same seeds (vs)")
-    metric = entry.get("score", row.get("metric", section.get("metric", "final_return")))
-    if metric in ROBUST_METRICS:
-        if "robust" not in row:
-            raise ResultsSpecError(f"{where}: score {metric!r} needs a section with robust: true")
-        robust = row["robust"][metric]
-        (point, low_s, high_s), ratio = robust["score"], robust["ratio"]
-        score = f"{_ci_cell(point, low_s, high_s)} (last evaluation {_fmt(row['score'])})"
-        result = f"{row['env']}, {ROBUST_NAMES[metric]} {robust['window']}"
-    elif metric == row.get("metric", section.get("metric", "final_return")):
-        score, ratio = _ci_cell(row["score"], row["low"], row["high"]), row["vs_ratio"]
-        result = f"{row['env']}, {section.get('score', metric)}"
-    else:
-        raise ResultsSpecError(f"{where}: score must be the section's metric or one of {', '.join(ROBUST_METRICS)}, "
-                               f"got {metric!r}")
-    baseline = f"{ratio.of}, {len(row['seeds'])} seeds"
-    return score, result, baseline, f"{ratio.ratio:.2f}x [{ratio.low:.2f}, {ratio.high:.2f}]", ratio.low, ratio.high
+        rows = [_claim_row(entry, section, row) for section, row in _claim_matches(entry, sections, here)]
+        if not rows:
+            raise ResultsSpecError(f"{here}: no row of the sections matches {entry['match']!r}")
+        verdicts = [_verdict(r["low"], r["high"], r["reference"], entry["expect"]) for r in rows]
+        held = sum(v in ("yes", "consistent") for v in verdicts)
+        overall = f"holds on {held} of {len(rows)} settings"
+        no = [r["label"] for r, v in zip(rows, verdicts) if v == "no"]
+        unresolved = sum(v == "not resolved" for v in verdicts)
+        if no:
+            overall += f"; no on {'; '.join(no)}"
+        if unresolved:
+            overall += f"; not resolved on {unresolved}"
+        lines += [f"**{entry['claim']}**{notes.mark('Claim source: ' + str(entry['source']))}: {overall}.", "",
+                  "| setting | score [95% CI] | baseline | comparison [95% CI] | holds |",
+                  "| --- | --- | --- | --- | --- |"]
+        lines += ["| " + " | ".join([r["label"], r["score"], r["baseline"], r["comparison"],
+                                     _holds_cell(r, entry["expect"])]) + " |" for r in rows]
+        lines.append("")
+        if entry.get("diagnosis"):
+            lines += [f"Diagnosis: {' '.join(str(entry['diagnosis']).split())}", ""]
+    if untested:
+        lines += ["### Methods with no claim tested", "", "| method | why |", "| --- | --- |", *untested, ""]
+    return lines if entries else []
 
 
 MAX_PROVENANCE = 320
 """The longest provenance line: the command, the code's commit, the machine and its load; the rest is a note."""
 
 
-def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
-    """The Markdown of ``RESULTS.md`` for the results spec at ``spec_path`` (deterministic: fixed bootstrap seeds)."""
+def _section_lines(section: dict[str, Any], rows: list[dict[str, Any]], notes: _Footnotes, where: str,
+                   full: bool) -> list[str]:
+    """A section: in full (its notes as footnotes, both tables of a robust section), or short for the page (its
+    provenance line, text, figure and tables, the notes left to the notebook)."""
+    learning = "runs" in section
+    section_marks = "".join(notes.mark(n) for n in section.get("notes", [])) if full else ""
+    lines = [f"## {section['title']}{section_marks}", ""]
+    if section.get("provenance"):
+        lines += [f"Provenance: {' '.join(section['provenance'].split())}", ""]
+    if section.get("text"):
+        lines += [" ".join(str(section["text"]).split()), ""]
+    if section.get("figure") and not full:
+        lines += [f"![{section['title']}]({section['figure']})", ""]
+    if section.get("robust") and not full:  # the decisive score: the mean of the last evaluations
+        return [*lines, *_robust_table(rows, where, notes), ""]
+    if learning:
+        score = section.get("score", section.get("metric", "final_return"))
+        lines += [f"Score: {score}; IQM over runs [95% stratified-bootstrap CI].", ""]
+    interval = section.get("interval", "IQM [95% CI]")
+    paired = any("vs_ratio" in row for row in rows)
+    ratio_head = " ratio to baseline, same seeds [95% CI] |" if paired else ""
+    lines += [f"| result | {interval} | n |{ratio_head} anchor | target | met |",
+              "| --- | --- | ---: |" + (" --- |" if paired else "") + " --- | --- | --- |"]
+    for row in rows:
+        target = row.get("target") or {}
+        others = {r.get("method", r["name"]): (r["score"], r["low"], r["high"]) for r in rows
+                  if r.get("env") == row.get("env")}
+        checks = _target_checks(row, (row["score"], row["low"], row["high"]), row.get("values"), target, others,
+                                row.get("vs_ratio"), f"{where}, {row['name']}") if target else []
+        target_text = [_target_text(target)] if target else []
+        if "vs_ratio" in row:
+            vs_checks, vs_texts = _vs_checks(row["vs"], row["vs_ratio"])
+            checks += vs_checks
+            target_text += vs_texts
+        bounds = f" [{_fmt(row['low'])}, {_fmt(row['high'])}]" if math.isfinite(row["low"]) else ""
+        unit = f" {row['unit']}" if row.get("unit") else ""
+        ratio_cell = [_ratio_cell(row["vs_ratio"]) if "vs_ratio" in row else "-"] if paired else []
+        cells = [
+            f"{row['name']}{notes.mark(row.get('note'))}",
+            f"{_fmt(row['score'])}{bounds}{unit}",
+            str(row["n"]),
+            *ratio_cell,
+            _anchor(row, notes, f"{where}, {row['name']}"),
+            ", ".join(target_text) or "-",
+            _met_cell(checks, row["n"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if section.get("robust"):
+        lines += [*_robust_table(rows, where), ""]
+    return lines
+
+
+def _footnote_lines(notes: _Footnotes) -> list[str]:
+    return [*(f"[^{i}]: {text}" for i, text in enumerate(notes.texts, 1)), ""] if notes.texts else []
+
+
+def results_files(spec_path: str | Path, *, reps: int = 20_000) -> dict[str, str]:
+    """The Markdown files a results spec makes, by name: ``RESULTS.md`` (the summary, then the sections marked
+    ``page: true`` in short) and, with ``notebook: NAME`` in the spec, that companion (every section in full, with
+    its notes); without it, ``RESULTS.md`` holds every section in full. Deterministic: fixed bootstrap seeds."""
     import yaml
 
     spec_path = Path(spec_path)
     spec = yaml.safe_load(spec_path.read_text())
     if not isinstance(spec, dict) or not isinstance(spec.get("sections"), list):
         raise ResultsSpecError(f"{spec_path}: a results spec is a mapping with a 'sections' list")
-    unknown = [k for k in spec if k not in ("title", "text", "summary", "sections")]
+    unknown = [k for k in spec if k not in SPEC_KEYS]
     if unknown:
-        raise ResultsSpecError(f"{spec_path}: unknown keys {unknown} (accepted: title, text, summary, sections)")
+        raise ResultsSpecError(f"{spec_path}: unknown keys {unknown} (accepted: {', '.join(SPEC_KEYS)})")
+    notebook = spec.get("notebook")
+    if notebook is not None and (not isinstance(notebook, str) or not notebook.endswith(".md") or "/" in notebook):
+        raise ResultsSpecError(f"{spec_path}: notebook is the companion's file name (NAME.md, beside RESULTS.md), "
+                               f"got {notebook!r}")
     base = spec_path.parent
-    computed: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-    all_rows = []
+    computed: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    ids: set[str] = set()
     for s, section in enumerate(spec["sections"]):
         where = f"{spec_path} section {s + 1}"
         _check_keys_flat(section, SECTION_KEYS, where)
@@ -634,65 +855,43 @@ def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
         if section.get("robust") and "runs" not in section:
             raise ResultsSpecError(f"{where}: robust: true needs a learning section (runs); a measurement row takes "
                                    f"curve_score: {' or '.join(ROBUST_METRICS)}")
-        rows = (_learning_rows if "runs" in section else _measured_rows)(section, base, where, reps)
-        all_rows.append(rows)
+        if section.get("role") not in (None, *ROLES):
+            raise ResultsSpecError(f"{where}: role must be one of {', '.join(ROLES)}, got {section['role']!r}")
+        if section.get("figure") and not (base.parent / section["figure"]).is_file():
+            raise ResultsSpecError(f"{where}: figure {section['figure']!r} is no file (a path from the repository root)")
         if "id" in section:
-            if section["id"] in computed:
+            if section["id"] in ids:
                 raise ResultsSpecError(f"{where}: the id {section['id']!r} is used by another section")
-            computed[section["id"]] = (section, rows)
+            ids.add(section["id"])
+        computed.append((section, (_learning_rows if "runs" in section else _measured_rows)(section, base, where, reps)))
+    generated = (f"Generated by `{COMMAND}` from the committed results; edit "
+                 f"`{spec_path.parent.name}/{spec_path.name}`, not this file.")
     notes = _Footnotes()
-    lines = [f"# {spec.get('title', 'Results')}", "",
-             f"Generated by `{COMMAND}` from the committed results; edit "
-             f"`{spec_path.parent.name}/{spec_path.name}`, not this file.", ""]
+    lines = [f"# {spec.get('title', 'Results')}", "", generated, ""]
     if spec.get("text"):
         lines += [" ".join(str(spec["text"]).split()), ""]
-    lines += _summary(spec, computed, base, notes, str(spec_path), reps)
-    for s, (section, rows) in enumerate(zip(spec["sections"], all_rows)):
-        where = f"{spec_path} section {s + 1}"
-        learning = "runs" in section
-        section_marks = "".join(notes.mark(n) for n in section.get("notes", []))
-        lines += [f"## {section['title']}{section_marks}", ""]
-        if section.get("provenance"):
-            lines += [f"Provenance: {' '.join(section['provenance'].split())}", ""]
-        if section.get("text"):
-            lines += [" ".join(str(section["text"]).split()), ""]
-        if learning:
-            score = section.get("score", section.get("metric", "final_return"))
-            lines += [f"Score: {score}; IQM over runs [95% stratified-bootstrap CI].", ""]
-        interval = section.get("interval", "IQM [95% CI]")
-        paired = any("vs_ratio" in row for row in rows)
-        ratio_head = " ratio to baseline, same seeds [95% CI] |" if paired else ""
-        lines += [f"| result | {interval} | n |{ratio_head} anchor | target | met |",
-                  "| --- | --- | ---: |" + (" --- |" if paired else "") + " --- | --- | --- |"]
-        for row in rows:
-            target = row.get("target") or {}
-            others = {r.get("method", r["name"]): r["score"] for r in rows if r.get("env") == row.get("env")}
-            checks = [_met(row["score"], target, others, f"{where}, {row['name']}")] if target else []
-            target_text = [_target_text(target)] if target else []
-            if "vs_ratio" in row:
-                vs_checks, vs_texts = _vs_checks(row["vs"], row["vs_ratio"])
-                checks += vs_checks
-                target_text += vs_texts
-            met = ("yes" if all(checks) else "no") if checks else "-"
-            bounds = f" [{_fmt(row['low'])}, {_fmt(row['high'])}]" if math.isfinite(row["low"]) else ""
-            unit = f" {row['unit']}" if row.get("unit") else ""
-            ratio_cell = []
-            if paired:
-                ratio_cell = [_ratio_cell(row["vs_ratio"]) if "vs_ratio" in row else "-"]
-            cells = [
-                f"{row['name']}{notes.mark(row.get('note'))}",
-                f"{_fmt(row['score'])}{bounds}{unit}",
-                str(row["n"]),
-                *ratio_cell,
-                _anchor(row, notes, f"{where}, {row['name']}"),
-                ", ".join(target_text) or "-",
-                met,
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        if section.get("robust"):
-            lines += [*_robust_table(rows, where), ""]
-    if notes.texts:
-        lines += [f"[^{i}]: {text}" for i, text in enumerate(notes.texts, 1)]
-        lines.append("")
-    return "\n".join(lines)
+    if notebook:
+        lines += [f"Every result in full, with its notes, commands and the diagnostics: [{notebook}]({notebook}).", ""]
+    lines += _summary(spec, computed, notes, str(spec_path))
+    if not spec.get("claims"):
+        lines += [VERDICT_RULE, ""]
+    for s, (section, rows) in enumerate(computed):
+        if notebook is None or section.get("page"):
+            lines += _section_lines(section, rows, notes, f"{spec_path} section {s + 1}", full=notebook is None)
+    if notebook:
+        lines += [f"Every other result, and these in full: [{notebook}]({notebook}).", ""]
+    files = {"RESULTS.md": "\n".join(lines + _footnote_lines(notes))}
+    if notebook:
+        notes = _Footnotes()
+        lines = [f"# {spec.get('title', 'Results')}: the notebook", "", generated, "",
+                 "Every result in full, with its notes and diagnostics; the summary and the decisive tables are in "
+                 "[RESULTS.md](RESULTS.md).", "", VERDICT_RULE, ""]
+        for s, (section, rows) in enumerate(computed):
+            lines += _section_lines(section, rows, notes, f"{spec_path} section {s + 1}", full=True)
+        files[notebook] = "\n".join(lines + _footnote_lines(notes))
+    return files
+
+
+def results_markdown(spec_path: str | Path, *, reps: int = 20_000) -> str:
+    """The Markdown of ``RESULTS.md`` for the results spec at ``spec_path`` (:func:`results_files`)."""
+    return results_files(spec_path, reps=reps)["RESULTS.md"]

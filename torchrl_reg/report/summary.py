@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", metavar="DIR",
                         help="also write one run record per completed run to DIR (the form committed under benchmarks/results/)")
     parser.add_argument("--results", metavar="SPEC",
-                        help="write RESULTS.md (to --out, default RESULTS.md) from the results spec SPEC "
+                        help="write RESULTS.md (to --out, default RESULTS.md; its companion notebook beside it) from the results spec SPEC "
                              "(e.g. benchmarks/results.yaml) instead of reporting RUN_DIRs")
     parser.add_argument("--metric", default="train_return_mean",
                         help="final score: a number in metrics.json (default train_return_mean, the mean of the last 100 "
@@ -377,16 +377,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         if args.run_dirs or args.records:
             parser.error("--results reads the runs named in its spec: give no RUN_DIR and no --records")
-        from torchrl_reg.report.results_md import results_markdown
+        from torchrl_reg.report.results_md import results_files
 
         try:
-            text = results_markdown(args.results)
+            files = results_files(args.results)
         except (FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         out_file = Path(args.out or "RESULTS.md")
-        out_file.write_text(text)
-        print(f"wrote {out_file}")
+        for name, text in files.items():  # the page, and its companion beside it
+            path = out_file if name == "RESULTS.md" else out_file.parent / name
+            path.write_text(text)
+            print(f"wrote {path}")
         return 0
     if not args.run_dirs:
         parser.error("give at least one RUN_DIR (or --results SPEC)")

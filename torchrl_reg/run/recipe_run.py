@@ -24,7 +24,7 @@ loop reads::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from torchrl_reg.run.evaluation import evaluate
 from torchrl_reg.run.logs import read_csv_scalar
 from torchrl_reg.run.metrics import return_metrics
 
-__all__ = ["RecipeRun", "check_finite_rewards", "crossed", "preset_line"]
+__all__ = ["RecipeRun", "check_finite_rewards", "command_line_keys", "crossed", "preset_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +70,45 @@ PRESET_KEYS = (
 )
 
 
-def preset_line(cfg: Any, preset_id: str | None = None) -> str:
-    """One line naming the env and the preset settings the run uses (logged at its start).
+#: Logged before a compiled run's first update in a process (``compile=true``), which waits for torch.compile.
+COMPILING = ("compiling the update (torch.compile, first update only: up to about a minute on a CPU, "
+             "seconds once its cache is warm)")
+
+
+def preset_line(cfg: Any, preset_id: str | None = None, given: Iterable[str] = ()) -> str:
+    """One line naming the env and the preset settings the run uses (logged at its start), apart from those the
+    command line set.
 
     ``preset_id`` is the gymnasium id the chosen env preset was made for (:func:`env_preset_id`): the line
-    says whether ``env.name`` is that id or inherits the preset; unknown (``None``), it says both cases."""
-    values = []
+    says whether ``env.name`` is that id or inherits the preset; unknown (``None``), it says both cases.
+    ``given``: the keys set on the command line (:func:`command_line_keys`), listed as such."""
+    given = set(given)
+    preset, command_line = [], []
     for key in PRESET_KEYS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
-            values.append(f"{key}={value}")
+            (command_line if key in given else preset).append(f"{key}={value}")
     if preset_id is None:
         source = "a gymnasium id without a preset of its own inherits the env group's"
     elif preset_id == cfg.env.name:
         source = f"the env preset made for {preset_id}"
     else:
         source = f"{cfg.env.name} has no preset of its own: it inherits the env preset made for {preset_id}"
-    return (
-        f"env.name={cfg.env.name} (family {cfg.env.family}) runs with these preset settings: {', '.join(values)} "
-        f"({source}; override any on the command line)"
-    )
+    head = f"env.name={cfg.env.name} (family {cfg.env.family}) runs with"
+    if command_line and not preset:
+        return f"{head} these settings from the command line: {', '.join(command_line)} ({source})"
+    return (f"{head} these preset settings: {', '.join(preset)} ({source}; override any on the command line)"
+            + (f", and these from the command line: {', '.join(command_line)}" if command_line else ""))
+
+
+def command_line_keys() -> frozenset[str]:
+    """The keys the command line set (Hydra's task overrides, ``+``/``~`` dropped); none outside Hydra's command
+    line (``train(cfg)``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return frozenset()
+    return frozenset(override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task)
 
 
 def env_preset_id() -> str | None:
@@ -186,13 +205,14 @@ class RecipeRun(Run):
         # that its logged means are bit-identical to an uninterrupted run's.
         self.pending_outputs: list[TensorDictBase] = []
         self.carried_outputs: dict[str, torch.Tensor] = {}
+        self.announced_compile = False  # COMPILING is logged before this process's first update
 
     # -- start, and the state its checkpoints hold ----------------------------------------------------
     def start(self) -> bool:
         """Start the run (:meth:`Run.start <torchrl_reg.run.contract.Run.start>`: resume, ``config.yaml``), log
         the preset settings in use and start the progress bar over frames. Returns whether it resumed."""
         resumed = super().start(map_location=self.device)
-        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, env_preset_id()))
+        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, env_preset_id(), command_line_keys()))
         collector = self.cfg.collector
         if collector.total_frames % collector.frames_per_batch:
             # TorchRL collects whole batches: say how many frames the run really does (metrics["frames"]).
@@ -254,7 +274,13 @@ class RecipeRun(Run):
     def updates_due(self) -> int:
         """Updates owed after this batch: one per ``optim.frames_per_update`` frames after ``learning_starts``."""
         optim = self.cfg.optim
-        return max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
+        due = max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
+        if due and not self.announced_compile:
+            self.announced_compile = True
+            if self.cfg.get("compile"):  # the first update compiles: the progress bar stands still meanwhile
+                log = logging.getLogger("torchrl_reg.recipes")
+                self.pbar.log(log, COMPILING) if self.pbar is not None else log.info(COMPILING)
+        return due
 
     def record(self, out: TensorDictBase) -> None:
         """Count one update and keep its outputs (detached, as :func:`torchrl_reg.objectives.make_update` returns them) for the next log."""
