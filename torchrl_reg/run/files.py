@@ -543,11 +543,12 @@ class _CountingFile(io.RawIOBase):
             view = memoryview(data).cast("B")
             done = 0
             while done < len(view):
-                done += os.write(self.fd, view[done:])
+                wrote = os.write(self.fd, view[done:])
+                done += wrote
+                self.written += wrote
         except OSError as err:
             self.error = self.error or err
             raise
-        self.written += done
         return done
 
     def seek(self, offset: int, whence: int = 0) -> int:
