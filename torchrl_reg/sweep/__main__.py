@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from torchrl_reg.run.files import SymlinkRefused
+from torchrl_reg.run.files import FileRefused
 from torchrl_reg.sweep.cost import cost_summary, estimate_cost
 from torchrl_reg.sweep.launch import (
     SlurmResources,
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         if incomplete:
             print(f"continue with: python -m torchrl_reg.sweep --resume {top} --executor local")
         return status
-    except (SweepError, SymlinkRefused) as err:
+    except (SweepError, FileRefused) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
