@@ -288,3 +288,17 @@ def test_truncating_csv_logs_reads_only_regular_files(tmp_path):
     os.mkfifo(folder / "fifo.csv")
     with _never_blocks(), pytest.raises(FileRefused, match="fifo.csv is a FIFO"):
         truncate_csv_logs(tmp_path, 1)
+
+
+def test_a_fifo_opened_for_writing_is_refused_without_blocking(tmp_path):
+    """A FIFO without a reader (the open fails: ENXIO) and one with a reader (fstat says FIFO) are both refused."""
+    fifo = tmp_path / "0_log.out"
+    os.mkfifo(fifo)
+    with _never_blocks(), pytest.raises(FileRefused, match=f"{fifo} is a FIFO or a socket, not a regular file"):
+        open_file(fifo, "ab")
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with _never_blocks(), pytest.raises(FileRefused, match=f"{fifo} is a FIFO, not a regular file"):
+            open_file(fifo, "ab")
+    finally:
+        os.close(reader)

@@ -289,9 +289,9 @@ class _Folder:
         except OSError as err:
             if err.errno in (errno.ELOOP, errno.EEXIST, errno.ENOTDIR) and _is_link(name, self.fd):
                 raise SymlinkRefused(self.path / name, self.root) from None
-            if err.errno == errno.ENXIO:  # O_WRONLY | O_NONBLOCK on a FIFO without a reader
-                raise FileRefused(f"{self.path / name} is a FIFO, not a regular file: a run or sweep directory holds "
-                                  "only regular files. Remove it") from None
+            if err.errno == errno.ENXIO:  # O_WRONLY | O_NONBLOCK on a FIFO without a reader, or a socket
+                raise FileRefused(f"{self.path / name} is a FIFO or a socket, not a regular file: a run or sweep "
+                                  "directory holds only regular files. Remove it") from None
             raise _named(err, self.path / name) from None
 
     def open_regular(self, name: str, flags: int, *, in_place: bool, mode: int = 0o666) -> int:
