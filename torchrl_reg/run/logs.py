@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.run.files import make_dirs, open_file, read_bytes, write_atomic
+from torchrl_reg.run.files import make_dirs, open_file, read_bytes, remove_file, write_atomic
 from torchrl_reg.validation import check_choice
 
 __all__ = ["CSV_DIR", "LOGGER_BACKENDS", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
@@ -102,7 +102,7 @@ def truncate_csv_logs(run_dir: Path, last_step: int | None) -> None:
                 kept.append(line + b"\n")
                 previous = step
         if not kept:
-            path.unlink()
+            remove_file(path, root=run_dir)
         elif len(kept) != len(complete) or _partial:
             write_atomic(path, b"".join(kept))
 
