@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tensordict.nn import TensorDictSequential
 from torchrl.data import Categorical
 from torchrl.modules import QValueActor
@@ -81,6 +81,7 @@ from torchrl_reg.planning import (
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
+from torchrl_reg.run.files import load_yaml_config
 
 __all__ = ["DIAGNOSTICS", "Episodes", "GroupProgress", "Stopped", "load_q_network", "plan", "play_episodes"]
 
@@ -110,7 +111,7 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     config_path = checkpoint.parent / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} is missing: the checkpoint must sit in its m_dqn run directory")
-    run_cfg = OmegaConf.load(config_path)
+    run_cfg = load_yaml_config(config_path)  # a regular file, bounded, without YAML aliases
     env, network, exploration = (run_cfg.get(group) for group in ("env", "network", "exploration"))
     if env is None or network is None or exploration is None:
         raise ValueError(

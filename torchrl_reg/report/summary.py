@@ -38,7 +38,7 @@ from torchrl_reg.report.stats import (
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
 )
-from torchrl_reg.run.files import check_components, write_atomic
+from torchrl_reg.run.files import DiskFullError, check_components, read_json, write_atomic
 
 __all__ = ["make_report", "normalize"]
 
@@ -387,14 +387,18 @@ def main(argv: list[str] | None = None) -> int:
         out_file = Path(args.out or "RESULTS.md")
         for name, text in files.items():  # the page, and its companion beside it
             path = out_file if name == "RESULTS.md" else out_file.parent / name
-            path.write_text(text)
+            try:  # a temporary file renamed over the old one: a full disk leaves the earlier file whole
+                write_atomic(path.absolute(), text)
+            except (OSError, ValueError) as err:  # DiskFullError names the file, the bytes needed and the free space
+                print(f"error: {err}", file=sys.stderr)
+                return 1
             print(f"wrote {path}")
         return 0
     if not args.run_dirs:
         parser.error("give at least one RUN_DIR (or --results SPEC)")
     reference = None
     if args.reference_scores:
-        reference = {k: tuple(v) for k, v in json.loads(Path(args.reference_scores).read_text()).items()}
+        reference = {k: tuple(v) for k, v in read_json(Path(args.reference_scores).absolute()).items()}
     out = args.out or str(Path(args.run_dirs[0]) / "report")
     try:
         res = make_report(
@@ -415,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except DiskFullError as err:  # names the file, the bytes needed and the free space; the earlier file is whole
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"{res['runs_completed']} of {res['runs_expected']} runs completed; report in {Path(out).resolve() / 'summary.md'}")
     for p in res["missing_or_failed"]:
         print(f"  {p['status']}: {p['run_dir']}" + (f" (logs: {' '.join(p['logs'])})" if p["logs"] else ""))

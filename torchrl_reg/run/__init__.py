@@ -4,7 +4,8 @@
   :func:`start_process` (the same and the device);
 * :mod:`~torchrl_reg.run.rundir`: the run directory, its lock, and the checks of a resume against the stored config;
 * :mod:`~torchrl_reg.run.checkpoint`: atomic, checksummed, plain-data checkpoints (the envs' part: :mod:`torchrl_reg.envs.state`);
-* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory created without following a symlink, a full disk named;
+* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory read and written through it: no link followed,
+  regular files only, reads and parsing bounded, whole files written by rename, a full disk named;
 * :mod:`~torchrl_reg.run.stop`: the cooperative stop flag and the signals that set it;
 * :mod:`~torchrl_reg.run.evaluation`: greedy evaluation episodes;
 * :mod:`~torchrl_reg.run.logs` (TorchRL logger, CSV files), :mod:`~torchrl_reg.run.episodes` (training returns),

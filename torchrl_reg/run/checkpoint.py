@@ -42,7 +42,7 @@ from torchrl.data import ReplayBuffer
 
 from torchrl_reg.envs.state import get_env_state, set_env_state
 from torchrl_reg.plain_state import check_plain
-from torchrl_reg.run.files import SymlinkRefused, atomic_writer, hard_link
+from torchrl_reg.run.files import FileRefused, SymlinkRefused, atomic_writer, hard_link, lstat_file, open_read
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -144,7 +144,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, writer)
         f.seek(0)
         f.write(MAGIC + writer.sha256.digest())
-        if path.exists():
+        if lstat_file(path) is not None:
             try:
                 hard_link(path, _previous(path))
             except SymlinkRefused:
@@ -156,9 +156,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 def _has_header(path: Path) -> bool:
     """Whether ``path`` starts with :data:`MAGIC` (a checkpoint that carries its checksum)."""
     try:
-        with open(path, "rb") as f:
+        with open_read(path) as f:
             return f.read(len(MAGIC)) == MAGIC
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -171,7 +171,7 @@ def _verified_payload(path: Path, sibling: Path | None) -> Any:
     nothing this version writes lacks it, so such a file is damaged or substituted. Otherwise it loads
     unverified, with a warning that says it is trusted as it is.
     """
-    f = open(path, "rb")
+    f = open_read(path)  # a regular file, no link followed: a FIFO or a device is refused, not waited on
     try:
         header = f.read(_HEADER_SIZE)
         if header.startswith(_ZIP_MAGIC):
@@ -211,7 +211,7 @@ def _load(path: Path, map_location: str | torch.device, sibling: Path | None = N
     try:
         with _verified_payload(path, sibling) as f:
             state = torch.load(f, map_location=map_location, weights_only=True)
-    except CheckpointError:
+    except (CheckpointError, FileRefused):  # FileRefused: a FIFO, a device, a link in its place, named as it is
         raise
     except pickle.UnpicklingError as err:
         if "weights only" in str(err).lower():

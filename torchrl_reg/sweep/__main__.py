@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from torchrl_reg.cli import printable
-from torchrl_reg.run.files import SymlinkRefused
+from torchrl_reg.run.files import FileRefused
 from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.cost import cost_summary, estimate_cost
 from torchrl_reg.sweep.launch import (
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         # Stopped by SIGINT, SIGTERM or SIGHUP: the tasks checkpointed; 75 (EX_TEMPFAIL), as a stopped task exits.
         return EXIT_INTERRUPTED if stopped else status
     # A name read from a sweep directory may hold ESC or bidi characters: escaped, the message's own lines kept.
-    except (SweepError, SymlinkRefused) as err:
+    except (SweepError, FileRefused) as err:
         print(f"error: {printable(err, keep_newlines=True)}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:

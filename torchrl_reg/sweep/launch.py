@@ -7,7 +7,6 @@ task (named after its index and swept values) and the scheduler logs (``slurm/``
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import signal
@@ -20,7 +19,7 @@ from typing import Any
 
 from torchrl_reg.cli import clean_pythonpath, printable
 from torchrl_reg.run.checkpoint import has_checkpoint
-from torchrl_reg.run.files import open_file, refuse_symlinks
+from torchrl_reg.run.files import FileRefused, open_file, read_json, refuse_symlinks
 from torchrl_reg.run.rundir import run_dir_holder
 from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.resources import PACKAGE_ROOT, SlurmResources
@@ -184,6 +183,9 @@ def run_local(
             "stdout": str(log_dir / f"{i}_log.out"),
             "stderr": str(log_dir / f"{i}_log.err"),
         }
+    for logs in submission["tasks"].values():  # each log a regular file of one link, before anything is recorded
+        for stream in ("stdout", "stderr"):
+            open_file(logs[stream], "ab", root=sweep_dir, create_dirs=True).close()
     _record_submission(sweep_dir, submission)
 
     pending = list(indices)
@@ -242,11 +244,14 @@ def task_status(task: dict[str, Any]) -> str:
     if run_dir_holder(run_dir) is not None:
         return "running"
     metrics = run_dir / "metrics.json"
-    if metrics.is_file():
+    if metrics.exists():
         try:
-            status = json.loads(metrics.read_text()).get("status", "unknown")
-        except json.JSONDecodeError:
-            status = "unknown"
+            data = read_json(metrics, "metrics")  # a FIFO or a device is refused (FileRefused), never waited on
+        except FileRefused:
+            raise
+        except ValueError:
+            data = None
+        status = data.get("status", "unknown") if isinstance(data, dict) else "unknown"
         if status in ("completed", "interrupted"):
             return status
     if has_checkpoint(run_dir):

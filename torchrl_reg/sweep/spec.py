@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from torchrl_reg.cli import printable
 from torchrl_reg.configs import recipe_config_path, with_search_path
+from torchrl_reg.run.files import parse_yaml, read_text
 from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
 
@@ -316,15 +317,13 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
     command line replaces the spec's value of the same key. ``throughput`` names a table of measured
     throughput (relative to the spec) from which ``--dry-run`` estimates each task's cost.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep spec {str(path)!r} does not exist")
     try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SweepError(f"{path} is not valid YAML: {err}") from None
+        spec = parse_yaml(read_text(path, "config"), path)  # bounded: no alias, a nesting limit
+    except ValueError as err:  # invalid YAML, or refused (FileRefused)
+        raise SweepError(str(err)) from None
     if not isinstance(spec, dict) or not isinstance(spec.get("methods"), dict) or not spec["methods"]:
         raise SweepError(f"{path}: a sweep spec is a mapping with a non-empty 'methods' mapping (name -> recipe, overrides)")
     problems = [f"unknown key {k!r} (accepted: {', '.join(SPEC_KEYS)})" for k in spec if k not in SPEC_KEYS]

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from torchrl_reg.cli import printable
-from torchrl_reg.run.files import SymlinkRefused, check_components, open_file, write_atomic
+from torchrl_reg.run.files import FileRefused, SymlinkRefused, check_components, open_file, read_json, write_atomic
 from torchrl_reg.sweep.spec import SweepError
 
 __all__ = [
@@ -220,12 +220,14 @@ def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
     """
     root = Path(sweep_dir).resolve()
     path = root / SWEEP_FILE
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: not a sweep directory made by torchrl_reg.sweep")
     try:
-        sweep = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SweepError(f"{path} is not valid JSON ({err}): the sweep file is damaged; restore it from a copy") from None
+        sweep = read_json(path, "sweep")  # a regular file, bounded in size and depth
+    except FileRefused as err:
+        raise SweepError(str(err)) from None
+    except ValueError as err:
+        raise SweepError(f"{err}: the sweep file is damaged; restore it from a copy") from None
     problems = _structure_problems(sweep)
     if problems:
         raise SweepError(f"{path} is damaged: " + "; ".join(problems))
