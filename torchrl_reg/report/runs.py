@@ -122,8 +122,13 @@ def _runs_of_sweep(sweep_dir: Path) -> list[Run]:
 def _run_of_record(path: Path, record: dict[str, Any]) -> Run:
     metrics = record["metrics"]
     curves = {name: (c["frames"], c["values"]) for name, c in record.get("curves", {}).items()}
+    env = {"name": record["env"]}
+    config = record.get("config")
+    if isinstance(config, dict) and isinstance(config.get("env"), dict):
+        # What the report's scale and titles read: human-normalized scores for Atari games, frames per agent step.
+        env.update({k: config["env"][k] for k in ("family", "frame_skip") if config["env"].get(k) is not None})
     return Run(
-        path, str(record["method"]), {"env": {"name": record["env"]}, "seed": record["seed"]},
+        path, str(record["method"]), {"env": env, "seed": record["seed"]},
         str(metrics.get("status", "unknown")), metrics,
         recipe_path=record.get("recipe"), overrides=tuple(record.get("overrides", ())),
         command=record.get("command"), curves=curves,
