@@ -33,6 +33,8 @@ __all__ = [
     "ScoreScale",
     "atari_game",
     "budget_text",
+    "dopamine_agents",
+    "dopamine_beside",
     "dopamine_curve",
     "env_family",
     "human_normalized",
@@ -288,3 +290,30 @@ def dopamine_curve(directory: str | Path, game: str, agent: str) -> tuple[np.nda
     steps = (np.asarray(iterations, dtype=np.float64) + 0.5) * DOPAMINE_ITERATION_STEPS
     band = np.stack([np.nanmin(table, axis=1), np.nanmax(table, axis=1)])
     return steps, np.nanmean(table, axis=1), band, len(runs)
+
+
+def dopamine_agents(losses: dict[str, set[Any]]) -> dict[str, str]:
+    """Method -> the Dopamine agent of its loss (:data:`DOPAMINE_AGENTS`), for the methods whose runs all use one
+    loss that Dopamine publishes (``dqn``, ``iqn``); ``losses`` maps each method to its runs' loss names."""
+    return {m: DOPAMINE_AGENTS[next(iter(names))] for m, names in losses.items()
+            if len(names) == 1 and next(iter(names)) in DOPAMINE_AGENTS}
+
+
+def dopamine_beside(
+    directory: str | Path, game: str, agents: Sequence[str], end: float
+) -> tuple[list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], list[str]]:
+    """``(curves, notes)``: each agent's Dopamine curve on ``game`` up to ``end`` agent steps (our runs' last),
+    ``(label, steps, mean, [min, max])``, and a note for each agent whose curve is missing or starts after ``end``."""
+    curves, notes = [], []
+    for agent in agents:
+        found = dopamine_curve(directory, game, agent)
+        if found is None:
+            notes.append(f"{game}: no Dopamine {agent} curve in {directory}")
+            continue
+        x, y, band, n = found
+        keep = x <= end
+        if not keep.any():
+            notes.append(f"{game}: Dopamine {agent}'s first point is at {x[0]:.0f} agent steps, after our runs' last ({end:.0f})")
+            continue
+        curves.append((f"Dopamine {agent} ({n} runs, mean and range)", x[keep], y[keep], band[:, keep]))
+    return curves, notes

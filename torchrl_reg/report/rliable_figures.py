@@ -73,10 +73,12 @@ def rliable_figures(
         names = list(next(iter(aggregate.values())))
         points = {m: np.array([aggregate[m][n][0] for n in names]) for m in methods}
         intervals = {m: np.array([[aggregate[m][n][1] for n in names], [aggregate[m][n][2] for n in names]]) for m in methods}
-        fig, _ = plot_utils.plot_interval_estimates(
-            points, intervals, metric_names=names, algorithms=methods, xlabel=xlabel,
+        fig, axes = plot_utils.plot_interval_estimates(
+            points, intervals, metric_names=names, algorithms=methods, xlabel=xlabel, max_ticks=3,
             row_height=0.45, subfigure_width=3.6, xlabel_y_coordinate=0.03,
         )
+        for ax in np.atleast_1d(axes):
+            ax.tick_params(axis="x", labelsize=12)
         fig.set_size_inches(3.6 * len(names), 1.9 + 0.45 * len(methods))
         fig.suptitle(f"{title}\n95% stratified bootstrap intervals", fontsize=11, y=0.98)
         fig.subplots_adjust(left=0.16, right=0.98, bottom=0.32, top=0.66, wspace=0.15)
@@ -102,7 +104,7 @@ def rliable_figures(
     if improvement:
         estimates = {f"{row['x']}{_PAIR}{row['y']}": row["p"][0] for row in improvement}
         bands = {f"{row['x']}{_PAIR}{row['y']}": np.array(row["p"][1:]) for row in improvement}
-        fig, ax = plt.subplots(figsize=(6.5, 1.2 + 0.6 * len(improvement)), dpi=100)
+        fig, ax = plt.subplots(figsize=(6.5, 1.8 + 0.6 * len(improvement)), dpi=100)
         plot_utils.plot_probability_of_improvement(
             estimates, bands, pair_separator=_PAIR, ax=ax, xticks=[0.0, 0.25, 0.5, 0.75, 1.0],
             labelsize="medium", ticklabelsize="medium",

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.report.atari import (
-    DOPAMINE_AGENTS,
     MUNCHAUSEN_SCORES,
     budget_text,
-    dopamine_curve,
+    dopamine_agents,
+    dopamine_beside,
     env_family,
     protocol_title,
     score_scale,
@@ -284,11 +284,8 @@ def make_report(
             improvement.append({"x": x, "y": y, "envs": len(shared), "p": list(p)})
 
     # Dopamine's published curve of a method we ran (our dqn and iqn losses), over the frames our runs span.
-    agents = {}
-    for m in methods:
-        losses = {r.value("loss.name") or label for r, label in done if label == m}  # a run record: its method
-        if len(losses) == 1 and (loss := losses.pop()) in DOPAMINE_AGENTS:
-            agents[m] = DOPAMINE_AGENTS[loss]
+    # A run record has no loss.name: its method is its loss.
+    agents = dopamine_agents({m: {r.value("loss.name") or label for r, label in done if label == m} for m in methods})
     published_notes: list[str] = []
     curve_files = {}
     for env in envs:
@@ -299,21 +296,9 @@ def make_report(
         published = []
         ours = [x for runs_ in curves.values() for x, _ in runs_ if len(x)]
         if dopamine is not None and ours:
-            end = max(float(x[-1]) for x in ours)
-            for m, agent in sorted(agents.items()):
-                if m not in curves:
-                    continue
-                found = dopamine_curve(dopamine, scale.games[env], agent)
-                if found is None:
-                    published_notes.append(f"{env}: no Dopamine {agent} curve in {dopamine}")
-                    continue
-                x, y, band, n = found
-                keep = x <= end
-                if not keep.any():
-                    published_notes.append(f"{env}: Dopamine {agent}'s first point is at {x[0]:.0f} agent steps, after our "
-                                           f"runs' last ({end:.0f})")
-                    continue
-                published.append((f"Dopamine {agent} ({n} runs, mean and range)", x[keep], y[keep], band[:, keep]))
+            wanted = sorted({agent for m, agent in agents.items() if m in curves})
+            published, notes = dopamine_beside(dopamine, env, wanted, max(float(x[-1]) for x in ours))
+            published_notes += notes
         if ours:
             name = f"curves_{_slug(env)}.png"
             _plot_curves(out_dir / name, env, curves, curve, curve_reps, root, published)
