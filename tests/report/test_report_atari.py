@@ -171,3 +171,14 @@ def test_dopamine_curves_beside_ours(records, tmp_path):
     assert "Dopamine's published training returns" in (tmp_path / "out" / "summary.md").read_text()
     with pytest.raises(ValueError, match="--curve train/episode_return"):
         make_report([records], tmp_path / "out2", reps=100, curve="eval", dopamine=data)
+
+
+def test_the_figures_titles_name_atari_100k_and_atari_57():
+    from torchrl_reg.report.atari import protocol_title
+
+    s100 = score_scale({game: {"atari"} for game in ATARI_100K_GAMES})
+    assert protocol_title(list(ATARI_100K_GAMES), s100, [5] * 26, budget_text([100_000], [4])) == (
+        "Atari-100k (26 games, 5 runs each), 100k agent steps (400k frames)")
+    s57 = score_scale({game: {"atari"} for game in ATARI_SCORES})
+    assert protocol_title(list(ATARI_SCORES), s57, [3, 2], budget_text([50_000_000], [4])) == (
+        "Atari-57 (57 games, 2-3 runs each), 50M agent steps (200M frames)")
