@@ -213,7 +213,7 @@ def make_report(
                 scores[m][env] = np.asarray(s)
 
     # Atari games: human-normalized scores (a game the table lacks is refused by name); other envs: raw scores.
-    families = {e: {env_family(r.value("env.family"), r.value(env_key)) for r, _ in done if str(r.value(env_key)) == e}
+    families = {e: {env_family(r.setting("env.family"), r.value(env_key)) for r, _ in done if str(r.value(env_key)) == e}
                 for e in envs}
     scale = score_scale(families) if reference_scores is None else None
     human = scale is not None and scale.human
@@ -285,7 +285,7 @@ def make_report(
 
     # Dopamine's published curve of a method we ran (our dqn and iqn losses), over the frames our runs span.
     # A run record has no loss.name: its method is its loss.
-    agents = dopamine_agents({m: {r.value("loss.name") or label for r, label in done if label == m} for m in methods})
+    agents = dopamine_agents({m: {r.setting("loss.name") or label for r, label in done if label == m} for m in methods})
     published_notes: list[str] = []
     curve_files = {}
     for env in envs:
@@ -307,8 +307,8 @@ def make_report(
         _plot_aggregate(out_dir / "aggregate.png", aggregate, root)
 
     # rliable's figures, for absolute normalized scores (human-normalized, or the given reference scores).
-    budget = budget_text([r.metrics.get("frames", r.value("collector.total_frames")) for r, _ in done],
-                         [r.value("env.frame_skip") for r, _ in done])
+    budget = budget_text([r.metrics.get("frames", r.setting("collector.total_frames")) for r, _ in done],
+                         [r.setting("env.frame_skip") for r, _ in done])
     title = protocol_title(common, scale, [len(scores[m][e]) for m in methods for e in common], budget) if human else (
         f"{len(common)} environments, {budget}")
     figure_files: dict[str, str] = {}
