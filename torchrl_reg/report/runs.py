@@ -51,14 +51,26 @@ class Run:
     command: str | None = None
     # Curves stored with the run (run records) rather than as CSV files: name -> (frames, values).
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    # A run record's whole config: ``config`` keeps only its env and seed, which is what labels the methods.
+    record_config: dict[str, Any] = field(default_factory=dict)
 
     def value(self, dotted: str) -> Any:
-        node: Any = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return _lookup(self.config, dotted)
+
+    def setting(self, dotted: str) -> Any:
+        """The run's setting ``dotted``, a run record's included (``env.family``, ``env.frame_skip``, ...), which
+        :meth:`value` does not read (it reads what labels a method)."""
+        found = self.value(dotted)
+        return found if found is not None else _lookup(self.record_config, dotted)
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -124,11 +136,12 @@ def _runs_of_sweep(sweep_dir: Path) -> list[Run]:
 def _run_of_record(path: Path, record: dict[str, Any]) -> Run:
     metrics = record["metrics"]
     curves = {name: (c["frames"], c["values"]) for name, c in record.get("curves", {}).items()}
+    config = record.get("config")
     return Run(
         path, str(record["method"]), {"env": {"name": record["env"]}, "seed": record["seed"]},
         str(metrics.get("status", "unknown")), metrics,
         recipe_path=record.get("recipe"), overrides=tuple(record.get("overrides", ())),
-        command=record.get("command"), curves=curves,
+        command=record.get("command"), curves=curves, record_config=config if isinstance(config, dict) else {},
     )
 
 
