@@ -49,8 +49,8 @@ from torchrl.data import ReplayBuffer
 
 from torchrl_reg.envs.state import get_env_state, set_env_state
 from torchrl_reg.plain_state import check_plain
-from torchrl_reg.validation import check_finite_tensors
 from torchrl_reg.run.files import SymlinkRefused, atomic_writer, hard_link
+from torchrl_reg.validation import check_finite_tensors
 
 __all__ = [
     "CHECKPOINT_NAME",

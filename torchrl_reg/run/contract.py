@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_DIGEST_KEY,
@@ -132,8 +134,10 @@ class Run:
 
     def resume(self, map_location: Any = "cpu") -> None:
         """Restore the state, the RNGs and the elapsed time from ``<run_dir>/checkpoint.pt`` (a damaged one: the
-        previous; one of another config: refused, :func:`~torchrl_reg.run.load_checkpoint`), and drop the CSV rows
-        logged after it."""
+        previous; one of another config: refused, :func:`~torchrl_reg.run.load_checkpoint`; its records bounded by
+        the state's ``checkpoint_bytes()`` when it has one), and drop the CSV rows logged after it. A value the state
+        refuses (:meth:`RunState.load_state_dict`), an RNG state that does not restore or an elapsed time that is not
+        a finite number >= 0 refuses the resume (:class:`~torchrl_reg.run.CheckpointError` naming the entry)."""
         bound = getattr(self.state, "checkpoint_bytes", None)
         state = load_checkpoint(self.checkpoint_path, map_location=map_location, config_digest=config_digest(self.cfg),
                                 max_bytes=None if bound is None else bound())
@@ -141,6 +145,8 @@ class Run:
             self.state.load_state_dict(state)
             set_rng_state(state["rng"])
             self.elapsed_before = check_elapsed(state["elapsed"])
+        except torch.OutOfMemoryError:
+            raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
             detail = f"no entry {err}" if isinstance(err, KeyError) else str(err)
             raise CheckpointError(
