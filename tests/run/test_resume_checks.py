@@ -337,3 +337,21 @@ def test_a_directory_older_than_checksums_still_falls_back_unverified(tmp_path, 
     with caplog.at_level(logging.WARNING):
         assert load_checkpoint(path)["frames"] == 40
     assert "trusting it unverified" in caplog.text
+
+
+def test_a_planning_network_with_a_nan_weight_is_refused(tmp_path):
+    from torchrl_reg.configs import compose_config
+    from torchrl_reg.loops.planning import load_q_network
+    from torchrl_reg.planning import make_task
+
+    network = tmp_path / "Breakout_seed0"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "planning" / "networks" / "Breakout_seed0", network)
+    cfg = compose_config(Path(tree_search.__file__).parent / "conf", "tree_search",
+                         ["task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1"])
+    sim, _ = make_task(cfg.task, 0)
+    load_q_network(network / "checkpoint.pt", sim, "breakout")  # as committed
+    state = load_checkpoint(network / "checkpoint.pt")
+    _set_first(math.nan, "policy")(state)
+    save_checkpoint(network / "checkpoint.pt", state)
+    with pytest.raises(ValueError, match=rf"evaluator.checkpoint {network / 'checkpoint.pt'} is refused: its policy\..* holds nan"):
+        load_q_network(network / "checkpoint.pt", sim, "breakout")

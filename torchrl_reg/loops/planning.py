@@ -82,7 +82,7 @@ from torchrl_reg.planning import (
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
-from torchrl_reg.validation import check_numbers
+from torchrl_reg.validation import check_finite_tensors, check_numbers
 
 __all__ = ["DIAGNOSTICS", "Episodes", "GroupProgress", "Stopped", "load_q_network", "plan", "play_episodes"]
 
@@ -105,8 +105,8 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     The network is rebuilt from the run's ``config.yaml`` (beside ``checkpoint``) by the value-based
     loop's builder (:func:`~torchrl_reg.loops.value_based.q_network`) inside the policy that loop
     checkpoints (greedy actor, then epsilon-greedy exploration), whose ``load_state_dict`` (strict) takes
-    the checkpoint's ``policy`` entry. Refuses a run on another game, and a network that does not fit
-    the simulator's observations and action count.
+    the checkpoint's ``policy`` entry. Refuses a run on another game, a network that does not fit
+    the simulator's observations and action count, and weights that are not finite.
     """
     checkpoint = Path(checkpoint)
     config_path = checkpoint.parent / "config.yaml"
@@ -126,6 +126,10 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
     policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, exploration))
     state = read_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only; another run's: read only
+    try:
+        check_finite_tensors("policy", state, policy.state_dict())  # a NaN weight would plan with NaN leaf values
+    except ValueError as err:
+        raise ValueError(f"evaluator.checkpoint {checkpoint} is refused: its {err}") from None
     try:
         policy.load_state_dict(state)
     except RuntimeError as err:
