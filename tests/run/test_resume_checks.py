@@ -64,7 +64,7 @@ def _first(node: dict, start: str = "") -> tuple[dict, str]:
             return node, key
         if isinstance(value, dict):
             try:
-                return _first(value)
+                return _first(value, start)
             except StopIteration:
                 continue
     raise StopIteration
@@ -111,7 +111,7 @@ TRAINING_CASES = {
     "network weight NaN": (_set_first(math.nan, "loss_module", "value_network_params."), r"loss_module\.value_network_params\..*weight holds nan"),
     "target weight inf": (_set_first(math.inf, "loss_module", "target_value_network_params."), r"loss_module\.target_value_network_params\..*holds inf"),
     "policy weight NaN": (_set_first(math.nan, "policy"), r"policy\..* holds nan"),
-    "optimizer moment NaN": (_set_first(math.nan, "optimizer", "state"), r"optimizer\.state\..* holds nan"),
+    "optimizer moment NaN": (_set_first(math.nan, "optimizer", "exp_avg_sq"), r"optimizer\.state\.0\.exp_avg_sq holds nan"),
     "learning rate NaN": (_entry(("optimizer", "param_groups", 0, "lr"), math.nan), r"optimizer\.param_groups\[0\]\.lr is nan"),
     "stored reward NaN": (_reward(math.nan), r"replay_buffer\..*reward holds nan"),
     "stored reward inf": (_reward(math.inf), r"replay_buffer\..*reward holds inf"),
@@ -123,7 +123,7 @@ TRAINING_CASES = {
     "frames past the run": (_entry(("frames",), 4000), r"frames must be a multiple of collector\.frames_per_batch=40 in \[0, 240\], got 4000"),
     "updates not owed": (_entry(("updates",), 10**9), r"updates must be at most the 10 updates 120 frames are owed"),
     "collector frames": (_entry(("collector", "frames"), 80), r"collector\.frames must be the run's 120 frames, got 80"),
-    "carried observation NaN": (_set_first(math.nan, "collector", "carrier"), r"collector\.carrier\..* holds nan"),
+    "carried observation NaN": (_set_first(math.nan, "collector", "observation"), r"collector\.carrier\.observation holds nan"),
     "episode return NaN": (_tensor_entry(("tracker", "returns"), 0, math.nan), r"tracker\.returns\[0\] must be a finite number"),
     "running return inf": (_tensor_entry(("tracker", "running_return"), 0, math.inf), r"tracker\.running_return\[0\] must be a finite number"),
     "episode length 0": (_tensor_entry(("tracker", "lengths"), 0, 0), r"tracker\.lengths\[0\] must be an integer in \[1"),
