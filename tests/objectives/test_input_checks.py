@@ -359,20 +359,26 @@ _EVERY_LOSS = {
 }
 
 
-@pytest.mark.parametrize("steps", [0, -1, 1.5, float("nan"), float("inf")])
+@pytest.mark.parametrize("steps, dtype", [
+    (0, torch.int64), (-1, torch.int64), (1.5, torch.float32), (float("nan"), torch.float32), (float("inf"), torch.float32),
+    (1e300, torch.float64), (2**62, torch.int64), (2**24 + 1, torch.int64),
+])
 @pytest.mark.parametrize("name", list(_EVERY_LOSS))
-def test_steps_to_next_obs_must_be_a_positive_integer_in_every_loss(name, steps):
+def test_steps_to_next_obs_must_be_a_positive_integer_in_every_loss(name, steps, dtype):
     # gamma ** steps_to_next_obs is the n-step discount: 0 gives gamma^0 = 1, -1 gives 1/gamma, 1.5 no n-step at all,
-    # inf gamma^inf = 0 (the bootstrap cut without a word; inf passes inf >= 1 and inf == floor(inf)).
+    # inf gamma^inf = 0 (the bootstrap cut without a word; inf passes inf >= 1 and inf == floor(inf)); 1e300 and 2**62
+    # are whole numbers with the same gamma^steps = 0, and past 2**24 float32 holds no exact count of steps.
     make, batch_of = _EVERY_LOSS[name]
     loss = make()
     loss.make_value_estimator(gamma=0.5)
     batch = batch_of()
-    batch["steps_to_next_obs"] = torch.tensor([[2], [steps]], dtype=torch.float32 if steps % 1 or steps != steps else torch.int64)
+    batch["steps_to_next_obs"] = torch.tensor([[2], [steps]], dtype=dtype)
     with pytest.raises(ValueError, match="'steps_to_next_obs' must be a positive integer.*index \\[1, 0\\]"):
         loss(batch)
     batch["steps_to_next_obs"] = torch.tensor([[2], [3]])
     loss(batch)  # n-step horizons are accepted
+    batch["steps_to_next_obs"] = torch.tensor([[2], [2**24]])
+    loss(batch)  # up to the bound
 
 
 def test_steps_to_next_obs_of_bools_is_refused():

@@ -253,6 +253,23 @@ def test_non_finite_rewards_and_evaluations_are_refused():
         BatchedTreeSearch(TensorDChain(3, 0.5), evaluator=nan_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
 
 
+def test_initial_action_values_of_another_shape_are_refused_not_broadcast():
+    # one value per tree for two actions: torch.where would spread it over both without a word
+    parts = dict(policy=UCB1Score(c=1.0), backup=MeanBackup())
+
+    def one_value_leaf(sim, state, gamma):
+        return torch.zeros(state.shape[0], dtype=torch.float64), torch.ones(state.shape[0], 1, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match=r"initial action values have shape \[2, 1\]; .*2 actions.*shape \[2, 2\]"):
+        BatchedTreeSearch(TensorDChain(3, 0.5), evaluator=one_value_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
+
+
+@pytest.mark.parametrize("final_reward", [math.nan, math.inf, -math.inf])
+def test_a_tensor_dchain_without_a_finite_final_reward_is_refused(final_reward):
+    with pytest.raises(ValueError, match=f"final_reward must be a finite number.*final_reward={final_reward}"):
+        TensorDChain(10, final_reward)
+
+
 @pytest.mark.parametrize("init", ["q", "log_prior", "none"])
 def test_network_leaves_reproduce_the_single_tree_search(init):
     # one forward for all B leaves gives what the single-tree evaluator gives leaf by leaf

@@ -54,6 +54,10 @@ _REDUCTIONS = ("none", "mean", "sum")
 _DISCRETE_SPACES = ("categorical", "one_hot", "one-hot")
 #: The estimator keys a loss forwards (those its ``_AcceptedKeys`` has).
 _ESTIMATOR_KEYS = ("advantage", "value_target", "value", "reward", "done", "terminated", "steps_to_next_obs")
+#: The longest n-step horizon (``steps_to_next_obs``) a loss accepts: 2**24, the largest integer float32 (the
+#: discount's dtype) holds exactly. Past it the horizon is no count of steps, and ``gamma ** steps`` is 0 for any
+#: gamma < 1 (already 0.999 ** 2**24 underflows), the bootstrap cut as by the refused ``inf``.
+MAX_HORIZON = 2**24
 
 TD_ONLY_NOTE = (
     "Only TD(0) is supported (n-step returns come from torchrl_reg.data.MultiStep, which writes "
@@ -320,7 +324,7 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
         With ``layout``: missing keys, and ``done``/``terminated`` flags that are not bool or
         integer (integer flags are read as ``flag != 0``). With ``inputs`` (the transitions
         themselves): actions whose encoding does not match the loss's action space,
-        ``steps_to_next_obs`` that is not a positive integer (when present), and with
+        ``steps_to_next_obs`` that is not a positive integer up to ``MAX_HORIZON`` (2**24; when present), and with
         ``check_finite`` NaN or inf rewards, observations or actions (key and first bad index).
         Always: negative, NaN or infinite priority weights (they come with each sample).
         The value checks cost one device sync together (and are skipped under ``torch.vmap``,
@@ -415,11 +419,12 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             return
         if steps.dtype == torch.bool or steps.is_complex():
             raise TypeError(f"{type(self).__name__}: {key!r} must hold positive integers (the n-step horizon), got dtype {steps.dtype}")
-        whole = steps >= 1
+        # at most MAX_HORIZON: 1e300 or 2**62 cut the bootstrap to gamma^steps = 0 as inf does
+        whole = (steps >= 1) & (steps <= MAX_HORIZON)
         if steps.is_floating_point():
-            # NaN fails both; inf passes both (inf == floor(inf)) and would cut the bootstrap to gamma^inf = 0
+            # NaN fails both; inf passes >= 1 and inf == floor(inf)
             whole = whole & (steps == steps.floor()) & torch.isfinite(steps)
-        checks.append((key, whole.all(), lambda w=whole: ~w, "a positive integer (the n-step horizon)"))
+        checks.append((key, whole.all(), lambda w=whole: ~w, f"a positive integer (the n-step horizon) <= {MAX_HORIZON}"))
 
     def _check_layout(self, tensordict: TensorDictBase) -> None:
         keys = self.tensor_keys

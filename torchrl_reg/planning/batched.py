@@ -363,6 +363,12 @@ class BatchedTreeSearch:
                 _check_finite("the leaf evaluation", value, evaluate)
             value = torch.where(evaluate, value.to(self.dtype), 0.0)
             if given is not None:
+                if tuple(given.shape) != (*added.shape, w.num_actions):  # torch.where would broadcast [B, 1]
+                    raise ValueError(
+                        f"the evaluator's initial action values have shape {list(given.shape)}; a search of "
+                        f"{added.shape[0]} trees over {w.num_actions} actions needs one per action, shape "
+                        f"{[*added.shape, w.num_actions]}"
+                    )
                 if not bool(torch.isfinite(given).all()):
                     _check_finite("the evaluator's initial action values", given, evaluate.unsqueeze(-1))
                 q_init = torch.where(evaluate.unsqueeze(-1), given.to(self.dtype), self.q_init)

@@ -124,6 +124,12 @@ class TreeSearch:
             raise ValueError(f"the leaf evaluation is {value}; a tree search needs finite values")
         if q_init is None:
             return value, self.q_init
+        actions = self.simulator.num_actions
+        if np.shape(q_init) != (actions,):  # one value would be broadcast to every action without a word
+            raise ValueError(
+                f"the evaluator's initial action values have shape {list(np.shape(q_init))}; a search over "
+                f"{actions} actions needs one per action, shape [{actions}]"
+            )
         if not np.isfinite(q_init).all():
             raise ValueError(f"the evaluator's initial action values {list(q_init)} are not all finite")
         return value, q_init

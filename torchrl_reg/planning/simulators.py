@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from torchrl_reg.plain_state import decode, encode, is_minatar_object, object_state, restore_attributes
+from torchrl_reg.validation import check_range
 
 __all__ = [
     "Simulator",
@@ -147,7 +148,7 @@ class DChain:
         if not isinstance(length, int) or length < 2:
             raise ValueError(f"length must be an int >= 2, got length={length!r}")
         self.length = length
-        self.final_reward = float(final_reward)
+        self.final_reward = check_range("final_reward", final_reward)  # NaN or inf: no return, no optimum
         self.state = 0
         self.done = False
 

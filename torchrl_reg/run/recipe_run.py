@@ -34,12 +34,19 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
-from torchrl_reg.run.checkpoint import collector_state, load_collector_state, load_replay_buffer_state, replay_buffer_state
+from torchrl_reg.run.checkpoint import (
+    _tensor_bytes,
+    collector_state,
+    load_collector_state,
+    load_replay_buffer_state,
+    replay_buffer_state,
+)
 from torchrl_reg.run.contract import Run
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
 from torchrl_reg.run.logs import read_csv_scalar
 from torchrl_reg.run.metrics import return_metrics
+from torchrl_reg.validation import check_count, check_finite_tensors, check_numbers
 
 __all__ = ["RecipeRun", "check_finite_rewards", "command_line_keys", "crossed", "preset_line"]
 
@@ -250,14 +257,54 @@ class RecipeRun(Run):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames, self.updates = state["frames"], state["updates"]
+        """Restore :meth:`state_dict`'s entries, each checked as the run makes it (``ValueError`` naming the entry):
+        frames a whole number of batches within ``collector.total_frames``, no more updates than those frames are
+        owed, finite weights and optimizer state (where the freshly built objects' are), finite rewards and
+        observations in the replay buffer and collector, and the episode and evaluation history in range."""
+        cfg = self.cfg
+        batch = cfg.collector.frames_per_batch
+        whole = -(-cfg.collector.total_frames // batch) * batch  # a completed run's frames: whole batches
+        frames = check_count("frames", state["frames"], 0)
+        if frames % batch or frames > whole:
+            raise ValueError(f"frames must be a multiple of collector.frames_per_batch={batch} in [0, {whole}], got {frames}")
+        owed = max(frames - cfg.optim.learning_starts, 0) // cfg.optim.frames_per_update
+        updates = check_count("updates", state["updates"], 0)
+        if updates > owed:
+            raise ValueError(f"updates must be at most the {owed} updates {frames} frames are owed, got {updates}")
+        for name, obj in self.stateful.items():
+            check_finite_tensors(name, state[name], obj.state_dict())
+        episodes = len(check_numbers("tracker.returns", state["tracker"]["returns"]))
+        check_numbers("tracker.end_frames", state["tracker"]["end_frames"], 1, frames, integer=True)
+        evaluations = len(check_numbers("eval_returns", state["eval_returns"]))
+        check_numbers("eval_frames", state["eval_frames"], 0, frames, integer=True, length=evaluations)
+        check_count("logged_episodes", state["logged_episodes"], 0)
+        if state["logged_episodes"] > episodes:
+            raise ValueError(f"logged_episodes must be at most the {episodes} finished episodes, got {state['logged_episodes']}")
+        self.frames, self.updates = frames, updates
         for name, obj in self.stateful.items():
             obj.load_state_dict(state[name])
         load_replay_buffer_state(self.replay_buffer, state["replay_buffer"])
         load_collector_state(self.collector, state["collector"])
+        if self.collector._frames != frames:
+            raise ValueError(f"collector.frames must be the run's {frames} frames, got {self.collector._frames}")
         self.tracker.load_state_dict(state["tracker"])
         self.eval_frames, self.eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
         self.logged_episodes, self.carried_outputs = state["logged_episodes"], state["outputs_since_log"]
+
+    def checkpoint_bytes(self) -> int:
+        """The most bytes a checkpoint of this run can hold (its records are refused past it before they are
+        inflated): four times what the config implies (every stateful object's tensors, an optimizer's twice its
+        parameters for its moments, the replay buffer's capacity of transitions as the env's specs size them, the
+        episode history of ``collector.total_frames`` frames), plus 256 MiB for the env states and the index."""
+        tensors = 0
+        for obj in self.stateful.values():
+            tensors += _tensor_bytes(obj.state_dict())
+            if isinstance(obj, torch.optim.Optimizer):
+                tensors += 2 * sum(p.numel() * p.element_size() for group in obj.param_groups for p in group["params"])
+        step = self.collector.env.fake_tensordict()  # one transition of every env copy, next observation included
+        transition = sum(v.numel() * v.element_size() for v in step.values(True, True)) // max(step.numel(), 1)
+        history = 3 * 8 * self.cfg.collector.total_frames  # a return, a length and an end frame per episode at most
+        return 4 * (tensors + self.cfg.buffer.size * transition + history) + (256 << 20)
 
     # -- the loop ---------------------------------------------------------------------------------
     def observe(self, data: TensorDictBase) -> int:
