@@ -358,6 +358,7 @@ class MDACLossConfig(_ActorCriticLossConfig):
     num_qvalue_nets: int = default_of(MDACLoss, "num_qvalue_nets")
     loss_function: str = default_of(MDACLoss, "loss_function")
     delay_qvalue: bool = default_of(MDACLoss, "delay_qvalue")
+    delay_actor: bool = default_of(MDACLoss, "delay_actor")
 
 
 @dataclass

@@ -33,6 +33,7 @@ __all__ = [
     "check_finite_tensors",
     "check_gamma",
     "check_interval",
+    "check_keywords",
     "check_multiple",
     "check_nonnegative",
     "check_numbers",
@@ -90,6 +91,8 @@ class ArgumentChecks:
             own = [key for key in cls.argument_checks if key in signature.parameters]
             if own:
                 cls.__init__ = _checking(cls, init, signature, own)  # type: ignore[method-assign]
+            elif "__init__" in vars(cls):
+                cls.__init__ = _keywords_checked(cls, init)  # type: ignore[method-assign]
 
     @classmethod
     def check_arguments(
@@ -133,6 +136,7 @@ def _checking(owner: type, init: Callable[..., None], signature: inspect.Signatu
 
     @functools.wraps(init)
     def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_keywords(type(self), owner, kwargs)
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         bound.arguments.update(owner.check_arguments({key: bound.arguments[key] for key in keys}))
@@ -141,6 +145,36 @@ def _checking(owner: type, init: Callable[..., None], signature: inspect.Signatu
     # Read by introspection as the constructor's own (checked_init has no keyword-only parameter for them to fill).
     checked_init.__kwdefaults__ = init.__kwdefaults__
     return checked_init
+
+
+def _keywords_checked(owner: type, init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` (the constructor of ``owner``) refusing a keyword it does not take with :func:`check_keywords`."""
+
+    @functools.wraps(init)
+    def keyword_checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_keywords(type(self), owner, kwargs)
+        init(self, *args, **kwargs)
+
+    keyword_checked_init.__kwdefaults__ = init.__kwdefaults__
+    return keyword_checked_init
+
+
+def check_keywords(cls: type, owner: type, kwargs: Mapping[str, Any]) -> None:
+    """Refuse a keyword argument that the constructor of ``owner`` does not take (:func:`constructor_arguments`) with
+    a ``TypeError`` naming ``cls`` (the class being built), the keyword and the closest accepted one (``betta`` ->
+    ``beta``), where Python's own error names neither the class nor what was meant."""
+    accepted = constructor_arguments(owner)
+    unknown = [key for key in kwargs if key not in accepted]
+    if not unknown:
+        return
+    known = sorted({*accepted, *constructor_arguments(cls)})
+    key = unknown[0]
+    match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {match[0]!r}? " if match else ""
+    if "gamma" not in known and difflib.get_close_matches(key, ["gamma"], n=1, cutoff=0.6):
+        # TorchRL's losses keep the discount in their value estimator, not in the constructor.
+        hint = "gamma is not a constructor argument: set it with loss.make_value_estimator(gamma=...); "
+    raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {key!r}: {hint}it accepts {known}")
 
 
 #: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.
