@@ -18,7 +18,7 @@ Tasks (``tree_search_preset=``, :func:`torchrl_reg.planning.make_task`): ``dchai
 leaf values and the initial values of untried actions: ``evaluator.checkpoint`` is that run's
 ``checkpoint.pt``, its ``config.yaml`` beside it) and ``atari`` (random rollouts).
 
-``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.tasks.MODELS`; it matters on
+``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.models.MODELS`; it matters on
 MinAtar and Atari, whose envs draw at random): ``sampled`` (default: fresh outcomes at every chance visit, the
 single-tree search's chance nodes), ``determinized`` (one sampled future per move), ``ensemble``
 (``planner.futures=K`` determinized futures per move, ``planner.simulations / K`` simulations each, the roots'
@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from typing import ClassVar, Optional
 
 from torchrl_reg.configs import PlanningConfig, default_of, recipe_schema
 from torchrl_reg.loops import recipe_entry
 from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, make_search, make_tensor_task
+from torchrl_reg.planning.algorithms import KNOB_TABLE
 from torchrl_reg.validation import ReadOnlyIf
 
 
@@ -84,18 +85,9 @@ class PlannerConfig:
     algorithm: str = "ments"
     #: simulations per move (the ensemble model's total over its futures)
     simulations: int = 200
-    # each algorithm reads its own knobs (torchrl_reg.planning.KNOBS); unset ones take KNOB_DEFAULTS and
-    # a set knob the algorithm does not read is refused
-    #: MENTS's temperature (null: its default)
-    tau: Optional[float] = None
-    #: E2W exploration of MENTS, BTS and DENTS (null: its default)
-    eps: Optional[float] = None
-    #: search temperature of BTS and DENTS (null: its default)
-    alpha: Optional[float] = None
-    #: DENTS's initial entropy weight (null: its default)
-    beta_0: Optional[float] = None
-    #: UCT's exploration constant (null: its default)
-    c: Optional[float] = None
+    # then one key per knob of the algorithm table (torchrl_reg.planning.KNOB_TABLE: tau, eps, alpha, beta_0, c, ...;
+    # _with_knobs): each algorithm reads its own (KNOBS), null takes the knob's default and a set knob the algorithm
+    # does not read is refused
     #: the move played: search_value, bellman_value or most_visited (null: the algorithm's own)
     recommend: Optional[str] = default_of(make_search, "recommend")
     #: discount of the tree and the rollouts
@@ -111,6 +103,19 @@ class PlannerConfig:
     #: episodes played at once (>1: one batched search per move on dchain, frozenlake and minatar; one single-tree
     #: search per episode on atari)
     batch_episodes: int = 1
+
+
+def _with_knobs(cls: type) -> type:
+    """``cls`` with one key per knob of :data:`~torchrl_reg.planning.algorithms.KNOB_TABLE` after ``simulations``
+    (``None``: the knob's default), so that the config offers every knob the table declares, and no other."""
+    own = [(f.name, f.type, field(default=f.default) if f.default is not MISSING else field(default_factory=f.default_factory))
+           for f in fields(cls)]
+    at = [name for name, *_ in own].index("simulations") + 1
+    knobs = [(name, Optional[float], field(default=None)) for name in KNOB_TABLE]
+    return make_dataclass(cls.__name__, own[:at] + knobs + own[at:], namespace={"__doc__": cls.__doc__, "__module__": cls.__module__})
+
+
+PlannerConfig = _with_knobs(PlannerConfig)
 
 
 @dataclass

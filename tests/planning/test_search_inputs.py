@@ -125,7 +125,7 @@ def _parts() -> dict:
     from torchrl_reg.planning import parts
 
     policy, backup, recommend = parts("ments")
-    return dict(policy=policy, backup=backup, recommend=recommend)
+    return dict(tree_policy=policy, backup=backup, recommend=recommend)
 
 
 @pytest.mark.parametrize("name", ["FrozenLakeSimulator", "TensorFrozenLake"])

@@ -274,7 +274,7 @@ class _NanReward(DChain):
 def test_parts_that_disagree_are_refused():
     with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
         TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
-    with pytest.raises(TypeError, match="backup must be SoftmaxBackup, BellmanBackup or MeanBackup, got 'softmax'"):
+    with pytest.raises(TypeError, match=r"backup must be a Backup \(SoftmaxBackup, BellmanBackup, MeanBackup, PowerMeanBackup\), got 'softmax'"):
         TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup="softmax")
     with pytest.raises(ValueError, match=r"RandomRollout\(gamma=0.5\) and the search's gamma=1.0 disagree"):
         make_search("ments", DChain(3), evaluator=RandomRollout(gamma=0.5))

@@ -30,7 +30,7 @@ from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, MINATAR_GAMES, gym_
 from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator
-from torchrl_reg.planning.algorithms import algorithm_knobs
+from torchrl_reg.planning.algorithms import algorithm_knobs, check_knob
 from torchrl_reg.planning.ensemble import check_futures
 from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.logs import LOGGER_BACKENDS
@@ -317,7 +317,7 @@ def validate_planning_config(cfg: DictConfig) -> None:
             raise ValueError(f"planner.model={planner.model!r} on task.name={task.name!r}: {err}") from None
         knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
         for name, value in knobs.items():
-            check_range(f"planner.{name}", value, 0.0, low_inclusive=name not in ("tau", "alpha"))
+            check_knob(name, value, prefix="planner.")
     check_range("planner.gamma", planner.gamma, 0.0, 1.0)
     check_range("planner.q_init", planner.q_init)
     if planner.recommend is not None:

@@ -30,7 +30,7 @@ uninterrupted run. The group in progress is also saved so between two moves once
 have passed since the last checkpoint (0: never), and ``metrics.json`` names it (``group_in_progress``: its episodes
 and move); a run stopped without a word (SIGKILL, a crash) goes on from its last checkpoint, that move included.
 
-``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.tasks`: ``sampled``,
+``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.models`: ``sampled``,
 ``determinized``, ``ensemble``, ``oracle``; it matters on MinAtar and Atari). Under ``ensemble`` a move searches
 ``planner.futures`` determinized futures of each episode with ``planner.simulations / planner.futures`` simulations
 each (the same total as the other models) and plays the action of their combined roots
@@ -80,6 +80,7 @@ from torchrl_reg.planning import (
     make_tensor_task,
 )
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
+from torchrl_reg.planning.models import get_model
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
 from torchrl_reg.run.files import load_yaml_config
@@ -295,8 +296,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
 def model_label(planner: Any) -> str:
     """The model a planner planned in, for its figure: ``sampled model``, ``determinized model, 1 future``,
     ``ensemble model, 4 futures`` (the futures of the models that plan in sampled futures)."""
-    futures = {"ensemble": f"{planner.futures} futures", "determinized": "1 future"}.get(planner.model)
-    return f"{planner.model} model" + (f", {futures}" if futures else "")
+    return get_model(planner.model).label(planner.futures)
 
 
 Played = list[tuple[float, int, dict[str, float | None]]]
@@ -445,7 +445,7 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
     ``(that seed, move)``, an ensemble's futures as consecutive rows: row ``b K + k`` is future ``k`` of the
     ``b``-th episode in play); and the searches whose random streams a stopped group saves (``rng_state``)."""
     planner, evaluator_cfg = cfg.planner, cfg.evaluator
-    futures = planner.futures if planner.model == "ensemble" else 1
+    futures = get_model(planner.model).futures(planner.futures)
     each = split_simulations(planner.simulations, futures)  # the simulations of one future
     # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of leaves it
     # out), so the tree and the rollouts discount alike (make_search refuses a disagreement)

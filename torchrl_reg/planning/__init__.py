@@ -38,7 +38,8 @@ from torchrl_reg.planning.simulators import (
     as_simulator,
 )
 from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar
-from torchrl_reg.planning.tasks import MODELS, TASKS, make_task, make_tensor_task
+from torchrl_reg.planning.models import MODELS, Model
+from torchrl_reg.planning.tasks import TASKS, make_task, make_tensor_task
 from torchrl_reg.planning.tensor_simulators import (
     TensorChanceTree,
     TensorDChain,
@@ -90,6 +91,7 @@ __all__ = [
     # tasks and the models a planner plans in
     "TASKS",
     "MODELS",
+    "Model",
     "make_task",
     "make_tensor_task",
     # exact values
