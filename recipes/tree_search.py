@@ -112,7 +112,10 @@ def _with_knobs(cls: type) -> type:
            for f in fields(cls)]
     at = [name for name, *_ in own].index("simulations") + 1
     knobs = [(name, Optional[float], field(default=None)) for name in KNOB_TABLE]
-    return make_dataclass(cls.__name__, own[:at] + knobs + own[at:], namespace={"__doc__": cls.__doc__, "__module__": cls.__module__})
+    # each knob's key doc (``--help``) from the table: what it is and its default
+    docs = {name: f"{knob.doc} (null: {knob.default:g})" for name, knob in KNOB_TABLE.items()}
+    return make_dataclass(cls.__name__, own[:at] + knobs + own[at:],
+                          namespace={"__doc__": cls.__doc__, "__module__": cls.__module__, "generated_field_docs": docs})
 
 
 PlannerConfig = _with_knobs(PlannerConfig)
