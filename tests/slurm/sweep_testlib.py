@@ -30,6 +30,18 @@ TINY = [
 UNTIMED = ("wall_time_s", "steps_per_s", "run_dir")
 
 
+def copy_sweep_with(source: Path, target: Path, edit) -> Path:
+    """A copy of the sweep directory ``source`` at ``target`` whose sweep.json ``edit`` (a function of the parsed
+    dict) has changed in place."""
+    import shutil
+
+    shutil.copytree(source, target)
+    stored = json.loads((target / "sweep.json").read_text())
+    edit(stored)
+    (target / "sweep.json").write_text(json.dumps(stored))
+    return target
+
+
 def comparable_metrics(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {k: v for k, v in metrics.items() if k not in UNTIMED}

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.slurm.sweep_testlib import RECIPE, TINY
+from tests.slurm.sweep_testlib import RECIPE, TINY, copy_sweep_with
 
 from torchrl_reg.report.summary import main as report_main
 from torchrl_reg.sweep.__main__ import main
@@ -91,14 +91,6 @@ def one_task_sweep(tmp_path_factory):
     return sweep_dir
 
 
-def _copy_with(source: Path, target: Path, edit) -> Path:
-    shutil.copytree(source, target)
-    stored = json.loads((target / "sweep.json").read_text())
-    edit(stored)
-    (target / "sweep.json").write_text(json.dumps(stored))
-    return target
-
-
 def test_resume_never_imports_a_recipe_the_sweep_file_names(one_task_sweep, tmp_path, capsys):
     """A crafted sweep.json naming a script shipped inside the sweep directory: --resume refuses it
     with the reason and imports nothing; naming a recipe by hand must match the recorded name."""
@@ -108,7 +100,7 @@ def test_resume_never_imports_a_recipe_the_sweep_file_names(one_task_sweep, tmp_
     def plant(stored):
         stored["recipe"] = str(sweep_dir / "evil.py")
 
-    _copy_with(one_task_sweep, sweep_dir, plant)
+    copy_sweep_with(one_task_sweep, sweep_dir, plant)
     (sweep_dir / "evil.py").write_text(f"open({str(marker)!r}, 'w')\ndef train(cfg):\n    return {{}}\n")
     (sweep_dir / "conf").mkdir()
     (sweep_dir / "conf" / "evil.yaml").write_text("seed: 0\n")
@@ -146,7 +138,7 @@ def test_a_task_directory_outside_the_sweep_directory_is_refused(one_task_sweep,
         else:
             task["config"]["run_dir"] = where  # the directory the recipe would really write to
 
-    _copy_with(one_task_sweep, sweep_dir, escape)
+    copy_sweep_with(one_task_sweep, sweep_dir, escape)
     with pytest.raises(SweepError, match=rf"task 0: {field} '{where}' is not inside the sweep directory"):
         read_sweep_file(sweep_dir)
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
@@ -167,7 +159,7 @@ def test_a_task_directory_outside_the_sweep_directory_is_refused(one_task_sweep,
     ],
 )
 def test_a_structurally_damaged_sweep_file_gives_a_clear_error(one_task_sweep, tmp_path, capsys, damage, message):
-    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", damage)
+    sweep_dir = copy_sweep_with(one_task_sweep, tmp_path / "sweep", damage)
     with pytest.raises(SweepError, match=re.escape(message)):
         read_sweep_file(sweep_dir)
     for command in (["--status", str(sweep_dir)], ["--resume", str(sweep_dir), "--executor", "local"]):
@@ -223,7 +215,7 @@ def test_a_newline_in_a_task_override_or_name_is_refused(one_task_sweep, tmp_pat
         else:
             task["name"] += "\nimport os"
 
-    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", plant)
+    sweep_dir = copy_sweep_with(one_task_sweep, tmp_path / "sweep", plant)
     with pytest.raises(SweepError, match=r"holds the control character '\\n'"):
         read_sweep_file(sweep_dir)
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
@@ -232,7 +224,7 @@ def test_a_newline_in_a_task_override_or_name_is_refused(one_task_sweep, tmp_pat
     def two_in_one(stored):
         stored["tasks"][0]["overrides"] = ["seed=0,1"]
 
-    other = _copy_with(one_task_sweep, tmp_path / "other", two_in_one)
+    other = copy_sweep_with(one_task_sweep, tmp_path / "other", two_in_one)
     with pytest.raises(SweepError, match=r"override 'seed=0,1' is not one key=value override"):
         read_sweep_file(other)
 
@@ -244,7 +236,7 @@ def test_an_interpolated_run_dir_is_refused(one_task_sweep, tmp_path, capsys):
         config["run_dir"] = "${logger.project}"
         config["logger"]["project"] = str(tmp_path / "escaped")
 
-    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", plant)
+    sweep_dir = copy_sweep_with(one_task_sweep, tmp_path / "sweep", plant)
     with pytest.raises(SweepError, match=r"task 0: config.run_dir holds an interpolation"):
         read_sweep_file(sweep_dir)
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
@@ -259,7 +251,7 @@ def test_a_task_config_stripped_of_keys_is_refused(one_task_sweep, tmp_path, cap
     def strip(stored):
         del stored["tasks"][0]["config"]["collector"]
 
-    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", strip)
+    sweep_dir = copy_sweep_with(one_task_sweep, tmp_path / "sweep", strip)
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
     err = capsys.readouterr().err
     assert "sweep.json records task configs that their overrides do not compose to" in err
@@ -270,7 +262,7 @@ def test_a_task_config_stripped_of_keys_is_refused(one_task_sweep, tmp_path, cap
 
 
 def test_empty_tasks_is_a_clear_error_on_status(one_task_sweep, tmp_path, capsys):
-    sweep_dir = _copy_with(one_task_sweep, tmp_path / "sweep", lambda s: s.update(tasks=[]))
+    sweep_dir = copy_sweep_with(one_task_sweep, tmp_path / "sweep", lambda s: s.update(tasks=[]))
     assert main(["--status", str(sweep_dir)]) == 2
     assert "'tasks' is empty: a sweep has at least one task" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.slurm.sweep_testlib import RECIPE, TINY, task_env, wait_for
+from tests.slurm.sweep_testlib import RECIPE, TINY, copy_sweep_with, task_env, wait_for
 
 from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.__main__ import main
@@ -26,14 +26,6 @@ def made_sweep(tmp_path_factory):
     return sweep_dir
 
 
-def _copy_with(source: Path, target: Path, edit) -> Path:
-    shutil.copytree(source, target)
-    stored = json.loads((target / "sweep.json").read_text())
-    edit(stored)
-    (target / "sweep.json").write_text(json.dumps(stored))
-    return target
-
-
 def _no_raw_control(text: str) -> bool:
     """Nothing in ``text`` but printable characters and the lines' own newlines."""
     return all(c.isprintable() or c == "\n" for c in text)
@@ -43,7 +35,7 @@ def test_a_bidi_override_in_a_task_name_is_refused_and_printed_escaped(made_swee
     def plant(stored):
         stored["tasks"][0]["name"] = "000_seed=0\u202egpj.exe"
 
-    sweep_dir = _copy_with(made_sweep, tmp_path / "sweep", plant)
+    sweep_dir = copy_sweep_with(made_sweep, tmp_path / "sweep", plant)
     with pytest.raises(SweepError, match=r"holds the control character '\\u202e'"):
         read_sweep_file(sweep_dir)
     assert main(["--status", str(sweep_dir)]) == 2
@@ -58,7 +50,7 @@ def test_a_config_key_with_escape_sequences_is_printed_escaped(made_sweep, tmp_p
     def plant(stored):
         stored["tasks"][0]["config"][key] = "${seed}"
 
-    sweep_dir = _copy_with(made_sweep, tmp_path / "sweep", plant)
+    sweep_dir = copy_sweep_with(made_sweep, tmp_path / "sweep", plant)
     assert main(["--status", str(sweep_dir)]) == 2
     err = capsys.readouterr().err
     assert "config.x\\x1b[2J\\nfake: line holds an interpolation" in err
@@ -67,7 +59,7 @@ def test_a_config_key_with_escape_sequences_is_printed_escaped(made_sweep, tmp_p
     def edited(stored):
         stored["tasks"][0]["config"][key] = 1  # not what the overrides compose to
 
-    sweep_dir = _copy_with(made_sweep, tmp_path / "edited", edited)
+    sweep_dir = copy_sweep_with(made_sweep, tmp_path / "edited", edited)
     assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
     err = capsys.readouterr().err
     assert "config.x\\x1b[2J\\nfake: line is 1, the overrides give '<absent>'" in err and _no_raw_control(err)
@@ -79,7 +71,7 @@ def test_a_nul_in_a_tasks_config_run_dir_is_refused_clearly(made_sweep, tmp_path
     def plant(stored):
         stored["tasks"][0]["config"]["run_dir"] += "\x00x"
 
-    sweep_dir = _copy_with(made_sweep, tmp_path / "sweep", plant)
+    sweep_dir = copy_sweep_with(made_sweep, tmp_path / "sweep", plant)
     assert main(["--status", str(sweep_dir)]) == 2
     err = capsys.readouterr().err
     assert "task 0: config.run_dir" in err and "holds the control character '\\x00'" in err and _no_raw_control(err)
