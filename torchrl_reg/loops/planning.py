@@ -80,7 +80,8 @@ from torchrl_reg.planning import (
 )
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
-from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
+from torchrl_reg.run import Run, read_checkpoint, stop_requested
+from torchrl_reg.run.progress import ProgressBar
 
 __all__ = ["DIAGNOSTICS", "Episodes", "GroupProgress", "Stopped", "load_q_network", "plan", "play_episodes"]
 
