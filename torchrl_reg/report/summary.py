@@ -24,7 +24,7 @@ import numpy as np
 
 from torchrl_reg.report.runs import (
     CURVE_METRICS,
-    Run,
+    ReportedRun,
     collect_runs,
     final_score,
     method_labels,
@@ -171,7 +171,7 @@ def make_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = method_labels(runs, env_key, method_keys)
 
-    done: list[tuple[Run, str]] = []
+    done: list[tuple[ReportedRun, str]] = []
     problems: list[dict[str, Any]] = []
     for run, label in zip(runs, labels):
         score = final_score(run, metric) if run.status == "completed" else math.nan
