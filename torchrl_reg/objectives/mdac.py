@@ -279,9 +279,7 @@ class MDACLoss(RegularizedLossBase):
         num_qvalue_nets: int = 2,
         loss_function: str = "l2",
         delay_qvalue: bool = True,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         if not hasattr(actor_network, "get_dist"):
             raise TypeError(
@@ -296,7 +294,7 @@ class MDACLoss(RegularizedLossBase):
         problem = _distribution_problem(actor_network)
         if problem is not None:
             raise TypeError(_actor_refusal(problem))
-        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
+        super().__init__(**kwargs)
         self.target_entropy = self._target_entropy(actor_network, target_entropy, fixed_alpha)
         self.beta = beta
         self.bound = bound
