@@ -174,9 +174,9 @@ def test_checkpoint_of_another_game_is_refused(mdqn_checkpoint, tmp_path):
 @pytest.mark.parametrize(
     "override, match",
     [
-        ("planner.tau=0", "planner.tau must be a finite number in"),
-        ("planner.tau=-1", "planner.tau must be a finite number in"),
-        ("planner.eps=-0.1", "planner.eps must be a finite number in"),
+        ("planner.tau=0", "planner.tau must be a finite number > 0, got planner.tau=0.0"),  # the score's own check
+        ("planner.tau=-1", "planner.tau must be a finite number > 0, got planner.tau=-1.0"),
+        ("planner.eps=-0.1", "planner.eps must be a finite number >= 0, got planner.eps=-0.1"),
         ("planner.c=2.0", r"planner.c=2.0: not read by ments \(it reads planner.tau, planner.eps\)"),
         ("planner.q_init=nan", "planner.q_init must be a finite number"),
         ("planner.simulations=0", "planner.simulations must be an integer >= 1"),
