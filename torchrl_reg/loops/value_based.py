@@ -1,6 +1,6 @@
-"""The value-based training loop: DQN, Soft-DQN, M-DQN, AL/PAL (``recipes/m_dqn.py``), IQN/M-IQN
-(``recipes/m_iqn.py``), MIRL/SQL/SQL_m (``recipes/mirl.py``) and discrete VIREL (``recipes/virel.py
-env=cartpole|minatar``), on discrete-action envs.
+"""The value-based training loop, on discrete-action envs: the loop of every recipe whose schema's family is
+``value_based`` (:class:`~torchrl_reg.configs.ValueBasedConfig`, :class:`~torchrl_reg.configs.BoltzmannValueBasedConfig`;
+which methods: the README's method table).
 
 Read :func:`train` top to bottom: it is the whole algorithm, DQN's (Mnih et al., "Human-level
 control through deep reinforcement learning", Nature 518, 2015) with vectorized envs, as CleanRL
