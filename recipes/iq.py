@@ -32,6 +32,8 @@ side-by-side comparisons.
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 

@@ -21,6 +21,8 @@ resume, stop signals) is :mod:`torchrl_reg.run`'s.
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar

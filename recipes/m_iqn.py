@@ -19,6 +19,8 @@ declares the config and registers the losses with their network.
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from functools import partial
 from typing import ClassVar

@@ -24,6 +24,8 @@ range) and ``train/scaled_log_pi_min`` / ``_max`` (the range of ``alpha ln pi`` 
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -35,7 +37,8 @@ from torchrl.modules import ProbabilisticActor
 from torchrl_reg.configs import ActorCriticLossConfig, GaussianPolicyConfig, arguments_of, default_of, recipe_schema
 from torchrl_reg.loops import actor_critic, recipe_entry, register_loss
 from torchrl_reg.objectives import MDACLoss
-from torchrl_reg.objectives.mdac import resolve_bounds
+from torchrl_reg.envs.specs import action_spec_of
+from torchrl_reg.objectives.mdac import check_target_entropy, resolve_bounds
 from torchrl_reg.validation import ReadOnlyIf
 
 
@@ -115,7 +118,14 @@ register_loss(
 )
 
 
-validate, train, main = recipe_entry("mdac", MDACConfig)
+def rules(cfg: DictConfig) -> None:
+    """``loss.target_entropy`` at most the largest entropy on the env's action box (the loss checks it again on its
+    actor's spec), before anything is built."""
+    if cfg.loss.target_entropy is not None:
+        check_target_entropy(cfg.loss.target_entropy, action_spec_of(cfg.env), prefix="loss.")
+
+
+validate, train, main = recipe_entry("mdac", MDACConfig, rules)
 
 if __name__ == "__main__":
     main()

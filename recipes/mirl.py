@@ -18,6 +18,8 @@ buffers); ``metrics.json`` adds the final ``prior`` and ``beta``.
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 

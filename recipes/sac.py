@@ -20,6 +20,8 @@ paper with one backward pass.
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import Optional
 

@@ -24,6 +24,8 @@ updates on MultiGoal, HalfCheetah and Hopper.
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional
 

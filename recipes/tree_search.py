@@ -18,7 +18,7 @@ Tasks (``tree_search_preset=``, :func:`torchrl_reg.planning.make_task`): ``dchai
 leaf values and the initial values of untried actions: ``evaluator.checkpoint`` is that run's
 ``checkpoint.pt``, its ``config.yaml`` beside it) and ``atari`` (random rollouts).
 
-``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.tasks.MODELS`; it matters on
+``planner.model`` is the model the search plans in (:data:`torchrl_reg.planning.models.MODELS`; it matters on
 MinAtar and Atari, whose envs draw at random): ``sampled`` (default: fresh outcomes at every chance visit, the
 single-tree search's chance nodes), ``determinized`` (one sampled future per move), ``ensemble``
 (``planner.futures=K`` determinized futures per move, ``planner.simulations / K`` simulations each, the roots'
@@ -36,6 +36,8 @@ checks); this file declares the config. The run-directory contract
 :class:`torchrl_reg.run.Run`'s.
 """
 from __future__ import annotations
+
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
 
 from torchrl_reg.configs import PlanningConfig, recipe_schema
 from torchrl_reg.configs.planning import EvaluatorConfig, PlannerConfig, TaskConfig

@@ -43,6 +43,8 @@ estimates it on the training batch instead (no extra batch; cost in
 """
 from __future__ import annotations
 
+import torchrl_reg  # noqa: F401  first: a recipe run imports nothing from the working directory
+
 import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar

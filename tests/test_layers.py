@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: package (or top-level module) -> the packages it may import, besides its own modules. Short names are
 #: under ``torchrl_reg.``; ``torchrl_reg`` is the package's ``__init__`` alone (its subpackages are listed).
 MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "cli": (),
     "validation": (),
     "plain_state": (),
     "functional": ("validation",),
@@ -32,12 +33,12 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "configs": ("envs", "modules", "planning", "run", "validation"),
     "trainer_configs": ("configs", "modules", "objectives", "validation"),
     "loops": ("configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
-    "torchrl_reg": ("functional", "modules", "objectives", "tabular", "value"),
-    "sweep": ("torchrl_reg", "configs", "envs", "run", "validation"),
+    "torchrl_reg": ("cli", "functional", "modules", "objectives", "tabular", "value"),
+    "sweep": ("torchrl_reg", "cli", "configs", "envs", "run", "validation"),
     "report": ("run", "sweep"),
     # recipes/ is not part of the package: nothing in torchrl_reg/ may import it.
     "recipes": (
-        "configs", "data", "envs", "functional", "loops", "modules", "objectives", "planning", "run", "tabular",
+        "torchrl_reg", "configs", "data", "envs", "functional", "loops", "modules", "objectives", "planning", "run", "tabular",
         "validation", "value",
     ),
 }

@@ -234,6 +234,7 @@ def ac_cases() -> dict:
 
 
 @pytest.mark.filterwarnings("error:.*VIRELLoss")  # the hook drives the replay temperature: no warning
+@pytest.mark.filterwarnings("error:Got conflicting batch_sizes")  # nor does its draw set off TorchRL's
 @pytest.mark.filterwarnings("error:No target network updater")  # the trainer's SoftUpdate is attached
 @pytest.mark.filterwarnings("ignore:SACTrainer is an experimental")
 @pytest.mark.parametrize("name", ["mdac", "virel", "sql"])
@@ -271,6 +272,47 @@ def test_the_sac_trainer_logs_episode_returns_with_reward_sum_and_hard_updates_t
     trainer = instantiate(sac_trainer_config(loss_cfg(), actor_cfg, critic_cfg, updater=updater, log_rewards=True))
     trainer.train()
     assert trainer.collected_frames == AC_FRAMES and "r_training" in trainer._log_dict
+
+
+def test_the_virel_temperature_hook_draws_its_batch_from_the_trainers_buffer_without_a_warning():
+    # The trainer's buffer samples minibatches of 16; the hook draws 40 transitions with the buffer's sampler. Every
+    # stored transition is the same, so the temperature is the loss's estimate on 40 copies of it, whichever are drawn.
+    import types
+    import warnings
+
+    from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+
+    from torchrl_reg.trainer_configs import (
+        VIRELTemperature,
+        make_actor_critic_loss,
+        make_state_action_value,
+        make_tanh_normal_policy,
+    )
+
+    torch.manual_seed(0)
+    actor = make_tanh_normal_policy(observation_dim=3, action_dim=1, low=-2.0, high=2.0, num_cells=[8])
+    critic = make_state_action_value(observation_dim=3, action_dim=1, num_cells=[8])
+    loss = make_actor_critic_loss(loss="virel", actor_network=actor, critic_network=critic, gamma=0.9)
+    one = TensorDict({"observation": torch.randn(3), "action": torch.tensor([0.5]), "next": {
+        "observation": torch.randn(3), "reward": torch.tensor([1.0]), "done": torch.tensor([False]),
+        "terminated": torch.tensor([False])}}, [])
+    buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(100), batch_size=16)
+    buffer.extend(one.expand(60).clone())
+    trainer = types.SimpleNamespace(loss_module=loss, replay_buffer=buffer, register_op=lambda *a: None,
+                                    register_module=lambda *a: None)
+    hook = VIRELTemperature(batch_size=40)
+    hook.register(trainer)
+    drawn = []
+    estimate = loss.update_temperature
+    loss.update_temperature = lambda batch: drawn.append(batch.shape) or estimate(batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hook.update_temperature(buffer.sample())
+        hook.update_temperature(buffer.sample())
+    assert drawn == [torch.Size([40])] * 2
+    expected = estimate(one.expand(40).clone())
+    assert torch.isfinite(expected) and expected.item() != 1.0
+    torch.testing.assert_close(loss.temperature, expected)
 
 
 def test_make_actor_critic_loss_takes_the_critic_under_either_name_and_refuses_both():

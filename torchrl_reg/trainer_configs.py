@@ -358,6 +358,7 @@ class MDACLossConfig(_ActorCriticLossConfig):
     num_qvalue_nets: int = default_of(MDACLoss, "num_qvalue_nets")
     loss_function: str = default_of(MDACLoss, "loss_function")
     delay_qvalue: bool = default_of(MDACLoss, "delay_qvalue")
+    delay_actor: bool = default_of(MDACLoss, "delay_actor")
 
 
 @dataclass
@@ -489,7 +490,8 @@ class StateActionValueConfig(ModelConfig):
 class VIRELTemperature(TrainerHookBase):
     """VIREL's ``"replay"`` temperature in TorchRL's trainer, as ``recipes/virel.py`` drives it: before every update
     (``process_optim_batch``, after the trainer samples its minibatch) ``loss.update_temperature`` on a separate
-    uniform sample of ``batch_size`` transitions of the trainer's replay buffer (the official code: 4096), and
+    sample of ``batch_size`` transitions of the trainer's replay buffer, drawn by its sampler (the official code: 4096
+    uniform ones), and
     ``loss.keep_temperature()`` until the buffer holds that many. With ``"batch"`` or ``"ema"`` the loss estimates
     the temperature in its forward and this hook does nothing. The temperature is a buffer of the loss, saved with
     it."""
@@ -511,8 +513,12 @@ class VIRELTemperature(TrainerHookBase):
     def update_temperature(self, batch: Any) -> None:
         if self.loss.temperature_estimator != "replay":
             return
-        if len(self.replay_buffer) >= self.batch_size:
-            self.loss.update_temperature(self.replay_buffer.sample(self.batch_size))
+        buffer = self.replay_buffer
+        if len(buffer) >= self.batch_size:
+            # drawn by the buffer's own sampler, then read by index: buffer.sample(batch_size) at a size other than the
+            # trainer's minibatch would set off TorchRL's "conflicting batch_sizes" warning on every run
+            index, _ = buffer.sampler.sample(buffer.storage, self.batch_size)
+            self.loss.update_temperature(buffer[index])
         else:
             self.loss.keep_temperature()  # the official code's initial temperature until the batch fits
 

@@ -30,10 +30,13 @@ __all__ = [
     "check_count",
     "check_critic_count",
     "check_device",
+    "check_finite_tensors",
     "check_gamma",
     "check_interval",
+    "check_keywords",
     "check_multiple",
     "check_nonnegative",
+    "check_numbers",
     "check_ordered",
     "check_positive",
     "check_prior",
@@ -88,6 +91,8 @@ class ArgumentChecks:
             own = [key for key in cls.argument_checks if key in signature.parameters]
             if own:
                 cls.__init__ = _checking(cls, init, signature, own)  # type: ignore[method-assign]
+            elif "__init__" in vars(cls):
+                cls.__init__ = _keywords_checked(cls, init)  # type: ignore[method-assign]
 
     @classmethod
     def check_arguments(
@@ -131,6 +136,7 @@ def _checking(owner: type, init: Callable[..., None], signature: inspect.Signatu
 
     @functools.wraps(init)
     def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_keywords(type(self), owner, kwargs)
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         bound.arguments.update(owner.check_arguments({key: bound.arguments[key] for key in keys}))
@@ -139,6 +145,36 @@ def _checking(owner: type, init: Callable[..., None], signature: inspect.Signatu
     # Read by introspection as the constructor's own (checked_init has no keyword-only parameter for them to fill).
     checked_init.__kwdefaults__ = init.__kwdefaults__
     return checked_init
+
+
+def _keywords_checked(owner: type, init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` (the constructor of ``owner``) refusing a keyword it does not take with :func:`check_keywords`."""
+
+    @functools.wraps(init)
+    def keyword_checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_keywords(type(self), owner, kwargs)
+        init(self, *args, **kwargs)
+
+    keyword_checked_init.__kwdefaults__ = init.__kwdefaults__
+    return keyword_checked_init
+
+
+def check_keywords(cls: type, owner: type, kwargs: Mapping[str, Any]) -> None:
+    """Refuse a keyword argument that the constructor of ``owner`` does not take (:func:`constructor_arguments`) with
+    a ``TypeError`` naming ``cls`` (the class being built), the keyword and the closest accepted one (``betta`` ->
+    ``beta``), where Python's own error names neither the class nor what was meant."""
+    accepted = constructor_arguments(owner)
+    unknown = [key for key in kwargs if key not in accepted]
+    if not unknown:
+        return
+    known = sorted({*accepted, *constructor_arguments(cls)})
+    key = unknown[0]
+    match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {match[0]!r}? " if match else ""
+    if "gamma" not in known and difflib.get_close_matches(key, ["gamma"], n=1, cutoff=0.6):
+        # TorchRL's losses keep the discount in their value estimator, not in the constructor.
+        hint = "gamma is not a constructor argument: set it with loss.make_value_estimator(gamma=...); "
+    raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {key!r}: {hint}it accepts {known}")
 
 
 #: Entropy temperatures for which :mod:`torchrl_reg.functional`'s soft values stay finite in float32.
@@ -334,6 +370,57 @@ def check_count(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
     return int(value)
+
+
+def check_numbers(
+    name: str, values: Any, low: float = -math.inf, high: float = math.inf, *, integer: bool = False,
+    length: int | None = None,
+) -> list[Any]:
+    """Return ``values`` (a list or tuple of numbers, or a 1-D tensor: a run's returns, lengths or counts read back
+    from a checkpoint) as a list, raising ``ValueError`` naming the first entry (``name[i]``) that is not a finite
+    number in ``[low, high]`` (an integer, with ``integer``: a bool and a float are refused), or the count when it
+    is not ``length``."""
+    if isinstance(values, torch.Tensor):
+        if values.dim() != 1:
+            raise ValueError(f"{name} must be one-dimensional, got shape {list(values.shape)}")
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        raise ValueError(f"{name} must be a list of numbers, got a {type(values).__name__}")
+    if length is not None and len(values) != length:
+        raise ValueError(f"{name} must hold {length} values (one each), got {len(values)}")
+    kind = "an integer" if integer else "a finite number"
+    for i, value in enumerate(values):
+        ok = not isinstance(value, bool) and isinstance(value, numbers.Integral if integer else numbers.Real)
+        ok = ok and (integer or math.isfinite(value)) and low <= value <= high
+        if not ok:
+            raise ValueError(f"{name}[{i}] must be {kind} in [{low}, {high}], got {value!r}")
+    return list(values)
+
+
+def check_finite_tensors(name: str, state: Any, like: Any = None) -> None:
+    """Raise ``ValueError`` naming the first entry of ``state`` (nested dicts, lists and tuples of tensors and
+    numbers: a module's or optimizer's state dict read back from a checkpoint) that holds a NaN or an infinity,
+    where ``like`` (the same structure, e.g. the state of a freshly built module) is finite or has no such entry:
+    a value that is not finite in a fresh object (a bound of ``-inf``) may stay so."""
+    if isinstance(state, torch.Tensor):
+        if state.is_floating_point() or state.is_complex():
+            fresh_finite = not (isinstance(like, torch.Tensor) and (like.is_floating_point() or like.is_complex())
+                                and not bool(torch.isfinite(like).all()))
+            if fresh_finite and not bool(torch.isfinite(state).all()):
+                bad = state[~torch.isfinite(state)].flatten()[0].item()
+                raise ValueError(f"{name} holds {bad} (shape {list(state.shape)}), where a fresh one is finite")
+        return
+    if isinstance(state, float):
+        if not math.isfinite(state) and not (isinstance(like, float) and not math.isfinite(like)):
+            raise ValueError(f"{name} is {state}, where a fresh one is finite")
+        return
+    if isinstance(state, Mapping):
+        for key, value in state.items():
+            check_finite_tensors(f"{name}.{key}", value, like.get(key) if isinstance(like, Mapping) else None)
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            same = isinstance(like, (list, tuple)) and len(like) == len(state)
+            check_finite_tensors(f"{name}[{i}]", value, like[i] if same else None)
 
 
 def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: float = 1e-4) -> torch.Tensor:

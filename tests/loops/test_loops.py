@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchrl_reg.configs import compose_config
+from tests.recipes.recipe_cases import TRAINING_RECIPES, offered
+from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.loops import actor_critic, value_based
 from torchrl_reg.objectives.update import FusedAdamUpdate
 from torchrl_reg.run import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
-VALUE_BASED = {"m_dqn": ("m_dqn", "soft_dqn", "al", "pal", "dqn"), "m_iqn": ("m_iqn", "iqn"), "mirl": ("mirl", "sql", "sql_m", "dqn")}
 ENVS = {
     "m_dqn": ("cartpole", "acrobot", "minatar", "atari"),
     "mirl": ("cartpole", "acrobot", "minatar", "atari"),
@@ -23,6 +23,15 @@ ENVS = {
     "iq": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"),
     "sac": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"),
 }
+#: Recipe of ENVS -> its value-based losses, as the recipe registers them (``loss=<name>``); an actor-critic recipe
+#: runs its one loss.
+VALUE_BASED = {
+    name: losses
+    for name in ENVS
+    if (losses := tuple(loss for family, loss in offered(name) if family == "value_based"))
+}
+#: The recipes with an Atari env option (their presets store frames once: buffer.dedup_frames).
+ATARI_RECIPES = [name for name in TRAINING_RECIPES if "atari" in config_sources(CONF, name).groups["env"][1]]
 #: Losses without ``loss_and_outputs``: compiled around an eager backward, not fused.
 NOT_FUSABLE = ("dqn", "sac")
 
@@ -86,7 +95,7 @@ ATARI_TINY = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["m_dqn", "m_iqn", "mirl"])
+@pytest.mark.parametrize("recipe", ATARI_RECIPES)
 def test_atari_replay_stores_each_frame_once(recipe, tmp_path):
     """``buffer.dedup_frames`` (on in the Atari presets) must reach the replay buffer in every value-based
     recipe: the checkpointed storage is a FrameStackStorage (rows + frames), not stacked observations.

@@ -226,16 +226,42 @@ def test_the_progress_bar_counts_episodes_and_the_plot_names_planner_episodes(tm
         return legend(ax, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.axes.Axes, "legend", recording_legend)
+    titles = []
+    set_title = matplotlib.axes.Axes.set_title
+
+    def recording_title(ax, label, *args, **kwargs):
+        titles.append(label)
+        return set_title(ax, label, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", recording_title)
     _RecordingBar.made.clear()
     metrics = tree_search.train(compose(*TINY, f"planner.batch_episodes={group}", f"run_dir={tmp_path}"))
     (bar,) = _RecordingBar.made
     assert (bar.total, bar.count, bar.unit) == (4, 4, "episodes") and metrics["episodes"] == 4
     assert "planner episode" in labels and not any("training" in label for label in labels)
+    # 4 episodes, fewer than the moving mean's 10: the curve is their mean so far
+    assert "mean of all episodes so far (4 in all, fewer than 10)" in labels
+    # the figure and metrics.json name the model the searches planned in, and its futures
+    assert titles == ["ments on dchain, sampled model"]
+    assert (metrics["model"], metrics["futures"]) == ("sampled", 1)
     # A planner has no training episodes: its metrics hold the mean of its episodes, not a training return.
     assert metrics["mean_return"] == pytest.approx(sum(metrics["returns"]) / 4) and "final_return" not in metrics
     from tests.recipes.test_newcomer import documented_metrics_fields
 
     assert not set(metrics) - documented_metrics_fields(), sorted(set(metrics) - documented_metrics_fields())
+
+
+def test_the_figure_names_the_model_and_its_futures():
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.loops.planning import model_label
+
+    def label(model, futures=1):
+        return model_label(OmegaConf.create({"model": model, "futures": futures}))
+
+    assert label("ensemble", 4) == "ensemble model, 4 futures"
+    assert label("determinized") == "determinized model, 1 future"
+    assert (label("sampled"), label("oracle")) == ("sampled model", "oracle model")
 
 
 MINATAR = ("task.name=minatar", "task.game=breakout", "task.sticky_action_prob=0.1", "task.max_steps=12", "evaluator.rollout_steps=3",
@@ -295,7 +321,7 @@ def test_the_ensemble_plays_the_same_episodes_as_four_at_once_in_the_combined_ro
     runs = {k: tree_search.train(compose(*TINY, *MINATAR, "planner.model=ensemble", "planner.futures=2", "planner.simulations=4",
                                          f"planner.batch_episodes={k}", f"run_dir={tmp_path / str(k)}")) for k in (1, 4)}
     for run in runs.values():
-        assert run["model"] == "ensemble" and run["episodes"] == 4
+        assert run["model"] == "ensemble" and run["futures"] == 2 and run["episodes"] == 4
         # 4 simulations over at most 6 root actions: the action played holds at least one of the 4 combined visits
         assert all(0.25 <= share <= 1.0 for share in run["root_visit_share"])
 

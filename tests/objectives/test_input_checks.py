@@ -11,9 +11,10 @@ from tensordict import TensorDict
 from torch import nn
 from torchrl.data import Bounded, Categorical, OneHot
 from torchrl.modules import QValueActor
-from torchrl.objectives import DQNLoss
+from torchrl.objectives import DQNLoss, SACLoss
 from torchrl.objectives.utils import ValueEstimators
 
+from tests.objectives import registry_losses
 from torchrl_reg.modules.critics import state_value_network
 from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
 from torchrl_reg.modules.policies import tanh_normal_policy
@@ -310,12 +311,6 @@ def test_an_update_told_the_inputs_are_checked_checks_its_first_batch_and_every_
 # -- library bounds --------------------------------------------------------------------------------------
 
 
-def _continuous_batch() -> TensorDict:
-    batch = hand_batch()
-    batch["action"] = torch.tensor([[0.5, -0.5], [0.0, 0.25]])
-    return batch
-
-
 class _StateActionQ(nn.Module):
     def __init__(self):
         super().__init__()
@@ -334,45 +329,35 @@ def _soft_q(**kwargs):
     return SoftQLoss(module, action_spec=Bounded(-1.0, 1.0, shape=(2,)), **kwargs)
 
 
-def _implicit_q():
-    spec = Bounded(-1.0, 1.0, shape=(2,))
-    return ImplicitQLoss(tanh_normal_policy(2, spec, num_cells=(8,)), state_value_network(2, num_cells=(8,)))
-
-
 def _discrete_virel(**kwargs):
     from torchrl_reg.objectives import DiscreteVIRELLoss
 
     return DiscreteVIRELLoss(identity_actor(), **kwargs)
 
 
-_EVERY_LOSS = {
-    "MunchausenDQNLoss": (lambda: MunchausenDQNLoss(identity_actor()), hand_batch),
-    "AdvantageLearningLoss": (lambda: AdvantageLearningLoss(identity_actor()), hand_batch),
-    "MIRLLoss": (lambda: MIRLLoss(identity_actor()), hand_batch),
-    "IQNLoss": (lambda: IQNLoss(iqn_actor(), num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4), hand_batch),
-    "MunchausenIQNLoss": (
-        lambda: MunchausenIQNLoss(iqn_actor(), num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4), hand_batch
-    ),
-    "DiscreteVIRELLoss": (_discrete_virel, hand_batch),
-    "ImplicitQLoss": (_implicit_q, _continuous_batch),
-    "SoftQLoss": (_soft_q, _continuous_batch),
-}
+#: Every registered loss of the library, built by its recipe (TorchRL's DQNLoss and SACLoss, the baselines, check
+#: no steps_to_next_obs): a loss a recipe registers is covered here without a list to extend.
+_EVERY_LOSS = [case for case in registry_losses.cases() if not issubclass(case.entry.loss_class, (DQNLoss, SACLoss))]
 
 
-@pytest.mark.parametrize("steps", [0, -1, 1.5, float("nan"), float("inf")])
-@pytest.mark.parametrize("name", list(_EVERY_LOSS))
-def test_steps_to_next_obs_must_be_a_positive_integer_in_every_loss(name, steps):
+@pytest.mark.parametrize("steps, dtype", [
+    (0, torch.int64), (-1, torch.int64), (1.5, torch.float32), (float("nan"), torch.float32), (float("inf"), torch.float32),
+    (1e300, torch.float64), (2**62, torch.int64), (2**24 + 1, torch.int64),
+])
+@pytest.mark.parametrize("case", _EVERY_LOSS, ids=lambda case: case.id)
+def test_steps_to_next_obs_must_be_a_positive_integer_in_every_loss(case, steps, dtype):
     # gamma ** steps_to_next_obs is the n-step discount: 0 gives gamma^0 = 1, -1 gives 1/gamma, 1.5 no n-step at all,
-    # inf gamma^inf = 0 (the bootstrap cut without a word; inf passes inf >= 1 and inf == floor(inf)).
-    make, batch_of = _EVERY_LOSS[name]
-    loss = make()
-    loss.make_value_estimator(gamma=0.5)
-    batch = batch_of()
-    batch["steps_to_next_obs"] = torch.tensor([[2], [steps]], dtype=torch.float32 if steps % 1 or steps != steps else torch.int64)
+    # inf gamma^inf = 0 (the bootstrap cut without a word; inf passes inf >= 1 and inf == floor(inf)); 1e300 and 2**62
+    # are whole numbers with the same gamma^steps = 0, and past 2**24 float32 holds no exact count of steps.
+    loss, act = registry_losses.build(case)
+    batch = registry_losses.batch(act, size=2)
+    batch["steps_to_next_obs"] = torch.tensor([[2], [steps]], dtype=dtype)
     with pytest.raises(ValueError, match="'steps_to_next_obs' must be a positive integer.*index \\[1, 0\\]"):
         loss(batch)
     batch["steps_to_next_obs"] = torch.tensor([[2], [3]])
     loss(batch)  # n-step horizons are accepted
+    batch["steps_to_next_obs"] = torch.tensor([[2], [2**24]])
+    loss(batch)  # up to the bound
 
 
 def test_steps_to_next_obs_of_bools_is_refused():

@@ -383,6 +383,7 @@ def test_a_one_dimensional_action_without_its_trailing_dimension_is_refused():
     [
         (lambda b: b["action"].__setitem__((0, 0), 5.0), "inside the action box"),
         (lambda b: b.set("steps_to_next_obs", torch.tensor([[1], [-1], [1]])), "a positive integer"),
+        (lambda b: b.set("steps_to_next_obs", torch.tensor([[1], [2**62], [1]])), "a positive integer"),
         (lambda b: b.set(("next", "done"), torch.zeros(3, 1)), "bool or integer 0/1 flag"),
         (lambda b: b.exclude(("next", "reward")), "missing the key"),
     ],

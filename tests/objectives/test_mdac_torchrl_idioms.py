@@ -5,6 +5,7 @@ and replay buffer.
   ``qvalue_network_params`` and ``[log_alpha]``, grouped by ``group_optimizers``, the update summing
   ``loss_actor + loss_qvalue + loss_alpha``, a ``SoftUpdate`` of the target critics; and the older form of the
   same example, a backward and a step per term.
+* TorchRL's sota SAC ``make_loss_module`` (``delay_actor=False``, ``delay_qvalue=True``, ``SoftUpdate``), verbatim.
 * The generic sum of the ``loss_*`` entries (what TorchRL's trainers and our ``make_update`` differentiate).
 
 The same function runs SACLoss (the control) and MDACLoss. The checks: each term's gradient reaches only its own
@@ -107,6 +108,60 @@ def test_torchrl_sac_example_update_runs_unchanged(cls):
     after = _params(loss_module)
     assert all(not torch.equal(before[name], after[name]) for name in before), "every parameter moves"
     assert not torch.equal(target_before["module", "0", "weight"], loss_module.target_qvalue_network_params["module", "0", "weight"])
+
+
+def _sota_make_loss_module(SACLoss, cfg, model):  # noqa: N803 (the class it is handed, under TorchRL's name)
+    """TorchRL's ``sota-implementations/sac/utils.py`` ``make_loss_module``, verbatim but for the class it builds."""
+    # Create SAC loss
+    loss_module = SACLoss(
+        actor_network=model[0],
+        qvalue_network=model[1],
+        num_qvalue_nets=2,
+        loss_function=cfg.optim.loss_function,
+        delay_actor=False,
+        delay_qvalue=True,
+        alpha_init=cfg.optim.alpha_init,
+    )
+    loss_module.make_value_estimator(gamma=cfg.optim.gamma)
+
+    # Define Target Network Updater
+    target_net_updater = SoftUpdate(loss_module, eps=cfg.optim.target_update_polyak)
+    return loss_module, target_net_updater
+
+
+#: The options of TorchRL's SAC example's config that ``make_loss_module`` reads (its config.yaml's defaults).
+SOTA_CFG = types.SimpleNamespace(
+    optim=types.SimpleNamespace(loss_function="l2", alpha_init=1.0, gamma=0.99, target_update_polyak=0.995)
+)
+
+
+@pytest.mark.parametrize("cls", [SACLoss, MDACLoss])
+def test_torchrl_sota_make_loss_module_runs_unchanged(cls):
+    """TorchRL's sota SAC builds its loss with ``delay_actor=False`` (no target actor), which MDACLoss accepts: its
+    target samples from the current actor, as SAC's does. The loss it builds takes the example's update."""
+    loss_module, target_net_updater = _sota_make_loss_module(cls, SOTA_CFG, _networks())
+    assert loss_module.delay_qvalue and not getattr(loss_module, "delay_actor", False)
+    assert "target_actor_network_params" not in dict(loss_module.named_modules())
+    optimizer = group_optimizers(*_sac_example_optimizers(loss_module))
+    update = _sac_example_update(loss_module, optimizer, target_net_updater)
+    for batch in _pendulum_batches(2):
+        loss_td = update(batch)
+        assert all(torch.isfinite(loss_td[key]) for key in TERMS)
+
+
+def test_a_target_actor_is_refused_with_the_reason():
+    actor, qvalue = _networks()
+    with pytest.raises(ValueError, match="delay_actor=True asks for a target actor, and MDACLoss has none.*current actor"):
+        MDACLoss(actor_network=actor, qvalue_network=qvalue, delay_actor=True)
+
+
+@pytest.mark.parametrize("keyword, meant", [("betta", "beta"), ("alpha_int", "alpha_init")])
+def test_a_misspelled_keyword_names_the_class_and_the_keyword_meant(keyword, meant):
+    actor, qvalue = _networks()
+    with pytest.raises(TypeError, match=f"MDACLoss\\(\\) got an unexpected keyword argument '{keyword}': did you mean '{meant}'"):
+        MDACLoss(actor, qvalue, **{keyword: 0.5})
+    with pytest.raises(TypeError, match="MDACLoss.*'gama'.*make_value_estimator\\(gamma="):
+        MDACLoss(actor, qvalue, gama=0.99)  # the discount lives in the value estimator
 
 
 @pytest.mark.parametrize("cls", [SACLoss, MDACLoss])

@@ -12,6 +12,7 @@ import torch
 
 from torchrl_reg.planning.batched import BatchedTree
 from torchrl_reg.planning import (
+    ALGORITHMS,
     KNOBS,
     BatchedTreeSearch,
     BellmanBackup,
@@ -31,6 +32,7 @@ from torchrl_reg.planning import (
     TensorRandomRollout,
     TensorSyntheticTree,
     UCB1Score,
+    parts,
     dchain_flip_temperature,
     dchain_soft_q,
     make_search,
@@ -59,16 +61,21 @@ def make_batched_search(algorithm, simulator, **kwargs):
     return make_search(algorithm, simulator, batched=True, **kwargs)
 
 
-@pytest.mark.parametrize("algorithm", ["ments", "bts", "dents", "uct"])
+#: the knobs of the draw-for-draw test, one value per knob of the table (an algorithm reads its own)
+DRAW_KNOBS = dict(tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_one_tree_reproduces_the_single_tree_search_draw_for_draw(algorithm):
     tree = SyntheticTree(3, 3, seed=1, noise_std=0.0)
-    knobs = {k: v for k, v in dict(tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5).items() if k in KNOBS[algorithm]}
+    knobs = {k: v for k, v in DRAW_KNOBS.items() if k in KNOBS[algorithm]}
+    assert set(KNOBS[algorithm]) <= set(DRAW_KNOBS), f"give the draw-for-draw test a value of {algorithm}'s knobs"
     old = make_search(algorithm, tree, **knobs, seed=5, evaluator=RandomRollout(max_steps=5, seed=7))
     old_action = old.search(60)
-    policy, backup = _parts(algorithm, 0.5)
+    policy, backup, _ = parts(algorithm, **knobs)
     sim = TensorSyntheticTree([tree])
     new = BatchedTreeSearch(
-        sim, policy=policy, backup=backup, recommend=old.recommend, uniform=_uniforms(5),
+        sim, tree_policy=policy, backup=backup, recommend=old.recommend, uniform=_uniforms(5),
         evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)),
     )
     assert int(new.search(sim.root(1), 60)[0]) == old_action
@@ -78,8 +85,9 @@ def test_one_tree_reproduces_the_single_tree_search_draw_for_draw(algorithm):
     np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[:n])
     np.testing.assert_array_equal(mine["child"].numpy(), theirs.child[:n])
     np.testing.assert_array_equal(mine["total"].numpy(), theirs.total[:n])
-    checked = {"ments": ("q", "value"), "bts": ("q_bellman", "value", "bellman"), "dents": ("q_bellman", "value", "entropy", "entropy_q"), "uct": ("q", "value")}
-    for name in checked[algorithm]:
+    # the statistics the backup keeps: its search values, the node values, the Bellman ones it backs up, DENTS's entropy
+    checked = (backup.values, "value") + (("bellman",) if backup.on_bellman else ()) + (("entropy", "entropy_q") if backup.entropy else ())
+    for name in checked:
         np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[:n], rtol=0, atol=1e-12, err_msg=name)
 
 
@@ -89,7 +97,7 @@ def test_noiseless_backups_are_exact_in_every_tree(algorithm):
     trees = [SyntheticTree(2, 3, seed=s, noise_std=0.0) for s in range(4)]
     policy, backup = _parts(algorithm, 1.0)
     sim = TensorSyntheticTree(trees)
-    search = BatchedTreeSearch(sim, policy=policy, backup=backup, evaluator=TensorRandomRollout(max_steps=5), seed=3)
+    search = BatchedTreeSearch(sim, tree_policy=policy, backup=backup, evaluator=TensorRandomRollout(max_steps=5), seed=3)
     search.search(sim.root(4), 200)
     tau = TAU if algorithm == "ments" else None
     values = search.tree.q[:, 0] if algorithm == "ments" else search.tree.q_bellman[:, 0]
@@ -111,7 +119,7 @@ def test_ments_flips_at_the_exact_temperature_in_every_tree(scale, expected):
     chain = DChain(5, 0.5)
     tau = scale * dchain_flip_temperature(chain)
     sim = TensorDChain(5, 0.5)
-    search = BatchedTreeSearch(sim, policy=E2WScore(tau=tau, eps=1.0), backup=SoftmaxBackup(tau=tau), evaluator=TensorRandomRollout(max_steps=10))
+    search = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=tau, eps=1.0), backup=SoftmaxBackup(tau=tau), evaluator=TensorRandomRollout(max_steps=10))
     actions = search.search(sim.root(4), 150)
     assert (search.tree.size == 11).all()  # root, 5 'down' leaves, 4 chain states, the final leaf
     assert actions.tolist() == [expected] * 4
@@ -123,7 +131,7 @@ def test_dents_entropy_backup_by_hand():
     # a 2-chain with eps = 1 tried fully: H_V at a node is H(pi) + sum_a pi(a) H_Q(a), pi from the DENTS policy
     sim = TensorDChain(2, 0.25)
     policy = DENTSScore(alpha=1.0, beta_0=1.0, eps=1.0)
-    search = BatchedTreeSearch(sim, policy=policy, backup=BellmanBackup(entropy=True), evaluator=TensorRandomRollout(max_steps=3))
+    search = BatchedTreeSearch(sim, tree_policy=policy, backup=BellmanBackup(entropy=True), evaluator=TensorRandomRollout(max_steps=3))
     search.search(sim.root(1), 40)
     t = search.tree.tree(0)
     state1 = int(t["child"][0, DChain.RIGHT])
@@ -196,7 +204,7 @@ def test_batched_search_on_frozenlake_reproduces_the_single_tree_search(slippery
     old.search(80)
     sim = TensorFrozenLake(env, uniform=_uniforms(11))
     assert sim.deterministic is not slippery
-    new = BatchedTreeSearch(sim, policy=E2WScore(tau=0.1, eps=0.5), backup=SoftmaxBackup(tau=0.1), gamma=0.95, uniform=_uniforms(5),
+    new = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=0.1, eps=0.5), backup=SoftmaxBackup(tau=0.1), gamma=0.95, uniform=_uniforms(5),
                             evaluator=TensorRandomRollout(max_steps=20, uniform=_uniforms(7)))
     new.search(sim.root(1), 80)
     mine, theirs = new.tree.tree(0), old.tree
@@ -214,17 +222,17 @@ def test_batched_search_on_frozenlake_reproduces_the_single_tree_search(slippery
 def test_parts_that_disagree_are_refused():
     sim = TensorDChain(3, 0.5)
     with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
-        BatchedTreeSearch(sim, policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
+        BatchedTreeSearch(sim, tree_policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
     with pytest.raises(ValueError, match="DENTSScore searches on Bellman values plus the entropy"):
-        BatchedTreeSearch(sim, policy=DENTSScore(alpha=1.0, beta_0=1.0, eps=0.1), backup=BellmanBackup())
+        BatchedTreeSearch(sim, tree_policy=DENTSScore(alpha=1.0, beta_0=1.0, eps=0.1), backup=BellmanBackup())
     with pytest.raises(ValueError, match="UCB1Score goes with MeanBackup"):
-        BatchedTreeSearch(sim, policy=UCB1Score(c=1.0), backup=BellmanBackup())
+        BatchedTreeSearch(sim, tree_policy=UCB1Score(c=1.0), backup=BellmanBackup())
     with pytest.raises(ValueError, match="the softmax backup is MENTS's and goes with E2WScore, got BoltzmannScore"):
-        BatchedTreeSearch(sim, policy=BoltzmannScore(alpha=1.0, eps=0.1), backup=SoftmaxBackup(tau=1.0))
+        BatchedTreeSearch(sim, tree_policy=BoltzmannScore(alpha=1.0, eps=0.1), backup=SoftmaxBackup(tau=1.0))
     with pytest.raises(ValueError, match="q_init must be finite, got q_init=nan"):
-        BatchedTreeSearch(sim, policy=UCB1Score(c=1.0), backup=MeanBackup(), q_init=float("nan"))
-    with pytest.raises(TypeError, match="simulator must be a TensorSimulator"):
-        BatchedTreeSearch(DChain(3, 0.5), policy=UCB1Score(c=1.0), backup=MeanBackup())
+        BatchedTreeSearch(sim, tree_policy=UCB1Score(c=1.0), backup=MeanBackup(), q_init=float("nan"))
+    with pytest.raises(TypeError, match="BatchedTreeSearch needs a TensorSimulator"):
+        BatchedTreeSearch(DChain(3, 0.5), tree_policy=UCB1Score(c=1.0), backup=MeanBackup())
 
 
 class _InfiniteReward(TensorDChain):
@@ -234,7 +242,7 @@ class _InfiniteReward(TensorDChain):
 
 
 def test_non_finite_rewards_and_evaluations_are_refused():
-    parts = dict(policy=UCB1Score(c=1.0), backup=MeanBackup())
+    parts = dict(tree_policy=UCB1Score(c=1.0), backup=MeanBackup())
 
     def zero_leaf(sim, state, gamma):
         return torch.zeros(state.shape[0], dtype=torch.float64), None
@@ -253,6 +261,23 @@ def test_non_finite_rewards_and_evaluations_are_refused():
         BatchedTreeSearch(TensorDChain(3, 0.5), evaluator=nan_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
 
 
+def test_initial_action_values_of_another_shape_are_refused_not_broadcast():
+    # one value per tree for two actions: torch.where would spread it over both without a word
+    parts = dict(policy=UCB1Score(c=1.0), backup=MeanBackup())
+
+    def one_value_leaf(sim, state, gamma):
+        return torch.zeros(state.shape[0], dtype=torch.float64), torch.ones(state.shape[0], 1, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match=r"initial action values have shape \[2, 1\]; .*2 actions.*shape \[2, 2\]"):
+        BatchedTreeSearch(TensorDChain(3, 0.5), evaluator=one_value_leaf, **parts).search(torch.zeros(2, 1, dtype=torch.long), 4)
+
+
+@pytest.mark.parametrize("final_reward", [math.nan, math.inf, -math.inf])
+def test_a_tensor_dchain_without_a_finite_final_reward_is_refused(final_reward):
+    with pytest.raises(ValueError, match=f"final_reward must be a finite number.*final_reward={final_reward}"):
+        TensorDChain(10, final_reward)
+
+
 @pytest.mark.parametrize("init", ["q", "log_prior", "none"])
 def test_network_leaves_reproduce_the_single_tree_search(init):
     # one forward for all B leaves gives what the single-tree evaluator gives leaf by leaf
@@ -266,7 +291,7 @@ def test_network_leaves_reproduce_the_single_tree_search(init):
     old.search(40)
     sim = TensorSyntheticTree([tree])
     evaluator = TensorQNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init)
-    new = BatchedTreeSearch(sim, policy=E2WScore(tau=TAU, eps=0.5), backup=SoftmaxBackup(tau=TAU), evaluator=evaluator, uniform=_uniforms(5))
+    new = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=TAU, eps=0.5), backup=SoftmaxBackup(tau=TAU), evaluator=evaluator, uniform=_uniforms(5))
     new.search(sim.root(1), 40)
     mine, theirs = new.tree.tree(0), old.tree
     np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
@@ -336,7 +361,7 @@ def test_replayed_edges_give_the_stepped_search_and_step_each_edge_once(algorith
         counting = _Counting(sim, replay)
         rollout = TensorRandomRollout(max_steps=5, seed=1)
         policy, backup = _parts(algorithm, 0.5)
-        search = BatchedTreeSearch(counting, policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g), seed=3)
+        search = BatchedTreeSearch(counting, tree_policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g), seed=3)
         actions = search.search(sim.root(3), 25)
         # the scratch slot (the last) holds what finished paths wrote: garbage by design, left out
         runs[replay] = actions, {f.name: getattr(search.tree, f.name)[:, :-1] for f in fields(BatchedTree) if f.name != "size"}, search.tree.size, counting.rows
@@ -353,7 +378,7 @@ def test_noisy_leaves_are_stepped_at_every_visit():
     assert not TensorSyntheticTree([SyntheticTree(2, 3, seed=0, noise_std=0.1)]).deterministic_rewards
     assert TensorSyntheticTree([SyntheticTree(2, 3, seed=0, noise_std=0.0)]).deterministic_rewards
     counting = _Counting(TensorSyntheticTree([SyntheticTree(2, 3, seed=0, noise_std=0.1)]), replay=False)
-    search = BatchedTreeSearch(counting, policy=UCB1Score(c=1.0), backup=MeanBackup(), evaluator=lambda *_: (torch.zeros(2, dtype=torch.float64), None))
+    search = BatchedTreeSearch(counting, tree_policy=UCB1Score(c=1.0), backup=MeanBackup(), evaluator=lambda *_: (torch.zeros(2, dtype=torch.float64), None))
     search.search(counting.root(2), 30)
     # each simulation descends to a leaf of the depth-3 tree (or its untried edge above it): 2 rows per level
     assert counting.rows > 2 * 30
@@ -369,7 +394,7 @@ def _search_on(device: str, replay: bool, kind: str, algorithm: str):
     draws, rollout = _uniforms(3), TensorRandomRollout(max_steps=5, uniform=_uniforms(1))
     policy, backup = _parts(algorithm, 0.5)
     search = BatchedTreeSearch(
-        counting, policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g),
+        counting, tree_policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g),
         uniform=lambda n: draws(n).to(device), device=device,
     )
     actions = search.search(sim.root(3), 25)

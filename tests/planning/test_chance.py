@@ -489,12 +489,12 @@ def test_a_full_outcome_slot_row_stops_the_search_and_names_the_edge():
     search = make_search("uct", sim, batched=True)
     search.search(sim.root(2), 200)
     assert int((search.tree.outcomes >= 0).sum(-1).max()) == 3  # the simulator's bound: never full
-    small = BatchedTreeSearch(sim, policy=search.policy, backup=search.backup, max_outcomes=2)
+    small = BatchedTreeSearch(sim, tree_policy=search.tree_policy, backup=search.backup, max_outcomes=2)
     with pytest.raises(RuntimeError, match=r"tree \d: the chance edge \(node \d+, action \d\) drew a new outcome but its 2 outcome slots "
                                            r"are full \(max_outcomes=2\); the search stops rather than merge two outcomes"):
         small.search(sim.root(2), 200)
     with pytest.raises(ValueError, match="max_outcomes"):
-        BatchedTreeSearch(sim, policy=search.policy, backup=search.backup, max_outcomes=0)
+        BatchedTreeSearch(sim, tree_policy=search.tree_policy, backup=search.backup, max_outcomes=0)
 
 
 class _TensorBetAfterGo:

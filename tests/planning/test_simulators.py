@@ -274,7 +274,7 @@ class _NanReward(DChain):
 def test_parts_that_disagree_are_refused():
     with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
         TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
-    with pytest.raises(TypeError, match="backup must be SoftmaxBackup, BellmanBackup or MeanBackup, got 'softmax'"):
+    with pytest.raises(TypeError, match=r"backup must be a Backup \(SoftmaxBackup, BellmanBackup, MeanBackup, PowerMeanBackup\), got 'softmax'"):
         TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup="softmax")
     with pytest.raises(ValueError, match=r"RandomRollout\(gamma=0.5\) and the search's gamma=1.0 disagree"):
         make_search("ments", DChain(3), evaluator=RandomRollout(gamma=0.5))
@@ -295,6 +295,20 @@ def test_non_finite_values_are_refused_at_the_boundary():
         make_search("uct", DChain(3), evaluator=lambda sim: (math.inf, None)).search(4)
     with pytest.raises(ValueError, match=r"initial action values \[0.0, nan\] are not all finite"):
         make_search("uct", DChain(3), evaluator=lambda sim: (0.0, [0.0, math.nan])).search(4)
+
+
+@pytest.mark.parametrize("q_init", [[1.0], 1.0, [0.0, 1.0, 2.0]])
+def test_initial_action_values_of_another_shape_are_refused_not_broadcast(q_init):
+    # a D-chain has two actions: one value (or three) would be spread over them (or fail deep in numpy)
+    with pytest.raises(ValueError, match=r"initial action values have shape .*2 actions needs one per action, shape \[2\]"):
+        make_search("uct", DChain(3), evaluator=lambda sim: (0.0, q_init)).search(4)
+    make_search("uct", DChain(3), evaluator=lambda sim: (0.0, [0.0, 1.0])).search(4)  # one per action
+
+
+@pytest.mark.parametrize("final_reward", [math.nan, math.inf, -math.inf, "one"])
+def test_a_dchain_without_a_finite_final_reward_is_refused(final_reward):
+    with pytest.raises(ValueError, match="final_reward must be a (finite )?number"):
+        DChain(10, final_reward)
 
 
 def test_q_network_initial_values_are_the_networks_q_values():

@@ -301,7 +301,7 @@ def test_both_loops_plan_in_one_model_of_a_move(model):
 def test_the_models_each_loop_refuses_name_the_reason():
     from torchrl_reg.planning.tasks import check_model, model_simulator
 
-    with pytest.raises(ValueError, match=r"BatchedMinAtar models \('sampled', 'determinized', 'oracle'\), got model='exact'"):
+    with pytest.raises(ValueError, match=r"the model must be one of \['sampled', 'determinized', 'ensemble', 'oracle'\], got 'exact'"):
         BatchedMinAtar("breakout", model="exact")
     check_model("minatar", "sampled", batched=True)  # chance nodes in the batched search
     with pytest.raises(ValueError, match="the oracle model copies the streams of real envs: take its roots from roots"):

@@ -1,5 +1,6 @@
 """What a recipe's command line prints when it refuses a config: the one-line reason (naming the key and what it
-accepts) and a non-zero exit, no traceback, nothing written; a misspelled key gets the closest key."""
+accepts) and exit status 2, no traceback, nothing written (no run directory, no Hydra directory); a misspelled key
+gets the closest key, a misspelled option the closest option of its group."""
 from __future__ import annotations
 
 import os
@@ -8,34 +9,80 @@ import sys
 
 import pytest
 
+from hydra.errors import HydraException
+
 from tests.recipes.recipe_cases import CONF, ROOT, recipe
 from torchrl_reg.configs import compose_config
-from torchrl_reg.loops.entry import EXIT_REFUSED, misspelled_key_hint
+from torchrl_reg.loops.entry import EXIT_REFUSED, misspelled_key_hint, override_refusal
 
 
-def _run(tmp_path, *args: str) -> subprocess.CompletedProcess:
+def _run(tmp_path, recipe_file: str, *args: str) -> subprocess.CompletedProcess:
+    """``python recipes/<recipe_file> args`` from an empty working directory, ``tmp_path / "cwd"``: whatever the
+    command writes without being told where lands there (Hydra's ``runs/`` or ``outputs/``)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, *args, f"hydra.run.dir={tmp_path / 'hydra'}"], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, str(ROOT / "recipes" / recipe_file), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def _nothing_on_disk(tmp_path) -> bool:
+    """Neither the run directory nor anything in the working directory (no Hydra directory)."""
+    return not (tmp_path / "run").exists() and not any((tmp_path / "cwd").iterdir())
 
 
 @pytest.mark.slow
 def test_a_refused_config_prints_its_one_line_reason_alone(tmp_path):
-    run_dir = tmp_path / "run"
-    done = _run(tmp_path, "recipes/m_dqn.py", "loss.tau=100", f"run_dir={run_dir}")
+    done = _run(tmp_path, "m_dqn.py", "loss.tau=100", f"run_dir={tmp_path / 'run'}")
     assert done.returncode == EXIT_REFUSED != 0
     reason = "m_dqn: config refused: loss.tau must be a finite number in [0.0001, 10.0], got loss.tau=100.0"
-    assert done.stderr.splitlines()[-1] == reason
-    assert "Traceback" not in done.stderr and "Error executing job" not in done.stderr
-    assert not run_dir.exists()
+    assert done.stderr.splitlines() == [reason] and done.stdout == ""
+    assert _nothing_on_disk(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_misspelled_key_gets_the_closest_key(tmp_path):
-    done = _run(tmp_path, "recipes/tree_search.py", "planner.simulation=200", f"run_dir={tmp_path / 'run'}")
-    assert done.returncode != 0
-    assert "tree_search: planner.simulation is not a config key; did you mean `planner.simulations`?" in done.stderr
-    assert not (tmp_path / "run").exists()
+def test_a_misspelled_key_gets_one_line_with_the_closest_key(tmp_path):
+    done = _run(tmp_path, "tree_search.py", "planner.simulation=200", f"run_dir={tmp_path / 'run'}")
+    assert done.returncode == EXIT_REFUSED
+    # one line: no Hydra error, no "+planner.simulation" hint, no traceback
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("tree_search: planner.simulation is not a config key; did you mean `planner.simulations`? "
+                           "(planner has: ")
+    assert _nothing_on_disk(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_misspelled_option_gets_one_line_with_the_closest_option(tmp_path):
+    done = _run(tmp_path, "sac.py", "env=pendullum")
+    assert done.returncode == EXIT_REFUSED
+    assert done.stderr.splitlines() == [
+        "sac: env=pendullum is not an option of env; did you mean `env=pendulum`? "
+        "(env has: ant, halfcheetah, hopper, humanoid, multigoal, pendulum, walker2d)"]
+    assert _nothing_on_disk(tmp_path)
+
+
+def _refusal(*overrides: str) -> str:
+    """The line the m_dqn command line prints for ``overrides``, which Hydra refuses to compose."""
+    recipe("m_dqn")
+    with pytest.raises(HydraException) as refused:
+        compose_config(CONF, "m_dqn", list(overrides))
+    return override_refusal(CONF, "m_dqn", list(overrides), refused.value)
+
+
+def test_each_refusal_of_hydra_is_one_line_naming_the_override():
+    assert _refusal("env=minatar", "optim.lrr=0.1").startswith(
+        "m_dqn: optim.lrr is not a config key; did you mean `optim.lr`? (optim has: lr, eps, ")
+    # a top-level key and a group, by their names beside them
+    assert _refusal("sed=3").startswith("m_dqn: sed is not a config key; did you mean `seed`? (the config has: ")
+    assert _refusal("evn=minatar").startswith("m_dqn: evn is not a config key; did you mean `env`?")
+    # an option of another recipe: none close, the group's own listed
+    assert _refusal("loss=iq") == "m_dqn: loss=iq is not an option of loss (loss has: al, dqn, m_dqn, pal, soft_dqn)"
+    assert _refusal("env=minatr").startswith("m_dqn: env=minatr is not an option of env; did you mean `env=minatar`?")
+    # a value of the wrong type: Hydra's reason and its cause, on one line
+    assert _refusal("seed=abc") == ("m_dqn: config refused: Error merging override seed=abc; "
+                                    "Value 'abc' of type 'str' could not be converted to Integer")
+    for line in (_refusal("seed=1,2"), _refusal("optim.zzzzzz=1")):
+        assert "\n" not in line
 
 
 def test_the_hint_names_the_closest_key_of_the_composed_config():
@@ -45,7 +92,9 @@ def test_the_hint_names_the_closest_key_of_the_composed_config():
     assert misspelled_key_hint(CONF, "m_dqn", ["loss.tua=0.1"]).startswith("m_dqn: loss.tua is not a config key; "
                                                                          "did you mean `loss.tau`?")
     assert misspelled_key_hint(CONF, "m_dqn", ["optim.lr=0.1", "env=minatar"]) is None  # every key exists
-    assert misspelled_key_hint(CONF, "m_dqn", ["optim.zzzzzz=1"]) is None  # nothing close: Hydra's message stands
+    # nothing close: the keys beside it
+    assert misspelled_key_hint(CONF, "m_dqn", ["optim.zzzzzz=1"]).startswith("m_dqn: optim.zzzzzz is not a config key "
+                                                                            "(optim has: lr, eps, ")
 
 
 def test_a_plus_prefixed_misspelled_key_is_refused_with_the_closest_key():

@@ -1,15 +1,17 @@
 """Recipes for a newcomer: the README example (M-DQN on a gymnasium id with no preset of its
-own), the preset settings it inherits and the run summary written to ``<recipe>.log``; no
-preset warns about its own settings."""
+own), the preset settings it inherits (apart from the command line's) and the run summary written to
+``<run_dir>/<recipe>.log``; no preset warns about its own settings."""
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import math
 import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,16 +62,27 @@ def test_docs_list_every_metrics_json_field_of_the_recorded_runs():
 
 @pytest.mark.slow
 def test_readme_example_m_dqn_on_a_gymnasium_id_without_preset(tmp_path):
-    # The README's command, with a tiny budget: MountainCar-v0 has no preset, CartPole's applies.
-    cmd = [sys.executable, "recipes/m_dqn.py", "env.name=MountainCar-v0", *TINY, f"hydra.run.dir={tmp_path}"]
+    # The README's command, with a tiny budget: MountainCar-v0 has no preset, CartPole's applies. run_dir= takes the
+    # whole run, Hydra's log included: nothing lands in the working directory.
+    run_dir, cwd = tmp_path / "run", tmp_path / "cwd"
+    cwd.mkdir()
+    cmd = [sys.executable, str(ROOT / "recipes" / "m_dqn.py"), "env.name=MountainCar-v0", *TINY, f"run_dir={run_dir}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert not any(cwd.iterdir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["env"] == "MountainCar-v0" and metrics["frames"] == 240
-    log = (tmp_path / "m_dqn.log").read_text()
-    assert "env.name=MountainCar-v0 (family classic) runs with these preset settings: collector.num_envs=4" in log
-    assert "MountainCar-v0 has no preset of its own: it inherits the env preset made for CartPole-v1" in log
+    first, *rest = (run_dir / "m_dqn.log").read_text().splitlines()
+    # The preset's values apart from the command line's: TINY sets every key of the line but the learning rate,
+    # CartPole's 2.5e-4 (recipes/conf/protocol/dqn/cartpole.yaml).
+    assert first.endswith(
+        "env.name=MountainCar-v0 (family classic) runs with these preset settings: optim.lr=0.00025 (MountainCar-v0 "
+        "has no preset of its own: it inherits the env preset made for CartPole-v1; override any on the command line), "
+        "and these from the command line: collector.num_envs=4, collector.frames_per_batch=40, "
+        "collector.total_frames=240, buffer.size=500, buffer.batch_size=16, optim.learning_starts=80, "
+        "eval.interval=120, eval.max_steps=50"), first
+    log = "\n".join(rest)
     # MountainCar never ends within 240 frames: the summary says so instead of 'final return nan'.
     assert "completed: 240 frames" in log and "no finished training episode" in log
 
@@ -95,3 +108,67 @@ def test_the_preset_line_says_whether_the_id_has_its_own_preset():
     other = preset_line(OmegaConf.merge(cfg, {"env": {"name": "MountainCar-v0"}}), "CartPole-v1")
     assert "MountainCar-v0 has no preset of its own: it inherits the env preset made for CartPole-v1" in other
     assert "without a preset of its own inherits" in preset_line(cfg)  # outside the command line: both cases
+    # the keys the command line set are told apart; every one of them set there: no preset value to list
+    cfg = OmegaConf.merge(cfg, {"optim": {"lr": 0.001}, "buffer": {"size": 500}})
+    assert preset_line(cfg, "CartPole-v1", {"optim.lr"}) == (
+        "env.name=CartPole-v1 (family classic) runs with these preset settings: buffer.size=500 (the env preset made "
+        "for CartPole-v1; override any on the command line), and these from the command line: optim.lr=0.001")
+    assert preset_line(cfg, "CartPole-v1", {"optim.lr", "buffer.size"}) == (
+        "env.name=CartPole-v1 (family classic) runs with these settings from the command line: buffer.size=500, "
+        "optim.lr=0.001 (the env preset made for CartPole-v1)")
+
+
+def test_the_first_update_of_a_compiled_run_says_that_it_compiles(caplog):
+    # The progress bar stands still while torch.compile builds the first update: the log says why, once per process,
+    # at the first batch that owes updates (none before optim.learning_starts), and only when the run compiles.
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.run.recipe_run import COMPILING, RecipeRun
+
+    def run(compile: bool) -> SimpleNamespace:
+        cfg = OmegaConf.create({"compile": compile, "optim": {"learning_starts": 80, "frames_per_update": 4}})
+        return SimpleNamespace(cfg=cfg, frames=40, updates=0, announced_compile=False, pbar=None)
+
+    compiled, eager = run(True), run(False)
+    with caplog.at_level(logging.INFO, logger="torchrl_reg.recipes"):
+        assert RecipeRun.updates_due(compiled) == 0 and COMPILING not in caplog.text  # before learning_starts
+        compiled.frames = eager.frames = 120
+        assert RecipeRun.updates_due(compiled) == RecipeRun.updates_due(eager) == 10  # (120 - 80) / 4
+        compiled.updates, compiled.frames = 10, 160
+        assert RecipeRun.updates_due(compiled) == 10
+    assert caplog.text.count(COMPILING) == 1 and "compiling" in COMPILING
+
+
+def test_a_run_silences_two_notices_of_other_libraries_and_nothing_else():
+    # torch's "No CUDA runtime is found" (printed when torch.compile first builds a CPU kernel on a machine with a
+    # CUDA toolkit and no GPU) and the FutureWarning of tensordict's check under torch.compile; what each says
+    # otherwise still shows.
+    from tensordict.utils import _check_inbuild
+
+    from torchrl_reg.run.process import quiet_third_party_notices
+
+    cpp_extension = logging.getLogger("torch.utils.cpp_extension")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    filters = list(cpp_extension.filters)
+    cpp_extension.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # the filters are restored on leaving
+            warnings.simplefilter("always")
+            _check_inbuild()
+            if not any(issubclass(w.category, FutureWarning) for w in caught):
+                pytest.skip("tensordict's check no longer warns under this torch: nothing to silence")
+            quiet_third_party_notices()
+            caught.clear()
+            _check_inbuild()
+            warnings.warn("another FutureWarning", FutureWarning)
+            assert [str(w.message) for w in caught] == ["another FutureWarning"]
+        cpp_extension.warning("No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local")
+        cpp_extension.warning("another notice")
+        assert seen == ["another notice"]
+    finally:
+        cpp_extension.removeHandler(handler)
+        cpp_extension.filters[:] = filters

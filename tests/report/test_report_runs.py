@@ -193,3 +193,60 @@ def test_a_record_of_another_run_under_the_same_name_is_refused_before_anything_
     sac = _completed(tmp_path, "e", ["loss=mdac", "policy.scale_lb=0.1"], recipe="recipes/sac.py")
     with pytest.raises(ValueError, match="recipe: '/elsewhere/recipes/mdac.py' there, 'recipes/sac.py' now"):
         write_records([sac], ["policy.scale_lb=0.1"], records)
+
+
+def test_bombs_and_special_files_under_a_report_tree_are_named_runs_or_skipped_never_read_without_bound(tmp_path, caplog):
+    """A config.yaml of YAML "billion laughs" grew the report past 1.5 GB, a deep metrics.json raised RecursionError,
+    a FIFO metrics.json blocked it and a stray notes.json linked to /dev/zero was read until killed."""
+    import logging
+    import os
+
+    _two_runs(tmp_path / "runs")
+    laughs, deep, fifo = (tmp_path / "runs" / name for name in ("laughs", "deep", "fifo"))
+    for run_dir in (laughs, deep, fifo):
+        run_dir.mkdir()
+        (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  name: CartPole-v1\n")
+    (laughs / "config.yaml").write_text("a: &a [lol, lol]\nb: &b [*a, *a]\nc: [*b, *b]\n")
+    (deep / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    os.mkfifo(fifo / "metrics.json")
+    (tmp_path / "runs" / "notes.json").symlink_to("/dev/zero")
+    with caplog.at_level(logging.WARNING):
+        runs = {r.run_dir: r.status for r in collect_runs([tmp_path / "runs"])}
+    assert runs[tmp_path / "runs" / "a"] == runs[tmp_path / "runs" / "b"] == "completed"
+    assert runs[laughs].startswith("unreadable config.yaml (FileRefused:") and "YAML alias (*a)" in runs[laughs]
+    assert runs[deep].startswith("unreadable metrics.json (") and "nest more than 100 deep" in runs[deep]
+    assert runs[fifo] == f"unreadable metrics.json ({fifo / 'metrics.json'} is a FIFO, not a regular file: a run or " \
+        "sweep directory holds only regular files, and reading or writing this one could block or never end. Remove " \
+        "it (or replace it by the file it stands for))"
+    assert f"skipping {tmp_path / 'runs' / 'notes.json'}: {tmp_path / 'runs' / 'notes.json'} is a symlink" in caplog.text
+
+
+def test_results_on_a_full_disk_keep_the_earlier_file_whole_and_name_the_bytes_and_free_space(tmp_path, monkeypatch, capsys):
+    """``report --results`` over an existing RESULTS.md on a full filesystem left the cut new text and a bare OSError."""
+    import errno
+    import os
+
+    from torchrl_reg.report import results_md
+    from torchrl_reg.report.summary import main
+
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# the earlier results\n")
+    text = "# Results\n" + "row\n" * 3000
+    monkeypatch.setattr(results_md, "results_files", lambda spec: {"RESULTS.md": text})
+    real_write, room = os.write, [4096]
+
+    def full_after_4096(fd, data):  # as a filesystem that fills: a short write, then ENOSPC
+        if room[0] == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        wrote = real_write(fd, bytes(data)[:room[0]])
+        room[0] -= wrote
+        return wrote
+
+    monkeypatch.setattr(os, "write", full_after_4096)
+    assert main(["--results", "spec.yaml", "--out", str(out)]) == 1
+    monkeypatch.setattr(os, "write", real_write)
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: [Errno {errno.ENOSPC}] No space left on device: writing {out} stopped after 4096 "
+                            f"bytes, about {len(text)} bytes in all (") and "free on that filesystem" in error
+    assert out.read_text() == "# the earlier results\n" and sorted(p.name for p in tmp_path.iterdir()) == ["RESULTS.md"]
+    assert main(["--results", "spec.yaml", "--out", str(out)]) == 0 and out.read_text() == text

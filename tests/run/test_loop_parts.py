@@ -214,6 +214,7 @@ def test_the_smoothed_curve_says_what_it_averages_and_csv_scalars_read_back(tmp_
 
     assert moving_mean_label(12, 100) == "mean of all episodes so far (12 in all, fewer than 100)"
     assert moving_mean_label(101, 100) == "mean of the last 100 episodes"
+    assert moving_mean_label(4, 4) == "mean of the last 4 episodes"  # as many as the window: not "fewer"
     path = tmp_path / "csv" / "scalars" / "train"
     path.mkdir(parents=True)
     (path / "temperature.csv").write_bytes(b"160,0.5\n240,0.25\n3")  # a cut last row is not read

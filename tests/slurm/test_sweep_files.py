@@ -324,3 +324,79 @@ def test_a_recipes_package_in_the_working_directory_is_never_imported(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(RECIPE) and not marker.exists()
+
+
+# -- every file of a sweep directory a regular file, read within bounds
+
+
+def test_a_hard_linked_task_log_is_refused_before_anything_runs(one_task_sweep, tmp_path, capsys):
+    """local/0_log.out hard-linked to a file outside: ``--resume`` appended the task's log to it."""
+    import os
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(one_task_sweep, sweep_dir)
+    (sweep_dir / "local").mkdir()
+    os.link(outside, sweep_dir / "local" / "0_log.out")
+    before = (sweep_dir / "sweep.json").read_text()
+    assert main(["--resume", str(sweep_dir), "--executor", "local"]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: {sweep_dir / 'local' / '0_log.out'} has 2 hard links, and it is written in place")
+    assert "`cp -a`, or rsync without --link-dest" in error
+    assert outside.read_text() == "precious\n" and (sweep_dir / "sweep.json").read_text() == before
+
+
+def test_status_refuses_a_fifo_run_lock_and_a_bomb_in_one_line_without_blocking(one_task_sweep, tmp_path, capsys):
+    """A task's run.lock or metrics.json as a FIFO blocked ``--status`` forever; a sweep.json or metrics.json nested
+    100,000 deep raised RecursionError."""
+    import os
+    import signal
+
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(one_task_sweep, sweep_dir)
+    run_dir = Path(read_sweep_file(sweep_dir)["tasks"][0]["run_dir"])
+    run_dir.mkdir(parents=True)
+
+    def blocked(*_):
+        raise TimeoutError("--status blocked")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(20)
+    try:
+        os.mkfifo(run_dir / "run.lock")
+        assert main(["--status", str(sweep_dir)]) == 2
+        (run_dir / "run.lock").unlink()
+        os.mkfifo(run_dir / "metrics.json")
+        assert main(["--status", str(sweep_dir)]) == 2
+        (run_dir / "metrics.json").unlink()
+        (run_dir / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+        assert main(["--status", str(sweep_dir)]) == 2
+        (run_dir / "metrics.json").unlink()
+        (sweep_dir / "sweep.json").write_text('{"tasks": ' + "[" * 100_000 + "]" * 100_000 + "}")
+        assert main(["--status", str(sweep_dir)]) == 2
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [
+        f"error: {run_dir / 'run.lock'} is a FIFO, not a regular file: a run or sweep directory holds only regular "
+        "files, and reading or writing this one could block or never end. Remove it (or replace it by the file it "
+        "stands for)",
+        f"error: {run_dir / 'metrics.json'} is a FIFO, not a regular file: a run or sweep directory holds only regular "
+        "files, and reading or writing this one could block or never end. Remove it (or replace it by the file it "
+        "stands for)",
+        f"error: {run_dir / 'metrics.json'} is refused: its lists and objects nest more than 100 deep, which no file "
+        "of this library does",
+        f"error: {sweep_dir / 'sweep.json'} is refused: its lists and objects nest more than 100 deep, which no file "
+        "of this library does",
+    ]
+
+
+def test_a_sweep_spec_with_yaml_aliases_is_refused_in_one_line(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("a: &a [x, x]\nb: [*a, *a]\nmethods: {m: {recipe: recipes/m_dqn.py}}\n")
+    assert main([str(spec), "--dir", str(tmp_path / "sweep"), "--dry-run"]) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error == (f"error: {spec} is refused: it uses a YAML alias (*a), which this library never writes and which "
+                     "can make a small file expand without bound. Write the value out instead of the alias")

@@ -24,7 +24,7 @@ from torchrl_reg.configs.schemas import (
     RecipeConfig,
     ValueBasedConfig,
 )
-from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, gym_env_id
 from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.run.logs import LOGGER_BACKENDS
@@ -124,6 +124,10 @@ def validate_run_config(cfg: DictConfig) -> None:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
     check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
+    run_dir = OmegaConf.select(cfg, "run_dir", throw_on_resolution_failure=False)
+    if isinstance(run_dir, str) and (bad := next((c for c in run_dir if not c.isprintable() and c != " "), None)):
+        what = "a NUL, which ends a path in every system call" if bad == "\0" else f"the control character {bad!r}"
+        raise ValueError(f"run_dir must be a path of printable characters, got run_dir={run_dir!r}: it holds {what}")
 
 
 def validate_recipe_config(cfg: DictConfig) -> None:
@@ -146,6 +150,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     if cfg.env.reward_clip is not None:
         check_range("env.reward_clip", cfg.env.reward_clip, 0.0, low_inclusive=False)
     check_env_backend(cfg.env)
+    gym_env_id(cfg.env)  # a registered id: registry look-ups, no env built
     check_choice("network.kind", cfg.network.kind, NETWORK_KINDS)
     if cfg.network.kind == "mlp" and not cfg.network.hidden:
         raise ValueError("network.hidden must list at least one layer width for network.kind='mlp', got network.hidden=[]")

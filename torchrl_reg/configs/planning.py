@@ -10,7 +10,7 @@ directories were written without them (:func:`~torchrl_reg.run.rundir.resume_rul
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
@@ -26,9 +26,9 @@ from torchrl_reg.planning import (
     QNetworkEvaluator,
     RandomRollout,
     make_search,
-    parts,
+    make_tensor_task,
 )
-from torchrl_reg.planning.algorithms import algorithm_knobs
+from torchrl_reg.planning.algorithms import KNOB_TABLE, algorithm_knobs, check_knob
 from torchrl_reg.planning.ensemble import check_futures
 from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.rundir import AS_NEW
@@ -78,19 +78,27 @@ class TaskConfig:
 
     @staticmethod
     def check_group(cfg: DictConfig) -> None:
-        """The task and its keys: a D-chain of at least 2 states, a MinAtar game that exists, probabilities in [0, 1]."""
+        """The task and its keys: a D-chain of at least 2 states, a FrozenLake map gymnasium builds by name, a MinAtar
+        game that exists, an Atari game the emulator has a ROM for, probabilities in [0, 1]."""
         task = cfg.task
         check_choice("task.name", task.name, TASKS)
         check_count("task.max_steps", task.max_steps)
         if task.name == "dchain":
             check_count("task.length", task.length, 2)
             check_range("task.final_reward", task.final_reward)
+        if task.name == "frozenlake":
+            from gymnasium.envs.toy_text.frozen_lake import MAPS  # the maps FrozenLake-v1 builds by name
+
+            check_choice("task.map_name", task.map_name, sorted(MAPS))
         if task.name == "minatar":
             check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
         if task.name in ("minatar", "atari"):
             check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
         if task.name == "atari":
             check_count("task.frame_skip", task.frame_skip)
+            from ale_py import roms  # the emulator's games, by the ROM id make_task loads
+
+            check_choice("task.game", task.game.lower(), roms.get_all_rom_ids())
 
 
 @dataclass
@@ -101,18 +109,9 @@ class PlannerConfig:
     algorithm: str = "ments"
     #: simulations per move (the ensemble model's total over its futures)
     simulations: int = 200
-    # each algorithm reads its own knobs (torchrl_reg.planning.KNOBS); unset ones take KNOB_DEFAULTS and
-    # a set knob the algorithm does not read is refused
-    #: MENTS's temperature (null: its default)
-    tau: Optional[float] = None
-    #: E2W exploration of MENTS, BTS and DENTS (null: its default)
-    eps: Optional[float] = None
-    #: search temperature of BTS and DENTS (null: its default)
-    alpha: Optional[float] = None
-    #: DENTS's initial entropy weight (null: its default)
-    beta_0: Optional[float] = None
-    #: UCT's exploration constant (null: its default)
-    c: Optional[float] = None
+    # then one key per knob of the algorithm table (torchrl_reg.planning.KNOB_TABLE: tau, eps, alpha, beta_0, c, ...;
+    # _with_knobs): each algorithm reads its own (KNOBS), null takes the knob's default and a set knob the algorithm
+    # does not read is refused
     #: the move played: search_value, bellman_value or most_visited (null: the algorithm's own)
     recommend: Optional[str] = default_of(make_search, "recommend")
     #: discount of the tree and the rollouts
@@ -121,7 +120,7 @@ class PlannerConfig:
     q_init: float = default_of(make_search, "q_init")
     #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move),
     #: ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)
-    model: str = "sampled"
+    model: str = default_of(make_tensor_task, "model")
     #: ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations /
     #: futures); 1 for the other models
     futures: int = 1
@@ -140,7 +139,7 @@ class PlannerConfig:
     @staticmethod
     def check_group(cfg: DictConfig) -> None:
         """The algorithm and the knobs it reads (:func:`~torchrl_reg.planning.algorithms.algorithm_knobs`: a knob it
-        does not read is refused; its range is its part's, :func:`~torchrl_reg.planning.parts`), the model it plans
+        does not read is refused; its range is the algorithm table's, :func:`~torchrl_reg.planning.algorithms.check_knob`), the model it plans
         in on the task (:func:`~torchrl_reg.planning.tasks.check_model`) and its futures
         (:func:`~torchrl_reg.planning.ensemble.check_futures`), the budget, discount and recommendation."""
         task, planner = cfg.task, cfg.planner
@@ -160,15 +159,28 @@ class PlannerConfig:
             except ValueError as err:
                 raise ValueError(f"planner.model={planner.model!r} on task.name={task.name!r}: {err}") from None
             knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
-            try:  # each part checks its own knobs' ranges: the config names them as its keys
-                parts(planner.algorithm, **knobs)
-            except ValueError as err:
-                name = str(err).split(" ", 1)[0]
-                raise ValueError(f"planner.{err}".replace(f" got {name}=", f" got planner.{name}=")) from None
+            for name, value in knobs.items():
+                check_knob(name, value, prefix="planner.")
         check_range("planner.gamma", planner.gamma, 0.0, 1.0)
         check_range("planner.q_init", planner.q_init)
         if planner.recommend is not None:
             check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
+
+
+def _with_knobs(cls: type) -> type:
+    """``cls`` with one key per knob of :data:`~torchrl_reg.planning.algorithms.KNOB_TABLE` after ``simulations``
+    (``None``: the knob's default), so that the config offers every knob the table declares, and no other; its
+    class attributes (``added_keys``, ``check_group``) kept."""
+    own = [(f.name, f.type, field(default=f.default) if f.default is not MISSING else field(default_factory=f.default_factory))
+           for f in fields(cls)]
+    at = [name for name, *_ in own].index("simulations") + 1
+    knobs = [(name, Optional[float], field(default=None)) for name in KNOB_TABLE]
+    kept = {k: v for k, v in vars(cls).items()
+            if k not in {name for name, *_ in own} and (not k.startswith("__") or k in ("__doc__", "__module__"))}
+    return make_dataclass(cls.__name__, own[:at] + knobs + own[at:], namespace=kept)
+
+
+PlannerConfig = _with_knobs(PlannerConfig)
 
 
 @dataclass

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchrl.data import Bounded, Categorical, OneHot
+from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
 from torchrl.envs import EnvBase
 
 from torchrl_reg.envs.make import make_env
 
-__all__ = ["ACTION_SPACE_CHECKS", "check_action_space", "check_box_action_spec", "check_discrete_action_spec", "num_actions"]
+__all__ = [
+    "ACTION_SPACE_CHECKS", "action_spec_of", "check_action_space", "check_box_action_spec", "check_discrete_action_spec",
+    "num_actions",
+]
 
 
 def check_discrete_action_spec(env: EnvBase) -> None:
@@ -46,6 +49,23 @@ def check_action_space(cfg: Any, kind: str) -> None:
         raise ValueError(f"env.name={cfg.name!r}: {err}") from None
     finally:
         env.close()
+
+
+_ACTION_SPECS: dict[str, TensorSpec] = {}
+
+
+def action_spec_of(cfg: Any) -> TensorSpec:
+    """The unbatched action spec of the env of ``cfg`` (an :class:`~torchrl_reg.configs.EnvConfig`), from one copy
+    built and closed (once per env config in a process): for a config check that needs the action space (a
+    target entropy against its largest value) before the run builds anything."""
+    key = str(cfg)
+    if key not in _ACTION_SPECS:
+        env = make_env(cfg, num_envs=1)
+        try:
+            _ACTION_SPECS[key] = env.action_spec_unbatched.clone()
+        finally:
+            env.close()
+    return _ACTION_SPECS[key]
 
 
 def num_actions(env: EnvBase) -> int:

@@ -17,12 +17,14 @@ stop. :func:`recipe_entry` builds the three, so a recipe declares only what is i
 """
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from torchrl_reg.configs import (
@@ -39,7 +41,7 @@ from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, of
 from torchrl_reg.run import exit_if_interrupted, report_summary
 from torchrl_reg.validation import check_choice, closest
 
-__all__ = ["EXIT_REFUSED", "LOOPS", "misspelled_key_hint", "recipe_entry", "train_loop"]
+__all__ = ["EXIT_REFUSED", "LOOPS", "misspelled_key_hint", "override_refusal", "recipe_entry", "train_loop"]
 
 #: Loop family (a config schema's ``family``, a loss's registry family) -> its loop. The planning loop
 #: trains nothing and builds no loss: it has no family in the loss registry.
@@ -87,7 +89,10 @@ def recipe_entry(
     (``cuda_graph=true`` needs a fused update), then ``rules``. A family without losses (planning) runs
     :func:`~torchrl_reg.configs.check_config` (schema, the family's checks, keys its settings leave unread), then
     ``rules``. ``train(cfg)`` validates and returns the final
-    metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``.
+    metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``, which composes
+    and validates the command line's config before Hydra makes a directory (a single run: no flag, no multirun): a
+    refused one prints one line (:func:`override_refusal` for what Hydra refuses) and exits with :data:`EXIT_REFUSED`,
+    writing nothing; ``run_dir=X`` makes ``X`` Hydra's run directory too (its log, ``<name>.log``).
     """
     module = sys._getframe(1).f_globals["__name__"]
     schemas = schema if isinstance(schema, tuple) else (schema,)
@@ -151,6 +156,18 @@ def recipe_entry(
     run_command_line.__wrapped__ = type(name, (), {"__module__": module})  # type: ignore[attr-defined]
     hydra_main = hydra.main(config_path=str(primary), config_name=name, version_base=None)(run_command_line)
 
+    def checked_command_line(overrides: list[str]) -> DictConfig:
+        """The validated config of the command line's ``overrides``; a refused one (a misspelled key or option,
+        a value out of range) exits with :data:`EXIT_REFUSED`, its reason on one line."""
+        try:
+            return validate(compose_config(conf, name, overrides))
+        except HydraException as err:  # a key or option the config does not have, or an override Hydra cannot read
+            reason = override_refusal(conf, name, overrides, err)
+        except (ValueError, FileNotFoundError) as err:
+            reason = f"{name}: config refused: {err}"
+        print(reason, file=sys.stderr)
+        sys.exit(EXIT_REFUSED)
+
     def main() -> None:
         if "--help" in sys.argv[1:]:
             print(recipe_help(conf, name, sys.argv[1:]))
@@ -162,6 +179,12 @@ def recipe_entry(
         rest = [arg for arg in sys.argv[1:] if arg not in given]
         first = next((i for i, arg in enumerate(rest) if not arg.startswith("-") and ("=" in arg or arg.startswith("~"))), 0)
         sys.argv[1:] = [*rest[:first], *with_search_path(shared, given), *rest[first:]]
+        if not any(arg.startswith("-") or arg.startswith("hydra.mode=") for arg in rest):
+            # One run (no flag, no multirun): its config is composed and checked before Hydra makes the run
+            # directory, so that a refused one leaves nothing on disk and says why in one line.
+            cfg = checked_command_line([*given, *rest])
+            if cfg.run_dir is not None and not any(arg.startswith("hydra.run.dir=") for arg in rest):
+                sys.argv.append("hydra.run.dir=${run_dir}")  # Hydra's job log (<name>.log) beside the run's files
         try:
             hydra_main()
         except SystemExit as stop:
@@ -178,26 +201,61 @@ def recipe_entry(
 EXIT_REFUSED = 2
 
 
-def misspelled_key_hint(conf: Path, name: str, argv: list[str]) -> str | None:
-    """``did you mean `planner.simulations`?`` when an override of ``argv`` sets a key the recipe's config does not
-    have (Hydra refuses it and suggests ``+planner.simulation=...``, which the schema would refuse too): the config
-    key closest to it; ``None`` when every key exists or none is close."""
+def override_refusal(conf: Path, name: str, argv: list[str], error: Exception) -> str:
+    """The one line saying why Hydra refused the command line ``argv`` (``error``, raised composing recipe ``name``'s
+    config): an option its group does not have, with the closest option and the group's options; a key the config
+    does not have, with the closest key and the keys beside it (:func:`misspelled_key_hint`); else Hydra's reason
+    (and its cause's first line) on one line."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        options = sorted(error.options)
+        guess = closest(option, options)
+        return (f"{name}: {group}={option} is not an option of {group}"
+                + (f"; did you mean `{group}={guess}`?" if guess else "") + f" ({group} has: {', '.join(options)})")
+    unknown = re.match(r"Could not override '([^']+)'", str(error))
+    hint = misspelled_key_hint(conf, name, argv, unknown.group(1)) if unknown else None
+    if hint:
+        return hint
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not line.startswith("See https://")]
+    if error.__cause__ is not None and str(error.__cause__).strip():
+        lines.append(str(error.__cause__).strip().splitlines()[0])
+    return f"{name}: config refused: {'; '.join(lines)}"
+
+
+def misspelled_key_hint(conf: Path, name: str, argv: list[str], key: str | None = None) -> str | None:
+    """``planner.simulation is not a config key; did you mean `planner.simulations`?`` when an override of ``argv``
+    (or ``key``, the one Hydra named) sets a key the recipe's config does not have (Hydra refuses it and suggests
+    ``+planner.simulation=...``, which the schema would refuse too): the config key closest to it, if any, and the
+    keys beside it; ``None`` when every key exists or there is no config to compare with."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     overrides = [arg for arg in argv if "=" in arg and not arg.startswith(("-", "+", "~", "hydra."))]
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-        cfg = compose_config(conf, name, [o.input_line for o in parsed if "." not in o.key_or_group])
-    except Exception:  # noqa: BLE001 -- no config to compare with: Hydra's own message stands
+    except Exception:  # noqa: BLE001 -- an override Hydra cannot read: its own message stands
         return None
-    keys = _leaf_keys(cfg)
-    for override in parsed:
-        key = override.key_or_group
-        if "." in key and key not in keys:
-            guess = closest(key, keys)
-            if guess:
-                return f"{name}: {key} is not a config key; did you mean `{guess}`? ({key.rpartition('.')[0]} has: " \
-                       f"{', '.join(k.rpartition('.')[2] for k in keys if k.rpartition('.')[0] == key.rpartition('.')[0])})"
+    # The group choices (undotted overrides but the unknown key), else the primary config's own choices.
+    groups = [o.input_line for o in parsed if "." not in o.key_or_group and o.key_or_group != key]
+    cfg = None
+    for tried in (groups, []):
+        try:
+            cfg = compose_config(conf, name, tried)
+            break
+        except Exception:  # noqa: BLE001 -- a refused choice: try the defaults
+            continue
+    if cfg is None:
+        return None
+    keys = list(dict.fromkeys([*cfg.keys(), *_leaf_keys(cfg)]))  # the groups and top-level keys, then the leaves
+    for wrong in [key] if key is not None else [o.key_or_group for o in parsed if "." in o.key_or_group]:
+        if wrong in keys:
+            continue
+        parent = wrong.rpartition(".")[0]
+        beside = [k.rpartition(".")[2] for k in keys if k.rpartition(".")[0] == parent]
+        guess = closest(wrong, keys)
+        return (f"{name}: {wrong} is not a config key" + (f"; did you mean `{guess}`?" if guess else "")
+                + (f" ({parent or 'the config'} has: {', '.join(beside)})" if beside else ""))
     return None
 
 

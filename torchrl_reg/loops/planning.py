@@ -30,7 +30,7 @@ uninterrupted run. The group in progress is also saved so between two moves once
 have passed since the last checkpoint (0: never), and ``metrics.json`` names it (``group_in_progress``: its episodes
 and move); a run stopped without a word (SIGKILL, a crash) goes on from its last checkpoint, that move included.
 
-``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.tasks`: ``sampled``,
+``planner.model`` is the model the searches plan in (:mod:`torchrl_reg.planning.models`: ``sampled``,
 ``determinized``, ``ensemble``, ``oracle``; it matters on MinAtar and Atari). Under ``ensemble`` a move searches
 ``planner.futures`` determinized futures of each episode with ``planner.simulations / planner.futures`` simulations
 each (the same total as the other models) and plays the action of their combined roots
@@ -53,6 +53,7 @@ uninterrupted run.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -60,7 +61,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tensordict.nn import TensorDictSequential
 from torchrl.data import Categorical
 from torchrl.modules import QValueActor
@@ -79,9 +80,12 @@ from torchrl_reg.planning import (
     make_tensor_task,
 )
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
+from torchrl_reg.planning.models import get_model
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import Run, read_checkpoint, stop_requested
+from torchrl_reg.run.files import load_yaml_config
 from torchrl_reg.run.progress import ProgressBar
+from torchrl_reg.validation import check_finite_tensors, check_numbers
 
 __all__ = ["DIAGNOSTICS", "Episodes", "GroupProgress", "Stopped", "load_q_network", "plan", "play_episodes"]
 
@@ -104,14 +108,14 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     The network is rebuilt from the run's ``config.yaml`` (beside ``checkpoint``) by the value-based
     loop's builder (:func:`~torchrl_reg.loops.value_based.q_network`) inside the policy that loop
     checkpoints (greedy actor, then epsilon-greedy exploration), whose ``load_state_dict`` (strict) takes
-    the checkpoint's ``policy`` entry. Refuses a run on another game, and a network that does not fit
-    the simulator's observations and action count.
+    the checkpoint's ``policy`` entry. Refuses a run on another game, a network that does not fit
+    the simulator's observations and action count, and weights that are not finite.
     """
     checkpoint = Path(checkpoint)
     config_path = checkpoint.parent / "config.yaml"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} is missing: the checkpoint must sit in its m_dqn run directory")
-    run_cfg = OmegaConf.load(config_path)
+    run_cfg = load_yaml_config(config_path)  # a regular file, bounded, without YAML aliases
     env, network, exploration = (run_cfg.get(group) for group in ("env", "network", "exploration"))
     if env is None or network is None or exploration is None:
         raise ValueError(
@@ -125,6 +129,10 @@ def load_q_network(checkpoint: str | Path, sim: Simulator, game: str) -> torch.n
     actor = QValueActor(net, in_keys=["observation"], spec=spec)
     policy = TensorDictSequential(actor, ValueBasedHooks().exploration(spec, exploration))
     state = read_checkpoint(checkpoint)["policy"]  # checksum-verified, plain data only; another run's: read only
+    try:
+        check_finite_tensors("policy", state, policy.state_dict())  # a NaN weight would plan with NaN leaf values
+    except ValueError as err:
+        raise ValueError(f"evaluator.checkpoint {checkpoint} is refused: its {err}") from None
     try:
         policy.load_state_dict(state)
     except RuntimeError as err:
@@ -141,8 +149,8 @@ class Episodes:
     finished). A resume with more ``episodes`` than its checkpoint's run drops a last group that the earlier count
     cut short, to play it again in full (module docstring)."""
 
-    def __init__(self, episodes: int, group: int) -> None:
-        self.episodes, self.group = episodes, group
+    def __init__(self, episodes: int, group: int, max_steps: int | None = None) -> None:
+        self.episodes, self.group, self.max_steps = episodes, group, max_steps
         self.returns: list[float] = []
         self.lengths: list[int] = []
         self.diagnostics: dict[str, list[float | None]] = {key: [] for key in DIAGNOSTICS}
@@ -180,7 +188,29 @@ class Episodes:
         state = {"returns": self.returns, "lengths": self.lengths, "diagnostics": self.diagnostics}
         return state if self.in_progress is None else {**state, "in_progress": self.in_progress}
 
+    def checkpoint_bytes(self) -> int:
+        """The most bytes a checkpoint of these episodes can hold: 64 MiB, and 64 MiB more per episode of a group in
+        progress (its env's state and its search's streams), and 1 KiB per episode finished."""
+        return (64 << 20) * (1 + self.group) + 1024 * self.episodes
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s entries, each checked as the episodes played make it (``ValueError`` naming
+        the entry): finite returns, no more than ``episodes``, lengths of 1 to ``task.max_steps`` moves, diagnostics
+        in range (:data:`DIAGNOSTICS`), and the group in progress that of the next episodes
+        (:meth:`GroupProgress.check_plain_state`)."""
+        played = len(check_numbers("returns", state["returns"]))
+        if played > self.episodes:
+            raise ValueError(f"returns holds {played} episodes, more than episodes={self.episodes} (which may only grow)")
+        check_numbers("lengths", state["lengths"], 1, self.max_steps or math.inf, integer=True, length=played)
+        diagnostics = state.get("diagnostics", {})
+        for key in DIAGNOSTICS:
+            values = diagnostics.get(key, [None] * played)
+            if not isinstance(values, (list, tuple)):
+                raise ValueError(f"diagnostics.{key} must be a list, got a {type(values).__name__}")
+            high = math.inf if key == "q_gap" else 1.0  # q_gap: a difference of Q values; the others: fractions
+            check_numbers(f"diagnostics.{key}", [0.0 if v is None else v for v in values], 0.0, high, length=played)
+        if state.get("in_progress") is not None:
+            GroupProgress.check_plain_state(state["in_progress"], self.group, played, self.max_steps)
         self.returns, self.lengths = list(state["returns"]), list(state["lengths"])
         # a checkpoint from before the diagnostics were recorded: its episodes have none
         self.diagnostics = {key: list(state.get("diagnostics", {}).get(key, [None] * len(self.returns))) for key in DIAGNOSTICS}
@@ -201,7 +231,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     if cfg.evaluator.kind == "q_network" or planner.algorithm == "greedy":
         # The network is checked before the run directory is made: a refused one leaves nothing behind.
         q_net = load_q_network(cfg.evaluator.checkpoint, first_sim, task.game)
-    finished = Episodes(cfg.episodes, planner.batch_episodes)
+    finished = Episodes(cfg.episodes, planner.batch_episodes, task.max_steps)
     run = Run.open(cfg, finished)  # locked; a resume with another config is refused here
     run.start()  # resumes from the last finished episode (group), or the move a stop saved
     bar = run.progress_bar(cfg.episodes, initial=finished.step, desc=planner.algorithm, unit="episodes")
@@ -241,6 +271,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         "task": task.name,
         "algorithm": planner.algorithm,
         "model": planner.model,
+        "futures": planner.futures,
         "simulations": planner.simulations,
         "returns": returns,
         "lengths": lengths,
@@ -258,9 +289,15 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     }
     return run.finish(
         metrics, curve_file="returns.png" if returns else None, train_frames=list(range(len(returns))),
-        train_returns=returns, title=f"{planner.algorithm} on {task.name}", window=min(10, len(returns)), xlabel="episode",
+        train_returns=returns, title=f"{planner.algorithm} on {task.name}, {model_label(planner)}", window=10, xlabel="episode",
         train_label="planner episode",
     )
+
+
+def model_label(planner: Any) -> str:
+    """The model a planner planned in, for its figure: ``sampled model``, ``determinized model, 1 future``,
+    ``ensemble model, 4 futures`` (the futures of the models that plan in sampled futures)."""
+    return get_model(planner.model).label(planner.futures)
 
 
 Played = list[tuple[float, int, dict[str, float | None]]]
@@ -296,6 +333,40 @@ class GroupProgress:
             return None
         sums = {key: list(getattr(self, key)) for key in ("totals", "steps", "agreed", "gaps", "shares", "live")}
         return {"episodes": [episodes.start, episodes.stop], "move": self.move, **sums, "envs": envs, "planner": streams}
+
+    @staticmethod
+    def check_plain_state(state: Mapping[str, Any], group: int, finished: int, max_steps: int | None = None) -> None:
+        """Refuse a saved group in progress that no run plays (``ValueError`` naming the entry): its ``episodes``
+        ``[start, stop]`` the next group after the ``finished`` episodes (``start == finished``, a multiple of
+        ``group``, at most ``group`` episodes), ``move`` in ``[0, max_steps]``, per episode the moves played (at
+        most ``move``; exactly ``move`` for those in play), finite returns, agreements at most the moves, non-negative
+        finite gaps, visit shares in ``[0, moves]``, the episodes in play in increasing order, and one env each."""
+        first_last = state["episodes"]
+        if (not isinstance(first_last, (list, tuple)) or len(first_last) != 2
+                or any(isinstance(e, bool) or not isinstance(e, int) for e in first_last)):
+            raise ValueError(f"in_progress.episodes must be [start, stop], two integers, got {first_last!r}")
+        start, stop = first_last
+        if start != finished or start % group or not start < stop <= start + group:
+            raise ValueError(
+                f"in_progress.episodes must be the group after the {finished} finished episodes, [{finished}, at most "
+                f"{finished + group}] (planner.batch_episodes={group}), got {list(first_last)}")
+        size = stop - start
+        move = state["move"]
+        if isinstance(move, bool) or not isinstance(move, int) or not 0 <= move <= (max_steps or math.inf):
+            raise ValueError(f"in_progress.move must be an integer in [0, {max_steps or 'inf'}] (the moves played), got {move!r}")
+        steps = check_numbers("in_progress.steps", state["steps"], 0, move, integer=True, length=size)
+        check_numbers("in_progress.totals", state["totals"], length=size)
+        live = check_numbers("in_progress.live", state["live"], 0, size - 1, integer=True)
+        if live != sorted(set(live)) or any(steps[i] != move for i in live):
+            raise ValueError(f"in_progress.live must list the episodes in play in increasing order, each with "
+                             f"steps == move == {move}, got live {live} and steps {steps}")
+        check_numbers("in_progress.gaps", state["gaps"], 0.0, length=size)
+        for key, integer in (("agreed", True), ("shares", False)):
+            values = check_numbers(f"in_progress.{key}", state[key], 0, integer=integer, length=size)
+            if any(value > n * (1 + 1e-9) for value, n in zip(values, steps)):  # a share is at most 1 a move
+                raise ValueError(f"in_progress.{key} must be at most each episode's moves {steps}, got {values}")
+        if not isinstance(state["envs"], (list, tuple)) or len(state["envs"]) != size:
+            raise ValueError(f"in_progress.envs must hold one env state per episode of the group ({size})")
 
     def load_plain_state(self, state: dict[str, Any], sims: list[Simulator], planner: list[Any]) -> None:
         """Inverse of :meth:`plain_state` (into the envs and searches of the same group, built afresh)."""
@@ -375,7 +446,7 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
     ``(that seed, move)``, an ensemble's futures as consecutive rows: row ``b K + k`` is future ``k`` of the
     ``b``-th episode in play); and the searches whose random streams a stopped group saves (``rng_state``)."""
     planner, evaluator_cfg = cfg.planner, cfg.evaluator
-    futures = planner.futures if planner.model == "ensemble" else 1
+    futures = get_model(planner.model).futures(planner.futures)
     each = split_simulations(planner.simulations, futures)  # the simulations of one future
     # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of leaves it
     # out), so the tree and the rollouts discount alike (make_search refuses a disagreement)

@@ -25,18 +25,23 @@ lambda-return would also need importance corrections that the papers do not defi
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
-from tensordict.nn import TensorDictModule, TensorDictSequential, dispatch
+from tensordict.nn import ProbabilisticTensorDictModule, TensorDictModule, TensorDictSequential, dispatch
+from tensordict.nn.distributions import Delta
 from tensordict.utils import NestedKey, unravel_key
 from torch import nn
 from torch.compiler import is_compiling
 from torchrl.data.tensor_specs import Composite, TensorSpec
 from torchrl.data.utils import _find_action_space
+from torchrl.modules import TanhDelta
 from torchrl.modules.tensordict_module.actors import QValueActor, QValueModule
 from torchrl.modules.tensordict_module.common import ensure_tensordict_compatible
 from torchrl.objectives.common import LossModule
@@ -44,16 +49,27 @@ from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, 
 from torchrl.objectives.value import TD0Estimator, ValueEstimatorBase
 
 from torchrl_reg import functional as F
-from torchrl_reg.validation import ArgumentChecks, check_bool, check_choice, check_gamma
+from torchrl_reg.validation import ArgumentChecks, check_bool, check_choice, check_gamma, check_keywords
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
-__all__ = ["ActorCriticKeys", "QValueKeys", "RegularizedDQNLossBase", "RegularizedLossBase", "TD_ONLY_NOTE"]
+__all__ = [
+    "ActorCriticKeys",
+    "ActorCriticLossBase",
+    "QValueKeys",
+    "RegularizedDQNLossBase",
+    "RegularizedLossBase",
+    "TD_ONLY_NOTE",
+]
 
 _LOSS_FUNCTIONS = ("l1", "l2", "smooth_l1")
 _REDUCTIONS = ("none", "mean", "sum")
 _DISCRETE_SPACES = ("categorical", "one_hot", "one-hot")
 #: The estimator keys a loss forwards (those its ``_AcceptedKeys`` has).
 _ESTIMATOR_KEYS = ("advantage", "value_target", "value", "reward", "done", "terminated", "steps_to_next_obs")
+#: The longest n-step horizon (``steps_to_next_obs``) a loss accepts: 2**24, the largest integer float32 (the
+#: discount's dtype) holds exactly. Past it the horizon is no count of steps, and ``gamma ** steps`` is 0 for any
+#: gamma < 1 (already 0.999 ** 2**24 underflows), the bootstrap cut as by the refused ``inf``.
+MAX_HORIZON = 2**24
 
 TD_ONLY_NOTE = (
     "Only TD(0) is supported (n-step returns come from torchrl_reg.data.MultiStep, which writes "
@@ -208,6 +224,9 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
     #: with the networks held as attributes, so the fused update may pass its flat stand-in.
     flat_fused_params = True
     _network_names: tuple[str, ...] = ()
+    #: Network attribute -> the field of ``tensor_keys`` it must write (``{"qvalue_network": "state_action_value"}``):
+    #: a network that writes another key is refused by the layout check, naming both keys and the fix.
+    network_outputs: ClassVar[Mapping[str, str]] = {}
     #: Set only inside :meth:`inputs_checked`: the caller has run :meth:`check_inputs` on these transitions.
     _caller_checked_inputs = False
 
@@ -317,10 +336,12 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
     def check_batch(self, tensordict: TensorDictBase, *, layout: bool = True, inputs: bool = True) -> None:
         """Refuse a batch that would give a silently wrong loss, naming the key and what is accepted.
 
-        With ``layout``: missing keys, and ``done``/``terminated`` flags that are not bool or
+        Always: an empty batch (no transition). With ``layout``: missing keys, a network that writes
+        another key than the one the loss reads (:attr:`network_outputs`), inputs in another dtype (floating
+        point) or on another device than the loss's networks, and ``done``/``terminated`` flags that are not bool or
         integer (integer flags are read as ``flag != 0``). With ``inputs`` (the transitions
         themselves): actions whose encoding does not match the loss's action space,
-        ``steps_to_next_obs`` that is not a positive integer (when present), and with
+        ``steps_to_next_obs`` that is not a positive integer up to ``MAX_HORIZON`` (2**24; when present), and with
         ``check_finite`` NaN or inf rewards, observations or actions (key and first bad index).
         Always: negative, NaN or infinite priority weights (they come with each sample).
         The value checks cost one device sync together (and are skipped under ``torch.vmap``,
@@ -358,6 +379,12 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
 
     def _check(self, tensordict: TensorDictBase, *, layout: bool, inputs: bool, weights: bool) -> None:
         keys = self.tensor_keys
+        if tensordict.batch_size.numel() == 0:
+            raise ValueError(
+                f"{type(self).__name__} got an empty batch (batch_size {list(tensordict.batch_size)}): a loss needs at "
+                "least one transition; sample a non-empty batch (replay buffer batch_size >= 1, and learning_starts "
+                "before the first update)"
+            )
         if layout:
             self._check_layout(tensordict)
         # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted: a string, or () -> string)
@@ -415,11 +442,12 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             return
         if steps.dtype == torch.bool or steps.is_complex():
             raise TypeError(f"{type(self).__name__}: {key!r} must hold positive integers (the n-step horizon), got dtype {steps.dtype}")
-        whole = steps >= 1
+        # at most MAX_HORIZON: 1e300 or 2**62 cut the bootstrap to gamma^steps = 0 as inf does
+        whole = (steps >= 1) & (steps <= MAX_HORIZON)
         if steps.is_floating_point():
-            # NaN fails both; inf passes both (inf == floor(inf)) and would cut the bootstrap to gamma^inf = 0
+            # NaN fails both; inf passes >= 1 and inf == floor(inf)
             whole = whole & (steps == steps.floor()) & torch.isfinite(steps)
-        checks.append((key, whole.all(), lambda w=whole: ~w, "a positive integer (the n-step horizon)"))
+        checks.append((key, whole.all(), lambda w=whole: ~w, f"a positive integer (the n-step horizon) <= {MAX_HORIZON}"))
 
     def _check_layout(self, tensordict: TensorDictBase) -> None:
         keys = self.tensor_keys
@@ -433,11 +461,46 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
                 f"{type(self).__name__} is missing the key(s) {missing} in its input; it reads {self.in_keys} "
                 "(rename them with loss.set_keys(...))"
             )
+        self._check_network_outputs()
+        self._check_dtype_and_device(tensordict)
         for name in ("terminated", "done"):
             flag = tensordict.get(("next", getattr(keys, name)), None)
             if flag is not None and (flag.is_floating_point() or flag.is_complex()):
                 raise TypeError(
                     f"('next', {getattr(keys, name)!r}) must be a bool or integer 0/1 flag, got dtype {flag.dtype}"
+                )
+
+    def _check_network_outputs(self) -> None:
+        """Refuse a network that does not write the key the loss reads from it (:attr:`network_outputs`): the read
+        would return ``None`` deep inside the loss."""
+        for attribute, field in self.network_outputs.items():
+            written = [unravel_key(key) for key in getattr(getattr(self, attribute), "out_keys", ())]
+            key = unravel_key(getattr(self.tensor_keys, field))
+            if written and key not in written:
+                raise KeyError(
+                    f"{type(self).__name__}: its {attribute} writes {written}, not {key!r}, which the loss reads as "
+                    f"{field!r}: rename the loss's key with loss.set_keys({field}={written[-1]!r}), or build the "
+                    f"network with out_keys=[{key!r}]"
+                )
+
+    def _check_dtype_and_device(self, tensordict: TensorDictBase) -> None:
+        """Refuse inputs on another device than the loss's networks, and floating-point network inputs (observations,
+        continuous actions) in another dtype: torch fails deep inside a matmul, or promotes without a word."""
+        reference = next((p for p in self.parameters() if p.is_floating_point()), None)
+        if reference is None:
+            return
+        keys = self.tensor_keys
+        signals = {unravel_key(("next", getattr(keys, n))) for n in ("reward", "done", "terminated") if hasattr(keys, n)}
+        for key in self.in_keys:
+            value = tensordict.get(key, None)
+            if not isinstance(value, torch.Tensor):
+                continue
+            wrong_dtype = key not in signals and value.is_floating_point() and value.dtype != reference.dtype
+            if value.device != reference.device or wrong_dtype:
+                raise TypeError(
+                    f"{type(self).__name__}: {key!r} is {value.dtype} on {value.device}, but the loss's networks are "
+                    f"{reference.dtype} on {reference.device}: move the batch with batch.to({str(reference.device)!r}) "
+                    f"and cast its floating-point inputs to {reference.dtype}, or convert the loss with loss.to(...)"
                 )
 
     # -- forward ------------------------------------------------------------------------------
@@ -514,6 +577,167 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             self._reset_module_parameters(name, getattr(self, name))
 
 
+def _action_spec(actor: nn.Module, key: NestedKey) -> TensorSpec | None:
+    """The actor's spec of the action ``key`` (``None`` if it has none)."""
+    spec = getattr(actor, "spec", None)
+    if isinstance(spec, Composite):
+        return spec.get(key, None) if key in spec.keys(True, True) else None
+    return spec
+
+
+#: What an actor-critic loss draws from its actor's distribution (:attr:`ActorCriticLossBase.actor_sample`) ->
+#: what the actor needs, in words.
+_ACTOR_NEEDS = {
+    "log_prob": "a finite log-density",
+    "rsample": "a finite log-density and a reparametrized sample (rsample)",
+    "rsample_or_support": "a finite log-density and a reparametrized sample (rsample), or a finite support",
+}
+
+
+def _distribution_problem(actor: nn.Module, sample: str) -> str | None:
+    """Why ``actor``'s distribution cannot serve a loss that draws ``sample`` from it (:data:`_ACTOR_NEEDS`), or
+    ``None``: a deterministic actor or a point mass (``log_prob`` is -inf off its own action), and for ``"rsample"``
+    a distribution without a reparametrized sample (``"rsample_or_support"``: unless it has a finite support to take
+    exact expectations over). What the class alone cannot tell (a transformed distribution's ``has_rsample`` is a
+    property) is left to the loss's forward."""
+    modules = [m for m in actor.modules() if isinstance(m, ProbabilisticTensorDictModule)]
+    if not modules:
+        return (
+            f"{type(actor).__name__} is deterministic: its get_dist is a Delta, whose log_prob is -inf off its own "
+            "action and which has no reparametrized sample"
+        )
+    cls = modules[-1].distribution_class
+    if not isinstance(cls, type):
+        return None
+    if issubclass(cls, (Delta, TanhDelta)):
+        return f"its distribution {cls.__name__} is a point mass: no finite log-density, no reparametrized sample"
+    if sample == "log_prob":
+        return None
+    if sample == "rsample_or_support" and getattr(cls, "has_enumerate_support", False) is True:
+        return None
+    if inspect.getattr_static(cls, "has_rsample", None) is False:
+        support = " and no finite support" if sample == "rsample_or_support" else ""
+        return f"its distribution {cls.__name__} has no reparametrized sample (rsample){support}"
+    return None
+
+
+class ActorCriticLossBase(RegularizedLossBase):
+    """Base of the actor-critic losses (MDAC, VIREL, IQ / M-IQ, soft Q-learning's critic): the guards of the family,
+    in one place, on top of :class:`RegularizedLossBase`'s (empty batch, keys, the keys each network writes, dtype and
+    device, flags, ``steps_to_next_obs``, NaN with ``check_finite``).
+
+    * **The networks**, refused when the loss is built, before its body runs: an actor without ``get_dist`` (a critic
+      passed as the actor: "are the two networks swapped?"), a probabilistic critic, and an actor whose distribution
+      the actor loss cannot use (:attr:`actor_sample`): a deterministic actor (TorchRL's ``Actor``, whose
+      ``get_dist`` is a Delta), a point mass (Delta, TanhDelta), and where the loss differentiates through a sample
+      a distribution without ``rsample``. A subclass names the constructor arguments (:attr:`actor_argument`,
+      :attr:`critic_argument`) and says what its actor loss does (:attr:`actor_use`); the check wraps its
+      ``__init__``, so no loss calls it.
+    * **The action** of each transition: shape ``[*batch, *spec.shape]`` of the action spec (an ``[N]`` action of a
+      one-dimensional box would broadcast against ``[N, 1]`` values), and inside its box (:meth:`_action_shape`,
+      :meth:`_action_bounds`: the actor's spec, :attr:`actor_attribute`, by default).
+    """
+
+    #: The constructor argument holding the actor, checked before the constructor's body (``None``: none).
+    actor_argument: ClassVar[str | None] = None
+    #: The constructor argument holding the critic, which must not be a probabilistic actor (``None``: none).
+    critic_argument: ClassVar[str | None] = None
+    #: What the critic must be, in words (for the refusal of a probabilistic one).
+    critic_kind: ClassVar[str] = "a Q(s, a) module writing 'state_action_value'"
+    #: What the actor loss draws from the actor's distribution: ``"log_prob"`` (the density of replayed actions),
+    #: ``"rsample"`` (also a reparametrized sample), ``"rsample_or_support"`` (or exact sums over a finite support).
+    actor_sample: ClassVar[str] = "rsample"
+    #: What the actor loss does with the actor, in words: the reason of a refusal.
+    actor_use: ClassVar[str] = "differentiates its actor loss through a reparametrized sample of the actor"
+    #: The attribute holding the actor once built: its action spec gives the action's shape and box.
+    actor_attribute: ClassVar[str] = "actor_network"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.actor_sample not in _ACTOR_NEEDS:
+            raise TypeError(f"{cls.__qualname__}.actor_sample must be one of {list(_ACTOR_NEEDS)}, got {cls.actor_sample!r}")
+        if "__init__" in vars(cls) and (cls.actor_argument or cls.critic_argument):
+            cls.__init__ = _networks_checked(cls, cls.__init__)  # type: ignore[method-assign]
+
+    @classmethod
+    def check_networks(cls, actor: nn.Module | None, critic: nn.Module | None, name: str | None = None) -> None:
+        """Refuse an actor or a critic this loss cannot train (class docstring), naming the class (``name``: the
+        class being built), the argument, what is wrong and the fix."""
+        name = name or cls.__name__
+        if actor is not None and not hasattr(actor, "get_dist"):
+            raise TypeError(
+                f"{name}: {cls.actor_argument} must be a probabilistic actor (a ProbabilisticTensorDictSequential with "
+                f"get_dist, e.g. from torchrl_reg.modules.policies), got {type(actor).__name__}; are the two networks "
+                "swapped?"
+            )
+        if critic is not None and hasattr(critic, "get_dist"):
+            raise TypeError(
+                f"{name}: {cls.critic_argument} must be {cls.critic_kind}, got a probabilistic actor "
+                f"({type(critic).__name__}); are the two networks swapped?"
+            )
+        if actor is not None:
+            problem = _distribution_problem(actor, cls.actor_sample)
+            if problem is not None:
+                raise TypeError(cls.actor_refusal(problem, name))
+
+    @classmethod
+    def actor_refusal(cls, problem: str, name: str | None = None) -> str:
+        """The refusal of an actor whose distribution has ``problem``: the class, why the actor loss needs what it
+        lacks, and the fix."""
+        fix = "torchrl_reg.modules.policies.tanh_normal_policy (a ProbabilisticActor over TanhNormal)"
+        if cls.actor_sample == "rsample_or_support":
+            fix += ", or a policy with a finite support (categorical) for exact expectations"
+        elif cls.actor_sample == "log_prob":
+            fix += ", or another policy of torchrl_reg.modules.policies (multicategorical, categorical)"
+        return (
+            f"{name or cls.__name__} {cls.actor_use}, so its {cls.actor_argument} needs "
+            f"{_ACTOR_NEEDS[cls.actor_sample]}; {problem}. Use {fix}"
+        )
+
+    # -- the action ---------------------------------------------------------------------------
+    def _action_shape(self) -> torch.Size | None:
+        """The shape of one action (``None``: unknown, not checked): the actor's action spec's."""
+        spec = _action_spec(getattr(self, self.actor_attribute), self.tensor_keys.action)
+        return None if spec is None else spec.shape
+
+    def _action_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(low, high)`` of the action box (``None``: none, not checked): the actor's action spec's."""
+        return _box_bounds(getattr(getattr(self, self.actor_attribute), "spec", None), self.tensor_keys.action)
+
+    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+        """The action's shape, ``[*batch, *spec.shape]``, and its box (queued)."""
+        key = self.tensor_keys.action
+        shape = self._action_shape()
+        if shape is not None:
+            expected = [*batch_shape, *shape]
+            if list(action.shape) != expected:
+                hint = ""
+                if list(action.shape) == list(batch_shape) and list(shape) == [1]:
+                    hint = " (a one-dimensional action keeps its trailing dimension: action.unsqueeze(-1))"
+                raise ValueError(
+                    f"{type(self).__name__}: {key!r} must have shape {expected}, the batch {list(batch_shape)} "
+                    f"followed by the action spec shape {list(shape)}; got shape {list(action.shape)}{hint}"
+                )
+        _queue_bounds_check(self._action_bounds(), key, action, checks)
+
+
+def _networks_checked(owner: type[ActorCriticLossBase], init: Any) -> Any:
+    """``init`` (the constructor of ``owner``) with its actor and critic checked first (:meth:`~ActorCriticLossBase.check_networks`)."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def networks_checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        check_keywords(type(self), owner, kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        actor = bound.arguments.get(owner.actor_argument) if owner.actor_argument else None
+        critic = bound.arguments.get(owner.critic_argument) if owner.critic_argument else None
+        owner.check_networks(actor, critic, type(self).__name__)
+        init(self, *args, **kwargs)
+
+    networks_checked_init.__kwdefaults__ = init.__kwdefaults__
+    return networks_checked_init
+
+
 class RegularizedDQNLossBase(RegularizedLossBase):
     """Base class of the regularized DQN losses: a new value-based loss is this class plus one method.
 
@@ -531,6 +755,7 @@ class RegularizedDQNLossBase(RegularizedLossBase):
     #: The diagnostics every loss of the family returns (subclasses add theirs in front).
     out_keys = ["loss", "td_error", "q_value", "action_gap"]
     _network_names = ("value_network",)
+    network_outputs = {"_q_network": "action_value"}
 
     value_network: TensorDictModule
     value_network_params: TensorDictParams

@@ -16,7 +16,7 @@ from torchrl.objectives.utils import distance_loss
 
 from torchrl_reg.functional import clipped_munchausen_term
 from torchrl_reg.modules.policies import policy_logit_tau
-from torchrl_reg.objectives.common import RegularizedLossBase, _queue_box_check
+from torchrl_reg.objectives.common import ActorCriticLossBase
 from torchrl_reg.validation import (
     check_bound,
     check_choice,
@@ -32,7 +32,7 @@ _BOOTSTRAPS = ("target", "online")
 _LOSS_FUNCTIONS = ("l2", "l1", "smooth_l1")
 
 
-class ImplicitQLoss(RegularizedLossBase):
+class ImplicitQLoss(ActorCriticLossBase):
     r"""IQ / M-IQ loss ([IQ] Eq. 2): a policy and a value trained jointly by one regression.
 
     Not to be confused with TorchRL's :class:`~torchrl.objectives.IQLLoss`, which is
@@ -148,6 +148,13 @@ class ImplicitQLoss(RegularizedLossBase):
     tensor_keys: _AcceptedKeys
     out_keys = ["loss", "entropy", "log_pi", "state_value", "implicit_q", "td_error", "munchausen_bonus", "clip_fraction"]
     _network_names = ("policy_network", "value_network")
+    network_outputs = {"value_network": "value"}
+    actor_argument = "policy_network"
+    critic_argument = "value_network"
+    critic_kind = "a state-value module (e.g. a ValueOperator writing 'state_value')"
+    actor_attribute = "policy_network"
+    actor_sample = "log_prob"
+    actor_use = "regresses the implicit Q-value tau ln pi(a_t|s_t) + V(s_t), the log-density of the replayed actions"
 
     policy_network: ProbabilisticTensorDictSequential
     value_network: TensorDictModule
@@ -188,7 +195,6 @@ class ImplicitQLoss(RegularizedLossBase):
                 f"the policy is a scaled softmax softmax(F / tau) with tau={policy_tau}, but the loss has tau={tau}: "
                 "build the policy with the loss's tau (one temperature), or without tau= for softmax(F)"
             )
-        _check_networks(policy_network, value_network)
         super().__init__(**kwargs)
         self.tau = tau
         self.alpha = alpha
@@ -207,9 +213,6 @@ class ImplicitQLoss(RegularizedLossBase):
             *self.value_network.in_keys,
             *[("next", key) for key in (*next_keys, *self.value_network.in_keys)],
         ]
-
-    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
-        _queue_box_check(self.policy_network, self.tensor_keys.action, action, checks)
 
     def _log_prob(self, params: TensorDictParams, tensordict: TensorDictBase, action: torch.Tensor):
         with params.to_module(self.policy_network, preserve_module_state=False):
@@ -300,17 +303,3 @@ class ImplicitQLoss(RegularizedLossBase):
             if self.reduction != "none":
                 diagnostics = {k: v.mean() for k, v in diagnostics.items()}
         return loss, td_error.unsqueeze(-1), diagnostics
-
-
-def _check_networks(policy_network: TensorDictModule, value_network: TensorDictModule) -> None:
-    """Refuse swapped or wrong networks at construction, not at the first forward."""
-    if not hasattr(policy_network, "get_dist"):
-        raise TypeError(
-            "policy_network must be a probabilistic actor (a ProbabilisticTensorDictSequential with get_dist, e.g. "
-            f"from torchrl_reg.modules.policies), got {type(policy_network).__name__}; are the two networks swapped?"
-        )
-    if hasattr(value_network, "get_dist"):
-        raise TypeError(
-            "value_network must be a state-value module (e.g. a ValueOperator writing 'state_value'), got a "
-            f"probabilistic actor ({type(value_network).__name__}); are the two networks swapped?"
-        )

@@ -6,7 +6,6 @@ NeurIPS 2020, arXiv:2007.14430 (the Munchausen form of MDVI that MDAC instantiat
 """
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping
 from functools import partial
@@ -14,18 +13,15 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase, TensorDictParams
-from tensordict.nn import ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential, TensorDictModule
-from tensordict.nn.distributions import Delta
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
-from torchrl.data.tensor_specs import Composite, TensorSpec
 from torchrl.envs.utils import ExplorationType, set_exploration_type
-from torchrl.modules import TanhDelta
 from torchrl.modules.distributions.utils import rsample_and_log_prob
 from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import ActorCriticKeys, RegularizedLossBase, _box_bounds, _queue_box_check
+from torchrl_reg.objectives.common import ActorCriticKeys, ActorCriticLossBase, _action_spec, _box_bounds
 from torchrl_reg.validation import (
     check_bool,
     check_choice,
@@ -65,6 +61,19 @@ def _check_term_scale(name: str, value: float | None) -> float | None:
     return None if value is None else check_positive(name, value)
 
 
+def _check_delay_actor(name: str, value: bool) -> bool:
+    """``False`` only (TorchRL's ``SACLoss`` keyword, which its SAC example passes as ``delay_actor=False``): MDAC's
+    target samples ``a'`` from the current actor, as SAC's does, so there is no target actor to delay."""
+    check_bool(name, value)
+    if value:
+        raise ValueError(
+            f"{name}=True asks for a target actor, and MDACLoss has none: its critics' target samples a' from the "
+            "current actor (as SAC's does) and only the critics have target copies (delay_qvalue); pass "
+            f"{name}=False or leave it out"
+        )
+    return value
+
+
 def resolve_bounds(arguments: Mapping[str, Any]) -> dict[str, tuple[str, float | None]]:
     """``{"current": (bound, scale), "successor": (bound, scale)}`` from :class:`MDACLoss`'s keyword arguments
     (``bound``, ``bound_scale`` and the per-term ``bound_<term>``, ``bound_<term>_scale``, ``None`` taking the
@@ -79,41 +88,27 @@ def resolve_bounds(arguments: Mapping[str, Any]) -> dict[str, tuple[str, float |
     return resolved
 
 
-def _distribution_problem(actor: TensorDictModule) -> str | None:
-    """Why ``actor``'s distribution cannot serve MDAC's actor loss (no finite log-density or no reparametrized
-    sample, and no finite support to take exact expectations over), or ``None``. What the class alone cannot
-    tell (a transformed distribution's ``has_rsample`` is a property) is checked on the distribution itself."""
-    modules = [m for m in actor.modules() if isinstance(m, ProbabilisticTensorDictModule)]
-    if not modules:
-        return (
-            f"{type(actor).__name__} is deterministic: its get_dist is a Delta, whose log_prob is -inf off its own "
-            "action and which has no reparametrized sample"
+def check_target_entropy(target_entropy: float, action_spec: TensorSpec | None, key: NestedKey = "action",
+                         prefix: str = "") -> None:
+    """Raise ``ValueError`` when ``target_entropy`` is above the largest entropy of any policy on ``action_spec``
+    (its ``key`` entry for a composite): the temperature would then grow without bound. What
+    :class:`MDACLoss` checks against its actor's spec, and a recipe against its env's action spec before
+    anything is built; ``prefix`` names the config group in the message (``"loss."``)."""
+    most = _max_entropy(action_spec, key)
+    if most is not None and target_entropy > most[0]:
+        raise ValueError(
+            f"{prefix}target_entropy={target_entropy} is above the largest entropy of any policy on the actor's "
+            f"action spec, {most[1]}: {most[0]:.6g} nats; the temperature would grow without bound. Give a "
+            "value below it ('auto' is -dim(A))"
         )
-    cls = modules[-1].distribution_class
-    if not isinstance(cls, type):
-        return None
-    if issubclass(cls, (Delta, TanhDelta)):
-        return f"its distribution {cls.__name__} is a point mass: no finite log-density, no reparametrized sample"
-    if getattr(cls, "has_enumerate_support", False) is True:
-        return None
-    if inspect.getattr_static(cls, "has_rsample", None) is False:
-        return f"its distribution {cls.__name__} has no reparametrized sample (rsample) and no finite support"
-    return None
 
 
-def _actor_refusal(problem: str) -> str:
-    return (
-        "MDACLoss's actor loss differentiates alpha ln pi(a~|s) - min_i Q_i(s, a~) through a reparametrized sample "
-        f"a~ and reads ln pi of the replayed actions, so actor_network needs both; {problem}. Use "
-        "torchrl_reg.modules.policies.tanh_normal_policy (a ProbabilisticActor over TanhNormal), or a policy with a "
-        "finite support (categorical) for exact expectations"
-    )
-
-
-def _max_entropy(actor: TensorDictModule, key: NestedKey) -> tuple[float, str] | None:
-    """The largest entropy of any policy on the actor's action spec and what it is: ``sum_j ln(high_j - low_j)``
-    (the uniform's) on a box, ``ln n`` on ``n`` discrete actions; ``None`` if the spec says neither."""
-    spec = _action_spec(actor, key)
+def _max_entropy(spec: TensorSpec | None, key: NestedKey) -> tuple[float, str] | None:
+    """The largest entropy of any policy on the action spec ``spec`` (or its ``key`` entry) and what it is:
+    ``sum_j ln(high_j - low_j)`` (the uniform's) on a box, ``ln n`` on ``n`` discrete actions; ``None`` if the spec
+    says neither."""
+    if spec is not None and key in getattr(spec, "keys", lambda *a, **k: ())(True, True):
+        spec = spec[key]
     bounds = _box_bounds(spec, key)
     if bounds is not None:
         low, high = bounds
@@ -124,15 +119,7 @@ def _max_entropy(actor: TensorDictModule, key: NestedKey) -> tuple[float, str] |
     return None
 
 
-def _action_spec(actor: TensorDictModule, key: NestedKey) -> TensorSpec | None:
-    """The actor's spec of the action ``key`` (``None`` if it has none)."""
-    spec = getattr(actor, "spec", None)
-    if isinstance(spec, Composite):
-        return spec.get(key, None) if key in spec.keys(True, True) else None
-    return spec
-
-
-class MDACLoss(RegularizedLossBase):
+class MDACLoss(ActorCriticLossBase):
     r"""MDAC ([MDAC] Sec. 3): a SAC-style actor :math:`\pi_\theta`, critics :math:`Q_{\psi_i}` and the KL + entropy
     target of MDVI in its Munchausen form, whose two log-density terms pass through a bounding function :math:`f`.
 
@@ -204,6 +191,8 @@ class MDACLoss(RegularizedLossBase):
         num_qvalue_nets (int): 1 or 2 critics. Default 2.
         loss_function (str): ``"l2"`` (default), ``"l1"`` or ``"smooth_l1"`` for the critics.
         delay_qvalue (bool): target critics (update with ``SoftUpdate``). Default ``True``.
+        delay_actor (bool): ``False`` only, TorchRL's ``SACLoss`` keyword (its SAC example passes
+            ``delay_actor=False``): the target samples from the current actor, which has no target copy.
         reduction, use_prioritized_weights, check_finite: as :class:`RegularizedLossBase`.
 
     gamma is the value estimator's: ``loss.make_value_estimator(gamma=0.99)``.
@@ -234,6 +223,14 @@ class MDACLoss(RegularizedLossBase):
         "munchausen_term", "clip_fraction", "scaled_log_pi_min", "scaled_log_pi_max",
     ]
     _network_names = ("actor_network", "qvalue_network")
+    network_outputs = {"qvalue_network": "state_action_value"}
+    actor_argument = "actor_network"
+    critic_argument = "qvalue_network"
+    actor_sample = "rsample_or_support"
+    actor_use = (
+        "differentiates its actor loss, alpha ln pi(a~|s) - min_i Q_i(s, a~), through a reparametrized sample a~ and "
+        "reads ln pi of the replayed actions"
+    )
     #: ``loss_and_outputs`` traces into one graph; the critics are vmapped over stacked parameters, which the
     #: flat stand-in of the fused update cannot bind, so it passes the parameter TensorDict itself.
     flat_fused_params = False
@@ -259,6 +256,7 @@ class MDACLoss(RegularizedLossBase):
         "num_qvalue_nets": check_critic_count,
         "loss_function": partial(check_choice, choices=_LOSS_FUNCTIONS),
         "delay_qvalue": check_bool,
+        "delay_actor": _check_delay_actor,
     }
 
     def __init__(
@@ -279,21 +277,9 @@ class MDACLoss(RegularizedLossBase):
         num_qvalue_nets: int = 2,
         loss_function: str = "l2",
         delay_qvalue: bool = True,
+        delay_actor: bool = False,
         **kwargs,
     ) -> None:
-        if not hasattr(actor_network, "get_dist"):
-            raise TypeError(
-                "actor_network must be a probabilistic actor (a ProbabilisticTensorDictSequential with get_dist, e.g. "
-                f"tanh_normal_policy), got {type(actor_network).__name__}; are the two networks swapped?"
-            )
-        if hasattr(qvalue_network, "get_dist"):
-            raise TypeError(
-                "qvalue_network must be a Q(s, a) module writing 'state_action_value', got a probabilistic actor "
-                f"({type(qvalue_network).__name__}); are the two networks swapped?"
-            )
-        problem = _distribution_problem(actor_network)
-        if problem is not None:
-            raise TypeError(_actor_refusal(problem))
         super().__init__(**kwargs)
         self.target_entropy = self._target_entropy(actor_network, target_entropy, fixed_alpha)
         self.beta = beta
@@ -362,13 +348,7 @@ class MDACLoss(RegularizedLossBase):
 
     def _target_entropy(self, actor_network: TensorDictModule, target_entropy: float | str, fixed_alpha: bool) -> float:
         if target_entropy != "auto":
-            most = _max_entropy(actor_network, self.tensor_keys.action)
-            if most is not None and target_entropy > most[0]:
-                raise ValueError(
-                    f"target_entropy={target_entropy} is above the largest entropy of any policy on the actor's "
-                    f"action spec, {most[1]}: {most[0]:.6g} nats; the temperature would grow without bound. Give a "
-                    "value below it ('auto' is -dim(A))"
-                )
+            check_target_entropy(target_entropy, _action_spec(actor_network, self.tensor_keys.action), self.tensor_keys.action)
             return float(target_entropy)
         bounds = _box_bounds(getattr(actor_network, "spec", None), self.tensor_keys.action)
         if bounds is None:
@@ -385,23 +365,6 @@ class MDACLoss(RegularizedLossBase):
         keys = self.tensor_keys
         obs_keys = [*self.actor_network.in_keys, *[k for k in self.qvalue_network.in_keys if k != keys.action]]
         return [keys.action, *obs_keys, *[("next", k) for k in (keys.reward, keys.done, keys.terminated, *obs_keys)]]
-
-    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
-        """The action's shape, ``[*batch, *spec.shape]`` of the actor's action spec (an ``[N]`` action of a
-        one-dimensional box would broadcast against ``[N, 1]`` log-densities), and the box (queued)."""
-        key = self.tensor_keys.action
-        spec = _action_spec(self.actor_network, key)
-        if spec is not None:
-            expected = [*batch_shape, *spec.shape]
-            if list(action.shape) != expected:
-                hint = ""
-                if list(action.shape) == list(batch_shape) and list(spec.shape) == [1]:
-                    hint = " (a one-dimensional action keeps its trailing dimension: action.unsqueeze(-1))"
-                raise ValueError(
-                    f"{type(self).__name__}: {key!r} must have shape {expected}, the batch {list(batch_shape)} "
-                    f"followed by the actor's action spec shape {list(spec.shape)}; got shape {list(action.shape)}{hint}"
-                )
-        _queue_box_check(self.actor_network, key, action, checks)
 
     def _loss_params(self) -> TensorDictBase:
         return self.fused_params
@@ -444,7 +407,7 @@ class MDACLoss(RegularizedLossBase):
             q = self._critics(tensordict, support, qvalue_params, support=True).min(0).values
             return (prob * log_prob).sum(0), (prob * q).sum(0), (prob * self._successor_value(q, alpha * log_prob)).sum(0)
         if not dist.has_rsample:  # what the constructor could not tell from the distribution's class
-            raise TypeError(_actor_refusal(f"its distribution {type(dist).__name__} has no reparametrized sample"))
+            raise TypeError(self.actor_refusal(f"its distribution {type(dist).__name__} has no reparametrized sample"))
         with set_exploration_type(ExplorationType.RANDOM):
             action, log_prob = rsample_and_log_prob(dist)
         q = self._critics(tensordict, action, qvalue_params).min(0).values

@@ -25,7 +25,7 @@ from torchrl.objectives.utils import ValueEstimators, distance_loss
 from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
-from torchrl_reg.objectives.common import RegularizedLossBase, _queue_bounds_check, prioritized_weights
+from torchrl_reg.objectives.common import ActorCriticLossBase, prioritized_weights
 from torchrl_reg.validation import (
     ArgumentChecks,
     check_choice,
@@ -102,7 +102,7 @@ def _particle_values(
         return qvalue_network(td).get(value_key).squeeze(-1)
 
 
-class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
+class SoftQLoss(_TemperatureMixin, ActorCriticLossBase):
     r"""Soft Q-learning critic loss ([SQL] Eq. 10-11, Algorithm 1):
 
     .. math:: J_Q(\theta) = \hat{\mathbb E}\Big[\tfrac12\big(Q_\theta(s_t, a_t)
@@ -185,6 +185,9 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
     tensor_keys: _AcceptedKeys
     out_keys = ["loss", "state_action_value", "next_state_value", "td_error", "effective_sample_size"]
     _network_names = ("qvalue_network",)
+    network_outputs = {"qvalue_network": "value"}
+    #: The critic alone: the sampler (``actor``, read by the mixture proposal) is checked as one (``_sampler_of``).
+    critic_argument = "qvalue_network"
     #: the proposal's particles are drawn inside the loss: no fused, compiled update.
     fusable_update = False
 
@@ -263,9 +266,12 @@ class SoftQLoss(_TemperatureMixin, RegularizedLossBase):
     def _loss_params(self) -> TensorDictBase:
         return self.qvalue_network_params
 
-    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
+    def _action_shape(self) -> torch.Size:
+        return self.low.shape
+
+    def _action_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
         # The proposal covers [low, high] only: Q learned outside the box is never sampled nor bootstrapped.
-        _queue_bounds_check((self.low, self.high), self.tensor_keys.action, action, checks)
+        return self.low, self.high
 
     # -- soft value ---------------------------------------------------------------------------
     def _proposal(
@@ -590,7 +596,7 @@ class SVGDPolicyLoss(_TemperatureMixin, ArgumentChecks, LossModule):
         return out
 
 
-class SoftQLearningLoss(LossModule):
+class SoftQLearningLoss(ArgumentChecks, LossModule):
     r"""Soft Q-learning's two losses as one module ([SQL] Algorithm 1, lines 8-9): ``loss_qvalue`` (the
     ``loss`` of :class:`SoftQLoss`) plus ``loss_actor`` of :class:`SVGDPolicyLoss`, with their diagnostics.
 

@@ -45,13 +45,7 @@ from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl.objectives.utils import _vmap_func, distance_loss
 
 from torchrl_reg import functional as F
-from torchrl_reg.objectives.common import (
-    ActorCriticKeys,
-    RegularizedDQNLossBase,
-    RegularizedLossBase,
-    _queue_box_check,
-    at_second_batch,
-)
+from torchrl_reg.objectives.common import ActorCriticKeys, ActorCriticLossBase, RegularizedDQNLossBase, at_second_batch
 from torchrl_reg.validation import (
     check_choice,
     check_critic_count,
@@ -278,7 +272,7 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         return self._forward_checked(tensordict)
 
 
-class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
+class VIRELLoss(_BellmanTemperature, ActorCriticLossBase):
     r"""VIREL for continuous actions: a tanh-Gaussian actor :math:`\pi_\theta` and critics :math:`Q_{\omega_i}`.
 
     Both variants share the actor loss, the E-step of [VIREL] Section 4,
@@ -366,6 +360,14 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
     tensor_keys: ActorCriticKeys
     out_keys = ["loss_actor", "loss_qvalue", "temperature", "entropy", "log_prob", "q_value", "td_error", "objective"]
     _network_names = ("actor_network", "qvalue_network")
+    network_outputs = {"qvalue_network": "state_action_value"}
+    actor_argument = "actor_network"
+    critic_argument = "qvalue_network"
+    actor_sample = "rsample"
+    actor_use = (
+        "differentiates its actor loss, eps ln pi(a~|s) - min_i Q_i(s, a~), through a reparametrized sample a~ (and "
+        "its critics' target samples a' from the actor)"
+    )
     #: The temperature buffer changes inside :meth:`forward` (``"batch"``/``"ema"``): not one pure graph.
     fusable_update = False
     #: Why ``make_update(..., cuda_graph=True)`` refuses it (a CUDA graph records no host read).
@@ -423,9 +425,6 @@ class VIRELLoss(_BellmanTemperature, RegularizedLossBase):
         keys = self.tensor_keys
         obs_keys = [*self.actor_network.in_keys, *[k for k in self.qvalue_network.in_keys if k != keys.action]]
         return [keys.action, *obs_keys, *[("next", k) for k in (keys.reward, keys.done, keys.terminated, *obs_keys)]]
-
-    def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
-        _queue_box_check(self.actor_network, self.tensor_keys.action, action, checks)
 
     def _loss_params(self) -> TensorDictBase:
         return TensorDict({"actor": self.actor_network_params, "qvalue": self.qvalue_network_params}, batch_size=[])

@@ -23,12 +23,13 @@ from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RE
 from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
 from torchrl_reg.planning.batched import BatchedTreeSearch
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
-from torchrl_reg.planning.exact import dchain_flip_temperature, dchain_soft_q, synthetic_tree_q
+from torchrl_reg.planning.exact import chance_tree_values, dchain_flip_temperature, dchain_soft_q, finite_horizon_q, synthetic_tree_q
 from torchrl_reg.planning.factory import make_search
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
 from torchrl_reg.planning.search import TreeSearch
 from torchrl_reg.planning.simulators import (
     ALESimulator,
+    ChanceTree,
     DChain,
     FrozenLakeSimulator,
     MinAtarSimulator,
@@ -37,8 +38,15 @@ from torchrl_reg.planning.simulators import (
     as_simulator,
 )
 from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar
+from torchrl_reg.planning.models import MODELS, Model
 from torchrl_reg.planning.tasks import TASKS, make_task, make_tensor_task
-from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator, TensorSyntheticTree
+from torchrl_reg.planning.tensor_simulators import (
+    TensorChanceTree,
+    TensorDChain,
+    TensorFrozenLake,
+    TensorSimulator,
+    TensorSyntheticTree,
+)
 
 __all__ = [
     # the parts table and the factory of both loops
@@ -69,21 +77,27 @@ __all__ = [
     "as_simulator",
     "DChain",
     "SyntheticTree",
+    "ChanceTree",
     "FrozenLakeSimulator",
     "MinAtarSimulator",
     "ALESimulator",
     "TensorSimulator",
     "TensorDChain",
     "TensorSyntheticTree",
+    "TensorChanceTree",
     "TensorFrozenLake",
     "BatchedMinAtar",
     "BatchedALE",
-    # tasks
+    # tasks and the models a planner plans in
     "TASKS",
+    "MODELS",
+    "Model",
     "make_task",
     "make_tensor_task",
     # exact values
     "synthetic_tree_q",
     "dchain_soft_q",
     "dchain_flip_temperature",
+    "chance_tree_values",
+    "finite_horizon_q",
 ]

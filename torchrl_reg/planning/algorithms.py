@@ -3,7 +3,10 @@
 Both search loops (:class:`~torchrl_reg.planning.search.TreeSearch`, one tree on plain floats, and
 :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`, B trees in tensors) take the same part
 objects: a score module (``select`` / ``select_rows``), a backup (``update`` / ``update_rows``) and a
-recommendation. :func:`parts` assembles an algorithm's parts from its knobs, :func:`check_parts` refuses
+recommendation. The table below is data, :data:`TABLE` (one :class:`Algorithm` per row), and every knob's default
+and range is declared once, in :data:`KNOB_TABLE`; the parts say what they read (a score's ``reads``, a backup's
+``values``, ``entropy`` and ``reads_return``), so the engines ask them instead of their types.
+:func:`parts` assembles an algorithm's parts from its knobs, :func:`check_parts` refuses
 parts that disagree (for both loops, before any simulation), and
 :func:`~torchrl_reg.planning.factory.make_search` builds either loop from them.
 
@@ -31,25 +34,82 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, SoftmaxBackup
+from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
+from torchrl_reg.validation import check_range
 
-__all__ = ["ALGORITHMS", "KNOBS", "KNOB_DEFAULTS", "RECOMMENDATIONS", "Policy", "algorithm_knobs", "check_parts", "parts"]
+__all__ = [
+    "ALGORITHMS", "Algorithm", "KNOBS", "KNOB_DEFAULTS", "KNOB_TABLE", "Knob", "RECOMMENDATIONS", "TABLE", "Policy", "algorithm_knobs",
+    "check_knob", "check_parts", "parts",
+]
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob of the algorithms: its default and its range (``> low``, or ``>= low`` where ``low_inclusive``)."""
+
+    #: the value of the knob left out
+    default: float
+    #: what it is, for the docs and the config's comments
+    doc: str
+    #: the lowest value accepted
+    low: float = 0.0
+    #: whether ``low`` itself is accepted
+    low_inclusive: bool = True
+
+    def check(self, name: str, value: float) -> float:
+        """``value`` if it is in the knob's range, else a ``ValueError`` naming ``name``."""
+        return check_range(name, value, self.low, low_inclusive=self.low_inclusive)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One row of the parts table: the tree policy class (built from the knobs it reads), the backup (built from
+    the algorithm's knobs), the recommendation, and the knobs it reads (names in :data:`KNOB_TABLE`)."""
+
+    #: the tree policy's class: ``tree_policy(**knobs)``
+    tree_policy: type
+    #: the backup from the algorithm's knobs
+    backup: Callable[[dict[str, float]], Backup]
+    #: the algorithm's own recommendation (one of :data:`RECOMMENDATIONS`)
+    recommend: str
+    #: the knobs it reads
+    knobs: tuple[str, ...]
+
+    def parts(self, knobs: dict[str, float]) -> tuple[Policy, Backup, str]:
+        """``(tree policy, backup, recommendation)`` from the algorithm's knobs (all of them, filled in)."""
+        return self.tree_policy(**knobs), self.backup(knobs), self.recommend
+
+
+#: Every knob of the algorithms, its default and range, declared once: :func:`~torchrl_reg.planning.factory.make_search`
+#: takes them as arguments and the planning recipe's config checks them here.
+KNOB_TABLE: dict[str, Knob] = {
+    "tau": Knob(1.0, "MENTS's temperature", low_inclusive=False),
+    "eps": Knob(0.1, "the E2W exploration of MENTS, BTS and DENTS"),
+    "alpha": Knob(1.0, "the search temperature of BTS and DENTS", low_inclusive=False),
+    "beta_0": Knob(1.0, "DENTS's initial entropy weight"),
+    "c": Knob(math.sqrt(2.0), "UCT's exploration constant"),
+}
+
+#: The parts table (module docstring): each algorithm by name.
+TABLE: dict[str, Algorithm] = {
+    "ments": Algorithm(E2WScore, lambda k: SoftmaxBackup(tau=k["tau"]), "search_value", ("tau", "eps")),
+    "bts": Algorithm(BoltzmannScore, lambda k: BellmanBackup(), "search_value", ("alpha", "eps")),
+    "dents": Algorithm(DENTSScore, lambda k: BellmanBackup(entropy=True), "search_value", ("alpha", "beta_0", "eps")),
+    "uct": Algorithm(UCB1Score, lambda k: MeanBackup(), "most_visited", ("c",)),
+}
 
 #: the algorithms :func:`parts` assembles
-ALGORITHMS = ("ments", "bts", "dents", "uct")
+ALGORITHMS = tuple(TABLE)
 #: what the root's recommended action maximizes: the backed-up value, the Bellman value or the visit count
 RECOMMENDATIONS = ("search_value", "bellman_value", "most_visited")
 #: the knobs each algorithm reads; a set knob it does not read is refused
-KNOBS: dict[str, tuple[str, ...]] = {
-    "ments": ("tau", "eps"),
-    "bts": ("alpha", "eps"),
-    "dents": ("alpha", "beta_0", "eps"),
-    "uct": ("c",),
-}
+KNOBS: dict[str, tuple[str, ...]] = {name: algorithm.knobs for name, algorithm in TABLE.items()}
 #: the value of a knob left out
-KNOB_DEFAULTS: dict[str, float] = {"tau": 1.0, "eps": 0.1, "alpha": 1.0, "beta_0": 1.0, "c": math.sqrt(2.0)}
+KNOB_DEFAULTS: dict[str, float] = {name: knob.default for name, knob in KNOB_TABLE.items()}
 
 Policy = E2WScore | DENTSScore | UCB1Score
 
@@ -73,25 +133,25 @@ def algorithm_knobs(algorithm: str, given: dict[str, float | None], *, prefix: s
     return {k: KNOB_DEFAULTS[k] if given.get(k) is None else given[k] for k in reads}
 
 
+def check_knob(name: str, value: float, *, prefix: str = "") -> float:
+    """``value`` of knob ``name`` (one of :data:`KNOB_TABLE`) if it is in the knob's range; ``prefix`` names it in the
+    error (``"planner."`` for a recipe's config)."""
+    return KNOB_TABLE[name].check(prefix + name, value)
+
+
 def parts(algorithm: str, **knobs: float | None) -> tuple[Policy, Backup, str]:
     """``(tree policy, backup, recommendation)`` of ``algorithm`` (the module's table) from its knobs
     (:data:`KNOBS`; a knob left out or ``None`` takes :data:`KNOB_DEFAULTS`, a knob of another algorithm is refused)."""
-    k = algorithm_knobs(algorithm, knobs)
-    if algorithm == "ments":
-        return E2WScore(**k), SoftmaxBackup(tau=k["tau"]), "search_value"
-    if algorithm == "bts":
-        return BoltzmannScore(**k), BellmanBackup(), "search_value"
-    if algorithm == "dents":
-        return DENTSScore(**k), BellmanBackup(entropy=True), "search_value"
-    return UCB1Score(**k), MeanBackup(), "most_visited"
+    filled = algorithm_knobs(algorithm, knobs)  # refuses an unknown algorithm first
+    return TABLE[algorithm].parts(filled)
 
 
 def check_parts(policy: Policy, backup: Backup, recommend: str) -> None:
     """Refuse parts that disagree: one temperature for MENTS, DENTS's entropy backed up, UCB1 on means, a known recommendation."""
     if not isinstance(policy, (E2WScore, DENTSScore, UCB1Score)):
         raise TypeError(f"the tree policy must be E2WScore, BoltzmannScore, DENTSScore or UCB1Score, got {type(policy).__name__}")
-    if not isinstance(backup, (SoftmaxBackup, BellmanBackup, MeanBackup)):
-        raise TypeError(f"backup must be SoftmaxBackup, BellmanBackup or MeanBackup, got {backup!r}")
+    if not isinstance(backup, Backup):
+        raise TypeError(f"backup must be a Backup (SoftmaxBackup, BellmanBackup, MeanBackup, PowerMeanBackup), got {backup!r}")
     if recommend not in RECOMMENDATIONS:
         raise ValueError(f"recommend must be one of {RECOMMENDATIONS}, got recommend={recommend!r}")
     if isinstance(policy, DENTSScore) != (isinstance(backup, BellmanBackup) and backup.entropy):
@@ -107,5 +167,5 @@ def check_parts(policy: Policy, backup: Backup, recommend: str) -> None:
                 f"E2WScore(tau={policy.tau}) and SoftmaxBackup(tau={backup.tau}) disagree: MENTS explores and backs up "
                 "at one temperature"
             )
-    if isinstance(policy, UCB1Score) != isinstance(backup, MeanBackup):
+    if isinstance(policy, UCB1Score) != isinstance(backup, (MeanBackup, PowerMeanBackup)):
         raise ValueError(f"UCB1Score goes with MeanBackup (UCT), got {type(policy).__name__} with {type(backup).__name__}")

@@ -39,7 +39,7 @@ import torch
 from torchrl_reg.validation import check_positive
 
 __all__ = [
-    "Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "softmax_value", "bellman_value", "policy_entropy", "chance_mean",
+    "Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "PowerMeanBackup", "softmax_value", "bellman_value", "policy_entropy", "chance_mean",
     "chance_mean_rows",
 ]
 
@@ -96,6 +96,9 @@ class Backup:
 
     values = "q"
     entropy = False
+    #: whether ``update_rows`` reads the return below each edge (``path.ret``), which the batched search starts at
+    #: the evaluation of the node each path ended in
+    reads_return = False
 
     @property
     def on_bellman(self) -> bool:
@@ -107,6 +110,15 @@ class Backup:
 
     def finish_rows(self, tree: Any) -> None:
         """Nothing left by default: the node values are kept up to date (the descent reads them)."""
+
+    #: whether :meth:`exact_values` reads a policy (a mean under it)
+    exact_reads_policy = False
+
+    def exact_values(self, q: np.ndarray, policy: np.ndarray | None = None) -> np.ndarray:
+        """The decision-node values ``V`` of exact action values ``q`` ``[..., A]`` under this backup (``policy``
+        ``[..., A]``: the distribution a mean is taken under, where :attr:`exact_reads_policy`); the rule
+        :mod:`~torchrl_reg.planning.exact` computes the test problems' exact values with."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact value")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -123,6 +135,11 @@ class SoftmaxBackup(Backup):
 
     def __repr__(self) -> str:
         return f"SoftmaxBackup(tau={self.tau})"
+
+    def exact_values(self, q: np.ndarray, policy: np.ndarray | None = None) -> np.ndarray:
+        """``tau log sum_a exp(q_a / tau)``, max-shifted."""
+        top = q.max(axis=-1)
+        return top + self.tau * np.log(np.exp((q - top[..., None]) / self.tau).sum(axis=-1))
 
     def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
         tree.q[node, action] = mean_reward + gamma * v_next
@@ -151,6 +168,10 @@ class BellmanBackup(Backup):
 
     def __repr__(self) -> str:
         return f"BellmanBackup(entropy={self.entropy})"
+
+    def exact_values(self, q: np.ndarray, policy: np.ndarray | None = None) -> np.ndarray:
+        """``max_a q_a``."""
+        return q.max(axis=-1)
 
     def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
         tree.value[node] = tree.bellman[node]
@@ -184,6 +205,13 @@ class MeanBackup(Backup):
     it when the search ends: its descent does not read it).
     """
 
+    reads_return = True
+    exact_reads_policy = True
+
+    def exact_values(self, q: np.ndarray, policy: np.ndarray | None = None) -> np.ndarray:
+        """``sum_a policy_a q_a``, the mean under ``policy`` (the search's visit shares)."""
+        return (policy * q).sum(-1)
+
     def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
         ret = reward + gamma * ret
         q = float(tree.q[node, action])
@@ -201,3 +229,41 @@ class MeanBackup(Backup):
         total = tree.total.to(tree.q.dtype)
         mean = (tree.visits.to(tree.q.dtype) * tree.q).sum(-1) / total.clamp_min(1.0)
         tree.value.copy_(torch.where(tree.total > 0, mean, tree.value))
+
+
+class PowerMeanBackup(Backup):
+    """Power-UCT's backup (Dam, Klink, D'Eramo, Peters, Pajarinen, Generalized Mean Estimation in Monte-Carlo Tree
+    Search, IJCAI 2020, arXiv:1911.00384): ``Q(s, a) = mean r + gamma V(s')`` and the power mean of the tried actions'
+    values under their visit shares, ``V(s) = (sum_a N(s, a) / N(s) Q(s, a)^p)^(1/p)`` (``p = 1``: their visit-weighted
+    mean; ``p -> inf``: their max). The power mean is of values >= 0 (returns in [0, R], as in the paper): a negative
+    ``Q`` counts as 0 in it. Searched with :class:`~torchrl_reg.planning.scores.UCB1Score` on ``Q``.
+    """
+
+    exact_reads_policy = True
+
+    def __init__(self, *, p: float):
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) and p >= 1.0):
+            raise ValueError(f"p must be a finite number >= 1, got p={p!r}")
+        self.p = float(p)
+
+    def __repr__(self) -> str:
+        return f"PowerMeanBackup(p={self.p})"
+
+    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
+        tree.q[node, action] = mean_reward + gamma * v_next
+        visits = tree.visits[node]
+        tree.value[node] = float(self.exact_values(tree.q[node], visits / visits.sum()))
+        return ret
+
+    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
+        node, edge = path.node[level], path.edge[level]
+        w.edge["q"].index_put_((edge,), torch.add(path.mean_reward[level], w.next_state("value", path, level), alpha=gamma))
+        visits = w.rows["visits"].index_select(0, node).to(w.rows["q"].dtype)
+        shares = visits / visits.sum(-1, keepdim=True).clamp_min(1.0)  # the scratch node of a finished path has none
+        w.node["value"].index_put_((node,), self.exact_values(w.rows["q"].index_select(0, node), shares))
+
+    def exact_values(self, q, policy=None):
+        """``(sum_a policy_a max(q_a, 0)^p)^(1/p)`` (numpy arrays or tensors), the power mean under ``policy``."""
+        if isinstance(q, torch.Tensor):
+            return (policy * q.clamp_min(0.0) ** self.p).sum(-1) ** (1.0 / self.p)
+        return (policy * np.maximum(q, 0.0) ** self.p).sum(-1) ** (1.0 / self.p)

@@ -48,6 +48,7 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -55,11 +56,10 @@ from typing import Any
 import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
-from torchrl_reg.planning.backups import Backup, MeanBackup, chance_mean_rows
-from torchrl_reg.planning.evaluators import TensorRandomRollout, evaluator_rng_state, load_evaluator_rng_state
-from torchrl_reg.planning.scores import DENTSScore, UCB1Score
-from torchrl_reg.planning.tensor_simulators import TensorSimulator
-from torchrl_reg.validation import check_count
+from torchrl_reg.planning.backups import Backup, chance_mean_rows
+from torchrl_reg.planning.evaluators import TensorRandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
+from torchrl_reg.planning.tensor_simulators import TensorSimulator, check_search_simulator
+from torchrl_reg.validation import check_count, select_device
 
 __all__ = ["BatchedTree", "BatchedTreeSearch", "TensorEvaluator", "TreeViews"]
 # (simulator, states [B, *S], gamma) -> (values [B], initial action values [B, A] or None)
@@ -218,13 +218,37 @@ def _uniforms(gen: torch.Generator, dtype: torch.dtype, device: torch.device) ->
     return lambda n: torch.rand(n, generator=gen, dtype=dtype, device=device)
 
 
+def _search_device(device: Any, simulator: TensorSimulator) -> torch.device:
+    """The search's device, refused (naming the value and the fix) unless this machine has it and the simulator's
+    tensors (its ``device``, where it has one) live there too."""
+    try:
+        found = select_device(device if isinstance(device, str) else str(device))
+    except ValueError as err:
+        raise ValueError(f"BatchedTreeSearch(device={device!r}): {err}") from None
+    if found.type == "cuda" and found.index is not None and found.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"BatchedTreeSearch(device={device!r}): this machine has {torch.cuda.device_count()} CUDA device(s); use "
+            "device='cuda' (the current one) or an index below that"
+        )
+    own = getattr(simulator, "device", None)
+    if own is not None:
+        own = torch.device(own)
+        if own.type != found.type or (own.index is not None and found.index is not None and own.index != found.index):
+            raise ValueError(
+                f"BatchedTreeSearch(device={device!r}) cannot search {type(simulator).__name__}, whose tensors are on "
+                f"{own}: build both on one device ({type(simulator).__name__}(..., device={str(found)!r}) or "
+                f"make_search(..., device={str(own)!r}))"
+            )
+    return found
+
+
 class BatchedTreeSearch:
     """One search over B trees at once (the algorithms are the parts of :mod:`~torchrl_reg.planning.algorithms`).
 
     Args:
         simulator: a :class:`~torchrl_reg.planning.tensor_simulators.TensorSimulator`.
-        policy: the tree policy, one of the score modules (its ``select_rows`` is called once per
-            depth level for all B trees).
+        tree_policy: the tree policy, one of the score modules (its ``select_rows`` is called once per
+            depth level for all B trees); ``policy=``, its deprecated name, warns.
         backup: :class:`~torchrl_reg.planning.backups.SoftmaxBackup`, :class:`~torchrl_reg.planning.backups.BellmanBackup`
             or :class:`~torchrl_reg.planning.backups.MeanBackup` (its ``update_rows`` is called once per depth level).
         evaluator: leaf evaluation ``(simulator, states, gamma) -> (values, q_init or None)``, one
@@ -245,7 +269,7 @@ class BatchedTreeSearch:
         self,
         simulator: TensorSimulator,
         *,
-        policy: Policy,
+        tree_policy: Policy | None = None,
         backup: Backup,
         evaluator: TensorEvaluator | None = None,
         recommend: str = "search_value",
@@ -256,9 +280,19 @@ class BatchedTreeSearch:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
         max_outcomes: int | None = None,
+        policy: Policy | None = None,
     ):
-        if not isinstance(simulator, TensorSimulator):
-            raise TypeError(f"simulator must be a TensorSimulator (num_actions, root, step), got {type(simulator).__name__}")
+        if policy is not None:
+            warnings.warn("BatchedTreeSearch(policy=) is deprecated: pass tree_policy=, as TreeSearch takes it", DeprecationWarning, stacklevel=2)
+            if tree_policy is not None:
+                raise TypeError("BatchedTreeSearch got tree_policy= and policy= (its deprecated name): pass tree_policy= only")
+            tree_policy = policy
+        if tree_policy is None:
+            raise TypeError("BatchedTreeSearch needs tree_policy=, a score module of torchrl_reg.planning.algorithms's table")
+        policy = tree_policy
+        check_search_simulator(simulator, batched=True, owner="BatchedTreeSearch")
+        check_evaluator(evaluator, batched=True, owner="BatchedTreeSearch")
+        device = _search_device(device, simulator)
         check_parts(policy, backup, recommend)
         if max_outcomes is None:
             max_outcomes = getattr(simulator, "max_outcomes", None)
@@ -272,9 +306,9 @@ class BatchedTreeSearch:
         if check_actions is not None:  # a Q network evaluator: one action value per simulator action
             check_actions(simulator.num_actions)
         self.simulator = simulator
-        self.policy = policy
+        self.tree_policy = self.policy = policy
         self.backup = backup
-        self.device = torch.device(device)
+        self.device = device
         self.dtype = dtype
         self.evaluator = evaluator if evaluator is not None else TensorRandomRollout(seed=seed)
         self.recommend = recommend
@@ -289,8 +323,8 @@ class BatchedTreeSearch:
         self.tree: BatchedTree | None = None
         # Bellman values cost a row max per level: kept only when searched on or recommended from
         self._track_bellman = backup.on_bellman or recommend == "bellman_value"
-        self._reads_visits = isinstance(policy, UCB1Score)
-        self._reads_entropy = isinstance(policy, DENTSScore)
+        self._reads_visits = "visits" in policy.reads
+        self._reads_entropy = "entropy_q" in policy.reads
 
     def search(self, root: torch.Tensor, num_simulations: int) -> torch.Tensor:
         """Run ``num_simulations`` simulations in each of the B trees rooted at ``root`` ``[B, *S]``; the recommended actions ``[B]``.
@@ -338,6 +372,12 @@ class BatchedTreeSearch:
                 _check_finite("the leaf evaluation", value, evaluate)
             value = torch.where(evaluate, value.to(self.dtype), 0.0)
             if given is not None:
+                if tuple(given.shape) != (*added.shape, w.num_actions):  # torch.where would broadcast [B, 1]
+                    raise ValueError(
+                        f"the evaluator's initial action values have shape {list(given.shape)}; a search of "
+                        f"{added.shape[0]} trees over {w.num_actions} actions needs one per action, shape "
+                        f"{[*added.shape, w.num_actions]}"
+                    )
                 if not bool(torch.isfinite(given).all()):
                     _check_finite("the evaluator's initial action values", given, evaluate.unsqueeze(-1))
                 q_init = torch.where(evaluate.unsqueeze(-1), given.to(self.dtype), self.q_init)
@@ -486,7 +526,7 @@ class BatchedTreeSearch:
         w.edge["reward_sum"].index_put_((edge.view(-1),), reward.view(-1), accumulate=True)
         visits = w.edge["visits"].take(edge)
         path = _Path(node, edge, child, reward, active, visits, w.edge["reward_sum"].take(edge) / visits.to(reward.dtype))
-        if isinstance(backup, MeanBackup):
+        if backup.reads_return:
             # the return starts at the evaluation of the node each path ended in
             last = (active.sum(0) - 1).unsqueeze(0)
             path.ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))

@@ -1,6 +1,6 @@
 """The ensemble model's root rule: K determinized futures searched apart, their root statistics combined per episode.
 
-Under ``planner.model=ensemble`` (:data:`~torchrl_reg.planning.tasks.MODELS`) a move searches K fresh futures
+Under ``planner.model=ensemble`` (:data:`~torchrl_reg.planning.models.MODELS`) a move searches K fresh futures
 of the episode's state (K = ``planner.futures``), each a determinized model with its own stream
 (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` of the planner's seed and the future's row), each
 with ``N / K`` of the move's ``N`` simulations, and plays the action of the combined root
@@ -32,6 +32,7 @@ import math
 import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS
+from torchrl_reg.planning.models import MODELS, Model, get_model
 from torchrl_reg.validation import check_count
 
 __all__ = ["check_futures", "combine_futures", "split_simulations"]
@@ -54,20 +55,25 @@ def split_simulations(simulations: int, futures: int, *, prefix: str = "") -> in
     return simulations // futures
 
 
-def check_futures(model: str, futures: int, simulations: int, *, prefix: str = "planner.") -> int:
-    """Refuse a number of ``futures`` that ``model`` does not plan in: the ensemble takes 2 or more dividing
-    ``simulations`` (:func:`split_simulations`), every other model one. The simulations of one future."""
+def check_futures(model: str | Model, futures: int, simulations: int, *, prefix: str = "planner.") -> int:
+    """Refuse a number of ``futures`` that ``model`` does not plan in: a model of many futures
+    (:attr:`~torchrl_reg.planning.models.Model.many_futures`, the ensemble) takes 2 or more dividing ``simulations``
+    (:func:`split_simulations`), every other model one. The simulations of one future."""
+    model = get_model(model)
     futures = check_count(f"{prefix}futures", futures)
-    if model != "ensemble":
+    many = [m.name for m in MODELS.values() if m.many_futures]
+    if not model.many_futures:
         if futures != 1:
+            shown = " or ".join(f"{prefix}model={m!r}" for m in many)
             raise ValueError(
-                f"{prefix}futures={futures} is read by {prefix}model='ensemble' only (K futures per move, their roots "
-                f"combined); {prefix}model={model!r} plans in one: set {prefix}model=ensemble or leave {prefix}futures=1"
+                f"{prefix}futures={futures} is read by {shown} only (K futures per move, their roots "
+                f"combined); {prefix}model={model.name!r} plans in one: set {prefix}model={many[0]} or leave {prefix}futures=1"
             )
     elif futures < 2:
+        one = [m.name for m in MODELS.values() if m.stream == model.stream and not m.many_futures]
         raise ValueError(
-            f"{prefix}futures={futures} with {prefix}model='ensemble': an ensemble searches 2 or more futures per move "
-            f"(one future is {prefix}model=determinized)"
+            f"{prefix}futures={futures} with {prefix}model={model.name!r}: an ensemble searches 2 or more futures per move "
+            f"(one future is {prefix}model={one[0]})"
         )
     return split_simulations(simulations, futures, prefix=prefix)
 

@@ -14,6 +14,7 @@ initial action values of its untried actions (``None`` keeps the search's consta
 """
 from __future__ import annotations
 
+import inspect
 import math
 import random
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from torchrl_reg.planning.simulators import Simulator
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
 
-__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout", "TensorQNetworkEvaluator"]
+__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout", "TensorQNetworkEvaluator", "check_evaluator"]
 
 
 class RandomRollout:
@@ -249,3 +250,59 @@ def load_evaluator_rng_state(evaluator: Any, state: Any) -> None:
         own(state)
     elif state is not None:
         raise ValueError(f"the saved state has the streams of an evaluator that draws; {type(evaluator).__name__} draws nothing")
+
+
+#: How each loop calls its leaf evaluation, and the loop and factory call of the other (:func:`check_evaluator`).
+_LOOPS = {
+    False: ("evaluator(simulator) -> (value, q_init or None), one leaf at a time", "(simulator)",
+            "BatchedTreeSearch (make_search(..., batched=True))"),
+    True: ("evaluator(simulator, states, gamma) -> (values, q_init or None), all new leaves at once",
+           "(simulator, states, gamma)", "TreeSearch (make_search(..., batched=False))"),
+}
+
+
+def _twin(evaluator: Any) -> str | None:
+    """The other loop's version of one of this module's evaluators, spelled with its settings (None for another)."""
+    kind = type(evaluator)
+    if kind is RandomRollout:
+        return f"TensorRandomRollout(max_steps={evaluator.max_steps})"
+    if kind is TensorRandomRollout:
+        return f"RandomRollout(max_steps={evaluator.max_steps}, gamma=<the search's gamma>)"
+    if kind in (QNetworkEvaluator, TensorQNetworkEvaluator):
+        other = "QNetworkEvaluator" if kind is TensorQNetworkEvaluator else "TensorQNetworkEvaluator"
+        return (f"{other}(q_network, num_actions={evaluator.num_actions}, tau={evaluator.tau}, value={evaluator.value!r}, "
+                f"init={evaluator.init!r})")
+    return None
+
+
+def check_evaluator(evaluator: Any, *, batched: bool, owner: str) -> None:
+    """Refuse a leaf evaluation that ``owner`` (the search being built: ``batched`` for
+    :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`, else :class:`~torchrl_reg.planning.search.TreeSearch`)
+    cannot call, before any simulation runs: one that is not callable, or one whose signature does not take the
+    loop's arguments (e.g. an evaluator of the other loop: the error names this loop's own). ``None`` (the loop's
+    random rollout) and a callable without a readable signature pass."""
+    if evaluator is None:
+        return
+    calls, arguments, other = _LOOPS[batched]
+    name = getattr(evaluator, "__name__", None) or type(evaluator).__name__  # a function's name, else its class's
+    if not callable(evaluator):
+        raise TypeError(f"{owner} calls its evaluator as {calls}; got a {name}, which is not callable")
+    try:
+        signature = inspect.signature(evaluator)
+    except (TypeError, ValueError):
+        return  # a builtin or extension callable: nothing to read, called as is
+    if not _takes(signature, 3 if batched else 1):
+        twin = _twin(evaluator)
+        fix = f"pass {twin}" if twin else f"give it the arguments {arguments}"
+        if _takes(signature, 1 if batched else 3):
+            fix += f", or search with {other}, whose evaluator it is"
+        takes = ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in signature.parameters.values())
+        raise TypeError(f"{owner} calls its evaluator as {calls}; {name}({takes}) cannot be called so: {fix}")
+
+
+def _takes(signature: inspect.Signature, count: int) -> bool:
+    try:
+        signature.bind(*(None,) * count)
+    except TypeError:
+        return False
+    return True

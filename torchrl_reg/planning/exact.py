@@ -42,14 +42,14 @@ import numpy as np
 
 from collections.abc import Mapping, Sequence
 
+from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
 from torchrl_reg.planning.simulators import ChanceTree, DChain, SyntheticTree
 
 __all__ = ["synthetic_tree_q", "dchain_soft_q", "dchain_flip_temperature", "chance_tree_values", "finite_horizon_q", "BACKUPS"]
 
 
 def _logsumexp(x: np.ndarray, tau: float) -> np.ndarray:
-    top = x.max(axis=-1)
-    return top + tau * np.log(np.exp((x - top[..., None]) / tau).sum(axis=-1))
+    return SoftmaxBackup(tau=tau).exact_values(x)
 
 
 #: the decision-node values :func:`chance_tree_values` and :func:`finite_horizon_q` compute
@@ -63,16 +63,17 @@ def _decision_values(q: np.ndarray, backup: str, tau: float | None, policy: np.n
     if backup == "soft":
         if tau is None or not tau > 0:
             raise ValueError(f"the soft backup needs a temperature tau > 0, got tau={tau!r}")
-        return _logsumexp(q, tau)
+        return SoftmaxBackup(tau=tau).exact_values(q)
     if tau is not None:
         raise ValueError(f"tau={tau} is the soft backup's temperature; the {backup} backup reads none")
-    if backup == "bellman":
-        return q.max(axis=-1)
+    rule = BellmanBackup() if backup == "bellman" else MeanBackup()  # the searches' backup objects
+    if not rule.exact_reads_policy:
+        return rule.exact_values(q)
     if policy is None:
         raise ValueError("the mean backup needs the policy whose mean it takes (e.g. the search's visit shares)")
     if policy.shape != q.shape or not np.allclose(policy.sum(-1), 1.0) or (policy < 0).any():
         raise ValueError(f"policy must be a distribution over actions of shape {q.shape}, got shape {policy.shape}")
-    return (policy * q).sum(-1)
+    return rule.exact_values(q, policy)
 
 
 def chance_tree_values(

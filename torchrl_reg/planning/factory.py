@@ -5,11 +5,12 @@ a :class:`~torchrl_reg.planning.simulators.Simulator`) or, with ``batched=True``
 :class:`~torchrl_reg.planning.tensor_simulators.TensorSimulator`)."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 
-from torchrl_reg.planning.algorithms import parts
+from torchrl_reg.planning.algorithms import KNOB_TABLE, parts
 from torchrl_reg.planning.batched import BatchedTreeSearch
 from torchrl_reg.planning.search import TreeSearch
 
@@ -21,17 +22,13 @@ def make_search(
     simulator: Any,
     *,
     evaluator: Any = None,
-    tau: float | None = None,
-    eps: float | None = None,
-    alpha: float | None = None,
-    beta_0: float | None = None,
-    c: float | None = None,
     recommend: str | None = None,
     gamma: float = 1.0,
     q_init: float = 0.0,
     seed: int = 0,
     batched: bool = False,
     device: str | torch.device | None = None,
+    **knobs: float | None,
 ) -> TreeSearch | BatchedTreeSearch:
     """The search of ``algorithm`` (one of :data:`~torchrl_reg.planning.algorithms.ALGORITHMS`) from its parts.
 
@@ -47,11 +44,35 @@ def make_search(
     ``batched=True``: a :class:`~torchrl_reg.planning.batched.BatchedTreeSearch` over ``simulator`` (a
     ``TensorSimulator``: root, pure step) on ``device`` (default CPU), whose ``evaluator`` is
     ``(simulator, states, gamma) -> (values, q_init or None)``.
+
+    The inputs are checked once, here, before anything runs: a simulator or an evaluator of the other loop is refused
+    naming this loop's own (``RandomRollout`` -> ``TensorRandomRollout``, ``DChain`` -> ``TensorDChain``, ...;
+    :func:`~torchrl_reg.planning.evaluators.check_evaluator`,
+    :func:`~torchrl_reg.planning.tensor_simulators.check_search_simulator`), and so is a ``device`` this machine does
+    not have or the simulator's tensors are not on.
     """
-    policy, backup, default = parts(algorithm, tau=tau, eps=eps, alpha=alpha, beta_0=beta_0, c=c)
+    unknown = sorted(set(knobs) - set(KNOB_TABLE))
+    if unknown:
+        raise TypeError(f"make_search() got unexpected keyword arguments {unknown}; the knobs are {list(KNOB_TABLE)}")
+    policy, backup, default = parts(algorithm, **knobs)
     common = dict(evaluator=evaluator, recommend=recommend or default, gamma=gamma, q_init=q_init, seed=seed)
     if batched:
-        return BatchedTreeSearch(simulator, policy=policy, backup=backup, device=device or "cpu", **common)
+        return BatchedTreeSearch(simulator, tree_policy=policy, backup=backup, device=device or "cpu", **common)
     if device is not None:
         raise ValueError(f"device={device!r} is the batched search's (its tensors'); TreeSearch runs on plain floats: pass batched=True")
     return TreeSearch(simulator, tree_policy=policy, backup=backup, **common)
+
+
+def _with_knobs(function: Any) -> Any:
+    """``function`` whose signature names each knob of :data:`~torchrl_reg.planning.algorithms.KNOB_TABLE` (keyword,
+    default ``None``) in place of its ``**knobs``: the table's knobs are its arguments, for the docs and for the
+    configs that read them (:func:`~torchrl_reg.configs.arguments_of`)."""
+    signature = inspect.signature(function)
+    rest = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    at = next(i for i, p in enumerate(rest) if p.name == "evaluator") + 1
+    table = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="float | None") for name in KNOB_TABLE]
+    function.__signature__ = signature.replace(parameters=rest[:at] + table + rest[at:])
+    return function
+
+
+make_search = _with_knobs(make_search)

@@ -124,7 +124,13 @@ def _mixed_boltzmann_row(values: Sequence[float], n_total: float, temperature: f
 
 
 class _Score(MCTSScore):
-    """Keys shared by the scores: per-action ``q_value`` and ``visits``, the node's ``total_visits``."""
+    """Keys shared by the scores: per-action ``q_value`` and ``visits``, the node's ``total_visits``.
+
+    ``reads`` names the per-action edge statistic, besides the searched values, that ``select`` and ``select_rows``
+    take as their second argument (``"visits"`` or ``"entropy_q"``); ``()``: none (the engines pass ``None`` to
+    ``select_rows``)."""
+
+    reads: tuple[str, ...] = ()
 
     def __init__(self, *, q_value_key: NestedKey, visits_key: NestedKey, total_visits_key: NestedKey, score_key: NestedKey):
         super().__init__()
@@ -225,6 +231,8 @@ class DENTSScore(_Score):
         alpha: search temperature (> 0). beta_0: initial entropy weight (>= 0). eps: as in E2W.
     """
 
+    reads = ("entropy_q",)
+
     def __init__(
         self,
         *,
@@ -296,6 +304,8 @@ class UCB1Score(_Score):
     Unlike TorchRL's ``UCBScore`` (``c sqrt(N) / (1 + n)``) this is the index of Kocsis and
     Szepesvari's UCT. The search plays the argmax, drawing uniformly among unvisited actions.
     """
+
+    reads = ("visits",)
 
     def __init__(
         self,

@@ -20,8 +20,9 @@ import numpy as np
 from torchrl_reg.plain_state import decode, encode
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
-from torchrl_reg.planning.evaluators import RandomRollout, evaluator_rng_state, load_evaluator_rng_state
+from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.simulators import Simulator, check_simulator
+from torchrl_reg.planning.tensor_simulators import check_search_simulator
 from torchrl_reg.planning.tree import SearchTree
 from torchrl_reg.validation import check_count
 
@@ -59,6 +60,8 @@ class TreeSearch:
         q_init: float = 0.0,
         seed: int = 0,
     ):
+        check_search_simulator(simulator, batched=False, owner="TreeSearch")
+        check_evaluator(evaluator, batched=False, owner="TreeSearch")
         check_parts(tree_policy, backup, recommend)
         self.simulator = check_simulator(simulator)
         if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
@@ -121,6 +124,12 @@ class TreeSearch:
             raise ValueError(f"the leaf evaluation is {value}; a tree search needs finite values")
         if q_init is None:
             return value, self.q_init
+        actions = self.simulator.num_actions
+        if np.shape(q_init) != (actions,):  # one value would be broadcast to every action without a word
+            raise ValueError(
+                f"the evaluator's initial action values have shape {list(np.shape(q_init))}; a search over "
+                f"{actions} actions needs one per action, shape [{actions}]"
+            )
         if not np.isfinite(q_init).all():
             raise ValueError(f"the evaluator's initial action values {list(q_init)} are not all finite")
         return value, q_init

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from torchrl_reg.plain_state import decode, encode, is_minatar_object, object_state, restore_attributes
+from torchrl_reg.validation import check_range
 
 __all__ = [
     "Simulator",
@@ -41,6 +42,7 @@ __all__ = [
     "SyntheticTree",
     "ChanceTree",
     "FrozenLakeSimulator",
+    "check_frozenlake_env",
     "MinAtarSimulator",
     "ALESimulator",
 ]
@@ -146,7 +148,7 @@ class DChain:
         if not isinstance(length, int) or length < 2:
             raise ValueError(f"length must be an int >= 2, got length={length!r}")
         self.length = length
-        self.final_reward = float(final_reward)
+        self.final_reward = check_range("final_reward", final_reward)  # NaN or inf: no return, no optimum
         self.state = 0
         self.done = False
 
@@ -270,6 +272,11 @@ class ChanceTree:
     order) exceeds a uniform of the simulator's stream (the last one for a uniform at or above their float sum),
     the rule of :class:`FrozenLakeSimulator`; ``include_rng=True`` saves the stream with the state, so that a restore
     replays the same outcomes (a determinized model). Exact values: :func:`~torchrl_reg.planning.exact.chance_tree_values`.
+
+    ``seed`` draws the tree and also starts the outcomes' stream: trees built alike (same arguments, same ``seed``)
+    draw the same outcomes step for step, so N single-tree searches over N such copies see the same futures, not N
+    samples of them. :meth:`reseed` restarts the stream alone (the tree stays): reseed each copy (with its search's
+    index, say) for independent outcomes.
     """
 
     max_nodes = 5_000_000
@@ -310,7 +317,8 @@ class ChanceTree:
         self.level = 0
 
     def reseed(self, seed: int) -> None:
-        """Restart the outcomes' stream as ``random.Random(seed)``."""
+        """Restart the outcomes' stream as ``random.Random(seed)``, leaving the tree (probabilities, rewards) as
+        ``seed=`` at construction drew it: copies of one tree reseeded apart draw independent outcomes."""
         self.rng.seed(seed)
 
     def save(self) -> tuple:
@@ -340,6 +348,21 @@ class ChanceTree:
         return self.node
 
 
+def check_frozenlake_env(env: Any, owner: str) -> None:
+    """Refuse an env ``owner`` (:class:`FrozenLakeSimulator`, :class:`~torchrl_reg.planning.tensor_simulators.TensorFrozenLake`)
+    cannot read: it needs gymnasium's ``FrozenLake-v1`` (any wrapper of it), whose transition table ``P`` it steps by."""
+    unwrapped = getattr(env, "unwrapped", env)
+    table = getattr(unwrapped, "P", None)
+    if isinstance(table, dict) and table and hasattr(getattr(unwrapped, "action_space", None), "n"):
+        return
+    spec = getattr(getattr(env, "spec", None), "id", None)
+    label = f"{spec} ({type(unwrapped).__name__})" if spec else type(unwrapped).__name__
+    raise TypeError(
+        f"{owner} needs gymnasium's FrozenLake-v1 (it steps by the env's transition table P); got {label}, which has "
+        "none: build it on gymnasium.make('FrozenLake-v1', map_name=..., is_slippery=...)"
+    )
+
+
 class FrozenLakeSimulator:
     """gymnasium ``FrozenLake-v1``: the state is the agent's cell (``env.unwrapped.s``).
 
@@ -350,6 +373,7 @@ class FrozenLakeSimulator:
     """
 
     def __init__(self, env: Any, *, seed: int = 0):
+        check_frozenlake_env(env, type(self).__name__)
         self.env = env.unwrapped
         if not hasattr(self.env, "s"):
             env.reset(seed=seed)  # a fresh gymnasium env has no state before its first reset

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from torchrl_reg.planning.models import OWN, Model, get_model
 from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator, minatar_module
 from torchrl_reg.planning.tensor_simulators import check_index_states
 
@@ -259,7 +260,9 @@ class BatchedMinAtar(SnapshotStore):
         sticky_action_prob: the probability that a step repeats the last action, as in the real envs
             (:meth:`roots` refuses an env with another one).
         seed: the planner's seed of :meth:`root`'s new games.
-        model: what :meth:`roots` gives the search of the real envs' futures. ``"determinized"`` (default): a
+        model: what :meth:`roots` gives the search of the real envs' futures, one of
+            :data:`~torchrl_reg.planning.models.MODELS` (its :attr:`~torchrl_reg.planning.models.Model.stream` is read
+            here; an ensemble's futures are rows of their own). ``"determinized"`` (default): a
             fresh stream per root from the planner's seed, one sampled future per search (module docstring).
             ``"sampled"``: fresh outcomes at every visit, from one working stream seeded by the planner's seed at each
             :meth:`root` / :meth:`roots` (module docstring); stochastic, searched with chance nodes.
@@ -269,39 +272,36 @@ class BatchedMinAtar(SnapshotStore):
             and its sticky actions on one stream, as ``minatar.Environment.seed`` sets them.
     """
 
-    MODELS = ("sampled", "determinized", "oracle")
-
     def __init__(
-        self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, model: str = "determinized",
+        self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, model: str | Model = "determinized",
         device: str | torch.device = "cpu",
     ):
         import minatar
 
-        if model not in self.MODELS:
-            raise ValueError(f"BatchedMinAtar models {self.MODELS}, got model={model!r}")
+        model = get_model(model)
         super().__init__(device=device)
         self.model = model
         # the sampled model draws anew at every step: a (handle, action) has many next states, and many rewards
-        self.deterministic = self.deterministic_rewards = model != "sampled"
+        self.deterministic = self.deterministic_rewards = not model.chance
         self.game = minatar_module(game)
         self.env = minatar.Environment(self.game, sticky_action_prob=sticky_action_prob)
         self.num_actions = int(self.env.num_actions())
         self.seed = seed
         # the working stream: every restore loads a snapshot's state into it (the oracle's are minatar's MT19937 ones)
-        self._rng = planner_rng(seed, 0) if model != "oracle" else np.random.RandomState()
+        self._rng = planner_rng(seed, 0) if model.stream != OWN else np.random.RandomState()
         # the sampled model's transitions that drew nothing from the stream: (state id, action applied) -> (handle, reward, end)
         self._transitions: dict[tuple[int, int], tuple[int, float, bool]] = {}
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
-        if self.model == "oracle":
-            raise ValueError("the oracle model copies the streams of real envs: take its roots from roots(envs, seed)")
+        if self.model.stream == OWN:
+            raise ValueError(f"the {self.model.name} model copies the streams of real envs: take its roots from roots(envs, seed)")
         self.clear()
         handles = []
-        if self.model == "sampled":
+        if self.model.chance:
             self._rng = planner_rng(self.seed, 0)
         for row in range(batch_size):
-            rng = self._rng if self.model == "sampled" else planner_rng(self.seed, row)
+            rng = self._rng if self.model.chance else planner_rng(self.seed, row)
             game = copy.deepcopy(self.env.env, {id(self.env.env.random): rng})
             game.reset()
             handles.append(self._add(self._snapshot(game, rng, 0)))
@@ -318,14 +318,14 @@ class BatchedMinAtar(SnapshotStore):
         """
         self.clear()
         handles = []
-        if self.model == "sampled":
+        if self.model.chance:
             self._rng = planner_rng(seed, 0)
         for row, env in enumerate(envs):
             real = self._environment(env, row)
-            if self.model == "oracle":
+            if self.model.stream == OWN:
                 rng = _own_stream(real, row)
             else:
-                rng = self._rng if self.model == "sampled" else planner_rng(seed, row)
+                rng = self._rng if self.model.chance else planner_rng(seed, row)
             # the real stream is mapped to the root's: deepcopy never copies it
             game = copy.deepcopy(real.env, {id(real.env.random): rng, id(real.random): rng})
             handles.append(self._add(self._snapshot(game, rng, real.last_action)))
@@ -348,7 +348,7 @@ class BatchedMinAtar(SnapshotStore):
         """Store ``game`` itself (it is never stepped again: :meth:`_advance` steps a copy) and ``rng``'s state (none in
         the sampled model, whose stream is not part of the state); its observation is read from it when asked (most
         states a search steps through are never evaluated)."""
-        stream = {} if self.model == "sampled" else rng.get_state(legacy=False)
+        stream = rng.get_state(legacy=False) if self.model.snapshot_stream else {}
         return _Snapshot(game, stream, int(last_action), bool(game.terminal), None)
 
     def _observe(self, snapshot: _Snapshot) -> np.ndarray:
@@ -366,7 +366,7 @@ class BatchedMinAtar(SnapshotStore):
         and the action applied alone: the transition (state id, action applied) is kept and the next time it is drawn
         its stored handle and reward are given without stepping the game. The stream is drawn from exactly as
         :meth:`_advance` draws from it (a kept transition drew only the sticky action), so the search is the same."""
-        if self.model != "sampled":
+        if not self.model.chance:
             return super()._step_row(handle, snapshot, action)
         rng = self._rng
         applied = snapshot.last_action if rng.rand() < self.env.sticky_action_prob else action
@@ -391,7 +391,7 @@ class BatchedMinAtar(SnapshotStore):
 
     def _advance(self, snapshot: _Snapshot, action: int) -> tuple[_Snapshot, float]:
         env, rng = self.env, self._rng
-        if self.model != "sampled":  # the sampled model's working stream goes on instead
+        if self.model.snapshot_stream:  # the sampled model's working stream goes on instead
             rng.set_state(snapshot.rng)
         # the stored game's stream (whichever RandomState it points at) becomes the working one, uncopied
         game = copy_minatar_game(snapshot.game, rng)

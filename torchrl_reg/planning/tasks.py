@@ -13,23 +13,10 @@ each simulation). Tasks (:data:`TASKS`):
   frame by :class:`~torchrl_reg.planning.simulators.ALESimulator` from its stream seeded by the episode's
   seed, on an emulator whose own sticky actions are off); no success return.
 
-**The model a planner plans in** (:data:`MODELS`) matters where the task is stochastic (MinAtar's spawns,
-sticky actions); on the deterministic D-chain and FrozenLake every model is the task itself:
-
-* ``sampled`` - fresh outcomes at every chance visit: the search steps a copy of the env whose random stream
-  goes on across simulations (``include_rng=False``), and the searches key an edge's outcomes by the state they lead
-  to (chance nodes; the batched search's MinAtar model is :class:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar`
-  with ``model="sampled"``).
-* ``determinized`` - one sampled future per move: the root is the env's state with a fresh stream
-  (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` of the planner's seed and the move), replayed
-  by every simulation, so an action always leads to one next state (Xiao et al., NeurIPS 2019, Sec. 5 searched
-  Atari this way).
-* ``ensemble`` - K determinized futures per move (``planner.futures``), each with its own fresh stream
-  (:func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` row ``k`` of future ``k``; future 0 is the
-  determinized model's), searched apart with ``N / K`` of the move's ``N`` simulations each, the roots combined
-  by :func:`~torchrl_reg.planning.ensemble.combine_futures`.
-* ``oracle`` - a diagnostic, not a planner: the root carries a copy of the env's own stream, so the model's future
-  is the real one for the same actions. No agent can read its env's stream; it measures what the model costs.
+**The model a planner plans in** is one of :data:`~torchrl_reg.planning.models.MODELS` (its objects say what
+each model draws from and how many futures it searches: :mod:`torchrl_reg.planning.models`); it matters where the
+task is stochastic (MinAtar's spawns, sticky actions). On the deterministic D-chain and FrozenLake every model is the
+task itself.
 
 :func:`model_simulator` is the simulator a ``TreeSearch`` plans in at one move; :func:`make_tensor_task` and
 :func:`tensor_roots` give the batched search its model of the tasks in :data:`TENSOR_TASKS` and the roots of
@@ -45,6 +32,7 @@ from typing import Any
 
 import torch
 
+from torchrl_reg.planning.models import MODELS, OWN, PLANNER, Model, get_model
 from torchrl_reg.planning.simulators import ALESimulator, DChain, FrozenLakeSimulator, MinAtarSimulator, Simulator, minatar_module
 from torchrl_reg.planning.snapshot_simulators import BatchedMinAtar, Seed, planner_rng
 from torchrl_reg.planning.tensor_simulators import TensorDChain, TensorFrozenLake, TensorSimulator
@@ -58,56 +46,55 @@ __all__ = [
 TASKS = ("dchain", "frozenlake", "minatar", "atari")
 #: The tasks :func:`make_tensor_task` models for the batched search.
 TENSOR_TASKS = ("dchain", "frozenlake", "minatar")
-#: The models a planner plans in (module docstring).
-MODELS = ("sampled", "determinized", "ensemble", "oracle")
 #: The tasks whose env draws at random (the model matters there).
 STOCHASTIC_TASKS = ("minatar", "atari")
 
 
-def batched_models(task: str, model: str) -> bool:
+def batched_models(task: str, model: str | Model) -> bool:
     """Whether :class:`~torchrl_reg.planning.batched.BatchedTreeSearch` plans in ``model`` on ``task`` (:func:`check_model`)."""
-    try:
-        check_model(task, model, batched=True)
-    except ValueError:
-        return False
-    return True
+    return _refusal(task, get_model(model), batched=True) is None
 
 
-def check_model(task: str, model: str, *, batched: bool) -> None:
-    """Refuse a ``model`` (one of :data:`MODELS`) that the loop (``batched``: :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`,
-    else :class:`~torchrl_reg.planning.search.TreeSearch`) cannot plan in on ``task``, saying why."""
-    if model not in MODELS:
-        raise ValueError(f"the model must be one of {MODELS}, got {model!r}")
+def check_model(task: str, model: str | Model, *, batched: bool) -> None:
+    """Refuse a ``model`` (one of :data:`~torchrl_reg.planning.models.MODELS`) that the loop (``batched``:
+    :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`, else :class:`~torchrl_reg.planning.search.TreeSearch`)
+    cannot plan in on ``task``, saying why."""
+    refusal = _refusal(task, get_model(model), batched=batched)
+    if refusal is not None:
+        raise ValueError(refusal)
+
+
+def _refusal(task: str, model: Model, *, batched: bool) -> str | None:
+    """Why the loop cannot plan in ``model`` on ``task`` (:func:`check_model`), or ``None``."""
     if task not in TASKS:
-        raise ValueError(f"task name must be one of {list(TASKS)}, got {task!r}")
+        return f"task name must be one of {list(TASKS)}, got {task!r}"
     if batched and task not in TENSOR_TASKS:
-        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {task!r}")
-    if task not in STOCHASTIC_TASKS:
-        return  # the task itself: every model is exact
-    if task == "atari" and model != "sampled":
-        raise ValueError(f"the {model} model of atari is not built (ALE's snapshot store has no task here): use the sampled model")
+        return f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {task!r}"
+    if task == "atari" and model.snapshot_stream:
+        return f"the {model.name} model of atari is not built (ALE's snapshot store has no task here): use the sampled model"
+    return None
 
 
-def model_simulator(sim: Simulator, model: str, seed: Seed, future: int = 0) -> Simulator:
+def model_simulator(sim: Simulator, model: str | Model, seed: Seed, future: int = 0) -> Simulator:
     """The simulator a :class:`~torchrl_reg.planning.search.TreeSearch` plans in at one move of the episode whose env is
-    ``sim`` (from :func:`make_task`), under ``model`` (module docstring). ``sampled``, and any model of a
-    deterministic env: ``sim`` itself (the search restores its state after each simulation). ``determinized`` and
-    ``oracle`` on MinAtar: a copy of the env's game at its current state with the stream
-    :func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` ``(seed, future)`` (``ensemble``: its future
-    ``future``), or a copy of its own stream, saved with the state (``include_rng=True``) so that every simulation
+    ``sim`` (from :func:`make_task`), under ``model`` (:mod:`~torchrl_reg.planning.models`). A model whose states
+    carry no stream (``sampled``), and any model of a deterministic env: ``sim`` itself (the search restores its state
+    after each simulation). Otherwise, on MinAtar: a copy of the env's game at its current state with the model's
+    stream, :func:`~torchrl_reg.planning.snapshot_simulators.planner_rng` ``(seed, future)`` (future ``future`` of a
+    model of many) or a copy of the env's own, saved with the state (``include_rng=True``) so that every simulation
     replays it."""
-    if model not in MODELS:
-        raise ValueError(f"the model must be one of {MODELS}, got {model!r}")
-    if model == "sampled" or getattr(sim, "deterministic", False):
+    model = get_model(model)
+    if not model.snapshot_stream or getattr(sim, "deterministic", False):
         return sim
     if not isinstance(sim, MinAtarSimulator):
-        raise ValueError(f"the {model} model is built for MinAtar (and the deterministic tasks), got {type(sim).__name__}")
+        raise ValueError(f"the {model.name} model is built for MinAtar (and the deterministic tasks), got {type(sim).__name__}")
     real = sim.env
-    if model in ("determinized", "ensemble"):
+    if model.stream == PLANNER:
         rng = planner_rng(seed, future)
     else:
+        assert model.stream == OWN, model
         if real.env.random is not real.random:
-            raise ValueError("the oracle model needs the real game and its sticky actions on one stream (minatar.Environment.seed)")
+            raise ValueError(f"the {model.name} model needs the real game and its sticky actions on one stream (minatar.Environment.seed)")
         rng = copy.deepcopy(real.random)
     # the real stream is mapped to the model's: deepcopy never copies it
     return MinAtarSimulator(copy.deepcopy(real, {id(real.random): rng, id(real.env.random): rng}), include_rng=True)
@@ -145,19 +132,21 @@ def make_task(cfg: Any, seed: int) -> tuple[Simulator, float | None]:
     return ALESimulator(ale, cfg.frame_skip, sticky_action_prob=cfg.sticky_action_prob, include_rng=False, seed=seed), None
 
 
-def make_tensor_task(cfg: Any, sim: Simulator, seed: int, model: str = "determinized") -> TensorSimulator:
+def make_tensor_task(cfg: Any, sim: Simulator, seed: int, model: str | Model = "sampled") -> TensorSimulator:
     """The batched search's model of task ``cfg`` (one of :data:`TENSOR_TASKS`), ``sim`` one of its episodes'
     envs from :func:`make_task` (FrozenLake's transition table is read from it); ``seed`` seeds MinAtar's
     :meth:`~torchrl_reg.planning.snapshot_simulators.BatchedMinAtar.root` (the roots of a loop come from
-    :func:`tensor_roots`); ``model`` as :func:`check_model` allows it."""
-    check_model(cfg.name, model, batched=True)
+    :func:`tensor_roots`); ``model`` (one of :data:`~torchrl_reg.planning.models.MODELS`) defaults to the
+    planning recipe's ``planner.model``, ``sampled``: fresh outcomes at every chance visit."""
+    model = get_model(model)
+    if cfg.name not in TENSOR_TASKS:
+        raise ValueError(f"the batched search models the tasks {list(TENSOR_TASKS)}, got task name {cfg.name!r}")
     if cfg.name == "dchain":
         return TensorDChain(cfg.length, cfg.final_reward)
     if cfg.name == "frozenlake":
         return TensorFrozenLake(sim.env)
-    # an ensemble's futures are determinized roots, K rows per episode (tensor_roots)
-    store = "determinized" if model == "ensemble" else model
-    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed, model=store)
+    # a model of many futures has K rows per episode (tensor_roots), each a root of its own stream
+    return BatchedMinAtar(cfg.game, sticky_action_prob=cfg.sticky_action_prob, seed=seed, model=model)
 
 
 def tensor_roots(model: TensorSimulator, sims: Sequence[Simulator], seed: Sequence[int]) -> torch.Tensor:

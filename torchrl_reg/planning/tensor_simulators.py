@@ -27,9 +27,18 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from torchrl_reg.planning.simulators import ChanceTree, DChain, FrozenLakeSimulator, SyntheticTree
+from torchrl_reg.planning.simulators import ChanceTree, DChain, FrozenLakeSimulator, SyntheticTree, check_frozenlake_env
 
-__all__ = ["TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorChanceTree", "TensorFrozenLake", "check_index_states"]
+__all__ = [
+    "TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorChanceTree", "TensorFrozenLake", "TENSOR_MODELS",
+    "check_index_states", "check_search_simulator",
+]
+
+#: Each single-tree simulator's model for the batched search, by class name (:func:`check_search_simulator`).
+TENSOR_MODELS = {
+    "DChain": "TensorDChain", "SyntheticTree": "TensorSyntheticTree", "ChanceTree": "TensorChanceTree",
+    "FrozenLakeSimulator": "TensorFrozenLake", "MinAtarSimulator": "BatchedMinAtar", "ALESimulator": "BatchedALE",
+}
 
 
 @runtime_checkable
@@ -52,6 +61,29 @@ class TensorSimulator(Protocol):
     def root(self, batch_size: int) -> torch.Tensor: ...
 
     def step(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+def check_search_simulator(simulator: object, *, batched: bool, owner: str) -> None:
+    """Refuse a model of the other search loop before anything runs: ``batched`` (``owner`` is
+    :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`) needs a :class:`TensorSimulator`, the single-tree
+    :class:`~torchrl_reg.planning.search.TreeSearch` a :class:`~torchrl_reg.planning.simulators.Simulator`; the error
+    names the other loop's version of the model (:data:`TENSOR_MODELS`)."""
+    name = type(simulator).__name__
+    if batched and not isinstance(simulator, TensorSimulator):
+        single = all(callable(getattr(simulator, method, None)) for method in ("save", "restore", "step"))
+        fix = (f"pass its tensor model ({TENSOR_MODELS[name]})" if name in TENSOR_MODELS else "pass a TensorSimulator")
+        what = "a single-tree Simulator (save, restore, step(action))" if single else "not one"
+        raise TypeError(
+            f"{owner} needs a TensorSimulator (num_actions, root(batch_size), a pure step(states, actions)); {name} is "
+            f"{what}: {fix}" + (", or search it with TreeSearch (make_search(..., batched=False))" if single else "")
+        )
+    if not batched and isinstance(simulator, TensorSimulator) and not callable(getattr(simulator, "save", None)):
+        single = {tensor: one for one, tensor in TENSOR_MODELS.items()}.get(name)
+        fix = f", or pass its single-tree simulator ({single})" if single else ""
+        raise TypeError(
+            f"{owner} steps one Simulator (save, restore, step(action)); {name} is a TensorSimulator, the batched "
+            f"search's model of a batch of states: search it with BatchedTreeSearch (make_search(..., batched=True)){fix}"
+        )
 
 
 def check_index_states(owner: object, state: object, columns: Sequence[tuple[str, int, int]]) -> None:
@@ -265,6 +297,7 @@ class TensorFrozenLake:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
     ):
+        check_frozenlake_env(env, type(self).__name__)
         single = FrozenLakeSimulator(env)
         table = single.transitions
         self.num_actions = len(table[0])

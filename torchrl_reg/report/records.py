@@ -17,9 +17,10 @@ into records: this module only knows the format, so it imports nothing of the re
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from torchrl_reg.run.files import read_json
 
 __all__ = ["REQUIRED_KEYS", "is_record", "read_record"]
 
@@ -32,9 +33,8 @@ def is_record(data: Any) -> bool:
 
 
 def read_record(path: str | Path) -> dict[str, Any] | None:
-    """The record stored in ``path``, or None for any other JSON file (a summary, a report)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    """The record stored in ``path``, or None for any other JSON file (a summary, a report). A file that is not
+    valid JSON, not a regular file, too large or nested too deep raises ``ValueError`` naming it
+    (:func:`~torchrl_reg.run.files.read_json`)."""
+    data = read_json(path, "record")
     return data if is_record(data) else None

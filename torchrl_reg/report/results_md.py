@@ -75,7 +75,6 @@ a test checks that the committed ones equal what this module generates.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -83,6 +82,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from torchrl_reg.report.runs import CURVE_METRICS, collect_runs, final_score, method_labels, read_curve
+from torchrl_reg.run.files import parse_yaml, read_json, read_text
 from torchrl_reg.report.stats import (
     interquartile_mean,
     last_evaluations_mean,
@@ -498,7 +498,7 @@ def _measured_value(row: dict[str, Any], files: Any, base: Path, where: str) -> 
     values, frames = [], []
     for name in names:
         path = base / name
-        value = _lookup(json.loads(path.read_text()), list(row["value"]), f"{where} ({path.name})")
+        value = _lookup(read_json(path), list(row["value"]), f"{where} ({path.name})")
         if "curve_score" in row:
             metric = row["curve_score"]
             if metric not in ROBUST_METRICS:
@@ -536,7 +536,7 @@ def _measured_rows(section: dict[str, Any], base: Path, where: str, reps: int) -
         else:
             point = float(value)
             path = base / row["file"]
-            data = json.loads(path.read_text()) if "n" in row or "range" in row else None
+            data = read_json(path) if "n" in row or "range" in row else None
             count = _lookup(data, list(row["n"]), f"{here} ({path.name})") if "n" in row else 1
             n = len(count) if isinstance(count, (list, dict)) else int(count)  # a count, or what it counts
             low = high = math.nan
@@ -829,10 +829,8 @@ def results_files(spec_path: str | Path, *, reps: int = 20_000) -> dict[str, str
     """The Markdown files a results spec makes, by name: ``RESULTS.md`` (the summary, then the sections marked
     ``page: true`` in short) and, with ``notebook: NAME`` in the spec, that companion (every section in full, with
     its notes); without it, ``RESULTS.md`` holds every section in full. Deterministic: fixed bootstrap seeds."""
-    import yaml
-
     spec_path = Path(spec_path)
-    spec = yaml.safe_load(spec_path.read_text())
+    spec = parse_yaml(read_text(spec_path, "config"), spec_path)
     if not isinstance(spec, dict) or not isinstance(spec.get("sections"), list):
         raise ResultsSpecError(f"{spec_path}: a results spec is a mapping with a 'sections' list")
     unknown = [k for k in spec if k not in SPEC_KEYS]

@@ -23,7 +23,7 @@ from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 from torchrl_reg.report.stats import last_evaluations_mean, normalized_curve_area
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.metrics import read_metric
-from torchrl_reg.run.files import write_atomic
+from torchrl_reg.run.files import load_yaml_config, read_bytes, read_json, write_atomic
 from torchrl_reg.run.rundir import run_dir_holder
 
 __all__ = ["CURVE_METRICS", "ReportedRun", "collect_runs", "method_labels", "read_curve", "write_records"]
@@ -51,14 +51,26 @@ class ReportedRun:
     command: str | None = None
     # Curves stored with the run (run records) rather than as CSV files: name -> (frames, values).
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    # A run record's whole config: ``config`` keeps only its env and seed, which is what labels the methods.
+    record_config: dict[str, Any] = field(default_factory=dict)
 
     def value(self, dotted: str) -> Any:
-        node: Any = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return _lookup(self.config, dotted)
+
+    def setting(self, dotted: str) -> Any:
+        """The run's setting ``dotted``, a run record's included (``env.family``, ``env.frame_skip``, ...), which
+        :meth:`value` does not read (it reads what labels a method)."""
+        found = self.value(dotted)
+        return found if found is not None else _lookup(self.record_config, dotted)
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -74,11 +86,13 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _read_metrics(run_dir: Path) -> tuple[str, dict[str, Any]]:
     path = run_dir / "metrics.json"
-    if path.is_file():
+    if path.exists():
         try:
-            metrics = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            return "unreadable metrics.json", {}
+            metrics = read_json(path, "metrics")  # a regular file, bounded
+        except ValueError as err:
+            return f"unreadable metrics.json ({' '.join(str(err).split())[:300]})", {}
+        if not isinstance(metrics, dict):
+            return "unreadable metrics.json (not a JSON object)", {}
         status = str(metrics.get("status", "unknown"))
         if status == "running" and run_dir_holder(run_dir) is None:
             status = "stopped without a word (metrics.json says running, no process holds the run)"
@@ -90,11 +104,11 @@ def _read_metrics(run_dir: Path) -> tuple[str, dict[str, Any]]:
 
 def _read_config(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "config.yaml"
-    if not path.is_file():
+    if not path.exists():
         return None
     from omegaconf import OmegaConf
 
-    container = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    container = OmegaConf.to_container(load_yaml_config(path), resolve=False)
     return container if isinstance(container, dict) else None
 
 
@@ -122,11 +136,12 @@ def _runs_of_sweep(sweep_dir: Path) -> list[ReportedRun]:
 def _run_of_record(path: Path, record: dict[str, Any]) -> ReportedRun:
     metrics = record["metrics"]
     curves = {name: (c["frames"], c["values"]) for name, c in record.get("curves", {}).items()}
+    config = record.get("config")
     return ReportedRun(
         path, str(record["method"]), {"env": {"name": record["env"]}, "seed": record["seed"]},
         str(metrics.get("status", "unknown")), metrics,
         recipe_path=record.get("recipe"), overrides=tuple(record.get("overrides", ())),
-        command=record.get("command"), curves=curves,
+        command=record.get("command"), curves=curves, record_config=config if isinstance(config, dict) else {},
     )
 
 
@@ -277,9 +292,10 @@ def read_curve(run: ReportedRun, curve: str) -> tuple[np.ndarray, np.ndarray]:
         values = np.asarray(run.metrics.get("eval_returns", []), dtype=np.float64)
         return frames, values
     path = run.run_dir / "csv" / "scalars" / f"{curve}.csv"
-    if not path.is_file():
+    if not path.exists():
         return np.zeros(0), np.zeros(0)
-    rows = [line.split(",") for line in path.read_text().splitlines() if line.strip()]
+    text = read_bytes(path, "csv", root=run.run_dir).decode()
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
     frames = np.asarray([float(r[0]) for r in rows], dtype=np.float64)
     values = np.asarray([float(r[1]) for r in rows], dtype=np.float64)
     keep = np.isfinite(values)
@@ -366,11 +382,11 @@ _RUN_IDENTITY = ("method", "recipe", "overrides", "env", "seed")
 
 def _refuse_another_run(path: Path, record: dict[str, Any]) -> None:
     """Raise if ``path`` holds the record of a different run than ``record`` (see :func:`write_records`)."""
-    if not path.is_file():
+    if not path.exists():
         return
     try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        old = read_json(path, "record")
+    except (OSError, ValueError) as error:
         raise ValueError(f"{path} exists and is not a readable run record ({error}): move it away to write this run's") from None
     differ = [key for key in _RUN_IDENTITY if _identity(old.get(key), key) != _identity(record.get(key), key)]
     if differ:

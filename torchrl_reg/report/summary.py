@@ -22,6 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.report.atari import (
+    MUNCHAUSEN_SCORES,
+    budget_text,
+    dopamine_agents,
+    dopamine_beside,
+    env_family,
+    protocol_title,
+    score_scale,
+)
+from torchrl_reg.report.rliable_figures import FIGURES, INSTALL_HINT, rliable_figures, rliable_missing
 from torchrl_reg.report.runs import (
     CURVE_METRICS,
     ReportedRun,
@@ -38,7 +48,7 @@ from torchrl_reg.report.stats import (
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
 )
-from torchrl_reg.run.files import check_components, write_atomic
+from torchrl_reg.run.files import DiskFullError, check_components, read_json, write_atomic
 
 __all__ = ["make_report", "normalize"]
 
@@ -69,9 +79,11 @@ def _slug(text: str) -> str:
 
 
 def _plot_curves(
-    path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int, root: Path
+    path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int, root: Path,
+    published: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = (),
 ) -> None:
-    """IQM over runs per method, with a 95% bootstrap band, on a common frame grid."""
+    """IQM over runs per method, with a 95% bootstrap band, on a common frame grid; each ``published`` curve
+    ``(label, frames, mean, [min, max])`` dashed beside them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,6 +110,9 @@ def _plot_curves(
             high.append(hi)
         line = ax.plot(grid, mid, lw=1.8, label=f"{method} ({len(runs)} runs)")
         ax.fill_between(grid, low, high, color=line[0].get_color(), alpha=0.2)
+    for label, x, y, band in published:
+        line = ax.plot(x, y, lw=1.5, ls="--", marker=".", label=label)
+        ax.fill_between(x, band[0], band[1], color=line[0].get_color(), alpha=0.1)
     ax.set_xlabel("environment frames")
     ax.set_ylabel(curve if curve != "eval" else "evaluation return")
     ax.set_title(f"{env}: IQM over runs, 95% bootstrap CI")
@@ -161,8 +176,13 @@ def make_report(
     reps: int = 50_000,
     curve_reps: int = 2_000,
     command: str | None = None,
+    dopamine: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write ``summary.md``, ``results.json`` and the PNG plots to ``out_dir``; returns the results."""
+    """Write ``summary.md``, ``results.json`` and the PNG plots to ``out_dir``; returns the results.
+
+    Atari games are reported in human-normalized scores (:mod:`torchrl_reg.report.atari`), unless
+    ``reference_scores`` are given; ``dopamine`` is a folder of Dopamine's baseline curves
+    (``baselines/atari/data``), drawn beside our DQN and IQN training curves."""
     runs = collect_runs(paths)
     out_dir = Path(os.path.abspath(out_dir))
     # The outputs go inside the data by default (<RUN_DIR>/report): no symlink there may take them elsewhere.
@@ -192,6 +212,19 @@ def make_report(
             if s:
                 scores[m][env] = np.asarray(s)
 
+    # Atari games: human-normalized scores (a game the table lacks is refused by name); other envs: raw scores.
+    families = {e: {env_family(r.setting("env.family"), r.value(env_key)) for r, _ in done if str(r.value(env_key)) == e}
+                for e in envs}
+    scale = score_scale(families) if reference_scores is None else None
+    human = scale is not None and scale.human
+    if dopamine is not None:
+        if not human:
+            raise ValueError(f"--dopamine draws Dopamine's Atari curves, and these runs are not Atari games ({', '.join(envs)})")
+        if curve != "train/episode_return":
+            raise ValueError(f"Dopamine publishes training returns: --dopamine needs --curve train/episode_return, got {curve!r}")
+        if not Path(dopamine).is_dir():
+            raise FileNotFoundError(f"--dopamine {dopamine} is not a directory (Dopamine's baselines/atari/data)")
+
     per_env = []
     for env in envs:
         for m in methods:
@@ -208,6 +241,10 @@ def make_report(
                     "iqm": stratified_bootstrap_ci([s], interquartile_mean, reps=reps),
                 }
             )
+            if human:
+                h = normalize({env: s}, scale.reference)[env]
+                per_env[-1]["hns_mean"] = float(h.mean())
+                per_env[-1]["hns_iqm"] = stratified_bootstrap_ci([h], interquartile_mean, reps=reps)
 
     # Aggregates use the environments every method ran on, normalized per environment.
     common = [e for e in envs if all(e in scores[m] for m in methods)]
@@ -217,6 +254,9 @@ def make_report(
             raise ValueError(f"reference scores are missing for {missing}; give [low, high] for every environment")
         reference = {e: tuple(reference_scores[e]) for e in common}
         normalization = "(score - low) / (high - low) with the given reference scores"
+    elif human:
+        reference = {e: scale.reference[e] for e in common}
+        normalization = scale.note
     else:
         reference = {}
         for e in common:
@@ -228,10 +268,11 @@ def make_report(
             "run, 1 the best; give --reference-scores for absolute ones)"
         )
     aggregate: dict[str, dict[str, list[float]]] = {}
+    normalized_tasks: dict[str, list[np.ndarray]] = {}
     if common:
         for m in methods:
             normalized = normalize({e: scores[m][e] for e in common}, reference)
-            tasks = [normalized[e] for e in common]
+            tasks = normalized_tasks[m] = [normalized[e] for e in common]
             aggregate[m] = {name: list(stratified_bootstrap_ci(tasks, fn, reps=reps)) for name, fn in ESTIMATORS.items()}
     improvement = []
     for x, y in combinations(methods, 2):
@@ -242,18 +283,47 @@ def make_report(
             )
             improvement.append({"x": x, "y": y, "envs": len(shared), "p": list(p)})
 
+    # Dopamine's published curve of a method we ran (our dqn and iqn losses), over the frames our runs span.
+    # A run record has no loss.name: its method is its loss.
+    agents = dopamine_agents({m: {r.setting("loss.name") or label for r, label in done if label == m} for m in methods})
+    published_notes: list[str] = []
     curve_files = {}
     for env in envs:
         curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         for r, m in done:
             if str(r.value(env_key)) == env:
                 curves.setdefault(m, []).append(read_curve(r, curve))
-        if any(len(x) for runs_ in curves.values() for x, _ in runs_):
+        published = []
+        ours = [x for runs_ in curves.values() for x, _ in runs_ if len(x)]
+        if dopamine is not None and ours:
+            wanted = sorted({agent for m, agent in agents.items() if m in curves})
+            published, notes = dopamine_beside(dopamine, env, wanted, max(float(x[-1]) for x in ours))
+            published_notes += notes
+        if ours:
             name = f"curves_{_slug(env)}.png"
-            _plot_curves(out_dir / name, env, curves, curve, curve_reps, root)
+            _plot_curves(out_dir / name, env, curves, curve, curve_reps, root, published)
             curve_files[env] = name
     if aggregate:
         _plot_aggregate(out_dir / "aggregate.png", aggregate, root)
+
+    # rliable's figures, for absolute normalized scores (human-normalized, or the given reference scores).
+    budget = budget_text([r.metrics.get("frames", r.setting("collector.total_frames")) for r, _ in done],
+                         [r.setting("env.frame_skip") for r, _ in done])
+    title = protocol_title(common, scale, [len(scores[m][e]) for m in methods for e in common], budget) if human else (
+        f"{len(common)} environments, {budget}")
+    figure_files: dict[str, str] = {}
+    figure_notes: list[str] = []
+    if aggregate and (human or reference_scores is not None):
+        missing = rliable_missing()
+        if missing is None:
+            xlabel = "Human-normalized score" if human else "Normalized score"
+            figures, figure_notes = rliable_figures(normalized_tasks, aggregate, improvement, title, xlabel,
+                                                    profile_reps=curve_reps)
+            for key, fig in figures.items():
+                _save_figure(fig, out_dir / FIGURES[key], root)
+                figure_files[key] = FIGURES[key]
+        else:
+            figure_notes.append(f"{missing}: {INSTALL_HINT}")
 
     results = {
         "command": command,
@@ -273,6 +343,17 @@ def make_report(
         "curves": curve_files,
         "missing_or_failed": problems,
         "bootstrap_reps": reps,
+        "scale": {"human": human, "note": scale.note if scale is not None else normalization},
+        "title": title,
+        "figures": figure_files,
+        "figure_notes": figure_notes,
+        "dopamine": str(Path(dopamine).resolve()) if dopamine is not None else None,
+        "published_notes": published_notes,
+        "published_scores": [
+            {"method": m, "env": e, "score": table[scale.games[e]],
+             "hns": float(normalize({e: np.asarray(table[scale.games[e]])}, scale.reference)[e])}
+            for m, table in MUNCHAUSEN_SCORES.items() for e in envs if human and scale.games[e] in table
+        ],
     }
     write_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=float) + "\n", root=root)
     write_atomic(out_dir / "summary.md", _markdown(results, methods, envs), root=root)
@@ -292,6 +373,7 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
            else f" ({CURVE_METRICS[res['metric']]})." if res["metric"] in CURVE_METRICS else "."),
         f"Confidence intervals: 95% percentile intervals of {res['bootstrap_reps']} stratified bootstrap resamples "
         "(runs resampled within each environment; Agarwal et al. 2021).",
+        f"Scores: {res['scale']['note']}.",
         "",
         "## Per environment",
         "",
@@ -302,10 +384,24 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
         lines.append(
             f"| {row['env']} | {row['method']} | {row['runs']} | {_fmt(row['mean'])} | {_fmt(row['std'])} | {_ci(*row['iqm'])} |"
         )
+    if res["scale"]["human"]:
+        lines += [
+            "",
+            "## Human-normalized scores",
+            "",
+            "(score - random) / (human - random): 0 is a random policy, 1 a human game tester.",
+            "",
+            "| game | random | human | method | runs | mean | IQM [95% CI] |",
+            "| --- | ---: | ---: | --- | ---: | ---: | --- |",
+        ]
+        for row in res["per_env"]:
+            low, high = res["reference"].get(row["env"], (math.nan, math.nan))
+            lines.append(f"| {row['env']} | {_fmt(low)} | {_fmt(high)} | {row['method']} | {row['runs']} | "
+                         f"{_fmt(row['hns_mean'])} | {_ci(*row['hns_iqm'])} |")
     if res["aggregate"]:
         lines += [
             "",
-            f"## Aggregate over {len(res['aggregate_envs'])} environments",
+            f"## Aggregate over {len(res['aggregate_envs'])} environments" + (f": {res['title']}" if res["scale"]["human"] else ""),
             "",
             f"Normalized per environment: {res['normalization']}.",
             "",
@@ -315,6 +411,8 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
         for m in methods:
             lines.append(f"| {m} | " + " | ".join(_ci(*res["aggregate"][m][name]) for name in ESTIMATORS) + " |")
         lines += ["", "![aggregate](aggregate.png)"]
+        lines += [f"![{key}]({name})" for key, name in res["figures"].items()]
+        lines += [f"{note}." for note in res["figure_notes"]]
         skipped = [e for e in envs if e not in res["aggregate_envs"]]
         if skipped:
             lines += ["", f"Left out of the aggregate (not run by every method): {', '.join(skipped)}."]
@@ -331,8 +429,27 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
         ]
         for row in res["probability_of_improvement"]:
             lines.append(f"| {row['x']} | {row['y']} | {row['envs']} | {_ci(*row['p'])} |")
+    if res["published_scores"]:
+        lines += [
+            "",
+            "## Published scores",
+            "",
+            "The Munchausen paper's final scores at 200M frames (NeurIPS 2020), as quoted in the \"Reported score\" "
+            "column of sony/nnabla-rl's reproductions (reproductions/algorithms/atari/munchausen_dqn and munchausen_iqn, "
+            "README.md); compare at the same budget only.",
+            "",
+            "| method | game | score | human-normalized |",
+            "| --- | --- | ---: | ---: |",
+        ]
+        lines += [f"| {p['method']} | {p['env']} | {_fmt(p['score'])} | {_fmt(p['hns'])} |" for p in res["published_scores"]]
     if res["curves"]:
-        lines += ["", "## Learning curves", "", f"`{res['curve']}`, IQM over runs with a 95% bootstrap band.", ""]
+        lines += ["", "## Learning curves", "", f"`{res['curve']}`, IQM over runs with a 95% bootstrap band."]
+        if res["dopamine"]:
+            lines.append(f"Dashed: Dopamine's published training returns of the same method (google/dopamine, "
+                         f"baselines/atari/data, Apache-2.0; read from `{res['dopamine']}`), mean and range over its runs, "
+                         "each 250k-step iteration drawn at its middle.")
+        lines += [f"{note}." for note in res["published_notes"]]
+        lines.append("")
         for env, name in res["curves"].items():
             lines += [f"![{env}]({name})", ""]
     if res["missing_or_failed"]:
@@ -342,6 +459,21 @@ def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
             logs = "<br>".join(f"`{x}`" for x in p["logs"]) or "-"
             lines.append(f"| `{p['run_dir']}` | {p['method']} | {status} | {logs} |")
     return "\n".join(lines) + "\n"
+
+
+def _human_lines(res: dict[str, Any]) -> list[str]:
+    """What the command prints of an Atari report: each game's mean human-normalized score per method, the four
+    aggregates with their intervals, and how to get rliable's figures when they are missing; a raw report says so."""
+    if not res["scale"]["human"]:
+        return [f"scores: {res['scale']['note']}"] if res["per_env"] else []
+    lines = ["human-normalized scores (mean over runs):"]
+    lines += [f"  {row['env']:<16} {row['method']:<24} {_fmt(row['hns_mean'])}" for row in res["per_env"]]
+    if res["aggregate"]:
+        lines.append(f"aggregates over {len(res['aggregate_envs'])} games, 95% stratified bootstrap CIs ({res['title']}):")
+        for m, values in res["aggregate"].items():
+            lines.append(f"  {m}: " + "; ".join(f"{name} {_ci(*v)}" for name, v in values.items()))
+    lines += [f"  {note}" for note in res["figure_notes"]]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method-keys", help="comma-separated config keys naming a method (default: those that vary)")
     parser.add_argument("--reference-scores", help='JSON file {"<env>": [low, high], ...} for normalization')
     parser.add_argument("--reps", type=int, default=50_000, help="bootstrap resamples for the tables (default 50000)")
+    parser.add_argument("--dopamine", metavar="DIR",
+                        help="Dopamine's published Atari curves (a copy of google/dopamine's baselines/atari/data): "
+                             "drawn beside our DQN and IQN training curves of the same game")
     args = parser.parse_args(argv)
     if args.results:
         if args.run_dirs or args.records:
@@ -387,14 +522,18 @@ def main(argv: list[str] | None = None) -> int:
         out_file = Path(args.out or "RESULTS.md")
         for name, text in files.items():  # the page, and its companion beside it
             path = out_file if name == "RESULTS.md" else out_file.parent / name
-            path.write_text(text)
+            try:  # a temporary file renamed over the old one: a full disk leaves the earlier file whole
+                write_atomic(path.absolute(), text)
+            except (OSError, ValueError) as err:  # DiskFullError names the file, the bytes needed and the free space
+                print(f"error: {err}", file=sys.stderr)
+                return 1
             print(f"wrote {path}")
         return 0
     if not args.run_dirs:
         parser.error("give at least one RUN_DIR (or --results SPEC)")
     reference = None
     if args.reference_scores:
-        reference = {k: tuple(v) for k, v in json.loads(Path(args.reference_scores).read_text()).items()}
+        reference = {k: tuple(v) for k, v in read_json(Path(args.reference_scores).absolute()).items()}
     out = args.out or str(Path(args.run_dirs[0]) / "report")
     try:
         res = make_report(
@@ -407,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             reference_scores=reference,
             reps=args.reps,
             command=shlex.join([sys.executable, "-m", "torchrl_reg.report", *argv]),
+            dopamine=args.dopamine,
         )
         if args.records:
             runs = collect_runs(args.run_dirs)
@@ -415,7 +555,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except DiskFullError as err:  # names the file, the bytes needed and the free space; the earlier file is whole
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"{res['runs_completed']} of {res['runs_expected']} runs completed; report in {Path(out).resolve() / 'summary.md'}")
+    for line in _human_lines(res):
+        print(line)
     for p in res["missing_or_failed"]:
         print(f"  {p['status']}: {p['run_dir']}" + (f" (logs: {' '.join(p['logs'])})" if p["logs"] else ""))
     return 0

@@ -4,7 +4,8 @@
   :func:`start_process` (the same and the device);
 * :mod:`~torchrl_reg.run.rundir`: the run directory, its lock, and the checks of a resume against the stored config;
 * :mod:`~torchrl_reg.run.checkpoint`: atomic, checksummed, plain-data checkpoints (the envs' part: :mod:`torchrl_reg.envs.state`);
-* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory created without following a symlink, a full disk named;
+* :mod:`~torchrl_reg.run.files`: every file of a run or sweep directory read and written through it: no link followed,
+  regular files only, reads and parsing bounded, whole files written by rename, a full disk named;
 * :mod:`~torchrl_reg.run.stop`: the cooperative stop flag and the signals that set it;
 * :mod:`~torchrl_reg.run.evaluation`: greedy evaluation episodes;
 * :mod:`~torchrl_reg.run.logs` (TorchRL logger, CSV files), :mod:`~torchrl_reg.run.episodes` (training returns),
@@ -46,7 +47,8 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   logs or final metrics but no checkpoint is refused (:class:`~torchrl_reg.run.rundir.EarlierRunRefused`).
   Checkpoints are written atomically (temp file + ``os.replace``), with the SHA-256 of their
   contents, every ``checkpoint.interval`` frames, at the end, and when a stop is requested; a
-  checkpoint that fails its checksum or cannot be read is named and the previous one is used instead.
+  checkpoint that fails its checksum or cannot be read is named and the previous one is used instead; one whose
+  records declare more than the run's state can hold, or whose values the run would never make, is refused.
 * :func:`request_stop` / :func:`stop_requested`, and :func:`install_stop_signal_handlers`
   (SIGTERM, SIGHUP, SIGINT, SIGUSR1 and SIGUSR2 set the flag); :func:`request_stop_at` stops at a given
   frame count (the planning loop: a number of finished episodes). The loop polls it (:meth:`Run.stop_due`) once

@@ -14,8 +14,14 @@ follow it, written in the same atomic write as the checkpoint. :func:`load_check
 it before unpickling anything, so a corrupted file (random bytes, a single flipped bit, a
 truncated or zeroed block) is reported as corruption, never as a crafted file, and never loads
 as a slightly different state. Files written before checksums existed (a bare ``torch.save`` zip)
-still load, unverified, with a warning saying that they are trusted as they are; beside a file that
-has the header, such a file is refused (nothing this version writes lacks it).
+still load, unverified, with a warning saying that they are trusted as they are, but only where nothing
+says the directory holds checkpoints of this format: beside a file that is not such a zip (one with the
+header, or one too damaged to tell), or fallen back to from a missing checkpoint, such a file is refused.
+
+Before anything is inflated, the zip's central directory is read and every record's declared size checked:
+``torch.save`` stores its records uncompressed, so a compressed record, or records declaring more bytes than the
+file holds, or more than the caller's bound (``max_bytes``: what the run's config implies,
+:meth:`~torchrl_reg.run.contract.Run.resume`), are refused: a small file cannot make the load allocate gigabytes.
 
 The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint of the caller's own run
 that cannot be read (truncated, corrupted on disk) is reported by name and the previous one is used
@@ -30,6 +36,7 @@ import logging
 import os
 import pickle
 import random
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -42,7 +49,8 @@ from torchrl.data import ReplayBuffer
 
 from torchrl_reg.envs.state import get_env_state, set_env_state
 from torchrl_reg.plain_state import check_plain
-from torchrl_reg.run.files import SymlinkRefused, atomic_writer, hard_link
+from torchrl_reg.run.files import FileRefused, SymlinkRefused, atomic_writer, hard_link, lstat_file, open_read
+from torchrl_reg.validation import check_finite_tensors
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -144,7 +152,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(state, writer)
         f.seek(0)
         f.write(MAGIC + writer.sha256.digest())
-        if path.exists():
+        if lstat_file(path) is not None:
             try:
                 hard_link(path, _previous(path))
             except SymlinkRefused:
@@ -156,28 +164,46 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 def _has_header(path: Path) -> bool:
     """Whether ``path`` starts with :data:`MAGIC` (a checkpoint that carries its checksum)."""
     try:
-        with open(path, "rb") as f:
+        with open_read(path) as f:
             return f.read(len(MAGIC)) == MAGIC
+    except (OSError, ValueError):
+        return False
+
+
+def _is_bare_zip(path: Path) -> bool:
+    """Whether ``path`` starts as a bare ``torch.save`` zip does (a checkpoint written before checksums)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
     except OSError:
         return False
 
 
-def _verified_payload(path: Path, sibling: Path | None) -> Any:
+def _verified_payload(path: Path, sibling: Path | None, *, fallback: bool = False) -> Any:
     """``path`` opened at its ``torch.save`` payload, after checking the header's SHA-256 against it.
 
     Raises :class:`CheckpointError` (corrupt) for a file whose digest does not match or that is
     neither a checkpoint nor a pre-checksum ``torch.save`` zip. A file without the header (written before
-    checkpoints had one) is refused when ``sibling`` (the other checkpoint of its directory) has one:
-    nothing this version writes lacks it, so such a file is damaged or substituted. Otherwise it loads
+    checkpoints had one) is refused when ``sibling`` (the other checkpoint of its directory) is not such a zip
+    too (it has the header, or is too damaged to tell whether it had one), and as the ``fallback`` from a
+    missing checkpoint: nothing this version writes lacks the header, and a damaged or substituted file without
+    one cannot be told from a good one. Otherwise (a directory whose checkpoints all predate checksums) it loads
     unverified, with a warning that says it is trusted as it is.
     """
-    f = open(path, "rb")
+    f = open_read(path)  # a regular file, no link followed: a FIFO or a device is refused, not waited on
     try:
         header = f.read(_HEADER_SIZE)
         if header.startswith(_ZIP_MAGIC):
-            if sibling is not None and _has_header(sibling):
+            if fallback and (sibling is None or not sibling.exists()):
                 raise CheckpointError(
-                    f"checkpoint {path} is refused: it carries no checksum while {sibling} beside it does, and every "
+                    f"checkpoint {path} is refused as a fallback: it carries no checksum (written before checkpoints "
+                    "had one) and no checkpoint beside it shows that its directory predates checksums; a damaged or "
+                    "substituted file cannot be told from a good one, and nothing unverified is fallen back to"
+                )
+            if sibling is not None and sibling.exists() and not _is_bare_zip(sibling):
+                what = "does" if _has_header(sibling) else "is damaged (it may have had one)"
+                raise CheckpointError(
+                    f"checkpoint {path} is refused: it carries no checksum while {sibling} beside it {what}, and every "
                     "checkpoint this version writes has one (a damaged or substituted file cannot be told from a good one)"
                 )
             logger.warning(
@@ -207,11 +233,52 @@ def _verified_payload(path: Path, sibling: Path | None) -> Any:
         raise
 
 
-def _load(path: Path, map_location: str | torch.device, sibling: Path | None = None) -> dict[str, Any]:
+def _check_records(f: Any, path: Path, max_bytes: int | None) -> None:
+    """Refuse the ``torch.save`` zip at ``f``'s position before anything in it is inflated: every record's size as
+    the zip's central directory declares it must be stored uncompressed (as ``torch.save`` writes every record),
+    inside the file, and all of them together within ``max_bytes`` (when given). ``f`` is left where it was."""
+    start = f.tell()
+    file_size = os.fstat(f.fileno()).st_size
     try:
-        with _verified_payload(path, sibling) as f:
+        records = zipfile.ZipFile(f).infolist()  # the central directory only
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as err:
+        raise CheckpointError(f"checkpoint {path} is unreadable (corrupt): its zip directory cannot be read ({err})") from None
+    finally:
+        f.seek(start)
+    total = 0
+    for record in records:
+        if record.compress_type != zipfile.ZIP_STORED or record.file_size != record.compress_size:
+            raise UntrustedCheckpointError(
+                f"refusing checkpoint {path}: its record {record.filename!r} is compressed ({record.compress_size} bytes "
+                f"declaring {record.file_size} once inflated); torch.save stores every record as it is, so only a "
+                "crafted file has one, and inflating it could exhaust memory"
+            )
+        if record.header_offset + record.file_size > file_size:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt: its record {record.filename!r} declares {record.file_size} bytes at "
+                f"offset {record.header_offset}, past the end of the {file_size}-byte file"
+            )
+        total += record.file_size
+    if total > file_size:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its records declare {total} bytes, more than the "
+                              f"{file_size}-byte file holds")
+    if max_bytes is not None and total > max_bytes:
+        raise UntrustedCheckpointError(
+            f"refusing checkpoint {path}: its records declare {total} bytes, more than the {max_bytes} bytes a checkpoint "
+            "of this run's config can hold (its networks, optimizer and replay buffer capacity, with a margin); it is "
+            "not this run's checkpoint"
+        )
+
+
+def _load(
+    path: Path, map_location: str | torch.device, sibling: Path | None = None, *, max_bytes: int | None = None,
+    fallback: bool = False,
+) -> dict[str, Any]:
+    try:
+        with _verified_payload(path, sibling, fallback=fallback) as f:
+            _check_records(f, path, max_bytes)
             state = torch.load(f, map_location=map_location, weights_only=True)
-    except CheckpointError:
+    except (CheckpointError, FileRefused):  # FileRefused: a FIFO, a device, a link in its place, named as it is
         raise
     except pickle.UnpicklingError as err:
         if "weights only" in str(err).lower():
@@ -254,7 +321,8 @@ def _check_config_digest(path: Path, state: dict[str, Any], config_digest: str |
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", *, config_digest: str | None = None
+    path: str | Path, map_location: str | torch.device = "cpu", *, config_digest: str | None = None,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Load the checkpoint of the caller's own run directory, written by :func:`save_checkpoint`
     (``weights_only=True``, plain data only); the caller holds the directory's lock.
@@ -265,15 +333,18 @@ def load_checkpoint(
     ``<name>.corrupt`` so that the next checkpoint does not rotate it into the previous one's place.
     Both unusable: :class:`CheckpointError` naming both. ``config_digest`` (the run's
     :func:`~torchrl_reg.run.rundir.config_digest`): a checkpoint that names another config is refused
-    (:class:`ConfigMismatchError`). A checkpoint of a run the caller does not own is read with
-    :func:`read_checkpoint`, which changes nothing.
+    (:class:`ConfigMismatchError`). ``max_bytes``: the most bytes the file's records may declare together (what
+    the run's config implies); more, or a compressed record, is refused before anything is inflated
+    (:class:`UntrustedCheckpointError`). A previous checkpoint without a checksum is fallen back to only from a
+    damaged one without a checksum either (a directory older than checksums). A checkpoint of a run the caller
+    does not own is read with :func:`read_checkpoint`, which changes nothing.
     """
     path = Path(path)
     previous = _previous(path)
     try:
         if not path.exists() and previous.exists():
             raise CheckpointError(f"checkpoint {path} is missing (the run stopped while replacing it)")
-        return _check_config_digest(path, _load(path, map_location, previous), config_digest)
+        return _check_config_digest(path, _load(path, map_location, previous, max_bytes=max_bytes), config_digest)
     except UntrustedCheckpointError:
         raise
     except ConfigMismatchError:
@@ -282,7 +353,7 @@ def load_checkpoint(
         if not previous.exists():
             raise CheckpointError(f"{err}; there is no previous checkpoint {previous.name} to fall back to") from err
         try:
-            state = _load(previous, map_location, path if path.exists() else None)
+            state = _load(previous, map_location, path, max_bytes=max_bytes, fallback=True)
         except CheckpointError as previous_err:
             raise CheckpointError(
                 f"{err}; the previous checkpoint is unusable too: {previous_err}. The run cannot resume: restore "
@@ -297,17 +368,20 @@ def load_checkpoint(
         return state
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def read_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", *, max_bytes: int | None = None
+) -> dict[str, Any]:
     """Read a checkpoint of a run the caller does not own (another run's network, a shared directory, a
-    run that may be training now): as :func:`load_checkpoint` checks it, but nothing is renamed or
-    written, and nothing is fallen back to. A damaged file raises :class:`CheckpointError` naming it (and
-    the previous checkpoint beside it, which the caller may name instead, an explicit choice)."""
+    run that may be training now): as :func:`load_checkpoint` checks it (its records within the file and
+    ``max_bytes``), but nothing is renamed or written, and nothing is fallen back to. A damaged file raises
+    :class:`CheckpointError` naming it (and the previous checkpoint beside it, which the caller may name
+    instead, an explicit choice)."""
     path = Path(path)
     sibling = _previous(path) if path.name == CHECKPOINT_NAME else path.with_name(CHECKPOINT_NAME)
     if path.name == PREVIOUS_CHECKPOINT_NAME:
         logger.warning("reading the previous checkpoint %s, as named", path)
     try:
-        return _load(path, map_location, sibling if sibling.exists() and sibling != path else None)
+        return _load(path, map_location, sibling if sibling.exists() and sibling != path else None, max_bytes=max_bytes)
     except UntrustedCheckpointError:
         raise
     except CheckpointError as err:
@@ -419,8 +493,44 @@ def replay_buffer_state(buffer: ReplayBuffer) -> dict[str, Any]:
     return state
 
 
+def _check_storage_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A storage state as :func:`_filled_part` makes it, checked (``ValueError`` naming the entry): its length within
+    its capacity and every floating value in its rows finite (the collected rewards and observations that the
+    loop refuses unless finite)."""
+    storage, length = state["_storage"], state["_len"]
+    if state["initialized"] is False and length == 0:  # nothing stored yet
+        return state
+    tensors = dict(storage) if isinstance(storage, dict) else {"rows": storage}
+    if not all(isinstance(value, torch.Tensor) and value.dim() > 0 for value in tensors.values()):
+        raise ValueError("replay_buffer: a storage's rows must be tensors (one row per transition)")
+    counts = {value.shape[0] for value in tensors.values()}
+    rows = counts.pop() if len(counts) == 1 else None
+    capacity = state.get("_capacity", rows)
+    if (rows is None or isinstance(length, bool) or not isinstance(length, int) or not isinstance(capacity, int)
+            or not 0 <= length <= rows <= capacity):
+        raise ValueError(f"replay_buffer: a storage holds {rows if rows is not None else 'unequal counts of'} rows of "
+                         f"capacity {capacity!r} and says {length!r} are filled; a length is an integer in [0, rows]")
+    for key, value in tensors.items():
+        check_finite_tensors(f"replay_buffer.{key}", value[:length])
+    return state
+
+
+def _check_sampler_state(state: dict[str, Any]) -> None:
+    """A prioritized sampler's plain state checked: its segment trees' leaves and its largest priority finite and
+    >= 0, as the priorities it is given must be."""
+    for key, value in state.items():
+        if isinstance(value, dict) and set(value) == {"segment_tree", "leaves"}:
+            check_finite_tensors(f"replay_buffer._sampler.{key}", value["leaves"])
+            if isinstance(value["leaves"], torch.Tensor) and bool((value["leaves"] < 0).any()):
+                raise ValueError(f"replay_buffer._sampler.{key} holds a negative priority")
+    check_finite_tensors("replay_buffer._sampler", {k: v for k, v in state.items() if k not in ("_sum_tree", "_min_tree")})
+
+
 def load_replay_buffer_state(buffer: ReplayBuffer, state: dict[str, Any]) -> None:
-    """Inverse of :func:`replay_buffer_state`."""
+    """Inverse of :func:`replay_buffer_state`, after checking its values (``ValueError`` naming the entry: a filled
+    length within the capacity, finite rows, finite non-negative priorities)."""
+    _map_storage_states(state, _check_storage_state)
+    _check_sampler_state(state.get("_sampler", {}))
     state = _map_storage_states(dict(state), _full_capacity)
     state["_sampler"] = _sampler_state_from_plain(state["_sampler"])
     buffer.load_state_dict(state)
@@ -479,7 +589,12 @@ def collector_state(collector: Collector) -> dict[str, Any]:
 
 
 def load_collector_state(collector: Collector, state: dict[str, Any]) -> None:
-    """Inverse of :func:`collector_state`, on a collector built the same way."""
+    """Inverse of :func:`collector_state`, on a collector built the same way, after checking its values
+    (``ValueError`` naming the entry: counters integers >= 0, the carried observation finite)."""
+    for key in ("frames", "iter"):
+        if isinstance(state[key], bool) or not isinstance(state[key], int) or state[key] < 0:
+            raise ValueError(f"collector.{key} must be an integer >= 0, got {state[key]!r}")
+    check_finite_tensors("collector.carrier", state["carrier"], collector._carrier.to_dict())
     collector._frames = state["frames"]
     collector._iter = state["iter"]
     carrier = TensorDict(state["carrier"], batch_size=collector._carrier.batch_size)

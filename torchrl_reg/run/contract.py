@@ -24,9 +24,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_DIGEST_KEY,
+    CheckpointError,
     has_checkpoint,
     load_checkpoint,
     rng_state,
@@ -42,6 +45,13 @@ from torchrl_reg.run.rundir import config_digest, release_run_dir, released_on_e
 from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
 
 __all__ = ["Run", "RunState"]
+
+
+def check_elapsed(elapsed: Any) -> float:
+    """The elapsed seconds a checkpoint holds (``elapsed``), refused unless a finite number >= 0."""
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not 0 <= elapsed < math.inf:
+        raise ValueError(f"its 'elapsed' is {elapsed!r}, where a run's elapsed seconds are a finite number >= 0")
+    return float(elapsed)
 
 
 class RunState(Protocol):
@@ -61,7 +71,12 @@ class RunState(Protocol):
         """Everything needed to continue exactly, as plain data (``checkpoint.pt`` holds its keys)."""
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned, after checking every value as the state's own code checks the
+        value it stands for (a ``ValueError`` naming the entry: a crafted or damaged checkpoint is refused)."""
+
+    # Optional: ``checkpoint_bytes() -> int``, the most bytes a checkpoint of this state can hold (what the config
+    # implies: its networks, optimizer, buffer capacity, with a margin); a checkpoint declaring more is refused
+    # before it is inflated (:func:`~torchrl_reg.run.load_checkpoint`'s ``max_bytes``).
 
 
 class Run:
@@ -119,12 +134,25 @@ class Run:
 
     def resume(self, map_location: Any = "cpu") -> None:
         """Restore the state, the RNGs and the elapsed time from ``<run_dir>/checkpoint.pt`` (a damaged one: the
-        previous; one of another config: refused, :func:`~torchrl_reg.run.load_checkpoint`), and drop the CSV rows
-        logged after it."""
-        state = load_checkpoint(self.checkpoint_path, map_location=map_location, config_digest=config_digest(self.cfg))
-        self.state.load_state_dict(state)
-        set_rng_state(state["rng"])
-        self.elapsed_before = state["elapsed"]
+        previous; one of another config: refused, :func:`~torchrl_reg.run.load_checkpoint`; its records bounded by
+        the state's ``checkpoint_bytes()`` when it has one), and drop the CSV rows logged after it. A value the state
+        refuses (:meth:`RunState.load_state_dict`), an RNG state that does not restore or an elapsed time that is not
+        a finite number >= 0 refuses the resume (:class:`~torchrl_reg.run.CheckpointError` naming the entry)."""
+        bound = getattr(self.state, "checkpoint_bytes", None)
+        state = load_checkpoint(self.checkpoint_path, map_location=map_location, config_digest=config_digest(self.cfg),
+                                max_bytes=None if bound is None else bound())
+        try:
+            self.state.load_state_dict(state)
+            set_rng_state(state["rng"])
+            self.elapsed_before = check_elapsed(state["elapsed"])
+        except torch.OutOfMemoryError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+            detail = f"no entry {err}" if isinstance(err, KeyError) else str(err)
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint_path} is refused: {detail}; a checkpoint this run wrote never holds that "
+                "(a damaged or crafted file). Put back this run's own checkpoint, or start over in a new run directory"
+            ) from err
         truncate_csv_logs(self.run_dir, self.state.step)
 
     # -- during the loop ----------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from tensordict import TensorDictBase
 
+from torchrl_reg.validation import check_numbers
+
 __all__ = ["EpisodeTracker", "mean_last"]
 
 
@@ -63,6 +65,17 @@ class EpisodeTracker:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s entries, each checked as :meth:`update` makes it (``ValueError`` naming the
+        entry): finite returns, episodes of at least one frame ending at frames that do not decrease, one running
+        return and length per env."""
+        num_envs = len(self.running_return)
+        check_numbers("tracker.running_return", state["running_return"], length=num_envs)
+        check_numbers("tracker.running_length", state["running_length"], 0, integer=True, length=num_envs)
+        episodes = len(check_numbers("tracker.returns", state["returns"]))
+        check_numbers("tracker.lengths", state["lengths"], 1, integer=True, length=episodes)
+        ends = check_numbers("tracker.end_frames", state["end_frames"], 1, integer=True, length=episodes)
+        if any(later < earlier for earlier, later in zip(ends, ends[1:])):
+            raise ValueError(f"tracker.end_frames must not decrease (episodes end in the order they are played), got {ends}")
         self.running_return = state["running_return"].clone()
         self.running_length = state["running_length"].clone()
         self.returns = state["returns"].tolist()

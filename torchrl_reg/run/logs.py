@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.run.files import write_atomic
+from torchrl_reg.run.files import make_dirs, open_file, read_bytes, remove_file, write_atomic
 from torchrl_reg.validation import check_choice
 
 __all__ = ["CSV_DIR", "LOGGER_BACKENDS", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
@@ -25,9 +25,7 @@ def make_logger(cfg: Any, run_dir: Path, exp_name: str):
     if cfg.backend == "none":
         return None
     if cfg.backend == "csv":
-        from torchrl.record.loggers import CSVLogger
-
-        return CSVLogger(exp_name=CSV_DIR, log_dir=str(run_dir))
+        return _csv_logger(run_dir)
     if cfg.backend == "tensorboard":
         from torchrl.record.loggers import TensorboardLogger
 
@@ -35,6 +33,38 @@ def make_logger(cfg: Any, run_dir: Path, exp_name: str):
     from torchrl.record.loggers import WandbLogger
 
     return WandbLogger(exp_name=exp_name, save_dir=str(run_dir), project=cfg.project, id=exp_name, resume="allow")
+
+
+def _csv_logger(run_dir: Path):
+    """TorchRL's ``CSVLogger`` whose files are opened as every file of a run directory is
+    (:func:`~torchrl_reg.run.files.open_file`: no link followed, a regular file of one link, from the run directory's
+    held descriptor), each once, then kept open."""
+    from torchrl.record.loggers import CSVLogger
+    from torchrl.record.loggers.csv import CSVExperiment
+
+    class RunCSVExperiment(CSVExperiment):
+        def __init__(self, log_dir: str, **kwargs: Any):
+            for sub in ("scalars", "videos", "texts"):
+                make_dirs(Path(log_dir) / sub, root=run_dir)
+            super().__init__(log_dir, **kwargs)
+
+        def add_scalar(self, name: str, value: float, global_step: int | None = None) -> None:
+            if global_step is None:
+                global_step = len(self.scalars[name])
+            value = float(value)
+            self.scalars[name].append((global_step, value))
+            path = os.path.join(self.log_dir, "scalars", name + ".csv")
+            if path not in self.files:
+                self.files[path] = open_file(path, "a", root=run_dir, create_dirs=True)
+            self.files[path].write(f"{global_step},{value}\n")
+            self.files[path].flush()
+
+    class RunCSVLogger(CSVLogger):
+        def _create_experiment(self) -> CSVExperiment:
+            return RunCSVExperiment(os.path.join(self.log_dir, self.exp_name), video_format=self.video_format,
+                                    video_fps=self.video_fps)
+
+    return RunCSVLogger(exp_name=CSV_DIR, log_dir=str(run_dir))
 
 
 def _csv_row_step(line: bytes) -> int | None:
@@ -56,13 +86,14 @@ def truncate_csv_logs(run_dir: Path, last_step: int | None) -> None:
     killed before its first checkpoint starts over (``last_step=None``: every row goes). Only
     complete, well-formed rows are kept, with strictly increasing steps: a kill mid-write leaves a
     last row without its newline, a crash can leave NUL-filled blocks, and neither may survive
-    or stop the resume. A file left without rows is removed.
+    or stop the resume. A file left without rows is removed. Every file is read as a regular file of one link
+    (the run appends to it next: one shared with a ``cp -al`` copy's original is refused, naming it).
     """
     root = Path(run_dir) / CSV_DIR / "scalars"
     if not root.is_dir():
         return
-    for path in root.rglob("*.csv"):
-        data = path.read_bytes()
+    for path in sorted(root.rglob("*.csv")):
+        data = read_bytes(path, "csv", root=run_dir, in_place=True)
         *complete, _partial = data.split(b"\n")  # what follows the last newline is a cut row (or nothing)
         kept, previous = [], -1
         for line in complete:
@@ -71,7 +102,7 @@ def truncate_csv_logs(run_dir: Path, last_step: int | None) -> None:
                 kept.append(line + b"\n")
                 previous = step
         if not kept:
-            path.unlink()
+            remove_file(path, root=run_dir)
         elif len(kept) != len(complete) or _partial:
             write_atomic(path, b"".join(kept))
 
@@ -88,8 +119,8 @@ def read_csv_scalar(run_dir: Path, key: str) -> tuple[list[int], list[float]]:
     """``(steps, values)`` of the CSV scalar ``key`` (e.g. ``"train/temperature"``); empty when not logged."""
     path = Path(run_dir) / CSV_DIR / "scalars" / f"{key}.csv"
     steps, values = [], []
-    if path.is_file():
-        for line in path.read_bytes().split(b"\n"):
+    if path.exists():
+        for line in read_bytes(path, "csv", root=run_dir).split(b"\n"):
             step = _csv_row_step(line)
             if step is not None:
                 steps.append(step)

@@ -14,7 +14,7 @@ __all__ = ["moving_mean_label", "plot_learning_curve"]
 
 def moving_mean_label(num_episodes: int, window: int) -> str:
     """What the smoothed curve averages: the last ``window`` episodes, or all so far when there are fewer."""
-    if num_episodes <= window:
+    if num_episodes < window:
         return f"mean of all episodes so far ({num_episodes} in all, fewer than {window})"
     return f"mean of the last {window} episodes"
 

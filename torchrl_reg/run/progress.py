@@ -1,6 +1,7 @@
 """The progress bar of a run (tqdm)."""
 from __future__ import annotations
 
+import logging
 import time
 
 __all__ = ["ProgressBar"]
@@ -24,6 +25,14 @@ class ProgressBar:
         sps = (self._bar.n - self._f0) / elapsed if elapsed > 0 else 0.0
         shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in postfix.items() if v == v}
         self._bar.set_postfix(shown | {self._rate: f"{sps:.0f}"}, refresh=False)
+
+    def log(self, logger: logging.Logger, message: str) -> None:
+        """``logger.info(message)`` with its console line written above the bar, not into it (tqdm's
+        ``logging_redirect_tqdm``); a log file gets it as any line."""
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            logger.info(message)
 
     def close(self) -> None:
         self._bar.close()

@@ -24,7 +24,7 @@ loop reads::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,21 @@ from tensordict import TensorDictBase
 from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
-from torchrl_reg.run.checkpoint import collector_state, load_collector_state, load_replay_buffer_state, replay_buffer_state
+from torchrl_reg.run.checkpoint import (
+    _tensor_bytes,
+    collector_state,
+    load_collector_state,
+    load_replay_buffer_state,
+    replay_buffer_state,
+)
 from torchrl_reg.run.contract import Run
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
 from torchrl_reg.run.logs import read_csv_scalar
 from torchrl_reg.run.metrics import return_metrics
+from torchrl_reg.validation import check_count, check_finite_tensors, check_numbers
 
-__all__ = ["RecipeRun", "check_finite_rewards", "crossed", "preset_line"]
+__all__ = ["RecipeRun", "check_finite_rewards", "command_line_keys", "crossed", "preset_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,27 +77,46 @@ PRESET_KEYS = (
 )
 
 
-def preset_line(cfg: Any, preset_id: str | None = None) -> str:
-    """One line naming the env and the preset settings the run uses (logged at its start).
+#: Logged before a compiled run's first update in a process (``compile=true``), which waits for torch.compile.
+COMPILING = ("compiling the update (torch.compile, first update only: up to about a minute on a CPU, "
+             "seconds once its cache is warm)")
+
+
+def preset_line(cfg: Any, preset_id: str | None = None, given: Iterable[str] = ()) -> str:
+    """One line naming the env and the preset settings the run uses (logged at its start), apart from those the
+    command line set.
 
     ``preset_id`` is the gymnasium id the chosen env preset was made for (the recipe's command line reads it from
     Hydra: :func:`~torchrl_reg.configs.compose.env_preset_id`): the line
-    says whether ``env.name`` is that id or inherits the preset; unknown (``None``), it says both cases."""
-    values = []
+    says whether ``env.name`` is that id or inherits the preset; unknown (``None``), it says both cases.
+    ``given``: the keys set on the command line (:func:`command_line_keys`), listed as such."""
+    given = set(given)
+    preset, command_line = [], []
     for key in PRESET_KEYS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:
-            values.append(f"{key}={value}")
+            (command_line if key in given else preset).append(f"{key}={value}")
     if preset_id is None:
         source = "a gymnasium id without a preset of its own inherits the env group's"
     elif preset_id == cfg.env.name:
         source = f"the env preset made for {preset_id}"
     else:
         source = f"{cfg.env.name} has no preset of its own: it inherits the env preset made for {preset_id}"
-    return (
-        f"env.name={cfg.env.name} (family {cfg.env.family}) runs with these preset settings: {', '.join(values)} "
-        f"({source}; override any on the command line)"
-    )
+    head = f"env.name={cfg.env.name} (family {cfg.env.family}) runs with"
+    if command_line and not preset:
+        return f"{head} these settings from the command line: {', '.join(command_line)} ({source})"
+    return (f"{head} these preset settings: {', '.join(preset)} ({source}; override any on the command line)"
+            + (f", and these from the command line: {', '.join(command_line)}" if command_line else ""))
+
+
+def command_line_keys() -> frozenset[str]:
+    """The keys the command line set (Hydra's task overrides, ``+``/``~`` dropped); none outside Hydra's command
+    line (``train(cfg)``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return frozenset()
+    return frozenset(override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task)
 
 
 class RecipeRun(Run):
@@ -159,13 +185,14 @@ class RecipeRun(Run):
         # that its logged means are bit-identical to an uninterrupted run's.
         self.pending_outputs: list[TensorDictBase] = []
         self.carried_outputs: dict[str, torch.Tensor] = {}
+        self.announced_compile = False  # COMPILING is logged before this process's first update
 
     # -- start, and the state its checkpoints hold ----------------------------------------------------
     def start(self) -> bool:
         """Start the run (:meth:`Run.start <torchrl_reg.run.contract.Run.start>`: resume, ``config.yaml``), log
         the preset settings in use and start the progress bar over frames. Returns whether it resumed."""
         resumed = super().start(map_location=self.device)
-        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, self.preset_id))
+        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, self.preset_id, command_line_keys()))
         collector = self.cfg.collector
         if collector.total_frames % collector.frames_per_batch:
             # TorchRL collects whole batches: say how many frames the run really does (metrics["frames"]).
@@ -203,14 +230,54 @@ class RecipeRun(Run):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames, self.updates = state["frames"], state["updates"]
+        """Restore :meth:`state_dict`'s entries, each checked as the run makes it (``ValueError`` naming the entry):
+        frames a whole number of batches within ``collector.total_frames``, no more updates than those frames are
+        owed, finite weights and optimizer state (where the freshly built objects' are), finite rewards and
+        observations in the replay buffer and collector, and the episode and evaluation history in range."""
+        cfg = self.cfg
+        batch = cfg.collector.frames_per_batch
+        whole = -(-cfg.collector.total_frames // batch) * batch  # a completed run's frames: whole batches
+        frames = check_count("frames", state["frames"], 0)
+        if frames % batch or frames > whole:
+            raise ValueError(f"frames must be a multiple of collector.frames_per_batch={batch} in [0, {whole}], got {frames}")
+        owed = max(frames - cfg.optim.learning_starts, 0) // cfg.optim.frames_per_update
+        updates = check_count("updates", state["updates"], 0)
+        if updates > owed:
+            raise ValueError(f"updates must be at most the {owed} updates {frames} frames are owed, got {updates}")
+        for name, obj in self.stateful.items():
+            check_finite_tensors(name, state[name], obj.state_dict())
+        episodes = len(check_numbers("tracker.returns", state["tracker"]["returns"]))
+        check_numbers("tracker.end_frames", state["tracker"]["end_frames"], 1, frames, integer=True)
+        evaluations = len(check_numbers("eval_returns", state["eval_returns"]))
+        check_numbers("eval_frames", state["eval_frames"], 0, frames, integer=True, length=evaluations)
+        check_count("logged_episodes", state["logged_episodes"], 0)
+        if state["logged_episodes"] > episodes:
+            raise ValueError(f"logged_episodes must be at most the {episodes} finished episodes, got {state['logged_episodes']}")
+        self.frames, self.updates = frames, updates
         for name, obj in self.stateful.items():
             obj.load_state_dict(state[name])
         load_replay_buffer_state(self.replay_buffer, state["replay_buffer"])
         load_collector_state(self.collector, state["collector"])
+        if self.collector._frames != frames:
+            raise ValueError(f"collector.frames must be the run's {frames} frames, got {self.collector._frames}")
         self.tracker.load_state_dict(state["tracker"])
         self.eval_frames, self.eval_returns = list(state["eval_frames"]), list(state["eval_returns"])
         self.logged_episodes, self.carried_outputs = state["logged_episodes"], state["outputs_since_log"]
+
+    def checkpoint_bytes(self) -> int:
+        """The most bytes a checkpoint of this run can hold (its records are refused past it before they are
+        inflated): four times what the config implies (every stateful object's tensors, an optimizer's twice its
+        parameters for its moments, the replay buffer's capacity of transitions as the env's specs size them, the
+        episode history of ``collector.total_frames`` frames), plus 256 MiB for the env states and the index."""
+        tensors = 0
+        for obj in self.stateful.values():
+            tensors += _tensor_bytes(obj.state_dict())
+            if isinstance(obj, torch.optim.Optimizer):
+                tensors += 2 * sum(p.numel() * p.element_size() for group in obj.param_groups for p in group["params"])
+        step = self.collector.env.fake_tensordict()  # one transition of every env copy, next observation included
+        transition = sum(v.numel() * v.element_size() for v in step.values(True, True)) // max(step.numel(), 1)
+        history = 3 * 8 * self.cfg.collector.total_frames  # a return, a length and an end frame per episode at most
+        return 4 * (tensors + self.cfg.buffer.size * transition + history) + (256 << 20)
 
     # -- the loop ---------------------------------------------------------------------------------
     def observe(self, data: TensorDictBase) -> int:
@@ -227,7 +294,13 @@ class RecipeRun(Run):
     def updates_due(self) -> int:
         """Updates owed after this batch: one per ``optim.frames_per_update`` frames after ``learning_starts``."""
         optim = self.cfg.optim
-        return max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
+        due = max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
+        if due and not self.announced_compile:
+            self.announced_compile = True
+            if self.cfg.get("compile"):  # the first update compiles: the progress bar stands still meanwhile
+                log = logging.getLogger("torchrl_reg.recipes")
+                self.pbar.log(log, COMPILING) if self.pbar is not None else log.info(COMPILING)
+        return due
 
     def record(self, out: TensorDictBase) -> None:
         """Count one update and keep its outputs (detached, as :func:`torchrl_reg.objectives.make_update` returns them) for the next log."""

@@ -33,7 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from torchrl_reg.run.checkpoint import has_checkpoint
-from torchrl_reg.run.files import SymlinkRefused, refuse_symlinks, write_atomic
+from torchrl_reg.run.files import (
+    FileRefused,
+    hold_folder,
+    load_yaml_config,
+    lstat_file,
+    open_regular_fd,
+    read_json,
+    refuse_symlinks,
+    release_folder,
+    remove_file,
+    write_atomic,
+)
 
 __all__ = [
     "LOCK_NAME",
@@ -160,6 +171,7 @@ class RunDirLock:
         self.path = self.run_dir / LOCK_NAME
         self._fd: int | None = None
         self._dir_fd: int | None = None
+        self.held_as = str(self.run_dir)  # the name lock_run_dir holds the directory by
 
     @property
     def held(self) -> bool:
@@ -188,8 +200,11 @@ class RunDirLock:
             if not _flock_exclusive(fd):
                 holder: dict[str, Any] = {}
                 if self.path.exists():
-                    with open(self.path, "rb") as f:
-                        holder = self._read_holder(f.fileno())
+                    lock_fd = open_regular_fd(self.path)
+                    try:
+                        holder = self._read_holder(lock_fd)
+                    finally:
+                        os.close(lock_fd)
                 raise self._refuse(holder)
         except OSError as err:
             os.close(fd)
@@ -217,12 +232,8 @@ class RunDirLock:
 
     def _acquire_file(self) -> None:
         while True:
-            try:  # never through a symlink: the lock file is truncated and written below
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            except OSError as err:
-                if self.path.is_symlink():
-                    raise SymlinkRefused(self.path, self.run_dir) from None
-                raise
+            # never through a link, a regular file of one link: the lock file is truncated and written below
+            fd = open_regular_fd(self.path, os.O_RDWR | os.O_CREAT, in_place=True, mode=0o644)
             try:
                 holder = self._read_holder(fd)
                 try:
@@ -264,9 +275,10 @@ class RunDirLock:
         can lock the old file after a newcomer created a new one)."""
         if self._fd is None:
             return
-        try:
-            if os.path.exists(self.path) and os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
-                os.unlink(self.path)
+        try:  # from the run directory's held descriptor: the directory may have been moved (a link in its place)
+            info = lstat_file(self.path)
+            if info is not None and info.st_ino == os.fstat(self._fd).st_ino:
+                remove_file(self.path)
         finally:
             os.close(self._fd)
             self._fd = None
@@ -281,7 +293,7 @@ def run_dir_holder(run_dir: str | Path) -> dict[str, Any] | None:
     """
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular_fd(path)  # a FIFO in its place is refused, never waited on
     except FileNotFoundError:
         fd = None
     try:
@@ -319,18 +331,32 @@ def lock_run_dir(run_dir: str | Path) -> RunDirLock:
     """Lock ``run_dir`` for this process (see :class:`RunDirLock`); released by :func:`release_run_dir`."""
     key = Path(run_dir).resolve()
     if key in _HELD:
-        _HELD.pop(key).release()
+        release_run_dir(key)
+    # Held open from here to the release: every file of the run is opened from this descriptor, so a run directory
+    # swapped (moved away, a link in its place) mid-run never receives the run's files.
+    hold_folder(run_dir)
     lock = RunDirLock(key)
-    lock.acquire()
+    try:
+        lock.acquire()
+    except BaseException:
+        release_folder(run_dir)
+        raise
+    lock.held_as = os.path.abspath(run_dir)
     _HELD[key] = lock
     return lock
 
 
 def release_run_dir(run_dir: str | Path) -> None:
     """Release this process's lock on ``run_dir``, if it holds one."""
-    lock = _HELD.pop(Path(run_dir).resolve(), None)
+    given = os.path.abspath(run_dir)
+    # by the name it was locked as, too: a directory swapped for a link mid-run resolves elsewhere now
+    key = next((k for k, lock in _HELD.items() if lock.held_as == given), Path(run_dir).resolve())
+    lock = _HELD.pop(key, None)
     if lock is not None:
-        lock.release()
+        try:
+            lock.release()
+        finally:
+            release_folder(lock.held_as)
 
 
 @contextmanager
@@ -395,7 +421,9 @@ def _check_fresh(run_dir: Path) -> None:
         return
     if metrics_path.exists():
         try:
-            metrics = json.loads(metrics_path.read_text())
+            metrics = read_json(metrics_path, "metrics")
+        except FileRefused:
+            raise  # a FIFO, a device, a file past its size or depth bound: named as it is
         except (OSError, ValueError):
             metrics = None
         if isinstance(metrics, dict) and metrics.get("status") == "running" and metrics.get("frames") == 0:
@@ -447,12 +475,12 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
     from omegaconf import OmegaConf
 
     stored_path = run_dir / "config.yaml"
-    if not stored_path.is_file():
+    if not stored_path.exists():
         raise ResumeRefused(
             f"run directory {run_dir} holds a checkpoint but no config.yaml to check this run's config against; "
             "restore config.yaml or start in a new directory"
         )
-    stored = OmegaConf.to_container(OmegaConf.load(stored_path), resolve=True)
+    stored = OmegaConf.to_container(load_yaml_config(stored_path), resolve=True)
     new = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     if new.get("env", {}).get("backend") == "vector":
         raise ResumeRefused(

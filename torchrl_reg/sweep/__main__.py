@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from torchrl_reg.run.files import SymlinkRefused
+from torchrl_reg.cli import printable
+from torchrl_reg.run.files import FileRefused
+from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.cost import cost_summary, estimate_cost
 from torchrl_reg.sweep.launch import (
     SlurmResources,
@@ -122,7 +124,9 @@ def _print_status(sweep_dir: str) -> int:
 
 
 def _print_one_status(sweep_dir: str) -> int:
-    rows = sweep_status(sweep_dir)
+    # Names, job ids and log paths come from sweep.json: printed with their control and bidi characters escaped.
+    rows = [{**r, "name": printable(r["name"]), "job_id": r["job_id"] and printable(r["job_id"])}
+            for r in sweep_status(sweep_dir)]
     width = max(len(r["name"]) for r in rows)
     counts: dict[str, int] = {}
     for r in rows:
@@ -132,7 +136,7 @@ def _print_one_status(sweep_dir: str) -> int:
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for r in rows:
         if r["status"] != "completed" and r["queue"] is None and r["stderr"]:
-            print(f"  {r['name']}: logs {r['stdout']} {r['stderr']}")
+            print(f"  {r['name']}: logs {printable(r['stdout'])} {printable(r['stderr'])}")
     return 0 if counts.get("completed", 0) == len(rows) else 1
 
 
@@ -252,25 +256,28 @@ def main(argv: list[str] | None = None) -> int:
         if any(res.gpus_per_node or res.gres for *_, res in todo):
             print("note: the local executor runs each task on this machine; the SLURM resources asked for "
                   f"({todo[0][3].describe()}) apply to --executor slurm only")
-        incomplete = False
+        incomplete = stopped = False
         for sweep_dir, indices, recipe, _ in todo:
             print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
             codes = run_local(sweep_dir, indices, parallel, recipe=recipe)
-            if len(codes) < len(indices) or any(c != 0 for c in codes.values()):
+            stopped = codes.stopped_by is not None
+            if stopped or len(codes) < len(indices) or any(c != 0 for c in codes.values()):
                 incomplete = True
                 break  # interrupted or failed: stop here, --resume continues every sweep of the spec
         status = _print_status(top)
         if incomplete:
             print(f"continue with: python -m torchrl_reg.sweep --resume {top} --executor local")
-        return status
-    except (SweepError, SymlinkRefused) as err:
-        print(f"error: {err}", file=sys.stderr)
+        # Stopped by SIGINT, SIGTERM or SIGHUP: the tasks checkpointed; 75 (EX_TEMPFAIL), as a stopped task exits.
+        return EXIT_INTERRUPTED if stopped else status
+    # A name read from a sweep directory may hold ESC or bidi characters: escaped, the message's own lines kept.
+    except (SweepError, FileRefused) as err:
+        print(f"error: {printable(err, keep_newlines=True)}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err, keep_newlines=True)}", file=sys.stderr)
         return 2
     except subprocess.CalledProcessError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err, keep_newlines=True)}", file=sys.stderr)
         return 2
 
 

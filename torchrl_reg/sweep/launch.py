@@ -7,7 +7,6 @@ task (named after its index and swept values) and the scheduler logs (``slurm/``
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
 import signal
@@ -18,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torchrl_reg.cli import clean_pythonpath, printable
 from torchrl_reg.run.checkpoint import has_checkpoint
-from torchrl_reg.run.files import open_file, refuse_symlinks
+from torchrl_reg.run.files import FileRefused, open_file, read_json, refuse_symlinks
 from torchrl_reg.run.rundir import run_dir_holder
 from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.resources import PACKAGE_ROOT, SlurmResources
@@ -31,6 +31,7 @@ __all__ = [
     "create_sweep",
     "submit_slurm",
     "run_local",
+    "LocalCodes",
     "task_status",
     "sweep_status",
     "unfinished_tasks",
@@ -149,14 +150,22 @@ def carry_nice_into_session(pid: int) -> bool:
     return True
 
 
+class LocalCodes(dict):
+    """The exit codes of the tasks :func:`run_local` ran, by index; ``stopped_by``: the signal (SIGINT, SIGTERM,
+    SIGHUP) that stopped the sweep, None when none did."""
+
+    stopped_by: int | None = None
+
+
 def run_local(
     sweep_dir: str | Path, indices: Sequence[int], parallel: int = 1, quiet: bool = False, recipe: str | Path | None = None
-) -> dict[int, int]:
+) -> LocalCodes:
     """Run the tasks here, ``parallel`` at a time, each in its own process; returns their exit codes.
 
     ``recipe``: the script the user named (see :func:`~torchrl_reg.sweep.task.sweep_recipe`).
     Ctrl-C (or SIGTERM, or SIGHUP: the terminal closed) asks every running task to checkpoint and stop, and starts no new one;
-    ``--resume`` continues the sweep later. Exit code 0: completed, 75 (``EXIT_INTERRUPTED``): interrupted.
+    ``--resume`` continues the sweep later; the returned codes' ``stopped_by`` names the signal (the sweep command
+    then exits 75, as a stopped task does). Exit code 0: completed, 75 (``EXIT_INTERRUPTED``): interrupted.
     Each task runs in a session of its own, which gets the launcher's nice value (:func:`carry_nice_into_session`):
     ``nice -n 10 python -m torchrl_reg.sweep ... --executor local`` yields the CPU to the user's other work.
     """
@@ -164,7 +173,9 @@ def run_local(
     sweep = read_sweep_file(sweep_dir)  # refuses a symlinked local/ (check_sweep_links)
     log_dir = sweep_dir / "local"
     env = dict(os.environ)
-    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # No empty entry: it would put the working directory back on the tasks' sys.path, -P or not.
+    inherited = clean_pythonpath(env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + inherited if inherited else "")
     submission = {"executor": "local", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {}}
     for i in indices:
         submission["tasks"][str(i)] = {
@@ -172,16 +183,20 @@ def run_local(
             "stdout": str(log_dir / f"{i}_log.out"),
             "stderr": str(log_dir / f"{i}_log.err"),
         }
+    for logs in submission["tasks"].values():  # each log a regular file of one link, before anything is recorded
+        for stream in ("stdout", "stderr"):
+            open_file(logs[stream], "ab", root=sweep_dir, create_dirs=True).close()
     _record_submission(sweep_dir, submission)
 
     pending = list(indices)
     running: dict[int, subprocess.Popen] = {}
-    codes: dict[int, int] = {}
+    codes = LocalCodes()
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
+        codes.stopped_by = signum
         for proc in running.values():
             proc.send_signal(signal.SIGTERM)
 
@@ -213,7 +228,7 @@ def run_local(
                     if not quiet:
                         word = {0: "completed", EXIT_INTERRUPTED: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})")
                         task = sweep["tasks"][i]
-                        print(f"[{len(codes)}/{len(indices)}] task {task['name']}: {word}", flush=True)
+                        print(f"[{len(codes)}/{len(indices)}] task {printable(task['name'])}: {word}", flush=True)
             if stopping and not running:
                 break
     finally:
@@ -229,11 +244,14 @@ def task_status(task: dict[str, Any]) -> str:
     if run_dir_holder(run_dir) is not None:
         return "running"
     metrics = run_dir / "metrics.json"
-    if metrics.is_file():
+    if metrics.exists():
         try:
-            status = json.loads(metrics.read_text()).get("status", "unknown")
-        except json.JSONDecodeError:
-            status = "unknown"
+            data = read_json(metrics, "metrics")  # a FIFO or a device is refused (FileRefused), never waited on
+        except FileRefused:
+            raise
+        except ValueError:
+            data = None
+        status = data.get("status", "unknown") if isinstance(data, dict) else "unknown"
         if status in ("completed", "interrupted"):
             return status
     if has_checkpoint(run_dir):

@@ -20,7 +20,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_reg.cli import printable
 from torchrl_reg.configs import recipe_config_path, with_search_path
+from torchrl_reg.run.files import parse_yaml, read_text
 from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
 
@@ -315,15 +317,13 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
     command line replaces the spec's value of the same key. ``throughput`` names a table of measured
     throughput (relative to the spec) from which ``--dry-run`` estimates each task's cost.
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep spec {str(path)!r} does not exist")
     try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SweepError(f"{path} is not valid YAML: {err}") from None
+        spec = parse_yaml(read_text(path, "config"), path)  # bounded: no alias, a nesting limit
+    except ValueError as err:  # invalid YAML, or refused (FileRefused)
+        raise SweepError(str(err)) from None
     if not isinstance(spec, dict) or not isinstance(spec.get("methods"), dict) or not spec["methods"]:
         raise SweepError(f"{path}: a sweep spec is a mapping with a non-empty 'methods' mapping (name -> recipe, overrides)")
     problems = [f"unknown key {k!r} (accepted: {', '.join(SPEC_KEYS)})" for k in spec if k not in SPEC_KEYS]
@@ -391,15 +391,14 @@ def _error_message(err: BaseException) -> str:
 
 
 def _check_env(cfg: DictConfig, checked: Any, seen: dict[str, str | None]) -> None:
-    """Refuse an env id that names no registered environment, and an env whose action space the
-    recipe's loop cannot use (``action_space`` of its config schema: Pendulum on m_dqn, CartPole on
-    sac): recipes meet both only when they build the env, minutes after a sweep was submitted.
+    """Refuse an env whose action space the recipe's loop cannot use (``action_space`` of its config schema:
+    Pendulum on m_dqn, CartPole on sac): recipes meet it only when they build the env, minutes after a sweep was
+    submitted (an env id that names no registered environment the recipe's ``validate`` refuses).
     One env is built per distinct env config and action space (``seen`` keeps the outcomes)."""
     env = cfg.get("env")
     if isinstance(env, DictConfig) and "family" in env and "name" in env:
-        from torchrl_reg.envs import check_action_space, gym_env_id
+        from torchrl_reg.envs import check_action_space
 
-        gym_env_id(env)
         kind = getattr(OmegaConf.get_type(checked), "action_space", None) if OmegaConf.is_config(checked) else None
         if kind is None:
             return
@@ -519,7 +518,8 @@ def check_recorded_configs(recipe: Recipe, tasks: Sequence[dict[str, Any]]) -> N
                     continue
                 recorded = _flat(task["config"])
                 diffs = [
-                    f"config.{key} is {recorded.get(key, '<absent>')!r}, the overrides give {composed.get(key, '<absent>')!r}"
+                    f"config.{printable(key)} is {recorded.get(key, '<absent>')!r}, the overrides give "
+                    f"{composed.get(key, '<absent>')!r}"
                     for key in sorted(set(composed) | set(recorded))
                     if not _same(composed.get(key, "<absent>"), recorded.get(key, "<absent>"))
                 ]

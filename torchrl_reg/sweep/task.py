@@ -29,13 +29,13 @@ import signal
 import subprocess
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.run.files import SymlinkRefused, check_components, open_file, write_atomic
+from torchrl_reg.cli import printable
+from torchrl_reg.run.files import FileRefused, SymlinkRefused, check_components, open_file, read_json, write_atomic
 from torchrl_reg.sweep.spec import SweepError
 
 __all__ = [
@@ -107,8 +107,9 @@ def _map_paths(sweep: dict[str, Any], convert: Callable[[str], str]) -> dict[str
 
 
 def _control_character(text: str) -> str | None:
-    """The first character of ``text`` that would start a new line or drive a terminal in a log, if any."""
-    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    """The first character of ``text`` that would start a new line, drive a terminal or reorder what it shows
+    (a control, format or bidi character, a line separator: what :func:`~torchrl_reg.cli.printable` escapes), if any."""
+    return next((c for c in text if not c.isprintable() and c != " "), None)
 
 
 def _interpolations(node: Any, prefix: str = "") -> list[str]:
@@ -131,6 +132,8 @@ def _text_problems(position: int, task: dict[str, Any]) -> list[str]:
 
     problems = []
     texts = [(key, task.get(key)) for key in ("name", "run_dir")]
+    if isinstance(task.get("config"), dict):  # a NUL would end the path early in every system call
+        texts.append(("config.run_dir", task["config"].get("run_dir")))
     overrides = task.get("overrides") if isinstance(task.get("overrides"), list) else []
     texts += [(f"override {i}", o) for i, o in enumerate(overrides)]
     for what, text in texts:
@@ -149,7 +152,7 @@ def _text_problems(position: int, task: dict[str, Any]) -> list[str]:
             problems.append(f"task {position}: override {override!r:.80} is not one key=value override")
     if isinstance(task.get("config"), dict):
         for key in _interpolations(task["config"]):
-            problems.append(f"task {position}: config.{key} holds an interpolation ('${{...}}'); a task's config is "
+            problems.append(f"task {position}: config.{printable(key)} holds an interpolation ('${{...}}'); a task's config is "
                             "stored resolved")
     return problems
 
@@ -217,12 +220,14 @@ def read_sweep_file(sweep_dir: str | Path) -> dict[str, Any]:
     """
     root = Path(sweep_dir).resolve()
     path = root / SWEEP_FILE
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: not a sweep directory made by torchrl_reg.sweep")
     try:
-        sweep = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SweepError(f"{path} is not valid JSON ({err}): the sweep file is damaged; restore it from a copy") from None
+        sweep = read_json(path, "sweep")  # a regular file, bounded in size and depth
+    except FileRefused as err:
+        raise SweepError(str(err)) from None
+    except ValueError as err:
+        raise SweepError(f"{err}: the sweep file is damaged; restore it from a copy") from None
     problems = _structure_problems(sweep)
     if problems:
         raise SweepError(f"{path} is damaged: " + "; ".join(problems))

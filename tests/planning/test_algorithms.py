@@ -1,0 +1,66 @@
+"""The parts table as data (torchrl_reg.planning.algorithms): each algorithm's parts and knobs declared once, read by
+make_search, the planning recipe's config and its checks; the engines ask the parts what they read."""
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from torchrl_reg.planning import BatchedTreeSearch, TensorDChain, make_search, parts
+from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOB_TABLE, KNOBS, TABLE, check_knob
+
+PLANNING = Path(__file__).resolve().parents[2] / "torchrl_reg" / "planning"
+
+
+def test_the_knobs_of_make_search_and_the_recipe_are_the_tables():
+    from recipes.tree_search import PlannerConfig
+
+    table = list(KNOB_TABLE)
+    assert [p for p in inspect.signature(make_search).parameters if p in KNOB_TABLE] == table
+    assert [f.name for f in fields(PlannerConfig) if f.name in KNOB_TABLE] == table
+    assert all(f.default is None for f in fields(PlannerConfig) if f.name in KNOB_TABLE)
+    assert KNOB_DEFAULTS == {"tau": 1.0, "eps": 0.1, "alpha": 1.0, "beta_0": 1.0, "c": 2.0 ** 0.5}
+    assert list(ALGORITHMS) == list(TABLE) and KNOBS == {name: row.knobs for name, row in TABLE.items()}
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['temperature'\]"):
+        make_search("ments", TensorDChain(3), batched=True, temperature=1.0)
+
+
+def test_a_knob_is_checked_against_its_declared_range():
+    assert check_knob("eps", 0.0) == 0.0 and check_knob("c", 0.0) == 0.0  # >= 0
+    for name in ("tau", "alpha"):  # > 0
+        with pytest.raises(ValueError, match=f"planner.{name}"):
+            check_knob(name, 0.0, prefix="planner.")
+
+
+def test_each_row_builds_its_parts_and_the_parts_say_what_they_read():
+    for name, row in TABLE.items():
+        policy, backup, recommend = parts(name)
+        assert type(policy) is row.tree_policy and recommend == row.recommend
+        assert set(policy.reads) <= {"visits", "entropy_q"}
+    assert parts("uct")[0].reads == ("visits",) and parts("dents")[0].reads == ("entropy_q",) and parts("ments")[0].reads == ()
+    assert parts("uct")[1].reads_return and not parts("ments")[1].reads_return
+
+
+def test_the_engines_ask_the_parts_never_their_types():
+    names = "|".join(["Score", "Backup"])
+    for engine in ("batched.py", "search.py"):
+        found = re.findall(rf"isinstance\([^)]*(?:{names})", (PLANNING / engine).read_text())
+        assert not found, (engine, found)
+
+
+def test_both_engines_take_the_tree_policy_by_one_name_and_the_old_one_warns():
+    policy, backup, _ = parts("ments")
+    sim = TensorDChain(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = BatchedTreeSearch(sim, tree_policy=policy, backup=backup, seed=0)
+    with pytest.warns(DeprecationWarning, match=r"BatchedTreeSearch\(policy=\) is deprecated: pass tree_policy="):
+        old = BatchedTreeSearch(sim, policy=policy, backup=backup, seed=0)
+    assert old.tree_policy is new.tree_policy is policy
+    assert new.search(sim.root(2), 10).tolist() == old.search(sim.root(2), 10).tolist()
+    with pytest.raises(TypeError, match="pass tree_policy= only"):
+        BatchedTreeSearch(sim, tree_policy=policy, policy=policy, backup=backup)

@@ -1,0 +1,64 @@
+"""The power-mean backup of Power-UCT (Dam et al., IJCAI 2020), a part of both engines: its exact value, the same
+numbers in the single-tree and the batched search draw for draw, and its refusals."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from torchrl_reg.planning import (
+    BatchedTreeSearch,
+    RandomRollout,
+    SyntheticTree,
+    TensorRandomRollout,
+    TensorSyntheticTree,
+    UCB1Score,
+)
+from torchrl_reg.planning.backups import MeanBackup, PowerMeanBackup
+from torchrl_reg.planning.search import TreeSearch
+
+
+def _uniforms(seed: int):
+    rng = random.Random(seed)
+    return lambda n: torch.tensor([rng.random() for _ in range(n)], dtype=torch.float64)
+
+
+def test_the_exact_value_is_the_power_mean_under_the_policy():
+    q, policy = np.array([1.0, 4.0]), np.array([0.5, 0.5])
+    assert PowerMeanBackup(p=2.0).exact_values(q, policy) == pytest.approx(math.sqrt(0.5 * 1 + 0.5 * 16), abs=1e-15)
+    assert PowerMeanBackup(p=1.0).exact_values(q, policy) == MeanBackup().exact_values(q, policy) == 2.5
+    assert PowerMeanBackup(p=200.0).exact_values(q, policy) == pytest.approx(4.0, rel=1e-2)  # p -> inf: the max
+    rows = PowerMeanBackup(p=3.0).exact_values(torch.tensor([[1.0, 4.0], [-1.0, 2.0]]), torch.tensor([[0.5, 0.5], [0.5, 0.5]]))
+    assert rows.tolist() == pytest.approx([(0.5 + 32.0) ** (1 / 3), 4.0 ** (1 / 3)])  # a negative value counts as 0
+
+
+def test_one_tree_of_both_engines_backs_up_the_same_power_means_draw_for_draw():
+    tree = SyntheticTree(3, 3, seed=1, noise_std=0.0)
+    old = TreeSearch(tree, tree_policy=UCB1Score(c=math.sqrt(2.0)), backup=PowerMeanBackup(p=2.0), recommend="most_visited",
+                     seed=5, evaluator=RandomRollout(max_steps=5, seed=7))
+    old_action = old.search(60)
+    sim = TensorSyntheticTree([tree])
+    new = BatchedTreeSearch(sim, tree_policy=UCB1Score(c=math.sqrt(2.0)), backup=PowerMeanBackup(p=2.0), recommend="most_visited",
+                            uniform=_uniforms(5), evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)))
+    assert int(new.search(sim.root(1), 60)[0]) == old_action
+    mine, theirs = new.tree.tree(0), old.tree
+    n = theirs.size
+    np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[:n])
+    for name in ("q", "value"):
+        np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[:n], rtol=0, atol=1e-12, err_msg=name)
+    # the root's value is the power mean of its action values under its visit shares
+    visits = theirs.visits[0]
+    assert theirs.value[0] == pytest.approx(float(((visits / visits.sum()) @ theirs.q[0] ** 2) ** 0.5), abs=1e-12)
+
+
+def test_a_power_below_one_and_a_policy_other_than_ucb1_are_refused():
+    from torchrl_reg.planning import E2WScore, TensorDChain
+
+    for p in (0.5, float("inf"), True):
+        with pytest.raises(ValueError, match="p must be a finite number >= 1"):
+            PowerMeanBackup(p=p)
+    with pytest.raises(ValueError, match="UCB1Score goes with MeanBackup"):
+        BatchedTreeSearch(TensorDChain(3), tree_policy=E2WScore(tau=1.0, eps=0.1), backup=PowerMeanBackup(p=2.0))

@@ -1,0 +1,144 @@
+"""The planner's inputs are checked once, when :func:`~torchrl_reg.planning.make_search` builds the search, before any
+simulation runs: a leaf evaluation or a model of the other search loop, a device this machine does not have or the
+model's tensors are not on, and a FrozenLake model built on another env are refused with a one-line error that names
+the class, the value and the fix."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from torchrl_reg.planning import (
+    BatchedTreeSearch,
+    DChain,
+    QNetworkEvaluator,
+    RandomRollout,
+    TensorDChain,
+    TensorQNetworkEvaluator,
+    TensorRandomRollout,
+    TreeSearch,
+    make_search,
+)
+
+
+def _refused(error: type[Exception], pattern: str, build) -> str:
+    with pytest.raises(error) as info:
+        build()
+    message = str(info.value)
+    assert "\n" not in message, message  # one line
+    assert re.search(pattern, message), message
+    return message
+
+
+class _Counting:
+    """An evaluator of either loop that counts its calls (none may happen before the search is refused)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def single(self, sim):
+        self.calls += 1
+        return 0.0, None
+
+    def rows(self, sim, states, gamma):
+        self.calls += 1
+        return torch.zeros(states.shape[0], dtype=torch.float64), None
+
+
+def _net() -> torch.nn.Module:
+    return torch.nn.Linear(1, 2)
+
+
+# (loop given, evaluator of the other loop, the name refused, this loop's own evaluator named in the fix)
+OTHER_ENGINE = {
+    "RandomRollout to the batched search": (True, lambda: RandomRollout(max_steps=7), r"RandomRollout\(sim\)",
+                                            r"pass TensorRandomRollout\(max_steps=7\)"),
+    "TensorRandomRollout to the single tree": (False, lambda: TensorRandomRollout(max_steps=7), r"TensorRandomRollout\(sim, state, gamma\)",
+                                               r"pass RandomRollout\(max_steps=7, gamma="),
+    "QNetworkEvaluator to the batched search": (True, lambda: QNetworkEvaluator(_net(), num_actions=2, tau=0.5),
+                                                r"QNetworkEvaluator\(sim\)", r"pass TensorQNetworkEvaluator\(q_network, num_actions=2, tau=0.5"),
+    "TensorQNetworkEvaluator to the single tree": (False, lambda: TensorQNetworkEvaluator(_net(), num_actions=2),
+                                                   r"TensorQNetworkEvaluator\(sim, state, gamma\)", r"pass QNetworkEvaluator\(q_network"),
+}
+
+
+@pytest.mark.parametrize("case", list(OTHER_ENGINE))
+def test_an_evaluator_of_the_other_loop_is_refused_when_the_search_is_built(case):
+    batched, evaluator, name, fix = OTHER_ENGINE[case]
+    owner = "BatchedTreeSearch" if batched else "TreeSearch"
+    model = TensorDChain(4) if batched else DChain(4)
+    other = "TreeSearch" if batched else "BatchedTreeSearch"
+    _refused(TypeError, rf"^{owner} calls its evaluator as .*; {name} cannot be called so: {fix}.*, or search with {other}",
+             lambda: make_search("ments", model, batched=batched, evaluator=evaluator()))
+
+
+def test_a_function_of_the_wrong_arity_is_refused_before_it_is_called_and_one_of_the_right_arity_runs():
+    counting = _Counting()
+    _refused(TypeError, r"^BatchedTreeSearch calls its evaluator as evaluator\(simulator, states, gamma\).*; single\(sim\) "
+             r"cannot be called so: give it the arguments \(simulator, states, gamma\), or search with TreeSearch",
+             lambda: make_search("uct", TensorDChain(4), batched=True, evaluator=counting.single))
+    _refused(TypeError, r"^TreeSearch calls its evaluator as evaluator\(simulator\).*; rows\(sim, states, gamma\) cannot be "
+             r"called so: give it the arguments \(simulator\), or search with BatchedTreeSearch",
+             lambda: make_search("uct", DChain(4), evaluator=counting.rows))
+    _refused(TypeError, r"^TreeSearch calls its evaluator as .*; got a int, which is not callable",
+             lambda: make_search("uct", DChain(4), evaluator=3))
+    assert counting.calls == 0
+    # the right arity: each loop calls it, once for the root and once per new non-terminal leaf at most
+    make_search("uct", DChain(4), evaluator=counting.single).search(5)
+    make_search("uct", TensorDChain(4), batched=True, evaluator=counting.rows).search(TensorDChain(4).root(2), 5)
+    assert 2 <= counting.calls <= 12
+
+
+def test_a_model_of_the_other_loop_is_refused_naming_its_twin():
+    _refused(TypeError, r"^BatchedTreeSearch needs a TensorSimulator .*; DChain is a single-tree Simulator .*: pass its "
+             r"tensor model \(TensorDChain\), or search it with TreeSearch", lambda: make_search("ments", DChain(4), batched=True))
+    _refused(TypeError, r"^TreeSearch steps one Simulator .*; TensorDChain is a TensorSimulator.*: search it with "
+             r"BatchedTreeSearch \(make_search\(\.\.\., batched=True\)\), or pass its single-tree simulator \(DChain\)",
+             lambda: make_search("ments", TensorDChain(4)))
+    _refused(TypeError, r"^BatchedTreeSearch needs a TensorSimulator .*; str is not one: pass a TensorSimulator$",
+             lambda: make_search("ments", "FrozenLake-v1", batched=True))
+
+
+def test_a_device_this_machine_lacks_is_refused_before_any_tensor_is_made(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    _refused(ValueError, r"^BatchedTreeSearch\(device='cuda'\): .*CUDA is not available; use device=cpu",
+             lambda: make_search("ments", TensorDChain(4), batched=True, device="cuda"))
+    _refused(ValueError, r"^BatchedTreeSearch\(device='gpu'\): device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>'",
+             lambda: make_search("ments", TensorDChain(4), batched=True, device="gpu"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    _refused(ValueError, r"^BatchedTreeSearch\(device='cuda:3'\): this machine has 1 CUDA device\(s\)",
+             lambda: make_search("ments", TensorDChain(4), batched=True, device="cuda:3"))
+
+
+def test_a_model_whose_tensors_are_on_another_device_is_refused():
+    # "meta" stands for a GPU here: a device this search is not on
+    _refused(ValueError, r"^BatchedTreeSearch\(device='cpu'\) cannot search TensorDChain, whose tensors are on meta: "
+             r"build both on one device \(TensorDChain\(\.\.\., device='cpu'\)",
+             lambda: BatchedTreeSearch(TensorDChain(4, device="meta"), **_parts()))
+    search = make_search("ments", TensorDChain(4), batched=True, device=torch.device("cpu"))
+    assert search.device == torch.device("cpu") and search.search(TensorDChain(4).root(1), 3).tolist() in ([0], [1])
+
+
+def _parts() -> dict:
+    from torchrl_reg.planning import parts
+
+    policy, backup, recommend = parts("ments")
+    return dict(tree_policy=policy, backup=backup, recommend=recommend)
+
+
+@pytest.mark.parametrize("name", ["FrozenLakeSimulator", "TensorFrozenLake"])
+def test_a_frozenlake_model_built_on_another_env_is_refused(name):
+    gym = pytest.importorskip("gymnasium", reason="the FrozenLake models read gymnasium's env")
+    import torchrl_reg.planning as planning
+
+    _refused(TypeError, rf"^{name} needs gymnasium's FrozenLake-v1 .*; got CartPole-v1 \(CartPoleEnv\), which has none: build it "
+             r"on gymnasium.make\('FrozenLake-v1'", lambda: getattr(planning, name)(gym.make("CartPole-v1")))
+    lake = getattr(planning, name)(gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True))
+    assert lake.num_actions == 4 and not lake.deterministic
+
+
+def test_the_single_tree_search_rejects_the_batched_device_keyword_and_builds_otherwise():
+    _refused(ValueError, r"device='cpu' is the batched search's", lambda: make_search("ments", DChain(4), device="cpu"))
+    assert isinstance(make_search("ments", DChain(4)), TreeSearch)
