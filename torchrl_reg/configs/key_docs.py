@@ -51,6 +51,8 @@ def key_docs(schema: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     for cls in reversed(getattr(schema, "__mro__", ())):
         docs.update(field_docs(cls))
+        # fields a class adds programmatically (no ``#:`` comment in any source) say what they set here
+        docs.update(vars(cls).get("generated_field_docs", {}))
     names = {f.name for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else set(docs)
     return {name: doc for name, doc in docs.items() if name in names}
 

@@ -177,6 +177,8 @@ def _with_knobs(cls: type) -> type:
     knobs = [(name, Optional[float], field(default=None)) for name in KNOB_TABLE]
     kept = {k: v for k, v in vars(cls).items()
             if k not in {name for name, *_ in own} and (not k.startswith("__") or k in ("__doc__", "__module__"))}
+    # each knob's key doc (``--help``) from the table: what it is and its default
+    kept["generated_field_docs"] = {name: f"{knob.doc} (null: {knob.default:g})" for name, knob in KNOB_TABLE.items()}
     return make_dataclass(cls.__name__, own[:at] + knobs + own[at:], namespace=kept)
 
 
