@@ -40,7 +40,7 @@ from torchrl.modules import QValueActor
 from torchrl.objectives import SACLoss
 
 from benchmarks.common import finish_plot, random_transitions, time_steps
-from benchmarks.iq_throughput import _batch as continuous_batch
+from benchmarks.iq_throughput import continuous_batch
 from benchmarks.iqn_update_cost import SETUPS as IQN_SETUPS
 from benchmarks.update_cost import cartpole_net
 from tests.recipes.test_recorded_metrics import CASES
@@ -71,7 +71,7 @@ def _dqn(device: str) -> tuple[torch.nn.Module, Any]:
     return loss, random_transitions(lambda: torch.rand(batch, *obs_shape), spec, batch, device)
 
 
-def _iqn(device: str) -> tuple[torch.nn.Module, Any]:
+def iqn_setup(device: str) -> tuple[torch.nn.Module, Any]:
     factory, obs_shape, _, num_actions, n, n_prime, k = IQN_SETUPS["atari_nature_iqn"]
     spec = Categorical(num_actions)
     loss = MunchausenIQNLoss(QValueActor(factory(), in_keys=["observation"], spec=spec), num_quantiles=n,
@@ -94,7 +94,7 @@ def _continuous(kind: str, device: str) -> tuple[torch.nn.Module, Any]:
 
 
 NETWORKS: dict[str, Callable[[str], tuple[torch.nn.Module, Any]]] = {
-    "dqn_cartpole_mlp": _dqn, "iqn_atari_nature_cnn": _iqn,
+    "dqn_cartpole_mlp": _dqn, "iqn_atari_nature_cnn": iqn_setup,
     "sac_halfcheetah_mlp": lambda device: _continuous("sac", device),
     "iq_halfcheetah_mlp": lambda device: _continuous("iq", device),
 }

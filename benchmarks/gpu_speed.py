@@ -145,7 +145,7 @@ def atari(check: Check, args: argparse.Namespace, tmp: Path) -> None:
     def stages() -> tuple[dict, str]:
         from ale_py.vector_env import AtariVectorEnv
 
-        from benchmarks.gpu_check import _iqn
+        from benchmarks.gpu_check import iqn_setup
         from torchrl_reg.objectives import make_update
 
         envs = AtariVectorEnv(game="breakout", num_envs=args.atari_envs)
@@ -153,7 +153,7 @@ def atari(check: Check, args: argparse.Namespace, tmp: Path) -> None:
         actions = torch.zeros(args.atari_envs, dtype=torch.int64).numpy()
         emulator_ms = _stage_ms(lambda: envs.step(actions), 50 if args.tiny else 500, "cpu")
         envs.close()
-        loss, batch = _iqn(args.device)
+        loss, batch = iqn_setup(args.device)
         loss = loss.to(args.device)
         obs = torch.randint(0, 256, (args.atari_envs, 4, 84, 84), dtype=torch.uint8, device=args.device)
         observations = TensorDict({"observation": obs}, [args.atari_envs])

@@ -50,7 +50,7 @@ COMPILED_METHODS = ("iq_multicategorical", "iq_multicategorical_compiled", "sac"
 SAC_FAMILY_METHODS = ("sac", "sac_compiled", "mdac", "mdac_compiled")
 
 
-def _batch(obs_dim: int, spec: Bounded, batch: int) -> TensorDict:
+def continuous_batch(obs_dim: int, spec: Bounded, batch: int) -> TensorDict:
     data = TensorDict(
         {
             "observation": torch.randn(batch, obs_dim),
@@ -70,7 +70,7 @@ def make_step(method: str, obs_dim: int, act_dim: int, *, batch: int, num_bins: 
     method = method.removesuffix("_compiled")
     torch.manual_seed(seed)
     spec = Bounded(low=-1.0, high=1.0, shape=(act_dim,))
-    data = _batch(obs_dim, spec, batch)
+    data = continuous_batch(obs_dim, spec, batch)
     if method == "sac":
         actor = tanh_normal_policy(obs_dim, spec)
         qvalue = state_action_value_network(obs_dim, act_dim)

@@ -111,3 +111,15 @@ def test_the_example_primary_config_runs_on_the_dqn_env_set(example, tmp_path):
         m_dqn = compose_config(CONF, "m_dqn", [f"env={env}"])
         assert (cfg.env, cfg.collector, cfg.optim, cfg.exploration) == (m_dqn.env, m_dqn.collector, m_dqn.optim, m_dqn.exploration)
         assert (cfg.loss.name, cfg.loss.tau, cfg.loss.loss_function) == ("boltzmann_dqn", 0.1, m_dqn.loss.loss_function)
+
+
+def test_the_file_list_is_one_list_of_at_most_eight_paths():
+    """The files a value-based loss touches are listed once, in the doc, one path per item (the record a command
+    writes besides); ARCHITECTURE.md links to the list instead of keeping one of its own."""
+    section = DOC.read_text().split("counted in paths", 1)[1].split("Its env options", 1)[0]
+    items = re.findall(r"^\d+\. (.*)$", section, re.M)
+    paths = [re.findall(r"``([\w./<>-]+(?:/[\w./<>-]*|\.(?:py|md|yaml|json)))``", item) for item in items]
+    assert all(len(found) == 1 for found in paths), items
+    assert 0 < len(paths) <= 8 and len({found[0] for found in paths}) == len(paths)
+    architecture = (DOC.parents[1] / "ARCHITECTURE.md").read_text()
+    assert "docs/adding_a_method.rst" in architecture and "at most 8" not in architecture

@@ -37,7 +37,6 @@ actor-critic loss on Pendulum; docs/losses.rst has a complete script for each tr
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +66,7 @@ from torchrl_reg.objectives import (
     SVGDPolicyLoss,
     VIRELLoss,
 )
-from torchrl_reg.validation import check_choice, check_count
+from torchrl_reg.validation import check_choice, check_count, constructor_arguments
 
 __all__ = [
     "IQNQValueModelConfig",
@@ -283,7 +282,8 @@ _AC_LOSSES = {"mdac": MDACLoss, "virel": VIRELLoss}
 
 
 def _keyword_names(cls: type) -> set[str]:
-    return {p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY}
+    """The keyword arguments ``cls(...)`` takes, those it passes on to its base with ``**kwargs`` included."""
+    return {name for name, p in constructor_arguments(cls).items() if p.kind is p.KEYWORD_ONLY}
 
 
 def _action_spec(actor: torch.nn.Module) -> TensorSpec:

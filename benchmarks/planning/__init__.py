@@ -30,31 +30,27 @@ minatar-model-error, minatar-oracle, minatar-replay-speed), ``networks`` (export
 ``fair_merge`` (minatar-fair-merge), ``fair_models`` (minatar-models), ``plots`` (plot); ``common`` holds what they share.
 
 Results go to ``benchmarks/results/planning/<name>.json`` (with the command) and ``.png``. One
-thread (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``); pin to core 0 with ``taskset``.
+thread (``OMP_NUM_THREADS=1``, set by ``python -m benchmarks.planning`` before anything is imported;
+``torch.set_num_threads(1)``); pin to core 0 with ``taskset``.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import sys
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
-
-import torch  # noqa: E402
-
-from benchmarks.planning.common import OUT  # noqa: E402
-from benchmarks.planning.speed import batched_profile, batched_speed, chance_speed, speed  # noqa: E402
-from benchmarks.planning.exact_tasks import dchain, dchain_batched, frozenlake, frozenlake_batched, synthetic  # noqa: E402
-from benchmarks.planning.minatar_runs import minatar, minatar_model_error, minatar_oracle, minatar_replay_speed  # noqa: E402
-from benchmarks.planning.networks import NETWORKS_OUT, export_networks  # noqa: E402
-from benchmarks.planning.plots import plot  # noqa: E402
-from benchmarks.planning.fair import minatar_fair  # noqa: E402
-from benchmarks.planning.fair_merge import minatar_fair_merge  # noqa: E402
-from benchmarks.planning.fair_models import minatar_models  # noqa: E402
-from torchrl_reg.planning import ALGORITHMS  # noqa: E402
-from torchrl_reg.planning.tasks import MODELS  # noqa: E402
+from benchmarks.planning.common import OUT
+from benchmarks.planning.speed import batched_profile, batched_speed, chance_speed, speed
+from benchmarks.planning.exact_tasks import dchain, dchain_batched, frozenlake, frozenlake_batched, synthetic
+from benchmarks.planning.minatar_runs import minatar, minatar_model_error, minatar_oracle, minatar_replay_speed
+from benchmarks.planning.networks import NETWORKS_OUT, export_networks
+from benchmarks.planning.plots import plot
+from benchmarks.planning.fair import minatar_fair
+from benchmarks.planning.fair_merge import minatar_fair_merge
+from benchmarks.planning.fair_models import minatar_models
+from torchrl_reg.planning import ALGORITHMS
+from torchrl_reg.planning.tasks import MODELS
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ OUT = Path(__file__).resolve().parents[1] / "results" / "planning"
 COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
 
 
-def _write(name: str, data: dict, out: Path = OUT, argv: list[str] | None = None) -> None:
+def write_result(name: str, data: dict, out: Path = OUT, argv: list[str] | None = None) -> None:
     """``data`` with the command that made it (``argv``: the arguments, default the command line's) to ``out/name.json``."""
     out.mkdir(parents=True, exist_ok=True)
     cores = sorted(os.sched_getaffinity(0))  # the cores this process may run on, as taskset set them
@@ -33,7 +33,7 @@ def _write(name: str, data: dict, out: Path = OUT, argv: list[str] | None = None
     print(f"wrote {out / name}.json")
 
 
-def _minatar_config(game: str, checkpoint: str, algorithm: str, knobs: list[str], *, simulations: int, episodes: int,
+def minatar_config(game: str, checkpoint: str, algorithm: str, knobs: list[str], *, simulations: int, episodes: int,
                     seed: int, max_steps: int, run_dir: str, extra: tuple[str, ...] = ()):
     """The config of ``recipes/tree_search.py``'s minatar preset for one network and one search, as a user composes it."""
     from recipes import tree_search
@@ -70,13 +70,13 @@ FAIR_STATISTICS = (
 )
 
 
-def _knob_overrides(algorithm: str, knobs: dict[str, float]) -> list[str]:
+def knob_overrides(algorithm: str, knobs: dict[str, float]) -> list[str]:
     """Every planner knob of the config: the algorithm's from ``knobs`` (the rest of its own at their defaults), the
     others' unset (null; the preset sets MENTS's)."""
     return [f"planner.{k}={knobs[k] if k in knobs else 'null'}" for k in KNOB_DEFAULTS]
 
 
-def _provenance() -> dict:
+def provenance() -> dict:
     """The code, library and machine a result came from."""
     root = Path(__file__).resolve().parents[2]
 
@@ -94,7 +94,7 @@ def _provenance() -> dict:
     }
 
 
-def _paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
+def paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
     """Paired differences ``a - b`` per network (lists of episode returns, episode i against episode i): FAIR_STATISTICS."""
     diffs = [np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64) for x, y in zip(a, b, strict=True)]
     mean, low, high = stratified_bootstrap_ci(diffs, aggregate_mean, reps=reps, seed=0)
@@ -106,7 +106,7 @@ def _paired(a: list[list[float]], b: list[list[float]], reps: int) -> dict:
     }
 
 
-def _to_dict(node) -> dict:
+def to_dict(node) -> dict:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node, resolve=True)

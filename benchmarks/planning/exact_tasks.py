@@ -6,8 +6,8 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.planning.common import OUT, _write
-from benchmarks.planning.speed import _knobs
+from benchmarks.planning.common import OUT, write_result
+from benchmarks.planning.speed import knobs_of
 from torchrl_reg.planning import (
     ALGORITHMS,
     DChain,
@@ -37,13 +37,13 @@ def synthetic(args) -> None:
         for j, n in enumerate(budgets):
             for algorithm in ALGORITHMS:
                 tree.reseed_noise(t * 1000 + j)
-                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **_knobs(algorithm, PARAMS))
+                search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **knobs_of(algorithm, PARAMS))
                 action = search.search(n)
                 failures[algorithm][t, j] = action != best
                 if algorithm == "ments":
                     soft_failures[t, j] = action != soft_best
         print(f"tree {t}: " + " ".join(f"{a}={failures[a][t].mean():.2f}" for a in ALGORITHMS), flush=True)
-    _write(
+    write_result(
         "synthetic",
         {
             "tree": {"branching": args.branching, "depth": args.depth, "noise_std": args.noise, "leaf_scale": args.leaf_scale, "trees": args.trees},
@@ -69,7 +69,7 @@ def dchain(args) -> None:
                 wins = 0
                 for seed in range(args.seeds):
                     search = make_search(
-                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **_knobs(algorithm, result["params"])
+                        algorithm, DChain(args.length, final_reward), evaluator=RandomRollout(max_steps=args.length, seed=seed), seed=seed, **knobs_of(algorithm, result["params"])
                     )
                     wins += search.search(n) == best
                 rate.append(wins / args.seeds)
@@ -77,7 +77,7 @@ def dchain(args) -> None:
             print(final_reward, algorithm, rate, flush=True)
     result["seeds"] = args.seeds
     result["definition"] = "fraction of seeds whose recommended first action is the optimal one (down for R_f=0.5, right for R_f=1)"
-    _write("dchain", result)
+    write_result("dchain", result)
 
 
 def dchain_batched(args) -> None:
@@ -93,7 +93,7 @@ def dchain_batched(args) -> None:
     best = DChain.DOWN if args.final_reward < (args.length - 1) / args.length else DChain.RIGHT
     for algorithm in args.algorithms.split(","):
         evaluator = TensorRandomRollout(max_steps=args.length, seed=args.seed)
-        search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+        search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **knobs_of(algorithm, params))
         actions = search.search(sim.root(args.seeds), args.simulations)
         rate = float((actions == best).double().mean())
         result["success_rate"][f"R_f={args.final_reward}/{algorithm}"] = rate
@@ -103,7 +103,7 @@ def dchain_batched(args) -> None:
         "fraction of the B = seeds trees of one batched search whose recommended first action is the optimal one "
         "(down for R_f=0.5, right for R_f=1)"
     )
-    _write("dchain_batched", result)
+    write_result("dchain_batched", result)
     result["commands"] = commands + [result.pop("command")]
     path.write_text(json.dumps(result, indent=2))
 
@@ -125,7 +125,7 @@ def frozenlake(args) -> None:
                 env.reset(seed=seed)
                 sim = FrozenLakeSimulator(env)
                 rollout = RandomRollout(max_steps=args.rollout, gamma=args.gamma, seed=seed)
-                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **_knobs(algorithm, params))
+                search = make_search(algorithm, sim, evaluator=rollout, seed=seed, **knobs_of(algorithm, params))
                 for _ in range(args.max_steps):
                     reward, done = sim.step(search.search(n))
                     if done:
@@ -136,7 +136,7 @@ def frozenlake(args) -> None:
         result["success_rate"][algorithm] = rate
     result["seeds"] = args.seeds
     result["definition"] = "fraction of episodes (one search per move) that reach the goal within max_steps"
-    _write("frozenlake" if args.map == "8x8" else f"frozenlake_{args.map}", result)
+    write_result("frozenlake" if args.map == "8x8" else f"frozenlake_{args.map}", result)
 
 
 def frozenlake_batched(args) -> None:
@@ -163,7 +163,7 @@ def frozenlake_batched(args) -> None:
     for algorithm in args.algorithms.split(","):
         for n in (int(b) for b in args.budgets.split(",")):
             evaluator = TensorRandomRollout(max_steps=args.rollout, seed=args.seed)
-            search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **_knobs(algorithm, params))
+            search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **knobs_of(algorithm, params))
             state, running = sim.root(args.seeds), torch.ones(args.seeds, dtype=torch.bool)
             goal = torch.zeros(args.seeds, dtype=torch.bool)
             for _ in range(args.max_steps):
@@ -181,6 +181,6 @@ def frozenlake_batched(args) -> None:
         "fraction of the --seeds episodes, played together as the B trees of one batched search per move, that reach "
         "the goal within max_steps moves"
     )
-    _write(name, result)
+    write_result(name, result)
     result["commands"] = commands + [result.pop("command")]
     path.write_text(json.dumps(result, indent=2))

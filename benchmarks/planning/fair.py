@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.planning.common import FAIR_STATISTICS, OUT, _knob_overrides, _minatar_config, _paired, _provenance, _to_dict, _write
-from benchmarks.planning.networks import _networks
-from benchmarks.planning.plots import _plot_minatar_fair
+from benchmarks.planning.common import FAIR_STATISTICS, OUT, knob_overrides, minatar_config, paired, provenance, to_dict, write_result
+from benchmarks.planning.networks import find_networks
+from benchmarks.planning.plots import plot_minatar_fair
 from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.loops.planning import DIAGNOSTICS
 from torchrl_reg.planning import ALGORITHMS
@@ -97,7 +97,7 @@ def _fair_grid(args) -> dict[str, dict[str, list[float]]]:
     return grid
 
 
-def _model_tag(args) -> str:
+def model_tag(args) -> str:
     """The name of ``--model`` in directories and files: ``determinized``, ``sampled``, ``ensemble5`` (5 futures)."""
     return f"{args.model}{args.futures}" if args.model == "ensemble" else args.model
 
@@ -122,9 +122,9 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
     batch = args.batch_episodes or args.episodes
     configs = []
     for label, net, algorithm, knobs, simulations in plan:
-        folder = stage if algorithm == "greedy" or args.model == "determinized" else f"{stage}-{_model_tag(args)}"
-        cfg = _minatar_config(
-            game, net["checkpoint"], algorithm, _knob_overrides(algorithm, knobs) if algorithm != "greedy" else [],
+        folder = stage if algorithm == "greedy" or args.model == "determinized" else f"{stage}-{model_tag(args)}"
+        cfg = minatar_config(
+            game, net["checkpoint"], algorithm, knob_overrides(algorithm, knobs) if algorithm != "greedy" else [],
             simulations=simulations, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps,
             run_dir=f"{args.run_dir}/{game}/{folder}/{label}/seed{net['seed']}",
             extra=(f"planner.batch_episodes={batch if algorithm != 'greedy' else 1}", *_model_overrides(args, algorithm),
@@ -147,10 +147,10 @@ def _play_all(args, stage: str, game: str, plan: list[tuple[str, dict, str, dict
               f"{len(out['returns'])} episodes, {out['wall_time_s']:.0f} s", flush=True)
         outs.append(out)
     # what every run shares besides its network, search and budget (the preset's values at this commit, written out)
-    planner = _to_dict(configs[-1].planner)
+    planner = to_dict(configs[-1].planner)
     protocol = {
-        "task": _to_dict(configs[-1].task),
-        "evaluator": {k: v for k, v in _to_dict(configs[-1].evaluator).items() if k != "checkpoint"},
+        "task": to_dict(configs[-1].task),
+        "evaluator": {k: v for k, v in to_dict(configs[-1].evaluator).items() if k != "checkpoint"},
         "planner": {k: planner[k] for k in ("gamma", "recommend", "q_init")},
     }
     return outs, protocol
@@ -198,7 +198,7 @@ def _dry_run(args, stage: str, game: str, plan: list, configs: list) -> None:
         return max(end - start, 0.0) / max(last - first, 1)
 
     total = 0.0
-    print(f"{game} {stage}, model {_model_tag(args)}: {len(plan)} runs of {args.episodes} episodes")
+    print(f"{game} {stage}, model {model_tag(args)}: {len(plan)} runs of {args.episodes} episodes")
     for (label, net, algorithm, _, simulations), cfg in zip(plan, configs):
         done = (Path(cfg.run_dir) / "metrics.json").is_file() and \
             json.loads((Path(cfg.run_dir) / "metrics.json").read_text()).get("status") == "completed"
@@ -246,7 +246,7 @@ def _cell(out: dict) -> dict:
     return {k: out[k] for k in EVAL_CELL_KEYS} | {"diagnostics": _diagnostics(out)}
 
 
-def _eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: list[int], algorithms: list[str],
+def eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: list[int], algorithms: list[str],
                  tuning: dict, knobs: dict[str, dict], reps: int) -> dict:
     """The eval stage's result from its cells (``cells[label][i]``: the method ``label`` on ``nets[i]``): every
     episode, the per-network means and diagnostics, and the paired comparisons (FAIR_STATISTICS)."""
@@ -254,9 +254,9 @@ def _eval_result(cells: dict[str, list[dict]], nets: list[dict], simulations: li
     comparisons = {}
     for n in simulations:
         for i, a in enumerate(algorithms):
-            comparisons[f"{a}@{n} - greedy"] = _paired(episodes[f"{a}@{n}"], episodes["greedy"], reps)
+            comparisons[f"{a}@{n} - greedy"] = paired(episodes[f"{a}@{n}"], episodes["greedy"], reps)
             for b in algorithms[i + 1:]:
-                comparisons[f"{a}@{n} - {b}@{n}"] = _paired(episodes[f"{a}@{n}"], episodes[f"{b}@{n}"], reps)
+                comparisons[f"{a}@{n} - {b}@{n}"] = paired(episodes[f"{a}@{n}"], episodes[f"{b}@{n}"], reps)
     result = {
         "simulations": simulations, "networks": nets, "tuning": tuning, "methods": list(cells), "knobs": knobs,
         **{key: {label: [c[field] for c in row] for label, row in cells.items()} for field, key in EVAL_CELL_KEYS.items()},
@@ -419,13 +419,13 @@ def minatar_fair(args) -> None:
     game = next((g for g in MINATAR_GAMES if g.lower() == args.game.lower().replace("_", "")), None)
     if game is None:
         raise SystemExit(f"--game {args.game}: one of {list(MINATAR_GAMES)}")
-    args.out = Path(args.out) if args.out else OUT if args.model == "determinized" else OUT / "models" / _model_tag(args)
+    args.out = Path(args.out) if args.out else OUT if args.model == "determinized" else OUT / "models" / model_tag(args)
     for key, value in FAIR_DEFAULTS[args.stage].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     tuned = _fair_check(args, game)
     grid = _fair_grid(args) if args.stage == "tune" else None
-    nets = _networks(args.networks, game, args.network_seeds)
+    nets = find_networks(args.networks, game, args.network_seeds)
     load_at_start = os.getloadavg()
     result = {
         "stage": args.stage, "game": game, "episodes": args.episodes, "batch_episodes": args.batch_episodes or args.episodes,
@@ -491,10 +491,10 @@ def minatar_fair(args) -> None:
         played = iter(outs)
         cells = {label: [_cell(next(played)) for _ in nets] for label in labels}
         tuning = {k: tuned.get(k) for k in ("file", "command", "simulations", "episodes", "seed", "grid", "chosen", "at_edge")}
-        result |= _eval_result(cells, nets, args.simulations, args.algorithms, tuning | {"network_seed": tuned["network"]["seed"]},
+        result |= eval_result(cells, nets, args.simulations, args.algorithms, tuning | {"network_seed": tuned["network"]["seed"]},
                                knobs, args.reps)
-    result |= {"protocol": protocol} | _provenance() | {"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()}
+    result |= {"protocol": protocol} | provenance() | {"load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()}
     suffix = "tune_" if args.stage == "tune" else ""
-    _write(f"minatar_fair_{suffix}{game.lower()}", result, out=args.out, argv=args.argv)
+    write_result(f"minatar_fair_{suffix}{game.lower()}", result, out=args.out, argv=args.argv)
     if args.stage == "eval":
-        _plot_minatar_fair(args.out)
+        plot_minatar_fair(args.out)

@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from benchmarks.planning.common import FAIR_STATISTICS, _paired
+from benchmarks.planning.common import FAIR_STATISTICS, paired
 
 PAIRING_KEYS = ("game", "seed", "episodes", "max_steps")
 
@@ -45,7 +45,7 @@ def compare(a: dict, a_methods: list[str], b: dict, b_method: str, b_label: str,
     if missing:
         raise SystemExit(f"methods {missing} not in the results (A has {list(a['episode_returns'])}, "
                          f"B has {list(b['episode_returns'])})")
-    return {f"{m} - {b_label}": _paired(a["episode_returns"][m], b["episode_returns"][b_method], reps)
+    return {f"{m} - {b_label}": paired(a["episode_returns"][m], b["episode_returns"][b_method], reps)
             for m in a_methods}
 
 

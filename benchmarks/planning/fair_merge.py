@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.planning.common import _provenance, _write
-from benchmarks.planning.plots import _plot_minatar_fair
-from benchmarks.planning.fair import EVAL_CELL_KEYS, _eval_result
+from benchmarks.planning.common import provenance, write_result
+from benchmarks.planning.plots import plot_minatar_fair
+from benchmarks.planning.fair import EVAL_CELL_KEYS, eval_result
 from torchrl_reg.loops.planning import DIAGNOSTICS
 from torchrl_reg.planning import ALGORITHMS
 
@@ -122,14 +122,14 @@ def minatar_fair_merge(args) -> None:
                                  "every cell must hold the same episodes")
         result["seed"], result["episodes"] = episodes(reference)
         grid = {label: [cells[label, seed] for seed in seeds] for label in labels}
-        result |= _eval_result(grid, [nets[seed] for seed in seeds], simulations, algorithms, first["tuning"],
+        result |= eval_result(grid, [nets[seed] for seed in seeds], simulations, algorithms, first["tuning"],
                                {label: knobs[label] for label in labels}, args.reps)
         name = f"minatar_fair_{first['game'].lower()}"
-    result |= {"merged_from": merged_from} | _provenance()
+    result |= {"merged_from": merged_from} | provenance()
     out = Path(args.out)
-    _write(name, result, out=out, argv=args.argv)
+    write_result(name, result, out=out, argv=args.argv)
     if stage == "eval":
-        _plot_minatar_fair(out)
+        plot_minatar_fair(out)
 
 
 def _joined_cell(key: tuple[str, int], ranges: list[dict]) -> dict:

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.planning.common import FAIR_STATISTICS, OUT, _paired, _provenance, _write
-from benchmarks.planning.fair import _model_tag
-from benchmarks.planning.plots import _plot_minatar_models
+from benchmarks.planning.common import FAIR_STATISTICS, OUT, paired, provenance, write_result
+from benchmarks.planning.fair import model_tag
+from benchmarks.planning.plots import plot_minatar_models
 from torchrl_reg.loops.planning import DIAGNOSTICS
 from torchrl_reg.planning import ALGORITHMS
 
@@ -66,7 +66,7 @@ def _sources(root: Path, game: str) -> list[tuple[str, str, dict]]:
     for path in [root / f"minatar_fair_{name}.json", *sorted(root.glob(f"models/*/minatar_fair_{name}.json"))]:
         if path.is_file():
             data = _load(path)
-            tag = _model_tag(SimpleNamespace(model=data.get("model", "determinized"), futures=data.get("futures")))
+            tag = model_tag(SimpleNamespace(model=data.get("model", "determinized"), futures=data.get("futures")))
             out.append((_name(path), tag, data))
     for path in [root / f"minatar_oracle_{name}.json", *sorted(root.glob(f"oracle_*/minatar_oracle_{name}.json"))]:
         if path.is_file():
@@ -135,9 +135,9 @@ def _episode_diagnostics(returns: list[float], lengths: list[list[int]] | None, 
 
 
 def _diff(x: dict[int, list], y: dict[int, list], reps: int) -> dict:
-    """``_paired`` on the networks both sides have (``networks``: their seeds)."""
+    """``paired`` on the networks both sides have (``networks``: their seeds)."""
     seeds = sorted(set(x) & set(y))
-    return _paired([x[s] for s in seeds], [y[s] for s in seeds], reps) | {"networks": seeds}
+    return paired([x[s] for s in seeds], [y[s] for s in seeds], reps) | {"networks": seeds}
 
 
 def _game(models: dict[str, dict], reps: int) -> dict:
@@ -256,6 +256,6 @@ def minatar_models(args) -> None:
     error_file = root / "minatar_model_error.json"
     model_error = _load(error_file)["rows"] if error_file.is_file() else []
     result = {"games": games, "targets": _targets(games, model_error), "plan": PLAN, "definition": DEFINITION,
-              "statistics": FAIR_STATISTICS, "bootstrap_reps": args.reps} | _provenance()
-    _write("minatar_models", result, out=out, argv=args.argv)
-    _plot_minatar_models(out, result)
+              "statistics": FAIR_STATISTICS, "bootstrap_reps": args.reps} | provenance()
+    write_result("minatar_models", result, out=out, argv=args.argv)
+    plot_minatar_models(out, result)

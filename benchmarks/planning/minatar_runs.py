@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.planning.common import FAIR_STATISTICS, OUT, _knob_overrides, _minatar_config, _paired, _provenance, _to_dict, _write
+from benchmarks.planning.common import FAIR_STATISTICS, OUT, knob_overrides, minatar_config, paired, provenance, to_dict, write_result
 from benchmarks.planning.networks import NETWORKS_OUT
 from torchrl_reg.loops.planning import DIAGNOSTICS
 
@@ -42,7 +42,7 @@ def minatar_replay_speed(args) -> None:
                     for mode, (replay, copier) in modes.items():
                         snapshots.SnapshotStore.deterministic_rewards, snapshots.copy_minatar_game = replay, copier
                         run_dir = tempfile.mkdtemp(prefix="replay_speed_")
-                        cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, knobs[algorithm]),
+                        cfg = minatar_config(game, str(checkpoint), algorithm, knob_overrides(algorithm, knobs[algorithm]),
                                               simulations=50, episodes=args.episodes, seed=100, max_steps=args.moves, run_dir=run_dir,
                                               extra=(f"planner.batch_episodes={args.episodes}", "planner.model=determinized", "logger.progress_bar=false"))
                         start = time.perf_counter()
@@ -59,8 +59,8 @@ def minatar_replay_speed(args) -> None:
                 print(f"{game} {algorithm}: {np.median(times['before']):.1f} s -> {np.median(times['after']):.1f} s, {ratio:.2f}x", flush=True)
     finally:
         snapshots.SnapshotStore.deterministic_rewards, snapshots.copy_minatar_game = True, fast
-    _write("minatar_replay_speed", {"rows": rows, "episodes": args.episodes, "moves": args.moves, "simulations": 50,
-                                    "repeats": args.repeats, "definition": minatar_replay_speed.__doc__, **_provenance()},
+    write_result("minatar_replay_speed", {"rows": rows, "episodes": args.episodes, "moves": args.moves, "simulations": 50,
+                                    "repeats": args.repeats, "definition": minatar_replay_speed.__doc__, **provenance()},
            out=Path(args.out))
 
 
@@ -90,9 +90,9 @@ def minatar_model_error(args) -> None:
             rows.append({"game": game, "sticky_action_prob": sticky, **row})
             print(f"{game} sticky {sticky}: " + ", ".join(f"h={h}: {row['obs_differs'][str(h)]} differ, |dR| {row['return_error'][str(h)]}" for h in horizons), flush=True)
     result = {"rows": rows, "episodes": args.episodes, "max_steps": args.max_steps, "horizons": horizons,
-              "definition": minatar_model_error.__doc__, **_provenance()}
+              "definition": minatar_model_error.__doc__, **provenance()}
     out = Path(args.out)
-    _write("minatar_model_error", result, out=out)
+    write_result("minatar_model_error", result, out=out)
     _plot_model_error(out, result)
 
 
@@ -188,7 +188,7 @@ def minatar_oracle(args) -> None:
                 checkpoint = NETWORKS_OUT / f"{game}_seed{net['seed']}" / "checkpoint.pt"
             if not checkpoint.exists() or hashlib.sha256(checkpoint.read_bytes()).hexdigest() != net["sha256"]:
                 raise SystemExit(f"the seed-{net['seed']} network of {args.eval} (sha256 {net['sha256']}) is not at {checkpoint}")
-            cfg = _minatar_config(game, str(checkpoint), algorithm, _knob_overrides(algorithm, evaluation["knobs"][label]),
+            cfg = minatar_config(game, str(checkpoint), algorithm, knob_overrides(algorithm, evaluation["knobs"][label]),
                                   simulations=args.simulations, episodes=evaluation["episodes"], seed=evaluation["seed"],
                                   max_steps=evaluation["max_steps"], run_dir=run_dir,
                                   extra=(f"planner.batch_episodes={_batch(evaluation)}", "planner.model=oracle",
@@ -201,16 +201,16 @@ def minatar_oracle(args) -> None:
     played = evaluation["episode_returns"]
     comparisons = {}
     for label in labels:
-        comparisons[f"oracle {label} - {label}"] = _paired(episodes[label], played[label], args.reps)
-        comparisons[f"oracle {label} - greedy"] = _paired(episodes[label], played["greedy"], args.reps)
+        comparisons[f"oracle {label} - {label}"] = paired(episodes[label], played[label], args.reps)
+        comparisons[f"oracle {label} - greedy"] = paired(episodes[label], played["greedy"], args.reps)
     for i, a in enumerate(labels):  # the algorithms against each other, both with the oracle model
         for b in labels[i + 1:]:
-            comparisons[f"oracle {a} - oracle {b}"] = _paired(episodes[a], episodes[b], args.reps)
+            comparisons[f"oracle {a} - oracle {b}"] = paired(episodes[a], episodes[b], args.reps)
     result = {"game": game, "network_seeds": seeds, "evaluation": args.eval, "simulations": args.simulations,
               "knobs": {label: evaluation["knobs"][label] for label in labels}, "oracle_check": check,
               "episode_returns": episodes, "comparisons": comparisons, "statistics": FAIR_STATISTICS,
-              "bootstrap_reps": args.reps, "definition": minatar_oracle.__doc__, **_provenance()}
-    _write(f"minatar_oracle_{game.lower()}", result, out=Path(args.out))
+              "bootstrap_reps": args.reps, "definition": minatar_oracle.__doc__, **provenance()}
+    write_result(f"minatar_oracle_{game.lower()}", result, out=Path(args.out))
 
 
 def _plot_model_error(out: Path, result: dict) -> None:
@@ -261,7 +261,7 @@ def minatar(args) -> None:
     result["checkpoints"] += checkpoints
     for algorithm in args.algorithms.split(","):
         for index, checkpoint in enumerate(checkpoints, start=len(result["checkpoints"]) - len(checkpoints)):
-            cfg = _minatar_config(
+            cfg = minatar_config(
                 args.game, checkpoint, algorithm,
                 # the preset sets MENTS's knobs; the other searches read their own at the same scale
                 {"bts": ["planner.tau=null", "planner.alpha=0.1"], "dents": ["planner.tau=null", "planner.alpha=0.1"],
@@ -274,10 +274,10 @@ def minatar(args) -> None:
             result["returns"].setdefault(algorithm, []).append(sum(out["returns"]) / len(out["returns"]))
             result["wall_time_s"].setdefault(algorithm, []).append(out["wall_time_s"])
             print(algorithm, checkpoint, out["returns"], flush=True)
-    result["params"] = {k: v for k, v in _to_dict(cfg.planner).items() if k != "algorithm"} | {"evaluator": _to_dict(cfg.evaluator)}
+    result["params"] = {k: v for k, v in to_dict(cfg.planner).items() if k != "algorithm"} | {"evaluator": to_dict(cfg.evaluator)}
     if args.networks:
         result["networks"] = json.loads(Path(args.networks).read_text())
-    _write(f"minatar_{args.game}", result)
+    write_result(f"minatar_{args.game}", result)
     if "commands" in result:  # appended: keep every command that produced a part of it
         result["commands"].append(result.pop("command"))
         path.write_text(json.dumps(result, indent=2))

@@ -11,7 +11,7 @@ from torchrl_reg.envs import MINATAR_GAMES
 from torchrl_reg.run.metrics import read_metric
 
 
-def _networks(paths: list[str], game: str, seeds: list[int]) -> list[dict]:
+def find_networks(paths: list[str], game: str, seeds: list[int]) -> list[dict]:
     """The completed ``recipes/m_dqn.py loss=m_dqn`` MinAtar runs of ``game`` under ``paths`` (the sweep directories of
     benchmarks/minatar_networks.yaml, or run directories), one per seed of ``seeds``, with what they trained."""
     from torchrl_reg.planning.tasks import minatar_module

@@ -10,7 +10,7 @@ from benchmarks.planning.common import COLORS, OUT
 from torchrl_reg.planning import ALGORITHMS
 
 
-def _plot_minatar_fair(out: Path) -> None:
+def plot_minatar_fair(out: Path) -> None:
     """``minatar_fair.png``: per game (columns) and budget (rows), each search's paired difference to the greedy
     network with its 95% interval, and each network's mean difference (dots)."""
     import matplotlib
@@ -50,7 +50,7 @@ MODEL_STYLE = {
 }
 
 
-def _plot_minatar_models(out: Path, result: dict) -> None:
+def plot_minatar_models(out: Path, result: dict) -> None:
     """``minatar_models.png``: per game (columns) and budget (rows: 50, and 200 where a model has it), each search's
     paired difference to the greedy network with its 95% interval, one marker per planner model (hollow: on a subset
     of the game's networks)."""
@@ -143,7 +143,7 @@ def plot(args) -> None:
             )
         fig.tight_layout()
         fig.savefig(OUT / "minatar.png", dpi=120)
-    _plot_minatar_fair(OUT)
+    plot_minatar_fair(OUT)
 
     panels = [name for name in ("synthetic", "dchain", "frozenlake_4x4", "frozenlake_4x4_gamma1", "frozenlake") if (OUT / f"{name}.json").exists()]
     if not panels:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.planning.common import OUT, _write
+from benchmarks.planning.common import OUT, write_result
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.planning import (
     ALGORITHMS,
@@ -77,7 +77,7 @@ class TimedEvaluator:
 SPEED_PARAMS = dict(tau=0.1, alpha=0.1, beta_0=0.1, eps=0.1)
 
 
-def _knobs(algorithm: str, params: dict) -> dict:
+def knobs_of(algorithm: str, params: dict) -> dict:
     """``params`` without the knobs ``algorithm`` does not read (make_search refuses them)."""
     return {k: v for k, v in params.items() if k in KNOBS[algorithm] or k not in KNOB_DEFAULTS}
 
@@ -86,14 +86,14 @@ def _speed_case(algorithm: str, make_sim, make_evaluator, simulations: int, repe
     rates, cpu_rates = [], []
     for r in range(repeats):
         sim = make_sim()
-        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), seed=r, **_knobs(algorithm, SPEED_PARAMS))
+        search = make_search(algorithm, sim, evaluator=make_evaluator(sim, r), seed=r, **knobs_of(algorithm, SPEED_PARAMS))
         t, c = time.perf_counter(), time.process_time()
         search.search(simulations)
         rates.append(simulations / (time.perf_counter() - t))
         cpu_rates.append(simulations / (time.process_time() - c))
     sim = TimedSimulator(make_sim())
     evaluator = TimedEvaluator(make_evaluator(sim, 0), sim)
-    search = make_search(algorithm, sim, evaluator=evaluator, seed=0, **_knobs(algorithm, SPEED_PARAMS))
+    search = make_search(algorithm, sim, evaluator=evaluator, seed=0, **knobs_of(algorithm, SPEED_PARAMS))
     t = time.perf_counter()
     search.search(simulations)
     total = time.perf_counter() - t
@@ -188,7 +188,7 @@ def speed(args) -> None:
         for b in (1, 8, 32)
     }
     print(batching)
-    _write("speed", {"rows": rows, "network_cost_by_batch": batching, "target_sims_per_s": 5000, "load_average": os.getloadavg()})
+    write_result("speed", {"rows": rows, "network_cost_by_batch": batching, "target_sims_per_s": 5000, "load_average": os.getloadavg()})
 
 
 # -- batched search speed ----------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def batched_speed(args) -> None:
 
     for algorithm in args.algorithms.split(","):
         old_evaluator, new_evaluator = leaves[args.leaf]
-        knobs = _knobs(algorithm, SPEED_PARAMS)
+        knobs = knobs_of(algorithm, SPEED_PARAMS)
 
         def tree_search() -> int:
             make_search(algorithm, tree, evaluator=old_evaluator(), seed=0, **knobs).search(args.simulations)
@@ -293,7 +293,7 @@ def batched_speed(args) -> None:
         "the contention of the shared machine"
     )
     result.pop("command", None)
-    _write(name, result)
+    write_result(name, result)
     result["commands"] = commands + [result.pop("command")]
     path.write_text(json.dumps(result, indent=2))
 
@@ -338,7 +338,7 @@ def batched_profile(args) -> None:
     tree = SyntheticTree(4, 10, seed=0, noise_std=args.noise)
     result = {"rows": [], "load_average_at_start": os.getloadavg()}
     for algorithm in args.algorithms.split(","):
-        knobs = _knobs(algorithm, SPEED_PARAMS)
+        knobs = knobs_of(algorithm, SPEED_PARAMS)
         old = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=10, seed=0), seed=0, **knobs)
         c = time.process_time()
         old.search(args.simulations)
@@ -374,13 +374,13 @@ def batched_profile(args) -> None:
         "ops: aten operations reaching the dispatcher per simulation step (all B trees); cpu_us_per_step: this "
         "process's CPU time per step without the counting; the synthetic depth-10 4-action tree, random-rollout leaf"
     )
-    _write("batched_profile", result)
+    write_result("batched_profile", result)
 
 
 def _compile_level(tree, batch: int, simulations: int, work) -> dict:
     """CPU time of one descent level (draw, model step, child look-up, stop test) eager and under torch.compile."""
     sim = TensorSyntheticTree([tree])
-    search = make_search("ments", sim, batched=True, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **_knobs("ments", SPEED_PARAMS))
+    search = make_search("ments", sim, batched=True, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **knobs_of("ments", SPEED_PARAMS))
     search.search(sim.root(batch), simulations)
     k = sim.num_actions
     w = work(search.tree, search.policy.count_table(k, simulations + 1, dtype=torch.float64, device=torch.device("cpu")), search.tree.q)
@@ -443,7 +443,7 @@ def chance_speed(args) -> None:
             for model in ("determinized", "sampled"):
                 sim = BatchedMinAtar(args.game, sticky_action_prob=0.1, seed=0, model=model)
                 search = make_search(algorithm, sim, batched=True, evaluator=TensorRandomRollout(max_steps=args.rollout_steps, seed=0), seed=0,
-                                     **_knobs(algorithm, SPEED_PARAMS))
+                                     **knobs_of(algorithm, SPEED_PARAMS))
                 roots = sim.roots(envs[:b], (0, 0))
                 c, t = time.process_time(), time.perf_counter()
                 search.search(roots, args.simulations)
@@ -458,7 +458,7 @@ def chance_speed(args) -> None:
             row["load_average"] = os.getloadavg()
             print(row, flush=True)
             rows.append(row)
-    _write("chance_speed", {
+    write_result("chance_speed", {
         "rows": rows, "game": args.game, "simulations_per_tree": args.simulations, "rollout_steps": args.rollout_steps,
         "moves_into_episode": args.moves, "machine": "2-core shared CPU box, one thread (torch.set_num_threads(1)), no GPU",
         "definition": "total simulations (all B trees) per second of this process's CPU time, one run of one search per "

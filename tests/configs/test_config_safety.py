@@ -13,10 +13,10 @@ import torch
 from tests.recipes.recipe_cases import TRAINING_RECIPES, loss_cases, offered
 from tests.recipes.test_m_dqn import SMALL
 
-from recipes import m_dqn, m_iqn
+from recipes import m_dqn, m_iqn, tree_search
 from torchrl_reg.configs import compose_config, config_sources, register_schema
 from torchrl_reg.run import request_stop_at
-from torchrl_reg.run.rundir import RESUMABLE_CHANGES, ResumeRefused, resume_changes
+from torchrl_reg.run.rundir import ResumeRefused, resume_changes, resume_rules
 from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,16 +59,23 @@ def test_resume_with_a_changed_config_is_refused_before_the_directory_is_touched
 
 
 def test_only_the_listed_keys_may_change_on_resume(tmp_path):
-    assert resume_changes({"collector": {"total_frames": 10}}, {"collector": {"total_frames": 20}}) == []
-    assert resume_changes({"logger": {"interval": 10, "backend": "csv"}}, {"logger": {"interval": 5, "backend": "none"}}) == []
-    assert resume_changes({"a": float("nan")}, {"a": float("nan")}) == []
-    assert resume_changes({"eval": {"episodes": 2}}, {"eval": {"episodes": 3}}) == ["eval.episodes: 2 -> 3"]
-    assert resume_changes({}, {"loss": {"beta": 1}}) == ["loss.beta: '<absent>' -> 1"]
+    schema = m_dqn.MDQNConfig
+    assert resume_changes({"collector": {"total_frames": 10}}, {"collector": {"total_frames": 20}}, schema) == []
+    assert resume_changes({"logger": {"interval": 10, "backend": "csv"}}, {"logger": {"interval": 5, "backend": "none"}},
+                          schema) == []
+    assert resume_changes({"a": float("nan")}, {"a": float("nan")}, schema) == []
+    assert resume_changes({"eval": {"episodes": 2}}, {"eval": {"episodes": 3}}, schema) == ["eval.episodes: 2 -> 3"]
+    assert resume_changes({}, {"loss": {"beta": 1}}, schema) == ["loss.beta: '<absent>' -> 1"]
     # cuda_graph changes how the fused step is launched, not what it computes; checkpoint.interval_s (planning) when
-    # the group in progress is saved, not what it plays.
-    assert set(RESUMABLE_CHANGES) == {"collector.total_frames", "episodes", "logger.backend", "logger.project",
-                                      "logger.interval", "logger.progress_bar", "checkpoint.interval", "checkpoint.interval_s",
-                                      "run_dir", "cuda_graph"}
+    # the group in progress is saved, not what it plays. Each schema lists its own keys, none another family's.
+    every_run = {"logger.backend", "logger.project", "logger.progress_bar", "run_dir"}
+    assert set(resume_rules(schema)[0]) == every_run | {"collector.total_frames", "logger.interval", "checkpoint.interval",
+                                                        "cuda_graph"}
+    assert set(resume_rules(tree_search.TreeSearchConfig)[0]) == every_run | {"episodes", "checkpoint.interval_s"}
+    assert resume_changes({"episodes": 2}, {"episodes": 3}, tree_search.TreeSearchConfig) == []
+    assert resume_changes({"episodes": 2}, {"episodes": 3}, schema) == ["episodes: 2 -> 3"]
+    assert resume_changes({"logger": {"backend": "csv"}}, {"logger": {"backend": "none"}}, {}) == [
+        "logger.backend: 'csv' -> 'none'"]  # no schema: nothing may change
     # an allowed change resumes and is recorded: a longer run, logged every 80 frames
     run_dir = tmp_path / "run"
     request_stop_at(80)

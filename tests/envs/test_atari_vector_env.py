@@ -149,8 +149,8 @@ def test_resuming_a_vector_run_is_refused_before_the_directory_is_touched(tmp_pa
 
 def test_a_run_directory_from_before_the_backend_key_resumes_as_wrappers():
     # A stored config without env.backend meant the wrappers (the only backend then).
-    assert resume_changes({"env": {"name": "Pong"}}, {"env": {"name": "Pong", "backend": "wrappers"}}) == []
-    assert resume_changes({"env": {}}, {"env": {"backend": "vector"}}) == ["env.backend: 'wrappers' -> 'vector'"]
+    assert resume_changes({"env": {"name": "Pong"}}, {"env": {"name": "Pong", "backend": "wrappers"}}, m_dqn.MDQNConfig) == []
+    assert resume_changes({"env": {}}, {"env": {"backend": "vector"}}, m_dqn.MDQNConfig) == ["env.backend: 'wrappers' -> 'vector'"]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from torchrl_reg.configs import ActorCriticConfig, EnvConfig, structured, validate_actor_critic_config
+from torchrl_reg.configs import ActorCriticConfig, EnvConfig, structured
+from torchrl_reg.configs.checks import validate_actor_critic_config
 from torchrl_reg.envs import MujocoFloat32, make_env, make_single_env
 from torchrl_reg.run import evaluate
 

@@ -312,7 +312,7 @@ def test_a_run_directory_from_before_the_model_knob_resumes_in_the_model_it_play
     # before planner.model a MinAtar episode alone searched the sampled model and a batch the determinized one
     stored = {"task": {"name": task}, "planner": {"batch_episodes": batch}}
     new = {"task": {"name": task}, "planner": {"batch_episodes": batch, "model": model}}
-    assert resume_changes(stored, new) == ([] if meant is None else [f"planner.model: {meant!r} -> {model!r}"])
+    assert resume_changes(stored, new, tree_search.TreeSearchConfig) == ([] if meant is None else [f"planner.model: {meant!r} -> {model!r}"])
 
 
 def test_the_ensemble_plays_the_same_episodes_as_four_at_once_in_the_combined_roots_diagnostics(tmp_path):
@@ -347,8 +347,9 @@ def test_the_ensemble_gives_one_return_distribution_for_one_and_four_episodes_at
 def test_a_run_directory_from_before_the_futures_knob_resumes_with_one_future():
     stored = {"task": {"name": "minatar"}, "planner": {"batch_episodes": 4, "model": "determinized"}}
     new = {"task": {"name": "minatar"}, "planner": {"batch_episodes": 4, "model": "determinized", "futures": 1}}
-    assert resume_changes(stored, new) == []
-    assert resume_changes(stored, new | {"planner": new["planner"] | {"model": "ensemble", "futures": 2}}) == [
+    assert resume_changes(stored, new, tree_search.TreeSearchConfig) == []
+    assert resume_changes(stored, new | {"planner": new["planner"] | {"model": "ensemble", "futures": 2}},
+                          tree_search.TreeSearchConfig) == [
         "planner.futures: 1 -> 2", "planner.model: 'determinized' -> 'ensemble'"]
 
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from torchrl.objectives import DQNLoss, SACLoss
 
 from tests.recipes.recipe_cases import CONF, RECIPES, TRAINING_RECIPES, loss_cases, offered, recipe
-from torchrl_reg.configs import compose_config, config_sources
+from torchrl_reg.configs import ActorCriticConfig, ValueBasedConfig, compose_config, config_sources
 from torchrl_reg.loops import (
     BUILDERS,
     LOOPS,
@@ -212,6 +212,7 @@ def test_the_entry_names_the_run_by_its_settings():
 def test_a_run_directory_without_the_actor_critic_loss_name_resumes():
     """Actor-critic configs gained ``loss.name``; each recipe offers one, so a stored config without it ran that one.
     A value-based config always had it: a change stays refused."""
-    assert resume_changes({"loss": {"gamma": 0.99}}, {"loss": {"name": "implicit_q", "gamma": 0.99}}) == []
-    assert resume_changes({"loss": {"name": "m_dqn"}}, {"loss": {"name": "dqn"}}) == ["loss.name: 'm_dqn' -> 'dqn'"]
-    assert resume_changes({"loss": {"name": "sac"}}, {"loss": {}}) == ["loss.name: 'sac' -> '<absent>'"]
+    assert resume_changes({"loss": {"gamma": 0.99}}, {"loss": {"name": "implicit_q", "gamma": 0.99}}, ActorCriticConfig) == []
+    assert resume_changes({"loss": {"name": "m_dqn"}}, {"loss": {"name": "dqn"}}, ValueBasedConfig) == [
+        "loss.name: 'm_dqn' -> 'dqn'"]
+    assert resume_changes({"loss": {"name": "sac"}}, {"loss": {}}, ActorCriticConfig) == ["loss.name: 'sac' -> '<absent>'"]

@@ -19,7 +19,7 @@ import pytest
 from tests.recipes.recipe_cases import CONF, TRAINING_RECIPES
 from tests.recipes.test_m_dqn import SMALL
 from torchrl_reg.configs import compose_config, config_sources
-from torchrl_reg.run import summary_line
+from torchrl_reg.run.metrics import summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
 # test_m_dqn's few-hundred-frame budget, one short evaluation episode.

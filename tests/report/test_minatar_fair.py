@@ -296,8 +296,8 @@ def test_exported_networks_are_the_runs_networks(tmp_path, networks):
     out = tmp_path / "export"
     planning.main(["export-networks", "--networks", str(networks), "--out", str(out)])
     assert sorted(p.name for p in out.iterdir()) == ["SpaceInvaders_seed0", "SpaceInvaders_seed1", "SpaceInvaders_seed3"]
-    runs = {n["seed"]: n for n in network_study._networks([str(networks)], "SpaceInvaders", [0, 1, 3])}
-    exported = {n["seed"]: n for n in network_study._networks([str(out)], "SpaceInvaders", [0, 1, 3])}
+    runs = {n["seed"]: n for n in network_study.find_networks([str(networks)], "SpaceInvaders", [0, 1, 3])}
+    exported = {n["seed"]: n for n in network_study.find_networks([str(out)], "SpaceInvaders", [0, 1, 3])}
     task = compose_config(Path(tree_search.__file__).parent / "conf", "tree_search",
                           ["tree_search_preset=minatar", "task.game=SpaceInvaders"]).task
     sim = make_task(task, 0)[0]

@@ -67,7 +67,7 @@ def _run(root: Path, reps: int = 100) -> dict:
 def _no_figure(monkeypatch, request):
     """The figure is drawn by its own test only (matplotlib costs a second per figure)."""
     if "figure" not in request.node.name:
-        monkeypatch.setattr(fair_models, "_plot_minatar_models", lambda out, result: None)
+        monkeypatch.setattr(fair_models, "plot_minatar_models", lambda out, result: None)
 
 
 def test_models_are_paired_episode_by_episode_and_each_search_prefers_the_best_mean(tmp_path):
@@ -214,7 +214,7 @@ def test_no_result_at_all_is_refused(tmp_path):
 def test_an_evaluation_merged_from_parts_keeps_its_model(tmp_path, monkeypatch):
     from benchmarks.planning import fair_merge
 
-    monkeypatch.setattr(fair_merge, "_plot_minatar_fair", lambda out: None)
+    monkeypatch.setattr(fair_merge, "plot_minatar_fair", lambda out: None)
     labels = ["greedy", "ments@50", "uct@50"]
 
     def part(name: str, network: int, **model) -> str:  # one network's cells of an evaluation

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from torchrl_reg.report.runs import Run, collect_runs, method_labels
+from torchrl_reg.report.runs import ReportedRun, collect_runs, method_labels
 from torchrl_reg.sweep.spec import Recipe, plan_tasks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,9 +42,9 @@ def test_a_plain_hydra_run_directory_is_one_run(tmp_path):
     assert [r.run_dir for r in collect_runs([run_dir])] == [run_dir]
 
 
-def _runs(recipe: str, overrides: list[str], tmp_path: Path) -> list[Run]:
+def _runs(recipe: str, overrides: list[str], tmp_path: Path) -> list[ReportedRun]:
     tasks, _ = plan_tasks(Recipe.from_path(REPO / "recipes" / f"{recipe}.py"), overrides, tmp_path / recipe)
-    return [Run(Path(t.run_dir), recipe, t.config, "completed") for t in tasks]
+    return [ReportedRun(Path(t.run_dir), recipe, t.config, "completed") for t in tasks]
 
 
 def test_labels_name_the_recipe_and_the_fewest_keys_that_vary(tmp_path):
@@ -116,10 +116,10 @@ def test_the_final_score_reads_run_directories_of_both_namings_of_the_returns():
     before = {"status": "completed", "final_return": -1149.9, "eval_returns": [-300.0, -134.2]}
     now = {"status": "completed", "train_return_mean": -1149.9, "final_eval_return": -134.2, "eval_returns": [-300.0, -134.2]}
     for metrics in (before, now):
-        run = Run(Path("r"), "mdac", {}, "completed", metrics)
+        run = ReportedRun(Path("r"), "mdac", {}, "completed", metrics)
         assert final_score(run, "train_return_mean") == final_score(run, "final_return") == -1149.9
         assert final_score(run, "final_eval_return") == final_score(run, "last_eval") == -134.2
-    assert math.isnan(final_score(Run(Path("r"), "mdac", {}, "completed", {"eval_returns": []}), "final_eval_return"))
+    assert math.isnan(final_score(ReportedRun(Path("r"), "mdac", {}, "completed", {"eval_returns": []}), "final_eval_return"))
 
 
 def _two_runs(root: Path) -> None:
@@ -168,7 +168,7 @@ def test_the_report_never_writes_through_a_symlink_in_the_directory_it_reports(t
 def _completed(tmp_path, name, overrides, recipe="recipes/mdac.py"):
     run_dir = tmp_path / "runs" / name
     run_dir.mkdir(parents=True)
-    return Run(run_dir, "mdac", {"env": {"name": "HalfCheetah-v5"}, "seed": 0}, "completed", metrics={"final_return": 1.0},
+    return ReportedRun(run_dir, "mdac", {"env": {"name": "HalfCheetah-v5"}, "seed": 0}, "completed", metrics={"final_return": 1.0},
                recipe_path=recipe, overrides=tuple(overrides))
 
 

@@ -11,32 +11,23 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from torchrl_reg.configs import (
-    BufferConfig,
-    EnvConfig,
-    RecipeConfig,
-    ValueBasedConfig,
-    structured,
-    validate_recipe_config,
-    validate_value_based_config,
-)
+from torchrl_reg.configs import BufferConfig, EnvConfig, RecipeConfig, ValueBasedConfig, structured
+from torchrl_reg.configs.checks import validate_recipe_config, validate_value_based_config
 from torchrl_reg.data import make_replay_buffer, sample_minibatches
 from torchrl_reg.modules import linear_schedule
 from torchrl_reg.run import (
-    EpisodeTracker,
     clear_stop,
     evaluate,
     install_stop_signal_handlers,
     load_checkpoint,
-    mean_last,
     request_stop,
     request_stop_at,
-    rng_state,
     save_checkpoint,
-    set_rng_state,
     stop_requested,
     truncate_csv_logs,
 )
+from torchrl_reg.run.checkpoint import rng_state, set_rng_state
+from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 
 
 def test_episode_tracker_matches_naive_loop():

@@ -32,12 +32,11 @@ from torchrl_reg.run import (
     UntrustedCheckpointError,
     clear_stop,
     load_checkpoint,
-    load_replay_buffer_state,
-    replay_buffer_state,
     request_stop_at,
     save_checkpoint,
     truncate_csv_logs,
 )
+from torchrl_reg.run.checkpoint import load_replay_buffer_state, replay_buffer_state
 from torchrl_reg.run.rundir import LOCK_NAME, EarlierRunRefused, lock_run_dir, release_run_dir, run_dir_holder
 from torchrl_reg.run.stop import _handler, exit_if_interrupted, set_loop_active, stop_requested
 
@@ -550,7 +549,7 @@ def test_numpy_state_codec_keeps_dtypes():
 def test_metrics_json_is_strict_json_with_null_for_no_number(tmp_path):
     # A run with no finished episode has train_return_mean NaN: written as null, since Python's NaN token is not JSON
     # (jq and JavaScript refuse the whole file). numpy and 0-d torch scalars are written as numbers.
-    from torchrl_reg.run import write_json
+    from torchrl_reg.run.metrics import write_json
 
     path = tmp_path / "metrics.json"
     write_json(path, {"train_return_mean": math.nan, "eval_returns": [1.5, math.inf], "steps_per_s": np.float32(2.5),
@@ -576,7 +575,7 @@ def test_metrics_json_is_strict_json_with_null_for_no_number(tmp_path):
 def test_a_symlink_in_a_run_directory_is_refused_before_anything_is_written(tmp_path, plant_symlink, planted, kind):
     """Each of these was opened by path and followed (run.lock truncated its target): a downloaded run
     directory could write anywhere its user may."""
-    from torchrl_reg.run import SymlinkRefused
+    from torchrl_reg.run.files import SymlinkRefused
 
     run_dir, outside = tmp_path / "run", tmp_path / "outside"
     target = plant_symlink(run_dir, planted, folder=kind == "folder")
@@ -589,7 +588,7 @@ def test_a_symlink_in_a_run_directory_is_refused_before_anything_is_written(tmp_
 
 def test_run_files_are_never_written_through_a_symlink_planted_later(tmp_path):
     """The writers themselves follow no symlink (O_NOFOLLOW on the file and every folder below the root)."""
-    from torchrl_reg.run import SymlinkRefused
+    from torchrl_reg.run.files import SymlinkRefused
     from torchrl_reg.run.files import open_file, write_atomic
 
     outside = tmp_path / "outside"
@@ -683,7 +682,7 @@ def test_the_planner_reads_a_damaged_network_checkpoint_read_only(tmp_path):
 
 def test_a_valid_checkpoint_copied_from_another_run_is_refused(stopped_run, tmp_path):
     """A seed-1 checkpoint copied into a seed-0 run directory resumed silently: it names its config now."""
-    from torchrl_reg.run import ConfigMismatchError
+    from torchrl_reg.run.checkpoint import ConfigMismatchError
 
     other = tmp_path / "seed1"
     request_stop_at(40)

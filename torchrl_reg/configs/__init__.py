@@ -21,18 +21,8 @@ same names, and its ``_target_`` paths are written into users' trainer YAML file
 """
 from __future__ import annotations
 
-from torchrl_reg.configs.checks import (
-    check_config,
-    check_loss_config,
-    structured,
-    validate_actor_critic_config,
-    validate_planning_config,
-    validate_recipe_config,
-    validate_run_config,
-    validate_value_based_config,
-)
+from torchrl_reg.configs.checks import check_config, check_loss_config, structured
 from torchrl_reg.configs.compose import (
-    ConfigSources,
     compose_config,
     config_sources,
     recipe_config_path,
@@ -42,28 +32,16 @@ from torchrl_reg.configs.compose import (
 )
 from torchrl_reg.configs.key_docs import config_help, key_docs
 from torchrl_reg.configs.schemas import (
-    CONTROL_FAMILIES,
-    LOSS_FUNCTIONS,
-    TARGET_UPDATES,
     ActorCriticConfig,
     ActorCriticLossConfig,
     BoltzmannValueBasedConfig,
     BufferConfig,
-    CheckpointConfig,
     CollectorConfig,
     EnvConfig,
-    EvalConfig,
-    ExplorationConfig,
     GaussianPolicyConfig,
-    LoggerConfig,
-    NetworkConfig,
-    OptimConfig,
-    PlanningCheckpointConfig,
     PlanningConfig,
-    QOptimConfig,
     RecipeConfig,
     RunConfig,
-    RunLoggerConfig,
     ValueBasedConfig,
     ValueBasedLossConfig,
     arguments_of,
@@ -71,29 +49,16 @@ from torchrl_reg.configs.schemas import (
 )
 
 __all__ = [
-    "CONTROL_FAMILIES",
-    "LOSS_FUNCTIONS",
-    "TARGET_UPDATES",
     "ActorCriticConfig",
     "ActorCriticLossConfig",
     "BoltzmannValueBasedConfig",
     "BufferConfig",
-    "CheckpointConfig",
-    "ConfigSources",
     "CollectorConfig",
     "EnvConfig",
-    "EvalConfig",
-    "ExplorationConfig",
     "GaussianPolicyConfig",
-    "LoggerConfig",
-    "NetworkConfig",
-    "OptimConfig",
-    "PlanningCheckpointConfig",
     "PlanningConfig",
-    "QOptimConfig",
     "RecipeConfig",
     "RunConfig",
-    "RunLoggerConfig",
     "ValueBasedConfig",
     "ValueBasedLossConfig",
     "arguments_of",
@@ -108,10 +73,5 @@ __all__ = [
     "recipe_schema",
     "register_schema",
     "structured",
-    "validate_actor_critic_config",
-    "validate_planning_config",
-    "validate_recipe_config",
-    "validate_run_config",
-    "validate_value_based_config",
     "with_search_path",
 ]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -17,7 +16,6 @@ from torchrl_reg.configs.schemas import (
     CONTROL_FAMILIES,
     LOSS_FUNCTIONS,
     MAX_SEED,
-    PLANNING_EVALUATORS,
     STORAGES,
     TARGET_UPDATES,
     ActorCriticConfig,
@@ -26,13 +24,9 @@ from torchrl_reg.configs.schemas import (
     RecipeConfig,
     ValueBasedConfig,
 )
-from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, MINATAR_GAMES, gym_env_id
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, gym_env_id
 from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
-from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator
-from torchrl_reg.planning.algorithms import algorithm_knobs, check_knob
-from torchrl_reg.planning.ensemble import check_futures
-from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.logs import LOGGER_BACKENDS
 from torchrl_reg.validation import (
     check_choice,
@@ -57,10 +51,6 @@ __all__ = [
     "validate_run_config",
     "validate_value_based_config",
 ]
-
-#: The planning loop's ``planner.algorithm`` values: the searches, and ``greedy``, the Q network's argmax without a search.
-PLANNERS = ALGORITHMS + ("greedy",)
-
 
 def _accepted_keys(schema: type) -> list[str]:
     return [f.name for f in fields(schema)]
@@ -272,77 +262,12 @@ def validate_actor_critic_config(cfg: DictConfig) -> None:
 
 
 def validate_planning_config(cfg: DictConfig) -> None:
-    """:func:`validate_run_config` plus the checks of a :class:`PlanningConfig` and its recipe's ``task``,
-    ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``): the task and its keys, the algorithm and the
-    knobs it reads (:func:`~torchrl_reg.planning.algorithms.algorithm_knobs`: a knob it does not read is refused),
-    the model it plans in (:func:`~torchrl_reg.planning.tasks.check_model`) and its futures
-    (:func:`~torchrl_reg.planning.ensemble.check_futures`), and the Q network a ``q_network``
-    evaluator or the ``greedy`` planner reads."""
+    """:func:`validate_run_config` plus the checks of a :class:`PlanningConfig`'s own keys (episodes, the checkpoint
+    interval); the planning recipe's groups (task, planner, evaluator) check themselves
+    (:mod:`torchrl_reg.configs.planning`, their ``check_group``, run by :func:`check_config`)."""
     validate_run_config(cfg)
     check_count("episodes", cfg.episodes)
     check_range("checkpoint.interval_s", cfg.checkpoint.interval_s, 0.0)
-    task, planner, evaluator = cfg.task, cfg.planner, cfg.evaluator
-    check_choice("task.name", task.name, TASKS)
-    check_count("task.max_steps", task.max_steps)
-    if task.name == "dchain":
-        check_count("task.length", task.length, 2)
-        check_range("task.final_reward", task.final_reward)
-    if task.name == "frozenlake":
-        from gymnasium.envs.toy_text.frozen_lake import MAPS  # the maps FrozenLake-v1 builds by name
-
-        check_choice("task.map_name", task.map_name, sorted(MAPS))
-    if task.name == "minatar":
-        check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
-    if task.name in ("minatar", "atari"):
-        check_range("task.sticky_action_prob", task.sticky_action_prob, 0.0, 1.0)
-    if task.name == "atari":
-        check_count("task.frame_skip", task.frame_skip)
-        from ale_py import roms  # the emulator's games, by the ROM id make_task loads
-
-        check_choice("task.game", task.game.lower(), roms.get_all_rom_ids())
-    check_choice("planner.algorithm", planner.algorithm, PLANNERS)
-    check_count("planner.simulations", planner.simulations)
-    check_count("planner.batch_episodes", planner.batch_episodes)
-    check_choice("planner.model", planner.model, MODELS)
-    check_futures(planner.model, planner.futures, planner.simulations)
-    if planner.batch_episodes > 1 and planner.algorithm not in ALGORITHMS:
-        raise ValueError(
-            f"planner.batch_episodes={planner.batch_episodes} batches searches; planner.algorithm={planner.algorithm!r} "
-            "does not search: use planner.batch_episodes=1"
-        )
-    if planner.algorithm in ALGORITHMS:
-        try:  # the single-tree search plans in every model it is offered; the batched one where it can, else one tree each
-            check_model(task.name, planner.model, batched=False)
-        except ValueError as err:
-            raise ValueError(f"planner.model={planner.model!r} on task.name={task.name!r}: {err}") from None
-        knobs = algorithm_knobs(planner.algorithm, {k: planner[k] for k in KNOB_DEFAULTS}, prefix="planner.")
-        for name, value in knobs.items():
-            check_knob(name, value, prefix="planner.")
-    check_range("planner.gamma", planner.gamma, 0.0, 1.0)
-    check_range("planner.q_init", planner.q_init)
-    if planner.recommend is not None:
-        check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
-    check_choice("evaluator.kind", evaluator.kind, PLANNING_EVALUATORS)
-    if evaluator.kind == "q_network" or planner.algorithm == "greedy":
-        if task.name != "minatar":
-            raise ValueError(
-                f"a Q network (evaluator.kind={evaluator.kind!r}, planner.algorithm={planner.algorithm!r}) needs "
-                f"task.name='minatar', got {task.name!r}"
-            )
-        if evaluator.kind != "q_network":  # the network's argmax: its evaluator's keys are the ones read
-            raise ValueError(
-                f"planner.algorithm='greedy' plays the Q network's argmax: it needs evaluator.kind='q_network', "
-                f"got {evaluator.kind!r}"
-            )
-        if not evaluator.checkpoint:
-            raise ValueError("evaluator.checkpoint must name an M-DQN run's checkpoint.pt (recipes/m_dqn.py env=minatar)")
-        if not Path(evaluator.checkpoint).is_file():
-            raise FileNotFoundError(f"evaluator.checkpoint={evaluator.checkpoint!r} is not a file")
-        check_range("evaluator.prior_tau", evaluator.prior_tau, 0.0, low_inclusive=False)
-        check_choice("evaluator.value", evaluator.value, QNetworkEvaluator.VALUES)
-        check_choice("evaluator.init", evaluator.init, QNetworkEvaluator.INITS)
-    else:
-        check_count("evaluator.rollout_steps", evaluator.rollout_steps, 0)
 
 
 def check_loss_config(loss_class: type, node: Any, *, names: Mapping[str, str] | None = None, **values: Any) -> None:
@@ -374,6 +299,9 @@ def check_config(
     cfg = structured(cfg, schema)
     family = next(base for base in schema.__mro__ if base in _FAMILY_CHECKS)
     _FAMILY_CHECKS[family](cfg)
+    for group in fields(schema):  # a group that checks itself, given the whole config (e.g. the planning groups)
+        if isinstance(group.default_factory, type) and hasattr(group.default_factory, "check_group"):
+            group.default_factory.check_group(cfg)
     if loss_names is not None:
         check_choice("loss.name", cfg.loss.name, loss_names)
     for group in fields(schema):

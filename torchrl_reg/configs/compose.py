@@ -14,6 +14,7 @@ __all__ = [
     "ConfigSources",
     "compose_config",
     "config_sources",
+    "env_preset_id",
     "recipe_config_path",
     "recipe_schema",
     "register_schema",
@@ -190,3 +191,38 @@ def _leaf_keys(node: object, prefix: str = "") -> list[str]:
     if not isinstance(node, dict):
         return [prefix.rstrip(".")]
     return [key for name, child in node.items() for key in _leaf_keys(child, f"{prefix}{name}.")]
+
+
+def env_preset_id() -> str | None:
+    """The gymnasium id the chosen ``env`` option names (the ``env.name`` its file, or a file its defaults
+    list includes, sets), read under Hydra's command line from the recipe's config directories; ``None``
+    elsewhere (``train(cfg)``: the chosen option is not recorded). A recipe's command line passes it to its loop
+    (:class:`~torchrl_reg.run.recipe_run.RecipeRun`'s ``preset_id``: the preset line logged at the start)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    runtime = HydraConfig.get().runtime
+    roots = [Path(source.path) for source in runtime.config_sources if source.schema == "file"]
+    return _env_name_set_by(roots, f"env/{runtime.choices.get('env')}", package="env")
+
+
+def _env_name_set_by(roots: list[Path], config_path: str, package: str) -> str | None:
+    """The ``env.name`` the config ``config_path`` (first found under ``roots``, as Hydra searches) sets,
+    itself or through the configs its defaults list names (``/protocol/dqn/minatar``); ``package``: where
+    its keys go unless its header says ``@package _global_``."""
+    path = next((root / f"{config_path}.yaml" for root in roots if (root / f"{config_path}.yaml").is_file()), None)
+    if path is None:
+        return None
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(path)
+    if "# @package _global_" in path.read_text().splitlines()[:1]:
+        package = ""
+    name = None
+    for entry in node.get("defaults", []):  # merged before the file's own keys (_self_ last)
+        if isinstance(entry, str) and entry != "_self_":  # absolute, or relative to the file's group
+            target = entry[1:] if entry.startswith("/") else f"{config_path.rpartition('/')[0]}/{entry}".lstrip("/")
+            name = _env_name_set_by(roots, target, package="") or name
+    own = OmegaConf.select(node, "env.name" if package == "" else "name")
+    return own if own is not None else name

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, List, Optional
 from omegaconf import MISSING
 
 from torchrl_reg.modules.policies import tanh_normal_policy
+from torchrl_reg.run.rundir import AS_NEW
 from torchrl_reg.validation import ReadOnlyIf, constructor_arguments
 
 __all__ = [
@@ -276,6 +277,16 @@ class RunConfig:
     num_threads: int = 1
     logger: RunLoggerConfig = field(default_factory=RunLoggerConfig)
 
+    #: The keys a resumed run may change (``"any"``, or ``"larger"``: only upwards), each a subclass's or a group's
+    #: own (:func:`~torchrl_reg.run.rundir.resume_rules`): none of them changes a trained number. Here: what is
+    #: logged and where the directory is.
+    resumable_keys: ClassVar[Mapping[str, str]] = {
+        "logger.backend": "any", "logger.project": "any", "logger.progress_bar": "any", "run_dir": "any",
+    }
+    #: Keys added after run directories were written without them, with the value their absence meant
+    #: (:data:`~torchrl_reg.run.rundir.AS_NEW`: the new config's; a callable: a function of the stored, flat config).
+    added_keys: ClassVar[Mapping[str, Any]] = {}
+
 
 @dataclass
 class PlanningCheckpointConfig:
@@ -292,7 +303,8 @@ class PlanningCheckpointConfig:
 class PlanningConfig(RunConfig):
     """Runs that play ``episodes`` episodes with a search before every move and train nothing
     (:mod:`torchrl_reg.loops.planning`, checked by :func:`~torchrl_reg.configs.checks.validate_planning_config`);
-    a recipe adds its ``task``, ``planner`` and ``evaluator`` groups (``recipes/tree_search.py``)."""
+    its recipe (``recipes/tree_search.py``) adds the ``task``, ``planner`` and ``evaluator`` groups of
+    :mod:`torchrl_reg.configs.planning`, each with its checks."""
 
     #: episode i's env, rollouts and search draw from seed + i
     seed: int = 0
@@ -300,6 +312,8 @@ class PlanningConfig(RunConfig):
     episodes: int = 1
     checkpoint: PlanningCheckpointConfig = field(default_factory=PlanningCheckpointConfig)
     family: ClassVar[str] = "planning"
+    #: A resume may play more episodes and checkpoint the group in progress at another interval.
+    resumable_keys: ClassVar[Mapping[str, str]] = {"episodes": "larger", "checkpoint.interval_s": "any"}
 
 
 @dataclass
@@ -325,6 +339,16 @@ class RecipeConfig(RunConfig):
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     #: The run's logger with the training log's ``interval`` (:class:`LoggerConfig`).
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    #: A resume may train longer, log and checkpoint at other intervals, and launch the compiled update otherwise
+    #: (``cuda_graph``: how it is launched, not what it computes).
+    resumable_keys: ClassVar[Mapping[str, str]] = {
+        "collector.total_frames": "larger", "logger.interval": "any", "checkpoint.interval": "any", "cuda_graph": "any",
+    }
+    #: ``env.backend`` came with ale-py's vector env (before it, gymnasium's wrappers); ``loss.name`` came to the
+    #: actor-critic configs when their loop started to read the loss from the config, and each actor-critic recipe
+    #: offers exactly one loss name (the one it registers), so a stored config without one ran the name it now gives.
+    added_keys: ClassVar[Mapping[str, Any]] = {"env.backend": "wrappers", "loss.name": AS_NEW}
 
 
 @dataclass

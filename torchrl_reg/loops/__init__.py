@@ -1,10 +1,13 @@
 """The loops, one per family, each readable top to bottom (see ARCHITECTURE.md).
 
-* :func:`torchrl_reg.loops.value_based.train`: DQN, Soft-DQN, M-DQN, AL/PAL, IQN/M-IQN, MIRL/SQL/SQL_m and
-  discrete VIREL (discrete actions, epsilon-greedy or the method's own behaviour policy, periodic target copy);
-* :func:`torchrl_reg.loops.actor_critic.train`: IQ / M-IQ, SAC, MDAC, soft Q-learning and VIREL (Box actions,
-  Polyak targets or a periodic copy, :mod:`torchrl_reg.loops.targets`);
-* :func:`torchrl_reg.loops.planning.plan`: MENTS, DENTS, BTS and UCT searching before every move (no training).
+* :func:`torchrl_reg.loops.value_based.train`: discrete actions, epsilon-greedy or the method's own behaviour
+  policy, periodic target copy;
+* :func:`torchrl_reg.loops.actor_critic.train`: Box actions, Polyak targets or a periodic copy
+  (:mod:`torchrl_reg.loops.targets`);
+* :func:`torchrl_reg.loops.planning.plan`: a tree search before every move (no training).
+
+Which method runs on which loop: the README's method table (the one list of methods), and a recipe's schema
+(its ``family``).
 
 A recipe (``recipes/<method>.py``) declares its config schema, registers its losses in
 :mod:`torchrl_reg.loops.registry` under their loop family (builders typed by the family's Protocol:

@@ -62,11 +62,12 @@ def actor_and_qvalue(
     return policy, qvalue
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
     """Train one actor-critic agent with the loss named ``cfg.loss.name``; returns the final metrics (also
     written to ``<run_dir>/metrics.json``, with the entry's ``run_metrics``: the method's name as ``"loss"``,
     e.g. the policy kind). ``cfg`` is a validated :class:`~torchrl_reg.configs.ActorCriticConfig` (the
-    recipe's ``validate``)."""
+    recipe's ``validate``); ``preset_id``: the gymnasium id its env option was made for, named in the preset line
+    (the recipe's command line reads it from Hydra)."""
     entry = get_loss(cfg.loss.name, FAMILY)
     run_dir, device = start_process(cfg)
     # A run refused while it is being set up leaves no lock file behind.
@@ -92,7 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=deterministic_actor(policy),
             device=device, stateful={"loss_module": loss_module, "optimizer": optimizer},
             title=entry.title(cfg), extra_metrics=entry.run_metrics(cfg),
-            curve_scalars=hooks.curve_scalars(),
+            curve_scalars=hooks.curve_scalars(), preset_id=preset_id,
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     prioritized = cfg.buffer.prioritized

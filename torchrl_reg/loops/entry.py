@@ -35,6 +35,7 @@ from torchrl_reg.configs import (
     recipe_config_path,
     with_search_path,
 )
+from torchrl_reg.configs.compose import env_preset_id
 from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, offered_losses
 from torchrl_reg.run import exit_if_interrupted, report_summary
@@ -144,7 +145,9 @@ def recipe_entry(
         except (ValueError, FileNotFoundError) as err:  # a refused config: its one-line reason, no traceback
             print(f"{name}: config refused: {err}", file=sys.stderr)
             sys.exit(EXIT_REFUSED)
-        metrics = train_loop(cfg)(cfg)
+        # the env option chosen on the command line, which only Hydra's runtime knows: named in the preset line
+        launch = {"preset_id": env_preset_id()} if "env" in cfg else {}
+        metrics = train_loop(cfg)(cfg, **launch)
         report_summary(metrics)
         exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 

@@ -82,8 +82,9 @@ from torchrl_reg.planning import (
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.models import get_model
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
-from torchrl_reg.run import ProgressBar, Run, read_checkpoint, stop_requested
+from torchrl_reg.run import Run, read_checkpoint, stop_requested
 from torchrl_reg.run.files import load_yaml_config
+from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.validation import check_finite_tensors, check_numbers
 
 __all__ = ["DIAGNOSTICS", "Episodes", "GroupProgress", "Stopped", "load_q_network", "plan", "play_episodes"]

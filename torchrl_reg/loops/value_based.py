@@ -1,6 +1,6 @@
-"""The value-based training loop: DQN, Soft-DQN, M-DQN, AL/PAL (``recipes/m_dqn.py``), IQN/M-IQN
-(``recipes/m_iqn.py``), MIRL/SQL/SQL_m (``recipes/mirl.py``) and discrete VIREL (``recipes/virel.py
-env=cartpole|minatar``), on discrete-action envs.
+"""The value-based training loop, on discrete-action envs: the loop of every recipe whose schema's family is
+``value_based`` (:class:`~torchrl_reg.configs.ValueBasedConfig`, :class:`~torchrl_reg.configs.BoltzmannValueBasedConfig`;
+which methods: the README's method table).
 
 Read :func:`train` top to bottom: it is the whole algorithm, DQN's (Mnih et al., "Human-level
 control through deep reinforcement learning", Nature 518, 2015) with vectorized envs, as CleanRL
@@ -58,10 +58,11 @@ def dqn_from_config(cfg: DictConfig, actor: QValueActor) -> DQNLoss:
     return loss
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
     """Train one value-based agent with the loss named ``cfg.loss.name``; returns the final metrics
     (also written to ``<run_dir>/metrics.json``). ``cfg`` is a validated
-    :class:`~torchrl_reg.configs.ValueBasedConfig` (the recipe's ``validate``)."""
+    :class:`~torchrl_reg.configs.ValueBasedConfig` (the recipe's ``validate``); ``preset_id``: the gymnasium id its env
+    option was made for, named in the preset line (the recipe's command line reads it from Hydra)."""
     entry = get_loss(cfg.loss.name, FAMILY)
     run_dir, device = start_process(cfg)
     # A run refused while it is being set up leaves no lock file behind.
@@ -107,7 +108,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
             stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
             title=entry.title(cfg), extra_metrics=entry.run_metrics(cfg),
-            curve_scalars=hooks.curve_scalars(),
+            curve_scalars=hooks.curve_scalars(), preset_id=preset_id,
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     # Read once: an OmegaConf attribute lookup costs more than a small tensor op.

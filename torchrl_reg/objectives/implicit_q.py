@@ -187,9 +187,7 @@ class ImplicitQLoss(ActorCriticLossBase):
         clip_value_max: float | None = None,
         bootstrap: str = "target",
         loss_function: str = "l2",
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         policy_tau = policy_logit_tau(policy_network)
         if policy_tau is not None and policy_tau != tau:
@@ -197,7 +195,7 @@ class ImplicitQLoss(ActorCriticLossBase):
                 f"the policy is a scaled softmax softmax(F / tau) with tau={policy_tau}, but the loss has tau={tau}: "
                 "build the policy with the loss's tau (one temperature), or without tau= for softmax(F)"
             )
-        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
+        super().__init__(**kwargs)
         self.tau = tau
         self.alpha = alpha
         self.clip_value_min = clip_value_min

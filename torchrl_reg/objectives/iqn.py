@@ -133,13 +133,11 @@ class IQNLoss(RegularizedLossBase):
         independent_fractions: bool = True,
         delay_value: bool = True,
         action_space: str | TensorSpec | None = None,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         self.num_quantiles, self.num_target_quantiles = num_quantiles, num_target_quantiles
         self.num_policy_quantiles = num_policy_quantiles
-        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
+        super().__init__(**kwargs)
         self.kappa = kappa
         self.independent_fractions = independent_fractions
         self.delay_value = delay_value

@@ -278,11 +278,9 @@ class MDACLoss(ActorCriticLossBase):
         loss_function: str = "l2",
         delay_qvalue: bool = True,
         delay_actor: bool = False,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
-        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
+        super().__init__(**kwargs)
         self.target_entropy = self._target_entropy(actor_network, target_entropy, fixed_alpha)
         self.beta = beta
         self.bound = bound

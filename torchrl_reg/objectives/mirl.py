@@ -174,11 +174,8 @@ class MIRLLoss(RegularizedDQNLossBase):
         prior: torch.Tensor | None = None,
         num_actions: int | None = None,
         loss_function: str = "l2",
-        delay_value: bool = True,
         action_space: str | TensorSpec | None = None,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         spec_actions = _num_actions(action_space, value_network)
         if num_actions is not None and spec_actions is not None and num_actions != spec_actions:
@@ -195,11 +192,8 @@ class MIRLLoss(RegularizedDQNLossBase):
         super().__init__(
             value_network,
             loss_function=loss_function,
-            delay_value=delay_value,
             action_space=action_space,
-            reduction=reduction,
-            use_prioritized_weights=use_prioritized_weights,
-            check_finite=check_finite,
+            **kwargs,
         )
         self.num_actions = num_actions
         self.beta_schedule = beta_schedule

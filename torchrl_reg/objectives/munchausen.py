@@ -12,7 +12,6 @@ References:
 from __future__ import annotations
 
 from torch import nn
-from torchrl.data.tensor_specs import TensorSpec
 from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl.objectives.utils import ValueEstimators
 
@@ -154,23 +153,13 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
         tau: float = 0.03,
         clip_value_min: float = -1.0,
         clip_value_max: float = 0.0,
-        loss_function: str = "smooth_l1",
-        delay_value: bool = True,
-        action_space: str | TensorSpec | None = None,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         self.alpha, self._tau = alpha, tau
         self.clip_value_min, self.clip_value_max = clip_value_min, clip_value_max
         super().__init__(
             value_network,
-            loss_function=loss_function,
-            delay_value=delay_value,
-            action_space=action_space,
-            reduction=reduction,
-            use_prioritized_weights=use_prioritized_weights,
-            check_finite=check_finite,
+            **kwargs,
         )
 
     def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
@@ -230,22 +219,12 @@ class AdvantageLearningLoss(RegularizedDQNLossBase):
         *,
         alpha: float = 0.9,
         persistent: bool = False,
-        loss_function: str = "smooth_l1",
-        delay_value: bool = True,
-        action_space: str | TensorSpec | None = None,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         self.alpha, self.persistent = alpha, persistent
         super().__init__(
             value_network,
-            loss_function=loss_function,
-            delay_value=delay_value,
-            action_space=action_space,
-            reduction=reduction,
-            use_prioritized_weights=use_prioritized_weights,
-            check_finite=check_finite,
+            **kwargs,
         )
 
     def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):

@@ -227,18 +227,14 @@ class SoftQLoss(_TemperatureMixin, ActorCriticLossBase):
         uniform_weight: float = DEFAULT_UNIFORM_WEIGHT,
         loss_function: str = "l2",
         delay_qvalue: bool = True,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         low, high = box_bounds(action_spec, "SoftQLoss's importance-sampled soft value")
         if proposal == "mixture":
             if actor is None:
                 raise ValueError("proposal='mixture' fits a tanh-Gaussian to the sampler's particles: pass actor=")
             _sampler_of(actor)
-        super().__init__(
-            reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite
-        )
+        super().__init__(**kwargs)
         self._init_tau(tau)
         self.register_buffer("low", low.float())
         self.register_buffer("high", high.float())

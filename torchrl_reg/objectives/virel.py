@@ -39,7 +39,6 @@ from tensordict import TensorDict, TensorDictBase, TensorDictParams
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModule, dispatch
 from tensordict.utils import NestedKey
 from torch import nn
-from torchrl.data.tensor_specs import TensorSpec
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules.distributions.utils import rsample_and_log_prob
 from torchrl.modules.tensordict_module.actors import QValueActor
@@ -203,21 +202,13 @@ class DiscreteVIRELLoss(_BellmanTemperature, RegularizedDQNLossBase):
         temperature_ema: float = DEFAULT_TEMPERATURE_EMA,
         initial_temperature: float = 1.0,
         loss_function: str = "l2",
-        delay_value: bool = True,
-        action_space: str | TensorSpec | None = None,
-        reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         self.c, self.p, self.temperature_estimator, self.temperature_ema = c, p, temperature_estimator, temperature_ema
         super().__init__(
             value_network,
             loss_function=loss_function,
-            delay_value=delay_value,
-            action_space=action_space,
-            reduction=reduction,
-            use_prioritized_weights=use_prioritized_weights,
-            check_finite=check_finite,
+            **kwargs,
         )
         self._init_temperature(initial_temperature)
 
@@ -411,12 +402,11 @@ class VIRELLoss(_BellmanTemperature, ActorCriticLossBase):
         loss_function: str = "l2",
         delay_qvalue: bool = True,
         reduction: str | None = None,
-        use_prioritized_weights: str | bool = "auto",
-        check_finite: bool = False,
+        **kwargs,
     ) -> None:
         if variant == "em" and reduction not in (None, "mean"):
             raise ValueError(f"variant='em' needs reduction='mean' (its M-step is a product of batch means), got {reduction!r}")
-        super().__init__(reduction=reduction, use_prioritized_weights=use_prioritized_weights, check_finite=check_finite)
+        super().__init__(reduction=reduction, **kwargs)
         self.c, self.p, self.temperature_estimator, self.temperature_ema = c, p, temperature_estimator, temperature_ema
         self.variant = variant
         self.num_qvalue_nets = int(num_qvalue_nets)

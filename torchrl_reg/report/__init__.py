@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from torchrl_reg.report.runs import Run, collect_runs
+from torchrl_reg.report.runs import ReportedRun, collect_runs
 from torchrl_reg.report.stats import (
     aggregate_mean,
     aggregate_median,
@@ -21,7 +21,7 @@ from torchrl_reg.report.stats import (
 from torchrl_reg.report.summary import make_report
 
 __all__ = [
-    "Run",
+    "ReportedRun",
     "aggregate_mean",
     "aggregate_median",
     "collect_runs",

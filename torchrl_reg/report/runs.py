@@ -26,7 +26,7 @@ from torchrl_reg.run.metrics import read_metric
 from torchrl_reg.run.files import load_yaml_config, read_bytes, read_json, write_atomic
 from torchrl_reg.run.rundir import run_dir_holder
 
-__all__ = ["CURVE_METRICS", "Run", "collect_runs", "method_labels", "read_curve", "write_records"]
+__all__ = ["CURVE_METRICS", "ReportedRun", "collect_runs", "method_labels", "read_curve", "write_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ IGNORED_PREFIXES = ("run_dir", "seed", "device", "logger.", "num_threads", "comp
 
 
 @dataclass
-class Run:
+class ReportedRun:
     """One expected run: where it is, what it ran, how it ended."""
 
     run_dir: Path
@@ -112,7 +112,7 @@ def _read_config(run_dir: Path) -> dict[str, Any] | None:
     return container if isinstance(container, dict) else None
 
 
-def _runs_of_sweep(sweep_dir: Path) -> list[Run]:
+def _runs_of_sweep(sweep_dir: Path) -> list[ReportedRun]:
     from torchrl_reg.sweep.launch import sweep_status
     from torchrl_reg.sweep.task import read_sweep_file
 
@@ -127,17 +127,17 @@ def _runs_of_sweep(sweep_dir: Path) -> list[Run]:
         row = rows[task["index"]]
         logs = [p for p in (row["stdout"], row["stderr"]) if p]
         runs.append(
-            Run(run_dir, recipe, task["config"], status, metrics, logs, row["queue"],
+            ReportedRun(run_dir, recipe, task["config"], status, metrics, logs, row["queue"],
                 recipe_path=sweep["recipe"], overrides=tuple(task["overrides"]), command=sweep.get("command"))
         )
     return runs
 
 
-def _run_of_record(path: Path, record: dict[str, Any]) -> Run:
+def _run_of_record(path: Path, record: dict[str, Any]) -> ReportedRun:
     metrics = record["metrics"]
     curves = {name: (c["frames"], c["values"]) for name, c in record.get("curves", {}).items()}
     config = record.get("config")
-    return Run(
+    return ReportedRun(
         path, str(record["method"]), {"env": {"name": record["env"]}, "seed": record["seed"]},
         str(metrics.get("status", "unknown")), metrics,
         recipe_path=record.get("recipe"), overrides=tuple(record.get("overrides", ())),
@@ -145,7 +145,7 @@ def _run_of_record(path: Path, record: dict[str, Any]) -> Run:
     )
 
 
-def _records_under(root: Path, skip: set[Path] = frozenset()) -> list[Run]:
+def _records_under(root: Path, skip: set[Path] = frozenset()) -> list[ReportedRun]:
     """The run records in ``root`` (a file or a folder), leaving out hidden folders and the run
     directories in ``skip`` (their metrics.json belongs to a run already found)."""
     paths = [root] if root.is_file() else sorted(
@@ -172,10 +172,10 @@ def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
-def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
+def collect_runs(paths: Sequence[str | Path]) -> list[ReportedRun]:
     """Every run under ``paths``: sweep directories, run directories, run records
     (:mod:`torchrl_reg.report.records`), or folders holding any of them."""
-    runs: list[Run] = []
+    runs: list[ReportedRun] = []
     seen: set[Path] = set()
     for p in paths:
         root = Path(p).resolve()
@@ -206,13 +206,13 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
                 # One damaged file is one run the report cannot read, not a report that cannot be made.
                 seen.add(run_dir)
                 reason = " ".join(str(err).split())[:200]
-                runs.append(Run(run_dir, "run", {}, f"unreadable config.yaml ({type(err).__name__}: {reason})"))
+                runs.append(ReportedRun(run_dir, "run", {}, f"unreadable config.yaml ({type(err).__name__}: {reason})"))
                 continue
             if config is None:
                 continue
             seen.add(run_dir)
             status, metrics = _read_metrics(run_dir)
-            runs.append(Run(run_dir, "run", config, status, metrics))
+            runs.append(ReportedRun(run_dir, "run", config, status, metrics))
         records = _records_under(root, seen)
         for run in records:
             seen.add(run.run_dir)
@@ -255,7 +255,7 @@ def _label_keys(flat: Sequence[dict[str, Any]], envs: Sequence[Any], env_key: st
     return sorted(chosen)
 
 
-def method_labels(runs: Sequence[Run], env_key: str, method_keys: Sequence[str] | None = None) -> list[str]:
+def method_labels(runs: Sequence[ReportedRun], env_key: str, method_keys: Sequence[str] | None = None) -> list[str]:
     """A method label per run: its recipe (or the sweep's method name) and the config values that
     tell it apart from the other runs of that recipe on one env (see :func:`_label_keys`).
 
@@ -280,7 +280,7 @@ def method_labels(runs: Sequence[Run], env_key: str, method_keys: Sequence[str] 
     return labels
 
 
-def read_curve(run: Run, curve: str) -> tuple[np.ndarray, np.ndarray]:
+def read_curve(run: ReportedRun, curve: str) -> tuple[np.ndarray, np.ndarray]:
     """``(frames, values)`` of a run: ``curve="eval"`` reads the evaluations in ``metrics.json``,
     anything else is a CSV scalar name such as ``train/episode_return``."""
     if curve in run.curves:
@@ -311,7 +311,7 @@ CURVE_METRICS = {
 taken from one ``metrics.json`` number; see :mod:`torchrl_reg.report.stats`."""
 
 
-def final_score(run: Run, metric: str) -> float:
+def final_score(run: ReportedRun, metric: str) -> float:
     """The run's final score: ``metrics.json[metric]``, or one of :data:`CURVE_METRICS` read off its evaluations
     (NaN when the run has too few of them). Either naming of the training return reads runs of both
     (``final_return``, its name before ``train_return_mean``: :func:`~torchrl_reg.run.read_metric`)."""
@@ -336,7 +336,7 @@ def _slug(text: Any) -> str:
 def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Path, env_key: str = "env.name") -> list[Path]:
     """One record per completed run in ``out_dir`` (``<method>_<env>_seed<seed>.json``); returns the paths.
 
-    ``runs`` are :class:`Run` objects and ``labels`` their method labels (the record format:
+    ``runs`` are :class:`ReportedRun` objects and ``labels`` their method labels (the record format:
     :mod:`torchrl_reg.report.records`).
     Every CSV scalar under ``train/`` and ``eval/`` of the run goes into ``curves``.
     A record already in ``out_dir`` is replaced only by the same run (same method label, recipe file, overrides, env and

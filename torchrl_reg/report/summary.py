@@ -34,7 +34,7 @@ from torchrl_reg.report.atari import (
 from torchrl_reg.report.rliable_figures import FIGURES, INSTALL_HINT, rliable_figures, rliable_missing
 from torchrl_reg.report.runs import (
     CURVE_METRICS,
-    Run,
+    ReportedRun,
     collect_runs,
     final_score,
     method_labels,
@@ -191,7 +191,7 @@ def make_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = method_labels(runs, env_key, method_keys)
 
-    done: list[tuple[Run, str]] = []
+    done: list[tuple[ReportedRun, str]] = []
     problems: list[dict[str, Any]] = []
     for run, label in zip(runs, labels):
         score = final_score(run, metric) if run.status == "completed" else math.nan

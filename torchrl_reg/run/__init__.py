@@ -26,8 +26,8 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   returning the final metrics, and ``main()``, its ``@hydra.main`` on ``conf/<name>/<name>.yaml`` (or ``conf/<name>.yaml``); both come
   from :func:`torchrl_reg.loops.recipe_entry` (its ``validate``, then its family's loop).
 * Its config schema is a dataclass inheriting its family's schema (:class:`~torchrl_reg.configs.ValueBasedConfig` or
-  :class:`~torchrl_reg.configs.ActorCriticConfig`, both :class:`~torchrl_reg.configs.RecipeConfig`; the planning recipe
-  ``recipes/tree_search.py``, which trains nothing, :class:`~torchrl_reg.configs.PlanningConfig`, with episodes in place
+  :class:`~torchrl_reg.configs.ActorCriticConfig`, both :class:`~torchrl_reg.configs.RecipeConfig`; the planning recipe,
+  which trains nothing, :class:`~torchrl_reg.configs.PlanningConfig`, with episodes in place
   of frames; every one a :class:`~torchrl_reg.configs.RunConfig`), registered with
   :func:`~torchrl_reg.configs.register_schema` and listed first in ``recipes/conf/<name>/<name>.yaml``'s (or ``recipes/conf/<name>.yaml``'s) defaults; groups
   ``env``, ``loss``, ``collector``, ``buffer``, ``optim``, ``logger`` compose on top of it, so
@@ -37,7 +37,7 @@ Contract every recipe keeps (other tools, e.g. ``slurm/``, rely on it):
   resolved ``config.yaml``, the CSV logs (``csv/scalars/**.csv``, rows ``step,value``),
   ``checkpoint.pt`` (and the one before it, ``checkpoint.prev.pt``), ``metrics.json`` (``status: running`` while it runs, final at the end),
   ``learning_curve.png`` and, while a run uses it, ``run.lock``.
-* :func:`open_run_dir` (in :func:`open_process`) locks the directory before anything in it is
+* :func:`~torchrl_reg.run.rundir.open_run_dir` (in :func:`open_process`) locks the directory before anything in it is
   touched: one writer at a time, a second is refused naming the first (pid, host); the lock of
   a killed run is detected as stale and taken over.
 * If the directory holds a checkpoint at start, the run resumes from it: the explicit step
@@ -76,32 +76,19 @@ from __future__ import annotations
 
 from torchrl_reg.run.checkpoint import (
     CHECKPOINT_NAME,
-    CONFIG_DIGEST_KEY,
     CheckpointError,
-    ConfigMismatchError,
     UntrustedCheckpointError,
-    collector_state,
-    has_checkpoint,
     load_checkpoint,
-    load_collector_state,
-    load_replay_buffer_state,
     read_checkpoint,
-    replay_buffer_state,
-    rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from torchrl_reg.run.contract import Run, RunState
-from torchrl_reg.run.files import DiskFullError, SymlinkRefused
-from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import deterministic_actor, evaluate
-from torchrl_reg.run.logs import make_logger, truncate_csv_logs
-from torchrl_reg.run.metrics import read_metric, report_summary, return_metrics, summary_line, write_json
-from torchrl_reg.run.plots import plot_learning_curve
-from torchrl_reg.run.process import open_process, seed_everything, start_process
-from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.recipe_run import RecipeRun, check_finite_rewards, crossed
-from torchrl_reg.run.rundir import RunDirLocked, open_run_dir, resolve_run_dir
+from torchrl_reg.run.logs import truncate_csv_logs
+from torchrl_reg.run.metrics import read_metric, report_summary
+from torchrl_reg.run.process import open_process, start_process
+from torchrl_reg.run.recipe_run import RecipeRun, crossed
+from torchrl_reg.run.rundir import RunDirLocked
 from torchrl_reg.run.stop import (
     EXIT_INTERRUPTED,
     EXIT_NOT_RESUMABLE,
@@ -115,52 +102,29 @@ from torchrl_reg.run.stop import (
 
 __all__ = [
     "CHECKPOINT_NAME",
-    "CONFIG_DIGEST_KEY",
     "CheckpointError",
-    "ConfigMismatchError",
-    "DiskFullError",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_RESUMABLE",
-    "EpisodeTracker",
-    "ProgressBar",
     "RecipeRun",
     "Run",
     "RunDirLocked",
     "RunState",
-    "SymlinkRefused",
     "UntrustedCheckpointError",
-    "check_finite_rewards",
     "clear_stop",
-    "collector_state",
     "crossed",
     "deterministic_actor",
     "evaluate",
     "exit_if_interrupted",
-    "has_checkpoint",
     "install_stop_signal_handlers",
     "load_checkpoint",
-    "load_collector_state",
-    "load_replay_buffer_state",
-    "make_logger",
-    "mean_last",
     "open_process",
-    "open_run_dir",
-    "plot_learning_curve",
-    "read_metric",
     "read_checkpoint",
-    "replay_buffer_state",
+    "read_metric",
     "report_summary",
     "request_stop",
     "request_stop_at",
-    "resolve_run_dir",
-    "return_metrics",
-    "rng_state",
     "save_checkpoint",
-    "seed_everything",
-    "set_rng_state",
     "start_process",
     "stop_requested",
-    "summary_line",
     "truncate_csv_logs",
-    "write_json",
 ]

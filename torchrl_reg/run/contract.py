@@ -64,7 +64,7 @@ class RunState(Protocol):
 
     def progress(self) -> dict[str, Any]:
         """What ``metrics.json`` says while the run goes on, ``frames`` among it: 0 until the first checkpoint,
-        which is how :func:`~torchrl_reg.run.open_run_dir` tells a run killed before it (start over) from one
+        which is how :func:`~torchrl_reg.run.rundir.open_run_dir` tells a run killed before it (start over) from one
         whose checkpoints were deleted (refused)."""
 
     def state_dict(self) -> dict[str, Any]:
@@ -216,7 +216,7 @@ class Run:
     def finish(self, metrics: Mapping[str, Any], *, curve_file: str | None = None, **curve: Any) -> dict[str, Any]:
         """The final ``metrics.json``: ``status``, ``wall_time_s``, ``steps_per_s`` (``metrics["frames"]`` per
         second), ``seed``, ``run_dir``, the extra metrics and ``metrics``; then ``<run_dir>/<curve_file>``, drawn by
-        :func:`~torchrl_reg.run.plot_learning_curve` with the arguments ``curve``; then the directory released.
+        :func:`~torchrl_reg.run.plots.plot_learning_curve` with the arguments ``curve``; then the directory released.
         Returns the metrics."""
         self.close()
         wall_time = self.elapsed()

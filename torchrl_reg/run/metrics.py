@@ -79,7 +79,7 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
     rates = f"{metrics['steps_per_s']:.0f} steps/s"
     if "updates_per_s" in metrics:
         rates += f", {metrics['updates_per_s']:.0f} updates/s"
-    # A planning run (loops/planning.py) counts moves and has no collector: its episodes end at task.max_steps.
+    # A planning run (loops/planning.py) counts moves and has no collector: its episodes end at its move cap.
     planning = "moves" in metrics
     count = f"{metrics['moves']} moves" if planning else f"{metrics['frames']} frames"
     if planning:

@@ -34,7 +34,7 @@ def plot_learning_curve(
     """Training returns (raw and moving average over ``window`` episodes) and greedy evaluations vs frames
     (``xlabel``), and beside them one panel per ``(label, frames, values)`` of ``panels`` (e.g. VIREL's
     temperature, the policy entropy), on the same frame axis. ``train_label`` names the episodes in the legend
-    (a planning run's are a planner's, not training episodes)."""
+    (a planning run's are played by a search, not training episodes)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -86,7 +86,8 @@ def preset_line(cfg: Any, preset_id: str | None = None, given: Iterable[str] = (
     """One line naming the env and the preset settings the run uses (logged at its start), apart from those the
     command line set.
 
-    ``preset_id`` is the gymnasium id the chosen env preset was made for (:func:`env_preset_id`): the line
+    ``preset_id`` is the gymnasium id the chosen env preset was made for (the recipe's command line reads it from
+    Hydra: :func:`~torchrl_reg.configs.compose.env_preset_id`): the line
     says whether ``env.name`` is that id or inherits the preset; unknown (``None``), it says both cases.
     ``given``: the keys set on the command line (:func:`command_line_keys`), listed as such."""
     given = set(given)
@@ -118,38 +119,6 @@ def command_line_keys() -> frozenset[str]:
     return frozenset(override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task)
 
 
-def env_preset_id() -> str | None:
-    """The gymnasium id the chosen ``env`` option names (the ``env.name`` its file, or a file its defaults
-    list includes, sets), read under Hydra's command line from the recipe's config directories; ``None``
-    elsewhere (``train(cfg)``: the chosen option is not recorded)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return None
-    runtime = HydraConfig.get().runtime
-    roots = [Path(source.path) for source in runtime.config_sources if source.schema == "file"]
-    return _env_name_set_by(roots, f"env/{runtime.choices.get('env')}", package="env")
-
-
-def _env_name_set_by(roots: list[Path], config_path: str, package: str) -> str | None:
-    """The ``env.name`` the config ``config_path`` (first found under ``roots``, as Hydra searches) sets,
-    itself or through the configs its defaults list names (``/protocol/dqn/minatar``); ``package``: where
-    its keys go unless its header says ``@package _global_``."""
-    path = next((root / f"{config_path}.yaml" for root in roots if (root / f"{config_path}.yaml").is_file()), None)
-    if path is None:
-        return None
-    node = OmegaConf.load(path)
-    if "# @package _global_" in path.read_text().splitlines()[:1]:
-        package = ""
-    name = None
-    for entry in node.get("defaults", []):  # merged before the file's own keys (_self_ last)
-        if isinstance(entry, str) and entry != "_self_":  # absolute, or relative to the file's group
-            target = entry[1:] if entry.startswith("/") else f"{config_path.rpartition('/')[0]}/{entry}".lstrip("/")
-            name = _env_name_set_by(roots, target, package="") or name
-    own = OmegaConf.select(node, "env.name" if package == "" else "name")
-    return own if own is not None else name
-
-
 class RecipeRun(Run):
     """Counters, logs, evaluation, checkpoints and final metrics of one recipe run: a
     :class:`~torchrl_reg.run.contract.Run` whose state (:class:`~torchrl_reg.run.contract.RunState`, its step the
@@ -171,6 +140,8 @@ class RecipeRun(Run):
         curve_scalars: logged training scalars drawn beside the return in ``learning_curve.png``, key ->
             axis label (read back from the CSV log, so a resumed run draws the whole run; nothing without
             the CSV backend).
+        preset_id: the gymnasium id the chosen env option was made for, named in the preset line logged at the
+            start (:func:`preset_line`); ``None`` when unknown (``train(cfg)``: the chosen option is not recorded).
 
     Construction builds nothing and reads no file; :meth:`start` (called once, before the loop)
     resumes from the run directory's checkpoint when it has one, else drops the CSV
@@ -192,8 +163,10 @@ class RecipeRun(Run):
         title: str,
         extra_metrics: Mapping[str, Any] | None = None,
         curve_scalars: Mapping[str, str] | None = None,
+        preset_id: str | None = None,
     ) -> None:
         super().__init__(cfg, run_dir, self, extra_metrics={"env": cfg.env.name, **(extra_metrics or {})})
+        self.preset_id = preset_id
         self.collector = collector
         self.replay_buffer = replay_buffer
         self.greedy = greedy
@@ -219,7 +192,7 @@ class RecipeRun(Run):
         """Start the run (:meth:`Run.start <torchrl_reg.run.contract.Run.start>`: resume, ``config.yaml``), log
         the preset settings in use and start the progress bar over frames. Returns whether it resumed."""
         resumed = super().start(map_location=self.device)
-        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, env_preset_id(), command_line_keys()))
+        logging.getLogger("torchrl_reg.recipes").info(preset_line(self.cfg, self.preset_id, command_line_keys()))
         collector = self.cfg.collector
         if collector.total_frames % collector.frames_per_batch:
             # TorchRL collects whole batches: say how many frames the run really does (metrics["frames"]).

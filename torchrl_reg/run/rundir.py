@@ -3,7 +3,7 @@
 :func:`resolve_run_dir` says where it is (``cfg.run_dir``, else Hydra's output directory, else the working directory).
 :func:`open_run_dir` locks the run directory before anything in it is touched, then, if it holds a
 checkpoint, compares the new config with the stored ``config.yaml`` and refuses every difference
-that could change training (:data:`RESUMABLE_CHANGES` lists the only keys that may differ); without
+that could change training (the config's schema declares the only keys that may differ: :func:`resume_rules`); without
 a checkpoint, it refuses a directory holding an earlier run's logs or metrics, which a fresh start
 would delete (:class:`EarlierRunRefused`).
 
@@ -48,8 +48,6 @@ from torchrl_reg.run.files import (
 
 __all__ = [
     "LOCK_NAME",
-    "RESUMABLE_CHANGES",
-    "ADDED_KEYS",
     "AS_NEW",
     "RunDirLocked",
     "ResumeRefused",
@@ -61,6 +59,7 @@ __all__ = [
     "open_run_dir",
     "resolve_run_dir",
     "resume_changes",
+    "resume_rules",
     "run_dir_holder",
     "config_digest",
     "write_config",
@@ -68,47 +67,44 @@ __all__ = [
 
 LOCK_NAME = "run.lock"
 
-#: The only config keys a resumed run may change (with the condition each must meet), because none
-#: of them changes a trained number: where the run stops (later only), what is logged and how
-#: often, how often it checkpoints, where the directory is. Every other difference is refused.
-RESUMABLE_CHANGES: dict[str, str] = {
-    "collector.total_frames": "larger",
-    # the planning loop's (torchrl_reg.loops.planning) count of episodes: where it stops, later only
-    "episodes": "larger",
-    "logger.backend": "any",
-    "logger.project": "any",
-    "logger.interval": "any",
-    "logger.progress_bar": "any",
-    "checkpoint.interval": "any",
-    # the planning loop's (torchrl_reg.loops.planning) checkpoints of the group in progress
-    "checkpoint.interval_s": "any",
-    "run_dir": "any",
-    # How the compiled update is launched, not what it computes (a run directory older than the key has none).
-    "cuda_graph": "any",
-}
-
-#: Stands, in :data:`ADDED_KEYS`, for "the value the new config holds": the key's absence meant it.
+#: Stands, in a schema's ``added_keys``, for "the value the new config holds": the key's absence meant it.
 AS_NEW = object()
 
-#: Config keys added after run directories were written without them, with the value a config that lacks
-#: the key meant: a resume compares the stored config as if it held that value. ``loss.name`` came to the
-#: actor-critic configs when their loop started to read the loss from the config; each actor-critic recipe
-#: offers exactly one loss name (the one it registers), so a stored config without one ran the name it now gives.
-#: ``planner.batch_episodes`` came to the planning loop with its batched mode; before it, one episode at a time.
-#: ``planner.model`` came with the model knob: a value that depends on the stored config is a function of it.
-#: ``planner.futures`` came with the ensemble model; before it, one future (the only value another model takes).
-ADDED_KEYS: dict[str, Any] = {
-    "env.backend": "wrappers", "loss.name": AS_NEW, "planner.batch_episodes": 1, "planner.futures": 1,
-    "planner.model": lambda stored: _planner_model_before(stored),
-}
 
+def resume_rules(schema: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """What a resume of a config of ``schema`` (its dataclass, or a typed config: ``OmegaConf.get_type``) may change:
+    ``(resumable, added)``, merged along the schema's method resolution order from what each class declares.
 
-def _planner_model_before(stored: Mapping[str, Any]) -> Any:
-    """What a planning config without ``planner.model`` planned in: on MinAtar and Atari one episode at a time searched
-    the sampled model and a batch of episodes the determinized one; on the deterministic tasks every model is the task."""
-    if stored.get("task.name") not in ("minatar", "atari"):
-        return AS_NEW
-    return "determinized" if stored.get("planner.batch_episodes", 1) > 1 else "sampled"
+    * ``resumable_keys`` (``ClassVar``, dotted key -> ``"any"`` or ``"larger"``): the only keys a resumed run may
+      change, because none of them changes a trained number (where the run stops, later only; what is logged; how
+      often it checkpoints; where the directory is). Every other difference is refused.
+    * ``added_keys`` (``ClassVar``, dotted key -> value): keys added after run directories were written without
+      them, with the value a config that lacks the key meant (:data:`AS_NEW`: the new config's; a callable: a
+      function of the stored config, flat). A resume compares the stored config as if it held that value.
+
+    A group's dataclass (the ``default_factory`` of one of the schema's fields) declares its own keys the same way,
+    without the group's name (``added_keys = {"futures": 1}`` on the group ``search`` is ``search.futures``). A config
+    without a schema (a plain mapping) may change nothing."""
+    import dataclasses
+
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(schema, DictConfig):
+        schema = OmegaConf.get_type(schema)
+    resumable: dict[str, str] = {}
+    added: dict[str, Any] = {}
+
+    def declared(klass: Any, prefix: str) -> None:
+        for base in reversed(getattr(klass, "__mro__", ())):
+            resumable.update({prefix + k: v for k, v in vars(base).get("resumable_keys", {}).items()})
+            added.update({prefix + k: v for k, v in vars(base).get("added_keys", {}).items()})
+
+    declared(schema, "")
+    for group in dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ():
+        if isinstance(group.default_factory, type) and dataclasses.is_dataclass(group.default_factory):
+            declared(group.default_factory, f"{group.name}.")
+    return resumable, added
+
 
 logger = logging.getLogger(__name__)
 
@@ -453,21 +449,22 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any], schema: Any) -> list[str]:
     """The differences between a stored and a new resolved config that a resume refuses, one line each
-    (``key: stored -> new``); differences allowed by :data:`RESUMABLE_CHANGES` are left out."""
+    (``key: stored -> new``); differences that ``schema`` allows (:func:`resume_rules`) are left out."""
+    resumable, added = resume_rules(schema)
     old, cur = _flat(dict(stored)), _flat(dict(new))
     refused = []
     for key in sorted(set(old) | set(cur)):
         b = cur.get(key, "<absent>")
-        a = old.get(key, ADDED_KEYS.get(key, "<absent>"))
+        a = old.get(key, added.get(key, "<absent>"))
         if callable(a):
             a = a(old)
         if a is AS_NEW:
             a = b
         if a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b):  # NaN == NaN here
             continue
-        rule = RESUMABLE_CHANGES.get(key)
+        rule = resumable.get(key)
         if rule == "any" or (rule == "larger" and isinstance(a, int) and isinstance(b, int) and b > a):
             continue
         refused.append(f"{key}: {a!r} -> {b!r}" + (" (may only grow)" if rule == "larger" else ""))
@@ -492,19 +489,21 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
             "games (torchrl_reg.envs.atari_vector). Use a new run_dir, or train with env.backend=wrappers (its "
             "checkpoints hold every emulator's state) where a run must survive a stop"
         )
-    refused = resume_changes(stored, new)
+    refused = resume_changes(stored, new, cfg)
     if refused:
+        resumable, _ = resume_rules(cfg)
+        larger = sorted(key for key, rule in resumable.items() if rule == "larger")
         raise ResumeRefused(
             f"run directory {run_dir} holds a checkpoint of another config; resuming it with this one would "
             "train something else under this config's name. Differences:\n  " + "\n  ".join(refused)
-            + f"\nOnly {sorted(RESUMABLE_CHANGES)} may change on resume (collector.total_frames and episodes only upwards); "
+            + f"\nOnly {sorted(resumable)} may change on resume ({' and '.join(larger) or 'none'} only upwards); "
             "use a new run directory for another config"
         )
 
 
 def config_digest(cfg: Any) -> str:
-    """The SHA-256 of a run's resolved config, less the keys a resume may change (:data:`RESUMABLE_CHANGES`)
-    and those added after run directories were written without them (:data:`ADDED_KEYS`): what a
+    """The SHA-256 of a run's resolved config, less the keys its schema lets a resume change and those added after
+    run directories were written without them (:func:`resume_rules`): what a
     checkpoint stores to name its run, so that a checkpoint copied from another run (another seed, another
     method) is refused (:func:`~torchrl_reg.run.checkpoint.load_checkpoint`)."""
     import hashlib
@@ -512,7 +511,8 @@ def config_digest(cfg: Any) -> str:
     from omegaconf import OmegaConf
 
     config = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    kept = {k: v for k, v in _flat(config).items() if k not in RESUMABLE_CHANGES and k not in ADDED_KEYS}
+    resumable, added = resume_rules(cfg)
+    kept = {k: v for k, v in _flat(config).items() if k not in resumable and k not in added}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
