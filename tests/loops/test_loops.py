@@ -7,39 +7,39 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from tests.recipes.recipe_cases import TRAINING_RECIPES, offered
+from tests.recipes.recipe_cases import TRAINING_RECIPES, loss_cases
 from torchrl_reg.configs import compose_config, config_sources
-from torchrl_reg.loops import actor_critic, value_based
+from torchrl_reg.loops import actor_critic, get_loss, value_based
 from torchrl_reg.objectives.update import FusedAdamUpdate
 from torchrl_reg.run import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
-ENVS = {
-    "m_dqn": ("cartpole", "acrobot", "minatar", "atari"),
-    "mirl": ("cartpole", "acrobot", "minatar", "atari"),
-    "m_iqn": ("cartpole", "minatar", "atari"),
-    "iq": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"),
-    "sac": ("halfcheetah", "hopper", "walker2d", "ant", "humanoid", "pendulum"),
-}
-#: Recipe of ENVS -> its value-based losses, as the recipe registers them (``loss=<name>``); an actor-critic recipe
-#: runs its one loss.
+#: Every training recipe -> its env presets (the options of recipes/conf/<recipe>/env).
+ENVS = {name: config_sources(CONF, name).groups["env"][1] for name in TRAINING_RECIPES}
+#: Recipe -> its value-based losses that a ``loss`` option selects (the option's override), as the recipe registers
+#: them: each preset runs with each; a recipe without one runs its default loss (VIREL's discrete loss is picked by
+#: the env).
 VALUE_BASED = {
     name: losses
     for name in ENVS
-    if (losses := tuple(loss for family, loss in offered(name) if family == "value_based"))
+    if (losses := {
+        loss: overrides
+        for (family, loss), overrides in loss_cases(name).items()
+        if family == "value_based" and overrides[0].startswith("loss=")
+    })
 }
 #: The recipes with an Atari env option (their presets store frames once: buffer.dedup_frames).
-ATARI_RECIPES = [name for name in TRAINING_RECIPES if "atari" in config_sources(CONF, name).groups["env"][1]]
-#: Losses without ``loss_and_outputs``: compiled around an eager backward, not fused.
-NOT_FUSABLE = ("dqn", "sac")
+ATARI_RECIPES = [name for name in TRAINING_RECIPES if "atari" in ENVS[name]]
+LOOPS = {"value_based": value_based, "actor_critic": actor_critic}
 
 
 def _presets():
     for recipe, envs in ENVS.items():
         for env in envs:
-            for loss in VALUE_BASED.get(recipe, (None,)):
+            for loss in VALUE_BASED.get(recipe, {None: ()}):
                 yield recipe, env, loss
 
 
@@ -50,17 +50,20 @@ class _Built(Exception):
 
 @pytest.mark.parametrize("recipe, env, loss", list(_presets()))
 def test_every_compiled_preset_builds_the_fused_update(recipe, env, loss, tmp_path, monkeypatch):
-    """Compose each preset, run its loop up to the update it builds (no training), and check the type:
-    every preset with ``compile=true`` runs the fused compiled step (FusedAdamUpdate) unless its loss
-    cannot be fused (TorchRL's DQNLoss and SACLoss: compiled generic step); eager presets build the eager step."""
+    """Compose each preset (every env option of every training recipe, with each value-based loss), run its loop
+    up to the update it builds (no training), and check the type: every preset with ``compile=true`` runs the fused
+    compiled step (FusedAdamUpdate) unless its loss is registered with ``fused_update=False`` (TorchRL's DQNLoss and
+    SACLoss: compiled generic step); eager presets build the eager step."""
     module = importlib.import_module(f"recipes.{recipe}")
-    overrides = [f"env={env}", f"run_dir={tmp_path}", "collector.num_envs=1", "collector.frames_per_batch=4"]
-    if recipe in VALUE_BASED:
-        overrides += [f"loss={loss}", "optim.frames_per_update=4", "optim.target_update_interval=4"]
+    preset = [f"env={env}", *(VALUE_BASED[recipe][loss] if loss else ())]
+    family = OmegaConf.get_type(module.validate(compose_config(CONF, recipe, preset))).family
+    overrides = [*preset, f"run_dir={tmp_path}", "collector.num_envs=1", "collector.frames_per_batch=4"]
+    if family == "value_based":
+        overrides += ["optim.frames_per_update=4", "optim.target_update_interval=4"]
     else:
         overrides += ["collector.frames_per_batch=1"]
     cfg = compose_config(CONF, recipe, overrides)
-    loop = value_based if recipe in VALUE_BASED else actor_critic
+    loop = LOOPS[family]
     real = loop.make_update
 
     def capture(*args, **kwargs):
@@ -70,8 +73,8 @@ def test_every_compiled_preset_builds_the_fused_update(recipe, env, loss, tmp_pa
     with pytest.raises(_Built) as built:
         module.train(cfg)
     update = built.value.update
-    name = loss or recipe
-    if cfg.compile and name not in NOT_FUSABLE:
+    name = cfg.loss.name
+    if cfg.compile and get_loss(name, family).fused_update:
         assert isinstance(update, FusedAdamUpdate), (recipe, env, name)
     elif cfg.compile:
         assert not isinstance(update, FusedAdamUpdate) and hasattr(update, "_torchdynamo_orig_callable"), (recipe, env, name)
@@ -80,9 +83,13 @@ def test_every_compiled_preset_builds_the_fused_update(recipe, env, loss, tmp_pa
 
 
 def test_the_compiled_presets_are_the_documented_ones():
+    """Over every env preset of every training recipe: ``compile=true`` in the CartPole, Acrobot, MinAtar and MuJoCo
+    protocols (docs/recipes.rst), except M-IQN's CartPole preset; VIREL's presets (its temperature reads a value on
+    every update) and soft Q-learning's are eager, as are the Atari, Pendulum and multi-goal presets."""
     compiled = {(r, e) for r, envs in ENVS.items() for e in envs if compose_config(CONF, r, [f"env={e}"]).compile}
+    mujoco = ("ant", "halfcheetah", "hopper", "humanoid", "walker2d")
     expected = {(r, e) for r in ("m_dqn", "mirl") for e in ("cartpole", "acrobot", "minatar")} | {("m_iqn", "minatar")}
-    expected |= {(r, e) for r in ("iq", "sac") for e in ENVS["iq"] if e != "pendulum"}
+    expected |= {(r, e) for r in ("iq", "mdac", "sac") for e in mujoco}
     assert compiled == expected
 
 

@@ -40,10 +40,13 @@ class Case:
     recipe: str
     family: str
     name: str
+    #: The overrides that select this loss instead of :func:`~tests.recipes.recipe_cases.loss_cases`' (a variant of
+    #: the entry: another option of the recipe's ``loss`` group, e.g. ``("loss=virel_em",)``).
+    options: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
-        return f"{self.family}:{self.name}"
+        return f"{self.family}:{self.name}" + (f"[{','.join(self.options)}]" if self.options else "")
 
     @property
     def entry(self):
@@ -75,17 +78,18 @@ def registered() -> set[tuple[str, str]]:
 def config(case: Case):
     from torchrl_reg.configs import compose_config
 
-    overrides = [*loss_cases(case.recipe)[(case.family, case.name)], *SMALL]
+    overrides = [*(case.options or loss_cases(case.recipe)[(case.family, case.name)]), *SMALL]
     if case.family == "value_based":
         overrides.append("network.kind=mlp")
     return compose_config(CONF, case.recipe, overrides)
 
 
-def build(case: Case) -> tuple[LossModule, Callable[[TensorDict], TensorDict]]:
-    """``(loss, act)``: the entry's loss, built by its ``from_config`` on the stand-in environment, and the function
-    that writes an action into a batch of observations (the acting policy's, or a uniform discrete draw)."""
+def build(case: Case, seed: int = 0) -> tuple[LossModule, Callable[[TensorDict], TensorDict]]:
+    """``(loss, act)``: the entry's loss, built by its ``from_config`` on the stand-in environment (its networks
+    drawn after ``torch.manual_seed(seed)``), and the function that writes an action into a batch of observations
+    (the acting policy's, or a uniform discrete draw)."""
     entry, cfg = case.entry, config(case)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     if case.family == "actor_critic":
         env = SimpleNamespace(observation_spec=Composite(observation=Unbounded(shape=(OBS,))), action_spec_unbatched=BOX)
         policy, loss = entry.from_config(cfg, env, torch.device("cpu"))

@@ -4,162 +4,167 @@ The properties are those TorchRL's own test suite checks on its losses (keys and
 reaching the estimator, keyword-tensor calls, reductions, batch dimensions, frozen and unaliased
 target parameters, losses without targets, ``state_dict``/``deepcopy`` round trips,
 ``reset_parameters_recursive``, ``out_keys``, prioritized weighting, ``torch.compile``, ``vmap``),
-written against TorchRL's ``DQNLoss`` and ``SACLoss`` too, as controls. Where TorchRL's own loss
-fails a property, the case is marked ``xfail`` with the reason. Also covered: every other public loss
-(soft Q-learning's three, VIREL's em variant), single transitions (``batch_size=()``), TorchRL's padding
-mask, and the misuse cases: integer flags and out-of-space actions through every entry point.
+written against TorchRL's ``DQNLoss`` and ``SACLoss`` too (registered as baselines), as controls. Where TorchRL's
+own loss fails a property, the case is marked ``xfail`` with the reason. Also covered: single transitions
+(``batch_size=()``), TorchRL's padding mask, and the misuse cases: integer flags and out-of-space actions through
+every entry point.
+
+The losses are read from the registry, each built small by its own recipe's ``from_config``
+(tests/objectives/registry_losses.py), with the losses each holds (soft Q-learning's critic and sampler) and the
+variants in :data:`VARIANTS`: a loss a recipe registers gets every property with no list to extend, and one that
+cannot be built fails the collection. What a property needs to know of a loss is read from it (TorchRL's or the
+library's, reads a reward, has a pure ``loss_and_outputs``, draws random numbers, its ``delay_*`` arguments); the
+few exceptions that cannot be read are the short tables below, each with its reason, and a loss missing from one
+fails the property it would have been excused from.
 """
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import warnings
-from collections.abc import Callable
+from contextlib import ExitStack
+from functools import cache
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tensordict import TensorDict
-from torchrl.data import Bounded, Categorical
-from torchrl.modules import MLP, QValueActor
-from torchrl.objectives import DQNLoss, SACLoss
+from torchrl.objectives import DQNLoss, LossModule, SACLoss
 
-from torchrl_reg.modules.critics import state_action_value_network, state_value_network
-from torchrl_reg.modules.iqn import ImplicitQuantileNetwork
-from torchrl_reg.modules.policies import tanh_normal_policy
-from torchrl_reg.modules.soft_q import svgd_sampler_actor
-from torchrl_reg.objectives import (
-    AdvantageLearningLoss,
-    DiscreteVIRELLoss,
-    ImplicitQLoss,
-    IQNLoss,
-    MDACLoss,
-    MIRLLoss,
-    MunchausenDQNLoss,
-    MunchausenIQNLoss,
-    SoftQLearningLoss,
-    SoftQLoss,
-    SVGDPolicyLoss,
-    VIRELLoss,
-)
+from tests.objectives import registry_losses
+from tests.objectives.registry_losses import B, NUM_ACTIONS as A, Case, arguments_replaced
+from tests.recipes.recipe_cases import recipe
+from torchrl_reg.objectives import DiscreteVIRELLoss, IQNLoss, SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss
+from torchrl_reg.validation import constructor_arguments
 
 # The losses' own warnings of an undriven schedule (MIRL's prior and beta, VIREL's replay temperature):
 # these tests call forward alone on purpose; test_virel_warns_when_its_replay_temperature_is_never_driven
 # checks the VIREL one.
 pytestmark = [pytest.mark.filterwarnings("ignore:MIRLLoss"), pytest.mark.filterwarnings("ignore:.*VIRELLoss")]
 
-OBS, A, B = 3, 2, 4
-BOX = Bounded(-1.0, 1.0, shape=(2,))
+# -- the losses: every registry entry, built by its recipe (tests/objectives/registry_losses.py), the losses each
+# holds, and the variants below; a loss a recipe registers gets every property test with no list to extend.
 
-
-def q_actor() -> QValueActor:
-    return QValueActor(MLP(in_features=OBS, out_features=A, num_cells=[8]), in_keys=["observation"], spec=Categorical(A))
-
-
-def iqn_actor() -> QValueActor:
-    net = ImplicitQuantileNetwork.mlp(OBS, A, num_cells=(8,), embedding_dim=4, num_policy_quantiles=4)
-    return QValueActor(net, in_keys=["observation"], spec=Categorical(A))
-
-
-IQN_SIZES = {"num_quantiles": 4, "num_target_quantiles": 4, "num_policy_quantiles": 4}
-
-
-def virel(**kw) -> VIRELLoss:
-    return VIRELLoss(tanh_normal_policy(OBS, BOX, num_cells=(8,)), state_action_value_network(OBS, 2, num_cells=(8,)), **kw)
-
-
-def svgd(**kw) -> SVGDPolicyLoss:
-    actor = svgd_sampler_actor(OBS, BOX, num_cells=[8])
-    return SVGDPolicyLoss(actor, state_action_value_network(OBS, 2, num_cells=(8,)), num_particles=4, **kw)
-
-
-def soft_q_learning(delay_qvalue: bool = True, **kw) -> SoftQLearningLoss:
-    """SoftQLoss and SVGDPolicyLoss on one critic; ``reduction`` / ``use_prioritized_weights`` go to both."""
-    qvalue = state_action_value_network(OBS, 2, num_cells=(8,))
-    critic = SoftQLoss(qvalue, action_spec=BOX, num_value_particles=4, delay_qvalue=delay_qvalue, **kw)
-    return SoftQLearningLoss(critic, SVGDPolicyLoss(svgd_sampler_actor(OBS, BOX, num_cells=[8]), qvalue, num_particles=4, **kw))
-
-#: name -> (factory(**kwargs), batch kind, delay argument name or None)
-LOSSES: dict[str, tuple[Callable, str, str | None]] = {
-    "m_dqn": (lambda **kw: MunchausenDQNLoss(q_actor(), **kw), "discrete", "delay_value"),
-    "al": (lambda **kw: AdvantageLearningLoss(q_actor(), **kw), "discrete", "delay_value"),
-    "pal": (lambda **kw: AdvantageLearningLoss(q_actor(), persistent=True, **kw), "discrete", "delay_value"),
-    "mirl": (lambda **kw: MIRLLoss(q_actor(), **kw), "discrete", "delay_value"),
-    "iqn": (lambda **kw: IQNLoss(iqn_actor(), **IQN_SIZES, **kw), "discrete", "delay_value"),
-    "m_iqn": (lambda **kw: MunchausenIQNLoss(iqn_actor(), **IQN_SIZES, **kw), "discrete", "delay_value"),
-    "iq": (
-        lambda **kw: ImplicitQLoss(tanh_normal_policy(OBS, BOX, num_cells=(8,)), state_value_network(OBS, num_cells=(8,)), **kw),
-        "continuous",
-        None,
-    ),
-    "discrete_virel": (lambda **kw: DiscreteVIRELLoss(q_actor(), **kw), "discrete", "delay_value"),
-    "virel": (virel, "continuous", "delay_qvalue"),
-    "virel_em": (lambda **kw: virel(variant="em", **kw), "continuous", "delay_qvalue"),
-    "mdac": (
-        lambda **kw: MDACLoss(
-            tanh_normal_policy(OBS, BOX, num_cells=(8,)), state_action_value_network(OBS, 2, num_cells=(8,)), **kw
-        ),
-        "continuous",
-        "delay_qvalue",
-    ),
-    "soft_q": (
-        lambda **kw: SoftQLoss(state_action_value_network(OBS, 2, num_cells=(8,)), action_spec=BOX, num_value_particles=4, **kw),
-        "continuous",
-        "delay_qvalue",
-    ),
-    "svgd": (svgd, "continuous", None),
-    "soft_q_learning": (soft_q_learning, "continuous", "delay_qvalue"),
-    # Controls: TorchRL's own losses.
-    "torchrl_dqn": (lambda **kw: DQNLoss(q_actor(), action_space="categorical", **kw), "discrete", "delay_value"),
-    "torchrl_sac": (
-        lambda **kw: SACLoss(
-            tanh_normal_policy(OBS, BOX, num_cells=(8,)), state_action_value_network(OBS, 2, num_cells=(8,)), **kw
-        ),
-        "continuous",
-        "delay_qvalue",
-    ),
+#: Variants of a registry entry that are not entries themselves (another option of the recipe's loss group), each
+#: with the reason it is checked apart from its entry.
+VIREL_EM = Case("virel", "actor_critic", "virel", ("loss=virel_em",))
+VARIANTS: dict[Case, str] = {
+    VIREL_EM: "VIRELLoss(variant='em'): the paper's E- and M-steps, a critic loss that is a product of batch means",
 }
-OURS = [name for name in LOSSES if not name.startswith("torchrl_")]
+
+
+def _reference_builds() -> dict[str, tuple[Case, str, LossModule, object]]:
+    """id -> ``(case, part, loss, act)``: each case's loss, and each loss it holds (soft Q-learning's critic and
+    sampler: ``<case id>.<attribute>``), built once (never run) to read what it is; a case that cannot be built
+    fails the collection with its error."""
+    found = {}
+    for case in [*registry_losses.cases(), *VARIANTS]:
+        loss, act = registry_losses.build(case)
+        for part, module in loss.named_modules():
+            if isinstance(module, LossModule):
+                found[case.id + (f".{part}" if part else "")] = (case, part, module, act)
+    return found
+
+
+LOSSES = _reference_builds()
 ALL = list(LOSSES)
-#: SVGDPolicyLoss reads states only: no reward, so no value estimator, no target, no TD-error priority.
-STATES_ONLY = ("svgd",)
-#: VIRELLoss(variant="em") is a product of batch means: it refuses reduction="none" (tested in test_virel.py).
-MEAN_ONLY = ("virel_em",)
-#: Losses without a pure ``loss_and_outputs(batch, params)``: two loss terms, or a temperature updated in forward.
-NOT_PURE = ("virel", "virel_em", "svgd", "soft_q_learning")
-#: Losses that draw random numbers in forward (the forward-vmap test compares values for the others only).
-RANDOM = ("iqn", "m_iqn", "iq", "virel", "virel_em", "mdac", "soft_q", "svgd", "soft_q_learning", "torchrl_sac")
+#: The library's losses; TorchRL's own (its DQNLoss and SACLoss, registered as baselines) are the controls.
+OURS = [n for n in ALL if type(LOSSES[n][2]).__module__.startswith("torchrl_reg.")]
+#: Losses that read states only (SVGDPolicyLoss): no reward, so no value estimator, no target, no TD-error priority.
+STATES_ONLY = [n for n in ALL if ("next", "reward") not in LOSSES[n][2].in_keys]
+#: Losses with a pure ``loss_and_outputs(batch, params)`` (not those with two loss terms or a temperature updated in
+#: forward, nor TorchRL's).
+PURE = [n for n in ALL if callable(getattr(LOSSES[n][2], "loss_and_outputs", None))]
+#: Losses that refuse reduction="none", with the reason (VIRELLoss(variant="em"): tested in test_virel.py).
+MEAN_ONLY = {VIREL_EM.id: "a product of batch means"}
 PER_SAMPLE = [n for n in ALL if n not in MEAN_ONLY]
+#: The VIREL losses (a Bellman-residual temperature); the registry entries among them.
+TEMPERATURE = [n for n in ALL if hasattr(LOSSES[n][2], "update_temperature")]
+TEMPERATURE_ENTRIES = [n for n in TEMPERATURE if not LOSSES[n][0].options and not LOSSES[n][1]]
+#: Losses whose actions are drawn by TanhNormal.rsample in place, as TorchRL's SACLoss: vmap's per-batch
+#: randomness refuses them (TorchRL's SACLoss fails too).
+IN_PLACE_SAMPLING = ("actor_critic:mdac", "actor_critic:sac", "actor_critic:virel", VIREL_EM.id)
+#: Losses whose random draws do not depend on the batch (IQN's quantile fractions, soft Q-learning's value
+#: particles): vmapped with randomness="same".
+BATCH_INDEPENDENT_DRAWS = (IQNLoss, SoftQLoss)
+#: torch.compile is slow to trace: one loss per loop family.
+COMPILED = ("value_based:m_dqn", "actor_critic:implicit_q")
 
 
-def make(name: str, **kwargs):
-    torch.manual_seed(0)
-    factory = LOSSES[name][0]
-    loss = factory(**kwargs)
+def _ids_of(cls: type) -> list[str]:
+    return [n for n in ALL if type(LOSSES[n][2]) is cls]
+
+
+(DISCRETE_VIREL,), (SVGD,), (SOFT_Q_LEARNING,) = (
+    _ids_of(cls) for cls in (DiscreteVIRELLoss, SVGDPolicyLoss, SoftQLearningLoss)
+)
+
+
+def _held_classes(loss: LossModule) -> list[type]:
+    return list(dict.fromkeys(type(m) for m in loss.modules() if isinstance(m, LossModule)))
+
+
+def delay_arguments(name: str) -> list[str]:
+    """The constructor arguments that keep target parameters (``delay_*``) of the loss ``name`` and those it holds."""
+    held = _held_classes(LOSSES[name][2])
+    return sorted({a for cls in held for a in constructor_arguments(cls) if a.startswith("delay_")})
+
+
+def _constructor_owner(cls: type) -> type:
+    return next(klass for klass in cls.__mro__ if "__init__" in vars(klass))
+
+
+def _setting(owner: type, values: dict):
+    """``arguments_replaced``'s edit: ``values`` into ``owner.__init__``'s bound arguments (its ``**kwargs`` for a
+    name its own signature lacks, which it passes on)."""
+    parameters = inspect.signature(vars(owner)["__init__"]).parameters
+    var_keyword = next((p.name for p in parameters.values() if p.kind is p.VAR_KEYWORD), None)
+
+    def replace(arguments: dict) -> None:
+        for key, value in values.items():
+            if key in parameters:
+                arguments[key] = value
+            else:
+                arguments.setdefault(var_keyword, {})[key] = value
+
+    return replace
+
+
+def make(name: str, seed: int = 0, **kwargs):
+    """A fresh loss ``name``, built by its recipe's ``from_config`` (networks drawn after ``torch.manual_seed(seed)``),
+    each of ``kwargs`` passed to the constructor of every loss of the build that takes it (soft Q-learning's two
+    losses both take ``reduction``), and its value estimator made with gamma = 0.9."""
+    case, part, _, _ = LOSSES[name]
+    whole = LOSSES[case.id][2]
+    owners: dict[type, dict] = {}
+    for key, value in kwargs.items():
+        takers = [cls for cls in _held_classes(whole) if key in constructor_arguments(cls)]
+        assert takers, f"no loss of {case.id} takes {key}="
+        for cls in takers:
+            owners.setdefault(_constructor_owner(cls), {})[key] = value
+    with ExitStack() as stack:
+        for owner, values in owners.items():
+            stack.enter_context(arguments_replaced(owner, _setting(owner, values)))
+        loss, _ = registry_losses.build(case, seed)
+    loss = loss.get_submodule(part) if part else loss
     if name not in STATES_ONLY:
         loss.make_value_estimator(gamma=0.9)
     return loss
 
 
 def batch(name: str, shape=(B,), seed: int = 1) -> TensorDict:
-    g = torch.Generator().manual_seed(seed)
-    kind = LOSSES[name][1]
-    if kind == "discrete":
-        action = torch.randint(0, A, shape, generator=g)
-    else:
-        action = torch.rand(*shape, 2, generator=g) * 1.8 - 0.9
-    done = torch.zeros(*shape, 1, dtype=torch.bool)
-    done.view(-1)[0] = True
-    return TensorDict(
-        {
-            "observation": torch.randn(*shape, OBS, generator=g),
-            "action": action,
-            ("next", "observation"): torch.randn(*shape, OBS, generator=g),
-            ("next", "reward"): torch.randn(*shape, 1, generator=g),
-            ("next", "done"): done,
-            ("next", "terminated"): done.clone(),
-        },
-        list(shape),
-    )
+    """A valid batch of ``shape`` (the first transition terminal), its actions drawn by the case's acting policy
+    (registry_losses.batch) under ``torch.manual_seed(seed)``, without moving the global generator."""
+    size = math.prod(shape)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        td = registry_losses.batch(LOSSES[name][3], size=max(size, 1), seed=seed)
+    return td[0] if not shape else td.reshape(shape)
+
+
+def discrete(name: str) -> bool:
+    return LOSSES[name][0].family == "value_based"
 
 
 def run(loss, td, seed: int = 2):
@@ -171,15 +176,22 @@ def loss_terms(out) -> list[str]:
     return sorted(key for key in out.keys() if key.startswith("loss"))
 
 
-def test_every_registered_loss_class_has_a_row():
-    """LOSSES builds small variants by hand (a loss's options, such as VIREL's em variant, the parts of soft
-    Q-learning, TorchRL's controls): every loss class a recipe registers must have one, or every property below
-    would skip it without a word."""
-    from tests.objectives.registry_losses import cases
-
-    covered = {type(make(name)) for name in ALL}
-    missing = sorted({case.id for case in cases() if case.entry.loss_class not in covered})
-    assert not missing, f"registered losses with no row in LOSSES: {missing}; add a row building each small"
+def test_every_registered_loss_is_checked_and_every_classification_names_a_checked_loss():
+    """The properties run over every registry entry (a new one is covered with no list to extend); each variant is
+    its entry's loss class under another option of the recipe's loss group; the hand-kept classifications name only
+    losses that are checked, so none is stale."""
+    entries = {(case.family, case.name) for case, part, _, _ in LOSSES.values() if not part}
+    assert entries == registry_losses.registered()
+    for variant in VARIANTS:  # another option of the entry's recipe that selects the same entry
+        cfg = recipe(variant.recipe).validate(registry_losses.config(variant))
+        assert (OmegaConf.get_type(cfg).family, cfg.loss.name) == (variant.family, variant.name)
+        assert type(LOSSES[variant.id][2]) is variant.entry.loss_class
+    assert make(VIREL_EM.id).variant == "em"
+    for table in (MEAN_ONLY, IN_PLACE_SAMPLING, COMPILED):
+        assert set(table) <= set(ALL), sorted(set(table) - set(ALL))
+    assert {type(LOSSES[n][2]) for n in ALL if type(LOSSES[n][2]).__module__.startswith("torchrl.")} == {
+        DQNLoss, SACLoss
+    }  # the controls
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -273,9 +285,9 @@ def test_targets_are_frozen_and_not_aliased(name):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in loss.parameters())
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if LOSSES[n][2] is not None])
+@pytest.mark.parametrize("name", [n for n in ALL if delay_arguments(n)])
 def test_parameters_without_targets(name):
-    loss = make(name, **{LOSSES[name][2]: False})
+    loss = make(name, **dict.fromkeys(delay_arguments(name), False))
     out = run(loss, batch(name))
     assert torch.isfinite(out[loss_terms(out)[0]])
 
@@ -285,12 +297,10 @@ def test_state_dict_and_deepcopy_round_trips(name):
     loss = make(name)
     td = batch(name)
     reference = run(loss, td.clone())
-    torch.manual_seed(5)
-    other = LOSSES[name][0]()
-    if name in STATES_ONLY:  # the critic is read, not owned: it is saved with its SoftQLoss
-        other.__dict__["_qvalue"].load_state_dict(loss.__dict__["_qvalue"].state_dict())
-    else:
-        other.make_value_estimator(gamma=0.9)
+    other = make(name, seed=5)
+    for key, module in vars(loss).items():  # read, not owned (SVGD's critic, the critic's proposal sampler):
+        if isinstance(module, torch.nn.Module):  # each is saved with its owner
+            other.__dict__[key].load_state_dict(module.state_dict())
     other.load_state_dict(loss.state_dict())
     copied = copy.deepcopy(loss)
     for candidate in (other, copied):
@@ -358,7 +368,7 @@ def test_python_scalar_state_settles(name):
     assert _scalar_state(loss) == settled
 
 
-@pytest.mark.parametrize("name", ["m_dqn", "iq"])
+@pytest.mark.parametrize("name", COMPILED)
 def test_torch_compile_equals_eager(name):
     loss = make(name)
     td = batch(name)
@@ -369,20 +379,26 @@ def test_torch_compile_equals_eager(name):
         torch.testing.assert_close(out[key], eager[key])
 
 
+def in_place_sampling_fails(names: list[str], reason: str) -> list:
+    return [pytest.param(n, marks=pytest.mark.xfail(reason=reason, strict=True)) if n in IN_PLACE_SAMPLING else n
+            for n in names]
+
+
+@cache
+def draws_random_numbers(name: str) -> bool:
+    """Whether the loss draws random numbers in forward: two fresh copies give other outputs on one batch under
+    two seeds."""
+    td = batch(name)
+    one, two = run(make(name), td.clone(), seed=2), run(make(name), td.clone(), seed=3)
+    return any(not torch.equal(one[key], two[key]) for key in one.keys())
+
+
 # VIRELLoss and SoftQLearningLoss return two loss terms (and VIREL may update its temperature buffer in
-# forward), SVGDPolicyLoss has no TD error: no pure single-loss loss_and_outputs to vmap. MDACLoss draws its
-# reparametrized actions in place, as TorchRL's SACLoss, which vmap's per-batch randomness refuses.
+# forward), SVGDPolicyLoss has no TD error, TorchRL's losses have none: no pure single-loss loss_and_outputs to
+# vmap. MDACLoss draws its reparametrized actions in place, as TorchRL's SACLoss, which vmap's per-batch
+# randomness refuses.
 @pytest.mark.parametrize(
-    "name",
-    [
-        *[n for n in OURS if n not in (*NOT_PURE, "mdac")],
-        pytest.param(
-            "mdac",
-            marks=pytest.mark.xfail(
-                reason="in-place reparametrized sampling (TanhNormal.rsample), as TorchRL's SACLoss", strict=True
-            ),
-        ),
-    ],
+    "name", in_place_sampling_fails(PURE, "in-place reparametrized sampling (TanhNormal.rsample), as TorchRL's SACLoss")
 )
 def test_vmap_over_batches_of_the_pure_loss(name):
     loss = make(name)
@@ -395,8 +411,8 @@ def test_vmap_over_batches_of_the_pure_loss(name):
     # IQN fractions and SQL particles do not depend on the batch: under randomness="same" each is
     # drawn once with the per-batch shape and shared by the vmapped batches, so re-seeding before
     # each loop step gives the loop exactly vmap's draws and the values are compared for every loss.
-    # IQ samples actions from batch-dependent distributions, which "same" refuses: it keeps "different".
-    randomness = "same" if name in ("iqn", "m_iqn", "soft_q") else "different"
+    # Actions sampled from batch-dependent distributions keep "different".
+    randomness = "same" if isinstance(loss, BATCH_INDEPENDENT_DRAWS) else "different"
     torch.manual_seed(0)
     values = torch.vmap(pure, randomness=randomness)(stacked)
     assert values.shape[0] == 3
@@ -407,16 +423,9 @@ def test_vmap_over_batches_of_the_pure_loss(name):
 
 @pytest.mark.parametrize(
     "name",
-    [
-        *[n for n in ALL if n not in ("torchrl_sac", "virel", "virel_em", "mdac")],
-        *[pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                reason="TorchRL's SACLoss fails too: vmap cannot give in-place action sampling different randomness",
-                strict=True,
-            ),
-        ) for n in ("virel", "virel_em", "mdac", "torchrl_sac")],
-    ],
+    in_place_sampling_fails(
+        ALL, "TorchRL's SACLoss fails too: vmap cannot give in-place action sampling different randomness"
+    ),
 )
 def test_vmap_of_the_forward_call(name):
     loss = make(name)
@@ -424,7 +433,7 @@ def test_vmap_of_the_forward_call(name):
     key = loss_terms(run(loss, batch(name)))[0]
     values = torch.vmap(lambda td: loss(td)[key], randomness="different")(stacked)
     assert values.shape[0] == 3 and torch.isfinite(values).all()
-    if name not in RANDOM:  # no random draw in the loss itself
+    if not draws_random_numbers(name):
         for i in range(3):
             torch.testing.assert_close(values[i], run(loss, stacked[i].clone())[key])
 
@@ -433,8 +442,8 @@ def test_vmap_of_the_forward_call(name):
 def test_a_virel_temperature_estimate_under_vmap_is_refused_with_the_reason(estimator):
     # One temperature buffer cannot hold one estimate per vmapped batch: the "batch"/"ema" forward and
     # update_temperature refuse, naming the way that vmaps ("replay", estimated outside vmap); nothing is stored.
-    loss = make("discrete_virel", temperature_estimator=estimator)
-    stacked = torch.stack([batch("discrete_virel", seed=s) for s in (1, 2, 3)])
+    loss = make(DISCRETE_VIREL, temperature_estimator=estimator)
+    stacked = torch.stack([batch(DISCRETE_VIREL, seed=s) for s in (1, 2, 3)])
     call = loss.update_temperature if estimator == "replay" else (lambda td: loss(td)["loss"])
     with pytest.raises(ValueError, match=rf"under torch.vmap \(temperature_estimator='{estimator}'.*one temperature buffer"):
         torch.vmap(call, randomness="different")(stacked)
@@ -466,7 +475,7 @@ def test_padding_mask_drops_the_padded_rows(name):
     masked_td["collector", "mask"] = mask
     masked = run(make(name), masked_td)
     key = loss_terms(masked)[-1]  # the critic's term where there are two (the actor's mean is over states)
-    if name in RANDOM:
+    if draws_random_numbers(name):
         # The draws differ with the batch size: the padded row must not move the loss, whatever it holds.
         other = masked_td.clone()
         other["next", "reward"][2] = 1e6
@@ -478,6 +487,9 @@ def test_padding_mask_drops_the_padded_rows(name):
 @pytest.mark.parametrize("name", [n for n in ALL if n not in STATES_ONLY])  # svgd: the next test
 def test_float64_loss_on_a_float64_batch(name):
     loss = make(name).to(torch.float64)
+    for module in vars(loss).values():  # read, not owned (the critic's proposal sampler): converted too
+        if isinstance(module, torch.nn.Module):
+            module.to(torch.float64)
     td = batch(name).apply(lambda x: x.double() if x.is_floating_point() else x)
     out = run(loss, td)
     for key in loss_terms(out):
@@ -485,8 +497,8 @@ def test_float64_loss_on_a_float64_batch(name):
 
 
 def test_svgd_refuses_a_critic_left_in_another_dtype_and_has_no_estimator():
-    loss = make("svgd").to(torch.float64)  # the critic is read, not owned: still float32
-    td = batch("svgd").apply(lambda x: x.double() if x.is_floating_point() else x)
+    loss = make(SVGD).to(torch.float64)  # the critic is read, not owned: still float32
+    td = batch(SVGD).apply(lambda x: x.double() if x.is_floating_point() else x)
     with pytest.raises(TypeError, match="sampler is torch.float64.*critic is torch.float32.*convert the critic too"):
         loss(td)
     with pytest.raises(NotImplementedError, match="SVGDPolicyLoss has no value estimator.*gamma belongs to the critic"):
@@ -494,17 +506,17 @@ def test_svgd_refuses_a_critic_left_in_another_dtype_and_has_no_estimator():
 
 
 def test_svgd_set_keys_reach_the_batch():
-    td = batch("svgd")
+    td = batch(SVGD)
     td["priority_weight"] = torch.tensor([0.5, 1.0, 2.0, 0.25])
-    weighted = run(make("svgd"), td.clone())
-    loss = make("svgd")
+    weighted = run(make(SVGD), td.clone())
+    loss = make(SVGD)
     loss.set_keys(priority_weight="w2")
     td.rename_key_("priority_weight", "w2")
     torch.testing.assert_close(run(loss, td)["loss_actor"], weighted["loss_actor"])
 
 
 def test_soft_q_learning_set_keys_reach_both_losses():
-    loss = make("soft_q_learning")
+    loss = make(SOFT_Q_LEARNING)
     with pytest.raises(ValueError, match="not an accepted tensordict key"):
         loss.set_keys(advantage="a")
     loss.set_keys(reward="r2", priority_weight="w2")
@@ -514,7 +526,7 @@ def test_soft_q_learning_set_keys_reach_both_losses():
 
 
 def test_soft_q_learning_reset_touches_critic_target_and_sampler_but_not_another_critic():
-    loss = make("soft_q_learning")
+    loss = make(SOFT_Q_LEARNING)
     before = {name: [p.detach().clone() for p in getattr(loss, name).values(True, True)]
               for name in ("qvalue_network_params", "target_qvalue_network_params")}
     actor_before = [p.detach().clone() for p in loss.actor.actor_network_params.values(True, True)]
@@ -546,7 +558,7 @@ def test_integer_flags_give_the_bool_flags_outputs(name, dtype):
 
 @pytest.mark.parametrize("estimator", ["replay", "batch", "ema"])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
-@pytest.mark.parametrize("name", ["discrete_virel", "virel", "virel_em"])
+@pytest.mark.parametrize("name", TEMPERATURE)
 def test_virel_temperature_reads_integer_flags_exactly(name, dtype, estimator):
     """Every entry point of the temperature (update_temperature, and forward's batch/EMA estimators)."""
     temperatures = []
@@ -573,7 +585,7 @@ def test_discrete_virel_temperature_by_hand_with_integer_flags():
 
 def out_of_space(name: str) -> TensorDict:
     td = batch(name)
-    if LOSSES[name][1] == "discrete":
+    if discrete(name):
         td["action"][1] = A  # an index past the last action
     else:
         td["action"][1, 0] = 1.5  # outside the box [-1, 1]
@@ -586,7 +598,7 @@ def test_actions_outside_the_action_space_are_refused(name):
         run(make(name), out_of_space(name))
 
 
-@pytest.mark.parametrize("name", ["discrete_virel", "virel"])
+@pytest.mark.parametrize("name", TEMPERATURE_ENTRIES)
 def test_virel_temperature_refuses_what_forward_refuses(name):
     loss = make(name)
     with pytest.raises(ValueError, match="'action' must be"):
@@ -597,7 +609,7 @@ def test_virel_temperature_refuses_what_forward_refuses(name):
 
 
 @pytest.mark.filterwarnings("default")
-@pytest.mark.parametrize("name", ["discrete_virel", "virel"])
+@pytest.mark.parametrize("name", TEMPERATURE_ENTRIES)
 def test_virel_warns_when_its_replay_temperature_is_never_driven(name):
     loss = make(name)
     with pytest.warns(UserWarning, match="temperature_estimator='replay' but update_temperature.*never called.*1.0"):
