@@ -25,6 +25,7 @@ from torchrl_reg.planning import (
     TensorRandomRollout,
     TensorSyntheticTree,
 )
+from torchrl_reg.planning.records import NodeStats
 
 
 # -- speed -------------------------------------------------------------------------------------------
@@ -387,7 +388,7 @@ def _compile_level(tree, batch: int, simulations: int, work) -> dict:
 
     def level(node, state, active, u):
         total = w.node["total"].take(node)
-        action = search.policy.select_rows(w.search_values.index_select(0, node), None, None, total, u, w.counts.index_select(0, total))
+        action = search.policy.select_rows(NodeStats(w.search_values.index_select(0, node), total, counts=w.counts.index_select(0, total)), u)
         state, reward, done = sim.step(state, action)
         edge = torch.add(action, node, alpha=k)
         child = w.next.take(edge)

@@ -57,6 +57,7 @@ import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, chance_mean_rows
+from torchrl_reg.planning.records import EdgeStats, NodeStats
 from torchrl_reg.planning.evaluators import TensorRandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.tensor_simulators import TensorSimulator, check_search_simulator
 from torchrl_reg.validation import check_count, select_device
@@ -209,7 +210,6 @@ class _Path:
     active: torch.Tensor
     visits: torch.Tensor
     mean_reward: torch.Tensor
-    ret: torch.Tensor | None = None  # the mean backup's return below the level being backed up
 
 
 
@@ -357,7 +357,9 @@ class BatchedTreeSearch:
         self._add_nodes(w, root, w.everyone, ~w.everyone)
         for _ in range(num_simulations):
             self._simulate(w, root)
-        self.backup.finish_rows(tree)
+        final = self.backup.final_values(tree)
+        if final is not None:
+            tree.value.copy_(final)
         return self.recommended_action()
 
     def _add_nodes(self, w: TreeViews, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
@@ -432,14 +434,14 @@ class BatchedTreeSearch:
     def _select(self, w: TreeViews, node: torch.Tensor) -> torch.Tensor:
         """The tree policy's action at flat nodes ``node`` ``[B]``, reading only the statistics it needs."""
         total = w.node["total"].take(node)
-        return self.policy.select_rows(
+        stats = NodeStats(
             w.search_values.index_select(0, node),
+            total,
             w.rows["visits"].index_select(0, node) if self._reads_visits else None,
             w.rows["entropy_q"].index_select(0, node) if self._reads_entropy else None,
-            total,
-            self.uniform(node.shape[0]),
             w.counts.index_select(0, total),
         )
+        return self.policy.select_rows(stats, self.uniform(node.shape[0]))
 
     def _simulate(self, w: TreeViews, root: torch.Tensor) -> None:
         sim, k = self.simulator, w.num_actions
@@ -526,13 +528,42 @@ class BatchedTreeSearch:
         w.edge["reward_sum"].index_put_((edge.view(-1),), reward.view(-1), accumulate=True)
         visits = w.edge["visits"].take(edge)
         path = _Path(node, edge, child, reward, active, visits, w.edge["reward_sum"].take(edge) / visits.to(reward.dtype))
-        if backup.reads_return:
+        action = torch.sub(edge, node, alpha=w.num_actions)
+        reads = backup.reads_rows
+        ret = None
+        if "ret" in reads:
             # the return starts at the evaluation of the node each path ended in
             last = (active.sum(0) - 1).unsqueeze(0)
-            path.ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
+            ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
         for level in reversed(range(node.shape[0])):
             bellman_rows = self._back_up_bellman(w, path, level) if self._track_bellman else None
-            backup.update_rows(w, path, level, gamma, self.policy, bellman_rows)
+            at, through = path.node[level], path.edge[level]
+            total = w.node["total"].take(at) if "total" in reads else None
+            stats = EdgeStats(
+                action[level], path.visits[level], path.reward[level], path.mean_reward[level], gamma, path.active[level],
+                v_next=w.next_state("value", path, level) if "v_next" in reads else None,
+                h_next=w.next_state("entropy", path, level) if "h_next" in reads else None,
+                ret=ret,
+                q=w.rows["q"].index_select(0, at) if "q" in reads else None,
+                visits=w.rows["visits"].index_select(0, at) if "visits" in reads else None,
+                total=total,
+                q_bellman=bellman_rows,
+                bellman=w.node["bellman"].take(at) if "bellman" in reads else None,
+                entropy_q=w.rows["entropy_q"].index_select(0, at) if "entropy_q" in reads else None,
+                counts=None if total is None else w.counts.index_select(0, total),
+            )
+            # the backup returns what changes; the search writes it
+            result = backup.update_rows(stats, self.policy)
+            if result.q is not None:
+                w.edge["q"].index_put_((through,), result.q)
+            if result.value is not None:
+                w.node["value"].index_put_((at,), result.value)
+            if result.entropy_q is not None:
+                w.edge["entropy_q"].index_put_((through,), result.entropy_q)
+            if result.entropy is not None:
+                w.node["entropy"].index_put_((at,), result.entropy)
+            if result.ret is not None:
+                ret = result.ret
 
     def _back_up_bellman(self, w: TreeViews, path: _Path, level: int) -> torch.Tensor:
         """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
