@@ -3,9 +3,10 @@
 Both search loops (:class:`~torchrl_reg.planning.search.TreeSearch`, one tree on plain floats, and
 :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`, B trees in tensors) take the same part
 objects: a score module (``select`` / ``select_rows``), a backup (``update`` / ``update_rows``) and a
-recommendation. The table below is data, :data:`TABLE` (one :class:`Algorithm` per row), and every knob's default
-and range is declared once, in :data:`KNOB_TABLE`; the parts say what they read (a score's ``reads``, a backup's
-``values``, ``entropy`` and ``reads_return``), so the engines ask them instead of their types.
+recommendation, functions of the records of :mod:`~torchrl_reg.planning.records` that return values. The table below
+is data, :data:`TABLE` (one :class:`Algorithm` per row), and every knob's default and range is declared once, in
+:data:`KNOB_TABLE`; the parts say what they read (a score's ``reads``, a backup's ``values``, ``entropy``, ``reads``
+and ``reads_rows``), so the engines ask them instead of their types.
 :func:`parts` assembles an algorithm's parts from its knobs, :func:`check_parts` refuses
 parts that disagree (for both loops, before any simulation), and
 :func:`~torchrl_reg.planning.factory.make_search` builds either loop from them.

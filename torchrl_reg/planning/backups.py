@@ -3,7 +3,10 @@
 As the tree policies have ``select`` (one node, plain floats: the single-tree search's hot path) and
 ``select_rows`` (a batch of nodes as tensors), a backup has ``update`` (one edge of one path in a
 :class:`~torchrl_reg.planning.tree.SearchTree`) and ``update_rows`` (one level of the B paths of a
-:class:`~torchrl_reg.planning.batched.BatchedTree`); both write the same numbers (tested draw for draw).
+:class:`~torchrl_reg.planning.batched.BatchedTree`): functions of an :class:`~torchrl_reg.planning.records.EdgeStats`
+(the fields and shapes: :mod:`~torchrl_reg.planning.records`) that return a
+:class:`~torchrl_reg.planning.records.BackupResult`, the same numbers in both forms (tested draw for draw), which the
+search loops write.
 ``values`` names the edge statistic the tree policy and the recommendation read (``"q"`` or ``"q_bellman"``).
 
 References:
@@ -281,15 +284,15 @@ class PowerMeanBackup(Backup):
 
     def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         q = edge.mean_reward + edge.gamma * edge.v_next
-        visits = edge.visits
-        return BackupResult(q=q, value=float(self.exact_values(replaced(edge.q, edge.action, q), visits / visits.sum())))
+        shares = edge.visits / edge.visits.sum()
+        return BackupResult(q=q, value=float(self.exact_values(replaced(edge.q, edge.action, q), shares)))
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         q = torch.add(edge.mean_reward, edge.v_next, alpha=edge.gamma)
-        rows = replaced(edge.q, edge.action, q)
+        rows = replaced(edge.q, edge.action, q)  # the node's Q rows with the edge's new value
         visits = edge.visits.to(rows.dtype)
-        shares = visits / visits.sum(-1, keepdim=True).clamp_min(1.0)  # the scratch node of a finished path has none
-        return BackupResult(q=q, value=self.exact_values(rows, shares))
+        # clamped: the scratch node of a finished path has no visits
+        return BackupResult(q=q, value=self.exact_values(rows, visits / visits.sum(-1, keepdim=True).clamp_min(1.0)))
 
     def exact_values(self, q, policy=None):
         """``(sum_a policy_a max(q_a, 0)^p)^(1/p)`` (numpy arrays or tensors), the power mean under ``policy``."""

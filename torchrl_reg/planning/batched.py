@@ -6,7 +6,8 @@ over all B trees with tensor operations. Python loops run over simulations and d
 never over trees or nodes; the tensors' device is the search's device. Unlike mctx the backup is
 passed in as well as the tree policy: the parts of :mod:`~torchrl_reg.planning.algorithms` (the table
 of MENTS, BTS, DENTS and UCT), the same objects :class:`~torchrl_reg.planning.search.TreeSearch` takes,
-through their row forms (``select_rows``, ``update_rows``).
+through their row forms (``select_rows``, ``update_rows``): the search fills their records
+(:mod:`~torchrl_reg.planning.records`, tensors ``[R]`` and ``[R, A]`` with one row per tree) and writes what they return.
 
 The hot path addresses nodes and edges by flat ids into ``[B N]`` and ``[B N A]`` views (one
 ``take``/``index_select``/``index_put_`` per statistic and level, no row indices), draws the tree
@@ -250,7 +251,9 @@ class BatchedTreeSearch:
         tree_policy: the tree policy, one of the score modules (its ``select_rows`` is called once per
             depth level for all B trees); ``policy=``, its deprecated name, warns.
         backup: :class:`~torchrl_reg.planning.backups.SoftmaxBackup`, :class:`~torchrl_reg.planning.backups.BellmanBackup`
-            or :class:`~torchrl_reg.planning.backups.MeanBackup` (its ``update_rows`` is called once per depth level).
+            or :class:`~torchrl_reg.planning.backups.MeanBackup` (its ``update_rows`` is called once per depth level
+            with an :class:`~torchrl_reg.planning.records.EdgeStats` of tensors and returns what changes, which the
+            search writes).
         evaluator: leaf evaluation ``(simulator, states, gamma) -> (values, q_init or None)``, one
             call per simulation for all new leaves; default a random rollout.
         recommend: ``"search_value"`` (argmax of the backup's values over tried root actions),
