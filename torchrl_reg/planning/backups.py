@@ -238,8 +238,8 @@ class MeanBackup(Backup):
     it when the search ends, :meth:`final_values`: its descent does not read it).
     """
 
-    reads = ("ret", "q", "visits", "total")
-    reads_rows = ("ret", "q")
+    reads = ("ret", "q_edge", "q", "visits", "total")
+    reads_rows = ("ret", "q_edge")
     exact_reads_policy = True
 
     def exact_values(self, q: np.ndarray, policy: np.ndarray | None = None) -> np.ndarray:
@@ -248,13 +248,13 @@ class MeanBackup(Backup):
 
     def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         ret = edge.reward + edge.gamma * edge.ret
-        old = float(edge.q[edge.action])
+        old = edge.q_edge
         q = ret if edge.n == 1 else old + (ret - old) / edge.n
         return BackupResult(q=q, value=float(edge.visits @ replaced(edge.q, edge.action, q)) / float(edge.total), ret=ret)
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         ret = torch.where(edge.active, torch.add(edge.reward, edge.ret, alpha=edge.gamma), edge.ret)
-        old = edge.q.gather(1, edge.action.unsqueeze(-1)).squeeze(-1)
+        old = edge.q_edge
         return BackupResult(q=torch.where(edge.n == 1, ret, old + (ret - old) / edge.n.to(old.dtype)), ret=ret)
 
     def final_values(self, tree: Any) -> torch.Tensor:

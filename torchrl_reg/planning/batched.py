@@ -52,7 +52,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -188,29 +188,28 @@ class TreeViews:
         tree_of = torch.div(edge, self.edges_per_tree, rounding_mode="floor")
         return torch.where(used, slots + self.offsets.index_select(0, tree_of).unsqueeze(-1), self.scratch.index_select(0, tree_of).unsqueeze(-1)), used
 
-    def next_state(self, name: str, path: _Path, level: int) -> torch.Tensor:
+    def next_state(self, name: str, level: _Level) -> torch.Tensor:
         """The next states' node statistic ``name`` at one level of the paths: the child's, or a chance edge's children's
         averaged by their arrivals (:func:`~torchrl_reg.planning.backups.chance_mean_rows`)."""
         if self.outcomes is None:
-            return self.node[name].take(path.child[level])
-        flat, used = self.children(path.edge[level])
+            return self.node[name].take(level.child)
+        flat, used = self.children(level.edge)
         return chance_mean_rows(self.node[name].take(flat), torch.where(used, self.node["arrivals"].take(flat), 0))
 
 
-@dataclass
-class _Path:
-    """The levels of one simulation's B paths, ``[L, B]`` each: the node and edge (flat ids, the
-    scratch node and edge where a tree's path has ended), the edge's child after the expansion,
-    the reward, whether the tree was still in its tree at that level, and the edge's visit count
-    and mean reward after this simulation."""
+class _Level(NamedTuple):
+    """One level of one simulation's B paths, ``[B]`` each: the node and edge (flat ids, the scratch node and edge
+    where a tree's path has ended), the edge's child after the expansion (flat id), the action, the edge's visit count
+    and mean reward after this simulation, the reward, and whether the tree was still in its tree at that level."""
 
     node: torch.Tensor
     edge: torch.Tensor
     child: torch.Tensor
-    reward: torch.Tensor
-    active: torch.Tensor
+    action: torch.Tensor
     visits: torch.Tensor
+    reward: torch.Tensor
     mean_reward: torch.Tensor
+    active: torch.Tensor
 
 
 
@@ -530,23 +529,26 @@ class BatchedTreeSearch:
         w.node["arrivals"].index_put_((child.view(-1),), ones, accumulate=True)
         w.edge["reward_sum"].index_put_((edge.view(-1),), reward.view(-1), accumulate=True)
         visits = w.edge["visits"].take(edge)
-        path = _Path(node, edge, child, reward, active, visits, w.edge["reward_sum"].take(edge) / visits.to(reward.dtype))
+        mean_reward = w.edge["reward_sum"].take(edge) / visits.to(reward.dtype)
         action = torch.sub(edge, node, alpha=w.num_actions)
+        # each level's rows, split once (one operation per statistic, not one per statistic and level)
+        levels = [_Level(*rows) for rows in zip(*(t.unbind(0) for t in (node, edge, child, action, visits, reward, mean_reward, active)))]
         reads = backup.reads_rows
         ret = None
         if "ret" in reads:
             # the return starts at the evaluation of the node each path ended in
             last = (active.sum(0) - 1).unsqueeze(0)
             ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
-        for level in reversed(range(node.shape[0])):
-            bellman_rows = self._back_up_bellman(w, path, level) if self._track_bellman else None
-            at, through = path.node[level], path.edge[level]
+        for level in reversed(levels):
+            bellman_rows = self._back_up_bellman(w, level) if self._track_bellman else None
+            at, through = level.node, level.edge
             total = w.node["total"].take(at) if "total" in reads else None
             stats = EdgeStats(
-                action[level], path.visits[level], path.reward[level], path.mean_reward[level], gamma, path.active[level],
-                v_next=w.next_state("value", path, level) if "v_next" in reads else None,
-                h_next=w.next_state("entropy", path, level) if "h_next" in reads else None,
+                level.action, level.visits, level.reward, level.mean_reward, gamma, level.active,
+                v_next=w.next_state("value", level) if "v_next" in reads else None,
+                h_next=w.next_state("entropy", level) if "h_next" in reads else None,
                 ret=ret,
+                q_edge=w.edge["q"].take(through) if "q_edge" in reads else None,
                 q=w.rows["q"].index_select(0, at) if "q" in reads else None,
                 visits=w.rows["visits"].index_select(0, at) if "visits" in reads else None,
                 total=total,
@@ -568,10 +570,10 @@ class BatchedTreeSearch:
             if result.ret is not None:
                 ret = result.ret
 
-    def _back_up_bellman(self, w: TreeViews, path: _Path, level: int) -> torch.Tensor:
+    def _back_up_bellman(self, w: TreeViews, level: _Level) -> torch.Tensor:
         """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
-        node, edge = path.node[level], path.edge[level]
-        w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.next_state("bellman", path, level), alpha=self.gamma))
+        node, edge = level.node, level.edge
+        w.edge["q_bellman"].index_put_((edge,), torch.add(level.mean_reward, w.next_state("bellman", level), alpha=self.gamma))
         rows = w.rows["q_bellman"].index_select(0, node)
         tried = w.rows["visits"].index_select(0, node) > 0
         w.node["bellman"].index_put_((node,), torch.where(tried, rows, -math.inf).amax(-1))

@@ -43,6 +43,7 @@ field            scalar                  rows                what it is
 ``h_next``       float                   float ``[R]``       the next state's entropy ``H_V(s')``, alike (``"h_next"``)
 ``ret``          float                   float ``[R]``       the return below the edge (the evaluation of the node the path
                                                              ended in, discounted up to ``s'``) (``"ret"``)
+``q_edge``       float                   float ``[R]``       the edge's ``Q(s, a)`` before this update (``"q_edge"``)
 ``q``            numpy float ``[A]``     float ``[R, A]``    the node's ``Q`` row before this update (``"q"``)
 ``visits``       numpy int64 ``[A]``     int64 ``[R, A]``    the node's ``N(s, .)`` (``"visits"``)
 ``total``        int                     int64 ``[R]``       ``N(s)`` (``"total"``)
@@ -107,6 +108,8 @@ class EdgeStats(NamedTuple):
     h_next: Any = None
     #: the return below the edge: a float / ``[R]``
     ret: Any = None
+    #: the edge's ``Q(s, a)`` before this update: a float / ``[R]``
+    q_edge: Any = None
     #: the node's ``Q`` row before this update: ``[A]`` / ``[R, A]``
     q: Any = None
     #: the node's visit counts ``N(s, .)``: ``[A]`` / int64 ``[R, A]``

@@ -91,7 +91,7 @@ class TreeSearch:
         self._reads_visits = "visits" in tree_policy.reads
         self._reads_entropy = "entropy_q" in tree_policy.reads
         self._on_bellman = backup.on_bellman
-        self._backup_reads = tuple(name in backup.reads for name in ("q", "visits", "total", "bellman", "entropy_q"))
+        self._backup_reads = tuple(name in backup.reads for name in ("q_edge", "q", "visits", "total", "bellman", "entropy_q"))
         # Bellman values cost a row max per node: kept only when searched on or recommended from
         self._track_bellman = backup.on_bellman or recommend == "bellman_value"
 
@@ -188,7 +188,7 @@ class TreeSearch:
     def _backup(self, tree: SearchTree, path: list[tuple[int, int, float, int]]) -> None:
         gamma, backup, policy, deterministic = self.gamma, self.backup, self.tree_policy, self.simulator.deterministic
         track_bellman = self._track_bellman
-        reads_q, reads_visits, reads_total, reads_bellman, reads_entropy = self._backup_reads
+        reads_q_edge, reads_q, reads_visits, reads_total, reads_bellman, reads_entropy = self._backup_reads
         q_bellman = None
         ret = float(tree.leaf_value[path[-1][3]])
         for node, action, reward, child in reversed(path):
@@ -209,6 +209,7 @@ class TreeSearch:
                 tree.bellman[node] = bellman_value(q_bellman, tree.visits[node].tolist())
             edge = EdgeStats(
                 action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
+                q_edge=float(tree.q[node, action]) if reads_q_edge else None,
                 q=tree.q[node] if reads_q else None,
                 visits=tree.visits[node] if reads_visits else None,
                 total=int(tree.total[node]) if reads_total else None,
