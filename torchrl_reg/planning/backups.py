@@ -172,7 +172,9 @@ class SoftmaxBackup(Backup):
 
     def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         q = edge.mean_reward + edge.gamma * edge.v_next
-        return BackupResult(q=q, value=softmax_value(replaced(edge.q, edge.action, q).tolist(), self.tau))
+        row = edge.q.tolist()
+        row[edge.action] = q  # the node's row after the update
+        return BackupResult(q, softmax_value(row, self.tau))  # (q, value), positional: the hot path
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         q = torch.add(edge.mean_reward, edge.v_next, alpha=edge.gamma)
@@ -212,7 +214,7 @@ class BellmanBackup(Backup):
 
     def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         if not self.entropy:
-            return BackupResult(value=edge.bellman)
+            return BackupResult(None, edge.bellman)  # (q, value): the Bellman value
         h_q = replaced(edge.entropy_q, edge.action, edge.h_next).tolist()
         probs = tree_policy.probs(NodeStats(q=edge.q_bellman, total=float(edge.total), entropy_q=h_q))
         entropy = policy_entropy(probs) + sum(p * h for p, h in zip(probs, h_q))
@@ -250,7 +252,7 @@ class MeanBackup(Backup):
         ret = edge.reward + edge.gamma * edge.ret
         old = edge.q_edge
         q = ret if edge.n == 1 else old + (ret - old) / edge.n
-        return BackupResult(q=q, value=float(edge.visits @ replaced(edge.q, edge.action, q)) / float(edge.total), ret=ret)
+        return BackupResult(q, float(edge.visits @ replaced(edge.q, edge.action, q)) / float(edge.total), ret)  # (q, value, ret)
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         ret = torch.where(edge.active, torch.add(edge.reward, edge.ret, alpha=edge.gamma), edge.ret)

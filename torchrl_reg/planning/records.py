@@ -144,9 +144,9 @@ class BackupResult(NamedTuple):
 def replaced(row: Any, action: Any, value: Any) -> Any:
     """A copy of a node's row with the entry of ``action`` set to ``value``: the row as it is after an edge's update.
 
-    A numpy row ``[A]`` (``action`` an int), or tensors: ``row`` ``[R, A]``, ``action`` and ``value`` ``[R]``."""
-    if isinstance(row, torch.Tensor):
-        return row.scatter(1, action.unsqueeze(-1), value.unsqueeze(-1))
-    out = np.array(row, dtype=float)
-    out[action] = value
-    return out
+    A numpy row or a list ``[A]`` (``action`` an int), or tensors: ``row`` ``[R, A]``, ``action`` and ``value`` ``[R]``."""
+    if isinstance(row, (np.ndarray, list)):  # first: the single-tree search's hot path
+        out = row.copy()
+        out[action] = value
+        return out
+    return row.scatter(1, action.unsqueeze(-1), value.unsqueeze(-1))

@@ -207,28 +207,28 @@ class TreeSearch:
                 tree.q_bellman[node, action] = mean_reward + gamma * vb_next
                 q_bellman = tree.q_bellman[node].tolist()
                 tree.bellman[node] = bellman_value(q_bellman, tree.visits[node].tolist())
-            edge = EdgeStats(
+            # the record, positionally (EdgeStats's field order: the hot path); the backup returns what changes and
+            # the search writes it
+            q, value, returned, entropy_q, entropy = backup.update(EdgeStats(
                 action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
-                q_edge=float(tree.q[node, action]) if reads_q_edge else None,
-                q=tree.q[node] if reads_q else None,
-                visits=tree.visits[node] if reads_visits else None,
-                total=int(tree.total[node]) if reads_total else None,
-                q_bellman=q_bellman,
-                bellman=float(tree.bellman[node]) if reads_bellman else None,
-                entropy_q=tree.entropy_q[node] if reads_entropy else None,
-            )
-            # the backup returns what changes; the search writes it
-            result = backup.update(edge, policy)
-            if result.q is not None:
-                tree.q[node, action] = result.q
-            if result.value is not None:
-                tree.value[node] = result.value
-            if result.entropy_q is not None:
-                tree.entropy_q[node, action] = result.entropy_q
-            if result.entropy is not None:
-                tree.entropy[node] = result.entropy
-            if result.ret is not None:
-                ret = result.ret
+                float(tree.q[node, action]) if reads_q_edge else None,
+                tree.q[node] if reads_q else None,
+                tree.visits[node] if reads_visits else None,
+                int(tree.total[node]) if reads_total else None,
+                q_bellman,
+                float(tree.bellman[node]) if reads_bellman else None,
+                tree.entropy_q[node] if reads_entropy else None,
+            ), policy)
+            if q is not None:
+                tree.q[node, action] = q
+            if value is not None:
+                tree.value[node] = value
+            if entropy_q is not None:
+                tree.entropy_q[node, action] = entropy_q
+            if entropy is not None:
+                tree.entropy[node] = entropy
+            if returned is not None:
+                ret = returned
 
     # -- recommendations ----------------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
