@@ -47,7 +47,9 @@ field            scalar                  rows                what it is
 ``q``            numpy float ``[A]``     float ``[R, A]``    the node's ``Q`` row before this update (``"q"``)
 ``visits``       numpy int64 ``[A]``     int64 ``[R, A]``    the node's ``N(s, .)`` (``"visits"``)
 ``total``        int                     int64 ``[R]``       ``N(s)`` (``"total"``)
-``q_bellman``    list of float ``[A]``   float ``[R, A]``    the node's ``Q_B`` row after this update (``"q_bellman"``)
+``q_bellman``    list of float ``[A]``   float ``[R, A]``    the node's ``Q_B`` row after this update (filled wherever the
+                                                             search keeps Bellman values: a Bellman backup, or a
+                                                             ``bellman_value`` recommendation)
 ``bellman``      float                   float ``[R]``       ``V_B(s)`` after this update (``"bellman"``)
 ``entropy_q``    numpy float ``[A]``     float ``[R, A]``    the node's ``H_Q`` row before this update (``"entropy_q"``)
 ``counts``       (unused)                float ``[R, C]``    rows ``total`` of the tree policy's ``count_table``
@@ -116,7 +118,7 @@ class EdgeStats(NamedTuple):
     visits: Any = None
     #: ``N(s)``: an int / int64 ``[R]``
     total: Any = None
-    #: the node's ``Q_B`` row after this update: ``[A]`` / ``[R, A]``
+    #: the node's ``Q_B`` row after this update: ``[A]`` / ``[R, A]`` (wherever the search keeps Bellman values)
     q_bellman: Any = None
     #: ``V_B(s)`` after this update: a float / ``[R]``
     bellman: Any = None
