@@ -215,10 +215,11 @@ class BellmanBackup(Backup):
     def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         if not self.entropy:
             return BackupResult(None, edge.bellman)  # (q, value): the Bellman value
-        h_q = replaced(edge.entropy_q, edge.action, edge.h_next).tolist()
-        probs = tree_policy.probs(NodeStats(q=edge.q_bellman, total=float(edge.total), entropy_q=h_q))
+        h_q = edge.entropy_q.tolist()
+        h_q[edge.action] = edge.h_next  # the node's H_Q row after the update
+        probs = tree_policy.probs(NodeStats(edge.q_bellman, float(edge.total), None, h_q))  # (q, total, visits, entropy_q)
         entropy = policy_entropy(probs) + sum(p * h for p, h in zip(probs, h_q))
-        return BackupResult(value=edge.bellman, entropy_q=edge.h_next, entropy=entropy)
+        return BackupResult(None, edge.bellman, None, edge.h_next, entropy)  # (q, value, ret, entropy_q, entropy)
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         if not self.entropy:

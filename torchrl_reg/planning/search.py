@@ -30,6 +30,8 @@ from torchrl_reg.validation import check_count
 __all__ = ["TreeSearch"]
 
 Evaluator = Callable[[Simulator], "tuple[float, Any]"]
+# a record from all its fields in order (NamedTuple._make without its length check): the hot path's records
+_record = tuple.__new__
 
 
 class TreeSearch:
@@ -142,7 +144,7 @@ class TreeSearch:
         q = tree.q_bellman[node].tolist() if self._on_bellman else tree.q[node].tolist()
         visits = tree.visits[node].tolist() if self._reads_visits else None
         entropy_q = tree.entropy_q[node].tolist() if self._reads_entropy else None
-        return self.tree_policy.select(NodeStats(q, float(tree.total[node]), visits, entropy_q), self.rng.random())
+        return self.tree_policy.select(_record(NodeStats, (q, float(tree.total[node]), visits, entropy_q, None)), self.rng.random())
 
     def _simulate(self, tree: SearchTree) -> None:
         sim = self.simulator
@@ -207,9 +209,9 @@ class TreeSearch:
                 tree.q_bellman[node, action] = mean_reward + gamma * vb_next
                 q_bellman = tree.q_bellman[node].tolist()
                 tree.bellman[node] = bellman_value(q_bellman, tree.visits[node].tolist())
-            # the record, positionally (EdgeStats's field order: the hot path); the backup returns what changes and
-            # the search writes it
-            q, value, returned, entropy_q, entropy = backup.update(EdgeStats(
+            # the record, every field in EdgeStats's order, built as the tuple it is (the hot path: no argument
+            # handling); the backup returns what changes and the search writes it
+            q, value, returned, entropy_q, entropy = backup.update(_record(EdgeStats, (
                 action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
                 float(tree.q[node, action]) if reads_q_edge else None,
                 tree.q[node] if reads_q else None,
@@ -218,7 +220,8 @@ class TreeSearch:
                 q_bellman,
                 float(tree.bellman[node]) if reads_bellman else None,
                 tree.entropy_q[node] if reads_entropy else None,
-            ), policy)
+                None,
+            )), policy)
             if q is not None:
                 tree.q[node, action] = q
             if value is not None:
