@@ -1,4 +1,4 @@
-"""Planning with MENTS, DENTS, BTS or UCT: search before every move, act, repeat (no training).
+"""Planning with MENTS, DENTS, BTS, UCT or Power-UCT: search before every move, act, repeat (no training).
 
     python recipes/tree_search.py                                         # MENTS on the D-chain (R_f = 0.5)
     python recipes/tree_search.py planner.algorithm=dents task.final_reward=1.0

@@ -40,7 +40,7 @@ import sys
 
 import torch
 
-from benchmarks.planning.common import OUT
+from benchmarks.planning.common import COMPARED, OUT
 from benchmarks.planning.speed import batched_profile, batched_speed, chance_speed, speed
 from benchmarks.planning.exact_tasks import dchain, dchain_batched, frozenlake, frozenlake_batched, synthetic
 from benchmarks.planning.minatar_runs import minatar, minatar_model_error, minatar_oracle, minatar_replay_speed
@@ -49,7 +49,6 @@ from benchmarks.planning.plots import plot
 from benchmarks.planning.fair import minatar_fair
 from benchmarks.planning.fair_merge import minatar_fair_merge
 from benchmarks.planning.fair_models import minatar_models
-from torchrl_reg.planning import ALGORITHMS
 from torchrl_reg.planning.tasks import MODELS
 
 
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="sweep directories of benchmarks/minatar_networks.yaml (or M-DQN run directories)")
     p.add_argument("--network-seeds", type=lambda s: [int(x) for x in s.split(",")], default=None,
                    help="training seeds of the networks used (tune: the held-out one, 3; eval: 0,1,2)")
-    p.add_argument("--algorithms", type=lambda s: s.split(","), default=list(ALGORITHMS))
+    p.add_argument("--algorithms", type=lambda s: s.split(","), default=list(COMPARED))
     p.add_argument("--simulations", type=lambda s: [int(x) for x in s.split(",")], default=None,
                    help="simulations per move (tune: one budget, 50; eval: 50,200)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per network or grid point (tune: 16; eval: 20)")

@@ -19,6 +19,10 @@ from torchrl_reg.report.stats import aggregate_mean, stratified_bootstrap_ci
 OUT = Path(__file__).resolve().parents[1] / "results" / "planning"
 
 
+#: the searches the planning studies compare, in the order of their committed results: an algorithm added to the
+#: table (:data:`torchrl_reg.planning.ALGORITHMS`) joins a study only where the study names it
+COMPARED = ("ments", "bts", "dents", "uct")
+
 COLORS = {"ments": "tab:red", "dents": "tab:green", "bts": "tab:blue", "uct": "tab:gray"}
 
 

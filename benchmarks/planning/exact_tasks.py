@@ -6,10 +6,9 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.planning.common import OUT, write_result
+from benchmarks.planning.common import COMPARED, OUT, write_result
 from benchmarks.planning.speed import knobs_of
 from torchrl_reg.planning import (
-    ALGORITHMS,
     DChain,
     FrozenLakeSimulator,
     make_search,
@@ -28,28 +27,28 @@ PARAMS = dict(tau=0.05, alpha=0.05, beta_0=0.05, eps=0.1)
 
 def synthetic(args) -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
-    failures = {a: np.zeros((args.trees, len(budgets))) for a in ALGORITHMS}
+    failures = {a: np.zeros((args.trees, len(budgets))) for a in COMPARED}
     soft_failures = np.zeros((args.trees, len(budgets)))
     for t in range(args.trees):
         tree = SyntheticTree(args.branching, args.depth, seed=1000 + t, noise_std=args.noise, leaf_scale=args.leaf_scale)
         best = int(np.argmax(synthetic_tree_q(tree, None)))
         soft_best = int(np.argmax(synthetic_tree_q(tree, PARAMS["tau"])))
         for j, n in enumerate(budgets):
-            for algorithm in ALGORITHMS:
+            for algorithm in COMPARED:
                 tree.reseed_noise(t * 1000 + j)
                 search = make_search(algorithm, tree, evaluator=RandomRollout(max_steps=args.depth, seed=t), seed=t, **knobs_of(algorithm, PARAMS))
                 action = search.search(n)
                 failures[algorithm][t, j] = action != best
                 if algorithm == "ments":
                     soft_failures[t, j] = action != soft_best
-        print(f"tree {t}: " + " ".join(f"{a}={failures[a][t].mean():.2f}" for a in ALGORITHMS), flush=True)
+        print(f"tree {t}: " + " ".join(f"{a}={failures[a][t].mean():.2f}" for a in COMPARED), flush=True)
     write_result(
         "synthetic",
         {
             "tree": {"branching": args.branching, "depth": args.depth, "noise_std": args.noise, "leaf_scale": args.leaf_scale, "trees": args.trees},
             "params": PARAMS | {"c": float(np.sqrt(2.0))},
             "budgets": budgets,
-            "failure_rate": {a: failures[a].mean(0).tolist() for a in ALGORITHMS},
+            "failure_rate": {a: failures[a].mean(0).tolist() for a in COMPARED},
             "ments_failure_rate_vs_soft_optimal_action": soft_failures.mean(0).tolist(),
             "definition": "fraction of random trees where the recommended root action is not the optimal "
             "(Bellman, expected return) action; MENTS also against the soft-optimal action at its tau",
@@ -63,7 +62,7 @@ def dchain(args) -> None:
     result = {"length": args.length, "params": {"tau": 1.0, "alpha": 1.0, "beta_0": 1.0, "eps": 0.1}, "budgets": budgets, "success_rate": {}}
     for final_reward in (0.5, 1.0):
         best = DChain.DOWN if final_reward < (args.length - 1) / args.length else DChain.RIGHT
-        for algorithm in ALGORITHMS:
+        for algorithm in COMPARED:
             rate = []
             for n in budgets:
                 wins = 0
@@ -116,7 +115,7 @@ def frozenlake(args) -> None:
     # goal stays reachable is worth 1, and argmax can pick a move into a wall for ever
     params = {"tau": 0.1, "alpha": 0.1, "beta_0": 0.1, "eps": 0.1, "gamma": args.gamma}
     result = {"map": args.map, "is_slippery": False, "max_steps": args.max_steps, "params": params, "budgets": budgets, "success_rate": {}}
-    for algorithm in ALGORITHMS:
+    for algorithm in COMPARED:
         rate = []
         for n in budgets:
             wins = 0

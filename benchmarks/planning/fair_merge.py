@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.planning.common import provenance, write_result
+from benchmarks.planning.common import COMPARED, provenance, write_result
 from benchmarks.planning.plots import plot_minatar_fair
 from benchmarks.planning.fair import EVAL_CELL_KEYS, eval_result
 from torchrl_reg.loops.planning import DIAGNOSTICS
-from torchrl_reg.planning import ALGORITHMS
 
 
 FAIR_SHARED = ("stage", "game", "episodes", "batch_episodes", "seed", "max_steps", "protocol", "model", "futures")
@@ -73,7 +72,7 @@ def minatar_fair_merge(args) -> None:
                 if algorithm in owner:
                     raise SystemExit(f"{algorithm} is tuned in both {owner[algorithm]} and {path}: merge disjoint algorithms")
                 owner[algorithm] = path
-        order = [a for a in ALGORITHMS if a in owner]
+        order = [a for a in COMPARED if a in owner]
         by = {path: data for path, data in parts}
         result |= {k: first[k] for k in ("simulations", "network", "grid", "extend", "greedy", "scores", "chosen", "at_edge", "rule")}
         for key in ("grid", "scores", "chosen", "at_edge"):
@@ -103,7 +102,7 @@ def minatar_fair_merge(args) -> None:
                         "part": path, "seed": data["seed"],
                     })
         simulations = sorted({int(label.partition("@")[2]) for label in knobs if "@" in label})
-        algorithms = [a for a in ALGORITHMS if any(label.partition("@")[0] == a for label in knobs)]
+        algorithms = [a for a in COMPARED if any(label.partition("@")[0] == a for label in knobs)]
         labels = ["greedy"] + [f"{a}@{n}" for n in simulations for a in algorithms]
         seeds = sorted(nets)
         cells = {key: _joined_cell(key, ranges) for key, ranges in pieces.items()}

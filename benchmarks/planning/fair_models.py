@@ -9,11 +9,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.planning.common import FAIR_STATISTICS, OUT, paired, provenance, write_result
+from benchmarks.planning.common import COMPARED, FAIR_STATISTICS, OUT, paired, provenance, write_result
 from benchmarks.planning.fair import model_tag
 from benchmarks.planning.plots import plot_minatar_models
 from torchrl_reg.loops.planning import DIAGNOSTICS
-from torchrl_reg.planning import ALGORITHMS
 
 REPO = OUT.parents[2]
 GAMES = ("Breakout", "SpaceInvaders", "Asterix")
@@ -147,7 +146,7 @@ def _game(models: dict[str, dict], reps: int) -> dict:
     out: dict = {"networks": seeds, "models": {}, "prefers": {}}
     for model, entry in models.items():
         returns = entry["returns"]
-        labels = [f"{a}@{n}" for n in sorted({int(k.partition("@")[2]) for k in returns if "@" in k}) for a in ALGORITHMS
+        labels = [f"{a}@{n}" for n in sorted({int(k.partition("@")[2]) for k in returns if "@" in k}) for a in COMPARED
                   if f"{a}@{n}" in returns]
         comparisons = {}
         for label in labels:
@@ -166,7 +165,7 @@ def _game(models: dict[str, dict], reps: int) -> dict:
                             for label, keys in entry["diagnostics"].items() if label in labels},
         }
     for label in sorted({k for m in out["models"].values() for k in m["mean_return"] if k != "greedy"},
-                        key=lambda k: (int(k.partition("@")[2]), ALGORITHMS.index(k.partition("@")[0]))):
+                        key=lambda k: (int(k.partition("@")[2]), COMPARED.index(k.partition("@")[0]))):
         left_out = {m: "a diagnostic: no agent can read its env's random stream" if m == "oracle" else
                     f"on networks {sorted(e['returns'][label])} of {seeds}"
                     for m, e in models.items() if label in e["returns"] and (m == "oracle" or sorted(e["returns"][label]) != seeds)}
@@ -213,7 +212,7 @@ def _targets(games: dict, model_error: list[dict]) -> dict:
     """The model study's targets (DEFINITION: met / missed / not run); a missed cell or game comes with its
     diagnostics (``explain``) and the game's model error (``model_error``, where minatar_model_error.json has it)."""
     a_cells = {f"{g} {a}@{n}": _cell(games, g, "sampled", f"{a}@{n} - determinized")
-               for g in SAMPLED_GAMES for n in PLAN["sampled"][g] for a in ALGORITHMS}
+               for g in SAMPLED_GAMES for n in PLAN["sampled"][g] for a in COMPARED}
     missed = {k: k.split(" ") for k, c in a_cells.items() if c["status"] == "missed"}
     a = {"target": "every search with the sampled model >= its determinized version (mean paired difference) on "
                    + " and ".join(SAMPLED_GAMES), "status": _status(a_cells), "cells": a_cells,

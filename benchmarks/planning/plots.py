@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.planning.common import COLORS, OUT
-from torchrl_reg.planning import ALGORITHMS
+from benchmarks.planning.common import COLORS, COMPARED, OUT
 
 
 def plot_minatar_fair(out: Path) -> None:
@@ -63,7 +62,7 @@ def plot_minatar_models(out: Path, result: dict) -> None:
     budgets = sorted({n for g in games.values() for m in g["models"].values() for n in m["simulations"]})
     present = {m for g in games.values() for m in g["models"]}
     models = [m for m in MODEL_STYLE if m in present] + sorted(present - set(MODEL_STYLE))  # one slot per model
-    searches = ALGORITHMS
+    searches = COMPARED
     fig, axes = plt.subplots(len(budgets), len(games), figsize=(4.4 * len(games), 3.1 * len(budgets) + 0.5), squeeze=False)
     legend = {}
     for col, (game, data) in enumerate(games.items()):

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.planning.common import OUT, write_result
+from benchmarks.planning.common import COMPARED, OUT, write_result
 from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.planning import (
-    ALGORITHMS,
     KNOB_DEFAULTS,
     KNOBS,
     make_search,
@@ -25,6 +24,7 @@ from torchrl_reg.planning import (
     TensorRandomRollout,
     TensorSyntheticTree,
 )
+from torchrl_reg.planning.records import NodeStats
 
 
 # -- speed -------------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def speed(args) -> None:
     torch.set_num_threads(1)
     tree = SyntheticTree(4, 10, seed=0)
     rows = []
-    for algorithm in ALGORITHMS:
+    for algorithm in COMPARED:
         row = _speed_case(algorithm, lambda: tree, lambda sim, r: RandomRollout(max_steps=10, seed=r), args.simulations, args.repeats)
         row["case"] = "synthetic depth-10 4-action tree, random rollout leaf"
         rows.append(row)
@@ -151,7 +151,7 @@ def speed(args) -> None:
     def mlp_q(obs: torch.Tensor) -> torch.Tensor:
         return mlp(obs.float() / 1e6)
 
-    for algorithm in ALGORITHMS:
+    for algorithm in COMPARED:
         row = _speed_case(algorithm, lambda: tree, lambda sim, r: QNetworkEvaluator(mlp_q, num_actions=4, tau=0.1), args.simulations, args.repeats)
         row["case"] = "synthetic depth-10 4-action tree, MLP(64, 64) Q-network leaf (batch 1)"
         rows.append(row)
@@ -273,7 +273,7 @@ def batched_speed(args) -> None:
             print(row, flush=True)
         keep = [r for r in result["rows"] if (r["algorithm"], r["leaf"]) != (algorithm, args.leaf)]
         # a fixed order whatever the order of the runs (benchmarks/results.yaml reads rows by index)
-        order = {"leaf": ("rollout", "minatar_conv"), "algorithm": ALGORITHMS}
+        order = {"leaf": ("rollout", "minatar_conv"), "algorithm": COMPARED}
         result["rows"] = sorted(
             keep + rows,
             key=lambda r: (order["leaf"].index(r["leaf"]), order["algorithm"].index(r["algorithm"]), r["search"] != "TreeSearch", r["batch"]),
@@ -387,7 +387,7 @@ def _compile_level(tree, batch: int, simulations: int, work) -> dict:
 
     def level(node, state, active, u):
         total = w.node["total"].take(node)
-        action = search.policy.select_rows(w.search_values.index_select(0, node), None, None, total, u, w.counts.index_select(0, total))
+        action = search.policy.select_rows(NodeStats(w.search_values.index_select(0, node), total, counts=w.counts.index_select(0, total)), u)
         state, reward, done = sim.step(state, action)
         edge = torch.add(action, node, alpha=k)
         child = w.next.take(edge)

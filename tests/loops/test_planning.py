@@ -353,6 +353,14 @@ def test_a_run_directory_from_before_the_futures_knob_resumes_with_one_future():
         "planner.futures: 1 -> 2", "planner.model: 'determinized' -> 'ensemble'"]
 
 
+def test_a_run_directory_from_before_power_uct_resumes_with_its_power_unset():
+    stored = {"task": {"name": "dchain"}, "planner": {"algorithm": "uct", "c": 1.0}}
+    new = {"task": {"name": "dchain"}, "planner": {"algorithm": "uct", "c": 1.0, "p": None}}
+    assert resume_changes(stored, new, tree_search.TreeSearchConfig) == []
+    assert resume_changes(stored, new | {"planner": new["planner"] | {"algorithm": "power_uct", "p": 2.0}},
+                          tree_search.TreeSearchConfig) == ["planner.algorithm: 'uct' -> 'power_uct'", "planner.p: None -> 2.0"]
+
+
 def _stop_before_move(monkeypatch, move: int) -> None:
     """A stop requested between moves ``move - 1`` and ``move`` of the first group played (as a signal would be)."""
     from torchrl_reg.loops import planning

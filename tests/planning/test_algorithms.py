@@ -23,7 +23,7 @@ def test_the_knobs_of_make_search_and_the_recipe_are_the_tables():
     assert [p for p in inspect.signature(make_search).parameters if p in KNOB_TABLE] == table
     assert [f.name for f in fields(PlannerConfig) if f.name in KNOB_TABLE] == table
     assert all(f.default is None for f in fields(PlannerConfig) if f.name in KNOB_TABLE)
-    assert KNOB_DEFAULTS == {"tau": 1.0, "eps": 0.1, "alpha": 1.0, "beta_0": 1.0, "c": 2.0 ** 0.5}
+    assert KNOB_DEFAULTS == {"tau": 1.0, "eps": 0.1, "alpha": 1.0, "beta_0": 1.0, "c": 2.0 ** 0.5, "p": 2.0}
     assert list(ALGORITHMS) == list(TABLE) and KNOBS == {name: row.knobs for name, row in TABLE.items()}
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['temperature'\]"):
         make_search("ments", TensorDChain(3), batched=True, temperature=1.0)
@@ -43,6 +43,11 @@ def test_each_row_builds_its_parts_and_the_parts_say_what_they_read():
         assert set(policy.reads) <= {"visits", "entropy_q"}
     assert parts("uct")[0].reads == ("visits",) and parts("dents")[0].reads == ("entropy_q",) and parts("ments")[0].reads == ()
     assert parts("uct")[1].reads_return and not parts("ments")[1].reads_return
+    policy, backup, recommend = parts("power_uct", p=3.0)  # UCB1 reads c; the power mean p
+    assert (type(policy).__name__, policy.c, repr(backup), recommend) == ("UCB1Score", 2.0 ** 0.5, "PowerMeanBackup(p=3.0)", "most_visited")
+    assert check_knob("p", 1.0) == 1.0
+    with pytest.raises(ValueError, match=r"planner.p must be a finite number in \[1.0, inf\]"):
+        check_knob("p", 0.5, prefix="planner.")
 
 
 def test_the_engines_ask_the_parts_never_their_types():

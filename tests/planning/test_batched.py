@@ -62,7 +62,7 @@ def make_batched_search(algorithm, simulator, **kwargs):
 
 
 #: the knobs of the draw-for-draw test, one value per knob of the table (an algorithm reads its own)
-DRAW_KNOBS = dict(tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5)
+DRAW_KNOBS = dict(tau=TAU, alpha=ALPHA, beta_0=BETA_0, c=C, eps=0.5, p=2.0)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

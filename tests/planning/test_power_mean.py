@@ -62,3 +62,28 @@ def test_a_power_below_one_and_a_policy_other_than_ucb1_are_refused():
             PowerMeanBackup(p=p)
     with pytest.raises(ValueError, match="UCB1Score goes with MeanBackup"):
         BatchedTreeSearch(TensorDChain(3), tree_policy=E2WScore(tau=1.0, eps=0.1), backup=PowerMeanBackup(p=2.0))
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_power_uct_backs_up_the_power_mean_of_a_two_step_chain(batched):
+    # DChain(2, final_reward=1): at the root down pays 1/2 and ends, right pays 0 into node 1, where down pays 0 and
+    # right pays 1 (both end). Once every edge is tried, V(1) = (N(1, right) / N(1))^(1/p) (0^p = 0, 1^p = 1) and the
+    # root's value is the power mean of (1/2, V(1)) under its visit shares
+    from torchrl_reg.planning import DChain, TensorDChain, make_search
+
+    p = 3.0
+    chain = TensorDChain(2, final_reward=1.0) if batched else DChain(2, final_reward=1.0)
+    search = make_search("power_uct", chain, p=p, seed=0, batched=batched)
+    if batched:
+        search.search(chain.root(1), 40)
+        tree = search.tree.tree(0)
+        visits, child = tree["visits"].numpy(), tree["child"].numpy()
+    else:
+        search.search(40)
+        visits, child = search.tree.visits, search.tree.child
+    root, node = visits[0], visits[child[0, 1]]
+    assert (root > 0).all() and (node > 0).all()
+    v1 = (node[1] / node.sum()) ** (1 / p)
+    v0 = ((root[0] * 0.5**p + root[1] * v1**p) / root.sum()) ** (1 / p)
+    assert float(search.root_value()[0] if batched else search.root_value()) == pytest.approx(v0, abs=1e-12)
+    assert PowerMeanBackup(p=p).exact_values(np.array([0.5, v1]), root / root.sum()) == pytest.approx(v0, abs=1e-15)

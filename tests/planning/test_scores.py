@@ -9,6 +9,7 @@ from tensordict import TensorDict
 
 from torchrl_reg.planning import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
 from torchrl_reg.planning.backups import bellman_value, policy_entropy, softmax_value
+from torchrl_reg.planning.records import NodeStats
 from torchrl_reg.planning.scores import exploration_weight
 
 
@@ -25,7 +26,7 @@ def test_e2w_by_hand():
     probs = score(_node([0.0, tau * math.log(3.0)], [3, 5], total))["score"]
     expected = [0.9 * 0.25 + 0.05, 0.9 * 0.75 + 0.05]
     torch.testing.assert_close(probs, torch.tensor(expected, dtype=torch.float64))
-    assert score.probs([0.0, tau * math.log(3.0)], [3, 5], total) == pytest.approx(expected, abs=1e-12)
+    assert score.probs(NodeStats(q=[0.0, tau * math.log(3.0)], total=total)) == pytest.approx(expected, abs=1e-12)
 
 
 def test_e2w_weight_is_uniform_before_any_visit_and_clipped():
@@ -44,9 +45,8 @@ def test_batched_forward_matches_the_hot_path():
     node = TensorDict({"q_value": q, "visits": visits, "total_visits": total, "entropy": h}, batch_size=[5])
     for score in (E2WScore(tau=0.3, eps=0.1), BoltzmannScore(alpha=2.0, eps=0.05), DENTSScore(alpha=0.5, beta_0=2.0, eps=0.1)):
         batched = score(node.clone())["score"]
-        second = h if isinstance(score, DENTSScore) else visits
         for i in range(5):
-            row = score.probs(q[i].tolist(), second[i].tolist(), float(total[i]))
+            row = score.probs(NodeStats(q[i].tolist(), float(total[i]), visits[i].tolist(), h[i].tolist()))
             assert row == pytest.approx(batched[i].tolist(), abs=1e-12)
 
 
@@ -62,8 +62,9 @@ def test_ucb1_by_hand():
     out = score(_node([0.5, 0.2, 0.0], [4, 1, 0], 5))["score"]
     expected = [0.5 + 2.0 * math.sqrt(math.log(5) / 4), 0.2 + 2.0 * math.sqrt(math.log(5) / 1), math.inf]
     torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float64))
-    assert score.select([0.5, 0.2, 0.0], [4, 1, 0], 5, 0.99) == 2  # the only unvisited action
-    assert score.select([0.5, 0.2, 0.0], [4, 1, 3], 8, 0.0) == 1  # 0.2 + 2 sqrt(log 8) beats 0.5 + sqrt(log 8)
+    assert score.select(NodeStats(q=[0.5, 0.2, 0.0], total=5, visits=[4, 1, 0]), 0.99) == 2  # the only unvisited action
+    # 0.2 + 2 sqrt(log 8) beats 0.5 + sqrt(log 8)
+    assert score.select(NodeStats(q=[0.5, 0.2, 0.0], total=8, visits=[4, 1, 3]), 0.0) == 1
 
 
 def test_backups_by_hand():
@@ -100,10 +101,12 @@ def test_row_selection_matches_the_single_node_draws():
     u = torch.rand(200, generator=gen, dtype=torch.float64)
     policies = (E2WScore(tau=0.3, eps=0.1), BoltzmannScore(alpha=2.0, eps=0.05), DENTSScore(alpha=0.5, beta_0=2.0, eps=0.1), UCB1Score(c=1.5))
     for score in policies:
-        rows = score.select_rows(q, visits, h, total, u)
-        second = h if isinstance(score, DENTSScore) else visits
-        expected = [score.select(q[i].tolist(), second[i].tolist(), float(total[i]), float(u[i])) for i in range(200)]
+        # each policy is given only the statistics it reads (the engines' rule): the others are None
+        given = {name: stat for name, stat in (("visits", visits), ("entropy_q", h)) if name in score.reads}
+        rows = score.select_rows(NodeStats(q, total, **given), u)
+        one = [NodeStats(q[i].tolist(), float(total[i]), **{k: v[i].tolist() for k, v in given.items()}) for i in range(200)]
+        expected = [score.select(node, float(u[i])) for i, node in enumerate(one)]
         assert rows.tolist() == expected, type(score).__name__
         # the batched search's lookup table of the per-count terms gives the same draws
         table = score.count_table(4, int(total.max()), dtype=torch.float64, device=torch.device("cpu"))
-        assert score.select_rows(q, visits, h, total, u, table[total]).tolist() == expected, type(score).__name__
+        assert score.select_rows(NodeStats(q, total, **given, counts=table[total]), u).tolist() == expected, type(score).__name__

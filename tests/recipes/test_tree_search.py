@@ -64,6 +64,22 @@ def test_dchain_default_reproduces_the_ments_failure(tmp_path, caplog):
     assert json.loads((tmp_path / "dents" / "metrics.json").read_text())["returns"] == [0.9]
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_power_uct_plans_the_dchain_in_both_engines(batch, tmp_path, monkeypatch):
+    # planner.algorithm=power_uct: UCB1 and the power-mean backup, one TreeSearch per episode (batch 1) or one
+    # BatchedTreeSearch over both episodes (batch 2); down at the root (0.9) is the chain's optimum
+    from torchrl_reg.planning import BatchedTreeSearch, TreeSearch
+
+    engine = BatchedTreeSearch if batch > 1 else TreeSearch
+    backups = []
+    search = engine.search
+    monkeypatch.setattr(engine, "search", lambda self, *a, **k: backups.append(repr(self.backup)) or search(self, *a, **k))
+    overrides = ("planner.algorithm=power_uct", "planner.p=3.0", "planner.simulations=50", "episodes=2", f"planner.batch_episodes={batch}")
+    out = tree_search.train(compose(*overrides, f"run_dir={tmp_path}", "logger.progress_bar=false"))
+    assert out["returns"] == [0.9, 0.9]
+    assert backups and set(backups) == {"PowerMeanBackup(p=3.0)"}
+
+
 @pytest.mark.parametrize("preset", ["frozenlake", "atari"])
 def test_smoke(preset, tmp_path):
     out = tree_search.train(compose(f"tree_search_preset={preset}", f"run_dir={tmp_path}", "task.max_steps=3", "planner.simulations=5", "evaluator.rollout_steps=5"))
@@ -229,7 +245,7 @@ def test_help_lists_every_preset_and_algorithm():
     presets = sorted(path.stem for path in (CONF / "tree_search_preset").glob("*.yaml"))
     groups = next(line for line in text.splitlines() if line.startswith("tree_search_preset:"))
     assert sorted(option.strip(" *") for option in groups.split(":", 1)[1].split(",")) == presets == sorted(PRESETS)
-    assert "planner.algorithm=ments|dents|bts|uct" in text
+    assert "planner.algorithm=ments|dents|bts|uct|power_uct" in text
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ class TaskConfig:
 class PlannerConfig:
     """The search (:func:`torchrl_reg.planning.make_search`'s arguments) and its budget per move."""
 
-    #: ments, dents, bts, uct, or greedy (the Q network's argmax, no search)
+    #: ments, dents, bts, uct, power_uct, or greedy (the Q network's argmax, no search)
     algorithm: str = "ments"
     #: simulations per move (the ensemble model's total over its futures)
     simulations: int = 200
@@ -131,9 +131,10 @@ class PlannerConfig:
     #: Keys added after planning run directories were written without them: ``batch_episodes`` came with the batched
     #: mode (before it, one episode at a time); ``model`` with the model knob (a function of the stored config:
     #: :func:`_model_before`); ``futures`` with the ensemble model (before it, one future, the only value another
-    #: model takes). :func:`~torchrl_reg.run.rundir.resume_rules` reads them.
+    #: model takes); ``p`` with Power-UCT (before it, unset: no algorithm read it).
+    #: :func:`~torchrl_reg.run.rundir.resume_rules` reads them.
     added_keys: ClassVar[Mapping[str, Any]] = {
-        "batch_episodes": 1, "futures": 1, "model": lambda stored: _model_before(stored),
+        "batch_episodes": 1, "futures": 1, "model": lambda stored: _model_before(stored), "p": None,
     }
 
     @staticmethod

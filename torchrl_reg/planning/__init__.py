@@ -1,9 +1,10 @@
-"""Tree search: MENTS, BTS, DENTS and UCT as one family of parts with two search loops.
+"""Tree search: MENTS, BTS, DENTS, UCT and Power-UCT as one family of parts with two search loops.
 
 The parts (:mod:`.algorithms`: the table of which tree policy, backup and recommendation make each
 algorithm, its knobs and their defaults) are objects with a scalar and a row form: the tree policies
 of :mod:`.scores` (``select`` / ``select_rows``) and the backups of :mod:`.backups` (``update`` /
-``update_rows``). Two loops take them: :class:`TreeSearch` (:mod:`.search`, one tree in NumPy
+``update_rows``), functions of the records of :mod:`.records` (:class:`NodeStats`, :class:`EdgeStats`) that return
+values (:class:`BackupResult`): the loops do every write. Two loops take them: :class:`TreeSearch` (:mod:`.search`, one tree in NumPy
 arrays on plain floats, :mod:`.tree`; the reference, and the faster for a single tree) and
 :class:`BatchedTreeSearch` (:mod:`.batched`, B trees in tensors, after mctx; it reproduces :class:`TreeSearch` draw
 for draw at B = 1). Both keep chance nodes for stochastic simulators, by the rule of :mod:`.backups`. :func:`make_search`
@@ -20,7 +21,7 @@ slippery FrozenLake) and without: :mod:`.exact`.
 from __future__ import annotations
 
 from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, parts
-from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
+from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup
 from torchrl_reg.planning.batched import BatchedTreeSearch
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
 from torchrl_reg.planning.exact import chance_tree_values, dchain_flip_temperature, dchain_soft_q, finite_horizon_q, synthetic_tree_q
@@ -39,6 +40,7 @@ from torchrl_reg.planning.simulators import (
 )
 from torchrl_reg.planning.snapshot_simulators import BatchedALE, BatchedMinAtar
 from torchrl_reg.planning.models import MODELS, Model
+from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats
 from torchrl_reg.planning.tasks import TASKS, make_task, make_tensor_task
 from torchrl_reg.planning.tensor_simulators import (
     TensorChanceTree,
@@ -67,6 +69,11 @@ __all__ = [
     "SoftmaxBackup",
     "BellmanBackup",
     "MeanBackup",
+    "PowerMeanBackup",
+    # the records the parts read and return
+    "NodeStats",
+    "EdgeStats",
+    "BackupResult",
     # leaf evaluation
     "RandomRollout",
     "QNetworkEvaluator",

@@ -3,9 +3,10 @@
 Both search loops (:class:`~torchrl_reg.planning.search.TreeSearch`, one tree on plain floats, and
 :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`, B trees in tensors) take the same part
 objects: a score module (``select`` / ``select_rows``), a backup (``update`` / ``update_rows``) and a
-recommendation. The table below is data, :data:`TABLE` (one :class:`Algorithm` per row), and every knob's default
-and range is declared once, in :data:`KNOB_TABLE`; the parts say what they read (a score's ``reads``, a backup's
-``values``, ``entropy`` and ``reads_return``), so the engines ask them instead of their types.
+recommendation, functions of the records of :mod:`~torchrl_reg.planning.records` that return values. The table below
+is data, :data:`TABLE` (one :class:`Algorithm` per row), and every knob's default and range is declared once, in
+:data:`KNOB_TABLE`; the parts say what they read (a score's ``reads``, a backup's ``values``, ``entropy``, ``reads``
+and ``reads_rows``), so the engines ask them instead of their types.
 :func:`parts` assembles an algorithm's parts from its knobs, :func:`check_parts` refuses
 parts that disagree (for both loops, before any simulation), and
 :func:`~torchrl_reg.planning.factory.make_search` builds either loop from them.
@@ -17,6 +18,7 @@ algorithm     tree policy             backup                               recom
 ``bts``       :class:`BoltzmannScore` :class:`BellmanBackup`               ``search_value``    alpha, eps
 ``dents``     :class:`DENTSScore`     :class:`BellmanBackup` (entropy)     ``search_value``    alpha, beta_0, eps
 ``uct``       :class:`UCB1Score`      :class:`MeanBackup`                  ``most_visited``    c
+``power_uct`` :class:`UCB1Score`      :class:`PowerMeanBackup` (``p``)     ``most_visited``    c, p
 ============  ======================  ===================================  ==================  =============
 
 ``search_value`` is the argmax of the backup's action values over tried root actions (soft for MENTS,
@@ -30,9 +32,15 @@ References:
 * [DENTS] Painter, Baioumy, Hawes, Lacerda. Monte Carlo Tree Search with Boltzmann Exploration.
   NeurIPS 2023, arXiv:2404.07732, Section 4 (BTS, DENTS).
 * [UCT] Kocsis, Szepesvari. Bandit based Monte-Carlo Planning. ECML 2006.
+* [Power-UCT] Dam, Klink, D'Eramo, Peters, Pajarinen. Generalized Mean Estimation in Monte-Carlo Tree Search.
+  IJCAI 2020, arXiv:1911.00384: UCB1 on ``Q`` and the power-mean backup, for any power ``p >= 1`` (``p = 1``: UCT's
+  mean, ``p -> inf``: the max). The paper tunes ``p`` per problem; the default here, ``p = 2``, is a choice between
+  the two ends (the value Dam, Maillard and Kaufmann's Stochastic-Power-UCT, arXiv:2406.02235, reports doing well
+  across their problems).
 """
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,8 +88,10 @@ class Algorithm:
     knobs: tuple[str, ...]
 
     def parts(self, knobs: dict[str, float]) -> tuple[Policy, Backup, str]:
-        """``(tree policy, backup, recommendation)`` from the algorithm's knobs (all of them, filled in)."""
-        return self.tree_policy(**knobs), self.backup(knobs), self.recommend
+        """``(tree policy, backup, recommendation)`` from the algorithm's knobs (all of them, filled in); the tree policy
+        gets those its constructor takes (Power-UCT's ``p`` is its backup's)."""
+        takes = inspect.signature(self.tree_policy).parameters
+        return self.tree_policy(**{k: v for k, v in knobs.items() if k in takes}), self.backup(knobs), self.recommend
 
 
 #: Every knob of the algorithms, its default and range, declared once: :func:`~torchrl_reg.planning.factory.make_search`
@@ -91,7 +101,8 @@ KNOB_TABLE: dict[str, Knob] = {
     "eps": Knob(0.1, "the E2W exploration of MENTS, BTS and DENTS"),
     "alpha": Knob(1.0, "the search temperature of BTS and DENTS", low_inclusive=False),
     "beta_0": Knob(1.0, "DENTS's initial entropy weight"),
-    "c": Knob(math.sqrt(2.0), "UCT's exploration constant"),
+    "c": Knob(math.sqrt(2.0), "the exploration constant of UCT and Power-UCT"),
+    "p": Knob(2.0, "Power-UCT's power: its backup's power mean (1: UCT's mean, larger: nearer the max)", low=1.0),
 }
 
 #: The parts table (module docstring): each algorithm by name.
@@ -100,6 +111,7 @@ TABLE: dict[str, Algorithm] = {
     "bts": Algorithm(BoltzmannScore, lambda k: BellmanBackup(), "search_value", ("alpha", "eps")),
     "dents": Algorithm(DENTSScore, lambda k: BellmanBackup(entropy=True), "search_value", ("alpha", "beta_0", "eps")),
     "uct": Algorithm(UCB1Score, lambda k: MeanBackup(), "most_visited", ("c",)),
+    "power_uct": Algorithm(UCB1Score, lambda k: PowerMeanBackup(p=k["p"]), "most_visited", ("c", "p")),
 }
 
 #: the algorithms :func:`parts` assembles
@@ -168,4 +180,7 @@ def check_parts(policy: Policy, backup: Backup, recommend: str) -> None:
                 "at one temperature"
             )
     if isinstance(policy, UCB1Score) != isinstance(backup, (MeanBackup, PowerMeanBackup)):
-        raise ValueError(f"UCB1Score goes with MeanBackup (UCT), got {type(policy).__name__} with {type(backup).__name__}")
+        raise ValueError(
+            f"UCB1Score goes with MeanBackup (UCT) or PowerMeanBackup (Power-UCT), got {type(policy).__name__} with "
+            f"{type(backup).__name__}"
+        )

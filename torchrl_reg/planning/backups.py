@@ -3,7 +3,10 @@
 As the tree policies have ``select`` (one node, plain floats: the single-tree search's hot path) and
 ``select_rows`` (a batch of nodes as tensors), a backup has ``update`` (one edge of one path in a
 :class:`~torchrl_reg.planning.tree.SearchTree`) and ``update_rows`` (one level of the B paths of a
-:class:`~torchrl_reg.planning.batched.BatchedTree`); both write the same numbers (tested draw for draw).
+:class:`~torchrl_reg.planning.batched.BatchedTree`): functions of an :class:`~torchrl_reg.planning.records.EdgeStats`
+(the fields and shapes: :mod:`~torchrl_reg.planning.records`) that return a
+:class:`~torchrl_reg.planning.records.BackupResult`, the same numbers in both forms (tested draw for draw), which the
+search loops write.
 ``values`` names the edge statistic the tree policy and the recommendation read (``"q"`` or ``"q_bellman"``).
 
 References:
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats, replaced
 from torchrl_reg.validation import check_positive
 
 __all__ = [
@@ -82,34 +86,57 @@ def policy_entropy(probs: Sequence[float]) -> float:
 
 
 class Backup:
-    """What both search loops call. ``values``: the edge statistic searched on and recommended from;
-    ``entropy``: whether DENTS's entropy is backed up; ``on_bellman``: the backup's values are the Bellman ones.
+    """What both search loops call: a function of a documented record that returns values (the engines do every write).
 
-    ``update(tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman) -> ret``
-    backs up edge ``(node, action)`` of a :class:`~torchrl_reg.planning.tree.SearchTree` after its ``n``-th visit
-    (``v_next``, ``h_next``: the child's value and entropy; ``ret``: the return below the edge, which it
-    returns extended by this edge's reward; ``q_bellman``: the node's ``Q_B`` row when kept).
-    ``update_rows(w, path, level, gamma, policy, bellman_rows)`` does the same for one level of the batched
-    search's paths (``w.next_state(name, path, level)``: the children's statistic ``name``, a chance edge's averaged
-    by :func:`chance_mean_rows`), and ``finish_rows(tree)`` completes a batched tree's node values when its search ends.
+    ``values``: the edge statistic searched on and recommended from; ``entropy``: whether DENTS's entropy is backed up;
+    ``on_bellman``: the backup's values are the Bellman ones.
+
+    ``update(edge) -> BackupResult`` backs up one edge of a :class:`~torchrl_reg.planning.tree.SearchTree` after its
+    ``n``-th visit from an :class:`~torchrl_reg.planning.records.EdgeStats` of plain numbers and the node's rows;
+    ``update_rows(edge, tree_policy) -> BackupResult`` does the same for one level of the batched search's paths from
+    an ``EdgeStats`` of tensors ``[R]`` and ``[R, A]`` (:mod:`~torchrl_reg.planning.records` documents the fields and
+    shapes). The scalar ``update`` also takes ``tree_policy`` (DENTS's entropy reads the policy's distribution).
+    :class:`~torchrl_reg.planning.records.BackupResult` names what changes: the edge's new ``q``, the node's new
+    ``value``, the return passed up (``ret``), DENTS's ``entropy_q`` and ``entropy``; the engine writes them.
+    ``reads`` and ``reads_rows`` name the optional ``EdgeStats`` fields each form reads, which the engines fill
+    (the others are ``None``). ``final_values(tree)`` gives a batched tree's node values ``[B, N]`` when its search
+    ends where the row form leaves them to the end (``None``: they are up to date).
     """
 
     values = "q"
     entropy = False
-    #: whether ``update_rows`` reads the return below each edge (``path.ret``), which the batched search starts at
-    #: the evaluation of the node each path ended in
-    reads_return = False
+    #: the optional :class:`~torchrl_reg.planning.records.EdgeStats` fields ``update`` reads
+    reads: tuple[str, ...] = ()
+
+    @property
+    def reads_rows(self) -> tuple[str, ...]:
+        """The optional :class:`~torchrl_reg.planning.records.EdgeStats` fields ``update_rows`` reads (default:
+        :attr:`reads`)."""
+        return self.reads
 
     @property
     def on_bellman(self) -> bool:
         return self.values == "q_bellman"
 
+    @property
+    def reads_return(self) -> bool:
+        """Whether ``update_rows`` reads the return below each edge (``"ret"``), which the batched search starts at the
+        evaluation of the node each path ended in."""
+        return "ret" in self.reads_rows
+
     def search_values(self, tree: Any) -> Any:
         """The edge statistic ``values`` of ``tree`` (either engine's)."""
         return getattr(tree, self.values)
 
-    def finish_rows(self, tree: Any) -> None:
+    def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        raise NotImplementedError(f"{type(self).__name__} has no update")
+
+    def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        raise NotImplementedError(f"{type(self).__name__} has no update_rows")
+
+    def final_values(self, tree: Any) -> torch.Tensor | None:
         """Nothing left by default: the node values are kept up to date (the descent reads them)."""
+        return None
 
     #: whether :meth:`exact_values` reads a policy (a mean under it)
     exact_reads_policy = False
@@ -130,6 +157,8 @@ class SoftmaxBackup(Backup):
     The log-sum-exp runs over every action, untried ones at their initial value (as in the paper).
     """
 
+    reads = ("v_next", "q")
+
     def __init__(self, *, tau: float):
         self.tau = check_positive("tau", tau)
 
@@ -141,16 +170,16 @@ class SoftmaxBackup(Backup):
         top = q.max(axis=-1)
         return top + self.tau * np.log(np.exp((q - top[..., None]) / self.tau).sum(axis=-1))
 
-    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
-        tree.q[node, action] = mean_reward + gamma * v_next
-        tree.value[node] = softmax_value(tree.q[node].tolist(), self.tau)
-        return ret
+    def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        q = edge.mean_reward + edge.gamma * edge.v_next
+        row = edge.q.tolist()
+        row[edge.action] = q  # the node's row after the update
+        return BackupResult(q, softmax_value(row, self.tau))  # (q, value), positional: the hot path
 
-    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
-        node, edge = path.node[level], path.edge[level]
-        q = torch.add(path.mean_reward[level], w.next_state("value", path, level), alpha=gamma)
-        w.edge["q"].index_put_((edge,), q)
-        w.node["value"].index_put_((node,), self.tau * torch.logsumexp(w.rows["q"].index_select(0, node) / self.tau, dim=-1))
+    def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        q = torch.add(edge.mean_reward, edge.v_next, alpha=edge.gamma)
+        rows = replaced(edge.q, edge.action, q)
+        return BackupResult(q=q, value=self.tau * torch.logsumexp(rows / self.tau, dim=-1))
 
 
 class BellmanBackup(Backup):
@@ -166,6 +195,16 @@ class BellmanBackup(Backup):
     def __init__(self, *, entropy: bool = False):
         self.entropy = bool(entropy)
 
+    @property
+    def reads_rows(self) -> tuple[str, ...]:
+        """DENTS's entropy reads the next state's entropy and the node's ``H_Q`` and ``Q_B`` rows and visit count."""
+        return ("h_next", "entropy_q", "q_bellman", "total") if self.entropy else ()
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """As :attr:`reads_rows`, and the node's Bellman value (the scalar form keeps the node value up to date)."""
+        return ("bellman",) + self.reads_rows
+
     def __repr__(self) -> str:
         return f"BellmanBackup(entropy={self.entropy})"
 
@@ -173,28 +212,25 @@ class BellmanBackup(Backup):
         """``max_a q_a``."""
         return q.max(axis=-1)
 
-    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
-        tree.value[node] = tree.bellman[node]
-        if self.entropy:
-            tree.entropy_q[node, action] = h_next
-            h_q = tree.entropy_q[node].tolist()
-            probs = policy.probs(q_bellman, h_q, float(tree.total[node]))
-            tree.entropy[node] = policy_entropy(probs) + sum(p * h for p, h in zip(probs, h_q))
-        return ret
-
-    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
+    def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         if not self.entropy:
-            return
-        node, edge = path.node[level], path.edge[level]
-        w.edge["entropy_q"].index_put_((edge,), w.next_state("entropy", path, level))
-        h_q = w.rows["entropy_q"].index_select(0, node)
-        total = w.node["total"].take(node)
-        probs = policy.probs_rows(bellman_rows, h_q, total, w.counts.index_select(0, total))
-        plogp = torch.where(probs > 0, probs * torch.log(probs), 0.0)
-        w.node["entropy"].index_put_((node,), (probs * h_q - plogp).sum(-1))
+            return BackupResult(None, edge.bellman)  # (q, value): the Bellman value
+        h_q = edge.entropy_q.tolist()
+        h_q[edge.action] = edge.h_next  # the node's H_Q row after the update
+        probs = tree_policy.probs(NodeStats(edge.q_bellman, float(edge.total), None, h_q))  # (q, total, visits, entropy_q)
+        entropy = policy_entropy(probs) + sum(p * h for p, h in zip(probs, h_q))
+        return BackupResult(None, edge.bellman, None, edge.h_next, entropy)  # (q, value, ret, entropy_q, entropy)
 
-    def finish_rows(self, tree: Any) -> None:
-        tree.value.copy_(tree.bellman)
+    def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        if not self.entropy:
+            return BackupResult()
+        h_q = replaced(edge.entropy_q, edge.action, edge.h_next)
+        probs = tree_policy.probs_rows(NodeStats(q=edge.q_bellman, total=edge.total, entropy_q=h_q, counts=edge.counts))
+        plogp = torch.where(probs > 0, probs * torch.log(probs), 0.0)
+        return BackupResult(entropy_q=edge.h_next, entropy=(probs * h_q - plogp).sum(-1))
+
+    def final_values(self, tree: Any) -> torch.Tensor:
+        return tree.bellman
 
 
 class MeanBackup(Backup):
@@ -202,33 +238,32 @@ class MeanBackup(Backup):
 
     The first return replaces the initial value instead of being averaged with it. A node's value
     is the mean of all returns through it, ``sum_a N(s, a) Q(s, a) / N(s)`` (the batched search computes
-    it when the search ends: its descent does not read it).
+    it when the search ends, :meth:`final_values`: its descent does not read it).
     """
 
-    reads_return = True
+    reads = ("ret", "q_edge", "q", "visits", "total")
+    reads_rows = ("ret", "q_edge")
     exact_reads_policy = True
 
     def exact_values(self, q: np.ndarray, policy: np.ndarray | None = None) -> np.ndarray:
         """``sum_a policy_a q_a``, the mean under ``policy`` (the search's visit shares)."""
         return (policy * q).sum(-1)
 
-    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
-        ret = reward + gamma * ret
-        q = float(tree.q[node, action])
-        tree.q[node, action] = ret if n == 1 else q + (ret - q) / n
-        tree.value[node] = float(tree.visits[node] @ tree.q[node]) / float(tree.total[node])
-        return ret
+    def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        ret = edge.reward + edge.gamma * edge.ret
+        old = edge.q_edge
+        q = ret if edge.n == 1 else old + (ret - old) / edge.n
+        return BackupResult(q, float(edge.visits @ replaced(edge.q, edge.action, q)) / float(edge.total), ret)  # (q, value, ret)
 
-    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
-        edge, visits = path.edge[level], path.visits[level]
-        ret = path.ret = torch.where(path.active[level], torch.add(path.reward[level], path.ret, alpha=gamma), path.ret)
-        q = w.edge["q"].take(edge)
-        w.edge["q"].index_put_((edge,), torch.where(visits == 1, ret, q + (ret - q) / visits.to(q.dtype)))
+    def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        ret = torch.where(edge.active, torch.add(edge.reward, edge.ret, alpha=edge.gamma), edge.ret)
+        old = edge.q_edge
+        return BackupResult(q=torch.where(edge.n == 1, ret, old + (ret - old) / edge.n.to(old.dtype)), ret=ret)
 
-    def finish_rows(self, tree: Any) -> None:
+    def final_values(self, tree: Any) -> torch.Tensor:
         total = tree.total.to(tree.q.dtype)
         mean = (tree.visits.to(tree.q.dtype) * tree.q).sum(-1) / total.clamp_min(1.0)
-        tree.value.copy_(torch.where(tree.total > 0, mean, tree.value))
+        return torch.where(tree.total > 0, mean, tree.value)
 
 
 class PowerMeanBackup(Backup):
@@ -239,6 +274,7 @@ class PowerMeanBackup(Backup):
     ``Q`` counts as 0 in it. Searched with :class:`~torchrl_reg.planning.scores.UCB1Score` on ``Q``.
     """
 
+    reads = ("v_next", "q", "visits")
     exact_reads_policy = True
 
     def __init__(self, *, p: float):
@@ -249,18 +285,17 @@ class PowerMeanBackup(Backup):
     def __repr__(self) -> str:
         return f"PowerMeanBackup(p={self.p})"
 
-    def update(self, tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman):
-        tree.q[node, action] = mean_reward + gamma * v_next
-        visits = tree.visits[node]
-        tree.value[node] = float(self.exact_values(tree.q[node], visits / visits.sum()))
-        return ret
+    def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        q = edge.mean_reward + edge.gamma * edge.v_next
+        shares = edge.visits / edge.visits.sum()
+        return BackupResult(q=q, value=float(self.exact_values(replaced(edge.q, edge.action, q), shares)))
 
-    def update_rows(self, w, path, level: int, gamma: float, policy, bellman_rows) -> None:
-        node, edge = path.node[level], path.edge[level]
-        w.edge["q"].index_put_((edge,), torch.add(path.mean_reward[level], w.next_state("value", path, level), alpha=gamma))
-        visits = w.rows["visits"].index_select(0, node).to(w.rows["q"].dtype)
-        shares = visits / visits.sum(-1, keepdim=True).clamp_min(1.0)  # the scratch node of a finished path has none
-        w.node["value"].index_put_((node,), self.exact_values(w.rows["q"].index_select(0, node), shares))
+    def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        q = torch.add(edge.mean_reward, edge.v_next, alpha=edge.gamma)
+        rows = replaced(edge.q, edge.action, q)  # the node's Q rows with the edge's new value
+        visits = edge.visits.to(rows.dtype)
+        # clamped: the scratch node of a finished path has no visits
+        return BackupResult(q=q, value=self.exact_values(rows, visits / visits.sum(-1, keepdim=True).clamp_min(1.0)))
 
     def exact_values(self, q, policy=None):
         """``(sum_a policy_a max(q_a, 0)^p)^(1/p)`` (numpy arrays or tensors), the power mean under ``policy``."""

@@ -6,7 +6,8 @@ over all B trees with tensor operations. Python loops run over simulations and d
 never over trees or nodes; the tensors' device is the search's device. Unlike mctx the backup is
 passed in as well as the tree policy: the parts of :mod:`~torchrl_reg.planning.algorithms` (the table
 of MENTS, BTS, DENTS and UCT), the same objects :class:`~torchrl_reg.planning.search.TreeSearch` takes,
-through their row forms (``select_rows``, ``update_rows``).
+through their row forms (``select_rows``, ``update_rows``): the search fills their records
+(:mod:`~torchrl_reg.planning.records`, tensors ``[R]`` and ``[R, A]`` with one row per tree) and writes what they return.
 
 The hot path addresses nodes and edges by flat ids into ``[B N]`` and ``[B N A]`` views (one
 ``take``/``index_select``/``index_put_`` per statistic and level, no row indices), draws the tree
@@ -51,12 +52,13 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, chance_mean_rows
+from torchrl_reg.planning.records import EdgeStats, NodeStats
 from torchrl_reg.planning.evaluators import TensorRandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.tensor_simulators import TensorSimulator, check_search_simulator
 from torchrl_reg.validation import check_count, select_device
@@ -186,30 +188,28 @@ class TreeViews:
         tree_of = torch.div(edge, self.edges_per_tree, rounding_mode="floor")
         return torch.where(used, slots + self.offsets.index_select(0, tree_of).unsqueeze(-1), self.scratch.index_select(0, tree_of).unsqueeze(-1)), used
 
-    def next_state(self, name: str, path: _Path, level: int) -> torch.Tensor:
+    def next_state(self, name: str, level: _Level) -> torch.Tensor:
         """The next states' node statistic ``name`` at one level of the paths: the child's, or a chance edge's children's
         averaged by their arrivals (:func:`~torchrl_reg.planning.backups.chance_mean_rows`)."""
         if self.outcomes is None:
-            return self.node[name].take(path.child[level])
-        flat, used = self.children(path.edge[level])
+            return self.node[name].take(level.child)
+        flat, used = self.children(level.edge)
         return chance_mean_rows(self.node[name].take(flat), torch.where(used, self.node["arrivals"].take(flat), 0))
 
 
-@dataclass
-class _Path:
-    """The levels of one simulation's B paths, ``[L, B]`` each: the node and edge (flat ids, the
-    scratch node and edge where a tree's path has ended), the edge's child after the expansion,
-    the reward, whether the tree was still in its tree at that level, and the edge's visit count
-    and mean reward after this simulation."""
+class _Level(NamedTuple):
+    """One level of one simulation's B paths, ``[B]`` each: the node and edge (flat ids, the scratch node and edge
+    where a tree's path has ended), the edge's child after the expansion (flat id), the action, the edge's visit count
+    and mean reward after this simulation, the reward, and whether the tree was still in its tree at that level."""
 
     node: torch.Tensor
     edge: torch.Tensor
     child: torch.Tensor
-    reward: torch.Tensor
-    active: torch.Tensor
+    action: torch.Tensor
     visits: torch.Tensor
+    reward: torch.Tensor
     mean_reward: torch.Tensor
-    ret: torch.Tensor | None = None  # the mean backup's return below the level being backed up
+    active: torch.Tensor
 
 
 
@@ -250,7 +250,9 @@ class BatchedTreeSearch:
         tree_policy: the tree policy, one of the score modules (its ``select_rows`` is called once per
             depth level for all B trees); ``policy=``, its deprecated name, warns.
         backup: :class:`~torchrl_reg.planning.backups.SoftmaxBackup`, :class:`~torchrl_reg.planning.backups.BellmanBackup`
-            or :class:`~torchrl_reg.planning.backups.MeanBackup` (its ``update_rows`` is called once per depth level).
+            or :class:`~torchrl_reg.planning.backups.MeanBackup` (its ``update_rows`` is called once per depth level
+            with an :class:`~torchrl_reg.planning.records.EdgeStats` of tensors and returns what changes, which the
+            search writes).
         evaluator: leaf evaluation ``(simulator, states, gamma) -> (values, q_init or None)``, one
             call per simulation for all new leaves; default a random rollout.
         recommend: ``"search_value"`` (argmax of the backup's values over tried root actions),
@@ -357,7 +359,9 @@ class BatchedTreeSearch:
         self._add_nodes(w, root, w.everyone, ~w.everyone)
         for _ in range(num_simulations):
             self._simulate(w, root)
-        self.backup.finish_rows(tree)
+        final = self.backup.final_values(tree)
+        if final is not None:
+            tree.value.copy_(final)
         return self.recommended_action()
 
     def _add_nodes(self, w: TreeViews, state: torch.Tensor, added: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
@@ -432,14 +436,14 @@ class BatchedTreeSearch:
     def _select(self, w: TreeViews, node: torch.Tensor) -> torch.Tensor:
         """The tree policy's action at flat nodes ``node`` ``[B]``, reading only the statistics it needs."""
         total = w.node["total"].take(node)
-        return self.policy.select_rows(
+        stats = NodeStats(
             w.search_values.index_select(0, node),
+            total,
             w.rows["visits"].index_select(0, node) if self._reads_visits else None,
             w.rows["entropy_q"].index_select(0, node) if self._reads_entropy else None,
-            total,
-            self.uniform(node.shape[0]),
             w.counts.index_select(0, total),
         )
+        return self.policy.select_rows(stats, self.uniform(node.shape[0]))
 
     def _simulate(self, w: TreeViews, root: torch.Tensor) -> None:
         sim, k = self.simulator, w.num_actions
@@ -525,19 +529,51 @@ class BatchedTreeSearch:
         w.node["arrivals"].index_put_((child.view(-1),), ones, accumulate=True)
         w.edge["reward_sum"].index_put_((edge.view(-1),), reward.view(-1), accumulate=True)
         visits = w.edge["visits"].take(edge)
-        path = _Path(node, edge, child, reward, active, visits, w.edge["reward_sum"].take(edge) / visits.to(reward.dtype))
-        if backup.reads_return:
+        mean_reward = w.edge["reward_sum"].take(edge) / visits.to(reward.dtype)
+        action = torch.sub(edge, node, alpha=w.num_actions)
+        # each level's rows, split once (one operation per statistic, not one per statistic and level)
+        levels = [_Level(*rows) for rows in zip(*(t.unbind(0) for t in (node, edge, child, action, visits, reward, mean_reward, active)))]
+        reads = backup.reads_rows
+        ret = None
+        if "ret" in reads:
             # the return starts at the evaluation of the node each path ended in
             last = (active.sum(0) - 1).unsqueeze(0)
-            path.ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
-        for level in reversed(range(node.shape[0])):
-            bellman_rows = self._back_up_bellman(w, path, level) if self._track_bellman else None
-            backup.update_rows(w, path, level, gamma, self.policy, bellman_rows)
+            ret = w.node["leaf_value"].take(child.gather(0, last).squeeze(0))
+        for level in reversed(levels):
+            bellman_rows = self._back_up_bellman(w, level) if self._track_bellman else None
+            at, through = level.node, level.edge
+            total = w.node["total"].take(at) if "total" in reads else None
+            stats = EdgeStats(
+                level.action, level.visits, level.reward, level.mean_reward, gamma, level.active,
+                v_next=w.next_state("value", level) if "v_next" in reads else None,
+                h_next=w.next_state("entropy", level) if "h_next" in reads else None,
+                ret=ret,
+                q_edge=w.edge["q"].take(through) if "q_edge" in reads else None,
+                q=w.rows["q"].index_select(0, at) if "q" in reads else None,
+                visits=w.rows["visits"].index_select(0, at) if "visits" in reads else None,
+                total=total,
+                q_bellman=bellman_rows,
+                bellman=w.node["bellman"].take(at) if "bellman" in reads else None,
+                entropy_q=w.rows["entropy_q"].index_select(0, at) if "entropy_q" in reads else None,
+                counts=None if total is None else w.counts.index_select(0, total),
+            )
+            # the backup returns what changes; the search writes it
+            result = backup.update_rows(stats, self.policy)
+            if result.q is not None:
+                w.edge["q"].index_put_((through,), result.q)
+            if result.value is not None:
+                w.node["value"].index_put_((at,), result.value)
+            if result.entropy_q is not None:
+                w.edge["entropy_q"].index_put_((through,), result.entropy_q)
+            if result.entropy is not None:
+                w.node["entropy"].index_put_((at,), result.entropy)
+            if result.ret is not None:
+                ret = result.ret
 
-    def _back_up_bellman(self, w: TreeViews, path: _Path, level: int) -> torch.Tensor:
+    def _back_up_bellman(self, w: TreeViews, level: _Level) -> torch.Tensor:
         """``Q_B(s, a) = mean r + gamma V_B(s')`` and ``V_B(s) = max`` over tried actions at one level; the nodes' ``Q_B`` rows."""
-        node, edge = path.node[level], path.edge[level]
-        w.edge["q_bellman"].index_put_((edge,), torch.add(path.mean_reward[level], w.next_state("bellman", path, level), alpha=self.gamma))
+        node, edge = level.node, level.edge
+        w.edge["q_bellman"].index_put_((edge,), torch.add(level.mean_reward, w.next_state("bellman", level), alpha=self.gamma))
         rows = w.rows["q_bellman"].index_select(0, node)
         tried = w.rows["visits"].index_select(0, node) > 0
         w.node["bellman"].index_put_((node,), torch.where(tried, rows, -math.inf).amax(-1))

@@ -3,12 +3,16 @@
 Each policy is one object with a scalar and a row form, which the two search loops call (the parts
 table is :mod:`~torchrl_reg.planning.algorithms`; tests check that the forms give the same numbers):
 
-* ``select(q, n, n_total, u)`` is :class:`~torchrl_reg.planning.search.TreeSearch`'s hot path: one
+* ``select(node, u)`` (and ``probs(node)``) is :class:`~torchrl_reg.planning.search.TreeSearch`'s hot path: one
   node, plain Python floats. numpy's per-call overhead on a 4-action row is about seven times the
   work itself, and a search spends most of its time here.
-* ``select_rows(q, n, h, n_total, u, counts)`` (and ``probs_rows``) draw for a batch of nodes in
+* ``select_rows(node, u)`` (and ``probs_rows(node)``) draw for a batch of nodes in
   tensors, :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`'s hot path, with the constants
   that depend on a node's visit count gathered from ``count_table``.
+
+``node`` is a :class:`~torchrl_reg.planning.records.NodeStats`, one record with named fields in both forms (``q``,
+``total``, ``visits``, ``entropy_q``, ``counts``; :mod:`~torchrl_reg.planning.records` documents their shapes): a
+policy reads the fields it names in ``reads`` besides ``q`` and ``total``, and the engines fill only those.
 * ``forward(node)`` takes a TensorDict of per-action statistics (any batch shape, actions last)
   and writes the policy's ``score`` entry, like TorchRL's ``PUCTScore`` / ``UCBScore``, for use
   with ``torchrl.modules.mcts``. For the Boltzmann policies (E2W, BTS, DENTS) the score is the
@@ -32,6 +36,7 @@ import torch
 from tensordict import NestedKey, TensorDictBase
 from torchrl.modules.mcts.scores import MCTSScore
 
+from torchrl_reg.planning.records import NodeStats
 from torchrl_reg.validation import check_nonnegative, check_positive
 
 __all__ = [
@@ -126,9 +131,9 @@ def _mixed_boltzmann_row(values: Sequence[float], n_total: float, temperature: f
 class _Score(MCTSScore):
     """Keys shared by the scores: per-action ``q_value`` and ``visits``, the node's ``total_visits``.
 
-    ``reads`` names the per-action edge statistic, besides the searched values, that ``select`` and ``select_rows``
-    take as their second argument (``"visits"`` or ``"entropy_q"``); ``()``: none (the engines pass ``None`` to
-    ``select_rows``)."""
+    ``reads`` names the per-action edge statistics of :class:`~torchrl_reg.planning.records.NodeStats`, besides the
+    searched values ``q`` and the visit count ``total``, that ``select`` and ``select_rows`` read (``"visits"``,
+    ``"entropy_q"``); the engines fill only those (the others are ``None``)."""
 
     reads: tuple[str, ...] = ()
 
@@ -177,11 +182,13 @@ class E2WScore(_Score):
         node.set(self.score_key, mixed_boltzmann_probs(q, node.get(self.total_visits_key), self.tau, self.eps))
         return node
 
-    def probs(self, q: Sequence[float], n: Sequence[float], n_total: float) -> list[float]:
-        return _mixed_boltzmann_row(q, n_total, self.tau, self.eps)
+    def probs(self, node: NodeStats) -> list[float]:
+        """The distribution at one node (``node.q``, ``node.total``)."""
+        return _mixed_boltzmann_row(node.q, node.total, self.tau, self.eps)
 
-    def select(self, q: Sequence[float], n: Sequence[float], n_total: float, u: float) -> int:
-        return _sample_mixed_boltzmann(q, n_total, self.tau, self.eps, u)
+    def select(self, node: NodeStats, u: float) -> int:
+        """One action at one node, drawn with the uniform ``u`` in [0, 1)."""
+        return _sample_mixed_boltzmann(node.q, node.total, self.tau, self.eps, u)
 
     def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """What the policy computes from a node's visit count, for counts ``0 .. max_total``: ``[max_total + 1, 2]``.
@@ -190,20 +197,18 @@ class E2WScore(_Score):
         """
         return mixture_weights(torch.arange(max_total + 1, dtype=dtype, device=device), num_actions, self.eps)
 
-    def probs_rows(self, q: torch.Tensor, h: torch.Tensor | None, n_total: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
-        """The distribution for a batch of nodes: ``q`` ``[R, A]``, ``n_total`` ``[R]`` (``h`` unused).
+    def probs_rows(self, node: NodeStats) -> torch.Tensor:
+        """The distribution ``[R, A]`` for a batch of nodes (``node.q`` ``[R, A]``, ``node.total`` ``[R]``).
 
-        ``counts``: rows ``n_total`` of :meth:`count_table`, to skip recomputing them.
+        ``node.counts``: rows ``node.total`` of :meth:`count_table`, to skip recomputing them.
         """
-        if counts is None:
-            return mixed_boltzmann_probs(q, n_total, self.tau, self.eps)
-        return _mix(q, self.tau, counts)
+        if node.counts is None:
+            return mixed_boltzmann_probs(node.q, node.total, self.tau, self.eps)
+        return _mix(node.q, self.tau, node.counts)
 
-    def select_rows(
-        self, q: torch.Tensor, n: torch.Tensor | None, h: torch.Tensor | None, n_total: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def select_rows(self, node: NodeStats, u: torch.Tensor) -> torch.Tensor:
         """One action per node of a batch (the batched search's hot path), drawn with uniforms ``u`` ``[R]``."""
-        return sample_rows(self.probs_rows(q, h, n_total, counts), u)
+        return sample_rows(self.probs_rows(node), u)
 
 
 class BoltzmannScore(E2WScore):
@@ -268,11 +273,13 @@ class DENTSScore(_Score):
         beta = self.beta(n_total)
         return [qa + beta * ha for qa, ha in zip(q, h)]
 
-    def probs(self, q: Sequence[float], h: Sequence[float], n_total: float) -> list[float]:
-        return _mixed_boltzmann_row(self._values(q, h, n_total), n_total, self.alpha, self.eps)
+    def probs(self, node: NodeStats) -> list[float]:
+        """The distribution at one node (``node.q``, ``node.entropy_q``, ``node.total``)."""
+        return _mixed_boltzmann_row(self._values(node.q, node.entropy_q, node.total), node.total, self.alpha, self.eps)
 
-    def select(self, q: Sequence[float], h: Sequence[float], n_total: float, u: float) -> int:
-        return _sample_mixed_boltzmann(self._values(q, h, n_total), n_total, self.alpha, self.eps, u)
+    def select(self, node: NodeStats, u: float) -> int:
+        """One action at one node, drawn with the uniform ``u`` in [0, 1)."""
+        return _sample_mixed_boltzmann(self._values(node.q, node.entropy_q, node.total), node.total, self.alpha, self.eps, u)
 
     def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """``(1 - lambda, lambda / |A|, beta)`` for visit counts ``0 .. max_total``: ``[max_total + 1, 3]``."""
@@ -282,20 +289,20 @@ class DENTSScore(_Score):
         beta = self.beta_0 / torch.sqrt(1.0 + n_total)
         return torch.cat((mixture_weights(n_total, num_actions, self.eps), beta.unsqueeze(-1)), -1)
 
-    def probs_rows(self, q: torch.Tensor, h: torch.Tensor, n_total: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
-        """The distribution over ``q + beta(N(s)) h`` for a batch of nodes (``[R, A]``, ``n_total`` ``[R]``).
+    def probs_rows(self, node: NodeStats) -> torch.Tensor:
+        """The distribution over ``q + beta(N(s)) h`` for a batch of nodes (``node.q``, ``node.entropy_q`` ``[R, A]``,
+        ``node.total`` ``[R]``).
 
-        ``counts``: rows ``n_total`` of :meth:`count_table`, to skip recomputing them.
+        ``node.counts``: rows ``node.total`` of :meth:`count_table`, to skip recomputing them.
         """
+        q, counts = node.q, node.counts
         if counts is None:
-            counts = self._counts(n_total.to(q.dtype), q.shape[-1])
-        return _mix(q + counts[..., 2:3] * h, self.alpha, counts[..., :2])
+            counts = self._counts(node.total.to(q.dtype), q.shape[-1])
+        return _mix(q + counts[..., 2:3] * node.entropy_q, self.alpha, counts[..., :2])
 
-    def select_rows(
-        self, q: torch.Tensor, n: torch.Tensor | None, h: torch.Tensor, n_total: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def select_rows(self, node: NodeStats, u: torch.Tensor) -> torch.Tensor:
         """One action per node of a batch, drawn with uniforms ``u`` ``[R]``."""
-        return sample_rows(self.probs_rows(q, h, n_total, counts), u)
+        return sample_rows(self.probs_rows(node), u)
 
 
 class UCB1Score(_Score):
@@ -328,7 +335,10 @@ class UCB1Score(_Score):
         node.set(self.score_key, score)
         return node
 
-    def select(self, q: Sequence[float], n: Sequence[float], n_total: float, u: float) -> int:
+    def select(self, node: NodeStats, u: float) -> int:
+        """The argmax of the index at one node (``node.q``, ``node.visits``, ``node.total``), or a uniform draw
+        (``u`` in [0, 1)) among its unvisited actions."""
+        q, n, n_total = node.q, node.visits, node.total
         unvisited = [a for a, na in enumerate(n) if na == 0]
         if unvisited:
             return unvisited[int(u * len(unvisited))]
@@ -349,19 +359,18 @@ class UCB1Score(_Score):
     def _counts(n_total: torch.Tensor) -> torch.Tensor:
         return torch.where(n_total > 1, torch.log(n_total.clamp_min(1.0)), torch.zeros_like(n_total)).unsqueeze(-1)
 
-    def select_rows(
-        self, q: torch.Tensor, n: torch.Tensor, h: torch.Tensor | None, n_total: torch.Tensor, u: torch.Tensor, counts: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """:meth:`select` for a batch of nodes: a uniform draw (``u``) among unvisited actions, else the argmax.
+    def select_rows(self, node: NodeStats, u: torch.Tensor) -> torch.Tensor:
+        """:meth:`select` for a batch of nodes: a uniform draw (``u`` ``[R]``) among unvisited actions, else the argmax.
 
-        ``counts``: rows ``n_total`` of :meth:`count_table`, to skip recomputing them.
+        ``node.counts``: rows ``node.total`` of :meth:`count_table`, to skip recomputing them.
         """
+        q, n, counts = node.q, node.visits, node.counts
         unvisited = n == 0
         count = unvisited.sum(-1)
         # the floor(u * count)-th unvisited action: the first whose running count of unvisited ones exceeds it
         pick = (u * count).long().unsqueeze(-1)
         first_unvisited = (unvisited & (unvisited.cumsum(-1) > pick)).to(torch.int8).argmax(-1)
-        log_n = self._counts(n_total.to(q.dtype)) if counts is None else counts
+        log_n = self._counts(node.total.to(q.dtype)) if counts is None else counts
         index = q + self.c * torch.sqrt(log_n / n.to(q.dtype).clamp_min(1.0))
         # torch.argmax returns the first maximal index, the tie rule of :meth:`select`
         return torch.where(count > 0, first_unvisited, index.argmax(-1))

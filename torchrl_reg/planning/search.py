@@ -20,6 +20,7 @@ import numpy as np
 from torchrl_reg.plain_state import decode, encode
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
+from torchrl_reg.planning.records import EdgeStats, NodeStats
 from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tensor_simulators import check_search_simulator
@@ -29,6 +30,8 @@ from torchrl_reg.validation import check_count
 __all__ = ["TreeSearch"]
 
 Evaluator = Callable[[Simulator], "tuple[float, Any]"]
+# a record from all its fields in order (NamedTuple._make without its length check): the hot path's records
+_record = tuple.__new__
 
 
 class TreeSearch:
@@ -39,7 +42,8 @@ class TreeSearch:
         tree_policy: one of the score modules (``select`` is called once per node per simulation).
         backup: :class:`~torchrl_reg.planning.backups.SoftmaxBackup` (MENTS),
             :class:`~torchrl_reg.planning.backups.BellmanBackup` (BTS, DENTS with ``entropy=True``) or
-            :class:`~torchrl_reg.planning.backups.MeanBackup` (UCT); its ``update`` is called once per edge of a path.
+            :class:`~torchrl_reg.planning.backups.MeanBackup` (UCT); its ``update`` is called once per edge of a path
+            with an :class:`~torchrl_reg.planning.records.EdgeStats` and returns what changes, which the search writes.
         recommend: ``"search_value"`` (argmax of the backup's Q over tried actions),
             ``"bellman_value"`` or ``"most_visited"``.
         evaluator: leaf evaluation, ``(simulator) -> (value, q_init or None)``.
@@ -85,9 +89,11 @@ class TreeSearch:
         self.q_init = float(q_init)
         self.rng = random.Random(seed)
         self.tree: SearchTree | None = None
-        # read once per search step instead of once per node (the hot path)
-        self._reads_entropy = backup.entropy
+        # read once per search step instead of once per node (the hot path): what the parts read
+        self._reads_visits = "visits" in tree_policy.reads
+        self._reads_entropy = "entropy_q" in tree_policy.reads
         self._on_bellman = backup.on_bellman
+        self._backup_reads = tuple(name in backup.reads for name in ("q_edge", "q", "visits", "total", "bellman", "entropy_q"))
         # Bellman values cost a row max per node: kept only when searched on or recommended from
         self._track_bellman = backup.on_bellman or recommend == "bellman_value"
 
@@ -135,9 +141,10 @@ class TreeSearch:
         return value, q_init
 
     def _select(self, tree: SearchTree, node: int) -> int:
-        second = tree.entropy_q[node].tolist() if self._reads_entropy else tree.visits[node].tolist()
         q = tree.q_bellman[node].tolist() if self._on_bellman else tree.q[node].tolist()
-        return self.tree_policy.select(q, second, float(tree.total[node]), self.rng.random())
+        visits = tree.visits[node].tolist() if self._reads_visits else None
+        entropy_q = tree.entropy_q[node].tolist() if self._reads_entropy else None
+        return self.tree_policy.select(_record(NodeStats, (q, float(tree.total[node]), visits, entropy_q, None)), self.rng.random())
 
     def _simulate(self, tree: SearchTree) -> None:
         sim = self.simulator
@@ -183,6 +190,7 @@ class TreeSearch:
     def _backup(self, tree: SearchTree, path: list[tuple[int, int, float, int]]) -> None:
         gamma, backup, policy, deterministic = self.gamma, self.backup, self.tree_policy, self.simulator.deterministic
         track_bellman = self._track_bellman
+        reads_q_edge, reads_q, reads_visits, reads_total, reads_bellman, reads_entropy = self._backup_reads
         q_bellman = None
         ret = float(tree.leaf_value[path[-1][3]])
         for node, action, reward, child in reversed(path):
@@ -201,7 +209,29 @@ class TreeSearch:
                 tree.q_bellman[node, action] = mean_reward + gamma * vb_next
                 q_bellman = tree.q_bellman[node].tolist()
                 tree.bellman[node] = bellman_value(q_bellman, tree.visits[node].tolist())
-            ret = backup.update(tree, node, action, n, reward, mean_reward, v_next, h_next, ret, gamma, policy, q_bellman)
+            # the record, every field in EdgeStats's order, built as the tuple it is (the hot path: no argument
+            # handling); the backup returns what changes and the search writes it
+            q, value, returned, entropy_q, entropy = backup.update(_record(EdgeStats, (
+                action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
+                float(tree.q[node, action]) if reads_q_edge else None,
+                tree.q[node] if reads_q else None,
+                tree.visits[node] if reads_visits else None,
+                int(tree.total[node]) if reads_total else None,
+                q_bellman,
+                float(tree.bellman[node]) if reads_bellman else None,
+                tree.entropy_q[node] if reads_entropy else None,
+                None,
+            )), policy)
+            if q is not None:
+                tree.q[node, action] = q
+            if value is not None:
+                tree.value[node] = value
+            if entropy_q is not None:
+                tree.entropy_q[node, action] = entropy_q
+            if entropy is not None:
+                tree.entropy[node] = entropy
+            if returned is not None:
+                ret = returned
 
     # -- recommendations ----------------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
