@@ -245,7 +245,10 @@ def test_help_lists_every_preset_and_algorithm():
     presets = sorted(path.stem for path in (CONF / "tree_search_preset").glob("*.yaml"))
     groups = next(line for line in text.splitlines() if line.startswith("tree_search_preset:"))
     assert sorted(option.strip(" *") for option in groups.split(":", 1)[1].split(",")) == presets == sorted(PRESETS)
-    assert "planner.algorithm=ments|dents|bts|uct|power_uct" in text
+    from torchrl_reg.planning import ALGORITHMS
+
+    line = next(line for line in text.splitlines() if line.startswith("planner.algorithm=ments "))
+    assert [name.strip(" ,") for name in line.split("  ")[1].split(" (the algorithm table")[0].split(",")] == list(ALGORITHMS)
 
 
 @pytest.mark.slow

@@ -105,7 +105,7 @@ class TaskConfig:
 class PlannerConfig:
     """The search (:func:`torchrl_reg.planning.make_search`'s arguments) and its budget per move."""
 
-    #: ments, dents, bts, uct, power_uct, or greedy (the Q network's argmax, no search)
+    # (its key doc is generated from the algorithm table: _with_knobs)
     algorithm: str = "ments"
     #: simulations per move (the ensemble model's total over its futures)
     simulations: int = 200
@@ -131,10 +131,10 @@ class PlannerConfig:
     #: Keys added after planning run directories were written without them: ``batch_episodes`` came with the batched
     #: mode (before it, one episode at a time); ``model`` with the model knob (a function of the stored config:
     #: :func:`_model_before`); ``futures`` with the ensemble model (before it, one future, the only value another
-    #: model takes); ``p`` with Power-UCT (before it, unset: no algorithm read it).
-    #: :func:`~torchrl_reg.run.rundir.resume_rules` reads them.
+    #: model takes). A knob of the algorithm table is added unset (``None``) when a stored config lacks it: no
+    #: algorithm read it when that run was written (_with_knobs). :func:`~torchrl_reg.run.rundir.resume_rules` reads them.
     added_keys: ClassVar[Mapping[str, Any]] = {
-        "batch_episodes": 1, "futures": 1, "model": lambda stored: _model_before(stored), "p": None,
+        "batch_episodes": 1, "futures": 1, "model": lambda stored: _model_before(stored),
     }
 
     @staticmethod
@@ -178,8 +178,13 @@ def _with_knobs(cls: type) -> type:
     knobs = [(name, Optional[float], field(default=None)) for name in KNOB_TABLE]
     kept = {k: v for k, v in vars(cls).items()
             if k not in {name for name, *_ in own} and (not k.startswith("__") or k in ("__doc__", "__module__"))}
-    # each knob's key doc (``--help``) from the table: what it is and its default
-    kept["generated_field_docs"] = {name: f"{knob.doc} (null: {knob.default:g})" for name, knob in KNOB_TABLE.items()}
+    # each knob's key doc (``--help``) from the table: what it is and its default; the algorithms the table offers
+    kept["generated_field_docs"] = {
+        "algorithm": f"{', '.join(ALGORITHMS)} (the algorithm table's rows), or greedy (the Q network's argmax, no search)",
+        **{name: f"{knob.doc} (null: {knob.default:g})" for name, knob in KNOB_TABLE.items()},
+    }
+    # a knob added to the table after a run directory was written resumes unset (its default: no algorithm read it)
+    kept["added_keys"] = {**{name: None for name in KNOB_TABLE}, **cls.added_keys}
     return make_dataclass(cls.__name__, own[:at] + knobs + own[at:], namespace=kept)
 
 
