@@ -2,32 +2,46 @@
 recipes (``compile=true cuda_graph=true``) against LeanRL's compiled, CUDA-graphed SAC, and M-IQN / M-DQN on
 Atari Breakout with the vector env, with the time of each stage.
 
-Steps per second after warm-up: every program runs twice from the same seed, with ``W`` and ``W + N`` environment
-steps, and ``N / (t2 - t1)`` is its rate: start-up, compilation and graph recording cancel (they happen in both
-runs), and both sides of a comparison are timed the same way. The return reported beside it is each program's
+Steps per second after warm-up: every program runs three times from the same seed, with ``W``, ``W`` and ``W + N``
+environment steps, and ``N / (t3 - t2)`` is its rate: the first run fills the compilers' caches (Dynamo's in this
+process, inductor's on disk), so start-up, compilation and graph recording cost the same in the two timed runs and
+cancel, and both sides of a comparison are timed the same way. The return reported beside it is each program's
 own mean return of its last training episodes of the longer run.
 
 * ``halfcheetah``: ``recipes/sac.py`` and ``recipes/mdac.py`` on HalfCheetah-v5 (the MuJoCo preset: 2x256 MLPs,
   batch 256, one update per step after ``learning_starts``), no evaluation, no checkpoints. With ``--leanrl PATH``,
   LeanRL's ``sac_continuous_action_torchcompile.py`` (pytorch-labs/LeanRL, fetched beside the tree and never part
-  of it) runs as an outside program with ``--env-id HalfCheetah-v5 --total-timesteps T --compile --cudagraphs``,
-  changed in nothing else (so with its own settings: ``learning_starts`` 5000, actor updated twice every second
-  step, critic lr 1e-3), its wandb calls disabled through ``WANDB_MODE=disabled``.
+  of it) runs as an outside program with ``--env-id E --total-timesteps T --compile --cudagraphs``, changed in
+  nothing else (so with its own settings: ``learning_starts`` 5000, actor updated twice every second step, critic
+  lr 1e-3), its wandb calls disabled through ``WANDB_MODE=disabled``. That script needs the packages of its time,
+  given as ``--leanrl-pythonpath`` (put before the others on its ``PYTHONPATH``): it reads
+  ``infos["final_observation"]``, which gymnasium 1.x's vector envs no longer give (a ``KeyError`` at the first
+  truncation, step 1,000), calls a ``TensorDictModule`` with one out-key on a function of three outputs (refused by
+  tensordict >= 0.7) and takes ``float()`` of a one-element array (refused by numpy 2); gymnasium 0.29.1,
+  numpy 1.26.4, tensordict 0.6.2, torchrl 0.6.0, tyro and wandb 0.16.6 run it unchanged. gymnasium 0.29 has
+  HalfCheetah up to v4 (``--leanrl-env-id``, default ``HalfCheetah-v4``): the same model file, frame skip and
+  reward as v5. The ``env_step`` item times one random step of each side's environment under its own packages, so
+  the difference it makes to a rate is on record.
 * ``atari``: ``recipes/m_iqn.py`` and ``recipes/m_dqn.py`` on Breakout with ``env.backend=vector`` (ale-py's C++
   vector env), ``compile=true cuda_graph=true``, the protocol's update ratio (one update per 4 agent steps, batch
   32) and ``--atari-envs`` environments; then each stage alone: the emulator (random actions through the vector
   env), the policy's forward pass on a batch of observations, one replay sample, one graph update.
 
 Writes ``benchmarks/results/gpu/gpu_speed_<device>.json`` and ``.png``; every item records its error instead of
-stopping the others. Budget: under 8 minutes on one H100 with the default sizes.
+stopping the others. ``benchmarks/gpu_job.sh`` runs each section under its own time limit.
 
-    python -m benchmarks.gpu_speed --leanrl .gpujob/leanrl/sac_continuous_action_torchcompile.py   # GPU machine
-    python -m benchmarks.gpu_speed --device cpu --tiny                                               # dry run (CI)
+    python -m benchmarks.gpu_speed --leanrl LEANRL/sac_continuous_action_torchcompile.py \
+        --leanrl-pythonpath SITE_LEANRL                                  # GPU machine (benchmarks/gpu_job.sh)
+    python -m benchmarks.gpu_speed --device cpu --tiny                  # dry run (CI)
+
+Each rate item also records the GPU memory its longer run reached (``torch.cuda.max_memory_allocated`` for the
+recipes, in this process; ``nvidia-smi``'s reading is not taken for the outside program).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import os
 import platform
@@ -49,6 +63,8 @@ from torchrl_reg.configs import compose_config
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "recipes" / "conf"
 RESULTS = Path(__file__).parent / "results" / "gpu"
+#: LeanRL's SAC default ``learning_starts``: its first updates come after this many steps.
+LEANRL_LEARNING_STARTS = 5000
 
 
 def _train_return(metrics: dict[str, Any]) -> float | None:
@@ -59,8 +75,13 @@ def _train_return(metrics: dict[str, Any]) -> float | None:
     return None
 
 
+_RUNS = itertools.count()
+
+
 def _recipe(recipe: str, overrides: list[str], frames: int, device: str, run_dir: Path) -> tuple[float, dict]:
-    """Wall seconds and metrics of one run of ``recipes/<recipe>.py`` in this process."""
+    """Wall seconds and metrics of one new run of ``recipes/<recipe>.py`` in this process (in a fresh folder under
+    ``run_dir``'s name: a repeated run must start over, not resume the last one)."""
+    run_dir = run_dir.with_name(f"{run_dir.name}_{next(_RUNS)}")
     module = importlib.import_module(f"recipes.{recipe}")
     cfg = compose_config(CONF, recipe, [
         *overrides, f"collector.total_frames={frames}", f"device={device}", "eval.episodes=0",
@@ -72,18 +93,44 @@ def _recipe(recipe: str, overrides: list[str], frames: int, device: str, run_dir
 
 
 def _rate(run, warmup: int, steps: int) -> tuple[dict, str]:
-    """``run(frames) -> (seconds, train_return)`` at ``warmup`` and ``warmup + steps`` frames: steps/s after warm-up."""
+    """``run(frames) -> (seconds, train_return)`` at ``warmup`` (twice: the first fills the compile caches) and
+    ``warmup + steps`` frames: steps/s after warm-up."""
+    t0, _ = run(warmup)
     t1, _ = run(warmup)
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     t2, ret = run(warmup + steps)
     rate = steps / (t2 - t1) if t2 > t1 else float("nan")
-    values = {"warmup_steps": warmup, "steps": steps, "seconds_short": t1, "seconds_long": t2,
-              "steps_per_s": rate, "train_return": ret}
+    values = {"warmup_steps": warmup, "steps": steps, "seconds_first": t0, "seconds_short": t1, "seconds_long": t2,
+              "steps_per_s": rate, "train_return": ret,
+              "cuda_max_memory_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
     return values, f"{rate:.1f} env steps/s after {warmup} warm-up steps, train return {ret}"
 
 
 def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
     env = ["env=pendulum"] if args.tiny else ["env=halfcheetah"]
     fast = [] if args.device == "cpu" else ["compile=true", "cuda_graph=true"]
+    if args.leanrl:  # the anchor first: a run cut off at its limit still has it
+        script = Path(args.leanrl).resolve()
+        env_id = args.leanrl_env_id or ("Pendulum-v1" if args.tiny else "HalfCheetah-v4")
+        outside = _outside_environment(args.leanrl_pythonpath)
+        flags = ["--compile", "--cudagraphs"] if args.device != "cpu" else ["--no-cuda"]
+        check.item("halfcheetah", "env_step", lambda: _env_step_cost("Pendulum-v1" if args.tiny else "HalfCheetah-v5",
+                                                                     env_id, outside, args.timeout))
+
+        def leanrl(frames: int) -> tuple[float, float | None]:
+            command = [sys.executable, str(script), "--env-id", env_id, "--total-timesteps", str(frames), "--seed", "0",
+                       *flags]
+            t0 = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=outside, timeout=args.timeout)
+            seconds = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise RuntimeError(f"LeanRL's script exited {done.returncode}: {done.stderr[-1500:]}")
+            returns = re.findall(r"episodic_return=\s*(-?[0-9.]+)", done.stderr + done.stdout)
+            return seconds, float(returns[-1]) if returns else None
+
+        check.item("halfcheetah", f"leanrl sac ({' '.join(flags)})", lambda: _rate(leanrl, args.warmup, args.steps))
     learning_starts = args.warmup // 2
     for method in ("sac",) if args.tiny else ("sac", "mdac"):  # the dry run: each code path once
         overrides = [*env, *fast, "seed=0", f"optim.learning_starts={learning_starts}"]
@@ -93,26 +140,44 @@ def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
             return seconds, _train_return(metrics)
 
         check.item("halfcheetah", f"{method} ({' '.join(fast) or 'eager'})", lambda run=run: _rate(run, args.warmup, args.steps))
-    if args.leanrl:
-        script = Path(args.leanrl).resolve()
 
-        def leanrl(frames: int) -> tuple[float, float | None]:
-            env_id = "Pendulum-v1" if args.tiny else "HalfCheetah-v5"
-            command = [sys.executable, str(script), "--env-id", env_id, "--total-timesteps", str(frames), "--seed", "0"]
-            if args.device != "cpu":
-                command += ["--compile", "--cudagraphs"]
-            else:
-                command += ["--no-cuda"]
-            t0 = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, cwd=tmp,
-                                  env={**os.environ, "WANDB_MODE": "disabled"}, timeout=args.timeout)
-            seconds = time.perf_counter() - t0
-            if done.returncode != 0:
-                raise RuntimeError(f"LeanRL's script exited {done.returncode}: {done.stderr[-1500:]}")
-            returns = re.findall(r"episodic_return=\s*(-?[0-9.]+)", done.stderr + done.stdout)
-            return seconds, float(returns[-1]) if returns else None
 
-        check.item("halfcheetah", "leanrl sac (--compile --cudagraphs)", lambda: _rate(leanrl, args.warmup, args.steps))
+def _outside_environment(pythonpath: str | None) -> dict[str, str]:
+    """The outside program's environment: its own packages first on ``PYTHONPATH``, wandb disabled."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
+    return env
+
+
+_STEP_COST = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import gymnasium as gym, numpy as np
+env = gym.make(sys.argv[1])
+env.reset(seed=0)
+env.action_space.seed(0)
+actions = [env.action_space.sample() for _ in range(2000)]
+t0 = time.perf_counter()
+for a in actions:
+    _, _, terminated, truncated, _ = env.step(a)
+    if terminated or truncated:
+        env.reset()
+print((time.perf_counter() - t0) / len(actions) * 1e6, gym.__version__, np.__version__)
+"""
+
+
+def _env_step_cost(ours: str, theirs: str, outside: dict[str, str], timeout: int) -> tuple[dict, str]:
+    """Microseconds per random step of our environment (this process's packages) and of the outside program's (its
+    own packages), each in a fresh interpreter."""
+    values: dict[str, Any] = {}
+    for side, env_id, env in (("ours", ours, dict(os.environ)), ("leanrl", theirs, outside)):
+        done = subprocess.run([sys.executable, "-c", _STEP_COST, env_id], capture_output=True, text=True, env=env,
+                              timeout=timeout, check=True)
+        micros, gym_version, np_version = done.stdout.split()[-3:]
+        values[side] = {"env_id": env_id, "us_per_step": float(micros), "gymnasium": gym_version, "numpy": np_version}
+    summary = ", ".join(f"{v['env_id']} {v['us_per_step']:.1f} us/step (gymnasium {v['gymnasium']})" for v in values.values())
+    return values, summary
 
 
 def _stage_ms(fn, repeats: int, device: str) -> float:
@@ -177,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="dry run: Pendulum and tiny budgets (the CI test)")
     parser.add_argument("--leanrl", default=None, help="path to LeanRL's sac_continuous_action_torchcompile.py")
+    parser.add_argument("--leanrl-pythonpath", default=None,
+                        help="folders put first on the outside program's PYTHONPATH: the packages it runs with")
+    parser.add_argument("--leanrl-env-id", default=None,
+                        help="the outside program's environment (default HalfCheetah-v4; tiny: Pendulum-v1)")
     parser.add_argument("--sections", nargs="+", default=["halfcheetah", "atari"], choices=["halfcheetah", "atari"])
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 6000; tiny 200)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps after warm-up (default 10000; tiny 100)")
@@ -186,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.warmup = args.warmup or (200 if args.tiny else 6000)
     args.steps = args.steps or (100 if args.tiny else 10000)
+    if args.leanrl and not args.tiny and args.warmup <= LEANRL_LEARNING_STARTS:
+        parser.error(f"--warmup {args.warmup}: LeanRL's SAC acts at random for its first {LEANRL_LEARNING_STARTS} "
+                     f"steps, so its timed steps would not all update; use --warmup > {LEANRL_LEARNING_STARTS}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"gpu_speed_{args.device.replace(':', '')}{'_tiny' if args.tiny else ''}"

@@ -24,3 +24,49 @@ def test_gpu_speed_dry_run_on_cpu_times_every_section(tmp_path):
     stages = by_name["m_iqn stages"]
     assert set(stages["ms_per_agent_step"]) == {"emulator", "policy_forward", "update"}
     assert stages["bound"] in stages["ms_per_agent_step"]
+
+
+def test_the_side_by_side_refuses_a_warmup_that_would_time_leanrls_random_steps(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        gpu_speed.main(["--leanrl", str(tmp_path / "sac.py"), "--warmup", "5000", "--out", str(tmp_path)])
+    assert info.value.code == 2
+    assert "--warmup 5000" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before anything is written
+
+
+def test_the_outside_program_finds_its_own_packages_first(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/ours")
+    env = gpu_speed._outside_environment("/theirs:/more")
+    assert env["PYTHONPATH"].split(":") == ["/theirs", "/more", "/ours"] and env["WANDB_MODE"] == "disabled"
+    monkeypatch.delenv("PYTHONPATH")
+    assert gpu_speed._outside_environment("/theirs")["PYTHONPATH"] == "/theirs"
+    assert "PYTHONPATH" not in gpu_speed._outside_environment(None)
+
+
+def test_the_gpu_job_carries_the_versions_this_project_pins():
+    """benchmarks/gpu_job.sh carries torchrl and tensordict to the GPU machine: the versions pyproject pins."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    root = Path(gpu_speed.__file__).resolve().parents[1]
+    ours = re.search(r"^OURS=\((.*?)\)", (root / "benchmarks" / "gpu_job.sh").read_text(), re.S | re.M).group(1).split()
+    carried = dict(pin.split("==") for pin in ours)
+    for dependency in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(dependency)
+        if requirement.name in ("torchrl", "tensordict"):
+            assert requirement.specifier.contains(carried[requirement.name]), (requirement, carried[requirement.name])
+
+
+def test_the_gpu_job_script_parses_and_refuses_a_missing_argument(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    script = Path(gpu_speed.__file__).resolve().parent / "gpu_job.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    done = subprocess.run(["bash", str(script), "prepare", str(tmp_path / "missing.py")], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no file at" in done.stderr and not list(tmp_path.iterdir())
+    assert subprocess.run(["bash", str(script)], capture_output=True).returncode == 2
