@@ -24,8 +24,13 @@ own mean return of its last training episodes of the longer run.
   the difference it makes to a rate is on record.
 * ``atari``: ``recipes/m_iqn.py`` and ``recipes/m_dqn.py`` on Breakout with ``env.backend=vector`` (ale-py's C++
   vector env), ``compile=true cuda_graph=true``, the protocol's update ratio (one update per 4 agent steps, batch
-  32) and ``--atari-envs`` environments; then each stage alone: the emulator (random actions through the vector
-  env), the policy's forward pass on a batch of observations, one replay sample, one graph update.
+  32) and ``--atari-envs`` environments; then each stage alone, per agent step: the emulator (random actions through
+  the vector env), the policy's forward pass on a batch of observations, one replay sample (the recipe's buffer,
+  each frame stored once, filled by its env and collector), one graph update (one per 4 agent steps).
+
+The ``halfcheetah`` section ends with a stage profile of SAC: the recipe's env step (TorchRL's wrapper), the
+host-device copies of one step, the policy's forward pass, one sample of the recipe's replay buffer and one update
+(one per agent step), each timed alone: where the time of a step goes, and which stage bounds the rate.
 
 Writes ``benchmarks/results/gpu/gpu_speed_<device>.json`` and ``.png``; every item records its error instead of
 stopping the others. ``benchmarks/gpu_job.sh`` runs each section under its own time limit.
@@ -92,12 +97,12 @@ def _recipe(recipe: str, overrides: list[str], frames: int, device: str, run_dir
     return time.perf_counter() - t0, metrics
 
 
-def _rate(run, warmup: int, steps: int) -> tuple[dict, str]:
+def _rate(run, warmup: int, steps: int, in_process: bool = True) -> tuple[dict, str]:
     """``run(frames) -> (seconds, train_return)`` at ``warmup`` (twice: the first fills the compile caches) and
     ``warmup + steps`` frames: steps/s after warm-up."""
     t0, _ = run(warmup)
     t1, _ = run(warmup)
-    cuda = torch.cuda.is_available()
+    cuda = in_process and torch.cuda.is_available()  # an outside program's memory is not this process's
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t2, ret = run(warmup + steps)
@@ -130,7 +135,7 @@ def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
             returns = re.findall(r"episodic_return=\s*(-?[0-9.]+)", done.stderr + done.stdout)
             return seconds, float(returns[-1]) if returns else None
 
-        check.item("halfcheetah", f"leanrl sac ({' '.join(flags)})", lambda: _rate(leanrl, args.warmup, args.steps))
+        check.item("halfcheetah", f"leanrl sac ({' '.join(flags)})", lambda: _rate(leanrl, args.warmup, args.steps, in_process=False))
     learning_starts = args.warmup // 2
     for method in ("sac",) if args.tiny else ("sac", "mdac"):  # the dry run: each code path once
         overrides = [*env, *fast, "seed=0", f"optim.learning_starts={learning_starts}"]
@@ -140,6 +145,46 @@ def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
             return seconds, _train_return(metrics)
 
         check.item("halfcheetah", f"{method} ({' '.join(fast) or 'eager'})", lambda run=run: _rate(run, args.warmup, args.steps))
+
+    def stages() -> tuple[dict, str]:
+        from torchrl.data import Bounded
+
+        from benchmarks.gpu_check import NETWORKS
+        from benchmarks.iq_throughput import continuous_batch
+        from torchrl_reg.data import make_replay_buffer
+        from torchrl_reg.envs import make_env
+        from torchrl_reg.objectives import make_update
+
+        cfg = compose_config(CONF, "sac", [*env, "seed=0", f"device={args.device}"])
+        # The recipe's env (TorchRL's GymWrapper over gymnasium's vector env, one copy), stepped with random actions.
+        agent_env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=0)
+        td = agent_env.reset()
+        env_ms = _stage_ms(lambda: agent_env.rand_step(td.clone(False)), 50 if args.tiny else 1000, "cpu")
+        agent_env.close()
+        loss, batch = NETWORKS["sac_halfcheetah_mlp"](args.device)  # the preset's 2x256 networks, batch 256, SACLoss
+        loss = loss.to(args.device)
+        host_obs = TensorDict({"observation": torch.randn(1, 17)}, [1])
+        # The collector's copies: the observation to the device and the action back, one agent step's worth.
+        copies_ms = _stage_ms(lambda: host_obs.to(args.device).get("observation").cpu(), 20 if args.tiny else 500, args.device)
+        on_device = host_obs.to(args.device)
+        with torch.no_grad():
+            forward_ms = _stage_ms(lambda: loss.actor_network(on_device.clone(False)), 20 if args.tiny else 500, args.device)
+        # The recipe's replay buffer on the run's device, holding 20k transitions; one minibatch per update.
+        buffer = make_replay_buffer(cfg.buffer, device=args.device)
+        buffer.extend(continuous_batch(17, Bounded(-1.0, 1.0, shape=(6,)), 20000).to(args.device))
+        sample_ms = _stage_ms(buffer.sample, 20 if args.tiny else 500, args.device)
+        update = make_update(loss, torch.optim.Adam(loss.parameters(), lr=3e-4), max_grad_norm=None,
+                             compile=bool(fast), cuda_graph=bool(fast))
+        update_ms = _stage_ms(lambda: update(batch.clone(False)), 1 if args.tiny else 200, args.device)
+        per_step = {"env_step": env_ms, "host_device_copies": copies_ms, "policy_forward": forward_ms,
+                    "replay_sample": sample_ms, "update": update_ms}  # one update per agent step (the preset)
+        bound = max(per_step, key=per_step.get)
+        values = {"ms_per_agent_step": per_step, "bound": bound, "sum_ms": sum(per_step.values()),
+                  "steps_per_s_bound": 1e3 / sum(per_step.values())}
+        return values, (f"ms per agent step: {', '.join(f'{k} {v:.3f}' for k, v in per_step.items())}; bound: {bound}; "
+                        f"{values['steps_per_s_bound']:.0f} steps/s if run one after another")
+
+    check.item("halfcheetah", f"sac stages ({' '.join(fast) or 'eager'})", stages)
 
 
 def _outside_environment(pythonpath: str | None) -> dict[str, str]:
@@ -227,14 +272,33 @@ def atari(check: Check, args: argparse.Namespace, tmp: Path) -> None:
         update = make_update(loss, torch.optim.Adam(loss.parameters(), lr=5e-5), max_grad_norm=10.0,
                              compile=bool(fast), cuda_graph=bool(fast))
         update_ms = _stage_ms(lambda: update(batch.clone(False)), 1 if args.tiny else 100, args.device)
+        sample_ms = _atari_sample_ms(base, args)
         per_step = {"emulator": emulator_ms / args.atari_envs, "policy_forward": forward_ms / args.atari_envs,
-                    "update": update_ms / 4}
+                    "replay_sample": sample_ms / 4, "update": update_ms / 4}
         bound = max(per_step, key=per_step.get)
         values = {"ms_per_vector_step_emulator": emulator_ms, "ms_policy_forward": forward_ms, "ms_per_update": update_ms,
-                  "ms_per_agent_step": per_step, "bound": bound}
+                  "ms_per_replay_sample": sample_ms, "ms_per_agent_step": per_step, "bound": bound}
         return values, f"ms per agent step: {', '.join(f'{k} {v:.3f}' for k, v in per_step.items())}; bound: {bound}"
 
     check.item("atari", "m_iqn stages", stages)
+
+
+def _atari_sample_ms(base: list[str], args: argparse.Namespace) -> float:
+    """ms per minibatch drawn from M-IQN's Atari replay buffer as the recipe builds it (each frame stored once,
+    stacks rebuilt at sampling, on the run's device), filled by the recipe's env and collector acting at random."""
+    from torchrl_reg.data import TRANSITION_KEYS, make_collector, make_replay_buffer
+    from torchrl_reg.envs import make_env
+
+    frames = 256 if args.tiny else 4096
+    cfg = compose_config(CONF, "m_iqn", [*base, f"device={args.device}", f"collector.init_random_frames={frames}"])
+    agent_env = make_env(cfg.env, num_envs=cfg.collector.num_envs, seed=0)
+    buffer = make_replay_buffer(cfg.buffer, device=args.device, frame_stack=cfg.env.frame_stack,
+                                num_envs=cfg.collector.num_envs)
+    collector = make_collector(agent_env, None, cfg.collector, device=args.device, total_frames=frames)
+    for data in collector:
+        buffer.extend(data.select(*TRANSITION_KEYS).reshape(-1))
+    collector.shutdown()
+    return _stage_ms(buffer.sample, 20 if args.tiny else 200, args.device)
 
 
 def main(argv: list[str] | None = None) -> int:

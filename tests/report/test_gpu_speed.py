@@ -16,14 +16,18 @@ def test_gpu_speed_dry_run_on_cpu_times_every_section(tmp_path):
     record = json.loads((tmp_path / "gpu_speed_cpu_tiny.json").read_text())
     assert (tmp_path / "gpu_speed_cpu_tiny.png").stat().st_size > 0
     by_name = {r["name"]: r for r in record["results"]}
-    assert set(by_name) == {"sac (eager)", "m_dqn (2 envs, eager)", "m_iqn stages"}  # each code path once
+    assert set(by_name) == {"sac (eager)", "sac stages (eager)", "m_dqn (2 envs, eager)", "m_iqn stages"}  # each path once
     for name in ("sac (eager)", "m_dqn (2 envs, eager)"):
         r = by_name[name]
         assert r["status"] == "ok" and r["steps"] == 100 and r["warmup_steps"] == 200
         assert r["seconds_long"] > 0 and r["steps_per_s"] == pytest.approx(100 / (r["seconds_long"] - r["seconds_short"]))
     stages = by_name["m_iqn stages"]
-    assert set(stages["ms_per_agent_step"]) == {"emulator", "policy_forward", "update"}
+    assert set(stages["ms_per_agent_step"]) == {"emulator", "policy_forward", "replay_sample", "update"}
     assert stages["bound"] in stages["ms_per_agent_step"]
+    stages = by_name["sac stages (eager)"]
+    assert set(stages["ms_per_agent_step"]) == {"env_step", "host_device_copies", "policy_forward", "replay_sample", "update"}
+    assert stages["bound"] == max(stages["ms_per_agent_step"], key=stages["ms_per_agent_step"].get)
+    assert stages["steps_per_s_bound"] == pytest.approx(1e3 / sum(stages["ms_per_agent_step"].values()))
 
 
 def test_the_side_by_side_refuses_a_warmup_that_would_time_leanrls_random_steps(tmp_path, capsys):
