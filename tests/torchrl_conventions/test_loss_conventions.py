@@ -499,7 +499,7 @@ def test_float64_loss_on_a_float64_batch(name):
 def test_svgd_refuses_a_critic_left_in_another_dtype_and_has_no_estimator():
     loss = make(SVGD).to(torch.float64)  # the critic is read, not owned: still float32
     td = batch(SVGD).apply(lambda x: x.double() if x.is_floating_point() else x)
-    with pytest.raises(TypeError, match="sampler is torch.float64.*critic is torch.float32.*convert the critic too"):
+    with pytest.raises(TypeError, match="critic is torch.float32 on cpu, the sampler torch.float64 on cpu.*convert the critic too"):
         loss(td)
     with pytest.raises(NotImplementedError, match="SVGDPolicyLoss has no value estimator.*gamma belongs to the critic"):
         loss.make_value_estimator(gamma=0.9)
