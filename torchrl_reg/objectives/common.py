@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def _tensor_slots(network: nn.Module, params: TensorDictBase) -> list[tuple[dict
 def _first_floating(value: nn.Module | torch.Tensor | None) -> torch.Tensor | None:
     """``value`` itself (a tensor), or a module's first floating-point parameter or buffer."""
     if isinstance(value, nn.Module):
-        tensors = (*value.parameters(), *value.buffers())
+        tensors = itertools.chain(value.parameters(), value.buffers())
         return next((t for t in tensors if t.is_floating_point()), None)
     return value if isinstance(value, torch.Tensor) else None
 
