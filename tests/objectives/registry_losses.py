@@ -4,8 +4,9 @@ so a loss registered by a recipe is covered the day it lands, with no list to ex
 :func:`cases` lists one ``(recipe, family, name)`` per registry entry (:func:`~tests.recipes.recipe_cases.loss_cases`,
 which fails for a registered loss that no config option reaches); :func:`build` composes that recipe's config for the
 loss, narrows the networks to 8 units, and calls the entry's own ``from_config`` on a stand-in environment of the
-family (3-dim observations; a one-dimensional Box action, as Pendulum's, or 2 discrete actions), so the loss is the
-one the recipe trains, with the recipe's settings. :func:`batch` draws a valid batch for it.
+family (3-dim observations; a one-dimensional Box action, as Pendulum's, or a Box of ``Case.action_dim`` dimensions,
+or 2 discrete actions), so the loss is the one the recipe trains, with the recipe's settings. :func:`batch` draws a
+valid batch for it.
 """
 from __future__ import annotations
 
@@ -43,10 +44,18 @@ class Case:
     #: The overrides that select this loss instead of :func:`~tests.recipes.recipe_cases.loss_cases`' (a variant of
     #: the entry: another option of the recipe's ``loss`` group, e.g. ``("loss=virel_em",)``).
     options: tuple[str, ...] = ()
+    #: The dimensions of the Box action of an actor-critic case (1: :data:`BOX`, Pendulum's shape).
+    action_dim: int = 1
 
     @property
     def id(self) -> str:
-        return f"{self.family}:{self.name}" + (f"[{','.join(self.options)}]" if self.options else "")
+        tags = [*self.options, *([f"box={self.action_dim}d"] if self.action_dim != 1 else [])]
+        return f"{self.family}:{self.name}" + (f"[{','.join(tags)}]" if tags else "")
+
+    @property
+    def box(self) -> Bounded:
+        """The case's Box action spec: :data:`BOX`, or ``[-1, 1]^action_dim``."""
+        return BOX if self.action_dim == 1 else Bounded(-1.0, 1.0, shape=(self.action_dim,))
 
     @property
     def entry(self):
@@ -91,7 +100,7 @@ def build(case: Case, seed: int = 0) -> tuple[LossModule, Callable[[TensorDict],
     entry, cfg = case.entry, config(case)
     torch.manual_seed(seed)
     if case.family == "actor_critic":
-        env = SimpleNamespace(observation_spec=Composite(observation=Unbounded(shape=(OBS,))), action_spec_unbatched=BOX)
+        env = SimpleNamespace(observation_spec=Composite(observation=Unbounded(shape=(OBS,))), action_spec_unbatched=case.box)
         policy, loss = entry.from_config(cfg, env, torch.device("cpu"))
 
         def act(td: TensorDict) -> TensorDict:

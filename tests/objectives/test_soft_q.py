@@ -162,6 +162,39 @@ def test_soft_q_loss_mixture_proposal_runs_and_reports_ess():
     assert {p.data_ptr() for p in loss.parameters()}.isdisjoint({p.data_ptr() for p in actor.parameters()})
 
 
+@pytest.mark.parametrize("converted", ["sampler", "loss"])
+def test_soft_q_loss_refuses_a_mixture_sampler_in_another_dtype_before_any_computation(converted):
+    """The sampler is read, not owned: ``loss.to`` leaves it as it is. Either side converted alone is one TypeError
+    naming the proposal's sampler and both dtypes, from forward and from soft_value, before a network runs."""
+    torch.manual_seed(0)
+    actor = svgd_sampler_actor(OBS, SPEC, num_cells=[8])
+    qvalue = state_action_value_network(OBS, 2, num_cells=[8])
+    loss = SoftQLoss(qvalue, action_spec=SPEC, proposal="mixture", actor=actor, num_value_particles=8)
+    loss.make_value_estimator(gamma=0.9)
+    td = _batch()
+    if converted == "sampler":
+        actor.double()
+        sampler, networks = "torch.float64", "torch.float32"
+    else:
+        loss.double()
+        td = td.apply(lambda x: x.double() if x.is_floating_point() else x)
+        sampler, networks = "torch.float32", "torch.float64"
+    ran = []
+    qvalue.register_forward_pre_hook(lambda *args: ran.append("critic"))
+    actor.register_forward_pre_hook(lambda *args: ran.append("sampler"))
+    match = (
+        f"SoftQLoss: the mixture proposal's sampler \\(actor=\\) is {sampler} on cpu, the loss's own networks "
+        f"{networks} on cpu \\(accepted: one dtype and device for both\\).*actor.to"
+    )
+    with pytest.raises(TypeError, match=match):
+        loss(td)
+    with pytest.raises(TypeError, match=match):
+        loss.soft_value(td["next"].select("observation"))
+    assert ran == []
+    actor.double(), loss.double()  # both converted: accepted
+    assert torch.isfinite(loss(td.apply(lambda x: x.double() if x.is_floating_point() else x))["loss"])
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -276,6 +276,43 @@ def test_records_past_the_bound_the_config_implies_are_refused(tmp_path):
         load_checkpoint(path, max_bytes=1000)
 
 
+def _saved(state: dict) -> bytes:
+    plain = io.BytesIO()
+    torch.save(state, plain)
+    return plain.getvalue()
+
+
+def test_a_tensor_declaring_more_than_its_record_holds_is_refused_before_it_is_used(tmp_path):
+    """torch.save keeps an expanded view as its shape and a stride of 0 over the one element it stores: a file of a
+    few KiB, its records within the file and the bound, whose tensor declares 32 GiB that its first isfinite or copy
+    would allocate. Refused when read, naming the entry and both sizes; a slice of a larger storage is read."""
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(_with_checksum(_saved({"frames": 40, "policy": {"w": torch.zeros(1).expand(1 << 33)}})))
+    assert path.stat().st_size < 10_000
+    message = (r"refusing checkpoint .*checkpoint\.pt: its entry checkpoint\['policy'\]\['w'\] declares 34359738368 bytes "
+               r"\(shape \[8589934592\], strides \[0\], torch.float32\) over the 4 bytes its storage holds")
+    with pytest.raises(UntrustedCheckpointError, match=message):
+        read_checkpoint(path, max_bytes=10_000)
+    with pytest.raises(UntrustedCheckpointError, match=message):
+        load_checkpoint(path)
+    path.write_bytes(_with_checksum(_saved({"w": torch.zeros(3).to_sparse()})))
+    with pytest.raises(UntrustedCheckpointError, match=r"its entry checkpoint\['w'\] is a torch.sparse_coo tensor"):
+        read_checkpoint(path)
+    path.write_bytes(_with_checksum(_saved({"w": torch.arange(10.0)[2:5]})))  # a view within its storage
+    assert read_checkpoint(path)["w"].tolist() == [2.0, 3.0, 4.0]
+
+
+def test_tensors_declaring_more_than_the_bound_together_are_refused(tmp_path):
+    """Three views of one 4000-byte storage: a record of 4000 bytes, 12000 declared together."""
+    path = tmp_path / "checkpoint.pt"
+    shared = torch.zeros(1000)
+    path.write_bytes(_with_checksum(_saved({"a": shared, "b": shared[:], "c": shared.view(10, 100)})))
+    assert set(read_checkpoint(path, max_bytes=12_000)) == {"a", "b", "c"}
+    with pytest.raises(UntrustedCheckpointError, match=r"its tensors declare 12000 bytes together \(views of one storage "
+                                                       r"counted each time\), more than the 8000 bytes"):
+        read_checkpoint(path, max_bytes=8000)
+
+
 class _SmallDraws(Draws):
     """A state whose checkpoints hold a few numbers: 64 KiB at most."""
 

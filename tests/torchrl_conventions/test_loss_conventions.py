@@ -20,6 +20,7 @@ fails the property it would have been excused from.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import math
 import warnings
@@ -35,7 +36,7 @@ from torchrl.objectives import DQNLoss, LossModule, SACLoss
 from tests.objectives import registry_losses
 from tests.objectives.registry_losses import B, NUM_ACTIONS as A, Case, arguments_replaced
 from tests.recipes.recipe_cases import recipe
-from torchrl_reg.objectives import DiscreteVIRELLoss, IQNLoss, SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss
+from torchrl_reg.objectives import DiscreteVIRELLoss, ImplicitQLoss, IQNLoss, SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss
 from torchrl_reg.validation import constructor_arguments
 
 # The losses' own warnings of an undriven schedule (MIRL's prior and beta, VIREL's replay temperature):
@@ -46,12 +47,29 @@ pytestmark = [pytest.mark.filterwarnings("ignore:MIRLLoss"), pytest.mark.filterw
 # -- the losses: every registry entry, built by its recipe (tests/objectives/registry_losses.py), the losses each
 # holds, and the variants below; a loss a recipe registers gets every property test with no list to extend.
 
-#: Variants of a registry entry that are not entries themselves (another option of the recipe's loss group), each
-#: with the reason it is checked apart from its entry.
+#: Variants of a registry entry that are not entries themselves (another option of the recipe's config, or a Box of
+#: two dimensions), each with the reason it is checked apart from its entry.
 VIREL_EM = Case("virel", "actor_critic", "virel", ("loss=virel_em",))
+SQL_UNIFORM = Case("sql", "actor_critic", "sql", ("loss.proposal=uniform",), action_dim=2)
+IQ_GAUSSIAN = Case("iq", "actor_critic", "implicit_q", ("loss=m_iq", "policy=gaussian"), action_dim=2)
 VARIANTS: dict[Case, str] = {
     VIREL_EM: "VIRELLoss(variant='em'): the paper's E- and M-steps, a critic loss that is a product of batch means",
+    SQL_UNIFORM: "SoftQLoss's default proposal, the reference's uniform one (the recipe sets loss.proposal=mixture), "
+    "and soft Q-learning's particles on a 2-dimensional Box",
+    IQ_GAUSSIAN: "ImplicitQLoss's defaults (alpha=0.9, m_iq; the registry's case is loss=iq, alpha 0) on a tanh-Gaussian "
+    "policy (policy=gaussian), whose entropy has no closed form: forward draws a random action for its estimate; "
+    "on a 2-dimensional Box",
 }
+#: The registry's Box is one-dimensional (Pendulum's shape): each other actor-critic entry of the library's own losses
+#: runs on a 2-dimensional Box too, where a sum or mean over the action's dimensions can go wrong (TorchRL's SACLoss,
+#: a control, stays on the registry's Box).
+BOX_2D = "the entry on a 2-dimensional Box (the registry's is one-dimensional)"
+VARIANTS.update({
+    dataclasses.replace(case, action_dim=2): BOX_2D
+    for case in registry_losses.cases()
+    if case.family == "actor_critic" and case.entry.loss_class.__module__.startswith("torchrl_reg.")
+    and not any((v.recipe, v.name, v.action_dim) == (case.recipe, case.name, 2) for v in VARIANTS)
+})
 
 
 def _reference_builds() -> dict[str, tuple[Case, str, LossModule, object]]:
@@ -81,10 +99,13 @@ MEAN_ONLY = {VIREL_EM.id: "a product of batch means"}
 PER_SAMPLE = [n for n in ALL if n not in MEAN_ONLY]
 #: The VIREL losses (a Bellman-residual temperature); the registry entries among them.
 TEMPERATURE = [n for n in ALL if hasattr(LOSSES[n][2], "update_temperature")]
-TEMPERATURE_ENTRIES = [n for n in TEMPERATURE if not LOSSES[n][0].options and not LOSSES[n][1]]
-#: Losses whose actions are drawn by TanhNormal.rsample in place, as TorchRL's SACLoss: vmap's per-batch
-#: randomness refuses them (TorchRL's SACLoss fails too).
-IN_PLACE_SAMPLING = ("actor_critic:mdac", "actor_critic:sac", "actor_critic:virel", VIREL_EM.id)
+TEMPERATURE_ENTRIES = [n for n in TEMPERATURE if LOSSES[n][0] not in VARIANTS and not LOSSES[n][1]]
+#: Actor-critic entries whose actions are drawn by TanhNormal.rsample in place, as TorchRL's SACLoss: vmap's per-batch
+#: randomness refuses them (TorchRL's SACLoss fails too), in every case of the entry (its variants too).
+IN_PLACE_SAMPLING_ENTRIES = ("mdac", "sac", "virel")
+IN_PLACE_SAMPLING = [
+    n for n in ALL if LOSSES[n][0].family == "actor_critic" and LOSSES[n][0].name in IN_PLACE_SAMPLING_ENTRIES
+]
 #: Losses whose random draws do not depend on the batch (IQN's quantile fractions, soft Q-learning's value
 #: particles): vmapped with randomness="same".
 BATCH_INDEPENDENT_DRAWS = (IQNLoss, SoftQLoss)
@@ -93,7 +114,8 @@ COMPILED = ("value_based:m_dqn", "actor_critic:implicit_q")
 
 
 def _ids_of(cls: type) -> list[str]:
-    return [n for n in ALL if type(LOSSES[n][2]) is cls]
+    """The ids of the registry's cases whose loss is a ``cls`` (not of the variants)."""
+    return [n for n in ALL if type(LOSSES[n][2]) is cls and LOSSES[n][0] not in VARIANTS]
 
 
 (DISCRETE_VIREL,), (SVGD,), (SOFT_Q_LEARNING,) = (
@@ -187,8 +209,20 @@ def test_every_registered_loss_is_checked_and_every_classification_names_a_check
         assert (OmegaConf.get_type(cfg).family, cfg.loss.name) == (variant.family, variant.name)
         assert type(LOSSES[variant.id][2]) is variant.entry.loss_class
     assert make(VIREL_EM.id).variant == "em"
-    for table in (MEAN_ONLY, IN_PLACE_SAMPLING, COMPILED):
+    assert make(f"{SQL_UNIFORM.id}.critic").proposal == "uniform" != make(f"{SOFT_Q_LEARNING}.critic").proposal
+    assert make(IQ_GAUSSIAN.id).alpha == inspect.signature(ImplicitQLoss).parameters["alpha"].default
+    assert draws_random_numbers(IQ_GAUSSIAN.id) and not draws_random_numbers("actor_critic:implicit_q")
+    on_two_dims = {
+        (case.recipe, case.name) for case, _, _, act in LOSSES.values()
+        if case.family == "actor_critic" and registry_losses.batch(act)["action"].shape[-1:] == (2,)
+    }
+    assert on_two_dims == {
+        (case.recipe, case.name) for case in registry_losses.cases()
+        if case.family == "actor_critic" and case.entry.loss_class.__module__.startswith("torchrl_reg.")
+    }
+    for table in (MEAN_ONLY, COMPILED):
         assert set(table) <= set(ALL), sorted(set(table) - set(ALL))
+    assert {("actor_critic", name) for name in IN_PLACE_SAMPLING_ENTRIES} <= entries
     assert {type(LOSSES[n][2]) for n in ALL if type(LOSSES[n][2]).__module__.startswith("torchrl.")} == {
         DQNLoss, SACLoss
     }  # the controls
@@ -499,7 +533,7 @@ def test_float64_loss_on_a_float64_batch(name):
 def test_svgd_refuses_a_critic_left_in_another_dtype_and_has_no_estimator():
     loss = make(SVGD).to(torch.float64)  # the critic is read, not owned: still float32
     td = batch(SVGD).apply(lambda x: x.double() if x.is_floating_point() else x)
-    with pytest.raises(TypeError, match="sampler is torch.float64.*critic is torch.float32.*convert the critic too"):
+    with pytest.raises(TypeError, match="critic is torch.float32 on cpu, the sampler torch.float64 on cpu.*convert the critic too"):
         loss(td)
     with pytest.raises(NotImplementedError, match="SVGDPolicyLoss has no value estimator.*gamma belongs to the critic"):
         loss.make_value_estimator(gamma=0.9)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +104,31 @@ def _tensor_slots(network: nn.Module, params: TensorDictBase) -> list[tuple[dict
             return None
         slots.append((table, name))
     return slots
+
+
+def _first_floating(value: nn.Module | torch.Tensor | None) -> torch.Tensor | None:
+    """``value`` itself (a tensor), or a module's first floating-point parameter or buffer."""
+    if isinstance(value, nn.Module):
+        tensors = itertools.chain(value.parameters(), value.buffers())
+        return next((t for t in tensors if t.is_floating_point()), None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def check_same_dtype_and_device(
+    owner: str, reference_name: str, reference: nn.Module | torch.Tensor | None, name: str,
+    value: nn.Module | torch.Tensor | None, fix: str,
+) -> None:
+    """Refuse ``value`` (a tensor, or a module read by a loss but not owned by it, which the loss's
+    ``.to(...)`` leaves as it is) in another dtype or on another device than ``reference`` (the loss's networks):
+    torch would fail deep inside a matmul, or promote without a word. One ``TypeError`` names the loss (``owner``),
+    both sides with their dtype and device, and ``fix``; a module without floating-point tensors passes."""
+    have, want = _first_floating(value), _first_floating(reference)
+    if have is None or want is None or (have.dtype, have.device) == (want.dtype, want.device):
+        return
+    raise TypeError(
+        f"{owner}: the {name} is {have.dtype} on {have.device}, the {reference_name} {want.dtype} on {want.device} "
+        f"(accepted: one dtype and device for both); {fix}"
+    )
 
 
 def _first_index(bad: torch.Tensor) -> tuple[int, ...]:
@@ -229,6 +255,8 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
     network_outputs: ClassVar[Mapping[str, str]] = {}
     #: Set only inside :meth:`inputs_checked`: the caller has run :meth:`check_inputs` on these transitions.
     _caller_checked_inputs = False
+    #: The words telling how to convert a module of :meth:`_read_modules` that :meth:`_check_read_modules` refuses.
+    read_module_fix: ClassVar[str] = "convert it too (module.to(...))"
 
     def __init__(
         self,
@@ -385,6 +413,7 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
                 "least one transition; sample a non-empty batch (replay buffer batch_size >= 1, and learning_starts "
                 "before the first update)"
             )
+        self._check_read_modules()
         if layout:
             self._check_layout(tensordict)
         # (key, ok: 0-d bool tensor, bad: () -> per-element mask, what is accepted: a string, or () -> string)
@@ -469,6 +498,26 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
                 raise TypeError(
                     f"('next', {getattr(keys, name)!r}) must be a bool or integer 0/1 flag, got dtype {flag.dtype}"
                 )
+
+    def _read_modules(self) -> dict[str, nn.Module]:
+        """The modules the loss reads but does not own, by what they are in words (``{"critic": module}``): held
+        outside its parameters, so that ``loss.to(...)`` leaves them as they are. None by default."""
+        return {}
+
+    def _check_read_modules(self) -> None:
+        """Refuse a module of :meth:`_read_modules` in another dtype or on another device than the loss's networks
+        (:func:`check_same_dtype_and_device`), before any computation: on every batch, whatever was checked before
+        (a host-side comparison, no device sync), since a module the loss does not own may be converted at any
+        time."""
+        modules = self._read_modules()
+        if not modules:
+            return
+        networks = next((p for p in self.parameters() if p.is_floating_point()), None)
+        for name, module in modules.items():
+            check_same_dtype_and_device(
+                type(self).__name__, "loss's own networks", networks, name, module,
+                f"it is read, not owned, so loss.to(...) leaves it as it is: {self.read_module_fix}",
+            )
 
     def _check_network_outputs(self) -> None:
         """Refuse a network that does not write the key the loss reads from it (:attr:`network_outputs`): the read

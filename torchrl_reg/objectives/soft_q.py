@@ -25,7 +25,7 @@ from torchrl.objectives.utils import ValueEstimators, distance_loss
 from torchrl_reg import functional as F
 from torchrl_reg.modules.policies import box_bounds
 from torchrl_reg.modules.soft_q import AmortizedSampler, defensive_mixture_proposal, mixture_split, uniform_proposal
-from torchrl_reg.objectives.common import ActorCriticLossBase, prioritized_weights
+from torchrl_reg.objectives.common import ActorCriticLossBase, check_same_dtype_and_device, prioritized_weights
 from torchrl_reg.validation import (
     ArgumentChecks,
     check_choice,
@@ -190,6 +190,7 @@ class SoftQLoss(_TemperatureMixin, ActorCriticLossBase):
     critic_argument = "qvalue_network"
     #: the proposal's particles are drawn inside the loss: no fused, compiled update.
     fusable_update = False
+    read_module_fix = "convert it too (actor.to(...)), or convert the SoftQLearningLoss that holds both"
 
     qvalue_network: TensorDictModule
     qvalue_network_params: TensorDictParams
@@ -273,6 +274,11 @@ class SoftQLoss(_TemperatureMixin, ActorCriticLossBase):
         # The proposal covers [low, high] only: Q learned outside the box is never sampled nor bootstrapped.
         return self.low, self.high
 
+    def _read_modules(self) -> dict[str, torch.nn.Module]:
+        # The sampler fits the mixture proposal, of the loss or of soft_value(proposal="mixture"): checked when held.
+        actor = self.__dict__["_actor"]
+        return {} if actor is None else {"mixture proposal's sampler (actor=)": actor}
+
     # -- soft value ---------------------------------------------------------------------------
     def _proposal(
         self, next_observations: TensorDictBase, proposal: str, num_particles: int
@@ -307,6 +313,7 @@ class SoftQLoss(_TemperatureMixin, ActorCriticLossBase):
         if proposal not in _PROPOSALS:
             raise ValueError(f"proposal must be one of {_PROPOSALS}, got proposal={proposal!r}")
         num_particles = self.num_value_particles if num_particles is None else check_count("num_particles", num_particles, 2)
+        self._check_read_modules()
         if params is None:
             params = self.target_qvalue_network_params if self.delay_qvalue else self.qvalue_network_params
         with torch.no_grad():
@@ -518,16 +525,16 @@ class SVGDPolicyLoss(_TemperatureMixin, ArgumentChecks, LossModule):
     def _check_critic_matches(self, observation: torch.Tensor) -> None:
         """Refuse a critic left in another dtype or on another device than the sampler (``.to`` converts
         the sampler only: the critic is not this loss's)."""
-        critic = next(self.__dict__["_qvalue"].parameters(), None)
         sampler = next(iter(self.actor_network_params.values(True, True)))
-        for have in (critic, observation):
-            if have is not None and (have.dtype, have.device) != (sampler.dtype, sampler.device):
-                raise TypeError(
-                    f"SVGDPolicyLoss: the sampler is {sampler.dtype} on {sampler.device} but the "
-                    f"{'critic' if have is critic else 'observation'} is {have.dtype} on {have.device}; the critic "
-                    "is read, not owned, so .to() converts the sampler only: convert the critic too (its "
-                    "SoftQLoss.to(...)), or the SoftQLearningLoss that holds both"
-                )
+        check_same_dtype_and_device(
+            "SVGDPolicyLoss", "sampler", sampler, "critic", self.__dict__["_qvalue"],
+            "the critic is read, not owned, so .to() converts the sampler only: convert the critic too (its "
+            "SoftQLoss.to(...)), or the SoftQLearningLoss that holds both",
+        )
+        check_same_dtype_and_device(
+            "SVGDPolicyLoss", "sampler", sampler, "observation", observation,
+            f"cast the batch's floating-point inputs to {sampler.dtype} and move them to {sampler.device}",
+        )
 
     def _log_target(
         self, observations: TensorDictBase, x: torch.Tensor, sampler: AmortizedSampler

@@ -22,6 +22,9 @@ Before anything is inflated, the zip's central directory is read and every recor
 ``torch.save`` stores its records uncompressed, so a compressed record, or records declaring more bytes than the
 file holds, or more than the caller's bound (``max_bytes``: what the run's config implies,
 :meth:`~torchrl_reg.run.contract.Run.resume`), are refused: a small file cannot make the load allocate gigabytes.
+Once loaded, before the state is returned, so are tensors that declare more than their records hold (a crafted shape
+over a stride of 0, whose first copy would allocate it), tensors that are not dense, and tensors declaring more than
+``max_bytes`` together (views of one storage each counted).
 
 The checkpoint it replaces is kept as ``checkpoint.prev.pt``: a checkpoint of the caller's own run
 that cannot be read (truncated, corrupted on disk) is reported by name and the previous one is used
@@ -38,6 +41,7 @@ import pickle
 import random
 import zipfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -300,7 +304,52 @@ def _load(
             "versions pickled the env and sampler states into bytes, which can run code when unpickled); "
             "start the run again in a new directory"
         ) from None
+    _check_tensor_sizes(state, path, max_bytes)
     return state
+
+
+def _tensors(value: Any, where: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(where, tensor)`` for every tensor of plain data ``value`` (:func:`check_plain`'s walk)."""
+    if isinstance(value, torch.Tensor):
+        yield where, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _tensors(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{where}[{key!r}]")
+
+
+def _check_tensor_sizes(state: dict[str, Any], path: Path, max_bytes: int | None) -> None:
+    """Refuse, before any of them is used, tensors that declare more bytes than the file holds for them: a dense
+    tensor's ``numel * element_size`` within its storage (the record whose size :func:`_check_records` bounded),
+    which every tensor ``torch.save`` writes satisfies, and all of them together within ``max_bytes`` (when given).
+    ``torch.load`` rebuilds a tensor from its shape and strides over its storage without copying, so a crafted
+    shape with a stride of 0 (elements repeated, as ``expand`` makes them) declares gigabytes over a 4-byte record:
+    nothing is allocated at the load, but the first ``isfinite``, ``clone`` or ``copy_`` of it would."""
+    total = 0
+    for where, tensor in _tensors(state, "checkpoint"):
+        if tensor.layout != torch.strided or tensor.is_nested:
+            raise UntrustedCheckpointError(
+                f"refusing checkpoint {path}: its entry {where} is a {tensor.layout} tensor; checkpoints written by "
+                "torchrl_reg hold dense tensors only"
+            )
+        declared = tensor.numel() * tensor.element_size()
+        held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+        if declared > held:
+            raise UntrustedCheckpointError(
+                f"refusing checkpoint {path}: its entry {where} declares {declared} bytes (shape {list(tensor.shape)}, "
+                f"strides {list(tensor.stride())}, {tensor.dtype}) over the {held} bytes its storage holds; torch.save "
+                "writes every tensor within its storage, so only a crafted file repeats elements (a stride of 0), "
+                "and reading it whole could exhaust memory"
+            )
+        total += declared
+    if max_bytes is not None and total > max_bytes:
+        raise UntrustedCheckpointError(
+            f"refusing checkpoint {path}: its tensors declare {total} bytes together (views of one storage counted "
+            f"each time), more than the {max_bytes} bytes a checkpoint of this run's config can hold; it is not this "
+            "run's checkpoint"
+        )
 
 
 def _check_config_digest(path: Path, state: dict[str, Any], config_digest: str | None) -> dict[str, Any]:
