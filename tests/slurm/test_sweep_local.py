@@ -198,27 +198,27 @@ def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable(tmp_
                     reason="no /proc/<pid>/autogroup here: the kernel schedules without autogroups, so nice works as is")
 def test_a_niced_launcher_lowers_its_tasks_sessions_not_its_own():
     """run_local starts each task in a session of its own; under autogroup scheduling that session's group would
-    take its full share whatever `nice` the sweep was started with. The launcher (here a process at nice 5) passes
-    its nice value to the task's group, and its own group keeps the value it had (also where it is the kernel's default
+    take its full share whatever `nice` the sweep was started with. The launcher (here a process 5 above the
+    test's own nice value) passes its nice value to the task's group, and its own group keeps the value it had (also where it is the kernel's default
     group, whose /proc/<pid>/autogroup reads empty: CI's runner)."""
     code = textwrap.dedent("""
         import json, os, subprocess, sys
         from pathlib import Path
         from torchrl_reg.sweep.launch import carry_nice_into_session
         own = Path("/proc/self/autogroup").read_text().split()
-        os.nice(5)
+        niceness = os.nice(5)  # 5 above whatever the test itself was started with
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], start_new_session=True)
         try:
             carried = carry_nice_into_session(child.pid)
             print(json.dumps([carried, Path(f"/proc/{child.pid}/autogroup").read_text().split(),
-                              own, Path("/proc/self/autogroup").read_text().split()]))
+                              own, Path("/proc/self/autogroup").read_text().split(), niceness]))
         finally:
             child.kill()
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
-    carried, child_group, own_before, own_after = json.loads(out)
+    carried, child_group, own_before, own_after, niceness = json.loads(out)
     assert carried is True
-    assert child_group[-2:] == ["nice", "5"]
+    assert child_group[-2:] == ["nice", str(niceness)]
     # A process in the kernel's default group (a CI runner's, a container's init session) reads its file as empty.
     assert child_group[0] != (own_after[0] if own_after else None)
     assert own_after == own_before  # the launcher's (the user's terminal's) group is untouched
