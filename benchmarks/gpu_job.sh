@@ -3,7 +3,7 @@
 # whose own Python already holds a CUDA torch.
 #
 #   bash benchmarks/gpu_job.sh prepare LEANRL_SCRIPT   # where pip can download, in the repository root
-#   bash benchmarks/gpu_job.sh run OUT [SECONDS]       # on the GPU machine, in the repository root
+#   bash benchmarks/gpu_job.sh run OUT [SECONDS [PART ...]]   # on the GPU machine, in the repository root
 #
 # prepare: downloads into .gpujob/ (git-ignored) the wheels that machine lacks, for its Python (PYVER, default 3.12):
 #   .gpujob/whl         this project's dependencies without torch (torchrl, tensordict, Hydra, gymnasium with MuJoCo,
@@ -12,12 +12,13 @@
 #   .gpujob/whl_leanrl  the package set LeanRL's SAC script runs with (benchmarks/gpu_speed.py says why it needs
 #                       its own), and .gpujob/leanrl/ a copy of that script (pytorch-labs/LeanRL,
 #                       leanrl/sac_continuous_action_torchcompile.py), an outside program that is never committed.
-# run: installs both sets without the network, then runs these parts in this order, each under its own limit and
-#   all of them within SECONDS (default 560); a part that would start with under 30 s left is skipped and logged:
+# run: installs both sets without the network, then runs these parts (or the PARTs named) in this order, each under
+#   its own limit and all of them within SECONDS (default 560); a part that would start with under 30 s left is
+#   skipped and logged:
 #     halfcheetah  benchmarks.gpu_speed: LeanRL's SAC, our SAC and MDAC (compile=true cuda_graph=true), steps/s
 #     atari        benchmarks.gpu_speed: M-IQN and M-DQN on Breakout with the vector env, steps/s and stages
-#     cuda_tests   the tests that need CUDA: each loss's fast update against its eager update, the CUDA-graph
-#                  updates, the batched search on CUDA against the CPU
+#     cuda_tests   the tests that need CUDA, on 8 workers (each compiles): every registered loss's fastest update
+#                  against its eager update, the CUDA-graph updates, the batched search on CUDA against the CPU
 #     gpu_check    benchmarks.gpu_check, every section
 #   OUT receives at most 8 files, none deeper than OUT/part/: gpu_job.log, pytest_cuda.log, halfcheetah/ and
 #   atari/ (gpu_speed_cuda.json and .png each), gpu_check_cuda.json and .png (its runs stay in /tmp).
@@ -52,11 +53,17 @@ prepare() {
 
 run() {
     local out=${1:?"run needs the output folder"} budget=${2:-560} start=$SECONDS
+    shift $(($# < 2 ? $# : 2))
+    local parts=" ${*:-halfcheetah atari cuda_tests gpu_check} " known=" halfcheetah atari cuda_tests gpu_check " p
+    for p in $parts; do
+        [[ $known == *" $p "* ]] || { echo "run: unknown part $p (parts:$known)" >&2; return 2; }
+    done
     mkdir -p "$out/halfcheetah" "$out/atari" || return
     local log="$out/gpu_job.log"
     part() {  # part NAME LIMIT LOG COMMAND...: COMMAND under min(LIMIT, what is left), its output appended to LOG
         local name=$1 limit=$2 to=$3 left=$((budget - (SECONDS - start))) t0=$SECONDS rc
         shift 3
+        [[ $parts == *" $name "* ]] || return 0
         if ((left < 30)); then echo "[$name] skipped: ${left} s left" | tee -a "$log"; return; fi
         ((limit > left)) && limit=$left
         echo "[$name] start, limit ${limit} s: $*" | tee -a "$log"
@@ -77,18 +84,18 @@ run() {
         --out "$out/halfcheetah"
     part atari 150 "$log" python3 -X faulthandler -m benchmarks.gpu_speed --sections atari --warmup 2000 --steps 4000 \
         --out "$out/atari"
-    part cuda_tests 150 "$out/pytest_cuda.log" python3 -m pytest -p no:cacheprovider -n 0 -q -o addopts="" \
+    part cuda_tests 150 "$out/pytest_cuda.log" python3 -m pytest -p no:cacheprovider -n 8 -q -o addopts="" \
         tests/objectives/test_update_on_cuda.py tests/objectives/test_fused_update.py \
         tests/objectives/test_graph_update.py tests/objectives/test_mdac.py tests/planning/test_batched.py \
         -k "cuda or graph or device" -rA
     part gpu_check 300 "$log" python3 -X faulthandler -m benchmarks.gpu_check --out /tmp/gc \
         --sections update_cost e2e_cartpole atari_throughput smoke
-    cp /tmp/gc/gpu_check_*.json /tmp/gc/gpu_check_*.png "$out/" 2>/dev/null
+    [[ $parts == *" gpu_check "* ]] && cp /tmp/gc/gpu_check_*.json /tmp/gc/gpu_check_*.png "$out/" 2>/dev/null
     echo "done after $((SECONDS - start)) s" | tee -a "$log"
 }
 
 case ${1:-} in
     prepare) shift; prepare "$@" ;;
     run) shift; run "$@" ;;
-    *) echo "usage: bash benchmarks/gpu_job.sh prepare LEANRL_SCRIPT | run OUT [SECONDS]" >&2; exit 2 ;;
+    *) echo "usage: bash benchmarks/gpu_job.sh prepare LEANRL_SCRIPT | run OUT [SECONDS [PART ...]]" >&2; exit 2 ;;
 esac

@@ -74,3 +74,6 @@ def test_the_gpu_job_script_parses_and_refuses_a_missing_argument(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and "no file at" in done.stderr and not list(tmp_path.iterdir())
     assert subprocess.run(["bash", str(script)], capture_output=True).returncode == 2
+    done = subprocess.run(["bash", str(script), "run", str(tmp_path / "out"), "60", "atari", "halfcheeta"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown part halfcheeta" in done.stderr and not list(tmp_path.iterdir())
