@@ -67,7 +67,10 @@ def test_the_single_tree_search_fills_the_fields_a_part_reads_and_leaves_the_oth
     policy.select = lambda node, u: nodes.append(node) or select(node, u)
     backup.update = lambda edge, tree_policy=None: edges.append(edge) or results.append(update(edge, tree_policy)) or results[-1]
     search.search(40)
-    assert len(nodes) >= 40 and len(edges) >= 40 and all(type(r) is BackupResult for r in results)
+    assert len(nodes) >= 40 and len(edges) >= 40
+    # the records are built as tuples on the hot path: every field there, in its order
+    assert all(type(r) is BackupResult and len(r) == len(BackupResult._fields) for r in results)
+    assert all(len(node) == len(NodeStats._fields) for node in nodes) and all(len(edge) == len(EdgeStats._fields) for edge in edges)
     for node in nodes:
         assert type(node) is NodeStats and isinstance(node.q, list) and isinstance(node.total, float)
         assert {f for f in ("visits", "entropy_q", "counts") if getattr(node, f) is not None} == set(policy.reads)
