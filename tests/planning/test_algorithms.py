@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from torchrl_reg.planning import BatchedTreeSearch, TensorDChain, make_search, parts
+from torchrl_reg.planning import BatchedTreeSearch, RandomRollout, SyntheticTree, TensorDChain, make_search, parts
 from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOB_TABLE, KNOBS, TABLE, check_knob
+from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats
 
 PLANNING = Path(__file__).resolve().parents[2] / "torchrl_reg" / "planning"
 
@@ -55,6 +56,29 @@ def test_the_engines_ask_the_parts_never_their_types():
     for engine in ("batched.py", "search.py"):
         found = re.findall(rf"isinstance\([^)]*(?:{names})", (PLANNING / engine).read_text())
         assert not found, (engine, found)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_the_single_tree_search_fills_the_fields_a_part_reads_and_leaves_the_others_none(algorithm):
+    search = make_search(algorithm, SyntheticTree(3, 4, seed=0), evaluator=RandomRollout(max_steps=4, seed=0), seed=0)
+    policy, backup = search.tree_policy, search.backup
+    nodes, edges, results = [], [], []
+    select, update = policy.select, backup.update
+    policy.select = lambda node, u: nodes.append(node) or select(node, u)
+    backup.update = lambda edge, tree_policy=None: edges.append(edge) or results.append(update(edge, tree_policy)) or results[-1]
+    search.search(40)
+    assert len(nodes) >= 40 and len(edges) >= 40
+    # the records are built as tuples on the hot path: every field there, in its order
+    assert all(type(r) is BackupResult and len(r) == len(BackupResult._fields) for r in results)
+    assert all(len(node) == len(NodeStats._fields) for node in nodes) and all(len(edge) == len(EdgeStats._fields) for edge in edges)
+    for node in nodes:
+        assert type(node) is NodeStats and isinstance(node.q, list) and isinstance(node.total, float)
+        assert {f for f in ("visits", "entropy_q", "counts") if getattr(node, f) is not None} == set(policy.reads)
+    optional = ("v_next", "h_next", "q_edge", "q", "visits", "total", "bellman", "entropy_q", "counts")
+    for edge in edges:
+        # the return below the edge is the search's running local, passed whether read or not
+        assert type(edge) is EdgeStats and edge.ret is not None
+        assert {f for f in optional if getattr(edge, f) is not None} == set(backup.reads) - {"ret", "q_bellman"}
 
 
 def test_both_engines_take_the_tree_policy_by_one_name_and_the_old_one_warns():

@@ -270,16 +270,18 @@ class DENTSScore(_Score):
         return node
 
     def _values(self, q: Sequence[float], h: Sequence[float], n_total: float) -> list[float]:
-        beta = self.beta(n_total)
+        beta = self.beta_0 / math.sqrt(1.0 + n_total)  # :meth:`beta`, inline (the hot path: every select and probs)
         return [qa + beta * ha for qa, ha in zip(q, h)]
 
     def probs(self, node: NodeStats) -> list[float]:
         """The distribution at one node (``node.q``, ``node.entropy_q``, ``node.total``)."""
-        return _mixed_boltzmann_row(self._values(node.q, node.entropy_q, node.total), node.total, self.alpha, self.eps)
+        q, n_total, _, h, _ = node  # the record's fields, unpacked at once (the hot path)
+        return _mixed_boltzmann_row(self._values(q, h, n_total), n_total, self.alpha, self.eps)
 
     def select(self, node: NodeStats, u: float) -> int:
         """One action at one node, drawn with the uniform ``u`` in [0, 1)."""
-        return _sample_mixed_boltzmann(self._values(node.q, node.entropy_q, node.total), node.total, self.alpha, self.eps, u)
+        q, n_total, _, h, _ = node
+        return _sample_mixed_boltzmann(self._values(q, h, n_total), n_total, self.alpha, self.eps, u)
 
     def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """``(1 - lambda, lambda / |A|, beta)`` for visit counts ``0 .. max_total``: ``[max_total + 1, 3]``."""
@@ -338,9 +340,9 @@ class UCB1Score(_Score):
     def select(self, node: NodeStats, u: float) -> int:
         """The argmax of the index at one node (``node.q``, ``node.visits``, ``node.total``), or a uniform draw
         (``u`` in [0, 1)) among its unvisited actions."""
-        q, n, n_total = node.q, node.visits, node.total
-        unvisited = [a for a, na in enumerate(n) if na == 0]
-        if unvisited:
+        q, n_total, n, _, _ = node  # the record's fields, unpacked at once (the hot path)
+        if 0 in n:  # a scan in C before the list of unvisited actions (the hot path)
+            unvisited = [a for a, na in enumerate(n) if na == 0]
             return unvisited[int(u * len(unvisited))]
         log_n = math.log(n_total) if n_total > 1 else 0.0
         c = self.c

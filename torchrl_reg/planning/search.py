@@ -93,7 +93,9 @@ class TreeSearch:
         self._reads_visits = "visits" in tree_policy.reads
         self._reads_entropy = "entropy_q" in tree_policy.reads
         self._on_bellman = backup.on_bellman
-        self._backup_reads = tuple(name in backup.reads for name in ("q_edge", "q", "visits", "total", "bellman", "entropy_q"))
+        self._backup_reads = tuple(
+            name in backup.reads for name in ("v_next", "h_next", "q_edge", "q", "visits", "total", "bellman", "entropy_q")
+        )
         # Bellman values cost a row max per node: kept only when searched on or recommended from
         self._track_bellman = backup.on_bellman or recommend == "bellman_value"
 
@@ -117,9 +119,7 @@ class TreeSearch:
         value, q_init = self._evaluate()
         sim.restore(root_state)
         tree.add_node(value, False, q_init)
-        for _ in range(num_simulations):
-            sim.restore(root_state)
-            self._simulate(tree)
+        self._simulate(tree, root_state, num_simulations)
         sim.restore(root_state)
         return self.recommended_action()
 
@@ -140,45 +140,57 @@ class TreeSearch:
             raise ValueError(f"the evaluator's initial action values {list(q_init)} are not all finite")
         return value, q_init
 
-    def _select(self, tree: SearchTree, node: int) -> int:
-        q = tree.q_bellman[node].tolist() if self._on_bellman else tree.q[node].tolist()
-        visits = tree.visits[node].tolist() if self._reads_visits else None
-        entropy_q = tree.entropy_q[node].tolist() if self._reads_entropy else None
-        return self.tree_policy.select(_record(NodeStats, (q, float(tree.total[node]), visits, entropy_q, None)), self.rng.random())
-
-    def _simulate(self, tree: SearchTree) -> None:
+    def _simulate(self, tree: SearchTree, root_state: Any, count: int) -> None:
+        """``count`` simulations from ``root_state``; the parts' methods and the tree's arrays are bound once for all
+        of them (the hot path)."""
         sim = self.simulator
-        deterministic = sim.deterministic
-        path: list[tuple[int, int, float, int]] = []
-        node = 0
-        while True:
-            action = self._select(tree, node)
-            reward, done = sim.step(action)
-            if not math.isfinite(reward):
-                raise ValueError(f"the simulator returned reward={reward} for action {action}; a tree search needs finite rewards")
-            if deterministic:
-                child = int(tree.child[node, action])
-            else:
-                outcomes = tree.outcomes.setdefault((node, action), {})
-                key = sim.state_key()  # before the evaluator moves the simulator on
-                child = outcomes.get(key, -1)
-            if child < 0:
-                if done:
-                    child = tree.add_node(0.0, True, 0.0)
-                else:
-                    value, q_init = self._evaluate()
-                    child = tree.add_node(value, False, q_init)
+        restore, step, deterministic = sim.restore, sim.step, sim.deterministic
+        select, uniform, evaluate, add_node = self.tree_policy.select, self.rng.random, self._evaluate, tree.add_node
+        backup = self._path_backup(tree)
+        # the rows of the NodeStats fields the tree policy reads; the others are None
+        q_rows = tree.q_bellman if self._on_bellman else tree.q
+        visit_rows = tree.visits if self._reads_visits else None
+        entropy_rows = tree.entropy_q if self._reads_entropy else None
+        total, child_of, child_item, terminal, isfinite = tree.total, tree.child, tree.child.item, tree.terminal, math.isfinite
+        for _ in range(count):
+            restore(root_state)
+            path: list[tuple[int, int, float, int]] = []
+            node = 0
+            while True:
+                # the node's record, every field in NodeStats's order, built as the tuple it is
+                action = select(_record(NodeStats, (
+                    q_rows[node].tolist(),
+                    float(total[node]),
+                    None if visit_rows is None else visit_rows[node].tolist(),
+                    None if entropy_rows is None else entropy_rows[node].tolist(),
+                    None,
+                )), uniform())
+                reward, done = step(action)
+                if not isfinite(reward):
+                    raise ValueError(f"the simulator returned reward={reward} for action {action}; a tree search needs finite rewards")
                 if deterministic:
-                    tree.child[node, action] = child
+                    child = child_item(node, action)  # an int (ndarray.item: no numpy scalar)
                 else:
-                    outcomes[key] = child
+                    outcomes = tree.outcomes.setdefault((node, action), {})
+                    key = sim.state_key()  # before the evaluator moves the simulator on
+                    child = outcomes.get(key, -1)
+                if child < 0:
+                    if done:
+                        child = add_node(0.0, True, 0.0)
+                    else:
+                        value, q_init = evaluate()
+                        child = add_node(value, False, q_init)
+                    if deterministic:
+                        child_of[node, action] = child
+                    else:
+                        outcomes[key] = child
+                    path.append((node, action, reward, child))
+                    break
                 path.append((node, action, reward, child))
-                break
-            path.append((node, action, reward, child))
-            if tree.terminal[child]:
-                break
-            node = child
-        self._backup(tree, path)
+                if terminal[child]:
+                    break
+                node = child
+            backup(path)
 
     @staticmethod
     def _child_values(tree: SearchTree, node: int, action: int) -> tuple[float, float, float]:
@@ -187,51 +199,69 @@ class TreeSearch:
         counts = tree.arrivals[children]
         return chance_mean(tree.value[children], counts), chance_mean(tree.bellman[children], counts), chance_mean(tree.entropy[children], counts)
 
-    def _backup(self, tree: SearchTree, path: list[tuple[int, int, float, int]]) -> None:
-        gamma, backup, policy, deterministic = self.gamma, self.backup, self.tree_policy, self.simulator.deterministic
-        track_bellman = self._track_bellman
-        reads_q_edge, reads_q, reads_visits, reads_total, reads_bellman, reads_entropy = self._backup_reads
-        q_bellman = None
-        ret = float(tree.leaf_value[path[-1][3]])
-        for node, action, reward, child in reversed(path):
-            tree.arrivals[child] += 1
-            tree.total[node] += 1
-            n = int(tree.visits[node, action]) + 1
-            tree.visits[node, action] = n
-            reward_sum = float(tree.reward_sum[node, action]) + reward
-            tree.reward_sum[node, action] = reward_sum
-            mean_reward = reward_sum / n
-            if deterministic:
-                v_next, vb_next, h_next = float(tree.value[child]), float(tree.bellman[child]), float(tree.entropy[child])
-            else:
-                v_next, vb_next, h_next = self._child_values(tree, node, action)
-            if track_bellman:
-                tree.q_bellman[node, action] = mean_reward + gamma * vb_next
-                q_bellman = tree.q_bellman[node].tolist()
-                tree.bellman[node] = bellman_value(q_bellman, tree.visits[node].tolist())
-            # the record, every field in EdgeStats's order, built as the tuple it is (the hot path: no argument
-            # handling); the backup returns what changes and the search writes it
-            q, value, returned, entropy_q, entropy = backup.update(_record(EdgeStats, (
-                action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
-                float(tree.q[node, action]) if reads_q_edge else None,
-                tree.q[node] if reads_q else None,
-                tree.visits[node] if reads_visits else None,
-                int(tree.total[node]) if reads_total else None,
-                q_bellman,
-                float(tree.bellman[node]) if reads_bellman else None,
-                tree.entropy_q[node] if reads_entropy else None,
-                None,
-            )), policy)
-            if q is not None:
-                tree.q[node, action] = q
-            if value is not None:
-                tree.value[node] = value
-            if entropy_q is not None:
-                tree.entropy_q[node, action] = entropy_q
-            if entropy is not None:
-                tree.entropy[node] = entropy
-            if returned is not None:
-                ret = returned
+    def _path_backup(self, tree: SearchTree) -> Callable[[list[tuple[int, int, float, int]]], None]:
+        """The backup of one simulation's path in ``tree``, with what it reads bound once per search (the hot path)."""
+        gamma, update, policy, deterministic = self.gamma, self.backup.update, self.tree_policy, self.simulator.deterministic
+        track_bellman, child_values = self._track_bellman, self._child_values
+        reads_v_next, reads_h_next, reads_q_edge, reads_q, reads_visits, reads_total, reads_bellman, reads_entropy = self._backup_reads
+        arrivals, total, visits, reward_sums, leaf_value = tree.arrivals, tree.total, tree.visits, tree.reward_sum, tree.leaf_value
+        # ints read by ndarray.item (no numpy scalar: the hot path)
+        arrivals_of, total_of, visits_of = arrivals.item, total.item, visits.item
+        values, bellman, entropy, q_rows, q_bellman_rows, entropy_rows = (
+            tree.value, tree.bellman, tree.entropy, tree.q, tree.q_bellman, tree.entropy_q
+        )
+
+        def backup(path: list[tuple[int, int, float, int]]) -> None:
+            q_bellman = v_next = h_next = None
+            ret = float(leaf_value[path[-1][3]])
+            for node, action, reward, child in reversed(path):
+                arrivals[child] = arrivals_of(child) + 1
+                total[node] = total_of(node) + 1
+                n = visits_of(node, action) + 1
+                visits[node, action] = n
+                reward_sum = float(reward_sums[node, action]) + reward
+                reward_sums[node, action] = reward_sum
+                mean_reward = reward_sum / n
+                if deterministic:
+                    if reads_v_next:
+                        v_next = float(values[child])
+                    if reads_h_next:
+                        h_next = float(entropy[child])
+                    if track_bellman:
+                        vb_next = float(bellman[child])
+                else:
+                    v_next, vb_next, h_next = child_values(tree, node, action)
+                if track_bellman:
+                    q_bellman_rows[node, action] = mean_reward + gamma * vb_next
+                    q_bellman = q_bellman_rows[node].tolist()
+                    bellman[node] = node_bellman = bellman_value(q_bellman, visits[node].tolist())
+                elif reads_bellman:
+                    node_bellman = float(bellman[node])
+                # the record, every field in EdgeStats's order, built as the tuple it is (the hot path: no argument
+                # handling); the backup returns what changes and the search writes it
+                q, value, returned, entropy_q, node_entropy = update(_record(EdgeStats, (
+                    action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
+                    float(q_rows[node, action]) if reads_q_edge else None,
+                    q_rows[node] if reads_q else None,
+                    visits[node] if reads_visits else None,
+                    total_of(node) if reads_total else None,
+                    q_bellman,
+                    node_bellman if reads_bellman else None,
+                    entropy_rows[node] if reads_entropy else None,
+                    None,
+                )), policy)
+                if q is not None:
+                    q_rows[node, action] = q
+                if value is not None:
+                    values[node] = value
+                if entropy_q is not None:
+                    entropy_rows[node, action] = entropy_q
+                if node_entropy is not None:
+                    entropy[node] = node_entropy
+                if returned is not None:
+                    ret = returned
+
+        return backup
 
     # -- recommendations ----------------------------------------------------------------------
     def rng_state(self) -> dict[str, Any]:
