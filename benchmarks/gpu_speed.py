@@ -39,8 +39,10 @@ stopping the others. ``benchmarks/gpu_job.sh`` runs each section under its own t
         --leanrl-pythonpath SITE_LEANRL                                  # GPU machine (benchmarks/gpu_job.sh)
     python -m benchmarks.gpu_speed --device cpu --tiny                  # dry run (CI)
 
-Each rate item also records the GPU memory its longer run reached (``torch.cuda.max_memory_allocated`` for the
-recipes, in this process; ``nvidia-smi``'s reading is not taken for the outside program).
+Each rate item also records the GPU memory its longer run reached: ``torch.cuda.max_memory_allocated`` for the
+recipes (this process's tensors), and for the outside program the most memory in use on the device above what was in
+use when it started (``torch.cuda.mem_get_info``, every process, read every 0.2 s: its tensors, CUDA context and
+allocator cache, so larger than the recipes' figure by construction).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -124,18 +127,27 @@ def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
         check.item("halfcheetah", "env_step", lambda: _env_step_cost("Pendulum-v1" if args.tiny else "HalfCheetah-v5",
                                                                      env_id, outside, args.timeout))
 
+        peaks: list[float | None] = []
+
         def leanrl(frames: int) -> tuple[float, float | None]:
             command = [sys.executable, str(script), "--env-id", env_id, "--total-timesteps", str(frames), "--seed", "0",
                        *flags]
             t0 = time.perf_counter()
-            done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=outside, timeout=args.timeout)
+            with _DeviceMemory(args.device) as memory:
+                done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=outside, timeout=args.timeout)
             seconds = time.perf_counter() - t0
+            peaks.append(memory.peak_mib)
             if done.returncode != 0:
                 raise RuntimeError(f"LeanRL's script exited {done.returncode}: {done.stderr[-1500:]}")
             returns = re.findall(r"episodic_return=\s*(-?[0-9.]+)", done.stderr + done.stdout)
             return seconds, float(returns[-1]) if returns else None
 
-        check.item("halfcheetah", f"leanrl sac ({' '.join(flags)})", lambda: _rate(leanrl, args.warmup, args.steps, in_process=False))
+        def leanrl_rate() -> tuple[dict, str]:
+            values, summary = _rate(leanrl, args.warmup, args.steps, in_process=False)
+            values["device_memory_used_peak_mib"] = peaks[-1]  # the longer run's
+            return values, summary
+
+        check.item("halfcheetah", f"leanrl sac ({' '.join(flags)})", leanrl_rate)
     learning_starts = args.warmup // 2
     for method in ("sac",) if args.tiny else ("sac", "mdac"):  # the dry run: each code path once
         overrides = [*env, *fast, "seed=0", f"optim.learning_starts={learning_starts}"]
@@ -185,6 +197,37 @@ def halfcheetah(check: Check, args: argparse.Namespace, tmp: Path) -> None:
                         f"{values['steps_per_s_bound']:.0f} steps/s if run one after another")
 
     check.item("halfcheetah", f"sac stages ({' '.join(fast) or 'eager'})", stages)
+
+
+class _DeviceMemory:
+    """The most GPU memory in use on ``device`` by every process (``torch.cuda.mem_get_info``, read every 0.2 s from a
+    thread) while the block runs, above what was in use when it began: an outside program's footprint. ``None`` off
+    CUDA."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.peak_mib = device, None
+        self._stop = threading.Event()
+
+    def _used(self) -> int:
+        free, total = torch.cuda.mem_get_info(self.device)
+        return total - free
+
+    def _poll(self, baseline: int) -> None:
+        peak = baseline
+        while not self._stop.wait(0.2):
+            peak = max(peak, self._used())
+        self.peak_mib = (max(peak, self._used()) - baseline) / 2**20
+
+    def __enter__(self) -> _DeviceMemory:
+        if self.device.startswith("cuda"):
+            self._thread = threading.Thread(target=self._poll, args=(self._used(),), daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.startswith("cuda"):
+            self._stop.set()
+            self._thread.join()
 
 
 def _outside_environment(pythonpath: str | None) -> dict[str, str]:

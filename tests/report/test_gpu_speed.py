@@ -77,3 +77,27 @@ def test_the_gpu_job_script_parses_and_refuses_a_missing_argument(tmp_path):
     done = subprocess.run(["bash", str(script), "run", str(tmp_path / "out"), "60", "atari", "halfcheeta"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "unknown part halfcheeta" in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_the_outside_programs_memory_is_the_peak_in_use_above_the_start(monkeypatch):
+    """The reading is the driver's (every process); here a program that takes 300 MiB, then 500, then gives it back."""
+    import time
+
+    import torch
+
+    mib, used = 2**20, [100, 100, 400, 600, 600, 200]  # MiB in use, one per read; then 100 for every later read
+    reads = []
+
+    def mem_get_info(device):
+        reads.append(used[len(reads)] if len(reads) < len(used) else 100)
+        return 10_000 * mib - reads[-1] * mib, 10_000 * mib
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    with gpu_speed._DeviceMemory("cuda:0") as memory:
+        deadline = time.monotonic() + 120
+        while len(reads) <= len(used) and time.monotonic() < deadline:  # however slowly the thread is scheduled
+            time.sleep(0.05)
+    assert memory.peak_mib == 500
+    with gpu_speed._DeviceMemory("cpu") as memory:
+        pass
+    assert memory.peak_mib is None
