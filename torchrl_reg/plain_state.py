@@ -10,13 +10,14 @@ restoring attributes into the object the resumed run already built (:func:`resto
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["Unencodable", "encode", "decode", "object_state", "restore_attributes", "check_plain", "is_minatar_object"]
+__all__ = ["Unencodable", "encode", "decode", "object_state", "restore_attributes", "check_plain", "plain_leaves",
+           "is_minatar_object"]
 
 _PRIMITIVES = (type(None), bool, int, float, str)
 # numpy dtypes whose bytes are plain numbers (no object pointers): bool, ints, floats, complex.
@@ -168,20 +169,27 @@ def restore_attributes(obj: Any, state: Mapping[str, Any], where: str = "object"
 _PLAIN_LEAVES = (torch.Tensor, torch.Size, torch.dtype, torch.device, *_PRIMITIVES)
 
 
-def check_plain(value: Any, where: str = "state") -> None:
-    """Raise ``TypeError`` naming the first entry of ``value`` that is not a tensor, a Python
-    scalar, a string or a list/tuple/dict of them (``bytes`` included: they only ever hold pickles)."""
+def plain_leaves(value: Any, where: str = "state") -> Iterator[tuple[str, Any]]:
+    """``(where, leaf)`` for every leaf of ``value`` (``where`` its path, as ``state['key'][0]``); raise ``TypeError``
+    naming the first entry that is not a tensor, a Python scalar, a string or a list/tuple/dict of them (``bytes``
+    included: they only ever hold pickles)."""
     if isinstance(value, _PLAIN_LEAVES) and not isinstance(value, np.generic):
+        yield where, value
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            check_plain(item, f"{where}[{i}]")
+            yield from plain_leaves(item, f"{where}[{i}]")
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if type(key) not in _PRIMITIVES:
                 raise TypeError(f"{where} has a key of type {type(key).__name__}: only plain keys are accepted")
-            check_plain(item, f"{where}[{key!r}]")
+            yield from plain_leaves(item, f"{where}[{key!r}]")
         return
     raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}: only tensors, numbers, strings "
                     "and lists/tuples/dicts of them are accepted")
+
+
+def check_plain(value: Any, where: str = "state") -> None:
+    """Raise ``TypeError`` naming the first entry of ``value`` that is not plain data (:func:`plain_leaves`)."""
+    deque(plain_leaves(value, where), maxlen=0)

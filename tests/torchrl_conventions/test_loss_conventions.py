@@ -64,11 +64,14 @@ VARIANTS: dict[Case, str] = {
 #: runs on a 2-dimensional Box too, where a sum or mean over the action's dimensions can go wrong (TorchRL's SACLoss,
 #: a control, stays on the registry's Box).
 BOX_2D = "the entry on a 2-dimensional Box (the registry's is one-dimensional)"
+LIBRARY_ACTOR_CRITIC = [
+    case for case in registry_losses.cases()
+    if case.family == "actor_critic" and case.entry.loss_class.__module__.startswith("torchrl_reg.")
+]
 VARIANTS.update({
     dataclasses.replace(case, action_dim=2): BOX_2D
-    for case in registry_losses.cases()
-    if case.family == "actor_critic" and case.entry.loss_class.__module__.startswith("torchrl_reg.")
-    and not any((v.recipe, v.name, v.action_dim) == (case.recipe, case.name, 2) for v in VARIANTS)
+    for case in LIBRARY_ACTOR_CRITIC
+    if not any((v.recipe, v.name, v.action_dim) == (case.recipe, case.name, 2) for v in VARIANTS)
 })
 
 
@@ -216,10 +219,7 @@ def test_every_registered_loss_is_checked_and_every_classification_names_a_check
         (case.recipe, case.name) for case, _, _, act in LOSSES.values()
         if case.family == "actor_critic" and registry_losses.batch(act)["action"].shape[-1:] == (2,)
     }
-    assert on_two_dims == {
-        (case.recipe, case.name) for case in registry_losses.cases()
-        if case.family == "actor_critic" and case.entry.loss_class.__module__.startswith("torchrl_reg.")
-    }
+    assert on_two_dims == {(case.recipe, case.name) for case in LIBRARY_ACTOR_CRITIC}
     for table in (MEAN_ONLY, COMPILED):
         assert set(table) <= set(ALL), sorted(set(table) - set(ALL))
     assert {("actor_critic", name) for name in IN_PLACE_SAMPLING_ENTRIES} <= entries

@@ -39,12 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats, replaced
+from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats, make_record, replaced
 from torchrl_reg.validation import check_positive
 
-# a record from all its fields in order (NamedTuple._make without its length check): the scalar forms' records, the
-# single-tree search's hot path
-_record = tuple.__new__
 _dot = np.dot
 
 __all__ = [
@@ -179,7 +176,7 @@ class SoftmaxBackup(Backup):
         q = edge.mean_reward + edge.gamma * edge.v_next
         row = edge.q.tolist()
         row[edge.action] = q  # the node's row after the update
-        return _record(BackupResult, (q, softmax_value(row, self.tau), None, None, None))  # (q, value, ret, entropy_q, entropy)
+        return make_record(BackupResult, (q, softmax_value(row, self.tau), None, None, None))  # (q, value, ret, entropy_q, entropy)
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         q = torch.add(edge.mean_reward, edge.v_next, alpha=edge.gamma)
@@ -219,13 +216,13 @@ class BellmanBackup(Backup):
 
     def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         if not self.entropy:
-            return _record(BackupResult, (None, edge.bellman, None, None, None))  # the value: the Bellman value
+            return make_record(BackupResult, (None, edge.bellman, None, None, None))  # the value: the Bellman value
         h_next = edge.h_next
         h_q = edge.entropy_q.tolist()
         h_q[edge.action] = h_next  # the node's H_Q row after the update
-        probs = tree_policy.probs(_record(NodeStats, (edge.q_bellman, float(edge.total), None, h_q, None)))
+        probs = tree_policy.probs(make_record(NodeStats, (edge.q_bellman, float(edge.total), None, h_q, None)))
         entropy = policy_entropy(probs) + sum([p * h for p, h in zip(probs, h_q)])
-        return _record(BackupResult, (None, edge.bellman, None, h_next, entropy))  # (q, value, ret, entropy_q, entropy)
+        return make_record(BackupResult, (None, edge.bellman, None, h_next, entropy))  # (q, value, ret, entropy_q, entropy)
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         if not self.entropy:
@@ -260,10 +257,9 @@ class MeanBackup(Backup):
         n = edge.n
         old = edge.q_edge
         q = ret if n == 1 else old + (ret - old) / n
-        row = edge.q.copy()
-        row[edge.action] = q  # the node's row after the update (replaced's, inline: the hot path)
+        row = replaced(edge.q, edge.action, q)  # the node's row after the update
         # np.dot: the same product as ``@`` (one C routine for a vector pair), without the ufunc's cast set-up
-        return _record(BackupResult, (q, float(_dot(edge.visits, row)) / float(edge.total), ret, None, None))  # (q, value, ret, ...)
+        return make_record(BackupResult, (q, float(_dot(edge.visits, row)) / float(edge.total), ret, None, None))  # (q, value, ret, ...)
 
     def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
         ret = torch.where(edge.active, torch.add(edge.reward, edge.ret, alpha=edge.gamma), edge.ret)

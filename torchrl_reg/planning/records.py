@@ -70,6 +70,11 @@ import torch
 
 __all__ = ["BackupResult", "EdgeStats", "NodeStats", "replaced"]
 
+#: A record from all its fields in order, ``make_record(NodeStats, (q, total, visits, entropy_q, counts))``:
+#: ``NamedTuple._make`` without its length check, for the single-tree search's hot path (the engines and the scalar
+#: backups build every record with it).
+make_record = tuple.__new__
+
 
 class NodeStats(NamedTuple):
     """What a tree policy reads at one node (scalar) or ``R`` nodes (rows); the module docstring has the shapes."""

@@ -270,7 +270,7 @@ class DENTSScore(_Score):
         return node
 
     def _values(self, q: Sequence[float], h: Sequence[float], n_total: float) -> list[float]:
-        beta = self.beta_0 / math.sqrt(1.0 + n_total)  # :meth:`beta`, inline (the hot path: every select and probs)
+        beta = self.beta(n_total)
         return [qa + beta * ha for qa, ha in zip(q, h)]
 
     def probs(self, node: NodeStats) -> list[float]:

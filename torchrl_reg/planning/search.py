@@ -20,7 +20,7 @@ import numpy as np
 from torchrl_reg.plain_state import decode, encode
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
 from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
-from torchrl_reg.planning.records import EdgeStats, NodeStats
+from torchrl_reg.planning.records import EdgeStats, NodeStats, make_record
 from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tensor_simulators import check_search_simulator
@@ -30,8 +30,6 @@ from torchrl_reg.validation import check_count
 __all__ = ["TreeSearch"]
 
 Evaluator = Callable[[Simulator], "tuple[float, Any]"]
-# a record from all its fields in order (NamedTuple._make without its length check): the hot path's records
-_record = tuple.__new__
 
 
 class TreeSearch:
@@ -158,7 +156,7 @@ class TreeSearch:
             node = 0
             while True:
                 # the node's record, every field in NodeStats's order, built as the tuple it is
-                action = select(_record(NodeStats, (
+                action = select(make_record(NodeStats, (
                     q_rows[node].tolist(),
                     float(total[node]),
                     None if visit_rows is None else visit_rows[node].tolist(),
@@ -239,7 +237,7 @@ class TreeSearch:
                     node_bellman = float(bellman[node])
                 # the record, every field in EdgeStats's order, built as the tuple it is (the hot path: no argument
                 # handling); the backup returns what changes and the search writes it
-                q, value, returned, entropy_q, node_entropy = update(_record(EdgeStats, (
+                q, value, returned, entropy_q, node_entropy = update(make_record(EdgeStats, (
                     action, n, reward, mean_reward, gamma, True, v_next, h_next, ret,
                     float(q_rows[node, action]) if reads_q_edge else None,
                     q_rows[node] if reads_q else None,

@@ -41,7 +41,6 @@ import pickle
 import random
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ from torchrl.collectors import Collector
 from torchrl.data import ReplayBuffer
 
 from torchrl_reg.envs.state import get_env_state, set_env_state
-from torchrl_reg.plain_state import check_plain
+from torchrl_reg.plain_state import check_plain, plain_leaves
 from torchrl_reg.run.files import FileRefused, SymlinkRefused, atomic_writer, hard_link, lstat_file, open_read
 from torchrl_reg.validation import check_finite_tensors
 
@@ -308,18 +307,6 @@ def _load(
     return state
 
 
-def _tensors(value: Any, where: str) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(where, tensor)`` for every tensor of plain data ``value`` (:func:`check_plain`'s walk)."""
-    if isinstance(value, torch.Tensor):
-        yield where, value
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _tensors(item, f"{where}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _tensors(item, f"{where}[{key!r}]")
-
-
 def _check_tensor_sizes(state: dict[str, Any], path: Path, max_bytes: int | None) -> None:
     """Refuse, before any of them is used, tensors that declare more bytes than the file holds for them: a dense
     tensor's ``numel * element_size`` within its storage (the record whose size :func:`_check_records` bounded),
@@ -328,7 +315,9 @@ def _check_tensor_sizes(state: dict[str, Any], path: Path, max_bytes: int | None
     shape with a stride of 0 (elements repeated, as ``expand`` makes them) declares gigabytes over a 4-byte record:
     nothing is allocated at the load, but the first ``isfinite``, ``clone`` or ``copy_`` of it would."""
     total = 0
-    for where, tensor in _tensors(state, "checkpoint"):
+    for where, tensor in plain_leaves(state, "checkpoint"):
+        if not isinstance(tensor, torch.Tensor):
+            continue
         if tensor.layout != torch.strided or tensor.is_nested:
             raise UntrustedCheckpointError(
                 f"refusing checkpoint {path}: its entry {where} is a {tensor.layout} tensor; checkpoints written by "
