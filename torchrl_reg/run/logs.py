@@ -9,7 +9,7 @@ from typing import Any
 from torchrl_reg.run.files import make_dirs, open_file, read_bytes, remove_file, write_atomic
 from torchrl_reg.validation import check_choice
 
-__all__ = ["CSV_DIR", "LOGGER_BACKENDS", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
+__all__ = ["CSV_DIR", "LOGGER_BACKENDS", "close_logger", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
 
 #: The TorchRL logger backends of ``logger.backend`` (``none``: no logger).
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
@@ -33,6 +33,21 @@ def make_logger(cfg: Any, run_dir: Path, exp_name: str):
     from torchrl.record.loggers import WandbLogger
 
     return WandbLogger(exp_name=exp_name, save_dir=str(run_dir), project=cfg.project, id=exp_name, resume="allow")
+
+
+def close_logger(logger: Any) -> None:
+    """Close what a logger of :func:`make_logger` holds open: the CSV logger's files (each kept open while the run
+    logs), tensorboard's event writer, wandb's run. Idempotent; ``None`` (``logger.backend=none``) is nothing."""
+    experiment = getattr(logger, "experiment", None)
+    files = getattr(experiment, "files", None)
+    if isinstance(files, dict):
+        for f in files.values():
+            f.close()
+        files.clear()
+    elif callable(getattr(experiment, "close", None)):  # tensorboard's SummaryWriter
+        experiment.close()
+    elif callable(getattr(experiment, "finish", None)):  # a wandb run
+        experiment.finish()
 
 
 def _csv_logger(run_dir: Path):
