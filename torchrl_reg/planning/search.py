@@ -93,7 +93,7 @@ class TreeSearch:
         """Run ``num_simulations`` simulations from the simulator's current state; return the recommended action.
 
         ``simulator`` replaces the search's simulator from this search on (the model of this move, e.g.
-        :func:`~torchrl_reg.planning.tasks.model_simulator`'s; it must have the same actions). The simulator is left
+        a task's :meth:`~torchrl_reg.planning.tasks.Task.simulator`; it must have the same actions). The simulator is left
         in the root state. The tree stays in :attr:`tree` for inspection.
         """
         num_simulations = check_count("num_simulations", num_simulations)
