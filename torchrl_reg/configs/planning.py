@@ -18,17 +18,9 @@ from omegaconf import DictConfig
 
 from torchrl_reg.configs.schemas import PLANNING_EVALUATORS, default_of
 from torchrl_reg.envs.ids import MINATAR_GAMES
-from torchrl_reg.planning import (
-    ALGORITHMS,
-    KNOB_DEFAULTS,
-    RECOMMENDATIONS,
-    TASKS,
-    QNetworkEvaluator,
-    RandomRollout,
-    make_search,
-    make_tensor_task,
-)
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
 from torchrl_reg.planning.algorithms import KNOB_TABLE, algorithm_knobs, check_knob
+from torchrl_reg.planning.models import DEFAULT_MODEL
 from torchrl_reg.planning.ensemble import check_futures
 from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.rundir import AS_NEW
@@ -120,7 +112,7 @@ class PlannerConfig:
     q_init: float = default_of(make_search, "q_init")
     #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move),
     #: ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)
-    model: str = default_of(make_tensor_task, "model")
+    model: str = DEFAULT_MODEL
     #: ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations /
     #: futures); 1 for the other models
     futures: int = 1
