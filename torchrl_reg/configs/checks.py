@@ -352,7 +352,11 @@ def _env_spaces(family: str, name: str) -> tuple[int, int, int, int]:
     from torchrl_reg.configs.schemas import EnvConfig
     from torchrl_reg.envs.make import make_single_env
 
-    env = make_single_env(OmegaConf.structured(EnvConfig(family=family, name=name)))
+    try:
+        env = make_single_env(OmegaConf.structured(EnvConfig(family=family, name=name)))
+    except Exception as err:  # noqa: BLE001 -- a missing extra, a broken id: the run would fail the same way, later
+        raise ValueError(f"env.name={name!r} (env.family={family!r}) cannot be built here: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from err
     try:
         obs, action = env.observation_space, env.action_space
         obs_bytes = int(np.prod(obs.shape)) * max(obs.dtype.itemsize, 4)  # float64 spaces are stored as float32 or wider
