@@ -189,3 +189,15 @@ def test_the_parts_go_together_at_one_temperature():
         TsallisBackup(tau=0.0)
     assert repr(make_search("tents", DChain(3), tau=0.5).backup) == "TsallisBackup(tau=0.5)"
     assert SoftmaxBackup(tau=0.5).exact_values(np.array([0.0, 0.0])) > TsallisBackup(tau=0.5).exact_values(np.array([0.0, 0.0]))
+
+
+def test_the_batched_search_runs_over_finished_paths_and_huge_values():
+    # the scratch rows of paths that ended above hold whatever they hold: sparsemax keeps at least the top value
+    from torchrl_reg.planning import TensorDChain
+
+    chain = TensorDChain(10, final_reward=0.5)
+    actions = make_search("tents", chain, batched=True, seed=0).search(chain.root(8), 300)
+    assert set(actions.tolist()) <= {DChain.DOWN, DChain.RIGHT}
+    from torchrl_reg.planning.scores import sparsemax, sparsemax_rows
+
+    assert sparsemax([1e20, 0.0]) == sparsemax_rows(torch.tensor([[1e20, 0.0]], dtype=torch.float64))[0][0].tolist()

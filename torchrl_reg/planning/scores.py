@@ -114,8 +114,9 @@ def sample_rows(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def sparsemax_threshold(z: Sequence[float]) -> float:
     """The threshold ``theta`` of :func:`sparsemax`: with ``z`` sorted descending, the support is the largest ``k`` with
     ``1 + k z_(k) > sum_{j <= k} z_(j)`` and ``theta = (sum_{j <= k} z_(j) - 1) / k``."""
-    acc, k, cum = 0.0, 0, 0.0
-    for i, zi in enumerate(sorted(z, reverse=True), 1):
+    ordered = sorted(z, reverse=True)
+    acc, k, cum = 0.0, 1, ordered[0]  # the top value is always in the support (also where 1 + z == z in floats)
+    for i, zi in enumerate(ordered, 1):
         acc += zi
         if 1.0 + i * zi > acc:
             k, cum = i, acc
@@ -135,7 +136,9 @@ def sparsemax_rows(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     cum = ordered.cumsum(-1)
     ks = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
     support = 1.0 + ks * ordered > cum
-    k = support.sum(-1, keepdim=True)  # the support is a prefix of the sorted values: its size is the count
+    # the support is a prefix of the sorted values: its size is the count; at least the top value (also where
+    # 1 + z == z in floats, and in the scratch rows of finished paths, whatever they hold)
+    k = support.sum(-1, keepdim=True).clamp_min(1)
     theta = (cum.gather(-1, k - 1) - 1.0) / k.to(z.dtype)
     return (z - theta).clamp_min(0.0), theta.squeeze(-1)
 
