@@ -21,7 +21,7 @@ import pytest
 
 import torch
 
-from torchrl_reg.planning import ALGORITHMS, BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, make_search, parts
+from torchrl_reg.planning import ALGORITHMS, BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, UCB1Score, make_search, parts
 from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, SoftmaxBackup
 from torchrl_reg.planning.exact import chance_tree_values, finite_horizon_q
 from torchrl_reg.planning.simulators import ChanceTree
@@ -35,6 +35,11 @@ def _knobs(algorithm: str, **extra) -> dict:
     knobs = {**dict(tau=TAU, alpha=ALPHA, beta_0=1.0, eps=1.0, c=math.sqrt(2.0), p=2.0), **extra}
     assert set(KNOBS[algorithm]) <= set(knobs), f"give the chance tests a value of {algorithm}'s knobs"
     return {k: v for k, v in knobs.items() if k in KNOBS[algorithm]}
+
+
+def _ucb1(algorithm: str) -> bool:
+    """Whether the row's tree policy is UCB1 (it tries its worst actions only some log n times)."""
+    return isinstance(parts(algorithm)[0], UCB1Score)
 
 
 def _backup(algorithm: str):
@@ -341,8 +346,9 @@ def test_the_search_converges_to_slippery_frozenlakes_dynamic_programming(algori
     search = make_search(algorithm, _Horizon(lake, 2), **_knobs(algorithm), seed=2, evaluator=_zero_leaf)
     search.search(n)
     _, intervals = _check_search(search, _frozenlake_problem(env, _backup(algorithm), 2), _backup(algorithm), n)
-    # informative: UCT by design tries its worst root action only some log n times, so only its most visited one's
-    informative = intervals[[int(np.argmax(search.tree.visits[0]))]] if algorithm == "uct" else intervals
+    # informative: UCB1 (UCT, Power-UCT) by design tries its worst root action only some log n times, so only its most
+    # visited one's
+    informative = intervals[[int(np.argmax(search.tree.visits[0]))]] if _ucb1(algorithm) else intervals
     assert informative.max() < 0.3, intervals
 
 
@@ -580,5 +586,5 @@ def test_every_batched_tree_converges_to_slippery_frozenlakes_dynamic_programmin
     for b in range(3):
         view = _LakeTreeView(search, b)
         _, intervals = _check_search(type("Search", (), {"tree": view})(), _frozenlake_problem(env, _backup(algorithm), 2), _backup(algorithm), n)
-        informative = intervals[[int(np.argmax(view.visits[0]))]] if algorithm == "uct" else intervals
+        informative = intervals[[int(np.argmax(view.visits[0]))]] if _ucb1(algorithm) else intervals
         assert informative.max() < 0.5, intervals
