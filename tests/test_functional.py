@@ -144,3 +144,63 @@ def test_tensor_temperatures_pass_through_the_equations_but_not_the_checks():
         check_tau(torch.tensor(-1.0))
     with pytest.raises(ValueError, match="beta must be a finite number > 0, got beta=0.0"):
         check_beta(torch.tensor(0.0))
+
+
+# MVI(q): the q-logarithm, the Tsallis policy and the Munchausen target with the Tsallis KL (Zhu et al., NeurIPS 2023).
+
+
+def test_q_logarithm_and_q_exponential_by_hand():
+    x = torch.tensor([0.5, 0.25, 0.125, 1.0], dtype=torch.float64)
+    # ln_2 x = (x^-1 - 1) / (1 - 2) = 1 - 1/x
+    assert F.q_logarithm(x, 2.0).tolist() == [-1.0, -3.0, -7.0, 0.0]
+    torch.testing.assert_close(F.q_logarithm(x, 1.0), torch.log(x), rtol=0, atol=0)
+    # pseudo-additivity at q = 2: ln_2(0.5 * 0.25) = -1 - 3 + (1 - 2)(-1)(-3) = -7
+    assert F.q_logarithm(x[:1] * x[1:2], 2.0).item() == -1.0 - 3.0 - (-1.0) * (-3.0)
+    # exp_2 y = [1 - y]_+^-1: the inverse of ln_2 on its range
+    assert F.q_exponential(torch.tensor([-1.0, -3.0, 0.0], dtype=torch.float64), 2.0).tolist() == [0.5, 0.25, 1.0]
+    torch.testing.assert_close(F.q_exponential(F.q_logarithm(x, 1.5), 1.5), x)
+    torch.testing.assert_close(F.q_exponential(x, 1.0), torch.exp(x), rtol=0, atol=0)
+
+
+def test_tsallis_entropy_by_hand():
+    uniform = torch.full((2,), 0.5, dtype=torch.float64)
+    assert F.tsallis_entropy(uniform, 2.0).item() == 0.5  # 1 - (1/4 + 1/4)
+    assert F.tsallis_entropy(uniform, 1.0).item() == pytest.approx(math.log(2), abs=1e-15)
+    sparse = torch.tensor([0.75, 0.25, 0.0], dtype=torch.float64)
+    assert F.tsallis_entropy(sparse, 2.0).item() == 1 - 0.5625 - 0.0625
+    # -<pi^q, ln_q pi> on the support is the same number
+    assert -(sparse[:2] ** 2 * F.q_logarithm(sparse[:2], 2.0)).sum().item() == pytest.approx(0.375, abs=1e-15)
+
+
+def test_sparsemax_policy_and_threshold_by_hand():
+    q = torch.tensor([[1.0, 0.5, -3.0], [1.0, 0.5, -3.0]], dtype=torch.float64)
+    # tau = 1: z = (1, .5, -3); 1 + 2(.5) = 2 > 1.5 keeps two actions, 1 + 3(-3) < -1.5 drops the third;
+    # threshold (1.5 - 1) / 2 = .25, pi = (.75, .25, 0), psi = threshold + 1 = 1.25
+    value, pi = F.tsallis_value_and_policy(q[:1], 1.0, 2.0)
+    assert pi.tolist() == [[0.75, 0.25, 0.0]] and value.tolist() == [1.25]
+    # tau = .5: z = (2, 1, -6); 1 + 2(1) = 3 is not > 3: one action, threshold 1, psi = 2, value = max q
+    value, pi = F.tsallis_value_and_policy(q[:1], 0.5, 2.0)
+    assert pi.tolist() == [[1.0, 0.0, 0.0]] and value.tolist() == [1.0]
+    # the value is the bootstrap <pi, q> + tau S_2(pi) (1.0 + 0.5 (1 - 1) = 1.0; 0.875 + 1 (1 - .625) = 1.25)
+    for tau in (0.5, 1.0, 3.0):
+        value, pi = F.tsallis_value_and_policy(q + 100.0, tau, 2.0)  # and it shifts with q
+        torch.testing.assert_close(value, (pi * (q + 100.0)).sum(-1) + tau * F.tsallis_entropy(pi, 2.0), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"entropic_index must be one of \(1.0, 2.0\)"):
+        F.tsallis_value_and_policy(q, 1.0, 3.0)
+
+
+def test_tsallis_munchausen_target_by_hand_and_at_q_one_is_m_dqns():
+    q = torch.tensor([[1.0, 0.5, -3.0], [1.0, 0.5, -3.0]], dtype=torch.float64)
+    r, discount, a = torch.tensor([0.5, 0.5], dtype=torch.float64), torch.tensor([0.9, 0.0], dtype=torch.float64), torch.tensor([1, 2])
+    target = F.tsallis_munchausen_target(r, discount, q, a, q, alpha=0.9, tau=1.0, entropic_index=2.0)
+    # action 1: tau ln_2 pi = q - tau psi = .5 - 1.25 = -.75, bonus .9 (-.75); bootstrap .9 (1.25)
+    # action 2: -3 - 1.25 = -4.25 clipped to -1, bonus -.9; terminal, no bootstrap
+    torch.testing.assert_close(target, torch.tensor([0.5 - 0.675 + 1.125, 0.5 - 0.9], dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.manual_seed(0)
+    q_tm1, q_t = torch.randn(64, 5, dtype=torch.float64) * 3, torch.randn(64, 5, dtype=torch.float64) * 3
+    r, discount, a = torch.randn(64, dtype=torch.float64), torch.rand(64, dtype=torch.float64), torch.randint(5, (64,))
+    for alpha, tau in ((0.9, 0.03), (0.5, 2.0)):
+        assert torch.equal(
+            F.tsallis_munchausen_target(r, discount, q_tm1, a, q_t, alpha=alpha, tau=tau, entropic_index=1.0),
+            F.munchausen_target(r, discount, q_tm1, a, q_t, alpha=alpha, tau=tau),
+        )

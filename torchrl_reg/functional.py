@@ -28,6 +28,11 @@ References:
   continuous action space (Eq. 10) and the amortized Stein variational gradient (Eq. 13),
   after Liu & Wang, Stein Variational Gradient Descent, NeurIPS 2016, arXiv:1608.04471
   (Eq. 8, the RBF kernel with the median bandwidth of its Section 5).
+* [TKL] Zhu, Chen, Schlegel, White. "General Munchausen Reinforcement Learning with Tsallis Kullback-Leibler
+  Divergence", NeurIPS 2023, arXiv:2301.11476: the q-logarithm and q-exponential (Sec. 3.1), the Tsallis entropy
+  ``S_q(pi) = -<pi^q, ln_q pi>`` and the Tsallis policy ``pi = exp_q(Q / tau - psi_q(Q / tau))`` (Theorem 1), its
+  threshold ``psi_q`` in closed form at ``q = 2``, sparsemax (Theorem 2), and MVI(q), Munchausen VI with the
+  Tsallis KL (Sec. 4).
 * [IQN], [QR-DQN]: see the quantile section at the end.
 
 Every function is written in the numerically stable form (max subtracted before
@@ -55,6 +60,12 @@ __all__ = [
     "munchausen_bonus",
     "soft_q_target",
     "munchausen_target",
+    "TSALLIS_INDICES",
+    "q_logarithm",
+    "q_exponential",
+    "tsallis_entropy",
+    "tsallis_value_and_policy",
+    "tsallis_munchausen_target",
     "advantage_learning_bonus",
     "persistent_advantage_learning_bonus",
     "advantage_learning_target",
@@ -198,6 +209,104 @@ def munchausen_target(
         q_tm1, a_tm1, alpha=alpha, tau=tau, clip_value_min=clip_value_min, clip_value_max=clip_value_max
     )
     return r_t + bonus + discount_t * soft_value(q_t, tau)
+
+
+#: The entropic indices ``q`` whose Tsallis policy has a closed form ([TKL] Theorem 2): the Boltzmann policy (1) and
+#: sparsemax (2), the paper's Atari setting; its other indices need an approximate threshold.
+TSALLIS_INDICES = (1.0, 2.0)
+
+
+def q_logarithm(x: torch.Tensor, entropic_index: float) -> torch.Tensor:
+    r"""The q-logarithm ([TKL] Sec. 3.1), ``ln`` at ``q = 1``:
+
+    .. math:: \ln_q x = \frac{x^{1-q} - 1}{1 - q}
+
+    ``entropic_index`` is the paper's ``q`` (``q`` names action values here). It satisfies
+    ``ln_q(xy) = ln_q x + ln_q y + (1 - q) ln_q x ln_q y`` ([TKL] Eq. (5)), the pseudo-additivity that keeps MVI(q)
+    from being Tsallis-KL-regularized VI exactly for ``q != 1``."""
+    if entropic_index == 1.0:
+        return torch.log(x)
+    return (x.pow(1.0 - entropic_index) - 1.0) / (1.0 - entropic_index)
+
+
+def q_exponential(x: torch.Tensor, entropic_index: float) -> torch.Tensor:
+    r"""The q-exponential ([TKL] Sec. 3.1), the inverse of :func:`q_logarithm` on its range, ``exp`` at ``q = 1``:
+
+    .. math:: \exp_q x = [1 + (1 - q) x]_+^{1/(1-q)}"""
+    if entropic_index == 1.0:
+        return torch.exp(x)
+    return (1.0 + (1.0 - entropic_index) * x).clamp_min(0.0).pow(1.0 / (1.0 - entropic_index))
+
+
+def tsallis_entropy(pi: torch.Tensor, entropic_index: float) -> torch.Tensor:
+    r"""Tsallis entropy ([TKL] Sec. 3.1), Shannon's at ``q = 1``:
+
+    .. math:: S_q(\pi) = -\langle \pi^q, \ln_q \pi\rangle = \frac{1 - \sum_a \pi(a)^q}{q - 1}
+
+    written in the second form, which holds at ``pi(a) = 0`` too (``0 ln 0 = 0`` at ``q = 1``)."""
+    if entropic_index == 1.0:
+        return -torch.special.xlogy(pi, pi).sum(-1)
+    return (1.0 - pi.pow(entropic_index).sum(-1)) / (entropic_index - 1.0)
+
+
+def tsallis_value_and_policy(q: torch.Tensor, tau: float, entropic_index: float) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The Tsallis policy ``pi = exp_q(q / tau - psi_q(q / tau))`` and the value ``M_{q,tau} q = tau psi_q(q / tau)``
+    ([TKL] Theorem 1, Theorem 2, Sec. 4), for ``entropic_index`` 1 or 2 (:data:`TSALLIS_INDICES`).
+
+    ``q = 1``: ``pi = softmax(q / tau)`` and ``tau psi = tau ln sum_a exp(q / tau)``, the soft value
+    (:func:`soft_value_and_scaled_log_policy`, the same pass). ``q = 2``: ``pi = sparsemax(q / tau)``, zero on the
+    actions below the threshold; with ``z = q / tau`` sorted decreasing, the support ``K`` holds the ``k`` with
+    ``1 + k z_(k) > sum_{j <= k} z_(j)`` and ``psi_2(z) = (sum_{a in K} z_a - 1) / |K| + 1`` ([TKL] Theorem 2, exact
+    at ``q = 2``; Martins and Astudillo, ICML 2016, arXiv:1602.02068, Proposition 1). In both,
+    ``tau psi = <pi, q> + tau S_q(pi)``: the bootstrap of MVI(q) ([TKL] Sec. 4). The max is subtracted first, as in
+    every function here. Returns ``(value [...], pi [..., A])``."""
+    if entropic_index == 1.0:
+        value, scaled_log_pi = soft_value_and_scaled_log_policy(q, tau)
+        return value, (scaled_log_pi / tau).exp()
+    if entropic_index != 2.0:
+        raise ValueError(f"entropic_index must be one of {TSALLIS_INDICES} (a closed-form Tsallis policy), got {entropic_index}")
+    q_max = q.max(dim=-1, keepdim=True).values
+    z = (q - q_max) / tau
+    z_sorted = z.sort(dim=-1, descending=True).values
+    cumulative = z_sorted.cumsum(dim=-1)
+    k = torch.arange(1, q.shape[-1] + 1, device=q.device, dtype=q.dtype)
+    support = (1.0 + k * z_sorted > cumulative).sum(dim=-1, keepdim=True)  # a prefix of the sorted actions
+    threshold = (cumulative.gather(-1, support - 1) - 1.0) / support.to(q.dtype)
+    pi = (z - threshold).clamp_min(0.0)
+    return (q_max + tau * (threshold + 1.0)).squeeze(-1), pi
+
+
+def tsallis_munchausen_target(
+    r_t: torch.Tensor,
+    discount_t: torch.Tensor,
+    q_tm1: torch.Tensor,
+    a_tm1: torch.Tensor,
+    q_t: torch.Tensor,
+    *,
+    alpha: float,
+    tau: float,
+    entropic_index: float,
+    clip_value_min: float = -1.0,
+    clip_value_max: float = 0.0,
+) -> torch.Tensor:
+    r"""MVI(q) regression target, Munchausen VI with the Tsallis KL ([TKL] Sec. 4, MVI(q)):
+
+    .. math:: r_t + \alpha\,\mathrm{clip}\bigl(\tau \ln_q \pi_{\bar\theta}(a_t|s_t), l_0, u\bigr)
+              + \gamma \bigl(\langle \pi_{\bar\theta}, q_{\bar\theta}\rangle + \tau S_q(\pi_{\bar\theta})\bigr)(s_{t+1})
+
+    with the Tsallis policy :math:`\pi = \exp_q(q/\tau - \psi_q(q/\tau))` of the target network's values
+    (:func:`tsallis_value_and_policy`) and the Munchausen term in the paper's action-gap form,
+    :math:`\tau \ln_q \pi(a|s) = q(s, a) - \tau\psi_q(q(s)/\tau)` (finite on the actions a sparse policy leaves
+    out), clipped as M-DQN clips it. The bootstrap is :math:`\tau\psi_q(q(s_{t+1})/\tau)`. At ``q = 1`` it is
+    M-DQN's target (:func:`munchausen_target`) term for term; for ``q != 1`` it approximates Tsallis-KL-regularized
+    VI up to the residual of the q-logarithm's pseudo-additivity ([TKL] Sec. 4)."""
+    value_tm1, _ = tsallis_value_and_policy(q_tm1, tau, entropic_index)
+    if entropic_index == 1.0:  # the same stable pass as M-DQN's: tau ln pi from q - max q
+        scaled_log_pi_a = _gather(scaled_log_policy(q_tm1, tau), a_tm1)
+    else:
+        scaled_log_pi_a = _gather(q_tm1, a_tm1) - value_tm1
+    bonus = clipped_munchausen_term(scaled_log_pi_a, alpha=alpha, clip_value_min=clip_value_min, clip_value_max=clip_value_max)
+    return r_t + bonus + discount_t * tsallis_value_and_policy(q_t, tau, entropic_index)[0]
 
 
 def advantage_learning_bonus(q_tm1: torch.Tensor, a_tm1: torch.Tensor, *, alpha: float) -> torch.Tensor:

@@ -8,6 +8,7 @@ beside TorchRL's ``DQNLossConfig``, with the same conventions (``gamma`` for the
 ``*_key`` fields renamed with ``set_keys``, ``_partial_=True`` when the trainer supplies the network):
 
 * :class:`MunchausenDQNLossConfig` -> :class:`~torchrl_reg.objectives.MunchausenDQNLoss`
+* :class:`TsallisMunchausenDQNLossConfig` -> :class:`~torchrl_reg.objectives.TsallisMunchausenDQNLoss` (MVI(q))
 * :class:`MunchausenIQNLossConfig` -> :class:`~torchrl_reg.objectives.MunchausenIQNLoss`, on the
   quantile Q-network of :class:`IQNQValueModelConfig`
 * :class:`MIRLLossConfig` -> :class:`~torchrl_reg.objectives.MIRLLoss`, with :class:`MIRLUpdatesHookConfig`
@@ -64,6 +65,7 @@ from torchrl_reg.objectives import (
     SoftQLearningLoss,
     SoftQLoss,
     SVGDPolicyLoss,
+    TsallisMunchausenDQNLoss,
     VIRELLoss,
 )
 from torchrl_reg.validation import check_choice, check_count, constructor_arguments
@@ -80,6 +82,7 @@ __all__ = [
     "SoftQLearningLossConfig",
     "StateActionValueConfig",
     "TanhNormalPolicyConfig",
+    "TsallisMunchausenDQNLossConfig",
     "VIRELLossConfig",
     "VIRELTemperature",
     "VIRELTemperatureHookConfig",
@@ -174,6 +177,18 @@ class MunchausenDQNLossConfig(_MunchausenConfig):
     loss: str = "m_dqn"
     loss_function: str = default_of(MunchausenDQNLoss, "loss_function")
     delay_value: bool = default_of(MunchausenDQNLoss, "delay_value")
+
+
+@dataclass
+class TsallisMunchausenDQNLossConfig(_MunchausenConfig):
+    """:class:`~torchrl_reg.objectives.TsallisMunchausenDQNLoss`, MVI(q) (Zhu et al., NeurIPS 2023, arXiv
+    2301.11476, Sec. 4): M-DQN's Munchausen settings and the entropic index ``q``."""
+
+    loss_classes: ClassVar[tuple[type, ...]] = (TsallisMunchausenDQNLoss,)
+    loss: str = "mvi_q"
+    q: float = default_of(TsallisMunchausenDQNLoss, "q")
+    loss_function: str = default_of(TsallisMunchausenDQNLoss, "loss_function")
+    delay_value: bool = default_of(TsallisMunchausenDQNLoss, "delay_value")
 
 
 @dataclass
@@ -555,7 +570,9 @@ def _by_name(*configs: type) -> dict[str, type]:
 
 #: The loss configs of TorchRL's ``DQNTrainerConfig`` (``loss_module``), by the name :func:`make_loss` builds: the one
 #: list, which :func:`register_configs` stores and the tests run.
-DQN_LOSS_CONFIGS: dict[str, type] = _by_name(MunchausenDQNLossConfig, MunchausenIQNLossConfig, MIRLLossConfig)
+DQN_LOSS_CONFIGS: dict[str, type] = _by_name(
+    MunchausenDQNLossConfig, TsallisMunchausenDQNLossConfig, MunchausenIQNLossConfig, MIRLLossConfig
+)
 #: The loss configs of TorchRL's ``SACTrainerConfig`` (``loss_module``), by the name :func:`make_actor_critic_loss`
 #: builds.
 ACTOR_CRITIC_LOSS_CONFIGS: dict[str, type] = _by_name(MDACLossConfig, VIRELLossConfig, SoftQLearningLossConfig)

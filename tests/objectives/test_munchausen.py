@@ -18,7 +18,7 @@ from torchrl.data import Bounded, Categorical, LazyTensorStorage, OneHot, Priori
 from torchrl.modules import QValueActor
 from torchrl.objectives import DQNLoss, HardUpdate, SoftUpdate
 
-from torchrl_reg.objectives import AdvantageLearningLoss, MunchausenDQNLoss
+from torchrl_reg.objectives import AdvantageLearningLoss, MunchausenDQNLoss, TsallisMunchausenDQNLoss
 from torchrl_reg.value import SoftTD0Estimator
 
 N_OBS, N_ACT, B = 3, 4, 6
@@ -441,3 +441,122 @@ def test_non_discrete_action_space_is_rejected():
         MunchausenDQNLoss(nn.Linear(N_OBS, N_ACT), action_space=Bounded(-1, 1, shape=(N_ACT,)))
     with pytest.raises(ValueError, match="alpha must lie"):
         AdvantageLearningLoss(make_actor(), alpha=2.0)
+
+
+# MVI(q) (TsallisMunchausenDQNLoss): Zhu, Chen, Schlegel, White, NeurIPS 2023, arXiv:2301.11476, Sec. 4.
+
+
+def _tsallis_batch(seed: int = 0, num_actions: int = 4) -> tuple[QValueActor, TensorDict]:
+    torch.manual_seed(seed)
+    spec = Categorical(num_actions)
+    actor = QValueActor(nn.Linear(3, num_actions), in_keys=["observation"], spec=spec)
+    data = TensorDict({
+        "observation": torch.randn(16, 3), "action": spec.rand((16,)),
+        ("next", "observation"): torch.randn(16, 3), ("next", "reward"): torch.randn(16, 1),
+        ("next", "done"): torch.zeros(16, 1, dtype=torch.bool), ("next", "terminated"): torch.rand(16, 1) < 0.2,
+    }, [16])
+    return actor, data
+
+
+def test_tsallis_munchausen_at_q_one_is_munchausen_dqn_value_for_value():
+    actor, data = _tsallis_batch()
+    for alpha, tau in ((0.9, 0.03), (0.5, 1.0)):
+        ours = TsallisMunchausenDQNLoss(actor, q=1, alpha=alpha, tau=tau)
+        theirs = MunchausenDQNLoss(copy.deepcopy(actor), alpha=alpha, tau=tau)
+        for loss in (ours, theirs):
+            loss.make_value_estimator(gamma=0.99)
+        out, expected = ours(data), theirs(data)
+        assert ours.q == 1.0 and set(out.keys()) == set(expected.keys()) | {"support"}
+        for key in expected.keys():
+            assert torch.equal(out[key], expected[key]), key
+        assert out["support"].item() == 4.0  # the Boltzmann policy leaves no action out
+
+
+def test_tsallis_munchausen_at_q_two_regresses_on_the_sparsemax_target_by_hand():
+    """Two actions, tau = 1: with target values (1, 0) the sparsemax policy is (1, 0) (1 + 2 (0) = 1 is not > 1) and
+    tau psi_2 = max = 1; with (1, .5) it is (.75, .25), tau psi_2 = 1.25."""
+    net = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, 1.0], [0.0, 0.5]]))  # q(e1) = (1, 0), q(e2) = (1, .5)
+    actor = QValueActor(net, in_keys=["observation"], spec=Categorical(2))
+    loss = TsallisMunchausenDQNLoss(actor, q=2, alpha=0.9, tau=1.0, loss_function="l2", reduction="none")
+    loss.make_value_estimator(gamma=0.5)
+    e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    data = TensorDict({
+        "observation": torch.stack([e2, e1]), "action": torch.tensor([1, 0]),
+        ("next", "observation"): torch.stack([e1, e2]), ("next", "reward"): torch.tensor([[1.0], [2.0]]),
+        ("next", "done"): torch.zeros(2, 1, dtype=torch.bool), ("next", "terminated"): torch.zeros(2, 1, dtype=torch.bool),
+    }, [2])
+    out = loss(data)
+    # s = e2, a = 1: .9 (.5 - 1.25) + 1 + .5 (1) = .825, q = .5; s = e1, a = 0: .9 (1 - 1) + 2 + .5 (1.25) = 2.625, q = 1
+    torch.testing.assert_close(out["loss"], torch.tensor([(0.825 - 0.5) ** 2, (2.625 - 1.0) ** 2]))
+    torch.testing.assert_close(out["support"], torch.tensor([2.0, 1.0]))
+    torch.testing.assert_close(out["entropy"], torch.tensor([1 - 0.75**2 - 0.25**2, 0.0]))
+
+
+@pytest.mark.parametrize("q", [3, 1.5, True, "2"])
+def test_tsallis_munchausen_refuses_an_index_without_a_closed_form_policy(q):
+    actor, _ = _tsallis_batch()
+    with pytest.raises(ValueError, match=r"q must be one of \[1.0, 2.0\].*got q="):
+        TsallisMunchausenDQNLoss(actor, q=q)
+
+
+def test_tsallis_munchausen_refuses_the_boltzmann_soft_bootstrap():
+    actor, _ = _tsallis_batch()
+    with pytest.raises(NotImplementedError, match="does not take a SoftTD0Estimator"):
+        TsallisMunchausenDQNLoss(actor).make_value_estimator("softtd0", gamma=0.99, tau=0.03)
+
+
+def _independent_sparsemax(z: torch.Tensor) -> torch.Tensor:
+    """The Euclidean projection of each row of ``z`` onto the simplex, by bisection on its threshold (no sort, no
+    support formula): sparsemax, the Tsallis policy at q = 2."""
+    low, high = z.min(-1, keepdim=True).values - 1.0, z.max(-1, keepdim=True).values
+    for _ in range(200):
+        mid = (low + high) / 2
+        over = (z - mid).clamp_min(0).sum(-1, keepdim=True) > 1
+        low, high = torch.where(over, mid, low), torch.where(over, high, mid)
+    return (z - (low + high) / 2).clamp_min(0)
+
+
+def _mvi_q_by_value_iteration(mdp, *, q, alpha, tau, q0, num_iterations, clip_value_min=-1.0):
+    """MVI(q) on a finite MDP written from its definition, independently of the loss and of the functions it uses:
+    pi_{k+1} = exp_q(q_k / tau - psi) (softmax at q = 1; at q = 2 the projection of q_k / tau onto the simplex),
+    V = <pi, q_k> + tau S_q(pi), q_{k+1} = r + alpha clip(q_k - V, l0, 0) + gamma P V."""
+    iterates = []
+    for _ in range(num_iterations):
+        if q == 1:
+            pi = torch.softmax(q0 / tau, -1)
+            entropy = -(pi * torch.log(pi)).sum(-1)
+        else:
+            pi = _independent_sparsemax(q0 / tau)
+            entropy = 1 - (pi**2).sum(-1)
+        value = (pi * q0).sum(-1) + tau * entropy
+        bonus = alpha * (q0 - value.unsqueeze(-1)).clamp(clip_value_min, 0.0)
+        q0 = mdp.rewards + bonus + mdp.gamma * torch.einsum("sat,t->sa", mdp.transitions, value)
+        iterates.append(q0)
+    return torch.stack(iterates)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("q, alpha, tau", [(1, 0.9, 0.3), (2, 0.9, 0.3), (2, 0.5, 1.0)])
+def test_tsallis_munchausen_loss_fitted_on_a_finite_mdp_is_mvi_q(seed, q, alpha, tau):
+    """The tabular oracle: the loss on a one-hot network, fitted to convergence between hard target updates on every
+    transition of a Garnet MDP (``tests/tabular/test_bridge.py``'s harness), reproduces MVI(q) iterate by iterate:
+    at q = 1 the tabular M-VI of ``torchrl_reg.tabular`` (the scheme written independently in the test agrees with it
+    to float64 precision), at q = 2 that value iteration with the sparsemax policy found by bisection."""
+    from tests.tabular.test_bridge import GAMMA, NUM_TARGET_UPDATES, _fit_between_target_updates, _full_batch, _tabular_actor
+    from torchrl_reg.tabular.algorithms import munchausen_vi
+    from torchrl_reg.tabular.mdp import garnet
+
+    mdp = garnet(6, 4, 2, gamma=GAMMA, seed=seed)
+    loss = TsallisMunchausenDQNLoss(_tabular_actor(mdp, seed), q=q, alpha=alpha, tau=tau, loss_function="l2", reduction="sum")
+    loss.make_value_estimator(gamma=mdp.gamma)
+    q0, fitted, outputs = _fit_between_target_updates(loss, _full_batch(mdp), manual_weights=False)
+    exact = _mvi_q_by_value_iteration(mdp, q=q, alpha=alpha, tau=tau, q0=q0, num_iterations=NUM_TARGET_UPDATES)
+    if q == 1:
+        oracle = munchausen_vi(mdp, alpha=alpha, tau=tau, num_iterations=NUM_TARGET_UPDATES, q0=q0,
+                               clip_value_min=-1.0, clip_value_max=0.0)
+        torch.testing.assert_close(exact, oracle.q, rtol=0, atol=1e-12)
+    assert torch.allclose(torch.stack(fitted), exact, atol=1e-10, rtol=0)
+    if q == 2:  # the sparse policy left actions out on the way, so the case is the one that differs from M-VI
+        assert min(out["support"].min().item() for out in outputs) < mdp.num_actions

@@ -19,6 +19,7 @@ SPECS = {  # tasks per committed spec: methods x envs x seeds
     "learning_classic.yaml": 3 * 2 * 10,
     "learning_minatar.yaml": 4 * 3 * 3,
     "learning_minatar_mirl.yaml": 3 * 3 * 3,
+    "learning_minatar_mviq.yaml": 2 * 3 * 5,
     "learning_mujoco.yaml": (2 * 2 + 3 + 2 + 1 + 1) * 3,
     "learning_virel.yaml": 2 * 2 * 3,
     "learning_minatar_virel.yaml": 1 * 3 * 3,

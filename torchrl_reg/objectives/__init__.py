@@ -7,7 +7,7 @@ from torchrl_reg.objectives.implicit_q import ImplicitQLoss
 from torchrl_reg.objectives.iqn import IQNLoss, MunchausenIQNLoss
 from torchrl_reg.objectives.mdac import MDACLoss
 from torchrl_reg.objectives.mirl import MIRLLoss
-from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss
+from torchrl_reg.objectives.munchausen import AdvantageLearningLoss, MunchausenDQNLoss, TsallisMunchausenDQNLoss
 from torchrl_reg.objectives.protocols import FusableLoss, InputChecks, protocol_gaps
 from torchrl_reg.objectives.soft_q import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss, TemperatureSchedule
 from torchrl_reg.objectives.update import FusedAdamUpdate, make_update, total_loss
@@ -30,6 +30,7 @@ __all__ = [
     "SoftQLearningLoss",
     "SoftQLoss",
     "TemperatureSchedule",
+    "TsallisMunchausenDQNLoss",
     "RegularizedDQNLossBase",
     "RegularizedLossBase",
     "host_syncs",

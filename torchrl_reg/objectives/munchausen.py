@@ -1,4 +1,5 @@
-"""Munchausen-DQN, Soft-DQN and (persistent) advantage learning as TorchRL losses.
+"""Munchausen-DQN, Soft-DQN, MVI(q) (Munchausen with the Tsallis KL) and (persistent) advantage learning as TorchRL
+losses.
 
 References:
 
@@ -8,9 +9,12 @@ References:
 * [AL] Bellemare, Ostrovski, Guez, Thomas, Munos. "Increasing the Action Gap: New Operators for
   Reinforcement Learning", AAAI 2016, arXiv:1512.04860: the advantage-learning operator
   ``T_AL`` and the persistent one ``T_PAL`` (Sec. 3).
+* [TKL] Zhu, Chen, Schlegel, White. "General Munchausen Reinforcement Learning with Tsallis Kullback-Leibler
+  Divergence", NeurIPS 2023, arXiv:2301.11476: MVI(q) (Sec. 4), the Tsallis policy (Theorems 1 and 2).
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchrl.modules.tensordict_module.actors import QValueActor
 from torchrl.objectives.utils import ValueEstimators
@@ -27,7 +31,7 @@ from torchrl_reg.validation import (
 )
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
-__all__ = ["MunchausenDQNLoss", "AdvantageLearningLoss"]
+__all__ = ["MunchausenDQNLoss", "TsallisMunchausenDQNLoss", "AdvantageLearningLoss"]
 
 
 class MunchausenArguments(ArgumentChecks):
@@ -178,6 +182,79 @@ class MunchausenDQNLoss(MunchausenArguments, RegularizedDQNLossBase):
             "entropy": self._reduce_diagnostic(-((log_pi / self.tau).exp() * log_pi).sum(-1)) / self.tau,
         }
         return soft_v[batch:], bonus, diagnostics
+
+
+def check_entropic_index(name: str, value: float) -> float:
+    """``value`` as a float if it is an entropic index with a closed-form Tsallis policy
+    (:data:`~torchrl_reg.functional.TSALLIS_INDICES`: 1, the Boltzmann policy; 2, sparsemax)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) not in F.TSALLIS_INDICES:
+        raise ValueError(
+            f"{name} must be one of {list(F.TSALLIS_INDICES)} (the entropic indices whose Tsallis policy has a closed "
+            f"form: 1 softmax, 2 sparsemax), got {name}={value!r}"
+        )
+    return float(value)
+
+
+class TsallisMunchausenDQNLoss(MunchausenDQNLoss):
+    r"""MVI(q): Munchausen-DQN with the Tsallis KL divergence ([TKL] Sec. 4, MVI(q); Theorems 1 and 2 for the
+    policy).
+
+    Regresses :math:`q_\theta(s_t, a_t)` on (:func:`~torchrl_reg.functional.tsallis_munchausen_target`)
+
+    .. math::
+        r_t + \alpha\,\mathrm{clip}\bigl(q_{\bar\theta}(s_t, a_t) - \tau\psi_q(q_{\bar\theta}(s_t)/\tau), l_0, u\bigr)
+        + \gamma \bigl(\langle\pi_{\bar\theta}, q_{\bar\theta}\rangle + \tau S_q(\pi_{\bar\theta})\bigr)(s_{t+1}),
+        \qquad \pi_{\bar\theta} = \exp_q\bigl(q_{\bar\theta}/\tau - \psi_q(q_{\bar\theta}/\tau)\bigr)
+
+    the Munchausen term :math:`\tau\ln_q\pi` in the paper's action-gap form and the Tsallis entropy
+    :math:`S_q(\pi) = -\langle\pi^q, \ln_q\pi\rangle` in the bootstrap (which equals
+    :math:`\tau\psi_q(q_{\bar\theta}(s_{t+1})/\tau)`). ``q = 1`` is :class:`MunchausenDQNLoss`, value for value;
+    ``q = 2`` (the paper's Atari setting) acts with the sparsemax policy of the target values, which gives zero
+    probability to the actions below its threshold. For ``q != 1`` the scheme is Tsallis-KL-regularized VI up to a
+    residual of the q-logarithm's pseudo-additivity, which the paper reports small at ``q = 2``
+    (``tests/objectives/test_munchausen.py`` checks the loss against value iteration with that scheme on finite
+    MDPs).
+
+    Keyword Args:
+        q (float): the entropic index: 1 (M-DQN) or 2 (sparsemax, the default, the paper's). Others have no closed-form
+            policy and are refused.
+        alpha, tau, clip_value_min, clip_value_max, loss_function, delay_value, action_space, reduction,
+            use_prioritized_weights, check_finite: as :class:`MunchausenDQNLoss` (its defaults, M-DQN's).
+
+    Outputs what :class:`MunchausenDQNLoss` outputs, ``entropy`` the Tsallis entropy :math:`S_q` of the target policy
+    at ``s_t``, plus ``support``, the mean number of actions the target policy gives a nonzero probability at ``s_t``.
+    """
+
+    out_keys = [*MunchausenDQNLoss.out_keys, "support"]
+    #: TD(0) only: a SoftTD0Estimator's bootstrap is the Boltzmann policy's, not the Tsallis policy's.
+    SUPPORTED_VALUE_ESTIMATORS = (ValueEstimators.TD0,)
+    argument_checks = {"q": check_entropic_index}
+
+    def __init__(self, value_network: QValueActor | nn.Module, *, q: float = 2.0, **kwargs) -> None:
+        self.q = q
+        super().__init__(value_network, **kwargs)
+
+    def next_value_and_bonus(self, q_target, a_tm1, not_terminal_t):
+        batch = a_tm1.shape[0]
+        if self.q == 1.0:  # M-DQN's target and diagnostics, from the same pass; every action in the support
+            next_value, bonus, diagnostics = super().next_value_and_bonus(q_target, a_tm1, not_terminal_t)
+            support = torch.full_like(bonus, q_target.shape[-1])
+            return next_value, bonus, {**diagnostics, "support": self._reduce_diagnostic(support)}
+        value, pi = F.tsallis_value_and_policy(q_target, self.tau, self.q)
+        # tau ln_q pi(a|s) in the paper's action-gap form q(s, a) - tau psi_q(q(s) / tau)
+        scaled_log_pi_a = q_target[:batch].gather(-1, a_tm1.unsqueeze(-1)).squeeze(-1) - value[:batch]
+        bonus = F.clipped_munchausen_term(
+            scaled_log_pi_a, alpha=self.alpha, clip_value_min=self.clip_value_min, clip_value_max=self.clip_value_max
+        )
+        clipped = (scaled_log_pi_a < self.clip_value_min) | (scaled_log_pi_a > self.clip_value_max)
+        pi_tm1 = pi[:batch]
+        diagnostics = {
+            "munchausen_bonus": self._reduce_diagnostic(bonus),
+            "clip_fraction": self._reduce_diagnostic(clipped.float()),
+            "entropy": self._reduce_diagnostic(F.tsallis_entropy(pi_tm1, self.q)),
+            "support": self._reduce_diagnostic((pi_tm1 > 0).sum(-1).to(bonus.dtype)),
+        }
+        return value[batch:], bonus, diagnostics
 
 
 class AdvantageLearningLoss(RegularizedDQNLossBase):
