@@ -98,6 +98,8 @@ class Stages:
 
     def wrap(self, stage: str | Callable[[], str], fn: Callable) -> Callable:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if torch.compiler.is_compiling():  # called inside a compiled update (its input checks): not timed there
+                return fn(*args, **kwargs)
             start = self.enter()
             try:
                 return fn(*args, **kwargs)
@@ -491,6 +493,7 @@ def main() -> None:
     for name in args.runs:
         results[name] = profile(name, args.frames or RUNS[name][2], args.anatomy_updates, args.set)
         results[name]["command"] = measurement_info(args)["command"]
+        results[name]["git_commit"] = git_commit()
         payload = {**measurement_info(args), "git_commit": git_commit(), "results": results}
         path.write_text(json.dumps(payload, indent=2) + "\n")
         plot(results, out / "stage_profile.png")
