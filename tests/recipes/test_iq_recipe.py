@@ -48,7 +48,8 @@ def test_presets_compose_and_hold_the_paper_hyperparameters(env):
         assert c.network == cfg.network and c.loss.polyak == 0.005 and c.loss.gamma == 0.99
     assert (cfg.loss.alpha, cfg.loss.tau, cfg.loss.bootstrap) == (0.9, 0.01, "target")
     assert (cfg.policy.kind, cfg.policy.num_bins) == ("multicategorical", 11)
-    assert cfg.compile == sac_cfg.compile == (env != "pendulum")
+    # IQ compiles its fused update on the MuJoCo protocols; SAC runs eagerly (faster on a CPU core: its config's comment).
+    assert cfg.compile == (env != "pendulum") and sac_cfg.compile is False
     if env != "pendulum":
         assert cfg.network.hidden == [256, 256] and cfg.optim.lr == 3e-4
         assert cfg.buffer.batch_size == 256 and cfg.buffer.size == 1_000_000
