@@ -3,8 +3,9 @@ file of the run directory is byte-identical before and after (the whole tree has
 
 For every recipe (found from ``recipes/*.py``; the tiny run of a training recipe is its first recorded case in
 ``tests/recipes/test_recorded_metrics.py`` on an env without an extra, the planning recipe's a one-episode search),
-the table of :func:`refused_rows`: a resume with another config (a key no resume may change, a budget that shrinks),
-the same on a live run (its lock held), each optional dependency the recipe's options need (ale-py, MinAtar, MuJoCo)
+the table of :func:`refused_rows`: a resume with another config (a key no resume may change, a budget that shrinks;
+named by ``run_dir`` or by Hydra's ``hydra.run.dir``), the same on a live run (its lock held), a logger backend and
+each optional dependency the recipe's options need (ale-py, MinAtar, MuJoCo)
 made absent for the command, a ``run_dir`` holding files no run wrote, and a key the chosen option leaves unread.
 Then what Hydra used to write before the run's checks, which it no longer writes (``hydra.output_subdir=null``, a
 job log of the run's own): ``.hydra/config.yaml`` a symlink to a file outside, ``.hydra`` a symlink to a folder
@@ -126,17 +127,18 @@ def unread_key_row(name: str) -> tuple[list[str], str] | None:
 
 
 def extra_rows(name: str) -> dict[str, list[str]]:
-    """``extra -> overrides``: for each extra (:data:`EXTRAS`) that an option of the recipe's groups needs (its env
-    family, its task), one command choosing that option."""
-    module = recipe(name)
+    """``extra -> overrides``: for each extra (:data:`EXTRAS`) that an option of the recipe's env group (a training
+    recipe's ``env``, the planning recipe's ``<name>_preset``: the groups that pick what is simulated) needs, one
+    command choosing that option."""
     rows: dict[str, list[str]] = {}
     for group, (_, options) in config_sources(CONF, name).groups.items():
+        if group not in ("env", f"{name}_preset"):
+            continue
         for option in options:
             cfg = compose_config(CONF, name, [f"{group}={option}"])
             needs = OmegaConf.select(cfg, "env.family") or OmegaConf.select(cfg, "task.name")
             if needs in EXTRAS and needs not in rows:
                 rows[needs] = [f"{group}={option}"]
-    assert module is not None
     return rows
 
 
@@ -147,6 +149,10 @@ def refused_rows(name: str, overrides: list[str], run_dir: Path, foreign: Path) 
         ("another seed", [*overrides, f"run_dir={run_dir}", f"seed={cfg.seed + 1}"], None,
          f"seed: {cfg.seed} -> {cfg.seed + 1}"),
         ("files no run wrote", [*overrides, f"run_dir={foreign}"], None, "holds files no run wrote (notes.txt)"),
+        ("hydra.run.dir without run_dir", [*overrides, f"hydra.run.dir={run_dir}", f"seed={cfg.seed + 1}"], None,
+         f"seed: {cfg.seed} -> {cfg.seed + 1}"),
+        ("a logger backend that is not installed", [*overrides, f"run_dir={run_dir}", "logger.backend=tensorboard"],
+         EXTRAS["tensorboard"][0], 'pip install -e ".[tensorboard]"'),
     ]
     if "collector" in cfg:
         smaller = cfg.collector.total_frames - cfg.collector.frames_per_batch

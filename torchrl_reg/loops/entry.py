@@ -152,11 +152,11 @@ def recipe_entry(
         try:
             with job_log(name):  # <run_dir>/<name>.log, opened once the run directory is accepted and locked
                 metrics = train_loop(cfg)(cfg, **launch)
+                report_summary(metrics)
         except RUN_REFUSALS as err:  # refused by the run directory (checked again under its lock): nothing written
             _refuse(f"{name}: run refused: {err}")
         except DiskFullError as err:  # the file it names is as it was
             _refuse(f"{name}: {err.strerror}", EXIT_FAILED)
-        report_summary(metrics)
         exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
     # Hydra names the job (the run's <name>.log) after the module or file of the function it runs, unwrapped:

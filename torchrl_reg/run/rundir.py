@@ -365,7 +365,6 @@ def release_run_dir(run_dir: str | Path) -> None:
     lock = _HELD.pop(key, None)
     if lock is not None:
         try:
-            _detach_job_log(lock.held_as)
             for folder in _SUBFOLDERS.pop(lock.held_as, []):
                 release_folder(folder)
             lock.release()
@@ -496,13 +495,16 @@ def job_log(name: str) -> Iterator[None]:
     """While the block runs, a run directory opened by :func:`open_run_dir` gets the job log ``<run_dir>/<name>.log``
     (the root logger's records, as the console shows them, appended), opened once the directory has passed its
     checks and is locked, as every file of a run is (:func:`~torchrl_reg.run.files.open_file`: no link followed, a
-    regular file of one link), and closed when the run releases the directory. The recipes' command line uses it;
-    ``train(cfg)`` writes no job log."""
+    regular file of one link), and closed when the block ends (the run's summary line, logged after the run, goes
+    to the same open file). The recipes' command line uses it; ``train(cfg)`` writes no job log."""
     _JOB_LOG.append(name)
+    attached = set(_JOB_HANDLERS)
     try:
         yield
     finally:
         _JOB_LOG.pop()
+        for run_dir in set(_JOB_HANDLERS) - attached:
+            _detach_job_log(run_dir)
 
 
 def _attach_job_log(run_dir: Path) -> None:
