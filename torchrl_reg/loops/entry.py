@@ -95,7 +95,11 @@ def recipe_entry(
     metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``, which composes
     and validates the command line's config before Hydra makes a directory (a single run: no flag, no multirun): a
     refused one prints one line (:func:`override_refusal` for what Hydra refuses) and exits with :data:`EXIT_REFUSED`,
-    writing nothing; ``run_dir=X`` makes ``X`` Hydra's run directory too (its log, ``<name>.log``).
+    writing nothing; then the run directory's refusals (:func:`~torchrl_reg.run.rundir.check_run_dir`: a resume with
+    another config, a live run, files no run wrote, a link), each one line, exit :data:`EXIT_REFUSED`, every file as it
+    was. Hydra writes nothing into the run directory (``hydra.output_subdir=null``, a job logging of its console only:
+    :data:`JOB_LOGGING`); the run writes its job log ``<name>.log`` itself once the directory is accepted and locked
+    (:func:`~torchrl_reg.run.rundir.job_log`). ``run_dir=X`` makes ``X`` Hydra's run directory too.
     """
     module = sys._getframe(1).f_globals["__name__"]
     schemas = schema if isinstance(schema, tuple) else (schema,)
