@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "e2e_cartpole"
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
-    """Run ``cmd`` to completion; its wall-clock (s), CPU time (s) and peak RSS (MiB), from its own
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float, float]:
+    """Run ``cmd`` in ``cwd`` to completion; its wall-clock (s), CPU time (s) and peak RSS (MiB), from its own
     ``wait4`` resource usage (per process: ``RUSAGE_CHILDREN`` would give the maximum RSS over every
     run so far)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import MISSING
 from tensordict import TensorDict
 
-from torchrl_reg.objectives import MDACLoss, MIRLLoss, MunchausenDQNLoss, MunchausenIQNLoss, SoftQLearningLoss, VIRELLoss
+from torchrl_reg.objectives import MDACLoss, SoftQLearningLoss
 
 
 @pytest.fixture(autouse=True)
@@ -70,31 +70,52 @@ def mlp_q():
     )
 
 
-def cases() -> dict:
-    from torchrl_reg.trainer_configs import (
-        IQNQValueModelConfig,
-        MIRLLossConfig,
-        MIRLUpdatesHookConfig,
-        MunchausenDQNLossConfig,
-        MunchausenIQNLossConfig,
-    )
+def dqn_case(name: str) -> tuple:
+    """``(loss config, value network config, hooks)`` that run the DQN-family loss ``name`` of
+    :data:`~torchrl_reg.trainer_configs.DQN_LOSS_CONFIGS` on CartPole: the MLP Q-network and no hook, unless the loss
+    needs its own (M-IQN's quantile network, MIRL's prior size and its hook)."""
+    from torchrl_reg.trainer_configs import DQN_LOSS_CONFIGS, IQNQValueModelConfig, MIRLUpdatesHookConfig
 
-    return {
-        "m_dqn": (lambda: MunchausenDQNLossConfig(gamma=0.99, _partial_=True), mlp_q, None, MunchausenDQNLoss),
-        "m_iqn": (
-            lambda: MunchausenIQNLossConfig(gamma=0.99, num_quantiles=4, num_target_quantiles=4, num_policy_quantiles=4, _partial_=True),
-            lambda: IQNQValueModelConfig(num_cells=[16], embedding_dim=8, num_policy_quantiles=4, _partial_=True),
-            None,
-            MunchausenIQNLoss,
-        ),
-        "mirl": (lambda: MIRLLossConfig(gamma=0.99, num_actions=2, _partial_=True), mlp_q, lambda: [MIRLUpdatesHookConfig()], MIRLLoss),
-    }
+    network, hooks, extra = mlp_q, None, {}
+    if name == "m_iqn":
+        extra = {"num_quantiles": 4, "num_target_quantiles": 4, "num_policy_quantiles": 4}
+        network = lambda: IQNQValueModelConfig(num_cells=[16], embedding_dim=8, num_policy_quantiles=4, _partial_=True)  # noqa: E731
+    if name == "mirl":
+        extra, hooks = {"num_actions": 2}, lambda: [MIRLUpdatesHookConfig()]
+    return lambda: DQN_LOSS_CONFIGS[name](gamma=0.99, _partial_=True, **extra), network, hooks
+
+
+def _config_names(group: str) -> list[str]:
+    """The names of :mod:`torchrl_reg.trainer_configs`' loss configs of ``group`` (``DQN_LOSS_CONFIGS`` or
+    ``ACTOR_CRITIC_LOSS_CONFIGS``), read without importing TorchRL's trainer configs at collection."""
+    import ast
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "torchrl_reg" / "trainer_configs.py").read_text()
+    tree = ast.parse(source)
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+    def name_of(cls: str) -> str:
+        for node in classes[cls].body:
+            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "loss":
+                return node.value.value
+        raise AssertionError(f"{cls} has no loss name")
+
+    (assign,) = [n for n in tree.body if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", None) == group]
+    return [name_of(arg.id) for arg in assign.value.args]
+
+
+DQN_NAMES = _config_names("DQN_LOSS_CONFIGS")
+AC_NAMES = _config_names("ACTOR_CRITIC_LOSS_CONFIGS")
 
 
 @pytest.mark.filterwarnings("error:MIRLLoss")  # the hook drives the prior and beta: no warning
-@pytest.mark.parametrize("name", ["m_dqn", "m_iqn", "mirl"])
+@pytest.mark.parametrize("name", DQN_NAMES)
 def test_torchrl_dqn_trainer_runs_our_loss(name):
-    loss_cfg, network_cfg, hooks, loss_class = cases()[name]
+    from torchrl_reg.trainer_configs import DQN_LOSS_CONFIGS
+
+    loss_cfg, network_cfg, hooks = dqn_case(name)
+    (loss_class,) = DQN_LOSS_CONFIGS[name].loss_classes
     torch.manual_seed(0)
     trainer = instantiate(trainer_config(loss_cfg(), network_cfg(), hooks() if hooks else None))
     loss = trainer.loss_module
@@ -114,21 +135,18 @@ def test_torchrl_dqn_trainer_runs_our_loss(name):
 BUILT_BY_THE_BUILDER = {"mirl": {"prior"}, "sql": {"action_spec", "actor"}}
 
 
-@pytest.mark.parametrize("name", ["m_dqn", "m_iqn", "mirl", "mdac", "virel", "sql"])
+@pytest.mark.parametrize("name", DQN_NAMES + AC_NAMES)
 def test_each_loss_config_sets_every_keyword_argument_of_its_loss(name):
     """A trainer config can reach every setting of the loss (an argument added to a loss and not to its config, as
     MDAC's per-term bounds once were, fails here), and each field's default is the loss's own."""
     import dataclasses
 
     from torchrl_reg.configs.schemas import constructor_arguments
-    from torchrl_reg.objectives import SoftQLoss, SVGDPolicyLoss
-    from torchrl_reg import trainer_configs as tc
+    from torchrl_reg.trainer_configs import ACTOR_CRITIC_LOSS_CONFIGS, DQN_LOSS_CONFIGS
 
-    config, losses = {
-        "m_dqn": (tc.MunchausenDQNLossConfig, [MunchausenDQNLoss]), "m_iqn": (tc.MunchausenIQNLossConfig, [MunchausenIQNLoss]),
-        "mirl": (tc.MIRLLossConfig, [MIRLLoss]), "mdac": (tc.MDACLossConfig, [MDACLoss]),
-        "virel": (tc.VIRELLossConfig, [VIRELLoss]), "sql": (tc.SoftQLearningLossConfig, [SoftQLoss, SVGDPolicyLoss]),
-    }[name]
+    config = {**DQN_LOSS_CONFIGS, **ACTOR_CRITIC_LOSS_CONFIGS}[name]
+    losses = config.loss_classes
+    assert losses, f"{config.__name__} names no loss class (loss_classes)"
     fields = {field.name: field.default for field in dataclasses.fields(config)}
     for loss in losses:
         for argument, parameter in constructor_arguments(loss).items():
@@ -143,26 +161,23 @@ def test_configs_are_stored_beside_torchrl_s():
 
     register_configs()
     store = ConfigStore.instance()
+    from torchrl_reg.trainer_configs import ACTOR_CRITIC_LOSS_CONFIGS, DQN_LOSS_CONFIGS
+
+    for names, target in ((DQN_LOSS_CONFIGS, "make_loss"), (ACTOR_CRITIC_LOSS_CONFIGS, "make_actor_critic_loss")):
+        for name, config in names.items():
+            node = store.load(f"loss/{name}.yaml").node
+            assert node["_target_"] == f"torchrl_reg.trainer_configs.{target}", name
+            # One source: the losses' own defaults (M-IQN's Munchausen term shares M-DQN's).
+            for loss_class in config.loss_classes:
+                for key, value in loss_class.__init__.__kwdefaults__.items():
+                    if key in node and not key.endswith("_key"):
+                        assert node[key] == value, (name, key)
     for group, name, target in (
-        ("loss", "m_dqn", "torchrl_reg.trainer_configs.make_loss"),
-        ("loss", "m_iqn", "torchrl_reg.trainer_configs.make_loss"),
-        ("loss", "mirl", "torchrl_reg.trainer_configs.make_loss"),
         ("value_network", "iqn", "torchrl_reg.trainer_configs.make_iqn_qvalue_model"),
         ("hook", "mirl_updates", "torchrl_reg.trainer_configs.MIRLUpdates"),
     ):
         assert store.load(f"{group}/{name}.yaml").node["_target_"] == target
-    # One source: the losses' own defaults (M-IQN's Munchausen term shares M-DQN's).
-    for name, loss_class in (("m_dqn", MunchausenDQNLoss), ("m_iqn", MunchausenIQNLoss)):
-        node = store.load(f"loss/{name}.yaml").node
-        for key in ("alpha", "tau", "clip_value_min", "clip_value_max"):
-            assert node[key] == loss_class.__init__.__kwdefaults__[key], (name, key)
-    for name, loss_class in (("mdac", MDACLoss), ("virel", VIRELLoss)):
-        node = store.load(f"loss/{name}.yaml").node
-        assert node["_target_"] == "torchrl_reg.trainer_configs.make_actor_critic_loss"
-        for key, value in loss_class.__init__.__kwdefaults__.items():
-            if key in node:
-                assert node[key] == value, (name, key)
-    for group, name in (("loss", "sql"), ("actor_network", "tanh_normal"), ("actor_network", "svgd_sampler"),
+    for group, name in (("actor_network", "tanh_normal"), ("actor_network", "svgd_sampler"),
                         ("critic_network", "state_action_value"), ("hook", "virel_temperature")):
         assert store.load(f"{group}/{name}.yaml").node["_target_"].startswith("torchrl_reg.trainer_configs.")
 
@@ -209,37 +224,40 @@ def sac_trainer_config(loss, actor, critic, hooks=None, updater=None, log_reward
     )
 
 
-def ac_cases() -> dict:
+def ac_case(name: str) -> tuple:
+    """``(loss config, actor config, critic config, hooks, loss class)`` that run the actor-critic loss ``name`` of
+    :data:`~torchrl_reg.trainer_configs.ACTOR_CRITIC_LOSS_CONFIGS` on Pendulum: a tanh-Gaussian actor, a ``Q(s, a)``
+    critic and no hook, unless the loss needs its own (VIREL's temperature hook, soft Q-learning's sampler)."""
     from torchrl_reg.trainer_configs import (
-        MDACLossConfig,
-        SoftQLearningLossConfig,
+        ACTOR_CRITIC_LOSS_CONFIGS,
         StateActionValueConfig,
         SVGDSamplerConfig,
         TanhNormalPolicyConfig,
-        VIRELLossConfig,
         VIRELTemperatureHookConfig,
     )
 
     box = {"observation_dim": 3, "action_dim": 1, "low": -2.0, "high": 2.0, "num_cells": [16]}
-    policy = lambda **kw: TanhNormalPolicyConfig(**box, **kw)  # noqa: E731
+    actor = lambda **kw: TanhNormalPolicyConfig(**box, **kw)  # noqa: E731
     critic = lambda **kw: StateActionValueConfig(observation_dim=3, action_dim=1, num_cells=[16], **kw)  # noqa: E731
-    return {
-        "mdac": (lambda: MDACLossConfig(gamma=0.99, _partial_=True), policy, critic, None, MDACLoss),
-        # a temperature batch of 40 transitions: the hook keeps the initial temperature for the first batch
-        "virel": (lambda: VIRELLossConfig(gamma=0.99, _partial_=True), policy, critic,
-                  lambda: [VIRELTemperatureHookConfig(batch_size=40)], VIRELLoss),
-        "sql": (lambda: SoftQLearningLossConfig(gamma=0.99, num_value_particles=4, num_particles=4, _partial_=True),
-                lambda **kw: SVGDSamplerConfig(**box, **kw), critic, None, SoftQLearningLoss),
-    }
+    hooks, extra, loss_class = None, {}, {"sql": SoftQLearningLoss}.get(name)
+    if name == "virel":  # a temperature batch of 40 transitions: the hook keeps the initial temperature for the first batch
+        hooks = lambda: [VIRELTemperatureHookConfig(batch_size=40)]  # noqa: E731
+    if name == "sql":
+        extra = {"num_value_particles": 4, "num_particles": 4}
+        actor = lambda **kw: SVGDSamplerConfig(**box, **kw)  # noqa: E731
+    config = ACTOR_CRITIC_LOSS_CONFIGS[name]
+    if loss_class is None:
+        (loss_class,) = config.loss_classes
+    return lambda: config(gamma=0.99, _partial_=True, **extra), actor, critic, hooks, loss_class
 
 
 @pytest.mark.filterwarnings("error:.*VIRELLoss")  # the hook drives the replay temperature: no warning
 @pytest.mark.filterwarnings("error:Got conflicting batch_sizes")  # nor does its draw set off TorchRL's
 @pytest.mark.filterwarnings("error:No target network updater")  # the trainer's SoftUpdate is attached
 @pytest.mark.filterwarnings("ignore:SACTrainer is an experimental")
-@pytest.mark.parametrize("name", ["mdac", "virel", "sql"])
+@pytest.mark.parametrize("name", AC_NAMES)
 def test_torchrl_sac_trainer_runs_our_actor_critic_loss(name):
-    loss_cfg, actor_cfg, critic_cfg, hooks, loss_class = ac_cases()[name]
+    loss_cfg, actor_cfg, critic_cfg, hooks, loss_class = ac_case(name)
     torch.manual_seed(0)
     trainer = instantiate(sac_trainer_config(loss_cfg(), actor_cfg, critic_cfg, hooks() if hooks else None))
     loss = trainer.loss_module
@@ -267,7 +285,7 @@ def test_the_sac_trainer_logs_episode_returns_with_reward_sum_and_hard_updates_t
     # (the trainer passes its loss).
     from torchrl.trainers.algorithms.configs.objectives import HardUpdateConfig
 
-    loss_cfg, actor_cfg, critic_cfg, _, _ = ac_cases()["mdac"]
+    loss_cfg, actor_cfg, critic_cfg, _, _ = ac_case("mdac")
     updater = HardUpdateConfig(loss_module=MISSING, value_network_update_interval=4)
     trainer = instantiate(sac_trainer_config(loss_cfg(), actor_cfg, critic_cfg, updater=updater, log_rewards=True))
     trainer.train()

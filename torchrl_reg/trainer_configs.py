@@ -38,7 +38,7 @@ actor-critic loss on Pendulum; docs/losses.rst has a complete script for each tr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from hydra.core.config_store import ConfigStore
@@ -84,9 +84,10 @@ __all__ = [
     "VIRELTemperature",
     "VIRELTemperatureHookConfig",
     "register_configs",
+    "DQN_LOSS_CONFIGS",
+    "ACTOR_CRITIC_LOSS_CONFIGS",
 ]
 
-_LOSSES = {"m_dqn": MunchausenDQNLoss, "m_iqn": MunchausenIQNLoss, "mirl": MIRLLoss}
 _KEYS = ("action_key", "action_value_key", "reward_key", "done_key", "terminated_key", "priority_key", "priority_weight_key")
 
 
@@ -113,10 +114,11 @@ def _built(network: Any) -> Any:
 
 
 def make_loss(*, loss: str, value_network: Any = None, gamma: float | None = None, **kwargs: Any) -> LossModule:
-    """Build the loss named ``loss`` (``"m_dqn"``, ``"m_iqn"``, ``"mirl"``) as TorchRL's ``_make_dqn_loss``
-    builds ``DQNLoss``: keys renamed with ``set_keys``, gamma given to the value estimator."""
+    """Build the loss named ``loss`` (a name of :data:`DQN_LOSS_CONFIGS`) as TorchRL's ``_make_dqn_loss`` builds
+    ``DQNLoss``: keys renamed with ``set_keys``, gamma given to the value estimator."""
     keys = _pop_keys(kwargs, _KEYS)
-    return _finish(_LOSSES[loss](_built(value_network), **kwargs), keys, gamma)
+    (loss_class,) = DQN_LOSS_CONFIGS[loss].loss_classes
+    return _finish(loss_class(_built(value_network), **kwargs), keys, gamma)
 
 
 @dataclass
@@ -134,6 +136,10 @@ class _OurLossConfig(LossConfig):
     terminated_key: Any = None
     priority_key: Any = None
     priority_weight_key: Any = None
+
+    #: the loss classes whose keyword arguments the config's fields set (``tests/test_trainer_configs.py`` checks
+    #: every one has its field, with the loss's default)
+    loss_classes: ClassVar[tuple[type, ...]] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -164,6 +170,7 @@ class _MunchausenConfig(_RegularizedDQNLossConfig):
 class MunchausenDQNLossConfig(_MunchausenConfig):
     """:class:`~torchrl_reg.objectives.MunchausenDQNLoss`."""
 
+    loss_classes: ClassVar[tuple[type, ...]] = (MunchausenDQNLoss,)
     loss: str = "m_dqn"
     loss_function: str = default_of(MunchausenDQNLoss, "loss_function")
     delay_value: bool = default_of(MunchausenDQNLoss, "delay_value")
@@ -174,6 +181,7 @@ class MunchausenIQNLossConfig(_MunchausenConfig):
     """:class:`~torchrl_reg.objectives.MunchausenIQNLoss` on an
     :class:`~torchrl_reg.modules.iqn.ImplicitQuantileNetwork` (:class:`IQNQValueModelConfig`)."""
 
+    loss_classes: ClassVar[tuple[type, ...]] = (MunchausenIQNLoss,)
     loss: str = "m_iqn"
     num_quantiles: int = default_of(IQNLoss, "num_quantiles")
     num_target_quantiles: int = default_of(IQNLoss, "num_target_quantiles")
@@ -188,6 +196,7 @@ class MIRLLossConfig(_RegularizedDQNLossConfig):
     """:class:`~torchrl_reg.objectives.MIRLLoss` (Grau-Moya, Leibfried, Vrancx, ICLR 2019, arXiv 1809.01554);
     put :class:`MIRLUpdatesHookConfig` in the trainer's ``hooks``."""
 
+    loss_classes: ClassVar[tuple[type, ...]] = (MIRLLoss,)
     loss: str = "mirl"
     #: the prior's size, needed when the value network has no action spec (TorchRL's QValueModelConfig has none)
     num_actions: int | None = None
@@ -278,7 +287,6 @@ class MIRLUpdatesHookConfig:
 
 _AC_KEYS = ("action_key", "state_action_value_key", "reward_key", "done_key", "terminated_key", "priority_key",
             "priority_weight_key")
-_AC_LOSSES = {"mdac": MDACLoss, "virel": VIRELLoss}
 
 
 def _keyword_names(cls: type) -> set[str]:
@@ -300,7 +308,7 @@ def make_actor_critic_loss(
     *, loss: str, actor_network: Any = None, critic_network: Any = None, qvalue_network: Any = None,
     gamma: float | None = None, **kwargs: Any,
 ) -> LossModule:
-    """Build the actor-critic loss named ``loss`` (``"mdac"``, ``"virel"``, ``"sql"``) on an actor and a ``Q(s, a)``
+    """Build the actor-critic loss named ``loss`` (a name of :data:`ACTOR_CRITIC_LOSS_CONFIGS`) on an actor and a ``Q(s, a)``
     critic, as TorchRL's ``SACTrainer`` asks for it (``loss_module(actor_network=, critic_network=)``);
     ``qvalue_network=`` (the losses' own name, and ``SACLossConfig``'s) is taken too, one of the two. Keys are
     renamed with ``set_keys``, gamma is given to the value estimator. ``"sql"``: :class:`SoftQLoss` (the keyword
@@ -313,7 +321,8 @@ def make_actor_critic_loss(
         raise ValueError(f"the {loss!r} loss needs an actor and a critic: got actor_network={actor!r}, critic_network={critic!r}")
     keys = _pop_keys(kwargs, _AC_KEYS)
     if loss != "sql":
-        return _finish(_AC_LOSSES[loss](actor, critic, **kwargs), keys, gamma)
+        (loss_class,) = ACTOR_CRITIC_LOSS_CONFIGS[loss].loss_classes
+        return _finish(loss_class(actor, critic, **kwargs), keys, gamma)
     critic_args = {k: v for k, v in kwargs.items() if k in _keyword_names(SoftQLoss)}
     actor_args = {k: v for k, v in kwargs.items() if k in _keyword_names(SVGDPolicyLoss) and k not in ("check_finite",)}
     unknown = set(kwargs) - set(critic_args) - set(actor_args)
@@ -344,6 +353,7 @@ class MDACLossConfig(_ActorCriticLossConfig):
     the trainer's ``target_net_updater`` (``SoftUpdateConfig``); ``bound_current`` / ``bound_successor`` (and their
     ``_scale``) bound one log-density term each, e.g. ``bound_successor="none"`` for the current-term-only ablation."""
 
+    loss_classes: ClassVar[tuple[type, ...]] = (MDACLoss,)
     loss: str = "mdac"
     beta: float = default_of(MDACLoss, "beta")
     bound: str = default_of(MDACLoss, "bound")
@@ -367,6 +377,7 @@ class VIRELLossConfig(_ActorCriticLossConfig):
     :class:`TanhNormalPolicyConfig` actor and a :class:`StateActionValueConfig` critic; with the default
     ``temperature_estimator="replay"`` put :class:`VIRELTemperatureHookConfig` in the trainer's ``hooks``."""
 
+    loss_classes: ClassVar[tuple[type, ...]] = (VIRELLoss,)
     loss: str = "virel"
     variant: str = default_of(VIRELLoss, "variant")
     num_qvalue_nets: int = default_of(VIRELLoss, "num_qvalue_nets")
@@ -386,6 +397,7 @@ class SoftQLearningLossConfig(_ActorCriticLossConfig):
     and :class:`~torchrl_reg.objectives.SVGDPolicyLoss`'s (``num_particles``, ``fixed_ratio``, ``space``,
     ``min_bandwidth``), one ``tau`` for both, on an :class:`SVGDSamplerConfig` actor."""
 
+    loss_classes: ClassVar[tuple[type, ...]] = (SoftQLoss, SVGDPolicyLoss)
     loss: str = "sql"
     tau: float = default_of(SoftQLoss, "tau")
     reward_scale: float = default_of(SoftQLoss, "reward_scale")
@@ -537,17 +549,26 @@ class VIRELTemperatureHookConfig:
     _target_: str = "torchrl_reg.trainer_configs.VIRELTemperature"
 
 
+def _by_name(*configs: type) -> dict[str, type]:
+    return {config.loss: config for config in configs}
+
+
+#: The loss configs of TorchRL's ``DQNTrainerConfig`` (``loss_module``), by the name :func:`make_loss` builds: the one
+#: list, which :func:`register_configs` stores and the tests run.
+DQN_LOSS_CONFIGS: dict[str, type] = _by_name(MunchausenDQNLossConfig, MunchausenIQNLossConfig, MIRLLossConfig)
+#: The loss configs of TorchRL's ``SACTrainerConfig`` (``loss_module``), by the name :func:`make_actor_critic_loss`
+#: builds.
+ACTOR_CRITIC_LOSS_CONFIGS: dict[str, type] = _by_name(MDACLossConfig, VIRELLossConfig, SoftQLearningLossConfig)
+
+
 def register_configs() -> None:
     """Store the configs in Hydra's ConfigStore beside TorchRL's (call after importing
     ``torchrl.trainers.algorithms.configs``, which registers TorchRL's own)."""
     store = ConfigStore.instance()
-    store.store(group="loss", name="m_dqn", node=MunchausenDQNLossConfig)
-    store.store(group="loss", name="m_iqn", node=MunchausenIQNLossConfig)
-    store.store(group="loss", name="mirl", node=MIRLLossConfig)
+    for name, node in {**DQN_LOSS_CONFIGS, **ACTOR_CRITIC_LOSS_CONFIGS}.items():
+        store.store(group="loss", name=name, node=node)
     store.store(group="value_network", name="iqn", node=IQNQValueModelConfig)
     store.store(group="hook", name="mirl_updates", node=MIRLUpdatesHookConfig)
-    for name, node in (("mdac", MDACLossConfig), ("virel", VIRELLossConfig), ("sql", SoftQLearningLossConfig)):
-        store.store(group="loss", name=name, node=node)
     store.store(group="actor_network", name="tanh_normal", node=TanhNormalPolicyConfig)
     store.store(group="actor_network", name="svgd_sampler", node=SVGDSamplerConfig)
     store.store(group="critic_network", name="state_action_value", node=StateActionValueConfig)

@@ -345,7 +345,7 @@ def _flat_case(kind: str):
     return loss, [_iq_batch(seed)[0] for seed in (1, 2, 3)]
 
 
-@pytest.mark.parametrize("kind", ["m_dqn", "mirl", "m_iqn", "implicit_q"])
+@pytest.mark.parametrize("kind", ["m_dqn", "mirl", "m_iqn", "implicit_q"])  # a choice, not the registry's list: one loss per fused-step shape
 def test_flat_parameters_give_the_tensordict_path_bit_for_bit(kind):
     """The fused step binds its parameters with torch.func's re-parametrization over a flat tuple
     (``flat_fused_params``, every loss of the library) instead of ``TensorDictParams.to_module``:

@@ -76,7 +76,8 @@ def test_each_refusal_of_hydra_is_one_line_naming_the_override():
     assert _refusal("sed=3").startswith("m_dqn: sed is not a config key; did you mean `seed`? (the config has: ")
     assert _refusal("evn=minatar").startswith("m_dqn: evn is not a config key; did you mean `env`?")
     # an option of another recipe: none close, the group's own listed
-    assert _refusal("loss=iq") == "m_dqn: loss=iq is not an option of loss (loss has: al, dqn, m_dqn, pal, soft_dqn)"
+    options = ", ".join(sorted(path.stem for path in (CONF / "m_dqn" / "loss").glob("*.yaml")))
+    assert _refusal("loss=iq") == f"m_dqn: loss=iq is not an option of loss (loss has: {options})"
     assert _refusal("env=minatr").startswith("m_dqn: env=minatr is not an option of env; did you mean `env=minatar`?")
     # a value of the wrong type: Hydra's reason and its cause, on one line
     assert _refusal("seed=abc") == ("m_dqn: config refused: Error merging override seed=abc; "

@@ -98,7 +98,7 @@ def test_scaled_gaussian_and_inverted_clip_fail_before_training(tmp_path):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
-@pytest.mark.parametrize("recipe", ["iq", "sac"])
+@pytest.mark.parametrize("recipe", ["iq", "sac"])  # a choice, not the registry's list: two actor-critic recipes
 @pytest.mark.parametrize("override", ["optim.target_update_interval=10", "exploration.eps_end=0.1"])
 def test_actor_critic_configs_refuse_q_learning_keys(recipe, override):
     """Polyak targets after every update and a stochastic policy: the actor-critic schema has no

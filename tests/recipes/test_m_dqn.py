@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -10,12 +11,15 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from recipes import m_dqn
-from torchrl_reg.configs import compose_config
+from tests.recipes.recipe_cases import loss_cases
+from torchrl_reg.configs import compose_config, config_sources
+from torchrl_reg.loops import offered_losses
 from torchrl_reg.run import clear_stop, request_stop_at
 
 CONF = Path(m_dqn.__file__).parent / "conf"
-ENVS = ("cartpole", "acrobot", "minatar", "atari")
-LOSSES = ("m_dqn", "soft_dqn", "al", "pal", "dqn")
+#: The recipe's env options (its env set's files) and the losses it registers, each with the option that selects it.
+ENVS = config_sources(CONF, "m_dqn").groups["env"][1]
+LOSSES = [overrides[0].removeprefix("loss=") for overrides in loss_cases("m_dqn").values()]
 
 # A few hundred frames: 4 envs, 40 frames per batch, updates from frame 80 on.
 SMALL = [
@@ -171,7 +175,7 @@ def test_stop_before_start_interrupts_at_first_batch(tmp_path):
         ("loss.tau=-1", r"loss.tau must be a finite number in \[0.0001, 10.0\]"),
         ("loss.clip_value_min=0.5", "loss.clip_value_min must be <= loss.clip_value_max, got loss.clip_value_min=0.5"),
         ("loss.gamma=1.2", r"loss.gamma must be a finite number in \[0.0, 1.0\]"),
-        ("loss.name=c51", r"loss.name must be one of \['m_dqn', 'soft_dqn', 'al', 'pal', 'dqn'\], got loss.name='c51'"),
+        ("loss.name=c51", re.escape(f"loss.name must be one of {offered_losses('recipes.m_dqn', 'value_based')}, got loss.name='c51'")),
         ("loss.loss_function=huber", "loss.loss_function must be one of"),
         ("env.family=robotics", "env.family must be one of"),
         ("collector.num_envs=0", "collector.num_envs must be an integer >= 1, got collector.num_envs=0"),

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from recipes.m_iqn import train
-from torchrl_reg.configs import compose_config
+from tests.recipes.recipe_cases import loss_cases
+from torchrl_reg.configs import compose_config, config_sources
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "recipes" / "conf"
@@ -30,8 +31,8 @@ def _cfg(env: str, tmp_path: Path, *extra: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env", ["cartpole", "minatar", "atari"])
-@pytest.mark.parametrize("loss", ["m_iqn", "iqn"])
+@pytest.mark.parametrize("env", config_sources(CONF, "m_iqn").groups["env"][1])
+@pytest.mark.parametrize("loss", [overrides[0].removeprefix("loss=") for overrides in loss_cases("m_iqn").values()])
 def test_smoke_every_preset(env, loss, tmp_path):
     metrics = train(_cfg(env, tmp_path, f"loss={loss}"))
     assert metrics["status"] == "completed"

@@ -100,7 +100,7 @@ def test_another_recipes_loss_is_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", ["mdac", "mdac_unbounded", "mdac_bound_current_only"])
+@pytest.mark.parametrize("loss", ["mdac", "mdac_unbounded", "mdac_bound_current_only"])  # a choice, not the registry's list: the paper's method and two ablations
 def test_smoke_on_pendulum(tmp_path, loss):
     extra = {"policy.scale_lb": "2.061153622438558e-09"} if loss == "mdac_bound_current_only" else {}  # ln sigma >= -20
     metrics = mdac.train(compose_config(CONF, "mdac", _tiny(tmp_path, env="pendulum", loss=loss, **extra)))

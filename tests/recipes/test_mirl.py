@@ -9,12 +9,14 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from recipes import mirl
-from torchrl_reg.configs import compose_config
+from tests.recipes.recipe_cases import loss_cases
+from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.run import load_checkpoint, request_stop_at
 
 CONF = Path(mirl.__file__).parent / "conf"
-ENVS = ("cartpole", "acrobot", "minatar", "atari")
-LOSSES = ("mirl", "sql", "sql_m", "dqn")
+#: The recipe's env options (the DQN env set's) and the losses it registers, each with the option that selects it.
+ENVS = config_sources(CONF, "mirl").groups["env"][1]
+LOSSES = [overrides[0].removeprefix("loss=") for overrides in loss_cases("mirl").values()]
 
 # A few hundred frames: 4 envs, 40 frames per batch, updates from frame 80 on.
 SMALL = [

@@ -36,9 +36,9 @@ def test_no_table_cell_is_longer_than_a_sentence():
 @pytest.mark.parametrize(
     "folder, count, methods",
     [
-        ("learning_classic", 60, {"dqn", "m_dqn", "soft_dqn"}),
-        ("learning_minatar", 27, {"m_dqn", "iqn", "m_iqn"}),
-        ("mirl/minatar", 27, {"dqn", "sql", "mirl"}),
+        ("learning_classic", 60, {"dqn", "m_dqn", "soft_dqn"}),  # a choice, not the registry's list: the benchmark's methods
+        ("learning_minatar", 27, {"m_dqn", "iqn", "m_iqn"}),  # a choice, not the registry's list: the benchmark's methods
+        ("mirl/minatar", 27, {"dqn", "sql", "mirl"}),  # a choice, not the registry's list: the benchmark's methods
         ("iq/learning", 37, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac", "sac_dopamine"}),
         ("iq/tanh_value_net", 26, {"m_iq", "iq", "iq_gaussian", "trust_pcl", "pcl", "sac"}),
     ],

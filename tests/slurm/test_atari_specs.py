@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 # spec -> (games, seeds, methods): the papers' game sets (Munchausen's quoted five, Atari-57, MIRL's Table 1,
 # Atari-100k's 26) and the seeds and methods each spec declares.
 SPECS = {
-    "atari_munchausen.yaml": (5, 3, ["dqn", "m_dqn", "iqn", "m_iqn"]),
-    "atari_munchausen_57.yaml": (57, 3, ["dqn", "m_dqn", "iqn", "m_iqn"]),
-    "atari_mirl.yaml": (19, 3, ["dqn", "sql", "sql_m", "mirl"]),
-    "atari_100k.yaml": (26, 5, ["dqn", "m_dqn", "iqn", "m_iqn"]),
+    "atari_munchausen.yaml": (5, 3, ["dqn", "m_dqn", "iqn", "m_iqn"]),  # a choice, not the registry's list: the spec's methods
+    "atari_munchausen_57.yaml": (57, 3, ["dqn", "m_dqn", "iqn", "m_iqn"]),  # a choice, not the registry's list: the spec's methods
+    "atari_mirl.yaml": (19, 3, ["dqn", "sql", "sql_m", "mirl"]),  # a choice, not the registry's list: the spec's methods
+    "atari_100k.yaml": (26, 5, ["dqn", "m_dqn", "iqn", "m_iqn"]),  # a choice, not the registry's list: the spec's methods
 }
 
 

@@ -105,7 +105,7 @@ TEMPERATURE = [n for n in ALL if hasattr(LOSSES[n][2], "update_temperature")]
 TEMPERATURE_ENTRIES = [n for n in TEMPERATURE if LOSSES[n][0] not in VARIANTS and not LOSSES[n][1]]
 #: Actor-critic entries whose actions are drawn by TanhNormal.rsample in place, as TorchRL's SACLoss: vmap's per-batch
 #: randomness refuses them (TorchRL's SACLoss fails too), in every case of the entry (its variants too).
-IN_PLACE_SAMPLING_ENTRIES = ("mdac", "sac", "virel")
+IN_PLACE_SAMPLING_ENTRIES = ("mdac", "sac", "virel")  # a choice, not the registry's list: the entries that sample in place
 IN_PLACE_SAMPLING = [
     n for n in ALL if LOSSES[n][0].family == "actor_critic" and LOSSES[n][0].name in IN_PLACE_SAMPLING_ENTRIES
 ]

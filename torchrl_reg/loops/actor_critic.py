@@ -39,6 +39,7 @@ from torchrl_reg.modules.policies import tanh_normal_policy
 from torchrl_reg.objectives.protocols import InputChecks
 from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, deterministic_actor, start_process
+from torchrl_reg.run.process import scoped_loop
 from torchrl_reg.run.recipe_run import replay_scratch_dir
 from torchrl_reg.run.rundir import released_on_error
 
@@ -63,6 +64,7 @@ def actor_and_qvalue(
     return policy, qvalue
 
 
+@scoped_loop  # the process as it was found, on success and on failure: locks, signal handlers, loop flag
 def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
     """Train one actor-critic agent with the loss named ``cfg.loss.name``; returns the final metrics (also
     written to ``<run_dir>/metrics.json``, with the entry's ``run_metrics``: the method's name as ``"loss"``,

@@ -84,6 +84,7 @@ from torchrl_reg.planning.models import get_model
 from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
 from torchrl_reg.run import Run, read_checkpoint, stop_requested
 from torchrl_reg.run.files import load_yaml_config
+from torchrl_reg.run.process import scoped_loop
 from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.validation import check_finite_tensors, check_numbers
 
@@ -222,6 +223,7 @@ class Episodes:
                 del values[keep:]
 
 
+@scoped_loop  # the process as it was found, on success and on failure: locks, signal handlers, loop flag
 def plan(cfg: DictConfig) -> dict[str, Any]:
     """Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in
     ``<run_dir>/metrics.json``). ``cfg`` is a validated ``recipes/tree_search.py`` config."""

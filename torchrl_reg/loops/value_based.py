@@ -36,6 +36,7 @@ from torchrl_reg.modules.q_networks import make_q_network
 from torchrl_reg.objectives.protocols import InputChecks
 from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, start_process
+from torchrl_reg.run.process import scoped_loop
 from torchrl_reg.run.recipe_run import replay_scratch_dir
 from torchrl_reg.run.rundir import released_on_error
 
@@ -59,6 +60,7 @@ def dqn_from_config(cfg: DictConfig, actor: QValueActor) -> DQNLoss:
     return loss
 
 
+@scoped_loop  # the process as it was found, on success and on failure: locks, signal handlers, loop flag
 def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
     """Train one value-based agent with the loss named ``cfg.loss.name``; returns the final metrics
     (also written to ``<run_dir>/metrics.json``). ``cfg`` is a validated

@@ -36,10 +36,10 @@ from torchrl_reg.run.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from torchrl_reg.run.logs import make_logger, sync_csv_logs, truncate_csv_logs
+from torchrl_reg.run.logs import close_logger, make_logger, sync_csv_logs, truncate_csv_logs
 from torchrl_reg.run.metrics import write_json
 from torchrl_reg.run.plots import plot_learning_curve
-from torchrl_reg.run.process import open_process
+from torchrl_reg.run.process import open_process, release_at_exit
 from torchrl_reg.run.progress import ProgressBar
 from torchrl_reg.run.rundir import config_digest, release_run_dir, released_on_error, write_config
 from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
@@ -106,6 +106,7 @@ class Run:
         self.elapsed_before = 0.0
         self.pbar: ProgressBar | None = None
         self.t_start = time.perf_counter()
+        release_at_exit(self.release)  # closed when the loop's process scope ends, whether it finished or failed
 
     @classmethod
     def open(cls, cfg: Any, state: RunState, **kwargs: Any) -> Run:
@@ -213,6 +214,14 @@ class Run:
             self.pbar.close()
         set_loop_active(False)
 
+    def release(self) -> None:
+        """Close what the run holds open besides its directory's lock: the progress bar and the logger's files.
+        :meth:`finish` calls it; after a failure, the loop's :func:`~torchrl_reg.run.process.process_scope` does.
+        Idempotent."""
+        if self.pbar is not None:
+            self.pbar.close()
+        close_logger(self.logger)
+
     def finish(self, metrics: Mapping[str, Any], *, curve_file: str | None = None, **curve: Any) -> dict[str, Any]:
         """The final ``metrics.json``: ``status``, ``wall_time_s``, ``steps_per_s`` (``metrics["frames"]`` per
         second), ``seed``, ``run_dir``, the extra metrics and ``metrics``; then ``<run_dir>/<curve_file>``, drawn by
@@ -232,5 +241,6 @@ class Run:
         write_json(self.run_dir / "metrics.json", final)
         if curve_file is not None:
             plot_learning_curve(self.run_dir / curve_file, **curve)
+        self.release()
         release_run_dir(self.run_dir)
         return final

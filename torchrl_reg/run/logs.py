@@ -11,7 +11,8 @@ from torchrl_reg.run.files import descriptor_path, make_dirs, open_file, read_by
 from torchrl_reg.run.rundir import hold_run_subfolder
 from torchrl_reg.validation import check_choice
 
-__all__ = ["CSV_DIR", "LOGGER_BACKENDS", "check_logger_backend", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
+__all__ = ["CSV_DIR", "LOGGER_BACKENDS", "check_logger_backend", "close_logger", "make_logger", "read_csv_scalar",
+           "sync_csv_logs", "truncate_csv_logs"]
 
 #: The TorchRL logger backends of ``logger.backend`` (``none``: no logger).
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
@@ -52,6 +53,19 @@ def make_logger(cfg: Any, run_dir: Path, exp_name: str):
 
     folder = descriptor_path(hold_run_subfolder(run_dir, f"tensorboard/{exp_name}"))
     return TensorboardLogger(exp_name=".", log_dir=folder)
+
+
+def close_logger(logger: Any) -> None:
+    """Close what a logger of :func:`make_logger` holds open: the CSV logger's files (each kept open while the run
+    logs), tensorboard's event writer. Idempotent; ``None`` (``logger.backend=none``) is nothing."""
+    experiment = getattr(logger, "experiment", None)
+    files = getattr(experiment, "files", None)
+    if isinstance(files, dict):
+        for f in files.values():
+            f.close()
+        files.clear()
+    elif callable(getattr(experiment, "close", None)):  # tensorboard's SummaryWriter
+        experiment.close()
 
 
 def _csv_logger(run_dir: Path):

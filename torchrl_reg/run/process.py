@@ -1,20 +1,108 @@
-"""Process set-up of a run: the locked run directory, stop signals, threads, device selection, seeding."""
+"""Process set-up of a run: the locked run directory, stop signals, threads, device selection, seeding; and the
+scope that gives the process back as it was found when the loop returns or raises (:func:`process_scope`)."""
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import signal
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from torchrl_reg.run.rundir import open_run_dir, released_on_error
-from torchrl_reg.run.stop import install_stop_signal_handlers
+from torchrl_reg.run.rundir import held_run_dirs, open_run_dir, release_run_dir, released_on_error
+from torchrl_reg.run.stop import (
+    STOP_SIGNALS,
+    install_stop_signal_handlers,
+    loop_active,
+    restore_stop_state,
+    set_loop_active,
+    stop_state,
+)
 from torchrl_reg.validation import select_device
 
-__all__ = ["open_process", "quiet_third_party_notices", "seed_everything", "start_process"]
+__all__ = [
+    "open_process", "process_scope", "quiet_third_party_notices", "release_at_exit", "scoped_loop", "seed_everything",
+    "start_process",
+]
+
+Loop = TypeVar("Loop", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
+#: What each open :func:`process_scope` closes when it ends, innermost last (:func:`release_at_exit`).
+_RELEASES: list[list[Callable[[], None]]] = []
+
+
+def release_at_exit(release: Callable[[], None]) -> None:
+    """Have the innermost :func:`process_scope` call ``release`` when it ends, after a failure as after a success
+    (what a run holds open besides its directory: its logger's files, its collector's envs); ``release`` must be
+    idempotent (a run that finished has called it already). Outside a scope, nothing: the caller closes what it
+    opened."""
+    if _RELEASES:
+        _RELEASES[-1].append(release)
+
+
+@contextmanager
+def process_scope() -> Iterator[None]:
+    """Give the process back as the block found it, whether the block returns or raises (a notebook that calls
+    ``train(cfg)`` again and again, failing or not, keeps a process like a fresh one):
+
+    * every run directory the block locked is released (its ``run.lock`` removed, its descriptors closed:
+      :func:`~torchrl_reg.run.rundir.release_run_dir`), so that no later run in this process writes through a
+      descriptor of a folder renamed since, and no other process sees the run as still running;
+    * the loop-active flag is put back (after a failed loop, Ctrl-C interrupts again instead of asking a loop
+      that is gone to stop), and so are the stop requests (:func:`~torchrl_reg.run.stop.restore_stop_state`: a
+      stop the loop acted on leaves none pending; one made while a loop failed is dropped);
+    * what a run registered with :func:`release_at_exit` is closed (a :class:`~torchrl_reg.run.Run`: its logger's
+      files and its collector), so no descriptor of the run outlives it;
+    * the handlers of :data:`~torchrl_reg.run.stop.STOP_SIGNALS` are the ones before the block (SIGTERM ends
+      the process again, Ctrl-C raises ``KeyboardInterrupt``), and so is torch's CPU thread count.
+
+    What a loop sets for its run and nothing after it reads (the seeds of the RNGs, the two notices
+    :func:`quiet_third_party_notices` silences) stays."""
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if main else {}
+    held = set(held_run_dirs())
+    active, stops, threads = loop_active(), stop_state(), torch.get_num_threads()
+    _RELEASES.append([])
+    try:
+        yield
+    finally:
+        try:
+            for release in reversed(_RELEASES.pop()):
+                try:
+                    release()
+                except Exception as err:  # noqa: BLE001 -- a close that fails must not hide the run's own error
+                    log.warning("closing %r after the run failed: %s", release, err)
+            for run_dir in held_run_dirs():
+                if run_dir not in held:
+                    release_run_dir(run_dir)
+        finally:
+            set_loop_active(active)
+            restore_stop_state(stops)
+            for sig, handler in handlers.items():
+                if handler is not None:  # None: a handler installed outside Python, which signal cannot put back
+                    signal.signal(sig, handler)
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
+
+def scoped_loop(loop: Loop) -> Loop:
+    """``loop`` (a family's ``train(cfg)``) run inside :func:`process_scope`: every loop returns the process as it
+    found it, on success and on failure."""
+
+    @functools.wraps(loop)
+    def scoped(*args: Any, **kwargs: Any) -> Any:
+        with process_scope():
+            return loop(*args, **kwargs)
+
+    return scoped  # type: ignore[return-value]
 
 
 def open_process(cfg: DictConfig) -> Path:

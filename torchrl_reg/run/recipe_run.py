@@ -388,6 +388,21 @@ class RecipeRun(Run):
             self.checkpoint()
         return False
 
+    def shutdown_collector(self) -> None:
+        """Shut the collector down (its envs closed), once."""
+        collector = getattr(self, "collector", None)  # None: the run failed while it was being constructed
+        if collector is not None and not getattr(self, "_collector_shut", False):
+            self._collector_shut = True
+            collector.shutdown()
+
+    def release(self) -> None:
+        """:meth:`Run.release <torchrl_reg.run.contract.Run.release>` and the collector shut down (after a failure
+        in the loop, its envs are closed too)."""
+        try:
+            self.shutdown_collector()
+        finally:
+            super().release()
+
     def finish(self, **extra_metrics: Any) -> dict[str, Any]:
         """Final evaluation and checkpoint (completed runs), ``metrics.json`` (with ``extra_metrics``)
         and ``learning_curve.png``; returns the metrics."""
@@ -398,7 +413,7 @@ class RecipeRun(Run):
             self.evaluate()
         if completed:
             self.checkpoint()
-        self.collector.shutdown()
+        self.shutdown_collector()
         metrics = {
             "frames": self.frames,
             "updates": self.updates,

@@ -56,6 +56,7 @@ __all__ = [
     "StorageRefused",
     "hold_run_subfolder",
     "RunDirLock",
+    "held_run_dirs",
     "lock_run_dir",
     "release_run_dir",
     "released_on_error",
@@ -333,9 +334,14 @@ def run_dir_holder(run_dir: str | Path) -> dict[str, Any] | None:
             os.close(fd)
 
 
-# Locks held by this process, by resolved directory: a run that raised keeps its lock until the
-# process ends, and a later run of the same directory in this process takes it over.
+# Locks held by this process, by resolved directory; a loop releases the ones it took when it returns or raises
+# (torchrl_reg.run.process.process_scope), and a later run of a directory still held here takes it over.
 _HELD: dict[Path, RunDirLock] = {}
+
+
+def held_run_dirs() -> list[str]:
+    """The run directories this process holds locked, by the names they were locked as."""
+    return [lock.held_as for lock in _HELD.values()]
 
 
 def lock_run_dir(run_dir: str | Path) -> RunDirLock:

@@ -30,6 +30,9 @@ __all__ = [
     "clear_stop",
     "install_stop_signal_handlers",
     "set_loop_active",
+    "loop_active",
+    "stop_state",
+    "restore_stop_state",
     "exit_if_interrupted",
 ]
 
@@ -45,6 +48,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, si
 _STOP = threading.Event()
 _STOP_AT: list[int] = []
 _LOOP_ACTIVE = threading.Event()
+#: How many times a stop was acted on (:func:`clear_stop`): tells a run that acted on a request from one that did not.
+_CLEARED = [0]
 
 
 def request_stop() -> None:
@@ -69,11 +74,35 @@ def clear_stop() -> None:
     """Reset the flag; the loop calls it once it has acted on a stop, so that one stop ends one run."""
     _STOP.clear()
     _STOP_AT.clear()
+    _CLEARED[0] += 1
+
+
+def stop_state() -> tuple[bool, tuple[int, ...], int]:
+    """The stop requests pending now (the flag, the frames of :func:`request_stop_at`) and how many stops were acted
+    on so far: what :func:`restore_stop_state` puts back."""
+    return _STOP.is_set(), tuple(_STOP_AT), _CLEARED[0]
+
+
+def restore_stop_state(state: tuple[bool, tuple[int, ...], int]) -> None:
+    """End a run's hold on the stop requests (``state``: :func:`stop_state` when it began): a run that acted on a stop
+    leaves none pending (one stop ends one run, a request that came after it included); a run that acted on none
+    leaves the requests pending when it began, and drops those made while it ran (a Ctrl-C that met a failure)."""
+    requested, at, cleared = state
+    if _CLEARED[0] != cleared:
+        clear_stop()
+        return
+    (_STOP.set if requested else _STOP.clear)()
+    _STOP_AT[:] = list(at)
 
 
 def set_loop_active(active: bool) -> None:
     """Mark a training loop as running (Ctrl-C then checkpoints and stops) or not (Ctrl-C interrupts)."""
     (_LOOP_ACTIVE.set if active else _LOOP_ACTIVE.clear)()
+
+
+def loop_active() -> bool:
+    """Whether a training loop is marked as running (:func:`set_loop_active`)."""
+    return _LOOP_ACTIVE.is_set()
 
 
 def _handler(signum: int, frame: object) -> None:
