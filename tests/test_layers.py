@@ -35,7 +35,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "loops": ("cli", "configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
     "torchrl_reg": ("cli", "functional", "modules", "objectives", "tabular", "value"),
     "sweep": ("torchrl_reg", "cli", "configs", "envs", "run", "validation"),
-    "report": ("run", "sweep"),
+    "report": ("run", "sweep", "validation"),
     # recipes/ is not part of the package: nothing in torchrl_reg/ may import it.
     "recipes": (
         "torchrl_reg", "configs", "data", "envs", "functional", "loops", "modules", "objectives", "planning", "run", "tabular",

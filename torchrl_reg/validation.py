@@ -14,14 +14,18 @@ import functools
 import inspect
 import math
 import numbers
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import torch
 
 __all__ = [
+    "MEMORY_BYTES_VARIABLE",
     "STABLE_TAU",
     "ArgumentChecks",
+    "available_memory",
+    "format_bytes",
     "check_beta",
     "check_bound",
     "check_bool",
@@ -34,6 +38,7 @@ __all__ = [
     "check_gamma",
     "check_interval",
     "check_keywords",
+    "check_memory",
     "check_multiple",
     "check_nonnegative",
     "check_numbers",
@@ -515,9 +520,12 @@ def check_unread(group: str, node: Any, schema: type) -> None:
             isinstance(value, float) and isinstance(default, float) and math.isnan(value) and math.isnan(default)
         )
         if not same:
+            decider, when = declared(schema, "read_only_if")[key]
+            readers = "" if callable(when) else f" ({group}.{decider}={when[0]!r} reads it)" if len(when) == 1 else (
+                f" ({group}.{decider} in {list(when)} reads it)")
             raise ValueError(
                 f"{group}.{key}={value!r} is not used by {group}.{by} (it reads {read}); "
-                f"leave {group}.{key} at its default {default!r} or choose a method that uses it"
+                f"leave {group}.{key} at its default {default!r} or choose a method that uses it{readers}"
             )
 
 
@@ -542,3 +550,83 @@ def select_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was requested but CUDA is not available; use device=cpu or device=auto")
     return device
+
+
+#: Environment variable giving the bytes of memory the bounds assume (:func:`available_memory`): set it to the memory
+#: of the machine that will run the command when another machine checks it (a sweep planned on a login node for
+#: larger compute nodes), or to test the bounds.
+MEMORY_BYTES_VARIABLE = "TORCHRL_REG_MEMORY_BYTES"
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _cgroup_available() -> int | None:
+    """What this process's cgroup (v2) still lets it take: ``memory.max`` less ``memory.current``; ``None`` unlimited."""
+    try:
+        with open("/proc/self/cgroup", encoding="ascii") as f:
+            path = next((line.strip().split(":", 2)[2] for line in f if line.startswith("0::")), None)
+        if path is None:
+            return None
+        folder = os.path.join("/sys/fs/cgroup", path.lstrip("/"))
+        with open(os.path.join(folder, "memory.max"), encoding="ascii") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(folder, "memory.current"), encoding="ascii") as f:
+            return max(int(limit) - int(f.read().strip()), 0)
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
+def available_memory() -> int | None:
+    """The bytes of memory a command started now can take on this machine: :data:`MEMORY_BYTES_VARIABLE` when set
+    (an integer number of bytes), else the smaller of the kernel's ``MemAvailable`` (``/proc/meminfo``; elsewhere
+    ``os.sysconf``'s available pages) and what this process's cgroup still allows; ``None`` when nothing tells."""
+    given = os.environ.get(MEMORY_BYTES_VARIABLE)
+    if given is not None:
+        try:
+            value = int(given)
+        except ValueError:
+            raise ValueError(f"{MEMORY_BYTES_VARIABLE} must be a number of bytes (an integer), got {given!r}") from None
+        if value < 0:
+            raise ValueError(f"{MEMORY_BYTES_VARIABLE} must be a number of bytes >= 0, got {value}")
+        return value
+    known = [b for b in (_meminfo_available(), _cgroup_available()) if b is not None]
+    return min(known) if known else None
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in binary units: ``512 B``, ``3.2 KiB`` ... ``1.5 TiB`` (and on)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if abs(n) < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EiB"  # pragma: no cover
+
+
+def check_memory(key: str, value: Any, needed: int, what: str, *, available: int | None = None,
+                 where: str = "memory") -> None:
+    """Raise ``ValueError`` when ``needed`` bytes (an estimate of what ``key=value`` makes the command allocate,
+    described by ``what``) exceed ``available`` (default :func:`available_memory`; ``None``: unknown, nothing
+    refused): one line naming the key, the estimate and what the machine has, before any work."""
+    if available is None:
+        available = available_memory()
+    if available is None or needed <= available:
+        return
+    raise ValueError(
+        f"{key}={value!r} needs about {format_bytes(needed)} of {where} ({what}), more than the {format_bytes(available)} "
+        f"this machine has available; lower {key}, or set {MEMORY_BYTES_VARIABLE} to the bytes of the machine that "
+        "will run it"
+    )

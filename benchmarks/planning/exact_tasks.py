@@ -17,7 +17,6 @@ from torchrl_reg.planning import (
     SyntheticTree,
     TensorDChain,
     TensorFrozenLake,
-    TensorRandomRollout,
 )
 
 
@@ -91,7 +90,7 @@ def dchain_batched(args) -> None:
     sim = TensorDChain(args.length, args.final_reward)
     best = DChain.DOWN if args.final_reward < (args.length - 1) / args.length else DChain.RIGHT
     for algorithm in args.algorithms.split(","):
-        evaluator = TensorRandomRollout(max_steps=args.length, seed=args.seed)
+        evaluator = RandomRollout(max_steps=args.length, seed=args.seed)
         search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **knobs_of(algorithm, params))
         actions = search.search(sim.root(args.seeds), args.simulations)
         rate = float((actions == best).double().mean())
@@ -161,7 +160,7 @@ def frozenlake_batched(args) -> None:
     sim = TensorFrozenLake(gym.make("FrozenLake-v1", map_name=args.map, is_slippery=False))
     for algorithm in args.algorithms.split(","):
         for n in (int(b) for b in args.budgets.split(",")):
-            evaluator = TensorRandomRollout(max_steps=args.rollout, seed=args.seed)
+            evaluator = RandomRollout(max_steps=args.rollout, gamma=args.gamma, seed=args.seed)
             search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=args.seed, **knobs_of(algorithm, params))
             state, running = sim.root(args.seeds), torch.ones(args.seeds, dtype=torch.bool)
             goal = torch.zeros(args.seeds, dtype=torch.bool)

@@ -86,7 +86,7 @@ def minatar_model_error(args) -> None:
     rows = []
     for game in args.games.split(","):
         for sticky in (0.1, 0.0):
-            row = _model_error(BatchedMinAtar(game, sticky_action_prob=sticky, seed=0), args.episodes, args.max_steps, horizons)
+            row = _model_error(BatchedMinAtar(game, sticky_action_prob=sticky, seed=0, model="determinized"), args.episodes, args.max_steps, horizons)
             rows.append({"game": game, "sticky_action_prob": sticky, **row})
             print(f"{game} sticky {sticky}: " + ", ".join(f"h={h}: {row['obs_differs'][str(h)]} differ, |dR| {row['return_error'][str(h)]}" for h in horizons), flush=True)
     result = {"rows": rows, "episodes": args.episodes, "max_steps": args.max_steps, "horizons": horizons,

@@ -20,8 +20,6 @@ from torchrl_reg.planning import (
     QNetworkEvaluator,
     RandomRollout,
     SyntheticTree,
-    TensorQNetworkEvaluator,
-    TensorRandomRollout,
     TensorSyntheticTree,
 )
 from torchrl_reg.planning.records import NodeStats
@@ -225,10 +223,10 @@ def batched_speed(args) -> None:
             torch.cuda.synchronize(device)
 
     leaves = {
-        "rollout": (lambda: RandomRollout(max_steps=10, seed=0), lambda: TensorRandomRollout(max_steps=10, seed=0)),
+        "rollout": (lambda: RandomRollout(max_steps=10, seed=0), lambda: RandomRollout(max_steps=10, seed=0)),
         "minatar_conv": (
             lambda: QNetworkEvaluator(conv_q, num_actions=4, tau=0.1),
-            lambda: TensorQNetworkEvaluator(conv_q_batched, num_actions=4, tau=0.1, device=device),
+            lambda: QNetworkEvaluator(conv_q_batched, num_actions=4, tau=0.1, device=device),
         ),
     }
     # a GPU's rows go to a file of their own (TreeSearch, the baseline, always runs on the CPU)
@@ -346,12 +344,12 @@ def batched_profile(args) -> None:
         for b in [int(b) for b in args.batches.split(",")]:
             sim = TensorSyntheticTree([tree])
             counter = Count()
-            rollout = TensorRandomRollout(max_steps=10, seed=0)
+            rollout = RandomRollout(max_steps=10, seed=0)
             sim.step = in_phase(counter, "model steps in the descent", sim.step)
             search = make_search(algorithm, sim, batched=True, evaluator=in_phase(counter, "rollout (model steps included)", rollout), seed=0, **knobs)
             with counter:
                 search.search(sim.root(b), args.simulations)
-            plain = make_search(algorithm, TensorSyntheticTree([tree]), batched=True, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **knobs)
+            plain = make_search(algorithm, TensorSyntheticTree([tree]), batched=True, evaluator=RandomRollout(max_steps=10, seed=0), seed=0, **knobs)
             c = time.process_time()
             plain.search(sim.root(b), args.simulations)
             step_us = (time.process_time() - c) / args.simulations * 1e6
@@ -380,7 +378,7 @@ def batched_profile(args) -> None:
 def _compile_level(tree, batch: int, simulations: int, work) -> dict:
     """CPU time of one descent level (draw, model step, child look-up, stop test) eager and under torch.compile."""
     sim = TensorSyntheticTree([tree])
-    search = make_search("ments", sim, batched=True, evaluator=TensorRandomRollout(max_steps=10, seed=0), seed=0, **knobs_of("ments", SPEED_PARAMS))
+    search = make_search("ments", sim, batched=True, evaluator=RandomRollout(max_steps=10, seed=0), seed=0, **knobs_of("ments", SPEED_PARAMS))
     search.search(sim.root(batch), simulations)
     k = sim.num_actions
     w = work(search.tree, search.policy.count_table(k, simulations + 1, dtype=torch.float64, device=torch.device("cpu")), search.tree.q)
@@ -442,7 +440,7 @@ def chance_speed(args) -> None:
             rates = {}
             for model in ("determinized", "sampled"):
                 sim = BatchedMinAtar(args.game, sticky_action_prob=0.1, seed=0, model=model)
-                search = make_search(algorithm, sim, batched=True, evaluator=TensorRandomRollout(max_steps=args.rollout_steps, seed=0), seed=0,
+                search = make_search(algorithm, sim, batched=True, evaluator=RandomRollout(max_steps=args.rollout_steps, seed=0), seed=0,
                                      **knobs_of(algorithm, SPEED_PARAMS))
                 roots = sim.roots(envs[:b], (0, 0))
                 c, t = time.process_time(), time.perf_counter()

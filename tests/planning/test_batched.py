@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import fields
 import random
 
@@ -28,8 +29,6 @@ from torchrl_reg.planning import (
     SyntheticTree,
     TensorDChain,
     TensorFrozenLake,
-    TensorQNetworkEvaluator,
-    TensorRandomRollout,
     TensorSyntheticTree,
     UCB1Score,
     parts,
@@ -76,7 +75,7 @@ def test_one_tree_reproduces_the_single_tree_search_draw_for_draw(algorithm):
     sim = TensorSyntheticTree([tree])
     new = BatchedTreeSearch(
         sim, tree_policy=policy, backup=backup, recommend=old.recommend, uniform=_uniforms(5),
-        evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)),
+        evaluator=RandomRollout(max_steps=5, uniform=_uniforms(7)),
     )
     assert int(new.search(sim.root(1), 60)[0]) == old_action
     mine, theirs = new.tree.tree(0), old.tree
@@ -97,7 +96,7 @@ def test_noiseless_backups_are_exact_in_every_tree(algorithm):
     trees = [SyntheticTree(2, 3, seed=s, noise_std=0.0) for s in range(4)]
     policy, backup = _parts(algorithm, 1.0)
     sim = TensorSyntheticTree(trees)
-    search = BatchedTreeSearch(sim, tree_policy=policy, backup=backup, evaluator=TensorRandomRollout(max_steps=5), seed=3)
+    search = BatchedTreeSearch(sim, tree_policy=policy, backup=backup, evaluator=RandomRollout(max_steps=5), seed=3)
     search.search(sim.root(4), 200)
     tau = TAU if algorithm == "ments" else None
     values = search.tree.q[:, 0] if algorithm == "ments" else search.tree.q_bellman[:, 0]
@@ -119,7 +118,7 @@ def test_ments_flips_at_the_exact_temperature_in_every_tree(scale, expected):
     chain = DChain(5, 0.5)
     tau = scale * dchain_flip_temperature(chain)
     sim = TensorDChain(5, 0.5)
-    search = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=tau, eps=1.0), backup=SoftmaxBackup(tau=tau), evaluator=TensorRandomRollout(max_steps=10))
+    search = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=tau, eps=1.0), backup=SoftmaxBackup(tau=tau), evaluator=RandomRollout(max_steps=10))
     actions = search.search(sim.root(4), 150)
     assert (search.tree.size == 11).all()  # root, 5 'down' leaves, 4 chain states, the final leaf
     assert actions.tolist() == [expected] * 4
@@ -131,7 +130,7 @@ def test_dents_entropy_backup_by_hand():
     # a 2-chain with eps = 1 tried fully: H_V at a node is H(pi) + sum_a pi(a) H_Q(a), pi from the DENTS policy
     sim = TensorDChain(2, 0.25)
     policy = DENTSScore(alpha=1.0, beta_0=1.0, eps=1.0)
-    search = BatchedTreeSearch(sim, tree_policy=policy, backup=BellmanBackup(entropy=True), evaluator=TensorRandomRollout(max_steps=3))
+    search = BatchedTreeSearch(sim, tree_policy=policy, backup=BellmanBackup(entropy=True), evaluator=RandomRollout(max_steps=3))
     search.search(sim.root(1), 40)
     t = search.tree.tree(0)
     state1 = int(t["child"][0, DChain.RIGHT])
@@ -205,7 +204,7 @@ def test_batched_search_on_frozenlake_reproduces_the_single_tree_search(slippery
     sim = TensorFrozenLake(env, uniform=_uniforms(11))
     assert sim.deterministic is not slippery
     new = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=0.1, eps=0.5), backup=SoftmaxBackup(tau=0.1), gamma=0.95, uniform=_uniforms(5),
-                            evaluator=TensorRandomRollout(max_steps=20, uniform=_uniforms(7)))
+                            evaluator=RandomRollout(max_steps=20, gamma=0.95, uniform=_uniforms(7)))
     new.search(sim.root(1), 80)
     mine, theirs = new.tree.tree(0), old.tree
     np.testing.assert_array_equal(mine["visits"].numpy(), theirs.visits[: theirs.size])
@@ -220,15 +219,17 @@ def test_batched_search_on_frozenlake_reproduces_the_single_tree_search(slippery
 
 
 def test_parts_that_disagree_are_refused():
+    # which parts go together is the algorithm table's: a policy and a backup of no row, or of one row with two values
+    # of a knob both hold, are refused naming the rows
     sim = TensorDChain(3, 0.5)
-    with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
-        BatchedTreeSearch(sim, tree_policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
-    with pytest.raises(ValueError, match="DENTSScore searches on Bellman values plus the entropy"):
-        BatchedTreeSearch(sim, tree_policy=DENTSScore(alpha=1.0, beta_0=1.0, eps=0.1), backup=BellmanBackup())
-    with pytest.raises(ValueError, match="UCB1Score goes with MeanBackup"):
-        BatchedTreeSearch(sim, tree_policy=UCB1Score(c=1.0), backup=BellmanBackup())
-    with pytest.raises(ValueError, match="the softmax backup is MENTS's and goes with E2WScore, got BoltzmannScore"):
-        BatchedTreeSearch(sim, tree_policy=BoltzmannScore(alpha=1.0, eps=0.1), backup=SoftmaxBackup(tau=1.0))
+    for policy, backup in ((E2WScore(tau=0.1, eps=0.1), SoftmaxBackup(tau=1.0)),
+                           (DENTSScore(alpha=1.0, beta_0=1.0, eps=0.1), BellmanBackup()),
+                           (UCB1Score(c=1.0), BellmanBackup()),
+                           (BoltzmannScore(alpha=1.0, eps=0.1), SoftmaxBackup(tau=1.0))):
+        with pytest.raises(ValueError, match=rf"^{type(policy).__name__} with {re.escape(repr(backup))} is no row of the "
+                                             r"algorithm table .*ments: E2WScore with SoftmaxBackup\(\); .*dents: DENTSScore "
+                                             r"with BellmanBackup\(entropy=True\)"):
+            BatchedTreeSearch(sim, tree_policy=policy, backup=backup)
     with pytest.raises(ValueError, match="q_init must be finite, got q_init=nan"):
         BatchedTreeSearch(sim, tree_policy=UCB1Score(c=1.0), backup=MeanBackup(), q_init=float("nan"))
     with pytest.raises(TypeError, match="BatchedTreeSearch needs a TensorSimulator"):
@@ -290,7 +291,7 @@ def test_network_leaves_reproduce_the_single_tree_search(init):
     old = make_search("ments", tree, tau=TAU, eps=0.5, seed=5, evaluator=QNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init))
     old.search(40)
     sim = TensorSyntheticTree([tree])
-    evaluator = TensorQNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init)
+    evaluator = QNetworkEvaluator(q_network, num_actions=3, tau=0.5, init=init)
     new = BatchedTreeSearch(sim, tree_policy=E2WScore(tau=TAU, eps=0.5), backup=SoftmaxBackup(tau=TAU), evaluator=evaluator, uniform=_uniforms(5))
     new.search(sim.root(1), 40)
     mine, theirs = new.tree.tree(0), old.tree
@@ -348,7 +349,7 @@ def _simulator(kind: str):
     pytest.importorskip("minatar", reason="MinAtar is not installed")
     from torchrl_reg.planning import BatchedMinAtar
 
-    return BatchedMinAtar("breakout", sticky_action_prob=0.1, seed=2)
+    return BatchedMinAtar("breakout", sticky_action_prob=0.1, seed=2, model="determinized")
 
 
 @pytest.mark.parametrize("kind", ["synthetic", "dchain", "minatar"])
@@ -359,7 +360,7 @@ def test_replayed_edges_give_the_stepped_search_and_step_each_edge_once(algorith
     runs = {}
     for replay in (False, True):
         counting = _Counting(sim, replay)
-        rollout = TensorRandomRollout(max_steps=5, seed=1)
+        rollout = RandomRollout(max_steps=5, seed=1)
         policy, backup = _parts(algorithm, 0.5)
         search = BatchedTreeSearch(counting, tree_policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g), seed=3)
         actions = search.search(sim.root(3), 25)
@@ -391,7 +392,7 @@ def _search_on(device: str, replay: bool, kind: str, algorithm: str):
     else:
         sim = TensorDChain(6, 0.5, device=device)
     counting = _Counting(sim, replay)
-    draws, rollout = _uniforms(3), TensorRandomRollout(max_steps=5, uniform=_uniforms(1))
+    draws, rollout = _uniforms(3), RandomRollout(max_steps=5, uniform=_uniforms(1))
     policy, backup = _parts(algorithm, 0.5)
     search = BatchedTreeSearch(
         counting, tree_policy=policy, backup=backup, evaluator=lambda _, s, g: rollout(sim, s, g),
@@ -443,7 +444,7 @@ def test_a_float_network_evaluates_integer_observations_in_both_loops(task):
     values = [round(float(tree.leaf_value[n]), 6) for n in range(1, tree.size) if not tree.terminal[n]]
     assert set(values) <= possible and max(values) > 0.0
     root = many.root(2) if task == "dchain" else torch.tensor([[0], [5]])
-    evaluator = TensorQNetworkEvaluator(net, num_actions=k, value="max")
+    evaluator = QNetworkEvaluator(net, num_actions=k, value="max")
     values, q = evaluator(many, root, 1.0)
     index = root[:, 0].double()
     expected_q = index.unsqueeze(-1) * torch.arange(1.0, k + 1, dtype=torch.float64) / 10
@@ -457,10 +458,10 @@ def test_a_network_with_another_action_count_is_refused_by_both_loops():
     three = QNetworkEvaluator(net, num_actions=3)
     with pytest.raises(ValueError, match=r"QNetworkEvaluator\(num_actions=3\) cannot evaluate a simulator with 2 actions"):
         make_search("ments", DChain(5), evaluator=three)
-    with pytest.raises(ValueError, match=r"TensorQNetworkEvaluator\(num_actions=3\) cannot evaluate a simulator with 2 actions"):
-        make_search("ments", TensorDChain(5), batched=True, evaluator=TensorQNetworkEvaluator(net, num_actions=3))
+    with pytest.raises(ValueError, match=r"QNetworkEvaluator\(num_actions=3\) cannot evaluate a simulator with 2 actions"):
+        make_search("ments", TensorDChain(5), batched=True, evaluator=QNetworkEvaluator(net, num_actions=3))
     # an evaluator that says 2 actions over a network that outputs 3: refused at the first evaluation, shape named
-    two = TensorQNetworkEvaluator(net, num_actions=2)
+    two = QNetworkEvaluator(net, num_actions=2)
     with pytest.raises(ValueError, match=r"the Q network outputs action values of shape \(2, 3\) for 2 observations, expected \(2, 2\)"):
         make_search("ments", TensorDChain(5), batched=True, evaluator=two).search(TensorDChain(5).root(2), 3)
     with pytest.raises(ValueError, match=r"the Q network outputs action values of shape \(1, 3\) for 1 observations, expected \(1, 2\)"):

@@ -21,7 +21,8 @@ import pytest
 
 import torch
 
-from torchrl_reg.planning import BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, TensorRandomRollout, make_search
+from torchrl_reg.planning import BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, make_search
+from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
 from torchrl_reg.planning.exact import chance_tree_values, finite_horizon_q
 from torchrl_reg.planning.simulators import ChanceTree
 from torchrl_reg.planning.tensor_simulators import TensorChanceTree
@@ -30,6 +31,8 @@ TAU, ALPHA = 0.3, 0.3
 DELTA = 1e-3  # the probability that a sampled part falls outside its interval, all edges and sample sizes together
 ALGORITHMS = ("ments", "bts", "dents", "uct")
 BACKUP = {"ments": "soft", "bts": "bellman", "dents": "bellman", "uct": "mean"}
+# the backup objects whose exact_values the oracle reads
+_BACKUP_OBJECTS = {"soft": lambda: SoftmaxBackup(tau=TAU), "bellman": BellmanBackup, "mean": MeanBackup}
 
 
 def _knobs(algorithm: str, **extra) -> dict:
@@ -62,7 +65,7 @@ def _enumerate_chance_tree_q(tree: ChanceTree, node: int, tau: float | None) -> 
 @pytest.mark.parametrize("backup, tau", [("bellman", None), ("soft", 0.3), ("soft", 2.0)])
 def test_chance_tree_recursion_matches_plain_recursion(backup, tau):
     tree = ChanceTree(2, 3, 3, seed=4)
-    q, value = chance_tree_values(tree, backup, tau=tau)
+    q, value = chance_tree_values(tree, BellmanBackup() if backup == "bellman" else SoftmaxBackup(tau=tau))
     np.testing.assert_allclose(q[0], _enumerate_chance_tree_q(tree, 0, tau), rtol=0, atol=1e-12)
     np.testing.assert_allclose(q[5], _enumerate_chance_tree_q(tree, 5, tau), rtol=0, atol=1e-12)
 
@@ -72,14 +75,14 @@ def test_chance_tree_values_by_hand():
     tree = ChanceTree(2, 2, 1, seed=0)
     pay = tree.edge_reward[1:] + tree.leaf_value
     by_hand = np.array([tree.probs[0, 0] @ pay[:2], tree.probs[0, 1] @ pay[2:]])
-    q, value = chance_tree_values(tree, "soft", tau=0.5)
+    q, value = chance_tree_values(tree, SoftmaxBackup(tau=0.5))
     np.testing.assert_allclose(q[0], by_hand, rtol=0, atol=1e-15)
     assert value[0] == pytest.approx(0.5 * math.log(math.exp(by_hand[0] / 0.5) + math.exp(by_hand[1] / 0.5)), abs=1e-15)
     policy = np.array([[0.25, 0.75]])
-    assert chance_tree_values(tree, "mean", policy=policy)[1][0] == pytest.approx(0.25 * by_hand[0] + 0.75 * by_hand[1], abs=1e-15)
-    with pytest.raises(ValueError, match="the mean backup needs the policy"):
-        chance_tree_values(tree, "mean")
-    with pytest.raises(ValueError, match="backup must be one of"):
+    assert chance_tree_values(tree, MeanBackup(), policy=policy)[1][0] == pytest.approx(0.25 * by_hand[0] + 0.75 * by_hand[1], abs=1e-15)
+    with pytest.raises(ValueError, match=r"MeanBackup\(\) takes a mean under a policy: pass the policy"):
+        chance_tree_values(tree, MeanBackup())
+    with pytest.raises(TypeError, match="backup must be a Backup"):
         chance_tree_values(tree, "max")
 
 
@@ -212,7 +215,7 @@ def _check_search(search, problem: _Problem, backup: str, num_simulations: int) 
 
 
 def _chance_tree_problem(tree: ChanceTree, backup: str, policy: np.ndarray | None = None) -> _Problem:
-    q, value = chance_tree_values(tree, backup, tau=TAU if backup == "soft" else None, policy=policy)
+    q, value = chance_tree_values(tree, _BACKUP_OBJECTS[backup](), policy=policy)
 
     def outcomes(node, a):
         children = node * tree.fan + a * tree.outcomes + 1 + np.arange(tree.outcomes)
@@ -225,8 +228,8 @@ def _chance_tree_problem(tree: ChanceTree, backup: str, policy: np.ndarray | Non
         return (tree.depth - level) / tree.depth + 1.0  # edge rewards below 1 / depth each, a leaf value below 1
 
     # the expected return under any policy lies between the expectimin and the expectimax values
-    highest = chance_tree_values(tree, "bellman")[1]
-    lowest = -chance_tree_values(_negated(tree), "bellman")[1]
+    highest = chance_tree_values(tree, BellmanBackup())[1]
+    lowest = -chance_tree_values(_negated(tree), BellmanBackup())[1]
     return _Problem(0, outcomes, lambda node, a: float(q[node, a]), lambda node: float(value[node]), max_return,
                     lambda node: (float(lowest[node]), float(highest[node])))
 
@@ -296,19 +299,18 @@ class _Horizon:
 
 def _frozenlake_problem(env, backup: str, steps: int) -> _Problem:
     table = env.unwrapped.P
-    tau = TAU if backup == "soft" else None
     if backup == "mean":  # UCT: the expected return under any policy lies between the expectimin and the expectimax
         highest = finite_horizon_q(table, steps).max(-1)
         negated = {s: {a: [(p, nxt, -r, done) for p, nxt, r, done in moves] for a, moves in row.items()} for s, row in table.items()}
         lowest = -finite_horizon_q(negated, steps).max(-1)
         return _Problem((14, steps), _lake_outcomes(table), None, None, lambda key: 1.0,
                         lambda key: (float(lowest[key[1] - 1, key[0]]), float(highest[key[1] - 1, key[0]])))
-    q = finite_horizon_q(table, steps, backup=backup, tau=tau)
+    q = finite_horizon_q(table, steps, backup=_BACKUP_OBJECTS[backup]())
 
     def exact_v(key):
         cell, left = key
         row = q[left - 1, cell]
-        return float(row.max()) if tau is None else tau * math.log(float(np.exp(row / tau).sum()))
+        return float(row.max()) if backup == "bellman" else TAU * math.log(float(np.exp(row / TAU).sum()))
 
     return _Problem((14, steps), _lake_outcomes(table), lambda key, a: float(q[key[1] - 1, key[0], a]), exact_v, lambda key: 1.0)
 
@@ -427,7 +429,7 @@ def test_one_chance_tree_is_searched_as_the_single_tree_search_does_draw_for_dra
     tree.reseed(11)  # after the simulator check's test steps
     old_action = old.search(150)
     sim = TensorChanceTree(tree, uniform=_uniforms(11))
-    new = make_search(algorithm, sim, **knobs, batched=True, evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)))
+    new = make_search(algorithm, sim, **knobs, batched=True, evaluator=RandomRollout(max_steps=5, uniform=_uniforms(7)))
     new.uniform = _uniforms(5)
     assert int(new.search(sim.root(1), 150)[0]) == old_action
     mine, theirs = new.tree.tree(0), old.tree

@@ -13,7 +13,6 @@ from torchrl_reg.planning import (
     BatchedTreeSearch,
     RandomRollout,
     SyntheticTree,
-    TensorRandomRollout,
     TensorSyntheticTree,
     UCB1Score,
 )
@@ -42,7 +41,7 @@ def test_one_tree_of_both_engines_backs_up_the_same_power_means_draw_for_draw():
     old_action = old.search(60)
     sim = TensorSyntheticTree([tree])
     new = BatchedTreeSearch(sim, tree_policy=UCB1Score(c=math.sqrt(2.0)), backup=PowerMeanBackup(p=2.0), recommend="most_visited",
-                            uniform=_uniforms(5), evaluator=TensorRandomRollout(max_steps=5, uniform=_uniforms(7)))
+                            uniform=_uniforms(5), evaluator=RandomRollout(max_steps=5, uniform=_uniforms(7)))
     assert int(new.search(sim.root(1), 60)[0]) == old_action
     mine, theirs = new.tree.tree(0), old.tree
     n = theirs.size
@@ -58,9 +57,9 @@ def test_a_power_below_one_and_a_policy_other_than_ucb1_are_refused():
     from torchrl_reg.planning import E2WScore, TensorDChain
 
     for p in (0.5, float("inf"), True):
-        with pytest.raises(ValueError, match="p must be a finite number >= 1"):
+        with pytest.raises(ValueError, match=r"p must be a finite number"):
             PowerMeanBackup(p=p)
-    with pytest.raises(ValueError, match="UCB1Score goes with MeanBackup"):
+    with pytest.raises(ValueError, match=r"E2WScore with PowerMeanBackup\(p=2.0\) is no row of the algorithm table .*power_uct: UCB1Score with PowerMeanBackup"):
         BatchedTreeSearch(TensorDChain(3), tree_policy=E2WScore(tau=1.0, eps=0.1), backup=PowerMeanBackup(p=2.0))
 
 

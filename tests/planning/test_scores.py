@@ -78,9 +78,9 @@ def test_backups_by_hand():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: E2WScore(tau=0.0, eps=0.1), "tau must be a finite number > 0, got tau=0.0"),
+        (lambda: E2WScore(tau=0.0, eps=0.1), r"tau must be a finite number in \(0.0, inf\], got tau=0.0"),
         (lambda: E2WScore(tau=-1.0, eps=0.1), "tau must be"),
-        (lambda: E2WScore(tau=1.0, eps=-0.1), "eps must be a finite number >= 0, got eps=-0.1"),
+        (lambda: E2WScore(tau=1.0, eps=-0.1), r"eps must be a finite number in \[0.0, inf\], got eps=-0.1"),
         (lambda: BoltzmannScore(alpha=0.0, eps=0.1), "alpha must be"),
         (lambda: DENTSScore(alpha=1.0, beta_0=-1.0, eps=0.1), "beta_0 must be"),
         (lambda: UCB1Score(c=float("nan")), "c must be"),

@@ -1,5 +1,5 @@
 """The planner's inputs are checked once, when :func:`~torchrl_reg.planning.make_search` builds the search, before any
-simulation runs: a leaf evaluation or a model of the other search loop, a device this machine does not have or the
+simulation runs: a leaf evaluation that the loop cannot call or a model of the other search loop, a device this machine does not have or the
 model's tensors are not on, and a FrozenLake model built on another env are refused with a one-line error that names
 the class, the value and the fix."""
 from __future__ import annotations
@@ -15,8 +15,6 @@ from torchrl_reg.planning import (
     QNetworkEvaluator,
     RandomRollout,
     TensorDChain,
-    TensorQNetworkEvaluator,
-    TensorRandomRollout,
     TreeSearch,
     make_search,
 )
@@ -50,27 +48,34 @@ def _net() -> torch.nn.Module:
     return torch.nn.Linear(1, 2)
 
 
-# (loop given, evaluator of the other loop, the name refused, this loop's own evaluator named in the fix)
-OTHER_ENGINE = {
-    "RandomRollout to the batched search": (True, lambda: RandomRollout(max_steps=7), r"RandomRollout\(sim\)",
-                                            r"pass TensorRandomRollout\(max_steps=7\)"),
-    "TensorRandomRollout to the single tree": (False, lambda: TensorRandomRollout(max_steps=7), r"TensorRandomRollout\(sim, state, gamma\)",
-                                               r"pass RandomRollout\(max_steps=7, gamma="),
-    "QNetworkEvaluator to the batched search": (True, lambda: QNetworkEvaluator(_net(), num_actions=2, tau=0.5),
-                                                r"QNetworkEvaluator\(sim\)", r"pass TensorQNetworkEvaluator\(q_network, num_actions=2, tau=0.5"),
-    "TensorQNetworkEvaluator to the single tree": (False, lambda: TensorQNetworkEvaluator(_net(), num_actions=2),
-                                                   r"TensorQNetworkEvaluator\(sim, state, gamma\)", r"pass QNetworkEvaluator\(q_network"),
+EVALUATORS = {
+    "RandomRollout": lambda: RandomRollout(max_steps=7, seed=3),
+    "QNetworkEvaluator": lambda: QNetworkEvaluator(_net(), num_actions=2, tau=0.5),
 }
 
 
-@pytest.mark.parametrize("case", list(OTHER_ENGINE))
-def test_an_evaluator_of_the_other_loop_is_refused_when_the_search_is_built(case):
-    batched, evaluator, name, fix = OTHER_ENGINE[case]
-    owner = "BatchedTreeSearch" if batched else "TreeSearch"
-    model = TensorDChain(4) if batched else DChain(4)
-    other = "TreeSearch" if batched else "BatchedTreeSearch"
-    _refused(TypeError, rf"^{owner} calls its evaluator as .*; {name} cannot be called so: {fix}.*, or search with {other}",
-             lambda: make_search("ments", model, batched=batched, evaluator=evaluator()))
+@pytest.mark.parametrize("kind", list(EVALUATORS))
+def test_one_evaluator_object_serves_both_loops(kind):
+    # one class per kind: each loop calls it in its own form, and at B = 1 the rows' values are the single tree's
+    single = EVALUATORS[kind]()
+    rows = single if kind == "QNetworkEvaluator" else EVALUATORS[kind]()  # one network; two rollouts of one seed
+    chain, model = DChain(4), TensorDChain(4)
+    for position in range(3):
+        chain.restore((position, False))
+        value, q_init = single(chain)
+        values, q_rows = rows(model, torch.tensor([[position]]), 1.0)
+        if kind == "QNetworkEvaluator":  # a network: the same forward, one row or many
+            assert values.tolist() == pytest.approx([value], abs=1e-12) and q_rows[0].tolist() == pytest.approx(q_init, abs=1e-12)
+        else:  # random actions: each form its own stream, both from the seed
+            assert q_init is None and q_rows is None and values.shape == (1,)
+    make_search("ments", DChain(4), evaluator=EVALUATORS[kind]()).search(5)
+    make_search("ments", TensorDChain(4), batched=True, evaluator=EVALUATORS[kind]()).search(TensorDChain(4).root(2), 5)
+
+
+def test_an_evaluator_with_another_discount_is_refused_by_both_loops():
+    for batched, model in ((False, DChain(4)), (True, TensorDChain(4))):
+        _refused(ValueError, r"^RandomRollout\(gamma=1.0\) and the search's gamma=0.9 disagree",
+                 lambda: make_search("ments", model, batched=batched, gamma=0.9, evaluator=RandomRollout()))
 
 
 def test_a_function_of_the_wrong_arity_is_refused_before_it_is_called_and_one_of_the_right_arity_runs():

@@ -200,9 +200,9 @@ def test_as_simulator_picks_the_adapter():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(algorithm="ments", tau=0.0), "tau must be a finite number > 0, got tau=0.0"),
-        (dict(algorithm="ments", tau=-0.5), "tau must be a finite number > 0, got tau=-0.5"),
-        (dict(algorithm="bts", eps=-0.1), "eps must be a finite number >= 0, got eps=-0.1"),
+        (dict(algorithm="ments", tau=0.0), r"tau must be a finite number in \(0.0, inf\], got tau=0.0"),
+        (dict(algorithm="ments", tau=-0.5), r"tau must be a finite number in \(0.0, inf\], got tau=-0.5"),
+        (dict(algorithm="bts", eps=-0.1), r"eps must be a finite number in \[0.0, inf\], got eps=-0.1"),
         (dict(algorithm="dents", alpha=0.0), "alpha must be"),
         (dict(algorithm="mcts"), "algorithm must be one of"),
         (dict(algorithm="uct", recommend="best"), "recommend must be one of"),
@@ -272,9 +272,9 @@ class _NanReward(DChain):
 
 
 def test_parts_that_disagree_are_refused():
-    with pytest.raises(ValueError, match=r"E2WScore\(tau=0.1\) and SoftmaxBackup\(tau=1.0\) disagree"):
+    with pytest.raises(ValueError, match=r"E2WScore with SoftmaxBackup\(tau=1.0\) is no row of the algorithm table"):
         TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup=SoftmaxBackup(tau=1.0))
-    with pytest.raises(TypeError, match=r"backup must be a Backup \(SoftmaxBackup, BellmanBackup, MeanBackup, PowerMeanBackup\), got 'softmax'"):
+    with pytest.raises(TypeError, match=r"backup must be a Backup of torchrl_reg.planning.backups, got 'softmax'"):
         TreeSearch(DChain(3), tree_policy=E2WScore(tau=0.1, eps=0.1), backup="softmax")
     with pytest.raises(ValueError, match=r"RandomRollout\(gamma=0.5\) and the search's gamma=1.0 disagree"):
         make_search("ments", DChain(3), evaluator=RandomRollout(gamma=0.5))

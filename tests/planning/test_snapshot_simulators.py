@@ -14,8 +14,8 @@ from torchrl_reg.planning import (
     BatchedALE,
     BatchedMinAtar,
     MinAtarSimulator,
-    TensorQNetworkEvaluator,
-    TensorRandomRollout,
+    QNetworkEvaluator,
+    RandomRollout,
     make_search,
 )
 from torchrl_reg.planning.snapshot_simulators import SnapshotStore, planner_rng
@@ -67,7 +67,7 @@ def _real_trace(sim, actions: list[int]) -> list[tuple[float, bool, bytes]]:
 @pytest.mark.parametrize("game", ["asterix", "breakout", "freeway", "seaquest", "space_invaders"])
 def test_minatar_steps_exactly_like_the_real_env_given_the_same_stream(game):
     envs = [_minatar_env(seed, moves, game) for seed, moves in ((0, 5), (1, 12), (2, 0))]
-    sim = BatchedMinAtar(game, sticky_action_prob=0.1)
+    sim = BatchedMinAtar(game, sticky_action_prob=0.1, model="determinized")
     handles = sim.roots(envs, seed=7)
     actions = [random.Random(3).randrange(6) for _ in range(80)]
     seen = set()
@@ -110,7 +110,7 @@ def test_ale_steps_exactly_like_the_real_simulator_given_the_same_stream():
 @pytest.mark.parametrize("make", ["minatar", "ale"])
 def test_a_state_and_action_always_give_the_same_next_state_even_with_sticky_actions(make):
     if make == "minatar":
-        sim = BatchedMinAtar("breakout", sticky_action_prob=0.5)
+        sim = BatchedMinAtar("breakout", sticky_action_prob=0.5, model="determinized")
         root = sim.roots([_minatar_env(0, 5, sticky=0.5)], seed=1)
     else:
         sim = BatchedALE("breakout", sticky_action_prob=0.5)
@@ -128,7 +128,7 @@ def test_a_state_and_action_always_give_the_same_next_state_even_with_sticky_act
 def test_minatar_roots_never_see_the_real_stream():
     env = _minatar_env(4, 6, sticky=0.5)
     before = env.random.get_state()
-    sim = BatchedMinAtar("breakout", sticky_action_prob=0.5)
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.5, model="determinized")
     root = sim.roots([env], seed=11)
     game = sim._store[0].game
     assert game.random is not env.random and game is not env.env
@@ -144,7 +144,7 @@ def test_minatar_roots_never_see_the_real_stream():
 
 
 def test_a_finished_row_stays_put_and_the_store_grows_by_b_per_step_until_cleared():
-    sim = BatchedMinAtar("breakout", sticky_action_prob=0.0)
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.0, model="determinized")
     state = sim.root(3)
     assert len(sim) == 3
     done = torch.zeros(3, dtype=torch.bool)
@@ -164,7 +164,7 @@ def test_a_finished_row_stays_put_and_the_store_grows_by_b_per_step_until_cleare
 
 
 def test_bad_roots_are_refused():
-    sim = BatchedMinAtar("breakout", sticky_action_prob=0.1)
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.1, model="determinized")
     with pytest.raises(ValueError, match="'asterix' with sticky_action_prob=0.1; this simulator searches 'breakout'"):
         sim.roots([_minatar_env(0, 0, game="asterix")], seed=0)
     with pytest.raises(ValueError, match="sticky_action_prob=0.0; this simulator searches 'breakout' with sticky_action_prob=0.1"):
@@ -180,16 +180,16 @@ def test_bad_roots_are_refused():
 
 @pytest.mark.parametrize("algorithm", ["ments", "uct"])
 def test_batched_search_runs_on_three_minatar_roots(algorithm):
-    sim = BatchedMinAtar("breakout", sticky_action_prob=0.1)
+    sim = BatchedMinAtar("breakout", sticky_action_prob=0.1, model="determinized")
     root = sim.roots([_minatar_env(seed, 3 * seed) for seed in range(3)], seed=0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 6))
-    evaluator = TensorQNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5)
+    evaluator = QNetworkEvaluator(lambda obs: net(obs.float()), num_actions=6, tau=0.5)
     search = make_search(algorithm, sim, batched=True, evaluator=evaluator, seed=0)
     action = search.search(root, 6)
     assert action.shape == (3,) and bool(((action >= 0) & (action < 6)).all())
     assert evaluator.calls == 7  # the roots, then one forward per simulation for all three trees
     assert (search.tree.size >= 2).all()
-    rollout = make_search(algorithm, sim, batched=True, evaluator=TensorRandomRollout(max_steps=5), seed=0)
+    rollout = make_search(algorithm, sim, batched=True, evaluator=RandomRollout(max_steps=5), seed=0)
     action = rollout.search(root, 4)
     assert bool(((action >= 0) & (action < 6)).all())
 
@@ -198,7 +198,7 @@ def test_tensor_roots_are_where_the_episodes_envs_are():
     from omegaconf import OmegaConf
 
     from torchrl_reg.planning import TensorDChain, TensorFrozenLake, make_task, make_tensor_task
-    from torchrl_reg.planning.tasks import tensor_roots
+    from torchrl_reg.planning.tasks import get_task
 
     chain = OmegaConf.create(dict(name="dchain", length=5, final_reward=1.0))
     sims = [make_task(chain, 0)[0] for _ in range(3)]
@@ -206,12 +206,12 @@ def test_tensor_roots_are_where_the_episodes_envs_are():
         for _ in range(steps):
             sim.step(sim.RIGHT)
     model = make_tensor_task(chain, sims[0], 0)
-    assert isinstance(model, TensorDChain) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1], [3]]
+    assert isinstance(model, TensorDChain) and get_task("dchain").roots(model, sims, (0, 0)).tolist() == [[0], [1], [3]]
     lake = OmegaConf.create(dict(name="frozenlake", map_name="4x4"))
     sims = [make_task(lake, seed)[0] for seed in range(2)]
     sims[1].step(2)  # right: cell 0 -> 1
     model = make_tensor_task(lake, sims[0], 0)
-    assert isinstance(model, TensorFrozenLake) and tensor_roots(model, sims, (0, 0)).tolist() == [[0], [1]]
+    assert isinstance(model, TensorFrozenLake) and get_task("frozenlake").roots(model, sims, (0, 0)).tolist() == [[0], [1]]
     with pytest.raises(ValueError, match="the batched search models the tasks \\['dchain', 'frozenlake', 'minatar'\\], got task name 'atari'"):
         make_tensor_task(OmegaConf.create(dict(name="atari")), sims[0], 0)
 
@@ -265,12 +265,18 @@ def test_a_game_the_copy_does_not_know_is_deep_copied_whole():
 
 def _futures_of_both_loops(real, model: str, seed, actions: list[int]):
     """The observations and rewards along ``actions`` in the model of ``real`` at one move: TreeSearch's simulator
-    (``model_simulator``) and BatchedTreeSearch's root (``BatchedMinAtar(model=...).roots``)."""
-    from torchrl_reg.planning.tasks import model_simulator
+    (the task's ``simulator``) and BatchedTreeSearch's root (the task's ``tensor_model`` and ``roots``): one task object
+    gives both."""
+    from torchrl_reg.planning.models import get_model
+    from torchrl_reg.planning.tasks import get_task
 
-    one = model_simulator(MinAtarSimulator(real, include_rng=False), model, seed)
-    many = BatchedMinAtar("asterix", sticky_action_prob=0.1, seed=0, model=model)
-    state = many.roots([real], seed)
+    from omegaconf import OmegaConf
+
+    task, model = get_task("minatar"), get_model(model)
+    sim = MinAtarSimulator(real, include_rng=False)
+    one = task.simulator(sim, model, seed)
+    many = task.tensor_model(OmegaConf.create(dict(game="asterix", sticky_action_prob=0.1)), sim, 0, model)
+    state = task.roots(many, [sim], seed)
     scalar, batched = [], []
     for action in actions:
         reward, done = one.step(action)
@@ -299,7 +305,8 @@ def test_both_loops_plan_in_one_model_of_a_move(model):
 
 
 def test_the_models_each_loop_refuses_name_the_reason():
-    from torchrl_reg.planning.tasks import check_model, model_simulator
+    from torchrl_reg.planning.models import MODELS
+    from torchrl_reg.planning.tasks import check_model, get_task
 
     with pytest.raises(ValueError, match=r"the model must be one of \['sampled', 'determinized', 'ensemble', 'oracle'\], got 'exact'"):
         BatchedMinAtar("breakout", model="exact")
@@ -307,7 +314,7 @@ def test_the_models_each_loop_refuses_name_the_reason():
     with pytest.raises(ValueError, match="the oracle model copies the streams of real envs: take its roots from roots"):
         BatchedMinAtar("breakout", model="oracle").root(2)
     sim = MinAtarSimulator(_minatar_env(0, 0), include_rng=False)
-    assert model_simulator(sim, "sampled", 0) is sim  # the env itself: its stream goes on across simulations
+    assert get_task("minatar").simulator(sim, MODELS["sampled"], 0) is sim  # the env itself: its stream goes on across simulations
     for task in ("dchain", "frozenlake"):  # deterministic: every model is the task itself, in both loops
         for model in ("sampled", "determinized", "oracle"):
             check_model(task, model, batched=True)
@@ -348,7 +355,7 @@ def test_the_sampled_models_state_keys_tell_states_apart_exactly_as_their_pickle
 def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_game_state():
     sim = BatchedMinAtar("breakout", sticky_action_prob=0.5, model="sampled")
     assert not sim.deterministic and not sim.deterministic_rewards
-    assert BatchedMinAtar("breakout", sticky_action_prob=0.5).deterministic  # the determinized model: one future
+    assert BatchedMinAtar("breakout", sticky_action_prob=0.5, model="determinized").deterministic  # the determinized model: one future
     real = _minatar_env(0, 5, sticky=0.5)
     root = sim.roots([real], seed=1)
     # 24 visits of one (state, action): 'right' (3) after the real env's last action, sticky half of the time
@@ -364,7 +371,7 @@ def test_the_sampled_model_draws_anew_at_every_visit_and_keys_outcomes_by_the_ga
     again, _, _ = sim.step(root.expand(24, 1), torch.full((24,), 3))
     assert set(sim.state_key(again)[:, 0].tolist()) == set(keys)  # the ids are the game states', not the handles'
     # the batched search keeps both outcomes under one edge, each with its own key
-    search = make_search("uct", sim, batched=True, evaluator=TensorRandomRollout(max_steps=3), seed=0)
+    search = make_search("uct", sim, batched=True, evaluator=RandomRollout(max_steps=3), seed=0)
     search.search(sim.roots([real, _minatar_env(1, 5, sticky=0.5)], seed=2), 40)
     slots = search.tree.outcomes[:, :-1]  # the last node slot is the scratch node (garbage by design)
     assert int((slots >= 0).sum(-1).max()) == 2

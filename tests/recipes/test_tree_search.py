@@ -42,12 +42,15 @@ def test_every_preset_composes(preset):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_the_recipe_and_the_python_api_plan_in_one_default_model(preset):
-    # make_tensor_task(cfg, sim, seed) and the recipe's planner.model: the sampled model, on every preset
+    # make_tensor_task(cfg, sim, seed), BatchedMinAtar and the recipe's planner.model: the sampled model, on every preset
     import inspect
 
-    from torchrl_reg.planning import make_tensor_task
+    from torchrl_reg.planning import BatchedMinAtar, make_tensor_task
+    from torchrl_reg.planning.models import DEFAULT_MODEL
 
-    assert inspect.signature(make_tensor_task).parameters["model"].default == "sampled"
+    assert DEFAULT_MODEL == "sampled"
+    for owner in (make_tensor_task, BatchedMinAtar):  # one default: the snapshot store's too
+        assert inspect.signature(owner).parameters["model"].default == DEFAULT_MODEL
     assert compose(f"tree_search_preset={preset}").planner.model == "sampled"
 
 
@@ -107,7 +110,7 @@ def test_minatar_with_an_mdqn_network(mdqn_checkpoint, algorithm, tmp_path):
 
 @pytest.mark.slow
 def test_minatar_episodes_batched_with_an_mdqn_network(mdqn_checkpoint, tmp_path):
-    # the network evaluates the leaves of both trees of a group in one forward (TensorQNetworkEvaluator)
+    # the network evaluates the leaves of both trees of a group in one forward (QNetworkEvaluator)
     out = tree_search.train(
         compose(
             "tree_search_preset=minatar", f"evaluator.checkpoint={mdqn_checkpoint}", "planner.batch_episodes=2",

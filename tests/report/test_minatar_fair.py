@@ -431,7 +431,7 @@ def test_the_oracle_model_is_the_real_game_where_the_determinized_one_strays():
 
     # Asterix draws every spawn and, here, sticky actions: the determinized model strays, the oracle (the real
     # game's stream copied) never does
-    determinized = minatar_runs._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0), 1, 40, [1, 10])
+    determinized = minatar_runs._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0, model="determinized"), 1, 40, [1, 10])
     assert determinized["obs_differs"]["10"] > 0.5
     oracle = minatar_runs._model_error(BatchedMinAtar("Asterix", sticky_action_prob=0.1, seed=0, model="oracle"), 1, 40, [1, 10])
     assert oracle["obs_differs"] == {"1": 0.0, "10": 0.0} and oracle["return_error"] == {"1": 0.0, "10": 0.0}

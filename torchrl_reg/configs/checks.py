@@ -5,10 +5,15 @@ family's, :func:`validate_planning_config`), and the keys a group declares close
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -29,9 +34,11 @@ from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
 from torchrl_reg.run.logs import check_logger_backend
 from torchrl_reg.validation import (
+    available_memory,
     check_choice,
     check_count,
     check_device,
+    check_memory,
     check_multiple,
     check_range,
     check_unread,
@@ -41,7 +48,10 @@ from torchrl_reg.validation import (
 )
 
 __all__ = [
+    "ENV_COPY_BYTES",
     "check_config",
+    "check_recipe_memory",
+    "recipe_memory",
     "check_env_backend",
     "check_loss_config",
     "structured",
@@ -314,7 +324,146 @@ def check_config(
         if group.name == "loss" and "loss_function" in cfg.loss:
             check_choice("loss.loss_function", cfg.loss.loss_function, LOSS_FUNCTIONS)
         check_unread(group.name, cfg[group.name], type(node))
+    if issubclass(family, RecipeConfig):  # last: every value is in range, and read by the run
+        check_recipe_memory(cfg)
     return cfg
+
+
+#: Bytes of memory one env copy of each family takes, about three times what one took when measured (a copy made
+#: and reset, the process's resident memory before and after 40 of them, gymnasium 1.x on x86-64): classic 2.3 KiB
+#: (Acrobot-v1), MinAtar 8.4 KiB (Breakout), Atari 1.0 MiB (Pong, ALE v5 with the Dopamine wrappers; ale-py's
+#: vector env keeps one emulator per copy too), MuJoCo 1.2 MiB (Humanoid-v5).
+ENV_COPY_BYTES = {"classic": 8 << 10, "minatar": 32 << 10, "atari": 4 << 20, "mujoco": 4 << 20}
+#: MinAtar's largest observation (Seaquest: 10 channels of 10 x 10) and full action set.
+_MINATAR_OBS, _MINATAR_ACTIONS = 10 * 10 * 10, 6
+#: ALE's full action set.
+_ATARI_ACTIONS = 18
+#: Bytes a stored transition takes beyond its observations, rounded up: action (int64), reward (float32), the three
+#: done flags, TorchRL's per-entry index; and per frame of the frame-stack dedup, its ids (FrameStackStorage).
+_TRANSITION_EXTRA, _DEDUP_EXTRA = 64, 512
+
+
+@functools.cache
+def _env_spaces(family: str, name: str) -> tuple[int, int, int, int]:
+    """``(observation bytes, action bytes, inputs of the network, actions)`` of one env of a vector-observation family
+    (actions: a discrete space's count, a Box's dimensions), read from one env built for it (the gymnasium id decides
+    them; cached)."""
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.configs.schemas import EnvConfig
+    from torchrl_reg.envs.make import make_single_env
+
+    try:
+        env = make_single_env(OmegaConf.structured(EnvConfig(family=family, name=name)))
+    except Exception as err:  # noqa: BLE001 -- a missing extra, a broken id: the run would fail the same way, later
+        raise ValueError(f"env.name={name!r} (env.family={family!r}) cannot be built here: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    try:
+        obs, action = env.observation_space, env.action_space
+        obs_bytes = int(np.prod(obs.shape)) * max(obs.dtype.itemsize, 4)  # float64 spaces are stored as float32 or wider
+        actions = int(np.prod(action.shape)) if action.shape else int(getattr(action, "n", 1))
+        return obs_bytes, 8 if not action.shape else actions * 4, int(np.prod(obs.shape)), actions
+    finally:
+        env.close()
+
+
+def _nature_features(screen: int) -> int:
+    side = ((screen - 8) // 4 + 1 - 4) // 2 + 1 - 2  # 8x8 stride 4, 4x4 stride 2, 3x3 stride 1
+    return 64 * max(side, 1) ** 2
+
+
+def recipe_memory(cfg: DictConfig) -> list[tuple[str, Any, int, str]]:
+    """What a replay-based run of the checked config ``cfg`` allocates, term by term, as
+    ``(key, value, bytes, formula)``: an upper estimate from the config alone (nothing built but, for a
+    vector-observation env, one env to read its spaces). With ``O`` the bytes of one observation (Atari
+    ``frame_stack * screen_size**2`` uint8, MinAtar at most ``10 * 10 * 10`` uint8, classic and MuJoCo from the env's
+    space, float32 or wider), ``T = 2 O + 64`` the bytes of one stored transition (the observation and the next one,
+    action, reward, flags, index), ``E`` the bytes of one env copy (:data:`ENV_COPY_BYTES`, about three times the
+    measured):
+
+    * replay ``buffer.size``: ``size * T``; with ``buffer.dedup_frames`` on stacked frames each frame once,
+      ``size * (screen_size**2 + 512)``; prioritized replay adds its two segment trees, ``32 * 2**ceil(log2 size)``;
+      with ``buffer.storage=memmap`` it is disk (the run directory's filesystem), not memory;
+    * env copies ``collector.num_envs``: ``num_envs * E``;
+    * evaluation ``eval.episodes``: one env copy per episode, played together, ``episodes * E``;
+    * collector batch ``collector.frames_per_batch``: ``3 * frames_per_batch * T`` (the batch, its transitions
+      reshaped, the copy written to the buffer);
+    * networks ``network.hidden``: ``4 * (24 P + 16 B W)`` with ``P`` the parameters of one network of the config's
+      shape (its torso, then ``hidden``, then an output per action), ``B = buffer.batch_size`` and ``W`` the widths of
+      its activations: 24 parameter-sized tensors cover the online and target copies of up to three networks (an
+      actor-critic's policy and twin critics) with their gradients and Adam's two moments, 16 activation-sized
+      tensors their forward and backward passes.
+    """
+    env, buffer = cfg.env, cfg.buffer
+    if env.family == "atari":
+        frame = env.screen_size**2
+        obs, action, actions, inputs = env.frame_stack * frame, 8, _ATARI_ACTIONS, env.frame_stack * frame
+    elif env.family == "minatar":
+        frame, obs, action, actions, inputs = _MINATAR_OBS, _MINATAR_OBS, 8, _MINATAR_ACTIONS, _MINATAR_OBS
+    else:
+        obs, action, inputs, actions = _env_spaces(env.family, env.name)
+        frame = obs
+    transition = 2 * obs + action + _TRANSITION_EXTRA
+    copy = ENV_COPY_BYTES[env.family]
+
+    terms = []
+    if buffer.dedup_frames and env.family == "atari" and env.frame_stack > 1:
+        replay, formula = buffer.size * (frame + _DEDUP_EXTRA), f"{buffer.size} transitions x ({frame} + 512) B, frames stored once"
+    else:
+        replay, formula = buffer.size * transition, f"{buffer.size} transitions x {transition} B"
+    if buffer.prioritized:
+        replay += 32 * 2 ** math.ceil(math.log2(buffer.size))
+        formula += " + the priority trees"
+    terms.append(("buffer.size", buffer.size, replay, f"replay: {formula}"))
+    terms.append(("collector.num_envs", cfg.collector.num_envs, cfg.collector.num_envs * copy,
+                  f"{cfg.collector.num_envs} env copies x {copy} B"))
+    if cfg.eval.episodes:
+        terms.append(("eval.episodes", cfg.eval.episodes, cfg.eval.episodes * copy,
+                      f"evaluation: one env copy per episode, {cfg.eval.episodes} x {copy} B"))
+    batch = cfg.collector.frames_per_batch
+    terms.append(("collector.frames_per_batch", batch, 3 * batch * transition,
+                  f"collector batch: 3 copies of {batch} frames x {transition} B"))
+
+    hidden = [int(h) for h in cfg.network.hidden]
+    if cfg.network.kind == "minatar_conv":
+        torso_params, features, torso_acts = 16 * 10 * 9 + 16, 1600, 2 * 1600
+    elif cfg.network.kind == "nature_cnn":
+        features = _nature_features(env.screen_size)
+        torso_params = 32 * env.frame_stack * 64 + 32 + 64 * 32 * 16 + 64 + 64 * 64 * 9 + 64
+        torso_acts = 2 * (32 * ((env.screen_size - 8) // 4 + 1) ** 2) + 3 * features
+    else:
+        torso_params, features, torso_acts = 0, inputs + actions, inputs  # a critic reads the action too
+    widths = [features, *hidden, actions]
+    params = torso_params + sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    activations = torso_acts + sum(widths)
+    networks = 4 * (24 * params + 16 * buffer.batch_size * activations)
+    shown = hidden if len(hidden) <= 8 else f"{len(hidden)} layers of widths {min(hidden)}-{max(hidden)}"
+    terms.append(("network.hidden", shown, networks,
+                  f"networks: {params} parameters x 24 copies + {activations} activations x {buffer.batch_size} x 16, float32"))
+    return terms
+
+
+def check_recipe_memory(cfg: DictConfig, available: int | None = None) -> None:
+    """Refuse a replay-based config whose run would allocate more memory than this machine has available
+    (:func:`~torchrl_reg.validation.available_memory`, or ``available`` bytes), before anything is built: one line
+    naming the largest term's key, the estimate and what the machine has (:func:`recipe_memory` gives the terms and
+    their formulas). A memory-mapped replay (``buffer.storage=memmap``) is compared with the free space of the run
+    directory's filesystem instead."""
+    import shutil
+
+    terms = recipe_memory(cfg)
+    in_memory = [t for t in terms if not (t[0] == "buffer.size" and cfg.buffer.storage == "memmap")]
+    if cfg.buffer.storage == "memmap":
+        key, value, needed, what = terms[0]
+        folder = Path(os.path.abspath(cfg.run_dir if cfg.get("run_dir") else "."))
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        check_memory(key, value, needed, what, available=shutil.disk_usage(folder).free, where=f"disk under {folder}")
+    available = available_memory() if available is None else available
+    total = sum(t[2] for t in in_memory)
+    key, value, _, _ = max(in_memory, key=lambda t: t[2])
+    parts = "; ".join(f"{k}: {what}" for k, _, n, what in sorted(in_memory, key=lambda t: -t[2]) if n >= total / 100)
+    check_memory(key, value, total, f"the run's largest allocations: {parts}", available=available)
 
 
 _FAMILY_CHECKS = {

@@ -18,23 +18,15 @@ from omegaconf import DictConfig
 
 from torchrl_reg.configs.schemas import PLANNING_EVALUATORS, default_of
 from torchrl_reg.envs.ids import MINATAR_GAMES, require_extra
-from torchrl_reg.planning import (
-    ALGORITHMS,
-    KNOB_DEFAULTS,
-    RECOMMENDATIONS,
-    TASKS,
-    QNetworkEvaluator,
-    RandomRollout,
-    make_search,
-    make_tensor_task,
-)
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
 from torchrl_reg.planning.algorithms import KNOB_TABLE, algorithm_knobs, check_knob
+from torchrl_reg.planning.models import DEFAULT_MODEL
 from torchrl_reg.planning.ensemble import check_futures
 from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.rundir import AS_NEW
-from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count, check_range
+from torchrl_reg.validation import ReadOnlyIf, check_choice, check_count, check_memory, check_range
 
-__all__ = ["PLANNERS", "EvaluatorConfig", "PlannerConfig", "TaskConfig"]
+__all__ = ["PLANNERS", "EvaluatorConfig", "PlannerConfig", "TaskConfig", "tree_memory"]
 
 #: The planning loop's ``planner.algorithm`` values: the searches, and ``greedy``, the Q network's argmax without a search.
 PLANNERS = ALGORITHMS + ("greedy",)
@@ -122,7 +114,7 @@ class PlannerConfig:
     q_init: float = default_of(make_search, "q_init")
     #: the model searched: sampled (fresh outcomes at every chance visit), determinized (one sampled future per move),
     #: ensemble (planner.futures futures per move, roots combined) or oracle (the env's own stream: a diagnostic)
-    model: str = default_of(make_tensor_task, "model")
+    model: str = DEFAULT_MODEL
     #: ensemble: determinized futures per move (>= 2, dividing planner.simulations: each searches simulations /
     #: futures); 1 for the other models
     futures: int = 1
@@ -168,6 +160,34 @@ class PlannerConfig:
         check_range("planner.q_init", planner.q_init)
         if planner.recommend is not None:
             check_choice("planner.recommend", planner.recommend, RECOMMENDATIONS)
+        if planner.algorithm in ALGORITHMS:
+            trees, nodes, node_bytes = tree_memory(cfg)
+            check_memory("planner.simulations", planner.simulations, trees * nodes * node_bytes,
+                         f"search trees: {trees} trees x {nodes} nodes x {node_bytes} B")
+
+
+#: Actions of each task (MinAtar's full set, ALE's full set) and bytes of one node's saved state (the D-chain's and
+#: FrozenLake's position; a MinAtar env's state, at most 10 x 10 x 10 cells and its random stream; an ALE emulator
+#: snapshot, a few KiB, counted as 32 KiB).
+_TASK_ACTIONS = {"dchain": 2, "frozenlake": 4, "minatar": 6, "atari": 18}
+_TASK_STATE_BYTES = {"dchain": 8, "frozenlake": 8, "minatar": 4 << 10, "atari": 32 << 10}
+
+
+def tree_memory(cfg: DictConfig) -> tuple[int, int, int]:
+    """``(trees, nodes per tree, bytes per node)`` that a move of the planning config ``cfg`` holds at once: an upper
+    estimate. ``trees = planner.batch_episodes * planner.futures`` (the batched search holds the trees of a group;
+    the ensemble one per future), ``nodes = planner.simulations / planner.futures + 2`` (one node per simulation, the
+    root and a spare), and per node, with ``k`` actions: ``64 + 56 k`` bytes of statistics (a node's value, visits,
+    flags; per edge visits, rewards, three values, a child), 256 bytes of Python objects, the node's saved state, and
+    under ``planner.model=sampled`` in the batched search ``8 k n`` bytes of outcome slots (``n`` the simulations per
+    tree: each chance edge keeps a slot per simulation)."""
+    task, planner = cfg.task, cfg.planner
+    k = _TASK_ACTIONS[task.name]
+    per_tree = planner.simulations // planner.futures
+    node = 64 + 56 * k + 256 + _TASK_STATE_BYTES[task.name]
+    if planner.model == "sampled" and planner.batch_episodes > 1:
+        node += 8 * k * per_tree
+    return planner.batch_episodes * planner.futures, per_tree + 2, node
 
 
 def _with_knobs(cls: type) -> type:

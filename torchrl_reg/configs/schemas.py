@@ -131,6 +131,15 @@ class EnvConfig:
     #: Atari: wrappers (per-env, resumable) or vector (ale-py's C++ vector env, not resumable)
     backend: str = "wrappers"
 
+    #: The keys only some families read (:func:`~torchrl_reg.envs.make.make_single_env`): a value given to one that the
+    #: family ignores is refused, naming the family that reads it (``env=minatar env.frame_stack=4`` would train on
+    #: single frames). ``backend`` has its own check (:func:`~torchrl_reg.configs.checks.check_env_backend`).
+    read_only_if: ClassVar[ReadOnlyIf] = {
+        "frame_skip": ("family", ("atari",)), "frame_stack": ("family", ("atari",)),
+        "screen_size": ("family", ("atari",)), "sticky_action_prob": ("family", ("minatar", "atari")),
+        "native_vector": ("family", ("classic",)),
+    }
+
 
 @dataclass
 class NetworkConfig:

@@ -1,6 +1,6 @@
 """The planning loop: search before every move, act, repeat (no training), ``recipes/tree_search.py``.
 
-Read :func:`plan` top to bottom: each episode builds its task (:func:`~torchrl_reg.planning.make_task`,
+Read :func:`plan` top to bottom: each episode builds its task (the task object of :func:`~torchrl_reg.planning.tasks.get_task`,
 seeded ``seed + episode``), then at every move runs ``planner.simulations`` simulations of the search
 (:func:`~torchrl_reg.planning.make_search`: MENTS, Xiao et al., "Maximum Entropy Monte-Carlo Planning",
 NeurIPS 2019; BTS and DENTS, Painter et al., "Monte Carlo Tree Search with Boltzmann Exploration",
@@ -41,7 +41,7 @@ episodes in groups of K at once (:func:`play_episodes`, the one episode player):
 the model (D-chain, FrozenLake and MinAtar, every model; chance nodes for the sampled one), one
 :class:`~torchrl_reg.planning.BatchedTreeSearch` per group searches the trees of all its episodes still in
 play at every move (B = those episodes; a finished episode leaves the batch), over the task's tensor model
-(:func:`~torchrl_reg.planning.make_tensor_task`), its search, rollouts and MinAtar streams drawing from ``seed + ``
+(:meth:`~torchrl_reg.planning.tasks.Task.tensor_model`), its search, rollouts and MinAtar streams drawing from ``seed + ``
 the group's first episode, so an episode's return depends on its group but not its distribution; elsewhere
 (Atari) each episode is searched by its own ``TreeSearch`` exactly as with ``K = 1``. Groups start at
 multiples of K; every episode's env draws from ``seed + i`` as above, and every mode records the same
@@ -69,19 +69,10 @@ from torchrl.modules import QValueActor
 from torchrl_reg.configs import arguments_of
 from torchrl_reg.loops.hooks import ValueBasedHooks
 from torchrl_reg.loops.value_based import q_network
-from torchrl_reg.planning import (
-    QNetworkEvaluator,
-    RandomRollout,
-    Simulator,
-    TensorQNetworkEvaluator,
-    TensorRandomRollout,
-    make_search,
-    make_task,
-    make_tensor_task,
-)
+from torchrl_reg.planning import QNetworkEvaluator, RandomRollout, Simulator, make_search
 from torchrl_reg.planning.ensemble import combine_futures, split_simulations
 from torchrl_reg.planning.models import get_model
-from torchrl_reg.planning.tasks import batched_models, model_simulator, tensor_roots
+from torchrl_reg.planning.tasks import get_task
 from torchrl_reg.run import Run, read_checkpoint, stop_requested
 from torchrl_reg.run.files import load_yaml_config
 from torchrl_reg.run.process import scoped_loop
@@ -228,7 +219,7 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     """Play ``cfg.episodes`` episodes, searching before every move; returns the metrics (also in
     ``<run_dir>/metrics.json``). ``cfg`` is a validated ``recipes/tree_search.py`` config."""
     task, planner = cfg.task, cfg.planner
-    first_sim, success_return = make_task(task, cfg.seed)
+    first_sim, success_return = get_task(task.name).env(task, cfg.seed)
     q_net = None
     if cfg.evaluator.kind == "q_network" or planner.algorithm == "greedy":
         # The network is checked before the run directory is made: a refused one leaves nothing behind.
@@ -390,16 +381,16 @@ def play_episodes(
     cfg: DictConfig, episodes: range, q_net: torch.nn.Module | None, bar: ProgressBar, resume: dict[str, Any] | None = None,
     save: tuple[Callable[[], bool], Callable[[dict[str, Any]], None]] | None = None,
 ) -> Played | Stopped:
-    """``episodes`` played at once, each in its own env (``make_task``, seeded ``seed + episode``): at every move the
+    """``episodes`` played at once, each in its own env (the task's ``env``, seeded ``seed + episode``): at every move the
     planner chooses an action for each episode still in play, then each plays it; ``[(return, moves, diagnostics)]``
     in episode order (:data:`DIAGNOSTICS`, each the mean over the episode's moves), or :class:`Stopped` when a stop
     was requested before all ended (with the group's state, which ``resume`` takes to go on from that move exactly
     as if uninterrupted). ``save = (due, write)``: between two moves where ``due()``, ``write`` is given the group's
     state as a stop would save it (not again once it could not be taken: an env without plain state). Several
-    episodes are searched by one ``BatchedTreeSearch`` over their trees where it plans in ``planner.model`` on the task (:func:`~torchrl_reg.planning.tasks.batched_models`), else each by its own
+    episodes are searched by one ``BatchedTreeSearch`` over their trees where it plans in ``planner.model`` on the task (:meth:`~torchrl_reg.planning.tasks.Task.refusal`), else each by its own
     ``TreeSearch``, as one episode is: the model is ``planner.model`` either way."""
     task = cfg.task
-    sims = [make_task(task, cfg.seed + episode)[0] for episode in episodes]
+    sims = [get_task(task.name).env(task, cfg.seed + episode)[0] for episode in episodes]
     choose, planner = _planner(cfg, episodes, sims, q_net)
     group = GroupProgress(len(sims))
     if resume is not None:
@@ -442,22 +433,29 @@ Choose = Callable[[list[int], int], "tuple[list[int], list[float] | None, torch.
 def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: torch.nn.Module | None) -> tuple[Choose, list[Any]]:
     """``choose(live, move) -> (actions, root visit shares, the network's Q at the roots)`` for the episodes ``live``
     (indices into ``sims``) at ``move``: the network's argmax (``greedy``: no shares, no Q), one ``TreeSearch`` per
-    episode (seeded ``seed + episode``; its model :func:`~torchrl_reg.planning.tasks.model_simulator` of
+    episode (seeded ``seed + episode``; its model the task's :meth:`~torchrl_reg.planning.tasks.Task.simulator` of
     ``(seed + episode, move)``, future ``k`` of an ensemble with row ``k``: an episode plays as it would alone), or
-    one ``BatchedTreeSearch`` over the group (seeded ``seed + `` its first episode; MinAtar's roots with streams of
-    ``(that seed, move)``, an ensemble's futures as consecutive rows: row ``b K + k`` is future ``k`` of the
-    ``b``-th episode in play); and the searches whose random streams a stopped group saves (``rng_state``)."""
+    one ``BatchedTreeSearch`` over the group (seeded ``seed + `` its first episode; the task's tensor model and its
+    :meth:`~torchrl_reg.planning.tasks.Task.roots` of ``(that seed, move)``, an ensemble's futures as consecutive rows:
+    row ``b K + k`` is future ``k`` of the ``b``-th episode in play); and the searches whose random streams a stopped
+    group saves (``rng_state``). The task and the model are resolved once, here; one evaluator type serves both
+    searches."""
     planner, evaluator_cfg = cfg.planner, cfg.evaluator
-    futures = get_model(planner.model).futures(planner.futures)
+    task, model = get_task(cfg.task.name), get_model(planner.model)
+    futures = model.futures(planner.futures)
     each = split_simulations(planner.simulations, futures)  # the simulations of one future
     # algorithm, its knobs, recommend, q_init: the planner config's; gamma passed on its own (arguments_of leaves it
     # out), so the tree and the rollouts discount alike (make_search refuses a disagreement)
     knobs = arguments_of(make_search, planner)
-    network = dict(tau=evaluator_cfg.prior_tau, value=evaluator_cfg.value, init=evaluator_cfg.init)
-    if len(sims) == 1 or planner.algorithm == "greedy" or not batched_models(cfg.task.name, planner.model):
-        num_actions = sims[0].num_actions
-        leaves = [QNetworkEvaluator(q_net, num_actions=num_actions, **network) if q_net is not None
-                  else RandomRollout(max_steps=evaluator_cfg.rollout_steps, gamma=planner.gamma, seed=cfg.seed + e) for e in episodes]
+
+    def evaluator(seed: int) -> QNetworkEvaluator | RandomRollout:
+        if q_net is not None:
+            return QNetworkEvaluator(q_net, num_actions=sims[0].num_actions, tau=evaluator_cfg.prior_tau,
+                                     value=evaluator_cfg.value, init=evaluator_cfg.init)
+        return RandomRollout(max_steps=evaluator_cfg.rollout_steps, gamma=planner.gamma, seed=seed)
+
+    if len(sims) == 1 or planner.algorithm == "greedy" or task.refusal(model, batched=True) is not None:
+        leaves = [evaluator(cfg.seed + e) for e in episodes]
 
         def q_at(live: list[int]) -> torch.Tensor | None:
             return None if q_net is None else torch.stack([
@@ -475,8 +473,8 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
             for i in live:
                 roots = []
                 for k in range(futures):
-                    model = model_simulator(sims[i], planner.model, (cfg.seed + episodes[i], move), future=k)
-                    action = searches[i].search(each, simulator=model)
+                    simulator = task.simulator(sims[i], model, (cfg.seed + episodes[i], move), future=k)
+                    action = searches[i].search(each, simulator=simulator)
                     roots.append((torch.as_tensor(searches[i].tree.visits[0]), torch.as_tensor(searches[i].root_values())))
                 if futures > 1:
                     played, total, _ = combine_futures(*(torch.stack(x)[None] for x in zip(*roots)), searches[i].recommend)
@@ -489,15 +487,12 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
 
         return choose_one, searches
     seed = cfg.seed + episodes.start  # the group's: its search, rollouts and MinAtar streams
-    model = make_tensor_task(cfg.task, sims[0], seed, planner.model)
-    if q_net is not None:
-        leaf = TensorQNetworkEvaluator(q_net, num_actions=model.num_actions, **network)
-    else:
-        leaf = TensorRandomRollout(max_steps=evaluator_cfg.rollout_steps, seed=seed)
-    search = make_search(simulator=model, evaluator=leaf, seed=seed, gamma=planner.gamma, batched=True, **knobs)
+    tensor_model = task.tensor_model(cfg.task, sims[0], seed, model)
+    leaf = evaluator(seed)
+    search = make_search(simulator=tensor_model, evaluator=leaf, seed=seed, gamma=planner.gamma, batched=True, **knobs)
 
     def choose_batch(live: list[int], move: int) -> tuple[list[int], list[float], torch.Tensor | None]:
-        root = tensor_roots(model, [sims[i] for i in live for _ in range(futures)], (seed, move))
+        root = task.roots(tensor_model, [sims[i] for i in live for _ in range(futures)], (seed, move))
         played = search.search(root, each)
         visits = search.tree.visits[:, 0]  # [B, A] root visit counts
         if futures > 1:  # [B K, A] -> per episode
@@ -507,7 +502,7 @@ def _planner(cfg: DictConfig, episodes: range, sims: list[Simulator], q_net: tor
         q = None
         if q_net is not None:
             with torch.no_grad():
-                q = leaf.forward(model.observation(root[::futures])).cpu()
+                q = leaf.forward(tensor_model.observation(root[::futures])).cpu()
         return played.tolist(), share, q
 
     return choose_batch, [search]

@@ -13,8 +13,8 @@ for draw at B = 1). Both keep chance nodes for stochastic simulators, by the rul
 Models: :mod:`.simulators` (save/restore adapters for one tree: D-chain, synthetic trees, FrozenLake,
 MinAtar, ALE), :mod:`.tensor_simulators` (pure tensor models of a batch of states) and
 :mod:`.snapshot_simulators` (MinAtar and ALE for the batched loop: states are handles into a store
-of emulator snapshots). Leaf evaluation: :mod:`.evaluators`. The tasks a planner acts in and the
-model it plans in (``sampled``, ``determinized``, ``ensemble``, ``oracle``): :mod:`.tasks`; the ensemble's
+of emulator snapshots). Leaf evaluation: :mod:`.evaluators` (one evaluator object serves both loops). The tasks a planner acts in (one object per task, which gives both loops their model of it):
+:mod:`.tasks`; the model it plans in (``sampled``, ``determinized``, ``ensemble``, ``oracle``): :mod:`.models`; the ensemble's
 combined root: :mod:`.ensemble`. Exact values of the test problems, with chance (:class:`~.simulators.ChanceTree`,
 slippery FrozenLake) and without: :mod:`.exact`.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, parts
 from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup
 from torchrl_reg.planning.batched import BatchedTreeSearch
-from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout, TensorQNetworkEvaluator, TensorRandomRollout
+from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout
 from torchrl_reg.planning.exact import chance_tree_values, dchain_flip_temperature, dchain_soft_q, finite_horizon_q, synthetic_tree_q
 from torchrl_reg.planning.factory import make_search
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
@@ -77,8 +77,6 @@ __all__ = [
     # leaf evaluation
     "RandomRollout",
     "QNetworkEvaluator",
-    "TensorRandomRollout",
-    "TensorQNetworkEvaluator",
     # models
     "Simulator",
     "as_simulator",

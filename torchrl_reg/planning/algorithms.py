@@ -7,9 +7,11 @@ recommendation, functions of the records of :mod:`~torchrl_reg.planning.records`
 is data, :data:`TABLE` (one :class:`Algorithm` per row), and every knob's default and range is declared once, in
 :data:`KNOB_TABLE`; the parts say what they read (a score's ``reads``, a backup's ``values``, ``entropy``, ``reads``
 and ``reads_rows``), so the engines ask them instead of their types.
-:func:`parts` assembles an algorithm's parts from its knobs, :func:`check_parts` refuses
-parts that disagree (for both loops, before any simulation), and
-:func:`~torchrl_reg.planning.factory.make_search` builds either loop from them.
+:func:`parts` assembles an algorithm's parts from its knobs, :func:`algorithm_of` finds the row that a tree policy and
+a backup make and refuses parts that no row declares or whose shared knobs disagree (both loops call it, before any
+simulation), and :func:`~torchrl_reg.planning.factory.make_search` builds either loop from them. A row declares its
+parts' classes, the backup's fixed settings and its knobs: which parts go together is the table's, not a rule kept
+elsewhere.
 
 ============  ======================  ===================================  ==================  =============
 algorithm     tree policy             backup                               recommendation      knobs
@@ -41,77 +43,72 @@ References:
 from __future__ import annotations
 
 import inspect
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup
-from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
-from torchrl_reg.validation import check_range
+from torchrl_reg.planning.knobs import KNOB_DEFAULTS, KNOB_TABLE, Knob, check_knob
+from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, TreePolicy, UCB1Score
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "KNOBS", "KNOB_DEFAULTS", "KNOB_TABLE", "Knob", "RECOMMENDATIONS", "TABLE", "Policy", "algorithm_knobs",
-    "check_knob", "check_parts", "parts",
+    "algorithm_of", "check_knob", "parts",
 ]
 
-
-@dataclass(frozen=True)
-class Knob:
-    """One knob of the algorithms: its default and its range (``> low``, or ``>= low`` where ``low_inclusive``)."""
-
-    #: the value of the knob left out
-    default: float
-    #: what it is, for the docs and the config's comments
-    doc: str
-    #: the lowest value accepted
-    low: float = 0.0
-    #: whether ``low`` itself is accepted
-    low_inclusive: bool = True
-
-    def check(self, name: str, value: float) -> float:
-        """``value`` if it is in the knob's range, else a ``ValueError`` naming ``name``."""
-        return check_range(name, value, self.low, low_inclusive=self.low_inclusive)
+#: A tree policy: any score module of :mod:`~torchrl_reg.planning.scores` (its base class)
+Policy = TreePolicy
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    """One row of the parts table: the tree policy class (built from the knobs it reads), the backup (built from
-    the algorithm's knobs), the recommendation, and the knobs it reads (names in :data:`KNOB_TABLE`)."""
+    """One row of the parts table: the tree policy's and the backup's classes (each built from the knobs its
+    constructor takes, the backup also from the row's fixed ``backup_options``), the recommendation, and the knobs it
+    reads (names in :data:`KNOB_TABLE`). The row is also the compatibility rule: a tree policy and a backup go together
+    where some row has their classes and options (:meth:`accepts`)."""
 
-    #: the tree policy's class: ``tree_policy(**knobs)``
+    #: the tree policy's class
     tree_policy: type
-    #: the backup from the algorithm's knobs
-    backup: Callable[[dict[str, float]], Backup]
+    #: the backup's class
+    backup: type
     #: the algorithm's own recommendation (one of :data:`RECOMMENDATIONS`)
     recommend: str
     #: the knobs it reads
     knobs: tuple[str, ...]
+    #: the backup's fixed settings (DENTS's ``entropy=True``)
+    backup_options: Mapping[str, Any] = field(default_factory=dict)
 
     def parts(self, knobs: dict[str, float]) -> tuple[Policy, Backup, str]:
-        """``(tree policy, backup, recommendation)`` from the algorithm's knobs (all of them, filled in); the tree policy
-        gets those its constructor takes (Power-UCT's ``p`` is its backup's)."""
-        takes = inspect.signature(self.tree_policy).parameters
-        return self.tree_policy(**{k: v for k, v in knobs.items() if k in takes}), self.backup(knobs), self.recommend
+        """``(tree policy, backup, recommendation)`` from the algorithm's knobs (all of them, filled in); each part gets
+        those its constructor takes (Power-UCT's ``p`` is its backup's, MENTS's ``tau`` both's)."""
+        return _build(self.tree_policy, knobs), _build(self.backup, {**knobs, **self.backup_options}), self.recommend
+
+    def accepts(self, policy: Any, backup: Any) -> bool:
+        """Whether ``policy`` and ``backup`` are this row's parts: its classes, its backup options, and one value of
+        each knob the two parts both hold (MENTS explores and backs up at one temperature)."""
+        if type(policy) is not self.tree_policy or type(backup) is not self.backup:
+            return False
+        if any(getattr(backup, name, None) != value for name, value in self.backup_options.items()):
+            return False
+        return all(getattr(policy, k) == getattr(backup, k) for k in self.knobs if hasattr(policy, k) and hasattr(backup, k))
+
+    def describe(self) -> str:
+        options = ", ".join(f"{k}={v}" for k, v in self.backup_options.items())
+        return f"{self.tree_policy.__name__} with {self.backup.__name__}({options})"
 
 
-#: Every knob of the algorithms, its default and range, declared once: :func:`~torchrl_reg.planning.factory.make_search`
-#: takes them as arguments and the planning recipe's config checks them here.
-KNOB_TABLE: dict[str, Knob] = {
-    "tau": Knob(1.0, "MENTS's temperature", low_inclusive=False),
-    "eps": Knob(0.1, "the E2W exploration of MENTS, BTS and DENTS"),
-    "alpha": Knob(1.0, "the search temperature of BTS and DENTS", low_inclusive=False),
-    "beta_0": Knob(1.0, "DENTS's initial entropy weight"),
-    "c": Knob(math.sqrt(2.0), "the exploration constant of UCT and Power-UCT"),
-    "p": Knob(2.0, "Power-UCT's power: its backup's power mean (1: UCT's mean, larger: nearer the max)", low=1.0),
-}
+def _build(part: type, knobs: Mapping[str, Any]) -> Any:
+    takes = inspect.signature(part).parameters
+    return part(**{k: v for k, v in knobs.items() if k in takes})
+
 
 #: The parts table (module docstring): each algorithm by name.
 TABLE: dict[str, Algorithm] = {
-    "ments": Algorithm(E2WScore, lambda k: SoftmaxBackup(tau=k["tau"]), "search_value", ("tau", "eps")),
-    "bts": Algorithm(BoltzmannScore, lambda k: BellmanBackup(), "search_value", ("alpha", "eps")),
-    "dents": Algorithm(DENTSScore, lambda k: BellmanBackup(entropy=True), "search_value", ("alpha", "beta_0", "eps")),
-    "uct": Algorithm(UCB1Score, lambda k: MeanBackup(), "most_visited", ("c",)),
-    "power_uct": Algorithm(UCB1Score, lambda k: PowerMeanBackup(p=k["p"]), "most_visited", ("c", "p")),
+    "ments": Algorithm(E2WScore, SoftmaxBackup, "search_value", ("tau", "eps")),
+    "bts": Algorithm(BoltzmannScore, BellmanBackup, "search_value", ("alpha", "eps")),
+    "dents": Algorithm(DENTSScore, BellmanBackup, "search_value", ("alpha", "beta_0", "eps"), {"entropy": True}),
+    "uct": Algorithm(UCB1Score, MeanBackup, "most_visited", ("c",)),
+    "power_uct": Algorithm(UCB1Score, PowerMeanBackup, "most_visited", ("c", "p")),
 }
 
 #: the algorithms :func:`parts` assembles
@@ -120,10 +117,6 @@ ALGORITHMS = tuple(TABLE)
 RECOMMENDATIONS = ("search_value", "bellman_value", "most_visited")
 #: the knobs each algorithm reads; a set knob it does not read is refused
 KNOBS: dict[str, tuple[str, ...]] = {name: algorithm.knobs for name, algorithm in TABLE.items()}
-#: the value of a knob left out
-KNOB_DEFAULTS: dict[str, float] = {name: knob.default for name, knob in KNOB_TABLE.items()}
-
-Policy = E2WScore | DENTSScore | UCB1Score
 
 
 def algorithm_knobs(algorithm: str, given: dict[str, float | None], *, prefix: str = "") -> dict[str, float]:
@@ -145,42 +138,29 @@ def algorithm_knobs(algorithm: str, given: dict[str, float | None], *, prefix: s
     return {k: KNOB_DEFAULTS[k] if given.get(k) is None else given[k] for k in reads}
 
 
-def check_knob(name: str, value: float, *, prefix: str = "") -> float:
-    """``value`` of knob ``name`` (one of :data:`KNOB_TABLE`) if it is in the knob's range; ``prefix`` names it in the
-    error (``"planner."`` for a recipe's config)."""
-    return KNOB_TABLE[name].check(prefix + name, value)
-
-
 def parts(algorithm: str, **knobs: float | None) -> tuple[Policy, Backup, str]:
     """``(tree policy, backup, recommendation)`` of ``algorithm`` (the module's table) from its knobs
-    (:data:`KNOBS`; a knob left out or ``None`` takes :data:`KNOB_DEFAULTS`, a knob of another algorithm is refused)."""
+    (:data:`KNOBS`; a knob left out or ``None`` takes :data:`KNOB_DEFAULTS`, a knob of another algorithm is refused;
+    the parts check each value's range, :data:`KNOB_TABLE`)."""
     filled = algorithm_knobs(algorithm, knobs)  # refuses an unknown algorithm first
     return TABLE[algorithm].parts(filled)
 
 
-def check_parts(policy: Policy, backup: Backup, recommend: str) -> None:
-    """Refuse parts that disagree: one temperature for MENTS, DENTS's entropy backed up, UCB1 on means, a known recommendation."""
-    if not isinstance(policy, (E2WScore, DENTSScore, UCB1Score)):
-        raise TypeError(f"the tree policy must be E2WScore, BoltzmannScore, DENTSScore or UCB1Score, got {type(policy).__name__}")
+def algorithm_of(policy: Any, backup: Any, recommend: str) -> str:
+    """The row of the table whose parts ``policy`` and ``backup`` are (:meth:`Algorithm.accepts`), refusing parts that no
+    row declares (a ``TypeError`` for an object that is no tree policy or backup, a ``ValueError`` for parts that do not
+    go together, naming the rows) and an unknown recommendation."""
+    if not isinstance(policy, TreePolicy):
+        raise TypeError(f"the tree policy must be a score of torchrl_reg.planning.scores (a TreePolicy), got {type(policy).__name__}")
     if not isinstance(backup, Backup):
-        raise TypeError(f"backup must be a Backup (SoftmaxBackup, BellmanBackup, MeanBackup, PowerMeanBackup), got {backup!r}")
+        raise TypeError(f"backup must be a Backup of torchrl_reg.planning.backups, got {backup!r}")
     if recommend not in RECOMMENDATIONS:
         raise ValueError(f"recommend must be one of {RECOMMENDATIONS}, got recommend={recommend!r}")
-    if isinstance(policy, DENTSScore) != (isinstance(backup, BellmanBackup) and backup.entropy):
-        raise ValueError(
-            f"DENTSScore searches on Bellman values plus the entropy that BellmanBackup(entropy=True) backs up; "
-            f"got {type(policy).__name__} with {backup!r}"
-        )
-    if isinstance(backup, SoftmaxBackup):
-        if type(policy) is not E2WScore:
-            raise ValueError(f"the softmax backup is MENTS's and goes with E2WScore, got {type(policy).__name__}")
-        if policy.tau != backup.tau:
-            raise ValueError(
-                f"E2WScore(tau={policy.tau}) and SoftmaxBackup(tau={backup.tau}) disagree: MENTS explores and backs up "
-                "at one temperature"
-            )
-    if isinstance(policy, UCB1Score) != isinstance(backup, (MeanBackup, PowerMeanBackup)):
-        raise ValueError(
-            f"UCB1Score goes with MeanBackup (UCT) or PowerMeanBackup (Power-UCT), got {type(policy).__name__} with "
-            f"{type(backup).__name__}"
-        )
+    for name, row in TABLE.items():
+        if row.accepts(policy, backup):
+            return name
+    rows = "; ".join(f"{name}: {row.describe()}" for name, row in TABLE.items())
+    raise ValueError(
+        f"{type(policy).__name__} with {backup!r} is no row of the algorithm table (the parts go together as its rows "
+        f"declare them, with one value of a knob both parts hold): {rows}"
+    )

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats, make_record, replaced
-from torchrl_reg.validation import check_positive
+from torchrl_reg.planning.knobs import check_knob
 
 _dot = np.dot
 
@@ -162,7 +162,7 @@ class SoftmaxBackup(Backup):
     reads = ("v_next", "q")
 
     def __init__(self, *, tau: float):
-        self.tau = check_positive("tau", tau)
+        self.tau = check_knob("tau", tau)
 
     def __repr__(self) -> str:
         return f"SoftmaxBackup(tau={self.tau})"
@@ -284,9 +284,7 @@ class PowerMeanBackup(Backup):
     exact_reads_policy = True
 
     def __init__(self, *, p: float):
-        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) and p >= 1.0):
-            raise ValueError(f"p must be a finite number >= 1, got p={p!r}")
-        self.p = float(p)
+        self.p = check_knob("p", p)
 
     def __repr__(self) -> str:
         return f"PowerMeanBackup(p={self.p})"
@@ -308,3 +306,4 @@ class PowerMeanBackup(Backup):
         if isinstance(q, torch.Tensor):
             return (policy * q.clamp_min(0.0) ** self.p).sum(-1) ** (1.0 / self.p)
         return (policy * np.maximum(q, 0.0) ** self.p).sum(-1) ** (1.0 / self.p)
+

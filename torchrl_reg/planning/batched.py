@@ -56,10 +56,10 @@ from typing import Any, NamedTuple
 
 import torch
 
-from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
+from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, algorithm_of
 from torchrl_reg.planning.backups import Backup, chance_mean_rows
 from torchrl_reg.planning.records import EdgeStats, NodeStats
-from torchrl_reg.planning.evaluators import TensorRandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
+from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
 from torchrl_reg.planning.tensor_simulators import TensorSimulator, check_search_simulator
 from torchrl_reg.validation import check_count, select_device
 
@@ -293,26 +293,23 @@ class BatchedTreeSearch:
             raise TypeError("BatchedTreeSearch needs tree_policy=, a score module of torchrl_reg.planning.algorithms's table")
         policy = tree_policy
         check_search_simulator(simulator, batched=True, owner="BatchedTreeSearch")
-        check_evaluator(evaluator, batched=True, owner="BatchedTreeSearch")
+        if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
+            raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
+        check_evaluator(evaluator, batched=True, owner="BatchedTreeSearch", gamma=gamma, num_actions=simulator.num_actions)
         device = _search_device(device, simulator)
-        check_parts(policy, backup, recommend)
+        algorithm_of(policy, backup, recommend)
         if max_outcomes is None:
             max_outcomes = getattr(simulator, "max_outcomes", None)
         if max_outcomes is not None:
             max_outcomes = check_count("max_outcomes", max_outcomes)
-        if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
         if not math.isfinite(q_init):
             raise ValueError(f"q_init must be finite, got q_init={q_init}")
-        check_actions = getattr(evaluator, "check_actions", None)
-        if check_actions is not None:  # a Q network evaluator: one action value per simulator action
-            check_actions(simulator.num_actions)
         self.simulator = simulator
         self.tree_policy = self.policy = policy
         self.backup = backup
         self.device = device
         self.dtype = dtype
-        self.evaluator = evaluator if evaluator is not None else TensorRandomRollout(seed=seed)
+        self.evaluator = evaluator if evaluator is not None else RandomRollout(gamma=gamma, seed=seed)
         self.recommend = recommend
         self.gamma = float(gamma)
         self.q_init = float(q_init)

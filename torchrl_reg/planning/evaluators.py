@@ -1,12 +1,13 @@
 """Leaf evaluation: what a search believes about a node it has just added.
 
 An evaluator returns ``(value, q_init)``: an estimate of the node's value and, optionally, the
-initial action values of its untried actions (``None`` keeps the search's constant default).
+initial action values of its untried actions (``None`` keeps the search's constant default). One evaluator object
+serves both searches, as a part does: :class:`~torchrl_reg.planning.search.TreeSearch` calls it on one simulator,
+``evaluator(simulator) -> (value, q_init or None)``, and :class:`~torchrl_reg.planning.batched.BatchedTreeSearch` on a
+batch of states of a tensor simulator, ``evaluator(simulator, states, gamma) -> (values [B], q_init [B, A] or None)``
+(all rows stepped together, one network forward for all leaves).
 
 * :class:`RandomRollout` - the return of uniformly random actions (the classic MCTS default).
-* :class:`TensorRandomRollout` / :class:`TensorQNetworkEvaluator` - the same for a batch of states
-  of a tensor simulator (the batched search's evaluators): all rows stepped together, one network
-  forward for all leaves.
 * :class:`QNetworkEvaluator` - a Q network as in MENTS's Atari experiment (Xiao et al.,
   Maximum Entropy Monte-Carlo Planning, NeurIPS 2019, Sec. 5): the leaf value is the network's
   soft (``tau logsumexp(Q / tau)``) or max value, and the untried actions start from the
@@ -28,29 +29,59 @@ from torchrl_reg.planning.simulators import Simulator
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
 
-__all__ = ["RandomRollout", "QNetworkEvaluator", "TensorRandomRollout", "TensorQNetworkEvaluator", "check_evaluator"]
+__all__ = ["RandomRollout", "QNetworkEvaluator", "check_evaluator"]
 
 
 class RandomRollout:
-    """Sum of (discounted) rewards of uniformly random actions until the episode ends or ``max_steps``."""
+    """Sum of (discounted) rewards of uniformly random actions until the episode ends or ``max_steps``, in both searches.
 
-    def __init__(self, *, max_steps: int = 100, gamma: float = 1.0, seed: int = 0):
+    One simulator (:class:`~torchrl_reg.planning.search.TreeSearch`): the actions are drawn from a ``random.Random``
+    seeded ``seed``, discounted by ``gamma`` (the search refuses another ``gamma`` than its own). A batch of states
+    ``[B, *S]`` (:class:`~torchrl_reg.planning.batched.BatchedTreeSearch`): all rows stepped together, the action
+    ``floor(u |A|)`` of a uniform ``u`` (the draw of the single simulator's), drawn from a ``torch.Generator`` seeded
+    ``seed`` per device, or from ``uniform`` (``n -> [n]`` uniforms in [0, 1)) where given; discounted by the
+    search's ``gamma``, passed in.
+    """
+
+    def __init__(
+        self, *, max_steps: int = 100, gamma: float = 1.0, seed: int = 0, uniform: Callable[[int], torch.Tensor] | None = None,
+    ):
         if not isinstance(max_steps, int) or max_steps < 0:
             raise ValueError(f"max_steps must be an int >= 0, got max_steps={max_steps!r}")
         if not 0.0 <= gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got gamma={gamma}")
         self.max_steps = max_steps
         self.gamma = gamma
+        self.seed = seed
         self.rng = random.Random(seed)
+        self.uniform = uniform
+        self._generators: dict[torch.device, torch.Generator] = {}
 
-    def rng_state(self) -> Any:
-        """The rollouts' random stream as plain data (a checkpoint's); :meth:`load_rng_state` restores it."""
-        return encode(self.rng.getstate())
+    def rng_state(self) -> dict[str, Any]:
+        """The rollouts' random streams as plain data (a checkpoint's: the single simulator's stream and the batch's
+        generators, one per device drawn on); :meth:`load_rng_state` restores them. Refused where ``uniform`` replaces
+        the generator (its state is the caller's)."""
+        if self.uniform is not None:
+            raise TypeError("RandomRollout(uniform=...) draws from the caller's stream: it has no state of its own to save")
+        return {"rng": encode(self.rng.getstate()),
+                "generators": {str(device): generator.get_state() for device, generator in self._generators.items()}}
 
-    def load_rng_state(self, state: Any) -> None:
-        self.rng.setstate(decode(state))
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        if self.uniform is not None:
+            raise TypeError("RandomRollout(uniform=...) draws from the caller's stream: it has no state of its own to load")
+        if not (isinstance(state, dict) and set(state) == {"rng", "generators"}):  # a checkpoint of one form's stream alone
+            state = {"rng": encode(self.rng.getstate()), "generators": state} if isinstance(state, dict) else {
+                "rng": state, "generators": {str(device): g.get_state() for device, g in self._generators.items()}}
+        self.rng.setstate(decode(state["rng"]))
+        self._generators = {}
+        for device, generator_state in state["generators"].items():
+            generator = torch.Generator(device=torch.device(device))
+            generator.set_state(generator_state)
+            self._generators[torch.device(device)] = generator
 
-    def __call__(self, sim: Simulator) -> tuple[float, None]:
+    def __call__(self, sim: Any, states: torch.Tensor | None = None, gamma: float | None = None) -> tuple[Any, None]:
+        if states is not None:
+            return self._rows(sim, states, gamma), None
         total, discount, k = 0.0, 1.0, sim.num_actions
         rand = self.rng.random
         for _ in range(self.max_steps):
@@ -61,12 +92,35 @@ class RandomRollout:
                 break
         return total, None
 
+    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
+        if self.uniform is not None:
+            return self.uniform(n).to(device)
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return torch.rand(n, generator=self._generators[device], dtype=torch.float64, device=device)
+
+    def _rows(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> torch.Tensor:
+        batch, k = state.shape[0], sim.num_actions
+        total = torch.zeros(batch, dtype=torch.float64, device=state.device)
+        alive = torch.ones(batch, dtype=torch.bool, device=state.device)
+        discount = 1.0
+        for _ in range(self.max_steps):
+            action = (self._draw(batch, state.device) * k).long().clamp_max(k - 1)
+            state, reward, done = sim.step(state, action)
+            total = torch.add(total, torch.where(alive, reward, 0.0), alpha=discount)
+            discount *= gamma
+            alive = alive & ~done
+            if not bool(alive.any()):
+                break
+        return total
+
 
 class QNetworkEvaluator:
-    """Leaf value and log-prior initial values from a Q network over ``sim.observation()``.
+    """Leaf value and initial values from a Q network over the simulator's observations, in both searches: one forward
+    of ``sim.observation()`` (one simulator) or of ``sim.observation(states)`` (a batch of states).
 
     Args:
-        q_network: maps a batch of observations ``(1, *obs_shape)`` to ``(1, num_actions)``. Observations are
+        q_network: maps a batch of observations ``(B, *obs_shape)`` to ``(B, num_actions)``. Observations are
             cast to the dtype of the network's floating parameters, except uint8 images (the image torsos
             scale those themselves): the D-chain's, a synthetic tree's and FrozenLake's int64 indices feed a
             float network as they are.
@@ -88,6 +142,8 @@ class QNetworkEvaluator:
               enters through the leaf values. Kept for the earlier MinAtar rows.
             * ``"none"`` - the search's constant ``q_init`` (0 by default), for a network whose
               values are on another scale than the search's returns.
+
+    The batched search checks that the values of the leaves it evaluates are finite.
     """
 
     VALUES = ("soft", "max")
@@ -146,9 +202,11 @@ class QNetworkEvaluator:
         """The network's action values of one observation (float64 numpy)."""
         return self.forward(torch.as_tensor(observation).unsqueeze(0))[0].cpu().numpy()
 
-    def __call__(self, sim: Simulator) -> tuple[float, list[float] | None]:
+    def __call__(self, sim: Any, states: torch.Tensor | None = None, gamma: float | None = None) -> tuple[Any, Any]:
         self.calls += 1
         self.check_actions(sim.num_actions)
+        if states is not None:
+            return self._rows(sim, states)
         q = self.q_values(sim.observation())
         top = float(q.max())
         log_z = math.log(float(np.exp((q - top) / self.tau).sum()))
@@ -161,73 +219,8 @@ class QNetworkEvaluator:
             return value, q.tolist()
         return value, None
 
-
-class TensorRandomRollout:
-    """:class:`RandomRollout` for a batch of states ``[B, *S]``: uniformly random actions until each episode ends or ``max_steps``.
-
-    The discount is the search's (passed in by the search: one ``gamma`` for the tree and its
-    rollouts). ``uniform`` (``n -> [n]`` uniforms in [0, 1)) replaces the seeded generator; the
-    action is ``floor(u |A|)``, the draw of :class:`RandomRollout`.
-    """
-
-    def __init__(self, *, max_steps: int = 100, seed: int = 0, uniform: Callable[[int], torch.Tensor] | None = None):
-        if not isinstance(max_steps, int) or max_steps < 0:
-            raise ValueError(f"max_steps must be an int >= 0, got max_steps={max_steps!r}")
-        self.max_steps = max_steps
-        self.seed = seed
-        self.uniform = uniform
-        self._generators: dict[torch.device, torch.Generator] = {}
-
-    def _draw(self, n: int, device: torch.device) -> torch.Tensor:
-        if self.uniform is not None:
-            return self.uniform(n).to(device)
-        if device not in self._generators:
-            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
-        return torch.rand(n, generator=self._generators[device], dtype=torch.float64, device=device)
-
-    def rng_state(self) -> dict[str, torch.Tensor]:
-        """The rollouts' generators' states (one per device drawn on) as plain data; :meth:`load_rng_state` restores
-        them. Refused where ``uniform`` replaces the generator (its state is the caller's)."""
-        if self.uniform is not None:
-            raise TypeError("TensorRandomRollout(uniform=...) draws from the caller's stream: it has no state of its own to save")
-        return {str(device): generator.get_state() for device, generator in self._generators.items()}
-
-    def load_rng_state(self, state: dict[str, torch.Tensor]) -> None:
-        if self.uniform is not None:
-            raise TypeError("TensorRandomRollout(uniform=...) draws from the caller's stream: it has no state of its own to load")
-        self._generators = {}
-        for device, generator_state in state.items():
-            generator = torch.Generator(device=torch.device(device))
-            generator.set_state(generator_state)
-            self._generators[torch.device(device)] = generator
-
-    def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, None]:
-        batch, k = state.shape[0], sim.num_actions
-        total = torch.zeros(batch, dtype=torch.float64, device=state.device)
-        alive = torch.ones(batch, dtype=torch.bool, device=state.device)
-        discount = 1.0
-        for _ in range(self.max_steps):
-            action = (self._draw(batch, state.device) * k).long().clamp_max(k - 1)
-            state, reward, done = sim.step(state, action)
-            total = torch.add(total, torch.where(alive, reward, 0.0), alpha=discount)
-            discount *= gamma
-            alive = alive & ~done
-            if not bool(alive.any()):
-                break
-        return total, None
-
-
-class TensorQNetworkEvaluator(QNetworkEvaluator):
-    """:class:`QNetworkEvaluator` for a batch of states: one forward of ``q_network`` on ``sim.observation(state)``.
-
-    The options (``tau``, ``value``, ``init``) mean what they mean there; the batched search checks
-    that the values of the leaves it evaluates are finite.
-    """
-
     @torch.no_grad()
-    def __call__(self, sim: TensorSimulator, state: torch.Tensor, gamma: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-        self.calls += 1
-        self.check_actions(sim.num_actions)
+    def _rows(self, sim: TensorSimulator, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         q = self.forward(sim.observation(state))
         soft = self.tau * torch.logsumexp(q / self.tau, dim=-1)
         value = soft if self.value == "soft" else q.amax(-1)
@@ -261,28 +254,24 @@ _LOOPS = {
 }
 
 
-def _twin(evaluator: Any) -> str | None:
-    """The other loop's version of one of this module's evaluators, spelled with its settings (None for another)."""
-    kind = type(evaluator)
-    if kind is RandomRollout:
-        return f"TensorRandomRollout(max_steps={evaluator.max_steps})"
-    if kind is TensorRandomRollout:
-        return f"RandomRollout(max_steps={evaluator.max_steps}, gamma=<the search's gamma>)"
-    if kind in (QNetworkEvaluator, TensorQNetworkEvaluator):
-        other = "QNetworkEvaluator" if kind is TensorQNetworkEvaluator else "TensorQNetworkEvaluator"
-        return (f"{other}(q_network, num_actions={evaluator.num_actions}, tau={evaluator.tau}, value={evaluator.value!r}, "
-                f"init={evaluator.init!r})")
-    return None
-
-
-def check_evaluator(evaluator: Any, *, batched: bool, owner: str) -> None:
+def check_evaluator(evaluator: Any, *, batched: bool, owner: str, gamma: float, num_actions: int) -> None:
     """Refuse a leaf evaluation that ``owner`` (the search being built: ``batched`` for
     :class:`~torchrl_reg.planning.batched.BatchedTreeSearch`, else :class:`~torchrl_reg.planning.search.TreeSearch`)
     cannot call, before any simulation runs: one that is not callable, or one whose signature does not take the
-    loop's arguments (e.g. an evaluator of the other loop: the error names this loop's own). ``None`` (the loop's
-    random rollout) and a callable without a readable signature pass."""
+    loop's arguments (the error names them), one whose discount (``gamma``, where it has one) is not the search's,
+    and one that cannot evaluate ``num_actions`` actions (``check_actions``, where it has one: a Q network's). ``None``
+    (the loop's random rollout) and a callable without a readable signature pass."""
     if evaluator is None:
         return
+    evaluator_gamma = getattr(evaluator, "gamma", gamma)
+    if evaluator_gamma != gamma:
+        raise ValueError(
+            f"{type(evaluator).__name__}(gamma={evaluator_gamma}) and the search's gamma={gamma} disagree: one "
+            "discount for the tree and its leaf estimates"
+        )
+    check_actions = getattr(evaluator, "check_actions", None)
+    if check_actions is not None:  # a Q network evaluator: one action value per simulator action
+        check_actions(num_actions)
     calls, arguments, other = _LOOPS[batched]
     name = getattr(evaluator, "__name__", None) or type(evaluator).__name__  # a function's name, else its class's
     if not callable(evaluator):
@@ -292,8 +281,7 @@ def check_evaluator(evaluator: Any, *, batched: bool, owner: str) -> None:
     except (TypeError, ValueError):
         return  # a builtin or extension callable: nothing to read, called as is
     if not _takes(signature, 3 if batched else 1):
-        twin = _twin(evaluator)
-        fix = f"pass {twin}" if twin else f"give it the arguments {arguments}"
+        fix = f"give it the arguments {arguments}"
         if _takes(signature, 1 if batched else 3):
             fix += f", or search with {other}, whose evaluator it is"
         takes = ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in signature.parameters.values())

@@ -9,10 +9,11 @@
 * :func:`finite_horizon_q` - the action values of a finite MDP given as gymnasium's transition table ``P``
   (FrozenLake's) with ``h`` steps left, by dynamic programming.
 
-With chance, the three backups of the searches ([MENTS] Xiao et al., NeurIPS 2019, Sec. 4; [DENTS] Painter et al.,
-Sec. 4; [UCT] Kocsis and Szepesvari, ECML 2006) differ only at decision nodes; a chance edge's value is the
+With chance, the backups of the searches differ only at decision nodes, where each gives its own rule
+(:meth:`~torchrl_reg.planning.backups.Backup.exact_values`, read here, never named); a chance edge's value is the
 expectation over its outcomes (the probability-weighted mean; the searches use the arrival-count-weighted mean,
-its sample estimate)::
+its sample estimate). For the backups of MENTS ([MENTS] Xiao et al., NeurIPS 2019, Sec. 4), BTS and DENTS ([DENTS]
+Painter et al., Sec. 4) and UCT ([UCT] Kocsis and Szepesvari, ECML 2006)::
 
     Q(s, a) = sum_s' P(s' | s, a) (r(s, a, s') + gamma V(s'))     V(terminal) = 0
     V(s)    = max_a Q(s, a)                      (Bellman: BTS, DENTS)
@@ -42,49 +43,37 @@ import numpy as np
 
 from collections.abc import Mapping, Sequence
 
-from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
+from torchrl_reg.planning.backups import Backup, BellmanBackup, SoftmaxBackup
 from torchrl_reg.planning.simulators import ChanceTree, DChain, SyntheticTree
 
-__all__ = ["synthetic_tree_q", "dchain_soft_q", "dchain_flip_temperature", "chance_tree_values", "finite_horizon_q", "BACKUPS"]
+__all__ = ["synthetic_tree_q", "dchain_soft_q", "dchain_flip_temperature", "chance_tree_values", "finite_horizon_q"]
 
 
-def _logsumexp(x: np.ndarray, tau: float) -> np.ndarray:
-    return SoftmaxBackup(tau=tau).exact_values(x)
-
-
-#: the decision-node values :func:`chance_tree_values` and :func:`finite_horizon_q` compute
-BACKUPS = ("bellman", "soft", "mean")
-
-
-def _decision_values(q: np.ndarray, backup: str, tau: float | None, policy: np.ndarray | None) -> np.ndarray:
-    """``V`` of decision nodes from their action values ``q`` ``[..., A]`` (module docstring)."""
-    if backup not in BACKUPS:
-        raise ValueError(f"backup must be one of {BACKUPS}, got backup={backup!r}")
-    if backup == "soft":
-        if tau is None or not tau > 0:
-            raise ValueError(f"the soft backup needs a temperature tau > 0, got tau={tau!r}")
-        return SoftmaxBackup(tau=tau).exact_values(q)
-    if tau is not None:
-        raise ValueError(f"tau={tau} is the soft backup's temperature; the {backup} backup reads none")
-    rule = BellmanBackup() if backup == "bellman" else MeanBackup()  # the searches' backup objects
-    if not rule.exact_reads_policy:
-        return rule.exact_values(q)
+def _decision_values(q: np.ndarray, backup: Backup, policy: np.ndarray | None) -> np.ndarray:
+    """``V`` of decision nodes from their action values ``q`` ``[..., A]``: the backup's own rule,
+    :meth:`~torchrl_reg.planning.backups.Backup.exact_values` (under ``policy``, where it reads one)."""
+    if not isinstance(backup, Backup):
+        raise TypeError(f"backup must be a Backup of torchrl_reg.planning.backups (its exact_values is read), got {backup!r}")
+    if not backup.exact_reads_policy:
+        return backup.exact_values(q)
     if policy is None:
-        raise ValueError("the mean backup needs the policy whose mean it takes (e.g. the search's visit shares)")
+        raise ValueError(f"{backup!r} takes a mean under a policy: pass the policy (e.g. the search's visit shares)")
     if policy.shape != q.shape or not np.allclose(policy.sum(-1), 1.0) or (policy < 0).any():
         raise ValueError(f"policy must be a distribution over actions of shape {q.shape}, got shape {policy.shape}")
-    return rule.exact_values(q, policy)
+    return backup.exact_values(q, policy)
 
 
 def chance_tree_values(
-    tree: ChanceTree, backup: str = "bellman", *, tau: float | None = None, policy: np.ndarray | None = None,
+    tree: ChanceTree, backup: Backup | None = None, *, policy: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(Q [internal nodes, A], V [all nodes])`` of a :class:`~torchrl_reg.planning.simulators.ChanceTree` (undiscounted).
 
-    ``backup``: ``"bellman"``, ``"soft"`` (at temperature ``tau``) or ``"mean"`` (under ``policy``
+    ``backup``: a backup of :mod:`~torchrl_reg.planning.backups` whose ``exact_values`` gives a decision node's value
+    (default :class:`~torchrl_reg.planning.backups.BellmanBackup`, the max; a mean is taken under ``policy``
     ``[internal nodes, A]``, a distribution over actions per decision node); leaves are terminal (``V = 0``: the
     leaf value is paid on the step into it). Node ids are the tree's (breadth first).
     """
+    backup = BellmanBackup() if backup is None else backup
     fan, k, m = tree.fan, tree.num_actions, tree.outcomes
     value = np.zeros(tree.internal + fan**tree.depth)
     q = np.zeros((tree.internal, k))
@@ -93,7 +82,7 @@ def chance_tree_values(
         stop = start + fan**level
         children = (np.arange(start, stop)[:, None] * fan + 1 + np.arange(fan)).reshape(-1, k, m)
         q[start:stop] = (tree.probs[start:stop] * (tree.step_reward[children] + value[children])).sum(-1)
-        value[start:stop] = _decision_values(q[start:stop], backup, tau, None if policy is None else policy[start:stop])
+        value[start:stop] = _decision_values(q[start:stop], backup, None if policy is None else policy[start:stop])
     return q, value
 
 
@@ -101,18 +90,21 @@ Transitions = Mapping[int, Mapping[int, Sequence[tuple[float, int, float, bool]]
 
 
 def finite_horizon_q(
-    transitions: Transitions, horizon: int, *, gamma: float = 1.0, backup: str = "bellman", tau: float | None = None,
+    transitions: Transitions, horizon: int, *, gamma: float = 1.0, backup: Backup | None = None,
 ) -> np.ndarray:
     """``Q[h - 1, s, a]``, the action values with ``h = 1 .. horizon`` steps left, of the MDP ``transitions``.
 
     ``transitions[s][a]`` lists ``(probability, next state, reward, done)`` (gymnasium's ``P``, as FrozenLake's
     ``env.unwrapped.P``); an episode ends at ``done`` or when no step is left: ``Q_h(s, a) = sum p (r + gamma
-    (1 - done) V_{h-1}(s'))`` with ``V_0 = 0`` and ``V_h`` the ``backup`` (``"bellman"`` or ``"soft"``) of ``Q_h``.
+    (1 - done) V_{h-1}(s'))`` with ``V_0 = 0`` and ``V_h`` the ``backup``'s ``exact_values`` of ``Q_h`` (default
+    :class:`~torchrl_reg.planning.backups.BellmanBackup`, the max; a backup that takes a mean under a policy is refused:
+    it needs a policy per tree node).
     """
     if not isinstance(horizon, int) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1, got horizon={horizon!r}")
-    if backup == "mean":
-        raise ValueError("finite_horizon_q computes the Bellman and soft values; a mean needs a policy per tree node")
+    backup = BellmanBackup() if backup is None else backup
+    if isinstance(backup, Backup) and backup.exact_reads_policy:
+        raise ValueError(f"finite_horizon_q computes values a state's alone decides; {backup!r} takes a mean under a policy per tree node")
     states = len(transitions)
     actions = len(transitions[0])
     q = np.zeros((horizon, states, actions))
@@ -121,15 +113,19 @@ def finite_horizon_q(
         for s in range(states):
             for a in range(actions):
                 q[h, s, a] = sum(p * (r + (0.0 if done else gamma * value[nxt])) for p, nxt, r, done in transitions[s][a])
-        value = _decision_values(q[h], backup, tau, None)
+        value = _decision_values(q[h], backup, None)
     return q
 
 
-def synthetic_tree_q(tree: SyntheticTree, tau: float | None) -> np.ndarray:
-    """Root action values ``r(root, a) + V*(child)``: soft values if ``tau`` is given, Bellman (max) if ``None``.
-
-    Leaves are worth their mean value (the evaluation noise has mean 0).
+def synthetic_tree_q(tree: SyntheticTree, tau: float | None = None, *, backup: Backup | None = None) -> np.ndarray:
+    """Root action values ``r(root, a) + V*(child)``, ``V*`` a node's ``backup.exact_values`` of its action values:
+    ``backup`` where given, else the soft values if ``tau`` is given (:class:`~torchrl_reg.planning.backups.SoftmaxBackup`),
+    Bellman (max) if ``None``. Leaves are worth their mean value (the evaluation noise has mean 0).
     """
+    if backup is None:
+        backup = BellmanBackup() if tau is None else SoftmaxBackup(tau=tau)
+    elif tau is not None:
+        raise ValueError(f"tau={tau} is the soft backup's temperature; {backup!r} is given: pass one of them")
     k = tree.num_actions
     first = tree.first_leaf
     values = tree.leaf_value.copy()
@@ -138,7 +134,7 @@ def synthetic_tree_q(tree: SyntheticTree, tau: float | None) -> np.ndarray:
         q = (tree.edge_reward[start : start + k**level] + values).reshape(-1, k)
         if level == 1:
             return q
-        values = q.max(axis=-1) if tau is None else _logsumexp(q, tau)
+        values = _decision_values(q, backup, None)
     raise AssertionError(f"unreachable: depth {tree.depth}, first leaf {first}")
 
 

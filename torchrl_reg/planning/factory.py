@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from torchrl_reg.planning.algorithms import KNOB_TABLE, parts
+from torchrl_reg.planning.algorithms import parts
+from torchrl_reg.planning.knobs import KNOB_TABLE
 from torchrl_reg.planning.batched import BatchedTreeSearch
 from torchrl_reg.planning.search import TreeSearch
 
@@ -45,8 +46,10 @@ def make_search(
     ``TensorSimulator``: root, pure step) on ``device`` (default CPU), whose ``evaluator`` is
     ``(simulator, states, gamma) -> (values, q_init or None)``.
 
-    The inputs are checked once, here, before anything runs: a simulator or an evaluator of the other loop is refused
-    naming this loop's own (``RandomRollout`` -> ``TensorRandomRollout``, ``DChain`` -> ``TensorDChain``, ...;
+    The inputs are checked once, here, before anything runs: a simulator of the other loop is refused naming this
+    loop's own (``DChain`` -> ``TensorDChain``, ...), an evaluator this loop cannot call naming the arguments it passes
+    (one :class:`~torchrl_reg.planning.evaluators.RandomRollout` or
+    :class:`~torchrl_reg.planning.evaluators.QNetworkEvaluator` serves both loops;
     :func:`~torchrl_reg.planning.evaluators.check_evaluator`,
     :func:`~torchrl_reg.planning.tensor_simulators.check_search_simulator`), and so is a ``device`` this machine does
     not have or the simulator's tensors are not on.

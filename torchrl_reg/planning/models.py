@@ -15,9 +15,10 @@ FrozenLake every model is the task itself. Each model says, as data, what the se
   or one (:meth:`Model.futures`).
 * :attr:`Model.diagnostic` - a measurement of what the model costs, not a planner (no agent reads its env's stream).
 
-The scalar engine's simulator of a move (:func:`~torchrl_reg.planning.tasks.model_simulator`) and the batched
-engine's (:func:`~torchrl_reg.planning.tasks.make_tensor_task`) read these attributes; nothing else interprets a
-model's name. The registry:
+A model also owns its roots' streams (:meth:`Model.root_streams`): the single-tree engine's simulator of a move and the
+batched engine's roots (:class:`~torchrl_reg.planning.tasks.Task`'s ``simulator`` and ``roots``) both take them from
+it; nothing else interprets a model's name or stream. :data:`DEFAULT_MODEL` is the one default, of the tasks, the
+snapshot stores and the planning recipe's ``planner.model``. The registry:
 
 ================  ==============  ==========  ====================================================================
 model             stream          futures     what the search plans in
@@ -32,9 +33,23 @@ model             stream          futures     what the search plans in
 """
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["MODELS", "Model", "OWN", "PLANNER", "WORKING", "get_model"]
+import numpy as np
+
+__all__ = ["DEFAULT_MODEL", "MODELS", "Model", "OWN", "PLANNER", "WORKING", "get_model", "planner_rng"]
+
+Seed = int | Sequence[int]
+
+
+def planner_rng(seed: Seed, row: int) -> np.random.RandomState:
+    """The fresh random stream of root ``row`` drawn from the planner's ``seed`` (an int or ints, e.g. (episode seed,
+    move)): ``RandomState(PCG64([*seed, row]))``."""
+    entropy = [seed] if isinstance(seed, int) else list(seed)
+    return np.random.RandomState(np.random.PCG64([*entropy, row]))
 
 #: The stream of the sampled model: one working stream, not part of any state.
 WORKING = "working"
@@ -67,6 +82,21 @@ class Model:
         """Whether a state carries its random stream (so that every simulation replays it)."""
         return self.stream != WORKING
 
+    def root_streams(self, seed: Seed, reals: Sequence[Any] | int, first: int = 0) -> list[np.random.RandomState]:
+        """The random stream of each root, one per real MinAtar env of ``reals`` (``minatar.Environment`` objects), or
+        ``reals`` roots of no env: :data:`WORKING`, one fresh working stream :func:`planner_rng` ``(seed, 0)`` that every
+        root shares (it goes on across the simulations); :data:`PLANNER`, :func:`planner_rng` ``(seed, first + row)``
+        each (``first``: the future of a single-tree search, whose rows are its futures); :data:`OWN`, a copy of each
+        real env's own stream (refused unless its game draws from it too, as ``minatar.Environment.seed`` sets them)."""
+        count = reals if isinstance(reals, int) else len(reals)
+        if self.stream == WORKING:
+            return [planner_rng(seed, 0)] * count
+        if self.stream == PLANNER:
+            return [planner_rng(seed, first + row) for row in range(count)]
+        if isinstance(reals, int):
+            raise ValueError(f"the {self.name} model copies the streams of real envs: take its roots from roots(envs, seed), not root(batch_size)")
+        return [_own_stream(real, row, self.name) for row, real in enumerate(reals)]
+
     def futures(self, futures: int) -> int:
         """The futures a move searches when ``planner.futures`` is ``futures``."""
         return futures if self.many_futures else 1
@@ -87,6 +117,21 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     Model("ensemble", PLANNER, many_futures=True),
     Model("oracle", OWN, diagnostic=True),
 )}
+
+
+#: The model a planner plans in when none is named: the planning recipe's ``planner.model``, the tasks' and the
+#: snapshot stores'.
+DEFAULT_MODEL = "sampled"
+
+
+def _own_stream(real: Any, row: int, name: str) -> np.random.RandomState:
+    """A copy of the real MinAtar env's stream (the oracle model), refused unless its game draws from it too."""
+    if real.env.random is not real.random:
+        raise ValueError(
+            f"envs[{row}]: the {name} model needs the real game and its sticky actions on one stream "
+            "(minatar.Environment.seed(s) sets both)"
+        )
+    return copy.deepcopy(real.random)
 
 
 def get_model(model: str | Model) -> Model:

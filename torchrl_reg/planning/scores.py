@@ -37,7 +37,7 @@ from tensordict import NestedKey, TensorDictBase
 from torchrl.modules.mcts.scores import MCTSScore
 
 from torchrl_reg.planning.records import NodeStats
-from torchrl_reg.validation import check_nonnegative, check_positive
+from torchrl_reg.planning.knobs import check_knob
 
 __all__ = [
     "exploration_weight",
@@ -48,6 +48,7 @@ __all__ = [
     "BoltzmannScore",
     "DENTSScore",
     "UCB1Score",
+    "TreePolicy",
 ]
 
 
@@ -128,8 +129,9 @@ def _mixed_boltzmann_row(values: Sequence[float], n_total: float, temperature: f
     return [w * scale + lam / k for w in weights]
 
 
-class _Score(MCTSScore):
-    """Keys shared by the scores: per-action ``q_value`` and ``visits``, the node's ``total_visits``.
+class TreePolicy(MCTSScore):
+    """The base of the tree policies (the scores): keys shared by them, per-action ``q_value`` and ``visits``, the
+    node's ``total_visits``; a knob's value is checked by the knob table (:mod:`~torchrl_reg.planning.knobs`).
 
     ``reads`` names the per-action edge statistics of :class:`~torchrl_reg.planning.records.NodeStats`, besides the
     searched values ``q`` and the visit count ``total``, that ``select`` and ``select_rows`` read (``"visits"``,
@@ -147,7 +149,7 @@ class _Score(MCTSScore):
         self.out_keys = [score_key]
 
 
-class E2WScore(_Score):
+class E2WScore(TreePolicy):
     """Empirical exponential weight (E2W), the tree policy of MENTS ([MENTS] Sec. 3-4).
 
     ``pi(a|s) = (1 - lambda_s) softmax(Q_sft(s, .) / tau)(a) + lambda_s / |A|`` with
@@ -174,8 +176,8 @@ class E2WScore(_Score):
         score_key: NestedKey = "score",
     ):
         super().__init__(q_value_key=q_value_key, visits_key=visits_key, total_visits_key=total_visits_key, score_key=score_key)
-        self.tau = check_positive("tau", tau)
-        self.eps = check_nonnegative("eps", eps)
+        self.tau = check_knob("tau", tau)
+        self.eps = check_knob("eps", eps)
 
     def forward(self, node: TensorDictBase) -> TensorDictBase:
         q = node.get(self.q_value_key)
@@ -220,11 +222,11 @@ class BoltzmannScore(E2WScore):
     """
 
     def __init__(self, *, alpha: float, eps: float, **keys: NestedKey):
-        super().__init__(tau=check_positive("alpha", alpha), eps=eps, **keys)
+        super().__init__(tau=check_knob("alpha", alpha), eps=eps, **keys)
         self.alpha = self.tau
 
 
-class DENTSScore(_Score):
+class DENTSScore(TreePolicy):
     """Decaying ENtropy Tree Search (DENTS) policy ([DENTS] Sec. 4).
 
     Boltzmann mixture (as in :class:`BoltzmannScore`) over ``Q(s, a) + beta(N(s)) H_Q(s, a)``:
@@ -251,9 +253,9 @@ class DENTSScore(_Score):
         score_key: NestedKey = "score",
     ):
         super().__init__(q_value_key=q_value_key, visits_key=visits_key, total_visits_key=total_visits_key, score_key=score_key)
-        self.alpha = check_positive("alpha", alpha)
-        self.beta_0 = check_nonnegative("beta_0", beta_0)
-        self.eps = check_nonnegative("eps", eps)
+        self.alpha = check_knob("alpha", alpha)
+        self.beta_0 = check_knob("beta_0", beta_0)
+        self.eps = check_knob("eps", eps)
         self.entropy_key = entropy_key
         self.in_keys = self.in_keys + [entropy_key]
 
@@ -307,7 +309,7 @@ class DENTSScore(_Score):
         return sample_rows(self.probs_rows(node), u)
 
 
-class UCB1Score(_Score):
+class UCB1Score(TreePolicy):
     """UCB1 index of UCT ([UCT]): ``Q(s, a) + c sqrt(log N(s) / N(s, a))``, ``+inf`` for unvisited actions.
 
     Unlike TorchRL's ``UCBScore`` (``c sqrt(N) / (1 + n)``) this is the index of Kocsis and
@@ -326,7 +328,7 @@ class UCB1Score(_Score):
         score_key: NestedKey = "score",
     ):
         super().__init__(q_value_key=q_value_key, visits_key=visits_key, total_visits_key=total_visits_key, score_key=score_key)
-        self.c = check_nonnegative("c", c)
+        self.c = check_knob("c", c)
 
     def forward(self, node: TensorDictBase) -> TensorDictBase:
         q = node.get(self.q_value_key)
@@ -376,3 +378,4 @@ class UCB1Score(_Score):
         index = q + self.c * torch.sqrt(log_n / n.to(q.dtype).clamp_min(1.0))
         # torch.argmax returns the first maximal index, the tie rule of :meth:`select`
         return torch.where(count > 0, first_unvisited, index.argmax(-1))
+

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from torchrl_reg.plain_state import decode, encode
-from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, check_parts
+from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, algorithm_of
 from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
 from torchrl_reg.planning.records import EdgeStats, NodeStats, make_record
 from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
@@ -63,22 +63,13 @@ class TreeSearch:
         seed: int = 0,
     ):
         check_search_simulator(simulator, batched=False, owner="TreeSearch")
-        check_evaluator(evaluator, batched=False, owner="TreeSearch")
-        check_parts(tree_policy, backup, recommend)
-        self.simulator = check_simulator(simulator)
         if not (isinstance(gamma, (int, float)) and 0.0 <= gamma <= 1.0):
             raise ValueError(f"gamma must be a number in [0, 1], got gamma={gamma!r}")
-        evaluator_gamma = getattr(evaluator, "gamma", gamma)
-        if evaluator_gamma != gamma:
-            raise ValueError(
-                f"{type(evaluator).__name__}(gamma={evaluator_gamma}) and the search's gamma={gamma} disagree: one "
-                "discount for the tree and its leaf estimates"
-            )
+        algorithm_of(tree_policy, backup, recommend)
+        self.simulator = check_simulator(simulator)
+        check_evaluator(evaluator, batched=False, owner="TreeSearch", gamma=gamma, num_actions=simulator.num_actions)
         if not math.isfinite(q_init):
             raise ValueError(f"q_init must be finite, got q_init={q_init}")
-        check_actions = getattr(evaluator, "check_actions", None)
-        if check_actions is not None:  # a Q network evaluator: one action value per simulator action
-            check_actions(simulator.num_actions)
         self.tree_policy = tree_policy
         self.backup = backup
         self.recommend = recommend
@@ -102,7 +93,7 @@ class TreeSearch:
         """Run ``num_simulations`` simulations from the simulator's current state; return the recommended action.
 
         ``simulator`` replaces the search's simulator from this search on (the model of this move, e.g.
-        :func:`~torchrl_reg.planning.tasks.model_simulator`'s; it must have the same actions). The simulator is left
+        a task's :meth:`~torchrl_reg.planning.tasks.Task.simulator`; it must have the same actions). The simulator is left
         in the root state. The tree stays in :attr:`tree` for inspection.
         """
         num_simulations = check_count("num_simulations", num_simulations)

@@ -52,21 +52,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchrl_reg.planning.models import OWN, Model, get_model
+from torchrl_reg.planning.models import DEFAULT_MODEL, OWN, Model, Seed, get_model, planner_rng
 from torchrl_reg.planning.simulators import ALESimulator, MinAtarSimulator, minatar_module
 from torchrl_reg.planning.tensor_simulators import check_index_states
 
 __all__ = ["planner_rng", "copy_minatar_game", "SnapshotStore", "BatchedMinAtar", "BatchedALE"]
-
-
-Seed = int | Sequence[int]
-
-
-def planner_rng(seed: Seed, row: int) -> np.random.RandomState:
-    """The fresh random stream of root ``row`` drawn from the planner's ``seed`` (an int or ints, e.g. (episode seed,
-    move)): ``RandomState(PCG64([*seed, row]))``."""
-    entropy = [seed] if isinstance(seed, int) else list(seed)
-    return np.random.RandomState(np.random.PCG64([*entropy, row]))
 
 
 @dataclass(frozen=True)
@@ -262,10 +252,12 @@ class BatchedMinAtar(SnapshotStore):
         seed: the planner's seed of :meth:`root`'s new games.
         model: what :meth:`roots` gives the search of the real envs' futures, one of
             :data:`~torchrl_reg.planning.models.MODELS` (its :attr:`~torchrl_reg.planning.models.Model.stream` is read
-            here; an ensemble's futures are rows of their own). ``"determinized"`` (default): a
-            fresh stream per root from the planner's seed, one sampled future per search (module docstring).
-            ``"sampled"``: fresh outcomes at every visit, from one working stream seeded by the planner's seed at each
-            :meth:`root` / :meth:`roots` (module docstring); stochastic, searched with chance nodes.
+            here, and its :meth:`~torchrl_reg.planning.models.Model.root_streams` give the roots' streams; an
+            ensemble's futures are rows of their own). ``"sampled"`` (default,
+            :data:`~torchrl_reg.planning.models.DEFAULT_MODEL`): fresh outcomes at every visit, from one working stream
+            seeded by the planner's seed at each :meth:`root` / :meth:`roots` (module docstring); stochastic, searched
+            with chance nodes. ``"determinized"``: a fresh stream per root from the planner's seed, one sampled future per
+            search (module docstring).
             ``"oracle"``, a diagnostic and not a planner: the real env's own stream, copied, so that the model's
             future is the real one for the same actions (sticky actions and spawns included); no agent can
             read the env's stream, so only a study of how much the model costs uses it. It needs the real game
@@ -273,7 +265,7 @@ class BatchedMinAtar(SnapshotStore):
     """
 
     def __init__(
-        self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, model: str | Model = "determinized",
+        self, game: str, *, sticky_action_prob: float = 0.0, seed: int = 0, model: str | Model = DEFAULT_MODEL,
         device: str | torch.device = "cpu",
     ):
         import minatar
@@ -294,14 +286,12 @@ class BatchedMinAtar(SnapshotStore):
 
     def root(self, batch_size: int) -> torch.Tensor:
         """``batch_size`` new games (cleared store), game ``b`` reset and played with :func:`planner_rng` ``(seed, b)``."""
-        if self.model.stream == OWN:
-            raise ValueError(f"the {self.model.name} model copies the streams of real envs: take its roots from roots(envs, seed)")
+        streams = self.model.root_streams(self.seed, batch_size)
         self.clear()
         handles = []
         if self.model.chance:
-            self._rng = planner_rng(self.seed, 0)
-        for row in range(batch_size):
-            rng = self._rng if self.model.chance else planner_rng(self.seed, row)
+            self._rng = streams[0]
+        for rng in streams:
             game = copy.deepcopy(self.env.env, {id(self.env.env.random): rng})
             game.reset()
             handles.append(self._add(self._snapshot(game, rng, 0)))
@@ -316,16 +306,13 @@ class BatchedMinAtar(SnapshotStore):
         real envs are not changed, and their random streams are neither shared nor, but for the oracle,
         copied); the store is cleared first. The caller varies ``seed`` from move to move, so each search draws anew.
         """
+        reals = [self._environment(env, row) for row, env in enumerate(envs)]
+        streams = self.model.root_streams(seed, reals)
         self.clear()
         handles = []
         if self.model.chance:
-            self._rng = planner_rng(seed, 0)
-        for row, env in enumerate(envs):
-            real = self._environment(env, row)
-            if self.model.stream == OWN:
-                rng = _own_stream(real, row)
-            else:
-                rng = self._rng if self.model.chance else planner_rng(seed, row)
+            self._rng = streams[0]
+        for real, rng in zip(reals, streams):
             # the real stream is mapped to the root's: deepcopy never copies it
             game = copy.deepcopy(real.env, {id(real.env.random): rng, id(real.random): rng})
             handles.append(self._add(self._snapshot(game, rng, real.last_action)))
@@ -412,16 +399,6 @@ class _DrawWatch:
     def __getattr__(self, name: str) -> Any:
         self.drew = True
         return getattr(self.stream, name)
-
-
-def _own_stream(real: Any, row: int) -> np.random.RandomState:
-    """A copy of the real MinAtar env's stream (the oracle model), refused unless its game draws from it too."""
-    if real.env.random is not real.random:
-        raise ValueError(
-            f"envs[{row}]: the oracle model needs the real game and its sticky actions on one stream "
-            "(minatar.Environment.seed(s) sets both)"
-        )
-    return copy.deepcopy(real.random)
 
 
 class BatchedALE(SnapshotStore):

@@ -24,7 +24,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats as _scipy_stats
 
+from torchrl_reg.validation import check_memory
+
 __all__ = [
+    "bootstrap_bytes",
+    "check_reps",
     "interquartile_mean",
     "aggregate_mean",
     "aggregate_median",
@@ -150,9 +154,24 @@ ESTIMATORS: dict[str, Callable[[TaskScores], np.ndarray]] = {
 }
 
 
-def _check_ci_args(reps: int, confidence: float) -> None:
+def bootstrap_bytes(reps: int, runs: int) -> int:
+    """An upper estimate of the memory of ``reps`` resamples of ``runs`` runs: ``32 * reps * runs`` bytes, the
+    resampled indices (int64) and scores (float64) and as much again for a statistic's sorted or masked copy."""
+    return 32 * reps * max(runs, 1)
+
+
+def check_reps(reps: int, runs: int = 1) -> int:
+    """``reps`` when it is an integer >= 1 whose bootstrap of ``runs`` runs fits this machine's memory
+    (:func:`bootstrap_bytes` against :func:`~torchrl_reg.validation.available_memory`); else ``ValueError`` naming it,
+    before anything is drawn. With ``runs=1`` (the least a report resamples) it is the check of ``--reps`` itself."""
     if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         raise ValueError(f"reps must be an integer >= 1, got reps={reps!r}")
+    check_memory("reps", reps, bootstrap_bytes(reps, runs), f"bootstrap: {reps} resamples x {max(runs, 1)} runs x 32 B")
+    return reps
+
+
+def _check_ci_args(reps: int, confidence: float, runs: int = 1) -> None:
+    check_reps(reps, runs)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got confidence={confidence!r}")
 
@@ -182,8 +201,8 @@ def stratified_bootstrap_ci(
     with replacement from that task's runs (rliable's ``StratifiedBootstrap`` with
     ``method="percentile"``). ``statistic`` must be vectorized like the estimators of this module.
     """
-    _check_ci_args(reps, confidence)
     tasks = _as_tasks(scores)
+    _check_ci_args(reps, confidence, sum(t.shape[-1] for t in tasks))
     point = float(statistic(tasks))
     values = np.asarray(statistic(_resample(tasks, reps, np.random.default_rng(seed))))
     return (point, *_percentile_interval(values, confidence))
@@ -203,8 +222,8 @@ def stratified_bootstrap_ci_two_sample(
     rliable's ``StratifiedIndependentBootstrap``: the runs of X and the runs of Y are resampled
     separately within each task.
     """
-    _check_ci_args(reps, confidence)
     xs, ys = _as_tasks(scores_x), _as_tasks(scores_y)
+    _check_ci_args(reps, confidence, sum(t.shape[-1] for t in (*xs, *ys)))
     point = float(statistic(xs, ys))
     rng = np.random.default_rng(seed)
     values = np.asarray(statistic(_resample(xs, reps, rng), _resample(ys, reps, rng)))
@@ -227,8 +246,8 @@ def paired_ratio_ci(
     environment's randomness, a hard seed) cancels in the ratio. The baseline's scores must be positive: a ratio
     to a sum that can reach zero or change sign has no meaning, and it is refused rather than reported.
     """
-    _check_ci_args(reps, confidence)
     xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    _check_ci_args(reps, confidence, 2 * xs.size)
     if xs.ndim != 1 or xs.shape != ys.shape or xs.size == 0:
         raise ValueError(f"x and y must be paired 1-D score lists of the same nonzero length, got shapes {xs.shape} and {ys.shape}")
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):

@@ -43,6 +43,7 @@ from torchrl_reg.report.runs import (
 )
 from torchrl_reg.report.stats import (
     ESTIMATORS,
+    check_reps,
     interquartile_mean,
     probability_of_improvement,
     stratified_bootstrap_ci,
@@ -509,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="Dopamine's published Atari curves (a copy of google/dopamine's baselines/atari/data): "
                              "drawn beside our DQN and IQN training curves of the same game")
     args = parser.parse_args(argv)
+    try:  # before any run is read or file written: --reps 10**9 would fail in the allocator
+        check_reps(args.reps)
+    except ValueError as err:
+        print(f"error: --{err}", file=sys.stderr)
+        return 2
     if args.results:
         if args.run_dirs or args.records:
             parser.error("--results reads the runs named in its spec: give no RUN_DIR and no --records")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
 
 __all__ = [
+    "MAX_TASKS",
     "SweepError",
     "Recipe",
     "SpecMethod",
@@ -39,6 +41,9 @@ __all__ = [
 
 # Keys the sweep sets itself, one value per task.
 RESERVED_KEYS = ("run_dir",)
+#: The most tasks one sweep may have: each is validated and recorded in sweep.json before anything is submitted, and
+#: a range that lists more (``seed=range(0,1000000000000)``) is refused before its values are made.
+MAX_TASKS = 100_000
 
 
 class _NameTaken(ImportError):
@@ -211,6 +216,10 @@ def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
             continue
         prefix = override.get_key_element()
         if override.is_sweep_override():
+            count = _sweep_length(override.value())
+            if count is not None and count > MAX_TASKS:  # before the values exist: range(0, 10**12) is never listed
+                problems.append(f"{arg!r} gives {key} {count} values, more than the {MAX_TASKS} tasks a sweep may have")
+                continue
             try:
                 values = list(override.sweep_string_iterator())
             except HydraException:
@@ -229,9 +238,26 @@ def expand_overrides(args: Sequence[str]) -> tuple[list[list[str]], list[str]]:
             columns.append([arg])
         else:
             columns.append([f"{prefix}={override.get_value_element_as_str()}"])
+    tasks = math.prod(len(column) for column in columns)
+    if tasks > MAX_TASKS:
+        problems.append(f"the overrides make {tasks} tasks ({' x '.join(str(len(c)) for c in columns if len(c) > 1)}), "
+                        f"more than the {MAX_TASKS} a sweep may have: split it into several sweeps")
     if problems:
         raise SweepError("invalid overrides:\n  - " + "\n  - ".join(problems))
     return [list(combo) for combo in itertools.product(*columns)], swept
+
+
+def _sweep_length(sweep: Any) -> int | None:
+    """How many values a ``range()`` sweep gives, counted without listing them (``None`` for another sweep: its values
+    are on the command line already)."""
+    from hydra.core.override_parser.types import RangeSweep
+
+    if not isinstance(sweep, RangeSweep) or sweep.step in (None, 0):
+        return None
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return len(range(start, stop, step))
+    return max(math.ceil((stop - start) / step), 0)
 
 
 @dataclass(frozen=True)
