@@ -1,7 +1,9 @@
-"""Planning with MENTS, DENTS, BTS, UCT or Power-UCT: search before every move, act, repeat (no training).
+"""Planning with a tree search of the algorithm table (``planner.algorithm``; the README's method table lists them):
+search before every move, act, repeat (no training).
 
     python recipes/tree_search.py                                         # MENTS on the D-chain (R_f = 0.5)
     python recipes/tree_search.py planner.algorithm=dents task.final_reward=1.0
+    python recipes/tree_search.py planner.algorithm=tents planner.tau=0.1
     python recipes/tree_search.py tree_search_preset=frozenlake planner.simulations=2000
     python recipes/tree_search.py tree_search_preset=minatar evaluator.checkpoint=runs/m_dqn/.../checkpoint.pt
     python recipes/tree_search.py tree_search_preset=atari task.game=pong

@@ -93,3 +93,13 @@ def test_both_engines_take_the_tree_policy_by_one_name_and_the_old_one_warns():
     assert new.search(sim.root(2), 10).tolist() == old.search(sim.root(2), 10).tolist()
     with pytest.raises(TypeError, match="pass tree_policy= only"):
         BatchedTreeSearch(sim, tree_policy=policy, policy=policy, backup=backup)
+
+
+def test_every_row_of_the_table_is_in_the_readme_method_table():
+    # the README's method table is the one list of algorithms the prose points to: each row's parts are named there
+    readme = (PLANNING.parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| ") and "recipes/tree_search.py" in line]
+    for name, row in TABLE.items():
+        parts_named = [f"`planning.{row.tree_policy.__name__}`", f"`planning.{row.backup.__name__}`"]
+        assert any(all(p in line for p in parts_named) for line in rows), (
+            f"the README's method table has no row with {name}'s parts {parts_named}: add its row")

@@ -21,23 +21,31 @@ import pytest
 
 import torch
 
-from torchrl_reg.planning import BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, make_search
-from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, SoftmaxBackup
+from torchrl_reg.planning import ALGORITHMS, BatchedTreeSearch, FrozenLakeSimulator, KNOBS, RandomRollout, UCB1Score, make_search, parts
+from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, SoftmaxBackup
 from torchrl_reg.planning.exact import chance_tree_values, finite_horizon_q
 from torchrl_reg.planning.simulators import ChanceTree
 from torchrl_reg.planning.tensor_simulators import TensorChanceTree
 
 TAU, ALPHA = 0.3, 0.3
 DELTA = 1e-3  # the probability that a sampled part falls outside its interval, all edges and sample sizes together
-ALGORITHMS = ("ments", "bts", "dents", "uct")
-BACKUP = {"ments": "soft", "bts": "bellman", "dents": "bellman", "uct": "mean"}
-# the backup objects whose exact_values the oracle reads
-_BACKUP_OBJECTS = {"soft": lambda: SoftmaxBackup(tau=TAU), "bellman": BellmanBackup, "mean": MeanBackup}
 
 
 def _knobs(algorithm: str, **extra) -> dict:
-    knobs = {**dict(tau=TAU, alpha=ALPHA, beta_0=1.0, eps=1.0, c=math.sqrt(2.0)), **extra}
+    knobs = {**dict(tau=TAU, alpha=ALPHA, beta_0=1.0, eps=1.0, c=math.sqrt(2.0), p=2.0), **extra}
+    assert set(KNOBS[algorithm]) <= set(knobs), f"give the chance tests a value of {algorithm}'s knobs"
     return {k: v for k, v in knobs.items() if k in KNOBS[algorithm]}
+
+
+def _ucb1(algorithm: str) -> bool:
+    """Whether the row's tree policy is UCB1 (it tries its worst actions only some log n times)."""
+    return isinstance(parts(algorithm)[0], UCB1Score)
+
+
+def _backup(algorithm: str):
+    """The algorithm's backup (the table's): the checks read its statistic (``values``), whether it averages returns
+    (``reads_return``: UCT's mean) and its node rule (``exact_values``, under the visit shares where it reads a policy)."""
+    return parts(algorithm, **_knobs(algorithm))[1]
 
 
 def _zero_leaf(sim):
@@ -135,7 +143,7 @@ def _interval(n: int, support: int, spread: float, num_simulations: int, num_act
     return 0.5 * spread * math.sqrt(2.0 * math.log(events) / n)
 
 
-def _check_search(search, problem: _Problem, backup: str, num_simulations: int) -> tuple[float, float]:
+def _check_search(search, problem: _Problem, backup: Backup, num_simulations: int) -> tuple[float, float]:
     """Check every edge of ``search.tree`` (a TreeSearch's): the deterministic part to 1e-10, the sampled part within
     its interval; the root's errors and intervals ``[A]`` each.
 
@@ -149,11 +157,11 @@ def _check_search(search, problem: _Problem, backup: str, num_simulations: int) 
     """
     tree = search.tree
     k = tree.num_actions
-    stored = tree.q_bellman if backup == "bellman" else tree.q
+    stored = getattr(tree, backup.values)
     root_errors, root_bounds = np.zeros(k), np.zeros(k)
     exact_q = problem.exact_q
     if exact_q is None:  # UCT's mean under its own visit shares, with the true probabilities: over the tree itself
-        assert backup == "mean"
+        assert backup.exact_reads_policy
         exact_at: dict[int, np.ndarray] = {}
 
         def exact_mean(node: int, key) -> float:
@@ -164,7 +172,7 @@ def _check_search(search, problem: _Problem, backup: str, num_simulations: int) 
                     assert terminal or nxt in drawn, f"outcome {nxt} of {key} never drawn: its mean needs its visit shares"
                     q[a] += p * (r + (0.0 if terminal else exact_mean(drawn[nxt], nxt)))
             exact_at[node] = q
-            return float(tree.visits[node] @ q) / float(tree.total[node])
+            return float(backup.exact_values(q, tree.visits[node] / float(tree.total[node])))
 
         exact_mean(0, problem.root)
 
@@ -183,7 +191,7 @@ def _check_search(search, problem: _Problem, backup: str, num_simulations: int) 
                 p, r, terminal = truth[nxt]
                 arrivals = int(tree.arrivals[child])
                 v_child, b_child = (0.0, 0.0) if terminal else visit(child, nxt, False)
-                if backup == "mean":
+                if backup.reads_return:
                     # UCT: the mean of the returns, the first arrival's return below the child being the leaf value 0
                     total += arrivals * r + (arrivals - 1) * v_child
                     offset += 0.0 if terminal else problem.max_return(nxt) / n
@@ -191,7 +199,7 @@ def _check_search(search, problem: _Problem, backup: str, num_simulations: int) 
                     total += arrivals * (r + v_child)
                 below += arrivals / n * b_child
             q_emp[a] = total / n
-            if backup == "mean":  # g = r + V under the search's own visit shares: only its range is known a priori
+            if backup.exact_reads_policy:  # g = r + V under the search's own visit shares: only its range is known a priori
                 lo_hi = {nxt: (0.0, 0.0) if terminal else problem.value_range(nxt) for nxt, (_, _, terminal) in truth.items()}
                 spread = max(r + lo_hi[nxt][1] for nxt, (_, r, _) in truth.items()) - min(r + lo_hi[nxt][0] for nxt, (_, r, _) in truth.items())
             else:
@@ -203,19 +211,19 @@ def _check_search(search, problem: _Problem, backup: str, num_simulations: int) 
             if is_root:
                 root_errors[a], root_bounds[a] = error, bounds[a]
         np.testing.assert_allclose(stored[node], q_emp, rtol=0, atol=1e-10, err_msg=f"node {node}")
-        if backup == "soft":
-            return TAU * math.log(float(np.exp(q_emp / TAU).sum())), float(bounds.max())
-        if backup == "bellman":
-            return float(q_emp.max()), float(bounds.max())
+        if not backup.exact_reads_policy:
+            return float(backup.exact_values(q_emp)), float(bounds.max())
         shares = tree.visits[node] / float(tree.total[node])
-        return float(shares @ q_emp), float(shares @ bounds)
+        # UCT's mean is linear in the values; a power mean is 1-Lipschitz in the max norm
+        bound = float(shares @ bounds) if backup.reads_return else float(bounds.max())
+        return float(backup.exact_values(q_emp, shares)), bound
 
     visit(0, problem.root, True)
     return root_errors, root_bounds
 
 
-def _chance_tree_problem(tree: ChanceTree, backup: str, policy: np.ndarray | None = None) -> _Problem:
-    q, value = chance_tree_values(tree, _BACKUP_OBJECTS[backup](), policy=policy)
+def _chance_tree_problem(tree: ChanceTree, backup: Backup, policy: np.ndarray | None = None) -> _Problem:
+    q, value = chance_tree_values(tree, backup, policy=policy)
 
     def outcomes(node, a):
         children = node * tree.fan + a * tree.outcomes + 1 + np.arange(tree.outcomes)
@@ -260,8 +268,8 @@ def test_the_search_converges_to_the_exact_values_of_a_chance_tree(algorithm):
     n = 6000
     search = make_search(algorithm, tree, **_knobs(algorithm), seed=1, evaluator=_zero_leaf)
     search.search(n)
-    backup = BACKUP[algorithm]
-    policy = _visit_shares(search, tree) if backup == "mean" else None
+    backup = _backup(algorithm)
+    policy = _visit_shares(search, tree) if backup.exact_reads_policy else None
     problem = _chance_tree_problem(tree, backup, policy)
     _, intervals = _check_search(search, problem, backup, n)
     # informative where the search looked most: the recommended root action's interval is below half the gap between
@@ -297,20 +305,20 @@ class _Horizon:
         return self.sim.state_key(), self.left
 
 
-def _frozenlake_problem(env, backup: str, steps: int) -> _Problem:
+def _frozenlake_problem(env, backup: Backup, steps: int) -> _Problem:
     table = env.unwrapped.P
-    if backup == "mean":  # UCT: the expected return under any policy lies between the expectimin and the expectimax
+    if backup.exact_reads_policy:  # UCT: the expected return under any policy lies between the expectimin and the expectimax
         highest = finite_horizon_q(table, steps).max(-1)
         negated = {s: {a: [(p, nxt, -r, done) for p, nxt, r, done in moves] for a, moves in row.items()} for s, row in table.items()}
         lowest = -finite_horizon_q(negated, steps).max(-1)
         return _Problem((14, steps), _lake_outcomes(table), None, None, lambda key: 1.0,
                         lambda key: (float(lowest[key[1] - 1, key[0]]), float(highest[key[1] - 1, key[0]])))
-    q = finite_horizon_q(table, steps, backup=_BACKUP_OBJECTS[backup]())
+    q = finite_horizon_q(table, steps, backup=backup)
 
     def exact_v(key):
         cell, left = key
         row = q[left - 1, cell]
-        return float(row.max()) if backup == "bellman" else TAU * math.log(float(np.exp(row / TAU).sum()))
+        return float(backup.exact_values(row))
 
     return _Problem((14, steps), _lake_outcomes(table), lambda key, a: float(q[key[1] - 1, key[0], a]), exact_v, lambda key: 1.0)
 
@@ -337,9 +345,10 @@ def test_the_search_converges_to_slippery_frozenlakes_dynamic_programming(algori
     n = 8000
     search = make_search(algorithm, _Horizon(lake, 2), **_knobs(algorithm), seed=2, evaluator=_zero_leaf)
     search.search(n)
-    _, intervals = _check_search(search, _frozenlake_problem(env, BACKUP[algorithm], 2), BACKUP[algorithm], n)
-    # informative: UCT by design tries its worst root action only some log n times, so only its most visited one's
-    informative = intervals[[int(np.argmax(search.tree.visits[0]))]] if algorithm == "uct" else intervals
+    _, intervals = _check_search(search, _frozenlake_problem(env, _backup(algorithm), 2), _backup(algorithm), n)
+    # informative: UCB1 (UCT, Power-UCT) by design tries its worst root action only some log n times, so only its most
+    # visited one's
+    informative = intervals[[int(np.argmax(search.tree.visits[0]))]] if _ucb1(algorithm) else intervals
     assert informative.max() < 0.3, intervals
 
 
@@ -400,7 +409,7 @@ def test_a_determinized_model_bets_on_the_future_it_drew_and_chance_nodes_do_not
     them by arrival counts, so its ``Q(GO)`` tends to the exact value and it plays SAFE. 1000 simulations leave each
     bet's mean within a few hundredths of 1/2, far inside the margins (0.15 Bellman and mean, 0.08 soft).
     """
-    knobs = _knobs(algorithm, **({"tau": 0.1} if algorithm == "ments" else {}))
+    knobs = _knobs(algorithm, **({"tau": 0.1} if "tau" in KNOBS[algorithm] else {}))
     for seed in range(3):
         determinized = make_search(algorithm, _BetAfterGo(seed, include_rng=True), **knobs, seed=seed)
         assert determinized.search(1000) == _BetAfterGo.GO, (algorithm, seed)
@@ -440,8 +449,8 @@ def test_one_chance_tree_is_searched_as_the_single_tree_search_does_draw_for_dra
     for (node, action), children in theirs.outcomes.items():
         assert mine["outcomes"][node, action].tolist() == list(children.values()) + [-1] * (3 - len(children))
         assert [int(mine["key"][c, 0]) for c in children.values()] == list(children)  # the key: (node id, level)
-    names = {"ments": ("q", "value"), "bts": ("q_bellman", "value", "bellman"), "dents": ("q_bellman", "value", "entropy", "entropy_q"),
-             "uct": ("q", "value")}[algorithm]
+    backup = new.backup  # the statistics the backup keeps: its search values, the node values, Bellman ones, DENTS's entropy
+    names = (backup.values, "value") + (("bellman",) if backup.on_bellman else ()) + (("entropy", "entropy_q") if backup.entropy else ())
     for name in names:
         np.testing.assert_allclose(mine[name].numpy(), getattr(theirs, name)[:n], rtol=0, atol=1e-12, err_msg=name)
 
@@ -474,11 +483,11 @@ def test_every_batched_tree_converges_to_the_exact_values_of_a_chance_tree(algor
     search = make_search(algorithm, sim, **_knobs(algorithm), seed=1, batched=True,
                          evaluator=lambda _, state, gamma: (torch.zeros(state.shape[0], dtype=torch.float64), None))
     search.search(sim.root(4), n)
-    backup = BACKUP[algorithm]
+    backup = _backup(algorithm)
     for b in range(4):
         view = _BatchedTreeView(search, b)
         checked = type("Search", (), {"tree": view})()
-        policy = _visit_shares(checked, tree) if backup == "mean" else None
+        policy = _visit_shares(checked, tree) if backup.exact_reads_policy else None
         problem = _chance_tree_problem(tree, backup, policy)
         _, intervals = _check_search(checked, problem, backup, n)
         best = int(np.argmax(view.visits[0]))
@@ -527,7 +536,7 @@ class _TensorBetAfterGo:
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_the_batched_search_with_chance_nodes_is_not_misled_by_strategy_fusion(algorithm):
     # the argument of test_a_determinized_model_bets_on_the_future_it_drew_and_chance_nodes_do_not, in 8 batched trees
-    knobs = _knobs(algorithm, **({"tau": 0.1} if algorithm == "ments" else {}))
+    knobs = _knobs(algorithm, **({"tau": 0.1} if "tau" in KNOBS[algorithm] else {}))
     determinized = _TensorBetAfterGo(sampled=False, seed=0)
     roots = determinized.root(8)
     assert 0 < int(roots[:, 1].sum()) < 8  # futures of both coins
@@ -576,6 +585,6 @@ def test_every_batched_tree_converges_to_slippery_frozenlakes_dynamic_programmin
     search.search(torch.tensor([[14, 2]] * 3), n)
     for b in range(3):
         view = _LakeTreeView(search, b)
-        _, intervals = _check_search(type("Search", (), {"tree": view})(), _frozenlake_problem(env, BACKUP[algorithm], 2), BACKUP[algorithm], n)
-        informative = intervals[[int(np.argmax(view.visits[0]))]] if algorithm == "uct" else intervals
+        _, intervals = _check_search(type("Search", (), {"tree": view})(), _frozenlake_problem(env, _backup(algorithm), 2), _backup(algorithm), n)
+        informative = intervals[[int(np.argmax(view.visits[0]))]] if _ucb1(algorithm) else intervals
         assert informative.max() < 0.5, intervals

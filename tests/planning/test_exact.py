@@ -11,12 +11,15 @@ import torch
 
 from torchrl_reg.planning.scores import mixed_boltzmann_probs
 from torchrl_reg.planning import (
+    ALGORITHMS,
+    KNOBS,
     DChain,
     RandomRollout,
     SyntheticTree,
     dchain_flip_temperature,
     dchain_soft_q,
     make_search,
+    parts,
     synthetic_tree_q,
 )
 
@@ -48,17 +51,22 @@ def test_synthetic_tree_recursion_matches_path_enumeration(tau):
     np.testing.assert_allclose(synthetic_tree_q(tree, tau).ravel(), _brute_force_root_q(tree, tau), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("algorithm, tau", [("ments", 0.3), ("bts", None), ("dents", None)])
-def test_noiseless_backups_are_exact_once_every_edge_is_tried(algorithm, tau):
+#: the rows whose node value is a function of the node's values alone (not of a policy, as UCT's mean): every row of
+#: the table that backs up so is checked here, with its knobs at 0.3 (temperatures) and uniform exploration
+NODE_RULE_ALGORITHMS = [a for a in ALGORITHMS if not parts(a)[1].exact_reads_policy]
+
+
+@pytest.mark.parametrize("algorithm", NODE_RULE_ALGORITHMS)
+def test_noiseless_backups_are_exact_once_every_edge_is_tried(algorithm):
     # 3-ary, depth 3: 39 nodes; with no noise every backed-up value is exact once all edges are tried
     tree = SyntheticTree(3, 3, seed=1, noise_std=0.0)
-    temperature = {"tau": 0.3} if algorithm == "ments" else {"alpha": 0.3}
-    search = make_search(algorithm, tree, **temperature, eps=1.0, seed=0, evaluator=RandomRollout(max_steps=5))
+    knobs = {k: v for k, v in dict(tau=0.3, alpha=0.3, eps=1.0).items() if k in KNOBS[algorithm]}
+    search = make_search(algorithm, tree, **knobs, seed=0, evaluator=RandomRollout(max_steps=5))
     search.search(2000)
     assert (search.tree.visits[: search.tree.size][~search.tree.terminal[: search.tree.size]] > 0).all()
-    expected = synthetic_tree_q(tree, tau).ravel()
-    values = search.tree.q[0] if algorithm == "ments" else search.tree.q_bellman[0]
-    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12)
+    backup = search.backup  # its node rule: exact_values, checked against independent numbers in each part's tests
+    expected = synthetic_tree_q(tree, backup=backup).ravel()
+    np.testing.assert_allclose(getattr(search.tree, backup.values)[0], expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.slow

@@ -270,7 +270,8 @@ def test_robust_scores_and_summary_against_hand_computations(tmp_path):
     assert "| result | mean of evaluations 20k-40k [95% CI] |" in text and "from 10k to 40k" in text
     # The summary: the claim's rule finds both sections' rows of a against b, and the measured difference, not its
     # diagnostic twin. Robust: the last three's ratio [1.00, ...] touches 1, not resolved (seeds 1 and 2 above).
-    summary = [line for line in lines if line.startswith(("| E, 40k steps |", "| E, last evaluation |", "| here: "))]
+    summary = [line for line in text.split("## Seeds")[0].splitlines()
+               if line.startswith(("| E, 40k steps |", "| E, last evaluation |", "| here: "))]
     assert len(summary) == 3
     assert summary[0].startswith("| E, 40k steps | 8 [") and " at 20k-40k (last 12) | b, 3 seeds | 2.00x [1.00, " in summary[0]
     assert summary[0].endswith("| not resolved, 2 of 3 seeds above |")

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from torchrl_reg.configs.schemas import PLANNING_EVALUATORS, default_of
 from torchrl_reg.envs.ids import MINATAR_GAMES, require_extra
-from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
+from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
 from torchrl_reg.planning.algorithms import KNOB_TABLE, algorithm_knobs, check_knob
 from torchrl_reg.planning.models import DEFAULT_MODEL
 from torchrl_reg.planning.ensemble import check_futures
@@ -203,7 +203,8 @@ def _with_knobs(cls: type) -> type:
     # each knob's key doc (``--help``) from the table: what it is and its default; the algorithms the table offers
     kept["generated_field_docs"] = {
         "algorithm": f"{', '.join(ALGORITHMS)} (the algorithm table's rows), or greedy (the Q network's argmax, no search)",
-        **{name: f"{knob.doc} (null: {knob.default:g})" for name, knob in KNOB_TABLE.items()},
+        **{name: f"{knob.doc}; read by {', '.join(a for a, reads in KNOBS.items() if name in reads)} (null: {knob.default:g})"
+           for name, knob in KNOB_TABLE.items()},
     }
     # a knob added to the table after a run directory was written resumes unset (its default: no algorithm read it)
     kept["added_keys"] = {**{name: None for name in KNOB_TABLE}, **cls.added_keys}

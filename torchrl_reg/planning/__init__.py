@@ -1,4 +1,5 @@
-"""Tree search: MENTS, BTS, DENTS, UCT and Power-UCT as one family of parts with two search loops.
+"""Tree search: the algorithms of the parts table (:data:`ALGORITHMS`; the README lists them) as one family of parts
+with two search loops.
 
 The parts (:mod:`.algorithms`: the table of which tree policy, backup and recommendation make each
 algorithm, its knobs and their defaults) are objects with a scalar and a row form: the tree policies
@@ -21,12 +22,12 @@ slippery FrozenLake) and without: :mod:`.exact`.
 from __future__ import annotations
 
 from torchrl_reg.planning.algorithms import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, parts
-from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup
+from torchrl_reg.planning.backups import BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup, TsallisBackup
 from torchrl_reg.planning.batched import BatchedTreeSearch
 from torchrl_reg.planning.evaluators import QNetworkEvaluator, RandomRollout
 from torchrl_reg.planning.exact import chance_tree_values, dchain_flip_temperature, dchain_soft_q, finite_horizon_q, synthetic_tree_q
 from torchrl_reg.planning.factory import make_search
-from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, UCB1Score
+from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, TsallisScore, UCB1Score
 from torchrl_reg.planning.search import TreeSearch
 from torchrl_reg.planning.simulators import (
     ALESimulator,
@@ -66,10 +67,12 @@ __all__ = [
     "BoltzmannScore",
     "DENTSScore",
     "UCB1Score",
+    "TsallisScore",
     "SoftmaxBackup",
     "BellmanBackup",
     "MeanBackup",
     "PowerMeanBackup",
+    "TsallisBackup",
     # the records the parts read and return
     "NodeStats",
     "EdgeStats",

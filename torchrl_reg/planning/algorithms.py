@@ -21,10 +21,11 @@ algorithm     tree policy             backup                               recom
 ``dents``     :class:`DENTSScore`     :class:`BellmanBackup` (entropy)     ``search_value``    alpha, beta_0, eps
 ``uct``       :class:`UCB1Score`      :class:`MeanBackup`                  ``most_visited``    c
 ``power_uct`` :class:`UCB1Score`      :class:`PowerMeanBackup` (``p``)     ``most_visited``    c, p
+``tents``     :class:`TsallisScore`   :class:`TsallisBackup` (``tau``)     ``search_value``    tau, eps
 ============  ======================  ===================================  ==================  =============
 
-``search_value`` is the argmax of the backup's action values over tried root actions (soft for MENTS,
-Bellman for BTS and DENTS), ``bellman_value`` the argmax of the Bellman values (kept for this when the
+``search_value`` is the argmax of the backup's action values over tried root actions (soft for MENTS, Tsallis for
+TENTS, Bellman for BTS and DENTS), ``bellman_value`` the argmax of the Bellman values (kept for this when the
 backup does not keep them), ``most_visited`` the argmax of the root's visit counts.
 
 References:
@@ -39,6 +40,9 @@ References:
   mean, ``p -> inf``: the max). The paper tunes ``p`` per problem; the default here, ``p = 2``, is a choice between
   the two ends (the value Dam, Maillard and Kaufmann's Stochastic-Power-UCT, arXiv:2406.02235, reports doing well
   across their problems).
+* [TENTS] Dam, D'Eramo, Peters, Pajarinen. Convex Regularization in Monte-Carlo Tree Search. ICML 2021,
+  arXiv:2007.00391, Sec. 4: E3W over sparsemax (:class:`TsallisScore`), the Tsallis-entropy backup ``tau spmax(Q / tau)``
+  (:class:`TsallisBackup`), the argmax of the backed-up values recommended; one temperature ``tau`` for both, as MENTS.
 """
 from __future__ import annotations
 
@@ -47,9 +51,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup
+from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup, TsallisBackup
 from torchrl_reg.planning.knobs import KNOB_DEFAULTS, KNOB_TABLE, Knob, check_knob
-from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, TreePolicy, UCB1Score
+from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, TreePolicy, TsallisScore, UCB1Score
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "KNOBS", "KNOB_DEFAULTS", "KNOB_TABLE", "Knob", "RECOMMENDATIONS", "TABLE", "Policy", "algorithm_knobs",
@@ -109,6 +113,7 @@ TABLE: dict[str, Algorithm] = {
     "dents": Algorithm(DENTSScore, BellmanBackup, "search_value", ("alpha", "beta_0", "eps"), {"entropy": True}),
     "uct": Algorithm(UCB1Score, MeanBackup, "most_visited", ("c",)),
     "power_uct": Algorithm(UCB1Score, PowerMeanBackup, "most_visited", ("c", "p")),
+    "tents": Algorithm(TsallisScore, TsallisBackup, "search_value", ("tau", "eps")),
 }
 
 #: the algorithms :func:`parts` assembles

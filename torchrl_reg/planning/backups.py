@@ -18,6 +18,10 @@ References:
   NeurIPS 2023, arXiv:2404.07732, Section 4: Bellman (max) backups for BTS and DENTS, and DENTS's
   entropy backup ``H_V(s) = H(pi(.|s)) + sum_a pi(a|s) H_Q(s, a)``.
 * [UCT] Kocsis, Szepesvari. Bandit based Monte-Carlo Planning. ECML 2006.
+* [TENTS] Dam, D'Eramo, Peters, Pajarinen. Convex Regularization in Monte-Carlo Tree Search. ICML 2021,
+  arXiv:2007.00391, Sec. 3-4: the regularized backup ``V_Omega(s) = Omega*(Q_Omega(s, .))``, the convex conjugate of
+  the regularizer at the node's action values; for the Tsallis entropy ``Omega(pi) = tau / 2 (||pi||^2 - 1)`` it is
+  ``tau spmax(Q / tau)`` (TENTS).
 
 With stochastic transitions an edge is a chance node: each visit draws an outcome, and the edge's children (one
 per next state drawn) are averaged by their arrival counts, :func:`chance_mean` (one edge) and
@@ -40,12 +44,13 @@ import numpy as np
 import torch
 
 from torchrl_reg.planning.records import BackupResult, EdgeStats, NodeStats, make_record, replaced
+from torchrl_reg.planning.scores import sparsemax_rows, sparsemax_threshold
 from torchrl_reg.planning.knobs import check_knob
 
 _dot = np.dot
 
 __all__ = [
-    "Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "PowerMeanBackup", "softmax_value", "bellman_value", "policy_entropy", "chance_mean",
+    "Backup", "SoftmaxBackup", "BellmanBackup", "MeanBackup", "PowerMeanBackup", "TsallisBackup", "tsallis_value", "softmax_value", "bellman_value", "policy_entropy", "chance_mean",
     "chance_mean_rows",
 ]
 
@@ -307,3 +312,44 @@ class PowerMeanBackup(Backup):
             return (policy * q.clamp_min(0.0) ** self.p).sum(-1) ** (1.0 / self.p)
         return (policy * np.maximum(q, 0.0) ** self.p).sum(-1) ** (1.0 / self.p)
 
+
+class TsallisBackup(Backup):
+    """TENTS's backup ([TENTS] Sec. 4): ``Q(s, a) = mean r + gamma V(s')`` and the Tsallis-entropy regularized value
+    ``V(s) = max_{pi in simplex} <pi, Q(s, .)> + tau / 2 (1 - ||pi||^2) = tau spmax(Q(s, .) / tau)``,
+    ``spmax(z) = 1/2 sum_{a in K} (z_a^2 - theta^2) + 1/2`` over the support ``K`` of ``sparsemax(z) = max(z - theta, 0)``
+    (its maximizer). Like MENTS's softmax backup it runs over every action, untried ones at their initial value; unlike
+    it, an action below the support's threshold adds nothing to the value (``V`` lies in ``[max Q, max Q + tau / 2]``).
+    """
+
+    reads = ("v_next", "q")
+
+    def __init__(self, *, tau: float):
+        self.tau = check_knob("tau", tau)
+
+    def __repr__(self) -> str:
+        return f"TsallisBackup(tau={self.tau})"
+
+    def exact_values(self, q, policy=None):
+        """``tau spmax(q / tau)`` over the last axis (numpy arrays or tensors)."""
+        rows = torch.as_tensor(q, dtype=torch.float64) if not isinstance(q, torch.Tensor) else q
+        z = rows / self.tau
+        p, theta = sparsemax_rows(z)
+        value = self.tau * (0.5 * torch.where(p > 0, z * z - theta.unsqueeze(-1) ** 2, 0.0).sum(-1) + 0.5)
+        return value if isinstance(q, torch.Tensor) else value.numpy()
+
+    def update(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        q = edge.mean_reward + edge.gamma * edge.v_next
+        row = edge.q.tolist()
+        row[edge.action] = q  # the node's row after the update
+        return make_record(BackupResult, (q, tsallis_value(row, self.tau), None, None, None))  # (q, value, ret, entropy_q, entropy)
+
+    def update_rows(self, edge: EdgeStats, tree_policy: Any = None) -> BackupResult:
+        q = torch.add(edge.mean_reward, edge.v_next, alpha=edge.gamma)
+        return BackupResult(q=q, value=self.exact_values(replaced(edge.q, edge.action, q)))
+
+
+def tsallis_value(q: Sequence[float], tau: float) -> float:
+    """``tau spmax(q / tau)`` of one node's action values, plain floats ([TENTS] Sec. 4; :class:`TsallisBackup`)."""
+    z = [qa / tau for qa in q]
+    theta = sparsemax_threshold(z)
+    return tau * (0.5 * sum([za * za - theta * theta for za in z if za > theta]) + 0.5)

@@ -5,7 +5,7 @@ arrays with a leading batch dimension, and one loop of simulate, expand, evaluat
 over all B trees with tensor operations. Python loops run over simulations and depth levels only,
 never over trees or nodes; the tensors' device is the search's device. Unlike mctx the backup is
 passed in as well as the tree policy: the parts of :mod:`~torchrl_reg.planning.algorithms` (the table
-of MENTS, BTS, DENTS and UCT), the same objects :class:`~torchrl_reg.planning.search.TreeSearch` takes,
+of every row of the algorithm table), the same objects :class:`~torchrl_reg.planning.search.TreeSearch` takes,
 through their row forms (``select_rows``, ``update_rows``): the search fills their records
 (:mod:`~torchrl_reg.planning.records`, tensors ``[R]`` and ``[R, A]`` with one row per tree) and writes what they return.
 

@@ -33,9 +33,8 @@ def make_search(
 ) -> TreeSearch | BatchedTreeSearch:
     """The search of ``algorithm`` (one of :data:`~torchrl_reg.planning.algorithms.ALGORITHMS`) from its parts.
 
-    ``tau`` is MENTS's temperature, ``alpha`` the search temperature of BTS and DENTS, ``beta_0``
-    DENTS's initial entropy weight, ``eps`` the E2W exploration parameter of all three, ``c``
-    the exploration constant of UCT and Power-UCT and ``p`` Power-UCT's power (:data:`~torchrl_reg.planning.algorithms.KNOBS`; a knob left out takes
+    The knobs are the table's (:data:`~torchrl_reg.planning.knobs.KNOB_TABLE`: what each is, its default and range;
+    :data:`~torchrl_reg.planning.algorithms.KNOBS`: the knobs each algorithm reads; a knob left out takes
     :data:`~torchrl_reg.planning.algorithms.KNOB_DEFAULTS`). A knob of another algorithm is refused, not
     ignored. ``recommend`` defaults to the algorithm's own. Every value is checked here, before any
     simulation runs.

@@ -1,4 +1,5 @@
-"""The knobs of the tree searches, each declared once with its default and range (:data:`KNOB_TABLE`).
+"""The knobs of the tree searches, each declared once with its default and range (:data:`KNOB_TABLE`); which
+algorithms read a knob is the algorithm table's (:data:`~torchrl_reg.planning.algorithms.KNOBS`), never named here.
 
 The parts' constructors (:mod:`~torchrl_reg.planning.scores`, :mod:`~torchrl_reg.planning.backups`), the parts table
 (:mod:`~torchrl_reg.planning.algorithms`), :func:`~torchrl_reg.planning.factory.make_search` and the planning recipe's
@@ -37,12 +38,12 @@ class Knob:
 #: Every knob of the algorithms, its default and range, declared once: :func:`~torchrl_reg.planning.factory.make_search`
 #: takes them as arguments, the parts check them here and the planning recipe's config checks them here.
 KNOB_TABLE: dict[str, Knob] = {
-    "tau": Knob(1.0, "MENTS's temperature", low_inclusive=False),
-    "eps": Knob(0.1, "the E2W exploration of MENTS, BTS and DENTS"),
-    "alpha": Knob(1.0, "the search temperature of BTS and DENTS", low_inclusive=False),
-    "beta_0": Knob(1.0, "DENTS's initial entropy weight"),
-    "c": Knob(math.sqrt(2.0), "the exploration constant of UCT and Power-UCT"),
-    "p": Knob(2.0, "Power-UCT's power: its backup's power mean (1: UCT's mean, larger: nearer the max)", low=1.0),
+    "tau": Knob(1.0, "the temperature of the regularized backup and of its tree policy", low_inclusive=False),
+    "eps": Knob(0.1, "the E2W / E3W exploration: the uniform share eps |A| / log(N(s) + 1), clipped to 1"),
+    "alpha": Knob(1.0, "the search temperature of the Boltzmann tree policy", low_inclusive=False),
+    "beta_0": Knob(1.0, "the initial weight of the entropy bonus"),
+    "c": Knob(math.sqrt(2.0), "the exploration constant of UCB1"),
+    "p": Knob(2.0, "the power of the backup's power mean (1: the mean, larger: nearer the max)", low=1.0),
 }
 
 #: the value of a knob left out

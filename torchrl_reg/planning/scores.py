@@ -1,4 +1,4 @@
-"""Tree policies of MENTS, BTS, DENTS and UCT as score modules in the style of ``torchrl.modules.mcts``.
+"""Tree policies of the algorithm table's rows as score modules in the style of ``torchrl.modules.mcts``.
 
 Each policy is one object with a scalar and a row form, which the two search loops call (the parts
 table is :mod:`~torchrl_reg.planning.algorithms`; tests check that the forms give the same numbers):
@@ -26,6 +26,9 @@ References:
   NeurIPS 2023, arXiv:2404.07732. Section 4 (BTS and DENTS).
 * [UCT] Kocsis, Szepesvari. Bandit based Monte-Carlo Planning. ECML 2006 (UCB1 of Auer,
   Cesa-Bianchi, Fischer 2002 at every node).
+* [TENTS] Dam, D'Eramo, Peters, Pajarinen. Convex Regularization in Monte-Carlo Tree Search. ICML 2021,
+  arXiv:2007.00391, Sec. 3-4: E3W, the E2W mixture over the gradient of the regularizer's conjugate, which for the
+  Tsallis entropy is sparsemax (Martins and Astudillo, ICML 2016).
 """
 from __future__ import annotations
 
@@ -48,7 +51,11 @@ __all__ = [
     "BoltzmannScore",
     "DENTSScore",
     "UCB1Score",
+    "TsallisScore",
     "TreePolicy",
+    "sparsemax",
+    "sparsemax_rows",
+    "sparsemax_threshold",
 ]
 
 
@@ -102,6 +109,38 @@ def sample_rows(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """
     k = probs.shape[-1]
     return (probs.cumsum(-1) <= u.unsqueeze(-1)).sum(-1).clamp_max(k - 1)
+
+
+def sparsemax_threshold(z: Sequence[float]) -> float:
+    """The threshold ``theta`` of :func:`sparsemax`: with ``z`` sorted descending, the support is the largest ``k`` with
+    ``1 + k z_(k) > sum_{j <= k} z_(j)`` and ``theta = (sum_{j <= k} z_(j) - 1) / k``."""
+    ordered = sorted(z, reverse=True)
+    acc, k, cum = 0.0, 1, ordered[0]  # the top value is always in the support (also where 1 + z == z in floats)
+    for i, zi in enumerate(ordered, 1):
+        acc += zi
+        if 1.0 + i * zi > acc:
+            k, cum = i, acc
+    return (cum - 1.0) / k
+
+
+def sparsemax(z: Sequence[float]) -> list[float]:
+    """``sparsemax(z) = argmin_{p in simplex} ||p - z||^2 = max(z - theta, 0)`` (Martins and Astudillo, ICML 2016), the
+    threshold from :func:`sparsemax_threshold`."""
+    theta = sparsemax_threshold(z)
+    return [max(zi - theta, 0.0) for zi in z]
+
+
+def sparsemax_rows(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sparsemax` over the last dim of ``z`` ``[..., A]``, and its threshold ``theta`` ``[...]``."""
+    ordered = z.sort(dim=-1, descending=True).values
+    cum = ordered.cumsum(-1)
+    ks = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
+    support = 1.0 + ks * ordered > cum
+    # the support is a prefix of the sorted values: its size is the count; at least the top value (also where
+    # 1 + z == z in floats, and in the scratch rows of finished paths, whatever they hold)
+    k = support.sum(-1, keepdim=True).clamp_min(1)
+    theta = (cum.gather(-1, k - 1) - 1.0) / k.to(z.dtype)
+    return (z - theta).clamp_min(0.0), theta.squeeze(-1)
 
 
 def _sample_mixed_boltzmann(values: Sequence[float], n_total: float, temperature: float, eps: float, u: float) -> int:
@@ -379,3 +418,69 @@ class UCB1Score(TreePolicy):
         # torch.argmax returns the first maximal index, the tie rule of :meth:`select`
         return torch.where(count > 0, first_unvisited, index.argmax(-1))
 
+
+class TsallisScore(TreePolicy):
+    """E3W with the Tsallis entropy, the tree policy of TENTS ([TENTS] Sec. 3-4): the E2W mixture over sparsemax instead
+    of softmax, ``pi(a|s) = (1 - lambda_s) sparsemax(Q(s, .) / tau)(a) + lambda_s / |A|`` with ``lambda_s`` as in E2W
+    (:func:`exploration_weight`), searched on the values :class:`~torchrl_reg.planning.backups.TsallisBackup` backs up.
+    Sparsemax gives actions far below the best none of the greedy share: they are tried through ``lambda_s`` alone.
+
+    Args:
+        tau: the temperature of the Tsallis-regularized objective (> 0), the backup's.
+        eps: the exploration parameter epsilon (>= 0), as in :class:`E2WScore`.
+    """
+
+    def __init__(
+        self,
+        *,
+        tau: float,
+        eps: float,
+        q_value_key: NestedKey = "q_value",
+        visits_key: NestedKey = "visits",
+        total_visits_key: NestedKey = "total_visits",
+        score_key: NestedKey = "score",
+    ):
+        super().__init__(q_value_key=q_value_key, visits_key=visits_key, total_visits_key=total_visits_key, score_key=score_key)
+        self.tau = check_knob("tau", tau)
+        self.eps = check_knob("eps", eps)
+
+    def _mixture(self, values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return weights[..., 0:1] * sparsemax_rows(values / self.tau)[0] + weights[..., 1:2]
+
+    def forward(self, node: TensorDictBase) -> TensorDictBase:
+        q = node.get(self.q_value_key)
+        n_total = torch.as_tensor(node.get(self.total_visits_key), dtype=q.dtype).expand(q.shape[:-1])
+        node.set(self.score_key, self._mixture(q, mixture_weights(n_total, q.shape[-1], self.eps)))
+        return node
+
+    def probs(self, node: NodeStats) -> list[float]:
+        """The distribution at one node (``node.q``, ``node.total``)."""
+        q, k = node.q, len(node.q)
+        lam = exploration_weight(self.eps, k, node.total)
+        return [(1.0 - lam) * p + lam / k for p in sparsemax([qa / self.tau for qa in q])]
+
+    def select(self, node: NodeStats, u: float) -> int:
+        """One action at one node, drawn with the uniform ``u`` in [0, 1) (inverse CDF, as :func:`sample_rows`)."""
+        acc = 0.0
+        probs = self.probs(node)
+        for a, p in enumerate(probs):
+            acc += p
+            if u < acc:
+                return a
+        return len(probs) - 1
+
+    def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """E2W's ``(1 - lambda, lambda / |A|)`` for visit counts ``0 .. max_total``: ``[max_total + 1, 2]``."""
+        return mixture_weights(torch.arange(max_total + 1, dtype=dtype, device=device), num_actions, self.eps)
+
+    def probs_rows(self, node: NodeStats) -> torch.Tensor:
+        """The distribution ``[R, A]`` for a batch of nodes (``node.q`` ``[R, A]``, ``node.total`` ``[R]``; ``node.counts``:
+        rows of :meth:`count_table`)."""
+        counts = node.counts
+        if counts is None:
+            counts = mixture_weights(node.total.to(node.q.dtype), node.q.shape[-1], self.eps)
+        return self._mixture(node.q, counts)
+
+    def select_rows(self, node: NodeStats, u: torch.Tensor) -> torch.Tensor:
+        """One action per node of a batch, drawn with uniforms ``u`` ``[R]``."""
+        return sample_rows(self.probs_rows(node), u)

@@ -70,6 +70,11 @@ With ``notebook: NAME.md`` the spec makes two files: ``RESULTS.md`` (the summary
 ``page: true`` in short: its provenance, text, ``figure`` and decisive table, a robust section's robust table) and
 the notebook beside it, every section in full with its notes.
 
+Every setting of a claim that is "not resolved" gets a power estimate (:mod:`torchrl_reg.report.power`): the seeds
+(or, for a measured difference, the pairs) at which its 95% interval would exclude the reference with probability
+0.8 if the observed effect and spread held, or the statement that no effect was observed in the claim's direction;
+a section of the notebook (of ``RESULTS.md`` without one) lists them, and the summary points to it.
+
 ``python -m torchrl_reg.report --results benchmarks/results.yaml --out RESULTS.md`` writes the files;
 a test checks that the committed ones equal what this module generates.
 """
@@ -81,6 +86,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from torchrl_reg.report.power import (
+    MAX_PAIRS,
+    MAX_SEEDS,
+    POWER,
+    SIMS,
+    paired_differences,
+    sd_from_interval,
+    seeds_needed,
+    simulated_seeds_needed,
+)
 from torchrl_reg.report.runs import CURVE_METRICS, collect_runs, final_score, method_labels, read_curve
 from torchrl_reg.run.files import parse_yaml, read_json, read_text
 from torchrl_reg.report.stats import (
@@ -693,11 +708,11 @@ def _claim_row(entry: dict[str, Any], section: dict[str, Any], row: dict[str, An
     else:  # a measured difference
         return {"label": f"{setting}: {row['name']}", "score": "-", "baseline": str(entry.get("baseline", "-")),
                 "comparison": _ci_cell(row["score"], row["low"], row["high"]), "low": row["low"], "high": row["high"],
-                "reference": float(entry.get("reference", 0.0)), "pairs": ()}
+                "reference": float(entry.get("reference", 0.0)), "pairs": (), "point": row["score"], "n": row["n"]}
     return {"label": label, "score": score, "baseline": f"{paired.of}, {len(paired.mine)} seeds",
             "comparison": f"{paired.ratio:.2f}x [{paired.low:.2f}, {paired.high:.2f}]", "low": paired.low,
             "high": paired.high, "reference": float(entry.get("reference", 1.0)),
-            "pairs": tuple(zip(paired.mine, paired.theirs))}
+            "pairs": tuple(zip(paired.mine, paired.theirs)), "point": paired.ratio, "n": len(paired.mine)}
 
 
 def _holds_cell(found: dict[str, Any], expect: str) -> str:
@@ -710,14 +725,92 @@ def _holds_cell(found: dict[str, Any], expect: str) -> str:
     return verdict
 
 
+POWER_TITLE = "Seeds a claim not resolved would need"
+POWER_ANCHOR = "seeds-a-claim-not-resolved-would-need"
+POWER_POINTER = (" For every setting not resolved, {where} estimates the seeds the observed effect would need to "
+                 "resolve it at 95%, or says that no effect was observed in the claim's direction.")
+POWER_TEXT = (
+    "For every setting of a claim that the summary leaves not resolved: the seeds that would resolve it if the "
+    "observed effect and the observed spread between seeds held, so that a claim unresolved for lack of seeds reads "
+    "apart from one unresolved for lack of effect. A comparison with a baseline on the same seeds reads the ratio of "
+    "means against r (1 for above or below); it is above r exactly when the mean of the per-seed differences x - r y "
+    "is above 0, so the estimate works on those differences, their mean (in score units) and their sample sd. The "
+    "count (all seeds, those we have included) is the smallest n at which the 95% t interval of n such differences "
+    f"lies wholly on the claimed side with probability {POWER:g} (the power of a paired t test, from the noncentral "
+    f"t; {POWER:g} is the usual planning convention: a count planned so misses a real effect of the observed size "
+    f"one time in five), capped at {MAX_SEEDS} seeds. A measured difference given as the mean of n pairs with its 95% "
+    "interval takes its per-pair sd from the interval's width, sqrt(n) (high - low) / 3.92, and counts pairs (capped "
+    f"at {MAX_PAIRS:,}). The cross-check applies the report's own rule: n seeds drawn with replacement from the "
+    f"observed ones, the paired bootstrap interval, {SIMS} draws per n; its count is the smallest n resolved in "
+    f"{POWER:.0%} of them (to about 0.03 of power). It is mostly below the t count, because a few observed seeds "
+    "understate the spread (three seeds recur as three values, with 2/3 of their sample variance) and the percentile "
+    "interval is narrower than the t interval at small n: the t count is the cautious one, and the two bracket what "
+    "the observed seeds can tell. Where the observed effect is 0 or on the side the claim denies, no count is given: "
+    "no observed effect in the claim's direction, and more seeds would not resolve it for the claim."
+)
+
+
+def _power_cells(entry: dict[str, Any], found: dict[str, Any]) -> list[str]:
+    """One setting's power estimate: the count now, the per-seed difference's mean (sd), the count needed by the t
+    estimate and by the simulation (seeds only: a measured difference has no per-pair values here), and why the
+    setting is not resolved."""
+    side, reference = entry["expect"], found["reference"]
+    if found["pairs"]:
+        mine, theirs = (list(v) for v in zip(*found["pairs"]))
+        diffs = paired_differences(mine, theirs, reference)
+        n, unit, cap = len(diffs), "seeds", MAX_SEEDS
+        effect = float(diffs.mean())
+        spread = float(diffs.std(ddof=1)) if n >= 2 else math.nan
+    else:  # a measured difference: its mean and interval, over its pairs
+        n, unit, cap = int(found["n"]), "pairs", MAX_PAIRS
+        effect = found["point"] - reference
+        spread = sd_from_interval(found["low"], found["high"], n) if n >= 2 else math.nan
+    now = f"{n} {unit}"
+    if n < 2:
+        return [now, "-", "-", "-", f"one of {unit}: no spread to read"]
+    estimate = seeds_needed(effect, spread, side, cap=cap)
+    difference = f"{'+' if effect > 0 else ''}{_fmt(effect)} ({_fmt(spread)})"
+    if estimate.reason == "wrong side":
+        return [now, difference, "-", "-", "no observed effect in the claim's direction"]
+
+    def count(k: int | None) -> str:
+        return f"{k} {unit}" + (f" ({k - n} more)" if k > n else "") if k is not None else f"> {cap:,} {unit}"
+
+    simulated = "-"
+    if found["pairs"]:
+        simulated = count(simulated_seeds_needed(mine, theirs, reference, side, cap=cap, start=estimate.n))
+    reason = f"lack of {unit}" if estimate.n is not None else f"too small an effect: more than {cap:,} {unit}"
+    return [now, difference, count(estimate.n), simulated, reason]
+
+
+def _power_lines(unresolved: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    """The section that estimates, per setting not resolved, the seeds its observed effect would need."""
+    lines = [f"## {POWER_TITLE}", "", POWER_TEXT, ""]
+    claim = None
+    for entry, found in unresolved:
+        if entry["claim"] != claim:
+            claim = entry["claim"]
+            lines += ([""] if lines[-1] else []) + [
+                f"**{claim}** ({entry['method']}, expected {entry['expect']} {_fmt(found['reference'])}):", "",
+                f"| setting | comparison [95% CI] | n | difference per seed: mean (sd) | needed at power {POWER:g}, t "
+                "| needed, simulated | not resolved for |", "| --- | --- | ---: | --- | --- | --- | --- |"]
+        lines.append("| " + " | ".join([found["label"], found["comparison"], *_power_cells(entry, found)]) + " |")
+    return [*lines, ""]
+
+
 def _summary(spec: dict[str, Any], sections: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-             notes: _Footnotes, where: str) -> list[str]:
+             notes: _Footnotes, where: str, unresolved: list[tuple[dict[str, Any], dict[str, Any]]],
+             power_page: str | None) -> list[str]:
     """Per method, each claim of its paper with one row per setting where a row of the sections tests it (found by
-    the claim's rule, never picked by hand), and a line that counts the settings where it holds."""
+    the claim's rule, never picked by hand), and a line that counts the settings where it holds. Each setting that
+    is not resolved is appended to ``unresolved`` (the claim's entry, the setting's row) for its power estimate,
+    which the page ``power_page`` holds (None: this one)."""
     entries = spec.get("claims") or []
     if not isinstance(entries, list):
         raise ResultsSpecError(f"{where} claims must be a list of entries, got {entries!r}")
-    lines = ["## Summary", "", VERDICT_RULE, "",
+    where_power = (f"[{power_page}]({power_page}#{POWER_ANCHOR})" if power_page
+                   else f'the section "{POWER_TITLE}" below')
+    lines = ["## Summary", "", VERDICT_RULE + POWER_POINTER.format(where=where_power), "",
              "Each claim of a method's paper has one row per setting where a result below tests it: every row of the "
              "sections that compares the method (or a named variant) with the claim's baseline on the same seeds, or "
              "every measured difference the claim names. Rows of diagnostic sections (a model no agent has) never "
@@ -746,11 +839,12 @@ def _summary(spec: dict[str, Any], sections: list[tuple[dict[str, Any], list[dic
         held = sum(v in ("yes", "consistent") for v in verdicts)
         overall = f"holds on {held} of {len(rows)} settings"
         no = [r["label"] for r, v in zip(rows, verdicts) if v == "no"]
-        unresolved = sum(v == "not resolved" for v in verdicts)
+        open_rows = [r for r, v in zip(rows, verdicts) if v == "not resolved"]
+        unresolved += [(entry, r) for r in open_rows]
         if no:
             overall += f"; no on {'; '.join(no)}"
-        if unresolved:
-            overall += f"; not resolved on {unresolved}"
+        if open_rows:
+            overall += f"; not resolved on {len(open_rows)}"
         lines += [f"**{entry['claim']}**{notes.mark('Claim source: ' + str(entry['source']))}: {overall}.", "",
                   "| setting | score [95% CI] | baseline | comparison [95% CI] | holds |",
                   "| --- | --- | --- | --- | --- |"]
@@ -870,9 +964,13 @@ def results_files(spec_path: str | Path, *, reps: int = 20_000) -> dict[str, str
         lines += [" ".join(str(spec["text"]).split()), ""]
     if notebook:
         lines += [f"Every result in full, with its notes, commands and the diagnostics: [{notebook}]({notebook}).", ""]
-    lines += _summary(spec, computed, notes, str(spec_path))
+    unresolved: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    lines += _summary(spec, computed, notes, str(spec_path), unresolved, notebook)
     if not spec.get("claims"):
         lines += [VERDICT_RULE, ""]
+    power = _power_lines(unresolved) if unresolved else []
+    if notebook is None:
+        lines += power
     for s, (section, rows) in enumerate(computed):
         if notebook is None or section.get("page"):
             lines += _section_lines(section, rows, notes, f"{spec_path} section {s + 1}", full=notebook is None)
@@ -883,7 +981,7 @@ def results_files(spec_path: str | Path, *, reps: int = 20_000) -> dict[str, str
         notes = _Footnotes()
         lines = [f"# {spec.get('title', 'Results')}: the notebook", "", generated, "",
                  "Every result in full, with its notes and diagnostics; the summary and the decisive tables are in "
-                 "[RESULTS.md](RESULTS.md).", "", VERDICT_RULE, ""]
+                 "[RESULTS.md](RESULTS.md).", "", VERDICT_RULE, "", *power]
         for s, (section, rows) in enumerate(computed):
             lines += _section_lines(section, rows, notes, f"{spec_path} section {s + 1}", full=True)
         files[notebook] = "\n".join(lines + _footnote_lines(notes))
