@@ -32,7 +32,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "run": ("envs", "plain_state", "validation"),
     "configs": ("envs", "modules", "planning", "run", "validation"),
     "trainer_configs": ("configs", "modules", "objectives", "validation"),
-    "loops": ("configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
+    "loops": ("cli", "configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
     "torchrl_reg": ("cli", "functional", "modules", "objectives", "tabular", "value"),
     "sweep": ("torchrl_reg", "cli", "configs", "envs", "run", "validation"),
     "report": ("run", "sweep", "validation"),

@@ -56,10 +56,24 @@ def test_every_config_composes_and_validates(env, loss):
         assert cfg.loss.alpha == 0.0
 
 
-@pytest.mark.parametrize("group, choices", [("buffer", ["uniform", "prioritized"]), ("logger", ["csv", "tensorboard", "wandb", "none"])])
+@pytest.mark.parametrize("group, choices", [("buffer", ["uniform", "prioritized"]), ("logger", ["csv", "none"])])
 def test_other_groups_compose(group, choices):
     for choice in choices:
         m_dqn.validate(compose(f"{group}={choice}"))
+
+
+def test_the_loggers_that_write_by_path_or_are_absent_are_refused_with_the_config():
+    """wandb writes from its own process by path (refused, naming what works instead); tensorboard validates where
+    its package is installed, else is refused naming its extra."""
+    import importlib.util
+
+    with pytest.raises(ValueError, match=r"logger.backend='wandb' is refused: .*logger.backend=tensorboard"):
+        m_dqn.validate(compose("logger=wandb"))
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ValueError, match=r'install the tensorboard extra: pip install -e "\.\[tensorboard\]"'):
+            m_dqn.validate(compose("logger=tensorboard"))
+    else:
+        m_dqn.validate(compose("logger=tensorboard"))
 
 
 def test_presets_carry_their_published_hyperparameters():

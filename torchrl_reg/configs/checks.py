@@ -29,10 +29,10 @@ from torchrl_reg.configs.schemas import (
     RecipeConfig,
     ValueBasedConfig,
 )
-from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, gym_env_id
+from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, gym_env_id, require_extra
 from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
-from torchrl_reg.run.logs import LOGGER_BACKENDS
+from torchrl_reg.run.logs import check_logger_backend
 from torchrl_reg.validation import (
     available_memory,
     check_choice,
@@ -133,7 +133,7 @@ def validate_run_config(cfg: DictConfig) -> None:
     if cfg.seed > MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, {MAX_SEED}] (numpy's seed range), got seed={cfg.seed}")
     check_count("num_threads", cfg.num_threads)
-    check_choice("logger.backend", cfg.logger.backend, LOGGER_BACKENDS)
+    check_logger_backend(cfg.logger.backend)
     run_dir = OmegaConf.select(cfg, "run_dir", throw_on_resolution_failure=False)
     if isinstance(run_dir, str) and (bad := next((c for c in run_dir if not c.isprintable() and c != " "), None)):
         what = "a NUL, which ends a path in every system call" if bad == "\0" else f"the control character {bad!r}"
@@ -213,8 +213,9 @@ def check_env_backend(env: Any) -> None:
             f"env.backend='vector' is ale-py's Atari vector env: it needs env.family='atari', got env.family={env.family!r} "
             "(leave env.backend at 'wrappers')"
         )
-    import ale_py
     from packaging.version import Version
+
+    ale_py = require_extra("atari", "env.backend='vector'")
 
     # The version read and tested (tests/envs/test_atari_vector_env.py): 0.11 lacks the vector env's
     # seeded and partial resets, which the TorchRL wrapper needs.

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Optional
 from omegaconf import DictConfig
 
 from torchrl_reg.configs.schemas import PLANNING_EVALUATORS, default_of
-from torchrl_reg.envs.ids import MINATAR_GAMES
+from torchrl_reg.envs.ids import MINATAR_GAMES, require_extra
 from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
 from torchrl_reg.planning.algorithms import KNOB_TABLE, algorithm_knobs, check_knob
 from torchrl_reg.planning.models import DEFAULT_MODEL
@@ -82,6 +82,8 @@ class TaskConfig:
             from gymnasium.envs.toy_text.frozen_lake import MAPS  # the maps FrozenLake-v1 builds by name
 
             check_choice("task.map_name", task.map_name, sorted(MAPS))
+        if task.name in ("minatar", "atari"):  # its simulator installed: the extra named before anything else
+            require_extra(task.name, f"task.name={task.name!r}")
         if task.name == "minatar":
             check_choice("task.game", task.game.lower(), [g.lower() for g in MINATAR_GAMES])
         if task.name in ("minatar", "atari"):

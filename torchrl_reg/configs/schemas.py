@@ -257,9 +257,9 @@ class CheckpointConfig:
 class RunLoggerConfig:
     """TorchRL logger backend and the progress bar, of every run."""
 
-    #: csv, tensorboard, wandb or none
+    #: csv, tensorboard or none (wandb is refused: it writes by path from a process of its own)
     backend: str = "csv"
-    #: wandb project
+    #: wandb project (read by no backend that runs)
     project: str = "torchrl_reg"
     #: show a progress bar
     progress_bar: bool = True

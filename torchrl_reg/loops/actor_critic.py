@@ -40,6 +40,7 @@ from torchrl_reg.objectives.protocols import InputChecks
 from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, deterministic_actor, start_process
 from torchrl_reg.run.process import scoped_loop
+from torchrl_reg.run.recipe_run import replay_scratch_dir
 from torchrl_reg.run.rundir import released_on_error
 
 __all__ = ["FAMILY", "actor_and_qvalue", "train"]
@@ -87,7 +88,7 @@ def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
             loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=cfg.compile,
             fused="auto" if entry.fused_update else False, inputs_checked=checks_inputs, cuda_graph=cfg.cuda_graph,
         )
-        replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=run_dir / "replay")
+        replay_buffer = make_replay_buffer(cfg.buffer, device=device, scratch_dir=replay_scratch_dir(cfg, run_dir, env))
         hooks.attach(replay_buffer)
         collector = make_collector(env, policy, cfg.collector, device=device)
 

@@ -35,13 +35,16 @@ from torchrl_reg.configs import (
     recipe_config_path,
     with_search_path,
 )
+from torchrl_reg.cli import printable
 from torchrl_reg.configs.compose import env_preset_id
 from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, offered_losses
 from torchrl_reg.run import exit_if_interrupted, report_summary
+from torchrl_reg.run.files import DiskFullError, FileRefused
+from torchrl_reg.run.rundir import ResumeRefused, RunDirLocked, StorageRefused, check_run_dir, job_log
 from torchrl_reg.validation import check_choice, closest
 
-__all__ = ["EXIT_REFUSED", "LOOPS", "misspelled_key_hint", "override_refusal", "recipe_entry", "train_loop"]
+__all__ = ["EXIT_FAILED", "EXIT_REFUSED", "JOB_LOGGING", "LOOPS", "RUN_REFUSALS", "misspelled_key_hint", "override_refusal", "recipe_entry", "train_loop"]
 
 #: Loop family (a config schema's ``family``, a loss's registry family) -> its loop. The planning loop
 #: trains nothing and builds no loss: it has no family in the loss registry.
@@ -92,7 +95,11 @@ def recipe_entry(
     metrics (also written to ``<run_dir>/metrics.json``); ``main()`` is the recipe's ``@hydra.main``, which composes
     and validates the command line's config before Hydra makes a directory (a single run: no flag, no multirun): a
     refused one prints one line (:func:`override_refusal` for what Hydra refuses) and exits with :data:`EXIT_REFUSED`,
-    writing nothing; ``run_dir=X`` makes ``X`` Hydra's run directory too (its log, ``<name>.log``).
+    writing nothing; then the run directory's refusals (:func:`~torchrl_reg.run.rundir.check_run_dir`: a resume with
+    another config, a live run, files no run wrote, a link), each one line, exit :data:`EXIT_REFUSED`, every file as it
+    was. Hydra writes nothing into the run directory (``hydra.output_subdir=null``, a job logging of its console only:
+    :data:`JOB_LOGGING`); the run writes its job log ``<name>.log`` itself once the directory is accepted and locked
+    (:func:`~torchrl_reg.run.rundir.job_log`). ``run_dir=X`` makes ``X`` Hydra's run directory too.
     """
     module = sys._getframe(1).f_globals["__name__"]
     schemas = schema if isinstance(schema, tuple) else (schema,)
@@ -143,12 +150,17 @@ def recipe_entry(
         try:
             cfg = validate(cfg)
         except (ValueError, FileNotFoundError) as err:  # a refused config: its one-line reason, no traceback
-            print(f"{name}: config refused: {err}", file=sys.stderr)
-            sys.exit(EXIT_REFUSED)
+            _refuse(f"{name}: config refused: {err}")
         # the env option chosen on the command line, which only Hydra's runtime knows: named in the preset line
         launch = {"preset_id": env_preset_id()} if "env" in cfg else {}
-        metrics = train_loop(cfg)(cfg, **launch)
-        report_summary(metrics)
+        try:
+            with job_log(name):  # <run_dir>/<name>.log, opened once the run directory is accepted and locked
+                metrics = train_loop(cfg)(cfg, **launch)
+                report_summary(metrics)
+        except RUN_REFUSALS as err:  # refused by the run directory (checked again under its lock): nothing written
+            _refuse(f"{name}: run refused: {err}")
+        except DiskFullError as err:  # the file it names is as it was
+            _refuse(f"{name}: {err.strerror}", EXIT_FAILED)
         exit_if_interrupted(metrics)  # exit status 75 after a stop: the run is not finished
 
     # Hydra names the job (the run's <name>.log) after the module or file of the function it runs, unwrapped:
@@ -160,13 +172,19 @@ def recipe_entry(
         """The validated config of the command line's ``overrides``; a refused one (a misspelled key or option,
         a value out of range) exits with :data:`EXIT_REFUSED`, its reason on one line."""
         try:
-            return validate(compose_config(conf, name, overrides))
+            cfg = validate(compose_config(conf, name, overrides))
         except HydraException as err:  # a key or option the config does not have, or an override Hydra cannot read
-            reason = override_refusal(conf, name, overrides, err)
+            _refuse(override_refusal(conf, name, overrides, err))
         except (ValueError, FileNotFoundError) as err:
-            reason = f"{name}: config refused: {err}"
-        print(reason, file=sys.stderr)
-        sys.exit(EXIT_REFUSED)
+            _refuse(f"{name}: config refused: {err}")
+        # The run directory's refusals (a resume with another config, a live run, files no run wrote, a link), decided
+        # before Hydra starts: a refused command leaves every file of the directory as it was.
+        try:
+            with job_log(name):
+                check_run_dir(cfg, cfg.run_dir if cfg.run_dir is not None else _literal_run_dir(overrides))
+        except RUN_REFUSALS as err:
+            _refuse(f"{name}: run refused: {err}")
+        return cfg
 
     def main() -> None:
         if "--help" in sys.argv[1:]:
@@ -178,13 +196,13 @@ def recipe_entry(
         given = [arg for arg in sys.argv[1:] if arg.startswith("hydra.searchpath=")]
         rest = [arg for arg in sys.argv[1:] if arg not in given]
         first = next((i for i, arg in enumerate(rest) if not arg.startswith("-") and ("=" in arg or arg.startswith("~"))), 0)
-        sys.argv[1:] = [*rest[:first], *with_search_path(shared, given), *rest[first:]]
+        sys.argv[1:] = [*rest[:first], *with_search_path(shared, given), *_no_hydra_writes(rest), *rest[first:]]
         if not any(arg.startswith("-") or arg.startswith("hydra.mode=") for arg in rest):
             # One run (no flag, no multirun): its config is composed and checked before Hydra makes the run
             # directory, so that a refused one leaves nothing on disk and says why in one line.
             cfg = checked_command_line([*given, *rest])
             if cfg.run_dir is not None and not any(arg.startswith("hydra.run.dir=") for arg in rest):
-                sys.argv.append("hydra.run.dir=${run_dir}")  # Hydra's job log (<name>.log) beside the run's files
+                sys.argv.append("hydra.run.dir=${run_dir}")  # Hydra makes no directory of its own
         try:
             hydra_main()
         except SystemExit as stop:
@@ -197,8 +215,61 @@ def recipe_entry(
     return validate, train, main
 
 
-#: Exit status of a command line whose config ``validate`` refused (nothing was built or written).
+#: Exit status of a command line whose config ``validate`` refused (nothing was built or written), or whose run
+#: directory refused the run (:data:`RUN_REFUSALS`: every file of it as it was).
 EXIT_REFUSED = 2
+#: Exit status of a command line that failed as it wrote (a full disk: :class:`~torchrl_reg.run.files.DiskFullError`).
+EXIT_FAILED = 1
+#: What a run directory refuses, each said in one line: a resume with another config, an earlier run's results or
+#: files no run wrote (:class:`~torchrl_reg.run.rundir.ResumeRefused`), a live run
+#: (:class:`~torchrl_reg.run.rundir.RunDirLocked`), a link, a special file or a file of several links
+#: (:class:`~torchrl_reg.run.files.FileRefused`).
+RUN_REFUSALS = (ResumeRefused, RunDirLocked, FileRefused, StorageRefused)
+
+#: Hydra's job logging as its default writes it to the console, without the file handler (``<job>.log`` by path, in the
+#: run directory, before any check): the run writes its own job log (:func:`~torchrl_reg.run.rundir.job_log`).
+JOB_LOGGING = "torchrl_reg_console"
+
+
+def _register_job_logging() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="hydra/job_logging", name=JOB_LOGGING, node={
+        "version": 1,
+        "formatters": {"simple": {"format": "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "simple", "stream": "ext://sys.stdout"}},
+        "root": {"level": "INFO", "handlers": ["console"]},
+        "disable_existing_loggers": False,
+    })
+
+
+_register_job_logging()
+
+
+def _no_hydra_writes(argv: list[str]) -> list[str]:
+    """The overrides that keep Hydra from writing into the run directory: no ``.hydra/`` copies of the config
+    (``hydra.output_subdir=null``: the run writes its resolved ``config.yaml`` itself, once accepted) and no job log of
+    its own (:data:`JOB_LOGGING`); each left out where the command line sets it."""
+    out = []
+    if not any(arg.startswith(("hydra.output_subdir=", "++hydra.output_subdir=")) for arg in argv):
+        out.append("hydra.output_subdir=null")
+    if not any(arg.startswith("hydra/job_logging=") for arg in argv):
+        out.append(f"hydra/job_logging={JOB_LOGGING}")
+    return out
+
+
+def _literal_run_dir(overrides: list[str]) -> str | None:
+    """The directory of a ``hydra.run.dir=X`` override without interpolation (Hydra's run directory, known before
+    Hydra starts), else ``None``."""
+    given = [arg.split("=", 1)[1] for arg in overrides if arg.startswith("hydra.run.dir=")]
+    return given[-1] if given and "${" not in given[-1] else None
+
+
+def _refuse(reason: str, status: int = EXIT_REFUSED) -> None:
+    """Print ``reason`` as one line on stderr (a newline, a control or bidi character escaped: the reason may quote a
+    file or a directory's names) and exit with ``status``."""
+    print(printable(" ".join(reason.split("\n"))), file=sys.stderr)
+    sys.exit(status)
 
 
 def override_refusal(conf: Path, name: str, argv: list[str], error: Exception) -> str:

@@ -38,6 +38,7 @@ from torchrl_reg.objectives.protocols import InputChecks
 from torchrl_reg.objectives.update import make_update
 from torchrl_reg.run import RecipeRun, start_process
 from torchrl_reg.run.process import scoped_loop
+from torchrl_reg.run.recipe_run import replay_scratch_dir
 from torchrl_reg.run.rundir import released_on_error
 
 __all__ = ["FAMILY", "dqn_from_config", "train"]
@@ -110,7 +111,7 @@ def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
         replay_buffer = make_replay_buffer(
             cfg.buffer,
             device=device,
-            scratch_dir=run_dir / "replay",
+            scratch_dir=replay_scratch_dir(cfg, run_dir, env),  # <run_dir>/replay, by its held descriptor
             frame_stack=cfg.env.frame_stack,  # with buffer.dedup_frames, stacked frames are stored once
             num_envs=cfg.collector.num_envs,
         )

@@ -51,6 +51,7 @@ __all__ = [
     "SymlinkRefused",
     "atomic_writer",
     "check_components",
+    "descriptor_path",
     "hard_link",
     "hold_folder",
     "held_folder",
@@ -144,13 +145,19 @@ def _check_regular(fd: int, path: Path, *, in_place: bool) -> os.stat_result:
 _HELD: dict[str, list[int]] = {}
 
 
-def hold_folder(path: str | Path) -> None:
+def hold_folder(path: str | Path, *, root: str | Path | None = None, create: bool = False) -> None:
     """Open the folder ``path`` once and keep it: every path below it is then opened from that descriptor
     (:func:`open_file`, :func:`atomic_writer`, :func:`read_bytes` ...), whatever later happens to the names on the
-    way (a folder swapped for a link, the folder itself moved away). Undone by :func:`release_folder` (counted)."""
+    way (a folder swapped for a link, the folder itself moved away). Undone by :func:`release_folder` (counted).
+    ``root``: ``path`` is a folder below ``root`` (a held run directory), opened from it through no symlink, and
+    made first with ``create``."""
     keys = {os.path.abspath(path), os.path.realpath(path)}
     held = next((_HELD[k] for k in keys if k in _HELD), None)
-    if held is None:
+    if held is None and root is not None:
+        folder = _Folder(Path(path), Path(root), create)
+        keys.add(os.path.abspath(path))
+        held = [folder.fd, 0]
+    elif held is None:
         held = [os.open(path, _DIR_FLAGS), 0]
     held[1] += 1
     for key in keys:
@@ -168,6 +175,25 @@ def release_folder(path: str | Path) -> None:
         for key in [k for k, v in _HELD.items() if v is held]:
             del _HELD[key]
         os.close(held[0])
+
+
+def descriptor_path(path: str | Path) -> str:
+    """A path naming the held folder ``path`` (:func:`hold_folder`) by its descriptor, for a library that opens its
+    files by path (TorchRL's memory-mapped storage, a logger's folder): ``/proc/self/fd/<fd>`` reaches the very
+    folder that was opened and checked, whatever later happens to the names on the way (a folder swapped for a
+    link). ``ValueError`` when ``path`` is not held; ``OSError`` (``ENOTSUP``) where the system has no
+    ``/proc/self/fd`` to name a descriptor by, so that the caller refuses rather than writes by name."""
+    keys = [k for k in (os.path.abspath(path), os.path.realpath(path)) if k in _HELD]
+    if not keys:
+        raise ValueError(f"{path} is not a held folder (hold_folder)")
+    by_fd = f"/proc/self/fd/{_HELD[keys[0]][0]}"
+    try:
+        same = os.path.samestat(os.stat(by_fd), os.fstat(_HELD[keys[0]][0]))
+    except OSError:
+        same = False
+    if not same:
+        raise OSError(errno.ENOTSUP, f"this system has no /proc/self/fd to reach the folder {path} by its descriptor")
+    return by_fd
 
 
 @contextmanager

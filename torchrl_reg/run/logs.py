@@ -1,4 +1,4 @@
-"""The run's scalar log: a TorchRL logger (csv, tensorboard, wandb) under the run directory, and its CSV files,
+"""The run's scalar log: a TorchRL logger (csv, tensorboard) under the run directory, and its CSV files,
 which a resumed run cuts back to its checkpoint and the learning curve reads back."""
 from __future__ import annotations
 
@@ -6,38 +6,58 @@ import os
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.run.files import make_dirs, open_file, read_bytes, remove_file, write_atomic
+from torchrl_reg.envs.ids import require_extra
+from torchrl_reg.run.files import descriptor_path, make_dirs, open_file, read_bytes, remove_file, write_atomic
+from torchrl_reg.run.rundir import hold_run_subfolder
 from torchrl_reg.validation import check_choice
 
-__all__ = ["CSV_DIR", "LOGGER_BACKENDS", "close_logger", "make_logger", "read_csv_scalar", "sync_csv_logs", "truncate_csv_logs"]
+__all__ = ["CSV_DIR", "LOGGER_BACKENDS", "check_logger_backend", "close_logger", "make_logger", "read_csv_scalar",
+           "sync_csv_logs", "truncate_csv_logs"]
 
 #: The TorchRL logger backends of ``logger.backend`` (``none``: no logger).
 LOGGER_BACKENDS = ("csv", "tensorboard", "wandb", "none")
 CSV_DIR = "csv"
 
 
-def make_logger(cfg: Any, run_dir: Path, exp_name: str):
-    """A TorchRL logger writing under ``run_dir`` (``cfg.backend``: csv | tensorboard | wandb | none).
+def check_logger_backend(backend: Any) -> None:
+    """Refuse (``ValueError``, one line) a ``logger.backend`` that is not one of :data:`LOGGER_BACKENDS`, one whose
+    package is not installed (``tensorboard``: the extra named) and ``wandb``: wandb writes the run's files by path
+    from a service process of its own, which no descriptor of this run can keep to the checked folder (a link swapped
+    into the run directory would take them elsewhere)."""
+    check_choice("logger.backend", backend, LOGGER_BACKENDS)
+    if backend == "wandb":
+        raise ValueError(
+            "logger.backend='wandb' is refused: wandb writes its files by path from a service process of its own, where "
+            "a run directory's files are written only into folders this run has checked and holds open; log with "
+            "logger.backend=tensorboard (wandb can import its event files) or csv"
+        )
+    if backend == "tensorboard":
+        require_extra("tensorboard", "logger.backend='tensorboard'")
 
-    CSV scalars land in ``<run_dir>/csv/scalars/<name>.csv`` as ``step,value`` lines.
+
+def make_logger(cfg: Any, run_dir: Path, exp_name: str):
+    """A TorchRL logger writing under ``run_dir`` (``cfg.backend``: csv | tensorboard | none;
+    :func:`check_logger_backend`).
+
+    CSV scalars land in ``<run_dir>/csv/scalars/<name>.csv`` as ``step,value`` lines, each file opened as every file
+    of a run directory is; tensorboard's event files in ``<run_dir>/tensorboard/<exp_name>/``, a folder made from the
+    locked run directory's descriptor and named to tensorboard by its own
+    (:func:`~torchrl_reg.run.rundir.hold_run_subfolder`).
     """
-    check_choice("logger.backend", cfg.backend, LOGGER_BACKENDS)
+    check_logger_backend(cfg.backend)
     if cfg.backend == "none":
         return None
     if cfg.backend == "csv":
         return _csv_logger(run_dir)
-    if cfg.backend == "tensorboard":
-        from torchrl.record.loggers import TensorboardLogger
+    from torchrl.record.loggers import TensorboardLogger
 
-        return TensorboardLogger(exp_name=exp_name, log_dir=str(run_dir / "tensorboard"))
-    from torchrl.record.loggers import WandbLogger
-
-    return WandbLogger(exp_name=exp_name, save_dir=str(run_dir), project=cfg.project, id=exp_name, resume="allow")
+    folder = descriptor_path(hold_run_subfolder(run_dir, f"tensorboard/{exp_name}"))
+    return TensorboardLogger(exp_name=".", log_dir=folder)
 
 
 def close_logger(logger: Any) -> None:
     """Close what a logger of :func:`make_logger` holds open: the CSV logger's files (each kept open while the run
-    logs), tensorboard's event writer, wandb's run. Idempotent; ``None`` (``logger.backend=none``) is nothing."""
+    logs), tensorboard's event writer. Idempotent; ``None`` (``logger.backend=none``) is nothing."""
     experiment = getattr(logger, "experiment", None)
     files = getattr(experiment, "files", None)
     if isinstance(files, dict):
@@ -46,8 +66,6 @@ def close_logger(logger: Any) -> None:
         files.clear()
     elif callable(getattr(experiment, "close", None)):  # tensorboard's SummaryWriter
         experiment.close()
-    elif callable(getattr(experiment, "finish", None)):  # a wandb run
-        experiment.finish()
 
 
 def _csv_logger(run_dir: Path):

@@ -24,6 +24,7 @@ loop reads::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,14 @@ from torchrl_reg.run.checkpoint import (
 from torchrl_reg.run.contract import Run
 from torchrl_reg.run.episodes import EpisodeTracker, mean_last
 from torchrl_reg.run.evaluation import evaluate
+from torchrl_reg.run.files import descriptor_path
 from torchrl_reg.run.logs import read_csv_scalar
 from torchrl_reg.run.metrics import return_metrics
+from torchrl_reg.run.rundir import StorageRefused, hold_run_subfolder
 from torchrl_reg.validation import check_count, check_finite_tensors, check_numbers
 
-__all__ = ["RecipeRun", "check_finite_rewards", "command_line_keys", "crossed", "preset_line"]
+__all__ = ["RecipeRun", "check_finite_rewards", "command_line_keys", "crossed", "preset_line", "replay_scratch_dir",
+           "transition_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +121,42 @@ def command_line_keys() -> frozenset[str]:
     if not HydraConfig.initialized():
         return frozenset()
     return frozenset(override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task)
+
+
+def transition_bytes(env: Any) -> int:
+    """The bytes of one transition of ``env`` (one env copy's step, next observation included), as its specs size it."""
+    step = env.fake_tensordict()  # one transition of every env copy
+    return sum(v.numel() * v.element_size() for v in step.values(True, True)) // max(step.numel(), 1)
+
+
+def replay_scratch_dir(cfg: Any, run_dir: Path, env: Any) -> str | None:
+    """Where a run's memory-mapped replay storage (``buffer.storage=memmap``) keeps its files: ``<run_dir>/replay``,
+    made from the locked run directory's held descriptor through no symlink and named by that descriptor
+    (:func:`~torchrl_reg.run.rundir.hold_run_subfolder`, :func:`~torchrl_reg.run.files.descriptor_path`), so that
+    TorchRL, which creates its files by path at the first ``extend``, writes into the folder that was checked even
+    if ``replay`` is swapped for a link meanwhile. ``None`` for another storage (no file).
+
+    Refused first (:class:`~torchrl_reg.run.rundir.StorageRefused`, nothing made) when the storage cannot fit: its
+    files (``buffer.size`` transitions of ``env``, each at least a frame with ``buffer.dedup_frames``) larger than
+    the whole filesystem, or what the run fills (``min(buffer.size, collector.total_frames)`` transitions) larger
+    than its free space: a memory map that runs out of disk ends the process with SIGBUS, not an error."""
+    if cfg.buffer.storage != "memmap":
+        return None
+    stack = cfg.env.frame_stack if cfg.buffer.get("dedup_frames") else 1
+    row = max(transition_bytes(env) // (2 * stack) if stack > 1 else transition_bytes(env), 1)
+    disk = os.statvfs(run_dir)
+    total, free = disk.f_blocks * disk.f_frsize, disk.f_bavail * disk.f_frsize
+    capacity, filled = cfg.buffer.size * row, min(cfg.buffer.size, cfg.collector.total_frames) * row
+    if capacity > total or filled > free:
+        what = (f"its files hold {cfg.buffer.size} transitions of at least {row} bytes, {capacity / 1e9:.3g} GB, more than "
+                f"the whole filesystem ({total / 1e9:.3g} GB)" if capacity > total else
+                f"the run fills {min(cfg.buffer.size, cfg.collector.total_frames)} transitions of at least {row} bytes, "
+                f"{filled / 1e9:.3g} GB, and the filesystem has {free / 1e9:.3g} GB free")
+        raise StorageRefused(
+            f"buffer.storage=memmap keeps the replay buffer in files under {run_dir / 'replay'}: {what} (buffer.size="
+            f"{cfg.buffer.size}). Lower buffer.size, use buffer.storage=tensor, or choose a run_dir on a larger disk"
+        )
+    return descriptor_path(hold_run_subfolder(run_dir, "replay"))
 
 
 class RecipeRun(Run):
@@ -274,8 +314,7 @@ class RecipeRun(Run):
             tensors += _tensor_bytes(obj.state_dict())
             if isinstance(obj, torch.optim.Optimizer):
                 tensors += 2 * sum(p.numel() * p.element_size() for group in obj.param_groups for p in group["params"])
-        step = self.collector.env.fake_tensordict()  # one transition of every env copy, next observation included
-        transition = sum(v.numel() * v.element_size() for v in step.values(True, True)) // max(step.numel(), 1)
+        transition = transition_bytes(self.collector.env)
         history = 3 * 8 * self.cfg.collector.total_frames  # a return, a length and an end frame per episode at most
         return 4 * (tensors + self.cfg.buffer.size * transition + history) + (256 << 20)
 

@@ -38,6 +38,7 @@ from torchrl_reg.run.files import (
     hold_folder,
     load_yaml_config,
     lstat_file,
+    open_file,
     open_regular_fd,
     read_json,
     refuse_symlinks,
@@ -52,6 +53,8 @@ __all__ = [
     "RunDirLocked",
     "ResumeRefused",
     "EarlierRunRefused",
+    "StorageRefused",
+    "hold_run_subfolder",
     "RunDirLock",
     "held_run_dirs",
     "lock_run_dir",
@@ -63,6 +66,9 @@ __all__ = [
     "resume_rules",
     "run_dir_holder",
     "config_digest",
+    "check_run_dir",
+    "job_log",
+    "RUN_ENTRIES",
     "write_config",
 ]
 
@@ -116,6 +122,11 @@ class RunDirLocked(RuntimeError):
 
 class ResumeRefused(ValueError):
     """A resume whose config differs from the stored one in a way that could change training."""
+
+
+class StorageRefused(ValueError):
+    """A run's storage in its directory that cannot be made: it would not fit on the disk, or a library would write
+    it by path where no descriptor can name the checked folder."""
 
 
 class EarlierRunRefused(ResumeRefused):
@@ -360,6 +371,8 @@ def release_run_dir(run_dir: str | Path) -> None:
     lock = _HELD.pop(key, None)
     if lock is not None:
         try:
+            for folder in _SUBFOLDERS.pop(lock.held_as, []):
+                release_folder(folder)
             lock.release()
         finally:
             release_folder(lock.held_as)
@@ -396,8 +409,9 @@ def open_run_dir(cfg: Any) -> Path:
     """The run directory of a validated recipe config (created if needed), locked for this run.
 
     Nothing in the directory is touched before the lock is held: a second run of the same
-    directory is refused (:class:`RunDirLocked`) before it writes anything. ``config.yaml`` is
-    written later, by :meth:`~torchrl_reg.run.recipe_run.RecipeRun.start`, once everything is built.
+    directory is refused (:class:`RunDirLocked`) before it writes anything. Then the same checks as
+    :func:`check_run_dir`, under the lock; then, on the command line (:func:`job_log`), the job log is opened.
+    ``config.yaml`` is written later, by :meth:`~torchrl_reg.run.recipe_run.RecipeRun.start`, once everything is built.
     """
     run_dir = resolve_run_dir(cfg.run_dir)
     # Before anything is written: a symlink below the directory would take a write of the run elsewhere
@@ -405,11 +419,127 @@ def open_run_dir(cfg: Any) -> Path:
     refuse_symlinks(run_dir, allow_under=("wandb",))
     lock_run_dir(run_dir)
     with released_on_error(run_dir):
-        if has_checkpoint(run_dir):
-            _check_resume(run_dir, cfg)
-        else:
-            _check_fresh(run_dir)
+        _check_contents(run_dir, cfg)
+        _attach_job_log(run_dir)
     return run_dir
+
+
+def check_run_dir(cfg: Any, run_dir: str | Path | None = None) -> None:
+    """Every refusal :func:`open_run_dir` would raise for ``cfg`` (validated) in ``run_dir`` (default ``cfg.run_dir``),
+    decided without writing anything, not even the lock: what a recipe's command line asks before Hydra starts, so
+    that a refused command leaves every file of the directory as it was (and makes no directory). A symlink below
+    it (:class:`~torchrl_reg.run.files.SymlinkRefused`), a live run in it (:class:`RunDirLocked`), a resume with
+    another config (:class:`ResumeRefused`), an earlier run's results without a checkpoint or files no run wrote
+    (:class:`EarlierRunRefused`), a job log of several links (:class:`~torchrl_reg.run.files.FileRefused`). A
+    directory that does not exist yet passes. :func:`open_run_dir` checks again under the lock."""
+    run_dir = cfg.run_dir if run_dir is None else run_dir
+    if run_dir is None or not os.path.isdir(run_dir):
+        if run_dir is not None and os.path.lexists(run_dir) and not os.path.isdir(run_dir):
+            raise FileRefused(f"run_dir {run_dir} is not a directory: choose another run_dir")
+        return
+    run_dir = Path(run_dir)
+    refuse_symlinks(run_dir, allow_under=("wandb",))
+    holder = run_dir_holder(run_dir)
+    if holder is not None:
+        raise RunDirLock(run_dir)._refuse(holder)
+    _check_contents(run_dir, cfg)
+    if _JOB_LOG:
+        log = run_dir / f"{_JOB_LOG[-1]}.log"
+        info = lstat_file(log)
+        if info is not None:
+            fd = open_regular_fd(log, in_place=True)  # a FIFO, a device or a file of several links: refused
+            os.close(fd)
+
+
+def _check_contents(run_dir: Path, cfg: Any) -> None:
+    if has_checkpoint(run_dir):
+        _check_resume(run_dir, cfg)
+    else:
+        _check_fresh(run_dir)
+
+
+#: What a run writes in its directory, by name (and ``<name>.tmp`` of each file while it is written): a directory
+#: without a checkpoint that holds anything else is not a run's, and a run is not started in it
+#: (:class:`EarlierRunRefused`). ``.hydra`` is what Hydra wrote into run directories before runs wrote none.
+RUN_ENTRIES = frozenset({
+    LOCK_NAME, "config.yaml", "metrics.json", "checkpoint.pt", "checkpoint.prev.pt", "checkpoint.pt.corrupt",
+    "checkpoint.prev.pt.corrupt", "learning_curve.png", "returns.png", "csv", "replay", "tensorboard", "wandb",
+    ".hydra",
+})
+
+
+def _foreign_entries(run_dir: Path) -> list[str]:
+    """The names in ``run_dir`` that no run writes (:data:`RUN_ENTRIES`, a ``.tmp`` of one, a ``<recipe>.log``)."""
+    try:
+        names = sorted(os.listdir(run_dir))
+    except FileNotFoundError:
+        return []
+    ours = lambda name: (name in RUN_ENTRIES or (name.endswith(".tmp") and name[:-4] in RUN_ENTRIES)  # noqa: E731
+                         or (name.endswith(".log") and name[:-4].isidentifier()))
+    return [name for name in names if not ours(name)]
+
+
+def _shown(text: Any, limit: int = 60, *, quoted: bool = False) -> str:
+    """``text`` as ``repr`` writes it (every control or bidi character escaped; ``quoted``: a value, with its
+    quotes if a string), cut to ``limit`` characters with its length said."""
+    shown = repr(text) if quoted else repr(str(text))[1:-1]
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown)} characters)"
+
+
+# The job log the command line asked for (:func:`job_log`), and the handlers writing it, by run directory.
+_JOB_LOG: list[str] = []
+_JOB_HANDLERS: dict[str, logging.Handler] = {}
+# Folders below a run directory held open for it (:func:`hold_run_subfolder`), released with the run directory.
+_SUBFOLDERS: dict[str, list[str]] = {}
+
+#: The format of the job log's lines: Hydra's console format.
+JOB_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+
+@contextmanager
+def job_log(name: str) -> Iterator[None]:
+    """While the block runs, a run directory opened by :func:`open_run_dir` gets the job log ``<run_dir>/<name>.log``
+    (the root logger's records, as the console shows them, appended), opened once the directory has passed its
+    checks and is locked, as every file of a run is (:func:`~torchrl_reg.run.files.open_file`: no link followed, a
+    regular file of one link), and closed when the block ends (the run's summary line, logged after the run, goes
+    to the same open file). The recipes' command line uses it; ``train(cfg)`` writes no job log."""
+    _JOB_LOG.append(name)
+    attached = set(_JOB_HANDLERS)
+    try:
+        yield
+    finally:
+        _JOB_LOG.pop()
+        for run_dir in set(_JOB_HANDLERS) - attached:
+            _detach_job_log(run_dir)
+
+
+def _attach_job_log(run_dir: Path) -> None:
+    if not _JOB_LOG:
+        return
+    stream = open_file(Path(run_dir) / f"{_JOB_LOG[-1]}.log", "a")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(JOB_LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    _JOB_HANDLERS[os.path.abspath(run_dir)] = handler
+
+
+def _detach_job_log(run_dir: str) -> None:
+    handler = _JOB_HANDLERS.pop(os.path.abspath(run_dir), None)
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+        handler.stream.close()
+
+
+def hold_run_subfolder(run_dir: str | Path, name: str) -> Path:
+    """The folder ``<run_dir>/<name>`` of a locked run directory, made (if needed) and opened from the directory's
+    held descriptor through no symlink, and held open until the run releases the directory: files a library writes
+    there by path go to :func:`~torchrl_reg.run.files.descriptor_path` of it, the very folder that was checked."""
+    run_dir = Path(os.path.abspath(run_dir))
+    folder = run_dir / name
+    hold_folder(folder, root=run_dir, create=True)
+    _SUBFOLDERS.setdefault(str(run_dir), []).append(str(folder))
+    return folder
 
 
 def _check_fresh(run_dir: Path) -> None:
@@ -421,6 +551,14 @@ def _check_fresh(run_dir: Path) -> None:
     writes at a fresh start and replaces at every checkpoint. Anything else (a finished run whose
     checkpoints were deleted to free disk, logs without metrics) is refused, naming what is there.
     """
+    foreign = _foreign_entries(run_dir)
+    if foreign:
+        listed = ", ".join(_shown(name) for name in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise EarlierRunRefused(
+            f"run directory {_shown(run_dir, 200)} holds files no run wrote ({listed}) and no checkpoint: it is not a run "
+            "directory, and a run started there would mix its files with them. Choose a new or empty run_dir (or move "
+            "those files away)"
+        )
     metrics_path = run_dir / "metrics.json"
     csv_files = sorted(p for p in (run_dir / "csv").rglob("*.csv") if p.stat().st_size) if (run_dir / "csv").is_dir() else []
     if not metrics_path.exists() and not csv_files:
@@ -473,7 +611,7 @@ def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any], schema: An
         rule = resumable.get(key)
         if rule == "any" or (rule == "larger" and isinstance(a, int) and isinstance(b, int) and b > a):
             continue
-        refused.append(f"{key}: {a!r} -> {b!r}" + (" (may only grow)" if rule == "larger" else ""))
+        refused.append(f"{_shown(key)}: {_shown(a, quoted=True)} -> {_shown(b, quoted=True)}" + (" (may only grow)" if rule == "larger" else ""))
     return refused
 
 
@@ -499,11 +637,11 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
     if refused:
         resumable, _ = resume_rules(cfg)
         larger = sorted(key for key, rule in resumable.items() if rule == "larger")
+        listed = "; ".join(refused[:10]) + (f"; and {len(refused) - 10} more" if len(refused) > 10 else "")
         raise ResumeRefused(
-            f"run directory {run_dir} holds a checkpoint of another config; resuming it with this one would "
-            "train something else under this config's name. Differences:\n  " + "\n  ".join(refused)
-            + f"\nOnly {sorted(resumable)} may change on resume ({' and '.join(larger) or 'none'} only upwards); "
-            "use a new run directory for another config"
+            f"run directory {_shown(run_dir, 200)} holds a checkpoint of another config; resuming it with this one would "
+            f"train something else under this config's name. Differences: {listed}. Only {sorted(resumable)} may "
+            f"change on resume ({' and '.join(larger) or 'none'} only upwards); use a new run directory for another config"
         )
 
 
