@@ -42,7 +42,8 @@ NOT_APPLICABLE: dict[str, dict[str, str]] = {
     },
     "swapped_networks": {
         "value_based": "one network, the Q-network",
-        "SoftQLearningLoss": "it takes its two losses, not networks; each refuses its own (test_soft_q.py)",
+        "SoftQLearningLoss": "it takes its two losses, not networks; each refuses its own (test_soft_q.py), and the two "
+        "losses swapped are refused naming both (test_input_checks.py)",
     },
     "one_dimensional_action": {"value_based": "an [N] action is the categorical encoding, accepted as [N, 1] is"},
     "network_writes_another_key": {
