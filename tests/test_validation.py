@@ -19,6 +19,7 @@ from torchrl_reg.validation import (
     check_unread,
     closest,
     constructor_arguments,
+    misspelling_of,
     unread_keys,
 )
 
@@ -95,6 +96,24 @@ def test_closest_names_the_nearest_key_beside_a_misspelled_one():
     assert closest("planner.zzzzzz", keys) is None and closest("task.nam", []) is None
 
 
+@pytest.mark.parametrize("word, candidates, meant", [
+    ("betta", ["beta", "tau"], "beta"),  # a letter doubled
+    ("tua", ["tau", "eta"], "tau"),  # two letters swapped
+    ("alpha_int", ["alpha_init", "alpha"], "alpha_init"),  # a letter dropped
+    ("num_qvalue_net", ["num_qvalue_nets", "delay_qvalue"], "num_qvalue_nets"),
+    ("delay_actor", ["delay_qvalue", "delay_value"], None),  # another knob, not a misspelling
+    ("tau", ["eta"], None),  # two edits in a short word
+    ("planner.tua", ["planner.tau"], "planner.tau"),
+])
+def test_a_did_you_mean_proposes_only_the_knob_that_was_meant(word, candidates, meant):
+    assert misspelling_of(word, candidates) == meant
+
+
+def test_closest_proposes_no_other_key_beside_the_one_misspelled():
+    assert closest("delay.actor", ["delay.qvalue", "delay.value"]) is None
+    assert closest("optim.lrr", ["optim.lr", "optim.eps"]) == "optim.lr"
+
+
 class _Base(ArgumentChecks):
     argument_checks = {"n": check_count}
 
@@ -138,3 +157,17 @@ def test_a_check_that_names_no_constructor_argument_is_refused_when_the_class_is
 
             def __init__(self, *, temperature: float = 1.0) -> None:
                 self.temperature = temperature
+
+
+def test_a_constructors_refusal_names_the_class_being_built():
+    """The shared validators name the argument; the constructor that runs them names the class, once, even through a
+    base's checked constructor (``_Scaled: n must be ...``, not ``_Base``)."""
+    with pytest.raises(ValueError) as info:
+        _Scaled(scale=1.0, n=0)
+    assert str(info.value) == "_Scaled: n must be an integer >= 1, got n=0"
+    with pytest.raises(ValueError) as info:
+        _Scaled(scale=-1.0)
+    assert str(info.value) == "_Scaled: scale must be a finite number > 0, got scale=-1.0"
+    with pytest.raises(ValueError) as info:
+        _Base.check_arguments({"n": 0}, prefix="loss.")  # a config check names the key, not a class
+    assert str(info.value) == "loss.n must be an integer >= 1, got loss.n=0"

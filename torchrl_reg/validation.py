@@ -24,6 +24,7 @@ __all__ = [
     "MEMORY_BYTES_VARIABLE",
     "STABLE_TAU",
     "ArgumentChecks",
+    "UnreadValue",
     "available_memory",
     "format_bytes",
     "check_beta",
@@ -42,6 +43,7 @@ __all__ = [
     "check_multiple",
     "check_nonnegative",
     "check_numbers",
+    "check_optimizer_state",
     "check_ordered",
     "check_positive",
     "check_prior",
@@ -55,12 +57,36 @@ __all__ = [
     "check_virel_c",
     "check_virel_p",
     "closest",
+    "misspelling_of",
     "constructor_arguments",
+    "name_refusal",
+    "refusals_named",
     "select_device",
     "declared",
     "optional",
+    "override_value",
     "unread_keys",
 ]
+
+class UnreadValue(ValueError):
+    """A value set for a key that the chosen setting does not read (``planner.tau=0.1`` with
+    ``planner.algorithm=dents``). ``settings`` maps each such key to the value that leaves it unset, as a command-line
+    override writes it (``{"planner.tau": "null"}``): a recipe's command line names the file that set the key and
+    that override when the value came from a preset, not from the command line."""
+
+    def __init__(self, message: str, settings: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.settings = dict(settings)
+
+
+def override_value(value: Any) -> str:
+    """``value`` as a command-line override writes it (``None`` -> ``null``, ``True`` -> ``true``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
 
 class ArgumentChecks:
     """Mixin of a class that owns the ranges of its constructor arguments: one check per value, in its owner.
@@ -136,9 +162,42 @@ def constructor_arguments(cls: type) -> dict[str, inspect.Parameter]:
     return parameters
 
 
+def name_refusal(error: BaseException, name: str) -> BaseException:
+    """``error`` (a ``ValueError`` or ``TypeError`` raised while ``name``, a class, is built) with its message led by
+    ``name`` (``"MunchausenDQNLoss: tau must be ..."``) unless it names it already: the validators name the argument,
+    and a script that builds several objects must learn which one refused. The exception keeps its type and
+    traceback; an outer constructor of the same object leaves it as it is."""
+    message = error.args[0] if error.args and isinstance(error.args[0], str) else None
+    if isinstance(error, (ValueError, TypeError)) and not isinstance(error, KeyError) and message is not None:
+        if not getattr(error, "names_class", False) and name not in message:
+            error.args = (f"{name}: {message}", *error.args[1:])
+        try:
+            error.names_class = True  # type: ignore[attr-defined]
+        except AttributeError:  # an exception type with __slots__
+            pass
+    return error
+
+
+def refusals_named(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` (a constructor) whose ``ValueError`` s and ``TypeError`` s name the class being built
+    (:func:`name_refusal`): every refusal of an argument check, of the shared validators called in a constructor's
+    body too, says which object refused."""
+
+    @functools.wraps(init)
+    def named_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except (ValueError, TypeError) as err:
+            raise name_refusal(err, type(self).__name__)
+
+    named_init.__kwdefaults__ = init.__kwdefaults__
+    return named_init
+
+
 def _checking(owner: type, init: Callable[..., None], signature: inspect.Signature, keys: list[str]) -> Callable[..., None]:
     """``init`` (the constructor of ``owner``) with the bound values of ``keys`` checked by ``owner``'s checks first."""
 
+    @refusals_named
     @functools.wraps(init)
     def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
         check_keywords(type(self), owner, kwargs)
@@ -155,6 +214,7 @@ def _checking(owner: type, init: Callable[..., None], signature: inspect.Signatu
 def _keywords_checked(owner: type, init: Callable[..., None]) -> Callable[..., None]:
     """``init`` (the constructor of ``owner``) refusing a keyword it does not take with :func:`check_keywords`."""
 
+    @refusals_named
     @functools.wraps(init)
     def keyword_checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
         check_keywords(type(self), owner, kwargs)
@@ -174,8 +234,8 @@ def check_keywords(cls: type, owner: type, kwargs: Mapping[str, Any]) -> None:
         return
     known = sorted({*accepted, *constructor_arguments(cls)})
     key = unknown[0]
-    match = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"did you mean {match[0]!r}? " if match else ""
+    match = misspelling_of(key, known)
+    hint = f"did you mean {match!r}? " if match else ""
     if "gamma" not in known and difflib.get_close_matches(key, ["gamma"], n=1, cutoff=0.6):
         # TorchRL's losses keep the discount in their value estimator, not in the constructor.
         hint = "gamma is not a constructor argument: set it with loss.make_value_estimator(gamma=...); "
@@ -355,18 +415,44 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def _edit_distance(a: str, b: str) -> int:
+    """The optimal-string-alignment distance of ``a`` and ``b``: insertions, deletions, substitutions and swaps of
+    two neighbouring characters, each 1 (``tua`` -> ``tau`` is 1)."""
+    previous, current = None, list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        before, previous, current = previous, current, [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y))
+            if before is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                current[j] = min(current[j], before[j - 2] + 1)
+    return current[-1]
+
+
+def misspelling_of(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate of which ``word`` is a misspelling (one typo, two in a word of more than 5 characters: a letter
+    doubled, dropped, changed or two swapped), the nearest first; ``None`` when none is that near. A did-you-mean
+    proposes the knob that was meant, never a different one that shares a prefix (``delay_actor`` is not a
+    misspelling of ``delay_qvalue``)."""
+    limit = 1 if len(word) <= 5 else 2
+    best: tuple[int, str] | None = None
+    for candidate in candidates:
+        distance = _edit_distance(word, candidate)
+        if distance <= limit and (best is None or distance < best[0]):
+            best = (distance, candidate)
+    return None if best is None else best[1]
+
+
 def closest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to ``name`` (a misspelled key: ``planner.simulation`` -> ``planner.simulations``):
-    among the keys beside it (same dotted prefix) by its last part, else among all by the whole; ``None`` when
-    none is close."""
+    """The candidate of which ``name`` is a misspelling (:func:`misspelling_of`; a misspelled key:
+    ``planner.simulation`` -> ``planner.simulations``): among the keys beside it (same dotted prefix) by its last
+    part, else among all by the whole; ``None`` when none is that near."""
     candidates = list(candidates)
     prefix, _, leaf = name.rpartition(".")
     siblings = {c.rpartition(".")[2]: c for c in candidates if c.rpartition(".")[0] == prefix}
     if siblings:
-        found = [siblings[m] for m in difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.6)]
-    else:
-        found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
-    return found[0] if found else None
+        found = misspelling_of(leaf, siblings)
+        return None if found is None else siblings[found]
+    return misspelling_of(name, candidates)
 
 
 def check_count(name: str, value: int, minimum: int = 1) -> int:
@@ -426,6 +512,38 @@ def check_finite_tensors(name: str, state: Any, like: Any = None) -> None:
         for i, value in enumerate(state):
             same = isinstance(like, (list, tuple)) and len(like) == len(state)
             check_finite_tensors(f"{name}[{i}]", value, like[i] if same else None)
+
+
+#: The optimizer state entries that average squared gradients (Adam, AdamW, RMSprop, Adagrad): never negative.
+_SQUARED_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum")
+
+
+def check_optimizer_state(name: str, state: Any, steps: int) -> None:
+    """Raise ``ValueError`` naming the entry of ``state`` (an optimizer's ``state_dict()`` read back from a checkpoint of
+    a run that made ``steps`` optimizer steps) that no such run writes: a second moment below 0 (an average of squared
+    gradients; Adam divides by its square root, and a negative one trains to NaN or garbage), or a step count that is
+    not a whole number in ``[0, steps]``. Finiteness is :func:`check_finite_tensors`'."""
+    per_parameter = state.get("state", {}) if isinstance(state, Mapping) else {}
+    for index, entry in per_parameter.items():
+        if not isinstance(entry, Mapping):
+            continue
+        for key in _SQUARED_MOMENTS:
+            moment = entry.get(key)
+            if isinstance(moment, torch.Tensor) and moment.is_floating_point() and bool((moment < 0).any()):
+                at = [int(i) for i in (moment < 0).nonzero()[0]] if moment.dim() else []
+                raise ValueError(
+                    f"{name}.state[{index}].{key} holds {float(moment[tuple(at)])} at index {at}: a second moment is an "
+                    "average of squared gradients, >= 0 (no run writes a negative one)"
+                )
+        step = entry.get("step")
+        if step is None:
+            continue
+        value = float(step) if isinstance(step, (torch.Tensor, numbers.Real)) and not isinstance(step, bool) else math.nan
+        if not (math.isfinite(value) and value == int(value) and 0 <= value <= steps):
+            raise ValueError(
+                f"{name}.state[{index}].step is {step!r}: the optimizer's step count must be a whole number in [0, {steps}], "
+                f"the run's {steps} updates"
+            )
 
 
 def check_prior(rho: torch.Tensor, num_actions: int | None = None, *, atol: float = 1e-4) -> torch.Tensor:
@@ -523,9 +641,10 @@ def check_unread(group: str, node: Any, schema: type) -> None:
             decider, when = declared(schema, "read_only_if")[key]
             readers = "" if callable(when) else f" ({group}.{decider}={when[0]!r} reads it)" if len(when) == 1 else (
                 f" ({group}.{decider} in {list(when)} reads it)")
-            raise ValueError(
+            raise UnreadValue(
                 f"{group}.{key}={value!r} is not used by {group}.{by} (it reads {read}); "
-                f"leave {group}.{key} at its default {default!r} or choose a method that uses it{readers}"
+                f"leave {group}.{key} at its default {default!r} or choose a method that uses it{readers}",
+                {f"{group}.{key}": override_value(default)},
             )
 
 

@@ -66,3 +66,27 @@ def test_the_planning_groups_check_themselves():
     groups = {f.name: f.default_factory for f in dataclasses.fields(TreeSearchConfig)}
     assert all(hasattr(groups[name], "check_group") for name in ("task", "planner", "evaluator"))
     assert all(group.__module__ == "torchrl_reg.configs.planning" for group in (groups["task"], groups["planner"]))
+
+
+def test_a_budget_that_makes_no_update_is_warned_naming_both_keys():
+    """``collector.total_frames`` not past ``optim.learning_starts`` by one update's frames: the run would complete with 0
+    updates and report its untrained policy; warned when the config is checked, naming both keys."""
+    from tests.recipes.recipe_cases import CONF
+    from torchrl_reg.configs import compose_config
+
+    m_dqn = recipe("m_dqn")
+    small = ["env=cartpole", "collector.total_frames=200", "collector.frames_per_batch=128", "optim.learning_starts=256",
+             "optim.frames_per_update=4"]
+    with pytest.warns(UserWarning) as record:
+        m_dqn.validate(compose_config(CONF, "m_dqn", small))
+    (warning,) = [w for w in record if "optim.learning_starts" in str(w.message)]
+    assert str(warning.message) == (
+        "collector.total_frames=200 (256 frames collected in whole batches) is not optim.frames_per_update=4 past "
+        "optim.learning_starts=256: the run makes no update and reports an untrained policy; raise "
+        "collector.total_frames above 259 or lower optim.learning_starts"
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one update's frames past learning_starts: no warning
+        m_dqn.validate(compose_config(CONF, "m_dqn", [*small, "optim.learning_starts=252"]))

@@ -88,3 +88,17 @@ def test_boltzmann_reads_a_callable_tau_at_every_call():
     assert 0.45 < explore(td.clone())["action"].float().mean() < 0.55  # uniform at a huge temperature
     temperature.fill_(1e-3)  # changed in place, as VIREL's buffer is
     assert explore(td.clone())["action"].float().mean() == 1.0  # greedy: softmax(q / 1e-3) puts e^-1000 on action 0
+
+
+def test_boltzmann_exploration_refuses_a_box_spec_when_built():
+    # it was accepted and failed at its forward with "'NoneType' object has no attribute 'shape'"
+    from torchrl.data import Bounded
+
+    with pytest.raises(ValueError) as info:
+        BoltzmannExploration(Bounded(-1.0, 1.0, shape=(1,)), tau=0.1)
+    assert str(info.value) == (
+        "BoltzmannExploration draws one of n discrete actions and needs a Categorical or OneHot action spec; got "
+        "'BoundedContinuous': a Box action (Bounded) is explored by the policy's own noise, not by this module"
+    )
+    with pytest.raises(ValueError, match="^BoltzmannExploration draws one of n discrete actions .* got 'categorical'"):
+        BoltzmannExploration("categorical", tau=0.1)  # the module reads the spec's n: a name has none

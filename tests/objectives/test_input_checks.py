@@ -516,3 +516,216 @@ def test_the_eager_update_sets_gradients_to_none_with_the_in_place_zeroed_update
 
     for now, before in zip(trained(False), trained(True)):
         assert torch.equal(now, before)  # 0 + g == g exactly: the same parameters, bit for bit
+
+
+# -- the first batch and the constructor: what the family owners check once -----------------------------------------
+
+
+def _normal_actor_2d():
+    """A 2-D ``ProbabilisticActor(distribution_class=Normal)``: its log_prob is per dimension, [N, 2]."""
+    from tensordict.nn import NormalParamExtractor, TensorDictModule
+    from torch.distributions import Normal
+    from torchrl.modules import MLP, ProbabilisticActor
+
+    net = nn.Sequential(MLP(in_features=3, out_features=4, num_cells=[8]), NormalParamExtractor())
+    return ProbabilisticActor(TensorDictModule(net, ["observation"], ["loc", "scale"]), in_keys=["loc", "scale"],
+                              spec=Bounded(-1.0, 1.0, shape=(2,)), distribution_class=Normal)
+
+
+def box_batch(action_dim: int = 2, n: int = 16, reward_shape=None, flag_shape=None) -> TensorDict:
+    g = torch.Generator().manual_seed(0)
+    flags = torch.zeros(*(flag_shape or (n, 1)), dtype=torch.bool)
+    return TensorDict({
+        "observation": torch.randn(n, 3, generator=g),
+        "action": torch.rand(n, action_dim, generator=g) * 2 - 1,
+        ("next", "observation"): torch.randn(n, 3, generator=g),
+        ("next", "reward"): torch.randn(*(reward_shape or (n, 1)), generator=g),
+        ("next", "done"): flags,
+        ("next", "terminated"): flags.clone(),
+    }, [n])
+
+
+def _box_losses():
+    from torchrl_reg.modules.critics import state_action_value_network
+    from torchrl_reg.objectives import MDACLoss, VIRELLoss
+
+    return {
+        "MDACLoss": lambda actor, width=2: MDACLoss(actor, state_action_value_network(3, width, num_cells=[8])),
+        "VIRELLoss": lambda actor, width=2: VIRELLoss(actor, state_action_value_network(3, width, num_cells=[8])),
+        "ImplicitQLoss": lambda actor, width=2: ImplicitQLoss(actor, state_value_network(3, num_cells=[8])),
+    }
+
+
+@pytest.mark.filterwarnings("ignore:.*VIRELLoss")
+@pytest.mark.parametrize("name", ["MDACLoss", "VIRELLoss", "ImplicitQLoss"])
+def test_a_log_prob_per_action_dimension_is_refused_on_the_first_batch(name):
+    # it failed with "The size of tensor a (16) must match the size of tensor b (2)" deep inside the loss
+    loss = _box_losses()[name](_normal_actor_2d())
+    with pytest.raises(ValueError) as info:
+        loss(box_batch())
+    message = str(info.value)
+    assert message.startswith(
+        f"{name}: its {'policy_network' if name == 'ImplicitQLoss' else 'actor_network'}'s log_prob of one action has "
+        "shape [1, 2], not [1] (one log-density per transition, the action of shape [2] scored whole): its distribution "
+        "Normal scores each action dimension apart."
+    ), message
+    assert "torchrl.modules.IndependentNormal" in message and "tanh_normal_policy" in message
+
+
+@pytest.mark.filterwarnings("ignore:.*VIRELLoss")
+@pytest.mark.parametrize("name", ["MDACLoss", "VIRELLoss"])
+def test_a_critic_of_another_action_width_is_refused_on_the_first_batch(name):
+    # state_action_value_network(3, 2) on 1-D actions: "Expected size for first two dimensions of batch2 tensor ..."
+    actor = tanh_normal_policy(3, Bounded(-1.0, 1.0, shape=(1,)), num_cells=[8])
+    loss = _box_losses()[name](actor, width=2)
+    with pytest.raises(ValueError) as info:
+        loss(box_batch(action_dim=1))
+    message = str(info.value)
+    assert message.startswith(
+        f"{name}: its qvalue_network fails on one transition's inputs {{'observation': [3], 'action': [1]}} (the action "
+        "of the action spec's shape [1]): "
+    ), message
+    assert message.endswith("an MLP critic takes 3 + 1 = 4 input features (e.g. state_action_value_network(3, 1))")
+
+
+def test_the_probe_runs_once_and_leaves_the_numbers_as_they_were():
+    """The probe calls the networks on one transition without a gradient or a random draw: the loss's numbers and the
+    global random stream are those of a loss that was not probed."""
+    from torchrl_reg.modules.critics import state_action_value_network
+    from torchrl_reg.objectives import MDACLoss
+
+    def run(probe: bool):
+        torch.manual_seed(0)
+        loss = MDACLoss(tanh_normal_policy(3, Bounded(-1.0, 1.0, shape=(1,)), num_cells=[8]),
+                        state_action_value_network(3, 1, num_cells=[8]))
+        loss.__dict__["_networks_probed"] = not probe
+        out = loss(box_batch(action_dim=1))
+        return out["loss_qvalue"], out["loss_actor"], torch.rand(1)
+
+    assert all(torch.equal(a, b) for a, b in zip(run(True), run(False)))
+
+
+def test_a_critic_of_no_input_is_refused_when_built():
+    from torchrl_reg.modules.critics import state_action_value_network
+
+    with pytest.raises(ValueError, match=r"^state_action_value_network: observation_dim must be an integer >= 1, got "
+                                         r"observation_dim=0 \(the number of input features it reads\)$"):
+        state_action_value_network(0, 1)
+
+
+def test_implicit_q_with_a_q_critic_names_the_state_value_critic_as_the_fix():
+    from torchrl_reg.modules.critics import state_action_value_network
+
+    actor = tanh_normal_policy(3, Bounded(-1.0, 1.0, shape=(1,)), num_cells=[8])
+    with pytest.raises(TypeError) as info:
+        ImplicitQLoss(actor, state_action_value_network(3, 1, num_cells=[8]))
+    message = str(info.value)
+    assert message.startswith("ImplicitQLoss: value_network must be a state-value module"), message
+    assert "got one that reads 'action' (in_keys ['observation', 'action']), a Q(s, a) critic" in message
+    assert message.endswith("Use torchrl_reg.modules.critics.state_value_network(observation_dim) (a ValueOperator "
+                            "writing 'state_value')")
+    assert "set_keys" not in message  # it said to rename keys
+
+
+@pytest.mark.parametrize("reward_shape, flag_shape", [((16,), None), (None, (16,))])
+def test_reward_and_flags_of_two_shapes_are_refused_naming_them(reward_shape, flag_shape):
+    # "All input tensors (value, reward and done states) must share a unique shape", from TorchRL's estimator
+    loss = MunchausenDQNLoss(identity_actor())
+    td = box_batch(reward_shape=reward_shape, flag_shape=flag_shape).exclude("action")
+    td["observation"], td["next", "observation"] = td["observation"][:, :2], td["next", "observation"][:, :2]
+    td["action"] = torch.zeros(16, dtype=torch.long)
+    r, f = ([16] if reward_shape else [16, 1]), ([16] if flag_shape else [16, 1])
+    expected = (
+        "MunchausenDQNLoss: the reward and the done / terminated flags must share one shape, [16] or [16, 1] (TorchRL's "
+        f"envs write [16, 1]); got ('next', 'reward') {r}, ('next', 'done') {f}, ('next', 'terminated') {f}: reshape "
+        "them alike (.unsqueeze(-1) or .squeeze(-1))"
+    )
+    with pytest.raises(ValueError) as info:
+        loss(td)
+    assert str(info.value) == expected
+
+
+def test_a_priority_weight_of_another_shape_is_refused():
+    # "shape '[2]' is invalid for input of size 4"
+    batch = hand_batch()
+    batch["priority_weight"] = torch.ones(2, 2)
+    with pytest.raises(ValueError) as info:
+        MunchausenDQNLoss(identity_actor())(batch)
+    assert str(info.value) == ("MunchausenDQNLoss: 'priority_weight' must hold one weight per transition, shaped as the "
+                               "batch [2] or [2, 1]; got shape [2, 2]")
+
+
+def test_a_q_network_wider_than_the_spec_is_refused():
+    # QValueActor(MLP(out_features=3), spec=Categorical(2)) trained a 3-action softmax over 2 actions, with no warning
+    actor = QValueActor(nn.Linear(2, 3), in_keys=["observation"], spec=Categorical(2))
+    with pytest.raises(ValueError) as info:
+        MunchausenDQNLoss(actor)(hand_batch())
+    assert str(info.value) == (
+        "MunchausenDQNLoss: its value network writes 3 action values per state, but the action spec has n=2 actions: "
+        "the loss's softmax and max would range over actions the env never takes; build the network with 2 outputs "
+        "(out_features=2), or the spec with the network's 3"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:.*VIRELLoss")
+@pytest.mark.parametrize("name", ["MDACLoss", "VIRELLoss", "ImplicitQLoss", "SoftQLoss"])
+def test_a_nan_action_fails_the_box_check(name):
+    # nan < low and nan > high are both False: it passed, and loss_qvalue was nan
+    from torchrl_reg.modules.critics import state_action_value_network
+    from torchrl_reg.objectives import SoftQLoss
+
+    box = Bounded(-1.0, 1.0, shape=(1,))
+    actor = tanh_normal_policy(3, box, num_cells=[8])
+    build = {**_box_losses(), "SoftQLoss": lambda actor, width: SoftQLoss(
+        state_action_value_network(3, width, num_cells=[8]), action_spec=box)}
+    loss = build[name](actor, 1)
+    td = box_batch(action_dim=1)
+    td["action"][3] = float("nan")
+    with pytest.raises(ValueError) as info:
+        loss(td)
+    assert str(info.value) == (f"{name}: 'action' must be inside the action box [[-1.0], [1.0]]; first bad entry at "
+                               "index [3, 0]: nan")
+
+
+def test_soft_q_learning_with_its_two_parts_swapped_says_so():
+    # KeyError: '_qvalue'
+    from torchrl_reg.modules.critics import state_action_value_network
+    from torchrl_reg.modules.soft_q import svgd_sampler_actor
+    from torchrl_reg.objectives import SoftQLearningLoss, SoftQLoss, SVGDPolicyLoss
+
+    box = Bounded(-1.0, 1.0, shape=(1,))
+    qvalue = state_action_value_network(3, 1, num_cells=[8])
+    critic = SoftQLoss(qvalue, action_spec=box)
+    actor = SVGDPolicyLoss(svgd_sampler_actor(3, box, num_cells=[8]), qvalue)
+    with pytest.raises(TypeError) as info:
+        SoftQLearningLoss(actor, critic)
+    assert str(info.value) == (
+        "SoftQLearningLoss(critic, actor) takes a SoftQLoss, then an SVGDPolicyLoss; got SVGDPolicyLoss and SoftQLoss; "
+        "are the two swapped? Pass SoftQLearningLoss(critic=SoftQLoss(...), actor=SVGDPolicyLoss(...))"
+    )
+
+
+def test_a_keyword_of_no_argument_proposes_no_other_knob():
+    from torchrl_reg.modules.critics import state_action_value_network
+    from torchrl_reg.objectives import VIRELLoss
+
+    actor = tanh_normal_policy(3, Bounded(-1.0, 1.0, shape=(1,)), num_cells=[8])
+    with pytest.raises(TypeError) as info:
+        VIRELLoss(actor, state_action_value_network(3, 1, num_cells=[8]), delay_actor=False)
+    message = str(info.value)
+    assert message.startswith("VIRELLoss() got an unexpected keyword argument 'delay_actor': it accepts ["), message
+    assert "did you mean" not in message  # it proposed delay_qvalue, another knob
+
+
+@pytest.mark.parametrize("build, expected", [
+    (lambda: MunchausenDQNLoss(identity_actor(), tau=0.0),
+     "MunchausenDQNLoss: tau must be a finite number in [0.0001, 10.0], got tau=0.0"),
+    (lambda: MunchausenDQNLoss(identity_actor(), reduction="avg"),
+     "MunchausenDQNLoss: reduction must be one of ['none', 'mean', 'sum'], got reduction='avg'"),
+    (lambda: IQNLoss(iqn_actor(Categorical(3))),
+     "IQNLoss: the action spec has 3 actions, the ImplicitQuantileNetwork num_actions=2"),
+])
+def test_the_shared_validators_refusals_name_the_class(build, expected):
+    with pytest.raises(ValueError) as info:
+        build()
+    assert str(info.value) == expected

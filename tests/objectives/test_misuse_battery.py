@@ -8,15 +8,23 @@ the rows that do not apply, each with its reason.
 """
 from __future__ import annotations
 
+import inspect
+import math
 import re
 
 import pytest
 import torch
-from torchrl.modules import MLP, Actor
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch.distributions import Normal
+from torchrl.data import Categorical
+from torchrl.modules import MLP, Actor, ProbabilisticActor, QValueActor
 from torchrl.objectives import DQNLoss, SACLoss
 
-from tests.objectives.registry_losses import BOX, OBS, arguments_replaced, batch, build, cases, loss_names, registered
-from torchrl_reg.validation import constructor_arguments
+from tests.objectives.registry_losses import (
+    BOX, NUM_ACTIONS, OBS, arguments_replaced, batch, build, cases, config, loss_names, registered,
+)
+from torchrl_reg.modules.critics import state_action_value_network, state_value_network
+from torchrl_reg.validation import ArgumentChecks, constructor_arguments
 
 # The losses' own warnings of an undriven schedule (MIRL's prior and beta, VIREL's replay temperature).
 pytestmark = [pytest.mark.filterwarnings("ignore:MIRLLoss"), pytest.mark.filterwarnings("ignore:.*VIRELLoss")]
@@ -34,13 +42,25 @@ NOT_APPLICABLE: dict[str, dict[str, str]] = {
     },
     "swapped_networks": {
         "value_based": "one network, the Q-network",
-        "SoftQLearningLoss": "it takes its two losses, not networks; each refuses its own (test_soft_q.py)",
+        "SoftQLearningLoss": "it takes its two losses, not networks; each refuses its own (test_soft_q.py), and the two "
+        "losses swapped are refused naming both (test_input_checks.py)",
     },
     "one_dimensional_action": {"value_based": "an [N] action is the categorical encoding, accepted as [N, 1] is"},
     "network_writes_another_key": {
         "IQNLoss": "its quantile network is called directly and returns its quantiles, no key is read",
         "MunchausenIQNLoss": "its quantile network is called directly and returns its quantiles, no key is read",
     },
+    "nan_action": {"value_based": "a discrete action is an integer index (a float one is refused by its dtype)"},
+    "log_prob_per_dimension": {
+        "value_based": "no actor: the policy is the Q-network's greedy or Boltzmann one",
+        "SoftQLearningLoss": "its actor is an SVGD sampler by design (a map of noise to actions, no density)",
+    },
+    "critic_for_another_width": {
+        "value_based": "one network, the Q-network: its width against the spec is q_outputs_against_n",
+        "SoftQLearningLoss": "it takes its two losses, not networks: SoftQLoss's critic is probed as MDAC's "
+        "(test_input_checks.py), and the sampler loss refuses another critic than the SoftQLoss trains",
+    },
+    "q_outputs_against_n": {"actor_critic": "no Q-network over a discrete spec: the critic is probed instead"},
 }
 
 
@@ -187,6 +207,143 @@ def unknown_keyword(case) -> None:
     assert re.search(rf"unexpected keyword argument '{typo}'", message), message
 
 
+def nan_action(case) -> None:
+    """A NaN action: it passed the "inside the action box" test (``nan < low`` and ``nan > high`` are both False), and
+    the critic's loss was nan."""
+    loss, act = build(case)
+    td = batch(act)
+    td["action"][1] = float("nan")
+    _refused(loss, lambda: loss(td), "inside the action box")
+
+
+def reward_and_flag_shapes(case) -> None:
+    """A reward ``[N]`` beside done / terminated flags ``[N, 1]``, and the reverse (TorchRL's estimator failed with
+    "All input tensors ... must share a unique shape", no key named)."""
+    loss, act = build(case)
+    td = batch(act)
+    td["next", "reward"] = td["next", "reward"].squeeze(-1)
+    _refused(loss, lambda: loss(td), "must share one shape")
+    loss, act = build(case)
+    td = batch(act)
+    for flag in ("done", "terminated"):
+        td["next", flag] = td["next", flag].squeeze(-1)
+    _refused(loss, lambda: loss(td), "must share one shape")
+
+
+def priority_weight_shape(case) -> None:
+    """A ``priority_weight`` of shape ``[N, 2]`` (``shape '[N]' is invalid for input of size 2N``)."""
+    loss, act = build(case)
+    td = batch(act)
+    td["priority_weight"] = torch.ones(td.shape[0], 2)
+    _refused(loss, lambda: loss(td), "one weight per transition")
+
+
+def _normal_actor(case) -> ProbabilisticActor:
+    """A ``ProbabilisticActor(distribution_class=Normal)``: its log_prob is per action dimension (no Independent)."""
+    dim = case.box.shape[-1]
+    net = torch.nn.Sequential(MLP(in_features=OBS, out_features=2 * dim, num_cells=[8]), NormalParamExtractor())
+    module = TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"])
+    return ProbabilisticActor(module, in_keys=["loc", "scale"], spec=case.box, distribution_class=Normal)
+
+
+def log_prob_per_dimension(case) -> None:
+    """A Normal actor not wrapped in Independent: one log-density per action dimension, broadcast against the batch's
+    values (``The size of tensor a (16) must match the size of tensor b (2)`` on a 2-D Box). Refused on the first
+    batch, naming IndependentNormal and tanh_normal_policy."""
+    cls = case.entry.loss_class
+    argument = cls.actor_argument
+
+    def normal(arguments):
+        arguments[argument] = _normal_actor(case)
+
+    with arguments_replaced(cls, normal):
+        loss, act = build(case)
+    td = batch(act)
+    message = _refused(loss, lambda: loss(td), "IndependentNormal")
+    assert "tanh_normal_policy" in message, message
+
+
+def critic_for_another_width(case) -> None:
+    """A critic built for another input width (``state_action_value_network(3, 2)`` on a one-dimensional Box;
+    ``state_value_network(OBS + 1)`` for a V(s) critic): it failed inside its first matmul (``Expected size for first
+    two dimensions of batch2 tensor ...``). Refused on the first batch, naming the inputs and the widths."""
+    cls = case.entry.loss_class
+    argument = cls.critic_argument
+    reads_action = not cls.state_value_critic
+
+    def wider(arguments):
+        critic = arguments[argument]
+        arguments[argument] = (
+            state_action_value_network(OBS, case.box.shape[-1] + 1, num_cells=[8]) if reads_action
+            else state_value_network(OBS + 1, num_cells=[8])
+        )
+        assert type(arguments[argument]) is type(critic) or reads_action, critic
+
+    with arguments_replaced(cls, wider):
+        loss, act = build(case)
+    message = _refused(loss, lambda: loss(batch(act)), "input features")
+    assert "one transition's inputs" in message, message
+
+
+def q_outputs_against_n(case) -> None:
+    """A Q-network with more outputs than the action spec's ``n`` (``QValueActor(MLP(out_features=3),
+    spec=Categorical(2))``): the softmax over 3 actions trained on 2, without a word."""
+    from torchrl_reg.loops.value_based import q_network
+
+    entry, cfg = case.entry, config(case)
+    network = (entry.network or q_network)(cfg, (OBS,), NUM_ACTIONS + 1)
+    actor = QValueActor(network, in_keys=["observation"], spec=Categorical(NUM_ACTIONS))
+
+    def run():
+        loss = entry.from_config(cfg, actor)
+        loss(batch(lambda td: td.set("action", torch.randint(0, NUM_ACTIONS, td.batch_size))))
+
+    message = _refused({entry.loss_class.__name__}, run, f"{NUM_ACTIONS}")
+    assert f"{NUM_ACTIONS + 1}" in message and "action" in message, message
+
+
+def a_different_knob_is_not_proposed(case) -> None:
+    """A keyword that is no misspelling of an argument (``delay_everything``; ``VIRELLoss(delay_actor=False)``): the refusal lists what is
+    accepted and proposes nothing (it proposed ``delay_qvalue``, a different knob)."""
+    cls = case.entry.loss_class
+    message = _refused({cls.__name__}, lambda: cls(delay_everything=False), "it accepts", errors=(TypeError,))
+    assert "did you mean" not in message, message
+
+
+def _checked_arguments(cls: type) -> list[str]:
+    """The constructor arguments of ``cls`` that an :class:`ArgumentChecks` class on its MRO checks."""
+    accepted = constructor_arguments(cls)
+    keys = [key for klass in cls.__mro__ if issubclass(klass, ArgumentChecks) for key in vars(klass).get("argument_checks", {})]
+    return [key for key in dict.fromkeys(keys) if key in accepted]
+
+
+def argument_refusals_name_the_class(case) -> None:
+    """Every argument the shared validators check, given NaN where the recipe builds the loss: each refusal names the
+    class (``MunchausenDQNLoss: tau must be ...``; the validator's words alone named only the argument) and the
+    argument."""
+    cls = case.entry.loss_class
+    keys = _checked_arguments(cls)
+    signature = inspect.signature(cls.__dict__["__init__"])
+    var_keyword = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None)
+    refused = []
+    for key in keys:
+
+        def nan(arguments, key=key):
+            if key in signature.parameters:
+                arguments[key] = math.nan
+            else:
+                arguments.setdefault(var_keyword, {})[key] = math.nan
+
+        with arguments_replaced(cls, nan):
+            try:
+                build(case)
+            except (ValueError, TypeError) as err:
+                message = str(err)
+                assert message.startswith(f"{cls.__name__}") and key in message, message
+                refused.append(key)
+    assert refused == keys, f"{cls.__name__} took NaN for {sorted(set(keys) - set(refused))}"
+
+
 MISUSES = {
     fn.__name__: fn
     for fn in (
@@ -199,6 +356,14 @@ MISUSES = {
         float64_batch,
         nan_with_check_finite,
         unknown_keyword,
+        nan_action,
+        reward_and_flag_shapes,
+        priority_weight_shape,
+        log_prob_per_dimension,
+        critic_for_another_width,
+        q_outputs_against_n,
+        a_different_knob_is_not_proposed,
+        argument_refusals_name_the_class,
     )
 }
 

@@ -147,3 +147,38 @@ def test_a_frozenlake_model_built_on_another_env_is_refused(name):
 def test_the_single_tree_search_rejects_the_batched_device_keyword_and_builds_otherwise():
     _refused(ValueError, r"device='cpu' is the batched search's", lambda: make_search("ments", DChain(4), device="cpu"))
     assert isinstance(make_search("ments", DChain(4)), TreeSearch)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_an_evaluator_that_returns_no_pair_is_refused_at_its_first_leaf(batched):
+    # "cannot unpack non-iterable float object"
+    if batched:
+        search = make_search("ments", TensorDChain(10), evaluator=lambda sim, states, gamma: 0.0, batched=True)
+        run = lambda: search.search(search.simulator.root(1), 5)  # noqa: E731
+        expected = ("BatchedTreeSearch calls its evaluator as evaluator(simulator, states, gamma) -> (values, q_init or "
+                    "None), all new leaves at once: it must return a pair, a [B] tensor of leaf values and the initial "
+                    "action values or None; it returned 0.0 (a float). Return the pair, e.g. lambda simulator, states, "
+                    "gamma: (values, None)")
+    else:
+        search = make_search("ments", DChain(10), evaluator=lambda sim: 0.0)
+        run = lambda: search.search(5)  # noqa: E731
+        expected = ("TreeSearch calls its evaluator as evaluator(simulator) -> (value, q_init or None), one leaf at a "
+                    "time: it must return a pair, a number (the leaf's value) and the initial action values or None; it "
+                    "returned 0.0 (a float). Return the pair, e.g. lambda simulator: (0.0, None)")
+    with pytest.raises(TypeError) as info:
+        run()
+    assert str(info.value) == expected
+
+
+def test_a_tensor_model_of_another_tree_is_refused_naming_the_attributes_and_its_model():
+    # TensorChanceTree(SyntheticTree(3, 3)): AttributeError: 'SyntheticTree' object has no attribute 'outcomes'
+    from torchrl_reg.planning.simulators import SyntheticTree
+    from torchrl_reg.planning.tensor_simulators import TensorChanceTree, TensorSyntheticTree
+
+    message = _refused(TypeError, r"^TensorChanceTree takes a ChanceTree", lambda: TensorChanceTree(SyntheticTree(3, 3)))
+    assert message.endswith(
+        "got a SyntheticTree, which has no ['outcomes', 'fan', 'internal', 'cumulative', 'step_reward']: its tensor model "
+        "is TensorSyntheticTree: TensorSyntheticTree([SyntheticTree(...)])"
+    ), message
+    _refused(TypeError, r"^TensorSyntheticTree takes a sequence of SyntheticTree .* pass the instances as a list, "
+             r"TensorSyntheticTree\(\[tree\]\)$", lambda: TensorSyntheticTree(SyntheticTree(3, 3)))

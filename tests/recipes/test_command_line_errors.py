@@ -103,3 +103,50 @@ def test_a_plus_prefixed_misspelled_key_is_refused_with_the_closest_key():
     with pytest.raises(ValueError, match=r"invalid config entry 'optim.lrr': not a key of the schema .*; did you "
                                          r"mean 'optim.lr'\? Accepted keys at this level: \['lr', "):
         m_dqn.validate(compose_config(CONF, "m_dqn", ["+optim.lrr=0.1"]))
+
+
+PRESET_CONFLICTS = {
+    # the override, the key the preset set, the file, the override that works
+    "planner.algorithm=dents": ("planner.tau=0.1: not read by dents", "planner.tau", "tree_search_preset/minatar.yaml",
+                                "planner.tau=null"),
+    "evaluator.kind=rollout": ("evaluator.prior_tau=0.1 is not used by evaluator.kind='rollout'", "evaluator.prior_tau",
+                               "tree_search_preset/minatar.yaml", "evaluator.prior_tau=1.0"),
+}
+
+
+@pytest.mark.parametrize("override", list(PRESET_CONFLICTS))
+def test_a_presets_value_that_the_choice_does_not_read_names_the_preset_and_the_override(override):
+    """The MinAtar preset sets MENTS's planner.tau and the network evaluator's prior_tau: another algorithm or evaluator
+    is refused, and the refusal says which file set the value and the override that unsets it."""
+    from torchrl_reg.configs import preset_overrides
+
+    refused, key, source, fix = PRESET_CONFLICTS[override]
+    overrides = ["tree_search_preset=minatar", override]
+    tree_search = recipe("tree_search")
+    with pytest.raises(ValueError) as info:
+        tree_search.validate(compose_config(CONF, "tree_search", overrides))
+    assert str(info.value).startswith(refused), info.value
+    note = preset_overrides(CONF, "tree_search", overrides, info.value)
+    assert note == f" ({key} was set by {source}, add {fix} to the command line)"
+    # the override it names is accepted: that refusal is gone
+    try:
+        tree_search.validate(compose_config(CONF, "tree_search", [*overrides, fix]))
+    except ValueError as err:
+        assert key not in str(err), err
+    # a value of the command line gets no note: the user set it
+    with pytest.raises(ValueError) as info:
+        tree_search.validate(compose_config(CONF, "tree_search", [*overrides, fix.replace("null", "0.2").replace("1.0", "0.2")]))
+    assert preset_overrides(CONF, "tree_search", [*overrides, fix.replace("null", "0.2").replace("1.0", "0.2")], info.value) == ""
+
+
+@pytest.mark.slow
+def test_a_preset_conflict_is_one_line_naming_the_preset_file_and_the_override(tmp_path):
+    done = _run(tmp_path, "tree_search.py", "tree_search_preset=minatar", "planner.algorithm=dents",
+                f"run_dir={tmp_path / 'run'}")
+    assert done.returncode == EXIT_REFUSED
+    assert done.stderr.splitlines() == [
+        "tree_search: config refused: planner.tau=0.1: not read by dents (it reads planner.alpha, planner.beta_0, "
+        "planner.eps); leave the other algorithms' knobs unset (planner.tau was set by tree_search_preset/minatar.yaml, "
+        "add planner.tau=null to the command line)"
+    ]
+    assert _nothing_on_disk(tmp_path)

@@ -25,6 +25,7 @@ from torchrl_reg.configs.checks import check_config, check_loss_config, structur
 from torchrl_reg.configs.compose import (
     compose_config,
     config_sources,
+    preset_overrides,
     recipe_config_path,
     recipe_schema,
     register_schema,
@@ -67,6 +68,7 @@ __all__ = [
     "compose_config",
     "config_help",
     "config_sources",
+    "preset_overrides",
     "default_of",
     "key_docs",
     "recipe_config_path",

@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -193,6 +194,7 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_count("optim.learning_starts", o.learning_starts, 0)
     check_count("optim.frames_per_update", o.frames_per_update)
     check_multiple("collector.frames_per_batch", c.frames_per_batch, "optim.frames_per_update", o.frames_per_update)
+    warn_if_no_update(c, o)
 
     check_count("eval.interval", cfg.eval.interval, 0)
     check_count("eval.episodes", cfg.eval.episodes, 0)
@@ -200,6 +202,24 @@ def validate_recipe_config(cfg: DictConfig) -> None:
     check_count("eval.max_steps", cfg.eval.max_steps)
     check_count("checkpoint.interval", cfg.checkpoint.interval, 0)
     check_count("logger.interval", cfg.logger.interval)
+
+
+def warn_if_no_update(collector: Any, optim: Any) -> None:
+    """Warn (once per budget, when the config is checked) that ``collector.total_frames`` (as the collector rounds it,
+    up to whole batches) leaves fewer than ``optim.frames_per_update`` frames after ``optim.learning_starts``: the run
+    would complete and report the returns of its untrained policy with 0 updates, and no word. A warning, not a
+    refusal: a budget of a few frames is how a run directory, a checkpoint or a sweep is tried out."""
+    batches = -(-collector.total_frames // collector.frames_per_batch)
+    frames = batches * collector.frames_per_batch
+    if frames - optim.learning_starts < optim.frames_per_update:
+        warnings.warn(
+            f"collector.total_frames={collector.total_frames} ({frames} frames collected in whole batches) is not "
+            f"optim.frames_per_update={optim.frames_per_update} past optim.learning_starts={optim.learning_starts}: "
+            "the run makes no update and reports an untrained policy; raise collector.total_frames above "
+            f"{optim.learning_starts + optim.frames_per_update - 1} or lower optim.learning_starts",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def check_env_backend(env: Any) -> None:

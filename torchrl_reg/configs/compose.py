@@ -14,6 +14,7 @@ __all__ = [
     "ConfigSources",
     "compose_config",
     "config_sources",
+    "preset_overrides",
     "env_preset_id",
     "recipe_config_path",
     "recipe_schema",
@@ -184,6 +185,26 @@ def config_sources(config_dir: str | Path, config_name: str, overrides: Iterable
         if not key.startswith("hydra."):
             values[key] = "command line"
     return ConfigSources(groups, values)
+
+
+def preset_overrides(config_dir: str | Path, config_name: str, overrides: Iterable[str], error: Exception) -> str:
+    """What to add to the refusal ``error`` of the config ``compose_config(config_dir, config_name, overrides)`` when
+    it refuses a value that a config file set, not the command line (``planner.tau=0.1`` of
+    ``tree_search_preset/minatar.yaml`` with ``planner.algorithm=dents``): the file and the override that unsets it
+    (``planner.tau=null``), from the ``settings`` of an :class:`~torchrl_reg.validation.UnreadValue`; ``""`` for any
+    other error, or a value of the command line."""
+    settings = getattr(error, "settings", None)
+    if not settings:
+        return ""
+    try:
+        sources = config_sources(config_dir, config_name, overrides).values
+    except Exception:  # noqa: BLE001 -- the refusal stands without its note
+        return ""
+    notes = [
+        f"{key} was set by {sources[key]}, add {key}={value} to the command line"
+        for key, value in settings.items() if sources.get(key, "command line") != "command line"
+    ]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _leaf_keys(node: object, prefix: str = "") -> list[str]:

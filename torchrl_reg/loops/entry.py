@@ -32,6 +32,7 @@ from torchrl_reg.configs import (
     compose_config,
     config_help,
     config_sources,
+    preset_overrides,
     recipe_config_path,
     with_search_path,
 )
@@ -176,7 +177,8 @@ def recipe_entry(
         except HydraException as err:  # a key or option the config does not have, or an override Hydra cannot read
             _refuse(override_refusal(conf, name, overrides, err))
         except (ValueError, FileNotFoundError) as err:
-            _refuse(f"{name}: config refused: {err}")
+            # a preset's value the choice does not read: its file and the override that unsets it
+            _refuse(f"{name}: config refused: {err}{preset_overrides(conf, name, overrides, err)}")
         # The run directory's refusals (a resume with another config, a live run, files no run wrote, a link), decided
         # before Hydra starts: a refused command leaves every file of the directory as it was.
         try:

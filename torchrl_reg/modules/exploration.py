@@ -19,13 +19,37 @@ from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torchrl.data.tensor_specs import TensorSpec
+from torchrl.data.utils import _find_action_space
 from torchrl.envs.utils import ExplorationType, exploration_type
 from torchrl.modules import EGreedyModule
 
 from torchrl_reg import functional as F
 from torchrl_reg.validation import check_tau
 
-__all__ = ["BoltzmannExploration", "AnnealedEpsilonGreedy", "linear_schedule"]
+__all__ = ["BoltzmannExploration", "AnnealedEpsilonGreedy", "discrete_action_space", "linear_schedule"]
+
+
+def discrete_action_space(owner: str, spec: TensorSpec | str, *, names: bool = False) -> str:
+    """``"categorical"`` or ``"one_hot"``: how ``spec`` (a ``Categorical`` or ``OneHot`` spec; with ``names`` also the
+    strings ``"categorical"`` / ``"one-hot"``) encodes a discrete action, read when ``owner`` (an exploration module
+    drawing one of ``n`` actions) is built; anything else is refused naming ``owner``, the spec and what is
+    accepted, where a ``Bounded`` spec was taken and failed at the first forward."""
+    accepted = "a Categorical or OneHot action spec" + (" (or 'categorical' / 'one-hot')" if names else "")
+    if isinstance(spec, str) and not names:
+        space = None
+    else:
+        try:
+            space = _find_action_space(spec)
+        except (ValueError, KeyError, NotImplementedError, TypeError, AttributeError):
+            space = None
+    space = "one_hot" if space == "one-hot" else space
+    if space not in ("categorical", "one_hot"):
+        shown = spec if isinstance(spec, str) else type(spec).__name__
+        raise ValueError(
+            f"{owner} draws one of n discrete actions and needs {accepted}; got {shown!r}: a Box action (Bounded) is "
+            "explored by the policy's own noise, not by this module"
+        )
+    return space
 
 
 class BoltzmannExploration(TensorDictModuleBase):
@@ -62,6 +86,7 @@ class BoltzmannExploration(TensorDictModuleBase):
                 "pass tau=lambda: t to read a live temperature (e.g. loss.temperature) at every call, or "
                 "tau=float(t) for a fixed one"
             )
+        discrete_action_space("BoltzmannExploration", spec)
         super().__init__()
         self.tau = tau if callable(tau) else check_tau(tau)
         self.spec = spec

@@ -18,10 +18,10 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torch import nn
 from torchrl.data.tensor_specs import TensorSpec
-from torchrl.data.utils import _find_action_space
 from torchrl.envs.utils import ExplorationType, exploration_type
 
 from torchrl_reg import functional as F
+from torchrl_reg.modules.exploration import discrete_action_space
 from torchrl_reg.validation import check_beta, check_prior
 
 __all__ = ["ActionPrior", "PriorEGreedyModule"]
@@ -172,9 +172,7 @@ class PriorEGreedyModule(TensorDictModuleBase):
             raise ValueError(f"annealing_num_steps must be >= 1, got annealing_num_steps={annealing_num_steps}")
         if not isinstance(prior, ActionPrior):
             raise TypeError(f"prior must be an ActionPrior (e.g. loss.prior), got {type(prior).__name__}")
-        space = _find_action_space(spec)
-        if space not in ("categorical", "one_hot"):
-            raise ValueError(f"PriorEGreedyModule needs a 'categorical' or 'one-hot' action spec, got {space!r}")
+        space = discrete_action_space("PriorEGreedyModule", spec, names=True)
         super().__init__()
         self.action_space = space
         self.prior = prior

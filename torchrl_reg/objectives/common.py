@@ -50,7 +50,7 @@ from torchrl.objectives.utils import ValueEstimators, dispatch_value_estimator, 
 from torchrl.objectives.value import TD0Estimator, ValueEstimatorBase
 
 from torchrl_reg import functional as F
-from torchrl_reg.validation import ArgumentChecks, check_bool, check_choice, check_gamma, check_keywords
+from torchrl_reg.validation import ArgumentChecks, check_bool, check_choice, check_gamma, check_keywords, refusals_named
 from torchrl_reg.value import RegValueEstimators, SoftTD0Estimator
 
 __all__ = [
@@ -424,6 +424,7 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
         if weights and self.use_prioritized_weights in (True, "auto"):
             weight = tensordict.get(keys.priority_weight, None)
             if weight is not None:
+                self._check_signal_shape(keys.priority_weight, weight, tensordict.batch_size, "one weight per transition")
                 low, high = torch.aminmax(weight)  # a NaN propagates to both
                 checks.append(
                     (keys.priority_weight, _within(low, high, 0, float("inf")),
@@ -496,8 +497,47 @@ class RegularizedLossBase(ArgumentChecks, LossModule):
             flag = tensordict.get(("next", getattr(keys, name)), None)
             if flag is not None and (flag.is_floating_point() or flag.is_complex()):
                 raise TypeError(
-                    f"('next', {getattr(keys, name)!r}) must be a bool or integer 0/1 flag, got dtype {flag.dtype}"
+                    f"{type(self).__name__}: ('next', {getattr(keys, name)!r}) must be a bool or integer 0/1 flag, got "
+                    f"dtype {flag.dtype}"
                 )
+        self._check_signal_shapes(tensordict)
+        if not self.__dict__.get("_networks_probed") and not is_compiling():
+            self._probe_networks(tensordict)
+            self.__dict__["_networks_probed"] = True
+
+    def _check_signal_shape(self, key: NestedKey, value: torch.Tensor, batch_shape: torch.Size, what: str) -> None:
+        """Refuse ``value`` (a reward, a flag, a priority weight) unless it is shaped as the batch, or as the batch with
+        a trailing 1: another shape broadcasts (``[N]`` against ``[N, 1]`` is ``[N, N]``) or fails deep in a reshape."""
+        batch = list(batch_shape)
+        if list(value.shape) not in (batch, [*batch, 1]):
+            raise ValueError(
+                f"{type(self).__name__}: {key!r} must hold {what}, shaped as the batch {batch} or {[*batch, 1]}; got "
+                f"shape {list(value.shape)}"
+            )
+
+    def _check_signal_shapes(self, tensordict: TensorDictBase) -> None:
+        """The reward and the ``done`` / ``terminated`` flags: each shaped as the batch (or with a trailing 1), all
+        three alike (TorchRL's estimators refuse ``[N]`` beside ``[N, 1]`` deep inside, with no key named)."""
+        keys, batch = self.tensor_keys, tensordict.batch_size
+        shapes = {}
+        for name in ("reward", "done", "terminated"):
+            key = ("next", getattr(keys, name)) if hasattr(keys, name) else None
+            value = None if key is None else tensordict.get(key, None)
+            if isinstance(value, torch.Tensor):
+                self._check_signal_shape(key, value, batch, f"one {name} per transition")
+                shapes[key] = list(value.shape)
+        if len({tuple(shape) for shape in shapes.values()}) > 1:
+            seen = ", ".join(f"{key!r} {shape}" for key, shape in shapes.items())
+            raise ValueError(
+                f"{type(self).__name__}: the reward and the done / terminated flags must share one shape, {list(batch)} "
+                f"or {[*batch, 1]} (TorchRL's envs write {[*batch, 1]}); got {seen}: reshape them alike "
+                "(.unsqueeze(-1) or .squeeze(-1))"
+            )
+
+    def _probe_networks(self, tensordict: TensorDictBase) -> None:
+        """Called once, on the first batch whose layout is checked (before the replay buffer when the loop checks
+        transitions there): call the networks on one transition and refuse outputs of a shape the loss would
+        broadcast or fail on deep inside (a subclass checks its own networks). None by default."""
 
     def _read_modules(self) -> dict[str, nn.Module]:
         """The modules the loss reads but does not own, by what they are in words (``{"critic": module}``): held
@@ -693,6 +733,9 @@ class ActorCriticLossBase(RegularizedLossBase):
     critic_argument: ClassVar[str | None] = None
     #: What the critic must be, in words (for the refusal of a probabilistic one).
     critic_kind: ClassVar[str] = "a Q(s, a) module writing 'state_action_value'"
+    #: For a state-value critic ``V(s)``: the fix named when the critic reads the action (a ``Q(s, a)`` passed where
+    #: ``V(s)`` is read); ``None``: the critic reads the action.
+    state_value_critic: ClassVar[str | None] = None
     #: What the actor loss draws from the actor's distribution: ``"log_prob"`` (the density of replayed actions),
     #: ``"rsample"`` (also a reparametrized sample), ``"rsample_or_support"`` (or exact sums over a finite support).
     actor_sample: ClassVar[str] = "rsample"
@@ -723,6 +766,13 @@ class ActorCriticLossBase(RegularizedLossBase):
             raise TypeError(
                 f"{name}: {cls.critic_argument} must be {cls.critic_kind}, got a probabilistic actor "
                 f"({type(critic).__name__}); are the two networks swapped?"
+            )
+        action = getattr(getattr(cls, "default_keys", None), "action", "action")
+        if critic is not None and cls.state_value_critic and action in getattr(critic, "in_keys", ()):
+            raise TypeError(
+                f"{name}: {cls.critic_argument} must be {cls.critic_kind}, a V(s) critic of the observation alone; got "
+                f"one that reads {action!r} (in_keys {list(critic.in_keys)}), a Q(s, a) critic. Use "
+                f"{cls.state_value_critic}"
             )
         if actor is not None:
             problem = _distribution_problem(actor, cls.actor_sample)
@@ -769,11 +819,81 @@ class ActorCriticLossBase(RegularizedLossBase):
                 )
         _queue_bounds_check(self._action_bounds(), key, action, checks)
 
+    # -- the networks, probed once ------------------------------------------------------------
+    def _probe_action(self, one: TensorDictBase) -> torch.Tensor:
+        """An action of the action spec for one transition (the box's middle), else the batch's own."""
+        bounds, shape = self._action_bounds(), self._action_shape()
+        action = one.get(self.tensor_keys.action)
+        if bounds is not None:
+            low, high = bounds
+            return ((low + high) / 2).to(action).expand(*one.batch_size, *low.shape)
+        if shape is not None:
+            return torch.zeros(*one.batch_size, *shape, dtype=action.dtype, device=action.device)
+        return action
+
+    def _probe_networks(self, tensordict: TensorDictBase) -> None:
+        """The actor's log-density and the critic, each called once on one transition with an action of the action
+        spec: a log-probability per action dimension (a ``Normal`` not wrapped in ``Independent``) broadcasts against
+        the batch's values, and a critic built for another action width fails inside its first matmul."""
+        one = tensordict[:1] if tensordict.batch_dims else tensordict.unsqueeze(0)
+        if torch._C._functorch.is_batchedtensor(one.get(self.tensor_keys.action)):
+            return
+        key = self.tensor_keys.action
+        action = self._probe_action(one)
+        with torch.no_grad():
+            actor = getattr(self, self.actor_attribute, None) if self.actor_attribute else None
+            if actor is not None and hasattr(actor, "get_dist"):
+                self._probe_actor(actor, one, action)
+            critic = getattr(self, self.critic_argument, None) if self.critic_argument else None
+            if isinstance(critic, nn.Module):
+                self._probe_critic(critic, one.exclude(key).set(key, action))
+
+    def _probe_actor(self, actor: nn.Module, one: TensorDictBase, action: torch.Tensor) -> None:
+        name, batch = type(self).__name__, list(one.batch_size)
+        log_prob = actor.get_dist(one.select(*actor.in_keys, strict=False)).log_prob(action)
+        if list(log_prob.shape) != batch:
+            modules = [m for m in actor.modules() if isinstance(m, ProbabilisticTensorDictModule)]
+            cls = getattr(modules[-1].distribution_class, "__name__", "?") if modules else "?"
+            raise ValueError(
+                f"{name}: its {self.actor_attribute}'s log_prob of one action has shape {list(log_prob.shape)}, not "
+                f"{batch} (one log-density per transition, the action of shape {list(action.shape[len(batch):])} "
+                f"scored whole): its distribution {cls} scores each action dimension apart. Use a distribution over "
+                "the whole action: torchrl.modules.IndependentNormal (or TanhNormal), or "
+                "torchrl_reg.modules.policies.tanh_normal_policy"
+            )
+
+    def _probe_critic(self, critic: nn.Module, one: TensorDictBase) -> None:
+        name, attribute = type(self).__name__, self.critic_argument
+        inputs = one.select(*critic.in_keys, strict=False)
+        shapes = {key: list(inputs.get(key).shape[1:]) for key in critic.in_keys if key in inputs.keys(True, True)}
+        try:
+            out = critic(inputs)
+        except RuntimeError as err:
+            widths = [shape[-1] for shape in shapes.values() if len(shape) == 1]
+            fix = ""
+            if len(widths) == len(shapes) and widths:
+                fix = f"; an MLP critic takes {' + '.join(map(str, widths))} = {sum(widths)} input features"
+            if self.tensor_keys.action in critic.in_keys:
+                fix += f" (e.g. state_action_value_network({', '.join(map(str, widths))}))" if len(widths) == 2 else ""
+            raise ValueError(
+                f"{name}: its {attribute} fails on one transition's inputs {shapes} (the action of the action "
+                f"spec's shape {list(self._action_shape() or [])}): {str(err).splitlines()[0]}{fix}"
+            ) from None
+        field = self.network_outputs.get(attribute)
+        key = getattr(self.tensor_keys, field) if field else (critic.out_keys[-1] if getattr(critic, "out_keys", None) else None)
+        value = out.get(key, None) if key is not None and isinstance(out, TensorDictBase) else None
+        if isinstance(value, torch.Tensor) and list(value.shape) not in (list(one.batch_size), [*one.batch_size, 1]):
+            raise ValueError(
+                f"{name}: its {attribute} writes {key!r} of shape {list(value.shape)} for one transition; one value per "
+                f"transition is read ({list(one.batch_size)} or {[*one.batch_size, 1]}): build it with out_features=1"
+            )
+
 
 def _networks_checked(owner: type[ActorCriticLossBase], init: Any) -> Any:
     """``init`` (the constructor of ``owner``) with its actor and critic checked first (:meth:`~ActorCriticLossBase.check_networks`)."""
     signature = inspect.signature(init)
 
+    @refusals_named
     @functools.wraps(init)
     def networks_checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
         check_keywords(type(self), owner, kwargs)
@@ -863,6 +983,25 @@ class RegularizedDQNLossBase(RegularizedLossBase):
         ]
 
     # -- input checks -------------------------------------------------------------------------
+    def _probe_networks(self, tensordict: TensorDictBase) -> None:
+        """The action values of one transition against the action spec's ``n``: more outputs than actions train a
+        softmax (and a max) over actions the env never takes, without a word."""
+        if self.num_actions is None:
+            return
+        one = tensordict[:1] if tensordict.batch_dims else tensordict.unsqueeze(0)
+        inputs = one.select(*self._q_network.in_keys, strict=False)
+        if any(torch._C._functorch.is_batchedtensor(value) for value in inputs.values(True, True)):
+            return
+        with torch.no_grad():
+            width = self._action_values(inputs).shape[-1]
+        if width != self.num_actions:
+            raise ValueError(
+                f"{type(self).__name__}: its value network writes {width} action values per state, but the action "
+                f"spec has n={self.num_actions} actions: the loss's softmax and max would range over actions the env "
+                f"never takes; build the network with {self.num_actions} outputs (out_features={self.num_actions}), or "
+                f"the spec with the network's {width}"
+            )
+
     def _check_action(self, action: torch.Tensor, batch_shape: torch.Size, checks: list) -> None:
         _check_discrete_action(self, action, self.tensor_keys.action, self.num_actions, batch_shape, checks)
 
@@ -1095,7 +1234,7 @@ def _queue_bounds_check(
     never clamped (a critic trained outside the box learns values of actions never taken or sampled)."""
     if bounds is not None:
         low, high = (bound.to(action.device) for bound in bounds)
-        outside = (action < low) | (action > high)
+        outside = ~((action >= low) & (action <= high))  # NaN fails both comparisons: outside the box
         # The message is built only when the check fails: .tolist() here broke a compiled forward's graph, and its
         # resume function recompiled at every call until Dynamo's limit (the GPU check of 2026-11-26).
         checks.append((key, ~outside.any(), lambda: outside, lambda: f"inside the action box [{low.tolist()}, {high.tolist()}]"))

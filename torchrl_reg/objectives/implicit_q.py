@@ -152,6 +152,7 @@ class ImplicitQLoss(ActorCriticLossBase):
     actor_argument = "policy_network"
     critic_argument = "value_network"
     critic_kind = "a state-value module (e.g. a ValueOperator writing 'state_value')"
+    state_value_critic = "torchrl_reg.modules.critics.state_value_network(observation_dim) (a ValueOperator writing 'state_value')"
     actor_attribute = "policy_network"
     actor_sample = "log_prob"
     actor_use = "regresses the implicit Q-value tau ln pi(a_t|s_t) + V(s_t), the log-density of the replayed actions"

@@ -630,6 +630,14 @@ class SoftQLearningLoss(ArgumentChecks, LossModule):
     )
 
     def __init__(self, critic: SoftQLoss, actor: SVGDPolicyLoss) -> None:
+        if not (isinstance(critic, SoftQLoss) and isinstance(actor, SVGDPolicyLoss)):
+            swapped = isinstance(critic, SVGDPolicyLoss) and isinstance(actor, SoftQLoss)
+            raise TypeError(
+                f"SoftQLearningLoss(critic, actor) takes a SoftQLoss, then an SVGDPolicyLoss; got "
+                f"{type(critic).__name__} and {type(actor).__name__}"
+                + ("; are the two swapped? Pass SoftQLearningLoss(critic=SoftQLoss(...), actor=SVGDPolicyLoss(...))"
+                   if swapped else "")
+            )
         if actor.__dict__["_qvalue"] is not critic.qvalue_network:
             raise ValueError("the SVGDPolicyLoss must read the Q-network that the SoftQLoss trains (the same module)")
         if float(actor.tau) != float(critic.tau):

@@ -54,6 +54,7 @@ from typing import Any
 from torchrl_reg.planning.backups import Backup, BellmanBackup, MeanBackup, PowerMeanBackup, SoftmaxBackup, TsallisBackup
 from torchrl_reg.planning.knobs import KNOB_DEFAULTS, KNOB_TABLE, Knob, check_knob
 from torchrl_reg.planning.scores import BoltzmannScore, DENTSScore, E2WScore, TreePolicy, TsallisScore, UCB1Score
+from torchrl_reg.validation import UnreadValue
 
 __all__ = [
     "ALGORITHMS", "Algorithm", "KNOBS", "KNOB_DEFAULTS", "KNOB_TABLE", "Knob", "RECOMMENDATIONS", "TABLE", "Policy", "algorithm_knobs",
@@ -136,9 +137,10 @@ def algorithm_knobs(algorithm: str, given: dict[str, float | None], *, prefix: s
     foreign = {k: v for k, v in given.items() if v is not None and k not in reads}
     if foreign:
         shown = ", ".join(f"{prefix}{k}={v}" for k, v in foreign.items())
-        raise ValueError(
+        raise UnreadValue(
             f"{shown}: not read by {algorithm} (it reads {', '.join(prefix + k for k in reads)}); leave the other "
-            "algorithms' knobs unset"
+            "algorithms' knobs unset",
+            {f"{prefix}{k}": "null" for k in foreign},
         )
     return {k: KNOB_DEFAULTS[k] if given.get(k) is None else given[k] for k in reads}
 

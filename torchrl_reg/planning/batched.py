@@ -59,7 +59,9 @@ import torch
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, algorithm_of
 from torchrl_reg.planning.backups import Backup, chance_mean_rows
 from torchrl_reg.planning.records import EdgeStats, NodeStats
-from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
+from torchrl_reg.planning.evaluators import (
+    RandomRollout, check_evaluator, evaluator_result_refusal, evaluator_rng_state, load_evaluator_rng_state,
+)
 from torchrl_reg.planning.tensor_simulators import TensorSimulator, check_search_simulator
 from torchrl_reg.validation import check_count, select_device
 
@@ -368,8 +370,13 @@ class BatchedTreeSearch:
         value = torch.zeros(added.shape, dtype=self.dtype, device=self.device)
         q_init: torch.Tensor | None = None
         if bool(evaluate.any()):
-            value, given = self.evaluator(self.simulator, state, self.gamma)
-            if not bool(torch.isfinite(value).all()):
+            result = self.evaluator(self.simulator, state, self.gamma)
+            try:
+                value, given = result
+                finite = bool(torch.isfinite(value).all())
+            except (TypeError, ValueError):  # not a pair, or values that are no tensor: refused, naming the search
+                raise evaluator_result_refusal("BatchedTreeSearch", result, batched=True) from None
+            if not finite:
                 _check_finite("the leaf evaluation", value, evaluate)
             value = torch.where(evaluate, value.to(self.dtype), 0.0)
             if given is not None:

@@ -29,7 +29,7 @@ from torchrl_reg.planning.simulators import Simulator
 from torchrl_reg.planning.tensor_simulators import TensorSimulator
 from torchrl_reg.validation import check_positive
 
-__all__ = ["RandomRollout", "QNetworkEvaluator", "check_evaluator"]
+__all__ = ["RandomRollout", "QNetworkEvaluator", "check_evaluator", "evaluator_result_refusal"]
 
 
 class RandomRollout:
@@ -286,6 +286,21 @@ def check_evaluator(evaluator: Any, *, batched: bool, owner: str, gamma: float, 
             fix += f", or search with {other}, whose evaluator it is"
         takes = ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in signature.parameters.values())
         raise TypeError(f"{owner} calls its evaluator as {calls}; {name}({takes}) cannot be called so: {fix}")
+
+
+def evaluator_result_refusal(owner: str, result: Any, *, batched: bool) -> TypeError:
+    """The refusal of what an evaluator returned when it is not the pair the search ``owner`` reads: ``(value,
+    q_init or None)``, a number (``batched``: a ``[B]`` tensor of values) and the initial action values or ``None``.
+    Raised at the search's first leaf, where unpacking failed with "cannot unpack non-iterable float object"."""
+    calls, _, _ = _LOOPS[batched]
+    shown = repr(result)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    value = "a [B] tensor of leaf values" if batched else "a number (the leaf's value)"
+    example = "lambda simulator, states, gamma: (values, None)" if batched else "lambda simulator: (0.0, None)"
+    return TypeError(
+        f"{owner} calls its evaluator as {calls}: it must return a pair, {value} and the initial action values or "
+        f"None; it returned {shown} (a {type(result).__name__}). Return the pair, e.g. {example}"
+    )
 
 
 def _takes(signature: inspect.Signature, count: int) -> bool:

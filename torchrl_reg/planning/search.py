@@ -21,7 +21,9 @@ from torchrl_reg.plain_state import decode, encode
 from torchrl_reg.planning.algorithms import RECOMMENDATIONS, Policy, algorithm_of
 from torchrl_reg.planning.backups import Backup, bellman_value, chance_mean
 from torchrl_reg.planning.records import EdgeStats, NodeStats, make_record
-from torchrl_reg.planning.evaluators import RandomRollout, check_evaluator, evaluator_rng_state, load_evaluator_rng_state
+from torchrl_reg.planning.evaluators import (
+    RandomRollout, check_evaluator, evaluator_result_refusal, evaluator_rng_state, load_evaluator_rng_state,
+)
 from torchrl_reg.planning.simulators import Simulator, check_simulator
 from torchrl_reg.planning.tensor_simulators import check_search_simulator
 from torchrl_reg.planning.tree import SearchTree
@@ -114,8 +116,13 @@ class TreeSearch:
 
     def _evaluate(self) -> tuple[float, Any]:
         """The evaluator's ``(value, initial action values)`` at the simulator's state, refused unless finite."""
-        value, q_init = self.evaluator(self.simulator)
-        if not math.isfinite(value):
+        result = self.evaluator(self.simulator)
+        try:
+            value, q_init = result
+            finite = math.isfinite(value)
+        except (TypeError, ValueError):  # not a pair, or a value that is no number: refused whole, naming the search
+            raise evaluator_result_refusal("TreeSearch", result, batched=False) from None
+        if not finite:
             raise ValueError(f"the leaf evaluation is {value}; a tree search needs finite values")
         if q_init is None:
             return value, self.q_init

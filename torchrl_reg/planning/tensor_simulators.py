@@ -31,7 +31,7 @@ from torchrl_reg.planning.simulators import ChanceTree, DChain, FrozenLakeSimula
 
 __all__ = [
     "TensorSimulator", "TensorDChain", "TensorSyntheticTree", "TensorChanceTree", "TensorFrozenLake", "TENSOR_MODELS",
-    "check_index_states", "check_search_simulator",
+    "check_index_states", "check_model_attributes", "check_search_simulator",
 ]
 
 #: Each single-tree simulator's model for the batched search, by class name (:func:`check_search_simulator`).
@@ -84,6 +84,28 @@ def check_search_simulator(simulator: object, *, batched: bool, owner: str) -> N
             f"{owner} steps one Simulator (save, restore, step(action)); {name} is a TensorSimulator, the batched "
             f"search's model of a batch of states: search it with BatchedTreeSearch (make_search(..., batched=True)){fix}"
         )
+
+
+def check_model_attributes(owner: str, model: object, kind: str, attributes: Sequence[str], fix: str = "") -> None:
+    """Refuse ``model`` (what a tensor model's constructor copies into tables: ``kind``, e.g. a ``ChanceTree``) when
+    it lacks one of ``attributes``: the error names ``owner``, what it takes, the attributes missing and ``fix``
+    (the tensor model of what was passed), where reading them failed with an ``AttributeError`` deep in the copy."""
+    missing = [name for name in attributes if not hasattr(model, name)]
+    if missing:
+        raise TypeError(
+            f"{owner} takes a {kind} (it reads {list(attributes)}); got a {type(model).__name__}, which has no "
+            f"{missing}" + (f": {fix}" if fix else "")
+        )
+
+
+def _tensor_model_of(model: object) -> str:
+    """The tensor model that takes ``model`` (a single-tree simulator's), in words, for a refusal's fix."""
+    name = type(model).__name__
+    twin = TENSOR_MODELS.get(name)
+    if twin is None:
+        return ""
+    taken = f"{twin}([{name}(...)])" if twin == "TensorSyntheticTree" else f"{twin}({name}(...))"
+    return f"its tensor model is {twin}: {taken}"
 
 
 def check_index_states(owner: object, state: object, columns: Sequence[tuple[str, int, int]]) -> None:
@@ -144,6 +166,11 @@ class TensorDChain:
         return torch.where(done, i, i + 1).unsqueeze(-1), reward, done
 
 
+#: What :class:`TensorSyntheticTree` and :class:`TensorChanceTree` read of the trees they copy.
+_SYNTHETIC_TREE = ("num_actions", "depth", "noise_std", "first_leaf", "edge_reward", "leaf_value")
+_CHANCE_TREE = ("num_actions", "outcomes", "depth", "fan", "internal", "cumulative", "step_reward")
+
+
 class TensorSyntheticTree:
     """Synthetic k-ary trees as lookup tables; a state ``[B, 3]`` is (instance, node id, level).
 
@@ -156,9 +183,14 @@ class TensorSyntheticTree:
     """
 
     def __init__(self, trees: Sequence[SyntheticTree], *, seed: int = 0, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"):
+        if not isinstance(trees, Sequence):
+            check_model_attributes("TensorSyntheticTree", trees, "sequence of SyntheticTree", ["__len__", "__getitem__"],
+                                   "pass the instances as a list, TensorSyntheticTree([tree])")
         trees = list(trees)
         if not trees:
-            raise ValueError("trees must hold at least one SyntheticTree")
+            raise ValueError("TensorSyntheticTree: trees must hold at least one SyntheticTree")
+        for tree in trees:
+            check_model_attributes("TensorSyntheticTree", tree, "SyntheticTree", _SYNTHETIC_TREE, _tensor_model_of(tree))
         shapes = {(t.num_actions, t.depth, t.noise_std) for t in trees}
         if len(shapes) > 1:
             raise ValueError(f"the trees must share branching, depth and noise_std, got (branching, depth, noise_std) in {sorted(shapes)}")
@@ -237,6 +269,7 @@ class TensorChanceTree:
         self, tree: ChanceTree, *, seed: int = 0, uniform: Callable[[int], torch.Tensor] | None = None,
         dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu",
     ):
+        check_model_attributes("TensorChanceTree", tree, "ChanceTree", _CHANCE_TREE, _tensor_model_of(tree))
         self.num_actions = tree.num_actions
         self.outcomes = self.max_outcomes = tree.outcomes
         self.depth = tree.depth

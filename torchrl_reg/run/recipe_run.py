@@ -49,7 +49,7 @@ from torchrl_reg.run.files import descriptor_path
 from torchrl_reg.run.logs import read_csv_scalar
 from torchrl_reg.run.metrics import return_metrics
 from torchrl_reg.run.rundir import StorageRefused, hold_run_subfolder
-from torchrl_reg.validation import check_count, check_finite_tensors, check_numbers
+from torchrl_reg.validation import check_count, check_finite_tensors, check_numbers, check_optimizer_state
 
 __all__ = ["RecipeRun", "check_finite_rewards", "command_line_keys", "crossed", "preset_line", "replay_scratch_dir",
            "transition_bytes"]
@@ -272,7 +272,8 @@ class RecipeRun(Run):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict`'s entries, each checked as the run makes it (``ValueError`` naming the entry):
         frames a whole number of batches within ``collector.total_frames``, no more updates than those frames are
-        owed, finite weights and optimizer state (where the freshly built objects' are), finite rewards and
+        owed, finite weights and optimizer state (where the freshly built objects' are; an optimizer's second moments >= 0 and its
+        step counts whole numbers up to the run's updates), finite rewards and
         observations in the replay buffer and collector, and the episode and evaluation history in range."""
         cfg = self.cfg
         batch = cfg.collector.frames_per_batch
@@ -286,6 +287,8 @@ class RecipeRun(Run):
             raise ValueError(f"updates must be at most the {owed} updates {frames} frames are owed, got {updates}")
         for name, obj in self.stateful.items():
             check_finite_tensors(name, state[name], obj.state_dict())
+            if isinstance(obj, torch.optim.Optimizer):  # second moments >= 0, step counts within the run's updates
+                check_optimizer_state(name, state[name], updates)
         episodes = len(check_numbers("tracker.returns", state["tracker"]["returns"]))
         check_numbers("tracker.end_frames", state["tracker"]["end_frames"], 1, frames, integer=True)
         evaluations = len(check_numbers("eval_returns", state["eval_returns"]))
