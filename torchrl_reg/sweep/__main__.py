@@ -135,7 +135,9 @@ def _print_one_status(sweep_dir: str) -> int:
         print(f"{r['name']:<{width}}  {state:<24} job {r['job_id'] or '-'}")
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for r in rows:
-        if r["status"] != "completed" and r["queue"] is None and r["stderr"]:
+        if r["mismatch"] is not None:  # escaped where it was made (launch.config_mismatch)
+            print(f"  {r['name']}: {r['mismatch']}")
+        elif r["status"] != "completed" and r["queue"] is None and r["stderr"]:
             print(f"  {r['name']}: logs {printable(r['stdout'])} {printable(r['stderr'])}")
     return 0 if counts.get("completed", 0) == len(rows) else 1
 
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         for sweep_dir, indices, recipe, _ in todo:
             print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
             codes = run_local(sweep_dir, indices, parallel, recipe=recipe)
+            if codes.refused is not None:
+                raise SweepError(codes.refused)
             stopped = codes.stopped_by is not None
             if stopped or len(codes) < len(indices) or any(c != 0 for c in codes.values()):
                 incomplete = True
