@@ -36,7 +36,7 @@ from torchrl_reg.configs import (
     recipe_config_path,
     with_search_path,
 )
-from torchrl_reg.cli import printable, shown
+from torchrl_reg.cli import shown
 from torchrl_reg.configs.compose import env_preset_id
 from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, offered_losses
