@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                 sweep = read_sweep_file(sweep_dir)
                 recipe = sweep_recipe(sweep, args.recipe)
                 indices, queued = unfinished_tasks(sweep_dir)
+                mismatched = [r["name"] for r in sweep_status(sweep_dir) if r["mismatch"] is not None]
+                if mismatched:
+                    print(f"{len(mismatched)} tasks of {sweep_dir} hold the run of another config (--status names the "
+                          f"keys); not run again over it: {', '.join(printable(n) for n in mismatched)}")
                 check_recorded_configs(recipe, [sweep["tasks"][i] for i in indices])  # before anything is submitted
                 recipe = recipe.path
                 if queued:
