@@ -29,13 +29,13 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "planning": ("functional", "plain_state", "validation"),
     "modules": ("functional", "validation"),
     "objectives": ("functional", "validation", "value", "modules"),
-    "run": ("envs", "plain_state", "validation"),
-    "configs": ("envs", "modules", "planning", "run", "validation"),
+    "run": ("cli", "envs", "plain_state", "validation"),
+    "configs": ("cli", "envs", "modules", "planning", "run", "validation"),
     "trainer_configs": ("configs", "modules", "objectives", "validation"),
     "loops": ("cli", "configs", "data", "envs", "modules", "objectives", "planning", "run", "validation"),
     "torchrl_reg": ("cli", "functional", "modules", "objectives", "tabular", "value"),
     "sweep": ("torchrl_reg", "cli", "configs", "envs", "run", "validation"),
-    "report": ("run", "sweep", "validation"),
+    "report": ("cli", "run", "sweep", "validation"),
     # recipes/ is not part of the package: nothing in torchrl_reg/ may import it.
     "recipes": (
         "torchrl_reg", "configs", "data", "envs", "functional", "loops", "modules", "objectives", "planning", "run", "tabular",

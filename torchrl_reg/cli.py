@@ -9,14 +9,26 @@
   that file. When the working directory is on ``sys.path`` that way and holds importable files, the entry
   point starts itself again with ``-P`` and without the empty entries, before any third-party import.
 * :func:`printable`: text read from a file or a directory (a task's name, a config key) with every character
-  that would drive a terminal or reorder what it shows escaped, as ``repr`` writes it.
+  that would drive a terminal or reorder what it shows escaped, as ``repr`` writes it; :func:`shown` also cuts
+  a long value, saying its length.
+* :func:`pythonpath_warning`: the console scripts say when ``PYTHONPATH`` holds an empty or relative entry.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-__all__ = ["CONSOLE_SCRIPTS", "ENTRY_MODULES", "clean_pythonpath", "isolate_entry_point", "printable", "unsafe_path_reason"]
+__all__ = [
+    "CONSOLE_SCRIPTS",
+    "ENTRY_MODULES",
+    "SHOWN_CHARS",
+    "clean_pythonpath",
+    "isolate_entry_point",
+    "printable",
+    "pythonpath_warning",
+    "shown",
+    "unsafe_path_reason",
+]
 
 #: The modules run as ``python -m MODULE`` that get an isolated ``sys.path``.
 ENTRY_MODULES = ("torchrl_reg.sweep", "torchrl_reg.sweep.task", "torchrl_reg.report")
@@ -30,6 +42,19 @@ _MODULE_SUFFIXES = (".py", ".pyc", ".pyw", ".so", ".pyd")
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The project's recipes (``recipes/<name>.py`` beside the package in a checkout); each imports the package first.
 _RECIPES = os.path.join(os.path.realpath(_PACKAGE_ROOT), "recipes")
+
+
+#: How many characters of a value read from a file or typed on a command line a message shows (:func:`shown`).
+SHOWN_CHARS = 200
+
+
+def shown(text: object, limit: int = SHOWN_CHARS) -> str:
+    """:func:`printable` of ``text``, cut after ``limit`` characters with its length said (``...(102400
+    characters)``): a value from a file or a command line is never echoed whole into a message."""
+    text = str(text)
+    if len(text) <= limit:
+        return printable(text)
+    return f"{printable(text[:limit])}...({len(text)} characters)"
 
 
 def printable(text: object, keep_newlines: bool = False) -> str:
@@ -136,6 +161,25 @@ def unsafe_path_reason(implicit_cwd: bool) -> str | None:
     return f"the working directory {printable(cwd)} holds importable files ({printable(shown)}) and " + " and ".join(reasons)
 
 
+def pythonpath_warning() -> str | None:
+    """One line when ``PYTHONPATH`` holds an empty or relative entry (``PYTHONPATH=:/opt/lib``, ``lib``), else None.
+
+    Such an entry names a folder relative to the working directory, and Python reads it at interpreter start
+    (``sitecustomize.py``, ``.pth`` files of its own) before any code of ours runs: standing in a downloaded sweep
+    directory, that is code of the directory's choosing. :func:`isolate_entry_point` keeps our imports off it,
+    but cannot undo the start-up; the warning says so, and how to run without it."""
+    if sys.flags.ignore_environment or "PYTHONPATH" not in os.environ:
+        return None
+    entries = os.environ["PYTHONPATH"].split(os.pathsep)
+    relative = [e for e in entries if not os.path.isabs(e)]
+    if not relative:
+        return None
+    listed = ", ".join(repr(e) for e in dict.fromkeys(relative))
+    return (f"warning: PYTHONPATH holds an empty or relative entry ({printable(listed)[:200]}): Python reads it from the "
+            "working directory at start-up (a sitecustomize.py there runs before any check of ours). Run commands "
+            "on downloaded sweeps with `python -I -m ...` or with PYTHONPATH unset, or use absolute folders")
+
+
 def isolate_entry_point() -> None:
     """Start this entry point again with the working directory off ``sys.path``, when it is on it and holds
     importable files (see the module's docstring); a no-op for any other program that imports the package.
@@ -148,6 +192,9 @@ def isolate_entry_point() -> None:
     restarted = os.environ.pop(_RESTARTED, None) is not None
     if entry is None:
         return
+    commands = (*CONSOLE_SCRIPTS, "-m torchrl_reg.sweep", "-m torchrl_reg.report")
+    if not restarted and entry in commands and (warning := pythonpath_warning()) is not None:
+        print(warning, file=sys.stderr)  # the sweep and report commands: once, before a restart
     module = entry.startswith("-m ")
     reason = unsafe_path_reason(implicit_cwd=module)
     if reason is None:

@@ -33,6 +33,8 @@ from torchrl_reg.configs.schemas import (
 from torchrl_reg.envs.ids import ENV_BACKENDS, ENV_FAMILIES, gym_env_id, require_extra
 from torchrl_reg.modules.policies import check_scale_lb
 from torchrl_reg.modules.q_networks import NETWORK_KINDS
+from torchrl_reg.cli import printable
+from torchrl_reg.run.files import READ_LIMITS
 from torchrl_reg.run.logs import check_logger_backend
 from torchrl_reg.validation import (
     available_memory,
@@ -51,6 +53,7 @@ from torchrl_reg.validation import (
 __all__ = [
     "ENV_COPY_BYTES",
     "check_config",
+    "check_config_size",
     "check_recipe_memory",
     "recipe_memory",
     "check_env_backend",
@@ -138,7 +141,35 @@ def validate_run_config(cfg: DictConfig) -> None:
     run_dir = OmegaConf.select(cfg, "run_dir", throw_on_resolution_failure=False)
     if isinstance(run_dir, str) and (bad := next((c for c in run_dir if not c.isprintable() and c != " "), None)):
         what = "a NUL, which ends a path in every system call" if bad == "\0" else f"the control character {bad!r}"
-        raise ValueError(f"run_dir must be a path of printable characters, got run_dir={run_dir!r}: it holds {what}")
+        raise ValueError(f"run_dir must be a path of printable characters, got run_dir={printable(repr(run_dir))[:200]}: "
+                         f"it holds {what}")
+    check_config_size(cfg)
+
+
+def check_config_size(cfg: DictConfig) -> None:
+    """Refuse a config whose ``config.yaml`` would be larger than a run reads back (``READ_LIMITS["config"]``,
+    4 MiB; a resume would refuse its own record), naming the largest value; before anything is written."""
+    try:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+    except OmegaConfBaseException:  # an interpolation that does not resolve: reported by the checks that read it
+        text = OmegaConf.to_yaml(cfg, resolve=False)
+    size, limit = len(text.encode()), READ_LIMITS["config"]
+    if size <= limit:
+        return
+    leaves = [(key, value) for key, value in _leaves(OmegaConf.to_container(cfg, resolve=False))]
+    key, value = max(leaves, key=lambda kv: len(str(kv[1])), default=("?", ""))
+    raise ValueError(
+        f"the config is {size} bytes as config.yaml, more than the {limit} bytes a run reads back: {key} alone holds "
+        f"{len(str(value))} characters ({printable(str(value)[:40])}...). Give it a shorter value"
+    )
+
+
+def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [kv for k, v in node.items() for kv in _leaves(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [kv for i, v in enumerate(node) for kv in _leaves(v, f"{prefix}{i}.")]
+    return [(prefix[:-1], node)]
 
 
 def validate_recipe_config(cfg: DictConfig) -> None:

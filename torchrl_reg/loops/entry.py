@@ -36,7 +36,7 @@ from torchrl_reg.configs import (
     recipe_config_path,
     with_search_path,
 )
-from torchrl_reg.cli import printable
+from torchrl_reg.cli import shown
 from torchrl_reg.configs.compose import env_preset_id
 from torchrl_reg.loops import actor_critic, planning, value_based
 from torchrl_reg.loops.registry import BUILDERS, check_update_mode, get_loss, offered_losses
@@ -270,8 +270,10 @@ def _literal_run_dir(overrides: list[str]) -> str | None:
 def _refuse(reason: str, status: int = EXIT_REFUSED) -> None:
     """Print ``reason`` as one line on stderr (a newline, a control or bidi character escaped: the reason may quote a
     file or a directory's names) and exit with ``status``."""
-    print(printable(" ".join(reason.split("\n"))), file=sys.stderr)
+    print(shown(" ".join(reason.split("\n")), MESSAGE_CHARS), file=sys.stderr)
     sys.exit(status)
+#: The most characters of a refusal printed (what was typed is echoed in it; a 100 KB override is not echoed whole).
+MESSAGE_CHARS = 2000
 
 
 def override_refusal(conf: Path, name: str, argv: list[str], error: Exception) -> str:

@@ -7,9 +7,12 @@ way (DQN, Nature 2015; Rainbow; Agent57; the Munchausen paper's median and mean;
 ``ALE/...`` id). MinAtar, MuJoCo and the classic-control tasks have no human reference and keep raw scores.
 
 The table (:data:`ATARI_SCORES`) is the one of DeepMind's DQN Zoo, ``dqn_zoo/atari_data.py``
-(github.com/google-deepmind/dqn_zoo, Apache-2.0), the random and human scores of the 57 games of Atari-57 that the
-DQN, Rainbow and Agent57 papers normalize with: returns averaged over episodes that start after 1 to 30 no-op actions
-and are capped at 108,000 frames (30 minutes). Our recipes' Atari protocol (sticky actions 0.25, Machado et al. 2018)
+(github.com/google-deepmind/dqn_zoo, Apache-2.0), the random and human scores of the 57 games of Atari-57: returns
+averaged over episodes that start after 1 to 30 no-op actions and are capped at 108,000 frames (30 minutes), the
+**30-minute table** ("human_at30"). The Nature DQN paper's human column (Mnih et al. 2015, 49 games) is another, the
+**5-minute table**: its professional tester played episodes of at most 5 minutes, and the papers of its time that
+copied that column (e.g. Gorila, Nair et al. 2015) normalize with it. Scores normalized with one table are not
+comparable with scores normalized with the other (docs/sweeps.rst). Our recipes' Atari protocol (sticky actions 0.25, Machado et al. 2018)
 is not that evaluation protocol; the normalization is the field's all the same, and papers on sticky actions use it.
 """
 from __future__ import annotations
@@ -44,7 +47,8 @@ __all__ = [
 
 SCORES_SOURCE = (
     "DQN Zoo's dqn_zoo/atari_data.py (github.com/google-deepmind/dqn_zoo, Apache-2.0): the random and human "
-    "scores of Atari-57 that the DQN, Rainbow and Agent57 papers normalize with"
+    "scores of Atari-57 over episodes capped at 30 minutes (the 30-minute table, not the Nature DQN paper's "
+    "5-minute human column)"
 )
 
 #: Game (its ALE id, ``ALE/<game>-v5``) -> (random score, human score), from :data:`SCORES_SOURCE`.

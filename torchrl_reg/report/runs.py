@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,14 +20,24 @@ from typing import Any
 
 import numpy as np
 
+from torchrl_reg.cli import printable, shown
 from torchrl_reg.report.records import REQUIRED_KEYS, read_record
 from torchrl_reg.report.stats import last_evaluations_mean, normalized_curve_area
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.metrics import read_metric
-from torchrl_reg.run.files import load_yaml_config, read_bytes, read_json, write_atomic
+from torchrl_reg.run.files import load_yaml_config, read_bytes, read_json, write_atomic_set
 from torchrl_reg.run.rundir import run_dir_holder
 
-__all__ = ["CURVE_METRICS", "ReportedRun", "collect_runs", "method_labels", "read_curve", "write_records"]
+__all__ = [
+    "CURVE_METRICS",
+    "ReportedRun",
+    "check_report_keys",
+    "collect_runs",
+    "method_labels",
+    "plan_records",
+    "read_curve",
+    "write_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +136,8 @@ def _runs_of_sweep(sweep_dir: Path) -> list[ReportedRun]:
         run_dir = Path(task["run_dir"])
         status, metrics = _read_metrics(run_dir)
         row = rows[task["index"]]
+        if row["mismatch"] is not None:  # another run's record in this task's directory: never its numbers
+            status, metrics = f"config mismatch: {row['mismatch']}", {}
         logs = [p for p in (row["stdout"], row["stderr"]) if p]
         runs.append(
             ReportedRun(run_dir, recipe, task["config"], status, metrics, logs, row["queue"],
@@ -329,12 +342,76 @@ def final_score(run: ReportedRun, metric: str) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
+#: A curve's name: a CSV scalar under ``csv/scalars/`` (``train/episode_return``), never a path out of it.
+_CURVE_NAME = re.compile(r"[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*")
+
+
+def _listed(names: Any, limit: int = 12) -> str:
+    names = sorted({str(n) for n in names})
+    return ", ".join(shown(n, 60) for n in names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "") or "none"
+
+
+def _curve_names(run: ReportedRun) -> set[str]:
+    names = set(run.curves)
+    scalars = run.run_dir / "csv" / "scalars"
+    if not run.curves and scalars.is_dir():
+        names |= {p.relative_to(scalars).with_suffix("").as_posix() for p in scalars.rglob("*.csv")}
+    if run.metrics.get("eval_returns"):
+        names.add("eval")
+    return names
+
+
+def check_report_keys(
+    runs: Sequence[ReportedRun], *, metric: str, curve: str, env_key: str, method_keys: Sequence[str] | None = None
+) -> None:
+    """Refuse, before a report writes anything, a ``metric``, ``curve``, ``env_key`` or one of ``method_keys`` that
+    no completed run has (a misspelled name would report every run as missing its score, or label every method
+    ``key=None``): ``ValueError`` on one line naming each and what the runs have. Nothing is checked when no run
+    completed (the report then lists every run as missing)."""
+    done = [r for r in runs if r.status == "completed"]
+    if not done:
+        return
+    problems = []
+    if metric not in CURVE_METRICS and not any(isinstance(read_metric(r.metrics, metric), (int, float)) for r in done):
+        numbers = {k for r in done for k, v in r.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        problems.append(f"--metric {shown(metric, 80)}: no completed run's metrics.json has a number of that name "
+                        f"(they have: {_listed(numbers)}; or one of {', '.join(CURVE_METRICS)})")
+    logged = set().union(*(_curve_names(r) for r in done))
+    if curve == "eval":
+        if "eval" not in logged:
+            problems.append("--curve eval: no completed run's metrics.json holds evaluations (eval_returns)")
+    elif not _CURVE_NAME.fullmatch(curve) or ".." in curve.split("/"):
+        problems.append(f"--curve {shown(curve, 80)}: a curve is a CSV scalar's name (train/episode_return) or eval, "
+                        "not a path")
+    elif logged - {"eval"} and curve not in logged:
+        # (runs that logged no CSV curve at all get none drawn, as records without curves do)
+        problems.append(f"--curve {shown(curve, 80)}: no completed run logged that curve (they have: {_listed(logged)})")
+    if all(r.value(env_key) is None for r in done):
+        problems.append(f"--env-key {shown(env_key, 80)}: no completed run's config has that key (e.g. env.name)")
+    flat = [_flatten(r.config) for r in done]
+    for key in method_keys or ():
+        if not any(key in f for f in flat):
+            problems.append(f"--method-keys {shown(key, 80)}: no completed run's config has that key")
+    if problems:
+        raise ValueError("; ".join(problems) + "; nothing was written")
+
+
 def _slug(text: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", str(text)).strip("_")
 
 
 def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Path, env_key: str = "env.name") -> list[Path]:
-    """One record per completed run in ``out_dir`` (``<method>_<env>_seed<seed>.json``); returns the paths.
+    """One record per completed run in ``out_dir`` (``<method>_<env>_seed<seed>.json``), written as one set
+    (:func:`plan_records`, then :func:`~torchrl_reg.run.files.write_atomic_set`); returns the paths."""
+    pending = plan_records(runs, labels, out_dir, env_key)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_atomic_set([(path, data, None) for path, data in pending.items()])
+    return list(pending)
+
+
+def plan_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Path, env_key: str = "env.name") -> dict[Path, bytes]:
+    """The records :func:`write_records` would write, as ``{path: bytes}``, every refusal raised first (``ValueError``)
+    and nothing written: the report writes them in its own set (``--records``).
 
     ``runs`` are :class:`ReportedRun` objects and ``labels`` their method labels (the record format:
     :mod:`torchrl_reg.report.records`).
@@ -343,7 +420,10 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
     seed: a rerun, or the same run read again); a different run under its file name (two methods of a spec reported
     one at a time, whose labels then name only the key they vary) is refused before anything is written.
     """
-    out = Path(out_dir)
+    out = Path(os.path.abspath(out_dir))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--records {shown(out_dir)} is a file, not a folder: name a folder for the run records; "
+                         "nothing was written")
     pending: dict[Path, dict[str, Any]] = {}
     for run, label in zip(runs, labels):
         if run.status != "completed":
@@ -371,10 +451,7 @@ def write_records(runs: Sequence[Any], labels: Sequence[str], out_dir: str | Pat
             raise ValueError(f"two runs would both be written to {path}: give them distinct method labels")
         _refuse_another_run(path, record)
         pending[path] = record
-    out.mkdir(parents=True, exist_ok=True)
-    for path, record in pending.items():
-        write_atomic(path, json.dumps(record, indent=1, default=float) + "\n")
-    return list(pending)
+    return {path: (json.dumps(record, indent=1, default=float) + "\n").encode() for path, record in pending.items()}
 
 
 _RUN_IDENTITY = ("method", "recipe", "overrides", "env", "seed")

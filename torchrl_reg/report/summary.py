@@ -32,14 +32,16 @@ from torchrl_reg.report.atari import (
     score_scale,
 )
 from torchrl_reg.report.rliable_figures import FIGURES, INSTALL_HINT, rliable_figures, rliable_missing
+from torchrl_reg.cli import printable, shown
 from torchrl_reg.report.runs import (
     CURVE_METRICS,
     ReportedRun,
+    check_report_keys,
     collect_runs,
     final_score,
     method_labels,
+    plan_records,
     read_curve,
-    write_records,
 )
 from torchrl_reg.report.stats import (
     ESTIMATORS,
@@ -49,7 +51,7 @@ from torchrl_reg.report.stats import (
     stratified_bootstrap_ci,
     stratified_bootstrap_ci_two_sample,
 )
-from torchrl_reg.run.files import DiskFullError, check_components, read_json, write_atomic
+from torchrl_reg.run.files import DiskFullError, check_components, read_json, write_atomic_set
 
 __all__ = ["make_report", "normalize"]
 
@@ -79,12 +81,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "env"
 
 
+#: The y axis of a learning curve, in words, by ``--curve`` (any other CSV scalar is named by its key).
+CURVE_AXES = {"train/episode_return": "training episode return", "eval": "evaluation return"}
+
+
 def _plot_curves(
-    path: Path, env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int, root: Path,
+    env: str, curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], curve: str, reps: int,
     published: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = (),
-) -> None:
+) -> bytes:
     """IQM over runs per method, with a 95% bootstrap band, on a common frame grid; each ``published`` curve
-    ``(label, frames, mean, [min, max])`` dashed beside them."""
+    ``(label, frames, mean, [min, max])`` dashed beside them; the PNG's bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,22 +121,24 @@ def _plot_curves(
         line = ax.plot(x, y, lw=1.5, ls="--", marker=".", label=label)
         ax.fill_between(x, band[0], band[1], color=line[0].get_color(), alpha=0.1)
     ax.set_xlabel("environment frames")
-    ax.set_ylabel(curve if curve != "eval" else "evaluation return")
+    ax.set_ylabel(CURVE_AXES.get(curve, curve))
     ax.set_title(f"{env}: IQM over runs, 95% bootstrap CI")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    _save_figure(fig, path, root)
+    return _png(fig)
 
 
-def _plot_aggregate(path: Path, aggregate: dict[str, dict[str, list[float]]], root: Path) -> None:
+def _plot_aggregate(aggregate: dict[str, dict[str, list[float]]], title: str, xlabel: str) -> bytes:
+    """The four aggregates of every method with their intervals, titled in the field's terms (``title``: which
+    scores, the protocol, runs and budget) and the x axis labelled as rliable's figures are (``xlabel``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     methods = sorted(aggregate)
-    fig, axes = plt.subplots(1, len(ESTIMATORS), figsize=(3.2 * len(ESTIMATORS), 0.6 * len(methods) + 1.2), dpi=100)
+    fig, axes = plt.subplots(1, len(ESTIMATORS), figsize=(3.2 * len(ESTIMATORS), 0.6 * len(methods) + 1.9), dpi=100)
     for ax, name in zip(np.atleast_1d(axes), ESTIMATORS):
         for k, m in enumerate(methods):
             p, lo, hi = aggregate[m][name]
@@ -139,19 +147,20 @@ def _plot_aggregate(path: Path, aggregate: dict[str, dict[str, list[float]]], ro
         ax.set_yticklabels(methods if name == next(iter(ESTIMATORS)) else [""] * len(methods), fontsize=8)
         ax.set_title(name)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("normalized scores, 95% stratified bootstrap CIs", fontsize=9)
+    fig.suptitle(f"{title}\n95% stratified bootstrap intervals", fontsize=9)
+    fig.supxlabel(xlabel, fontsize=9)
     fig.tight_layout()
-    _save_figure(fig, path, root)
+    return _png(fig)
 
 
-def _save_figure(fig: Any, path: Path, root: Path) -> None:
-    """The figure as a PNG at ``path`` (no symlink followed; see :func:`make_report`), then closed."""
+def _png(fig: Any) -> bytes:
+    """The figure as PNG bytes, then closed (the report writes every file at once: :func:`make_report`)."""
     import matplotlib.pyplot as plt
 
     image = io.BytesIO()
     fig.savefig(image, format="png")
     plt.close(fig)
-    write_atomic(path, image.getvalue(), root=root)
+    return image.getvalue()
 
 
 def _output_root(paths: Sequence[str | Path], out_dir: Path) -> Path:
@@ -178,19 +187,29 @@ def make_report(
     curve_reps: int = 2_000,
     command: str | None = None,
     dopamine: str | Path | None = None,
+    extra_files: Sequence[tuple[Path, bytes, Path | None]] = (),
 ) -> dict[str, Any]:
     """Write ``summary.md``, ``results.json`` and the PNG plots to ``out_dir``; returns the results.
+
+    Everything is checked before a byte is written (``metric``, ``curve``, ``env_key`` and ``method_keys`` against
+    the runs: :func:`check_report_keys`), and every file is written as one set (``extra_files`` too, e.g. the run
+    records of ``--records``: ``(path, bytes, root)``), renamed only when all are whole
+    (:func:`~torchrl_reg.run.files.write_atomic_set`).
 
     Atari games are reported in human-normalized scores (:mod:`torchrl_reg.report.atari`), unless
     ``reference_scores`` are given; ``dopamine`` is a folder of Dopamine's baseline curves
     (``baselines/atari/data``), drawn beside our DQN and IQN training curves."""
     runs = collect_runs(paths)
+    # Every name the command line gave is checked against the runs before anything is written.
+    check_report_keys(runs, metric=metric, curve=curve, env_key=env_key, method_keys=method_keys)
     out_dir = Path(os.path.abspath(out_dir))
     # The outputs go inside the data by default (<RUN_DIR>/report): no symlink there may take them elsewhere.
     root = _output_root(paths, out_dir)
     check_components(root, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     labels = method_labels(runs, env_key, method_keys)
+    # Every output as bytes first, written as one set at the end (write_atomic_set): a failure leaves the earlier
+    # report whole, never a summary beside figures of another generation.
+    outputs: dict[str, bytes] = {}
 
     done: list[tuple[ReportedRun, str]] = []
     problems: list[dict[str, Any]] = []
@@ -302,26 +321,35 @@ def make_report(
             published_notes += notes
         if ours:
             name = f"curves_{_slug(env)}.png"
-            _plot_curves(out_dir / name, env, curves, curve, curve_reps, root, published)
+            outputs[name] = _plot_curves(env, curves, curve, curve_reps, published)
             curve_files[env] = name
-    if aggregate:
-        _plot_aggregate(out_dir / "aggregate.png", aggregate, root)
 
-    # rliable's figures, for absolute normalized scores (human-normalized, or the given reference scores).
     budget = budget_text([r.metrics.get("frames", r.setting("collector.total_frames")) for r, _ in done],
                          [r.setting("env.frame_skip") for r, _ in done])
     title = protocol_title(common, scale, [len(scores[m][e]) for m in methods for e in common], budget) if human else (
         f"{len(common)} environments, {budget}")
+    # The axis as rliable's figures beside it label theirs; the title says which scores, the protocol and budget.
+    xlabel = ("Human-normalized score" if human else "Normalized score" if reference_scores is not None
+              else "Min-max normalized score (0: worst run, 1: best)")
+    scores_title = ("Human-normalized scores" if human else "Scores normalized by the given reference scores"
+                    if reference_scores is not None else "Raw scores, min-max normalized per environment")
+    if aggregate:
+        runs_each = sorted({len(scores[m][e]) for m in methods for e in common})
+        protocol = title if human else (
+            f"{len(common)} environment{'s' if len(common) != 1 else ''} ("
+            + (f"{runs_each[0]}" if len(runs_each) == 1 else f"{runs_each[0]}-{runs_each[-1]}") + f" runs each), {budget}")
+        outputs["aggregate.png"] = _plot_aggregate(aggregate, f"{scores_title}: {protocol}", xlabel)
+
+    # rliable's figures, for absolute normalized scores (human-normalized, or the given reference scores).
     figure_files: dict[str, str] = {}
     figure_notes: list[str] = []
     if aggregate and (human or reference_scores is not None):
         missing = rliable_missing()
         if missing is None:
-            xlabel = "Human-normalized score" if human else "Normalized score"
             figures, figure_notes = rliable_figures(normalized_tasks, aggregate, improvement, title, xlabel,
                                                     profile_reps=curve_reps)
             for key, fig in figures.items():
-                _save_figure(fig, out_dir / FIGURES[key], root)
+                outputs[FIGURES[key]] = _png(fig)
                 figure_files[key] = FIGURES[key]
         else:
             figure_notes.append(f"{missing}: {INSTALL_HINT}")
@@ -356,8 +384,11 @@ def make_report(
             for m, table in MUNCHAUSEN_SCORES.items() for e in envs if human and scale.games[e] in table
         ],
     }
-    write_atomic(out_dir / "results.json", json.dumps(results, indent=1, default=float) + "\n", root=root)
-    write_atomic(out_dir / "summary.md", _markdown(results, methods, envs), root=root)
+    outputs["results.json"] = (json.dumps(results, indent=1, default=float) + "\n").encode()
+    outputs["summary.md"] = _markdown(results, methods, envs).encode()
+    for folder in {out_dir, *(Path(path).parent for path, _, _ in extra_files)}:
+        folder.mkdir(parents=True, exist_ok=True)
+    write_atomic_set([(out_dir / name, data, root) for name, data in outputs.items()] + list(extra_files))
     return results
 
 
@@ -526,13 +557,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         out_file = Path(args.out or "RESULTS.md")
-        for name, text in files.items():  # the page, and its companion beside it
-            path = out_file if name == "RESULTS.md" else out_file.parent / name
-            try:  # a temporary file renamed over the old one: a full disk leaves the earlier file whole
-                write_atomic(path.absolute(), text)
-            except (OSError, ValueError) as err:  # DiskFullError names the file, the bytes needed and the free space
-                print(f"error: {err}", file=sys.stderr)
-                return 1
+        # the page and its companion beside it, as one set: both written whole before either replaces its old file,
+        # so a full disk leaves the earlier pair whole (never a page linking a notebook of another generation)
+        paths = {name: (out_file if name == "RESULTS.md" else out_file.parent / name) for name in files}
+        try:
+            write_atomic_set([(paths[name].absolute(), text, None) for name, text in files.items()])
+        except (OSError, ValueError) as err:  # DiskFullError names the file, the bytes needed and the free space
+            print(f"error: {printable(err)}", file=sys.stderr)
+            return 1
+        for path in paths.values():
             print(f"wrote {path}")
         return 0
     if not args.run_dirs:
@@ -542,6 +575,13 @@ def main(argv: list[str] | None = None) -> int:
         reference = {k: tuple(v) for k, v in read_json(Path(args.reference_scores).absolute()).items()}
     out = args.out or str(Path(args.run_dirs[0]) / "report")
     try:
+        records: dict[Path, bytes] = {}
+        if args.records:  # planned (and refused) before the report writes anything; written in its set
+            runs = collect_runs(args.run_dirs)
+            check_report_keys(runs, metric=args.metric, curve=args.curve, env_key=args.env_key,
+                              method_keys=args.method_keys.split(",") if args.method_keys else None)
+            labels = method_labels(runs, args.env_key, args.method_keys.split(",") if args.method_keys else None)
+            records = plan_records(runs, labels, args.records, args.env_key)
         res = make_report(
             args.run_dirs,
             out,
@@ -553,20 +593,22 @@ def main(argv: list[str] | None = None) -> int:
             reps=args.reps,
             command=shlex.join([sys.executable, "-m", "torchrl_reg.report", *argv]),
             dopamine=args.dopamine,
+            extra_files=[(path, data, None) for path, data in records.items()],
         )
         if args.records:
-            runs = collect_runs(args.run_dirs)
-            written = write_records(runs, method_labels(runs, args.env_key, res["method_keys"]), args.records, args.env_key)
-            print(f"{len(written)} run records in {Path(args.records).resolve()}")
+            print(f"{len(records)} run records in {printable(Path(args.records).resolve())}")
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err)}", file=sys.stderr)
         return 2
     except DiskFullError as err:  # names the file, the bytes needed and the free space; the earlier file is whole
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err)}", file=sys.stderr)
         return 1
-    print(f"{res['runs_completed']} of {res['runs_expected']} runs completed; report in {Path(out).resolve() / 'summary.md'}")
+    print(f"{res['runs_completed']} of {res['runs_expected']} runs completed; report in "
+          f"{printable(Path(out).resolve() / 'summary.md')}")
     for line in _human_lines(res):
-        print(line)
+        print(printable(line))
+    # statuses and directory names come from the runs' files and folders: escaped and cut (cli.shown)
     for p in res["missing_or_failed"]:
-        print(f"  {p['status']}: {p['run_dir']}" + (f" (logs: {' '.join(p['logs'])})" if p["logs"] else ""))
+        print(f"  {shown(p['status'])}: {printable(p['run_dir'])}"
+              + (f" (logs: {' '.join(printable(x) for x in p['logs'])})" if p["logs"] else ""))
     return 0

@@ -52,7 +52,7 @@ from torchrl.data import ReplayBuffer
 
 from torchrl_reg.envs.state import get_env_state, set_env_state
 from torchrl_reg.plain_state import check_plain, plain_leaves
-from torchrl_reg.run.files import FileRefused, SymlinkRefused, atomic_writer, hard_link, lstat_file, open_read
+from torchrl_reg.run.files import FileRefused, SymlinkRefused, atomic_writer, hard_link, lstat_file, move_aside, open_read
 from torchrl_reg.validation import check_finite_tensors
 
 __all__ = [
@@ -169,6 +169,8 @@ def _has_header(path: Path) -> bool:
     try:
         with open_read(path) as f:
             return f.read(len(MAGIC)) == MAGIC
+    except FileRefused:
+        raise
     except (OSError, ValueError):
         return False
 
@@ -176,8 +178,11 @@ def _has_header(path: Path) -> bool:
 def _is_bare_zip(path: Path) -> bool:
     """Whether ``path`` starts as a bare ``torch.save`` zip does (a checkpoint written before checksums)."""
     try:
-        with open(path, "rb") as f:
+        # a regular file only: a FIFO in its place is refused (FileRefused), never waited on
+        with open_read(path) as f:
             return f.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+    except FileRefused:
+        raise
     except OSError:
         return False
 
@@ -368,7 +373,8 @@ def load_checkpoint(
     A checkpoint holding anything else is refused (:class:`UntrustedCheckpointError`). One that fails
     its checksum or cannot be read (or is missing) while the previous one exists falls back to
     ``checkpoint.prev.pt``, with a warning naming both files; the unreadable file is renamed
-    ``<name>.corrupt`` so that the next checkpoint does not rotate it into the previous one's place.
+    ``<name>.corrupt`` (``.corrupt.1``, ... beside an earlier one, never over it) so that the next checkpoint does
+    not rotate it into the previous one's place.
     Both unusable: :class:`CheckpointError` naming both. ``config_digest`` (the run's
     :func:`~torchrl_reg.run.rundir.config_digest`): a checkpoint that names another config is refused
     (:class:`ConfigMismatchError`). ``max_bytes``: the most bytes the file's records may declare together (what
@@ -398,8 +404,8 @@ def load_checkpoint(
                 f"either file from a copy, or start over in a new run directory"
             ) from err
         state = _check_config_digest(previous, state, config_digest)
-        if path.exists():
-            os.replace(path, path.with_name(path.name + ".corrupt"))
+        if lstat_file(path) is not None:  # beside any earlier .corrupt, never over it
+            move_aside(path, ".corrupt")
         logger.warning(
             "%s; resuming from the previous checkpoint %s (frame %s) instead", err, previous, state.get("frames", "?")
         )

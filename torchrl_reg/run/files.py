@@ -12,7 +12,9 @@ pointing at ``~/.bashrc``, a ``csv/`` folder pointing at another run. So:
   :func:`atomic_writer`, :func:`write_atomic`), so a symlink that appears later is refused as well;
 * an atomic write goes to ``<name>.tmp`` (created exclusively) and is renamed over ``<name>``; if writing
   fails the partial ``.tmp`` is removed, and a full disk or a file-size limit (``ENOSPC``, ``EFBIG``) is
-  reported as :class:`DiskFullError`, naming the file, what was written and the free space.
+  reported as :class:`DiskFullError`, naming the file, what was written and the free space; several files that go
+  together (a report's page, its figures and its companion) are written as one set (:func:`write_atomic_set`): all
+  their ``.tmp`` first, renamed only when every one is whole.
 
 Every file is also checked to be what it claims before a byte of it is read or written:
 
@@ -38,8 +40,8 @@ import io
 import os
 import shutil
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -58,6 +60,7 @@ __all__ = [
     "load_yaml_config",
     "lstat_file",
     "make_dirs",
+    "move_aside",
     "open_file",
     "open_read",
     "open_regular_fd",
@@ -70,6 +73,7 @@ __all__ = [
     "release_folder",
     "remove_file",
     "write_atomic",
+    "write_atomic_set",
 ]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -145,11 +149,12 @@ def _check_regular(fd: int, path: Path, *, in_place: bool) -> os.stat_result:
 _HELD: dict[str, list[int]] = {}
 
 
-def hold_folder(path: str | Path, *, root: str | Path | None = None, create: bool = False) -> None:
+def hold_folder(path: str | Path, *, root: str | Path | None = None, create: bool = False) -> int:
     """Open the folder ``path`` once and keep it: every path below it is then opened from that descriptor
     (:func:`open_file`, :func:`atomic_writer`, :func:`read_bytes` ...), whatever later happens to the names on the
-    way (a folder swapped for a link, the folder itself moved away). Undone by :func:`release_folder` (counted).
-    ``root``: ``path`` is a folder below ``root`` (a held run directory), opened from it through no symlink, and
+    way (a folder swapped for a link, the folder itself moved away); a folder below a held one is opened from that
+    one's descriptor. Undone by :func:`release_folder` (counted). Returns the descriptor (the caller does not close
+    it). ``root``: ``path`` is a folder below ``root`` (a held run directory), opened from it through no symlink, and
     made first with ``create``."""
     keys = {os.path.abspath(path), os.path.realpath(path)}
     held = next((_HELD[k] for k in keys if k in _HELD), None)
@@ -157,11 +162,17 @@ def hold_folder(path: str | Path, *, root: str | Path | None = None, create: boo
         folder = _Folder(Path(path), Path(root), create)
         keys.add(os.path.abspath(path))
         held = [folder.fd, 0]
+    elif held is None and _held_anchor(Path(os.path.abspath(path)).parent) is not None:
+        # below a held folder (a sweep's task in the sweep directory its driver holds): opened from that
+        # descriptor, no link followed, whatever has become of the names above it
+        keys = {os.path.abspath(path)}
+        held = [_Folder(Path(os.path.abspath(path)), None, False).fd, 0]
     elif held is None:
         held = [os.open(path, _DIR_FLAGS), 0]
     held[1] += 1
     for key in keys:
         _HELD[key] = held
+    return held[0]
 
 
 def release_folder(path: str | Path) -> None:
@@ -415,6 +426,43 @@ def remove_file(path: str | Path, *, root: str | Path | None = None) -> None:
         folder.close()
 
 
+def move_aside(path: str | Path, suffix: str, *, root: str | Path | None = None) -> Path:
+    """Rename ``path`` to ``<name><suffix>``, or ``<name><suffix>.1``, ``.2`` ... when that name is taken: an
+    earlier file kept aside (a damaged checkpoint's ``.corrupt``) is never replaced. Done from the folder's (held)
+    descriptor through no symlink, as a hard link made exclusively and the old name removed (where the filesystem
+    has no hard links, a rename to a name checked free); returns the new path."""
+    path = Path(path)
+    folder = _folder(path, root, False)
+    try:
+        folder.refuse_link(path.name)
+        for n in range(10_000):
+            name = f"{path.name}{suffix}" + (f".{n}" if n else "")
+            try:
+                os.link(path.name, name, src_dir_fd=folder.fd, dst_dir_fd=folder.fd, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            except OSError as err:
+                if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise _named(err, path.parent / name) from None
+                if _exists(name, folder.fd):  # no hard links here: a rename to a free name
+                    continue
+                folder.replace(path.name, name)
+                return path.parent / name
+            folder.unlink(path.name)
+            return path.parent / name
+        raise FileRefused(f"{path.parent} holds 10000 files named {path.name}{suffix}.N: move them away")
+    finally:
+        folder.close()
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def make_dirs(path: str | Path, *, root: str | Path) -> None:
     """``mkdir -p path`` below ``root`` through no symlink (:class:`SymlinkRefused` naming one on the way)."""
     _Folder(Path(path), Path(root), True).close()
@@ -614,7 +662,8 @@ def atomic_writer(path: str | Path, *, root: str | Path | None = None, fsync: bo
             os.close(fd)
             folder.unlink(tmp)
             cause = file.error if file.error is not None else err
-            if isinstance(cause, OSError) and cause.errno in _FULL:
+            # (a DiskFullError of another file of a set, write_atomic_set, stands as it is)
+            if isinstance(cause, OSError) and not isinstance(cause, DiskFullError) and cause.errno in _FULL:
                 raise _disk_full(cause, path, file.written, needed) from err
             raise
         os.close(fd)
@@ -635,6 +684,19 @@ def write_atomic(path: str | Path, data: bytes | str, *, root: str | Path | None
     data = data.encode() if isinstance(data, str) else data
     with atomic_writer(path, root=root, fsync=fsync, create_dirs=create_dirs, needed=len(data)) as f:
         f.write(data)
+
+
+def write_atomic_set(files: Iterable[tuple[str | Path, bytes | str, str | Path | None]], *,
+                     create_dirs: bool = False) -> None:
+    """Write several files as one set: ``(path, data, root)`` each, every one first written whole to its
+    ``<name>.tmp`` (:func:`atomic_writer`), and only when all of them are written renamed over their names, one
+    after the other. A failure while writing (a full disk: :class:`DiskFullError` naming the file) removes every
+    ``.tmp`` and leaves each earlier file as it was: a report's page never links a figure or a companion of
+    another generation."""
+    with ExitStack() as stack:
+        for path, data, root in files:
+            data = data.encode() if isinstance(data, str) else data
+            stack.enter_context(atomic_writer(path, root=root, needed=len(data), create_dirs=create_dirs)).write(data)
 
 
 def hard_link(source: str | Path, target: str | Path) -> None:

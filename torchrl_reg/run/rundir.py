@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from torchrl_reg.cli import shown
 from torchrl_reg.run.checkpoint import has_checkpoint
 from torchrl_reg.run.files import (
     FileRefused,
@@ -144,7 +145,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _describe(holder: dict[str, Any]) -> str:
-    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} (since {holder.get('since', '?')})"
+    # read from run.lock, which anyone may have written: escaped and cut (cli.shown)
+    return (f"pid {shown(holder.get('pid', '?'), 40)} on host {shown(holder.get('host', '?'), 100)} "
+            f"(since {shown(holder.get('since', '?'), 40)})")
 
 
 # How long a run that finds its directory locked keeps trying before it concludes that a writer,

@@ -135,7 +135,9 @@ def _print_one_status(sweep_dir: str) -> int:
         print(f"{r['name']:<{width}}  {state:<24} job {r['job_id'] or '-'}")
     print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for r in rows:
-        if r["status"] != "completed" and r["queue"] is None and r["stderr"]:
+        if r["mismatch"] is not None:  # escaped where it was made (launch.config_mismatch)
+            print(f"  {r['name']}: {r['mismatch']}")
+        elif r["status"] != "completed" and r["queue"] is None and r["stderr"]:
             print(f"  {r['name']}: logs {printable(r['stdout'])} {printable(r['stderr'])}")
     return 0 if counts.get("completed", 0) == len(rows) else 1
 
@@ -175,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                 sweep = read_sweep_file(sweep_dir)
                 recipe = sweep_recipe(sweep, args.recipe)
                 indices, queued = unfinished_tasks(sweep_dir)
+                mismatched = [r["name"] for r in sweep_status(sweep_dir) if r["mismatch"] is not None]
+                if mismatched:
+                    print(f"{len(mismatched)} tasks of {sweep_dir} hold the run of another config (--status names the "
+                          f"keys); not run again over it: {', '.join(printable(n) for n in mismatched)}")
                 check_recorded_configs(recipe, [sweep["tasks"][i] for i in indices])  # before anything is submitted
                 recipe = recipe.path
                 if queued:
@@ -260,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         for sweep_dir, indices, recipe, _ in todo:
             print(f"running {len(indices)} tasks locally, {parallel} at a time; sweep dir {sweep_dir}")
             codes = run_local(sweep_dir, indices, parallel, recipe=recipe)
+            if codes.refused is not None:
+                raise SweepError(codes.refused)
             stopped = codes.stopped_by is not None
             if stopped or len(codes) < len(indices) or any(c != 0 for c in codes.values()):
                 incomplete = True

@@ -17,14 +17,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torchrl_reg.cli import clean_pythonpath, printable
+from torchrl_reg.cli import clean_pythonpath, printable, shown
 from torchrl_reg.run.checkpoint import has_checkpoint
-from torchrl_reg.run.files import FileRefused, open_file, read_json, refuse_symlinks
+from torchrl_reg.run.files import FileRefused, load_yaml_config, lstat_file, open_file, read_json, refuse_symlinks
 from torchrl_reg.run.rundir import run_dir_holder
 from torchrl_reg.run.stop import EXIT_INTERRUPTED
 from torchrl_reg.sweep.resources import PACKAGE_ROOT, SlurmResources
 from torchrl_reg.sweep.spec import Recipe, SweepError, plan_tasks
-from torchrl_reg.sweep.task import SWEEP_FILE, SweepTask, read_sweep_file, sweep_file_lock, write_sweep_file
+from torchrl_reg.sweep.task import (
+    SWEEP_DIR_ID,
+    SWEEP_FILE,
+    SweepTask,
+    folder_id,
+    held_sweep_dir,
+    read_sweep_file,
+    sweep_dir_replaced,
+    sweep_file_lock,
+    write_sweep_file,
+)
 
 __all__ = [
     "SlurmResources",
@@ -33,6 +43,8 @@ __all__ = [
     "run_local",
     "LocalCodes",
     "task_status",
+    "config_mismatch",
+    "MISMATCH",
     "sweep_status",
     "unfinished_tasks",
     "slurm_queue",
@@ -81,7 +93,13 @@ def create_sweep(
         "submissions": [],
     }
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    write_sweep_file(sweep_dir, sweep)
+    # Checked again under the sweep's lock: of two identical creations at once, the second is refused here
+    # instead of replacing the first's sweep.json (and the submission recorded in it).
+    with sweep_file_lock(sweep_dir):
+        if lstat_file(sweep_dir / SWEEP_FILE) is not None:
+            raise SweepError(f"{sweep_dir} already holds a sweep (made meanwhile by another command): continue it "
+                             f"with --resume {sweep_dir}, or choose another --dir")
+        write_sweep_file(sweep_dir, sweep)
     return sweep
 
 
@@ -155,6 +173,15 @@ class LocalCodes(dict):
     SIGHUP) that stopped the sweep, None when none did."""
 
     stopped_by: int | None = None
+    #: Why no further task was started although some were left (the sweep directory was replaced), else None.
+    refused: str | None = None
+    #: The tasks another process (a second ``--resume``) ran or runs: their run directory was locked when their
+    #: turn came, or its run completed meanwhile; not failures.
+    elsewhere: set[int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elsewhere = set()
 
 
 def run_local(
@@ -170,12 +197,26 @@ def run_local(
     ``nice -n 10 python -m torchrl_reg.sweep ... --executor local`` yields the CPU to the user's other work.
     """
     sweep_dir = Path(sweep_dir).resolve()
+    # Held by descriptor for the whole run: a sweep directory replaced meanwhile (a link put in its place) gets no
+    # byte, and no task is started in it (each task checks that it runs in this very folder: SWEEP_DIR_ID).
+    with held_sweep_dir(sweep_dir) as fd:
+        return _run_local(sweep_dir, fd, indices, parallel, quiet, recipe)
+
+
+def _run_local(
+    sweep_dir: Path, fd: int, indices: Sequence[int], parallel: int, quiet: bool, recipe: str | Path | None
+) -> LocalCodes:
     sweep = read_sweep_file(sweep_dir)  # refuses a symlinked local/ (check_sweep_links)
+    codes = LocalCodes()
+    if sweep_dir_replaced(sweep_dir, fd):  # before anything is recorded in it
+        codes.refused = _replaced(sweep_dir, len(indices))
+        return codes
     log_dir = sweep_dir / "local"
     env = dict(os.environ)
     # No empty entry: it would put the working directory back on the tasks' sys.path, -P or not.
     inherited = clean_pythonpath(env.get("PYTHONPATH"))
     env["PYTHONPATH"] = PACKAGE_ROOT + (os.pathsep + inherited if inherited else "")
+    env[SWEEP_DIR_ID] = folder_id(fd)
     submission = {"executor": "local", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "tasks": {}}
     for i in indices:
         submission["tasks"][str(i)] = {
@@ -190,7 +231,6 @@ def run_local(
 
     pending = list(indices)
     running: dict[int, subprocess.Popen] = {}
-    codes = LocalCodes()
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -204,7 +244,19 @@ def run_local(
     try:
         while pending or running:
             while pending and len(running) < parallel and not stopping:
+                if sweep_dir_replaced(sweep_dir, fd):
+                    codes.refused = _replaced(sweep_dir, len(pending))
+                    pending.clear()
+                    break
                 i = pending.pop(0)
+                if task_status(sweep["tasks"][i]) in ("running", "completed"):
+                    # another driver (a second --resume) runs it or has run it: not ours to start, not a failure
+                    codes.elsewhere.add(i)
+                    codes[i] = 0
+                    if not quiet:
+                        print(f"[{len(codes)}/{len(indices)}] task {printable(sweep['tasks'][i]['name'])}: done elsewhere "
+                              "(another process ran or runs it)", flush=True)
+                    continue
                 logs = submission["tasks"][str(i)]
                 with (open_file(logs["stdout"], "ab", root=sweep_dir, create_dirs=True) as out,
                       open_file(logs["stderr"], "ab", root=sweep_dir, create_dirs=True) as err):
@@ -225,8 +277,14 @@ def run_local(
                 if proc.poll() is not None:
                     codes[i] = proc.returncode
                     del running[i]
+                    if proc.returncode not in (0, EXIT_INTERRUPTED) and _done_elsewhere(sweep["tasks"][i]):
+                        # refused because another driver held its run directory (RunDirLocked), which completed it
+                        # or runs it still: not a failure
+                        codes.elsewhere.add(i)
+                        codes[i] = 0
                     if not quiet:
-                        word = {0: "completed", EXIT_INTERRUPTED: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})")
+                        word = ("done elsewhere (another process ran or runs it)" if i in codes.elsewhere else
+                                {0: "completed", EXIT_INTERRUPTED: "interrupted"}.get(proc.returncode, f"failed (exit {proc.returncode})"))
                         task = sweep["tasks"][i]
                         print(f"[{len(codes)}/{len(indices)}] task {printable(task['name'])}: {word}", flush=True)
             if stopping and not running:
@@ -237,12 +295,75 @@ def run_local(
     return codes
 
 
+#: The status of a task whose run directory holds another task's run (its config.yaml is not the task's config).
+MISMATCH = "config mismatch"
+
+
+def _flat_config(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat_config(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def _may_differ() -> set[str]:
+    """The keys a run's own config.yaml may hold another value of than its sweep task's config: where it runs, and
+    what a resume may change (the schemas' ``resumable_keys``: budget, logging, checkpoint intervals)."""
+    from torchrl_reg.configs.schemas import PlanningConfig, RecipeConfig
+    from torchrl_reg.run.rundir import resume_rules
+
+    return {"run_dir"} | set(resume_rules(RecipeConfig)[0]) | set(resume_rules(PlanningConfig)[0])
+
+
+def config_mismatch(task: dict[str, Any]) -> str | None:
+    """What the run directory's own record (its ``config.yaml``, written by the run itself) says it ran, where that is
+    not the task's config in sweep.json, one line (``seed: 1 in config.yaml, 0 in sweep.json``); None when they agree
+    or the run has written no config.yaml yet. Two task directories swapped (or another run copied into one) are
+    found here: a task is labelled and counted by what its run recorded, never by sweep.json alone."""
+    run_dir = Path(task["run_dir"])
+    if lstat_file(run_dir / "config.yaml") is None:
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        own = OmegaConf.to_container(load_yaml_config(run_dir / "config.yaml"), resolve=False)
+    except FileRefused:
+        raise
+    except Exception as err:  # noqa: BLE001 - YAML, OmegaConf and decoding raise many types
+        return f"its config.yaml cannot be read ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
+    ran, recorded, skip = _flat_config(own if isinstance(own, dict) else {}), _flat_config(task["config"]), _may_differ()
+    differ = [k for k in sorted(set(ran) & set(recorded)) if k not in skip and ran[k] != recorded[k]
+              and not (isinstance(ran[k], float) and isinstance(recorded[k], float) and ran[k] != ran[k] and recorded[k] != recorded[k])]
+    if not differ:
+        return None
+    shown_keys = "; ".join(f"{shown(k, 60)}: {shown(repr(ran[k]), 60)} in config.yaml, {shown(repr(recorded[k]), 60)} in "
+                           "sweep.json" for k in differ[:3])
+    more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+    return f"its run directory holds the run of another config ({shown_keys}{more}): left out of every number"
+
+
+def _replaced(sweep_dir: Path, left: int) -> str:
+    return (f"the sweep directory {printable(sweep_dir)} was replaced while the sweep ran (moved away, or a link or "
+            f"another folder put in its place): {left} tasks not started, nothing written there")
+
+
+def _done_elsewhere(task: dict[str, Any]) -> bool:
+    """Whether a task whose process of ours failed is run or was completed by another process: its run directory
+    is held by a live process, or its run completed (a second driver's ``--resume`` started it first)."""
+    try:
+        return task_status(task) in ("running", "completed")
+    except (OSError, ValueError):
+        return False
+
+
 def task_status(task: dict[str, Any]) -> str:
-    """``running`` (a live process holds its run directory's lock), ``completed``, ``interrupted``,
+    """``running`` (a live process holds its run directory's lock), ``config mismatch`` (its run directory's own
+    config.yaml is not the task's config: :func:`config_mismatch`), ``completed``, ``interrupted``,
     ``started`` (has a checkpoint, no final metrics) or ``not started``."""
     run_dir = Path(task["run_dir"])
     if run_dir_holder(run_dir) is not None:
         return "running"
+    if config_mismatch(task) is not None:
+        return MISMATCH
     metrics = run_dir / "metrics.json"
     if metrics.exists():
         try:
@@ -281,7 +402,8 @@ def slurm_queue(job_ids: Sequence[str]) -> dict[str, str]:
 
 
 def sweep_status(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per task: index, name, run dir, status, its latest job id, queue state and log paths."""
+    """One row per task: index, name, run dir, status, its latest job id, queue state and log paths, and
+    ``mismatch``: what its run recorded where that is not the task's config (:func:`config_mismatch`), else None."""
     sweep = read_sweep_file(sweep_dir)
     latest: dict[int, dict[str, Any]] = {}
     for submission in sweep["submissions"]:
@@ -299,6 +421,7 @@ def sweep_status(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "name": task["name"],
                 "run_dir": task["run_dir"],
                 "status": task_status(task),
+                "mismatch": config_mismatch(task),
                 "job_id": info.get("job_id"),
                 "queue": queue.get(str(info.get("job_id"))),
                 "stdout": info.get("stdout"),
@@ -313,7 +436,7 @@ def unfinished_tasks(sweep_dir: str | Path) -> tuple[list[int], list[int]]:
     live process still runs them (a task whose local driver was killed goes on running)."""
     to_resubmit, queued = [], []
     for row in sweep_status(sweep_dir):
-        if row["status"] == "completed":
+        if row["status"] in ("completed", MISMATCH):  # a mismatch is not run again over another task's run
             continue
         (queued if row["queue"] is not None or row["status"] == "running" else to_resubmit).append(row["index"])
     return to_resubmit, queued

@@ -36,6 +36,7 @@ __all__ = [
     "check_recorded_configs",
     "expand_overrides",
     "load_sweep_spec",
+    "name_problem",
     "plan_tasks",
 ]
 
@@ -291,6 +292,23 @@ def _merge_overrides(base: Sequence[str], later: Sequence[str]) -> list[str]:
     return [a for a in base if key(a) not in replaced] + list(later)
 
 
+#: What a spec's method name may hold (it names a sweep's folder), and a task's name (its swept values too).
+METHOD_NAME_CHARS, TASK_NAME_CHARS = "A-Za-z0-9._-", "A-Za-z0-9._=,+-"
+
+
+def name_problem(name: str, chars: str = METHOD_NAME_CHARS) -> str | None:
+    """Why ``name`` cannot name a folder of a sweep (a spec's method; a task, with :data:`TASK_NAME_CHARS`), or
+    None: one or more of ``chars``, not starting with a dot (``.`` is the folder itself, ``..`` its parent,
+    ``.name`` a hidden folder that reports skip)."""
+    if not re.fullmatch(f"[{chars}]+", name):
+        shown = ", ".join(repr(c) for c in chars.replace("A-Za-z0-9", "").replace("-", "")) + " or '-'"
+        return f"must be letters, digits, {shown} (it names a directory)"
+    if name.startswith("."):
+        return ("may not start with '.': '.' names the sweep directory itself, '..' the folder above it, and a "
+                "hidden folder is skipped by reports")
+    return None
+
+
 SPEC_KEYS = ("description", "overrides", "slurm", "throughput", "methods")
 SPEC_METHOD_KEYS = ("recipe", "overrides", "label")
 
@@ -375,8 +393,8 @@ def load_sweep_spec(path: str | Path, overrides: Sequence[str] = ()) -> list[Spe
         if not isinstance(own, list) or not all(isinstance(o, str) for o in own):
             problems.append(f"method {name!r}: 'overrides' must be a list of strings, got {own!r}")
             continue
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", str(name)):
-            problems.append(f"method name {name!r} must be letters, digits, '.', '_' or '-' (it names a directory)")
+        if (reason := name_problem(str(name))) is not None:
+            problems.append(f"method name {printable(repr(str(name)))[:80]} {reason}")
             continue
         try:
             recipe = Recipe.from_path(path.parent / entry["recipe"])
@@ -445,7 +463,7 @@ def _task_name(index: int, width: int, overrides: Sequence[str], swept: Sequence
         key = o.split("=", 1)[0].lstrip("+~")
         if key in swept:
             parts.append(o.lstrip("+~"))
-    label = re.sub(r"[^A-Za-z0-9._=,+-]", "_", ",".join(parts))[:120]
+    label = re.sub(f"[^{TASK_NAME_CHARS}]", "_", ",".join(parts))[:120]
     return f"{index:0{width}d}" + (f"_{label}" if label else "")
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from torchrl_reg.cli import printable
 from torchrl_reg.run.files import FileRefused, SymlinkRefused, check_components, open_file, read_json, write_atomic
-from torchrl_reg.sweep.spec import SweepError
+from torchrl_reg.sweep.spec import TASK_NAME_CHARS, SweepError, name_problem
 
 __all__ = [
     "SweepTask",
@@ -49,6 +49,8 @@ __all__ = [
     "sweep_file_lock",
     "sweep_recipe",
     "check_sweep_links",
+    "held_sweep_dir",
+    "sweep_dir_replaced",
 ]
 
 SWEEP_FILE = "sweep.json"
@@ -180,6 +182,8 @@ def _structure_problems(sweep: Any) -> list[str]:
             for key, kind in kinds.items():
                 if not isinstance(task.get(key), kind) or isinstance(task.get(key), bool):
                     problems.append(f"task {position}: {key!r} must be a {kind.__name__}, got {task.get(key, '<absent>')!r:.60}")
+            if isinstance(task.get("name"), str) and (reason := name_problem(task["name"], TASK_NAME_CHARS)):
+                problems.append(f"task {position}: its name {printable(repr(task['name'])[:80])} {reason}")
             if isinstance(task.get("index"), int) and task["index"] != position:
                 problems.append(f"task {position} has index {task['index']}: tasks are stored in index order")
             problems += _text_problems(position, task)
@@ -202,6 +206,12 @@ def _escaping_run_dirs(sweep: dict[str, Any], root: Path) -> list[str]:
             resolved[what] = (root / path).resolve() if isinstance(path, str) else None
             if resolved[what] is None or not resolved[what].is_relative_to(root):
                 problems.append(f"task {task['index']}: {what} {path!r} is not inside the sweep directory")
+            elif resolved[what] == root or resolved[what].relative_to(root).parts[0] in SWEEP_ENTRIES:
+                problems.append(f"task {task['index']}: {what} {path!r} is the sweep directory itself or one of its "
+                                f"own entries ({', '.join(SWEEP_ENTRIES)}), not a run directory of its own")
+            elif any(part.startswith(".") for part in resolved[what].relative_to(root).parts):
+                problems.append(f"task {task['index']}: {what} {path!r} is a hidden folder (a name starting with "
+                                "'.'), which reports skip")
         if resolved["run_dir"] != resolved["config.run_dir"]:
             problems.append(f"task {task['index']}: config.run_dir {task['config'].get('run_dir')!r} is not its "
                             f"run_dir {task['run_dir']!r}")
@@ -310,6 +320,44 @@ def sweep_file_lock(sweep_dir: str | Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+#: The environment variable by which the local driver tells each task which directory it holds (``dev:inode``).
+SWEEP_DIR_ID = "TORCHRL_REG_SWEEP_DIR_ID"
+
+
+def folder_id(fd: int) -> str:
+    """``dev:inode`` of an open folder: what names one directory whatever becomes of its path."""
+    info = os.fstat(fd)
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+@contextmanager
+def held_sweep_dir(sweep_dir: str | Path, expected: str | None = None) -> Iterator[int]:
+    """Hold ``sweep_dir`` by descriptor for a block (:func:`~torchrl_reg.run.files.hold_folder`): sweep.json, the logs
+    and every task's run directory are opened from it, so a sweep directory moved away or replaced by a symlink
+    meanwhile never receives a byte, nor has another sweep's task trained in its name. ``expected``: the folder the
+    caller holds (:func:`folder_id`), which this one must be (a task started by the local driver): else
+    :class:`SweepError`. Yields the descriptor."""
+    from torchrl_reg.run.files import hold_folder, release_folder
+
+    path = os.path.abspath(sweep_dir)
+    fd = hold_folder(path)
+    try:
+        if expected is not None and folder_id(fd) != expected:
+            raise SweepError(f"the sweep directory {printable(path)} is no longer the one its driver started the task "
+                             "in (moved away, or replaced by a link or another folder): nothing of it is run")
+        yield fd
+    finally:
+        release_folder(path)
+
+
+def sweep_dir_replaced(sweep_dir: str | Path, fd: int) -> bool:
+    """Whether the path ``sweep_dir`` no longer names the folder held as ``fd`` (a link in its place counts)."""
+    try:
+        return folder_id(fd) != "{0.st_dev}:{0.st_ino}".format(os.lstat(sweep_dir))
+    except OSError:
+        return True
+
+
 def _log(message: str) -> None:
     now = time.time()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
@@ -344,7 +392,7 @@ class SweepTask:
         # Replaces submitit's handlers (SIGUSR2: requeue from inside the handler, SIGTERM: ignored).
         install_stop_signal_handlers(STOP_SIGNALS)
         _start_resource_tracker_deaf_to_user_signals()
-        with _SignalLog() as signals:
+        with _SignalLog() as signals, held_sweep_dir(self.sweep_dir, os.environ.get(SWEEP_DIR_ID)):
             sweep = read_sweep_file(self.sweep_dir)
             task = Task.from_json(sweep["tasks"][self.index])
             run_dir = Path(task.run_dir)
