@@ -114,9 +114,9 @@ def test_a_signalled_run_checkpoints_and_exits_with_the_interrupted_code(tmp_pat
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )
     try:
-        wait_for((run_dir / "checkpoint.pt").exists, 120, "the first checkpoint")
+        wait_for((run_dir / "checkpoint.pt").exists, 600, "the first checkpoint")
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=600)
     finally:
         proc.kill()
     assert proc.returncode == EXIT_INTERRUPTED, out

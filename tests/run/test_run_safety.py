@@ -324,7 +324,7 @@ def _killed_run(run_dir: Path, tmp_path: Path, ready, *overrides: str) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path,
     )
     try:
-        wait_for(ready, 120, "the run to get there")
+        wait_for(ready, 600, "the run to get there")
     finally:
         proc.kill()
         proc.wait()
@@ -500,9 +500,9 @@ def test_a_signalled_recipe_checkpoints_and_exits_with_the_interrupted_code(tmp_
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=tmp_path,
     )
     try:
-        wait_for((run_dir / "checkpoint.pt").exists, 120, "the first checkpoint")
+        wait_for((run_dir / "checkpoint.pt").exists, 600, "the first checkpoint")
         proc.send_signal(sig)
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=600)
     finally:
         proc.kill()
     assert proc.returncode == EXIT_INTERRUPTED, out

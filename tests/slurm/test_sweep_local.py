@@ -79,9 +79,9 @@ def test_local_sweep_ctrl_c_resume_and_report(tmp_path, capsys):
         240, "task 0 to checkpoint",
     )
     front.send_signal(signal.SIGINT)  # Ctrl-C: every running task checkpoints and stops
-    wait_for(lambda: signal_pending(task0, signal.SIGTERM), 60, "the driver to pass the stop on to task 0")
+    wait_for(lambda: signal_pending(task0, signal.SIGTERM), 300, "the driver to pass the stop on to task 0")
     os.kill(task0, signal.SIGCONT)
-    out, _ = front.communicate(timeout=120)
+    out, _ = front.communicate(timeout=600)
     assert front.returncode == EXIT_INTERRUPTED, out  # stopped by a signal: 75, as its tasks
     assert "task 000_loss=m_dqn: interrupted" in out and f"continue with: python -m torchrl_reg.sweep --resume {sweep_dir}" in out
     assert json.loads((sweep_dir / "000_loss=m_dqn" / "metrics.json").read_text())["status"] == "interrupted"
