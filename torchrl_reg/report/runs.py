@@ -342,6 +342,8 @@ def final_score(run: ReportedRun, metric: str) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
+#: The curve a report draws unless told otherwise: the training episodes' returns.
+DEFAULT_CURVE = "train/episode_return"
 #: A curve's name: a CSV scalar under ``csv/scalars/`` (``train/episode_return``), never a path out of it.
 _CURVE_NAME = re.compile(r"[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*")
 
@@ -383,8 +385,9 @@ def check_report_keys(
     elif not _CURVE_NAME.fullmatch(curve) or ".." in curve.split("/"):
         problems.append(f"--curve {shown(curve, 80)}: a curve is a CSV scalar's name (train/episode_return) or eval, "
                         "not a path")
-    elif logged - {"eval"} and curve not in logged:
-        # (runs that logged no CSV curve at all get none drawn, as records without curves do)
+    elif curve != DEFAULT_CURVE and logged - {"eval"} and curve not in logged:
+        # (runs that logged no CSV curve at all get none drawn, as records without curves do; the default curve is
+        # not the user's choice: runs too short to end a training episode have none, and get none drawn)
         problems.append(f"--curve {shown(curve, 80)}: no completed run logged that curve (they have: {_listed(logged)})")
     if all(r.value(env_key) is None for r in done):
         problems.append(f"--env-key {shown(env_key, 80)}: no completed run's config has that key (e.g. env.name)")
