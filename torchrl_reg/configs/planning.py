@@ -20,7 +20,7 @@ from torchrl_reg.configs.schemas import PLANNING_EVALUATORS, default_of
 from torchrl_reg.envs.ids import MINATAR_GAMES, require_extra
 from torchrl_reg.planning import ALGORITHMS, KNOB_DEFAULTS, KNOBS, RECOMMENDATIONS, TASKS, QNetworkEvaluator, RandomRollout, make_search
 from torchrl_reg.planning.algorithms import KNOB_TABLE, algorithm_knobs, check_knob
-from torchrl_reg.planning.models import DEFAULT_MODEL
+from torchrl_reg.planning.models import DEFAULT_MODEL, get_model
 from torchrl_reg.planning.ensemble import check_futures
 from torchrl_reg.planning.tasks import MODELS, check_model
 from torchrl_reg.run.rundir import AS_NEW
@@ -179,13 +179,13 @@ def tree_memory(cfg: DictConfig) -> tuple[int, int, int]:
     the ensemble one per future), ``nodes = planner.simulations / planner.futures + 2`` (one node per simulation, the
     root and a spare), and per node, with ``k`` actions: ``64 + 56 k`` bytes of statistics (a node's value, visits,
     flags; per edge visits, rewards, three values, a child), 256 bytes of Python objects, the node's saved state, and
-    under ``planner.model=sampled`` in the batched search ``8 k n`` bytes of outcome slots (``n`` the simulations per
+    under a model with chance nodes (``planner.model=sampled``) in the batched search ``8 k n`` bytes of outcome slots (``n`` the simulations per
     tree: each chance edge keeps a slot per simulation)."""
     task, planner = cfg.task, cfg.planner
     k = _TASK_ACTIONS[task.name]
     per_tree = planner.simulations // planner.futures
     node = 64 + 56 * k + 256 + _TASK_STATE_BYTES[task.name]
-    if planner.model == "sampled" and planner.batch_episodes > 1:
+    if get_model(planner.model).chance and planner.batch_episodes > 1:
         node += 8 * k * per_tree
     return planner.batch_episodes * planner.futures, per_tree + 2, node
 
