@@ -13,6 +13,7 @@ import pytest
 from tests.recipes.recipe_cases import CONF, ROOT, TRAINING_RECIPES
 from torchrl_reg.configs import compose_config, config_sources
 from torchrl_reg.loops.entry import EXIT_REFUSED
+from torchrl_reg.run.logs import check_logger_backend
 
 ALL_ENVS = sorted({path.stem for path in CONF.glob("**/env/*.yaml")})  # recipes' own and the env sets'
 
@@ -41,6 +42,12 @@ def test_help_lists_the_options_the_recipe_accepts(recipe):
         assert accepts(recipe, "env", option) == (option in groups["env"][1]), (recipe, option)
     for group in ("loss", "policy", "buffer", "logger"):
         for option in groups.get(group, ("", ()))[1]:
+            if group == "logger" and not accepts(recipe, group, option):
+                # a logger backend is refused by its own check, naming it: wandb always (it writes by path from its
+                # own process), tensorboard where its package is absent
+                with pytest.raises(ValueError, match=rf"logger.backend='{option}'"):
+                    check_logger_backend(option)
+                continue
             assert accepts(recipe, group, option), (recipe, group, option)
 
 
