@@ -61,7 +61,6 @@ def dqn_from_config(cfg: DictConfig, actor: QValueActor) -> DQNLoss:
     return loss
 
 
-@scoped_loop  # the process as it was found, on success and on failure: locks, signal handlers, loop flag
 def compiles(cfg: DictConfig, fused: bool, device: torch.device) -> bool:
     """Whether the update is compiled: ``compile=true`` compiles a loss's fused step everywhere, and the generic step
     (a loss without one: TorchRL's ``DQNLoss``) on CUDA only (or with ``cuda_graph=true``, which records it). On a CPU
@@ -76,6 +75,7 @@ def compiles(cfg: DictConfig, fused: bool, device: torch.device) -> bool:
     return False
 
 
+@scoped_loop  # the process as it was found, on success and on failure: locks, signal handlers, loop flag
 def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
     """Train one value-based agent with the loss named ``cfg.loss.name``; returns the final metrics
     (also written to ``<run_dir>/metrics.json``). ``cfg`` is a validated
