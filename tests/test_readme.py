@@ -35,7 +35,7 @@ def test_the_algorithm_table_names_real_classes_and_recipes():
             assert hasattr(importlib.import_module(f"torchrl_reg.{module}"), name), f"{method}: {dotted}"
         for script in re.findall(r"python (recipes/\w+\.py)", recipe):
             assert (REPO / script).is_file(), f"{method}: {script}"
-        assert re.search(r"(NeurIPS|ICML|ICLR|AAAI|AISTATS|Nature) \d{4}|arXiv:\d{4}\.\d{4,5}", paper), f"{method}: {paper}"
+        assert re.search(r"(NeurIPS|ICML|ICLR|AAAI|AISTATS|IJCAI|ECML|Nature) \d{4}|arXiv:\d{4}\.\d{4,5}", paper), f"{method}: {paper}"
 
 
 def test_the_readme_links_the_results_and_one_figure():

@@ -30,13 +30,16 @@ TINY = [
 
 @pytest.mark.slow
 def test_a_plain_hydra_run_directory_is_one_run(tmp_path):
-    """Hydra writes a copy of the config to <run dir>/.hydra/config.yaml: not a second run."""
+    """A recipe's Hydra writes nothing in the run directory; a copy of the config at <run dir>/.hydra/config.yaml
+    (what Hydra writes with hydra.output_subdir=.hydra, and what runs of older versions hold) is not a second run."""
     run_dir = tmp_path / "runs" / "r0"
     subprocess.run(
         [sys.executable, str(REPO / "recipes" / "m_dqn.py"), f"hydra.run.dir={run_dir}", *TINY],
         check=True, capture_output=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
-    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert not (run_dir / ".hydra").exists()
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_bytes((run_dir / "config.yaml").read_bytes())
     runs = collect_runs([tmp_path / "runs"])
     assert [(r.run_dir, r.status) for r in runs] == [(run_dir, "completed")]
     assert [r.run_dir for r in collect_runs([run_dir])] == [run_dir]

@@ -199,6 +199,8 @@ def make_report(
     Atari games are reported in human-normalized scores (:mod:`torchrl_reg.report.atari`), unless
     ``reference_scores`` are given; ``dopamine`` is a folder of Dopamine's baseline curves
     (``baselines/atari/data``), drawn beside our DQN and IQN training curves."""
+    if dopamine is not None and curve != "train/episode_return":  # the arguments' own conflict, before any run is read
+        raise ValueError(f"Dopamine publishes training returns: --dopamine needs --curve train/episode_return, got {curve!r}")
     runs = collect_runs(paths)
     # Every name the command line gave is checked against the runs before anything is written.
     check_report_keys(runs, metric=metric, curve=curve, env_key=env_key, method_keys=method_keys)
@@ -240,8 +242,6 @@ def make_report(
     if dopamine is not None:
         if not human:
             raise ValueError(f"--dopamine draws Dopamine's Atari curves, and these runs are not Atari games ({', '.join(envs)})")
-        if curve != "train/episode_return":
-            raise ValueError(f"Dopamine publishes training returns: --dopamine needs --curve train/episode_return, got {curve!r}")
         if not Path(dopamine).is_dir():
             raise FileNotFoundError(f"--dopamine {dopamine} is not a directory (Dopamine's baselines/atari/data)")
 
