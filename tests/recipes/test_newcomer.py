@@ -129,7 +129,7 @@ def test_the_first_update_of_a_compiled_run_says_that_it_compiles(caplog):
 
     def run(compile: bool) -> SimpleNamespace:
         cfg = OmegaConf.create({"compile": compile, "optim": {"learning_starts": 80, "frames_per_update": 4}})
-        return SimpleNamespace(cfg=cfg, frames=40, updates=0, announced_compile=False, pbar=None)
+        return SimpleNamespace(cfg=cfg, frames=40, updates=0, announced_compile=False, pbar=None, compiled=compile)
 
     compiled, eager = run(True), run(False)
     with caplog.at_level(logging.INFO, logger="torchrl_reg.recipes"):
@@ -139,6 +139,31 @@ def test_the_first_update_of_a_compiled_run_says_that_it_compiles(caplog):
         compiled.updates, compiled.frames = 10, 160
         assert RecipeRun.updates_due(compiled) == 10
     assert caplog.text.count(COMPILING) == 1 and "compiling" in COMPILING
+
+
+def test_an_update_run_eagerly_on_a_cpu_does_not_say_that_it_compiles(caplog, tmp_path):
+    # compile=true with loss=dqn (no fused update) runs the update eagerly on a CPU: the log says that, and not that the
+    # first update compiles.
+    import torch
+
+    from torchrl_reg.loops.value_based import compiles
+    from torchrl_reg.run.recipe_run import COMPILING
+    from torchrl_reg.sweep.spec import Recipe
+
+    module = Recipe.from_path(ROOT / "recipes" / "m_dqn.py").module()
+    cfg = module.validate(compose_config(CONF, "m_dqn", ["loss=dqn", "compile=true"]))
+    with caplog.at_level(logging.INFO, logger="torchrl_reg.recipes"):
+        assert compiles(cfg, False, torch.device("cpu")) is False
+        assert compiles(cfg, True, torch.device("cpu")) is True
+    assert "runs eagerly on the CPU" in caplog.text
+    tiny = ["env=cartpole", "loss=dqn", "compile=true", "collector.total_frames=80", "collector.num_envs=2",
+            "collector.frames_per_batch=40", "optim.learning_starts=40", "buffer.size=100", "buffer.batch_size=8",
+            "buffer.storage=tensor", "eval.interval=0", "eval.episodes=1", "eval.max_steps=5", "checkpoint.interval=0",
+            "logger.progress_bar=false", f"run_dir={tmp_path / 'run'}"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="torchrl_reg.recipes"):
+        assert module.train(compose_config(CONF, "m_dqn", tiny))["status"] == "completed"
+    assert "runs eagerly on the CPU" in caplog.text and COMPILING not in caplog.text
 
 
 def test_a_run_silences_two_notices_of_other_libraries_and_nothing_else():

@@ -104,8 +104,9 @@ def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
         # Every collected transition is checked once, before the buffer (actions against the action
         # space, NaN/inf values with check_finite), so the update does not re-check each minibatch.
         checks_inputs = isinstance(loss_module, InputChecks)
+        compiled = compiles(cfg, entry.fused_update, device)
         update = make_update(
-            loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=compiles(cfg, entry.fused_update, device),
+            loss_module, optimizer, max_grad_norm=cfg.optim.max_grad_norm, compile=compiled,
             fused="auto" if entry.fused_update else False, inputs_checked=checks_inputs, cuda_graph=cfg.cuda_graph,
         )
         replay_buffer = make_replay_buffer(
@@ -126,7 +127,7 @@ def train(cfg: DictConfig, *, preset_id: str | None = None) -> dict[str, Any]:
             cfg, run_dir, collector=collector, replay_buffer=replay_buffer, greedy=greedy, device=device,
             stateful={"loss_module": loss_module, "policy": policy, "optimizer": optimizer},
             title=entry.title(cfg), extra_metrics=entry.run_metrics(cfg),
-            curve_scalars=hooks.curve_scalars(), preset_id=preset_id,
+            curve_scalars=hooks.curve_scalars(), preset_id=preset_id, compiled=compiled,
         )
     run.start()  # resumes from <run_dir>/checkpoint.pt if there is one
     # Read once: an OmegaConf attribute lookup costs more than a small tensor op.

@@ -182,6 +182,8 @@ class RecipeRun(Run):
             the CSV backend).
         preset_id: the gymnasium id the chosen env option was made for, named in the preset line logged at the
             start (:func:`preset_line`); ``None`` when unknown (``train(cfg)``: the chosen option is not recorded).
+        compiled: whether the loop compiles the update (the first update then waits for the compiler, and a log line
+            says so); ``None``: ``cfg.compile``.
 
     Construction builds nothing and reads no file; :meth:`start` (called once, before the loop)
     resumes from the run directory's checkpoint when it has one, else drops the CSV
@@ -204,6 +206,7 @@ class RecipeRun(Run):
         extra_metrics: Mapping[str, Any] | None = None,
         curve_scalars: Mapping[str, str] | None = None,
         preset_id: str | None = None,
+        compiled: bool | None = None,
     ) -> None:
         super().__init__(cfg, run_dir, self, extra_metrics={"env": cfg.env.name, **(extra_metrics or {})})
         self.preset_id = preset_id
@@ -225,6 +228,7 @@ class RecipeRun(Run):
         # that its logged means are bit-identical to an uninterrupted run's.
         self.pending_outputs: list[TensorDictBase] = []
         self.carried_outputs: dict[str, torch.Tensor] = {}
+        self.compiled = bool(cfg.get("compile")) if compiled is None else compiled
         self.announced_compile = False  # COMPILING is logged before this process's first update
 
     # -- start, and the state its checkpoints hold ----------------------------------------------------
@@ -339,7 +343,7 @@ class RecipeRun(Run):
         due = max(max(self.frames - optim.learning_starts, 0) // optim.frames_per_update - self.updates, 0)
         if due and not self.announced_compile:
             self.announced_compile = True
-            if self.cfg.get("compile"):  # the first update compiles: the progress bar stands still meanwhile
+            if self.compiled:  # the first update compiles: the progress bar stands still meanwhile
                 log = logging.getLogger("torchrl_reg.recipes")
                 self.pbar.log(log, COMPILING) if self.pbar is not None else log.info(COMPILING)
         return due
