@@ -249,3 +249,12 @@ def test_every_loop_gives_the_process_back_after_a_failure_past_its_start(recipe
     assert not (tmp_path / "failed" / "run.lock").exists() and run_dir_holder(tmp_path / "failed") is None
     assert module.train({**cfg, "run_dir": str(tmp_path / "good")})["status"] == "completed"
     assert _process_state() == before
+
+
+def test_every_registered_loop_runs_inside_the_process_scope():
+    """Every loop a recipe can reach (:data:`~torchrl_reg.loops.entry.LOOPS`) is wrapped by ``scoped_loop``: a loop
+    added to the registry without it is caught here, before any of the tests above would run it."""
+    from torchrl_reg.loops.entry import LOOPS
+
+    assert LOOPS and all(getattr(loop, "process_scoped", False) for loop in LOOPS.values()), {
+        family: getattr(loop, "process_scoped", False) for family, loop in LOOPS.items()}

@@ -102,6 +102,7 @@ def scoped_loop(loop: Loop) -> Loop:
         with process_scope():
             return loop(*args, **kwargs)
 
+    scoped.process_scoped = True  # type: ignore[attr-defined]  # what the registry test of the loops checks
     return scoped  # type: ignore[return-value]
 
 
