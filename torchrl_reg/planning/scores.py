@@ -419,7 +419,7 @@ class UCB1Score(TreePolicy):
         return torch.where(count > 0, first_unvisited, index.argmax(-1))
 
 
-class TsallisScore(TreePolicy):
+class TsallisScore(E2WScore):
     """E3W with the Tsallis entropy, the tree policy of TENTS ([TENTS] Sec. 3-4): the E2W mixture over sparsemax instead
     of softmax, ``pi(a|s) = (1 - lambda_s) sparsemax(Q(s, .) / tau)(a) + lambda_s / |A|`` with ``lambda_s`` as in E2W
     (:func:`exploration_weight`), searched on the values :class:`~torchrl_reg.planning.backups.TsallisBackup` backs up.
@@ -428,21 +428,10 @@ class TsallisScore(TreePolicy):
     Args:
         tau: the temperature of the Tsallis-regularized objective (> 0), the backup's.
         eps: the exploration parameter epsilon (>= 0), as in :class:`E2WScore`.
-    """
 
-    def __init__(
-        self,
-        *,
-        tau: float,
-        eps: float,
-        q_value_key: NestedKey = "q_value",
-        visits_key: NestedKey = "visits",
-        total_visits_key: NestedKey = "total_visits",
-        score_key: NestedKey = "score",
-    ):
-        super().__init__(q_value_key=q_value_key, visits_key=visits_key, total_visits_key=total_visits_key, score_key=score_key)
-        self.tau = check_knob("tau", tau)
-        self.eps = check_knob("eps", eps)
+    E2W's parts (its arguments, the mixture weights of :meth:`count_table`, :meth:`select_rows`) with sparsemax in the
+    distribution's place; the algorithm table tells the two apart by their exact classes.
+    """
 
     def _mixture(self, values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return weights[..., 0:1] * sparsemax_rows(values / self.tau)[0] + weights[..., 1:2]
@@ -469,10 +458,6 @@ class TsallisScore(TreePolicy):
                 return a
         return len(probs) - 1
 
-    def count_table(self, num_actions: int, max_total: int, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """E2W's ``(1 - lambda, lambda / |A|)`` for visit counts ``0 .. max_total``: ``[max_total + 1, 2]``."""
-        return mixture_weights(torch.arange(max_total + 1, dtype=dtype, device=device), num_actions, self.eps)
-
     def probs_rows(self, node: NodeStats) -> torch.Tensor:
         """The distribution ``[R, A]`` for a batch of nodes (``node.q`` ``[R, A]``, ``node.total`` ``[R]``; ``node.counts``:
         rows of :meth:`count_table`)."""
@@ -481,6 +466,3 @@ class TsallisScore(TreePolicy):
             counts = mixture_weights(node.total.to(node.q.dtype), node.q.shape[-1], self.eps)
         return self._mixture(node.q, counts)
 
-    def select_rows(self, node: NodeStats, u: torch.Tensor) -> torch.Tensor:
-        """One action per node of a batch, drawn with uniforms ``u`` ``[R]``."""
-        return sample_rows(self.probs_rows(node), u)
