@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -290,3 +291,39 @@ def test_a_full_disk_is_one_line_naming_the_file(copy_of, tmp_path):
     last = done.stderr.splitlines()[-1]
     assert "Traceback" not in done.stderr and last.startswith(f"{name}: File too large: writing "), done.stderr[-3000:]
     assert (run_dir / "checkpoint.pt").read_bytes() == checkpoint
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                    reason="tensorboard is not installed (the test extra installs it; the tensorboard extra alone too)")
+def test_tensorboard_writes_its_events_only_inside_the_run_and_a_linked_folder_is_refused(
+        copy_of, monkeypatch, capsys, tmp_path):
+    """``logger.backend=tensorboard``: TorchRL's writer opens its folder by path, so the run makes ``tensorboard/`` from
+    its locked directory's descriptor after the checks. A ``tensorboard`` symlink to a folder outside is refused (exit
+    2, one line, nothing written on either side); without it, a resume writes its event files under
+    ``tensorboard/<exp>/`` and nothing outside the run."""
+    name, overrides, run_dir, outside = copy_of
+    if name != "m_dqn":
+        pytest.skip("the logger is the same for every recipe: one recipe's run is enough")
+    cfg = recipe(name).validate(compose_config(CONF, name, [*overrides, f"run_dir={run_dir}"]))
+    argv = [*overrides, f"run_dir={run_dir}", "logger.backend=tensorboard",
+            f"collector.total_frames={cfg.collector.total_frames + cfg.collector.frames_per_batch}"]
+    victim = outside / "victim"
+    victim.mkdir()
+    (run_dir / "tensorboard").symlink_to(victim)
+    before, kept = tree_digest(run_dir), tree_digest(outside)
+    status, out, err = command(name, argv, monkeypatch, capsys)
+    assert status == EXIT_REFUSED and len(err.splitlines()) == 1 and "is a symlink" in err, err
+    assert tree_digest(run_dir) == before and tree_digest(outside) == kept
+
+    (run_dir / "tensorboard").unlink()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", [recipe(name).__file__, *argv])
+    try:
+        recipe(name).main()  # a run that completes returns
+    except SystemExit as done:
+        assert done.code in (0, None), capsys.readouterr().err[-3000:]
+    events = [p for p in (run_dir / "tensorboard").rglob("*") if p.is_file()]
+    assert events and all(p.name.startswith("events.out.tfevents") for p in events), events
+    assert tree_digest(outside) == kept and not any(cwd.iterdir())
