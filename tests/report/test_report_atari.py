@@ -182,3 +182,5 @@ def test_the_figures_titles_name_atari_100k_and_atari_57():
     s57 = score_scale({game: {"atari"} for game in ATARI_SCORES})
     assert protocol_title(list(ATARI_SCORES), s57, [3, 2], budget_text([50_000_000], [4])) == (
         "Atari-57 (57 games, 2-3 runs each), 50M agent steps (200M frames)")
+    assert protocol_title(list(ATARI_100K_GAMES), s100, [1] * 26, budget_text([100_000], [4])) == (
+        "Atari-100k (26 games, 1 run each), 100k agent steps (400k frames)")

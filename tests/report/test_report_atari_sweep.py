@@ -27,11 +27,12 @@ TINY_ATARI_SWEEP = [
 REFERENCE = {"Pong": (-20.7, 14.6), "Breakout": (1.7, 30.5)}
 
 
-def check_atari_report(sweep_dir: Path, out: str) -> dict:
-    """The report of the tiny sweep: each run's human-normalized score from its own metrics.json, the four aggregates
-    with intervals for both methods, and the figures (rliable's when it imports)."""
+def check_atari_report(sweep_dir: Path, out: str, seeds: int = 2) -> dict:
+    """The report of the tiny sweep (``seeds`` runs per game and method): each run's human-normalized score from its
+    own metrics.json, the four aggregates with intervals for both methods, and the figures (rliable's when it
+    imports)."""
     results = json.loads((sweep_dir / "report" / "results.json").read_text())
-    assert results["runs_completed"] == 8 and results["missing_or_failed"] == []
+    assert results["runs_completed"] == 4 * seeds and results["missing_or_failed"] == []
     assert results["scale"]["human"]
     expected: dict[tuple[str, str], list[float]] = {}
     for method in ("dqn", "m_dqn"):
@@ -43,13 +44,14 @@ def check_atari_report(sweep_dir: Path, out: str) -> dict:
     rows = {(r["env"], r["method"]): r for r in results["per_env"]}
     assert set(rows) == set(expected)
     for key, hns in expected.items():
-        assert rows[key]["runs"] == 2 and rows[key]["hns_mean"] == pytest.approx(sum(hns) / 2), key
+        assert rows[key]["runs"] == seeds and rows[key]["hns_mean"] == pytest.approx(sum(hns) / seeds), key
     for method in ("dqn", "m_dqn"):
-        means = [sum(expected[(game, method)]) / 2 for game in ("Breakout", "Pong")]
+        means = [sum(expected[(game, method)]) / seeds for game in ("Breakout", "Pong")]
         assert results["aggregate"][method]["Mean"][0] == pytest.approx(sum(means) / 2)
         for name, (point, low, high) in results["aggregate"][method].items():
             assert low <= point + 1e-12 and point <= high + 1e-12, (method, name)
-    assert results["title"] == "Atari (2 games, 2 runs each), 64 agent steps (256 frames)"
+    runs = "2 runs each" if seeds == 2 else "1 run each"
+    assert results["title"] == f"Atari (2 games, {runs}), 64 agent steps (256 frames)"
     assert "IQM" in out and "aggregates over 2 games" in out and "Breakout" in out
     if rliable_missing() is None:
         assert results["figures"] == FIGURES

@@ -239,11 +239,20 @@ def budget_text(steps: Iterable[Any], frame_skip: Iterable[Any] = ()) -> str:
     return f"{text} steps"
 
 
+def runs_each_text(counts: Sequence[int]) -> str:
+    """``"5 runs each"``, ``"1 run each"``, ``"3-5 runs each"`` for the sorted run counts per setting; ``"no runs"``."""
+    if not counts:
+        return "no runs"
+    if len(counts) == 1:
+        return f"{counts[0]} run{'s' if counts[0] != 1 else ''} each"
+    return f"{counts[0]}-{counts[-1]} runs each"
+
+
 def protocol_title(envs: Sequence[str], scale: ScoreScale, runs_per_env: Iterable[int], budget: str) -> str:
     """The figures' title: the protocol (Atari-57, Atari-100k, or how many games or environments), the runs per
     game and the budget, e.g. ``"Atari-100k (26 games, 5 runs each), 100k agent steps (400k frames)"``."""
     counts = sorted(set(runs_per_env))
-    runs = (f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}") + " runs each" if counts else "no runs"
+    runs = runs_each_text(counts)
     if scale.human:
         games = set(scale.games.values())
         if games == set(ATARI_SCORES):

@@ -29,6 +29,7 @@ from torchrl_reg.report.atari import (
     dopamine_beside,
     env_family,
     protocol_title,
+    runs_each_text,
     score_scale,
 )
 from torchrl_reg.report.rliable_figures import FIGURES, INSTALL_HINT, rliable_figures, rliable_missing
@@ -337,7 +338,7 @@ def make_report(
         runs_each = sorted({len(scores[m][e]) for m in methods for e in common})
         protocol = title if human else (
             f"{len(common)} environment{'s' if len(common) != 1 else ''} ("
-            + (f"{runs_each[0]}" if len(runs_each) == 1 else f"{runs_each[0]}-{runs_each[-1]}") + f" runs each), {budget}")
+            + f"{runs_each_text(runs_each)}), {budget}")
         outputs["aggregate.png"] = _plot_aggregate(aggregate, f"{scores_title}: {protocol}", xlabel)
 
     # rliable's figures, for absolute normalized scores (human-normalized, or the given reference scores).
