@@ -258,3 +258,21 @@ def test_every_registered_loop_runs_inside_the_process_scope():
 
     assert LOOPS and all(getattr(loop, "process_scoped", False) for loop in LOOPS.values()), {
         family: getattr(loop, "process_scoped", False) for family, loop in LOOPS.items()}
+
+
+def test_a_run_that_fails_before_writing_a_file_leaves_no_new_directory(tmp_path, monkeypatch):
+    """A run refused under its lock (a set-up failure after the lock, before any file) in a directory it created takes
+    the directory and the parents it created away again; a directory that existed before stays, and so does one the
+    run wrote into."""
+    train = Recipe.from_path(RECIPE).module().train
+    new = tmp_path / "made" / "for" / "the_run"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with monkeypatch.context() as m:
+        m.setattr(value_based, "make_collector", _fail_at_collector)
+        for run_dir in (new, existing):
+            with pytest.raises(Injected):
+                train(_config(run_dir))
+    assert not (tmp_path / "made").exists()
+    assert existing.is_dir() and not any(existing.iterdir())
+    assert train(_config(new))["status"] == "completed" and (new / "config.yaml").is_file()

@@ -398,3 +398,40 @@ def test_a_planning_network_with_a_nan_weight_is_refused(tmp_path):
     save_checkpoint(network / "checkpoint.pt", state)
     with pytest.raises(ValueError, match=rf"evaluator.checkpoint {network / 'checkpoint.pt'} is refused: its policy\..* holds nan"):
         load_q_network(network / "checkpoint.pt", sim, "breakout")
+
+
+def test_a_key_added_since_for_another_option_is_no_change_and_a_read_one_is(tmp_path):
+    """A config.yaml written before ``loss.q`` existed (MVI(q)'s entropic index, read only under ``loss.name=mvi_q``)
+    resumes an M-DQN run: the key is unread there, so its absence cannot change a trained number. A key the run reads
+    that the stored config lacks is still refused, naming it; and the sweep's check of its recorded task configs
+    follows the same rule."""
+    from omegaconf import OmegaConf
+
+    from torchrl_reg.run.rundir import resume_changes, unread_in
+
+    m_dqn.validate(m_dqn_config(tmp_path))  # the schema registered
+    cfg = m_dqn.validate(m_dqn_config(tmp_path))
+    new = OmegaConf.to_container(cfg, resolve=True)
+    assert "loss.q" in unread_in(new, cfg) and "loss.alpha" not in unread_in(new, cfg)
+    older = {**new, "loss": {k: v for k, v in new["loss"].items() if k != "q"}}
+    assert resume_changes(older, new, cfg) == []
+    stripped = {**new, "loss": {k: v for k, v in new["loss"].items() if k != "alpha"}}
+    assert resume_changes(stripped, new, cfg) == [f"loss.alpha: '<absent>' -> {new['loss']['alpha']}"]
+    mvi = m_dqn.validate(m_dqn_config(tmp_path, "loss=mvi_q"))
+    new_mvi = OmegaConf.to_container(mvi, resolve=True)
+    assert "loss.q" not in unread_in(new_mvi, mvi)
+    assert resume_changes({**new_mvi, "loss": {k: v for k, v in new_mvi["loss"].items() if k != "q"}}, new_mvi, mvi)
+
+
+def test_a_sweep_recorded_before_a_key_was_added_for_another_option_resumes(tmp_path):
+    from torchrl_reg.sweep.spec import Recipe, check_recorded_configs, plan_tasks
+
+    recipe = Recipe.from_path(Path(m_dqn.__file__))
+    tasks, _ = plan_tasks(recipe, ["env=cartpole", "loss=dqn,m_dqn"], tmp_path)
+    recorded = [{"index": i, "overrides": list(t.overrides), "run_dir": str(t.run_dir),
+                 "config": {**t.config, "loss": {k: v for k, v in t.config["loss"].items() if k != "q"}}}
+                for i, t in enumerate(tasks)]
+    check_recorded_configs(recipe, recorded)  # loss.q is read by neither dqn nor m_dqn
+    recorded[1]["config"]["loss"].pop("alpha")
+    with pytest.raises(Exception, match=r"task 1 .*config.loss.alpha is '<absent>'"):
+        check_recorded_configs(recipe, recorded)

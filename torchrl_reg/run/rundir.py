@@ -65,6 +65,7 @@ __all__ = [
     "resolve_run_dir",
     "resume_changes",
     "resume_rules",
+    "unread_in",
     "run_dir_holder",
     "config_digest",
     "check_run_dir",
@@ -340,6 +341,9 @@ def run_dir_holder(run_dir: str | Path) -> dict[str, Any] | None:
 # Locks held by this process, by resolved directory; a loop releases the ones it took when it returns or raises
 # (torchrl_reg.run.process.process_scope), and a later run of a directory still held here takes it over.
 _HELD: dict[Path, RunDirLock] = {}
+# The folders resolve_run_dir created for a run directory (the directory first, then its missing parents), by the
+# directory's absolute name: a run that fails before it writes a file takes them away again (release_run_dir).
+_CREATED: dict[str, list[str]] = {}
 
 
 def held_run_dirs() -> list[str]:
@@ -379,6 +383,18 @@ def release_run_dir(run_dir: str | Path) -> None:
             lock.release()
         finally:
             release_folder(lock.held_as)
+            _remove_if_created_and_empty(lock.held_as)
+
+
+def _remove_if_created_and_empty(run_dir: str) -> None:
+    """Take away the folders :func:`resolve_run_dir` created for ``run_dir`` when the run left them empty (it failed
+    before writing a file: a refusal under the lock leaves no new directory behind). Only empty folders go
+    (``os.rmdir``); a directory that holds anything, or existed before, stays."""
+    for folder in _CREATED.pop(run_dir, []):
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (the run wrote something, or someone else did), or gone: it stays as it is
+            return
 
 
 @contextmanager
@@ -404,7 +420,13 @@ def resolve_run_dir(run_dir: str | None) -> Path:
         from hydra.core.hydra_config import HydraConfig
 
         path = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(os.getcwd())
+    missing, folder = [], os.path.abspath(path)
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
     path.mkdir(parents=True, exist_ok=True)
+    if missing:
+        _CREATED[missing[0]] = missing
     return path
 
 
@@ -596,13 +618,40 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+def unread_in(new: Mapping[str, Any], schema: Any) -> set[str]:
+    """The dotted keys of the resolved config ``new`` that its own settings leave unread (each group's
+    ``read_only_if`` in ``schema``: ``loss.q`` under ``loss.name='m_dqn'``)."""
+    import dataclasses
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from torchrl_reg.validation import unread_keys
+
+    if isinstance(schema, DictConfig):
+        schema = OmegaConf.get_type(schema)
+    found: set[str] = set()
+    for group in dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ():
+        node = new.get(group.name)
+        if isinstance(group.default_factory, type) and dataclasses.is_dataclass(group.default_factory) and isinstance(node, Mapping):
+            try:
+                found |= {f"{group.name}.{key}" for key in unread_keys(group.default_factory, node)}
+            except (KeyError, TypeError):  # a group without the key that decides: nothing is known to be unread
+                continue
+    return found
+
+
 def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any], schema: Any) -> list[str]:
     """The differences between a stored and a new resolved config that a resume refuses, one line each
-    (``key: stored -> new``); differences that ``schema`` allows (:func:`resume_rules`) are left out."""
+    (``key: stored -> new``); differences that ``schema`` allows (:func:`resume_rules`) are left out, and so is a key
+    the stored config lacks that the new one leaves unread (a key added to a group since, for another option of it:
+    ``loss.q`` of MVI(q) beside a stored ``loss.name=m_dqn`` run) -- it cannot change a trained number."""
     resumable, added = resume_rules(schema)
     old, cur = _flat(dict(stored)), _flat(dict(new))
+    unread = unread_in(new, schema)
     refused = []
     for key in sorted(set(old) | set(cur)):
+        if key not in old and key not in added and key in unread:
+            continue
         b = cur.get(key, "<absent>")
         a = old.get(key, added.get(key, "<absent>"))
         if callable(a):
