@@ -435,3 +435,28 @@ def test_a_sweep_recorded_before_a_key_was_added_for_another_option_resumes(tmp_
     recorded[1]["config"]["loss"].pop("alpha")
     with pytest.raises(Exception, match=r"task 1 .*config.loss.alpha is '<absent>'"):
         check_recorded_configs(recipe, recorded)
+
+
+def test_a_run_written_before_a_key_was_added_for_another_option_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """A run of loss=dqn whose config.yaml and checkpoint were written without ``loss.q`` (digested without it, as the
+    code before MVI(q) did) resumes with a larger budget; its checkpoint is still refused for a run of another seed."""
+    import yaml
+
+    from torchrl_reg.run import contract, rundir
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as m:  # the code before the key: its digest never saw loss.q
+        m.setattr(contract, "config_digest", lambda cfg, leave_out=(): rundir.config_digest(cfg, {"loss.q"}))
+        assert m_dqn.train(m_dqn_config(run_dir, "loss=dqn"))["status"] == "completed"
+    stored = yaml.safe_load((run_dir / "config.yaml").read_text())
+    del stored["loss"]["q"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    frames = stored["collector"]["total_frames"] + stored["collector"]["frames_per_batch"]
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    out = m_dqn.train(m_dqn_config(run_dir, "loss=dqn", f"collector.total_frames={frames}"))
+    assert out["status"] == "completed" and out["frames"] == frames
+    stored["seed"] += 1  # the same checkpoint under another seed's config.yaml: still another run's checkpoint
+    (copy / "config.yaml").write_text(yaml.safe_dump(stored))
+    with pytest.raises(Exception, match="written by a run of another config"):
+        m_dqn.train(m_dqn_config(copy, "loss=dqn", f"seed={stored['seed']}", f"collector.total_frames={frames}"))

@@ -41,7 +41,7 @@ from torchrl_reg.run.metrics import write_json
 from torchrl_reg.run.plots import plot_learning_curve
 from torchrl_reg.run.process import open_process, release_at_exit
 from torchrl_reg.run.progress import ProgressBar
-from torchrl_reg.run.rundir import config_digest, release_run_dir, released_on_error, write_config
+from torchrl_reg.run.rundir import config_digest, keys_added_unread, release_run_dir, released_on_error, write_config
 from torchrl_reg.run.stop import clear_stop, set_loop_active, stop_requested
 
 __all__ = ["Run", "RunState"]
@@ -140,7 +140,9 @@ class Run:
         refuses (:meth:`RunState.load_state_dict`), an RNG state that does not restore or an elapsed time that is not
         a finite number >= 0 refuses the resume (:class:`~torchrl_reg.run.CheckpointError` naming the entry)."""
         bound = getattr(self.state, "checkpoint_bytes", None)
-        state = load_checkpoint(self.checkpoint_path, map_location=map_location, config_digest=config_digest(self.cfg),
+        # digested as the checkpoint was: without the keys added since that this run leaves unread
+        digest = config_digest(self.cfg, keys_added_unread(self.run_dir, self.cfg))
+        state = load_checkpoint(self.checkpoint_path, map_location=map_location, config_digest=digest,
                                 max_bytes=None if bound is None else bound())
         try:
             self.state.load_state_dict(state)

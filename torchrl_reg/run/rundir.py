@@ -27,7 +27,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ __all__ = [
     "unread_in",
     "run_dir_holder",
     "config_digest",
+    "keys_added_unread",
     "check_run_dir",
     "job_log",
     "RUN_ENTRIES",
@@ -697,9 +698,10 @@ def _check_resume(run_dir: Path, cfg: Any) -> None:
         )
 
 
-def config_digest(cfg: Any) -> str:
+def config_digest(cfg: Any, leave_out: Iterable[str] = ()) -> str:
     """The SHA-256 of a run's resolved config, less the keys its schema lets a resume change and those added after
-    run directories were written without them (:func:`resume_rules`): what a
+    run directories were written without them (:func:`resume_rules`), and the dotted keys ``leave_out``
+    (:func:`keys_added_unread`: what the run's checkpoint was written without): what a
     checkpoint stores to name its run, so that a checkpoint copied from another run (another seed, another
     method) is refused (:func:`~torchrl_reg.run.checkpoint.load_checkpoint`)."""
     import hashlib
@@ -708,8 +710,23 @@ def config_digest(cfg: Any) -> str:
 
     config = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     resumable, added = resume_rules(cfg)
-    kept = {k: v for k, v in _flat(config).items() if k not in resumable and k not in added}
+    skipped = set(leave_out)
+    kept = {k: v for k, v in _flat(config).items() if k not in resumable and k not in added and k not in skipped}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def keys_added_unread(run_dir: str | Path, cfg: Any) -> set[str]:
+    """The keys of ``cfg`` that the run directory's ``config.yaml`` lacks and ``cfg``'s settings leave unread (a key
+    added to a group since the run was written, for another option of it): what its checkpoint's digest was computed
+    without, and what a resume accepts as no change (:func:`resume_changes`). Empty without a readable config.yaml."""
+    from omegaconf import OmegaConf
+
+    try:
+        stored = _flat(OmegaConf.to_container(load_yaml_config(Path(run_dir) / "config.yaml"), resolve=True))
+    except (OSError, ValueError):
+        return set()
+    new = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    return (set(_flat(new)) - set(stored)) & unread_in(new, cfg)
 
 
 def write_config(run_dir: str | Path, cfg: Any) -> None:
