@@ -199,7 +199,14 @@ def make_report(
 
     Atari games are reported in human-normalized scores (:mod:`torchrl_reg.report.atari`), unless
     ``reference_scores`` are given; ``dopamine`` is a folder of Dopamine's baseline curves
-    (``baselines/atari/data``), drawn beside our DQN and IQN training curves."""
+    (``baselines/atari/data``), drawn beside our DQN and IQN training curves.
+
+    The steps, each a function of this module: the runs read and checked, split into completed and not
+    (:func:`_completed_runs`), their final scores per environment and method (:func:`_final_scores`), the score scale
+    (:func:`_scale`), the rows per environment (:func:`_per_env_rows`), the normalization of the aggregates
+    (:func:`_normalization`), the aggregates and probabilities of improvement (:func:`_aggregates`), the curves
+    (:func:`_curve_figures`), the aggregate and rliable figures (:func:`_aggregate_figures`), then the results and
+    the summary, written as one set."""
     if dopamine is not None and curve != "train/episode_return":  # the arguments' own conflict, before any run is read
         raise ValueError(f"Dopamine publishes training returns: --dopamine needs --curve train/episode_return, got {curve!r}")
     runs = collect_runs(paths)
@@ -209,151 +216,23 @@ def make_report(
     # The outputs go inside the data by default (<RUN_DIR>/report): no symlink there may take them elsewhere.
     root = _output_root(paths, out_dir)
     check_components(root, out_dir)
-    labels = method_labels(runs, env_key, method_keys)
+    done, problems = _completed_runs(runs, method_labels(runs, env_key, method_keys), metric)
+    envs, methods, scores = _final_scores(done, env_key, metric)
+    scale = _scale(done, envs, env_key, reference_scores, dopamine)
+    human = scale is not None and scale.human
+    per_env = _per_env_rows(envs, methods, scores, scale, reps)
+    common, reference, normalization = _normalization(envs, methods, scores, scale, reference_scores)
+    aggregate, normalized_tasks, improvement = _aggregates(envs, methods, scores, common, reference, reps)
     # Every output as bytes first, written as one set at the end (write_atomic_set): a failure leaves the earlier
     # report whole, never a summary beside figures of another generation.
-    outputs: dict[str, bytes] = {}
-
-    done: list[tuple[ReportedRun, str]] = []
-    problems: list[dict[str, Any]] = []
-    for run, label in zip(runs, labels):
-        score = final_score(run, metric) if run.status == "completed" else math.nan
-        if run.status == "completed" and math.isfinite(score):
-            done.append((run, label))
-            continue
-        reason = run.status if run.status != "completed" else f"no finite {metric!r} in metrics.json"
-        problems.append(
-            {"run_dir": str(run.run_dir), "method": label, "status": reason, "queue": run.queue, "logs": run.logs}
-        )
-
-    envs = sorted({str(r.value(env_key)) for r, _ in done})
-    methods = sorted({m for _, m in done})
-    scores: dict[str, dict[str, np.ndarray]] = {m: {} for m in methods}
-    for env in envs:
-        for m in methods:
-            s = [final_score(r, metric) for r, label in done if label == m and str(r.value(env_key)) == env]
-            if s:
-                scores[m][env] = np.asarray(s)
-
-    # Atari games: human-normalized scores (a game the table lacks is refused by name); other envs: raw scores.
-    families = {e: {env_family(r.setting("env.family"), r.value(env_key)) for r, _ in done if str(r.value(env_key)) == e}
-                for e in envs}
-    scale = score_scale(families) if reference_scores is None else None
-    human = scale is not None and scale.human
-    if dopamine is not None:
-        if not human:
-            raise ValueError(f"--dopamine draws Dopamine's Atari curves, and these runs are not Atari games ({', '.join(envs)})")
-        if not Path(dopamine).is_dir():
-            raise FileNotFoundError(f"--dopamine {dopamine} is not a directory (Dopamine's baselines/atari/data)")
-
-    per_env = []
-    for env in envs:
-        for m in methods:
-            if env not in scores[m]:
-                continue
-            s = scores[m][env]
-            per_env.append(
-                {
-                    "env": env,
-                    "method": m,
-                    "runs": int(len(s)),
-                    "mean": float(s.mean()),
-                    "std": float(s.std(ddof=1)) if len(s) > 1 else math.nan,
-                    "iqm": stratified_bootstrap_ci([s], interquartile_mean, reps=reps),
-                }
-            )
-            if human:
-                h = normalize({env: s}, scale.reference)[env]
-                per_env[-1]["hns_mean"] = float(h.mean())
-                per_env[-1]["hns_iqm"] = stratified_bootstrap_ci([h], interquartile_mean, reps=reps)
-
-    # Aggregates use the environments every method ran on, normalized per environment.
-    common = [e for e in envs if all(e in scores[m] for m in methods)]
-    if reference_scores is not None:
-        missing = [e for e in common if e not in reference_scores]
-        if missing:
-            raise ValueError(f"reference scores are missing for {missing}; give [low, high] for every environment")
-        reference = {e: tuple(reference_scores[e]) for e in common}
-        normalization = "(score - low) / (high - low) with the given reference scores"
-    elif human:
-        reference = {e: scale.reference[e] for e in common}
-        normalization = scale.note
-    else:
-        reference = {}
-        for e in common:
-            pooled = np.concatenate([scores[m][e] for m in methods])
-            low, high = float(pooled.min()), float(pooled.max())
-            reference[e] = (low, high if high > low else low + 1.0)
-        normalization = (
-            "min-max over all runs of all methods on that environment (relative scores: 0 is the worst "
-            "run, 1 the best; give --reference-scores for absolute ones)"
-        )
-    aggregate: dict[str, dict[str, list[float]]] = {}
-    normalized_tasks: dict[str, list[np.ndarray]] = {}
-    if common:
-        for m in methods:
-            normalized = normalize({e: scores[m][e] for e in common}, reference)
-            tasks = normalized_tasks[m] = [normalized[e] for e in common]
-            aggregate[m] = {name: list(stratified_bootstrap_ci(tasks, fn, reps=reps)) for name, fn in ESTIMATORS.items()}
-    improvement = []
-    for x, y in combinations(methods, 2):
-        shared = [e for e in envs if e in scores[x] and e in scores[y]]
-        if shared:
-            p = stratified_bootstrap_ci_two_sample(
-                [scores[x][e] for e in shared], [scores[y][e] for e in shared], probability_of_improvement, reps=reps
-            )
-            improvement.append({"x": x, "y": y, "envs": len(shared), "p": list(p)})
-
-    # Dopamine's published curve of a method we ran (our dqn and iqn losses), over the frames our runs span.
-    # A run record has no loss.name: its method is its loss.
-    agents = dopamine_agents({m: {r.setting("loss.name") or label for r, label in done if label == m} for m in methods})
-    published_notes: list[str] = []
-    curve_files = {}
-    for env in envs:
-        curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for r, m in done:
-            if str(r.value(env_key)) == env:
-                curves.setdefault(m, []).append(read_curve(r, curve))
-        published = []
-        ours = [x for runs_ in curves.values() for x, _ in runs_ if len(x)]
-        if dopamine is not None and ours:
-            wanted = sorted({agent for m, agent in agents.items() if m in curves})
-            published, notes = dopamine_beside(dopamine, env, wanted, max(float(x[-1]) for x in ours))
-            published_notes += notes
-        if ours:
-            name = f"curves_{_slug(env)}.png"
-            outputs[name] = _plot_curves(env, curves, curve, curve_reps, published)
-            curve_files[env] = name
-
+    outputs, curve_files, published_notes = _curve_figures(done, envs, methods, env_key, curve, curve_reps, dopamine)
     budget = budget_text([r.metrics.get("frames", r.setting("collector.total_frames")) for r, _ in done],
                          [r.setting("env.frame_skip") for r, _ in done])
     title = protocol_title(common, scale, [len(scores[m][e]) for m in methods for e in common], budget) if human else (
         f"{len(common)} environments, {budget}")
-    # The axis as rliable's figures beside it label theirs; the title says which scores, the protocol and budget.
-    xlabel = ("Human-normalized score" if human else "Normalized score" if reference_scores is not None
-              else "Min-max normalized score (0: worst run, 1: best)")
-    scores_title = ("Human-normalized scores" if human else "Scores normalized by the given reference scores"
-                    if reference_scores is not None else "Raw scores, min-max normalized per environment")
-    if aggregate:
-        runs_each = sorted({len(scores[m][e]) for m in methods for e in common})
-        protocol = title if human else (
-            f"{len(common)} environment{'s' if len(common) != 1 else ''} ("
-            + f"{runs_each_text(runs_each)}), {budget}")
-        outputs["aggregate.png"] = _plot_aggregate(aggregate, f"{scores_title}: {protocol}", xlabel)
-
-    # rliable's figures, for absolute normalized scores (human-normalized, or the given reference scores).
-    figure_files: dict[str, str] = {}
-    figure_notes: list[str] = []
-    if aggregate and (human or reference_scores is not None):
-        missing = rliable_missing()
-        if missing is None:
-            figures, figure_notes = rliable_figures(normalized_tasks, aggregate, improvement, title, xlabel,
-                                                    profile_reps=curve_reps)
-            for key, fig in figures.items():
-                outputs[FIGURES[key]] = _png(fig)
-                figure_files[key] = FIGURES[key]
-        else:
-            figure_notes.append(f"{missing}: {INSTALL_HINT}")
+    figure_files, figure_notes = _aggregate_figures(
+        outputs, aggregate, normalized_tasks, improvement, scores, methods, common, scale, reference_scores, title,
+        budget, curve_reps)
 
     results = {
         "command": command,
@@ -391,6 +270,210 @@ def make_report(
         folder.mkdir(parents=True, exist_ok=True)
     write_atomic_set([(out_dir / name, data, root) for name, data in outputs.items()] + list(extra_files))
     return results
+
+
+def _completed_runs(
+    runs: Sequence[ReportedRun], labels: Sequence[str], metric: str
+) -> tuple[list[tuple[ReportedRun, str]], list[dict[str, Any]]]:
+    """``(done, problems)``: the completed runs with a finite ``metric``, each with its method's label; every other
+    run with why it is left out (its status, or no finite metric), its queue and its logs."""
+    done: list[tuple[ReportedRun, str]] = []
+    problems: list[dict[str, Any]] = []
+    for run, label in zip(runs, labels):
+        score = final_score(run, metric) if run.status == "completed" else math.nan
+        if run.status == "completed" and math.isfinite(score):
+            done.append((run, label))
+            continue
+        reason = run.status if run.status != "completed" else f"no finite {metric!r} in metrics.json"
+        problems.append(
+            {"run_dir": str(run.run_dir), "method": label, "status": reason, "queue": run.queue, "logs": run.logs}
+        )
+    return done, problems
+
+
+def _final_scores(
+    done: Sequence[tuple[ReportedRun, str]], env_key: str, metric: str
+) -> tuple[list[str], list[str], dict[str, dict[str, np.ndarray]]]:
+    """``(envs, methods, scores)``: the sorted environments and methods, and ``scores[method][env]``, the final
+    ``metric`` of each of that method's runs on that environment (a pair without runs is absent)."""
+    envs = sorted({str(r.value(env_key)) for r, _ in done})
+    methods = sorted({m for _, m in done})
+    scores: dict[str, dict[str, np.ndarray]] = {m: {} for m in methods}
+    for env in envs:
+        for m in methods:
+            s = [final_score(r, metric) for r, label in done if label == m and str(r.value(env_key)) == env]
+            if s:
+                scores[m][env] = np.asarray(s)
+    return envs, methods, scores
+
+
+def _scale(
+    done: Sequence[tuple[ReportedRun, str]], envs: Sequence[str], env_key: str,
+    reference_scores: dict[str, tuple[float, float]] | None, dopamine: str | Path | None,
+) -> Any:
+    """The score scale (:func:`~torchrl_reg.report.atari.score_scale`: Atari games human-normalized, a game the table
+    lacks refused by name; other envs raw), ``None`` with ``reference_scores``; ``dopamine`` is refused for runs that
+    are not Atari games and for a path that is no folder."""
+    families = {e: {env_family(r.setting("env.family"), r.value(env_key)) for r, _ in done if str(r.value(env_key)) == e}
+                for e in envs}
+    scale = score_scale(families) if reference_scores is None else None
+    human = scale is not None and scale.human
+    if dopamine is not None:
+        if not human:
+            raise ValueError(f"--dopamine draws Dopamine's Atari curves, and these runs are not Atari games ({', '.join(envs)})")
+        if not Path(dopamine).is_dir():
+            raise FileNotFoundError(f"--dopamine {dopamine} is not a directory (Dopamine's baselines/atari/data)")
+    return scale
+
+
+def _per_env_rows(
+    envs: Sequence[str], methods: Sequence[str], scores: dict[str, dict[str, np.ndarray]], scale: Any, reps: int
+) -> list[dict[str, Any]]:
+    """One row per environment and method that ran on it: runs, mean, std, the IQM with its interval, and for Atari
+    games the human-normalized mean and IQM."""
+    human = scale is not None and scale.human
+    per_env = []
+    for env in envs:
+        for m in methods:
+            if env not in scores[m]:
+                continue
+            s = scores[m][env]
+            per_env.append(
+                {
+                    "env": env,
+                    "method": m,
+                    "runs": int(len(s)),
+                    "mean": float(s.mean()),
+                    "std": float(s.std(ddof=1)) if len(s) > 1 else math.nan,
+                    "iqm": stratified_bootstrap_ci([s], interquartile_mean, reps=reps),
+                }
+            )
+            if human:
+                h = normalize({env: s}, scale.reference)[env]
+                per_env[-1]["hns_mean"] = float(h.mean())
+                per_env[-1]["hns_iqm"] = stratified_bootstrap_ci([h], interquartile_mean, reps=reps)
+    return per_env
+
+
+def _normalization(
+    envs: Sequence[str], methods: Sequence[str], scores: dict[str, dict[str, np.ndarray]], scale: Any,
+    reference_scores: dict[str, tuple[float, float]] | None,
+) -> tuple[list[str], dict[str, tuple[float, float]], str]:
+    """``(common, reference, normalization)``: the environments every method ran on (what the aggregates use), the
+    ``(low, high)`` of each (the given reference scores, the human table's, or min-max over every run there) and a
+    sentence that says which."""
+    common = [e for e in envs if all(e in scores[m] for m in methods)]
+    if reference_scores is not None:
+        missing = [e for e in common if e not in reference_scores]
+        if missing:
+            raise ValueError(f"reference scores are missing for {missing}; give [low, high] for every environment")
+        reference = {e: tuple(reference_scores[e]) for e in common}
+        normalization = "(score - low) / (high - low) with the given reference scores"
+    elif scale is not None and scale.human:
+        reference = {e: scale.reference[e] for e in common}
+        normalization = scale.note
+    else:
+        reference = {}
+        for e in common:
+            pooled = np.concatenate([scores[m][e] for m in methods])
+            low, high = float(pooled.min()), float(pooled.max())
+            reference[e] = (low, high if high > low else low + 1.0)
+        normalization = (
+            "min-max over all runs of all methods on that environment (relative scores: 0 is the worst "
+            "run, 1 the best; give --reference-scores for absolute ones)"
+        )
+    return common, reference, normalization
+
+
+def _aggregates(
+    envs: Sequence[str], methods: Sequence[str], scores: dict[str, dict[str, np.ndarray]], common: Sequence[str],
+    reference: dict[str, tuple[float, float]], reps: int,
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, list[np.ndarray]], list[dict[str, Any]]]:
+    """``(aggregate, normalized_tasks, improvement)``: each method's estimators (:data:`ESTIMATORS`) with their
+    stratified-bootstrap intervals over the common environments, normalized; the normalized scores per method; and
+    the probability of improvement of every pair of methods over the environments both ran on."""
+    aggregate: dict[str, dict[str, list[float]]] = {}
+    normalized_tasks: dict[str, list[np.ndarray]] = {}
+    if common:
+        for m in methods:
+            normalized = normalize({e: scores[m][e] for e in common}, reference)
+            tasks = normalized_tasks[m] = [normalized[e] for e in common]
+            aggregate[m] = {name: list(stratified_bootstrap_ci(tasks, fn, reps=reps)) for name, fn in ESTIMATORS.items()}
+    improvement = []
+    for x, y in combinations(methods, 2):
+        shared = [e for e in envs if e in scores[x] and e in scores[y]]
+        if shared:
+            p = stratified_bootstrap_ci_two_sample(
+                [scores[x][e] for e in shared], [scores[y][e] for e in shared], probability_of_improvement, reps=reps
+            )
+            improvement.append({"x": x, "y": y, "envs": len(shared), "p": list(p)})
+    return aggregate, normalized_tasks, improvement
+
+
+def _curve_figures(
+    done: Sequence[tuple[ReportedRun, str]], envs: Sequence[str], methods: Sequence[str], env_key: str, curve: str,
+    curve_reps: int, dopamine: str | Path | None,
+) -> tuple[dict[str, bytes], dict[str, str], list[str]]:
+    """``(outputs, curve_files, published_notes)``: one PNG of ``curve`` per environment with a curve (bytes, by file
+    name), the file of each environment, and what Dopamine's folder lacked. Dopamine's published curve of a method we
+    ran (our dqn and iqn losses) is drawn beside ours, over the frames our runs span; a run record has no
+    loss.name: its method is its loss."""
+    agents = dopamine_agents({m: {r.setting("loss.name") or label for r, label in done if label == m} for m in methods})
+    outputs: dict[str, bytes] = {}
+    published_notes: list[str] = []
+    curve_files = {}
+    for env in envs:
+        curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for r, m in done:
+            if str(r.value(env_key)) == env:
+                curves.setdefault(m, []).append(read_curve(r, curve))
+        published = []
+        ours = [x for runs_ in curves.values() for x, _ in runs_ if len(x)]
+        if dopamine is not None and ours:
+            wanted = sorted({agent for m, agent in agents.items() if m in curves})
+            published, notes = dopamine_beside(dopamine, env, wanted, max(float(x[-1]) for x in ours))
+            published_notes += notes
+        if ours:
+            name = f"curves_{_slug(env)}.png"
+            outputs[name] = _plot_curves(env, curves, curve, curve_reps, published)
+            curve_files[env] = name
+    return outputs, curve_files, published_notes
+
+
+def _aggregate_figures(
+    outputs: dict[str, bytes], aggregate: dict[str, dict[str, list[float]]],
+    normalized_tasks: dict[str, list[np.ndarray]], improvement: list[dict[str, Any]],
+    scores: dict[str, dict[str, np.ndarray]], methods: Sequence[str], common: Sequence[str], scale: Any,
+    reference_scores: dict[str, tuple[float, float]] | None, title: str, budget: str, curve_reps: int,
+) -> tuple[dict[str, str], list[str]]:
+    """Add ``aggregate.png`` and, for absolute normalized scores (human-normalized, or the given reference scores),
+    rliable's figures to ``outputs``; returns ``(figure_files, figure_notes)``. The axis is labelled as rliable's
+    figures beside it label theirs; the title says which scores, the protocol and the budget."""
+    human = scale is not None and scale.human
+    xlabel = ("Human-normalized score" if human else "Normalized score" if reference_scores is not None
+              else "Min-max normalized score (0: worst run, 1: best)")
+    scores_title = ("Human-normalized scores" if human else "Scores normalized by the given reference scores"
+                    if reference_scores is not None else "Raw scores, min-max normalized per environment")
+    if aggregate:
+        runs_each = sorted({len(scores[m][e]) for m in methods for e in common})
+        protocol = title if human else (
+            f"{len(common)} environment{'s' if len(common) != 1 else ''} ("
+            + f"{runs_each_text(runs_each)}), {budget}")
+        outputs["aggregate.png"] = _plot_aggregate(aggregate, f"{scores_title}: {protocol}", xlabel)
+
+    figure_files: dict[str, str] = {}
+    figure_notes: list[str] = []
+    if aggregate and (human or reference_scores is not None):
+        missing = rliable_missing()
+        if missing is None:
+            figures, figure_notes = rliable_figures(normalized_tasks, aggregate, improvement, title, xlabel,
+                                                    profile_reps=curve_reps)
+            for key, fig in figures.items():
+                outputs[FIGURES[key]] = _png(fig)
+                figure_files[key] = FIGURES[key]
+        else:
+            figure_notes.append(f"{missing}: {INSTALL_HINT}")
+    return figure_files, figure_notes
 
 
 def _markdown(res: dict[str, Any], methods: list[str], envs: list[str]) -> str:
