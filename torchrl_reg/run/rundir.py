@@ -66,6 +66,7 @@ __all__ = [
     "resume_changes",
     "resume_rules",
     "unread_in",
+    "added_unread",
     "run_dir_holder",
     "config_digest",
     "keys_added_unread",
@@ -641,6 +642,14 @@ def unread_in(new: Mapping[str, Any], schema: Any) -> set[str]:
     return found
 
 
+def added_unread(stored: Mapping[str, Any], new: Mapping[str, Any], schema: Any) -> set[str]:
+    """The dotted keys of the resolved config ``new`` that the stored config ``stored`` lacks and ``new``'s own
+    settings leave unread (:func:`unread_in`): a key added to a group since ``stored`` was written, for another option
+    of it. The one rule by which a resume (:func:`resume_changes`), a checkpoint's digest (:func:`keys_added_unread`)
+    and a sweep's recorded tasks take such a key as no change."""
+    return (set(_flat(dict(new))) - set(_flat(dict(stored)))) & unread_in(new, schema)
+
+
 def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any], schema: Any) -> list[str]:
     """The differences between a stored and a new resolved config that a resume refuses, one line each
     (``key: stored -> new``); differences that ``schema`` allows (:func:`resume_rules`) are left out, and so is a key
@@ -648,10 +657,10 @@ def resume_changes(stored: Mapping[str, Any], new: Mapping[str, Any], schema: An
     ``loss.q`` of MVI(q) beside a stored ``loss.name=m_dqn`` run) -- it cannot change a trained number."""
     resumable, added = resume_rules(schema)
     old, cur = _flat(dict(stored)), _flat(dict(new))
-    unread = unread_in(new, schema)
+    unchanged = added_unread(stored, new, schema) - set(added)
     refused = []
     for key in sorted(set(old) | set(cur)):
-        if key not in old and key not in added and key in unread:
+        if key in unchanged:
             continue
         b = cur.get(key, "<absent>")
         a = old.get(key, added.get(key, "<absent>"))
@@ -717,16 +726,16 @@ def config_digest(cfg: Any, leave_out: Iterable[str] = ()) -> str:
 
 def keys_added_unread(run_dir: str | Path, cfg: Any) -> set[str]:
     """The keys of ``cfg`` that the run directory's ``config.yaml`` lacks and ``cfg``'s settings leave unread (a key
-    added to a group since the run was written, for another option of it): what its checkpoint's digest was computed
-    without, and what a resume accepts as no change (:func:`resume_changes`). Empty without a readable config.yaml."""
+    added to a group since the run was written, for another option of it: :func:`added_unread`): what its checkpoint's
+    digest was computed without. Empty without a readable config.yaml."""
     from omegaconf import OmegaConf
 
     try:
-        stored = _flat(OmegaConf.to_container(load_yaml_config(Path(run_dir) / "config.yaml"), resolve=True))
+        stored = OmegaConf.to_container(load_yaml_config(Path(run_dir) / "config.yaml"), resolve=True)
     except (OSError, ValueError):
         return set()
     new = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    return (set(_flat(new)) - set(stored)) & unread_in(new, cfg)
+    return added_unread(stored, new, cfg)
 
 
 def write_config(run_dir: str | Path, cfg: Any) -> None:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl_reg.cli import printable
 from torchrl_reg.configs import recipe_config_path, with_search_path
 from torchrl_reg.run.files import parse_yaml, read_text
-from torchrl_reg.run.rundir import unread_in
+from torchrl_reg.run.rundir import added_unread
 from torchrl_reg.sweep.errors import SweepError
 from torchrl_reg.sweep.resources import SlurmResources
 
@@ -560,7 +560,7 @@ def check_recorded_configs(recipe: Recipe, tasks: Sequence[dict[str, Any]]) -> N
                     container = OmegaConf.to_container(cfg, resolve=True)
                     composed = _flat(container)
                     # a key added to a group since the sweep was made, for another option of it: not a difference
-                    unread = unread_in(container, cfg)
+                    unchanged = added_unread(task["config"], container, cfg)
                 except Exception as err:  # noqa: BLE001 - Hydra, OmegaConf and validators raise many types
                     problems.append(f"task {task['index']}: its overrides no longer compose: {_error_message(err)}")
                     continue
@@ -570,7 +570,7 @@ def check_recorded_configs(recipe: Recipe, tasks: Sequence[dict[str, Any]]) -> N
                     f"{composed.get(key, '<absent>')!r}"
                     for key in sorted(set(composed) | set(recorded))
                     if not _same(composed.get(key, "<absent>"), recorded.get(key, "<absent>"))
-                    and not (key not in recorded and key in unread)
+                    and key not in unchanged
                 ]
                 if diffs:
                     more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
